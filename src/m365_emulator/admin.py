@@ -1,0 +1,126 @@
+"""The emulator's own admin API under /_admin (not a Microsoft API). Unauthenticated by design: the
+emulator is meant to listen on loopback only. It registers multi-tenant applications (as in the
+provider's home tenant) and seeds customer tenants; both operations are idempotent upserts."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from .context import EmulatorDep
+from .directory import hash_secret, user_by_upn, verify_secret
+from .tenants import DEFAULT_GROUPS, LicenseSpec, TenantSpec, TenantSpecError, create_tenant, resolve_tenant, tenant_summary
+
+router = APIRouter(prefix="/_admin")
+
+
+class ApplicationRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    appId: StrictStr = Field(min_length=1)
+    displayName: StrictStr = Field(min_length=1)
+    clientSecret: StrictStr = Field(min_length=1)
+    redirectUris: list[StrictStr] = []
+    delegatedPermissions: list[StrictStr] = []
+    applicationPermissions: list[StrictStr] = []
+
+
+class GlobalAdmin(BaseModel):
+    username: StrictStr = Field(min_length=3)
+    password: StrictStr = Field(min_length=1)
+
+
+class License(BaseModel):
+    skuPartNumber: StrictStr
+    units: StrictInt = Field(ge=0)
+
+
+class TenantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    displayName: StrictStr = Field(min_length=1)
+    domain: StrictStr = Field(min_length=3, pattern=r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+    userCount: StrictInt = Field(default=20, ge=0, le=5000)
+    globalAdmin: GlobalAdmin
+    licenses: list[License] | None = None
+    groups: list[StrictStr] | None = None
+
+
+@router.post("/applications", status_code=201)
+def register_application(registration: ApplicationRegistration, emulator: EmulatorDep) -> dict[str, Any]:
+    with emulator.store.transaction() as tx:
+        tx.put(
+            "app",
+            registration.appId,
+            {
+                "appId": registration.appId,
+                "displayName": registration.displayName,
+                "secretHash": hash_secret(registration.clientSecret),
+                "redirectUris": registration.redirectUris,
+                "delegatedPermissions": registration.delegatedPermissions,
+                "applicationPermissions": registration.applicationPermissions,
+            },
+        )
+    return registration.model_dump(exclude={"clientSecret"})
+
+
+@router.get("/applications")
+def list_applications(emulator: EmulatorDep) -> list[dict[str, Any]]:
+    with emulator.store.transaction() as tx:
+        apps = tx.list("app")
+    return [{key: value for key, value in app.items() if key != "secretHash"} for app in apps]
+
+
+@router.post("/tenants", status_code=201)
+def create_tenant_endpoint(request: TenantRequest, emulator: EmulatorDep) -> JSONResponse:
+    spec = TenantSpec(
+        display_name=request.displayName,
+        domain=request.domain,
+        user_count=request.userCount,
+        admin_username=request.globalAdmin.username,
+        admin_password=request.globalAdmin.password,
+        licenses=[LicenseSpec(l.skuPartNumber, l.units) for l in request.licenses] if request.licenses else None,
+        groups=request.groups if request.groups is not None else list(DEFAULT_GROUPS),
+    )
+    try:
+        with emulator.store.transaction() as tx:
+            tenant, created = create_tenant(tx, spec)
+            admin = user_by_upn(tx, tenant["adminUsername"])
+            users = len(tx.list("user", tenant["id"]))
+            # Seeding is idempotent; the password is echoed only when it is the tenant admin's real one.
+            password_matches = bool(
+                admin and admin["_passwordHash"] and verify_secret(request.globalAdmin.password, admin["_passwordHash"])
+            )
+    except TenantSpecError as exc:
+        return JSONResponse({"error": {"code": "InvalidTenantSpec", "message": str(exc)}}, status_code=400)
+    return JSONResponse(
+        {
+            "tenantId": tenant["id"],
+            "domain": tenant["domain"],
+            "initialDomain": tenant["initialDomain"],
+            "globalAdmin": {
+                "username": tenant["adminUsername"],
+                "password": request.globalAdmin.password if password_matches else None,
+                "id": admin["id"] if admin else None,
+            },
+            "users": users,
+            "created": created,
+        },
+        status_code=201,
+    )
+
+
+@router.get("/tenants")
+def list_tenants(emulator: EmulatorDep) -> list[dict[str, Any]]:
+    with emulator.store.transaction() as tx:
+        return [tenant_summary(tx, tenant) for tenant in tx.list("tenant")]
+
+
+@router.get("/tenants/{tenant}")
+def get_tenant(tenant: str, emulator: EmulatorDep) -> JSONResponse:
+    with emulator.store.transaction() as tx:
+        resolved = resolve_tenant(tx, tenant)
+        if resolved is None:
+            return JSONResponse({"error": {"code": "NotFound", "message": f"Tenant '{tenant}' not found."}}, status_code=404)
+        return JSONResponse(tenant_summary(tx, resolved))

@@ -1,0 +1,27 @@
+"""What every route needs: settings, the document store and the token signing key."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .identity.keys import SigningKey
+from .settings import EmulatorSettings
+from .store import Store
+
+
+@dataclass
+class Emulator:
+    settings: EmulatorSettings
+    store: Store
+    keys: SigningKey
+
+    def issuer(self, tenant_id: str) -> str:
+        return f"{self.settings.base_url}/{tenant_id}/v2.0"
+
+
+def get_emulator(request: Request) -> Emulator:
+    return request.app.state.emulator
+
+
+EmulatorDep = Annotated[Emulator, Depends(get_emulator)]

@@ -1,0 +1,84 @@
+"""Running the emulator over HTTPS: in a background thread (tests, embedding) or as a uvicorn.Server
+the product's `serve` command drives in its own event loop."""
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .settings import EmulatorSettings
+from .tls import ensure_tls_material
+
+
+def _url(host: str, port: int) -> str:
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uvicorn.Server:
+    """A TLS-configured uvicorn server for the emulator app; settings.public_url must already match."""
+    tls = ensure_tls_material(settings.data_dir)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        ssl_certfile=str(tls.cert_path),
+        ssl_keyfile=str(tls.key_path),
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    return uvicorn.Server(config)
+
+
+class EmulatorServer:
+    """The emulator on a background thread. With port=0 it binds a free port first and points
+    settings.public_url at it, so issuer URLs and nextLinks use the real address."""
+
+    def __init__(self, settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return _url(self.host, self.port)
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return ensure_tls_material(self.settings.data_dir).ca_cert_path
+
+    def start(self, timeout: float = 15.0) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        if self.port == 0:
+            self.port = sock.getsockname()[1]
+            self.settings.public_url = self.url
+        self._socket = sock
+        self._server = build_uvicorn_server(self.settings, self.host, self.port)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="m365-emulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("The Microsoft 365 emulator did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._server.config.app.state.emulator.store.close()
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None

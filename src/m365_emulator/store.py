@@ -1,0 +1,94 @@
+"""Persistence: every emulated object is a JSON document in one SQLite table, keyed by (kind, id).
+
+A single connection guarded by a lock keeps read-modify-write sequences (seat counts, number
+uniqueness, single-use codes) atomic under concurrent requests; the emulator's volumes are small.
+Keys starting with "_" are emulator-internal and never rendered to clients.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+Document = dict[str, Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL,
+    UNIQUE (kind, id)
+);
+CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents (kind, tenant_id, seq);
+"""
+
+
+class Transaction:
+    """Document operations inside one SQLite transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def get(self, kind: str, id: str) -> Document | None:
+        row = self._connection.execute(
+            "SELECT data FROM documents WHERE kind = ? AND id = ?", (kind, id)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, kind: str, id: str, data: Document, tenant_id: str = "") -> None:
+        # Upsert keeps the original seq, so listing order stays the creation order.
+        self._connection.execute(
+            "INSERT INTO documents (kind, id, tenant_id, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, tenant_id = excluded.tenant_id",
+            (kind, id, tenant_id, json.dumps(data)),
+        )
+
+    def delete(self, kind: str, id: str) -> None:
+        self._connection.execute("DELETE FROM documents WHERE kind = ? AND id = ?", (kind, id))
+
+    def list(self, kind: str, tenant_id: str | None = None) -> list[Document]:
+        if tenant_id is None:
+            rows = self._connection.execute(
+                "SELECT data FROM documents WHERE kind = ? ORDER BY seq", (kind,)
+            )
+        else:
+            rows = self._connection.execute(
+                "SELECT data FROM documents WHERE kind = ? AND tenant_id = ? ORDER BY seq",
+                (kind, tenant_id),
+            )
+        return [json.loads(row[0]) for row in rows]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA busy_timeout=5000")
+        self._connection.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._connection)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def public(document: Document) -> Document:
+    """The client-visible part of a document."""
+    return {key: value for key, value in document.items() if not key.startswith("_")}

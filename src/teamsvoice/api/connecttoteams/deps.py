@@ -1,0 +1,28 @@
+"""Authentication for the ConnecttoTeams routes: the bearer token gives the Principal."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
+from teamsvoice.domain.orgs.auth import principal_for_token
+from teamsvoice.domain.orgs.principal import Principal
+
+
+async def current_principal(request: Request, uow: UnitOfWorkDep) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Full authentication is required to access this resource", code="unauthorized")
+    return await principal_for_token(uow.session, token.strip())
+
+
+async def reseller_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.is_enterprise_level:
+        raise PermissionDenied("This endpoint needs a reseller-level token")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+ResellerDep = Annotated[Principal, Depends(reseller_principal)]

@@ -1,0 +1,51 @@
+"""Enterprise-level endpoints (/enterprise/*), called with a reseller-level token."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from teamsvoice.api.connecttoteams.deps import ResellerDep
+from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.domain.consent import service as consent
+from teamsvoice.domain.orgs import service
+
+router = APIRouter(prefix="/enterprise", tags=["ConnecttoTeams: enterprise"])
+
+
+def callback_url(container: ContainerDep, request: Request) -> str:
+    base = container.settings.public_url or str(request.base_url)
+    return base.rstrip("/") + "/restricted/handleResponse"
+
+
+@router.post(
+    "/getActionItemUrl", response_class=PlainTextResponse,
+    summary="Microsoft sign-in/consent URL for an action type; answers the URL as bare text",
+)
+async def get_action_item_url(
+    body: ActionItemBody, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep
+) -> str:
+    settings = container.settings
+    return await consent.create_action_url(
+        uow.session, principal, container.connector, container.keyring, action_type=body.actionType,
+        enterprise_name=body.enterpriseName, redirect_url=body.redirectUrl,
+        callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
+        allow_loopback=settings.allow_loopback_redirects,
+    )
+
+
+@router.post("/regenerateAPICredentials", summary="New enterprise API credentials; the old ones stop working")
+async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    tenant_id = await bare_text(request, "tenantId")
+    return render_credentials(await service.regenerate_credentials(uow.session, principal, tenant_id))
+
+
+@router.api_route("/getEnterpriseInfoForTenant", methods=["GET", "POST"],
+                  summary="The enterprise linked to a tenant, with its consents")
+async def get_enterprise_info_for_tenant(
+    request: Request, uow: UnitOfWorkDep, principal: ResellerDep, tenantId: str | None = None
+) -> dict[str, Any]:
+    tenant_id = tenantId or await bare_text(request, "tenantId")
+    enterprise = await service.enterprise_for_tenant(uow.session, principal, tenant_id)
+    return render_enterprise(enterprise, await consent.consents_of(uow.session, enterprise.id))

@@ -1,0 +1,65 @@
+"""POST /oauth/token: password and refresh_token grants, client credentials by HTTP Basic (or form)."""
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse
+
+from teamsvoice.api.connecttoteams.errors import oauth_error
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.domain.orgs import auth
+
+router = APIRouter(tags=["ConnecttoTeams: authentication"])
+
+
+def _client_credentials(request: Request, form_id: str | None, form_secret: str | None) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, sep, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (client_id, secret) if sep else None
+    if form_id and form_secret:
+        return form_id, form_secret
+    return None
+
+
+@router.post("/oauth/token", summary="Obtain a bearer token (password or refresh_token grant)")
+async def issue_token(
+    request: Request,
+    uow: UnitOfWorkDep,
+    container: ContainerDep,
+    grant_type: Annotated[str | None, Form()] = None,
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    credentials = _client_credentials(request, client_id, client_secret)
+    if credentials is None:
+        return oauth_error(401, "unauthorized", "Full authentication is required to access this resource")
+    settings = container.settings
+    ttl = {"access_ttl": settings.access_token_ttl_seconds, "refresh_ttl": settings.refresh_token_ttl_seconds}
+    if grant_type == "password":
+        if not username or not password:
+            return oauth_error(400, "invalid_request", "username and password are required for the password grant")
+        tokens = await auth.password_grant(uow.session, client_id=credentials[0], client_secret=credentials[1],
+                                           username=username, password=password, **ttl)
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            return oauth_error(400, "invalid_request", "refresh_token is required for the refresh_token grant")
+        tokens = await auth.refresh_grant(uow.session, client_id=credentials[0], client_secret=credentials[1],
+                                          refresh_token=refresh_token, **ttl)
+    elif not grant_type:
+        return oauth_error(400, "invalid_request", "Missing grant type")
+    else:
+        return oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+    return JSONResponse(
+        {"access_token": tokens.access_token, "token_type": "bearer", "refresh_token": tokens.refresh_token,
+         "expires_in": tokens.expires_in, "scope": "read write"},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )

@@ -1,0 +1,77 @@
+"""Reseller-level endpoints (/reseller/*)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
+from teamsvoice.api.connecttoteams.wire import (
+    EnterpriseBody,
+    bare_text,
+    render_enterprise,
+    render_reseller,
+    render_sbc_gateway,
+    render_user,
+)
+from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.domain.consent.service import consents_of
+from teamsvoice.domain.orgs import repository, service
+from teamsvoice.domain.orgs.models import PortalUser
+
+router = APIRouter(prefix="/reseller", tags=["ConnecttoTeams: reseller"])
+
+
+async def _reseller_in_scope(uow: UnitOfWorkDep, principal: PrincipalDep, reseller_id: int) -> None:
+    if await repository.get_reseller(uow.session, principal, reseller_id) is None:
+        raise NotFound(f"Reseller {reseller_id} not found")
+
+
+@router.put("/getAuthenticatedUser", summary="The API admin the token belongs to")
+async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
+    raw = (await request.body()).strip()
+    if raw:
+        username = await bare_text(request, "username")
+        if username != principal.username:
+            raise NotFound(f"User {username} not found")
+    user = await uow.session.get(PortalUser, principal.portal_user_id)
+    assert user is not None
+    return render_user(user)
+
+
+@router.get("/getResellers/{masterResellerId}", summary="Resellers under a master reseller")
+async def get_resellers(masterResellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+    await _reseller_in_scope(uow, principal, masterResellerId)
+    return [render_reseller(r) for r in await repository.list_child_resellers(uow.session, masterResellerId)]
+
+
+@router.get("/getEnterprisesForReseller/{resellerId}", summary="Enterprises of a reseller")
+async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+    await _reseller_in_scope(uow, principal, resellerId)
+    enterprises = await repository.list_enterprises(uow.session, principal, resellerId)
+    return [render_enterprise(e, await consents_of(uow.session, e.id)) for e in enterprises]
+
+
+@router.get("/getAvailableSBCGatewayRegionsByResellerId/{resellerId}", summary="SBC gateway regions of a reseller")
+async def get_sbc_gateways(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+    await _reseller_in_scope(uow, principal, resellerId)
+    return [render_sbc_gateway(g) for g in await repository.sbc_gateways_for(uow.session, resellerId)]
+
+
+@router.post("/newEnterprise", summary="Create an enterprise; answers its id as a bare Long")
+async def new_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> int:
+    enterprise = await service.create_enterprise(uow.session, principal, body.to_draft())
+    return enterprise.id
+
+
+@router.post(
+    "/editEnterprise",
+    summary="Edit an enterprise (teamsvoice's path: the vendor's is undocumented)",
+    description="Same body as newEnterprise with `enterpriseId` required; only the fields present change "
+    "(`services`, `pbxId` and `sbcGateways` are replaced as whole lists). Answers the enterprise object.",
+)
+async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    if body.enterpriseId is None:
+        raise ValidationFailed("enterpriseId: is required")
+    enterprise = await service.edit_enterprise(uow.session, principal, body.enterpriseId, body.to_draft())
+    return render_enterprise(enterprise, await consents_of(uow.session, enterprise.id))

@@ -1,0 +1,74 @@
+"""The FastAPI application: both API families on one domain."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from teamsvoice.api.connecttoteams import enterprise, oauth, pbx, provisioning, reseller, restricted
+from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
+from teamsvoice.container import Container
+from teamsvoice.core.errors import DomainError
+from teamsvoice.jobs.runtime import start_jobs, stop_jobs
+from teamsvoice.settings import Settings
+
+
+def _is_browser_route(request: Request) -> bool:
+    return request.url.path.startswith("/restricted/")
+
+
+def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
+    container = Container.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_jobs:
+            start_jobs(settings, container.keyring)
+        try:
+            yield
+        finally:
+            if run_jobs:
+                stop_jobs()
+            await container.aclose()
+
+    app = FastAPI(
+        title="teamsvoice",
+        version="0.1.0",
+        description="Control plane for Microsoft Teams calling: ConnecttoTeams- and Fusion-compatible APIs.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if _is_browser_route(request):
+            return restricted.page("Sign-in answer rejected", exc.message, status=400)
+        return render_domain_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return spring_error(request, 400, describe_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return spring_error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Never a bare 500 page: a stable body, and the details in the server log only.
+        import logging
+
+        logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
+        return spring_error(request, 500, "Internal error; it has been logged")
+
+    for router in (oauth.router, reseller.router, pbx.router, enterprise.router, provisioning.router, restricted.router):
+        app.include_router(router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,32 @@
+"""The long-lived objects one process shares: settings, database, keys, the Microsoft connector."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.core.security import Keyring, load_or_create_master_key
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: Keyring
+    connector: MicrosoftConnector
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Container":
+        engine = create_engine(settings.effective_database_url)
+        return cls(
+            settings=settings, engine=engine, sessions=session_factory(engine),
+            keyring=Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)),
+            connector=MicrosoftConnector(settings),
+        )
+
+    async def aclose(self) -> None:
+        await self.connector.aclose()
+        await self.engine.dispose()

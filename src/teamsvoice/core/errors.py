@@ -1,0 +1,51 @@
+"""The domain error tree. Domain code raises these; each API family renders them in its own envelope."""
+
+
+class DomainError(Exception):
+    """A rule was broken. `code` is stable and documented; `message` is for humans."""
+
+    code: str = "domain_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class AuthenticationFailed(DomainError):
+    code = "authentication_failed"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+
+
+class PreconditionFailed(DomainError):
+    """The request is valid but the object is not in a state that allows it (e.g. not registered yet)."""
+
+    code = "precondition_failed"
+
+
+class UpstreamError(DomainError):
+    """Microsoft (Entra, Graph, Teams) refused or failed. `retryable` tells jobs whether to try again."""
+
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None, upstream_code: str | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.upstream_code = upstream_code

@@ -1,0 +1,102 @@
+"""Hashing, encryption and signing of secrets.
+
+Passwords and client secrets are hashed with argon2 (they are only ever compared). Bearer tokens are
+random 256-bit values stored as SHA-256 digests (a slow hash adds nothing to that much entropy).
+Secrets that must be read back (Microsoft tokens in webhook payloads, SIP passwords) are encrypted
+with AES-GCM under a key derived from the master key.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_hasher = PasswordHasher()
+
+
+def hash_secret(value: str) -> str:
+    return _hasher.hash(value)
+
+
+def verify_secret(value: str, hashed: str) -> bool:
+    try:
+        return _hasher.verify(hashed, value)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def load_or_create_master_key(configured: str | None, data_dir: Path) -> bytes:
+    """The configured key wins; otherwise one is generated once into the data directory (mode 0600)."""
+    if configured:
+        return hashlib.sha256(configured.encode()).digest()
+    path = data_dir / "secret.key"
+    if path.exists():
+        return _unb64(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    path.write_text(_b64(key))
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """Purpose-bound keys derived from one master key."""
+
+    master: bytes
+
+    def _derive(self, purpose: str) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(self.master)
+
+    def encrypt(self, plaintext: str, *, purpose: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(self._derive(f"enc:{purpose}")).encrypt(nonce, plaintext.encode(), purpose.encode())
+        return _b64(nonce + sealed)
+
+    def decrypt(self, token: str, *, purpose: str) -> str:
+        raw = _unb64(token)
+        return AESGCM(self._derive(f"enc:{purpose}")).decrypt(raw[:12], raw[12:], purpose.encode()).decode()
+
+    def sign(self, payload: dict, *, purpose: str) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        mac = hmac.new(self._derive(f"sig:{purpose}"), body.encode(), hashlib.sha256).digest()
+        return f"{body}.{_b64(mac)}"
+
+    def unsign(self, token: str, *, purpose: str) -> dict | None:
+        """The payload if the signature is ours, else None."""
+        body, _, mac = token.partition(".")
+        if not body or not mac:
+            return None
+        expected = hmac.new(self._derive(f"sig:{purpose}"), body.encode(), hashlib.sha256).digest()
+        try:
+            if not hmac.compare_digest(expected, _unb64(mac)):
+                return None
+            payload = json.loads(_unb64(body))
+        except (ValueError, json.JSONDecodeError):
+            return None
+        return payload if isinstance(payload, dict) else None

@@ -1,0 +1,199 @@
+"""The admin-consent workflow: hand out a sign-in URL with a signed single-use state, then turn
+Microsoft's answer into a tenant link or a recorded consent, and a webhook owed to the provider."""
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
+from teamsvoice.core.security import Keyring, new_token
+from teamsvoice.domain.consent.actions import ACTION_TYPES, GRAPH_TOKEN_SCOPES, MANAGEMENT_CONSENT, ActionType
+from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
+from teamsvoice.domain.orgs import repository
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.identity import TEAMS_ADMIN_RESOURCE, RedeemedCode
+
+STATE_PURPOSE = "consent-state"
+WEBHOOK_PURPOSE = "webhook-payload"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class InvalidState(DomainError):
+    code = "invalid_state"
+
+
+@dataclass(frozen=True)
+class ConsentOutcome:
+    action_type: str
+    enterprise_name: str
+    succeeded: bool
+    message: str
+    delivery_id: int
+
+
+def _check_redirect_url(url: str, reseller: Reseller, allow_loopback: bool) -> None:
+    parsed = urlparse(url)
+    if not parsed.scheme or not parsed.hostname:
+        raise ValidationFailed("redirectUrl: must be an absolute URL")
+    if parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS and allow_loopback:
+        return
+    if parsed.scheme != "https":
+        raise ValidationFailed("redirectUrl: must be an https URL")
+    if not any(url.startswith(prefix) for prefix in reseller.registered_redirect_urls or []):
+        raise ValidationFailed(f"redirectUrl: {url} is not registered for reseller {reseller.id}")
+
+
+async def create_action_url(
+    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, keyring: Keyring, *,
+    action_type: str, enterprise_name: str, redirect_url: str, callback_url: str, ttl_seconds: int,
+    allow_loopback: bool,
+) -> str:
+    action = ACTION_TYPES.get(action_type)
+    if action is None:
+        raise ValidationFailed(f"actionType: unknown action type '{action_type}'; allowed: {sorted(ACTION_TYPES)}")
+    enterprise = await repository.get_enterprise_by_name(session, principal, enterprise_name)
+    if enterprise is None:
+        raise NotFound(f"Enterprise '{enterprise_name}' not found")
+    reseller = await session.get(Reseller, enterprise.reseller_id)
+    assert reseller is not None
+    _check_redirect_url(redirect_url, reseller, allow_loopback)
+    if action.name == "REGISTRATION" and enterprise.registered:
+        raise Conflict(f"Enterprise '{enterprise_name}' is already registered")
+    if action.name != "REGISTRATION" and enterprise.tenant_id is None:
+        raise PreconditionFailed(f"Enterprise '{enterprise_name}' is not registered yet: complete REGISTRATION first")
+    key, nonce = new_token(16), new_token(16)
+    expires = int(time.time()) + ttl_seconds
+    state = keyring.sign({"k": key, "exp": expires}, purpose=STATE_PURPOSE)
+    url = await connector.identity.authorization_url(
+        scopes=list(action.scopes), redirect_uri=callback_url, state=state, nonce=nonce,
+        prompt=None if action.name == "LOGIN_ENTERPRISE_ADMIN" else "consent",
+    )
+    session.add(ActionRequest(
+        enterprise_id=enterprise.id, action_type=action.name, redirect_url=redirect_url, nonce=nonce,
+        state_key=key, scopes=list(action.scopes), expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+    ))
+    return url
+
+
+async def claim_state(session: AsyncSession, keyring: Keyring, state: str | None) -> ActionRequest:
+    """Validates the signed state and burns it: a state is good for one answer only."""
+    payload = keyring.unsign(state or "", purpose=STATE_PURPOSE)
+    if payload is None or not isinstance(payload.get("k"), str):
+        raise InvalidState("The state parameter is missing or was not issued by this service")
+    if int(payload.get("exp", 0)) < time.time():
+        raise InvalidState("This sign-in link has expired; request a new one with getActionItemUrl")
+    request = await session.scalar(select(ActionRequest).where(ActionRequest.state_key == payload["k"]))
+    if request is None:
+        raise InvalidState("Unknown state")
+    if request.used_at is not None:
+        raise InvalidState("This sign-in answer was already processed (replayed state)")
+    request.used_at = utcnow()
+    return request
+
+
+def _msal_object(redeemed: RedeemedCode, tenant_id: str, upn: str, authority_host: str) -> dict[str, Any]:
+    expires_on_us = int((time.time() + redeemed.expires_in) * 1_000_000)
+    return {
+        "authenticationResult": {
+            "accessToken": redeemed.access_token, "accessTokenType": authority_host, "expiresAfter": None,
+            "expiresOn": expires_on_us, "expiresOnDate": None, "idToken": redeemed.id_token,
+            "multipleResourceRefreshToken": False, "refreshToken": None,
+            "userInfo": {"displayableId": upn, "identityProvider": "user", "tenantId": tenant_id},
+        },
+        "resellerId": None,
+        "tenantId": None,
+    }
+
+
+async def _apply(session: AsyncSession, enterprise: Enterprise, action: ActionType, tenant_id: str, upn: str,
+                 domain: str | None, is_admin: bool) -> None:
+    if action.name in ("REGISTRATION", "LOGIN_ENTERPRISE_ADMIN") or action.consent_name:
+        if not is_admin:
+            raise PreconditionFailed(f"{upn} is not a Global Administrator of tenant {tenant_id}")
+    if action.name == "REGISTRATION":
+        other = await session.scalar(select(Enterprise).where(Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise.id))
+        if other is not None:
+            raise Conflict(f"Tenant {tenant_id} is already registered to another enterprise")
+        enterprise.tenant_id, enterprise.tenant_domain = tenant_id, domain
+        enterprise.registered_by = enterprise.registered_by or upn
+        return
+    if enterprise.tenant_id != tenant_id:
+        raise PreconditionFailed(f"{upn} signed in to tenant {tenant_id}, not the enterprise's tenant {enterprise.tenant_id}")
+    if action.consent_name:
+        consent = await session.scalar(select(EnterpriseConsent).where(
+            EnterpriseConsent.enterprise_id == enterprise.id, EnterpriseConsent.consent_name == action.consent_name))
+        if consent is None:
+            session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name=action.consent_name,
+                                          tenant_id=tenant_id, granted_by=upn))
+        else:
+            consent.granted_by, consent.granted_at = upn, utcnow()
+
+
+async def complete_action(
+    session: AsyncSession, connector: MicrosoftConnector, keyring: Keyring, *, state: str | None,
+    code: str | None, error: str | None, error_description: str | None, callback_url: str,
+) -> ConsentOutcome:
+    """Handles Microsoft's answer. Commits the burnt state before calling out, then records the outcome."""
+    request = await claim_state(session, keyring, state)
+    await session.commit()
+    enterprise = await session.get(Enterprise, request.enterprise_id)
+    assert enterprise is not None
+    action = ACTION_TYPES[request.action_type]
+    enterprise_name, request_id = enterprise.enterprise_name, request.id
+    payload: dict[str, Any] = {"actionType": action.name, "enterpriseId": enterprise.id}
+    try:
+        if error or not code:
+            raise UpstreamError(f"Microsoft sign-in ended with {error or 'no code'}: {error_description or ''}".strip(),
+                                retryable=False, upstream_code=error)
+        redeemed = await connector.identity.redeem_code(
+            code=code, scopes=GRAPH_TOKEN_SCOPES, redirect_uri=callback_url, nonce=request.nonce)
+        claims = redeemed.id_token_claims
+        tenant_id, user_id = str(claims.get("tid", "")), str(claims.get("oid", ""))
+        upn = str(claims.get("preferred_username") or claims.get("upn") or "")
+        directory = connector.connect(tenant_id, delegated_graph_token=redeemed.access_token).directory
+        organization = await directory.organization()
+        is_admin = await directory.is_global_admin(user_id)
+        domain = next((d["name"] for d in organization.get("verifiedDomains", []) if d.get("isDefault")), None)
+        await _apply(session, enterprise, action, tenant_id, upn, domain, is_admin)
+        payload |= {
+            "msalAuthenticationResult": _msal_object(redeemed, tenant_id, upn, urlparse(connector.settings.microsoft_login_url).hostname or ""),
+            "organization": organization.get("displayName"),
+            "officeUserType": "GLOBAL_ADMIN" if is_admin else "USER",
+            "companyAdmin": is_admin,
+            "containsTeamsTenantAdminAPI": any(s.startswith(TEAMS_ADMIN_RESOURCE) for s in action.scopes),
+            "consentName": action.consent_name,
+        }
+        request.outcome, message, succeeded = "succeeded", "done", True
+    except DomainError as exc:
+        await session.rollback()
+        request = await session.get(ActionRequest, request_id)  # type: ignore[assignment]
+        assert request is not None
+        payload |= {"error": exc.code if not isinstance(exc, UpstreamError) else (exc.upstream_code or exc.code),
+                    "errorDescription": exc.message}
+        request.outcome, message, succeeded = "failed", exc.message, False
+    delivery = WebhookDelivery(enterprise_id=request.enterprise_id, url=request.redirect_url,
+                               payload_encrypted=keyring.encrypt(json.dumps(payload), purpose=WEBHOOK_PURPOSE))
+    session.add(delivery)
+    await session.flush()
+    return ConsentOutcome(action.name, enterprise_name, succeeded, message, delivery.id)
+
+
+async def consents_of(session: AsyncSession, enterprise_id: int) -> list[EnterpriseConsent]:
+    query = select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id).order_by(EnterpriseConsent.id)
+    return list((await session.scalars(query)).all())
+
+
+async def reseller_may_provision(session: AsyncSession, enterprise: Enterprise) -> bool:
+    """Spec 001: both the enterprise flag and the EnterpriseManagement consent must hold."""
+    if not enterprise.can_reseller_manage_enterprise_provisioning:
+        return False
+    return any(c.consent_name == MANAGEMENT_CONSENT for c in await consents_of(session, enterprise.id))

@@ -1,0 +1,89 @@
+"""Queries over the organisation tree, always filtered by the caller's scope."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
+from teamsvoice.domain.orgs.principal import Principal
+
+
+async def descendant_reseller_ids(session: AsyncSession, root_id: int) -> frozenset[int]:
+    rows = (await session.execute(select(Reseller.id, Reseller.parent_id))).all()
+    children: dict[int | None, list[int]] = {}
+    for rid, parent in rows:
+        children.setdefault(parent, []).append(rid)
+    found, todo = {root_id}, [root_id]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return frozenset(found)
+
+
+def _enterprise_scope(principal: Principal):  # type: ignore[no-untyped-def]
+    if principal.enterprise_id is not None:
+        return Enterprise.id == principal.enterprise_id
+    return Enterprise.reseller_id.in_(principal.reseller_scope)
+
+
+async def get_reseller(session: AsyncSession, principal: Principal, reseller_id: int) -> Reseller | None:
+    if reseller_id not in principal.reseller_scope:
+        return None
+    return await session.get(Reseller, reseller_id)
+
+
+async def list_child_resellers(session: AsyncSession, parent_id: int) -> Sequence[Reseller]:
+    return (await session.scalars(select(Reseller).where(Reseller.parent_id == parent_id).order_by(Reseller.id))).all()
+
+
+async def list_enterprises(session: AsyncSession, principal: Principal, reseller_id: int) -> Sequence[Enterprise]:
+    query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.reseller_id == reseller_id)
+    return (await session.scalars(query.order_by(Enterprise.id))).all()
+
+
+async def get_enterprise(session: AsyncSession, principal: Principal, enterprise_id: int) -> Enterprise | None:
+    query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.id == enterprise_id)
+    return await session.scalar(query)
+
+
+async def get_enterprise_by_name(session: AsyncSession, principal: Principal, name: str) -> Enterprise | None:
+    query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.enterprise_name == name)
+    return (await session.scalars(query.order_by(Enterprise.id))).first()
+
+
+async def get_enterprise_by_tenant(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise | None:
+    query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.tenant_id == tenant_id)
+    return await session.scalar(query)
+
+
+async def enterprise_name_taken(session: AsyncSession, reseller_id: int, name: str, *, except_id: int | None = None) -> bool:
+    query = select(Enterprise.id).where(Enterprise.reseller_id == reseller_id, Enterprise.enterprise_name == name)
+    if except_id is not None:
+        query = query.where(Enterprise.id != except_id)
+    return (await session.scalar(query)) is not None
+
+
+async def sbc_gateways_for(session: AsyncSession, reseller_id: int) -> Sequence[SbcGateway]:
+    query = select(SbcGateway).where(SbcGateway.reseller_id == reseller_id).order_by(SbcGateway.id)
+    return (await session.scalars(query)).all()
+
+
+async def pbx_types_for(session: AsyncSession, reseller_id: int) -> Sequence[PbxType]:
+    return (await session.scalars(select(PbxType).where(PbxType.reseller_id == reseller_id).order_by(PbxType.id))).all()
+
+
+async def portal_user_by_username(session: AsyncSession, username: str) -> PortalUser | None:
+    return await session.scalar(select(PortalUser).where(PortalUser.username == username))
+
+
+async def api_client_by_client_id(session: AsyncSession, client_id: str) -> ApiClient | None:
+    return await session.scalar(select(ApiClient).where(ApiClient.client_id == client_id))
+
+
+async def enterprise_credentials(session: AsyncSession, enterprise_id: int) -> tuple[Sequence[PortalUser], Sequence[ApiClient]]:
+    users = (await session.scalars(select(PortalUser).where(PortalUser.enterprise_id == enterprise_id))).all()
+    clients = (await session.scalars(select(ApiClient).where(ApiClient.enterprise_id == enterprise_id))).all()
+    return users, clients

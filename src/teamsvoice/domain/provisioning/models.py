@@ -1,0 +1,26 @@
+"""What teamsvoice wants a Teams user's voice configuration to be, per enterprise."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import Base
+
+
+class TeamsVoiceUser(Base):
+    __tablename__ = "teams_voice_users"
+    __table_args__ = (UniqueConstraint("enterprise_id", "user_principal_name", name="uq_voice_user_upn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    user_principal_name: Mapped[str] = mapped_column(String(255))
+    microsoft_user_id: Mapped[str | None] = mapped_column(String(64))
+    phone_number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    voice_routing_policy: Mapped[str | None] = mapped_column(String(200))
+    calling_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_sync_status: Mapped[str | None] = mapped_column(String(40))
+    last_sync_detail: Mapped[dict | None] = mapped_column(JSON)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

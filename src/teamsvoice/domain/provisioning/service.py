@@ -1,0 +1,202 @@
+"""Provisioning of Teams users' calling: who may do it (spec 001's two ways), and bringing Microsoft's
+state in line with what teamsvoice holds for each user."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
+from teamsvoice.domain.consent.service import reseller_may_provision
+from teamsvoice.domain.orgs import repository
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.ports import TenantConnection, VoiceState
+
+
+@dataclass(frozen=True)
+class ProvisioningAccess:
+    enterprise: Enterprise
+    connection: TenantConnection
+
+
+def find_msal_result(body: Any) -> dict[str, Any] | None:
+    """The innermost object carrying `accessToken`, whichever wrapper the caller used."""
+    node = body
+    for _ in range(4):
+        if not isinstance(node, dict):
+            return None
+        if "accessToken" in node:
+            return node
+        node = node.get("authenticationResult") or node.get("msalAuthenticationResult")
+    return None
+
+
+def find_reseller_consent_object(body: Any) -> dict[str, Any] | None:
+    for node in (body, body.get("authenticationResult") if isinstance(body, dict) else None):
+        if isinstance(node, dict) and "tenantId" in node and "resellerId" in node and find_msal_result(node) is None:
+            return node
+    return None
+
+
+async def _verify_msal_token(connector: MicrosoftConnector, enterprise: Enterprise, msal_result: dict[str, Any]) -> str:
+    token = msal_result.get("accessToken")
+    if not isinstance(token, str) or not token:
+        raise ValidationFailed("authenticationResult.accessToken: is required")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise AuthenticationFailed(f"authenticationResult.accessToken: not a Microsoft token ({exc})") from exc
+    if claims.get("tid") != enterprise.tenant_id:
+        raise PermissionDenied("The MSAL token does not belong to this enterprise's Microsoft tenant")
+    if int(claims.get("exp", 0)) < time.time():
+        raise AuthenticationFailed("The MSAL token has expired; get a new one with LOGIN_ENTERPRISE_ADMIN")
+    # The signature of a Graph token is Microsoft's to check: Graph accepting it proves it genuine.
+    try:
+        await connector.connect(enterprise.tenant_id, delegated_graph_token=token).directory.organization()
+    except UpstreamError as exc:
+        if exc.status in (401, 403):
+            raise AuthenticationFailed("Microsoft rejected the MSAL token") from exc
+        raise
+    return token
+
+
+async def authorize_provisioning(
+    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, body: Any
+) -> ProvisioningAccess:
+    """Enterprise token + MSAL object, or reseller token + {tenantId, resellerId} with both consent conditions."""
+    if principal.is_enterprise_level:
+        msal_result = find_msal_result(body)
+        if msal_result is None:
+            raise ValidationFailed("authenticationResult: an MSAL authentication object is required with an enterprise token")
+        enterprise = await repository.get_enterprise(session, principal, principal.enterprise_id or 0)
+        if enterprise is None or enterprise.tenant_id is None:
+            raise NotFound("Enterprise not found or not registered")
+        token = await _verify_msal_token(connector, enterprise, msal_result)
+        return ProvisioningAccess(enterprise, connector.connect(enterprise.tenant_id, delegated_graph_token=token))
+    consent_object = find_reseller_consent_object(body)
+    if consent_object is None:
+        raise ValidationFailed(
+            'A reseller token needs the object {"tenantId": "<tenant id>", "resellerId": <reseller id>} in place of the MSAL object'
+        )
+    tenant_id, reseller_id = consent_object.get("tenantId"), consent_object.get("resellerId")
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise ValidationFailed("tenantId: must be a non-empty string")
+    if not isinstance(reseller_id, int) or isinstance(reseller_id, bool):
+        raise ValidationFailed("resellerId: must be an integer")
+    enterprise = await repository.get_enterprise_by_tenant(session, principal, tenant_id)
+    if enterprise is None or enterprise.reseller_id != reseller_id:
+        raise NotFound(f"No enterprise of reseller {reseller_id} is linked to tenant {tenant_id}")
+    if not await reseller_may_provision(session, enterprise):
+        raise PermissionDenied(
+            "The enterprise has not allowed management by the service provider "
+            "(canResellerManageEnterpriseProvisioning and the EnterpriseManagement consent are both required)"
+        )
+    return ProvisioningAccess(enterprise, connector.connect(tenant_id))
+
+
+def normalise_phone_number(raw: str) -> str:
+    text = raw.strip()
+    try:
+        parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(f"phoneNumber: '{raw}' is not a phone number ({exc})") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed(f"phoneNumber: '{raw}' is not a valid E.164 number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def _voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) -> TeamsVoiceUser | None:
+    return await session.scalar(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn.lower()))
+
+
+async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, upn: str) -> TeamsVoiceUser:
+    record = await _voice_user(session, access.enterprise, upn)
+    if record is None:
+        microsoft_user = await access.connection.directory.user(upn)
+        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=upn.lower(),
+                                microsoft_user_id=microsoft_user["id"], calling_enabled=False)
+        session.add(record)
+        await session.flush()
+    return record
+
+
+async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dict[str, Any]:
+    """Make Microsoft match the record; touch nothing that already matches. Returns what was done."""
+    assert record.microsoft_user_id is not None
+    state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
+    upn, changes = record.user_principal_name, []
+    if not record.calling_enabled:
+        if state.phone_numbers:
+            await connection.voice.remove_numbers(upn)
+            changes.append("numbers removed")
+        if state.enterprise_voice:
+            await connection.voice.set_enterprise_voice(upn, False)
+            changes.append("enterprise voice disabled")
+    else:
+        wanted = [record.phone_number] if record.phone_number else []
+        if state.phone_numbers != wanted:
+            if state.phone_numbers:
+                await connection.voice.remove_numbers(upn)
+            if record.phone_number:
+                await connection.voice.assign_number(upn, record.phone_number)
+            changes.append(f"number set to {record.phone_number}")
+        if not state.enterprise_voice and not record.phone_number:
+            await connection.voice.set_enterprise_voice(upn, True)
+            changes.append("enterprise voice enabled")
+        if record.voice_routing_policy != state.voice_routing_policy:
+            await connection.voice.grant_voice_routing_policy(upn, record.voice_routing_policy)
+            changes.append(f"voice routing policy set to {record.voice_routing_policy or 'Global'}")
+    record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
+    record.last_sync_detail = {"changes": changes}
+    record.last_synced_at = utcnow()
+    return {"userPrincipalName": upn, "status": record.last_sync_status, "changes": changes}
+
+
+async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> dict[str, Any]:
+    record = await _ensure_voice_user(session, access, upn)
+    record.calling_enabled = enabled
+    await session.commit()  # the wish is recorded before Microsoft is called, outside the write transaction
+    return await reconcile(access.connection, record)
+
+
+async def update_user_details(
+    session: AsyncSession, access: ProvisioningAccess, upn: str, *, phone_number: str | None | type[...] = ...,
+    voice_routing_policy: str | None | type[...] = ...,
+) -> dict[str, Any]:
+    """Fields left as `...` are unchanged; None clears."""
+    record = await _ensure_voice_user(session, access, upn)
+    if phone_number is not ...:
+        number = normalise_phone_number(phone_number) if phone_number else None  # type: ignore[arg-type]
+        if number:
+            holder = await session.scalar(select(TeamsVoiceUser).where(
+                TeamsVoiceUser.phone_number == number, TeamsVoiceUser.id != record.id))
+            if holder is not None:
+                raise Conflict(f"phoneNumber: {number} is already assigned to another user")
+        record.phone_number = number
+    if voice_routing_policy is not ...:
+        record.voice_routing_policy = voice_routing_policy or None  # type: ignore[assignment]
+    record.calling_enabled = True
+    await session.commit()
+    return await reconcile(access.connection, record)
+
+
+async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[dict[str, Any]]:
+    records = (await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == access.enterprise.id).order_by(TeamsVoiceUser.id))).all()
+    results = []
+    for record in records:
+        try:
+            results.append(await reconcile(access.connection, record))
+        except (UpstreamError, NotFound) as exc:
+            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
+            results.append({"userPrincipalName": record.user_principal_name, "status": "FAILED", "error": exc.message})
+    return results

@@ -1,0 +1,1 @@
+"""Durable work on DBOS Transact. Nothing outside this package imports dbos."""

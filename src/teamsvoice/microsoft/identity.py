@@ -1,0 +1,114 @@
+"""Every Entra ID token goes through MSAL. The authority host is a setting: the emulator or Microsoft."""
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+import anyio
+import msal
+import requests
+
+from teamsvoice.core.errors import UpstreamError
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+# The "Skype and Teams Tenant Admin API" resource the MicrosoftTeams PowerShell module talks to.
+TEAMS_ADMIN_RESOURCE = "48ac35b8-9aa8-4d74-927d-1f4a14a0b239"
+MICROSOFT_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
+
+
+@dataclass(frozen=True)
+class RedeemedCode:
+    access_token: str
+    id_token: str
+    id_token_claims: dict[str, Any]
+    expires_in: int
+    scopes: list[str]
+
+
+class MicrosoftIdentity:
+    """Builds sign-in URLs, redeems authorization codes and gets app-only tokens, all through msal."""
+
+    def __init__(self, *, login_url: str, client_id: str, client_secret: str, ca_bundle: str | None) -> None:
+        self._login_url = login_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._http = requests.Session()
+        if ca_bundle:
+            # requests lets REQUESTS_CA_BUNDLE override a session's `verify`; an explicit CA must win.
+            self._http.trust_env = False
+            self._http.verify = ca_bundle
+        # Instance discovery asks login.microsoftonline.com about the host: only meaningful for Microsoft's hosts.
+        self._instance_discovery = urlparse(self._login_url).hostname in MICROSOFT_LOGIN_HOSTS
+        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            app = self._apps.get(tenant)
+            if app is None:
+                try:
+                    app = msal.ConfidentialClientApplication(
+                        self._client_id, client_credential=self._client_secret,
+                        authority=f"{self._login_url}/{tenant}", http_client=self._http,
+                        instance_discovery=self._instance_discovery,
+                    )
+                except (ValueError, requests.RequestException) as exc:
+                    raise UpstreamError(f"Microsoft sign-in service unavailable: {exc}", retryable=True) from exc
+                self._apps[tenant] = app
+            return app
+
+    async def authorization_url(
+        self, *, scopes: list[str], redirect_uri: str, state: str, nonce: str, prompt: str | None = None
+    ) -> str:
+        def build() -> str:
+            url = self._app("common").get_authorization_request_url(
+                scopes, redirect_uri=redirect_uri, state=state, nonce=nonce, response_type="code id_token", prompt=prompt,
+            )
+            # The vendor's URL shape (hybrid "id_token code" with form_post). This msal method takes no
+            # response_mode, and Entra requires form_post (or fragment) once id_token is asked for.
+            return f"{url}&{urlencode({'response_mode': 'form_post'})}"
+
+        return await anyio.to_thread.run_sync(build)
+
+    async def redeem_code(self, *, code: str, scopes: list[str], redirect_uri: str, nonce: str) -> RedeemedCode:
+        def redeem() -> dict[str, Any]:
+            return self._app("common").acquire_token_by_authorization_code(
+                code, scopes=scopes, redirect_uri=redirect_uri, nonce=nonce
+            )
+
+        try:
+            result = await anyio.to_thread.run_sync(redeem)
+        except (ValueError, requests.RequestException) as exc:
+            raise UpstreamError(f"Could not redeem the authorization code: {exc}", retryable=False) from exc
+        if "access_token" not in result:
+            raise UpstreamError(
+                f"Microsoft refused the authorization code: {result.get('error')}: {result.get('error_description')}",
+                retryable=False, upstream_code=result.get("error"),
+            )
+        return RedeemedCode(
+            access_token=result["access_token"], id_token=result.get("id_token", ""),
+            id_token_claims=result.get("id_token_claims", {}), expires_in=int(result.get("expires_in", 0)),
+            scopes=str(result.get("scope", "")).split(),
+        )
+
+    async def app_token(self, tenant_id: str, resource: str) -> str:
+        """An app-only token for our application in the customer's tenant (needs the tenant's admin consent)."""
+
+        def acquire() -> dict[str, Any]:
+            return self._app(tenant_id).acquire_token_for_client(scopes=[f"{resource}/.default"])
+
+        try:
+            result = await anyio.to_thread.run_sync(acquire)
+        except (ValueError, requests.RequestException) as exc:
+            raise UpstreamError(f"Microsoft sign-in service unavailable: {exc}", retryable=True) from exc
+        if "access_token" not in result:
+            raise UpstreamError(
+                f"No app-only access to tenant {tenant_id}: {result.get('error')}: {result.get('error_description')}",
+                retryable=False, upstream_code=result.get("error"),
+            )
+        return str(result["access_token"])

@@ -1,0 +1,42 @@
+"""What the domain needs from Microsoft, in domain terms. Services depend on these, not on HTTP."""
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class VoiceState:
+    """A Teams user's voice configuration as Microsoft reports it."""
+
+    user_id: str
+    user_principal_name: str
+    enterprise_voice: bool
+    phone_numbers: list[str] = field(default_factory=list)
+    voice_routing_policy: str | None = None
+
+
+class Directory(Protocol):
+    async def organization(self) -> dict[str, Any]: ...
+
+    async def user(self, id_or_upn: str) -> dict[str, Any]: ...
+
+    async def is_global_admin(self, user_id: str) -> bool: ...
+
+
+class TeamsVoice(Protocol):
+    async def voice_state(self, user_id: str) -> VoiceState: ...
+
+    async def assign_number(self, user_principal_name: str, phone_number: str) -> None: ...
+
+    async def remove_numbers(self, user_principal_name: str) -> None: ...
+
+    async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None: ...
+
+    async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class TenantConnection:
+    tenant_id: str
+    directory: Directory
+    voice: TeamsVoice

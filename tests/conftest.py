@@ -1,0 +1,126 @@
+"""Shared fixtures: every database test runs on SQLite and on a real PostgreSQL that the suite starts.
+
+`backend` is a session-scoped parameter, so pytest runs all SQLite cases, then all PostgreSQL cases, each
+against one live teamsvoice server (API + job engine) and one Microsoft 365 emulator over loopback.
+Set TEAMSVOICE_TEST_BACKENDS=sqlite (or postgresql) to run one of them.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import text
+
+from teamsvoice import demo
+from teamsvoice.cli import embedded_settings
+from teamsvoice.core.db import Base, create_engine, session_factory, sync_url, upgrade_database
+from teamsvoice.settings import Settings
+from tests.support.live import LiveServer, bound_socket
+from tests.support.postgres import PostgresServer
+from tests.support.receiver import WebhookReceiver
+
+BACKENDS = [b for b in os.environ.get("TEAMSVOICE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+@dataclass
+class Emulator:
+    url: str
+    ca_cert_path: Path
+    tenants: list[dict]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    from m365_emulator.server import EmulatorServer
+    from m365_emulator.settings import EmulatorSettings
+
+    directory = tmp_path_factory.mktemp("m365")
+    server = EmulatorServer(EmulatorSettings(data_dir=directory, public_url=""), host="127.0.0.1", port=0)
+    server.start()
+    tenants = demo.seed_microsoft_tenants(server.url, str(server.ca_cert_path))
+    yield Emulator(server.url, Path(server.ca_cert_path), tenants)
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'teamsvoice.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"tv_{uuid.uuid4().hex[:10]}")
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Live:
+    url: str
+    settings: Settings
+    emulator: Emulator
+
+
+@pytest.fixture(scope="session")
+def live(database_url: str, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from teamsvoice.app import create_app
+
+    data_dir = tmp_path_factory.mktemp("data")
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = embedded_settings(
+        Settings(data_dir=data_dir, database_url=database_url, public_url=url,
+                 webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0),
+        emulator.url, emulator.ca_cert_path,
+    )
+    demo.register_application(emulator.url, str(emulator.ca_cert_path), client_id=settings.microsoft_client_id,
+                              client_secret=settings.microsoft_client_secret,
+                              redirect_uri=f"{url}/restricted/handleResponse")
+    server = LiveServer(create_app(settings), sock).start()
+    yield Live(url, settings, emulator)
+    server.stop()
+
+
+def _wipe(database_url: str) -> None:
+    engine = create_sync_engine(sync_url(database_url))
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(text(f"DELETE FROM {table.name}"))
+    engine.dispose()
+
+
+@pytest.fixture
+async def organisation(live: Live) -> demo.DemoOrganisation:
+    """A clean database holding only the demo provider tree."""
+    _wipe(live.settings.effective_database_url)
+    engine = create_engine(live.settings.effective_database_url)
+    async with session_factory(engine)() as session:
+        organisation = await demo.seed_organisation(session)
+        await session.commit()
+    await engine.dispose()
+    assert organisation is not None
+    return organisation
+
+
+@pytest.fixture
+async def client(live: Live, organisation: demo.DemoOrganisation) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
+        yield http

@@ -1,0 +1,285 @@
+"""Spec 000 Parts I-IV and spec 001's tokens and consented-reseller provisioning, end to end over real HTTP:
+teamsvoice on loopback, the Microsoft 365 emulator on loopback HTTPS, the provider's webhook receiver on loopback."""
+
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import msal
+import pytest
+import requests
+
+from tests.support.consent import sign_in_and_consent
+from tests.support.ctt import bearer, enterprise_body, reseller_catalogue, token_for
+
+
+async def action_url(client: httpx.AsyncClient, token: str, action: str, name: str, redirect: str) -> str:
+    response = await client.post("/enterprise/getActionItemUrl", headers=bearer(token),
+                                 json={"actionType": action, "enterpriseName": name, "redirectUrl": redirect})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+class Onboarding:
+    """One enterprise walked through registration by its Global Administrator."""
+
+    def __init__(self, client, live, organisation, receiver, tenant) -> None:
+        self.client, self.live, self.receiver, self.tenant = client, live, receiver, tenant
+        self.login = organisation.resellers[0]
+        self.name = f"Enterprise of {tenant['domain']}"
+
+    async def create(self, *, manage: bool = True) -> int:
+        self.token = await token_for(self.client, self.login)
+        pbx, sbc = await reseller_catalogue(self.client, self.token, self.login.reseller_id)
+        created = await self.client.post("/reseller/newEnterprise", headers=bearer(self.token),
+                                         json=enterprise_body(self.login.reseller_id, self.name, pbx=pbx[:1], sbc=sbc[:1], manage=manage))
+        assert created.status_code == 200, created.text
+        self.enterprise_id = created.json()
+        return self.enterprise_id
+
+    async def consent(self, action: str, *, accept: bool = True) -> dict:
+        before = len(self.receiver.received)
+        url = await action_url(self.client, self.token, action, self.name, f"{self.receiver.url}/hooks/{action}")
+        admin = self.tenant["globalAdmin"]
+        result = await sign_in_and_consent(url, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path), accept=accept)
+        assert result.callback.status_code == 200, result.callback.text
+        self.last = result
+        return self.receiver.wait_for(before + 1)[before]["body"]
+
+    async def register(self) -> dict:
+        await self.create()
+        payload = await self.consent("REGISTRATION")
+        completed = await self.client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(self.token), json={
+            "enterpriseId": self.enterprise_id, "tenantId": self.tenant["tenantId"], "givenName": "Ada", "familyName": "Admin"})
+        assert completed.status_code == 200, completed.text
+        self.credentials = completed.json()["entAPICredentialInfo"]
+        self.msal_object = payload["msalAuthenticationResult"]
+        return completed.json()
+
+
+@pytest.fixture
+def onboarding(client, live, organisation, receiver):
+    receiver.reset()
+    return Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+
+
+async def test_registration_url_is_shaped_like_the_vendors(onboarding) -> None:
+    await onboarding.create()
+    url = await action_url(onboarding.client, onboarding.token, "REGISTRATION", onboarding.name, f"{onboarding.receiver.url}/hook")
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    assert url.startswith(f"{onboarding.live.emulator.url}/common/oauth2/v2.0/authorize?")
+    assert query["response_mode"] == ["form_post"] and set(query["response_type"][0].split()) == {"code", "id_token"}
+    assert query["client_id"] == [onboarding.live.settings.microsoft_client_id] and query["nonce"][0] and query["state"][0]
+    assert query["redirect_uri"] == [f"{onboarding.live.url}/restricted/handleResponse"]
+    assert "Directory.ReadWrite.All" in query["scope"][0] and "48ac35b8-9aa8-4d74-927d-1f4a14a0b239/user_impersonation" in query["scope"][0]
+
+
+async def test_registration_webhook_and_completion(onboarding) -> None:
+    await onboarding.create()
+    payload = await onboarding.consent("REGISTRATION")
+    tenant = onboarding.tenant
+    result = payload["msalAuthenticationResult"]["authenticationResult"]
+    assert payload["officeUserType"] == "GLOBAL_ADMIN" and payload["companyAdmin"] is True
+    assert payload["containsTeamsTenantAdminAPI"] is True and payload["organization"]
+    assert result["userInfo"] == {"displayableId": tenant["globalAdmin"]["username"], "identityProvider": "user",
+                                  "tenantId": tenant["tenantId"]}
+    assert result["accessToken"] and result["idToken"] and result["expiresOn"] > 10**15
+    assert onboarding.receiver.received[-1]["path"] == "/hooks/REGISTRATION"
+    # The handed-out token really is a Graph token for that tenant.
+    graph = requests.get(f"{onboarding.live.emulator.url}/v1.0/organization", verify=str(onboarding.live.emulator.ca_cert_path),
+                         headers=bearer(result["accessToken"]), timeout=30)
+    assert graph.status_code == 200 and graph.json()["value"][0]["id"] == tenant["tenantId"]
+
+    client, token = onboarding.client, onboarding.token
+    wrong = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token),
+                              json={"enterpriseId": onboarding.enterprise_id, "tenantId": "00000000-0000-0000-0000-000000000000"})
+    assert wrong.status_code == 400 and "tenantId" in wrong.json()["message"]
+    completed = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token), json={
+        "enterpriseId": onboarding.enterprise_id, "tenantId": tenant["tenantId"], "givenName": "Ada", "familyName": "Admin"})
+    assert completed.status_code == 200, completed.text
+    body = completed.json()
+    assert body["registered"] is True and body["tenantId"] == tenant["tenantId"]
+    creds = body["entAPICredentialInfo"]
+    assert set(creds) == {"enterpriseId", "entAdminUsername", "entAdminSecret", "clientID", "clientSecret"}
+    again = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token),
+                              json={"enterpriseId": onboarding.enterprise_id, "tenantId": tenant["tenantId"]})
+    assert again.status_code == 409
+
+
+async def test_state_is_single_use_and_tamper_proof(onboarding) -> None:
+    await onboarding.create()
+    await onboarding.consent("REGISTRATION")
+    fields = onboarding.last.form_post_fields
+    replayed = await onboarding.client.post("/restricted/handleResponse", data=fields)
+    assert replayed.status_code == 400 and "already" in replayed.text
+    tampered = await onboarding.client.post("/restricted/handleResponse", data=fields | {"state": fields["state"][:-3] + "AAA"})
+    assert tampered.status_code == 400 and "not issued by this service" in tampered.text
+    missing = await onboarding.client.post("/restricted/handleResponse", data={"code": "x"})
+    assert missing.status_code == 400
+    assert len(onboarding.receiver.received) == 1
+
+
+async def test_cancelled_consent_is_reported_to_the_provider(onboarding) -> None:
+    await onboarding.create()
+    payload = await onboarding.consent("REGISTRATION", accept=False)
+    assert payload["actionType"] == "REGISTRATION" and payload["error"] == "access_denied"
+    info = await onboarding.client.get(f"/reseller/getEnterprisesForReseller/{onboarding.login.reseller_id}", headers=bearer(onboarding.token))
+    assert info.json()[0]["tenantId"] is None
+
+
+async def test_webhook_is_retried_until_delivered(onboarding) -> None:
+    await onboarding.create()
+    onboarding.receiver.fail_next = 3
+    payload = await onboarding.consent("REGISTRATION")
+    assert payload["officeUserType"] == "GLOBAL_ADMIN"
+    assert onboarding.receiver.attempts == 4
+
+
+async def test_action_url_rules(onboarding) -> None:
+    await onboarding.create()
+    client, token, name = onboarding.client, onboarding.token, onboarding.name
+    cases = [
+        ({"actionType": "GET_USER_SYNC_CONSENT", "enterpriseName": name, "redirectUrl": "http://127.0.0.1:9/x"}, 400, "REGISTRATION"),
+        ({"actionType": "MAKE_COFFEE", "enterpriseName": name, "redirectUrl": "http://127.0.0.1:9/x"}, 400, "actionType"),
+        ({"actionType": "REGISTRATION", "enterpriseName": "Nope", "redirectUrl": "http://127.0.0.1:9/x"}, 404, "Nope"),
+        ({"actionType": "REGISTRATION", "enterpriseName": name, "redirectUrl": "http://provider.example/x"}, 400, "redirectUrl"),
+        ({"actionType": "REGISTRATION", "enterpriseName": name, "redirectUrl": "https://provider.example/x"}, 400, "not registered"),
+        ({"actionType": "REGISTRATION", "enterpriseName": name}, 400, "redirectUrl"),
+    ]
+    for body, status, named in cases:
+        response = await client.post("/enterprise/getActionItemUrl", headers=bearer(token), json=body)
+        assert response.status_code == status, (body, response.text)
+        assert named in response.json()["message"]
+
+async def test_another_resellers_enterprise_is_not_found(onboarding, organisation) -> None:
+    await onboarding.create()
+    other = await token_for(onboarding.client, organisation.resellers[1])
+    response = await onboarding.client.post("/enterprise/getActionItemUrl", headers=bearer(other), json={
+        "actionType": "REGISTRATION", "enterpriseName": onboarding.name, "redirectUrl": "http://127.0.0.1:9/x"})
+    assert response.status_code == 404
+
+
+async def test_enterprise_credentials_and_regeneration(onboarding) -> None:
+    await onboarding.register()
+    client, creds, tenant = onboarding.client, onboarding.credentials, onboarding.tenant
+    form = {"username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"}
+    enterprise_token = await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data=form)
+    assert enterprise_token.status_code == 200
+    # Enterprise-level tokens are not reseller tokens.
+    refused = await client.get(f"/reseller/getEnterprisesForReseller/{onboarding.login.reseller_id}",
+                               headers=bearer(enterprise_token.json()["access_token"]))
+    assert refused.status_code == 403
+    regenerated = await client.post("/enterprise/regenerateAPICredentials", headers=bearer(onboarding.token) | {"Content-Type": "application/json"},
+                                    content=tenant["tenantId"])
+    assert regenerated.status_code == 200
+    fresh = regenerated.json()
+    assert fresh["enterpriseId"] == onboarding.enterprise_id and fresh["clientSecret"] != creds["clientSecret"]
+    old = await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data=form)
+    assert old.status_code == 401
+    old_token = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(enterprise_token.json()["access_token"]), json={})
+    assert old_token.status_code == 401
+    new = await client.post("/oauth/token", auth=(fresh["clientID"], fresh["clientSecret"]),
+                            data={"username": fresh["entAdminUsername"], "password": fresh["entAdminSecret"], "grant_type": "password"})
+    assert new.status_code == 200
+
+
+async def test_regenerate_before_registration_is_an_error(onboarding) -> None:
+    await onboarding.create()
+    await onboarding.consent("REGISTRATION")  # linked to the tenant, but completeEnterpriseRegistration not called
+    response = await onboarding.client.post("/enterprise/regenerateAPICredentials", headers=bearer(onboarding.token),
+                                            content=onboarding.tenant["tenantId"])
+    assert response.status_code == 400 and "completeEnterpriseRegistration" in response.json()["message"]
+    unknown = await onboarding.client.post("/enterprise/regenerateAPICredentials", headers=bearer(onboarding.token), content="nope")
+    assert unknown.status_code == 404
+
+
+def graph_as_app(live, tenant_id: str) -> requests.Session:
+    """Reads the emulated tenant through Graph with teamsvoice's app registration, as an operator would."""
+    session = requests.Session()
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE would replace the emulator's CA
+    session.verify = str(live.emulator.ca_cert_path)
+    app = msal.ConfidentialClientApplication(
+        live.settings.microsoft_client_id, client_credential=live.settings.microsoft_client_secret,
+        authority=f"{live.emulator.url}/{tenant_id}", instance_discovery=False, http_client=session)
+    token = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+    session.headers["Authorization"] = f"Bearer {token['access_token']}"
+    return session
+
+
+def voice_config(live, tenant_id: str, upn: str) -> dict:
+    graph = graph_as_app(live, tenant_id)
+    user = graph.get(f"{live.emulator.url}/v1.0/users/{upn}", timeout=30).json()
+    return graph.get(f"{live.emulator.url}/v1.0/admin/teams/userConfigurations/{user['id']}", timeout=30).json()
+
+
+def some_user(live, tenant: dict) -> str:
+    graph = graph_as_app(live, tenant["tenantId"])
+    users = graph.get(f"{live.emulator.url}/v1.0/users", params={"$top": "5"}, timeout=30).json()["value"]
+    return next(u["userPrincipalName"] for u in users if u["userPrincipalName"] != tenant["globalAdmin"]["username"])
+
+
+async def test_consented_reseller_provisions_calling(onboarding) -> None:
+    await onboarding.register()
+    client, token, tenant, live = onboarding.client, onboarding.token, onboarding.tenant, onboarding.live
+    consent_object = {"tenantId": tenant["tenantId"], "resellerId": onboarding.login.reseller_id}
+    upn = some_user(live, tenant)
+    # Without the service-provider-management consent the reseller may not provision.
+    refused = await client.post(f"/provisioning/disableCallingForUser/{upn}", headers=bearer(token), json=consent_object)
+    assert refused.status_code == 403 and "EnterpriseManagement" in refused.json()["message"]
+    await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
+    info = await client.post("/enterprise/getEnterpriseInfoForTenant", headers=bearer(token), content=tenant["tenantId"])
+    assert info.status_code == 200
+    assert info.json()["canResellerManageEnterpriseProvisioning"] is True
+    assert [c["consentName"] for c in info.json()["consentsByEnterprise"]] == ["EnterpriseManagement"]
+
+    updated = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                json=consent_object | {"userPrincipalName": upn, "phoneNumber": "+14139301634", "voiceRoutingPolicy": "US-East"})
+    assert updated.status_code == 200, updated.text
+    config = voice_config(live, tenant["tenantId"], upn)
+    assert config["isEnterpriseVoiceEnabled"] is True
+    assert [n["telephoneNumber"] for n in config["telephoneNumbers"]] in (["+14139301634"], ["14139301634"])
+
+    disabled = await client.post(f"/provisioning/disableCallingForUser/{upn}", headers=bearer(token), json=consent_object)
+    assert disabled.status_code == 200, disabled.text
+    config = voice_config(live, tenant["tenantId"], upn)
+    assert config["isEnterpriseVoiceEnabled"] is False and config["telephoneNumbers"] == []
+
+    enabled = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(token), json=consent_object)
+    assert enabled.status_code == 200 and enabled.json()["status"] == "UPDATED"
+    assert voice_config(live, tenant["tenantId"], upn)["isEnterpriseVoiceEnabled"] is True
+
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(token), json=consent_object)
+    assert synced.status_code == 200
+    assert synced.json()["unchanged"] == 1 and synced.json()["updated"] == 0
+
+    wrong_reseller = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(token),
+                                       json={"tenantId": tenant["tenantId"], "resellerId": onboarding.login.reseller_id + 1000})
+    assert wrong_reseller.status_code == 404
+    bad_type = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(token),
+                                 json={"tenantId": tenant["tenantId"], "resellerId": "12"})
+    assert bad_type.status_code == 400 and "resellerId" in bad_type.json()["message"]
+    bad_number = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                   json=consent_object | {"userPrincipalName": upn, "phoneNumber": "+1555"})
+    assert bad_number.status_code == 400 and "phoneNumber" in bad_number.json()["message"]
+
+
+async def test_enterprise_token_with_msal_object(onboarding) -> None:
+    await onboarding.register()
+    client, creds, tenant, live = onboarding.client, onboarding.credentials, onboarding.tenant, onboarding.live
+    enterprise_token = (await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+        "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})).json()["access_token"]
+    upn = some_user(live, tenant)
+    body = {"authenticationResult": onboarding.msal_object}
+    enabled = await client.post("/provisioning/updateUserDetails", headers=bearer(enterprise_token),
+                                json=body | {"userPrincipalName": upn, "phoneNumber": "14139301700"})
+    assert enabled.status_code == 200, enabled.text
+    assert voice_config(live, tenant["tenantId"], upn)["isEnterpriseVoiceEnabled"] is True
+    # An MSAL object is required, and a forged one (another tenant) is refused.
+    missing = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(enterprise_token), json={})
+    assert missing.status_code == 400 and "authenticationResult" in missing.json()["message"]
+    forged = dict(onboarding.msal_object)
+    forged["authenticationResult"] = dict(forged["authenticationResult"], accessToken="eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.")
+    refused = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(enterprise_token),
+                                json={"authenticationResult": forged})
+    assert refused.status_code == 403

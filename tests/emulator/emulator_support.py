@@ -1,0 +1,158 @@
+"""Helpers for the emulator tests: seeding over /_admin, and a small browser that walks the sign-in and
+consent pages by their HTML forms."""
+
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import httpx
+
+ADMIN_PASSWORD = "Adm1n-Passw0rd!"
+GRAPH_APPLICATION_PERMISSIONS = [
+    "User.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "LicenseAssignment.ReadWrite.All",
+    "TeamsUserConfiguration.Read.All",
+    "TeamsTelephoneNumber.ReadWrite.All",
+    "TeamsPolicyUserAssign.ReadWrite.All",
+]
+REDIRECT_URI = "https://localhost:5001/auth/callback"
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.forms.append(Form(attributes.get("action", ""), attributes.get("method", "get").lower()))
+        elif tag == "input" and self.forms and attributes.get("name"):
+            self.forms[-1].fields[attributes["name"]] = attributes.get("value", "")
+        elif tag == "button" and self.forms and attributes.get("name"):
+            self.forms[-1].buttons.append((attributes["name"], attributes.get("value", "")))
+
+
+def forms(html: str) -> list[Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+@dataclass
+class App:
+    client_id: str
+    secret: str
+    redirect_uri: str
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    domain: str
+    admin: str
+    admin_id: str
+
+
+class Browser:
+    """Drives the emulator's HTML pages the way a user without JavaScript would."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def open(self, url: str) -> httpx.Response:
+        return self.client.get(url)
+
+    def submit(self, page: httpx.Response, values: dict[str, str], button: tuple[str, str] | None = None) -> httpx.Response:
+        form = forms(page.text)[0]
+        data = {**form.fields, **values}
+        if button:
+            data[button[0]] = button[1]
+        return self.client.post(urljoin(str(page.url), form.action), data=data)
+
+    def sign_in(self, url: str, username: str, password: str) -> httpx.Response:
+        return self.submit(self.open(url), {"username": username, "password": password})
+
+    def consent(self, page: httpx.Response, accept: bool = True) -> httpx.Response:
+        return self.submit(page, {}, ("consent", "accept" if accept else "cancel"))
+
+    def sign_in_and_consent(self, url: str, username: str, password: str) -> httpx.Response:
+        page = self.sign_in(url, username, password)
+        if page.status_code == 200 and "Permissions requested" in page.text:
+            page = self.consent(page)
+        return page
+
+
+def redirect_params(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 302, response.text
+    location = urlparse(response.headers["location"])
+    return {key: values[0] for key, values in parse_qs(location.query or location.fragment).items()}
+
+
+def seed_tenant(http: httpx.Client, domain: str, user_count: int = 20) -> Tenant:
+    response = http.post(
+        "/_admin/tenants",
+        json={
+            "displayName": domain.split(".")[0].capitalize(),
+            "domain": domain,
+            "userCount": user_count,
+            "globalAdmin": {"username": f"admin@{domain}", "password": ADMIN_PASSWORD},
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Tenant(body["tenantId"], domain, body["globalAdmin"]["username"], body["globalAdmin"]["id"])
+
+
+def register_app(http: httpx.Client, name: str, delegated: list[str] | None = None) -> App:
+    app = App(str(uuid.uuid4()), f"secret-{uuid.uuid4()}", REDIRECT_URI)
+    response = http.post(
+        "/_admin/applications",
+        json={
+            "appId": app.client_id,
+            "displayName": name,
+            "clientSecret": app.secret,
+            "redirectUris": [app.redirect_uri],
+            "delegatedPermissions": delegated or ["Directory.ReadWrite.All", "User.ReadWrite.All"],
+            "applicationPermissions": GRAPH_APPLICATION_PERMISSIONS,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return app
+
+
+def authorize_url(base: str, tenant: str, app: App, scope: str, **extra: str) -> str:
+    params = {
+        "client_id": app.client_id,
+        "response_type": "code",
+        "redirect_uri": app.redirect_uri,
+        "scope": scope,
+        "state": "xyz",
+        **extra,
+    }
+    return str(httpx.URL(f"{base}/{tenant}/oauth2/v2.0/authorize", params=params))
+
+
+def app_token(http: httpx.Client, tenant: Tenant, app: App, resource: str = "https://graph.microsoft.com") -> str:
+    response = http.post(
+        f"/{tenant.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app.client_id,
+            "client_secret": app.secret,
+            "scope": f"{resource}/.default",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
