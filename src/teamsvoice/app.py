@@ -8,7 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from teamsvoice.api.connecttoteams import enterprise, oauth, pbx, provisioning, reseller, restricted
+from teamsvoice.api import connecttoteams, fusion
+from teamsvoice.api.connecttoteams import restricted
+from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError
@@ -18,6 +20,10 @@ from teamsvoice.settings import Settings
 
 def _is_browser_route(request: Request) -> bool:
     return request.url.path.startswith("/restricted/")
+
+
+def _is_fusion_route(request: Request) -> bool:
+    return request.url.path.startswith(fusion.PREFIX)
 
 
 def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
@@ -46,14 +52,20 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     async def domain_error(request: Request, exc: DomainError) -> Response:
         if _is_browser_route(request):
             return restricted.page("Sign-in answer rejected", exc.message, status=400)
+        if _is_fusion_route(request):
+            return fusion_errors.render_domain_error(exc)
         return render_domain_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if _is_fusion_route(request):
+            return fusion_errors.fusion_error(400, fusion_errors.INVALID_REQUEST, describe_validation_error(exc))
         return spring_error(request, 400, describe_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_fusion_route(request):
+            return fusion_errors.fusion_error(exc.status_code, fusion_errors.code_for_status(exc.status_code), str(exc.detail))
         return spring_error(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -64,7 +76,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
         return spring_error(request, 500, "Internal error; it has been logged")
 
-    for router in (oauth.router, reseller.router, pbx.router, enterprise.router, provisioning.router, restricted.router):
+    for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS]:
         app.include_router(router)
 
     @app.get("/health", tags=["operations"], summary="Liveness")

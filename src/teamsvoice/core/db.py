@@ -69,4 +69,5 @@ def upgrade_database(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
-    command.upgrade(config, "head")
+    # "heads": capability branches of the migration tree may be applied side by side.
+    command.upgrade(config, "heads")

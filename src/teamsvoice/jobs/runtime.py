@@ -1,6 +1,7 @@
 """Starts and stops the durable job engine, and holds what job steps need (they run in DBOS's threads,
 so they use a synchronous engine of their own rather than the API's async one)."""
 
+import importlib
 from dataclasses import dataclass
 
 import httpx
@@ -22,6 +23,9 @@ class JobContext:
 
 _context: JobContext | None = None
 
+# Every module that defines DBOS workflows; add yours here.
+WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks"]
+
 
 def job_context() -> JobContext:
     if _context is None:
@@ -38,7 +42,9 @@ def system_database_url(settings: Settings) -> str:
 def start_jobs(settings: Settings, keyring: Keyring) -> None:
     """Launching DBOS also resumes every workflow a previous process left unfinished."""
     global _context
-    from teamsvoice.jobs import webhooks  # noqa: F401  (registers the workflows before launch)
+    for module in WORKFLOW_MODULES:  # workflows must be registered before launch, so recovery finds them
+        importlib.import_module(module)
+    from teamsvoice.jobs import webhooks
 
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),

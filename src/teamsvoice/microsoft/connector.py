@@ -55,4 +55,4 @@ class MicrosoftConnector:
         cmdlets = CmdletEndpointRunner(
             self.http, self.settings.microsoft_powershell_url, self._app_token(tenant_id, TEAMS_ADMIN_RESOURCE)
         )
-        return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(graph, cmdlets))
+        return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(graph, cmdlets), graph, cmdlets)

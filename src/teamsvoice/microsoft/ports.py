@@ -35,8 +35,19 @@ class TeamsVoice(Protocol):
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
 
 
+class Cmdlets(Protocol):
+    """Runs a MicrosoftTeams PowerShell cmdlet with parameters passed as data."""
+
+    async def run(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True)
 class TenantConnection:
+    """Everything that talks to one customer tenant. Capability adapters (direct routing, apps, resource
+    accounts ...) are built from `graph` and `cmdlets`; services only see the ports."""
+
     tenant_id: str
     directory: Directory
     voice: TeamsVoice
+    graph: Any  # teamsvoice.microsoft.graph.GraphClient
+    cmdlets: Cmdlets

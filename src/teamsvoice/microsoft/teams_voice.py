@@ -1,15 +1,11 @@
 """Directory reads on Graph v1.0 and Teams voice: reads on Graph's admin/teams, writes through cmdlets."""
 
-from typing import Any, Protocol
+from typing import Any
 
 from teamsvoice.microsoft.graph import GraphClient
-from teamsvoice.microsoft.ports import VoiceState
+from teamsvoice.microsoft.ports import Cmdlets, VoiceState
 
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
-
-
-class CmdletRunner(Protocol):
-    async def run(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]: ...
 
 
 class GraphDirectory:
@@ -30,7 +26,7 @@ class GraphDirectory:
 
 
 class TeamsVoiceAdapter:
-    def __init__(self, graph: GraphClient, cmdlets: CmdletRunner) -> None:
+    def __init__(self, graph: GraphClient, cmdlets: Cmdlets) -> None:
         self._graph = graph
         self._cmdlets = cmdlets
 

@@ -1,0 +1,7 @@
+"""The ConnecttoTeams API family (specs 000-003, vendor-notes part 1)."""
+
+from fastapi import APIRouter
+
+from teamsvoice.api.connecttoteams import enterprise, oauth, pbx, provisioning, reseller, restricted
+
+ROUTERS: list[APIRouter] = [oauth.router, reseller.router, pbx.router, enterprise.router, provisioning.router, restricted.router]

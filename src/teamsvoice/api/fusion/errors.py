@@ -1,0 +1,56 @@
+"""Fusion's error envelope `{"error": {"code": <int>, "reason": "..."}}` (auth endpoints: `{"error": "..."}`).
+
+Codes are stable and listed in docs/fusion-errors.md.
+"""
+
+from fastapi.responses import JSONResponse
+
+from teamsvoice.core.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    UpstreamError,
+    ValidationFailed,
+)
+
+INVALID_REQUEST = 1000
+UNAUTHENTICATED = 1001
+FORBIDDEN = 1003
+NOT_FOUND = 1004
+CONFLICT = 1009
+PRECONDITION = 1012
+UPSTREAM = 1502
+UPSTREAM_RETRYABLE = 1503
+INTERNAL = 1500
+
+_BY_ERROR: list[tuple[type[DomainError], int, int]] = [
+    (ValidationFailed, 400, INVALID_REQUEST),
+    (AuthenticationFailed, 401, UNAUTHENTICATED),
+    (PermissionDenied, 403, FORBIDDEN),
+    (NotFound, 404, NOT_FOUND),
+    (Conflict, 409, CONFLICT),
+    (PreconditionFailed, 400, PRECONDITION),
+]
+
+
+def fusion_error(status: int, code: int, reason: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "reason": reason}})
+
+
+def code_for_status(status: int) -> int:
+    return {400: INVALID_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND, 405: INVALID_REQUEST,
+            409: CONFLICT}.get(status, INTERNAL if status >= 500 else INVALID_REQUEST)
+
+
+def render_domain_error(exc: DomainError) -> JSONResponse:
+    if isinstance(exc, UpstreamError):
+        return fusion_error(503 if exc.retryable else 502, UPSTREAM_RETRYABLE if exc.retryable else UPSTREAM, exc.message)
+    # A domain error may carry its own numeric Fusion code (e.g. 2095 "The template does not exist").
+    numeric = int(exc.code) if exc.code.isdigit() else None
+    for kind, status, code in _BY_ERROR:
+        if isinstance(exc, kind):
+            return fusion_error(status, numeric or code, exc.message)
+    return fusion_error(400, numeric or INVALID_REQUEST, exc.message)
