@@ -1,0 +1,3 @@
+from teamsvoice.cli import app
+
+app()
