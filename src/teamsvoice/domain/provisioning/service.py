@@ -138,6 +138,8 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dic
         if state.phone_numbers:
             await connection.voice.remove_numbers(upn)
             changes.append("numbers removed")
+            # Teams turns Enterprise Voice off with the last number; read back rather than assume.
+            state = await connection.voice.voice_state(record.microsoft_user_id)
         if state.enterprise_voice:
             await connection.voice.set_enterprise_voice(upn, False)
             changes.append("enterprise voice disabled")

@@ -1,0 +1,79 @@
+"""Bringing Teams in line with the desired voice configuration, against an in-memory Teams."""
+
+import pytest
+
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning.service import find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile
+from teamsvoice.microsoft.ports import TenantConnection, VoiceState
+
+
+class FakeTeams:
+    def __init__(self) -> None:
+        self.state = VoiceState("u1", "ada@contoso.example", enterprise_voice=False)
+        self.calls: list[str] = []
+
+    async def voice_state(self, user_id: str) -> VoiceState:
+        return self.state
+
+    async def assign_number(self, upn: str, number: str) -> None:
+        self.calls.append(f"assign {number}")
+        self.state = VoiceState(self.state.user_id, upn, True, [number], self.state.voice_routing_policy)
+
+    async def remove_numbers(self, upn: str) -> None:
+        self.calls.append("remove")
+        self.state = VoiceState(self.state.user_id, upn, False, [], self.state.voice_routing_policy)
+
+    async def set_enterprise_voice(self, upn: str, enabled: bool) -> None:
+        self.calls.append(f"ev {enabled}")
+        self.state = VoiceState(self.state.user_id, upn, enabled, self.state.phone_numbers, self.state.voice_routing_policy)
+
+    async def grant_voice_routing_policy(self, upn: str, policy: str | None) -> None:
+        self.calls.append(f"vrp {policy}")
+        self.state = VoiceState(self.state.user_id, upn, self.state.enterprise_voice, self.state.phone_numbers, policy)
+
+
+def connection(teams: FakeTeams) -> TenantConnection:
+    return TenantConnection("t", directory=None, voice=teams, graph=None, cmdlets=None)  # type: ignore[arg-type]
+
+
+def record(**fields) -> TeamsVoiceUser:
+    return TeamsVoiceUser(enterprise_id=1, user_principal_name="ada@contoso.example", microsoft_user_id="u1", **fields)
+
+
+async def test_reconcile_applies_then_leaves_matching_users_alone() -> None:
+    teams = FakeTeams()
+    wanted = record(phone_number="+14139301634", voice_routing_policy="US-East", calling_enabled=True)
+    first = await reconcile(connection(teams), wanted)
+    assert first["status"] == "UPDATED" and teams.calls == ["assign +14139301634", "vrp US-East"]
+    teams.calls.clear()
+    second = await reconcile(connection(teams), wanted)
+    assert second == {"userPrincipalName": "ada@contoso.example", "status": "UNCHANGED", "changes": []}
+    assert teams.calls == []
+
+
+async def test_disabling_removes_numbers_and_enterprise_voice() -> None:
+    teams = FakeTeams()
+    teams.state = VoiceState("u1", "ada@contoso.example", True, ["+14139301634"], None)
+    outcome = await reconcile(connection(teams), record(calling_enabled=False))
+    assert outcome["status"] == "UPDATED" and teams.calls == ["remove"]
+    assert teams.state.enterprise_voice is False and teams.state.phone_numbers == []
+
+
+def test_phone_numbers_are_normalised_to_e164_or_refused() -> None:
+    assert normalise_phone_number("14139301634") == "+14139301634"
+    assert normalise_phone_number(" +32 2 555 12 12 ") == "+3225551212"
+    for bad in ("+1555", "hello", "+999123"):
+        with pytest.raises(ValidationFailed, match="phoneNumber"):
+            normalise_phone_number(bad)
+
+
+def test_authorisation_objects_are_found_in_every_wrapper() -> None:
+    inner = {"accessToken": "t", "userInfo": {"tenantId": "x"}}
+    assert find_msal_result({"authenticationResult": {"authenticationResult": inner}}) is inner
+    assert find_msal_result({"msalAuthenticationResult": {"authenticationResult": inner}}) is inner
+    assert find_msal_result({"authenticationResult": inner}) is inner
+    assert find_msal_result({"tenantId": "x", "resellerId": 1}) is None
+    assert find_reseller_consent_object({"tenantId": "x", "resellerId": 1}) == {"tenantId": "x", "resellerId": 1}
+    assert find_reseller_consent_object({"authenticationResult": {"tenantId": "x", "resellerId": 1}, "x": 1}) is not None
+    assert find_reseller_consent_object({"authenticationResult": {"authenticationResult": inner}}) is None

@@ -1,0 +1,41 @@
+"""Secrets at rest: hashing, encryption and signed state."""
+
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from teamsvoice.core.security import Keyring, hash_secret, load_or_create_master_key, verify_secret
+
+
+def test_hashed_secrets_verify_only_the_original() -> None:
+    hashed = hash_secret("s3cret")
+    assert "s3cret" not in hashed and verify_secret("s3cret", hashed)
+    assert not verify_secret("s3cret ", hashed) and not verify_secret("x", "not-a-hash")
+
+
+def test_encryption_round_trips_and_is_bound_to_its_purpose() -> None:
+    keys = Keyring(b"k" * 32)
+    sealed = keys.encrypt("sip-password", purpose="sip")
+    assert "sip-password" not in sealed and keys.decrypt(sealed, purpose="sip") == "sip-password"
+    with pytest.raises(InvalidTag):
+        keys.decrypt(sealed, purpose="webhook")
+    with pytest.raises(InvalidTag):
+        Keyring(b"o" * 32).decrypt(sealed, purpose="sip")
+
+
+def test_signed_payloads_reject_tampering_and_other_purposes() -> None:
+    keys = Keyring(b"k" * 32)
+    token = keys.sign({"k": "abc", "exp": 1}, purpose="state")
+    assert keys.unsign(token, purpose="state") == {"k": "abc", "exp": 1}
+    body, _, mac = token.partition(".")
+    assert keys.unsign(body[:-2] + "xx." + mac, purpose="state") is None
+    assert keys.unsign(token, purpose="other") is None
+    assert keys.unsign("garbage", purpose="state") is None and keys.unsign("", purpose="state") is None
+
+
+def test_master_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    first = load_or_create_master_key(None, tmp_path)
+    assert load_or_create_master_key(None, tmp_path) == first and len(first) == 32
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+    assert load_or_create_master_key("configured", tmp_path) != first
