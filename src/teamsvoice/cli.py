@@ -12,6 +12,7 @@ from rich.console import Console
 
 from teamsvoice import demo
 from teamsvoice.core.db import create_engine, session_factory, upgrade_database
+from teamsvoice.core.errors import DomainError
 from teamsvoice.settings import Settings
 
 app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True)
@@ -136,3 +137,31 @@ def migrate(data_dir: Annotated[Path, typer.Option()] = Path("data")) -> None:
     settings = Settings(data_dir=data_dir.resolve())
     upgrade_database(settings.effective_database_url)
     console.print(f"Migrated {settings.effective_database_url}")
+
+
+@app.command("register-redirect-url")
+def register_redirect_url(
+    reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.")],
+    url: Annotated[str, typer.Argument(help="An https URL (prefix) that redirectUrls may start with.")],
+    data_dir: Annotated[Path, typer.Option()] = Path("data"),
+) -> None:
+    """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
+    settings = Settings(data_dir=data_dir.resolve())
+    upgrade_database(settings.effective_database_url)
+    urls = asyncio.run(_register_redirect_url(settings, reseller_id, url))
+    console.print(f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
+
+
+async def _register_redirect_url(settings: Settings, reseller_id: int, url: str) -> list[str]:
+    from teamsvoice.domain.orgs.service import register_redirect_url as register
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            urls = await register(session, reseller_id, url)
+            await session.commit()
+            return urls
+    except DomainError as exc:
+        raise typer.BadParameter(exc.message) from exc
+    finally:
+        await engine.dispose()

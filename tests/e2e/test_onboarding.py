@@ -1,6 +1,7 @@
 """Spec 000 Parts I-IV and spec 001's tokens and consented-reseller provisioning, end to end over real HTTP:
 teamsvoice on loopback, the Microsoft 365 emulator on loopback HTTPS, the provider's webhook receiver on loopback."""
 
+import asyncio
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -283,3 +284,20 @@ async def test_enterprise_token_with_msal_object(onboarding) -> None:
     refused = await client.post(f"/provisioning/enableCallingForUser/{upn}", headers=bearer(enterprise_token),
                                 json={"authenticationResult": forged})
     assert refused.status_code == 403
+
+
+async def test_registered_https_redirect_urls_are_accepted(onboarding, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from teamsvoice.cli import app
+
+    await onboarding.create()
+    body = {"actionType": "REGISTRATION", "enterpriseName": onboarding.name, "redirectUrl": "https://portal.provider.example/hooks/1"}
+    refused = await onboarding.client.post("/enterprise/getActionItemUrl", headers=bearer(onboarding.token), json=body)
+    assert refused.status_code == 400
+    monkeypatch.setenv("TEAMSVOICE_DATABASE_URL", onboarding.live.settings.effective_database_url)
+    args = ["register-redirect-url", str(onboarding.login.reseller_id), "https://portal.provider.example/hooks/"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)  # the CLI runs its own event loop
+    assert result.exit_code == 0, result.output
+    accepted = await onboarding.client.post("/enterprise/getActionItemUrl", headers=bearer(onboarding.token), json=body)
+    assert accepted.status_code == 200 and accepted.text.startswith("https://")

@@ -1,6 +1,7 @@
 """Rules for enterprises: creation, editing, registration and their API credentials."""
 
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,7 @@ from teamsvoice.core.ids import new_client_id, new_username
 from teamsvoice.core.security import hash_secret, new_token
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.auth import revoke_credentials_of_enterprise
-from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser, Reseller
 from teamsvoice.domain.orgs.principal import Principal
 
 SERVICES = ("PBX", "Trunk", "CALLAPP", "CallRecording", "SMS", "CHAT")
@@ -182,3 +183,16 @@ async def enterprise_for_tenant(session: AsyncSession, principal: Principal, ten
     if enterprise is None:
         raise NotFound(f"No enterprise of yours is linked to tenant {tenant_id}")
     return enterprise
+
+
+async def register_redirect_url(session: AsyncSession, reseller_id: int, url: str) -> list[str]:
+    """Operator action (CLI): allow consent webhooks to https URLs starting with `url`."""
+    parsed = urlparse(url)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValidationFailed("redirect URL: must be an absolute https URL")
+    reseller = await session.get(Reseller, reseller_id)
+    if reseller is None:
+        raise NotFound(f"Reseller {reseller_id} not found")
+    if url not in (reseller.registered_redirect_urls or []):
+        reseller.registered_redirect_urls = [*(reseller.registered_redirect_urls or []), url]
+    return list(reseller.registered_redirect_urls)
