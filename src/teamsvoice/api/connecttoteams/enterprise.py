@@ -41,11 +41,16 @@ async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, princ
     return render_credentials(await service.regenerate_credentials(uow.session, principal, tenant_id))
 
 
-@router.api_route("/getEnterpriseInfoForTenant", methods=["GET", "POST"],
-                  summary="The enterprise linked to a tenant, with its consents")
-async def get_enterprise_info_for_tenant(
-    request: Request, uow: UnitOfWorkDep, principal: ResellerDep, tenantId: str | None = None
-) -> dict[str, Any]:
-    tenant_id = tenantId or await bare_text(request, "tenantId")
+@router.post("/getEnterpriseInfoForTenant", summary="The enterprise linked to a tenant (bare tenantId body), with its consents")
+async def get_enterprise_info_for_tenant(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    return await _enterprise_info(uow, principal, await bare_text(request, "tenantId"))
+
+
+@router.get("/getEnterpriseInfoForTenant", summary="The same, with ?tenantId=")
+async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    return await _enterprise_info(uow, principal, tenantId)
+
+
+async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id: str) -> dict[str, Any]:
     enterprise = await service.enterprise_for_tenant(uow.session, principal, tenant_id)
     return render_enterprise(enterprise, await consent.consents_of(uow.session, enterprise.id))
