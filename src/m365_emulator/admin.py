@@ -8,7 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from . import application_instances, teams_voice, voice_routing
 from .context import EmulatorDep
+from .graph import apps as graph_apps
 from .directory import hash_secret, user_by_upn, verify_secret
 from .tenants import DEFAULT_GROUPS, LicenseSpec, TenantSpec, TenantSpecError, create_tenant, resolve_tenant, tenant_summary
 
@@ -122,5 +124,44 @@ def get_tenant(tenant: str, emulator: EmulatorDep) -> JSONResponse:
     with emulator.store.transaction() as tx:
         resolved = resolve_tenant(tx, tenant)
         if resolved is None:
-            return JSONResponse({"error": {"code": "NotFound", "message": f"Tenant '{tenant}' not found."}}, status_code=404)
+            return _not_found(tenant)
         return JSONResponse(tenant_summary(tx, resolved))
+
+
+def _not_found(tenant: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": "NotFound", "message": f"Tenant '{tenant}' not found."}}, status_code=404)
+
+
+@router.get("/tenants/{tenant}/voice")
+def get_tenant_voice(tenant: str, emulator: EmulatorDep) -> JSONResponse:
+    """Teams voice state as the cmdlets and Graph left it: Direct Routing configuration, per-user policy
+    grants, number assignments and resource accounts."""
+    with emulator.store.transaction() as tx:
+        resolved = resolve_tenant(tx, tenant)
+        if resolved is None:
+            return _not_found(tenant)
+        tenant_id = resolved["id"]
+        grants = [
+            {"userId": c["id"], "policyType": policy_type, "policyName": a["displayName"], "policyId": a["policyId"]}
+            for c in tx.list("teams_user", tenant_id)
+            for policy_type, a in c["_policies"].items()
+        ]
+        body = {
+            "tenantId": tenant_id,
+            **voice_routing.state(tx, tenant_id),
+            "grants": grants,
+            "numbers": [teams_voice.number_assignment(n) for n in tx.list("number", tenant_id)],
+            "enterpriseVoiceEnabled": [c["id"] for c in tx.list("teams_user", tenant_id) if c["isEnterpriseVoiceEnabled"]],
+            "applicationInstances": application_instances.state(tx, tenant_id),
+        }
+    return JSONResponse(body)
+
+
+@router.get("/tenants/{tenant}/apps")
+def get_tenant_apps(tenant: str, emulator: EmulatorDep) -> JSONResponse:
+    """The tenant's Teams app catalog (every app with all its definitions) and per-user installations."""
+    with emulator.store.transaction() as tx:
+        resolved = resolve_tenant(tx, tenant)
+        if resolved is None:
+            return _not_found(tenant)
+        return JSONResponse(graph_apps.state(tx, resolved["id"]))

@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import admin, powershell
 from .context import Emulator
+from .graph import apps as graph_apps
 from .graph import directory as graph_directory
 from .graph import teams as graph_teams
 from .graph.errors import GraphError, graph_error_response
@@ -32,6 +33,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     app.include_router(token.router)
     app.include_router(graph_directory.router)
     app.include_router(graph_teams.router)
+    app.include_router(graph_apps.router)
     app.include_router(powershell.router)
     app.include_router(admin.router)
     _install_error_handlers(app)

@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from . import teams_voice
+from . import application_instances, teams_voice, voice_routing
 from .catalog import TEAMS_ADMIN_APP_ID
+from .cmdlet_support import Cmdlet, CmdletError, Parameters
 from .context import EmulatorDep
 from .directory import find_user
 from .graph.auth import bearer_claims
@@ -21,19 +22,7 @@ router = APIRouter()
 
 _PHONE_NUMBER_TYPES = {"directrouting": "directRouting", "callingplan": "callingPlan", "operatorconnect": "operatorConnect"}
 _CATEGORIES = {"primary": "primary", "private": "private", "alternate": "alternate"}
-_VOICE_ROUTING = "onlineVoiceRoutingPolicy"
-
-
-class CmdletError(Exception):
-    def __init__(self, error_id: str, category: str, message: str) -> None:
-        super().__init__(message)
-        self.error_id = error_id
-        self.category = category
-        self.message = message
-
-
-Parameters = dict[str, Any]
-Cmdlet = Callable[[Transaction, str, Parameters], list[dict[str, Any]]]
+_VOICE_ROUTING = voice_routing.VOICE_ROUTING_POLICY_TYPE
 
 
 def _identity(tx: Transaction, tenant_id: str, parameters: Parameters) -> Document:
@@ -129,8 +118,7 @@ def grant_voice_routing_policy(tx: Transaction, tenant_id: str, parameters: Para
     if name is None or name == "":
         teams_voice.assign_policy(tx, user, _VOICE_ROUTING, None)
         return []
-    name = str(name).removeprefix("tag:")
-    identifier = teams_voice.register_policy(tx, tenant_id, _VOICE_ROUTING, name)
+    identifier, _ = voice_routing.grant_policy_identifier(tx, tenant_id, str(name))
     teams_voice.assign_policy(tx, user, _VOICE_ROUTING, identifier)
     return []
 
@@ -145,7 +133,7 @@ def _online_user(tx: Transaction, user: Document) -> dict[str, Any]:
         "Alias": user.get("mailNickname"),
         "DisplayName": user["displayName"],
         "AccountEnabled": user["accountEnabled"],
-        "AccountType": "User",
+        "AccountType": "ResourceAccount" if configuration["accountType"] == "resourceAccount" else "User",
         "UsageLocation": user.get("usageLocation"),
         "SipAddress": f"sip:{user['userPrincipalName']}",
         "EnterpriseVoiceEnabled": configuration["isEnterpriseVoiceEnabled"],
@@ -177,6 +165,8 @@ CMDLETS: dict[str, tuple[Cmdlet, tuple[str, ...]]] = {
     ),
     "Grant-CsOnlineVoiceRoutingPolicy": (grant_voice_routing_policy, ("Identity", "PolicyName")),
     "Get-CsOnlineUser": (get_online_user, ("Identity",)),
+    **voice_routing.CMDLETS,
+    **application_instances.CMDLETS,
 }
 
 

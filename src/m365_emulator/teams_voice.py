@@ -52,6 +52,19 @@ def assign_number(
     assigning any number turns Enterprise Voice on."""
     tenant_id = user["_tenantId"]
     number = normalize_number(telephone_number)
+    configuration = tx.get("teams_user", user["id"]) or {}
+    if configuration.get("accountType") == "resourceAccount":
+        if ";ext=" in number:
+            raise VoiceError(
+                f"Telephone Number '{number}' with an extension cannot be assigned to a resource account. "
+                "Extensions are supported for users only."
+            )
+        if not any(licence["skuId"] in _PHONE_SYSTEM_SKUS for licence in user["assignedLicenses"]):
+            raise VoiceError(
+                f"The resource account '{user['userPrincipalName']}' requires a Microsoft Teams Phone Resource "
+                "Account (PHONESYSTEM_VIRTUALUSER) or Teams Phone Standard license before a phone number can be "
+                "assigned."
+            )
     existing = tx.get("number", number_key(tenant_id, number))
     if existing is not None and existing["assignmentTargetId"] != user["id"]:
         raise VoiceError(f"Telephone Number '{number}' has already been assigned to another user")

@@ -4,12 +4,33 @@ from teamsvoice.core.db import Base
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.calling.models import (
+    CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate,
+)
+from teamsvoice.domain.fusion.models import (
+    FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
+    FusionWizardRun,
+)
 
 __all__ = [
     "ActionRequest",
     "ApiClient",
+    "CallAppServiceAccount",
+    "CallingJob",
+    "DirectRoute",
+    "PbxLocation",
+    "PbxUser",
+    "TeamsAppTemplate",
     "Base",
     "Enterprise",
+    "FusionGroupFilter",
+    "FusionMsTeamsAdmin",
+    "FusionNumber",
+    "FusionSession",
+    "FusionSubscription",
+    "FusionTenant",
+    "FusionUser",
+    "FusionWizardRun",
     "EnterpriseConsent",
     "OAuthToken",
     "PbxType",

@@ -38,6 +38,25 @@ class Settings(BaseSettings):
     microsoft_client_id: str = Field(default="", description="Application (client) id of the multi-tenant app.")
     microsoft_client_secret: str = Field(default="", description="Its client secret.")
     microsoft_ca_bundle: str | None = Field(default=None, description="Extra CA file to trust (the emulator's CA).")
+    microsoft_tenant_concurrency: int = Field(
+        default=8, ge=1, description="Concurrent calls to one Microsoft tenant, shared by every caller in the process."
+    )
+    microsoft_retry_max_attempts: int = Field(default=6, ge=1, description="Tries per Microsoft call (429/5xx/network).")
+    microsoft_retry_max_wait_seconds: float = Field(
+        default=120.0, ge=0, description="Most time one Microsoft call may spend waiting between retries."
+    )
+    microsoft_retry_base_delay_seconds: float = Field(
+        default=0.5, gt=0, description="First backoff step when Microsoft sends no Retry-After (doubles, jittered)."
+    )
+    microsoft_pwsh_path: str = Field(default="pwsh", description="PowerShell 7 executable (cloud mode).")
+    microsoft_certificate_path: str | None = Field(
+        default=None, description="PFX/PEM certificate for Teams PowerShell app auth (cloud mode)."
+    )
+    microsoft_certificate_password: str | None = Field(default=None, description="Password of that certificate file.")
+    microsoft_certificate_thumbprint: str | None = Field(
+        default=None, description="Or: thumbprint of a certificate in the user's certificate store (cloud mode)."
+    )
+    microsoft_cmdlet_timeout_seconds: float = Field(default=300.0, gt=0, description="Longest one Teams cmdlet may run.")
 
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0

@@ -10,6 +10,7 @@ from emulator_support import (
     Browser,
     Tenant,
     app_token,
+    cmdlet_invoker,
     authorize_url,
     redirect_params,
     register_app,
@@ -72,3 +73,9 @@ def graph(http: httpx.Client, emulator: EmulatorServer, tenant: Tenant, consente
         timeout=10,
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def pwsh(http: httpx.Client, tenant: Tenant, consented_app: App):
+    """Invoke a Teams cmdlet in the seeded tenant: pwsh("Get-CsOnlineUser", Identity=...)."""
+    return cmdlet_invoker(http, tenant, consented_app)

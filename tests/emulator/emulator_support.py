@@ -156,3 +156,19 @@ def app_token(http: httpx.Client, tenant: Tenant, app: App, resource: str = "htt
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+TEAMS_ADMIN_API = "48ac35b8-9aa8-4d74-927d-1f4a14a0b239"
+
+
+def cmdlet_invoker(http: httpx.Client, tenant: Tenant, app: App):
+    token = app_token(http, tenant, app, resource=TEAMS_ADMIN_API)
+
+    def invoke(cmdlet: str, **parameters: object) -> httpx.Response:
+        return http.post(
+            "/_powershell/invoke",
+            json={"cmdlet": cmdlet, "parameters": parameters},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    return invoke

@@ -4,26 +4,10 @@ import httpx
 import pytest
 from emulator_support import App, Tenant, app_token
 
-TEAMS_ADMIN_API = "48ac35b8-9aa8-4d74-927d-1f4a14a0b239"
-
 
 @pytest.fixture(scope="module")
 def users(graph: httpx.Client) -> list[dict]:
     return graph.get("/users?$top=10&$filter=usageLocation eq 'GB'").json()["value"]
-
-
-@pytest.fixture(scope="module")
-def pwsh(http: httpx.Client, tenant: Tenant, consented_app: App):
-    token = app_token(http, tenant, consented_app, resource=TEAMS_ADMIN_API)
-
-    def invoke(cmdlet: str, **parameters: object) -> httpx.Response:
-        return http.post(
-            "/_powershell/invoke",
-            json={"cmdlet": cmdlet, "parameters": parameters},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-
-    return invoke
 
 
 def _operation(graph: httpx.Client, response: httpx.Response) -> dict:
@@ -78,6 +62,7 @@ def test_user_configurations_reflect_number_and_policy_assignment(graph: httpx.C
 
 def test_cmdlets_share_state_with_graph(pwsh, graph: httpx.Client, users: list[dict]) -> None:
     upn, other = users[2]["userPrincipalName"], users[3]["userPrincipalName"]
+    assert pwsh("New-CsOnlineVoiceRoutingPolicy", Identity="BE-International").status_code == 200
     assert pwsh("Set-CsPhoneNumberAssignment", Identity=upn, PhoneNumber="+3225551234", PhoneNumberType="DirectRouting").json() == {"output": []}
     assert pwsh("Grant-CsOnlineVoiceRoutingPolicy", Identity=upn, PolicyName="BE-International").status_code == 200
     online = pwsh("Get-CsOnlineUser", Identity=upn).json()["output"][0]

@@ -1,38 +1,86 @@
 """Teams PowerShell cmdlets: against the emulator they go to its cmdlet endpoint over HTTP.
 
-The parameters travel as JSON data, never as script text. (The pwsh runner for the Microsoft cloud
-is a separate adapter with the same interface.)
+The parameters travel as JSON data, never as script text. (The pwsh runner for the Microsoft cloud,
+`microsoft/pwsh.py`, has the same interface.) Throttling, 5xx and network failures are retried the way
+the Graph client retries them, but only for cmdlets that are safe to repeat: by default those whose verb
+is in IDEMPOTENT_VERBS (Get, Set, Grant, Remove, ...); a caller can say otherwise per call. A 429 is
+retried for every cmdlet: Microsoft refused it before running it.
 """
 
+import asyncio
 from typing import Any
 
 import httpx
 
 from teamsvoice.core.errors import UpstreamError
-from teamsvoice.microsoft.graph import RETRYABLE_STATUSES, TokenProvider
+from teamsvoice.microsoft.graph import RETRYABLE_STATUSES, RetryPolicy, TenantLimiter, TokenProvider, gave_up
+
+# Repeating these leaves the tenant as one run would (assigning the same number twice is a no-op).
+IDEMPOTENT_VERBS = frozenset({"get", "set", "grant", "remove", "test", "sync"})
+
+
+def is_idempotent(cmdlet: str) -> bool:
+    return cmdlet.split("-", 1)[0].lower() in IDEMPOTENT_VERBS
+
+
+def cmdlet_error(cmdlet: str, status: int | None, body: Any, text: str) -> UpstreamError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message, code = str(error.get("message") or text), error.get("errorId")
+    else:
+        message, code = text, None
+    return UpstreamError(f"{cmdlet} failed: {message}", retryable=status in RETRYABLE_STATUSES,
+                         status=status, upstream_code=code)
 
 
 class CmdletEndpointRunner:
-    def __init__(self, http: httpx.AsyncClient, endpoint: str, token: TokenProvider) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, endpoint: str, token: TokenProvider, *, retry: RetryPolicy | None = None,
+        limiter: TenantLimiter | None = None, timeout: float | None = None,
+    ) -> None:
         self._http = http
         self._endpoint = endpoint
         self._token = token
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self._timeout = timeout
 
-    async def run(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            response = await self._http.post(
-                self._endpoint, json={"cmdlet": cmdlet, "parameters": parameters},
-                headers={"Authorization": f"Bearer {await self._token()}"},
-            )
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"Teams PowerShell endpoint unreachable: {exc}", retryable=True) from exc
-        if response.status_code >= 400:
+    async def _post(self, payload: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {await self._token()}"}
+        timeout = httpx.Timeout(self._timeout) if self._timeout else httpx.USE_CLIENT_DEFAULT
+        if self.limiter is None:
+            return await self._http.post(self._endpoint, json=payload, headers=headers, timeout=timeout)
+        async with self.limiter:
+            return await self._http.post(self._endpoint, json=payload, headers=headers, timeout=timeout)
+
+    async def run(
+        self, cmdlet: str, parameters: dict[str, Any], *, idempotent: bool | None = None
+    ) -> list[dict[str, Any]]:
+        repeatable = is_idempotent(cmdlet) if idempotent is None else idempotent
+        payload = {"cmdlet": cmdlet, "parameters": parameters}
+        waited, attempt = 0.0, 0
+        while True:
+            attempt += 1
+            response: httpx.Response | None = None
             try:
-                error = response.json().get("error", {})
-                message = error.get("message") or response.text
-                code = error.get("errorId")
-            except ValueError:
-                message, code = response.text, None
-            raise UpstreamError(f"{cmdlet} failed: {message}", retryable=response.status_code in RETRYABLE_STATUSES,
-                                status=response.status_code, upstream_code=code)
-        return list(response.json().get("output", []))
+                response = await self._post(payload)
+            except httpx.TransportError as exc:
+                failure = UpstreamError(f"{cmdlet}: Teams PowerShell endpoint unreachable: {exc!r}", retryable=True)
+            else:
+                if response.status_code < 400:
+                    return list(response.json().get("output", []))
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                failure = cmdlet_error(cmdlet, response.status_code, body, response.text)
+                if response.status_code not in RETRYABLE_STATUSES:
+                    raise failure
+            # A 429 was refused before it ran, so even a non-idempotent cmdlet may go again.
+            if not repeatable and (response is None or response.status_code != 429):
+                raise failure
+            delay = self.retry.delay(response, attempt - 1)
+            if attempt >= self.retry.max_attempts or waited + delay > self.retry.max_total_wait:
+                raise gave_up(attempt, failure)
+            await asyncio.sleep(delay)
+            waited += delay

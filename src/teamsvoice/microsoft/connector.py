@@ -1,4 +1,11 @@
-"""Builds tenant connections (Graph + Teams voice) from settings; the one place that knows the transport."""
+"""Builds tenant connections (Graph + Teams voice) from settings; the one place that knows the transport.
+
+TEAMSVOICE_MICROSOFT_MODE picks where Teams cmdlets run: `emulator` posts them to the emulator's cmdlet
+endpoint (TEAMSVOICE_MICROSOFT_POWERSHELL_URL), `cloud` runs them in pwsh with the MicrosoftTeams module
+(microsoft/pwsh.py; the connector refuses to start when pwsh or the certificate is missing). Nothing else
+differs. Every Graph call and cmdlet to one tenant shares that tenant's concurrency limit
+(TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY) and the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
+"""
 
 import ssl
 
@@ -6,9 +13,10 @@ import httpx
 
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.microsoft.cmdlets import CmdletEndpointRunner
-from teamsvoice.microsoft.graph import GraphClient, TokenProvider
+from teamsvoice.microsoft.graph import GraphClient, RetryPolicy, TenantLimiter, TokenProvider, tenant_limiter
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, MicrosoftIdentity
-from teamsvoice.microsoft.ports import TenantConnection
+from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
+from teamsvoice.microsoft.pwsh import PwshConfig, PwshRunner
 from teamsvoice.microsoft.teams_voice import GraphDirectory, TeamsVoiceAdapter
 from teamsvoice.settings import Settings
 
@@ -20,10 +28,24 @@ class MicrosoftConnector:
             login_url=settings.microsoft_login_url, client_id=settings.microsoft_client_id,
             client_secret=settings.microsoft_client_secret, ca_bundle=settings.microsoft_ca_bundle,
         )
+        self.retry = RetryPolicy(
+            max_attempts=settings.microsoft_retry_max_attempts, max_total_wait=settings.microsoft_retry_max_wait_seconds,
+            base_delay=settings.microsoft_retry_base_delay_seconds,
+        )
+        self.pwsh: PwshConfig | None = None
+        if settings.microsoft_mode == "cloud":
+            self.pwsh = PwshConfig.resolve(
+                pwsh=settings.microsoft_pwsh_path, application_id=settings.microsoft_client_id,
+                certificate_path=settings.microsoft_certificate_path,
+                certificate_password=settings.microsoft_certificate_password,
+                certificate_thumbprint=settings.microsoft_certificate_thumbprint,
+                timeout=settings.microsoft_cmdlet_timeout_seconds,
+            )
         verify: ssl.SSLContext | bool = True
         if settings.microsoft_ca_bundle:
             verify = ssl.create_default_context(cafile=settings.microsoft_ca_bundle)
-        self.http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0))
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        self.http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0), limits=limits)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -34,8 +56,25 @@ class MicrosoftConnector:
 
         return provide
 
-    def graph(self, token: TokenProvider) -> GraphClient:
-        return GraphClient(self.http, self.settings.microsoft_graph_url, token)
+    def limiter(self, tenant_id: str) -> TenantLimiter:
+        return tenant_limiter(tenant_id, self.settings.microsoft_tenant_concurrency)
+
+    def graph(self, token: TokenProvider, tenant_id: str | None = None) -> GraphClient:
+        limiter = self.limiter(tenant_id) if tenant_id else None
+        return GraphClient(self.http, self.settings.microsoft_graph_url, token, retry=self.retry, limiter=limiter)
+
+    def cmdlets(self, tenant_id: str) -> Cmdlets:
+        """Teams cmdlets for the tenant, app-only: pwsh in cloud mode, the emulator's endpoint otherwise."""
+        if self.pwsh is not None:
+            return PwshRunner(self.pwsh, tenant_id, retry=self.retry, limiter=self.limiter(tenant_id))
+        if not self.settings.microsoft_powershell_url:
+            raise UpstreamError(
+                "Teams PowerShell is not configured (TEAMSVOICE_MICROSOFT_POWERSHELL_URL)", retryable=False
+            )
+        return CmdletEndpointRunner(
+            self.http, self.settings.microsoft_powershell_url, self._app_token(tenant_id, TEAMS_ADMIN_RESOURCE),
+            retry=self.retry, limiter=self.limiter(tenant_id), timeout=self.settings.microsoft_cmdlet_timeout_seconds,
+        )
 
     def connect(self, tenant_id: str, *, delegated_graph_token: str | None = None) -> TenantConnection:
         """Graph with the signed-in admin's token when given, else app-only; Teams cmdlets always app-only."""
@@ -45,14 +84,8 @@ class MicrosoftConnector:
             async def delegated() -> str:
                 return token
 
-            graph = self.graph(delegated)
+            graph = self.graph(delegated, tenant_id)
         else:
-            graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE))
-        if not self.settings.microsoft_powershell_url:
-            raise UpstreamError(
-                "Teams PowerShell is not configured (TEAMSVOICE_MICROSOFT_POWERSHELL_URL)", retryable=False
-            )
-        cmdlets = CmdletEndpointRunner(
-            self.http, self.settings.microsoft_powershell_url, self._app_token(tenant_id, TEAMS_ADMIN_RESOURCE)
-        )
+            graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE), tenant_id)
+        cmdlets = self.cmdlets(tenant_id)
         return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(graph, cmdlets), graph, cmdlets)

@@ -1,8 +1,21 @@
-"""A small Graph client on httpx: bearer auth, paging, retries that honour Retry-After, error mapping."""
+"""A Graph client on httpx: bearer auth, paging, JSON batching, retries that honour Retry-After, a
+per-tenant concurrency limit, and Graph errors mapped to `UpstreamError(retryable=...)`.
+
+Retries: 429, 500, 502, 503, 504 and transport errors are retried, waiting Retry-After when Microsoft
+sends it (plus a little jitter, so that many clients throttled together do not return together), else
+capped exponential backoff with full jitter. `RetryPolicy` caps both the number of attempts and the total
+time spent waiting; past either cap the last failure is raised as `UpstreamError("gave up after N
+attempts: ...")` with the status and Graph error code of the last response.
+
+Concurrency: every request to one tenant holds a slot of that tenant's `TenantLimiter` while it is on
+the wire (not while it sleeps before a retry). Limiters are process-wide and work across event loops.
+"""
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -11,56 +24,237 @@ from teamsvoice.core.errors import NotFound, UpstreamError
 
 TokenProvider = Callable[[], Awaitable[str]]
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+BATCH_LIMIT = 20  # Graph refuses a $batch of more than 20 requests
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: at most `max_attempts` tries and `max_total_wait` seconds of sleeping in all."""
+
+    max_attempts: int = 5
+    max_total_wait: float = 60.0
+    base_delay: float = 0.5
+    max_delay: float = 30.0  # cap of one backoff step when Microsoft sends no Retry-After
+
+    def delay(self, response: httpx.Response | None, attempt: int) -> float:
+        return retry_delay(response, attempt, base=self.base_delay, cap=self.max_delay)
+
+
+def retry_after_seconds(headers: httpx.Headers | dict[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_delay(response: httpx.Response | None, attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Retry-After (with up to 10% jitter added) when Microsoft sends it, else capped exponential backoff
+    with full jitter."""
+    after = retry_after_seconds(response.headers) if response is not None else None
+    if after is not None:
+        return after + random.uniform(0, min(1.0, after * 0.1))
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+class TenantLimiter:
+    """A counting semaphore usable from any thread and any event loop (job steps run their own loops)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a tenant concurrency limit must be at least 1")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._in_use = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._in_use < self.limit and not self._waiters:
+                self._in_use += 1
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+                    raise
+            if future.done() and not future.cancelled():
+                self.release()  # the slot was handed to us just as we were cancelled
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, future = self._waiters.pop(0)
+                if loop.is_closed():
+                    continue
+                # The slot passes straight to the waiter; `_in_use` does not change.
+                loop.call_soon_threadsafe(self._hand_over, future)
+                return
+            self._in_use -= 1
+
+    def _hand_over(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self.release()
+        else:
+            future.set_result(None)
+
+    async def __aenter__(self) -> "TenantLimiter":
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+_limiters: dict[str, TenantLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def tenant_limiter(tenant_id: str, limit: int) -> TenantLimiter:
+    """The process-wide limiter of one tenant (created with `limit` on first use)."""
+    key = tenant_id.lower()
+    with _limiters_lock:
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = _limiters[key] = TenantLimiter(limit)
+        return limiter
+
+
+def _error_fields(status: int, body: Any, text: str) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or ""), str(error.get("message") or text)
+    return "", text
 
 
 def graph_error(response: httpx.Response) -> UpstreamError:
     try:
-        error = response.json().get("error", {})
-        code, message = error.get("code", ""), error.get("message", response.text)
+        body = response.json()
     except ValueError:
-        code, message = "", response.text
+        body = None
+    code, message = _error_fields(response.status_code, body, response.text)
     return UpstreamError(
         f"Microsoft Graph {response.request.method} {response.request.url.path} failed ({response.status_code} {code}): {message}",
         retryable=response.status_code in RETRYABLE_STATUSES, status=response.status_code, upstream_code=code,
     )
 
 
-def retry_delay(response: httpx.Response | None, attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
-    """Retry-After when Microsoft sends it, else capped exponential backoff with full jitter."""
-    if response is not None and (after := response.headers.get("Retry-After")):
-        try:
-            return min(float(after), cap)
-        except ValueError:
-            pass
-    return random.uniform(0, min(cap, base * 2**attempt))
+def gave_up(attempts: int, error: UpstreamError) -> UpstreamError:
+    return UpstreamError(f"gave up after {attempts} attempts: {error.message}", retryable=error.retryable,
+                         status=error.status, upstream_code=error.upstream_code)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One request of a JSON batch. `url` is relative to the version root, e.g. `/users/{id}`."""
+
+    id: str
+    method: str
+    url: str
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+    def wire(self, *, keep_dependencies: set[str]) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": self.id, "method": self.method.upper(), "url": self.url}
+        headers = dict(self.headers)
+        if self.body is not None:
+            item["body"] = self.body
+            headers.setdefault("Content-Type", "application/json")
+        if headers:
+            item["headers"] = headers
+        depends = [d for d in self.depends_on if d in keep_dependencies]
+        if depends:
+            item["dependsOn"] = depends
+        return item
+
+
+@dataclass(frozen=True)
+class BatchResponse:
+    id: str
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def error(self, request: BatchRequest) -> UpstreamError | NotFound | None:
+        """The domain error this sub-response stands for, or None when it succeeded."""
+        if self.ok:
+            return None
+        if self.status == 404:
+            return NotFound(f"Not found in Microsoft 365: {request.url}")
+        code, message = _error_fields(self.status, self.body, str(self.body))
+        return UpstreamError(
+            f"Microsoft Graph {request.method.upper()} {request.url} failed ({self.status} {code}): {message}",
+            retryable=self.status in RETRYABLE_STATUSES, status=self.status, upstream_code=code,
+        )
 
 
 class GraphClient:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, token: TokenProvider, *, max_attempts: int = 5) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, token: TokenProvider, *, max_attempts: int = 5,
+        retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None,
+    ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
         self._token = token
-        self._max_attempts = max_attempts
+        self.retry = retry or RetryPolicy(max_attempts=max_attempts)
+        self.limiter = limiter
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    async def _send(self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {await self._token()}", **headers}
+        if self.limiter is None:
+            return await self._http.request(method, url, headers=headers, **kwargs)
+        async with self.limiter:
+            return await self._http.request(method, url, headers=headers, **kwargs)
+
+    async def request(self, method: str, path: str, *, retry: RetryPolicy | None = None, **kwargs: Any) -> httpx.Response:
+        """One Graph call with retries. 404 raises NotFound; other failures UpstreamError."""
+        policy = retry or self.retry
         url = path if path.startswith("http") else f"{self._base}{path}"
-        response: httpx.Response | None = None
-        for attempt in range(self._max_attempts):
-            headers = {"Authorization": f"Bearer {await self._token()}", **kwargs.pop("headers", {})}
+        extra_headers: dict[str, str] = dict(kwargs.pop("headers", None) or {})
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            response: httpx.Response | None = None
             try:
-                response = await self._http.request(method, url, headers=headers, **kwargs)
+                response = await self._send(method, url, extra_headers, kwargs)
             except httpx.TransportError as exc:
-                if attempt + 1 == self._max_attempts:
-                    raise UpstreamError(f"Microsoft Graph unreachable: {exc}", retryable=True) from exc
-                await asyncio.sleep(retry_delay(None, attempt))
-                continue
-            if response.status_code not in RETRYABLE_STATUSES:
-                break
-            if attempt + 1 < self._max_attempts:
-                await asyncio.sleep(retry_delay(response, attempt))
-        assert response is not None
+                failure = UpstreamError(f"Microsoft Graph unreachable ({method} {httpx.URL(url).path}): {exc!r}",
+                                        retryable=True)
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    break
+                failure = graph_error(response)
+            delay = policy.delay(response, attempt - 1)
+            if attempt >= policy.max_attempts or waited + delay > policy.max_total_wait:
+                raise gave_up(attempt, failure)
+            await asyncio.sleep(delay)
+            waited += delay
         if response.status_code == 404:
-            raise NotFound(f"Not found in Microsoft 365: {path}")
+            raise NotFound(f"Not found in Microsoft 365: {httpx.URL(url).path}")
         if response.status_code >= 400:
             raise graph_error(response)
         return response
@@ -71,13 +265,92 @@ class GraphClient:
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.request("POST", path, json=body)
 
-    async def pages(self, path: str, **params: Any) -> AsyncIterator[dict[str, Any]]:
-        """Every item of a collection, following @odata.nextLink unchanged."""
-        page = await self.get(path, **params)
+    async def patch(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.request("PATCH", path, json=body)
+
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.request("DELETE", path)
+
+    async def page_iter(
+        self, path: str, *, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page of a collection, following @odata.nextLink unchanged."""
+        response = await self.request("GET", path, params=params or None, headers=headers)
         while True:
-            for item in page.get("value", []):
-                yield item
+            page = response.json()
+            yield list(page.get("value", []))
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return
-            page = (await self.request("GET", next_link)).json()
+            response = await self.request("GET", next_link, headers=headers)
+
+    async def pages(self, path: str, *, headers: dict[str, str] | None = None, **params: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a collection, across pages."""
+        async for page in self.page_iter(path, headers=headers, params=params):
+            for item in page:
+                yield item
+
+    async def batch(self, requests: Sequence[BatchRequest], *, retry: RetryPolicy | None = None) -> dict[str, BatchResponse]:
+        """Runs requests through `POST /$batch` in chunks of 20 and returns each one's response by id.
+
+        Sub-requests answered 429/5xx are sent again (alone, in a later batch) after the longest Retry-After
+        among them, within the retry policy's caps; what is still failing then is returned as it is, for the
+        caller to turn into errors (`BatchResponse.error`). A sub-request that failed only because a
+        dependency did (424) is retried along with that dependency."""
+        policy = retry or self.retry
+        ids = [r.id.lower() for r in requests]
+        if len(set(ids)) != len(ids):
+            raise ValueError("batch request ids must be unique")
+        results: dict[str, BatchResponse] = {}
+        for start in range(0, len(requests), BATCH_LIMIT):
+            chunk = list(requests[start:start + BATCH_LIMIT])
+            results.update(await self._batch_chunk(chunk, policy))
+        return results
+
+    async def _batch_chunk(self, chunk: list[BatchRequest], policy: RetryPolicy) -> dict[str, BatchResponse]:
+        results: dict[str, BatchResponse] = {}
+        pending = chunk
+        waited = 0.0
+        attempt = 0
+        while pending:
+            attempt += 1
+            pending_ids = {r.id for r in pending}
+            body = {"requests": [r.wire(keep_dependencies=pending_ids) for r in pending]}
+            response = await self.request("POST", "/$batch", json=body, retry=policy)
+            answered = {str(item.get("id")): item for item in response.json().get("responses", [])}
+            retry_ids: set[str] = set()
+            longest_wait: float | None = None
+            for request in pending:
+                item = answered.get(request.id)
+                if item is None:
+                    raise UpstreamError(f"Microsoft Graph $batch returned no response for request '{request.id}'",
+                                        retryable=True, status=response.status_code)
+                result = BatchResponse(request.id, int(item.get("status", 0)), item.get("body"),
+                                       dict(item.get("headers") or {}))
+                results[request.id] = result
+                if result.status in RETRYABLE_STATUSES:
+                    retry_ids.add(request.id)
+                    after = retry_after_seconds(result.headers)
+                    if after is not None:
+                        longest_wait = max(longest_wait or 0.0, after)
+            if not retry_ids:
+                break
+            # A 424 only means "my dependency failed": retry it when that dependency is retried.
+            changed = True
+            while changed:
+                changed = False
+                for request in pending:
+                    if request.id not in retry_ids and results[request.id].status == 424 and set(request.depends_on) & retry_ids:
+                        retry_ids.add(request.id)
+                        changed = True
+            if longest_wait is not None:
+                delay = longest_wait + random.uniform(0, min(1.0, longest_wait * 0.1))
+            else:
+                delay = policy.delay(None, attempt - 1)
+            if attempt >= policy.max_attempts or waited + delay > policy.max_total_wait:
+                break
+            await asyncio.sleep(delay)
+            waited += delay
+            pending = [r for r in pending if r.id in retry_ids]
+        return results
+

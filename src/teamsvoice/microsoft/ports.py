@@ -1,7 +1,11 @@
 """What the domain needs from Microsoft, in domain terms. Services depend on these, not on HTTP."""
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from teamsvoice.microsoft.directory import DirectoryAdmin
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,10 @@ class TeamsVoice(Protocol):
 class Cmdlets(Protocol):
     """Runs a MicrosoftTeams PowerShell cmdlet with parameters passed as data."""
 
-    async def run(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]: ...
+    async def run(self, cmdlet: str, parameters: dict[str, Any], *, idempotent: bool | None = None) -> list[dict[str, Any]]:
+        """`idempotent` says whether the cmdlet may be retried after a failure that may have run it
+        (None: decided by its verb, see microsoft/cmdlets.py)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,3 +58,10 @@ class TenantConnection:
     voice: TeamsVoice
     graph: Any  # teamsvoice.microsoft.graph.GraphClient
     cmdlets: Cmdlets
+
+    @cached_property
+    def directory_admin(self) -> "DirectoryAdmin":
+        """Users, licences, groups, memberships and domains of this tenant (microsoft/directory.py)."""
+        from teamsvoice.microsoft.directory import DirectoryAdmin
+
+        return DirectoryAdmin(self.graph)

@@ -1,16 +1,19 @@
 """Provisioning endpoints (/provisioning/*): an enterprise token with an MSAL object, or a reseller token
 with the consented-reseller object (spec 001)."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
 from teamsvoice.domain.consent.service import consents_of
 from teamsvoice.domain.orgs import service as orgs
+from teamsvoice.domain.orgs.models import SbcGateway
 from teamsvoice.domain.provisioning import service
 
 router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"])
@@ -67,12 +70,86 @@ async def update_user_details(
     return await service.update_user_details(uow.session, access, upn.strip(), **changes)
 
 
-@router.post("/syncTeamsRegistrations", summary="Push every configured user to Teams ('Sync Teams Users')")
+@router.post(
+    "/syncTeamsRegistrations", summary="Push every configured user to Teams ('Sync Teams Users')",
+    description="Up to 25 users (or without `?async=true`) it runs inline and answers 200 with per-user results. "
+    "Larger enterprises, or `?async=true`, get 202 `{jobId, status, statusUrl}`: a durable job whose progress "
+    "GET /provisioning/getSyncJobStatus/{jobId} reports (teamsvoice's design).",
+    responses={202: {"description": "Accepted as a durable job"}},
+)
 async def sync_teams_registrations(
-    request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
-) -> dict[str, Any]:
+    request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep,
+    async_: Annotated[bool, Query(alias="async")] = False,
+) -> Any:
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
+    if async_ or await jobs.voice_user_count(uow.session, access.enterprise) > jobs.INLINE_SYNC_LIMIT:
+        return await _accept_job(uow, request, access.enterprise, workflows.SYNC_TEAMS_USERS)
     results = await service.sync_registrations(uow.session, access)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
     return {"enterpriseId": access.enterprise.id, "results": results,
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}
+
+
+async def _accept_job(uow: UnitOfWorkDep, request: Request, enterprise: Any, kind: str) -> JSONResponse:
+    job = await jobs.create_job(uow.session, enterprise, kind)
+    job_id, job_key = job.id, job.job_key
+
+    async def start() -> None:
+        await workflows.enqueue(job_id)
+
+    uow.after_commit(start)
+    status_url = str(request.url_for("get_sync_job_status", jobId=job_key))
+    return JSONResponse(status_code=202, content={"jobId": job_key, "type": kind, "status": "QUEUED", "statusUrl": status_url},
+                        headers={"Location": status_url})
+
+
+@router.get("/getSyncJobStatus/{jobId}", name="get_sync_job_status",
+            summary="Progress of a durable sync (teamsvoice's design)")
+async def get_sync_job_status(jobId: str, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
+    return jobs.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
+
+
+@router.post(
+    "/verifyTenantForDirectRouting", summary="Is the tenant ready for Direct Routing? (teamsvoice's design)",
+    description="Body: the MSAL object (or consented-reseller object) and `sbcGatewayId`. Answers 200 "
+    "`{enterpriseId, tenantId, sbcGatewayId, pstnGatewayFqdn, ready, checks: [{check, passed, required, detail, fix}]}` "
+    "with checks sbcDomain, voiceLicences, enterpriseServices, consents (required) and routingObjects (information).",
+)
+async def verify_tenant_for_direct_routing(
+    request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    body = await json_object(request)
+    access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
+    readiness = await routing.verify(uow.session, access, body.get("sbcGatewayId"))
+    return {"enterpriseId": access.enterprise.id, "tenantId": access.enterprise.tenant_id,
+            "sbcGatewayId": body.get("sbcGatewayId"),
+            "pstnGatewayFqdn": readiness.plan.fqdn if readiness.plan else None,
+            "ready": readiness.ready, "checks": [c.wire() for c in readiness.checks]}
+
+
+@router.post(
+    "/provisionDirectRouting", summary="Create the tenant's Direct Routing objects for an SBC gateway (idempotent)",
+    description="Vendor body (vendor-notes 1.1): the MSAL object (or consented-reseller object) and `sbcGatewayId`. "
+    "Creates or corrects the PSTN gateway, PSTN usage, voice route and online voice routing policy; what already "
+    "matches is left alone. Answers 200 with the direct route (its `directRouteId`) and `changes` (our addition).",
+)
+async def provision_direct_routing(
+    request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    body = await json_object(request)
+    access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
+    route, changes = await routing.provision(uow.session, access, body.get("sbcGatewayId"))
+    gateway = await uow.session.get(SbcGateway, route.sbc_gateway_id)
+    return routing.render_route(route, gateway.region if gateway else None) | {"changes": changes}
+
+
+@router.post(
+    "/syncUnifiedApp", status_code=202, summary="Publish the Unified App and install it for configured users (teamsvoice's design)",
+    description="Body: the MSAL object (or consented-reseller object). Answers 202 `{jobId, status, statusUrl}`; "
+    "the durable job publishes (or updates) the app in the tenant's catalog, then installs or upgrades it for every "
+    "PBX and CallApp user. Progress: GET /provisioning/getSyncJobStatus/{jobId}.",
+)
+async def sync_unified_app(request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep) -> JSONResponse:
+    access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
+    await unified_app.template_of(uow.session, access.enterprise.id)
+    return await _accept_job(uow, request, access.enterprise, workflows.SYNC_UNIFIED_APP)

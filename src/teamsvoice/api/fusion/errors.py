@@ -45,7 +45,14 @@ def code_for_status(status: int) -> int:
             409: CONFLICT}.get(status, INTERNAL if status >= 500 else INVALID_REQUEST)
 
 
+def auth_error(reason: str) -> JSONResponse:
+    """APIO core answers every 401 with a bare string; the portal then refreshes its access token."""
+    return JSONResponse(status_code=401, content={"error": reason}, headers={"WWW-Authenticate": "Bearer"})
+
+
 def render_domain_error(exc: DomainError) -> JSONResponse:
+    if isinstance(exc, AuthenticationFailed):
+        return auth_error(exc.message)
     if isinstance(exc, UpstreamError):
         return fusion_error(503 if exc.retryable else 502, UPSTREAM_RETRYABLE if exc.retryable else UPSTREAM, exc.message)
     # A domain error may carry its own numeric Fusion code (e.g. 2095 "The template does not exist").

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
+from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
@@ -178,11 +179,16 @@ async def update_user_details(
     record = await _ensure_voice_user(session, access, upn)
     if phone_number is not ...:
         number = normalise_phone_number(phone_number) if phone_number else None  # type: ignore[arg-type]
+        pbx_user = await session.scalar(select(PbxUser).where(PbxUser.voice_user_id == record.id))
         if number:
             holder = await session.scalar(select(TeamsVoiceUser).where(
                 TeamsVoiceUser.phone_number == number, TeamsVoiceUser.id != record.id))
-            if holder is not None:
+            pbx_holder = await session.scalar(select(PbxUser.id).where(
+                PbxUser.phone_number == number, PbxUser.id != (pbx_user.id if pbx_user else -1)))
+            if holder is not None or pbx_holder is not None:
                 raise Conflict(f"phoneNumber: {number} is already assigned to another user")
+            if pbx_user is not None:
+                pbx_user.phone_number = number  # the PBX user's number is the Teams number
         record.phone_number = number
     if voice_routing_policy is not ...:
         record.voice_routing_policy = voice_routing_policy or None  # type: ignore[assignment]

@@ -1,0 +1,118 @@
+"""Wire schemas of the calling services (spec 002, 003, vendor-notes 1.1/1.2/1.12, and our own designs)."""
+
+from typing import Any
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from teamsvoice.api.connecttoteams.wire import Strict
+from teamsvoice.domain.calling.pbx import LOCATION_FLAGS, LocationDraft, UserDraft
+
+
+class CallPolicyInfo(Strict):
+    callPolicyCNAM: StrictStr | None = None
+    callPolicyName: StrictStr | None = None
+    forwardedCallsCallerId: StrictStr | None = None
+
+
+class ConfigureUserBody(Strict):
+    """enterprise/configureUser and valet/configureValetUser (spec 003 Part III, spec 002 Part II)."""
+
+    pbxCallPolicyInfo: CallPolicyInfo | None = None
+    authenticationResult: dict[str, Any] | None = None
+    userType: StrictStr | None = None
+    directRouteId: StrictInt
+    useTeamsVoicemail: StrictBool | None = None
+    password: StrictStr
+    rePassword: StrictStr | None = None
+    pbxAuthUserId: StrictStr
+    pbxLocation: StrictStr | StrictInt
+    pbxUserId: StrictStr
+    phoneNumber: StrictStr
+    portalLoginName: StrictStr | None = None
+    portalPassword: StrictStr | None = None
+    teamsUserId: StrictStr | None = None
+    teamUserId: StrictStr | None = None  # the spelling of the vendor's "Required Fields" list
+    useEnterpriseDialPlan: StrictBool | None = None
+    tenantID: StrictStr | None = None
+    loginID: StrictStr | None = None
+    sipAutoProvisioningEnabled: StrictBool | None = None
+    useAudioConferenceVRP: StrictBool | None = None
+    userTag: StrictStr | None = None
+
+    def to_draft(self, kind: str) -> UserDraft:
+        return UserDraft(
+            kind=kind, teams_user_id=self.teamsUserId or self.teamUserId or "", direct_route_id=self.directRouteId,
+            password=self.password, re_password=self.rePassword, pbx_auth_user_id=self.pbxAuthUserId,
+            pbx_user_id=self.pbxUserId, pbx_location=str(self.pbxLocation), phone_number=self.phoneNumber,
+            portal_login_name=self.portalLoginName, portal_password=self.portalPassword, user_type=self.userType,
+            user_tag=self.userTag, login_id=self.loginID,
+            call_policy=self.pbxCallPolicyInfo.model_dump() if self.pbxCallPolicyInfo else None,
+            options={k: bool(getattr(self, k)) for k in ("useTeamsVoicemail", "useEnterpriseDialPlan",
+                                                          "sipAutoProvisioningEnabled", "useAudioConferenceVRP")},
+        )
+
+
+class CallPolicy(Strict):
+    callPolicyName: StrictStr | None = None
+    callPolicyCNAM: StrictStr | None = None
+    forwardedCallsCallerId: StrictStr | None = None
+
+
+class PbxLocationBody(Strict):
+    """POST /pbx/configurePBX (our design): the fields of getBasicPBXLocationDetailsForEnterprise; `id`
+    present updates that location, absent creates (or updates the one with the same pbxLocation name)."""
+
+    id: StrictInt | None = None
+    enterpriseId: StrictInt | None = None
+    tenantId: StrictStr | None = None
+    pbxLocation: StrictStr
+    pbxType: StrictStr
+    canonicalPbxSIPDomain: StrictStr
+    pbxLabel: StrictStr | None = None
+    proxyDomainPort: StrictInt = 0
+    presencePackageType: StrictStr = "call-info"
+    regExpiresValue: StrictInt = 0
+    callPolicy: CallPolicy | None = None
+    apiAccessEnabled: StrictBool = False
+    apiIntegrationEnabled: StrictBool = False
+    topologyHiding: StrictBool = False
+    oldStyleHold: StrictBool = False
+    metaSwitchSubscriptionCompatibility: StrictBool = False
+    sipWaitForAlegAck: StrictBool = False
+    enforceCodecsOnInbound: StrictBool = False
+    rejectCalling: StrictBool = False
+    acceptsEncodedFeatureCode: StrictBool = False
+    convertHistoryInfoToDiversion: StrictBool = False
+    escapeRequestUri: StrictBool = False
+    enableMWIEvents: StrictBool = False
+
+    def to_draft(self) -> LocationDraft:
+        return LocationDraft(
+            pbx_location=self.pbxLocation, pbx_type=self.pbxType, canonical_pbx_sip_domain=self.canonicalPbxSIPDomain,
+            pbx_label=self.pbxLabel, proxy_domain_port=self.proxyDomainPort,
+            presence_package_type=self.presencePackageType, reg_expires_value=self.regExpiresValue,
+            call_policy=self.callPolicy.model_dump() if self.callPolicy else None,
+            flags={k: getattr(self, k) for k in LOCATION_FLAGS},
+        )
+
+
+class TeamsAppTemplateBody(Strict):
+    """POST /reseller/saveOrUpdateTeamsApplicationTemplate (vendor-notes 1.2)."""
+
+    enterpriseId: StrictInt
+    resellerId: StrictInt | None = None
+    name: StrictStr
+    bIconFileName: StrictStr | None = None
+    oIconFileName: StrictStr | None = None
+    portalURL: StrictStr
+    ssoURL: StrictStr | None = None
+    type: StrictStr = "UNIFIED"
+    portalTabName: StrictStr | None = None
+    brandingImageInBytes: StrictStr
+    outlineImageInBytes: StrictStr
+    turnOffCard: StrictBool | None = None
+    turnOffVMCard: StrictBool | None = None
+    showCard: StrictBool | None = None
+    showVMCard: StrictBool | None = None
+    tenantID: StrictStr | None = None
+    teamName: StrictStr | None = Field(default=None, max_length=100)

@@ -1,0 +1,44 @@
+"""APIO core authentication (vendor-notes 2.2): /api/v01/auth/login, /access_token, /logout."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import bearer_token
+from teamsvoice.domain.fusion import auth
+
+router = APIRouter(prefix="/api/v01/auth", tags=["Fusion: authentication"])
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    username: StrictStr = Field(min_length=1, max_length=200)
+    password: StrictStr = Field(min_length=1, max_length=200)
+    proxy: StrictStr | None = Field(default=None, max_length=70)
+
+
+@router.post("/login", summary="Log in: answers an access token (minutes) and a refresh token (days)")
+async def login(body: LoginBody, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    tokens = await auth.login(uow.session, container.keyring, body.username, body.password)
+    return {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}
+
+
+@router.get(
+    "/access_token", summary="A new access token, with the refresh token as Bearer",
+    description="A new refresh token is included only when the one sent is about to expire (less than a day left).",
+)
+async def access_token(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    tokens = await auth.refresh(uow.session, container.keyring, bearer_token(request))
+    body: dict[str, Any] = {"access_token": tokens.access_token}
+    if tokens.refresh_token:
+        body["refresh_token"] = tokens.refresh_token
+    return body
+
+
+@router.get("/logout", summary="End the session of the Bearer token (access or refresh): both stop working")
+async def logout(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    await auth.logout(uow.session, container.keyring, bearer_token(request))
+    return {}

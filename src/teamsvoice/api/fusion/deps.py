@@ -1,0 +1,89 @@
+"""Fusion route dependencies: authenticate (401), require a role (403), resolve path objects in scope (404).
+
+Usage (see docs/fusion-foundation.md):
+
+    @router.get("/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}/msteams/users")
+    async def list_users(access: Annotated[SubscriptionAccess, Depends(subscription_access(
+            "tenants.instance.subscriptions.instance.msteams.users.list"))], uow: UnitOfWorkDep, ...)
+
+The role is checked before the path is resolved, so a caller without the role gets 403 whatever the path.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
+from teamsvoice.domain.fusion.auth import principal_for_access_token
+from teamsvoice.domain.fusion.models import FusionTenant
+from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.fusion.roles import ALL_ROLES
+from teamsvoice.domain.fusion.scope import SubscriptionAccess, check_instance, subscription_in_scope, tenant_in_scope
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Missing bearer token (Authorization: Bearer <access_token>)")
+    return token.strip()
+
+
+async def current_principal(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> FusionPrincipal:
+    return await principal_for_access_token(uow.session, container.keyring, bearer_token(request))
+
+
+def require(permission: str) -> Callable[..., Awaitable[FusionPrincipal]]:
+    """A dependency giving the caller once it is known to hold `permission` (a spec Required-role string)."""
+    if permission not in ALL_ROLES:
+        raise ValueError(f"Unknown Fusion role '{permission}': add it to domain/fusion/roles.py")
+
+    async def check(principal: Annotated[FusionPrincipal, Depends(current_principal)]) -> FusionPrincipal:
+        if not principal.holds(permission):
+            raise PermissionDenied(f"The API consumer doesn't have sufficient rights to perform this action "
+                                   f"(required role: {permission})")
+        return principal
+
+    return check
+
+
+def tenant_access(permission: str) -> Callable[..., Awaitable[FusionTenant]]:
+    """Role check, then the path's `{draas_instance}` and `{uuid}` resolved to a tenant in the caller's scope."""
+    checker = require(permission)
+
+    async def resolve(
+        principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
+        draas_instance: Annotated[str, Path()], uuid: Annotated[str, Path()],
+    ) -> FusionTenant:
+        check_instance(draas_instance)
+        return await tenant_in_scope(uow.session, principal, uuid)
+
+    return resolve
+
+
+def subscription_access(permission: str) -> Callable[..., Awaitable[SubscriptionAccess]]:
+    """Role check, then `{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}` resolved in scope."""
+    checker = require(permission)
+
+    async def resolve(
+        principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
+        draas_instance: Annotated[str, Path()], uuid: Annotated[str, Path()],
+        subscription_id: Annotated[int, Path()],
+    ) -> SubscriptionAccess:
+        return await subscription_in_scope(uow.session, principal, draas_instance, uuid, subscription_id)
+
+    return resolve
+
+
+def instance_checked(permission: str) -> Callable[..., Awaitable[FusionPrincipal]]:
+    """Role check, then the path's `{draas_instance}` (for routes on the instance itself, e.g. the tenant list)."""
+    checker = require(permission)
+
+    async def resolve(
+        principal: Annotated[FusionPrincipal, Depends(checker)], draas_instance: Annotated[str, Path()]
+    ) -> FusionPrincipal:
+        check_instance(draas_instance)
+        return principal
+
+    return resolve

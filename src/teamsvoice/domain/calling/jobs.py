@@ -1,0 +1,49 @@
+"""Accepting durable syncs and reporting their progress."""
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.orgs import repository
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+# Sync Teams Users runs inline (200 with per-user results) up to this many users, as a durable job above.
+INLINE_SYNC_LIMIT = 25
+
+
+async def voice_user_count(session: AsyncSession, enterprise: Enterprise) -> int:
+    return int(await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
+        TeamsVoiceUser.enterprise_id == enterprise.id)) or 0)
+
+
+async def create_job(session: AsyncSession, enterprise: Enterprise, kind: str) -> CallingJob:
+    job = CallingJob(enterprise_id=enterprise.id, kind=kind, status="QUEUED", total=0, results={}, detail={})
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str) -> CallingJob:
+    job = await session.scalar(select(CallingJob).where(CallingJob.job_key == job_key))
+    if job is None or await repository.get_enterprise(session, principal, job.enterprise_id) is None:
+        raise NotFound(f"Job {job_key} not found")
+    return job
+
+
+def render_job(job: CallingJob) -> dict[str, Any]:
+    results = list(job.results.values())
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.get("status", "?")] = counts.get(result.get("status", "?"), 0) + 1
+    return {
+        "jobId": job.job_key, "type": job.kind, "enterpriseId": job.enterprise_id, "status": job.status,
+        "total": job.total, "processed": len(results), "counts": counts, "results": results,
+        "app": job.detail.get("app"), "error": job.error,
+        "createdOn": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "finishedOn": job.finished_at.strftime("%Y-%m-%d %H:%M:%S") if job.finished_at else None,
+    }

@@ -1,0 +1,282 @@
+"""PBX locations ("Configure PBX") and PBX/CallApp users ("configureUser", "configureValetUser").
+
+A user configured here is written to teamsvoice only; /provisioning/syncTeamsRegistrations pushes it to
+Teams. A user with a direct route gets a TeamsVoiceUser (number as Direct Routing, Enterprise Voice, the
+direct route's voice routing policy); a CallApp user without one (directRouteId -1) keeps Teams voice alone.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.orgs.models import Enterprise, PbxType
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning.service import normalise_phone_number
+
+SIP_PASSWORD_PURPOSE = "pbx-sip-password"
+PORTAL_PASSWORD_PURPOSE = "pbx-portal-password"
+PRESENCE_PACKAGE_TYPES = ("call-info", "dialog", "presence")
+LOCATION_FLAGS = (
+    "apiAccessEnabled", "apiIntegrationEnabled", "topologyHiding", "oldStyleHold", "metaSwitchSubscriptionCompatibility",
+    "sipWaitForAlegAck", "enforceCodecsOnInbound", "rejectCalling", "acceptsEncodedFeatureCode",
+    "convertHistoryInfoToDiversion", "escapeRequestUri", "enableMWIEvents",
+)
+CALL_POLICY_FIELDS = ("callPolicyName", "callPolicyCNAM", "forwardedCallsCallerId")
+USER_OPTIONS = ("useTeamsVoicemail", "useEnterpriseDialPlan", "sipAutoProvisioningEnabled", "useAudioConferenceVRP")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_UPN = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+# --- PBX locations ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LocationDraft:
+    pbx_location: str
+    pbx_type: str
+    canonical_pbx_sip_domain: str
+    pbx_label: str | None = None
+    proxy_domain_port: int = 0
+    presence_package_type: str = "call-info"
+    reg_expires_value: int = 0
+    call_policy: dict[str, str] | None = None
+    flags: dict[str, bool] | None = None
+
+
+async def _pbx_type(session: AsyncSession, enterprise: Enterprise, name_or_id: str) -> PbxType:
+    types = (await session.scalars(select(PbxType).where(PbxType.id.in_(enterprise.pbx_ids or [-1])))).all()
+    found = next((t for t in types if t.pbx_name.lower() == name_or_id.lower() or str(t.id) == name_or_id), None)
+    if found is None:
+        raise ValidationFailed(
+            f"pbxType: '{name_or_id}' is not a PBX type of the enterprise; allowed: {[t.pbx_name for t in types]}")
+    return found
+
+
+async def save_location(session: AsyncSession, enterprise: Enterprise, draft: LocationDraft,
+                        location_id: int | None) -> PbxLocation:
+    if "PBX" not in enterprise.services:
+        raise PreconditionFailed(f"Enterprise {enterprise.id} does not have the PBX service; add it with /reseller/editEnterprise")
+    name = draft.pbx_location.strip()
+    if not name:
+        raise ValidationFailed("pbxLocation: must not be empty")
+    if not _HOSTNAME.match(draft.canonical_pbx_sip_domain):
+        raise ValidationFailed(f"canonicalPbxSIPDomain: '{draft.canonical_pbx_sip_domain}' is not a host name")
+    if not 0 <= draft.proxy_domain_port <= 65535:
+        raise ValidationFailed("proxyDomainPort: must be between 0 and 65535")
+    if draft.reg_expires_value < 0:
+        raise ValidationFailed("regExpiresValue: must not be negative")
+    if draft.presence_package_type not in PRESENCE_PACKAGE_TYPES:
+        raise ValidationFailed(f"presencePackageType: must be one of {list(PRESENCE_PACKAGE_TYPES)}")
+    pbx_type = await _pbx_type(session, enterprise, draft.pbx_type)
+    if location_id is None:
+        location = await session.scalar(select(PbxLocation).where(
+            PbxLocation.enterprise_id == enterprise.id, PbxLocation.pbx_location == name))
+        if location is None:
+            location = PbxLocation(enterprise_id=enterprise.id, pbx_location=name)
+            session.add(location)
+    else:
+        location = await session.get(PbxLocation, location_id)
+        if location is None or location.enterprise_id != enterprise.id:
+            raise NotFound(f"PBX location {location_id} not found")
+        clash = await session.scalar(select(PbxLocation.id).where(
+            PbxLocation.enterprise_id == enterprise.id, PbxLocation.pbx_location == name, PbxLocation.id != location.id))
+        if clash is not None:
+            raise Conflict(f"pbxLocation: another PBX location is named '{name}'")
+        location.pbx_location = name
+    location.pbx_type_id = pbx_type.id
+    location.pbx_label = draft.pbx_label or pbx_type.pbx_label
+    location.canonical_pbx_sip_domain = draft.canonical_pbx_sip_domain.lower()
+    location.proxy_domain_port = draft.proxy_domain_port
+    location.presence_package_type = draft.presence_package_type
+    location.reg_expires_value = draft.reg_expires_value
+    location.call_policy = {k: (draft.call_policy or {}).get(k) for k in CALL_POLICY_FIELDS}
+    location.flags = {k: bool((draft.flags or {}).get(k, False)) for k in LOCATION_FLAGS}
+    await session.flush()
+    return location
+
+
+async def locations_of(session: AsyncSession, enterprise: Enterprise) -> list[PbxLocation]:
+    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise.id).order_by(PbxLocation.id)
+    return list((await session.scalars(query)).all())
+
+
+async def location_in_scope(session: AsyncSession, enterprise_ids: set[int], location_id: int) -> PbxLocation:
+    location = await session.get(PbxLocation, location_id)
+    if location is None or location.enterprise_id not in enterprise_ids:
+        raise NotFound(f"PBX location {location_id} not found")
+    return location
+
+
+async def delete_location(session: AsyncSession, location: PbxLocation) -> None:
+    users = await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.pbx_location_id == location.id))
+    if users:
+        raise Conflict(f"PBX location {location.id} still has {users} user(s); move or remove them first")
+    await session.delete(location)
+    await session.flush()
+
+
+async def render_location(session: AsyncSession, location: PbxLocation) -> dict[str, Any]:
+    pbx_type = await session.get(PbxType, location.pbx_type_id)
+    body: dict[str, Any] = {
+        "id": location.id,
+        "canonicalPbxSIPDomain": location.canonical_pbx_sip_domain,
+        "proxyDomainPort": location.proxy_domain_port,
+        "pbxLocation": location.pbx_location,
+    }
+    body |= {k: location.flags.get(k, False) for k in ("apiAccessEnabled", "apiIntegrationEnabled", "topologyHiding")}
+    body |= {
+        "pbxType": pbx_type.pbx_name if pbx_type else None,
+        "pbxLabel": location.pbx_label,
+        "presencePackageType": location.presence_package_type,
+        "callPolicy": {k: location.call_policy.get(k) for k in CALL_POLICY_FIELDS},
+        "oldStyleHold": location.flags.get("oldStyleHold", False),
+        "metaSwitchSubscriptionCompatibility": location.flags.get("metaSwitchSubscriptionCompatibility", False),
+        "regExpiresValue": location.reg_expires_value,
+    }
+    body |= {k: location.flags.get(k, False) for k in (
+        "sipWaitForAlegAck", "enforceCodecsOnInbound", "rejectCalling", "acceptsEncodedFeatureCode",
+        "convertHistoryInfoToDiversion", "escapeRequestUri", "enableMWIEvents")}
+    body["links"] = []
+    return body
+
+
+# --- PBX and CallApp users -------------------------------------------------------------------------
+
+
+@dataclass
+class UserDraft:
+    kind: str  # PBX or VALET
+    teams_user_id: str
+    direct_route_id: int
+    password: str
+    re_password: str | None
+    pbx_auth_user_id: str
+    pbx_user_id: str
+    pbx_location: str
+    phone_number: str
+    portal_login_name: str | None = None
+    portal_password: str | None = None
+    user_type: str | None = None
+    user_tag: str | None = None
+    login_id: str | None = None
+    call_policy: dict[str, str] | None = None
+    options: dict[str, bool] | None = None
+
+
+async def _location_for(session: AsyncSession, enterprise: Enterprise, reference: str) -> PbxLocation:
+    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise.id)
+    if reference.strip().isdigit():
+        query = query.where(or_(PbxLocation.id == int(reference), PbxLocation.pbx_location == reference.strip()))
+    else:
+        query = query.where(PbxLocation.pbx_location == reference.strip())
+    location = (await session.scalars(query.order_by(PbxLocation.id))).first()
+    if location is None:
+        raise NotFound(f"pbxLocation: no PBX location '{reference}' in enterprise {enterprise.id}")
+    return location
+
+
+def check_user_draft(draft: UserDraft) -> str:
+    """Input rules that need no database; returns the E.164 number."""
+    if not _UPN.match(draft.teams_user_id.strip()):
+        raise ValidationFailed(f"teamsUserId: '{draft.teams_user_id}' is not a user principal name")
+    if not draft.password:
+        raise ValidationFailed("password: must not be empty")
+    if draft.re_password is not None and draft.re_password != draft.password:
+        raise ValidationFailed("rePassword: does not match password")
+    for wire, value in (("pbxAuthUserId", draft.pbx_auth_user_id), ("pbxUserId", draft.pbx_user_id),
+                        ("pbxLocation", draft.pbx_location)):
+        if not value.strip():
+            raise ValidationFailed(f"{wire}: must not be empty")
+    if draft.kind == "PBX" and draft.direct_route_id < 0:
+        raise ValidationFailed("directRouteId: a PBX user needs a direct route (see /provisioning/provisionDirectRouting)")
+    if draft.kind == "VALET" and draft.direct_route_id < -1:
+        raise ValidationFailed("directRouteId: must be a direct route id, or -1 for none")
+    return normalise_phone_number(draft.phone_number)
+
+
+async def _check_number_free(session: AsyncSession, number: str, user: PbxUser | None, voice: TeamsVoiceUser | None) -> None:
+    holder = await session.scalar(select(PbxUser.id).where(PbxUser.phone_number == number)
+                                  .where(PbxUser.id != (user.id if user else -1)))
+    voice_holder = await session.scalar(select(TeamsVoiceUser.id).where(TeamsVoiceUser.phone_number == number)
+                                        .where(TeamsVoiceUser.id != (voice.id if voice else -1)))
+    if holder is not None or voice_holder is not None:
+        raise Conflict(f"phoneNumber: {number} is already assigned to another user")
+
+
+async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
+                         number: str, microsoft_user_id: str) -> tuple[PbxUser, bool]:
+    """Create or update (by teamsUserId) the user. Returns it and whether anything changed."""
+    upn = draft.teams_user_id.strip().lower()
+    location = await _location_for(session, enterprise, draft.pbx_location)
+    route: DirectRoute | None = None
+    if draft.direct_route_id >= 0:
+        route = await session.get(DirectRoute, draft.direct_route_id)
+        if route is None or route.enterprise_id != enterprise.id:
+            raise NotFound(f"directRouteId: direct route {draft.direct_route_id} not found in enterprise {enterprise.id}")
+    user = await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise.id, PbxUser.teams_user_id == upn))
+    voice = await session.scalar(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn))
+    await _check_number_free(session, number, user, voice)
+    if user is None:
+        if enterprise.user_limit:
+            count = await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.enterprise_id == enterprise.id))
+            if (count or 0) >= enterprise.user_limit:
+                raise PreconditionFailed(f"The enterprise's user limit ({enterprise.user_limit}) is reached")
+        user = PbxUser(enterprise_id=enterprise.id, teams_user_id=upn, kind=draft.kind, sip_password_encrypted="")
+        session.add(user)
+    elif user.kind != draft.kind and draft.kind == "PBX":
+        user.kind = "PBX"  # a CallApp user configured as a PBX user becomes one; the reverse keeps PBX
+    before = _fingerprint(keyring, user, voice)
+    user.microsoft_user_id = microsoft_user_id
+    user.pbx_location_id, user.direct_route_id = location.id, route.id if route else None
+    user.phone_number, user.pbx_user_id, user.pbx_auth_user_id = number, draft.pbx_user_id.strip(), draft.pbx_auth_user_id.strip()
+    if not user.sip_password_encrypted or keyring.decrypt(user.sip_password_encrypted, purpose=SIP_PASSWORD_PURPOSE) != draft.password:
+        user.sip_password_encrypted = keyring.encrypt(draft.password, purpose=SIP_PASSWORD_PURPOSE)
+    user.portal_login_name = draft.portal_login_name or None
+    if draft.portal_password:
+        user.portal_password_encrypted = keyring.encrypt(draft.portal_password, purpose=PORTAL_PASSWORD_PURPOSE)
+    user.user_type, user.user_tag, user.login_id = draft.user_type, draft.user_tag or None, draft.login_id
+    user.call_policy = {k: (draft.call_policy or {}).get(k) for k in CALL_POLICY_FIELDS}
+    user.options = {k: bool((draft.options or {}).get(k, False)) for k in USER_OPTIONS}
+    if route is not None:
+        if voice is None:
+            voice = TeamsVoiceUser(enterprise_id=enterprise.id, user_principal_name=upn)
+            session.add(voice)
+        voice.microsoft_user_id = microsoft_user_id
+        voice.phone_number, voice.voice_routing_policy, voice.calling_enabled = number, route.voice_routing_policy, True
+        await session.flush()
+        user.voice_user_id = voice.id
+    elif voice is not None and user.voice_user_id == voice.id:
+        # No direct route any more: teamsvoice stops managing the user's Teams voice; the number is released.
+        voice.phone_number, voice.calling_enabled = None, False
+    await session.flush()
+    return user, _fingerprint(keyring, user, voice) != before
+
+
+def _fingerprint(keyring: Keyring, user: PbxUser, voice: TeamsVoiceUser | None) -> tuple:
+    return (user.pbx_location_id, user.direct_route_id, user.phone_number, user.pbx_user_id, user.pbx_auth_user_id,
+            user.sip_password_encrypted, user.portal_login_name, user.user_type, user.user_tag, user.login_id,
+            repr(user.call_policy), repr(user.options), user.kind,
+            voice.phone_number if voice else None, voice.voice_routing_policy if voice else None,
+            voice.calling_enabled if voice else None)
+
+
+def render_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict[str, Any]:
+    return {
+        "id": user.id, "teamsUserId": user.teams_user_id, "userType": user.user_type,
+        "phoneNumber": user.phone_number, "pbxLocation": location.pbx_location, "pbxLocationId": location.id,
+        "directRouteId": user.direct_route_id if user.direct_route_id is not None else -1,
+        "pbxUserId": user.pbx_user_id, "pbxAuthUserId": user.pbx_auth_user_id, "valet": user.kind == "VALET",
+        "changed": changed, "syncRequired": user.direct_route_id is not None,
+    }
+
+
+async def users_of(session: AsyncSession, enterprise_id: int) -> list[PbxUser]:
+    query = select(PbxUser).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,186 @@
+"""The Unified App: its per-enterprise template (vendor-notes 1.2), the Teams app package built from it,
+and the idempotent steps that publish it to the tenant's app catalog and install it for configured users."""
+
+import base64
+import binascii
+import io
+import json
+import struct
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import PreconditionFailed, ValidationFailed
+from teamsvoice.domain.calling.models import TeamsAppTemplate
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.microsoft.calling_ports import TeamsApps
+
+APP_TYPES = ("UNIFIED",)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_IMAGE_BYTES = 1024 * 1024
+# Teams app icons: colour 192x192, outline 32x32 (Teams app manifest rules).
+ICONS = {"brandingImageInBytes": (192, 192), "outlineImageInBytes": (32, 32)}
+TEXT_FIELDS = ("name", "bIconFileName", "oIconFileName", "portalURL", "ssoURL", "portalTabName", "teamName")
+FLAG_FIELDS = ("turnOffCard", "turnOffVMCard", "showCard", "showVMCard")
+MANIFEST_SCHEMA = "https://developer.microsoft.com/en-us/json-schemas/teams/v1.16/MicrosoftTeams.schema.json"
+
+
+def decode_png(field: str, value: str) -> bytes:
+    """The base64 PNG, checked for signature, IHDR dimensions and size; raises naming the field."""
+    width_wanted, height_wanted = ICONS[field]
+    try:
+        data = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed(f"{field}: not valid base64 ({exc})") from exc
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValidationFailed(f"{field}: {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
+        raise ValidationFailed(f"{field}: not a PNG image")
+    width, height = struct.unpack(">II", data[16:24])
+    if (width, height) != (width_wanted, height_wanted):
+        raise ValidationFailed(f"{field}: the image is {width}x{height}; it must be {width_wanted}x{height_wanted}")
+    return data
+
+
+def _https_url(field: str, value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValidationFailed(f"{field}: must be an https URL")
+    return value
+
+
+async def save_template(session: AsyncSession, enterprise: Enterprise, fields: dict[str, Any]) -> tuple[TeamsAppTemplate, bool]:
+    """Create or replace the enterprise's template; the version grows only when something changed."""
+    app_type = fields.get("type") or "UNIFIED"
+    if app_type not in APP_TYPES:
+        raise ValidationFailed(f"type: must be one of {list(APP_TYPES)}")
+    name = (fields.get("name") or "").strip()
+    if not name or len(name) > 30:
+        raise ValidationFailed("name: is required, at most 30 characters (Teams' short app name)")
+    for field in ("brandingImageInBytes", "outlineImageInBytes"):
+        if not fields.get(field):
+            raise ValidationFailed(f"{field}: is required (base64 PNG)")
+        decode_png(field, fields[field])
+    _https_url("portalURL", fields.get("portalURL"))
+    _https_url("ssoURL", fields.get("ssoURL"))
+    if not fields.get("portalURL"):
+        raise ValidationFailed("portalURL: is required (the app's tab opens it)")
+    settings = {k: fields.get(k) for k in TEXT_FIELDS} | {k: bool(fields.get(k) or False) for k in FLAG_FIELDS}
+    settings["name"] = name
+    template = await session.scalar(select(TeamsAppTemplate).where(
+        TeamsAppTemplate.enterprise_id == enterprise.id, TeamsAppTemplate.app_type == app_type))
+    if template is None:
+        template = TeamsAppTemplate(enterprise_id=enterprise.id, app_type=app_type, version=1, settings=settings,
+                                    branding_image=fields["brandingImageInBytes"].strip(),
+                                    outline_image=fields["outlineImageInBytes"].strip())
+        session.add(template)
+        await session.flush()
+        return template, True
+    changed = (template.settings != settings or template.branding_image != fields["brandingImageInBytes"].strip()
+               or template.outline_image != fields["outlineImageInBytes"].strip())
+    if changed:
+        template.settings = settings
+        template.branding_image = fields["brandingImageInBytes"].strip()
+        template.outline_image = fields["outlineImageInBytes"].strip()
+        template.version += 1
+    await session.flush()
+    return template, changed
+
+
+async def template_of(session: AsyncSession, enterprise_id: int) -> TeamsAppTemplate:
+    template = await session.scalar(select(TeamsAppTemplate).where(
+        TeamsAppTemplate.enterprise_id == enterprise_id, TeamsAppTemplate.app_type == "UNIFIED"))
+    if template is None:
+        raise PreconditionFailed("The enterprise has no Unified App template; save one with "
+                                 "/reseller/saveOrUpdateTeamsApplicationTemplate first")
+    return template
+
+
+def render_template(template: TeamsAppTemplate, enterprise: Enterprise) -> dict[str, Any]:
+    return {"id": template.id, "enterpriseId": enterprise.id, "resellerId": enterprise.reseller_id,
+            "tenantID": enterprise.tenant_id, "type": template.app_type, **template.settings,
+            "teamsAppExternalId": template.external_id, "appVersion": app_version(template)}
+
+
+def app_version(template: TeamsAppTemplate) -> str:
+    return f"1.0.{template.version}"
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """What a package is built from (plain data, so a durable step can carry it)."""
+
+    external_id: str
+    version: str
+    settings: dict[str, Any]
+    branding_image: str
+    outline_image: str
+    services: list[str]
+
+
+def source_of(template: TeamsAppTemplate, enterprise: Enterprise) -> PackageSource:
+    return PackageSource(template.external_id, app_version(template), dict(template.settings),
+                         template.branding_image, template.outline_image, list(enterprise.services))
+
+
+def manifest(source: PackageSource) -> dict[str, Any]:
+    s = source.settings
+    portal = s["portalURL"]
+    domains = sorted({h for h in (urlparse(portal).hostname, urlparse(s.get("ssoURL") or "").hostname) if h})
+    services = ", ".join(source.services)
+    return {
+        "$schema": MANIFEST_SCHEMA,
+        "manifestVersion": "1.16",
+        "version": source.version,
+        "id": source.external_id,
+        "developer": {"name": s.get("teamName") or s["name"], "websiteUrl": portal,
+                      "privacyUrl": portal, "termsOfUseUrl": portal},
+        "name": {"short": s["name"], "full": s["name"]},
+        "description": {"short": f"{s['name']}: calling services in Teams",
+                        "full": f"{s['name']} brings the enterprise's calling services ({services}) into Microsoft Teams."},
+        "icons": {"color": s.get("bIconFileName") or "color.png", "outline": s.get("oIconFileName") or "outline.png"},
+        "accentColor": "#FFFFFF",
+        "staticTabs": [{"entityId": "portal", "name": s.get("portalTabName") or "Portal", "contentUrl": portal,
+                        "websiteUrl": portal, "scopes": ["personal"]}],
+        "permissions": ["identity", "messageTeamMembers"],
+        "validDomains": domains,
+    }
+
+
+def package(source: PackageSource) -> bytes:
+    document = manifest(source)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(document, indent=2))
+        archive.writestr(document["icons"]["color"], base64.b64decode(source.branding_image))
+        archive.writestr(document["icons"]["outline"], base64.b64decode(source.outline_image))
+    return buffer.getvalue()
+
+
+async def publish(apps: TeamsApps, source: PackageSource) -> dict[str, Any]:
+    """The app in the catalog at this version: published, updated, or left as it is."""
+    existing = await apps.find_app(source.external_id)
+    if existing is None:
+        app = await apps.publish(package(source))
+        return {"teamsAppId": app.id, "action": "PUBLISHED", "version": source.version}
+    if existing.version != source.version:
+        await apps.update(existing.id, package(source))
+        return {"teamsAppId": existing.id, "action": "UPDATED", "version": source.version}
+    return {"teamsAppId": existing.id, "action": "UNCHANGED", "version": source.version}
+
+
+async def install_for(apps: TeamsApps, app_id: str, version: str, user_id: str) -> str:
+    installation = await apps.installation(user_id, app_id)
+    if installation is None:
+        await apps.install(user_id, app_id)
+        return "INSTALLED"
+    if installation.version != version:
+        await apps.upgrade(user_id, installation.id)
+        return "UPGRADED"
+    return "UNCHANGED"

@@ -1,0 +1,188 @@
+"""Durable syncs (DBOS): Sync Teams Users for large enterprises, and Sync Unified App. Each step handles a
+batch and is idempotent (reconcile and install leave matching state alone), so a step re-run after a
+crash does no harm; progress is stored per item in `calling_jobs.results` and read by the status endpoint.
+Steps act on the tenant with the application's own (admin-consented) permissions; the caller's right to
+start the job was checked when it was accepted."""
+
+import asyncio
+from typing import Any
+
+import anyio
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import DomainError
+from teamsvoice.domain.calling import unified_app
+from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTemplate
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning.service import reconcile
+from teamsvoice.jobs.runtime import job_context
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.teams_apps import teams_apps
+
+BATCH_SIZE = 20
+SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
+SYNC_UNIFIED_APP = "SYNC_UNIFIED_APP"
+
+
+def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> None:
+    with Session(job_context().engine) as session, session.begin():
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        if results:
+            job.results = {**job.results, **results}
+        for name, value in changes.items():
+            setattr(job, name, value)
+
+
+def _tenant_of(job_id: int) -> tuple[str, int]:
+    with Session(job_context().engine) as session:
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        enterprise = session.get(Enterprise, job.enterprise_id)
+        assert enterprise is not None and enterprise.tenant_id is not None
+        return enterprise.tenant_id, enterprise.id
+
+
+async def _with_connection(tenant_id: str, work: Any) -> Any:
+    connector = MicrosoftConnector(job_context().settings)
+    try:
+        return await work(connector.connect(tenant_id))
+    finally:
+        await connector.aclose()
+
+
+@DBOS.step(name="calling_job_start")
+def start_step(job_id: int) -> list[int]:
+    """Marks the job running and fixes the list of items it covers (user record ids)."""
+    with Session(job_context().engine) as session, session.begin():
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        if job.kind == SYNC_TEAMS_USERS:
+            ids = list(session.scalars(select(TeamsVoiceUser.id).where(
+                TeamsVoiceUser.enterprise_id == job.enterprise_id).order_by(TeamsVoiceUser.id)))
+        else:
+            ids = list(session.scalars(select(PbxUser.id).where(
+                PbxUser.enterprise_id == job.enterprise_id).order_by(PbxUser.id)))
+        job.status, job.total = "RUNNING", len(ids)
+        return ids
+
+
+@DBOS.step(name="sync_teams_users_batch")
+def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
+    tenant_id, _ = _tenant_of(job_id)
+    with Session(job_context().engine, expire_on_commit=False) as session:
+        records = list(session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.id.in_(user_ids))))
+        session.expunge_all()  # Microsoft is called with no transaction open
+
+    async def work(connection: Any) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for record in records:
+            try:
+                results[record.user_principal_name] = await reconcile(connection, record)
+            except DomainError as exc:
+                record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
+                results[record.user_principal_name] = {"userPrincipalName": record.user_principal_name,
+                                                       "status": "FAILED", "error": exc.message}
+        return results
+
+    try:
+        results = asyncio.run(_with_connection(tenant_id, work))
+    except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
+        results = {r.user_principal_name: {"userPrincipalName": r.user_principal_name, "status": "FAILED",
+                                           "error": exc.message} for r in records}
+    with Session(job_context().engine) as session, session.begin():
+        for record in records:
+            session.merge(record)
+    _record(job_id, results)
+
+
+@DBOS.step(name="publish_unified_app")
+def publish_step(job_id: int) -> dict[str, Any]:
+    with Session(job_context().engine) as session:
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        enterprise = session.get(Enterprise, job.enterprise_id)
+        template = session.scalar(select(TeamsAppTemplate).where(
+            TeamsAppTemplate.enterprise_id == job.enterprise_id, TeamsAppTemplate.app_type == "UNIFIED"))
+        assert enterprise is not None and template is not None and enterprise.tenant_id is not None
+        source, tenant_id = unified_app.source_of(template, enterprise), enterprise.tenant_id
+
+    async def work(connection: Any) -> dict[str, Any]:
+        return await unified_app.publish(teams_apps(connection), source)
+
+    try:
+        published = asyncio.run(_with_connection(tenant_id, work))
+    except DomainError as exc:  # returned, not raised: step outcomes are stored, and plain data stores safely
+        return {"error": exc.message}
+    _record(job_id, detail={"app": published})
+    return published
+
+
+@DBOS.step(name="install_unified_app_batch")
+def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> None:
+    tenant_id, _ = _tenant_of(job_id)
+    with Session(job_context().engine) as session:
+        users = [(u.teams_user_id, u.microsoft_user_id) for u in session.scalars(
+            select(PbxUser).where(PbxUser.id.in_(user_ids)).order_by(PbxUser.id))]
+
+    async def work(connection: Any) -> dict[str, Any]:
+        apps, results = teams_apps(connection), {}
+        for upn, user_id in users:
+            try:
+                results[upn] = {"userPrincipalName": upn,
+                                "status": await unified_app.install_for(apps, app_id, version, user_id)}
+            except DomainError as exc:
+                results[upn] = {"userPrincipalName": upn, "status": "FAILED", "error": exc.message}
+        return results
+
+    try:
+        results = asyncio.run(_with_connection(tenant_id, work))
+    except DomainError as exc:
+        results = {upn: {"userPrincipalName": upn, "status": "FAILED", "error": exc.message} for upn, _ in users}
+    _record(job_id, results)
+
+
+@DBOS.step(name="calling_job_finish")
+def finish_step(job_id: int, error: str | None) -> None:
+    _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow())
+
+
+def _batches(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE)]
+
+
+@DBOS.workflow(name="sync_teams_users")
+def sync_teams_users(job_id: int) -> None:
+    for batch in _batches(start_step(job_id)):
+        sync_users_batch(job_id, batch)
+    finish_step(job_id, None)
+
+
+@DBOS.workflow(name="sync_unified_app")
+def sync_unified_app(job_id: int) -> None:
+    ids = start_step(job_id)
+    published = publish_step(job_id)
+    if "error" in published:
+        finish_step(job_id, f"Publishing the app failed: {published['error']}")
+        return
+    for batch in _batches(ids):
+        install_batch(job_id, published["teamsAppId"], published["version"], batch)
+    finish_step(job_id, None)
+
+
+def _start(job_id: int) -> None:
+    with Session(job_context().engine) as session:
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        key, kind = job.job_key, job.kind
+    with SetWorkflowID(f"calling-{key}"):
+        DBOS.start_workflow(sync_teams_users if kind == SYNC_TEAMS_USERS else sync_unified_app, job_id)
+
+
+async def enqueue(job_id: int) -> None:
+    """Starting twice under the same workflow id is a no-op."""
+    await anyio.to_thread.run_sync(_start, job_id)

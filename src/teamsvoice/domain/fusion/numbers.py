@@ -1,0 +1,208 @@
+"""A subscription's number inventory: E.164-validated and country-checked; assignment derived from the
+shared `TeamsVoiceUser` rows (a number set through either API family is assigned for both)."""
+
+from dataclasses import dataclass
+
+import phonenumbers
+import pycountry
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.domain.fusion.models import FusionNumber
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+MAX_NUMBERS_PER_REQUEST = 10_000
+NUMBER_TAKEN = "2010"
+NUMBER_ASSIGNED = "2011"
+NUMBER_NOT_IN_SUBSCRIPTION = "2012"
+
+_TYPES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "geographic",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "geographic",
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared_cost",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+}
+
+
+@dataclass(frozen=True)
+class ParsedNumber:
+    e164: str
+    iso_code: str
+    country_code: str
+    nsn: str
+    number_type: str
+
+
+def calling_code(raw: object, field: str = "countryCode") -> int:
+    """`"+32"`, `"32"` or `32`: a country calling code that numbering plans know."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ValidationFailed(f"{field}: must be a country calling code such as \"+32\"")
+    text = str(raw).strip().removeprefix("+")
+    if not text.isdigit() or not phonenumbers.region_codes_for_country_code(int(text)) \
+            or phonenumbers.region_codes_for_country_code(int(text)) == ("ZZ",):
+        raise ValidationFailed(f"{field}: '{raw}' is not a country calling code")
+    return int(text)
+
+
+def parse_number(code: int, nsn: object, iso_code: str | None = None) -> ParsedNumber:
+    if isinstance(nsn, bool) or not isinstance(nsn, (str, int)):
+        raise ValidationFailed("numbers: each number must be a national significant number (string or integer)")
+    digits = str(nsn).strip()
+    if not digits.isdigit():
+        raise ValidationFailed(f"numbers: '{nsn}' is not a national significant number (digits only)")
+    return parse_e164(f"+{code}{digits}", iso_code)
+
+
+def parse_e164(raw: str, iso_code: str | None = None) -> ParsedNumber:
+    """Validates a full number (E.164) and, when given, that it belongs to the ISO 3166 country `iso_code`."""
+    text = raw.strip()
+    try:
+        parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(f"'{raw}' is not a phone number ({exc})") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed(f"'{raw}' is not a valid E.164 number")
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region or pycountry.countries.get(alpha_2=region) is None:
+        raise ValidationFailed(f"'{raw}' does not belong to an ISO 3166 country")
+    if iso_code is not None and iso_code.upper() != region:
+        raise ValidationFailed(f"'{raw}' is a number of {region}, not of {iso_code.upper()}")
+    return ParsedNumber(
+        e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), iso_code=region,
+        country_code=str(parsed.country_code), nsn=phonenumbers.national_significant_number(parsed),
+        number_type=_TYPES.get(phonenumbers.number_type(parsed), "other"),
+    )
+
+
+def check_iso_code(raw: object, field: str = "isoCode") -> str:
+    if not isinstance(raw, str) or pycountry.countries.get(alpha_2=raw.upper()) is None or len(raw) != 2:
+        raise ValidationFailed(f"{field}: '{raw}' is not an ISO 3166 alpha-2 country code")
+    return raw.upper()
+
+
+def expand_ranges(code: int, ranges: list[list[int]], iso_code: str | None) -> list[ParsedNumber]:
+    found: list[ParsedNumber] = []
+    for position, pair in enumerate(ranges):
+        if (not isinstance(pair, list) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in pair)):
+            raise ValidationFailed(f"ranges[{position}]: must be [rangeStart, rangeEnd] (two integers)")
+        start, end = pair
+        if end < start:
+            raise ValidationFailed(f"ranges[{position}]: rangeEnd {end} is below rangeStart {start}")
+        if len(str(start)) != len(str(end)):
+            raise ValidationFailed(f"ranges[{position}]: rangeStart and rangeEnd must have the same number of digits")
+        if len(found) + (end - start + 1) > MAX_NUMBERS_PER_REQUEST:
+            raise ValidationFailed(f"ranges: at most {MAX_NUMBERS_PER_REQUEST} numbers per request")
+        found.extend(parse_number(code, value, iso_code) for value in range(start, end + 1))
+    return found
+
+
+async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed: list[ParsedNumber], source: str) -> list[FusionNumber]:
+    """All or nothing: a duplicate in the request, or a number already held by any subscription, refuses the lot."""
+    if not parsed:
+        raise ValidationFailed("numbers: nothing to add")
+    wanted = [p.e164 for p in parsed]
+    if len(set(wanted)) != len(wanted):
+        duplicate = next(n for n in wanted if wanted.count(n) > 1)
+        raise ValidationFailed(f"numbers: {duplicate} appears twice in the request")
+    taken: list[str] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        taken += list(await session.scalars(select(FusionNumber.e164).where(FusionNumber.e164.in_(chunk))))
+    if taken:
+        raise Conflict(f"numbers: {', '.join(sorted(taken)[:10])} already belong to a subscription", code=NUMBER_TAKEN)
+    rows = [FusionNumber(subscription_id=access.subscription.id, e164=p.e164, iso_code=p.iso_code,
+                         country_code=p.country_code, nsn=p.nsn, number_type=p.number_type, source=source)
+            for p in parsed]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+def _search(query, search: str | None):  # type: ignore[no-untyped-def]
+    if search:
+        digits = "".join(ch for ch in search if ch.isdigit())
+        if not digits:
+            raise ValidationFailed("search: give some digits of the number")
+        query = query.where(FusionNumber.e164.contains(digits))
+    return query
+
+
+async def list_numbers(
+    session: AsyncSession, access: SubscriptionAccess, *, search: str | None, offset: int, limit: int,
+    free_only: bool = False,
+) -> tuple[list[FusionNumber], int]:
+    query = _search(select(FusionNumber).where(FusionNumber.subscription_id == access.subscription.id), search)
+    if free_only:
+        held = select(TeamsVoiceUser.phone_number).where(TeamsVoiceUser.phone_number.is_not(None))
+        query = query.where(FusionNumber.e164.not_in(held))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(await session.scalars(query.order_by(FusionNumber.e164).offset(offset).limit(limit)))
+    return rows, total
+
+
+async def holders(session: AsyncSession, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
+    """Which Teams user (of any enterprise) holds each number."""
+    found: dict[str, TeamsVoiceUser] = {}
+    for start in range(0, len(e164s), 500):
+        chunk = e164s[start:start + 500]
+        for user in await session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.phone_number.in_(chunk))):
+            found[user.phone_number or ""] = user
+    return found
+
+
+async def inventory_number(session: AsyncSession, access: SubscriptionAccess, raw: str) -> FusionNumber:
+    """The subscription's inventory entry for a full number, or 400 naming it."""
+    parsed = parse_e164(raw)
+    row = await session.scalar(select(FusionNumber).where(
+        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164 == parsed.e164))
+    if row is None:
+        raise ValidationFailed(f"{parsed.e164} is not a number of this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
+    return row
+
+
+async def require_free_number(
+    session: AsyncSession, access: SubscriptionAccess, raw: str, *, for_user: TeamsVoiceUser | None = None
+) -> FusionNumber:
+    """A number the subscription holds and no Teams user holds (other than `for_user`): else 400 / 409."""
+    row = await inventory_number(session, access, raw)
+    holder = (await holders(session, [row.e164])).get(row.e164)
+    if holder is not None and (for_user is None or holder.id != for_user.id):
+        raise Conflict(f"{row.e164} is already assigned to {holder.user_principal_name}", code=NUMBER_ASSIGNED)
+    return row
+
+
+async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, parsed: list[ParsedNumber]) -> list[str]:
+    """All or nothing: every number must be the subscription's and unassigned."""
+    wanted = sorted({p.e164 for p in parsed})
+    if not wanted:
+        raise ValidationFailed("numbers: nothing to delete")
+    rows = list(await session.scalars(select(FusionNumber).where(
+        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164.in_(wanted))))
+    missing = sorted(set(wanted) - {r.e164 for r in rows})
+    if missing:
+        raise NotFound(f"numbers: {', '.join(missing[:10])} not found in this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
+    held = await holders(session, wanted)
+    if held:
+        first = sorted(held)[0]
+        raise Conflict(f"numbers: {first} is assigned to {held[first].user_principal_name}; free it first",
+                       code=NUMBER_ASSIGNED)
+    await session.execute(delete(FusionNumber).where(FusionNumber.id.in_([r.id for r in rows])))
+    return wanted
+
+
+async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int, int]:
+    """(total, free, linked to users)."""
+    total = await session.scalar(select(func.count(FusionNumber.id)).where(FusionNumber.subscription_id == subscription_id)) or 0
+    linked = await session.scalar(select(func.count(FusionNumber.id)).join(
+        TeamsVoiceUser, TeamsVoiceUser.phone_number == FusionNumber.e164).where(
+        FusionNumber.subscription_id == subscription_id)) or 0
+    return total, total - linked, linked
+

@@ -1,0 +1,65 @@
+"""Opaque `next` tokens for Fusion lists.
+
+A token is signed and names the query it continues (page size, search, sort...): sent with other query
+values it is refused (400), as the spec asks ("use the same page_size and search ... the token is only
+valid in this specific context").
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.security import Keyring
+
+PURPOSE = "fusion-next"
+MAX_PAGE_SIZE = 1000
+INVALID_NEXT = "2001"
+
+
+def _context_digest(context: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def encode_next(keyring: Keyring, offset: int, context: dict[str, Any]) -> str:
+    return keyring.sign({"o": offset, "c": _context_digest(context)}, purpose=PURPOSE)
+
+
+def decode_next(keyring: Keyring, token: str | None, context: dict[str, Any]) -> int:
+    """The offset a token continues from (0 without a token)."""
+    if not token:
+        return 0
+    payload = keyring.unsign(token, purpose=PURPOSE)
+    if payload is None or not isinstance(payload.get("o"), int) or payload["o"] < 0:
+        raise ValidationFailed("next: not a token issued by this API", code=INVALID_NEXT)
+    if payload.get("c") != _context_digest(context):
+        raise ValidationFailed("next: the token is only valid with the same page_size and search (and sort, dir, "
+                               "filters) as the query that returned it; discard it to start a new query",
+                               code=INVALID_NEXT)
+    return int(payload["o"])
+
+
+def check_page_size(page_size: int) -> int:
+    if page_size < 1 or page_size > MAX_PAGE_SIZE:
+        raise ValidationFailed(f"page_size: must be between 1 and {MAX_PAGE_SIZE}")
+    return page_size
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    page_size: int
+    total: int
+
+    def wire(self, keyring: Keyring, context: dict[str, Any]) -> dict[str, Any]:
+        """`page`, `pages`, `results` and, when more remain, `next`."""
+        body: dict[str, Any] = {
+            "page": self.offset // self.page_size + 1,
+            "pages": max(1, math.ceil(self.total / self.page_size)),
+            "results": self.total,
+        }
+        if self.offset + self.page_size < self.total:
+            body["next"] = encode_next(keyring, self.offset + self.page_size, context)
+        return body

@@ -1,0 +1,86 @@
+"""Scoped resolution of Fusion paths: the draas instance, tenants and subscriptions a login may see.
+
+Anything outside the caller's control is "not found", exactly like something that does not exist.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+
+# The one provider instance this deployment serves (the vendor's portal config uses "draas_v1").
+DRAAS_INSTANCE = "draas_v1"
+_ORG_NAMESPACE = uuid.UUID("0f6a4a63-6c3e-4f55-9b0f-3a1f7c2d9e10")
+
+NO_MS_TENANT = "2004"  # error code: the subscription has no linked MS Teams tenant
+
+
+def check_instance(draas_instance: str) -> None:
+    if draas_instance != DRAAS_INSTANCE:
+        raise NotFound(f"Unknown draas instance '{draas_instance}'")
+
+
+def org_uuid(reseller_id: int) -> str:
+    """The stable UUID under which a node of the Reseller tree appears in the Fusion API."""
+    return str(uuid.uuid5(_ORG_NAMESPACE, f"reseller:{reseller_id}"))
+
+
+async def org_in_scope(session: AsyncSession, principal: FusionPrincipal, org: str) -> Reseller | None:
+    for reseller_id in principal.reseller_scope:
+        if org_uuid(reseller_id) == org:
+            return await session.get(Reseller, reseller_id)
+    return None
+
+
+def tenant_filter(principal: FusionPrincipal) -> ColumnElement[bool]:
+    if principal.is_tenant_level:
+        return FusionTenant.id == (principal.fusion_tenant_id or 0)
+    return FusionTenant.owner_reseller_id.in_(principal.reseller_scope)
+
+
+async def tenant_in_scope(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant:
+    tenant = await session.scalar(select(FusionTenant).where(tenant_filter(principal), FusionTenant.uuid == tenant_uuid))
+    if tenant is None:
+        raise NotFound(f"Tenant {tenant_uuid} not found")
+    return tenant
+
+
+@dataclass(frozen=True)
+class SubscriptionAccess:
+    """A subscription the caller may act on, with its tenant and the enterprise that backs it."""
+
+    principal: FusionPrincipal
+    tenant: FusionTenant
+    subscription: FusionSubscription
+    enterprise: Enterprise
+
+    @property
+    def ms_tenant_id(self) -> str | None:
+        """The linked Microsoft tenant (set by the onboarding wizard), or None."""
+        return self.enterprise.tenant_id if self.enterprise.registered else None
+
+    def require_ms_tenant(self) -> str:
+        if self.ms_tenant_id is None:
+            raise NotFound(f"No MS Teams tenant is linked to subscription {self.subscription.id}; run the onboarding "
+                           "wizard first", code=NO_MS_TENANT)
+        return self.ms_tenant_id
+
+
+async def subscription_in_scope(
+    session: AsyncSession, principal: FusionPrincipal, draas_instance: str, tenant_uuid: str, subscription_id: int
+) -> SubscriptionAccess:
+    check_instance(draas_instance)
+    tenant = await tenant_in_scope(session, principal, tenant_uuid)
+    subscription = await session.scalar(select(FusionSubscription).where(
+        FusionSubscription.id == subscription_id, FusionSubscription.fusion_tenant_id == tenant.id))
+    if subscription is None:
+        raise NotFound(f"Subscription {subscription_id} of tenant {tenant_uuid} not found")
+    enterprise = await session.get(Enterprise, subscription.enterprise_id)
+    assert enterprise is not None  # FK
+    return SubscriptionAccess(principal, tenant, subscription, enterprise)

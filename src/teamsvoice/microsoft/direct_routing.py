@@ -1,0 +1,84 @@
+"""Direct Routing objects of a tenant through the MicrosoftTeams cmdlets (Graph v1.0 has none of them),
+and the Graph reads the readiness checks need (domains, licences)."""
+
+from typing import Any
+
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _untag(identity: str) -> str:
+    return identity.split(":", 1)[1] if identity.lower().startswith("tag:") else identity
+
+
+class CmdletDirectRouting:
+    def __init__(self, cmdlets: Cmdlets) -> None:
+        self._cmdlets = cmdlets
+
+    async def inventory(self) -> RoutingInventory:
+        gateways = await self._cmdlets.run("Get-CsOnlinePSTNGateway", {})
+        usages = await self._cmdlets.run("Get-CsOnlinePstnUsage", {})
+        routes = await self._cmdlets.run("Get-CsOnlineVoiceRoute", {})
+        policies = await self._cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})
+        return RoutingInventory(
+            gateways=[PstnGateway(str(g.get("Fqdn") or g.get("Identity")), int(g.get("SipSignalingPort") or 0),
+                                  bool(g.get("Enabled"))) for g in gateways],
+            usages=[u for entry in usages for u in _strings(entry.get("Usage"))],
+            routes=[VoiceRoute(str(r.get("Identity")), str(r.get("NumberPattern") or ""),
+                               _strings(r.get("OnlinePstnGatewayList")), _strings(r.get("OnlinePstnUsages")),
+                               int(r.get("Priority") or 0)) for r in routes],
+            policies=[VoiceRoutingPolicy(_untag(str(p.get("Identity"))), _strings(p.get("OnlinePstnUsages")))
+                      for p in policies],
+        )
+
+    async def create_gateway(self, fqdn: str, sip_port: int) -> None:
+        await self._cmdlets.run("New-CsOnlinePSTNGateway", {"Fqdn": fqdn, "SipSignalingPort": sip_port, "Enabled": True})
+
+    async def update_gateway(self, fqdn: str, sip_port: int) -> None:
+        await self._cmdlets.run("Set-CsOnlinePSTNGateway", {"Identity": fqdn, "SipSignalingPort": sip_port, "Enabled": True})
+
+    async def add_usage(self, usage: str) -> None:
+        await self._cmdlets.run("Set-CsOnlinePstnUsage", {"Identity": "Global", "Usage": {"Add": [usage]}})
+
+    def _route_parameters(self, route: VoiceRoute) -> dict[str, Any]:
+        return {"Identity": route.identity, "NumberPattern": route.number_pattern,
+                "OnlinePstnGatewayList": route.gateways, "OnlinePstnUsages": route.usages, "Priority": route.priority}
+
+    async def create_route(self, route: VoiceRoute) -> None:
+        await self._cmdlets.run("New-CsOnlineVoiceRoute", self._route_parameters(route))
+
+    async def update_route(self, route: VoiceRoute) -> None:
+        await self._cmdlets.run("Set-CsOnlineVoiceRoute", self._route_parameters(route))
+
+    async def create_policy(self, policy: VoiceRoutingPolicy) -> None:
+        await self._cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": policy.identity, "OnlinePstnUsages": policy.usages})
+
+    async def update_policy(self, policy: VoiceRoutingPolicy) -> None:
+        await self._cmdlets.run("Set-CsOnlineVoiceRoutingPolicy", {"Identity": policy.identity, "OnlinePstnUsages": policy.usages})
+
+
+class GraphTenantFacts:
+    def __init__(self, graph: Any) -> None:
+        self._graph = graph
+
+    async def verified_domains(self) -> list[dict[str, Any]]:
+        return [d async for d in self._graph.pages("/domains") if d.get("isVerified")]
+
+    async def subscribed_skus(self) -> list[dict[str, Any]]:
+        return [s async for s in self._graph.pages("/subscribedSkus")]
+
+
+def direct_routing(connection: TenantConnection) -> CmdletDirectRouting:
+    return CmdletDirectRouting(connection.cmdlets)
+
+
+def tenant_facts(connection: TenantConnection) -> GraphTenantFacts:
+    return GraphTenantFacts(connection.graph)

@@ -1,0 +1,422 @@
+"""Directory administration of one customer tenant, in domain terms, on Graph v1.0: users, licences,
+groups, memberships, domains.
+
+Use it as `connection.directory_admin` (a `DirectoryAdmin` built from `TenantConnection.graph`) or
+`directory_admin(connection)`. Every call goes through the connection's Graph client, so it shares the
+tenant's concurrency limit and the retry policy (429/5xx retried honouring Retry-After).
+
+    admin = connection.directory_admin
+    async for user in admin.users(filter="startswith(displayName,'A')", select=["id", "displayName"]):
+        ...
+    user = await admin.user("alice@contoso.com")                      # NotFound when absent
+    created = await admin.create_user(user_principal_name=..., display_name=..., mail_nickname=...,
+                                      password=..., usage_location="US")   # Conflict on a taken UPN
+    await admin.update_user(user.id, usage_location="BE", display_name="Alice B")
+    await admin.delete_user(user.id)
+    skus = await admin.subscribed_skus()                               # SubscribedSku(prepaid, consumed, available)
+    await admin.assign_licences(user.id, add=["MCOEV"])                # part number or skuId
+        # ValidationFailed: the user has no usageLocation; Conflict: no free seat; both name the SKU
+    await admin.remove_licences(user.id, ["MCOEV"])
+    async for group in admin.groups(teams_only=True): ...
+    await admin.add_group_member(group.id, user.id)                    # False: was already a member
+    await admin.remove_group_member(group.id, user.id)                 # False: was not a member
+    memberships = await admin.member_of(user.id)                       # groups and directory roles
+    domains = await admin.domains()
+    results = await admin.update_users({user_id: {"usageLocation": "US"}, ...})  # $batch, per-user outcome
+
+Errors: NotFound for a missing user/group; ValidationFailed / Conflict for Microsoft's refusals that the
+caller can fix; everything else UpstreamError(retryable=...).
+"""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.microsoft.graph import BatchRequest, GraphClient
+
+if TYPE_CHECKING:
+    from teamsvoice.microsoft.ports import TenantConnection
+
+GRAPH_OBJECT_URL = "https://graph.microsoft.com/v1.0/directoryObjects/"
+TEAMS_FILTER = "resourceProvisioningOptions/Any(x:x eq 'Team')"
+USER_SELECT = (
+    "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle", "usageLocation",
+    "accountEnabled", "businessPhones", "mobilePhone", "department", "officeLocation", "assignedLicenses",
+)
+# Domain keyword -> Graph property, for create_user / update_user.
+USER_PROPERTIES = {
+    "display_name": "displayName", "given_name": "givenName", "surname": "surname", "job_title": "jobTitle",
+    "usage_location": "usageLocation", "account_enabled": "accountEnabled", "department": "department",
+    "office_location": "officeLocation", "mobile_phone": "mobilePhone", "business_phones": "businessPhones",
+    "mail_nickname": "mailNickname", "user_principal_name": "userPrincipalName",
+    "preferred_language": "preferredLanguage", "company_name": "companyName", "city": "city", "country": "country",
+}
+
+
+def _segment(value: str) -> str:
+    if not value:
+        raise ValidationFailed("a Microsoft object id or userPrincipalName is required")
+    return quote(value, safe="@")
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    user_principal_name: str
+    display_name: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    mail: str | None = None
+    job_title: str | None = None
+    usage_location: str | None = None
+    account_enabled: bool | None = None
+    assigned_sku_ids: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryUser":
+        return cls(
+            id=str(data.get("id", "")), user_principal_name=str(data.get("userPrincipalName") or ""),
+            display_name=data.get("displayName"), given_name=data.get("givenName"), surname=data.get("surname"),
+            mail=data.get("mail"), job_title=data.get("jobTitle"), usage_location=data.get("usageLocation"),
+            account_enabled=data.get("accountEnabled"),
+            assigned_sku_ids=tuple(str(l.get("skuId")) for l in data.get("assignedLicenses") or []),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class SubscribedSku:
+    sku_id: str
+    sku_part_number: str
+    prepaid: int  # prepaidUnits.enabled
+    consumed: int
+    capability_status: str = "Enabled"
+    service_plans: tuple[str, ...] = ()  # servicePlanName of each plan
+
+    @property
+    def available(self) -> int:
+        return max(0, self.prepaid - self.consumed)
+
+    @classmethod
+    def from_graph(cls, data: Mapping[str, Any]) -> "SubscribedSku":
+        return cls(
+            sku_id=str(data.get("skuId", "")), sku_part_number=str(data.get("skuPartNumber", "")),
+            prepaid=int((data.get("prepaidUnits") or {}).get("enabled") or 0), consumed=int(data.get("consumedUnits") or 0),
+            capability_status=str(data.get("capabilityStatus") or "Enabled"),
+            service_plans=tuple(str(p.get("servicePlanName")) for p in data.get("servicePlans") or []),
+        )
+
+
+@dataclass(frozen=True)
+class LicenceDetail:
+    sku_id: str
+    sku_part_number: str
+    service_plans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    id: str
+    display_name: str | None
+    mail_nickname: str | None = None
+    is_team: bool = False
+    group_types: tuple[str, ...] = ()
+    security_enabled: bool | None = None
+    mail_enabled: bool | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryGroup":
+        return cls(
+            id=str(data.get("id", "")), display_name=data.get("displayName"), mail_nickname=data.get("mailNickname"),
+            is_team="Team" in (data.get("resourceProvisioningOptions") or []),
+            group_types=tuple(data.get("groupTypes") or []), security_enabled=data.get("securityEnabled"),
+            mail_enabled=data.get("mailEnabled"), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class DirectoryObject:
+    """A membership: a group, a directory role, or another directory object."""
+
+    id: str
+    kind: str  # "group", "directoryRole", "user", "administrativeUnit", ...
+    display_name: str | None = None
+    role_template_id: str | None = None
+
+    @classmethod
+    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryObject":
+        kind = str(data.get("@odata.type") or "").removeprefix("#microsoft.graph.") or "directoryObject"
+        return cls(id=str(data.get("id", "")), kind=kind, display_name=data.get("displayName"),
+                   role_template_id=data.get("roleTemplateId"))
+
+
+@dataclass(frozen=True)
+class TenantDomain:
+    name: str
+    is_verified: bool
+    is_default: bool = False
+    is_initial: bool = False
+    supported_services: tuple[str, ...] = ()
+
+    @classmethod
+    def from_graph(cls, data: Mapping[str, Any]) -> "TenantDomain":
+        return cls(name=str(data.get("id", "")), is_verified=bool(data.get("isVerified")),
+                   is_default=bool(data.get("isDefault")), is_initial=bool(data.get("isInitial")),
+                   supported_services=tuple(data.get("supportedServices") or []))
+
+
+@dataclass(frozen=True)
+class UserUpdateResult:
+    user_id: str
+    error: DomainError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _graph_properties(changes: Mapping[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in USER_PROPERTIES:
+            raise ValidationFailed(f"{name}: not a user property that can be set")
+        if value is not None:
+            body[USER_PROPERTIES[name]] = list(value) if name == "business_phones" else value
+    return body
+
+
+def _refusal(exc: UpstreamError, *, subject: str) -> DomainError:
+    """Microsoft's 400s that name a fixable problem of the request, as domain errors."""
+    message = exc.message.split("): ", 1)[-1]
+    if exc.status == 400 and "already exists" in message:
+        return Conflict(f"{subject}: {message}")
+    if exc.status == 400:
+        return ValidationFailed(f"{subject}: {message}")
+    return exc
+
+
+class DirectoryAdmin:
+    def __init__(self, graph: GraphClient) -> None:
+        self._graph = graph
+        self._skus: list[SubscribedSku] | None = None
+
+    # --- users --------------------------------------------------------------------------------------
+
+    async def users(
+        self, *, filter: str | None = None, search: str | None = None, select: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[DirectoryUser]:
+        """Every user (optionally filtered, e.g. "startswith(displayName,'A')"; or $search, e.g.
+        '"displayName:wa"'), following Graph's pages."""
+        params: dict[str, Any] = {"$select": ",".join(select or USER_SELECT)}
+        headers: dict[str, str] = {}
+        if filter:
+            params["$filter"] = filter
+        if search:
+            params["$search"] = search
+            headers["ConsistencyLevel"] = "eventual"
+        if page_size is not None:
+            if not 1 <= page_size <= 999:
+                raise ValidationFailed("page_size: must be between 1 and 999")
+            params["$top"] = page_size
+        async for item in self._graph.pages("/users", headers=headers or None, **params):
+            yield DirectoryUser.from_graph(item)
+
+    async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser:
+        try:
+            data = await self._graph.get(f"/users/{_segment(id_or_upn)}", **{"$select": ",".join(select or USER_SELECT)})
+        except NotFound:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+        return DirectoryUser.from_graph(data)
+
+    async def create_user(
+        self, *, user_principal_name: str, display_name: str, mail_nickname: str, password: str,
+        account_enabled: bool = True, force_change_password: bool = True, **properties: Any,
+    ) -> DirectoryUser:
+        """Creates the user (Graph POST /users). Conflict when the UPN is taken; ValidationFailed for an
+        unverified domain or an invalid property."""
+        body = {
+            "accountEnabled": account_enabled, "displayName": display_name, "mailNickname": mail_nickname,
+            "userPrincipalName": user_principal_name,
+            "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": force_change_password},
+            **_graph_properties(properties),
+        }
+        try:
+            response = await self._graph.post("/users", body)
+        except UpstreamError as exc:
+            raise _refusal(exc, subject=f"user {user_principal_name}") from exc
+        return DirectoryUser.from_graph(response.json())
+
+    async def update_user(self, id_or_upn: str, **changes: Any) -> None:
+        """PATCH of the given properties (display_name, usage_location, given_name, surname, job_title,
+        account_enabled, department, ...); None values are left out."""
+        body = _graph_properties(changes)
+        if not body:
+            raise ValidationFailed("nothing to update")
+        try:
+            await self._graph.patch(f"/users/{_segment(id_or_upn)}", body)
+        except NotFound:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+        except UpstreamError as exc:
+            raise _refusal(exc, subject=f"user {id_or_upn}") from exc
+
+    async def update_users(self, changes: Mapping[str, Mapping[str, Any]]) -> list[UserUpdateResult]:
+        """Many PATCHes through $batch (20 per round trip; throttled ones retried). Each entry maps a user
+        id or UPN to its changes, keyed as for update_user. Returns one result per user, in order."""
+        requests = [
+            BatchRequest(str(index), "PATCH", f"/users/{_segment(user)}", body=_graph_properties(values))
+            for index, (user, values) in enumerate(changes.items())
+        ]
+        responses = await self._graph.batch(requests)
+        results = []
+        for request, user in zip(requests, changes):
+            error = responses[request.id].error(request)
+            if isinstance(error, UpstreamError):
+                error = _refusal(error, subject=f"user {user}")
+            results.append(UserUpdateResult(user, error))
+        return results
+
+    async def delete_user(self, id_or_upn: str, *, missing_ok: bool = False) -> bool:
+        """Deletes the user. Returns False when it did not exist and missing_ok is set."""
+        try:
+            await self._graph.delete(f"/users/{_segment(id_or_upn)}")
+        except NotFound:
+            if missing_ok:
+                return False
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+        return True
+
+    # --- licences -----------------------------------------------------------------------------------
+
+    async def subscribed_skus(self, *, refresh: bool = True) -> list[SubscribedSku]:
+        if refresh or self._skus is None:
+            data = await self._graph.get("/subscribedSkus")
+            self._skus = [SubscribedSku.from_graph(item) for item in data.get("value", [])]
+        return list(self._skus)
+
+    async def sku(self, sku: str) -> SubscribedSku:
+        """A subscribed SKU by skuId or skuPartNumber (e.g. MCOEV). NotFound when the tenant lacks it."""
+        for refresh in (False, True):
+            for candidate in await self.subscribed_skus(refresh=refresh):
+                if sku.lower() in (candidate.sku_id.lower(), candidate.sku_part_number.lower()):
+                    return candidate
+        raise NotFound(f"The tenant has no subscription for licence {sku}")
+
+    async def licences(self, id_or_upn: str) -> list[LicenceDetail]:
+        try:
+            data = await self._graph.get(f"/users/{_segment(id_or_upn)}/licenseDetails")
+        except NotFound:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+        return [
+            LicenceDetail(str(item.get("skuId")), str(item.get("skuPartNumber")),
+                          tuple(str(p.get("servicePlanName")) for p in item.get("servicePlans") or []))
+            for item in data.get("value", [])
+        ]
+
+    async def assign_licences(
+        self, id_or_upn: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> DirectoryUser:
+        """assignLicense; SKUs by skuId or skuPartNumber. ValidationFailed when the user has no usage
+        location, Conflict when a SKU has no free seat; both name the SKU."""
+        adding = [await self.sku(s) for s in add]
+        removing = [await self.sku(s) for s in remove]
+        if not adding and not removing:
+            raise ValidationFailed("no licence to add or remove")
+        body = {"addLicenses": [{"skuId": s.sku_id, "disabledPlans": []} for s in adding],
+                "removeLicenses": [s.sku_id for s in removing]}
+        try:
+            response = await self._graph.post(f"/users/{_segment(id_or_upn)}/assignLicense", body)
+        except NotFound:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+        except UpstreamError as exc:
+            raise self._licence_error(exc, id_or_upn, adding, removing) from exc
+        return DirectoryUser.from_graph(response.json())
+
+    async def remove_licences(self, id_or_upn: str, skus: Sequence[str]) -> DirectoryUser:
+        return await self.assign_licences(id_or_upn, remove=skus)
+
+    def _licence_error(
+        self, exc: UpstreamError, user: str, adding: list[SubscribedSku], removing: list[SubscribedSku]
+    ) -> DomainError:
+        if exc.status != 400:
+            return exc
+        text = exc.message.lower()
+        names = ", ".join(s.sku_part_number for s in adding + removing)
+        if "usage location" in text:
+            return ValidationFailed(
+                f"user {user}: licence {names} cannot be assigned: the user has no usage location "
+                "(set usageLocation, a two-letter country code, first)"
+            )
+        if "available licenses" in text:
+            full = next((s for s in adding if s.sku_id.lower() in text or s.sku_part_number.lower() in text), None)
+            names = full.sku_part_number if full else names
+            return Conflict(f"user {user}: no free seat of licence {names}: {exc.message.split('): ', 1)[-1]}")
+        if "does not have a corresponding license" in text:
+            return ValidationFailed(f"user {user}: does not hold licence {names}")
+        return ValidationFailed(f"user {user}: licence {names}: {exc.message.split('): ', 1)[-1]}")
+
+    # --- groups -------------------------------------------------------------------------------------
+
+    async def groups(self, *, teams_only: bool = False, filter: str | None = None) -> AsyncIterator[DirectoryGroup]:
+        clauses = [c for c in (TEAMS_FILTER if teams_only else None, filter) if c]
+        params = {"$filter": " and ".join(clauses)} if clauses else {}
+        async for item in self._graph.pages("/groups", **params):
+            yield DirectoryGroup.from_graph(item)
+
+    async def group(self, group_id: str) -> DirectoryGroup:
+        try:
+            return DirectoryGroup.from_graph(await self._graph.get(f"/groups/{_segment(group_id)}"))
+        except NotFound:
+            raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
+
+    async def group_members(self, group_id: str) -> AsyncIterator[DirectoryObject]:
+        try:
+            async for item in self._graph.pages(f"/groups/{_segment(group_id)}/members"):
+                yield DirectoryObject.from_graph(item)
+        except NotFound:
+            raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
+
+    async def add_group_member(self, group_id: str, member_id: str) -> bool:
+        """Adds the member; True if added, False if it already was one (idempotent)."""
+        try:
+            await self._graph.post(f"/groups/{_segment(group_id)}/members/$ref",
+                                   {"@odata.id": f"{GRAPH_OBJECT_URL}{member_id}"})
+        except NotFound:
+            await self.group(group_id)  # raises NotFound naming the group when it is the group that is missing
+            raise NotFound(f"Microsoft 365 directory object '{member_id}' not found") from None
+        except UpstreamError as exc:
+            if exc.status == 400 and "already exist" in exc.message:
+                return False
+            raise _refusal(exc, subject=f"group {group_id}") from exc
+        return True
+
+    async def remove_group_member(self, group_id: str, member_id: str) -> bool:
+        """Removes the member ($ref only: never deletes the object); False if it was not a member."""
+        try:
+            await self._graph.delete(f"/groups/{_segment(group_id)}/members/{_segment(member_id)}/$ref")
+        except NotFound:
+            await self.group(group_id)
+            return False
+        return True
+
+    async def member_of(self, id_or_upn: str) -> list[DirectoryObject]:
+        try:
+            return [DirectoryObject.from_graph(item) async for item in self._graph.pages(f"/users/{_segment(id_or_upn)}/memberOf")]
+        except NotFound:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
+
+    # --- tenant -------------------------------------------------------------------------------------
+
+    async def domains(self) -> list[TenantDomain]:
+        return [TenantDomain.from_graph(item) async for item in self._graph.pages("/domains")]
+
+    async def organization(self) -> dict[str, Any]:
+        return (await self._graph.get("/organization"))["value"][0]
+
+
+def directory_admin(connection: "TenantConnection") -> DirectoryAdmin:
+    return connection.directory_admin
