@@ -14,6 +14,7 @@ from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError
+from teamsvoice.core.metrics import metrics_response, record_request
 from teamsvoice.jobs.runtime import start_jobs, stop_jobs
 from teamsvoice.settings import Settings
 
@@ -78,6 +79,12 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS]:
         app.include_router(router)
+
+    app.middleware("http")(record_request)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return metrics_response()
 
     @app.get("/health", tags=["operations"], summary="Liveness")
     async def health() -> JSONResponse:

@@ -75,3 +75,9 @@ async def test_missing_or_garbage_bearer_is_401(client: httpx.AsyncClient, organ
     assert (await client.get("/reseller/getResellers/1")).status_code == 401
     garbage = await client.get("/reseller/getResellers/1", headers=bearer("garbage"))
     assert garbage.status_code == 401 and garbage.json()["error"] == "invalid_token"
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient, organisation) -> None:
+    await client.get("/reseller/getResellers/12345")
+    body = (await client.get("/metrics")).text
+    assert 'route="/reseller/getResellers/{masterResellerId}"' in body and "12345" not in body
