@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
-from teamsvoice import demo
+from teamsvoice import demo, models  # noqa: F401  (models: every table, for the wipe)
 from teamsvoice.cli import embedded_settings
 from teamsvoice.core.db import Base, create_engine, session_factory, sync_url, upgrade_database
 from teamsvoice.settings import Settings
