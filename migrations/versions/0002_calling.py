@@ -103,6 +103,7 @@ def upgrade() -> None:
         sa.Column("enterprise_id", sa.Integer(), sa.ForeignKey("enterprises.id"), nullable=False, index=True),
         sa.Column("kind", sa.String(30), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("graph_token_encrypted", sa.Text(), nullable=True),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("results", sa.JSON(), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from . import application_instances, teams_voice, voice_routing
 from .context import EmulatorDep
+from .faults import FaultConfig
 from .graph import apps as graph_apps
 from .directory import hash_secret, user_by_upn, verify_secret
 from .tenants import DEFAULT_GROUPS, LicenseSpec, TenantSpec, TenantSpecError, create_tenant, resolve_tenant, tenant_summary
@@ -165,3 +166,22 @@ def get_tenant_apps(tenant: str, emulator: EmulatorDep) -> JSONResponse:
         if resolved is None:
             return _not_found(tenant)
         return JSONResponse(graph_apps.state(tx, resolved["id"]))
+
+
+@router.get("/faults")
+def get_faults(emulator: EmulatorDep) -> dict[str, Any]:
+    """The fault and throttle configuration in force, what remains of counted faults, and what was injected."""
+    return emulator.faults.view()
+
+
+@router.put("/faults")
+def put_faults(config: FaultConfig, emulator: EmulatorDep) -> dict[str, Any]:
+    """Replace the configuration (see m365_emulator.faults for the shape); counters and buckets restart."""
+    emulator.faults.configure(config)
+    return emulator.faults.view()
+
+
+@router.delete("/faults")
+def delete_faults(emulator: EmulatorDep) -> dict[str, Any]:
+    emulator.faults.reset()
+    return emulator.faults.view()

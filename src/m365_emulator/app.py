@@ -7,7 +7,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import admin, powershell
 from .context import Emulator
+from .faults import FaultMiddleware, Faults
 from .graph import apps as graph_apps
+from .graph import batch as graph_batch
 from .graph import directory as graph_directory
 from .graph import teams as graph_teams
 from .graph.errors import GraphError, graph_error_response
@@ -27,13 +29,17 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         openapi_url="/_admin/openapi.json",
         redoc_url=None,
     )
-    app.state.emulator = Emulator(settings=settings, store=store, keys=SigningKey(store))
+    faults = Faults()
+    faults.reset()
+    app.state.emulator = Emulator(settings=settings, store=store, keys=SigningKey(store), faults=faults)
+    app.add_middleware(FaultMiddleware, faults=faults)
     app.include_router(discovery.router)
     app.include_router(authorize.router)
     app.include_router(token.router)
     app.include_router(graph_directory.router)
     app.include_router(graph_teams.router)
     app.include_router(graph_apps.router)
+    app.include_router(graph_batch.router)
     app.include_router(powershell.router)
     app.include_router(admin.router)
     _install_error_handlers(app)

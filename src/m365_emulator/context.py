@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from .faults import Faults
 from .identity.keys import SigningKey
 from .settings import EmulatorSettings
 from .store import Store
@@ -15,6 +16,7 @@ class Emulator:
     settings: EmulatorSettings
     store: Store
     keys: SigningKey
+    faults: Faults
 
     def issuer(self, tenant_id: str) -> str:
         return f"{self.settings.base_url}/{tenant_id}/v2.0"

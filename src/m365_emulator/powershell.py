@@ -3,6 +3,7 @@
 Graph's teamsAdministration shows. Tokens must be for the Skype and Teams Tenant Admin API
 (48ac35b8-9aa8-4d74-927d-1f4a14a0b239), app-only or delegated, as the real module uses."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -196,6 +197,11 @@ def _error(status: int, error: CmdletError) -> JSONResponse:
     )
 
 
+def _timed_out(cmdlet: str) -> JSONResponse:
+    """An injected cmdlet timeout (see faults.py)."""
+    return _error(504, CmdletError("OperationTimeout", "OperationTimeout", f"The operation '{cmdlet}' has timed out."))
+
+
 @router.post("/_powershell/invoke")
 async def invoke(request: Request, emulator: EmulatorDep) -> JSONResponse:
     try:
@@ -223,8 +229,15 @@ async def invoke(request: Request, emulator: EmulatorDep) -> JSONResponse:
         implementation, accepted = entry
         canonical_name = next(key for key in CMDLETS if key.lower() == name.lower())
         parameters = _bind(canonical_name, accepted, body.get("parameters"))
+        timeout = emulator.faults.take_cmdlet_timeout(canonical_name)
+        if timeout is not None and not timeout[1]:
+            await asyncio.sleep(timeout[0])
+            return _timed_out(canonical_name)
         with emulator.store.transaction() as tx:
             output = implementation(tx, claims["tid"], parameters)
+        if timeout is not None:
+            await asyncio.sleep(timeout[0])
+            return _timed_out(canonical_name)
     except CmdletError as exc:
         return _error(400, exc)
     except teams_voice.VoiceError as exc:

@@ -75,10 +75,16 @@ def create_tenant(tx: Transaction, spec: TenantSpec) -> tuple[Document, bool]:
     _add_domain(tx, tenant_id, domain_name, is_default=True, is_initial=False)
     skus = {licence.sku_part_number: _add_sku(tx, tenant_id, licence) for licence in licenses}
 
+    # Seats are counted in memory while seeding (a new tenant starts with none used), so seeding
+    # thousands of users stays linear.
+    seats = {sku["skuId"]: 0 for sku in skus.values()}
     admin = add_user(
         tx,
         tenant_id,
-        _person(tenant_id, "Global", "Administrator", spec.admin_username.lower(), "US", "IT Administrator"),
+        {
+            **_person(tenant_id, "Global", "Administrator", spec.admin_username.lower(), "US", "IT Administrator"),
+            "assignedLicenses": _licences(skus, seats, ["ENTERPRISEPACK"]),
+        },
         spec.admin_password,
     )
     role_id = stable_id(tenant_id, "role", catalog.GLOBAL_ADMIN_TEMPLATE_ID)
@@ -94,11 +100,9 @@ def create_tenant(tx: Transaction, spec: TenantSpec) -> tuple[Document, bool]:
         },
         tenant_id,
     )
-    _grant(tx, admin, skus, ["ENTERPRISEPACK"])
-
     users = [admin]
     for index in range(spec.user_count):
-        users.append(_seed_user(tx, tenant_id, domain_name, index, skus))
+        users.append(_seed_user(tx, tenant_id, domain_name, index, skus, seats))
     _seed_groups(tx, tenant_id, domain_name, spec.groups, users[1:])
     return tenant, True
 
@@ -180,40 +184,44 @@ def _person(
     }
 
 
-def _seed_user(tx: Transaction, tenant_id: str, domain_name: str, index: int, skus: dict[str, Document]) -> Document:
+def _seed_user(
+    tx: Transaction, tenant_id: str, domain_name: str, index: int, skus: dict[str, Document], seats: dict[str, int]
+) -> Document:
     given = catalog.FIRST_NAMES[index % len(catalog.FIRST_NAMES)]
     surname = catalog.LAST_NAMES[(index * 7 + 3) % len(catalog.LAST_NAMES)]
     nickname = f"{given}.{surname}".lower()
     if user_by_upn(tx, f"{nickname}@{domain_name}") is not None:
         nickname = f"{nickname}{index}"
-    user = add_user(
+    # Most users are licensed for Teams Phone; every fifth is left unlicensed for onboarding scenarios.
+    part_numbers = ["ENTERPRISEPACK", "MCOEV"] if index % 5 != 4 else []
+    return add_user(
         tx,
         tenant_id,
-        _person(
-            tenant_id,
-            given,
-            surname,
-            f"{nickname}@{domain_name}",
-            catalog.USAGE_LOCATIONS[index % len(catalog.USAGE_LOCATIONS)],
-            catalog.JOB_TITLES[index % len(catalog.JOB_TITLES)],
-        ),
+        {
+            **_person(
+                tenant_id,
+                given,
+                surname,
+                f"{nickname}@{domain_name}",
+                catalog.USAGE_LOCATIONS[index % len(catalog.USAGE_LOCATIONS)],
+                catalog.JOB_TITLES[index % len(catalog.JOB_TITLES)],
+            ),
+            "assignedLicenses": _licences(skus, seats, part_numbers),
+        },
         password=None,
     )
-    # Most users are licensed for Teams Phone; every fifth is left unlicensed for onboarding scenarios.
-    if index % 5 != 4:
-        _grant(tx, user, skus, ["ENTERPRISEPACK", "MCOEV"])
-    return user
 
 
-def _grant(tx: Transaction, user: Document, skus: dict[str, Document], part_numbers: list[str]) -> None:
+def _licences(skus: dict[str, Document], seats: dict[str, int], part_numbers: list[str]) -> list[dict[str, Any]]:
+    """Licences for a seeded user while seats remain, counting the seats taken."""
+    granted = []
     for part_number in part_numbers:
         sku = skus.get(part_number)
-        if sku is None:
+        if sku is None or seats[sku["skuId"]] >= sku["prepaidUnits"]["enabled"]:
             continue
-        if consumed_units(tx, user["_tenantId"], sku["skuId"]) >= sku["prepaidUnits"]["enabled"]:
-            continue
-        user["assignedLicenses"].append({"skuId": sku["skuId"], "disabledPlans": []})
-        tx.put("user", user["id"], user, user["_tenantId"])
+        seats[sku["skuId"]] += 1
+        granted.append({"skuId": sku["skuId"], "disabledPlans": []})
+    return granted
 
 
 def _seed_groups(

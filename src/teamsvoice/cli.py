@@ -12,6 +12,7 @@ from rich.console import Console
 
 from teamsvoice import demo
 from teamsvoice.core.db import create_engine, session_factory, upgrade_database
+from teamsvoice.core.security import Keyring, load_or_create_master_key
 from teamsvoice.core.errors import DomainError
 from teamsvoice.settings import Settings
 
@@ -44,6 +45,20 @@ def embedded_settings(settings: Settings, emulator_url: str, ca_bundle: Path) ->
     })
 
 
+async def _seed_fusion(settings: Settings, organisation: demo.DemoOrganisation, tenants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fusion logins, tenants and subscriptions, onboarded through the real consent URL and wizard steps."""
+    keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            seed = await demo.seed_fusion(session, keyring, organisation, tenants)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(demo.onboard_fusion, settings, keyring, seed)
+    return demo.fusion_document(seed)
+
+
 async def _seed(settings: Settings, emulator_url: str | None) -> dict[str, Any]:
     path = settings.data_dir / demo.CREDENTIALS_FILE
     existing = demo.read_credentials(path)
@@ -68,6 +83,7 @@ async def _seed(settings: Settings, emulator_url: str | None) -> dict[str, Any]:
         document["microsoft"] = {"loginUrl": emulator_url, "graphUrl": f"{emulator_url}/v1.0",
                                  "adminUrl": f"{emulator_url}/_admin", "caCertificate": settings.microsoft_ca_bundle,
                                  "tenants": tenants}
+        document["fusion"] = await _seed_fusion(settings, organisation, tenants)
     demo.write_credentials(path, document)
     return document
 

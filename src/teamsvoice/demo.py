@@ -6,14 +6,26 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlparse
+from html.parser import HTMLParser
 
 import httpx
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from teamsvoice.core.ids import new_client_id
-from teamsvoice.core.security import hash_secret, new_token
-from teamsvoice.domain.orgs.models import ApiClient, PbxType, PortalUser, Reseller, SbcGateway
+from teamsvoice.domain.fusion.onboarding import CONSENT_CALLBACK_PATH as FUSION_CONSENT_CALLBACK_PATH
+from teamsvoice.core.db import sync_url
+from teamsvoice.core.security import Keyring, hash_secret, new_token
+from teamsvoice.domain.fusion import numbers as fusion_numbers
+from teamsvoice.domain.fusion import onboarding
+from teamsvoice.domain.fusion import tenants as fusion_tenants
+from teamsvoice.domain.fusion.models import FusionTenant, FusionWizardRun
+from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
+from teamsvoice.settings import Settings
 
 CREDENTIALS_FILE = "demo-credentials.json"
 DEMO_TENANTS = [
@@ -92,13 +104,19 @@ def seed_microsoft_tenants(admin_url: str, ca_bundle: str | None) -> list[dict[s
     return tenants
 
 
+def _origin(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
 def register_application(admin_url: str, ca_bundle: str | None, *, client_id: str, client_secret: str,
                          redirect_uri: str) -> None:
     """Registers teamsvoice's multi-tenant app in the emulator (kept current on every start)."""
     with httpx.Client(base_url=admin_url, verify=ca_bundle or True, timeout=30) as client:
         client.post("/_admin/applications", json={
             "appId": client_id, "displayName": "teamsvoice", "clientSecret": client_secret,
-            "redirectUris": [redirect_uri],
+            # The ConnecttoTeams consent callback, and the Fusion admin-consent landing page on the same origin.
+            "redirectUris": [redirect_uri, _origin(redirect_uri) + FUSION_CONSENT_CALLBACK_PATH],
             "delegatedPermissions": [],
             "applicationPermissions": [
                 "User.ReadWrite.All", "Directory.ReadWrite.All", "Organization.Read.All", "Group.ReadWrite.All",
@@ -116,3 +134,135 @@ def write_credentials(path: Path, document: dict[str, Any]) -> None:
 
 def read_credentials(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# --- Fusion ---------------------------------------------------------------------------------------
+
+FUSION_NUMBERS = {"US": ("+1", 4139301600), "BE": ("+32", 22100100)}
+FUSION_NUMBERS_PER_SUBSCRIPTION = 10
+
+
+class _Forms(HTMLParser):
+    """Reads the emulator's sign-in and consent forms (action, hidden fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append((values.get("action", ""), {}))
+        elif tag == "input" and self.forms and values.get("name") and values.get("type") == "hidden":
+            self.forms[-1][1][values["name"]] = values.get("value", "")
+
+
+def _form(page: str) -> tuple[str, dict[str, str]]:
+    parser = _Forms()
+    parser.feed(page)
+    if not parser.forms:
+        raise RuntimeError(f"expected a form in the sign-in page: {page[:300]}")
+    return parser.forms[0]
+
+
+def grant_admin_consent(consent_url: str, username: str, password: str, ca_bundle: str | None) -> None:
+    """What the tenant's Global Administrator does with the wizard's consent URL: sign in and accept."""
+    with httpx.Client(verify=ca_bundle or True, timeout=60, follow_redirects=False) as browser:
+        page = browser.get(consent_url)
+        action, fields = _form(page.text)
+        answer = browser.post(urljoin(consent_url, action), data={**fields, "username": username, "password": password})
+        if answer.status_code == 200:
+            action, fields = _form(answer.text)
+            answer = browser.post(urljoin(consent_url, action), data={**fields, "consent": "accept"})
+        location = answer.headers.get("Location", "")
+        if answer.status_code != 302 or "code=" not in location:
+            raise RuntimeError(f"admin consent was not granted: {answer.status_code} {answer.text[:300]}")
+
+
+@dataclass
+class FusionSeed:
+    logins: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (wizard run id, Microsoft tenant)
+
+
+async def seed_fusion(session: AsyncSession, keyring: Keyring, organisation: DemoOrganisation,
+                      microsoft_tenants: list[dict[str, Any]]) -> FusionSeed:
+    """Logins per level, one tenant + subscription per Microsoft tenant (with numbers in its country and the
+    tenant admin as MS Teams administrator), and a wizard run for each, to be executed by `onboard_fusion`."""
+    partner = await session.scalar(select(Reseller).where(Reseller.level == "PARTNER").order_by(Reseller.id))
+    assert partner is not None
+    seed = FusionSeed()
+    for level, reseller_id in (("system", partner.id), ("distributor", organisation.master.reseller_id),
+                               ("reseller", organisation.resellers[0].reseller_id)):
+        password = new_token(12)
+        await fusion_tenants.create_login(session, username=f"fusion-{level}", password=password, level=level,
+                                          reseller_id=reseller_id)
+        seed.logins.append({"level": level, "username": f"fusion-{level}", "password": password})
+    owner = await session.get(Reseller, organisation.resellers[0].reseller_id)
+    assert owner is not None
+    for microsoft in microsoft_tenants:
+        spec = next(t for t in DEMO_TENANTS if t["domain"] == microsoft["domain"])
+        tenant = FusionTenant(name=spec["displayName"], billing_id=f"BILL-{spec['domain']}", markup=0.0,
+                              owner_reseller_id=owner.id)
+        session.add(tenant)
+        await session.flush()
+        subscription = await fusion_tenants.create_subscription(
+            session, tenant, name="MS Teams Direct Routing", billing_id=f"SUB-{spec['domain']}", ms_teams_users=50,
+            sip_trunk_channels=0)
+        enterprise = await session.get(Enterprise, subscription.enterprise_id)
+        assert enterprise is not None
+        access = SubscriptionAccess(principal=None, tenant=tenant, subscription=subscription, enterprise=enterprise)  # type: ignore[arg-type]
+        code, first = FUSION_NUMBERS[spec["country"]]
+        digits = fusion_numbers.calling_code(code)
+        await fusion_numbers.add_numbers(session, access, fusion_numbers.expand_ranges(
+            digits, [[first, first + FUSION_NUMBERS_PER_SUBSCRIPTION - 1]], spec["country"]), "ranges")
+        admin = microsoft["globalAdmin"]
+        await onboarding.set_admin(session, keyring, access, admin["username"], admin["password"])
+        run = await onboarding.start_wizard(session, access)
+        password = new_token(12)
+        username = f"fusion-tenant-{spec['domain'].split('.')[0]}"
+        await fusion_tenants.create_login(session, username=username, password=password, level="tenant",
+                                          fusion_tenant_id=tenant.id)
+        seed.logins.append({"level": "tenant", "username": username, "password": password, "tenantUuid": tenant.uuid})
+        seed.subscriptions.append({"tenantUuid": tenant.uuid, "subscriptionId": subscription.id,
+                                   "msTenantId": microsoft["tenantId"], "country": spec["country"]})
+        seed.runs.append((run.id, microsoft))
+    return seed
+
+
+def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> None:
+    """Runs each subscription's onboarding wizard (the same steps as the durable job). When teamsvoice's app
+    has no admin consent yet, the demo tenant's admin grants it at the wizard's consent URL and it runs again."""
+    from teamsvoice.jobs.fusion_wizard import run_wizard
+
+    engine = create_sync_engine(sync_url(settings.effective_database_url))
+    try:
+        for run_id, microsoft in seed.runs:
+            if run_wizard(engine, settings, keyring, run_id):
+                continue
+            with Session(engine) as session, session.begin():
+                run = session.get(FusionWizardRun, run_id)
+                assert run is not None
+                if not run.consent_url:
+                    raise RuntimeError(f"Fusion onboarding of {microsoft['domain']} failed: {run.error}")
+                consent = run.consent_url
+                retry = FusionWizardRun(subscription_id=run.subscription_id, running=True,
+                                        steps=onboarding.initial_steps(), status="wizard_0_OK")
+                session.add(retry)
+                session.flush()
+                retry_id = retry.id
+            grant_admin_consent(consent, microsoft["globalAdmin"]["username"], microsoft["globalAdmin"]["password"],
+                                settings.microsoft_ca_bundle)
+            if not run_wizard(engine, settings, keyring, retry_id):
+                with Session(engine) as session:
+                    failed = session.get(FusionWizardRun, retry_id)
+                    raise RuntimeError(f"Fusion onboarding of {microsoft['domain']} failed: {failed.error if failed else '?'}")
+    finally:
+        engine.dispose()
+
+
+def fusion_document(seed: FusionSeed) -> dict[str, Any]:
+    return {"draasInstance": DRAAS_INSTANCE,
+            "subscriptions": [{k: s[k] for k in ("tenantUuid", "subscriptionId", "msTenantId")} for s in seed.subscriptions],
+            "logins": seed.logins}

@@ -11,6 +11,9 @@ from teamsvoice.domain.fusion.models import (
     FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
     FusionWizardRun,
 )
+from teamsvoice.domain.teams_users.models import (
+    FusionBulkItem, FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences,
+)
 
 __all__ = [
     "ActionRequest",
@@ -23,6 +26,8 @@ __all__ = [
     "TeamsAppTemplate",
     "Base",
     "Enterprise",
+    "FusionBulkItem",
+    "FusionBulkJob",
     "FusionGroupFilter",
     "FusionMsTeamsAdmin",
     "FusionNumber",
@@ -30,6 +35,9 @@ __all__ = [
     "FusionSubscription",
     "FusionTenant",
     "FusionUser",
+    "FusionResourceAccount",
+    "FusionTemplate",
+    "FusionUserLicences",
     "FusionWizardRun",
     "EnterpriseConsent",
     "OAuthToken",

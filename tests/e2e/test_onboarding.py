@@ -9,53 +9,8 @@ import msal
 import pytest
 import requests
 
-from tests.support.consent import sign_in_and_consent
-from tests.support.ctt import bearer, enterprise_body, reseller_catalogue, token_for
-
-
-async def action_url(client: httpx.AsyncClient, token: str, action: str, name: str, redirect: str) -> str:
-    response = await client.post("/enterprise/getActionItemUrl", headers=bearer(token),
-                                 json={"actionType": action, "enterpriseName": name, "redirectUrl": redirect})
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return response.text
-
-
-class Onboarding:
-    """One enterprise walked through registration by its Global Administrator."""
-
-    def __init__(self, client, live, organisation, receiver, tenant) -> None:
-        self.client, self.live, self.receiver, self.tenant = client, live, receiver, tenant
-        self.login = organisation.resellers[0]
-        self.name = f"Enterprise of {tenant['domain']}"
-
-    async def create(self, *, manage: bool = True) -> int:
-        self.token = await token_for(self.client, self.login)
-        pbx, sbc = await reseller_catalogue(self.client, self.token, self.login.reseller_id)
-        created = await self.client.post("/reseller/newEnterprise", headers=bearer(self.token),
-                                         json=enterprise_body(self.login.reseller_id, self.name, pbx=pbx[:1], sbc=sbc[:1], manage=manage))
-        assert created.status_code == 200, created.text
-        self.enterprise_id = created.json()
-        return self.enterprise_id
-
-    async def consent(self, action: str, *, accept: bool = True) -> dict:
-        before = len(self.receiver.received)
-        url = await action_url(self.client, self.token, action, self.name, f"{self.receiver.url}/hooks/{action}")
-        admin = self.tenant["globalAdmin"]
-        result = await sign_in_and_consent(url, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path), accept=accept)
-        assert result.callback.status_code == 200, result.callback.text
-        self.last = result
-        return self.receiver.wait_for(before + 1)[before]["body"]
-
-    async def register(self) -> dict:
-        await self.create()
-        payload = await self.consent("REGISTRATION")
-        completed = await self.client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(self.token), json={
-            "enterpriseId": self.enterprise_id, "tenantId": self.tenant["tenantId"], "givenName": "Ada", "familyName": "Admin"})
-        assert completed.status_code == 200, completed.text
-        self.credentials = completed.json()["entAPICredentialInfo"]
-        self.msal_object = payload["msalAuthenticationResult"]
-        return completed.json()
+from tests.support.ctt import bearer, token_for
+from tests.support.onboarding import Onboarding, action_url
 
 
 @pytest.fixture
@@ -235,7 +190,7 @@ async def test_consented_reseller_provisions_calling(onboarding) -> None:
     assert [c["consentName"] for c in info.json()["consentsByEnterprise"]] == ["EnterpriseManagement"]
 
     updated = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
-                                json=consent_object | {"userPrincipalName": upn, "phoneNumber": "+14139301634", "voiceRoutingPolicy": "US-East"})
+                                json=consent_object | {"userPrincipalName": upn, "phoneNumber": "+14139301634"})
     assert updated.status_code == 200, updated.text
     config = voice_config(live, tenant["tenantId"], upn)
     assert config["isEnterpriseVoiceEnabled"] is True

@@ -17,6 +17,8 @@ GRAPH_APPLICATION_PERMISSIONS = [
     "TeamsUserConfiguration.Read.All",
     "TeamsTelephoneNumber.ReadWrite.All",
     "TeamsPolicyUserAssign.ReadWrite.All",
+    "AppCatalog.Read.All",
+    "TeamsAppInstallation.ReadWriteForUser.All",
 ]
 REDIRECT_URI = "https://localhost:5001/auth/callback"
 
@@ -172,3 +174,16 @@ def cmdlet_invoker(http: httpx.Client, tenant: Tenant, app: App):
         )
 
     return invoke
+
+
+def delegated_token(http: httpx.Client, browser: "Browser", base: str, tenant: Tenant, app: App, scope: str) -> str:
+    """A delegated Graph token for the tenant's Global Administrator, through the authorization code flow."""
+    url = authorize_url(base, tenant.tenant_id, app, f"openid offline_access {scope}")
+    code = redirect_params(browser.sign_in_and_consent(url, tenant.admin, ADMIN_PASSWORD))["code"]
+    response = http.post(
+        f"/{tenant.tenant_id}/oauth2/v2.0/token",
+        data={"grant_type": "authorization_code", "client_id": app.client_id, "client_secret": app.secret,
+              "code": code, "redirect_uri": app.redirect_uri},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]

@@ -33,9 +33,11 @@ def _qualified(type_name: str) -> str:
 
 
 def _properties(schema: dict[str, Any], type_name: str) -> dict[str, Any]:
+    """Structural properties plus navigation properties (present when $expand-ed), inherited included."""
     definition = schema[_qualified(type_name)]
     inherited = _properties(schema, definition["baseType"]) if definition.get("baseType") else {}
-    return {**inherited, **definition.get("properties", {})}
+    navigation = {name: {"type": target, "nullable": True} for name, target in definition.get("navigation", {}).items()}
+    return {**inherited, **navigation, **definition.get("properties", {})}
 
 
 def _check_value(schema: dict[str, Any], type_name: str, value: Any, path: str) -> None:

@@ -103,7 +103,7 @@ def _definition(app_id: str, manifest: dict[str, Any], caller: Caller) -> Docume
         "createdBy": {
             "application": None,
             "device": None,
-            "user": {"id": caller.object_id, "displayName": None, "userIdentityType": "aadUser"},
+            "user": {"id": caller.object_id, "displayName": None},
         },
         "authorization": {"clientAppId": None, "requiredPermissionSet": {"resourceSpecificPermissions": []}},
     }

@@ -24,7 +24,8 @@ class JobContext:
 _context: JobContext | None = None
 
 # Every module that defines DBOS workflows; add yours here.
-WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks"]
+WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
+                    "teamsvoice.domain.teams_users.workflows"]
 
 
 def job_context() -> JobContext:

@@ -39,6 +39,9 @@ class CmdletDirectRouting:
                       for p in policies],
         )
 
+    async def policy_names(self) -> list[str]:
+        return [_untag(str(p.get("Identity"))) for p in await self._cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})]
+
     async def create_gateway(self, fqdn: str, sip_port: int) -> None:
         await self._cmdlets.run("New-CsOnlinePSTNGateway", {"Fqdn": fqdn, "SipSignalingPort": sip_port, "Enabled": True})
 
@@ -56,7 +59,9 @@ class CmdletDirectRouting:
         await self._cmdlets.run("New-CsOnlineVoiceRoute", self._route_parameters(route))
 
     async def update_route(self, route: VoiceRoute) -> None:
-        await self._cmdlets.run("Set-CsOnlineVoiceRoute", self._route_parameters(route))
+        parameters = self._route_parameters(route)
+        del parameters["Priority"]  # keep the route where the tenant's admin may have moved it
+        await self._cmdlets.run("Set-CsOnlineVoiceRoute", parameters)
 
     async def create_policy(self, policy: VoiceRoutingPolicy) -> None:
         await self._cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": policy.identity, "OnlinePstnUsages": policy.usages})

@@ -298,9 +298,10 @@ class DirectoryAdmin:
             self._skus = [SubscribedSku.from_graph(item) for item in data.get("value", [])]
         return list(self._skus)
 
-    async def sku(self, sku: str) -> SubscribedSku:
-        """A subscribed SKU by skuId or skuPartNumber (e.g. MCOEV). NotFound when the tenant lacks it."""
-        for refresh in (False, True):
+    async def sku(self, sku: str, *, fresh: bool = True) -> SubscribedSku:
+        """A subscribed SKU by skuId or skuPartNumber (e.g. MCOEV), with current seat counts (fresh=False
+        may answer from this adapter's last read, for id lookups). NotFound when the tenant lacks it."""
+        for refresh in ((True,) if fresh else (False, True)):
             for candidate in await self.subscribed_skus(refresh=refresh):
                 if sku.lower() in (candidate.sku_id.lower(), candidate.sku_part_number.lower()):
                     return candidate
@@ -322,8 +323,8 @@ class DirectoryAdmin:
     ) -> DirectoryUser:
         """assignLicense; SKUs by skuId or skuPartNumber. ValidationFailed when the user has no usage
         location, Conflict when a SKU has no free seat; both name the SKU."""
-        adding = [await self.sku(s) for s in add]
-        removing = [await self.sku(s) for s in remove]
+        adding = [await self.sku(s, fresh=False) for s in add]
+        removing = [await self.sku(s, fresh=False) for s in remove]
         if not adding and not removing:
             raise ValidationFailed("no licence to add or remove")
         body = {"addLicenses": [{"skuId": s.sku_id, "disabledPlans": []} for s in adding],
@@ -335,6 +336,28 @@ class DirectoryAdmin:
         except UpstreamError as exc:
             raise self._licence_error(exc, id_or_upn, adding, removing) from exc
         return DirectoryUser.from_graph(response.json())
+
+    async def assign_licences_to_many(
+        self, users: Sequence[str], *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> list[UserUpdateResult]:
+        """The same assignLicense for many users through $batch (20 per round trip, throttled ones
+        retried). One result per user, in order, with the errors assign_licences would raise."""
+        adding = [await self.sku(s, fresh=False) for s in add]
+        removing = [await self.sku(s, fresh=False) for s in remove]
+        if not adding and not removing:
+            raise ValidationFailed("no licence to add or remove")
+        body = {"addLicenses": [{"skuId": s.sku_id, "disabledPlans": []} for s in adding],
+                "removeLicenses": [s.sku_id for s in removing]}
+        requests = [BatchRequest(str(i), "POST", f"/users/{_segment(user)}/assignLicense", body=body)
+                    for i, user in enumerate(users)]
+        responses = await self._graph.batch(requests)
+        results = []
+        for request, user in zip(requests, users):
+            error = responses[request.id].error(request)
+            if isinstance(error, UpstreamError):
+                error = self._licence_error(error, user, adding, removing)
+            results.append(UserUpdateResult(user, error))
+        return results
 
     async def remove_licences(self, id_or_upn: str, skus: Sequence[str]) -> DirectoryUser:
         return await self.assign_licences(id_or_upn, remove=skus)

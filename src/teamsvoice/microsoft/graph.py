@@ -154,7 +154,8 @@ def graph_error(response: httpx.Response) -> UpstreamError:
 
 
 def gave_up(attempts: int, error: UpstreamError) -> UpstreamError:
-    return UpstreamError(f"gave up after {attempts} attempts: {error.message}", retryable=error.retryable,
+    plural = "" if attempts == 1 else "s"
+    return UpstreamError(f"gave up after {attempts} attempt{plural}: {error.message}", retryable=error.retryable,
                          status=error.status, upstream_code=error.upstream_code)
 
 

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
-from teamsvoice.api.connecttoteams import enterprise, oauth, pbx, provisioning, reseller, restricted
+from teamsvoice.api.connecttoteams import enterprise, oauth, pbx, provisioning, reseller, restricted, sms, valet
 
-ROUTERS: list[APIRouter] = [oauth.router, reseller.router, pbx.router, enterprise.router, provisioning.router, restricted.router]
+ROUTERS: list[APIRouter] = [oauth.router, reseller.router, pbx.router, enterprise.router, provisioning.router, restricted.router,
+                            valet.router, sms.router]

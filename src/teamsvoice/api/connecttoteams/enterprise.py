@@ -5,9 +5,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from teamsvoice.api.connecttoteams.deps import ResellerDep
+from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
+from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.domain.calling import pbx
+from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.orgs import service
 
@@ -54,3 +57,16 @@ async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep
 async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id: str) -> dict[str, Any]:
     enterprise = await service.enterprise_for_tenant(uow.session, principal, tenant_id)
     return render_enterprise(enterprise, await consent.consents_of(uow.session, enterprise.id))
+
+
+@router.post("/configureUser", summary="Configure a PBX user (spec 003 Part III); push it with syncTeamsRegistrations",
+             description="Spec 003's body. A reseller token needs no MSAL object (then `tenantID` names the enterprise); "
+             "an enterprise token needs one. The SIP password is stored encrypted and never returned. Answers 200 with "
+             "the user (teamsvoice's addition: the vendor documents only 200 OK).")
+async def configure_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
+                         principal: PrincipalDep) -> dict[str, Any]:
+    user, location, changed = await calling.configure_user(
+        uow.session, principal, container.connector, container.keyring,
+        {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
+        body.to_draft("PBX"), body.tenantID)
+    return pbx.render_user(user, location, changed)

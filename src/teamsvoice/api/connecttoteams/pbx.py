@@ -2,13 +2,17 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
+from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
-from teamsvoice.api.connecttoteams.wire import render_pbx_type
+from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
 from teamsvoice.api.deps import UnitOfWorkDep
-from teamsvoice.core.errors import NotFound
+from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.domain.calling import pbx, routing
+from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.orgs import repository
+from teamsvoice.domain.orgs.models import SbcGateway
 
 router = APIRouter(prefix="/pbx", tags=["ConnecttoTeams: PBX"])
 
@@ -18,3 +22,49 @@ async def get_pbx_types(resellerId: int, uow: UnitOfWorkDep, principal: Reseller
     if await repository.get_reseller(uow.session, principal, resellerId) is None:
         raise NotFound(f"Reseller {resellerId} not found")
     return [render_pbx_type(p) for p in await repository.pbx_types_for(uow.session, resellerId)]
+
+
+@router.post("/getBasicPBXLocationDetailsForEnterprise", summary="The PBX locations of the enterprise linked to a tenant",
+             description="Body: the tenantId as bare text (or a JSON string). Answers the spec 003 list shape.")
+async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    return [await pbx.render_location(uow.session, loc) for loc in await pbx.locations_of(uow.session, enterprise)]
+
+
+@router.post("/configurePBX", summary="Create or update a PBX location ('Configure PBX'; teamsvoice's design)",
+             description="Body: `enterpriseId` (or `tenantId`) plus the fields of getBasicPBXLocationDetailsForEnterprise "
+             "(`pbxLocation`, `pbxType` (a PBX type name of the enterprise), `canonicalPbxSIPDomain` required). With `id` "
+             "it updates that location; without, it creates one or updates the one with the same `pbxLocation`. "
+             "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.")
+async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    if body.enterpriseId is None and body.tenantId is None:
+        raise ValidationFailed("enterpriseId: enterpriseId or tenantId is required")
+    enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=body.enterpriseId, tenant_id=body.tenantId)
+    location = await pbx.save_location(uow.session, enterprise, body.to_draft(), body.id)
+    return await pbx.render_location(uow.session, location)
+
+
+@router.delete("/deletePBXLocation/{pbxLocationId}", status_code=204,
+               summary="Delete a PBX location without users (teamsvoice's design)")
+async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> Response:
+    location = await pbx.location_in_scope(uow.session, await _enterprise_ids(uow, principal), pbxLocationId)
+    await pbx.delete_location(uow.session, location)
+    return Response(status_code=204)
+
+
+@router.post("/getDirectRoutesForEnterprise", summary="The enterprise's direct routes (teamsvoice's design)",
+             description="Body: the tenantId as bare text. Answers the direct routes with their `directRouteId`.")
+async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    rendered = []
+    for route in await routing.routes_of(uow.session, enterprise):
+        gateway = await uow.session.get(SbcGateway, route.sbc_gateway_id)
+        rendered.append(routing.render_route(route, gateway.region if gateway else None))
+    return rendered
+
+
+async def _enterprise_ids(uow: UnitOfWorkDep, principal: ResellerDep) -> set[int]:
+    ids: set[int] = set()
+    for reseller_id in principal.reseller_scope:
+        ids |= {e.id for e in await repository.list_enterprises(uow.session, principal, reseller_id)}
+    return ids

@@ -83,15 +83,16 @@ async def sync_teams_registrations(
 ) -> Any:
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
     if async_ or await jobs.voice_user_count(uow.session, access.enterprise) > jobs.INLINE_SYNC_LIMIT:
-        return await _accept_job(uow, request, access.enterprise, workflows.SYNC_TEAMS_USERS)
+        return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_TEAMS_USERS)
     results = await service.sync_registrations(uow.session, access)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
     return {"enterpriseId": access.enterprise.id, "results": results,
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}
 
 
-async def _accept_job(uow: UnitOfWorkDep, request: Request, enterprise: Any, kind: str) -> JSONResponse:
-    job = await jobs.create_job(uow.session, enterprise, kind)
+async def _accept_job(uow: UnitOfWorkDep, request: Request, container: ContainerDep, enterprise: Any, kind: str,
+                      graph_token: str | None = None) -> JSONResponse:
+    job = await jobs.create_job(uow.session, container.keyring, enterprise, kind, graph_token)
     job_id, job_key = job.id, job.job_key
 
     async def start() -> None:
@@ -146,10 +147,14 @@ async def provision_direct_routing(
 @router.post(
     "/syncUnifiedApp", status_code=202, summary="Publish the Unified App and install it for configured users (teamsvoice's design)",
     description="Body: the MSAL object (or consented-reseller object). Answers 202 `{jobId, status, statusUrl}`; "
-    "the durable job publishes (or updates) the app in the tenant's catalog, then installs or upgrades it for every "
+    "With an enterprise token the GA's MSAL token publishes (Graph accepts only delegated tokens for the org "
+    "catalog); installs use the application's consent. The durable job publishes (or updates) the app in the tenant's catalog, then installs or upgrades it for every "
     "PBX and CallApp user. Progress: GET /provisioning/getSyncJobStatus/{jobId}.",
 )
 async def sync_unified_app(request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep) -> JSONResponse:
-    access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
+    body = await json_object(request)
+    access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
     await unified_app.template_of(uow.session, access.enterprise.id)
-    return await _accept_job(uow, request, access.enterprise, workflows.SYNC_UNIFIED_APP)
+    msal_result = service.find_msal_result(body) if principal.is_enterprise_level else None
+    return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_UNIFIED_APP,
+                             msal_result["accessToken"] if msal_result else None)

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from teamsvoice.api.connecttoteams.calling_wire import TeamsAppTemplateBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import (
     EnterpriseBody,
@@ -15,6 +16,8 @@ from teamsvoice.api.connecttoteams.wire import (
 )
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.domain.calling import unified_app
+from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.consent.service import consents_of
 from teamsvoice.domain.orgs import repository, service
 from teamsvoice.domain.orgs.models import PortalUser
@@ -75,3 +78,16 @@ async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: R
         raise ValidationFailed("enterpriseId: is required")
     enterprise = await service.edit_enterprise(uow.session, principal, body.enterpriseId, body.to_draft())
     return render_enterprise(enterprise, await consents_of(uow.session, enterprise.id))
+
+
+@router.post(
+    "/saveOrUpdateTeamsApplicationTemplate", summary="Save the enterprise's Unified App settings (vendor-notes 1.2)",
+    description="Images are base64 PNGs: brandingImageInBytes 192x192, outlineImageInBytes 32x32, each at most 1 MB. "
+    "Answers the template without images, with `appVersion` (grows when something changed; response: teamsvoice's design).",
+)
+async def save_teams_application_template(body: TeamsAppTemplateBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=body.enterpriseId, tenant_id=body.tenantID)
+    if body.resellerId is not None and body.resellerId != enterprise.reseller_id:
+        raise ValidationFailed(f"resellerId: enterprise {enterprise.id} belongs to reseller {enterprise.reseller_id}")
+    template, changed = await unified_app.save_template(uow.session, enterprise, body.model_dump())
+    return unified_app.render_template(template, enterprise) | {"changed": changed}

@@ -2,5 +2,13 @@
 
 from fastapi import APIRouter
 
+from teamsvoice.api.fusion import auth, msteams_tenant, subscriptions, tenants
+
 PREFIX = "/api/v01/"
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [auth.router, tenants.router, subscriptions.router, msteams_tenant.router,
+                            msteams_tenant.consent_router]
+
+# MS Teams users (bulk first: `msteams/users/bulk` must win over `msteams/users/{ms_user_id}`).
+from teamsvoice.api.fusion import bulk, msteams_users, resource_accounts, templates  # noqa: E402
+
+ROUTERS += [bulk.router, msteams_users.router, resource_accounts.router, templates.router]

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
+from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
@@ -21,8 +22,13 @@ async def voice_user_count(session: AsyncSession, enterprise: Enterprise) -> int
         TeamsVoiceUser.enterprise_id == enterprise.id)) or 0)
 
 
-async def create_job(session: AsyncSession, enterprise: Enterprise, kind: str) -> CallingJob:
-    job = CallingJob(enterprise_id=enterprise.id, kind=kind, status="QUEUED", total=0, results={}, detail={})
+GRAPH_TOKEN_PURPOSE = "calling-job-graph-token"
+
+
+async def create_job(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, kind: str,
+                     graph_token: str | None = None) -> CallingJob:
+    job = CallingJob(enterprise_id=enterprise.id, kind=kind, status="QUEUED", total=0, results={}, detail={},
+                     graph_token_encrypted=keyring.encrypt(graph_token, purpose=GRAPH_TOKEN_PURPOSE) if graph_token else None)
     session.add(job)
     await session.flush()
     return job

@@ -126,6 +126,9 @@ class CallingJob(Base):
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)
     kind: Mapped[str] = mapped_column(String(30))  # SYNC_TEAMS_USERS or SYNC_UNIFIED_APP
     status: Mapped[str] = mapped_column(String(20), default="QUEUED")  # QUEUED, RUNNING, COMPLETED, FAILED
+    # The Global Administrator's delegated Graph token when the caller sent an MSAL object (publishing to the
+    # org catalog accepts only delegated tokens). Encrypted; erased when the job ends.
+    graph_token_encrypted: Mapped[str | None] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer, default=0)
     results: Mapped[dict] = mapped_column(JSON, default=dict)  # item key -> result
     detail: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -24,7 +24,7 @@ from teamsvoice.microsoft.calling_ports import DirectRouting, RoutingInventory, 
 from teamsvoice.microsoft.direct_routing import direct_routing, tenant_facts
 
 NUMBER_PATTERN = r"^\+?\d+$"
-ROUTE_PRIORITY = 1
+ROUTE_PRIORITY = 0  # Teams priorities are 0-based; set on creation only (other routes may shift it)
 VOICE_SERVICE_PLANS = ("MCOEV", "MCOEV_VIRTUALUSER")
 
 
@@ -100,6 +100,11 @@ def _voice_licences(skus: list[dict[str, Any]]) -> tuple[int, int]:
     return enabled, consumed
 
 
+def _same_route(existing: VoiceRoute | None, wanted: VoiceRoute) -> bool:
+    return existing is not None and (existing.number_pattern, [g.lower() for g in existing.gateways], existing.usages) == (
+        wanted.number_pattern, [g.lower() for g in wanted.gateways], wanted.usages)
+
+
 def _describe_existing(plan: RoutingPlan, inventory: RoutingInventory) -> tuple[bool, str]:
     gateway = next((g for g in inventory.gateways if g.fqdn.lower() == plan.fqdn), None)
     route = next((r for r in inventory.routes if r.identity == plan.route.identity), None)
@@ -107,14 +112,14 @@ def _describe_existing(plan: RoutingPlan, inventory: RoutingInventory) -> tuple[
     parts = [
         f"PSTN gateway {plan.fqdn}: " + ("present" if gateway else "to create"),
         f"PSTN usage {plan.usage}: " + ("present" if plan.usage in inventory.usages else "to create"),
-        f"voice route {plan.route.identity}: " + ("present" if route == plan.route else "to update" if route else "to create"),
+        f"voice route {plan.route.identity}: " + ("present" if _same_route(route, plan.route) else "to update" if route else "to create"),
         f"voice routing policy {plan.policy.identity}: "
         + ("present" if policy == plan.policy else "to update" if policy else "to create"),
         f"tenant has {len(inventory.gateways)} gateway(s), {len(inventory.routes)} route(s), "
         f"{len(inventory.policies)} policy(ies) in all",
     ]
     in_place = bool(gateway and gateway.enabled and gateway.sip_port == plan.gateway.sip_port
-                    and plan.usage in inventory.usages and route == plan.route and policy == plan.policy)
+                    and plan.usage in inventory.usages and _same_route(route, plan.route) and policy == plan.policy)
     return in_place, "; ".join(parts)
 
 
@@ -189,7 +194,7 @@ async def _ensure(routing: DirectRouting, plan: RoutingPlan) -> list[str]:
     if route is None:
         await routing.create_route(plan.route)
         changes.append(f"voice route {plan.route.identity} created")
-    elif route != plan.route:
+    elif not _same_route(route, plan.route):
         await routing.update_route(plan.route)
         changes.append(f"voice route {plan.route.identity} updated")
     policy = next((p for p in inventory.policies if p.identity == plan.policy.identity), None)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.calling import unified_app
+from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTemplate
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -47,10 +48,10 @@ def _tenant_of(job_id: int) -> tuple[str, int]:
         return enterprise.tenant_id, enterprise.id
 
 
-async def _with_connection(tenant_id: str, work: Any) -> Any:
+async def _with_connection(tenant_id: str, work: Any, graph_token: str | None = None) -> Any:
     connector = MicrosoftConnector(job_context().settings)
     try:
-        return await work(connector.connect(tenant_id))
+        return await work(connector.connect(tenant_id, delegated_graph_token=graph_token))
     finally:
         await connector.aclose()
 
@@ -110,14 +111,18 @@ def publish_step(job_id: int) -> dict[str, Any]:
             TeamsAppTemplate.enterprise_id == job.enterprise_id, TeamsAppTemplate.app_type == "UNIFIED"))
         assert enterprise is not None and template is not None and enterprise.tenant_id is not None
         source, tenant_id = unified_app.source_of(template, enterprise), enterprise.tenant_id
+        token = (job_context().keyring.decrypt(job.graph_token_encrypted, purpose=GRAPH_TOKEN_PURPOSE)
+                 if job.graph_token_encrypted else None)
 
     async def work(connection: Any) -> dict[str, Any]:
         return await unified_app.publish(teams_apps(connection), source)
 
     try:
-        published = asyncio.run(_with_connection(tenant_id, work))
+        published = asyncio.run(_with_connection(tenant_id, work, token))
     except DomainError as exc:  # returned, not raised: step outcomes are stored, and plain data stores safely
-        return {"error": exc.message}
+        hint = "" if token else (" (publishing to the org catalog needs the Global Administrator's MSAL object: "
+                                 "call syncUnifiedApp with an enterprise token and the LOGIN_ENTERPRISE_ADMIN result)")
+        return {"error": exc.message + hint}
     _record(job_id, detail={"app": published})
     return published
 
@@ -148,7 +153,8 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
 
 @DBOS.step(name="calling_job_finish")
 def finish_step(job_id: int, error: str | None) -> None:
-    _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow())
+    _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow(),
+            graph_token_encrypted=None)
 
 
 def _batches(ids: list[int]) -> list[list[int]]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed
+from teamsvoice.core.ids import new_uuid
 from teamsvoice.core.security import Keyring, token_digest, verify_secret
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -52,7 +53,7 @@ def _decode(keyring: Keyring, token: str, kind: str) -> dict:
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationFailed(f"The {kind} token has expired") from exc
     except jwt.PyJWTError as exc:
-        raise AuthenticationFailed(f"Invalid {kind} token") from exc
+        raise AuthenticationFailed(f"Invalid {kind} token ({exc})") from exc
     if claims.get("typ") != kind:
         raise AuthenticationFailed(f"Invalid {kind} token (a {claims.get('typ')} token was sent)")
     return claims
@@ -76,7 +77,7 @@ async def login(session: AsyncSession, keyring: Keyring, username: str, password
     user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
     if user is None or not user.active or not verify_secret(password, user.password_hash):
         raise AuthenticationFailed("Invalid username or password")
-    row = FusionSession(user_id=user.id, refresh_jti_digest="", expires_at=utcnow())
+    row = FusionSession(key=new_uuid(), user_id=user.id, refresh_jti_digest="", expires_at=utcnow())
     session.add(row)
     refresh = _refresh_token(keyring, user, row)
     await session.flush()

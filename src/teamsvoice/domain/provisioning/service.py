@@ -19,6 +19,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.direct_routing import direct_routing
 from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 
 
@@ -176,6 +177,13 @@ async def update_user_details(
     voice_routing_policy: str | None | type[...] = ...,
 ) -> dict[str, Any]:
     """Fields left as `...` are unchanged; None clears."""
+    if voice_routing_policy not in (..., None, "", "Global"):
+        # Teams grants only existing per-user policies: say so as the caller's error, before recording anything.
+        known = await direct_routing(access.connection).policy_names()
+        if str(voice_routing_policy).removeprefix("Tag:") not in known:
+            raise ValidationFailed(
+                f"voiceRoutingPolicy: '{voice_routing_policy}' is not a voice routing policy of the tenant "
+                f"(known: {[k for k in known if k != 'Global']}); create it with /provisioning/provisionDirectRouting")
     record = await _ensure_voice_user(session, access, upn)
     if phone_number is not ...:
         number = normalise_phone_number(phone_number) if phone_number else None  # type: ignore[arg-type]

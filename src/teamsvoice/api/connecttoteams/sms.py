@@ -1,0 +1,21 @@
+"""SMS endpoints (/sms/*): vendor-notes 1.12 ("Get SMS Numbers under Enterprise")."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from teamsvoice.api.connecttoteams.deps import ResellerDep
+from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.domain.calling import sms
+from teamsvoice.domain.calling.common import enterprise_in_scope
+
+router = APIRouter(prefix="/sms", tags=["ConnecttoTeams: SMS"])
+
+
+@router.post("/getEnterpriseSMSConfig/{enterpriseId}", summary="The enterprise's SMS-capable numbers (response: teamsvoice's design)",
+             description="Answers `{enterpriseId, smsEnabled, secureSMSEnabled, smsNumbers: [{phoneNumber, teamsUserId, "
+             "source, assigned}]}`: the numbers of the enterprise's configured users, SMS-capable when the enterprise "
+             "has the SMS service (empty list otherwise).")
+async def get_enterprise_sms_config(enterpriseId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=enterpriseId)
+    return await sms.sms_config(uow.session, enterprise)

@@ -1,0 +1,124 @@
+"""Bulk update of MS Teams users, and bulk jobs history and details (spec 004).
+
+`PUT msteams/users/bulk` records the job and its items, starts the durable workflow and, by default,
+answers once the job is done: 200 (all updated) / 207 (some) / 400 (none) with per-user details and
+errors, streamed from the database. With `Prefer: respond-async` it answers 202 at once with the job's
+ids (`Preference-Applied: respond-async`, `Location` of its details). A client that goes away loses
+nothing: the job runs on, and its details are readable at any time.
+
+The spec writes the history/details paths without the `/api/v01/draas` prefix; they are served under the
+same prefix as every other subscription route.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.domain.teams_users.models import FusionBulkJob
+
+router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams users bulk"])
+_ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk"
+POLL_SECONDS = 0.25
+
+
+def _access(role: str) -> Any:
+    return Annotated[SubscriptionAccess, Depends(subscription_access(role))]
+
+
+def _wants_async(request: Request) -> bool:
+    return any(p.strip().lower() == "respond-async" for p in request.headers.get("prefer", "").split(","))
+
+
+async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> AsyncIterator[bytes]:
+    yield b'{"details": ['
+    first = True
+    async for item in bulk.items(container.sessions, job_id):
+        yield (b"" if first else b", ") + json.dumps(bulk.outcome_entry(item)).encode()
+        first = False
+    yield b"]"
+    if job.error_count:
+        yield b', "errors": ['
+        first = True
+        async for item in bulk.items(container.sessions, job_id, errors_only=True):
+            yield (b"" if first else b", ") + json.dumps(bulk.outcome_entry(item)).encode()
+            first = False
+        yield b"]"
+    yield b', "message": ' + json.dumps(bulk.message(job)).encode() + b"}"
+
+
+@router.put("/msteams/users/bulk", response_model=None,
+            summary="Bulk update MS Teams users (200 all / 207 some / 400 none updated; Prefer: respond-async -> 202)")
+async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _access(_ROLE), uow: UnitOfWorkDep,
+                      container: ContainerDep) -> Response:
+    job = await bulk.create_job(uow.session, access, body)
+    job_id, job_key = job.id, job.job_key
+    await uow.session.commit()
+    await workflows.enqueue_bulk(job_key, job_id)
+    if _wants_async(request):
+        location = f"{request.url.path.rstrip('/')}/{job_id}"
+        return JSONResponse({"id": job_id, "job_id": job.job_id, "status": "queued", "total_count": job.total_count},
+                            status_code=202, headers={"Preference-Applied": "respond-async", "Location": location})
+    while True:
+        async with container.sessions() as session:
+            current = await session.get(FusionBulkJob, job_id)
+            assert current is not None
+            if current.status in bulk.FINAL:
+                break
+        await asyncio.sleep(POLL_SECONDS)
+    return StreamingResponse(_stream(container, job_id, current), status_code=bulk.http_status(current),
+                             media_type="application/json")
+
+
+@router.get("/msteams/users/bulk", summary="Bulk jobs history of the subscription")
+async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, container: ContainerDep,
+                         page_size: int = 10, next: str | None = None, search: str | None = None,
+                         filters: str | None = None) -> dict[str, Any]:
+    check_page_size(page_size)
+    kinds: set[str] | None = None
+    if filters:
+        try:
+            parsed = json.loads(filters)
+        except ValueError:
+            raise ValidationFailed("filters: must be a JSON object such as {\"kind\": [\"ms_users\"]}") from None
+        if not isinstance(parsed, dict) or set(parsed) - {"kind"}:
+            raise ValidationFailed("filters: supported filter is kind")
+        kinds = set(parsed["kind"] if isinstance(parsed["kind"], list) else [parsed["kind"]])
+    context = {"page_size": page_size, "search": search, "filters": filters}
+    offset = decode_next(container.keyring, next, context)
+    rows, total = await bulk.list_jobs(uow.session, access, search, offset, page_size)
+    if kinds is not None:
+        rows = [r for r in rows if r.kind in kinds]
+    return {"bulks": [bulk.render_job(r) for r in rows]} | Page(offset, page_size, total).wire(container.keyring, context)
+
+
+@router.get("/msteams/users/bulk/{bulk_id}", summary="Bulk job details: summary, progress and every item")
+async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), uow: UnitOfWorkDep,
+                       container: ContainerDep) -> Response:
+    job = await bulk.job_in_scope(uow.session, access, bulk_id)
+    if job.status not in bulk.FINAL:
+        job_key = job.job_key
+        await uow.session.commit()
+        await workflows.enqueue_bulk(job_key, bulk_id)  # no-op when running; starts a job a crash left unstarted
+    summary = bulk.job_summary(job)
+
+    async def stream() -> AsyncIterator[bytes]:
+        head = json.dumps(summary)
+        yield head[:-1].encode() + b', "job_items": ['
+        first = True
+        async for item in bulk.items(container.sessions, bulk_id):
+            yield (b"" if first else b", ") + json.dumps(bulk.render_item(item)).encode()
+            first = False
+        yield b"]}"
+
+    return StreamingResponse(stream(), media_type="application/json")

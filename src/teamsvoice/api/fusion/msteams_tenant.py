@@ -1,0 +1,238 @@
+"""The MS Teams tenant of a subscription (spec 004 and vendor-notes 2.8): status, administrator, onboarding
+wizard, unlink, and read-only lists from the tenant (verified domains, licences, VRPs, groups)."""
+
+import html
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import select
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.wire import SUB_PATH, AdminBody
+from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
+from teamsvoice.domain.fusion import onboarding
+from teamsvoice.domain.fusion.models import FusionGroupFilter
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.jobs.fusion_wizard import enqueue_wizard
+from teamsvoice.microsoft.identity import GRAPH_RESOURCE
+
+router = APIRouter(prefix=SUB_PATH + "/msteams", tags=["Fusion: MS Teams tenant"])
+consent_router = APIRouter(tags=["Fusion: MS Teams tenant"])
+_MST = "tenants.instance.subscriptions.instance.msteams"
+
+
+def _access(role: str):  # type: ignore[no-untyped-def]
+    return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_MST}.{role}"))]
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+async def _probe(call) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        await call
+    except (UpstreamError, NotFound):
+        return False
+    return True
+
+
+@router.get("/status", summary="MS Teams tenant status: onboarded | not_initiated | already_linked | wizard_<STEP>_<OK|ERROR>")
+async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    run = await onboarding.latest_run(uow.session, access.subscription.id)
+    state = onboarding.status_of(access, run)
+    tenant_id = access.ms_tenant_id or (run.ms_tenant_id if run else None)
+    body: dict[str, Any] = {"msTenantId": tenant_id, "mode": access.subscription.mode, "status": state,
+                            "msApplicationId": container.settings.microsoft_client_id,
+                            "powershell": {"active": False}, "msGraph": {"active": False}}
+    if access.ms_tenant_id is None:
+        return body
+    await uow.session.commit()  # no DB transaction held while Microsoft is asked
+    connection = container.connector.connect(access.ms_tenant_id)
+    body["msGraph"]["active"] = await _probe(connection.directory.organization())
+    body["powershell"]["active"] = await _probe(
+        connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {"Identity": "Global"}))
+    if access.enterprise.tenant_domain:
+        verified = False
+        if body["msGraph"]["active"]:
+            try:
+                domain = await connection.graph.get(f"/domains/{access.enterprise.tenant_domain}")
+                verified = bool(domain.get("isVerified"))
+            except (UpstreamError, NotFound):
+                verified = False
+        body["domain"] = {"name": access.enterprise.tenant_domain, "verified": verified}
+    return body
+
+
+# --- administrator --------------------------------------------------------------------------------
+
+
+@router.get("/admins", summary="The subscription's MS Teams administrator (never its password)")
+async def get_admin(access: _access("admins.read"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    admin = await onboarding.get_admin(uow.session, access)
+    if admin is None:
+        raise NotFound("No MS Teams administrator is configured for this subscription")
+    return {"id": admin.id, "msUsername": admin.ms_username}
+
+
+@router.post("/admins", summary="Create or update the MS Teams administrator (the password is stored encrypted)")
+async def set_admin(body: AdminBody, access: _access("admins.update"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    admin = await onboarding.set_admin(uow.session, container.keyring, access, body.msUsername, body.msPassword)
+    return {"id": admin.id}
+
+
+@router.delete("/admins", summary="Delete the MS Teams administrator (204 when there was none)", response_model=None)
+async def delete_admin(access: _access("admins.delete"), uow: UnitOfWorkDep) -> Response | dict[str, Any]:
+    admin = await onboarding.get_admin(uow.session, access)
+    if admin is None:
+        return Response(status_code=204)
+    body = {"id": admin.id, "msUsername": admin.ms_username}
+    await uow.session.delete(admin)
+    return body
+
+
+# --- wizard ---------------------------------------------------------------------------------------
+
+
+def _wizard_body(run) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    steps = run.steps if run is not None else onboarding.initial_steps()
+    body: dict[str, Any] = {
+        "running": bool(run and run.running),
+        "wizardSteps": [{"step": s["step"], "text": s["text"], "executed": s["executed"], "ok": s.get("ok"),
+                         "detail": s.get("detail")} for s in steps],
+    }
+    if run is not None:
+        body |= {"id": run.id, "status": run.status}
+        if run.error:
+            body["error"] = run.error
+        if run.consent_url:
+            body["consentUrl"] = run.consent_url
+    return body
+
+
+@router.post("/wizard", summary="Start the onboarding wizard (a durable job); answers its transaction id")
+async def start_wizard(access: _access("wizard.run"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    run = await onboarding.start_wizard(uow.session, access)
+    run_id = run.id
+
+    async def enqueue() -> None:
+        await enqueue_wizard(run_id)
+
+    uow.after_commit(enqueue)
+    return {"id": run_id}
+
+
+@router.get("/wizard", summary="Progress of the onboarding wizard: running flag and steps")
+async def get_wizard(access: _access("wizard.read"), uow: UnitOfWorkDep) -> JSONResponse:
+    run = await onboarding.latest_run(uow.session, access.subscription.id)
+    # The portal reads running/wizardSteps from the error answer too (vendor-notes 2.7).
+    status_code = 400 if run is not None and not run.running and run.error else 200
+    return JSONResponse(_wizard_body(run), status_code=status_code)
+
+
+@router.post("/unlink", summary="Unlink the MS Teams tenant from the subscription")
+async def unlink(access: _access("unlink"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    return {"msTenantId": await onboarding.unlink(uow.session, access)}
+
+
+# --- read-only lists from the tenant --------------------------------------------------------------
+
+
+async def _connection(access: SubscriptionAccess, uow: UnitOfWorkDep, container: ContainerDep):  # type: ignore[no-untyped-def]
+    tenant_id = access.require_ms_tenant()
+    await uow.session.commit()
+    return container.connector.connect(tenant_id)
+
+
+@router.get("/domains", summary="Verified domains of the linked tenant")
+async def domains(access: _access("domains.list"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    connection = await _connection(access, uow, container)
+    found = [d async for d in connection.graph.pages("/domains")]
+    return {"verifiedDomains": [d["id"] for d in found if d.get("isVerified")]}
+
+
+@router.get("/licenses", summary="Microsoft licences purchased for users (free_only=yes: with at least one free)")
+async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, container: ContainerDep,
+                   free_only: str = "no") -> dict[str, Any]:
+    if free_only not in ("yes", "no"):
+        raise ValidationFailed("free_only: must be yes or no")
+    connection = await _connection(access, uow, container)
+    skus = (await connection.graph.get("/subscribedSkus")).get("value", [])
+    result = []
+    for sku in skus:
+        if sku.get("appliesTo", "User") != "User" or sku.get("capabilityStatus", "Enabled") != "Enabled":
+            continue
+        total = int((sku.get("prepaidUnits") or {}).get("enabled", 0))
+        free = max(total - int(sku.get("consumedUnits", 0)), 0)
+        if free_only == "yes" and free < 1:
+            continue
+        result.append({"free": free, "skuDescription": sku_description(sku["skuPartNumber"]), "skuId": sku["skuId"],
+                       "skuPartNumber": sku["skuPartNumber"], "total": total})
+    return {"licenses": result}
+
+
+@router.get("/vrps", summary="Voice routing policies of the linked tenant")
+async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    connection = await _connection(access, uow, container)
+    policies = await connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})
+    results = []
+    for policy in policies:
+        identity = str(policy.get("Identity", ""))
+        name = identity[4:] if identity.lower().startswith("tag:") else identity
+        results.append({"description": policy.get("Description") or name, "identity": name})
+    return {"results": results}
+
+
+@router.get("/groups", summary="Office 365 groups of the linked tenant, with the SRE group filter")
+async def groups(access: _access("groups.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    filtered = {f.group_id: f.display_name for f in await uow.session.scalars(
+        select(FusionGroupFilter).where(FusionGroupFilter.subscription_id == access.subscription.id))}
+    connection = await _connection(access, uow, container)
+    result, seen = [], set()
+    async for group in connection.graph.pages("/groups"):
+        seen.add(group["id"])
+        result.append({"description": group.get("description"), "displayName": group.get("displayName"),
+                       "filter": group["id"] in filtered, "id": group["id"],
+                       "teamsEnabled": "Team" in (group.get("resourceProvisioningOptions") or [])})
+    result += [{"displayName": name, "id": group_id, "orphan": True}
+               for group_id, name in filtered.items() if group_id not in seen]
+    return {"groups": result}
+
+
+SKU_DESCRIPTIONS = {
+    "ENTERPRISEPACK": "Office 365 E3", "STANDARDPACK": "Office 365 E1", "ENTERPRISEPREMIUM": "Office 365 E5",
+    "MCOEV": "Microsoft Teams Phone Standard", "PHONESYSTEM_VIRTUALUSER": "Microsoft Teams Phone Resoure Account",
+    "MCOPSTNC": "Communications Credits", "FLOW_FREE": "Microsoft Flow Free", "MCOCAP": "Microsoft Teams Shared Devices",
+    "SPE_E3": "Microsoft 365 E3", "SPE_E5": "Microsoft 365 E5",
+}
+
+
+def sku_description(part_number: str) -> str:
+    """A static English table, as the vendor's; the part number itself when unknown."""
+    return SKU_DESCRIPTIONS.get(part_number, part_number)
+
+
+# --- where the tenant's admin lands after granting consent ----------------------------------------
+
+
+def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+                        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>", status_code=status)
+
+
+@consent_router.get(onboarding.CONSENT_CALLBACK_PATH, response_class=HTMLResponse,
+                    summary="Microsoft's answer to the admin-consent URL the wizard gives")
+async def consent_callback(container: ContainerDep, state: str | None = None, code: str | None = None,
+                           error: str | None = None, error_description: str | None = None) -> HTMLResponse:
+    payload = container.keyring.unsign(state or "", purpose=onboarding.CONSENT_STATE_PURPOSE)
+    if payload is None or int(payload.get("exp", 0)) < time.time():
+        return _page("Consent link not valid", "This consent answer was not requested by this service or has expired.", 400)
+    if error or not code:
+        return _page("Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}", 400)
+    try:
+        await container.connector.identity.app_token(str(payload["tid"]), GRAPH_RESOURCE)
+    except UpstreamError as exc:
+        return _page("Consent not effective", exc.message, 400)
+    return _page("Consent granted", "teamsvoice may now manage this tenant. Run the onboarding wizard again.")

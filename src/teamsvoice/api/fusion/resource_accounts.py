@@ -1,0 +1,55 @@
+"""MS Teams resource accounts (spec 004). Create, modify and delete answer at once with the intermediate
+state; a durable job does Microsoft's asynchronous work, and the list shows the final state."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.teams_users import resource_accounts, workflows
+
+router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams resource accounts"])
+_ROLE = "tenants.instance.subscriptions.instance.msteams.resource_accounts"
+
+
+def _access(action: str) -> Any:
+    return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
+
+
+def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int) -> None:
+    uow.after_commit(lambda: workflows.enqueue_resource_account(job_key, account_id, generation))
+
+
+@router.get("/msteams/resource_accounts", summary="Resource accounts, enriched with Fusion data and status")
+async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, container: ContainerDep,
+                                 refresh: bool = False, filters: str | None = None) -> dict[str, Any]:
+    connection = container.connector.connect(access.require_ms_tenant())
+    await uow.session.commit()
+    return {"resourceAccounts": await resource_accounts.list_accounts(uow.session, access, connection, filters)}
+
+
+@router.post("/msteams/resource_accounts", summary="Create a resource account (asynchronous: status creating)")
+async def create_resource_account(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
+    account = await resource_accounts.create(uow.session, access, body)
+    _enqueue(uow, account.job_key, account.id, account.generation)
+    return {"id": account.id}
+
+
+@router.put("/msteams/resource_accounts/{resource_account_id}",
+            summary="Modify a resource account (asynchronous: status updating)")
+async def modify_resource_account(resource_account_id: str, body: Annotated[Any, Body()], access: _access("update"),
+                                  uow: UnitOfWorkDep) -> dict[str, int]:
+    account = await resource_accounts.modify(uow.session, access, resource_account_id, body)
+    _enqueue(uow, account.job_key, account.id, account.generation)
+    return {"id": account.id}
+
+
+@router.delete("/msteams/resource_accounts/{resource_account_id}", status_code=204, response_model=None,
+               summary="Delete a resource account: its licence, number and customer licences are released")
+async def delete_resource_account(resource_account_id: str, access: _access("instance.delete"), uow: UnitOfWorkDep) -> None:
+    account = await resource_accounts.delete(uow.session, access, resource_account_id)
+    if account is not None:
+        _enqueue(uow, account.job_key, account.id, account.generation)

@@ -1,0 +1,175 @@
+"""Subscriptions of a tenant (vendor-notes 2.4) and their numbers (2.5)."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import current_principal, subscription_access, tenant_access
+from teamsvoice.api.fusion.wire import (
+    SUB_PATH,
+    TENANTS_PATH,
+    NumbersDeleteBody,
+    SubscriptionCreateBody,
+    render_number,
+    render_subscription_summary,
+)
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.fusion import numbers, onboarding
+from teamsvoice.domain.fusion import tenants as service
+from teamsvoice.domain.fusion.models import FusionTenant
+from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.orgs.models import Enterprise
+
+router = APIRouter(tags=["Fusion: subscriptions and numbers"])
+_SUB = "tenants.instance.subscriptions"
+
+
+@router.get(TENANTS_PATH + "/{uuid}/subscriptions", summary="Subscriptions of a tenant")
+async def list_subscriptions(
+    tenant: Annotated[FusionTenant, Depends(tenant_access(f"{_SUB}.list"))], uow: UnitOfWorkDep,
+    container: ContainerDep, page_size: int = 10, search: str | None = None, next: str | None = None,
+) -> dict[str, Any]:
+    check_page_size(page_size)
+    context = {"search": search, "page_size": page_size}
+    offset = decode_next(container.keyring, next, context)
+    rows, total = await service.list_subscriptions(uow.session, tenant, search, offset, page_size)
+    return {"subscriptions": [render_subscription_summary(s) for s in rows]} | Page(offset, page_size, total).wire(
+        container.keyring, context)
+
+
+async def _detail(uow: UnitOfWorkDep, access: SubscriptionAccess) -> dict[str, Any]:
+    session = uow.session
+    total, free, linked = await numbers.count_numbers(session, access.subscription.id)
+    body = render_subscription_summary(access.subscription) | {
+        "numberOfUsers": await service.number_of_users(session, access.enterprise.id),
+        "numberOfTrunkgroups": 0,
+        "phoneNumbers": {"total": total, "free": free, "linkedToUsers": linked, "linkedToTrunkgroups": 0,
+                         "linkedToOperatorConnect": 0},
+        "isDeletable": await service.is_deletable(session, access),
+    }
+    admin = await onboarding.get_admin(session, access)
+    if admin is not None:
+        run = await onboarding.latest_run(session, access.subscription.id)
+        body["msteamsAdmin"] = {"msUsername": admin.ms_username, "status": onboarding.status_of(access, run)}
+    if access.ms_tenant_id is not None:
+        body["msteamsTenant"] = {"id": access.ms_tenant_id, "mode": access.subscription.mode}
+    return body
+
+
+@router.post(TENANTS_PATH + "/{uuid}/subscriptions", summary="Create a subscription (backed by a new enterprise)")
+async def create_subscription(
+    body: SubscriptionCreateBody, tenant: Annotated[FusionTenant, Depends(tenant_access(f"{_SUB}.create"))],
+    principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    licenses = body.licenses
+    subscription = await service.create_subscription(
+        uow.session, tenant, name=body.name, billing_id=body.billingId,
+        ms_teams_users=licenses.msTeamsUsers if licenses else 0, sip_trunk_channels=licenses.sipTrunkChannels if licenses else 0)
+    enterprise = await uow.session.get(Enterprise, subscription.enterprise_id)
+    assert enterprise is not None
+    return await _detail(uow, SubscriptionAccess(principal, tenant, subscription, enterprise))
+
+
+@router.get(SUB_PATH, summary="A subscription with its licences, MS Teams link and number counts")
+async def get_subscription(
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.read"))], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    return await _detail(uow, access)
+
+
+@router.delete(SUB_PATH, summary="Delete a subscription that is not linked and holds no numbers")
+async def delete_subscription(
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.delete"))], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    subscription_id = access.subscription.id
+    await service.delete_subscription(uow.session, access)
+    return {"id": subscription_id}
+
+
+# --- numbers --------------------------------------------------------------------------------------
+
+
+@router.get(SUB_PATH + "/numbers", summary="The subscription's numbers (search: digits of the number)")
+async def list_numbers(
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.list"))],
+    uow: UnitOfWorkDep, container: ContainerDep, page_size: int = 10, search: str | None = None, next: str | None = None,
+) -> dict[str, Any]:
+    check_page_size(page_size)
+    context = {"search": search, "page_size": page_size}
+    offset = decode_next(container.keyring, next, context)
+    rows, total = await numbers.list_numbers(uow.session, access, search=search, offset=offset, limit=page_size)
+    held = await numbers.holders(uow.session, [r.e164 for r in rows])
+    return {"numbers": [render_number(r, held.get(r.e164)) for r in rows]} | Page(offset, page_size, total).wire(
+        container.keyring, context)
+
+
+@router.get(SUB_PATH + "/free_numbers", summary="The subscription's numbers no Teams user holds")
+async def free_numbers(
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.free_numbers.list"))],
+    uow: UnitOfWorkDep, container: ContainerDep, page_size: int = 100, search: str | None = None, next: str | None = None,
+) -> dict[str, Any]:
+    check_page_size(page_size)
+    context = {"search": search, "page_size": page_size, "free": True}
+    offset = decode_next(container.keyring, next, context)
+    rows, total = await numbers.list_numbers(uow.session, access, search=search, offset=offset, limit=page_size,
+                                             free_only=True)
+    return {"freeNumbers": [render_number(r, None) for r in rows]} | Page(offset, page_size, total).wire(
+        container.keyring, context)
+
+
+@router.post(
+    SUB_PATH + "/numbers", summary="Add numbers: {countryCode, ranges: [[start, end], ...]} or {countryCode, numbers: [nsn, ...]}",
+    description="countryCode is the calling code (\"+32\"); optional isoCode (ISO 3166 alpha-2) checks every number's "
+    "country. All or nothing; at most 10,000 numbers per request.",
+)
+async def add_numbers(
+    request: Request,
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.create"))],
+    uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    body = await _json_object(request)
+    unknown = set(body) - {"countryCode", "ranges", "numbers", "isoCode"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    if "countryCode" not in body:
+        raise ValidationFailed("countryCode: is required")
+    code = numbers.calling_code(body["countryCode"])
+    iso = numbers.check_iso_code(body["isoCode"]) if body.get("isoCode") is not None else None
+    if ("ranges" in body) == ("numbers" in body):
+        raise ValidationFailed("Give either ranges or numbers")
+    if "ranges" in body:
+        if not isinstance(body["ranges"], list) or not body["ranges"]:
+            raise ValidationFailed("ranges: must be a non-empty list of [rangeStart, rangeEnd]")
+        parsed, source = numbers.expand_ranges(code, body["ranges"], iso), "ranges"
+    else:
+        if not isinstance(body["numbers"], list) or not body["numbers"]:
+            raise ValidationFailed("numbers: must be a non-empty list of national significant numbers")
+        if len(body["numbers"]) > numbers.MAX_NUMBERS_PER_REQUEST:
+            raise ValidationFailed(f"numbers: at most {numbers.MAX_NUMBERS_PER_REQUEST} per request")
+        parsed, source = [numbers.parse_number(code, n, iso) for n in body["numbers"]], "numbers"
+    rows = await numbers.add_numbers(uow.session, access, parsed, source)
+    return {"added": len(rows), "numbers": [render_number(r, None) for r in rows]}
+
+
+@router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}")
+async def delete_numbers(
+    body: NumbersDeleteBody,
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.delete"))],
+    uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    parsed = [numbers.parse_number(numbers.calling_code(n.countryCode, "numbers.countryCode"), n.nsn) for n in body.numbers]
+    return {"deleted": await numbers.delete_numbers(uow.session, access, parsed)}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        value = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValidationFailed("The request body must be a JSON object")
+    return value

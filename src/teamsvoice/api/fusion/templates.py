@@ -1,0 +1,46 @@
+"""MS Teams user templates of a subscription (vendor-notes 2.6). Only the list is documented; create,
+get, update and delete follow the vendor's style: POST -> 201 {"id"}, PUT/DELETE -> 204. Template 0 is the
+built-in default and cannot be changed."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.teams_users import templates
+
+router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams templates"])
+_ROLE = "tenants.instance.subscriptions.instance.msteams.templates"
+
+
+def _access(action: str) -> Any:
+    return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
+
+
+@router.get("/msteams/templates", summary="Templates of the subscription, with at least the default one (id 0)")
+async def list_templates(access: _access("list"), uow: UnitOfWorkDep, search: str | None = None) -> dict[str, Any]:
+    return {"templates": await templates.list_templates(uow.session, access, search)}
+
+
+@router.get("/msteams/templates/{template_id}", summary="One template")
+async def get_template(template_id: int, access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    return await templates.get_template(uow.session, access, template_id)
+
+
+@router.post("/msteams/templates", status_code=201, summary="Create a template")
+async def create_template(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
+    return {"id": (await templates.create_template(uow.session, access, body)).id}
+
+
+@router.put("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Update a template")
+async def update_template(template_id: int, body: Annotated[Any, Body()], access: _access("update"),
+                          uow: UnitOfWorkDep) -> None:
+    await templates.update_template(uow.session, access, template_id, body)
+
+
+@router.delete("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Delete a template")
+async def delete_template(template_id: int, access: _access("delete"), uow: UnitOfWorkDep) -> None:
+    await templates.delete_template(uow.session, access, template_id)

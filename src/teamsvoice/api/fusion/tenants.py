@@ -1,0 +1,75 @@
+"""Tenants (vendor-notes 2.3): list, create, get, update, delete."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import instance_checked, tenant_access
+from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
+from teamsvoice.domain.fusion import tenants as service
+from teamsvoice.domain.fusion.models import FusionTenant
+from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.orgs.models import Reseller
+
+router = APIRouter(prefix=TENANTS_PATH, tags=["Fusion: tenants"])
+
+
+async def _render(uow: UnitOfWorkDep, principal: FusionPrincipal, tenant: FusionTenant) -> dict[str, Any]:
+    owner = await uow.session.get(Reseller, tenant.owner_reseller_id)
+    return render_tenant(tenant, owner, direct=principal.reseller_id == tenant.owner_reseller_id)
+
+
+@router.get("", summary="Tenants under your direct or indirect control")
+async def list_tenants(
+    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.list"))], uow: UnitOfWorkDep,
+    container: ContainerDep, search: str | None = None, sort: str = "name", dir: str = "asc",
+    parent: str | None = None, page_size: int = 10, next: str | None = None,
+) -> dict[str, Any]:
+    check_page_size(page_size)
+    context = {"search": search, "sort": sort, "dir": dir, "parent": parent, "page_size": page_size}
+    offset = decode_next(container.keyring, next, context)
+    query = service.TenantQuery(search=search, sort=sort, direction=dir, parent=parent)
+    rows, total = await service.list_tenants(uow.session, principal, query, offset, page_size)
+    return {"tenants": [await _render(uow, principal, t) for t in rows]} | Page(offset, page_size, total).wire(
+        container.keyring, context)
+
+
+@router.post("", summary="Create a tenant (owner: a distributor or reseller under your control; default: yours)")
+async def create_tenant(
+    body: TenantCreateBody, principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.create"))],
+    uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    tenant = await service.create_tenant(
+        uow.session, principal, name=body.name, billing_id=body.billingId,
+        markup=float(body.markup) if body.markup is not None else None,
+        owner=body.owner.model_dump() if body.owner else None)
+    return await _render(uow, principal, tenant)
+
+
+@router.get("/{uuid}", summary="One tenant")
+async def get_tenant(
+    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.read"))],
+    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.read"))], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    return await _render(uow, principal, tenant)
+
+
+@router.put("/{uuid}", summary="Update a tenant's name, billingId and markup")
+async def update_tenant(
+    body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.update"))],
+    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.update"))], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    tenant.name, tenant.billing_id = body.name, body.billingId
+    tenant.markup = float(body.markup) if body.markup is not None else None
+    await uow.session.flush()
+    return await _render(uow, principal, tenant)
+
+
+@router.delete("/{uuid}", summary="Delete a tenant that has no subscriptions left")
+async def delete_tenant(
+    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.delete"))], uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    await service.delete_tenant(uow.session, tenant)
+    return {"uuid": tenant.uuid}

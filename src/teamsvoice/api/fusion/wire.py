@@ -1,0 +1,92 @@
+"""Fusion wire schemas (request bodies) and renderers, field names as the vendor's portal uses them."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant
+from teamsvoice.domain.fusion.scope import org_uuid
+from teamsvoice.domain.orgs.models import Reseller
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+SUB_PATH = "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}"
+TENANTS_PATH = "/api/v01/draas/{draas_instance}/tenants"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Owner(Strict):
+    type: Literal["distributor", "reseller"]
+    uuid: StrictStr
+    name: StrictStr | None = None
+
+
+class TenantCreateBody(Strict):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    billingId: StrictStr | None = Field(default=None, max_length=200)
+    owner: Owner | None = None
+    markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+
+
+class TenantUpdateBody(Strict):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    billingId: StrictStr | None = Field(default=None, max_length=200)
+    markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+
+
+class Licenses(Strict):
+    msTeamsUsers: StrictInt = Field(default=0, ge=0)
+    sipTrunkChannels: StrictInt = Field(default=0, ge=0)
+
+
+class SubscriptionCreateBody(Strict):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    billingId: StrictStr | None = Field(default=None, max_length=200)
+    licenses: Licenses | None = None
+
+
+class NumberRef(Strict):
+    countryCode: StrictStr | StrictInt
+    nsn: StrictStr | StrictInt
+
+
+class NumbersDeleteBody(Strict):
+    numbers: list[NumberRef] = Field(min_length=1)
+
+
+class AdminBody(Strict):
+    msUsername: StrictStr = Field(min_length=3, max_length=255)
+    msPassword: StrictStr = Field(min_length=1, max_length=256)
+
+
+def render_owner(node: Reseller) -> dict[str, Any]:
+    level = {"MASTER_RESELLER": "distributor", "RESELLER": "reseller", "PARTNER": "system"}.get(node.level, node.level)
+    return {"type": level, "uuid": org_uuid(node.id), "name": node.name}
+
+
+def render_tenant(tenant: FusionTenant, owner: Reseller | None, *, direct: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"uuid": tenant.uuid, "name": tenant.name, "billingId": tenant.billing_id,
+                            "markup": tenant.markup}
+    if owner is not None:
+        body["owner"] = render_owner(owner)
+    if direct is not None:
+        body["isDirectTenant"] = direct
+    return body
+
+
+def render_subscription_summary(subscription: FusionSubscription) -> dict[str, Any]:
+    return {"id": subscription.id, "name": subscription.name, "billingId": subscription.billing_id,
+            "licenses": {"msTeamsUsers": subscription.ms_teams_users, "sipTrunkChannels": subscription.sip_trunk_channels}}
+
+
+def render_number(row: FusionNumber, holder: TeamsVoiceUser | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "assigned": holder is not None, "isoCode": row.iso_code, "countryCode": f"+{row.country_code}",
+        "fullNumber": row.e164, "nsn": row.nsn, "numberType": row.number_type, "source": row.source, "id": row.id,
+    }
+    if holder is not None:
+        body["assignedTo"] = {"type": "ms_teams", "subType": "user", "to": holder.id,
+                              "userPrincipalName": holder.user_principal_name}
+    return body

@@ -1,0 +1,283 @@
+"""Linking an MS Teams tenant to a subscription: admin credentials, the onboarding wizard, status, unlink.
+
+The wizard (run as a durable job, jobs/fusion_wizard.py) never signs in as the administrator: Microsoft
+accepts no password sign-in from a server for MFA-protected admins, and the emulator offers none. It:
+ 1. resolves the tenant from the administrator's UPN domain (OpenID discovery), gets an app-only token
+    for teamsvoice's app there (fails with the admin-consent URL when consent is missing), and checks the
+    administrator account exists, is enabled and is a Global Administrator;
+ 2. checks the MS Graph integration and the tenant's verified domain (and that the tenant is not linked
+    to another subscription or enterprise: `already_linked`);
+ 3. checks the tenant has Teams Phone licences;
+ 4. checks the Teams PowerShell integration (a read cmdlet);
+ 5. creates the direct routing voice configuration (PSTN gateway, usage, route, policy), idempotently;
+ 6. links the tenant to the subscription's enterprise.
+The stored password is kept (encrypted) for the PowerShell integration of a cloud deployment that runs
+pwsh with `Connect-MicrosoftTeams -Credential`; it is never returned.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
+from teamsvoice.domain.consent.models import EnterpriseConsent
+from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.identity import GRAPH_RESOURCE
+
+PASSWORD_PURPOSE = "fusion-msteams-admin"
+CONSENT_STATE_PURPOSE = "fusion-consent"
+CONSENT_CALLBACK_PATH = "/api/v01/msteams/consent"
+VOICE_NAME = "teamsvoice"
+WIZARD_RUNNING = "2030"
+NO_ADMIN = "2031"
+ALREADY_ONBOARDED = "2032"
+
+WIZARD_STEPS = [
+    (1, "Check the MS Teams administrator and teamsvoice's admin consent"),
+    (2, "Check the MS Graph integration and the verified domain"),
+    (3, "Check the Teams Phone licences"),
+    (4, "Check the Teams PowerShell integration"),
+    (5, "Create the direct routing voice configuration"),
+    (6, "Link the MS Teams tenant to the subscription"),
+]
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, *, status: str | None = None, consent_url: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status, self.consent_url = message, status, consent_url
+
+
+def initial_steps() -> list[dict[str, Any]]:
+    return [{"step": n, "text": text, "executed": False, "ok": None, "detail": None} for n, text in WIZARD_STEPS]
+
+
+# --- administrator --------------------------------------------------------------------------------
+
+
+async def get_admin(session: AsyncSession, access: SubscriptionAccess) -> FusionMsTeamsAdmin | None:
+    return await session.scalar(select(FusionMsTeamsAdmin).where(FusionMsTeamsAdmin.subscription_id == access.subscription.id))
+
+
+async def set_admin(session: AsyncSession, keyring: Keyring, access: SubscriptionAccess, username: str, password: str) -> FusionMsTeamsAdmin:
+    local, _, domain = username.partition("@")
+    if not local or "." not in domain:
+        raise ValidationFailed("msUsername: must be a user principal name such as admin@contoso.onmicrosoft.com")
+    admin = await get_admin(session, access)
+    if admin is None:
+        admin = FusionMsTeamsAdmin(subscription_id=access.subscription.id, ms_username="", ms_password_encrypted="")
+        session.add(admin)
+    admin.ms_username = username.lower()
+    admin.ms_password_encrypted = keyring.encrypt(password, purpose=PASSWORD_PURPOSE)
+    admin.updated_at = utcnow()
+    await session.flush()
+    return admin
+
+
+# --- wizard runs ----------------------------------------------------------------------------------
+
+
+async def latest_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
+    return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
+                                .order_by(FusionWizardRun.id.desc()).limit(1))
+
+
+async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> FusionWizardRun:
+    if access.ms_tenant_id is not None:
+        raise PreconditionFailed("The subscription is already onboarded; unlink it first", code=ALREADY_ONBOARDED)
+    if await get_admin(session, access) is None:
+        raise PreconditionFailed("Create the MS Teams administrator (POST msteams/admins) before running the wizard",
+                                 code=NO_ADMIN)
+    current = await latest_run(session, access.subscription.id)
+    if current is not None and current.running:
+        raise Conflict("The onboarding wizard is already running for this subscription", code=WIZARD_RUNNING)
+    run = FusionWizardRun(subscription_id=access.subscription.id, running=True, steps=initial_steps(),
+                          status="wizard_0_OK")
+    session.add(run)
+    await session.flush()
+    return run
+
+
+def status_of(access: SubscriptionAccess, run: FusionWizardRun | None) -> str:
+    if access.ms_tenant_id is not None:
+        return "onboarded"
+    if run is None:
+        return "not_initiated"
+    return run.status
+
+
+async def unlink(session: AsyncSession, access: SubscriptionAccess) -> str:
+    """Forget the link: the tenant is left as it is in Microsoft; teamsvoice stops managing its users."""
+    tenant_id = access.require_ms_tenant()
+    enterprise = access.enterprise
+    await session.execute(delete(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id))
+    await session.execute(delete(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise.id))
+    enterprise.tenant_id, enterprise.tenant_domain = None, None
+    enterprise.registered, enterprise.registered_on = False, None
+    return tenant_id
+
+
+# --- what the wizard's steps do (sync DB side for the job's own engine; async Microsoft side) -----
+
+
+@dataclass(frozen=True)
+class WizardInput:
+    run_id: int
+    subscription_id: int
+    enterprise_id: int
+    reseller_id: int
+    admin_username: str
+    ms_tenant_id: str | None
+
+
+def load_input(session: Session, run_id: int) -> WizardInput | None:
+    run = session.get(FusionWizardRun, run_id)
+    if run is None:
+        return None
+    subscription = session.get(FusionSubscription, run.subscription_id)
+    admin = session.scalar(select(FusionMsTeamsAdmin).where(FusionMsTeamsAdmin.subscription_id == run.subscription_id))
+    enterprise = session.get(Enterprise, subscription.enterprise_id) if subscription else None
+    if subscription is None or admin is None or enterprise is None:
+        return None
+    return WizardInput(run_id, subscription.id, enterprise.id, enterprise.reseller_id, admin.ms_username, run.ms_tenant_id)
+
+
+def consent_url(connector: MicrosoftConnector, keyring: Keyring, public_url: str, tenant_id: str, subscription_id: int) -> str:
+    """Where the tenant's Global Administrator grants admin consent to teamsvoice's app."""
+    state = keyring.sign({"sub": subscription_id, "tid": tenant_id, "exp": int(time.time()) + 7 * 86400},
+                         purpose=CONSENT_STATE_PURPOSE)
+    query = urlencode({
+        "client_id": connector.settings.microsoft_client_id, "response_type": "code", "response_mode": "query",
+        "redirect_uri": public_url.rstrip("/") + CONSENT_CALLBACK_PATH, "prompt": "consent", "state": state,
+        "scope": f"openid {GRAPH_RESOURCE}/.default",
+    })
+    return f"{connector.settings.microsoft_login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/authorize?{query}"
+
+
+async def discover_tenant(connector: MicrosoftConnector, domain: str) -> str:
+    url = f"{connector.settings.microsoft_login_url.rstrip('/')}/{domain}/v2.0/.well-known/openid-configuration"
+    try:
+        response = await connector.http.get(url)
+    except Exception as exc:  # httpx transport errors: Microsoft unreachable
+        raise UpstreamError(f"Microsoft sign-in service unreachable: {exc}", retryable=True) from exc
+    if response.status_code != 200:
+        raise StepFailed(f"No Microsoft 365 tenant uses the domain '{domain}' of the administrator's username")
+    issuer = str(response.json().get("issuer", ""))
+    parts = issuer.rstrip("/").split("/")
+    if len(parts) < 2:
+        raise StepFailed(f"Microsoft's discovery document for '{domain}' names no tenant")
+    return parts[-2]
+
+
+async def check_admin(connector: MicrosoftConnector, keyring: Keyring, public_url: str, data: WizardInput) -> str:
+    tenant_id = data.ms_tenant_id or await discover_tenant(connector, data.admin_username.partition("@")[2])
+    try:
+        await connector.identity.app_token(tenant_id, GRAPH_RESOURCE)
+    except UpstreamError as exc:
+        if exc.retryable:
+            raise
+        raise StepFailed(
+            f"teamsvoice's application has no admin consent in tenant {tenant_id}: a Global Administrator must grant "
+            "it at the consent URL, then run the wizard again",
+            consent_url=consent_url(connector, keyring, public_url, tenant_id, data.subscription_id)) from exc
+    connection = connector.connect(tenant_id)
+    try:
+        user = await connection.directory.user(data.admin_username)
+    except NotFound as exc:
+        raise StepFailed(f"{data.admin_username} is not a user of tenant {tenant_id}") from exc
+    if user.get("accountEnabled") is False:
+        raise StepFailed(f"{data.admin_username} is disabled in tenant {tenant_id}")
+    if not await connection.directory.is_global_admin(user["id"]):
+        raise StepFailed(f"{data.admin_username} is not a Global Administrator of tenant {tenant_id}")
+    return tenant_id
+
+
+async def verified_domain(connector: MicrosoftConnector, tenant_id: str) -> str:
+    connection = connector.connect(tenant_id)
+    await connection.directory.organization()
+    domains = [d async for d in connection.graph.pages("/domains")]
+    custom = [d for d in domains if d.get("isVerified") and not d.get("isInitial")]
+    chosen = next((d for d in custom if d.get("isDefault")), custom[0] if custom else None)
+    if chosen is None:
+        raise StepFailed("The tenant has no verified custom domain to host the direct routing SBC name")
+    return str(chosen["id"])
+
+
+async def check_licences(connector: MicrosoftConnector, tenant_id: str) -> str:
+    skus = (await connector.connect(tenant_id).graph.get("/subscribedSkus")).get("value", [])
+    phone = [s for s in skus if any(str(p.get("servicePlanName", "")).startswith("MCOEV") for p in s.get("servicePlans", []))
+             and (s.get("prepaidUnits") or {}).get("enabled", 0) > 0]
+    if not phone:
+        raise StepFailed("The tenant has no Teams Phone (MCOEV) licences")
+    return ", ".join(f"{s['skuPartNumber']} x{s['prepaidUnits']['enabled']}" for s in phone)
+
+
+async def check_powershell(connector: MicrosoftConnector, tenant_id: str, admin_username: str) -> None:
+    await connector.connect(tenant_id).cmdlets.run("Get-CsOnlineUser", {"Identity": admin_username})
+
+
+def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
+    """The carrier-hosted SBC name in the customer's domain: `<provider SBC host label>.<verified domain>`."""
+    gateway = session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == reseller_id).order_by(SbcGateway.id))
+    label = gateway.fqdn.split(".")[0] if gateway is not None else "sbc"
+    return f"{label}.{domain}".lower()
+
+
+async def _exists(connector: MicrosoftConnector, tenant_id: str, cmdlet: str, identity: str) -> bool:
+    try:
+        await connector.connect(tenant_id).cmdlets.run(cmdlet, {"Identity": identity})
+    except UpstreamError as exc:
+        if exc.upstream_code == "ManagementObjectNotFound":
+            return False
+        raise
+    return True
+
+
+async def create_voice_configuration(connector: MicrosoftConnector, tenant_id: str, fqdn: str) -> str:
+    """Idempotent: each object is created only when missing."""
+    cmdlets = connector.connect(tenant_id).cmdlets
+    if not await _exists(connector, tenant_id, "Get-CsOnlinePSTNGateway", fqdn):
+        await cmdlets.run("New-CsOnlinePSTNGateway", {"Fqdn": fqdn, "SipSignalingPort": 5061, "Enabled": True})
+    usages = (await cmdlets.run("Get-CsOnlinePstnUsage", {"Identity": "Global"}))[0].get("Usage", [])
+    if VOICE_NAME not in [u.lower() for u in usages]:
+        await cmdlets.run("Set-CsOnlinePstnUsage", {"Identity": "Global", "Usage": {"Add": [VOICE_NAME]}})
+    if not await _exists(connector, tenant_id, "Get-CsOnlineVoiceRoute", VOICE_NAME):
+        await cmdlets.run("New-CsOnlineVoiceRoute", {"Identity": VOICE_NAME, "NumberPattern": ".*",
+                                                      "OnlinePstnGatewayList": [fqdn], "OnlinePstnUsages": [VOICE_NAME]})
+    if not await _exists(connector, tenant_id, "Get-CsOnlineVoiceRoutingPolicy", VOICE_NAME):
+        await cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": VOICE_NAME, "OnlinePstnUsages": [VOICE_NAME]})
+    return f"gateway {fqdn}, usage/route/policy '{VOICE_NAME}'"
+
+
+def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str) -> bool:
+    return session.scalar(select(Enterprise.id).where(Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise_id)) is not None
+
+
+def link(session: Session, data: WizardInput, tenant_id: str, domain: str | None) -> None:
+    """Idempotent. The admin consented to teamsvoice's app: recorded as the EnterpriseManagement consent,
+    so ConnecttoTeams reseller tokens may provision this enterprise too."""
+    if tenant_linked_elsewhere(session, data.enterprise_id, tenant_id):
+        raise StepFailed(f"Tenant {tenant_id} is already linked to another subscription or enterprise", status="already_linked")
+    enterprise = session.get(Enterprise, data.enterprise_id)
+    assert enterprise is not None
+    enterprise.tenant_id, enterprise.tenant_domain = tenant_id, domain
+    enterprise.registered, enterprise.registered_on = True, enterprise.registered_on or utcnow()
+    enterprise.registered_by = enterprise.registered_by or data.admin_username
+    enterprise.can_reseller_manage_enterprise_provisioning = True
+    consent = session.scalar(select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise.id,
+                                                             EnterpriseConsent.consent_name == MANAGEMENT_CONSENT))
+    if consent is None:
+        session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name=MANAGEMENT_CONSENT, tenant_id=tenant_id,
+                                      granted_by=data.admin_username))

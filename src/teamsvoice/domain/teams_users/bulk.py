@@ -1,0 +1,226 @@
+"""Bulk update of MS Teams users (spec 004 "Bulk update MS Teams users", and section 3 of issue 5).
+
+A job is recorded with one row per item before anything is applied; a durable workflow
+(`teams_users/workflows.py`) then applies the items in batches. Each item ends exactly once: its row moves
+from `pending` to `success`/`error` in a conditional UPDATE that also counts it on the job, and applying an
+item again after a crash leaves Microsoft as one run would (every step compares before it changes).
+Items are streamed in and out in pages, so memory stays flat whatever the job's size.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.teams_users import service, templates
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
+from teamsvoice.microsoft.ports import TenantConnection
+
+MAX_ITEMS = 10_000
+INSERT_CHUNK = 500
+BULK_NOT_FOUND = "2098"
+ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number", "country": "location",
+             "vrp": "vrp", "groups": "groups", "licenses": "licenses", "customerLicenses": "customer_licenses",
+             "template": None}
+FINAL = ("success", "partial", "error")
+
+
+def _check_items(data: Any) -> None:
+    if not isinstance(data, list) or not data:
+        raise ValidationFailed("data: must be a non-empty list of MS Teams user objects")
+    if len(data) > MAX_ITEMS:
+        raise ValidationFailed(f"data: at most {MAX_ITEMS} users per bulk job")
+    seen: set[str] = set()
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValidationFailed(f"data[{index}]: must be an object")
+        upn = item.get("upn")
+        if not isinstance(upn, str) or "@" not in upn:
+            raise ValidationFailed(f"data[{index}].upn: a user principal name (name@domain) is required")
+        if upn.lower() in seen:
+            raise ValidationFailed(f"data[{index}].upn: {upn} appears twice in the job")
+        seen.add(upn.lower())
+
+
+async def create_job(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionBulkJob:
+    """Records the job and all its items (not yet applied). The caller commits, then starts the workflow."""
+    access.require_ms_tenant()
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object {name, data}")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("name: a bulk job descriptive name is required")
+    unknown = set(body) - {"name", "data"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    data = body.get("data")
+    _check_items(data)
+    job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
+                        job_id=str(int(time.time())), total_count=len(data), status="queued")
+    session.add(job)
+    await session.flush()
+    for start in range(0, len(data), INSERT_CHUNK):
+        session.add_all([FusionBulkItem(job_id=job.id, position=start + offset, upn=item["upn"], data=item,
+                                        status="pending", attempts=0)
+                         for offset, item in enumerate(data[start:start + INSERT_CHUNK])])
+        await session.flush()
+        session.expunge_all()  # keep the session's identity map small while large jobs go in
+        session.add(job)
+    return job
+
+
+async def load_access(session: AsyncSession, subscription_id: int) -> SubscriptionAccess:
+    """The subscription as jobs see it (the caller's rights were checked when the job was accepted)."""
+    subscription = await session.get(FusionSubscription, subscription_id)
+    if subscription is None:
+        raise NotFound(f"Subscription {subscription_id} not found")
+    tenant = await session.get(FusionTenant, subscription.fusion_tenant_id)
+    enterprise = await session.get(Enterprise, subscription.enterprise_id)
+    assert tenant is not None and enterprise is not None
+    return SubscriptionAccess(None, tenant, subscription, enterprise)  # type: ignore[arg-type]
+
+
+async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
+    unknown = set(data) - set(ITEM_KEYS)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field", code=service.INVALID_ITEM)
+    try:
+        keys = {k: v for k, v in ITEM_KEYS.items() if v}
+        update = service.parse_update({k: v for k, v in data.items() if k in keys}, keys=keys)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, code=exc.code if exc.code.isdigit() else service.INVALID_ITEM) from None
+    template_name = data.get("template")
+    if template_name is not None:
+        if not isinstance(template_name, str) or not template_name.strip():
+            raise ValidationFailed("template: must be a template name", code=service.INVALID_ITEM)
+        template = await templates.by_name(session, subscription_id, template_name.strip())
+        from_template = templates.update_from(template, override=False)
+        update.groups, update.licenses = from_template.groups, from_template.licenses
+        if template["location"]:
+            update.location = template["location"]
+        if template["vrp"]:
+            update.vrp = template["vrp"]
+    return update
+
+
+async def apply_item(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
+    item_id: int, group_cache: dict[str, str],
+) -> None:
+    """Applies one pending item and records its outcome once (a finished item is left alone)."""
+    async with sessions() as session:
+        item = await session.get(FusionBulkItem, item_id)
+        if item is None or item.status != "pending":
+            return
+        data, upn, job_id = dict(item.data), item.upn, item.job_id
+        await session.execute(update(FusionBulkItem).where(FusionBulkItem.id == item_id).values(
+            attempts=FusionBulkItem.attempts + 1))
+        await session.commit()
+    outcome: dict[str, Any]
+    try:
+        async with sessions() as session:
+            changes = await _item_update(session, access.subscription.id, data)
+        try:
+            user = await connection.directory_admin.user(upn)
+        except NotFound:
+            raise NotFound(f"The MS Teams user {upn} does not exist", code=service.USER_NOT_FOUND) from None
+        await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache)
+        outcome = {"status": "success", "details": {}, "error": None}
+    except DomainError as exc:
+        outcome = {"status": "error", "details": None, "error": service.error_body(exc)}
+    except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
+        outcome = {"status": "error", "details": None,
+                   "error": {"code": 1500, "reason": f"Unexpected error: {type(exc).__name__}"}}
+    async with sessions() as session:
+        done = await session.execute(update(FusionBulkItem).where(
+            FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(updated_on=utcnow(), **outcome))
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            counter = FusionBulkJob.success_count if outcome["status"] == "success" else FusionBulkJob.error_count
+            await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id).values(
+                {counter.key: counter + 1, "updated_on": utcnow()}))
+        await session.commit()
+
+
+def final_status(job: FusionBulkJob) -> str:
+    if job.error_count == 0:
+        return "success"
+    return "error" if job.success_count == 0 else "partial"
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def render_job(job: FusionBulkJob) -> dict[str, Any]:
+    return {"id": job.id, "job_id": job.job_id, "kind": job.kind, "title": job.title,
+            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
+
+
+def render_item(item: FusionBulkItem) -> dict[str, Any]:
+    body = {"id": item.id, "upn": item.upn, "data": {**item.data, "upn": item.upn}, "status": item.status,
+            "created_on": item.created_on.isoformat(), "updated_on": item.updated_on.isoformat()}
+    if item.error:
+        body["error"] = item.error
+    return body
+
+
+async def job_in_scope(session: AsyncSession, access: SubscriptionAccess, bulk_id: int) -> FusionBulkJob:
+    job = await session.scalar(select(FusionBulkJob).where(
+        FusionBulkJob.id == bulk_id, FusionBulkJob.subscription_id == access.subscription.id))
+    if job is None:
+        raise NotFound(f"Bulk job {bulk_id} not found", code=BULK_NOT_FOUND)
+    return job
+
+
+async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: str | None, offset: int, limit: int) -> tuple[list[FusionBulkJob], int]:
+    query = select(FusionBulkJob).where(FusionBulkJob.subscription_id == access.subscription.id)
+    if search:
+        needle = f"%{search.lower()}%"
+        query = query.where(or_(func.lower(FusionBulkJob.title).like(needle), func.lower(FusionBulkJob.kind).like(needle)))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(await session.scalars(query.order_by(FusionBulkJob.id.desc()).offset(offset).limit(limit)))
+    return rows, total
+
+
+def job_summary(job: FusionBulkJob) -> dict[str, Any]:
+    return {"id": job.id, "job_id": job.job_id, "title": job.title, "kind": job.kind, "status": job.status,
+            "total_count": job.total_count, "success_count": job.success_count, "error_count": job.error_count,
+            "processed_count": job.success_count + job.error_count,
+            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
+
+
+async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, errors_only: bool = False,
+                page: int = 500) -> AsyncIterator[FusionBulkItem]:
+    """The job's items in order, read a page at a time."""
+    after = -1
+    while True:
+        async with sessions() as session:
+            query = select(FusionBulkItem).where(FusionBulkItem.job_id == job_id, FusionBulkItem.position > after)
+            if errors_only:
+                query = query.where(FusionBulkItem.status == "error")
+            rows = list(await session.scalars(query.order_by(FusionBulkItem.position).limit(page)))
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1].position
+
+
+def outcome_entry(item: FusionBulkItem) -> dict[str, Any]:
+    if item.status == "error":
+        return {"error": item.error, "upn": item.upn}
+    return {"details": item.details or {}, "upn": item.upn}
+
+
+def http_status(job: FusionBulkJob) -> int:
+    return {"success": 200, "partial": 207}.get(final_status(job), 400)
+
+
+def message(job: FusionBulkJob) -> str:
+    return {"success": "Success", "partial": "Some errors detected"}.get(final_status(job), "All updates failed")

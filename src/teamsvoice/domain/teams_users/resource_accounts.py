@@ -1,0 +1,309 @@
+"""MS Teams resource accounts (call queues, auto attendants) of a subscription.
+
+Create/modify/delete record what is wanted and answer with the intermediate status (`creating`,
+`updating`, `deleting`); a durable job (`workflows.resource_account_workflow`) then brings Microsoft there
+with the *-CsOnlineApplicationInstance cmdlets, Graph (usage location, the PHONESYSTEM_VIRTUALUSER
+licence a number needs) and `reconcile` for the number and VRP (the resource account's number is a
+`TeamsVoiceUser` row like a user's). Every step looks before it acts, so a re-run after a crash is harmless.
+"""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.domain.fusion import numbers
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning.service import reconcile
+from teamsvoice.domain.teams_users import service
+from teamsvoice.domain.teams_users.models import FusionResourceAccount, FusionUserLicences
+from teamsvoice.microsoft.ports import TenantConnection
+
+APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
+                   "call-queue": "11cd3e2e-fccb-42ad-ad00-878b93575e07"}
+ACCOUNT_TYPES = {v: k for k, v in APPLICATION_IDS.items()}
+VIRTUAL_USER_SKU = "PHONESYSTEM_VIRTUALUSER"
+RESOURCE_ACCOUNT_NOT_FOUND = "2099"
+
+
+def _account_type(value: Any) -> str:
+    if value not in APPLICATION_IDS:
+        raise ValidationFailed("accountType: must be call-queue or auto-attendant")
+    return str(value)
+
+
+def _number(session_access: SubscriptionAccess, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("phoneNumber: must be a phone number or null")
+    if ";ext=" in value.lower():
+        raise ValidationFailed("phoneNumber: a resource account cannot take a number with an extension (;ext=)")
+    return numbers.parse_e164(value).e164
+
+
+async def _free(session: AsyncSession, access: SubscriptionAccess, number: str | None, record_id: int | None) -> None:
+    if number is None:
+        return
+    holder = (await numbers.holders(session, [number])).get(number)
+    await numbers.inventory_number(session, access, number)
+    if holder is not None and holder.id != record_id:
+        raise Conflict(f"{number} is already assigned to {holder.user_principal_name}", code=numbers.NUMBER_ASSIGNED)
+
+
+async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionResourceAccount:
+    access.require_ms_tenant()
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    allowed = {"accountType", "userPrincipalName", "displayName", "location", "phoneNumber", "customerLicenses"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    for required in ("accountType", "userPrincipalName", "displayName", "location"):
+        if required not in body:
+            raise ValidationFailed(f"{required}: is required")
+    account_type = _account_type(body["accountType"])
+    upn = service._optional_string("userPrincipalName", body["userPrincipalName"], nullable=False) or ""
+    if "@" not in upn:
+        raise ValidationFailed("userPrincipalName: must be name@domain")
+    display_name = service._optional_string("displayName", body["displayName"], nullable=False) or ""
+    location = service.parse_location("location", body["location"])
+    number = _number(access, body.get("phoneNumber"))
+    licences = service._string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+    await _free(session, access, number, None)
+    clash = await session.scalar(select(FusionResourceAccount.id).where(
+        FusionResourceAccount.subscription_id == access.subscription.id,
+        FusionResourceAccount.user_principal_name == upn.lower()))
+    if clash is not None:
+        raise Conflict(f"userPrincipalName: a resource account {upn} already exists")
+    account = FusionResourceAccount(
+        subscription_id=access.subscription.id, user_principal_name=upn.lower(), display_name=display_name,
+        account_type=account_type, location=location, customer_licenses=licences, status="creating",
+        desired={"phoneNumber": number, "vrp": None})
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def _account(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount | None:
+    query = select(FusionResourceAccount).where(FusionResourceAccount.subscription_id == access.subscription.id)
+    if resource_account_id.isdigit():
+        query = query.where(FusionResourceAccount.id == int(resource_account_id))
+    else:
+        query = query.where(FusionResourceAccount.microsoft_user_id == resource_account_id)
+    return await session.scalar(query)
+
+
+async def modify(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str, body: Any) -> FusionResourceAccount:
+    access.require_ms_tenant()
+    account = await _account(session, access, resource_account_id)
+    if account is None or account.status == "deleting":
+        raise NotFound(f"Resource account {resource_account_id} not found", code=RESOURCE_ACCOUNT_NOT_FOUND)
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - {"accountType", "displayName", "location", "phoneNumber", "vrp", "customerLicenses"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    desired = dict(account.desired)
+    if "accountType" in body:
+        account.account_type = _account_type(body["accountType"])
+    if "displayName" in body:
+        account.display_name = service._optional_string("displayName", body["displayName"], nullable=False) or ""
+    if "location" in body:
+        account.location = service.parse_location("location", body["location"])
+    if "phoneNumber" in body:
+        desired["phoneNumber"] = _number(access, body["phoneNumber"])
+        await _free(session, access, desired["phoneNumber"], account.voice_user_id)
+    if "vrp" in body:
+        desired["vrp"] = service._optional_string("vrp", body["vrp"])
+    if "customerLicenses" in body:
+        account.customer_licenses = service._string_list("customerLicenses", body["customerLicenses"], nullable=False) or []
+    account.desired, account.status, account.error = desired, "updating", None
+    account.generation += 1
+    return account
+
+
+async def delete(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount | None:
+    """Marks the account for deletion (None when there is nothing to delete: 204 either way)."""
+    account = await _account(session, access, resource_account_id)
+    if account is None or account.status == "deleting":
+        return None
+    account.status = "deleting"
+    account.generation += 1
+    return account
+
+
+async def record_failure(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str) -> None:
+    async with sessions() as session:
+        account = await session.get(FusionResourceAccount, account_id)
+        if account is not None:
+            account.status, account.error = "error", message
+            await session.commit()
+
+
+async def _voice_record(session: AsyncSession, access: SubscriptionAccess, account: FusionResourceAccount) -> TeamsVoiceUser:
+    record = await session.get(TeamsVoiceUser, account.voice_user_id) if account.voice_user_id else None
+    if record is None:
+        record = await session.scalar(select(TeamsVoiceUser).where(
+            TeamsVoiceUser.enterprise_id == access.enterprise.id,
+            TeamsVoiceUser.user_principal_name == account.user_principal_name))
+    if record is None:
+        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=account.user_principal_name,
+                                microsoft_user_id=account.microsoft_user_id, calling_enabled=False)
+        session.add(record)
+        await session.flush()
+    account.voice_user_id = record.id
+    return record
+
+
+async def _remove(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
+    async with sessions() as session:
+        account = await session.get(FusionResourceAccount, account_id)
+        assert account is not None
+        record = await session.get(TeamsVoiceUser, account.voice_user_id) if account.voice_user_id else None
+        if record is not None and record.microsoft_user_id:
+            record.phone_number, record.calling_enabled = None, False
+            await session.commit()
+            try:
+                await reconcile(connection, record)  # releases the number in Teams
+            except NotFound:
+                pass
+        if account.microsoft_user_id:
+            await connection.directory_admin.delete_user(account.microsoft_user_id, missing_ok=True)  # frees the licence
+        if record is not None:
+            for row in await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record.id)):
+                await session.delete(row)
+            account.voice_user_id = None
+            await session.flush()
+            await session.delete(record)
+        await session.delete(account)
+        await session.commit()
+    return {"status": "deleted"}
+
+
+async def converge(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
+    async with sessions() as session:
+        account = await session.get(FusionResourceAccount, account_id)
+        if account is None:
+            return {"status": "gone"}
+        if account.status == "deleting":
+            return await _remove(sessions, access, connection, account_id)
+        upn, ms_id = account.user_principal_name, account.microsoft_user_id
+        app_id, display_name, location = APPLICATION_IDS[account.account_type], account.display_name, account.location
+        desired = dict(account.desired)
+    admin = connection.directory_admin
+    if ms_id is None:
+        try:
+            existing = await admin.user(upn)  # created by a run that crashed before recording it
+            ms_id = existing.id
+        except NotFound:
+            created = await connection.cmdlets.run("New-CsOnlineApplicationInstance", {
+                "UserPrincipalName": upn, "ApplicationId": app_id, "DisplayName": display_name})
+            ms_id = str(created[0]["ObjectId"])
+        async with sessions() as session:
+            account = await session.get(FusionResourceAccount, account_id)
+            assert account is not None
+            account.microsoft_user_id = ms_id
+            await session.commit()
+    current = (await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {"Identity": ms_id}))[0]
+    changes: dict[str, Any] = {}
+    if current.get("DisplayName") != display_name:
+        changes["DisplayName"] = display_name
+    if current.get("ApplicationId") != app_id:
+        changes["ApplicationId"] = app_id
+    if changes:
+        await connection.cmdlets.run("Set-CsOnlineApplicationInstance", {"Identity": ms_id, **changes})
+    user = await admin.user(ms_id)
+    if user.usage_location != location:
+        await admin.update_user(ms_id, usage_location=location)
+    sku = await admin.sku(VIRTUAL_USER_SKU)
+    if sku.sku_id.lower() not in {s.lower() for s in user.assigned_sku_ids}:
+        await admin.assign_licences(ms_id, add=[sku.sku_id])
+    async with sessions() as session:
+        account = await session.get(FusionResourceAccount, account_id)
+        assert account is not None
+        record = await _voice_record(session, access, account)
+        record.microsoft_user_id = ms_id
+        if desired.get("phoneNumber"):
+            await _free(session, access, desired["phoneNumber"], record.id)
+        record.phone_number = desired.get("phoneNumber")
+        record.voice_routing_policy = desired.get("vrp")
+        record.calling_enabled = bool(record.phone_number or record.voice_routing_policy)
+        await service.set_customer_licences(session, record.id, account.customer_licenses)
+        await session.commit()
+        await reconcile(connection, record)
+        account.status, account.error = "active", None
+        await session.commit()
+    return {"status": "active", "id": ms_id}
+
+
+async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, filters: Any) -> list[dict[str, Any]]:
+    countries, have_number, kind = _filters(filters)
+    instances = await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {})
+    skus = await service.sku_map(connection.directory_admin)
+    rows = {r.microsoft_user_id: r for r in await session.scalars(select(FusionResourceAccount).where(
+        FusionResourceAccount.subscription_id == access.subscription.id))}
+    records = await service.records_for(session, access, [str(i["ObjectId"]) for i in instances])
+    views = await service.fusion_view(session, access, list(records.values()))
+    result = []
+    for instance in instances:
+        ms_id = str(instance["ObjectId"])
+        user = await connection.directory_admin.user(ms_id)
+        phone = str(instance["PhoneNumber"]).removeprefix("tel:") if instance.get("PhoneNumber") else None
+        ms = {"id": ms_id, "userPrincipalName": instance["UserPrincipalName"], "displayName": instance["DisplayName"],
+              "location": user.usage_location, "accountType": ACCOUNT_TYPES.get(str(instance.get("ApplicationId")), "unknown"),
+              "licenses": service.render_licences(user, skus)}
+        if phone:
+            ms["phoneNumber"] = phone
+        entry: dict[str, Any] = {"msTeams": ms}
+        row = rows.pop(ms_id, None)
+        record = records.get(ms_id)
+        if row is not None:
+            draas = {**views.get(record.id, {}), "id": row.id} if record is not None else {
+                "id": row.id, "customerLicenses": row.customer_licenses}
+            draas["status"] = row.status if row.status != "active" else draas.get("status", "active")
+            if row.error:
+                draas["error"] = row.error
+            entry["draas"] = draas
+        result.append(entry)
+    for row in rows.values():  # wanted, not (yet) in Microsoft: the intermediate state
+        result.append({"msTeams": {"id": row.microsoft_user_id, "userPrincipalName": row.user_principal_name,
+                                   "displayName": row.display_name, "location": row.location, "accountType": row.account_type},
+                       "draas": {"id": row.id, "customerLicenses": row.customer_licenses, "status": row.status,
+                                 **({"error": row.error} if row.error else {})}})
+    return [e for e in result if _matches(e, countries, have_number, kind)]
+
+
+def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
+    if raw is None:
+        return set(), None, None
+    import json
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ValidationFailed("filters: must be a JSON object") from None
+    if not isinstance(data, dict) or set(data) - {"country", "have_number", "type"}:
+        raise ValidationFailed("filters: an object with country, have_number and/or type")
+    countries = data.get("country") or []
+    if isinstance(countries, str):
+        countries = [countries]
+    if not isinstance(countries, list):
+        raise ValidationFailed("filters.country: must be a list of country codes")
+    have = data.get("have_number")
+    if have not in (None, "yes", "no"):
+        raise ValidationFailed("filters.have_number: must be yes or no")
+    kind = data.get("type")
+    if kind not in (None, *APPLICATION_IDS):
+        raise ValidationFailed("filters.type: must be call-queue or auto-attendant")
+    return {str(c).upper() for c in countries}, have, kind
+
+
+def _matches(entry: dict[str, Any], countries: set[str], have_number: str | None, kind: str | None) -> bool:
+    ms = entry["msTeams"]
+    if countries and (ms.get("location") or "").upper() not in countries:
+        return False
+    if have_number and bool(ms.get("phoneNumber")) != (have_number == "yes"):
+        return False
+    return not (kind and ms.get("accountType") != kind)

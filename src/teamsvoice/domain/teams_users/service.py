@@ -1,0 +1,571 @@
+"""Fusion MS Teams users (spec 004): the directory view enriched with Fusion data, and updates.
+
+A user's number and voice routing policy are the shared `TeamsVoiceUser` row (the ConnecttoTeams API sees
+the same rows) and reach Teams only through `provisioning.service.reconcile`. Display name, usage location,
+licences and group memberships are Microsoft's own (Graph). Customer licences are Fusion's.
+
+Every update runs in the same order, for one user or for a bulk item: directory properties, licences,
+groups, then number/VRP (recorded in the database and committed, then reconciled in Teams; a refusal by
+Teams puts the previous number and policy back, so nothing stays half-written).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.fusion import numbers
+from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning.service import reconcile
+from teamsvoice.domain.teams_users.models import FusionUserLicences
+from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser, SubscribedSku
+from teamsvoice.microsoft.ports import TenantConnection
+
+UNSET: Any = ...  # a field the request did not send (None is "clear it")
+
+# Stable Fusion error codes of this module (docs/fusion-errors.md).
+USER_NOT_FOUND = "2090"
+GROUP_NOT_FOUND = "2091"
+LICENCE_NOT_FOUND = "2092"
+VRP_REFUSED = "2093"
+INVALID_ITEM = "2094"
+TEMPLATE_NOT_FOUND = "2095"
+
+NEXT_PURPOSE = "fusion-msteams-users-next"
+PHONE_SYSTEM_PLANS = frozenset({"MCOEV", "MCOEV_VIRTUALUSER"})
+TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
+LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
+               "department"]
+RESOURCE_ACCOUNT_DEPARTMENT = "Microsoft Communication Application Instance"
+
+
+def error_body(exc: DomainError) -> dict[str, Any]:
+    """The Fusion `{"code", "reason"}` of a domain error (same codes as the API's envelope)."""
+    if exc.code.isdigit():
+        code = int(exc.code)
+    elif isinstance(exc, UpstreamError):
+        code = 1503 if exc.retryable else 1502
+    else:
+        code = {ValidationFailed: 1000, NotFound: 1004, Conflict: 1009}.get(type(exc), 1000)
+    return {"code": code, "reason": exc.message}
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def voice_enabled(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> str:
+    """"yes": a Phone System plan; "maybe": Teams without Phone System (an add-on could make it voice
+    capable); "no": no Teams at all."""
+    plans: set[str] = set()
+    for sku_id in user.assigned_sku_ids:
+        sku = skus.get(sku_id.lower())
+        if sku is not None:
+            plans.update(sku.service_plans)
+            plans.add(sku.sku_part_number)
+    if plans & (PHONE_SYSTEM_PLANS | {"PHONESYSTEM_VIRTUALUSER"}):
+        return "yes"
+    if plans & TEAMS_PLANS:
+        return "maybe"
+    return "no"
+
+
+async def sku_map(admin: DirectoryAdmin) -> dict[str, SubscribedSku]:
+    return {s.sku_id.lower(): s for s in await admin.subscribed_skus()}
+
+
+def render_licences(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> list[dict[str, str]]:
+    return [{"skuId": sku_id, "skuPartNumber": skus[sku_id.lower()].sku_part_number if sku_id.lower() in skus else sku_id}
+            for sku_id in user.assigned_sku_ids]
+
+
+def sync_status(record: TeamsVoiceUser) -> str:
+    if record.last_sync_status == "FAILED":
+        return "error"
+    return "active" if record.last_synced_at is not None else "pending"
+
+
+async def fusion_view(session: AsyncSession, access: SubscriptionAccess, records: list[TeamsVoiceUser]) -> dict[int, dict[str, Any]]:
+    """The `draas` object of each record, by record id."""
+    if not records:
+        return {}
+    ids = [r.id for r in records]
+    licences = {row.voice_user_id: row.customer_licenses for row in await session.scalars(
+        select(FusionUserLicences).where(FusionUserLicences.voice_user_id.in_(ids)))}
+    phones = [r.phone_number for r in records if r.phone_number]
+    inventory = {row.e164: row for row in await session.scalars(select(FusionNumber).where(
+        FusionNumber.e164.in_(phones)))} if phones else {}
+    views: dict[int, dict[str, Any]] = {}
+    for record in records:
+        view: dict[str, Any] = {"id": record.id, "customerLicenses": list(licences.get(record.id, [])),
+                                "status": sync_status(record)}
+        if record.phone_number:
+            number = inventory.get(record.phone_number)
+            view["connectionId"] = record.id
+            if number is not None:
+                view["numberId"] = number.id
+            view["phoneNumber"] = record.phone_number
+        views[record.id] = view
+    return views
+
+
+async def records_for(session: AsyncSession, access: SubscriptionAccess, ms_ids: list[str]) -> dict[str, TeamsVoiceUser]:
+    if not ms_ids:
+        return {}
+    rows = await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == access.enterprise.id, TeamsVoiceUser.microsoft_user_id.in_(ms_ids)))
+    return {r.microsoft_user_id or "": r for r in rows}
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    countries: frozenset[str] = frozenset()
+    is_voice_enabled: str | None = None
+    have_number: str | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "UserFilters":
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ValidationFailed('filters: must be a JSON object such as {"country": ["BE"], "have_number": "yes"}') from None
+        if isinstance(data, list):  # an array of condition objects is accepted too
+            merged: dict[str, Any] = {}
+            for entry in data:
+                if not isinstance(entry, dict):
+                    raise ValidationFailed("filters: each condition must be an object")
+                merged.update(entry)
+            data = merged
+        if not isinstance(data, dict):
+            raise ValidationFailed("filters: must be a JSON object")
+        unknown = set(data) - {"country", "is_voice_enabled", "have_number"}
+        if unknown:
+            raise ValidationFailed(f"filters: unknown filter {sorted(unknown)[0]} (country, is_voice_enabled, have_number)")
+        countries = data.get("country") or []
+        if isinstance(countries, str):
+            countries = [countries]
+        if not isinstance(countries, list) or not all(isinstance(c, str) and len(c) == 2 for c in countries):
+            raise ValidationFailed("filters.country: must be a list of ISO 3166 alpha-2 codes")
+        voice = data.get("is_voice_enabled")
+        if voice is not None and voice not in ("yes", "no", "maybe"):
+            raise ValidationFailed("filters.is_voice_enabled: must be yes, no or maybe")
+        have = data.get("have_number")
+        if have is not None and have not in ("yes", "no"):
+            raise ValidationFailed("filters.have_number: must be yes or no")
+        return cls(frozenset(c.upper() for c in countries), voice, have)
+
+    def context(self) -> dict[str, Any]:
+        return {"country": sorted(self.countries), "voice": self.is_voice_enabled, "have": self.have_number}
+
+
+def _digest(context: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _users_url(admin_base: str, page_size: int, search: str | None, group: str | None) -> str:
+    params: dict[str, Any] = {"$top": page_size, "$select": ",".join(LIST_SELECT)}
+    if search and not group:
+        params["$filter"] = "startswith(displayName,'{}')".format(search.replace("'", "''"))
+    path = f"/groups/{group}/members" if group else "/users"
+    return str(httpx.URL(f"{admin_base}{path}", params=params))
+
+
+async def list_users(
+    session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, keyring: Keyring, *,
+    page_size: int, next_token: str | None, search: str | None, group: str | None, filters: UserFilters,
+) -> dict[str, Any]:
+    """One page of users. Graph pages are followed until `page_size` users pass the Fusion filters; the
+    `next` token holds Graph's page link and the position in it, and names the query it continues."""
+    if not 1 <= page_size <= 999:
+        raise ValidationFailed("page_size: must be between 1 and 999")
+    context = {"page_size": page_size, "search": search or "", "group": group or "", **filters.context()}
+    graph = connection.graph
+    if next_token:
+        payload = keyring.unsign(next_token, purpose=NEXT_PURPOSE)
+        if payload is None or not isinstance(payload.get("u"), str) or not isinstance(payload.get("s"), int):
+            raise ValidationFailed("next: not a token issued by this API", code="2001")
+        if payload.get("c") != _digest(context):
+            raise ValidationFailed("next: the token is only valid with the same page_size and search as the query "
+                                   "that returned it; discard it to start a new query", code="2001")
+        url, skip = payload["u"], payload["s"]
+    else:
+        url, skip = _users_url(graph.base_url, page_size, search, group), 0
+    admin = connection.directory_admin
+    skus = await sku_map(admin)
+    allowed = await _filter_members(session, access, admin)
+    prefix = (search or "").lower()
+    picked: list[tuple[DirectoryUser, str]] = []
+    token: dict[str, Any] | None = None
+    while url is not None and token is None:
+        try:
+            page = (await graph.request("GET", url)).json()
+        except NotFound:
+            raise NotFound(f"Group {group} not found in the MS Teams tenant") from None
+        items = page.get("value", [])
+        following = page.get("@odata.nextLink")
+        for index in range(skip, len(items)):
+            raw = items[index]
+            if group and str(raw.get("@odata.type", "#microsoft.graph.user")) != "#microsoft.graph.user":
+                continue
+            user = DirectoryUser.from_graph(raw)
+            if raw.get("accountEnabled") is False or raw.get("department") == RESOURCE_ACCOUNT_DEPARTMENT:
+                continue
+            if group and prefix and not (user.display_name or "").lower().startswith(prefix):
+                continue
+            if allowed is not None and user.id not in allowed:
+                continue
+            if filters.countries and (user.usage_location or "").upper() not in filters.countries:
+                continue
+            voice = voice_enabled(user, skus)
+            if filters.is_voice_enabled and voice != filters.is_voice_enabled:
+                continue
+            picked.append((user, voice))
+            if len(picked) == page_size:
+                if index + 1 < len(items):
+                    token = {"u": url, "s": index + 1}
+                elif following:
+                    token = {"u": following, "s": 0}
+                break
+        url, skip = following, 0
+    records = await records_for(session, access, [u.id for u, _ in picked])
+    if filters.have_number:
+        want = filters.have_number == "yes"
+        picked = [(u, v) for u, v in picked if bool(records.get(u.id) and records[u.id].phone_number) == want]
+    views = await fusion_view(session, access, list(records.values()))
+    users = []
+    for user, voice in picked:
+        entry: dict[str, Any] = {"msTeams": {
+            "id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
+            "location": user.usage_location, "licenses": render_licences(user, skus), "voiceEnabled": voice}}
+        record = records.get(user.id)
+        if record is not None:
+            entry["draas"] = views[record.id]
+        users.append(entry)
+    body: dict[str, Any] = {"users": users}
+    if token is not None:
+        body["next"] = keyring.sign({**token, "c": _digest(context)}, purpose=NEXT_PURPOSE)
+    return body
+
+
+async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdmin) -> set[str] | None:
+    """Members of the subscription's SRE group filter, or None when it has no filter."""
+    groups = list(await session.scalars(select(FusionGroupFilter.group_id).where(
+        FusionGroupFilter.subscription_id == access.subscription.id)))
+    if not groups:
+        return None
+    members: set[str] = set()
+    for group_id in groups:
+        try:
+            async for member in admin.group_members(group_id):
+                members.add(member.id)
+        except NotFound:
+            continue  # an orphan filter entry matches nobody
+    return members
+
+
+async def directory_user(admin: DirectoryAdmin, ms_user_id: str) -> DirectoryUser:
+    try:
+        user = await admin.user(ms_user_id)
+    except NotFound:
+        raise NotFound(f"MS Teams user {ms_user_id} not found", code=USER_NOT_FOUND) from None
+    if user.raw.get("department") == RESOURCE_ACCOUNT_DEPARTMENT:
+        raise NotFound(f"MS Teams user {ms_user_id} not found (it is a resource account)", code=USER_NOT_FOUND)
+    return user
+
+
+async def get_user(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, ms_user_id: str) -> dict[str, Any]:
+    admin = connection.directory_admin
+    user = await directory_user(admin, ms_user_id)
+    skus = await sku_map(admin)
+    memberships = await admin.member_of(user.id)
+    state = await connection.voice.voice_state(user.id)
+    body: dict[str, Any] = {"msTeams": {
+        "id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
+        "groups": [{"displayName": m.display_name, "id": m.id} for m in memberships if m.kind == "group"],
+        "location": user.usage_location, "licenses": render_licences(user, skus),
+        "voiceEnabled": voice_enabled(user, skus), "vrp": state.voice_routing_policy or "Global",
+    }}
+    roles = [{"id": m.role_template_id or m.id, "displayName": m.display_name}
+             for m in memberships if m.kind == "directoryRole"]
+    if roles:
+        body["msTeams"]["roles"] = roles
+    record = (await records_for(session, access, [user.id])).get(user.id)
+    if record is not None:
+        body["draas"] = (await fusion_view(session, access, [record]))[record.id]
+    return body
+
+
+async def check_voice(connection: TenantConnection, ms_user_id: str) -> bool:
+    admin = connection.directory_admin
+    user = await directory_user(admin, ms_user_id)
+    return voice_enabled(user, await sku_map(admin)) == "yes"
+
+
+async def sip_address(connection: TenantConnection, ms_user_id: str) -> str:
+    await directory_user(connection.directory_admin, ms_user_id)
+    output = await connection.cmdlets.run("Get-CsOnlineUser", {"Identity": ms_user_id})
+    if not output or not output[0].get("SipAddress"):
+        raise NotFound(f"MS Teams user {ms_user_id} has no sip address", code=USER_NOT_FOUND)
+    return str(output[0]["SipAddress"])
+
+
+# --- updating ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UserUpdate:
+    """What to change; UNSET fields are left alone, None clears. `groups`/`licenses` hold ids or names;
+    `replace_*` says whether the list is the full set (sub-resources) or added to (update, bulk)."""
+
+    display_name: Any = UNSET
+    location: Any = UNSET
+    phone_number: Any = UNSET
+    vrp: Any = UNSET
+    groups: Any = UNSET
+    licenses: Any = UNSET
+    customer_licenses: Any = UNSET
+    replace_groups: bool = False
+    replace_licenses: bool = False
+    changes: list[str] = field(default_factory=list)
+
+
+def _string_list(name: str, value: Any, *, nullable: bool = True) -> list[str] | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValidationFailed(f"{name}: must be a list of strings" + (" or null" if nullable else ""))
+    return [v.strip() for v in value]
+
+
+def _optional_string(name: str, value: Any, *, nullable: bool = True) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{name}: must be a non-empty string" + (" or null" if nullable else ""))
+    return value.strip()
+
+
+def parse_location(name: str, value: Any) -> str:
+    return numbers.check_iso_code(value, name)
+
+
+def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
+    """`keys` maps this request's field names to UserUpdate fields (bulk items name them differently)."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - set(keys)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    update = UserUpdate()
+    for wire, name in keys.items():
+        if wire not in body:
+            continue
+        value = body[wire]
+        if name == "display_name":
+            update.display_name = _optional_string(wire, value, nullable=False)
+        elif name == "location":
+            update.location = parse_location(wire, value)
+        elif name == "phone_number":
+            update.phone_number = None if value is None else numbers.parse_e164(_optional_string(wire, value, nullable=False) or "").e164
+        elif name == "vrp":
+            update.vrp = _optional_string(wire, value)
+        elif name in ("groups", "licenses"):
+            setattr(update, name, _string_list(wire, value))
+        elif name == "customer_licenses":
+            update.customer_licenses = _string_list(wire, value) or []
+    return update
+
+
+USER_UPDATE_KEYS = {"displayName": "display_name", "location": "location", "phoneNumber": "phone_number",
+                    "groups": "groups", "vrp": "vrp", "licenses": "licenses", "customerLicenses": "customer_licenses"}
+
+
+async def _resolve_group(admin: DirectoryAdmin, ident: str, cache: dict[str, str]) -> str:
+    if ident in cache:
+        return cache[ident]
+    try:
+        group = await admin.group(ident)
+        cache[ident] = group.id
+        return group.id
+    except (NotFound, UpstreamError):
+        pass
+    escaped = ident.replace("'", "''")
+    async for group in admin.groups(filter=f"displayName eq '{escaped}'"):
+        cache[ident] = group.id
+        return group.id
+    raise NotFound(f"The group {ident} does not exist in the MS Teams tenant", code=GROUP_NOT_FOUND)
+
+
+async def _resolve_sku(admin: DirectoryAdmin, ident: str) -> SubscribedSku:
+    try:
+        return await admin.sku(ident)
+    except NotFound:
+        raise NotFound(f"The license {ident} does not exist in the MS Teams tenant", code=LICENCE_NOT_FOUND) from None
+
+
+async def _apply_directory(admin: DirectoryAdmin, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
+    properties: dict[str, Any] = {}
+    if update.display_name is not UNSET and update.display_name != user.display_name:
+        properties["display_name"] = update.display_name
+    if update.location is not UNSET and update.location != user.usage_location:
+        properties["usage_location"] = update.location
+    if properties:
+        await admin.update_user(user.id, **properties)
+        update.changes.append("properties")
+    if update.licenses is not UNSET:
+        current = {s.lower() for s in user.assigned_sku_ids}
+        wanted = {(await _resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
+        add = sorted(wanted - current)
+        remove = sorted(current - wanted) if (update.replace_licenses or update.licenses is None) else []
+        if add or remove:
+            await admin.assign_licences(user.id, add=add, remove=remove)
+            update.changes.append("licenses")
+    if update.groups is not UNSET:
+        current = {m.id for m in await admin.member_of(user.id) if m.kind == "group"}
+        wanted = {await _resolve_group(admin, g, group_cache) for g in update.groups or []}
+        for group_id in sorted(wanted - current):
+            await admin.add_group_member(group_id, user.id)
+        if update.replace_groups or update.groups is None:
+            for group_id in sorted(current - wanted):
+                await admin.remove_group_member(group_id, user.id)
+        if wanted != current:
+            update.changes.append("groups")
+
+
+async def _record(session: AsyncSession, access: SubscriptionAccess, user: DirectoryUser) -> TeamsVoiceUser:
+    record = await session.scalar(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == access.enterprise.id,
+        TeamsVoiceUser.user_principal_name == user.user_principal_name.lower()))
+    if record is None:
+        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=user.user_principal_name.lower(),
+                                microsoft_user_id=user.id, calling_enabled=False)
+        session.add(record)
+        await session.flush()
+    elif record.microsoft_user_id != user.id:
+        record.microsoft_user_id = user.id
+    return record
+
+
+async def set_customer_licences(session: AsyncSession, record_id: int, licences: list[str]) -> None:
+    row = await session.scalar(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record_id))
+    if row is None:
+        session.add(FusionUserLicences(voice_user_id=record_id, customer_licenses=list(licences)))
+    else:
+        row.customer_licenses = list(licences)
+
+
+async def _apply_voice(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
+    user: DirectoryUser, update: UserUpdate,
+) -> None:
+    voice = update.phone_number is not UNSET or update.vrp is not UNSET
+    if not voice and update.customer_licenses is UNSET:
+        return
+    async with sessions() as session:
+        record = await _record(session, access, user)
+        before = (record.phone_number, record.voice_routing_policy, record.calling_enabled)
+        if update.phone_number is not UNSET:
+            if update.phone_number is None:
+                record.phone_number, record.calling_enabled = None, False
+            else:
+                row = await numbers.require_free_number(session, access, update.phone_number, for_user=record)
+                record.phone_number, record.calling_enabled = row.e164, True
+        if update.vrp is not UNSET:
+            record.voice_routing_policy = update.vrp
+            if update.vrp is not None and update.phone_number is UNSET:
+                record.calling_enabled = True  # as the ConnecttoTeams update does: a policy is a voice setting
+        if update.customer_licenses is not UNSET:
+            await set_customer_licences(session, record.id, update.customer_licenses)
+            update.changes.append("customerLicenses")
+        try:
+            await session.commit()  # the wish is recorded before Teams is called, outside the write transaction
+        except IntegrityError:
+            raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
+        if not voice:
+            return
+        try:
+            result = await reconcile(connection, record)
+            if update.vrp is not UNSET and not record.calling_enabled:
+                # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
+                state = await connection.voice.voice_state(user.id)
+                if state.voice_routing_policy != update.vrp:
+                    await connection.voice.grant_voice_routing_policy(user.user_principal_name, update.vrp)
+                    result["changes"].append(f"voice routing policy set to {update.vrp or 'Global'}")
+        except DomainError as exc:
+            record.phone_number, record.voice_routing_policy, record.calling_enabled = before
+            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
+            await session.commit()
+            if isinstance(exc, UpstreamError) and exc.status == 400:
+                code = VRP_REFUSED if "policy" in exc.message.lower() else None
+                raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
+            raise
+        await session.commit()
+        update.changes.extend(result["changes"])
+
+
+async def apply_update(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
+    user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None,
+) -> list[str]:
+    """Applies every sent field; repeating it leaves the user as one run would. Returns what changed."""
+    await _apply_directory(connection.directory_admin, user, update, group_cache if group_cache is not None else {})
+    await _apply_voice(sessions, access, connection, user, update)
+    return update.changes
+
+
+async def delete_user(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, ms_user_id: str,
+) -> None:
+    """Frees the user's number, forgets it in Fusion, and deletes it from the directory."""
+    user = await directory_user(connection.directory_admin, ms_user_id)
+    async with sessions() as session:
+        record = (await records_for(session, access, [user.id])).get(user.id)
+        if record is not None:
+            record.phone_number, record.calling_enabled = None, False
+            await session.commit()
+            for row in await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record.id)):
+                await session.delete(row)
+            await session.delete(record)
+            await session.commit()
+    await connection.directory_admin.delete_user(user.id, missing_ok=True)
+
+
+async def create_user(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, body: Any,
+    password: str,
+) -> str:
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - {"displayName", "domain", "location", "username", "customerLicenses"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    display_name = _optional_string("displayName", body.get("displayName"), nullable=False)
+    domain = _optional_string("domain", body.get("domain"), nullable=False)
+    username = _optional_string("username", body.get("username"), nullable=False)
+    location = parse_location("location", body.get("location"))
+    licences = _string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+    assert display_name and domain and username
+    if "@" in username or " " in username:
+        raise ValidationFailed("username: the part before @ only, without spaces")
+    verified = {d.name.lower() for d in await connection.directory_admin.domains() if d.is_verified}
+    if domain.lower() not in verified:
+        raise ValidationFailed(f"domain: {domain} is not a verified domain of the MS Teams tenant")
+    created = await connection.directory_admin.create_user(
+        user_principal_name=f"{username}@{domain}", display_name=display_name, mail_nickname=username,
+        password=password, usage_location=location)
+    if licences:
+        async with sessions() as session:
+            record = await _record(session, access, created)
+            await set_customer_licences(session, record.id, licences)
+            await session.commit()
+    return created.id

@@ -1,0 +1,129 @@
+"""The Fusion MS Teams onboarding wizard as a durable job: one idempotent step per wizard step.
+
+Each step records its outcome on the `FusionWizardRun` row (what `GET msteams/wizard` reports) before the
+next one starts; a restarted process resumes the workflow and skips the steps already done.
+"""
+
+import asyncio
+from typing import Any
+
+import anyio
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import DomainError
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.fusion import onboarding
+from teamsvoice.domain.fusion.models import FusionWizardRun
+from teamsvoice.jobs.runtime import job_context
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.settings import Settings
+
+
+def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | None, *, value: Any = None,
+            status: str | None = None, consent_url: str | None = None, ms_tenant_id: str | None = None) -> None:
+    with Session(engine) as session, session.begin():
+        run = session.get(FusionWizardRun, run_id)
+        assert run is not None
+        steps = [dict(step) for step in run.steps]
+        steps[number - 1].update(executed=True, ok=ok, detail=detail, value=value)
+        run.steps = steps
+        run.status = status or f"wizard_{number}_{'OK' if ok else 'ERROR'}"
+        if ms_tenant_id:
+            run.ms_tenant_id = ms_tenant_id
+        if not ok:
+            run.running, run.finished_at, run.error, run.consent_url = False, utcnow(), detail, consent_url
+        elif number == len(onboarding.WIZARD_STEPS):
+            run.running, run.finished_at = False, utcnow()
+
+
+def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id: int, number: int) -> bool:
+    """Performs one step (skipped when already done). True when the wizard may go on."""
+    with Session(engine) as session:
+        run = session.get(FusionWizardRun, run_id)
+        data = onboarding.load_input(session, run_id)
+        if run is None or data is None or not run.running:
+            return False
+        step = run.steps[number - 1]
+        if step.get("executed") and step.get("ok"):
+            return True
+        domain = run.steps[1].get("value")
+        fqdn = onboarding.sbc_fqdn(session, data.reseller_id, domain) if number == 5 and domain else None
+        linked_elsewhere = (number == 2 and data.ms_tenant_id is not None
+                            and onboarding.tenant_linked_elsewhere(session, data.enterprise_id, data.ms_tenant_id))
+
+    async def microsoft_work() -> tuple[str | None, Any]:
+        connector = MicrosoftConnector(settings)
+        tenant = data.ms_tenant_id or ""
+        try:
+            if number == 1:
+                tenant = await onboarding.check_admin(connector, keyring, settings.public_url or "", data)
+                return f"tenant {tenant}, {data.admin_username} is a Global Administrator", tenant
+            if number == 2:
+                if linked_elsewhere:
+                    raise onboarding.StepFailed(f"Tenant {tenant} is already linked to another subscription or "
+                                                "enterprise", status="already_linked")
+                found = await onboarding.verified_domain(connector, tenant)
+                return f"verified domain {found}", found
+            if number == 3:
+                return await onboarding.check_licences(connector, tenant), None
+            if number == 4:
+                await onboarding.check_powershell(connector, tenant, data.admin_username)
+                return "Get-CsOnlineUser answered", None
+            if number == 5:
+                if fqdn is None:
+                    raise onboarding.StepFailed("No verified domain was recorded by step 2")
+                return await onboarding.create_voice_configuration(connector, tenant, fqdn), fqdn
+            return None, None
+        finally:
+            await connector.aclose()
+
+    try:
+        if number == 6:
+            with Session(engine) as session, session.begin():
+                onboarding.link(session, data, data.ms_tenant_id or "", domain)
+            detail, value = f"linked to tenant {data.ms_tenant_id}", None
+        else:
+            detail, value = asyncio.run(microsoft_work())
+    except onboarding.StepFailed as failed:
+        _record(engine, run_id, number, False, failed.message, status=failed.status,
+                consent_url=failed.consent_url)
+        return False
+    except DomainError as error:
+        _record(engine, run_id, number, False, error.message)
+        return False
+    _record(engine, run_id, number, True, detail, value=value, ms_tenant_id=value if number == 1 else None)
+    return True
+
+
+def run_wizard(engine: Engine, settings: Settings, keyring: Keyring, run_id: int) -> bool:
+    """Every step in order, without the job engine (used by the demo seed, which runs before it starts)."""
+    return all(run_wizard_step(engine, settings, keyring, run_id, n) for n, _ in onboarding.WIZARD_STEPS)
+
+
+@DBOS.step(name="fusion_wizard_step")
+def wizard_step(run_id: int, number: int) -> bool:
+    ctx = job_context()
+    return run_wizard_step(ctx.engine, ctx.settings, ctx.keyring, run_id, number)
+
+
+@DBOS.workflow(name="fusion_onboarding_wizard", max_recovery_attempts=None)
+def onboarding_wizard(run_id: int) -> bool:
+    for number, _text in onboarding.WIZARD_STEPS:
+        if not wizard_step(run_id, number):
+            return False
+    return True
+
+
+def _start(run_id: int) -> None:
+    with Session(job_context().engine) as session:
+        job_key = session.scalar(select(FusionWizardRun.job_key).where(FusionWizardRun.id == run_id))
+    with SetWorkflowID(f"fusion-wizard-{job_key}"):
+        DBOS.start_workflow(onboarding_wizard, run_id)
+
+
+async def enqueue_wizard(run_id: int) -> None:
+    """Idempotent: the workflow id is the run's never-reused key."""
+    await anyio.to_thread.run_sync(_start, run_id)

@@ -1,0 +1,168 @@
+"""Bad input to the calling-services endpoints gets a clear 4xx in the Spring envelope, and nothing is written."""
+
+import base64
+
+import pytest
+
+from tests.e2e.test_calling import location_body, template_body, user_body
+from tests.support.calling import b64png, graph_get, licensed_users, png
+from tests.support.ctt import bearer, token_for
+from tests.support.onboarding import Onboarding
+
+SPRING = {"timestamp", "status", "error", "message", "path"}
+
+
+@pytest.fixture
+async def registered(client, live, organisation, receiver) -> Onboarding:
+    receiver.reset()
+    onboarding = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+    await onboarding.register()
+    return onboarding
+
+
+def expect(response, status: int, named: str) -> None:
+    assert response.status_code == status, response.text
+    assert set(response.json()) == SPRING and named in response.json()["message"], response.text
+
+
+async def test_pbx_location_rules(registered, organisation) -> None:
+    client, token, enterprise_id = registered.client, registered.token, registered.enterprise_id
+    cases = [
+        (location_body(enterprise_id) | {"pbxType": "Nortel"}, 400, "pbxType"),
+        (location_body(enterprise_id) | {"canonicalPbxSIPDomain": "not a host"}, 400, "canonicalPbxSIPDomain"),
+        (location_body(enterprise_id) | {"proxyDomainPort": 70000}, 400, "proxyDomainPort"),
+        (location_body(enterprise_id) | {"proxyDomainPort": "5060"}, 400, "proxyDomainPort"),
+        (location_body(enterprise_id) | {"topologyHiding": "true"}, 400, "topologyHiding"),
+        (location_body(enterprise_id) | {"presencePackageType": "smoke-signals"}, 400, "presencePackageType"),
+        ({k: v for k, v in location_body(enterprise_id).items() if k != "pbxLocation"}, 400, "pbxLocation"),
+        (location_body(enterprise_id) | {"enterpriseId": 987654}, 404, "987654"),
+    ]
+    for body, status, named in cases:
+        expect(await client.post("/pbx/configurePBX", headers=bearer(token), json=body), status, named)
+    details = await client.post("/pbx/getBasicPBXLocationDetailsForEnterprise", headers=bearer(token),
+                                content=f'"{registered.tenant["tenantId"]}"')
+    assert details.status_code == 200 and details.json() == []
+    created = (await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(enterprise_id))).json()
+    same = await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(enterprise_id) | {"regExpiresValue": 60})
+    assert same.json()["id"] == created["id"] and same.json()["regExpiresValue"] == 60
+    other = await token_for(client, organisation.resellers[1])
+    expect(await client.post("/pbx/configurePBX", headers=bearer(other), json=location_body(enterprise_id)), 404, str(enterprise_id))
+    assert (await client.delete(f"/pbx/deletePBXLocation/{created['id']}", headers=bearer(other))).status_code == 404
+    assert (await client.delete(f"/pbx/deletePBXLocation/{created['id']}", headers=bearer(token))).status_code == 204
+    gone = await client.post("/pbx/getBasicPBXLocationDetailsForEnterprise", headers=bearer(token), content=registered.tenant["tenantId"])
+    assert gone.json() == []
+    expect(await client.post("/pbx/getBasicPBXLocationDetailsForEnterprise", headers=bearer(token), content=""), 400, "tenantId")
+
+
+async def test_configure_user_rules(registered, live) -> None:
+    client, token, tenant = registered.client, registered.token, registered.tenant
+    location = (await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(registered.enterprise_id))).json()
+    ga_token = registered.msal_object["authenticationResult"]["accessToken"]
+    users = licensed_users(live, ga_token, tenant["globalAdmin"]["username"])
+
+    def body(**changes):
+        return user_body(registered, upn=users[0]["userPrincipalName"], number="14139301761", route=1,
+                         location=location["pbxLocation"]) | changes
+
+    no_route = await client.post("/enterprise/configureUser", headers=bearer(token), json=body(directRouteId=12345))
+    expect(no_route, 404, "directRouteId")
+    cases = [
+        (body(directRouteId="806"), 400, "directRouteId"),
+        (body(directRouteId=-1), 400, "directRouteId"),
+        ({k: v for k, v in body().items() if k != "password"}, 400, "password"),
+        ({k: v for k, v in body().items() if k != "pbxUserId"}, 400, "pbxUserId"),
+        ({k: v for k, v in body().items() if k != "phoneNumber"}, 400, "phoneNumber"),
+        ({k: v for k, v in body().items() if k != "teamsUserId"}, 400, "teamsUserId"),
+        (body(rePassword="other"), 400, "rePassword"),
+        (body(phoneNumber="1555"), 400, "phoneNumber"),
+        (body(phoneNumber=14139301761), 400, "phoneNumber"),
+        (body(teamsUserId="nobody@" + tenant["domain"]), 404, "teamsUserId"),
+        (body(pbxLocation="Atlantis"), 404, "pbxLocation"),
+        (body(tenantID="00000000-0000-0000-0000-000000000000"), 404, "00000000"),
+        ({k: v for k, v in body().items() if k != "tenantID"}, 400, "tenantID"),
+    ]
+    for payload, status, named in cases:
+        expect(await client.post("/enterprise/configureUser", headers=bearer(token), json=payload), status, named)
+    # The enterprise has no CALLAPP service: configureValetUser says so.
+    expect(await client.post("/valet/configureValetUser", headers=bearer(token), json=body(directRouteId=-1)), 400, "CALLAPP")
+    # An enterprise token needs a real MSAL object.
+    creds = registered.credentials
+    ent = (await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+        "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})).json()["access_token"]
+    expect(await client.post("/enterprise/configureUser", headers=bearer(ent), json=body()), 401, "Microsoft")
+    assert graph_get(live, ga_token, "/organization").status_code == 200
+
+
+async def test_phone_numbers_are_unique_across_enterprises(client, live, organisation, receiver) -> None:
+    onboardings = []
+    for tenant in live.emulator.tenants[:2]:
+        receiver.reset()
+        onboarding = Onboarding(client, live, organisation, receiver, tenant)
+        await onboarding.register()
+        onboardings.append(onboarding)
+    first, second = onboardings
+    valet_enabled = await client.post("/reseller/editEnterprise", headers=bearer(second.token),
+                                      json={"enterpriseId": second.enterprise_id, "services": ["PBX", "CALLAPP"]})
+    assert valet_enabled.status_code == 200
+    await second.consent("GET_CALL_APP_CONSENT")
+    results = []
+    for onboarding, upn_index in ((first, 0), (second, 0)):
+        location = (await client.post("/pbx/configurePBX", headers=bearer(onboarding.token), json=location_body(onboarding.enterprise_id))).json()
+        ga_token = onboarding.msal_object["authenticationResult"]["accessToken"]
+        user = licensed_users(live, ga_token, onboarding.tenant["globalAdmin"]["username"])[upn_index]
+        results.append(await client.post("/valet/configureValetUser" if onboarding is second else "/enterprise/configureUser",
+                                         headers=bearer(onboarding.token), json=user_body(
+            onboarding, upn=user["userPrincipalName"], number="+1 413 930 1771", route=-1, location=location["pbxLocation"])))
+    # The first enterprise has no direct route: its PBX user is refused; the CallApp user takes the number.
+    expect(results[0], 400, "directRouteId")
+    assert results[1].status_code == 200, results[1].text
+    location = (await client.post("/pbx/getBasicPBXLocationDetailsForEnterprise", headers=bearer(first.token),
+                                  content=first.tenant["tenantId"])).json()[0]
+    ga_token = first.msal_object["authenticationResult"]["accessToken"]
+    user = licensed_users(live, ga_token, first.tenant["globalAdmin"]["username"])[0]
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(first.token),
+                               json={"enterpriseId": first.enterprise_id, "services": ["PBX", "CALLAPP"]})
+    assert edited.status_code == 200
+    await first.consent("GET_CALL_APP_CONSENT")
+    clash = await client.post("/valet/configureValetUser", headers=bearer(first.token), json=user_body(
+        first, upn=user["userPrincipalName"], number="14139301771", route=-1, location=str(location["id"])))
+    expect(clash, 409, "+14139301771")
+
+
+async def test_template_images_are_checked(registered) -> None:
+    client, token, tenant_id = registered.client, registered.token, registered.tenant["tenantId"]
+    good = template_body(registered.enterprise_id, registered.login.reseller_id, tenant_id)
+    huge = base64.b64encode(png(192, 192) + b"\x00" * (1024 * 1024)).decode()
+    cases = [
+        (good | {"brandingImageInBytes": b64png(100, 100)}, "brandingImageInBytes: the image is 100x100"),
+        (good | {"outlineImageInBytes": b64png(192, 192)}, "outlineImageInBytes: the image is 192x192"),
+        (good | {"brandingImageInBytes": "not base64!"}, "brandingImageInBytes: not valid base64"),
+        (good | {"brandingImageInBytes": base64.b64encode(b"GIF89a" + b"\x00" * 40).decode()}, "brandingImageInBytes: not a PNG"),
+        (good | {"brandingImageInBytes": huge}, "the limit is 1048576 bytes"),
+        (good | {"portalURL": "http://portal.example"}, "portalURL"),
+        (good | {"type": "PBX"}, "type"),
+        (good | {"name": ""}, "name"),
+        (good | {"resellerId": registered.login.reseller_id + 1}, "resellerId"),
+        (good | {"turnOffCard": "no"}, "turnOffCard"),
+        ({k: v for k, v in good.items() if k != "enterpriseId"}, "enterpriseId"),
+    ]
+    for body, named in cases:
+        expect(await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(token), json=body), 400, named)
+    first = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(token), json=good)
+    again = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(token), json=good)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["appVersion"] == first.json()["appVersion"] == "1.0.1" and again.json()["changed"] is False
+
+
+async def test_sync_unified_app_needs_a_template_and_sms_needs_scope(registered, organisation) -> None:
+    client, token = registered.client, registered.token
+    creds = registered.credentials
+    ent = (await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+        "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})).json()["access_token"]
+    expect(await client.post("/provisioning/syncUnifiedApp", headers=bearer(ent), json={"authenticationResult": registered.msal_object}),
+           400, "saveOrUpdateTeamsApplicationTemplate")
+    sms = await client.post(f"/sms/getEnterpriseSMSConfig/{registered.enterprise_id}", headers=bearer(token))
+    assert sms.status_code == 200 and sms.json()["smsEnabled"] is False and sms.json()["smsNumbers"] == []
+    other = await token_for(client, organisation.resellers[1])
+    assert (await client.post(f"/sms/getEnterpriseSMSConfig/{registered.enterprise_id}", headers=bearer(other))).status_code == 404
+    assert (await client.get("/provisioning/getSyncJobStatus/not-a-job", headers=bearer(token))).status_code == 404

@@ -1,0 +1,86 @@
+"""Bulk update of MS Teams users (spec 004): 200 / 207 / 400 with per-user details, jobs history and details,
+Prefer: respond-async, templates named by bulk items."""
+
+import asyncio
+
+import pytest
+
+from tests.api.fusion.users_support import Onboarded, onboard
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation)
+
+
+async def test_bulk_update_statuses_details_and_history(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(6)][1:]
+    template = await client.post(f"{path}/msteams/templates", headers=headers, json={
+        "name": "BE-Test", "productKey": "be", "location": "BE", "vrp": "teamsvoice", "groups": ["Sales"], "licenses": ["MCOEV"]})
+    assert template.status_code == 201, template.text
+    ok = {"upn": users[0]["userPrincipalName"], "displayName": "bulk test 1", "number": sub.numbers[0], "country": "BE",
+          "vrp": "teamsvoice", "groups": ["Support"], "licenses": ["MCOEV"], "customerLicenses": ["Call-Bundle"]}
+    templated = {"upn": users[1]["userPrincipalName"], "displayName": "bulk test 2", "number": sub.numbers[1], "template": "BE-Test"}
+    missing = {"upn": users[2]["userPrincipalName"], "displayName": "bulk test 3", "number": None, "template": "BE-Best"}
+
+    full = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Bulk update", "data": [ok, templated]})
+    assert full.status_code == 200, full.text
+    assert full.json() == {"details": [{"details": {}, "upn": ok["upn"]}, {"details": {}, "upn": templated["upn"]}],
+                           "message": "Success"}
+    assert await sub.teams_numbers(users[0]["id"]) == [sub.numbers[0]]
+    got = (await client.get(f"{path}/msteams/user/{users[1]['id']}", headers=headers)).json()
+    assert got["msTeams"]["location"] == "BE" and got["msTeams"]["vrp"] == "teamsvoice"
+    assert "Sales" in [g["displayName"] for g in got["msTeams"]["groups"]] and got["draas"]["phoneNumber"] == sub.numbers[1]
+
+    partial = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Bulk test partial", "data": [ok, missing]})
+    assert partial.status_code == 207, partial.text
+    error = {"error": {"code": 2095, "reason": "The template does not exist"}, "upn": missing["upn"]}
+    assert partial.json() == {"details": [{"details": {}, "upn": ok["upn"]}, error], "errors": [error],
+                              "message": "Some errors detected"}
+
+    taken = {**ok, "upn": users[3]["userPrincipalName"]}  # the number is users[0]'s
+    failed = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Bulk test all fail",
+                                                                                  "data": [missing, taken]})
+    assert failed.status_code == 400, failed.text
+    assert [e["error"]["code"] for e in failed.json()["errors"]] == [2095, 2011]
+
+    for body in ({"name": "x"}, {"name": "x", "data": []}, {"data": [ok]}, {"name": "x", "data": [{"displayName": "no upn"}]},
+                 {"name": "x", "data": [ok, ok]}):
+        response = await client.put(f"{path}/msteams/users/bulk", headers=headers, json=body)
+        assert response.status_code == 400 and "reason" in response.json()["error"], body
+
+    history = (await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"page_size": 2})).json()
+    assert [b["title"] for b in history["bulks"]] == ["Bulk test all fail", "Bulk test partial"]
+    assert history["results"] == 3 and history["pages"] == 2 and history["next"]
+    assert set(history["bulks"][0]) == {"id", "job_id", "kind", "title", "created_on", "updated_on"}
+    searched = (await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"search": "PARTIAL"})).json()
+    assert [b["title"] for b in searched["bulks"]] == ["Bulk test partial"]
+    details = (await client.get(f"{path}/msteams/users/bulk/{history['bulks'][1]['id']}", headers=headers)).json()
+    assert details["status"] == "partial" and details["total_count"] == 2 and details["success_count"] == 1
+    assert details["kind"] == "ms_users" and [i["status"] for i in details["job_items"]] == ["success", "error"]
+    assert details["job_items"][1]["data"] == missing and details["job_items"][0]["upn"] == ok["upn"]
+    assert (await client.get(f"{path}/msteams/users/bulk/999999", headers=headers)).status_code == 404
+
+
+async def test_bulk_respond_async(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(12)][1:11]
+    data = [{"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": sub.numbers[i], "vrp": "teamsvoice"}
+            for i, u in enumerate(users)]
+    accepted = await client.put(f"{path}/msteams/users/bulk", headers={**headers, "Prefer": "respond-async"},
+                                json={"name": "async", "data": data})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["Preference-Applied"] == "respond-async"
+    job = accepted.json()
+    assert job["total_count"] == 10 and accepted.headers["Location"].endswith(f"/msteams/users/bulk/{job['id']}")
+    for _ in range(200):
+        details = (await client.get(f"{path}/msteams/users/bulk/{job['id']}", headers=headers)).json()
+        assert details["total_count"] == 10 and len(details["job_items"]) == 10
+        if details["status"] == "success":
+            break
+        assert details["status"] in ("queued", "running")
+        await asyncio.sleep(0.1)
+    assert details["status"] == "success" and details["success_count"] == 10
+    for index, user in enumerate(users):
+        assert await sub.teams_numbers(user["id"]) == [sub.numbers[index]]

@@ -1,0 +1,109 @@
+"""Spec 004 tenant-level MS Teams endpoints: admins, wizard (durable job + admin consent), status, unlink,
+domains, licences, VRPs, groups; one shared domain with ConnecttoTeams."""
+
+import pytest
+from sqlalchemy import select
+
+from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionSubscription
+from teamsvoice.domain.orgs.models import Enterprise
+from tests.api.fusion.support import BASE, make_world
+
+
+@pytest.fixture
+async def world(client, live, organisation):
+    return await make_world(client, live, organisation)
+
+
+async def _subscription(world) -> str:
+    tenant = await world.create_tenant()
+    sub = await world.create_subscription(tenant["uuid"])
+    return f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+
+
+async def test_admins(world) -> None:
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    assert (await client.get(f"{path}/msteams/admins", headers=headers)).status_code == 404
+    assert (await client.delete(f"{path}/msteams/admins", headers=headers)).status_code == 204
+    body = {"msUsername": "john.doe@netaxis.onmicrosoft.com", "msPassword": "VerySecretPassword"}
+    created = await client.post(f"{path}/msteams/admins", headers=headers, json=body)
+    assert created.status_code == 200 and set(created.json()) == {"id"}
+    again = await client.post(f"{path}/msteams/admins", headers=headers, json=body | {"msPassword": "Other"})
+    assert again.json()["id"] == created.json()["id"]
+    got = await client.get(f"{path}/msteams/admins", headers=headers)
+    assert got.json() == {"id": created.json()["id"], "msUsername": "john.doe@netaxis.onmicrosoft.com"}
+    assert "VerySecret" not in got.text
+    bad = await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": "john"})
+    assert bad.status_code == 400
+    deleted = await client.delete(f"{path}/msteams/admins", headers=headers)
+    assert deleted.status_code == 200 and deleted.json()["msUsername"] == "john.doe@netaxis.onmicrosoft.com"
+
+
+async def test_status_before_onboarding_and_wizard_preconditions(world) -> None:
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    status = (await client.get(f"{path}/msteams/status", headers=headers)).json()
+    assert status["status"] == "not_initiated" and status["msTenantId"] is None
+    wizard = (await client.get(f"{path}/msteams/wizard", headers=headers)).json()
+    assert wizard["running"] is False and [s["step"] for s in wizard["wizardSteps"]] == [1, 2, 3, 4, 5, 6]
+    refused = await client.post(f"{path}/msteams/wizard", headers=headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 2031
+    for tail in ("domains", "licenses", "vrps", "groups"):
+        assert (await client.get(f"{path}/msteams/{tail}", headers=headers)).json()["error"]["code"] == 2004
+    # An administrator of no Microsoft tenant: step 1 fails with a clear reason.
+    await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": "admin@nowhere.example", "msPassword": "x"})
+    failed = await world.run_wizard(path, headers)
+    assert failed["status"] == "wizard_1_ERROR" and "nowhere.example" in failed["error"]
+    assert (await client.get(f"{path}/msteams/status", headers=headers)).json()["status"] == "wizard_1_ERROR"
+
+
+async def test_onboarding_lists_and_unlink(world, live) -> None:
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    microsoft = live.emulator.tenants[1]
+    wizard = await world.onboard(path, microsoft)
+    assert all(s["executed"] and s["ok"] for s in wizard["wizardSteps"])
+    status = (await client.get(f"{path}/msteams/status", headers=headers)).json()
+    assert status["status"] == "onboarded" and status["msTenantId"] == microsoft["tenantId"]
+    assert status["mode"] == "direct_routing" and status["powershell"] == {"active": True} and status["msGraph"] == {"active": True}
+    assert status["domain"] == {"name": microsoft["domain"], "verified": True}
+    detail = (await client.get(path, headers=headers)).json()
+    assert detail["msteamsTenant"] == {"id": microsoft["tenantId"], "mode": "direct_routing"}
+    assert detail["msteamsAdmin"]["status"] == "onboarded" and detail["isDeletable"] is False
+    domains = (await client.get(f"{path}/msteams/domains", headers=headers)).json()
+    assert microsoft["domain"] in domains["verifiedDomains"]
+    licenses = (await client.get(f"{path}/msteams/licenses", headers=headers)).json()["licenses"]
+    assert {"free", "skuDescription", "skuId", "skuPartNumber", "total"} == set(licenses[0])
+    free_only = (await client.get(f"{path}/msteams/licenses", headers=headers, params={"free_only": "yes"})).json()["licenses"]
+    assert all(l["free"] >= 1 for l in free_only)
+    assert (await client.get(f"{path}/msteams/licenses", headers=headers, params={"free_only": "maybe"})).status_code == 400
+    vrps = (await client.get(f"{path}/msteams/vrps", headers=headers)).json()["results"]
+    assert {"description": "Global", "identity": "Global"} in vrps and any(v["identity"] == "teamsvoice" for v in vrps)
+    # The SRE filter marks groups, and a filtered group gone from Office 365 is an orphan.
+    async def add_filter(session) -> None:  # type: ignore[no-untyped-def]
+        subscription = await session.scalar(select(FusionSubscription).order_by(FusionSubscription.id.desc()))
+        groups = (await client.get(f"{path}/msteams/groups", headers=headers)).json()["groups"]
+        session.add(FusionGroupFilter(subscription_id=subscription.id, group_id=groups[0]["id"], display_name=groups[0]["displayName"]))
+        session.add(FusionGroupFilter(subscription_id=subscription.id, group_id="499ce848-8b9b-4d14-8e99-90ee50ea150b",
+                                      display_name="This filter is orphan"))
+    await world._with_session(add_filter)
+    groups = (await client.get(f"{path}/msteams/groups", headers=headers)).json()["groups"]
+    assert groups[0]["filter"] is True and all(not g["filter"] for g in groups[1:-1])
+    assert groups[-1] == {"displayName": "This filter is orphan", "id": "499ce848-8b9b-4d14-8e99-90ee50ea150b", "orphan": True}
+    assert {"description", "displayName", "filter", "id", "teamsEnabled"} == set(groups[0])
+    # One domain: the backing enterprise is registered to the tenant and visible to ConnecttoTeams.
+    async def enterprise_of(session) -> None:  # type: ignore[no-untyped-def]
+        enterprise = await session.scalar(select(Enterprise).where(Enterprise.tenant_id == microsoft["tenantId"]))
+        assert enterprise is not None and enterprise.registered
+    await world._with_session(enterprise_of)
+    # The same tenant cannot be linked twice.
+    other_path = await _subscription(world)
+    admin = microsoft["globalAdmin"]
+    await client.post(f"{other_path}/msteams/admins", headers=headers, json={"msUsername": admin["username"], "msPassword": admin["password"]})
+    twice = await world.run_wizard(other_path, headers)
+    assert twice["status"] == "already_linked"
+    assert (await client.get(f"{other_path}/msteams/status", headers=headers)).json()["status"] == "already_linked"
+    assert (await client.post(f"{path}/msteams/wizard", headers=headers)).json()["error"]["code"] == 2032
+    unlinked = await client.post(f"{path}/msteams/unlink", headers=headers)
+    assert unlinked.status_code == 200 and unlinked.json() == {"msTenantId": microsoft["tenantId"]}
+    assert (await client.get(f"{path}/msteams/status", headers=headers)).json()["status"] != "onboarded"
+    assert (await client.post(f"{path}/msteams/unlink", headers=headers)).status_code == 404
+    # The other subscription may now take the tenant.
+    assert (await world.run_wizard(other_path, headers))["status"] == "wizard_6_OK"

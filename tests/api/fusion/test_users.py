@@ -1,0 +1,119 @@
+"""MS Teams users of a subscription (spec 004): list/get/check/update and the sub-resources."""
+
+import json
+
+import pytest
+
+from tests.api.fusion.users_support import Onboarded, onboard
+
+MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
+ENTERPRISEPACK = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation)
+
+
+async def test_list_paging_search_and_filters(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    first = (await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 5})).json()
+    assert len(first["users"]) == 5 and first["next"]
+    user = first["users"][0]["msTeams"]
+    assert set(user) >= {"id", "userPrincipalName", "displayName", "location", "licenses", "voiceEnabled"}
+    assert user["voiceEnabled"] in ("yes", "no", "maybe") and {"skuId", "skuPartNumber"} <= set(user["licenses"][0])
+    second = (await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 5, "next": first["next"]})).json()
+    assert not {u["msTeams"]["id"] for u in second["users"]} & {u["msTeams"]["id"] for u in first["users"]}
+    for params in ({"page_size": 6, "next": first["next"]}, {"page_size": 5, "search": "a", "next": first["next"]},
+                   {"next": "garbage"}, {"filters": "{bad"}, {"filters": json.dumps({"have_number": "maybe"})}):
+        response = await client.get(f"{path}/msteams/users", headers=headers, params=params)
+        assert response.status_code == 400, (params, response.text)
+        assert set(response.json()["error"]) == {"code", "reason"}
+    name = user["displayName"]
+    found = (await client.get(f"{path}/msteams/users", headers=headers, params={"search": name[:3].lower(), "page_size": 50})).json()
+    assert found["users"] and all(u["msTeams"]["displayName"].lower().startswith(name[:3].lower()) for u in found["users"])
+    country = user["location"]
+    by_country = (await client.get(f"{path}/msteams/users", headers=headers,
+                                   params={"page_size": 50, "filters": json.dumps({"country": [country]})})).json()
+    assert by_country["users"] and all(u["msTeams"]["location"] == country for u in by_country["users"])
+    with_number = (await client.get(f"{path}/msteams/users", headers=headers,
+                                    params={"filters": json.dumps({"have_number": "yes"})})).json()
+    assert with_number["users"] == []
+
+
+async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = await sub.users(5)
+    alice, bob = users[1]["msTeams"], users[2]["msTeams"]
+    groups = (await client.get(f"{path}/msteams/groups", headers=headers)).json()["groups"]
+    group_id = groups[0]["id"]
+    body = {"displayName": "John Doe", "location": "NL", "phoneNumber": sub.numbers[0], "groups": [group_id],
+            "vrp": "teamsvoice", "licenses": [MCOEV], "customerLicenses": ["test-sku"]}
+    updated = await client.put(f"{path}/msteams/users/{alice['id']}", headers=headers, json=body)
+    assert updated.status_code == 200, updated.text
+    got = (await client.get(f"{path}/msteams/user/{alice['id']}", headers=headers)).json()
+    assert got["msTeams"]["displayName"] == "John Doe" and got["msTeams"]["location"] == "NL"
+    assert got["msTeams"]["vrp"] == "teamsvoice" and group_id in [g["id"] for g in got["msTeams"]["groups"]]
+    assert MCOEV in [l["skuId"] for l in got["msTeams"]["licenses"]] and got["msTeams"]["voiceEnabled"] == "yes"
+    draas = got["draas"]
+    assert draas["phoneNumber"] == sub.numbers[0] and draas["customerLicenses"] == ["test-sku"]
+    assert draas["status"] == "active" and isinstance(draas["numberId"], int) and isinstance(draas["id"], int)
+    assert await sub.teams_numbers(alice["id"]) == [sub.numbers[0]]
+    assert (await client.get(f"{path}/msteams/users/{alice['id']}/check", headers=headers)).json() == {"voiceEnabled": True}
+    listed = (await client.get(f"{path}/msteams/users", headers=headers,
+                               params={"filters": json.dumps({"have_number": "yes"})})).json()["users"]
+    assert [u["msTeams"]["id"] for u in listed] == [alice["id"]] and listed[0]["draas"]["phoneNumber"] == sub.numbers[0]
+
+    held = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers, json={"phoneNumber": sub.numbers[0]})
+    assert held.status_code == 409 and held.json()["error"]["code"] == 2011
+    foreign = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers, json={"phoneNumber": "+3222999999"})
+    assert foreign.status_code == 400 and foreign.json()["error"]["code"] == 2012
+    bad_vrp = await client.put(f"{path}/msteams/users/{bob['id']}/vrp", headers=headers, json={"vrp": "Nope"})
+    assert bad_vrp.status_code == 400, bad_vrp.text
+    assert (await client.put(f"{path}/msteams/users/{bob['id']}", headers=headers, json={"location": "XX"})).status_code == 400
+
+    assert (await client.put(f"{path}/msteams/users/{alice['id']}/phone_number", headers=headers,
+                             json={"phoneNumber": sub.numbers[1]})).status_code == 204
+    assert await sub.teams_numbers(alice["id"]) == [sub.numbers[1]]
+    disabled = await client.put(f"{path}/msteams/users/{alice['id']}", headers=headers, json={"phoneNumber": None})
+    assert disabled.status_code == 204 and await sub.teams_numbers(alice["id"]) == []
+    assert (await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers,
+                             json={"phoneNumber": sub.numbers[0]})).status_code == 204  # freed, so free again
+    assert (await client.put(f"{path}/msteams/users/{alice['id']}/vrp", headers=headers, json={"vrp": None})).status_code == 204
+    assert (await client.put(f"{path}/msteams/users/{alice['id']}/groups", headers=headers, json={"groups": []})).status_code == 204
+    assert (await client.put(f"{path}/msteams/{alice['id']}/licenses", headers=headers,
+                             json={"skuIds": [ENTERPRISEPACK]})).status_code == 204
+    assert (await client.put(f"{path}/msteams/users/{alice['id']}/properties", headers=headers,
+                             json={"displayName": "Jane Doe", "location": "BE"})).status_code == 204
+    got = (await client.get(f"{path}/msteams/user/{alice['id']}", headers=headers)).json()["msTeams"]
+    assert got["groups"] == [] and got["vrp"] == "Global" and [l["skuId"] for l in got["licenses"]] == [ENTERPRISEPACK]
+    assert got["displayName"] == "Jane Doe" and got["location"] == "BE"
+    sip = (await client.get(f"{path}/users/{alice['id']}/sip_address", headers=headers)).json()
+    assert sip == {"sipAddress": f"sip:{alice['userPrincipalName']}"}
+    assert (await client.get(f"{path}/msteams/user/00000000-0000-0000-0000-000000000000", headers=headers)).status_code == 404
+
+
+async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    body = {"displayName": "Thomas Anderson", "domain": sub.tenant["domain"], "username": "ThomasA", "location": "NL",
+            "customerLicenses": ["test-sku"]}
+    created = await client.post(f"{path}/msteams/users", headers=headers, json=body)
+    assert created.status_code == 201, created.text
+    ms_id = created.json()["msTeamsId"]
+    user = await sub.graph(f"/users/{ms_id}", **{"$select": "userPrincipalName,usageLocation"})
+    assert user["userPrincipalName"].lower() == f"thomasa@{sub.tenant['domain']}" and user["usageLocation"] == "NL"
+    assert (await client.post(f"{path}/msteams/users", headers=headers, json={**body, "domain": "nope.example"})).status_code == 400
+    assert (await client.put(f"{path}/msteams/users/{ms_id}/phone_number", headers=headers,
+                             json={"phoneNumber": sub.numbers[2]})).status_code == 204
+    assert (await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)).status_code == 204
+    assert (await client.get(f"{path}/msteams/user/{ms_id}", headers=headers)).status_code == 404
+    free = (await client.get(f"{path}/free_numbers", headers=headers)).json()
+    assert sub.numbers[2] in json.dumps(free)
+    await sub.world.tenant_login(sub.path.split("/")[6], "reader", permissions=[
+        "tenants.instance.subscriptions.instance.msteams.users.list"])
+    reader = await sub.world.as_("reader")
+    assert (await client.get(f"{path}/msteams/users", headers=reader)).status_code == 200
+    for method, url in (("PUT", f"{path}/msteams/users/{ms_id}"), ("GET", f"{path}/msteams/user/{ms_id}"),
+                        ("PUT", f"{path}/msteams/users/bulk"), ("POST", f"{path}/msteams/groups")):
+        response = await client.request(method, url, headers=reader, json={})
+        assert response.status_code == 403 and response.json()["error"]["code"] == 1003

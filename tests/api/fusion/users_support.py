@@ -1,0 +1,47 @@
+"""An onboarded subscription with free numbers, for the MS Teams users tests."""
+
+import random
+from dataclasses import dataclass
+
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.api.fusion.support import BASE, FusionWorld, make_world
+
+
+@dataclass
+class Onboarded:
+    world: FusionWorld
+    path: str
+    headers: dict
+    tenant: dict
+    numbers: list[str]
+
+    async def users(self, count: int = 10) -> list[dict]:
+        response = await self.world.client.get(f"{self.path}/msteams/users", headers=self.headers, params={"page_size": count})
+        assert response.status_code == 200, response.text
+        return response.json()["users"]
+
+    async def graph(self, path: str, **params: str) -> dict:
+        connector = MicrosoftConnector(self.world.live.settings)
+        try:
+            return await connector.connect(self.tenant["tenantId"]).graph.get(path, **params)
+        finally:
+            await connector.aclose()
+
+    async def teams_numbers(self, user_id: str) -> list[str]:
+        config = await self.graph(f"/admin/teams/userConfigurations/{user_id}")
+        return [n["telephoneNumber"] for n in config.get("telephoneNumbers") or []]
+
+
+async def onboard(client, live, organisation, *, tenant_index: int = 0, count: int = 20) -> Onboarded:  # type: ignore[no-untyped-def]
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
+    microsoft = live.emulator.tenants[tenant_index]
+    await world.onboard(path, microsoft)
+    headers = await world.as_("reseller")
+    # Fresh numbers each test: the emulated tenant keeps its Teams numbers across tests.
+    start = 22000000 + random.randrange(0, 7_000_000 // 100) * 100
+    added = await client.post(f"{path}/numbers", headers=headers, json={"countryCode": "+32", "ranges": [[start, start + count - 1]]})
+    assert added.status_code == 200, added.text
+    return Onboarded(world, path, headers, microsoft, [f"+32{start + i}" for i in range(count)])

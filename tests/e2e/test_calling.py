@@ -1,0 +1,274 @@
+"""Spec 003 Parts I-III (PBX connector and users) and spec 002 Parts I-II (CallApp), end to end over real
+HTTP against the Microsoft 365 emulator: direct routing, PBX locations and users, Sync Teams Users, the
+Unified App template and its sync, the CallApp service account, and SMS numbers."""
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from teamsvoice.core.db import sync_url
+from tests.support.calling import admin_view, b64png, graph_get, licensed_users, wait_for_job
+from tests.support.ctt import bearer, token_for
+from tests.support.onboarding import Onboarding
+
+SPEC_LOCATION_KEYS = {
+    "id", "canonicalPbxSIPDomain", "proxyDomainPort", "pbxLocation", "apiAccessEnabled", "apiIntegrationEnabled",
+    "topologyHiding", "pbxType", "pbxLabel", "presencePackageType", "callPolicy", "oldStyleHold",
+    "metaSwitchSubscriptionCompatibility", "regExpiresValue", "sipWaitForAlegAck", "enforceCodecsOnInbound",
+    "rejectCalling", "acceptsEncodedFeatureCode", "convertHistoryInfoToDiversion", "escapeRequestUri",
+    "enableMWIEvents", "links",
+}
+
+
+@pytest.fixture
+def onboarding(client, live, organisation, receiver):
+    receiver.reset()
+    return Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+
+
+async def enterprise_token(onboarding: Onboarding) -> str:
+    creds = onboarding.credentials
+    response = await onboarding.client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+        "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def user_body(onboarding: Onboarding, *, upn: str, number: str, route: int, location: str, pbx_id: str = "104") -> dict:
+    """Spec 003's sample body, with this tenant's values."""
+    return {
+        "pbxCallPolicyInfo": {"callPolicyCNAM": "TRANSPARENT", "callPolicyName": "Global", "forwardedCallsCallerId": "USER_CALLER_ID"},
+        "authenticationResult": {"authenticationResult": {
+            "accessToken": "eyJ0eXAiOiJKV1QiLCJub25jZSI6IjdKbXh..............", "accessTokenType": "login.microsoftonline.com",
+            "expiresOn": 1743285790991831, "idToken": "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1..............",
+            "multipleResourceRefreshToken": False,
+            "userInfo": {"displayableId": onboarding.tenant["globalAdmin"]["username"], "identityProvider": "user",
+                         "tenantId": onboarding.tenant["tenantId"]}}},
+        "userType": "Service", "directRouteId": route, "useTeamsVoicemail": False,
+        "password": "S1p-secret-104", "rePassword": "S1p-secret-104", "pbxAuthUserId": pbx_id, "pbxLocation": location,
+        "pbxUserId": pbx_id, "phoneNumber": number, "portalLoginName": "", "portalPassword": "", "teamsUserId": upn,
+        "useEnterpriseDialPlan": True, "tenantID": onboarding.tenant["tenantId"], "loginID": "ent-admin@example.com",
+        "sipAutoProvisioningEnabled": False, "useAudioConferenceVRP": False, "userTag": "",
+    }
+
+
+def location_body(enterprise_id: int, name: str = "Brussels HQ") -> dict:
+    return {"enterpriseId": enterprise_id, "pbxLocation": name, "pbxType": "BroadWorks",
+            "canonicalPbxSIPDomain": "pbx.contoso-voice.example", "proxyDomainPort": 5060, "presencePackageType": "call-info",
+            "callPolicy": {"callPolicyName": "Global", "callPolicyCNAM": "TRANSPARENT", "forwardedCallsCallerId": "USER_CALLER_ID"},
+            "topologyHiding": True, "regExpiresValue": 3600}
+
+
+def template_body(enterprise_id: int, reseller_id: int, tenant_id: str, *, name: str = "Contoso Voice") -> dict:
+    return {"enterpriseId": enterprise_id, "resellerId": reseller_id, "name": name, "bIconFileName": "branding_icon.png",
+            "oIconFileName": "outline_icon.png", "portalURL": "https://portal.provider.example", "ssoURL": "https://sso.provider.example",
+            "type": "UNIFIED", "portalTabName": "PBX", "brandingImageInBytes": b64png(192, 192),
+            "outlineImageInBytes": b64png(32, 32, (255, 255, 255)), "turnOffCard": False, "turnOffVMCard": True,
+            "showCard": True, "showVMCard": False, "tenantID": tenant_id, "teamName": "Provider"}
+
+
+async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisation) -> None:
+    client = onboarding.client
+    await onboarding.register()
+    token, tenant = onboarding.token, onboarding.tenant
+    tenant_id, enterprise_id = tenant["tenantId"], onboarding.enterprise_id
+    ent_token = await enterprise_token(onboarding)
+    msal = {"authenticationResult": onboarding.msal_object}
+    ga_token = onboarding.msal_object["authenticationResult"]["accessToken"]
+    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+                               headers=bearer(token))).json()[0]["sbcGatewayId"]
+
+    # Part II.1: verify. Without the calling consents the report says what to do.
+    verify = await client.post("/provisioning/verifyTenantForDirectRouting", headers=bearer(ent_token), json=msal | {"sbcGatewayId": sbc_id})
+    assert verify.status_code == 200, verify.text
+    report = verify.json()
+    checks = {c["check"]: c for c in report["checks"]}
+    assert report["ready"] is False and checks["consents"]["passed"] is False
+    assert "GET_USER_SYNC_CONSENT" in checks["consents"]["fix"] and "GET_PRESENCE_CONSENT" in checks["consents"]["fix"]
+    assert checks["sbcDomain"]["passed"] and checks["voiceLicences"]["passed"] and checks["enterpriseServices"]["passed"]
+    assert report["pstnGatewayFqdn"] == f"sbc-us-east.{tenant['domain']}"
+    refused = await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token), json=msal | {"sbcGatewayId": sbc_id})
+    assert refused.status_code == 400 and "consents" in refused.json()["message"]
+    await onboarding.consent("GET_USER_SYNC_CONSENT")
+    await onboarding.consent("GET_PRESENCE_CONSENT")
+    report = (await client.post("/provisioning/verifyTenantForDirectRouting", headers=bearer(ent_token),
+                                json=msal | {"sbcGatewayId": sbc_id})).json()
+    assert report["ready"] is True, report
+
+    # Part II.2: direct routing, idempotent.
+    provisioned = await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token), json=msal | {"sbcGatewayId": sbc_id})
+    assert provisioned.status_code == 200, provisioned.text
+    route = provisioned.json()
+    again = await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token), json=msal | {"sbcGatewayId": sbc_id})
+    assert again.status_code == 200 and again.json()["changes"] == [] and again.json()["directRouteId"] == route["directRouteId"]
+    voice = admin_view(live, tenant_id, "voice")
+    gateway = next(g for g in voice["gateways"] if g["Fqdn"] == route["pstnGatewayFqdn"])
+    assert gateway["Enabled"] is True and gateway["SipSignalingPort"] == 5061
+    assert route["pstnUsage"] in voice["usages"]
+    vroute = next(r for r in voice["routes"] if r["Identity"] == route["voiceRoute"])
+    assert vroute["OnlinePstnGatewayList"] == [route["pstnGatewayFqdn"]] and vroute["OnlinePstnUsages"] == [route["pstnUsage"]]
+    policy = next(p for p in voice["policies"] if p["Identity"] == f"Tag:{route['voiceRoutingPolicy']}")
+    assert policy["OnlinePstnUsages"] == [route["pstnUsage"]]
+    listed = await client.post("/pbx/getDirectRoutesForEnterprise", headers=bearer(token) | {"Content-Type": "application/json"},
+                               content=tenant_id)
+    assert [r["directRouteId"] for r in listed.json()] == [route["directRouteId"]]
+
+    # Part II.3: PBX location; getBasicPBXLocationDetailsForEnterprise with a bare tenantId body.
+    created = await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(enterprise_id))
+    assert created.status_code == 200, created.text
+    location = created.json()
+    details = await client.post("/pbx/getBasicPBXLocationDetailsForEnterprise",
+                                headers=bearer(token) | {"Content-Type": "application/json"}, content=tenant_id)
+    assert details.status_code == 200, details.text
+    assert details.json() == [location] and set(location) == SPEC_LOCATION_KEYS
+    assert location["pbxType"] == "BroadWorks" and location["topologyHiding"] is True and location["links"] == []
+    assert location["callPolicy"] == {"callPolicyName": "Global", "callPolicyCNAM": "TRANSPARENT", "forwardedCallsCallerId": "USER_CALLER_ID"}
+
+    # Part II.4: the Unified App template.
+    saved = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(token),
+                              json=template_body(enterprise_id, onboarding.login.reseller_id, tenant_id))
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["appVersion"] == "1.0.1" and "brandingImageInBytes" not in saved.json()
+
+    # Part III.2: PBX users, with a reseller token and no real MSAL object.
+    users = licensed_users(live, ga_token, tenant["globalAdmin"]["username"])
+    pbx_upn, valet_upn = users[-1]["userPrincipalName"], users[-2]["userPrincipalName"]
+    body = user_body(onboarding, upn=pbx_upn, number="14139301751", route=route["directRouteId"], location=str(location["id"]))
+    configured = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
+    assert configured.status_code == 200, configured.text
+    assert configured.json()["phoneNumber"] == "+14139301751" and "password" not in configured.text.lower().replace("pbxauth", "")
+    repeat = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
+    assert repeat.status_code == 200 and repeat.json()["changed"] is False
+    engine = create_engine(sync_url(live.settings.effective_database_url))
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT sip_password_encrypted FROM pbx_users")).scalar_one()
+    engine.dispose()
+    assert "S1p-secret-104" not in stored
+
+    # Part III.3: Sync Teams Users pushes number, Enterprise Voice and the direct route's policy; then leaves it alone.
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+    assert synced.status_code == 200, synced.text
+    result = next(r for r in synced.json()["results"] if r["userPrincipalName"] == pbx_upn)
+    assert result["status"] in ("UPDATED", "UNCHANGED")
+    config = graph_get(live, ga_token, f"/admin/teams/userConfigurations/{users[-1]['id']}").json()
+    assert config["isEnterpriseVoiceEnabled"] is True
+    assert [n["telephoneNumber"] for n in config["telephoneNumbers"]] == ["+14139301751"]
+    assert [a["policyAssignment"]["displayName"] for a in config["effectivePolicyAssignments"]
+            if "voicerouting" in a["policyType"].lower()] == [route["voiceRoutingPolicy"]]
+    resynced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+    assert resynced.json()["updated"] == 0 and resynced.json()["unchanged"] == 1
+    accepted = await client.post("/provisioning/syncTeamsRegistrations?async=true", headers=bearer(ent_token), json=msal)
+    assert accepted.status_code == 202, accepted.text
+    job = await wait_for_job(client, ent_token, accepted.json()["statusUrl"])
+    assert job["status"] == "COMPLETED" and job["total"] == 1 and job["counts"] == {"UNCHANGED": 1}, job
+    other = await client.get(accepted.json()["statusUrl"], headers=bearer(await token_for(client, organisation.resellers[1])))
+    assert other.status_code == 404
+
+    # Spec 002 Part I: add CALLAPP (and SMS); CallApp needs its consent.
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                               json={"enterpriseId": enterprise_id, "services": ["PBX", "CALLAPP", "SMS"]})
+    assert edited.status_code == 200, edited.text
+    no_consent = await client.post("/valet/configureValetServiceAccount", headers=bearer(ent_token),
+                                   json={"authenticationResult": onboarding.msal_object["authenticationResult"]})
+    assert no_consent.status_code == 400 and "GET_CALL_APP_CONSENT" in no_consent.json()["message"]
+    await onboarding.consent("GET_CALL_APP_CONSENT")
+    account = await client.post("/valet/configureValetServiceAccount", headers=bearer(ent_token),
+                                json={"authenticationResult": onboarding.msal_object["authenticationResult"]})
+    assert account.status_code == 200, account.text
+    assert account.json()["userPrincipalName"] == f"callappservice@{tenant['domain']}"
+    account_again = await client.post("/valet/configureValetServiceAccount", headers=bearer(ent_token),
+                                      json={"authenticationResult": onboarding.msal_object["authenticationResult"]})
+    assert account_again.status_code == 200 and account_again.json()["created"] is False
+    assert account_again.json()["id"] == account.json()["id"]
+    assert graph_get(live, ga_token, f"/users/callappservice@{tenant['domain']}").status_code == 200
+
+    # Spec 002 Part II: a CallApp user without a direct route.
+    valet = await client.post("/valet/configureValetUser", headers=bearer(token),
+                              json=user_body(onboarding, upn=valet_upn, number="14139301752", route=-1, location=location["pbxLocation"], pbx_id="105"))
+    assert valet.status_code == 200, valet.text
+    assert valet.json()["directRouteId"] == -1 and valet.json()["valet"] is True
+
+    # Sync Unified App: published to the catalog, installed for both users; re-running changes nothing.
+    accepted = await client.post("/provisioning/syncUnifiedApp", headers=bearer(ent_token), json=msal)
+    assert accepted.status_code == 202, accepted.text
+    job = await wait_for_job(client, ent_token, accepted.json()["statusUrl"])
+    assert job["status"] == "COMPLETED" and job["total"] == 2, job
+    assert job["app"]["action"] in ("PUBLISHED", "UNCHANGED", "UPDATED")
+    apps = admin_view(live, tenant_id, "apps")
+    app_id = job["app"]["teamsAppId"]
+    catalog_app = next(a for a in apps["catalog"] if a["id"] == app_id)
+    assert catalog_app["distributionMethod"] == "organization" and catalog_app["appDefinitions"][-1]["version"] == "1.0.1"
+    assert {i["userId"] for i in apps["installations"] if i["teamsAppId"] == app_id} >= {users[-1]["id"], users[-2]["id"]}
+    accepted = await client.post("/provisioning/syncUnifiedApp", headers=bearer(ent_token), json=msal)
+    job = await wait_for_job(client, ent_token, accepted.json()["statusUrl"])
+    assert job["status"] == "COMPLETED" and job["app"]["action"] == "UNCHANGED" and job["counts"] == {"UNCHANGED": 2}, job
+    # A changed template is a new app version: the catalog app is updated and installations upgraded.
+    saved = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(token),
+                              json=template_body(enterprise_id, onboarding.login.reseller_id, tenant_id, name="Contoso Calling"))
+    new_version = saved.json()["appVersion"]
+    accepted = await client.post("/provisioning/syncUnifiedApp", headers=bearer(ent_token), json=msal)
+    job = await wait_for_job(client, ent_token, accepted.json()["statusUrl"])
+    assert job["status"] == "COMPLETED" and job["app"] == {"teamsAppId": app_id, "action": "UPDATED", "version": new_version}, job
+    assert job["counts"] == {"UPGRADED": 2}, job
+
+    # SMS numbers of the enterprise.
+    sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token) | {"Content-Type": "application/json"})
+    assert sms.status_code == 200, sms.text
+    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == ["+14139301751", "+14139301752"]
+
+    # updateUserDetails keeps the PBX user's number in step.
+    updated = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": "+14139301753"})
+    assert updated.status_code == 200, updated.text
+    sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token))
+    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == ["+14139301752", "+14139301753"]
+    unknown_policy = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                       json=msal | {"userPrincipalName": pbx_upn, "voiceRoutingPolicy": "US-East"})
+    assert unknown_policy.status_code == 400 and "provisionDirectRouting" in unknown_policy.json()["message"]
+    taken = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                              json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": "+14139301752"})
+    assert taken.status_code == 409
+
+
+async def test_direct_routing_needs_authority_and_a_known_gateway(onboarding) -> None:
+    client = onboarding.client
+    await onboarding.register()
+    ent_token = await enterprise_token(onboarding)
+    msal = {"authenticationResult": onboarding.msal_object}
+    cases = [
+        (bearer(ent_token), {"sbcGatewayId": 1}, 400, "authenticationResult"),
+        (bearer(ent_token), msal | {"sbcGatewayId": "805"}, 400, "sbcGatewayId"),
+        (bearer(ent_token), msal, 400, "sbcGatewayId"),
+        (bearer(ent_token), msal | {"sbcGatewayId": 999999}, 404, "999999"),
+        (bearer(onboarding.token), {"sbcGatewayId": 1}, 400, "resellerId"),
+    ]
+    for headers, body, status, named in cases:
+        response = await client.post("/provisioning/provisionDirectRouting", headers=headers, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert named in response.json()["message"]
+        assert set(response.json()) == {"timestamp", "status", "error", "message", "path"}
+    unauthenticated = await client.post("/provisioning/verifyTenantForDirectRouting", json=msal | {"sbcGatewayId": 1})
+    assert unauthenticated.status_code == 401
+
+
+async def test_consented_reseller_provisions_direct_routing(onboarding, live) -> None:
+    await onboarding.register()
+    client, token, tenant = onboarding.client, onboarding.token, onboarding.tenant
+    for action in ("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT", "GET_USER_SYNC_CONSENT", "GET_PRESENCE_CONSENT"):
+        await onboarding.consent(action)
+    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+                               headers=bearer(token))).json()[1]["sbcGatewayId"]
+    consented = {"tenantId": tenant["tenantId"], "resellerId": onboarding.login.reseller_id}
+    # The enterprise was created with the first gateway only: the report names the fix.
+    report = (await client.post("/provisioning/verifyTenantForDirectRouting", headers=bearer(token), json=consented | {"sbcGatewayId": sbc_id})).json()
+    services = next(c for c in report["checks"] if c["check"] == "enterpriseServices")
+    assert report["ready"] is False and "editEnterprise" in services["fix"]
+    first = (await client.get(f"/reseller/getEnterprisesForReseller/{onboarding.login.reseller_id}", headers=bearer(token))).json()[0]
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(token), json={
+        "enterpriseId": onboarding.enterprise_id, "sbcGateways": first["sbcGateways"] + [sbc_id]})
+    assert edited.status_code == 200, edited.text
+    first_run = await client.post("/provisioning/provisionDirectRouting", headers=bearer(token), json=consented | {"sbcGatewayId": sbc_id})
+    assert first_run.status_code == 200, first_run.text
+    again = await client.post("/provisioning/provisionDirectRouting", headers=bearer(token), json=consented | {"sbcGatewayId": sbc_id})
+    assert again.json()["changes"] == [] and again.json()["sbcGatewayRegion"] == "EU-West"
+    voice = admin_view(live, tenant["tenantId"], "voice")
+    assert any(g["Fqdn"] == f"sbc-eu-west.{tenant['domain']}" for g in voice["gateways"])

@@ -1,0 +1,141 @@
+"""DirectoryAdmin (microsoft/directory.py) against the emulator over HTTPS, through the production connector."""
+
+import uuid
+
+import pytest
+
+from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.directory import DirectoryAdmin, directory_admin
+
+from tests.microsoft.support import SeededTenant
+
+
+@pytest.fixture
+def admin(connector: MicrosoftConnector, tenant: SeededTenant) -> DirectoryAdmin:
+    return directory_admin(connector.connect(tenant.tenant_id))
+
+
+async def test_lists_every_user_across_pages(admin: DirectoryAdmin) -> None:
+    users = [user async for user in admin.users(page_size=40)]
+    assert len(users) == 151  # 150 seeded + the Global Administrator
+    assert len({user.id for user in users}) == 151
+    assert all(user.user_principal_name.endswith("@northwind.example") for user in users)
+
+
+async def test_filters_and_searches_users(admin: DirectoryAdmin) -> None:
+    everyone = [user async for user in admin.users()]
+    first = everyone[5]
+    prefix = (first.display_name or "")[:3]
+    filtered = [u async for u in admin.users(filter=f"startswith(displayName,'{prefix}')", select=["id", "displayName"])]
+    assert first.id in {u.id for u in filtered}
+    assert all((u.display_name or "").startswith(prefix) for u in filtered)
+    found = [u async for u in admin.users(search=f'"displayName:{prefix}"')]
+    assert first.id in {u.id for u in found}
+
+
+async def test_user_by_id_and_upn_and_missing(admin: DirectoryAdmin) -> None:
+    some = await anext(aiter(admin.users()))
+    assert (await admin.user(some.user_principal_name)).id == some.id
+    assert (await admin.user(some.id)).user_principal_name == some.user_principal_name
+    with pytest.raises(NotFound, match="nobody@northwind.example"):
+        await admin.user("nobody@northwind.example")
+
+
+async def test_create_update_delete_user(admin: DirectoryAdmin) -> None:
+    upn = f"new-{uuid.uuid4().hex[:8]}@northwind.example"
+    created = await admin.create_user(user_principal_name=upn, display_name="New Person", mail_nickname=upn.split("@")[0],
+                                      password="Initial-Passw0rd!", usage_location="BE")
+    assert created.id and created.user_principal_name == upn
+    with pytest.raises(Conflict, match="already exists"):
+        await admin.create_user(user_principal_name=upn, display_name="Again", mail_nickname="again",
+                                password="Initial-Passw0rd!")
+    with pytest.raises(ValidationFailed, match="verified domain"):
+        await admin.create_user(user_principal_name="x@elsewhere.example", display_name="X", mail_nickname="x",
+                                password="Initial-Passw0rd!")
+    await admin.update_user(created.id, display_name="Renamed Person", usage_location="NL")
+    again = await admin.user(created.id)
+    assert (again.display_name, again.usage_location) == ("Renamed Person", "NL")
+    with pytest.raises(ValidationFailed, match="nothing to update"):
+        await admin.update_user(created.id)
+    with pytest.raises(ValidationFailed, match="favourite_colour"):
+        await admin.update_user(created.id, favourite_colour="blue")
+    assert await admin.delete_user(created.id) is True
+    with pytest.raises(NotFound):
+        await admin.user(created.id)
+    assert await admin.delete_user(created.id, missing_ok=True) is False
+
+
+async def test_update_users_in_batches(admin: DirectoryAdmin) -> None:
+    users = [u async for u in admin.users(page_size=999)][:45]
+    results = await admin.update_users({u.id: {"job_title": f"Batch {i}"} for i, u in enumerate(users)}
+                                       | {"ghost@northwind.example": {"job_title": "none"}})
+    assert [r.ok for r in results] == [True] * 45 + [False]
+    assert isinstance(results[-1].error, NotFound)
+    assert (await admin.user(users[44].id)).job_title == "Batch 44"
+
+
+async def test_licences_seats_and_usage_location(admin: DirectoryAdmin) -> None:
+    skus = {s.sku_part_number: s for s in await admin.subscribed_skus()}
+    virtual = skus["PHONESYSTEM_VIRTUALUSER"]
+    assert virtual.prepaid == 2 and virtual.available == 2 - virtual.consumed
+    upns = []
+    for index in range(3):
+        upn = f"ra-{index}-{uuid.uuid4().hex[:6]}@northwind.example"
+        await admin.create_user(user_principal_name=upn, display_name=f"RA {index}", mail_nickname=upn.split("@")[0],
+                                password="Initial-Passw0rd!", usage_location="US")
+        upns.append(upn)
+    nowhere = f"nowhere-{uuid.uuid4().hex[:6]}@northwind.example"
+    await admin.create_user(user_principal_name=nowhere, display_name="No Location", mail_nickname=nowhere.split("@")[0],
+                            password="Initial-Passw0rd!")
+    with pytest.raises(ValidationFailed, match="PHONESYSTEM_VIRTUALUSER.*usage location"):
+        await admin.assign_licences(nowhere, add=["PHONESYSTEM_VIRTUALUSER"])
+    free = (await admin.sku("PHONESYSTEM_VIRTUALUSER")).available
+    for upn in upns[:free]:
+        assert (await admin.assign_licences(upn, add=["PHONESYSTEM_VIRTUALUSER"])).user_principal_name == upn
+        assert virtual.sku_id in (await admin.user(upn)).assigned_sku_ids
+    with pytest.raises(Conflict, match="no free seat of licence PHONESYSTEM_VIRTUALUSER"):
+        await admin.assign_licences(upns[-1], add=[virtual.sku_id])
+    assert (await admin.sku("PHONESYSTEM_VIRTUALUSER")).available == 0
+    assert [d.sku_part_number for d in await admin.licences(upns[0])] == ["PHONESYSTEM_VIRTUALUSER"]
+    await admin.remove_licences(upns[0], ["PHONESYSTEM_VIRTUALUSER"])
+    assert (await admin.sku("PHONESYSTEM_VIRTUALUSER")).available == 1
+    with pytest.raises(NotFound, match="NOT_A_SKU"):
+        await admin.assign_licences(upns[0], add=["NOT_A_SKU"])
+
+
+async def test_groups_membership_is_idempotent(admin: DirectoryAdmin) -> None:
+    groups = [g async for g in admin.groups()]
+    teams = [g async for g in admin.groups(teams_only=True)]
+    assert groups and all(g.is_team for g in teams)
+    assert {g.id for g in teams} <= {g.id for g in groups}
+    group = groups[0]
+    user = await anext(aiter(admin.users()))
+    if user.id in [m.id async for m in admin.group_members(group.id)]:
+        assert await admin.remove_group_member(group.id, user.id) is True
+    assert await admin.add_group_member(group.id, user.id) is True
+    assert await admin.add_group_member(group.id, user.id) is False  # already a member: success, nothing to do
+    assert group.id in {m.id for m in await admin.member_of(user.id) if m.kind == "group"}
+    assert await admin.remove_group_member(group.id, user.id) is True
+    assert await admin.remove_group_member(group.id, user.id) is False
+    with pytest.raises(NotFound, match="group"):
+        await admin.add_group_member(str(uuid.uuid4()), user.id)
+    with pytest.raises(NotFound, match="directory object"):
+        await admin.add_group_member(group.id, str(uuid.uuid4()))
+
+
+async def test_global_admin_role_in_member_of(admin: DirectoryAdmin, tenant: SeededTenant) -> None:
+    roles = [m for m in await admin.member_of(tenant.admin) if m.kind == "directoryRole"]
+    assert any(r.role_template_id == "62e90394-69f5-4237-9190-012177145e10" for r in roles)
+
+
+async def test_domains(admin: DirectoryAdmin) -> None:
+    domains = {d.name: d for d in await admin.domains()}
+    assert domains["northwind.example"].is_verified and domains["northwind.example"].is_default
+    assert any(d.is_initial and d.name.endswith(".onmicrosoft.com") for d in domains.values())
+
+
+async def test_connection_exposes_directory_admin(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    connection = connector.connect(tenant.tenant_id)
+    assert connection.directory_admin is connection.directory_admin
+    assert isinstance(connection.directory_admin, DirectoryAdmin)

@@ -1,0 +1,139 @@
+"""Fidelity checked by code no one here wrote: Microsoft's msal, azure-identity and msgraph-sdk, unmodified,
+against the emulator over HTTPS. Only their documented configuration points are used: the authority host,
+instance discovery off, the CA to trust, and the Graph base URL of the request adapter."""
+
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import msal
+import pytest
+import requests
+from azure.identity import ClientSecretCredential
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from msgraph import GraphServiceClient
+from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph.generated.users.item.assign_license.assign_license_post_request_body import AssignLicensePostRequestBody
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph_core import GraphClientFactory
+
+from tests.microsoft.support import MsEmulator, RegisteredApp, SeededTenant, admin_consent, seed_tenant
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+@pytest.fixture(scope="module")
+def fidelity_tenant(ms_emulator: MsEmulator, app: RegisteredApp) -> SeededTenant:
+    """130 users (so $top=50 takes three pages) and a Phone System virtual-user SKU with no seats."""
+    seeded = seed_tenant(ms_emulator, "fidelity.example", users=130, licences=[
+        {"skuPartNumber": "ENTERPRISEPACK", "units": 200}, {"skuPartNumber": "PHONESYSTEM_VIRTUALUSER", "units": 0},
+    ])
+    admin_consent(ms_emulator, seeded, app)
+    return seeded
+
+
+def msal_app(ms_emulator: MsEmulator, app: RegisteredApp, tenant: SeededTenant) -> msal.ConfidentialClientApplication:
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override `verify`
+    session.verify = str(ms_emulator.ca)
+    return msal.ConfidentialClientApplication(
+        app.client_id, client_credential=app.secret, authority=f"{ms_emulator.url}/{tenant.tenant_id}",
+        http_client=session, instance_discovery=False,
+    )
+
+
+def test_msal_gets_and_caches_an_app_only_token(ms_emulator: MsEmulator, app: RegisteredApp,
+                                                fidelity_tenant: SeededTenant) -> None:
+    client = msal_app(ms_emulator, app, fidelity_tenant)
+    first = client.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert "access_token" in first, first
+    assert first["token_type"].lower() == "bearer" and first["token_source"] == "identity_provider"
+    again = client.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert again["access_token"] == first["access_token"] and again["token_source"] == "cache"
+    wrong = msal.ConfidentialClientApplication(
+        app.client_id, client_credential="wrong-secret", authority=f"{ms_emulator.url}/{fidelity_tenant.tenant_id}",
+        http_client=client.http_client, instance_discovery=False,
+    ).acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    assert wrong.get("error") == "invalid_client"
+
+
+@pytest.fixture(scope="module")
+async def graph(ms_emulator: MsEmulator, app: RegisteredApp, fidelity_tenant: SeededTenant) -> AsyncIterator[GraphServiceClient]:
+    credential = ClientSecretCredential(
+        fidelity_tenant.tenant_id, app.client_id, app.secret, authority=ms_emulator.url,
+        disable_instance_discovery=True, connection_verify=str(ms_emulator.ca),
+    )
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ms_emulator.ca))), host=ms_emulator.url,
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = f"{ms_emulator.url}/v1.0"
+    yield GraphServiceClient(request_adapter=adapter)
+    await http.aclose()
+    credential.close()
+
+
+async def test_sdk_lists_users_across_pages(graph: GraphServiceClient) -> None:
+    config = UsersRequestBuilder.UsersRequestBuilderGetRequestConfiguration(
+        query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(top=50, select=["id", "userPrincipalName"]),
+    )
+    page = await graph.users.get(request_configuration=config)
+    ids, pages = [], 0
+    while page is not None:
+        pages += 1
+        ids += [user.id for user in page.value or []]
+        page = await graph.users.with_url(page.odata_next_link).get() if page.odata_next_link else None
+    assert pages == 3 and len(ids) == len(set(ids)) == 131
+
+
+async def test_sdk_gets_a_user_and_sees_the_seat_error(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    user = await graph.users.by_user_id(fidelity_tenant.admin).get()
+    assert user is not None and user.user_principal_name == fidelity_tenant.admin and user.id
+    skus = {sku.sku_part_number: sku for sku in (await graph.subscribed_skus.get()).value}
+    virtual = skus["PHONESYSTEM_VIRTUALUSER"]
+    assert virtual.prepaid_units.enabled == 0
+    body = AssignLicensePostRequestBody(add_licenses=[AssignedLicense(sku_id=virtual.sku_id, disabled_plans=[])],
+                                        remove_licenses=[])
+    with pytest.raises(ODataError) as refused:
+        await graph.users.by_user_id(user.id).assign_license.post(body)
+    assert refused.value.response_status_code == 400
+    assert refused.value.error.code == "Request_BadRequest"
+    assert "does not have any available licenses" in refused.value.error.message
+    enterprise = AssignLicensePostRequestBody(
+        add_licenses=[AssignedLicense(sku_id=skus["ENTERPRISEPACK"].sku_id, disabled_plans=[])], remove_licenses=[])
+    if skus["ENTERPRISEPACK"].sku_id not in [l.sku_id for l in (await graph.users.by_user_id(user.id).get()).assigned_licenses or []]:
+        assigned = await graph.users.by_user_id(user.id).assign_license.post(enterprise)
+        assert assigned.id == user.id
+
+
+async def test_sdk_adds_a_group_member(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    group = (await graph.groups.get()).value[0]
+    user = (await graph.users.get()).value[3]
+    members = await graph.groups.by_group_id(group.id).members.get()
+    if user.id in [m.id for m in members.value or []]:
+        await graph.groups.by_group_id(group.id).members.by_directory_object_id(user.id).ref.delete()
+    reference = ReferenceCreate(odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{user.id}")
+    await graph.groups.by_group_id(group.id).members.ref.post(reference)
+    members = await graph.groups.by_group_id(group.id).members.get()
+    assert user.id in [m.id for m in members.value or []]
+    with pytest.raises(ODataError) as duplicate:
+        await graph.groups.by_group_id(group.id).members.ref.post(reference)
+    assert duplicate.value.response_status_code == 400
+    missing = ReferenceCreate(odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{uuid.uuid4()}")
+    with pytest.raises(ODataError) as absent:
+        await graph.groups.by_group_id(group.id).members.ref.post(missing)
+    assert absent.value.response_status_code == 404
+
+
+async def test_sdk_reads_teams_user_configurations(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    configurations = await graph.admin.teams.user_configurations.get()
+    assert configurations.value
+    admin = await graph.users.by_user_id(fidelity_tenant.admin).get()
+    one = await graph.admin.teams.user_configurations.by_teams_user_configuration_id(admin.id).get()
+    assert one.id == admin.id and one.user_principal_name == fidelity_tenant.admin
+    assert one.is_enterprise_voice_enabled in (True, False)
