@@ -4,10 +4,10 @@
 import json
 import secrets
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
-from html.parser import HTMLParser
 
 import httpx
 from sqlalchemy import create_engine as create_sync_engine
@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from teamsvoice.core.ids import new_client_id
-from teamsvoice.domain.fusion.onboarding import CONSENT_CALLBACK_PATH as FUSION_CONSENT_CALLBACK_PATH
 from teamsvoice.core.db import sync_url
+from teamsvoice.core.ids import new_client_id
 from teamsvoice.core.security import Keyring, hash_secret, new_token
 from teamsvoice.domain.fusion import numbers as fusion_numbers
 from teamsvoice.domain.fusion import onboarding
+from teamsvoice.domain.fusion.onboarding import CONSENT_CALLBACK_PATH as FUSION_CONSENT_CALLBACK_PATH
 from teamsvoice.domain.fusion import tenants as fusion_tenants
 from teamsvoice.domain.fusion.models import FusionTenant, FusionWizardRun
 from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess
@@ -31,7 +31,11 @@ CREDENTIALS_FILE = "demo-credentials.json"
 DEMO_TENANTS = [
     {"displayName": "Contoso Ltd", "domain": "contoso.example", "country": "US"},
     {"displayName": "Fabrikam NV", "domain": "fabrikam.example", "country": "BE"},
+    # Onboarded to Fusion subscriptions by the seed (the two above stay free for ConnecttoTeams registration).
+    {"displayName": "Adatum Corp", "domain": "adatum.example", "country": "US"},
+    {"displayName": "Litware BV", "domain": "litware.example", "country": "NL"},
 ]
+FUSION_DEMO_DOMAINS = ("adatum.example", "litware.example")
 REGIONS = [("US-East", "sbc-us-east"), ("EU-West", "sbc-eu-west")]
 
 
@@ -138,7 +142,7 @@ def read_credentials(path: Path) -> dict[str, Any] | None:
 
 # --- Fusion ---------------------------------------------------------------------------------------
 
-FUSION_NUMBERS = {"US": ("+1", 4139301600), "BE": ("+32", 22100100)}
+FUSION_NUMBERS = {"US": ("+1", 4139301600), "BE": ("+32", 22100100), "NL": ("+31", 302861200)}
 FUSION_NUMBERS_PER_SUBSCRIPTION = 10
 
 
@@ -194,14 +198,14 @@ async def seed_fusion(session: AsyncSession, keyring: Keyring, organisation: Dem
     assert partner is not None
     seed = FusionSeed()
     for level, reseller_id in (("system", partner.id), ("distributor", organisation.master.reseller_id),
-                               ("reseller", organisation.resellers[0].reseller_id)):
+                               ("reseller", organisation.resellers[1].reseller_id)):
         password = new_token(12)
         await fusion_tenants.create_login(session, username=f"fusion-{level}", password=password, level=level,
                                           reseller_id=reseller_id)
         seed.logins.append({"level": level, "username": f"fusion-{level}", "password": password})
-    owner = await session.get(Reseller, organisation.resellers[0].reseller_id)
+    owner = await session.get(Reseller, organisation.resellers[1].reseller_id)
     assert owner is not None
-    for microsoft in microsoft_tenants:
+    for microsoft in (t for t in microsoft_tenants if t["domain"] in FUSION_DEMO_DOMAINS):
         spec = next(t for t in DEMO_TENANTS if t["domain"] == microsoft["domain"])
         tenant = FusionTenant(name=spec["displayName"], billing_id=f"BILL-{spec['domain']}", markup=0.0,
                               owner_reseller_id=owner.id)

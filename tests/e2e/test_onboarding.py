@@ -4,7 +4,6 @@ teamsvoice on loopback, the Microsoft 365 emulator on loopback HTTPS, the provid
 import asyncio
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import msal
 import pytest
 import requests

@@ -127,3 +127,13 @@ def _start(run_id: int) -> None:
 async def enqueue_wizard(run_id: int) -> None:
     """Idempotent: the workflow id is the run's never-reused key."""
     await anyio.to_thread.run_sync(_start, run_id)
+
+
+def resume_orphaned() -> int:
+    """A crash between commit and enqueue leaves a running run with no workflow; start those (idempotent).
+    To be called from runtime.start_jobs after DBOS.launch()."""
+    with Session(job_context().engine) as session:
+        running = list(session.scalars(select(FusionWizardRun.id).where(FusionWizardRun.running.is_(True))))
+    for run_id in running:
+        _start(run_id)
+    return len(running)

@@ -23,7 +23,7 @@ class JobContext:
 
 _context: JobContext | None = None
 
-# Every module that defines DBOS workflows; add yours here.
+# Every module that defines DBOS workflows; add yours here. A module may define `resume_orphaned()`.
 WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
                     "teamsvoice.domain.teams_users.workflows"]
 
@@ -43,9 +43,8 @@ def system_database_url(settings: Settings) -> str:
 def start_jobs(settings: Settings, keyring: Keyring) -> None:
     """Launching DBOS also resumes every workflow a previous process left unfinished."""
     global _context
-    for module in WORKFLOW_MODULES:  # workflows must be registered before launch, so recovery finds them
-        importlib.import_module(module)
-    from teamsvoice.jobs import webhooks
+    # Workflows must be registered before launch, so that recovery finds them.
+    modules = [importlib.import_module(name) for name in WORKFLOW_MODULES]
 
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),
@@ -58,7 +57,11 @@ def start_jobs(settings: Settings, keyring: Keyring) -> None:
         "notification_listener_polling_interval_sec": 0.1,
     })
     DBOS.launch()
-    webhooks.resume_orphaned_deliveries()
+    # A crash between a commit and its enqueue leaves work recorded but not started: each module that can
+    # have such work exposes `resume_orphaned()` (idempotent: workflow ids are derived from the work).
+    for module in modules:
+        if resume := getattr(module, "resume_orphaned", None):
+            resume()
 
 
 def stop_jobs() -> None:

@@ -61,7 +61,7 @@ async def enqueue_delivery(delivery_id: int) -> None:
     await anyio.to_thread.run_sync(_start, delivery_id)
 
 
-def resume_orphaned_deliveries() -> int:
+def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a pending row with no workflow; start those (idempotent)."""
     with Session(job_context().engine) as session:
         pending = list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")))

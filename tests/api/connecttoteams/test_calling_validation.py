@@ -130,9 +130,11 @@ async def test_phone_numbers_are_unique_across_enterprises(client, live, organis
     expect(clash, 409, "+14139301771")
 
 
-async def test_template_images_are_checked(registered) -> None:
-    client, token, tenant_id = registered.client, registered.token, registered.tenant["tenantId"]
-    good = template_body(registered.enterprise_id, registered.login.reseller_id, tenant_id)
+async def test_template_images_are_checked(client, live, organisation, receiver) -> None:
+    registered = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+    await registered.create()  # a template needs no Microsoft tenant yet
+    token = registered.token
+    good = template_body(registered.enterprise_id, registered.login.reseller_id, "") | {"tenantID": None}
     huge = base64.b64encode(png(192, 192) + b"\x00" * (1024 * 1024)).decode()
     cases = [
         (good | {"brandingImageInBytes": b64png(100, 100)}, "brandingImageInBytes: the image is 100x100"),
@@ -144,6 +146,7 @@ async def test_template_images_are_checked(registered) -> None:
         (good | {"type": "PBX"}, "type"),
         (good | {"name": ""}, "name"),
         (good | {"resellerId": registered.login.reseller_id + 1}, "resellerId"),
+        (good | {"tenantID": "00000000-0000-0000-0000-000000000000"}, "tenantId"),
         (good | {"turnOffCard": "no"}, "turnOffCard"),
         ({k: v for k, v in good.items() if k != "enterpriseId"}, "enterpriseId"),
     ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -212,6 +213,15 @@ async def _check_number_free(session: AsyncSession, number: str, user: PbxUser |
 async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
                          number: str, microsoft_user_id: str) -> tuple[PbxUser, bool]:
     """Create or update (by teamsUserId) the user. Returns it and whether anything changed."""
+    try:
+        return await _configure_user(session, keyring, enterprise, draft, number, microsoft_user_id)
+    except IntegrityError as exc:  # a concurrent request took the number or the user first
+        raise Conflict(f"teamsUserId/phoneNumber: changed by a concurrent request ({draft.teams_user_id}, {number}); "
+                       "try again") from exc
+
+
+async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
+                          number: str, microsoft_user_id: str) -> tuple[PbxUser, bool]:
     upn = draft.teams_user_id.strip().lower()
     location = await _location_for(session, enterprise, draft.pbx_location)
     route: DirectRoute | None = None

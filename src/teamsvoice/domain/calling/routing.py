@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.errors import NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.domain.calling.common import CALLING_CONSENTS, CONSENT_ACTIONS, missing_consents, require_registered
 from teamsvoice.domain.calling.models import DirectRoute
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
@@ -225,7 +226,10 @@ async def provision(session: AsyncSession, access: ProvisioningAccess, sbc_gatew
     record.voice_route, record.number_pattern = plan.route.identity, plan.route.number_pattern
     record.voice_routing_policy = plan.policy.identity
     record.last_changes, record.provisioned_at = changes, utcnow()
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent run recorded the route first; the tenant objects are in place
+        raise Conflict("provisionDirectRouting ran concurrently for this gateway; run it again") from exc
     return record, changes
 
 

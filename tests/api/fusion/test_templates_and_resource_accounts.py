@@ -1,0 +1,81 @@
+"""Templates (list with default 0, create/update/delete, apply with override) and resource accounts
+(intermediate status, then the final state after Microsoft's work)."""
+
+import asyncio
+
+import pytest
+
+from tests.api.fusion.users_support import Onboarded, onboard
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation, tenant_index=1)
+
+
+async def test_templates_crud_and_apply(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    listed = (await client.get(f"{path}/msteams/templates", headers=headers)).json()["templates"]
+    assert [t["id"] for t in listed] == [0]
+    body = {"name": "ES-Test", "productKey": "es", "description": "Spain", "location": "ES", "vrp": "teamsvoice",
+            "groups": ["Sales", "Support"], "licenses": ["MCOEV", "ENTERPRISEPACK"]}
+    created = await client.post(f"{path}/msteams/templates", headers=headers, json=body)
+    assert created.status_code == 201, created.text
+    template_id = created.json()["id"]
+    assert (await client.post(f"{path}/msteams/templates", headers=headers, json=body)).status_code == 409
+    assert (await client.put(f"{path}/msteams/templates/0", headers=headers, json={"name": "x"})).status_code == 400
+    assert (await client.get(f"{path}/msteams/templates", headers=headers, params={"search": "zz"})).json()["templates"] == []
+    user = (await sub.users(3))[1]["msTeams"]
+    applied = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers, json={"override": True})
+    assert applied.status_code == 200, applied.text
+    result = applied.json()
+    assert set(result) == {"before", "after"} and set(result["after"]) == {"groups", "licenses", "location", "vrp"}
+    assert result["after"]["location"] == "ES" and result["after"]["vrp"] == "teamsvoice" and len(result["after"]["groups"]) == 2
+    assert (await client.put(f"{path}/msteams/templates/{template_id}", headers=headers, json={"vrp": None})).status_code == 204
+    assert (await client.get(f"{path}/msteams/templates/{template_id}", headers=headers)).json()["vrp"] is None
+    assert (await client.delete(f"{path}/msteams/templates/{template_id}", headers=headers)).status_code == 204
+    missing = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"] == {"code": 2095, "reason": "The template does not exist"}
+
+
+async def _settled(sub: Onboarded, ra_id: int) -> dict:
+    for _ in range(200):
+        accounts = (await sub.world.client.get(f"{sub.path}/msteams/resource_accounts", headers=sub.headers)).json()["resourceAccounts"]
+        mine = [a for a in accounts if a.get("draas", {}).get("id") == ra_id]
+        if mine and mine[0]["draas"]["status"] in ("active", "error"):
+            return mine[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError("the resource account did not settle")
+
+
+async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    upn = f"my_call_queue@{sub.tenant['domain']}"
+    body = {"accountType": "call-queue", "userPrincipalName": upn, "displayName": "My First Call Queue", "location": "BE",
+            "phoneNumber": sub.numbers[5]}
+    assert (await client.post(f"{path}/msteams/resource_accounts", headers=headers,
+                              json={**body, "phoneNumber": sub.numbers[5] + ";ext=12"})).status_code == 400
+    created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json=body)
+    assert created.status_code == 200, created.text
+    ra_id = created.json()["id"]
+    account = await _settled(sub, ra_id)
+    assert account["draas"]["status"] == "active", account
+    ms = account["msTeams"]
+    assert ms["accountType"] == "call-queue" and ms["phoneNumber"] == sub.numbers[5] and ms["location"] == "BE"
+    assert "PHONESYSTEM_VIRTUALUSER" in [l["skuPartNumber"] for l in ms["licenses"]]
+    assert await sub.teams_numbers(ms["id"]) == [sub.numbers[5]]
+    modified = await client.put(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers, json={
+        "accountType": "auto-attendant", "displayName": "A Modified Call Queue", "location": "NL", "phoneNumber": None})
+    assert modified.status_code == 200 and modified.json() == {"id": ra_id}
+    account = await _settled(sub, ra_id)
+    assert account["msTeams"]["accountType"] == "auto-attendant" and "phoneNumber" not in account["msTeams"]
+    assert account["msTeams"]["displayName"] == "A Modified Call Queue"
+    assert (await client.delete(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers)).status_code == 204
+    for _ in range(100):
+        accounts = (await client.get(f"{path}/msteams/resource_accounts", headers=headers)).json()["resourceAccounts"]
+        if not any(a["msTeams"]["userPrincipalName"] == upn for a in accounts):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("not deleted")
+    assert (await client.delete(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers)).status_code == 204
