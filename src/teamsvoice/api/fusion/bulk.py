@@ -106,10 +106,6 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
 async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), uow: UnitOfWorkDep,
                        container: ContainerDep) -> Response:
     job = await bulk.job_in_scope(uow.session, access, bulk_id)
-    if job.status not in bulk.FINAL:
-        job_key = job.job_key
-        await uow.session.commit()
-        await workflows.enqueue_bulk(job_key, bulk_id)  # no-op when running; starts a job a crash left unstarted
     summary = bulk.job_summary(job)
 
     async def stream() -> AsyncIterator[bytes]:
