@@ -135,7 +135,7 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     body = user_body(onboarding, upn=pbx_upn, number="14139301751", route=route["directRouteId"], location=str(location["id"]))
     configured = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
     assert configured.status_code == 200, configured.text
-    assert configured.json()["phoneNumber"] == "+14139301751" and "password" not in configured.text.lower().replace("pbxauth", "")
+    assert configured.json()["phoneNumber"] == "+14139301751" and "S1p-secret-104" not in configured.text
     repeat = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
     assert repeat.status_code == 200 and repeat.json()["changed"] is False
     engine = create_engine(sync_url(live.settings.effective_database_url))

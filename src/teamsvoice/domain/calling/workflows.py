@@ -192,3 +192,13 @@ def _start(job_id: int) -> None:
 async def enqueue(job_id: int) -> None:
     """Starting twice under the same workflow id is a no-op."""
     await anyio.to_thread.run_sync(_start, job_id)
+
+
+def resume_orphaned_jobs() -> int:
+    """A crash between commit and enqueue leaves a QUEUED job with no workflow; start those (idempotent:
+    the workflow id is the job's key). To be called once the job engine is launched."""
+    with Session(job_context().engine) as session:
+        queued = list(session.scalars(select(CallingJob.id).where(CallingJob.status == "QUEUED")))
+    for job_id in queued:
+        _start(job_id)
+    return len(queued)
