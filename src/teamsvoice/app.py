@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +16,7 @@ from teamsvoice.api.connecttoteams.errors import describe_validation_error, rend
 from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError
 from teamsvoice.core.metrics import metrics_response, record_request
-from teamsvoice.jobs.runtime import start_jobs, stop_jobs
+from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
 from teamsvoice.settings import Settings
 
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_jobs:
             start_jobs(settings, container.keyring)
+            await anyio.to_thread.run_sync(resume_orphaned_work)
         try:
             yield
         finally:

@@ -22,8 +22,6 @@ async def _login(http: httpx.AsyncClient, login: dict) -> dict:
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
-@pytest.mark.skip(reason="WIP (helper ran out of time): after the restart the details GET timed out (120 s) "
-                  "on SQLite; suspected DBOS start_workflow from the request racing recovery (now removed), unverified")
 async def test_bulk_job_survives_a_crash_and_applies_each_item_once(served: Served) -> None:  # noqa: F811
     served.start()
     creds = served.credentials()

@@ -32,7 +32,7 @@ def database_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 class Served:
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir, self.port = data_dir, free_port()
+        self.data_dir, self.port, self.emulator_port = data_dir, free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSVOICE_")} | env | {
             "TEAMSVOICE_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2", "TEAMSVOICE_WEBHOOK_RETRY_MAX_SECONDS": "0.5"}
         self.process: subprocess.Popen | None = None
@@ -42,13 +42,15 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Served":
+        # Output goes to a file: a pipe nobody drains fills up and then blocks the server's logging.
+        self.log = (self.data_dir.parent / "serve.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "teamsvoice", "serve", "--port", str(self.port), "--emulator-port", str(free_port()),
+            [sys.executable, "-m", "teamsvoice", "serve", "--port", str(self.port), "--emulator-port", str(self.emulator_port),
              "--data-dir", str(self.data_dir)],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read().decode()  # type: ignore[union-attr]
+            assert self.process.poll() is None, (self.data_dir.parent / "serve.log").read_text()
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import anyio
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.jobs.runtime import job_context, start_once
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
 
@@ -120,8 +120,7 @@ def onboarding_wizard(run_id: int) -> bool:
 def _start(run_id: int) -> None:
     with Session(job_context().engine) as session:
         job_key = session.scalar(select(FusionWizardRun.job_key).where(FusionWizardRun.id == run_id))
-    with SetWorkflowID(f"fusion-wizard-{job_key}"):
-        DBOS.start_workflow(onboarding_wizard, run_id)
+    start_once(f"fusion-wizard-{job_key}", onboarding_wizard, run_id)
 
 
 async def enqueue_wizard(run_id: int) -> None:

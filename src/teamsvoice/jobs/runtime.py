@@ -2,10 +2,12 @@
 so they use a synchronous engine of their own rather than the API's async one)."""
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 from sqlalchemy import Engine, create_engine
 
 from teamsvoice.core.db import sync_url
@@ -44,7 +46,8 @@ def start_jobs(settings: Settings, keyring: Keyring) -> None:
     """Launching DBOS also resumes every workflow a previous process left unfinished."""
     global _context
     # Workflows must be registered before launch, so that recovery finds them.
-    modules = [importlib.import_module(name) for name in WORKFLOW_MODULES]
+    for name in WORKFLOW_MODULES:
+        importlib.import_module(name)
 
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),
@@ -57,11 +60,17 @@ def start_jobs(settings: Settings, keyring: Keyring) -> None:
         "notification_listener_polling_interval_sec": 0.1,
     })
     DBOS.launch()
-    # A crash between a commit and its enqueue leaves work recorded but not started: each module that can
-    # have such work exposes `resume_orphaned()` (idempotent: workflow ids are derived from the work).
-    for module in modules:
-        if resume := getattr(module, "resume_orphaned", None):
-            resume()
+
+
+def resume_orphaned_work() -> int:
+    """A crash between a commit and its enqueue leaves work recorded but not started: each workflow module
+    that can have such work exposes `resume_orphaned()` (idempotent: workflow ids derive from the work).
+    Call from a thread (DBOS's synchronous API refuses to run inside an event loop)."""
+    resumed = 0
+    for name in WORKFLOW_MODULES:
+        if resume := getattr(importlib.import_module(name), "resume_orphaned", None):
+            resumed += resume()
+    return resumed
 
 
 def stop_jobs() -> None:
@@ -71,3 +80,14 @@ def stop_jobs() -> None:
         _context.http.close()
         _context.engine.dispose()
     _context = None
+
+
+def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bool:
+    """Starts `workflow` under `workflow_id` unless a workflow with that id exists already (running,
+    recovered or finished). Used for enqueue-after-commit and for resuming orphaned work; never starts a
+    second execution beside one that DBOS recovery is running."""
+    if DBOS.get_workflow_status(workflow_id) is not None:
+        return False
+    with SetWorkflowID(workflow_id):
+        DBOS.start_workflow(workflow, *args)
+    return True

@@ -2,14 +2,14 @@
 
 import anyio
 import httpx
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.jobs.runtime import job_context, start_once
 
 
 @DBOS.step(name="post_webhook")
@@ -52,8 +52,7 @@ def deliver_webhook(delivery_id: int) -> int:
 def _start(delivery_id: int) -> None:
     with Session(job_context().engine) as session:
         job_key = session.scalar(select(WebhookDelivery.job_key).where(WebhookDelivery.id == delivery_id))
-    with SetWorkflowID(f"webhook-{job_key}"):
-        DBOS.start_workflow(deliver_webhook, delivery_id)
+    start_once(f"webhook-{job_key}", deliver_webhook, delivery_id)
 
 
 async def enqueue_delivery(delivery_id: int) -> None:

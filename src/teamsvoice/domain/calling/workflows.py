@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import anyio
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTempla
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.jobs.runtime import job_context, start_once
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.teams_apps import teams_apps
 
@@ -185,8 +185,7 @@ def _start(job_id: int) -> None:
         job = session.get(CallingJob, job_id)
         assert job is not None
         key, kind = job.job_key, job.kind
-    with SetWorkflowID(f"calling-{key}"):
-        DBOS.start_workflow(sync_teams_users if kind == SYNC_TEAMS_USERS else sync_unified_app, job_id)
+    start_once(f"calling-{key}", sync_teams_users if kind == SYNC_TEAMS_USERS else sync_unified_app, job_id)
 
 
 async def enqueue(job_id: int) -> None:
@@ -194,7 +193,7 @@ async def enqueue(job_id: int) -> None:
     await anyio.to_thread.run_sync(_start, job_id)
 
 
-def resume_orphaned_jobs() -> int:
+def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a QUEUED job with no workflow; start those (idempotent:
     the workflow id is the job's key). To be called once the job engine is launched."""
     with Session(job_context().engine) as session:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +22,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.jobs.runtime import job_context, start_once
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -151,8 +151,7 @@ def bulk_update(job_id: int) -> str:
 
 
 def _start_bulk(job_key: str, job_id: int) -> None:
-    with SetWorkflowID(f"fusion-bulk-{job_key}"):
-        DBOS.start_workflow(bulk_update, job_id)
+    start_once(f"fusion-bulk-{job_key}", bulk_update, job_id)
 
 
 async def enqueue_bulk(job_key: str, job_id: int) -> None:
@@ -190,9 +189,24 @@ def resource_account_workflow(account_id: int, generation: int) -> dict[str, Any
 
 
 def _start_resource_account(job_key: str, account_id: int, generation: int) -> None:
-    with SetWorkflowID(f"fusion-ra-{job_key}-{generation}"):
-        DBOS.start_workflow(resource_account_workflow, account_id, generation)
+    start_once(f"fusion-ra-{job_key}-{generation}", resource_account_workflow, account_id, generation)
 
 
 async def enqueue_resource_account(job_key: str, account_id: int, generation: int) -> None:
     await anyio.to_thread.run_sync(_start_resource_account, job_key, account_id, generation)
+
+
+def resume_orphaned() -> int:
+    """Work recorded but never started (a crash between commit and enqueue): queued bulk jobs and resource
+    accounts still in a transitional state. Idempotent: workflow ids derive from the rows' keys."""
+    from sqlalchemy.orm import Session
+
+    with Session(job_context().engine) as session:
+        jobs = list(session.execute(select(FusionBulkJob.job_key, FusionBulkJob.id).where(FusionBulkJob.status == "queued")))
+        accounts = list(session.execute(select(FusionResourceAccount.job_key, FusionResourceAccount.id, FusionResourceAccount.generation)
+                                        .where(FusionResourceAccount.status.in_(("creating", "updating", "deleting")))))
+    for key, job_id in jobs:
+        _start_bulk(key, job_id)
+    for key, account_id, generation in accounts:
+        _start_resource_account(key, account_id, generation)
+    return len(jobs) + len(accounts)
