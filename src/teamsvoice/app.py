@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+from sqlalchemy.exc import DataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -14,7 +15,7 @@ from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
-from teamsvoice.core.errors import DomainError
+from teamsvoice.core.errors import DomainError, ValidationFailed
 from teamsvoice.core.metrics import metrics_response, record_request
 from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
 from teamsvoice.settings import Settings
@@ -26,6 +27,23 @@ def _is_browser_route(request: Request) -> bool:
 
 def _is_fusion_route(request: Request) -> bool:
     return request.url.path.startswith(fusion.PREFIX)
+
+
+def _render_domain_error(request: Request, exc: DomainError) -> Response:
+    if _is_browser_route(request):
+        return restricted.page("Sign-in answer rejected", exc.message, status=400)
+    if _is_fusion_route(request):
+        return fusion_errors.render_domain_error(exc)
+    return render_domain_error(request, exc)
+
+
+def describe_data_error(exc: DataError) -> str:
+    detail = str(exc.orig or exc).lower()
+    if "nul (0x00)" in detail:
+        return "Text values must not contain NUL (\\u0000) characters"
+    if "out of range" in detail:
+        return "A number in the request is out of range"
+    return "A value in the request cannot be stored"
 
 
 def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
@@ -53,11 +71,13 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        if _is_browser_route(request):
-            return restricted.page("Sign-in answer rejected", exc.message, status=400)
-        if _is_fusion_route(request):
-            return fusion_errors.render_domain_error(exc)
-        return render_domain_error(request, exc)
+        return _render_domain_error(request, exc)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # Values the database cannot hold (PostgreSQL: NUL in text, integers beyond its column types) are
+        # the request's fault; SQLite stores them, so this is where both backends answer alike.
+        return _render_domain_error(request, ValidationFailed(describe_data_error(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -77,6 +97,8 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         import logging
 
         logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
+        if _is_fusion_route(request):
+            return fusion_errors.fusion_error(500, fusion_errors.INTERNAL, "Internal error; it has been logged")
         return spring_error(request, 500, "Internal error; it has been logged")
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS]:

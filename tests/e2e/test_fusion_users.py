@@ -1,59 +1,28 @@
-"""Fusion bulk at scale, end to end over real HTTP: a bulk job of 300 users survives a SIGKILL of the whole
+"""Fusion bulk at scale, end to end over real HTTP: a bulk job of 200 users survives a SIGKILL of the whole
 server mid-job; after the restart it finishes with every item applied exactly once, and the numbers are
 visible through the Fusion API, the ConnecttoTeams model (the shared Teams user rows) and the emulator."""
 
 import asyncio
 import signal
 import time
-import uuid
-from types import SimpleNamespace
 
 import httpx
-import pytest
 
-from tests.api.fusion.support import BASE, FusionWorld
 from tests.e2e.test_serve import Served, database_env, served  # noqa: F401  (fixtures)
+from tests.support.fusion_bulk import fusion_login, prepare_bulk
 
-N = 300
-
-
-async def _login(http: httpx.AsyncClient, login: dict) -> dict:
-    token = (await http.post("/api/v01/auth/login", json={"username": login["username"], "password": login["password"]})).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
+N = 200
 
 
 async def test_bulk_job_survives_a_crash_and_applies_each_item_once(served: Served) -> None:  # noqa: F811
     served.start()
     creds = served.credentials()
-    microsoft, fusion = creds["microsoft"], creds["fusion"]
-    ca, admin_url = microsoft["caCertificate"], microsoft["loginUrl"]
-    domain = f"bulk{uuid.uuid4().hex[:6]}.example"
-    async with httpx.AsyncClient(verify=ca, timeout=120) as admin:
-        created = (await admin.post(f"{admin_url}/_admin/tenants", json={
-            "displayName": "Bulk Co", "domain": domain, "userCount": N + 2,
-            "globalAdmin": {"username": f"admin@{domain}", "password": "Bulk-Passw0rd!"}})).json()
-    reseller = next(l for l in fusion["logins"] if l["level"] == "reseller")
+    ca, admin_url = creds["microsoft"]["caCertificate"], creds["microsoft"]["loginUrl"]
+    reseller = next(login for login in creds["fusion"]["logins"] if login["level"] == "reseller")
     async with httpx.AsyncClient(base_url=served.url, timeout=120) as http:
-        headers = await _login(http, reseller)
-        tenant = (await http.post(f"{BASE}/tenants", headers=headers, json={"name": "Bulk Co"})).json()
-        subscription = (await http.post(f"{BASE}/tenants/{tenant['uuid']}/subscriptions", headers=headers,
-                                        json={"name": "Teams", "billingId": "B"})).json()
-        path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
-        world = FusionWorld(http, SimpleNamespace(emulator=SimpleNamespace(ca_cert_path=ca)), None, {"reseller": headers["Authorization"][7:]})  # type: ignore[arg-type]
-        await world.onboard(path, {"globalAdmin": {"username": f"admin@{domain}", "password": "Bulk-Passw0rd!"}})
-        assert (await http.post(f"{path}/numbers", headers=headers,
-                                json={"countryCode": "+32", "ranges": [[23300000, 23300000 + N - 1]]})).status_code == 200
-        users, token = [], None
-        while True:
-            params = {"page_size": 200, **({"next": token} if token else {})}
-            page = (await http.get(f"{path}/msteams/users", headers=headers, params=params)).json()
-            users += [u["msTeams"] for u in page["users"] if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
-            token = page.get("next")
-            if not token:
-                break
-        users = users[:N]
-        data = [{"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": f"+32{23300000 + i}",
-                 "vrp": "teamsvoice"} for i, u in enumerate(users)]
+        setup = await prepare_bulk(http, creds, N)
+        path, headers, users, data = setup.path, setup.headers, setup.users, setup.body("crash")["data"]
+        created = {"tenantId": setup.tenant_id}
         accepted = await http.put(f"{path}/msteams/users/bulk", headers={**headers, "Prefer": "respond-async"},
                                   json={"name": "crash", "data": data})
         assert accepted.status_code == 202, accepted.text
@@ -69,7 +38,7 @@ async def test_bulk_job_survives_a_crash_and_applies_each_item_once(served: Serv
 
     served.start()
     async with httpx.AsyncClient(base_url=served.url, timeout=120) as http:
-        headers = await _login(http, reseller)
+        headers = await fusion_login(http, reseller)
         deadline = time.monotonic() + 240
         while True:
             details = (await http.get(f"{path}/msteams/users/bulk/{job_id}", headers=headers)).json()

@@ -5,7 +5,7 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 8
 
 
 def reseller_token(live, organisation) -> str:
