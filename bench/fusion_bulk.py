@@ -46,12 +46,12 @@ async def job_summary(http: httpx.AsyncClient, url: str, headers: dict[str, str]
     return json.loads(head[: head.index(b', "job_items"')] + b"}")
 
 
-async def run_size(served: Served, creds: dict, size: int, args: argparse.Namespace) -> dict:
+async def run_size(served: Served, creds: dict, size: int, first_number: int, args: argparse.Namespace) -> dict:
     microsoft = creds["microsoft"]
     async with httpx.AsyncClient(base_url=served.url, timeout=600) as http, \
             httpx.AsyncClient(base_url=microsoft["loginUrl"], verify=microsoft["caCertificate"], timeout=60) as emulator:
         await emulator.delete("/_admin/faults")
-        setup = await prepare_bulk(http, creds, size)
+        setup = await prepare_bulk(http, creds, size, first_number)
         await emulator.put("/_admin/faults", json={
             "latencyMs": args.latency_ms, "throttle": {"requestsPerSecond": args.rate, "burst": args.burst}})
         before_requests = (await emulator.get("/_admin/faults")).json()["injected"]["latency"]
@@ -83,7 +83,10 @@ async def main(args: argparse.Namespace) -> None:
         served = Served(Path(tmp) / "data", {}).start()
         try:
             creds = served.credentials()
-            rows = [await run_size(served, creds, size, args) for size in args.sizes]
+            rows, first_number = [], 23300000
+            for size in args.sizes:  # each size gets its own tenant and its own block of numbers
+                rows.append(await run_size(served, creds, size, first_number, args))
+                first_number += size
         finally:
             served.stop()
     print(f"Fusion bulk update: {args.latency_ms} ms added latency, throttle {args.rate} req/s (burst {args.burst})")

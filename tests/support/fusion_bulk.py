@@ -20,10 +20,11 @@ class BulkSetup:
     headers: dict[str, str]
     tenant_id: str  # the Microsoft tenant
     users: list[dict[str, Any]]  # Fusion msTeams user objects, admin excluded
+    first_number: int = FIRST_NUMBER  # national number of the first of the subscription's numbers (+32)
 
     def body(self, name: str) -> dict[str, Any]:
         return {"name": name, "data": [
-            {"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": f"+32{FIRST_NUMBER + i}",
+            {"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": f"+32{self.first_number + i}",
              "vrp": "teamsvoice"} for i, u in enumerate(self.users)]}
 
 
@@ -32,7 +33,7 @@ async def fusion_login(http: httpx.AsyncClient, login: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
-async def prepare_bulk(http: httpx.AsyncClient, credentials: dict, users: int) -> BulkSetup:
+async def prepare_bulk(http: httpx.AsyncClient, credentials: dict, users: int, first_number: int = FIRST_NUMBER) -> BulkSetup:
     """`http` is a client of a running teamsvoice; `credentials` its demo-credentials.json."""
     microsoft = credentials["microsoft"]
     domain = f"bulk{uuid.uuid4().hex[:6]}.example"
@@ -50,7 +51,7 @@ async def prepare_bulk(http: httpx.AsyncClient, credentials: dict, users: int) -
                         None, {"reseller": headers["Authorization"][7:]})
     await world.onboard(path, {"globalAdmin": {"username": f"admin@{domain}", "password": PASSWORD}})
     added = await http.post(f"{path}/numbers", headers=headers,
-                            json={"countryCode": "+32", "ranges": [[FIRST_NUMBER, FIRST_NUMBER + users - 1]]})
+                            json={"countryCode": "+32", "ranges": [[first_number, first_number + users - 1]]})
     assert added.status_code == 200, added.text
     found, token = [], None
     while True:
@@ -60,4 +61,4 @@ async def prepare_bulk(http: httpx.AsyncClient, credentials: dict, users: int) -
         token = page.get("next")
         if not token:
             break
-    return BulkSetup(path, headers, created["tenantId"], found[:users])
+    return BulkSetup(path, headers, created["tenantId"], found[:users], first_number)
