@@ -1,0 +1,43 @@
+"""One domain, two vocabularies: numbers assigned by a Fusion bulk job are the numbers ConnecttoTeams sees
+(and the reverse), and both are what Teams has in the emulated tenant."""
+
+import httpx
+
+from tests.api.fusion.users_support import onboard
+from tests.support.ctt import bearer, token_for
+
+
+async def test_numbers_assigned_through_fusion_are_seen_through_connecttoteams(client: httpx.AsyncClient, live, organisation) -> None:
+    sub = await onboard(client, live, organisation, tenant_index=2, count=6)
+    users = [u["msTeams"] for u in await sub.users(10) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:4]
+    data = [{"upn": u["userPrincipalName"], "number": sub.numbers[i]} for i, u in enumerate(users[:3])]
+    bulk = await client.put(f"{sub.path}/msteams/users/bulk", headers=sub.headers, json={"name": "one domain", "data": data})
+    assert bulk.status_code == 200, bulk.text
+
+    # ConnecttoTeams: the subscription is an enterprise of the same reseller, linked to the same tenant.
+    token = await token_for(client, organisation.resellers[0])
+    enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                    headers=bearer(token))).json()
+    enterprise = next(e for e in enterprises if e["tenantId"] == sub.tenant["tenantId"])
+    consent_object = {"tenantId": sub.tenant["tenantId"], "resellerId": enterprise["resellerId"]}
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(token), json=consent_object)
+    assert synced.status_code == 200, synced.text
+    seen = {r["userPrincipalName"]: r["status"] for r in synced.json()["results"]}
+    assert {d["upn"].lower() for d in data} <= set(seen) and all(seen[d["upn"].lower()] == "UNCHANGED" for d in data)
+    # A number Fusion assigned is taken for ConnecttoTeams too.
+    taken = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                              json=consent_object | {"userPrincipalName": users[3]["userPrincipalName"], "phoneNumber": sub.numbers[0]})
+    assert taken.status_code == 409, taken.text
+
+    # The reverse: ConnecttoTeams moves the first user to another number of the subscription.
+    moved = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                              json=consent_object | {"userPrincipalName": data[0]["upn"], "phoneNumber": sub.numbers[5]})
+    assert moved.status_code == 200, moved.text
+    fusion_view = (await client.get(f"{sub.path}/msteams/user/{users[0]['id']}", headers=sub.headers)).json()
+    assert fusion_view["draas"]["phoneNumber"] == sub.numbers[5]
+    free = (await client.get(f"{sub.path}/free_numbers", headers=sub.headers)).text
+    assert sub.numbers[0] in free and sub.numbers[5] not in free and sub.numbers[1] not in free
+
+    # Teams, in the emulated tenant, agrees with both.
+    assert await sub.teams_numbers(users[0]["id"]) == [sub.numbers[5]]
+    assert await sub.teams_numbers(users[1]["id"]) == [sub.numbers[1]]
