@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.db import sync_url
+from teamsvoice.core import phone
 from teamsvoice.core.ids import new_client_id
 from teamsvoice.core.security import Keyring, hash_secret, new_token
 from teamsvoice.domain.fusion import numbers as fusion_numbers
@@ -218,7 +219,7 @@ async def seed_fusion(session: AsyncSession, keyring: Keyring, organisation: Dem
         assert enterprise is not None
         access = SubscriptionAccess(principal=None, tenant=tenant, subscription=subscription, enterprise=enterprise)  # type: ignore[arg-type]
         code, first = FUSION_NUMBERS[spec["country"]]
-        digits = fusion_numbers.calling_code(code)
+        digits = phone.calling_code(code)
         await fusion_numbers.add_numbers(session, access, fusion_numbers.expand_ranges(
             digits, [[first, first + FUSION_NUMBERS_PER_SUBSCRIPTION - 1]], spec["country"]), "ranges")
         admin = microsoft["globalAdmin"]

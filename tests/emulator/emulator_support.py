@@ -2,11 +2,12 @@
 consent pages by their HTML forms."""
 
 import uuid
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import httpx
+
+from tests.support.browser import forms
 
 ADMIN_PASSWORD = "Adm1n-Passw0rd!"
 GRAPH_APPLICATION_PERMISSIONS = [
@@ -21,35 +22,6 @@ GRAPH_APPLICATION_PERMISSIONS = [
     "TeamsAppInstallation.ReadWriteForUser.All",
 ]
 REDIRECT_URI = "https://localhost:5001/auth/callback"
-
-
-@dataclass
-class Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self.forms.append(Form(attributes.get("action", ""), attributes.get("method", "get").lower()))
-        elif tag == "input" and self.forms and attributes.get("name"):
-            self.forms[-1].fields[attributes["name"]] = attributes.get("value", "")
-        elif tag == "button" and self.forms and attributes.get("name"):
-            self.forms[-1].buttons.append((attributes["name"], attributes.get("value", "")))
-
-
-def forms(html: str) -> list[Form]:
-    parser = _FormParser()
-    parser.feed(html)
-    return parser.forms
 
 
 @dataclass

@@ -73,7 +73,7 @@ async def test_tenants_crud_paging_and_scope(world) -> None:
     assert refused.status_code == 404
     wrong = await client.post(f"{BASE}/tenants", headers=distributor, json={"name": "x", "owner": {**owner, "type": "distributor"}})
     assert wrong.status_code == 400
-    assert (await client.get(f"/api/v01/draas/other_instance/tenants", headers=reseller)).status_code == 404
+    assert (await client.get("/api/v01/draas/other_instance/tenants", headers=reseller)).status_code == 404
     assert (await client.delete(f"{BASE}/tenants/{uuid}", headers=other)).status_code == 404
     assert (await client.delete(f"{BASE}/tenants/{uuid}", headers=reseller)).status_code == 200
     assert (await client.get(f"{BASE}/tenants/{uuid}", headers=reseller)).status_code == 404

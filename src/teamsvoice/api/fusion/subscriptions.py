@@ -16,6 +16,7 @@ from teamsvoice.api.fusion.wire import (
     render_subscription_summary,
 )
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core import phone
 from teamsvoice.domain.fusion import numbers, onboarding
 from teamsvoice.domain.fusion import tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
@@ -137,7 +138,7 @@ async def add_numbers(
         raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
     if "countryCode" not in body:
         raise ValidationFailed("countryCode: is required")
-    code = numbers.calling_code(body["countryCode"])
+    code = phone.calling_code(body["countryCode"])
     iso = numbers.check_iso_code(body["isoCode"]) if body.get("isoCode") is not None else None
     if ("ranges" in body) == ("numbers" in body):
         raise ValidationFailed("Give either ranges or numbers")
@@ -150,7 +151,7 @@ async def add_numbers(
             raise ValidationFailed("numbers: must be a non-empty list of national significant numbers")
         if len(body["numbers"]) > numbers.MAX_NUMBERS_PER_REQUEST:
             raise ValidationFailed(f"numbers: at most {numbers.MAX_NUMBERS_PER_REQUEST} per request")
-        parsed, source = [numbers.parse_number(code, n, iso) for n in body["numbers"]], "numbers"
+        parsed, source = [phone.parse_number(code, n, iso) for n in body["numbers"]], "numbers"
     rows = await numbers.add_numbers(uow.session, access, parsed, source)
     return {"added": len(rows), "numbers": [render_number(r, None) for r in rows]}
 
@@ -161,7 +162,7 @@ async def delete_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.delete"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    parsed = [numbers.parse_number(numbers.calling_code(n.countryCode, "numbers.countryCode"), n.nsn) for n in body.numbers]
+    parsed = [phone.parse_number(phone.calling_code(n.countryCode, "numbers.countryCode"), n.nsn) for n in body.numbers]
     return {"deleted": await numbers.delete_numbers(uow.session, access, parsed)}
 
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
@@ -105,14 +105,10 @@ async def authorize_provisioning(
 
 
 def normalise_phone_number(raw: str) -> str:
-    text = raw.strip()
     try:
-        parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationFailed(f"phoneNumber: '{raw}' is not a phone number ({exc})") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValidationFailed(f"phoneNumber: '{raw}' is not a valid E.164 number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return parse_e164(raw).e164
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"phoneNumber: {exc.message}") from exc
 
 
 async def _voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) -> TeamsVoiceUser | None:

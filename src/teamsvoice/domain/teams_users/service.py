@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import numbers
@@ -376,7 +377,7 @@ def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
         elif name == "location":
             update.location = parse_location(wire, value)
         elif name == "phone_number":
-            update.phone_number = None if value is None else numbers.parse_e164(_optional_string(wire, value, nullable=False) or "").e164
+            update.phone_number = None if value is None else parse_e164(_optional_string(wire, value, nullable=False) or "").e164
         elif name == "vrp":
             update.vrp = _optional_string(wire, value)
         elif name in ("groups", "licenses"):

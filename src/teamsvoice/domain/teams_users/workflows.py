@@ -179,8 +179,9 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
     try:
         return asyncio.run(_run(subscription_id, work))
     except DomainError as exc:
-        asyncio.run(_simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, exc.message)))
-        return {"status": "error", "error": exc.message}
+        message = exc.message
+        asyncio.run(_simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message)))
+        return {"status": "error", "error": message}
 
 
 @DBOS.workflow(name="fusion_resource_account", max_recovery_attempts=None)

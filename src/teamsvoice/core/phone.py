@@ -1,0 +1,70 @@
+"""Phone numbers: E.164 validation and ISO 3166 country checks, shared by both API families."""
+
+from dataclasses import dataclass
+
+import phonenumbers
+import pycountry
+
+from teamsvoice.core.errors import ValidationFailed
+
+_TYPES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "geographic",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "geographic",
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared_cost",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+}
+
+
+@dataclass(frozen=True)
+class ParsedNumber:
+    e164: str
+    iso_code: str
+    country_code: str
+    nsn: str
+    number_type: str
+
+
+def calling_code(raw: object, field: str = "countryCode") -> int:
+    """`"+32"`, `"32"` or `32`: a country calling code that numbering plans know."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ValidationFailed(f"{field}: must be a country calling code such as \"+32\"")
+    text = str(raw).strip().removeprefix("+")
+    if not text.isdigit() or not phonenumbers.region_codes_for_country_code(int(text)) \
+            or phonenumbers.region_codes_for_country_code(int(text)) == ("ZZ",):
+        raise ValidationFailed(f"{field}: '{raw}' is not a country calling code")
+    return int(text)
+
+
+def parse_number(code: int, nsn: object, iso_code: str | None = None) -> ParsedNumber:
+    if isinstance(nsn, bool) or not isinstance(nsn, (str, int)):
+        raise ValidationFailed("numbers: each number must be a national significant number (string or integer)")
+    digits = str(nsn).strip()
+    if not digits.isdigit():
+        raise ValidationFailed(f"numbers: '{nsn}' is not a national significant number (digits only)")
+    return parse_e164(f"+{code}{digits}", iso_code)
+
+
+def parse_e164(raw: str, iso_code: str | None = None) -> ParsedNumber:
+    """Validates a full number (E.164) and, when given, that it belongs to the ISO 3166 country `iso_code`."""
+    text = raw.strip()
+    try:
+        parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(f"'{raw}' is not a phone number ({exc})") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed(f"'{raw}' is not a valid E.164 number")
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region or pycountry.countries.get(alpha_2=region) is None:
+        raise ValidationFailed(f"'{raw}' does not belong to an ISO 3166 country")
+    if iso_code is not None and iso_code.upper() != region:
+        raise ValidationFailed(f"'{raw}' is a number of {region}, not of {iso_code.upper()}")
+    return ParsedNumber(
+        e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), iso_code=region,
+        country_code=str(parsed.country_code), nsn=phonenumbers.national_significant_number(parsed),
+        number_type=_TYPES.get(phonenumbers.number_type(parsed), "other"),
+    )
