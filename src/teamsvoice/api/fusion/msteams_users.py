@@ -31,8 +31,10 @@ def _connect(access: SubscriptionAccess, container: ContainerDep) -> Any:
     return container.connector.connect(access.require_ms_tenant())
 
 
-async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess) -> None:
-    job = CallingJob(enterprise_id=access.enterprise.id, kind=calling_workflows.SYNC_TEAMS_USERS)
+async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
+    """Syncs the enterprise's users, or only `record_ids` (TeamsVoiceUser ids) when given."""
+    job = CallingJob(enterprise_id=access.enterprise.id, kind=calling_workflows.SYNC_TEAMS_USERS,
+                     detail={} if record_ids is None else {"voiceUserIds": record_ids})
     uow.session.add(job)
     await uow.session.flush()
     job_id = job.id
@@ -220,7 +222,6 @@ async def sync_users(body: Annotated[Any, Body()], access: _access("sync"), uow:
         FusionResourceAccount.subscription_id == access.subscription.id, FusionResourceAccount.voice_user_id.is_not(None))))
     records = await uow.session.scalars(select(TeamsVoiceUser).where(
         TeamsVoiceUser.enterprise_id == access.enterprise.id, TeamsVoiceUser.microsoft_user_id.is_not(None)).order_by(TeamsVoiceUser.id))
-    ids = [{"id": r.microsoft_user_id, "status": "syncing"} for r in records
-           if kind == "all" or (r.id in accounts) == (kind == "resource_account")]
-    await _start_sync(uow, access)
-    return {"msteams_user_ids": ids}
+    chosen = [r for r in records if kind == "all" or (r.id in accounts) == (kind == "resource_account")]
+    await _start_sync(uow, access, [r.id for r in chosen])  # only the requested type is synchronised
+    return {"msteams_user_ids": [{"id": r.microsoft_user_id, "status": "syncing"} for r in chosen]}

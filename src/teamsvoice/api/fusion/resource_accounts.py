@@ -4,12 +4,16 @@ state; a durable job does Microsoft's asynchronous work, and the list shows the 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
+from sqlalchemy import select
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.domain.calling import workflows as calling_workflows
+from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import resource_accounts, workflows
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams resource accounts"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.resource_accounts"
@@ -27,6 +31,16 @@ def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int)
 async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, container: ContainerDep,
                                  refresh: bool = False, filters: str | None = None) -> dict[str, Any]:
     connection = container.connector.connect(access.require_ms_tenant())
+    if refresh:  # re-synchronise the accounts' phone numbers with MS Teams in the background
+        ids = list(await uow.session.scalars(select(FusionResourceAccount.voice_user_id).where(
+            FusionResourceAccount.subscription_id == access.subscription.id,
+            FusionResourceAccount.voice_user_id.is_not(None))))
+        job = CallingJob(enterprise_id=access.enterprise.id, kind=calling_workflows.SYNC_TEAMS_USERS,
+                         detail={"voiceUserIds": ids})
+        uow.session.add(job)
+        await uow.session.flush()
+        job_id = job.id
+        uow.after_commit(lambda: calling_workflows.enqueue(job_id))
     await uow.session.commit()
     return {"resourceAccounts": await resource_accounts.list_accounts(uow.session, access, connection, filters)}
 

@@ -63,8 +63,10 @@ def start_step(job_id: int) -> list[int]:
         job = session.get(CallingJob, job_id)
         assert job is not None
         if job.kind == SYNC_TEAMS_USERS:
-            ids = list(session.scalars(select(TeamsVoiceUser.id).where(
-                TeamsVoiceUser.enterprise_id == job.enterprise_id).order_by(TeamsVoiceUser.id)))
+            query = select(TeamsVoiceUser.id).where(TeamsVoiceUser.enterprise_id == job.enterprise_id)
+            if "voiceUserIds" in (job.detail or {}):  # a Fusion sync of one type of users only
+                query = query.where(TeamsVoiceUser.id.in_(job.detail["voiceUserIds"]))
+            ids = list(session.scalars(query.order_by(TeamsVoiceUser.id)))
         else:
             ids = list(session.scalars(select(PbxUser.id).where(
                 PbxUser.enterprise_id == job.enterprise_id).order_by(PbxUser.id)))

@@ -285,6 +285,10 @@ def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
         data = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
         raise ValidationFailed("filters: must be a JSON object") from None
+    if isinstance(data, list):  # the spec's array of conditions, as the users list accepts it
+        if not all(isinstance(entry, dict) for entry in data):
+            raise ValidationFailed("filters: each condition must be an object")
+        data = {key: value for entry in data for key, value in entry.items()}
     if not isinstance(data, dict) or set(data) - {"country", "have_number", "type"}:
         raise ValidationFailed("filters: an object with country, have_number and/or type")
     countries = data.get("country") or []

@@ -1,0 +1,322 @@
+"""SRE group filter (POST/GET msteams/groups), the users list `group`/`refresh` parameters, POST msteams/sync
+(per-user status, followed to completion) and the resource accounts list filters (spec 004)."""
+
+import asyncio
+import json
+import secrets
+
+import pytest
+from sqlalchemy import select
+
+from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.api.fusion.users_support import Onboarded, onboard
+
+MST = "tenants.instance.subscriptions.instance.msteams"
+# The spec's example body of "Create a group filter": ids that exist in no Office 365 tenant.
+SPEC_FILTER = {"groups": [{"id": "444ce848-8b9b-4d14-8e99-90ee50ea150b", "displayName": "Group Test"},
+                          {"id": "461fr875-5g6r-5bp01-8h51-68fe90gs182j", "displayName": "Group Test 2"}]}
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation, count=4)
+
+
+async def _groups(sub: Onboarded) -> list[dict]:
+    response = await sub.world.client.get(f"{sub.path}/msteams/groups", headers=sub.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["groups"]
+
+
+async def _user_ids(sub: Onboarded, **params) -> list[str]:  # type: ignore[no-untyped-def]
+    response = await sub.world.client.get(f"{sub.path}/msteams/users", headers=sub.headers,
+                                          params={"page_size": 200, **params})
+    assert response.status_code == 200, response.text
+    assert "next" not in response.json()
+    return [u["msTeams"]["id"] for u in response.json()["users"]]
+
+
+async def _members(sub: Onboarded, group_id: str) -> set[str]:
+    members = await sub.graph(f"/groups/{group_id}/members", **{"$top": "999"})
+    return {m["id"] for m in members["value"] if m.get("@odata.type", "#microsoft.graph.user") == "#microsoft.graph.user"}
+
+
+async def _voice(sub: Onboarded, work):  # type: ignore[no-untyped-def]
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:
+        return await work(connector.connect(sub.tenant["tenantId"]))
+    finally:
+        await connector.aclose()
+
+
+async def _jobs(sub: Onboarded) -> list[CallingJob]:
+    engine = create_engine(sub.world.live.settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return list(await session.scalars(select(CallingJob).order_by(CallingJob.id)))
+    finally:
+        await engine.dispose()
+
+
+async def _completed_job(sub: Onboarded, known: int) -> CallingJob:
+    for _ in range(300):
+        jobs = await _jobs(sub)
+        if len(jobs) > known and jobs[-1].status in ("COMPLETED", "FAILED"):
+            return jobs[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the sync job did not complete")
+
+
+def _assert_envelope(response, status: int = 400) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "reason"} and isinstance(error["code"], int) and error["reason"]
+    return error
+
+
+async def test_group_filter_and_users_group_parameter(sub: Onboarded) -> None:
+    await _group_filter_delete_and_recreate_orphans_and_user_list(sub)
+    await _users_group_parameter(sub)
+
+
+async def test_sync_and_users_refresh(sub: Onboarded) -> None:
+    await _sync_per_user_status_and_teams_state(sub)
+    await _users_refresh_runs_a_background_sync(sub)
+
+
+async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    groups = await _groups(sub)
+    assert groups and all(g["filter"] is False and "orphan" not in g for g in groups)
+    assert all(set(g) == {"description", "displayName", "filter", "id", "teamsEnabled"} for g in groups)
+    everyone = await _user_ids(sub)
+
+    # Put two users in a real group, then filter on it: the users list narrows to its members.
+    group = groups[0]
+    alice, bob = everyone[1], everyone[2]
+    for user in (alice, bob):
+        put = await client.put(f"{path}/msteams/users/{user}/groups", headers=headers, json={"groups": [group["id"]]})
+        assert put.status_code == 204, put.text
+    members = await _members(sub, group["id"])
+    assert {alice, bob} <= members
+
+    # The spec's example body: both ids match no Office 365 group, so both come back as orphans.
+    created = await client.post(f"{path}/msteams/groups", headers=headers, json=SPEC_FILTER)
+    assert created.status_code == 204 and created.content == b""
+    listed = await _groups(sub)
+    orphans = [g for g in listed if g.get("orphan")]
+    assert sorted(orphans, key=lambda g: g["displayName"]) == [
+        {"displayName": "Group Test", "id": "444ce848-8b9b-4d14-8e99-90ee50ea150b", "orphan": True},
+        {"displayName": "Group Test 2", "id": "461fr875-5g6r-5bp01-8h51-68fe90gs182j", "orphan": True}]
+    assert all(g["filter"] is False for g in listed if not g.get("orphan"))
+    assert await _user_ids(sub) == []  # a filter of orphans only matches nobody
+
+    # Delete and recreate: the posted list replaces the whole filter.
+    body = {"groups": [{"id": group["id"], "displayName": group["displayName"]}, SPEC_FILTER["groups"][0]]}
+    assert (await client.post(f"{path}/msteams/groups", headers=headers, json=body)).status_code == 204
+    listed = await _groups(sub)
+    assert [g["id"] for g in listed if g.get("filter")] == [group["id"]]
+    assert [g["id"] for g in listed if g.get("orphan")] == [SPEC_FILTER["groups"][0]["id"]]
+    assert len([g for g in listed if not g.get("orphan")]) == len(groups)
+    filtered = await _user_ids(sub)
+    assert set(filtered) == members and alice in filtered and len(filtered) < len(everyone)
+
+    # Bad bodies: 400 with Fusion's envelope, and the saved filter is left as it was.
+    for bad in ({}, {"groups": "x"}, {"groups": None}, {"groups": [{"id": "a"}]}, {"groups": [{"displayName": "A"}]},
+                {"groups": [{"id": "", "displayName": "A"}]}, {"groups": [{"id": "a", "displayName": 3}]},
+                {"groups": ["a"]}, {"groups": [{"id": "a", "displayName": "A", "extra": 1}]},
+                {"groups": [{"id": "a", "displayName": "A"}, {"id": "a", "displayName": "B"}]},
+                {"groups": [], "other": 1}, [body]):
+        _assert_envelope(await client.post(f"{path}/msteams/groups", headers=headers, json=bad))
+    _assert_envelope(await client.post(f"{path}/msteams/groups", headers={**headers, "Content-Type": "application/json"},
+                                       content=b"{not json"))
+    assert [g["id"] for g in await _groups(sub) if g.get("filter") or g.get("orphan")] == [
+        group["id"], SPEC_FILTER["groups"][0]["id"]]
+
+    # An empty list removes the filter: everybody again.
+    assert (await client.post(f"{path}/msteams/groups", headers=headers, json={"groups": []})).status_code == 204
+    assert not [g for g in await _groups(sub) if g.get("filter") or g.get("orphan")]
+    assert sorted(await _user_ids(sub)) == sorted(everyone)
+
+    # Roles: reading and writing the filter each need their own role.
+    tenant_uuid = path.split("/")[6]
+    await sub.world.tenant_login(tenant_uuid, "group-reader", permissions=[f"{MST}.groups.read"])
+    reader = await sub.world.as_("group-reader")
+    assert (await client.get(f"{path}/msteams/groups", headers=reader)).status_code == 200
+    denied = await client.post(f"{path}/msteams/groups", headers=reader, json=SPEC_FILTER)
+    assert _assert_envelope(denied, 403)["code"] == 1003
+    await sub.world.tenant_login(tenant_uuid, "users-only", permissions=[f"{MST}.users.list"])
+    other = await sub.world.as_("users-only")
+    assert _assert_envelope(await client.get(f"{path}/msteams/groups", headers=other), 403)["code"] == 1003
+    assert not [g for g in await _groups(sub) if g.get("filter") or g.get("orphan")]  # the 403 wrote nothing
+
+
+async def _users_group_parameter(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    groups = await _groups(sub)
+    group = groups[-1]
+    everyone = await _user_ids(sub)
+    carol = everyone[3]
+    assert (await client.put(f"{path}/msteams/users/{carol}/groups", headers=headers,
+                             json={"groups": [group["id"]]})).status_code == 204
+    members = await _members(sub, group["id"])
+    in_group = await _user_ids(sub, group=group["id"])
+    assert carol in in_group and set(in_group) <= members and len(in_group) < len(everyone)
+    # `search` still applies inside a group; page tokens are bound to the group they were issued for.
+    name = (await client.get(f"{path}/msteams/user/{carol}", headers=headers)).json()["msTeams"]["displayName"]
+    searched = await _user_ids(sub, group=group["id"], search=name[:4].lower())
+    assert carol in searched and all(u in in_group for u in searched)
+    if len(in_group) > 1:
+        first = (await client.get(f"{path}/msteams/users", headers=headers, params={"group": group["id"], "page_size": 1})).json()
+        assert first["next"]
+        replay = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 1, "next": first["next"]})
+        assert _assert_envelope(replay)["code"] == 2001
+    missing = await client.get(f"{path}/msteams/users", headers=headers,
+                               params={"group": "00000000-0000-0000-0000-00000000abcd"})
+    _assert_envelope(missing, 404)
+
+
+async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    everyone = await _user_ids(sub)
+    alice, bob = everyone[1], everyone[2]
+    for user, number in ((alice, sub.numbers[0]), (bob, sub.numbers[1])):
+        put = await client.put(f"{path}/msteams/users/{user}/phone_number", headers=headers, json={"phoneNumber": number})
+        assert put.status_code == 204, put.text
+    alice_upn, bob_upn = [(await client.get(f"{path}/msteams/user/{u}", headers=headers)).json()["msTeams"]["userPrincipalName"]
+                          for u in (alice, bob)]
+    # Bob's number is removed in Teams behind Fusion's back; Alice stays in sync.
+    await _voice(sub, lambda c: c.voice.remove_numbers(bob_upn))
+    assert await sub.teams_numbers(bob) == []
+    alice_before = await sub.graph(f"/admin/teams/userConfigurations/{alice}")
+    known = len(await _jobs(sub))
+
+    for bad in ({}, {"type": "bogus"}, {"type": None}, {"type": "normal", "extra": 1}, ["normal"]):
+        _assert_envelope(await client.post(f"{path}/msteams/sync", headers=headers, json=bad))
+    assert len(await _jobs(sub)) == known  # refused requests start nothing
+
+    started = await client.post(f"{path}/msteams/sync", headers=headers, json={"type": "normal"})
+    assert started.status_code == 200, started.text
+    body = started.json()
+    assert set(body) == {"msteams_user_ids"}
+    assert sorted(body["msteams_user_ids"], key=lambda e: e["id"]) == sorted(
+        [{"id": alice, "status": "syncing"}, {"id": bob, "status": "syncing"}], key=lambda e: e["id"])
+    only_accounts = await client.post(f"{path}/msteams/sync", headers=headers, json={"type": "resource_account"})
+    assert only_accounts.status_code == 200 and only_accounts.json() == {"msteams_user_ids": []}
+
+    await _completed_job(sub, known + 1)
+    jobs = await _jobs(sub)
+    assert len(jobs) == known + 2
+    for _ in range(300):  # both requests' jobs run to completion
+        if all(j.status in ("COMPLETED", "FAILED") for j in jobs[known:]):
+            break
+        await asyncio.sleep(0.05)
+        jobs = await _jobs(sub)
+    assert [(j.status, j.error) for j in jobs[known:]] == [("COMPLETED", None), ("COMPLETED", None)]
+    assert jobs[known + 1].results == {}  # type resource_account: the normal users are not touched
+    results = {r["userPrincipalName"].lower(): r for r in jobs[known].results.values()}
+    assert set(results) == {alice_upn.lower(), bob_upn.lower()}
+    assert results[bob_upn.lower()]["status"] == "UPDATED"
+    assert results[bob_upn.lower()]["changes"] == [f"number set to {sub.numbers[1]}"]
+    assert results[alice_upn.lower()]["status"] == "UNCHANGED" and results[alice_upn.lower()]["changes"] == []
+
+    assert await sub.teams_numbers(bob) == [sub.numbers[1]]  # put back from Fusion's record
+    assert await sub.graph(f"/admin/teams/userConfigurations/{alice}") == alice_before  # left alone
+    listed = (await client.get(f"{path}/msteams/users", headers=headers,
+                               params={"page_size": 200, "filters": json.dumps({"have_number": "yes"})})).json()["users"]
+    assert {u["msTeams"]["id"]: (u["draas"]["phoneNumber"], u["draas"]["status"]) for u in listed} == {
+        alice: (sub.numbers[0], "active"), bob: (sub.numbers[1], "active")}
+
+    await sub.world.tenant_login(path.split("/")[6], "no-sync", permissions=[f"{MST}.users.list"])
+    denied = await client.post(f"{path}/msteams/sync", headers=await sub.world.as_("no-sync"), json={"type": "normal"})
+    assert _assert_envelope(denied, 403)["code"] == 1003
+
+
+async def _users_refresh_runs_a_background_sync(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    everyone = await _user_ids(sub)
+    dave = everyone[4]
+    assert (await client.put(f"{path}/msteams/users/{dave}/phone_number", headers=headers,
+                             json={"phoneNumber": sub.numbers[2]})).status_code == 204
+    upn = (await client.get(f"{path}/msteams/user/{dave}", headers=headers)).json()["msTeams"]["userPrincipalName"]
+    await _voice(sub, lambda c: c.voice.remove_numbers(upn))
+    known = len(await _jobs(sub))
+    plain = await _user_ids(sub)
+    assert sorted(plain) == sorted(everyone) and len(await _jobs(sub)) == known  # no refresh, no job
+    refreshed = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 200, "refresh": "true"})
+    assert refreshed.status_code == 200, refreshed.text
+    assert sorted(u["msTeams"]["id"] for u in refreshed.json()["users"]) == sorted(everyone)
+    job = await _completed_job(sub, known)
+    assert job.status == "COMPLETED" and job.results[upn.lower()]["status"] == "UPDATED"
+    assert await sub.teams_numbers(dave) == [sub.numbers[2]]
+    _assert_envelope(await client.get(f"{path}/msteams/users", headers=headers, params={"refresh": "maybe"}), 400)
+
+
+async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    domain, tag = sub.tenant["domain"], secrets.token_hex(3)
+    queue = {"accountType": "call-queue", "userPrincipalName": f"cq_filters_{tag}@{domain}", "displayName": "Filter Queue",
+             "location": "BE", "phoneNumber": sub.numbers[3]}
+    attendant = {"accountType": "auto-attendant", "userPrincipalName": f"aa_filters_{tag}@{domain}", "displayName": "Filter AA",
+                 "location": "NL"}
+    ids = []
+    for body in (queue, attendant):
+        created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json=body)
+        assert created.status_code == 200, created.text
+        ids.append(created.json()["id"])
+
+    async def listed(filters: object | None = None) -> dict[str, dict]:
+        params = {"filters": json.dumps(filters)} if filters is not None else {}
+        response = await client.get(f"{path}/msteams/resource_accounts", headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return {a["msTeams"]["userPrincipalName"].lower(): a for a in response.json()["resourceAccounts"]}
+
+    for _ in range(200):
+        accounts = await listed()
+        mine = [accounts.get(b["userPrincipalName"].lower()) for b in (queue, attendant)]
+        if all(a and a.get("draas", {}).get("status") == "active" for a in mine):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"resource accounts did not settle: {mine}")
+    cq, aa = queue["userPrincipalName"].lower(), attendant["userPrincipalName"].lower()
+    assert accounts[cq]["msTeams"]["phoneNumber"] == sub.numbers[3] and accounts[cq]["draas"]["phoneNumber"] == sub.numbers[3]
+    assert "phoneNumber" not in accounts[aa]["msTeams"]
+
+    def ours(found: dict[str, dict]) -> set[str]:
+        return set(found) & {cq, aa}
+
+    assert ours(await listed({"type": "call-queue"})) == {cq}
+    assert all(a["msTeams"]["accountType"] == "call-queue" for a in (await listed({"type": "call-queue"})).values())
+    assert ours(await listed({"type": "auto-attendant"})) == {aa}
+    assert ours(await listed({"have_number": "yes"})) == {cq}
+    assert all("phoneNumber" in a["msTeams"] for a in (await listed({"have_number": "yes"})).values())
+    assert ours(await listed({"have_number": "no"})) == {aa}
+    assert ours(await listed({"country": ["NL"]})) == {aa}
+    assert ours(await listed({"country": ["be", "NL"]})) == {cq, aa}
+    assert ours(await listed({"country": ["BE"], "type": "auto-attendant"})) == set()
+    assert ours(await listed([{"type": "call-queue"}, {"have_number": "yes"}])) == {cq}  # the spec's array form
+    for bad in ("{bad", json.dumps({"type": "queue"}), json.dumps({"have_number": "maybe"}), json.dumps({"colour": "x"}),
+                json.dumps({"country": 3}), json.dumps("x")):
+        _assert_envelope(await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"filters": bad}))
+    _assert_envelope(await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "maybe"}))
+
+    # refresh: the accounts' numbers are synchronised with Teams in the background (and only theirs).
+    cq_id = accounts[cq]["msTeams"]["id"]
+    await _voice(sub, lambda c: c.voice.remove_numbers(accounts[cq]["msTeams"]["userPrincipalName"]))
+    assert await sub.teams_numbers(cq_id) == []
+    known = len(await _jobs(sub))
+    assert (await client.get(f"{path}/msteams/resource_accounts", headers=headers)).status_code == 200
+    assert len(await _jobs(sub)) == known  # no refresh, no job
+    refreshed = await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "true"})
+    assert refreshed.status_code == 200 and ours({a["msTeams"]["userPrincipalName"].lower(): a
+                                                  for a in refreshed.json()["resourceAccounts"]}) == {cq, aa}
+    job = await _completed_job(sub, known)
+    assert job.status == "COMPLETED", job.error
+    assert {r["userPrincipalName"].lower(): r["status"] for r in job.results.values()}[cq] == "UPDATED"
+    assert await sub.teams_numbers(cq_id) == [sub.numbers[3]]
+    await sub.world.tenant_login(path.split("/")[6], "ra-none", permissions=[f"{MST}.users.list"])
+    denied = await client.get(f"{path}/msteams/resource_accounts", headers=await sub.world.as_("ra-none"))
+    assert _assert_envelope(denied, 403)["code"] == 1003
