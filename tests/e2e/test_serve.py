@@ -82,6 +82,29 @@ async def reseller_token(http: httpx.AsyncClient, login: dict) -> str:
     return response.json()["access_token"]
 
 
+async def check_fusion_entry(url: str, fusion: dict) -> None:
+    """The `fusion` entry: onboarded subscriptions in different tenants with free numbers, a login per level."""
+    subscriptions = fusion["subscriptions"]
+    assert len(subscriptions) >= 2 and len({s["tenantUuid"] for s in subscriptions}) == len(subscriptions)
+    assert len({s["msTenantId"] for s in subscriptions}) == len(subscriptions)
+    levels = [login["level"] for login in fusion["logins"]]
+    assert {"system", "distributor", "reseller", "tenant"} <= set(levels) and levels.count("tenant") >= len(subscriptions)
+    base = f"/api/v01/draas/{fusion['draasInstance']}"
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for login in fusion["logins"]:
+            answer = await http.post("/api/v01/auth/login", json={"username": login["username"], "password": login["password"]})
+            assert answer.status_code == 200, login
+        for sub in subscriptions:
+            login = next(lg for lg in fusion["logins"] if lg["level"] == "tenant" and lg.get("tenantUuid") == sub["tenantUuid"])
+            token = (await http.post("/api/v01/auth/login", json={"username": login["username"], "password": login["password"]})).json()
+            headers = bearer(token["access_token"])
+            path = f"{base}/tenants/{sub['tenantUuid']}/subscriptions/{sub['subscriptionId']}"
+            status = (await http.get(f"{path}/msteams/status", headers=headers)).json()
+            assert status["status"] == "onboarded" and status["msTenantId"] == sub["msTenantId"], status
+            free = await http.get(f"{path}/free_numbers", headers=headers)
+            assert free.status_code == 200 and free.json()["freeNumbers"], free.text
+
+
 async def test_first_start_seeds_and_restart_keeps_everything(served: Served) -> None:
     served.start()
     creds = served.credentials()
@@ -107,6 +130,7 @@ async def test_first_start_seeds_and_restart_keeps_everything(served: Served) ->
             for sku in ("MCOEV", "PHONESYSTEM_VIRTUALUSER", "ENTERPRISEPACK"):
                 assert sku in summary
             assert tenant["globalAdmin"]["username"].endswith("@" + tenant["domain"]) and tenant["globalAdmin"]["password"]
+    await check_fusion_entry(served.url, creds["fusion"])
     served.stop()
 
     served.start()
