@@ -2,6 +2,8 @@
 HTTP against the Microsoft 365 emulator: direct routing, PBX locations and users, Sync Teams Users, the
 Unified App template and its sync, the CallApp service account, and SMS numbers."""
 
+import random
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -66,7 +68,14 @@ def template_body(enterprise_id: int, reseller_id: int, tenant_id: str, *, name:
             "showCard": True, "showVMCard": False, "tenantID": tenant_id, "teamName": "Provider"}
 
 
+def fresh_numbers() -> tuple[str, str, str]:
+    """The emulated tenant outlives each test's database and serves both backends: fresh numbers per call."""
+    base = 14139300000 + random.randrange(0, 9000)
+    return str(base), str(base + 1), str(base + 2)
+
+
 async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisation) -> None:
+    n1, n2, n3 = fresh_numbers()
     client = onboarding.client
     await onboarding.register()
     token, tenant = onboarding.token, onboarding.tenant
@@ -132,10 +141,10 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     # Part III.2: PBX users, with a reseller token and no real MSAL object.
     users = licensed_users(live, ga_token, tenant["globalAdmin"]["username"])
     pbx_upn, valet_upn = users[-1]["userPrincipalName"], users[-2]["userPrincipalName"]
-    body = user_body(onboarding, upn=pbx_upn, number="14139301751", route=route["directRouteId"], location=str(location["id"]))
+    body = user_body(onboarding, upn=pbx_upn, number=n1, route=route["directRouteId"], location=str(location["id"]))
     configured = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
     assert configured.status_code == 200, configured.text
-    assert configured.json()["phoneNumber"] == "+14139301751" and "S1p-secret-104" not in configured.text
+    assert configured.json()["phoneNumber"] == f"+{n1}" and "S1p-secret-104" not in configured.text
     repeat = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
     assert repeat.status_code == 200 and repeat.json()["changed"] is False
     engine = create_engine(sync_url(live.settings.effective_database_url))
@@ -151,7 +160,7 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     assert result["status"] in ("UPDATED", "UNCHANGED")
     config = graph_get(live, ga_token, f"/admin/teams/userConfigurations/{users[-1]['id']}").json()
     assert config["isEnterpriseVoiceEnabled"] is True
-    assert [n["telephoneNumber"] for n in config["telephoneNumbers"]] == ["+14139301751"]
+    assert [n["telephoneNumber"] for n in config["telephoneNumbers"]] == [f"+{n1}"]
     assert [a["policyAssignment"]["displayName"] for a in config["effectivePolicyAssignments"]
             if "voicerouting" in a["policyType"].lower()] == [route["voiceRoutingPolicy"]]
     resynced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
@@ -183,7 +192,7 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
 
     # Spec 002 Part II: a CallApp user without a direct route.
     valet = await client.post("/valet/configureValetUser", headers=bearer(token),
-                              json=user_body(onboarding, upn=valet_upn, number="14139301752", route=-1, location=location["pbxLocation"], pbx_id="105"))
+                              json=user_body(onboarding, upn=valet_upn, number=n2, route=-1, location=location["pbxLocation"], pbx_id="105"))
     assert valet.status_code == 200, valet.text
     assert valet.json()["directRouteId"] == -1 and valet.json()["valet"] is True
 
@@ -213,19 +222,19 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     # SMS numbers of the enterprise.
     sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token) | {"Content-Type": "application/json"})
     assert sms.status_code == 200, sms.text
-    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == ["+14139301751", "+14139301752"]
+    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == [f"+{n1}", f"+{n2}"]
 
     # updateUserDetails keeps the PBX user's number in step.
     updated = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
-                                json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": "+14139301753"})
+                                json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": f"+{n3}"})
     assert updated.status_code == 200, updated.text
     sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token))
-    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == ["+14139301752", "+14139301753"]
+    assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == [f"+{n2}", f"+{n3}"]
     unknown_policy = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                                        json=msal | {"userPrincipalName": pbx_upn, "voiceRoutingPolicy": "US-East"})
     assert unknown_policy.status_code == 400 and "provisionDirectRouting" in unknown_policy.json()["message"]
     taken = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
-                              json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": "+14139301752"})
+                              json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": f"+{n2}"})
     assert taken.status_code == 409
 
 

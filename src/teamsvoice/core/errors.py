@@ -49,3 +49,9 @@ class UpstreamError(DomainError):
         self.retryable = retryable
         self.status = status
         self.upstream_code = upstream_code
+
+    @property
+    def is_refusal(self) -> bool:
+        """Microsoft refused the request itself (a number held by another user, a bad value): something the
+        caller can resolve, unlike Microsoft failing or refusing us (authorisation, outage)."""
+        return self.status in (400, 409, 422)

@@ -29,6 +29,12 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 ]
 
 
+def upstream_status(exc: UpstreamError) -> int:
+    if exc.is_refusal:
+        return 409
+    return 503 if exc.retryable else 502
+
+
 def spring_error(request: Request, status: int, message: str) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -53,8 +59,7 @@ def render_domain_error(request: Request, exc: DomainError) -> JSONResponse:
         status = 400 if exc.code == "invalid_grant" else 401
         return oauth_error(status, exc.code if exc.code != "authentication_failed" else "unauthorized", exc.message)
     if isinstance(exc, UpstreamError):
-        status = 503 if exc.retryable else 502
-        return spring_error(request, status, exc.message)
+        return spring_error(request, upstream_status(exc), exc.message)
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
     return spring_error(request, status, exc.message)
 

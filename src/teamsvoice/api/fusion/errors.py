@@ -54,6 +54,8 @@ def render_domain_error(exc: DomainError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed):
         return auth_error(exc.message)
     if isinstance(exc, UpstreamError):
+        if exc.is_refusal:
+            return fusion_error(409, CONFLICT, exc.message)
         return fusion_error(503 if exc.retryable else 502, UPSTREAM_RETRYABLE if exc.retryable else UPSTREAM, exc.message)
     # A domain error may carry its own numeric Fusion code (e.g. 2095 "The template does not exist").
     numeric = int(exc.code) if exc.code.isdigit() else None

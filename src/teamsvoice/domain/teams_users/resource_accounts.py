@@ -242,10 +242,12 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
 
 async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, filters: Any) -> list[dict[str, Any]]:
     countries, have_number, kind = _filters(filters)
-    instances = await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {})
-    skus = await service.sku_map(connection.directory_admin)
+    # Our rows first, Microsoft second: a row the job has marked active is then always in the listing that
+    # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
     rows = {r.microsoft_user_id: r for r in await session.scalars(select(FusionResourceAccount).where(
         FusionResourceAccount.subscription_id == access.subscription.id))}
+    instances = await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {})
+    skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [str(i["ObjectId"]) for i in instances])
     views = await service.fusion_view(session, access, list(records.values()))
     result = []
