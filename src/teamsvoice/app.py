@@ -1,5 +1,6 @@
 """The FastAPI application: both API families on one domain."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -94,8 +95,6 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never a bare 500 page: a stable body, and the details in the server log only.
-        import logging
-
         logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
         if _is_fusion_route(request):
             return fusion_errors.fusion_error(500, fusion_errors.INTERNAL, "Internal error; it has been logged")

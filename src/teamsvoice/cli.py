@@ -14,6 +14,7 @@ from teamsvoice import demo
 from teamsvoice.core.db import create_engine, session_factory, upgrade_database
 from teamsvoice.core.security import Keyring, load_or_create_master_key
 from teamsvoice.core.errors import DomainError
+from teamsvoice.domain.orgs.service import register_redirect_url as register_redirect_url_for
 from teamsvoice.settings import Settings
 
 app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True)
@@ -169,12 +170,10 @@ def register_redirect_url(
 
 
 async def _register_redirect_url(settings: Settings, reseller_id: int, url: str) -> list[str]:
-    from teamsvoice.domain.orgs.service import register_redirect_url as register
-
     engine = create_engine(settings.effective_database_url)
     try:
         async with session_factory(engine)() as session:
-            urls = await register(session, reseller_id, url)
+            urls = await register_redirect_url_for(session, reseller_id, url)
             await session.commit()
             return urls
     except DomainError as exc:

@@ -109,7 +109,7 @@ def _field(body: Any, name: str) -> Any:
             summary="Set the user's groups (the full list; [] removes all)")
 async def update_groups(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.groups.update"),
                         uow: UnitOfWorkDep, container: ContainerDep) -> None:
-    groups = service._string_list("groups", _field(body, "groups"), nullable=False)
+    groups = service.string_list("groups", _field(body, "groups"), nullable=False)
     await _update(access, uow, container, ms_user_id, service.UserUpdate(groups=groups, replace_groups=True))
 
 
@@ -118,7 +118,7 @@ async def update_groups(ms_user_id: str, body: Annotated[Any, Body()], access: _
 async def update_licenses(ms_user_id: str, body: Annotated[Any, Body()],
                           access: _access("users.instance.licenses.update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> None:
-    licences = service._string_list("licenses", _field(body, "licenses"), nullable=False)
+    licences = service.string_list("licenses", _field(body, "licenses"), nullable=False)
     await _update(access, uow, container, ms_user_id, service.UserUpdate(licenses=licences, replace_licenses=True))
 
 
@@ -127,7 +127,7 @@ async def update_licenses(ms_user_id: str, body: Annotated[Any, Body()],
 async def manage_licenses(ms_user_id: str, body: Annotated[Any, Body()],
                           access: _access("licenses.instance.update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> None:
-    licences = service._string_list("skuIds", _field(body, "skuIds"), nullable=False)
+    licences = service.string_list("skuIds", _field(body, "skuIds"), nullable=False)
     await _update(access, uow, container, ms_user_id, service.UserUpdate(licenses=licences, replace_licenses=True))
 
 
@@ -202,8 +202,8 @@ async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups
     for index, group in enumerate(groups):
         if not isinstance(group, dict) or set(group) - {"id", "displayName"}:
             raise ValidationFailed(f"groups[{index}]: must be an object {{id, displayName}}")
-        group_id = service._optional_string(f"groups[{index}].id", group.get("id"), nullable=False)
-        name = service._optional_string(f"groups[{index}].displayName", group.get("displayName"), nullable=False)
+        group_id = service.optional_string(f"groups[{index}].id", group.get("id"), nullable=False)
+        name = service.optional_string(f"groups[{index}].displayName", group.get("displayName"), nullable=False)
         if group_id in seen:
             raise ValidationFailed(f"groups[{index}].id: {group_id} appears twice")
         seen.add(group_id)

@@ -10,17 +10,10 @@ from teamsvoice.domain.orgs.principal import Principal
 
 
 async def descendant_reseller_ids(session: AsyncSession, root_id: int) -> frozenset[int]:
-    rows = (await session.execute(select(Reseller.id, Reseller.parent_id))).all()
-    children: dict[int | None, list[int]] = {}
-    for rid, parent in rows:
-        children.setdefault(parent, []).append(rid)
-    found, todo = {root_id}, [root_id]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return frozenset(found)
+    """The reseller and every reseller below it (a recursive query: only the subtree is read)."""
+    tree = select(Reseller.id).where(Reseller.id == root_id).cte("tree", recursive=True)
+    tree = tree.union_all(select(Reseller.id).where(Reseller.parent_id == tree.c.id))
+    return frozenset((await session.scalars(select(tree.c.id))).all()) | {root_id}
 
 
 def _enterprise_scope(principal: Principal):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ licence a number needs) and `reconcile` for the number and VRP (the resource acc
 `TeamsVoiceUser` row like a user's). Every step looks before it acts, so a re-run after a crash is harmless.
 """
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -66,13 +67,13 @@ async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -
         if required not in body:
             raise ValidationFailed(f"{required}: is required")
     account_type = _account_type(body["accountType"])
-    upn = service._optional_string("userPrincipalName", body["userPrincipalName"], nullable=False) or ""
+    upn = service.optional_string("userPrincipalName", body["userPrincipalName"], nullable=False) or ""
     if "@" not in upn:
         raise ValidationFailed("userPrincipalName: must be name@domain")
-    display_name = service._optional_string("displayName", body["displayName"], nullable=False) or ""
+    display_name = service.optional_string("displayName", body["displayName"], nullable=False) or ""
     location = service.parse_location("location", body["location"])
     number = _number(access, body.get("phoneNumber"))
-    licences = service._string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+    licences = service.string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
     await _free(session, access, number, None)
     clash = await session.scalar(select(FusionResourceAccount.id).where(
         FusionResourceAccount.subscription_id == access.subscription.id,
@@ -111,16 +112,16 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, resource_acc
     if "accountType" in body:
         account.account_type = _account_type(body["accountType"])
     if "displayName" in body:
-        account.display_name = service._optional_string("displayName", body["displayName"], nullable=False) or ""
+        account.display_name = service.optional_string("displayName", body["displayName"], nullable=False) or ""
     if "location" in body:
         account.location = service.parse_location("location", body["location"])
     if "phoneNumber" in body:
         desired["phoneNumber"] = _number(access, body["phoneNumber"])
         await _free(session, access, desired["phoneNumber"], account.voice_user_id)
     if "vrp" in body:
-        desired["vrp"] = service._optional_string("vrp", body["vrp"])
+        desired["vrp"] = service.optional_string("vrp", body["vrp"])
     if "customerLicenses" in body:
-        account.customer_licenses = service._string_list("customerLicenses", body["customerLicenses"], nullable=False) or []
+        account.customer_licenses = service.string_list("customerLicenses", body["customerLicenses"], nullable=False) or []
     account.desired, account.status, account.error = desired, "updating", None
     account.generation += 1
     return account
@@ -282,7 +283,6 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
 def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
     if raw is None:
         return set(), None, None
-    import json
     try:
         data = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:

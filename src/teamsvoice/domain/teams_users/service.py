@@ -340,7 +340,7 @@ class UserUpdate:
     changes: list[str] = field(default_factory=list)
 
 
-def _string_list(name: str, value: Any, *, nullable: bool = True) -> list[str] | None:
+def string_list(name: str, value: Any, *, nullable: bool = True) -> list[str] | None:
     if value is None and nullable:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
@@ -348,7 +348,7 @@ def _string_list(name: str, value: Any, *, nullable: bool = True) -> list[str] |
     return [v.strip() for v in value]
 
 
-def _optional_string(name: str, value: Any, *, nullable: bool = True) -> str | None:
+def optional_string(name: str, value: Any, *, nullable: bool = True) -> str | None:
     if value is None and nullable:
         return None
     if not isinstance(value, str) or not value.strip():
@@ -373,17 +373,17 @@ def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
             continue
         value = body[wire]
         if name == "display_name":
-            update.display_name = _optional_string(wire, value, nullable=False)
+            update.display_name = optional_string(wire, value, nullable=False)
         elif name == "location":
             update.location = parse_location(wire, value)
         elif name == "phone_number":
-            update.phone_number = None if value is None else parse_e164(_optional_string(wire, value, nullable=False) or "").e164
+            update.phone_number = None if value is None else parse_e164(optional_string(wire, value, nullable=False) or "").e164
         elif name == "vrp":
-            update.vrp = _optional_string(wire, value)
+            update.vrp = optional_string(wire, value)
         elif name in ("groups", "licenses"):
-            setattr(update, name, _string_list(wire, value))
+            setattr(update, name, string_list(wire, value))
         elif name == "customer_licenses":
-            update.customer_licenses = _string_list(wire, value) or []
+            update.customer_licenses = string_list(wire, value) or []
     return update
 
 
@@ -550,11 +550,11 @@ async def create_user(
     unknown = set(body) - {"displayName", "domain", "location", "username", "customerLicenses"}
     if unknown:
         raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    display_name = _optional_string("displayName", body.get("displayName"), nullable=False)
-    domain = _optional_string("domain", body.get("domain"), nullable=False)
-    username = _optional_string("username", body.get("username"), nullable=False)
+    display_name = optional_string("displayName", body.get("displayName"), nullable=False)
+    domain = optional_string("domain", body.get("domain"), nullable=False)
+    username = optional_string("username", body.get("username"), nullable=False)
     location = parse_location("location", body.get("location"))
-    licences = _string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+    licences = string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
     assert display_name and domain and username
     if "@" in username or " " in username:
         raise ValidationFailed("username: the part before @ only, without spaces")

@@ -76,7 +76,7 @@ def _values(body: Any, *, creating: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in ("name", "productKey"):
         if name in body:
-            values[name] = service._optional_string(name, body[name], nullable=False)
+            values[name] = service.optional_string(name, body[name], nullable=False)
     if "description" in body:
         if body["description"] is not None and not isinstance(body["description"], str):
             raise ValidationFailed("description: must be a string")
@@ -84,10 +84,10 @@ def _values(body: Any, *, creating: bool) -> dict[str, Any]:
     if "location" in body:
         values["location"] = None if body["location"] is None else service.parse_location("location", body["location"])
     if "vrp" in body:
-        values["vrp"] = service._optional_string("vrp", body["vrp"])
+        values["vrp"] = service.optional_string("vrp", body["vrp"])
     for name in ("groups", "licenses"):
         if name in body:
-            values[name] = service._string_list(name, body[name], nullable=False)
+            values[name] = service.string_list(name, body[name], nullable=False)
     return values
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import anyio
 from dbos import DBOS
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -200,8 +201,6 @@ async def enqueue_resource_account(job_key: str, account_id: int, generation: in
 def resume_orphaned() -> int:
     """Work recorded but never started (a crash between commit and enqueue): queued bulk jobs and resource
     accounts still in a transitional state. Idempotent: workflow ids derive from the rows' keys."""
-    from sqlalchemy.orm import Session
-
     with Session(job_context().engine) as session:
         jobs = list(session.execute(select(FusionBulkJob.job_key, FusionBulkJob.id).where(FusionBulkJob.status == "queued")))
         accounts = list(session.execute(select(FusionResourceAccount.job_key, FusionResourceAccount.id, FusionResourceAccount.generation)
