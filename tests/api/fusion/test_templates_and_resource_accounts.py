@@ -79,3 +79,32 @@ async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
     else:
         raise AssertionError("not deleted")
     assert (await client.delete(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers)).status_code == 204
+
+
+async def test_resource_account_list_survives_a_delete_finishing_mid_listing(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The cause of a flaky CI run: the delete job removed the directory user between the cmdlet listing and
+    the per-account user lookup, and the whole list answered 404. The window is opened deterministically here."""
+    from teamsvoice.core.errors import NotFound
+    from teamsvoice.microsoft.directory import DirectoryAdmin
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    upn = f"vanishing_queue_{sub.numbers[0][-6:]}@{sub.tenant['domain']}"
+    created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
+        "accountType": "call-queue", "userPrincipalName": upn, "displayName": "Vanishing", "location": "BE"})
+    assert created.status_code == 200, created.text
+    account = await _settled(sub, created.json()["id"])
+    vanished = account["msTeams"]["id"]
+    original = DirectoryAdmin.user
+
+    async def user_deleted_meanwhile(self, id_or_upn, **kwargs):  # type: ignore[no-untyped-def]
+        if id_or_upn == vanished:
+            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found")
+        return await original(self, id_or_upn, **kwargs)
+
+    monkeypatch.setattr(DirectoryAdmin, "user", user_deleted_meanwhile)
+    listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers)
+    assert listed.status_code == 200, listed.text
+    mine = [a for a in listed.json()["resourceAccounts"] if a["draas"]["id"] == account["draas"]["id"]]
+    assert mine and "licenses" not in mine[0]["msTeams"]  # shown from our row, not from Microsoft's data
+    monkeypatch.setattr(DirectoryAdmin, "user", original)
+    assert (await client.delete(f"{path}/msteams/resource_accounts/{vanished}", headers=headers)).status_code == 204

@@ -254,7 +254,12 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     result = []
     for instance in instances:
         ms_id = str(instance["ObjectId"])
-        user = await connection.directory_admin.user(ms_id)
+        try:
+            user = await connection.directory_admin.user(ms_id)
+        except NotFound:
+            # Deleted since the listing above (a delete job finishing, or an admin in Teams): it no longer
+            # exists in Microsoft, so our row (if any) is listed below in its intermediate state.
+            continue
         phone = str(instance["PhoneNumber"]).removeprefix("tel:") if instance.get("PhoneNumber") else None
         ms = {"id": ms_id, "userPrincipalName": instance["UserPrincipalName"], "displayName": instance["DisplayName"],
               "location": user.usage_location, "accountType": ACCOUNT_TYPES.get(str(instance.get("ApplicationId")), "unknown"),
