@@ -1,24 +1,64 @@
-"""The `teamsvoice` command."""
+"""The `teamsvoice` command. Heavy modules are imported inside the commands, so `--help` is instant."""
 
 import asyncio
 import json
 import secrets
+import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-import uvicorn
-from rich.console import Console
 
-from teamsvoice import demo
-from teamsvoice.core.db import create_engine, session_factory, upgrade_database
-from teamsvoice.core.security import Keyring, load_or_create_master_key
-from teamsvoice.core.errors import DomainError
-from teamsvoice.domain.orgs.service import register_redirect_url as register_redirect_url_for
-from teamsvoice.settings import Settings
+from teamsvoice import __version__
+from teamsvoice.runner import StartupError
 
-app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True)
-console = Console()
+if TYPE_CHECKING:
+    from teamsvoice import demo
+    from teamsvoice.settings import Settings
+
+app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+LogFormat = Literal["text", "json"]
+DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo credentials live.")]
+LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json (one JSON object per line).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"teamsvoice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """teamsvoice: control plane for Microsoft Teams calling."""
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"teamsvoice: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(data_dir: Path, **updates: Any) -> "Settings":
+    from pydantic import ValidationError
+
+    from teamsvoice.settings import Settings
+
+    try:
+        settings = Settings(data_dir=data_dir.resolve())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(f"setting TEAMSVOICE_{str(error['loc'][0]).upper()} is invalid: {error['msg']}")
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _log_format(value: str, component: str) -> None:
+    if value not in ("text", "json"):
+        _fail(f"--log-format must be text or json, not {value!r}")
+    from teamsvoice.core.logging import configure_logging
+
+    configure_logging(value, component)  # type: ignore[arg-type]
 
 
 def _loopback(host: str) -> str:
@@ -29,12 +69,12 @@ def _app_registration(data_dir: Path) -> dict[str, str]:
     """The embedded default's own app registration in the emulator, created once."""
     path = data_dir / "microsoft-app.json"
     if not path.exists():
-        path.write_text(json.dumps({"clientId": str(__import__("uuid").uuid4()), "clientSecret": secrets.token_urlsafe(32)}))
+        path.write_text(json.dumps({"clientId": str(uuid.uuid4()), "clientSecret": secrets.token_urlsafe(32)}))
         path.chmod(0o600)
     return json.loads(path.read_text())
 
 
-def embedded_settings(settings: Settings, emulator_url: str, ca_bundle: Path) -> Settings:
+def embedded_settings(settings: "Settings", emulator_url: str, ca_bundle: Path) -> "Settings":
     registration = _app_registration(settings.data_dir)
     return settings.model_copy(update={
         "microsoft_login_url": emulator_url,
@@ -46,8 +86,12 @@ def embedded_settings(settings: Settings, emulator_url: str, ca_bundle: Path) ->
     })
 
 
-async def _seed_fusion(settings: Settings, organisation: demo.DemoOrganisation, tenants: list[dict[str, Any]]) -> dict[str, Any]:
+async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisation", tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """Fusion logins, tenants and subscriptions, onboarded through the real consent URL and wizard steps."""
+    from teamsvoice import demo
+    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+
     keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
     engine = create_engine(settings.effective_database_url)
     try:
@@ -60,7 +104,10 @@ async def _seed_fusion(settings: Settings, organisation: demo.DemoOrganisation, 
     return demo.fusion_document(seed)
 
 
-async def _seed(settings: Settings, emulator_url: str | None) -> dict[str, Any]:
+async def _seed(settings: "Settings", emulator_url: str | None) -> dict[str, Any]:
+    from teamsvoice import demo
+    from teamsvoice.core.db import create_engine, session_factory
+
     path = settings.data_dir / demo.CREDENTIALS_FILE
     existing = demo.read_credentials(path)
     engine = create_engine(settings.effective_database_url)
@@ -72,7 +119,8 @@ async def _seed(settings: Settings, emulator_url: str | None) -> dict[str, Any]:
         await engine.dispose()
     if organisation is None:
         if existing is None:
-            raise typer.BadParameter("The database has data but no demo-credentials.json: not reseeding over it")
+            raise StartupError(f"the database has data but {path} is missing: not reseeding over it (restore the "
+                               f"file or use an empty --data-dir)")
         return existing
     document: dict[str, Any] = {
         "apiUrl": settings.public_url,
@@ -89,87 +137,239 @@ async def _seed(settings: Settings, emulator_url: str | None) -> dict[str, Any]:
     return document
 
 
-async def _serve(settings: Settings, host: str, port: int, emulator_port: int | None) -> None:
+async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_socket: Any | None) -> None:
+    from rich.console import Console
+
+    from teamsvoice import demo, runner
     from teamsvoice.app import create_app
 
-    emulator_server = None
+    console = Console()
+    emulator_server = emulator_task = None
     emulator_url = None
-    if settings.microsoft_mode == "emulator":
-        from m365_emulator.server import build_uvicorn_server
-        from m365_emulator.settings import EmulatorSettings
-        from m365_emulator.tls import ensure_tls_material
 
-        emulator_dir = settings.data_dir / "m365-emulator"
-        emulator_dir.mkdir(parents=True, exist_ok=True)
-        tls = ensure_tls_material(emulator_dir)
-        emulator_url = f"https://{_loopback(host)}:{emulator_port}"
-        settings = embedded_settings(settings, emulator_url, tls.ca_cert_path)
-        emulator_server = build_uvicorn_server(EmulatorSettings(data_dir=emulator_dir, public_url=emulator_url), host, emulator_port)
-        emulator_task = asyncio.create_task(emulator_server.serve())
-        while not emulator_server.started:
-            if emulator_task.done():
-                emulator_task.result()
-            await asyncio.sleep(0.05)
-        await asyncio.to_thread(
-            demo.register_application, emulator_url, settings.microsoft_ca_bundle,
-            client_id=settings.microsoft_client_id, client_secret=settings.microsoft_client_secret,
-            redirect_uri=f"{settings.public_url}/restricted/handleResponse",
-        )
-    credentials = await _seed(settings, emulator_url)
-    api = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
-    console.print(f"[bold]teamsvoice[/bold] API            {settings.public_url}  (OpenAPI: {settings.public_url}/docs)")
-    if emulator_url:
-        console.print(f"Microsoft 365 emulator  {emulator_url}  (Graph: {emulator_url}/v1.0, admin: {emulator_url}/_admin)")
-    console.print(f"Database                {settings.effective_database_url}")
-    console.print(f"Demo credentials        {settings.data_dir / demo.CREDENTIALS_FILE}")
-    console.print(f"Master reseller login   {credentials['masterReseller']['username']}")
-    try:
-        await api.serve()
-    finally:
-        if emulator_server is not None:
-            emulator_server.should_exit = True
-            await emulator_task
+    async def main(stop: asyncio.Event) -> None:
+        nonlocal emulator_server, emulator_task, emulator_url, settings
+        if emulator_socket is not None:
+            from m365_emulator.server import build_uvicorn_server
+            from m365_emulator.settings import EmulatorSettings
+            from m365_emulator.tls import ensure_tls_material
+
+            emulator_dir = settings.data_dir / "m365-emulator"
+            emulator_dir.mkdir(parents=True, exist_ok=True)
+            tls = ensure_tls_material(emulator_dir)
+            emulator_url = f"https://{_loopback(host)}:{emulator_socket.getsockname()[1]}"
+            settings = embedded_settings(settings, emulator_url, tls.ca_cert_path)
+            emulator_server = runner.quiet_signals(build_uvicorn_server(
+                EmulatorSettings(data_dir=emulator_dir, public_url=emulator_url), host, emulator_socket.getsockname()[1]))
+            emulator_task = asyncio.create_task(emulator_server.serve(sockets=[emulator_socket]))
+            await runner.wait_started(emulator_server, emulator_task, "Microsoft 365 emulator")
+            await asyncio.to_thread(
+                demo.register_application, emulator_url, settings.microsoft_ca_bundle,
+                client_id=settings.microsoft_client_id, client_secret=settings.microsoft_client_secret,
+                redirect_uri=f"{settings.public_url}/restricted/handleResponse",
+            )
+        credentials = await _seed(settings, emulator_url)
+        api = runner.server(create_app(settings), log_level="info")
+        console.print(f"[bold]teamsvoice[/bold] {__version__} API  {settings.public_url}  (OpenAPI: {settings.public_url}/docs)")
+        if emulator_url:
+            console.print(f"Microsoft 365 emulator  {emulator_url}  (Graph: {emulator_url}/v1.0, admin: {emulator_url}/_admin)")
+        console.print(f"Database                {runner.redact_url(settings.effective_database_url)}")
+        console.print(f"Demo credentials        {settings.data_dir / demo.CREDENTIALS_FILE}")
+        console.print(f"Master reseller login   {credentials['masterReseller']['username']}")
+        try:
+            await runner.serve_until(stop, api, api_socket)  # the API's lifespan stops the job engine
+        finally:
+            if emulator_server is not None and emulator_task is not None:
+                emulator_server.should_exit = True
+                await emulator_task
+        console.print("teamsvoice stopped")
+
+    await runner.run_until_signal(main)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8080,
-    data_dir: Annotated[Path, typer.Option(help="Where SQLite files, keys and demo credentials live.")] = Path("data"),
+    data_dir: DataDir = Path("data"),
     emulator_port: Annotated[int | None, typer.Option(help="Microsoft 365 emulator port (default: API port + 1).")] = None,
+    log_format: LogFormatOption = "text",
 ) -> None:
-    """Run the API, the Microsoft 365 emulator and the job engine; migrate and seed on first start."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=data_dir.resolve())
-    if not settings.public_url:
-        settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
-    upgrade_database(settings.effective_database_url)
-    asyncio.run(_serve(settings, host, port, emulator_port or port + 1))
+    """The embedded default: API, Microsoft 365 emulator and job engine in one process; migrate and seed on
+    first start."""
+    from teamsvoice import runner
+
+    _log_format(log_format, "api")
+    settings = _settings(data_dir)
+    lock = runner.DataDirLock(settings.data_dir)
+    try:
+        api_socket = runner.bind(host, port, "API")
+        emulator_socket = (runner.bind(host, emulator_port or port + 1, "Microsoft 365 emulator")
+                           if settings.microsoft_mode == "emulator" else None)
+        runner.check_data_dir(settings.data_dir)
+        lock.acquire(f"teamsvoice serve on {host}:{port}")
+        runner.check_database(settings.effective_database_url)
+        if not settings.public_url:
+            settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
+        _migrate(settings)
+        asyncio.run(_serve(settings, host, api_socket, emulator_socket))
+    except StartupError as exc:
+        _fail(str(exc))
+    finally:
+        lock.release()
+    runner.exit_now(0)
+
+
+def _require_shared_database(settings: "Settings", command: str) -> None:
+    if settings.is_sqlite:
+        _fail(f"`teamsvoice {command}` runs beside other processes on PostgreSQL: set TEAMSVOICE_DATABASE_URL="
+              f"postgresql://USER:PASSWORD@HOST/DB (for one process on SQLite, use `teamsvoice serve`)")
+
+
+def _migrate(settings: "Settings") -> None:
+    from teamsvoice.core.db import upgrade_database
+
+    try:
+        upgrade_database(settings.effective_database_url)
+    except Exception as exc:  # noqa: BLE001 - one line naming the problem, not Alembic's traceback
+        raise StartupError(f"migrating the database failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
 @app.command()
-def migrate(data_dir: Annotated[Path, typer.Option()] = Path("data")) -> None:
-    """Apply database migrations (also done by `serve`)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=data_dir.resolve())
-    upgrade_database(settings.effective_database_url)
-    console.print(f"Migrated {settings.effective_database_url}")
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8080,
+    data_dir: DataDir = Path("data"),
+    log_format: LogFormatOption = "text",
+) -> None:
+    """An API process (HTTP only; durable work goes to the workers). Run as many as you like on one
+    PostgreSQL, behind a load balancer."""
+    from teamsvoice import runner
+    from teamsvoice.app import create_app
+
+    _log_format(log_format, "api")
+    settings = _settings(data_dir)
+    _require_shared_database(settings, "api")
+    try:
+        sock = runner.bind(host, port, "API")
+        runner.check_database(settings.effective_database_url)
+        _migrate(settings)
+        if not settings.public_url:
+            settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
+        server = runner.server(create_app(settings, jobs_role="api"), log_level="info")
+        asyncio.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock)))
+    except StartupError as exc:
+        _fail(str(exc))
+    runner.exit_now(0)
+
+
+@app.command()
+def worker(data_dir: DataDir = Path("data"), log_format: LogFormatOption = "text") -> None:
+    """A worker process: runs durable jobs (bulk items, webhooks, syncs) from the shared queues, and takes
+    over the unfinished work of workers that died."""
+    from teamsvoice import runner
+
+    _log_format(log_format, "worker")
+    settings = _settings(data_dir)
+    _require_shared_database(settings, "worker")
+    try:
+        runner.check_database(settings.effective_database_url)
+        _migrate(settings)
+        asyncio.run(runner.run_until_signal(lambda stop: _work(settings, stop)))
+    except StartupError as exc:
+        _fail(str(exc))
+    runner.exit_now(0)
+
+
+async def _work(settings: "Settings", stop: asyncio.Event) -> None:
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
+
+    keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
+    await asyncio.to_thread(start_jobs, settings, keyring, role="worker")
+    try:
+        await asyncio.to_thread(resume_orphaned_work)
+        typer.echo("teamsvoice worker running (Ctrl-C to stop)")
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(stop_jobs)
+    typer.echo("teamsvoice worker stopped")
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTPS port.")] = 8081,
+    data_dir: Annotated[Path, typer.Option(help="The emulator's own directory (TLS CA, SQLite file).")] = Path("data/m365-emulator"),
+    log_format: LogFormatOption = "text",
+) -> None:
+    """The Microsoft 365 emulator alone (Entra ID, Graph, Teams cmdlets) for api/worker processes to use."""
+    from teamsvoice import runner
+
+    _log_format(log_format, "emulator")
+    try:
+        sock = runner.bind(host, port, "Microsoft 365 emulator")
+        runner.check_data_dir(data_dir)
+        lock = runner.DataDirLock(data_dir)
+        lock.acquire(f"teamsvoice emulator on {host}:{port}")
+        asyncio.run(runner.run_until_signal(lambda stop: _emulate(host, sock, data_dir, stop)))
+    except StartupError as exc:
+        _fail(str(exc))
+    runner.exit_now(0)
+
+
+async def _emulate(host: str, sock: Any, data_dir: Path, stop: asyncio.Event) -> None:
+    from m365_emulator.server import build_uvicorn_server
+    from m365_emulator.settings import EmulatorSettings
+    from m365_emulator.tls import ensure_tls_material
+
+    from teamsvoice import runner
+
+    url = f"https://{_loopback(host)}:{sock.getsockname()[1]}"
+    tls = ensure_tls_material(data_dir.resolve())
+    server = runner.quiet_signals(build_uvicorn_server(EmulatorSettings(data_dir=data_dir.resolve(), public_url=url),
+                                                       host, sock.getsockname()[1]))
+    typer.echo(f"Microsoft 365 emulator {url}  (CA certificate: {tls.ca_cert_path})")
+    await runner.serve_until(stop, server, sock)
+
+
+@app.command()
+def migrate(data_dir: DataDir = Path("data")) -> None:
+    """Apply database migrations (also done by `serve`, `api` and `worker`)."""
+    from teamsvoice import runner
+
+    settings = _settings(data_dir)
+    try:
+        if settings.is_sqlite:
+            runner.check_data_dir(settings.data_dir)
+        runner.check_database(settings.effective_database_url)
+        _migrate(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    typer.echo(f"Migrated {runner.redact_url(settings.effective_database_url)}")
 
 
 @app.command("register-redirect-url")
 def register_redirect_url(
     reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.")],
     url: Annotated[str, typer.Argument(help="An https URL (prefix) that redirectUrls may start with.")],
-    data_dir: Annotated[Path, typer.Option()] = Path("data"),
+    data_dir: DataDir = Path("data"),
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
-    settings = Settings(data_dir=data_dir.resolve())
-    upgrade_database(settings.effective_database_url)
+    settings = _settings(data_dir)
+    try:
+        _migrate(settings)
+    except StartupError as exc:
+        _fail(str(exc))
     urls = asyncio.run(_register_redirect_url(settings, reseller_id, url))
-    console.print(f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
+    typer.echo(f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
 
 
-async def _register_redirect_url(settings: Settings, reseller_id: int, url: str) -> list[str]:
+async def _register_redirect_url(settings: "Settings", reseller_id: int, url: str) -> list[str]:
+    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.errors import DomainError
+    from teamsvoice.domain.orgs.service import register_redirect_url as register_redirect_url_for
+
     engine = create_engine(settings.effective_database_url)
     try:
         async with session_factory(engine)() as session:

@@ -11,6 +11,7 @@ from teamsvoice.domain.fusion.models import (
     FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
     FusionWizardRun,
 )
+from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.domain.teams_users.models import (
     FusionBulkItem, FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "FusionTemplate",
     "FusionUserLicences",
     "FusionWizardRun",
+    "JobExecutor",
     "EnterpriseConsent",
     "OAuthToken",
     "PbxType",

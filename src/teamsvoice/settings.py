@@ -58,6 +58,26 @@ class Settings(BaseSettings):
     )
     microsoft_cmdlet_timeout_seconds: float = Field(default=300.0, gt=0, description="Longest one Teams cmdlet may run.")
 
+    microsoft_app_rate_per_second: int | None = Field(
+        default=None, ge=1, description="App-wide cap on Microsoft work items started per second, across every worker."
+    )
+    job_executor_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A worker silent this long is dead: live workers take over its unfinished work."
+    )
+    job_shutdown_grace_seconds: float = Field(
+        default=3.0, ge=0, description="On SIGINT/SIGTERM, how long in-flight Microsoft calls may still finish."
+    )
+    job_retry_max_delay_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between two tries of an item that Microsoft failed transiently."
+    )
+
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413 in the family's envelope)."
+    )
+    max_bulk_request_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="The same for Fusion's bulk update (up to 10,000 users in one body)."
+    )
+
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0
 

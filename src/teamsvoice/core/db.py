@@ -5,11 +5,16 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import create_engine as create_sync_engine, event, text
+from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+# Inside the package, so that an installed teamsvoice (not only a source checkout) can migrate.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+MIGRATION_LOCK_KEY = 0x7465616D73  # "teams"
 
 
 class Base(DeclarativeBase):
@@ -69,5 +74,20 @@ def upgrade_database(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
-    # "heads": capability branches of the migration tree may be applied side by side.
-    command.upgrade(config, "heads")
+    if not url.startswith(("postgresql:", "postgres:")):
+        # "heads": capability branches of the migration tree may be applied side by side.
+        command.upgrade(config, "heads")
+        return
+    # Several api/worker processes may start at once: one migrates, the others wait for it.
+    engine = create_sync_engine(sync_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "heads")
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()

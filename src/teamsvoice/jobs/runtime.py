@@ -1,18 +1,56 @@
-"""Starts and stops the durable job engine, and holds what job steps need (they run in DBOS's threads,
-so they use a synchronous engine of their own rather than the API's async one)."""
+"""The durable job engine (DBOS Transact) and what job steps need.
 
+Every workflow is *enqueued*, never run in the caller's process: `teamsvoice api` processes only enqueue,
+`teamsvoice worker` processes (and the embedded `serve`) dequeue. Two queues:
+- `JOBS_QUEUE` for whole jobs (a bulk job's parent, webhooks, the onboarding wizard, syncs);
+- `MICROSOFT_QUEUE` for work items that call one Microsoft tenant, partitioned by that tenant, so that the
+  per-tenant concurrency and the app-wide start rate hold across every worker process together (DBOS
+  enforces both in the system database).
+
+Each process has its own executor id and a heartbeat row (`job_executors`). A worker that stops cleanly
+marks itself stopped; one that dies stops beating. Any live worker then recovers the dead one's workflows
+(DBOS re-enqueues them; a duplicate recovery matches nothing), so no manual step is needed.
+
+Shutdown (`stop_jobs`): steps stop taking new work, in-flight Microsoft calls get a few seconds, and what
+is unfinished stays PENDING for recovery. A step that is stopped is *parked* (its thread waits until the
+process exits) rather than failed: a step that raised would be recorded as failed and replayed as such.
+"""
+
+import asyncio
 import importlib
-from collections.abc import Callable
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+import anyio
 import httpx
-from dbos import DBOS, SetWorkflowID
-from sqlalchemy import Engine, create_engine
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from sqlalchemy import Engine, create_engine, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-from teamsvoice.core.db import sync_url
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import create_engine as create_async_engine, session_factory, sync_url
+from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.security import Keyring
+from teamsvoice.jobs.models import JobExecutor
+from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
+
+Role = Literal["all", "api", "worker"]
+JOBS_QUEUE = "teamsvoice-jobs"
+MICROSOFT_QUEUE = "teamsvoice-microsoft"
+HEARTBEAT_SECONDS = 2.0
+T = TypeVar("T")
+log = logging.getLogger("teamsvoice.jobs")
 
 
 @dataclass
@@ -21,9 +59,29 @@ class JobContext:
     keyring: Keyring
     engine: Engine
     http: httpx.Client
+    executor_id: str
+    role: Role
+    loop: asyncio.AbstractEventLoop
+    async_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    connector: MicrosoftConnector
+
+    def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Runs async work on the engine's one event loop (shared pool, token cache and per-tenant limits)
+        and waits for it; called from DBOS's step threads."""
+        return asyncio.run_coroutine_threadsafe(_call(work), self.loop).result()
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
 
 
 _context: JobContext | None = None
+_stopping = threading.Event()
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+_heartbeat_stop = threading.Event()
+_heartbeat_thread: threading.Thread | None = None
 
 # Every module that defines DBOS workflows; add yours here. A module may define `resume_orphaned()`.
 WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
@@ -42,24 +100,110 @@ def system_database_url(settings: Settings) -> str:
     return settings.effective_database_url
 
 
-def start_jobs(settings: Settings, keyring: Keyring) -> None:
-    """Launching DBOS also resumes every workflow a previous process left unfinished."""
-    global _context
+def new_executor_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> None:
+    """Launches DBOS with a fresh executor id. Workers (and `all`) listen on the queues, beat, and recover
+    the work of executors that died; `api` processes only enqueue."""
+    global _context, _heartbeat_thread
     # Workflows must be registered before launch, so that recovery finds them.
     for name in WORKFLOW_MODULES:
         importlib.import_module(name)
-
+    _stopping.clear()
+    _heartbeat_stop.clear()
+    executor_id = new_executor_id()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True).start()
+    async_engine = create_async_engine(settings.effective_database_url)
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),
-        http=httpx.Client(timeout=httpx.Timeout(15.0)),
+        http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,
+        loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
+        connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(),
     )
     DBOS(config={
         "name": "teamsvoice",
         "system_database_url": system_database_url(settings),
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
+        "executor_id": executor_id,
     })
+    if role == "api":
+        DBOS.listen_queues([])
     DBOS.launch()
+    DBOS.register_queue(JOBS_QUEUE, polling_interval_sec=0.2, on_conflict="always_update")
+    DBOS.register_queue(
+        MICROSOFT_QUEUE, partition_concurrency=settings.microsoft_tenant_concurrency,
+        limiter=({"limit": settings.microsoft_app_rate_per_second, "period": 1.0}
+                 if settings.microsoft_app_rate_per_second else None),
+        polling_interval_sec=0.1, on_conflict="always_update")
+    if role != "api":
+        _beat(executor_id, role)
+        recover_dead_executors()
+        _heartbeat_thread = threading.Thread(target=_heartbeat_loop, args=(executor_id, role), name="teamsvoice-heartbeat",
+                                             daemon=True)
+        _heartbeat_thread.start()
+
+
+async def _connector(settings: Settings) -> MicrosoftConnector:
+    return MicrosoftConnector(settings)  # built on the loop that will use it
+
+
+def _beat(executor_id: str, role: Role) -> None:
+    engine = job_context().engine
+    with Session(engine) as session, session.begin():
+        row = session.get(JobExecutor, executor_id)
+        if row is None:
+            session.add(JobExecutor(executor_id=executor_id, hostname=socket.gethostname(), pid=os.getpid(), role=role,
+                                    started_at=utcnow(), heartbeat_at=utcnow(), stopped=False))
+        else:
+            row.heartbeat_at = utcnow()
+
+
+def _heartbeat_loop(executor_id: str, role: Role) -> None:
+    while not _heartbeat_stop.wait(HEARTBEAT_SECONDS):
+        try:
+            _beat(executor_id, role)
+            recover_dead_executors()
+        except Exception:  # noqa: BLE001 - the database may be briefly away; the next beat tries again
+            log.warning("job engine heartbeat failed; retrying", exc_info=True)
+
+
+def recover_dead_executors() -> list[str]:
+    """Re-enqueues the PENDING workflows of executors that stopped or stopped beating. The executor's row
+    is deleted in the same transaction that claims it, so one live worker recovers it, and DBOS's own
+    recovery only moves workflows still owned by the dead executor (a repeat is harmless)."""
+    ctx = job_context()
+    timeout = ctx.settings.job_executor_timeout_seconds
+    with Session(ctx.engine) as session:
+        dead = list(session.scalars(select(JobExecutor.executor_id).where(
+            JobExecutor.executor_id != ctx.executor_id,
+            (JobExecutor.stopped.is_(True)) | (JobExecutor.heartbeat_at < _seconds_ago(timeout)))))
+    recovered = []
+    for executor_id in dead:
+        with Session(ctx.engine) as session, session.begin():
+            claimed = session.execute(delete(JobExecutor).where(JobExecutor.executor_id == executor_id))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        handles = DBOS._recover_pending_workflows([executor_id])
+        log.info("recovered %d workflows of executor %s", len(handles), executor_id)
+        recovered.append(executor_id)
+    if not _legacy_recovered.is_set():
+        # Before executor ids were unique, every process was "local": its work has no heartbeat row.
+        _legacy_recovered.set()
+        DBOS._recover_pending_workflows(["local"])
+    return recovered
+
+
+_legacy_recovered = threading.Event()
+
+
+def _seconds_ago(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def resume_orphaned_work() -> int:
@@ -73,21 +217,105 @@ def resume_orphaned_work() -> int:
     return resumed
 
 
-def stop_jobs() -> None:
+def stop_jobs(grace_seconds: float | None = None) -> None:
+    """Stops taking work, gives in-flight Microsoft calls `grace_seconds` to finish, marks this executor
+    stopped (so its unfinished work is recovered at once by another worker or the next start), and
+    shuts DBOS down. Steps still running are parked; nothing unfinished is recorded as failed."""
     global _context
+    if _context is None:
+        return
+    grace = _context.settings.job_shutdown_grace_seconds if grace_seconds is None else grace_seconds
+    _stopping.set()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _in_flight > 0:
+        time.sleep(0.05)
+    _heartbeat_stop.set()
+    if _heartbeat_thread is not None:
+        _heartbeat_thread.join(timeout=5)
+    if _context.role != "api":
+        try:
+            with Session(_context.engine) as session, session.begin():
+                session.execute(update(JobExecutor).where(JobExecutor.executor_id == _context.executor_id).values(stopped=True))
+        except Exception:  # noqa: BLE001 - then it is found dead by its stale heartbeat instead
+            log.warning("could not mark this executor stopped", exc_info=True)
     DBOS.destroy(workflow_completion_timeout_sec=0)
-    if _context is not None:
-        _context.http.close()
-        _context.engine.dispose()
-    _context = None
+    context, _context = _context, None
+    context.http.close()
+    context.engine.dispose()
+
+    async def close() -> None:
+        await context.connector.aclose()
+        await context.async_engine.dispose()
+
+    try:
+        asyncio.run_coroutine_threadsafe(close(), context.loop).result(timeout=5)
+    except Exception:  # noqa: BLE001 - parked work may hold connections; the process is ending anyway
+        log.debug("job engine resources did not close cleanly", exc_info=True)
+    context.loop.call_soon_threadsafe(context.loop.stop)
+
+
+def stopping() -> bool:
+    return _stopping.is_set()
+
+
+def park_if_stopping() -> None:
+    """Called by steps at safe points: once the engine is stopping, the step's thread waits for the
+    process to exit, leaving its work PENDING for recovery."""
+    if _stopping.is_set():
+        threading.Event().wait()
+
+
+@contextmanager
+def in_flight() -> Iterator[None]:
+    """Counts a unit of work that calls Microsoft, so that shutdown can wait for it a little."""
+    global _in_flight
+    park_if_stopping()
+    with _in_flight_lock:
+        _in_flight += 1
+    try:
+        yield
+    finally:
+        with _in_flight_lock:
+            _in_flight -= 1
+
+
+async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: Callable[[int, UpstreamError, float], Awaitable[None]],
+                                  *, max_delay: float | None = None) -> T:
+    """Runs `attempt` until it does not fail transiently. A transient failure (Microsoft 5xx, 429,
+    timeout, unreachable: `UpstreamError.retryable`) is never final: `on_wait` records it, then the
+    work waits (capped exponential backoff, jittered) and tries again. Stopping the engine parks it."""
+    settings = job_context().settings
+    cap = settings.job_retry_max_delay_seconds if max_delay is None else max_delay
+    delay, failures = settings.microsoft_retry_base_delay_seconds, 0
+    while True:
+        try:
+            return await attempt()
+        except UpstreamError as exc:
+            if not exc.retryable or exc.is_refusal:
+                raise
+            failures += 1
+            wait = min(cap, delay) * (0.5 + random.random() / 2)
+            await on_wait(failures, exc, wait)
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                if _stopping.is_set():
+                    await anyio.to_thread.run_sync(park_if_stopping, abandon_on_cancel=True)
+                await anyio.sleep(min(0.2, max(0.0, end - time.monotonic())))
+            delay = min(cap, delay * 2)
 
 
 def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bool:
-    """Starts `workflow` under `workflow_id` unless a workflow with that id exists already (running,
-    recovered or finished). Used for enqueue-after-commit and for resuming orphaned work; never starts a
-    second execution beside one that DBOS recovery is running."""
+    """Enqueues `workflow` on the jobs queue under `workflow_id` unless a workflow with that id exists
+    (queued, running, recovered or finished). Safe to repeat; never starts a second execution."""
     if DBOS.get_workflow_status(workflow_id) is not None:
         return False
     with SetWorkflowID(workflow_id):
-        DBOS.start_workflow(workflow, *args)
+        DBOS.retrieve_queue(JOBS_QUEUE).enqueue(workflow, *args)
     return True
+
+
+def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[..., Any], *args: Any) -> None:
+    """Enqueues one unit of Microsoft work on the tenant's partition (idempotent by workflow id). Called
+    from inside a workflow, so the enqueue itself is recorded and not repeated on replay."""
+    with SetWorkflowID(workflow_id), SetEnqueueOptions(queue_partition_key=tenant_id):
+        DBOS.retrieve_queue(MICROSOFT_QUEUE).enqueue(workflow, *args)

@@ -49,8 +49,8 @@ def _number(session_access: SubscriptionAccess, value: Any) -> str | None:
 async def _free(session: AsyncSession, access: SubscriptionAccess, number: str | None, record_id: int | None) -> None:
     if number is None:
         return
-    holder = (await numbers.holders(session, [number])).get(number)
     await numbers.inventory_number(session, access, number)
+    holder = (await numbers.holders(session, access, [number])).get(number)
     if holder is not None and holder.id != record_id:
         raise Conflict(f"{number} is already assigned to {holder.user_principal_name}", code=numbers.NUMBER_ASSIGNED)
 
@@ -142,6 +142,15 @@ async def record_failure(sessions: async_sessionmaker[AsyncSession], account_id:
         account = await session.get(FusionResourceAccount, account_id)
         if account is not None:
             account.status, account.error = "error", message
+            await session.commit()
+
+
+async def record_waiting(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str) -> None:
+    """Microsoft failed transiently: the account keeps its intermediate status and shows why it waits."""
+    async with sessions() as session:
+        account = await session.get(FusionResourceAccount, account_id)
+        if account is not None:
+            account.error = message
             await session.commit()
 
 
@@ -290,7 +299,7 @@ def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
         return set(), None, None
     try:
         data = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise ValidationFailed("filters: must be a JSON object") from None
     if isinstance(data, list):  # the spec's array of conditions, as the users list accepts it
         if not all(isinstance(entry, dict) for entry in data):

@@ -1,158 +1,135 @@
 """Durable Fusion MS Teams work (DBOS): bulk user updates and resource accounts.
 
-Bulk: the workflow asks for the next batch of pending items (a step, so its answer is replayed unchanged
-after a crash), applies the batch (a step that skips items already finished), and repeats; then it
-sets the job's final status. Items of a batch run concurrently, bounded by BULK_CONCURRENCY here and by
-the connector's per-tenant limit on every Microsoft call. Steps use an async engine of their own, inside
-`asyncio.run`, because they run in DBOS's threads.
+Bulk: the job's workflow (on the jobs queue) enqueues one item workflow per pending item on the Microsoft
+queue, partitioned by the Microsoft tenant: any worker process may run any item, the per-tenant
+concurrency holds across all of them, and an item starts as soon as a slot frees (no batch barrier).
+Each item ends exactly once (a conditional UPDATE from `pending`), and the item that ends last sets the
+job's final status in the same transaction. A transient Microsoft failure never ends an item: it waits
+and retries (`runtime.until_microsoft_answers`), its attempts and last error visible on the job.
+Async work runs on the job engine's shared event loop (`JobContext.run`).
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 from dbos import DBOS
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
-from teamsvoice.jobs.runtime import job_context, start_once
-from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.jobs.runtime import (
+    enqueue_for_tenant, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
+)
 from teamsvoice.microsoft.ports import TenantConnection
 
-BATCH_SIZE = 100
+PAGE_SIZE = 500
 T = TypeVar("T")
 
 
-def bulk_concurrency() -> int:
-    return max(1, job_context().settings.microsoft_tenant_concurrency)
-
-
-async def _run(subscription_id: int, work: Callable[[async_sessionmaker[AsyncSession], SubscriptionAccess, TenantConnection], Awaitable[T]]) -> T:
+def _run(subscription_id: int, work: Callable[[async_sessionmaker[AsyncSession], SubscriptionAccess, TenantConnection], Awaitable[T]]) -> T:
     ctx = job_context()
-    engine = create_engine(ctx.settings.effective_database_url)
-    connector = MicrosoftConnector(ctx.settings)
-    try:
-        sessions = session_factory(engine)
-        async with sessions() as session:
+
+    async def run() -> T:
+        async with ctx.sessions() as session:
             access = await bulk.load_access(session, subscription_id)
         tenant_id = access.require_ms_tenant()
-        return await work(sessions, access, connector.connect(tenant_id))
-    finally:
-        await connector.aclose()
-        await engine.dispose()
+        return await work(ctx.sessions, access, ctx.connector.connect(tenant_id))
+
+    return ctx.run(run)
 
 
-async def _simple(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    engine = create_engine(job_context().settings.effective_database_url)
-    try:
-        return await work(session_factory(engine))
-    finally:
-        await engine.dispose()
+def _simple(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    ctx = job_context()
+    return ctx.run(lambda: work(ctx.sessions))
 
 
 # --- bulk -----------------------------------------------------------------------------------------------
 
 
 @DBOS.step(name="fusion_bulk_begin")
-def begin_step(job_id: int) -> int:
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> int:
+def begin_step(job_id: int) -> tuple[int, str | None]:
+    """Marks the job running; answers its subscription and Microsoft tenant (None: not linked, and then
+    every pending item has failed with the reason)."""
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str | None]:
         async with sessions() as session:
             job = await session.get(FusionBulkJob, job_id)
             assert job is not None
             if job.status == "queued":
                 job.status = "running"
             await session.commit()
-            return job.subscription_id
+            subscription_id = job.subscription_id
+            access = await bulk.load_access(session, subscription_id)
+        try:
+            return subscription_id, access.require_ms_tenant()
+        except DomainError as exc:
+            await bulk.fail_pending(sessions, job_id, exc)
+            return subscription_id, None
 
-    return asyncio.run(_simple(work))
+    return _simple(work)
 
 
-@DBOS.step(name="fusion_bulk_next_batch")
-def next_batch_step(job_id: int, after: int) -> list[int]:
-    """Ids of the next pending items after position `after` (in position order)."""
+@DBOS.step(name="fusion_bulk_next_page")
+def next_page_step(job_id: int, after: int) -> list[int]:
+    """Ids of the next pending items after position `after` (in position order), then the last position."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
         async with sessions() as session:
             rows = (await session.execute(select(FusionBulkItem.id, FusionBulkItem.position).where(
                 FusionBulkItem.job_id == job_id, FusionBulkItem.position > after, FusionBulkItem.status == "pending",
-            ).order_by(FusionBulkItem.position).limit(BATCH_SIZE))).all()
+            ).order_by(FusionBulkItem.position).limit(PAGE_SIZE))).all()
         return [row.id for row in rows] + ([rows[-1].position] if rows else [])
 
-    return asyncio.run(_simple(work))
+    return _simple(work)
 
 
-@DBOS.step(name="fusion_bulk_apply_batch")
-def apply_batch_step(subscription_id: int, item_ids: list[int]) -> None:
-    async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> None:
-        limit, cache = anyio.Semaphore(bulk_concurrency()), {}
+@DBOS.step(name="fusion_bulk_item_apply")
+def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
+    cache = _group_cache(job_id)
 
-        async def one(item_id: int) -> None:
-            async with limit:
-                await bulk.apply_item(sessions, access, connection, item_id, cache)
+    async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> str:
+        return await bulk.apply_item(sessions, access, connection, item_id, cache, until_microsoft_answers)
 
-        async with anyio.create_task_group() as group:
-            for item_id in item_ids:
-                group.start_soon(one, item_id)
-
-    try:
-        asyncio.run(_run(subscription_id, work))
-    except DomainError as exc:  # the tenant is unreachable (or unlinked): every item left fails with it
-        asyncio.run(_fail_pending(item_ids, exc))
+    with in_flight():
+        status = _run(subscription_id, work)
+    park_if_stopping()  # the engine is going away: its recovery re-runs this step, which finds the item done
+    return status
 
 
-async def _fail_pending(item_ids: list[int], exc: DomainError) -> None:
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> None:
-        for item_id in item_ids:
-            async with sessions() as session:
-                item = await session.get(FusionBulkItem, item_id)
-                if item is None or item.status != "pending":
-                    continue
-                done = await session.execute(update(FusionBulkItem).where(
-                    FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
-                    status="error", error=bulk.service.error_body(exc), updated_on=utcnow()))
-                if done.rowcount == 1:  # type: ignore[attr-defined]
-                    await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == item.job_id).values(
-                        error_count=FusionBulkJob.error_count + 1))
-                await session.commit()
-
-    await _simple(work)
+_group_caches: dict[int, dict[str, str]] = {}
 
 
-@DBOS.step(name="fusion_bulk_finish")
-def finish_step(job_id: int) -> str:
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> str:
-        async with sessions() as session:
-            job = await session.get(FusionBulkJob, job_id)
-            assert job is not None
-            job.status, job.updated_on = bulk.final_status(job), utcnow()
-            await session.commit()
-            return job.status
+def _group_cache(job_id: int) -> dict[str, str]:
+    return _group_caches.setdefault(job_id, {})
 
-    return asyncio.run(_simple(work))
+
+@DBOS.workflow(name="fusion_bulk_item", max_recovery_attempts=None)
+def bulk_item(subscription_id: int, job_id: int, item_id: int) -> str:
+    return apply_item_step(subscription_id, job_id, item_id)
 
 
 @DBOS.workflow(name="fusion_bulk_update", max_recovery_attempts=None)
-def bulk_update(job_id: int) -> str:
-    subscription_id = begin_step(job_id)
-    after = -1
+def bulk_update(job_id: int, job_key: str) -> int:
+    """Enqueues every pending item; returns how many it enqueued (the items finish the job)."""
+    subscription_id, tenant_id = begin_step(job_id)
+    if tenant_id is None:
+        return 0
+    after, enqueued = -1, 0
     while True:
-        batch = next_batch_step(job_id, after)
-        if not batch:
-            break
-        *item_ids, after = batch
-        apply_batch_step(subscription_id, item_ids)
-    return finish_step(job_id)
+        page = next_page_step(job_id, after)
+        if not page:
+            return enqueued
+        *item_ids, after = page
+        for item_id in item_ids:
+            enqueue_for_tenant(f"fusion-bulk-{job_key}-item-{item_id}", tenant_id, bulk_item, subscription_id, job_id, item_id)
+        enqueued += len(item_ids)
 
 
 def _start_bulk(job_key: str, job_id: int) -> None:
-    start_once(f"fusion-bulk-{job_key}", bulk_update, job_id)
+    start_once(f"fusion-bulk-{job_key}", bulk_update, job_id, job_key)
 
 
 async def enqueue_bulk(job_key: str, job_id: int) -> None:
@@ -170,19 +147,26 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
             account = await session.get(FusionResourceAccount, account_id)
             return account.subscription_id if account is not None else None
 
-    subscription_id = asyncio.run(_simple(subscription_of))
+    subscription_id = _simple(subscription_of)
     if subscription_id is None:
         return {"status": "gone"}
 
     async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> dict[str, Any]:
-        return await resource_accounts.converge(sessions, access, connection, account_id)
+        async def waiting(failures: int, exc: DomainError, wait: float) -> None:
+            await resource_accounts.record_waiting(sessions, account_id, f"{exc.message} (try {failures}; retrying)")
+
+        return await until_microsoft_answers(
+            lambda: resource_accounts.converge(sessions, access, connection, account_id), waiting)
 
     try:
-        return asyncio.run(_run(subscription_id, work))
+        with in_flight():
+            result = _run(subscription_id, work)
     except DomainError as exc:
         message = exc.message
-        asyncio.run(_simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message)))
-        return {"status": "error", "error": message}
+        _simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message))
+        result = {"status": "error", "error": message}
+    park_if_stopping()
+    return result
 
 
 @DBOS.workflow(name="fusion_resource_account", max_recovery_attempts=None)

@@ -1,0 +1,187 @@
+"""Running teamsvoice processes: checks before anything is created, the data directory lock, and a clean
+stop on SIGINT/SIGTERM.
+
+Order at start: bind the ports, check the data directory and the database, take the lock; only then
+create files, migrate and seed. A problem is one `StartupError` line naming it and its fix (exit 2).
+Order at stop: the API stops accepting and finishes its requests, the job engine stops (in-flight
+Microsoft calls get a few seconds; unfinished items stay pending), then the emulator. The process then
+exits at once: threads still parked in job steps hold nothing that is not already committed.
+"""
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import uvicorn
+
+LOCK_FILE = ".teamsvoice.lock"
+
+
+class StartupError(Exception):
+    """Something outside teamsvoice prevents the start; the message names it and the fix."""
+
+
+def bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"{what} port {host}:{port} is already in use: stop what holds it or choose another "
+                               f"port") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise StartupError(f"{what} port {host}:{port} needs privileges: choose a port above 1023") from None
+        raise StartupError(f"cannot listen on {host}:{port} for the {what}: {exc.strerror}") from None
+    return sock
+
+
+def check_data_dir(path: Path) -> None:
+    """The directory exists (or can be made) and is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data directory {path} is not writable ({exc.strerror}): fix its permissions or pass "
+                           f"--data-dir with a writable directory") from None
+
+
+class DataDirLock:
+    """An exclusive lock on the data directory, held for the process's life (released by the kernel if
+    the process dies). Its file names the holder so a second start can say who it is."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._file: TextIO | None = None
+
+    def acquire(self, description: str) -> None:
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(f"data directory {self.path.parent} is in use by {holder}: stop it first, or pass "
+                               f"another --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{description} (pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def check_database(url: str) -> None:
+    """The database URL is one we support and the server answers (within a few seconds)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from teamsvoice.core.db import sync_url
+
+    if not url.startswith(("sqlite:///", "postgresql:", "postgres:", "postgresql+psycopg:")):
+        raise StartupError(f"TEAMSVOICE_DATABASE_URL {redact_url(url)!r} is not supported: use sqlite:///PATH or "
+                           f"postgresql://USER:PASSWORD@HOST:PORT/DB")
+    if url.startswith("sqlite:///"):
+        return
+    try:
+        engine = create_engine(sync_url(url), connect_args={"connect_timeout": 5})
+    except (ArgumentError, ValueError) as exc:
+        raise StartupError(f"TEAMSVOICE_DATABASE_URL {redact_url(url)!r} is malformed: {exc}") from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StartupError(f"cannot reach the database {redact_url(url)}: {reason}; check TEAMSVOICE_DATABASE_URL "
+                           f"and that PostgreSQL is running") from None
+    finally:
+        engine.dispose()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, location = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}" if ":" in credentials else url
+
+
+class Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process decides the order things stop in."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def quiet_signals(server_: uvicorn.Server) -> uvicorn.Server:
+    """A server built elsewhere (the emulator's), without its own signal handling."""
+    server_.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    return server_
+
+
+def server(app: Any, *, log_config: dict[str, Any] | None = None, **options: Any) -> Server:
+    config = uvicorn.Config(app, server_header=False, timeout_graceful_shutdown=5, log_config=log_config,
+                            access_log=False, **options)
+    return Server(config)
+
+
+async def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Runs `main(stop)`; the first SIGINT/SIGTERM sets `stop`, a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            os._exit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    await main(stop)
+
+
+async def serve_until(stop: asyncio.Event, api: uvicorn.Server, sock: socket.socket) -> None:
+    """Serves until `stop` is set (or the server ends on its own), then shuts it down gracefully."""
+    task = asyncio.create_task(api.serve(sockets=[sock]))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    api.should_exit = True
+    stopper.cancel()
+    await task
+
+
+async def wait_started(server_: uvicorn.Server, task: "asyncio.Task[None]", what: str) -> None:
+    while not server_.started:
+        if task.done():
+            task.result()
+            raise StartupError(f"the {what} stopped while starting")
+        await asyncio.sleep(0.02)
+
+
+def exit_now(code: int = 0) -> None:
+    """Exits without waiting for threads parked in job steps (their work is committed or pending)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
