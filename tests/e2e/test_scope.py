@@ -2,11 +2,18 @@
 reseller A's objects, is refused — 404 (not yours), 403 (not allowed) or 400 (rejected before any lookup):
 never a success with A's data, never a 5xx. The scope comes from the credential, never from a path or body."""
 
+import json
+import random
 import re
 
 import httpx
+from sqlalchemy import select
 
+from teamsvoice.domain.fusion.models import FusionSubscription
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
 from tests.api.fusion.support import BASE, make_world
+from tests.api.fusion.users_support import onboard
 from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
 
@@ -76,3 +83,155 @@ async def test_fusion_routes_refuse_another_reseller(client: httpx.AsyncClient, 
     assert not leaks, "\n".join(leaks)
     # Mostly refused because of scope, not merely because the body did not validate.
     assert statuses.get(403, 0) + statuses.get(404, 0) >= 0.75 * checked, statuses
+
+
+# --- numbers: a number of another reseller's inventory, on every write that takes a number -------------------
+
+CTT_NUMBER_WRITES = {("post", "/provisioning/updateUserDetails"), ("post", "/enterprise/configureUser"),
+                     ("post", "/valet/configureValetUser")}
+_SUB_PATH = "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}"
+FUSION_NUMBER_WRITES = {(m, _SUB_PATH + p) for m, p in (
+    ("put", "/msteams/users/{ms_user_id}"), ("put", "/msteams/users/{ms_user_id}/phone_number"),
+    ("put", "/msteams/users/bulk"), ("post", "/msteams/resource_accounts"),
+    ("put", "/msteams/resource_accounts/{resource_account_id}"), ("post", "/numbers"), ("delete", "/numbers"))}
+# Writes whose documentation speaks of numbers but that take none from the caller (reviewed).
+TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post", "/provisioning/enableCallingForUser/{upn}"),
+                  ("post", "/sms/getEnterpriseSMSConfig/{enterpriseId}"),
+                  ("post", "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions"),
+                  ("delete", _SUB_PATH), ("delete", _SUB_PATH + "/msteams/users/{ms_user_id}"),
+                  ("post", _SUB_PATH + "/msteams/sync"), ("delete", _SUB_PATH + "/msteams/resource_accounts/{resource_account_id}"),
+                  # allowExternalNumbers: a flag, not a number
+                  ("post", "/reseller/newEnterprise"), ("post", "/reseller/editEnterprise")}
+
+
+def _mentions_a_number(operation: dict, components: dict) -> bool:
+    text = json.dumps(operation)
+    for ref in set(re.findall(r'"#/components/schemas/([^"]+)"', text)):
+        text += json.dumps(components.get(ref, {}))
+    text = text.replace('"type": "number"', "")  # JSON Schema's type, not a phone number
+    return bool(re.search(r"phone|number", text, re.IGNORECASE))
+
+
+async def test_every_write_taking_a_number_refuses_another_resellers_number(client: httpx.AsyncClient, live, organisation) -> None:
+    """Reseller B's inventory holds a number; reseller A, acting on its own onboarded customer through both API
+    families, can neither assign it nor learn anything about B (not even which user holds it)."""
+    doc = (await client.get("/openapi.json")).json()
+    writes = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
+              if m in ("post", "put", "patch", "delete") and _mentions_a_number(op, doc["components"]["schemas"])}
+    covered = CTT_NUMBER_WRITES | FUSION_NUMBER_WRITES
+    assert covered <= {(m, p) for p, ops in doc["paths"].items() for m in ops}, covered - writes
+    assert not writes - covered - TAKE_NO_NUMBER, f"new writes mentioning numbers: {sorted(writes - covered - TAKE_NO_NUMBER)}"
+
+    # B (reseller 2) holds +32 2390xxxx in a Fusion subscription's inventory.
+    mine = await onboard(client, live, organisation, tenant_index=1, count=2)
+    world = mine.world
+    victim_tenant = await world.create_tenant("other-reseller", name="Tailspin Customer")
+    victim_sub = await world.create_subscription(victim_tenant["uuid"], "other-reseller", name="Tailspin Teams")
+    victim_path = f"{BASE}/tenants/{victim_tenant['uuid']}/subscriptions/{victim_sub['id']}"
+    victim = await world.as_("other-reseller")
+    nsn = 23900000 + random.randrange(0, 90000)
+    stolen = f"+32{nsn}"
+    added = await client.post(f"{victim_path}/numbers", headers=victim, json={"countryCode": "+32", "numbers": [nsn]})
+    assert added.status_code == 200, added.text
+
+    # A (reseller 1): its own onboarded subscription, seen by ConnecttoTeams as its enterprise.
+    users = [u["msTeams"] for u in await mine.users(10) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
+    user = users[0]
+    token = await token_for(client, organisation.resellers[0])
+    enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                    headers=bearer(token))).json()
+    enterprise = next(e for e in enterprises if e["tenantId"] == mine.tenant["tenantId"])
+    consent_object = {"tenantId": mine.tenant["tenantId"], "resellerId": enterprise["resellerId"]}
+    account_id = await _resource_account(world, mine)
+    pbx_user = {"teamsUserId": user["userPrincipalName"], "directRouteId": 1, "password": "S1p-secret", "rePassword": "S1p-secret",
+                "pbxAuthUserId": "201", "pbxUserId": "201", "pbxLocation": "HQ", "phoneNumber": stolen,
+                "tenantID": mine.tenant["tenantId"], "userType": "Service"}
+    sub = mine.path
+    calls = {
+        ("post", "/provisioning/updateUserDetails"): (bearer(token), "/provisioning/updateUserDetails",
+                                                      consent_object | {"userPrincipalName": user["userPrincipalName"], "phoneNumber": stolen}),
+        ("post", "/enterprise/configureUser"): (bearer(token), "/enterprise/configureUser", pbx_user),
+        ("post", "/valet/configureValetUser"): (bearer(token), "/valet/configureValetUser", pbx_user | {"directRouteId": -1}),
+        ("put", _SUB_PATH + "/msteams/users/{ms_user_id}"): (mine.headers, f"{sub}/msteams/users/{user['id']}", {"phoneNumber": stolen}),
+        ("put", _SUB_PATH + "/msteams/users/{ms_user_id}/phone_number"): (
+            mine.headers, f"{sub}/msteams/users/{user['id']}/phone_number", {"phoneNumber": stolen}),
+        ("put", _SUB_PATH + "/msteams/users/bulk"): (
+            mine.headers, f"{sub}/msteams/users/bulk", {"name": "squat", "data": [{"upn": user["userPrincipalName"], "number": stolen}]}),
+        ("post", _SUB_PATH + "/msteams/resource_accounts"): (mine.headers, f"{sub}/msteams/resource_accounts", {
+            "accountType": "call-queue", "userPrincipalName": f"cq-squat@{mine.tenant['domain']}", "displayName": "Squat",
+            "location": "BE", "phoneNumber": stolen}),
+        ("put", _SUB_PATH + "/msteams/resource_accounts/{resource_account_id}"): (
+            mine.headers, f"{sub}/msteams/resource_accounts/{account_id}", {"phoneNumber": stolen}),
+        ("post", _SUB_PATH + "/numbers"): (mine.headers, f"{sub}/numbers", {"countryCode": "+32", "numbers": [nsn]}),
+        ("delete", _SUB_PATH + "/numbers"): (mine.headers, f"{sub}/numbers", {"numbers": [{"countryCode": "+32", "nsn": str(nsn)}]}),
+    }
+    assert set(calls) == covered
+    secrets = ("Tailspin", victim_tenant["uuid"], "other-reseller")
+    wrong = []
+    for (method, route), (headers, url, body) in calls.items():
+        response = await client.request(method.upper(), url, headers=headers, json=body)
+        if (method, route) in CTT_NUMBER_WRITES:
+            ok = response.status_code == 404 and "not found among the numbers available" in response.json()["message"]
+        elif route.endswith("/numbers") and method == "post":
+            ok = response.status_code == 409 and response.json()["error"]["code"] == 2010
+        elif route.endswith("/numbers"):
+            ok = response.status_code == 404 and response.json()["error"]["code"] == 2012
+        elif route.endswith("/bulk"):
+            ok = response.status_code == 400 and "2012" in response.text
+        else:
+            ok = response.status_code == 400 and response.json()["error"]["code"] == 2012
+        if not ok or any(s in response.text for s in secrets):
+            wrong.append(f"{method.upper()} {route} -> {response.status_code}: {response.text[:300]}")
+    assert not wrong, "\n".join(wrong)
+
+    # B's number is untouched: still free, held by nobody, in B's inventory only.
+    listed = await client.get(f"{victim_path}/numbers", headers=victim, params={"search": str(nsn)})
+    assert listed.status_code == 200 and listed.json()["numbers"][0]["assigned"] is False, listed.text
+    assert stolen not in (await client.get(f"{sub}/numbers", headers=mine.headers, params={"search": str(nsn)})).text
+
+
+async def test_a_holder_outside_the_owners_scope_is_never_named(client: httpx.AsyncClient, live, organisation) -> None:
+    """Data squatted before ownership was enforced: B's listing and refusals never name A's user."""
+    world = await make_world(client, live, organisation)
+    a_tenant = await world.create_tenant("reseller", name="Northwind Customer")
+    a_sub = await world.create_subscription(a_tenant["uuid"], "reseller")
+    b_tenant = await world.create_tenant("other-reseller", name="Tailspin Customer")
+    b_sub = await world.create_subscription(b_tenant["uuid"], "other-reseller")
+    b_path = f"{BASE}/tenants/{b_tenant['uuid']}/subscriptions/{b_sub['id']}"
+    b = await world.as_("other-reseller")
+    nsn = 23900000 + random.randrange(0, 90000)
+    assert (await client.post(f"{b_path}/numbers", headers=b, json={"countryCode": "+32", "numbers": [nsn]})).status_code == 200
+
+    async def squat(session) -> None:  # type: ignore[no-untyped-def]
+        enterprise_id = await session.scalar(select(FusionSubscription.enterprise_id).where(FusionSubscription.id == a_sub["id"]))
+        session.add(TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name="lee.bowen@contoso.example",
+                                   microsoft_user_id="00000000-0000-0000-0000-000000000001", phone_number=f"+32{nsn}"))
+
+    await world._with_session(squat)
+    for response in (await client.get(f"{b_path}/numbers", headers=b, params={"search": str(nsn)}),
+                     await client.get(f"{b_path}/free_numbers", headers=b),
+                     await client.get(f"{b_path}", headers=b)):
+        assert response.status_code == 200, response.text
+        assert "lee.bowen" not in response.text
+    # A cannot add B's number to its own inventory, and is not told whose it is.
+    a = await world.as_("reseller")
+    taken = await client.post(f"{BASE}/tenants/{a_tenant['uuid']}/subscriptions/{a_sub['id']}/numbers", headers=a,
+                              json={"countryCode": "+32", "numbers": [nsn]})
+    assert taken.status_code == 409 and "Tailspin" not in taken.text and b_tenant["uuid"] not in taken.text
+
+
+async def _resource_account(world, mine) -> int:  # type: ignore[no-untyped-def]
+    """An active resource account of A's subscription (recorded directly: its Microsoft side is not needed here)."""
+    holder: list[int] = []
+
+    async def create(session) -> None:  # type: ignore[no-untyped-def]
+        subscription_id = int(mine.path.rsplit("/", 1)[1])
+        account = FusionResourceAccount(subscription_id=subscription_id, user_principal_name=f"cq@{mine.tenant['domain']}",
+                                        display_name="CQ", account_type="call-queue", location="BE", status="active",
+                                        desired={"phoneNumber": None, "vrp": None})
+        session.add(account)
+        await session.flush()
+        holder.append(account.id)
+
+    await world._with_session(create)
+    return holder[0]

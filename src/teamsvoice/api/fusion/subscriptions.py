@@ -103,7 +103,7 @@ async def list_numbers(
     context = {"search": search, "page_size": page_size}
     offset = decode_next(container.keyring, next, context)
     rows, total = await numbers.list_numbers(uow.session, access, search=search, offset=offset, limit=page_size)
-    held = await numbers.holders(uow.session, [r.e164 for r in rows])
+    held = await numbers.holders(uow.session, access, [r.e164 for r in rows])
     return {"numbers": [render_number(r, held.get(r.e164)) for r in rows]} | Page(offset, page_size, total).wire(
         container.keyring, context)
 

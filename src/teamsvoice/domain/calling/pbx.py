@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise, PbxType
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import normalise_phone_number
@@ -201,7 +202,9 @@ def check_user_draft(draft: UserDraft) -> str:
     return normalise_phone_number(draft.phone_number)
 
 
-async def _check_number_free(session: AsyncSession, number: str, user: PbxUser | None, voice: TeamsVoiceUser | None) -> None:
+async def _check_number_free(session: AsyncSession, enterprise: Enterprise, number: str, user: PbxUser | None,
+                             voice: TeamsVoiceUser | None) -> None:
+    await ownership.require_assignable(session, enterprise.id, number)
     holder = await session.scalar(select(PbxUser.id).where(PbxUser.phone_number == number)
                                   .where(PbxUser.id != (user.id if user else -1)))
     voice_holder = await session.scalar(select(TeamsVoiceUser.id).where(TeamsVoiceUser.phone_number == number)
@@ -232,7 +235,7 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
     user = await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise.id, PbxUser.teams_user_id == upn))
     voice = await session.scalar(select(TeamsVoiceUser).where(
         TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn))
-    await _check_number_free(session, number, user, voice)
+    await _check_number_free(session, enterprise, number, user, voice)
     if user is None:
         if enterprise.user_limit:
             count = await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.enterprise_id == enterprise.id))

@@ -9,6 +9,7 @@ from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import pbx
 from teamsvoice.domain.calling.common import CALLAPP_CONSENT, enterprise_in_scope, require_consents, require_registered, require_service
 from teamsvoice.domain.calling.models import PbxLocation, PbxUser
+from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning.service import authorize_provisioning
@@ -38,6 +39,7 @@ async def configure_user(
 ) -> tuple[PbxUser, PbxLocation, bool]:
     number = pbx.check_user_draft(draft)
     enterprise, connection = await _caller_access(session, principal, connector, body, tenant_id)
+    await ownership.require_assignable(session, enterprise.id, number)
     require_service(enterprise, "PBX")
     if draft.kind == "VALET":
         require_service(enterprise, "CALLAPP")

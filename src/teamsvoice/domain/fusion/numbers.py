@@ -10,6 +10,7 @@ from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.phone import ParsedNumber, parse_e164, parse_number
 from teamsvoice.domain.fusion.models import FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 MAX_NUMBERS_PER_REQUEST = 10_000
@@ -42,7 +43,8 @@ def expand_ranges(code: int, ranges: list[list[int]], iso_code: str | None) -> l
 
 
 async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed: list[ParsedNumber], source: str) -> list[FusionNumber]:
-    """All or nothing: a duplicate in the request, or a number already held by any subscription, refuses the lot."""
+    """All or nothing: a duplicate in the request, or a number another owner has (in a subscription's inventory,
+    or held by a user of another customer), refuses the lot without naming that owner."""
     if not parsed:
         raise ValidationFailed("numbers: nothing to add")
     wanted = [p.e164 for p in parsed]
@@ -53,8 +55,9 @@ async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         taken += list(await session.scalars(select(FusionNumber.e164).where(FusionNumber.e164.in_(chunk))))
+    taken = sorted(set(taken) | set(await ownership.owned_elsewhere(session, access.enterprise.id, wanted)))
     if taken:
-        raise Conflict(f"numbers: {', '.join(sorted(taken)[:10])} already belong to a subscription", code=NUMBER_TAKEN)
+        raise Conflict(f"numbers: {', '.join(taken[:10])} already belong to an inventory", code=NUMBER_TAKEN)
     rows = [FusionNumber(subscription_id=access.subscription.id, e164=p.e164, iso_code=p.iso_code,
                          country_code=p.country_code, nsn=p.nsn, number_type=p.number_type, source=source)
             for p in parsed]
@@ -85,14 +88,9 @@ async def list_numbers(
     return rows, total
 
 
-async def holders(session: AsyncSession, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
-    """Which Teams user (of any enterprise) holds each number."""
-    found: dict[str, TeamsVoiceUser] = {}
-    for start in range(0, len(e164s), 500):
-        chunk = e164s[start:start + 500]
-        for user in await session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.phone_number.in_(chunk))):
-            found[user.phone_number or ""] = user
-    return found
+async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
+    """Which Teams user of the subscription holds each number (never a user of another customer)."""
+    return await ownership.holders_within(session, access.enterprise.id, e164s)
 
 
 async def inventory_number(session: AsyncSession, access: SubscriptionAccess, raw: str) -> FusionNumber:
@@ -110,7 +108,7 @@ async def require_free_number(
 ) -> FusionNumber:
     """A number the subscription holds and no Teams user holds (other than `for_user`): else 400 / 409."""
     row = await inventory_number(session, access, raw)
-    holder = (await holders(session, [row.e164])).get(row.e164)
+    holder = (await holders(session, access, [row.e164])).get(row.e164)
     if holder is not None and (for_user is None or holder.id != for_user.id):
         raise Conflict(f"{row.e164} is already assigned to {holder.user_principal_name}", code=NUMBER_ASSIGNED)
     return row
@@ -126,7 +124,7 @@ async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, pars
     missing = sorted(set(wanted) - {r.e164 for r in rows})
     if missing:
         raise NotFound(f"numbers: {', '.join(missing[:10])} not found in this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
-    held = await holders(session, wanted)
+    held = await holders(session, access, wanted)
     if held:
         first = sorted(held)[0]
         raise Conflict(f"numbers: {first} is assigned to {held[first].user_principal_name}; free it first",

@@ -14,6 +14,7 @@ from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
+from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
@@ -180,9 +181,11 @@ async def update_user_details(
             raise ValidationFailed(
                 f"voiceRoutingPolicy: '{voice_routing_policy}' is not a voice routing policy of the tenant "
                 f"(known: {[k for k in known if k != 'Global']}); create it with /provisioning/provisionDirectRouting")
+    number = normalise_phone_number(phone_number) if phone_number not in (..., None, "") else None  # type: ignore[arg-type]
+    if number:
+        await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
     if phone_number is not ...:
-        number = normalise_phone_number(phone_number) if phone_number else None  # type: ignore[arg-type]
         pbx_user = await session.scalar(select(PbxUser).where(PbxUser.voice_user_id == record.id))
         if number:
             holder = await session.scalar(select(TeamsVoiceUser).where(

@@ -103,7 +103,7 @@ async def fusion_view(session: AsyncSession, access: SubscriptionAccess, records
         select(FusionUserLicences).where(FusionUserLicences.voice_user_id.in_(ids)))}
     phones = [r.phone_number for r in records if r.phone_number]
     inventory = {row.e164: row for row in await session.scalars(select(FusionNumber).where(
-        FusionNumber.e164.in_(phones)))} if phones else {}
+        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164.in_(phones)))} if phones else {}
     views: dict[int, dict[str, Any]] = {}
     for record in records:
         view: dict[str, Any] = {"id": record.id, "customerLicenses": list(licences.get(record.id, [])),
@@ -138,7 +138,7 @@ class UserFilters:
             return cls()
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ValidationFailed('filters: must be a JSON object such as {"country": ["BE"], "have_number": "yes"}') from None
         if isinstance(data, list):  # an array of condition objects is accepted too
             merged: dict[str, Any] = {}
