@@ -89,11 +89,14 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
     if filters:
         try:
             parsed = json.loads(filters)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise ValidationFailed("filters: must be a JSON object such as {\"kind\": [\"ms_users\"]}") from None
-        if not isinstance(parsed, dict) or set(parsed) - {"kind"}:
+        if not isinstance(parsed, dict) or set(parsed) != {"kind"}:
             raise ValidationFailed("filters: supported filter is kind")
-        kinds = set(parsed["kind"] if isinstance(parsed["kind"], list) else [parsed["kind"]])
+        wanted = parsed["kind"] if isinstance(parsed["kind"], list) else [parsed["kind"]]
+        if not all(isinstance(kind, str) for kind in wanted):
+            raise ValidationFailed("filters.kind: must be a job kind or a list of job kinds such as [\"ms_users\"]")
+        kinds = set(wanted)
     context = {"page_size": page_size, "search": search, "filters": filters}
     offset = decode_next(container.keyring, next, context)
     rows, total = await bulk.list_jobs(uow.session, access, search, offset, page_size)
@@ -118,3 +121,11 @@ async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), u
         yield b"]}"
 
     return StreamingResponse(stream(), media_type="application/json")
+
+
+@router.post("/msteams/users/bulk/{bulk_id}/cancel",
+             summary="Cancel a bulk job (teamsvoice): no item starts after this; finished items stay as they are")
+async def cancel_bulk_job(bulk_id: int, access: _access(_ROLE), uow: UnitOfWorkDep) -> dict[str, Any]:
+    job = await bulk.job_in_scope(uow.session, access, bulk_id)
+    await bulk.cancel_job(uow.session, job)
+    return bulk.job_summary(job)

@@ -8,14 +8,14 @@ Items are streamed in and out in pages, so memory stays flat whatever the job's 
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
@@ -29,7 +29,8 @@ BULK_NOT_FOUND = "2098"
 ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number", "country": "location",
              "vrp": "vrp", "groups": "groups", "licenses": "licenses", "customerLicenses": "customer_licenses",
              "template": None}
-FINAL = ("success", "partial", "error")
+FINAL = ("success", "partial", "error", "cancelled")
+BULK_ENDED = "2089"
 
 
 def _check_items(data: Any) -> None:
@@ -110,34 +111,65 @@ async def _item_update(session: AsyncSession, subscription_id: int, data: dict[s
     return update
 
 
+Retry = Callable[[Callable[[], Awaitable[None]], Callable[[int, Any, float], Awaitable[None]]], Awaitable[None]]
+
+
+class _NoLongerPending(Exception):
+    """The item was cancelled (or ended elsewhere) while it waited."""
+
+
 async def apply_item(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    item_id: int, group_cache: dict[str, str],
-) -> None:
-    """Applies one pending item and records its outcome once (a finished item is left alone)."""
+    item_id: int, group_cache: dict[str, str], retry: Retry,
+) -> str:
+    """Applies one pending item and records its outcome once (a finished or cancelled item is left alone).
+    `retry` runs the attempt until Microsoft stops failing transiently; only Microsoft's refusal or our
+    validation ends the item in error. Answers the item's status."""
     async with sessions() as session:
         item = await session.get(FusionBulkItem, item_id)
         if item is None or item.status != "pending":
-            return
+            return item.status if item is not None else "gone"
         data, upn, job_id = dict(item.data), item.upn, item.job_id
-        await session.execute(update(FusionBulkItem).where(FusionBulkItem.id == item_id).values(
-            attempts=FusionBulkItem.attempts + 1))
-        await session.commit()
-    outcome: dict[str, Any]
-    try:
+
+    async def attempt() -> None:
         async with sessions() as session:
+            counted = await session.execute(update(FusionBulkItem).where(
+                FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(attempts=FusionBulkItem.attempts + 1))
+            await session.commit()
+            if counted.rowcount != 1:  # type: ignore[attr-defined]
+                raise _NoLongerPending
             changes = await _item_update(session, access.subscription.id, data)
         try:
             user = await connection.directory_admin.user(upn)
         except NotFound:
             raise NotFound(f"The MS Teams user {upn} does not exist", code=service.USER_NOT_FOUND) from None
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache)
+
+    async def waiting(failures: int, exc: Any, wait: float) -> None:
+        async with sessions() as session:
+            await session.execute(update(FusionBulkItem).where(
+                FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
+                details={"lastError": service.error_body(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
+            await session.commit()
+
+    outcome: dict[str, Any]
+    try:
+        await retry(attempt, waiting)
         outcome = {"status": "success", "details": {}, "error": None}
+    except _NoLongerPending:
+        return "cancelled"
     except DomainError as exc:
         outcome = {"status": "error", "details": None, "error": service.error_body(exc)}
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
         outcome = {"status": "error", "details": None,
                    "error": {"code": 1500, "reason": f"Unexpected error: {type(exc).__name__}"}}
+    await _record_outcome(sessions, job_id, item_id, outcome)
+    return str(outcome["status"])
+
+
+async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
+    """Ends the item once, counts it on the job, and (the last item) sets the job's final status, all in
+    one transaction."""
     async with sessions() as session:
         done = await session.execute(update(FusionBulkItem).where(
             FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(updated_on=utcnow(), **outcome))
@@ -145,7 +177,28 @@ async def apply_item(
             counter = FusionBulkJob.success_count if outcome["status"] == "success" else FusionBulkJob.error_count
             await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id).values(
                 {counter.key: counter + 1, "updated_on": utcnow()}))
+            job = await session.get(FusionBulkJob, job_id, populate_existing=True)
+            if job is not None and job.status == "running" and job.success_count + job.error_count >= job.total_count:
+                job.status = final_status(job)
         await session.commit()
+
+
+async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, exc: DomainError) -> None:
+    """The job cannot run at all (its subscription has no Microsoft tenant): every pending item fails."""
+    async with sessions() as session:
+        ids = list(await session.scalars(select(FusionBulkItem.id).where(
+            FusionBulkItem.job_id == job_id, FusionBulkItem.status == "pending")))
+    for item_id in ids:
+        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": service.error_body(exc)})
+
+
+async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
+    """No item starts after this; an item waiting to retry stops at its next try. Finished items stay."""
+    if job.status in FINAL:
+        raise Conflict(f"Bulk job {job.id} has already ended ({job.status})", code=BULK_ENDED)
+    await session.execute(update(FusionBulkItem).where(
+        FusionBulkItem.job_id == job.id, FusionBulkItem.status == "pending").values(status="cancelled", updated_on=utcnow()))
+    job.status, job.updated_on = "cancelled", utcnow()
 
 
 def final_status(job: FusionBulkJob) -> str:
@@ -167,6 +220,9 @@ def render_item(item: FusionBulkItem) -> dict[str, Any]:
             "created_on": item.created_on.isoformat(), "updated_on": item.updated_on.isoformat()}
     if item.error:
         body["error"] = item.error
+    body["attempts"] = item.attempts
+    if item.status == "pending" and item.details and "lastError" in item.details:
+        body["lastError"] = item.details["lastError"]  # waiting for Microsoft: why, and that it retries
     return body
 
 
@@ -192,6 +248,7 @@ def job_summary(job: FusionBulkJob) -> dict[str, Any]:
     return {"id": job.id, "job_id": job.job_id, "title": job.title, "kind": job.kind, "status": job.status,
             "total_count": job.total_count, "success_count": job.success_count, "error_count": job.error_count,
             "processed_count": job.success_count + job.error_count,
+            "cancelled_count": job.total_count - job.success_count - job.error_count if job.status == "cancelled" else 0,
             "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
 
 
