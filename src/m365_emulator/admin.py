@@ -152,6 +152,7 @@ def get_tenant_voice(tenant: str, emulator: EmulatorDep) -> JSONResponse:
             **voice_routing.state(tx, tenant_id),
             "grants": grants,
             "numbers": [teams_voice.number_assignment(n) for n in tx.list("number", tenant_id)],
+            "assignmentRequests": {n["telephoneNumber"]: n.get("_assignCount", 1) for n in tx.list("number", tenant_id)},
             "enterpriseVoiceEnabled": [c["id"] for c in tx.list("teams_user", tenant_id) if c["isEnterpriseVoiceEnabled"]],
             "applicationInstances": application_instances.state(tx, tenant_id),
         }

@@ -19,6 +19,9 @@ Configuration, `PUT /_admin/faults` (replaces the whole configuration; every key
       "seed": 42                              # seeds the 5xx draws, so a run is reproducible
     }
 
+`GET` also shows `concurrency`: per tenant, the requests in flight now and the most seen at once since
+the configuration was last put (what a client's per-tenant concurrency limit must keep under).
+
 Faults apply to Graph (/v1.0/...) and to the cmdlet endpoint (/_powershell/invoke), never to /_admin or
 to identity. An injected 429 or 5xx is answered before the request reaches its handler, so nothing was
 changed and a retry is safe. Graph answers 429 with `Retry-After` (seconds), `x-ms-throttle-scope` and
@@ -99,6 +102,8 @@ class Faults:
     timeouts_remaining: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)  # requests being served, per tenant
+    max_in_flight: dict[str, int] = field(default_factory=dict)  # the most seen at once since configured
     _random: random.Random = field(default_factory=random.Random)
 
     def configure(self, config: FaultConfig) -> None:
@@ -108,6 +113,7 @@ class Faults:
         self.injected = {"latency": 0, "throttled": 0, "storm429": 0, "serverErrors": 0, "cmdletTimeouts": 0}
         self._buckets = {}
         self._random = random.Random(config.seed)
+        self.max_in_flight = dict(self.in_flight)
 
     def reset(self) -> None:
         self.configure(FaultConfig())
@@ -117,7 +123,16 @@ class Faults:
             "config": self.config.model_dump(exclude_none=True),
             "remaining": {"storm429": self.storm_remaining, "cmdletTimeout": self.timeouts_remaining},
             "injected": dict(self.injected),
+            "concurrency": {tenant: {"inFlight": self.in_flight.get(tenant, 0), "max": most}
+                            for tenant, most in self.max_in_flight.items()},
         }
+
+    def enter(self, tenant_id: str) -> None:
+        now = self.in_flight[tenant_id] = self.in_flight.get(tenant_id, 0) + 1
+        self.max_in_flight[tenant_id] = max(now, self.max_in_flight.get(tenant_id, 0))
+
+    def leave(self, tenant_id: str) -> None:
+        self.in_flight[tenant_id] -= 1
 
     def _count(self, name: str) -> None:
         self.injected[name] = self.injected.get(name, 0) + 1
@@ -252,6 +267,17 @@ class FaultMiddleware:
         if scope["type"] != "http" or not (scope["path"].startswith("/v1.0/") or scope["path"] == CMDLET_PATH):
             await self.app(scope, receive, send)
             return
+        caller = None if scope.get(BATCH_ITEM) else _caller(scope["headers"])
+        if caller is None:
+            await self._serve(scope, receive, send, None)
+            return
+        self.faults.enter(caller[1])  # the concurrency a tenant sees, latency included
+        try:
+            await self._serve(scope, receive, send, caller)
+        finally:
+            self.faults.leave(caller[1])
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any, caller: tuple[str, str] | None) -> None:
         faults, config = self.faults, self.faults.config
         is_item = bool(scope.get(BATCH_ITEM))
         is_batch = scope["path"] == "/v1.0/$batch"
@@ -264,7 +290,6 @@ class FaultMiddleware:
                 await _refuse(scope, send, config.errorStatus, code if scope["path"] != CMDLET_PATH else "ServiceUnavailable", message, {})
                 return
         # $batch items were admitted (or refused) by the batch handler when the batch arrived.
-        caller = _caller(scope["headers"])
         if not is_batch and not is_item and caller is not None:
             retry_after = faults.admit(caller[0], caller[1], scope["method"], scope["path"],
                                        scope.get("query_string", b"").decode("latin-1"))

@@ -83,6 +83,9 @@ def assign_number(
             "assignmentCategory": category,
             "locationId": location_id,
             "assignedDateTime": clock.iso_now(),
+            # How many assignment requests this holder's number has seen (admin view only): lets tests
+            # check that durable work never assigned the same number twice.
+            "_assignCount": (existing or {}).get("_assignCount", 0) + 1,
         },
         tenant_id,
     )

@@ -1,0 +1,89 @@
+"""A Microsoft outage during a bulk job is never a final error: items wait, show why, and succeed once
+Microsoft answers again. A cancelled job applies nothing more."""
+
+import asyncio
+import dataclasses
+import time
+
+import httpx
+import pytest
+
+from teamsvoice.jobs.runtime import job_context
+from tests.api.fusion.users_support import Onboarded, onboard
+
+USERS = 6
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation, tenant_index=1)
+
+
+async def _faults(sub: Onboarded, method: str, body: dict | None = None) -> dict:
+    emulator = sub.world.live.emulator
+    async with httpx.AsyncClient(verify=str(emulator.ca_cert_path)) as admin:
+        response = await admin.request(method, f"{emulator.url}/_admin/faults", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+async def _details(sub: Onboarded, job_id: int) -> dict:
+    response = await sub.world.client.get(f"{sub.path}/msteams/users/bulk/{job_id}", headers=sub.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _submit(sub: Onboarded, users: list[dict], numbers: list[str], name: str) -> int:
+    data = [{"upn": u["msTeams"]["userPrincipalName"], "number": n, "vrp": "teamsvoice"} for u, n in zip(users, numbers)]
+    accepted = await sub.world.client.put(f"{sub.path}/msteams/users/bulk", json={"name": name, "data": data},
+                                          headers={**sub.headers, "Prefer": "respond-async"})
+    assert accepted.status_code == 202, accepted.text
+    return accepted.json()["id"]
+
+
+async def test_outage_mid_job_ends_every_item_in_success(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
+    # The connector gives up on one call quickly here, so that the job's own waiting is what carries the items.
+    connector = job_context().connector
+    monkeypatch.setattr(connector, "retry", dataclasses.replace(connector.retry, max_attempts=1))
+    await _faults(sub, "PUT", {"errorRate5xx": 1.0})
+    try:
+        job_id = await _submit(sub, users, sub.numbers[:USERS], "outage")
+        deadline = time.monotonic() + 30
+        while True:
+            details = await _details(sub, job_id)
+            waiting = [i for i in details["job_items"] if i["status"] == "pending" and "lastError" in i]
+            if len(waiting) == USERS or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert details["status"] == "running" and details["error_count"] == 0, details
+        assert len(waiting) == USERS, details["job_items"]  # every item is waiting, none has failed
+        assert all(i["attempts"] >= 1 and i["lastError"]["reason"] for i in waiting)
+    finally:
+        await _faults(sub, "DELETE")
+    deadline = time.monotonic() + 90
+    while (details := await _details(sub, job_id))["status"] == "running" and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    assert details["status"] == "success", details["job_items"]
+    assert details["success_count"] == USERS and details["error_count"] == 0
+    for user, number in zip(users, sub.numbers):
+        assert await sub.teams_numbers(user["msTeams"]["id"]) == [number]
+
+
+async def test_a_cancelled_job_applies_nothing_more(sub: Onboarded) -> None:
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
+    await _faults(sub, "PUT", {"errorRate5xx": 1.0})  # nothing can be applied until the job is cancelled
+    try:
+        job_id = await _submit(sub, users, sub.numbers[10:10 + USERS], "cancelled")
+        cancelled = await sub.world.client.post(f"{sub.path}/msteams/users/bulk/{job_id}/cancel", headers=sub.headers)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled" and cancelled.json()["cancelled_count"] == USERS
+        again = await sub.world.client.post(f"{sub.path}/msteams/users/bulk/{job_id}/cancel", headers=sub.headers)
+        assert again.status_code == 409 and again.json()["error"]["code"] == 2089
+    finally:
+        await _faults(sub, "DELETE")
+    await asyncio.sleep(3)  # items that were waiting try again now, and must find themselves cancelled
+    details = await _details(sub, job_id)
+    assert details["status"] == "cancelled" and {i["status"] for i in details["job_items"]} == {"cancelled"}
+    for user, number in zip(users, sub.numbers[10:10 + USERS]):  # (users may hold numbers of earlier tests)
+        assert number not in await sub.teams_numbers(user["msTeams"]["id"])
