@@ -1,6 +1,13 @@
 """Running the emulator over HTTPS: in a background thread (tests, embedding) or as a uvicorn.Server
-the product's `serve` command drives in its own event loop."""
+the product's `serve` command drives in its own event loop.
 
+Logging: the server leaves the process's logging setup alone (no uvicorn log config of its own), and
+every record made while it serves (uvicorn's loggers are shared by name with any other uvicorn server in
+the process) carries `component="emulator"`, for the process's formatter to show.
+"""
+
+import contextvars
+import logging
 import socket
 import threading
 import time
@@ -17,6 +24,35 @@ def _url(host: str, port: int) -> str:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
+_serving = contextvars.ContextVar("m365_emulator_serving", default=False)
+
+
+def _mark_emulator_records() -> None:
+    """Wraps the log record factory once: records made in the emulator server's context are its own."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "marks_emulator", False):
+        return
+
+    def make_record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        record = previous(*args, **kwargs)
+        if _serving.get():
+            record.component = "emulator"
+        return record
+
+    make_record.marks_emulator = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
+
+
+class _EmulatorUvicornServer(uvicorn.Server):
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # Connections and request tasks start from this context, so they inherit the mark.
+        token = _serving.set(True)
+        try:
+            await super().serve(sockets)
+        finally:
+            _serving.reset(token)
+
+
 def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uvicorn.Server:
     """A TLS-configured uvicorn server for the emulator app; settings.public_url must already match."""
     tls = ensure_tls_material(settings.data_dir)
@@ -26,11 +62,12 @@ def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uv
         port=port,
         ssl_certfile=str(tls.cert_path),
         ssl_keyfile=str(tls.key_path),
-        log_level="warning",
+        log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=2,
     )
-    return uvicorn.Server(config)
+    _mark_emulator_records()
+    return _EmulatorUvicornServer(config)
 
 
 class EmulatorServer:

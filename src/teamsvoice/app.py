@@ -17,6 +17,7 @@ from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError, ValidationFailed
+from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import metrics_response, record_request
 from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
 from teamsvoice.settings import Settings
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.include_router(router)
 
     app.middleware("http")(record_request)
+    app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

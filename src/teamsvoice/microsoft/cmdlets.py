@@ -7,13 +7,14 @@ is in IDEMPOTENT_VERBS (Get, Set, Grant, Remove, ...); a caller can say otherwis
 retried for every cmdlet: Microsoft refused it before running it.
 """
 
-import asyncio
 from typing import Any
 
 import httpx
 
 from teamsvoice.core.errors import UpstreamError
-from teamsvoice.microsoft.graph import RETRYABLE_STATUSES, RetryPolicy, TenantLimiter, TokenProvider, gave_up
+from teamsvoice.microsoft.graph import (
+    RETRYABLE_STATUSES, RetryPolicy, TenantLimiter, TokenProvider, gave_up, send_to_microsoft, wait_before_retry,
+)
 
 # Repeating these leaves the tenant as one run would (assigning the same number twice is a no-op).
 IDEMPOTENT_VERBS = frozenset({"get", "set", "grant", "remove", "test", "sync"})
@@ -36,9 +37,10 @@ def cmdlet_error(cmdlet: str, status: int | None, body: Any, text: str) -> Upstr
 class CmdletEndpointRunner:
     def __init__(
         self, http: httpx.AsyncClient, endpoint: str, token: TokenProvider, *, retry: RetryPolicy | None = None,
-        limiter: TenantLimiter | None = None, timeout: float | None = None,
+        limiter: TenantLimiter | None = None, timeout: float | None = None, tenant_id: str | None = None,
     ) -> None:
         self._http = http
+        self.tenant_id = tenant_id
         self._endpoint = endpoint
         self._token = token
         self.retry = retry or RetryPolicy()
@@ -48,10 +50,8 @@ class CmdletEndpointRunner:
     async def _post(self, payload: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._token()}"}
         timeout = httpx.Timeout(self._timeout) if self._timeout else httpx.USE_CLIENT_DEFAULT
-        if self.limiter is None:
-            return await self._http.post(self._endpoint, json=payload, headers=headers, timeout=timeout)
-        async with self.limiter:
-            return await self._http.post(self._endpoint, json=payload, headers=headers, timeout=timeout)
+        return await send_to_microsoft(self._http, "cmdlets", self.tenant_id, self.limiter, "POST", self._endpoint,
+                                       json=payload, headers=headers, timeout=timeout)
 
     async def run(
         self, cmdlet: str, parameters: dict[str, Any], *, idempotent: bool | None = None
@@ -82,5 +82,5 @@ class CmdletEndpointRunner:
             delay = self.retry.delay(response, attempt - 1)
             if attempt >= self.retry.max_attempts or waited + delay > self.retry.max_total_wait:
                 raise gave_up(attempt, failure)
-            await asyncio.sleep(delay)
+            await wait_before_retry("cmdlets", response.status_code if response is not None else None, delay)
             waited += delay

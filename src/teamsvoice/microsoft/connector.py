@@ -61,7 +61,8 @@ class MicrosoftConnector:
 
     def graph(self, token: TokenProvider, tenant_id: str | None = None) -> GraphClient:
         limiter = self.limiter(tenant_id) if tenant_id else None
-        return GraphClient(self.http, self.settings.microsoft_graph_url, token, retry=self.retry, limiter=limiter)
+        return GraphClient(self.http, self.settings.microsoft_graph_url, token, retry=self.retry, limiter=limiter,
+                           tenant_id=tenant_id)
 
     def cmdlets(self, tenant_id: str) -> Cmdlets:
         """Teams cmdlets for the tenant, app-only: pwsh in cloud mode, the emulator's endpoint otherwise."""
@@ -74,6 +75,7 @@ class MicrosoftConnector:
         return CmdletEndpointRunner(
             self.http, self.settings.microsoft_powershell_url, self._app_token(tenant_id, TEAMS_ADMIN_RESOURCE),
             retry=self.retry, limiter=self.limiter(tenant_id), timeout=self.settings.microsoft_cmdlet_timeout_seconds,
+            tenant_id=tenant_id,
         )
 
     def connect(self, tenant_id: str, *, delegated_graph_token: str | None = None) -> TenantConnection:

@@ -9,6 +9,10 @@ attempts: ...")` with the status and Graph error code of the last response.
 
 Concurrency: every request to one tenant holds a slot of that tenant's `TenantLimiter` while it is on
 the wire (not while it sleeps before a retry). Limiters are process-wide and work across event loops.
+
+Metrics: every request to Microsoft over HTTP (Graph and the cmdlet endpoint) goes through
+`send_to_microsoft`, which counts it by service, tenant and status; each wait before a retry is counted
+by reason (`core.metrics`).
 """
 
 import asyncio
@@ -21,6 +25,7 @@ from typing import Any
 import httpx
 
 from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.core.metrics import record_microsoft_request, record_microsoft_wait, wait_reason
 
 TokenProvider = Callable[[], Awaitable[str]]
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
@@ -134,6 +139,29 @@ def tenant_limiter(tenant_id: str, limit: int) -> TenantLimiter:
         return limiter
 
 
+async def send_to_microsoft(
+    http: httpx.AsyncClient, service: str, tenant_id: str | None, limiter: TenantLimiter | None,
+    method: str, url: str, **kwargs: Any,
+) -> httpx.Response:
+    """One request on the wire, holding the tenant's slot (if any) meanwhile; counted by its outcome."""
+    try:
+        if limiter is None:
+            response = await http.request(method, url, **kwargs)
+        else:
+            async with limiter:
+                response = await http.request(method, url, **kwargs)
+    except httpx.TransportError:
+        record_microsoft_request(service, tenant_id, "unreachable")
+        raise
+    record_microsoft_request(service, tenant_id, response.status_code)
+    return response
+
+
+async def wait_before_retry(service: str, status: int | None, delay: float) -> None:
+    record_microsoft_wait(service, wait_reason(status), delay)
+    await asyncio.sleep(delay)
+
+
 def _error_fields(status: int, body: Any, text: str) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -211,9 +239,10 @@ class BatchResponse:
 class GraphClient:
     def __init__(
         self, http: httpx.AsyncClient, base_url: str, token: TokenProvider, *, max_attempts: int = 5,
-        retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None,
+        retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None, tenant_id: str | None = None,
     ) -> None:
         self._http = http
+        self.tenant_id = tenant_id
         self._base = base_url.rstrip("/")
         self._token = token
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
@@ -225,10 +254,8 @@ class GraphClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._token()}", **headers}
-        if self.limiter is None:
-            return await self._http.request(method, url, headers=headers, **kwargs)
-        async with self.limiter:
-            return await self._http.request(method, url, headers=headers, **kwargs)
+        return await send_to_microsoft(self._http, "graph", self.tenant_id, self.limiter, method, url,
+                                       headers=headers, **kwargs)
 
     async def request(self, method: str, path: str, *, retry: RetryPolicy | None = None, **kwargs: Any) -> httpx.Response:
         """One Graph call with retries. 404 raises NotFound; other failures UpstreamError."""
@@ -252,7 +279,7 @@ class GraphClient:
             delay = policy.delay(response, attempt - 1)
             if attempt >= policy.max_attempts or waited + delay > policy.max_total_wait:
                 raise gave_up(attempt, failure)
-            await asyncio.sleep(delay)
+            await wait_before_retry("graph", response.status_code if response is not None else None, delay)
             waited += delay
         if response.status_code == 404:
             raise NotFound(f"Not found in Microsoft 365: {httpx.URL(url).path}")
@@ -320,6 +347,7 @@ class GraphClient:
             response = await self.request("POST", "/$batch", json=body, retry=policy)
             answered = {str(item.get("id")): item for item in response.json().get("responses", [])}
             retry_ids: set[str] = set()
+            throttled = False
             longest_wait: float | None = None
             for request in pending:
                 item = answered.get(request.id)
@@ -331,6 +359,7 @@ class GraphClient:
                 results[request.id] = result
                 if result.status in RETRYABLE_STATUSES:
                     retry_ids.add(request.id)
+                    throttled = throttled or result.status == 429
                     after = retry_after_seconds(result.headers)
                     if after is not None:
                         longest_wait = max(longest_wait or 0.0, after)
@@ -350,7 +379,7 @@ class GraphClient:
                 delay = policy.delay(None, attempt - 1)
             if attempt >= policy.max_attempts or waited + delay > policy.max_total_wait:
                 break
-            await asyncio.sleep(delay)
+            await wait_before_retry("graph", 429 if throttled else 503, delay)
             waited += delay
             pending = [r for r in pending if r.id in retry_ids]
         return results

@@ -23,7 +23,8 @@ from typing import Any
 
 from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.microsoft.cmdlets import is_idempotent
-from teamsvoice.microsoft.graph import RetryPolicy, TenantLimiter, gave_up
+from teamsvoice.core.metrics import record_microsoft_request
+from teamsvoice.microsoft.graph import RetryPolicy, TenantLimiter, gave_up, wait_before_retry
 
 # What teamsvoice runs in customer tenants. Anything else is refused before pwsh starts, and again by the script.
 ALLOWED_CMDLETS = (
@@ -176,6 +177,15 @@ def parse_result(cmdlet: str, returncode: int, stdout: bytes, stderr: bytes) -> 
     return [item if isinstance(item, dict) else {"value": item} for item in (output if isinstance(output, list) else [output])]
 
 
+def _failure_status(error: UpstreamError) -> int | None:
+    """The HTTP status a retryable pwsh failure stands for (for the wait metrics): 429 when Microsoft
+    throttled, None when it did not answer in time, else 503."""
+    text = f"{error.upstream_code or ''} {error.message}".lower()
+    if any(hint in text for hint in ("throttl", "toomanyrequests", "429")):
+        return 429
+    return None if "timed out" in text or "timeout" in text else 503
+
+
 class PwshRunner:
     def __init__(
         self, config: PwshConfig, tenant_id: str, *, retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None
@@ -195,8 +205,15 @@ class PwshRunner:
         except asyncio.TimeoutError:
             process.kill()
             await process.wait()
+            record_microsoft_request("pwsh", self.tenant_id, "timeout")
             raise UpstreamError(f"{cmdlet} timed out after {self.config.timeout:g} s", retryable=True) from None
-        return parse_result(cmdlet, process.returncode or 0, stdout, stderr)
+        try:
+            output = parse_result(cmdlet, process.returncode or 0, stdout, stderr)
+        except UpstreamError:
+            record_microsoft_request("pwsh", self.tenant_id, "error")
+            raise
+        record_microsoft_request("pwsh", self.tenant_id, "ok")
+        return output
 
     async def run(
         self, cmdlet: str, parameters: dict[str, Any], *, idempotent: bool | None = None
@@ -217,5 +234,5 @@ class PwshRunner:
                 delay = self.retry.delay(None, attempt - 1)
                 if attempt >= self.retry.max_attempts or waited + delay > self.retry.max_total_wait:
                     raise gave_up(attempt, exc) from exc
-                await asyncio.sleep(delay)
+                await wait_before_retry("pwsh", _failure_status(exc), delay)
                 waited += delay
