@@ -1,8 +1,9 @@
 """The emulator's ASGI application: Entra ID endpoints, Graph v1.0, the PowerShell stand-in and /_admin."""
 
+from starlette.requests import ClientDisconnect
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import admin, powershell
@@ -51,6 +52,11 @@ def _is_graph(request: Request) -> bool:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The caller left (its process stopped) before its body arrived: nothing to answer, nothing to log.
+        return Response(status_code=499)
+
     @app.exception_handler(GraphError)
     async def graph_error(request: Request, exc: GraphError) -> JSONResponse:
         return graph_error_response(request, exc.status_code, exc.code, exc.message)
