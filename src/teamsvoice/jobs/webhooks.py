@@ -1,5 +1,7 @@
 """Delivery of consent outcomes to the provider's redirectUrl: retried with capped backoff until it lands."""
 
+import logging
+
 import anyio
 import httpx
 from dbos import DBOS
@@ -7,24 +9,43 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.jobs.runtime import job_context, start_once
+
+logger = logging.getLogger("teamsvoice.security")
 
 
 @DBOS.step(name="post_webhook")
 def post_webhook(delivery_id: int) -> bool:
-    """One attempt. True once the receiver answered 2xx (or the delivery was already done)."""
+    """One attempt. True once the delivery is over: the receiver answered 2xx, or the URL is no longer
+    registered, or the receiver redirected (the payload carries a Microsoft token: it goes nowhere else)."""
     ctx = job_context()
     with Session(ctx.engine) as session, session.begin():
         delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.status == "delivered":
+        if delivery is None or delivery.status != "pending":
             return True
-        url, body = delivery.url, ctx.keyring.decrypt(delivery.payload_encrypted, purpose=WEBHOOK_PURPOSE)
+        enterprise = session.get(Enterprise, delivery.enterprise_id)
+        reseller = session.get(Reseller, enterprise.reseller_id) if enterprise is not None else None
+        try:
+            # The registration may have been withdrawn, or the row written by older, laxer code: check again.
+            url = check_redirect_url(delivery.url, reseller.registered_redirect_urls if reseller else [],
+                                     allow_loopback=ctx.settings.allow_loopback_redirects)
+        except ValidationFailed as exc:
+            delivery.status, delivery.last_error = "refused", exc.message
+            logger.warning("security: webhook delivery %s refused at delivery time: %s", delivery_id, exc.message)
+            return True
+        body = ctx.keyring.decrypt(delivery.payload_encrypted, purpose=WEBHOOK_PURPOSE)
     error: str | None = None
+    final = False
     try:
-        response = ctx.http.post(url, content=body, headers={"Content-Type": "application/json"})
-        if not response.is_success:
+        response = ctx.http.post(url, content=body, headers={"Content-Type": "application/json"}, follow_redirects=False)
+        if response.is_redirect:
+            error, final = f"HTTP {response.status_code}: redirects are not followed", True
+        elif not response.is_success:
             error = f"HTTP {response.status_code}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -35,7 +56,9 @@ def post_webhook(delivery_id: int) -> bool:
         delivery.last_error = error
         if error is None:
             delivery.status, delivery.delivered_at = "delivered", utcnow()
-    return error is None
+        elif final:
+            delivery.status = "refused"
+    return error is None or final
 
 
 @DBOS.workflow(name="deliver_webhook", max_recovery_attempts=None)

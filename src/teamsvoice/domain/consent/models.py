@@ -52,7 +52,7 @@ class WebhookDelivery(Base):
     url: Mapped[str] = mapped_column(Text)
     # Holds Microsoft tokens: encrypted at rest.
     payload_encrypted: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, refused (never sent)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -16,6 +16,7 @@ from teamsvoice.core.errors import Conflict, DomainError, NotFound, Precondition
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent.actions import ACTION_TYPES, GRAPH_TOKEN_SCOPES, MANAGEMENT_CONSENT, ActionType
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
+from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.orgs.principal import Principal
@@ -24,7 +25,6 @@ from teamsvoice.microsoft.identity import TEAMS_ADMIN_RESOURCE, RedeemedCode
 
 STATE_PURPOSE = "consent-state"
 WEBHOOK_PURPOSE = "webhook-payload"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 class InvalidState(DomainError):
@@ -40,18 +40,6 @@ class ConsentOutcome:
     delivery_id: int
 
 
-def _check_redirect_url(url: str, reseller: Reseller, allow_loopback: bool) -> None:
-    parsed = urlparse(url)
-    if not parsed.scheme or not parsed.hostname:
-        raise ValidationFailed("redirectUrl: must be an absolute URL")
-    if parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS and allow_loopback:
-        return
-    if parsed.scheme != "https":
-        raise ValidationFailed("redirectUrl: must be an https URL")
-    if not any(url.startswith(prefix) for prefix in reseller.registered_redirect_urls or []):
-        raise ValidationFailed(f"redirectUrl: {url} is not registered for reseller {reseller.id}")
-
-
 async def create_action_url(
     session: AsyncSession, principal: Principal, connector: MicrosoftConnector, keyring: Keyring, *,
     action_type: str, enterprise_name: str, redirect_url: str, callback_url: str, ttl_seconds: int,
@@ -65,7 +53,7 @@ async def create_action_url(
         raise NotFound(f"Enterprise '{enterprise_name}' not found")
     reseller = await session.get(Reseller, enterprise.reseller_id)
     assert reseller is not None
-    _check_redirect_url(redirect_url, reseller, allow_loopback)
+    redirect_url = check_redirect_url(redirect_url, reseller.registered_redirect_urls, allow_loopback=allow_loopback)
     if action.name == "REGISTRATION" and enterprise.registered:
         raise Conflict(f"Enterprise '{enterprise_name}' is already registered")
     if action.name != "REGISTRATION" and enterprise.tenant_id is None:

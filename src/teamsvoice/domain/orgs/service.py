@@ -1,7 +1,6 @@
 """Rules for enterprises: creation, editing, registration and their API credentials."""
 
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +9,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.ids import new_client_id, new_username
 from teamsvoice.core.security import hash_secret, new_token
+from teamsvoice.domain.consent.redirects import check_registration
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.auth import revoke_credentials_of_enterprise
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser, Reseller
@@ -186,10 +186,9 @@ async def enterprise_for_tenant(session: AsyncSession, principal: Principal, ten
 
 
 async def register_redirect_url(session: AsyncSession, reseller_id: int, url: str) -> list[str]:
-    """Operator action (CLI): allow consent webhooks to https URLs starting with `url`."""
-    parsed = urlparse(url)
-    if parsed.scheme != "https" or not parsed.hostname:
-        raise ValidationFailed("redirect URL: must be an absolute https URL")
+    """Operator action (CLI): allow consent webhooks to `url`'s origin, at or below its path
+    (see domain/consent/redirects.py for the matching rules)."""
+    url = check_registration(url)
     reseller = await session.get(Reseller, reseller_id)
     if reseller is None:
         raise NotFound(f"Reseller {reseller_id} not found")
