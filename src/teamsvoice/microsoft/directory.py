@@ -31,10 +31,10 @@ caller can fix; everything else UpstreamError(retryable=...).
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient
+from teamsvoice.microsoft.paths import guid_segment, object_segment
 
 if TYPE_CHECKING:
     from teamsvoice.microsoft.ports import TenantConnection
@@ -56,9 +56,15 @@ USER_PROPERTIES = {
 
 
 def _segment(value: str) -> str:
-    if not value:
-        raise ValidationFailed("a Microsoft object id or userPrincipalName is required")
-    return quote(value, safe="@")
+    return object_segment(value)
+
+
+def _group_segment(group_id: str) -> str:
+    """Graph knows groups by id only: a name, or anything else, is no group."""
+    try:
+        return guid_segment(group_id, "group")
+    except ValidationFailed:
+        raise NotFound(f"Microsoft 365 group '{str(group_id)[:64]}' not found") from None
 
 
 @dataclass(frozen=True)
@@ -392,13 +398,13 @@ class DirectoryAdmin:
 
     async def group(self, group_id: str) -> DirectoryGroup:
         try:
-            return DirectoryGroup.from_graph(await self._graph.get(f"/groups/{_segment(group_id)}"))
+            return DirectoryGroup.from_graph(await self._graph.get(f"/groups/{_group_segment(group_id)}"))
         except NotFound:
             raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
 
     async def group_members(self, group_id: str) -> AsyncIterator[DirectoryObject]:
         try:
-            async for item in self._graph.pages(f"/groups/{_segment(group_id)}/members"):
+            async for item in self._graph.pages(f"/groups/{_group_segment(group_id)}/members"):
                 yield DirectoryObject.from_graph(item)
         except NotFound:
             raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
@@ -406,8 +412,8 @@ class DirectoryAdmin:
     async def add_group_member(self, group_id: str, member_id: str) -> bool:
         """Adds the member; True if added, False if it already was one (idempotent)."""
         try:
-            await self._graph.post(f"/groups/{_segment(group_id)}/members/$ref",
-                                   {"@odata.id": f"{GRAPH_OBJECT_URL}{member_id}"})
+            await self._graph.post(f"/groups/{_group_segment(group_id)}/members/$ref",
+                                   {"@odata.id": f"{GRAPH_OBJECT_URL}{guid_segment(member_id, 'member')}"})
         except NotFound:
             await self.group(group_id)  # raises NotFound naming the group when it is the group that is missing
             raise NotFound(f"Microsoft 365 directory object '{member_id}' not found") from None
@@ -420,7 +426,7 @@ class DirectoryAdmin:
     async def remove_group_member(self, group_id: str, member_id: str) -> bool:
         """Removes the member ($ref only: never deletes the object); False if it was not a member."""
         try:
-            await self._graph.delete(f"/groups/{_segment(group_id)}/members/{_segment(member_id)}/$ref")
+            await self._graph.delete(f"/groups/{_group_segment(group_id)}/members/{guid_segment(member_id, 'member')}/$ref")
         except NotFound:
             await self.group(group_id)
             return False

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from teamsvoice.core.errors import NotFound
 from teamsvoice.microsoft.calling_ports import CatalogApp, Installation
+from teamsvoice.microsoft.paths import object_segment
 from teamsvoice.microsoft.ports import TenantConnection
 
 GRAPH_BIND_BASE = "https://graph.microsoft.com/v1.0"
@@ -34,11 +35,11 @@ class GraphTeamsApps:
         return CatalogApp(app["id"], app.get("externalId") or "", _newest_version(app))
 
     async def update(self, app_id: str, package: bytes) -> None:
-        await self._graph.request("POST", f"/appCatalogs/teamsApps/{app_id}/appDefinitions", content=package,
+        await self._graph.request("POST", f"/appCatalogs/teamsApps/{quote(app_id, safe='')}/appDefinitions", content=package,
                                   headers={"Content-Type": "application/zip"})
 
     async def installation(self, user_id: str, app_id: str) -> Installation | None:
-        async for item in self._graph.pages(f"/users/{user_id}/teamwork/installedApps",
+        async for item in self._graph.pages(f"/users/{object_segment(user_id)}/teamwork/installedApps",
                                             **{"$expand": "teamsApp,teamsAppDefinition"}):
             app = item.get("teamsApp") or {}
             if app.get("id") == app_id:
@@ -46,11 +47,11 @@ class GraphTeamsApps:
         return None
 
     async def install(self, user_id: str, app_id: str) -> None:
-        await self._graph.post(f"/users/{user_id}/teamwork/installedApps",
+        await self._graph.post(f"/users/{object_segment(user_id)}/teamwork/installedApps",
                                {"teamsApp@odata.bind": f"{GRAPH_BIND_BASE}/appCatalogs/teamsApps/{app_id}"})
 
     async def upgrade(self, user_id: str, installation_id: str) -> None:
-        await self._graph.request("POST", f"/users/{user_id}/teamwork/installedApps/{installation_id}/upgrade")
+        await self._graph.request("POST", f"/users/{object_segment(user_id)}/teamwork/installedApps/{quote(installation_id, safe='')}/upgrade")
 
 
 class GraphUsers:
@@ -59,7 +60,7 @@ class GraphUsers:
 
     async def find(self, upn: str) -> dict[str, Any] | None:
         try:
-            return await self._graph.get(f"/users/{quote(upn)}")
+            return await self._graph.get(f"/users/{object_segment(upn)}")
         except NotFound:
             return None
 
@@ -67,7 +68,7 @@ class GraphUsers:
         return (await self._graph.post("/users", body)).json()
 
     async def set_password(self, user_id: str, password: str) -> None:
-        await self._graph.request("PATCH", f"/users/{user_id}", json={
+        await self._graph.request("PATCH", f"/users/{object_segment(user_id)}", json={
             "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": False}})
 
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from teamsvoice.microsoft.graph import GraphClient
+from teamsvoice.microsoft.paths import object_segment
 from teamsvoice.microsoft.ports import Cmdlets, VoiceState
 
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
@@ -16,10 +17,10 @@ class GraphDirectory:
         return (await self._graph.get("/organization"))["value"][0]
 
     async def user(self, id_or_upn: str) -> dict[str, Any]:
-        return await self._graph.get(f"/users/{id_or_upn}")
+        return await self._graph.get(f"/users/{object_segment(id_or_upn)}")
 
     async def is_global_admin(self, user_id: str) -> bool:
-        async for entry in self._graph.pages(f"/users/{user_id}/memberOf"):
+        async for entry in self._graph.pages(f"/users/{object_segment(user_id)}/memberOf"):
             if entry.get("roleTemplateId") == GLOBAL_ADMIN_TEMPLATE_ID:
                 return True
         return False
@@ -31,7 +32,7 @@ class TeamsVoiceAdapter:
         self._cmdlets = cmdlets
 
     async def voice_state(self, user_id: str) -> VoiceState:
-        config = await self._graph.get(f"/admin/teams/userConfigurations/{user_id}")
+        config = await self._graph.get(f"/admin/teams/userConfigurations/{object_segment(user_id)}")
         policy = next(
             (
                 (a.get("policyAssignment") or {}).get("displayName")

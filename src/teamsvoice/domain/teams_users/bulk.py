@@ -7,6 +7,7 @@ item again after a crash leaves Microsoft as one run would (every step compares 
 Items are streamed in and out in pages, so memory stays flat whatever the job's size.
 """
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -50,6 +51,12 @@ def _check_items(data: Any) -> None:
         seen.add(upn.lower())
 
 
+def new_job_id() -> str:
+    """The vendor's `job_id` is a string of digits (its creation second); ours starts with the second and
+    continues with 9 random digits, so jobs submitted in the same second do not share one."""
+    return f"{int(time.time())}{secrets.randbelow(10**9):09d}"
+
+
 async def create_job(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionBulkJob:
     """Records the job and all its items (not yet applied). The caller commits, then starts the workflow."""
     access.require_ms_tenant()
@@ -64,7 +71,7 @@ async def create_job(session: AsyncSession, access: SubscriptionAccess, body: An
     data = body.get("data")
     _check_items(data)
     job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
-                        job_id=str(int(time.time())), total_count=len(data), status="queued")
+                        job_id=new_job_id(), total_count=len(data), status="queued")
     session.add(job)
     await session.flush()
     for start in range(0, len(data), INSERT_CHUNK):

@@ -29,6 +29,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser, SubscribedSku
+from teamsvoice.microsoft.paths import guid_segment
 from teamsvoice.microsoft.ports import TenantConnection
 
 UNSET: Any = ...  # a field the request did not send (None is "clear it")
@@ -177,7 +178,7 @@ def _users_url(admin_base: str, page_size: int, search: str | None, group: str |
     params: dict[str, Any] = {"$top": page_size, "$select": ",".join(LIST_SELECT)}
     if search and not group:
         params["$filter"] = "startswith(displayName,'{}')".format(search.replace("'", "''"))
-    path = f"/groups/{group}/members" if group else "/users"
+    path = f"/groups/{guid_segment(group, 'group')}/members" if group else "/users"
     return str(httpx.URL(f"{admin_base}{path}", params=params))
 
 
