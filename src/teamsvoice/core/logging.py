@@ -198,6 +198,8 @@ def configure_logging(
         library.setLevel(logging.NOTSET)
     # httpx logs every request at INFO: one line per Microsoft call would drown the rest (the metrics count them).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO on every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # DBOS adds its own console handler unless its logger already has one: a NullHandler keeps it from
     # doing so while its records still reach ours.
     dbos = logging.getLogger("dbos")
