@@ -264,7 +264,11 @@ def api(
 
 
 @app.command()
-def worker(data_dir: DataDir = Path("data"), log_format: LogFormatOption = "text") -> None:
+def worker(
+    data_dir: DataDir = Path("data"),
+    log_format: LogFormatOption = "text",
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+) -> None:
     """A worker process: runs durable jobs (bulk items, webhooks, syncs) from the shared queues, and takes
     over the unfinished work of workers that died."""
     from teamsvoice import runner
@@ -273,6 +277,11 @@ def worker(data_dir: DataDir = Path("data"), log_format: LogFormatOption = "text
     settings = _settings(data_dir)
     _require_shared_database(settings, "worker")
     try:
+        if metrics_port is not None:
+            from teamsvoice.core.metrics import start_metrics_server
+
+            runner.bind("127.0.0.1", metrics_port, "metrics").close()  # a busy port: one clear line, as for the API
+            start_metrics_server(metrics_port)
         runner.check_database(settings.effective_database_url)
         _migrate(settings)
         asyncio.run(runner.run_until_signal(lambda stop: _work(settings, stop)))

@@ -68,6 +68,9 @@ async def test_outage_mid_job_ends_every_item_in_success(sub: Onboarded, monkeyp
     assert details["success_count"] == USERS and details["error_count"] == 0
     for user, number in zip(users, sub.numbers):
         assert await sub.teams_numbers(user["msTeams"]["id"]) == [number]
+    metrics = (await sub.world.client.get("/metrics")).text
+    assert 'teamsvoice_job_retries_total{workflow="fusion_bulk_item"}' in metrics
+    assert 'teamsvoice_bulk_items_total{status="success"}' in metrics
 
 
 async def test_a_cancelled_job_applies_nothing_more(sub: Onboarded) -> None:

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import create_engine as create_async_engine, session_factory, sync_url
 from teamsvoice.core.errors import UpstreamError
+from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -167,6 +168,7 @@ def _heartbeat_loop(executor_id: str, role: Role) -> None:
         try:
             _beat(executor_id, role)
             recover_dead_executors()
+            _measure_queues()
         except Exception:  # noqa: BLE001 - the database may be briefly away; the next beat tries again
             log.warning("job engine heartbeat failed; retrying", exc_info=True)
 
@@ -198,6 +200,12 @@ def recover_dead_executors() -> list[str]:
 
 
 _legacy_recovered = threading.Event()
+
+
+def _measure_queues() -> None:
+    for queue in (JOBS_QUEUE, MICROSOFT_QUEUE):
+        waiting = DBOS.list_queued_workflows(queue_name=queue, status="ENQUEUED", load_input=False, load_output=False)
+        set_queue_depth(queue, len(waiting))
 
 
 def _seconds_ago(seconds: float) -> Any:
@@ -280,7 +288,7 @@ def in_flight() -> Iterator[None]:
 
 
 async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: Callable[[int, UpstreamError, float], Awaitable[None]],
-                                  *, max_delay: float | None = None) -> T:
+                                  *, workflow: str, max_delay: float | None = None) -> T:
     """Runs `attempt` until it does not fail transiently. A transient failure (Microsoft 5xx, 429,
     timeout, unreachable: `UpstreamError.retryable`) is never final: `on_wait` records it, then the
     work waits (capped exponential backoff, jittered) and tries again. Stopping the engine parks it."""
@@ -295,6 +303,8 @@ async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: 
                 raise
             failures += 1
             wait = min(cap, delay) * (0.5 + random.random() / 2)
+            record_job_retry(workflow)
+            log.warning("Microsoft failed transiently (try %d): %s; retrying in %.1f s", failures, exc.message, wait)
             await on_wait(failures, exc, wait)
             end = time.monotonic() + wait
             while time.monotonic() < end:

@@ -9,7 +9,9 @@ and retries (`runtime.until_microsoft_answers`), its attempts and last error vis
 Async work runs on the job engine's shared event loop (`JobContext.run`).
 """
 
+import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -19,6 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.errors import DomainError
+from teamsvoice.core.logging import job_log_context
+from teamsvoice.core.metrics import record_bulk_item
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
@@ -29,6 +33,7 @@ from teamsvoice.microsoft.ports import TenantConnection
 
 PAGE_SIZE = 500
 T = TypeVar("T")
+log = logging.getLogger("teamsvoice.jobs.bulk")
 
 
 def _run(subscription_id: int, work: Callable[[async_sessionmaker[AsyncSession], SubscriptionAccess, TenantConnection], Awaitable[T]]) -> T:
@@ -91,10 +96,15 @@ def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
     cache = _group_cache(job_id)
 
     async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> str:
-        return await bulk.apply_item(sessions, access, connection, item_id, cache, until_microsoft_answers)
+        with job_log_context(job_id=job_id, item_id=item_id):
+            status = await bulk.apply_item(sessions, access, connection, item_id, cache,
+                                           partial(until_microsoft_answers, workflow="fusion_bulk_item"))
+            log.info("bulk item ended: %s", status)
+            return status
 
     with in_flight():
         status = _run(subscription_id, work)
+    record_bulk_item(status)
     park_if_stopping()  # the engine is going away: its recovery re-runs this step, which finds the item done
     return status
 
@@ -156,7 +166,8 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
             await resource_accounts.record_waiting(sessions, account_id, f"{exc.message} (try {failures}; retrying)")
 
         return await until_microsoft_answers(
-            lambda: resource_accounts.converge(sessions, access, connection, account_id), waiting)
+            lambda: resource_accounts.converge(sessions, access, connection, account_id), waiting,
+            workflow="fusion_resource_account")
 
     try:
         with in_flight():
