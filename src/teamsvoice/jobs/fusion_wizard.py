@@ -17,7 +17,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
-from teamsvoice.jobs.runtime import job_context, start_once
+from teamsvoice.jobs.runtime import job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
 
@@ -37,6 +37,16 @@ def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | No
             run.running, run.finished_at, run.error, run.consent_url = False, utcnow(), detail, consent_url
         elif number == len(onboarding.WIZARD_STEPS):
             run.running, run.finished_at = False, utcnow()
+
+
+def _record_waiting(engine: Engine, run_id: int, number: int, detail: str) -> None:
+    """Microsoft failed transiently: the step is not done and not failed; it says why it waits."""
+    with Session(engine) as session, session.begin():
+        run = session.get(FusionWizardRun, run_id)
+        assert run is not None
+        steps = [dict(step) for step in run.steps]
+        steps[number - 1].update(detail=detail)
+        run.steps = steps
 
 
 def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id: int, number: int) -> bool:
@@ -86,7 +96,11 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
                 onboarding.link(session, data, data.ms_tenant_id or "", domain)
             detail, value = f"linked to tenant {data.ms_tenant_id}", None
         else:
-            detail, value = asyncio.run(microsoft_work())
+            async def waiting(failures: int, exc: DomainError, wait: float) -> None:
+                _record_waiting(engine, run_id, number, f"waiting for Microsoft (try {failures}): {exc.message}")
+
+            detail, value = asyncio.run(until_microsoft_answers(microsoft_work, waiting,
+                                                                workflow="fusion_onboarding_wizard"))
     except onboarding.StepFailed as failed:
         _record(engine, run_id, number, False, failed.message, status=failed.status,
                 consent_url=failed.consent_url)

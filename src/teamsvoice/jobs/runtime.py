@@ -292,7 +292,7 @@ async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: 
     """Runs `attempt` until it does not fail transiently. A transient failure (Microsoft 5xx, 429,
     timeout, unreachable: `UpstreamError.retryable`) is never final: `on_wait` records it, then the
     work waits (capped exponential backoff, jittered) and tries again. Stopping the engine parks it."""
-    settings = job_context().settings
+    settings = _context.settings if _context is not None else Settings()  # (the demo seed runs without the engine)
     cap = settings.job_retry_max_delay_seconds if max_delay is None else max_delay
     delay, failures = settings.microsoft_retry_base_delay_seconds, 0
     while True:

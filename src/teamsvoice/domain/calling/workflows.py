@@ -5,6 +5,8 @@ Steps act on the tenant with the application's own (admin-consented) permissions
 start the job was checked when it was accepted."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -20,7 +22,7 @@ from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTempla
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
-from teamsvoice.jobs.runtime import job_context, start_once
+from teamsvoice.jobs.runtime import job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.teams_apps import teams_apps
 
@@ -37,6 +39,14 @@ def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) 
             job.results = {**job.results, **results}
         for name, value in changes.items():
             setattr(job, name, value)
+
+
+def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
+    """Microsoft failed transiently for this user: its result says so while the step waits to retry."""
+    async def record(failures: int, exc: DomainError, wait: float) -> None:
+        _record(job_id, {upn: {"userPrincipalName": upn, "status": "WAITING",
+                               "error": f"{exc.message} (try {failures}; retrying)"}})
+    return record
 
 
 def _tenant_of(job_id: int) -> tuple[str, int]:
@@ -85,7 +95,9 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
         results: dict[str, Any] = {}
         for record in records:
             try:
-                results[record.user_principal_name] = await reconcile(connection, record)
+                results[record.user_principal_name] = await until_microsoft_answers(
+                    partial(reconcile, connection, record), _waiting(job_id, record.user_principal_name),
+                    workflow="sync_teams_users")
             except DomainError as exc:
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
                 results[record.user_principal_name] = {"userPrincipalName": record.user_principal_name,
@@ -140,8 +152,9 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
         apps, results = teams_apps(connection), {}
         for upn, user_id in users:
             try:
-                results[upn] = {"userPrincipalName": upn,
-                                "status": await unified_app.install_for(apps, app_id, version, user_id)}
+                results[upn] = {"userPrincipalName": upn, "status": await until_microsoft_answers(
+                    partial(unified_app.install_for, apps, app_id, version, user_id), _waiting(job_id, upn),
+                    workflow="sync_unified_app")}
             except DomainError as exc:
                 results[upn] = {"userPrincipalName": upn, "status": "FAILED", "error": exc.message}
         return results
