@@ -14,9 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from teamsvoice.api import connecttoteams, fusion
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
+from teamsvoice.api.security_headers import SecurityHeaders
+from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
-from teamsvoice.core.errors import DomainError, ValidationFailed
+from teamsvoice.core.errors import DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import metrics_response, record_request
 from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
@@ -75,6 +77,8 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
     async def domain_error(request: Request, exc: DomainError) -> Response:
         return _render_domain_error(request, exc)
 
+    app.add_exception_handler(TooManyRequests, render_too_many)  # type: ignore[arg-type]
+
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> Response:
         # Values the database cannot hold (PostgreSQL: NUL in text, integers beyond its column types) are
@@ -105,6 +109,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
         app.include_router(router)
 
     app.middleware("http")(record_request)
+    app.add_middleware(SecurityHeaders, settings=settings)  # headers on every answer; /metrics access
     app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

@@ -12,6 +12,7 @@ from teamsvoice.domain.fusion.models import (
     FusionWizardRun,
 )
 from teamsvoice.jobs.models import JobExecutor
+from teamsvoice.domain.security.models import LoginThrottle
 from teamsvoice.domain.teams_users.models import (
     FusionBulkItem, FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "FusionTemplate",
     "FusionUserLicences",
     "FusionWizardRun",
+    "LoginThrottle",
     "JobExecutor",
     "EnterpriseConsent",
     "OAuthToken",

@@ -78,6 +78,20 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024, ge=1024, description="The same for Fusion's bulk update (up to 10,000 users in one body)."
     )
 
+    login_free_failures: int = Field(
+        default=5, ge=1, description="Failed logins an account may have before it is locked (then 1 s, 2 s, 4 s... "
+        "up to login_lock_max_seconds; see docs/security.md).")
+    login_address_free_failures: int = Field(
+        default=30, ge=1, description="The same per client address (higher: many users may share one address).")
+    login_lock_base_seconds: float = Field(default=1.0, gt=0, description="The first lock's length.")
+    login_lock_max_seconds: float = Field(default=900.0, gt=0, description="The longest lock.")
+    login_forget_after_seconds: float = Field(
+        default=900.0, gt=0, description="A counter starts again this long after its last failure.")
+    metrics_access: Literal["off", "loopback", "token"] = Field(
+        default="loopback", description="Who may read /metrics: nobody, clients on a loopback address, or "
+        "clients sending `Authorization: Bearer <metrics_token>`.")
+    metrics_token: str | None = Field(default=None, description="The bearer token for metrics_access=token.")
+
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0
 

@@ -1,12 +1,17 @@
 """The domain error tree. Domain code raises these; each API family renders them in its own envelope."""
 
 
+MAX_MESSAGE = 500
+
+
 class DomainError(Exception):
     """A rule was broken. `code` is stable and documented; `message` is for humans."""
 
     code: str = "domain_error"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
+        if len(message) > MAX_MESSAGE:  # a message quoting the caller's input never echoes more than a prefix of it
+            message = message[:MAX_MESSAGE - 3] + "..."
         super().__init__(message)
         self.message = message
         if code:
@@ -37,6 +42,16 @@ class PreconditionFailed(DomainError):
     """The request is valid but the object is not in a state that allows it (e.g. not registered yet)."""
 
     code = "precondition_failed"
+
+
+class TooManyRequests(DomainError):
+    """The caller must wait `retry_after` seconds (login throttling, or the server saturated with logins)."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class UpstreamError(DomainError):

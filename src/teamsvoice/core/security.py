@@ -11,14 +11,18 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from teamsvoice.core.errors import TooManyRequests
 
 _hasher = PasswordHasher()
 
@@ -32,6 +36,29 @@ def verify_secret(value: str, hashed: str) -> bool:
         return _hasher.verify(hashed, value)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# argon2 costs ~50 MB and a core for a while per check: at most this many run at once, in threads (never on the
+# event loop), so a flood of login attempts queues here instead of starving every other request.
+_VERIFY_SLOTS = threading.BoundedSemaphore(2)
+_VERIFY_WAIT_SECONDS = 10.0
+
+
+def _verify_in_slot(value: str, hashed: str) -> bool | None:
+    if not _VERIFY_SLOTS.acquire(timeout=_VERIFY_WAIT_SECONDS):
+        return None
+    try:
+        return verify_secret(value, hashed)
+    finally:
+        _VERIFY_SLOTS.release()
+
+
+async def verify_secret_bounded(value: str, hashed: str) -> bool:
+    """`verify_secret` off the event loop with bounded concurrency; TooManyRequests when saturated."""
+    result = await anyio.to_thread.run_sync(_verify_in_slot, value, hashed)
+    if result is None:
+        raise TooManyRequests("The server is busy checking credentials; try again shortly", retry_after=2)
+    return result
 
 
 def new_token(nbytes: int = 32) -> str:

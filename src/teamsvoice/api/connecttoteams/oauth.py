@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api import throttling
 from teamsvoice.api.connecttoteams.errors import oauth_error
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.orgs import auth
+from teamsvoice.domain.security.throttle import login_attempt
 
 router = APIRouter(tags=["ConnecttoTeams: authentication"])
 
@@ -47,8 +49,10 @@ async def issue_token(
     if grant_type == "password":
         if not username or not password:
             return oauth_error(400, "invalid_request", "username and password are required for the password grant")
-        tokens = await auth.password_grant(uow.session, client_id=credentials[0], client_secret=credentials[1],
-                                           username=username, password=password, **ttl)
+        async with login_attempt(container.sessions, uow.session, throttling.policy(settings), family="connecttoteams",
+                                 account=username, address=throttling.client_address(request)):
+            tokens = await auth.password_grant(uow.session, client_id=credentials[0], client_secret=credentials[1],
+                                               username=username, password=password, **ttl)
     elif grant_type == "refresh_token":
         if not refresh_token:
             return oauth_error(400, "invalid_request", "refresh_token is required for the refresh_token grant")

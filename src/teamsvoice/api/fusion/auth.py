@@ -5,9 +5,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion.deps import bearer_token
 from teamsvoice.domain.fusion import auth
+from teamsvoice.domain.security.throttle import login_attempt
 
 router = APIRouter(prefix="/api/v01/auth", tags=["Fusion: authentication"])
 
@@ -21,8 +23,10 @@ class LoginBody(BaseModel):
 
 
 @router.post("/login", summary="Log in: answers an access token (minutes) and a refresh token (days)")
-async def login(body: LoginBody, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
-    tokens = await auth.login(uow.session, container.keyring, body.username, body.password)
+async def login(request: Request, body: LoginBody, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    async with login_attempt(container.sessions, uow.session, throttling.policy(container.settings), family="fusion",
+                             account=body.username, address=throttling.client_address(request)):
+        tokens = await auth.login(uow.session, container.keyring, body.username, body.password)
     return {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}
 
 

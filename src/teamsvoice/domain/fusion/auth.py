@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed
 from teamsvoice.core.ids import new_uuid
-from teamsvoice.core.security import Keyring, token_digest, verify_secret
+from teamsvoice.core.security import Keyring, token_digest, verify_secret_bounded
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs import repository as orgs
@@ -75,7 +75,7 @@ def _refresh_token(keyring: Keyring, user: FusionUser, session: FusionSession) -
 
 async def login(session: AsyncSession, keyring: Keyring, username: str, password: str) -> IssuedTokens:
     user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
-    if user is None or not user.active or not verify_secret(password, user.password_hash):
+    if user is None or not user.active or not await verify_secret_bounded(password, user.password_hash):
         raise AuthenticationFailed("Invalid username or password")
     row = FusionSession(key=new_uuid(), user_id=user.id, refresh_jti_digest="", expires_at=utcnow())
     session.add(row)

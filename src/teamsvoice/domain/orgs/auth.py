@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed
-from teamsvoice.core.security import new_token, token_digest, verify_secret
+from teamsvoice.core.security import new_token, token_digest, verify_secret_bounded
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import ApiClient, OAuthToken, PortalUser
 from teamsvoice.domain.orgs.principal import Principal
@@ -35,7 +35,7 @@ class IssuedTokens:
 
 async def _authenticate_client(session: AsyncSession, client_id: str, client_secret: str) -> ApiClient:
     client = await repository.api_client_by_client_id(session, client_id)
-    if client is None or not client.active or not verify_secret(client_secret, client.secret_hash):
+    if client is None or not client.active or not await verify_secret_bounded(client_secret, client.secret_hash):
         raise InvalidClient("Bad client credentials")
     return client
 
@@ -67,7 +67,7 @@ async def password_grant(
 ) -> IssuedTokens:
     client = await _authenticate_client(session, client_id, client_secret)
     user = await repository.portal_user_by_username(session, username)
-    if user is None or not user.active or not verify_secret(password, user.password_hash):
+    if user is None or not user.active or not await verify_secret_bounded(password, user.password_hash):
         raise InvalidGrant("Bad credentials")
     if not _user_belongs_to_client(user, client):
         raise InvalidGrant("Bad credentials")

@@ -1,0 +1,1 @@
+"""Defences that belong to no single capability: login throttling."""
