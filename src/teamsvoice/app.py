@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from teamsvoice import __version__
 from teamsvoice.api import connecttoteams, fusion
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
@@ -21,7 +22,7 @@ from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import metrics_response, record_request
-from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
+from teamsvoice.jobs.runtime import Role, resume_orphaned_work, start_jobs, stop_jobs
 from teamsvoice.settings import Settings
 
 
@@ -50,24 +51,26 @@ def describe_data_error(exc: DataError) -> str:
     return "A value in the request cannot be stored"
 
 
-def create_app(settings: Settings, *, run_jobs: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI:
+    """`jobs_role`: "all" runs the job engine here (embedded default, tests), "api" only enqueues for
+    worker processes, None starts no job engine."""
     container = Container.build(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_jobs:
-            start_jobs(settings, container.keyring)
+        if jobs_role is not None:
+            await anyio.to_thread.run_sync(lambda: start_jobs(settings, container.keyring, role=jobs_role))
             await anyio.to_thread.run_sync(resume_orphaned_work)
         try:
             yield
         finally:
-            if run_jobs:
-                stop_jobs()
+            if jobs_role is not None:
+                await anyio.to_thread.run_sync(stop_jobs)
             await container.aclose()
 
     app = FastAPI(
         title="teamsvoice",
-        version="0.1.0",
+        version=__version__,
         description="Control plane for Microsoft Teams calling: ConnecttoTeams- and Fusion-compatible APIs.",
         lifespan=lifespan,
     )
