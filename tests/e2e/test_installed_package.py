@@ -79,6 +79,7 @@ async def test_the_installed_package_serves_the_onboarding_flow(installed: Path)
             token = await http.post("/oauth/token", auth=(reseller["clientId"], reseller["clientSecret"]), data={
                 "grant_type": "password", "username": reseller["username"], "password": reseller["password"]})
             assert token.status_code == 200, token.text
+            assert "server" not in token.headers and token.headers["cache-control"] == "no-store"  # no banner; a secret
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             reseller_id = reseller["resellerId"]
             pbx, sbc = await reseller_catalogue(http, token.json()["access_token"], reseller_id)

@@ -19,7 +19,7 @@ def bound_socket() -> socket.socket:
 class LiveServer:
     def __init__(self, app: Any, sock: socket.socket) -> None:
         self._sock = sock
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False))
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     @property
