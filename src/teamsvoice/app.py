@@ -15,6 +15,7 @@ from teamsvoice import __version__
 from teamsvoice.api import connecttoteams, fusion
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
+from teamsvoice.api.limits import RequestLimits
 from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
@@ -88,6 +89,11 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         # the request's fault; SQLite stores them, so this is where both backends answer alike.
         return _render_domain_error(request, ValidationFailed(describe_data_error(exc)))
 
+    @app.exception_handler(OverflowError)
+    async def overflow_error(request: Request, exc: OverflowError) -> Response:
+        # SQLite's driver refuses an integer past 64 bits (a path or query id) itself, not as a DataError.
+        return _render_domain_error(request, ValidationFailed("A number in the request is out of range (64-bit signed)"))
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         if _is_fusion_route(request):
@@ -112,6 +118,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         app.include_router(router)
 
     app.middleware("http")(record_request)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py
+                       max_bulk_body_bytes=settings.max_bulk_request_body_bytes, render_unexpected=unexpected)
     app.add_middleware(SecurityHeaders, settings=settings)  # headers on every answer; /metrics access
     app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
 

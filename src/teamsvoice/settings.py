@@ -75,7 +75,9 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413 in the family's envelope)."
     )
     max_bulk_request_body_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, description="The same for Fusion's bulk update (up to 10,000 users in one body)."
+        default=8 * 1024 * 1024, ge=1024,
+        description="The same for Fusion's bulk update (up to 10,000 users) and the other route whose bodies are large "
+        "by design, saveOrUpdateTeamsApplicationTemplate (two images of up to 1 MiB, base64).",
     )
 
     login_free_failures: int = Field(

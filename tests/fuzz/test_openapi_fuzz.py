@@ -1,9 +1,13 @@
-"""Schemathesis over teamsvoice's OpenAPI document: generated and malformed input, with and without a valid
-token, never produces a 5xx."""
+"""Schemathesis over teamsvoice's OpenAPI document (both API families): generated and malformed input, with and
+without a valid token of the route's family, never produces a 5xx."""
+
+import asyncio
 
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+
+from tests.api.fusion.support import make_world
 
 EXAMPLES_PER_OPERATION = 8
 
@@ -15,26 +19,34 @@ def reseller_token(live, organisation) -> str:
     return response.json()["access_token"]
 
 
-def test_no_input_breaks_the_server(live, organisation) -> None:
+async def test_no_input_breaks_the_server(client, live, organisation) -> None:
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
-    token = reseller_token(live, organisation)
+    ctt_token = reseller_token(live, organisation)
+    fusion_token = await (await make_world(client, live, organisation)).login("reseller")
     failures: list[str] = []
     calls = 0
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
+    is_fusion = [operation.path.startswith("/api/v01/") for operation in operations]
+    assert any(is_fusion) and not all(is_fusion)  # both families' routes are exercised
 
-    for operation in operations:
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def exercise(case) -> None:
-            nonlocal calls
-            for headers in ({}, {"Authorization": f"Bearer {token}"}):
-                response = case.call(headers=headers, timeout=60)
-                calls += 1
-                if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+    def run() -> None:
+        for operation, fusion in zip(operations, is_fusion, strict=True):
+            token = fusion_token if fusion else ctt_token
 
-        exercise()
+            @given(case=operation.as_strategy())
+            @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def exercise(case) -> None:  # type: ignore[no-untyped-def]
+                nonlocal calls
+                for headers in ({}, {"Authorization": f"Bearer {token}"}):
+                    response = case.call(headers=headers, timeout=60)
+                    calls += 1
+                    if response.status_code >= 500:
+                        failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+
+            exercise()
+
+    await asyncio.to_thread(run)
     assert calls >= 4 * len(operations)  # the generator really ran
     assert not failures, "\n".join(failures[:20])

@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
+from teamsvoice.core.limits import Long, Name
 from teamsvoice.domain.calling.pbx import LOCATION_FLAGS, LocationDraft, UserDraft
 
 
@@ -20,12 +21,12 @@ class ConfigureUserBody(Strict):
     pbxCallPolicyInfo: CallPolicyInfo | None = None
     authenticationResult: dict[str, Any] | None = None
     userType: StrictStr | None = None
-    directRouteId: StrictInt
+    directRouteId: Long
     useTeamsVoicemail: StrictBool | None = None
     password: StrictStr
     rePassword: StrictStr | None = None
     pbxAuthUserId: StrictStr
-    pbxLocation: StrictStr | StrictInt
+    pbxLocation: StrictStr | Long
     pbxUserId: StrictStr
     phoneNumber: StrictStr
     portalLoginName: StrictStr | None = None
@@ -62,16 +63,16 @@ class PbxLocationBody(Strict):
     """POST /pbx/configurePBX (our design): the fields of getBasicPBXLocationDetailsForEnterprise; `id`
     present updates that location, absent creates (or updates the one with the same pbxLocation name)."""
 
-    id: StrictInt | None = None
-    enterpriseId: StrictInt | None = None
+    id: Long | None = None
+    enterpriseId: Long | None = None
     tenantId: StrictStr | None = None
-    pbxLocation: StrictStr
+    pbxLocation: Name
     pbxType: StrictStr
     canonicalPbxSIPDomain: StrictStr
-    pbxLabel: StrictStr | None = None
-    proxyDomainPort: StrictInt = 0
+    pbxLabel: Name | None = None
+    proxyDomainPort: Long = 0
     presencePackageType: StrictStr = "call-info"
-    regExpiresValue: StrictInt = 0
+    regExpiresValue: Long = 0
     callPolicy: CallPolicy | None = None
     apiAccessEnabled: StrictBool = False
     apiIntegrationEnabled: StrictBool = False
@@ -99,9 +100,9 @@ class PbxLocationBody(Strict):
 class TeamsAppTemplateBody(Strict):
     """POST /reseller/saveOrUpdateTeamsApplicationTemplate (vendor-notes 1.2)."""
 
-    enterpriseId: StrictInt
-    resellerId: StrictInt | None = None
-    name: StrictStr
+    enterpriseId: Long
+    resellerId: Long | None = None
+    name: Name
     bIconFileName: StrictStr | None = None
     oIconFileName: StrictStr | None = None
     portalURL: StrictStr

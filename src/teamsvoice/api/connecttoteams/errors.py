@@ -35,6 +35,11 @@ def upstream_status(exc: UpstreamError) -> int:
     return 503 if exc.retryable else 502
 
 
+def printable(text: str) -> str:
+    """The text as a response can carry it: an unencodable character (a lone surrogate) is shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def spring_error(request: Request, status: int, message: str) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -42,15 +47,18 @@ def spring_error(request: Request, status: int, message: str) -> JSONResponse:
             "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "status": status,
             "error": HTTPStatus(status).phrase,
-            "message": message,
+            "message": printable(message),
             "path": request.url.path,
         },
     )
 
 
 def oauth_error(status: int, error: str, description: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'} if status == 401 else None
-    return JSONResponse(status_code=status, content={"error": error, "error_description": description}, headers=headers)
+    # A header carries printable ASCII only, and the description sits in a quoted string.
+    quoted = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)
+    headers = {"WWW-Authenticate": f'Bearer error="{error}", error_description="{quoted}"'} if status == 401 else None
+    return JSONResponse(status_code=status, content={"error": error, "error_description": printable(description)},
+                        headers=headers)
 
 
 def render_domain_error(request: Request, exc: DomainError) -> JSONResponse:

@@ -4,9 +4,10 @@ import json
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import Long, Name
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft
@@ -20,7 +21,7 @@ class ConfigDetails(Strict):
     contexts: StrictStr | None = None
     defValue: StrictStr | None = None
     ent: StrictBool | None = None
-    id: StrictInt | None = None
+    id: Long | None = None
     labelName: StrictStr | None = None
     labelPopover: StrictStr | None = None
     masterReseller: StrictBool | None = None
@@ -33,8 +34,8 @@ class ConfigDetails(Strict):
 
 class EntConfigInfo(Strict):
     configDetails: ConfigDetails | None = None
-    entityId: StrictInt | None = None
-    id: StrictInt | None = None
+    entityId: Long | None = None
+    id: Long | None = None
     value: StrictStr | None = None
 
 
@@ -47,19 +48,19 @@ class EnterpriseBody(Strict):
     canResellerManageEnterpriseProvisioning: StrictBool | None = None
     countryName: StrictStr | None = None
     entConfigInfos: list[EntConfigInfo] | None = None
-    enterpriseId: StrictInt | None = None
-    enterpriseName: StrictStr | None = None
+    enterpriseId: Long | None = None
+    enterpriseName: Name | None = None
     federated: StrictBool | None = None
     federationDomain: StrictStr | None = None
-    pbxId: list[StrictInt] | None = None
+    pbxId: list[Long] | None = None
     pbxMOH: StrictBool | None = None
     registeredBy: StrictStr | None = None
-    resellerId: StrictInt | None = None
+    resellerId: Long | None = None
     restrictAdminAccess: StrictBool | None = None
-    sbcGateways: list[StrictInt] | None = None
+    sbcGateways: list[Long] | None = None
     secureSMSEnabled: StrictBool | None = None
     services: list[StrictStr] | None = None
-    userLimit: StrictInt | None = Field(default=None, ge=0)
+    userLimit: Long | None = Field(default=None, ge=0)
     userProvisioningEnabled: StrictBool | None = None
 
     def to_draft(self) -> EnterpriseDraft:
@@ -79,13 +80,13 @@ class EnterpriseBody(Strict):
 
 class ActionItemBody(Strict):
     actionType: StrictStr
-    enterpriseName: StrictStr
+    enterpriseName: Name
     redirectUrl: StrictStr
     consentType: StrictStr | None = None
 
 
 class CompleteRegistrationBody(Strict):
-    enterpriseId: StrictInt
+    enterpriseId: Long
     tenantId: StrictStr
     givenName: StrictStr | None = None
     familyName: StrictStr | None = None

@@ -37,6 +37,8 @@ _BY_ERROR: list[tuple[type[DomainError], int, int]] = [
 
 
 def fusion_error(status: int, code: int, reason: str) -> JSONResponse:
+    # An unencodable character in the reason (a lone surrogate echoed from the request) is shown escaped.
+    reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse(status_code=status, content={"error": {"code": code, "reason": reason}})
 
 

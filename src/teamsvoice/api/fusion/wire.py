@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from teamsvoice.core.limits import Name
 from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
@@ -24,14 +25,14 @@ class Owner(Strict):
 
 
 class TenantCreateBody(Strict):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     billingId: StrictStr | None = Field(default=None, max_length=200)
     owner: Owner | None = None
     markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
 
 
 class TenantUpdateBody(Strict):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     billingId: StrictStr | None = Field(default=None, max_length=200)
     markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
 
@@ -42,7 +43,7 @@ class Licenses(Strict):
 
 
 class SubscriptionCreateBody(Strict):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     billingId: StrictStr | None = Field(default=None, max_length=200)
     licenses: Licenses | None = None
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import service
 from teamsvoice.domain.teams_users.models import FusionTemplate
@@ -76,7 +77,7 @@ def _values(body: Any, *, creating: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in ("name", "productKey"):
         if name in body:
-            values[name] = service.optional_string(name, body[name], nullable=False)
+            values[name] = check_name(name, service.optional_string(name, body[name], nullable=False) or "")
     if "description" in body:
         if body["description"] is not None and not isinstance(body["description"], str):
             raise ValidationFailed("description: must be a string")

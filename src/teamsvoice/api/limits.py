@@ -1,0 +1,180 @@
+"""Limits every request meets before any router sees it, and the last line of defence behind them.
+
+`RequestLimits` is a pure ASGI middleware around the routers (and the metrics middleware):
+- the body is read once, up to a size limit (413 in the family's envelope);
+- a JSON body (an object, an array or a string) nesting deeper than `JSON_MAX_DEPTH`, or holding text that is
+  not Unicode (a lone UTF-16 surrogate such as "\\ud800", which no response or database could encode), is a 400
+  naming the field, before anything parses it;
+- any exception that escapes the application becomes the family's 500 envelope here, so nothing reaches
+  Starlette's ServerErrorMiddleware (which re-raises, and uvicorn then drops the keep-alive connection).
+
+The wire-model types for 64-bit integers and stored names are in `teamsvoice.core.limits`.
+"""
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from itertools import accumulate
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from teamsvoice.api import fusion
+from teamsvoice.api.connecttoteams.errors import spring_error
+from teamsvoice.api.fusion import errors as fusion_errors
+from teamsvoice.core.limits import JSON_MAX_DEPTH
+
+# A body over the limit is still read (and dropped) up to this size, so that the client reads our 413 instead of
+# a reset connection and may go on using it; beyond it the connection is closed.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+# Routes whose bodies are large by design (up to 10,000 users; two base64 images of up to 1 MiB) get the larger limit.
+LARGE_BODY_ROUTES = (("PUT", "/msteams/users/bulk"), ("POST", "/reseller/saveOrUpdateTeamsApplicationTemplate"))
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_MAYBE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+UnexpectedRenderer = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, *, drained: bool) -> None:
+        super().__init__()
+        self.drained = drained  # the whole body was read (and dropped): the connection can serve the next request
+
+
+def json_depth(text: str) -> int:
+    """How deep brackets nest outside strings (without parsing, so without recursion)."""
+    brackets = _BRACKET.findall(_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """Where a lone surrogate sits ("" for the top level; a key holding one is named by its parent's path)."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if _SURROGATE.search(key):
+                return path
+            found = _surrogate_path(child, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found = _surrogate_path(child, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest)."""
+    try:
+        # json.loads decodes bytes exactly so (UTF-8/16/32; surrogatepass), hence the same text is checked.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return None  # the parser refuses it the same way
+    if not text.lstrip("\ufeff \t\r\n").startswith(("{", "[", '"')):
+        return None  # bare text (the seeds' `--data '<tenantId>'`), not JSON
+    if json_depth(text) > JSON_MAX_DEPTH:
+        return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+    if _MAYBE_SURROGATE.search(text):
+        try:
+            parsed = json.loads(text.lstrip("\ufeff"))
+        except ValueError:
+            return None
+        where = _surrogate_path(parsed, "")
+        if where is not None:
+            return f"{where or 'body'}: text holds a lone UTF-16 surrogate (\\ud800-\\udfff); it must be valid Unicode"
+    return None
+
+
+def render_error(scope: Scope, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    request = Request(scope)
+    if request.url.path.startswith(fusion.PREFIX):
+        response: Response = fusion_errors.fusion_error(status, fusion_errors.code_for_status(status), message)
+    else:
+        response = spring_error(request, status, message)
+    response.headers.update(headers or {})
+    return response
+
+
+class RequestLimits:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_bulk_body_bytes: int,
+                 render_unexpected: UnexpectedRenderer) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_bulk_body_bytes = max_bulk_body_bytes
+        self.render_unexpected = render_unexpected
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope["path"].rstrip("/")
+        large = any(scope["method"] == method and path.endswith(suffix) for method, suffix in LARGE_BODY_ROUTES)
+        return self.max_bulk_body_bytes if large else self.max_body_bytes
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
+        declared = dict(scope["headers"]).get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > DRAIN_MAX_BYTES:
+            raise BodyTooLarge(drained=False)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; the application sees an empty body and its answer goes nowhere
+            size += len(message.get("body", b""))
+            if size > DRAIN_MAX_BYTES:
+                raise BodyTooLarge(drained=False)
+            if size <= limit:
+                chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        if size > limit:
+            raise BodyTooLarge(drained=True)
+        return b"".join(chunks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            await send(message)
+            started = started or message["type"] == "http.response.start"  # sent: from here it cannot be taken back
+
+        try:
+            limit = self._limit(scope)
+            try:
+                body = await self._read_body(scope, receive, limit)
+            except BodyTooLarge as exc:
+                await render_error(scope, 413, f"body: the request body exceeds {limit} bytes",
+                                   None if exc.drained else {"Connection": "close"})(scope, receive, send)
+                return
+            content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").lower()
+            problem = None if content_type.startswith(_FORM_TYPES) else json_body_problem(body)
+            if problem:
+                await render_error(scope, 400, problem)(scope, receive, send)
+                return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_tracked)
+        except Exception as exc:  # noqa: BLE001 - the catch-all: an answer, never a dropped connection
+            if started:
+                raise  # half a response cannot be repaired: the server must close the connection
+            response = await self.render_unexpected(Request(scope), exc)
+            await response(scope, receive, send)

@@ -1,0 +1,207 @@
+"""Hostile values over real HTTP: each answers the family's 4xx envelope naming the field or the problem, never a
+500, and the keep-alive connection that carried it serves the next request."""
+
+import asyncio
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from teamsvoice.api.connecttoteams.errors import spring_error
+from teamsvoice.api.limits import RequestLimits
+from tests.api.fusion.support import BASE, make_world
+from tests.support.ctt import bearer, token_for
+from tests.support.live import LiveServer, bound_socket
+
+SPRING = {"timestamp", "status", "error", "message", "path"}
+HUGE = 2**70
+DEEP = "[" * 5000 + "]" * 5000
+SURROGATE = "\ud800"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    closes: bool
+
+
+def _exchange(url: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+    """One request, then GET /health on the same connection (unless the answer said `Connection: close`)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
+        response = connection.getresponse()
+        raw = response.read()
+        closes = (response.getheader("Connection") or "").lower() == "close"
+        sock = connection.sock
+        if not closes:
+            connection.request("GET", "/health")
+            follow = connection.getresponse()
+            assert follow.status in (200, 404)  # /health, or a test app without it: an answer either way
+            follow.read()
+            assert connection.sock is sock, "the server dropped the keep-alive connection"
+        return Answer(response.status, json.loads(raw), closes)
+    finally:
+        connection.close()
+
+
+async def call(live, method: str, path: str, *, body: Any = None, raw: bytes | None = None,
+               headers: dict[str, str] | None = None) -> Answer:
+    content = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    return await asyncio.to_thread(_exchange, live.url, method, path, content, headers or {})
+
+
+def spring(answer: Answer, status: int, named: str) -> None:
+    assert answer.status == status, answer.body
+    assert set(answer.body) == SPRING and answer.body["status"] == status, answer.body
+    assert named in answer.body["message"], answer.body
+
+
+def fusion(answer: Answer, status: int, named: str) -> None:
+    assert answer.status == status, answer.body
+    assert set(answer.body) == {"error"} and set(answer.body["error"]) == {"code", "reason"}, answer.body
+    assert named in answer.body["error"]["reason"], answer.body
+
+
+def configure_user_body(**changes: Any) -> dict[str, Any]:
+    return {"directRouteId": 1, "password": "S1p-secret-104", "pbxAuthUserId": "104", "pbxLocation": "HQ",
+            "pbxUserId": "104", "phoneNumber": "+14139301761", "teamsUserId": "someone@contoso.example",
+            "tenantID": "00000000-0000-0000-0000-000000000000"} | changes
+
+
+def configure_pbx_body(**changes: Any) -> dict[str, Any]:
+    return {"enterpriseId": 1, "pbxLocation": "HQ", "pbxType": "BroadWorks",
+            "canonicalPbxSIPDomain": "pbx.contoso-voice.example"} | changes
+
+
+@pytest.fixture
+async def ctt(client, organisation) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return bearer(await token_for(client, organisation.resellers[0]))
+
+
+async def test_integers_past_64_bits(live, ctt) -> None:
+    spring(await call(live, "POST", "/enterprise/configureUser", body=configure_user_body(directRouteId=HUGE), headers=ctt),
+           400, "directRouteId")
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(enterpriseId=HUGE), headers=ctt),
+           400, "enterpriseId")
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(enterpriseId=-(2**63) - 1), headers=ctt),
+           400, "enterpriseId")
+    # the edge of the range is a valid Long: no such enterprise (PostgreSQL's 32-bit id columns: out of range)
+    edge = await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(enterpriseId=2**63 - 1), headers=ctt)
+    spring(edge, edge.status, "")
+    assert edge.status in (400, 404) and not edge.body["message"].startswith("enterpriseId")
+    answer = await call(live, "DELETE", f"/pbx/deletePBXLocation/{HUGE}", headers=ctt)
+    spring(answer, answer.status, "")
+    assert 400 <= answer.status < 500
+
+
+@pytest.mark.parametrize("encoded", ["escaped", "utf8"])
+async def test_lone_surrogates(live, ctt, encoded: str) -> None:
+    def raw(body: dict[str, Any]) -> bytes:
+        if encoded == "escaped":
+            return json.dumps(body).encode()  # "\ud800" as a JSON escape
+        return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")  # the surrogate's own bytes
+
+    cases = [
+        ("/enterprise/configureUser", configure_user_body(pbxUserId="10" + SURROGATE), "pbxUserId"),
+        ("/enterprise/configureUser", configure_user_body(pbxCallPolicyInfo={"callPolicyName": SURROGATE}),
+         "pbxCallPolicyInfo.callPolicyName"),
+        ("/pbx/configurePBX", configure_pbx_body(pbxType=SURROGATE + "x"), "pbxType"),
+        ("/pbx/configurePBX", configure_pbx_body(pbxLocation=SURROGATE), "pbxLocation"),
+        ("/provisioning/provisionDirectRouting", {"sbcGatewayId": 1, "tenantId": SURROGATE}, "tenantId"),
+        ("/provisioning/provisionDirectRouting", {"sbcGatewayId": 1, "authenticationResult": [{SURROGATE: 1}]},
+         "authenticationResult[0]"),
+    ]
+    for path, body, named in cases:
+        answer = await call(live, "POST", path, raw=raw(body), headers=ctt)
+        spring(answer, 400, named)
+        assert "surrogate" in answer.body["message"]
+    # a bare JSON string (the seeds' tenantId bodies) is checked too, and a valid pair is no problem
+    spring(await call(live, "POST", "/pbx/getDirectRoutesForEnterprise", raw=raw(SURROGATE), headers=ctt), 400, "body")
+    spring(await call(live, "POST", "/pbx/getDirectRoutesForEnterprise", body="\U0001f600", headers=ctt), 404, "")
+
+
+async def test_deep_nesting(live, ctt) -> None:
+    spring(await call(live, "POST", "/provisioning/provisionDirectRouting", raw=DEEP.encode(), headers=ctt), 400, "deeper")
+    deep_object = '{"sbcGatewayId": 1, "x": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}"
+    spring(await call(live, "POST", "/pbx/configurePBX", raw=deep_object.encode(), headers=ctt), 400, "deeper")
+    # brackets inside strings are text, not nesting
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(pbxType="[" * 100, enterpriseId=987654),
+                      headers=ctt), 404, "987654")
+
+
+async def test_names_are_bounded_and_printable(live, ctt) -> None:
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(pbxLocation="x" * 201), headers=ctt),
+           400, "pbxLocation")
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(pbxLocation="HQ\u0000"), headers=ctt),
+           400, "pbxLocation")
+    spring(await call(live, "POST", "/pbx/configurePBX", body=configure_pbx_body(pbxLabel="a\nb"), headers=ctt),
+           400, "pbxLabel")
+    spring(await call(live, "POST", "/reseller/newEnterprise", body={"enterpriseName": "Acme\u0007"}, headers=ctt),
+           400, "enterpriseName")
+
+
+async def test_body_size_limit(live, ctt) -> None:
+    limit = live.settings.max_request_body_bytes
+    big = configure_pbx_body(pbxLocation="x" * (limit + 1))
+    answer = await call(live, "POST", "/pbx/configurePBX", body=big, headers=ctt)
+    spring(answer, 413, str(limit))
+    assert not answer.closes  # the body was read to its end: the connection goes on
+
+
+async def test_fusion_hostile_values(client, live, organisation) -> None:
+    world = await make_world(client, live, organisation)
+    headers = await world.as_("reseller")
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
+
+    for filters, named in (("{}", "filters"), ('{"kind":[[1]]}', "filters.kind"), ('{"kind":{"a":1}}', "filters.kind"),
+                           ("[" * 3000 + "]" * 3000, "filters")):
+        fusion(await call(live, "GET", f"{path}/msteams/users/bulk?filters={quote(filters)}", headers=headers), 400, named)
+    listed = await call(live, "GET", f"{path}/msteams/users/bulk?filters={quote(json.dumps({'kind': ['ms_users']}))}",
+                        headers=headers)
+    assert listed.status == 200 and listed.body["bulks"] == []
+
+    templates = f"{path}/msteams/templates"
+    answer = await call(live, "POST", templates, body={"name": "x" * 10_000_000, "productKey": "k"}, headers=headers)
+    fusion(answer, 413, "body")
+    fusion(await call(live, "POST", templates, body={"name": "x" * 201, "productKey": "k"}, headers=headers), 400, "name")
+    fusion(await call(live, "POST", templates, body={"name": "a\u0000b", "productKey": "k"}, headers=headers), 400, "name")
+    fusion(await call(live, "POST", templates, body={"name": "ok", "productKey": SURROGATE}, headers=headers),
+           400, "productKey")
+    fusion(await call(live, "POST", templates, raw=DEEP.encode(), headers=headers), 400, "deeper")
+    answer = await call(live, "GET", f"{templates}/{HUGE}", headers=headers)
+    fusion(answer, answer.status, "")
+    assert 400 <= answer.status < 500
+    fusion(await call(live, "POST", f"{BASE}/tenants", body={"name": "Acme\u001b[31m"}, headers=headers), 400, "name")
+    fusion(await call(live, "POST", f"{BASE}/tenants", raw=b"x" * (live.settings.max_request_body_bytes + 1),
+                      headers=headers), 413, "body")
+
+
+async def test_an_unhandled_error_is_answered_and_keeps_the_connection() -> None:
+    """The catch-all answers the family's 500 envelope itself: nothing propagates to Starlette's error middleware
+    (which re-raises, and uvicorn then drops the connection)."""
+    app = FastAPI()
+
+    @app.post("/enterprise/boom")
+    async def boom() -> None:
+        raise RuntimeError("an unexpected failure")
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return spring_error(request, 500, f"Internal error ({type(exc).__name__})")
+
+    app.add_middleware(RequestLimits, max_body_bytes=1024, max_bulk_body_bytes=2048, render_unexpected=unexpected)
+    server = LiveServer(app, bound_socket()).start()
+    try:
+        answer = await asyncio.to_thread(_exchange, server.url, "POST", "/enterprise/boom", b"{}", {})
+        spring(answer, 500, "RuntimeError")
+        assert not answer.closes
+    finally:
+        server.stop()
