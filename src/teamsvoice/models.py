@@ -13,6 +13,9 @@ from teamsvoice.domain.fusion.models import (
 )
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.domain.security.models import LoginThrottle
+from teamsvoice.domain.voice_state.models import (
+    DriftDelivery, DriftEvent, DriftWebhook, NumberQuarantine, TenantDriftSettings, VoiceApplyJob,
+)
 from teamsvoice.domain.teams_users.models import (
     FusionBulkItem, FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences,
 )
@@ -23,6 +26,12 @@ __all__ = [
     "CallAppServiceAccount",
     "CallingJob",
     "DirectRoute",
+    "DriftDelivery",
+    "DriftEvent",
+    "DriftWebhook",
+    "NumberQuarantine",
+    "TenantDriftSettings",
+    "VoiceApplyJob",
     "PbxLocation",
     "PbxUser",
     "TeamsAppTemplate",

@@ -5,6 +5,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from teamsvoice.microsoft.calling_ports import RoutingInventory, VoiceRoute, VoiceRoutingPolicy
     from teamsvoice.microsoft.directory import DirectoryAdmin
 
 
@@ -46,6 +47,39 @@ class Cmdlets(Protocol):
         """`idempotent` says whether the cmdlet may be retried after a failure that may have run it
         (None: decided by its verb, see microsoft/cmdlets.py)."""
         ...
+
+
+class TenantVoiceAdmin(Protocol):
+    """A whole tenant's Teams voice state, read in bulk and written object by object (plan / apply:
+    domain/voice_state). Adapter: microsoft/voice_state.py."""
+
+    async def routing(self) -> "RoutingInventory": ...
+
+    async def voice_users(self) -> list[VoiceState]:
+        """Every user of the tenant with its voice configuration (a user deleted in Entra ID is absent)."""
+        ...
+
+    async def create_gateway(self, fqdn: str, sip_port: int) -> None: ...
+
+    async def update_gateway(self, fqdn: str, sip_port: int) -> None: ...
+
+    async def add_usage(self, usage: str) -> None: ...
+
+    async def create_route(self, route: "VoiceRoute") -> None: ...
+
+    async def update_route(self, route: "VoiceRoute") -> None: ...
+
+    async def create_policy(self, policy: "VoiceRoutingPolicy") -> None: ...
+
+    async def update_policy(self, policy: "VoiceRoutingPolicy") -> None: ...
+
+    async def assign_number(self, user_principal_name: str, phone_number: str) -> None: ...
+
+    async def remove_number(self, user_principal_name: str, phone_number: str) -> None: ...
+
+    async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None: ...
+
+    async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""teamsvoice's records of a tenant's voice state, read as a desired state and written back where a plan
+says the records, not Microsoft, must change (adopt; users deleted in Entra ID).
+
+Sources: ConnecttoTeams' provisionDirectRouting rows (`direct_routes`), the Fusion onboarding wizard's
+configuration (the `teamsvoice` usage/route/policy on the reseller's SBC name in the tenant's domain),
+`teams_voice_users` for both families, and the Fusion subscription's number inventory.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.calling.models import DirectRoute
+from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
+from teamsvoice.domain.orgs import repository as orgs
+from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state.models import NumberQuarantine
+from teamsvoice.domain.voice_state.state import Assignment, DesiredState
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+
+FUSION_VOICE_NAME = "teamsvoice"  # what domain/fusion/onboarding.py creates
+FUSION_SIP_PORT = 5061
+
+
+async def tenant_in_scope(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise:
+    """The enterprise linked to the Microsoft tenant, if the caller may see it; else 404."""
+    enterprise = await orgs.get_enterprise_by_tenant(session, principal, tenant_id)
+    if enterprise is None:
+        raise NotFound(f"Tenant {tenant_id} not found")
+    return enterprise
+
+
+async def linked_enterprises(session: AsyncSession) -> Sequence[Enterprise]:
+    """Every enterprise linked to a Microsoft tenant (the drift scan's platform-wide view)."""
+    return (await session.scalars(select(Enterprise).where(Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id))).all()
+
+
+def _add(routing: RoutingInventory, gateway: PstnGateway, usage: str, route: VoiceRoute, policy: VoiceRoutingPolicy) -> None:
+    if all(g.fqdn != gateway.fqdn for g in routing.gateways):
+        routing.gateways.append(gateway)
+    if usage not in routing.usages:
+        routing.usages.append(usage)
+    if all(r.identity != route.identity for r in routing.routes):
+        routing.routes.append(route)
+    if all(p.identity != policy.identity for p in routing.policies):
+        routing.policies.append(policy)
+
+
+async def desired_state(session: AsyncSession, enterprise: Enterprise) -> DesiredState:
+    assert enterprise.tenant_id is not None
+    routing = RoutingInventory()
+    for row in await session.scalars(select(DirectRoute).where(DirectRoute.enterprise_id == enterprise.id).order_by(DirectRoute.id)):
+        _add(routing, PstnGateway(row.gateway_fqdn.lower(), row.sip_port, True), row.pstn_usage,
+             VoiceRoute(row.voice_route, row.number_pattern, [row.gateway_fqdn.lower()], [row.pstn_usage], 0),
+             VoiceRoutingPolicy(row.voice_routing_policy, [row.pstn_usage]))
+    subscription = await session.scalar(select(FusionSubscription).where(FusionSubscription.enterprise_id == enterprise.id))
+    inventory: frozenset[str] = frozenset()
+    if subscription is not None:
+        inventory = frozenset(await session.scalars(select(FusionNumber.e164).where(FusionNumber.subscription_id == subscription.id)))
+        if enterprise.tenant_domain:
+            sbc = await session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == enterprise.reseller_id).order_by(SbcGateway.id))
+            fqdn = f"{sbc.fqdn.split('.')[0] if sbc else 'sbc'}.{enterprise.tenant_domain}".lower()
+            _add(routing, PstnGateway(fqdn, FUSION_SIP_PORT, True), FUSION_VOICE_NAME,
+                 VoiceRoute(FUSION_VOICE_NAME, ".*", [fqdn], [FUSION_VOICE_NAME], 0),
+                 VoiceRoutingPolicy(FUSION_VOICE_NAME, [FUSION_VOICE_NAME]))
+    users = [Assignment(u.user_principal_name.lower(), u.microsoft_user_id, u.phone_number, u.voice_routing_policy,
+                        u.calling_enabled)
+             for u in await session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id)
+                                            .order_by(TeamsVoiceUser.id))]
+    return DesiredState(enterprise.tenant_id, routing, users, inventory)
+
+
+async def voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) -> TeamsVoiceUser | None:
+    return await session.scalar(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn.lower()))
+
+
+async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float) -> str | None:
+    """The user is gone from Entra ID: its record loses number and calling; the number goes to quarantine
+    (no one gets it before the quarantine ends) and then back to the inventory. Answers the number freed."""
+    record = await voice_user(session, enterprise, upn)
+    if record is None:
+        return None
+    number = record.phone_number
+    record.phone_number, record.calling_enabled, record.microsoft_user_id = None, False, None
+    record.last_sync_status, record.last_sync_detail = "USER_DELETED", {"changes": [f"{number} freed"] if number else []}
+    if number and quarantine_seconds > 0:
+        await quarantine(session, enterprise, number, upn, quarantine_seconds)
+    return number
+
+
+async def quarantine(session: AsyncSession, enterprise: Enterprise, number: str, holder: str, seconds: float) -> None:
+    row = await session.scalar(select(NumberQuarantine).where(NumberQuarantine.e164 == number))
+    if row is None:
+        row = NumberQuarantine(enterprise_id=enterprise.id, e164=number, previous_holder=holder, until=utcnow())
+        session.add(row)
+    row.enterprise_id, row.previous_holder, row.until = enterprise.id, holder, utcnow() + timedelta(seconds=seconds)
+    await session.flush()

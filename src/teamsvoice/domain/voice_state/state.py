@@ -1,0 +1,128 @@
+"""A tenant's voice state in domain terms: what teamsvoice wants (desired) and what Microsoft holds
+(observed), and the JSON document a desired state exports to and restores from.
+
+The desired state covers the Direct Routing configuration teamsvoice made (gateways, PSTN usages, voice
+routes, voice routing policies) and every voice user's assignment (number, voice routing policy,
+Enterprise Voice). Objects in the tenant that teamsvoice did not make are not part of it and are left
+alone; numbers are the exception: a number of the customer's inventory is teamsvoice's to place.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+from teamsvoice.microsoft.ports import VoiceState
+
+DOCUMENT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One voice user's wanted configuration. `calling_enabled` False wants no number and no Enterprise Voice."""
+
+    user_principal_name: str
+    user_id: str | None
+    phone_number: str | None
+    voice_routing_policy: str | None
+    calling_enabled: bool
+
+
+@dataclass
+class DesiredState:
+    tenant_id: str
+    routing: RoutingInventory = field(default_factory=RoutingInventory)
+    users: list[Assignment] = field(default_factory=list)
+    # Numbers of the customer's inventory (whoever holds them): a holder outside `users` is drift.
+    inventory: frozenset[str] = frozenset()
+
+
+@dataclass
+class ObservedState:
+    """The tenant as Microsoft reports it."""
+
+    routing: RoutingInventory
+    users: list[VoiceState]
+
+
+# --- export / restore ---------------------------------------------------------------------------------
+
+
+def export_document(state: DesiredState) -> dict[str, Any]:
+    routing = state.routing
+    return {
+        "version": DOCUMENT_VERSION,
+        "tenantId": state.tenant_id,
+        "gateways": [{"fqdn": g.fqdn, "sipSignalingPort": g.sip_port, "enabled": g.enabled} for g in routing.gateways],
+        "pstnUsages": list(routing.usages),
+        "voiceRoutes": [{"identity": r.identity, "numberPattern": r.number_pattern, "gateways": list(r.gateways),
+                         "pstnUsages": list(r.usages), "priority": r.priority} for r in routing.routes],
+        "voiceRoutingPolicies": [{"identity": p.identity, "pstnUsages": list(p.usages)} for p in routing.policies],
+        "users": [{"userPrincipalName": u.user_principal_name, "phoneNumber": u.phone_number,
+                   "voiceRoutingPolicy": u.voice_routing_policy, "callingEnabled": u.calling_enabled}
+                  for u in sorted(state.users, key=lambda a: a.user_principal_name)],
+    }
+
+
+def _field(entry: Any, name: str, kind: type, where: str, *, optional: bool = False) -> Any:
+    if not isinstance(entry, dict):
+        raise ValidationFailed(f"{where}: must be an object")
+    value = entry.get(name)
+    if value is None and optional:
+        return None
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ValidationFailed(f"{where}.{name}: must be {'a string' if kind is str else kind.__name__}")
+    return value
+
+
+def _strings(entry: Any, name: str, where: str) -> list[str]:
+    value = _field(entry, name, list, where)
+    if not all(isinstance(v, str) and v for v in value):
+        raise ValidationFailed(f"{where}.{name}: must be a list of strings")
+    return list(value)
+
+
+def _list(document: dict[str, Any], name: str) -> list[Any]:
+    value = document.get(name, [])
+    if not isinstance(value, list):
+        raise ValidationFailed(f"{name}: must be a list")
+    return value
+
+
+def parse_document(document: Any) -> DesiredState:
+    """The inverse of `export_document`; every field checked, naming the first bad one."""
+    if not isinstance(document, dict):
+        raise ValidationFailed("The voice state document must be a JSON object")
+    if document.get("version") != DOCUMENT_VERSION:
+        raise ValidationFailed(f"version: must be {DOCUMENT_VERSION}")
+    gateways = [PstnGateway(_field(g, "fqdn", str, f"gateways[{i}]").lower(),
+                            _field(g, "sipSignalingPort", int, f"gateways[{i}]"),
+                            bool(g.get("enabled", True)))
+                for i, g in enumerate(_list(document, "gateways"))]
+    usages = _list(document, "pstnUsages")
+    if not all(isinstance(u, str) and u for u in usages):
+        raise ValidationFailed("pstnUsages: must be a list of strings")
+    routes = [VoiceRoute(_field(r, "identity", str, f"voiceRoutes[{i}]"), _field(r, "numberPattern", str, f"voiceRoutes[{i}]"),
+                         _strings(r, "gateways", f"voiceRoutes[{i}]"), _strings(r, "pstnUsages", f"voiceRoutes[{i}]"),
+                         _field(r, "priority", int, f"voiceRoutes[{i}]", optional=True) or 0)
+              for i, r in enumerate(_list(document, "voiceRoutes"))]
+    policies = [VoiceRoutingPolicy(_field(p, "identity", str, f"voiceRoutingPolicies[{i}]"),
+                                   _strings(p, "pstnUsages", f"voiceRoutingPolicies[{i}]"))
+                for i, p in enumerate(_list(document, "voiceRoutingPolicies"))]
+    users: list[Assignment] = []
+    seen: set[str] = set()
+    numbers: set[str] = set()
+    for i, u in enumerate(_list(document, "users")):
+        upn = _field(u, "userPrincipalName", str, f"users[{i}]").lower()
+        if "@" not in upn or upn in seen:
+            raise ValidationFailed(f"users[{i}].userPrincipalName: '{upn}' is not a user principal name or appears twice")
+        number = _field(u, "phoneNumber", str, f"users[{i}]", optional=True)
+        if number is not None:
+            if number in numbers:
+                raise ValidationFailed(f"users[{i}].phoneNumber: {number} is given to two users")
+            numbers.add(number)
+        seen.add(upn)
+        users.append(Assignment(upn, None, number, _field(u, "voiceRoutingPolicy", str, f"users[{i}]", optional=True),
+                                bool(_field(u, "callingEnabled", bool, f"users[{i}]"))))
+    tenant_id = document.get("tenantId")
+    return DesiredState(str(tenant_id or ""), RoutingInventory(gateways, list(usages), routes, policies), users)

@@ -1,0 +1,354 @@
+"""Plan and apply of a tenant's voice state against an in-memory tenant (tests/unit/voice_fakes.py)."""
+
+import json
+
+import pytest
+
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.voice_state.planner import plan
+from teamsvoice.domain.voice_state.service import converge, operations, plan_tenant
+from teamsvoice.domain.voice_state.state import (
+    Assignment, DesiredState, ObservedState, export_document, parse_document,
+)
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+from tests.unit.voice_fakes import FakeTenantVoice
+
+FQDN = "sbc1.contoso.com"
+ROUTE = VoiceRoute("teamsvoice-eu", r"^\+?\d+$", [FQDN], ["teamsvoice-eu"], 0)
+POLICY = VoiceRoutingPolicy("teamsvoice-eu", ["teamsvoice-eu"])
+
+
+def desired(*users: Assignment, inventory: tuple[str, ...] = ()) -> DesiredState:
+    routing = RoutingInventory([PstnGateway(FQDN, 5061, True)], ["teamsvoice-eu"], [ROUTE], [POLICY])
+    return DesiredState("tid", routing, list(users), frozenset(inventory))
+
+
+def user(upn: str, number: str | None = None, policy: str | None = "teamsvoice-eu", enabled: bool = True) -> Assignment:
+    return Assignment(upn, f"id-{upn}", number, policy, enabled)
+
+
+def converged_tenant() -> FakeTenantVoice:
+    tenant = FakeTenantVoice()
+    tenant.gateways[FQDN] = PstnGateway(FQDN, 5061, True)
+    tenant.usages.append("teamsvoice-eu")
+    tenant.routes[ROUTE.identity] = ROUTE
+    tenant.policies[POLICY.identity] = POLICY
+    return tenant
+
+
+async def plan_of(tenant: FakeTenantVoice, state: DesiredState):  # type: ignore[no-untyped-def]
+    return await plan_tenant(tenant, state)
+
+
+async def test_a_converged_tenant_has_an_empty_plan() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567", "teamsvoice-eu")
+    assert (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).empty
+
+
+async def test_an_empty_tenant_needs_every_configuration_object_created() -> None:
+    result = await plan_of(FakeTenantVoice(), desired())
+    assert [(d.kind, d.action) for d in result.differences] == [
+        ("gateway", "create"), ("usage", "create"), ("route", "create"), ("policy", "create")]
+
+
+async def test_a_deleted_route_is_to_create() -> None:
+    tenant = converged_tenant()
+    del tenant.routes[ROUTE.identity]
+    (d,) = (await plan_of(tenant, desired())).differences
+    assert (d.id, d.action, d.drift) == (f"route:{ROUTE.identity}", "create", "route_deleted")
+
+
+async def test_a_changed_route_is_to_change() -> None:
+    tenant = converged_tenant()
+    tenant.routes[ROUTE.identity] = VoiceRoute(ROUTE.identity, ".*", [FQDN], ["teamsvoice-eu"], 3)
+    (d,) = (await plan_of(tenant, desired())).differences
+    assert (d.action, d.drift, d.observed["numberPattern"]) == ("change", "route_changed", ".*")
+
+
+async def test_route_priority_and_gateway_case_are_not_differences() -> None:
+    tenant = converged_tenant()
+    tenant.routes[ROUTE.identity] = VoiceRoute(ROUTE.identity, ROUTE.number_pattern, [FQDN.upper()], ROUTE.usages, 7)
+    assert (await plan_of(tenant, desired())).empty
+
+
+async def test_a_disabled_gateway_or_other_port_is_to_change() -> None:
+    tenant = converged_tenant()
+    tenant.gateways[FQDN] = PstnGateway(FQDN, 5067, False)
+    (d,) = (await plan_of(tenant, desired())).differences
+    assert (d.kind, d.action, d.observed) == ("gateway", "change", {"sipSignalingPort": 5067, "enabled": False})
+
+
+async def test_a_policy_with_other_usages_is_to_change() -> None:
+    tenant = converged_tenant()
+    tenant.policies[POLICY.identity] = VoiceRoutingPolicy(POLICY.identity, ["other"])
+    (d,) = (await plan_of(tenant, desired())).differences
+    assert (d.kind, d.action, d.drift) == ("policy", "change", "policy_changed")
+
+
+async def test_a_deleted_usage_is_to_create() -> None:
+    tenant = converged_tenant()
+    tenant.usages.clear()
+    (d,) = (await plan_of(tenant, desired())).differences
+    assert (d.kind, d.action, d.drift) == ("usage", "create", "usage_deleted")
+
+
+async def test_objects_teamsvoice_did_not_make_are_left_alone() -> None:
+    tenant = converged_tenant()
+    tenant.routes["customer-route"] = VoiceRoute("customer-route", ".*", ["other.contoso.com"], ["x"], 1)
+    tenant.policies["customer"] = VoiceRoutingPolicy("customer", ["x"])
+    tenant.add_user("bob@c.com", "+3229999999", "customer")
+    assert (await plan_of(tenant, desired())).empty
+
+
+async def test_a_number_moved_to_another_user_shows_on_both_sides() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", None, "teamsvoice-eu")
+    tenant.add_user("eve@c.com", "+3221234567")
+    result = await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))
+    by_id = {d.id: d for d in result.differences}
+    assert by_id["number:+3221234567"].action == "remove"
+    assert by_id["number:+3221234567"].drift == "number_moved"
+    assert by_id["user:ada@c.com:phoneNumber"].action == "create"
+    assert by_id["user:ada@c.com:phoneNumber"].drift == "number_moved"
+
+
+async def test_a_number_moved_between_two_managed_users() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", None, "teamsvoice-eu")
+    tenant.add_user("bob@c.com", "+3221234567", "teamsvoice-eu")
+    state = desired(user("ada@c.com", "+3221234567"), user("bob@c.com", "+3227654321"))
+    result = await plan_of(tenant, state)
+    assert {(d.id, d.action, d.drift) for d in result.differences} == {
+        ("user:ada@c.com:phoneNumber", "create", "number_moved"),
+        ("user:bob@c.com:phoneNumber", "change", "number_changed")}
+    await converge(tenant, result, state)
+    assert (await plan_of(tenant, state)).empty
+
+
+async def test_a_policy_granted_by_hand_is_to_change() -> None:
+    tenant = converged_tenant()
+    tenant.policies["vip"] = VoiceRoutingPolicy("vip", ["teamsvoice-eu"])
+    tenant.add_user("ada@c.com", "+3221234567", "vip")
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).differences
+    assert (d.id, d.action, d.drift, d.desired, d.observed) == (
+        "user:ada@c.com:voiceRoutingPolicy", "change", "policy_granted_by_hand", "teamsvoice-eu", "vip")
+
+
+async def test_a_policy_granted_to_a_user_who_should_have_global_is_to_remove() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567", "teamsvoice-eu")
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567", policy=None)))).differences
+    assert (d.action, d.drift) == ("remove", "policy_granted_by_hand")
+
+
+async def test_a_revoked_policy_is_to_create() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567", None)
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).differences
+    assert (d.action, d.drift) == ("create", "policy_removed")
+
+
+async def test_a_policy_missing_from_the_tenant_and_not_ours_is_left() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567", None)
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567", policy="gone")))).differences
+    assert (d.action, d.drift) == ("leave", "policy_deleted")
+    assert operations([d]) == []
+
+
+async def test_a_user_deleted_in_entra_while_holding_a_number_is_to_remove_from_records() -> None:
+    tenant = converged_tenant()
+    (d,) = (await plan_of(tenant, desired(user("gone@c.com", "+3221234567")))).differences
+    assert (d.id, d.action, d.drift, d.field) == ("user:gone@c.com:account", "remove", "user_deleted", "account")
+    results, records = await converge(tenant, (await plan_of(tenant, desired(user("gone@c.com", "+3221234567")))),
+                                      desired())
+    assert results == [] and [r.id for r in records] == ["user:gone@c.com:account"]
+
+
+async def test_a_deleted_user_without_number_or_calling_is_no_difference() -> None:
+    assert (await plan_of(converged_tenant(), desired(user("gone@c.com", None, None, enabled=False)))).empty
+
+
+async def test_users_match_by_id_when_the_upn_was_renamed() -> None:
+    tenant = converged_tenant()
+    tenant.users["ada.new@c.com"] = tenant.add_user("ada@c.com", "+3221234567", "teamsvoice-eu")
+    del tenant.users["ada@c.com"]
+    assert (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).empty
+
+
+async def test_an_inventory_number_assigned_by_hand_to_an_unmanaged_user_is_to_remove() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("bob@c.com", "+3221000000")
+    (d,) = (await plan_of(tenant, desired(inventory=("+3221000000",)))).differences
+    assert (d.id, d.action, d.drift, d.observed) == ("number:+3221000000", "remove", "number_assigned_by_hand", "bob@c.com")
+
+
+async def test_a_disabled_user_holding_a_number_is_to_remove() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567")
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", None, None, enabled=False)))).differences
+    assert (d.field, d.action) == ("phoneNumber", "remove")
+
+
+async def test_a_disabled_user_with_enterprise_voice_on_is_to_change() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com")
+    tenant._set("ada@c.com", enterprise_voice=True)
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", None, None, enabled=False)))).differences
+    assert (d.field, d.action, d.desired) == ("enterpriseVoice", "change", False)
+
+
+async def test_an_enabled_user_without_number_needs_enterprise_voice() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", None, "teamsvoice-eu")
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", None)))).differences
+    assert (d.field, d.action, d.desired) == ("enterpriseVoice", "change", True)
+
+
+async def test_differences_are_ordered_configuration_then_numbers_then_users() -> None:
+    tenant = FakeTenantVoice()
+    tenant.add_user("ada@c.com")
+    tenant.add_user("bob@c.com", "+3221000000")
+    result = await plan_of(tenant, desired(user("ada@c.com", "+3221000000")))
+    kinds = [d.kind for d in result.differences]
+    assert kinds == sorted(kinds, key=["gateway", "usage", "route", "policy", "number", "user"].index)
+
+
+async def test_operations_release_every_number_before_placing_any() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221000001", "teamsvoice-eu")
+    tenant.add_user("bob@c.com", "+3221000002", "teamsvoice-eu")
+    state = desired(user("ada@c.com", "+3221000002"), user("bob@c.com", "+3221000001"))  # a swap
+    result = await plan_of(tenant, state)
+    stages = [op.stage for op in operations(result.differences)]
+    assert stages == ["release", "release", "place", "place"]
+    await converge(tenant, result, state)
+    assert (await plan_of(tenant, state)).empty
+
+
+async def test_apply_converges_every_kind_of_drift_and_a_second_plan_is_empty() -> None:
+    tenant = converged_tenant()
+    del tenant.routes[ROUTE.identity]
+    tenant.policies["vip"] = VoiceRoutingPolicy("vip", ["x"])
+    tenant.add_user("ada@c.com", None, "vip")
+    tenant.add_user("eve@c.com", "+3221234567")
+    tenant.add_user("bob@c.com", "+3221000000")
+    state = desired(user("ada@c.com", "+3221234567"), user("gone@c.com", "+3229999999"), inventory=("+3221000000",))
+    first = await plan_of(tenant, state)
+    results, records = await converge(tenant, first, state)
+    assert all(r["status"] == "done" for r in results), results
+    assert [r.id for r in records] == ["user:gone@c.com:account"]
+    state.users = [u for u in state.users if u.user_principal_name != "gone@c.com"]  # what the records step does
+    assert (await plan_of(tenant, state)).empty
+    assert tenant.users["eve@c.com"].phone_numbers == []
+    assert tenant.users["ada@c.com"].voice_routing_policy == "teamsvoice-eu"
+
+
+async def test_apply_twice_is_a_no_op_the_second_time() -> None:
+    tenant = FakeTenantVoice()
+    tenant.add_user("ada@c.com")
+    state = desired(user("ada@c.com", "+3221234567"))
+    await converge(tenant, await plan_of(tenant, state), state)
+    tenant.calls.clear()
+    results, _ = await converge(tenant, await plan_of(tenant, state), state)
+    assert results == [] and sorted(tenant.calls) == ["routing", "voice_users"]
+
+
+async def test_a_create_replayed_after_a_crash_updates_instead() -> None:
+    tenant = FakeTenantVoice()
+    first = await plan_of(tenant, desired())
+    await converge(tenant, first, desired())
+    results, _ = await converge(tenant, first, desired())  # the same plan again: every object exists now
+    assert [r["status"] for r in results] == ["done"] * 4
+    assert "update_route teamsvoice-eu" in tenant.calls
+
+
+async def test_a_release_replayed_after_a_crash_is_done() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("bob@c.com", "+3221000000")
+    state = desired(inventory=("+3221000000",))
+    first = await plan_of(tenant, state)
+    await converge(tenant, first, state)
+    results, _ = await converge(tenant, first, state)
+    assert [r["status"] for r in results] == ["done"]
+
+
+async def test_one_refused_operation_does_not_stop_the_others() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com")
+    tenant.add_user("bob@c.com")
+    state = desired(user("ada@c.com", "+3221000001"), user("bob@c.com", "+3221000002"))
+    result = await plan_of(tenant, state)
+    del tenant.users["ada@c.com"]  # deleted between plan and apply
+    results, _ = await converge(tenant, result, state)
+    statuses = {(r["id"], r["stage"]): r["status"] for r in results}
+    assert statuses[("user:ada@c.com:phoneNumber", "place")] == "failed"
+    assert statuses[("user:bob@c.com:phoneNumber", "place")] == "done"
+
+
+async def test_transient_failures_go_through_the_callers_attempt() -> None:
+    tenant = FakeTenantVoice()
+    tries: list[int] = []
+
+    async def patient(call):  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                return await call()
+            except Exception as exc:  # noqa: BLE001
+                tries.append(1)
+                if not getattr(exc, "retryable", False):
+                    raise
+
+    first = await plan_of(tenant, desired())
+    tenant.fail_transiently = 2
+    results, _ = await converge(tenant, first, desired(), patient)
+    assert len(tries) == 2 and all(r["status"] == "done" for r in results)
+
+
+def test_plan_wire_counts_actions() -> None:
+    result = plan(desired(), ObservedState(RoutingInventory(), []))
+    body = result.wire()
+    assert body["counts"] == {"create": 4, "change": 0, "remove": 0, "leave": 0}
+    assert body["empty"] is False and json.dumps(body)
+
+
+def test_plan_of_a_large_tenant_is_fast() -> None:
+    users = [user(f"u{i}@c.com", f"+32210{i:05d}") for i in range(5000)]
+    from teamsvoice.microsoft.ports import VoiceState
+    observed = ObservedState(RoutingInventory([PstnGateway(FQDN, 5061, True)], ["teamsvoice-eu"], [ROUTE], [POLICY]),
+                             [VoiceState(f"id-u{i}@c.com", f"u{i}@c.com", True, [f"+32210{i:05d}"], "teamsvoice-eu")
+                              for i in range(5000)])
+    assert plan(desired(*users), observed).empty
+
+
+# --- export / restore ----------------------------------------------------------------------------------
+
+
+def test_export_then_parse_gives_the_same_state() -> None:
+    state = desired(user("ada@c.com", "+3221234567"), user("bob@c.com", None, None, enabled=False))
+    restored = parse_document(json.loads(json.dumps(export_document(state))))
+    assert restored.routing.gateways == state.routing.gateways
+    assert restored.routing.routes == state.routing.routes and restored.routing.policies == state.routing.policies
+    assert [(u.user_principal_name, u.phone_number, u.voice_routing_policy, u.calling_enabled) for u in restored.users] == [
+        ("ada@c.com", "+3221234567", "teamsvoice-eu", True), ("bob@c.com", None, None, False)]
+
+
+@pytest.mark.parametrize("document, message", [
+    ([], "must be a JSON object"),
+    ({"version": 2}, "version"),
+    ({"version": 1, "gateways": [{"fqdn": "a.b"}]}, "gateways[0].sipSignalingPort"),
+    ({"version": 1, "gateways": [{"fqdn": "a.b", "sipSignalingPort": True}]}, "gateways[0].sipSignalingPort"),
+    ({"version": 1, "voiceRoutes": [{"identity": "r", "numberPattern": ".*", "gateways": "x", "pstnUsages": []}]},
+     "voiceRoutes[0].gateways"),
+    ({"version": 1, "users": [{"userPrincipalName": "nope", "callingEnabled": True}]}, "users[0].userPrincipalName"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "+1"},
+                              {"userPrincipalName": "b@b.c", "callingEnabled": True, "phoneNumber": "+1"}]},
+     "users[1].phoneNumber"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": "yes"}]}, "users[0].callingEnabled"),
+    ({"version": 1, "pstnUsages": "x"}, "pstnUsages"),
+])
+def test_a_bad_document_is_refused_naming_the_field(document: object, message: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_document(document)
+    assert message in caught.value.message
