@@ -13,6 +13,7 @@ from teamsvoice.domain.calling import pbx
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.orgs import service
+from teamsvoice.domain.sbc.workflows import enqueue_sync
 
 router = APIRouter(prefix="/enterprise", tags=["ConnecttoTeams: enterprise"])
 
@@ -62,11 +63,13 @@ async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id
 @router.post("/configureUser", summary="Configure a PBX user (spec 003 Part III); push it with syncTeamsRegistrations",
              description="Spec 003's body. A reseller token needs no MSAL object (then `tenantID` names the enterprise); "
              "an enterprise token needs one. The SIP password is stored encrypted and never returned. Answers 200 with "
-             "the user (teamsvoice's addition: the vendor documents only 200 OK).")
+             "the user (teamsvoice's addition: the vendor documents only 200 OK). With an SBC attached, the user's "
+             "registration to its PBX follows within seconds (a durable job).")
 async def configure_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                          principal: PrincipalDep) -> dict[str, Any]:
     user, location, changed = await calling.configure_user(
         uow.session, principal, container.connector, container.keyring,
         {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
         body.to_draft("PBX"), body.tenantID)
+    uow.after_commit(lambda: enqueue_sync(container.settings))
     return pbx.render_user(user, location, changed)

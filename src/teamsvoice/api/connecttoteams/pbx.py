@@ -7,12 +7,15 @@ from fastapi import APIRouter, Request, Response
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
-from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import pbx, routing
 from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import SbcGateway
+from teamsvoice.domain.sbc.service import enterprise_registration_status
+from teamsvoice.domain.sbc.workflows import enqueue_sync
+from teamsvoice.sbc import sbc_from_settings
 
 router = APIRouter(prefix="/pbx", tags=["ConnecttoTeams: PBX"])
 
@@ -36,20 +39,51 @@ async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, p
              "(`pbxLocation`, `pbxType` (a PBX type name of the enterprise), `canonicalPbxSIPDomain` required). With `id` "
              "it updates that location; without, it creates one or updates the one with the same `pbxLocation`. "
              "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.")
-async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: ContainerDep,
+                        principal: ResellerDep) -> dict[str, Any]:
     if body.enterpriseId is None and body.tenantId is None:
         raise ValidationFailed("enterpriseId: enterpriseId or tenantId is required")
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=body.enterpriseId, tenant_id=body.tenantId)
     location = await pbx.save_location(uow.session, enterprise, body.to_draft(), body.id)
+    uow.after_commit(lambda: enqueue_sync(container.settings))
     return await pbx.render_location(uow.session, location)
 
 
 @router.delete("/deletePBXLocation/{pbxLocationId}", status_code=204,
                summary="Delete a PBX location without users (teamsvoice's design)")
-async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> Response:
+async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container: ContainerDep,
+                              principal: ResellerDep) -> Response:
     location = await pbx.location_in_scope(uow.session, await _enterprise_ids(uow, principal), pbxLocationId)
     await pbx.delete_location(uow.session, location)
+    uow.after_commit(lambda: enqueue_sync(container.settings))
     return Response(status_code=204)
+
+
+@router.delete("/deletePBXUser/{userId}", status_code=204,
+               summary="Remove a PBX or CallApp user (teamsvoice's design)",
+               description="`userId`: the `id` that configureUser / configureValetUser answered. The user's SBC "
+               "registration at its PBX is removed (REGISTER with expires 0) within seconds when an SBC is attached; "
+               "its number is released in Teams at the next syncTeamsRegistrations. 404 when not yours.")
+async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
+    user = await pbx.user_in_scope(uow.session, await _enterprise_ids(uow, principal), userId)
+    await pbx.delete_user(uow.session, user)
+    uow.after_commit(lambda: enqueue_sync(container.settings))
+    return Response(status_code=204)
+
+
+@router.post("/getSBCRegistrationsForEnterprise", summary="Each PBX user's registration as the SBC reports it "
+             "(teamsvoice's design)",
+             description="Body: the tenantId as bare text (or a JSON string). Answers `{sbcAttached, sbc, reachable, "
+             "message, users: [{id, enterpriseId, teamsUserId, pbxUserId, pbxLocation, registration, proxy, "
+             "nextRegisterIn, upToDate}], drift: [{teamsUserId, kind, detail}]}`. `registration`: REGISTERED, "
+             "REGISTERING, PENDING (not tried yet), FAILED (the PBX refused or did not answer; retried), DISABLED, "
+             "NOT_HELD (the SBC has no registration for the user), UNKNOWN (the SBC did not answer), NO_SBC (no SBC "
+             "is attached: `sbcAttached` false and `message` says so).")
+async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
+                                principal: ResellerDep) -> dict[str, Any]:
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    sbc = sbc_from_settings(container.settings)
+    return await enterprise_registration_status(uow.session, container.keyring, sbc, container.settings, enterprise.id)
 
 
 @router.post("/getDirectRoutesForEnterprise", summary="The enterprise's direct routes (teamsvoice's design)",

@@ -12,6 +12,7 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.calling import callapp, pbx
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.provisioning.service import authorize_provisioning
+from teamsvoice.domain.sbc.workflows import enqueue_sync
 
 router = APIRouter(prefix="/valet", tags=["ConnecttoTeams: CallApp"])
 
@@ -36,4 +37,5 @@ async def configure_valet_user(body: ConfigureUserBody, uow: UnitOfWorkDep, cont
         uow.session, principal, container.connector, container.keyring,
         {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
         body.to_draft("VALET"), body.tenantID)
+    uow.after_commit(lambda: enqueue_sync(container.settings))
     return pbx.render_user(user, location, changed)

@@ -290,6 +290,24 @@ def render_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict[str
     }
 
 
+async def user_in_scope(session: AsyncSession, enterprise_ids: set[int], user_id: int) -> PbxUser:
+    user = await session.get(PbxUser, user_id)
+    if user is None or user.enterprise_id not in enterprise_ids:
+        raise NotFound(f"PBX user {user_id} not found")
+    return user
+
+
+async def delete_user(session: AsyncSession, user: PbxUser) -> None:
+    """The user stops being a PBX user: its SBC registration is removed (expires 0) by the SBC sync, and
+    teamsvoice stops managing its Teams voice (the number is released; syncTeamsRegistrations pushes it)."""
+    if user.voice_user_id is not None:
+        voice = await session.get(TeamsVoiceUser, user.voice_user_id)
+        if voice is not None:
+            voice.phone_number, voice.calling_enabled = None, False
+    await session.delete(user)
+    await session.flush()
+
+
 async def users_of(session: AsyncSession, enterprise_id: int) -> list[PbxUser]:
     query = select(PbxUser).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)
     return list((await session.scalars(query)).all())

@@ -1,0 +1,171 @@
+"""What the SBC must hold, read from teamsvoice's records, and the registration report (with drift).
+
+Desired state: one registration per PBX user (PBX and CallApp users alike: both reach the PBX through the
+SBC), registered to its PBX location's SIP domain and proxy port with pbxUserId / pbxAuthUserId and the
+SIP password; routing targets: Microsoft's Direct Routing proxies (set 1) and every PBX location
+(set 1000 + location id). Functions take a synchronous Session (job steps); the API calls them through
+`AsyncSession.run_sync`.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.calling.pbx import SIP_PASSWORD_PURPOSE
+from teamsvoice.domain.sbc.ports import DesiredSbc, HeldRegistration, Registration, RouteTarget, Sbc, SbcUnavailable
+from teamsvoice.settings import Settings
+
+MICROSOFT_SET = 1
+LOCATION_SET_BASE = 1000
+KEY_PREFIX = "tv-"
+
+
+def registration_key(pbx_user_id: int) -> str:
+    return f"{KEY_PREFIX}{pbx_user_id}"
+
+
+def location_set(location_id: int) -> int:
+    return LOCATION_SET_BASE + location_id
+
+
+def _proxy(location: PbxLocation) -> str:
+    port = f":{location.proxy_domain_port}" if location.proxy_domain_port else ""
+    return f"sip:{location.canonical_pbx_sip_domain}{port}"
+
+
+def desired_state(session: Session, keyring: Keyring, *, gateway_fqdn: str, default_expires: int,
+                  microsoft_proxies: list[str]) -> DesiredSbc:
+    locations = {loc.id: loc for loc in session.scalars(select(PbxLocation).order_by(PbxLocation.id))}
+    routes = {r.id: r for r in session.scalars(select(DirectRoute))}
+    registrations = []
+    for user in session.scalars(select(PbxUser).order_by(PbxUser.id)):
+        location = locations[user.pbx_location_id]
+        route = routes.get(user.direct_route_id) if user.direct_route_id is not None else None
+        registrations.append(Registration(
+            key=registration_key(user.id), number=user.phone_number,
+            gateway_fqdn=route.gateway_fqdn if route else gateway_fqdn,
+            pbx_user_id=user.pbx_user_id, pbx_auth_user_id=user.pbx_auth_user_id,
+            password=keyring.decrypt(user.sip_password_encrypted, purpose=SIP_PASSWORD_PURPOSE),
+            pbx_domain=location.canonical_pbx_sip_domain, proxy=_proxy(location),
+            expires=location.reg_expires_value or default_expires))
+    targets = [RouteTarget(MICROSOFT_SET, uri, "Microsoft Direct Routing proxy") for uri in microsoft_proxies]
+    targets += [RouteTarget(location_set(loc.id), _proxy(loc), f"PBX location {loc.id}") for loc in locations.values()]
+    return DesiredSbc(registrations, targets)
+
+
+@dataclass(frozen=True)
+class UserRow:
+    pbx_user: int
+    enterprise_id: int
+    teams_user_id: str
+    pbx_user_id: str
+    pbx_location: str
+
+
+def user_rows(session: Session, enterprise_id: int | None = None) -> list[UserRow]:
+    query = (select(PbxUser.id, PbxUser.enterprise_id, PbxUser.teams_user_id, PbxUser.pbx_user_id, PbxLocation.pbx_location)
+             .join(PbxLocation, PbxLocation.id == PbxUser.pbx_location_id).order_by(PbxUser.id))
+    if enterprise_id is not None:
+        query = query.where(PbxUser.enterprise_id == enterprise_id)
+    return [UserRow(*row) for row in session.execute(query)]
+
+
+NO_SBC = ("No SBC is attached: PBX users are stored but nothing registers them. Set TEAMSVOICE_SBC_KAMAILIO_DB_URL "
+          "and TEAMSVOICE_SBC_KAMAILIO_RPC_URL to attach the Kamailio SBC (deploy/kamailio/README.md).")
+
+
+def report(users: list[UserRow], held: list[HeldRegistration] | None, *, sbc: str | None, error: str | None,
+           all_keys: set[str] | None = None) -> dict[str, Any]:
+    """Each PBX user's registration as the SBC reports it. `held` is None when there is no SBC or it did not
+    answer. Drift: a user the SBC does not hold, or holds differently (a change not yet applied), a failed
+    registration, and (when `all_keys` names every user teamsvoice has) a registration held for a user
+    teamsvoice no longer has."""
+    if sbc is None:
+        return {"sbcAttached": False, "sbc": None, "reachable": False, "message": NO_SBC,
+                "users": [_user(u, "NO_SBC", None) for u in users], "drift": []}
+    if held is None:
+        return {"sbcAttached": True, "sbc": sbc, "reachable": False,
+                "message": f"The SBC did not answer: {error}. Changes wait and are applied when it is back.",
+                "users": [_user(u, "UNKNOWN", None) for u in users], "drift": []}
+    by_key = {h.key: h for h in held}
+    rows, drift = [], []
+    for user in users:
+        seen = by_key.get(registration_key(user.pbx_user))
+        if seen is None:
+            rows.append(_user(user, "NOT_HELD", None))
+            drift.append({"teamsUserId": user.teams_user_id, "kind": "NOT_HELD",
+                          "detail": "teamsvoice has this PBX user; the SBC holds no registration for it"})
+            continue
+        rows.append(_user(user, seen.state, seen))
+        if not seen.matches:
+            drift.append({"teamsUserId": user.teams_user_id, "kind": "OUTDATED",
+                          "detail": "the SBC holds an older configuration of this user (a change is being applied)"})
+        elif seen.state == "FAILED":
+            drift.append({"teamsUserId": user.teams_user_id, "kind": "REGISTRATION_FAILED",
+                          "detail": f"the PBX refused or did not answer the registration to {seen.proxy}"})
+    if all_keys is not None:
+        for h in held:
+            if h.key not in all_keys:
+                drift.append({"registration": h.key, "kind": "ORPHANED", "number": h.number,
+                              "detail": f"the SBC registers {h.pbx_user_id}@{h.pbx_domain} for a user teamsvoice no "
+                              "longer has"})
+    return {"sbcAttached": True, "sbc": sbc, "reachable": True, "message": None, "users": rows, "drift": drift}
+
+
+def _user(user: UserRow, state: str, seen: HeldRegistration | None) -> dict[str, Any]:
+    return {"id": user.pbx_user, "enterpriseId": user.enterprise_id, "teamsUserId": user.teams_user_id,
+            "pbxUserId": user.pbx_user_id, "pbxLocation": user.pbx_location, "registration": state,
+            "proxy": seen.proxy if seen else None, "nextRegisterIn": seen.refresh_in if seen else None,
+            "upToDate": seen.matches if seen else None}
+
+
+
+def _desired(session: Session, keyring: Keyring, settings: Settings) -> DesiredSbc:
+    return desired_state(session, keyring, gateway_fqdn=settings.sbc_gateway_fqdn,
+                         default_expires=settings.sbc_registration_expires,
+                         microsoft_proxies=settings.sbc_microsoft_proxies)
+
+
+def _held(sbc: Sbc, desired: DesiredSbc) -> tuple[list[HeldRegistration] | None, str | None]:
+    try:
+        return sbc.held(desired), None
+    except SbcUnavailable as exc:
+        return None, exc.message
+
+
+def _compose(users: list[UserRow], sbc: Sbc, held: list[HeldRegistration] | None, error: str | None,
+             enterprise_id: int | None) -> dict[str, Any]:
+    keys = {registration_key(u.pbx_user) for u in users}
+    if held is None:
+        return report(users, None, sbc=sbc.name, error=error)
+    if enterprise_id is not None:
+        return report(users, [h for h in held if h.key in keys], sbc=sbc.name, error=None)
+    return report(users, held, sbc=sbc.name, error=None, all_keys=keys)
+
+
+def registration_status(session: Session, keyring: Keyring, sbc: Sbc | None, settings: Settings,
+                        enterprise_id: int | None = None) -> dict[str, Any]:
+    """The report for one enterprise (registrations held for other users are not shown), or for the whole
+    platform with `enterprise_id` None (then registrations held for users teamsvoice no longer has are drift)."""
+    users = user_rows(session, enterprise_id)
+    if sbc is None:
+        return report(users, None, sbc=None, error=None)
+    held, error = _held(sbc, _desired(session, keyring, settings))
+    return _compose(users, sbc, held, error, enterprise_id)
+
+
+async def enterprise_registration_status(session: AsyncSession, keyring: Keyring, sbc: Sbc | None, settings: Settings,
+                                         enterprise_id: int) -> dict[str, Any]:
+    """The same for the API: the SBC is asked from a worker thread, never on the event loop."""
+    users = await session.run_sync(lambda s: user_rows(s, enterprise_id))
+    if sbc is None:
+        return report(users, None, sbc=None, error=None)
+    desired = await session.run_sync(lambda s: _desired(s, keyring, settings))
+    held, error = await anyio.to_thread.run_sync(_held, sbc, desired)
+    return _compose(users, sbc, held, error, enterprise_id)

@@ -1,0 +1,105 @@
+"""Keeping the SBC in step with teamsvoice, as a durable job.
+
+Every change to PBX users or locations (after its commit) enqueues `sync_sbc` on the SBC queue, which
+runs one at a time across every worker (global concurrency 1), so two syncs never interleave their
+writes. A sync reads the whole desired state when it runs, so it covers every change committed before
+it started: a change made while one sync is *waiting in the queue* needs no second one (it is coalesced),
+which keeps 500 changes at once to a couple of syncs. Kamailio being down delays a sync (it waits and
+retries, capped backoff) but loses nothing; a crash between a commit and its enqueue is covered by the
+sync every process enqueues at start (`resume_orphaned`).
+"""
+
+import logging
+import random
+import threading
+import time
+import uuid
+from typing import Any
+
+import anyio
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.metrics import record_job_retry
+from teamsvoice.domain.sbc.ports import DesiredSbc, SbcUnavailable
+from teamsvoice.domain.sbc.service import desired_state
+from teamsvoice.jobs.runtime import job_context, park_if_stopping, stopping
+from teamsvoice.sbc import sbc_configured, sbc_from_settings
+from teamsvoice.settings import Settings
+
+SBC_QUEUE = "teamsvoice-sbc"
+log = logging.getLogger("teamsvoice.sbc")
+_registered = threading.Event()
+
+
+def _queue() -> None:
+    if not _registered.is_set():
+        DBOS.register_queue(SBC_QUEUE, global_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update")
+        _registered.set()
+
+
+def read_desired(session: Session, settings: Settings) -> DesiredSbc:
+    return desired_state(session, job_context().keyring, gateway_fqdn=settings.sbc_gateway_fqdn,
+                         default_expires=settings.sbc_registration_expires,
+                         microsoft_proxies=settings.sbc_microsoft_proxies)
+
+
+def until_sbc_answers() -> dict[str, Any]:
+    """Applies the desired state, re-read on every try, until Kamailio answers. Its being down is never
+    final: the sync waits (capped exponential backoff, jittered) and tries again; stopping parks it."""
+    ctx = job_context()
+    delay, failures = 0.2, 0
+    while True:
+        sbc = sbc_from_settings(ctx.settings)
+        if sbc is None:
+            return {"skipped": "no SBC attached"}
+        with Session(ctx.engine) as session:
+            desired = read_desired(session, ctx.settings)
+        try:
+            report = sbc.apply(desired)
+            return {"registrations": len(desired.registrations), "refreshed": report.registered_or_refreshed,
+                    "unregistered": report.unregistered, "targetsReloaded": report.targets_reloaded}
+        except SbcUnavailable as exc:
+            failures += 1
+            wait = min(ctx.settings.sbc_retry_max_delay_seconds, delay) * (0.5 + random.random() / 2)
+            record_job_retry("sync_sbc")
+            log.warning("SBC unavailable (try %d): %s; retrying in %.1f s", failures, exc.message, wait)
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                if stopping():
+                    park_if_stopping()
+                time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+            delay = min(ctx.settings.sbc_retry_max_delay_seconds, delay * 2)
+
+
+@DBOS.step(name="sbc_apply")
+def apply_step() -> dict[str, Any]:
+    return until_sbc_answers()
+
+
+@DBOS.workflow(name="sync_sbc", max_recovery_attempts=None)
+def sync_sbc() -> dict[str, Any]:
+    return apply_step()
+
+
+def _enqueue() -> bool:
+    _queue()
+    waiting = DBOS.list_queued_workflows(queue_name=SBC_QUEUE, status="ENQUEUED", load_input=False, load_output=False)
+    if waiting:  # it has not started: it will read this change (committed before this check)
+        return False
+    with SetWorkflowID(f"sbc-sync-{uuid.uuid4()}"):
+        DBOS.retrieve_queue(SBC_QUEUE).enqueue(sync_sbc)
+    return True
+
+
+async def enqueue_sync(settings: Settings) -> None:
+    """After a commit that changed PBX users or locations. No SBC attached: nothing to do."""
+    if sbc_configured(settings):
+        await anyio.to_thread.run_sync(_enqueue)
+
+
+def resume_orphaned() -> int:
+    """Each start enqueues one sync: it covers a change committed just before a crash, whose enqueue was lost."""
+    if not sbc_configured(job_context().settings):
+        return 0
+    return int(_enqueue())

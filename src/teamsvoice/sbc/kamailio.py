@@ -1,0 +1,228 @@
+"""The Kamailio adapter of the SBC port (deploy/kamailio/kamailio.cfg is the configuration it expects).
+
+teamsvoice owns two tables of Kamailio's database and nothing else in it:
+- `uacreg` (uac module): one row per PBX user, l_uuid "tv-<id>"; rows of other l_uuids are left alone;
+- `dispatcher`: set 1 (Microsoft's proxies) and sets 1000+ (PBX locations); other sets are left alone.
+After writing, it tells Kamailio over JSON-RPC (jsonrpcs over HTTP, loopback): `uac.reg_refresh` per
+changed registration (the next REGISTER uses the new values within one reg_timer_interval),
+`uac.reg_unregister` + `uac.reg_remove` for a user that is gone or moved to another registrar (REGISTER
+with expires 0 first), `dispatcher.reload` when the targets changed.
+
+What Kamailio holds in memory (`uac.reg_dump`) is compared with the desired state, not the table, so a
+change written to the table whose RPC failed is still applied on the next try.
+"""
+
+import itertools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from teamsvoice.core.db import sync_url
+from teamsvoice.domain.sbc.ports import ApplyReport, DesiredSbc, HeldRegistration, Registration, RegistrationState, SbcUnavailable
+from teamsvoice.domain.sbc.service import KEY_PREFIX, LOCATION_SET_BASE, MICROSOFT_SET
+from teamsvoice.settings import Settings
+
+log = logging.getLogger("teamsvoice.sbc")
+
+# Kamailio 5.x schema (kamailio-*-modules: db_*/{standard,uac,dispatcher}-create.sql), with its versions.
+metadata = MetaData()
+version_table = Table("version", metadata, Column("id", Integer, primary_key=True),
+                      Column("table_name", String(32), nullable=False, unique=True),
+                      Column("table_version", Integer, nullable=False, default=0))
+uacreg = Table(
+    "uacreg", metadata, Column("id", Integer, primary_key=True),
+    *(Column(name, String(64), nullable=False, server_default="") for name in (
+        "l_uuid", "l_username", "l_domain", "r_username", "r_domain", "realm", "auth_username", "auth_password")),
+    Column("auth_ha1", String(128), nullable=False, server_default=""),
+    Column("auth_proxy", String(255), nullable=False, server_default=""),
+    Column("expires", Integer, nullable=False, server_default="0"),
+    Column("flags", Integer, nullable=False, server_default="0"),
+    Column("reg_delay", Integer, nullable=False, server_default="0"),
+    Column("contact_addr", String(255), nullable=False, server_default=""),
+    Column("socket", String(128), nullable=False, server_default=""),
+)
+dispatcher = Table("dispatcher", metadata, Column("id", Integer, primary_key=True),
+                   Column("setid", Integer, nullable=False, server_default="0"),
+                   Column("destination", String(192), nullable=False, server_default=""),
+                   Column("flags", Integer, nullable=False, server_default="0"),
+                   Column("priority", Integer, nullable=False, server_default="0"),
+                   Column("attrs", String(128), nullable=False, server_default=""),
+                   Column("description", String(64), nullable=False, server_default=""))
+TABLE_VERSIONS = {"version": 1, "uacreg": 5, "dispatcher": 4}
+# Compared between the table / Kamailio's memory and the desired registration.
+_FIELDS = ("l_username", "l_domain", "r_username", "r_domain", "auth_username", "auth_password", "auth_proxy", "expires")
+# A change of any of these moves the registration to another registrar (or AOR): unregister there first.
+_TARGET = ("r_username", "r_domain", "auth_username", "auth_proxy")
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(url: str) -> Engine:
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = create_engine(sync_url(url), pool_pre_ping=True)
+        return _engines[url]
+
+
+def _row(reg: Registration) -> dict[str, Any]:
+    return {"l_uuid": reg.key, "l_username": reg.number, "l_domain": reg.gateway_fqdn, "r_username": reg.pbx_user_id,
+            "r_domain": reg.pbx_domain, "auth_username": reg.pbx_auth_user_id, "auth_password": reg.password,
+            "auth_proxy": reg.proxy, "expires": reg.expires}
+
+
+def _same(held: dict[str, Any], wanted: dict[str, Any], fields: tuple[str, ...] = _FIELDS) -> bool:
+    return all(str(held.get(f) if held.get(f) is not None else "") == str(wanted[f]) for f in fields)
+
+
+def registration_state(record: dict[str, Any]) -> RegistrationState:
+    """uac.reg_dump flags: 1 disabled, 2 in progress, 4 registered, 8 in progress with auth, 16 initialised."""
+    flags = int(record.get("flags") or 0)
+    if flags & 1:
+        return "DISABLED"
+    if flags & 4:
+        return "REGISTERED"
+    if flags & (2 | 8):
+        return "REGISTERING"
+    if flags & 16:
+        return "FAILED"  # tried, not registered, waiting for reg_retry_interval
+    return "PENDING"
+
+
+class KamailioSbc:
+    name = "kamailio"
+
+    def __init__(self, db_url: str, rpc_url: str, *, timeout: float = 5.0) -> None:
+        self.db_url, self.rpc_url, self.timeout = db_url, rpc_url, timeout
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "KamailioSbc":
+        assert settings.sbc_kamailio_db_url and settings.sbc_kamailio_rpc_url
+        return cls(settings.sbc_kamailio_db_url, settings.sbc_kamailio_rpc_url, timeout=settings.sbc_rpc_timeout_seconds)
+
+    # --- Kamailio's database -------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Creates the tables Kamailio reads (and their version rows) when missing; Kamailio needs them at
+        start-up. A SQLite file is made readable by its owner only: it holds SIP passwords."""
+        try:
+            engine = _engine(self.db_url)
+            metadata.create_all(engine)
+            with engine.begin() as connection:
+                known = set(connection.scalars(select(version_table.c.table_name)))
+                for name, number in TABLE_VERSIONS.items():
+                    if name not in known:
+                        connection.execute(insert(version_table).values(table_name=name, table_version=number))
+        except SQLAlchemyError as exc:
+            raise SbcUnavailable(f"Kamailio's database is not usable: {type(exc).__name__}: {exc}") from exc
+        if self.db_url.startswith("sqlite:///"):
+            Path(self.db_url.removeprefix("sqlite:///")).chmod(0o600)
+
+    def _write(self, desired: DesiredSbc) -> tuple[set[str], bool]:
+        """Writes our rows; answers the keys whose row changed and whether the targets changed."""
+        wanted = {r.key: _row(r) for r in desired.registrations}
+        try:
+            with _engine(self.db_url).begin() as connection:
+                rows = {r.l_uuid: r._asdict() for r in connection.execute(
+                    select(uacreg).where(uacreg.c.l_uuid.like(f"{KEY_PREFIX}%")))}
+                gone = [key for key in rows if key not in wanted]
+                if gone:
+                    connection.execute(delete(uacreg).where(uacreg.c.l_uuid.in_(gone)))
+                changed = set()
+                for key, row in wanted.items():
+                    if key not in rows:
+                        connection.execute(insert(uacreg).values(**row))
+                    elif not _same(rows[key], row):
+                        connection.execute(update(uacreg).where(uacreg.c.l_uuid == key).values(**row))
+                    else:
+                        continue
+                    changed.add(key)
+                ours = (dispatcher.c.setid == MICROSOFT_SET) | (dispatcher.c.setid >= LOCATION_SET_BASE)
+                held_targets = sorted((r.setid, r.destination, r.description) for r in connection.execute(
+                    select(dispatcher).where(ours)))
+                wanted_targets = sorted((t.set_id, t.uri, t.description[:64]) for t in desired.targets)
+                targets_changed = held_targets != wanted_targets
+                if targets_changed:
+                    connection.execute(delete(dispatcher).where(ours))
+                    for set_id, uri, description in wanted_targets:
+                        connection.execute(insert(dispatcher).values(setid=set_id, destination=uri, description=description))
+        except SQLAlchemyError as exc:
+            raise SbcUnavailable(f"Kamailio's database is not usable: {type(exc).__name__}: {exc}") from exc
+        return changed | set(gone), targets_changed
+
+    # --- JSON-RPC -------------------------------------------------------------------------------------
+
+    def rpc(self, method: str, *params: Any, missing_ok: bool = False) -> Any:
+        body = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": next(self._ids)}
+        try:
+            response = httpx.post(self.rpc_url, json=body, timeout=self.timeout, trust_env=False)
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SbcUnavailable(f"Kamailio's JSON-RPC at {self.rpc_url} did not answer: {type(exc).__name__}: {exc}") from exc
+        if "error" in answer:
+            error = answer["error"] or {}
+            if missing_ok and error.get("code") == 404:
+                return None
+            raise SbcUnavailable(f"Kamailio refused {method}: {error.get('code')} {error.get('message')}")
+        return answer.get("result")
+
+    def _memory(self) -> dict[str, dict[str, Any]]:
+        return {r["l_uuid"]: r for r in (self.rpc("uac.reg_dump") or []) if str(r.get("l_uuid", "")).startswith(KEY_PREFIX)}
+
+    def _dispatcher_memory(self) -> list[tuple[int, str]]:
+        listed = self.rpc("dispatcher.list", missing_ok=True) or {}
+        found = []
+        for record in listed.get("RECORDS", []) if isinstance(listed, dict) else []:
+            set_ = record.get("SET", {})
+            for target in set_.get("TARGETS", []):
+                found.append((int(set_.get("ID", 0)), target.get("DEST", {}).get("URI", "")))
+        return sorted(t for t in found if t[0] == MICROSOFT_SET or t[0] >= LOCATION_SET_BASE)
+
+    # --- the port -------------------------------------------------------------------------------------
+
+    def apply(self, desired: DesiredSbc) -> ApplyReport:
+        report = ApplyReport()
+        memory = self._memory()  # first: Kamailio down means nothing is written half-way
+        self.ensure_schema()
+        wanted = {r.key: _row(r) for r in desired.registrations}
+        for key, held in memory.items():
+            moved = key in wanted and not _same(held, wanted[key], _TARGET)
+            if key not in wanted or moved:
+                if int(held.get("flags") or 0) & 4:
+                    self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
+                    report.unregistered.append(key)
+                if key not in wanted:
+                    self.rpc("uac.reg_remove", key, missing_ok=True)
+        self._write(desired)
+        for key, row in wanted.items():
+            held = memory.get(key)
+            if held is None or not _same(held, row):
+                self.rpc("uac.reg_refresh", key)
+                report.registered_or_refreshed.append(key)
+        wanted_targets = sorted((t.set_id, t.uri) for t in desired.targets)
+        if self._dispatcher_memory() != wanted_targets:
+            self.rpc("dispatcher.reload")
+            report.targets_reloaded = True
+        return report
+
+    def held(self, desired: DesiredSbc) -> list[HeldRegistration]:
+        wanted = {r.key: _row(r) for r in desired.registrations}
+        now = int(time.time())
+        result = []
+        for key, record in sorted(self._memory().items()):
+            state = registration_state(record)
+            refresh_in = None
+            if state in ("REGISTERED", "FAILED") and record.get("timer_expires"):
+                refresh_in = max(0, int(record["timer_expires"]) - now)
+            result.append(HeldRegistration(
+                key=key, number=str(record.get("l_username") or ""), pbx_user_id=str(record.get("r_username") or ""),
+                pbx_domain=str(record.get("r_domain") or ""), proxy=str(record.get("auth_proxy") or ""), state=state,
+                refresh_in=refresh_in, matches=key in wanted and _same(record, wanted[key])))
+        return result

@@ -1,0 +1,178 @@
+"""Issue 14: the SBC side of the PBX connector on a real SIP server. Kamailio (deploy/kamailio/kamailio.cfg,
+TLS off) and sipp playing the customer's PBX registrar (digest auth) run on loopback; the PBX location and
+user are configured through the ConnecttoTeams API and teamsvoice's durable SBC sync drives Kamailio."""
+
+import socket
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.test_calling import enterprise_token, fresh_numbers, user_body
+from tests.support.calling import licensed_users
+from tests.support.ctt import bearer
+from tests.support.onboarding import Onboarding
+from tests.support.sip import REALM, Kamailio, SipMessage, SippRegistrar, digest_valid, missing
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=f"SBC tests need Kamailio and sipp: {missing()}")
+
+FQDN = "sbc.test.example"
+
+
+@pytest.fixture
+def kamailio(tmp_path):
+    server = Kamailio(tmp_path, FQDN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def attached(live, kamailio, monkeypatch):
+    """The live server (API and job engine) with the SBC attached, for this test only."""
+    monkeypatch.setattr(live.settings, "sbc_kamailio_db_url", kamailio.db_url)
+    monkeypatch.setattr(live.settings, "sbc_kamailio_rpc_url", kamailio.rpc_url)
+    monkeypatch.setattr(live.settings, "sbc_microsoft_proxies", ["sip:127.0.0.1:5999"])  # loopback only
+    monkeypatch.setattr(live.settings, "sbc_retry_max_delay_seconds", 0.5)
+    return kamailio
+
+
+def is_register(message: SipMessage) -> bool:
+    return message.direction == "received" and message.first_line.startswith("REGISTER ")
+
+
+def authorized_register(user: str, password: str, expires: str | None = None):  # noqa: ANN201
+    def match(message: SipMessage) -> bool:
+        return (is_register(message) and message.header("Authorization") is not None
+                and (expires is None or message.header("Expires") == expires) and digest_valid(message, user, password))
+    return match
+
+
+async def registration(client, token: str, tenant_id: str) -> dict:
+    response = await client.post("/pbx/getSBCRegistrationsForEnterprise",
+                                 headers=bearer(token) | {"Content-Type": "application/json"}, content=tenant_id)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def wait_registered(client, token: str, tenant_id: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        report = await registration(client, token, tenant_id)
+        if report["users"] and all(u["registration"] == "REGISTERED" and u["upToDate"] for u in report["users"]):
+            return report
+        assert time.monotonic() < deadline, report
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def onboarding(client, live, organisation, receiver):
+    receiver.reset()
+    return Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+
+
+async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, tmp_path) -> None:
+    client, kamailio = onboarding.client, attached
+    await onboarding.register()
+    await onboarding.consent("GET_USER_SYNC_CONSENT")
+    await onboarding.consent("GET_PRESENCE_CONSENT")
+    token, tenant_id = onboarding.token, onboarding.tenant["tenantId"]
+    ent_token = await enterprise_token(onboarding)
+    msal = {"authenticationResult": onboarding.msal_object}
+    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+                               headers=bearer(token))).json()[0]["sbcGatewayId"]
+    route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
+                               json=msal | {"sbcGatewayId": sbc_id})).json()
+
+    pbx = SippRegistrar(tmp_path, "104", "first-Secret-1").start()
+    try:
+        location = await client.post("/pbx/configurePBX", headers=bearer(token), json={
+            "enterpriseId": onboarding.enterprise_id, "pbxLocation": "Loopback PBX", "pbxType": "BroadWorks",
+            "canonicalPbxSIPDomain": "127.0.0.1", "proxyDomainPort": pbx.port, "regExpiresValue": 300})
+        assert location.status_code == 200, location.text
+        ga_token = onboarding.msal_object["authenticationResult"]["accessToken"]
+        upn = licensed_users(live, ga_token, onboarding.tenant["globalAdmin"]["username"])[-1]["userPrincipalName"]
+        number = fresh_numbers()[0]
+        body = user_body(onboarding, upn=upn, number=number, route=route["directRouteId"], location="Loopback PBX")
+        body |= {"password": "first-Secret-1", "rePassword": "first-Secret-1"}
+        configured = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
+        assert configured.status_code == 200, configured.text
+        user_id = configured.json()["id"]
+
+        # The PBX receives a REGISTER for the user, answers the challenge's digest check, and Kamailio says so.
+        register = pbx.wait_for(authorized_register("104", "first-Secret-1"))
+        assert register.header("To") == "<sip:104@127.0.0.1>"
+        assert register.header("Contact") == f"<sip:tv-{user_id}@{FQDN}>"  # the gateway FQDN, never an IP
+        assert register.header("Expires") == "300"
+        pbx.wait_for(lambda m: m.direction == "sent" and m.first_line == "SIP/2.0 200 OK")
+        report = await wait_registered(client, token, tenant_id)
+        assert report["sbcAttached"] is True and report["reachable"] is True and report["drift"] == []
+        (user,) = report["users"]
+        assert user["teamsUserId"] == upn and user["pbxUserId"] == "104" and user["proxy"] == f"sip:127.0.0.1:{pbx.port}"
+
+        # A new password: the PBX's administrator sets it there, the provider through the API; the next REGISTER
+        # authenticates with it.
+        pbx.restart("second-Secret-2")
+        changed = await client.post("/enterprise/configureUser", headers=bearer(token),
+                                    json=body | {"password": "second-Secret-2", "rePassword": "second-Secret-2"})
+        assert changed.status_code == 200 and changed.json()["changed"] is True, changed.text
+        register = pbx.wait_for(lambda m: is_register(m) and m.header("Authorization") is not None)
+        assert digest_valid(register, "104", "second-Secret-2") and not digest_valid(register, "104", "first-Secret-1")
+        await wait_registered(client, token, tenant_id)
+
+        # Kamailio down: the change waits and is applied once it is back (nothing is lost).
+        kamailio.stop()
+        down = await registration(client, token, tenant_id)
+        assert down["reachable"] is False and down["users"][0]["registration"] == "UNKNOWN" and "did not answer" in down["message"]
+        pbx.restart("third-Secret-3")
+        changed = await client.post("/enterprise/configureUser", headers=bearer(token),
+                                    json=body | {"password": "third-Secret-3", "rePassword": "third-Secret-3"})
+        assert changed.status_code == 200, changed.text
+        time.sleep(1.0)
+        kamailio.start()
+        pbx.wait_for(authorized_register("104", "third-Secret-3"))
+        await wait_registered(client, token, tenant_id)
+
+        # The user is deleted: the registration is removed at the PBX (REGISTER with expires 0).
+        before = len(pbx.messages())
+        deleted = await client.delete(f"/pbx/deletePBXUser/{user_id}", headers=bearer(token))
+        assert deleted.status_code == 204, deleted.text
+        pbx.wait_for(authorized_register("104", "third-Secret-3", expires="0"), after=before)
+        deadline = time.monotonic() + 10
+        while [r for r in kamailio.rpc("uac.reg_dump").get("result") or [] if r["l_uuid"].startswith("tv-")]:
+            assert time.monotonic() < deadline, kamailio.rpc("uac.reg_dump")
+            time.sleep(0.1)
+        report = await registration(client, token, tenant_id)
+        assert report["users"] == [] and report["drift"] == []
+        again = await client.delete(f"/pbx/deletePBXUser/{user_id}", headers=bearer(token))
+        assert again.status_code == 404
+    finally:
+        pbx.stop()
+
+
+def sip_request(port: int, text: str, timeout: float = 5) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(timeout)
+        local = sock.getsockname()[1]
+        sock.sendto(text.replace("{local}", str(local)).replace("\n", "\r\n").encode(), ("127.0.0.1", port))
+        return sock.recvfrom(65535)[0].decode()
+
+
+def test_kamailio_answers_microsoft_options_with_the_gateway_fqdn(kamailio) -> None:
+    call_id = uuid.uuid4().hex
+    reply = sip_request(kamailio.sip_port, (
+        f"OPTIONS sip:{FQDN}:{kamailio.sip_port} SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK" + call_id[:10] + ";rport\n"
+        "Max-Forwards: 70\n"
+        "From: <sip:sip.pstnhub.microsoft.com>;tag=" + call_id[:8] + "\n"
+        f"To: <sip:{FQDN}>\n"
+        f"Call-ID: {call_id}\n"
+        "CSeq: 1 OPTIONS\n"
+        "Contact: <sip:sip.pstnhub.microsoft.com:5061;transport=tls>\n"
+        "Content-Length: 0\n\n"))
+    lines = reply.split("\r\n")
+    assert lines[0] == "SIP/2.0 200 OK", reply
+    headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in lines[1:] if ":" in line}
+    assert headers["contact"] == f"<sip:{FQDN}:{kamailio.sip_port}>"  # the FQDN, never an IP
+    assert "INVITE" in headers["allow"] and "OPTIONS" in headers["allow"]
+    assert headers["call-id"] == call_id and headers["server"] == "teamsvoice-sbc"
