@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from teamsvoice import __version__
+from teamsvoice import __version__, console
 from teamsvoice.api import connecttoteams, fusion
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
@@ -36,6 +36,8 @@ def _is_fusion_route(request: Request) -> bool:
 
 
 def _render_domain_error(request: Request, exc: DomainError) -> Response:
+    if console.is_console_route(request):
+        return console.render_error(request, exc)
     if _is_browser_route(request):
         return restricted.page("Sign-in answer rejected", exc.message, status=400)
     if _is_fusion_route(request):
@@ -116,6 +118,7 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS]:
         app.include_router(router)
+    console.install(app)  # the provider console at /console (HTML pages, its own static assets)
 
     app.middleware("http")(record_request)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py

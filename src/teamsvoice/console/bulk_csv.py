@@ -1,0 +1,116 @@
+"""The console's bulk CSV: its columns, the per-row checks shown before anything runs, and the results file.
+
+A row becomes one item of a Fusion bulk job (`domain/teams_users/bulk.py`), so the job applies exactly what
+the preview showed; the checks here are the ones that need no call to Microsoft (the item's fields, the
+number belonging to the subscription and being free); Microsoft's own refusals show up per item as the job runs.
+"""
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import DomainError, ValidationFailed
+from teamsvoice.domain.fusion import numbers
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.teams_users import bulk, service
+from teamsvoice.domain.teams_users.models import FusionBulkItem
+
+# CSV column -> bulk item field. Lists (groups, licenses) are separated by ";" inside their cell.
+COLUMNS = {
+    "upn": "the user's sign-in name (name@domain), required",
+    "number": "a free number of this subscription in E.164 (+32...), optional",
+    "vrp": "voice routing policy name, optional",
+    "country": "usage location, ISO 3166 alpha-2 (BE), optional",
+    "displayName": "new display name, optional",
+    "groups": "groups to add, by id or name, separated by ;",
+    "licenses": "licences to add, by skuId or skuPartNumber, separated by ;",
+}
+LIST_COLUMNS = ("groups", "licenses")
+TEMPLATE = ",".join(COLUMNS) + "\r\n" + "alice@contoso.example,+3222000000,Belgium-National,BE,,,\r\n"
+_UPDATE_KEYS = {k: v for k, v in bulk.ITEM_KEYS.items() if v}
+
+
+def _item(row: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = (row.get(column) or "").strip()
+        if not value:
+            continue
+        item[column] = [v.strip() for v in value.split(";") if v.strip()] if column in LIST_COLUMNS else value
+    return item
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    if not text.strip():
+        raise ValidationFailed("CSV: the file is empty; download the template for the columns")
+    reader = csv.DictReader(io.StringIO(text))
+    headers = [h.strip() for h in reader.fieldnames or []]
+    if "upn" not in headers:
+        raise ValidationFailed(f"CSV: the first line must name the columns, with at least upn (columns: {', '.join(COLUMNS)})")
+    unknown = [h for h in headers if h and h not in COLUMNS]
+    if unknown:
+        raise ValidationFailed(f"CSV: unknown column {unknown[0]} (columns: {', '.join(COLUMNS)})")
+    rows = [{(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)} for row in reader]
+    if len(rows) > bulk.MAX_ITEMS:
+        raise ValidationFailed(f"CSV: at most {bulk.MAX_ITEMS} rows per job")
+    return rows
+
+
+async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: str) -> list[dict[str, Any]]:
+    """Each row with its bulk item and the reasons (in words) it would be refused; nothing is changed."""
+    rows = parse_csv(text)
+    items = [_item(row) for row in rows]
+    wanted = []
+    for item in items:
+        try:
+            wanted.append(service.parse_update({"phoneNumber": item["number"]}, keys=service.USER_UPDATE_KEYS).phone_number
+                          if "number" in item else None)
+        except ValidationFailed:
+            wanted.append(None)
+    held = await numbers.holders(session, access, [n for n in wanted if n])
+    seen_upns: dict[str, int] = {}
+    seen_numbers: dict[str, int] = {}
+    result = []
+    for index, (item, number) in enumerate(zip(items, wanted, strict=True)):
+        line, errors = index + 2, []  # line 1 is the header
+        upn = item.get("upn", "")
+        if "@" not in upn:
+            errors.append("upn: a user principal name (name@domain) is required")
+        elif upn.lower() in seen_upns:
+            errors.append(f"upn: {upn} is already on line {seen_upns[upn.lower()]}")
+        else:
+            seen_upns[upn.lower()] = line
+        try:
+            service.parse_update({k: v for k, v in item.items() if k in _UPDATE_KEYS}, keys=_UPDATE_KEYS)
+        except ValidationFailed as exc:
+            errors.append(exc.message)
+        if number:
+            try:
+                await numbers.inventory_number(session, access, number)
+            except DomainError as exc:
+                errors.append(f"number: {exc.message}")
+            else:
+                holder = held.get(number)
+                if holder is not None and holder.user_principal_name.lower() != upn.lower():
+                    errors.append(f"number: {number} is already assigned to {holder.user_principal_name}")
+                elif number in seen_numbers:
+                    errors.append(f"number: {number} is already on line {seen_numbers[number]}")
+                seen_numbers.setdefault(number, line)
+        result.append({"line": line, "upn": upn, "item": item, "errors": errors})
+    return result
+
+
+async def results_csv(items: AsyncIterator[FusionBulkItem]) -> AsyncIterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["upn", "status", "attempts", "error"])
+    yield out.getvalue()
+    async for item in items:
+        out.seek(0)
+        out.truncate()
+        error = (item.error or {}).get("reason", "") if isinstance(item.error, dict) else str(item.error or "")
+        writer.writerow([item.upn, item.status, item.attempts, error])
+        yield out.getvalue()

@@ -1,0 +1,464 @@
+"""Console routes: sign in, customers, tenant (subscription) page, users grid, bulk CSV, jobs.
+
+Scoping is the Fusion API's own: tenants and subscriptions resolve through `domain/fusion/scope.py` with the
+staff member's principal (anything outside it is "not found"), enterprises through the ConnecttoTeams
+repository. Routes commit before calling Microsoft, as the API routes do.
+"""
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.api.connecttoteams.enterprise import callback_url
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.console import auth
+from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
+from teamsvoice.console.rendering import page
+from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationFailed
+from teamsvoice.domain.consent import service as consent
+from teamsvoice.domain.consent.actions import ACTION_TYPES
+from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.fusion import numbers, onboarding, tenants
+from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
+from teamsvoice.domain.orgs import repository as orgs
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.teams_users import bulk, service, workflows
+from teamsvoice.domain.teams_users.models import FusionBulkJob
+from teamsvoice.microsoft.readiness import check_tenant_readiness
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+_MST = "tenants.instance.subscriptions.instance.msteams"
+GRID_PAGE = 50
+PICKER_SIZE = 200
+
+
+async def current_staff(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> auth.Staff:
+    staff = await auth.staff_for_cookie(uow.session, container.keyring, request.cookies.get(auth.COOKIE))
+    if request.method == "POST":
+        sent = request.headers.get("x-csrf-token")
+        if sent is None:
+            form = await request.form()
+            value = form.get("csrf_token")
+            sent = value if isinstance(value, str) else None
+        auth.check_csrf(staff.csrf, sent)
+    return staff
+
+
+StaffDep = Annotated[auth.Staff, Depends(current_staff)]
+
+
+def _require(staff: auth.Staff, role: str) -> None:
+    if not staff.fusion.holds(role):
+        raise PermissionDenied(f"Your login lacks the right to do this (role {role})")
+
+
+async def _access(uow: UnitOfWorkDep, staff: auth.Staff, uuid: str, sub_id: int, role: str) -> SubscriptionAccess:
+    _require(staff, role)
+    return await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, uuid, sub_id)
+
+
+def _secure(request: Request, container: ContainerDep) -> bool:
+    return request.url.scheme == "https" or (container.settings.public_url or "").startswith("https://")
+
+
+# --- signing in -----------------------------------------------------------------------------------------
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/console/customers", status_code=303)
+
+
+@router.get("/login")
+async def login_form(request: Request, container: ContainerDep) -> Response:
+    token = auth.secrets.token_urlsafe(24)
+    response = page(request, "login.html", {"csrf": token, "error": None})
+    response.set_cookie(auth.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=_secure(request, container), path="/console")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
+                username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                csrf_token: Annotated[str, Form()] = "") -> Response:
+    auth.check_csrf(request.cookies.get(auth.LOGIN_CSRF_COOKIE) or "", csrf_token)
+    try:
+        login = await auth.sign_in(uow.session, username, password)
+    except AuthenticationFailed as exc:
+        # The form again, with the reason in words; the same answer for an unknown user and a bad password.
+        return page(request, "login.html", {"csrf": csrf_token, "error": exc.message, "username": username}, status=401)
+    response = RedirectResponse("/console/customers", status_code=303)
+    response.set_cookie(auth.COOKIE, auth.new_cookie(container.keyring, login), max_age=auth.SESSION_TTL_SECONDS,
+                        httponly=True, samesite="strict", secure=_secure(request, container), path="/console")
+    response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(_staff: StaffDep) -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(auth.COOKIE, path="/console")
+    return response
+
+
+# --- customers ------------------------------------------------------------------------------------------
+
+
+async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, tenant: Any) -> list[dict[str, Any]]:
+    subscriptions, _total = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
+    rows = []
+    for subscription in subscriptions:
+        access = await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, tenant.uuid, subscription.id)
+        total, free, assigned = await numbers.count_numbers(uow.session, subscription.id)
+        run = await onboarding.latest_run(uow.session, subscription.id)
+        rows.append({"subscription": subscription, "ms_tenant": access.ms_tenant_id,
+                     "state": onboarding.status_of(access, run), "consent_url": run.consent_url if run else None,
+                     "numbers": {"total": total, "free": free, "assigned": assigned}})
+    return rows
+
+
+@router.get("/customers")
+async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: str = "") -> Response:
+    _require(staff, "tenants.list")
+    parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
+    found, total = await tenants.list_tenants(uow.session, staff.fusion, tenants.TenantQuery(q.strip() or None, "name", "asc", parent), 0, 100)
+    fusion_rows = [{"tenant": t, "subscriptions": await _subscription_rows(uow, staff, t)} for t in found]
+    backing = {row["subscription"].enterprise_id for entry in fusion_rows for row in entry["subscriptions"]}
+    enterprises = []
+    for reseller_id in sorted(staff.ctt.reseller_scope):
+        for enterprise in await orgs.list_enterprises(uow.session, staff.ctt, reseller_id):
+            if enterprise.services == ["DIRECT_ROUTING"] or enterprise.id in backing:
+                continue  # the Fusion subscriptions' own enterprises are shown with their tenant
+            if q.strip() and q.strip().lower() not in enterprise.enterprise_name.lower():
+                continue
+            granted = [c.consent_name for c in await consent.consents_of(uow.session, enterprise.id)]
+            enterprises.append({"enterprise": enterprise, "consents": granted,
+                                "missing": sorted({a.consent_name for a in ACTION_TYPES.values() if a.consent_name} - set(granted))})
+    context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises}
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "customer-results":
+        return page(request, "_customer_results.html", context)
+    return page(request, "customers.html", context)
+
+
+@router.post("/customers")
+async def create_customer(request: Request, staff: StaffDep, uow: UnitOfWorkDep,
+                          name: Annotated[str, Form()] = "", subscription: Annotated[str, Form()] = "",
+                          users: Annotated[str, Form()] = "0") -> Response:
+    _require(staff, "tenants.create")
+    _require(staff, "tenants.instance.subscriptions.create")
+    if not name.strip():
+        raise ValidationFailed("Customer name: enter the customer's name")
+    if not users.strip().isdigit():
+        raise ValidationFailed("Teams users: enter a whole number")
+    owner = None if staff.fusion.level != "system" else {"type": "reseller", "uuid": org_uuid(staff.reseller_id)}
+    tenant = await tenants.create_tenant(uow.session, staff.fusion, name=name.strip(), billing_id=None, markup=None, owner=owner)
+    created = await tenants.create_subscription(uow.session, tenant, name=subscription.strip() or "Teams calling",
+                                                billing_id=None, ms_teams_users=int(users), sip_trunk_channels=0)
+    target = f"/console/tenants/{tenant.uuid}/subscriptions/{created.id}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/enterprises/{enterprise_id}")
+async def enterprise_page(request: Request, enterprise_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    enterprise = await orgs.get_enterprise(uow.session, staff.ctt, enterprise_id)
+    if enterprise is None:
+        raise NotFound(f"Enterprise {enterprise_id} not found")
+    return page(request, "enterprise.html", await _enterprise_context(uow, staff, enterprise, link=None))
+
+
+async def _enterprise_context(uow: UnitOfWorkDep, staff: auth.Staff, enterprise: Enterprise, link: str | None) -> dict[str, Any]:
+    reseller = await uow.session.get(Reseller, enterprise.reseller_id)
+    deliveries = list(await uow.session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.enterprise_id == enterprise.id).order_by(WebhookDelivery.id.desc()).limit(50)))
+    granted = [c for c in await consent.consents_of(uow.session, enterprise.id)]
+    return {"staff": staff, "enterprise": enterprise, "consents": granted, "deliveries": deliveries,
+            "actions": sorted(ACTION_TYPES), "redirects": (reseller.registered_redirect_urls if reseller else []) or [],
+            "link": link}
+
+
+@router.post("/enterprises/{enterprise_id}/consent-link")
+async def consent_link(request: Request, enterprise_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                       container: ContainerDep, action_type: Annotated[str, Form()] = "",
+                       redirect_url: Annotated[str, Form()] = "") -> Response:
+    enterprise = await orgs.get_enterprise(uow.session, staff.ctt, enterprise_id)
+    if enterprise is None:
+        raise NotFound(f"Enterprise {enterprise_id} not found")
+    settings = container.settings
+    url = await consent.create_action_url(
+        uow.session, staff.ctt, container.connector, container.keyring, action_type=action_type,
+        enterprise_name=enterprise.enterprise_name, redirect_url=redirect_url,
+        callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
+        allow_loopback=settings.allow_loopback_redirects)
+    return page(request, "_consent_link.html", {"link": url, "action": action_type})
+
+
+# --- tenant (subscription) --------------------------------------------------------------------------------
+
+
+def _sub_url(access: SubscriptionAccess) -> str:
+    return f"/console/tenants/{access.tenant.uuid}/subscriptions/{access.subscription.id}"
+
+
+@router.get("/tenants/{uuid}")
+async def tenant_page(uuid: str, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    _require(staff, "tenants.instance.subscriptions.list")
+    tenant = await tenant_in_scope(uow.session, staff.fusion, uuid)
+    subscriptions, _ = await tenants.list_subscriptions(uow.session, tenant, None, 0, 1)
+    if not subscriptions:
+        raise NotFound(f"Tenant {tenant.name} has no subscription yet")
+    return RedirectResponse(f"/console/tenants/{uuid}/subscriptions/{subscriptions[0].id}", status_code=303)
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}")
+async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
+    total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
+    run = await onboarding.latest_run(uow.session, sub_id)
+    jobs, _ = await bulk.list_jobs(uow.session, access, None, 0, 10)
+    return page(request, "subscription.html", {
+        "staff": staff, "access": access, "base": _sub_url(access), "state": onboarding.status_of(access, run),
+        "run": run, "numbers": {"total": total, "free": free, "assigned": assigned},
+        "jobs": [bulk.job_summary(j) for j in jobs]})
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/readiness")
+async def readiness(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                    container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    tenant_id = access.require_ms_tenant()
+    await uow.session.commit()  # Microsoft is called with no transaction open
+    result = await check_tenant_readiness(container.connector, tenant_id)
+    return page(request, "_readiness.html", {"readiness": result})
+
+
+# --- users grid -----------------------------------------------------------------------------------------
+
+
+async def _grid_rows(session: AsyncSession, access: SubscriptionAccess, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    records = await service.records_for(session, access, [u["msTeams"]["id"] for u in users])
+    rows = []
+    for user in users:
+        record = records.get(user["msTeams"]["id"])
+        rows.append({**user["msTeams"], "number": record.phone_number if record else None,
+                     "policy": record.voice_routing_policy if record else None,
+                     "status": service.sync_status(record) if record else "not configured",
+                     "sync_error": (record.last_sync_detail or {}).get("error") if record and record.last_sync_status == "FAILED" else None})
+    return rows
+
+
+async def _free_numbers(session: AsyncSession, access: SubscriptionAccess) -> list[str]:
+    free, _ = await numbers.list_numbers(session, access, search=None, offset=0, limit=PICKER_SIZE, free_only=True)
+    return [n.e164 for n in free]
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/users")
+async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                     container: ContainerDep, q: str = "", have_number: str = "", next: str = "") -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
+    if have_number not in ("", "yes", "no"):
+        raise ValidationFailed("Has a number: choose yes, no or any")
+    connection = container.connector.connect(access.require_ms_tenant())
+    await uow.session.commit()
+    filters = service.UserFilters(have_number=have_number or None)
+    listed = await service.list_users(uow.session, access, connection, container.keyring, page_size=GRID_PAGE,
+                                      next_token=next or None, search=q.strip() or None, group=None, filters=filters)
+    context = {"staff": staff, "access": access, "base": _sub_url(access), "q": q, "have_number": have_number,
+               "rows": await _grid_rows(uow.session, access, listed["users"]), "next": listed.get("next"),
+               "free": await _free_numbers(uow.session, access)}
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "grid-body":
+        return page(request, "_user_rows.html", context)
+    return page(request, "users.html", context)
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/users.csv")
+async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep, container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
+    connection = container.connector.connect(access.require_ms_tenant())
+    await uow.session.commit()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["upn", "displayName", "country", "number", "vrp", "licenses", "voiceEnabled"])
+    next_token: str | None = None
+    while True:
+        listed = await service.list_users(uow.session, access, connection, container.keyring, page_size=500,
+                                          next_token=next_token, search=None, group=None, filters=service.UserFilters())
+        for row in await _grid_rows(uow.session, access, listed["users"]):
+            writer.writerow([row["userPrincipalName"], row["displayName"] or "", row["location"] or "", row["number"] or "",
+                             row["policy"] or "", " ".join(l["skuPartNumber"] for l in row["licenses"]), row["voiceEnabled"]])
+        next_token = listed.get("next")
+        if not next_token:
+            break
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="users-{sub_id}.csv"'})
+
+
+async def _update_user(request: Request, uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess,
+                       ms_user_id: str, update: service.UserUpdate, done: str) -> Response:
+    connection = container.connector.connect(access.require_ms_tenant())
+    await uow.session.commit()  # Microsoft is called with no transaction open
+    user = await service.directory_user(connection.directory_admin, ms_user_id)
+    await service.apply_update(container.sessions, access, connection, user, update)
+    skus = await service.sku_map(connection.directory_admin)
+    entry = {"msTeams": {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
+                         "location": user.usage_location, "licenses": service.render_licences(user, skus),
+                         "voiceEnabled": service.voice_enabled(user, skus)}}
+    async with container.sessions() as session:
+        fresh = await subscription_in_scope(session, access.principal, DRAAS_INSTANCE, access.tenant.uuid, access.subscription.id)
+        rows = await _grid_rows(session, fresh, [entry])
+        free = await _free_numbers(session, fresh)
+    return page(request, "_user_row.html", {"row": rows[0], "base": _sub_url(access), "free": free,
+                                            "staff": None, "done": done})
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/number")
+async def assign_number(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
+                        uow: UnitOfWorkDep, container: ContainerDep, number: Annotated[str, Form()] = "") -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
+    if not number.strip():
+        raise ValidationFailed("Number: pick a free number of this subscription")
+    update = service.parse_update({"phoneNumber": number.strip()}, keys=service.USER_UPDATE_KEYS)
+    return await _update_user(request, uow, container, access, ms_user_id, update, f"Number {update.phone_number} assigned")
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/policy")
+async def change_policy(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
+                        uow: UnitOfWorkDep, container: ContainerDep, vrp: Annotated[str, Form()] = "") -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.vrp.update")
+    update = service.parse_update({"vrp": vrp.strip() or None}, keys=service.USER_UPDATE_KEYS)
+    return await _update_user(request, uow, container, access, ms_user_id, update,
+                              f"Policy set to {update.vrp}" if update.vrp else "Policy removed")
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/disable")
+async def disable_calling(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
+                          uow: UnitOfWorkDep, container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
+    update = service.parse_update({"phoneNumber": None}, keys=service.USER_UPDATE_KEYS)
+    return await _update_user(request, uow, container, access, ms_user_id, update, "Calling disabled; number freed")
+
+
+# --- bulk CSV -------------------------------------------------------------------------------------------
+
+
+@router.get("/bulk-template.csv")
+async def bulk_template(_staff: StaffDep) -> Response:
+    return Response(TEMPLATE, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="bulk-template.csv"'})
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/bulk")
+async def bulk_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    return page(request, "bulk.html", {"staff": staff, "access": access, "base": _sub_url(access), "columns": COLUMNS})
+
+
+async def _csv_text(upload: UploadFile | None, text: str) -> str:
+    if upload is not None and upload.filename:
+        raw = await upload.read()
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationFailed("CSV file: must be UTF-8 text") from None
+    return text
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/bulk/preview")
+async def bulk_preview(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                       file: Annotated[UploadFile | None, File()] = None, csv_text: Annotated[str, Form()] = "",
+                       name: Annotated[str, Form()] = "") -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    access.require_ms_tenant()
+    text = await _csv_text(file, csv_text)
+    rows = await preview_rows(uow.session, access, text)
+    return page(request, "_bulk_preview.html", {"base": _sub_url(access), "rows": rows, "csv_text": text, "csrf": staff.csrf,
+                                                "name": name.strip() or "Console CSV import",
+                                                "valid": sum(1 for r in rows if not r["errors"]),
+                                                "invalid": sum(1 for r in rows if r["errors"])})
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/bulk/run")
+async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                   csv_text: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "") -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    rows = await preview_rows(uow.session, access, csv_text)
+    items = [r["item"] for r in rows if not r["errors"]]
+    if not items:
+        raise ValidationFailed("Nothing to run: every row has errors")
+    job = await bulk.create_job(uow.session, access, {"name": name.strip() or "Console CSV import", "data": items})
+    job_key, job_id = job.job_key, job.id
+    uow.after_commit(lambda: workflows.enqueue_bulk(job_key, job_id))
+    target = f"{_sub_url(access)}/jobs/{job_id}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+async def _job_context(uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess, job: FusionBulkJob,
+                       staff: auth.Staff | None) -> dict[str, Any]:
+    items = [bulk.render_item(i) async for i in bulk.items(container.sessions, job.id)]
+    return {"staff": staff, "access": access, "base": _sub_url(access), "job": bulk.job_summary(job),
+            "final": job.status in bulk.FINAL, "items": items}
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}")
+async def job_page(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                   container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk.jobs.details")
+    job = await bulk.job_in_scope(uow.session, access, job_id)
+    context = await _job_context(uow, container, access, job, staff)
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "job-progress":
+        return page(request, "_job_progress.html", context)
+    return page(request, "job.html", context)
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                     container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    job = await bulk.job_in_scope(uow.session, access, job_id)
+    await bulk.cancel_job(uow.session, job)
+    await uow.session.commit()
+    return page(request, "_job_progress.html", await _job_context(uow, container, access, job, staff))
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/results.csv")
+async def job_results(uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                      container: ContainerDep) -> Response:
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk.jobs.details")
+    job = await bulk.job_in_scope(uow.session, access, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        async for chunk in results_csv(bulk.items(container.sessions, job.id)):
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="bulk-{job.job_id}-results.csv"'})
+
+
+@router.get("/jobs")
+async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    """Bulk jobs of every subscription the staff member may see, newest first."""
+    _require(staff, "tenants.list")
+    parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
+    found, _ = await tenants.list_tenants(uow.session, staff.fusion, tenants.TenantQuery(None, "name", "asc", parent), 0, 500)
+    rows = []
+    for tenant in found:
+        subscriptions, _ = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
+        for subscription in subscriptions:
+            access = await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, tenant.uuid, subscription.id)
+            listed, _ = await bulk.list_jobs(uow.session, access, None, 0, 50)
+            rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
+                      "base": _sub_url(access)} for j in listed]
+    rows.sort(key=lambda r: r["job"]["created_on"], reverse=True)
+    return page(request, "jobs.html", {"staff": staff, "rows": rows})

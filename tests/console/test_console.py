@@ -1,0 +1,172 @@
+"""The provider console in a real browser (Playwright driving Debian's chromium; never a downloaded one):
+sign in with either family's login, customers scoped to the reseller (pages and direct URLs), a number
+assigned in the users grid reaches Teams (the emulator), a CSV with bad rows previewed, run and its results
+downloaded. Screenshots of each page go to a temporary directory (TEAMSVOICE_SCREENSHOTS to choose one)."""
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.fusion.support import BASE, PASSWORD, make_world
+from tests.api.fusion.users_support import onboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                "(apt-get install chromium); the console browser tests need it")
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    path = Path(os.environ.get("TEAMSVOICE_SCREENSHOTS") or tempfile.mkdtemp(prefix="teamsvoice-console-shots-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def new_page(browser, live) -> AsyncIterator:  # type: ignore[no-untyped-def]
+    contexts = []
+
+    async def make():  # type: ignore[no-untyped-def]
+        context = await browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for context in contexts:
+        await context.close()
+
+
+async def sign_in(page, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    await page.goto("/console/")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/console/customers")
+
+
+async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: httpx.AsyncClient, live, organisation,
+                                                              shots: Path) -> None:
+    world = await make_world(client, live, organisation)
+    acme = await world.create_tenant("reseller", name="Acme Ltd")
+    acme_sub = await world.create_subscription(acme["uuid"])
+    globex = await world.create_tenant("other-reseller", name="Globex Corp")
+
+    page = await new_page()
+    await page.goto("/console/customers")  # not signed in: sent to the sign-in page
+    assert page.url.endswith("/console/login")
+    await page.get_by_label("Username").fill(organisation.resellers[0].username)
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_text("Invalid username or password").wait_for()
+    await page.screenshot(path=shots / "sign-in.png")
+
+    # A ConnecttoTeams reseller admin of reseller 1 sees Acme, never Globex.
+    await sign_in(page, organisation.resellers[0].username, organisation.resellers[0].password)
+    table = page.get_by_role("table", name="Customers (Fusion tenants and subscriptions)")
+    await table.get_by_text("Acme Ltd").wait_for()
+    assert await table.get_by_text("Globex Corp").count() == 0
+    await page.screenshot(path=shots / "customers.png", full_page=True)
+
+    # Create a customer from the page; it opens on its tenant page.
+    await page.get_by_label("Customer name").fill("Initech")
+    await page.get_by_role("button", name="Create").click()
+    await page.get_by_role("heading", name="Initech · Teams calling").wait_for()
+    await page.screenshot(path=shots / "tenant.png", full_page=True)
+    await page.goto("/console/customers?q=init")
+    await table.get_by_text("Initech").wait_for()
+    assert await table.get_by_text("Acme Ltd").count() == 0
+
+    # The other reseller's staff (a Fusion login) sees Globex only; Acme's pages answer "not found".
+    other = await new_page()
+    await sign_in(other, "other-reseller", PASSWORD)
+    table = other.get_by_role("table", name="Customers (Fusion tenants and subscriptions)")
+    await table.get_by_text("Globex Corp").wait_for()
+    assert await table.get_by_text("Acme Ltd").count() == 0
+    assert await table.get_by_text("Initech").count() == 0
+    acme_base = f"/console/tenants/{acme['uuid']}/subscriptions/{acme_sub['id']}"
+    for path in (acme_base, f"{acme_base}/users", f"{acme_base}/bulk", f"/console/tenants/{acme['uuid']}"):
+        response = await other.goto(path)
+        assert response is not None and response.status == 404, path
+        assert "not found" in (await other.content()).lower()
+    await other.screenshot(path=shots / "other-reseller-not-found.png")
+    assert globex["uuid"]
+
+    # A POST without the session's CSRF token is refused, even with the session cookie.
+    refused = await other.request.post("/console/customers", form={"name": "Forged"})
+    assert refused.status == 403
+    signed_in = await other.request.get("/console/customers")
+    assert "Forged" not in await signed_in.text()
+
+
+async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncClient, live, organisation,
+                                                  shots: Path) -> None:
+    onboarded = await onboard(client, live, organisation, count=20)
+    users = [u["msTeams"] for u in await onboarded.users(12) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
+    base = "/console" + onboarded.path.removeprefix(BASE)
+    page = await new_page()
+    await sign_in(page, "reseller", PASSWORD)
+
+    # Tenant page: onboarded, readiness checked, numbers counted.
+    await page.goto(base)
+    assert await page.get_by_test_id("free-count").inner_text() == "20"
+    await page.get_by_text("Ready for direct routing").or_(page.get_by_text("Not ready yet")).wait_for()
+
+    # Users grid: assign a free number through the picker; Teams (the emulator) has it.
+    await page.goto(f"{base}/users")
+    target, number = users[0], onboarded.numbers[0]
+    row = page.locator(f"tr#u-{target['id']}")
+    await row.get_by_label(f"Number for {target['userPrincipalName']}").select_option(number)
+    await row.get_by_role("button", name="Assign").click()
+    await page.locator(f"tr#u-{target['id']} td.number", has_text=number).wait_for()
+    await page.screenshot(path=shots / "users.png", full_page=True)
+    assert number in await onboarded.teams_numbers(target["id"])
+    # The same number cannot go to a second user: the refusal is shown in words.
+    second = page.locator(f"tr#u-{users[1]['id']}")
+    assert await second.get_by_label(f"Number for {users[1]['userPrincipalName']}").locator(f"option[value='{number}']").count() == 0
+
+    # Bulk CSV: 8 good rows, 3 bad ones (a bad upn, a number from no inventory, a number already assigned).
+    rows = [f"{u['userPrincipalName']},{onboarded.numbers[i + 1]},,BE" for i, u in enumerate(users[1:9])]
+    rows += ["not-an-upn,,,BE", f"{users[9]['userPrincipalName']},+3225550199,,", f"{users[10]['userPrincipalName']},{number},,"]
+    text = "upn,number,vrp,country\n" + "\n".join(rows) + "\n"
+    await page.goto(f"{base}/bulk")
+    await page.get_by_label("CSV file").set_input_files(files=[{"name": "users.csv", "mimeType": "text/csv",
+                                                                 "buffer": text.encode()}])
+    await page.get_by_role("button", name="Preview").click()
+    await page.get_by_role("heading", name="Preview: 8 row(s) ready, 3 with errors").wait_for()
+    assert await page.get_by_text("a user principal name (name@domain) is required").count() == 1
+    assert await page.get_by_text("is not a number of this subscription").count() == 1
+    assert await page.get_by_text(f"{number} is already assigned to {target['userPrincipalName']}").count() == 1
+    await page.screenshot(path=shots / "bulk-preview.png", full_page=True)
+    await page.get_by_role("button", name="Run 8 row(s) (rows with errors are left out)").click()
+    await page.wait_for_url("**/jobs/*")
+    await page.get_by_test_id("job-status").filter(has_text="success").wait_for(timeout=60_000)
+    await page.screenshot(path=shots / "job.png", full_page=True)
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Download results (CSV)").click()
+    download = await download_info.value
+    results = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text())))
+    assert [r["status"] for r in results] == ["success"] * 8
+    assert onboarded.numbers[1] in await onboarded.teams_numbers(users[1]["id"])
+
+    await page.goto("/console/jobs")
+    await page.get_by_role("table", name="Bulk jobs of all customers").get_by_text("Console CSV import").wait_for()
+    await page.screenshot(path=shots / "jobs.png", full_page=True)
