@@ -389,3 +389,85 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
         raise typer.BadParameter(exc.message) from exc
     finally:
         await engine.dispose()
+
+
+sbc_app = typer.Typer(help="The SBC (Kamailio) that registers PBX users to their PBX.", no_args_is_help=True)
+app.add_typer(sbc_app, name="sbc")
+
+
+@sbc_app.command("status")
+def sbc_status(
+    data_dir: DataDir = Path("data"),
+    enterprise_id: Annotated[int | None, typer.Option(help="Only this enterprise's PBX users.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
+    Exit 0; 1 when an SBC is attached but does not answer."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from teamsvoice.core.db import sync_url
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.sbc.service import registration_status
+    from teamsvoice.sbc import sbc_from_settings
+
+    settings = _settings(data_dir)
+    try:
+        _migrate(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
+    engine = create_engine(sync_url(settings.effective_database_url))
+    try:
+        with Session(engine) as session:
+            report = registration_status(session, keyring, sbc_from_settings(settings), settings, enterprise_id)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_sbc_report(report)
+    if report["sbcAttached"] and not report["reachable"]:
+        raise typer.Exit(1)
+
+
+def _print_sbc_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report["message"]:
+        console.print(report["message"], highlight=False)
+    if report["sbcAttached"] and report["reachable"]:
+        console.print(f"SBC: {report['sbc']} (reachable)")
+    if not report["users"]:
+        console.print("No PBX users.")
+    table = Table("id", "enterprise", "Teams user", "PBX user", "PBX location", "registration", "next REGISTER in",
+                  "up to date")
+    for user in report["users"]:
+        table.add_row(str(user["id"]), str(user["enterpriseId"]), user["teamsUserId"], user["pbxUserId"],
+                      user["pbxLocation"], user["registration"],
+                      "" if user["nextRegisterIn"] is None else f"{user['nextRegisterIn']} s",
+                      "" if user["upToDate"] is None else ("yes" if user["upToDate"] else "no"))
+    if report["users"]:
+        console.print(table)
+    for drift in report["drift"]:
+        console.print(f"drift: {drift['kind']} {drift.get('teamsUserId') or drift.get('registration')}: {drift['detail']}",
+                      highlight=False)
+
+
+@sbc_app.command("init-db")
+def sbc_init_db(data_dir: DataDir = Path("data")) -> None:
+    """Create the tables Kamailio reads (uacreg, dispatcher, version) in TEAMSVOICE_SBC_KAMAILIO_DB_URL; run once
+    before Kamailio's first start (the SBC sync also creates them when missing)."""
+    from teamsvoice.domain.sbc.ports import SbcUnavailable
+    from teamsvoice.sbc import sbc_from_settings
+
+    sbc = sbc_from_settings(_settings(data_dir))
+    if sbc is None:
+        _fail("no SBC is attached: set TEAMSVOICE_SBC_KAMAILIO_DB_URL and TEAMSVOICE_SBC_KAMAILIO_RPC_URL")
+    try:
+        sbc.ensure_schema()
+    except SbcUnavailable as exc:
+        _fail(exc.message)
+    typer.echo("Kamailio's tables are ready (uacreg, dispatcher, version)")

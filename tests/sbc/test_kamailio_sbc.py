@@ -2,11 +2,15 @@
 TLS off) and sipp playing the customer's PBX registrar (digest auth) run on loopback; the PBX location and
 user are configured through the ConnecttoTeams API and teamsvoice's durable SBC sync drives Kamailio."""
 
+import json
 import socket
 import time
 import uuid
 
 import pytest
+from typer.testing import CliRunner
+
+from teamsvoice.cli import app
 
 from tests.e2e.test_calling import enterprise_token, fresh_numbers, user_body
 from tests.support.calling import licensed_users
@@ -70,9 +74,23 @@ def onboarding(client, live, organisation, receiver):
     return Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
 
 
-async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, tmp_path) -> None:
+def cli_status(live, kamailio: Kamailio | None) -> tuple[int, str]:
+    env = {"TEAMSVOICE_DATABASE_URL": live.settings.effective_database_url,
+           "TEAMSVOICE_SBC_KAMAILIO_DB_URL": kamailio.db_url if kamailio else "",
+           "TEAMSVOICE_SBC_KAMAILIO_RPC_URL": kamailio.rpc_url if kamailio else ""}
+    result = CliRunner().invoke(app, ["sbc", "status", "--json", "--data-dir", str(live.settings.data_dir)], env=env)
+    return result.exit_code, result.output
+
+
+async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, tmp_path, monkeypatch) -> None:
     client, kamailio = onboarding.client, attached
     await onboarding.register()
+    with monkeypatch.context() as detached:  # without an SBC the product works and says none is attached
+        detached.setattr(live.settings, "sbc_kamailio_rpc_url", None)
+        report = await registration(client, onboarding.token, onboarding.tenant["tenantId"])
+        assert report["sbcAttached"] is False and report["message"].startswith("No SBC is attached"), report
+        code, output = cli_status(live, None)
+        assert code == 0 and json.loads(output)["message"].startswith("No SBC is attached")
     await onboarding.consent("GET_USER_SYNC_CONSENT")
     await onboarding.consent("GET_PRESENCE_CONSENT")
     token, tenant_id = onboarding.token, onboarding.tenant["tenantId"]
@@ -108,6 +126,10 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, t
         assert report["sbcAttached"] is True and report["reachable"] is True and report["drift"] == []
         (user,) = report["users"]
         assert user["teamsUserId"] == upn and user["pbxUserId"] == "104" and user["proxy"] == f"sip:127.0.0.1:{pbx.port}"
+        code, output = cli_status(live, kamailio)
+        assert code == 0, output
+        listed = {u["teamsUserId"]: u for u in json.loads(output)["users"]}
+        assert listed[upn]["registration"] == "REGISTERED" and "first-Secret-1" not in output
 
         # A new password: the PBX's administrator sets it there, the provider through the API; the next REGISTER
         # authenticates with it.
