@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from teamsvoice import __version__, console
 from teamsvoice.api import connecttoteams, fusion
+from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.limits import RequestLimits
@@ -116,7 +117,7 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
             return fusion_errors.fusion_error(500, fusion_errors.INTERNAL, "Internal error; it has been logged")
         return spring_error(request, 500, "Internal error; it has been logged")
 
-    for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS]:
+    for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:
         app.include_router(router)
     console.install(app)  # the provider console at /console (HTML pages, its own static assets)
 

@@ -23,7 +23,8 @@ class WebhookReceiver:
                     self.send_response(503)
                     self.end_headers()
                     return
-                receiver.received.append({"path": self.path, "body": json.loads(body)})
+                receiver.received.append({"path": self.path, "body": json.loads(body), "raw": body,
+                                          "headers": {k.lower(): v for k, v in self.headers.items()}})
                 self.send_response(200)
                 self.end_headers()
 

@@ -86,7 +86,7 @@ _heartbeat_thread: threading.Thread | None = None
 
 # Every module that defines DBOS workflows; add yours here. A module may define `resume_orphaned()`.
 WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
-                    "teamsvoice.domain.teams_users.workflows"]
+                    "teamsvoice.domain.teams_users.workflows", "teamsvoice.domain.voice_state.workflows"]
 WORKFLOW_MODULES.append("teamsvoice.domain.sbc.workflows")  # the SBC sync (issue 14)
 
 

@@ -41,6 +41,12 @@ class Difference:
         return body
 
 
+def difference_from_wire(body: dict[str, Any]) -> Difference:
+    fields = dict(body)
+    fields["user_id"] = fields.pop("userId", None)
+    return Difference(**fields)
+
+
 @dataclass
 class Plan:
     tenant_id: str

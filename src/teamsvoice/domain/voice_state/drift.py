@@ -1,0 +1,207 @@
+"""Drift: what scans of linked tenants saw differ from the desired state, as events with when each was
+first and last seen; per-tenant auto-apply; signed webhook events to the provider; a Prometheus gauge.
+
+Webhook events (teamsvoice's design): `POST <url>` with a JSON body
+`{"eventId", "type": "drift.detected" | "drift.resolved", "timestamp", "tenantId", "enterpriseId", "difference"}`
+and headers `X-Teamsvoice-Timestamp` (the body's `timestamp`, Unix seconds) and
+`X-Teamsvoice-Signature: sha256=<hex HMAC-SHA256 of the raw body with the reseller's secret>`. The body
+carries the timestamp, so the signature covers it: a receiver checks the signature, then refuses stale
+timestamps and repeated `eventId`s. Deliveries are retried durably until a 2xx; redirects are not followed.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import Gauge
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.metrics import REGISTRY
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.voice_state.models import DriftDelivery, DriftEvent, DriftWebhook, TenantDriftSettings
+from teamsvoice.domain.voice_state.planner import Plan
+from teamsvoice.settings import Settings
+
+SECRET_PURPOSE = "voice-drift-webhook"
+SIGNATURE_HEADER = "X-Teamsvoice-Signature"
+TIMESTAMP_HEADER = "X-Teamsvoice-Timestamp"
+SIGNATURE_DOC = f"{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256(secret, raw body)>; {TIMESTAMP_HEADER} = body.timestamp"
+
+DRIFTED_OBJECTS = Gauge("teamsvoice_voice_drifted_objects", "Differences between a tenant and its desired voice state, "
+                        "as the last drift scan saw them", ["tenant"], registry=REGISTRY)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def new_scan_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _scope(principal: Principal) -> Any:
+    if principal.enterprise_id is not None:
+        return Enterprise.id == principal.enterprise_id
+    return Enterprise.reseller_id.in_(principal.reseller_scope)
+
+
+async def enterprises_in_scope(session: AsyncSession, principal: Principal) -> list[int]:
+    return list(await session.scalars(select(Enterprise.id).where(_scope(principal), Enterprise.tenant_id.is_not(None))
+                                      .order_by(Enterprise.id)))
+
+
+async def tenants_overview(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    rows = (await session.execute(
+        select(Enterprise, TenantDriftSettings).outerjoin(TenantDriftSettings, TenantDriftSettings.enterprise_id == Enterprise.id)
+        .where(_scope(principal), Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id))).all()
+    open_counts = dict((await session.execute(
+        select(DriftEvent.enterprise_id, func.count(DriftEvent.id)).where(DriftEvent.resolved_at.is_(None))
+        .group_by(DriftEvent.enterprise_id))).all())
+    return [{"tenantId": e.tenant_id, "enterpriseId": e.id, "enterpriseName": e.enterprise_name,
+             "openDrift": open_counts.get(e.id, 0), "autoApply": bool(s and s.auto_apply),
+             "lastScanAt": s.last_scan_at.isoformat() + "Z" if s and s.last_scan_at else None,
+             "lastScanError": s.last_scan_error if s else None} for e, s in rows]
+
+
+def render_event(event: DriftEvent, tenant_id: str | None) -> dict[str, Any]:
+    return {"eventId": event.id, "tenantId": tenant_id, "enterpriseId": event.enterprise_id,
+            "differenceId": event.difference_id, "kind": event.kind, "action": event.action, "drift": event.drift,
+            "detail": event.detail, "difference": event.difference,
+            "firstSeenAt": event.first_seen_at.isoformat() + "Z", "lastSeenAt": event.last_seen_at.isoformat() + "Z",
+            "resolvedAt": event.resolved_at.isoformat() + "Z" if event.resolved_at else None}
+
+
+async def events(session: AsyncSession, principal: Principal, tenant_id: str | None, *, include_resolved: bool) -> list[dict[str, Any]]:
+    query = (select(DriftEvent, Enterprise.tenant_id).join(Enterprise, Enterprise.id == DriftEvent.enterprise_id)
+             .where(_scope(principal)).order_by(DriftEvent.id))
+    if tenant_id is not None:
+        query = query.where(Enterprise.tenant_id == tenant_id)
+    if not include_resolved:
+        query = query.where(DriftEvent.resolved_at.is_(None))
+    return [render_event(e, t) for e, t in (await session.execute(query)).all()]
+
+
+async def settings_of(session: AsyncSession, enterprise: Enterprise) -> TenantDriftSettings:
+    row = await session.scalar(select(TenantDriftSettings).where(TenantDriftSettings.enterprise_id == enterprise.id))
+    if row is None:
+        row = TenantDriftSettings(enterprise_id=enterprise.id, auto_apply=False)
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def set_auto_apply(session: AsyncSession, enterprise: Enterprise, auto_apply: bool) -> TenantDriftSettings:
+    row = await settings_of(session, enterprise)
+    row.auto_apply = auto_apply
+    return row
+
+
+def check_webhook_url(url: str, allow_loopback: bool) -> str:
+    if len(url) > 2000:
+        raise ValidationFailed("url: at most 2000 characters")
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    loopback = host == "localhost"
+    try:
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password or parts.fragment:
+        raise ValidationFailed("url: must be an absolute https URL without user info or fragment")
+    if parts.scheme == "http" and not (loopback and allow_loopback):
+        raise ValidationFailed("url: must use https")
+    if loopback and not allow_loopback:
+        raise ValidationFailed("url: loopback addresses are not allowed")
+    return url
+
+
+async def set_webhook(session: AsyncSession, keyring: Keyring, settings: Settings, principal: Principal, url: str) -> str:
+    """Registers (or replaces) the reseller's webhook with a new secret; answers the secret (only now)."""
+    assert principal.reseller_id is not None
+    check_webhook_url(url, settings.allow_loopback_redirects)
+    secret = secrets.token_urlsafe(32)
+    row = await session.scalar(select(DriftWebhook).where(DriftWebhook.reseller_id == principal.reseller_id))
+    if row is None:
+        row = DriftWebhook(reseller_id=principal.reseller_id, url=url, secret_encrypted="")
+        session.add(row)
+    row.url, row.secret_encrypted = url, keyring.encrypt(secret, purpose=SECRET_PURPOSE)
+    await session.flush()
+    return secret
+
+
+async def _webhooks_for(session: AsyncSession, reseller_id: int) -> list[DriftWebhook]:
+    """The enterprise's reseller and each reseller above it that registered a webhook."""
+    found: list[DriftWebhook] = []
+    current: int | None = reseller_id
+    for _ in range(10):
+        if current is None:
+            break
+        hook = await session.scalar(select(DriftWebhook).where(DriftWebhook.reseller_id == current))
+        if hook is not None:
+            found.append(hook)
+        current = await session.scalar(select(Reseller.parent_id).where(Reseller.id == current))
+    return found
+
+
+async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan) -> tuple[int, list[DriftDelivery]]:
+    """Updates the tenant's drift events from a scan's plan; answers the open count and the webhook
+    deliveries to send (one per new or resolved event and webhook)."""
+    now = utcnow()
+    open_events = {e.difference_id: e for e in await session.scalars(select(DriftEvent).where(
+        DriftEvent.enterprise_id == enterprise.id, DriftEvent.resolved_at.is_(None)))}
+    changes: list[tuple[str, DriftEvent]] = []
+    seen: set[str] = set()
+    for d in plan.differences:
+        seen.add(d.id)
+        event = open_events.get(d.id)
+        wire = d.wire()
+        if event is not None and event.difference == wire:
+            event.last_seen_at = now
+            continue
+        if event is not None:  # the same object drifted differently: that one is over, this one starts
+            event.resolved_at = now
+        event = DriftEvent(enterprise_id=enterprise.id, difference_id=d.id, kind=d.kind, action=d.action, drift=d.drift,
+                           detail=d.detail, difference=wire, first_seen_at=now, last_seen_at=now)
+        session.add(event)
+        changes.append(("drift.detected", event))
+    for difference_id, event in open_events.items():
+        if difference_id not in seen:
+            event.resolved_at = now
+            changes.append(("drift.resolved", event))
+    settings = await settings_of(session, enterprise)
+    settings.last_scan_at, settings.last_scan_error = now, None
+    await session.flush()
+    deliveries: list[DriftDelivery] = []
+    hooks = await _webhooks_for(session, enterprise.reseller_id) if changes else []
+    for kind, event in changes:
+        body = json.dumps({"eventId": f"{event.id}:{kind}", "type": kind, "timestamp": int(time.time()),
+                           "tenantId": enterprise.tenant_id, "enterpriseId": enterprise.id,
+                           "event": render_event(event, enterprise.tenant_id)}, separators=(",", ":"))
+        for hook in hooks:
+            delivery = DriftDelivery(webhook_id=hook.id, body=body, status="pending", attempts=0)
+            session.add(delivery)
+            deliveries.append(delivery)
+    await session.flush()
+    DRIFTED_OBJECTS.labels(tenant=enterprise.tenant_id or str(enterprise.id)).set(len(plan.differences))
+    return len(plan.differences), deliveries
+
+
+async def record_scan_failure(session: AsyncSession, enterprise: Enterprise, message: str) -> None:
+    settings = await settings_of(session, enterprise)
+    settings.last_scan_at, settings.last_scan_error = utcnow(), message
+
+
+def pending_deliveries(rows: Sequence[DriftDelivery]) -> list[tuple[int, str]]:
+    return [(d.id, d.job_key) for d in rows]

@@ -1,0 +1,322 @@
+"""Durable apply of a tenant's voice state (DBOS), the same guarantees as bulk jobs: the plan is taken
+and stored once, its operations run in chunks (each a step; every operation safe to repeat), transient
+Microsoft failures wait and retry and are never final, a crash resumes at the unfinished chunk.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+from dbos import DBOS
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import DomainError, UpstreamError
+from teamsvoice.core.logging import job_log_context
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.voice_state import apply as applying
+from teamsvoice.domain.voice_state import drift, repository
+from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
+from teamsvoice.domain.voice_state.planner import difference_from_wire
+from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
+from teamsvoice.domain.voice_state.state import export_document, parse_document
+from teamsvoice.jobs.runtime import in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers
+from teamsvoice.microsoft.voice_state import tenant_voice
+
+CHUNK = 50
+T = TypeVar("T")
+log = logging.getLogger("teamsvoice.jobs.voice_state")
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    return job_context().run(work)
+
+
+async def _load(session: Any, job_id: int) -> tuple[VoiceApplyJob, Enterprise]:
+    job = await session.get(VoiceApplyJob, job_id)
+    assert job is not None
+    enterprise = await session.get(Enterprise, job.enterprise_id)
+    assert enterprise is not None
+    return job, enterprise
+
+
+def _waiting(job_id: int) -> Callable[[int, UpstreamError, float], Awaitable[None]]:
+    async def on_wait(tries: int, exc: UpstreamError, delay: float) -> None:
+        async with job_context().sessions() as session:
+            job = await session.get(VoiceApplyJob, job_id)
+            if job is not None:
+                job.error = f"Microsoft failed transiently (try {tries}): {exc.message}; retrying in {delay:.0f} s"
+                await session.commit()
+
+    return on_wait
+
+
+@DBOS.step(name="voice_apply_plan")
+def plan_step(job_id: int) -> int:
+    """Takes the plan (once: a replay finds it stored) and answers how many operations it has."""
+    ctx = job_context()
+
+    async def work() -> int:
+        async with ctx.sessions() as session:
+            job, enterprise = await _load(session, job_id)
+            if job.status != "queued":
+                return len(operations([difference_from_wire(d) for d in job.differences]))
+            desired = await repository.desired_state(session, enterprise)
+            tenant_id = enterprise.tenant_id
+        if tenant_id is None:
+            return await _fail(job_id, "The tenant is no longer linked")
+        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        try:
+            plan = await until_microsoft_answers(lambda: plan_tenant(voice, desired), _waiting(job_id), workflow="voice_apply")
+        except DomainError as exc:
+            return await _fail(job_id, exc.message)
+        async with ctx.sessions() as session:
+            job, _ = await _load(session, job_id)
+            job.differences = [d.wire() for d in plan.differences]
+            job.desired = export_document(desired)
+            job.status, job.error = "running", None
+            await session.commit()
+        return len(operations(plan.differences))
+
+    with in_flight():
+        return _run(work)
+
+
+async def _fail(job_id: int, message: str) -> int:
+    async with job_context().sessions() as session:
+        job, _ = await _load(session, job_id)
+        job.status, job.error, job.finished_at = "failed", message, utcnow()
+        await session.commit()
+    return 0
+
+
+@DBOS.step(name="voice_apply_chunk")
+def chunk_step(job_id: int, start: int, end: int) -> None:
+    ctx = job_context()
+
+    async def work() -> None:
+        async with ctx.sessions() as session:
+            job, enterprise = await _load(session, job_id)
+            differences = [difference_from_wire(d) for d in job.differences]
+            desired = parse_document(job.desired)
+            tenant_id = enterprise.tenant_id
+        if tenant_id is None:
+            return
+        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        by_id = {d.id: d for d in differences}
+        attempt = partial(until_microsoft_answers, on_wait=_waiting(job_id), workflow="voice_apply")
+        results: list[dict[str, Any]] = []
+        for op in operations(differences)[start:end]:
+            d = by_id[op.difference_id]
+            with job_log_context(job_id=job_id, item_id=d.id):
+                if op.stage == "record":
+                    async with ctx.sessions() as session:
+                        _, enterprise = await _load(session, job_id)
+                        number = await repository.free_deleted_user(session, enterprise, d.object,
+                                                                    ctx.settings.number_quarantine_seconds)
+                        await session.commit()
+                    results.append({"id": d.id, "stage": op.stage, "status": "done",
+                                    "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
+                    continue
+                try:
+                    detail = await run_operation(voice, op, d, desired, attempt)
+                    results.append({"id": d.id, "stage": op.stage, "status": "done", "detail": detail})
+                except DomainError as exc:
+                    results.append({"id": d.id, "stage": op.stage, "status": "failed", "detail": exc.message})
+        async with ctx.sessions() as session:
+            job, _ = await _load(session, job_id)
+            done = {(r["id"], r["stage"]) for r in results}  # a replayed chunk replaces its own results
+            job.results = [r for r in job.results if (r["id"], r["stage"]) not in done] + results
+            job.error = None
+            await session.commit()
+
+    with in_flight():
+        _run(work)
+    park_if_stopping()
+
+
+@DBOS.step(name="voice_apply_finish")
+def finish_step(job_id: int) -> str:
+    async def work() -> str:
+        async with job_context().sessions() as session:
+            job, _ = await _load(session, job_id)
+            if job.status == "running":
+                job.status, job.finished_at = "completed", utcnow()
+            await session.commit()
+            return job.status
+
+    return _run(work)
+
+
+@DBOS.workflow(name="voice_apply", max_recovery_attempts=None)
+def voice_apply(job_id: int) -> str:
+    count = plan_step(job_id)
+    for start in range(0, count, CHUNK):
+        chunk_step(job_id, start, start + CHUNK)
+    return finish_step(job_id)
+
+
+def _start(job_id: int, job_key: str) -> None:
+    start_once(f"voice-apply-{job_key}", voice_apply, job_id)
+
+
+async def enqueue_apply(job_id: int, job_key: str) -> None:
+    await anyio.to_thread.run_sync(_start, job_id, job_key)
+
+
+def resume_orphaned() -> int:
+    """Apply jobs and drift deliveries committed but never enqueued (a crash in between) start now
+    (idempotent by their keys); the drift schedule starts (once per slot across processes)."""
+    with Session(job_context().engine) as session:
+        queued = list(session.execute(select(VoiceApplyJob.id, VoiceApplyJob.job_key).where(VoiceApplyJob.status == "queued")))
+        pending = list(session.execute(select(DriftDelivery.id, DriftDelivery.job_key).where(DriftDelivery.status == "pending")))
+    for job_id, job_key in queued:
+        _start(job_id, job_key)
+    for delivery_id, job_key in pending:
+        start_once(f"voice-drift-delivery-{job_key}", deliver_drift_event, delivery_id)
+    return len(queued) + len(pending) + start_schedule()
+
+
+# --- drift scans --------------------------------------------------------------------------------------
+
+
+@DBOS.step(name="voice_drift_scan_tenant")
+def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
+    """Plans one tenant and records what differs. Answers the deliveries to send and the auto-apply job
+    to start. A tenant Microsoft cannot be read from is recorded as such; the scan goes on."""
+    ctx = job_context()
+
+    async def work() -> dict[str, Any]:
+        async with ctx.sessions() as session:
+            enterprise = await session.get(Enterprise, enterprise_id)
+            if enterprise is None or enterprise.tenant_id is None:
+                return {"deliveries": [], "apply": None}
+            desired = await repository.desired_state(session, enterprise)
+            tenant_id = enterprise.tenant_id
+        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        try:
+            plan = await plan_tenant(voice, desired)
+        except DomainError as exc:
+            async with ctx.sessions() as session:
+                enterprise = await session.get(Enterprise, enterprise_id)
+                assert enterprise is not None
+                await drift.record_scan_failure(session, enterprise, exc.message)
+                await session.commit()
+            return {"deliveries": [], "apply": None}
+        async with ctx.sessions() as session:
+            enterprise = await session.get(Enterprise, enterprise_id)
+            assert enterprise is not None
+            _, deliveries = await drift.record_scan(session, enterprise, plan)
+            job = None
+            settings = await drift.settings_of(session, enterprise)
+            if settings.auto_apply and any(d.action != "leave" for d in plan.differences):
+                try:
+                    job = await applying.new_apply_job(session, enterprise, "auto")
+                except DomainError:
+                    job = None  # an apply is already running: the next scan sees what it left
+            await session.commit()
+            return {"deliveries": drift.pending_deliveries(deliveries),
+                    "apply": (job.id, job.job_key) if job is not None else None}
+
+    with in_flight():
+        return _run(work)
+
+
+@DBOS.workflow(name="voice_drift_scan", max_recovery_attempts=None)
+def scan_tenants(scan_key: str, enterprise_ids: list[int]) -> int:
+    sent = 0
+    for enterprise_id in enterprise_ids:
+        outcome = scan_tenant_step(enterprise_id)
+        for delivery_id, job_key in outcome["deliveries"]:
+            start_once(f"voice-drift-delivery-{job_key}", deliver_drift_event, delivery_id)
+            sent += 1
+        if outcome["apply"] is not None:
+            _start(*outcome["apply"])
+    return sent
+
+
+async def enqueue_scan(scan_key: str, enterprise_ids: list[int]) -> None:
+    await anyio.to_thread.run_sync(lambda: start_once(f"voice-drift-scan-{scan_key}", scan_tenants, scan_key, enterprise_ids))
+
+
+@DBOS.step(name="voice_drift_linked")
+def linked_step() -> list[int]:
+    async def work() -> list[int]:
+        async with job_context().sessions() as session:
+            return [e.id for e in await repository.linked_enterprises(session)]
+
+    return _run(work)
+
+
+@DBOS.step(name="voice_drift_wait")
+def seconds_until_step(moment: float) -> float:
+    return max(0.0, moment - time.time())
+
+
+@DBOS.workflow(name="voice_drift_schedule", max_recovery_attempts=None)
+def drift_schedule(slot: int, interval: float) -> None:
+    """The scan of every linked tenant for one interval slot, then the next slot's (workflow ids per
+    slot: however many processes start the schedule, each slot scans once)."""
+    scan_tenants(f"slot-{slot}", linked_step())
+    DBOS.sleep(seconds_until_step((slot + 1) * interval))
+    start_once(f"voice-drift-schedule-{interval:g}-{slot + 1}", drift_schedule, slot + 1, interval)
+
+
+def start_schedule() -> int:
+    interval = job_context().settings.drift_scan_interval_seconds
+    if interval <= 0 or job_context().role == "api":
+        return 0
+    slot = int(time.time() // interval)
+    return int(start_once(f"voice-drift-schedule-{interval:g}-{slot}", drift_schedule, slot, interval))
+
+
+# --- webhook deliveries -------------------------------------------------------------------------------
+
+
+@DBOS.step(name="voice_drift_post")
+def post_drift_event(delivery_id: int) -> bool:
+    """One attempt; True once delivered (2xx). Redirects are not followed (and count as failures)."""
+    ctx = job_context()
+    with Session(ctx.engine) as session:
+        delivery = session.get(DriftDelivery, delivery_id)
+        if delivery is None or delivery.status != "pending":
+            return True
+        hook = session.get(DriftWebhook, delivery.webhook_id)
+        assert hook is not None
+        url, body = hook.url, delivery.body.encode()
+        secret = ctx.keyring.decrypt(hook.secret_encrypted, purpose=drift.SECRET_PURPOSE)
+    timestamp = str(json.loads(body)["timestamp"])
+    error: str | None = None
+    try:
+        response = ctx.http.post(url, content=body, follow_redirects=False, headers={
+            "Content-Type": "application/json", drift.TIMESTAMP_HEADER: timestamp,
+            drift.SIGNATURE_HEADER: drift.sign(secret, body)})
+        if not response.is_success:
+            error = f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    with Session(ctx.engine) as session, session.begin():
+        delivery = session.get(DriftDelivery, delivery_id)
+        assert delivery is not None
+        delivery.attempts += 1
+        delivery.last_error = error
+        if error is None:
+            delivery.status, delivery.delivered_at = "delivered", utcnow()
+    return error is None
+
+
+@DBOS.workflow(name="voice_drift_delivery", max_recovery_attempts=None)
+def deliver_drift_event(delivery_id: int) -> int:
+    settings = job_context().settings
+    delay, attempts = settings.webhook_retry_initial_seconds, 1
+    while not post_drift_event(delivery_id):
+        DBOS.sleep(delay)
+        delay = min(delay * 2, settings.webhook_retry_max_seconds)
+        attempts += 1
+    return attempts

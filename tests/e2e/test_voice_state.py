@@ -1,0 +1,169 @@
+"""Issue 11 part 2 end to end against the emulator: out-of-band changes of each kind (a number moved to
+another user, a policy granted by hand, a route deleted, a user deleted in Entra ID while holding a number)
+show in the plan with the right action; a drift scan records them and posts signed events; apply converges
+and a second plan is empty; another reseller sees none of it."""
+
+import hashlib
+import hmac
+import json
+import random
+import time
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from teamsvoice.core.db import sync_url
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.support.ctt import bearer, token_for
+from tests.support.onboarding import Onboarding
+
+DOMAIN = "voice-state.example"
+API = "/api/teamsvoice/v1"
+
+
+@pytest.fixture
+def tenant(live) -> dict:
+    with httpx.Client(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=30) as http:
+        created = http.post("/_admin/tenants", json={"displayName": "Voice State", "domain": DOMAIN, "userCount": 6,
+                                                     "globalAdmin": {"username": f"admin@{DOMAIN}", "password": "Vs-admin-1!"}})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    return {"tenantId": body["tenantId"], "domain": body["domain"],
+            "globalAdmin": {"username": body["globalAdmin"]["username"], "password": "Vs-admin-1!"}}
+
+
+def _sql(live, statement: str, **values) -> list:
+    engine = create_engine(sync_url(live.settings.effective_database_url))
+    with engine.begin() as connection:
+        result = connection.execute(text(statement), values)
+        rows = list(result) if result.returns_rows else []
+    engine.dispose()
+    return rows
+
+
+async def _wait_job(client, token: str, tenant_id: str, job_id: int) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        body = (await client.get(f"{API}/tenants/{tenant_id}/apply/{job_id}", headers=bearer(token))).json()
+        if body["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+async def _apply(client, token: str, tenant_id: str, **body) -> dict:
+    started = await client.post(f"{API}/tenants/{tenant_id}/apply", headers=bearer(token), json=body or None)
+    assert started.status_code == 202, started.text
+    job = await _wait_job(client, token, tenant_id, started.json()["jobId"])
+    assert job["status"] == "completed" and job["failed"] == 0, job
+    return job
+
+
+async def _plan(client, token: str, tenant_id: str) -> dict:
+    response = await client.get(f"{API}/tenants/{tenant_id}/plan", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, receiver, tenant) -> None:
+    receiver.reset()
+    onboarding = Onboarding(client, live, organisation, receiver, tenant)
+    await onboarding.register()
+    token, tenant_id = onboarding.token, tenant["tenantId"]
+    tag = uuid.uuid4().hex[:6]
+    connection = MicrosoftConnector(live.settings)
+    try:
+        microsoft = connection.connect(tenant_id)
+        users = [u async for u in microsoft.graph.pages("/users", **{"$select": "id,userPrincipalName"})
+                 if not u["userPrincipalName"].startswith("admin@")]
+        created = await microsoft.graph.post("/users", {
+            "accountEnabled": True, "displayName": f"Leaver {tag}", "mailNickname": f"leaver{tag}",
+            "userPrincipalName": f"leaver-{tag}@{DOMAIN}",
+            "passwordProfile": {"password": "Leaver-pw-1!", "forceChangePasswordNextSignIn": False}})
+        assert created.status_code == 201, created.text
+        leaver = created.json()
+        ada, bob, eve = users[0], users[1], users[2]
+        base = 3225000000 + random.randrange(0, 90000) * 10
+        n_ada, n_bob, n_leaver = f"+{base}", f"+{base + 1}", f"+{base + 2}"
+        usage = f"teamsvoice-vs-{tag}"
+
+        # teamsvoice's records: a direct route and three voice users.
+        sbc = _sql(live, "SELECT id FROM sbc_gateways WHERE reseller_id = :r ORDER BY id", r=onboarding.login.reseller_id)[0][0]
+        _sql(live, "INSERT INTO direct_routes (enterprise_id, sbc_gateway_id, tenant_id, gateway_fqdn, sip_port, pstn_usage, "
+             "voice_route, number_pattern, voice_routing_policy, last_changes, provisioned_at, created_at) VALUES (:e, :s, :t, "
+             ":f, 5061, :u, :u, '^\\+?\\d+$', :u, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+             e=onboarding.enterprise_id, s=sbc, t=tenant_id, f=f"sbcvs.{DOMAIN}", u=usage)
+        for user, number in ((ada, n_ada), (bob, n_bob), (leaver, n_leaver)):
+            _sql(live, "INSERT INTO teams_voice_users (enterprise_id, user_principal_name, microsoft_user_id, phone_number, "
+                 "voice_routing_policy, calling_enabled, updated_at) VALUES (:e, :upn, :id, :n, :p, :c, CURRENT_TIMESTAMP)",
+                 e=onboarding.enterprise_id, upn=user["userPrincipalName"].lower(), id=user["id"], n=number, p=usage, c=True)
+
+        # The first plan creates everything; apply converges; the second plan is empty.
+        first = await _plan(client, token, tenant_id)
+        assert {d["id"] for d in first["differences"]} >= {f"route:{usage}", f"policy:{usage}",
+                                                            f"user:{ada['userPrincipalName'].lower()}:phoneNumber"}
+        await _apply(client, token, tenant_id)
+        assert (await _plan(client, token, tenant_id))["empty"] is True
+
+        # Out-of-band changes, as an admin would make them in PowerShell and Entra ID.
+        run = microsoft.cmdlets.run
+        await run("Remove-CsPhoneNumberAssignment", {"Identity": ada["userPrincipalName"], "RemoveAll": True})
+        await run("Set-CsPhoneNumberAssignment", {"Identity": eve["userPrincipalName"], "PhoneNumber": n_ada,
+                                                  "PhoneNumberType": "DirectRouting"})
+        await run("New-CsOnlineVoiceRoutingPolicy", {"Identity": f"vip-{tag}", "OnlinePstnUsages": [usage]})
+        await run("Grant-CsOnlineVoiceRoutingPolicy", {"Identity": bob["userPrincipalName"], "PolicyName": f"vip-{tag}"})
+        await run("Remove-CsOnlineVoiceRoute", {"Identity": usage})
+        assert (await microsoft.graph.delete(f"/users/{leaver['id']}")).status_code == 204
+    finally:
+        await connection.aclose()
+
+    plan = await _plan(client, token, tenant_id)
+    found = {d["id"]: (d["action"], d["drift"]) for d in plan["differences"]}
+    ada_upn, bob_upn, leaver_upn = ada["userPrincipalName"].lower(), bob["userPrincipalName"].lower(), leaver["userPrincipalName"].lower()
+    assert found == {
+        f"route:{usage}": ("create", "route_deleted"),
+        f"number:{n_ada}": ("remove", "number_moved"),
+        f"user:{ada_upn}:phoneNumber": ("create", "number_moved"),
+        f"user:{bob_upn}:voiceRoutingPolicy": ("change", "policy_granted_by_hand"),
+        f"user:{leaver_upn}:account": ("remove", "user_deleted"),
+    }, plan
+
+    # A drift scan records the events and posts each, signed, to the reseller's webhook.
+    hook = await client.put(f"{API}/webhook", headers=bearer(token), json={"url": f"{receiver.url}/drift"})
+    assert hook.status_code == 200, hook.text
+    secret = hook.json()["secret"]
+    before = len(receiver.received)
+    scan = await client.post(f"{API}/drift/scan", headers=bearer(token))
+    assert scan.status_code == 202 and scan.json()["tenants"] == 1
+    posted = receiver.wait_for(before + 5)[before:]
+    for delivery in posted:
+        headers = delivery["headers"]
+        expected = "sha256=" + hmac.new(secret.encode(), delivery["raw"], hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-teamsvoice-signature"], expected)
+        assert headers["x-teamsvoice-timestamp"] == str(delivery["body"]["timestamp"])
+        assert delivery["body"]["type"] == "drift.detected" and delivery["body"]["tenantId"] == tenant_id
+    assert {d["body"]["event"]["differenceId"] for d in posted} == set(found)
+    events = (await client.get(f"{API}/drift", headers=bearer(token), params={"tenant": tenant_id})).json()
+    assert {e["differenceId"] for e in events} == set(found)
+    assert all(e["firstSeenAt"] and e["resolvedAt"] is None for e in events)
+    metrics = (await client.get("/metrics")).text
+    assert f'teamsvoice_voice_drifted_objects{{tenant="{tenant_id}"}} 5.0' in metrics
+
+    # Another reseller sees neither the tenant nor its drift.
+    other = await token_for(client, organisation.resellers[1])
+    assert (await client.get(f"{API}/tenants/{tenant_id}/plan", headers=bearer(other))).status_code == 404
+    assert (await client.post(f"{API}/tenants/{tenant_id}/apply", headers=bearer(other))).status_code == 404
+    assert (await client.get(f"{API}/drift", headers=bearer(other))).json() == []
+
+    # Apply converges; the second plan is empty; the leaver's number is free in the records.
+    await _apply(client, token, tenant_id)
+    assert (await _plan(client, token, tenant_id))["empty"] is True
+    assert _sql(live, "SELECT phone_number FROM teams_voice_users WHERE user_principal_name = :u", u=leaver_upn) == [(None,)]
+
+    # The next scan resolves every event, and says so to the webhook.
+    before = len(receiver.received)
+    await client.post(f"{API}/drift/scan", headers=bearer(token))
+    resolved = receiver.wait_for(before + 5)[before:]
+    assert {d["body"]["type"] for d in resolved} == {"drift.resolved"}
+    assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
