@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     sbc_retry_max_delay_seconds: float = Field(
         default=5.0, gt=0, description="Longest wait between two tries while Kamailio is down (changes wait, none is lost).")
 
+    drift_scan_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often every linked tenant is scanned for drift (0: never; "
+        "`POST /api/teamsvoice/v1/drift/scan` or `teamsvoice drift --scan` scan on demand).")
+    number_quarantine_seconds: float = Field(
+        default=30 * 24 * 3600.0, ge=0, description="How long a number freed by offboarding (its user deleted in "
+        "Entra ID) stays out of use before it is free in the inventory again.")
+
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0
 
