@@ -89,6 +89,11 @@ async def test_the_installed_package_serves_the_onboarding_flow(installed: Path)
             action = await http.post("/enterprise/getActionItemUrl", headers=headers, json={
                 "actionType": "REGISTRATION", "enterpriseName": "Installed Co", "redirectUrl": "http://127.0.0.1:9/hook"})
             assert action.status_code == 200 and "/oauth2/v2.0/authorize" in action.text, action.text
+            # The console's templates and static assets ship in the wheel.
+            login = await http.get("/console/login")
+            assert login.status_code == 200 and 'name="password"' in login.text, login.text
+            script = await http.get("/console/static/htmx.min.js")
+            assert script.status_code == 200 and "htmx" in script.text[:200]
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
