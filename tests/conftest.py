@@ -25,6 +25,10 @@ from tests.support.postgres import PostgresServer
 from tests.support.receiver import WebhookReceiver
 
 BACKENDS = [b for b in os.environ.get("TEAMSVOICE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+# Every emulator the suite starts (in process or as `teamsvoice serve`/`emulator` children, which inherit
+# this) answers without Microsoft's request budgets, so tests run at the machine's speed; the tests of the
+# limits turn them on with PUT /_admin/faults {"limits": "microsoft"}.
+os.environ.setdefault("M365_EMULATOR_LIMITS", "off")
 
 
 @dataclass

@@ -30,7 +30,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         openapi_url="/_admin/openapi.json",
         redoc_url=None,
     )
-    faults = Faults()
+    faults = Faults(default_limits="off" if settings.limits == "off" else "microsoft", tenant_size=store.user_count)
     faults.reset()
     app.state.emulator = Emulator(settings=settings, store=store, keys=SigningKey(store), faults=faults)
     app.add_middleware(FaultMiddleware, faults=faults)

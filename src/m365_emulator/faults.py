@@ -16,8 +16,18 @@ Configuration, `PUT /_admin/faults` (replaces the whole configuration; every key
       "cmdletTimeout": {"cmdlet": "Set-CsPhoneNumberAssignment", "count": 1, "seconds": 5,
                         "afterApply": false}, # the next N invocations of that cmdlet hang `seconds`, then
                                               # answer 504; afterApply=true applies the change first
-      "seed": 42                              # seeds the 5xx draws, so a run is reproducible
+      "seed": 42,                             # seeds the 5xx and latency draws, so a run is reproducible
+      "limits": "microsoft",                  # Microsoft's published budgets (below); "off" disables them
+      "profile": "microsoft"                  # realistic latencies (below); "none" (default): latencyMs only
     }
+
+Microsoft's limits, modelled by default (an emulator started with M365_EMULATOR_LIMITS=off, as the test
+suite does, defaults to "off"), each answered 429 with Retry-After like Graph: Teams service requests (Graph's
+Teams APIs and the cmdlet endpoint) 30 per second per app per tenant and 300 per second per app across
+tenants; directory requests by resource units (3,500 / 5,000 / 8,000 per 10 s per app per tenant for tenants
+under 50, 50-500, over 500 users; the costs below) and directory writes 3,000 per 2.5 minutes per app per
+tenant. The microsoft profile adds what Microsoft's services take: Graph reads 150-400 ms, writes
+200-600 ms, Teams number operations and cmdlets 1-3 s.
 
 `GET` also shows `concurrency`: per tenant, the requests in flight now and the most seen at once since
 the configuration was last put (what a client's per-tenant concurrency limit must keep under).
@@ -38,6 +48,7 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -85,6 +96,8 @@ class FaultConfig(BaseModel):
     errorStatus: Literal[500, 502, 503, 504] = 503
     cmdletTimeout: CmdletTimeoutConfig | None = None
     seed: StrictInt | None = None
+    limits: Literal["microsoft", "off"] | None = None  # None: the emulator's default (microsoft unless started "off")
+    profile: Literal["none", "microsoft"] = "none"
 
 
 @dataclass
@@ -97,11 +110,16 @@ class _Bucket:
 class Faults:
     """The live configuration, its counters and the throttle buckets."""
 
+    default_limits: str = "microsoft"
+    tenant_size: Callable[[str], int] = lambda _tenant: 0
+    now: Callable[[], float] = time.monotonic  # the budgets' clock (tests pass a still one)
     config: FaultConfig = field(default_factory=FaultConfig)
     storm_remaining: int = 0
     timeouts_remaining: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+    _limit_buckets: dict[tuple[str, ...], _Bucket] = field(default_factory=dict)
+    _sizes: dict[str, tuple[int, float]] = field(default_factory=dict)  # tenant -> (users, when counted)
     in_flight: dict[str, int] = field(default_factory=dict)  # requests being served, per tenant
     max_in_flight: dict[str, int] = field(default_factory=dict)  # the most seen at once since configured
     _random: random.Random = field(default_factory=random.Random)
@@ -112,6 +130,7 @@ class Faults:
         self.timeouts_remaining = config.cmdletTimeout.count if config.cmdletTimeout else 0
         self.injected = {"latency": 0, "throttled": 0, "storm429": 0, "serverErrors": 0, "cmdletTimeouts": 0}
         self._buckets = {}
+        self._limit_buckets = {}
         self._random = random.Random(config.seed)
         self.max_in_flight = dict(self.in_flight)
 
@@ -120,7 +139,7 @@ class Faults:
 
     def view(self) -> dict[str, Any]:
         return {
-            "config": self.config.model_dump(exclude_none=True),
+            "config": {**self.config.model_dump(exclude_none=True), "limits": self.limits},
             "remaining": {"storm429": self.storm_remaining, "cmdletTimeout": self.timeouts_remaining},
             "injected": dict(self.injected),
             "concurrency": {tenant: {"inFlight": self.in_flight.get(tenant, 0), "max": most}
@@ -157,7 +176,7 @@ class Faults:
         settings = self.config.throttle
         if settings is None:
             return None
-        now = time.monotonic()
+        now = self.now()
         bucket = self._buckets.setdefault((app_id, tenant_id), _Bucket(float(settings.burst), now))
         bucket.tokens = min(float(settings.burst), bucket.tokens + (now - bucket.updated) * settings.requestsPerSecond)
         bucket.updated = now
@@ -173,7 +192,61 @@ class Faults:
         if retry_after is None:
             model = self.config.throttle.costModel if self.config.throttle else "requests"
             retry_after = self.throttle(app_id, tenant_id, request_cost(method, path, query, model))
+        if retry_after is None and self.limits == "microsoft":
+            retry_after = self.microsoft_limits(app_id, tenant_id, method, path, query)
         return retry_after
+
+    @property
+    def limits(self) -> str:
+        return self.config.limits or self.default_limits
+
+    def microsoft_limits(self, app_id: str, tenant_id: str, method: str, path: str, query: str) -> int | None:
+        """Microsoft's published budgets (Graph throttling documentation): Teams service requests per app per
+        tenant and per app across tenants; directory resource units per app per tenant by tenant size, and
+        directory writes per app per tenant. None when admitted, else the Retry-After seconds."""
+        now = self.now()
+        if is_teams_request(path):
+            wanted = [(("teams", app_id, tenant_id), TEAMS_PER_TENANT_PER_SECOND, TEAMS_PER_TENANT_PER_SECOND, 1),
+                      (("teams", app_id), TEAMS_PER_APP_PER_SECOND, TEAMS_PER_APP_PER_SECOND, 1)]
+        else:
+            units = directory_units_per_10s(self._tenant_users(tenant_id, now))
+            wanted = [(("directory", app_id, tenant_id), units / 10, units,
+                       request_cost(method, path, query, "resourceUnits"))]
+            if method != "GET":
+                wanted.append((("writes", app_id, tenant_id), DIRECTORY_WRITES / DIRECTORY_WRITES_PERIOD,
+                               DIRECTORY_WRITES, 1))
+        buckets = []
+        for key, rate, capacity, cost in wanted:
+            bucket = self._limit_buckets.setdefault(key, _Bucket(float(capacity), now))
+            bucket.tokens = min(float(capacity), bucket.tokens + (now - bucket.updated) * rate)
+            bucket.updated = now
+            if bucket.tokens < cost:
+                self._count("throttled")
+                return max(1, math.ceil((cost - bucket.tokens) / rate))
+            buckets.append((bucket, cost))
+        for bucket, cost in buckets:  # admitted only when every budget it draws on has room
+            bucket.tokens -= cost
+        return None
+
+    def _tenant_users(self, tenant_id: str, now: float) -> int:
+        cached = self._sizes.get(tenant_id)
+        if cached is None or now - cached[1] > 60:  # tenant sizes change slowly: count at most once a minute
+            cached = self._sizes[tenant_id] = (self.tenant_size(tenant_id), now)
+        return cached[0]
+
+    def latency_seconds(self, method: str, path: str) -> float:
+        """The added latency: `latencyMs`, plus with the microsoft profile a draw from what Microsoft's
+        services take (Graph reads 150-400 ms, writes 200-600 ms, Teams number operations and cmdlets 1-3 s)."""
+        seconds = self.config.latencyMs / 1000
+        if self.config.profile == "microsoft":
+            if path == CMDLET_PATH or "/telephoneNumberManagement/" in path:
+                low, high = 1.0, 3.0
+            elif method == "GET":
+                low, high = 0.15, 0.4
+            else:
+                low, high = 0.2, 0.6
+            seconds += self._random.uniform(low, high)
+        return seconds
 
     def take_cmdlet_timeout(self, cmdlet: str) -> tuple[float, bool] | None:
         settings = self.config.cmdletTimeout
@@ -182,6 +255,24 @@ class Faults:
         self.timeouts_remaining -= 1
         self._count("cmdletTimeouts")
         return float(settings.seconds), settings.afterApply
+
+
+# --- Microsoft's published limits (learn.microsoft.com/graph/throttling-limits) ----------------------------
+
+TEAMS_PER_TENANT_PER_SECOND = 30  # Teams service: requests per second per app per tenant
+TEAMS_PER_APP_PER_SECOND = 300  # ... and per app across all tenants
+DIRECTORY_WRITES, DIRECTORY_WRITES_PERIOD = 3000, 150.0  # directory writes per 2.5 minutes per app per tenant
+_TEAMS_PREFIXES = ("/v1.0/admin/teams", "/v1.0/teams", "/v1.0/appCatalogs", "/v1.0/chats")
+
+
+def is_teams_request(path: str) -> bool:
+    """Teams service (Graph's Teams APIs and the Teams PowerShell endpoint) rather than the directory."""
+    return path == CMDLET_PATH or path.startswith(_TEAMS_PREFIXES) or "/teamwork" in path
+
+
+def directory_units_per_10s(users: int) -> int:
+    """Resource units per 10 seconds per app per tenant, by tenant size."""
+    return 3500 if users < 50 else 5000 if users <= 500 else 8000
 
 
 # --- costs (Graph identity and access service, base costs and modifiers) ------------------------------
@@ -282,9 +373,10 @@ class FaultMiddleware:
         is_item = bool(scope.get(BATCH_ITEM))
         is_batch = scope["path"] == "/v1.0/$batch"
         if not is_item:
-            if config.latencyMs:
+            delay = faults.latency_seconds(scope["method"], scope["path"])
+            if delay:
                 faults._count("latency")
-                await asyncio.sleep(config.latencyMs / 1000)
+                await asyncio.sleep(delay)
             if faults.server_error():
                 code, message = _GRAPH_5XX[config.errorStatus]
                 await _refuse(scope, send, config.errorStatus, code if scope["path"] != CMDLET_PATH else "ServiceUnavailable", message, {})

@@ -84,6 +84,13 @@ class Store:
                 raise
             self._connection.execute("COMMIT")
 
+    def user_count(self, tenant_id: str) -> int:
+        """How many directory users a tenant has (sizes its Microsoft request budget)."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT count(*) FROM documents WHERE kind = 'user' AND tenant_id = ?", (tenant_id,)).fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         with self._lock:
             self._connection.close()

@@ -15,7 +15,8 @@ def faults(http: httpx.Client) -> Iterator[callable]:
         return response.json()
 
     yield configure
-    assert http.delete("/_admin/faults").json()["config"] == {"latencyMs": 0, "errorRate5xx": 0, "errorStatus": 503}
+    assert http.delete("/_admin/faults").json()["config"] == {"latencyMs": 0, "errorRate5xx": 0, "errorStatus": 503,
+                                                              "limits": "off", "profile": "none"}
 
 
 def test_batch_runs_requests_with_dependencies(graph: httpx.Client, tenant) -> None:
