@@ -1,0 +1,109 @@
+"""How many requests per second the Microsoft 365 emulator alone serves on this machine, against
+Microsoft's Teams budget (prints figures; not a test). See bench/README.md.
+
+    .venv/bin/python bench/emulator_capacity.py [--seconds 8] [--concurrency 64] [--users 1000]
+
+Starts `teamsvoice emulator` as its own process with its limits off, seeds one tenant of N users with a
+consented app, then for each kind of request (a Teams user configuration read, a directory user read with
+$select, a Teams cmdlet) keeps --concurrency requests in flight for --seconds over HTTPS keep-alive
+connections and prints requests/second, the ratio to Microsoft's Teams budget (30/s per app per tenant,
+300/s per app across tenants) and the emulator's CPU use.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from emulator_support import ADMIN_PASSWORD, TEAMS_ADMIN_API, Browser, app_token, authorize_url, register_app, seed_tenant  # noqa: E402
+from tests.support.postgres import free_port  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(url: str, ca: str, token: str, make: "callable", seconds: float, concurrency: int) -> int:
+    done = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, verify=ca, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                method, path, body = make()
+                response = await client.request(method, path, json=body)
+                assert response.status_code == 200, response.text
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="teamsvoice-emulator-bench-") as tmp:
+        port = free_port()
+        env = {**os.environ, "M365_EMULATOR_LIMITS": "off"}
+        process = subprocess.Popen([sys.executable, "-m", "teamsvoice", "emulator", "--port", str(port), "--data-dir", tmp],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url, ca = f"https://127.0.0.1:{port}", str(Path(tmp) / "emulator-ca.pem")
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"{url}/_admin/faults", verify=ca, timeout=1)
+                    break
+                except (httpx.HTTPError, OSError):
+                    time.sleep(0.1)
+            with httpx.Client(base_url=url, verify=ca, timeout=120) as http:
+                tenant = seed_tenant(http, "capacity.example", user_count=args.users)
+                app = register_app(http, "bench")
+                with httpx.Client(verify=ca, timeout=30) as client:
+                    Browser(client).sign_in_and_consent(authorize_url(url, tenant.tenant_id, app, "openid Directory.ReadWrite.All"),
+                                                         tenant.admin, ADMIN_PASSWORD)
+                graph, teams = app_token(http, tenant, app), app_token(http, tenant, app, resource=TEAMS_ADMIN_API)
+                ids = [u["id"] for u in http.get("/v1.0/users", params={"$select": "id", "$top": 999},
+                                                  headers={"Authorization": f"Bearer {graph}"}).json()["value"]]
+            kinds = {
+                "Teams: GET admin/teams/userConfigurations/{id}": (graph, lambda: (
+                    "GET", f"/v1.0/admin/teams/userConfigurations/{random.choice(ids)}", None)),
+                "Directory: GET users/{id}?$select=...": (graph, lambda: (
+                    "GET", f"/v1.0/users/{random.choice(ids)}?$select=id,userPrincipalName,usageLocation", None)),
+                "Teams cmdlet: Get-CsOnlineUser": (teams, lambda: (
+                    "POST", "/_powershell/invoke", {"cmdlet": "Get-CsOnlineUser", "parameters": {"Identity": random.choice(ids)}})),
+            }
+            rows = []
+            for name, (token, make) in kinds.items():
+                cpu_before, started = cpu_seconds(process.pid), time.monotonic()
+                count = asyncio.run(drive(url, ca, token, make, args.seconds, args.concurrency))
+                elapsed = time.monotonic() - started
+                rows.append((name, count / elapsed, (cpu_seconds(process.pid) - cpu_before) / elapsed))
+        finally:
+            process.terminate()
+            process.wait()
+    print(f"Microsoft 365 emulator alone, {args.users}-user tenant, {args.concurrency} requests in flight, "
+          f"{args.seconds:.0f} s each, {os.cpu_count()} CPUs")
+    print(f"{'request':<50} {'req/s':>7} {'x Teams/tenant (30)':>20} {'x Teams/app (300)':>18} {'emulator CPU':>12}")
+    for name, rate, cpu in rows:
+        print(f"{name:<50} {rate:>7.0f} {rate / 30:>20.1f} {rate / 300:>18.2f} {cpu:>11.0%}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--users", type=int, default=1000)
+    main(parser.parse_args())
