@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from dbos import DBOS
 from typer.testing import CliRunner
 
 from teamsvoice.cli import app
@@ -126,6 +127,9 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, t
         assert report["sbcAttached"] is True and report["reachable"] is True and report["drift"] == []
         (user,) = report["users"]
         assert user["teamsUserId"] == upn and user["pbxUserId"] == "104" and user["proxy"] == f"sip:127.0.0.1:{pbx.port}"
+        sets = {s["SET"]["ID"]: [t["DEST"]["URI"] for t in s["SET"]["TARGETS"]]
+                for s in kamailio.rpc("dispatcher.list")["result"]["RECORDS"]}
+        assert sets == {1: ["sip:127.0.0.1:5999"], 1000 + location.json()["id"]: [f"sip:127.0.0.1:{pbx.port}"]}
         code, output = cli_status(live, kamailio)
         assert code == 0, output
         listed = {u["teamsUserId"]: u for u in json.loads(output)["users"]}
@@ -167,6 +171,11 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, t
         assert report["users"] == [] and report["drift"] == []
         again = await client.delete(f"/pbx/deletePBXUser/{user_id}", headers=bearer(token))
         assert again.status_code == 404
+        deadline = time.monotonic() + 10  # every sync ended (none left retrying)
+        while await DBOS.list_workflows_async(name="sync_sbc", status=["PENDING", "ENQUEUED"], load_input=False,
+                                              load_output=False):
+            assert time.monotonic() < deadline, "an SBC sync is still running"
+            time.sleep(0.1)
     finally:
         pbx.stop()
 

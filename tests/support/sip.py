@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -102,6 +103,7 @@ class Kamailio:
 class SipMessage:
     direction: str  # "received" or "sent" (by sipp)
     text: str
+    at: float = 0.0  # when sipp logged it (epoch seconds)
 
     @property
     def first_line(self) -> str:
@@ -113,10 +115,13 @@ class SipMessage:
 
 
 class SippRegistrar:
-    """sipp playing the customer PBX registrar (tests/sbc/pbx_registrar.xml), one user and its password."""
+    """sipp playing the customer PBX registrar (tests/sbc/pbx_registrar.xml): one user and its password, or
+    `users` (user -> password) for many."""
 
-    def __init__(self, directory: Path, user: str, password: str, port: int | None = None) -> None:
+    def __init__(self, directory: Path, user: str, password: str, port: int | None = None,
+                 users: dict[str, str] | None = None) -> None:
         self.directory, self.user, self.password = directory, user, password
+        self.users = users
         self.port = port or free_port()
         self.runs = 0
         self.process: subprocess.Popen | None = None
@@ -127,7 +132,8 @@ class SippRegistrar:
 
     def start(self) -> "SippRegistrar":
         self.runs += 1
-        (self.directory / "users.csv").write_text(f"SEQUENTIAL\n{self.user};{self.password}\n")
+        users = self.users or {self.user: self.password}
+        (self.directory / "users.csv").write_text("SEQUENTIAL\n" + "".join(f"{u};{p}\n" for u, p in users.items()))
         command = ["sipp", "-sf", str(REGISTRAR_SCENARIO), "-i", "127.0.0.1", "-p", str(self.port),
                    "-inf", "users.csv", "-infindex", "users.csv", "0", "-trace_msg", "-message_file", str(self.log),
                    "-nostdin", "-trace_err", "-error_file", str(self.directory / "sipp-errors.log")]
@@ -158,11 +164,13 @@ class SippRegistrar:
             return []
         raw = self.log.read_bytes().replace(b"\x00", b"").decode("utf-8", "replace")
         found = []
-        for block in re.split(r"^-{20,}.*$", raw, flags=re.MULTILINE):
+        parts = re.split(r"^-{20,} (\S+ \S+)$", raw, flags=re.MULTILINE)
+        for stamp, block in zip(parts[1::2], parts[2::2]):
             match = re.search(r"^(UDP message received \[\d+\] bytes :|UDP message sent \(\d+ bytes\):)\s*\n+(.*)", block,
                               re.MULTILINE | re.DOTALL)
             if match:
-                found.append(SipMessage("received" if "received" in match.group(1) else "sent", match.group(2).strip()))
+                at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()
+                found.append(SipMessage("received" if "received" in match.group(1) else "sent", match.group(2).strip(), at))
         return found
 
     def wait_for(self, predicate, timeout: float = 20, after: int = 0) -> SipMessage:  # noqa: ANN001

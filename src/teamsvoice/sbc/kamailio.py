@@ -95,6 +95,10 @@ def registration_state(record: dict[str, Any]) -> RegistrationState:
     return "PENDING"
 
 
+class SbcRefused(SbcUnavailable):
+    """Kamailio answered with a JSON-RPC error (it is up, but refused the command)."""
+
+
 class KamailioSbc:
     name = "kamailio"
 
@@ -170,14 +174,17 @@ class KamailioSbc:
             error = answer["error"] or {}
             if missing_ok and error.get("code") == 404:
                 return None
-            raise SbcUnavailable(f"Kamailio refused {method}: {error.get('code')} {error.get('message')}")
+            raise SbcRefused(f"Kamailio refused {method}: {error.get('code')} {error.get('message')}")
         return answer.get("result")
 
     def _memory(self) -> dict[str, dict[str, Any]]:
         return {r["l_uuid"]: r for r in (self.rpc("uac.reg_dump") or []) if str(r.get("l_uuid", "")).startswith(KEY_PREFIX)}
 
     def _dispatcher_memory(self) -> list[tuple[int, str]]:
-        listed = self.rpc("dispatcher.list", missing_ok=True) or {}
+        try:
+            listed = self.rpc("dispatcher.list") or {}
+        except SbcRefused:  # "500 No Destination Sets": nothing loaded yet
+            return []
         found = []
         for record in listed.get("RECORDS", []) if isinstance(listed, dict) else []:
             set_ = record.get("SET", {})
