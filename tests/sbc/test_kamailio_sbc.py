@@ -17,7 +17,9 @@ from tests.e2e.test_calling import enterprise_token, fresh_numbers, user_body
 from tests.support.calling import licensed_users
 from tests.support.ctt import bearer
 from tests.support.onboarding import Onboarding
-from tests.support.sip import REALM, Kamailio, SipMessage, SippRegistrar, digest_valid, missing
+from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget
+from teamsvoice.sbc.kamailio import KamailioSbc
+from tests.support.sip import Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=f"SBC tests need Kamailio and sipp: {missing()}")
 
@@ -207,3 +209,69 @@ def test_kamailio_answers_microsoft_options_with_the_gateway_fqdn(kamailio) -> N
     assert headers["contact"] == f"<sip:{FQDN}:{kamailio.sip_port}>"  # the FQDN, never an IP
     assert "INVITE" in headers["allow"] and "OPTIONS" in headers["allow"]
     assert headers["call-id"] == call_id and headers["server"] == "teamsvoice-sbc"
+
+
+def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) -> None:
+    """The adapter alone drives Kamailio: one registration, Microsoft's proxy and a PBX, both bare UDP peers."""
+    microsoft, pbx = UdpPeer(), UdpPeer()
+    try:
+        sbc = KamailioSbc(kamailio.db_url, kamailio.rpc_url)
+        desired = DesiredSbc(
+            [Registration(key="tv-9001", number="+14139309001", gateway_fqdn=FQDN, pbx_user_id="501",
+                          pbx_auth_user_id="a501", password="Pbx-pw-501", pbx_domain="127.0.0.1",
+                          proxy=f"sip:127.0.0.1:{pbx.port}", expires=300)],
+            [RouteTarget(1, f"sip:127.0.0.1:{microsoft.port}", "Microsoft"),
+             RouteTarget(1001, f"sip:127.0.0.1:{pbx.port}", "PBX location 1")])
+        first = sbc.apply(desired)
+        assert first.registered_or_refreshed == ["tv-9001"] and first.targets_reloaded
+        again = sbc.apply(desired)  # nothing to do the second time
+        assert again.registered_or_refreshed == [] and again.unregistered == [] and not again.targets_reloaded
+
+        # A Teams user calls out: Microsoft -> SBC -> the user's PBX, authenticated as the user when challenged.
+        call_id = uuid.uuid4().hex
+        microsoft.send(kamailio.sip_port, (
+            f"INVITE sip:+3225551234@{FQDN}:{kamailio.sip_port} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{microsoft.port};branch=z9hG4bK{call_id[:12]};rport\n"
+            "Max-Forwards: 70\n"
+            f"From: <sip:+14139309001@{FQDN}>;tag=ms{call_id[:6]}\n"
+            f"To: <sip:+3225551234@{FQDN}>\n"
+            f"Call-ID: {call_id}\n"
+            "CSeq: 1 INVITE\n"
+            "Contact: <sip:+14139309001@sip.pstnhub.microsoft.com:5061;transport=tls>\n"
+            "Content-Length: 0\n\n"))
+        invite = pbx.receive("INVITE ")
+        assert invite.first_line == "INVITE sip:+3225551234@127.0.0.1 SIP/2.0"
+        record_route = invite.header("Record-Route") or ""
+        assert f"sip:{FQDN}:{kamailio.sip_port};" in record_route and "127.0.0.1" not in record_route, record_route
+        vias = [line for line in invite.text.split("\r\n") if line.lower().startswith("via:")]
+        pbx.send(kamailio.sip_port, "\n".join([
+            "SIP/2.0 407 Proxy Authentication Required", *vias, f"From: {invite.header('From')}",
+            f"To: {invite.header('To')};tag=pbx1", f"Call-ID: {call_id}", "CSeq: 1 INVITE",
+            'Proxy-Authenticate: Digest realm="127.0.0.1", nonce="pbx-nonce-1", algorithm=MD5', "Content-Length: 0", "", ""]))
+        retried = pbx.receive("INVITE ")
+        assert digest_valid(retried, "a501", "Pbx-pw-501", method="INVITE", header="Proxy-Authorization"), retried.text
+
+        # The PBX calls the Teams user at the registration's Contact: SBC -> Microsoft's proxy, to the user's number.
+        call_id = uuid.uuid4().hex
+        pbx.send(kamailio.sip_port, (
+            f"INVITE sip:tv-9001@{FQDN}:{kamailio.sip_port} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{pbx.port};branch=z9hG4bK{call_id[:12]};rport\n"
+            "Max-Forwards: 70\n"
+            f"From: <sip:3225550000@127.0.0.1>;tag=pbx{call_id[:6]}\n"
+            f"To: <sip:tv-9001@{FQDN}>\n"
+            f"Call-ID: {call_id}\n"
+            "CSeq: 1 INVITE\n"
+            f"Contact: <sip:3225550000@127.0.0.1:{pbx.port}>\n"
+            "Content-Length: 0\n\n"))
+        towards_teams = microsoft.receive("INVITE ")
+        assert towards_teams.first_line == f"INVITE sip:+14139309001@{FQDN} SIP/2.0"
+        record_route = towards_teams.header("Record-Route") or ""
+        assert f"sip:{FQDN}:{kamailio.sip_port};" in record_route and "127.0.0.1" not in record_route, record_route
+
+        # The user is gone: Kamailio forgets the registration.
+        gone = sbc.apply(DesiredSbc([], desired.targets))
+        assert gone.registered_or_refreshed == [] and not gone.targets_reloaded
+        assert not [r for r in kamailio.rpc("uac.reg_dump")["result"] if r["l_uuid"] == "tv-9001"]
+    finally:
+        microsoft.close()
+        pbx.close()

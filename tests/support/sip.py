@@ -189,12 +189,37 @@ def digest_params(authorization: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="?([^",]*)"?', authorization.removeprefix("Digest ")))
 
 
-def digest_valid(message: SipMessage, user: str, password: str) -> bool:
-    """RFC 2617 digest without qop, as the registrar's challenge asks."""
-    authorization = message.header("Authorization")
+def digest_valid(message: SipMessage, user: str, password: str, method: str = "REGISTER",
+                 header: str = "Authorization") -> bool:
+    """RFC 2617 digest without qop, as our challenges ask."""
+    authorization = message.header(header)
     if authorization is None:
         return False
     p = digest_params(authorization)
     ha1 = hashlib.md5(f"{user}:{p['realm']}:{password}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"REGISTER:{p['uri']}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{p['uri']}".encode()).hexdigest()
     return p.get("username") == user and p["response"] == hashlib.md5(f"{ha1}:{p['nonce']}:{ha2}".encode()).hexdigest()
+
+
+class UdpPeer:
+    """A bare SIP peer on a loopback UDP socket (Microsoft's proxy, or a PBX that takes calls)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, port: int, text: str) -> None:
+        self.sock.sendto(text.replace("\r\n", "\n").replace("\n", "\r\n").encode(), ("127.0.0.1", port))
+
+    def receive(self, first_line_prefix: str, timeout: float = 10) -> SipMessage:
+        """The next datagram whose first line starts with the prefix (others, e.g. REGISTERs, are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            data = self.sock.recv(65535).decode()
+            if data.startswith(first_line_prefix):
+                return SipMessage("received", data, time.time())
+
+    def close(self) -> None:
+        self.sock.close()
