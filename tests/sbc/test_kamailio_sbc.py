@@ -15,7 +15,7 @@ from teamsvoice.cli import app
 
 from tests.e2e.test_calling import enterprise_token, fresh_numbers, user_body
 from tests.support.calling import licensed_users
-from tests.support.ctt import bearer
+from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
 from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget
 from teamsvoice.sbc.kamailio import KamailioSbc
@@ -85,7 +85,7 @@ def cli_status(live, kamailio: Kamailio | None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, tmp_path, monkeypatch) -> None:
+async def test_pbx_user_registers_through_kamailio(onboarding, live, organisation, attached, tmp_path, monkeypatch) -> None:
     client, kamailio = onboarding.client, attached
     await onboarding.register()
     with monkeypatch.context() as detached:  # without an SBC the product works and says none is attached
@@ -159,6 +159,13 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, attached, t
         kamailio.start()
         pbx.wait_for(authorized_register("104", "third-Secret-3"))
         await wait_registered(client, token, tenant_id)
+
+        # Another reseller sees neither the user nor the enterprise's registrations.
+        intruder = bearer(await token_for(client, organisation.resellers[1]))
+        assert (await client.delete(f"/pbx/deletePBXUser/{user_id}", headers=intruder)).status_code == 404
+        foreign = await client.post("/pbx/getSBCRegistrationsForEnterprise",
+                                    headers=intruder | {"Content-Type": "application/json"}, content=tenant_id)
+        assert foreign.status_code == 404, foreign.text
 
         # The user is deleted: the registration is removed at the PBX (REGISTER with expires 0).
         before = len(pbx.messages())
