@@ -4,6 +4,7 @@ user are configured through the ConnecttoTeams API and teamsvoice's durable SBC 
 
 import json
 import socket
+import ssl
 import time
 import uuid
 
@@ -19,7 +20,9 @@ from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
 from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget
 from teamsvoice.sbc.kamailio import KamailioSbc
-from tests.support.sip import Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing
+from tests.support.sip import (
+    Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing, self_signed_tls_cfg, tls_module_missing,
+)
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=f"SBC tests need Kamailio and sipp: {missing()}")
 
@@ -217,6 +220,37 @@ def test_kamailio_answers_microsoft_options_with_the_gateway_fqdn(kamailio) -> N
     assert "INVITE" in headers["allow"] and "OPTIONS" in headers["allow"]
     assert headers["call-id"] == call_id and headers["server"] == "teamsvoice-sbc"
 
+
+
+@pytest.mark.skipif(tls_module_missing(), reason="Kamailio's tls module is missing (Debian: kamailio-tls-modules)")
+def test_with_tls_microsoft_is_answered_on_the_tls_port(tmp_path) -> None:
+    """-A WITH_TLS: a TLS listener with the provider's wildcard certificate; OPTIONS over TLS name it in Contact."""
+    server = Kamailio(tmp_path, FQDN, tls_cfg=self_signed_tls_cfg(tmp_path, "*.test.example")).start()
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "sbc.pem"))
+        context.check_hostname = True
+        call_id = uuid.uuid4().hex
+        with socket.create_connection(("127.0.0.1", server.tls_port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname=FQDN) as tls:
+            assert tls.getpeercert()["subjectAltName"] == (("DNS", "*.test.example"),)
+            local = tls.getsockname()[1]
+            tls.sendall((
+                f"OPTIONS sip:{FQDN}:{server.tls_port};transport=tls SIP/2.0\r\n"
+                f"Via: SIP/2.0/TLS 127.0.0.1:{local};branch=z9hG4bK{call_id[:10]};rport\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:sip.pstnhub.microsoft.com>;tag={call_id[:8]}\r\n"
+                f"To: <sip:{FQDN}>\r\n"
+                f"Call-ID: {call_id}\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n").encode())
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                reply += tls.recv(65535)
+        message = SipMessage("received", reply.decode())
+        assert message.first_line == "SIP/2.0 200 OK", message.text
+        assert message.header("Contact") == f"<sip:{FQDN}:{server.tls_port};transport=tls>"
+    finally:
+        server.stop()
 
 def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) -> None:
     """The adapter alone drives Kamailio: one registration, Microsoft's proxy and a PBX, both bare UDP peers."""

@@ -57,9 +57,41 @@ def free_sip_port() -> int:
     raise RuntimeError("no free loopback port")
 
 
+def tls_module_missing() -> bool:
+    return not any((d / "tls.so").exists() for d in MODULE_DIRS)
+
+
+def self_signed_tls_cfg(directory: Path, wildcard: str) -> Path:
+    """A tls.cfg for Kamailio with a self-signed certificate of `*.<domain>` (the provider's wildcard)."""
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wildcard)])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(wildcard)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (directory / "sbc.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "sbc.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    cfg = directory / "tls.cfg"
+    cfg.write_text(f"[server:default]\nmethod = TLSv1.2+\ncertificate = {directory / 'sbc.pem'}\n"
+                   f"private_key = {directory / 'sbc.key'}\nverify_certificate = no\nrequire_certificate = no\n\n"
+                   "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n")
+    return cfg
+
+
 class Kamailio:
-    def __init__(self, directory: Path, fqdn: str = "sbc.test.example") -> None:
-        self.directory, self.fqdn = directory, fqdn
+    def __init__(self, directory: Path, fqdn: str = "sbc.test.example", tls_cfg: Path | None = None) -> None:
+        self.directory, self.fqdn, self.tls_cfg = directory, fqdn, tls_cfg
+        self.tls_port = free_port(socket.SOCK_STREAM) if tls_cfg else None
         self.db_url = f"sqlite:///{directory / 'kamailio.sqlite3'}"
         self.sip_port, self.rpc_port = free_sip_port(), free_port(socket.SOCK_STREAM)
         self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/RPC"
@@ -70,6 +102,8 @@ class Kamailio:
         env = os.environ | {"TEAMSVOICE_SBC_FQDN": self.fqdn, "TEAMSVOICE_SBC_DB_URL": self.db_url}
         command = ["kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "1", "-Y", str(self.directory),
                    "-A", f"SBC_SIP_PORT={self.sip_port}", "-A", f"SBC_RPC_PORT={self.rpc_port}", "-A", "SBC_REG_TIMER=1"]
+        if self.tls_cfg is not None:
+            command += ["-A", "WITH_TLS", "-A", f'SBC_TLS_CFG="{self.tls_cfg}"', "-A", f"SBC_TLS_PORT={self.tls_port}"]
         log = open(self.directory / "kamailio.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=self.directory)
         deadline = time.monotonic() + 20
