@@ -101,7 +101,9 @@ TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post"
                   ("delete", _SUB_PATH), ("delete", _SUB_PATH + "/msteams/users/{ms_user_id}"),
                   ("post", _SUB_PATH + "/msteams/sync"), ("delete", _SUB_PATH + "/msteams/resource_accounts/{resource_account_id}"),
                   # allowExternalNumbers: a flag, not a number
-                  ("post", "/reseller/newEnterprise"), ("post", "/reseller/editEnterprise")}
+                  ("post", "/reseller/newEnterprise"), ("post", "/reseller/editEnterprise"),
+                  # releases the deleted PBX user's number; takes none
+                  ("delete", "/pbx/deletePBXUser/{userId}")}
 
 
 def _mentions_a_number(operation: dict, components: dict) -> bool:
