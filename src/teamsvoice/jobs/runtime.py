@@ -50,6 +50,9 @@ Role = Literal["all", "api", "worker"]
 JOBS_QUEUE = "teamsvoice-jobs"
 MICROSOFT_QUEUE = "teamsvoice-microsoft"
 HEARTBEAT_SECONDS = 2.0
+# The version DBOS records on every workflow. Raise it only when a workflow's sequence of steps changes in a
+# way that a release cannot replay; unfinished work of an older generation is then not resumed.
+WORKFLOW_GENERATION = 1
 T = TypeVar("T")
 log = logging.getLogger("teamsvoice.jobs")
 
@@ -131,6 +134,10 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
         "executor_id": executor_id,
+        # DBOS recovers only workflows of the running application version; by default that is a hash of
+        # the code, so an upgrade would strand every unfinished job. Workflows here are thin and their steps
+        # idempotent, so work started by one release is finished by the next (see README, Upgrades).
+        "application_version": f"teamsvoice-workflows-{WORKFLOW_GENERATION}",
     })
     if role == "api":
         DBOS.listen_queues([])
