@@ -9,7 +9,7 @@ from teamsvoice.domain.calling.models import (
 )
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
-    FusionWizardRun,
+    FusionUserProfile, FusionWizardRun,
 )
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.domain.security.models import LoginThrottle
@@ -46,6 +46,7 @@ __all__ = [
     "FusionSubscription",
     "FusionTenant",
     "FusionUser",
+    "FusionUserProfile",
     "FusionResourceAccount",
     "FusionTemplate",
     "FusionUserLicences",

@@ -135,3 +135,17 @@ class FusionGroupFilter(Base):
     subscription_id: Mapped[int] = mapped_column(ForeignKey("fusion_subscriptions.id"), index=True)
     group_id: Mapped[str] = mapped_column(String(64))
     display_name: Mapped[str] = mapped_column(String(255))
+
+
+class FusionUserProfile(Base):
+    """A login's own account fields (APIO's user profile); the login itself stays in `FusionUser`."""
+
+    __tablename__ = "fusion_user_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("fusion_users.id"), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    mobile_number: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

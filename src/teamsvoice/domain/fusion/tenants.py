@@ -16,6 +16,7 @@ from teamsvoice.domain.fusion.models import (
     FusionSubscription,
     FusionTenant,
     FusionUser,
+    FusionUserProfile,
     FusionWizardRun,
 )
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -55,8 +56,6 @@ async def list_tenants(
         if node is None:
             raise NotFound(f"parent: {query.parent} is not a distributor or reseller under your control")
         statement = statement.where(FusionTenant.owner_reseller_id.in_(await descendant_reseller_ids(session, node.id)))
-    elif principal.level == "system":
-        raise ValidationFailed("parent: a system administrator has to provide a parent UUID")
     if query.search:
         statement = statement.where(func.lower(FusionTenant.name).contains(query.search.lower()))
     total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
@@ -97,6 +96,7 @@ async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
         raise PreconditionFailed("The tenant still has subscriptions; delete them first", code=TENANT_HAS_SUBSCRIPTIONS)
     logins = select(FusionUser.id).where(FusionUser.fusion_tenant_id == tenant.id)
     await session.execute(delete(FusionSession).where(FusionSession.user_id.in_(logins)))
+    await session.execute(delete(FusionUserProfile).where(FusionUserProfile.user_id.in_(logins)))
     await session.execute(delete(FusionUser).where(FusionUser.fusion_tenant_id == tenant.id))
     await session.delete(tenant)
 
