@@ -14,6 +14,6 @@ from teamsvoice.api.fusion import bulk, msteams_users, resource_accounts, templa
 ROUTERS += [bulk.router, msteams_users.router, resource_accounts.router, templates.router]
 
 # The platform around the MS Teams section (issue 10): profile, organisation, staff, licences, what is not done.
-from teamsvoice.api.fusion import inventory, platform, subscription_extras  # noqa: E402
+from teamsvoice.api.fusion import inventory, locations, platform, subscription_extras  # noqa: E402
 
-ROUTERS += [platform.router, subscription_extras.router, inventory.router]
+ROUTERS += [platform.router, subscription_extras.router, inventory.router, locations.router]

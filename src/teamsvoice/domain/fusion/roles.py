@@ -24,6 +24,10 @@ SUBSCRIPTION_ADMIN_ROLES = ["tenants.instance.subscriptions.create", f"{_SUB}.de
 SUBSCRIPTION_READ_ROLES = ["tenants.instance.subscriptions.list", f"{_SUB}.read",
                            f"{_SUB}.numbers.list", f"{_SUB}.free_numbers.list", f"{_SUB}.licenses.read",
                            f"{_SUB}.entitlements.list", f"{_SUB}.number_inventory.list"]
+# Emergency (civic) addresses of a subscription and the location of a user's number: the tenant's own data,
+# managed by the tenant login too.
+LOCATION_ROLES = [f"{_SUB}.locations.list", f"{_SUB}.locations.create", f"{_SUB}.locations.update",
+                  f"{_SUB}.locations.delete", f"{_MST}.users.instance.location.update"]
 # Number porting (vendor-notes 2.4): teamsvoice does not port numbers; the routes answer 501.
 PORTING_ROLES = [f"{_SUB}.porting.requests.list", f"{_SUB}.porting.requests.create"]
 # Provider-side catalogues (97_public_data) and the number stock.
@@ -82,18 +86,18 @@ MSTEAMS_ROLES = [
 
 ALL_ROLES: frozenset[str] = frozenset(
     TENANT_ADMIN_ROLES + TENANT_READ_ROLES + SUBSCRIPTION_ADMIN_ROLES + SUBSCRIPTION_READ_ROLES + MSTEAMS_ROLES
-    + PORTING_ROLES + PUBLIC_ROLES + ORG_ROLES + STAFF_ROLES
+    + LOCATION_ROLES + PORTING_ROLES + PUBLIC_ROLES + ORG_ROLES + STAFF_ROLES
 )
 # A tenant login's own logins: it may see and manage the admins of its tenant, nothing above it.
 TENANT_STAFF_ROLES = [r for r in STAFF_ROLES if r.startswith("tenants.")]
 
 # Organisation levels manage tenants, subscriptions and numbers; a tenant login manages its own MS Teams
-# side and its own admins, and reads (but does not create, delete or stock) its subscriptions.
+# side, its locations and its own admins, and reads (but does not create, delete or stock) its subscriptions.
 PROFILES: dict[str, frozenset[str]] = {
     "system": ALL_ROLES,
     "distributor": ALL_ROLES,
     "reseller": ALL_ROLES - {r for r in ALL_ROLES if r.startswith("distributors.")},
-    "tenant": frozenset(TENANT_READ_ROLES + SUBSCRIPTION_READ_ROLES + MSTEAMS_ROLES
+    "tenant": frozenset(TENANT_READ_ROLES + SUBSCRIPTION_READ_ROLES + MSTEAMS_ROLES + LOCATION_ROLES
                         + TENANT_STAFF_ROLES + ["users.list", "public.country_codes.list"]),
 }
 

@@ -10,8 +10,10 @@ from teamsvoice.core.security import hash_secret
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter,
+    FusionLocation,
     FusionMsTeamsAdmin,
     FusionNumber,
+    FusionNumberLocation,
     FusionSession,
     FusionSubscription,
     FusionTenant,
@@ -162,7 +164,9 @@ async def delete_subscription(session: AsyncSession, access: SubscriptionAccess)
         raise PreconditionFailed("The subscription is linked to an MS Teams tenant or still holds numbers: unlink it "
                                  "and delete its numbers first", code=SUBSCRIPTION_NOT_DELETABLE)
     sub_id, enterprise_id = access.subscription.id, access.enterprise.id
-    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin):
+    locations = select(FusionLocation.id).where(FusionLocation.subscription_id == sub_id)
+    await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id.in_(locations)))
+    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation):
         await session.execute(delete(model).where(model.subscription_id == sub_id))
     await session.delete(access.subscription)
     await session.flush()
