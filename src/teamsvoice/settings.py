@@ -94,34 +94,6 @@ class Settings(BaseSettings):
         default="loopback", description="Who may read /metrics: nobody, clients on a loopback address, or "
         "clients sending `Authorization: Bearer <metrics_token>`.")
     metrics_token: str | None = Field(default=None, description="The bearer token for metrics_access=token.")
-
-    sbc_kamailio_db_url: str | None = Field(
-        default=None, description="Kamailio's database (sqlite:///... or postgresql://...) where teamsvoice writes the "
-        "uacreg and dispatcher tables. With sbc_kamailio_rpc_url it attaches the SBC; unset: no SBC is attached.")
-    sbc_kamailio_rpc_url: str | None = Field(
-        default=None, description="Kamailio's JSON-RPC endpoint (jsonrpcs over HTTP on loopback), e.g. "
-        "http://127.0.0.1:5071/RPC (deploy/kamailio/kamailio.cfg).")
-    sbc_gateway_fqdn: str = Field(
-        default="sbc.invalid", description="Local domain of the registrations of users without a direct route (users "
-        "with one use their direct route's gateway FQDN).")
-    sbc_registration_expires: int = Field(
-        default=600, ge=60, description="Registration lifetime asked of the PBX when the PBX location's "
-        "regExpiresValue is 0.")
-    sbc_microsoft_proxies: list[str] = Field(
-        default=["sip:sip.pstnhub.microsoft.com:5061;transport=tls", "sip:sip2.pstnhub.microsoft.com:5061;transport=tls",
-                 "sip:sip3.pstnhub.microsoft.com:5061;transport=tls"],
-        description="Microsoft's Direct Routing SIP proxies (dispatcher set 1), a JSON list.")
-    sbc_rpc_timeout_seconds: float = Field(default=5.0, gt=0, description="Longest one JSON-RPC call to Kamailio may take.")
-    sbc_retry_max_delay_seconds: float = Field(
-        default=5.0, gt=0, description="Longest wait between two tries while Kamailio is down (changes wait, none is lost).")
-
-    drift_scan_interval_seconds: float = Field(
-        default=3600.0, ge=0, description="How often every linked tenant is scanned for drift (0: never; "
-        "`POST /api/teamsvoice/v1/drift/scan` or `teamsvoice drift --scan` scan on demand).")
-    number_quarantine_seconds: float = Field(
-        default=30 * 24 * 3600.0, ge=0, description="How long a number freed by offboarding (its user deleted in "
-        "Entra ID) stays out of use before it is free in the inventory again.")
-
     cors_allowed_origins: list[str] = Field(
         default_factory=list, description="Browser origins (scheme://host[:port]) that may call the APIs from another "
         "origin, e.g. a Fusion portal: preflights are answered and Access-Control-Allow-Origin is set for them only. "
