@@ -32,7 +32,7 @@ async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
     assert second.status_code in (200, 204), second.text
     # The third user would exceed the licence: 400 naming it, nothing recorded, Teams untouched.
     third = await client.put(f"{path}/msteams/users/{users[2]['id']}", headers=headers, json={"phoneNumber": sub.numbers[2]})
-    assert third.status_code == 400 and third.json()["error"]["code"] == 2030, third.text
+    assert third.status_code == 400 and third.json()["error"]["code"] == 2060, third.text
     assert "msTeamsUsers licence" in third.json()["error"]["reason"]
     assert await sub.teams_numbers(users[2]["id"]) == []
     assert sub.numbers[2] in (await client.get(f"{path}/free_numbers", headers=headers)).json()["freeNumbers"]
@@ -44,10 +44,10 @@ async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
     bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Over quota", "data": [
         {"upn": users[2]["userPrincipalName"], "number": sub.numbers[4]}]})
     assert bulk.status_code == 400, bulk.text
-    assert bulk.json()["errors"][0]["error"]["code"] == 2030
+    assert bulk.json()["errors"][0]["error"]["code"] == 2060
     # The quota cannot go below what is in use; 0 removes the limit.
     below = await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 1}})
-    assert below.status_code == 400 and below.json()["error"]["code"] == 2031
+    assert below.status_code == 400 and below.json()["error"]["code"] == 2061
     for bad in ({}, {"msTeamsUsers": 3}, {"msTeamsUsers": {"assigned": -1}}, {"msTeamsUsers": {"assigned": "3"}},
                 {"msTeamsUsers": {"assigned": True}}, {"voice": {"assigned": 1}}, {"msTeamsUsers": {"assigned": 1, "x": 1}}):
         refused = await client.put(f"{path}/licenses", headers=headers, json=bad)

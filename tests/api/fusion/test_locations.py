@@ -60,7 +60,7 @@ async def test_locations_in_teams_and_on_numbers(sub: Onboarded) -> None:
     assert [(entry["id"], entry["phoneNumbers"]) for entry in listed] == [(location["id"], [sub.numbers[0]])]
     # In use: neither here nor in Teams can it be removed.
     in_use = await client.delete(f"{path}/locations/{location['id']}", headers=headers)
-    assert in_use.status_code == 400 and in_use.json()["error"]["code"] == 2051
+    assert in_use.status_code == 400 and in_use.json()["error"]["code"] == 2071
     for bad in ({"locationId": 999999}, {"locationId": "1"}, {"location": 1}):
         assert (await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers, json=bad)).status_code in (400, 404), bad
     cleared = await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers, json={"locationId": None})

@@ -176,7 +176,7 @@ async def test_staff_management(world) -> None:
     me = (await client.get("/api/v01/system/users/local", headers=bearer(token))).json()
     assert me["ui_profile"] == "tenant" and me["admin_of"][0]["reference"] == tenant["uuid"]
     duplicate = await client.post(admins, headers=reseller, json={"username": "ALICE@staffed.example", "password": "Other-Passw0rd"})
-    assert duplicate.status_code == 400 and duplicate.json()["error"]["code"] == 2042, duplicate.text
+    assert duplicate.status_code == 400 and duplicate.json()["error"]["code"] == 2064, duplicate.text
     for bad in ({"username": "x"}, {"username": "bob@x.example", "password": "short"}, {"username": "bob@x.example",
                 "password": "Bob-Passw0rd", "role": "god"}):
         assert (await client.post(admins, headers=reseller, json=bad)).status_code == 400, bad

@@ -37,7 +37,7 @@ async def get_licences(
 @router.put(
     SUB_PATH + "/licenses", summary='Set a licence count: {"msTeamsUsers": {"assigned": N}} or {"sipTrunkChannels": {"assigned": N}}',
     description="The MS Teams users licence is enforced: giving a number to one user more than `assigned` answers "
-    "400 (code 2030), for single updates and bulk items alike; `assigned` cannot go below `inUse` (code 2031). "
+    "400 (code 2060), for single updates and bulk items alike; `assigned` cannot go below `inUse` (code 2061). "
     "0 removes the limit.",
 )
 async def put_licences(

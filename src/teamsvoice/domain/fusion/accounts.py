@@ -23,8 +23,9 @@ from teamsvoice.domain.orgs.models import Reseller
 
 PROFILE_FIELDS = ("first_name", "last_name", "email", "mobile_number")
 MIN_PASSWORD = 8
-WRONG_PASSWORD = "2040"
-SELF_DELETE = "2041"
+WRONG_PASSWORD = "2062"
+SELF_DELETE = "2063"
+USERNAME_TAKEN = "2064"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,200}$")
 # The plural path segment of each level whose admins can be managed (`{draas}/<segment>/{uuid}/admins`).
@@ -209,7 +210,7 @@ async def create_admin(session: AsyncSession, target: AdminTarget, body: Any) ->
     password = check_new_password(body.get("password"))
     fields = parse_profile_fields(body)
     if await session.scalar(select(FusionUser.id).where(func.lower(FusionUser.username) == username.lower())):
-        raise Conflict(f"username: {username} is taken", code="2042")
+        raise Conflict(f"username: {username} is taken", code=USERNAME_TAKEN)
     if target.level != "tenant":
         node = await session.get(Reseller, target.reseller_id)
         assert node is not None and node.level == RESELLER_LEVEL_OF[target.level]

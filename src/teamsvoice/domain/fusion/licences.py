@@ -19,8 +19,8 @@ from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
-QUOTA_EXCEEDED = "2030"
-BELOW_IN_USE = "2031"
+QUOTA_EXCEEDED = "2060"
+BELOW_IN_USE = "2061"
 MAX_LICENCES = 1_000_000
 
 
