@@ -163,6 +163,28 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, organisatio
         pbx.wait_for(authorized_register("104", "third-Secret-3"))
         await wait_registered(client, token, tenant_id)
 
+        # The user moves to another PBX location: unregistered at the old registrar, registered at the new one.
+        (tmp_path / "pbx2").mkdir()
+        pbx2 = SippRegistrar(tmp_path / "pbx2", "104", "third-Secret-3").start()
+        try:
+            second = await client.post("/pbx/configurePBX", headers=bearer(token), json={
+                "enterpriseId": onboarding.enterprise_id, "pbxLocation": "Loopback PBX 2", "pbxType": "BroadWorks",
+                "canonicalPbxSIPDomain": "127.0.0.1", "proxyDomainPort": pbx2.port, "regExpiresValue": 300})
+            assert second.status_code == 200, second.text
+            before = len(pbx.messages())
+            moved = await client.post("/enterprise/configureUser", headers=bearer(token), json=body | {
+                "password": "third-Secret-3", "rePassword": "third-Secret-3", "pbxLocation": "Loopback PBX 2"})
+            assert moved.status_code == 200 and moved.json()["pbxLocation"] == "Loopback PBX 2", moved.text
+            pbx.wait_for(authorized_register("104", "third-Secret-3", expires="0"), after=before)
+            pbx2.wait_for(authorized_register("104", "third-Secret-3", expires="300"))
+            report = await wait_registered(client, token, tenant_id)
+            assert report["users"][0]["proxy"] == f"sip:127.0.0.1:{pbx2.port}"
+            pbx.stop()
+            pbx = pbx2  # deleted below, there
+        except BaseException:
+            pbx2.stop()
+            raise
+
         # Another reseller sees neither the user nor the enterprise's registrations.
         intruder = bearer(await token_for(client, organisation.resellers[1]))
         assert (await client.delete(f"/pbx/deletePBXUser/{user_id}", headers=intruder)).status_code == 404
