@@ -197,3 +197,36 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert {d["body"]["type"] for d in resolved} == {"drift.resolved"}
     assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
     assert json.loads((await _cli(live, "drift", "--json")).output) == []
+
+    # Offboarding: the leaver's number is in quarantine, and cannot be given to anyone meanwhile.
+    assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_leaver) == [(leaver_upn,)]
+    exported = (await client.get(f"{API}/tenants/{tenant_id}/export", headers=bearer(token))).json()
+    assert {u["userPrincipalName"]: u["phoneNumber"] for u in exported["users"]}[ada_upn] == n_ada
+    eve_upn = eve["userPrincipalName"].lower()
+    hostile = exported | {"users": [*exported["users"], {"userPrincipalName": eve_upn, "phoneNumber": n_leaver,
+                                                         "voiceRoutingPolicy": None, "callingEnabled": True}]}
+    refused = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json=hostile)
+    assert refused.status_code == 409 and "quarantine" in refused.json()["message"], refused.text
+
+    # Export, lose a record's number, restore: the desired state is back and the tenant matches it again.
+    _sql(live, "UPDATE teams_voice_users SET phone_number = NULL WHERE user_principal_name = :u", u=ada_upn)
+    assert (await _plan(client, token, tenant_id))["empty"] is False
+    restored = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json=exported)
+    assert restored.status_code == 200 and restored.json()["notRestored"] == [], restored.text
+    assert (await _plan(client, token, tenant_id))["empty"] is True
+    bad = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json={"version": 1, "users": [1]})
+    assert bad.status_code == 400 and "users[0]" in bad.json()["message"]
+
+    # Number reconciliation: a number assigned by hand, unknown to the inventory and the records, is reported.
+    n_stray = f"+{base + 3}"
+    connection = MicrosoftConnector(live.settings)
+    try:
+        await connection.connect(tenant_id).cmdlets.run("Set-CsPhoneNumberAssignment", {
+            "Identity": eve["userPrincipalName"], "PhoneNumber": n_stray, "PhoneNumberType": "DirectRouting"})
+    finally:
+        await connection.aclose()
+    report = (await client.get(f"{API}/numbers/reconciliation", headers=bearer(token))).json()
+    findings = {f["number"]: f for f in report["findings"]}
+    assert findings[n_stray]["finding"] == "assigned_in_teams_unknown_to_inventory"
+    assert findings[n_stray]["teamsHolder"] == eve_upn and report["unreachable"] == []
+    assert (await client.get(f"{API}/numbers/reconciliation", headers=bearer(other))).json()["findings"] == []
