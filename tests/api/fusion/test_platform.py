@@ -93,7 +93,9 @@ async def test_one_role_vocabulary(world) -> None:
     client = world.client
     routes = fusion_routes()
     system = await world.as_("system")
-    rules = (await client.get("/api/v01/system/users/local", headers=system)).json()["profile"]["api_rules"]
+    local = (await client.get("/api/v01/system/users/local", headers=system)).json()
+    assert local["ui_profile"] == "admin" and local["admin_of"][0]["level"] == "system"  # the portal's profile names
+    rules = local["profile"]["api_rules"]
     listed = {r["name"] for r in rules}
     assert all(r["allowed"] for r in rules) and listed == ALL_ROLES
     used: set[str] = set()
@@ -169,12 +171,12 @@ async def test_staff_management(world) -> None:
     assert created.status_code == 200, created.text
     alice = created.json()
     assert alice == {"id": alice["id"], "username": "alice@staffed.example", "status": "active", "first_name": "Alice",
-                     "last_name": None, "email": "alice@staffed.example", "mobile_number": None, "ui_profile": "tenant",
+                     "last_name": None, "email": "alice@staffed.example", "mobile_number": None, "ui_profile": "customer",
                      "admin_of": [{"level": "tenant", "reference": tenant["uuid"], "name": "Staffed"}]}
     assert "Passw0rd" not in created.text
     token = await world.login("alice@staffed.example", "Alice-Passw0rd")
     me = (await client.get("/api/v01/system/users/local", headers=bearer(token))).json()
-    assert me["ui_profile"] == "tenant" and me["admin_of"][0]["reference"] == tenant["uuid"]
+    assert me["ui_profile"] == "customer" and me["admin_of"][0]["reference"] == tenant["uuid"]
     duplicate = await client.post(admins, headers=reseller, json={"username": "ALICE@staffed.example", "password": "Other-Passw0rd"})
     assert duplicate.status_code == 400 and duplicate.json()["error"]["code"] == 2064, duplicate.text
     for bad in ({"username": "x"}, {"username": "bob@x.example", "password": "short"}, {"username": "bob@x.example",

@@ -33,8 +33,8 @@ async def _json_object(request: Request) -> Any:
 
 @router.get(
     "/api/v01/system/users/local", summary="The logged-in user: profile, admin_of, ui_profile and api_rules",
-    description="`admin_of: [{level, reference, name}]` names the node the login administers; `ui_profile` is its "
-    "level (system, distributor, reseller, tenant); `profile.api_rules: [{name, allowed}]` lists every Fusion "
+    description="`admin_of: [{level, reference, name}]` names the node the login administers; `ui_profile` is the "
+    "portal's profile of its level (admin, distributor, reseller, customer); `profile.api_rules: [{name, allowed}]` lists every Fusion "
     "Required-role string with whether this login holds it (the same strings the routes check).",
 )
 async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:

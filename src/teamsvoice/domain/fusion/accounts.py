@@ -28,6 +28,8 @@ SELF_DELETE = "2063"
 USERNAME_TAKEN = "2064"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,200}$")
+# The portal's UI profile per login level (its LoggedInUserType: admin | distributor | reseller | customer).
+UI_PROFILES = {"system": "admin", "distributor": "distributor", "reseller": "reseller", "tenant": "customer"}
 # The plural path segment of each level whose admins can be managed (`{draas}/<segment>/{uuid}/admins`).
 ADMIN_LEVELS = {"distributors": "distributor", "resellers": "reseller", "tenants": "tenant"}
 
@@ -102,7 +104,7 @@ async def render_user(session: AsyncSession, user: FusionUser, *, with_rules: bo
     body: dict[str, Any] = {
         "id": user.id, "username": user.username, "status": "active" if user.active else "disabled",
         **{name: getattr(profile, name) if profile else None for name in PROFILE_FIELDS},
-        "ui_profile": user.level,
+        "ui_profile": UI_PROFILES[user.level],
         "admin_of": [{"level": of.level, "reference": of.reference, "name": of.name}],
     }
     if with_rules:

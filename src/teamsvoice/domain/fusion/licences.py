@@ -1,8 +1,8 @@
 """A subscription's Fusion licences (vendor-notes 2.9): `msTeamsUsers` is an enforced quota, `sipTrunkChannels`
 is enforced by call admission control at runtime (recorded here, nothing counts it).
 
-The quota: a subscription cannot have more voice-enabled MS Teams users (users holding a number, the
-`numberOfUsers` of the subscription) than `msTeamsUsers.assigned`. `assigned` 0 means no limit is set: that is
+The quota: a subscription cannot have more voice-enabled MS Teams users (users holding a number; resource
+accounts are not users) than `msTeamsUsers.assigned`. `assigned` 0 means no limit is set: that is
 what every subscription created without `licenses` has, so existing subscriptions keep working unchanged, and it
 is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscription (kept equal).
 `check_user_quota` is the one place the rule lives: every write that gives a user of an enterprise its first
@@ -18,6 +18,7 @@ from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
 
 QUOTA_EXCEEDED = "2060"
 BELOW_IN_USE = "2061"
@@ -25,8 +26,11 @@ MAX_LICENCES = 1_000_000
 
 
 async def users_in_use(session: AsyncSession, enterprise_id: int) -> int:
+    """Users holding a number; resource accounts (call queues, auto attendants) hold numbers but no user licence."""
+    resource_accounts = select(FusionResourceAccount.voice_user_id).where(FusionResourceAccount.voice_user_id.is_not(None))
     return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None))) or 0
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None),
+        TeamsVoiceUser.id.not_in(resource_accounts))) or 0
 
 
 async def licences(session: AsyncSession, access: SubscriptionAccess) -> dict[str, Any]:
