@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 import anyio
 from sqlalchemy.exc import DataError
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from teamsvoice import __version__, console
-from teamsvoice.api import connecttoteams, docs, fusion
+from teamsvoice.api import connecttoteams, fusion
 from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
@@ -24,7 +23,7 @@ from teamsvoice.api.connecttoteams.errors import describe_validation_error, rend
 from teamsvoice.container import Container
 from teamsvoice.core.errors import DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
-from teamsvoice.core.metrics import metrics_response, record_request
+from teamsvoice.core.metrics import RequestMetrics, metrics_response
 from teamsvoice.jobs.runtime import Role, resume_orphaned_work, start_jobs, stop_jobs
 from teamsvoice.settings import Settings
 
@@ -78,7 +77,6 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         version=__version__,
         description="Control plane for Microsoft Teams calling: ConnecttoTeams- and Fusion-compatible APIs.",
         lifespan=lifespan,
-        docs_url=None, redoc_url=None,  # served by api/docs.py with the package's own assets (no CDN)
     )
     app.state.container = container
 
@@ -122,17 +120,11 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:
         app.include_router(router)
     console.install(app)  # the provider console at /console (HTML pages, its own static assets)
-    docs.install(app)  # /docs, /redoc and the completed OpenAPI document
 
-    app.middleware("http")(record_request)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py
                        max_bulk_body_bytes=settings.max_bulk_request_body_bytes, render_unexpected=unexpected)
     app.add_middleware(SecurityHeaders, settings=settings)  # headers on every answer; /metrics access
-    if settings.cors_allowed_origins:  # a browser portal on another origin (Fusion's self-care portal)
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allowed_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
     app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

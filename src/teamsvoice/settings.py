@@ -3,9 +3,8 @@
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -94,30 +93,6 @@ class Settings(BaseSettings):
         default="loopback", description="Who may read /metrics: nobody, clients on a loopback address, or "
         "clients sending `Authorization: Bearer <metrics_token>`.")
     metrics_token: str | None = Field(default=None, description="The bearer token for metrics_access=token.")
-    cors_allowed_origins: list[str] = Field(
-        default_factory=list, description="Browser origins (scheme://host[:port]) that may call the APIs from another "
-        "origin, e.g. a Fusion portal: preflights are answered and Access-Control-Allow-Origin is set for them only. "
-        'Empty: no cross-origin access. Environment: a JSON list, TEAMSVOICE_CORS_ALLOWED_ORIGINS=\'["https://portal.example"]\'.')
-
-    @field_validator("cors_allowed_origins")
-    @classmethod
-    def _check_origins(cls, origins: list[str]) -> list[str]:
-        checked = []
-        for origin in origins:
-            parsed = urlsplit(origin)
-            if (parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path or parsed.query
-                    or parsed.fragment or parsed.username or origin != origin.strip()):
-                raise ValueError(f"cors_allowed_origins: '{origin}' is not an origin (scheme://host[:port], no path; "
-                                 "'*' is not accepted)")
-            checked.append(origin.lower())
-        return checked
-
-    drift_scan_interval_seconds: float = Field(
-        default=3600.0, ge=0, description="How often every linked tenant is scanned for drift (0: never; "
-        "`POST /api/teamsvoice/v1/drift/scan` or `teamsvoice drift --scan` scan on demand).")
-    number_quarantine_seconds: float = Field(
-        default=30 * 24 * 3600.0, ge=0, description="How long a number freed by offboarding (its user deleted in "
-        "Entra ID) stays out of use before it is free in the inventory again.")
 
     sbc_kamailio_db_url: str | None = Field(
         default=None, description="Kamailio's database (sqlite:///... or postgresql://...) where teamsvoice writes the "
@@ -138,6 +113,13 @@ class Settings(BaseSettings):
     sbc_rpc_timeout_seconds: float = Field(default=5.0, gt=0, description="Longest one JSON-RPC call to Kamailio may take.")
     sbc_retry_max_delay_seconds: float = Field(
         default=5.0, gt=0, description="Longest wait between two tries while Kamailio is down (changes wait, none is lost).")
+
+    drift_scan_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often every linked tenant is scanned for drift (0: never; "
+        "`POST /api/teamsvoice/v1/drift/scan` or `teamsvoice drift --scan` scan on demand).")
+    number_quarantine_seconds: float = Field(
+        default=30 * 24 * 3600.0, ge=0, description="How long a number freed by offboarding (its user deleted in "
+        "Entra ID) stays out of use before it is free in the inventory again.")
 
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0

@@ -7,13 +7,12 @@ Each process keeps its own figures: API processes serve them on /metrics, a work
 """
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import start_http_server
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("teamsvoice_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
@@ -54,13 +53,31 @@ def route_template(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", "unmatched")
 
 
-async def record_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = route_template(request.scope)
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-    return response
+class RequestMetrics:
+    """Counts requests and their latency by method, route template and status. Pure ASGI (no per-request
+    task or body re-streaming as with an `@app.middleware("http")` function)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = route_template(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 def record_microsoft_request(service: str, tenant_id: str | None, status: int | str) -> None:

@@ -58,8 +58,7 @@ def until_sbc_answers() -> dict[str, Any]:
         try:
             report = sbc.apply(desired)
             return {"registrations": len(desired.registrations), "refreshed": report.registered_or_refreshed,
-                    "unregistered": report.unregistered, "targetsReloaded": report.targets_reloaded,
-                    "refused": report.refused}
+                    "unregistered": report.unregistered, "targetsReloaded": report.targets_reloaded}
         except SbcUnavailable as exc:
             failures += 1
             wait = min(ctx.settings.sbc_retry_max_delay_seconds, delay) * (0.5 + random.random() / 2)
