@@ -10,10 +10,14 @@ import random
 import time
 import uuid
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from typer.testing import CliRunner
+
+from teamsvoice import cli
 from teamsvoice.core.db import sync_url
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.support.ctt import bearer, token_for
@@ -41,6 +45,20 @@ def _sql(live, statement: str, **values) -> list:
         rows = list(result) if result.returns_rows else []
     engine.dispose()
     return rows
+
+
+async def _cli(live, *args: str):
+    """`teamsvoice ...` on the live server's database and emulator."""
+    settings = live.settings
+    env = {"TEAMSVOICE_DATABASE_URL": settings.effective_database_url,
+           "TEAMSVOICE_MICROSOFT_LOGIN_URL": settings.microsoft_login_url,
+           "TEAMSVOICE_MICROSOFT_GRAPH_URL": settings.microsoft_graph_url,
+           "TEAMSVOICE_MICROSOFT_POWERSHELL_URL": settings.microsoft_powershell_url or "",
+           "TEAMSVOICE_MICROSOFT_CLIENT_ID": settings.microsoft_client_id,
+           "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": settings.microsoft_client_secret,
+           "TEAMSVOICE_MICROSOFT_CA_BUNDLE": settings.microsoft_ca_bundle or ""}
+    argv = [args[0], *args[1:], "--data-dir", str(settings.data_dir)]
+    return await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli.app, argv, env=env))
 
 
 async def _wait_job(client, token: str, tenant_id: str, job_id: int) -> dict:
@@ -129,6 +147,12 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         f"user:{leaver_upn}:account": ("remove", "user_deleted"),
     }, plan
 
+    # The CLI shows the same plan, readable and as JSON.
+    cli_plan = await _cli(live, "plan", tenant_id)
+    assert cli_plan.exit_code == 0, cli_plan.output
+    assert f"+ create route:{usage}" in cli_plan.output and "(user_deleted)" in cli_plan.output
+    assert {d["id"] for d in json.loads((await _cli(live, "plan", tenant_id, "--json")).output)["differences"]} == set(found)
+
     # A drift scan records the events and posts each, signed, to the reseller's webhook.
     hook = await client.put(f"{API}/webhook", headers=bearer(token), json={"url": f"{receiver.url}/drift"})
     assert hook.status_code == 200, hook.text
@@ -156,14 +180,74 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert (await client.post(f"{API}/tenants/{tenant_id}/apply", headers=bearer(other))).status_code == 404
     assert (await client.get(f"{API}/drift", headers=bearer(other))).json() == []
 
-    # Apply converges; the second plan is empty; the leaver's number is free in the records.
-    await _apply(client, token, tenant_id)
+    # Apply adopts the hand-granted policy into the records and converges the rest; the second plan is empty;
+    # the leaver's number is free in the records.
+    job = await _apply(client, token, tenant_id, adopt=[f"user:{bob_upn}:voiceRoutingPolicy"])
+    assert {r["id"] for r in job["results"]} == set(found) - {f"user:{bob_upn}:voiceRoutingPolicy"}
     assert (await _plan(client, token, tenant_id))["empty"] is True
     assert _sql(live, "SELECT phone_number FROM teams_voice_users WHERE user_principal_name = :u", u=leaver_upn) == [(None,)]
+    assert _sql(live, "SELECT voice_routing_policy FROM teams_voice_users WHERE user_principal_name = :u", u=bob_upn) == [(f"vip-{tag}",)]
+    cli_apply = await _cli(live, "apply", tenant_id)
+    assert cli_apply.exit_code == 0 and "no differences" in cli_apply.output, cli_apply.output
 
-    # The next scan resolves every event, and says so to the webhook.
+    # The next scan resolves every event, and says so to the webhook (a receiver failing at first gets retries).
     before = len(receiver.received)
+    receiver.fail_next = 2
     await client.post(f"{API}/drift/scan", headers=bearer(token))
     resolved = receiver.wait_for(before + 5)[before:]
     assert {d["body"]["type"] for d in resolved} == {"drift.resolved"}
+    assert receiver.attempts - len(receiver.received) == 2  # the two refused posts were retried
     assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
+    assert json.loads((await _cli(live, "drift", "--json")).output) == []
+
+    # Offboarding: the leaver's number is in quarantine, and cannot be given to anyone meanwhile.
+    assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_leaver) == [(leaver_upn,)]
+    exported = (await client.get(f"{API}/tenants/{tenant_id}/export", headers=bearer(token))).json()
+    assert {u["userPrincipalName"]: u["phoneNumber"] for u in exported["users"]}[ada_upn] == n_ada
+    eve_upn = eve["userPrincipalName"].lower()
+    hostile = exported | {"users": [*exported["users"], {"userPrincipalName": eve_upn, "phoneNumber": n_leaver,
+                                                         "voiceRoutingPolicy": None, "callingEnabled": True}]}
+    refused = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json=hostile)
+    assert refused.status_code == 409 and "quarantine" in refused.json()["message"], refused.text
+
+    # Export, lose a record's number, restore: the desired state is back and the tenant matches it again.
+    _sql(live, "UPDATE teams_voice_users SET phone_number = NULL WHERE user_principal_name = :u", u=ada_upn)
+    assert (await _plan(client, token, tenant_id))["empty"] is False
+    restored = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json=exported)
+    assert restored.status_code == 200 and restored.json()["notRestored"] == [], restored.text
+    assert (await _plan(client, token, tenant_id))["empty"] is True
+    bad = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json={"version": 1, "users": [1]})
+    assert bad.status_code == 400 and "users[0]" in bad.json()["message"]
+
+    # Number reconciliation: a number assigned by hand, unknown to the inventory and the records, is reported.
+    n_stray = f"+{base + 3}"
+    connection = MicrosoftConnector(live.settings)
+    try:
+        await connection.connect(tenant_id).cmdlets.run("Set-CsPhoneNumberAssignment", {
+            "Identity": eve["userPrincipalName"], "PhoneNumber": n_stray, "PhoneNumberType": "DirectRouting"})
+    finally:
+        await connection.aclose()
+    report = (await client.get(f"{API}/numbers/reconciliation", headers=bearer(token))).json()
+    findings = {f["number"]: f for f in report["findings"]}
+    assert findings[n_stray]["finding"] == "assigned_in_teams_unknown_to_inventory"
+    assert findings[n_stray]["teamsHolder"] == eve_upn and report["unreachable"] == []
+    assert (await client.get(f"{API}/numbers/reconciliation", headers=bearer(other))).json()["findings"] == []
+
+    # Auto-apply: a tenant that opted in is converged after a scan finds drift.
+    opted = await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=bearer(token), json={"autoApply": True})
+    assert opted.status_code == 200 and opted.json()["autoApply"] is True
+    assert (await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=bearer(token),
+                             json={"autoApply": "yes"})).status_code == 400
+    connection = MicrosoftConnector(live.settings)
+    try:
+        await connection.connect(tenant_id).cmdlets.run("Grant-CsOnlineVoiceRoutingPolicy", {
+            "Identity": ada["userPrincipalName"], "PolicyName": None})
+    finally:
+        await connection.aclose()
+    assert (await _plan(client, token, tenant_id))["empty"] is False
+    await client.post(f"{API}/drift/scan", headers=bearer(token))
+    deadline = time.monotonic() + 30
+    while not (await _plan(client, token, tenant_id))["empty"]:
+        assert time.monotonic() < deadline, "auto-apply did not converge the tenant"
+        time.sleep(0.2)
+    assert _sql(live, "SELECT status FROM voice_apply_jobs WHERE trigger = 'auto'") == [("completed",)]
