@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from . import application_instances, teams_voice, voice_routing
+from . import application_instances, emergency_addresses, teams_voice, voice_routing
 from .catalog import TEAMS_ADMIN_APP_ID
 from .cmdlet_support import Cmdlet, CmdletError, Parameters
 from .context import EmulatorDep
@@ -88,7 +88,10 @@ def set_phone_number_assignment(tx: Transaction, tenant_id: str, parameters: Par
     number = parameters["PhoneNumber"]
     if isinstance(number, str) and number.lower().startswith("tel:"):
         raise CmdletError("BadRequest", "InvalidArgument", "The PhoneNumber must not include the 'tel:' prefix.")
-    _voice(lambda: teams_voice.assign_number(tx, user, str(number), number_type, category, parameters.get("LocationId")))
+    location_id = parameters.get("LocationId")
+    if location_id is not None:  # Teams checks the emergency location exists in the tenant
+        location_id = emergency_addresses.require_location(tx, tenant_id, location_id)
+    _voice(lambda: teams_voice.assign_number(tx, user, str(number), number_type, category, location_id))
     return []
 
 
@@ -168,6 +171,7 @@ CMDLETS: dict[str, tuple[Cmdlet, tuple[str, ...]]] = {
     "Get-CsOnlineUser": (get_online_user, ("Identity",)),
     **voice_routing.CMDLETS,
     **application_instances.CMDLETS,
+    **emergency_addresses.CMDLETS,
 }
 
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import anyio
 from sqlalchemy.exc import DataError
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -125,6 +126,11 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py
                        max_bulk_body_bytes=settings.max_bulk_request_body_bytes, render_unexpected=unexpected)
     app.add_middleware(SecurityHeaders, settings=settings)  # headers on every answer; /metrics access
+    if settings.cors_allowed_origins:  # a browser portal on another origin (Fusion's self-care portal)
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allowed_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
     app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)

@@ -9,7 +9,7 @@ from teamsvoice.domain.calling.models import (
 )
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
-    FusionWizardRun,
+    FusionLocation, FusionNumberLocation, FusionUserProfile, FusionWizardRun,
 )
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.domain.security.models import LoginThrottle
@@ -41,11 +41,14 @@ __all__ = [
     "FusionBulkJob",
     "FusionGroupFilter",
     "FusionMsTeamsAdmin",
+    "FusionLocation",
     "FusionNumber",
+    "FusionNumberLocation",
     "FusionSession",
     "FusionSubscription",
     "FusionTenant",
     "FusionUser",
+    "FusionUserProfile",
     "FusionResourceAccount",
     "FusionTemplate",
     "FusionUserLicences",

@@ -3,8 +3,9 @@
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,6 +94,23 @@ class Settings(BaseSettings):
         default="loopback", description="Who may read /metrics: nobody, clients on a loopback address, or "
         "clients sending `Authorization: Bearer <metrics_token>`.")
     metrics_token: str | None = Field(default=None, description="The bearer token for metrics_access=token.")
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins (scheme://host[:port]) that may call the APIs from another "
+        "origin, e.g. a Fusion portal: preflights are answered and Access-Control-Allow-Origin is set for them only. "
+        'Empty: no cross-origin access. Environment: a JSON list, TEAMSVOICE_CORS_ALLOWED_ORIGINS=\'["https://portal.example"]\'.')
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        checked = []
+        for origin in origins:
+            parsed = urlsplit(origin)
+            if (parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path or parsed.query
+                    or parsed.fragment or parsed.username or origin != origin.strip()):
+                raise ValueError(f"cors_allowed_origins: '{origin}' is not an origin (scheme://host[:port], no path; "
+                                 "'*' is not accepted)")
+            checked.append(origin.lower())
+        return checked
 
     sbc_kamailio_db_url: str | None = Field(
         default=None, description="Kamailio's database (sqlite:///... or postgresql://...) where teamsvoice writes the "

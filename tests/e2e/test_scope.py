@@ -103,7 +103,14 @@ TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post"
                   # allowExternalNumbers: a flag, not a number
                   ("post", "/reseller/newEnterprise"), ("post", "/reseller/editEnterprise"),
                   # releases the deleted PBX user's number; takes none
-                  ("delete", "/pbx/deletePBXUser/{userId}")}
+                  ("delete", "/pbx/deletePBXUser/{userId}"),
+                  # the platform around the MS Teams section (issue 10): house numbers, licence counts, mobile numbers
+                  # of admins, the location of the user's own number; no phone number is taken from the caller
+                  ("post", _SUB_PATH + "/locations"), ("delete", _SUB_PATH + "/locations/{location_id}"),
+                  ("put", _SUB_PATH + "/msteams/users/{ms_user_id}/location"), ("put", _SUB_PATH + "/licenses"),
+                  ("post", _SUB_PATH + "/entitlements"), ("put", _SUB_PATH + "/entitlements/{entitlement_id}"),
+                  ("delete", _SUB_PATH + "/entitlements/{entitlement_id}"), ("post", _SUB_PATH + "/porting/requests"),
+                  ("post", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins"), ("put", "/api/v01/system/users/local")}
 
 
 def _mentions_a_number(operation: dict, components: dict) -> bool:

@@ -12,3 +12,8 @@ ROUTERS: list[APIRouter] = [auth.router, tenants.router, subscriptions.router, m
 from teamsvoice.api.fusion import bulk, msteams_users, resource_accounts, templates  # noqa: E402
 
 ROUTERS += [bulk.router, msteams_users.router, resource_accounts.router, templates.router]
+
+# The platform around the MS Teams section (issue 10): profile, organisation, staff, licences, what is not done.
+from teamsvoice.api.fusion import inventory, locations, platform, subscription_extras  # noqa: E402
+
+ROUTERS += [platform.router, subscription_extras.router, inventory.router, locations.router]

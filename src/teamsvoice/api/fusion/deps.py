@@ -45,6 +45,7 @@ def require(permission: str) -> Callable[..., Awaitable[FusionPrincipal]]:
                                    f"(required role: {permission})")
         return principal
 
+    check.required_roles = (permission,)  # type: ignore[attr-defined]  # read by the role-vocabulary test
     return check
 
 

@@ -77,14 +77,14 @@ async def create_subscription(
 
 @router.get(SUB_PATH, summary="A subscription with its licences, MS Teams link and number counts")
 async def get_subscription(
-    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.read"))], uow: UnitOfWorkDep,
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.read"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     return await _detail(uow, access)
 
 
 @router.delete(SUB_PATH, summary="Delete a subscription that is not linked and holds no numbers")
 async def delete_subscription(
-    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.delete"))], uow: UnitOfWorkDep,
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.delete"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     subscription_id = access.subscription.id
     await service.delete_subscription(uow.session, access)
@@ -108,7 +108,11 @@ async def list_numbers(
         container.keyring, context)
 
 
-@router.get(SUB_PATH + "/free_numbers", summary="The subscription's numbers no Teams user holds")
+@router.get(
+    SUB_PATH + "/free_numbers", summary="The subscription's numbers no Teams user holds, as E.164 strings",
+    description="`{freeNumbers: [\"+3222100100\", ...], page, pages, results, next?}`: the strings are what the "
+    "portal renders and what a user's `phoneNumber` takes.",
+)
 async def free_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.free_numbers.list"))],
     uow: UnitOfWorkDep, container: ContainerDep, page_size: int = 100, search: str | None = None, next: str | None = None,
@@ -118,7 +122,7 @@ async def free_numbers(
     offset = decode_next(container.keyring, next, context)
     rows, total = await numbers.list_numbers(uow.session, access, search=search, offset=offset, limit=page_size,
                                              free_only=True)
-    return {"freeNumbers": [render_number(r, None) for r in rows]} | Page(offset, page_size, total).wire(
+    return {"freeNumbers": [r.e164 for r in rows]} | Page(offset, page_size, total).wire(
         container.keyring, context)
 
 

@@ -50,16 +50,16 @@ async def create_tenant(
 
 @router.get("/{uuid}", summary="One tenant")
 async def get_tenant(
-    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.read"))],
-    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.read"))], uow: UnitOfWorkDep,
+    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.read"))],
+    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.read"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     return await _render(uow, principal, tenant)
 
 
 @router.put("/{uuid}", summary="Update a tenant's name, billingId and markup")
 async def update_tenant(
-    body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.update"))],
-    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.update"))], uow: UnitOfWorkDep,
+    body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
+    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.update"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     tenant.name, tenant.billing_id = body.name, body.billingId
     tenant.markup = float(body.markup) if body.markup is not None else None
@@ -69,7 +69,7 @@ async def update_tenant(
 
 @router.delete("/{uuid}", summary="Delete a tenant that has no subscriptions left")
 async def delete_tenant(
-    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.delete"))], uow: UnitOfWorkDep,
+    tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.delete"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     await service.delete_tenant(uow.session, tenant)
     return {"uuid": tenant.uuid}

@@ -135,3 +135,51 @@ class FusionGroupFilter(Base):
     subscription_id: Mapped[int] = mapped_column(ForeignKey("fusion_subscriptions.id"), index=True)
     group_id: Mapped[str] = mapped_column(String(64))
     display_name: Mapped[str] = mapped_column(String(255))
+
+
+class FusionUserProfile(Base):
+    """A login's own account fields (APIO's user profile); the login itself stays in `FusionUser`."""
+
+    __tablename__ = "fusion_user_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("fusion_users.id"), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    mobile_number: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class FusionLocation(Base):
+    """An emergency (civic) address of a subscription, and its Teams counterpart once created there (a civic
+    address with its default location, the LocationId given to numbers)."""
+
+    __tablename__ = "fusion_locations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("fusion_subscriptions.id"), index=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    street: Mapped[str] = mapped_column(String(200))
+    house_number: Mapped[str] = mapped_column(String(40))
+    postbox: Mapped[str | None] = mapped_column(String(40))
+    postal_code: Mapped[str] = mapped_column(String(20))
+    city: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
+    description: Mapped[str | None] = mapped_column(String(200))
+    teams_civic_address_id: Mapped[str | None] = mapped_column(String(64))
+    teams_location_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class FusionNumberLocation(Base):
+    """The emergency location given to a Teams user's number (one per user)."""
+
+    __tablename__ = "fusion_number_locations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Deleting the user row (a user deleted in Fusion) deletes this row with it.
+    voice_user_id: Mapped[int] = mapped_column(ForeignKey("teams_voice_users.id", ondelete="CASCADE"), unique=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("fusion_locations.id"), index=True)

@@ -10,12 +10,15 @@ from teamsvoice.core.security import hash_secret
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter,
+    FusionLocation,
     FusionMsTeamsAdmin,
     FusionNumber,
+    FusionNumberLocation,
     FusionSession,
     FusionSubscription,
     FusionTenant,
     FusionUser,
+    FusionUserProfile,
     FusionWizardRun,
 )
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -55,8 +58,6 @@ async def list_tenants(
         if node is None:
             raise NotFound(f"parent: {query.parent} is not a distributor or reseller under your control")
         statement = statement.where(FusionTenant.owner_reseller_id.in_(await descendant_reseller_ids(session, node.id)))
-    elif principal.level == "system":
-        raise ValidationFailed("parent: a system administrator has to provide a parent UUID")
     if query.search:
         statement = statement.where(func.lower(FusionTenant.name).contains(query.search.lower()))
     total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
@@ -97,6 +98,7 @@ async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
         raise PreconditionFailed("The tenant still has subscriptions; delete them first", code=TENANT_HAS_SUBSCRIPTIONS)
     logins = select(FusionUser.id).where(FusionUser.fusion_tenant_id == tenant.id)
     await session.execute(delete(FusionSession).where(FusionSession.user_id.in_(logins)))
+    await session.execute(delete(FusionUserProfile).where(FusionUserProfile.user_id.in_(logins)))
     await session.execute(delete(FusionUser).where(FusionUser.fusion_tenant_id == tenant.id))
     await session.delete(tenant)
 
@@ -162,7 +164,9 @@ async def delete_subscription(session: AsyncSession, access: SubscriptionAccess)
         raise PreconditionFailed("The subscription is linked to an MS Teams tenant or still holds numbers: unlink it "
                                  "and delete its numbers first", code=SUBSCRIPTION_NOT_DELETABLE)
     sub_id, enterprise_id = access.subscription.id, access.enterprise.id
-    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin):
+    locations = select(FusionLocation.id).where(FusionLocation.subscription_id == sub_id)
+    await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id.in_(locations)))
+    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation):
         await session.execute(delete(model).where(model.subscription_id == sub_id))
     await session.delete(access.subscription)
     await session.flush()

@@ -14,6 +14,7 @@ from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
+from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
@@ -196,7 +197,11 @@ async def update_user_details(
                 raise Conflict(f"phoneNumber: {number} is already assigned to another user")
             if pbx_user is not None:
                 pbx_user.phone_number = number  # the PBX user's number is the Teams number
+        gains_number = bool(number) and not record.phone_number
         record.phone_number = number
+        if gains_number:  # a newly voice-enabled user of a Fusion subscription takes a licence
+            await session.flush()
+            await licences.check_user_quota(session, access.enterprise.id)
     if voice_routing_policy is not ...:
         record.voice_routing_policy = voice_routing_policy or None  # type: ignore[assignment]
     record.calling_enabled = True

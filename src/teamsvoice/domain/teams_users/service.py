@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
-from teamsvoice.domain.fusion import numbers
+from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -490,6 +490,9 @@ async def _apply_voice(
             await set_customer_licences(session, record.id, update.customer_licenses)
             update.changes.append("customerLicenses")
         try:
+            if record.phone_number and not before[0]:  # a newly voice-enabled user takes a licence
+                await session.flush()
+                await licences.check_user_quota(session, access.enterprise.id)
             await session.commit()  # the wish is recorded before Teams is called, outside the write transaction
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None

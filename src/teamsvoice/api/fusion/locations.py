@@ -1,0 +1,98 @@
+"""A subscription's emergency (civic) addresses (`locations`, as the vendor's portal calls them), carried into
+Teams as emergency addresses, and the emergency location of a user's number."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.fusion import locations
+from teamsvoice.domain.fusion.models import FusionLocation
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.microsoft.ports import TenantConnection
+
+router = APIRouter(prefix=SUB_PATH, tags=["Fusion: locations (emergency addresses)"])
+_ROLE = "tenants.instance.subscriptions.instance.locations"
+
+
+def _access(action: str) -> Any:
+    return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+
+
+def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantConnection | None:
+    return container.connector.connect(access.ms_tenant_id) if access.ms_tenant_id else None
+
+
+async def _rendered(uow: UnitOfWorkDep, row: FusionLocation) -> dict[str, Any]:
+    return locations.render(row, (await locations.numbers_at(uow.session, [row.id]))[row.id])
+
+
+@router.get("/locations", summary="The subscription's emergency addresses: {locations: [...]}")
+async def list_locations(access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    rows = await locations.list_locations(uow.session, access)
+    placed = await locations.numbers_at(uow.session, [r.id for r in rows])
+    return {"locations": [locations.render(r, placed[r.id]) for r in rows]}
+
+
+@router.get("/locations/{location_id}", summary="One emergency address, with the numbers placed there")
+async def get_location(location_id: int, access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
+    return await _rendered(uow, await locations.get_location(uow.session, access, location_id))
+
+
+@router.post(
+    "/locations", summary="Add an emergency address: {street, number, postbox?, postalCode, city, state?, country, "
+    "companyName?, description?}",
+    description="`country` is ISO 3166 alpha-2; `companyName` defaults to the tenant's name. With a linked MS Teams "
+    "tenant it is created there (New-CsOnlineLisCivicAddress); `msTeams` then names its civic address and location.",
+)
+async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
+                          container: ContainerDep) -> dict[str, Any]:
+    row = await locations.create_location(uow.session, access, await _body(request))
+    await uow.session.commit()
+    await locations.push_to_teams(uow.session, access, _connection(container, access), row)
+    return await _rendered(uow, row)
+
+
+@router.put("/locations/{location_id}", summary="Change an emergency address (the fields sent)")
+async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
+                          container: ContainerDep) -> dict[str, Any]:
+    row = await locations.update_location(uow.session, access, location_id, await _body(request))
+    await uow.session.commit()
+    await locations.push_to_teams(uow.session, access, _connection(container, access), row)
+    return await _rendered(uow, row)
+
+
+@router.delete("/locations/{location_id}", status_code=204,
+               summary="Remove an emergency address no number uses (in Teams too)")
+async def delete_location(location_id: int, access: _access("delete"), uow: UnitOfWorkDep,
+                          container: ContainerDep) -> Response:
+    await locations.delete_location(uow.session, access, _connection(container, access), location_id)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/msteams/users/{ms_user_id}/location", summary="Set the emergency location of the user's number: {locationId}",
+    description="`locationId`: a location of the subscription, or null to remove it. Teams gets it with "
+    "Set-CsPhoneNumberAssignment -LocationId. The user must hold a number.",
+)
+async def set_user_location(
+    ms_user_id: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep,
+    access: Annotated[SubscriptionAccess, Depends(subscription_access(
+        "tenants.instance.subscriptions.instance.msteams.users.instance.location.update"))],
+) -> dict[str, Any]:
+    body = await _body(request)
+    if not isinstance(body, dict) or set(body) != {"locationId"}:
+        raise ValidationFailed('The request body must be {"locationId": <id> | null}')
+    connection = container.connector.connect(access.require_ms_tenant())
+    return await locations.set_number_location(uow.session, access, connection, ms_user_id, body["locationId"])

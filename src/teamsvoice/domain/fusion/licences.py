@@ -1,0 +1,103 @@
+"""A subscription's Fusion licences (vendor-notes 2.9): `msTeamsUsers` is an enforced quota, `sipTrunkChannels`
+is enforced by call admission control at runtime (recorded here, nothing counts it).
+
+The quota: a subscription cannot have more voice-enabled MS Teams users (users holding a number; resource
+accounts are not users) than `msTeamsUsers.assigned`. `assigned` 0 means no limit is set: that is
+what every subscription created without `licenses` has, so existing subscriptions keep working unchanged, and it
+is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscription (kept equal).
+`check_user_quota` is the one place the rule lives: every write that gives a user of an enterprise its first
+number calls it after flushing that change (single updates, bulk items and ConnecttoTeams' updateUserDetails).
+"""
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.fusion.models import FusionSubscription
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
+
+QUOTA_EXCEEDED = "2060"
+BELOW_IN_USE = "2061"
+MAX_LICENCES = 1_000_000
+
+
+async def users_in_use(session: AsyncSession, enterprise_id: int) -> int:
+    """Users holding a number; resource accounts (call queues, auto attendants) hold numbers but no user licence."""
+    resource_accounts = select(FusionResourceAccount.voice_user_id).where(FusionResourceAccount.voice_user_id.is_not(None))
+    return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None),
+        TeamsVoiceUser.id.not_in(resource_accounts))) or 0
+
+
+async def licences(session: AsyncSession, access: SubscriptionAccess) -> dict[str, Any]:
+    subscription = access.subscription
+    return {"msTeamsUsers": {"assigned": subscription.ms_teams_users,
+                             "inUse": await users_in_use(session, access.enterprise.id)},
+            "sipTrunkChannels": {"assigned": subscription.sip_trunk_channels}}
+
+
+def _assigned(body: dict[str, Any], key: str) -> int | None:
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, dict) or set(value) != {"assigned"}:
+        raise ValidationFailed(f'{key}: must be {{"assigned": <integer>}}')
+    assigned = value["assigned"]
+    if isinstance(assigned, bool) or not isinstance(assigned, int) or not 0 <= assigned <= MAX_LICENCES:
+        raise ValidationFailed(f"{key}.assigned: must be an integer from 0 (no limit) to {MAX_LICENCES}")
+    return assigned
+
+
+async def update_licences(session: AsyncSession, access: SubscriptionAccess, body: Any) -> dict[str, Any]:
+    """Body `{"msTeamsUsers": {"assigned": N}}` and/or `{"sipTrunkChannels": {"assigned": N}}`. The MS Teams
+    users quota cannot go below the users voice-enabled now (free their numbers first)."""
+    if not isinstance(body, dict) or not body:
+        raise ValidationFailed('The request body must be {"msTeamsUsers": {"assigned": N}} or '
+                               '{"sipTrunkChannels": {"assigned": N}}')
+    unknown = set(body) - {"msTeamsUsers", "sipTrunkChannels"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown licence type (msTeamsUsers, sipTrunkChannels)")
+    users, channels = _assigned(body, "msTeamsUsers"), _assigned(body, "sipTrunkChannels")
+    subscription = await _locked(session, access.subscription.id)
+    if users is not None:
+        in_use = await users_in_use(session, access.enterprise.id)
+        if users and users < in_use:
+            raise ValidationFailed(f"msTeamsUsers.assigned: {users} is below the {in_use} MS Teams users voice-enabled "
+                                   "now; remove numbers from users first", code=BELOW_IN_USE)
+        subscription.ms_teams_users = users
+        access.enterprise.user_limit = users
+    if channels is not None:
+        subscription.sip_trunk_channels = channels
+    await session.flush()
+    return await licences(session, access)
+
+
+async def _locked(session: AsyncSession, subscription_id: int) -> FusionSubscription:
+    """The subscription row, locked until commit (PostgreSQL; SQLite serialises writers itself), so that two
+    writers cannot both take the last licence."""
+    subscription = await session.scalar(select(FusionSubscription).where(
+        FusionSubscription.id == subscription_id).with_for_update().execution_options(populate_existing=True))
+    assert subscription is not None
+    return subscription
+
+
+async def check_user_quota(session: AsyncSession, enterprise_id: int) -> None:
+    """Raises when the enterprise's Fusion subscription now has more voice-enabled users than its licences.
+    Call it after flushing the change that gives a user its number, inside the same transaction."""
+    subscription_id = await session.scalar(select(FusionSubscription.id).where(
+        FusionSubscription.enterprise_id == enterprise_id))
+    if subscription_id is None:
+        return  # a ConnecttoTeams-only enterprise: its userLimit rules apply elsewhere
+    subscription = await _locked(session, subscription_id)
+    if not subscription.ms_teams_users:
+        return
+    in_use = await users_in_use(session, enterprise_id)
+    if in_use > subscription.ms_teams_users:
+        raise ValidationFailed(
+            f"msTeamsUsers licence exceeded: subscription {subscription.id} has {subscription.ms_teams_users} MS Teams "
+            f"user licence(s), all in use; raise licenses.msTeamsUsers.assigned or free a user's number first",
+            code=QUOTA_EXCEEDED)

@@ -1,0 +1,125 @@
+"""Issue 10 section 1: a subscription's licences (an enforced quota, single updates and bulk items alike), free
+numbers as strings, the number stock and catalogues, and what teamsvoice does not do (501 or the truth)."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from teamsvoice.domain.fusion.scope import org_uuid
+from tests.api.fusion.support import BASE, make_world
+from tests.api.fusion.users_support import Onboarded, onboard
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation)
+
+
+async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(4)]
+    got = await client.get(f"{path}/licenses", headers=headers)
+    assert got.status_code == 200 and got.json() == {"msTeamsUsers": {"assigned": 0, "inUse": 0},
+                                                     "sipTrunkChannels": {"assigned": 0}}
+    # No limit set (0): the first user is voice-enabled as before.
+    first = await client.put(f"{path}/msteams/users/{users[0]['id']}", headers=headers, json={"phoneNumber": sub.numbers[0]})
+    assert first.status_code in (200, 204), first.text
+    # A resource account holds a number but takes no MS Teams user licence.
+    queue = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
+        "accountType": "call-queue", "userPrincipalName": f"queue{uuid.uuid4().hex[:8]}@{sub.tenant['domain']}",
+        "displayName": "Licence Queue", "location": "BE", "phoneNumber": sub.numbers[5]})
+    assert queue.status_code == 200, queue.text
+    for _ in range(200):
+        accounts = (await client.get(f"{path}/msteams/resource_accounts", headers=headers)).json()["resourceAccounts"]
+        if any(a.get("draas", {}).get("id") == queue.json()["id"] and a["draas"]["status"] == "active" for a in accounts):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the resource account did not settle")
+    set_two = await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 2}})
+    assert set_two.status_code == 200 and set_two.json()["msTeamsUsers"] == {"assigned": 2, "inUse": 1}
+    channels = await client.put(f"{path}/licenses", headers=headers, json={"sipTrunkChannels": {"assigned": 10}})
+    assert channels.json() == {"msTeamsUsers": {"assigned": 2, "inUse": 1}, "sipTrunkChannels": {"assigned": 10}}
+    assert (await client.get(path, headers=headers)).json()["licenses"] == {"msTeamsUsers": 2, "sipTrunkChannels": 10}
+    second = await client.put(f"{path}/msteams/users/{users[1]['id']}/phone_number", headers=headers,
+                              json={"phoneNumber": sub.numbers[1]})
+    assert second.status_code in (200, 204), second.text
+    # The third user would exceed the licence: 400 naming it, nothing recorded, Teams untouched.
+    third = await client.put(f"{path}/msteams/users/{users[2]['id']}", headers=headers, json={"phoneNumber": sub.numbers[2]})
+    assert third.status_code == 400 and third.json()["error"]["code"] == 2060, third.text
+    assert "msTeamsUsers licence" in third.json()["error"]["reason"]
+    assert sub.numbers[2] not in await sub.teams_numbers(users[2]["id"])  # (the tenant outlives tests)
+    assert sub.numbers[2] in (await client.get(f"{path}/free_numbers", headers=headers)).json()["freeNumbers"]
+    # Changing the number of a user who already has one takes no new licence.
+    moved = await client.put(f"{path}/msteams/users/{users[1]['id']}/phone_number", headers=headers,
+                             json={"phoneNumber": sub.numbers[3]})
+    assert moved.status_code in (200, 204), moved.text
+    # Bulk items follow the same rule.
+    bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Over quota", "data": [
+        {"upn": users[2]["userPrincipalName"], "number": sub.numbers[4]}]})
+    assert bulk.status_code == 400, bulk.text
+    assert bulk.json()["errors"][0]["error"]["code"] == 2060
+    # The quota cannot go below what is in use; 0 removes the limit.
+    below = await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 1}})
+    assert below.status_code == 400 and below.json()["error"]["code"] == 2061
+    for bad in ({}, {"msTeamsUsers": 3}, {"msTeamsUsers": {"assigned": -1}}, {"msTeamsUsers": {"assigned": "3"}},
+                {"msTeamsUsers": {"assigned": True}}, {"voice": {"assigned": 1}}, {"msTeamsUsers": {"assigned": 1, "x": 1}}):
+        refused = await client.put(f"{path}/licenses", headers=headers, json=bad)
+        assert refused.status_code == 400 and refused.json()["error"]["reason"], bad
+    unlimited = await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 0}})
+    assert unlimited.json()["msTeamsUsers"] == {"assigned": 0, "inUse": 2}
+    third = await client.put(f"{path}/msteams/users/{users[2]['id']}", headers=headers, json={"phoneNumber": sub.numbers[2]})
+    assert third.status_code in (200, 204), third.text
+
+
+async def test_stock_catalogues_and_what_is_not_done(client, live, organisation) -> None:
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
+    reseller, distributor = await world.as_("reseller"), await world.as_("distributor")
+    added = await client.post(f"{path}/numbers", headers=reseller, json={"countryCode": "+32", "ranges": [[22100100, 22100101]]})
+    assert added.status_code == 200, added.text
+    free = await client.get(f"{path}/free_numbers", headers=reseller)
+    assert free.json() == {"freeNumbers": ["+3222100100", "+3222100101"], "page": 1, "pages": 1, "results": 2}
+
+    codes = (await client.get(f"{BASE}/public/country_codes", headers=reseller)).json()["countryCodes"]
+    assert {"isoCode": "BE", "countryCode": "+32", "name": "Belgium"} in codes
+    assert {"isoCode": "US", "countryCode": "+1", "name": "United States"} in codes
+    owners = (await client.get(f"{BASE}/public/owners", headers=distributor, params={"level": "tenant"})).json()["owners"]
+    assert [(o["type"], o["name"]) for o in owners] == [("distributor", "Demo Master Reseller"),
+                                                         ("reseller", "Northwind Telecom"), ("reseller", "Tailspin Voice")]
+    assert owners[1]["uuid"] == org_uuid(organisation.resellers[0].reseller_id)
+    for_resellers = (await client.get(f"{BASE}/public/owners", headers=distributor, params={"level": "reseller"})).json()
+    assert [o["type"] for o in for_resellers["owners"]] == ["distributor"]
+    assert (await client.get(f"{BASE}/public/owners", headers=reseller, params={"level": "reseller"})).json() == {"owners": []}
+    assert (await client.get(f"{BASE}/public/owners", headers=reseller, params={"level": "system"})).status_code == 400
+
+    # No provider number stock, entitlements, rating or quarantine in teamsvoice: the truth, empty.
+    truths = {f"{BASE}/public/rate_plans": {"ratePlans": []},
+              f"{BASE}/public/entitlement_types": {"entitlementTypes": []},
+              f"{BASE}/public/number_inventory/ranges": {"ranges": []},
+              f"{BASE}/public/number_inventory/suggestion?numberType=geographic&countryCode=%2B32&rangeSize=10": {"suggestions": []},
+              f"{path}/entitlements": {"entitlements": []},
+              f"{path}/number_inventory?status=reserved": {"numbers": [], "page": 1, "pages": 1, "results": 0},
+              f"{path}/number_inventory?status=disconnected": {"numbers": [], "page": 1, "pages": 1, "results": 0},
+              f"{path}/msteams/oc/numbers": {"numbers": [], "page": 1, "pages": 1, "results": 0}}
+    for url, expected in truths.items():
+        answer = await client.get(url, headers=reseller)
+        assert answer.status_code == 200 and answer.json() == expected, (url, answer.text)
+    for url in (f"{path}/number_inventory", f"{path}/number_inventory?status=free",
+                f"{BASE}/public/number_inventory/suggestion?countryCode=%2B999",
+                f"{BASE}/public/number_inventory/suggestion?numberType=fancy"):
+        assert (await client.get(url, headers=reseller)).status_code == 400, url
+    assert (await client.put(f"{path}/entitlements/7", headers=reseller, json={"entitlement": 3})).status_code == 404
+    # What teamsvoice does not do: 501 in Fusion's envelope, never a bare 404.
+    for method, url in (("GET", f"{path}/porting/requests"), ("POST", f"{path}/porting/requests"),
+                        ("POST", f"{path}/entitlements"), ("GET", f"{BASE}/public/postal_codes")):
+        answer = await client.request(method, url, headers=reseller, json={})
+        assert answer.status_code == 501, (url, answer.text)
+        assert answer.json()["error"]["code"] == 1501 and "not implemented" in answer.json()["error"]["reason"]
+    # Scope still applies first: another reseller's subscription does not exist for it.
+    other = await world.as_("other-reseller")
+    assert (await client.get(f"{path}/licenses", headers=other)).status_code == 404
+    assert (await client.get(f"{path}/porting/requests", headers=other)).status_code == 404

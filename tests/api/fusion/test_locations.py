@@ -1,0 +1,96 @@
+"""Issue 10 section 1: a subscription's emergency (civic) addresses, carried into Teams (the emulated LIS
+cmdlets) and given to users' numbers as their emergency location."""
+
+import pytest
+
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.api.fusion.support import BASE, make_world
+from tests.api.fusion.users_support import Onboarded, onboard
+
+ADDRESS = {"street": "Rue de la Loi", "number": "16", "postalCode": "1000", "city": "Brussels", "country": "be",
+           "description": "Head office"}
+
+
+@pytest.fixture
+async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
+    return await onboard(client, live, organisation, count=4)
+
+
+async def cmdlet(sub: Onboarded, name: str, **parameters: object) -> list[dict]:
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:
+        return await connector.connect(sub.tenant["tenantId"]).cmdlets.run(name, parameters)
+    finally:
+        await connector.aclose()
+
+
+async def test_locations_in_teams_and_on_numbers(sub: Onboarded) -> None:
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    created = await client.post(f"{path}/locations", headers=headers, json=ADDRESS)
+    assert created.status_code == 200, created.text
+    location = created.json()
+    teams = location["msTeams"]
+    assert location == {"id": location["id"], "street": "Rue de la Loi", "number": "16", "postbox": None,
+                        "postalCode": {"code": "1000", "city": "Brussels", "state": None,
+                                       "country": {"isoCode": "BE", "name": "Belgium"}},
+                        "companyName": "Acme", "description": "Head office", "phoneNumbers": [],
+                        "msTeams": {"civicAddressId": teams["civicAddressId"], "locationId": teams["locationId"]}}
+    [address] = await cmdlet(sub, "Get-CsOnlineLisCivicAddress", CivicAddressId=teams["civicAddressId"])
+    assert (address["StreetName"], address["HouseNumber"], address["City"], address["CountryOrRegion"],
+            address["CompanyName"], address["DefaultLocationId"]) == ("Rue de la Loi", "16", "Brussels", "BE", "Acme",
+                                                                      teams["locationId"])
+    moved = await client.put(f"{path}/locations/{location['id']}", headers=headers, json={"number": "18", "postbox": "3"})
+    assert moved.status_code == 200 and moved.json()["number"] == "18" and moved.json()["postbox"] == "3"
+    [address] = await cmdlet(sub, "Get-CsOnlineLisCivicAddress", CivicAddressId=teams["civicAddressId"])
+    assert address["HouseNumber"] == "18" and address["StreetName"] == "Rue de la Loi (PO box 3)"
+
+    # The user's number gets the location in Teams; the location lists the number.
+    user = (await sub.users(1))[0]["msTeams"]
+    assert (await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers,
+                             json={"locationId": location["id"]})).status_code == 400  # no number yet
+    assigned = await client.put(f"{path}/msteams/users/{user['id']}", headers=headers, json={"phoneNumber": sub.numbers[0]})
+    assert assigned.status_code in (200, 204), assigned.text
+    placed = await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers,
+                              json={"locationId": location["id"]})
+    assert placed.status_code == 200 and placed.json() == {"phoneNumber": sub.numbers[0], "locationId": location["id"]}
+    graph = await sub.graph("/admin/teams/telephoneNumberManagement/numberAssignments")
+    [number] = [n for n in graph["value"] if n["telephoneNumber"] == sub.numbers[0]]
+    assert number["locationId"] == teams["locationId"]
+    listed = (await client.get(f"{path}/locations", headers=headers)).json()["locations"]
+    assert [(entry["id"], entry["phoneNumbers"]) for entry in listed] == [(location["id"], [sub.numbers[0]])]
+    # In use: neither here nor in Teams can it be removed.
+    in_use = await client.delete(f"{path}/locations/{location['id']}", headers=headers)
+    assert in_use.status_code == 400 and in_use.json()["error"]["code"] == 2071
+    for bad in ({"locationId": 999999}, {"locationId": "1"}, {"location": 1}):
+        assert (await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers, json=bad)).status_code in (400, 404), bad
+    cleared = await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers, json={"locationId": None})
+    assert cleared.status_code == 200 and cleared.json()["locationId"] is None
+    graph = await sub.graph("/admin/teams/telephoneNumberManagement/numberAssignments")
+    assert [n["locationId"] for n in graph["value"] if n["telephoneNumber"] == sub.numbers[0]] == [None]
+    assert (await client.delete(f"{path}/locations/{location['id']}", headers=headers)).status_code == 204
+    assert await cmdlet(sub, "Get-CsOnlineLisCivicAddress") == [] or all(
+        a["CivicAddressId"] != teams["civicAddressId"] for a in await cmdlet(sub, "Get-CsOnlineLisCivicAddress"))
+    assert (await client.get(f"{path}/locations/{location['id']}", headers=headers)).status_code == 404
+
+
+async def test_locations_validation_scope_and_unlinked(client, live, organisation) -> None:
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
+    reseller = await world.as_("reseller")
+    # Not linked to an MS Teams tenant: recorded here only.
+    local = await client.post(f"{path}/locations", headers=reseller, json={**ADDRESS, "companyName": "Acme HQ"})
+    assert local.status_code == 200 and local.json()["msTeams"] is None and local.json()["companyName"] == "Acme HQ"
+    for bad, named in (({**ADDRESS, "country": "XX"}, "country"), ({k: v for k, v in ADDRESS.items() if k != "city"}, "city"),
+                       ({**ADDRESS, "zip": "1"}, "zip"), ({**ADDRESS, "street": 12}, "street"), ([], "object")):
+        refused = await client.post(f"{path}/locations", headers=reseller, json=bad)
+        assert refused.status_code == 400 and named in refused.json()["error"]["reason"], (bad, refused.text)
+    assert (await client.put(f"{path}/locations/{local.json()['id']}", headers=reseller, json={})).status_code == 400
+    other = await world.as_("other-reseller")
+    assert (await client.get(f"{path}/locations", headers=other)).status_code == 404
+    await world.tenant_login(tenant["uuid"], "tenant-admin")
+    own = await world.as_("tenant-admin")
+    assert [entry["id"] for entry in (await client.get(f"{path}/locations", headers=own)).json()["locations"]] == [local.json()["id"]]
+    assert (await client.delete(f"{path}/locations/{local.json()['id']}", headers=own)).status_code == 204
+    assert (await client.delete(f"{path}/locations/{local.json()['id']}", headers=own)).status_code == 404
