@@ -1,0 +1,149 @@
+"""What the API layer costs on top of the database read it does (prints figures; not a test). See
+bench/README.md.
+
+    .venv/bin/python bench/api_overhead.py [--requests 400]
+
+Builds the app on a fresh SQLite file with the demo organisation (no job engine, no Microsoft), and for
+three list/get routes of each family times --requests sequential calls in process (httpx over ASGI, so no
+network), beside a bare Starlette handler that does the same database read and renders the same rows as
+JSON. The ratio is teamsvoice's mean latency over the bare handler's; the issue's target is 1.5x. The
+teamsvoice figure includes what a real request costs: the bearer token's lookup and scope checks, the
+middleware stack (request id and access log, security headers, limits, metrics) and the vendor rendering.
+"""
+
+import argparse
+import asyncio
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from teamsvoice import demo  # noqa: E402
+from teamsvoice.app import create_app  # noqa: E402
+from teamsvoice.core.db import create_engine, session_factory, upgrade_database  # noqa: E402
+from teamsvoice.core.security import Keyring, load_or_create_master_key  # noqa: E402
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant  # noqa: E402
+from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE  # noqa: E402
+from teamsvoice.domain.orgs.models import Enterprise, Reseller, SbcGateway  # noqa: E402
+from teamsvoice.settings import Settings  # noqa: E402
+
+BASE = "/api/v01/draas/{draas}"
+
+
+async def timed(client: httpx.AsyncClient, path: str, headers: dict[str, str], count: int) -> float:
+    assert (await client.get(path, headers=headers)).status_code == 200, path  # warm up, and check it works
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = await client.get(path, headers=headers)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return statistics.mean(samples)
+
+
+def bare_app(sessions: Any) -> Starlette:
+    """The same reads, straight from a Starlette handler."""
+    def route(path: str, read: Callable[[Any, Request], Awaitable[Any]]) -> Route:
+        async def handler(request: Request) -> JSONResponse:
+            async with sessions() as session:
+                return JSONResponse(await read(session, request))
+        return Route(path, handler)
+
+    async def resellers(session: Any, request: Request) -> Any:
+        rows = await session.scalars(select(Reseller).where(Reseller.parent_id == int(request.path_params["id"])))
+        return [{"resellerId": r.id, "name": r.name} for r in rows]
+
+    async def enterprises(session: Any, request: Request) -> Any:
+        rows = await session.scalars(select(Enterprise).where(Enterprise.reseller_id == int(request.path_params["id"])))
+        return [{"enterpriseId": e.id, "enterpriseName": e.enterprise_name} for e in rows]
+
+    async def gateways(session: Any, request: Request) -> Any:
+        rows = await session.scalars(select(SbcGateway))
+        return [{"id": g.id, "region": g.region, "fqdn": g.fqdn} for g in rows]
+
+    async def tenants(session: Any, request: Request) -> Any:
+        rows = await session.scalars(select(FusionTenant).limit(10))
+        return {"tenants": [{"uuid": t.uuid, "name": t.name} for t in rows]}
+
+    async def tenant(session: Any, request: Request) -> Any:
+        row = await session.scalar(select(FusionTenant).where(FusionTenant.uuid == request.path_params["uuid"]))
+        return {"uuid": row.uuid, "name": row.name}
+
+    async def subscriptions(session: Any, request: Request) -> Any:
+        row = await session.scalar(select(FusionTenant).where(FusionTenant.uuid == request.path_params["uuid"]))
+        subs = await session.scalars(select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == row.id))
+        return {"subscriptions": [{"id": s.id, "name": s.name} for s in subs]}
+
+    return Starlette(routes=[route("/resellers/{id}", resellers), route("/enterprises/{id}", enterprises),
+                             route("/gateways", gateways), route("/tenants", tenants), route("/tenants/{uuid}", tenant),
+                             route("/tenants/{uuid}/subscriptions", subscriptions)])
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.disable(logging.INFO)  # the access log would time the terminal, not the API
+    with tempfile.TemporaryDirectory(prefix="teamsvoice-overhead-") as tmp:
+        settings = Settings(data_dir=Path(tmp), public_url="http://127.0.0.1:8080")
+        upgrade_database(settings.effective_database_url)
+        engine = create_engine(settings.effective_database_url)
+        sessions = session_factory(engine)
+        keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
+        async with sessions() as session:
+            organisation = await demo.seed_organisation(session)
+            assert organisation is not None
+            admin = {"username": "admin@adatum.example", "password": "x", "id": "0"}
+            seed = await demo.seed_fusion(session, keyring, organisation,
+                                          [{"domain": "adatum.example", "tenantId": "bench", "globalAdmin": admin}])
+            await session.commit()
+        app = create_app(settings, jobs_role=None)
+        reseller = organisation.resellers[1]
+        master = organisation.master
+        rows: list[tuple[str, float, float]] = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app(sessions)), base_url="http://127.0.0.1") as bare:
+            token = (await api.post("/oauth/token", auth=(master.client_id, master.client_secret), data={
+                "grant_type": "password", "username": master.username, "password": master.password})).json()["access_token"]
+            ctt = {"Authorization": f"Bearer {token}"}
+            login = next(x for x in seed.logins if x["level"] == "reseller")
+            fusion_token = (await api.post("/api/v01/auth/login", json={"username": login["username"],
+                                                                        "password": login["password"]})).json()["access_token"]
+            fusion = {"Authorization": f"Bearer {fusion_token}"}
+            draas = BASE.format(draas=DRAAS_INSTANCE)
+            uuid = seed.subscriptions[0]["tenantUuid"]
+            pairs = [
+                ("CTT  GET /reseller/getResellers/{id}", f"/reseller/getResellers/{master.reseller_id}", ctt, f"/resellers/{master.reseller_id}"),
+                ("CTT  GET /reseller/getEnterprisesForReseller/{id}", f"/reseller/getEnterprisesForReseller/{reseller.reseller_id}", ctt,
+                 f"/enterprises/{reseller.reseller_id}"),
+                ("CTT  GET /reseller/getAvailableSBCGatewayRegions...", f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{master.reseller_id}",
+                 ctt, "/gateways"),
+                ("Fusion GET tenants", f"{draas}/tenants", fusion, "/tenants"),
+                ("Fusion GET tenants/{uuid}", f"{draas}/tenants/{uuid}", fusion, f"/tenants/{uuid}"),
+                ("Fusion GET tenants/{uuid}/subscriptions", f"{draas}/tenants/{uuid}/subscriptions", fusion, f"/tenants/{uuid}/subscriptions"),
+            ]
+            for name, path, headers, bare_path in pairs:
+                ours = await timed(api, path, headers, args.requests)
+                theirs = await timed(bare, bare_path, {}, args.requests)
+                rows.append((name, ours, theirs))
+        await engine.dispose()
+    print(f"API overhead: {args.requests} sequential requests per route, in process (ASGI), SQLite")
+    print(f"{'route':<52} {'teamsvoice ms':>13} {'bare ms':>8} {'ratio':>6}")
+    for name, ours, theirs in rows:
+        print(f"{name:<52} {ours * 1000:>13.2f} {theirs * 1000:>8.2f} {ours / theirs:>6.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400)
+    asyncio.run(main(parser.parse_args()))
