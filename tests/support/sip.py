@@ -22,7 +22,6 @@ REGISTRAR_SCENARIO = ROOT / "tests" / "sbc" / "pbx_registrar.xml"
 MODULES = ("db_sqlite.so", "jsonrpcs.so", "xhttp.so", "uac.so", "dispatcher.so")
 MODULE_DIRS = [Path("/usr/lib/x86_64-linux-gnu/kamailio/modules"), Path("/usr/lib/aarch64-linux-gnu/kamailio/modules"),
                Path("/usr/lib/kamailio/modules"), Path("/usr/local/lib64/kamailio/modules")]
-REALM = "pbx.test.example"
 
 
 def missing() -> str | None:
@@ -57,8 +56,12 @@ def free_sip_port() -> int:
     raise RuntimeError("no free loopback port")
 
 
+def module_missing(name: str) -> bool:
+    return not any((d / name).exists() for d in MODULE_DIRS)
+
+
 def tls_module_missing() -> bool:
-    return not any((d / "tls.so").exists() for d in MODULE_DIRS)
+    return module_missing("tls.so")
 
 
 def self_signed_tls_cfg(directory: Path, wildcard: str) -> Path:
@@ -89,19 +92,25 @@ def self_signed_tls_cfg(directory: Path, wildcard: str) -> Path:
 
 
 class Kamailio:
-    def __init__(self, directory: Path, fqdn: str = "sbc.test.example", tls_cfg: Path | None = None) -> None:
+    def __init__(self, directory: Path, fqdn: str = "sbc.test.example", tls_cfg: Path | None = None,
+                 db_url: str | None = None) -> None:
+        """`db_url`: teamsvoice's spelling of Kamailio's database (default: a SQLite file in `directory`)."""
         self.directory, self.fqdn, self.tls_cfg = directory, fqdn, tls_cfg
         self.tls_port = free_port(socket.SOCK_STREAM) if tls_cfg else None
-        self.db_url = f"sqlite:///{directory / 'kamailio.sqlite3'}"
+        self.db_url = db_url or f"sqlite:///{directory / 'kamailio.sqlite3'}"
+        self.postgres = self.db_url.startswith("postgresql://")
         self.sip_port, self.rpc_port = free_sip_port(), free_port(socket.SOCK_STREAM)
         self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/RPC"
         self.process: subprocess.Popen | None = None
         KamailioSbc(self.db_url, self.rpc_url).ensure_schema()
 
     def start(self) -> "Kamailio":
-        env = os.environ | {"TEAMSVOICE_SBC_FQDN": self.fqdn, "TEAMSVOICE_SBC_DB_URL": self.db_url}
+        kamailio_url = "postgres://" + self.db_url.removeprefix("postgresql://") if self.postgres else self.db_url
+        env = os.environ | {"TEAMSVOICE_SBC_FQDN": self.fqdn, "TEAMSVOICE_SBC_DB_URL": kamailio_url}
         command = ["kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "1", "-Y", str(self.directory),
                    "-A", f"SBC_SIP_PORT={self.sip_port}", "-A", f"SBC_RPC_PORT={self.rpc_port}", "-A", "SBC_REG_TIMER=1"]
+        if self.postgres:
+            command += ["-A", "WITH_POSTGRES"]
         if self.tls_cfg is not None:
             command += ["-A", "WITH_TLS", "-A", f'SBC_TLS_CFG="{self.tls_cfg}"', "-A", f"SBC_TLS_PORT={self.tls_port}"]
         log = open(self.directory / "kamailio.log", "ab")  # noqa: SIM115 - owned by the process

@@ -11,7 +11,6 @@ sync every process enqueues at start (`resume_orphaned`).
 
 import logging
 import random
-import threading
 import time
 import uuid
 from typing import Any
@@ -29,13 +28,16 @@ from teamsvoice.settings import Settings
 
 SBC_QUEUE = "teamsvoice-sbc"
 log = logging.getLogger("teamsvoice.sbc")
-_registered = threading.Event()
+_registered_for: str | None = None  # the job engine start (executor id) the queue was registered in
 
 
 def _queue() -> None:
-    if not _registered.is_set():
+    """Registers the queue once per start of the job engine (a process may start it more than once)."""
+    global _registered_for
+    executor_id = job_context().executor_id
+    if _registered_for != executor_id:
         DBOS.register_queue(SBC_QUEUE, global_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update")
-        _registered.set()
+        _registered_for = executor_id
 
 
 def read_desired(session: Session, settings: Settings) -> DesiredSbc:
@@ -58,7 +60,8 @@ def until_sbc_answers() -> dict[str, Any]:
         try:
             report = sbc.apply(desired)
             return {"registrations": len(desired.registrations), "refreshed": report.registered_or_refreshed,
-                    "unregistered": report.unregistered, "targetsReloaded": report.targets_reloaded}
+                    "unregistered": report.unregistered, "targetsReloaded": report.targets_reloaded,
+                    "refused": report.refused}
         except SbcUnavailable as exc:
             failures += 1
             wait = min(ctx.settings.sbc_retry_max_delay_seconds, delay) * (0.5 + random.random() / 2)
