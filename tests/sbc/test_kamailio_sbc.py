@@ -21,7 +21,8 @@ from tests.support.onboarding import Onboarding
 from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget
 from teamsvoice.sbc.kamailio import KamailioSbc
 from tests.support.sip import (
-    Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing, self_signed_tls_cfg, tls_module_missing,
+    Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing, module_missing, self_signed_tls_cfg,
+    tls_module_missing,
 )
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=f"SBC tests need Kamailio and sipp: {missing()}")
@@ -162,6 +163,28 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, organisatio
         kamailio.start()
         pbx.wait_for(authorized_register("104", "third-Secret-3"))
         await wait_registered(client, token, tenant_id)
+
+        # The user moves to another PBX location: unregistered at the old registrar, registered at the new one.
+        (tmp_path / "pbx2").mkdir()
+        pbx2 = SippRegistrar(tmp_path / "pbx2", "104", "third-Secret-3").start()
+        try:
+            second = await client.post("/pbx/configurePBX", headers=bearer(token), json={
+                "enterpriseId": onboarding.enterprise_id, "pbxLocation": "Loopback PBX 2", "pbxType": "BroadWorks",
+                "canonicalPbxSIPDomain": "127.0.0.1", "proxyDomainPort": pbx2.port, "regExpiresValue": 300})
+            assert second.status_code == 200, second.text
+            before = len(pbx.messages())
+            moved = await client.post("/enterprise/configureUser", headers=bearer(token), json=body | {
+                "password": "third-Secret-3", "rePassword": "third-Secret-3", "pbxLocation": "Loopback PBX 2"})
+            assert moved.status_code == 200 and moved.json()["pbxLocation"] == "Loopback PBX 2", moved.text
+            pbx.wait_for(authorized_register("104", "third-Secret-3", expires="0"), after=before)
+            pbx2.wait_for(authorized_register("104", "third-Secret-3", expires="300"))
+            report = await wait_registered(client, token, tenant_id)
+            assert report["users"][0]["proxy"] == f"sip:127.0.0.1:{pbx2.port}"
+            pbx.stop()
+            pbx = pbx2  # deleted below, there
+        except BaseException:
+            pbx2.stop()
+            raise
 
         # Another reseller sees neither the user nor the enterprise's registrations.
         intruder = bearer(await token_for(client, organisation.resellers[1]))
@@ -316,3 +339,29 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
     finally:
         microsoft.close()
         pbx.close()
+
+
+
+@pytest.mark.skipif(module_missing("db_postgres.so"), reason="Kamailio's db_postgres is missing (kamailio-postgres-modules)")
+def test_kamailio_on_postgresql(postgres, tmp_path) -> None:
+    """-A WITH_POSTGRES: teamsvoice writes the tables in PostgreSQL, Kamailio reads them from there."""
+    server = Kamailio(tmp_path, FQDN, db_url=postgres.create_database(f"kam_{uuid.uuid4().hex[:10]}")).start()
+    pbx = SippRegistrar(tmp_path, "601", "Pg-pw-601").start()
+    try:
+        sbc = KamailioSbc(server.db_url, server.rpc_url)
+        desired = DesiredSbc([Registration(key="tv-601", number="+14139306010", gateway_fqdn=FQDN, pbx_user_id="601",
+                                           pbx_auth_user_id="601", password="Pg-pw-601", pbx_domain="127.0.0.1",
+                                           proxy=f"sip:127.0.0.1:{pbx.port}", expires=120)], [])
+        assert sbc.apply(desired).registered_or_refreshed == ["tv-601"]
+        pbx.wait_for(authorized_register("601", "Pg-pw-601"))
+        deadline = time.monotonic() + 10
+        while [h.state for h in sbc.held(desired)] != ["REGISTERED"]:
+            assert time.monotonic() < deadline, sbc.held(desired)
+            time.sleep(0.1)
+        before = len(pbx.messages())
+        server.stop()  # a restart reads the registration back from PostgreSQL
+        server.start()
+        pbx.wait_for(authorized_register("601", "Pg-pw-601"), after=before)
+    finally:
+        pbx.stop()
+        server.stop()

@@ -202,17 +202,25 @@ class KamailioSbc:
         for key, held in memory.items():
             moved = key in wanted and not _same(held, wanted[key], _TARGET)
             if key not in wanted or moved:
-                if int(held.get("flags") or 0) & 4:
-                    self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
-                    report.unregistered.append(key)
-                if key not in wanted:
-                    self.rpc("uac.reg_remove", key, missing_ok=True)
+                try:
+                    if int(held.get("flags") or 0) & 4:
+                        self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
+                        report.unregistered.append(key)
+                    if key not in wanted:
+                        self.rpc("uac.reg_remove", key, missing_ok=True)
+                except SbcRefused as exc:  # one record Kamailio refuses must not hold back the others
+                    report.refused[key] = exc.message
         self._write(desired)
         for key, row in wanted.items():
             held = memory.get(key)
             if held is None or not _same(held, row):
-                self.rpc("uac.reg_refresh", key)
-                report.registered_or_refreshed.append(key)
+                try:
+                    self.rpc("uac.reg_refresh", key)
+                    report.registered_or_refreshed.append(key)
+                except SbcRefused as exc:
+                    report.refused[key] = exc.message
+        for key, reason in report.refused.items():
+            log.warning("Kamailio refused the registration %s: %s (shown as drift; retried on the next sync)", key, reason)
         wanted_targets = sorted((t.set_id, t.uri) for t in desired.targets)
         if self._dispatcher_memory() != wanted_targets:
             self.rpc("dispatcher.reload")

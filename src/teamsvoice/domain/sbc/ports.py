@@ -64,6 +64,7 @@ class ApplyReport:
     registered_or_refreshed: list[str] = field(default_factory=list)
     unregistered: list[str] = field(default_factory=list)
     targets_reloaded: bool = False
+    refused: dict[str, str] = field(default_factory=dict)  # key -> why the SBC refused it (the others went on)
 
 
 class Sbc(Protocol):
