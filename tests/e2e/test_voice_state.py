@@ -27,15 +27,19 @@ DOMAIN = "voice-state.example"
 API = "/api/teamsvoice/v1"
 
 
-@pytest.fixture
-def tenant(live) -> dict:
+def _emulated_tenant(live, domain: str) -> dict:
     with httpx.Client(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=30) as http:
-        created = http.post("/_admin/tenants", json={"displayName": "Voice State", "domain": DOMAIN, "userCount": 6,
-                                                     "globalAdmin": {"username": f"admin@{DOMAIN}", "password": "Vs-admin-1!"}})
+        created = http.post("/_admin/tenants", json={"displayName": "Voice State", "domain": domain, "userCount": 6,
+                                                     "globalAdmin": {"username": f"admin@{domain}", "password": "Vs-admin-1!"}})
     assert created.status_code == 201, created.text
     body = created.json()
     return {"tenantId": body["tenantId"], "domain": body["domain"],
             "globalAdmin": {"username": body["globalAdmin"]["username"], "password": "Vs-admin-1!"}}
+
+
+@pytest.fixture
+def tenant(live) -> dict:
+    return _emulated_tenant(live, DOMAIN)
 
 
 def _sql(live, statement: str, **values) -> list:
@@ -107,11 +111,13 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         usage = f"teamsvoice-vs-{tag}"
 
         # teamsvoice's records: a direct route and three voice users.
-        sbc = _sql(live, "SELECT id FROM sbc_gateways WHERE reseller_id = :r ORDER BY id", r=onboarding.login.reseller_id)[0][0]
+        sbc, sbc_fqdn = _sql(live, "SELECT id, fqdn FROM sbc_gateways WHERE reseller_id = :r ORDER BY id",
+                             r=onboarding.login.reseller_id)[0]
+        label = sbc_fqdn.split(".")[0].lower()
         _sql(live, "INSERT INTO direct_routes (enterprise_id, sbc_gateway_id, tenant_id, gateway_fqdn, sip_port, pstn_usage, "
              "voice_route, number_pattern, voice_routing_policy, last_changes, provisioned_at, created_at) VALUES (:e, :s, :t, "
              ":f, 5061, :u, :u, '^\\+?\\d+$', :u, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-             e=onboarding.enterprise_id, s=sbc, t=tenant_id, f=f"sbcvs.{DOMAIN}", u=usage)
+             e=onboarding.enterprise_id, s=sbc, t=tenant_id, f=f"{label}.{DOMAIN}", u=usage)
         for user, number in ((ada, n_ada), (bob, n_bob), (leaver, n_leaver)):
             _sql(live, "INSERT INTO teams_voice_users (enterprise_id, user_principal_name, microsoft_user_id, phone_number, "
                  "voice_routing_policy, calling_enabled, updated_at) VALUES (:e, :upn, :id, :n, :p, :c, CURRENT_TIMESTAMP)",
@@ -251,3 +257,30 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         assert time.monotonic() < deadline, "auto-apply did not converge the tenant"
         time.sleep(0.2)
     assert _sql(live, "SELECT status FROM voice_apply_jobs WHERE trigger = 'auto'") == [("completed",)]
+
+    # Export, then restore into a replacement tenant with another domain: the old tenant gives its numbers up
+    # (restore of a document without users, then apply), the new one gets the routing and the users.
+    _sql(live, "UPDATE teams_voice_users SET voice_routing_policy = :p WHERE user_principal_name = :u", p=usage, u=bob_upn)
+    await _apply(client, token, tenant_id)
+    exported = (await client.get(f"{API}/tenants/{tenant_id}/export", headers=bearer(token))).json()
+    released = await client.post(f"{API}/tenants/{tenant_id}/restore", headers=bearer(token), json={"version": 1})
+    assert released.status_code == 200, released.text
+    await _apply(client, token, tenant_id)
+    new_domain = "voice-state-2.example"
+    replacement = _emulated_tenant(live, new_domain)
+    second = Onboarding(client, live, organisation, receiver, replacement)
+    await second.register()
+    restored = await client.post(f"{API}/tenants/{replacement['tenantId']}/restore", headers=bearer(token),
+                                 json={"document": exported, "renameDomain": {"from": DOMAIN, "to": new_domain}})
+    assert restored.status_code == 200 and restored.json()["notRestored"] == [], restored.text
+    creates = {d["id"]: d["action"] for d in (await _plan(client, token, replacement["tenantId"]))["differences"]}
+    # (the emulated tenants outlive the test: on the second backend the users already hold the first run's numbers)
+    assert creates[f"route:{usage}"] == "create"
+    assert creates[f"user:{ada_upn.split('@')[0]}@{new_domain}:phoneNumber"] in ("create", "change")
+    await _apply(client, token, replacement["tenantId"])
+    assert (await _plan(client, token, replacement["tenantId"]))["empty"] is True
+    copy = (await client.get(f"{API}/tenants/{replacement['tenantId']}/export", headers=bearer(token))).json()
+    renamed = {u["userPrincipalName"].replace(DOMAIN, new_domain): u | {"userPrincipalName": u["userPrincipalName"].replace(
+        DOMAIN, new_domain)} for u in exported["users"] if u["callingEnabled"]}
+    assert {u["userPrincipalName"]: u for u in copy["users"]} == renamed
+    assert [r["identity"] for r in copy["voiceRoutes"]] == [r["identity"] for r in exported["voiceRoutes"]]

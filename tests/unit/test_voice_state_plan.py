@@ -352,3 +352,15 @@ def test_a_bad_document_is_refused_naming_the_field(document: object, message: s
     with pytest.raises(ValidationFailed) as caught:
         parse_document(document)
     assert message in caught.value.message
+
+
+def test_rename_domain_moves_users_and_gateways_to_the_replacement_tenant() -> None:
+    from teamsvoice.domain.voice_state.state import rename_domain
+
+    state = desired(user("ada@contoso.com", "+3221234567"), user("bob@other.com"))
+    state.routing.gateways[0] = PstnGateway("sbc1.contoso.com", 5061, True)
+    state.routing.routes[0] = VoiceRoute("r", ".*", ["sbc1.contoso.com"], ["u"], 0)
+    moved = rename_domain(state, "contoso.com", "fabrikam.com")
+    assert [u.user_principal_name for u in moved.users] == ["ada@fabrikam.com", "bob@other.com"]
+    assert moved.routing.gateways[0].fqdn == "sbc1.fabrikam.com" and moved.routing.routes[0].gateways == ["sbc1.fabrikam.com"]
+    assert rename_domain(state, "toso.com", "x.com").users[0].user_principal_name == "ada@contoso.com"

@@ -11,6 +11,7 @@ from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, workflows
 from teamsvoice.domain.voice_state.state import export_document
+from teamsvoice.microsoft.voice_state import lookup_user_ids
 from teamsvoice.microsoft.voice_state import tenant_voice
 
 PREFIX = "/api/teamsvoice/v1"
@@ -74,6 +75,28 @@ async def get_apply(
 async def get_export(tenant_id: TenantId, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
     enterprise = await repository.tenant_in_scope(uow.session, principal, tenant_id)
     return export_document(await repository.desired_state(uow.session, enterprise))
+
+
+@router.post("/tenants/{tenant_id}/restore",
+             summary="Make a voice state document (from export; `{document, renameDomain}` for a replacement tenant) the "
+             "tenant's desired state; then plan / apply")
+async def post_restore(
+    tenant_id: TenantId, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep,
+    body: Annotated[Any, Body()] = None,
+) -> dict[str, Any]:
+    wanted = applying.restore_request(body)  # checked before anything is asked of Microsoft
+    enterprise = await repository.tenant_in_scope(uow.session, principal, tenant_id)
+    await uow.session.commit()  # no read transaction open while Microsoft answers
+    user_ids = await lookup_user_ids(container.connector.connect(tenant_id).directory, [u.user_principal_name for u in wanted.users])
+    return await applying.restore(uow.session, enterprise, wanted, user_ids)
+
+
+@router.get("/numbers/reconciliation",
+            summary="Numbers across the caller's tenants where the inventory, the records and Teams disagree")
+async def get_number_reconciliation(uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep) -> dict[str, Any]:
+    findings, errors = await applying.reconcile_numbers_in_scope(
+        uow.session, principal, lambda tenant: tenant_voice(container.connector.connect(tenant)))
+    return {"findings": findings, "unreachable": errors}
 
 
 @router.get("/drift", summary="Drift events of the caller's tenants (open ones unless `all`)")

@@ -3,20 +3,24 @@
 
 Microsoft is read only after the read transaction ended (never inside a write transaction)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.voice_state import repository
+from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.voice_state import drift, repository
+from teamsvoice.domain.voice_state.numbers import reconcile_numbers
 from teamsvoice.domain.voice_state.models import VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Difference, Plan
 from teamsvoice.domain.voice_state.service import plan_tenant
-from teamsvoice.domain.voice_state.state import DesiredState
+from teamsvoice.domain.voice_state.state import DesiredState, parse_document, rename_domain
 from teamsvoice.microsoft.ports import TenantVoiceAdmin
 
 MAX_ADOPT = 10_000
@@ -128,3 +132,84 @@ def render_job(job: VoiceApplyJob, tenant_id: str) -> dict[str, Any]:
         "createdAt": job.created_at.isoformat() + "Z",
         "finishedAt": job.finished_at.isoformat() + "Z" if job.finished_at else None,
     }
+
+
+def restore_request(body: Any) -> DesiredState:
+    """The body of a restore: a document, or `{"document": ..., "renameDomain": {"from": ..., "to": ...}}` for
+    a replacement tenant with another domain."""
+    if isinstance(body, dict) and "document" in body:
+        wanted = parse_document(body["document"])
+        rename = body.get("renameDomain")
+        if rename is not None:
+            if (not isinstance(rename, dict) or not all(isinstance(rename.get(k), str) and "." in rename[k]
+                                                        for k in ("from", "to"))):
+                raise ValidationFailed("renameDomain: must be {\"from\": \"<old domain>\", \"to\": \"<new domain>\"}")
+            wanted = rename_domain(wanted, rename["from"], rename["to"])
+        return wanted
+    return parse_document(body)
+
+
+async def restore(session: AsyncSession, enterprise: Enterprise, wanted: DesiredState, user_ids: dict[str, str]) -> dict[str, Any]:
+    """Makes a document the enterprise's desired state (the same or a replacement tenant): its users become
+    the enterprise's voice users (records of users it does not name lose number and calling), and each of
+    its voice routes on a gateway named after one of the reseller's SBCs becomes a direct route of the
+    enterprise. `user_ids` maps each document UPN to its Microsoft object id (looked up by the caller before
+    this write). What cannot be restored is answered as `notRestored`. Plan / apply then converge."""
+    # A user gone from the tenant with nothing to restore (calling off, no number) is left out.
+    users = [u for u in wanted.users if u.user_principal_name in user_ids or u.calling_enabled or u.phone_number]
+    missing = [u.user_principal_name for u in users if u.user_principal_name not in user_ids]
+    if missing:
+        raise ValidationFailed(f"users: {', '.join(missing[:10])} not found in tenant {enterprise.tenant_id}")
+    for u in users:
+        if u.phone_number:
+            await ownership.require_assignable(session, enterprise.id, u.phone_number, field="users.phoneNumber")
+    records = {r.user_principal_name: r for r in await session.scalars(
+        select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id))}
+    named = {u.user_principal_name for u in users}
+    for upn, record in records.items():
+        record.phone_number = None  # freed first: numbers may move between users of the document
+        if upn not in named:
+            record.calling_enabled = False
+    await session.flush()
+    for u in users:
+        record = records.get(u.user_principal_name)
+        if record is None:
+            record = TeamsVoiceUser(enterprise_id=enterprise.id, user_principal_name=u.user_principal_name)
+            session.add(record)
+        record.microsoft_user_id = user_ids[u.user_principal_name]
+        record.phone_number, record.voice_routing_policy = u.phone_number, u.voice_routing_policy
+        record.calling_enabled = u.calling_enabled
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("users: a number of the document is held by another customer's user") from exc
+    await repository.restore_direct_routes(session, enterprise, wanted.routing)
+    derived = (await repository.desired_state(session, enterprise)).routing
+    not_restored = ([f"gateway:{g.fqdn}" for g in wanted.routing.gateways if g.fqdn not in {d.fqdn for d in derived.gateways}]
+                    + [f"route:{r.identity}" for r in wanted.routing.routes if r.identity not in {d.identity for d in derived.routes}]
+                    + [f"policy:{p.identity}" for p in wanted.routing.policies
+                       if p.identity not in {d.identity for d in derived.policies}])
+    return {"tenantId": enterprise.tenant_id, "users": len(users), "notRestored": not_restored}
+
+
+async def reconcile_numbers_in_scope(session: AsyncSession, principal: Principal,
+                                     voice_for: Callable[[str], TenantVoiceAdmin]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Number findings over every linked tenant the caller may see; a tenant Microsoft cannot answer for
+    is listed in the second part instead."""
+    ids = await drift.enterprises_in_scope(session, principal)
+    desired_states = []
+    for enterprise_id in ids:
+        enterprise = await session.get(Enterprise, enterprise_id)
+        assert enterprise is not None
+        desired_states.append(await repository.desired_state(session, enterprise))
+    await session.commit()
+    findings: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    for desired in desired_states:
+        try:
+            held = await voice_for(desired.tenant_id).voice_users()
+        except UpstreamError as exc:
+            errors.append({"tenantId": desired.tenant_id, "error": exc.message})
+            continue
+        findings.extend(f.wire() for f in reconcile_numbers(desired, held))
+    return findings, errors

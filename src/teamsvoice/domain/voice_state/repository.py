@@ -102,3 +102,29 @@ async def quarantine(session: AsyncSession, enterprise: Enterprise, number: str,
         session.add(row)
     row.enterprise_id, row.previous_holder, row.until = enterprise.id, holder, utcnow() + timedelta(seconds=seconds)
     await session.flush()
+
+
+async def restore_direct_routes(session: AsyncSession, enterprise: Enterprise, routing: RoutingInventory) -> None:
+    """Each voice route of `routing` whose gateway is `<SBC label>.<tenant domain>` for one of the reseller's
+    SBC gateways becomes (or updates) the enterprise's direct route for that SBC, with the route's usage and
+    the policy that uses it."""
+    if not enterprise.tenant_domain or enterprise.tenant_id is None:
+        return
+    sbcs = {s.fqdn.split(".")[0].lower(): s for s in await session.scalars(
+        select(SbcGateway).where(SbcGateway.reseller_id == enterprise.reseller_id))}
+    ports = {g.fqdn.lower(): g.sip_port for g in routing.gateways}
+    for route in routing.routes:
+        fqdn = next((g.lower() for g in route.gateways if g.lower().endswith("." + enterprise.tenant_domain.lower())), None)
+        sbc = sbcs.get(fqdn.split(".")[0]) if fqdn else None
+        policy = next((p for p in routing.policies if set(p.usages) & set(route.usages)), None)
+        if sbc is None or policy is None or not route.usages or fqdn is None:
+            continue
+        row = await session.scalar(select(DirectRoute).where(DirectRoute.enterprise_id == enterprise.id,
+                                                             DirectRoute.sbc_gateway_id == sbc.id))
+        if row is None:
+            row = DirectRoute(enterprise_id=enterprise.id, sbc_gateway_id=sbc.id, last_changes=[])
+            session.add(row)
+        row.tenant_id, row.gateway_fqdn, row.sip_port = enterprise.tenant_id, fqdn, ports.get(fqdn, sbc.sip_port)
+        row.pstn_usage, row.voice_route, row.number_pattern = route.usages[0], route.identity, route.number_pattern
+        row.voice_routing_policy = policy.identity
+    await session.flush()

@@ -126,3 +126,24 @@ def parse_document(document: Any) -> DesiredState:
                                 bool(_field(u, "callingEnabled", bool, f"users[{i}]"))))
     tenant_id = document.get("tenantId")
     return DesiredState(str(tenant_id or ""), RoutingInventory(gateways, list(usages), routes, policies), users)
+
+
+def rename_domain(state: DesiredState, old: str, new: str) -> DesiredState:
+    """The state moved to a tenant whose domain is `new` in place of `old`: user principal names and
+    gateway FQDNs under `old` move under `new` (a replacement tenant)."""
+    old, new = old.lower().strip("."), new.lower().strip(".")
+
+    def moved(name: str, separator: str) -> str:
+        return name[: -len(old)] + new if name.lower().endswith(separator + old) else name
+
+    routing = state.routing
+    return DesiredState(
+        state.tenant_id,
+        RoutingInventory(
+            [PstnGateway(moved(g.fqdn, "."), g.sip_port, g.enabled) for g in routing.gateways], list(routing.usages),
+            [VoiceRoute(r.identity, r.number_pattern, [moved(g, ".") for g in r.gateways], list(r.usages), r.priority)
+             for r in routing.routes],
+            list(routing.policies)),
+        [Assignment(moved(u.user_principal_name, "@"), None, u.phone_number, u.voice_routing_policy, u.calling_enabled)
+         for u in state.users],
+        state.inventory)
