@@ -65,7 +65,7 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
     assert [u["msTeams"]["id"] for u in listed] == [alice["id"]] and listed[0]["draas"]["phoneNumber"] == sub.numbers[0]
 
     held = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers, json={"phoneNumber": sub.numbers[0]})
-    assert held.status_code == 409 and held.json()["error"]["code"] == 2011
+    assert held.status_code == 400 and held.json()["error"]["code"] == 2011
     foreign = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers, json={"phoneNumber": "+3222999999"})
     assert foreign.status_code == 400 and foreign.json()["error"]["code"] == 2012
     bad_vrp = await client.put(f"{path}/msteams/users/{bob['id']}/vrp", headers=headers, json={"vrp": "Nope"})

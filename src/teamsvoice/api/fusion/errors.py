@@ -1,6 +1,13 @@
 """Fusion's error envelope `{"error": {"code": <int>, "reason": "..."}}` (auth endpoints: `{"error": "..."}`).
 
 Codes are stable and listed in docs/fusion-errors.md.
+
+Statuses: every status table of spec 004 (and the usual set vendor-notes part 2 gives for the rest of the
+API) lists the same error statuses: 400 "Error while ...", 403, 404, 500. Fusion has no 409: a conflict
+(a number held by another user, a name taken, a job already ended) is the spec's "will result in an error",
+400, with its own code. `ERROR_STATUSES` is that decision, made once for the family; `render_domain_error`
+never answers a status outside it. Beyond the tables, every route may answer APIO core's 401 and the
+transport-level statuses of our own request limits and of Microsoft's availability (413, 429, 502, 503).
 """
 
 from fastapi.responses import JSONResponse
@@ -26,12 +33,16 @@ UPSTREAM = 1502
 UPSTREAM_RETRYABLE = 1503
 INTERNAL = 1500
 
+# The error statuses of spec 004's tables, and those every route may answer beyond them (see above).
+SPEC_ERROR_STATUSES = frozenset({400, 403, 404, 500})
+ERROR_STATUSES = SPEC_ERROR_STATUSES | {401, 413, 429, 502, 503}
+
 _BY_ERROR: list[tuple[type[DomainError], int, int]] = [
     (ValidationFailed, 400, INVALID_REQUEST),
     (AuthenticationFailed, 401, UNAUTHENTICATED),
     (PermissionDenied, 403, FORBIDDEN),
     (NotFound, 404, NOT_FOUND),
-    (Conflict, 409, CONFLICT),
+    (Conflict, 400, CONFLICT),  # the spec's "will result in an error": 400 (no Fusion table lists 409)
     (PreconditionFailed, 400, PRECONDITION),
 ]
 
@@ -44,7 +55,7 @@ def fusion_error(status: int, code: int, reason: str) -> JSONResponse:
 
 def code_for_status(status: int) -> int:
     return {400: INVALID_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND, 405: INVALID_REQUEST,
-            409: CONFLICT}.get(status, INTERNAL if status >= 500 else INVALID_REQUEST)
+            }.get(status, INTERNAL if status >= 500 else INVALID_REQUEST)
 
 
 def auth_error(reason: str) -> JSONResponse:
@@ -56,8 +67,8 @@ def render_domain_error(exc: DomainError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed):
         return auth_error(exc.message)
     if isinstance(exc, UpstreamError):
-        if exc.is_refusal:
-            return fusion_error(409, CONFLICT, exc.message)
+        if exc.is_refusal:  # Microsoft refused the request itself: the caller's error, as a conflict is
+            return fusion_error(400, CONFLICT, exc.message)
         return fusion_error(503 if exc.retryable else 502, UPSTREAM_RETRYABLE if exc.retryable else UPSTREAM, exc.message)
     # A domain error may carry its own numeric Fusion code (e.g. 2095 "The template does not exist").
     numeric = int(exc.code) if exc.code.isdigit() else None

@@ -25,6 +25,22 @@ def check_iso_code(raw: object, field: str = "isoCode") -> str:
     return raw.upper()
 
 
+def parse_full_number(raw: object, field: str) -> str:
+    """A full number as the Fusion API takes it: E.164 with its leading `+` (spec 004 writes them so); the
+    normalised E.164 string, or 400 naming `field`. National or bare digits are refused rather than guessed
+    (`14139301601` for a GB user is not a GB number). ConnecttoTeams keeps its own rule (spec 003's digits)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationFailed(f"{field}: must be a phone number in E.164 format such as +3212345678")
+    text = raw.strip()
+    if not text.startswith("+"):
+        raise ValidationFailed(f"{field}: '{raw}' is not in E.164 format: it must start with + and the country code "
+                               f"(e.g. +{''.join(ch for ch in text if ch.isdigit()) or '3212345678'})")
+    try:
+        return parse_e164(text).e164
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"{field}: {exc.message}") from None
+
+
 def expand_ranges(code: int, ranges: list[list[int]], iso_code: str | None) -> list[ParsedNumber]:
     found: list[ParsedNumber] = []
     for position, pair in enumerate(ranges):

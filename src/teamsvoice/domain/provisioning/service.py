@@ -57,7 +57,8 @@ async def _verify_msal_token(connector: MicrosoftConnector, enterprise: Enterpri
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise AuthenticationFailed(f"authenticationResult.accessToken: not a Microsoft token ({exc})") from exc
+        raise AuthenticationFailed("authenticationResult.accessToken: not a Microsoft access token (a JWT); pass the "
+                                   "msalAuthenticationResult of LOGIN_ENTERPRISE_ADMIN") from exc
     if claims.get("tid") != enterprise.tenant_id:
         raise PermissionDenied("The MSAL token does not belong to this enterprise's Microsoft tenant")
     if int(claims.get("exp", 0)) < time.time():
@@ -104,6 +105,18 @@ async def authorize_provisioning(
             "(canResellerManageEnterpriseProvisioning and the EnterpriseManagement consent are both required)"
         )
     return ProvisioningAccess(enterprise, connector.connect(tenant_id))
+
+
+def per_user_policy(name: str | None) -> str | None:
+    """The voice routing policy to grant a user. The tenant's global policy ("Global", as Teams and the policy
+    lists name it, or "Tag:Global") is what a user without a per-user grant gets: choosing it removes the grant
+    (Teams' `$null`), as Teams refuses to grant "Global" by name ("not a user policy")."""
+    if name is None:
+        return None
+    text = name.strip()
+    if not text or text.removeprefix("Tag:").lower() == "global":
+        return None
+    return text
 
 
 def normalise_phone_number(raw: str) -> str:
@@ -154,9 +167,10 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dic
         if not state.enterprise_voice and not record.phone_number:
             await connection.voice.set_enterprise_voice(upn, True)
             changes.append("enterprise voice enabled")
-        if record.voice_routing_policy != state.voice_routing_policy:
-            await connection.voice.grant_voice_routing_policy(upn, record.voice_routing_policy)
-            changes.append(f"voice routing policy set to {record.voice_routing_policy or 'Global'}")
+        policy = per_user_policy(record.voice_routing_policy)
+        if policy != state.voice_routing_policy:
+            await connection.voice.grant_voice_routing_policy(upn, policy)
+            changes.append(f"voice routing policy set to {policy or 'Global'}")
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
     record.last_synced_at = utcnow()
@@ -175,7 +189,9 @@ async def update_user_details(
     voice_routing_policy: str | None | type[...] = ...,
 ) -> dict[str, Any]:
     """Fields left as `...` are unchanged; None clears."""
-    if voice_routing_policy not in (..., None, "", "Global"):
+    if voice_routing_policy is not ... and voice_routing_policy is not None:
+        voice_routing_policy = per_user_policy(str(voice_routing_policy))
+    if voice_routing_policy not in (..., None):
         # Teams grants only existing per-user policies: say so as the caller's error, before recording anything.
         known = await direct_routing(access.connection).policy_names()
         if str(voice_routing_policy).removeprefix("Tag:") not in known:
@@ -203,7 +219,7 @@ async def update_user_details(
             await session.flush()
             await licences.check_user_quota(session, access.enterprise.id)
     if voice_routing_policy is not ...:
-        record.voice_routing_policy = voice_routing_policy or None  # type: ignore[assignment]
+        record.voice_routing_policy = voice_routing_policy  # type: ignore[assignment]
     record.calling_enabled = True
     await session.commit()
     return await reconcile(access.connection, record)

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -43,7 +42,7 @@ def _number(session_access: SubscriptionAccess, value: Any) -> str | None:
         raise ValidationFailed("phoneNumber: must be a phone number or null")
     if ";ext=" in value.lower():
         raise ValidationFailed("phoneNumber: a resource account cannot take a number with an extension (;ext=)")
-    return parse_e164(value).e164
+    return numbers.parse_full_number(value, "phoneNumber")
 
 
 async def _free(session: AsyncSession, access: SubscriptionAccess, number: str | None, record_id: int | None) -> None:

@@ -19,14 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import reconcile
+from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser, SubscribedSku
 from teamsvoice.microsoft.paths import guid_segment
@@ -378,7 +377,7 @@ def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
         elif name == "location":
             update.location = parse_location(wire, value)
         elif name == "phone_number":
-            update.phone_number = None if value is None else parse_e164(optional_string(wire, value, nullable=False) or "").e164
+            update.phone_number = None if value is None else numbers.parse_full_number(value, wire)
         elif name == "vrp":
             update.vrp = optional_string(wire, value)
         elif name in ("groups", "licenses"):
@@ -482,8 +481,9 @@ async def _apply_voice(
             else:
                 row = await numbers.require_free_number(session, access, update.phone_number, for_user=record)
                 record.phone_number, record.calling_enabled = row.e164, True
+        policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
         if update.vrp is not UNSET:
-            record.voice_routing_policy = update.vrp
+            record.voice_routing_policy = policy
             if update.vrp is not None and update.phone_number is UNSET:
                 record.calling_enabled = True  # as the ConnecttoTeams update does: a policy is a voice setting
         if update.customer_licenses is not UNSET:
@@ -503,9 +503,9 @@ async def _apply_voice(
             if update.vrp is not UNSET and not record.calling_enabled:
                 # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
                 state = await connection.voice.voice_state(user.id)
-                if state.voice_routing_policy != update.vrp:
-                    await connection.voice.grant_voice_routing_policy(user.user_principal_name, update.vrp)
-                    result["changes"].append(f"voice routing policy set to {update.vrp or 'Global'}")
+                if state.voice_routing_policy != policy:
+                    await connection.voice.grant_voice_routing_policy(user.user_principal_name, policy)
+                    result["changes"].append(f"voice routing policy set to {policy or 'Global'}")
         except DomainError as exc:
             record.phone_number, record.voice_routing_policy, record.calling_enabled = before
             record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
