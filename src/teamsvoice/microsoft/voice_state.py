@@ -6,7 +6,8 @@ from typing import Any
 
 from teamsvoice.microsoft.calling_ports import RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
-from teamsvoice.microsoft.ports import TenantConnection, VoiceState
+from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.microsoft.ports import Directory, TenantConnection, VoiceState
 from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 
 
@@ -73,3 +74,17 @@ class TenantVoiceAdapter:
 
 def tenant_voice(connection: TenantConnection) -> TenantVoiceAdapter:
     return TenantVoiceAdapter(connection)
+
+
+async def lookup_user_ids(directory: Directory, upns: list[str]) -> dict[str, str]:
+    """The Microsoft object id of each user principal name that exists in the tenant."""
+    found: dict[str, str] = {}
+    for upn in upns:
+        try:
+            found[upn] = str((await directory.user(upn))["id"])
+        except NotFound:
+            continue
+        except UpstreamError as exc:
+            if exc.status != 404:
+                raise
+    return found

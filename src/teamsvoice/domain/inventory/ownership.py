@@ -10,12 +10,15 @@ holder is only ever named to the owner of the number.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.errors import NotFound
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import Conflict, NotFound
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state.models import NumberQuarantine
 
 NUMBER_NOT_AVAILABLE = "number_not_available"
+NUMBER_IN_QUARANTINE = "number_in_quarantine"
 _CHUNK = 500
 
 
@@ -51,6 +54,11 @@ async def require_assignable(session: AsyncSession, enterprise_id: int, e164: st
     if await owned_elsewhere(session, enterprise_id, [e164]):
         raise NotFound(f"{field}: {e164} not found among the numbers available to this enterprise",
                        code=NUMBER_NOT_AVAILABLE)
+    until = await session.scalar(select(NumberQuarantine.until).where(
+        NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()))
+    if until is not None:  # freed by offboarding (domain/voice_state): not given to anyone before the end
+        raise Conflict(f"{field}: {e164} is in quarantine after offboarding until {until:%Y-%m-%d %H:%M} UTC",
+                       code=NUMBER_IN_QUARANTINE)
 
 
 async def holders_within(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> dict[str, TeamsVoiceUser]:

@@ -155,9 +155,10 @@ async def _webhooks_for(session: AsyncSession, reseller_id: int) -> list[DriftWe
     return found
 
 
-async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan) -> tuple[int, list[DriftDelivery]]:
+async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan, *,
+                      notify: bool = True) -> tuple[int, list[DriftDelivery]]:
     """Updates the tenant's drift events from a scan's plan; answers the open count and the webhook
-    deliveries to send (one per new or resolved event and webhook)."""
+    deliveries to send (one per new or resolved event and webhook; none unless `notify`)."""
     now = utcnow()
     open_events = {e.difference_id: e for e in await session.scalars(select(DriftEvent).where(
         DriftEvent.enterprise_id == enterprise.id, DriftEvent.resolved_at.is_(None)))}
@@ -184,7 +185,7 @@ async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan)
     settings.last_scan_at, settings.last_scan_error = now, None
     await session.flush()
     deliveries: list[DriftDelivery] = []
-    hooks = await _webhooks_for(session, enterprise.reseller_id) if changes else []
+    hooks = await _webhooks_for(session, enterprise.reseller_id) if changes and notify else []
     for kind, event in changes:
         body = json.dumps({"eventId": f"{event.id}:{kind}", "type": kind, "timestamp": int(time.time()),
                            "tenantId": enterprise.tenant_id, "enterpriseId": enterprise.id,

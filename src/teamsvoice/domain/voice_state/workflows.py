@@ -5,6 +5,7 @@ Microsoft failures wait and retry and are never final, a crash resumes at the un
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -254,26 +255,39 @@ def linked_step() -> list[int]:
     return _run(work)
 
 
-@DBOS.step(name="voice_drift_wait")
-def seconds_until_step(moment: float) -> float:
-    return max(0.0, moment - time.time())
+@DBOS.workflow(name="voice_drift_scan_all", max_recovery_attempts=None)
+def scan_linked(slot_key: str) -> int:
+    return scan_tenants(slot_key, linked_step())
 
 
-@DBOS.workflow(name="voice_drift_schedule", max_recovery_attempts=None)
-def drift_schedule(slot: int, interval: float) -> None:
-    """The scan of every linked tenant for one interval slot, then the next slot's (workflow ids per
-    slot: however many processes start the schedule, each slot scans once)."""
-    scan_tenants(f"slot-{slot}", linked_step())
-    DBOS.sleep(seconds_until_step((slot + 1) * interval))
-    start_once(f"voice-drift-schedule-{interval:g}-{slot + 1}", drift_schedule, slot + 1, interval)
+_schedule_stop: threading.Event | None = None
+
+
+def _schedule_loop(interval: float, stop: threading.Event) -> None:
+    """Enqueues the scan of every linked tenant once per interval slot. The workflow id names the slot, so
+    however many worker processes run this loop, each slot is scanned once."""
+    while not stop.is_set():
+        slot = int(time.time() // interval)
+        try:
+            start_once(f"voice-drift-schedule-{interval:g}-{slot}", scan_linked, f"slot-{slot}")
+        except Exception:  # noqa: BLE001 - the database may be briefly away; the next slot tries again
+            log.warning("could not start the scheduled drift scan", exc_info=True)
+        stop.wait(max(0.05, (slot + 1) * interval - time.time()))
 
 
 def start_schedule() -> int:
-    interval = job_context().settings.drift_scan_interval_seconds
-    if interval <= 0 or job_context().role == "api":
+    """Starts the drift scan schedule in worker processes (stopped by the next start or the process end)."""
+    global _schedule_stop
+    if _schedule_stop is not None:
+        _schedule_stop.set()
+    ctx = job_context()
+    interval = ctx.settings.drift_scan_interval_seconds
+    if interval <= 0 or ctx.role == "api":
         return 0
-    slot = int(time.time() // interval)
-    return int(start_once(f"voice-drift-schedule-{interval:g}-{slot}", drift_schedule, slot, interval))
+    _schedule_stop = threading.Event()
+    threading.Thread(target=_schedule_loop, args=(interval, _schedule_stop), name="teamsvoice-drift-schedule",
+                     daemon=True).start()
+    return 0
 
 
 # --- webhook deliveries -------------------------------------------------------------------------------
