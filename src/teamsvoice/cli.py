@@ -391,6 +391,86 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
         await engine.dispose()
 
 
+def _voice_settings(data_dir: Path) -> "Settings":
+    settings = _settings(data_dir)
+    try:
+        _migrate(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    return settings
+
+
+def _voice_run(work: Any) -> Any:
+    from teamsvoice.core.errors import DomainError
+
+    try:
+        return asyncio.run(work)
+    except DomainError as exc:
+        _fail(exc.message)
+
+
+@app.command("plan")
+def plan(
+    tenant: Annotated[str, typer.Argument(help="Microsoft tenant id, tenant domain or enterprise id.")],
+    data_dir: DataDir = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """What apply would change in a tenant to reach its desired voice state (reads Microsoft, changes nothing)."""
+    from rich.console import Console
+
+    from teamsvoice import voice_state_cli
+
+    result = _voice_run(voice_state_cli.plan_command(_voice_settings(data_dir), tenant))
+    if as_json:
+        typer.echo(json.dumps(result.wire(), indent=2))
+    else:
+        voice_state_cli.render_plan(result, Console())
+
+
+@app.command("apply")
+def apply(
+    tenant: Annotated[str, typer.Argument(help="Microsoft tenant id, tenant domain or enterprise id.")],
+    adopt: Annotated[list[str] | None, typer.Option(help="A difference id whose Microsoft value goes into teamsvoice's "
+                                                   "records instead (repeatable).")] = None,
+    data_dir: DataDir = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Converge a tenant to its desired voice state (after adopting the differences named by --adopt)."""
+    from rich.console import Console
+
+    from teamsvoice import voice_state_cli
+    from teamsvoice.domain.voice_state.planner import Plan, difference_from_wire
+
+    outcome = _voice_run(voice_state_cli.apply_command(_voice_settings(data_dir), tenant, adopt or []))
+    if as_json:
+        typer.echo(json.dumps(outcome, indent=2))
+        return
+    for item in outcome["adopted"]:
+        typer.echo(f"adopted {item['id']}: {item['detail']}")
+    for item in outcome["results"]:
+        typer.echo(f"{item['status']:<6} {item['id']} ({item['stage']}): {item['detail']}")
+    after = outcome["after"]
+    voice_state_cli.render_plan(Plan(after["tenantId"], [difference_from_wire(d) for d in after["differences"]]), Console())
+
+
+@app.command("drift")
+def drift(
+    data_dir: DataDir = Path("data"),
+    scan: Annotated[bool, typer.Option("--scan", help="Scan every linked tenant first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
+) -> None:
+    """Open drift events of every linked tenant: what differs from the desired state, first and last seen."""
+    from rich.console import Console
+
+    from teamsvoice import voice_state_cli
+
+    events = _voice_run(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
+    if as_json:
+        typer.echo(json.dumps(events, indent=2))
+    else:
+        voice_state_cli.render_events(events, Console())
+
+
 sbc_app = typer.Typer(help="The SBC (Kamailio) that registers PBX users to their PBX.", no_args_is_help=True)
 app.add_typer(sbc_app, name="sbc")
 
