@@ -256,7 +256,9 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     while not (await _plan(client, token, tenant_id))["empty"]:
         assert time.monotonic() < deadline, "auto-apply did not converge the tenant"
         time.sleep(0.2)
-    assert _sql(live, "SELECT status FROM voice_apply_jobs WHERE trigger = 'auto'") == [("completed",)]
+    while _sql(live, "SELECT status FROM voice_apply_jobs WHERE trigger = 'auto'") != [("completed",)]:
+        assert time.monotonic() < deadline, "the auto-apply job did not complete"
+        time.sleep(0.1)
 
     # Export, then restore into a replacement tenant with another domain: the old tenant gives its numbers up
     # (restore of a document without users, then apply), the new one gets the routing and the users.
