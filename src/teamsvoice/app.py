@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from teamsvoice import __version__, console
-from teamsvoice.api import connecttoteams, fusion
+from teamsvoice.api import connecttoteams, docs, fusion
 from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         version=__version__,
         description="Control plane for Microsoft Teams calling: ConnecttoTeams- and Fusion-compatible APIs.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by api/docs.py with the package's own assets (no CDN)
     )
     app.state.container = container
 
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:
         app.include_router(router)
     console.install(app)  # the provider console at /console (HTML pages, its own static assets)
+    docs.install(app)  # /docs, /redoc and the completed OpenAPI document
 
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py

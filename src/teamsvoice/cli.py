@@ -551,3 +551,11 @@ def sbc_init_db(data_dir: DataDir = Path("data")) -> None:
     except SbcUnavailable as exc:
         _fail(exc.message)
     typer.echo("Kamailio's tables are ready (uacreg, dispatcher, version)")
+
+
+# Operator commands (teamsvoice/operator_cli.py): customers, bulk jobs and CSV imports without a browser.
+from teamsvoice.operator_cli import bulk_app, jobs_app, tenants_app  # noqa: E402  (light: typer only)
+
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(bulk_app, name="bulk")
