@@ -94,6 +94,10 @@ async def test_the_installed_package_serves_the_onboarding_flow(installed: Path)
             assert login.status_code == 200 and 'name="password"' in login.text, login.text
             script = await http.get("/console/static/htmx.min.js")
             assert script.status_code == 200 and "htmx" in script.text[:200]
+            docs = await http.get("/docs")
+            assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+            assert (await http.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
+            assert (await http.get("/docs-assets/redoc.standalone.js")).status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0

@@ -20,11 +20,10 @@ from teamsvoice.settings import Settings
 
 PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'")
-# FastAPI's /docs and /redoc load Swagger UI / ReDoc from jsDelivr and start them with an inline script.
-DOCS_CSP = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-            "connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'")
+# /docs and /redoc run Swagger UI / ReDoc from the package's own files (api/docs.py): no CDN, no inline script.
+# Both set inline styles; ReDoc searches in a blob: worker.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "connect-src 'self'; worker-src blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 DOCS_PATHS = ("/docs", "/redoc")
 
 
