@@ -3,9 +3,11 @@ numbers as strings, the number stock and catalogues, and what teamsvoice does no
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.fusion.scope import org_uuid
 from tests.api.fusion.support import BASE, make_world
 from tests.api.fusion.users_support import Onboarded, onboard
@@ -108,6 +110,27 @@ async def test_stock_catalogues_and_what_is_not_done(client, live, organisation)
     for url, expected in truths.items():
         answer = await client.get(url, headers=reseller)
         assert answer.status_code == 200 and answer.json() == expected, (url, answer.text)
+    # Disconnected: the subscription's numbers in quarantine after offboarding (voice state, issue 11).
+    async def quarantine(session) -> None:  # type: ignore[no-untyped-def]
+        from teamsvoice.domain.fusion.models import FusionSubscription
+        from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+        enterprise_id = (await session.get(FusionSubscription, subscription["id"])).enterprise_id
+        session.add(NumberQuarantine(enterprise_id=enterprise_id, e164="+3222100199", previous_holder="gone@x.example",
+                                     until=utcnow() + timedelta(days=30)))
+        session.add(NumberQuarantine(enterprise_id=enterprise_id, e164="+3222100198", previous_holder="old@x.example",
+                                     until=utcnow() - timedelta(days=1)))  # over: free again
+
+    await world._with_session(quarantine)
+    resting = (await client.get(f"{path}/number_inventory", headers=reseller, params={"status": "disconnected"})).json()
+    item = resting["numbers"][0] if resting["numbers"] else {}
+    assert resting == {"numbers": [{"id": item.get("id"), "countryCode": "+32", "nsn": "22100199", "numberType": "geographic",
+                                    "region": None, "state": "disconnected", "stateUpdatedOn": item.get("stateUpdatedOn"),
+                                    "freeOn": item.get("freeOn")}], "page": 1, "pages": 1, "results": 1}, resting
+    assert item["freeOn"] > item["stateUpdatedOn"]
+    assert (await client.get(f"{path}/number_inventory", headers=reseller,
+                             params={"status": "disconnected", "search": "0198"})).json()["results"] == 0
+    assert (await client.get(f"{path}/number_inventory", headers=reseller, params={"status": "reserved"})).json()["results"] == 0
     for url in (f"{path}/number_inventory", f"{path}/number_inventory?status=free",
                 f"{BASE}/public/number_inventory/suggestion?countryCode=%2B999",
                 f"{BASE}/public/number_inventory/suggestion?numberType=fancy"):

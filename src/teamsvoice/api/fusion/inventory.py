@@ -1,8 +1,8 @@
 """Number stock and catalogues around a subscription (vendor-notes 2.1, 2.5; 97_public_data, 07_entitlements).
 
-teamsvoice has no provider number stock, entitlements, rate plans or number quarantine (see
-domain/fusion/public_data.py): the lists answer what is true (empty), the writes that need a stock answer 501 in
-Fusion's envelope, and one entitlement by id is "not found" (none exist)."""
+teamsvoice has no provider number stock, entitlements or rate plans (see domain/fusion/public_data.py): the
+lists answer what is true (empty; disconnected numbers are those in quarantine after offboarding), the writes
+that need a stock answer 501 in Fusion's envelope, and one entitlement by id is "not found" (none exist)."""
 
 from typing import Annotated, Any
 
@@ -13,7 +13,7 @@ from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.fusion.deps import instance_checked, subscription_access
 from teamsvoice.api.fusion.subscription_extras import not_implemented
 from teamsvoice.api.fusion.wire import SUB_PATH
-from teamsvoice.core.errors import NotFound
+from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.fusion import public_data
 from teamsvoice.domain.fusion.paging import check_page_size
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -70,16 +70,24 @@ async def suggest_ranges(
     return {"suggestions": []}
 
 
-@router.get(SUB_PATH + "/number_inventory", summary="Stock numbers reserved for, or released by, the subscription: none",
-            description="`status` reserved | disconnected. teamsvoice reserves no stock numbers and releases a deleted "
-            "number at once (no quarantine), so both lists are empty.")
+@router.get(SUB_PATH + "/number_inventory", summary="Numbers reserved for the subscription (none), or disconnected",
+            description="`status` reserved | disconnected; `page` (from 1), `page_size`, `search` (digits). reserved: "
+            "none (teamsvoice reserves no stock numbers). disconnected: the subscription's numbers in quarantine after "
+            "offboarding (TEAMSVOICE_NUMBER_QUARANTINE_SECONDS): `{numbers: [{id, countryCode, nsn, numberType, "
+            "region, state, stateUpdatedOn, freeOn}], page, pages, results}`.")
 async def list_number_inventory(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.number_inventory.list"))],
-    status: str | None = None, page: int = 1, page_size: int = 10, search: str | None = None,
+    uow: UnitOfWorkDep, status: str | None = None, page: int = 1, page_size: int = 10, search: str | None = None,
 ) -> dict[str, Any]:
     public_data.check_inventory_status(status)
     check_page_size(page_size)
-    return {"numbers": [], **EMPTY_PAGE}
+    if not 1 <= page <= 1_000_000:
+        raise ValidationFailed("page: must be 1 or more")
+    if status == "reserved":
+        return {"numbers": [], **EMPTY_PAGE}
+    rows, total = await public_data.disconnected(uow.session, access.enterprise.id, search, (page - 1) * page_size,
+                                                 page_size)
+    return {"numbers": rows, "page": page, "pages": max(1, -(-total // page_size)), "results": total}
 
 
 @router.get(SUB_PATH + "/entitlements", summary="Number entitlements of the subscription: none (numbers are not drawn from a stock)")

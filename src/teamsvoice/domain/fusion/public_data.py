@@ -1,25 +1,28 @@
 """Catalogues the Fusion portal reads (97_public_data) and the number stock around a subscription, as far as
 teamsvoice has them.
 
-teamsvoice keeps no provider number stock, no entitlements, no rating and no quarantine of released numbers:
-a subscription's numbers are added to it directly (`POST .../numbers`) and a deleted number is free at once.
-So the stock ranges, suggestions, entitlements, entitlement types, rate plans and reserved/disconnected
-inventory are truthfully empty; writes that would need the stock answer 501 (see the routes).
+teamsvoice keeps no provider number stock, no entitlements and no rating: a subscription's numbers are added
+to it directly (`POST .../numbers`). So the stock ranges, suggestions, entitlements, entitlement types, rate plans
+and reserved inventory are truthfully empty; writes that would need the stock answer 501 (see the routes).
+Disconnected numbers are those in quarantine after offboarding (`voice_state`'s NumberQuarantine: a user deleted
+in Entra ID left its number, no one may get it before `until`).
 """
 
 from typing import Any
 
 import phonenumbers
 import pycountry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.phone import calling_code
+from teamsvoice.core.phone import calling_code, parse_e164
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
+from teamsvoice.domain.voice_state.models import NumberQuarantine
 
 NUMBER_TYPES = ("geographic", "mobile", "toll_free", "premium", "national", "voip", "shared_cost", "other")
 INVENTORY_STATES = ("reserved", "disconnected")
@@ -63,3 +66,23 @@ def check_suggestion_query(number_type: str | None, country_code: str | None, ra
         raise ValidationFailed("rangeSize: must be between 1 and 10000")
     if not 1 <= number_of_results <= 100:
         raise ValidationFailed("numberOfResults: must be between 1 and 100")
+
+
+async def disconnected(session: AsyncSession, enterprise_id: int, search: str | None, offset: int,
+                       limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The enterprise's numbers in quarantine now, as number_inventory items."""
+    query = select(NumberQuarantine).where(NumberQuarantine.enterprise_id == enterprise_id,
+                                           NumberQuarantine.until > utcnow())
+    if search:
+        digits = "".join(ch for ch in search if ch.isdigit())
+        if not digits:
+            raise ValidationFailed("search: give some digits of the number")
+        query = query.where(NumberQuarantine.e164.contains(digits))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = []
+    for row in await session.scalars(query.order_by(NumberQuarantine.e164).offset(offset).limit(limit)):
+        parsed = parse_e164(row.e164)
+        items.append({"id": row.id, "countryCode": f"+{parsed.country_code}", "nsn": parsed.nsn,
+                      "numberType": parsed.number_type, "region": None, "state": "disconnected",
+                      "stateUpdatedOn": row.created_at.isoformat() + "Z", "freeOn": row.until.isoformat() + "Z"})
+    return items, total
