@@ -260,6 +260,20 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         assert time.monotonic() < deadline, "the auto-apply job did not complete"
         time.sleep(0.1)
 
+    # Offboarding: bob's number goes to quarantine, Teams loses it, his account is disabled; the plan stays empty.
+    offboarded = await client.post(f"{API}/tenants/{tenant_id}/users/{bob_upn}/offboard", headers=bearer(token), json={})
+    assert offboarded.status_code == 200 and offboarded.json()["numberFreed"] == n_bob, offboarded.text
+    assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_bob) == [(bob_upn,)]
+    assert (await _plan(client, token, tenant_id))["empty"] is True
+    connection = MicrosoftConnector(live.settings)
+    try:
+        account = await connection.connect(tenant_id).graph.get(f"/users/{bob['id']}", **{"$select": "accountEnabled"})
+        assert account["accountEnabled"] is False
+        await connection.connect(tenant_id).directory_admin.update_user(bob["id"], account_enabled=True)
+    finally:
+        await connection.aclose()
+    assert (await client.post(f"{API}/tenants/{tenant_id}/users/nobody@{DOMAIN}/offboard", headers=bearer(token))).status_code == 404
+
     # Export, then restore into a replacement tenant with another domain: the old tenant gives its numbers up
     # (restore of a document without users, then apply), the new one gets the routing and the users.
     _sql(live, "UPDATE teams_voice_users SET voice_routing_policy = :p WHERE user_principal_name = :u", p=usage, u=bob_upn)
@@ -284,5 +298,5 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     copy = (await client.get(f"{API}/tenants/{replacement['tenantId']}/export", headers=bearer(token))).json()
     renamed = {u["userPrincipalName"].replace(DOMAIN, new_domain): u | {"userPrincipalName": u["userPrincipalName"].replace(
         DOMAIN, new_domain)} for u in exported["users"] if u["callingEnabled"]}
-    assert {u["userPrincipalName"]: u for u in copy["users"]} == renamed
+    assert {u["userPrincipalName"]: u for u in copy["users"] if u["callingEnabled"]} == renamed
     assert [r["identity"] for r in copy["voiceRoutes"]] == [r["identity"] for r in exported["voiceRoutes"]]

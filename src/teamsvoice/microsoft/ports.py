@@ -82,6 +82,16 @@ class TenantVoiceAdmin(Protocol):
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
 
 
+class UserAccounts(Protocol):
+    """Offboarding a user in Entra ID (domain/voice_state). Adapter: microsoft/voice_state.py."""
+
+    async def disable(self, id_or_upn: str) -> None: ...
+
+    async def delete(self, id_or_upn: str) -> None:
+        """Deleting a user already gone is done."""
+        ...
+
+
 @dataclass(frozen=True)
 class TenantConnection:
     """Everything that talks to one customer tenant. Capability adapters (direct routing, apps, resource

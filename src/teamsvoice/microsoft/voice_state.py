@@ -88,3 +88,14 @@ async def lookup_user_ids(directory: Directory, upns: list[str]) -> dict[str, st
             if exc.status != 404:
                 raise
     return found
+
+
+class UserAccountsAdapter:
+    def __init__(self, connection: TenantConnection) -> None:
+        self._directory = connection.directory_admin
+
+    async def disable(self, id_or_upn: str) -> None:
+        await self._directory.update_user(id_or_upn, account_enabled=False)
+
+    async def delete(self, id_or_upn: str) -> None:
+        await self._directory.delete_user(id_or_upn, missing_ok=True)

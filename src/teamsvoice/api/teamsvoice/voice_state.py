@@ -11,7 +11,7 @@ from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, workflows
 from teamsvoice.domain.voice_state.state import export_document
-from teamsvoice.microsoft.voice_state import lookup_user_ids
+from teamsvoice.microsoft.voice_state import UserAccountsAdapter, lookup_user_ids
 from teamsvoice.microsoft.voice_state import tenant_voice
 
 PREFIX = "/api/teamsvoice/v1"
@@ -89,6 +89,23 @@ async def post_restore(
     await uow.session.commit()  # no read transaction open while Microsoft answers
     user_ids = await lookup_user_ids(container.connector.connect(tenant_id).directory, [u.user_principal_name for u in wanted.users])
     return await applying.restore(uow.session, enterprise, wanted, user_ids)
+
+
+@router.post("/tenants/{tenant_id}/users/{upn}/offboard",
+             summary="Offboard a voice user: number to quarantine, numbers removed in Teams, account disabled or deleted")
+async def post_offboard(
+    tenant_id: TenantId, upn: Annotated[str, Path(max_length=255)], uow: UnitOfWorkDep, container: ContainerDep,
+    principal: ResellerDep, body: Annotated[Any, Body()] = None,
+) -> dict[str, Any]:
+    fields = _body_object(body)
+    delete_user = fields.get("deleteUser", False)
+    if not isinstance(delete_user, bool):
+        raise ValidationFailed("deleteUser: must be true or false")
+    enterprise = await repository.tenant_in_scope(uow.session, principal, tenant_id)
+    connection = container.connector.connect(tenant_id)
+    return await applying.offboard(uow.session, enterprise, upn, delete_user=delete_user,
+                                   quarantine_seconds=container.settings.number_quarantine_seconds,
+                                   voice=connection.voice, accounts=UserAccountsAdapter(connection))
 
 
 @router.get("/numbers/reconciliation",

@@ -21,7 +21,7 @@ from teamsvoice.domain.voice_state.models import VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Difference, Plan
 from teamsvoice.domain.voice_state.service import plan_tenant
 from teamsvoice.domain.voice_state.state import DesiredState, parse_document, rename_domain
-from teamsvoice.microsoft.ports import TenantVoiceAdmin
+from teamsvoice.microsoft.ports import TeamsVoice, TenantVoiceAdmin, UserAccounts
 
 MAX_ADOPT = 10_000
 
@@ -213,3 +213,27 @@ async def reconcile_numbers_in_scope(session: AsyncSession, principal: Principal
             continue
         findings.extend(f.wire() for f in reconcile_numbers(desired, held))
     return findings, errors
+
+
+async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, delete_user: bool, quarantine_seconds: float,
+                   voice: TeamsVoice, accounts: UserAccounts) -> dict[str, Any]:
+    """Offboards a voice user: the record loses number and calling, the number goes to quarantine (then back
+    to the inventory), and in Microsoft the user's numbers are removed, Enterprise Voice turned off and the
+    account disabled (or deleted). The records are committed first: should Microsoft fail midway, the plan
+    shows what is left and apply finishes it."""
+    record = await repository.voice_user(session, enterprise, upn)
+    if record is None:
+        raise NotFound(f"No voice user {upn} in tenant {enterprise.tenant_id}")
+    number, user = record.phone_number, record.microsoft_user_id or record.user_principal_name
+    await repository.free_deleted_user(session, enterprise, upn, quarantine_seconds)
+    record.last_sync_status = "OFFBOARDED"
+    await session.commit()
+    await voice.remove_numbers(record.user_principal_name)
+    await voice.set_enterprise_voice(record.user_principal_name, False)
+    if delete_user:
+        await accounts.delete(user)
+    else:
+        await accounts.disable(user)
+    return {"userPrincipalName": record.user_principal_name, "numberFreed": number,
+            "quarantineSeconds": quarantine_seconds if number else 0,
+            "account": "deleted" if delete_user else "disabled"}
