@@ -33,6 +33,8 @@ async def test_registration_url_is_shaped_like_the_vendors(onboarding) -> None:
 async def test_registration_webhook_and_completion(onboarding) -> None:
     await onboarding.create()
     payload = await onboarding.consent("REGISTRATION")
+    page = onboarding.last.callback.text  # what the Global Administrator reads: not "complete" before completion
+    assert "Registration consent" in page and "completeEnterpriseRegistration" in page and "is complete" not in page, page
     tenant = onboarding.tenant
     result = payload["msalAuthenticationResult"]["authenticationResult"]
     assert payload["officeUserType"] == "GLOBAL_ADMIN" and payload["companyAdmin"] is True

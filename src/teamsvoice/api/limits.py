@@ -2,6 +2,10 @@
 
 `RequestLimits` is a pure ASGI middleware around the routers (and the metrics middleware):
 - the body is read once, up to a size limit (413 in the family's envelope);
+- a body sent with a Content-Type its route does not read is a 400 naming the Content-Type problem (JSON sent as
+  text/plain or as a form to a route taking JSON; JSON sent to /oauth/token, which takes form fields), instead of
+  whatever the parser then makes of it ("Input should be a valid dictionary", "Missing grant type"). Routes that
+  read their body themselves (the seeds' bare-text bodies) are not concerned;
 - a JSON body (an object, an array or a string) nesting deeper than `JSON_MAX_DEPTH`, or holding text that is
   not Unicode (a lone UTF-16 surrogate such as "\\ud800", which no response or database could encode), is a 400
   naming the field, before anything parses it;
@@ -14,15 +18,17 @@ The wire-model types for 64-bit integers and stored names are in `teamsvoice.cor
 import json
 import re
 from collections.abc import Awaitable, Callable
+from functools import cache
 from itertools import accumulate
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, params
 from fastapi.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from teamsvoice.api import fusion
-from teamsvoice.api.connecttoteams.errors import spring_error
+from teamsvoice.api.connecttoteams.errors import oauth_error, spring_error
 from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.core.limits import JSON_MAX_DEPTH
 
@@ -95,10 +101,49 @@ def json_body_problem(body: bytes) -> str | None:
     return None
 
 
+@cache
+def _routes() -> list[Any]:
+    from teamsvoice.api import connecttoteams  # the package imports this module's neighbours: import when used
+
+    return [route for router in (*connecttoteams.ROUTERS, *fusion.ROUTERS) for route in router.routes]
+
+
+def _body_kind(scope: Scope) -> str | None:
+    """How the route this request goes to takes its body: "json", "form", or None (no body parameter: it reads
+    the body itself, as the bare-text routes do, or takes none)."""
+    for route in _routes():
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            field = getattr(route, "body_field", None)
+            if field is None:
+                return None
+            return "form" if isinstance(field.field_info, params.Form) else "json"
+    return None
+
+
+def content_type_problem(scope: Scope, content_type: str, body: bytes) -> str | None:
+    """Why the body cannot be read as its route reads it, naming the Content-Type (None: nothing wrong here)."""
+    if not body.strip():
+        return None
+    media = content_type.split(";", 1)[0].strip()
+    is_json = media == "application/json" or media.endswith("+json")
+    kind = _body_kind(scope)
+    if kind == "json" and media and not is_json:
+        return (f"Content-Type: {media} is not JSON; this request takes a JSON body: send it with "
+                f"Content-Type: application/json")
+    looks_json = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
+    if kind == "form" and (is_json or (looks_json and not media.startswith(_FORM_TYPES))):
+        return (f"Content-Type: {media or 'none'} with a JSON body; {scope['path']} takes form fields: send them as "
+                f"application/x-www-form-urlencoded (e.g. grant_type=password&username=...&password=...)")
+    return None
+
+
 def render_error(scope: Scope, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     request = Request(scope)
-    if request.url.path.startswith(fusion.PREFIX):
-        response: Response = fusion_errors.fusion_error(status, fusion_errors.code_for_status(status), message)
+    if request.url.path.rstrip("/") == "/oauth/token":  # OAuth 2's own envelope on the token endpoint
+        response: Response = oauth_error(status, "invalid_request", message)
+    elif request.url.path.startswith(fusion.PREFIX):
+        response = fusion_errors.fusion_error(status, fusion_errors.code_for_status(status), message)
     else:
         response = spring_error(request, status, message)
     response.headers.update(headers or {})
@@ -159,7 +204,9 @@ class RequestLimits:
                                    None if exc.drained else {"Connection": "close"})(scope, receive, send)
                 return
             content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").lower()
-            problem = None if content_type.startswith(_FORM_TYPES) else json_body_problem(body)
+            problem = content_type_problem(scope, content_type, body)
+            if problem is None and not content_type.startswith(_FORM_TYPES):
+                problem = json_body_problem(body)
             if problem:
                 await render_error(scope, 400, problem)(scope, receive, send)
                 return

@@ -9,9 +9,25 @@ from fastapi.responses import HTMLResponse
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.consent import service as consent
+from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.jobs.webhooks import enqueue_delivery
 
 router = APIRouter(prefix="/restricted", tags=["ConnecttoTeams: consent callback"])
+
+
+def done_page(action_type: str, enterprise_name: str) -> HTMLResponse:
+    """What the administrator's answer achieved, and no more: REGISTRATION ends only when the service provider
+    calls /provisioning/completeEnterpriseRegistration (spec 000), so its page does not say it is complete."""
+    if action_type == "REGISTRATION":
+        return page("Registration consent received",
+                    f"Registration consent for {enterprise_name} was received. The registration completes when your "
+                    f"service provider calls completeEnterpriseRegistration. You can close this window.")
+    if action_type == "LOGIN_ENTERPRISE_ADMIN":
+        return page("Signed in", f"The sign-in for {enterprise_name} was received and passed to your service provider. "
+                                 f"You can close this window.")
+    consent_name = ACTION_TYPES[action_type].consent_name
+    return page("Consent received", f"The {consent_name} consent ({action_type}) for {enterprise_name} was granted "
+                                    f"and passed to your service provider. You can close this window.")
 
 
 def page(title: str, message: str, status: int = 200) -> HTMLResponse:
@@ -32,7 +48,7 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
 
     uow.after_commit(deliver)
     if outcome.succeeded:
-        return page("Done", f"{outcome.action_type} for {outcome.enterprise_name} is complete. You can close this window.")
+        return done_page(outcome.action_type, outcome.enterprise_name)
     return page("Not completed", f"{outcome.action_type} for {outcome.enterprise_name} failed: {outcome.message}")
 
 

@@ -110,16 +110,22 @@ def registered_urls(raw: list[str] | None) -> list[WebhookUrl]:
     return found
 
 
-def check_redirect_url(url: object, registered: list[str] | None, *, allow_loopback: bool) -> str:
-    """The normalised URL a webhook may be delivered to, or ValidationFailed."""
+def check_redirect_url(url: object, registered: list[str] | None, *, allow_loopback: bool,
+                       reseller_id: int | None = None) -> str:
+    """The normalised URL a webhook may be delivered to, or ValidationFailed (naming the fix when the URL is
+    merely not registered: the operator's `teamsvoice register-redirect-url` command)."""
     target = parse_webhook_url(url)
     if target.scheme == "http" and target.is_loopback and allow_loopback:
         return str(target)
     if target.scheme != "https":
         raise ValidationFailed("redirectUrl: must be an https URL")
     if not any(target.is_under(base) for base in registered_urls(registered)):
-        raise ValidationFailed("redirectUrl: not registered for this reseller (it must have the scheme, host and port "
-                               "of a registered URL, and a path at or below its path)")
+        # The reason does not echo the URL (it is the caller's text); it names the fix.
+        reseller = reseller_id if reseller_id is not None else "RESELLER_ID"
+        raise ValidationFailed(f"redirectUrl: not registered for this reseller; an operator of this teamsvoice registers "
+                               f"it (or a prefix of it) with `teamsvoice register-redirect-url {reseller} URL`. A "
+                               f"registered URL matches when the redirectUrl has its scheme, host and port, and a path "
+                               f"at or below its path")
     return str(target)
 
 

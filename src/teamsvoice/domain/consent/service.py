@@ -53,7 +53,8 @@ async def create_action_url(
         raise NotFound(f"Enterprise '{enterprise_name}' not found")
     reseller = await session.get(Reseller, enterprise.reseller_id)
     assert reseller is not None
-    redirect_url = check_redirect_url(redirect_url, reseller.registered_redirect_urls, allow_loopback=allow_loopback)
+    redirect_url = check_redirect_url(redirect_url, reseller.registered_redirect_urls, allow_loopback=allow_loopback,
+                                      reseller_id=reseller.id)
     if action.name == "REGISTRATION" and enterprise.registered:
         raise Conflict(f"Enterprise '{enterprise_name}' is already registered")
     if action.name != "REGISTRATION" and enterprise.tenant_id is None:

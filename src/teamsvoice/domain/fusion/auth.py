@@ -53,7 +53,9 @@ def _decode(keyring: Keyring, token: str, kind: str) -> dict:
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationFailed(f"The {kind} token has expired") from exc
     except jwt.PyJWTError as exc:
-        raise AuthenticationFailed(f"Invalid {kind} token ({exc})") from exc
+        # In the family's words, not the JWT library's ("Not enough segments" tells a Fusion script nothing).
+        raise AuthenticationFailed(f"Invalid {kind} token: not a token issued by this API, or altered; log in again "
+                                   f"(POST /api/v01/auth/login)") from exc
     if claims.get("typ") != kind:
         raise AuthenticationFailed(f"Invalid {kind} token (a {claims.get('typ')} token was sent)")
     return claims
