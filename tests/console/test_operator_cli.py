@@ -2,18 +2,37 @@
 `--dry-run` (rows refused with their line) and for real (the live server's job engine runs the job; the
 numbers reach Teams), `jobs list|show|cancel`, all with `--json`."""
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from typer.testing import CliRunner
 
+from teamsvoice.cli import app
 from tests.api.fusion.users_support import onboard
 
 
-def teamsvoice(live, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def teamsvoice(live, *args: str) -> Ran:  # type: ignore[no-untyped-def]
+    """The command in this process (in a thread: it runs its own event loop), as an operator would type it."""
+    env = {"TEAMSVOICE_DATABASE_URL": live.settings.effective_database_url}
+    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--data-dir", str(live.settings.data_dir)], env=env)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def teamsvoice_process(live, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    """A process of its own: `bulk import` starts the job engine's client, one per process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSVOICE_")}
     env |= {"TEAMSVOICE_DATABASE_URL": live.settings.effective_database_url}
     return subprocess.run([sys.executable, "-m", "teamsvoice", *args, "--data-dir", str(live.settings.data_dir)],
@@ -25,7 +44,7 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     users = [u["msTeams"] for u in await onboarded.users(12) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     sub_id = onboarded.path.rsplit("/", 1)[1]
 
-    listed = teamsvoice(live, "tenants", "list", "--json")
+    listed = await teamsvoice(live, "tenants", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [customer] = [c for c in json.loads(listed.stdout) if str(c.get("subscriptionId")) == sub_id]
     assert customer["onboarding"] == "onboarded" and customer["numbers"] == {"total": 12, "free": 12, "assigned": 0}
@@ -34,7 +53,7 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     good = [f"{u['userPrincipalName']},{onboarded.numbers[i]},,BE" for i, u in enumerate(users[:6])]
     bad = tmp_path / "bad.csv"
     bad.write_text("upn,number,vrp,country\n" + "\n".join(good + ["nobody,,,BE", f"{users[6]['userPrincipalName']},+3225550199,,"]) + "\n")
-    checked = teamsvoice(live, "bulk", "import", str(bad), "--subscription", sub_id, "--dry-run", "--json")
+    checked = await teamsvoice(live, "bulk", "import", str(bad), "--subscription", sub_id, "--dry-run", "--json")
     assert checked.returncode == 1, checked.stderr
     report = json.loads(checked.stdout)
     assert report["valid"] == 6 and [e["line"] for e in report["errors"]] == [8, 9]
@@ -42,22 +61,22 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
 
     csv_file, results = tmp_path / "good.csv", tmp_path / "results.csv"
     csv_file.write_text("upn,number,vrp,country\n" + "\n".join(good) + "\n")
-    dry = teamsvoice(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--dry-run", "--json")
+    dry = await teamsvoice(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--dry-run", "--json")
     assert dry.returncode == 0 and json.loads(dry.stdout)["valid"] == 6, dry.stderr
-    assert not json.loads(teamsvoice(live, "jobs", "list", "--json").stdout)  # a dry run records nothing
+    assert not json.loads((await teamsvoice(live, "jobs", "list", "--json")).stdout)  # a dry run records nothing
 
-    ran = teamsvoice(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--json", "--results", str(results))
+    ran = teamsvoice_process(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--json", "--results", str(results))
     assert ran.returncode == 0, ran.stderr + ran.stdout
     job = json.loads(ran.stdout)
     assert job["status"] == "success" and job["success_count"] == 6
     assert results.read_text().count(",success,") == 6
     assert onboarded.numbers[0] in await onboarded.teams_numbers(users[0]["id"])
 
-    jobs = json.loads(teamsvoice(live, "jobs", "list", "--json").stdout)
+    jobs = json.loads((await teamsvoice(live, "jobs", "list", "--json")).stdout)
     assert [j["id"] for j in jobs] == [job["id"]]
-    shown = teamsvoice(live, "jobs", "show", str(job["id"]))
+    shown = await teamsvoice(live, "jobs", "show", str(job["id"]))
     assert shown.returncode == 0 and "success" in shown.stdout and users[0]["userPrincipalName"] in shown.stdout
-    refused = teamsvoice(live, "jobs", "cancel", str(job["id"]))
+    refused = await teamsvoice(live, "jobs", "cancel", str(job["id"]))
     assert refused.returncode == 2 and "already ended" in refused.stderr
-    missing = teamsvoice(live, "jobs", "show", "999999", "--json")
+    missing = await teamsvoice(live, "jobs", "show", "999999", "--json")
     assert missing.returncode == 2 and "not found" in missing.stderr

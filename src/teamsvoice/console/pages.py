@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.api.connecttoteams.enterprise import callback_url
+from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.console import auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
-from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationFailed
+from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.consent.models import WebhookDelivery
@@ -28,6 +29,7 @@ from teamsvoice.domain.fusion import numbers, onboarding, tenants
 from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.security.throttle import login_attempt
 from teamsvoice.domain.teams_users import bulk, service, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkJob
 from teamsvoice.microsoft.readiness import check_tenant_readiness
@@ -90,10 +92,16 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                 csrf_token: Annotated[str, Form()] = "") -> Response:
     auth.check_csrf(request.cookies.get(auth.LOGIN_CSRF_COOKIE) or "", csrf_token)
     try:
-        login = await auth.sign_in(uow.session, username, password)
-    except AuthenticationFailed as exc:
+        # Throttled like the APIs' logins (failures counted per account and per client address).
+        async with login_attempt(container.sessions, uow.session, throttling.policy(container.settings), family="console",
+                                 account=username, address=throttling.client_address(request)):
+            login = await auth.sign_in(uow.session, username, password)
+    except (AuthenticationFailed, TooManyRequests) as exc:
         # The form again, with the reason in words; the same answer for an unknown user and a bad password.
-        return page(request, "login.html", {"csrf": csrf_token, "error": exc.message, "username": username}, status=401)
+        status = 429 if isinstance(exc, TooManyRequests) else 401
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return page(request, "login.html", {"csrf": csrf_token, "error": exc.message, "username": username},
+                    status=status, headers=headers)
     response = RedirectResponse("/console/customers", status_code=303)
     response.set_cookie(auth.COOKIE, auth.new_cookie(container.keyring, login), max_age=auth.SESSION_TTL_SECONDS,
                         httponly=True, samesite="strict", secure=_secure(request, container), path="/console")
