@@ -35,7 +35,8 @@ class TenantVoiceAdapter:
         return await self._routing.inventory()
 
     async def voice_users(self) -> list[VoiceState]:
-        return [voice_state_of(c) async for c in self._graph.pages("/admin/teams/userConfigurations")]
+        # The largest page Graph serves: a 5,000-user tenant in 6 round trips instead of 50.
+        return [voice_state_of(c) async for c in self._graph.pages("/admin/teams/userConfigurations", **{"$top": "999"})]
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None:
         await self._routing.create_gateway(fqdn, sip_port)
