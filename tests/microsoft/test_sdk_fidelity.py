@@ -13,10 +13,21 @@ import requests
 from azure.identity import ClientSecretCredential
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph import GraphServiceClient
+from msgraph.generated.admin.teams.policy.user_assignments.microsoft_graph_teams_administration_assign.assign_post_request_body import (
+    AssignPostRequestBody,
+)
+from msgraph.generated.admin.teams.policy.user_assignments.microsoft_graph_teams_administration_unassign.unassign_post_request_body import (
+    UnassignPostRequestBody,
+)
 from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.group import Group
+from msgraph.generated.models.password_profile import PasswordProfile
+from msgraph.generated.models.teams_administration.teams_policy_user_assignment import TeamsPolicyUserAssignment
+from msgraph.generated.models.user import User
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.users.item.assign_license.assign_license_post_request_body import AssignLicensePostRequestBody
+from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
@@ -137,3 +148,64 @@ async def test_sdk_reads_teams_user_configurations(graph: GraphServiceClient, fi
     one = await graph.admin.teams.user_configurations.by_teams_user_configuration_id(admin.id).get()
     assert one.id == admin.id and one.user_principal_name == fidelity_tenant.admin
     assert one.is_enterprise_voice_enabled in (True, False)
+
+
+async def test_sdk_creates_updates_and_deletes_a_user_with_its_own_models(graph: GraphServiceClient,
+                                                                         fidelity_tenant: SeededTenant) -> None:
+    """The SDK's models carry `@odata.type` (an instance annotation Graph accepts in request bodies)."""
+    upn = f"sdk.{uuid.uuid4().hex[:8]}@{fidelity_tenant.domain}"
+    user = User(account_enabled=True, display_name="SDK User", mail_nickname=upn.split("@")[0], user_principal_name=upn,
+                usage_location="BE", password_profile=PasswordProfile(password="Sdk-Passw0rd!x9",
+                                                                      force_change_password_next_sign_in=True))
+    assert user.odata_type == "#microsoft.graph.user"
+    created = await graph.users.post(user)
+    assert created is not None and created.id and created.user_principal_name == upn
+    await graph.users.by_user_id(created.id).patch(User(display_name="SDK User renamed", usage_location="NL"))
+    chosen = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(
+        query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=["displayName", "usageLocation"]))
+    got = await graph.users.by_user_id(created.id).get(request_configuration=chosen)
+    assert got.display_name == "SDK User renamed" and got.usage_location == "NL"
+    with pytest.raises(ODataError) as wrong_type:  # a body of another type is refused, as Graph does
+        await graph.users.by_user_id(created.id).patch(Group(display_name="not a user"))
+    assert wrong_type.value.response_status_code == 400
+    memberships = await graph.users.by_user_id(created.id).member_of.get()
+    assert memberships is not None and memberships.value == []
+    details = await graph.users.by_user_id(created.id).license_details.get()
+    assert details is not None and details.value == []
+    await graph.users.by_user_id(created.id).delete()
+    with pytest.raises(ODataError) as gone:
+        await graph.users.by_user_id(created.id).get()
+    assert gone.value.response_status_code == 404
+
+
+async def test_sdk_reads_the_organization_domains_and_a_group(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    organization = (await graph.organization.get()).value[0]
+    assert organization.id == fidelity_tenant.tenant_id
+    domains = (await graph.domains.get()).value
+    assert fidelity_tenant.domain in [d.id for d in domains]
+    domain = await graph.domains.by_domain_id(fidelity_tenant.domain).get()
+    assert domain.id == fidelity_tenant.domain and domain.is_verified is True
+    group = (await graph.groups.get()).value[0]
+    assert (await graph.groups.by_group_id(group.id).get()).display_name == group.display_name
+
+
+async def test_sdk_assigns_teams_policies_by_their_qualified_action_names(graph: GraphServiceClient,
+                                                                         fidelity_tenant: SeededTenant) -> None:
+    """The SDK calls `.../userAssignments/microsoft.graph.teamsAdministration.assign` (the namespace-qualified
+    bound action) with the SDK's own assignment models."""
+    admin = await graph.users.by_user_id(fidelity_tenant.admin).get()
+    # This SDK version expands getPolicyId's template without the comma between its parameters (which Graph's
+    # OData syntax needs), so its builder is pointed at the documented URL; the SDK still sends and parses it.
+    base = graph.request_adapter.base_url
+    found = await graph.admin.teams.policy.microsoft_graph_teams_administration_get_policy_id_with_type_with_name(
+        name="SdkPolicy", type="TeamsMeetingPolicy").with_url(
+        f"{base}/admin/teams/policy/microsoft.graph.teamsAdministration.getPolicyId(type='TeamsMeetingPolicy',name='SdkPolicy')").get()
+    policy_id = found.value[0].policy_id
+    assignment = TeamsPolicyUserAssignment(user_id=admin.id, policy_type="TeamsMeetingPolicy", policy_id=policy_id)
+    assignments = graph.admin.teams.policy.user_assignments
+    await assignments.microsoft_graph_teams_administration_assign.post(AssignPostRequestBody(value=[assignment]))
+    configuration = await graph.admin.teams.user_configurations.by_teams_user_configuration_id(admin.id).get()
+    assert any(a.policy_type == "TeamsMeetingPolicy" and a.policy_assignment.policy_id == policy_id
+               for a in configuration.effective_policy_assignments or []), configuration.effective_policy_assignments
+    await assignments.microsoft_graph_teams_administration_unassign.post(UnassignPostRequestBody(value=[
+        TeamsPolicyUserAssignment(user_id=admin.id, policy_type="TeamsMeetingPolicy")]))

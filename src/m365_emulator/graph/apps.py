@@ -319,7 +319,7 @@ def _installation_or_404(tx: Transaction, caller: Caller, user_id: str, installa
 @router.post("/users/{user_id}/teamwork/installedApps", status_code=201)
 async def install_app(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
     require(caller, *INSTALL_WRITE)
-    body = await read_json(request)
+    body = await read_json(request, entity="microsoft.graph.userScopeTeamsAppInstallation", keep=("teamsApp@odata.bind",))
     bind = body.get("teamsApp@odata.bind")
     match = _BIND.search(bind) if isinstance(bind, str) else None
     if match is None:

@@ -197,7 +197,7 @@ def _check_upn(tx: Transaction, tenant_id: str, upn: str, current_user_id: str |
 @router.post("/users", status_code=201)
 async def create_user(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
     require(caller, *USER_WRITE)
-    body = await read_json(request)
+    body = await read_json(request, entity="microsoft.graph.user")
     for required in ("accountEnabled", "displayName", "mailNickname", "passwordProfile", "userPrincipalName"):
         if body.get(required) in (None, ""):
             raise bad_request(f"Property '{required}' value is required but is empty or missing.")
@@ -216,7 +216,7 @@ async def create_user(request: Request, caller: GraphCaller, emulator: EmulatorD
 @router.patch("/users/{user_id}", status_code=204)
 async def update_user(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *USER_WRITE)
-    body = await read_json(request)
+    body = await read_json(request, entity="microsoft.graph.user")
     _validate_user_fields(body)
     with emulator.store.transaction() as tx:
         user = _user_or_404(tx, caller, user_id)
@@ -388,7 +388,7 @@ def list_members(group_id: str, request: Request, caller: GraphCaller, emulator:
 @router.post("/groups/{group_id}/members/$ref", status_code=204)
 async def add_member(group_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *GROUP_MEMBER_WRITE)
-    body = await read_json(request)
+    body = await read_json(request, keep=("@odata.id",))
     reference = body.get("@odata.id")
     if not isinstance(reference, str) or not reference.strip("/"):
         raise bad_request("Invalid URL format specified in @odata.id.")

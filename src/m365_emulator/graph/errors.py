@@ -49,7 +49,29 @@ def graph_error_response(request: Request, status_code: int, code: str, message:
     )
 
 
-async def read_json(request: Request) -> dict[str, Any]:
+def _is_annotation(name: str) -> bool:
+    """An OData instance annotation (`@odata.type`, `@odata.id`, `@odata.context`, ...) or a property annotation
+    (`members@odata.bind`)."""
+    return name.startswith("@") or "@" in name
+
+
+async def read_json(request: Request, *, entity: str | None = None, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The request body's properties. Instance annotations are Graph's, not properties: as Graph does, they are
+    accepted (Microsoft's SDKs send `"@odata.type": "#microsoft.graph.user"` with every model) and left out of
+    the result, except `keep` (e.g. `@odata.id` of a $ref, `teamsApp@odata.bind`), which the handler reads.
+    `@odata.type` must name `entity` (the operation's type) when the handler gives one."""
+    body = await _read_object(request)
+    odata_type = body.get("@odata.type")
+    if odata_type is not None:
+        if not isinstance(odata_type, str) or not odata_type.strip("#"):
+            raise bad_request("Invalid value specified for the '@odata.type' annotation.")
+        if entity is not None and odata_type.lstrip("#") != entity:
+            raise bad_request(f"A type named '{odata_type.lstrip('#')}' is not compatible with the expected type "
+                              f"'{entity}' of the request body.")
+    return {name: value for name, value in body.items() if name in keep or not _is_annotation(name)}
+
+
+async def _read_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError as exc:

@@ -22,6 +22,9 @@ NUMBER_WRITE = ("TeamsTelephoneNumber.ReadWrite.All",)
 POLICY_WRITE = ("TeamsPolicyUserAssign.ReadWrite.All",)
 _OPERATIONS = "telephoneNumberManagement/operations"
 _USER_ASSIGNMENT_TYPE = "#microsoft.graph.teamsAdministration.teamsPolicyUserAssignment"
+# Bound actions and functions answer to their namespace-qualified names too, as OData services do (Microsoft's
+# SDKs call `.../userAssignments/microsoft.graph.teamsAdministration.assign`).
+_NS = "microsoft.graph.teamsAdministration"
 
 
 @router.get("/userConfigurations")
@@ -93,6 +96,7 @@ def _number_type(body: dict[str, Any]) -> str:
 
 
 @router.post("/telephoneNumberManagement/numberAssignments/assignNumber")
+@router.post(f"/telephoneNumberManagement/numberAssignments/{_NS}.assignNumber")
 async def assign_number(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *NUMBER_WRITE)
     body = await read_json(request)
@@ -119,6 +123,7 @@ async def assign_number(request: Request, caller: GraphCaller, emulator: Emulato
 
 
 @router.post("/telephoneNumberManagement/numberAssignments/unassignNumber")
+@router.post(f"/telephoneNumberManagement/numberAssignments/{_NS}.unassignNumber")
 async def unassign_number(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *NUMBER_WRITE)
     body = await read_json(request)
@@ -172,6 +177,7 @@ def _policy_assignments(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @router.post("/policy/userAssignments/assign", status_code=204)
+@router.post(f"/policy/userAssignments/{_NS}.assign", status_code=204)
 async def assign_policies(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *POLICY_WRITE)
     items = _policy_assignments(await read_json(request))
@@ -187,6 +193,7 @@ async def assign_policies(request: Request, caller: GraphCaller, emulator: Emula
 
 
 @router.post("/policy/userAssignments/unassign", status_code=204)
+@router.post(f"/policy/userAssignments/{_NS}.unassign", status_code=204)
 async def unassign_policies(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *POLICY_WRITE)
     items = _policy_assignments(await read_json(request))
@@ -200,6 +207,7 @@ async def unassign_policies(request: Request, caller: GraphCaller, emulator: Emu
 
 
 @router.get("/policy/getPolicyId(type='{policy_type}',name='{name}')")
+@router.get(f"/policy/{_NS}.getPolicyId(type='{{policy_type}}',name='{{name}}')")
 def get_policy_id(policy_type: str, name: str, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
     require(caller, *POLICY_WRITE, "TeamsPolicyUserAssign.Read.All")
     with emulator.store.transaction() as tx:
