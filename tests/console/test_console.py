@@ -169,4 +169,6 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
 
     await page.goto("/console/jobs")
     await page.get_by_role("table", name="Bulk jobs of all customers").get_by_text("Console CSV import").wait_for()
+    other = page.get_by_role("table", name="Webhooks, onboarding and syncs")
+    assert await other.get_by_role("cell", name="onboarding wizard").count() >= 1  # the wizard run of the onboarding
     await page.screenshot(path=shots / "jobs.png", full_page=True)

@@ -12,19 +12,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
-from teamsvoice.console import auth
+from teamsvoice.console import activity, auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
 from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
-from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion import numbers, onboarding, tenants
 from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
@@ -185,8 +183,7 @@ async def enterprise_page(request: Request, enterprise_id: int, staff: StaffDep,
 
 async def _enterprise_context(uow: UnitOfWorkDep, staff: auth.Staff, enterprise: Enterprise, link: str | None) -> dict[str, Any]:
     reseller = await uow.session.get(Reseller, enterprise.reseller_id)
-    deliveries = list(await uow.session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.enterprise_id == enterprise.id).order_by(WebhookDelivery.id.desc()).limit(50)))
+    deliveries = await activity.webhook_deliveries(uow.session, staff.ctt, enterprise.id)
     granted = [c for c in await consent.consents_of(uow.session, enterprise.id)]
     return {"staff": staff, "enterprise": enterprise, "consents": granted, "deliveries": deliveries,
             "actions": sorted(ACTION_TYPES), "redirects": (reseller.registered_redirect_urls if reseller else []) or [],
@@ -456,7 +453,7 @@ async def job_results(uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow:
 
 @router.get("/jobs")
 async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
-    """Bulk jobs of every subscription the staff member may see, newest first."""
+    """Bulk jobs of every subscription the staff member may see, and their other durable work, newest first."""
     _require(staff, "tenants.list")
     parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
     found, _ = await tenants.list_tenants(uow.session, staff.fusion, tenants.TenantQuery(None, "name", "asc", parent), 0, 500)
@@ -469,4 +466,5 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
             rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
                       "base": _sub_url(access)} for j in listed]
     rows.sort(key=lambda r: r["job"]["created_on"], reverse=True)
-    return page(request, "jobs.html", {"staff": staff, "rows": rows})
+    return page(request, "jobs.html", {"staff": staff, "rows": rows,
+                                       "other": await activity.other_work(uow.session, staff.ctt)})
