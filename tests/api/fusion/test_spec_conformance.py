@@ -19,6 +19,7 @@ from teamsvoice.core.errors import (
     ValidationFailed,
 )
 from tests.api.fusion.users_support import Onboarded, onboard
+from tests.support.ctt import bearer, token_for
 
 SPEC_004 = Path("/work/shared/specs/004_978b855c8d0b4de1.txt")
 
@@ -146,3 +147,22 @@ async def test_phone_numbers_must_be_e164_with_plus(sub: Onboarded) -> None:
     assert bulk.json()["errors"][0]["error"]["reason"].startswith("number:")
     record = (await client.get(f"{path}/msteams/user/{user['id']}", headers=headers)).json()
     assert "phoneNumber" not in record.get("draas", {})  # nothing was stored as given
+
+
+async def test_connecttoteams_voice_routing_policy_global_removes_the_grant(client, organisation, sub: Onboarded) -> None:  # type: ignore[no-untyped-def]
+    """The same rule through the other family: `voiceRoutingPolicy: "Global"` is no per-user grant."""
+    user = [u["msTeams"] for u in await sub.users(8)][6]
+    token = await token_for(client, organisation.resellers[0])
+    enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                    headers=bearer(token))).json()
+    enterprise = next(e for e in enterprises if e["tenantId"] == sub.tenant["tenantId"])
+    consent_object = {"tenantId": sub.tenant["tenantId"], "resellerId": enterprise["resellerId"],
+                      "userPrincipalName": user["userPrincipalName"]}
+    granted = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                json=consent_object | {"phoneNumber": sub.numbers[7], "voiceRoutingPolicy": "teamsvoice"})
+    assert granted.status_code == 200, granted.text
+    assert await _vrp(sub, user["id"]) == "teamsvoice"
+    reset = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                              json=consent_object | {"voiceRoutingPolicy": "Global"})
+    assert reset.status_code == 200, reset.text
+    assert await _vrp(sub, user["id"]) == "Global"
