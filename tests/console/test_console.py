@@ -85,6 +85,8 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     await table.get_by_text("Acme Ltd").wait_for()
     assert await table.get_by_text("Globex Corp").count() == 0
     await page.screenshot(path=shots / "customers.png", full_page=True)
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "tv_console"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
 
     # Create a customer from the page; it opens on its tenant page.
     await page.get_by_label("Customer name").fill("Initech")
@@ -109,6 +111,12 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
         assert "not found" in (await other.content()).lower()
     await other.screenshot(path=shots / "other-reseller-not-found.png")
     assert globex["uuid"]
+
+    # A forged session cookie is no session.
+    forged = await new_page()
+    await forged.context.add_cookies([{**cookie, "value": cookie["value"][:-4] + "AAAA"}])
+    await forged.goto("/console/customers")
+    assert forged.url.endswith("/console/login")
 
     # A POST without the session's CSRF token is refused, even with the session cookie.
     refused = await other.request.post("/console/customers", form={"name": "Forged"})
