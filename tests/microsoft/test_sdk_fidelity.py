@@ -19,7 +19,15 @@ from msgraph.generated.admin.teams.policy.user_assignments.microsoft_graph_teams
 from msgraph.generated.admin.teams.policy.user_assignments.microsoft_graph_teams_administration_unassign.unassign_post_request_body import (
     UnassignPostRequestBody,
 )
+from msgraph.generated.admin.teams.telephone_number_management.number_assignments.microsoft_graph_teams_administration_assign_number.assign_number_post_request_body import (
+    AssignNumberPostRequestBody,
+)
+from msgraph.generated.admin.teams.telephone_number_management.number_assignments.microsoft_graph_teams_administration_unassign_number.unassign_number_post_request_body import (
+    UnassignNumberPostRequestBody,
+)
 from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.teams_administration.assignment_category import AssignmentCategory
+from msgraph.generated.models.teams_administration.number_type import NumberType
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.teams_administration.teams_policy_user_assignment import TeamsPolicyUserAssignment
@@ -27,6 +35,7 @@ from msgraph.generated.models.user import User
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.users.item.assign_license.assign_license_post_request_body import AssignLicensePostRequestBody
+from msgraph.generated.users.count.count_request_builder import CountRequestBuilder
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
@@ -209,3 +218,29 @@ async def test_sdk_assigns_teams_policies_by_their_qualified_action_names(graph:
                for a in configuration.effective_policy_assignments or []), configuration.effective_policy_assignments
     await assignments.microsoft_graph_teams_administration_unassign.post(UnassignPostRequestBody(value=[
         TeamsPolicyUserAssignment(user_id=admin.id, policy_type="TeamsMeetingPolicy")]))
+
+
+async def test_sdk_assigns_and_unassigns_a_number_and_reads_the_operation(graph: GraphServiceClient,
+                                                                         fidelity_tenant: SeededTenant) -> None:
+    users = (await graph.users.get()).value
+    target = users[5]
+    number = f"+3222{uuid.uuid4().int % 10**6:06d}"
+    assignments = graph.admin.teams.telephone_number_management.number_assignments
+    await assignments.microsoft_graph_teams_administration_assign_number.post(AssignNumberPostRequestBody(
+        telephone_number=number, assignment_target_id=target.id, number_type=NumberType.DirectRouting,
+        assignment_category=AssignmentCategory.Primary))
+    listed = (await assignments.get()).value
+    assert number in [a.telephone_number for a in listed or []], [a.telephone_number for a in listed or []]
+    await assignments.microsoft_graph_teams_administration_unassign_number.post(UnassignNumberPostRequestBody(
+        telephone_number=number, number_type=NumberType.DirectRouting))
+    assert number not in [a.telephone_number for a in (await assignments.get()).value or []]
+
+
+async def test_sdk_counts_users_and_lists_installed_apps(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    config = CountRequestBuilder.CountRequestBuilderGetRequestConfiguration()
+    config.headers.add("ConsistencyLevel", "eventual")
+    assert await graph.users.count.get(request_configuration=config) == 131
+    admin = await graph.users.by_user_id(fidelity_tenant.admin).get()
+    with pytest.raises(ODataError) as denied:  # this app was not granted TeamsAppInstallation permissions
+        await graph.users.by_user_id(admin.id).teamwork.installed_apps.get()
+    assert denied.value.response_status_code == 403 and denied.value.error.code
