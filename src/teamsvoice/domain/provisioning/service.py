@@ -57,8 +57,8 @@ async def _verify_msal_token(connector: MicrosoftConnector, enterprise: Enterpri
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise AuthenticationFailed("authenticationResult.accessToken: not a Microsoft access token (a JWT); pass the "
-                                   "msalAuthenticationResult of LOGIN_ENTERPRISE_ADMIN") from exc
+        raise AuthenticationFailed("authenticationResult.accessToken: not a Microsoft token (a JWT access token); pass "
+                                   "the msalAuthenticationResult of LOGIN_ENTERPRISE_ADMIN") from exc
     if claims.get("tid") != enterprise.tenant_id:
         raise PermissionDenied("The MSAL token does not belong to this enterprise's Microsoft tenant")
     if int(claims.get("exp", 0)) < time.time():
