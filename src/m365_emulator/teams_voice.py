@@ -151,9 +151,18 @@ def feature_types(user: Document) -> list[str]:
     return features
 
 
-def user_configuration(tx: Transaction, user: Document) -> Document:
-    """Graph's teamsAdministration.teamsUserConfiguration for a user."""
+def numbers_by_user(tx: Transaction, tenant_id: str) -> dict[str, list[Document]]:
+    """Every assigned number of the tenant by holder, read once (for listing many users' configurations)."""
+    held: dict[str, list[Document]] = {}
+    for number in tx.list("number", tenant_id):
+        held.setdefault(number["assignmentTargetId"], []).append(number)
+    return held
+
+
+def user_configuration(tx: Transaction, user: Document, held: dict[str, list[Document]] | None = None) -> Document:
+    """Graph's teamsAdministration.teamsUserConfiguration for a user (`held`: numbers_by_user, when listing)."""
     configuration = tx.get("teams_user", user["id"]) or {}
+    numbers = held.get(user["id"], []) if held is not None else user_numbers(tx, user["_tenantId"], user["id"])
     return {
         "id": user["id"],
         "userPrincipalName": user["userPrincipalName"],
@@ -163,7 +172,7 @@ def user_configuration(tx: Transaction, user: Document) -> Document:
         "featureTypes": feature_types(user),
         "telephoneNumbers": [
             {"telephoneNumber": number["telephoneNumber"], "assignmentCategory": number["assignmentCategory"]}
-            for number in user_numbers(tx, user["_tenantId"], user["id"])
+            for number in numbers
         ],
         "effectivePolicyAssignments": [
             {

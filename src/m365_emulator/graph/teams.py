@@ -32,7 +32,8 @@ def list_user_configurations(request: Request, caller: GraphCaller, emulator: Em
     require(caller, *CONFIGURATION_READ)
     predicate = filter_predicate(request)
     with emulator.store.transaction() as tx:
-        configurations = [teams_voice.user_configuration(tx, user) for user in tx.list("user", caller.tenant_id)]
+        held = teams_voice.numbers_by_user(tx, caller.tenant_id)
+        configurations = [teams_voice.user_configuration(tx, user, held) for user in tx.list("user", caller.tenant_id)]
     configurations = [c for c in configurations if predicate is None or predicate(c)]
     return collection(
         request, emulator.settings.base_url, "admin/teams/userConfigurations", configurations, lambda doc: doc
