@@ -108,8 +108,8 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(data_dir=data, microsoft_mode="emulator", microsoft_login_url=url,
                             microsoft_graph_url=f"{url}/v1.0", microsoft_powershell_url=f"{url}/_powershell/invoke",
                             microsoft_ca_bundle=ca, microsoft_client_id=app_id, microsoft_client_secret=secret,
-                            microsoft_tenant_concurrency=32, microsoft_retry_max_attempts=50,
-                            microsoft_retry_max_wait_seconds=600)
+                            microsoft_tenant_concurrency=32, microsoft_retry_max_attempts=1000,
+                            microsoft_retry_max_wait_seconds=3600)
         connector = MicrosoftConnector(settings)
 
         started = time.monotonic()
