@@ -124,6 +124,9 @@ async def main(args: argparse.Namespace) -> None:
         seconds, count = await timed_plan(connector, desired)
         print(f"plan, {args.users} users, 1% drifted:       {seconds:6.2f} s  ({count} differences)")
 
+        if args.tenants < 1:
+            await connector.aclose()
+            return
         started = time.monotonic()
         fleet = []
         for index in range(args.tenants):
