@@ -110,7 +110,9 @@ TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post"
                   ("put", _SUB_PATH + "/msteams/users/{ms_user_id}/location"), ("put", _SUB_PATH + "/licenses"),
                   ("post", _SUB_PATH + "/entitlements"), ("put", _SUB_PATH + "/entitlements/{entitlement_id}"),
                   ("delete", _SUB_PATH + "/entitlements/{entitlement_id}"), ("post", _SUB_PATH + "/porting/requests"),
-                  ("post", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins"), ("put", "/api/v01/system/users/local")}
+                  ("post", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins"), ("put", "/api/v01/system/users/local"),
+                  # offboarding (issue 11) releases the user's own number into quarantine; it takes none
+                  ("post", "/api/teamsvoice/v1/tenants/{tenant_id}/users/{upn}/offboard")}
 
 
 def _mentions_a_number(operation: dict, components: dict) -> bool:
