@@ -18,6 +18,11 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> 
                           text=True, timeout=timeout)
 
 
+def _ports() -> tuple[str, ...]:
+    """Free ports for the API and the emulator (the emulator's default, API port + 1, may be taken)."""
+    return ("--port", str(free_port()), "--emulator-port", str(free_port()))
+
+
 def _one_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -45,14 +50,14 @@ def test_a_busy_port_is_named_and_nothing_is_created(tmp_path: Path) -> None:
 def test_an_unwritable_data_dir_is_named(tmp_path: Path) -> None:
     readonly = tmp_path / "ro"
     readonly.mkdir(mode=0o500)
-    line = _one_line(_run("serve", "--port", str(free_port()), "--data-dir", str(readonly / "data")))
+    line = _one_line(_run("serve", *_ports(), "--data-dir", str(readonly / "data")))
     assert str(readonly / "data") in line and "not writable" in line
 
 
 def test_an_unwritable_data_dir_is_named_even_for_root(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    line = _one_line(_run("serve", "--port", str(free_port()), "--data-dir", str(blocker / "data")))
+    line = _one_line(_run("serve", *_ports(), "--data-dir", str(blocker / "data")))
     assert str(blocker / "data") in line and "not writable" in line
 
 
@@ -66,7 +71,7 @@ def test_a_second_serve_on_the_same_data_dir_says_who_holds_it(tmp_path: Path) -
         "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        line = _one_line(_run("serve", "--port", str(free_port()), "--data-dir", str(data_dir)))
+        line = _one_line(_run("serve", *_ports(), "--data-dir", str(data_dir)))
         assert "in use by teamsvoice serve on 127.0.0.1:1234" in line and f"pid {holder.pid}" in line
     finally:
         holder.kill()
@@ -77,7 +82,7 @@ def test_a_second_serve_on_the_same_data_dir_says_who_holds_it(tmp_path: Path) -
 def test_an_unreachable_or_wrong_database_is_named(tmp_path: Path) -> None:
     dead = f"postgresql://teamsvoice:secret-pw@127.0.0.1:{free_port()}/tv"
     started = time.monotonic()
-    line = _one_line(_run("serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"),
+    line = _one_line(_run("serve", *_ports(), "--data-dir", str(tmp_path / "data"),
                           env={"TEAMSVOICE_DATABASE_URL": dead}))
     assert "cannot reach the database" in line and "TEAMSVOICE_DATABASE_URL" in line and "secret-pw" not in line
     assert time.monotonic() - started < 30
