@@ -83,3 +83,21 @@ async def test_metrics_obey_their_setting(tmp_path, access: str, peer: str, head
         response = await http.get("/metrics", headers=headers)
     assert response.status_code == status, response.text
     assert ("teamsvoice_http_requests_total" in response.text) == (status == 200)
+
+
+async def test_unknown_usernames_cost_the_same_check_in_both_families(client: httpx.AsyncClient, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Timing must not tell which usernames exist: an unknown one is checked against a decoy hash too."""
+    from teamsvoice.core import security
+
+    checked: list[str] = []
+    real = security.verify_secret
+    monkeypatch.setattr(security, "verify_secret", lambda value, hashed: checked.append(hashed) or real(value, hashed))
+    login = organisation.resellers[0]
+    answer = await client.post("/oauth/token", auth=(login.client_id, login.client_secret),
+                               data={"username": "nobody-here", "password": "guess-Passw0rd", "grant_type": "password"})
+    assert answer.status_code == 400 and len(checked) == 2  # the client's secret, then the (decoy) password
+    answer = await client.post("/oauth/token", auth=("no-such-client", "guess"),
+                               data={"username": login.username, "password": "x", "grant_type": "password"})
+    assert answer.status_code in (400, 401) and len(checked) == 3
+    answer = await client.post("/api/v01/auth/login", json={"username": "nobody-here", "password": "guess-Passw0rd"})
+    assert answer.status_code == 401 and len(checked) == 4

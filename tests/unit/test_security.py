@@ -39,3 +39,18 @@ def test_master_key_is_generated_once_and_private(tmp_path: Path) -> None:
     assert load_or_create_master_key(None, tmp_path) == first and len(first) == 32
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
     assert load_or_create_master_key("configured", tmp_path) != first
+
+
+async def test_an_unknown_account_costs_the_same_argon2_check(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No account: the check runs against a decoy hash (so timing does not reveal which usernames exist)
+    and never succeeds, whatever the value."""
+    from teamsvoice.core import security
+
+    checked: list[str] = []
+    real = security.verify_secret
+    monkeypatch.setattr(security, "verify_secret", lambda value, hashed: checked.append(hashed) or real(value, hashed))
+    assert await security.verify_secret_bounded("guess", None) is False
+    assert len(checked) == 1 and checked[0].startswith("$argon2")
+    known = security.hash_secret("right")
+    assert await security.verify_secret_bounded("right", known) is True
+    assert await security.verify_secret_bounded("wrong", known) is False

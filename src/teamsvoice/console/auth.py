@@ -72,7 +72,7 @@ class Login:
 
 async def _portal_user(session: AsyncSession, username: str, password: str) -> Login | None:
     user = await orgs.portal_user_by_username(session, username)
-    if user is None or not await verify_secret_bounded(password, user.password_hash):
+    if not await verify_secret_bounded(password, user.password_hash if user is not None else None) or user is None:
         return None
     if not user.active or user.enterprise_id is not None or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
@@ -83,7 +83,7 @@ async def _portal_user(session: AsyncSession, username: str, password: str) -> L
 async def _fusion_user(session: AsyncSession, username: str, password: str) -> Login | None:
     user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
     if user is None or not await verify_secret_bounded(password, user.password_hash):
-        return None
+        return None  # (a username unknown here was already checked against the decoy as a portal user)
     if not user.active or user.level == "tenant" or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
                                    "(system, distributor or reseller logins)")

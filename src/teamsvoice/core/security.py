@@ -53,12 +53,24 @@ def _verify_in_slot(value: str, hashed: str) -> bool | None:
         _VERIFY_SLOTS.release()
 
 
-async def verify_secret_bounded(value: str, hashed: str) -> bool:
-    """`verify_secret` off the event loop with bounded concurrency; TooManyRequests when saturated."""
-    result = await anyio.to_thread.run_sync(_verify_in_slot, value, hashed)
+_decoy_hash: str | None = None
+
+
+def _decoy() -> str:
+    global _decoy_hash
+    if _decoy_hash is None:
+        _decoy_hash = hash_secret(secrets.token_urlsafe(16))
+    return _decoy_hash
+
+
+async def verify_secret_bounded(value: str, hashed: str | None) -> bool:
+    """`verify_secret` off the event loop with bounded concurrency; TooManyRequests when saturated.
+    `hashed` None (no such account): the same argon2 work against a decoy, and False, so that the answer's
+    timing does not tell which usernames or client ids exist."""
+    result = await anyio.to_thread.run_sync(_verify_in_slot, value, hashed or _decoy())
     if result is None:
         raise TooManyRequests("The server is busy checking credentials; try again shortly", retry_after=2)
-    return result
+    return result and hashed is not None
 
 
 def new_token(nbytes: int = 32) -> str:

@@ -77,7 +77,8 @@ def _refresh_token(keyring: Keyring, user: FusionUser, session: FusionSession) -
 
 async def login(session: AsyncSession, keyring: Keyring, username: str, password: str) -> IssuedTokens:
     user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
-    if user is None or not user.active or not await verify_secret_bounded(password, user.password_hash):
+    matched = await verify_secret_bounded(password, user.password_hash if user is not None else None)
+    if user is None or not user.active or not matched:
         raise AuthenticationFailed("Invalid username or password")
     row = FusionSession(key=new_uuid(), user_id=user.id, refresh_jti_digest="", expires_at=utcnow())
     session.add(row)

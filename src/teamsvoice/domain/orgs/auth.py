@@ -35,7 +35,8 @@ class IssuedTokens:
 
 async def _authenticate_client(session: AsyncSession, client_id: str, client_secret: str) -> ApiClient:
     client = await repository.api_client_by_client_id(session, client_id)
-    if client is None or not client.active or not await verify_secret_bounded(client_secret, client.secret_hash):
+    matched = await verify_secret_bounded(client_secret, client.secret_hash if client is not None else None)
+    if client is None or not client.active or not matched:
         raise InvalidClient("Bad client credentials")
     return client
 
@@ -67,7 +68,8 @@ async def password_grant(
 ) -> IssuedTokens:
     client = await _authenticate_client(session, client_id, client_secret)
     user = await repository.portal_user_by_username(session, username)
-    if user is None or not user.active or not await verify_secret_bounded(password, user.password_hash):
+    matched = await verify_secret_bounded(password, user.password_hash if user is not None else None)
+    if user is None or not user.active or not matched:
         raise InvalidGrant("Bad credentials")
     if not _user_belongs_to_client(user, client):
         raise InvalidGrant("Bad credentials")
