@@ -18,6 +18,7 @@ process exits) rather than failed: a step that raised would be recorded as faile
 
 import asyncio
 import importlib
+from datetime import datetime, timedelta
 import logging
 import os
 import random
@@ -216,9 +217,7 @@ def _measure_queues() -> None:
         set_queue_depth(queue, len(waiting))
 
 
-def _seconds_ago(seconds: float) -> Any:
-    from datetime import timedelta
-
+def _seconds_ago(seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=seconds)
 
 
@@ -320,6 +319,18 @@ async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: 
                     await anyio.to_thread.run_sync(park_if_stopping, abandon_on_cancel=True)
                 await anyio.sleep(min(0.2, max(0.0, end - time.monotonic())))
             delay = min(cap, delay * 2)
+
+
+def until_delivered(post: Callable[[int], bool], delivery_id: int) -> int:
+    """Inside a delivery workflow: runs the `post` step until it reports done, sleeping durably between
+    tries (capped doubling from the webhook retry settings). Answers the number of tries."""
+    settings = job_context().settings
+    delay, attempts = settings.webhook_retry_initial_seconds, 1
+    while not post(delivery_id):
+        DBOS.sleep(delay)
+        delay = min(delay * 2, settings.webhook_retry_max_seconds)
+        attempts += 1
+    return attempts
 
 
 def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bool:

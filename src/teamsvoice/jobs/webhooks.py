@@ -14,7 +14,7 @@ from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.jobs.runtime import job_context, start_once
+from teamsvoice.jobs.runtime import job_context, start_once, until_delivered
 
 logger = logging.getLogger("teamsvoice.security")
 
@@ -63,13 +63,7 @@ def post_webhook(delivery_id: int) -> bool:
 
 @DBOS.workflow(name="deliver_webhook", max_recovery_attempts=None)
 def deliver_webhook(delivery_id: int) -> int:
-    settings = job_context().settings
-    delay, attempts = settings.webhook_retry_initial_seconds, 1
-    while not post_webhook(delivery_id):
-        DBOS.sleep(delay)
-        delay = min(delay * 2, settings.webhook_retry_max_seconds)
-        attempts += 1
-    return attempts
+    return until_delivered(post_webhook, delivery_id)
 
 
 def _start(delivery_id: int) -> None:

@@ -27,7 +27,9 @@ from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, Vo
 from teamsvoice.domain.voice_state.planner import difference_from_wire
 from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
 from teamsvoice.domain.voice_state.state import export_document, parse_document
-from teamsvoice.jobs.runtime import in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers
+from teamsvoice.jobs.runtime import (
+    in_flight, job_context, park_if_stopping, start_once, until_delivered, until_microsoft_answers,
+)
 from teamsvoice.microsoft.voice_state import tenant_voice
 
 CHUNK = 50
@@ -327,10 +329,4 @@ def post_drift_event(delivery_id: int) -> bool:
 
 @DBOS.workflow(name="voice_drift_delivery", max_recovery_attempts=None)
 def deliver_drift_event(delivery_id: int) -> int:
-    settings = job_context().settings
-    delay, attempts = settings.webhook_retry_initial_seconds, 1
-    while not post_drift_event(delivery_id):
-        DBOS.sleep(delay)
-        delay = min(delay * 2, settings.webhook_retry_max_seconds)
-        attempts += 1
-    return attempts
+    return until_delivered(post_drift_event, delivery_id)
