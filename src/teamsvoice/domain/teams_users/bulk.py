@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
@@ -185,7 +186,8 @@ async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: in
             await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id).values(
                 {counter.key: counter + 1, "updated_on": utcnow()}))
             job = await session.get(FusionBulkJob, job_id, populate_existing=True)
-            if job is not None and job.status == "running" and job.success_count + job.error_count >= job.total_count:
+            # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
+            if job is not None and job.status in ("queued", "running") and job.success_count + job.error_count >= job.total_count:
                 job.status = final_status(job)
         await session.commit()
 
@@ -206,6 +208,31 @@ async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
     await session.execute(update(FusionBulkItem).where(
         FusionBulkItem.job_id == job.id, FusionBulkItem.status == "pending").values(status="cancelled", updated_on=utcnow()))
     job.status, job.updated_on = "cancelled", utcnow()
+
+
+RETRYABLE = ("error", "cancelled")
+
+
+async def retry_job(session: AsyncSession, job: FusionBulkJob) -> int:
+    """Runs an ended job again for its failed and cancelled items only; succeeded items stay as they are.
+
+    The items go back to `pending` (their error cleared, their attempts kept: they count every try), the job
+    to `queued` with no errors counted, and the job gets a new `job_key`: the workflow ids of this run
+    (`fusion-bulk-{job_key}`, `...-item-{id}`) never collide with an earlier run's. The caller commits, then
+    enqueues (`workflows.enqueue_bulk(job.job_key, job.id)`); a crash in between is resumed like a new job's.
+    Answers how many items run again. A job still queued or running, or with nothing failed, is a Conflict."""
+    if job.status not in FINAL:
+        raise Conflict(f"Bulk job {job.id} is still {job.status}: wait for it to end (or cancel it) before retrying",
+                       code=BULK_ENDED)
+    reset = await session.execute(update(FusionBulkItem).where(
+        FusionBulkItem.job_id == job.id, FusionBulkItem.status.in_(RETRYABLE)).values(
+        status="pending", error=None, details=None, updated_on=utcnow()))
+    count = int(reset.rowcount or 0)  # type: ignore[attr-defined]
+    if count == 0:
+        raise Conflict(f"Bulk job {job.id} has no failed or cancelled item to retry", code=BULK_ENDED)
+    job.status, job.error_count, job.job_key, job.updated_on = "queued", 0, new_uuid(), utcnow()
+    await session.flush()
+    return count
 
 
 def final_status(job: FusionBulkJob) -> str:
