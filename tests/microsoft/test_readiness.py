@@ -1,7 +1,7 @@
-"""Tenant readiness (microsoft/readiness.py) against the emulator."""
+"""Tenant readiness (domain/tenant_voice/readiness.py) against the emulator."""
 
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.readiness import check_tenant_readiness
+from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
 from tests.microsoft.support import MsEmulator, RegisteredApp, SeededTenant, admin_consent, seed_tenant
 
 

@@ -30,7 +30,7 @@ from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.security.throttle import login_attempt
 from teamsvoice.domain.teams_users import bulk, service, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkJob
-from teamsvoice.microsoft.readiness import check_tenant_readiness
+from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"

@@ -1,5 +1,5 @@
 """What the calling services need from a customer tenant beyond user voice settings: Direct Routing
-objects (Teams PowerShell), domains and licences (Graph), the Teams app catalog and app installations."""
+objects (Teams PowerShell), the Teams app catalog and app installations."""
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,12 +53,6 @@ class DirectRouting(Protocol):
     async def create_policy(self, policy: VoiceRoutingPolicy) -> None: ...
 
     async def update_policy(self, policy: VoiceRoutingPolicy) -> None: ...
-
-
-class TenantFacts(Protocol):
-    async def verified_domains(self) -> list[dict[str, Any]]: ...
-
-    async def subscribed_skus(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)

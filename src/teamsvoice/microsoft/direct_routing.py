@@ -1,5 +1,4 @@
-"""Direct Routing objects of a tenant through the MicrosoftTeams cmdlets (Graph v1.0 has none of them),
-and the Graph reads the readiness checks need (domains, licences)."""
+"""Direct Routing objects of a tenant through the MicrosoftTeams cmdlets (Graph v1.0 has none of them)."""
 
 from typing import Any
 
@@ -70,20 +69,5 @@ class CmdletDirectRouting:
         await self._cmdlets.run("Set-CsOnlineVoiceRoutingPolicy", {"Identity": policy.identity, "OnlinePstnUsages": policy.usages})
 
 
-class GraphTenantFacts:
-    def __init__(self, graph: Any) -> None:
-        self._graph = graph
-
-    async def verified_domains(self) -> list[dict[str, Any]]:
-        return [d async for d in self._graph.pages("/domains") if d.get("isVerified")]
-
-    async def subscribed_skus(self) -> list[dict[str, Any]]:
-        return [s async for s in self._graph.pages("/subscribedSkus")]
-
-
 def direct_routing(connection: TenantConnection) -> CmdletDirectRouting:
     return CmdletDirectRouting(connection.cmdlets)
-
-
-def tenant_facts(connection: TenantConnection) -> GraphTenantFacts:
-    return GraphTenantFacts(connection.graph)

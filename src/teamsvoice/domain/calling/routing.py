@@ -21,12 +21,13 @@ from teamsvoice.domain.calling.models import DirectRoute
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.orgs.service import CALLING_SERVICES
 from teamsvoice.domain.provisioning.service import ProvisioningAccess
-from teamsvoice.microsoft.calling_ports import DirectRouting, RoutingInventory, TenantFacts, VoiceRoute, VoiceRoutingPolicy
-from teamsvoice.microsoft.direct_routing import direct_routing, tenant_facts
+from teamsvoice.domain.tenant_voice import configuration
+from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+from teamsvoice.microsoft.direct_routing import direct_routing
 
 NUMBER_PATTERN = r"^\+?\d+$"
 ROUTE_PRIORITY = 0  # Teams priorities are 0-based; set on creation only (other routes may shift it)
-VOICE_SERVICE_PLANS = ("MCOEV", "MCOEV_VIRTUALUSER")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class RoutingPlan:
     usage: str
     route: VoiceRoute
     policy: VoiceRoutingPolicy
+
+    def wanted(self) -> RoutingInventory:
+        return RoutingInventory([PstnGateway(self.fqdn, self.gateway.sip_port, True)], [self.usage], [self.route],
+                                [self.policy])
 
 
 @dataclass
@@ -86,42 +91,22 @@ async def gateway_of(session: AsyncSession, enterprise: Enterprise, sbc_gateway_
     return gateway
 
 
-def _tenant_domain(domains: list[dict[str, Any]]) -> str | None:
-    custom = [d for d in domains if not str(d.get("id", "")).lower().endswith(".onmicrosoft.com")]
-    default = next((d for d in custom if d.get("isDefault")), custom[0] if custom else None)
-    return str(default["id"]) if default else None
-
-
-def _voice_licences(skus: list[dict[str, Any]]) -> tuple[int, int]:
-    enabled = consumed = 0
-    for sku in skus:
-        if any(p.get("servicePlanName") in VOICE_SERVICE_PLANS for p in sku.get("servicePlans") or []):
-            enabled += int((sku.get("prepaidUnits") or {}).get("enabled") or 0)
-            consumed += int(sku.get("consumedUnits") or 0)
-    return enabled, consumed
-
-
-def _same_route(existing: VoiceRoute | None, wanted: VoiceRoute) -> bool:
-    return existing is not None and (existing.number_pattern, [g.lower() for g in existing.gateways], existing.usages) == (
-        wanted.number_pattern, [g.lower() for g in wanted.gateways], wanted.usages)
-
-
 def _describe_existing(plan: RoutingPlan, inventory: RoutingInventory) -> tuple[bool, str]:
-    gateway = next((g for g in inventory.gateways if g.fqdn.lower() == plan.fqdn), None)
-    route = next((r for r in inventory.routes if r.identity == plan.route.identity), None)
-    policy = next((p for p in inventory.policies if p.identity == plan.policy.identity), None)
+    todo = {(c.kind, c.identity.lower()): c.action for c in configuration.changes(plan.wanted(), inventory)}
+
+    def state(kind: str, identity: str) -> str:
+        action = todo.get((kind, identity.lower()))
+        return "present" if action is None else "to create" if action == "create" else "to update"
+
     parts = [
-        f"PSTN gateway {plan.fqdn}: " + ("present" if gateway else "to create"),
-        f"PSTN usage {plan.usage}: " + ("present" if plan.usage in inventory.usages else "to create"),
-        f"voice route {plan.route.identity}: " + ("present" if _same_route(route, plan.route) else "to update" if route else "to create"),
-        f"voice routing policy {plan.policy.identity}: "
-        + ("present" if policy == plan.policy else "to update" if policy else "to create"),
+        f"PSTN gateway {plan.fqdn}: " + state("gateway", plan.fqdn),
+        f"PSTN usage {plan.usage}: " + state("usage", plan.usage),
+        f"voice route {plan.route.identity}: " + state("route", plan.route.identity),
+        f"voice routing policy {plan.policy.identity}: " + state("policy", plan.policy.identity),
         f"tenant has {len(inventory.gateways)} gateway(s), {len(inventory.routes)} route(s), "
         f"{len(inventory.policies)} policy(ies) in all",
     ]
-    in_place = bool(gateway and gateway.enabled and gateway.sip_port == plan.gateway.sip_port
-                    and plan.usage in inventory.usages and _same_route(route, plan.route) and policy == plan.policy)
-    return in_place, "; ".join(parts)
+    return not todo, "; ".join(parts)
 
 
 async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_id: Any) -> Readiness:
@@ -147,9 +132,8 @@ async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_
     ))
     await session.commit()  # nothing to write; end the read transaction before calling Microsoft
 
-    facts: TenantFacts = tenant_facts(access.connection)
-    domains = await facts.verified_domains()
-    tenant_domain = _tenant_domain(domains)
+    admin = access.connection.directory_admin
+    tenant_domain = voice_domain(await admin.domains())
     plan = plan_for(gateway, tenant_domain) if tenant_domain else None
     if plan is None:
         checks.insert(0, Check(
@@ -164,7 +148,8 @@ async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_
             f"it must resolve (CNAME) to the SBC {gateway.fqdn}:{gateway.sip_port}",
             f"Use a shorter default domain: {plan.fqdn} exceeds Teams' 63 characters" if too_long else None,
         ))
-    enabled, consumed = _voice_licences(await facts.subscribed_skus())
+    phone = teams_phone_skus(await admin.subscribed_skus())
+    enabled, consumed = sum(s.prepaid for s in phone), sum(s.consumed for s in phone)
     checks.insert(1, Check(
         "voiceLicences", enabled > 0, True,
         f"{enabled} Teams Phone licence(s), {consumed} assigned",
@@ -177,44 +162,13 @@ async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_
     return Readiness(plan, checks)
 
 
-async def _ensure(routing: DirectRouting, plan: RoutingPlan) -> list[str]:
-    """Create or correct each object; leave alone what already matches."""
-    inventory = await routing.inventory()
-    changes: list[str] = []
-    gateway = next((g for g in inventory.gateways if g.fqdn.lower() == plan.fqdn), None)
-    if gateway is None:
-        await routing.create_gateway(plan.fqdn, plan.gateway.sip_port)
-        changes.append(f"PSTN gateway {plan.fqdn} created")
-    elif gateway.sip_port != plan.gateway.sip_port or not gateway.enabled:
-        await routing.update_gateway(plan.fqdn, plan.gateway.sip_port)
-        changes.append(f"PSTN gateway {plan.fqdn} updated")
-    if plan.usage not in inventory.usages:
-        await routing.add_usage(plan.usage)
-        changes.append(f"PSTN usage {plan.usage} added")
-    route = next((r for r in inventory.routes if r.identity == plan.route.identity), None)
-    if route is None:
-        await routing.create_route(plan.route)
-        changes.append(f"voice route {plan.route.identity} created")
-    elif not _same_route(route, plan.route):
-        await routing.update_route(plan.route)
-        changes.append(f"voice route {plan.route.identity} updated")
-    policy = next((p for p in inventory.policies if p.identity == plan.policy.identity), None)
-    if policy is None:
-        await routing.create_policy(plan.policy)
-        changes.append(f"voice routing policy {plan.policy.identity} created")
-    elif policy != plan.policy:
-        await routing.update_policy(plan.policy)
-        changes.append(f"voice routing policy {plan.policy.identity} updated")
-    return changes
-
-
 async def provision(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_id: Any) -> tuple[DirectRoute, list[str]]:
     readiness = await verify(session, access, sbc_gateway_id)
     if not readiness.ready or readiness.plan is None:
         failed = [f"{c.name}: {c.fix or c.detail}" for c in readiness.checks if c.required and not c.passed]
         raise PreconditionFailed("The tenant is not ready for Direct Routing: " + " | ".join(failed))
     plan = readiness.plan
-    changes = await _ensure(direct_routing(access.connection), plan)
+    changes = await configuration.ensure(direct_routing(access.connection), plan.wanted())
     enterprise = access.enterprise
     record = await session.scalar(select(DirectRoute).where(
         DirectRoute.enterprise_id == enterprise.id, DirectRoute.sbc_gateway_id == plan.gateway.id))

@@ -33,13 +33,18 @@ from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscripti
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.tenant_voice import configuration
+from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
+from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.direct_routing import direct_routing
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE
 
 PASSWORD_PURPOSE = "fusion-msteams-admin"
 CONSENT_STATE_PURPOSE = "fusion-consent"
 CONSENT_CALLBACK_PATH = "/api/v01/msteams/consent"
 VOICE_NAME = "teamsvoice"
+FUSION_SIP_PORT = 5061
 WIZARD_RUNNING = "2030"
 NO_ADMIN = "2031"
 ALREADY_ONBOARDED = "2032"
@@ -205,23 +210,20 @@ async def check_admin(connector: MicrosoftConnector, keyring: Keyring, public_ur
 
 
 async def verified_domain(connector: MicrosoftConnector, tenant_id: str) -> str:
-    connection = connector.connect(tenant_id)
-    await connection.directory.organization()
-    domains = [d async for d in connection.graph.pages("/domains")]
-    custom = [d for d in domains if d.get("isVerified") and not d.get("isInitial")]
-    chosen = next((d for d in custom if d.get("isDefault")), custom[0] if custom else None)
+    admin = connector.connect(tenant_id).directory_admin
+    await admin.organization()
+    chosen = voice_domain(await admin.domains())
     if chosen is None:
         raise StepFailed("The tenant has no verified custom domain to host the direct routing SBC name")
-    return str(chosen["id"])
+    return chosen
 
 
 async def check_licences(connector: MicrosoftConnector, tenant_id: str) -> str:
-    skus = (await connector.connect(tenant_id).graph.get("/subscribedSkus")).get("value", [])
-    phone = [s for s in skus if any(str(p.get("servicePlanName", "")).startswith("MCOEV") for p in s.get("servicePlans", []))
-             and (s.get("prepaidUnits") or {}).get("enabled", 0) > 0]
+    skus = teams_phone_skus(await connector.connect(tenant_id).directory_admin.subscribed_skus())
+    phone = [s for s in skus if s.prepaid > 0]
     if not phone:
         raise StepFailed("The tenant has no Teams Phone (MCOEV) licences")
-    return ", ".join(f"{s['skuPartNumber']} x{s['prepaidUnits']['enabled']}" for s in phone)
+    return ", ".join(f"{s.sku_part_number} x{s.prepaid}" for s in phone)
 
 
 async def check_powershell(connector: MicrosoftConnector, tenant_id: str, admin_username: str) -> None:
@@ -235,29 +237,17 @@ def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
     return f"{label}.{domain}".lower()
 
 
-async def _exists(connector: MicrosoftConnector, tenant_id: str, cmdlet: str, identity: str) -> bool:
-    try:
-        await connector.connect(tenant_id).cmdlets.run(cmdlet, {"Identity": identity})
-    except UpstreamError as exc:
-        if exc.upstream_code == "ManagementObjectNotFound":
-            return False
-        raise
-    return True
+def voice_configuration(fqdn: str) -> RoutingInventory:
+    """What a Fusion subscription's tenant needs: one gateway, and a usage, route and policy named `teamsvoice`
+    that send every number to it."""
+    return RoutingInventory([PstnGateway(fqdn, FUSION_SIP_PORT, True)], [VOICE_NAME],
+                            [VoiceRoute(VOICE_NAME, ".*", [fqdn], [VOICE_NAME], 0)],
+                            [VoiceRoutingPolicy(VOICE_NAME, [VOICE_NAME])])
 
 
 async def create_voice_configuration(connector: MicrosoftConnector, tenant_id: str, fqdn: str) -> str:
-    """Idempotent: each object is created only when missing."""
-    cmdlets = connector.connect(tenant_id).cmdlets
-    if not await _exists(connector, tenant_id, "Get-CsOnlinePSTNGateway", fqdn):
-        await cmdlets.run("New-CsOnlinePSTNGateway", {"Fqdn": fqdn, "SipSignalingPort": 5061, "Enabled": True})
-    usages = (await cmdlets.run("Get-CsOnlinePstnUsage", {"Identity": "Global"}))[0].get("Usage", [])
-    if VOICE_NAME not in [u.lower() for u in usages]:
-        await cmdlets.run("Set-CsOnlinePstnUsage", {"Identity": "Global", "Usage": {"Add": [VOICE_NAME]}})
-    if not await _exists(connector, tenant_id, "Get-CsOnlineVoiceRoute", VOICE_NAME):
-        await cmdlets.run("New-CsOnlineVoiceRoute", {"Identity": VOICE_NAME, "NumberPattern": ".*",
-                                                      "OnlinePstnGatewayList": [fqdn], "OnlinePstnUsages": [VOICE_NAME]})
-    if not await _exists(connector, tenant_id, "Get-CsOnlineVoiceRoutingPolicy", VOICE_NAME):
-        await cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": VOICE_NAME, "OnlinePstnUsages": [VOICE_NAME]})
+    """Idempotent: each object is created or corrected only when it differs (domain/tenant_voice)."""
+    await configuration.ensure(direct_routing(connector.connect(tenant_id)), voice_configuration(fqdn))
     return f"gateway {fqdn}, usage/route/policy '{VOICE_NAME}'"
 
 

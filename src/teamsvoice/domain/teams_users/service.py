@@ -27,6 +27,7 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users.models import FusionUserLicences
+from teamsvoice.domain.tenant_voice.rules import gives_voice
 from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser, SubscribedSku
 from teamsvoice.microsoft.paths import guid_segment
 from teamsvoice.microsoft.ports import TenantConnection
@@ -42,7 +43,6 @@ INVALID_ITEM = "2094"
 TEMPLATE_NOT_FOUND = "2095"
 
 NEXT_PURPOSE = "fusion-msteams-users-next"
-PHONE_SYSTEM_PLANS = frozenset({"MCOEV", "MCOEV_VIRTUALUSER"})
 TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
 LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
                "department"]
@@ -72,7 +72,7 @@ def voice_enabled(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> str:
         if sku is not None:
             plans.update(sku.service_plans)
             plans.add(sku.sku_part_number)
-    if plans & (PHONE_SYSTEM_PLANS | {"PHONESYSTEM_VIRTUALUSER"}):
+    if gives_voice(plans):
         return "yes"
     if plans & TEAMS_PLANS:
         return "maybe"

@@ -10,8 +10,8 @@ Checks, in order:
 - `teams_admin_consent`: an app-only token for the Skype and Teams Tenant Admin API is obtainable;
 - `verified_domains`: the tenant has a verified domain other than its *.onmicrosoft.com one (users' SIP
   addresses and the SBC's FQDN live on such a domain);
-- `voice_licences`: free seats of Teams Phone (MCOEV, or a suite that contains the MCOEV plan) for users,
-  and of PHONESYSTEM_VIRTUALUSER for resource accounts (the latter reported, not required);
+- `voice_licences`: free seats of Teams Phone for users, and of Teams Phone Resource Account for resource
+  accounts (the latter reported, not required); which SKUs count is `rules.teams_phone_skus`;
 - `teams_admin_api`: Graph's admin/teams userConfigurations answers and a read-only Teams cmdlet runs.
 """
 
@@ -20,14 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from teamsvoice.core.errors import DomainError
+from teamsvoice.domain.tenant_voice.rules import custom_domains, resource_account_skus, teams_phone_skus
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryAdmin
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE
 from teamsvoice.microsoft.ports import TenantConnection
-
-PHONE_SYSTEM_PLAN = "MCOEV"
-VIRTUAL_USER_SKU = "PHONESYSTEM_VIRTUALUSER"
-
 
 @dataclass(frozen=True)
 class ReadinessCheck:
@@ -90,7 +87,7 @@ async def _token(connector: MicrosoftConnector, tenant_id: str, resource: str, l
 async def _domains(admin: DirectoryAdmin) -> ReadinessCheck:
     domains = await admin.domains()
     verified = [d.name for d in domains if d.is_verified]
-    custom = [d.name for d in domains if d.is_verified and not d.name.lower().endswith(".onmicrosoft.com")]
+    custom = [d.name for d in custom_domains(domains)]
     data = {"verified": verified, "custom": custom}
     if not custom:
         return ReadinessCheck("verified_domains", False,
@@ -99,9 +96,8 @@ async def _domains(admin: DirectoryAdmin) -> ReadinessCheck:
 
 
 async def _licences(admin: DirectoryAdmin) -> ReadinessCheck:
-    skus = [s for s in await admin.subscribed_skus() if s.capability_status == "Enabled"]
-    phone = [s for s in skus if PHONE_SYSTEM_PLAN in s.service_plans or s.sku_part_number == PHONE_SYSTEM_PLAN]
-    virtual = [s for s in skus if s.sku_part_number == VIRTUAL_USER_SKU]
+    skus = await admin.subscribed_skus()
+    phone, virtual = teams_phone_skus(skus), resource_account_skus(skus)
     data = {
         "phoneSystem": [{"sku": s.sku_part_number, "prepaid": s.prepaid, "consumed": s.consumed, "available": s.available}
                         for s in phone],

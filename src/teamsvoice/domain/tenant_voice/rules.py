@@ -1,0 +1,52 @@
+"""The licence and domain rules of Teams voice, in one place.
+
+Licences: a user can be voice-enabled when the tenant has a subscribed, enabled SKU carrying the Teams Phone
+(`MCOEV`) service plan, either the Teams Phone Standard SKU itself or a suite containing the plan (E5, ...).
+Resource accounts use Teams Phone Resource Account (`PHONESYSTEM_VIRTUALUSER`, plan `MCOEV_VIRTUALUSER`):
+those seats are counted separately and never make a tenant ready for users.
+
+Domains: Teams accepts a PSTN gateway only under a domain verified in the tenant, and never under the
+initial `*.onmicrosoft.com` one. The SBC names live under the tenant's default verified custom domain, or its
+first verified custom domain when the default is the initial one.
+"""
+
+from collections.abc import Iterable
+
+from teamsvoice.microsoft.directory import SubscribedSku, TenantDomain
+
+USER_PHONE_PLAN = "MCOEV"
+RESOURCE_ACCOUNT_PLAN = "MCOEV_VIRTUALUSER"
+RESOURCE_ACCOUNT_SKU = "PHONESYSTEM_VIRTUALUSER"
+# A user holding any of these is voice capable (a resource account holds the second one).
+VOICE_PLANS = frozenset({USER_PHONE_PLAN, RESOURCE_ACCOUNT_PLAN, RESOURCE_ACCOUNT_SKU})
+
+
+def _enabled(sku: SubscribedSku) -> bool:
+    return sku.capability_status == "Enabled"
+
+
+def teams_phone_skus(skus: Iterable[SubscribedSku]) -> list[SubscribedSku]:
+    """The tenant's active SKUs that give users Teams Phone (seat counts aside: see `prepaid`, `available`)."""
+    return [s for s in skus if _enabled(s)
+            and (USER_PHONE_PLAN in s.service_plans or s.sku_part_number == USER_PHONE_PLAN)]
+
+
+def resource_account_skus(skus: Iterable[SubscribedSku]) -> list[SubscribedSku]:
+    return [s for s in skus if _enabled(s) and s.sku_part_number == RESOURCE_ACCOUNT_SKU]
+
+
+def gives_voice(plans_and_skus: Iterable[str]) -> bool:
+    """Whether a user's licences (their service plan names and SKU part numbers) include Teams Phone."""
+    return not VOICE_PLANS.isdisjoint(plans_and_skus)
+
+
+def custom_domains(domains: Iterable[TenantDomain]) -> list[TenantDomain]:
+    """Verified domains other than the initial *.onmicrosoft.com one."""
+    return [d for d in domains if d.is_verified and not d.is_initial and not d.name.lower().endswith(".onmicrosoft.com")]
+
+
+def voice_domain(domains: Iterable[TenantDomain]) -> str | None:
+    """The domain the tenant's PSTN gateway names live under, or None when the tenant has none."""
+    custom = custom_domains(domains)
+    chosen = next((d for d in custom if d.is_default), custom[0] if custom else None)
+    return chosen.name if chosen else None
