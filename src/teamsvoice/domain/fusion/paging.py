@@ -23,22 +23,36 @@ def _context_digest(context: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def encode_cursor(keyring: Keyring, position: dict[str, Any], context: dict[str, Any]) -> str:
+    """A signed token for `position` (where the next page starts), valid only for the query `context`."""
+    return keyring.sign({**position, "c": _context_digest(context)}, purpose=PURPOSE)
+
+
+def decode_cursor(keyring: Keyring, token: str, context: dict[str, Any], *, fields: dict[str, type]) -> dict[str, Any]:
+    """The position a token holds; 400 when it was not issued by this API, lacks one of `fields` (name: type)
+    or belongs to another query."""
+    payload = keyring.unsign(token, purpose=PURPOSE)
+    if payload is None or not all(isinstance(payload.get(name), kind) for name, kind in fields.items()):
+        raise ValidationFailed("next: not a token issued by this API", code=INVALID_NEXT)
+    if payload.get("c") != _context_digest(context):
+        raise ValidationFailed("next: the token is only valid with the same page_size and search (and sort, dir, "
+                               "filters) as the query that returned it; discard it to start a new query",
+                               code=INVALID_NEXT)
+    return {name: payload[name] for name in fields}
+
+
 def encode_next(keyring: Keyring, offset: int, context: dict[str, Any]) -> str:
-    return keyring.sign({"o": offset, "c": _context_digest(context)}, purpose=PURPOSE)
+    return encode_cursor(keyring, {"o": offset}, context)
 
 
 def decode_next(keyring: Keyring, token: str | None, context: dict[str, Any]) -> int:
     """The offset a token continues from (0 without a token)."""
     if not token:
         return 0
-    payload = keyring.unsign(token, purpose=PURPOSE)
-    if payload is None or not isinstance(payload.get("o"), int) or payload["o"] < 0:
+    offset = decode_cursor(keyring, token, context, fields={"o": int})["o"]
+    if offset < 0:
         raise ValidationFailed("next: not a token issued by this API", code=INVALID_NEXT)
-    if payload.get("c") != _context_digest(context):
-        raise ValidationFailed("next: the token is only valid with the same page_size and search (and sort, dir, "
-                               "filters) as the query that returned it; discard it to start a new query",
-                               code=INVALID_NEXT)
-    return int(payload["o"])
+    return int(offset)
 
 
 def check_page_size(page_size: int) -> int:

@@ -9,7 +9,6 @@ groups, then number/VRP (recorded in the database and committed, then reconciled
 Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
-from teamsvoice.domain.fusion import licences, numbers
+from teamsvoice.domain.fusion import licences, numbers, paging
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -42,7 +41,6 @@ VRP_REFUSED = "2093"
 INVALID_ITEM = "2094"
 TEMPLATE_NOT_FOUND = "2095"
 
-NEXT_PURPOSE = "fusion-msteams-users-next"
 TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
 LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
                "department"]
@@ -169,10 +167,6 @@ class UserFilters:
         return {"country": sorted(self.countries), "voice": self.is_voice_enabled, "have": self.have_number}
 
 
-def _digest(context: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
 def _users_url(admin_base: str, page_size: int, search: str | None, group: str | None) -> str:
     params: dict[str, Any] = {"$top": page_size, "$select": ",".join(LIST_SELECT)}
     if search and not group:
@@ -192,13 +186,8 @@ async def list_users(
     context = {"page_size": page_size, "search": search or "", "group": group or "", **filters.context()}
     graph = connection.graph
     if next_token:
-        payload = keyring.unsign(next_token, purpose=NEXT_PURPOSE)
-        if payload is None or not isinstance(payload.get("u"), str) or not isinstance(payload.get("s"), int):
-            raise ValidationFailed("next: not a token issued by this API", code="2001")
-        if payload.get("c") != _digest(context):
-            raise ValidationFailed("next: the token is only valid with the same page_size and search as the query "
-                                   "that returned it; discard it to start a new query", code="2001")
-        url, skip = payload["u"], payload["s"]
+        position = paging.decode_cursor(keyring, next_token, context, fields={"u": str, "s": int})
+        url, skip = position["u"], position["s"]
     else:
         url, skip = _users_url(graph.base_url, page_size, search, group), 0
     admin = connection.directory_admin
@@ -254,7 +243,7 @@ async def list_users(
         users.append(entry)
     body: dict[str, Any] = {"users": users}
     if token is not None:
-        body["next"] = keyring.sign({**token, "c": _digest(context)}, purpose=NEXT_PURPOSE)
+        body["next"] = paging.encode_cursor(keyring, token, context)
     return body
 
 
