@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     consent_state_ttl_seconds: int = 900
     allow_loopback_redirects: bool = Field(
-        default=True, description="Accept http://127.0.0.1 / localhost redirectUrls (the embedded default)."
+        default=True, description="Webhooks (consent redirectUrls, drift events) may go to loopback and other internal "
+        "addresses (private, link-local, unique local...; checked on the address the host resolves to at delivery), "
+        "and plain http to loopback (the embedded default; set false in production)."
     )
 
     microsoft_mode: Literal["emulator", "cloud"] = "emulator"

@@ -2,6 +2,7 @@
 HTML pages are hardened, /metrics obeys its setting, error reasons never echo the caller's input whole."""
 
 import asyncio
+import ipaddress
 import logging
 
 import httpx
@@ -72,8 +73,8 @@ async def test_error_reasons_quote_only_a_prefix_of_the_input(client: httpx.Asyn
 
 
 @pytest.mark.parametrize(("access", "peer", "headers", "status"), [
-    ("loopback", "127.0.0.1", {}, 200), ("loopback", "203.0.113.7", {}, 404), ("off", "127.0.0.1", {}, 404),
-    ("token", "203.0.113.7", {"Authorization": "Bearer metrics-secret"}, 200),
+    ("loopback", "127.0.0.1", {}, 200), ("loopback", "52.112.0.10", {}, 404), ("off", "127.0.0.1", {}, 404),
+    ("token", "52.112.0.10", {"Authorization": "Bearer metrics-secret"}, 200),
     ("token", "127.0.0.1", {"Authorization": "Bearer wrong"}, 401), ("token", "127.0.0.1", {}, 401),
 ])
 async def test_metrics_obey_their_setting(tmp_path, access: str, peer: str, headers: dict, status: int) -> None:  # type: ignore[no-untyped-def]
@@ -101,3 +102,120 @@ async def test_unknown_usernames_cost_the_same_check_in_both_families(client: ht
     assert answer.status_code in (400, 401) and len(checked) == 3
     answer = await client.post("/api/v01/auth/login", json={"username": "nobody-here", "password": "guess-Passw0rd"})
     assert answer.status_code == 401 and len(checked) == 4
+
+
+# --- webhook destinations: resolved at delivery time, internal addresses refused, connection pinned ---------
+
+INTERNAL = ["127.0.0.1", "169.254.169.254", "10.1.2.3", "172.16.0.9", "192.168.1.1", "100.64.0.1", "0.0.0.0",
+            "224.0.0.1", "::1", "fd00::1", "fe80::1", "::", "ff02::1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"]
+
+
+def _pretend(monkeypatch, answers: dict[str, list[list[str]]]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The resolver answers each name with the next of its answers (the last one repeats); returns the names asked."""
+    from teamsvoice.core import destinations
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        queue = answers[host]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    return asked
+
+
+@pytest.mark.parametrize("address", INTERNAL)
+def test_a_webhook_host_resolving_to_an_internal_address_is_refused(monkeypatch, address: str) -> None:  # type: ignore[no-untyped-def]
+    from teamsvoice.core import destinations
+    _pretend(monkeypatch, {"hooks.partner.example": [[address]], "mixed.partner.example": [["52.112.0.10", address]]})
+    for url in ("https://hooks.partner.example/x", "https://mixed.partner.example/x"):
+        with pytest.raises(destinations.RefusedDestination) as refused:
+            destinations.check_destination(url, allow_internal=False)
+        assert "resolves to a" in refused.value.message and "public addresses only" in refused.value.message
+    literal = f"https://[{address}]/x" if ":" in address else f"https://{address}/x"
+    with pytest.raises(destinations.RefusedDestination):
+        destinations.check_destination(literal, allow_internal=False)
+    # The operator's allowance (the embedded default, the suite's loopback receivers) lets it through.
+    assert destinations.check_destination("https://hooks.partner.example/x", allow_internal=True).address == str(ipaddress.ip_address(address))
+
+
+def test_a_public_webhook_host_is_accepted_and_unresolvable_is_transient(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from teamsvoice.core import destinations
+    _pretend(monkeypatch, {"hooks.partner.example": [["52.112.0.10", "2606:4700::1111"]]})
+    checked = destinations.check_destination("https://hooks.partner.example:8443/x?a=1", allow_internal=False)
+    assert (checked.address, checked.pinned_url, checked.host_header) == (
+        "52.112.0.10", "https://52.112.0.10:8443/x?a=1", "hooks.partner.example:8443")
+
+    def fails(host: str, port: int) -> list[str]:
+        raise OSError("no such name")
+    monkeypatch.setattr(destinations, "resolve", fails)
+    with pytest.raises(httpx.ConnectError):  # retried later by the delivery loop, not refused for good
+        destinations.check_destination("https://gone.partner.example/x", allow_internal=False)
+
+
+def test_the_connection_goes_to_the_address_checked(monkeypatch, receiver) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding: the first answer is checked and used; a later, different answer is never asked for."""
+    from teamsvoice.core import destinations
+    port = int(receiver.url.rsplit(":", 1)[1])
+    asked = _pretend(monkeypatch, {"rebind.partner.example": [["127.0.0.1"], ["169.254.169.254"]]})
+    receiver.reset()
+    with httpx.Client(timeout=5) as http:
+        response = destinations.post(http, f"http://rebind.partner.example:{port}/hook", allow_internal=True,
+                                     content=b'{"a": 1}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and asked == ["rebind.partner.example"]
+    assert receiver.received[-1]["path"] == "/hook"
+    assert receiver.received[-1]["headers"]["host"] == f"rebind.partner.example:{port}"
+
+
+async def test_deliveries_resolve_and_refuse_internal_hosts(live, organisation, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Both delivery steps (consent webhooks, drift events) refuse a registered name that resolves to an internal
+    address unless the deployment allows it; allowed, they connect to the checked address."""
+    import anyio
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from teamsvoice.domain.consent.models import WebhookDelivery
+    from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
+    from teamsvoice.domain.orgs.models import Enterprise, Reseller
+    from teamsvoice.domain.voice_state import drift
+    from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook
+    from teamsvoice.domain.voice_state.workflows import post_drift_event
+    from teamsvoice.jobs.runtime import job_context
+    from teamsvoice.jobs.webhooks import post_webhook
+
+    ctx = job_context()
+    port = int(receiver.url.rsplit(":", 1)[1])
+    _pretend(monkeypatch, {"metadata.partner.example": [["169.254.169.254"]], "hooks.partner.example": [["127.0.0.1"]]})
+    reseller_id = organisation.resellers[0].reseller_id
+    with Session(ctx.engine) as session, session.begin():
+        reseller = session.get(Reseller, reseller_id)
+        reseller.registered_redirect_urls = ["https://metadata.partner.example/"]
+        enterprise = Enterprise(reseller_id=reseller_id, enterprise_name="Destinations")
+        session.add(enterprise)
+        session.flush()
+        consent = WebhookDelivery(enterprise_id=enterprise.id, url="https://metadata.partner.example/consents",
+                                  payload_encrypted=ctx.keyring.encrypt('{"token": "x"}', purpose=WEBHOOK_PURPOSE))
+        hook = DriftWebhook(reseller_id=reseller_id, url=f"http://hooks.partner.example:{port}/drift",
+                            secret_encrypted=ctx.keyring.encrypt("s3cret", purpose=drift.SECRET_PURPOSE))
+        session.add_all([consent, hook])
+        session.flush()
+        refused_event = DriftDelivery(webhook_id=hook.id, body='{"timestamp": 1, "n": 1}')
+        allowed_event = DriftDelivery(webhook_id=hook.id, body='{"timestamp": 2, "n": 2}')
+        session.add_all([refused_event, allowed_event])
+        session.flush()
+        ids = consent.id, refused_event.id, allowed_event.id
+    receiver.reset()
+    monkeypatch.setattr(ctx.settings, "allow_loopback_redirects", False)
+    assert await anyio.to_thread.run_sync(post_webhook, ids[0]) is True
+    assert await anyio.to_thread.run_sync(post_drift_event, ids[1]) is True
+    monkeypatch.setattr(ctx.settings, "allow_loopback_redirects", True)
+    assert await anyio.to_thread.run_sync(post_drift_event, ids[2]) is True
+    with Session(ctx.engine) as session:
+        rows = {row.id: row for row in session.scalars(select(WebhookDelivery))}
+        events = {row.id: row for row in session.scalars(select(DriftDelivery))}
+        assert (rows[ids[0]].status, rows[ids[0]].attempts) == ("refused", 0)
+        assert "link-local address (169.254.169.254)" in rows[ids[0]].last_error
+        assert (events[ids[1]].status, events[ids[1]].attempts) == ("refused", 0)
+        assert "loopback address" in events[ids[1]].last_error
+        assert events[ids[2]].status == "delivered"
+    assert [r["body"]["n"] for r in receiver.received] == [2]
+    assert receiver.received[0]["headers"]["host"] == f"hooks.partner.example:{port}"

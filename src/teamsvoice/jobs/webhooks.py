@@ -8,6 +8,7 @@ from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.consent.models import WebhookDelivery
@@ -22,7 +23,8 @@ logger = logging.getLogger("teamsvoice.security")
 @DBOS.step(name="post_webhook")
 def post_webhook(delivery_id: int) -> bool:
     """One attempt. True once the delivery is over: the receiver answered 2xx, or the URL is no longer
-    registered, or the receiver redirected (the payload carries a Microsoft token: it goes nowhere else)."""
+    registered, or its host resolves to an internal address the deployment does not allow, or the receiver
+    redirected (the payload carries a Microsoft token: it goes nowhere else)."""
     ctx = job_context()
     with Session(ctx.engine) as session, session.begin():
         delivery = session.get(WebhookDelivery, delivery_id)
@@ -40,19 +42,24 @@ def post_webhook(delivery_id: int) -> bool:
             return True
         body = ctx.keyring.decrypt(delivery.payload_encrypted, purpose=WEBHOOK_PURPOSE)
     error: str | None = None
-    final = False
+    final = sent = False
     try:
-        response = ctx.http.post(url, content=body, headers={"Content-Type": "application/json"}, follow_redirects=False)
+        response = destinations.post(ctx.http, url, allow_internal=ctx.settings.allow_loopback_redirects, content=body,
+                                     headers={"Content-Type": "application/json"})
+        sent = True
         if response.is_redirect:
             error, final = f"HTTP {response.status_code}: redirects are not followed", True
         elif not response.is_success:
             error = f"HTTP {response.status_code}"
+    except destinations.RefusedDestination as exc:
+        error, final = exc.message, True
+        logger.warning("security: webhook delivery %s refused at delivery time: %s", delivery_id, exc.message)
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error, sent = f"{type(exc).__name__}: {exc}", True
     with Session(ctx.engine) as session, session.begin():
         delivery = session.get(WebhookDelivery, delivery_id)
         assert delivery is not None
-        delivery.attempts += 1
+        delivery.attempts += 1 if sent else 0
         delivery.last_error = error
         if error is None:
             delivery.status, delivery.delivered_at = "delivered", utcnow()

@@ -17,6 +17,7 @@ from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import DomainError, UpstreamError
 from teamsvoice.core.logging import job_log_context
@@ -309,22 +310,30 @@ def post_drift_event(delivery_id: int) -> bool:
         secret = ctx.keyring.decrypt(hook.secret_encrypted, purpose=drift.SECRET_PURPOSE)
     timestamp = str(json.loads(body)["timestamp"])
     error: str | None = None
+    refused = False
     try:
-        response = ctx.http.post(url, content=body, follow_redirects=False, headers={
-            "Content-Type": "application/json", drift.TIMESTAMP_HEADER: timestamp,
-            drift.SIGNATURE_HEADER: drift.sign(secret, body)})
+        # Resolved and checked now, connected to the address checked (core/destinations.py).
+        response = destinations.post(ctx.http, url, allow_internal=ctx.settings.allow_loopback_redirects, content=body,
+                                     headers={"Content-Type": "application/json", drift.TIMESTAMP_HEADER: timestamp,
+                                              drift.SIGNATURE_HEADER: drift.sign(secret, body)})
         if not response.is_success:
             error = f"HTTP {response.status_code}"
+    except destinations.RefusedDestination as exc:
+        error, refused = exc.message, True
+        logging.getLogger("teamsvoice.security").warning("security: drift event delivery %s refused: %s", delivery_id,
+                                                         exc.message)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     with Session(ctx.engine) as session, session.begin():
         delivery = session.get(DriftDelivery, delivery_id)
         assert delivery is not None
-        delivery.attempts += 1
+        delivery.attempts += 0 if refused else 1
         delivery.last_error = error
         if error is None:
             delivery.status, delivery.delivered_at = "delivered", utcnow()
-    return error is None
+        elif refused:
+            delivery.status = "refused"
+    return error is None or refused
 
 
 @DBOS.workflow(name="voice_drift_delivery", max_recovery_attempts=None)
