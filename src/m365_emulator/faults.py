@@ -18,8 +18,10 @@ Configuration, `PUT /_admin/faults` (replaces the whole configuration; every key
                                               # answer 504; afterApply=true applies the change first
       "seed": 42,                             # seeds the 5xx and latency draws, so a run is reproducible
       "limits": "microsoft",                  # Microsoft's published budgets (below); "off" disables them
-      "profile": "microsoft"                  # realistic latencies (below); "none" (default): latencyMs only
-    }
+      "profile": "microsoft",                 # realistic latencies (below); "none" (default): latencyMs only
+      "numberOperationMs": 1500               # how long a Graph number operation (assignNumber, unassignNumber,
+    }                                         # updateNumber) stays notStarted/running before it completes;
+                                              # default: 1-3 s with the microsoft profile, else at once
 
 Microsoft's limits, modelled by default (an emulator started with M365_EMULATOR_LIMITS=off, as the test
 suite does, defaults to "off"), each answered 429 with Retry-After like Graph: Teams service requests (Graph's
@@ -27,7 +29,8 @@ Teams APIs and the cmdlet endpoint) 30 per second per app per tenant and 300 per
 tenants; directory requests by resource units (3,500 / 5,000 / 8,000 per 10 s per app per tenant for tenants
 under 50, 50-500, over 500 users; the costs below) and directory writes 3,000 per 2.5 minutes per app per
 tenant. The microsoft profile adds what Microsoft's services take: Graph reads 150-400 ms, writes
-200-600 ms, Teams number operations and cmdlets 1-3 s.
+200-600 ms, cmdlets 1-3 s; Graph's number assignment requests answer 202 like any write (200-600 ms) and
+their operation then stays notStarted / running for 1-3 s before it succeeds or fails (polling it is a read).
 
 `GET` also shows `concurrency`: per tenant, the requests in flight now and the most seen at once since
 the configuration was last put (what a client's per-tenant concurrency limit must keep under).
@@ -98,6 +101,7 @@ class FaultConfig(BaseModel):
     seed: StrictInt | None = None
     limits: Literal["microsoft", "off"] | None = None  # None: the emulator's default (microsoft unless started "off")
     profile: Literal["none", "microsoft"] = "none"
+    numberOperationMs: StrictInt | None = Field(default=None, ge=0, le=600000)
 
 
 @dataclass
@@ -236,10 +240,11 @@ class Faults:
 
     def latency_seconds(self, method: str, path: str) -> float:
         """The added latency: `latencyMs`, plus with the microsoft profile a draw from what Microsoft's
-        services take (Graph reads 150-400 ms, writes 200-600 ms, Teams number operations and cmdlets 1-3 s)."""
+        services take (Graph reads 150-400 ms, writes 200-600 ms, cmdlets 1-3 s). A number operation's own
+        duration is `number_operation_seconds`: its requests are ordinary Graph reads and writes."""
         seconds = self.config.latencyMs / 1000
         if self.config.profile == "microsoft":
-            if path == CMDLET_PATH or "/telephoneNumberManagement/" in path:
+            if path == CMDLET_PATH:
                 low, high = 1.0, 3.0
             elif method == "GET":
                 low, high = 0.15, 0.4
@@ -247,6 +252,15 @@ class Faults:
                 low, high = 0.2, 0.6
             seconds += self._random.uniform(low, high)
         return seconds
+
+    def number_operation_seconds(self) -> float:
+        """How long the next Graph number operation runs before completing: `numberOperationMs` when set,
+        else 1-3 s with the microsoft profile, else 0 (completed when accepted)."""
+        if self.config.numberOperationMs is not None:
+            return self.config.numberOperationMs / 1000
+        if self.config.profile == "microsoft":
+            return self._random.uniform(1.0, 3.0)
+        return 0.0
 
     def take_cmdlet_timeout(self, cmdlet: str) -> tuple[float, bool] | None:
         settings = self.config.cmdletTimeout

@@ -103,6 +103,16 @@ def unassign_number(tx: Transaction, tenant_id: str, telephone_number: str) -> N
         _touch(tx, tenant_id, existing["assignmentTargetId"], isEnterpriseVoiceEnabled=False)
 
 
+def update_number(tx: Transaction, tenant_id: str, telephone_number: str, changes: dict[str, Any]) -> None:
+    """Graph's updateNumber: the optional attributes of a number of the tenant (locationId, networkSiteId,
+    reverseNumberLookupOptions); a number the tenant does not hold is refused."""
+    number = normalize_number(telephone_number)
+    existing = tx.get("number", number_key(tenant_id, number))
+    if existing is None:
+        raise VoiceError(f"Telephone Number '{number}' was not found in the tenant.")
+    tx.put("number", number_key(tenant_id, number), {**existing, **changes}, tenant_id)
+
+
 def remove_all_numbers(tx: Transaction, user: Document) -> None:
     for number in user_numbers(tx, user["_tenantId"], user["id"]):
         tx.delete("number", number_key(user["_tenantId"], number["telephoneNumber"]))
@@ -206,11 +216,11 @@ def number_assignment(number: Document) -> Document:
         "civicAddressId": None,
         "isoCountryCode": None,
         "locationId": number["locationId"],
-        "networkSiteId": None,
+        "networkSiteId": number.get("networkSiteId"),
         # Direct Routing numbers are owned by the customer's carrier, which Teams reports as on-premises.
         "numberSource": "onPremises" if number["numberType"] == "directRouting" else "online",
         "operatorId": "",
         "portInStatus": None,
-        "reverseNumberLookupOptions": [],
+        "reverseNumberLookupOptions": list(number.get("reverseNumberLookupOptions") or []),
         "supportedCustomerActions": [],
     }

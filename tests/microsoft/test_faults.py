@@ -95,9 +95,10 @@ async def test_a_cmdlet_that_times_out_is_retried(faults: MsEmulator, connector:
     connection = connector.connect(tenant.tenant_id)
     user = users[-1]
     inject(faults, cmdletTimeout={"cmdlet": "Set-CsPhoneNumberAssignment", "count": 2, "seconds": 0.2, "afterApply": True})
-    await connection.voice.assign_number(user.user_principal_name, "+12065559999")
+    # Enterprise Voice on its own is still a cmdlet (numbers go through Graph's number operations).
+    await connection.voice.set_enterprise_voice(user.user_principal_name, True)
     assert injected(faults)["cmdletTimeouts"] == 2
-    assert (await connection.voice.voice_state(user.id)).phone_numbers == ["+12065559999"]
+    assert (await connection.voice.voice_state(user.id)).enterprise_voice is True
 
 
 async def test_retries_stop_at_the_attempt_cap(faults: MsEmulator, app: RegisteredApp, tenant: SeededTenant,
@@ -110,7 +111,7 @@ async def test_retries_stop_at_the_attempt_cap(faults: MsEmulator, app: Register
             await connection.directory_admin.update_user(tenant.admin, job_title="never")
         assert (graph.value.retryable, graph.value.status, graph.value.upstream_code) == (True, 429, "TooManyRequests")
         with pytest.raises(UpstreamError, match=r"^gave up after 3 attempts: Set-CsPhoneNumberAssignment failed") as cmdlet:
-            await connection.voice.assign_number(tenant.admin, "+12065550001")
+            await connection.voice.set_enterprise_voice(tenant.admin, True)
         assert (cmdlet.value.status, cmdlet.value.upstream_code) == (429, "TooManyRequests")
         assert injected(faults)["storm429"] == 6
     finally:

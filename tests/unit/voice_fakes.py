@@ -2,6 +2,7 @@
 number has one holder, assigning one turns Enterprise Voice on, removing the last turns it off, creating
 an existing object is refused, a policy must exist to be granted."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from teamsvoice.core.errors import UpstreamError
@@ -20,6 +21,7 @@ class FakeTenantVoice:
     routes: dict[str, VoiceRoute] = field(default_factory=dict)
     policies: dict[str, VoiceRoutingPolicy] = field(default_factory=dict)
     users: dict[str, VoiceState] = field(default_factory=dict)  # by upn
+    disabled: set[str] = field(default_factory=set)  # user ids whose Entra ID account is disabled
     calls: list[str] = field(default_factory=list)
     fail_transiently: int = 0  # the next N calls fail with a retryable error
 
@@ -52,6 +54,10 @@ class FakeTenantVoice:
     async def voice_users(self) -> list[VoiceState]:
         self._call("voice_users")
         return list(self.users.values())
+
+    async def disabled_user_ids(self) -> set[str]:
+        self._call("disabled_user_ids")
+        return {user.user_id for user in self.users.values() if user.user_id in self.disabled}
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None:
         self._call(f"create_gateway {fqdn}")
@@ -120,3 +126,14 @@ class FakeTenantVoice:
         if policy is not None and policy not in self.policies:
             raise refused(f"Policy '{policy}' not found")
         self._set(user_principal_name, voice_routing_policy=policy)
+
+    async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
+        """All or nothing, as one Graph policy assignment call."""
+        upns = list(upns_or_ids)
+        self._call(f"grant many {','.join(upns)} {policy}")
+        for upn in upns:
+            self._user(upn)
+        if policy is not None and policy not in self.policies:
+            raise refused(f"Policy '{policy}' not found")
+        for upn in upns:
+            self._set(upn, voice_routing_policy=policy)

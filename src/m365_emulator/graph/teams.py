@@ -1,18 +1,20 @@
 """Graph v1.0 teamsAdministration: user configurations, number assignment operations, policy assignment."""
 
+import asyncio
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from .. import clock, teams_voice
+from .. import clock, teams_voice, voice_routing
+from ..cmdlet_support import CmdletError
 from ..context import EmulatorDep
 from ..directory import find_user
 from ..store import Document, Transaction, public
 from .auth import Caller, GraphCaller, require
-from .errors import bad_request, not_found, read_json
-from .query import collection, filter_predicate
+from .errors import GraphError, bad_request, not_found, read_json
+from .query import collection, filter_predicate, project, select_fields
 
 router = APIRouter(prefix="/v1.0/admin/teams")
 
@@ -27,22 +29,31 @@ _USER_ASSIGNMENT_TYPE = "#microsoft.graph.teamsAdministration.teamsPolicyUserAss
 _NS = "microsoft.graph.teamsAdministration"
 
 
+_CONFIGURATION_TYPE = "teamsAdministration.teamsUserConfiguration"
+_CONFIGURATION_FIELDS = frozenset({
+    "id", "userPrincipalName", "tenantId", "accountType", "isEnterpriseVoiceEnabled", "featureTypes",
+    "telephoneNumbers", "effectivePolicyAssignments", "createdDateTime", "modifiedDateTime"})
+
+
 @router.get("/userConfigurations")
 def list_user_configurations(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CONFIGURATION_READ)
+    fields = select_fields(request, _CONFIGURATION_FIELDS, _CONFIGURATION_TYPE)
     predicate = filter_predicate(request)
     with emulator.store.transaction() as tx:
         held = teams_voice.numbers_by_user(tx, caller.tenant_id)
         configurations = [teams_voice.user_configuration(tx, user, held) for user in tx.list("user", caller.tenant_id)]
     configurations = [c for c in configurations if predicate is None or predicate(c)]
     return collection(
-        request, emulator.settings.base_url, "admin/teams/userConfigurations", configurations, lambda doc: doc
+        request, emulator.settings.base_url, "admin/teams/userConfigurations", configurations,
+        lambda doc: project(doc, fields, None),
     )
 
 
 @router.get("/userConfigurations/{user_id}")
-def get_user_configuration(user_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+def get_user_configuration(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CONFIGURATION_READ)
+    fields = select_fields(request, _CONFIGURATION_FIELDS, _CONFIGURATION_TYPE)
     with emulator.store.transaction() as tx:
         user = find_user(tx, caller.tenant_id, user_id)
         if user is None:
@@ -50,7 +61,7 @@ def get_user_configuration(user_id: str, caller: GraphCaller, emulator: Emulator
         configuration = teams_voice.user_configuration(tx, user)
     return {
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#admin/teams/userConfigurations/$entity",
-        **configuration,
+        **project(configuration, fields, None),
     }
 
 
@@ -70,22 +81,72 @@ def list_number_assignments(request: Request, caller: GraphCaller, emulator: Emu
     )
 
 
-def _record_operation(tx: Transaction, caller: Caller, error: str | None) -> Document:
-    """Number changes are long-running operations in Graph; the emulator completes them at once and
-    records the outcome for the client to poll."""
+def _new_operation(tx: Transaction, caller: Caller, action: str, parameters: dict[str, Any], seconds: float) -> Document:
+    now = clock.now()
     operation = {
         "id": str(uuid.uuid4()),
         "createdDateTime": clock.iso_now(),
-        "status": "failed" if error else "succeeded",
-        "numbers": [{"resourceLocation": None, "status": "failed" if error else "succeeded", "statusDetail": error}],
+        "status": "notStarted",
+        "numbers": [{"resourceLocation": None, "status": "notStarted", "statusDetail": None}],
         "_tenantId": caller.tenant_id,
+        "_action": action,
+        "_parameters": parameters,
+        "_created": now,
+        "_completesAt": now + seconds,
     }
     tx.put("number_operation", operation["id"], operation, caller.tenant_id)
     return operation
 
 
-def _accepted(emulator_base: str, operation: Document) -> Response:
-    location = f"{emulator_base}/v1.0/admin/teams/{_OPERATIONS}('{operation['id']}')"
+def _run_change(tx: Transaction, tenant_id: str, action: str, parameters: dict[str, Any]) -> None:
+    """Carries out a number operation's change; Teams' refusal is raised as VoiceError."""
+    if action == "assignNumber":
+        user = find_user(tx, tenant_id, parameters["assignmentTargetId"])
+        if user is None:  # deleted while the operation waited
+            raise teams_voice.VoiceError(f"Management object not found for identity '{parameters['assignmentTargetId']}'.")
+        teams_voice.assign_number(tx, user, parameters["telephoneNumber"], parameters["numberType"],
+                                  parameters["assignmentCategory"], parameters.get("locationId"))
+    elif action == "unassignNumber":
+        teams_voice.unassign_number(tx, tenant_id, parameters["telephoneNumber"])
+    else:
+        teams_voice.update_number(tx, tenant_id, parameters["telephoneNumber"], parameters["changes"])
+
+
+def _complete(emulator: Any, operation_id: str) -> None:
+    """Finishes a number operation once: the timer, or the first read after its time. Both run on the
+    event loop's thread (the handlers that call this are async), so they never interleave."""
+    with emulator.store.transaction() as tx:
+        operation = tx.get("number_operation", operation_id)
+        if operation is None or operation["status"] in ("succeeded", "failed"):
+            return
+        tenant_id = operation["_tenantId"]
+    try:
+        with emulator.store.transaction() as tx:
+            _run_change(tx, tenant_id, operation["_action"], operation["_parameters"])
+        error = None
+    except teams_voice.VoiceError as exc:  # the refused change is rolled back; the failure is recorded
+        error = str(exc)
+    with emulator.store.transaction() as tx:
+        operation = tx.get("number_operation", operation_id)
+        if operation is None or operation["status"] in ("succeeded", "failed"):
+            return
+        status = "failed" if error else "succeeded"
+        operation.update(status=status, numbers=[{**operation["numbers"][0], "status": status, "statusDetail": error}])
+        tx.put("number_operation", operation_id, operation, tenant_id)
+
+
+def _start_operation(emulator: Any, caller: Caller, action: str, parameters: dict[str, Any]) -> Response:
+    """Number changes are long-running operations in Graph: the request is accepted (202 + Location) and the
+    operation runs for a while (faults: numberOperationMs, or 1-3 s with the microsoft profile), staying
+    notStarted then running until it succeeds or fails. With no duration it is done before the answer."""
+    seconds = emulator.faults.number_operation_seconds()
+    with emulator.store.transaction() as tx:
+        operation = _new_operation(tx, caller, action, parameters, seconds)
+    if seconds <= 0:
+        _complete(emulator, operation["id"])
+    else:
+        asyncio.get_running_loop().call_later(seconds, _complete, emulator, operation["id"])
+    location = f"{emulator.settings.base_url}/v1.0/admin/teams/{_OPERATIONS}('{operation['id']}')"
     return Response(status_code=202, headers={"Location": location})
 
 
@@ -108,19 +169,19 @@ async def assign_number(request: Request, caller: GraphCaller, emulator: Emulato
     category = body.get("assignmentCategory") or "primary"
     if category not in teams_voice.ASSIGNMENT_CATEGORIES:
         raise bad_request(f"Invalid value '{category}' for property 'assignmentCategory'.")
+    try:
+        number = teams_voice.normalize_number(number)
+    except teams_voice.VoiceError as exc:
+        raise bad_request(str(exc)) from exc
     with emulator.store.transaction() as tx:
         user = find_user(tx, caller.tenant_id, target)
         if user is None:
             raise not_found(target)
-        try:
-            teams_voice.assign_number(tx, user, number, number_type, category, body.get("locationId"))
-            error = None
-        except teams_voice.VoiceError as exc:
-            error = str(exc)
-    # The failure is reported through the operation, as Graph does; recorded after the rollback.
-    with emulator.store.transaction() as tx:
-        operation = _record_operation(tx, caller, error)
-    return _accepted(emulator.settings.base_url, operation)
+    # Whether Teams accepts the change (a number held by another user, an extension on a resource account)
+    # is reported through the operation, as Graph does.
+    return _start_operation(emulator, caller, "assignNumber", {
+        "telephoneNumber": number, "assignmentTargetId": user["id"], "numberType": number_type,
+        "assignmentCategory": category, "locationId": body.get("locationId")})
 
 
 @router.post("/telephoneNumberManagement/numberAssignments/unassignNumber")
@@ -131,16 +192,40 @@ async def unassign_number(request: Request, caller: GraphCaller, emulator: Emula
     number = body.get("telephoneNumber")
     if not isinstance(number, str) or not number:
         raise bad_request("The property 'telephoneNumber' is required.")
-    _number_type(body)
-    error = None
-    with emulator.store.transaction() as tx:
-        try:
-            teams_voice.unassign_number(tx, caller.tenant_id, number)
-        except teams_voice.VoiceError as exc:
-            error = str(exc)
-    with emulator.store.transaction() as tx:
-        operation = _record_operation(tx, caller, error)
-    return _accepted(emulator.settings.base_url, operation)
+    number_type = _number_type(body)
+    try:
+        number = teams_voice.normalize_number(number)
+    except teams_voice.VoiceError as exc:
+        raise bad_request(str(exc)) from exc
+    return _start_operation(emulator, caller, "unassignNumber", {"telephoneNumber": number, "numberType": number_type})
+
+
+_UPDATABLE = ("locationId", "networkSiteId", "reverseNumberLookupOptions")
+
+
+@router.post("/telephoneNumberManagement/numberAssignments/updateNumber")
+@router.post(f"/telephoneNumberManagement/numberAssignments/{_NS}.updateNumber")
+async def update_number(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+    require(caller, *NUMBER_WRITE)
+    body = await read_json(request)
+    number = body.get("telephoneNumber")
+    if not isinstance(number, str) or not number:
+        raise bad_request("The property 'telephoneNumber' is required.")
+    unknown = sorted(set(body) - {"telephoneNumber", *_UPDATABLE})
+    if unknown:
+        raise bad_request(f"The property '{unknown[0]}' does not exist on type 'updateNumber'.")
+    options = body.get("reverseNumberLookupOptions")
+    if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
+        raise bad_request("The property 'reverseNumberLookupOptions' must be a collection of strings.")
+    for key in ("locationId", "networkSiteId"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise bad_request(f"Invalid value for property '{key}'.")
+    try:
+        number = teams_voice.normalize_number(number)
+    except teams_voice.VoiceError as exc:
+        raise bad_request(str(exc)) from exc
+    changes = {key: body[key] for key in _UPDATABLE if key in body}
+    return _start_operation(emulator, caller, "updateNumber", {"telephoneNumber": number, "changes": changes})
 
 
 def _operation(operation_id: str, caller: Caller, emulator: EmulatorDep) -> dict[str, Any]:
@@ -149,6 +234,16 @@ def _operation(operation_id: str, caller: Caller, emulator: EmulatorDep) -> dict
         operation = tx.get("number_operation", operation_id)
     if operation is None or operation["_tenantId"] != caller.tenant_id:
         raise not_found(operation_id)
+    now = clock.now()
+    if operation["status"] not in ("succeeded", "failed"):
+        if now >= operation["_completesAt"]:  # its time has come (the timer may not have fired yet)
+            _complete(emulator, operation_id)
+            with emulator.store.transaction() as tx:
+                operation = tx.get("number_operation", operation_id)
+        elif now - operation["_created"] >= (operation["_completesAt"] - operation["_created"]) / 4:
+            # Queued for the first quarter of its time, then running.
+            operation = {**operation, "status": "running",
+                         "numbers": [{**operation["numbers"][0], "status": "running"}]}
     return {
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#admin/teams/telephoneNumberManagement/operations/$entity",
         **public(operation),
@@ -156,12 +251,12 @@ def _operation(operation_id: str, caller: Caller, emulator: EmulatorDep) -> dict
 
 
 @router.get("/telephoneNumberManagement/operations('{operation_id}')")
-def get_operation_by_key(operation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_operation_by_key(operation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     return _operation(operation_id, caller, emulator)
 
 
 @router.get("/telephoneNumberManagement/operations/{operation_id}")
-def get_operation(operation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_operation(operation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     return _operation(operation_id, caller, emulator)
 
 
@@ -212,7 +307,14 @@ async def unassign_policies(request: Request, caller: GraphCaller, emulator: Emu
 def get_policy_id(policy_type: str, name: str, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
     require(caller, *POLICY_WRITE, "TeamsPolicyUserAssign.Read.All")
     with emulator.store.transaction() as tx:
-        identifier = teams_voice.register_policy(tx, caller.tenant_id, policy_type, name)
+        if policy_type.lower() == voice_routing.VOICE_ROUTING_POLICY_TYPE.lower():
+            # Online voice routing policies are the tenant's own objects: only an existing per-user one has an id.
+            try:
+                identifier, name = voice_routing.grant_policy_identifier(tx, caller.tenant_id, name)
+            except CmdletError as exc:
+                raise GraphError(404, "NotFound", exc.message) from exc
+        else:
+            identifier = teams_voice.register_policy(tx, caller.tenant_id, policy_type, name)
     return JSONResponse(
         {
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.teamsAdministration.policyIdentifierDetail)",

@@ -79,7 +79,10 @@ class MicrosoftConnector:
         )
 
     def connect(self, tenant_id: str, *, delegated_graph_token: str | None = None) -> TenantConnection:
-        """Graph with the signed-in admin's token when given, else app-only; Teams cmdlets always app-only."""
+        """Graph with the signed-in admin's token when given, else app-only; Teams voice (Graph's admin/teams
+        and the cmdlets) always app-only: the app holds the Teams permissions, an admin's token may not."""
+        app_graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE), tenant_id)
+        graph = app_graph
         if delegated_graph_token is not None:
             token = delegated_graph_token
 
@@ -87,7 +90,5 @@ class MicrosoftConnector:
                 return token
 
             graph = self.graph(delegated, tenant_id)
-        else:
-            graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE), tenant_id)
         cmdlets = self.cmdlets(tenant_id)
-        return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(graph, cmdlets), graph, cmdlets)
+        return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(app_graph, cmdlets), graph, cmdlets)

@@ -1,5 +1,6 @@
 """What the domain needs from Microsoft, in domain terms. Services depend on these, not on HTTP."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,11 @@ class TeamsVoice(Protocol):
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
 
+    async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
+        """The same policy for many users in as few Microsoft calls as it allows; None or "Global" removes
+        the per-user grant."""
+        ...
+
 
 class Cmdlets(Protocol):
     """Runs a MicrosoftTeams PowerShell cmdlet with parameters passed as data."""
@@ -50,13 +56,17 @@ class Cmdlets(Protocol):
 
 
 class TenantVoiceAdmin(Protocol):
-    """A whole tenant's Teams voice state, read in bulk and written object by object (plan / apply:
-    domain/voice_state). Adapter: microsoft/voice_state.py."""
+    """A whole tenant's Teams voice state, read in bulk and written object by object or, for a policy, many
+    users at once (plan / apply: domain/voice_state). Adapter: microsoft/voice_state.py."""
 
     async def routing(self) -> "RoutingInventory": ...
 
     async def voice_users(self) -> list[VoiceState]:
         """Every user of the tenant with its voice configuration (a user deleted in Entra ID is absent)."""
+        ...
+
+    async def disabled_user_ids(self) -> set[str]:
+        """Object ids of the tenant's users whose Entra ID account is disabled (accountEnabled false)."""
         ...
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None: ...
@@ -80,6 +90,10 @@ class TenantVoiceAdmin(Protocol):
     async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None: ...
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None: ...
+
+    async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
+        """As TeamsVoice.grant_voice_routing_policy_to_many."""
+        ...
 
 
 class UserAccounts(Protocol):

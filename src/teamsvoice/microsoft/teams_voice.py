@@ -1,12 +1,108 @@
-"""Directory reads on Graph v1.0 and Teams voice: reads on Graph's admin/teams, writes through cmdlets."""
+"""Directory reads on Graph v1.0 and Teams voice on Graph's admin/teams: users' configurations, number
+assignment (long-running operations, polled) and policy assignment (many users per call). Only Enterprise
+Voice on its own (no Graph API sets it) still goes through the Set-CsPhoneNumberAssignment cmdlet.
 
+Number changes: `assignNumber` / `unassignNumber` / `updateNumber` answer 202 with a Location naming a
+telephoneNumberLongRunningOperation, polled until it succeeds or fails (`OperationPolling`). A failed
+operation is Teams refusing the change: it is raised as the cmdlet path raised it (UpstreamError, status
+400, "<action> failed: <Teams' reason>", not retryable), so the API families answer exactly as before
+(ConnecttoTeams 409, Fusion 400). An operation still running past the deadline, or gone, is transient
+(retryable): jobs retry it, and assigning the same number to the same user again is a no-op.
+
+Policies: `policy/getPolicyId` resolves a voice routing policy's name to its id (once per adapter), then
+`policy/userAssignments/assign` grants it to up to POLICY_ASSIGN_CHUNK users per call; None or "Global"
+removes the per-user grant (`unassign`), so the user falls back to the tenant's Global policy.
+"""
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from teamsvoice.microsoft.graph import GraphClient
-from teamsvoice.microsoft.paths import object_segment
+from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
+from teamsvoice.microsoft.paths import _GUID, object_segment
 from teamsvoice.microsoft.ports import Cmdlets, VoiceState
 
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
+NUMBERS = "/admin/teams/telephoneNumberManagement/numberAssignments"
+POLICY = "/admin/teams/policy"
+VOICE_ROUTING_POLICY_TYPE = "onlineVoiceRoutingPolicy"
+USER_ASSIGNMENT_TYPE = "#microsoft.graph.teamsAdministration.teamsPolicyUserAssignment"
+# Graph documents no cap for one assign call; PowerShell's batch policy assignment takes 5,000 users per
+# operation. 1,000 keeps one request body small (about 150 kB).
+POLICY_ASSIGN_CHUNK = 1000
+# The fields of a teamsUserConfiguration the connector reads ($select: Graph sends only these).
+USER_CONFIGURATION_SELECT = "id,userPrincipalName,isEnterpriseVoiceEnabled,telephoneNumbers,effectivePolicyAssignments"
+USER_SELECT = "id,userPrincipalName"
+DIRECTORY_USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled"
+FINISHED = {"succeeded": True, "skipped": True, "failed": False}
+
+
+def voice_state_of(config: dict[str, Any]) -> VoiceState:
+    """A Graph teamsUserConfiguration in domain terms ("Global" is no per-user policy)."""
+    policy = next(((a.get("policyAssignment") or {}).get("displayName")
+                   for a in config.get("effectivePolicyAssignments") or []
+                   if "voicerouting" in str(a.get("policyType", "")).lower()), None)
+    return VoiceState(
+        user_id=str(config["id"]), user_principal_name=str(config.get("userPrincipalName") or "").lower(),
+        enterprise_voice=bool(config.get("isEnterpriseVoiceEnabled")),
+        phone_numbers=[n["telephoneNumber"] for n in config.get("telephoneNumbers") or []],
+        voice_routing_policy=policy if policy not in ("", "Global") else None,
+    )
+
+
+def is_global(policy: str | None) -> bool:
+    """None, "Global" or "Tag:Global": no per-user grant."""
+    return policy is None or policy.strip() == "" or policy.removeprefix("Tag:").lower() == "global"
+
+
+def refused(action: str, reason: str, code: str = "BadRequest") -> UpstreamError:
+    """Teams refused a change, worded as the cmdlet path worded it."""
+    return UpstreamError(f"{action} failed: {reason}", retryable=False, status=400, upstream_code=code)
+
+
+class OperationPolling:
+    """When to look at a running number operation again.
+
+    The first look comes after the time this tenant's operations have recently taken (learnt, so a tenant
+    whose operations finish in 2 s is not polled ten times, and one whose finish at once is not kept
+    waiting); later looks back off, doubling up to `cap`. A Retry-After on the 202 or on an operation
+    read is obeyed instead. Past `deadline` the operation counts as stuck: a transient failure."""
+
+    def __init__(self, *, floor: float = 0.05, cap: float = 5.0, deadline: float = 300.0) -> None:
+        self.floor, self.cap, self.deadline = floor, cap, deadline
+        self._typical: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_delay(self, tenant: str) -> float:
+        return min(self.cap, self._typical.get(tenant, 0.0))
+
+    def next_delay(self, tenant: str, previous: float) -> float:
+        return min(self.cap, max(self.floor, previous * 2, self._typical.get(tenant, 0.0) / 4))
+
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def learn(self, tenant: str, last_running: float, finished: float) -> None:
+        """The operation finished between the last look that saw it running and the one that saw it done."""
+        took = (last_running + finished) / 2
+        with self._lock:
+            before = self._typical.get(tenant)
+            self._typical[tenant] = took if before is None else 0.7 * before + 0.3 * took
+
+
+POLLING = OperationPolling()
+
+
+@dataclass(frozen=True)
+class NumberOperation:
+    action: str
+    location: str
+    retry_after: float | None
 
 
 class GraphDirectory:
@@ -14,12 +110,13 @@ class GraphDirectory:
         self._graph = graph
 
     async def organization(self) -> dict[str, Any]:
-        return (await self._graph.get("/organization"))["value"][0]
+        return (await self._graph.get("/organization", **{"$select": "id,displayName,verifiedDomains"}))["value"][0]
 
     async def user(self, id_or_upn: str) -> dict[str, Any]:
-        return await self._graph.get(f"/users/{object_segment(id_or_upn)}")
+        return await self._graph.get(f"/users/{object_segment(id_or_upn)}", **{"$select": DIRECTORY_USER_SELECT})
 
     async def is_global_admin(self, user_id: str) -> bool:
+        # No $select: memberOf mixes groups and directory roles, and roleTemplateId is only a role's.
         async for entry in self._graph.pages(f"/users/{object_segment(user_id)}/memberOf"):
             if entry.get("roleTemplateId") == GLOBAL_ADMIN_TEMPLATE_ID:
                 return True
@@ -27,42 +124,181 @@ class GraphDirectory:
 
 
 class TeamsVoiceAdapter:
-    def __init__(self, graph: GraphClient, cmdlets: Cmdlets) -> None:
+    def __init__(self, graph: GraphClient, cmdlets: Cmdlets, *, polling: OperationPolling | None = None) -> None:
         self._graph = graph
         self._cmdlets = cmdlets
+        self._polling = polling or POLLING
+        self._ids: dict[str, str] = {}  # userPrincipalName (lower case) -> object id
+        self._policy_ids: dict[str, str] = {}  # policy name (lower case) -> Graph policy id
 
+    # --- reads ------------------------------------------------------------------------------------------
     async def voice_state(self, user_id: str) -> VoiceState:
-        config = await self._graph.get(f"/admin/teams/userConfigurations/{object_segment(user_id)}")
-        policy = next(
-            (
-                (a.get("policyAssignment") or {}).get("displayName")
-                for a in config.get("effectivePolicyAssignments") or []
-                if "voicerouting" in str(a.get("policyType", "")).lower()
-            ),
-            None,
-        )
-        return VoiceState(
-            user_id=config["id"], user_principal_name=config.get("userPrincipalName", ""),
-            enterprise_voice=bool(config.get("isEnterpriseVoiceEnabled")),
-            phone_numbers=[n["telephoneNumber"] for n in config.get("telephoneNumbers") or []],
-            voice_routing_policy=policy if policy not in ("", "Global") else None,
-        )
+        config = await self._graph.get(f"/admin/teams/userConfigurations/{object_segment(user_id)}",
+                                       **{"$select": USER_CONFIGURATION_SELECT})
+        state = voice_state_of(config)
+        self._ids[state.user_principal_name] = state.user_id
+        return state
+
+    async def voice_users(self) -> list[VoiceState]:
+        # The largest page Graph serves: a 5,000-user tenant in 6 round trips instead of 50.
+        states = [voice_state_of(c) async for c in self._graph.pages(
+            "/admin/teams/userConfigurations", **{"$top": "999", "$select": USER_CONFIGURATION_SELECT})]
+        self._ids.update((s.user_principal_name, s.user_id) for s in states)
+        return states
+
+    async def user_id(self, id_or_upn: str, action: str) -> str:
+        """The object id Graph's Teams actions take (assignmentTargetId, userId) for a UPN or an id."""
+        if _GUID.fullmatch(id_or_upn):
+            return id_or_upn.lower()
+        key = id_or_upn.lower()
+        if key not in self._ids:
+            try:
+                found = await self._graph.get(f"/users/{object_segment(id_or_upn)}", **{"$select": USER_SELECT})
+            except NotFound:
+                raise refused(action, f"Management object not found for identity '{id_or_upn}'.",
+                              "ManagementObjectNotFound") from None
+            self._ids[key] = str(found["id"])
+        return self._ids[key]
+
+    async def user_ids(self, ids_or_upns: Iterable[str], action: str) -> list[str]:
+        """Object ids for many users: unknown UPNs are looked up in $batch requests of 20."""
+        wanted = list(dict.fromkeys(ids_or_upns))
+        missing = [u for u in wanted if not _GUID.fullmatch(u) and u.lower() not in self._ids]
+        if len(missing) > 1:
+            requests = [BatchRequest(str(i), "GET", f"/users/{object_segment(upn)}?$select={USER_SELECT}")
+                        for i, upn in enumerate(missing)]
+            answers = await self._graph.batch(requests)
+            for request, upn in zip(requests, missing):
+                answer = answers[request.id]
+                if answer.ok:
+                    self._ids[upn.lower()] = str(answer.body["id"])
+                elif answer.status == 404:
+                    raise refused(action, f"Management object not found for identity '{upn}'.", "ManagementObjectNotFound")
+                else:
+                    error = answer.error(request)
+                    assert error is not None
+                    raise error
+        return [await self.user_id(u, action) for u in wanted]
+
+    # --- numbers ----------------------------------------------------------------------------------------
+    async def _start(self, action: str, body: dict[str, Any]) -> NumberOperation:
+        response = await self._graph.post(f"{NUMBERS}/{action}", body)
+        location = response.headers.get("location")
+        if response.status_code != 202 or not location:
+            raise UpstreamError(f"{action}: Microsoft Graph answered {response.status_code} without an operation "
+                                "to follow", retryable=True, status=response.status_code)
+        return NumberOperation(action, location, retry_after_seconds(response.headers))
+
+    async def _finish(self, operation: NumberOperation) -> None:
+        """Polls the operation until it succeeded (returns) or failed (raises Teams' refusal)."""
+        tenant = self._graph.tenant_id or ""
+        started = time.monotonic()
+        backoff = self._polling.first_delay(tenant)
+        delay = operation.retry_after if operation.retry_after is not None else backoff
+        last_running = 0.0
+        while True:
+            if time.monotonic() - started + delay > self._polling.deadline:
+                raise UpstreamError(f"{operation.action}: the number operation was still running after "
+                                    f"{self._polling.deadline:.0f} s", retryable=True)
+            if delay > 0:
+                await self._polling.wait(delay)
+            try:
+                response = await self._graph.request("GET", operation.location)
+            except NotFound:
+                raise UpstreamError(f"{operation.action}: Microsoft Graph lost the number operation",
+                                    retryable=True, status=404) from None
+            elapsed = time.monotonic() - started
+            result = response.json()
+            status = str(result.get("status") or "")
+            if status in FINISHED:
+                self._polling.learn(tenant, last_running, elapsed)
+                if FINISHED[status]:
+                    return
+                details = [n.get("statusDetail") for n in result.get("numbers") or [] if n.get("statusDetail")]
+                raise refused(operation.action, "; ".join(details) or "the number operation failed")
+            last_running = elapsed
+            backoff = self._polling.next_delay(tenant, backoff)
+            after = retry_after_seconds(response.headers)
+            delay = after if after is not None else backoff
+
+    async def _number_operation(self, action: str, body: dict[str, Any]) -> None:
+        await self._finish(await self._start(action, body))
 
     async def assign_number(self, user_principal_name: str, phone_number: str) -> None:
-        await self._cmdlets.run(
-            "Set-CsPhoneNumberAssignment",
-            {"Identity": user_principal_name, "PhoneNumber": phone_number, "PhoneNumberType": "DirectRouting"},
-        )
+        """A Direct Routing number (an ';ext=' extension included) as the user's primary number."""
+        target = await self.user_id(user_principal_name, "assignNumber")
+        await self._number_operation("assignNumber", {
+            "telephoneNumber": phone_number, "assignmentTargetId": target, "numberType": "directRouting",
+            "assignmentCategory": "primary"})
+
+    async def unassign_number(self, phone_number: str) -> None:
+        await self._number_operation("unassignNumber", {"telephoneNumber": phone_number, "numberType": "directRouting"})
+
+    async def update_number(self, phone_number: str, *, location_id: str | None = None,
+                            network_site_id: str | None = None, reverse_number_lookup: list[str] | None = None) -> None:
+        """Graph's updateNumber: only the attributes given are sent."""
+        body: dict[str, Any] = {"telephoneNumber": phone_number}
+        for key, value in (("locationId", location_id), ("networkSiteId", network_site_id),
+                           ("reverseNumberLookupOptions", reverse_number_lookup)):
+            if value is not None:
+                body[key] = value
+        await self._number_operation("updateNumber", body)
+
+    async def remove_number(self, user_principal_name: str, phone_number: str) -> None:
+        """Removes one number from the user; a number the user does not hold is refused (left with its holder)."""
+        state = await self.voice_state(user_principal_name)
+        if phone_number not in state.phone_numbers:
+            raise refused("unassignNumber", f"Telephone Number '{phone_number}' is not assigned to the user.")
+        await self.unassign_number(phone_number)
 
     async def remove_numbers(self, user_principal_name: str) -> None:
-        await self._cmdlets.run("Remove-CsPhoneNumberAssignment", {"Identity": user_principal_name, "RemoveAll": True})
+        """Every number of the user (Teams then turns Enterprise Voice off)."""
+        state = await self.voice_state(user_principal_name)
+        await asyncio.gather(*(self.unassign_number(n) for n in state.phone_numbers))
 
     async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None:
+        # Graph's teamsUserConfiguration is read-only: Enterprise Voice alone is the cmdlet's.
         await self._cmdlets.run(
             "Set-CsPhoneNumberAssignment", {"Identity": user_principal_name, "EnterpriseVoiceEnabled": enabled}
         )
 
+    # --- policies ---------------------------------------------------------------------------------------
+    async def _policy_id(self, policy: str) -> str:
+        name = policy.removeprefix("Tag:")
+        key = name.lower()
+        if key not in self._policy_ids:
+            literal = quote(name.replace("'", "''"), safe="")
+            try:
+                found = await self._graph.get(f"{POLICY}/getPolicyId(type='{VOICE_ROUTING_POLICY_TYPE}',name='{literal}')")
+            except NotFound:
+                raise refused("Grant voice routing policy", f"Policy \"{name}\" is not a user policy. You can assign "
+                              "only a policy that has per-user scope.", "PolicyNotFound") from None
+            values = found.get("value") or []
+            if not values or not (values[0].get("policyId") or values[0].get("id")):
+                raise refused("Grant voice routing policy", f"Policy \"{name}\" has no id in Microsoft Teams.", "PolicyNotFound")
+            self._policy_ids[key] = str(values[0].get("policyId") or values[0]["id"])
+        return self._policy_ids[key]
+
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
-        await self._cmdlets.run(
-            "Grant-CsOnlineVoiceRoutingPolicy", {"Identity": user_principal_name, "PolicyName": policy}
-        )
+        await self.grant_voice_routing_policy_to_many([user_principal_name], policy)
+
+    async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
+        """One policy for many users, up to POLICY_ASSIGN_CHUNK per Graph call; None / "Global" removes the
+        per-user grant. Repeating it leaves the users as one run would."""
+        users = await self.user_ids(upns_or_ids, "Grant voice routing policy")
+        if not users:
+            return
+        action = "unassign" if is_global(policy) else "assign"
+        item: dict[str, Any] = {"@odata.type": USER_ASSIGNMENT_TYPE, "policyType": VOICE_ROUTING_POLICY_TYPE}
+        if action == "assign":
+            assert policy is not None
+            item["policyId"] = await self._policy_id(policy)
+        for start in range(0, len(users), POLICY_ASSIGN_CHUNK):
+            chunk = users[start:start + POLICY_ASSIGN_CHUNK]
+            try:
+                await self._graph.post(f"{POLICY}/userAssignments/{action}",
+                                       {"value": [{**item, "userId": user} for user in chunk]})
+            except NotFound:  # a user deleted since it was looked up
+                raise refused("Grant voice routing policy", "Management object not found for one of the users.",
+                              "ManagementObjectNotFound") from None
+

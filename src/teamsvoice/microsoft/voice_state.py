@@ -1,8 +1,9 @@
 """The tenant-wide Teams voice port (ports.TenantVoiceAdmin) on the existing clients: users' voice
-configurations in bulk from Graph's admin/teams/userConfigurations, Direct Routing objects and every
-write through the MicrosoftTeams cmdlets."""
+configurations in bulk from Graph's admin/teams/userConfigurations, numbers and policy grants through
+Graph's admin/teams (microsoft/teams_voice.py), Direct Routing objects (gateways, usages, routes, policies)
+through the MicrosoftTeams cmdlets, which Graph does not offer."""
 
-from typing import Any
+from collections.abc import Iterable
 
 from teamsvoice.microsoft.calling_ports import RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
@@ -11,32 +12,23 @@ from teamsvoice.microsoft.ports import Directory, TenantConnection, VoiceState
 from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 
 
-def voice_state_of(config: dict[str, Any]) -> VoiceState:
-    """A Graph teamsUserConfiguration in domain terms ("Global" is no per-user policy)."""
-    policy = next(((a.get("policyAssignment") or {}).get("displayName")
-                   for a in config.get("effectivePolicyAssignments") or []
-                   if "voicerouting" in str(a.get("policyType", "")).lower()), None)
-    return VoiceState(
-        user_id=str(config["id"]), user_principal_name=str(config.get("userPrincipalName") or "").lower(),
-        enterprise_voice=bool(config.get("isEnterpriseVoiceEnabled")),
-        phone_numbers=[n["telephoneNumber"] for n in config.get("telephoneNumbers") or []],
-        voice_routing_policy=policy if policy not in ("", "Global") else None,
-    )
-
-
 class TenantVoiceAdapter:
     def __init__(self, connection: TenantConnection) -> None:
-        self._graph = connection.graph
-        self._cmdlets = connection.cmdlets
         self._routing = CmdletDirectRouting(connection.cmdlets)
-        self._voice = TeamsVoiceAdapter(connection.graph, connection.cmdlets)
+        self._graph = connection.graph
+        voice = connection.voice
+        self._voice = voice if isinstance(voice, TeamsVoiceAdapter) else TeamsVoiceAdapter(connection.graph, connection.cmdlets)
 
     async def routing(self) -> RoutingInventory:
         return await self._routing.inventory()
 
     async def voice_users(self) -> list[VoiceState]:
-        # The largest page Graph serves: a 5,000-user tenant in 6 round trips instead of 50.
-        return [voice_state_of(c) async for c in self._graph.pages("/admin/teams/userConfigurations", **{"$top": "999"})]
+        return await self._voice.voice_users()
+
+    async def disabled_user_ids(self) -> set[str]:
+        # teamsUserConfiguration carries no accountEnabled: the directory answers, one filtered read.
+        return {str(u["id"]) async for u in self._graph.pages(
+            "/users", **{"$filter": "accountEnabled eq false", "$select": "id,accountEnabled", "$top": "999"})}
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None:
         await self._routing.create_gateway(fqdn, sip_port)
@@ -63,14 +55,16 @@ class TenantVoiceAdapter:
         await self._voice.assign_number(user_principal_name, phone_number)
 
     async def remove_number(self, user_principal_name: str, phone_number: str) -> None:
-        await self._cmdlets.run("Remove-CsPhoneNumberAssignment", {
-            "Identity": user_principal_name, "PhoneNumber": phone_number, "PhoneNumberType": "DirectRouting"})
+        await self._voice.remove_number(user_principal_name, phone_number)
 
     async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None:
         await self._voice.set_enterprise_voice(user_principal_name, enabled)
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
         await self._voice.grant_voice_routing_policy(user_principal_name, policy)
+
+    async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
+        await self._voice.grant_voice_routing_policy_to_many(upns_or_ids, policy)
 
 
 def tenant_voice(connection: TenantConnection) -> TenantVoiceAdapter:

@@ -1,0 +1,304 @@
+"""Teams voice through Graph's admin/teams (microsoft/teams_voice.py) against the emulator over HTTPS: numbers
+through telephoneNumberManagement operations (polled), voice routing policy for many users per call, $select
+on the reads; and the emulator's operations behaving as Microsoft's (202 + Location, notStarted / running
+until done, failures reported through the operation)."""
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from teamsvoice.core.errors import UpstreamError
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.directory import DirectoryUser
+from teamsvoice.microsoft.graph import GraphClient
+from teamsvoice.microsoft.teams_voice import OperationPolling, TeamsVoiceAdapter
+from tests.microsoft.support import MsEmulator, SeededTenant
+
+NUMBERS = "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments"
+
+
+@dataclass
+class Seen:
+    """Every request the connector sent (method, path, query) and the operation statuses it read."""
+
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    operation_statuses: list[str] = field(default_factory=list)
+
+    def paths(self, method: str, fragment: str) -> list[str]:
+        return [p for m, p, _ in self.requests if m == method and fragment in p]
+
+
+@pytest.fixture
+async def seen(connector: MicrosoftConnector) -> AsyncIterator[Seen]:
+    record = Seen()
+
+    async def on_response(response: httpx.Response) -> None:
+        request = response.request
+        record.requests.append((request.method, request.url.path, request.url.query.decode()))
+        if "/telephoneNumberManagement/operations" in request.url.path and response.status_code == 200:
+            await response.aread()
+            record.operation_statuses.append(response.json()["status"])
+
+    hooks = connector.http.event_hooks["response"]
+    hooks.append(on_response)
+    yield record
+    hooks.remove(on_response)
+
+
+@pytest.fixture
+def faults(ms_emulator: MsEmulator) -> Iterator[MsEmulator]:
+    ms_emulator.admin.delete("/_admin/faults").raise_for_status()
+    yield ms_emulator
+    ms_emulator.admin.delete("/_admin/faults").raise_for_status()
+
+
+def set_faults(emulator: MsEmulator, **config: object) -> None:
+    response = emulator.admin.put("/_admin/faults", json=config)
+    assert response.status_code == 200, response.text
+
+
+def new_number(extension: bool = False) -> str:
+    number = f"+3225{random.randrange(10**6, 10**7)}"
+    return f"{number};ext={random.randrange(100, 999)}" if extension else number
+
+
+def voice(connector: MicrosoftConnector, tenant: SeededTenant) -> TeamsVoiceAdapter:
+    adapter = connector.connect(tenant.tenant_id).voice
+    assert isinstance(adapter, TeamsVoiceAdapter)
+    return adapter
+
+
+@pytest.fixture
+async def people(connector: MicrosoftConnector, tenant: SeededTenant) -> list[DirectoryUser]:
+    """Three new users of the tenant for one test."""
+    admin = connector.connect(tenant.tenant_id).directory_admin
+    made = []
+    for _ in range(3):
+        upn = f"voice-{uuid.uuid4().hex[:10]}@{tenant.domain}"
+        made.append(await admin.create_user(user_principal_name=upn, display_name="Voice Person",
+                                            mail_nickname=upn.split("@")[0], password="Initial-Passw0rd!",
+                                            usage_location="BE"))
+    return made
+
+
+async def test_a_number_is_assigned_and_removed_through_graph_operations(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen,
+        ms_emulator: MsEmulator) -> None:
+    adapter, user, number = voice(connector, tenant), people[0], new_number()
+    await adapter.assign_number(user.user_principal_name, number)
+    state = await adapter.voice_state(user.id)
+    assert (state.phone_numbers, state.enterprise_voice) == ([number], True)  # Teams turns EV on with a number
+    assert seen.paths("POST", "/numberAssignments/assignNumber") == [f"{NUMBERS}/assignNumber"]
+    assert seen.paths("GET", "/telephoneNumberManagement/operations(") and seen.operation_statuses[-1] == "succeeded"
+    assert not seen.paths("POST", "/_powershell/invoke")  # no cmdlet
+    voice_admin = ms_emulator.admin.get(f"/_admin/tenants/{tenant.tenant_id}/voice").json()
+    assert voice_admin["assignmentRequests"][number] == 1
+    assert next(n for n in voice_admin["numbers"] if n["telephoneNumber"] == number)["numberType"] == "directRouting"
+
+    await adapter.assign_number(user.user_principal_name, number)  # again: a no-op, as the cmdlet was
+    assert (await adapter.voice_state(user.id)).phone_numbers == [number]
+
+    await adapter.remove_numbers(user.user_principal_name)
+    state = await adapter.voice_state(user.id)
+    assert (state.phone_numbers, state.enterprise_voice) == ([], False)
+    assert len(seen.paths("POST", "/numberAssignments/unassignNumber")) == 1
+    assert not seen.paths("POST", "/_powershell/invoke")
+    # Reads ask only for the fields the connector uses.
+    configuration_reads = [q for m, p, q in seen.requests if m == "GET" and "/userConfigurations/" in p]
+    assert configuration_reads and all("%24select=" in q or "$select=" in q for q in configuration_reads)
+
+
+async def test_a_direct_routing_extension_number(connector: MicrosoftConnector, tenant: SeededTenant,
+                                                 people: list[DirectoryUser]) -> None:
+    adapter, user = voice(connector, tenant), people[0]
+    number = new_number(extension=True)
+    await adapter.assign_number(user.user_principal_name, number)
+    assert (await adapter.voice_state(user.id)).phone_numbers == [number]
+    with pytest.raises(UpstreamError, match="is not assigned to the user") as wrong_holder:
+        await adapter.remove_number(people[1].user_principal_name, number)
+    assert wrong_holder.value.is_refusal and (await adapter.voice_state(user.id)).phone_numbers == [number]
+    await adapter.remove_number(user.user_principal_name, number)
+    assert (await adapter.voice_state(user.id)).phone_numbers == []
+
+
+async def test_a_number_held_by_another_user_fails_as_the_cmdlet_did(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
+    adapter, number = voice(connector, tenant), new_number()
+    await adapter.assign_number(people[0].user_principal_name, number)
+    set_faults(faults, numberOperationMs=200)  # the refusal comes from a running operation, later
+    with pytest.raises(UpstreamError) as taken:
+        await adapter.assign_number(people[1].user_principal_name, number)
+    error = taken.value
+    assert error.message == f"assignNumber failed: Telephone Number '{number}' has already been assigned to another user"
+    assert (error.status, error.retryable, error.is_refusal) == (400, False, True)  # ConnecttoTeams: 409
+    assert (await adapter.voice_state(people[1].id)).phone_numbers == []
+    assert (await adapter.voice_state(people[0].id)).phone_numbers == [number]
+
+    with pytest.raises(UpstreamError, match="Management object not found for identity") as nobody:
+        await adapter.assign_number(f"nobody-{uuid.uuid4().hex[:6]}@{tenant.domain}", new_number())
+    assert nobody.value.upstream_code == "ManagementObjectNotFound" and not nobody.value.retryable
+
+
+async def test_polling_waits_for_a_running_operation_with_the_microsoft_profile(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator,
+        seen: Seen) -> None:
+    connection = connector.connect(tenant.tenant_id)
+    adapter = TeamsVoiceAdapter(connection.graph, connection.cmdlets, polling=OperationPolling())  # nothing learnt yet
+    set_faults(faults, profile="microsoft", seed=3)  # number operations run 1-3 s
+    number = new_number()
+    await adapter.assign_number(people[2].user_principal_name, number)
+    statuses = seen.operation_statuses
+    assert statuses[-1] == "succeeded" and len(statuses) >= 2
+    assert set(statuses[:-1]) <= {"notStarted", "running"} and statuses[:-1]
+    set_faults(faults)
+    assert (await adapter.voice_state(people[2].id)).phone_numbers == [number]
+
+
+async def test_the_emulator_keeps_an_operation_running_then_applies_it(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
+    graph: GraphClient = connector.connect(tenant.tenant_id).graph
+    set_faults(faults, numberOperationMs=1500)
+    number = new_number()
+    accepted = await graph.post("/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber", {
+        "telephoneNumber": number, "assignmentTargetId": people[1].id, "numberType": "directRouting"})
+    assert accepted.status_code == 202 and "/telephoneNumberManagement/operations('" in accepted.headers["location"]
+    operation = (await graph.request("GET", accepted.headers["location"])).json()
+    assert operation["status"] in ("notStarted", "running")
+    configuration = await graph.get(f"/admin/teams/userConfigurations/{people[1].id}")
+    assert configuration["telephoneNumbers"] == []  # not yet: the operation has not completed
+
+    # Input errors are answered at once, not through an operation.
+    for bad in ({"telephoneNumber": "tel:+3225550000", "assignmentTargetId": people[1].id, "numberType": "directRouting"},
+                {"telephoneNumber": number, "assignmentTargetId": people[1].id, "numberType": "pstn"}):
+        with pytest.raises(UpstreamError) as refused:
+            await graph.post("/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber", bad)
+        assert refused.value.status == 400
+    seen_statuses = [operation["status"]]
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        operation = (await graph.request("GET", accepted.headers["location"])).json()
+        seen_statuses.append(operation["status"])
+        if operation["status"] == "succeeded":
+            break
+    assert seen_statuses[-1] == "succeeded" and "running" in seen_statuses
+    assert operation["numbers"][0]["status"] == "succeeded"
+    configuration = await graph.get(f"/admin/teams/userConfigurations/{people[1].id}")
+    assert configuration["telephoneNumbers"] == [{"telephoneNumber": number, "assignmentCategory": "primary"}]
+    set_faults(faults)
+    await voice(connector, tenant).unassign_number(number)
+
+
+async def test_update_number_and_a_number_not_in_the_tenant(connector: MicrosoftConnector, tenant: SeededTenant,
+                                                            people: list[DirectoryUser]) -> None:
+    adapter, number = voice(connector, tenant), new_number()
+    with pytest.raises(UpstreamError, match="was not found in the tenant"):
+        await adapter.update_number(number, network_site_id="site-1")
+    with pytest.raises(UpstreamError, match="is not assigned to any user"):
+        await adapter.unassign_number(number)
+    await adapter.assign_number(people[0].user_principal_name, number)
+    await adapter.update_number(number, network_site_id="site-1", reverse_number_lookup=["skipInternalVoip"])
+    graph: GraphClient = connector.connect(tenant.tenant_id).graph
+    listed = [a async for a in graph.pages("/admin/teams/telephoneNumberManagement/numberAssignments")]
+    mine = next(a for a in listed if a["telephoneNumber"] == number)
+    assert (mine["networkSiteId"], mine["reverseNumberLookupOptions"]) == ("site-1", ["skipInternalVoip"])
+    await adapter.remove_numbers(people[0].user_principal_name)
+
+
+async def test_a_voice_routing_policy_for_many_users_in_one_call(
+        connector: MicrosoftConnector, tenant: SeededTenant, seen: Seen) -> None:
+    connection = connector.connect(tenant.tenant_id)
+    policy = f"Intl-{uuid.uuid4().hex[:6]}"
+    await connection.cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": policy})
+    admin = connection.directory_admin
+    users = [u async for u in admin.users(page_size=999) if u.user_principal_name != tenant.admin][:45]
+    adapter = voice(connector, tenant)
+    seen.requests.clear()
+    await adapter.grant_voice_routing_policy_to_many([u.id for u in users], policy)
+    assert len(seen.paths("POST", "/policy/userAssignments/assign")) == 1
+    assert len(seen.paths("GET", "/policy/getPolicyId")) == 1
+    assert not seen.paths("POST", "/_powershell/invoke")
+    states = {s.user_id: s for s in await adapter.voice_users()}
+    assert {states[u.id].voice_routing_policy for u in users} == {policy}
+
+    # By user principal name, on a new connection: the ids are looked up in $batch requests of 20.
+    adapter = voice(connector, tenant)
+    seen.requests.clear()
+    await adapter.grant_voice_routing_policy_to_many([u.user_principal_name for u in users[:25]], "Global")
+    assert len(seen.paths("POST", "/$batch")) == 2 and len(seen.paths("POST", "/policy/userAssignments/unassign")) == 1
+    states = {s.user_id: s for s in await adapter.voice_users()}
+    assert [u.id for u in users if states[u.id].voice_routing_policy is not None] == [u.id for u in users[25:]]
+    await adapter.grant_voice_routing_policy(users[30].user_principal_name, None)  # one user: the same path
+    assert (await adapter.voice_state(users[30].id)).voice_routing_policy is None
+
+    with pytest.raises(UpstreamError, match="is not a user policy") as unknown:
+        await adapter.grant_voice_routing_policy(users[0].user_principal_name, "No-Such-Policy")
+    assert unknown.value.is_refusal and "policy" in unknown.value.message.lower()
+    await adapter.grant_voice_routing_policy_to_many([u.id for u in users], None)
+
+
+class RecordingPolling(OperationPolling):
+    def __init__(self, **kwargs: float) -> None:
+        super().__init__(**kwargs)
+        self.waits: list[float] = []
+
+    async def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def scripted_graph(answers: list[httpx.Response]) -> GraphClient:
+    """A Graph client whose answers are scripted in memory (no network): POST, then each operation read."""
+    script = iter(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(script)
+
+    async def token() -> str:
+        return "token"
+
+    return GraphClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://graph.test/v1.0", token,
+                       tenant_id="scripted")
+
+
+def _accepted(retry_after: str | None = None) -> httpx.Response:
+    headers = {"Location": "https://graph.test/v1.0/admin/teams/telephoneNumberManagement/operations('op-1')"}
+    if retry_after:
+        headers["Retry-After"] = retry_after
+    return httpx.Response(202, headers=headers)
+
+
+def _operation(status: str, detail: str | None = None, retry_after: str | None = None) -> httpx.Response:
+    return httpx.Response(200, json={"id": "op-1", "status": status, "numbers": [{"status": status, "statusDetail": detail}]},
+                          headers={"Retry-After": retry_after} if retry_after else {})
+
+
+async def test_polling_honours_retry_after_and_backs_off() -> None:
+    graph = scripted_graph([_accepted("2"), _operation("notStarted"), _operation("running", retry_after="7"),
+                            _operation("running"), _operation("running"), _operation("succeeded")])
+    polling = RecordingPolling(floor=0.1, cap=0.5)
+    await TeamsVoiceAdapter(graph, cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
+    # The 202's Retry-After, the floor, the operation's Retry-After, then the backoff doubling up to its cap.
+    assert polling.waits == [2.0, 0.1, 7.0, 0.4, 0.5]
+
+
+async def test_a_failed_operation_is_a_refusal_and_a_stuck_one_is_transient() -> None:
+    failed = scripted_graph([_accepted(), _operation("failed", "Telephone Number '+3225550001' is not assigned to any "
+                                                               "user or resource account.")])
+    with pytest.raises(UpstreamError) as refusal:
+        await TeamsVoiceAdapter(failed, cmdlets=None, polling=RecordingPolling()).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert refusal.value.message.startswith("unassignNumber failed: Telephone Number")
+    assert (refusal.value.status, refusal.value.retryable) == (400, False)
+
+    stuck = scripted_graph([_accepted()] + [_operation("running")] * 50)
+    with pytest.raises(UpstreamError, match="still running after") as transient:
+        await TeamsVoiceAdapter(stuck, cmdlets=None, polling=RecordingPolling(deadline=0.0)).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert transient.value.retryable
+
+    lost = scripted_graph([_accepted(), httpx.Response(404, json={"error": {"code": "NotFound", "message": "gone"}})])
+    with pytest.raises(UpstreamError, match="lost the number operation") as gone:
+        await TeamsVoiceAdapter(lost, cmdlets=None, polling=RecordingPolling()).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert gone.value.retryable
