@@ -105,9 +105,9 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
             "passwordProfile": {"password": "Leaver-pw-1!", "forceChangePasswordNextSignIn": False}})
         assert created.status_code == 201, created.text
         leaver = created.json()
-        ada, bob, eve = users[0], users[1], users[2]
+        ada, bob, eve, dis = users[0], users[1], users[2], users[3]
         base = 3225000000 + random.randrange(0, 90000) * 10
-        n_ada, n_bob, n_leaver = f"+{base}", f"+{base + 1}", f"+{base + 2}"
+        n_ada, n_bob, n_leaver, n_dis = f"+{base}", f"+{base + 1}", f"+{base + 2}", f"+{base + 4}"
         usage = f"teamsvoice-vs-{tag}"
 
         # teamsvoice's records: a direct route and three voice users.
@@ -118,7 +118,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
              "voice_route, number_pattern, voice_routing_policy, last_changes, provisioned_at, created_at) VALUES (:e, :s, :t, "
              ":f, 5061, :u, :u, '^\\+?\\d+$', :u, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
              e=onboarding.enterprise_id, s=sbc, t=tenant_id, f=f"{label}.{DOMAIN}", u=usage)
-        for user, number in ((ada, n_ada), (bob, n_bob), (leaver, n_leaver)):
+        for user, number in ((ada, n_ada), (bob, n_bob), (leaver, n_leaver), (dis, n_dis)):
             _sql(live, "INSERT INTO teams_voice_users (enterprise_id, user_principal_name, microsoft_user_id, phone_number, "
                  "voice_routing_policy, calling_enabled, updated_at) VALUES (:e, :upn, :id, :n, :p, :c, CURRENT_TIMESTAMP)",
                  e=onboarding.enterprise_id, upn=user["userPrincipalName"].lower(), id=user["id"], n=number, p=usage, c=True)
@@ -139,13 +139,19 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         await run("Grant-CsOnlineVoiceRoutingPolicy", {"Identity": bob["userPrincipalName"], "PolicyName": f"vip-{tag}"})
         await run("Remove-CsOnlineVoiceRoute", {"Identity": usage})
         assert (await microsoft.graph.delete(f"/users/{leaver['id']}")).status_code == 204
+        # Disabled (not deleted) in Entra ID while holding a number: it still holds it in Teams.
+        assert (await microsoft.graph.patch(f"/users/{dis['id']}", {"accountEnabled": False})).status_code == 204
     finally:
         await connection.aclose()
 
     plan = await _plan(client, token, tenant_id)
     found = {d["id"]: (d["action"], d["drift"]) for d in plan["differences"]}
     ada_upn, bob_upn, leaver_upn = ada["userPrincipalName"].lower(), bob["userPrincipalName"].lower(), leaver["userPrincipalName"].lower()
+    dis_upn = dis["userPrincipalName"].lower()
     assert found == {
+        f"user:{dis_upn}:account": ("remove", "user_disabled"),
+        f"user:{dis_upn}:phoneNumber": ("remove", "user_disabled"),
+        f"user:{dis_upn}:enterpriseVoice": ("change", "user_disabled"),
         f"route:{usage}": ("create", "route_deleted"),
         f"number:{n_ada}": ("remove", "number_moved"),
         f"user:{ada_upn}:phoneNumber": ("create", "number_moved"),
@@ -166,7 +172,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     before = len(receiver.received)
     scan = await client.post(f"{API}/drift/scan", headers=bearer(token))
     assert scan.status_code == 202 and scan.json()["tenants"] == 1
-    posted = receiver.wait_for(before + 5)[before:]
+    posted = receiver.wait_for(before + len(found))[before:]
     for delivery in posted:
         headers = delivery["headers"]
         expected = "sha256=" + hmac.new(secret.encode(), delivery["raw"], hashlib.sha256).hexdigest()
@@ -178,7 +184,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert {e["differenceId"] for e in events} == set(found)
     assert all(e["firstSeenAt"] and e["resolvedAt"] is None for e in events)
     metrics = (await client.get("/metrics")).text
-    assert f'teamsvoice_voice_drifted_objects{{tenant="{tenant_id}"}} 5.0' in metrics
+    assert f'teamsvoice_voice_drifted_objects{{tenant="{tenant_id}"}} {len(found)}.0' in metrics
 
     # Another reseller sees neither the tenant nor its drift.
     other = await token_for(client, organisation.resellers[1])
@@ -192,6 +198,10 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert {r["id"] for r in job["results"]} == set(found) - {f"user:{bob_upn}:voiceRoutingPolicy"}
     assert (await _plan(client, token, tenant_id))["empty"] is True
     assert _sql(live, "SELECT phone_number FROM teams_voice_users WHERE user_principal_name = :u", u=leaver_upn) == [(None,)]
+    # The disabled user is offboarded: its number is gone in Teams and free in the records (after quarantine).
+    assert _sql(live, "SELECT phone_number, calling_enabled FROM teams_voice_users WHERE user_principal_name = :u",
+                u=dis_upn) == [(None, False)]
+    assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_dis) == [(dis_upn,)]
     assert _sql(live, "SELECT voice_routing_policy FROM teams_voice_users WHERE user_principal_name = :u", u=bob_upn) == [(f"vip-{tag}",)]
     cli_apply = await _cli(live, "apply", tenant_id)
     assert cli_apply.exit_code == 0 and "no differences" in cli_apply.output, cli_apply.output
@@ -200,7 +210,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     before = len(receiver.received)
     receiver.fail_next = 2
     await client.post(f"{API}/drift/scan", headers=bearer(token))
-    resolved = receiver.wait_for(before + 5)[before:]
+    resolved = receiver.wait_for(before + len(found))[before:]
     assert {d["body"]["type"] for d in resolved} == {"drift.resolved"}
     assert receiver.attempts - len(receiver.received) == 2  # the two refused posts were retried
     assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
@@ -300,3 +310,48 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         DOMAIN, new_domain)} for u in exported["users"] if u["callingEnabled"]}
     assert {u["userPrincipalName"]: u for u in copy["users"] if u["callingEnabled"]} == renamed
     assert [r["identity"] for r in copy["voiceRoutes"]] == [r["identity"] for r in exported["voiceRoutes"]]
+
+
+async def test_fusion_logins_use_the_api_with_fusion_scoping(client, live, organisation) -> None:
+    """teamsvoice's own API takes Fusion access tokens too: system, distributor and reseller logins see the
+    tenants under their node, a tenant login its own tenant's, another reseller nothing; a login without the
+    route's Fusion role gets 403; reseller-only routes refuse a tenant login."""
+    from tests.api.fusion.support import BASE, make_world
+    from tests.api.fusion.support import bearer as fusion_bearer
+
+    world = await make_world(client, live, organisation)
+    ours = await world.create_tenant(name="Voice State Fusion")
+    subscription = await world.create_subscription(ours["uuid"])
+    microsoft = live.emulator.tenants[0]
+    await world.onboard(f"{BASE}/tenants/{ours['uuid']}/subscriptions/{subscription['id']}", microsoft)
+    tenant_id = microsoft["tenantId"]
+    theirs = await world.create_tenant(name="Another customer")
+    await world.tenant_login(ours["uuid"], "vs-tenant-admin")
+    await world.tenant_login(theirs["uuid"], "vs-other-tenant-admin")
+    await world.tenant_login(ours["uuid"], "vs-no-role", permissions=["tenants.instance.read"])
+
+    async def get(who: str, path: str) -> httpx.Response:
+        return await client.get(f"{API}{path}", headers=await world.as_(who))
+
+    for who in ("reseller", "distributor", "system", "vs-tenant-admin"):
+        listed = await get(who, "/tenants")
+        assert listed.status_code == 200 and tenant_id in [t["tenantId"] for t in listed.json()], (who, listed.text)
+        plan = await get(who, f"/tenants/{tenant_id}/plan")
+        assert plan.status_code == 200 and plan.json()["tenantId"] == tenant_id, (who, plan.text)
+    assert (await get("vs-tenant-admin", f"/tenants/{tenant_id}/export")).json()["tenantId"] == tenant_id
+    for who in ("other-reseller", "vs-other-tenant-admin"):
+        assert tenant_id not in [t["tenantId"] for t in (await get(who, "/tenants")).json()], who
+        assert (await get(who, f"/tenants/{tenant_id}/plan")).status_code == 404, who
+        assert (await get(who, "/drift")).json() == []
+    denied = await get("vs-no-role", f"/tenants/{tenant_id}/plan")
+    assert denied.status_code == 403 and "msteams.status.read" in denied.json()["message"], denied.text
+    scan = await client.post(f"{API}/drift/scan", headers=await world.as_("reseller"))
+    assert scan.status_code == 202 and scan.json()["tenants"] == 1, scan.text
+    reseller_only = await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=await world.as_("vs-tenant-admin"),
+                                     json={"autoApply": True})
+    assert reseller_only.status_code == 403 and "reseller-level" in reseller_only.json()["message"]
+    settings = await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=await world.as_("reseller"),
+                                json={"autoApply": False})
+    assert settings.status_code == 200 and settings.json() == {"tenantId": tenant_id, "autoApply": False}
+    forged = await client.get(f"{API}/tenants", headers=fusion_bearer("eyJhbGciOiJIUzI1NiJ9.e30.x"))
+    assert forged.status_code == 401

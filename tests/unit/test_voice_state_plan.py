@@ -170,6 +170,48 @@ async def test_a_deleted_user_without_number_or_calling_is_no_difference() -> No
     assert (await plan_of(converged_tenant(), desired(user("gone@c.com", None, None, enabled=False)))).empty
 
 
+async def test_a_user_disabled_in_entra_while_holding_a_number_is_offboarded() -> None:
+    """Disabled, not deleted: the user still holds the number in Teams. Apply finishes the offboarding: the
+    number is removed in Teams, Enterprise Voice turned off, and the records free the number (quarantine)."""
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com", "+3221234567", "teamsvoice-eu")
+    tenant.add_user("eve@c.com", "+3221000001", "teamsvoice-eu")
+    tenant.disabled.add("id-ada@c.com")
+    state = desired(user("ada@c.com", "+3221234567"), user("eve@c.com", "+3221000001"))
+    first = await plan_of(tenant, state)
+    assert [(d.id, d.action, d.drift) for d in first.differences] == [
+        ("user:ada@c.com:account", "remove", "user_disabled"),
+        ("user:ada@c.com:enterpriseVoice", "change", "user_disabled"),
+        ("user:ada@c.com:phoneNumber", "remove", "user_disabled")]
+    account = first.differences[0]
+    assert account.observed == {"accountEnabled": False} and account.user_id == "id-ada@c.com"
+    assert "disabled in Entra ID while holding +3221234567" in account.detail and "quarantine" in account.detail
+    assert [op.stage for op in operations(first.differences)] == ["release", "user", "record"]
+    results, records = await converge(tenant, first, state)
+    assert all(r["status"] == "done" for r in results) and [r.id for r in records] == ["user:ada@c.com:account"]
+    assert tenant.users["ada@c.com"].phone_numbers == [] and not tenant.users["ada@c.com"].enterprise_voice
+    assert tenant.users["eve@c.com"].phone_numbers == ["+3221000001"]  # others untouched
+    # What the records step does (repository.free_deleted_user): no number, no calling; then nothing is left.
+    state.users[0] = Assignment("ada@c.com", None, None, "teamsvoice-eu", False)
+    assert (await plan_of(tenant, state)).empty
+
+
+async def test_a_disabled_user_teamsvoice_gives_no_number_or_calling_is_no_difference() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com")
+    tenant.disabled.add("id-ada@c.com")
+    assert (await plan_of(tenant, desired(user("ada@c.com", None, None, enabled=False)))).empty
+
+
+async def test_a_disabled_user_whose_number_was_already_removed_needs_only_the_records() -> None:
+    tenant = converged_tenant()
+    tenant.add_user("ada@c.com")
+    tenant.disabled.add("id-ada@c.com")
+    (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).differences
+    assert (d.id, d.action, d.drift) == ("user:ada@c.com:account", "remove", "user_disabled")
+    assert [op.stage for op in operations([d])] == ["record"]
+
+
 async def test_users_match_by_id_when_the_upn_was_renamed() -> None:
     tenant = converged_tenant()
     tenant.users["ada.new@c.com"] = tenant.add_user("ada@c.com", "+3221234567", "teamsvoice-eu")
@@ -252,7 +294,7 @@ async def test_apply_twice_is_a_no_op_the_second_time() -> None:
     await converge(tenant, await plan_of(tenant, state), state)
     tenant.calls.clear()
     results, _ = await converge(tenant, await plan_of(tenant, state), state)
-    assert results == [] and sorted(tenant.calls) == ["routing", "voice_users"]
+    assert results == [] and sorted(tenant.calls) == ["disabled_user_ids", "routing", "voice_users"]
 
 
 async def test_a_create_replayed_after_a_crash_updates_instead() -> None:

@@ -6,6 +6,12 @@ Microsoft, or in teamsvoice's records, though the desired state says it should n
 difference apply will not touch, with the reason). Each difference also names the out-of-band change it
 most likely comes from (`drift`): a number moved to another user, a policy granted by hand, a route
 deleted, a user deleted in Entra ID while holding a number, ...
+
+A user deleted or disabled in Entra ID while teamsvoice's records give it a number or calling is offboarding
+done halfway, and apply finishes it the way offboarding does: the record loses number and calling and the
+number goes to quarantine, then back to the inventory (`account` remove, a `record` operation). A disabled
+user still exists in Teams, so apply also removes its numbers there and turns Enterprise Voice off (drift
+`user_disabled` on its `phoneNumber` and `enterpriseVoice` differences); a deleted user's numbers went with it.
 """
 
 from dataclasses import asdict, dataclass
@@ -160,6 +166,24 @@ def _user(want: Assignment, seen: VoiceState, holders: dict[str, VoiceState], po
     return out
 
 
+def _disabled(want: Assignment, seen: VoiceState) -> list[Difference]:
+    """The offboarding of a user disabled in Entra ID, finished (see the module's docstring)."""
+    upn, base = want.user_principal_name, f"user:{want.user_principal_name}"
+    held = f" while holding {want.phone_number}" if want.phone_number else " while enabled for calling"
+    out = [Difference(f"{base}:account", "user", upn, "account", "remove", {"phoneNumber": want.phone_number},
+                      {"accountEnabled": False}, "user_disabled",
+                      f"{upn} was disabled in Entra ID{held}; apply offboards it: its numbers are removed in Teams and "
+                      "teamsvoice's records free its number (after the quarantine)", seen.user_id)]
+    if seen.phone_numbers:
+        out.append(Difference(f"{base}:phoneNumber", "user", upn, "phoneNumber", "remove", None, seen.phone_numbers,
+                              "user_disabled", f"{upn} is disabled in Entra ID but holds {', '.join(seen.phone_numbers)} "
+                              "in Teams", seen.user_id))
+    if seen.enterprise_voice:
+        out.append(Difference(f"{base}:enterpriseVoice", "user", upn, "enterpriseVoice", "change", False, True,
+                              "user_disabled", f"{upn} is disabled in Entra ID but has Enterprise Voice on", seen.user_id))
+    return out
+
+
 def plan(desired: DesiredState, observed: ObservedState) -> Plan:
     differences = _configuration(desired, observed)
     by_id = {u.user_id: u for u in observed.users}
@@ -181,6 +205,9 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
                     "teamsvoice's records", want.user_id))
             continue
         managed.add(seen.user_id)
+        if seen.user_id in observed.disabled_user_ids and (want.phone_number or want.calling_enabled):
+            differences.extend(_disabled(want, seen))
+            continue
         if want.phone_number and want.calling_enabled:
             wanted_holder[want.phone_number] = want.user_principal_name
         differences.extend(_user(want, seen, holders, policies))

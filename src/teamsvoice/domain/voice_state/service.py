@@ -44,7 +44,8 @@ async def observe(voice: TenantVoiceAdmin) -> ObservedState:
 
         group.start_soon(read, "routing", voice.routing)
         group.start_soon(read, "users", voice.voice_users)
-    return ObservedState(found["routing"], found["users"])
+        group.start_soon(read, "disabled", voice.disabled_user_ids)
+    return ObservedState(found["routing"], found["users"], frozenset(found["disabled"]))
 
 
 async def plan_tenant(voice: TenantVoiceAdmin, desired: DesiredState) -> Plan:

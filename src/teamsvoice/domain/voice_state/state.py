@@ -43,6 +43,8 @@ class ObservedState:
 
     routing: RoutingInventory
     users: list[VoiceState]
+    # Object ids of the tenant's users whose Entra ID account is disabled (accountEnabled false).
+    disabled_user_ids: frozenset[str] = frozenset()
 
 
 # --- export / restore ---------------------------------------------------------------------------------
