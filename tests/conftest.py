@@ -29,6 +29,11 @@ BACKENDS = [b for b in os.environ.get("TEAMSVOICE_TEST_BACKENDS", "sqlite,postgr
 # this) answers without Microsoft's request budgets, so tests run at the machine's speed; the tests of the
 # limits turn them on with PUT /_admin/faults {"limits": "microsoft"}.
 os.environ.setdefault("M365_EMULATOR_LIMITS", "off")
+# Likewise teamsvoice's budget scheduler (microsoft/budget.py) runs at rates that do not bind; tests/unit/
+# test_budget.py checks it at Microsoft's limits on a fake clock. (`serve` children started with a clean
+# TEAMSVOICE_* environment keep the real limits.)
+os.environ.setdefault("TEAMSVOICE_MICROSOFT_TEAMS_REQUESTS_PER_SECOND", "3000")
+os.environ.setdefault("TEAMSVOICE_MICROSOFT_TEAMS_APP_REQUESTS_PER_SECOND", "30000")
 
 
 @dataclass

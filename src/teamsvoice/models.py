@@ -64,3 +64,4 @@ __all__ = [
     "TeamsVoiceUser",
     "WebhookDelivery",
 ]
+from teamsvoice.microsoft.budget import BudgetBucket  # noqa: E402,F401  (issue 12: the shared Microsoft budget)

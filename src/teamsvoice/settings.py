@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     microsoft_client_secret: str = Field(default="", description="Its client secret.")
     microsoft_ca_bundle: str | None = Field(default=None, description="Extra CA file to trust (the emulator's CA).")
     microsoft_tenant_concurrency: int = Field(
-        default=8, ge=1, description="Concurrent calls to one Microsoft tenant, shared by every caller in the process."
+        default=64, ge=1, description="Most Microsoft work items of one tenant running at once across every worker, and "
+        "most requests one process keeps in flight to one tenant per service class (below it the budget scheduler "
+        "keeps about rate x latency in flight, halving on 429)."
     )
     microsoft_retry_max_attempts: int = Field(default=6, ge=1, description="Tries per Microsoft call (429/5xx/network).")
     microsoft_retry_max_wait_seconds: float = Field(
@@ -64,6 +66,19 @@ class Settings(BaseSettings):
     microsoft_app_rate_per_second: int | None = Field(
         default=None, ge=1, description="App-wide cap on Microsoft work items started per second, across every worker."
     )
+    microsoft_teams_requests_per_second: float = Field(
+        default=30.0, gt=0, description="Microsoft's Teams service budget per app per tenant (Graph's Teams APIs and "
+        "Teams PowerShell), shared by every process through the database.")
+    microsoft_teams_app_requests_per_second: float = Field(
+        default=300.0, gt=0, description="Microsoft's Teams service budget per app across all tenants.")
+    microsoft_directory_units_per_10_seconds: float = Field(
+        default=3500.0, gt=0, description="Microsoft's directory budget per app per tenant in resource units per 10 s "
+        "(3,500 for tenants under 50 users: the safe default; 5,000 for 50-500, 8,000 above).")
+    microsoft_directory_writes_per_150_seconds: float = Field(
+        default=3000.0, gt=0, description="Microsoft's directory writes per app per tenant per 2.5 minutes.")
+    microsoft_budget_share: float = Field(
+        default=0.95, gt=0, le=1, description="The part of each Microsoft budget teamsvoice spends; the rest absorbs "
+        "network jitter between its buckets and Microsoft's.")
     job_executor_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A worker silent this long is dead: live workers take over its unfinished work."
     )

@@ -44,6 +44,7 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.jobs.models import JobExecutor
+from teamsvoice.microsoft.budget import job_scope as budget_job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
 
@@ -51,6 +52,7 @@ Role = Literal["all", "api", "worker"]
 JOBS_QUEUE = "teamsvoice-jobs"
 MICROSOFT_QUEUE = "teamsvoice-microsoft"
 HEARTBEAT_SECONDS = 2.0
+ITEM_MARK = "-item-"  # a job's item workflows are named `<job workflow id>-item-<key>`
 # The version DBOS records on every workflow. Raise it only when a workflow's sequence of steps changes in a
 # way that a release cannot replay; unfinished work of an older generation is then not resumed.
 WORKFLOW_GENERATION = 1
@@ -282,13 +284,17 @@ def park_if_stopping() -> None:
 
 @contextmanager
 def in_flight() -> Iterator[None]:
-    """Counts a unit of work that calls Microsoft, so that shutdown can wait for it a little."""
+    """Counts a unit of work that calls Microsoft, so that shutdown can wait for it a little. Its Microsoft
+    requests belong to the job of the running workflow (an item `<job workflow id>-item-<key>` to that job)
+    for the budget's fair shares between jobs of one tenant (microsoft/budget.py)."""
     global _in_flight
     park_if_stopping()
     with _in_flight_lock:
         _in_flight += 1
+    workflow_id = DBOS.workflow_id
     try:
-        yield
+        with budget_job_scope(workflow_id.rsplit(ITEM_MARK, 1)[0] if workflow_id else None):
+            yield
     finally:
         with _in_flight_lock:
             _in_flight -= 1
@@ -343,8 +349,13 @@ def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bo
     return True
 
 
-def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[..., Any], *args: Any) -> None:
+def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[..., Any], *args: Any,
+                       position: int | None = None) -> None:
     """Enqueues one unit of Microsoft work on the tenant's partition (idempotent by workflow id). Called
-    from inside a workflow, so the enqueue itself is recorded and not repeated on replay."""
-    with SetWorkflowID(workflow_id), SetEnqueueOptions(queue_partition_key=tenant_id):
+    from inside a workflow, so the enqueue itself is recorded and not repeated on replay. An item of a job
+    has the id `<job workflow id>-item-<key>` and its 1-based `position` in the job: the partition serves
+    lower positions first, so the first items of every job of a tenant come before the later items of any
+    (a one-user job does not wait behind a 5,000-user one)."""
+    priority = min(max(1, position), 2**31 - 1) if position is not None else None
+    with SetWorkflowID(workflow_id), SetEnqueueOptions(queue_partition_key=tenant_id, priority=priority):
         DBOS.retrieve_queue(MICROSOFT_QUEUE).enqueue(workflow, *args)

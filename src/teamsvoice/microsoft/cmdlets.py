@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 
 from teamsvoice.core.errors import UpstreamError
+from teamsvoice.microsoft.budget import BudgetScheduler
 from teamsvoice.microsoft.graph import (
-    RETRYABLE_STATUSES, RetryPolicy, TenantLimiter, TokenProvider, gave_up, send_to_microsoft, wait_before_retry,
+    RETRYABLE_STATUSES, RetryPolicy, TokenProvider, gave_up, send_to_microsoft, wait_before_retry,
 )
 
 # Repeating these leaves the tenant as one run would (assigning the same number twice is a no-op).
@@ -37,20 +38,20 @@ def cmdlet_error(cmdlet: str, status: int | None, body: Any, text: str) -> Upstr
 class CmdletEndpointRunner:
     def __init__(
         self, http: httpx.AsyncClient, endpoint: str, token: TokenProvider, *, retry: RetryPolicy | None = None,
-        limiter: TenantLimiter | None = None, timeout: float | None = None, tenant_id: str | None = None,
+        budget: BudgetScheduler | None = None, timeout: float | None = None, tenant_id: str | None = None,
     ) -> None:
         self._http = http
         self.tenant_id = tenant_id
         self._endpoint = endpoint
         self._token = token
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter
+        self.budget = budget
         self._timeout = timeout
 
     async def _post(self, payload: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._token()}"}
         timeout = httpx.Timeout(self._timeout) if self._timeout else httpx.USE_CLIENT_DEFAULT
-        return await send_to_microsoft(self._http, "cmdlets", self.tenant_id, self.limiter, "POST", self._endpoint,
+        return await send_to_microsoft(self._http, "cmdlets", self.tenant_id, self.budget, "POST", self._endpoint,
                                        json=payload, headers=headers, timeout=timeout)
 
     async def run(

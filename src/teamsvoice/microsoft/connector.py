@@ -3,8 +3,9 @@
 TEAMSVOICE_MICROSOFT_MODE picks where Teams cmdlets run: `emulator` posts them to the emulator's cmdlet
 endpoint (TEAMSVOICE_MICROSOFT_POWERSHELL_URL), `cloud` runs them in pwsh with the MicrosoftTeams module
 (microsoft/pwsh.py; the connector refuses to start when pwsh or the certificate is missing). Nothing else
-differs. Every Graph call and cmdlet to one tenant shares that tenant's concurrency limit
-(TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY) and the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
+differs. Every Graph call and cmdlet to one tenant passes the connector's budget scheduler (buckets shared
+by every process in the database, microsoft/budget.py; TEAMSVOICE_MICROSOFT_*_PER_* and _BUDGET_SHARE) and
+the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
 """
 
 import ssl
@@ -13,7 +14,8 @@ import httpx
 
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.microsoft.cmdlets import CmdletEndpointRunner
-from teamsvoice.microsoft.graph import GraphClient, RetryPolicy, TenantLimiter, TokenProvider, tenant_limiter
+from teamsvoice.microsoft.budget import BudgetScheduler, DatabaseBuckets, Limits
+from teamsvoice.microsoft.graph import GraphClient, RetryPolicy, TokenProvider
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, MicrosoftIdentity
 from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
 from teamsvoice.microsoft.pwsh import PwshConfig, PwshRunner
@@ -46,9 +48,12 @@ class MicrosoftConnector:
             verify = ssl.create_default_context(cafile=settings.microsoft_ca_bundle)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self.http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0), limits=limits)
+        self.budget = BudgetScheduler(budget_limits(settings), DatabaseBuckets(settings.effective_database_url),
+                                      max_in_flight=settings.microsoft_tenant_concurrency)
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        self.budget.close()
 
     def _app_token(self, tenant_id: str, resource: str) -> TokenProvider:
         async def provide() -> str:
@@ -56,25 +61,21 @@ class MicrosoftConnector:
 
         return provide
 
-    def limiter(self, tenant_id: str) -> TenantLimiter:
-        return tenant_limiter(tenant_id, self.settings.microsoft_tenant_concurrency)
-
     def graph(self, token: TokenProvider, tenant_id: str | None = None) -> GraphClient:
-        limiter = self.limiter(tenant_id) if tenant_id else None
-        return GraphClient(self.http, self.settings.microsoft_graph_url, token, retry=self.retry, limiter=limiter,
+        return GraphClient(self.http, self.settings.microsoft_graph_url, token, retry=self.retry, budget=self.budget,
                            tenant_id=tenant_id)
 
     def cmdlets(self, tenant_id: str) -> Cmdlets:
         """Teams cmdlets for the tenant, app-only: pwsh in cloud mode, the emulator's endpoint otherwise."""
         if self.pwsh is not None:
-            return PwshRunner(self.pwsh, tenant_id, retry=self.retry, limiter=self.limiter(tenant_id))
+            return PwshRunner(self.pwsh, tenant_id, retry=self.retry, budget=self.budget)
         if not self.settings.microsoft_powershell_url:
             raise UpstreamError(
                 "Teams PowerShell is not configured (TEAMSVOICE_MICROSOFT_POWERSHELL_URL)", retryable=False
             )
         return CmdletEndpointRunner(
             self.http, self.settings.microsoft_powershell_url, self._app_token(tenant_id, TEAMS_ADMIN_RESOURCE),
-            retry=self.retry, limiter=self.limiter(tenant_id), timeout=self.settings.microsoft_cmdlet_timeout_seconds,
+            retry=self.retry, budget=self.budget, timeout=self.settings.microsoft_cmdlet_timeout_seconds,
             tenant_id=tenant_id,
         )
 
@@ -92,3 +93,12 @@ class MicrosoftConnector:
             graph = self.graph(delegated, tenant_id)
         cmdlets = self.cmdlets(tenant_id)
         return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(app_graph, cmdlets), graph, cmdlets)
+
+
+def budget_limits(settings: Settings) -> Limits:
+    return Limits(
+        teams_per_tenant=settings.microsoft_teams_requests_per_second,
+        teams_per_app=settings.microsoft_teams_app_requests_per_second,
+        directory_units=settings.microsoft_directory_units_per_10_seconds,
+        directory_writes=settings.microsoft_directory_writes_per_150_seconds, share=settings.microsoft_budget_share,
+    )

@@ -7,8 +7,9 @@ capped exponential backoff with full jitter. `RetryPolicy` caps both the number 
 time spent waiting; past either cap the last failure is raised as `UpstreamError("gave up after N
 attempts: ...")` with the status and Graph error code of the last response.
 
-Concurrency: every request to one tenant holds a slot of that tenant's `TenantLimiter` while it is on
-the wire (not while it sleeps before a retry). Limiters are process-wide and work across event loops.
+Budget: every request to one tenant waits for the Microsoft budget scheduler (microsoft/budget.py: token
+buckets shared by every process, a concurrency that follows rate x latency with AIMD on 429, fair shares
+between tenants and jobs) and holds its slot while it is on the wire (not while it sleeps before a retry).
 
 Metrics: every request to Microsoft over HTTP (Graph and the cmdlet endpoint) goes through
 `send_to_microsoft`, which counts it by service, tenant and status; each wait before a retry is counted
@@ -17,7 +18,6 @@ by reason (`core.metrics`).
 
 import asyncio
 import random
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ import httpx
 
 from teamsvoice.core.errors import NotFound, UpstreamError
 from teamsvoice.core.metrics import record_microsoft_request, record_microsoft_wait, wait_reason
+from teamsvoice.microsoft.budget import BudgetScheduler
 
 TokenProvider = Callable[[], Awaitable[str]]
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
@@ -66,90 +67,28 @@ def retry_delay(response: httpx.Response | None, attempt: int, *, base: float = 
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
-class TenantLimiter:
-    """A counting semaphore usable from any thread and any event loop (job steps run their own loops)."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("a tenant concurrency limit must be at least 1")
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._in_use = 0
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    @property
-    def in_use(self) -> int:
-        return self._in_use
-
-    async def acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._in_use < self.limit and not self._waiters:
-                self._in_use += 1
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            with self._lock:
-                if (loop, future) in self._waiters:
-                    self._waiters.remove((loop, future))
-                    raise
-            if future.done() and not future.cancelled():
-                self.release()  # the slot was handed to us just as we were cancelled
-            raise
-
-    def release(self) -> None:
-        with self._lock:
-            while self._waiters:
-                loop, future = self._waiters.pop(0)
-                if loop.is_closed():
-                    continue
-                # The slot passes straight to the waiter; `_in_use` does not change.
-                loop.call_soon_threadsafe(self._hand_over, future)
-                return
-            self._in_use -= 1
-
-    def _hand_over(self, future: asyncio.Future[None]) -> None:
-        if future.cancelled():
-            self.release()
-        else:
-            future.set_result(None)
-
-    async def __aenter__(self) -> "TenantLimiter":
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
-
-_limiters: dict[str, TenantLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-def tenant_limiter(tenant_id: str, limit: int) -> TenantLimiter:
-    """The process-wide limiter of one tenant (created with `limit` on first use)."""
-    key = tenant_id.lower()
-    with _limiters_lock:
-        limiter = _limiters.get(key)
-        if limiter is None:
-            limiter = _limiters[key] = TenantLimiter(limit)
-        return limiter
-
-
 async def send_to_microsoft(
-    http: httpx.AsyncClient, service: str, tenant_id: str | None, limiter: TenantLimiter | None,
+    http: httpx.AsyncClient, service: str, tenant_id: str | None, budget: BudgetScheduler | None,
     method: str, url: str, **kwargs: Any,
 ) -> httpx.Response:
-    """One request on the wire, holding the tenant's slot (if any) meanwhile; counted by its outcome."""
+    """One request on the wire once the tenant's budget grants it (a slot of its lane and its tokens, see
+    microsoft/budget.py), holding the slot meanwhile; counted by its outcome. Graph requests are charged
+    by what they are (Teams service or directory, `$batch` per request inside); anything else sent here
+    (the cmdlet endpoint) is a Teams service request."""
+    if budget is None or tenant_id is None:
+        return await _on_the_wire(http, service, tenant_id, method, url, **kwargs)
+    cost = (budget.charge(tenant_id, method, url, kwargs.get("json")) if service == "graph"
+            else budget.teams_charge(tenant_id))
+    async with budget.request(tenant_id, cost) as ticket:
+        response = await _on_the_wire(http, service, tenant_id, method, url, **kwargs)
+        ticket.answered(response.status_code)
+    return response
+
+
+async def _on_the_wire(http: httpx.AsyncClient, service: str, tenant_id: str | None, method: str, url: str,
+                       **kwargs: Any) -> httpx.Response:
     try:
-        if limiter is None:
-            response = await http.request(method, url, **kwargs)
-        else:
-            async with limiter:
-                response = await http.request(method, url, **kwargs)
+        response = await http.request(method, url, **kwargs)
     except httpx.TransportError:
         record_microsoft_request(service, tenant_id, "unreachable")
         raise
@@ -239,14 +178,14 @@ class BatchResponse:
 class GraphClient:
     def __init__(
         self, http: httpx.AsyncClient, base_url: str, token: TokenProvider, *, max_attempts: int = 5,
-        retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None, tenant_id: str | None = None,
+        retry: RetryPolicy | None = None, budget: BudgetScheduler | None = None, tenant_id: str | None = None,
     ) -> None:
         self._http = http
         self.tenant_id = tenant_id
         self._base = base_url.rstrip("/")
         self._token = token
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
-        self.limiter = limiter
+        self.budget = budget
 
     @property
     def base_url(self) -> str:
@@ -254,7 +193,7 @@ class GraphClient:
 
     async def _send(self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._token()}", **headers}
-        return await send_to_microsoft(self._http, "graph", self.tenant_id, self.limiter, method, url,
+        return await send_to_microsoft(self._http, "graph", self.tenant_id, self.budget, method, url,
                                        headers=headers, **kwargs)
 
     async def request(self, method: str, path: str, *, retry: RetryPolicy | None = None, **kwargs: Any) -> httpx.Response:

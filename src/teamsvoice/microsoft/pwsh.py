@@ -24,7 +24,8 @@ from typing import Any
 from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.microsoft.cmdlets import is_idempotent
 from teamsvoice.core.metrics import record_microsoft_request
-from teamsvoice.microsoft.graph import RetryPolicy, TenantLimiter, gave_up, wait_before_retry
+from teamsvoice.microsoft.budget import BudgetScheduler
+from teamsvoice.microsoft.graph import RetryPolicy, gave_up, wait_before_retry
 
 # What teamsvoice runs in customer tenants. Anything else is refused before pwsh starts, and again by the script.
 ALLOWED_CMDLETS = (
@@ -188,12 +189,13 @@ def _failure_status(error: UpstreamError) -> int | None:
 
 class PwshRunner:
     def __init__(
-        self, config: PwshConfig, tenant_id: str, *, retry: RetryPolicy | None = None, limiter: TenantLimiter | None = None
+        self, config: PwshConfig, tenant_id: str, *, retry: RetryPolicy | None = None,
+        budget: BudgetScheduler | None = None,
     ) -> None:
         self.config = config
         self.tenant_id = tenant_id
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter
+        self.budget = budget
 
     async def _invoke(self, cmdlet: str, document: bytes) -> list[dict[str, Any]]:
         process = await asyncio.create_subprocess_exec(
@@ -224,10 +226,16 @@ class PwshRunner:
         while True:
             attempt += 1
             try:
-                if self.limiter is None:
+                if self.budget is None:
                     return await self._invoke(cmdlet, document)
-                async with self.limiter:
-                    return await self._invoke(cmdlet, document)
+                async with self.budget.request(self.tenant_id, self.budget.teams_charge(self.tenant_id)) as ticket:
+                    try:
+                        output = await self._invoke(cmdlet, document)
+                    except UpstreamError as exc:
+                        ticket.answered(_failure_status(exc) if exc.retryable else 400)
+                        raise
+                    ticket.answered(200)
+                    return output
             except UpstreamError as exc:
                 if not (exc.retryable and repeatable):
                     raise

@@ -133,8 +133,9 @@ def bulk_update(job_id: int, job_key: str) -> int:
         if not page:
             return enqueued
         *item_ids, after = page
-        for item_id in item_ids:
-            enqueue_for_tenant(f"fusion-bulk-{job_key}-item-{item_id}", tenant_id, bulk_item, subscription_id, job_id, item_id)
+        for index, item_id in enumerate(item_ids, start=enqueued + 1):
+            enqueue_for_tenant(f"fusion-bulk-{job_key}-item-{item_id}", tenant_id, bulk_item, subscription_id, job_id, item_id,
+                               position=index)
         enqueued += len(item_ids)
 
 

@@ -1,0 +1,566 @@
+"""The Microsoft request budget: every request to Microsoft waits here for a slot and for tokens.
+
+Microsoft throttles per app per tenant and per app across all tenants (Graph throttling documentation):
+Teams service requests (Graph's Teams APIs and Teams PowerShell) 30 per second per tenant and 300 per
+second across tenants; directory requests by resource units (3,500 per 10 s per tenant for tenants under
+50 users: the smallest tier, the safe default) and directory writes 3,000 per 2.5 minutes per tenant. A
+request draws on every budget of its service class (`classify`): a Teams request on its tenant's Teams
+bucket and the app-wide one, a directory read on the tenant's resource units, a write also on its writes.
+
+**Token buckets shared across processes.** One row per bucket (`microsoft_budget_buckets`: tokens and the
+time they were counted) in the application database. A *round* of the scheduler takes the tokens for
+the requests it is about to send in ONE short transaction over all the buckets involved: it upserts the
+rows (a write first, so SQLite takes its single writer lock before reading and two processes never
+interleave; on PostgreSQL the rows are then read `FOR UPDATE`, in key order), refills them for the time
+elapsed, allocates (`allocate`) and writes them back. Rounds run at most every `TICK_SECONDS` per
+process, so the database sees a few dozen tiny transactions per second per process however many
+requests are waiting, instead of one per request. Tokens are taken only for requests that are granted
+in that round, never leased ahead: unused leased tokens would either be lost or let a process burst past
+the bucket, and the round already amortises the round trip. The time is the processes' wall clock
+(`Clock.now`); workers of one provider are assumed NTP-synchronised (a clock behind the row's is treated
+as no time elapsed).
+
+**Concurrency that adapts to latency.** Per lane (tenant x service class) and per process, the requests
+in flight are capped at `rate x (observed latency + a tick) x 1.25` (Little's law: enough to spend the rate,
+not more), with an AIMD window under it: a 429 halves the window (once per round trip: the 429s of
+requests already on the wire do not cut it again), each answered request adds 1/window (one slot per
+round trip). `max_in_flight` (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY) is a hard cap per lane.
+
+**Fair shares, no barriers.** Inside a lane each job (the `current_job` context variable, set by the job
+runtime around an item; requests outside jobs share one queue) has its own queue and the lane serves
+them round robin, so one request of a small job waits for at most one request of each other job of that
+tenant. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
+drawing on the app-wide bucket get equal shares. A request is granted as soon as its lane has a free
+slot and its buckets have tokens: there is no batch to wait for.
+
+A process-local `MemoryBuckets` store (same allocation) serves tests and callers without a database.
+"""
+
+import asyncio
+import contextvars
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import Engine, Float, String, create_engine, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, mapped_column
+
+from teamsvoice.core.db import Base, sync_url
+
+TEAMS, DIRECTORY, DIRECTORY_WRITE = "teams", "directory", "directory-write"
+TICK_SECONDS = 0.05  # the shortest time between two rounds of one process (one database transaction each)
+LATENCY_SLACK = 1.25  # in flight = rate x latency x this: latency varies around its mean
+EWMA_WEIGHT = 0.1  # weight of the newest latency in the running mean
+INITIAL_LATENCY = 1.0  # seconds, until a lane has measured its own
+
+log = logging.getLogger("teamsvoice.microsoft.budget")
+current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_microsoft_job", default=None)
+
+
+@contextmanager
+def job_scope(job: str | None) -> Iterator[None]:
+    """Requests made inside belong to `job` for the fair shares between jobs of one tenant."""
+    token = current_job.set(job)
+    try:
+        yield
+    finally:
+        current_job.reset(token)
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on a time base every process shares (the wall clock)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+# --- budgets -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str
+    rate: float  # tokens per second
+    capacity: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Microsoft's published limits (per app); `share` is the part of each that we spend: the rest absorbs
+    the jitter between our clock and Microsoft's and the time requests spend on the network."""
+
+    teams_per_tenant: float = 30.0  # per second
+    teams_per_app: float = 300.0  # per second, across tenants
+    directory_units: float = 3500.0  # resource units per 10 s per tenant
+    directory_writes: float = 3000.0  # per 150 s per tenant
+    share: float = 0.95
+
+    def _bucket(self, key: str, amount: float, period: float) -> Bucket:
+        return Bucket(key, amount * self.share / period, amount * self.share)
+
+    def buckets(self, tenant: str, service: str) -> tuple[Bucket, ...]:
+        tenant = tenant.lower()
+        if service == TEAMS:
+            return (self._bucket(f"teams:{tenant}", self.teams_per_tenant, 1.0),
+                    self._bucket("teams:*", self.teams_per_app, 1.0))
+        units = self._bucket(f"directory:{tenant}", self.directory_units, 10.0)
+        if service == DIRECTORY_WRITE:
+            return units, self._bucket(f"writes:{tenant}", self.directory_writes, 150.0)
+        return (units,)
+
+    def lane_rate(self, tenant: str, service: str) -> float:
+        """Requests per second a lane can reach (its tightest bucket at one token per request)."""
+        return min(b.rate for b in self.buckets(tenant, service))
+
+
+# --- what a request costs ------------------------------------------------------------------------------
+
+_TEAMS_SEGMENTS = ("admin/teams", "teams", "appcatalogs", "chats", "teamwork")
+
+
+def _graph_path(url: str) -> tuple[str, str]:
+    """The path after the version segment (lower case, no leading slash) and the query."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/").lower()
+    for version in ("v1.0/", "beta/"):
+        if version in f"{path}/":
+            path = f"{path}/".split(version, 1)[1].rstrip("/")
+            break
+    return path, parts.query
+
+
+def classify(method: str, url: str) -> tuple[str, float]:
+    """(service class, resource units) of one Graph request. Teams service: Graph's Teams APIs; directory
+    otherwise. A read costs 2 units without `$select` and 1 with it (+1 for `$expand`); a write costs 1 unit
+    and one directory write."""
+    path, query = _graph_path(url)
+    if path.startswith(_TEAMS_SEGMENTS) or "/teamwork" in path:
+        return TEAMS, 1.0
+    if method.upper() != "GET":
+        return DIRECTORY_WRITE, 1.0
+    options = parse_qs(query)
+    units = (1.0 if "$select" in options else 2.0) + (1.0 if "$expand" in options else 0.0)
+    return DIRECTORY, units
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one request (or one `$batch` of them) takes: its lane's service and tokens per bucket."""
+
+    service: str
+    amounts: tuple[tuple[Bucket, float], ...]
+
+
+def charge(limits: Limits, tenant: str, method: str, url: str, body: Any = None) -> Charge:
+    """The charge of a Graph request; a `$batch` is charged for each request inside it, as Graph does."""
+    path, _ = _graph_path(url)
+    items = body.get("requests") if path == "$batch" and isinstance(body, dict) else None
+    parts = ([(str(r.get("method", "GET")), str(r.get("url", ""))) for r in items if isinstance(r, dict)]
+             if isinstance(items, list) and items else [(method, url)])
+    amounts: dict[str, list[Any]] = {}
+    first_service = None
+    for part_method, part_url in parts:
+        service, units = classify(part_method, part_url if "//" in part_url else f"/v1.0/{part_url.lstrip('/')}")
+        first_service = first_service or service
+        for bucket in limits.buckets(tenant, service):
+            cost = units if bucket.key.startswith("directory:") else 1.0
+            entry = amounts.setdefault(bucket.key, [bucket, 0.0])
+            entry[1] += cost
+    return Charge(first_service or DIRECTORY, tuple((b, a) for b, a in amounts.values()))
+
+
+def teams_charge(limits: Limits, tenant: str) -> Charge:
+    """A Teams PowerShell cmdlet: one Teams service request."""
+    return Charge(TEAMS, tuple((b, 1.0) for b in limits.buckets(tenant, TEAMS)))
+
+
+# --- stores and the allocation they share --------------------------------------------------------------
+
+
+@dataclass
+class BucketState:
+    tokens: float
+    updated: float
+
+    def refill(self, bucket: Bucket, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(bucket.capacity, self.tokens + (now - self.updated) * bucket.rate)
+            self.updated = now
+
+
+def allocate(states: dict[str, BucketState], demands: Sequence[Charge], now: float) -> tuple[list[bool], float | None]:
+    """Grants demands in order while every bucket each draws on has the tokens; a bucket that refused one
+    demand refuses the later ones too (no overtaking of the request that was first). A demand larger than a
+    bucket (a big `$batch`) fits a full bucket and leaves it in debt. Mutates `states`. Answers the grants
+    and, when something was refused, how long until the first refused demand can fit."""
+    for demand in demands:
+        for bucket, _ in demand.amounts:
+            states[bucket.key].refill(bucket, now)
+    granted: list[bool] = []
+    exhausted: set[str] = set()
+    wait: float | None = None
+    for demand in demands:
+        short = [(b, min(a, b.capacity)) for b, a in demand.amounts
+                 if b.key in exhausted or states[b.key].tokens < min(a, b.capacity)]
+        if not short:
+            for bucket, amount in demand.amounts:
+                states[bucket.key].tokens -= amount
+        else:
+            need = max(max(0.0, (a - states[b.key].tokens) / b.rate) for b, a in short)
+            wait = need if wait is None else min(wait, need)
+            exhausted.update(b.key for b, _ in short)
+        granted.append(not short)
+    return granted, wait
+
+
+def _buckets_of(demands: Sequence[Charge]) -> dict[str, Bucket]:
+    return {bucket.key: bucket for demand in demands for bucket, _ in demand.amounts}
+
+
+class MemoryBuckets:
+    """Buckets of one process (tests, and callers that share no database)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, BucketState] = {}
+        self._lock = threading.Lock()
+
+    blocking = False
+
+    def take(self, demands: Sequence[Charge], now: float) -> tuple[list[bool], float | None]:
+        with self._lock:
+            for key, bucket in _buckets_of(demands).items():
+                self.states.setdefault(key, BucketState(bucket.capacity, now))
+            return allocate(self.states, demands, now)
+
+    def close(self) -> None:
+        pass
+
+
+class BudgetBucket(Base):
+    __tablename__ = "microsoft_budget_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, nullable=False)
+    updated: Mapped[float] = mapped_column(Float, nullable=False)  # seconds since the epoch when `tokens` was counted
+
+
+class DatabaseBuckets:
+    """Buckets in the application database, shared by every process on it (see the module docstring)."""
+
+    blocking = True
+
+    def __init__(self, database_url: str) -> None:
+        url = sync_url(database_url)
+        self._sqlite = url.startswith("sqlite")
+        self.engine: Engine = create_engine(url, **({"connect_args": {"timeout": 15}} if self._sqlite else
+                                                    {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}))
+        self._ready = False
+
+    def take(self, demands: Sequence[Charge], now: float) -> tuple[list[bool], float | None]:
+        if not self._ready:  # a database not migrated by `teamsvoice` (a connector used on its own)
+            BudgetBucket.__table__.create(self.engine, checkfirst=True)
+            self._ready = True
+        buckets = _buckets_of(demands)
+        keys = sorted(buckets)
+        table = BudgetBucket.__table__
+        insert = sqlite_insert if self._sqlite else pg_insert
+        with self.engine.begin() as connection:
+            # A write first: SQLite's writer lock is taken before anything is read.
+            connection.execute(insert(table).values(
+                [{"key": k, "tokens": buckets[k].capacity, "updated": now} for k in keys]).on_conflict_do_nothing())
+            query = select(table.c.key, table.c.tokens, table.c.updated).where(table.c.key.in_(keys)).order_by(table.c.key)
+            rows = connection.execute(query if self._sqlite else query.with_for_update()).all()
+            states = {row.key: BucketState(row.tokens, row.updated) for row in rows}
+            before = {k: (s.tokens, s.updated) for k, s in states.items()}
+            result = allocate(states, demands, now)
+            for key, state in states.items():
+                if (state.tokens, state.updated) != before[key]:
+                    connection.execute(update(table).where(table.c.key == key).values(tokens=state.tokens, updated=state.updated))
+        return result
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+Store = MemoryBuckets | DatabaseBuckets
+
+
+# --- the scheduler -------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Waiter:
+    lane: "_Lane"
+    job: str | None
+    charge: Charge
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    granted_at: float = 0.0
+
+
+@dataclass(eq=False)
+class _Lane:
+    tenant: str
+    service: str
+    rate: float
+    max_in_flight: int
+    in_flight: int = 0
+    window: float = float("inf")  # the AIMD window; unlimited until the first 429
+    latency: float = INITIAL_LATENCY
+    last_cut: float = float("-inf")
+    jobs: "OrderedDict[str | None, deque[_Waiter]]" = field(default_factory=OrderedDict)
+
+    @property
+    def target(self) -> int:
+        """Requests in flight that spend the rate at the latency observed (Little's law; a freed slot
+        may wait a tick for the next round)."""
+        return max(1, math.ceil(self.rate * (self.latency + TICK_SECONDS) * LATENCY_SLACK))
+
+    @property
+    def limit(self) -> int:
+        window = self.max_in_flight if self.window == float("inf") else math.floor(self.window)
+        return max(1, min(self.max_in_flight, self.target, window))
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self.jobs.values())
+
+    def next_waiter(self) -> _Waiter | None:
+        """The head of the next job's queue, round robin over the jobs."""
+        while self.jobs:
+            job, queue = next(iter(self.jobs.items()))
+            self.jobs.move_to_end(job)
+            if queue:
+                return queue.popleft()
+            del self.jobs[job]
+        return None
+
+    def put_back(self, waiter: _Waiter) -> None:
+        """A waiter taken for a round but not granted goes back to the head of its job's queue, and its
+        job to the front of the rotation."""
+        queue = self.jobs.setdefault(waiter.job, deque())
+        queue.appendleft(waiter)
+        self.jobs.move_to_end(waiter.job, last=False)
+
+
+class Ticket:
+    """A granted request: tell it how Microsoft answered, then release it (`BudgetScheduler.request`)."""
+
+    def __init__(self, scheduler: "BudgetScheduler", waiter: _Waiter) -> None:
+        self._scheduler, self._waiter = scheduler, waiter
+        self.status: int | None = None
+
+    def answered(self, status: int | None) -> None:
+        self.status = status
+
+
+class BudgetScheduler:
+    def __init__(self, limits: Limits, store: Store, *, clock: Clock | None = None, max_in_flight: int = 1000) -> None:
+        self.limits, self.store = limits, store
+        self.clock: Clock = clock or SystemClock()
+        self.max_in_flight = max_in_flight
+        self._lock = threading.Lock()
+        self._lanes: OrderedDict[tuple[str, str], _Lane] = OrderedDict()
+        self._pumping = False
+        self._last_round = float("-inf")
+        self._next_round = float("inf")  # when the next round is due (inf: when an event asks for one)
+        self._timer_due = float("inf")  # when the pending timer wakes (inf: no timer)
+        self.granted = 0  # requests granted by this process (for benches and tests)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def lane(self, tenant: str, service: str) -> _Lane:
+        key = (tenant.lower(), service)
+        with self._lock:
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane(key[0], service, self.limits.lane_rate(tenant, service), self.max_in_flight)
+            return lane
+
+    def charge(self, tenant: str, method: str, url: str, body: Any = None) -> Charge:
+        return charge(self.limits, tenant, method, url, body)
+
+    def teams_charge(self, tenant: str) -> Charge:
+        return teams_charge(self.limits, tenant)
+
+    @asynccontextmanager
+    async def request(self, tenant: str, charge: Charge) -> AsyncIterator[Ticket]:
+        """Holds a granted slot while the request is on the wire; `ticket.answered(status)` feeds the
+        latency and the AIMD window when it is released."""
+        ticket = await self.acquire(tenant, charge)
+        try:
+            yield ticket
+        finally:
+            self.release(ticket)
+
+    async def acquire(self, tenant: str, charge: Charge) -> Ticket:
+        """Waits for a slot of the request's lane and for its tokens."""
+        loop = asyncio.get_running_loop()
+        lane = self.lane(tenant, charge.service)
+        waiter = _Waiter(lane, current_job.get(), charge, loop, loop.create_future())
+        with self._lock:
+            lane.jobs.setdefault(waiter.job, deque()).append(waiter)
+            due = lane.in_flight < lane.limit
+        if due:
+            self._ask_round()
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            with self._lock:
+                queue = lane.jobs.get(waiter.job)
+                if queue is not None and waiter in queue:
+                    queue.remove(waiter)
+                    raise
+            if waiter.future.done() and not waiter.future.cancelled():
+                self._release(waiter, None)  # granted just as it was cancelled: the slot goes back
+            raise
+        return Ticket(self, waiter)
+
+    def release(self, ticket: Ticket) -> None:
+        self._release(ticket._waiter, ticket.status)
+
+    def _release(self, waiter: _Waiter, status: int | None) -> None:
+        now = self.clock.now()
+        lane = waiter.lane
+        with self._lock:
+            lane.in_flight -= 1
+            if status == 429:
+                if waiter.granted_at >= lane.last_cut:  # one cut per round trip
+                    lane.window = max(1.0, min(lane.window, float(lane.limit)) / 2)
+                    lane.last_cut = now
+            elif status is not None:
+                lane.latency += EWMA_WEIGHT * (max(0.0, now - waiter.granted_at) - lane.latency)
+                if lane.window != float("inf"):
+                    lane.window = lane.window + 1 / lane.window
+                    if lane.window >= lane.target:
+                        lane.window = float("inf")  # recovered: the latency target rules again
+            due = lane.waiting > 0 and lane.in_flight < lane.limit
+        if due:
+            self._ask_round()
+
+    def _ask_round(self) -> None:
+        """A slot is free for a waiter: run a round now, or as soon as the tick allows."""
+        with self._lock:
+            self._next_round = min(self._next_round, self._last_round + TICK_SECONDS)
+        self._kick()
+
+    def _kick(self) -> None:
+        """Starts the due round on this loop, or a timer for it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # released outside any loop: the next event or timer starts the round
+        now = self.clock.now()
+        with self._lock:
+            if self._pumping:
+                return  # the running round schedules what follows it
+            if now >= self._next_round:
+                self._pumping = True
+                start = True
+            else:
+                start = False
+                if self._next_round < self._timer_due:
+                    self._timer_due = due = self._next_round
+                else:
+                    return
+        task = loop.create_task(self._round(now) if start else self._timer(due - now))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _timer(self, delay: float) -> None:
+        await self.clock.sleep(delay)
+        with self._lock:
+            self._timer_due = float("inf")
+        self._kick()
+
+    async def _round(self, now: float) -> None:
+        """One round: picks the waiters that have a free slot (lanes and jobs round robin), takes their
+        tokens in one store call, grants those that got them, and says when the next round is due."""
+        with self._lock:
+            self._last_round, self._next_round = now, float("inf")
+            candidates = self._candidates()
+        granted: list[bool] = []
+        wait: float | None = None
+        try:
+            if candidates:
+                demands = [w.charge for w in candidates]
+                if self.store.blocking:
+                    granted, wait = await asyncio.to_thread(self.store.take, demands, now)
+                else:
+                    granted, wait = self.store.take(demands, now)
+        except Exception:  # noqa: BLE001 - e.g. the database briefly away: the waiters wait for the next round
+            log.warning("the Microsoft budget store failed; retrying", exc_info=True)
+        finally:
+            if len(granted) != len(candidates):  # the store failed: nothing was granted, try again later
+                granted, wait = [False] * len(candidates), TICK_SECONDS
+            with self._lock:
+                for waiter, ok in reversed(list(zip(candidates, granted))):
+                    if ok:
+                        waiter.granted_at = now
+                        waiter.lane.in_flight += 1
+                        self.granted += 1
+                        waiter.loop.call_soon_threadsafe(self._grant, waiter)
+                    else:
+                        waiter.lane.put_back(waiter)
+                served = [w.lane for w, ok in zip(candidates, granted) if ok]
+                if served:  # the next round starts with the lane after the last one served
+                    keys = list(self._lanes)
+                    for key in keys[:keys.index((served[-1].tenant, served[-1].service)) + 1]:
+                        self._lanes.move_to_end(key)
+                if wait is not None:
+                    self._next_round = min(self._next_round, now + max(TICK_SECONDS, wait))
+                elif any(lane.waiting and lane.in_flight < lane.limit for lane in self._lanes.values()):
+                    self._next_round = min(self._next_round, now + TICK_SECONDS)
+                self._pumping = False
+            self._kick()
+
+    def _candidates(self) -> list[_Waiter]:
+        """Round robin over lanes (then within each lane over jobs), up to each lane's free slots."""
+        free = {key: lane.limit - lane.in_flight for key, lane in self._lanes.items()}
+        chosen: list[_Waiter] = []
+        active = [key for key, lane in self._lanes.items() if lane.jobs and free[key] > 0]
+        while active:
+            still = []
+            for key in active:
+                waiter = self._lanes[key].next_waiter()
+                if waiter is None:
+                    continue
+                chosen.append(waiter)
+                free[key] -= 1
+                if free[key] > 0:
+                    still.append(key)
+            active = still
+        return chosen
+
+    def _grant(self, waiter: _Waiter) -> None:
+        if waiter.future.cancelled():
+            self._release(waiter, None)
+        elif not waiter.future.done():
+            waiter.future.set_result(None)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            loop = task.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+        self.store.close()
+
+    def lanes(self) -> list[_Lane]:
+        with self._lock:
+            return list(self._lanes.values())

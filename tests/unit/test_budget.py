@@ -1,0 +1,299 @@
+"""The Microsoft budget scheduler (microsoft/budget.py) on a fake clock: no timings, the clock only moves
+when a test moves it. Slots, buckets, AIMD, fair shares between tenants and between jobs, and buckets
+shared by two stores (two processes) on SQLite and PostgreSQL."""
+
+import asyncio
+import heapq
+import itertools
+import threading
+from collections import Counter
+
+import pytest
+
+from teamsvoice.microsoft.budget import (
+    DIRECTORY, DIRECTORY_WRITE, TEAMS, TICK_SECONDS, BudgetScheduler, DatabaseBuckets, Limits, MemoryBuckets, charge,
+    classify, job_scope, teams_charge,
+)
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.t = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._ids = itertools.count()
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.t + seconds, next(self._ids), future))
+        await future
+
+    async def advance(self, seconds: float, step: float = TICK_SECONDS) -> None:
+        """Moves time in steps, waking the sleepers that are due and letting the loop settle at each."""
+        end = self.t + seconds
+        while self.t < end - 1e-9:
+            self.t = min(end, self.t + step)
+            while self._sleepers and self._sleepers[0][0] <= self.t + 1e-9:
+                _, _, future = heapq.heappop(self._sleepers)
+                if not future.done():
+                    future.set_result(None)
+            await settle()
+
+
+async def settle() -> None:
+    for _ in range(30):
+        await asyncio.sleep(0)
+
+
+class Harness:
+    """Requests that hold their slot for `latency` fake seconds and are answered `status`."""
+
+    def __init__(self, scheduler: BudgetScheduler, clock: FakeClock) -> None:
+        self.scheduler, self.clock = scheduler, clock
+        self.in_flight: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.grants: list[tuple[float, str, str | None]] = []  # (time, tenant, job)
+        self.status = 200
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def submit(self, tenant: str, count: int = 1, *, job: str | None = None, latency: float = 0.5,
+               service: str = TEAMS) -> None:
+        for _ in range(count):
+            self.tasks.append(asyncio.ensure_future(self._one(tenant, job, latency, service)))
+
+    async def _one(self, tenant: str, job: str | None, latency: float, service: str) -> None:
+        with job_scope(job):
+            request = (teams_charge(self.scheduler.limits, tenant) if service == TEAMS else
+                       charge(self.scheduler.limits, tenant, "GET", "https://graph.example/v1.0/users?$select=id"))
+            async with self.scheduler.request(tenant, request) as ticket:
+                self.grants.append((self.clock.now(), tenant, job))
+                self.in_flight[tenant] += 1
+                self.most[tenant] = max(self.most[tenant], self.in_flight[tenant])
+                await self.clock.sleep(latency)
+                self.in_flight[tenant] -= 1
+                ticket.answered(self.status)
+
+    async def cancel_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.scheduler.close()
+        await settle()
+
+
+def scheduler(clock: FakeClock, *, max_in_flight: int = 1000, **limits: float) -> BudgetScheduler:
+    return BudgetScheduler(Limits(**limits), MemoryBuckets(), clock=clock, max_in_flight=max_in_flight)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] < t - window + 1e-9:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_never_more_in_flight_than_the_lane_allows() -> None:
+    clock = FakeClock()
+    harness = Harness(scheduler(clock, max_in_flight=3), clock)
+    harness.submit("t1", 40, latency=1.0)
+    await settle()
+    await clock.advance(20)
+    assert harness.most["t1"] == 3
+    assert len(harness.grants) == 40  # and every request got through, three at a time
+    await harness.cancel_all()
+
+
+async def test_in_flight_follows_rate_times_latency() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock, share=1.0)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 600, latency=2.0)  # 30/s at 2 s: about 60 in flight spend the rate
+    await settle()
+    await clock.advance(10)
+    lane = sched.lane("t1", TEAMS)
+    assert 55 <= lane.target <= 80, lane.target
+    assert harness.most["t1"] <= lane.target
+    await harness.cancel_all()
+
+
+async def test_never_past_a_bucket_and_the_budget_is_spent() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 2000, latency=0.0)
+    await settle()
+    await clock.advance(10, step=0.01)
+    bucket = Limits().buckets("t1", TEAMS)[0]
+    times = [t for t, _, _ in harness.grants]
+    for window in (0.1, 1.0, 5.0, 10.0):
+        assert most_in_any_window(times, window) <= bucket.rate * window + bucket.capacity + 1e-6, window
+    # ... and it is spent: the burst plus the rate, within a tick of rounds.
+    assert len(times) >= bucket.capacity + bucket.rate * (10 - 2 * TICK_SECONDS) - 1
+    await harness.cancel_all()
+
+
+async def test_app_wide_bucket_holds_across_tenants_with_equal_shares() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    tenants = [f"tenant-{i}" for i in range(20)]
+    for tenant in tenants:
+        harness.submit(tenant, 300, latency=0.3)
+    await settle()
+    await clock.advance(10, step=0.01)
+    app = Limits().buckets("x", TEAMS)[1]
+    times = [t for t, _, _ in harness.grants]
+    assert most_in_any_window(times, 1.0) <= app.rate + app.capacity + 1e-6
+    assert len(times) >= 0.9 * (app.rate * 10 + app.capacity)  # the app-wide budget is spent
+    shares = Counter(tenant for _, tenant, _ in harness.grants)
+    mean = len(times) / len(tenants)
+    assert all(abs(shares[t] - mean) <= 0.1 * mean for t in tenants), shares
+    await harness.cancel_all()
+
+
+async def test_a_one_request_job_is_not_starved_by_a_big_job_of_the_same_tenant() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 5000, job="big", latency=0.5)
+    await settle()
+    await clock.advance(2)
+    before = len(harness.grants)
+    harness.submit("t1", 1, job="small", latency=0.5)
+    await settle()
+    await clock.advance(2)
+    after = [job for _, _, job in harness.grants[before:]]
+    assert "small" in after and after.index("small") <= 2, after[:10]
+    await harness.cancel_all()
+
+
+async def test_jobs_of_one_tenant_share_it_round_robin() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    for job in ("a", "b", "c"):
+        harness.submit("t1", 500, job=job, latency=0.2)
+    await settle()
+    await clock.advance(5)
+    shares = Counter(job for _, _, job in harness.grants)
+    assert max(shares.values()) - min(shares.values()) <= 1, shares
+    await harness.cancel_all()
+
+
+async def test_aimd_halves_on_429_and_recovers() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 3000, latency=1.0)
+    await settle()
+    await clock.advance(3)
+    lane = sched.lane("t1", TEAMS)
+    before = lane.limit
+    assert before >= 20
+    harness.status = 429
+    await clock.advance(1.05)  # one round trip of 429s: one cut, not one per 429
+    cut = lane.limit
+    assert before // 2 - 1 <= cut <= before // 2 + 1, (before, cut)
+    await clock.advance(1.05)  # a second round trip of 429s: a second cut
+    assert lane.limit <= cut // 2 + 1
+    assert max(harness.in_flight.values()) <= cut
+    low = lane.limit
+    harness.status = 200
+    await clock.advance(3)
+    assert lane.limit > low  # additive increase
+    await clock.advance(40)
+    assert lane.limit == lane.target  # recovered to what the latency asks for
+    await harness.cancel_all()
+
+
+async def test_a_cancelled_waiter_leaves_no_slot_taken() -> None:
+    clock = FakeClock()
+    sched = scheduler(clock, max_in_flight=1)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 5, latency=1.0)
+    await settle()
+    harness.tasks[1].cancel()
+    await clock.advance(6)
+    assert len(harness.grants) == 4
+    assert sched.lane("t1", TEAMS).in_flight == 0
+    await harness.cancel_all()
+
+
+def test_requests_are_classified_and_charged_per_budget() -> None:
+    assert classify("POST", "https://graph.microsoft.com/v1.0/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber")[0] == TEAMS
+    assert classify("GET", "https://graph.microsoft.com/v1.0/users?$select=id") == (DIRECTORY, 1.0)
+    assert classify("GET", "https://graph.microsoft.com/v1.0/users") == (DIRECTORY, 2.0)
+    assert classify("POST", "https://graph.microsoft.com/v1.0/users/x/assignLicense") == (DIRECTORY_WRITE, 1.0)
+    limits = Limits()
+    batch = charge(limits, "T1", "POST", "https://graph.microsoft.com/v1.0/$batch", {"requests": [
+        {"id": "1", "method": "PATCH", "url": "/users/a"}, {"id": "2", "method": "PATCH", "url": "/users/b"},
+        {"id": "3", "method": "GET", "url": "/users/c"}]})
+    amounts = {bucket.key: amount for bucket, amount in batch.amounts}
+    assert amounts == {"directory:t1": 4.0, "writes:t1": 2.0}
+    assert {b.key for b, _ in teams_charge(limits, "T1").amounts} == {"teams:t1", "teams:*"}
+
+
+def test_two_stores_on_one_database_share_one_bucket(database_url: str) -> None:
+    """Two processes' stores take from the same rows: hammered from two threads at one instant, together
+    they get exactly the bucket's capacity; then the refill is shared as well."""
+    limits = Limits(teams_per_tenant=10, teams_per_app=1000, share=1.0)
+    first, second = DatabaseBuckets(database_url), DatabaseBuckets(database_url)
+    tenant = f"shared-{id(first)}"
+    one = teams_charge(limits, tenant)
+    now = 2_000_000.0
+    got: Counter[str] = Counter()
+
+    def hammer(name: str, store: DatabaseBuckets) -> None:
+        for _ in range(15):
+            granted, _wait = store.take([one], now)
+            got[name] += granted.count(True)
+
+    try:
+        threads = [threading.Thread(target=hammer, args=(n, s)) for n, s in (("a", first), ("b", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert got["a"] + got["b"] == 10  # the capacity, once, between both
+        granted, wait = first.take([one], now)
+        assert granted == [False] and wait == pytest.approx(0.1)
+        granted, _ = second.take([one, one, one], now + 0.25)  # 2.5 tokens refilled: two requests
+        assert granted == [True, True, False]
+        granted, _ = first.take([one], now + 0.25)
+        assert granted == [False]  # the other store spent them
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_two_schedulers_on_one_database_share_the_rate(database_url: str) -> None:
+    clock = FakeClock()
+    limits = dict(teams_per_tenant=20, share=1.0)
+    stores = [DatabaseBuckets(database_url), DatabaseBuckets(database_url)]
+    schedulers = [BudgetScheduler(Limits(**limits), store, clock=clock) for store in stores]
+    harnesses = [Harness(s, clock) for s in schedulers]
+    tenant = f"two-{id(clock)}"
+    try:
+        for harness in harnesses:
+            harness.submit(tenant, 200, latency=0.0)
+        for _ in range(40):  # 2 fake seconds; the stores answer from threads, so let them
+            clock.t += TICK_SECONDS
+            for due in [s for s in clock._sleepers if s[0] <= clock.t]:
+                clock._sleepers.remove(due)
+                if not due[2].done():
+                    due[2].set_result(None)
+            await asyncio.sleep(0.01)
+            await settle()
+        times = sorted(t for h in harnesses for t, _, _ in h.grants)
+        assert most_in_any_window(times, 2.0) <= 20 * 2.0 + 20  # one shared bucket, not two
+        assert len(times) >= 0.8 * (20 * 2.0 + 20)  # and it is spent
+    finally:
+        for harness in harnesses:
+            await harness.cancel_all()
+        for store in stores:
+            store.close()
