@@ -553,9 +553,13 @@ def sbc_init_db(data_dir: DataDir = Path("data")) -> None:
     typer.echo("Kamailio's tables are ready (uacreg, dispatcher, version)")
 
 
-# Operator commands (teamsvoice/operator_cli.py): customers, bulk jobs and CSV imports without a browser.
-from teamsvoice.operator_cli import bulk_app, jobs_app, tenants_app  # noqa: E402  (light: typer only)
+# Operator commands (teamsvoice/operator_cli.py): customers, jobs, CSV imports, users, checks and backups.
+from teamsvoice.operator_cli import backup, bulk_app, doctor, jobs_app, restore, tenants_app, users_app  # noqa: E402  (light: typer only)
 
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(bulk_app, name="bulk")
+app.add_typer(users_app, name="users")
+app.command("doctor")(doctor)
+app.command("backup")(backup)
+app.command("restore")(restore)

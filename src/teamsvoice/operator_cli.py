@@ -1,9 +1,13 @@
-"""Operator commands without a browser: `tenants list`, `jobs list|show|cancel`, `bulk import`.
+"""Operator commands without a browser: `tenants list`, `jobs list|show|cancel|retry`, `bulk import`,
+`users export`, `doctor`, `backup` and `restore`.
 
 They talk to the database directly (the settings of `--data-dir` and TEAMSVOICE_* variables, as `serve`,
-`api` and `worker` do), with an operator's reach: every customer of the deployment. `bulk import` records the
-job like the console and the Fusion API do and hands it to the job engine (as an `api` process: the job runs
-in `serve` or a `worker`); with `--dry-run` it only checks the rows. `--json` prints machine-readable output.
+`api` and `worker` do), with an operator's reach: every customer of the deployment. Work that changes
+Microsoft is recorded like the console and the Fusion API do and handed to the job engine (as an `api`
+process: the job runs in `serve` or a `worker`); with `--dry-run`, `bulk import` only checks the rows.
+`users export` and `doctor` ask Microsoft themselves, with the server's TEAMSVOICE_MICROSOFT_* settings.
+`--json` prints machine-readable output. Exit codes: 0 done; 1 done, but something failed (a row refused,
+an item failed, a doctor check failed); 2 not done (bad input, not found, refused), one line on stderr.
 Heavy modules are imported inside the commands, so `teamsvoice --help` stays instant.
 """
 
@@ -26,8 +30,11 @@ DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo c
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
 tenants_app = typer.Typer(help="Customers (Fusion tenants and ConnecttoTeams enterprises).", no_args_is_help=True)
-jobs_app = typer.Typer(help="Bulk jobs: list, watch, cancel.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Bulk jobs: list, follow, cancel, retry.", no_args_is_help=True)
 bulk_app = typer.Typer(help="Bulk updates of Teams users from a CSV file.", no_args_is_help=True)
+users_app = typer.Typer(help="Teams users of a customer tenant.", no_args_is_help=True)
+Follow = Annotated[bool, typer.Option("--follow", "--watch", "-f",
+                                      help="Follow the job with a live progress bar until it ends.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -213,15 +220,17 @@ def _print_details(details: dict[str, Any]) -> None:
 
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
-              as_json: Json = False,
-              watch: Annotated[bool, typer.Option("--watch", help="Follow the job with a progress bar until it ends.")] = False) -> None:
-    """One bulk job: progress, and each item with its attempts and last error."""
+              as_json: Json = False, follow: Follow = False) -> None:
+    """One bulk job: progress, and each item with its attempts and last error. With --follow, exit 1 when the
+    job ends with failed items."""
     settings = _settings(data_dir)
-    details = _watch(settings, job_id, as_json) if watch else _with_session(settings, lambda s: _details(s, job_id))
+    details = _watch(settings, job_id, as_json) if follow else _with_session(settings, lambda s: _details(s, job_id))
     if as_json:
         typer.echo(json.dumps(details, indent=2))
     else:
         _print_details(details)
+    if follow and details["error_count"]:
+        raise typer.Exit(1)
 
 
 @jobs_app.command("cancel")
@@ -238,6 +247,37 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")
     summary = _with_session(_settings(data_dir), cancel)
     typer.echo(json.dumps(summary, indent=2) if as_json else f"job {job_id} cancelled "
                f"({summary['processed_count']}/{summary['total_count']} had finished)")
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
+               as_json: Json = False, follow: Follow = False) -> None:
+    """Run an ended job again for its failed and cancelled items only (succeeded items are not touched), in
+    `teamsvoice serve` or a worker. Exit 2 when the job is still running or has nothing to retry; with
+    --follow, exit 1 when items fail again."""
+    from teamsvoice.domain.teams_users import bulk
+
+    async def retry(session: "AsyncSession") -> tuple[str, int]:
+        job = await _job(session, job_id)
+        return job.job_key, await bulk.retry_job(session, job)
+
+    settings = _settings(data_dir)
+    job_key, count = _with_session(settings, retry)  # committed before it is enqueued
+    _enqueue_bulk(settings, job_key, job_id)
+    if not follow:
+        summary = _with_session(settings, lambda s: _details(s, job_id))
+        typer.echo(json.dumps(summary | {"retried_count": count}, indent=2) if as_json else
+                   f"job {job_id}: {count} item(s) queued again; follow it with `teamsvoice jobs show {job_id} --follow`")
+        return
+    if not as_json:
+        typer.echo(f"job {job_id}: {count} item(s) queued again")
+    summary = _watch(settings, job_id, as_json) | {"retried_count": count}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_details(summary)
+    if summary["error_count"]:
+        raise typer.Exit(1)
 
 
 # --- bulk import ----------------------------------------------------------------------------------------
@@ -308,22 +348,533 @@ def bulk_import(
 def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[dict[str, Any]], as_json: bool) -> dict[str, Any]:
     """Records the job, enqueues it as an `api` process would (the job engine of `serve` or a worker runs it),
     and follows it to the end."""
-    import anyio
-
-    from teamsvoice.core.security import Keyring, load_or_create_master_key
-    from teamsvoice.domain.teams_users import bulk, workflows
-    from teamsvoice.jobs.runtime import start_jobs, stop_jobs
+    from teamsvoice.domain.teams_users import bulk
 
     async def create(session: "AsyncSession") -> tuple[str, int]:
         job = await bulk.create_job(session, await bulk.load_access(session, subscription), {"name": name, "data": items})
         return job.job_key, job.id
 
     job_key, job_id = _with_session(settings, create)
+    _enqueue_bulk(settings, job_key, job_id)
+    if not as_json:
+        typer.echo(f"bulk job {job_id} queued ({len(items)} users); it runs in `teamsvoice serve` or a worker")
+    return _watch(settings, job_id, as_json)
+
+
+def _enqueue_bulk(settings: "Settings", job_key: str, job_id: int) -> None:
+    """Hands a committed job to the job engine as an `api` process does. Should this fail, the job stays
+    queued and the next `serve` or worker start resumes it."""
+    import anyio
+
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.teams_users import workflows
+    from teamsvoice.jobs.runtime import start_jobs, stop_jobs
+
     start_jobs(settings, Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)), role="api")
     try:
         anyio.run(workflows.enqueue_bulk, job_key, job_id)
     finally:
         stop_jobs()
-    if not as_json:
-        typer.echo(f"bulk job {job_id} queued ({len(items)} users); it runs in `teamsvoice serve` or a worker")
-    return _watch(settings, job_id, as_json)
+
+
+# --- users export ---------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ["userPrincipalName", "displayName", "id", "accountEnabled", "usageLocation", "licenses",
+                  "voiceEnabled", "enterpriseVoice", "phoneNumbers", "voiceRoutingPolicy", "teamsvoiceStatus",
+                  "teamsvoicePhoneNumber", "teamsvoicePolicy"]
+
+
+async def export_users(settings: "Settings", tenant: str) -> list[dict[str, Any]]:
+    """Every user of the tenant as Microsoft has it (directory, licences, Teams numbers and voice routing
+    policy, read in bulk), beside what teamsvoice recorded for it (status of its last sync, the number and
+    policy teamsvoice assigned). Records are read first; Microsoft is asked with no transaction open."""
+    from sqlalchemy import select
+
+    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+    from teamsvoice.domain.teams_users import service
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+    from teamsvoice.microsoft.voice_state import tenant_voice
+    from teamsvoice.voice_state_cli import _enterprise
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            enterprise = await _enterprise(session, tenant)
+            tenant_id = enterprise.tenant_id or ""
+            records = {r.microsoft_user_id: r for r in await session.scalars(
+                select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id))}
+    finally:
+        await engine.dispose()
+    connector = MicrosoftConnector(settings)
+    try:
+        connection = connector.connect(tenant_id)
+        admin = connection.directory_admin
+        skus = await service.sku_map(admin)
+        voice = {v.user_id: v for v in await tenant_voice(connection).voice_users()}
+        rows = []
+        async for user in admin.users(page_size=999):
+            state, record = voice.get(user.id), records.get(user.id)
+            rows.append({
+                "userPrincipalName": user.user_principal_name, "displayName": user.display_name, "id": user.id,
+                "accountEnabled": user.account_enabled, "usageLocation": user.usage_location,
+                "licenses": [entry["skuPartNumber"] for entry in service.render_licences(user, skus)],
+                "voiceEnabled": service.voice_enabled(user, skus),
+                "enterpriseVoice": state.enterprise_voice if state else False,
+                "phoneNumbers": state.phone_numbers if state else [],
+                "voiceRoutingPolicy": (state.voice_routing_policy if state else None) or "Global",
+                "teamsvoiceStatus": service.sync_status(record) if record else "not managed",
+                "teamsvoicePhoneNumber": record.phone_number if record else None,
+                "teamsvoicePolicy": record.voice_routing_policy if record else None,
+            })
+        return sorted(rows, key=lambda r: r["userPrincipalName"].lower())
+    finally:
+        await connector.aclose()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+@users_app.command("export")
+def users_export(
+    tenant: Annotated[str, typer.Option(help="The customer: enterprise id, Microsoft tenant id or tenant domain.")],
+    data_dir: DataDir = Path("data"),
+    as_json: Json = False,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write the users to this CSV file.")] = None,
+) -> None:
+    """Every user of the customer's tenant with number, voice routing policy, licences and status.
+
+    Users, licences, numbers and policies are read from Microsoft (Graph users and Teams user configurations,
+    in bulk): that is what the users really have, including changes made outside teamsvoice and users it never
+    touched. teamsvoice's own records are shown beside them (teamsvoiceStatus: active, pending, error or not
+    managed; the number and policy teamsvoice assigned), so a difference between the two is visible.
+    Needs the server's TEAMSVOICE_MICROSOFT_* settings."""
+    import csv
+
+    from teamsvoice.core.errors import DomainError
+
+    settings = _settings(data_dir)
+    try:
+        rows = asyncio.run(export_users(settings, tenant))
+    except DomainError as exc:
+        _fail(exc.message)
+        raise
+    if csv_file is not None:
+        try:
+            with csv_file.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(EXPORT_COLUMNS)
+                writer.writerows([[_cell(row[c]) for c in EXPORT_COLUMNS] for row in rows])
+        except OSError as exc:
+            _fail(f"cannot write {csv_file}: {exc.strerror}")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif csv_file is not None:
+        typer.echo(f"{len(rows)} users written to {csv_file}")
+    else:
+        _table(["user", "enabled", "licences", "voice", "numbers", "policy", "teamsvoice"],
+               [[r["userPrincipalName"], _cell(r["accountEnabled"]), ", ".join(r["licenses"]), r["voiceEnabled"],
+                 ", ".join(r["phoneNumbers"]), r["voiceRoutingPolicy"], r["teamsvoiceStatus"]] for r in rows])
+
+
+# --- doctor ---------------------------------------------------------------------------------------------
+
+
+def _check(name: str, ok: bool | None, detail: str, fix: str = "") -> dict[str, Any]:
+    """ok None: skipped, because a check it depends on failed."""
+    return {"check": name, "status": "ok" if ok else ("skipped" if ok is None else "failed"), "detail": detail,
+            **({"fix": fix} if fix and ok is False else {})}
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _doctor_storage(settings: "Settings") -> list[dict[str, Any]]:
+    import os
+    import stat
+
+    from teamsvoice import runner
+
+    checks = []
+    try:
+        runner.check_data_dir(settings.data_dir)
+        problems = []
+        key = settings.data_dir / "secret.key"
+        if key.exists() and stat.S_IMODE(key.stat().st_mode) & 0o077:
+            problems.append(f"{key} is readable by other users")
+        for name in ("teamsvoice.sqlite3", "teamsvoice-jobs.sqlite3"):
+            path = settings.data_dir / name
+            if settings.is_sqlite and path.exists() and not os.access(path, os.R_OK | os.W_OK):
+                problems.append(f"{path} is not readable and writable by this user")
+        checks.append(_check("data directory", not problems, "; ".join(problems) or f"{settings.data_dir} is writable",
+                             f"chmod 600 {key}; make the data directory's files belong to the user running teamsvoice"))
+    except runner.StartupError as exc:
+        checks.append(_check("data directory", False, str(exc), "fix its permissions or pass --data-dir"))
+    return checks
+
+
+def _doctor_database(settings: "Settings") -> tuple[list[dict[str, Any]], bool]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from teamsvoice import runner
+    from teamsvoice.core.db import MIGRATIONS_DIR, sync_url
+
+    url = settings.effective_database_url
+    where = runner.redact_url(url)
+    if settings.is_sqlite and not _sqlite_path(url).exists():
+        return [_check("database", False, f"{where} does not exist yet",
+                       "run `teamsvoice migrate` (or start `teamsvoice serve`, which creates it)"),
+                _check("migrations", None, "no database")], False
+    try:
+        runner.check_database(url)
+        engine = create_engine(sync_url(url))
+        try:
+            with engine.connect() as connection:
+                current = set(MigrationContext.configure(connection).get_current_heads())
+        finally:
+            engine.dispose()
+    except runner.StartupError as exc:
+        return [_check("database", False, str(exc), "check TEAMSVOICE_DATABASE_URL and that the database runs"),
+                _check("migrations", None, "no database")], False
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return [_check("database", False, f"cannot read {where}: {reason}", "check the database file or server"),
+                _check("migrations", None, "no database")], False
+    heads = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    checks = [_check("database", True, f"{where} answers")]
+    if current == heads:
+        checks.append(_check("migrations", True, f"at head ({len(heads)} branch head(s))"))
+    else:
+        known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()}
+        newer = sorted(current - known)
+        checks.append(_check("migrations", False,
+                             f"the database has revision(s) {', '.join(newer)} this teamsvoice does not know" if newer else
+                             f"behind: {len(heads - current)} branch head(s) not applied",
+                             "upgrade teamsvoice to the release that migrated this database" if newer else
+                             "run `teamsvoice migrate` (serve, api and worker also migrate at start)"))
+    return checks, current == heads
+
+
+def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine, inspect, select, text
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.core.db import sync_url
+    from teamsvoice.jobs.models import JobExecutor
+    from teamsvoice.jobs.runtime import system_database_url
+
+    checks = []
+    system_url = system_database_url(settings)
+    schema = None if settings.is_sqlite else "dbos"
+    if settings.is_sqlite and not _sqlite_path(system_url).exists():
+        checks.append(_check("job engine tables", False, f"{_sqlite_path(system_url)} does not exist",
+                             "start `teamsvoice serve` once: the job engine creates its tables"))
+    else:
+        engine = create_engine(sync_url(system_url))
+        try:
+            if "workflow_status" in inspect(engine).get_table_names(schema=schema):
+                with engine.connect() as connection:
+                    table = "workflow_status" if schema is None else f"{schema}.workflow_status"
+                    waiting = connection.scalar(text(f"SELECT COUNT(*) FROM {table} WHERE status IN ('ENQUEUED', 'PENDING')"))
+                checks.append(_check("job engine tables", True, f"DBOS system tables present; {waiting} workflow(s) "
+                                                                  f"queued or running"))
+            else:
+                checks.append(_check("job engine tables", False, "DBOS's system tables are missing",
+                                     "start `teamsvoice serve` or `teamsvoice worker` once: the job engine creates them"))
+        except SQLAlchemyError as exc:
+            checks.append(_check("job engine tables", False, f"cannot read them: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",
+                                 "check the job engine's database"))
+        finally:
+            engine.dispose()
+    engine = create_engine(sync_url(settings.effective_database_url))
+    try:
+        with Session(engine) as session:
+            cutoff = utcnow() - timedelta(seconds=settings.job_executor_timeout_seconds)
+            live = list(session.scalars(select(JobExecutor).where(
+                JobExecutor.stopped.is_(False), JobExecutor.heartbeat_at >= cutoff, JobExecutor.role != "api")))
+    except SQLAlchemyError as exc:
+        live = []
+        checks.append(_check("job executors", False, f"cannot read job_executors: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",
+                             "run `teamsvoice migrate`"))
+        return checks
+    finally:
+        engine.dispose()
+    checks.append(_check("job executors", bool(live),
+                         ", ".join(f"{e.role} pid {e.pid} on {e.hostname}" for e in live) + " alive" if live else
+                         f"no process has beaten in the last {settings.job_executor_timeout_seconds:g} s: queued jobs wait",
+                         "start `teamsvoice serve` (SQLite) or one or more `teamsvoice worker` (PostgreSQL)"))
+    return checks
+
+
+async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.errors import DomainError
+    from teamsvoice.domain.consent.service import consents_of
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+    from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            linked = [(e.id, e.enterprise_name, e.tenant_id, [c.consent_name for c in await consents_of(session, e.id)])
+                      for e in await session.scalars(select(Enterprise).where(Enterprise.tenant_id.is_not(None))
+                                                     .order_by(Enterprise.id))]
+    finally:
+        await engine.dispose()
+    if not linked:
+        return [_check("microsoft", True, "no customer tenant is linked yet")]
+    if not settings.microsoft_client_id:
+        return [_check("microsoft", False, f"{len(linked)} linked tenant(s), but no app registration is configured",
+                       "set TEAMSVOICE_MICROSOFT_CLIENT_ID and TEAMSVOICE_MICROSOFT_CLIENT_SECRET (or the certificate) "
+                       "as the server has them")]
+    checks = []
+    connector = MicrosoftConnector(settings)
+    try:
+        for enterprise_id, name, tenant_id, consents in linked:
+            missing = []
+            for resource, label in ((GRAPH_RESOURCE, "Microsoft Graph"), (TEAMS_ADMIN_RESOURCE, "Teams admin")):
+                try:
+                    await connector.identity.app_token(tenant_id, resource)
+                except DomainError as exc:
+                    missing.append(f"{label}: {exc.message}")
+            recorded = f"recorded consents: {', '.join(consents) or 'none'}"
+            checks.append(_check(f"tenant {tenant_id} (enterprise {enterprise_id}, {name})", not missing,
+                                 "; ".join(missing) + f"; {recorded}" if missing else f"app-only tokens granted; {recorded}",
+                                 "check that Microsoft is reachable from here; if it answers, the tenant's Global "
+                                 "Administrator must consent again (send the consent link from the console's Customers "
+                                 "page or the REGISTRATION action URL)"))
+    finally:
+        await connector.aclose()
+    return checks
+
+
+
+def doctor(data_dir: DataDir = Path("data"), as_json: Json = False,
+           offline: Annotated[bool, typer.Option("--offline", help="Skip the Microsoft checks.")] = False) -> None:
+    """Check the deployment: data directory permissions, database reachable, migrations at head, job engine
+    (DBOS tables, live executors), and for each linked customer tenant that Microsoft answers and grants our
+    app's tokens (its consent). Prints what to fix for each failed check; exit 1 when one fails."""
+    settings = _settings(data_dir)
+    checks = _doctor_storage(settings)
+    database, at_head = _doctor_database(settings)
+    checks += database
+    if at_head:
+        checks += _doctor_jobs(settings)
+        checks += [_check("microsoft", None, "skipped (--offline)")] if offline else asyncio.run(_doctor_microsoft(settings))
+    else:
+        checks += [_check(name, None, "skipped: the database is not usable yet") for name in ("job engine", "microsoft")]
+    failed = [c for c in checks if c["status"] == "failed"]
+    if as_json:
+        typer.echo(json.dumps({"ok": not failed, "checks": checks}, indent=2))
+    else:
+        for c in checks:
+            mark = {"ok": "ok  ", "failed": "FAIL", "skipped": "skip"}[c["status"]]
+            typer.echo(f"[{mark}] {c['check']}: {c['detail']}")
+            if "fix" in c:
+                typer.echo(f"       fix: {c['fix']}")
+        typer.echo(f"{len(failed)} check(s) failed" if failed else "all checks passed")
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- backup and restore ---------------------------------------------------------------------------------
+
+BACKUP_FORMAT = "teamsvoice-backup"
+DATABASE_FILE, JOBS_FILE, KEY_FILE = "teamsvoice.sqlite3", "teamsvoice-jobs.sqlite3", "secret.key"
+
+
+def _embedded_only(settings: "Settings", command: str) -> None:
+    if not settings.is_sqlite:
+        _fail(f"`teamsvoice {command}` covers the embedded SQLite default; this deployment uses PostgreSQL: use "
+              f"{'pg_dump -Fc' if command == 'backup' else 'pg_restore'} on TEAMSVOICE_DATABASE_URL's database instead "
+              f"(the job engine's tables are in its dbos schema, so one dump holds both)")
+
+
+def _online_copy(source: Path, target: Path) -> None:
+    """SQLite's online backup API: a consistent copy while a running server keeps writing."""
+    import sqlite3
+
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def _revisions(path: Path) -> set[str]:
+    """The Alembic revisions a SQLite file is at; ValueError when it is not a teamsvoice database."""
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"alembic_version", "enterprises"} <= tables:
+                raise ValueError("it holds no teamsvoice tables")
+            return {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"not a SQLite database ({exc})") from None
+
+
+def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .tar file).")],
+           data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+    """Copy the embedded default (SQLite database, the job engine's database and the secret key that encrypts
+    stored secrets) into one archive, safely while `teamsvoice serve` runs. Keep the archive as secret as the
+    data directory. On PostgreSQL, use pg_dump."""
+    import io
+    import os
+    import tarfile
+    import tempfile
+
+    from teamsvoice import __version__
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.jobs.runtime import system_database_url
+
+    settings = _settings(data_dir)
+    _embedded_only(settings, "backup")
+    database = _sqlite_path(settings.effective_database_url)
+    if not database.exists():
+        _fail(f"there is no database to back up at {database}")
+    sources = {DATABASE_FILE: database, JOBS_FILE: _sqlite_path(system_database_url(settings))}
+    with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch:
+        copies: dict[str, Path] = {}
+        for name, source in sources.items():
+            if source.exists():
+                copies[name] = Path(scratch) / name
+                _online_copy(source, copies[name])
+        try:
+            revisions = sorted(_revisions(copies[DATABASE_FILE]))
+        except ValueError as exc:
+            _fail(f"{database} is not a teamsvoice database: {exc}")
+            raise
+        key = settings.data_dir / KEY_FILE
+        manifest = {"format": BACKUP_FORMAT, "version": 1, "teamsvoice": __version__,
+                    "createdAt": utcnow().isoformat() + "Z", "revisions": revisions, "files": sorted(copies),
+                    "secretKey": "configured" if settings.secret_key else ("file" if key.exists() else "none")}
+        partial = file.with_name(file.name + ".partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as archive:
+                body = json.dumps(manifest, indent=2).encode()
+                info = tarfile.TarInfo("manifest.json")
+                info.size, info.mode = len(body), 0o600
+                archive.addfile(info, io.BytesIO(body))
+                for name, copy in copies.items():
+                    archive.add(copy, arcname=name)
+                if manifest["secretKey"] == "file":
+                    archive.add(key, arcname=KEY_FILE)
+            os.replace(partial, file)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            _fail(f"cannot write {file}: {exc.strerror}")
+    if as_json:
+        typer.echo(json.dumps({"file": str(file)} | manifest, indent=2))
+    else:
+        typer.echo(f"backed up {', '.join(manifest['files'])} (migration {', '.join(revisions)}) to {file}"
+                   + ("" if manifest["secretKey"] != "configured" else
+                      "; the secret key is TEAMSVOICE_SECRET_KEY: keep it with the archive"))
+
+
+def restore(file: Annotated[Path, typer.Argument(help="An archive written by `teamsvoice backup`.")],
+            data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+    """Replace the embedded default's databases (and secret key) with a backup's. Refused while a server holds
+    the data directory, and for an archive that is not a teamsvoice backup or whose database is newer than
+    this teamsvoice. The files it replaces are kept beside them as *.before-restore. On PostgreSQL, use
+    pg_restore."""
+    import tarfile
+    import tempfile
+
+    from alembic.script import ScriptDirectory
+
+    from teamsvoice import runner
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.core.db import MIGRATIONS_DIR
+    from teamsvoice.jobs.runtime import system_database_url
+
+    settings = _settings(data_dir)
+    _embedded_only(settings, "restore")
+    lock = runner.DataDirLock(settings.data_dir)
+    try:
+        runner.check_data_dir(settings.data_dir)
+        lock.acquire(f"teamsvoice restore of {file}")
+    except runner.StartupError as exc:
+        _fail(f"cannot restore: {exc}")
+    try:
+        with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch:
+            try:
+                with tarfile.open(file, mode="r:*") as archive:
+                    names = set(archive.getnames())
+                    if "manifest.json" not in names:
+                        raise ValueError("it has no manifest.json")
+                    manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+                    if manifest.get("format") != BACKUP_FORMAT:
+                        raise ValueError("its manifest is not a teamsvoice backup's")
+                    wanted = [n for n in (DATABASE_FILE, JOBS_FILE, KEY_FILE) if n in names]
+                    if DATABASE_FILE not in wanted:
+                        raise ValueError(f"it holds no {DATABASE_FILE}")
+                    for name in wanted:
+                        member = archive.getmember(name)
+                        if not member.isfile():
+                            raise ValueError(f"{name} in it is not a file")
+                        archive.extract(member, scratch, filter="data")
+            except FileNotFoundError:
+                _fail(f"{file} does not exist")
+            except tarfile.TarError:
+                _fail(f"{file} is not a teamsvoice backup: not a tar archive")
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                _fail(f"{file} is not a teamsvoice backup: {str(exc).splitlines()[0]}")
+            try:
+                revisions = _revisions(Path(scratch) / DATABASE_FILE)
+            except ValueError as exc:
+                _fail(f"{file} does not hold a teamsvoice database: {exc}")
+                raise
+            known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()}
+            if not revisions or revisions - known:
+                _fail(f"{file} holds a database at migration {', '.join(sorted(revisions - known)) or 'none'}, which this "
+                      f"teamsvoice does not know: restore it with the release that wrote it (or a newer one)")
+            targets = {DATABASE_FILE: _sqlite_path(settings.effective_database_url),
+                       JOBS_FILE: _sqlite_path(system_database_url(settings)), KEY_FILE: settings.data_dir / KEY_FILE}
+            stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+            kept = []
+            for name, target in targets.items():
+                if name == KEY_FILE and name not in wanted:
+                    continue
+                for path in (target, target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+                    if path.exists():
+                        path.rename(path.with_name(f"{path.name}.before-restore-{stamp}"))
+                        kept.append(path.name)
+                if name in wanted:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    (Path(scratch) / name).replace(target)
+                    if name == KEY_FILE:
+                        target.chmod(0o600)
+    finally:
+        lock.release()
+    heads = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    report = {"file": str(file), "restored": wanted, "revisions": sorted(revisions), "atHead": revisions == heads,
+              "kept": kept, "createdAt": manifest.get("createdAt")}
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(f"restored {', '.join(wanted)} from {file} (backup of {manifest.get('createdAt')})"
+                   + ("" if report["atHead"] else "; `teamsvoice serve` (or `migrate`) brings it to this release's migrations"))

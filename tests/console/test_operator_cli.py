@@ -2,41 +2,13 @@
 `--dry-run` (rows refused with their line) and for real (the live server's job engine runs the job; the
 numbers reach Teams), `jobs list|show|cancel`, all with `--json`."""
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from typer.testing import CliRunner
 
-from teamsvoice.cli import app
 from tests.api.fusion.users_support import onboard
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def teamsvoice(live, *args: str) -> Ran:  # type: ignore[no-untyped-def]
-    """The command in this process (in a thread: it runs its own event loop), as an operator would type it."""
-    env = {"TEAMSVOICE_DATABASE_URL": live.settings.effective_database_url}
-    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--data-dir", str(live.settings.data_dir)], env=env)
-    return Ran(result.exit_code, result.stdout, result.stderr)
-
-
-def teamsvoice_process(live, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    """A process of its own: `bulk import` starts the job engine's client, one per process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSVOICE_")}
-    env |= {"TEAMSVOICE_DATABASE_URL": live.settings.effective_database_url}
-    return subprocess.run([sys.executable, "-m", "teamsvoice", *args, "--data-dir", str(live.settings.data_dir)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+from tests.cli.support import teamsvoice, teamsvoice_process
 
 
 async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, organisation, tmp_path: Path) -> None:
