@@ -64,4 +64,6 @@ __all__ = [
     "TeamsVoiceUser",
     "WebhookDelivery",
 ]
+from teamsvoice.domain.audit.models import AuditEntry  # noqa: E402,F401  (issue 13: the audit log)
+import teamsvoice.domain.audit  # noqa: E402,F401  (installs the audit recorder's hooks)
 from teamsvoice.microsoft.budget import BudgetBucket  # noqa: E402,F401  (issue 12: the shared Microsoft budget)

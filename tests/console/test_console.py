@@ -6,6 +6,7 @@ downloaded. Screenshots of each page go to a temporary directory (TEAMSVOICE_SCR
 import csv
 import io
 import os
+import random
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -180,3 +181,121 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     other = page.get_by_role("table", name="Webhooks, onboarding and syncs")
     assert await other.get_by_role("cell", name="onboarding wizard").count() >= 1  # the wizard run of the onboarding
     await page.screenshot(path=shots / "jobs.png", full_page=True)
+
+
+async def emulated_tenant(live, domain: str, users: int) -> dict:  # type: ignore[no-untyped-def]
+    """A Microsoft tenant of its own in the emulator (idempotent by domain), with `users` users."""
+    password = "Bulk-Admin-Passw0rd!"
+    async with httpx.AsyncClient(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=60) as admin:
+        response = await admin.post("/_admin/tenants", json={"displayName": domain, "domain": domain, "userCount": users,
+                                                              "globalAdmin": {"username": f"admin@{domain}", "password": password}})
+        assert response.status_code in (200, 201), response.text
+        created = response.json()
+    return {"tenantId": created["tenantId"], "domain": domain,
+            "globalAdmin": {"username": f"admin@{domain}", "password": created["globalAdmin"].get("password", password)}}
+
+
+async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncClient, live, organisation, shots: Path) -> None:
+    """A 200-row CSV with 3 bad rows: preview, run, finish, results; a failed job retried from the Jobs page;
+    the audit entries of all of it, scoped: the other reseller's staff sees none (page, CSV and direct URL)."""
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant("reseller", name="Bulk Two Hundred")
+    subscription = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
+    microsoft = await emulated_tenant(live, "bulk200.example.com", 205)
+    await world.onboard(path, microsoft)
+    headers = await world.as_("reseller")
+    start = 23000000 + random.randrange(0, 6_000_000 // 1000) * 1000
+    added = await client.post(f"{path}/numbers", headers=headers, json={"countryCode": "+32", "ranges": [[start, start + 199]]})
+    assert added.status_code == 200, added.text
+    numbers = [f"+32{start + i}" for i in range(200)]
+    listed = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 250})
+    users = sorted(u["msTeams"]["userPrincipalName"] for u in listed.json()["users"]
+                   if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
+    assert len(users) >= 198
+
+    # 197 good rows and 3 bad ones: a bad upn, a number from no inventory, a number twice.
+    rows = [f"{upn},{numbers[i]},,BE" for i, upn in enumerate(users[:197])]
+    rows.insert(50, "not-an-upn,,,BE")
+    rows.insert(120, f"{users[197]},+3225550199,,")
+    rows.append(f"{users[197]},{numbers[0]},,")
+    assert len(rows) == 200
+    text = "upn,number,vrp,country\n" + "\n".join(rows) + "\n"
+    base = "/console" + path.removeprefix(BASE)
+    page = await new_page()
+    await sign_in(page, "reseller", PASSWORD)
+    await page.goto(f"{base}/bulk")
+    await page.get_by_label("CSV file").set_input_files(files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": text.encode()}])
+    await page.get_by_role("button", name="Preview").click()
+    await page.get_by_role("heading", name="Preview: 197 row(s) ready, 3 with errors").wait_for()
+    assert await page.get_by_text("a user principal name (name@domain) is required").count() == 1
+    assert await page.get_by_text("is not a number of this subscription").count() == 1
+    assert await page.get_by_text(f"{numbers[0]} is already on line").count() == 1
+    await page.screenshot(path=shots / "bulk-200-preview.png")
+    await page.get_by_role("button", name="Run 197 row(s) (rows with errors are left out)").click()
+    await page.wait_for_url("**/jobs/*")
+    job_url = page.url
+    await page.get_by_test_id("job-status").filter(has_text="success").wait_for(timeout=180_000)
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Download results (CSV)").click()
+    results = list(csv.DictReader(io.StringIO(Path(await (await download_info.value).path()).read_text())))
+    assert [r["status"] for r in results] == ["success"] * 197
+    assert await page.get_by_role("button", name="Retry failed and cancelled items").count() == 0  # nothing failed
+
+    # A job that fails at run time (a user Microsoft does not have) is retried from the Jobs page: its item is
+    # tried again (attempts 1 -> 2) and its last error shown.
+    ghost = f"ghost@{microsoft['domain']}"
+    failed = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Ghost import", "data": [
+        {"upn": ghost, "number": numbers[199]}]})
+    assert failed.status_code == 400, failed.text
+    await page.goto("/console/jobs")
+    jobs_table = page.get_by_role("table", name="Bulk jobs of all customers")
+    await jobs_table.get_by_role("button", name="Retry Ghost import").click()
+    await page.wait_for_url("**/console/jobs")
+    ghost_link = jobs_table.get_by_role("link", name="Ghost import")
+    await ghost_link.click()
+    items = page.get_by_role("table", name="Job items")
+    await page.get_by_test_id("job-status").filter(has_text="error").wait_for(timeout=60_000)
+    await items.get_by_role("row", name=ghost).get_by_role("cell", name="2", exact=True).wait_for()
+    assert "does not exist" in await items.get_by_role("row", name=ghost).inner_text()
+    await page.screenshot(path=shots / "job-retried.png", full_page=True)
+
+    # The audit log shows who did all this: the console login ran the import and the retry; the bulk job
+    # changed the Teams users on its behalf.
+    await page.goto("/console/audit?action=bulk_job&tenant=Bulk+Two")
+    audit_table = page.get_by_role("table", name="Audit entries")
+    created = audit_table.get_by_role("row").filter(has_text="bulk_job.create").filter(has_text="Console CSV import")
+    await created.first.wait_for()
+    assert "fusion:reseller" in await created.first.inner_text()
+    assert "POST /console/tenants/{uuid}/subscriptions/{sub_id}/bulk/run" in await created.first.inner_text()
+    retried = audit_table.get_by_role("row").filter(has_text="bulk_job.update").filter(has_text="Ghost import").filter(
+        has_text="/jobs/{job_id}/retry")
+    assert await retried.count() == 1 and "error → queued" in await retried.inner_text()
+    await page.goto(f"/console/audit?action=teams_user&tenant=Bulk+Two")
+    assert "197 entries" in await page.get_by_test_id("audit-total").inner_text() or \
+        int((await page.get_by_test_id("audit-total").inner_text()).split()[0]) >= 197
+    first_user = audit_table.get_by_role("row").nth(1)
+    assert "on behalf of console fusion:reseller" in await first_user.inner_text()
+    await page.screenshot(path=shots / "audit.png")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Export as CSV").click()
+    exported = list(csv.DictReader(io.StringIO(Path(await (await download_info.value).path()).read_text())))
+    assert len(exported) >= 197 and all(r["action"].startswith("teams_user") for r in exported)
+    assert any(numbers[1] in r["after"] for r in exported)
+    entry_url = await audit_table.get_by_role("row").nth(1).get_by_role("link").get_attribute("href")
+    await page.goto(entry_url)
+    await page.get_by_role("table", name="Changes").wait_for()
+
+    # The other reseller's staff sees none of these entries: not in its log, not in its CSV, not by URL.
+    other = await new_page()
+    await sign_in(other, "other-reseller", PASSWORD)
+    await other.goto("/console/audit?tenant=Bulk+Two")
+    assert (await other.get_by_test_id("audit-total").inner_text()).startswith("0 entries")
+    await other.goto("/console/audit")
+    assert await other.get_by_text("Bulk Two Hundred").count() == 0
+    exported_other = await other.request.get("/console/audit.csv")
+    assert exported_other.status == 200 and "Bulk Two Hundred" not in await exported_other.text()
+    response = await other.goto(entry_url)
+    assert response is not None and response.status == 404
+    response = await other.goto(job_url)
+    assert response is not None and response.status == 404

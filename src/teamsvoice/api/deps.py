@@ -7,7 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.api.throttling import client_address
 from teamsvoice.container import Container
+from teamsvoice.core.logging import request_id_var
+from teamsvoice.domain.audit import context as audit
+from teamsvoice.domain.audit.service import record_call_if_silent
 
 
 def get_container(request: Request) -> Container:
@@ -25,17 +29,32 @@ class UnitOfWork:
         self._after_commit.append(hook)
 
 
-async def unit_of_work(container: Annotated[Container, Depends(get_container)]) -> AsyncIterator[UnitOfWork]:
-    async with container.sessions() as session:
-        uow = UnitOfWork(session)
-        try:
-            yield uow
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-        for hook in uow._after_commit:
-            await hook()
+def audit_scope(request: Request) -> audit.AuditScope:
+    """The request as the audit log sees it; the auth dependencies name the actor (audit.identify)."""
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    return audit.AuditScope(family=audit.family_of_path(request.url.path), source=f"{request.method} {route}",
+                            request_id=request_id_var.get(), source_ip=client_address(request),
+                            method=request.method, route=route)
+
+
+async def unit_of_work(request: Request, container: Annotated[Container, Depends(get_container)]) -> AsyncIterator[UnitOfWork]:
+    scope = audit_scope(request)
+    token = audit.open_scope(scope)
+    try:
+        async with container.sessions() as session:
+            uow = UnitOfWork(session)
+            try:
+                yield uow
+                await record_call_if_silent(session)  # every write of ours is in the audit log (domain/audit)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            with audit.submitted_by(scope):  # jobs enqueued here act on behalf of this caller
+                for hook in uow._after_commit:
+                    await hook()
+    finally:
+        audit.close_scope(token)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

@@ -68,6 +68,7 @@ class Login:
     family: str
     login_id: int
     stamp: str  # changes when the password changes: old sessions end
+    reseller_id: int | None = None
 
 
 async def _portal_user(session: AsyncSession, username: str, password: str) -> Login | None:
@@ -77,7 +78,7 @@ async def _portal_user(session: AsyncSession, username: str, password: str) -> L
     if not user.active or user.enterprise_id is not None or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
                                    "(reseller-level API admins)")
-    return Login(CTT, user.id, _stamp(user.password_hash))
+    return Login(CTT, user.id, _stamp(user.password_hash), user.reseller_id)
 
 
 async def _fusion_user(session: AsyncSession, username: str, password: str) -> Login | None:
@@ -87,7 +88,7 @@ async def _fusion_user(session: AsyncSession, username: str, password: str) -> L
     if not user.active or user.level == "tenant" or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
                                    "(system, distributor or reseller logins)")
-    return Login(FUSION, user.id, _stamp(user.password_hash))
+    return Login(FUSION, user.id, _stamp(user.password_hash), user.reseller_id)
 
 
 async def sign_in(session: AsyncSession, username: str, password: str) -> Login:

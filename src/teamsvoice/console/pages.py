@@ -1,4 +1,4 @@
-"""Console routes: sign in, customers, tenant (subscription) page, users grid, bulk CSV, jobs.
+"""Console routes: sign in, customers, tenant (subscription) page, users grid, bulk CSV, jobs, audit log.
 
 Scoping is the Fusion API's own: tenants and subscriptions resolve through `domain/fusion/scope.py` with the
 staff member's principal (anything outside it is "not found"), enterprises through the ConnecttoTeams
@@ -9,8 +9,9 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,9 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.console import activity, auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
-from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
+from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
+from teamsvoice.domain.audit import context as audit_context
+from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.fusion import numbers, onboarding, tenants
@@ -40,6 +43,7 @@ PICKER_SIZE = 200
 
 async def current_staff(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> auth.Staff:
     staff = await auth.staff_for_cookie(uow.session, container.keyring, request.cookies.get(auth.COOKIE))
+    audit_context.identify(name=staff.username, login_family=staff.family, login_id=staff.login_id, reseller_id=staff.reseller_id)
     if request.method == "POST":
         sent = request.headers.get("x-csrf-token")
         if sent is None:
@@ -94,6 +98,8 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
         async with login_attempt(container.sessions, uow.session, throttling.policy(container.settings), family="console",
                                  account=username, address=throttling.client_address(request)):
             login = await auth.sign_in(uow.session, username, password)
+        await audit.record_sign_in(uow.session, family=login.family, login_id=login.login_id, username=username.strip(),
+                                   reseller_id=login.reseller_id)
     except (AuthenticationFailed, TooManyRequests) as exc:
         # The form again, with the reason in words; the same answer for an unknown user and a bad password.
         status = 429 if isinstance(exc, TooManyRequests) else 401
@@ -243,6 +249,28 @@ async def readiness(request: Request, uuid: str, sub_id: int, staff: StaffDep, u
     await uow.session.commit()  # Microsoft is called with no transaction open
     result = await check_tenant_readiness(container.connector, tenant_id)
     return page(request, "_readiness.html", {"readiness": result})
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/voice-state")
+async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                      container: ContainerDep) -> Response:
+    """Drift state (last scan, open drift events) and the plan: what apply would change in Teams (read from
+    Microsoft, changes nothing). Loaded into the tenant page after it shows."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    tenant_id = access.require_ms_tenant()
+    overview = next((t for t in await drift.tenants_overview(uow.session, staff.ctt)
+                     if t["enterpriseId"] == access.subscription.enterprise_id), None)
+    events = await drift.events(uow.session, staff.ctt, tenant_id, include_resolved=False)
+    enterprise = await uow.session.get(Enterprise, access.subscription.enterprise_id)
+    if enterprise is None or overview is None:
+        raise NotFound(f"Subscription {sub_id} has no linked Microsoft tenant")
+    plan, plan_error = None, None
+    try:
+        _, found = await applying.current_plan(uow.session, enterprise, tenant_voice(container.connector.connect(tenant_id)))
+        plan = found.wire()
+    except DomainError as exc:  # Microsoft's refusal or outage, in words, beside the drift state we do have
+        plan_error = exc.message
+    return page(request, "_voice_state.html", {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error})
 
 
 # --- users grid -----------------------------------------------------------------------------------------
@@ -427,14 +455,37 @@ async def job_page(request: Request, uuid: str, sub_id: int, job_id: int, staff:
     return page(request, "job.html", context)
 
 
+async def _job_changed(request: Request, uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess,
+                       job: FusionBulkJob, staff: auth.Staff, back: str) -> Response:
+    """After Cancel or Retry: the job's progress (htmx, on the job page), else back to the page the form was on."""
+    if request.headers.get("hx-request"):
+        return page(request, "_job_progress.html", await _job_context(uow, container, access, job, staff))
+    target = back if back in ("/console/jobs", f"{_sub_url(access)}/jobs/{job.id}") else f"{_sub_url(access)}/jobs/{job.id}"
+    return RedirectResponse(target, status_code=303)
+
+
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/cancel")
 async def cancel_job(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
-                     container: ContainerDep) -> Response:
+                     container: ContainerDep, back: Annotated[str, Form()] = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     job = await bulk.job_in_scope(uow.session, access, job_id)
     await bulk.cancel_job(uow.session, job)
     await uow.session.commit()
-    return page(request, "_job_progress.html", await _job_context(uow, container, access, job, staff))
+    return await _job_changed(request, uow, container, access, job, staff, back)
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/retry")
+async def retry_job(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                    container: ContainerDep, back: Annotated[str, Form()] = "") -> Response:
+    """The job's failed and cancelled items run again (domain/teams_users/bulk.py retry_job, as the CLI does)."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    job = await bulk.job_in_scope(uow.session, access, job_id)
+    await bulk.retry_job(uow.session, job)
+    job_key, job_db_id = job.job_key, job.id
+    await uow.session.commit()
+    with audit_context.submitted_by(audit_context.current()):
+        await workflows.enqueue_bulk(job_key, job_db_id)  # committed first: a crash before this is resumed as a new job's
+    return await _job_changed(request, uow, container, access, job, staff, back)
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/results.csv")
@@ -468,3 +519,38 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
     rows.sort(key=lambda r: r["job"]["created_on"], reverse=True)
     return page(request, "jobs.html", {"staff": staff, "rows": rows,
                                        "other": await activity.other_work(uow.session, staff.ctt)})
+
+
+# --- audit log ------------------------------------------------------------------------------------------
+
+AUDIT_PAGE = 50
+
+
+def _audit_query(actor: str, tenant: str, action: str, since: str, until: str) -> audit.AuditQuery:
+    return audit.make_query(actor=actor, tenant=tenant, action=action, since=since, until=until)
+
+
+@router.get("/audit")
+async def audit_page(request: Request, staff: StaffDep, uow: UnitOfWorkDep, actor: str = "", tenant: str = "",
+                     action: str = "", since: str = "", until: str = "", page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
+    """Who changed what for the staff member's customers (its node and the resellers below it), newest first."""
+    query = _audit_query(actor, tenant, action, since, until)
+    rows, total = await audit.list_entries(uow.session, staff.ctt.reseller_scope, query, (page_number - 1) * AUDIT_PAGE, AUDIT_PAGE)
+    filters = {"actor": actor, "tenant": tenant, "action": action, "since": since, "until": until}
+    query_string = urlencode({k: v for k, v in filters.items() if v})
+    return page(request, "audit.html", {
+        "staff": staff, "filters": filters, "entries": [(e, audit.changes(e)) for e in rows], "total": total,
+        "page": page_number, "pages": max(1, -(-total // AUDIT_PAGE)), "query_string": query_string})
+
+
+@router.get("/audit.csv")
+async def audit_csv(staff: StaffDep, uow: UnitOfWorkDep, actor: str = "", tenant: str = "", action: str = "",
+                    since: str = "", until: str = "") -> Response:
+    text = await audit.entries_csv(uow.session, staff.ctt.reseller_scope, _audit_query(actor, tenant, action, since, until))
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+
+
+@router.get("/audit/{entry_id}")
+async def audit_entry(request: Request, entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)], staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    entry = await audit.entry_in_scope(uow.session, staff.ctt.reseller_scope, entry_id)
+    return page(request, "audit_entry.html", {"staff": staff, "entry": entry, "changes": audit.changes(entry)})

@@ -43,6 +43,7 @@ from teamsvoice.core.db import create_engine as create_async_engine, session_fac
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
+from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.budget import job_scope as budget_job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -76,11 +77,13 @@ class JobContext:
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Runs async work on the engine's one event loop (shared pool, token cache and per-tenant limits)
         and waits for it; called from DBOS's step threads."""
-        return asyncio.run_coroutine_threadsafe(_call(work), self.loop).result()
+        # The step's job (and its submitter) stays the actor of what the work writes (domain/audit).
+        return asyncio.run_coroutine_threadsafe(_call(work, audit.current() or audit.job_scope()), self.loop).result()
 
 
-async def _call(work: Callable[[], Awaitable[T]]) -> T:
-    return await work()
+async def _call(work: Callable[[], Awaitable[T]], scope: audit.AuditScope | None = None) -> T:
+    with audit.acting(scope):
+        return await work()
 
 
 _context: JobContext | None = None

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
+from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.orgs.auth import principal_for_token
 from teamsvoice.domain.orgs.principal import Principal
 
@@ -15,7 +16,10 @@ async def current_principal(request: Request, uow: UnitOfWorkDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("Full authentication is required to access this resource", code="unauthorized")
-    return await principal_for_token(uow.session, token.strip())
+    principal = await principal_for_token(uow.session, token.strip())
+    audit.identify(name=principal.username, login_family=audit.CONNECTTOTEAMS, login_id=principal.portal_user_id,
+                   reseller_id=principal.reseller_id)
+    return principal
 
 
 async def reseller_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -16,6 +16,7 @@ from fastapi import Depends, Path, Request
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
+from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.fusion.auth import principal_for_access_token
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -31,7 +32,10 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_principal(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> FusionPrincipal:
-    return await principal_for_access_token(uow.session, container.keyring, bearer_token(request))
+    principal = await principal_for_access_token(uow.session, container.keyring, bearer_token(request))
+    audit.identify(name=principal.username, login_family=audit.FUSION, login_id=principal.user_id,
+                   reseller_id=principal.reseller_id)
+    return principal
 
 
 def require(permission: str) -> Callable[..., Awaitable[FusionPrincipal]]:

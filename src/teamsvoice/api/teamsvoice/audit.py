@@ -1,0 +1,38 @@
+"""GET /api/teamsvoice/v1/audit: the audit log through teamsvoice's own API, scoped like ConnecttoTeams (a
+reseller reads the entries of its own customers and of the resellers below it; an enterprise-level login is refused, 403).
+Thin: parse, call domain/audit/service.py, render."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from teamsvoice.api.connecttoteams.deps import ResellerDep
+from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.domain.audit import service as audit
+
+PREFIX = "/api/teamsvoice/v1"
+router = APIRouter(prefix=PREFIX, tags=["teamsvoice: audit log"])
+
+
+@router.get("/audit", summary="Who changed what, when, through which API or console page (newest first)",
+            description="Filters: `actor` (part of the login name), `tenant` (part of the customer name or its "
+            "Microsoft tenant id), `action` (prefix, e.g. `teams_user` or `number.create`), `since`/`until` "
+            "(ISO date or date-time, UTC). `format=csv` answers the matching entries as CSV.")
+async def list_audit(
+    uow: UnitOfWorkDep, principal: ResellerDep,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    tenant: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    query = audit.make_query(actor=actor, tenant=tenant, action=action, since=since, until=until)
+    if format == "csv":
+        return Response(await audit.entries_csv(uow.session, principal.reseller_scope, query), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+    rows, total = await audit.list_entries(uow.session, principal.reseller_scope, query, offset, limit)
+    return {"total": total, "offset": offset, "limit": limit, "entries": [audit.render(r) for r in rows]}

@@ -1,0 +1,147 @@
+"""Reading the audit log (scoped, filtered, paged, as CSV) and the few entries no row change makes:
+a write call that changed no row of ours, and a console sign-in."""
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.domain.audit import context
+from teamsvoice.domain.audit.models import AuditEntry
+from teamsvoice.domain.audit.recorder import Owner, entry_values, plain
+
+MAX_PAGE = 500
+CSV_COLUMNS = ("at", "family", "actor", "on_behalf_of", "source", "action", "object", "customer", "tenant",
+               "request_id", "source_ip", "before", "after")
+
+
+async def record_call_if_silent(session: AsyncSession) -> None:
+    """Before the request's commit: a successful write call that changed no row of ours (Microsoft-only work)
+    still gets its entry, so no write route goes unrecorded."""
+    scope = context.current()
+    if scope is None or not scope.needs_call_entry:
+        return
+    entry = entry_values(scope, Owner(), action="call", aggregate="route", object_id=None, label=scope.route,
+                   before=None, after=None)
+    session.add(AuditEntry(**entry))
+    await session.flush()
+    scope.recorded += 1
+
+
+async def record_sign_in(session: AsyncSession, *, family: str, login_id: int, username: str, reseller_id: int | None) -> None:
+    """A console sign-in (the APIs' sign-ins are recorded from the token or session they create)."""
+    scope = context.current() or context.AuditScope(family=context.CONSOLE)
+    actor = context.Actor(name=username, login_family=family, login_id=login_id, reseller_id=reseller_id)
+    entry = entry_values(scope, Owner(reseller_id), action="login.sign_in", aggregate="login", object_id=login_id,
+                   label=username, before=None, after=None, actor=actor)
+    session.add(AuditEntry(**entry))
+    await session.flush()
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    tenant: str | None = None  # customer name or Microsoft tenant id (substring)
+    action: str | None = None  # e.g. "number" or "teams_user.update" (prefix)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"{name}: expected a date or date-time like 2026-12-01 or 2026-12-01T18:30") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def make_query(*, actor: str | None = None, tenant: str | None = None, action: str | None = None,
+               since: str | None = None, until: str | None = None) -> AuditQuery:
+    for name, value in (("actor", actor), ("tenant", tenant), ("action", action)):
+        if value is not None and len(value) > 200:
+            raise ValidationFailed(f"{name}: at most 200 characters")
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    if start is not None and end is not None and end < start:
+        raise ValidationFailed("until: must not be before since")
+    return AuditQuery((actor or "").strip() or None, (tenant or "").strip() or None, (action or "").strip() or None, start, end)
+
+
+def _filtered(scope_ids: Iterable[int], query: AuditQuery) -> Select[tuple[AuditEntry]]:
+    stmt = select(AuditEntry).where(AuditEntry.owner_reseller_id.in_(list(scope_ids)))
+    if query.actor:
+        stmt = stmt.where(func.lower(AuditEntry.actor).contains(query.actor.lower(), autoescape=True))
+    if query.tenant:
+        needle = query.tenant.lower()
+        stmt = stmt.where(or_(func.lower(AuditEntry.customer).contains(needle, autoescape=True),
+                              func.lower(AuditEntry.tenant).contains(needle, autoescape=True)))
+    if query.action:
+        stmt = stmt.where(func.lower(AuditEntry.action).startswith(query.action.lower(), autoescape=True))
+    if query.since is not None:
+        stmt = stmt.where(AuditEntry.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AuditEntry.at <= query.until)
+    return stmt
+
+
+async def list_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, offset: int,
+                       limit: int) -> tuple[list[AuditEntry], int]:
+    """Newest first. `scope_ids`: the reseller nodes whose customers' entries the caller may read."""
+    if offset < 0:
+        raise ValidationFailed("offset: must be 0 or more")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}")
+    ids = list(scope_ids)
+    stmt = _filtered(ids, query)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = list(await session.scalars(stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).offset(offset).limit(limit)))
+    return rows, int(total)
+
+
+def render(entry: AuditEntry) -> dict[str, Any]:
+    return {"id": entry.id, "at": entry.at.isoformat(), "family": entry.family, "actor": entry.actor,
+            "onBehalfOf": entry.on_behalf_of, "source": entry.source, "requestId": entry.request_id,
+            "sourceIp": entry.source_ip, "action": entry.action, "aggregate": entry.aggregate,
+            "objectId": entry.object_id, "object": entry.object_label, "enterpriseId": entry.enterprise_id,
+            "customer": entry.customer, "tenant": entry.tenant, "before": plain(entry.before), "after": plain(entry.after)}
+
+
+def changes(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for display: every field either side names."""
+    before, after = entry.before or {}, entry.after or {}
+    return [(key, before.get(key), after.get(key)) for key in sorted(set(before) | set(after))
+            if key != "id" and (before.get(key) is not None or after.get(key) is not None)]
+
+
+async def entries_csv(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, *, limit: int = 10_000) -> str:
+    ids = list(scope_ids)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    stmt = _filtered(ids, query).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    for entry in await session.scalars(stmt):
+        writer.writerow([entry.at.isoformat(), entry.family, entry.actor, entry.on_behalf_of or "", entry.source or "",
+                         entry.action, entry.object_label or entry.object_id or "", entry.customer or "", entry.tenant or "",
+                         entry.request_id or "", entry.source_ip or "",
+                         json.dumps(plain(entry.before), sort_keys=True) if entry.before is not None else "",
+                         json.dumps(plain(entry.after), sort_keys=True) if entry.after is not None else ""])
+    return out.getvalue()
+
+
+async def entry_in_scope(session: AsyncSession, scope_ids: Iterable[int], entry_id: int) -> AuditEntry:
+    """One entry, if it is about a customer in the caller's scope (else "not found", as for anything out of scope)."""
+    entry = await session.scalar(select(AuditEntry).where(AuditEntry.id == entry_id,
+                                                          AuditEntry.owner_reseller_id.in_(list(scope_ids))))
+    if entry is None:
+        raise NotFound(f"Audit entry {entry_id} not found")
+    return entry
