@@ -41,3 +41,49 @@ async def test_numbers_assigned_through_fusion_are_seen_through_connecttoteams(c
     # Teams, in the emulated tenant, agrees with both.
     assert await sub.teams_numbers(users[0]["id"]) == [sub.numbers[5]]
     assert await sub.teams_numbers(users[1]["id"]) == [sub.numbers[1]]
+
+
+async def test_one_rule_for_giving_a_number_in_both_families(client: httpx.AsyncClient, live, organisation) -> None:
+    """domain/inventory/ownership.require_free: a number in quarantine after offboarding waits, and a number held
+    by another user is refused, whichever family asks (Fusion: 400 with its code; ConnecttoTeams: 409)."""
+    from datetime import timedelta
+
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.domain.fusion.models import FusionSubscription
+    from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+    sub = await onboard(client, live, organisation, tenant_index=2, count=4)
+    users = [u["msTeams"] for u in await sub.users(10) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:2]
+    resting = sub.numbers[3]
+    subscription_id = int(sub.path.rsplit("/", 1)[1])
+
+    async def quarantine(session) -> None:  # type: ignore[no-untyped-def]
+        enterprise_id = (await session.get(FusionSubscription, subscription_id)).enterprise_id
+        session.add(NumberQuarantine(enterprise_id=enterprise_id, e164=resting, previous_holder="gone@x.example",
+                                     until=utcnow() + timedelta(days=30)))
+
+    await sub.world._with_session(quarantine)
+    fusion = await client.put(f"{sub.path}/msteams/users/{users[0]['id']}", headers=sub.headers,
+                              json={"phoneNumber": resting})
+    assert fusion.status_code == 400 and "quarantine" in fusion.json()["error"]["reason"], fusion.text
+    token = await token_for(client, organisation.resellers[0])
+    enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                    headers=bearer(token))).json()
+    enterprise = next(e for e in enterprises if e["tenantId"] == sub.tenant["tenantId"])
+    consent_object = {"tenantId": sub.tenant["tenantId"], "resellerId": enterprise["resellerId"]}
+    ctt = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                            json=consent_object | {"userPrincipalName": users[1]["userPrincipalName"], "phoneNumber": resting})
+    assert ctt.status_code == 409 and "quarantine" in ctt.text, ctt.text
+
+    # Held by another user: the same refusal, naming the holder to its owner, in each family's envelope.
+    given = await client.put(f"{sub.path}/msteams/users/{users[0]['id']}", headers=sub.headers,
+                             json={"phoneNumber": sub.numbers[0]})
+    assert given.status_code == 200, given.text
+    taken = await client.put(f"{sub.path}/msteams/users/{users[1]['id']}", headers=sub.headers,
+                             json={"phoneNumber": sub.numbers[0]})
+    assert taken.status_code == 400 and taken.json()["error"]["code"] == 2011, taken.text
+    assert users[0]["userPrincipalName"].lower() in taken.json()["error"]["reason"].lower()
+    ctt_taken = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                  json=consent_object | {"userPrincipalName": users[1]["userPrincipalName"],
+                                                         "phoneNumber": sub.numbers[0]})
+    assert ctt_taken.status_code == 409 and users[0]["userPrincipalName"].lower() in ctt_taken.text.lower(), ctt_taken.text

@@ -12,39 +12,23 @@ transport-level statuses of our own request limits and of Microsoft's availabili
 
 from fastapi.responses import JSONResponse
 
-from teamsvoice.core.errors import (
-    AuthenticationFailed,
-    Conflict,
-    DomainError,
-    NotFound,
-    PermissionDenied,
-    PreconditionFailed,
-    UpstreamError,
-    ValidationFailed,
+from teamsvoice.core.errors import AuthenticationFailed, DomainError
+from teamsvoice.domain.fusion.error_codes import (  # noqa: F401  (the family's codes, used across api/)
+    CONFLICT,
+    FORBIDDEN,
+    INTERNAL,
+    INVALID_REQUEST,
+    NOT_FOUND,
+    PRECONDITION,
+    UNAUTHENTICATED,
+    UPSTREAM,
+    UPSTREAM_RETRYABLE,
+    status_and_code,
 )
-
-INVALID_REQUEST = 1000
-UNAUTHENTICATED = 1001
-FORBIDDEN = 1003
-NOT_FOUND = 1004
-CONFLICT = 1009
-PRECONDITION = 1012
-UPSTREAM = 1502
-UPSTREAM_RETRYABLE = 1503
-INTERNAL = 1500
 
 # The error statuses of spec 004's tables, and those every route may answer beyond them (see above).
 SPEC_ERROR_STATUSES = frozenset({400, 403, 404, 500})
 ERROR_STATUSES = SPEC_ERROR_STATUSES | {401, 413, 429, 502, 503}
-
-_BY_ERROR: list[tuple[type[DomainError], int, int]] = [
-    (ValidationFailed, 400, INVALID_REQUEST),
-    (AuthenticationFailed, 401, UNAUTHENTICATED),
-    (PermissionDenied, 403, FORBIDDEN),
-    (NotFound, 404, NOT_FOUND),
-    (Conflict, 400, CONFLICT),  # the spec's "will result in an error": 400 (no Fusion table lists 409)
-    (PreconditionFailed, 400, PRECONDITION),
-]
 
 
 def fusion_error(status: int, code: int, reason: str) -> JSONResponse:
@@ -66,13 +50,5 @@ def auth_error(reason: str) -> JSONResponse:
 def render_domain_error(exc: DomainError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed):
         return auth_error(exc.message)
-    if isinstance(exc, UpstreamError):
-        if exc.is_refusal:  # Microsoft refused the request itself: the caller's error, as a conflict is
-            return fusion_error(400, CONFLICT, exc.message)
-        return fusion_error(503 if exc.retryable else 502, UPSTREAM_RETRYABLE if exc.retryable else UPSTREAM, exc.message)
-    # A domain error may carry its own numeric Fusion code (e.g. 2095 "The template does not exist").
-    numeric = int(exc.code) if exc.code.isdigit() else None
-    for kind, status, code in _BY_ERROR:
-        if isinstance(exc, kind):
-            return fusion_error(status, numeric or code, exc.message)
-    return fusion_error(400, numeric or INVALID_REQUEST, exc.message)
+    status, code = status_and_code(exc)
+    return fusion_error(status, code, exc.message)

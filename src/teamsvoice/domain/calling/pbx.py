@@ -204,13 +204,8 @@ def check_user_draft(draft: UserDraft) -> str:
 
 async def _check_number_free(session: AsyncSession, enterprise: Enterprise, number: str, user: PbxUser | None,
                              voice: TeamsVoiceUser | None) -> None:
-    await ownership.require_assignable(session, enterprise.id, number)
-    holder = await session.scalar(select(PbxUser.id).where(PbxUser.phone_number == number)
-                                  .where(PbxUser.id != (user.id if user else -1)))
-    voice_holder = await session.scalar(select(TeamsVoiceUser.id).where(TeamsVoiceUser.phone_number == number)
-                                        .where(TeamsVoiceUser.id != (voice.id if voice else -1)))
-    if holder is not None or voice_holder is not None:
-        raise Conflict(f"phoneNumber: {number} is already assigned to another user")
+    await ownership.require_free(session, enterprise.id, number, voice_user_id=voice.id if voice else None,
+                                 pbx_user_id=user.id if user else None)
 
 
 async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,

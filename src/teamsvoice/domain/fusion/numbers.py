@@ -120,13 +120,12 @@ async def inventory_number(session: AsyncSession, access: SubscriptionAccess, ra
 
 
 async def require_free_number(
-    session: AsyncSession, access: SubscriptionAccess, raw: str, *, for_user: TeamsVoiceUser | None = None
+    session: AsyncSession, access: SubscriptionAccess, raw: str, *, for_user_id: int | None = None
 ) -> FusionNumber:
-    """A number the subscription holds and no Teams user holds (other than `for_user`): else 400 / 409."""
+    """A number of the subscription's inventory that no other user holds (`ownership.require_free`)."""
     row = await inventory_number(session, access, raw)
-    holder = (await holders(session, access, [row.e164])).get(row.e164)
-    if holder is not None and (for_user is None or holder.id != for_user.id):
-        raise Conflict(f"{row.e164} is already assigned to {holder.user_principal_name}", code=NUMBER_ASSIGNED)
+    await ownership.require_free(session, access.enterprise.id, row.e164,
+                                 voice_user_id=for_user_id)
     return row
 
 

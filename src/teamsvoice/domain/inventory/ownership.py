@@ -2,12 +2,13 @@
 
 A number belongs to the enterprise whose inventory holds it (a Fusion subscription's numbers belong to the
 enterprise backing the subscription); a number in no inventory belongs to the enterprise whose user holds it,
-if any. Every write that gives a user a number asks `require_assignable` first, so a reseller can neither
-take another reseller's number nor learn who holds it: a number owned elsewhere is simply "not found", and a
-holder is only ever named to the owner of the number.
+if any. Every write that gives a user a number asks `require_free` (both families, every kind of user: Teams
+users, PBX connector users, resource accounts, the console's CSV preview), so a reseller can neither take
+another reseller's number nor learn who holds it: a number owned elsewhere is simply "not found", a number in
+quarantine after offboarding waits, and a holder is only ever named to the owner of the number.
 """
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -19,6 +20,7 @@ from teamsvoice.domain.voice_state.models import NumberQuarantine
 
 NUMBER_NOT_AVAILABLE = "number_not_available"
 NUMBER_IN_QUARANTINE = "number_in_quarantine"
+NUMBER_TAKEN = "number_taken"  # held by another user of the enterprise (Fusion renders it as its code 2011)
 _CHUNK = 500
 
 
@@ -59,6 +61,26 @@ async def require_assignable(session: AsyncSession, enterprise_id: int, e164: st
     if until is not None:  # freed by offboarding (domain/voice_state): not given to anyone before the end
         raise Conflict(f"{field}: {e164} is in quarantine after offboarding until {until:%Y-%m-%d %H:%M} UTC",
                        code=NUMBER_IN_QUARANTINE)
+
+
+async def require_free(
+    session: AsyncSession, enterprise_id: int, e164: str, *, voice_user_id: int | None = None,
+    pbx_user_id: int | None = None, field: str = "phoneNumber",
+) -> None:
+    """The one rule for giving `e164` to a user of the enterprise: `require_assignable`, then no other Teams
+    user (resource accounts included) and no other PBX connector user of the enterprise holds it. The user being
+    changed is left out by its Teams record id and/or PBX user id (a PBX user and its Teams user share one)."""
+    await require_assignable(session, enterprise_id, e164, field=field)
+    holder = await session.scalar(select(TeamsVoiceUser.user_principal_name).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number == e164,
+        TeamsVoiceUser.id != (voice_user_id if voice_user_id is not None else -1)))
+    if holder is None:
+        holder = await session.scalar(select(PbxUser.teams_user_id).where(
+            PbxUser.enterprise_id == enterprise_id, PbxUser.phone_number == e164,
+            PbxUser.id != (pbx_user_id if pbx_user_id is not None else -1),
+            PbxUser.voice_user_id.is_distinct_from(voice_user_id) if voice_user_id is not None else true()))
+    if holder is not None:
+        raise Conflict(f"{field}: {e164} is already assigned to {holder}", code=NUMBER_TAKEN)
 
 
 async def holders_within(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> dict[str, TeamsVoiceUser]:

@@ -205,12 +205,8 @@ async def update_user_details(
     if phone_number is not ...:
         pbx_user = await session.scalar(select(PbxUser).where(PbxUser.voice_user_id == record.id))
         if number:
-            holder = await session.scalar(select(TeamsVoiceUser).where(
-                TeamsVoiceUser.phone_number == number, TeamsVoiceUser.id != record.id))
-            pbx_holder = await session.scalar(select(PbxUser.id).where(
-                PbxUser.phone_number == number, PbxUser.id != (pbx_user.id if pbx_user else -1)))
-            if holder is not None or pbx_holder is not None:
-                raise Conflict(f"phoneNumber: {number} is already assigned to another user")
+            await ownership.require_free(session, access.enterprise.id, number, voice_user_id=record.id,
+                                         pbx_user_id=pbx_user.id if pbx_user else None)
             if pbx_user is not None:
                 pbx_user.phone_number = number  # the PBX user's number is the Teams number
         gains_number = bool(number) and not record.phone_number

@@ -48,10 +48,7 @@ def _number(session_access: SubscriptionAccess, value: Any) -> str | None:
 async def _free(session: AsyncSession, access: SubscriptionAccess, number: str | None, record_id: int | None) -> None:
     if number is None:
         return
-    await numbers.inventory_number(session, access, number)
-    holder = (await numbers.holders(session, access, [number])).get(number)
-    if holder is not None and holder.id != record_id:
-        raise Conflict(f"{number} is already assigned to {holder.user_principal_name}", code=numbers.NUMBER_ASSIGNED)
+    await numbers.require_free_number(session, access, number, for_user_id=record_id)
 
 
 async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionResourceAccount:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import licences, numbers, paging
+from teamsvoice.domain.fusion.error_codes import error_body  # noqa: F401  (bulk items' stored errors)
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -45,17 +46,6 @@ TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
 LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
                "department"]
 RESOURCE_ACCOUNT_DEPARTMENT = "Microsoft Communication Application Instance"
-
-
-def error_body(exc: DomainError) -> dict[str, Any]:
-    """The Fusion `{"code", "reason"}` of a domain error (same codes as the API's envelope)."""
-    if exc.code.isdigit():
-        code = int(exc.code)
-    elif isinstance(exc, UpstreamError):
-        code = 1503 if exc.retryable else 1502
-    else:
-        code = {ValidationFailed: 1000, NotFound: 1004, Conflict: 1009}.get(type(exc), 1000)
-    return {"code": code, "reason": exc.message}
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -468,7 +458,7 @@ async def _apply_voice(
             if update.phone_number is None:
                 record.phone_number, record.calling_enabled = None, False
             else:
-                row = await numbers.require_free_number(session, access, update.phone_number, for_user=record)
+                row = await numbers.require_free_number(session, access, update.phone_number, for_user_id=record.id)
                 record.phone_number, record.calling_enabled = row.e164, True
         policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
         if update.vrp is not UNSET:
