@@ -54,7 +54,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
+from prometheus_client import Counter
+
 from teamsvoice.core.db import Base, sync_url
+from teamsvoice.core.metrics import REGISTRY
 
 TEAMS, DIRECTORY, DIRECTORY_WRITE = "teams", "directory", "directory-write"
 TICK_SECONDS = 0.05  # the shortest time between two rounds of one process (one database transaction each)
@@ -63,6 +66,12 @@ EWMA_WEIGHT = 0.1  # weight of the newest latency in the running mean
 INITIAL_LATENCY = 1.0  # seconds, until a lane has measured its own
 
 log = logging.getLogger("teamsvoice.microsoft.budget")
+BUDGET_REQUESTS = Counter(
+    "teamsvoice_microsoft_budget_requests_total",
+    "Microsoft requests granted by the budget scheduler, by service class (teams, directory, directory-write), tenant "
+    "and outcome (answered; throttled: Microsoft answered 429; unanswered: no answer or never sent)",
+    ["service_class", "tenant", "outcome"], registry=REGISTRY,
+)
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_microsoft_job", default=None)
 
 
@@ -438,6 +447,8 @@ class BudgetScheduler:
     def _release(self, waiter: _Waiter, status: int | None) -> None:
         now = self.clock.now()
         lane = waiter.lane
+        outcome = "unanswered" if status is None else "throttled" if status == 429 else "answered"
+        BUDGET_REQUESTS.labels(lane.service, lane.tenant, outcome).inc()
         with self._lock:
             lane.in_flight -= 1
             if status == 429:
