@@ -6,17 +6,22 @@ until done, failures reported through the operation)."""
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
+from m365_emulator.faults import FaultConfig, Faults
 from teamsvoice.core.errors import UpstreamError
+from teamsvoice.domain.voice_state.apply import grant_policies
+from teamsvoice.domain.voice_state.planner import Difference
+from teamsvoice.domain.voice_state.state import DesiredState
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryUser
 from teamsvoice.microsoft.graph import GraphClient
 from teamsvoice.microsoft.teams_voice import OperationPolling, TeamsVoiceAdapter
+from teamsvoice.microsoft.voice_state import tenant_voice
 from tests.microsoft.support import MsEmulator, SeededTenant
 
 NUMBERS = "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments"
@@ -302,3 +307,51 @@ async def test_a_failed_operation_is_a_refusal_and_a_stuck_one_is_transient() ->
     with pytest.raises(UpstreamError, match="lost the number operation") as gone:
         await TeamsVoiceAdapter(lost, cmdlets=None, polling=RecordingPolling()).unassign_number("+3225550001")  # type: ignore[arg-type]
     assert gone.value.retryable
+
+
+def test_number_operation_timing_in_the_emulator() -> None:
+    faults = Faults()
+    faults.configure(FaultConfig(profile="microsoft", seed=2))
+    durations = [faults.number_operation_seconds() for _ in range(100)]
+    assert 1.0 <= min(durations) and max(durations) <= 3.0
+    # The requests themselves are ordinary Graph writes and reads, not the operation's duration.
+    assert faults.latency_seconds("POST", f"{NUMBERS}/assignNumber") <= 0.6
+    assert faults.latency_seconds("GET", "/v1.0/admin/teams/telephoneNumberManagement/operations('x')") <= 0.4
+    faults.configure(FaultConfig(numberOperationMs=250))
+    assert faults.number_operation_seconds() == 0.25
+    faults.configure(FaultConfig())
+    assert faults.number_operation_seconds() == 0.0
+
+
+async def at_once(call: Callable[[], Awaitable[object]]) -> object:
+    return await call()
+
+
+async def test_apply_grants_a_policy_to_a_chunk_of_users_in_one_call(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen) -> None:
+    """Voice state apply (domain/voice_state/apply.grant_policies): one call per policy; when Microsoft refuses
+    the group (a user deleted since the plan), each user is tried alone and only that user fails."""
+    connection = connector.connect(tenant.tenant_id)
+    policy = f"Apply-{uuid.uuid4().hex[:6]}"
+    await connection.cmdlets.run("New-CsOnlineVoiceRoutingPolicy", {"Identity": policy})
+    tenant_voice_admin = tenant_voice(connection)
+
+    def difference(user: DirectoryUser, wanted: str | None) -> Difference:
+        return Difference(f"user:{user.user_principal_name}:voiceRoutingPolicy", "user", user.user_principal_name,
+                          "voiceRoutingPolicy", "create", wanted, None, "policy_removed", "", user.id)
+
+    seen.requests.clear()
+    results = await grant_policies(tenant_voice_admin, [difference(u, policy) for u in people],
+                                   DesiredState(tenant.tenant_id), at_once)
+    assert [r["status"] for r in results] == ["done"] * 3
+    assert len(seen.paths("POST", "/policy/userAssignments/assign")) == 1
+    states = {s.user_id: s for s in await tenant_voice_admin.voice_users()}
+    assert {states[u.id].voice_routing_policy for u in people} == {policy}
+
+    await connection.directory_admin.delete_user(people[1].id)
+    results = await grant_policies(tenant_voice_admin, [difference(u, None) for u in people],
+                                   DesiredState(tenant.tenant_id), at_once)
+    assert [r["status"] for r in results] == ["done", "failed", "done"]
+    assert "Management object not found" in results[1]["detail"]
+    states = {s.user_id: s for s in await tenant_voice_admin.voice_users()}
+    assert (states[people[0].id].voice_routing_policy, states[people[2].id].voice_routing_policy) == (None, None)

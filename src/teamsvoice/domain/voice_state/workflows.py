@@ -115,9 +115,18 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
         voice = tenant_voice(ctx.connector.connect(tenant_id))
         by_id = {d.id: d for d in differences}
         attempt = partial(until_microsoft_answers, on_wait=_waiting(job_id), workflow="voice_apply")
+        chunk = operations(differences)[start:end]
+        # Voice routing policies: one Microsoft call per policy for all the chunk's users who need it, in
+        # the place of the first of them (after the stages that create the policies).
+        grants = [by_id[op.difference_id] for op in chunk if applying.is_policy_grant(by_id[op.difference_id])]
         results: list[dict[str, Any]] = []
-        for op in operations(differences)[start:end]:
+        for op in chunk:
             d = by_id[op.difference_id]
+            if applying.is_policy_grant(d):
+                if d is grants[0]:
+                    with job_log_context(job_id=job_id):
+                        results.extend(await applying.grant_policies(voice, grants, desired, attempt))
+                continue
             with job_log_context(job_id=job_id, item_id=d.id):
                 if op.stage == "record":
                     async with ctx.sessions() as session:
