@@ -17,8 +17,9 @@ user still exists in Teams, so apply also removes its numbers there and turns En
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.voice_state.state import Assignment, DesiredState, ObservedState
-from teamsvoice.microsoft.calling_ports import VoiceRoute
+from teamsvoice.microsoft.calling_ports import PstnGateway, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import VoiceState
 
 Action = Literal["create", "change", "remove", "leave"]
@@ -70,54 +71,32 @@ class Plan:
                 "differences": [d.wire() for d in self.differences]}
 
 
-def _same_route(observed: VoiceRoute, wanted: VoiceRoute) -> bool:
-    return (observed.number_pattern, sorted(g.lower() for g in observed.gateways), sorted(observed.usages)) == (
-        wanted.number_pattern, sorted(g.lower() for g in wanted.gateways), sorted(wanted.usages))
+def _wire(obj: Any) -> Any:
+    """The Difference values of a configuration object (as the API shows them)."""
+    if isinstance(obj, PstnGateway):
+        return {"sipSignalingPort": obj.sip_port, "enabled": obj.enabled}
+    if isinstance(obj, VoiceRoute):
+        return {"numberPattern": obj.number_pattern, "gateways": list(obj.gateways), "pstnUsages": list(obj.usages)}
+    if isinstance(obj, VoiceRoutingPolicy):
+        return {"pstnUsages": list(obj.usages)}
+    return obj
 
 
-def _route_wire(route: VoiceRoute) -> dict[str, Any]:
-    return {"numberPattern": route.number_pattern, "gateways": list(route.gateways), "pstnUsages": list(route.usages)}
+_NOUNS = {"gateway": "PSTN gateway", "usage": "PSTN usage", "route": "Voice route", "policy": "Voice routing policy"}
 
 
 def _configuration(desired: DesiredState, observed: ObservedState) -> list[Difference]:
+    """Gateways, usages, routes and policies, compared by the one rule of domain/tenant_voice/configuration."""
     out: list[Difference] = []
-    have_gateways = {g.fqdn.lower(): g for g in observed.routing.gateways}
-    for gateway in desired.routing.gateways:
-        seen = have_gateways.get(gateway.fqdn.lower())
-        want = {"sipSignalingPort": gateway.sip_port, "enabled": True}
-        if seen is None:
-            out.append(Difference(f"gateway:{gateway.fqdn}", "gateway", gateway.fqdn, None, "create", want, None,
-                                  "gateway_deleted", f"PSTN gateway {gateway.fqdn} is missing in the tenant"))
-        elif seen.sip_port != gateway.sip_port or not seen.enabled:
-            out.append(Difference(f"gateway:{gateway.fqdn}", "gateway", gateway.fqdn, None, "change", want,
-                                  {"sipSignalingPort": seen.sip_port, "enabled": seen.enabled}, "gateway_changed",
-                                  f"PSTN gateway {gateway.fqdn} was changed in the tenant"))
-    have_usages = {u.lower() for u in observed.routing.usages}
-    for usage in desired.routing.usages:
-        if usage.lower() not in have_usages:
-            out.append(Difference(f"usage:{usage}", "usage", usage, None, "create", usage, None, "usage_deleted",
-                                  f"PSTN usage {usage} is missing in the tenant"))
-    have_routes = {r.identity.lower(): r for r in observed.routing.routes}
-    for route in desired.routing.routes:
-        seen_route = have_routes.get(route.identity.lower())
-        if seen_route is None:
-            out.append(Difference(f"route:{route.identity}", "route", route.identity, None, "create", _route_wire(route),
-                                  None, "route_deleted", f"Voice route {route.identity} was deleted in the tenant"))
-        elif not _same_route(seen_route, route):
-            out.append(Difference(f"route:{route.identity}", "route", route.identity, None, "change", _route_wire(route),
-                                  _route_wire(seen_route), "route_changed",
-                                  f"Voice route {route.identity} was changed in the tenant"))
-    have_policies = {p.identity.lower(): p for p in observed.routing.policies}
-    for policy in desired.routing.policies:
-        seen_policy = have_policies.get(policy.identity.lower())
-        if seen_policy is None:
-            out.append(Difference(f"policy:{policy.identity}", "policy", policy.identity, None, "create",
-                                  {"pstnUsages": list(policy.usages)}, None, "policy_deleted",
-                                  f"Voice routing policy {policy.identity} was deleted in the tenant"))
-        elif sorted(seen_policy.usages) != sorted(policy.usages):
-            out.append(Difference(f"policy:{policy.identity}", "policy", policy.identity, None, "change",
-                                  {"pstnUsages": list(policy.usages)}, {"pstnUsages": list(seen_policy.usages)},
-                                  "policy_changed", f"Voice routing policy {policy.identity} was changed in the tenant"))
+    for change in configuration.changes(desired.routing, observed.routing):
+        noun = _NOUNS[change.kind]
+        missing = change.seen is None
+        drift = f"{change.kind}_{'deleted' if missing else 'changed'}"
+        where = ("is missing in the tenant" if change.kind in ("gateway", "usage") else "was deleted in the tenant") \
+            if missing else "was changed in the tenant"
+        out.append(Difference(f"{change.kind}:{change.identity}", change.kind, change.identity, None, change.action,
+                              _wire(change.wanted), None if missing else _wire(change.seen), drift,
+                              f"{noun} {change.identity} {where}"))
     return out
 
 
