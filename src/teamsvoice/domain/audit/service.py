@@ -28,6 +28,9 @@ async def record_call_if_silent(session: AsyncSession) -> None:
     scope = context.current()
     if scope is None or not scope.needs_call_entry:
         return
+    await session.flush()  # pending changes are recorded first: the call entry is only for a call that changed none
+    if not scope.needs_call_entry:
+        return
     entry = entry_values(scope, Owner(), action="call", aggregate="route", object_id=None, label=scope.route,
                    before=None, after=None)
     session.add(AuditEntry(**entry))
