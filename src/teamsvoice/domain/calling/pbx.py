@@ -18,6 +18,7 @@ from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise, PbxType
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import normalise_phone_number
 
@@ -228,8 +229,7 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
         if route is None or route.enterprise_id != enterprise.id:
             raise NotFound(f"directRouteId: direct route {draft.direct_route_id} not found in enterprise {enterprise.id}")
     user = await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise.id, PbxUser.teams_user_id == upn))
-    voice = await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn))
+    voice = await voice_users.find(session, enterprise.id, upn)
     await _check_number_free(session, enterprise, number, user, voice)
     if user is None:
         if enterprise.user_limit:
@@ -253,10 +253,7 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
     user.call_policy = {k: (draft.call_policy or {}).get(k) for k in CALL_POLICY_FIELDS}
     user.options = {k: bool((draft.options or {}).get(k, False)) for k in USER_OPTIONS}
     if route is not None:
-        if voice is None:
-            voice = TeamsVoiceUser(enterprise_id=enterprise.id, user_principal_name=upn)
-            session.add(voice)
-        voice.microsoft_user_id = microsoft_user_id
+        voice = await voice_users.find_or_add(session, enterprise.id, upn, microsoft_user_id)
         voice.phone_number, voice.voice_routing_policy, voice.calling_enabled = number, route.voice_routing_policy, True
         await session.flush()
         user.voice_user_id = voice.id

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.phone import parse_e164
-from teamsvoice.core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, UpstreamError, ValidationFailed
+from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.fusion import licences
@@ -19,6 +19,7 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.direct_routing import direct_routing
@@ -126,19 +127,11 @@ def normalise_phone_number(raw: str) -> str:
         raise ValidationFailed(f"phoneNumber: {exc.message}") from exc
 
 
-async def _voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) -> TeamsVoiceUser | None:
-    return await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn.lower()))
-
-
 async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, upn: str) -> TeamsVoiceUser:
-    record = await _voice_user(session, access.enterprise, upn)
-    if record is None:
+    record = await voice_users.find(session, access.enterprise.id, upn)
+    if record is None:  # Microsoft is asked for the user's id only when teamsvoice has no record of it
         microsoft_user = await access.connection.directory.user(upn)
-        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=upn.lower(),
-                                microsoft_user_id=microsoft_user["id"], calling_enabled=False)
-        session.add(record)
-        await session.flush()
+        record = await voice_users.find_or_add(session, access.enterprise.id, upn, microsoft_user["id"])
     return record
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.domain.teams_users import service
@@ -153,14 +154,8 @@ async def record_waiting(sessions: async_sessionmaker[AsyncSession], account_id:
 async def _voice_record(session: AsyncSession, access: SubscriptionAccess, account: FusionResourceAccount) -> TeamsVoiceUser:
     record = await session.get(TeamsVoiceUser, account.voice_user_id) if account.voice_user_id else None
     if record is None:
-        record = await session.scalar(select(TeamsVoiceUser).where(
-            TeamsVoiceUser.enterprise_id == access.enterprise.id,
-            TeamsVoiceUser.user_principal_name == account.user_principal_name))
-    if record is None:
-        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=account.user_principal_name,
-                                microsoft_user_id=account.microsoft_user_id, calling_enabled=False)
-        session.add(record)
-        await session.flush()
+        record = await voice_users.find_or_add(session, access.enterprise.id, account.user_principal_name,
+                                               account.microsoft_user_id)
     account.voice_user_id = record.id
     return record
 

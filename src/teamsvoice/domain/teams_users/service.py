@@ -24,6 +24,7 @@ from teamsvoice.domain.fusion import licences, numbers, paging
 from teamsvoice.domain.fusion.error_codes import error_body  # noqa: F401  (bulk items' stored errors)
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users.models import FusionUserLicences
@@ -423,17 +424,7 @@ async def _apply_directory(admin: DirectoryAdmin, user: DirectoryUser, update: U
 
 
 async def _record(session: AsyncSession, access: SubscriptionAccess, user: DirectoryUser) -> TeamsVoiceUser:
-    record = await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == access.enterprise.id,
-        TeamsVoiceUser.user_principal_name == user.user_principal_name.lower()))
-    if record is None:
-        record = TeamsVoiceUser(enterprise_id=access.enterprise.id, user_principal_name=user.user_principal_name.lower(),
-                                microsoft_user_id=user.id, calling_enabled=False)
-        session.add(record)
-        await session.flush()
-    elif record.microsoft_user_id != user.id:
-        record.microsoft_user_id = user.id
-    return record
+    return await voice_users.find_or_add(session, access.enterprise.id, user.user_principal_name, user.id)
 
 
 async def set_customer_licences(session: AsyncSession, record_id: int, licences: list[str]) -> None:

@@ -19,6 +19,7 @@ from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.voice_state.models import NumberQuarantine
 from teamsvoice.domain.voice_state.state import Assignment, DesiredState
@@ -77,8 +78,7 @@ async def desired_state(session: AsyncSession, enterprise: Enterprise) -> Desire
 
 
 async def voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) -> TeamsVoiceUser | None:
-    return await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.user_principal_name == upn.lower()))
+    return await voice_users.find(session, enterprise.id, upn)
 
 
 async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float) -> str | None:

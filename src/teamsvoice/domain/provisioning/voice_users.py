@@ -1,0 +1,27 @@
+"""The records of Teams users' voice assignments (`TeamsVoiceUser`): one row per user of an enterprise,
+found by user principal name (stored lower case), whichever family or job writes it."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+
+async def find(session: AsyncSession, enterprise_id: int, upn: str) -> TeamsVoiceUser | None:
+    return await session.scalar(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.user_principal_name == upn.lower()))
+
+
+async def find_or_add(session: AsyncSession, enterprise_id: int, upn: str, microsoft_user_id: str | None, *,
+                      calling_enabled: bool = False) -> TeamsVoiceUser:
+    """The user's record, added (and flushed, so it has an id) with calling as given when missing. A known
+    Microsoft user id replaces a stale one (the user was deleted and created again under the same name)."""
+    record = await find(session, enterprise_id, upn)
+    if record is None:
+        record = TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=upn.lower(),
+                                microsoft_user_id=microsoft_user_id, calling_enabled=calling_enabled)
+        session.add(record)
+        await session.flush()
+    elif microsoft_user_id and record.microsoft_user_id != microsoft_user_id:
+        record.microsoft_user_id = microsoft_user_id
+    return record
