@@ -2,15 +2,25 @@
 against the emulator over HTTPS. Only their documented configuration points are used: the authority host,
 instance discovery off, the CA to trust, and the Graph base URL of the request adapter."""
 
+import asyncio
+import io
+import json
 import ssl
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import msal
 import pytest
 import requests
-from azure.identity import ClientSecretCredential
+from azure.identity import AuthorizationCodeCredential, ClientSecretCredential
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph import GraphServiceClient
 from msgraph.generated.admin.teams.policy.user_assignments.microsoft_graph_teams_administration_assign.assign_post_request_body import (
@@ -25,7 +35,22 @@ from msgraph.generated.admin.teams.telephone_number_management.number_assignment
 from msgraph.generated.admin.teams.telephone_number_management.number_assignments.microsoft_graph_teams_administration_unassign_number.unassign_number_post_request_body import (
     UnassignNumberPostRequestBody,
 )
+from msgraph.generated.app_catalogs.teams_apps.item.teams_app_item_request_builder import TeamsAppItemRequestBuilder
+from msgraph.generated.app_catalogs.teams_apps.teams_apps_request_builder import TeamsAppsRequestBuilder
+from msgraph.generated.admin.teams.telephone_number_management.number_assignments.microsoft_graph_teams_administration_update_number.update_number_post_request_body import (
+    UpdateNumberPostRequestBody,
+)
 from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.long_running_operation_status import LongRunningOperationStatus
+from msgraph.generated.models.teams_app import TeamsApp
+from msgraph.generated.models.teams_app_definition import TeamsAppDefinition
+from msgraph.generated.models.teams_app_distribution_method import TeamsAppDistributionMethod
+from msgraph.generated.models.user_scope_teams_app_installation import UserScopeTeamsAppInstallation
+from msgraph.generated.teams.item.installed_apps.item.upgrade.upgrade_post_request_body import UpgradePostRequestBody
+from msgraph.generated.teams.item.installed_apps.item.upgrade.upgrade_request_builder import UpgradeRequestBuilder
+from msgraph.generated.users.item.teamwork.installed_apps.item.user_scope_teams_app_installation_item_request_builder import (
+    UserScopeTeamsAppInstallationItemRequestBuilder,
+)
 from msgraph.generated.models.teams_administration.assignment_category import AssignmentCategory
 from msgraph.generated.models.teams_administration.number_type import NumberType
 from msgraph.generated.models.group import Group
@@ -40,8 +65,15 @@ from msgraph.generated.users.item.user_item_request_builder import UserItemReque
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
+from msgraph_core.requests.batch_response_content import BatchResponseContent
 
-from tests.microsoft.support import MsEmulator, RegisteredApp, SeededTenant, admin_consent, seed_tenant
+from tests.microsoft.support import (
+    ADMIN_PASSWORD, APPLICATION_PERMISSIONS, REDIRECT_URI, MsEmulator, RegisteredApp, SeededTenant, admin_consent,
+    seed_tenant,
+)
+from tests.support.browser import forms
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -87,13 +119,8 @@ async def graph(ms_emulator: MsEmulator, app: RegisteredApp, fidelity_tenant: Se
         fidelity_tenant.tenant_id, app.client_id, app.secret, authority=ms_emulator.url,
         disable_instance_discovery=True, connection_verify=str(ms_emulator.ca),
     )
-    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ms_emulator.ca))), host=ms_emulator.url,
-    )
-    adapter = GraphRequestAdapter(auth, client=http)
-    adapter.base_url = f"{ms_emulator.url}/v1.0"
-    yield GraphServiceClient(request_adapter=adapter)
+    client, http = _client(ms_emulator, credential, SENT)
+    yield client
     await http.aclose()
     credential.close()
 
@@ -148,6 +175,8 @@ async def test_sdk_adds_a_group_member(graph: GraphServiceClient, fidelity_tenan
     with pytest.raises(ODataError) as absent:
         await graph.groups.by_group_id(group.id).members.ref.post(missing)
     assert absent.value.response_status_code == 404
+    await graph.groups.by_group_id(group.id).members.by_directory_object_id(user.id).ref.delete()
+    assert user.id not in [m.id for m in (await graph.groups.by_group_id(group.id).members.get()).value or []]
 
 
 async def test_sdk_reads_teams_user_configurations(graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
@@ -244,3 +273,292 @@ async def test_sdk_counts_users_and_lists_installed_apps(graph: GraphServiceClie
     with pytest.raises(ODataError) as denied:  # this app was not granted TeamsAppInstallation permissions
         await graph.users.by_user_id(admin.id).teamwork.installed_apps.get()
     assert denied.value.response_status_code == 403 and denied.value.error.code
+
+
+# --- Teams apps: the catalog (delegated, as Graph requires) and per-user installations ---------------------
+
+
+def _package(manifest_id: str, version: str) -> bytes:
+    manifest = {"manifestVersion": "1.16", "id": manifest_id, "version": version,
+                "name": {"short": "SDK Voice", "full": "SDK Voice for Teams"},
+                "description": {"short": "Calling", "full": "Calling through the SDK"}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+    return buffer.getvalue()
+
+
+def _authorization_code(ms_emulator: MsEmulator, tenant: SeededTenant, app: RegisteredApp) -> str:
+    """The Global Administrator signs in (the app is already consented); the code comes back on the redirect."""
+    url = str(httpx.URL(f"{ms_emulator.url}/{tenant.tenant_id}/oauth2/v2.0/authorize", params={
+        "client_id": app.client_id, "response_type": "code", "redirect_uri": REDIRECT_URI,
+        "scope": "openid offline_access https://graph.microsoft.com/.default", "state": "s"}))
+    with httpx.Client(verify=str(ms_emulator.ca), timeout=30) as browser:
+        page = browser.get(url)
+        form = forms(page.text)[0]
+        page = browser.post(urljoin(str(page.url), form.action),
+                            data={**form.fields, "username": tenant.admin, "password": ADMIN_PASSWORD})
+        if page.status_code == 200 and forms(page.text):
+            form = forms(page.text)[0]
+            page = browser.post(urljoin(str(page.url), form.action), data={**form.fields, "consent": "accept"})
+    assert page.status_code == 302, page.text
+    return parse_qs(urlsplit(page.headers["location"]).query)["code"][0]
+
+
+def _client(ms_emulator: MsEmulator, credential: object, sent: list[tuple[str, str]]) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """msgraph-sdk with its default middleware on an httpx client that notes each request it sends."""
+    async def note(request: httpx.Request) -> None:
+        sent.append((request.method, request.url.path))
+
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ms_emulator.ca)),
+                                 event_hooks={"request": [note]}), host=ms_emulator.url)
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = f"{ms_emulator.url}/v1.0"
+    return GraphServiceClient(request_adapter=adapter), http
+
+
+SENT: list[tuple[str, str]] = []  # every request the SDK clients of this module sent (see the last test)
+
+
+@pytest.fixture(scope="module")
+def apps_app(ms_emulator: MsEmulator, fidelity_tenant: SeededTenant) -> RegisteredApp:
+    """An app that may install Teams apps for users (application) and manage the catalog (delegated)."""
+    app = RegisteredApp(str(uuid.uuid4()), f"secret-{uuid.uuid4()}")
+    response = ms_emulator.admin.post("/_admin/applications", json={
+        "appId": app.client_id, "displayName": "sdk-fidelity-apps", "clientSecret": app.secret,
+        "redirectUris": [REDIRECT_URI], "delegatedPermissions": ["AppCatalog.ReadWrite.All", "User.Read"],
+        "applicationPermissions": [*APPLICATION_PERMISSIONS, "AppCatalog.Read.All",
+                                   "TeamsAppInstallation.ReadWriteForUser.All"],
+    })
+    assert response.status_code == 201, response.text
+    admin_consent(ms_emulator, fidelity_tenant, app)
+    return app
+
+
+@pytest.fixture(scope="module")
+async def delegated_graph(ms_emulator: MsEmulator, apps_app: RegisteredApp,
+                          fidelity_tenant: SeededTenant) -> AsyncIterator[GraphServiceClient]:
+    credential = AuthorizationCodeCredential(
+        fidelity_tenant.tenant_id, apps_app.client_id, _authorization_code(ms_emulator, fidelity_tenant, apps_app),
+        REDIRECT_URI, client_secret=apps_app.secret, authority=ms_emulator.url, connection_verify=str(ms_emulator.ca))
+    client, http = _client(ms_emulator, credential, SENT)
+    yield client
+    await http.aclose()
+    credential.close()
+
+
+@pytest.fixture(scope="module")
+async def apps_graph(ms_emulator: MsEmulator, apps_app: RegisteredApp,
+                     fidelity_tenant: SeededTenant) -> AsyncIterator[GraphServiceClient]:
+    credential = ClientSecretCredential(fidelity_tenant.tenant_id, apps_app.client_id, apps_app.secret,
+                                        authority=ms_emulator.url, disable_instance_discovery=True,
+                                        connection_verify=str(ms_emulator.ca))
+    client, http = _client(ms_emulator, credential, SENT)
+    yield client
+    await http.aclose()
+    credential.close()
+
+
+async def _zip_post(graph: GraphServiceClient, builder: object, package: bytes, model: type) -> object:
+    """The catalog takes a Teams app package (application/zip), which the SDK's generated post (a JSON body)
+    cannot carry: the builder's own request information, with the package as its stream content, sent
+    through the SDK's request adapter and parsed into the SDK's model."""
+    info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)  # type: ignore[attr-defined]
+    info.headers.try_add("Accept", "application/json")
+    info.set_stream_content(package, "application/zip")
+    return await graph.request_adapter.send_async(info, model, {"XXX": ODataError})
+
+
+async def test_sdk_publishes_updates_installs_upgrades_and_removes_a_teams_app(
+        delegated_graph: GraphServiceClient, apps_graph: GraphServiceClient, fidelity_tenant: SeededTenant) -> None:
+    manifest_id = str(uuid.uuid4())
+    catalog = delegated_graph.app_catalogs.teams_apps
+    published = await _zip_post(delegated_graph, catalog, _package(manifest_id, "1.0.0"), TeamsApp)
+    assert isinstance(published, TeamsApp) and published.external_id == manifest_id
+    assert published.distribution_method == TeamsAppDistributionMethod.Organization
+    with pytest.raises(ODataError) as duplicate:
+        await _zip_post(delegated_graph, catalog, _package(manifest_id, "1.0.1"), TeamsApp)
+    assert duplicate.value.response_status_code == 409
+    with pytest.raises(ODataError) as app_only:  # publishing takes a delegated token, as in Graph
+        await _zip_post(apps_graph, apps_graph.app_catalogs.teams_apps, _package(str(uuid.uuid4()), "1.0.0"), TeamsApp)
+    assert app_only.value.response_status_code == 403
+
+    chosen = TeamsAppsRequestBuilder.TeamsAppsRequestBuilderGetRequestConfiguration(
+        query_parameters=TeamsAppsRequestBuilder.TeamsAppsRequestBuilderGetQueryParameters(
+            filter=f"externalId eq '{manifest_id}'", expand=["appDefinitions"]))
+    found = (await apps_graph.app_catalogs.teams_apps.get(request_configuration=chosen)).value
+    assert [a.id for a in found] == [published.id] and found[0].app_definitions[0].version == "1.0.0"
+
+    item = delegated_graph.app_catalogs.teams_apps.by_teams_app_id(published.id)
+    updated = await _zip_post(delegated_graph, item.app_definitions, _package(manifest_id, "1.1.0"), TeamsAppDefinition)
+    assert isinstance(updated, TeamsAppDefinition) and updated.version == "1.1.0" and updated.teams_app_id == published.id
+    expanded = TeamsAppItemRequestBuilder.TeamsAppItemRequestBuilderGetRequestConfiguration(
+        query_parameters=TeamsAppItemRequestBuilder.TeamsAppItemRequestBuilderGetQueryParameters(expand=["appDefinitions"]))
+    got = await apps_graph.app_catalogs.teams_apps.by_teams_app_id(published.id).get(request_configuration=expanded)
+    assert [d.version for d in got.app_definitions] == ["1.0.0", "1.1.0"]
+
+    # Installing for a user: the SDK's own installation model, bound to the catalog app with @odata.bind.
+    user = (await apps_graph.users.get()).value[7]
+    installed_apps = apps_graph.users.by_user_id(user.id).teamwork.installed_apps
+    binding = UserScopeTeamsAppInstallation(additional_data={
+        "teamsApp@odata.bind": f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{published.id}"})
+    assert binding.odata_type == "#microsoft.graph.userScopeTeamsAppInstallation"
+    installation = await installed_apps.post(binding)
+    assert installation is not None and installation.id
+    with pytest.raises(ODataError) as twice:
+        await installed_apps.post(binding)
+    assert twice.value.response_status_code == 409
+    with_definition = UserScopeTeamsAppInstallationItemRequestBuilder.UserScopeTeamsAppInstallationItemRequestBuilderGetRequestConfiguration(
+        query_parameters=UserScopeTeamsAppInstallationItemRequestBuilder.UserScopeTeamsAppInstallationItemRequestBuilderGetQueryParameters(
+            expand=["teamsAppDefinition", "teamsApp"]))
+    one = installed_apps.by_user_scope_teams_app_installation_id(installation.id)
+    fetched = await one.get(request_configuration=with_definition)
+    assert fetched.teams_app.id == published.id and fetched.teams_app_definition.version == "1.1.0"
+
+    # A newer definition, then upgrade. This SDK version generates `upgrade` for team and chat installations
+    # only; its builder and body model are pointed at the user installation's documented URL.
+    await _zip_post(delegated_graph, item.app_definitions, _package(manifest_id, "1.2.0"), TeamsAppDefinition)
+    base = apps_graph.request_adapter.base_url
+    await UpgradeRequestBuilder(apps_graph.request_adapter, {}).with_url(
+        f"{base}/users/{user.id}/teamwork/installedApps/{installation.id}/upgrade").post(UpgradePostRequestBody())
+    assert (await one.get(request_configuration=with_definition)).teams_app_definition.version == "1.2.0"
+    listed = await installed_apps.get()
+    assert installation.id in [i.id for i in listed.value]
+
+    await one.delete()
+    assert installation.id not in [i.id for i in (await installed_apps.get()).value]
+    await item.delete()
+    with pytest.raises(ODataError) as gone:
+        await apps_graph.app_catalogs.teams_apps.by_teams_app_id(published.id).get()
+    assert gone.value.response_status_code == 404
+
+
+# --- the number assignment operation, and $batch ---------------------------------------------------------
+
+
+async def test_sdk_reads_the_number_assignment_operation(apps_graph: GraphServiceClient) -> None:
+    """assignNumber answers 202 with the operation's URL in Location; the SDK's operations builder reads it."""
+    target = (await apps_graph.users.get()).value[9]
+    number = f"+3223{uuid.uuid4().int % 10**6:06d}"
+    inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
+    assignments = apps_graph.admin.teams.telephone_number_management.number_assignments
+    config = RequestConfiguration(options=[inspect])
+    await assignments.microsoft_graph_teams_administration_assign_number.post(AssignNumberPostRequestBody(
+        telephone_number=number, assignment_target_id=target.id, number_type=NumberType.DirectRouting,
+        assignment_category=AssignmentCategory.Primary), request_configuration=config)
+    location = next(iter(inspect.response_headers.get("location")))
+    operation_id = location.rstrip("/").rsplit("/", 1)[-1].removeprefix("operations('").removesuffix("')")
+    operations = apps_graph.admin.teams.telephone_number_management.operations
+    # The Location as sent (the key in parentheses), read with the SDK's operation builder; then by its id.
+    operation = await operations.by_telephone_number_long_running_operation_id(operation_id).with_url(location).get()
+    assert operation.id == operation_id
+    for _ in range(100):
+        operation = await operations.by_telephone_number_long_running_operation_id(operation_id).get()
+        if operation.status not in (LongRunningOperationStatus.NotStarted, LongRunningOperationStatus.Running):
+            break
+        await asyncio.sleep(0.1)
+    assert operation.id == operation_id and operation.status == LongRunningOperationStatus.Succeeded, operation
+    assert number in [a.telephone_number for a in (await assignments.get()).value or []]
+
+    # updateNumber (the SDK's namespace-qualified action) is an operation too.
+    inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
+    await assignments.microsoft_graph_teams_administration_update_number.post(UpdateNumberPostRequestBody(
+        telephone_number=number, reverse_number_lookup_options=["skipInternalVoip"]),
+        request_configuration=RequestConfiguration(options=[inspect]))
+    updated = next(iter(inspect.response_headers.get("location")))
+    for _ in range(100):
+        operation = await operations.by_telephone_number_long_running_operation_id("x").with_url(updated).get()
+        if operation.status not in (LongRunningOperationStatus.NotStarted, LongRunningOperationStatus.Running):
+            break
+        await asyncio.sleep(0.1)
+    assert operation.status == LongRunningOperationStatus.Succeeded, operation
+    with pytest.raises(ODataError) as refused:  # a property updateNumber does not have
+        await assignments.microsoft_graph_teams_administration_update_number.post(UpdateNumberPostRequestBody(
+            telephone_number=number, additional_data={"assignmentTargetId": target.id}))
+    assert refused.value.response_status_code == 400
+    with pytest.raises(ODataError) as unknown:
+        await operations.by_telephone_number_long_running_operation_id(str(uuid.uuid4())).get()
+    assert unknown.value.response_status_code == 404
+
+
+async def test_sdk_batches_requests_with_its_batch_request_content(apps_graph: GraphServiceClient,
+                                                                  fidelity_tenant: SeededTenant) -> None:
+    """msgraph-core's BatchRequestContent built from the SDK's own request information (a create with the SDK's
+    User model, reads by id and by UPN), sent with the client's batch builder, answers parsed by
+    BatchResponseContent."""
+    admin = await apps_graph.users.by_user_id(fidelity_tenant.admin).get()
+    await apps_graph.users.get()  # as in any session: the client's shared path parameters now hold the base URL
+    base = apps_graph.request_adapter.base_url
+    upn = f"batch.{uuid.uuid4().hex[:8]}@{fidelity_tenant.domain}"
+    create = BatchRequestItem(request_information=apps_graph.users.to_post_request_information(User(
+        account_enabled=True, display_name="Batch User", mail_nickname=upn.split("@")[0], user_principal_name=upn,
+        password_profile=PasswordProfile(password="Batch-Passw0rd!x9", force_change_password_next_sign_in=False))))
+    # This msgraph-core keeps the request's absolute URL in the batch item (msgraph-sdk-python#1015,
+    # msgraph-sdk-python-core#1116); Graph refuses a batch url that is not relative with 400, so does the emulator.
+    assert create.url.startswith(base)
+    with pytest.raises(APIError) as absolute:
+        await apps_graph.batch.post(batch_request_content=BatchRequestContent({create.id: create}))
+    assert absolute.value.response_status_code == 400
+    me = BatchRequestItem(request_information=apps_graph.users.by_user_id(admin.id).to_get_request_information())
+    by_upn = BatchRequestItem(request_information=apps_graph.users.by_user_id(fidelity_tenant.admin).to_get_request_information())
+    missing = BatchRequestItem(request_information=apps_graph.users.by_user_id(str(uuid.uuid4())).to_get_request_information())
+    after_missing = BatchRequestItem(request_information=apps_graph.organization.to_get_request_information())
+    # It also writes the dependency as `depends_on`; Graph reads only `dependsOn` and ignores other keys, so the
+    # request is not held back by its failed "dependency" (the emulator does the same).
+    after_missing.set_depends_on([missing])
+    items = (create, me, by_upn, missing, after_missing)
+    for item in items:  # the workaround SDK users apply: the url relative to the version
+        item.url = item.url.removeprefix(base)
+    answer = await apps_graph.batch.post(batch_request_content=BatchRequestContent({i.id: i for i in items}))
+    assert isinstance(answer, BatchResponseContent)
+    assert answer.get_response_by_id(create.id).status == 201
+    # Graph sends a JSON answer's body as a JSON object; this msgraph-core reads item bodies as base64 bytes
+    # only (a JSON body comes back None), so what the reads found is checked through statuses and headers.
+    assert answer.get_response_by_id(me.id).status == 200
+    assert answer.get_response_by_id(me.id).content_type == "application/json"
+    assert answer.get_response_by_id(by_upn.id).status == 200  # the SDK percent-encodes the UPN's '@' in batch urls
+    assert answer.get_response_by_id(missing.id).status == 404
+    assert answer.get_response_by_id(after_missing.id).status == 200
+    created = await apps_graph.users.by_user_id(upn).get()
+    assert created.display_name == "Batch User"
+    await apps_graph.users.by_user_id(created.id).delete()
+
+
+# --- every Graph operation the emulator serves went through the SDK above ----------------------------------
+
+
+def _served_operations() -> dict[object, list[tuple[str, object]]]:
+    """Each Graph operation the emulator serves (a handler), with its routes: one operation may answer to
+    several spellings (a plain and a namespace-qualified action name, a key as segment or in parentheses)."""
+    from starlette.routing import Route
+
+    from m365_emulator.graph import apps, batch, directory, teams
+
+    served: dict[object, list[tuple[str, object]]] = {}
+    for module in (apps, batch, directory, teams):
+        for route in module.router.routes:
+            assert isinstance(route, Route)
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                served.setdefault(route.endpoint, []).append((method, route))
+    return served
+
+
+def test_every_graph_operation_of_the_emulator_is_exercised_through_the_sdk(request: pytest.FixtureRequest) -> None:
+    """Runs last (file order): the requests the SDK clients of this module sent, matched to the emulator's
+    routes. A route added to the emulator's Graph without an SDK test here fails this."""
+    from starlette.routing import Match
+
+    module_tests = [item for item in request.session.items if item.module is request.module]
+    if module_tests[-1].name != request.node.name or len(module_tests) < 14:
+        pytest.skip("needs the whole module (it checks what the other tests sent)")
+    sent = set(SENT)
+
+    def hit(method: str, route: object) -> bool:
+        return any(m == method and route.matches({"type": "http", "method": m, "path": p})[0] == Match.FULL  # type: ignore[attr-defined]
+                   for m, p in sent)
+
+    missing = [" | ".join(f"{m} {r.path}" for m, r in routes)  # type: ignore[attr-defined]
+               for routes in _served_operations().values() if not any(hit(m, r) for m, r in routes)]
+    assert missing == [], "\n".join(missing)

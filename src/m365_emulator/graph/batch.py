@@ -10,7 +10,7 @@ batch, charged when the batch arrives). Responses keep the request ids, in reque
 import base64
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -100,7 +100,8 @@ def _encode_body(item: dict[str, Any]) -> bytes:
 
 async def _run(request: Request, item: dict[str, Any], authorization: str | None) -> dict[str, Any]:
     url = urlsplit(item["url"])
-    path = "/v1.0" + url.path
+    raw_path = "/v1.0" + url.path
+    path = unquote(raw_path)  # ASGI: `path` decoded (a UPN's %40 is '@'), `raw_path` as sent
     headers = {k.lower(): v for k, v in item.get("headers", {}).items()}
     if authorization:
         headers["authorization"] = authorization
@@ -113,7 +114,7 @@ async def _run(request: Request, item: dict[str, Any], authorization: str | None
         "method": item["method"].upper(),
         "scheme": request.url.scheme,
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": raw_path.encode(),
         "root_path": "",
         "query_string": url.query.encode(),
         "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
@@ -167,7 +168,8 @@ async def batch(request: Request, caller: GraphCaller, emulator: EmulatorDep) ->
     faults = emulator.faults
     for item in validated:
         url = urlsplit(item["url"])
-        retry_after = faults.admit(caller.app_id, caller.tenant_id, item["method"].upper(), "/v1.0" + url.path, url.query)
+        retry_after = faults.admit(caller.app_id, caller.tenant_id, item["method"].upper(), unquote("/v1.0" + url.path),
+                                   url.query)
         if retry_after is not None:
             results[item["id"].lower()] = {
                 "id": item["id"],
