@@ -115,7 +115,8 @@ def per_user_policy(name: str | None) -> str | None:
     if name is None:
         return None
     text = name.strip()
-    if not text or text.removeprefix("Tag:").lower() == "global":
+    bare = text[4:] if text[:4].lower() == "tag:" else text
+    if not bare or bare.lower() == "global":
         return None
     return text
 
