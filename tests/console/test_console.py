@@ -224,6 +224,13 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
     base = "/console" + path.removeprefix(BASE)
     page = await new_page()
     await sign_in(page, "reseller", PASSWORD)
+    # Tenant page: number inventory counts, drift state and the plan (what apply would change in Teams).
+    await page.goto(base)
+    assert await page.get_by_test_id("free-count").inner_text() == "200"
+    await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
+    assert await page.get_by_test_id("open-drift").inner_text() == "0"
+    assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
+    await page.screenshot(path=shots / "tenant-drift-plan.png", full_page=True)
     await page.goto(f"{base}/bulk")
     await page.get_by_label("CSV file").set_input_files(files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": text.encode()}])
     await page.get_by_role("button", name="Preview").click()

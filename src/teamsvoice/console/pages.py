@@ -34,6 +34,9 @@ from teamsvoice.domain.security.throttle import login_attempt
 from teamsvoice.domain.teams_users import bulk, service, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkJob
 from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
+from teamsvoice.domain.voice_state import apply as applying
+from teamsvoice.domain.voice_state import drift
+from teamsvoice.microsoft.voice_state import tenant_voice
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"
