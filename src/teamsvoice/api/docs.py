@@ -4,24 +4,32 @@ infer from our routes:
 
 - security schemes for both families: ConnecttoTeams OAuth2 password flow (`/oauth/token`, client id and
   secret in HTTP Basic) and Fusion's bearer JWT (`/api/v01/auth/login`), set on each route that needs them;
-- the errors routes answer, in their family's envelope (Spring `{timestamp, status, error, message, path}` or
-  OAuth `{error, error_description}` for ConnecttoTeams; `{"error": {"code", "reason"}}` for Fusion);
+- request and response schemas from documentation models (`ref`, `request_body`, `answer` below): routes that
+  read their body themselves, or take `Any`, keep parsing exactly as they do, and their documentation comes
+  from `openapi_extra`/`responses=` on the decorator, never from a changed parameter type;
+- the errors every route of a family answers, in its envelope, from the family's docs module
+  (`api/connecttoteams/docs.py`: Spring `{timestamp, status, error, message, path}` and OAuth
+  `{error, error_description}`; `api/fusion/docs.py`: `{"error": {"code", "reason"}}`, 401 `{"error"}`);
 - no 422: validation errors are 400 with a message naming the field (see app.py), never FastAPI's `{detail}`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
 
 ASSETS = Path(__file__).parent / "docs_assets"
 ASSETS_URL = "/docs-assets"
 FUSION_PREFIX = "/api/v01/"
-# Routes anyone may call: how to get a token, the consent answer from Microsoft, liveness.
-PUBLIC = ("/oauth/token", "/restricted/", "/health", "/api/v01/auth/login")
+# Routes anyone may call: how to get a token, the consent answers from Microsoft, liveness.
+PUBLIC = ("/oauth/token", "/restricted/", "/health", "/api/v01/auth/login", "/api/v01/msteams/consent")
 CTT_OAUTH, FUSION_BEARER = "ConnecttoTeamsOAuth", "FusionBearer"
 
 SCHEMES: dict[str, Any] = {
@@ -38,70 +46,157 @@ SCHEMES: dict[str, Any] = {
                        "/api/v01/auth/access_token).",
     },
 }
-ERROR_SCHEMAS: dict[str, Any] = {
-    "SpringError": {
-        "type": "object", "description": "ConnecttoTeams error envelope (Spring Boot's).",
-        "required": ["timestamp", "status", "error", "message", "path"],
-        "properties": {"timestamp": {"type": "string", "format": "date-time"}, "status": {"type": "integer"},
-                       "error": {"type": "string"}, "message": {"type": "string"}, "path": {"type": "string"}},
-        "example": {"timestamp": "2024-05-01T10:00:00.000+00:00", "status": 400, "error": "Bad Request",
-                    "message": "enterpriseName: is required", "path": "/reseller/newEnterprise"},
-    },
-    "OAuthError": {
-        "type": "object", "description": "ConnecttoTeams authentication failure (OAuth 2).",
-        "required": ["error", "error_description"],
-        "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
-        "example": {"error": "invalid_token", "error_description": "Invalid access token"},
-    },
-    "FusionError": {
-        "type": "object", "description": "Fusion error envelope.",
-        "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["code", "reason"],
-                                 "properties": {"code": {"type": "integer"}, "reason": {"type": "string"}}}},
-        "example": {"error": {"code": 1000, "reason": "name: is required"}},
-    },
-}
-DESCRIPTIONS = {"400": "Invalid request: the message names the field", "401": "Missing, invalid or expired token",
-                "403": "The token's login lacks the role this route needs", "404": "Not found, or not in your scope",
-                "409": "Conflicts with the current state"}
+METHODS = ("get", "put", "post", "delete", "patch")
+
+# --- documentation models -------------------------------------------------------------------------------------
+
+_MODELS: dict[str, type[BaseModel]] = {}
+
+
+class Doc(BaseModel):
+    """A documented answer: the fields it always carries are required, the rest optional; more may follow
+    (teamsvoice adds fields to the vendors' shapes, and clients must ignore what they do not know)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Closed(BaseModel):
+    """A documented request body whose route refuses unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def ref(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's schema as a `$ref` into components/schemas (registered here, added by `complete`)."""
+    known = _MODELS.setdefault(model.__name__, model)
+    if known is not model:
+        raise ValueError(f"Two documentation models are named {model.__name__}: {known} and {model}")
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def schema(*models: type[BaseModel], array: bool = False) -> dict[str, Any]:
+    """One model, or any of several (`anyOf`); `array`: a JSON array of it."""
+    one = ref(models[0]) if len(models) == 1 else {"anyOf": [ref(m) for m in models]}
+    return {"type": "array", "items": one} if array else one
+
+
+def request_body(body: dict[str, Any] | type[BaseModel], *, required: bool = True,
+                 media: str = "application/json", example: Any = None) -> dict[str, Any]:
+    """`openapi_extra` documenting a request body the route reads itself (or takes as `Any`)."""
+    content: dict[str, Any] = {"schema": body if isinstance(body, dict) else ref(body)}
+    if example is not None:
+        content["example"] = example
+    return {"requestBody": {"required": required, "content": {media: content}}}
+
+
+def answer(description: str, body: dict[str, Any] | type[BaseModel] | None = None, *,
+           media: str = "application/json", example: Any = None,
+           headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One entry of a decorator's `responses=`: a description and, unless the answer has no body, its schema."""
+    entry: dict[str, Any] = {"description": description}
+    if body is not None:
+        content: dict[str, Any] = {"schema": body if isinstance(body, dict) else ref(body)}
+        if example is not None:
+            content["example"] = example
+        entry["content"] = {media: content}
+    if headers:
+        entry[
+            "headers"
+        ] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
+    return entry
+
+
+def _only_refs(node: Any) -> Any:
+    """FastAPI merges the schema it infers from a route's return annotation (e.g. a bare object) into the one a
+    decorator documents; where the documented one is a `$ref` or `anyOf`, the inferred siblings go."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return {"$ref": node["$ref"]}
+        if "anyOf" in node and "type" in node:
+            return {"anyOf": [_only_refs(n) for n in node["anyOf"]]}
+        return {key: _only_refs(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_only_refs(n) for n in node]
+    return node
+
+
+def _documented_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A media type with an empty schema is FastAPI's guess for a route that returns a Response itself (every
+    route documents its bodies): it goes, so an answer without a body is documented without one."""
+    return {media: _only_refs(value) for media, value in content.items() if value.get("schema") != {}}
+
+
+def _api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every API route with its full path, through included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path_format, route
+        elif hasattr(route, "original_router"):  # FastAPI's included router
+            yield from _api_routes(route.original_router.routes, prefix + route.include_context.prefix)
+
+
+def _examples(routes: list[Any], document: dict[str, Any]) -> None:
+    """The decorators' examples as written: FastAPI drops every null from the document, and in an example a null
+    means something (e.g. `"number": null` frees a user's number)."""
+    for path, route in _api_routes(routes):
+        if not route.include_in_schema:
+            continue
+        for method in route.methods:
+            operation = document["paths"].get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            body = (route.openapi_extra or {}).get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                if "example" in content:
+                    operation["requestBody"]["content"][media]["example"] = content["example"]
+            for status, response in route.responses.items():
+                for media, content in response.get("content", {}).items():
+                    if "example" in content:
+                        operation["responses"][str(status)]["content"][media]["example"] = content["example"]
 
 
 def _is_public(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
 
 
-def _error(status: str, schema: str) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+def complete(document: dict[str, Any], routes: list[Any] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """Security schemes, per-route security, each family's common error responses, the documentation models and
+    the examples of `routes` as written; FastAPI's 422 removed."""
+    from teamsvoice.api.connecttoteams import docs as ctt_docs  # the families' docs modules import this one
+    from teamsvoice.api.fusion import docs as fusion_docs
 
-
-def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Security schemes, per-route security and error responses; FastAPI's 422 removed."""
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SCHEMES)
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    schemas.update(ERROR_SCHEMAS)
     for path, item in document.get("paths", {}).items():
         fusion = path.startswith(FUSION_PREFIX)
+        family = fusion_docs if fusion else ctt_docs
         for method, operation in item.items():
-            if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
+            if method not in METHODS or not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            envelope = "FusionError" if fusion else "SpringError"
-            responses.setdefault("400", _error("400", envelope))
-            if _is_public(path):
+            for response in responses.values():
+                if "content" in response:
+                    response["content"] = _documented_content(response["content"])
+                    if not response["content"]:
+                        del response["content"]
+            public = _is_public(path)
+            for status, response in family.common_responses(path, method, public=public).items():
+                responses.setdefault(status, response)
+            operation["responses"] = dict(sorted(responses.items()))
+            if public:
                 operation["security"] = []
-                continue
-            operation["security"] = [{FUSION_BEARER: []}] if fusion else [{CTT_OAUTH: []}]
-            responses.setdefault("401", _error("401", envelope if fusion else "OAuthError"))
-            responses.setdefault("403", _error("403", envelope))
-            if "{" in path or method != "get":
-                responses.setdefault("404", _error("404", envelope))
-            if method in ("post", "put", "patch") and not fusion:  # Fusion has no 409 (see api/fusion/errors.py)
-                responses.setdefault("409", _error("409", envelope))
+            else:
+                operation["security"] = [{FUSION_BEARER: []}] if fusion else [{CTT_OAUTH: []}]
+    _, definitions = models_json_schema([(model, "validation") for model in _MODELS.values()],
+                                        ref_template="#/components/schemas/{model}")
+    for name, definition in definitions.get("$defs", {}).items():
+        if schemas.setdefault(name, definition) != definition:  # a route's own wire model of the same name
+            raise ValueError(f"The documentation model {name} has the name of another schema: rename it")
+    _examples(list(routes), document)
     return document
 
 
@@ -141,7 +236,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             app.openapi_schema = complete(get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes,
-                openapi_version=app.openapi_version, tags=app.openapi_tags, servers=app.servers))
+                openapi_version=app.openapi_version, tags=app.openapi_tags, servers=app.servers), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

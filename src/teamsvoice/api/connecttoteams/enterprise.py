@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
@@ -26,6 +27,16 @@ def callback_url(container: ContainerDep, request: Request) -> str:
 @router.post(
     "/getActionItemUrl", response_class=PlainTextResponse,
     summary="Microsoft sign-in/consent URL for an action type; answers the URL as bare text",
+    description="Spec 000 Part II-IV: `actionType` REGISTRATION (then completeEnterpriseRegistration), "
+    "GET_USER_SYNC_CONSENT, GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT, GET_CALL_APP_CONSENT, ... Present the "
+    "URL to "
+    "the enterprise's Global Administrator; the outcome is posted as JSON to `redirectUrl`.",
+    openapi_extra=docs.request_body(docs.ActionItemRequest, example={
+        "actionType": "REGISTRATION", "enterpriseName": "Contoso",
+        "redirectUrl": "https://portal.example.com/consent"}),
+    responses=docs.ok(
+        docs.URL_TEXT, "The URL to present", media="text/plain", example=docs.ACTION_URL_EXAMPLE
+    ),
 )
 async def get_action_item_url(
     body: ActionItemBody, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep
@@ -39,18 +50,30 @@ async def get_action_item_url(
     )
 
 
-@router.post("/regenerateAPICredentials", summary="New enterprise API credentials; the old ones stop working")
+@router.post("/regenerateAPICredentials", summary="New enterprise API credentials; the old ones stop working",
+             description="Spec 001: body the tenantId as bare text (`--data-raw '<tenantId>'`); the "
+             "enterprise must be "
+             "registered. Store the answer securely: the secrets are not shown again.",
+             openapi_extra=docs.TENANT_ID_TEXT,
+             responses=docs.ok(docs.EnterpriseCredentials, "The new credentials", example=docs.CREDENTIALS_EXAMPLE))
 async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     tenant_id = await bare_text(request, "tenantId")
     return render_credentials(await service.regenerate_credentials(uow.session, principal, tenant_id))
 
 
-@router.post("/getEnterpriseInfoForTenant", summary="The enterprise linked to a tenant (bare tenantId body), with its consents")
+@router.post("/getEnterpriseInfoForTenant", summary="The enterprise linked to a tenant (bare tenantId body), with its consents",
+             description="Spec 001: `canResellerManageEnterpriseProvisioning` and an `EnterpriseManagement` "
+             "entry in "
+             "`consentsByEnterprise` together mean the reseller may provision with the consented-reseller "
+             "object.",
+             openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
 async def get_enterprise_info_for_tenant(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     return await _enterprise_info(uow, principal, await bare_text(request, "tenantId"))
 
 
-@router.get("/getEnterpriseInfoForTenant", summary="The same, with ?tenantId=")
+@router.get("/getEnterpriseInfoForTenant", summary="The same, with ?tenantId=",
+            description="As POST /enterprise/getEnterpriseInfoForTenant, the tenant id in the query.",
+            responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
 async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     return await _enterprise_info(uow, principal, tenantId)
 
@@ -64,7 +87,8 @@ async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id
              description="Spec 003's body. A reseller token needs no MSAL object (then `tenantID` names the enterprise); "
              "an enterprise token needs one. The SIP password is stored encrypted and never returned. Answers 200 with "
              "the user (teamsvoice's addition: the vendor documents only 200 OK). With an SBC attached, the user's "
-             "registration to its PBX follows within seconds (a durable job).")
+             "registration to its PBX follows within seconds (a durable job).",
+             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT)
 async def configure_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                          principal: PrincipalDep) -> dict[str, Any]:
     user, location, changed = await calling.configure_user(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from teamsvoice.api import throttling
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.errors import oauth_error
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.orgs import auth
@@ -29,7 +30,16 @@ def _client_credentials(request: Request, form_id: str | None, form_secret: str 
     return None
 
 
-@router.post("/oauth/token", summary="Obtain a bearer token (password or refresh_token grant)")
+@router.post("/oauth/token", summary="Obtain a bearer token (password or refresh_token grant)",
+             description="Spec 001: the API client's id and secret in HTTP Basic (`Authorization: Basic "
+             "base64(<client-id>:<client-secret>)`, or `client_id`/`client_secret` form fields) and, with "
+             "`grant_type=password`, the API admin's `username` and `password`; with "
+             "`grant_type=refresh_token`, "
+             "the `refresh_token` of an earlier answer. Form-encoded (application/x-www-form-urlencoded).",
+             responses=docs.ok(docs.TokenResponse, "The bearer token", example={
+                 "access_token": "eyJraWQiOiJlYj...", "token_type": "bearer",
+                 "refresh_token": "eyJraWQiOiJlYk...",
+                 "expires_in": 3599, "scope": "read write"}))
 async def issue_token(
     request: Request,
     uow: UnitOfWorkDep,

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
@@ -20,7 +21,11 @@ from teamsvoice.sbc import sbc_from_settings
 router = APIRouter(prefix="/pbx", tags=["ConnecttoTeams: PBX"])
 
 
-@router.get("/getPBXTypesByResellerId", summary="PBX types available to a reseller")
+@router.get("/getPBXTypesByResellerId", summary="PBX types available to a reseller",
+            description="Spec 000 Part I.2: the PBX types an enterprise of this reseller may use (`pbxId`).",
+            responses=docs.ok_list(docs.PbxTypeInfo, "The PBX types", example=[
+                {"id": 1234, "pbxName": "Example PBX", "pbxLabel": "Example PBX Label", "isDefault": True,
+                 "isDisabled": False, "hostingType": "Cloud"}]))
 async def get_pbx_types(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     if await repository.get_reseller(uow.session, principal, resellerId) is None:
         raise NotFound(f"Reseller {resellerId} not found")
@@ -28,7 +33,9 @@ async def get_pbx_types(resellerId: int, uow: UnitOfWorkDep, principal: Reseller
 
 
 @router.post("/getBasicPBXLocationDetailsForEnterprise", summary="The PBX locations of the enterprise linked to a tenant",
-             description="Body: the tenantId as bare text (or a JSON string). Answers the spec 003 list shape.")
+             description="Body: the tenantId as bare text (or a JSON string). Answers the spec 003 list "
+             "shape.",
+             openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok_list(docs.PbxLocationInfo, "The PBX locations"))
 async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
     return [await pbx.render_location(uow.session, loc) for loc in await pbx.locations_of(uow.session, enterprise)]
@@ -38,7 +45,8 @@ async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, p
              description="Body: `enterpriseId` (or `tenantId`) plus the fields of getBasicPBXLocationDetailsForEnterprise "
              "(`pbxLocation`, `pbxType` (a PBX type name of the enterprise), `canonicalPbxSIPDomain` required). With `id` "
              "it updates that location; without, it creates one or updates the one with the same `pbxLocation`. "
-             "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.")
+             "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.",
+             responses=docs.ok(docs.PbxLocationInfo, "The location"))
 async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: ContainerDep,
                         principal: ResellerDep) -> dict[str, Any]:
     if body.enterpriseId is None and body.tenantId is None:
@@ -50,7 +58,10 @@ async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: Co
 
 
 @router.delete("/deletePBXLocation/{pbxLocationId}", status_code=204,
-               summary="Delete a PBX location without users (teamsvoice's design)")
+               summary="Delete a PBX location without users (teamsvoice's design)",
+               description="409 while users are configured at the location; 404 when not yours.",
+               responses={204: {"description": "Deleted"},
+                          409: docs.answer("The location still has users", docs.SpringError)})
 async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container: ContainerDep,
                               principal: ResellerDep) -> Response:
     location = await pbx.location_in_scope(uow.session, await _enterprise_ids(uow, principal), pbxLocationId)
@@ -63,7 +74,8 @@ async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container:
                summary="Remove a PBX or CallApp user (teamsvoice's design)",
                description="`userId`: the `id` that configureUser / configureValetUser answered. The user's SBC "
                "registration at its PBX is removed (REGISTER with expires 0) within seconds when an SBC is attached; "
-               "its number is released in Teams at the next syncTeamsRegistrations. 404 when not yours.")
+               "its number is released in Teams at the next syncTeamsRegistrations. 404 when not yours.",
+               responses={204: {"description": "Deleted"}})
 async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
     user = await pbx.user_in_scope(uow.session, await _enterprise_ids(uow, principal), userId)
     await pbx.delete_user(uow.session, user)
@@ -78,7 +90,8 @@ async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerD
              "nextRegisterIn, upToDate}], drift: [{teamsUserId, kind, detail}]}`. `registration`: REGISTERED, "
              "REGISTERING, PENDING (not tried yet), FAILED (the PBX refused or did not answer; retried), DISABLED, "
              "NOT_HELD (the SBC has no registration for the user), UNKNOWN (the SBC did not answer), NO_SBC (no SBC "
-             "is attached: `sbcAttached` false and `message` says so).")
+             "is attached: `sbcAttached` false and `message` says so).",
+             openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.SbcRegistrations, "The registrations"))
 async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                                 principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
@@ -87,7 +100,9 @@ async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container:
 
 
 @router.post("/getDirectRoutesForEnterprise", summary="The enterprise's direct routes (teamsvoice's design)",
-             description="Body: the tenantId as bare text. Answers the direct routes with their `directRouteId`.")
+             description="Body: the tenantId as bare text. Answers the direct routes with their "
+             "`directRouteId`.",
+             openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok_list(docs.DirectRouteInfo, "The direct routes"))
 async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
     rendered = []

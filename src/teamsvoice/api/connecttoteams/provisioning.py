@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
@@ -19,7 +20,12 @@ from teamsvoice.domain.provisioning import service
 router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"])
 
 
-@router.post("/completeEnterpriseRegistration", summary="Finish registration; answers the enterprise with its API credentials")
+@router.post("/completeEnterpriseRegistration", summary="Finish registration; answers the enterprise with its API credentials",
+             description="Spec 000 Part II.4: `enterpriseId` (from newEnterprise) and `tenantId` (from the "
+             "msalAuthenticationResult posted to your redirectUrl) are required. The answer's "
+             "`entAPICredentialInfo` "
+             "gives the enterprise-level API credentials: store them securely.",
+             responses=docs.ok(docs.RegisteredEnterprise, "The registered enterprise with its API credentials"))
 async def complete_enterprise_registration(
     body: CompleteRegistrationBody, uow: UnitOfWorkDep, principal: ResellerDep
 ) -> dict[str, Any]:
@@ -32,7 +38,11 @@ async def complete_enterprise_registration(
     }
 
 
-@router.post("/disableCallingForUser/{upn}", summary="Remove the user's numbers and disable Enterprise Voice")
+@router.post("/disableCallingForUser/{upn}", summary="Remove the user's numbers and disable Enterprise Voice",
+             description="Spec 001: body the MSAL object (enterprise token) or the consented-reseller object "
+             "`{tenantId, resellerId}` (reseller token). Answers the user's outcome in Teams.",
+             openapi_extra=docs.MSAL_BODY,
+             responses=docs.ok(docs.UserCallingResult, "The user's outcome") | docs.MICROSOFT)
 async def disable_calling_for_user(
     upn: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -40,7 +50,11 @@ async def disable_calling_for_user(
     return await service.set_calling(uow.session, access, upn, enabled=False)
 
 
-@router.post("/enableCallingForUser/{upn}", summary="Enable Enterprise Voice with the user's number and policy")
+@router.post("/enableCallingForUser/{upn}", summary="Enable Enterprise Voice with the user's number and policy",
+             description="Spec 001: body the MSAL object (enterprise token) or the consented-reseller object "
+             "`{tenantId, resellerId}` (reseller token). Answers the user's outcome in Teams.",
+             openapi_extra=docs.MSAL_BODY,
+             responses=docs.ok(docs.UserCallingResult, "The user's outcome") | docs.MICROSOFT)
 async def enable_calling_for_user(
     upn: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -52,6 +66,11 @@ async def enable_calling_for_user(
     "/updateUserDetails", summary="Set a Teams user's phone number and voice routing policy, and push them",
     description='Body: the MSAL object (or consented-reseller object) plus `userPrincipalName` (or `teamsUserId`), '
     'and any of `phoneNumber` (E.164, null removes) and `voiceRoutingPolicy` (null: Global).',
+    openapi_extra=docs.request_body(docs.UpdateUserDetailsRequest, example={
+        **docs.CONSENTED_RESELLER, "userPrincipalName": "thomas.anderson@contoso.com",
+        "phoneNumber": "+31302861233",
+        "voiceRoutingPolicy": "World-DRaaS"}),
+    responses=docs.ok(docs.UserCallingResult, "The user's outcome") | docs.MICROSOFT,
 )
 async def update_user_details(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
@@ -75,7 +94,14 @@ async def update_user_details(
     description="Up to 25 users (or without `?async=true`) it runs inline and answers 200 with per-user results. "
     "Larger enterprises, or `?async=true`, get 202 `{jobId, status, statusUrl}`: a durable job whose progress "
     "GET /provisioning/getSyncJobStatus/{jobId} reports (teamsvoice's design).",
-    responses={202: {"description": "Accepted as a durable job"}},
+    openapi_extra=docs.MSAL_BODY,
+    responses=docs.ok(docs.SyncResults, "Synchronised inline: per-user results")
+    | {
+        202: docs.answer(
+            "Accepted as a durable job", docs.JobAccepted, headers={"Location": "The job's status URL"}
+        )
+    }
+    | docs.MICROSOFT,
 )
 async def sync_teams_registrations(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep,
@@ -105,7 +131,10 @@ async def _accept_job(uow: UnitOfWorkDep, request: Request, container: Container
 
 
 @router.get("/getSyncJobStatus/{jobId}", name="get_sync_job_status",
-            summary="Progress of a durable sync (teamsvoice's design)")
+            summary="Progress of a durable sync (teamsvoice's design)",
+            description="The job of syncTeamsRegistrations or syncUnifiedApp: status, counts and per-user "
+            "results.",
+            responses=docs.ok(docs.SyncJobStatus, "The job"))
 async def get_sync_job_status(jobId: str, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
     return jobs.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
 
@@ -115,6 +144,10 @@ async def get_sync_job_status(jobId: str, uow: UnitOfWorkDep, principal: Princip
     description="Body: the MSAL object (or consented-reseller object) and `sbcGatewayId`. Answers 200 "
     "`{enterpriseId, tenantId, sbcGatewayId, pstnGatewayFqdn, ready, checks: [{check, passed, required, detail, fix}]}` "
     "with checks sbcDomain, voiceLicences, enterpriseServices, consents (required) and routingObjects (information).",
+    openapi_extra=docs.request_body(
+        docs.DirectRoutingRequest, example={**docs.CONSENTED_RESELLER, "sbcGatewayId": 5678}
+    ),
+    responses=docs.ok(docs.Readiness, "The readiness checks") | docs.MICROSOFT,
 )
 async def verify_tenant_for_direct_routing(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
@@ -133,6 +166,10 @@ async def verify_tenant_for_direct_routing(
     description="Vendor body (vendor-notes 1.1): the MSAL object (or consented-reseller object) and `sbcGatewayId`. "
     "Creates or corrects the PSTN gateway, PSTN usage, voice route and online voice routing policy; what already "
     "matches is left alone. Answers 200 with the direct route (its `directRouteId`) and `changes` (our addition).",
+    openapi_extra=docs.request_body(
+        docs.DirectRoutingRequest, example={**docs.CONSENTED_RESELLER, "sbcGatewayId": 5678}
+    ),
+    responses=docs.ok(docs.ProvisionedDirectRoute, "The direct route") | docs.MICROSOFT,
 )
 async def provision_direct_routing(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
@@ -150,6 +187,8 @@ async def provision_direct_routing(
     "With an enterprise token the GA's MSAL token publishes (Graph accepts only delegated tokens for the org "
     "catalog); installs use the application's consent. The durable job publishes (or updates) the app in the tenant's catalog, then installs or upgrades it for every "
     "PBX and CallApp user. Progress: GET /provisioning/getSyncJobStatus/{jobId}.",
+    openapi_extra=docs.MSAL_BODY,
+    responses=docs.ok(docs.JobAccepted, "Accepted as a durable job", status=202) | docs.MICROSOFT,
 )
 async def sync_unified_app(request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep) -> JSONResponse:
     body = await json_object(request)

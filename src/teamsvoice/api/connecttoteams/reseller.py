@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import TeamsAppTemplateBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import (
@@ -30,7 +31,12 @@ async def _reseller_in_scope(uow: UnitOfWorkDep, principal: PrincipalDep, resell
         raise NotFound(f"Reseller {reseller_id} not found")
 
 
-@router.put("/getAuthenticatedUser", summary="The API admin the token belongs to")
+@router.put("/getAuthenticatedUser", summary="The API admin the token belongs to",
+            description="Spec 001: answers the token's admin, with its `resellerId`. The body may be the "
+            "admin's own "
+            "username as bare text (the vendor's `--data '<myadmin>'`); another username is 404.",
+            openapi_extra=docs.USERNAME_TEXT,
+            responses=docs.ok(docs.AuthenticatedUser, "The token's admin", example=docs.AUTHENTICATED_USER_EXAMPLE))
 async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
     raw = (await request.body()).strip()
     if raw:
@@ -42,26 +48,41 @@ async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal
     return render_user(user)
 
 
-@router.get("/getResellers/{masterResellerId}", summary="Resellers under a master reseller")
+@router.get("/getResellers/{masterResellerId}", summary="Resellers under a master reseller",
+            description="Spec 001: the resellers directly under `masterResellerId` (which must be yours).",
+            responses=docs.ok_list(docs.ResellerInfo, "The resellers", example=[
+                {"resellerId": 123, "resellerName": "Reseller One", "type": "RESELLER", "masterResellerId": 12}]))
 async def get_resellers(masterResellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     await _reseller_in_scope(uow, principal, masterResellerId)
     return [render_reseller(r) for r in await repository.list_child_resellers(uow.session, masterResellerId)]
 
 
-@router.get("/getEnterprisesForReseller/{resellerId}", summary="Enterprises of a reseller")
+@router.get("/getEnterprisesForReseller/{resellerId}", summary="Enterprises of a reseller",
+            description="Spec 001: the reseller's Enterprise objects, each with its consents.",
+            responses=docs.ok_list(docs.EnterpriseInfo, "The enterprises"))
 async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     await _reseller_in_scope(uow, principal, resellerId)
     enterprises = await repository.list_enterprises(uow.session, principal, resellerId)
     return [render_enterprise(e, await consents_of(uow.session, e.id)) for e in enterprises]
 
 
-@router.get("/getAvailableSBCGatewayRegionsByResellerId/{resellerId}", summary="SBC gateway regions of a reseller")
+@router.get("/getAvailableSBCGatewayRegionsByResellerId/{resellerId}", summary="SBC gateway regions of a reseller",
+            description="Spec 000 Part I.1: the SBC gateways an enterprise of this reseller may use "
+            "(`sbcGateways`).",
+            responses=docs.ok_list(docs.SbcGatewayInfo, "The SBC gateways",
+                                   example=[{"sbcGatewayId": 5678, "sbcGatewayRegion": "US-East"}]))
 async def get_sbc_gateways(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     await _reseller_in_scope(uow, principal, resellerId)
     return [render_sbc_gateway(g) for g in await repository.sbc_gateways_for(uow.session, resellerId)]
 
 
-@router.post("/newEnterprise", summary="Create an enterprise; answers its id as a bare Long")
+@router.post("/newEnterprise", summary="Create an enterprise; answers its id as a bare Long",
+             description="Spec 000 Part I.3. Required: `enterpriseName`, `pbxId`, `sbcGateways`, `services` "
+             "(PBX, "
+             "Trunk, CALLAPP, CallRecording, SMS, CHAT). 409 when the reseller has an enterprise of that "
+             "name.",
+             openapi_extra=docs.request_body(docs.NewEnterpriseRequest, example=docs.NEW_ENTERPRISE_EXAMPLE),
+             responses=docs.ok({"type": "integer", "format": "int64"}, "The new enterprise's id", example=123456789))
 async def new_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> int:
     enterprise = await service.create_enterprise(uow.session, principal, body.to_draft())
     return enterprise.id
@@ -72,6 +93,10 @@ async def new_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: Re
     summary="Edit an enterprise (teamsvoice's path: the vendor's is undocumented)",
     description="Same body as newEnterprise with `enterpriseId` required; only the fields present change "
     "(`services`, `pbxId` and `sbcGateways` are replaced as whole lists). Answers the enterprise object.",
+    openapi_extra=docs.request_body(
+        docs.EditEnterpriseRequest, example={"enterpriseId": 719, "userLimit": 50}
+    ),
+    responses=docs.ok(docs.EnterpriseInfo, "The enterprise"),
 )
 async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     if body.enterpriseId is None:
@@ -84,6 +109,7 @@ async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: R
     "/saveOrUpdateTeamsApplicationTemplate", summary="Save the enterprise's Unified App settings (vendor-notes 1.2)",
     description="Images are base64 PNGs: brandingImageInBytes 192x192, outlineImageInBytes 32x32, each at most 1 MB. "
     "Answers the template without images, with `appVersion` (grows when something changed; response: teamsvoice's design).",
+    responses=docs.ok(docs.TeamsAppTemplateInfo, "The saved template"),
 )
 async def save_teams_application_template(body: TeamsAppTemplateBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=body.enterpriseId, tenant_id=body.tenantID)

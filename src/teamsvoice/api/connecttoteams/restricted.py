@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.consent import service as consent
@@ -52,7 +53,14 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
     return page("Not completed", f"{outcome.action_type} for {outcome.enterprise_name} failed: {outcome.message}")
 
 
-@router.post("/handleResponse", response_class=HTMLResponse, summary="Microsoft's form_post answer")
+@router.post("/handleResponse", response_class=HTMLResponse, summary="Microsoft's form_post answer",
+             description="Where Microsoft posts the administrator's sign-in/consent answer (`code`, `state` "
+             "or "
+                         "`error`, `error_description`); answers an HTML page saying what it achieved. The "
+                         "outcome "
+                         "goes to the provider's redirectUrl (a durable webhook).",
+             responses=docs.ok(docs.HTML_PAGE, "What the answer achieved (or why it did not complete)",
+                               media="text/html"))
 async def handle_response_post(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep,
     code: Annotated[str | None, Form()] = None, state: Annotated[str | None, Form()] = None,
@@ -62,7 +70,10 @@ async def handle_response_post(
                                                    "error_description": error_description})
 
 
-@router.get("/handleResponse", response_class=HTMLResponse, summary="Microsoft's query answer")
+@router.get("/handleResponse", response_class=HTMLResponse, summary="Microsoft's query answer",
+            description="As the POST, with the answer in the query.",
+            responses=docs.ok(docs.HTML_PAGE, "What the answer achieved (or why it did not complete)",
+                              media="text/html"))
 async def handle_response_get(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, code: str | None = None, state: str | None = None,
     error: str | None = None, error_description: str | None = None,

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.domain.calling import sms
@@ -15,7 +16,8 @@ router = APIRouter(prefix="/sms", tags=["ConnecttoTeams: SMS"])
 @router.post("/getEnterpriseSMSConfig/{enterpriseId}", summary="The enterprise's SMS-capable numbers (response: teamsvoice's design)",
              description="Answers `{enterpriseId, smsEnabled, secureSMSEnabled, smsNumbers: [{phoneNumber, teamsUserId, "
              "source, assigned}]}`: the numbers of the enterprise's configured users, SMS-capable when the enterprise "
-             "has the SMS service (empty list otherwise).")
+             "has the SMS service (empty list otherwise).",
+             responses=docs.ok(docs.SmsConfig, "The SMS configuration"))
 async def get_enterprise_sms_config(enterpriseId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=enterpriseId)
     return await sms.sms_config(uow.session, enterprise)

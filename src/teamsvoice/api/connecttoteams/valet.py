@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep
 from teamsvoice.api.connecttoteams.wire import json_object
@@ -20,7 +21,9 @@ router = APIRouter(prefix="/valet", tags=["ConnecttoTeams: CallApp"])
 @router.post("/configureValetServiceAccount", summary="Create the callappservice@<domain> account in the tenant (idempotent)",
              description="Body: a single-level `{\"authenticationResult\": {accessToken, ...}}` (or the consented-reseller "
              "object). Answers 200 `{userPrincipalName, id, created}` (teamsvoice's addition); the account's password "
-             "is kept encrypted and never returned.")
+             "is kept encrypted and never returned.",
+             openapi_extra=docs.MSAL_BODY,
+             responses=docs.ok(docs.ValetServiceAccount, "The service account") | docs.MICROSOFT)
 async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                                           principal: PrincipalDep) -> dict[str, Any]:
     access = await authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
@@ -30,7 +33,8 @@ async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, 
 
 @router.post("/configureValetUser", summary="Configure a CallApp user (spec 002 Part II); directRouteId -1 allowed",
              description="Spec 002's body (the same as enterprise/configureUser). With `directRouteId` -1 the user gets "
-             "no Teams Direct Routing number; the PBX side and the Unified App still apply.")
+             "no Teams Direct Routing number; the PBX side and the Unified App still apply.",
+             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT)
 async def configure_valet_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                                principal: PrincipalDep) -> dict[str, Any]:
     user, location, changed = await calling.configure_user(

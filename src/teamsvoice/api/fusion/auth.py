@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import bearer_token
 from teamsvoice.domain.fusion import auth
 from teamsvoice.domain.security.throttle import login_attempt
@@ -22,7 +23,13 @@ class LoginBody(BaseModel):
     proxy: StrictStr | None = Field(default=None, max_length=70)
 
 
-@router.post("/login", summary="Log in: answers an access token (minutes) and a refresh token (days)")
+@router.post("/login", summary="Log in: answers an access token (minutes) and a refresh token (days)",
+    description="Vendor-notes 2.2: a Fusion login's username and password; answers an access token "
+    "(15 minutes) and a refresh token (days). Repeated failures are throttled (429 with Retry-After).",
+    responses=docs.ok(
+        docs.Tokens, "The tokens", example={"access_token": "eyJhbGciOi...", "refresh_token": "eyJhbGciOj..."}
+    ),
+)
 async def login(request: Request, body: LoginBody, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     async with login_attempt(container.sessions, uow.session, throttling.policy(container.settings), family="fusion",
                              account=body.username, address=throttling.client_address(request)):
@@ -33,6 +40,7 @@ async def login(request: Request, body: LoginBody, uow: UnitOfWorkDep, container
 @router.get(
     "/access_token", summary="A new access token, with the refresh token as Bearer",
     description="A new refresh token is included only when the one sent is about to expire (less than a day left).",
+    responses=docs.ok(docs.AccessToken, "A new access token"),
 )
 async def access_token(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     tokens = await auth.refresh(uow.session, container.keyring, bearer_token(request))
@@ -46,6 +54,7 @@ async def access_token(request: Request, uow: UnitOfWorkDep, container: Containe
     "/logout", summary="End the session of the Bearer token (access or refresh): both stop working",
     description="Without an Authorization header there is no session to end: 200 `{}` (the portal logs out this "
     "way once its tokens are gone). A token that is sent must be valid (else 401).",
+    responses=docs.ok(docs.Empty, "The session ended (or there was none)", example={}),
 )
 async def logout(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     if "authorization" not in request.headers:

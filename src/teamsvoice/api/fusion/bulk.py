@@ -19,6 +19,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
@@ -58,7 +60,28 @@ async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> A
 
 
 @router.put("/msteams/users/bulk", response_model=None,
-            summary="Bulk update MS Teams users (200 all / 207 some / 400 none updated; Prefer: respond-async -> 202)")
+            summary="Bulk update MS Teams users (200 all / 207 some / 400 none updated; Prefer: "
+            "respond-async -> 202)",
+    description="Spec 004: `name` and `data` (MS Teams user objects: `upn` and any of displayName, number, "
+    "country, "
+    "vrp, groups, licenses, customerLicenses, template). Answers when the job is done: 200 all, 207 some, "
+    "400 none "
+    "updated, with per-user `details` and `errors`. With `Prefer: respond-async`: 202 at once, then GET the "
+    "job.",
+    openapi_extra=request_body(docs.BulkRequest, example=docs.BULK_EXAMPLE),
+    responses=docs.ok(
+        docs.BulkResult, "All users were updated",
+        example={
+            "details": [{"details": {}, "upn": "test1@netaxisdev.onmicrosoft.com"}], "message": "Success"
+        }
+    )
+    | {207: docs.answer("Some users were updated", docs.BulkResult, example=docs.BULK_PARTIAL_EXAMPLE),
+       202: docs.answer("Accepted (Prefer: respond-async)", docs.BulkAccepted,
+                        headers={"Location": "The job's details", "Preference-Applied": "respond-async"})}
+    | docs.error_or(
+        docs.BulkResult, "None of the users were updated (the bulk result), or an invalid request"
+    ),
+)
 async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _access(_ROLE), uow: UnitOfWorkDep,
                       container: ContainerDep) -> Response:
     job = await bulk.create_job(uow.session, access, body)
@@ -80,7 +103,10 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
                              media_type="application/json")
 
 
-@router.get("/msteams/users/bulk", summary="Bulk jobs history of the subscription")
+@router.get("/msteams/users/bulk", summary="Bulk jobs history of the subscription",
+    description="Spec 004: `page_size`, `next`, `search` (title), `filters` `{\"kind\": [\"ms_users\"]}`.",
+    responses=docs.ok(docs.BulkJobs, "The bulk jobs"),
+)
 async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, container: ContainerDep,
                          page_size: int = 10, next: str | None = None, search: str | None = None,
                          filters: str | None = None) -> dict[str, Any]:
@@ -105,7 +131,10 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
     return {"bulks": [bulk.render_job(r) for r in rows]} | Page(offset, page_size, total).wire(container.keyring, context)
 
 
-@router.get("/msteams/users/bulk/{bulk_id}", summary="Bulk job details: summary, progress and every item")
+@router.get("/msteams/users/bulk/{bulk_id}", summary="Bulk job details: summary, progress and every item",
+    description="Spec 004: the summary and every item (`data`, `status`, `error`).",
+    responses=docs.ok(docs.BulkDetails, "The job"),
+)
 async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), uow: UnitOfWorkDep,
                        container: ContainerDep) -> Response:
     job = await bulk.job_in_scope(uow.session, access, bulk_id)
@@ -124,7 +153,11 @@ async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), u
 
 
 @router.post("/msteams/users/bulk/{bulk_id}/cancel",
-             summary="Cancel a bulk job (teamsvoice): no item starts after this; finished items stay as they are")
+             summary="Cancel a bulk job (teamsvoice): no item starts after this; finished items stay as they "
+             "are",
+    description="400 (code 2089) when the job has already ended.",
+    responses=docs.ok(docs.BulkSummary, "The job's summary"),
+)
 async def cancel_bulk_job(bulk_id: int, access: _access(_ROLE), uow: UnitOfWorkDep) -> dict[str, Any]:
     job = await bulk.job_in_scope(uow.session, access, bulk_id)
     await bulk.cancel_job(uow.session, job)

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
@@ -38,14 +40,21 @@ async def _rendered(uow: UnitOfWorkDep, row: FusionLocation) -> dict[str, Any]:
     return locations.render(row, (await locations.numbers_at(uow.session, [row.id]))[row.id])
 
 
-@router.get("/locations", summary="The subscription's emergency addresses: {locations: [...]}")
+@router.get("/locations", summary="The subscription's emergency addresses: {locations: [...]}",
+    responses=docs.ok(docs.Locations, "The locations"),
+    description="Each with `phoneNumbers` placed there and, once in Teams, `msTeams` {civicAddressId, "
+    "locationId}.",
+)
 async def list_locations(access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
     rows = await locations.list_locations(uow.session, access)
     placed = await locations.numbers_at(uow.session, [r.id for r in rows])
     return {"locations": [locations.render(r, placed[r.id]) for r in rows]}
 
 
-@router.get("/locations/{location_id}", summary="One emergency address, with the numbers placed there")
+@router.get("/locations/{location_id}", summary="One emergency address, with the numbers placed there",
+    responses=docs.ok(docs.Location, "The location"),
+    description="404 when not of this subscription.",
+)
 async def get_location(location_id: int, access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
     return await _rendered(uow, await locations.get_location(uow.session, access, location_id))
 
@@ -55,6 +64,8 @@ async def get_location(location_id: int, access: _access("list"), uow: UnitOfWor
     "companyName?, description?}",
     description="`country` is ISO 3166 alpha-2; `companyName` defaults to the tenant's name. With a linked MS Teams "
     "tenant it is created there (New-CsOnlineLisCivicAddress); `msTeams` then names its civic address and location.",
+    openapi_extra=request_body(docs.LocationRequest, example=docs.LOCATION_EXAMPLE),
+    responses=docs.ok(docs.Location, "The new location") | docs.MICROSOFT,
 )
 async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
@@ -64,7 +75,11 @@ async def create_location(request: Request, access: _access("create"), uow: Unit
     return await _rendered(uow, row)
 
 
-@router.put("/locations/{location_id}", summary="Change an emergency address (the fields sent)")
+@router.put("/locations/{location_id}", summary="Change an emergency address (the fields sent)",
+    openapi_extra=request_body(docs.LocationRequest, example={"description": "Head office, 2nd floor"}),
+    responses=docs.ok(docs.Location, "The changed location") | docs.MICROSOFT,
+    description="Only the fields sent change; with a linked tenant the civic address in Teams follows.",
+)
 async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
     row = await locations.update_location(uow.session, access, location_id, await _body(request))
@@ -74,7 +89,10 @@ async def update_location(location_id: int, request: Request, access: _access("u
 
 
 @router.delete("/locations/{location_id}", status_code=204,
-               summary="Remove an emergency address no number uses (in Teams too)")
+               summary="Remove an emergency address no number uses (in Teams too)",
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+    description="400 while a number uses it; with a linked tenant it is removed in Teams too.",
+)
 async def delete_location(location_id: int, access: _access("delete"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> Response:
     await locations.delete_location(uow.session, access, _connection(container, access), location_id)
@@ -85,6 +103,8 @@ async def delete_location(location_id: int, access: _access("delete"), uow: Unit
     "/msteams/users/{ms_user_id}/location", summary="Set the emergency location of the user's number: {locationId}",
     description="`locationId`: a location of the subscription, or null to remove it. Teams gets it with "
     "Set-CsPhoneNumberAssignment -LocationId. The user must hold a number.",
+    openapi_extra=request_body(docs.UserLocationRequest, example={"locationId": 3}),
+    responses=docs.ok(docs.NumberLocation, "The number's emergency location") | docs.MICROSOFT,
 )
 async def set_user_location(
     ms_user_id: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH, AdminBody
 from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
@@ -39,7 +40,13 @@ async def _probe(call) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-@router.get("/status", summary="MS Teams tenant status: onboarded | not_initiated | already_linked | wizard_<STEP>_<OK|ERROR>")
+@router.get("/status", summary="MS Teams tenant status: onboarded | not_initiated | already_linked | wizard_<STEP>_<OK|ERROR>",
+    description="Spec 004: checks the PowerShell and Graph integrations and the Fusion domain of the linked "
+    "tenant.",
+    responses=docs.ok(
+        docs.TenantStatus, "The MS Teams tenant status", example=docs.STATUS_EXAMPLE
+    ) | docs.MICROSOFT,
+)
 async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     run = await onboarding.latest_run(uow.session, access.subscription.id)
     state = onboarding.status_of(access, run)
@@ -69,7 +76,13 @@ async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: 
 # --- administrator --------------------------------------------------------------------------------
 
 
-@router.get("/admins", summary="The subscription's MS Teams administrator (never its password)")
+@router.get("/admins", summary="The subscription's MS Teams administrator (never its password)",
+    description="Spec 004. 404 when none is configured.",
+    responses=docs.ok(
+        docs.MsTeamsAdmin, "The administrator",
+        example={"id": 20, "msUsername": "john.doe@netaxis.onmicrosoft.com"}
+    ),
+)
 async def get_admin(access: _access("admins.read"), uow: UnitOfWorkDep) -> dict[str, Any]:
     admin = await onboarding.get_admin(uow.session, access)
     if admin is None:
@@ -77,13 +90,21 @@ async def get_admin(access: _access("admins.read"), uow: UnitOfWorkDep) -> dict[
     return {"id": admin.id, "msUsername": admin.ms_username}
 
 
-@router.post("/admins", summary="Create or update the MS Teams administrator (the password is stored encrypted)")
+@router.post("/admins", summary="Create or update the MS Teams administrator (the password is stored encrypted)",
+    description="Spec 004: `msUsername` and `msPassword` required; the password is never returned.",
+    responses=docs.ok(docs.IdOnly, "The administrator's id", example={"id": 20}),
+)
 async def set_admin(body: AdminBody, access: _access("admins.update"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     admin = await onboarding.set_admin(uow.session, container.keyring, access, body.msUsername, body.msPassword)
     return {"id": admin.id}
 
 
-@router.delete("/admins", summary="Delete the MS Teams administrator (204 when there was none)", response_model=None)
+@router.delete("/admins", summary="Delete the MS Teams administrator (204 when there was none)", response_model=None,
+    description="Spec 004: 200 with the deleted administrator, 204 when there was none.",
+    responses=docs.ok(docs.MsTeamsAdmin, "The deleted administrator",
+                      example={"id": 20, "msUsername": "john.doe@netaxis.onmicrosoft.com"})
+    | {204: {"description": "There was no administrator; no body"}},
+)
 async def delete_admin(access: _access("admins.delete"), uow: UnitOfWorkDep) -> Response | dict[str, Any]:
     admin = await onboarding.get_admin(uow.session, access)
     if admin is None:
@@ -112,7 +133,10 @@ def _wizard_body(run) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return body
 
 
-@router.post("/wizard", summary="Start the onboarding wizard (a durable job); answers its transaction id")
+@router.post("/wizard", summary="Start the onboarding wizard (a durable job); answers its transaction id",
+    description="Vendor-notes 2.7: links the subscription to the administrator's tenant; follow it with GET "
+    ".../msteams/wizard.", responses=docs.ok(docs.IdOnly, "The wizard run's id"),
+)
 async def start_wizard(access: _access("wizard.run"), uow: UnitOfWorkDep) -> dict[str, Any]:
     run = await onboarding.start_wizard(uow.session, access)
     run_id = run.id
@@ -124,7 +148,12 @@ async def start_wizard(access: _access("wizard.run"), uow: UnitOfWorkDep) -> dic
     return {"id": run_id}
 
 
-@router.get("/wizard", summary="Progress of the onboarding wizard: running flag and steps")
+@router.get("/wizard", summary="Progress of the onboarding wizard: running flag and steps",
+    description="Vendor-notes 2.7: 200 while running or done; 400 with the same body when the run stopped on "
+    "an error (`error`, and `consentUrl` when the admin must consent).",
+    responses=docs.ok(docs.Wizard, "The wizard's progress") | docs.error_or(docs.Wizard, "The run stopped on "
+    "an error (the wizard's body), or an invalid request"),
+)
 async def get_wizard(access: _access("wizard.read"), uow: UnitOfWorkDep) -> JSONResponse:
     run = await onboarding.latest_run(uow.session, access.subscription.id)
     # The portal reads running/wizardSteps from the error answer too (vendor-notes 2.7).
@@ -132,7 +161,10 @@ async def get_wizard(access: _access("wizard.read"), uow: UnitOfWorkDep) -> JSON
     return JSONResponse(_wizard_body(run), status_code=status_code)
 
 
-@router.post("/unlink", summary="Unlink the MS Teams tenant from the subscription")
+@router.post("/unlink", summary="Unlink the MS Teams tenant from the subscription",
+    description="The users and numbers stay; Microsoft is not changed.",
+    responses=docs.ok(docs.Unlinked, "The unlinked tenant id"),
+)
 async def unlink(access: _access("unlink"), uow: UnitOfWorkDep) -> dict[str, Any]:
     return {"msTenantId": await onboarding.unlink(uow.session, access)}
 
@@ -146,14 +178,19 @@ async def _connection(access: SubscriptionAccess, uow: UnitOfWorkDep, container:
     return container.connector.connect(tenant_id)
 
 
-@router.get("/domains", summary="Verified domains of the linked tenant")
+@router.get("/domains", summary="Verified domains of the linked tenant",
+    description="Spec 004.", responses=docs.ok(docs.VerifiedDomains, "The verified domains") | docs.MICROSOFT,
+)
 async def domains(access: _access("domains.list"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = await _connection(access, uow, container)
     found = [d async for d in connection.graph.pages("/domains")]
     return {"verifiedDomains": [d["id"] for d in found if d.get("isVerified")]}
 
 
-@router.get("/licenses", summary="Microsoft licences purchased for users (free_only=yes: with at least one free)")
+@router.get("/licenses", summary="Microsoft licences purchased for users (free_only=yes: with at least one free)",
+    description="Spec 004: `free_only` yes|no.",
+    responses=docs.ok(docs.TenantLicences, "The licences", example=docs.LICENCES_EXAMPLE) | docs.MICROSOFT,
+)
 async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, container: ContainerDep,
                    free_only: str = "no") -> dict[str, Any]:
     if free_only not in ("yes", "no"):
@@ -173,7 +210,9 @@ async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, contain
     return {"licenses": result}
 
 
-@router.get("/vrps", summary="Voice routing policies of the linked tenant")
+@router.get("/vrps", summary="Voice routing policies of the linked tenant",
+    description="Spec 004.", responses=docs.ok(docs.Vrps, "The voice routing policies") | docs.MICROSOFT,
+)
 async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = await _connection(access, uow, container)
     policies = await connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})
@@ -185,7 +224,10 @@ async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: Cont
     return {"results": results}
 
 
-@router.get("/groups", summary="Office 365 groups of the linked tenant, with the SRE group filter")
+@router.get("/groups", summary="Office 365 groups of the linked tenant, with the SRE group filter",
+    description="Spec 004: `filter` marks groups of the SRE filter, `orphan` filter entries no longer in "
+    "Office 365.", responses=docs.ok(docs.Groups, "The groups") | docs.MICROSOFT,
+)
 async def groups(access: _access("groups.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     filtered = {f.group_id: f.display_name for f in await uow.session.scalars(
         select(FusionGroupFilter).where(FusionGroupFilter.subscription_id == access.subscription.id))}
@@ -223,7 +265,12 @@ def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
 
 
 @consent_router.get(onboarding.CONSENT_CALLBACK_PATH, response_class=HTMLResponse,
-                    summary="Microsoft's answer to the admin-consent URL the wizard gives")
+                    summary="Microsoft's answer to the admin-consent URL the wizard gives",
+    description="Where Microsoft sends the tenant's administrator after the admin-consent URL of the wizard; "
+    "an HTML page says whether consent was granted.",
+    responses=docs.ok(docs.HTML_PAGE, "Consent granted", media="text/html") | {400: docs.answer("Consent not "
+    "granted, not effective, or the link is not valid", docs.HTML_PAGE, media="text/html")},
+)
 async def consent_callback(container: ContainerDep, state: str | None = None, code: str | None = None,
                            error: str | None = None, error_description: str | None = None) -> HTMLResponse:
     payload = container.keyring.unsign(state or "", purpose=onboarding.CONSENT_STATE_PURPOSE)

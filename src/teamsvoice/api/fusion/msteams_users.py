@@ -8,6 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 from sqlalchemy import delete, select
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
@@ -41,7 +43,14 @@ async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids
     uow.after_commit(lambda: calling_workflows.enqueue(job_id))
 
 
-@router.get("/msteams/users", summary="MS Teams users, enriched with Fusion data (infinite scrolling with `next`)")
+@router.get("/msteams/users", summary="MS Teams users, enriched with Fusion data (infinite scrolling with `next`)",
+    description="Spec 004: `page_size` (default 10), `next` (continuation token: keep page_size and search), "
+    "`search` (displayName prefix), `group` (a group id), `refresh` (re-synchronise numbers in the "
+    "background), `filters` (JSON).",
+    responses=docs.ok(
+        docs.MsTeamsUsers, "The users", example={"users": [docs.USER_EXAMPLE]}
+    ) | docs.MICROSOFT,
+)
 async def list_users(
     access: _access("users.list"), uow: UnitOfWorkDep, container: ContainerDep, page_size: int = 10,
     next: str | None = None, search: str | None = None, group: str | None = None, refresh: bool = False,
@@ -56,7 +65,13 @@ async def list_users(
                                     next_token=next, search=search, group=group, filters=parsed)
 
 
-@router.post("/msteams/users", status_code=201, summary="Create a MS Teams user (username@domain)")
+@router.post("/msteams/users", status_code=201, summary="Create a MS Teams user (username@domain)",
+    description="Spec 004: the UPN is username@domain; the password is random and never returned.",
+    openapi_extra=request_body(docs.CreateUserRequest, example=docs.CREATE_USER_EXAMPLE),
+    responses=docs.ok(
+        docs.CreatedUser, "Created", status=201, example={"msTeamsId": "645474c6-57f2-47b0-b824-1b591cc6873a"}
+    ) | docs.MICROSOFT,
+)
 async def create_user(body: Annotated[Any, Body()], access: _access("users.create"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> dict[str, str]:
     connection = _connect(access, container)
@@ -65,14 +80,20 @@ async def create_user(body: Annotated[Any, Body()], access: _access("users.creat
     return {"msTeamsId": await service.create_user(container.sessions, access, connection, body, password)}
 
 
-@router.get("/msteams/user/{ms_user_id}", summary="One MS Teams user, enriched with Fusion data")
+@router.get("/msteams/user/{ms_user_id}", summary="One MS Teams user, enriched with Fusion data",
+    description="Spec 004: `msTeams` always, `draas` when voice enabled with a number.",
+    responses=docs.ok(docs.MsTeamsUser, "The user", example=docs.USER_EXAMPLE) | docs.MICROSOFT,
+)
 async def get_user(ms_user_id: str, access: _access("users.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = _connect(access, container)
     await uow.session.commit()
     return await service.get_user(uow.session, access, connection, ms_user_id)
 
 
-@router.get("/msteams/users/{ms_user_id}/check", summary="Whether the MS Teams user is eligible to voice services")
+@router.get("/msteams/users/{ms_user_id}/check", summary="Whether the MS Teams user is eligible to voice services",
+    description="Spec 004.",
+    responses=docs.ok(docs.VoiceEnabled, "The eligibility", example={"voiceEnabled": True}) | docs.MICROSOFT,
+)
 async def check_user(ms_user_id: str, access: _access("users.instance.check"), uow: UnitOfWorkDep,
                      container: ContainerDep) -> dict[str, bool]:
     connection = _connect(access, container)
@@ -89,7 +110,13 @@ async def _update(access: SubscriptionAccess, uow: UnitOfWorkDep, container: Con
 
 
 @router.put("/msteams/users/{ms_user_id}", response_model=None,
-            summary="Update a MS Teams user (200 enabled, 204 disabled: phoneNumber null)")
+            summary="Update a MS Teams user (200 enabled, 204 disabled: phoneNumber null)",
+    description="Spec 004: any of the fields; `phoneNumber` a free number of the subscription enables voice "
+    "(200), null disables it and frees the number (204). A number held by another user is 400.",
+    openapi_extra=request_body(docs.UpdateUserRequest, example=docs.UPDATE_USER_EXAMPLE),
+    responses={200: {"description": "The user was enabled (no body)"}, 204: {"description": "The user was "
+    "disabled (no body)"}} | docs.MICROSOFT,
+)
 async def update_user(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.update"),
                       uow: UnitOfWorkDep, container: ContainerDep) -> Response:
     update = service.parse_update(body, keys=service.USER_UPDATE_KEYS)
@@ -106,7 +133,13 @@ def _field(body: Any, name: str) -> Any:
 
 
 @router.put("/msteams/users/{ms_user_id}/groups", status_code=204, response_model=None,
-            summary="Set the user's groups (the full list; [] removes all)")
+            summary="Set the user's groups (the full list; [] removes all)",
+    description="Spec 004.",
+    openapi_extra=request_body(
+        docs.GroupsRequest, example={"groups": ["e54f3c3f-d705-451d-96ff-7fbe7ff15e1e"]}
+    ),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def update_groups(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.groups.update"),
                         uow: UnitOfWorkDep, container: ContainerDep) -> None:
     groups = service.string_list("groups", _field(body, "groups"), nullable=False)
@@ -114,7 +147,13 @@ async def update_groups(ms_user_id: str, body: Annotated[Any, Body()], access: _
 
 
 @router.put("/msteams/users/{ms_user_id}/licenses", status_code=204, response_model=None,
-            summary="Set the user's Microsoft licences (the full list; [] removes all)")
+            summary="Set the user's Microsoft licences (the full list; [] removes all)",
+    description="Spec 004.",
+    openapi_extra=request_body(
+        docs.LicensesRequest, example={"licenses": ["18181a46-0d4e-45cd-891e-60aabd171b4e"]}
+    ),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def update_licenses(ms_user_id: str, body: Annotated[Any, Body()],
                           access: _access("users.instance.licenses.update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> None:
@@ -123,7 +162,13 @@ async def update_licenses(ms_user_id: str, body: Annotated[Any, Body()],
 
 
 @router.put("/msteams/{ms_user_id}/licenses", status_code=204, response_model=None,
-            summary="Manage user licences: send the full list of skuIds (one left out is unassigned)")
+            summary="Manage user licences: send the full list of skuIds (one left out is unassigned)",
+    description="Spec 004 (manage user licences).",
+    openapi_extra=request_body(
+        docs.SkuIdsRequest, example={"skuIds": ["18181a46-0d4e-45cd-891e-60aabd171b4e"]}
+    ),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def manage_licenses(ms_user_id: str, body: Annotated[Any, Body()],
                           access: _access("licenses.instance.update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> None:
@@ -132,7 +177,11 @@ async def manage_licenses(ms_user_id: str, body: Annotated[Any, Body()],
 
 
 @router.put("/msteams/users/{ms_user_id}/phone_number", status_code=204, response_model=None,
-            summary="Set (from the subscription's free numbers) or free (null) the user's phone number")
+            summary="Set (from the subscription's free numbers) or free (null) the user's phone number",
+    description="Spec 004: a free number of the subscription, or null.",
+    openapi_extra=request_body(docs.PhoneNumberRequest, example={"phoneNumber": "+31302861233"}),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def update_phone_number(ms_user_id: str, body: Annotated[Any, Body()],
                               access: _access("users.instance.phone_number.update"), uow: UnitOfWorkDep,
                               container: ContainerDep) -> None:
@@ -141,7 +190,10 @@ async def update_phone_number(ms_user_id: str, body: Annotated[Any, Body()],
 
 
 @router.put("/msteams/users/{ms_user_id}/vrp", status_code=204, response_model=None,
-            summary="Set (or, with null, remove) the user's voice routing policy")
+            summary="Set (or, with null, remove) the user's voice routing policy",
+    description="Spec 004.", openapi_extra=request_body(docs.VrpRequest, example={"vrp": "World-DRaaS"}),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def update_vrp(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.vrp.update"),
                      uow: UnitOfWorkDep, container: ContainerDep) -> None:
     update = service.parse_update({"vrp": _field(body, "vrp")}, keys=service.USER_UPDATE_KEYS)
@@ -149,7 +201,11 @@ async def update_vrp(ms_user_id: str, body: Annotated[Any, Body()], access: _acc
 
 
 @router.put("/msteams/users/{ms_user_id}/properties", status_code=204, response_model=None,
-            summary="Update the user's displayName and/or location")
+            summary="Update the user's displayName and/or location",
+    description="Spec 004: `displayName` and/or `location` (ISO 3166 alpha-2).",
+    openapi_extra=request_body(docs.PropertiesRequest, example={"displayName": "John Doe", "location": "BE"}),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def update_properties(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.update"),
                             uow: UnitOfWorkDep, container: ContainerDep) -> None:
     update = service.parse_update(body, keys={"displayName": "display_name", "location": "location"})
@@ -159,7 +215,20 @@ async def update_properties(ms_user_id: str, body: Annotated[Any, Body()], acces
 
 
 @router.put("/msteams/users/{ms_user_id}/templates/{template_id}",
-            summary="Apply a template (override: default true) and answer the before/after snapshots")
+            summary="Apply a template (override: default true) and answer the before/after snapshots",
+    description="Spec 004: body optional, `{override: false}` keeps what the user already has.",
+    openapi_extra=request_body(docs.OverrideRequest, required=False, example={"override": True}),
+    responses=docs.ok(
+        docs.TemplateApplied, "The user before and after",
+        example={
+            "before": {"groups": [], "licenses": [], "location": "BE", "vrp": "Global"},
+            "after": {
+                "groups": ["e54f3c3f-d705-451d-96ff-7fbe7ff15e1e"],
+                "licenses": ["18181a46-0d4e-45cd-891e-60aabd171b4e"], "location": "ES", "vrp": "World-DRaaS"
+            }
+        }
+    ) | docs.MICROSOFT,
+)
 async def apply_template(ms_user_id: str, template_id: int, access: _access("users.instance.template.instance.update"),
                          uow: UnitOfWorkDep, container: ContainerDep,
                          body: Annotated[Any, Body()] = None) -> dict[str, Any]:
@@ -176,7 +245,9 @@ async def apply_template(ms_user_id: str, template_id: int, access: _access("use
 
 
 @router.delete("/msteams/users/{ms_user_id}", status_code=204, response_model=None,
-               summary="Delete a MS Teams user (its number is freed)")
+               summary="Delete a MS Teams user (its number is freed)",
+    description="Spec 004.", responses=docs.NO_CONTENT | docs.MICROSOFT,
+)
 async def delete_user(ms_user_id: str, access: _access("users.instance.delete"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> None:
     connection = _connect(access, container)
@@ -184,7 +255,12 @@ async def delete_user(ms_user_id: str, access: _access("users.instance.delete"),
     await service.delete_user(container.sessions, access, connection, ms_user_id)
 
 
-@router.get("/users/{ms_user_id}/sip_address", summary="The sip address of a MS Teams user")
+@router.get("/users/{ms_user_id}/sip_address", summary="The sip address of a MS Teams user",
+    description="Spec 004.",
+    responses=docs.ok(
+        docs.SipAddress, "The sip address", example={"sipAddress": "sip:sipAddress@msteams.com"}
+    ) | docs.MICROSOFT,
+)
 async def get_sip_address(ms_user_id: str, access: _access("users.instance.sip_address.read"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, str]:
     connection = _connect(access, container)
@@ -193,7 +269,11 @@ async def get_sip_address(ms_user_id: str, access: _access("users.instance.sip_a
 
 
 @router.post("/msteams/groups", status_code=204, response_model=None,
-             summary="Replace the SRE group filter as a whole (delete and recreate)")
+             summary="Replace the SRE group filter as a whole (delete and recreate)",
+    description="Spec 004: the whole filter, `[]` clears it.",
+    openapi_extra=request_body(docs.GroupFilterRequest, example=docs.GROUP_FILTER_EXAMPLE),
+    responses=docs.NO_CONTENT,
+)
 async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups.create"), uow: UnitOfWorkDep) -> None:
     groups = _field(body, "groups")
     if not isinstance(groups, list):
@@ -212,7 +292,11 @@ async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups
     uow.session.add_all(rows)
 
 
-@router.post("/msteams/sync", summary="Synchronise the users' phone numbers with MS Teams (runs in background)")
+@router.post("/msteams/sync", summary="Synchronise the users' phone numbers with MS Teams (runs in background)",
+    description="Spec 004: `type` normal (users), resource_account or all.",
+    openapi_extra=request_body(docs.SyncRequest, example={"type": "normal"}),
+    responses=docs.ok(docs.SyncStarted, "The users being synchronised"),
+)
 async def sync_users(body: Annotated[Any, Body()], access: _access("sync"), uow: UnitOfWorkDep) -> dict[str, Any]:
     kind = _field(body, "type")
     if kind not in ("normal", "resource_account", "all"):

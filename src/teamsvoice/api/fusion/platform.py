@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
 from teamsvoice.api.fusion.wire import render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
@@ -36,6 +38,7 @@ async def _json_object(request: Request) -> Any:
     description="`admin_of: [{level, reference, name}]` names the node the login administers; `ui_profile` is the "
     "portal's profile of its level (admin, distributor, reseller, customer); `profile.api_rules: [{name, allowed}]` lists every Fusion "
     "Required-role string with whether this login holds it (the same strings the routes check).",
+    responses=docs.ok(docs.Login, "The logged-in user"),
 )
 async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
     return await accounts.render_user(uow.session, await accounts.me(uow.session, principal), with_rules=True)
@@ -45,6 +48,11 @@ async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, 
     "/api/v01/system/users/local", summary="Update your own profile fields and/or password",
     description="Body: any of `first_name`, `last_name`, `email`, `mobile_number` (null clears); to change the "
     "password, `old_password` and `password` (8 to 200 characters). Answers the updated user.",
+    openapi_extra=request_body(
+        docs.ProfileRequest,
+        example={"first_name": "John", "last_name": "Doe", "email": "john.doe@example.com"}
+    ),
+    responses=docs.ok(docs.Login, "The updated user"),
 )
 async def put_local_user(request: Request, principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
     user = await accounts.update_me(uow.session, principal, await _json_object(request))
@@ -52,7 +60,11 @@ async def put_local_user(request: Request, principal: Principal, uow: UnitOfWork
 
 
 @router.put("/api/v01/system/users/{user_id}", summary="Update your own profile fields (the portal's account page)",
-            description="Only your own id: the admins of a level are managed under `{draas}/<level>s/{uuid}/admins`.")
+            description="Only your own id: the admins of a level are managed under "
+            "`{draas}/<level>s/{uuid}/admins`.",
+    openapi_extra=request_body(docs.ProfileRequest, example={"email": "john.doe@example.com"}),
+    responses=docs.ok(docs.Login, "The updated user"),
+)
 async def put_user(user_id: int, request: Request, principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
     if user_id != principal.user_id:
         raise NotFound(f"User {user_id} not found")
@@ -80,7 +92,10 @@ async def _list(level: str, principal: FusionPrincipal, uow: UnitOfWorkDep, cont
     return {f"{level}s": items} | Page(offset, page_size, total).wire(container.keyring, context)
 
 
-@router.get(DRAAS + "/distributors", summary="Distributors under your control (search, page_size, next)")
+@router.get(DRAAS + "/distributors", summary="Distributors under your control (search, page_size, next)",
+    description="Vendor-notes part 2 (the portal's organisation pages).",
+    responses=docs.ok(docs.Distributors, "The distributors"),
+)
 async def list_distributors(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("distributors.list"))], uow: UnitOfWorkDep,
     container: ContainerDep, search: str | None = None, page_size: int = 10, next: str | None = None,
@@ -88,7 +103,10 @@ async def list_distributors(
     return await _list("distributor", principal, uow, container, search, None, page_size, next)
 
 
-@router.get(DRAAS + "/distributors/{uuid}", summary="One distributor under your control")
+@router.get(DRAAS + "/distributors/{uuid}", summary="One distributor under your control",
+    responses=docs.ok(docs.OrgNode, "The distributor"),
+    description="404 when it is not under your control.",
+)
 async def get_distributor(
     uuid: str, principal: Annotated[FusionPrincipal, Depends(instance_checked("distributors.instance.read"))],
     uow: UnitOfWorkDep,
@@ -97,7 +115,9 @@ async def get_distributor(
     return _render_node(node, await uow.session.get(Reseller, node.parent_id) if node.parent_id else None)
 
 
-@router.get(DRAAS + "/resellers", summary="Resellers under your control (search, parent, page_size, next)")
+@router.get(DRAAS + "/resellers", summary="Resellers under your control (search, parent, page_size, next)",
+    description="`parent`: a distributor uuid.", responses=docs.ok(docs.Resellers, "The resellers"),
+)
 async def list_resellers(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("resellers.list"))], uow: UnitOfWorkDep,
     container: ContainerDep, search: str | None = None, parent: str | None = None, page_size: int = 10,
@@ -106,7 +126,10 @@ async def list_resellers(
     return await _list("reseller", principal, uow, container, search, parent, page_size, next)
 
 
-@router.get(DRAAS + "/resellers/{uuid}", summary="One reseller under your control")
+@router.get(DRAAS + "/resellers/{uuid}", summary="One reseller under your control",
+    responses=docs.ok(docs.OrgNode, "The reseller"),
+    description="404 when it is not under your control.",
+)
 async def get_reseller(
     uuid: str, principal: Annotated[FusionPrincipal, Depends(instance_checked("resellers.instance.read"))],
     uow: UnitOfWorkDep,
@@ -118,7 +141,10 @@ async def get_reseller(
 # --- staff ---------------------------------------------------------------------------------------------
 
 
-@router.get(DRAAS + "/users", summary="Every login (admin) at or under your level (search, page_size, next)")
+@router.get(DRAAS + "/users", summary="Every login (admin) at or under your level (search, page_size, next)",
+    responses=docs.ok(docs.Logins, "The logins"),
+    description="`search` (username or name), `page_size` (default 50), `next`.",
+)
 async def list_users(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("users.list"))], uow: UnitOfWorkDep,
     container: ContainerDep, search: str | None = None, page_size: int = 50, next: str | None = None,
@@ -151,7 +177,9 @@ def _admins_route(verb: str):  # type: ignore[no-untyped-def]
 AdminsPath = DRAAS + "/{level}/{uuid}/admins"
 
 
-@router.get(AdminsPath, summary="The admins (logins) of a distributor, reseller or tenant under your control")
+@router.get(AdminsPath, summary="The admins (logins) of a distributor, reseller or tenant under your control",
+    description="`level`: distributors, resellers or tenants.", responses=docs.ok(docs.Admins, "The admins"),
+)
 async def list_admins(
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("list"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
@@ -162,6 +190,13 @@ async def list_admins(
     AdminsPath, summary="Create an admin: {username, password, first_name?, last_name?, email?, mobile_number?}",
     description="The login gets the default Required roles of its level; the password is stored hashed (argon2) "
     "and never returned.",
+    openapi_extra=request_body(
+        docs.AdminRequest,
+        example={
+            "username": "jane", "password": "A-long-passw0rd", "first_name": "Jane",
+            "email": "jane@example.com"
+        }
+    ), responses=docs.ok(docs.Login, "The new admin"),
 )
 async def create_admin(
     request: Request, target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("create"))],
@@ -172,7 +207,12 @@ async def create_admin(
 
 
 @router.put(AdminsPath + "/{admin_id}",
-            summary="Update an admin: profile fields, password (ends its sessions), status active|disabled")
+            summary="Update an admin: profile fields, password (ends its sessions), status active|disabled",
+    openapi_extra=request_body(docs.AdminRequest, example={"status": "disabled"}),
+    responses=docs.ok(docs.Login, "The updated admin"),
+    description="Any of the profile fields, `password` (8 to 200 characters; ends the admin's sessions) and "
+    "`status` active|disabled.",
+)
 async def update_admin(
     admin_id: int, request: Request,
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("update"))], uow: UnitOfWorkDep,
@@ -181,7 +221,10 @@ async def update_admin(
     return await accounts.render_user(uow.session, user)
 
 
-@router.delete(AdminsPath + "/{admin_id}", summary="Delete an admin (not yourself)", status_code=204)
+@router.delete(AdminsPath + "/{admin_id}", summary="Delete an admin (not yourself)", status_code=204,
+    responses=docs.NO_CONTENT,
+    description="Its sessions end; you cannot delete your own login.",
+)
 async def delete_admin(
     admin_id: int, target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("delete"))],
     uow: UnitOfWorkDep,

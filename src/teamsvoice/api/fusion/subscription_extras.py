@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, subscription_access
 from teamsvoice.api.fusion.errors import fusion_error
 from teamsvoice.api.fusion.wire import SUB_PATH
@@ -27,7 +29,12 @@ def not_implemented(what: str) -> JSONResponse:
 
 @router.get(SUB_PATH + "/licenses", summary="The subscription's licences: {msTeamsUsers: {assigned, inUse}, sipTrunkChannels: {assigned}}",
             description="`msTeamsUsers.assigned` 0 means no limit is set (the default of subscriptions created "
-            "without licences); `inUse` counts the subscription's users that hold a number.")
+            "without licences); `inUse` counts the subscription's users that hold a number.",
+    responses=docs.ok(
+        docs.LicencesInUse, "The licences",
+        example={"msTeamsUsers": {"assigned": 10, "inUse": 3}, "sipTrunkChannels": {"assigned": 0}}
+    ),
+)
 async def get_licences(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.licenses.read"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
@@ -39,6 +46,8 @@ async def get_licences(
     description="The MS Teams users licence is enforced: giving a number to one user more than `assigned` answers "
     "400 (code 2060), for single updates and bulk items alike; `assigned` cannot go below `inUse` (code 2061). "
     "0 removes the limit.",
+    openapi_extra=request_body(docs.LicencesUpdateRequest, example={"msTeamsUsers": {"assigned": 25}}),
+    responses=docs.ok(docs.LicencesInUse, "The licences"),
 )
 async def put_licences(
     request: Request, access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.licenses.update"))],
@@ -55,28 +64,41 @@ async def put_licences(
 
 
 @router.get(SUB_PATH + "/msteams/oc/numbers", summary="Operator Connect numbers: none (subscriptions are Direct Routing)",
-            description="teamsvoice runs Direct Routing only: a subscription has no Operator Connect numbers.")
+            description="teamsvoice runs Direct Routing only: a subscription has no Operator Connect numbers.",
+    responses=docs.ok(
+        docs.InventoryNumbers, "None", example={"numbers": [], "page": 1, "pages": 1, "results": 0}
+    ),
+)
 async def operator_connect_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.msteams.oc.numbers.list"))],
 ) -> dict[str, Any]:
     return {"numbers": [], "page": 1, "pages": 1, "results": 0}
 
 
-@router.get(SUB_PATH + "/porting/requests", summary="Number porting requests: not implemented (501)")
+@router.get(SUB_PATH + "/porting/requests", summary="Number porting requests: not implemented (501)",
+    status_code=501, responses=docs.NOT_IMPLEMENTED,
+    description="teamsvoice does not port numbers with external carriers: always 501 (code 1501).",
+)
 async def list_porting_requests(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.porting.requests.list"))],
 ) -> JSONResponse:
     return not_implemented("Number porting with external carriers")
 
 
-@router.post(SUB_PATH + "/porting/requests", summary="Start a number porting request: not implemented (501)")
+@router.post(SUB_PATH + "/porting/requests", summary="Start a number porting request: not implemented (501)",
+    status_code=501, responses=docs.NOT_IMPLEMENTED,
+    description="teamsvoice does not port numbers with external carriers: always 501 (code 1501).",
+)
 async def create_porting_request(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.porting.requests.create"))],
 ) -> JSONResponse:
     return not_implemented("Number porting with external carriers")
 
 
-@router.get("/api/v01/draas/{draas_instance}/public/postal_codes", summary="Postal code lookup: not implemented (501)")
+@router.get("/api/v01/draas/{draas_instance}/public/postal_codes", summary="Postal code lookup: not implemented (501)",
+    status_code=501, responses=docs.NOT_IMPLEMENTED,
+    description="teamsvoice has no postal code database: always 501 (code 1501).",
+)
 async def postal_codes(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("public.country_codes.list"))],
 ) -> JSONResponse:

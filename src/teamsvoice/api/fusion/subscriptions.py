@@ -6,6 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, subscription_access, tenant_access
 from teamsvoice.api.fusion.wire import (
     SUB_PATH,
@@ -29,7 +31,10 @@ router = APIRouter(tags=["Fusion: subscriptions and numbers"])
 _SUB = "tenants.instance.subscriptions"
 
 
-@router.get(TENANTS_PATH + "/{uuid}/subscriptions", summary="Subscriptions of a tenant")
+@router.get(TENANTS_PATH + "/{uuid}/subscriptions", summary="Subscriptions of a tenant",
+    description="Vendor-notes 2.4: `search` (name), `page_size`, `next`.",
+    responses=docs.ok(docs.SubscriptionList, "The subscriptions"),
+)
 async def list_subscriptions(
     tenant: Annotated[FusionTenant, Depends(tenant_access(f"{_SUB}.list"))], uow: UnitOfWorkDep,
     container: ContainerDep, page_size: int = 10, search: str | None = None, next: str | None = None,
@@ -61,7 +66,10 @@ async def _detail(uow: UnitOfWorkDep, access: SubscriptionAccess) -> dict[str, A
     return body
 
 
-@router.post(TENANTS_PATH + "/{uuid}/subscriptions", summary="Create a subscription (backed by a new enterprise)")
+@router.post(TENANTS_PATH + "/{uuid}/subscriptions", summary="Create a subscription (backed by a new enterprise)",
+    description="Vendor-notes 2.4: `name` required; `licenses` `{msTeamsUsers, sipTrunkChannels}` (0: no "
+    "limit).", responses=docs.ok(docs.SubscriptionDetail, "The new subscription"),
+)
 async def create_subscription(
     body: SubscriptionCreateBody, tenant: Annotated[FusionTenant, Depends(tenant_access(f"{_SUB}.create"))],
     principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
@@ -75,14 +83,20 @@ async def create_subscription(
     return await _detail(uow, SubscriptionAccess(principal, tenant, subscription, enterprise))
 
 
-@router.get(SUB_PATH, summary="A subscription with its licences, MS Teams link and number counts")
+@router.get(SUB_PATH, summary="A subscription with its licences, MS Teams link and number counts",
+    description="With `msteamsTenant` once linked and `msteamsAdmin` once an administrator is set.",
+    responses=docs.ok(docs.SubscriptionDetail, "The subscription"),
+)
 async def get_subscription(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.read"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     return await _detail(uow, access)
 
 
-@router.delete(SUB_PATH, summary="Delete a subscription that is not linked and holds no numbers")
+@router.delete(SUB_PATH, summary="Delete a subscription that is not linked and holds no numbers",
+    description="400 while it is linked to a MS Teams tenant or holds numbers.",
+    responses=docs.ok(docs.IdOnly, "The deleted subscription's id"),
+)
 async def delete_subscription(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.delete"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
@@ -94,7 +108,10 @@ async def delete_subscription(
 # --- numbers --------------------------------------------------------------------------------------
 
 
-@router.get(SUB_PATH + "/numbers", summary="The subscription's numbers (search: digits of the number)")
+@router.get(SUB_PATH + "/numbers", summary="The subscription's numbers (search: digits of the number)",
+    description="Vendor-notes 2.5: `search` (digits), `page_size`, `next`.",
+    responses=docs.ok(docs.NumberList, "The numbers"),
+)
 async def list_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.list"))],
     uow: UnitOfWorkDep, container: ContainerDep, page_size: int = 10, search: str | None = None, next: str | None = None,
@@ -112,6 +129,7 @@ async def list_numbers(
     SUB_PATH + "/free_numbers", summary="The subscription's numbers no Teams user holds, as E.164 strings",
     description="`{freeNumbers: [\"+3222100100\", ...], page, pages, results, next?}`: the strings are what the "
     "portal renders and what a user's `phoneNumber` takes.",
+    responses=docs.ok(docs.FreeNumbers, "The free numbers"),
 )
 async def free_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.free_numbers.list"))],
@@ -130,6 +148,10 @@ async def free_numbers(
     SUB_PATH + "/numbers", summary="Add numbers: {countryCode, ranges: [[start, end], ...]} or {countryCode, numbers: [nsn, ...]}",
     description="countryCode is the calling code (\"+32\"); optional isoCode (ISO 3166 alpha-2) checks every number's "
     "country. All or nothing; at most 10,000 numbers per request.",
+    openapi_extra=request_body(
+        docs.AddNumbersRequest, example={"countryCode": "+32", "ranges": [["22100100", "22100199"]]}
+    ),
+    responses=docs.ok(docs.NumbersAdded, "The numbers added"),
 )
 async def add_numbers(
     request: Request,
@@ -160,7 +182,10 @@ async def add_numbers(
     return {"added": len(rows), "numbers": [render_number(r, None) for r in rows]}
 
 
-@router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}")
+@router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}",
+    description="Only numbers no user holds; all or nothing.",
+    responses=docs.ok(docs.NumbersDeleted, "How many were removed"),
+)
 async def delete_numbers(
     body: NumbersDeleteBody,
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.delete"))],

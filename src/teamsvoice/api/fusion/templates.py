@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 
 from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.docs import request_body
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -20,27 +22,47 @@ def _access(action: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
 
 
-@router.get("/msteams/templates", summary="Templates of the subscription, with at least the default one (id 0)")
+@router.get("/msteams/templates", summary="Templates of the subscription, with at least the default one (id 0)",
+    description="Vendor-notes 2.6: `search` (name).", responses=docs.ok(docs.Templates, "The templates"),
+)
 async def list_templates(access: _access("list"), uow: UnitOfWorkDep, search: str | None = None) -> dict[str, Any]:
     return {"templates": await templates.list_templates(uow.session, access, search)}
 
 
-@router.get("/msteams/templates/{template_id}", summary="One template")
+@router.get("/msteams/templates/{template_id}", summary="One template",
+    responses=docs.ok(docs.Template, "The template"),
+    description="Vendor-notes 2.6: id 0 is the built-in default.",
+)
 async def get_template(template_id: int, access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
     return await templates.get_template(uow.session, access, template_id)
 
 
-@router.post("/msteams/templates", status_code=201, summary="Create a template")
+@router.post("/msteams/templates", status_code=201, summary="Create a template",
+    description="`name` required.",
+    openapi_extra=request_body(
+        docs.TemplateRequest,
+        example={
+            "name": "BE-Test", "location": "BE", "vrp": "World-DRaaS", "groups": [],
+            "licenses": ["18181a46-0d4e-45cd-891e-60aabd171b4e"]
+        }
+    ),
+    responses=docs.ok(docs.IdOnly, "Created: the template's id", status=201),
+)
 async def create_template(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
     return {"id": (await templates.create_template(uow.session, access, body)).id}
 
 
-@router.put("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Update a template")
+@router.put("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Update a template",
+    description="Template 0 (the default) cannot be changed.",
+    openapi_extra=request_body(docs.TemplateRequest, example={"vrp": "Global"}), responses=docs.NO_CONTENT,
+)
 async def update_template(template_id: int, body: Annotated[Any, Body()], access: _access("update"),
                           uow: UnitOfWorkDep) -> None:
     await templates.update_template(uow.session, access, template_id, body)
 
 
-@router.delete("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Delete a template")
+@router.delete("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Delete a template",
+    description="Template 0 (the default) cannot be deleted.", responses=docs.NO_CONTENT,
+)
 async def delete_template(template_id: int, access: _access("delete"), uow: UnitOfWorkDep) -> None:
     await templates.delete_template(uow.session, access, template_id)

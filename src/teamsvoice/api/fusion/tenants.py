@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, tenant_access
 from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
 from teamsvoice.domain.fusion import tenants as service
@@ -21,7 +22,10 @@ async def _render(uow: UnitOfWorkDep, principal: FusionPrincipal, tenant: Fusion
     return render_tenant(tenant, owner, direct=principal.reseller_id == tenant.owner_reseller_id)
 
 
-@router.get("", summary="Tenants under your direct or indirect control")
+@router.get("", summary="Tenants under your direct or indirect control",
+    description="Vendor-notes 2.3: `search` (name), `sort` name, `dir` asc|desc, `parent` (an owner uuid), "
+    "`page_size`, `next`.", responses=docs.ok(docs.TenantList, "The tenants"),
+)
 async def list_tenants(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.list"))], uow: UnitOfWorkDep,
     container: ContainerDep, search: str | None = None, sort: str = "name", dir: str = "asc",
@@ -36,7 +40,18 @@ async def list_tenants(
         container.keyring, context)
 
 
-@router.post("", summary="Create a tenant (owner: a distributor or reseller under your control; default: yours)")
+@router.post("", summary="Create a tenant (owner: a distributor or reseller under your control; default: yours)",
+    description="Vendor-notes 2.3: `name` required; `owner` `{type: distributor|reseller, uuid}` under your "
+    "control.",
+    responses=docs.ok(
+        docs.Tenant, "The new tenant",
+        example={
+            "uuid": "5f0c1e7a-6d0b-4d3c-9a8e-1b2c3d4e5f60", "name": "Acme", "billingId": "B-1",
+            "markup": None, "owner": {"type": "reseller", "uuid": "0b7e...", "name": "Reseller One"},
+            "isDirectTenant": True
+        }
+    ),
+)
 async def create_tenant(
     body: TenantCreateBody, principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.create"))],
     uow: UnitOfWorkDep,
@@ -48,7 +63,9 @@ async def create_tenant(
     return await _render(uow, principal, tenant)
 
 
-@router.get("/{uuid}", summary="One tenant")
+@router.get("/{uuid}", summary="One tenant",
+    description="A tenant under your control.", responses=docs.ok(docs.Tenant, "The tenant"),
+)
 async def get_tenant(
     tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.read"))],
     principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.read"))], uow: UnitOfWorkDep,
@@ -56,7 +73,10 @@ async def get_tenant(
     return await _render(uow, principal, tenant)
 
 
-@router.put("/{uuid}", summary="Update a tenant's name, billingId and markup")
+@router.put("/{uuid}", summary="Update a tenant's name, billingId and markup",
+    description="`name` required; `billingId` and `markup` replaced (absent: cleared).",
+    responses=docs.ok(docs.Tenant, "The updated tenant"),
+)
 async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
     principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.update"))], uow: UnitOfWorkDep,
@@ -67,7 +87,10 @@ async def update_tenant(
     return await _render(uow, principal, tenant)
 
 
-@router.delete("/{uuid}", summary="Delete a tenant that has no subscriptions left")
+@router.delete("/{uuid}", summary="Delete a tenant that has no subscriptions left",
+    description="400 while the tenant has subscriptions.",
+    responses=docs.ok(docs.TenantUuid, "The deleted tenant's uuid"),
+)
 async def delete_tenant(
     tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.delete"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:

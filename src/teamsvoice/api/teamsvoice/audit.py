@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.teamsvoice import docs
 from teamsvoice.domain.audit import service as audit
 
 PREFIX = "/api/teamsvoice/v1"
@@ -18,7 +19,9 @@ router = APIRouter(prefix=PREFIX, tags=["teamsvoice: audit log"])
 @router.get("/audit", summary="Who changed what, when, through which API or console page (newest first)",
             description="Filters: `actor` (part of the login name), `tenant` (part of the customer name or its "
             "Microsoft tenant id), `action` (prefix, e.g. `teams_user` or `number.create`), `since`/`until` "
-            "(ISO date or date-time, UTC). `format=csv` answers the matching entries as CSV.")
+            "(ISO date or date-time, UTC). `format=csv` answers the matching entries as CSV.",
+    responses=docs.audit_answers(),
+)
 async def list_audit(
     uow: UnitOfWorkDep, principal: ResellerDep,
     actor: Annotated[str | None, Query(max_length=200)] = None,

@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 
-from teamsvoice.api.teamsvoice import docs
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.teamsvoice import docs
 from teamsvoice.api.teamsvoice.deps import ChangerDep, OffboarderDep, ReaderDep, ResellerChangerDep, VoiceCaller
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.orgs.models import Enterprise
