@@ -77,13 +77,16 @@ def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitab
 
 
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    """A table fitted to the terminal; into a pipe or file, as wide as its content (values never wrapped)."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
     table = Table(*columns)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 # --- tenants --------------------------------------------------------------------------------------------
@@ -259,7 +262,8 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")]
 
     async def retry(session: "AsyncSession") -> tuple[str, int]:
         job = await _job(session, job_id)
-        return job.job_key, await bulk.retry_job(session, job)
+        count = await bulk.retry_job(session, job)
+        return job.job_key, count  # the new key, given by the retry
 
     settings = _settings(data_dir)
     job_key, count = _with_session(settings, retry)  # committed before it is enqueued
@@ -502,6 +506,9 @@ def _doctor_storage(settings: "Settings") -> list[dict[str, Any]]:
     from teamsvoice import runner
 
     checks = []
+    if not settings.data_dir.is_dir():
+        return [_check("data directory", False, f"{settings.data_dir} does not exist",
+                       "pass the server's --data-dir, or create it with `teamsvoice migrate --data-dir ...`")]
     try:
         runner.check_data_dir(settings.data_dir)
         problems = []
