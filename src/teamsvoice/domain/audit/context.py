@@ -121,8 +121,7 @@ def job_scope() -> AuditScope | None:
         return None
     if not workflow_id:
         return None
-    return AuditScope(family=JOB, source=f"job {workflow_id}",
-                      actor=Actor(name=f"job {workflow_id}"[:255], on_behalf_of=submitter))
+    return AuditScope(family=JOB, actor=Actor(name=f"job {workflow_id}"[:255], on_behalf_of=submitter))
 
 
 @contextmanager
