@@ -3,7 +3,7 @@
 from typing import Any
 
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
-from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
+from teamsvoice.microsoft.ports import Cmdlets
 
 
 def _strings(value: Any) -> list[str]:
@@ -68,6 +68,3 @@ class CmdletDirectRouting:
     async def update_policy(self, policy: VoiceRoutingPolicy) -> None:
         await self._cmdlets.run("Set-CsOnlineVoiceRoutingPolicy", {"Identity": policy.identity, "OnlinePstnUsages": policy.usages})
 
-
-def direct_routing(connection: TenantConnection) -> CmdletDirectRouting:
-    return CmdletDirectRouting(connection.cmdlets)

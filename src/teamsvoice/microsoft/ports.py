@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from teamsvoice.microsoft.calling_ports import RoutingInventory, VoiceRoute, VoiceRoutingPolicy
+    from teamsvoice.microsoft.calling_ports import DirectRouting, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
     from teamsvoice.microsoft.directory import DirectoryAdmin
 
 
@@ -123,3 +123,11 @@ class TenantConnection:
         from teamsvoice.microsoft.directory import DirectoryAdmin
 
         return DirectoryAdmin(self.graph)
+
+    @cached_property
+    def direct_routing(self) -> "DirectRouting":
+        """Gateways, PSTN usages, voice routes and voice routing policies of this tenant (Teams cmdlets:
+        microsoft/direct_routing.py)."""
+        from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
+
+        return CmdletDirectRouting(self.cmdlets)

@@ -24,7 +24,6 @@ from teamsvoice.domain.provisioning.service import ProvisioningAccess
 from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
-from teamsvoice.microsoft.direct_routing import direct_routing
 
 NUMBER_PATTERN = r"^\+?\d+$"
 ROUTE_PRIORITY = 0  # Teams priorities are 0-based; set on creation only (other routes may shift it)
@@ -156,7 +155,7 @@ async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_
         None if enabled else "Buy Teams Phone Standard (MCOEV) licences for the tenant and assign them to voice users",
     ))
     if plan is not None:
-        in_place, detail = _describe_existing(plan, await direct_routing(access.connection).inventory())
+        in_place, detail = _describe_existing(plan, await access.connection.direct_routing.inventory())
         checks.append(Check("routingObjects", in_place, False, detail,
                             None if in_place else "Run /provisioning/provisionDirectRouting"))
     return Readiness(plan, checks)
@@ -168,7 +167,7 @@ async def provision(session: AsyncSession, access: ProvisioningAccess, sbc_gatew
         failed = [f"{c.name}: {c.fix or c.detail}" for c in readiness.checks if c.required and not c.passed]
         raise PreconditionFailed("The tenant is not ready for Direct Routing: " + " | ".join(failed))
     plan = readiness.plan
-    changes = await configuration.ensure(direct_routing(access.connection), plan.wanted())
+    changes = await configuration.ensure(access.connection.direct_routing, plan.wanted())
     enterprise = access.enterprise
     record = await session.scalar(select(DirectRoute).where(
         DirectRoute.enterprise_id == enterprise.id, DirectRoute.sbc_gateway_id == plan.gateway.id))

@@ -37,7 +37,6 @@ from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.direct_routing import direct_routing
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE
 
 PASSWORD_PURPOSE = "fusion-msteams-admin"
@@ -247,7 +246,7 @@ def voice_configuration(fqdn: str) -> RoutingInventory:
 
 async def create_voice_configuration(connector: MicrosoftConnector, tenant_id: str, fqdn: str) -> str:
     """Idempotent: each object is created or corrected only when it differs (domain/tenant_voice)."""
-    await configuration.ensure(direct_routing(connector.connect(tenant_id)), voice_configuration(fqdn))
+    await configuration.ensure(connector.connect(tenant_id).direct_routing, voice_configuration(fqdn))
     return f"gateway {fqdn}, usage/route/policy '{VOICE_NAME}'"
 
 

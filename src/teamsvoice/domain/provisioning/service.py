@@ -22,7 +22,6 @@ from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.direct_routing import direct_routing
 from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 
 
@@ -187,7 +186,7 @@ async def update_user_details(
         voice_routing_policy = per_user_policy(str(voice_routing_policy))
     if voice_routing_policy not in (..., None):
         # Teams grants only existing per-user policies: say so as the caller's error, before recording anything.
-        known = await direct_routing(access.connection).policy_names()
+        known = await access.connection.direct_routing.policy_names()
         if str(voice_routing_policy).removeprefix("Tag:") not in known:
             raise ValidationFailed(
                 f"voiceRoutingPolicy: '{voice_routing_policy}' is not a voice routing policy of the tenant "
