@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
@@ -61,11 +61,13 @@ def register_app(emulator: MsEmulator) -> RegisteredApp:
     return app
 
 
-def admin_consent(emulator: MsEmulator, tenant: SeededTenant, app: RegisteredApp) -> None:
-    """The tenant's Global Administrator signs in and accepts, as in a browser without JavaScript."""
+def admin_consent(emulator: MsEmulator, tenant: SeededTenant, app: RegisteredApp,
+                  scope: str = "Directory.ReadWrite.All") -> str:
+    """The tenant's Global Administrator signs in and accepts, as in a browser without JavaScript. Answers the
+    authorization code the redirect carries (a delegated token for the administrator, if redeemed)."""
     url = str(httpx.URL(f"{emulator.url}/{tenant.tenant_id}/oauth2/v2.0/authorize", params={
         "client_id": app.client_id, "response_type": "code", "redirect_uri": REDIRECT_URI,
-        "scope": "openid offline_access Directory.ReadWrite.All", "state": "s", "prompt": "admin_consent",
+        "scope": f"openid offline_access {scope}", "state": "s", "prompt": "admin_consent",
     }))
     with httpx.Client(verify=str(emulator.ca), timeout=30) as browser:
         page = browser.get(url)
@@ -76,6 +78,7 @@ def admin_consent(emulator: MsEmulator, tenant: SeededTenant, app: RegisteredApp
             form = forms(page.text)[0]
             page = browser.post(urljoin(str(page.url), form.action), data={**form.fields, "consent": "accept"})
         assert page.status_code == 302 and "code=" in page.headers["location"], page.text
+    return parse_qs(urlsplit(page.headers["location"]).query)["code"][0]
 
 
 def connector_settings(emulator: MsEmulator, app: RegisteredApp, tmp: Path, **overrides: object) -> Settings:

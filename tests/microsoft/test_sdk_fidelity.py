@@ -9,7 +9,6 @@ import ssl
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import msal
@@ -70,10 +69,8 @@ from msgraph_core.requests.batch_request_item import BatchRequestItem
 from msgraph_core.requests.batch_response_content import BatchResponseContent
 
 from tests.microsoft.support import (
-    ADMIN_PASSWORD, APPLICATION_PERMISSIONS, REDIRECT_URI, MsEmulator, RegisteredApp, SeededTenant, admin_consent,
-    seed_tenant,
+    APPLICATION_PERMISSIONS, REDIRECT_URI, MsEmulator, RegisteredApp, SeededTenant, admin_consent, seed_tenant,
 )
-from tests.support.browser import forms
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -288,23 +285,6 @@ def _package(manifest_id: str, version: str) -> bytes:
     return buffer.getvalue()
 
 
-def _authorization_code(ms_emulator: MsEmulator, tenant: SeededTenant, app: RegisteredApp) -> str:
-    """The Global Administrator signs in (the app is already consented); the code comes back on the redirect."""
-    url = str(httpx.URL(f"{ms_emulator.url}/{tenant.tenant_id}/oauth2/v2.0/authorize", params={
-        "client_id": app.client_id, "response_type": "code", "redirect_uri": REDIRECT_URI,
-        "scope": "openid offline_access https://graph.microsoft.com/.default", "state": "s"}))
-    with httpx.Client(verify=str(ms_emulator.ca), timeout=30) as browser:
-        page = browser.get(url)
-        form = forms(page.text)[0]
-        page = browser.post(urljoin(str(page.url), form.action),
-                            data={**form.fields, "username": tenant.admin, "password": ADMIN_PASSWORD})
-        if page.status_code == 200 and forms(page.text):
-            form = forms(page.text)[0]
-            page = browser.post(urljoin(str(page.url), form.action), data={**form.fields, "consent": "accept"})
-    assert page.status_code == 302, page.text
-    return parse_qs(urlsplit(page.headers["location"]).query)["code"][0]
-
-
 def _client(ms_emulator: MsEmulator, credential: object, sent: list[tuple[str, str]]) -> tuple[GraphServiceClient, httpx.AsyncClient]:
     """msgraph-sdk with its default middleware on an httpx client that notes each request it sends."""
     async def note(request: httpx.Request) -> None:
@@ -323,26 +303,28 @@ SENT: list[tuple[str, str]] = []  # every request the SDK clients of this module
 
 
 @pytest.fixture(scope="module")
-def apps_app(ms_emulator: MsEmulator, fidelity_tenant: SeededTenant) -> RegisteredApp:
-    """An app that may install Teams apps for users (application) and manage the catalog (delegated)."""
+def apps_app(ms_emulator: MsEmulator, fidelity_tenant: SeededTenant) -> tuple[RegisteredApp, str]:
+    """An app that may install Teams apps for users (application) and manage the catalog (delegated), with
+    the Global Administrator's consent and the authorization code it came back with."""
     app = RegisteredApp(str(uuid.uuid4()), f"secret-{uuid.uuid4()}")
     response = ms_emulator.admin.post("/_admin/applications", json={
         "appId": app.client_id, "displayName": "sdk-fidelity-apps", "clientSecret": app.secret,
-        "redirectUris": [REDIRECT_URI], "delegatedPermissions": ["AppCatalog.ReadWrite.All", "User.Read"],
+        "redirectUris": [REDIRECT_URI], "delegatedPermissions": ["AppCatalog.ReadWrite.All"],
         "applicationPermissions": [*APPLICATION_PERMISSIONS, "AppCatalog.Read.All",
                                    "TeamsAppInstallation.ReadWriteForUser.All"],
     })
     assert response.status_code == 201, response.text
-    admin_consent(ms_emulator, fidelity_tenant, app)
-    return app
+    return app, admin_consent(ms_emulator, fidelity_tenant, app, scope="AppCatalog.ReadWrite.All")
 
 
 @pytest.fixture(scope="module")
-async def delegated_graph(ms_emulator: MsEmulator, apps_app: RegisteredApp,
+async def delegated_graph(ms_emulator: MsEmulator, apps_app: tuple[RegisteredApp, str],
                           fidelity_tenant: SeededTenant) -> AsyncIterator[GraphServiceClient]:
+    """The consent's authorization code, redeemed for a delegated token by azure-identity."""
+    app, code = apps_app
     credential = AuthorizationCodeCredential(
-        fidelity_tenant.tenant_id, apps_app.client_id, _authorization_code(ms_emulator, fidelity_tenant, apps_app),
-        REDIRECT_URI, client_secret=apps_app.secret, authority=ms_emulator.url, connection_verify=str(ms_emulator.ca))
+        fidelity_tenant.tenant_id, app.client_id, code, REDIRECT_URI, client_secret=app.secret,
+        authority=ms_emulator.url, connection_verify=str(ms_emulator.ca))
     client, http = _client(ms_emulator, credential, SENT)
     yield client
     await http.aclose()
@@ -350,9 +332,10 @@ async def delegated_graph(ms_emulator: MsEmulator, apps_app: RegisteredApp,
 
 
 @pytest.fixture(scope="module")
-async def apps_graph(ms_emulator: MsEmulator, apps_app: RegisteredApp,
+async def apps_graph(ms_emulator: MsEmulator, apps_app: tuple[RegisteredApp, str],
                      fidelity_tenant: SeededTenant) -> AsyncIterator[GraphServiceClient]:
-    credential = ClientSecretCredential(fidelity_tenant.tenant_id, apps_app.client_id, apps_app.secret,
+    app = apps_app[0]
+    credential = ClientSecretCredential(fidelity_tenant.tenant_id, app.client_id, app.secret,
                                         authority=ms_emulator.url, disable_instance_discovery=True,
                                         connection_verify=str(ms_emulator.ca))
     client, http = _client(ms_emulator, credential, SENT)
