@@ -16,8 +16,9 @@ limits ON (its default outside the test suite) and `{"profile": "microsoft"}` la
    linearly to N (the output says so);
 2. T tenants x M users at once (T jobs submitted together): the aggregate Teams request rate against the
    app-wide bound (300 per second, or 30 x T when smaller) and each tenant's share of the requests;
-3. server RSS before and at the peak of each phase (two sizes: N and T x M users) and the emulator's share
-   of the CPU time spent during the runs (from /proc).
+3. server RSS before and at the peak of each phase: a first job of `--memory-users` (1,000), then N, then
+   T x M users; and the CPU time spent (from /proc; `serve` runs the emulator in its own process only if
+   it has a child process, else its share is not separable).
 """
 
 import argparse
@@ -100,8 +101,11 @@ async def main(args: argparse.Namespace) -> None:
             await run(served, args)
         finally:
             served.stop()
-            if args.keep_log:
+            if args.keep_log:  # the server's log and the job engine's database (workflow times)
                 Path(args.keep_log).write_bytes((Path(tmp) / "serve.log").read_bytes())
+                jobs = Path(tmp) / "data" / "teamsvoice-jobs.sqlite3"
+                if jobs.exists():
+                    Path(args.keep_log + ".jobs.sqlite3").write_bytes(jobs.read_bytes())
 
 
 async def run(served: Served, args: argparse.Namespace) -> None:
@@ -112,12 +116,21 @@ async def run(served: Served, args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(base_url=served.url, timeout=600) as http, \
             httpx.AsyncClient(base_url=microsoft["loginUrl"], verify=microsoft["caCertificate"], timeout=120) as emulator:
         extra = 1 + args.naive_users
+        sizes = await prepare_bulk(http, creds, args.memory_users, first_number=23000000) if args.memory_users else None
         big = await prepare_bulk(http, creds, args.users + extra, first_number=24000000)
         fleet = [await prepare_bulk(http, creds, args.tenant_users, first_number=25000000 + t * 10000)
                  for t in range(args.tenants)]
         assert (await emulator.put("/_admin/faults", json={"profile": "microsoft", "limits": "microsoft"})).status_code == 200
         cpu_start = {pid: cpu_seconds(pid) for pid in [server_pid, *emulator_pids]}
         wall_start = time.perf_counter()
+
+        # 0. memory at a smaller size first (the same job shape).
+        rss_small = (rss_mib(server_pid), 0.0)
+        if sizes is not None:
+            peak = [0.0]
+            await until_final(http, sizes, await submit(http, sizes, body(sizes, "budget-size", range(args.memory_users))),
+                              served, peak)
+            rss_small = (rss_small[0], peak[0])
 
         # 1. one tenant, N users; a one-user change while it runs; then the one-at-a-time sample.
         rss_before, peak = rss_mib(server_pid), [0.0]
@@ -175,9 +188,10 @@ async def run(served: Served, args: argparse.Namespace) -> None:
     print(f"   one at a time         {naive_per_user * args.users:8.1f} s  (extrapolated from {args.naive_users} users, "
           f"{naive_per_user:.2f} s each)  -> teamsvoice {naive_per_user * args.users / elapsed:.1f}x faster")
     print(f"   one-user change submitted {args.small_after:.0f} s into the job: final after {small_latency:.1f} s "
-          f"({small_summary['status']})")
+          f"({small_summary['status']}; a one-user job alone: {naive_per_user:.1f} s)")
     print(f"2. {args.tenants} tenants x {args.tenant_users} users at once: {fleet_elapsed:.1f} s, "
-          f"statuses {sorted({s['status'] for s in summaries})}")
+          f"statuses {sorted({s['status'] for s in summaries})}, items in error "
+          f"{sum(s.get('error_count', 0) or 0 for s in summaries)}")
     rate = sum(shares) / fleet_elapsed
     print(f"   Teams requests {sum(shares):.0f}: {rate:.1f}/s vs app-wide bound {TEAMS_PER_APP:.0f}/s "
           f"(per tenant {TEAMS_PER_TENANT:.0f}/s x {args.tenants} = {TEAMS_PER_TENANT * args.tenants:.0f}/s) "
@@ -185,8 +199,13 @@ async def run(served: Served, args: argparse.Namespace) -> None:
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
-    print(f"3. server RSS MiB: {args.users} users {rss_big[0]:.0f} -> peak {rss_big[1]:.0f}; "
-          f"{args.tenants * args.tenant_users} users over {args.tenants} tenants {rss_before_fleet:.0f} -> peak {peak[0]:.0f}")
+    if sizes is not None:
+        print(f"3. server RSS MiB: {args.memory_users} users {rss_small[0]:.0f} -> peak {rss_small[1]:.0f}; "
+              f"{args.users} users {rss_big[0]:.0f} -> peak {rss_big[1]:.0f}; "
+              f"{args.tenants * args.tenant_users} users over {args.tenants} tenants {rss_before_fleet:.0f} -> peak {peak[0]:.0f}")
+    else:
+        print(f"3. server RSS MiB: {args.users} users {rss_big[0]:.0f} -> peak {rss_big[1]:.0f}; "
+              f"{args.tenants * args.tenant_users} users over {args.tenants} tenants {rss_before_fleet:.0f} -> peak {peak[0]:.0f}")
     busy = total / (wall * (os.cpu_count() or 1))
     if emulator_pids:
         print(f"   CPU over {wall:.0f} s: teamsvoice {cpu[server_pid]:.0f} s, emulator {emulator_cpu:.0f} s "
@@ -203,6 +222,7 @@ if __name__ == "__main__":
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--tenant-users", type=int, default=250)
     parser.add_argument("--naive-users", type=int, default=10)
+    parser.add_argument("--memory-users", type=int, default=1000, help="a first job of this size, for RSS (0: none)")
     parser.add_argument("--keep-log", help="copy the server's log here")
     parser.add_argument("--small-after", type=float, default=10.0, help="seconds into the big job")
     asyncio.run(main(parser.parse_args()))

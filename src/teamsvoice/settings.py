@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     microsoft_app_rate_per_second: int | None = Field(
         default=None, ge=1, description="App-wide cap on Microsoft work items started per second, across every worker."
     )
+    microsoft_worker_items: int = Field(
+        default=128, ge=1, description="Most Microsoft work items one worker process runs at once, all tenants together "
+        "(each holds a thread and uses the database between its requests).")
     microsoft_teams_requests_per_second: float = Field(
         default=30.0, gt=0, description="Microsoft's Teams service budget per app per tenant (Graph's Teams APIs and "
         "Teams PowerShell), shared by every process through the database.")

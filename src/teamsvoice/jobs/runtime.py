@@ -151,6 +151,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     DBOS.register_queue(JOBS_QUEUE, polling_interval_sec=0.2, on_conflict="always_update")
     DBOS.register_queue(
         MICROSOFT_QUEUE, partition_concurrency=settings.microsoft_tenant_concurrency,
+        worker_concurrency=settings.microsoft_worker_items,
         limiter=({"limit": settings.microsoft_app_rate_per_second, "period": 1.0}
                  if settings.microsoft_app_rate_per_second else None),
         polling_interval_sec=0.1, on_conflict="always_update")

@@ -18,7 +18,8 @@ requests are waiting, instead of one per request. Tokens are taken only for requ
 in that round, never leased ahead: unused leased tokens would either be lost or let a process burst past
 the bucket, and the round already amortises the round trip. The time is the processes' wall clock
 (`Clock.now`); workers of one provider are assumed NTP-synchronised (a clock behind the row's is treated
-as no time elapsed).
+as no time elapsed). The table comes with migration 0010; a store on a database that `teamsvoice` did not
+migrate (a connector used on its own) creates it.
 
 **Concurrency that adapts to latency.** Per lane (tenant x service class) and per process, the requests
 in flight are capped at `rate x (observed latency + a tick) x 1.25` (Little's law: enough to spend the rate,
@@ -31,7 +32,10 @@ runtime around an item; requests outside jobs share one queue) has its own queue
 them round robin, so one request of a small job waits for at most one request of each other job of that
 tenant. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
 drawing on the app-wide bucket get equal shares. A request is granted as soon as its lane has a free
-slot and its buckets have tokens: there is no batch to wait for.
+slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
+between processes the shared buckets are first come, first served (the job queue spreads every tenant's
+items over the workers, so each sees a similar mix). Windows and latencies are per process: N workers may
+keep N windows in flight to one tenant, but never spend more than its one shared bucket.
 
 A process-local `MemoryBuckets` store (same allocation) serves tests and callers without a database.
 """
