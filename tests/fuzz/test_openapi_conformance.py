@@ -111,7 +111,8 @@ async def build_world(
             "userPrincipalName": ms_user["userPrincipalName"],
             "upn": ms_user["userPrincipalName"], "phoneNumber": f"+32{start + 1}",
             "number": f"+32{start + 2}",
-            "ms_tenant_text": ctt_tenant["tenantId"],
+            "ms_tenant_text": ctt_tenant["tenantId"], "teamsUserId": f"user1@{ctt_tenant['domain']}",
+            "username": "reseller", "password": PASSWORD,
         },
     )
 
@@ -180,6 +181,8 @@ async def test_every_route_answers_as_documented(
             if not public:
                 validate(case, {}, "no token")
             validate(case, auth(operation), "generated")
+            if operation.path.startswith("/api/teamsvoice/v1/"):  # takes either family's token
+                validate(case, {"Authorization": f"Bearer {world.fusion_token}"}, "generated, Fusion token")
             placed = on_world(operation, case)
             if placed is not None and not is_destructive(operation.method.upper(), operation.path):
                 validate(placed, auth(operation), "generated on the world's objects")

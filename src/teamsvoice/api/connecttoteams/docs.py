@@ -416,3 +416,26 @@ def ok(body: dict[str, Any] | type[Doc] | None, description: str = "Success", *,
 
 def ok_list(model: type[Doc], description: str = "Success", example: Any = None) -> dict[int | str, Any]:
     return ok(schema(model, array=True), description, example=example)
+
+
+# Spec 003 Part III.2's sample body (with a reseller token the MSAL object is not needed: `tenantID` names the
+# enterprise).
+CONFIGURE_USER_EXAMPLE = {
+    "pbxCallPolicyInfo": {"callPolicyCNAM": "TRANSPARENT", "callPolicyName": "Global",
+                          "forwardedCallsCallerId": "USER_CALLER_ID"},
+    "userType": "Service", "directRouteId": 806, "useTeamsVoicemail": False, "password": "<password>",
+    "rePassword": "<password>", "pbxAuthUserId": "104", "pbxLocation": "<pbx location>", "pbxUserId": "104",
+    "phoneNumber": "14139301634", "portalLoginName": "", "portalPassword": "",
+    "teamsUserId": "user@contoso.com",
+    "useEnterpriseDialPlan": True, "tenantID": "<tenant-id>", "loginID": "<ent-admin-id>",
+    "sipAutoProvisioningEnabled": False, "useAudioConferenceVRP": False, "userTag": "",
+}
+# The fields of spec 003 Part III.1's location.
+PBX_LOCATION_EXAMPLE = {
+    "tenantId": "<tenant-id>", "pbxLocation": "pbxLocation", "pbxType": "Example PBX",
+    "canonicalPbxSIPDomain": "pbx.contoso.com", "pbxLabel": "pbxLabel", "proxyDomainPort": 0,
+    "presencePackageType": "call-info", "regExpiresValue": 0,
+    "callPolicy": {"callPolicyName": "callPolicyName", "callPolicyCNAM": "callPolicyCNAM",
+                   "forwardedCallsCallerId": "forwardedCallsCallerId"},
+    "apiAccessEnabled": False, "topologyHiding": False, "oldStyleHold": False,
+}

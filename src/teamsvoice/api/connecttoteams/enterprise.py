@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
@@ -88,7 +89,9 @@ async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id
              "an enterprise token needs one. The SIP password is stored encrypted and never returned. Answers 200 with "
              "the user (teamsvoice's addition: the vendor documents only 200 OK). With an SBC attached, the user's "
              "registration to its PBX follows within seconds (a durable job).",
-             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT)
+             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
+    openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE),
+)
 async def configure_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                          principal: PrincipalDep) -> dict[str, Any]:
     user, location, changed = await calling.configure_user(

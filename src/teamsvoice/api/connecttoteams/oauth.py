@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api import throttling
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.errors import oauth_error
@@ -39,7 +40,12 @@ def _client_credentials(request: Request, form_id: str | None, form_secret: str 
              responses=docs.ok(docs.TokenResponse, "The bearer token", example={
                  "access_token": "eyJraWQiOiJlYj...", "token_type": "bearer",
                  "refresh_token": "eyJraWQiOiJlYk...",
-                 "expires_in": 3599, "scope": "read write"}))
+                 "expires_in": 3599, "scope": "read write"}),
+    openapi_extra=body_example(
+        {"grant_type": "password", "username": "myadmin", "password": "<password>"},
+        media="application/x-www-form-urlencoded"
+    ),
+)
 async def issue_token(
     request: Request,
     uow: UnitOfWorkDep,

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
@@ -46,7 +47,9 @@ async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, p
              "(`pbxLocation`, `pbxType` (a PBX type name of the enterprise), `canonicalPbxSIPDomain` required). With `id` "
              "it updates that location; without, it creates one or updates the one with the same `pbxLocation`. "
              "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.",
-             responses=docs.ok(docs.PbxLocationInfo, "The location"))
+             responses=docs.ok(docs.PbxLocationInfo, "The location"),
+    openapi_extra=body_example(docs.PBX_LOCATION_EXAMPLE),
+)
 async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: ContainerDep,
                         principal: ResellerDep) -> dict[str, Any]:
     if body.enterpriseId is None and body.tenantId is None:

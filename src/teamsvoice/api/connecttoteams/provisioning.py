@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
@@ -25,7 +26,13 @@ router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"]
              "msalAuthenticationResult posted to your redirectUrl) are required. The answer's "
              "`entAPICredentialInfo` "
              "gives the enterprise-level API credentials: store them securely.",
-             responses=docs.ok(docs.RegisteredEnterprise, "The registered enterprise with its API credentials"))
+             responses=docs.ok(
+                 docs.RegisteredEnterprise, "The registered enterprise with its API credentials"
+             ),
+    openapi_extra=body_example(
+        {"enterpriseId": 719, "tenantId": "tenantid", "givenName": "givenName", "familyName": "familyName"}
+    ),
+)
 async def complete_enterprise_registration(
     body: CompleteRegistrationBody, uow: UnitOfWorkDep, principal: ResellerDep
 ) -> dict[str, Any]:

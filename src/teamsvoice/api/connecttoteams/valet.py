@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep
@@ -34,7 +35,9 @@ async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, 
 @router.post("/configureValetUser", summary="Configure a CallApp user (spec 002 Part II); directRouteId -1 allowed",
              description="Spec 002's body (the same as enterprise/configureUser). With `directRouteId` -1 the user gets "
              "no Teams Direct Routing number; the PBX side and the Unified App still apply.",
-             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT)
+             responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
+    openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE | {"directRouteId": -1}),
+)
 async def configure_valet_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                                principal: PrincipalDep) -> dict[str, Any]:
     user, location, changed = await calling.configure_user(

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import docs
@@ -29,6 +30,7 @@ class LoginBody(BaseModel):
     responses=docs.ok(
         docs.Tokens, "The tokens", example={"access_token": "eyJhbGciOi...", "refresh_token": "eyJhbGciOj..."}
     ),
+    openapi_extra=body_example({"username": "jane", "password": "A-long-passw0rd"}),
 )
 async def login(request: Request, body: LoginBody, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     async with login_attempt(container.sessions, uow.session, throttling.policy(container.settings), family="fusion",

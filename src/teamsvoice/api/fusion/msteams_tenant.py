@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
@@ -93,6 +94,9 @@ async def get_admin(access: _access("admins.read"), uow: UnitOfWorkDep) -> dict[
 @router.post("/admins", summary="Create or update the MS Teams administrator (the password is stored encrypted)",
     description="Spec 004: `msUsername` and `msPassword` required; the password is never returned.",
     responses=docs.ok(docs.IdOnly, "The administrator's id", example={"id": 20}),
+    openapi_extra=body_example(
+        {"msUsername": "john.doe@netaxis.onmicrosoft.com", "msPassword": "VerySecretPassword"}
+    ),
 )
 async def set_admin(body: AdminBody, access: _access("admins.update"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     admin = await onboarding.set_admin(uow.session, container.keyring, access, body.msUsername, body.msPassword)

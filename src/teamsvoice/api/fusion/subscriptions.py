@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
@@ -69,6 +70,9 @@ async def _detail(uow: UnitOfWorkDep, access: SubscriptionAccess) -> dict[str, A
 @router.post(TENANTS_PATH + "/{uuid}/subscriptions", summary="Create a subscription (backed by a new enterprise)",
     description="Vendor-notes 2.4: `name` required; `licenses` `{msTeamsUsers, sipTrunkChannels}` (0: no "
     "limit).", responses=docs.ok(docs.SubscriptionDetail, "The new subscription"),
+    openapi_extra=body_example(
+        {"name": "Teams", "billingId": "B-1", "licenses": {"msTeamsUsers": 25, "sipTrunkChannels": 0}}
+    ),
 )
 async def create_subscription(
     body: SubscriptionCreateBody, tenant: Annotated[FusionTenant, Depends(tenant_access(f"{_SUB}.create"))],
@@ -185,6 +189,7 @@ async def add_numbers(
 @router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}",
     description="Only numbers no user holds; all or nothing.",
     responses=docs.ok(docs.NumbersDeleted, "How many were removed"),
+    openapi_extra=body_example({"numbers": [{"countryCode": "+32", "nsn": "22100100"}]}),
 )
 async def delete_numbers(
     body: NumbersDeleteBody,

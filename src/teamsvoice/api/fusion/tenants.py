@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from teamsvoice.api.docs import body_example
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, tenant_access
@@ -51,6 +52,7 @@ async def list_tenants(
             "isDirectTenant": True
         }
     ),
+    openapi_extra=body_example({"name": "Acme", "billingId": "B-1", "markup": 10}),
 )
 async def create_tenant(
     body: TenantCreateBody, principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.create"))],
@@ -76,6 +78,7 @@ async def get_tenant(
 @router.put("/{uuid}", summary="Update a tenant's name, billingId and markup",
     description="`name` required; `billingId` and `markup` replaced (absent: cleared).",
     responses=docs.ok(docs.Tenant, "The updated tenant"),
+    openapi_extra=body_example({"name": "Acme Europe", "billingId": "B-2", "markup": 12.5}),
 )
 async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],

@@ -1,5 +1,6 @@
 """OpenAPI documentation of teamsvoice's own API (/api/teamsvoice/v1): request and response models of its
-routes. Tokens, envelopes and common responses are the ConnecttoTeams family's (`api/connecttoteams/docs.py`).
+routes. Envelopes and common responses are the ConnecttoTeams family's (`api/connecttoteams/docs.py`); the voice
+state routes take a token of either family (`EITHER_TOKEN`, with `body` for those that also document a body).
 These models document; the routes keep parsing their bodies as they do."""
 
 from typing import Any
@@ -7,9 +8,14 @@ from typing import Any
 from pydantic import Field
 
 from teamsvoice.api.connecttoteams.docs import MICROSOFT, SpringError, ok
-from teamsvoice.api.docs import Closed, Doc, answer, ref, request_body, schema
+from teamsvoice.api.docs import EITHER_TOKEN, Closed, Doc, answer, ref, request_body, schema
 
-__all__ = ["MICROSOFT", "SpringError", "answer", "ok", "request_body", "schema"]
+__all__ = ["EITHER_TOKEN", "MICROSOFT", "SpringError", "answer", "ok", "schema"]
+
+
+def body(model: Any, *, required: bool = True, example: Any = None) -> dict[str, Any]:
+    """`openapi_extra` of a voice state route with a JSON body: the body and either family's token."""
+    return request_body(model, required=required, example=example) | EITHER_TOKEN
 
 TENANT = "27b418d0-b197-483d-a0b8-da90407a92c4"
 

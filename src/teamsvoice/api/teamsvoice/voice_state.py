@@ -18,7 +18,9 @@ from teamsvoice.microsoft.voice_state import tenant_voice
 
 PREFIX = "/api/teamsvoice/v1"
 router = APIRouter(prefix=PREFIX, tags=["teamsvoice: voice state, plan, apply, drift"])
-TenantId = Annotated[str, Path(description="The Microsoft tenant id the enterprise is linked to", max_length=64)]
+TenantId = Annotated[
+    str, Path(description="The Microsoft tenant id the enterprise is linked to", max_length=64)
+]
 
 
 async def _tenant(uow: UnitOfWorkDep, caller: VoiceCaller, tenant_id: str) -> Enterprise:
@@ -40,14 +42,17 @@ def _body_object(body: Any) -> dict[str, Any]:
 
 
 @router.get("/tenants", summary="The linked tenants the caller may see, with their open drift",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.schema(docs.TenantOverview, array=True), "The tenants"),
-    description="A reseller sees the tenants of its enterprises (and of resellers below it), an enterprise its own.",
+    description="A reseller sees the tenants of its enterprises (and of resellers below it), an enterprise "
+    "its own.",
 )
 async def list_tenants(uow: UnitOfWorkDep, caller: ReaderDep) -> list[dict[str, Any]]:
     return [row for scope in caller.scopes for row in await drift.tenants_overview(uow.session, scope)]
 
 
 @router.get("/tenants/{tenant_id}/plan", summary="What apply would change in the tenant (reads Microsoft, changes nothing)",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.Plan, "The plan") | docs.MICROSOFT,
     description="Compares the desired voice state with what Teams holds: each difference with its action.",
 )
@@ -59,8 +64,10 @@ async def get_plan(tenant_id: TenantId, uow: UnitOfWorkDep, container: Container
 
 @router.post("/tenants/{tenant_id}/apply", status_code=202,
              summary="Adopt Microsoft's value for the differences named in `adopt`, then converge the rest (a job)",
-    openapi_extra=docs.request_body(docs.ApplyRequest, required=False, example={"adopt": [], "converge": True}), responses=docs.ok(docs.ApplyAccepted, "Accepted: the apply job", status=202) | docs.MICROSOFT,
-    description="Body optional: `adopt` (differences where Microsoft's value becomes the desired one), `converge` (default true: start a job that makes Teams match). 202 with the job.",
+    openapi_extra=docs.body(docs.ApplyRequest, required=False, example={"adopt": [], "converge": True}),
+    responses=docs.ok(docs.ApplyAccepted, "Accepted: the apply job", status=202) | docs.MICROSOFT,
+    description="Body optional: `adopt` (differences where Microsoft's value becomes the desired one), "
+    "`converge` (default true: start a job that makes Teams match). 202 with the job.",
 )
 async def post_apply(
     tenant_id: TenantId, uow: UnitOfWorkDep, container: ContainerDep, caller: ChangerDep,
@@ -85,6 +92,7 @@ async def post_apply(
 
 
 @router.get("/tenants/{tenant_id}/apply/{job_id}", summary="An apply job: its plan and each operation's result",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.ApplyJob, "The apply job"),
     description="The job's status, the differences it acted on and each operation's result.",
 )
@@ -96,6 +104,7 @@ async def get_apply(
 
 
 @router.get("/tenants/{tenant_id}/export", summary="The tenant's desired voice state as a JSON document",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.VoiceStateDocument, "The document", example=docs.EXAMPLE_DOCUMENT),
     description="Gateways, PSTN usages, voice routes and policies, users: the document restore takes.",
 )
@@ -107,8 +116,11 @@ async def get_export(tenant_id: TenantId, uow: UnitOfWorkDep, caller: ReaderDep)
 @router.post("/tenants/{tenant_id}/restore",
              summary="Make a voice state document (from export; `{document, renameDomain}` for a replacement tenant) the "
              "tenant's desired state; then plan / apply",
-    openapi_extra=docs.request_body(docs.schema(docs.VoiceStateDocument, docs.RestoreRequest), example=docs.EXAMPLE_DOCUMENT), responses=docs.ok(docs.Restored, "The desired state was replaced") | docs.MICROSOFT,
-    description="A document from export, or `{document, renameDomain: {from, to}}` for a replacement tenant. Users must exist in the tenant. Changes only the desired state; apply pushes it.",
+    openapi_extra=docs.body(
+        docs.schema(docs.VoiceStateDocument, docs.RestoreRequest), example=docs.EXAMPLE_DOCUMENT
+    ), responses=docs.ok(docs.Restored, "The desired state was replaced") | docs.MICROSOFT,
+    description="A document from export, or `{document, renameDomain: {from, to}}` for a replacement tenant. "
+    "Users must exist in the tenant. Changes only the desired state; apply pushes it.",
 )
 async def post_restore(
     tenant_id: TenantId, uow: UnitOfWorkDep, container: ContainerDep, caller: ResellerChangerDep,
@@ -123,8 +135,10 @@ async def post_restore(
 
 @router.post("/tenants/{tenant_id}/users/{upn}/offboard",
              summary="Offboard a voice user: number to quarantine, numbers removed in Teams, account disabled or deleted",
-    openapi_extra=docs.request_body(docs.OffboardRequest, required=False, example={"deleteUser": False}), responses=docs.ok(docs.Offboarded, "The user was offboarded") | docs.MICROSOFT,
-    description="Body optional: `deleteUser` (default false: the account is disabled). The number goes to quarantine.",
+    openapi_extra=docs.body(docs.OffboardRequest, required=False, example={"deleteUser": False}),
+    responses=docs.ok(docs.Offboarded, "The user was offboarded") | docs.MICROSOFT,
+    description="Body optional: `deleteUser` (default false: the account is disabled). The number goes to "
+    "quarantine.",
 )
 async def post_offboard(
     tenant_id: TenantId, upn: Annotated[str, Path(max_length=255)], uow: UnitOfWorkDep, container: ContainerDep,
@@ -142,9 +156,11 @@ async def post_offboard(
 
 
 @router.get("/numbers/reconciliation",
+    openapi_extra=docs.EITHER_TOKEN,
             summary="Numbers across the caller's tenants where the inventory, the records and Teams disagree",
     responses=docs.ok(docs.Reconciliation, "The findings") | docs.MICROSOFT,
-    description="Each finding names the number, who holds it in our records and in Teams, and whether it is in the inventory; tenants Microsoft did not answer for are listed in `unreachable`.",
+    description="Each finding names the number, who holds it in our records and in Teams, and whether it is "
+    "in the inventory; tenants Microsoft did not answer for are listed in `unreachable`.",
 )
 async def get_number_reconciliation(uow: UnitOfWorkDep, container: ContainerDep, caller: ReaderDep) -> dict[str, Any]:
     findings: list[dict[str, Any]] = []
@@ -158,6 +174,7 @@ async def get_number_reconciliation(uow: UnitOfWorkDep, container: ContainerDep,
 
 
 @router.get("/drift", summary="Drift events of the caller's tenants (open ones unless `all`)",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.schema(docs.DriftEvent, array=True), "The drift events"),
     description="`tenant` (a tenant id) narrows; `all=true` includes resolved events.",
 )
@@ -170,6 +187,7 @@ async def get_drift(
 
 
 @router.post("/drift/scan", status_code=202, summary="Scan the caller's tenants for drift now (a job)",
+    openapi_extra=docs.EITHER_TOKEN,
     responses=docs.ok(docs.ScanStarted, "Accepted: the scan", status=202),
     description="A durable job; results appear in GET /drift.",
 )
@@ -181,7 +199,8 @@ async def post_scan(uow: UnitOfWorkDep, caller: ChangerDep) -> dict[str, Any]:
 
 
 @router.put("/tenants/{tenant_id}/drift-settings", summary="Per-tenant drift settings: autoApply",
-    openapi_extra=docs.request_body(docs.DriftSettingsRequest, example={"autoApply": True}), responses=docs.ok(docs.DriftSettings, "The settings"),
+    openapi_extra=docs.body(docs.DriftSettingsRequest, example={"autoApply": True}),
+    responses=docs.ok(docs.DriftSettings, "The settings"),
     description="`autoApply` true: drift found by a scan is applied at once.",
 )
 async def put_drift_settings(
@@ -197,8 +216,11 @@ async def put_drift_settings(
 
 
 @router.put("/webhook", summary="Where the caller's reseller receives signed drift events; answers the signing secret once",
-    openapi_extra=docs.request_body(docs.WebhookRequest, example={"url": "https://portal.example.com/teamsvoice-events"}), responses=docs.ok(docs.Webhook, "The webhook and its signing secret"),
-    description="`url` required. Drift events are posted signed (see `signature`); the secret is answered only here.",
+    openapi_extra=docs.body(
+        docs.WebhookRequest, example={"url": "https://portal.example.com/teamsvoice-events"}
+    ), responses=docs.ok(docs.Webhook, "The webhook and its signing secret"),
+    description="`url` required. Drift events are posted signed (see `signature`); the secret is answered "
+    "only here.",
 )
 async def put_webhook(
     uow: UnitOfWorkDep, container: ContainerDep, caller: ResellerChangerDep, body: Annotated[Any, Body()] = None,
