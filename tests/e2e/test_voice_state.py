@@ -105,7 +105,13 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
             "passwordProfile": {"password": "Leaver-pw-1!", "forceChangePasswordNextSignIn": False}})
         assert created.status_code == 201, created.text
         leaver = created.json()
-        ada, bob, eve, dis = users[0], users[1], users[2], users[3]
+        created = await microsoft.graph.post("/users", {
+            "accountEnabled": True, "displayName": f"Disabled {tag}", "mailNickname": f"disabled{tag}",
+            "userPrincipalName": f"disabled-{tag}@{DOMAIN}",
+            "passwordProfile": {"password": "Disabled-pw-1!", "forceChangePasswordNextSignIn": False}})
+        assert created.status_code == 201, created.text
+        dis = created.json()  # (a fresh user: the emulated tenant outlives a backend's run)
+        ada, bob, eve = users[0], users[1], users[2]
         base = 3225000000 + random.randrange(0, 90000) * 10
         n_ada, n_bob, n_leaver, n_dis = f"+{base}", f"+{base + 1}", f"+{base + 2}", f"+{base + 4}"
         usage = f"teamsvoice-vs-{tag}"
