@@ -219,3 +219,19 @@ async def test_deliveries_resolve_and_refuse_internal_hosts(live, organisation, 
         assert events[ids[2]].status == "delivered"
     assert [r["body"]["n"] for r in receiver.received] == [2]
     assert receiver.received[0]["headers"]["host"] == f"hooks.partner.example:{port}"
+
+
+def test_https_deliveries_keep_the_host_name_for_tls(monkeypatch, live) -> None:  # type: ignore[no-untyped-def]
+    """Pinned to the checked address, an https delivery still sends the host name as TLS server name and checks
+    the certificate against it: the emulator's certificate (localhost, 127.0.0.1) is accepted for `localhost`
+    and refused for another name resolving to the same address."""
+    from teamsvoice.core import destinations
+    port = int(live.emulator.url.rsplit(":", 1)[1])
+    _pretend(monkeypatch, {"localhost": [["127.0.0.1"]], "other.partner.example": [["127.0.0.1"]]})
+    with httpx.Client(verify=str(live.emulator.ca_cert_path), timeout=10) as http:
+        answered = destinations.post(http, f"https://localhost:{port}/v1.0/organization", allow_internal=True,
+                                     content=b"{}", headers={"Content-Type": "application/json"})
+        assert answered.status_code in (401, 405)  # TLS passed: Graph answers (no token)
+        with pytest.raises(httpx.ConnectError, match="(?i)certificate|hostname"):
+            destinations.post(http, f"https://other.partner.example:{port}/v1.0/organization", allow_internal=True,
+                              content=b"{}", headers={"Content-Type": "application/json"})

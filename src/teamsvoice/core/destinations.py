@@ -9,7 +9,8 @@ non-global ranges, and IPv4 addresses embedded in IPv6 (::ffff:a.b.c.d, 6to4, NA
 
 The connection is then made to the address that was checked, never to a second answer of the resolver
 (no DNS rebinding between check and connect): the request goes to `scheme://ADDRESS:port/...` with the
-original `Host` header, and for https the TLS server name (SNI) and certificate check stay the host name.
+original `Host` header, and for https the TLS server name (SNI) and certificate check stay the host name;
+each such request has a connection of its own (never one pooled for another name at the same address).
 """
 
 import ipaddress
@@ -117,6 +118,8 @@ def post(client: httpx.Client, url: str, *, allow_internal: bool, content: bytes
     """POSTs to the URL after check_destination, connected to the checked address (redirects not followed)."""
     destination = check_destination(url, allow_internal=allow_internal)
     extensions = {"sni_hostname": destination.host} if urlsplit(url).scheme == "https" else {}
-    request = client.build_request("POST", destination.pinned_url, content=content,
-                                   headers={**headers, "Host": destination.host_header}, extensions=extensions)
+    # Connection: close, so no connection to this address is left in the client's pool: one opened (and its
+    # certificate checked) for another host name at the same address must never carry this request.
+    request = client.build_request("POST", destination.pinned_url, content=content, extensions=extensions,
+                                   headers={**headers, "Host": destination.host_header, "Connection": "close"})
     return client.send(request, follow_redirects=False)
