@@ -52,7 +52,9 @@ def assign_number(
     assigning any number turns Enterprise Voice on."""
     tenant_id = user["_tenantId"]
     number = normalize_number(telephone_number)
-    configuration = tx.get("teams_user", user["id"]) or {}
+    configuration = tx.get("teams_user", user["id"])
+    if configuration is None:  # refused before anything is written, as every rule here
+        raise VoiceError(f"Management object not found for identity '{user['id']}'.")
     if configuration.get("accountType") == "resourceAccount":
         if ";ext=" in number:
             raise VoiceError(

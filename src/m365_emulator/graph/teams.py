@@ -94,7 +94,8 @@ def _new_operation(tx: Transaction, caller: Caller, action: str, parameters: dic
         "_created": now,
         "_completesAt": now + seconds,
     }
-    tx.put("number_operation", operation["id"], operation, caller.tenant_id)
+    if seconds > 0:  # else _finish writes it, done
+        tx.put("number_operation", operation["id"], operation, caller.tenant_id)
     return operation
 
 
@@ -112,27 +113,27 @@ def _run_change(tx: Transaction, tenant_id: str, action: str, parameters: dict[s
         teams_voice.update_number(tx, tenant_id, parameters["telephoneNumber"], parameters["changes"])
 
 
+def _finish(tx: Transaction, operation: Document) -> None:
+    """Carries out the operation's change and records its outcome, in the caller's transaction. Teams'
+    rules refuse a change before writing anything (teams_voice raises VoiceError first), so a refusal
+    leaves the tenant as it was and only the failed operation is written."""
+    try:
+        _run_change(tx, operation["_tenantId"], operation["_action"], operation["_parameters"])
+        error = None
+    except teams_voice.VoiceError as exc:
+        error = str(exc)
+    status = "failed" if error else "succeeded"
+    operation.update(status=status, numbers=[{**operation["numbers"][0], "status": status, "statusDetail": error}])
+    tx.put("number_operation", operation["id"], operation, operation["_tenantId"])
+
+
 def _complete(emulator: Any, operation_id: str) -> None:
     """Finishes a number operation once: the timer, or the first read after its time. Both run on the
     event loop's thread (the handlers that call this are async), so they never interleave."""
     with emulator.store.transaction() as tx:
         operation = tx.get("number_operation", operation_id)
-        if operation is None or operation["status"] in ("succeeded", "failed"):
-            return
-        tenant_id = operation["_tenantId"]
-    try:
-        with emulator.store.transaction() as tx:
-            _run_change(tx, tenant_id, operation["_action"], operation["_parameters"])
-        error = None
-    except teams_voice.VoiceError as exc:  # the refused change is rolled back; the failure is recorded
-        error = str(exc)
-    with emulator.store.transaction() as tx:
-        operation = tx.get("number_operation", operation_id)
-        if operation is None or operation["status"] in ("succeeded", "failed"):
-            return
-        status = "failed" if error else "succeeded"
-        operation.update(status=status, numbers=[{**operation["numbers"][0], "status": status, "statusDetail": error}])
-        tx.put("number_operation", operation_id, operation, tenant_id)
+        if operation is not None and operation["status"] not in ("succeeded", "failed"):
+            _finish(tx, operation)
 
 
 def _start_operation(emulator: Any, caller: Caller, action: str, parameters: dict[str, Any]) -> Response:
@@ -142,9 +143,9 @@ def _start_operation(emulator: Any, caller: Caller, action: str, parameters: dic
     seconds = emulator.faults.number_operation_seconds()
     with emulator.store.transaction() as tx:
         operation = _new_operation(tx, caller, action, parameters, seconds)
-    if seconds <= 0:
-        _complete(emulator, operation["id"])
-    else:
+        if seconds <= 0:
+            _finish(tx, operation)
+    if seconds > 0:
         asyncio.get_running_loop().call_later(seconds, _complete, emulator, operation["id"])
     location = f"{emulator.settings.base_url}/v1.0/admin/teams/{_OPERATIONS}('{operation['id']}')"
     return Response(status_code=202, headers={"Location": location})

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from teamsvoice.core.errors import NotFound, UpstreamError
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
 from teamsvoice.microsoft.paths import _GUID, object_segment
@@ -65,6 +67,14 @@ def refused(action: str, reason: str, code: str = "BadRequest") -> UpstreamError
     return UpstreamError(f"{action} failed: {reason}", retryable=False, status=400, upstream_code=code)
 
 
+def wire_seconds(response: httpx.Response) -> float:
+    """How long the request was on the wire (not queued before it); 0 when the transport did not time it."""
+    try:
+        return response.elapsed.total_seconds()
+    except RuntimeError:
+        return 0.0
+
+
 class OperationPolling:
     """When to look at a running number operation again.
 
@@ -88,10 +98,15 @@ class OperationPolling:
         await asyncio.sleep(seconds)
 
     def learn(self, tenant: str, last_running: float, finished: float) -> None:
-        """The operation finished between the last look that saw it running and the one that saw it done."""
-        took = (last_running + finished) / 2
+        """The operation finished between the last look that saw it running and the one that saw it done
+        (seconds after it was accepted, counted when each look was sent, so that time spent queueing for
+        the tenant's budget or connections is not taken for the operation's)."""
         with self._lock:
             before = self._typical.get(tenant)
+            if last_running <= 0:  # done at the first look: it took at most that long, maybe no time at all
+                self._typical[tenant] = min(before if before is not None else finished, finished) / 2
+                return
+            took = min(self.deadline, (last_running + finished) / 2)
             self._typical[tenant] = took if before is None else 0.7 * before + 0.3 * took
 
 
@@ -103,6 +118,7 @@ class NumberOperation:
     action: str
     location: str
     retry_after: float | None
+    accepted_at: float  # time.monotonic() when the 202 arrived
 
 
 class GraphDirectory:
@@ -187,12 +203,12 @@ class TeamsVoiceAdapter:
         if response.status_code != 202 or not location:
             raise UpstreamError(f"{action}: Microsoft Graph answered {response.status_code} without an operation "
                                 "to follow", retryable=True, status=response.status_code)
-        return NumberOperation(action, location, retry_after_seconds(response.headers))
+        return NumberOperation(action, location, retry_after_seconds(response.headers), time.monotonic())
 
     async def _finish(self, operation: NumberOperation) -> None:
         """Polls the operation until it succeeded (returns) or failed (raises Teams' refusal)."""
         tenant = self._graph.tenant_id or ""
-        started = time.monotonic()
+        started = operation.accepted_at
         backoff = self._polling.first_delay(tenant)
         delay = operation.retry_after if operation.retry_after is not None else backoff
         last_running = 0.0
@@ -207,7 +223,7 @@ class TeamsVoiceAdapter:
             except NotFound:
                 raise UpstreamError(f"{operation.action}: Microsoft Graph lost the number operation",
                                     retryable=True, status=404) from None
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - wire_seconds(response) - started  # when this look was sent
             result = response.json()
             status = str(result.get("status") or "")
             if status in FINISHED:
