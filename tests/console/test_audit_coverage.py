@@ -11,6 +11,7 @@
   one entry, with its route as the source.
 """
 
+import asyncio
 import json
 
 import httpx
@@ -30,6 +31,7 @@ from teamsvoice.domain.audit.recorder import AGGREGATES, EXEMPT, SIGN_INS
 from tests.api.fusion.support import BASE, make_world
 from tests.support.browser import forms, submit
 from tests.support.ctt import bearer
+from tests.e2e.test_onboarding import some_user
 from tests.support.onboarding import Onboarding
 
 IDENTIFYING = {ctt_deps.current_principal, fusion_deps.current_principal, pages.current_staff}
@@ -100,12 +102,14 @@ async def entries_of(live):  # type: ignore[no-untyped-def]
             return list(await session.scalars(select(AuditEntry).where(
                 AuditEntry.request_id == response.headers["x-request-id"]).order_by(AuditEntry.id)))
 
+    read.sessions = sessions  # type: ignore[attr-defined]
     yield read
     await engine.dispose()
 
 
 async def test_successful_write_calls_leave_entries(client: httpx.AsyncClient, live, organisation, receiver, entries_of) -> None:
     exercised: dict[tuple[str, str], list[AuditEntry]] = {}
+    sessions = entries_of.sessions
 
     async def call(method: str, route: str, url: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
         response = await client.request(method, url, **kwargs)
@@ -141,6 +145,31 @@ async def test_successful_write_calls_leave_entries(client: httpx.AsyncClient, l
                | {"enterpriseId": onboarding.enterprise_id, "userLimit": 321})
     [edited] = [e for e in exercised[("POST", "/reseller/editEnterprise")] if e.action == "enterprise.update"]
     assert edited.after["user_limit"] == 321 and edited.family == "connecttoteams"
+
+    # Provisioning as the consented reseller: a user's number (Microsoft and our record), then a sync as a durable
+    # job, whose writes are the job's, on behalf of the reseller's login that submitted it.
+    await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
+    consent_object = {"tenantId": onboarding.tenant["tenantId"], "resellerId": onboarding.login.reseller_id}
+    upn = some_user(live, onboarding.tenant)
+    await call("POST", "/provisioning/updateUserDetails", "/provisioning/updateUserDetails", headers=bearer(token),
+               json=consent_object | {"userPrincipalName": upn, "phoneNumber": "+14139301688"})
+    [user_change] = [e for e in exercised[("POST", "/provisioning/updateUserDetails")] if "phone_number" in (e.after or {})
+                     and e.action == "teams_user.update"]
+    assert (user_change.before["phone_number"], user_change.after["phone_number"]) == (None, "+14139301688")
+    assert user_change.object_label == upn and user_change.customer == onboarding.name
+    accepted = await call("POST", "/provisioning/syncTeamsRegistrations", "/provisioning/syncTeamsRegistrations",
+                          params={"async": "true"}, headers=bearer(token), json=consent_object)
+    job_id = accepted.json()["jobId"]
+    for _ in range(600):
+        status = (await client.get(f"/provisioning/getSyncJobStatus/{job_id}", headers=bearer(token))).json()["status"]
+        if status not in ("QUEUED", "RUNNING", "PENDING"):
+            break
+        await asyncio.sleep(0.1)
+    async with sessions() as session:
+        by_job = list(await session.scalars(select(AuditEntry).where(AuditEntry.family == "job", AuditEntry.aggregate == "calling_job")))
+    assert by_job, "the sync job's writes are not in the audit log"
+    assert {e.on_behalf_of for e in by_job} == {f"connecttoteams connecttoteams:{onboarding.login.username}"}
+    assert all(e.actor.startswith("job ") and e.customer == onboarding.name for e in by_job)
 
     # A PBX location configured then deleted; teamsvoice's own API: drift settings and the drift webhook.
     location = (await call("POST", "/pbx/configurePBX", "/pbx/configurePBX", headers=bearer(token), json=location_body(onboarding.enterprise_id))).json()

@@ -41,16 +41,18 @@ async def unit_of_work(request: Request, container: Annotated[Container, Depends
     scope = audit_scope(request)
     token = audit.open_scope(scope)
     try:
-        async with container.sessions() as session:
-            uow = UnitOfWork(session)
-            try:
-                yield uow
-                await record_call_if_silent(session)  # every write of ours is in the audit log (domain/audit)
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            with audit.submitted_by(scope):  # jobs enqueued here act on behalf of this caller
+        with audit.submitting(scope):  # jobs this request enqueues act on behalf of its caller
+            async with container.sessions() as session:
+                uow = UnitOfWork(session)
+                try:
+                    yield uow
+                    await record_call_if_silent(
+                        session
+                    )  # every write of ours is in the audit log (domain/audit)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
                 for hook in uow._after_commit:
                     await hook()
     finally:

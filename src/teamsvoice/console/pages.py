@@ -486,8 +486,7 @@ async def retry_job(request: Request, uuid: str, sub_id: int, job_id: int, staff
     await bulk.retry_job(uow.session, job)
     job_key, job_db_id = job.job_key, job.id
     await uow.session.commit()
-    with audit_context.submitted_by(audit_context.current()):
-        await workflows.enqueue_bulk(job_key, job_db_id)  # committed first: a crash before this is resumed as a new job's
+    await workflows.enqueue_bulk(job_key, job_db_id)  # committed first: a crash before this is resumed as a new job's
     return await _job_changed(request, uow, container, access, job, staff, back)
 
 

@@ -2,8 +2,8 @@
 per job step (the job, on behalf of whoever submitted it), carried in a contextvar so that every database write
 made while it is open is recorded against it (domain/audit/recorder.py) without the write having to ask.
 
-Jobs: the request's after-commit hooks run inside `submitted_by(scope)`, so DBOS stores the submitter as the
-workflow's authenticated user; inside a step `job_scope()` reads it back (with the workflow id) and
+Jobs: the request runs inside `submitting(scope)`, so DBOS stores the caller as the authenticated user of any
+workflow the request enqueues; inside a step `job_scope()` reads it back (with the workflow id) and
 `teamsvoice.jobs.runtime.JobContext.run` carries it onto the engine's event loop."""
 
 import contextvars
@@ -59,6 +59,7 @@ class AuditScope:
     method: str | None = None
     route: str | None = None
     recorded: int = field(default=0)
+    submits: bool = field(default=False)  # inside `submitting`: identify() names DBOS's authenticated user too
 
     @property
     def is_write(self) -> bool:
@@ -103,6 +104,10 @@ def identify(*, name: str, login_family: str, login_id: int | None, reseller_id:
     scope = _scope.get()
     if scope is not None:
         scope.actor = Actor(name=name, login_family=login_family, login_id=login_id, reseller_id=reseller_id)
+        if scope.submits:
+            from dbos._context import set_current_authentication
+
+            set_current_authentication(f"{scope.family} {scope.actor.label()}"[:255], None)
 
 
 def job_scope() -> AuditScope | None:
@@ -125,12 +130,19 @@ def job_scope() -> AuditScope | None:
 
 
 @contextmanager
-def submitted_by(scope: AuditScope | None) -> Iterator[None]:
-    """Jobs enqueued inside this block record `scope`'s actor as their submitter (DBOS's authenticated user)."""
-    if scope is None or scope.actor is None:
-        yield
-        return
+def submitting(scope: AuditScope) -> Iterator[None]:
+    """While open (the whole request: its handler, the jobs a route enqueues itself and the after-commit hooks),
+    jobs enqueued record the scope's actor as their submitter: DBOS's authenticated user, set by `identify`."""
     from dbos._context import DBOSContextSetAuth
 
-    with DBOSContextSetAuth(f"{scope.family} {scope.actor.label()}"[:255], None):
+    block = DBOSContextSetAuth(None, None)
+    block.__enter__()
+    scope.submits = True
+    try:
         yield
+    finally:
+        scope.submits = False
+        try:
+            block.__exit__(None, None, None)
+        except ValueError:  # torn down in another context than it was opened in: that context ends with the request
+            pass
