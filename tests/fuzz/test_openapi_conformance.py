@@ -51,7 +51,7 @@ def emulated_tenant(live, domain: str) -> dict:  # type: ignore[no-untyped-def]
         created = response.json()
     return {"tenantId": created["tenantId"], "domain": created["domain"],
             "globalAdmin": {"username": created["globalAdmin"]["username"],
-                            "password": created["globalAdmin"].get("password", password)}}
+                            "password": created["globalAdmin"].get("password") or password}}  # known: ours
 
 
 @dataclass
@@ -92,7 +92,10 @@ async def build_world(
     assert added.status_code == 200, added.text
     users = (await client.get(f"{path}/msteams/users", headers=headers)).json()["users"]
     me = (await client.get("/api/v01/system/users/local", headers=headers)).json()
-    ms_user = users[0]["msTeams"]
+    # Not the Global Administrator: the calls on the world's objects may change or delete this user, and the next
+    # backend's run signs in as the administrator.
+    ms_user = next(u["msTeams"] for u in users
+                   if u["msTeams"]["userPrincipalName"] != fusion_tenant["globalAdmin"]["username"])
     return World(
         ctt_token=ctt_token, fusion_token=headers["Authorization"].split(" ", 1)[1],
         path_values={
