@@ -6,7 +6,7 @@ until done, failures reported through the operation)."""
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -23,6 +23,7 @@ from teamsvoice.microsoft.graph import GraphClient
 from teamsvoice.microsoft.teams_voice import OperationPolling, TeamsVoiceAdapter
 from teamsvoice.microsoft.voice_state import tenant_voice
 from tests.microsoft.support import MsEmulator, SeededTenant
+from tests.microsoft.test_faults import faults, inject  # noqa: F401 (faults: the fixture, cleared around a test)
 
 NUMBERS = "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments"
 
@@ -53,18 +54,6 @@ async def seen(connector: MicrosoftConnector) -> AsyncIterator[Seen]:
     hooks.append(on_response)
     yield record
     hooks.remove(on_response)
-
-
-@pytest.fixture
-def faults(ms_emulator: MsEmulator) -> Iterator[MsEmulator]:
-    ms_emulator.admin.delete("/_admin/faults").raise_for_status()
-    yield ms_emulator
-    ms_emulator.admin.delete("/_admin/faults").raise_for_status()
-
-
-def set_faults(emulator: MsEmulator, **config: object) -> None:
-    response = emulator.admin.put("/_admin/faults", json=config)
-    assert response.status_code == 200, response.text
 
 
 def new_number(extension: bool = False) -> str:
@@ -135,7 +124,7 @@ async def test_a_number_held_by_another_user_fails_as_the_cmdlet_did(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
     adapter, number = voice(connector, tenant), new_number()
     await adapter.assign_number(people[0].user_principal_name, number)
-    set_faults(faults, numberOperationMs=200)  # the refusal comes from a running operation, later
+    inject(faults, numberOperationMs=200)  # the refusal comes from a running operation, later
     with pytest.raises(UpstreamError) as taken:
         await adapter.assign_number(people[1].user_principal_name, number)
     error = taken.value
@@ -154,20 +143,20 @@ async def test_polling_waits_for_a_running_operation_with_the_microsoft_profile(
         seen: Seen) -> None:
     connection = connector.connect(tenant.tenant_id)
     adapter = TeamsVoiceAdapter(connection.graph, connection.cmdlets, polling=OperationPolling())  # nothing learnt yet
-    set_faults(faults, profile="microsoft", seed=3)  # number operations run 1-3 s
+    inject(faults, profile="microsoft", seed=3)  # number operations run 1-3 s
     number = new_number()
     await adapter.assign_number(people[2].user_principal_name, number)
     statuses = seen.operation_statuses
     assert statuses[-1] == "succeeded" and len(statuses) >= 2
     assert set(statuses[:-1]) <= {"notStarted", "running"} and statuses[:-1]
-    set_faults(faults)
+    inject(faults)
     assert (await adapter.voice_state(people[2].id)).phone_numbers == [number]
 
 
 async def test_the_emulator_keeps_an_operation_running_then_applies_it(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
     graph: GraphClient = connector.connect(tenant.tenant_id).graph
-    set_faults(faults, numberOperationMs=1500)
+    inject(faults, numberOperationMs=1500)
     number = new_number()
     accepted = await graph.post("/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber", {
         "telephoneNumber": number, "assignmentTargetId": people[1].id, "numberType": "directRouting"})
@@ -194,7 +183,7 @@ async def test_the_emulator_keeps_an_operation_running_then_applies_it(
     assert operation["numbers"][0]["status"] == "succeeded"
     configuration = await graph.get(f"/admin/teams/userConfigurations/{people[1].id}")
     assert configuration["telephoneNumbers"] == [{"telephoneNumber": number, "assignmentCategory": "primary"}]
-    set_faults(faults)
+    inject(faults)
     await voice(connector, tenant).unassign_number(number)
 
 
