@@ -115,3 +115,18 @@ async def test_an_entry_exists_exactly_when_its_change_commits(sessions, organis
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "reseller.update"))
     assert entry.actor == "tester" and entry.family == "console"
     assert entry.before == {"name": organisation.resellers[0].name} and entry.after == {"name": "Renamed"}
+
+
+def test_values_are_plain_json_with_secrets_masked() -> None:
+    from datetime import datetime
+
+    from teamsvoice.domain.audit.recorder import plain
+
+    value = {"password_hash": "$argon2id$v=19$...", "sip_password_encrypted": "gAAAA", "name": "Acme", "empty_secret": None,
+             "config": {"clientSecret": "s3cr3t", "items": [{"apiToken": "t0k3n", "port": 5060}]},
+             "when": datetime(2026, 12, 1, 8, 30), "image": "i" * 5000}
+    shown = plain(value)
+    assert shown["password_hash"] == shown["sip_password_encrypted"] == "***" and shown["empty_secret"] is None
+    assert shown["config"] == {"clientSecret": "***", "items": [{"apiToken": "***", "port": 5060}]}
+    assert shown["name"] == "Acme" and shown["when"] == "2026-12-01T08:30:00"
+    assert shown["image"].endswith("(5000 characters)") and len(shown["image"]) < 200

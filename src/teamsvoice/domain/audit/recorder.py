@@ -25,6 +25,7 @@ from teamsvoice.domain.audit import context
 from teamsvoice.domain.audit.models import AuditEntry
 
 MASK = "***"
+LONG_TEXT = 1000
 SECRET_WORDS = ("password", "secret", "token", "digest", "hash", "encrypted", "nonce", "state_key", "credential")
 
 
@@ -106,6 +107,8 @@ def plain(value: Any, key: str = "") -> Any:
         return {str(k): plain(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
+    if isinstance(value, str) and len(value) > LONG_TEXT:
+        return f"{value[:120]}… ({len(value)} characters)"  # an image or document: its start and size, not all of it
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
