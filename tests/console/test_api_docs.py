@@ -157,3 +157,13 @@ async def test_docs_and_redoc_render_offline(new_page, live, shots: Path) -> Non
     # before any request leaves and ReDoc hides the image. Nothing else may be refused.
     assert not [p for p in problems if ("Content Security Policy" in p or "Refused" in p)
                 and "cdn.redoc.ly/redoc/logo-mini.svg" not in p], problems
+
+
+def test_documented_bodies_name_the_fields_the_routes_read() -> None:
+    """The documentation models of the untyped Fusion bodies list exactly the keys the domain accepts."""
+    from teamsvoice.api.fusion import docs
+    from teamsvoice.domain.teams_users import bulk, service
+
+    assert set(docs.UpdateUserRequest.model_fields) == set(service.USER_UPDATE_KEYS)
+    assert set(docs.BulkItemRequest.model_fields) == set(bulk.ITEM_KEYS)
+    assert set(docs.BulkRequest.model_fields) == {"name", "data"}

@@ -162,6 +162,17 @@ def _examples(routes: list[Any], document: dict[str, Any]) -> None:
                         operation["responses"][str(status)]["content"][media]["example"] = content["example"]
 
 
+def _without_nulls(node: Any) -> Any:
+    """A schema as FastAPI's document keeps it: no nulls, numbers as floats (it renders 2**63-1 as 9.2e18)."""
+    if isinstance(node, dict):
+        return {key: _without_nulls(value) for key, value in node.items() if value is not None}
+    if isinstance(node, list):
+        return [_without_nulls(n) for n in node]
+    if isinstance(node, int) and not isinstance(node, bool):
+        return float(node)
+    return node
+
+
 def _is_public(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
 
@@ -201,7 +212,10 @@ def complete(document: dict[str, Any], routes: list[Any] = ()) -> dict[str, Any]
     _, definitions = models_json_schema([(model, "validation") for model in _MODELS.values()],
                                         ref_template="#/components/schemas/{model}")
     for name, definition in definitions.get("$defs", {}).items():
-        if schemas.setdefault(name, definition) != definition:  # a route's own wire model of the same name
+        known = schemas.setdefault(
+            name, definition
+        )  # a route's own wire model may be nested in a documentation one
+        if _without_nulls(known) != _without_nulls(definition):  # (FastAPI's copy has lost its null defaults)
             raise ValueError(f"The documentation model {name} has the name of another schema: rename it")
     _examples(list(routes), document)
     return document

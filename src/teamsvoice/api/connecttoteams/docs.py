@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from teamsvoice.api.connecttoteams.wire import ActionItemBody, EnterpriseBody
 from teamsvoice.api.docs import Doc, answer, ref, request_body, schema
+from teamsvoice.core.limits import Long, Name
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.orgs.service import SERVICES
 
@@ -90,59 +92,34 @@ MICROSOFT: dict[int | str, dict[str, Any]] = {
 # --- request bodies -------------------------------------------------------------------------------------------
 
 
-class NewEnterpriseRequest(Doc):
-    """POST /reseller/newEnterprise (spec 000 Part I.3). Required: enterpriseName, pbxId, sbcGateways, services."""
+class NewEnterpriseRequest(EnterpriseBody):
+    """POST /reseller/newEnterprise (spec 000 Part I.3): the route's own body model with the fields the vendor
+    requires marked so (the service checks them), and `services` as the enum it is."""
 
-    enterpriseName: str = Field(min_length=1, max_length=255, description="Unique among the reseller's "
-    "enterprises")
-    pbxId: list[int] = Field(description="PBX type ids (/pbx/getPBXTypesByResellerId); one at least with PBX")
-    sbcGateways: list[int] = Field(description="SBC gateway ids (/reseller/getAvailableSBCGatewayRegionsByResellerId); "
-                                               "one at least with PBX or Trunk")
+    enterpriseName: Name = Field(description="Unique among the reseller's enterprises")
+    pbxId: list[
+        Long
+    ] = Field(description="PBX type ids (/pbx/getPBXTypesByResellerId); one at least with PBX")
+    sbcGateways: list[Long] = Field(description="SBC gateway ids (/reseller/getAvailableSBCGatewayRegionsByResellerId);"
+                                                " one at least with PBX or Trunk")
     services: list[Service] = Field(description="Services enabled for the enterprise; CALLAPP needs PBX")
-    resellerId: int | None = Field(default=None, description="Default: the token's reseller")
-    allowExternalNumbers: bool | None = None
-    billingReferences: list[str] | None = None
-    canAddExtensions: bool | None = None
-    canResellerManageEnterpriseProvisioning: bool | None = None
-    countryName: str | None = None
-    entConfigInfos: list[dict[str, Any]] | None = None
-    enterpriseId: int | None = None
-    federated: bool | None = None
-    federationDomain: str | None = None
-    pbxMOH: bool | None = None
-    registeredBy: str | None = None
-    restrictAdminAccess: bool | None = None
-    secureSMSEnabled: bool | None = None
-    userLimit: int | None = Field(default=None, ge=0)
-    userProvisioningEnabled: bool | None = None
 
 
 NEW_ENTERPRISE_EXAMPLE = {"enterpriseName": "Contoso", "pbxId": [1234], "sbcGateways": [5678],
                           "services": ["PBX", "CALLAPP"], "allowExternalNumbers": True, "userLimit": 0}
 
 
-class EditEnterpriseRequest(Doc):
+class EditEnterpriseRequest(EnterpriseBody):
     """POST /reseller/editEnterprise: newEnterprise's fields, `enterpriseId` required; only the fields sent change."""
 
-    enterpriseId: int
-    enterpriseName: str | None = Field(default=None, min_length=1, max_length=255)
-    pbxId: list[int] | None = None
-    sbcGateways: list[int] | None = None
+    enterpriseId: Long
     services: list[Service] | None = None
-    resellerId: int | None = None
-    userLimit: int | None = Field(default=None, ge=0)
-    restrictAdminAccess: bool | None = None
-    secureSMSEnabled: bool | None = None
 
 
-class ActionItemRequest(Doc):
-    """POST /enterprise/getActionItemUrl (spec 000 Part II.1, III.1, IV)."""
+class ActionItemRequest(ActionItemBody):
+    """POST /enterprise/getActionItemUrl (spec 000 Part II.1, III.1, IV): the route's body, `actionType` an enum."""
 
     actionType: ActionType
-    enterpriseName: str = Field(min_length=1, max_length=255)
-    redirectUrl: str = Field(description="Where the outcome is posted as JSON (https; loopback http when "
-    "allowed)")
-    consentType: str | None = None
 
 
 class MsalObject(Doc):
