@@ -66,25 +66,25 @@ class World:
     statuses: dict[str, set[int]] = field(default_factory=dict)
 
 
-async def build_world(
-    client: httpx.AsyncClient, live, organisation, receiver
-) -> World:  # type: ignore[no-untyped-def]
+async def build_world(client: httpx.AsyncClient, live, organisation, receiver) -> World:  # type: ignore[no-untyped-def]
     receiver.reset()
     ctt_tenant = emulated_tenant(live, "conformance-ctt.example")
     fusion_tenant = emulated_tenant(live, "conformance-fusion.example")
     onboarding = Onboarding(client, live, organisation, receiver, ctt_tenant)
-    await onboarding.register()
-    await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
-    login = organisation.resellers[0]
-    ctt_token = await token_for(client, login)
-    sbc = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{login.reseller_id}",
-                            headers=bearer(ctt_token))).json()[0]["sbcGatewayId"]
-
     fusion = await make_world(client, live, organisation)
     tenant = await fusion.create_tenant(name="Conformance")
     subscription = await fusion.create_subscription(tenant["uuid"])
     path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
-    await fusion.onboard(path, fusion_tenant)
+
+    async def register() -> None:
+        await onboarding.register()
+        await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
+
+    await asyncio.gather(register(), fusion.onboard(path, fusion_tenant))  # the two families' worlds at once
+    login = organisation.resellers[0]
+    ctt_token = await token_for(client, login)
+    sbc = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{login.reseller_id}",
+                            headers=bearer(ctt_token))).json()[0]["sbcGatewayId"]
     headers = await fusion.as_("reseller")
     start = 23000000 + random.randrange(0, 6_000_000 // 100) * 100
     added = await client.post(f"{path}/numbers", headers=headers,
@@ -134,9 +134,8 @@ def is_destructive(method: str, path: str) -> bool:
     return method == "DELETE" or path.endswith(("/unlink", "/cancel"))
 
 
-async def test_every_route_answers_as_documented(
-    client, live, organisation, receiver
-) -> None:  # type: ignore[no-untyped-def]
+async def test_every_route_answers_as_documented(client, live, organisation,  # type: ignore[no-untyped-def]
+                                                 receiver) -> None:
     document = (await client.get("/openapi.json")).json()
     for path, item in document["paths"].items():
         for method, operation in item.items():

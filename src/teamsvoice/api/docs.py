@@ -107,9 +107,8 @@ def answer(description: str, body: dict[str, Any] | type[BaseModel] | None = Non
             content["example"] = example
         entry["content"] = {media: content}
     if headers:
-        entry[
-            "headers"
-        ] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
+        entry["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                            for name, text in headers.items()}
     return entry
 
 
@@ -212,9 +211,7 @@ def complete(document: dict[str, Any], routes: list[Any] = ()) -> dict[str, Any]
     _, definitions = models_json_schema([(model, "validation") for model in _MODELS.values()],
                                         ref_template="#/components/schemas/{model}")
     for name, definition in definitions.get("$defs", {}).items():
-        known = schemas.setdefault(
-            name, definition
-        )  # a route's own wire model may be nested in a documentation one
+        known = schemas.setdefault(name, definition)  # a route's wire model may be nested in a documentation one
         if _without_nulls(known) != _without_nulls(definition):  # (FastAPI's copy has lost its null defaults)
             raise ValueError(f"The documentation model {name} has the name of another schema: rename it")
     _examples(list(routes), document)

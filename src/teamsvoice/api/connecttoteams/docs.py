@@ -97,9 +97,7 @@ class NewEnterpriseRequest(EnterpriseBody):
     requires marked so (the service checks them), and `services` as the enum it is."""
 
     enterpriseName: Name = Field(description="Unique among the reseller's enterprises")
-    pbxId: list[
-        Long
-    ] = Field(description="PBX type ids (/pbx/getPBXTypesByResellerId); one at least with PBX")
+    pbxId: list[Long] = Field(description="PBX type ids (/pbx/getPBXTypesByResellerId); one at least with PBX")
     sbcGateways: list[Long] = Field(description="SBC gateway ids (/reseller/getAvailableSBCGatewayRegionsByResellerId);"
                                                 " one at least with PBX or Trunk")
     services: list[Service] = Field(description="Services enabled for the enterprise; CALLAPP needs PBX")

@@ -57,6 +57,7 @@ async def access_token(request: Request, uow: UnitOfWorkDep, container: Containe
     description="Without an Authorization header there is no session to end: 200 `{}` (the portal logs out this "
     "way once its tokens are gone). A token that is sent must be valid (else 401).",
     responses=docs.ok(docs.Empty, "The session ended (or there was none)", example={}),
+    openapi_extra=docs.TOKEN_OPTIONAL,
 )
 async def logout(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     if "authorization" not in request.headers:

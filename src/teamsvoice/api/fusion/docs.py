@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from teamsvoice.api.docs import Closed, Doc, answer, schema
+from teamsvoice.api.docs import FUSION_BEARER, Closed, Doc, answer, schema
 
 BODY_METHODS = ("post", "put", "patch")
 LOGIN = "/api/v01/auth/login"
@@ -75,6 +75,8 @@ def ok(body: dict[str, Any] | type[Doc] | None, description: str = "Success", *,
 
 
 NO_CONTENT = {204: {"description": "Done; no body"}}
+# `openapi_extra` of a route that works with or without a token (logout: without one there is no session to end).
+TOKEN_OPTIONAL: dict[str, Any] = {"security": [{FUSION_BEARER: []}, {}]}
 
 
 def error_or(model: type[Doc], description: str) -> dict[int | str, Any]:
@@ -284,9 +286,8 @@ LICENCES_EXAMPLE = {"licenses": [{"free": 9998, "skuDescription": "Microsoft Flo
 
 
 class Vrps(Doc):
-    results: list[
-        dict[str, str]
-    ] = Field(examples=[[{"description": "World-DRaaS", "identity": "World-DRaaS"}]])
+    results: list[dict[str, str]] = Field(
+        examples=[[{"description": "World-DRaaS", "identity": "World-DRaaS"}]])
 
 
 class Group(Doc):
@@ -521,7 +522,8 @@ class ResourceAccountRequest(Doc):
     customerLicenses: list[str] | None = None
 
 
-RESOURCE_ACCOUNT_EXAMPLE = {"accountType": "call-queue", "userPrincipalName": "my_call_queue@netaxisdev.onmicrosoft.com",
+RESOURCE_ACCOUNT_EXAMPLE = {"accountType": "call-queue",
+                            "userPrincipalName": "my_call_queue@netaxisdev.onmicrosoft.com",
                             "displayName": "My First Call Queue", "location": "BE", "phoneNumber": "+3225405239"}
 
 
@@ -636,9 +638,8 @@ class Resellers(Paged):
 
 
 class CountryCodes(Doc):
-    countryCodes: list[
-        dict[str, str]
-    ] = Field(examples=[[{"isoCode": "BE", "countryCode": "+32", "name": "Belgium"}]])
+    countryCodes: list[dict[str, str]] = Field(
+        examples=[[{"isoCode": "BE", "countryCode": "+32", "name": "Belgium"}]])
 
 
 class Owners(Doc):

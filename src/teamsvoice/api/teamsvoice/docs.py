@@ -141,8 +141,9 @@ class Webhook(Doc):
 EXAMPLE_DOCUMENT = {"version": 1, "tenantId": TENANT,
                     "gateways": [{"fqdn": "sbc1.contoso.com", "sipSignalingPort": 5061, "enabled": True}],
                     "pstnUsages": ["Contoso-Usage"],
-                    "voiceRoutes": [{"identity": "Contoso-Route", "numberPattern": ".*", "gateways": ["sbc1.contoso.com"],
-                                     "pstnUsages": ["Contoso-Usage"], "priority": 1}],
+                    "voiceRoutes": [{"identity": "Contoso-Route", "numberPattern": ".*",
+                                     "gateways": ["sbc1.contoso.com"], "pstnUsages": ["Contoso-Usage"],
+                                     "priority": 1}],
                     "voiceRoutingPolicies": [{"identity": "Contoso-VRP", "pstnUsages": ["Contoso-Usage"]}],
                     "users": [{"userPrincipalName": "thomas.anderson@contoso.com", "phoneNumber": "+31302861233",
                                "voiceRoutingPolicy": "Contoso-VRP", "callingEnabled": True}]}
