@@ -221,19 +221,30 @@ def _print_details(details: dict[str, Any]) -> None:
            [[i["upn"], i["status"], i["attempts"], (i.get("error") or {}).get("reason", "")] for i in details["job_items"]])
 
 
+def _report_ended(details: dict[str, Any], as_json: bool) -> None:
+    """A job followed to its end: printed, and exit 1 when items failed."""
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+    else:
+        _print_details(details)
+    if details["error_count"]:
+        raise typer.Exit(1)
+
+
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
               as_json: Json = False, follow: Follow = False) -> None:
     """One bulk job: progress, and each item with its attempts and last error. With --follow, exit 1 when the
     job ends with failed items."""
     settings = _settings(data_dir)
-    details = _watch(settings, job_id, as_json) if follow else _with_session(settings, lambda s: _details(s, job_id))
+    if follow:
+        _report_ended(_watch(settings, job_id, as_json), as_json)
+        return
+    details = _with_session(settings, lambda s: _details(s, job_id))
     if as_json:
         typer.echo(json.dumps(details, indent=2))
     else:
         _print_details(details)
-    if follow and details["error_count"]:
-        raise typer.Exit(1)
 
 
 @jobs_app.command("cancel")
@@ -275,13 +286,7 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")]
         return
     if not as_json:
         typer.echo(f"job {job_id}: {count} item(s) queued again")
-    summary = _watch(settings, job_id, as_json) | {"retried_count": count}
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        _print_details(summary)
-    if summary["error_count"]:
-        raise typer.Exit(1)
+    _report_ended(_watch(settings, job_id, as_json) | {"retried_count": count}, as_json)
 
 
 # --- bulk import ----------------------------------------------------------------------------------------
@@ -341,12 +346,7 @@ def bulk_import(
             writer.writerow(["upn", "status", "attempts", "error"])
             for item in summary["job_items"]:
                 writer.writerow([item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("reason", "")])
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        _print_details(summary)
-    if summary["error_count"]:
-        raise typer.Exit(1)
+    _report_ended(summary, as_json)
 
 
 def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[dict[str, Any]], as_json: bool) -> dict[str, Any]:
