@@ -1,5 +1,6 @@
 """`teamsvoice doctor`, `users export` and `jobs retry|show --follow` against the live server's database,
-job engine and emulated Microsoft tenant, on both backends."""
+job engine and emulated Microsoft tenant, on both backends. One onboarded customer serves the three (the
+suite's time budget): each part is a function of its own."""
 
 import asyncio
 import csv
@@ -11,12 +12,18 @@ import httpx
 
 from teamsvoice.domain.teams_users.bulk import FINAL
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from tests.api.fusion.users_support import onboard
+from tests.api.fusion.users_support import Onboarded, onboard
 from tests.cli.support import teamsvoice, teamsvoice_process
 
 
-async def test_doctor(client: httpx.AsyncClient, live, organisation) -> None:
+async def test_doctor_users_export_and_jobs_retry(client: httpx.AsyncClient, live, organisation, tmp_path: Path) -> None:
     onboarded = await onboard(client, live, organisation, count=2)
+    await doctor(live, onboarded)
+    await users_export(client, live, onboarded, tmp_path)
+    await jobs_retry_and_follow(client, live, onboarded)
+
+
+async def doctor(live, onboarded: Onboarded) -> None:  # type: ignore[no-untyped-def]
     ran = await teamsvoice(live, "doctor", "--json")
     report = json.loads(ran.stdout)
     assert ran.returncode == 0 and report["ok"], ran.stdout
@@ -38,8 +45,7 @@ async def test_doctor(client: httpx.AsyncClient, live, organisation) -> None:
     assert offline.returncode == 0 and "[skip] microsoft" in offline.stdout
 
 
-async def test_users_export(client: httpx.AsyncClient, live, organisation, tmp_path: Path) -> None:
-    onboarded = await onboard(client, live, organisation, count=2)
+async def users_export(client: httpx.AsyncClient, live, onboarded: Onboarded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     users = [u["msTeams"] for u in await onboarded.users(6) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     user = users[0]
     assigned = await client.put(f"{onboarded.path}/msteams/users/{user['id']}", headers=onboarded.headers,
@@ -72,8 +78,7 @@ async def test_users_export(client: httpx.AsyncClient, live, organisation, tmp_p
     assert unknown.returncode == 2 and unknown.stderr.strip() == "teamsvoice: No enterprise is linked to tenant nowhere.example"
 
 
-async def test_jobs_retry_and_follow(client: httpx.AsyncClient, live, organisation) -> None:
-    onboarded = await onboard(client, live, organisation, count=2)
+async def jobs_retry_and_follow(client: httpx.AsyncClient, live, onboarded: Onboarded) -> None:  # type: ignore[no-untyped-def]
     users = [u["msTeams"] for u in await onboarded.users(6) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     ghost = f"ghost{uuid.uuid4().hex[:6]}@{onboarded.tenant['domain']}"  # not in Microsoft yet: its item fails
     accepted = await client.put(f"{onboarded.path}/msteams/users/bulk", headers={**onboarded.headers, "Prefer": "respond-async"},

@@ -1,8 +1,6 @@
 """`bulk.retry_job`: an ended bulk job runs again for its failed and cancelled items only, under new workflow
-ids, through the job engine (the console's Retry button, the CLI's `jobs retry` and the APIs call it)."""
-
-import asyncio
-import uuid
+ids (the console's Retry button, the CLI's `jobs retry` and the APIs call it). The retried run through the job
+engine, from a partial job to success, is in tests/cli/test_operator_commands.py (`jobs retry --follow`)."""
 
 import httpx
 import pytest
@@ -10,11 +8,9 @@ from sqlalchemy import select
 
 from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import Conflict
-from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.domain.teams_users import bulk
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
-from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.support import make_world
-from tests.api.fusion.users_support import onboard
 
 
 async def _in_session(live, work):  # type: ignore[no-untyped-def]
@@ -76,48 +72,3 @@ async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(clie
     await _in_session(live, succeed)
     with pytest.raises(Conflict, match="no failed or cancelled item"):
         await _in_session(live, retry_again)
-
-
-async def test_retried_job_runs_its_failed_items_again_through_the_job_engine(client: httpx.AsyncClient, live, organisation) -> None:
-    onboarded = await onboard(client, live, organisation, count=4)
-    users = [u["msTeams"] for u in await onboarded.users(8) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
-    ghost = f"ghost{uuid.uuid4().hex[:6]}@{onboarded.tenant['domain']}"  # not in Microsoft yet: its item fails
-    data = [{"upn": users[0]["userPrincipalName"], "number": onboarded.numbers[0]}, {"upn": ghost, "displayName": "Ghost"}]
-    accepted = await client.put(f"{onboarded.path}/msteams/users/bulk", headers={**onboarded.headers, "Prefer": "respond-async"},
-                                json={"name": "retry me", "data": data})
-    assert accepted.status_code == 202, accepted.text
-    job_id = accepted.json()["id"]
-
-    async def ended() -> dict:
-        for _ in range(300):
-            details = (await client.get(f"{onboarded.path}/msteams/users/bulk/{job_id}", headers=onboarded.headers)).json()
-            if details["status"] in bulk.FINAL:
-                return details
-            await asyncio.sleep(0.1)
-        raise AssertionError("the job did not end")
-
-    first = await ended()
-    assert first["status"] == "partial", first
-    assert [i["status"] for i in first["job_items"]] == ["success", "error"]
-    assert "does not exist" in first["job_items"][1]["error"]["reason"]
-
-    connector = MicrosoftConnector(live.settings)
-    try:
-        created = await connector.connect(onboarded.tenant["tenantId"]).graph.post("/users", {
-            "accountEnabled": True, "displayName": "Ghost", "mailNickname": ghost.split("@")[0],
-            "userPrincipalName": ghost, "passwordProfile": {"password": "Ghost-Passw0rd!"}})
-    finally:
-        await connector.aclose()
-    assert created.status_code == 201, created.text
-
-    async def retry(session):  # type: ignore[no-untyped-def]
-        job = await session.get(FusionBulkJob, job_id)
-        return await bulk.retry_job(session, job), job.job_key
-
-    count, key = await _in_session(live, retry)  # committed before it is enqueued
-    assert count == 1
-    await workflows.enqueue_bulk(key, job_id)
-    second = await ended()
-    assert second["status"] == "success" and second["success_count"] == 2 and second["error_count"] == 0, second
-    assert [i["attempts"] for i in second["job_items"]] == [1, 2]  # the succeeded item did not run again
-    assert onboarded.numbers[0] in await onboarded.teams_numbers(users[0]["id"])
