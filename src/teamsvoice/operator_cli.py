@@ -646,6 +646,10 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
         await engine.dispose()
     if not linked:
         return [_check("microsoft", True, "no customer tenant is linked yet")]
+    if not settings.microsoft_client_id and settings.microsoft_mode == "emulator":
+        return [_check("microsoft", None, f"{len(linked)} linked tenant(s) in the embedded emulator, whose address "
+                       "`serve` chooses at start: set TEAMSVOICE_MICROSOFT_LOGIN_URL, _GRAPH_URL, _POWERSHELL_URL, "
+                       "_CA_BUNDLE, _CLIENT_ID and _CLIENT_SECRET as it has them to check them")]
     if not settings.microsoft_client_id:
         return [_check("microsoft", False, f"{len(linked)} linked tenant(s), but no app registration is configured",
                        "set TEAMSVOICE_MICROSOFT_CLIENT_ID and TEAMSVOICE_MICROSOFT_CLIENT_SECRET (or the certificate) "

@@ -131,3 +131,16 @@ def test_backup_and_restore_refuse_on_postgresql(tmp_path: Path) -> None:
     restored = run("restore", str(tmp_path / "b.tar"), "--data-dir", str(tmp_path), env=env)
     assert restored.exit_code == 2 and "pg_restore" in restored.stderr
     assert not (tmp_path / "b.tar").exists()
+
+
+def test_doctor_names_a_database_behind_its_migrations(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    connection = sqlite3.connect(data / "teamsvoice.sqlite3")
+    with connection:
+        connection.execute("DELETE FROM alembic_version WHERE version_num = (SELECT MAX(version_num) FROM alembic_version)")
+    connection.close()
+    ran = run("doctor", "--data-dir", str(data))
+    assert ran.exit_code == 1
+    assert "[FAIL] migrations: behind: 1 branch head(s) not applied" in ran.stdout
+    assert "fix: run `teamsvoice migrate`" in ran.stdout and "[skip] job engine" in ran.stdout

@@ -43,6 +43,9 @@ async def doctor(live, onboarded: Onboarded) -> None:  # type: ignore[no-untyped
     assert refused.stdout.strip().endswith("check(s) failed")
     offline = await teamsvoice(live, "doctor", "--offline", env={"TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "not-the-secret"})
     assert offline.returncode == 0 and "[skip] microsoft" in offline.stdout
+    # Beside the embedded `serve` without its Microsoft settings: the emulator's address is unknown, not failed.
+    unknown = await teamsvoice(live, "doctor", env={"TEAMSVOICE_MICROSOFT_CLIENT_ID": ""})
+    assert unknown.returncode == 0 and "[skip] microsoft: 1 linked tenant(s) in the embedded emulator" in unknown.stdout
 
 
 async def users_export(client: httpx.AsyncClient, live, onboarded: Onboarded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
