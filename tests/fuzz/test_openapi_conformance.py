@@ -5,9 +5,10 @@ hold) on EVERY operation of both families and of /api/teamsvoice/v1, and no oper
 Each operation is called (1) without a token, (2) with generated input and a token of its family, (3) with
 generated input on the real objects of an onboarded world (so validation, scope and Microsoft answers of real
 tenants are met), and (4) with its documented example on the real objects, so that successes are checked too.
-The world is two emulated Microsoft tenants of this test's own (nothing it changes is seen by other tests): one
-registered to a ConnecttoTeams enterprise with the provider-management consent, one onboarded to a Fusion
-subscription with free numbers. Destructive calls on the real objects run last, deepest first.
+Invalid input (schemathesis' negative generation) is sent once per operation with a token too. The world is two
+emulated Microsoft tenants of this test's own (nothing it changes is seen by other tests): one registered to a
+ConnecttoTeams enterprise with the provider-management consent, one onboarded to a Fusion subscription with free
+numbers. Destructive calls on the real objects run last, deepest first.
 """
 
 import asyncio
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -66,6 +69,7 @@ class World:
     credentials: dict[str, tuple[dict[str, str], Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     calls: int = 0
+    invalid_calls: int = 0
     statuses: dict[str, set[int]] = field(default_factory=dict)
 
 
@@ -201,6 +205,19 @@ async def test_every_route_answers_as_documented(client, live, organisation,  # 
 
         exercise()
 
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def exercise_invalid(case) -> None:  # type: ignore[no-untyped-def]
+            world.invalid_calls += 1
+            validate(case, auth(operation), "invalid input")
+
+        if operation.definition.raw.get("parameters") or operation.definition.raw.get("requestBody"):
+            try:
+                exercise_invalid()  # invalid input: the 400s in the family's envelope
+            except Unsatisfiable:
+                pass  # nothing it takes can be invalid (e.g. only optional text)
+
     def documented_example(operation) -> None:  # type: ignore[no-untyped-def]
         definition = operation.definition.raw
         params = {p["name"]: world.path_values.get(p["name"], 1 if p.get("schema", {}).get("type") == "integer"
@@ -235,6 +252,7 @@ async def test_every_route_answers_as_documented(client, live, organisation,  # 
     await asyncio.to_thread(run)
     assert not world.failures, f"{len(world.failures)} failures:\n" + "\n".join(world.failures[:40])
     assert world.calls >= 3 * len(operations)  # the generator really ran
+    assert world.invalid_calls >= len(operations) // 2, world.invalid_calls
     # Successes are checked too, not only errors: most operations answered 2xx on the world's objects.
     for token_route in ("POST /oauth/token", "POST /api/v01/auth/login", "GET /api/v01/auth/access_token"):
         assert 200 in world.statuses[token_route], (token_route, world.statuses[token_route])
