@@ -45,6 +45,8 @@ USER_SELECT = (
     "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle", "usageLocation",
     "accountEnabled", "businessPhones", "mobilePhone", "department", "officeLocation", "assignedLicenses",
 )
+# What the connector reads of the tenant's organization (its name, id and domains).
+ORGANIZATION_SELECT = "id,displayName,verifiedDomains"
 # Domain keyword -> Graph property, for create_user / update_user.
 USER_PROPERTIES = {
     "display_name": "displayName", "given_name": "givenName", "surname": "surname", "job_title": "jobTitle",
@@ -315,7 +317,8 @@ class DirectoryAdmin:
 
     async def licences(self, id_or_upn: str) -> list[LicenceDetail]:
         try:
-            data = await self._graph.get(f"/users/{_segment(id_or_upn)}/licenseDetails")
+            data = await self._graph.get(f"/users/{_segment(id_or_upn)}/licenseDetails",
+                                         **{"$select": "skuId,skuPartNumber,servicePlans"})
         except NotFound:
             raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
         return [
@@ -441,10 +444,11 @@ class DirectoryAdmin:
     # --- tenant -------------------------------------------------------------------------------------
 
     async def domains(self) -> list[TenantDomain]:
-        return [TenantDomain.from_graph(item) async for item in self._graph.pages("/domains")]
+        return [TenantDomain.from_graph(item) async for item in self._graph.pages(
+            "/domains", **{"$select": "id,isVerified,isDefault,isInitial,supportedServices"})]
 
     async def organization(self) -> dict[str, Any]:
-        return (await self._graph.get("/organization"))["value"][0]
+        return (await self._graph.get("/organization", **{"$select": ORGANIZATION_SELECT}))["value"][0]
 
 
 def directory_admin(connection: "TenantConnection") -> DirectoryAdmin:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.microsoft.directory import ORGANIZATION_SELECT
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
 from teamsvoice.microsoft.paths import _GUID, object_segment
 from teamsvoice.microsoft.ports import Cmdlets, VoiceState
@@ -126,7 +127,7 @@ class GraphDirectory:
         self._graph = graph
 
     async def organization(self) -> dict[str, Any]:
-        return (await self._graph.get("/organization", **{"$select": "id,displayName,verifiedDomains"}))["value"][0]
+        return (await self._graph.get("/organization", **{"$select": ORGANIZATION_SELECT}))["value"][0]
 
     async def user(self, id_or_upn: str) -> dict[str, Any]:
         return await self._graph.get(f"/users/{object_segment(id_or_upn)}", **{"$select": DIRECTORY_USER_SELECT})
