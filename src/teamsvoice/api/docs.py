@@ -201,7 +201,8 @@ def complete(document: dict[str, Any], routes: list[Any] = ()) -> dict[str, Any]
                     if not response["content"]:
                         del response["content"]
             public = _is_public(path)
-            for status, response in family.common_responses(path, method, public=public).items():
+            for status, response in family.common_responses(path, method, public=public,
+                                                                      body="requestBody" in operation).items():
                 responses.setdefault(status, response)
             operation["responses"] = dict(sorted(responses.items()))
             if public:

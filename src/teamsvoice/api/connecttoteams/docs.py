@@ -46,10 +46,10 @@ def _spring(description: str) -> dict[str, Any]:
     return answer(description, SpringError)
 
 
-def common_responses(path: str, method: str, *, public: bool) -> dict[str, dict[str, Any]]:
+def common_responses(path: str, method: str, *, public: bool, body: bool) -> dict[str, dict[str, Any]]:
     """What every route answers beyond its own: validation (400), authentication (401), role (403), scope (404),
-    conflicts (409, writes), the request size limit (413, routes taking a body)."""
-    body = method in BODY_METHODS
+    conflicts (409, writes), the request size limit (413, writes and routes taking a body)."""
+    body = body or method in BODY_METHODS
     if path == "/oauth/token":
         oauth = {"400": answer("Missing or unsupported grant, wrong username or password (OAuth `invalid_request`, "
                                "`invalid_grant`, `unsupported_grant_type`), or a form field that cannot be "

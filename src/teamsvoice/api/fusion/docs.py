@@ -14,7 +14,8 @@ from pydantic import Field
 from teamsvoice.api.docs import FUSION_BEARER, Closed, Doc, answer, schema
 
 BODY_METHODS = ("post", "put", "patch")
-LOGIN = "/api/v01/auth/login"
+AUTH = "/api/v01/auth/"
+LOGIN = AUTH + "login"
 
 
 # --- envelopes ------------------------------------------------------------------------------------------------
@@ -41,22 +42,27 @@ def _error(description: str) -> dict[str, Any]:
     return answer(description, FusionError)
 
 
-def common_responses(path: str, method: str, *, public: bool) -> dict[str, dict[str, Any]]:
+def common_responses(path: str, method: str, *, public: bool, body: bool) -> dict[str, dict[str, Any]]:
     """What every route answers beyond its own (the statuses of `errors.ERROR_STATUSES`): 400 "Error while ...",
     401, 403, 404, and 413 for a body over the limit. Fusion has no 409: a conflict is a 400 with its own code."""
-    body = {"413": _error("The request body is larger than the limit")} if method in BODY_METHODS else {}
+    too_large = {"413": _error("The request body is larger than the limit")} if body or method in BODY_METHODS \
+        else {}
     if path == LOGIN:
         return {"400": _error("Invalid request: the reason names the field"),
                 "401": answer("Wrong username or password", FusionAuthError),
                 "429": answer("Too many failed logins for this account or address: wait `Retry-After` seconds",
-                              FusionError, headers={"Retry-After": "Seconds to wait"}), **body}
+                              FusionError, headers={"Retry-After": "Seconds to wait"}), **too_large}
     if public:
-        return body
+        return too_large
+    if path.startswith(AUTH):  # the session routes: no role, no path object
+        return {"400": _error("Invalid request"),
+                "401": answer("Missing, invalid or expired token", FusionAuthError,
+                              headers={"WWW-Authenticate": "Bearer"})}
     return {"400": _error("Error while processing the request: the reason names the field or the problem"),
             "401": answer("Missing, invalid or expired access token", FusionAuthError,
                           headers={"WWW-Authenticate": "Bearer"}),
             "403": _error("The API consumer doesn't have sufficient rights to perform this action"),
-            "404": _error("Not found, or the path tenant / subscription doesn't exist (or is not yours)"), **body}
+            "404": _error("Not found, or the path tenant / subscription doesn't exist (or is not yours)"), **too_large}
 
 
 MICROSOFT: dict[int | str, dict[str, Any]] = {
