@@ -89,6 +89,8 @@ async def test_fusion_routes_refuse_another_reseller(client: httpx.AsyncClient, 
 
 CTT_NUMBER_WRITES = {("post", "/provisioning/updateUserDetails"), ("post", "/enterprise/configureUser"),
                      ("post", "/valet/configureValetUser")}
+# teamsvoice's own API (a ConnecttoTeams reseller token): a restored voice state document names numbers.
+OWN_NUMBER_WRITES = {("post", "/api/teamsvoice/v1/tenants/{tenant_id}/restore")}
 _SUB_PATH = "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}"
 FUSION_NUMBER_WRITES = {(m, _SUB_PATH + p) for m, p in (
     ("put", "/msteams/users/{ms_user_id}"), ("put", "/msteams/users/{ms_user_id}/phone_number"),
@@ -112,7 +114,12 @@ TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post"
                   ("delete", _SUB_PATH + "/entitlements/{entitlement_id}"), ("post", _SUB_PATH + "/porting/requests"),
                   ("post", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins"), ("put", "/api/v01/system/users/local"),
                   # offboarding (issue 11) releases the user's own number into quarantine; it takes none
-                  ("post", "/api/teamsvoice/v1/tenants/{tenant_id}/users/{upn}/offboard")}
+                  ("post", "/api/teamsvoice/v1/tenants/{tenant_id}/users/{upn}/offboard"),
+                  # documented with examples (issue 13): a house number, an admin's mobile, a route's number pattern,
+                  # a read sent as POST, unlinking a tenant; none gives a number to a user
+                  ("put", _SUB_PATH + "/locations/{location_id}"), ("put", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins/{admin_id}"),
+                  ("put", "/api/v01/system/users/{user_id}"), ("post", "/provisioning/provisionDirectRouting"),
+                  ("post", "/pbx/getDirectRoutesForEnterprise"), ("post", _SUB_PATH + "/msteams/unlink")}
 
 
 def _mentions_a_number(operation: dict, components: dict) -> bool:
@@ -129,7 +136,7 @@ async def test_every_write_taking_a_number_refuses_another_resellers_number(clie
     doc = (await client.get("/openapi.json")).json()
     writes = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
               if m in ("post", "put", "patch", "delete") and _mentions_a_number(op, doc["components"]["schemas"])}
-    covered = CTT_NUMBER_WRITES | FUSION_NUMBER_WRITES
+    covered = CTT_NUMBER_WRITES | FUSION_NUMBER_WRITES | OWN_NUMBER_WRITES
     assert covered <= {(m, p) for p, ops in doc["paths"].items() for m in ops}, covered - writes
     assert not writes - covered - TAKE_NO_NUMBER, f"new writes mentioning numbers: {sorted(writes - covered - TAKE_NO_NUMBER)}"
 
@@ -175,6 +182,10 @@ async def test_every_write_taking_a_number_refuses_another_resellers_number(clie
             mine.headers, f"{sub}/msteams/resource_accounts/{account_id}", {"phoneNumber": stolen}),
         ("post", _SUB_PATH + "/numbers"): (mine.headers, f"{sub}/numbers", {"countryCode": "+32", "numbers": [nsn]}),
         ("delete", _SUB_PATH + "/numbers"): (mine.headers, f"{sub}/numbers", {"numbers": [{"countryCode": "+32", "nsn": str(nsn)}]}),
+        ("post", "/api/teamsvoice/v1/tenants/{tenant_id}/restore"): (
+            bearer(token), f"/api/teamsvoice/v1/tenants/{mine.tenant['tenantId']}/restore",
+            {"version": 1, "users": [{"userPrincipalName": user["userPrincipalName"], "phoneNumber": stolen,
+                                      "voiceRoutingPolicy": None, "callingEnabled": True}]}),
     }
     assert set(calls) == covered
     secrets = ("Tailspin", victim_tenant["uuid"], "other-reseller")
@@ -183,6 +194,8 @@ async def test_every_write_taking_a_number_refuses_another_resellers_number(clie
         response = await client.request(method.upper(), url, headers=headers, json=body)
         if (method, route) in CTT_NUMBER_WRITES:
             ok = response.status_code == 404 and "not found among the numbers available" in response.json()["message"]
+        elif (method, route) in OWN_NUMBER_WRITES:
+            ok = response.status_code == 404 and "not found among the numbers available" in response.text
         elif route.endswith("/numbers") and method == "post":
             ok = response.status_code == 400 and response.json()["error"]["code"] == 2010
         elif route.endswith("/numbers"):
