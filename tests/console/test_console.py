@@ -134,10 +134,16 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     page = await new_page()
     await sign_in(page, "reseller", PASSWORD)
 
-    # Tenant page: onboarded, readiness checked, numbers counted.
+    # Tenant page: onboarded, readiness checked, numbers counted, drift state and the plan (what apply would
+    # change in Teams).
     await page.goto(base)
     assert await page.get_by_test_id("free-count").inner_text() == "20"
+    assert await page.get_by_test_id("assigned-count").inner_text() == "0"
     await page.get_by_text("Ready for direct routing").or_(page.get_by_text("Not ready yet")).wait_for()
+    await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
+    assert await page.get_by_test_id("open-drift").inner_text() == "0"
+    assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
+    await page.screenshot(path=shots / "tenant.png", full_page=True)
 
     # Users grid: assign a free number through the picker; Teams (the emulator) has it.
     await page.goto(f"{base}/users")
@@ -214,8 +220,9 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
                    if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
     assert len(users) >= 198
 
-    # 197 good rows and 3 bad ones: a bad upn, a number from no inventory, a number twice.
-    rows = [f"{upn},{numbers[i]},,BE" for i, upn in enumerate(users[:197])]
+    # 197 good rows and 3 bad ones: a bad upn, a number from no inventory, a number twice. The good rows give
+    # a number to some users and a voice routing policy to the others (a policy is one Microsoft call).
+    rows = [f"{upn},{numbers[i]},,BE" if i < 20 else f"{upn},,teamsvoice," for i, upn in enumerate(users[:197])]
     rows.insert(50, "not-an-upn,,,BE")
     rows.insert(120, f"{users[197]},+3225550199,,")
     rows.append(f"{users[197]},{numbers[0]},,")
@@ -224,13 +231,6 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
     base = "/console" + path.removeprefix(BASE)
     page = await new_page()
     await sign_in(page, "reseller", PASSWORD)
-    # Tenant page: number inventory counts, drift state and the plan (what apply would change in Teams).
-    await page.goto(base)
-    assert await page.get_by_test_id("free-count").inner_text() == "200"
-    await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
-    assert await page.get_by_test_id("open-drift").inner_text() == "0"
-    assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
-    await page.screenshot(path=shots / "tenant-drift-plan.png", full_page=True)
     await page.goto(f"{base}/bulk")
     await page.get_by_label("CSV file").set_input_files(files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": text.encode()}])
     await page.get_by_role("button", name="Preview").click()
