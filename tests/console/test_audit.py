@@ -84,6 +84,14 @@ async def test_both_families_writes_are_audited_and_scoped(client: httpx.AsyncCl
     assert not [e for e in seen if e["customer"] in ("Acme", "Globex", "Globex SA") or e["actor"].endswith(f":{login.username}")]
     assert (await client.get(AUDIT)).status_code == 401
 
+    # Fusion provider logins read it too, scoped alike.
+    fusion_seen = await client.get(AUDIT, params={"limit": "500"}, headers=await world.as_("reseller"))
+    assert fusion_seen.status_code == 200, fusion_seen.text
+    assert {e["id"] for e in fusion_seen.json()["entries"]} == {e["id"] for e in entries}
+    fusion_other = await client.get(AUDIT, params={"limit": "500"}, headers=await world.as_("other-reseller"))
+    assert fusion_other.status_code == 200 and not [e for e in fusion_other.json()["entries"]
+                                                    if e["customer"] == "Acme" or e["objectId"] == fusion_made["objectId"]]
+
 
 @pytest.fixture
 async def sessions(live):  # type: ignore[no-untyped-def]

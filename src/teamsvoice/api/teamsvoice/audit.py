@@ -1,19 +1,21 @@
-"""GET /api/teamsvoice/v1/audit: the audit log through teamsvoice's own API, scoped like ConnecttoTeams (a
-reseller reads the entries of its own customers and of the resellers below it; an enterprise-level login is refused, 403).
-Thin: parse, call domain/audit/service.py, render."""
+"""GET /api/teamsvoice/v1/audit: the audit log through teamsvoice's own API. Either family's provider login
+(api/teamsvoice/deps.py: a ConnecttoTeams reseller-level token, or a Fusion system/distributor/reseller token
+holding the read role) reads the entries of its own customers and of the resellers below it; a customer's
+login (enterprise or tenant level) is refused, 403. Thin: parse, call domain/audit/service.py, render."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.teamsvoice.deps import READ_ROLE, VoiceCaller, caller_with
 from teamsvoice.api.teamsvoice import docs
 from teamsvoice.domain.audit import service as audit
 
 PREFIX = "/api/teamsvoice/v1"
 router = APIRouter(prefix=PREFIX, tags=["teamsvoice: audit log"])
+AuditReaderDep = Annotated[VoiceCaller, Depends(caller_with(READ_ROLE, reseller_level=True))]
 
 
 @router.get("/audit", summary="Who changed what, when, through which API or console page (newest first)",
@@ -23,7 +25,7 @@ router = APIRouter(prefix=PREFIX, tags=["teamsvoice: audit log"])
     responses=docs.audit_answers(),
 )
 async def list_audit(
-    uow: UnitOfWorkDep, principal: ResellerDep,
+    uow: UnitOfWorkDep, caller: AuditReaderDep,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     tenant: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=200)] = None,
@@ -33,9 +35,10 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:
+    scope = caller.principal.reseller_scope
     query = audit.make_query(actor=actor, tenant=tenant, action=action, since=since, until=until)
     if format == "csv":
-        return Response(await audit.entries_csv(uow.session, principal.reseller_scope, query), media_type="text/csv",
+        return Response(await audit.entries_csv(uow.session, scope, query), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
-    rows, total = await audit.list_entries(uow.session, principal.reseller_scope, query, offset, limit)
+    rows, total = await audit.list_entries(uow.session, scope, query, offset, limit)
     return {"total": total, "offset": offset, "limit": limit, "entries": [audit.render(r) for r in rows]}
