@@ -59,7 +59,7 @@ async def test_both_families_writes_are_audited_and_scoped(client: httpx.AsyncCl
     assert change["source"] == "POST /reseller/editEnterprise"
     [fusion_made] = [e for e in by_action["tenant.create"] if e["after"]["uuid"] == tenant["uuid"]]
     assert fusion_made["family"] == "fusion" and fusion_made["actor"] == "fusion:reseller"
-    assert fusion_made["source"] == "POST /api/v01/draas/{draas_instance}/tenants"
+    assert fusion_made["source"] == "POST /api/v01/draas/{draas_instance}/tenants" and fusion_made["customer"] == "Globex"
     [fusion_change] = [e for e in by_action["tenant.update"] if e["objectId"] == fusion_made["objectId"]]
     assert (fusion_change["before"]["name"], fusion_change["after"]["name"]) == ("Globex", "Globex SA")
     assert any(e["family"] == "fusion" and e["actor"] == "fusion:reseller" for e in by_action["login.sign_in"])

@@ -170,6 +170,8 @@ def _owner(rows: _Rows, table: str, values: dict[str, Any], depth: int = 0) -> O
         return Owner(values.get("reseller_id"), values.get("id"), values.get("enterprise_name"), values.get("tenant_id"))
     if table == "resellers":
         return Owner(values.get("parent_id") or values.get("id"))
+    if table == "fusion_tenants":  # a Fusion tenant before (or without) a subscription: the customer is the tenant
+        return Owner(values.get("owner_reseller_id"), None, values.get("name"))
     if values.get("enterprise_id") is not None:
         enterprise = rows.get("enterprises", values["enterprise_id"])
         if enterprise is not None:
