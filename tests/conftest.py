@@ -133,3 +133,13 @@ async def organisation(live: Live) -> demo.DemoOrganisation:
 async def client(live: Live, organisation: demo.DemoOrganisation) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
         yield http
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test runs the suite), each backend's tests stay on
+    one worker, which starts that backend's live server, job engine and emulator once; tests without a backend
+    are shared out between the workers."""
+    for item in items:
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("database_url")
+        if backend is not None:
+            item.add_marker(pytest.mark.xdist_group(name=f"backend-{backend}"))
