@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from teamsvoice import cli
 from teamsvoice.core.db import sync_url
 from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.cli.support import server_env
 from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
 
@@ -53,16 +54,8 @@ def _sql(live, statement: str, **values) -> list:
 
 async def _cli(live, *args: str):
     """`teamsvoice ...` on the live server's database and emulator."""
-    settings = live.settings
-    env = {"TEAMSVOICE_DATABASE_URL": settings.effective_database_url,
-           "TEAMSVOICE_MICROSOFT_LOGIN_URL": settings.microsoft_login_url,
-           "TEAMSVOICE_MICROSOFT_GRAPH_URL": settings.microsoft_graph_url,
-           "TEAMSVOICE_MICROSOFT_POWERSHELL_URL": settings.microsoft_powershell_url or "",
-           "TEAMSVOICE_MICROSOFT_CLIENT_ID": settings.microsoft_client_id,
-           "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": settings.microsoft_client_secret,
-           "TEAMSVOICE_MICROSOFT_CA_BUNDLE": settings.microsoft_ca_bundle or ""}
-    argv = [args[0], *args[1:], "--data-dir", str(settings.data_dir)]
-    return await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli.app, argv, env=env))
+    argv = [args[0], *args[1:], "--data-dir", str(live.settings.data_dir)]
+    return await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli.app, argv, env=server_env(live)))
 
 
 async def _wait_job(client, token: str, tenant_id: str, job_id: int) -> dict:
