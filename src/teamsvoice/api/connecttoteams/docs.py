@@ -379,8 +379,7 @@ class SmsConfig(Doc):
 HTML_PAGE = {"type": "string", "description": "An HTML page for the administrator's browser"}
 URL_TEXT = {"type": "string", "format": "uri", "description": "The Microsoft sign-in/consent URL"}
 ACTION_URL_EXAMPLE = ("https://login.microsoftonline.com/common/oauth2/v2.0/authorize?response_type=id_token+code"
-                      "&client_id=6a8d4d5b-v334-4db2-9715-90h154ac7043&response_mode=form_post&state=...&scope=openid"
-                      "&redirect_uri=https://api.connecttoteams.com/restricted/handleResponse")
+                      "&client_id=6a8d4d5b-v334-4db2-9715-90h154ac7043&response_mode=form_post&state=...&scope=openid&redirect_uri=https://api.connecttoteams.com/restricted/handleResponse")
 
 
 def ok(body: dict[str, Any] | type[Doc] | None, description: str = "Success", *, status: int = 200,

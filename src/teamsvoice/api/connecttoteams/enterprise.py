@@ -30,8 +30,7 @@ def callback_url(container: ContainerDep, request: Request) -> str:
     summary="Microsoft sign-in/consent URL for an action type; answers the URL as bare text",
     description="Spec 000 Part II-IV: `actionType` REGISTRATION (then completeEnterpriseRegistration), "
     "GET_USER_SYNC_CONSENT, GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT, GET_CALL_APP_CONSENT, ... Present the "
-    "URL to "
-    "the enterprise's Global Administrator; the outcome is posted as JSON to `redirectUrl`.",
+    "URL to the enterprise's Global Administrator; the outcome is posted as JSON to `redirectUrl`.",
     openapi_extra=docs.request_body(docs.ActionItemRequest, example={
         "actionType": "REGISTRATION", "enterpriseName": "Contoso",
         "redirectUrl": "https://portal.example.com/consent"}),
@@ -53,8 +52,7 @@ async def get_action_item_url(
 
 @router.post("/regenerateAPICredentials", summary="New enterprise API credentials; the old ones stop working",
              description="Spec 001: body the tenantId as bare text (`--data-raw '<tenantId>'`); the "
-             "enterprise must be "
-             "registered. Store the answer securely: the secrets are not shown again.",
+             "enterprise must be registered. Store the answer securely: the secrets are not shown again.",
              openapi_extra=docs.TENANT_ID_TEXT,
              responses=docs.ok(docs.EnterpriseCredentials, "The new credentials", example=docs.CREDENTIALS_EXAMPLE))
 async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
@@ -64,9 +62,8 @@ async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, princ
 
 @router.post("/getEnterpriseInfoForTenant", summary="The enterprise linked to a tenant (bare tenantId body), with its consents",
              description="Spec 001: `canResellerManageEnterpriseProvisioning` and an `EnterpriseManagement` "
-             "entry in "
-             "`consentsByEnterprise` together mean the reseller may provision with the consented-reseller "
-             "object.",
+             "entry in `consentsByEnterprise` together mean the reseller may provision with the "
+             "consented-reseller object.",
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
 async def get_enterprise_info_for_tenant(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     return await _enterprise_info(uow, principal, await bare_text(request, "tenantId"))
@@ -85,10 +82,11 @@ async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id
 
 
 @router.post("/configureUser", summary="Configure a PBX user (spec 003 Part III); push it with syncTeamsRegistrations",
-             description="Spec 003's body. A reseller token needs no MSAL object (then `tenantID` names the enterprise); "
-             "an enterprise token needs one. The SIP password is stored encrypted and never returned. Answers 200 with "
-             "the user (teamsvoice's addition: the vendor documents only 200 OK). With an SBC attached, the user's "
-             "registration to its PBX follows within seconds (a durable job).",
+             description="Spec 003's body. A reseller token needs no MSAL object (then `tenantID` names the "
+             "enterprise); an enterprise token needs one. The SIP password is stored encrypted and never "
+             "returned. Answers 200 with the user (teamsvoice's addition: the vendor documents only 200 OK). "
+             "With an SBC attached, the user's registration to its PBX follows within seconds (a durable "
+             "job).",
              responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
     openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE),
 )

@@ -35,8 +35,8 @@ def _client_credentials(request: Request, form_id: str | None, form_secret: str 
              description="Spec 001: the API client's id and secret in HTTP Basic (`Authorization: Basic "
              "base64(<client-id>:<client-secret>)`, or `client_id`/`client_secret` form fields) and, with "
              "`grant_type=password`, the API admin's `username` and `password`; with "
-             "`grant_type=refresh_token`, "
-             "the `refresh_token` of an earlier answer. Form-encoded (application/x-www-form-urlencoded).",
+             "`grant_type=refresh_token`, the `refresh_token` of an earlier answer. Form-encoded "
+             "(application/x-www-form-urlencoded).",
              responses=docs.ok(docs.TokenResponse, "The bearer token", example={
                  "access_token": "eyJraWQiOiJlYj...", "token_type": "bearer",
                  "refresh_token": "eyJraWQiOiJlYk...",

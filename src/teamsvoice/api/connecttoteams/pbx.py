@@ -43,10 +43,11 @@ async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, p
 
 
 @router.post("/configurePBX", summary="Create or update a PBX location ('Configure PBX'; teamsvoice's design)",
-             description="Body: `enterpriseId` (or `tenantId`) plus the fields of getBasicPBXLocationDetailsForEnterprise "
-             "(`pbxLocation`, `pbxType` (a PBX type name of the enterprise), `canonicalPbxSIPDomain` required). With `id` "
-             "it updates that location; without, it creates one or updates the one with the same `pbxLocation`. "
-             "Answers the location in the getBasicPBXLocationDetailsForEnterprise shape.",
+             description="Body: `enterpriseId` (or `tenantId`) plus the fields of "
+             "getBasicPBXLocationDetailsForEnterprise (`pbxLocation`, `pbxType` (a PBX type name of the "
+             "enterprise), `canonicalPbxSIPDomain` required). With `id` it updates that location; without, "
+             "it creates one or updates the one with the same `pbxLocation`. Answers the location in the "
+             "getBasicPBXLocationDetailsForEnterprise shape.",
              responses=docs.ok(docs.PbxLocationInfo, "The location"),
     openapi_extra=body_example(docs.PBX_LOCATION_EXAMPLE),
 )
@@ -75,9 +76,10 @@ async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container:
 
 @router.delete("/deletePBXUser/{userId}", status_code=204,
                summary="Remove a PBX or CallApp user (teamsvoice's design)",
-               description="`userId`: the `id` that configureUser / configureValetUser answered. The user's SBC "
-               "registration at its PBX is removed (REGISTER with expires 0) within seconds when an SBC is attached; "
-               "its number is released in Teams at the next syncTeamsRegistrations. 404 when not yours.",
+               description="`userId`: the `id` that configureUser / configureValetUser answered. The user's "
+               "SBC registration at its PBX is removed (REGISTER with expires 0) within seconds when an SBC "
+               "is attached; its number is released in Teams at the next syncTeamsRegistrations. 404 when "
+               "not yours.",
                responses={204: {"description": "Deleted"}})
 async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
     user = await pbx.user_in_scope(uow.session, await _enterprise_ids(uow, principal), userId)
@@ -88,12 +90,13 @@ async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerD
 
 @router.post("/getSBCRegistrationsForEnterprise", summary="Each PBX user's registration as the SBC reports it "
              "(teamsvoice's design)",
-             description="Body: the tenantId as bare text (or a JSON string). Answers `{sbcAttached, sbc, reachable, "
-             "message, users: [{id, enterpriseId, teamsUserId, pbxUserId, pbxLocation, registration, proxy, "
-             "nextRegisterIn, upToDate}], drift: [{teamsUserId, kind, detail}]}`. `registration`: REGISTERED, "
-             "REGISTERING, PENDING (not tried yet), FAILED (the PBX refused or did not answer; retried), DISABLED, "
-             "NOT_HELD (the SBC has no registration for the user), UNKNOWN (the SBC did not answer), NO_SBC (no SBC "
-             "is attached: `sbcAttached` false and `message` says so).",
+             description="Body: the tenantId as bare text (or a JSON string). Answers `{sbcAttached, sbc, "
+             "reachable, message, users: [{id, enterpriseId, teamsUserId, pbxUserId, pbxLocation, "
+             "registration, proxy, nextRegisterIn, upToDate}], drift: [{teamsUserId, kind, detail}]}`. "
+             "`registration`: REGISTERED, REGISTERING, PENDING (not tried yet), FAILED (the PBX refused or "
+             "did not answer; retried), DISABLED, NOT_HELD (the SBC has no registration for the user), "
+             "UNKNOWN (the SBC did not answer), NO_SBC (no SBC is attached: `sbcAttached` false and "
+             "`message` says so).",
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.SbcRegistrations, "The registrations"))
 async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                                 principal: ResellerDep) -> dict[str, Any]:

@@ -24,8 +24,7 @@ router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"]
 @router.post("/completeEnterpriseRegistration", summary="Finish registration; answers the enterprise with its API credentials",
              description="Spec 000 Part II.4: `enterpriseId` (from newEnterprise) and `tenantId` (from the "
              "msalAuthenticationResult posted to your redirectUrl) are required. The answer's "
-             "`entAPICredentialInfo` "
-             "gives the enterprise-level API credentials: store them securely.",
+             "`entAPICredentialInfo` gives the enterprise-level API credentials: store them securely.",
              responses=docs.ok(
                  docs.RegisteredEnterprise, "The registered enterprise with its API credentials"
              ),

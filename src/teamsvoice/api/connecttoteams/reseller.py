@@ -33,8 +33,7 @@ async def _reseller_in_scope(uow: UnitOfWorkDep, principal: PrincipalDep, resell
 
 @router.put("/getAuthenticatedUser", summary="The API admin the token belongs to",
             description="Spec 001: answers the token's admin, with its `resellerId`. The body may be the "
-            "admin's own "
-            "username as bare text (the vendor's `--data '<myadmin>'`); another username is 404.",
+            "admin's own username as bare text (the vendor's `--data '<myadmin>'`); another username is 404.",
             openapi_extra=docs.USERNAME_TEXT,
             responses=docs.ok(docs.AuthenticatedUser, "The token's admin", example=docs.AUTHENTICATED_USER_EXAMPLE))
 async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
@@ -78,9 +77,8 @@ async def get_sbc_gateways(resellerId: int, uow: UnitOfWorkDep, principal: Resel
 
 @router.post("/newEnterprise", summary="Create an enterprise; answers its id as a bare Long",
              description="Spec 000 Part I.3. Required: `enterpriseName`, `pbxId`, `sbcGateways`, `services` "
-             "(PBX, "
-             "Trunk, CALLAPP, CallRecording, SMS, CHAT). 409 when the reseller has an enterprise of that "
-             "name.",
+             "(PBX, Trunk, CALLAPP, CallRecording, SMS, CHAT). 409 when the reseller has an enterprise of "
+             "that name.",
              openapi_extra=docs.request_body(docs.NewEnterpriseRequest, example=docs.NEW_ENTERPRISE_EXAMPLE),
              responses=docs.ok({"type": "integer", "format": "int64"}, "The new enterprise's id", example=123456789))
 async def new_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> int:

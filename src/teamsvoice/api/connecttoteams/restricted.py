@@ -55,10 +55,8 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
 
 @router.post("/handleResponse", response_class=HTMLResponse, summary="Microsoft's form_post answer",
              description="Where Microsoft posts the administrator's sign-in/consent answer (`code`, `state` "
-             "or "
-                         "`error`, `error_description`); answers an HTML page saying what it achieved. The "
-                         "outcome "
-                         "goes to the provider's redirectUrl (a durable webhook).",
+             "or `error`, `error_description`); answers an HTML page saying what it achieved. The outcome "
+             "goes to the provider's redirectUrl (a durable webhook).",
              responses=docs.ok(docs.HTML_PAGE, "What the answer achieved (or why it did not complete)",
                                media="text/html"))
 async def handle_response_post(

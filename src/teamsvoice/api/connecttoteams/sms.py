@@ -14,9 +14,9 @@ router = APIRouter(prefix="/sms", tags=["ConnecttoTeams: SMS"])
 
 
 @router.post("/getEnterpriseSMSConfig/{enterpriseId}", summary="The enterprise's SMS-capable numbers (response: teamsvoice's design)",
-             description="Answers `{enterpriseId, smsEnabled, secureSMSEnabled, smsNumbers: [{phoneNumber, teamsUserId, "
-             "source, assigned}]}`: the numbers of the enterprise's configured users, SMS-capable when the enterprise "
-             "has the SMS service (empty list otherwise).",
+             description="Answers `{enterpriseId, smsEnabled, secureSMSEnabled, smsNumbers: [{phoneNumber, "
+             "teamsUserId, source, assigned}]}`: the numbers of the enterprise's configured users, "
+             "SMS-capable when the enterprise has the SMS service (empty list otherwise).",
              responses=docs.ok(docs.SmsConfig, "The SMS configuration"))
 async def get_enterprise_sms_config(enterpriseId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=enterpriseId)

@@ -20,9 +20,9 @@ router = APIRouter(prefix="/valet", tags=["ConnecttoTeams: CallApp"])
 
 
 @router.post("/configureValetServiceAccount", summary="Create the callappservice@<domain> account in the tenant (idempotent)",
-             description="Body: a single-level `{\"authenticationResult\": {accessToken, ...}}` (or the consented-reseller "
-             "object). Answers 200 `{userPrincipalName, id, created}` (teamsvoice's addition); the account's password "
-             "is kept encrypted and never returned.",
+             description="Body: a single-level `{\"authenticationResult\": {accessToken, ...}}` (or the "
+             "consented-reseller object). Answers 200 `{userPrincipalName, id, created}` (teamsvoice's "
+             "addition); the account's password is kept encrypted and never returned.",
              openapi_extra=docs.MSAL_BODY,
              responses=docs.ok(docs.ValetServiceAccount, "The service account") | docs.MICROSOFT)
 async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
@@ -33,8 +33,8 @@ async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, 
 
 
 @router.post("/configureValetUser", summary="Configure a CallApp user (spec 002 Part II); directRouteId -1 allowed",
-             description="Spec 002's body (the same as enterprise/configureUser). With `directRouteId` -1 the user gets "
-             "no Teams Direct Routing number; the PBX side and the Unified App still apply.",
+             description="Spec 002's body (the same as enterprise/configureUser). With `directRouteId` -1 "
+             "the user gets no Teams Direct Routing number; the PBX side and the Unified App still apply.",
              responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
     openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE | {"directRouteId": -1}),
 )

@@ -25,8 +25,8 @@ class LoginBody(BaseModel):
 
 
 @router.post("/login", summary="Log in: answers an access token (minutes) and a refresh token (days)",
-    description="Vendor-notes 2.2: a Fusion login's username and password; answers an access token "
-    "(15 minutes) and a refresh token (days). Repeated failures are throttled (429 with Retry-After).",
+    description="Vendor-notes 2.2: a Fusion login's username and password; answers an access token (15 "
+    "minutes) and a refresh token (days). Repeated failures are throttled (429 with Retry-After).",
     responses=docs.ok(
         docs.Tokens, "The tokens", example={"access_token": "eyJhbGciOi...", "refresh_token": "eyJhbGciOj..."}
     ),

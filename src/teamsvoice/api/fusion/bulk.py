@@ -63,11 +63,9 @@ async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> A
             summary="Bulk update MS Teams users (200 all / 207 some / 400 none updated; Prefer: "
             "respond-async -> 202)",
     description="Spec 004: `name` and `data` (MS Teams user objects: `upn` and any of displayName, number, "
-    "country, "
-    "vrp, groups, licenses, customerLicenses, template). Answers when the job is done: 200 all, 207 some, "
-    "400 none "
-    "updated, with per-user `details` and `errors`. With `Prefer: respond-async`: 202 at once, then GET the "
-    "job.",
+    "country, vrp, groups, licenses, customerLicenses, template). Answers when the job is done: 200 all, 207 "
+    "some, 400 none updated, with per-user `details` and `errors`. With `Prefer: respond-async`: 202 at "
+    "once, then GET the job.",
     openapi_extra=request_body(docs.BulkRequest, example=docs.BULK_EXAMPLE),
     responses=docs.ok(
         docs.BulkResult, "All users were updated",

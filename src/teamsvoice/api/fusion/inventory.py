@@ -92,10 +92,10 @@ async def suggest_ranges(
 
 
 @router.get(SUB_PATH + "/number_inventory", summary="Numbers reserved for the subscription (none), or disconnected",
-            description="`status` reserved | disconnected; `page` (from 1), `page_size`, `search` (digits). reserved: "
-            "none (teamsvoice reserves no stock numbers). disconnected: the subscription's numbers in quarantine after "
-            "offboarding (TEAMSVOICE_NUMBER_QUARANTINE_SECONDS): `{numbers: [{id, countryCode, nsn, numberType, "
-            "region, state, stateUpdatedOn, freeOn}], page, pages, results}`.",
+            description="`status` reserved | disconnected; `page` (from 1), `page_size`, `search` (digits). "
+            "reserved: none (teamsvoice reserves no stock numbers). disconnected: the subscription's numbers "
+            "in quarantine after offboarding (TEAMSVOICE_NUMBER_QUARANTINE_SECONDS): `{numbers: [{id, "
+            "countryCode, nsn, numberType, region, state, stateUpdatedOn, freeOn}], page, pages, results}`.",
     responses=docs.ok(docs.InventoryNumbers, "The numbers"),
 )
 async def list_number_inventory(

@@ -28,8 +28,8 @@ def not_implemented(what: str) -> JSONResponse:
 
 
 @router.get(SUB_PATH + "/licenses", summary="The subscription's licences: {msTeamsUsers: {assigned, inUse}, sipTrunkChannels: {assigned}}",
-            description="`msTeamsUsers.assigned` 0 means no limit is set (the default of subscriptions created "
-            "without licences); `inUse` counts the subscription's users that hold a number.",
+            description="`msTeamsUsers.assigned` 0 means no limit is set (the default of subscriptions "
+            "created without licences); `inUse` counts the subscription's users that hold a number.",
     responses=docs.ok(
         docs.LicencesInUse, "The licences",
         example={"msTeamsUsers": {"assigned": 10, "inUse": 3}, "sipTrunkChannels": {"assigned": 0}}

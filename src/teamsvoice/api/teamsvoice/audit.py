@@ -19,9 +19,9 @@ AuditReaderDep = Annotated[VoiceCaller, Depends(caller_with(READ_ROLE, reseller_
 
 
 @router.get("/audit", summary="Who changed what, when, through which API or console page (newest first)",
-            description="Filters: `actor` (part of the login name), `tenant` (part of the customer name or its "
-            "Microsoft tenant id), `action` (prefix, e.g. `teams_user` or `number.create`), `since`/`until` "
-            "(ISO date or date-time, UTC). `format=csv` answers the matching entries as CSV.",
+            description="Filters: `actor` (part of the login name), `tenant` (part of the customer name or "
+            "its Microsoft tenant id), `action` (prefix, e.g. `teams_user` or `number.create`), "
+            "`since`/`until` (ISO date or date-time, UTC). `format=csv` answers the matching entries as CSV.",
     responses=docs.audit_answers(),
 )
 async def list_audit(
