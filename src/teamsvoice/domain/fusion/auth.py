@@ -88,10 +88,12 @@ async def login(session: AsyncSession, keyring: Keyring, username: str, password
 
 
 async def _live_session(session: AsyncSession, claims: dict) -> tuple[FusionSession, FusionUser]:
-    row = await session.scalar(select(FusionSession).where(FusionSession.key == claims["sid"]))
+    found = (await session.execute(  # one round trip: every request of the family passes here
+        select(FusionSession, FusionUser).outerjoin(FusionUser, FusionUser.id == FusionSession.user_id)
+        .where(FusionSession.key == claims["sid"]))).first()
+    row, user = found if found is not None else (None, None)
     if row is None or row.revoked or row.expires_at <= utcnow():
         raise AuthenticationFailed("The session has ended; log in again")
-    user = await session.get(FusionUser, row.user_id)
     if user is None or not user.active or str(user.id) != claims["sub"]:
         raise AuthenticationFailed("The session has ended; log in again")
     return row, user

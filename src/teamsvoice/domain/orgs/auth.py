@@ -93,13 +93,17 @@ async def refresh_grant(
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal:
-    row = await session.scalar(select(OAuthToken).where(OAuthToken.token_digest == token_digest(token)))
+    # One round trip for the token, its user and its client (every request of the family passes here).
+    found = (await session.execute(
+        select(OAuthToken, PortalUser, ApiClient)
+        .outerjoin(PortalUser, PortalUser.id == OAuthToken.portal_user_id)
+        .outerjoin(ApiClient, ApiClient.id == OAuthToken.api_client_id)
+        .where(OAuthToken.token_digest == token_digest(token)))).first()
+    row, user, client = found if found is not None else (None, None, None)
     if row is None or row.kind != "access" or row.revoked:
         raise AuthenticationFailed("Invalid access token", code="invalid_token")
     if row.expires_at <= utcnow():
         raise AuthenticationFailed("Access token expired", code="invalid_token")
-    user = await session.get(PortalUser, row.portal_user_id)
-    client = await session.get(ApiClient, row.api_client_id)
     if user is None or client is None or not user.active or not client.active:
         raise AuthenticationFailed("Invalid access token", code="invalid_token")
     scope: frozenset[int] = frozenset()
