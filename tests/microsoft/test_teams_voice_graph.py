@@ -4,6 +4,7 @@ on the reads; and the emulator's operations behaving as Microsoft's (202 + Locat
 until done, failures reported through the operation)."""
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -244,11 +245,13 @@ class RecordingPolling(OperationPolling):
         self.waits.append(seconds)
 
 
-def scripted_graph(answers: list[httpx.Response]) -> GraphClient:
-    """A Graph client whose answers are scripted in memory (no network): POST, then each operation read."""
+def scripted_graph(answers: list[httpx.Response], sent: list[httpx.Request] | None = None) -> GraphClient:
+    """A Graph client whose answers are scripted in memory (no network), in order; `sent` collects the requests."""
     script = iter(answers)
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if sent is not None:
+            sent.append(request)
         return next(script)
 
     async def token() -> str:
@@ -344,3 +347,28 @@ async def test_apply_grants_a_policy_to_a_chunk_of_users_in_one_call(
     assert "Management object not found" in results[1]["detail"]
     states = {s.user_id: s for s in await tenant_voice_admin.voice_users()}
     assert (states[people[0].id].voice_routing_policy, states[people[2].id].voice_routing_policy) == (None, None)
+
+
+def _policy_id(identifier: str) -> httpx.Response:
+    return httpx.Response(200, json={"value": [{"id": identifier, "name": "p", "policyId": identifier}]})
+
+
+async def test_a_remembered_policy_id_refused_is_asked_again() -> None:
+    user = str(uuid.uuid4())
+    refused_id = httpx.Response(400, json={"error": {"code": "BadRequest", "message": "Unknown policy id."}})
+    name = f"Made-Again-{uuid.uuid4().hex[:6]}"
+    sent: list[httpx.Request] = []
+    graph = scripted_graph([_policy_id("id-1"), httpx.Response(204),  # first grant: looked up, remembered
+                            refused_id, _policy_id("id-2"), httpx.Response(204)], sent)  # the policy was made again
+    adapter = TeamsVoiceAdapter(graph, cmdlets=None)  # type: ignore[arg-type]
+    await adapter.grant_voice_routing_policy(user, name)
+    await adapter.grant_voice_routing_policy(user, name)  # refused with id-1, retried with id-2
+    posted = [json.loads(r.content)["value"][0]["policyId"] for r in sent if r.method == "POST"]
+    assert posted == ["id-1", "id-1", "id-2"]
+    assert [r.method for r in sent] == ["GET", "POST", "POST", "GET", "POST"]
+
+    same = f"Same-{uuid.uuid4().hex[:6]}"
+    graph = scripted_graph([_policy_id("id-3"), refused_id, _policy_id("id-3")])
+    with pytest.raises(UpstreamError, match="Unknown policy id") as refusal:  # the id is current: Teams' refusal stands
+        await TeamsVoiceAdapter(graph, cmdlets=None).grant_voice_routing_policy(user, same)  # type: ignore[arg-type]
+    assert refusal.value.status == 400

@@ -9,7 +9,8 @@ operation is Teams refusing the change: it is raised as the cmdlet path raised i
 (ConnecttoTeams 409, Fusion 400). An operation still running past the deadline, or gone, is transient
 (retryable): jobs retry it, and assigning the same number to the same user again is a no-op.
 
-Policies: `policy/getPolicyId` resolves a voice routing policy's name to its id (once per adapter), then
+Policies: `policy/getPolicyId` resolves a voice routing policy's name to its id (remembered by the process
+for POLICY_ID_SECONDS, asked again when an assignment with a remembered id is refused), then
 `policy/userAssignments/assign` grants it to up to POLICY_ASSIGN_CHUNK users per call; None or "Global"
 removes the per-user grant (`unassign`), so the user falls back to the tenant's Global policy.
 """
@@ -43,6 +44,8 @@ USER_CONFIGURATION_SELECT = "id,userPrincipalName,isEnterpriseVoiceEnabled,telep
 USER_SELECT = "id,userPrincipalName"
 DIRECTORY_USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled"
 FINISHED = {"succeeded": True, "skipped": True, "failed": False}
+POLICY_ID_SECONDS = 300.0
+_POLICY_IDS: dict[tuple[str, str], tuple[str, float]] = {}  # (tenant, policy name) -> (Graph policy id, when read)
 
 
 def voice_state_of(config: dict[str, Any]) -> VoiceState:
@@ -146,7 +149,6 @@ class TeamsVoiceAdapter:
         self._cmdlets = cmdlets
         self._polling = polling or POLLING
         self._ids: dict[str, str] = {}  # userPrincipalName (lower case) -> object id
-        self._policy_ids: dict[str, str] = {}  # policy name (lower case) -> Graph policy id
 
     # --- reads ------------------------------------------------------------------------------------------
     async def voice_state(self, user_id: str) -> VoiceState:
@@ -280,21 +282,27 @@ class TeamsVoiceAdapter:
         )
 
     # --- policies ---------------------------------------------------------------------------------------
-    async def _policy_id(self, policy: str) -> str:
+    async def _policy_id(self, policy: str, *, fresh: bool = False) -> str:
+        """The Graph id of a voice routing policy, remembered by the process for POLICY_ID_SECONDS (one
+        lookup per tenant and policy, not one per job item); `fresh` asks Microsoft again."""
         name = policy.removeprefix("Tag:")
-        key = name.lower()
-        if key not in self._policy_ids:
-            literal = quote(name.replace("'", "''"), safe="")
-            try:
-                found = await self._graph.get(f"{POLICY}/getPolicyId(type='{VOICE_ROUTING_POLICY_TYPE}',name='{literal}')")
-            except NotFound:
-                raise refused("Grant voice routing policy", f"Policy \"{name}\" is not a user policy. You can assign "
-                              "only a policy that has per-user scope.", "PolicyNotFound") from None
-            values = found.get("value") or []
-            if not values or not (values[0].get("policyId") or values[0].get("id")):
-                raise refused("Grant voice routing policy", f"Policy \"{name}\" has no id in Microsoft Teams.", "PolicyNotFound")
-            self._policy_ids[key] = str(values[0].get("policyId") or values[0]["id"])
-        return self._policy_ids[key]
+        key = (self._graph.tenant_id or "", name.lower())
+        known = _POLICY_IDS.get(key)
+        if known is not None and not fresh and time.monotonic() - known[1] < POLICY_ID_SECONDS:
+            return known[0]
+        literal = quote(name.replace("'", "''"), safe="")
+        try:
+            found = await self._graph.get(f"{POLICY}/getPolicyId(type='{VOICE_ROUTING_POLICY_TYPE}',name='{literal}')")
+        except NotFound:
+            _POLICY_IDS.pop(key, None)
+            raise refused("Grant voice routing policy", f"Policy \"{name}\" is not a user policy. You can assign "
+                          "only a policy that has per-user scope.", "PolicyNotFound") from None
+        values = found.get("value") or []
+        if not values or not (values[0].get("policyId") or values[0].get("id")):
+            raise refused("Grant voice routing policy", f"Policy \"{name}\" has no id in Microsoft Teams.", "PolicyNotFound")
+        identifier = str(values[0].get("policyId") or values[0]["id"])
+        _POLICY_IDS[key] = (identifier, time.monotonic())
+        return identifier
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
         await self.grant_voice_routing_policy_to_many([user_principal_name], policy)
@@ -311,11 +319,23 @@ class TeamsVoiceAdapter:
             assert policy is not None
             item["policyId"] = await self._policy_id(policy)
         for start in range(0, len(users), POLICY_ASSIGN_CHUNK):
-            chunk = users[start:start + POLICY_ASSIGN_CHUNK]
+            body = {"value": [{**item, "userId": user} for user in users[start:start + POLICY_ASSIGN_CHUNK]]}
             try:
-                await self._graph.post(f"{POLICY}/userAssignments/{action}",
-                                       {"value": [{**item, "userId": user} for user in chunk]})
-            except NotFound:  # a user deleted since it was looked up
-                raise refused("Grant voice routing policy", "Management object not found for one of the users.",
-                              "ManagementObjectNotFound") from None
+                await self._post_assignments(action, body)
+            except (NotFound, UpstreamError) as exc:
+                if action != "assign" or getattr(exc, "retryable", False):
+                    raise
+                # The remembered id may be stale (the policy made again): ask once more, retry if it changed.
+                assert policy is not None
+                stale, item["policyId"] = item["policyId"], await self._policy_id(policy, fresh=True)
+                if item["policyId"] == stale:
+                    raise
+                await self._post_assignments(action, {"value": [{**a, "policyId": item["policyId"]} for a in body["value"]]})
+
+    async def _post_assignments(self, action: str, body: dict[str, Any]) -> None:
+        try:
+            await self._graph.post(f"{POLICY}/userAssignments/{action}", body)
+        except NotFound:  # a user deleted since it was looked up
+            raise refused("Grant voice routing policy", "Management object not found for one of the users.",
+                          "ManagementObjectNotFound") from None
 
