@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from teamsvoice.microsoft.budget import (
-    DIRECTORY, DIRECTORY_WRITE, TEAMS, TICK_SECONDS, BudgetScheduler, DatabaseBuckets, Limits, MemoryBuckets, charge,
-    classify, job_scope, teams_charge,
+    DIRECTORY, DIRECTORY_WRITE, TEAMS, TICK_SECONDS, BudgetScheduler, DatabaseBuckets, Limits, MemoryBuckets,
+    buckets_for, charge, classify, job_scope, process_buckets, teams_charge,
 )
 
 
@@ -297,3 +297,15 @@ async def test_two_schedulers_on_one_database_share_the_rate(database_url: str) 
             await harness.cancel_all()
         for store in stores:
             store.close()
+
+
+def test_buckets_live_in_postgresql_and_in_the_process_on_sqlite(database_url: str) -> None:
+    """Several processes share PostgreSQL; SQLite is the one-process `serve`, whose connectors share memory."""
+    store = buckets_for(database_url)
+    try:
+        if database_url.startswith("sqlite"):
+            assert store is process_buckets() and buckets_for(database_url) is store
+        else:
+            assert isinstance(store, DatabaseBuckets)
+    finally:
+        store.close()

@@ -37,7 +37,11 @@ between processes the shared buckets are first come, first served (the job queue
 items over the workers, so each sees a similar mix). Windows and latencies are per process: N workers may
 keep N windows in flight to one tenant, but never spend more than its one shared bucket.
 
-A process-local `MemoryBuckets` store (same allocation) serves tests and callers without a database.
+**On SQLite** (the embedded `serve`: one process; `api` and `worker` refuse SQLite) the buckets are the
+process's own (`process_buckets()`, the same allocation in memory, shared by every connector of the
+process): SQLite's single writer is left to the work itself, which under a thousand running items
+already waits for it (measured: `database is locked` after the 15 s busy timeout). Another process on the
+same SQLite file (a CLI command calling Microsoft while `serve` runs) spends its own buckets.
 """
 
 import asyncio
@@ -248,7 +252,7 @@ def _buckets_of(demands: Sequence[Charge]) -> dict[str, Bucket]:
 
 
 class MemoryBuckets:
-    """Buckets of one process (tests, and callers that share no database)."""
+    """Buckets in this process's memory (SQLite deployments, and tests)."""
 
     def __init__(self) -> None:
         self.states: dict[str, BucketState] = {}
@@ -264,6 +268,20 @@ class MemoryBuckets:
 
     def close(self) -> None:
         pass
+
+
+_process_buckets = MemoryBuckets()
+
+
+def process_buckets() -> MemoryBuckets:
+    """The buckets of this process (SQLite deployments: one process spends the budget)."""
+    return _process_buckets
+
+
+def buckets_for(database_url: str) -> "Store":
+    """Where the buckets live: the database when several processes may share it (PostgreSQL), this
+    process's memory on SQLite."""
+    return process_buckets() if database_url.startswith("sqlite") else DatabaseBuckets(database_url)
 
 
 class BudgetBucket(Base):

@@ -4,7 +4,7 @@ TEAMSVOICE_MICROSOFT_MODE picks where Teams cmdlets run: `emulator` posts them t
 endpoint (TEAMSVOICE_MICROSOFT_POWERSHELL_URL), `cloud` runs them in pwsh with the MicrosoftTeams module
 (microsoft/pwsh.py; the connector refuses to start when pwsh or the certificate is missing). Nothing else
 differs. Every Graph call and cmdlet to one tenant passes the connector's budget scheduler (buckets shared
-by every process in the database, microsoft/budget.py; TEAMSVOICE_MICROSOFT_*_PER_* and _BUDGET_SHARE) and
+by every process in the PostgreSQL database, microsoft/budget.py; TEAMSVOICE_MICROSOFT_*_PER_* and _BUDGET_SHARE) and
 the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
 """
 
@@ -14,7 +14,7 @@ import httpx
 
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.microsoft.cmdlets import CmdletEndpointRunner
-from teamsvoice.microsoft.budget import BudgetScheduler, DatabaseBuckets, Limits
+from teamsvoice.microsoft.budget import BudgetScheduler, Limits, buckets_for
 from teamsvoice.microsoft.graph import GraphClient, RetryPolicy, TokenProvider
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, MicrosoftIdentity
 from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
@@ -48,7 +48,7 @@ class MicrosoftConnector:
             verify = ssl.create_default_context(cafile=settings.microsoft_ca_bundle)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self.http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0), limits=limits)
-        self.budget = BudgetScheduler(budget_limits(settings), DatabaseBuckets(settings.effective_database_url),
+        self.budget = BudgetScheduler(budget_limits(settings), buckets_for(settings.effective_database_url),
                                       max_in_flight=settings.microsoft_tenant_concurrency)
 
     async def aclose(self) -> None:
