@@ -226,7 +226,7 @@ async def main(args: argparse.Namespace) -> None:
             least, rate, burst = teams_requests, 30.0, 30
         else:
             least, rate, burst = teams_requests + args.users, args.rate, args.burst
-        bound_seconds = max(0.0, least - burst) / rate
+        bound_seconds = max(1, least - burst) / rate  # at least one request beyond the burst (small runs)
         effects = 3 * args.users
         polls = counts.get("number", 0) - args.users
         print(f"\n{args.users} users x (number + policy + licence) = {effects} Microsoft effects ({described})")
