@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Gauge
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -94,11 +95,18 @@ async def events(session: AsyncSession, principal: Principal, tenant_id: str | N
 
 
 async def settings_of(session: AsyncSession, enterprise: Enterprise) -> TenantDriftSettings:
-    row = await session.scalar(select(TenantDriftSettings).where(TenantDriftSettings.enterprise_id == enterprise.id))
+    """The tenant's row, created on first use. A scan job and an API call may both create it at once: the
+    loser's insert fails inside its savepoint and it reads the winner's row."""
+    query = select(TenantDriftSettings).where(TenantDriftSettings.enterprise_id == enterprise.id)
+    row = await session.scalar(query)
     if row is None:
-        row = TenantDriftSettings(enterprise_id=enterprise.id, auto_apply=False)
-        session.add(row)
-        await session.flush()
+        try:
+            async with session.begin_nested():
+                session.add(TenantDriftSettings(enterprise_id=enterprise.id, auto_apply=False))
+        except IntegrityError:
+            pass  # created by another transaction first
+        row = await session.scalar(query)
+        assert row is not None
     return row
 
 
