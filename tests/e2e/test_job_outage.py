@@ -90,3 +90,29 @@ async def test_a_cancelled_job_applies_nothing_more(sub: Onboarded) -> None:
     assert details["status"] == "cancelled" and {i["status"] for i in details["job_items"]} == {"cancelled"}
     for user, number in zip(users, sub.numbers[10:10 + USERS]):  # (users may hold numbers of earlier tests)
         assert number not in await sub.teams_numbers(user["msTeams"]["id"])
+
+
+async def test_a_database_locked_past_its_timeout_is_not_an_items_outcome(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """SQLite busy past its timeout (or no pooled connection in time) inside a step: the step runs again
+    (jobs/runtime.durable_step); the item succeeds instead of ending as an "Unexpected error"."""
+    from sqlalchemy.exc import OperationalError
+
+    from teamsvoice.domain.teams_users import service
+
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:2]
+    real_apply, locked = service.apply_update, []
+
+    async def apply_update(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(locked) < 2:
+            locked.append(1)
+            raise OperationalError("UPDATE teams_voice_users ...", {}, Exception("database is locked"))
+        return await real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(service, "apply_update", apply_update)
+    job_id = await _submit(sub, users, sub.numbers[10:12], "locked")
+    deadline = time.monotonic() + 60
+    while (details := await _details(sub, job_id))["status"] in ("queued", "running") and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert len(locked) == 2
+    assert details["status"] == "success" and details["error_count"] == 0, details
+    assert [await sub.teams_numbers(u["msTeams"]["id"]) for u in users] == [[n] for n in sub.numbers[10:12]]

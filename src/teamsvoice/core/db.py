@@ -5,7 +5,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine as create_sync_engine, event, text
+from sqlalchemy import create_engine as create_sync_engine, event, exc as sa_exc, text
 from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -19,6 +19,28 @@ MIGRATION_LOCK_KEY = 0x7465616D73  # "teams"
 
 class Base(DeclarativeBase):
     pass
+
+
+# What a momentarily unavailable database says: SQLite busy past its timeout, PostgreSQL restarting, a
+# connection lost, a serialization failure or deadlock that the loser may simply run again.
+_TRANSIENT_MESSAGES = ("database is locked", "database is busy", "could not serialize", "deadlock detected",
+                       "server closed the connection", "connection refused", "terminating connection",
+                       "the database system is starting up", "the database system is shutting down",
+                       "connection is closed", "consuming input failed")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """Whether trying the same work again later can succeed: no pooled connection was free in time, the
+    connection was lost, or the database was briefly locked, restarting or resolving a conflict."""
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no free connection in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, sa_exc.OperationalError):
+            text_ = str(exc.orig).lower()
+            return any(message in text_ for message in _TRANSIENT_MESSAGES)
+    return False
 
 
 def async_url(url: str) -> str:

@@ -17,7 +17,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
-from teamsvoice.jobs.runtime import job_context, start_once, until_microsoft_answers
+from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
 
@@ -117,7 +117,7 @@ def run_wizard(engine: Engine, settings: Settings, keyring: Keyring, run_id: int
     return all(run_wizard_step(engine, settings, keyring, run_id, n) for n, _ in onboarding.WIZARD_STEPS)
 
 
-@DBOS.step(name="fusion_wizard_step")
+@durable_step("fusion_wizard_step")
 def wizard_step(run_id: int, number: int) -> bool:
     ctx = job_context()
     return run_wizard_step(ctx.engine, ctx.settings, ctx.keyring, run_id, number)

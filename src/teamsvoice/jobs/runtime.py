@@ -17,6 +17,7 @@ process exits) rather than failed: a step that raised would be recorded as faile
 """
 
 import asyncio
+import functools
 import importlib
 from datetime import datetime, timedelta
 import logging
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import create_engine as create_async_engine, session_factory, sync_url
+from teamsvoice.core.db import create_engine as create_async_engine, is_transient_database_error, session_factory, sync_url
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
@@ -284,6 +285,36 @@ def park_if_stopping() -> None:
     process to exit, leaving its work PENDING for recovery."""
     if _stopping.is_set():
         threading.Event().wait()
+
+
+def durable_step(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """`@DBOS.step(name=...)` whose transient database failures (core/db.is_transient_database_error: SQLite
+    locked past its busy timeout, no pooled connection in time, PostgreSQL restarting) are never final: the
+    step's body runs again after a capped backoff (steps are idempotent), and a stopping engine parks it.
+    Every step is declared with it."""
+    def decorate(body: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(body)
+        def retrying(*args: Any, **kwargs: Any) -> T:
+            delay, failures = 0.5, 0
+            while True:
+                try:
+                    return body(*args, **kwargs)
+                except Exception as exc:
+                    if not is_transient_database_error(exc):
+                        raise
+                    failures += 1
+                    record_job_retry(name)
+                    log.warning("step %s: the database failed transiently (try %d): %s; retrying in %.1f s",
+                                name, failures, type(exc).__name__, delay)
+                    end = time.monotonic() + delay
+                    while time.monotonic() < end:
+                        park_if_stopping()
+                        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+                    delay = min(30.0, delay * 2)
+
+        return DBOS.step(name=name)(retrying)
+
+    return decorate
 
 
 @contextmanager

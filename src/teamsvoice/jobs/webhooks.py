@@ -15,12 +15,12 @@ from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.jobs.runtime import job_context, start_once, until_delivered
+from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_delivered
 
 logger = logging.getLogger("teamsvoice.security")
 
 
-@DBOS.step(name="post_webhook")
+@durable_step("post_webhook")
 def post_webhook(delivery_id: int) -> bool:
     """One attempt. True once the delivery is over: the receiver answered 2xx, or the URL is no longer
     registered, or its host resolves to an internal address the deployment does not allow, or the receiver

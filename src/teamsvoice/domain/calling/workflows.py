@@ -22,7 +22,7 @@ from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTempla
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
-from teamsvoice.jobs.runtime import job_context, start_once, until_microsoft_answers
+from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.teams_apps import teams_apps
 
@@ -66,7 +66,7 @@ async def _with_connection(tenant_id: str, work: Any, graph_token: str | None = 
         await connector.aclose()
 
 
-@DBOS.step(name="calling_job_start")
+@durable_step("calling_job_start")
 def start_step(job_id: int) -> list[int]:
     """Marks the job running and fixes the list of items it covers (user record ids)."""
     with Session(job_context().engine) as session, session.begin():
@@ -84,7 +84,7 @@ def start_step(job_id: int) -> list[int]:
         return ids
 
 
-@DBOS.step(name="sync_teams_users_batch")
+@durable_step("sync_teams_users_batch")
 def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
     with Session(job_context().engine, expire_on_commit=False) as session:
@@ -115,7 +115,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     _record(job_id, results)
 
 
-@DBOS.step(name="publish_unified_app")
+@durable_step("publish_unified_app")
 def publish_step(job_id: int) -> dict[str, Any]:
     with Session(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
@@ -141,7 +141,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
     return published
 
 
-@DBOS.step(name="install_unified_app_batch")
+@durable_step("install_unified_app_batch")
 def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
     with Session(job_context().engine) as session:
@@ -166,7 +166,7 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
     _record(job_id, results)
 
 
-@DBOS.step(name="calling_job_finish")
+@durable_step("calling_job_finish")
 def finish_step(job_id: int, error: str | None) -> None:
     _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow(),
             graph_token_encrypted=None)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from teamsvoice.core.metrics import record_job_retry
 from teamsvoice.domain.sbc.ports import DesiredSbc, SbcUnavailable
 from teamsvoice.domain.sbc.service import desired_state
-from teamsvoice.jobs.runtime import job_context, park_if_stopping, stopping
+from teamsvoice.jobs.runtime import durable_step, job_context, park_if_stopping, stopping
 from teamsvoice.sbc import sbc_configured, sbc_from_settings
 from teamsvoice.settings import Settings
 
@@ -75,7 +75,7 @@ def until_sbc_answers() -> dict[str, Any]:
             delay = min(ctx.settings.sbc_retry_max_delay_seconds, delay * 2)
 
 
-@DBOS.step(name="sbc_apply")
+@durable_step("sbc_apply")
 def apply_step() -> dict[str, Any]:
     return until_sbc_answers()
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import is_transient_database_error
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
@@ -169,6 +170,8 @@ async def apply_item(
     except DomainError as exc:
         outcome = {"status": "error", "details": None, "error": service.error_body(exc)}
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
+        if is_transient_database_error(exc):
+            raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
         outcome = {"status": "error", "details": None,
                    "error": {"code": 1500, "reason": f"Unexpected error: {type(exc).__name__}"}}
     await _record_outcome(sessions, job_id, item_id, outcome)

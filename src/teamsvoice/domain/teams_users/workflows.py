@@ -27,6 +27,7 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
+    durable_step,
     enqueue_for_tenant, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
@@ -56,7 +57,7 @@ def _simple(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) ->
 # --- bulk -----------------------------------------------------------------------------------------------
 
 
-@DBOS.step(name="fusion_bulk_begin")
+@durable_step("fusion_bulk_begin")
 def begin_step(job_id: int) -> tuple[int, str | None]:
     """Marks the job running; answers its subscription and Microsoft tenant (None: not linked, and then
     every pending item has failed with the reason)."""
@@ -78,7 +79,7 @@ def begin_step(job_id: int) -> tuple[int, str | None]:
     return _simple(work)
 
 
-@DBOS.step(name="fusion_bulk_next_page")
+@durable_step("fusion_bulk_next_page")
 def next_page_step(job_id: int, after: int) -> list[int]:
     """Ids of the next pending items after position `after` (in position order), then the last position."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
@@ -91,7 +92,7 @@ def next_page_step(job_id: int, after: int) -> list[int]:
     return _simple(work)
 
 
-@DBOS.step(name="fusion_bulk_item_apply")
+@durable_step("fusion_bulk_item_apply")
 def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
     cache = _group_cache(job_id)
 
@@ -151,7 +152,7 @@ async def enqueue_bulk(job_key: str, job_id: int) -> None:
 # --- resource accounts ----------------------------------------------------------------------------------
 
 
-@DBOS.step(name="fusion_resource_account_apply")
+@durable_step("fusion_resource_account_apply")
 def resource_account_step(account_id: int) -> dict[str, Any]:
     async def subscription_of(sessions: async_sessionmaker[AsyncSession]) -> int | None:
         async with sessions() as session:

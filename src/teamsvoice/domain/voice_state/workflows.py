@@ -29,6 +29,7 @@ from teamsvoice.domain.voice_state.planner import difference_from_wire
 from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
 from teamsvoice.domain.voice_state.state import export_document, parse_document
 from teamsvoice.jobs.runtime import (
+    durable_step,
     in_flight, job_context, park_if_stopping, start_once, until_delivered, until_microsoft_answers,
 )
 from teamsvoice.microsoft.voice_state import tenant_voice
@@ -61,7 +62,7 @@ def _waiting(job_id: int) -> Callable[[int, UpstreamError, float], Awaitable[Non
     return on_wait
 
 
-@DBOS.step(name="voice_apply_plan")
+@durable_step("voice_apply_plan")
 def plan_step(job_id: int) -> int:
     """Takes the plan (once: a replay finds it stored) and answers how many operations it has."""
     ctx = job_context()
@@ -100,7 +101,7 @@ async def _fail(job_id: int, message: str) -> int:
     return 0
 
 
-@DBOS.step(name="voice_apply_chunk")
+@durable_step("voice_apply_chunk")
 def chunk_step(job_id: int, start: int, end: int) -> None:
     ctx = job_context()
 
@@ -154,7 +155,7 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
     park_if_stopping()
 
 
-@DBOS.step(name="voice_apply_finish")
+@durable_step("voice_apply_finish")
 def finish_step(job_id: int) -> str:
     async def work() -> str:
         async with job_context().sessions() as session:
@@ -199,7 +200,7 @@ def resume_orphaned() -> int:
 # --- drift scans --------------------------------------------------------------------------------------
 
 
-@DBOS.step(name="voice_drift_scan_tenant")
+@durable_step("voice_drift_scan_tenant")
 def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
     """Plans one tenant and records what differs. Answers the deliveries to send and the auto-apply job
     to start. A tenant Microsoft cannot be read from is recorded as such; the scan goes on."""
@@ -258,7 +259,7 @@ async def enqueue_scan(scan_key: str, enterprise_ids: list[int]) -> None:
     await anyio.to_thread.run_sync(lambda: start_once(f"voice-drift-scan-{scan_key}", scan_tenants, scan_key, enterprise_ids))
 
 
-@DBOS.step(name="voice_drift_linked")
+@durable_step("voice_drift_linked")
 def linked_step() -> list[int]:
     async def work() -> list[int]:
         async with job_context().sessions() as session:
@@ -305,7 +306,7 @@ def start_schedule() -> int:
 # --- webhook deliveries -------------------------------------------------------------------------------
 
 
-@DBOS.step(name="voice_drift_post")
+@durable_step("voice_drift_post")
 def post_drift_event(delivery_id: int) -> bool:
     """One attempt; True once delivered (2xx). Redirects are not followed (and count as failures)."""
     ctx = job_context()
