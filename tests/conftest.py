@@ -135,11 +135,21 @@ async def client(live: Live, organisation: demo.DemoOrganisation) -> AsyncIterat
         yield http
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test runs the suite), each backend's tests stay on
-    one worker, which starts that backend's live server, job engine and emulator once; tests without a backend
-    are shared out between the workers."""
-    for item in items:
-        backend = getattr(getattr(item, "callspec", None), "params", {}).get("database_url")
-        if backend is not None:
-            item.add_marker(pytest.mark.xdist_group(name=f"backend-{backend}"))
+def xdist_group_of(nodeid: str) -> str:
+    """With pytest-xdist (`-n 2`, as scripts/test runs the suite), each backend's tests stay on one worker, which
+    starts that backend's live server, job engine and emulator once; tests without a backend are shared out a
+    module at a time (a module's tests may build on each other: the SDK fidelity module's last test checks what
+    the others sent)."""
+    params = nodeid.rsplit("[", 1)[1].rstrip("]").split("-") if nodeid.endswith("]") else []
+    backend = next((b for b in ("sqlite", "postgresql") if b in params), None)
+    return f"backend-{backend}" if backend else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByBackend(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ByBackend(config, log)

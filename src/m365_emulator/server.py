@@ -6,12 +6,14 @@ every record made while it serves (uvicorn's loggers are shared by name with any
 the process) carries `component="emulator"`, for the process's formatter to show.
 """
 
+import asyncio
 import contextvars
 import logging
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -53,11 +55,45 @@ class _EmulatorUvicornServer(uvicorn.Server):
             _serving.reset(token)
 
 
+class _AnswerWhenStopped:
+    """uvicorn cancels the requests still running when its graceful shutdown ends. Such a request is answered
+    503 with Retry-After (or just ends, when its answer had begun), as a Microsoft front end going away would,
+    instead of dying with a traceback in the log."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state  # the emulator's state, for whoever stops the server
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracking(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, tracking)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.uncancel() > 0:
+                raise
+            if not started:
+                body = b'{"error":{"code":"serviceNotAvailable","message":"The service is shutting down. Please retry later."}}'
+                await send({"type": "http.response.start", "status": 503,
+                            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"5"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+
+
 def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uvicorn.Server:
     """A TLS-configured uvicorn server for the emulator app; settings.public_url must already match."""
     tls = ensure_tls_material(settings.data_dir)
     config = uvicorn.Config(
-        create_app(settings),
+        _AnswerWhenStopped(create_app(settings)),
         host=host,
         port=port,
         ssl_certfile=str(tls.cert_path),
