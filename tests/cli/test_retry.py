@@ -6,22 +6,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import Conflict
 from teamsvoice.domain.teams_users import bulk
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from tests.api.fusion.support import make_world
-
-
-async def _in_session(live, work):  # type: ignore[no-untyped-def]
-    engine = create_engine(live.settings.effective_database_url)
-    try:
-        async with session_factory(engine)() as session:
-            result = await work(session)
-            await session.commit()
-            return result
-    finally:
-        await engine.dispose()
+from tests.support.database import in_session
 
 
 async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(client: httpx.AsyncClient, live, organisation) -> None:
@@ -40,13 +29,13 @@ async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(clie
                                        error={"code": 1, "reason": "no"} if status == "error" else None))
         return job.id, job.job_key
 
-    job_id, first_key = await _in_session(live, create)
+    job_id, first_key = await in_session(live, create)
 
     async def retry(session):  # type: ignore[no-untyped-def]
         job = await session.get(FusionBulkJob, job_id)
         return await bulk.retry_job(session, job), bulk.job_summary(job), job.job_key
 
-    count, summary, new_key = await _in_session(live, retry)
+    count, summary, new_key = await in_session(live, retry)
     assert count == 3 and new_key != first_key
     assert summary["status"] == "queued" and summary["success_count"] == 1 and summary["error_count"] == 0
 
@@ -54,14 +43,14 @@ async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(clie
         return [(i.status, i.attempts, i.error) for i in await session.scalars(
             select(FusionBulkItem).where(FusionBulkItem.job_id == job_id).order_by(FusionBulkItem.position))]
 
-    assert await _in_session(live, items) == [("success", 1, None), ("pending", 1, None), ("pending", 0, None),
+    assert await in_session(live, items) == [("success", 1, None), ("pending", 1, None), ("pending", 0, None),
                                               ("pending", 0, None)]
 
     async def retry_again(session):  # type: ignore[no-untyped-def]
         await bulk.retry_job(session, await session.get(FusionBulkJob, job_id))
 
     with pytest.raises(Conflict, match="still queued"):  # not ended yet: nothing to retry
-        await _in_session(live, retry_again)
+        await in_session(live, retry_again)
 
     async def succeed(session):  # type: ignore[no-untyped-def]
         job = await session.get(FusionBulkJob, job_id)
@@ -69,6 +58,6 @@ async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(clie
         for item in await session.scalars(select(FusionBulkItem).where(FusionBulkItem.job_id == job_id)):
             item.status = "success"
 
-    await _in_session(live, succeed)
+    await in_session(live, succeed)
     with pytest.raises(Conflict, match="no failed or cancelled item"):
-        await _in_session(live, retry_again)
+        await in_session(live, retry_again)

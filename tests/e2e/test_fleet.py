@@ -19,7 +19,6 @@ from sqlalchemy import create_engine, text
 from teamsvoice.core.db import sync_url
 from tests.e2e.test_serve import Served
 from tests.support.fusion_bulk import prepare_bulk
-from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.long
 USERS = 300

@@ -9,14 +9,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from teamsvoice.core.db import create_engine as create_async_engine
-from teamsvoice.core.db import session_factory, sync_url
+from teamsvoice.core.db import sync_url
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.orgs.models import Reseller
 from teamsvoice.domain.orgs.service import register_redirect_url
 from tests.support.consent import sign_in_and_consent
 from tests.support.ctt import bearer
 from tests.support.onboarding import Onboarding
+from tests.support.database import in_session
 
 BYPASSES = [
     "https://hooks.good.invalid@evil.invalid/steal",
@@ -49,22 +49,11 @@ ACCEPTED = {
 }
 
 
-async def _with_session(live, work):  # type: ignore[no-untyped-def]
-    engine = create_async_engine(live.settings.effective_database_url)
-    try:
-        async with session_factory(engine)() as session:
-            result = await work(session)
-            await session.commit()
-            return result
-    finally:
-        await engine.dispose()
-
-
 async def _register(live, reseller_id: int, *urls: str) -> None:  # type: ignore[no-untyped-def]
     async def work(session) -> None:  # type: ignore[no-untyped-def]
         for url in urls:
             await register_redirect_url(session, reseller_id, url)
-    await _with_session(live, work)
+    await in_session(live, work)
 
 
 @pytest.fixture
@@ -142,7 +131,7 @@ async def test_the_check_runs_again_at_delivery_time(onboarding: Onboarding, liv
     async def withdraw(session) -> None:  # type: ignore[no-untyped-def]
         reseller = await session.scalar(select(Reseller).where(Reseller.id == onboarding.login.reseller_id))
         reseller.registered_redirect_urls = ["https://partner.example/hooks/"]
-    await _with_session(live, withdraw)
+    await in_session(live, withdraw)
     await _consent(onboarding, response.text)
     status, attempts, error = await _final_delivery(live)
     assert (status, attempts) == ("refused", 0) and "not registered" in (error or "")

@@ -22,6 +22,7 @@ from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.fusion.error_codes import error_body
 from teamsvoice.domain.teams_users import service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.microsoft.ports import TenantConnection
@@ -158,7 +159,7 @@ async def apply_item(
         async with sessions() as session:
             await session.execute(update(FusionBulkItem).where(
                 FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
-                details={"lastError": service.error_body(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
+                details={"lastError": error_body(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
             await session.commit()
 
     outcome: dict[str, Any]
@@ -168,7 +169,7 @@ async def apply_item(
     except _NoLongerPending:
         return "cancelled"
     except DomainError as exc:
-        outcome = {"status": "error", "details": None, "error": service.error_body(exc)}
+        outcome = {"status": "error", "details": None, "error": error_body(exc)}
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
         if is_transient_database_error(exc):
             raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
@@ -201,7 +202,7 @@ async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, 
         ids = list(await session.scalars(select(FusionBulkItem.id).where(
             FusionBulkItem.job_id == job_id, FusionBulkItem.status == "pending")))
     for item_id in ids:
-        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": service.error_body(exc)})
+        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": error_body(exc)})
 
 
 async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.voice_state import drift, repository
@@ -58,12 +59,7 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
         raise ValidationFailed(f"adopt: {d.id}: nothing to adopt ({d.detail})")
     if d.kind == "number":
         holder_upn = str(d.observed)
-        record = await repository.voice_user(session, enterprise, holder_upn)
-        if record is None:
-            record = TeamsVoiceUser(enterprise_id=enterprise.id, user_principal_name=holder_upn.lower(),
-                                    microsoft_user_id=d.user_id, calling_enabled=True)
-            session.add(record)
-            await session.flush()
+        record = await voice_users.find_or_add(session, enterprise.id, holder_upn, d.user_id, calling_enabled=True)
         await _take_number(session, enterprise, record, d.object)
         record.calling_enabled = True
         return f"{d.object} recorded as {holder_upn}'s"
