@@ -145,6 +145,7 @@ def xdist_group_of(nodeid: str) -> str:
     return f"backend-{backend}" if backend else nodeid.split("::", 1)[0]
 
 
+@pytest.hookimpl(optionalhook=True)  # (without xdist, `-p no:xdist`, the hook does not exist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling
 
