@@ -304,7 +304,7 @@ def bulk_import(
 ) -> None:
     """Check the rows (each error named with its line), then run them as one bulk job and follow it to the end.
     Exit 1 when a row is refused or an item fails."""
-    import csv
+    from teamsvoice.core.spreadsheet import csv_writer
 
     from teamsvoice.console.bulk_csv import preview_rows
     from teamsvoice.domain.teams_users import bulk
@@ -326,7 +326,7 @@ def bulk_import(
                   "errors": [{"line": r["line"], "upn": r["upn"], "errors": r["errors"]} for r in refused]}
         if results is not None:
             with results.open("w", newline="") as out:
-                writer = csv.writer(out)
+                writer = csv_writer(out)
                 writer.writerow(["line", "upn", "status", "error"])
                 for r in rows:
                     writer.writerow([r["line"], r["upn"], "error" if r["errors"] else "ok", "; ".join(r["errors"])])
@@ -342,7 +342,7 @@ def bulk_import(
     summary = _run_bulk(settings, subscription, name, [r["item"] for r in rows], as_json)
     if results is not None:
         with results.open("w", newline="") as out:
-            writer = csv.writer(out)
+            writer = csv_writer(out)
             writer.writerow(["upn", "status", "attempts", "error"])
             for item in summary["job_items"]:
                 writer.writerow([item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("reason", "")])
@@ -458,7 +458,7 @@ def users_export(
     touched. teamsvoice's own records are shown beside them (teamsvoiceStatus: active, pending, error or not
     managed; the number and policy teamsvoice assigned), so a difference between the two is visible.
     Needs the server's TEAMSVOICE_MICROSOFT_* settings."""
-    import csv
+    from teamsvoice.core.spreadsheet import csv_writer
 
     from teamsvoice.core.errors import DomainError
 
@@ -471,7 +471,7 @@ def users_export(
     if csv_file is not None:
         try:
             with csv_file.open("w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
+                writer = csv_writer(out)
                 writer.writerow(EXPORT_COLUMNS)
                 writer.writerows([[_cell(row[c]) for c in EXPORT_COLUMNS] for row in rows])
         except OSError as exc:

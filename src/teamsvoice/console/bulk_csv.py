@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import DomainError, ValidationFailed
+from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, service
@@ -105,7 +106,7 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
 
 async def results_csv(items: AsyncIterator[FusionBulkItem]) -> AsyncIterator[str]:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(["upn", "status", "attempts", "error"])
     yield out.getvalue()
     async for item in items:

@@ -5,7 +5,6 @@ staff member's principal (anything outside it is "not found"), enterprises throu
 repository. Routes commit before calling Microsoft, as the API routes do.
 """
 
-import csv
 import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.console import activity, auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
+from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
@@ -321,7 +321,7 @@ async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkD
     connection = container.connector.connect(access.require_ms_tenant())
     await uow.session.commit()
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(["upn", "displayName", "country", "number", "vrp", "licenses", "voiceEnabled"])
     next_token: str | None = None
     while True:

@@ -1,7 +1,6 @@
 """Reading the audit log (scoped, filtered, paged, as CSV) and the few entries no row change makes:
 a write call that changed no row of ours, and a console sign-in."""
 
-import csv
 import io
 import json
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.domain.audit import context
 from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.audit.recorder import Owner, entry_values, plain
@@ -129,7 +129,7 @@ def changes(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
 async def entries_csv(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, *, limit: int = 10_000) -> str:
     ids = list(scope_ids)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(CSV_COLUMNS)
     stmt = _filtered(ids, query).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     for entry in await session.scalars(stmt):
