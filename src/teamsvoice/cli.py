@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import secrets
 import uuid
 from pathlib import Path
@@ -29,10 +30,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The long-running processes: their writes are made by requests and jobs, which name their own actors.
+SERVER_COMMANDS = frozenset({"serve", "api", "worker", "emulator"})
+
+
+def operator_name(actor: str | None) -> str:
+    """Who the audit log names for a CLI command's writes: `cli:<--actor>`, by default `cli:<OS user>`."""
+    import getpass
+
+    if actor is not None and not actor.strip():
+        _fail("--actor must name the operator (e.g. --actor alice@provider.example)")
+    try:
+        name = actor.strip() if actor else getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        name = f"uid {os.getuid()}"
+    return f"cli:{name}"
+
+
 @app.callback()
-def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                               help="Print the version and exit.")] = False) -> None:
+def main(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False,
+         actor: Annotated[str | None, typer.Option(
+             "--actor", help="Who is running the command, as the audit log names its changes "
+                             "(recorded as cli:<actor>; default: cli:<your OS user>).")] = None) -> None:
     """teamsvoice: control plane for Microsoft Teams calling."""
+    if ctx.invoked_subcommand not in SERVER_COMMANDS:
+        from teamsvoice.domain.audit import context as audit
+
+        audit.act_as_operator(operator_name(actor), source=f"teamsvoice {ctx.invoked_subcommand}")
+        ctx.call_on_close(audit.stop_acting_as_operator)  # (a command run in-process, as tests do, leaves none)
 
 
 def _fail(message: str) -> None:

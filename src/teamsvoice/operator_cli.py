@@ -371,12 +371,14 @@ def _enqueue_bulk(settings: "Settings", job_key: str, job_id: int) -> None:
     import anyio
 
     from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.audit import context as audit
     from teamsvoice.domain.teams_users import workflows
     from teamsvoice.jobs.runtime import start_jobs, stop_jobs
 
     start_jobs(settings, Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)), role="api")
     try:
-        anyio.run(workflows.enqueue_bulk, job_key, job_id)
+        with audit.operator_submitting():  # the job's changes are made on behalf of the operator
+            anyio.run(workflows.enqueue_bulk, job_key, job_id)
     finally:
         stop_jobs()
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 CONNECTTOTEAMS, FUSION, TEAMSVOICE, CONSOLE, JOB, SYSTEM = "connecttoteams", "fusion", "teamsvoice", "console", "job", "system"
+CLI = "cli"
 
 # Write routes that change nothing (vendor "get..." calls sent as POST/PUT) and the sign-in routes, whose
 # entries are the sign-ins themselves (recorder.py: a new access token or session, or the console's own record).
@@ -73,10 +74,42 @@ class AuditScope:
 
 
 _scope: contextvars.ContextVar[AuditScope | None] = contextvars.ContextVar("teamsvoice_audit_scope", default=None)
+# The operator of a CLI process (`teamsvoice --actor`): the actor of its writes where no request or job acts.
+_operator: AuditScope | None = None
 
 
 def current() -> AuditScope | None:
     return _scope.get()
+
+
+def act_as_operator(name: str, source: str | None = None) -> AuditScope:
+    """For the rest of this process, writes made outside a request or job are the operator's (family "cli")."""
+    global _operator
+    _operator = AuditScope(family=CLI, source=source, actor=Actor(name=name[:255]))
+    return _operator
+
+
+def stop_acting_as_operator() -> None:
+    global _operator
+    _operator = None
+
+
+def operator() -> AuditScope | None:
+    return _operator
+
+
+@contextmanager
+def operator_submitting() -> Iterator[None]:
+    """Jobs the CLI enqueues inside this block run on behalf of its operator (DBOS's authenticated user)."""
+    scope = _operator
+    if scope is None or scope.actor is None:
+        yield
+        return
+    with acting(scope), submitting(scope):
+        from dbos._context import set_current_authentication
+
+        set_current_authentication(f"{scope.family} {scope.actor.label()}"[:255], None)
+        yield
 
 
 def open_scope(scope: AuditScope) -> contextvars.Token[AuditScope | None]:

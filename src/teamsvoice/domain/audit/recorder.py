@@ -4,7 +4,8 @@ Two SQLAlchemy hooks on every ORM `Session` of the process (API requests, the co
 - `after_flush`: inserted, updated and deleted objects, with their values before and after (attribute history);
 - `do_orm_execute`: bulk `update(Model)...` / `delete(Model)...` statements, whose rows are read just before.
 The rows go in on the flush's own connection, so an entry exists exactly when its change is committed. The
-actor is the open `AuditScope` (domain/audit/context.py), else the running job, else "system".
+actor is the open `AuditScope` (domain/audit/context.py), else the running job, else the CLI's operator
+(`teamsvoice --actor`, default `cli:<OS user>`), else "system".
 
 Tables are classified in AGGREGATES (audited, with the fields whose change alone is progress, not a change),
 SIGN_INS (a new token or session is a sign-in) or EXEMPT (bookkeeping); a table in none of them is still
@@ -205,9 +206,9 @@ def _label(aggregate: Aggregate, values: dict[str, Any]) -> str | None:
     return " ".join(parts)[:400] if parts else None
 
 
-def _scope() -> context.AuditScope:
-    return context.current() or context.job_scope() or context.AuditScope(family=context.SYSTEM,
-                                                                        actor=context.Actor(name="system"))
+def acting_scope() -> context.AuditScope:
+    return context.current() or context.job_scope() or context.operator() or context.AuditScope(
+        family=context.SYSTEM, actor=context.Actor(name="system"))
 
 
 def entry_values(scope: context.AuditScope, owner: Owner, *, action: str, aggregate: str, object_id: Any,
@@ -252,7 +253,7 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     new, dirty, deleted = list(session.new), list(session.dirty), list(session.deleted)
     if not (new or dirty or deleted):
         return
-    scope = _scope()
+    scope = acting_scope()
     rows = _Rows(session, [*new, *dirty, *deleted])
     entries: list[dict[str, Any]] = []
     for obj in new:
@@ -330,7 +331,7 @@ def _bulk_statement(state: ORMExecuteState) -> None:
             changes[key] = plain(getattr(value, "value", None), key)
         if not set(changes) - aggregate.progress:
             return
-    scope = _scope()
+    scope = acting_scope()
     rows = _Rows(session, [])
     for row in touched:
         rows.known[(table, row.get("id"))] = row
