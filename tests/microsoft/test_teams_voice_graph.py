@@ -18,6 +18,7 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.domain.voice_state.apply import grant_policies
 from teamsvoice.domain.voice_state.planner import Difference
 from teamsvoice.domain.voice_state.state import DesiredState
+from teamsvoice.microsoft.budget import job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryUser
 from teamsvoice.microsoft.graph import GraphClient
@@ -277,9 +278,46 @@ async def test_polling_honours_retry_after_and_backs_off() -> None:
     graph = scripted_graph([_accepted("2"), _operation("notStarted"), _operation("running", retry_after="7"),
                             _operation("running"), _operation("running"), _operation("succeeded")])
     polling = RecordingPolling(floor=0.1, cap=0.5)
+    polling.INTERACTIVE = 0  # every operation polled as a bulk job's
     await TeamsVoiceAdapter(graph, cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
     # The 202's Retry-After, the floor, the operation's Retry-After, then the backoff doubling up to its cap.
     assert polling.waits == [2.0, 0.1, 7.0, 0.4, 0.5]
+
+
+async def test_an_interactive_operation_is_looked_at_sooner_and_more_often() -> None:
+    """A job awaiting one or two operations (a one-user change) looks at half the learnt time, then every
+    `interactive_every`; a job awaiting more (a bulk job) at the learnt time, then backing off from a quarter
+    of it."""
+    def answers() -> list[httpx.Response]:
+        return [_accepted(), _operation("running"), _operation("running"), _operation("succeeded")]
+
+    polling = RecordingPolling(interactive_every=0.25)
+    polling.learn("scripted", 0.0, 2.0)  # the tenant's operations are done about 2 s after they were accepted
+    with job_scope("one-user-change"):
+        await TeamsVoiceAdapter(scripted_graph(answers()), cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert polling.waits == [1.0, 0.25, 0.25]
+
+    polling.waits.clear()
+    with job_scope("bulk"), polling.awaiting("scripted"), polling.awaiting("scripted"):  # two more of its operations
+        await TeamsVoiceAdapter(scripted_graph(answers()), cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert polling.waits == [2.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("queueing", [0.0, 1.0])
+def test_the_first_look_comes_when_most_operations_are_done(queueing: float) -> None:
+    """The learnt first look converges to when QUANTILE of the operations are done, counting the time a look
+    queues for the tenant's budget (looks are sent `queueing` s after they were due): about one look per number."""
+    polling, draw = OperationPolling(), random.Random(7)
+    outcomes = []
+    for _ in range(3000):
+        took = draw.uniform(1.0, 3.0)  # the emulator's Microsoft profile
+        look = polling.first_delay("t") + queueing
+        done = took <= look
+        polling.learn("t", 0.0 if done else look, look if done else took + 0.1)
+        outcomes.append(done)
+    share = sum(outcomes[-1500:]) / 1500
+    assert 0.86 <= share <= 0.94, share
+    assert abs(polling.first_delay("t") + queueing - 2.8) <= 0.2  # the 90th percentile of 1-3 s
 
 
 async def test_a_failed_operation_is_a_refusal_and_a_stuck_one_is_transient() -> None:

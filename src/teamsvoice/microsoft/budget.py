@@ -27,10 +27,12 @@ not more), with an AIMD window under it: a 429 halves the window (once per round
 requests already on the wire do not cut it again), each answered request adds 1/window (one slot per
 round trip). `max_in_flight` (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY) is a hard cap per lane.
 
-**Fair shares, no barriers.** Inside a lane each job (the `current_job` context variable, set by the job
-runtime around an item; requests outside jobs share one queue) has its own queue and the lane serves
-them round robin, so one request of a small job waits for at most one request of each other job of that
-tenant. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
+**Fair shares, interactive first, no barriers.** Inside a lane each job (the `current_job` context
+variable, set by the job runtime around an item; requests outside jobs share one queue) has its own queue,
+and the lane serves next the job with the fewest requests in flight (taken for the round included; ties
+round robin). Jobs that keep the lane busy end up with equal slots, so equal shares of the rate; a job with
+nothing on the wire (a one-user change, an interactive request) goes before every bulk job of the tenant,
+however many there are, so its requests wait for tokens, never behind other jobs' queues. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
 drawing on the app-wide bucket get equal shares. A request is granted as soon as its lane has a free
 slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
 between processes the shared buckets are first come, first served (the job queue spreads every tenant's
@@ -357,6 +359,7 @@ class _Lane:
     latency: float = INITIAL_LATENCY
     last_cut: float = float("-inf")
     jobs: "OrderedDict[str | None, deque[_Waiter]]" = field(default_factory=OrderedDict)
+    job_in_flight: dict[str | None, int] = field(default_factory=dict)  # granted, or taken for the round
 
     @property
     def target(self) -> int:
@@ -374,21 +377,35 @@ class _Lane:
         return sum(len(queue) for queue in self.jobs.values())
 
     def next_waiter(self) -> _Waiter | None:
-        """The head of the next job's queue, round robin over the jobs."""
-        while self.jobs:
-            job, queue = next(iter(self.jobs.items()))
-            self.jobs.move_to_end(job)
-            if queue:
-                return queue.popleft()
-            del self.jobs[job]
-        return None
+        """The head of the queue of the job with the fewest requests in flight (ties: round robin)."""
+        chosen: str | None = None
+        fewest = None
+        for job, queue in list(self.jobs.items()):
+            if not queue:
+                del self.jobs[job]
+            elif fewest is None or self.job_in_flight.get(job, 0) < fewest:
+                chosen, fewest = job, self.job_in_flight.get(job, 0)
+        if fewest is None:
+            return None
+        self.jobs.move_to_end(chosen)
+        self.job_in_flight[chosen] = fewest + 1
+        return self.jobs[chosen].popleft()
 
     def put_back(self, waiter: _Waiter) -> None:
         """A waiter taken for a round but not granted goes back to the head of its job's queue, and its
         job to the front of the rotation."""
+        self.ended(waiter.job)
         queue = self.jobs.setdefault(waiter.job, deque())
         queue.appendleft(waiter)
         self.jobs.move_to_end(waiter.job, last=False)
+
+    def ended(self, job: str | None) -> None:
+        """A request of `job` taken from its queue left the wire (or was not granted)."""
+        left = self.job_in_flight.get(job, 0) - 1
+        if left > 0:
+            self.job_in_flight[job] = left
+        else:
+            self.job_in_flight.pop(job, None)
 
 
 class Ticket:
@@ -473,6 +490,7 @@ class BudgetScheduler:
         BUDGET_REQUESTS.labels(lane.service, lane.tenant, outcome).inc()
         with self._lock:
             lane.in_flight -= 1
+            lane.ended(waiter.job)
             if status == 429:
                 if waiter.granted_at >= lane.last_cut:  # one cut per round trip
                     lane.window = max(1.0, min(lane.window, float(lane.limit)) / 2)
