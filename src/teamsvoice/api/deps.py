@@ -1,4 +1,5 @@
-"""Dependencies shared by both API families: the container and the unit of work."""
+"""Dependencies shared by both API families: the container and the unit of work (the request's one
+transaction: committed when the handler returns, rolled back when it raises; see `core.db.transaction`)."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.api.throttling import client_address
 from teamsvoice.container import Container
+from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.logging import request_id_var
 from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.audit.service import record_call_if_silent
@@ -28,6 +30,11 @@ class UnitOfWork:
     def after_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._after_commit.append(hook)
 
+    async def end_transaction(self) -> None:
+        """Commits what the request wrote so far before Microsoft is asked (or a job awaited); see
+        `core.db.end_transaction`. The request's own commit still runs when the handler returns."""
+        await end_transaction(self.session)
+
 
 def audit_scope(request: Request) -> audit.AuditScope:
     """The request as the audit log sees it; the auth dependencies name the actor (audit.identify)."""
@@ -42,19 +49,12 @@ async def unit_of_work(request: Request, container: Annotated[Container, Depends
     token = audit.open_scope(scope)
     try:
         with audit.submitting(scope):  # jobs this request enqueues act on behalf of its caller
-            async with container.sessions() as session:
+            async with transaction(container.sessions) as session:
                 uow = UnitOfWork(session)
-                try:
-                    yield uow
-                    await record_call_if_silent(
-                        session
-                    )  # every write of ours is in the audit log (domain/audit)
-                    await session.commit()
-                except BaseException:
-                    await session.rollback()
-                    raise
-                for hook in uow._after_commit:
-                    await hook()
+                yield uow
+                await record_call_if_silent(session)  # every write of ours is in the audit log (domain/audit)
+            for hook in uow._after_commit:
+                await hook()
     finally:
         audit.close_scope(token)
 

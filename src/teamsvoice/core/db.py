@@ -1,6 +1,7 @@
 """Database engines, the request-scoped session, and migrations."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -79,15 +80,31 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Commit when the handler returns, roll back when it raises."""
-    async with factory() as session:
+# One way to open a transaction. A request gets its session from `api/deps.unit_of_work` (built on
+# `transaction`); a job step, a CLI command or a service working in sessions of its own opens
+# `async with transaction(sessions) as session:`. Work is committed when the block ends and rolled back on
+# any error. Code that must record a wish before asking Microsoft (or before waiting on a job) ends the
+# transaction early with `end_transaction(session)`; nothing else calls `commit()`.
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose work is committed when the block ends and rolled back when it raises."""
+    async with sessions() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+
+
+async def end_transaction(session: AsyncSession) -> None:
+    """Commits what is written so far, so that no transaction (nor SQLite's write lock) is held while the
+    caller waits on something outside the database: Microsoft, or a job it just enqueued. The pattern is
+    record the wish, `end_transaction`, then reconcile; the session stays usable and a later write opens a
+    new transaction, committed by the enclosing `transaction` (or request)."""
+    await session.commit()
 
 
 def upgrade_database(url: str) -> None:

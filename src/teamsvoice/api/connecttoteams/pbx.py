@@ -14,7 +14,6 @@ from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import pbx, routing
 from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.orgs import repository
-from teamsvoice.domain.orgs.models import SbcGateway
 from teamsvoice.domain.sbc.service import enterprise_registration_status
 from teamsvoice.domain.sbc.workflows import enqueue_sync
 from teamsvoice.sbc import sbc_from_settings
@@ -113,7 +112,7 @@ async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: Res
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
     rendered = []
     for route in await routing.routes_of(uow.session, enterprise):
-        gateway = await uow.session.get(SbcGateway, route.sbc_gateway_id)
+        gateway = await repository.sbc_gateway(uow.session, route.sbc_gateway_id)
         rendered.append(routing.render_route(route, gateway.region if gateway else None))
     return rendered
 

@@ -14,8 +14,7 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
 from teamsvoice.domain.consent.service import consents_of
-from teamsvoice.domain.orgs import service as orgs
-from teamsvoice.domain.orgs.models import SbcGateway
+from teamsvoice.domain.orgs import repository as orgs_repository, service as orgs
 from teamsvoice.domain.provisioning import service
 
 router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"])
@@ -183,7 +182,7 @@ async def provision_direct_routing(
     body = await json_object(request)
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
     route, changes = await routing.provision(uow.session, access, body.get("sbcGatewayId"))
-    gateway = await uow.session.get(SbcGateway, route.sbc_gateway_id)
+    gateway = await orgs_repository.sbc_gateway(uow.session, route.sbc_gateway_id)
     return routing.render_route(route, gateway.region if gateway else None) | {"changes": changes}
 
 

@@ -21,7 +21,6 @@ from teamsvoice.domain.calling import unified_app
 from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.consent.service import consents_of
 from teamsvoice.domain.orgs import repository, service
-from teamsvoice.domain.orgs.models import PortalUser
 
 router = APIRouter(prefix="/reseller", tags=["ConnecttoTeams: reseller"])
 
@@ -42,7 +41,7 @@ async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal
         username = await bare_text(request, "username")
         if username != principal.username:
             raise NotFound(f"User {username} not found")
-    user = await uow.session.get(PortalUser, principal.portal_user_id)
+    user = await repository.portal_user(uow.session, principal.portal_user_id)
     assert user is not None
     return render_user(user)
 

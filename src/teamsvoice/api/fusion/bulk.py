@@ -26,7 +26,7 @@ from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.domain.teams_users import bulk, repository, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkJob
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams users bulk"])
@@ -84,18 +84,13 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
                       container: ContainerDep) -> Response:
     job = await bulk.create_job(uow.session, access, body)
     job_id, job_key = job.id, job.job_key
-    await uow.session.commit()
+    await uow.end_transaction()
     await workflows.enqueue_bulk(job_key, job_id)
     if _wants_async(request):
         location = f"{request.url.path.rstrip('/')}/{job_id}"
         return JSONResponse({"id": job_id, "job_id": job.job_id, "status": "queued", "total_count": job.total_count},
                             status_code=202, headers={"Preference-Applied": "respond-async", "Location": location})
-    while True:
-        async with container.sessions() as session:
-            current = await session.get(FusionBulkJob, job_id)
-            assert current is not None
-            if current.status in bulk.FINAL:
-                break
+    while (current := await repository.bulk_job_status(container.sessions, job_id)).status not in bulk.FINAL:
         await asyncio.sleep(POLL_SECONDS)
     return StreamingResponse(_stream(container, job_id, current), status_code=bulk.http_status(current),
                              media_type="application/json")

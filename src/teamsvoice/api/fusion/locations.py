@@ -70,7 +70,7 @@ async def get_location(location_id: int, access: _access("list"), uow: UnitOfWor
 async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
     row = await locations.create_location(uow.session, access, await _body(request))
-    await uow.session.commit()
+    await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)
 
@@ -83,7 +83,7 @@ async def create_location(request: Request, access: _access("create"), uow: Unit
 async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
     row = await locations.update_location(uow.session, access, location_id, await _body(request))
-    await uow.session.commit()
+    await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import select
 
 from teamsvoice.api.docs import body_example
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
@@ -15,8 +14,7 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH, AdminBody
 from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
-from teamsvoice.domain.fusion import onboarding
-from teamsvoice.domain.fusion.models import FusionGroupFilter
+from teamsvoice.domain.fusion import onboarding, repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.jobs.fusion_wizard import enqueue_wizard
 from teamsvoice.microsoft.identity import GRAPH_RESOURCE
@@ -57,7 +55,7 @@ async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: 
                             "powershell": {"active": False}, "msGraph": {"active": False}}
     if access.ms_tenant_id is None:
         return body
-    await uow.session.commit()  # no DB transaction held while Microsoft is asked
+    await uow.end_transaction()  # no DB transaction held while Microsoft is asked
     connection = container.connector.connect(access.ms_tenant_id)
     body["msGraph"]["active"] = await _probe(connection.directory.organization())
     body["powershell"]["active"] = await _probe(
@@ -114,7 +112,7 @@ async def delete_admin(access: _access("admins.delete"), uow: UnitOfWorkDep) -> 
     if admin is None:
         return Response(status_code=204)
     body = {"id": admin.id, "msUsername": admin.ms_username}
-    await uow.session.delete(admin)
+    await fusion_repository.delete_ms_teams_admin(uow.session, admin)
     return body
 
 
@@ -178,7 +176,7 @@ async def unlink(access: _access("unlink"), uow: UnitOfWorkDep) -> dict[str, Any
 
 async def _connection(access: SubscriptionAccess, uow: UnitOfWorkDep, container: ContainerDep):  # type: ignore[no-untyped-def]
     tenant_id = access.require_ms_tenant()
-    await uow.session.commit()
+    await uow.end_transaction()
     return container.connector.connect(tenant_id)
 
 
@@ -233,8 +231,7 @@ async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: Cont
     "Office 365.", responses=docs.ok(docs.Groups, "The groups") | docs.MICROSOFT,
 )
 async def groups(access: _access("groups.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
-    filtered = {f.group_id: f.display_name for f in await uow.session.scalars(
-        select(FusionGroupFilter).where(FusionGroupFilter.subscription_id == access.subscription.id))}
+    filtered = await fusion_repository.group_filter(uow.session, access.subscription.id)
     connection = await _connection(access, uow, container)
     result, seen = [], set()
     async for group in connection.graph.pages("/groups"):

@@ -5,21 +5,17 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
-from sqlalchemy import delete, select
-
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.domain.calling import workflows as calling_workflows
-from teamsvoice.domain.calling.models import CallingJob
-from teamsvoice.domain.fusion.models import FusionGroupFilter
+from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
+from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.teams_users import service, templates
-from teamsvoice.domain.teams_users.models import FusionResourceAccount
+from teamsvoice.domain.provisioning import voice_users
+from teamsvoice.domain.teams_users import repository, service, templates
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams users"])
 _MST = "tenants.instance.subscriptions.instance.msteams"
@@ -35,11 +31,7 @@ def _connect(access: SubscriptionAccess, container: ContainerDep) -> Any:
 
 async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
     """Syncs the enterprise's users, or only `record_ids` (TeamsVoiceUser ids) when given."""
-    job = CallingJob(enterprise_id=access.enterprise.id, kind=calling_workflows.SYNC_TEAMS_USERS,
-                     detail={} if record_ids is None else {"voiceUserIds": record_ids})
-    uow.session.add(job)
-    await uow.session.flush()
-    job_id = job.id
+    job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, record_ids)
     uow.after_commit(lambda: calling_workflows.enqueue(job_id))
 
 
@@ -60,7 +52,7 @@ async def list_users(
     connection = _connect(access, container)
     if refresh:
         await _start_sync(uow, access)
-    await uow.session.commit()  # Microsoft is called with no transaction open
+    await uow.end_transaction()  # Microsoft is called with no transaction open
     return await service.list_users(uow.session, access, connection, container.keyring, page_size=page_size,
                                     next_token=next, search=search, group=group, filters=parsed)
 
@@ -75,7 +67,7 @@ async def list_users(
 async def create_user(body: Annotated[Any, Body()], access: _access("users.create"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> dict[str, str]:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     password = secrets.token_urlsafe(12) + "!a1A"  # the user resets it at first sign-in; never returned
     return {"msTeamsId": await service.create_user(container.sessions, access, connection, body, password)}
 
@@ -86,7 +78,7 @@ async def create_user(body: Annotated[Any, Body()], access: _access("users.creat
 )
 async def get_user(ms_user_id: str, access: _access("users.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     return await service.get_user(uow.session, access, connection, ms_user_id)
 
 
@@ -97,14 +89,14 @@ async def get_user(ms_user_id: str, access: _access("users.read"), uow: UnitOfWo
 async def check_user(ms_user_id: str, access: _access("users.instance.check"), uow: UnitOfWorkDep,
                      container: ContainerDep) -> dict[str, bool]:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     return {"voiceEnabled": await service.check_voice(connection, ms_user_id)}
 
 
 async def _update(access: SubscriptionAccess, uow: UnitOfWorkDep, container: ContainerDep, ms_user_id: str,
                   update: service.UserUpdate) -> None:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     user = await service.directory_user(connection.directory_admin, ms_user_id)
     await service.apply_update(container.sessions, access, connection, user, update)
 
@@ -240,7 +232,7 @@ async def apply_template(ms_user_id: str, template_id: int, access: _access("use
         if not isinstance(override, bool):
             raise ValidationFailed("override: must be true or false")
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     return await templates.apply_template(container.sessions, access, connection, ms_user_id, template_id, override)
 
 
@@ -251,7 +243,7 @@ async def apply_template(ms_user_id: str, template_id: int, access: _access("use
 async def delete_user(ms_user_id: str, access: _access("users.instance.delete"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> None:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     await service.delete_user(container.sessions, access, connection, ms_user_id)
 
 
@@ -264,7 +256,7 @@ async def delete_user(ms_user_id: str, access: _access("users.instance.delete"),
 async def get_sip_address(ms_user_id: str, access: _access("users.instance.sip_address.read"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, str]:
     connection = _connect(access, container)
-    await uow.session.commit()
+    await uow.end_transaction()
     return {"sipAddress": await service.sip_address(connection, ms_user_id)}
 
 
@@ -278,18 +270,16 @@ async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups
     groups = _field(body, "groups")
     if not isinstance(groups, list):
         raise ValidationFailed("groups: must be a list of {id, displayName}")
-    rows, seen = [], set()
+    chosen: dict[str, str] = {}
     for index, group in enumerate(groups):
         if not isinstance(group, dict) or set(group) - {"id", "displayName"}:
             raise ValidationFailed(f"groups[{index}]: must be an object {{id, displayName}}")
         group_id = service.optional_string(f"groups[{index}].id", group.get("id"), nullable=False)
         name = service.optional_string(f"groups[{index}].displayName", group.get("displayName"), nullable=False)
-        if group_id in seen:
+        if group_id in chosen:
             raise ValidationFailed(f"groups[{index}].id: {group_id} appears twice")
-        seen.add(group_id)
-        rows.append(FusionGroupFilter(subscription_id=access.subscription.id, group_id=group_id, display_name=name))
-    await uow.session.execute(delete(FusionGroupFilter).where(FusionGroupFilter.subscription_id == access.subscription.id))
-    uow.session.add_all(rows)
+        chosen[group_id] = name
+    await fusion_repository.replace_group_filter(uow.session, access.subscription.id, chosen)
 
 
 @router.post("/msteams/sync", summary="Synchronise the users' phone numbers with MS Teams (runs in background)",
@@ -302,10 +292,8 @@ async def sync_users(body: Annotated[Any, Body()], access: _access("sync"), uow:
     if kind not in ("normal", "resource_account", "all"):
         raise ValidationFailed("type: must be normal, resource_account or all")
     access.require_ms_tenant()
-    accounts = set(await uow.session.scalars(select(FusionResourceAccount.voice_user_id).where(
-        FusionResourceAccount.subscription_id == access.subscription.id, FusionResourceAccount.voice_user_id.is_not(None))))
-    records = await uow.session.scalars(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == access.enterprise.id, TeamsVoiceUser.microsoft_user_id.is_not(None)).order_by(TeamsVoiceUser.id))
+    accounts = set(await repository.resource_account_voice_user_ids(uow.session, access.subscription.id))
+    records = await voice_users.with_microsoft_user(uow.session, access.enterprise.id)
     chosen = [r for r in records if kind == "all" or (r.id in accounts) == (kind == "resource_account")]
     await _start_sync(uow, access, [r.id for r in chosen])  # only the requested type is synchronised
     return {"msteams_user_ids": [{"id": r.microsoft_user_id, "status": "syncing"} for r in chosen]}

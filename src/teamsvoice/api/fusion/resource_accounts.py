@@ -4,18 +4,14 @@ state; a durable job does Microsoft's asynchronous work, and the list shows the 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
-from sqlalchemy import select
-
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
-from teamsvoice.domain.calling import workflows as calling_workflows
-from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import resource_accounts, workflows
-from teamsvoice.domain.teams_users.models import FusionResourceAccount
+from teamsvoice.domain.teams_users import repository, resource_accounts, workflows
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams resource accounts"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.resource_accounts"
@@ -37,16 +33,10 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
                                  refresh: bool = False, filters: str | None = None) -> dict[str, Any]:
     connection = container.connector.connect(access.require_ms_tenant())
     if refresh:  # re-synchronise the accounts' phone numbers with MS Teams in the background
-        ids = list(await uow.session.scalars(select(FusionResourceAccount.voice_user_id).where(
-            FusionResourceAccount.subscription_id == access.subscription.id,
-            FusionResourceAccount.voice_user_id.is_not(None))))
-        job = CallingJob(enterprise_id=access.enterprise.id, kind=calling_workflows.SYNC_TEAMS_USERS,
-                         detail={"voiceUserIds": ids})
-        uow.session.add(job)
-        await uow.session.flush()
-        job_id = job.id
+        ids = await repository.resource_account_voice_user_ids(uow.session, access.subscription.id)
+        job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, ids)
         uow.after_commit(lambda: calling_workflows.enqueue(job_id))
-    await uow.session.commit()
+    await uow.end_transaction()
     return {"resourceAccounts": await resource_accounts.list_accounts(uow.session, access, connection, filters)}
 
 

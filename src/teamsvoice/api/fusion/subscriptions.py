@@ -21,12 +21,11 @@ from teamsvoice.api.fusion.wire import (
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core import phone
 from teamsvoice.domain.fusion import numbers, onboarding
-from teamsvoice.domain.fusion import tenants as service
+from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.orgs.models import Enterprise
 
 router = APIRouter(tags=["Fusion: subscriptions and numbers"])
 _SUB = "tenants.instance.subscriptions"
@@ -82,8 +81,7 @@ async def create_subscription(
     subscription = await service.create_subscription(
         uow.session, tenant, name=body.name, billing_id=body.billingId,
         ms_teams_users=licenses.msTeamsUsers if licenses else 0, sip_trunk_channels=licenses.sipTrunkChannels if licenses else 0)
-    enterprise = await uow.session.get(Enterprise, subscription.enterprise_id)
-    assert enterprise is not None
+    enterprise = await fusion_repository.enterprise_of(uow.session, subscription)
     return await _detail(uow, SubscriptionAccess(principal, tenant, subscription, enterprise))
 
 

@@ -9,17 +9,16 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, tenant_access
 from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
-from teamsvoice.domain.fusion import tenants as service
+from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
-from teamsvoice.domain.orgs.models import Reseller
 
 router = APIRouter(prefix=TENANTS_PATH, tags=["Fusion: tenants"])
 
 
 async def _render(uow: UnitOfWorkDep, principal: FusionPrincipal, tenant: FusionTenant) -> dict[str, Any]:
-    owner = await uow.session.get(Reseller, tenant.owner_reseller_id)
+    owner = await fusion_repository.reseller(uow.session, tenant.owner_reseller_id)
     return render_tenant(tenant, owner, direct=principal.reseller_id == tenant.owner_reseller_id)
 
 
@@ -84,9 +83,8 @@ async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
     principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.update"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    tenant.name, tenant.billing_id = body.name, body.billingId
-    tenant.markup = float(body.markup) if body.markup is not None else None
-    await uow.session.flush()
+    await fusion_repository.update_tenant(uow.session, tenant, name=body.name, billing_id=body.billingId,
+                                          markup=float(body.markup) if body.markup is not None else None)
     return await _render(uow, principal, tenant)
 
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 
 from teamsvoice.api.connecttoteams import deps as ctt
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import deps as fusion
 from teamsvoice.core.errors import PermissionDenied
-from teamsvoice.domain.fusion.models import FusionSubscription
+from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import ALL_ROLES, RESELLER_LEVEL_OF
 from teamsvoice.domain.orgs.principal import Principal
@@ -63,8 +62,7 @@ async def _fusion_scopes(uow: UnitOfWorkDep, principal: FusionPrincipal) -> tupl
         level = RESELLER_LEVEL_OF.get(principal.level, "RESELLER")
         return (Principal(portal_user_id=0, username=principal.username, user_type=level, reseller_id=principal.reseller_id,
                           enterprise_id=None, reseller_scope=principal.reseller_scope),)
-    enterprise_ids = await uow.session.scalars(select(FusionSubscription.enterprise_id).where(
-        FusionSubscription.fusion_tenant_id == (principal.fusion_tenant_id or 0)).order_by(FusionSubscription.id))
+    enterprise_ids = await fusion_repository.enterprise_ids_of_tenant(uow.session, principal.fusion_tenant_id or 0)
     return tuple(Principal(portal_user_id=0, username=principal.username, user_type="ENTERPRISE", reseller_id=None,
                            enterprise_id=enterprise_id, reseller_scope=frozenset()) for enterprise_id in enterprise_ids)
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
 from teamsvoice.core.security import Keyring
+from teamsvoice.domain.calling import repository as jobs
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
@@ -27,15 +28,22 @@ GRAPH_TOKEN_PURPOSE = "calling-job-graph-token"
 
 async def create_job(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, kind: str,
                      graph_token: str | None = None) -> CallingJob:
-    job = CallingJob(enterprise_id=enterprise.id, kind=kind, status="QUEUED", total=0, results={}, detail={},
-                     graph_token_encrypted=keyring.encrypt(graph_token, purpose=GRAPH_TOKEN_PURPOSE) if graph_token else None)
-    session.add(job)
-    await session.flush()
-    return job
+    return await jobs.add_job(session, enterprise.id, kind, graph_token_encrypted=keyring.encrypt(
+        graph_token, purpose=GRAPH_TOKEN_PURPOSE) if graph_token else None)
+
+
+async def add_users_sync(session: AsyncSession, enterprise_id: int, voice_user_ids: list[int] | None = None) -> int:
+    """Records a sync of the enterprise's Teams users (only `voice_user_ids`, TeamsVoiceUser ids, when given)
+    and answers its id; the caller enqueues it (`calling/workflows.enqueue`) once committed."""
+    from teamsvoice.domain.calling.workflows import SYNC_TEAMS_USERS
+
+    job = await jobs.add_job(session, enterprise_id, SYNC_TEAMS_USERS,
+                             detail={} if voice_user_ids is None else {"voiceUserIds": voice_user_ids})
+    return job.id
 
 
 async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str) -> CallingJob:
-    job = await session.scalar(select(CallingJob).where(CallingJob.job_key == job_key))
+    job = await jobs.job_by_key(session, job_key)
     if job is None or await repository.get_enterprise(session, principal, job.enterprise_id) is None:
         raise NotFound(f"Job {job_key} not found")
     return job

@@ -80,3 +80,13 @@ async def enterprise_credentials(session: AsyncSession, enterprise_id: int) -> t
     users = (await session.scalars(select(PortalUser).where(PortalUser.enterprise_id == enterprise_id))).all()
     clients = (await session.scalars(select(ApiClient).where(ApiClient.enterprise_id == enterprise_id))).all()
     return users, clients
+
+
+async def sbc_gateway(session: AsyncSession, gateway_id: int) -> SbcGateway | None:
+    """A gateway a route in the caller's scope already names (for rendering the route)."""
+    return await session.get(SbcGateway, gateway_id)
+
+
+async def portal_user(session: AsyncSession, portal_user_id: int) -> PortalUser | None:
+    """The login behind an authenticated principal (`Principal.portal_user_id`)."""
+    return await session.get(PortalUser, portal_user_id)

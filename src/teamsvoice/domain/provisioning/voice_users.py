@@ -25,3 +25,9 @@ async def find_or_add(session: AsyncSession, enterprise_id: int, upn: str, micro
     elif microsoft_user_id and record.microsoft_user_id != microsoft_user_id:
         record.microsoft_user_id = microsoft_user_id
     return record
+
+
+async def with_microsoft_user(session: AsyncSession, enterprise_id: int) -> list[TeamsVoiceUser]:
+    """The enterprise's records that know their Microsoft user, in the order they were added."""
+    return list(await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.microsoft_user_id.is_not(None)).order_by(TeamsVoiceUser.id)))
