@@ -189,7 +189,7 @@ async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:
 
     job = await _job(session, job_id)
     items = await session.scalars(select(FusionBulkItem).where(FusionBulkItem.job_id == job_id).order_by(FusionBulkItem.position))
-    return bulk.job_summary(job) | {"job_items": [bulk.render_item(i) for i in items]}
+    return bulk.job_summary(job) | {"job_items": [bulk.item_view(i) for i in items]}
 
 
 def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def _print_details(details: dict[str, Any]) -> None:
     typer.echo(f"job {details['id']} '{details['title']}': {details['status']}, {details['processed_count']}/"
                f"{details['total_count']} done, {details['success_count']} succeeded, {details['error_count']} failed")
     _table(["user", "status", "attempts", "error"],
-           [[i["upn"], i["status"], i["attempts"], (i.get("error") or {}).get("reason", "")] for i in details["job_items"]])
+           [[i["upn"], i["status"], i["attempts"], (i.get("error") or {}).get("message", "")] for i in details["job_items"]])
 
 
 def _report_ended(details: dict[str, Any], as_json: bool) -> None:
@@ -345,7 +345,7 @@ def bulk_import(
             writer = csv_writer(out)
             writer.writerow(["upn", "status", "attempts", "error"])
             for item in summary["job_items"]:
-                writer.writerow([item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("reason", "")])
+                writer.writerow([item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("message", "")])
     _report_ended(summary, as_json)
 
 

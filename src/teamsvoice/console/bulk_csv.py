@@ -112,6 +112,6 @@ async def results_csv(items: AsyncIterator[FusionBulkItem]) -> AsyncIterator[str
     async for item in items:
         out.seek(0)
         out.truncate()
-        error = (item.error or {}).get("reason", "") if isinstance(item.error, dict) else str(item.error or "")
+        error = (item.error or {}).get("message", "") if isinstance(item.error, dict) else str(item.error or "")
         writer.writerow([item.upn, item.status, item.attempts, error])
         yield out.getvalue()

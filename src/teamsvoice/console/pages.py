@@ -442,7 +442,7 @@ async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uo
 
 async def _job_context(uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess, job: FusionBulkJob,
                        staff: auth.Staff | None) -> dict[str, Any]:
-    items = [bulk.render_item(i) async for i in bulk.items(container.sessions, job.id)]
+    items = [bulk.item_view(i) async for i in bulk.items(container.sessions, job.id)]
     return {"staff": staff, "access": access, "base": _sub_url(access), "job": bulk.job_summary(job),
             "final": job.status in bulk.FINAL, "items": items}
 

@@ -22,12 +22,13 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.error_codes import outcome_body
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, workflows
-from teamsvoice.domain.teams_users.models import FusionBulkJob
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams users bulk"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk"
@@ -38,6 +39,34 @@ def _access(role: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(role))]
 
 
+def render_job(job: FusionBulkJob) -> dict[str, Any]:
+    return {"id": job.id, "job_id": job.job_id, "kind": job.kind, "title": job.title,
+            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
+
+
+def render_item(item: FusionBulkItem) -> dict[str, Any]:
+    """An item of the job's details, its error (and a pending item's last one) in Fusion's `{code, reason}`."""
+    body = bulk.item_view(item)
+    for key in ("error", "lastError"):
+        if key in body:
+            body[key] = outcome_body(body[key])
+    return body
+
+
+def outcome_entry(item: FusionBulkItem) -> dict[str, Any]:
+    if item.status == "error":
+        return {"error": outcome_body(item.error or {}), "upn": item.upn}
+    return {"details": item.details or {}, "upn": item.upn}
+
+
+def http_status(job: FusionBulkJob) -> int:
+    return {"success": 200, "partial": 207}.get(bulk.final_status(job), 400)
+
+
+def message(job: FusionBulkJob) -> str:
+    return {"success": "Success", "partial": "Some errors detected"}.get(bulk.final_status(job), "All updates failed")
+
+
 def _wants_async(request: Request) -> bool:
     return any(p.strip().lower() == "respond-async" for p in request.headers.get("prefer", "").split(","))
 
@@ -46,17 +75,17 @@ async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> A
     yield b'{"details": ['
     first = True
     async for item in bulk.items(container.sessions, job_id):
-        yield (b"" if first else b", ") + json.dumps(bulk.outcome_entry(item)).encode()
+        yield (b"" if first else b", ") + json.dumps(outcome_entry(item)).encode()
         first = False
     yield b"]"
     if job.error_count:
         yield b', "errors": ['
         first = True
         async for item in bulk.items(container.sessions, job_id, errors_only=True):
-            yield (b"" if first else b", ") + json.dumps(bulk.outcome_entry(item)).encode()
+            yield (b"" if first else b", ") + json.dumps(outcome_entry(item)).encode()
             first = False
         yield b"]"
-    yield b', "message": ' + json.dumps(bulk.message(job)).encode() + b"}"
+    yield b', "message": ' + json.dumps(message(job)).encode() + b"}"
 
 
 @router.put("/msteams/users/bulk", response_model=None,
@@ -92,7 +121,7 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
                             status_code=202, headers={"Preference-Applied": "respond-async", "Location": location})
     while (current := await repository.bulk_job_status(container.sessions, job_id)).status not in bulk.FINAL:
         await asyncio.sleep(POLL_SECONDS)
-    return StreamingResponse(_stream(container, job_id, current), status_code=bulk.http_status(current),
+    return StreamingResponse(_stream(container, job_id, current), status_code=http_status(current),
                              media_type="application/json")
 
 
@@ -121,7 +150,7 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
     rows, total = await bulk.list_jobs(uow.session, access, search, offset, page_size)
     if kinds is not None:
         rows = [r for r in rows if r.kind in kinds]
-    return {"bulks": [bulk.render_job(r) for r in rows]} | Page(offset, page_size, total).wire(container.keyring, context)
+    return {"bulks": [render_job(r) for r in rows]} | Page(offset, page_size, total).wire(container.keyring, context)
 
 
 @router.get("/msteams/users/bulk/{bulk_id}", summary="Bulk job details: summary, progress and every item",
@@ -138,7 +167,7 @@ async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), u
         yield head[:-1].encode() + b', "job_items": ['
         first = True
         async for item in bulk.items(container.sessions, bulk_id):
-            yield (b"" if first else b", ") + json.dumps(bulk.render_item(item)).encode()
+            yield (b"" if first else b", ") + json.dumps(render_item(item)).encode()
             first = False
         yield b"]}"
 

@@ -13,7 +13,7 @@ transport-level statuses of our own request limits and of Microsoft's availabili
 from fastapi.responses import JSONResponse
 
 from teamsvoice.core.errors import AuthenticationFailed, DomainError
-from teamsvoice.domain.fusion.error_codes import (  # noqa: F401  (the family's codes, used across api/)
+from teamsvoice.api.fusion.error_codes import (  # noqa: F401  (the family's codes, used across api/)
     CONFLICT,
     FORBIDDEN,
     INTERNAL,

@@ -23,9 +23,9 @@ from teamsvoice.domain.orgs.models import Reseller
 
 PROFILE_FIELDS = ("first_name", "last_name", "email", "mobile_number")
 MIN_PASSWORD = 8
-WRONG_PASSWORD = "2062"
-SELF_DELETE = "2063"
-USERNAME_TAKEN = "2064"
+WRONG_PASSWORD = "wrong_password"
+SELF_DELETE = "self_delete"
+USERNAME_TAKEN = "username_taken"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,200}$")
 # The portal's UI profile per login level (its LoggedInUserType: admin | distributor | reseller | customer).

@@ -20,8 +20,8 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.teams_users.models import FusionResourceAccount
 
-QUOTA_EXCEEDED = "2060"
-BELOW_IN_USE = "2061"
+QUOTA_EXCEEDED = "licence_quota_exceeded"
+BELOW_IN_USE = "licences_below_in_use"
 MAX_LICENCES = 1_000_000
 
 

@@ -22,9 +22,9 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.microsoft.ports import TenantConnection
 
-LOCATION_NOT_FOUND = "2070"
-LOCATION_IN_USE = "2071"
-USER_HAS_NO_NUMBER = "2072"
+LOCATION_NOT_FOUND = "location_not_found"
+LOCATION_IN_USE = "location_in_use"
+USER_HAS_NO_NUMBER = "user_has_no_number"
 # wire field -> (model attribute, max length, required)
 FIELDS = {"street": ("street", 200, True), "number": ("house_number", 40, True), "postbox": ("postbox", 40, False),
           "postalCode": ("postal_code", 20, True), "city": ("city", 100, True), "state": ("state", 100, False),

@@ -14,9 +14,9 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 MAX_NUMBERS_PER_REQUEST = 10_000
-NUMBER_TAKEN = "2010"
-NUMBER_ASSIGNED = "2011"
-NUMBER_NOT_IN_SUBSCRIPTION = "2012"
+NUMBER_TAKEN = "number_in_an_inventory"
+NUMBER_ASSIGNED = "number_assigned"
+NUMBER_NOT_IN_SUBSCRIPTION = "number_not_in_subscription"
 
 
 def check_iso_code(raw: object, field: str = "isoCode") -> str:

@@ -44,9 +44,9 @@ CONSENT_STATE_PURPOSE = "fusion-consent"
 CONSENT_CALLBACK_PATH = "/api/v01/msteams/consent"
 VOICE_NAME = "teamsvoice"
 FUSION_SIP_PORT = 5061
-WIZARD_RUNNING = "2030"
-NO_ADMIN = "2031"
-ALREADY_ONBOARDED = "2032"
+WIZARD_RUNNING = "wizard_running"
+NO_ADMIN = "no_ms_teams_admin"
+ALREADY_ONBOARDED = "already_onboarded"
 
 WIZARD_STEPS = [
     (1, "Check the MS Teams administrator and teamsvoice's admin consent"),

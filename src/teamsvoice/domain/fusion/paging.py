@@ -16,7 +16,7 @@ from teamsvoice.core.security import Keyring
 
 PURPOSE = "fusion-next"
 MAX_PAGE_SIZE = 1000
-INVALID_NEXT = "2001"
+INVALID_NEXT = "invalid_next_token"
 
 
 def _context_digest(context: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from teamsvoice.domain.orgs.models import Enterprise, Reseller
 DRAAS_INSTANCE = "draas_v1"
 _ORG_NAMESPACE = uuid.UUID("0f6a4a63-6c3e-4f55-9b0f-3a1f7c2d9e10")
 
-NO_MS_TENANT = "2004"  # error code: the subscription has no linked MS Teams tenant
+NO_MS_TENANT = "no_ms_teams_tenant"  # error code: the subscription has no linked MS Teams tenant
 
 
 def check_instance(draas_instance: str) -> None:

@@ -28,8 +28,8 @@ from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.orgs.repository import descendant_reseller_ids
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
-TENANT_HAS_SUBSCRIPTIONS = "2020"
-SUBSCRIPTION_NOT_DELETABLE = "2021"
+TENANT_HAS_SUBSCRIPTIONS = "tenant_has_subscriptions"
+SUBSCRIPTION_NOT_DELETABLE = "subscription_not_deletable"
 SORTABLE = {"name": FusionTenant.name, "billingId": FusionTenant.billing_id, "uuid": FusionTenant.uuid,
             "markup": FusionTenant.markup, "createdOn": FusionTenant.created_at}
 

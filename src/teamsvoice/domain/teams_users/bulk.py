@@ -17,24 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import is_transient_database_error
-from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe, describe_unexpected
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.fusion.error_codes import error_body
 from teamsvoice.domain.teams_users import service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.microsoft.ports import TenantConnection
 
 MAX_ITEMS = 10_000
 INSERT_CHUNK = 500
-BULK_NOT_FOUND = "2098"
+BULK_NOT_FOUND = "bulk_job_not_found"
 ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number", "country": "location",
              "vrp": "vrp", "groups": "groups", "licenses": "licenses", "customerLicenses": "customer_licenses",
              "template": None}
 FINAL = ("success", "partial", "error", "cancelled")
-BULK_ENDED = "2089"
+BULK_ENDED = "bulk_job_ended"
 
 
 def _check_items(data: Any) -> None:
@@ -106,7 +105,7 @@ async def _item_update(session: AsyncSession, subscription_id: int, data: dict[s
         keys = {k: v for k, v in ITEM_KEYS.items() if v}
         update = service.parse_update({k: v for k, v in data.items() if k in keys}, keys=keys)
     except ValidationFailed as exc:
-        raise ValidationFailed(exc.message, code=exc.code if exc.code.isdigit() else service.INVALID_ITEM) from None
+        raise ValidationFailed(exc.message, code=exc.code if exc.code != ValidationFailed.code else service.INVALID_ITEM) from None
     template_name = data.get("template")
     if template_name is not None:
         if not isinstance(template_name, str) or not template_name.strip():
@@ -159,7 +158,7 @@ async def apply_item(
         async with sessions() as session:
             await session.execute(update(FusionBulkItem).where(
                 FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
-                details={"lastError": error_body(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
+                details={"lastError": describe(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
             await session.commit()
 
     outcome: dict[str, Any]
@@ -169,12 +168,11 @@ async def apply_item(
     except _NoLongerPending:
         return "cancelled"
     except DomainError as exc:
-        outcome = {"status": "error", "details": None, "error": error_body(exc)}
+        outcome = {"status": "error", "details": None, "error": describe(exc)}
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
         if is_transient_database_error(exc):
             raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
-        outcome = {"status": "error", "details": None,
-                   "error": {"code": 1500, "reason": f"Unexpected error: {type(exc).__name__}"}}
+        outcome = {"status": "error", "details": None, "error": describe_unexpected(exc)}
     await _record_outcome(sessions, job_id, item_id, outcome)
     return str(outcome["status"])
 
@@ -202,7 +200,7 @@ async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, 
         ids = list(await session.scalars(select(FusionBulkItem.id).where(
             FusionBulkItem.job_id == job_id, FusionBulkItem.status == "pending")))
     for item_id in ids:
-        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": error_body(exc)})
+        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": describe(exc)})
 
 
 async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
@@ -248,12 +246,9 @@ def final_status(job: FusionBulkJob) -> str:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def render_job(job: FusionBulkJob) -> dict[str, Any]:
-    return {"id": job.id, "job_id": job.job_id, "kind": job.kind, "title": job.title,
-            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
-
-
-def render_item(item: FusionBulkItem) -> dict[str, Any]:
+def item_view(item: FusionBulkItem) -> dict[str, Any]:
+    """An item as teamsvoice shows it: `error` (an ended item's) and `lastError` (why a pending item waits)
+    are `core.errors.describe` outcomes (kind, code, message); each API family renders them its own way."""
     body = {"id": item.id, "upn": item.upn, "data": {**item.data, "upn": item.upn}, "status": item.status,
             "created_on": item.created_on.isoformat(), "updated_on": item.updated_on.isoformat()}
     if item.error:
@@ -306,16 +301,3 @@ async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, erro
             yield row
         after = rows[-1].position
 
-
-def outcome_entry(item: FusionBulkItem) -> dict[str, Any]:
-    if item.status == "error":
-        return {"error": item.error, "upn": item.upn}
-    return {"details": item.details or {}, "upn": item.upn}
-
-
-def http_status(job: FusionBulkJob) -> int:
-    return {"success": 200, "partial": 207}.get(final_status(job), 400)
-
-
-def message(job: FusionBulkJob) -> str:
-    return {"success": "Success", "partial": "Some errors detected"}.get(final_status(job), "All updates failed")

@@ -71,7 +71,7 @@ class FusionBulkItem(Base):
     upn: Mapped[str] = mapped_column(String(255))
     data: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
-    error: Mapped[dict | None] = mapped_column(JSON)  # {"code": int, "reason": str}
+    error: Mapped[dict | None] = mapped_column(JSON)  # core.errors.describe: {"kind", "code", "message", ...}
     details: Mapped[dict | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_on: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -27,7 +27,7 @@ APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
                    "call-queue": "11cd3e2e-fccb-42ad-ad00-878b93575e07"}
 ACCOUNT_TYPES = {v: k for k, v in APPLICATION_IDS.items()}
 VIRTUAL_USER_SKU = "PHONESYSTEM_VIRTUALUSER"
-RESOURCE_ACCOUNT_NOT_FOUND = "2099"
+RESOURCE_ACCOUNT_NOT_FOUND = "resource_account_not_found"
 
 
 def _account_type(value: Any) -> str:

@@ -34,13 +34,13 @@ from teamsvoice.microsoft.ports import TenantConnection
 
 UNSET: Any = ...  # a field the request did not send (None is "clear it")
 
-# Stable Fusion error codes of this module (docs/fusion-errors.md).
-USER_NOT_FOUND = "2090"
-GROUP_NOT_FOUND = "2091"
-LICENCE_NOT_FOUND = "2092"
-VRP_REFUSED = "2093"
-INVALID_ITEM = "2094"
-TEMPLATE_NOT_FOUND = "2095"
+# Stable error codes of this module (Fusion numbers them in api/fusion/error_codes.py).
+USER_NOT_FOUND = "teams_user_not_found"
+GROUP_NOT_FOUND = "group_not_found"
+LICENCE_NOT_FOUND = "licence_not_found"
+VRP_REFUSED = "voice_routing_policy_refused"
+INVALID_ITEM = "invalid_bulk_item"
+TEMPLATE_NOT_FOUND = "template_not_found"
 
 TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
 LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",

@@ -14,8 +14,8 @@ from teamsvoice.domain.teams_users import service
 from teamsvoice.domain.teams_users.models import FusionTemplate
 from teamsvoice.microsoft.ports import TenantConnection
 
-TEMPLATE_NAME_TAKEN = "2096"
-DEFAULT_TEMPLATE_READ_ONLY = "2097"
+TEMPLATE_NAME_TAKEN = "template_name_taken"
+DEFAULT_TEMPLATE_READ_ONLY = "default_template_read_only"
 DEFAULT = {"id": 0, "name": "Default", "productKey": "default",
            "description": "The minimum requirements for a Fusion user: a Teams Phone System licence",
            "location": None, "vrp": None, "groups": [], "licenses": ["MCOEV"]}
