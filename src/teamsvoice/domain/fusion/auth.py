@@ -12,9 +12,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import jwt
-from sqlalchemy import select
+from sqlalchemy import Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -87,11 +88,17 @@ async def login(session: AsyncSession, keyring: Keyring, username: str, password
     return IssuedTokens(_access_token(keyring, user, row), refresh)
 
 
+def _session_lookup(claims: dict) -> Select:
+    return (select(FusionSession, FusionUser).outerjoin(FusionUser, FusionUser.id == FusionSession.user_id)
+            .where(FusionSession.key == claims["sid"]))
+
+
 async def _live_session(session: AsyncSession, claims: dict) -> tuple[FusionSession, FusionUser]:
-    found = (await session.execute(  # one round trip: every request of the family passes here
-        select(FusionSession, FusionUser).outerjoin(FusionUser, FusionUser.id == FusionSession.user_id)
-        .where(FusionSession.key == claims["sid"]))).first()
-    row, user = found if found is not None else (None, None)
+    return _require_live((await session.execute(_session_lookup(claims))).first(), claims)
+
+
+def _require_live(found: Any, claims: dict) -> tuple[FusionSession, FusionUser]:
+    row, user = found[:2] if found is not None else (None, None)
     if row is None or row.revoked or row.expires_at <= utcnow():
         raise AuthenticationFailed("The session has ended; log in again")
     if user is None or not user.active or str(user.id) != claims["sub"]:
@@ -122,7 +129,13 @@ async def logout(session: AsyncSession, keyring: Keyring, token: str) -> None:
 
 async def principal_for_access_token(session: AsyncSession, keyring: Keyring, token: str) -> FusionPrincipal:
     claims = _decode(keyring, token, "access")
-    _row, user = await _live_session(session, claims)
+    # One round trip for the session, its user and a reseller-level user's scope (the user's reseller and
+    # those below it, one row each): every request of the family passes here.
+    owner = (select(FusionUser.reseller_id).join(FusionSession, FusionSession.user_id == FusionUser.id)
+             .where(FusionSession.key == claims["sid"], FusionUser.level != "tenant").scalar_subquery())
+    tree = orgs.reseller_subtree(owner)
+    found = (await session.execute(_session_lookup(claims).add_columns(tree.c.id).outerjoin(tree, true()))).all()
+    _row, user = _require_live(found[0] if found else None, claims)
     scope: frozenset[int] = frozenset()
     tenant_uuid = None
     if user.level == "tenant":
@@ -131,7 +144,7 @@ async def principal_for_access_token(session: AsyncSession, keyring: Keyring, to
             raise AuthenticationFailed("The login's tenant no longer exists")
         tenant_uuid = tenant.uuid
     elif user.reseller_id is not None:
-        scope = await orgs.descendant_reseller_ids(session, user.reseller_id)
+        scope = frozenset(r[2] for r in found if r[2] is not None) | {user.reseller_id}
     return FusionPrincipal(
         user_id=user.id, username=user.username, level=user.level, permissions=frozenset(user.permissions or []),
         reseller_id=user.reseller_id, fusion_tenant_id=user.fusion_tenant_id, tenant_uuid=tenant_uuid,

@@ -7,7 +7,7 @@ usable token. Revoking a client or disabling a user stops its tokens at once.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -93,13 +93,19 @@ async def refresh_grant(
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal:
-    # One round trip for the token, its user and its client (every request of the family passes here).
+    # One round trip for the token, its user, its client and a reseller-level user's scope (the user's
+    # reseller and those below it, one row each): every request of the family passes here.
+    digest = token_digest(token)
+    owner = (select(PortalUser.reseller_id).join(OAuthToken, OAuthToken.portal_user_id == PortalUser.id)
+             .where(OAuthToken.token_digest == digest, PortalUser.enterprise_id.is_(None)).scalar_subquery())
+    tree = repository.reseller_subtree(owner)
     found = (await session.execute(
-        select(OAuthToken, PortalUser, ApiClient)
+        select(OAuthToken, PortalUser, ApiClient, tree.c.id)
         .outerjoin(PortalUser, PortalUser.id == OAuthToken.portal_user_id)
         .outerjoin(ApiClient, ApiClient.id == OAuthToken.api_client_id)
-        .where(OAuthToken.token_digest == token_digest(token)))).first()
-    row, user, client = found if found is not None else (None, None, None)
+        .outerjoin(tree, true())
+        .where(OAuthToken.token_digest == digest))).all()
+    row, user, client = found[0][:3] if found else (None, None, None)
     if row is None or row.kind != "access" or row.revoked:
         raise AuthenticationFailed("Invalid access token", code="invalid_token")
     if row.expires_at <= utcnow():
@@ -108,7 +114,7 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         raise AuthenticationFailed("Invalid access token", code="invalid_token")
     scope: frozenset[int] = frozenset()
     if user.reseller_id is not None and user.enterprise_id is None:
-        scope = await repository.descendant_reseller_ids(session, user.reseller_id)
+        scope = frozenset(r[3] for r in found if r[3] is not None) | {user.reseller_id}
     return Principal(
         portal_user_id=user.id, username=user.username, user_type=user.user_type,
         reseller_id=user.reseller_id, enterprise_id=user.enterprise_id, reseller_scope=scope,

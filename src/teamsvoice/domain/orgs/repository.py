@@ -1,19 +1,26 @@
 """Queries over the organisation tree, always filtered by the caller's scope."""
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CTE, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
 
 
+def reseller_subtree(root: Any) -> CTE:
+    """The reseller `root` (an id, or a scalar subquery giving one) and every reseller below it, as a
+    recursive query (only the subtree is read): to select from, or to join to a credential's lookup so that
+    the caller and its scope come back in one round trip (domain/orgs/auth, domain/fusion/auth)."""
+    tree = select(Reseller.id).where(Reseller.id == root).cte("tree", recursive=True)
+    return tree.union_all(select(Reseller.id).where(Reseller.parent_id == tree.c.id))
+
+
 async def descendant_reseller_ids(session: AsyncSession, root_id: int) -> frozenset[int]:
-    """The reseller and every reseller below it (a recursive query: only the subtree is read)."""
-    tree = select(Reseller.id).where(Reseller.id == root_id).cte("tree", recursive=True)
-    tree = tree.union_all(select(Reseller.id).where(Reseller.parent_id == tree.c.id))
-    return frozenset((await session.scalars(select(tree.c.id))).all()) | {root_id}
+    """The reseller and every reseller below it."""
+    return frozenset((await session.scalars(select(reseller_subtree(root_id).c.id))).all()) | {root_id}
 
 
 def _enterprise_scope(principal: Principal):  # type: ignore[no-untyped-def]
