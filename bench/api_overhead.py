@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -43,15 +43,22 @@ from teamsvoice.settings import Settings  # noqa: E402
 BASE = "/api/v01/draas/{draas}"
 
 
-async def timed(client: httpx.AsyncClient, path: str, headers: dict[str, str], count: int) -> float:
-    assert (await client.get(path, headers=headers)).status_code == 200, path  # warm up, and check it works
-    samples = []
+async def timed(api: httpx.AsyncClient, path: str, headers: dict[str, str], bare: httpx.AsyncClient, bare_path: str,
+                count: int, statements: list[int]) -> tuple[float, float, float, float]:
+    """Median latency of ours and of the bare handler, their requests alternated so that both see the same
+    machine (a shared machine's load moves between runs); and the SQL statements each request sent."""
+    for client, url, sent in ((api, path, headers), (bare, bare_path, {})):  # warm up, and check it works
+        assert (await client.get(url, headers=sent)).status_code == 200, url
+    ours, theirs, ours_sql, theirs_sql = [], [], [], []
     for _ in range(count):
-        started = time.perf_counter()
-        response = await client.get(path, headers=headers)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200
-    return statistics.mean(samples)
+        for client, url, sent, samples, sql in ((api, path, headers, ours, ours_sql), (bare, bare_path, {}, theirs, theirs_sql)):
+            before = statements[0]
+            started = time.perf_counter()
+            response = await client.get(url, headers=sent)
+            samples.append(time.perf_counter() - started)
+            sql.append(statements[0] - before)
+            assert response.status_code == 200
+    return (statistics.median(ours), statistics.median(theirs), statistics.mean(ours_sql), statistics.mean(theirs_sql))
 
 
 def bare_app(sessions: Any) -> Starlette:
@@ -108,9 +115,16 @@ async def main(args: argparse.Namespace) -> None:
                                           [{"domain": "adatum.example", "tenantId": "bench", "globalAdmin": admin}])
             await session.commit()
         app = create_app(settings, jobs_role=None)
+        statements = [0]  # SQL statements sent by this process (both apps use the same engine and file)
+
+        def count(*_: Any) -> None:
+            statements[0] += 1
+
+        for counted in (engine.sync_engine, app.state.container.engine.sync_engine):
+            event.listen(counted, "before_cursor_execute", count)
         reseller = organisation.resellers[1]
         master = organisation.master
-        rows: list[tuple[str, float, float]] = []
+        rows: list[tuple[str, float, float, float, float]] = []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app(sessions)), base_url="http://127.0.0.1") as bare:
             token = (await api.post("/oauth/token", auth=(master.client_id, master.client_secret), data={
@@ -133,14 +147,13 @@ async def main(args: argparse.Namespace) -> None:
                 ("Fusion GET tenants/{uuid}/subscriptions", f"{draas}/tenants/{uuid}/subscriptions", fusion, f"/tenants/{uuid}/subscriptions"),
             ]
             for name, path, headers, bare_path in pairs:
-                ours = await timed(api, path, headers, args.requests)
-                theirs = await timed(bare, bare_path, {}, args.requests)
-                rows.append((name, ours, theirs))
+                rows.append((name, *await timed(api, path, headers, bare, bare_path, args.requests, statements)))
         await engine.dispose()
-    print(f"API overhead: {args.requests} sequential requests per route, in process (ASGI), SQLite")
-    print(f"{'route':<52} {'teamsvoice ms':>13} {'bare ms':>8} {'ratio':>6}")
-    for name, ours, theirs in rows:
-        print(f"{name:<52} {ours * 1000:>13.2f} {theirs * 1000:>8.2f} {ours / theirs:>6.2f}")
+    print(f"API overhead: {args.requests} sequential requests per route, each alternated with the bare handler's, "
+          f"in process (ASGI), SQLite; median latency, SQL statements per request")
+    print(f"{'route':<52} {'teamsvoice ms':>13} {'bare ms':>8} {'ratio':>6} {'SQL ours':>9} {'SQL bare':>9}")
+    for name, ours, theirs, ours_sql, theirs_sql in rows:
+        print(f"{name:<52} {ours * 1000:>13.2f} {theirs * 1000:>8.2f} {ours / theirs:>6.2f} {ours_sql:>9.1f} {theirs_sql:>9.1f}")
 
 
 if __name__ == "__main__":

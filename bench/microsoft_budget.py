@@ -19,15 +19,23 @@ limits ON (its default outside the test suite) and `{"profile": "microsoft"}` la
 3. server RSS before and at the peak of each phase: a first job of `--memory-users` (1,000), then N, then
    T x M users; and the CPU time spent (from /proc; `serve` runs the emulator in its own process only if
    it has a child process, else its share is not separable).
+
+With `--fleet W` it runs the production topology instead: its own PostgreSQL (seeded once by `serve`), then
+`teamsvoice emulator`, one `teamsvoice api` and W `teamsvoice worker` processes (each worker's /metrics on
+its own port: the budget counters are summed over them), so the emulator's CPU is its own process's and
+RSS is printed per process.
 """
 
 import argparse
 import asyncio
+import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -36,8 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bench.fusion_bulk import job_summary, rss_mib  # noqa: E402
+from tests.e2e.test_fleet import Fleet  # noqa: E402
 from tests.e2e.test_serve import Served  # noqa: E402
 from tests.support.fusion_bulk import BulkSetup, fusion_login, prepare_bulk  # noqa: E402
+from tests.support.postgres import PostgresServer, free_port  # noqa: E402
 
 TEAMS_PER_TENANT, TEAMS_PER_APP = 30.0, 300.0  # Microsoft's published Teams service limits
 _SAMPLE = re.compile(r'^teamsvoice_microsoft_budget_requests_total\{outcome="(\w+)",service_class="([\w-]+)",'
@@ -58,12 +68,32 @@ def children(pid: int) -> list[int]:
     return found
 
 
-async def budget_requests(http: httpx.AsyncClient) -> dict[tuple[str, str, str], float]:
-    """(service class, tenant, outcome) -> requests, from teamsvoice's /metrics."""
+@dataclass
+class Target:
+    """The teamsvoice under test: its API, its credentials, the processes that run its jobs (for RSS and
+    CPU), the emulator's own processes, and where each job-running process serves /metrics."""
+
+    url: str
+    data_dir: Path
+    servers: dict[str, int]  # name -> pid
+    emulators: list[int]
+    metrics: list[str] = field(default_factory=list)  # absolute /metrics URLs (empty: the API's own)
+
+    def credentials(self) -> dict:
+        return json.loads((self.data_dir / "demo-credentials.json").read_text())
+
+    def rss(self) -> dict[str, float]:
+        return {name: rss_mib(pid) for name, pid in self.servers.items()}
+
+
+async def budget_requests(http: httpx.AsyncClient, target: Target) -> dict[tuple[str, str, str], float]:
+    """(service class, tenant, outcome) -> requests, from teamsvoice's /metrics (summed over the workers)."""
     counts: dict[tuple[str, str, str], float] = {}
-    for line in (await http.get("/metrics")).text.splitlines():
-        if match := _SAMPLE.match(line):
-            counts[(match.group(2), match.group(3), match.group(1))] = float(match.group(4))
+    for url in target.metrics or ["/metrics"]:
+        for line in (await http.get(url)).text.splitlines():
+            if match := _SAMPLE.match(line):
+                key = (match.group(2), match.group(3), match.group(1))
+                counts[key] = counts.get(key, 0.0) + float(match.group(4))
     return counts
 
 
@@ -85,7 +115,16 @@ async def submit(http: httpx.AsyncClient, setup: BulkSetup, payload: dict) -> st
     return f"{setup.path}/msteams/users/bulk/{accepted.json()['id']}"
 
 
-async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, served: Served, peak: list[float]) -> dict:
+def merge_peak(peak: dict[str, float], now: dict[str, float]) -> None:
+    for name, mib in now.items():
+        peak[name] = max(peak.get(name, 0.0), mib)
+
+
+def mib(values: dict[str, float]) -> str:
+    return "/".join(f"{v:.0f}" for v in values.values()) or "-"
+
+
+async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, served: Target, peak: dict[str, float]) -> dict:
     refused = 0
     while True:
         try:
@@ -99,17 +138,22 @@ async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, serve
             reseller = next(login for login in served.credentials()["fusion"]["logins"] if login["level"] == "reseller")
             setup.headers.update(await fusion_login(http, reseller))
             continue
-        peak[0] = max(peak[0], rss_mib(served.process.pid))  # type: ignore[union-attr]
+        merge_peak(peak, served.rss())
         if summary["status"] not in ("queued", "running"):
             return summary
         await asyncio.sleep(0.25)
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.fleet:
+        await main_fleet(args)
+        return
     with tempfile.TemporaryDirectory(prefix="teamsvoice-budget-") as tmp:
         served = Served(Path(tmp) / "data", {}).start()
+        pid = served.process.pid  # type: ignore[union-attr]
         try:
-            await run(served, args)
+            # `serve` runs the emulator on its own loop in-process: usually no child
+            await run(Target(served.url, served.data_dir, {"serve": pid}, children(pid)), args)
         finally:
             served.stop()
             if args.keep_log:  # the server's log and the job engine's database (workflow times)
@@ -119,11 +163,44 @@ async def main(args: argparse.Namespace) -> None:
                     Path(args.keep_log + ".jobs.sqlite3").write_bytes(jobs.read_bytes())
 
 
-async def run(served: Served, args: argparse.Namespace) -> None:
+async def main_fleet(args: argparse.Namespace) -> None:
+    """PostgreSQL, `teamsvoice emulator`, one `api` and `--fleet` `worker` processes, default settings."""
+    postgres = PostgresServer()
+    postgres.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="teamsvoice-budget-fleet-") as tmp:
+            url = postgres.create_database("budget_bench")
+            seeded = Served(Path(tmp) / "data", {"TEAMSVOICE_DATABASE_URL": url}).start()
+            seeded.stop(signal.SIGINT)
+            fleet = Fleet(Path(tmp), url, seeded.emulator_port, seeded.port)
+            for setting in ("TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY", "TEAMSVOICE_JOB_EXECUTOR_TIMEOUT_SECONDS"):
+                fleet.env.pop(setting)  # the test's small values: the bench runs the defaults
+            fleet.env["M365_EMULATOR_LIMITS"] = "microsoft"
+            try:
+                emulator = fleet.start("emulator", "emulator", "--port", str(fleet.emulator_port))
+                fleet.wait_ready(f"{fleet.emulator_url}/_admin/faults", verify=fleet.ca)
+                servers = {"api": fleet.start("api", "api", "--port", str(fleet.api_port)).pid}
+                metrics = []
+                for index in range(args.fleet):
+                    port = free_port()
+                    servers[f"worker-{index + 1}"] = fleet.start(f"worker-{index + 1}", "worker", "--metrics-port", str(port)).pid
+                    metrics.append(f"http://127.0.0.1:{port}/metrics")
+                fleet.wait_ready(f"{fleet.api_url}/health")
+                for url_ in metrics:
+                    fleet.wait_ready(url_)
+                await run(Target(fleet.api_url, fleet.data_dir, servers, [emulator.pid], metrics), args)
+            finally:
+                fleet.stop()
+                if args.keep_log:
+                    Path(args.keep_log).write_text(fleet.logs())
+    finally:
+        postgres.stop()
+
+
+async def run(served: Target, args: argparse.Namespace) -> None:
     creds = served.credentials()
     microsoft = creds["microsoft"]
-    server_pid = served.process.pid  # type: ignore[union-attr]
-    emulator_pids = children(server_pid)  # `serve` runs the emulator on its own loop in-process: usually none
+    emulator_pids = served.emulators
     async with httpx.AsyncClient(base_url=served.url, timeout=600) as http, \
             httpx.AsyncClient(base_url=microsoft["loginUrl"], verify=microsoft["caCertificate"], timeout=120) as emulator:
         extra = 1 + args.naive_users
@@ -132,20 +209,18 @@ async def run(served: Served, args: argparse.Namespace) -> None:
         fleet = [await prepare_bulk(http, creds, args.tenant_users, first_number=25000000 + t * 10000)
                  for t in range(args.tenants)]
         assert (await emulator.put("/_admin/faults", json={"profile": "microsoft", "limits": "microsoft"})).status_code == 200
-        cpu_start = {pid: cpu_seconds(pid) for pid in [server_pid, *emulator_pids]}
+        cpu_start = {pid: cpu_seconds(pid) for pid in [*served.servers.values(), *emulator_pids]}
         wall_start = time.perf_counter()
 
         # 0. memory at a smaller size first (the same job shape).
-        rss_small = (rss_mib(server_pid), 0.0)
+        rss_small: tuple[dict[str, float], dict[str, float]] = (served.rss(), {})
         if sizes is not None:
-            peak = [0.0]
             await until_final(http, sizes, await submit(http, sizes, body(sizes, "budget-size", range(args.memory_users))),
-                              served, peak)
-            rss_small = (rss_small[0], peak[0])
+                              served, rss_small[1])
 
         # 1. one tenant, N users; a one-user change while it runs; then the one-at-a-time sample.
-        rss_before, peak = rss_mib(server_pid), [0.0]
-        before = await budget_requests(http)
+        rss_before, peak = served.rss(), {}
+        before = await budget_requests(http, served)
         started = time.perf_counter()
         job = await submit(http, big, body(big, "budget-big", range(args.users)))
         await asyncio.sleep(args.small_after)
@@ -153,24 +228,26 @@ async def run(served: Served, args: argparse.Namespace) -> None:
         small_job = await submit(http, big, body(big, "budget-small", range(args.users, args.users + 1)))
 
         async def small_done() -> tuple[dict, float]:
-            final = await until_final(http, big, small_job, served, [0.0])
+            final = await until_final(http, big, small_job, served, {})
             return final, time.perf_counter() - small_started
 
         small = asyncio.ensure_future(small_done())
         summary = await until_final(http, big, job, served, peak)
         elapsed = time.perf_counter() - started
         small_summary, small_latency = await small
-        after = await budget_requests(http)
+        after = await budget_requests(http, served)
         teams = spent(before, after, "teams", big.tenant_id)
         writes = spent(before, after, "directory-write", big.tenant_id)
         throttled = spent(before, after, "teams", big.tenant_id, "throttled")
         bound = max(teams / TEAMS_PER_TENANT, writes / WRITES_PER_SECOND)
         naive_started = time.perf_counter()
         for i in range(args.users + 1, args.users + extra):
-            await until_final(http, big, await submit(http, big, body(big, f"naive-{i}", range(i, i + 1))), served, [0.0])
+            await until_final(http, big, await submit(http, big, body(big, f"naive-{i}", range(i, i + 1))), served, {})
         naive_per_user = (time.perf_counter() - naive_started) / args.naive_users
-        rss_big = (rss_before, peak[0])
-        print(f"Microsoft budget bench: emulator limits on, microsoft latency profile; {os.cpu_count()} cores")
+        rss_big = (rss_before, peak)
+        topology = (f"PostgreSQL, emulator, api and {args.fleet} workers ({', '.join(served.servers)})" if args.fleet else
+                    "`serve` on SQLite")
+        print(f"Microsoft budget bench: emulator limits on, microsoft latency profile; {os.cpu_count()} cores; {topology}")
         print(f"1. one tenant, {args.users} users (number + voice routing policy each), job {summary['status']}")
         print(f"   teamsvoice            {elapsed:8.1f} s  ({args.users / elapsed:.1f} users/s)")
         print(f"   bound from the limits {bound:8.1f} s  ({teams:.0f} Teams requests at {TEAMS_PER_TENANT:.0f}/s, "
@@ -180,12 +257,12 @@ async def run(served: Served, args: argparse.Namespace) -> None:
               f"{naive_per_user:.2f} s each)  -> teamsvoice {naive_per_user * args.users / elapsed:.1f}x faster")
         print(f"   one-user change submitted {args.small_after:.0f} s into the job: final after {small_latency:.1f} s "
               f"({small_summary['status']}; a one-user job alone: {naive_per_user:.1f} s)")
-        print(f"   server RSS MiB: {args.memory_users} users {rss_small[0]:.0f} -> peak {rss_small[1]:.0f}; "
-              f"{args.users} users {rss_big[0]:.0f} -> peak {rss_big[1]:.0f}")
+        print(f"   server RSS MiB ({'/'.join(served.servers)}): {args.memory_users} users {mib(rss_small[0])} -> peak "
+              f"{mib(rss_small[1])}; {args.users} users {mib(rss_big[0])} -> peak {mib(rss_big[1])}")
 
         # 2. T tenants x M users at once.
-        rss_before_fleet, peak = rss_mib(server_pid), [0.0]
-        before = await budget_requests(http)
+        rss_before_fleet, peak = served.rss(), {}
+        before = await budget_requests(http, served)
         started = time.perf_counter()
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users))) for t, setup in enumerate(fleet)]
         try:
@@ -194,7 +271,7 @@ async def run(served: Served, args: argparse.Namespace) -> None:
         except asyncio.TimeoutError:
             raise SystemExit(f"2. the {args.tenants} jobs did not all end within {args.phase_timeout:.0f} s") from None
         fleet_elapsed = time.perf_counter() - started
-        after = await budget_requests(http)
+        after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
         faults = (await emulator.get("/_admin/faults")).json()
@@ -216,11 +293,12 @@ async def run(served: Served, args: argparse.Namespace) -> None:
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
-    print(f"3. server RSS MiB: {args.tenants * args.tenant_users} users over {args.tenants} tenants "
-          f"{rss_before_fleet:.0f} -> peak {peak[0]:.0f}")
+    print(f"3. server RSS MiB ({'/'.join(served.servers)}): {args.tenants * args.tenant_users} users over {args.tenants} "
+          f"tenants {mib(rss_before_fleet)} -> peak {mib(peak)}")
     busy = total / (wall * (os.cpu_count() or 1))
     if emulator_pids:
-        print(f"   CPU over {wall:.0f} s: teamsvoice {cpu[server_pid]:.0f} s, emulator {emulator_cpu:.0f} s "
+        ours = " + ".join(f"{name} {cpu[pid]:.0f} s" for name, pid in served.servers.items())
+        print(f"   CPU over {wall:.0f} s: teamsvoice {ours}, emulator {emulator_cpu:.0f} s "
               f"({emulator_cpu / total:.0%} of the CPU used; {busy:.0%} of the machine)")
     else:
         print(f"   CPU over {wall:.0f} s: `serve` (teamsvoice and the emulator in one process) {total:.0f} s, "
@@ -239,4 +317,6 @@ if __name__ == "__main__":
     parser.add_argument("--phase-timeout", type=float, default=3600, help="longest wait for phase 2's jobs")
     parser.add_argument("--keep-log", help="copy the server's log here")
     parser.add_argument("--small-after", type=float, default=10.0, help="seconds into the big job")
+    parser.add_argument("--fleet", type=int, default=0, metavar="W",
+                        help="PostgreSQL, `teamsvoice emulator`, one `api` and W `worker` processes instead of `serve`")
     asyncio.run(main(parser.parse_args()))
