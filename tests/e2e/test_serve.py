@@ -34,7 +34,10 @@ class Served:
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir, self.port, self.emulator_port = data_dir, free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSVOICE_")} | env | {
-            "TEAMSVOICE_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2", "TEAMSVOICE_WEBHOOK_RETRY_MAX_SECONDS": "0.5"}
+            "TEAMSVOICE_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2", "TEAMSVOICE_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
+            # After a SIGKILL the restarted server takes over the killed one's work once its heartbeat is this old
+            # (on SQLite at once: runtime.recover_dead_executors); the tests run one server at a time.
+            "TEAMSVOICE_JOB_EXECUTOR_TIMEOUT_SECONDS": "3"}
         self.process: subprocess.Popen | None = None
 
     @property

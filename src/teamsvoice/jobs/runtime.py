@@ -24,18 +24,19 @@ import logging
 import os
 import random
 import socket
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine, create_engine, delete, select, update
+from sqlalchemy import Engine, create_engine, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -112,6 +113,16 @@ def system_database_url(settings: Settings) -> str:
     return settings.effective_database_url
 
 
+def _write_ahead_log(settings: Settings) -> None:
+    """SQLite: the job engine's database keeps a write-ahead log, as the application's does (core/db). DBOS
+    leaves SQLite's default rollback journal, which syncs the disk two or three times per commit and blocks
+    readers while one writes; a bulk item commits several times there (enqueued, started, its step, ended).
+    The mode is stored in the file, so the `teamsvoice` commands that enqueue use it too."""
+    if settings.is_sqlite:
+        with closing(sqlite3.connect(system_database_url(settings).removeprefix("sqlite:///"), timeout=30)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+
 def new_executor_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -135,6 +146,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
         connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(),
     )
+    _write_ahead_log(settings)
     DBOS(config={
         "name": "teamsvoice",
         "system_database_url": system_database_url(settings),
@@ -158,7 +170,10 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         polling_interval_sec=0.1, on_conflict="always_update")
     if role != "api":
         _beat(executor_id, role)
-        recover_dead_executors()
+        # On SQLite this process is the only worker of its data directory (`serve` holds the directory's lock;
+        # `api` and `worker` refuse SQLite): every other executor recorded there has ended, and its unfinished
+        # work resumes now rather than once its heartbeat is `job_executor_timeout_seconds` old.
+        recover_dead_executors(all_others=settings.is_sqlite)
         _heartbeat_thread = threading.Thread(target=_heartbeat_loop, args=(executor_id, role), name="teamsvoice-heartbeat",
                                              daemon=True)
         _heartbeat_thread.start()
@@ -189,16 +204,16 @@ def _heartbeat_loop(executor_id: str, role: Role) -> None:
             log.warning("job engine heartbeat failed; retrying", exc_info=True)
 
 
-def recover_dead_executors() -> list[str]:
-    """Re-enqueues the PENDING workflows of executors that stopped or stopped beating. The executor's row
-    is deleted in the same transaction that claims it, so one live worker recovers it, and DBOS's own
-    recovery only moves workflows still owned by the dead executor (a repeat is harmless)."""
+def recover_dead_executors(*, all_others: bool = False) -> list[str]:
+    """Re-enqueues the PENDING workflows of executors that stopped or stopped beating (`all_others`: of
+    every other executor). The executor's row is deleted in the same transaction that claims it, so one
+    live worker recovers it, and DBOS's own recovery only moves workflows still owned by the dead executor
+    (a repeat is harmless)."""
     ctx = job_context()
     timeout = ctx.settings.job_executor_timeout_seconds
     with Session(ctx.engine) as session:
-        dead = list(session.scalars(select(JobExecutor.executor_id).where(
-            JobExecutor.executor_id != ctx.executor_id,
-            (JobExecutor.stopped.is_(True)) | (JobExecutor.heartbeat_at < _seconds_ago(timeout)))))
+        ended = true() if all_others else (JobExecutor.stopped.is_(True)) | (JobExecutor.heartbeat_at < _seconds_ago(timeout))
+        dead = list(session.scalars(select(JobExecutor.executor_id).where(JobExecutor.executor_id != ctx.executor_id, ended)))
     recovered = []
     for executor_id in dead:
         with Session(ctx.engine) as session, session.begin():
