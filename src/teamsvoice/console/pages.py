@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fusion API lists
 from teamsvoice.console import activity, auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
@@ -305,8 +306,8 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
     connection = container.connector.connect(access.require_ms_tenant())
     await uow.session.commit()
     filters = service.UserFilters(have_number=have_number or None)
-    listed = await service.list_users(uow.session, access, connection, container.keyring, page_size=GRID_PAGE,
-                                      next_token=next or None, search=q.strip() or None, group=None, filters=filters)
+    listed = await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=GRID_PAGE,
+                                         next_token=next or None, search=q.strip() or None, group=None, filters=filters)
     context = {"staff": staff, "access": access, "base": _sub_url(access), "q": q, "have_number": have_number,
                "rows": await _grid_rows(uow.session, access, listed["users"]), "next": listed.get("next"),
                "free": await _free_numbers(uow.session, access)}
@@ -325,8 +326,8 @@ async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkD
     writer.writerow(["upn", "displayName", "country", "number", "vrp", "licenses", "voiceEnabled"])
     next_token: str | None = None
     while True:
-        listed = await service.list_users(uow.session, access, connection, container.keyring, page_size=500,
-                                          next_token=next_token, search=None, group=None, filters=service.UserFilters())
+        listed = await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=500,
+                                             next_token=next_token, search=None, group=None, filters=service.UserFilters())
         for row in await _grid_rows(uow.session, access, listed["users"]):
             writer.writerow([row["userPrincipalName"], row["displayName"] or "", row["location"] or "", row["number"] or "",
                              row["policy"] or "", " ".join(l["skuPartNumber"] for l in row["licenses"]), row["voiceEnabled"]])

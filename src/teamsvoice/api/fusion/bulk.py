@@ -25,7 +25,7 @@ from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.error_codes import outcome_body
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob

@@ -19,6 +19,7 @@ from teamsvoice.core.errors import (
     ValidationFailed,
     rebuild,
 )
+from teamsvoice.api.fusion import paging
 from teamsvoice.domain.fusion import accounts, licences, locations, numbers, onboarding, scope, tenants
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.teams_users import bulk, resource_accounts, service, templates
@@ -37,7 +38,7 @@ INVALID_NEXT = 2001
 # The domain's named codes as Fusion numbers them (docs/fusion-errors.md); a code not listed here gets the
 # number of its kind (BY_ERROR).
 NAMED_CODES: dict[str, int] = {
-    "invalid_next_token": INVALID_NEXT,  # api/fusion/paging.py
+    paging.INVALID_NEXT: INVALID_NEXT,
     scope.NO_MS_TENANT: 2004,
     numbers.NUMBER_TAKEN: 2010,
     numbers.NUMBER_ASSIGNED: 2011,

@@ -16,7 +16,7 @@ from teamsvoice.api.fusion.subscription_extras import not_implemented
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.fusion import public_data
-from teamsvoice.domain.fusion.paging import check_page_size
+from teamsvoice.api.fusion.paging import check_page_size
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Response
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
+from teamsvoice.api.fusion import users_wire
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
@@ -53,8 +54,8 @@ async def list_users(
     if refresh:
         await _start_sync(uow, access)
     await uow.end_transaction()  # Microsoft is called with no transaction open
-    return await service.list_users(uow.session, access, connection, container.keyring, page_size=page_size,
-                                    next_token=next, search=search, group=group, filters=parsed)
+    return await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=page_size,
+                                       next_token=next, search=search, group=group, filters=parsed)
 
 
 @router.post("/msteams/users", status_code=201, summary="Create a MS Teams user (username@domain)",
@@ -79,7 +80,7 @@ async def create_user(body: Annotated[Any, Body()], access: _access("users.creat
 async def get_user(ms_user_id: str, access: _access("users.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = _connect(access, container)
     await uow.end_transaction()
-    return await service.get_user(uow.session, access, connection, ms_user_id)
+    return users_wire.render_user(await service.get_user(uow.session, access, connection, ms_user_id))
 
 
 @router.get("/msteams/users/{ms_user_id}/check", summary="Whether the MS Teams user is eligible to voice services",

@@ -13,7 +13,7 @@ from teamsvoice.api.fusion.deps import current_principal, instance_checked, requ
 from teamsvoice.api.fusion.wire import render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.fusion import accounts, organisations, repository as fusion_repository
-from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import check_instance, org_uuid
 from teamsvoice.domain.orgs.models import Reseller

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
+from teamsvoice.api.fusion import users_wire
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
@@ -37,7 +38,8 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
         job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, ids)
         uow.after_commit(lambda: calling_workflows.enqueue(job_id))
     await uow.end_transaction()
-    return {"resourceAccounts": await resource_accounts.list_accounts(uow.session, access, connection, filters)}
+    listed = await resource_accounts.list_accounts(uow.session, access, connection, filters)
+    return {"resourceAccounts": [users_wire.render_resource_account(view) for view in listed]}
 
 
 @router.post("/msteams/resource_accounts", summary="Create a resource account (asynchronous: status creating)",

@@ -23,7 +23,7 @@ from teamsvoice.core import phone
 from teamsvoice.domain.fusion import numbers, onboarding
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
-from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 

@@ -11,7 +11,7 @@ from teamsvoice.api.fusion.deps import instance_checked, tenant_access
 from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
-from teamsvoice.domain.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 
 router = APIRouter(prefix=TENANTS_PATH, tags=["Fusion: tenants"])

@@ -8,6 +8,7 @@ licence a number needs) and `reconcile` for the number and VRP (the resource acc
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -241,7 +242,39 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
     return {"status": "active", "id": ms_id}
 
 
-async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, filters: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class AccountState:
+    """teamsvoice's row of a resource account: what it asked for and where its job is."""
+
+    id: int
+    customer_licences: list[str]
+    status: str  # creating, updating, deleting, active, error
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ResourceAccountView:
+    """A resource account as Microsoft holds it (`in_microsoft`), with teamsvoice's row and record of it
+    (`account`, `record`: None when teamsvoice has none). One wanted but not (yet) in Microsoft carries its
+    row's values and no licences."""
+
+    microsoft_id: str | None
+    user_principal_name: str
+    display_name: str
+    location: str | None
+    account_type: str
+    in_microsoft: bool
+    licences: list[service.Licence]
+    phone_number: str | None
+    account: AccountState | None
+    record: service.VoiceRecordView | None
+
+
+def _state(row: FusionResourceAccount) -> AccountState:
+    return AccountState(row.id, list(row.customer_licenses), row.status, row.error)
+
+
+async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, filters: Any) -> list[ResourceAccountView]:
     countries, have_number, kind = _filters(filters)
     # Our rows first, Microsoft second: a row the job has marked active is then always in the listing that
     # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
@@ -250,8 +283,8 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     instances = await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {})
     skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [str(i["ObjectId"]) for i in instances])
-    views = await service.fusion_view(session, access, list(records.values()))
-    result = []
+    views = await service.record_views(session, access, list(records.values()))
+    result: list[ResourceAccountView] = []
     for instance in instances:
         ms_id = str(instance["ObjectId"])
         try:
@@ -261,28 +294,16 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
             # exists in Microsoft, so our row (if any) is listed below in its intermediate state.
             continue
         phone = str(instance["PhoneNumber"]).removeprefix("tel:") if instance.get("PhoneNumber") else None
-        ms = {"id": ms_id, "userPrincipalName": instance["UserPrincipalName"], "displayName": instance["DisplayName"],
-              "location": user.usage_location, "accountType": ACCOUNT_TYPES.get(str(instance.get("ApplicationId")), "unknown"),
-              "licenses": service.render_licences(user, skus)}
-        if phone:
-            ms["phoneNumber"] = phone
-        entry: dict[str, Any] = {"msTeams": ms}
         row = rows.pop(ms_id, None)
         record = records.get(ms_id)
-        if row is not None:
-            draas = {**views.get(record.id, {}), "id": row.id} if record is not None else {
-                "id": row.id, "customerLicenses": row.customer_licenses}
-            draas["status"] = row.status if row.status != "active" else draas.get("status", "active")
-            if row.error:
-                draas["error"] = row.error
-            entry["draas"] = draas
-        result.append(entry)
+        result.append(ResourceAccountView(
+            ms_id, instance["UserPrincipalName"], instance["DisplayName"], user.usage_location, ACCOUNT_TYPES.get(str(instance.get("ApplicationId")), "unknown"), True,
+            service.licences_of(user, skus), phone or None, _state(row) if row is not None else None,
+            views[record.id] if row is not None and record is not None else None))
     for row in rows.values():  # wanted, not (yet) in Microsoft: the intermediate state
-        result.append({"msTeams": {"id": row.microsoft_user_id, "userPrincipalName": row.user_principal_name,
-                                   "displayName": row.display_name, "location": row.location, "accountType": row.account_type},
-                       "draas": {"id": row.id, "customerLicenses": row.customer_licenses, "status": row.status,
-                                 **({"error": row.error} if row.error else {})}})
-    return [e for e in result if _matches(e, countries, have_number, kind)]
+        result.append(ResourceAccountView(row.microsoft_user_id, row.user_principal_name, row.display_name, row.location,
+                                          row.account_type, False, [], None, _state(row), None))
+    return [v for v in result if _matches(v, countries, have_number, kind)]
 
 
 def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
@@ -312,10 +333,9 @@ def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
     return {str(c).upper() for c in countries}, have, kind
 
 
-def _matches(entry: dict[str, Any], countries: set[str], have_number: str | None, kind: str | None) -> bool:
-    ms = entry["msTeams"]
-    if countries and (ms.get("location") or "").upper() not in countries:
+def _matches(view: ResourceAccountView, countries: set[str], have_number: str | None, kind: str | None) -> bool:
+    if countries and (view.location or "").upper() not in countries:
         return False
-    if have_number and bool(ms.get("phoneNumber")) != (have_number == "yes"):
+    if have_number and bool(view.phone_number) != (have_number == "yes"):
         return False
-    return not (kind and ms.get("accountType") != kind)
+    return not (kind and view.account_type != kind)

@@ -1,4 +1,6 @@
-"""Fusion MS Teams users (spec 004): the directory view enriched with Fusion data, and updates.
+"""MS Teams users of a subscription (Fusion's spec 004): the directory joined with teamsvoice's records, and
+updates. Reading answers domain objects (`UsersPage`, `TeamsUser`, `VoiceRecordView`); `api/fusion/users_wire.py`
+renders them (the `msTeams` and `draas` objects) and signs the list's paging tokens.
 
 A user's number and voice routing policy are the shared `TeamsVoiceUser` row (the ConnecttoTeams API sees
 the same rows) and reach Teams only through `provisioning.service.reconcile`. Display name, usage location,
@@ -19,8 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
-from teamsvoice.core.security import Keyring
-from teamsvoice.domain.fusion import licences, numbers, paging
+from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import voice_users
@@ -71,9 +72,20 @@ async def sku_map(admin: DirectoryAdmin) -> dict[str, SubscribedSku]:
     return {s.sku_id.lower(): s for s in await admin.subscribed_skus()}
 
 
-def render_licences(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> list[dict[str, str]]:
-    return [{"skuId": sku_id, "skuPartNumber": skus[sku_id.lower()].sku_part_number if sku_id.lower() in skus else sku_id}
+@dataclass(frozen=True)
+class Licence:
+    sku_id: str
+    sku_part_number: str  # the sku id itself when the tenant no longer subscribes it
+
+
+def licences_of(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> list[Licence]:
+    return [Licence(sku_id, skus[sku_id.lower()].sku_part_number if sku_id.lower() in skus else sku_id)
             for sku_id in user.assigned_sku_ids]
+
+
+def render_licences(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> list[dict[str, str]]:
+    """The user's licences named as Graph names them (the console's and the CLI's users lists)."""
+    return [{"skuId": licence.sku_id, "skuPartNumber": licence.sku_part_number} for licence in licences_of(user, skus)]
 
 
 def sync_status(record: TeamsVoiceUser) -> str:
@@ -82,28 +94,80 @@ def sync_status(record: TeamsVoiceUser) -> str:
     return "active" if record.last_synced_at is not None else "pending"
 
 
-async def fusion_view(session: AsyncSession, access: SubscriptionAccess, records: list[TeamsVoiceUser]) -> dict[int, dict[str, Any]]:
-    """The `draas` object of each record, by record id."""
+@dataclass(frozen=True)
+class VoiceRecordView:
+    """teamsvoice's record of a user or resource account: its number (`number_id`: the subscription's inventory
+    row of it, when there is one), its customer licences and how its last sync went (`sync_status`)."""
+
+    id: int
+    phone_number: str | None
+    number_id: int | None
+    customer_licences: list[str]
+    status: str
+
+
+async def record_views(session: AsyncSession, access: SubscriptionAccess, records: list[TeamsVoiceUser]) -> dict[int, VoiceRecordView]:
+    """Each record's view, by record id."""
     if not records:
         return {}
     ids = [r.id for r in records]
     licences = {row.voice_user_id: row.customer_licenses for row in await session.scalars(
         select(FusionUserLicences).where(FusionUserLicences.voice_user_id.in_(ids)))}
     phones = [r.phone_number for r in records if r.phone_number]
-    inventory = {row.e164: row for row in await session.scalars(select(FusionNumber).where(
+    inventory = {row.e164: row.id for row in await session.scalars(select(FusionNumber).where(
         FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164.in_(phones)))} if phones else {}
-    views: dict[int, dict[str, Any]] = {}
-    for record in records:
-        view: dict[str, Any] = {"id": record.id, "customerLicenses": list(licences.get(record.id, [])),
-                                "status": sync_status(record)}
-        if record.phone_number:
-            number = inventory.get(record.phone_number)
-            view["connectionId"] = record.id
-            if number is not None:
-                view["numberId"] = number.id
-            view["phoneNumber"] = record.phone_number
-        views[record.id] = view
-    return views
+    return {record.id: VoiceRecordView(record.id, record.phone_number or None,
+                                       inventory.get(record.phone_number) if record.phone_number else None,
+                                       list(licences.get(record.id, [])), sync_status(record))
+            for record in records}
+
+
+@dataclass(frozen=True)
+class Membership:
+    id: str  # a directory role's: its role template id
+    display_name: str | None
+
+
+@dataclass(frozen=True)
+class UserDetails:
+    """What is read for one user only: its groups, directory roles and voice routing policy (None: Global)."""
+
+    groups: list[Membership]
+    roles: list[Membership]
+    voice_routing_policy: str | None
+
+
+@dataclass(frozen=True)
+class TeamsUser:
+    """A directory user with what teamsvoice holds of it (`record`: None when teamsvoice has no record)."""
+
+    user: DirectoryUser
+    licences: list[Licence]
+    voice_enabled: str
+    record: VoiceRecordView | None
+    details: UserDetails | None = None
+
+
+@dataclass(frozen=True)
+class UsersPosition:
+    """Where a page of users starts: Microsoft's page link and the index in that page."""
+
+    link: str | None
+    skip: int
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    users: list[TeamsUser]
+    following: UsersPosition | None  # where the next page starts; None on the last page
+
+
+MAX_USERS_PAGE = 999
+
+
+def check_users_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= MAX_USERS_PAGE:
+        raise ValidationFailed(f"page_size: must be between 1 and {MAX_USERS_PAGE}")
 
 
 async def records_for(session: AsyncSession, access: SubscriptionAccess, ms_ids: list[str]) -> dict[str, TeamsVoiceUser]:
@@ -166,18 +230,15 @@ def _users_url(admin_base: str, page_size: int, search: str | None, group: str |
 
 
 async def list_users(
-    session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, keyring: Keyring, *,
-    page_size: int, next_token: str | None, search: str | None, group: str | None, filters: UserFilters,
-) -> dict[str, Any]:
-    """One page of users. Graph pages are followed until `page_size` users pass the Fusion filters; the
-    `next` token holds Graph's page link and the position in it, and names the query it continues."""
-    if not 1 <= page_size <= 999:
-        raise ValidationFailed("page_size: must be between 1 and 999")
-    context = {"page_size": page_size, "search": search or "", "group": group or "", **filters.context()}
+    session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, *,
+    page_size: int, start: UsersPosition | None, search: str | None, group: str | None, filters: UserFilters,
+) -> UsersPage:
+    """One page of users from `start` (None: the first page). Microsoft's pages are followed until `page_size`
+    users pass the filters; the page's `following` is where the next one starts."""
+    check_users_page_size(page_size)
     graph = connection.graph
-    if next_token:
-        position = paging.decode_cursor(keyring, next_token, context, fields={"u": str, "s": int})
-        url, skip = position["u"], position["s"]
+    if start is not None:
+        url, skip = start.link, start.skip
     else:
         url, skip = _users_url(graph.base_url, page_size, search, group), 0
     admin = connection.directory_admin
@@ -221,20 +282,10 @@ async def list_users(
     if filters.have_number:
         want = filters.have_number == "yes"
         picked = [(u, v) for u, v in picked if bool(records.get(u.id) and records[u.id].phone_number) == want]
-    views = await fusion_view(session, access, list(records.values()))
-    users = []
-    for user, voice in picked:
-        entry: dict[str, Any] = {"msTeams": {
-            "id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
-            "location": user.usage_location, "licenses": render_licences(user, skus), "voiceEnabled": voice}}
-        record = records.get(user.id)
-        if record is not None:
-            entry["draas"] = views[record.id]
-        users.append(entry)
-    body: dict[str, Any] = {"users": users}
-    if token is not None:
-        body["next"] = paging.encode_cursor(keyring, token, context)
-    return body
+    views = await record_views(session, access, list(records.values()))
+    users = [TeamsUser(user, licences_of(user, skus), voice, views[records[user.id].id] if user.id in records else None)
+             for user, voice in picked]
+    return UsersPage(users, UsersPosition(token["u"], token["s"]) if token is not None else None)
 
 
 async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdmin) -> set[str] | None:
@@ -263,26 +314,18 @@ async def directory_user(admin: DirectoryAdmin, ms_user_id: str) -> DirectoryUse
     return user
 
 
-async def get_user(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, ms_user_id: str) -> dict[str, Any]:
+async def get_user(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, ms_user_id: str) -> TeamsUser:
     admin = connection.directory_admin
     user = await directory_user(admin, ms_user_id)
     skus = await sku_map(admin)
     memberships = await admin.member_of(user.id)
     state = await connection.voice.voice_state(user.id)
-    body: dict[str, Any] = {"msTeams": {
-        "id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
-        "groups": [{"displayName": m.display_name, "id": m.id} for m in memberships if m.kind == "group"],
-        "location": user.usage_location, "licenses": render_licences(user, skus),
-        "voiceEnabled": voice_enabled(user, skus), "vrp": state.voice_routing_policy or "Global",
-    }}
-    roles = [{"id": m.role_template_id or m.id, "displayName": m.display_name}
-             for m in memberships if m.kind == "directoryRole"]
-    if roles:
-        body["msTeams"]["roles"] = roles
+    details = UserDetails([Membership(m.id, m.display_name) for m in memberships if m.kind == "group"],
+                          [Membership(m.role_template_id or m.id, m.display_name) for m in memberships
+                           if m.kind == "directoryRole"], state.voice_routing_policy)
     record = (await records_for(session, access, [user.id])).get(user.id)
-    if record is not None:
-        body["draas"] = (await fusion_view(session, access, [record]))[record.id]
-    return body
+    view = (await record_views(session, access, [record]))[record.id] if record is not None else None
+    return TeamsUser(user, licences_of(user, skus), voice_enabled(user, skus), view, details)
 
 
 async def check_voice(connection: TenantConnection, ms_user_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""Opaque `next` tokens for Fusion lists.
+"""Opaque `next` tokens for Fusion lists (Fusion's wire format: the domain pages by offsets and positions).
 
 A token is signed and names the query it continues (page size, search, sort...): sent with other query
 values it is refused (400), as the spec asks ("use the same page_size and search ... the token is only
