@@ -1,5 +1,6 @@
 """The domain speaks neutrally (issue 11 §1): no module of `domain/` imports an API family (`teamsvoice.api`) or
-carries Fusion's numeric error codes; `api/fusion/error_codes.py` alone turns the domain's named codes into them."""
+the web framework (fastapi, starlette), or carries Fusion's numeric error codes; `api/fusion/error_codes.py` alone
+turns the domain's named codes into them."""
 
 import ast
 from pathlib import Path
@@ -14,16 +15,15 @@ FUSION_NUMBERS = frozenset(error_codes.NAMED_CODES.values()) | {
 
 
 def problems(source: str) -> list[str]:
-    """What in `source` speaks an API family: imports of teamsvoice.api, Fusion numbers written as strings
-    (`"2011"`), and Fusion numbers given as an error's code (`code=2011`, `{"code": 1500}`)."""
+    """What in `source` speaks an API family: imports of teamsvoice.api, fastapi or starlette, Fusion numbers
+    written as strings (`"2011"`), and Fusion numbers given as an error's code (`code=2011`, `{"code": 1500}`)."""
     found: list[str] = []
     tree = ast.parse(source)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and (node.module + ".").startswith("teamsvoice.api."):
+        if isinstance(node, ast.ImportFrom) and node.module and _forbidden(node.module):
             found.append(f"line {node.lineno}: imports {node.module}")
         elif isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: imports {a.name}" for a in node.names
-                      if (a.name + ".").startswith("teamsvoice.api.")]
+            found += [f"line {node.lineno}: imports {a.name}" for a in node.names if _forbidden(a.name)]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isdigit() \
                 and int(node.value) in FUSION_NUMBERS:
             found.append(f"line {node.lineno}: Fusion code {node.value!r}")
@@ -35,15 +35,21 @@ def problems(source: str) -> list[str]:
     return found
 
 
+def _forbidden(module: str) -> bool:
+    return (module + ".").startswith(("teamsvoice.api.", "fastapi.", "starlette."))
+
+
 def _fusion_int(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) is int and node.value in FUSION_NUMBERS
 
 
 def test_the_check_finds_what_it_looks_for() -> None:
     source = ('from teamsvoice.api.fusion.errors import fusion_error\nimport teamsvoice.api\nTAKEN = "2011"\n'
-              'raise Conflict("x", code=2011)\nerror = {"code": 1500, "reason": "x"}\nLIMIT = 1000\nkind = "2"\n')
+              'raise Conflict("x", code=2011)\nerror = {"code": 1500, "reason": "x"}\nLIMIT = 1000\nkind = "2"\n'
+              'from fastapi import Request\nimport teamsvoice.apio\n')
     assert sorted(problems(source)) == ["line 1: imports teamsvoice.api.fusion.errors", "line 2: imports teamsvoice.api",
-                                "line 3: Fusion code '2011'", "line 4: code=2011", "line 5: \"code\": 1500"]
+                                        "line 3: Fusion code '2011'", "line 4: code=2011", "line 5: \"code\": 1500",
+                                        "line 8: imports fastapi"]
 
 
 def test_no_domain_module_imports_an_api_family_or_carries_fusion_codes() -> None:
