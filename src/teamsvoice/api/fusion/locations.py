@@ -4,6 +4,7 @@ Teams as emergency addresses, and the emergency location of a user's number."""
 import json
 from typing import Annotated, Any
 
+import pycountry
 from fastapi import APIRouter, Depends, Request, Response
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
@@ -36,8 +37,21 @@ def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantCo
     return container.connector.connect(access.ms_tenant_id) if access.ms_tenant_id else None
 
 
+def render_location(row: FusionLocation, numbers: list[str]) -> dict[str, Any]:
+    country = pycountry.countries.get(alpha_2=row.country)
+    return {
+        "id": row.id, "street": row.street, "number": row.house_number, "postbox": row.postbox,
+        "postalCode": {"code": row.postal_code, "city": row.city, "state": row.state,
+                       "country": {"isoCode": row.country, "name": country.name if country else row.country}},
+        "companyName": row.company_name, "description": row.description,
+        "msTeams": ({"civicAddressId": row.teams_civic_address_id, "locationId": row.teams_location_id}
+                    if row.teams_civic_address_id else None),
+        "phoneNumbers": numbers,
+    }
+
+
 async def _rendered(uow: UnitOfWorkDep, row: FusionLocation) -> dict[str, Any]:
-    return locations.render(row, (await locations.numbers_at(uow.session, [row.id]))[row.id])
+    return render_location(row, (await locations.numbers_at(uow.session, [row.id]))[row.id])
 
 
 @router.get("/locations", summary="The subscription's emergency addresses: {locations: [...]}",
@@ -48,7 +62,7 @@ async def _rendered(uow: UnitOfWorkDep, row: FusionLocation) -> dict[str, Any]:
 async def list_locations(access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
     rows = await locations.list_locations(uow.session, access)
     placed = await locations.numbers_at(uow.session, [r.id for r in rows])
-    return {"locations": [locations.render(r, placed[r.id]) for r in rows]}
+    return {"locations": [render_location(r, placed[r.id]) for r in rows]}
 
 
 @router.get("/locations/{location_id}", summary="One emergency address, with the numbers placed there",

@@ -92,19 +92,6 @@ async def numbers_at(session: AsyncSession, location_ids: list[int]) -> dict[int
     return {k: sorted(v) for k, v in found.items()}
 
 
-def render(row: FusionLocation, numbers: list[str]) -> dict[str, Any]:
-    country = pycountry.countries.get(alpha_2=row.country)
-    return {
-        "id": row.id, "street": row.street, "number": row.house_number, "postbox": row.postbox,
-        "postalCode": {"code": row.postal_code, "city": row.city, "state": row.state,
-                       "country": {"isoCode": row.country, "name": country.name if country else row.country}},
-        "companyName": row.company_name, "description": row.description,
-        "msTeams": ({"civicAddressId": row.teams_civic_address_id, "locationId": row.teams_location_id}
-                    if row.teams_civic_address_id else None),
-        "phoneNumbers": numbers,
-    }
-
-
 async def create_location(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionLocation:
     values = parse_location(body, partial=False)
     values["company_name"] = values.get("company_name") or access.tenant.name
