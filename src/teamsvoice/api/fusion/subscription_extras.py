@@ -23,6 +23,24 @@ _SUB = "tenants.instance.subscriptions.instance"
 NOT_IMPLEMENTED = 1501  # docs/fusion-errors.md
 
 
+def render_licences(counts: licences.Licences) -> dict[str, Any]:
+    return {"msTeamsUsers": {"assigned": counts.users_assigned, "inUse": counts.users_in_use},
+            "sipTrunkChannels": {"assigned": counts.channels_assigned}}
+
+
+def _assigned(body: dict[str, Any], key: str) -> int | None:
+    """`{key: {"assigned": N}}`'s N (None when the body has no `key`)."""
+    if key not in body:
+        return None
+    value = body[key]
+    if not isinstance(value, dict) or set(value) != {"assigned"}:
+        raise ValidationFailed(f'{key}: must be {{"assigned": <integer>}}')
+    assigned = value["assigned"]
+    if isinstance(assigned, bool) or not isinstance(assigned, int) or not 0 <= assigned <= licences.MAX_LICENCES:
+        raise ValidationFailed(f"{key}.assigned: must be an integer from 0 (no limit) to {licences.MAX_LICENCES}")
+    return assigned
+
+
 def not_implemented(what: str) -> JSONResponse:
     return fusion_error(501, NOT_IMPLEMENTED, f"{what} is not implemented by teamsvoice")
 
@@ -38,7 +56,7 @@ def not_implemented(what: str) -> JSONResponse:
 async def get_licences(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.licenses.read"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    return await licences.licences(uow.session, access)
+    return render_licences(await licences.licences(uow.session, access))
 
 
 @router.put(
@@ -57,7 +75,14 @@ async def put_licences(
         body = json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
-    return await licences.update_licences(uow.session, access, body)
+    if not isinstance(body, dict) or not body:
+        raise ValidationFailed('The request body must be {"msTeamsUsers": {"assigned": N}} or '
+                               '{"sipTrunkChannels": {"assigned": N}}')
+    unknown = set(body) - {"msTeamsUsers", "sipTrunkChannels"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown licence type (msTeamsUsers, sipTrunkChannels)")
+    return render_licences(await licences.update_licences(
+        uow.session, access, users=_assigned(body, "msTeamsUsers"), channels=_assigned(body, "sipTrunkChannels")))
 
 
 # --- what teamsvoice does not do -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscrip
 number calls it after flushing that change (single updates, bulk items and ConnecttoTeams' updateUserDetails).
 """
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,35 +33,26 @@ async def users_in_use(session: AsyncSession, enterprise_id: int) -> int:
         TeamsVoiceUser.id.not_in(resource_accounts))) or 0
 
 
-async def licences(session: AsyncSession, access: SubscriptionAccess) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Licences:
+    """A subscription's licences: MS Teams users assigned (0: no limit) and holding a number, SIP trunk channels
+    assigned."""
+
+    users_assigned: int
+    users_in_use: int
+    channels_assigned: int
+
+
+async def licences(session: AsyncSession, access: SubscriptionAccess) -> Licences:
     subscription = access.subscription
-    return {"msTeamsUsers": {"assigned": subscription.ms_teams_users,
-                             "inUse": await users_in_use(session, access.enterprise.id)},
-            "sipTrunkChannels": {"assigned": subscription.sip_trunk_channels}}
+    return Licences(subscription.ms_teams_users, await users_in_use(session, access.enterprise.id),
+                    subscription.sip_trunk_channels)
 
 
-def _assigned(body: dict[str, Any], key: str) -> int | None:
-    if key not in body:
-        return None
-    value = body[key]
-    if not isinstance(value, dict) or set(value) != {"assigned"}:
-        raise ValidationFailed(f'{key}: must be {{"assigned": <integer>}}')
-    assigned = value["assigned"]
-    if isinstance(assigned, bool) or not isinstance(assigned, int) or not 0 <= assigned <= MAX_LICENCES:
-        raise ValidationFailed(f"{key}.assigned: must be an integer from 0 (no limit) to {MAX_LICENCES}")
-    return assigned
-
-
-async def update_licences(session: AsyncSession, access: SubscriptionAccess, body: Any) -> dict[str, Any]:
-    """Body `{"msTeamsUsers": {"assigned": N}}` and/or `{"sipTrunkChannels": {"assigned": N}}`. The MS Teams
-    users quota cannot go below the users voice-enabled now (free their numbers first)."""
-    if not isinstance(body, dict) or not body:
-        raise ValidationFailed('The request body must be {"msTeamsUsers": {"assigned": N}} or '
-                               '{"sipTrunkChannels": {"assigned": N}}')
-    unknown = set(body) - {"msTeamsUsers", "sipTrunkChannels"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown licence type (msTeamsUsers, sipTrunkChannels)")
-    users, channels = _assigned(body, "msTeamsUsers"), _assigned(body, "sipTrunkChannels")
+async def update_licences(session: AsyncSession, access: SubscriptionAccess, *, users: int | None,
+                          channels: int | None) -> Licences:
+    """Sets the counts given (each from 0, no limit, to MAX_LICENCES). The MS Teams users quota cannot go below
+    the users voice-enabled now (free their numbers first)."""
     subscription = await _locked(session, access.subscription.id)
     if users is not None:
         in_use = await users_in_use(session, access.enterprise.id)
