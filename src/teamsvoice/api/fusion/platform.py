@@ -10,7 +10,7 @@ from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
-from teamsvoice.api.fusion.wire import render_owner
+from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.fusion import accounts, organisations, repository as fusion_repository
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
@@ -41,7 +41,7 @@ async def _json_object(request: Request) -> Any:
     responses=docs.ok(docs.Login, "The logged-in user"),
 )
 async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
-    return await accounts.render_user(uow.session, await accounts.me(uow.session, principal), with_rules=True)
+    return await render_login(uow.session, await accounts.me(uow.session, principal), with_rules=True)
 
 
 @router.put(
@@ -56,7 +56,7 @@ async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, 
 )
 async def put_local_user(request: Request, principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
     user = await accounts.update_me(uow.session, principal, await _json_object(request))
-    return await accounts.render_user(uow.session, user, with_rules=True)
+    return await render_login(uow.session, user, with_rules=True)
 
 
 @router.put("/api/v01/system/users/{user_id}", summary="Update your own profile fields (the portal's account page)",
@@ -154,7 +154,7 @@ async def list_users(
     context = {"search": search, "page_size": page_size}
     offset = decode_next(container.keyring, next, context)
     rows, total = await accounts.users_in_scope(uow.session, principal, search, offset, page_size)
-    return {"users": [await accounts.render_user(uow.session, u) for u in rows]} | Page(offset, page_size, total).wire(
+    return {"users": [await render_login(uow.session, u) for u in rows]} | Page(offset, page_size, total).wire(
         container.keyring, context)
 
 
@@ -184,7 +184,7 @@ AdminsPath = DRAAS + "/{level}/{uuid}/admins"
 async def list_admins(
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("list"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    return {"admins": [await accounts.render_user(uow.session, u) for u in await accounts.list_admins(uow.session, target[1])]}
+    return {"admins": [await render_login(uow.session, u) for u in await accounts.list_admins(uow.session, target[1])]}
 
 
 @router.post(
@@ -204,7 +204,7 @@ async def create_admin(
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     user = await accounts.create_admin(uow.session, target[1], await _json_object(request))
-    return await accounts.render_user(uow.session, user)
+    return await render_login(uow.session, user)
 
 
 @router.put(AdminsPath + "/{admin_id}",
@@ -219,7 +219,7 @@ async def update_admin(
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("update"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     user = await accounts.update_admin(uow.session, target[1], admin_id, await _json_object(request))
-    return await accounts.render_user(uow.session, user)
+    return await render_login(uow.session, user)
 
 
 @router.delete(AdminsPath + "/{admin_id}", summary="Delete an admin (not yourself)", status_code=204,

@@ -3,9 +3,12 @@
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.limits import Name
-from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant
+from teamsvoice.domain.fusion import accounts
+from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant, FusionUser
+from teamsvoice.domain.fusion.roles import ALL_ROLES
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -90,4 +93,19 @@ def render_number(row: FusionNumber, holder: TeamsVoiceUser | None) -> dict[str,
     if holder is not None:
         body["assignedTo"] = {"type": "ms_teams", "subType": "user", "to": holder.id,
                               "userPrincipalName": holder.user_principal_name}
+    return body
+
+
+async def render_login(session: AsyncSession, user: FusionUser, *, with_rules: bool = False) -> dict[str, Any]:
+    """A login as the portal reads it (never its password); `with_rules`: its roles as `profile.api_rules`."""
+    login = await accounts.login_view(session, user)
+    body: dict[str, Any] = {
+        "id": user.id, "username": user.username, "status": "active" if user.active else "disabled", **login.profile,
+        "ui_profile": accounts.UI_PROFILES[user.level],
+        "admin_of": [{"level": login.admin_of.level, "reference": login.admin_of.reference, "name": login.admin_of.name}],
+    }
+    if with_rules:
+        held = set(user.permissions or [])
+        body["profile"] = {"name": user.level,
+                           "api_rules": [{"name": role, "allowed": role in held} for role in sorted(ALL_ROLES)]}
     return body

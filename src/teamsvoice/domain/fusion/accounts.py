@@ -17,7 +17,7 @@ from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.security import hash_secret, verify_secret_bounded
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser, FusionUserProfile
 from teamsvoice.domain.fusion.principal import FusionPrincipal
-from teamsvoice.domain.fusion.roles import ALL_ROLES, FUSION_LEVEL_OF, RESELLER_LEVEL_OF, default_permissions
+from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, RESELLER_LEVEL_OF, default_permissions
 from teamsvoice.domain.fusion.scope import org_in_scope, org_uuid, tenant_filter, tenant_in_scope
 from teamsvoice.domain.orgs.models import Reseller
 
@@ -97,21 +97,19 @@ async def admin_of(session: AsyncSession, user: FusionUser) -> AdminOf:
     return AdminOf(user.level, org_uuid(node.id), node.name)
 
 
-async def render_user(session: AsyncSession, user: FusionUser, *, with_rules: bool = False) -> dict[str, Any]:
-    """A login as the portal reads it; never its password."""
+@dataclass(frozen=True)
+class Login:
+    """A login with its profile fields (`PROFILE_FIELDS`, None when unset) and the node it administers."""
+
+    user: FusionUser
+    profile: dict[str, str | None]
+    admin_of: AdminOf
+
+
+async def login_view(session: AsyncSession, user: FusionUser) -> Login:
     profile = await _profile(session, user.id)
-    of = await admin_of(session, user)
-    body: dict[str, Any] = {
-        "id": user.id, "username": user.username, "status": "active" if user.active else "disabled",
-        **{name: getattr(profile, name) if profile else None for name in PROFILE_FIELDS},
-        "ui_profile": UI_PROFILES[user.level],
-        "admin_of": [{"level": of.level, "reference": of.reference, "name": of.name}],
-    }
-    if with_rules:
-        held = set(user.permissions or [])
-        body["profile"] = {"name": user.level,
-                           "api_rules": [{"name": role, "allowed": role in held} for role in sorted(ALL_ROLES)]}
-    return body
+    return Login(user, {name: getattr(profile, name) if profile else None for name in PROFILE_FIELDS},
+                 await admin_of(session, user))
 
 
 async def me(session: AsyncSession, principal: FusionPrincipal) -> FusionUser:
