@@ -30,7 +30,7 @@ DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo c
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
 tenants_app = typer.Typer(help="Customers (Fusion tenants and ConnecttoTeams enterprises).", no_args_is_help=True)
-jobs_app = typer.Typer(help="Bulk jobs: list, follow, cancel, retry.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Durable jobs of every kind: list, show and follow, cancel, retry.", no_args_is_help=True)
 bulk_app = typer.Typer(help="Bulk updates of Teams users from a CSV file.", no_args_is_help=True)
 users_app = typer.Typer(help="Teams users of a customer tenant.", no_args_is_help=True)
 Follow = Annotated[bool, typer.Option("--follow", "--watch", "-f",
@@ -141,22 +141,6 @@ def tenants_list(data_dir: DataDir = Path("data"), as_json: Json = False) -> Non
 # --- jobs -----------------------------------------------------------------------------------------------
 
 
-async def _jobs(session: "AsyncSession", status: str | None) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
-    from teamsvoice.domain.teams_users import bulk
-    from teamsvoice.domain.teams_users.models import FusionBulkJob
-
-    query = select(FusionBulkJob, FusionSubscription, FusionTenant).join(
-        FusionSubscription, FusionSubscription.id == FusionBulkJob.subscription_id).join(
-        FusionTenant, FusionTenant.id == FusionSubscription.fusion_tenant_id).order_by(FusionBulkJob.id.desc())
-    if status:
-        query = query.where(FusionBulkJob.status == status)
-    return [bulk.job_summary(job) | {"tenant": tenant.name, "subscriptionId": subscription.id}
-            for job, subscription, tenant in (await session.execute(query.limit(500))).all()]
-
-
 async def _job(session: "AsyncSession", job_id: int) -> Any:
     from teamsvoice.core.errors import NotFound
     from teamsvoice.domain.teams_users.models import FusionBulkJob
@@ -167,18 +151,27 @@ async def _job(session: "AsyncSession", job_id: int) -> Any:
     return job
 
 
+JobRef = Annotated[str, typer.Argument(help="The job: KIND:ID (kinds: bulk, webhook, wizard, sync, resource-account, "
+                                            "voice-apply; see `jobs list`), or a bulk job's bare id.")]
+
+
 @jobs_app.command("list")
 def jobs_list(data_dir: DataDir = Path("data"), as_json: Json = False,
-              status: Annotated[str | None, typer.Option(help="Only jobs in this status (queued, running, success, "
-                                                                "partial, error, cancelled).")] = None) -> None:
-    """Bulk jobs of every customer, newest first, with their progress."""
-    rows = _with_session(_settings(data_dir), lambda s: _jobs(s, status))
+              kind: Annotated[str | None, typer.Option(help="Only this kind: bulk, webhook, wizard, sync, "
+                                                            "resource-account, voice-apply.")] = None,
+              status: Annotated[str | None, typer.Option(help="Only jobs in this status (e.g. queued, running, pending, "
+                                                              "error, failed, cancelled).")] = None) -> None:
+    """Durable jobs of every kind and customer, newest first: status, progress, attempts, last error, and
+    whether each can be retried or cancelled."""
+    from teamsvoice.domain.jobs import catalogue
+
+    jobs = _with_session(_settings(data_dir), lambda s: catalogue.list_jobs(s, None, kind=kind, status=status))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([j.render() for j in jobs], indent=2))
         return
-    _table(["id", "customer", "title", "status", "done", "errors", "created"],
-           [[r["id"], r["tenant"], r["title"], r["status"], f"{r['processed_count']}/{r['total_count']}",
-             r["error_count"], r["created_on"][:19]] for r in rows])
+    _table(["job", "kind", "customer", "title", "status", "done", "attempts", "last error", "started"],
+           [[j.ref, j.label, j.customer, j.title, j.status, f"{j.done}/{j.total}" if j.total is not None else "",
+             j.attempts, j.last_error, j.started.isoformat()[:19]] for j in jobs])
 
 
 async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:
@@ -231,12 +224,59 @@ def _report_ended(details: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _bulk_id(ref: str) -> int | None:
+    from teamsvoice.domain.jobs import catalogue
+
+    try:
+        kind, number = catalogue.parse_ref(ref)
+    except Exception as exc:  # noqa: BLE001 - a ValidationFailed: said in words
+        _fail(getattr(exc, "message", str(exc)))
+        raise
+    return number if kind == "bulk" else None
+
+
+def _print_job(job: dict[str, Any]) -> None:
+    progress = f", {job['done']}/{job['total']} done" if job["total"] is not None else ""
+    attempts = f", {job['attempts']} attempt(s)" if job["attempts"] is not None else ""
+    typer.echo(f"{job['ref']} {job['label']} '{job['title']}' of {job['customer']}: {job['status']}{progress}{attempts}")
+    if job["last_error"]:
+        typer.echo(f"  last error: {job['last_error']}")
+    typer.echo(f"  retry: {'possible' if job['canRetry'] else 'no, ' + job['retry_refusal']}")
+    typer.echo(f"  cancel: {'possible' if job['canCancel'] else 'no, ' + job['cancel_refusal']}")
+
+
+def _shown(settings: "Settings", ref: str) -> dict[str, Any]:
+    from teamsvoice.domain.jobs import catalogue
+
+    async def show(session: "AsyncSession") -> dict[str, Any]:
+        return (await catalogue.find(session, None, ref)).render()
+
+    return _with_session(settings, show)
+
+
+def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, Any]:
+    """Polls a job that is not a bulk job until it is no longer queued or running."""
+    job = _shown(settings, ref)
+    while job["status"] in ("queued", "running", "pending", "creating", "updating", "deleting"):
+        if not as_json:
+            typer.echo(f"{job['ref']}: {job['status']}" + (f" ({job['done']}/{job['total']})" if job["total"] else ""))
+        time.sleep(0.5)
+        job = _shown(settings, ref)
+    return job
+
+
 @jobs_app.command("show")
-def jobs_show(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
-              as_json: Json = False, follow: Follow = False) -> None:
-    """One bulk job: progress, and each item with its attempts and last error. With --follow, exit 1 when the
-    job ends with failed items."""
+def jobs_show(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False, follow: Follow = False) -> None:
+    """One job: status, progress, attempts, last error, whether it can be retried or cancelled (and why not);
+    a bulk job with each item. With --follow, until it ends (exit 1 when it ends with failures)."""
     settings = _settings(data_dir)
+    job_id = _bulk_id(ref)
+    if job_id is None:
+        job = _follow_other(settings, ref, as_json) if follow else _shown(settings, ref)
+        typer.echo(json.dumps(job, indent=2)) if as_json else _print_job(job)
+        if follow and job["status"] in ("error", "failed", "refused"):
+            raise typer.Exit(1)
+        return
     if follow:
         _report_ended(_watch(settings, job_id, as_json), as_json)
         return
@@ -247,38 +287,65 @@ def jobs_show(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")],
         _print_details(details)
 
 
+def _job_engine(settings: "Settings", follow_up: Any) -> None:
+    """Runs a retry's or cancel's follow-up (enqueue, or stop the workflow) as an `api` process would, on
+    behalf of the operator. Should this fail, a retried job is resumed by the next `serve` or worker start."""
+    import anyio
+
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.audit import context as audit
+    from teamsvoice.jobs.runtime import start_jobs, stop_jobs
+
+    start_jobs(settings, Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)), role="api")
+    try:
+        with audit.operator_submitting():
+            anyio.run(follow_up)
+    finally:
+        stop_jobs()
+
+
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
-                as_json: Json = False) -> None:
-    """No item of the job starts after this; finished items stay as they are."""
-    from teamsvoice.domain.teams_users import bulk
+def jobs_cancel(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+    """Stop a queued or running job: it is recorded as cancelled and its workflow stopped; what was already done
+    stays done. Exit 2, saying why, for a job that cannot be cancelled."""
+    from teamsvoice.domain.jobs import catalogue
 
-    async def cancel(session: "AsyncSession") -> dict[str, Any]:
-        job = await _job(session, job_id)
-        await bulk.cancel_job(session, job)
-        return bulk.job_summary(job)
-
-    summary = _with_session(_settings(data_dir), cancel)
-    typer.echo(json.dumps(summary, indent=2) if as_json else f"job {job_id} cancelled "
-               f"({summary['processed_count']}/{summary['total_count']} had finished)")
+    settings = _settings(data_dir)
+    job, follow_up = _with_session(settings, lambda s: catalogue.cancel(s, None, ref))  # committed first
+    if follow_up is not None:
+        _job_engine(settings, follow_up)
+    if as_json:
+        typer.echo(json.dumps(job.render(), indent=2))
+    else:
+        typer.echo(f"{job.ref} cancelled" + (f" ({job.done}/{job.total} had finished)" if job.total is not None else ""))
 
 
 @jobs_app.command("retry")
-def jobs_retry(job_id: Annotated[int, typer.Argument(help="The bulk job's id.")], data_dir: DataDir = Path("data"),
-               as_json: Json = False, follow: Follow = False) -> None:
-    """Run an ended job again for its failed and cancelled items only (succeeded items are not touched), in
-    `teamsvoice serve` or a worker. Exit 2 when the job is still running or has nothing to retry; with
-    --follow, exit 1 when items fail again."""
-    from teamsvoice.domain.teams_users import bulk
-
-    async def retry(session: "AsyncSession") -> tuple[str, int]:
-        job = await _job(session, job_id)
-        count = await bulk.retry_job(session, job)
-        return job.job_key, count  # the new key, given by the retry
+def jobs_retry(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False, follow: Follow = False) -> None:
+    """Run a failed or cancelled job again, in `teamsvoice serve` or a worker, without redoing what succeeded (a
+    bulk job: its failed and cancelled items only). Exit 2, saying why, when it cannot be retried (still
+    running, nothing failed, ...); with --follow, exit 1 when it fails again."""
+    from teamsvoice.domain.jobs import catalogue
 
     settings = _settings(data_dir)
-    job_key, count = _with_session(settings, retry)  # committed before it is enqueued
-    _enqueue_bulk(settings, job_key, job_id)
+    job_id = _bulk_id(ref)
+
+    async def retry(session: "AsyncSession") -> tuple[Any, Any, int]:
+        job, follow_up = await catalogue.retry(session, None, ref)
+        count = 0
+        if job_id is not None:  # a bulk job: its items that run again (all but the succeeded)
+            row = await _job(session, job_id)
+            count = row.total_count - row.success_count
+        return job, follow_up, count
+
+    job, follow_up, count = _with_session(settings, retry)  # committed before it is enqueued
+    _job_engine(settings, follow_up)
+    if job_id is None:
+        shown = _follow_other(settings, job.ref, as_json) if follow else job.render()
+        typer.echo(json.dumps(shown, indent=2)) if as_json else _print_job(shown)
+        if follow and shown["status"] in ("error", "failed", "refused"):
+            raise typer.Exit(1)
+        return
     if not follow:
         summary = _with_session(settings, lambda s: _details(s, job_id))
         typer.echo(json.dumps(summary | {"retried_count": count}, indent=2) if as_json else
@@ -366,21 +433,9 @@ def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[di
 
 
 def _enqueue_bulk(settings: "Settings", job_key: str, job_id: int) -> None:
-    """Hands a committed job to the job engine as an `api` process does. Should this fail, the job stays
-    queued and the next `serve` or worker start resumes it."""
-    import anyio
-
-    from teamsvoice.core.security import Keyring, load_or_create_master_key
-    from teamsvoice.domain.audit import context as audit
     from teamsvoice.domain.teams_users import workflows
-    from teamsvoice.jobs.runtime import start_jobs, stop_jobs
 
-    start_jobs(settings, Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)), role="api")
-    try:
-        with audit.operator_submitting():  # the job's changes are made on behalf of the operator
-            anyio.run(workflows.enqueue_bulk, job_key, job_id)
-    finally:
-        stop_jobs()
+    _job_engine(settings, lambda: workflows.enqueue_bulk(job_key, job_id))
 
 
 # --- users export ---------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ async def jobs_retry_and_follow(client: httpx.AsyncClient, live, onboarded: Onbo
     assert [i["attempts"] for i in second["job_items"]] == [1, 2]  # the succeeded item was not run again
 
     again = await teamsvoice(live, "jobs", "retry", job_id)
-    assert again.returncode == 2 and "has no failed or cancelled item to retry" in again.stderr
+    assert again.returncode == 2 and f"Job bulk:{job_id} cannot be retried: every item succeeded" in again.stderr
     shown = await teamsvoice(live, "jobs", "show", job_id, "-f")
     assert shown.returncode == 0 and "success" in shown.stdout and ghost in shown.stdout
     assert json.loads((await teamsvoice(live, "jobs", "show", job_id, "--json")).stdout)["status"] in FINAL

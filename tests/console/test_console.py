@@ -16,6 +16,7 @@ import pytest
 
 from tests.api.fusion.support import BASE, PASSWORD, make_world
 from tests.api.fusion.users_support import onboard
+from tests.cli.support import webhook_deliveries
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -184,7 +185,7 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
 
     await page.goto("/console/jobs")
     await page.get_by_role("table", name="Bulk jobs of all customers").get_by_text("Console CSV import").wait_for()
-    other = page.get_by_role("table", name="Webhooks, onboarding and syncs")
+    other = page.get_by_role("table", name="Webhooks, onboarding, syncs, resource accounts and applies")
     assert await other.get_by_role("cell", name="onboarding wizard").count() >= 1  # the wizard run of the onboarding
     await page.screenshot(path=shots / "jobs.png", full_page=True)
 
@@ -278,7 +279,7 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
     retried = audit_table.get_by_role("row").filter(has_text="bulk_job.update").filter(has_text="Ghost import").filter(
         has_text="/jobs/{job_id}/retry")
     assert await retried.count() == 1 and "error → queued" in await retried.inner_text()
-    await page.goto(f"/console/audit?action=teams_user&tenant=Bulk+Two")
+    await page.goto("/console/audit?action=teams_user&tenant=Bulk+Two")
     assert "197 entries" in await page.get_by_test_id("audit-total").inner_text() or \
         int((await page.get_by_test_id("audit-total").inner_text()).split()[0]) >= 197
     first_user = audit_table.get_by_role("row").nth(1)
@@ -306,3 +307,43 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
     assert response is not None and response.status == 404
     response = await other.goto(job_url)
     assert response is not None and response.status == 404
+
+
+async def test_jobs_page_retries_and_cancels_a_webhook_delivery(new_page, live, organisation, receiver, shots: Path) -> None:
+    """The Jobs page acts on jobs other than bulk ones: a refused webhook delivery is retried (the job engine
+    delivers it), a pending one cancelled; a delivered one offers no button. Another reseller's staff cannot
+    act on them, even by direct URL."""
+    name = f"Hooked {random.randrange(10**6)}"
+    refused_id, pending_id = await webhook_deliveries(live, organisation.resellers[0].reseller_id, receiver, name)
+    page = await new_page()
+    await sign_in(page, organisation.resellers[0].username, organisation.resellers[0].password)
+    await page.goto("/console/jobs")
+    refused, pending = page.locator(f"#job-webhook-{refused_id}"), page.locator(f"#job-webhook-{pending_id}")
+    assert "HTTP 302: redirects are not followed" in await refused.inner_text()
+    assert await refused.get_by_role("button", name=f"Cancel webhook delivery webhook:{refused_id}").count() == 0
+    await page.screenshot(path=shots / "jobs-other-kinds.png", full_page=True)
+
+    await pending.get_by_role("button", name=f"Cancel webhook delivery webhook:{pending_id}").click()
+    await page.wait_for_url("**/console/jobs")
+    assert await pending.get_by_test_id("status").inner_text() == "cancelled"
+    await pending.get_by_role("button", name=f"Retry webhook delivery webhook:{pending_id}").wait_for()
+
+    await refused.get_by_role("button", name=f"Retry webhook delivery webhook:{refused_id}").click()
+    await page.wait_for_url("**/console/jobs")
+    for _ in range(50):  # the delivery is recorded just after the receiver answers
+        await page.goto("/console/jobs")
+        if await refused.get_by_test_id("status").inner_text() == "delivered":
+            break
+        await page.wait_for_timeout(200)
+    assert await refused.get_by_test_id("status").inner_text() == "delivered"
+    assert [r for r in receiver.received if r["path"] == "/hook" and r["body"] == {"enterpriseName": name}]
+    assert await refused.get_by_role("button").count() == 0  # delivered: nothing to retry or cancel
+    await page.screenshot(path=shots / "jobs-webhook-retried.png", full_page=True)
+
+    other = await new_page()
+    await sign_in(other, organisation.resellers[1].username, organisation.resellers[1].password)
+    await other.goto("/console/jobs")
+    assert await other.locator(f"#job-webhook-{pending_id}").count() == 0
+    csrf = await other.locator("input[name=csrf_token]").first.get_attribute("value")
+    forged = await other.request.post(f"/console/jobs/webhook/{pending_id}/retry", form={"csrf_token": csrf or ""})
+    assert forged.status == 404

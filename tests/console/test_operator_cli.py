@@ -35,7 +35,7 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     csv_file.write_text("upn,number,vrp,country\n" + "\n".join(good) + "\n")
     dry = await teamsvoice(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--dry-run", "--json")
     assert dry.returncode == 0 and json.loads(dry.stdout)["valid"] == 6, dry.stderr
-    assert not json.loads((await teamsvoice(live, "jobs", "list", "--json")).stdout)  # a dry run records nothing
+    assert not json.loads((await teamsvoice(live, "jobs", "list", "--kind", "bulk", "--json")).stdout)  # a dry run records nothing
 
     ran = teamsvoice_process(live, "bulk", "import", str(csv_file), "--subscription", sub_id, "--json", "--results", str(results))
     assert ran.returncode == 0, ran.stderr + ran.stdout
@@ -44,7 +44,7 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     assert results.read_text().count(",success,") == 6
     assert onboarded.numbers[0] in await onboarded.teams_numbers(users[0]["id"])
 
-    jobs = json.loads((await teamsvoice(live, "jobs", "list", "--json")).stdout)
+    jobs = json.loads((await teamsvoice(live, "jobs", "list", "--kind", "bulk", "--json")).stdout)
     assert [j["id"] for j in jobs] == [job["id"]]
     shown = await teamsvoice(live, "jobs", "show", str(job["id"]))
     assert shown.returncode == 0 and "success" in shown.stdout and users[0]["userPrincipalName"] in shown.stdout

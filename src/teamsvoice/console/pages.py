@@ -28,6 +28,7 @@ from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.consent import service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.fusion import numbers, onboarding, tenants
+from teamsvoice.domain.jobs import catalogue
 from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
@@ -473,7 +474,7 @@ async def cancel_job(request: Request, uuid: str, sub_id: int, job_id: int, staf
                      container: ContainerDep, back: Annotated[str, Form()] = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     job = await bulk.job_in_scope(uow.session, access, job_id)
-    await bulk.cancel_job(uow.session, job)
+    await catalogue.cancel(uow.session, staff.ctt.reseller_scope, f"bulk:{job.id}")  # the one rule for every kind
     await uow.session.commit()
     return await _job_changed(request, uow, container, access, job, staff, back)
 
@@ -481,13 +482,12 @@ async def cancel_job(request: Request, uuid: str, sub_id: int, job_id: int, staf
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}/retry")
 async def retry_job(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
                     container: ContainerDep, back: Annotated[str, Form()] = "") -> Response:
-    """The job's failed and cancelled items run again (domain/teams_users/bulk.py retry_job, as the CLI does)."""
+    """The job's failed and cancelled items run again (domain/jobs/catalogue.py, as the CLI does)."""
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     job = await bulk.job_in_scope(uow.session, access, job_id)
-    await bulk.retry_job(uow.session, job)
-    job_key, job_db_id = job.job_key, job.id
+    _retried, enqueue = await catalogue.retry(uow.session, staff.ctt.reseller_scope, f"bulk:{job.id}")
     await uow.session.commit()
-    await workflows.enqueue_bulk(job_key, job_db_id)  # committed first: a crash before this is resumed as a new job's
+    await enqueue()  # committed first: a crash before this is resumed as a new job's
     return await _job_changed(request, uow, container, access, job, staff, back)
 
 
@@ -520,8 +520,25 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
             rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
                       "base": _sub_url(access)} for j in listed]
     rows.sort(key=lambda r: r["job"]["created_on"], reverse=True)
-    return page(request, "jobs.html", {"staff": staff, "rows": rows,
-                                       "other": await activity.other_work(uow.session, staff.ctt)})
+    other = [j for j in await catalogue.list_jobs(uow.session, staff.ctt.reseller_scope) if j.kind != "bulk"]
+    return page(request, "jobs.html", {"staff": staff, "rows": rows, "other": other})
+
+
+@router.post("/jobs/{kind}/{job_id}/{action}")
+async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], action: str, staff: StaffDep,
+                     uow: UnitOfWorkDep) -> Response:
+    """Retry or cancel a job of any kind other than bulk (domain/jobs/catalogue.py decides and says why not);
+    scoped like the page: another reseller's job is "not found"."""
+    if action not in ("retry", "cancel"):
+        raise NotFound(f"No such action: {action}")
+    ref = f"{kind}:{job_id}"
+    if action == "retry":
+        _job, follow = await catalogue.retry(uow.session, staff.ctt.reseller_scope, ref)
+    else:
+        _job, follow = await catalogue.cancel(uow.session, staff.ctt.reseller_scope, ref)
+    if follow is not None:
+        uow.after_commit(follow)  # enqueued (or stopped) once the change is committed
+    return RedirectResponse("/console/jobs", status_code=303)
 
 
 # --- audit log ------------------------------------------------------------------------------------------

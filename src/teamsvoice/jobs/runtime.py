@@ -399,6 +399,16 @@ def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bo
     return True
 
 
+def stop_workflow(workflow_id: str) -> bool:
+    """Cancels a workflow that has not ended, with the work it enqueued: a queued one never starts, a running
+    one stops at its next step (the step running finishes). False when there is none or it has ended."""
+    status = DBOS.get_workflow_status(workflow_id)
+    if status is None or status.status in ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
+        return False
+    DBOS.cancel_workflow(workflow_id, cancel_children=True)
+    return True
+
+
 def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[..., Any], *args: Any,
                        position: int | None = None) -> None:
     """Enqueues one unit of Microsoft work on the tenant's partition (idempotent by workflow id). Called

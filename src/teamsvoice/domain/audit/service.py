@@ -15,7 +15,7 @@ from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.domain.audit import context
 from teamsvoice.domain.audit.models import AuditEntry
-from teamsvoice.domain.audit.recorder import Owner, entry_values, plain
+from teamsvoice.domain.audit.recorder import Owner, acting_scope, entry_values, plain
 
 MAX_PAGE = 500
 CSV_COLUMNS = ("at", "family", "actor", "on_behalf_of", "source", "action", "object", "customer", "tenant",
@@ -45,6 +45,15 @@ async def record_sign_in(session: AsyncSession, *, family: str, login_id: int, u
     entry = entry_values(scope, Owner(reseller_id), action="login.sign_in", aggregate="login", object_id=login_id,
                    label=username, before=None, after=None, actor=actor)
     session.add(AuditEntry(**entry))
+    await session.flush()
+
+
+async def record_action(session: AsyncSession, owner: Owner, *, action: str, aggregate: str, object_id: Any,
+                        label: str | None, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    """An entry for an action that no audited row records by itself (e.g. a job retried or cancelled, whose
+    rows may be bookkeeping), made by whoever acts now (the request, the job or the CLI's operator)."""
+    session.add(AuditEntry(**entry_values(acting_scope(), owner, action=action, aggregate=aggregate,
+                                          object_id=object_id, label=label, before=before, after=after)))
     await session.flush()
 
 

@@ -1,0 +1,1 @@
+"""Durable jobs of every kind as staff see them (catalogue.py): list, show, retry, cancel."""

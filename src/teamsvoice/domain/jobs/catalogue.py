@@ -1,0 +1,401 @@
+"""The job catalogue: every kind of durable job (bulk updates, consent webhook deliveries, onboarding wizard runs,
+Teams syncs, resource-account changes, voice-state applies) seen one way, and the one place that decides whether
+a job may be retried or cancelled, and says why not in words. The console's Jobs page and the CLI's
+`jobs list|show|retry|cancel` both use it.
+
+A job is named `<kind>:<id>` (a bare id is a bulk job, as the Fusion API numbers them).
+- Retry (of a failed or cancelled job) runs it again durably under a new, never-reused workflow id, and does
+  not redo what succeeded: a bulk job re-runs its failed and cancelled items only; the wizard resumes at the
+  step that failed; syncs, applies and resource accounts converge Microsoft to the recorded state, so what
+  already matches is left alone.
+- Cancel (of a queued or running job) records it as cancelled, then stops its DBOS workflow (a queued one never
+  starts; a running one stops after the step it is in). What was already done stays done.
+Both are recorded in the audit log (`job.retry`, `job.cancel`) in the caller's transaction. The caller commits,
+then awaits the `FollowUp` returned (it enqueues or stops the workflow; it needs the job engine).
+"""
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.ids import new_uuid
+from teamsvoice.domain.audit import service as audit
+from teamsvoice.domain.audit.recorder import Owner, acting_scope
+from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.teams_users import bulk
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.voice_state.models import VoiceApplyJob
+
+FollowUp = Callable[[], Awaitable[None]]
+Scope = Iterable[int] | None  # the reseller nodes whose customers' jobs the caller may see; None: all (an operator)
+LIMIT = 100
+KINDS = {"bulk": "bulk update", "webhook": "webhook delivery", "wizard": "onboarding wizard", "sync": "Teams sync",
+         "resource-account": "resource account", "voice-apply": "voice state apply"}
+WIZARD_CANCELLED = "Cancelled by "
+
+
+@dataclass(frozen=True)
+class Job:
+    ref: str
+    kind: str
+    label: str
+    title: str
+    customer: str
+    enterprise_id: int
+    reseller_id: int
+    status: str  # lower case: queued, running, pending, waiting, success, partial, completed, error, failed, ...
+    done: int | None
+    total: int | None
+    attempts: int | None  # tries of the work (a bulk job: its most tried item); None where the kind keeps none
+    last_error: str | None
+    started: datetime
+    finished: datetime | None
+    retry_refusal: str | None  # why it cannot be retried now; None: it can
+    cancel_refusal: str | None
+    subscription_id: int | None = None  # a Fusion subscription's job (the console links its pages)
+
+    @property
+    def id(self) -> int:
+        return int(self.ref.split(":", 1)[1])
+
+    def render(self) -> dict[str, Any]:
+        data = asdict(self) | {"id": self.id}
+        data["started"] = self.started.isoformat()
+        data["finished"] = self.finished.isoformat() if self.finished else None
+        data["canRetry"], data["canCancel"] = self.retry_refusal is None, self.cancel_refusal is None
+        return data
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    kind, _, number = ref.strip().rpartition(":")
+    kind = kind or "bulk"
+    if kind not in KINDS:
+        raise ValidationFailed(f"Job {ref!r}: the kind must be one of {', '.join(KINDS)} (e.g. webhook:12)")
+    if not number.isdigit() or not 0 < int(number) < 2**63:
+        raise ValidationFailed(f"Job {ref!r}: expected <kind>:<id>, e.g. webhook:12 (a bare id is a bulk job)")
+    return kind, int(number)
+
+
+def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
+    return query if scope is None else query.where(Enterprise.reseller_id.in_(list(scope)))
+
+
+def _still(status: str) -> str:
+    return f"it is still {status}: wait for it to end, or cancel it first"
+
+
+def _ended(status: str) -> str:
+    return f"it has already ended ({status}): there is nothing to stop"
+
+
+# --- each kind ------------------------------------------------------------------------------------------
+
+
+async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(FusionBulkJob, Enterprise).join(FusionSubscription, FusionSubscription.id == FusionBulkJob.subscription_id)
+                    .join(Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(FusionBulkJob.id.in_(ids))
+    rows = (await session.execute(query.order_by(FusionBulkJob.id.desc()).limit(limit))).all()
+    job_ids = [job.id for job, _ in rows]
+    tries = dict((await session.execute(select(FusionBulkItem.job_id, func.max(FusionBulkItem.attempts)).where(
+        FusionBulkItem.job_id.in_(job_ids)).group_by(FusionBulkItem.job_id))).all()) if job_ids else {}
+    errors: dict[int, str] = {}
+    if job_ids:
+        for job_id, error in (await session.execute(select(FusionBulkItem.job_id, FusionBulkItem.error).where(
+                FusionBulkItem.job_id.in_(job_ids), FusionBulkItem.status == "error").order_by(FusionBulkItem.updated_on))).all():
+            errors[job_id] = ((error.get("message") or error.get("reason")) if isinstance(error, dict) else str(error))
+    jobs = []
+    for job, enterprise in rows:
+        final = job.status in bulk.FINAL
+        retry = (_still(job.status) if not final else
+                 "every item succeeded: there is nothing to retry" if job.status == "success" else None)
+        jobs.append(Job(f"bulk:{job.id}", "bulk", KINDS["bulk"], job.title, enterprise.enterprise_name, enterprise.id,
+                        enterprise.reseller_id, job.status, job.success_count + job.error_count, job.total_count,
+                        tries.get(job.id), errors.get(job.id), job.created_on, job.updated_on if final else None,
+                        retry, _ended(job.status) if final else None, job.subscription_id))
+    return jobs
+
+
+async def _webhooks(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(WebhookDelivery, Enterprise).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(WebhookDelivery.id.in_(ids))
+    jobs = []
+    for delivery, enterprise in (await session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit))).all():
+        status = delivery.status
+        retry = ("it is still being delivered: it is tried again until the receiver answers (cancel it to stop)"
+                 if status == "pending" else
+                 f"it was delivered at {delivery.delivered_at:%Y-%m-%d %H:%M:%S} UTC: the receiver has it"
+                 if status == "delivered" and delivery.delivered_at else None)
+        jobs.append(Job(f"webhook:{delivery.id}", "webhook", KINDS["webhook"], f"consent outcome to {urlsplit(delivery.url).netloc}",
+                        enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, status, None, None,
+                        delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at, retry, None if status == "pending" else _ended(status)))
+    return jobs
+
+
+def _wizard_status(run: FusionWizardRun) -> str:
+    if run.running:
+        return "running"
+    if (run.error or "").startswith(WIZARD_CANCELLED):
+        return "cancelled"
+    if all(step.get("ok") for step in run.steps):
+        return "completed"
+    return "failed"
+
+
+async def _wizards(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(FusionWizardRun, FusionSubscription, Enterprise).join(
+        FusionSubscription, FusionSubscription.id == FusionWizardRun.subscription_id).join(
+        Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(FusionWizardRun.id.in_(ids))
+    rows = (await session.execute(query.order_by(FusionWizardRun.id.desc()).limit(limit))).all()
+    newest = dict((await session.execute(select(FusionWizardRun.subscription_id, func.max(FusionWizardRun.id)).where(
+        FusionWizardRun.subscription_id.in_({s.id for _, s, _ in rows})).group_by(FusionWizardRun.subscription_id))).all()) if rows else {}
+    jobs = []
+    for run, subscription, enterprise in rows:
+        status = _wizard_status(run)
+        retry = (_still(status) if status == "running" else
+                 "every step succeeded: the tenant is onboarded" if status == "completed" else
+                 f"a newer run of this subscription's wizard exists (wizard:{newest[subscription.id]}): retry that one"
+                 if newest.get(subscription.id, run.id) != run.id else None)
+        done = sum(1 for step in run.steps if step.get("ok"))
+        jobs.append(Job(f"wizard:{run.id}", "wizard", KINDS["wizard"], f"onboarding of {subscription.name}",
+                        enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, status, done, len(run.steps),
+                        None, run.error, run.started_at, run.finished_at, retry,
+                        None if status == "running" else _ended(status), subscription.id))
+    return jobs
+
+
+def _failed_results(results: Iterable[Any]) -> list[dict[str, Any]]:
+    return [r for r in results if isinstance(r, dict) and str(r.get("status", "")).lower() == "failed"]
+
+
+async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(CallingJob.id.in_(ids))
+    jobs = []
+    for job, enterprise in (await session.execute(query.order_by(CallingJob.id.desc()).limit(limit))).all():
+        status = job.status.lower()
+        failed = _failed_results((job.results or {}).values())
+        active = status in ("queued", "running")
+        retry = (_still(status) if active else
+                 "it completed and every user succeeded: there is nothing to retry" if status == "completed" and not failed else None)
+        jobs.append(Job(f"sync:{job.id}", "sync", KINDS["sync"], job.kind.lower().replace("_", " "), enterprise.enterprise_name,
+                        enterprise.id, enterprise.reseller_id, status, len(job.results or {}), job.total, None,
+                        job.error or (failed[-1].get("error") if failed else None), job.created_at, job.finished_at,
+                        retry, None if active else _ended(status)))
+    return jobs
+
+
+async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(FusionResourceAccount, Enterprise).join(
+        FusionSubscription, FusionSubscription.id == FusionResourceAccount.subscription_id).join(
+        Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(FusionResourceAccount.id.in_(ids))
+    jobs = []
+    for account, enterprise in (await session.execute(query.order_by(FusionResourceAccount.id.desc()).limit(limit))).all():
+        status = account.status
+        active = status in ("creating", "updating", "deleting")
+        retry = (_still(status) if active else "it is active: nothing failed" if status == "active" else None)
+        jobs.append(Job(f"resource-account:{account.id}", "resource-account", KINDS["resource-account"],
+                        f"{account.account_type} {account.user_principal_name}", enterprise.enterprise_name, enterprise.id,
+                        enterprise.reseller_id, status, None, None, None, account.error, account.created_on,
+                        None if active else account.updated_on, retry,
+                        "a resource account's change is one Microsoft operation that ends by itself and cannot be "
+                        "stopped halfway (retry it if it fails)" if active else _ended(status), account.subscription_id))
+    return jobs
+
+
+async def _applies(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    query = _scoped(select(VoiceApplyJob, Enterprise).join(Enterprise, Enterprise.id == VoiceApplyJob.enterprise_id), scope)
+    if ids is not None:
+        query = query.where(VoiceApplyJob.id.in_(ids))
+    jobs = []
+    for job, enterprise in (await session.execute(query.order_by(VoiceApplyJob.id.desc()).limit(limit))).all():
+        failed = _failed_results(job.results or [])
+        active = job.status in ("queued", "running")
+        retry = (_still(job.status) if active else
+                 "it completed and every change succeeded: there is nothing to retry" if job.status == "completed" and not failed
+                 else None)
+        jobs.append(Job(f"voice-apply:{job.id}", "voice-apply", KINDS["voice-apply"], f"apply ({job.trigger})",
+                        enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, job.status, len(job.results or []),
+                        len(job.differences or []), None, job.error or (failed[-1].get("detail") if failed else None),
+                        job.created_at, job.finished_at, retry, None if active else _ended(job.status)))
+    return jobs
+
+
+_LOADERS = {"bulk": _bulk, "webhook": _webhooks, "wizard": _wizards, "sync": _syncs,
+            "resource-account": _resource_accounts, "voice-apply": _applies}
+
+
+# --- reading --------------------------------------------------------------------------------------------
+
+
+async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
+                    limit: int = LIMIT) -> list[Job]:
+    """Newest first: at most `limit` of each kind (of `kind` only, when given), optionally in one status."""
+    if kind is not None and kind not in KINDS:
+        raise ValidationFailed(f"kind: must be one of {', '.join(KINDS)}")
+    scope = None if scope is None else list(scope)
+    jobs: list[Job] = []
+    for name, load in _LOADERS.items():
+        if kind is None or kind == name:
+            jobs += await load(session, scope, None, limit)
+    if status:
+        jobs = [j for j in jobs if j.status == status.strip().lower()]
+    return sorted(jobs, key=lambda j: j.started, reverse=True)
+
+
+async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:
+    """One job, if it is of a customer in scope (else "not found", as for anything out of scope)."""
+    kind, number = parse_ref(ref)
+    found = await _LOADERS[kind](session, None if scope is None else list(scope), [number], 1)
+    if not found:
+        raise NotFound(f"Job {kind}:{number} not found" if kind != "bulk" else f"Bulk job {number} not found")
+    return found[0]
+
+
+# --- acting ---------------------------------------------------------------------------------------------
+
+
+async def _record(session: AsyncSession, job: Job, action: str, after: str) -> None:
+    enterprise = await session.get(Enterprise, job.enterprise_id)
+    owner = Owner(job.reseller_id, job.enterprise_id, job.customer, enterprise.tenant_id if enterprise else None)
+    await audit.record_action(session, owner, action=f"job.{action}", aggregate="job", object_id=job.ref,
+                              label=f"{job.label}: {job.title}"[:400], before={"status": job.status}, after={"status": after})
+
+
+def _stopping(workflow_id: str) -> FollowUp:
+    async def stop() -> None:
+        from teamsvoice.jobs.runtime import stop_workflow
+
+        await anyio.to_thread.run_sync(stop_workflow, workflow_id)
+
+    return stop
+
+
+async def retry(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, FollowUp]:
+    """Makes a failed or cancelled job run again (see the module's words); a Conflict says why it cannot."""
+    job = await find(session, scope, ref)
+    if job.retry_refusal is not None:
+        raise Conflict(f"Job {job.ref} cannot be retried: {job.retry_refusal}")
+    follow: FollowUp
+    if job.kind == "bulk":
+        from teamsvoice.domain.teams_users import workflows
+
+        row = await session.get(FusionBulkJob, job.id)
+        assert row is not None
+        await bulk.retry_job(session, row)
+        key, job_id = row.job_key, row.id
+        follow = lambda: workflows.enqueue_bulk(key, job_id)  # noqa: E731
+        status = "queued"
+    elif job.kind == "webhook":
+        from teamsvoice.jobs import webhooks
+
+        delivery = await session.get(WebhookDelivery, job.id)
+        assert delivery is not None
+        delivery.status, delivery.delivered_at, delivery.job_key = "pending", None, new_uuid()
+        follow = lambda: webhooks.enqueue_delivery(job.id)  # noqa: E731
+        status = "pending"
+    elif job.kind == "wizard":
+        from teamsvoice.jobs import fusion_wizard
+
+        run = await session.get(FusionWizardRun, job.id)
+        assert run is not None
+        done = 0
+        for step in run.steps:  # it resumes at the first step that did not succeed
+            if not step.get("ok"):
+                break
+            done += 1
+        run.running, run.error, run.finished_at, run.consent_url = True, None, None, None
+        run.status, run.job_key = f"wizard_{done}_OK", new_uuid()
+        follow = lambda: fusion_wizard.enqueue_wizard(job.id)  # noqa: E731
+        status = "running"
+    elif job.kind == "sync":
+        from teamsvoice.domain.calling import workflows as calling_workflows
+
+        calling = await session.get(CallingJob, job.id)
+        assert calling is not None
+        calling.status, calling.error, calling.finished_at, calling.results, calling.total = "QUEUED", None, None, {}, 0
+        calling.job_key = new_uuid()
+        follow = lambda: calling_workflows.enqueue(job.id)  # noqa: E731
+        status = "queued"
+    elif job.kind == "resource-account":
+        from teamsvoice.domain.teams_users import workflows
+
+        account = await session.get(FusionResourceAccount, job.id)
+        assert account is not None
+        account.status = "creating" if account.microsoft_user_id is None else "updating"
+        account.error, account.generation = None, account.generation + 1
+        key, generation, status = account.job_key, account.generation, account.status
+        follow = lambda: workflows.enqueue_resource_account(key, job.id, generation)  # noqa: E731
+    else:
+        from teamsvoice.domain.voice_state import workflows as voice_workflows
+
+        apply = await session.get(VoiceApplyJob, job.id)
+        assert apply is not None
+        apply.status, apply.error, apply.finished_at, apply.results, apply.differences = "queued", None, None, [], []
+        apply.job_key = new_uuid()
+        key = apply.job_key
+        follow = lambda: voice_workflows.enqueue_apply(job.id, key)  # noqa: E731
+        status = "queued"
+    await _record(session, job, "retry", status)
+    await session.flush()
+    return await find(session, scope, job.ref), follow
+
+
+async def cancel(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, FollowUp | None]:
+    """Records a queued or running job as cancelled; the follow-up stops its workflow."""
+    job = await find(session, scope, ref)
+    if job.cancel_refusal is not None:
+        raise Conflict(f"Job {job.ref} cannot be cancelled: {job.cancel_refusal}")
+    follow: FollowUp | None = None
+    if job.kind == "bulk":
+        row = await session.get(FusionBulkJob, job.id)
+        assert row is not None
+        await bulk.cancel_job(session, row)  # its items stop at their next try; no item starts after this
+    elif job.kind == "webhook":
+        delivery = await session.get(WebhookDelivery, job.id)
+        assert delivery is not None
+        delivery.status = "cancelled"
+        follow = _stopping(f"webhook-{delivery.job_key}")
+    elif job.kind == "wizard":
+        run = await session.get(FusionWizardRun, job.id)
+        assert run is not None
+        actor = acting_scope().actor
+        steps = [dict(step) for step in run.steps]
+        current = next((s for s in steps if not s.get("ok")), None)
+        if current is not None:  # the step it was in is reported as stopped, in the wizard's own terms
+            current.update(executed=True, ok=False, detail="Cancelled")
+            run.status = f"wizard_{current['step']}_ERROR"
+        run.steps, run.running, run.finished_at = steps, False, utcnow()
+        run.error = f"{WIZARD_CANCELLED}{actor.label() if actor else 'system'}"
+        follow = _stopping(f"fusion-wizard-{run.job_key}")
+    elif job.kind == "sync":
+        calling = await session.get(CallingJob, job.id)
+        assert calling is not None
+        calling.status, calling.finished_at, calling.graph_token_encrypted = "CANCELLED", utcnow(), None
+        follow = _stopping(f"calling-{calling.job_key}")
+    elif job.kind == "voice-apply":
+        apply = await session.get(VoiceApplyJob, job.id)
+        assert apply is not None
+        apply.status, apply.finished_at = "cancelled", utcnow()
+        follow = _stopping(f"voice-apply-{apply.job_key}")
+    await _record(session, job, "cancel", "cancelled")
+    await session.flush()
+    return await find(session, scope, job.ref), follow
