@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         default=30 * 24 * 3600.0, ge=0, description="How long a number freed by offboarding (its user deleted in "
         "Entra ID) stays out of use before it is free in the inventory again.")
 
+    audit_retention_days: int = Field(
+        default=365, ge=0, description="Audit log entries older than this many days are deleted by a scheduled "
+        "durable job (0: kept for ever).")
+    audit_purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often worker processes delete the audit entries past their retention.")
+
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0
 

@@ -99,6 +99,7 @@ _heartbeat_thread: threading.Thread | None = None
 WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
                     "teamsvoice.domain.teams_users.workflows", "teamsvoice.domain.voice_state.workflows"]
 WORKFLOW_MODULES.append("teamsvoice.domain.sbc.workflows")  # the SBC sync (issue 14)
+WORKFLOW_MODULES.append("teamsvoice.domain.audit.workflows")  # the audit log's retention (issue 13)
 
 
 def job_context() -> JobContext:
@@ -263,6 +264,9 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
         return
     grace = _context.settings.job_shutdown_grace_seconds if grace_seconds is None else grace_seconds
     _stopping.set()
+    for schedule in _schedules.values():
+        schedule.set()
+    _schedules.clear()
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _in_flight > 0:
         time.sleep(0.05)
@@ -397,6 +401,32 @@ def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bo
     with SetWorkflowID(workflow_id):
         DBOS.retrieve_queue(JOBS_QUEUE).enqueue(workflow, *args)
     return True
+
+
+_schedules: dict[str, threading.Event] = {}
+
+
+def run_every(name: str, interval: float, workflow: Callable[[str], Any]) -> None:
+    """In worker processes (not `api`): enqueues `workflow(slot_key)` once per interval slot. The workflow id names
+    the slot, so however many workers run the loop, each slot runs once; a missed slot is not made up (the next
+    one does the work). Stopped by the engine's stop, or replaced by the next call with the same name."""
+    if (previous := _schedules.pop(name, None)) is not None:
+        previous.set()
+    if interval <= 0 or job_context().role == "api":
+        return
+    stop = threading.Event()
+    _schedules[name] = stop
+
+    def loop() -> None:
+        while not stop.is_set():
+            slot = int(time.time() // interval)
+            try:
+                start_once(f"{name}-{interval:g}-{slot}", workflow, f"slot-{slot}")
+            except Exception:  # noqa: BLE001 - the database may be briefly away; the next slot tries again
+                log.warning("could not start the scheduled %s", name, exc_info=True)
+            stop.wait(max(0.05, (slot + 1) * interval - time.time()))
+
+    threading.Thread(target=loop, name=f"teamsvoice-{name}", daemon=True).start()
 
 
 def stop_workflow(workflow_id: str) -> bool:

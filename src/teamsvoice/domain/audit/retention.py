@@ -1,0 +1,32 @@
+"""How long the audit log keeps its entries: `TEAMSVOICE_AUDIT_RETENTION_DAYS` (default 365; 0 keeps them for ever).
+Older entries are deleted by the scheduled durable job in workflows.py, in batches, each its own transaction (a
+long purge never holds the database for long)."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.domain.audit.models import AuditEntry
+
+BATCH = 5000
+
+
+def cutoff(days: int, now: datetime | None = None) -> datetime:
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def purge_expired(session: Session, days: int, *, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Deletes the entries older than `days` days (none when `days` is 0) and answers how many; commits each batch.
+    Idempotent: run again, it finds nothing more."""
+    if days <= 0:
+        return 0
+    before, deleted = cutoff(days, now), 0
+    while True:
+        ids = list(session.scalars(select(AuditEntry.id).where(AuditEntry.at < before).order_by(AuditEntry.id).limit(batch)))
+        if not ids:
+            return deleted
+        session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+        session.commit()
+        deleted += len(ids)

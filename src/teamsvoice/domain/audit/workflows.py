@@ -1,0 +1,37 @@
+"""The audit log's retention as a durable scheduled job: worker processes enqueue `audit_purge` once per
+`TEAMSVOICE_AUDIT_PURGE_INTERVAL_SECONDS` slot (jobs/runtime.run_every); it deletes the entries older than
+`TEAMSVOICE_AUDIT_RETENTION_DAYS` (retention.py). A purge cut short by a crash is resumed by DBOS, and deleting
+again what is already gone does nothing."""
+
+import logging
+
+from dbos import DBOS
+from sqlalchemy.orm import Session
+
+from teamsvoice.domain.audit import retention
+from teamsvoice.jobs.runtime import durable_step, job_context, run_every
+
+log = logging.getLogger("teamsvoice.audit")
+
+
+@durable_step("audit_purge_expired")
+def purge_step() -> int:
+    ctx = job_context()
+    with Session(ctx.engine) as session:
+        deleted = retention.purge_expired(session, ctx.settings.audit_retention_days)
+    if deleted:
+        log.info("audit log: %d entries older than %d days deleted", deleted, ctx.settings.audit_retention_days)
+    return deleted
+
+
+@DBOS.workflow(name="audit_purge", max_recovery_attempts=None)
+def audit_purge(slot_key: str) -> int:
+    return purge_step()
+
+
+def resume_orphaned() -> int:
+    """Starts the purge schedule when the job engine starts (runtime.resume_orphaned_work); nothing is orphaned."""
+    settings = job_context().settings
+    if settings.audit_retention_days > 0:
+        run_every("audit-purge", settings.audit_purge_interval_seconds, audit_purge)
+    return 0
