@@ -9,6 +9,7 @@ the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
 """
 
 import ssl
+from urllib.parse import urlencode
 
 import httpx
 
@@ -93,6 +94,34 @@ class MicrosoftConnector:
             graph = self.graph(delegated, tenant_id)
         cmdlets = self.cmdlets(tenant_id)
         return TenantConnection(tenant_id, GraphDirectory(graph), TeamsVoiceAdapter(app_graph, cmdlets), graph, cmdlets)
+
+    # --- before a tenant is linked (ports.Connector) --------------------------------------------------------
+
+    async def tenant_of_domain(self, domain: str) -> str | None:
+        """The tenant named by the issuer of the domain's OpenID discovery document."""
+        url = f"{self.settings.microsoft_login_url.rstrip('/')}/{domain}/v2.0/.well-known/openid-configuration"
+        try:
+            response = await self.http.get(url)
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"Microsoft sign-in service unreachable: {exc}", retryable=True) from exc
+        if response.status_code != 200:
+            return None
+        parts = str(response.json().get("issuer", "")).rstrip("/").split("/")
+        return parts[-2] or None if len(parts) >= 2 else None
+
+    async def check_app_access(self, tenant_id: str, service: str) -> None:
+        resources = {"graph": GRAPH_RESOURCE, "teams_admin": TEAMS_ADMIN_RESOURCE}
+        if service not in resources:
+            raise ValueError(f"unknown Microsoft service {service!r}")
+        await self.identity.app_token(tenant_id, resources[service])
+
+    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str) -> str:
+        query = urlencode({
+            "client_id": self.settings.microsoft_client_id, "response_type": "code", "response_mode": "query",
+            "redirect_uri": redirect_uri, "prompt": "consent", "state": state,
+            "scope": f"openid {GRAPH_RESOURCE}/.default",
+        })
+        return f"{self.settings.microsoft_login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/authorize?{query}"
 
 
 def budget_limits(settings: Settings) -> Limits:

@@ -1,7 +1,8 @@
 """Directory administration of one customer tenant, in domain terms, on Graph v1.0: users, licences,
 groups, memberships, domains.
 
-Use it as `connection.directory_admin` (a `DirectoryAdmin` built from `TenantConnection.graph`) or
+The adapter of the `DirectoryAdministration` port (microsoft/directory_ports.py, which also holds the values it
+returns). Use it as `connection.directory_admin` (a `DirectoryAdmin` built from `TenantConnection.graph`) or
 `directory_admin(connection)`. Every call goes through the connection's Graph client, so it shares the
 tenant's concurrency limit and the retry policy (429/5xx retried honouring Retry-After).
 
@@ -29,10 +30,15 @@ caller can fix; everything else UpstreamError(retryable=...).
 """
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.microsoft.directory_ports import (  # the values are the port's (re-exported for adapters and tests)
+    DirectoryGroup, DirectoryObject, DirectoryUser, DirectoryUserPage, LicenceDetail, SubscribedSku, TenantDomain,
+    UserUpdateResult,
+)
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient
 from teamsvoice.microsoft.paths import guid_segment, object_segment
 
@@ -45,6 +51,10 @@ USER_SELECT = (
     "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle", "usageLocation",
     "accountEnabled", "businessPhones", "mobilePhone", "department", "officeLocation", "assignedLicenses",
 )
+# What a listing of users (user_page) reads of each.
+LIST_SELECT = ("id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
+               "department")
+USER_TYPE = "#microsoft.graph.user"
 # What the connector reads of the tenant's organization (its name, id and domains).
 ORGANIZATION_SELECT = "id,displayName,verifiedDomains"
 # Domain keyword -> Graph property, for create_user / update_user.
@@ -67,124 +77,6 @@ def _group_segment(group_id: str) -> str:
         return guid_segment(group_id, "group")
     except ValidationFailed:
         raise NotFound(f"Microsoft 365 group '{str(group_id)[:64]}' not found") from None
-
-
-@dataclass(frozen=True)
-class DirectoryUser:
-    id: str
-    user_principal_name: str
-    display_name: str | None = None
-    given_name: str | None = None
-    surname: str | None = None
-    mail: str | None = None
-    job_title: str | None = None
-    usage_location: str | None = None
-    account_enabled: bool | None = None
-    assigned_sku_ids: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryUser":
-        return cls(
-            id=str(data.get("id", "")), user_principal_name=str(data.get("userPrincipalName") or ""),
-            display_name=data.get("displayName"), given_name=data.get("givenName"), surname=data.get("surname"),
-            mail=data.get("mail"), job_title=data.get("jobTitle"), usage_location=data.get("usageLocation"),
-            account_enabled=data.get("accountEnabled"),
-            assigned_sku_ids=tuple(str(l.get("skuId")) for l in data.get("assignedLicenses") or []),
-            raw=dict(data),
-        )
-
-
-@dataclass(frozen=True)
-class SubscribedSku:
-    sku_id: str
-    sku_part_number: str
-    prepaid: int  # prepaidUnits.enabled
-    consumed: int
-    capability_status: str = "Enabled"
-    service_plans: tuple[str, ...] = ()  # servicePlanName of each plan
-
-    @property
-    def available(self) -> int:
-        return max(0, self.prepaid - self.consumed)
-
-    @classmethod
-    def from_graph(cls, data: Mapping[str, Any]) -> "SubscribedSku":
-        return cls(
-            sku_id=str(data.get("skuId", "")), sku_part_number=str(data.get("skuPartNumber", "")),
-            prepaid=int((data.get("prepaidUnits") or {}).get("enabled") or 0), consumed=int(data.get("consumedUnits") or 0),
-            capability_status=str(data.get("capabilityStatus") or "Enabled"),
-            service_plans=tuple(str(p.get("servicePlanName")) for p in data.get("servicePlans") or []),
-        )
-
-
-@dataclass(frozen=True)
-class LicenceDetail:
-    sku_id: str
-    sku_part_number: str
-    service_plans: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DirectoryGroup:
-    id: str
-    display_name: str | None
-    mail_nickname: str | None = None
-    is_team: bool = False
-    group_types: tuple[str, ...] = ()
-    security_enabled: bool | None = None
-    mail_enabled: bool | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryGroup":
-        return cls(
-            id=str(data.get("id", "")), display_name=data.get("displayName"), mail_nickname=data.get("mailNickname"),
-            is_team="Team" in (data.get("resourceProvisioningOptions") or []),
-            group_types=tuple(data.get("groupTypes") or []), security_enabled=data.get("securityEnabled"),
-            mail_enabled=data.get("mailEnabled"), raw=dict(data),
-        )
-
-
-@dataclass(frozen=True)
-class DirectoryObject:
-    """A membership: a group, a directory role, or another directory object."""
-
-    id: str
-    kind: str  # "group", "directoryRole", "user", "administrativeUnit", ...
-    display_name: str | None = None
-    role_template_id: str | None = None
-
-    @classmethod
-    def from_graph(cls, data: Mapping[str, Any]) -> "DirectoryObject":
-        kind = str(data.get("@odata.type") or "").removeprefix("#microsoft.graph.") or "directoryObject"
-        return cls(id=str(data.get("id", "")), kind=kind, display_name=data.get("displayName"),
-                   role_template_id=data.get("roleTemplateId"))
-
-
-@dataclass(frozen=True)
-class TenantDomain:
-    name: str
-    is_verified: bool
-    is_default: bool = False
-    is_initial: bool = False
-    supported_services: tuple[str, ...] = ()
-
-    @classmethod
-    def from_graph(cls, data: Mapping[str, Any]) -> "TenantDomain":
-        return cls(name=str(data.get("id", "")), is_verified=bool(data.get("isVerified")),
-                   is_default=bool(data.get("isDefault")), is_initial=bool(data.get("isInitial")),
-                   supported_services=tuple(data.get("supportedServices") or []))
-
-
-@dataclass(frozen=True)
-class UserUpdateResult:
-    user_id: str
-    error: DomainError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def _graph_properties(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +125,21 @@ class DirectoryAdmin:
             params["$top"] = page_size
         async for item in self._graph.pages("/users", headers=headers or None, **params):
             yield DirectoryUser.from_graph(item)
+
+    async def user_page(self, link: str | None = None, *, page_size: int, starts_with: str | None = None,
+                        group: str | None = None) -> DirectoryUserPage:
+        """One Graph page of `/users` ($filter startswith on the display name) or of a group's members (only
+        its users); `link` is a page's URL as this method returned it."""
+        if link is None:
+            params: dict[str, Any] = {"$top": page_size, "$select": ",".join(LIST_SELECT)}
+            if starts_with and not group:
+                params["$filter"] = "startswith(displayName,'{}')".format(starts_with.replace("'", "''"))
+            path = f"/groups/{guid_segment(group, 'group')}/members" if group else "/users"
+            link = str(httpx.URL(f"{self._graph.base_url}{path}", params=params))
+        page = (await self._graph.request("GET", link)).json()
+        users = [DirectoryUser.from_graph(item) for item in page.get("value", [])
+                 if not group or str(item.get("@odata.type", USER_TYPE)) == USER_TYPE]
+        return DirectoryUserPage(link, users, page.get("@odata.nextLink"))
 
     async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser:
         try:

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -11,20 +10,12 @@ import msal
 import requests
 
 from teamsvoice.core.errors import UpstreamError
+# The resources and the redeemed code are the port's (microsoft/ports.py); named here too for the adapters.
+from teamsvoice.microsoft.ports import GRAPH_RESOURCE as GRAPH_RESOURCE
+from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE as TEAMS_ADMIN_RESOURCE
+from teamsvoice.microsoft.ports import RedeemedCode
 
-GRAPH_RESOURCE = "https://graph.microsoft.com"
-# The "Skype and Teams Tenant Admin API" resource the MicrosoftTeams PowerShell module talks to.
-TEAMS_ADMIN_RESOURCE = "48ac35b8-9aa8-4d74-927d-1f4a14a0b239"
 MICROSOFT_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
-
-
-@dataclass(frozen=True)
-class RedeemedCode:
-    access_token: str
-    id_token: str
-    id_token_claims: dict[str, Any]
-    expires_in: int
-    scopes: list[str]
 
 
 class MicrosoftIdentity:

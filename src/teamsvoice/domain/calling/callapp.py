@@ -9,7 +9,6 @@ from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.calling.common import CALLAPP_CONSENT, require_consents, require_registered, require_service
 from teamsvoice.domain.calling.models import CallAppServiceAccount
 from teamsvoice.domain.provisioning.service import ProvisioningAccess
-from teamsvoice.microsoft.teams_apps import users
 
 SERVICE_ACCOUNT_NAME = "callappservice"
 PASSWORD_PURPOSE = "callapp-service-account"
@@ -33,7 +32,7 @@ async def configure_service_account(session: AsyncSession, keyring: Keyring, acc
     enterprise = access.enterprise
     known = await session.scalar(select(CallAppServiceAccount).where(CallAppServiceAccount.enterprise_id == enterprise.id))
     await session.commit()  # before calling Microsoft
-    directory = users(access.connection)
+    directory = access.connection.service_users
     organization = await access.connection.directory.organization()
     domain = next((d["name"] for d in organization.get("verifiedDomains", []) if d.get("isDefault")), None) \
         or enterprise.tenant_domain

@@ -13,12 +13,11 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning.service import authorize_provisioning
-from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.ports import TenantConnection
+from teamsvoice.microsoft.ports import Connector, TenantConnection
 
 
 async def _caller_access(
-    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, body: dict[str, Any], tenant_id: str | None
+    session: AsyncSession, principal: Principal, connector: Connector, body: dict[str, Any], tenant_id: str | None
 ) -> tuple[Enterprise, TenantConnection]:
     """configureUser / configureValetUser: a reseller token needs no MSAL object (spec 001's special case);
     an enterprise token needs one, as every provisioning call."""
@@ -34,7 +33,7 @@ async def _caller_access(
 
 
 async def configure_user(
-    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, keyring: Keyring,
+    session: AsyncSession, principal: Principal, connector: Connector, keyring: Keyring,
     body: dict[str, Any], draft: pbx.UserDraft, tenant_id: str | None,
 ) -> tuple[PbxUser, PbxLocation, bool]:
     number = pbx.check_user_draft(draft)

@@ -24,7 +24,6 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.teams_apps import teams_apps
 
 BATCH_SIZE = 20
 SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
@@ -129,7 +128,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
                  if job.graph_token_encrypted else None)
 
     async def work(connection: Any) -> dict[str, Any]:
-        return await unified_app.publish(teams_apps(connection), source)
+        return await unified_app.publish(connection.teams_apps, source)
 
     try:
         published = asyncio.run(_with_connection(tenant_id, work, token))
@@ -149,7 +148,7 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
             select(PbxUser).where(PbxUser.id.in_(user_ids)).order_by(PbxUser.id))]
 
     async def work(connection: Any) -> dict[str, Any]:
-        apps, results = teams_apps(connection), {}
+        apps, results = connection.teams_apps, {}
         for upn, user_id in users:
             try:
                 results[upn] = {"userPrincipalName": upn, "status": await until_microsoft_answers(

@@ -8,7 +8,7 @@ as is GET_CALL_RECORDING_CONSENT.
 
 from dataclasses import dataclass
 
-from teamsvoice.microsoft.identity import TEAMS_ADMIN_RESOURCE
+from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE
 
 # Asked for at registration and admin login, like the vendor's sample URL.
 ADMIN_SCOPES = [

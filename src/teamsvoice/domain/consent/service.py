@@ -20,8 +20,7 @@ from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.orgs.principal import Principal
-from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.identity import TEAMS_ADMIN_RESOURCE, RedeemedCode
+from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE, Connector, RedeemedCode
 
 STATE_PURPOSE = "consent-state"
 WEBHOOK_PURPOSE = "webhook-payload"
@@ -41,7 +40,7 @@ class ConsentOutcome:
 
 
 async def create_action_url(
-    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, keyring: Keyring, *,
+    session: AsyncSession, principal: Principal, connector: Connector, keyring: Keyring, *,
     action_type: str, enterprise_name: str, redirect_url: str, callback_url: str, ttl_seconds: int,
     allow_loopback: bool,
 ) -> str:
@@ -128,7 +127,7 @@ async def _apply(session: AsyncSession, enterprise: Enterprise, action: ActionTy
 
 
 async def complete_action(
-    session: AsyncSession, connector: MicrosoftConnector, keyring: Keyring, *, state: str | None,
+    session: AsyncSession, connector: Connector, keyring: Keyring, *, state: str | None,
     code: str | None, error: str | None, error_description: str | None, callback_url: str,
 ) -> ConsentOutcome:
     """Handles Microsoft's answer. Commits the burnt state before calling out, then records the outcome."""

@@ -2,7 +2,7 @@
 
 Each location is recorded here first; once the subscription is linked to an MS Teams tenant it is created there
 with New-CsOnlineLisCivicAddress (which gives it a default location, the LocationId of numbers), and kept in step
-with Set-/Remove-CsOnlineLisCivicAddress. Microsoft is called only after the database work is committed. A
+with Set-/Remove-CsOnlineLisCivicAddress (`TenantConnection.emergency_locations`). Microsoft is called only after the database work is committed. A
 location whose Teams counterpart could not be created yet (no linked tenant, or Teams failing) shows
 `msTeams: null` and is created in Teams the next time it is updated or given to a number.
 
@@ -20,7 +20,7 @@ from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
 from teamsvoice.domain.fusion.models import FusionLocation, FusionNumberLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.microsoft.ports import TenantConnection
+from teamsvoice.microsoft.ports import CivicAddress, TenantConnection
 
 LOCATION_NOT_FOUND = "location_not_found"
 LOCATION_IN_USE = "location_in_use"
@@ -114,15 +114,11 @@ async def update_location(session: AsyncSession, access: SubscriptionAccess, loc
     return row
 
 
-def _civic_parameters(row: FusionLocation) -> dict[str, Any]:
+def civic_address(row: FusionLocation) -> CivicAddress:
+    """The location as Teams holds it: a PO box goes with the street (Teams has no field for it)."""
     street = f"{row.street} (PO box {row.postbox})" if row.postbox else row.street
-    parameters = {"CompanyName": row.company_name, "HouseNumber": row.house_number, "StreetName": street,
-                  "City": row.city, "PostalCode": row.postal_code, "CountryOrRegion": row.country}
-    if row.state:
-        parameters["StateOrProvince"] = row.state
-    if row.description:
-        parameters["Description"] = row.description
-    return parameters
+    return CivicAddress(row.company_name, row.house_number, street, row.city, row.postal_code, row.country,
+                        row.state or None, row.description or None)
 
 
 async def push_to_teams(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
@@ -132,15 +128,11 @@ async def push_to_teams(session: AsyncSession, access: SubscriptionAccess, conne
     if connection is None:
         return
     if row.teams_civic_address_id is None:
-        output = await connection.cmdlets.run("New-CsOnlineLisCivicAddress", _civic_parameters(row))
-        if not output or not output[0].get("CivicAddressId"):
-            raise ValidationFailed("Teams did not return the new civic address")
-        row.teams_civic_address_id = str(output[0]["CivicAddressId"])
-        row.teams_location_id = str(output[0].get("DefaultLocationId") or "") or None
+        created = await connection.emergency_locations.create_address(civic_address(row))
+        row.teams_civic_address_id, row.teams_location_id = created.civic_address_id, created.default_location_id
         await session.commit()
     else:
-        await connection.cmdlets.run("Set-CsOnlineLisCivicAddress",
-                                     {"CivicAddressId": row.teams_civic_address_id, **_civic_parameters(row)})
+        await connection.emergency_locations.update_address(row.teams_civic_address_id, civic_address(row))
 
 
 async def delete_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
@@ -156,7 +148,7 @@ async def delete_location(session: AsyncSession, access: SubscriptionAccess, con
         if connection is None:
             raise ValidationFailed("The location exists in an MS Teams tenant that is no longer linked; link it "
                                    "again to remove the address there")
-        await connection.cmdlets.run("Remove-CsOnlineLisCivicAddress", {"CivicAddressId": row.teams_civic_address_id})
+        await connection.emergency_locations.remove_address(row.teams_civic_address_id)
     await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id == row.id))
     await session.delete(row)
     await session.flush()
@@ -186,12 +178,9 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
     else:
         current.location_id = location.id
     await session.commit()  # recorded before Teams is called
-    parameters = {"Identity": record.user_principal_name, "PhoneNumber": record.phone_number,
-                  "PhoneNumberType": "DirectRouting"}
-    if location is not None:
-        parameters["LocationId"] = location.teams_location_id
     try:
-        await connection.cmdlets.run("Set-CsPhoneNumberAssignment", parameters)
+        await connection.emergency_locations.locate_number(
+            record.user_principal_name, record.phone_number, location.teams_location_id if location is not None else None)
     except DomainError:
         await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.voice_user_id == record.id))
         if before is not None:

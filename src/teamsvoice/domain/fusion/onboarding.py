@@ -18,7 +18,6 @@ pwsh with `Connect-MicrosoftTeams -Credential`; it is never returned.
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,8 +35,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
-from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.identity import GRAPH_RESOURCE
+from teamsvoice.microsoft.ports import Connector
 
 PASSWORD_PURPOSE = "fusion-msteams-admin"
 CONSENT_STATE_PURPOSE = "fusion-consent"
@@ -158,37 +156,24 @@ def load_input(session: Session, run_id: int) -> WizardInput | None:
     return WizardInput(run_id, subscription.id, enterprise.id, enterprise.reseller_id, admin.ms_username, run.ms_tenant_id)
 
 
-def consent_url(connector: MicrosoftConnector, keyring: Keyring, public_url: str, tenant_id: str, subscription_id: int) -> str:
+def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_id: str, subscription_id: int) -> str:
     """Where the tenant's Global Administrator grants admin consent to teamsvoice's app."""
     state = keyring.sign({"sub": subscription_id, "tid": tenant_id, "exp": int(time.time()) + 7 * 86400},
                          purpose=CONSENT_STATE_PURPOSE)
-    query = urlencode({
-        "client_id": connector.settings.microsoft_client_id, "response_type": "code", "response_mode": "query",
-        "redirect_uri": public_url.rstrip("/") + CONSENT_CALLBACK_PATH, "prompt": "consent", "state": state,
-        "scope": f"openid {GRAPH_RESOURCE}/.default",
-    })
-    return f"{connector.settings.microsoft_login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/authorize?{query}"
+    return connector.admin_consent_url(tenant_id, public_url.rstrip("/") + CONSENT_CALLBACK_PATH, state)
 
 
-async def discover_tenant(connector: MicrosoftConnector, domain: str) -> str:
-    url = f"{connector.settings.microsoft_login_url.rstrip('/')}/{domain}/v2.0/.well-known/openid-configuration"
-    try:
-        response = await connector.http.get(url)
-    except Exception as exc:  # httpx transport errors: Microsoft unreachable
-        raise UpstreamError(f"Microsoft sign-in service unreachable: {exc}", retryable=True) from exc
-    if response.status_code != 200:
+async def discover_tenant(connector: Connector, domain: str) -> str:
+    tenant_id = await connector.tenant_of_domain(domain)
+    if tenant_id is None:
         raise StepFailed(f"No Microsoft 365 tenant uses the domain '{domain}' of the administrator's username")
-    issuer = str(response.json().get("issuer", ""))
-    parts = issuer.rstrip("/").split("/")
-    if len(parts) < 2:
-        raise StepFailed(f"Microsoft's discovery document for '{domain}' names no tenant")
-    return parts[-2]
+    return tenant_id
 
 
-async def check_admin(connector: MicrosoftConnector, keyring: Keyring, public_url: str, data: WizardInput) -> str:
+async def check_admin(connector: Connector, keyring: Keyring, public_url: str, data: WizardInput) -> str:
     tenant_id = data.ms_tenant_id or await discover_tenant(connector, data.admin_username.partition("@")[2])
     try:
-        await connector.identity.app_token(tenant_id, GRAPH_RESOURCE)
+        await connector.check_app_access(tenant_id, "graph")
     except UpstreamError as exc:
         if exc.retryable:
             raise
@@ -208,7 +193,7 @@ async def check_admin(connector: MicrosoftConnector, keyring: Keyring, public_ur
     return tenant_id
 
 
-async def verified_domain(connector: MicrosoftConnector, tenant_id: str) -> str:
+async def verified_domain(connector: Connector, tenant_id: str) -> str:
     admin = connector.connect(tenant_id).directory_admin
     await admin.organization()
     chosen = voice_domain(await admin.domains())
@@ -217,7 +202,7 @@ async def verified_domain(connector: MicrosoftConnector, tenant_id: str) -> str:
     return chosen
 
 
-async def check_licences(connector: MicrosoftConnector, tenant_id: str) -> str:
+async def check_licences(connector: Connector, tenant_id: str) -> str:
     skus = teams_phone_skus(await connector.connect(tenant_id).directory_admin.subscribed_skus())
     phone = [s for s in skus if s.prepaid > 0]
     if not phone:
@@ -225,8 +210,8 @@ async def check_licences(connector: MicrosoftConnector, tenant_id: str) -> str:
     return ", ".join(f"{s.sku_part_number} x{s.prepaid}" for s in phone)
 
 
-async def check_powershell(connector: MicrosoftConnector, tenant_id: str, admin_username: str) -> None:
-    await connector.connect(tenant_id).cmdlets.run("Get-CsOnlineUser", {"Identity": admin_username})
+async def check_powershell(connector: Connector, tenant_id: str, admin_username: str) -> None:
+    await connector.connect(tenant_id).teams_admin.check_powershell(as_user=admin_username)
 
 
 def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
@@ -244,7 +229,7 @@ def voice_configuration(fqdn: str) -> RoutingInventory:
                             [VoiceRoutingPolicy(VOICE_NAME, [VOICE_NAME])])
 
 
-async def create_voice_configuration(connector: MicrosoftConnector, tenant_id: str, fqdn: str) -> str:
+async def create_voice_configuration(connector: Connector, tenant_id: str, fqdn: str) -> str:
     """Idempotent: each object is created or corrected only when it differs (domain/tenant_voice)."""
     await configuration.ensure(connector.connect(tenant_id).direct_routing, voice_configuration(fqdn))
     return f"gateway {fqdn}, usage/route/policy '{VOICE_NAME}'"

@@ -21,8 +21,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.ports import TenantConnection, VoiceState
+from teamsvoice.microsoft.ports import Connector, TenantConnection, VoiceState
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def find_reseller_consent_object(body: Any) -> dict[str, Any] | None:
     return None
 
 
-async def _verify_msal_token(connector: MicrosoftConnector, enterprise: Enterprise, msal_result: dict[str, Any]) -> str:
+async def _verify_msal_token(connector: Connector, enterprise: Enterprise, msal_result: dict[str, Any]) -> str:
     token = msal_result.get("accessToken")
     if not isinstance(token, str) or not token:
         raise ValidationFailed("authenticationResult.accessToken: is required")
@@ -74,7 +73,7 @@ async def _verify_msal_token(connector: MicrosoftConnector, enterprise: Enterpri
 
 
 async def authorize_provisioning(
-    session: AsyncSession, principal: Principal, connector: MicrosoftConnector, body: Any
+    session: AsyncSession, principal: Principal, connector: Connector, body: Any
 ) -> ProvisioningAccess:
     """Enterprise token + MSAL object, or reseller token + {tenantId, resellerId} with both consent conditions."""
     if principal.is_enterprise_level:

@@ -2,7 +2,7 @@
 
 Create/modify/delete record what is wanted and answer with the intermediate status (`creating`,
 `updating`, `deleting`); a durable job (`workflows.resource_account_workflow`) then brings Microsoft there
-with the *-CsOnlineApplicationInstance cmdlets, Graph (usage location, the PHONESYSTEM_VIRTUALUSER
+with the *-CsOnlineApplicationInstance cmdlets (`TenantConnection.resource_accounts`), Graph (usage location, the PHONESYSTEM_VIRTUALUSER
 licence a number needs) and `reconcile` for the number and VRP (the resource account's number is a
 `TeamsVoiceUser` row like a user's). Every step looks before it acts, so a re-run after a crash is harmless.
 """
@@ -186,6 +186,32 @@ async def _remove(sessions: async_sessionmaker[AsyncSession], access: Subscripti
     return {"status": "deleted"}
 
 
+async def find_or_create_in_teams(connection: TenantConnection, upn: str, app_id: str, display_name: str) -> str:
+    """The account's object id: the user a run that crashed before recording it created, else a new one."""
+    try:
+        return (await connection.directory_admin.user(upn)).id
+    except NotFound:
+        return await connection.resource_accounts.create(upn, app_id, display_name)
+
+
+async def converge_in_teams(connection: TenantConnection, ms_id: str, app_id: str, display_name: str,
+                            location: str) -> None:
+    """Brings the account's name, kind, usage location and PHONESYSTEM_VIRTUALUSER licence (which its number
+    needs) to what is wanted, changing only what differs."""
+    admin = connection.directory_admin
+    current = await connection.resource_accounts.get(ms_id)
+    if current.display_name != display_name or current.application_id != app_id:
+        await connection.resource_accounts.update(
+            ms_id, display_name=display_name if current.display_name != display_name else None,
+            application_id=app_id if current.application_id != app_id else None)
+    user = await admin.user(ms_id)
+    if user.usage_location != location:
+        await admin.update_user(ms_id, usage_location=location)
+    sku = await admin.sku(VIRTUAL_USER_SKU)
+    if sku.sku_id.lower() not in {s.lower() for s in user.assigned_sku_ids}:
+        await admin.assign_licences(ms_id, add=[sku.sku_id])
+
+
 async def converge(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
     async with sessions() as session:
         account = await session.get(FusionResourceAccount, account_id)
@@ -196,34 +222,14 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
         upn, ms_id = account.user_principal_name, account.microsoft_user_id
         app_id, display_name, location = APPLICATION_IDS[account.account_type], account.display_name, account.location
         desired = dict(account.desired)
-    admin = connection.directory_admin
     if ms_id is None:
-        try:
-            existing = await admin.user(upn)  # created by a run that crashed before recording it
-            ms_id = existing.id
-        except NotFound:
-            created = await connection.cmdlets.run("New-CsOnlineApplicationInstance", {
-                "UserPrincipalName": upn, "ApplicationId": app_id, "DisplayName": display_name})
-            ms_id = str(created[0]["ObjectId"])
+        ms_id = await find_or_create_in_teams(connection, upn, app_id, display_name)
         async with sessions() as session:
             account = await session.get(FusionResourceAccount, account_id)
             assert account is not None
             account.microsoft_user_id = ms_id
             await session.commit()
-    current = (await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {"Identity": ms_id}))[0]
-    changes: dict[str, Any] = {}
-    if current.get("DisplayName") != display_name:
-        changes["DisplayName"] = display_name
-    if current.get("ApplicationId") != app_id:
-        changes["ApplicationId"] = app_id
-    if changes:
-        await connection.cmdlets.run("Set-CsOnlineApplicationInstance", {"Identity": ms_id, **changes})
-    user = await admin.user(ms_id)
-    if user.usage_location != location:
-        await admin.update_user(ms_id, usage_location=location)
-    sku = await admin.sku(VIRTUAL_USER_SKU)
-    if sku.sku_id.lower() not in {s.lower() for s in user.assigned_sku_ids}:
-        await admin.assign_licences(ms_id, add=[sku.sku_id])
+    await converge_in_teams(connection, ms_id, app_id, display_name, location)
     async with sessions() as session:
         account = await session.get(FusionResourceAccount, account_id)
         assert account is not None
@@ -280,24 +286,24 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
     rows = {r.microsoft_user_id: r for r in await session.scalars(select(FusionResourceAccount).where(
         FusionResourceAccount.subscription_id == access.subscription.id))}
-    instances = await connection.cmdlets.run("Get-CsOnlineApplicationInstance", {})
+    instances = await connection.resource_accounts.all()
     skus = await service.sku_map(connection.directory_admin)
-    records = await service.records_for(session, access, [str(i["ObjectId"]) for i in instances])
+    records = await service.records_for(session, access, [i.object_id for i in instances])
     views = await service.record_views(session, access, list(records.values()))
     result: list[ResourceAccountView] = []
     for instance in instances:
-        ms_id = str(instance["ObjectId"])
+        ms_id = instance.object_id
         try:
             user = await connection.directory_admin.user(ms_id)
         except NotFound:
             # Deleted since the listing above (a delete job finishing, or an admin in Teams): it no longer
             # exists in Microsoft, so our row (if any) is listed below in its intermediate state.
             continue
-        phone = str(instance["PhoneNumber"]).removeprefix("tel:") if instance.get("PhoneNumber") else None
+        phone = instance.phone_number
         row = rows.pop(ms_id, None)
         record = records.get(ms_id)
         result.append(ResourceAccountView(
-            ms_id, instance["UserPrincipalName"], instance["DisplayName"], user.usage_location, ACCOUNT_TYPES.get(str(instance.get("ApplicationId")), "unknown"), True,
+            ms_id, instance.user_principal_name, instance.display_name, user.usage_location, ACCOUNT_TYPES.get(instance.application_id, "unknown"), True,
             service.licences_of(user, skus), phone or None, _state(row) if row is not None else None,
             views[record.id] if row is not None and record is not None else None))
     for row in rows.values():  # wanted, not (yet) in Microsoft: the intermediate state

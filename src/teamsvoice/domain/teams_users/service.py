@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,8 +28,9 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice.rules import gives_voice
-from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser, SubscribedSku
-from teamsvoice.microsoft.paths import guid_segment
+from teamsvoice.microsoft.directory_ports import (
+    RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryUser, SubscribedSku,
+)
 from teamsvoice.microsoft.ports import TenantConnection
 
 UNSET: Any = ...  # a field the request did not send (None is "clear it")
@@ -44,9 +44,6 @@ INVALID_ITEM = "invalid_bulk_item"
 TEMPLATE_NOT_FOUND = "template_not_found"
 
 TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
-LIST_SELECT = ["id", "userPrincipalName", "displayName", "usageLocation", "accountEnabled", "assignedLicenses",
-               "department"]
-RESOURCE_ACCOUNT_DEPARTMENT = "Microsoft Communication Application Instance"
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -68,7 +65,7 @@ def voice_enabled(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> str:
     return "no"
 
 
-async def sku_map(admin: DirectoryAdmin) -> dict[str, SubscribedSku]:
+async def sku_map(admin: DirectoryAdministration) -> dict[str, SubscribedSku]:
     return {s.sku_id.lower(): s for s in await admin.subscribed_skus()}
 
 
@@ -221,14 +218,6 @@ class UserFilters:
         return {"country": sorted(self.countries), "voice": self.is_voice_enabled, "have": self.have_number}
 
 
-def _users_url(admin_base: str, page_size: int, search: str | None, group: str | None) -> str:
-    params: dict[str, Any] = {"$top": page_size, "$select": ",".join(LIST_SELECT)}
-    if search and not group:
-        params["$filter"] = "startswith(displayName,'{}')".format(search.replace("'", "''"))
-    path = f"/groups/{guid_segment(group, 'group')}/members" if group else "/users"
-    return str(httpx.URL(f"{admin_base}{path}", params=params))
-
-
 async def list_users(
     session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, *,
     page_size: int, start: UsersPosition | None, search: str | None, group: str | None, filters: UserFilters,
@@ -236,30 +225,25 @@ async def list_users(
     """One page of users from `start` (None: the first page). Microsoft's pages are followed until `page_size`
     users pass the filters; the page's `following` is where the next one starts."""
     check_users_page_size(page_size)
-    graph = connection.graph
-    if start is not None:
-        url, skip = start.link, start.skip
-    else:
-        url, skip = _users_url(graph.base_url, page_size, search, group), 0
+    link: str | None = start.link if start is not None else None
+    skip = start.skip if start is not None else 0
     admin = connection.directory_admin
     skus = await sku_map(admin)
     allowed = await _filter_members(session, access, admin)
     prefix = (search or "").lower()
     picked: list[tuple[DirectoryUser, str]] = []
     token: dict[str, Any] | None = None
-    while url is not None and token is None:
+    first = True
+    while (first or link is not None) and token is None:
+        first = False
         try:
-            page = (await graph.request("GET", url)).json()
+            page = await admin.user_page(link, page_size=page_size, starts_with=search, group=group)
         except NotFound:
             raise NotFound(f"Group {group} not found in the MS Teams tenant") from None
-        items = page.get("value", [])
-        following = page.get("@odata.nextLink")
+        items, following = page.users, page.next_link
         for index in range(skip, len(items)):
-            raw = items[index]
-            if group and str(raw.get("@odata.type", "#microsoft.graph.user")) != "#microsoft.graph.user":
-                continue
-            user = DirectoryUser.from_graph(raw)
-            if raw.get("accountEnabled") is False or raw.get("department") == RESOURCE_ACCOUNT_DEPARTMENT:
+            user = items[index]
+            if user.account_enabled is False or user.department == RESOURCE_ACCOUNT_DEPARTMENT:
                 continue
             if group and prefix and not (user.display_name or "").lower().startswith(prefix):
                 continue
@@ -273,11 +257,11 @@ async def list_users(
             picked.append((user, voice))
             if len(picked) == page_size:
                 if index + 1 < len(items):
-                    token = {"u": url, "s": index + 1}
+                    token = {"u": page.link, "s": index + 1}
                 elif following:
                     token = {"u": following, "s": 0}
                 break
-        url, skip = following, 0
+        link, skip = following, 0
     records = await records_for(session, access, [u.id for u, _ in picked])
     if filters.have_number:
         want = filters.have_number == "yes"
@@ -288,7 +272,7 @@ async def list_users(
     return UsersPage(users, UsersPosition(token["u"], token["s"]) if token is not None else None)
 
 
-async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdmin) -> set[str] | None:
+async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdministration) -> set[str] | None:
     """Members of the subscription's SRE group filter, or None when it has no filter."""
     groups = list(await session.scalars(select(FusionGroupFilter.group_id).where(
         FusionGroupFilter.subscription_id == access.subscription.id)))
@@ -304,12 +288,12 @@ async def _filter_members(session: AsyncSession, access: SubscriptionAccess, adm
     return members
 
 
-async def directory_user(admin: DirectoryAdmin, ms_user_id: str) -> DirectoryUser:
+async def directory_user(admin: DirectoryAdministration, ms_user_id: str) -> DirectoryUser:
     try:
         user = await admin.user(ms_user_id)
     except NotFound:
         raise NotFound(f"MS Teams user {ms_user_id} not found", code=USER_NOT_FOUND) from None
-    if user.raw.get("department") == RESOURCE_ACCOUNT_DEPARTMENT:
+    if user.department == RESOURCE_ACCOUNT_DEPARTMENT:
         raise NotFound(f"MS Teams user {ms_user_id} not found (it is a resource account)", code=USER_NOT_FOUND)
     return user
 
@@ -336,10 +320,10 @@ async def check_voice(connection: TenantConnection, ms_user_id: str) -> bool:
 
 async def sip_address(connection: TenantConnection, ms_user_id: str) -> str:
     await directory_user(connection.directory_admin, ms_user_id)
-    output = await connection.cmdlets.run("Get-CsOnlineUser", {"Identity": ms_user_id})
-    if not output or not output[0].get("SipAddress"):
+    address = await connection.teams_admin.sip_address(ms_user_id)
+    if not address:
         raise NotFound(f"MS Teams user {ms_user_id} has no sip address", code=USER_NOT_FOUND)
-    return str(output[0]["SipAddress"])
+    return address
 
 
 # --- updating ------------------------------------------------------------------------------------------
@@ -413,7 +397,7 @@ USER_UPDATE_KEYS = {"displayName": "display_name", "location": "location", "phon
                     "groups": "groups", "vrp": "vrp", "licenses": "licenses", "customerLicenses": "customer_licenses"}
 
 
-async def _resolve_group(admin: DirectoryAdmin, ident: str, cache: dict[str, str]) -> str:
+async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict[str, str]) -> str:
     if ident in cache:
         return cache[ident]
     try:
@@ -429,14 +413,14 @@ async def _resolve_group(admin: DirectoryAdmin, ident: str, cache: dict[str, str
     raise NotFound(f"The group {ident} does not exist in the MS Teams tenant", code=GROUP_NOT_FOUND)
 
 
-async def _resolve_sku(admin: DirectoryAdmin, ident: str) -> SubscribedSku:
+async def _resolve_sku(admin: DirectoryAdministration, ident: str) -> SubscribedSku:
     try:
         return await admin.sku(ident)
     except NotFound:
         raise NotFound(f"The license {ident} does not exist in the MS Teams tenant", code=LICENCE_NOT_FOUND) from None
 
 
-async def _apply_directory(admin: DirectoryAdmin, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
+async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
     properties: dict[str, Any] = {}
     if update.display_name is not UNSET and update.display_name != user.display_name:
         properties["display_name"] = update.display_name

@@ -21,10 +21,8 @@ from typing import Any
 
 from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.tenant_voice.rules import custom_domains, resource_account_skus, teams_phone_skus
-from teamsvoice.microsoft.connector import MicrosoftConnector
-from teamsvoice.microsoft.directory import DirectoryAdmin
-from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE
-from teamsvoice.microsoft.ports import TenantConnection
+from teamsvoice.microsoft.directory_ports import DirectoryAdministration
+from teamsvoice.microsoft.ports import Connector, TenantConnection
 
 @dataclass(frozen=True)
 class ReadinessCheck:
@@ -59,12 +57,12 @@ async def _run(name: str, probe: Callable[[], Awaitable[ReadinessCheck]]) -> Rea
         return ReadinessCheck(name, False, exc.message, {"code": getattr(exc, "upstream_code", None) or exc.code})
 
 
-async def check_tenant_readiness(connector: MicrosoftConnector, tenant_id: str) -> TenantReadiness:
+async def check_tenant_readiness(connector: Connector, tenant_id: str) -> TenantReadiness:
     connection = connector.connect(tenant_id)
     checks = [
-        await _run("graph_consent", lambda: _token(connector, tenant_id, GRAPH_RESOURCE, "Microsoft Graph")),
+        await _run("graph_consent", lambda: _token(connector, tenant_id, "graph", "Microsoft Graph")),
         await _run("teams_admin_consent",
-                   lambda: _token(connector, tenant_id, TEAMS_ADMIN_RESOURCE, "the Skype and Teams Tenant Admin API")),
+                   lambda: _token(connector, tenant_id, "teams_admin", "the Skype and Teams Tenant Admin API")),
     ]
     if not checks[0].ok:
         skipped = "skipped: no app-only Graph access to the tenant"
@@ -78,13 +76,13 @@ async def check_tenant_readiness(connector: MicrosoftConnector, tenant_id: str) 
     return TenantReadiness(tenant_id, checks)
 
 
-async def _token(connector: MicrosoftConnector, tenant_id: str, resource: str, label: str) -> ReadinessCheck:
-    name = "graph_consent" if resource == GRAPH_RESOURCE else "teams_admin_consent"
-    await connector.identity.app_token(tenant_id, resource)
+async def _token(connector: Connector, tenant_id: str, service: str, label: str) -> ReadinessCheck:
+    name = f"{service}_consent"
+    await connector.check_app_access(tenant_id, service)
     return ReadinessCheck(name, True, f"app-only access to {label} granted")
 
 
-async def _domains(admin: DirectoryAdmin) -> ReadinessCheck:
+async def _domains(admin: DirectoryAdministration) -> ReadinessCheck:
     domains = await admin.domains()
     verified = [d.name for d in domains if d.is_verified]
     custom = [d.name for d in custom_domains(domains)]
@@ -95,7 +93,7 @@ async def _domains(admin: DirectoryAdmin) -> ReadinessCheck:
     return ReadinessCheck("verified_domains", True, f"{len(custom)} verified custom domain(s): {', '.join(custom)}", data)
 
 
-async def _licences(admin: DirectoryAdmin) -> ReadinessCheck:
+async def _licences(admin: DirectoryAdministration) -> ReadinessCheck:
     skus = await admin.subscribed_skus()
     phone, virtual = teams_phone_skus(skus), resource_account_skus(skus)
     data = {
@@ -119,7 +117,7 @@ async def _teams_admin(connection: TenantConnection, *, graph_ok: bool, cmdlets_
     problems = []
     if graph_ok:
         try:
-            await connection.graph.get("/admin/teams/userConfigurations", **{"$top": 1})
+            await connection.teams_admin.check_graph_teams_admin()
             data["graph"] = "ok"
         except DomainError as exc:
             data["graph"] = exc.message
@@ -128,7 +126,7 @@ async def _teams_admin(connection: TenantConnection, *, graph_ok: bool, cmdlets_
         problems.append("Graph admin/teams not tried (no Graph access)")
     if cmdlets_ok:
         try:
-            await connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {"Identity": "Global"})
+            await connection.teams_admin.check_powershell()
             data["cmdlets"] = "ok"
         except DomainError as exc:
             data["cmdlets"] = exc.message

@@ -12,7 +12,7 @@ first verified custom domain when the default is the initial one.
 
 from collections.abc import Iterable
 
-from teamsvoice.microsoft.directory import SubscribedSku, TenantDomain
+from teamsvoice.microsoft.directory_ports import SubscribedSku, TenantDomain
 
 USER_PHONE_PLAN = "MCOEV"
 RESOURCE_ACCOUNT_PLAN = "MCOEV_VIRTUALUSER"

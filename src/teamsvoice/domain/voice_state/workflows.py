@@ -32,7 +32,6 @@ from teamsvoice.jobs.runtime import (
     durable_step,
     in_flight, job_context, park_if_stopping, start_once, until_delivered, until_microsoft_answers,
 )
-from teamsvoice.microsoft.voice_state import tenant_voice
 
 CHUNK = 50
 T = TypeVar("T")
@@ -76,7 +75,7 @@ def plan_step(job_id: int) -> int:
             tenant_id = enterprise.tenant_id
         if tenant_id is None:
             return await _fail(job_id, "The tenant is no longer linked")
-        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        voice = ctx.connector.connect(tenant_id).tenant_voice
         try:
             plan = await until_microsoft_answers(lambda: plan_tenant(voice, desired), _waiting(job_id), workflow="voice_apply")
         except DomainError as exc:
@@ -113,7 +112,7 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
             tenant_id = enterprise.tenant_id
         if tenant_id is None:
             return
-        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        voice = ctx.connector.connect(tenant_id).tenant_voice
         by_id = {d.id: d for d in differences}
         attempt = partial(until_microsoft_answers, on_wait=_waiting(job_id), workflow="voice_apply")
         chunk = operations(differences)[start:end]
@@ -213,7 +212,7 @@ def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
                 return {"deliveries": [], "apply": None}
             desired = await repository.desired_state(session, enterprise)
             tenant_id = enterprise.tenant_id
-        voice = tenant_voice(ctx.connector.connect(tenant_id))
+        voice = ctx.connector.connect(tenant_id).tenant_voice
         try:
             plan = await plan_tenant(voice, desired)
         except DomainError as exc:

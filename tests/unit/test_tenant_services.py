@@ -1,0 +1,466 @@
+"""The domain's Microsoft rules, against in-memory tenants behind the ports (tests/unit/tenant_fakes.py): Teams
+users' directory updates, resource accounts, emergency locations, the onboarding wizard's checks and Microsoft's
+errors as domain errors. No database and no HTTP: each test takes milliseconds."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from teamsvoice.core.errors import Conflict, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.core.security import Keyring
+from teamsvoice.domain.fusion import locations, onboarding
+from teamsvoice.domain.fusion.models import FusionLocation
+from teamsvoice.domain.teams_users import resource_accounts, service
+from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
+from teamsvoice.microsoft.calling_ports import VoiceRoutingPolicy
+from teamsvoice.microsoft.directory_ports import RESOURCE_ACCOUNT_DEPARTMENT, SubscribedSku, TenantDomain
+from tests.unit.tenant_fakes import (
+    FakeConnector, FakeDirectory, FakeEmergencyLocations, FakeResourceAccounts, FakeTeamsAdmin, connection,
+)
+from tests.unit.test_tenant_voice import FakeDirectRouting
+
+PHONE = SubscribedSku("sku-mcoev", "MCOEV", 5, 0, "Enabled", ("MCOEV",))
+E3 = SubscribedSku("sku-e3", "SPE_E3", 5, 0, "Enabled", ("TEAMS1",))
+VIRTUAL = SubscribedSku("sku-virtual", "PHONESYSTEM_VIRTUALUSER", 2, 0, "Enabled", ("MCOEV_VIRTUALUSER",))
+CALL_QUEUE = resource_accounts.APPLICATION_IDS["call-queue"]
+AUTO_ATTENDANT = resource_accounts.APPLICATION_IDS["auto-attendant"]
+
+
+def tenant() -> FakeDirectory:
+    return FakeDirectory(skus=[PHONE, E3, VIRTUAL], tenant_domains=[
+        TenantDomain("contoso.onmicrosoft.com", True, is_initial=True), TenantDomain("contoso.com", True, is_default=True),
+        TenantDomain("unverified.example", False)])
+
+
+# --- Teams users: reads --------------------------------------------------------------------------------
+
+
+async def test_a_missing_user_is_a_not_found_with_the_users_code() -> None:
+    with pytest.raises(NotFound) as caught:
+        await service.directory_user(tenant(), "id-nobody@contoso.com")
+    assert caught.value.code == service.USER_NOT_FOUND and "id-nobody@contoso.com" in caught.value.message
+
+
+async def test_a_resource_account_is_no_teams_user() -> None:
+    directory = tenant()
+    account = directory.add_user("queue@contoso.com", department=RESOURCE_ACCOUNT_DEPARTMENT)
+    with pytest.raises(NotFound, match="resource account"):
+        await service.directory_user(directory, account.id)
+
+
+async def test_voice_capability_comes_from_the_users_plans() -> None:
+    directory = tenant()
+    phone, teams, none = (directory.add_user("a@contoso.com", skus=["sku-mcoev"]),
+                          directory.add_user("b@contoso.com", skus=["sku-e3"]), directory.add_user("c@contoso.com"))
+    skus = await service.sku_map(directory)
+    assert [service.voice_enabled(u, skus) for u in (phone, teams, none)] == ["yes", "maybe", "no"]
+    assert await service.check_voice(connection(directory), phone.id) is True
+    assert await service.check_voice(connection(directory), teams.id) is False
+
+
+async def test_the_sip_address_is_teams_own_and_a_user_without_one_is_not_found() -> None:
+    directory = tenant()
+    ada, bob = directory.add_user("ada@contoso.com"), directory.add_user("bob@contoso.com")
+    teams = FakeTeamsAdmin(sip={ada.id: "sip:ada@contoso.com"})
+    assert await service.sip_address(connection(directory, teams_admin=teams), ada.id) == "sip:ada@contoso.com"
+    with pytest.raises(NotFound, match="no sip address") as caught:
+        await service.sip_address(connection(directory, teams_admin=teams), bob.id)
+    assert caught.value.code == service.USER_NOT_FOUND
+
+
+# --- Teams users: the list, across Microsoft's pages --------------------------------------------------
+
+
+class NoRecords:
+    """A database session of a subscription without SRE group filter and without voice records."""
+
+    async def scalars(self, query: object) -> list[object]:
+        return []
+
+
+ACCESS = SimpleNamespace(subscription=SimpleNamespace(id=1), enterprise=SimpleNamespace(id=1))
+
+
+async def listed(directory: FakeDirectory, page_size: int, start: service.UsersPosition | None = None, *,
+                 search: str | None = None, group: str | None = None,
+                 filters: service.UserFilters = service.UserFilters()) -> service.UsersPage:
+    return await service.list_users(NoRecords(), ACCESS, connection(directory), page_size=page_size,  # type: ignore[arg-type]
+                                    start=start, search=search, group=group, filters=filters)
+
+
+async def test_the_list_follows_microsofts_pages_and_continues_where_it_stopped() -> None:
+    directory = tenant()
+    for n in range(7):
+        directory.add_user(f"user{n}@contoso.com", display_name=f"User {n}", enabled=n != 2)
+    directory.add_user("queue@contoso.com", display_name="User queue", department=RESOURCE_ACCOUNT_DEPARTMENT)
+    seen: list[str] = []
+    page = await listed(directory, 2)
+    while True:
+        seen += [u.user.user_principal_name for u in page.users]
+        assert len(page.users) <= 2
+        if page.following is None:
+            break
+        page = await listed(directory, 2, page.following)
+    assert seen == [f"user{n}@contoso.com" for n in (0, 1, 3, 4, 5, 6)]  # no disabled user, no resource account
+
+
+async def test_a_page_that_fills_mid_way_continues_in_the_same_microsoft_page() -> None:
+    directory = tenant()
+    directory.served_page = 5
+    for n in range(6):
+        directory.add_user(f"user{n}@contoso.com", display_name=f"User {n}", location="NL" if n % 2 else "BE")
+    nl = service.UserFilters(countries=frozenset({"NL"}))
+    page = await listed(directory, 1, filters=nl)
+    assert [u.user.user_principal_name for u in page.users] == ["user1@contoso.com"]
+    assert page.following == service.UsersPosition("page:0:5", 2)  # Microsoft's first page, after user1
+    page = await listed(directory, 1, page.following, filters=nl)
+    assert [u.user.user_principal_name for u in page.users] == ["user3@contoso.com"]
+    page = await listed(directory, 1, page.following, filters=nl)
+    assert [u.user.user_principal_name for u in page.users] == ["user5@contoso.com"] and page.following is None
+
+
+async def test_a_group_lists_its_members_filtered_by_name_and_an_unknown_group_is_not_found() -> None:
+    directory = tenant()
+    ada, bob = directory.add_user("ada@contoso.com", display_name="Ada"), directory.add_user("bob@contoso.com", display_name="Bob")
+    directory.add_user("carl@contoso.com", display_name="Carl")
+    sales = directory.add_group("Sales", ada, bob)
+    page = await listed(directory, 10, group=sales.id, search="b")
+    assert [u.user.id for u in page.users] == [bob.id]
+    with pytest.raises(NotFound, match="Group 00000000-0000-0000-0000-000000000099 not found"):
+        await listed(directory, 10, group="00000000-0000-0000-0000-000000000099")
+
+
+# --- Teams users: the update rules (directory part) ----------------------------------------------------
+
+
+async def test_only_properties_that_differ_are_written() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", location="BE", display_name="Ada")
+    update = service.UserUpdate(display_name="Ada", location="NL")
+    await service._apply_directory(directory, user, update, {})
+    assert directory.writes == ["update_user ada@contoso.com [('usage_location', 'NL')]"]
+    assert update.changes == ["properties"]
+    again = service.UserUpdate(display_name="Ada", location="NL")
+    await service._apply_directory(directory, directory.people[user.id], again, {})
+    assert len(directory.writes) == 1 and again.changes == []
+
+
+async def test_licences_sent_to_an_update_are_added_and_the_others_kept() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", skus=["sku-e3"])
+    update = service.UserUpdate(licenses=["MCOEV"])
+    await service._apply_directory(directory, user, update, {})
+    assert set(directory.people[user.id].assigned_sku_ids) == {"sku-e3", "sku-mcoev"} and update.changes == ["licenses"]
+
+
+async def test_licences_of_a_replacing_update_are_the_whole_set() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", skus=["sku-e3", "sku-mcoev"])
+    await service._apply_directory(directory, user, service.UserUpdate(licenses=["sku-mcoev"], replace_licenses=True), {})
+    assert directory.people[user.id].assigned_sku_ids == ("sku-mcoev",)
+
+
+async def test_licences_already_held_are_not_assigned_again() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", skus=["sku-mcoev"])
+    update = service.UserUpdate(licenses=["MCOEV"])
+    await service._apply_directory(directory, user, update, {})
+    assert directory.writes == [] and update.changes == []
+
+
+async def test_an_unknown_licence_is_named_with_its_code() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com")
+    with pytest.raises(NotFound, match="NOPE") as caught:
+        await service._apply_directory(directory, user, service.UserUpdate(licenses=["NOPE"]), {})
+    assert caught.value.code == service.LICENCE_NOT_FOUND and directory.writes == []
+
+
+async def test_a_licence_without_a_usage_location_is_refused_by_microsoft_as_a_validation_error() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", location=None)
+    with pytest.raises(ValidationFailed, match="usage location"):
+        await service._apply_directory(directory, user, service.UserUpdate(licenses=["MCOEV"]), {})
+
+
+async def test_the_location_is_set_before_the_licence_that_needs_it() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com", location=None)
+    await service._apply_directory(directory, user, service.UserUpdate(location="BE", licenses=["MCOEV"]), {})
+    assert [w.split()[0] for w in directory.writes] == ["update_user", "assign_licences"]
+
+
+async def test_groups_are_resolved_by_id_or_name_and_only_missing_memberships_added() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com")
+    sales, support = directory.add_group("Sales", user), directory.add_group("Support")
+    cache: dict[str, str] = {}
+    update = service.UserUpdate(groups=["Sales", support.id])
+    await service._apply_directory(directory, user, update, cache)
+    assert directory.writes == [f"add_group_member Support {user.id}"] and update.changes == ["groups"]
+    assert cache == {"Sales": sales.id, support.id: support.id}
+
+
+async def test_replacing_groups_removes_the_others_and_an_update_keeps_them() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com")
+    directory.add_group("Sales", user)
+    support = directory.add_group("Support")
+    await service._apply_directory(directory, user, service.UserUpdate(groups=["Support"]), {})
+    assert {g.display_name for g in await directory.member_of(user.id)} == {"Sales", "Support"}
+    await service._apply_directory(directory, user, service.UserUpdate(groups=[support.id], replace_groups=True), {})
+    assert [g.display_name for g in await directory.member_of(user.id)] == ["Support"]
+
+
+async def test_an_unknown_group_is_named_with_its_code() -> None:
+    directory = tenant()
+    user = directory.add_user("ada@contoso.com")
+    with pytest.raises(NotFound, match="Marketing") as caught:
+        await service._apply_directory(directory, user, service.UserUpdate(groups=["Marketing"]), {})
+    assert caught.value.code == service.GROUP_NOT_FOUND
+
+
+async def test_a_user_is_created_only_in_a_verified_domain() -> None:
+    directory = tenant()
+    body = {"displayName": "Ada", "domain": "unverified.example", "username": "ada", "location": "BE"}
+    with pytest.raises(ValidationFailed, match="not a verified domain"):
+        await service.create_user(None, None, connection(directory), body, "S3cret!pass")  # type: ignore[arg-type]
+    created = await service.create_user(None, None, connection(directory), {**body, "domain": "contoso.com"},  # type: ignore[arg-type]
+                                        "S3cret!pass")
+    assert directory.people[created].user_principal_name == "ada@contoso.com"
+    assert directory.people[created].usage_location == "BE"
+
+
+async def test_a_taken_user_principal_name_is_a_conflict() -> None:
+    directory = tenant()
+    directory.add_user("ada@contoso.com")
+    body = {"displayName": "Ada", "domain": "contoso.com", "username": "ada", "location": "BE"}
+    with pytest.raises(Conflict):
+        await service.create_user(None, None, connection(directory), body, "S3cret!pass")  # type: ignore[arg-type]
+
+
+# --- resource accounts -----------------------------------------------------------------------------------
+
+
+def accounts() -> tuple[FakeDirectory, FakeResourceAccounts]:
+    directory = tenant()
+    return directory, FakeResourceAccounts(directory)
+
+
+async def test_a_resource_account_is_created_licensed_and_located() -> None:
+    directory, teams = accounts()
+    link = connection(directory, resource_accounts=teams)
+    ms_id = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
+    user = directory.people[ms_id]
+    assert user.usage_location == "BE" and user.assigned_sku_ids == ("sku-virtual",)
+    assert teams.instances[ms_id].application_id == CALL_QUEUE and teams.writes == ["create queue@contoso.com"]
+
+
+async def test_a_run_after_a_crash_adopts_the_account_it_created() -> None:
+    directory, teams = accounts()
+    link = connection(directory, resource_accounts=teams)
+    first = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    again = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    assert again == first and teams.writes == ["create queue@contoso.com"]
+
+
+async def test_converging_a_converged_account_writes_nothing() -> None:
+    directory, teams = accounts()
+    link = connection(directory, resource_accounts=teams)
+    ms_id = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
+    writes = (list(directory.writes), list(teams.writes))
+    await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
+    assert (directory.writes, teams.writes) == writes
+
+
+async def test_only_the_changed_name_or_kind_is_sent_to_teams() -> None:
+    directory, teams = accounts()
+    link = connection(directory, resource_accounts=teams)
+    ms_id = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Sales queue", "BE")
+    await resource_accounts.converge_in_teams(link, ms_id, AUTO_ATTENDANT, "Sales queue", "BE")
+    assert teams.writes[1:] == ["update queue@contoso.com [('display_name', 'Sales queue')]",
+                                f"update queue@contoso.com [('application_id', '{AUTO_ATTENDANT}')]"]
+
+
+async def test_a_tenant_without_resource_account_licences_fails_naming_the_licence() -> None:
+    directory, teams = accounts()
+    directory.skus = [PHONE]
+    link = connection(directory, resource_accounts=teams)
+    ms_id = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    with pytest.raises(NotFound, match="PHONESYSTEM_VIRTUALUSER"):
+        await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
+
+
+async def test_no_free_resource_account_seat_is_a_conflict() -> None:
+    directory, teams = accounts()
+    directory.add_user("q1@contoso.com", skus=["sku-virtual"])
+    directory.add_user("q2@contoso.com", skus=["sku-virtual"])
+    link = connection(directory, resource_accounts=teams)
+    ms_id = await resource_accounts.find_or_create_in_teams(link, "queue@contoso.com", CALL_QUEUE, "Queue")
+    with pytest.raises(Conflict, match="PHONESYSTEM_VIRTUALUSER"):
+        await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
+
+
+# --- emergency locations ---------------------------------------------------------------------------------
+
+
+class Session:
+    """What push_to_teams needs of a database session: it records the civic address once Teams made it."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+def location(**overrides: object) -> FusionLocation:
+    values = {"street": "Rue Haute", "house_number": "12", "postbox": None, "postal_code": "1000", "city": "Brussels",
+              "state": None, "country": "BE", "company_name": "Contoso", "description": None}
+    return FusionLocation(subscription_id=1, **{**values, **overrides})
+
+
+def test_a_location_needs_each_required_field_and_a_real_country() -> None:
+    body = {"street": "Rue Haute", "number": "12", "postalCode": "1000", "city": "Brussels", "country": "BE"}
+    assert locations.parse_location(body, partial=False)["house_number"] == "12"
+    with pytest.raises(ValidationFailed, match="city: is required"):
+        locations.parse_location({k: v for k, v in body.items() if k != "city"}, partial=False)
+    with pytest.raises(ValidationFailed, match="ISO 3166"):
+        locations.parse_location({**body, "country": "XX"}, partial=False)
+    with pytest.raises(ValidationFailed, match="unknown field"):
+        locations.parse_location({**body, "floor": "3"}, partial=False)
+
+
+def test_a_po_box_goes_with_the_street_in_teams() -> None:
+    address = locations.civic_address(location(postbox="42", description="HQ"))
+    assert address.street_name == "Rue Haute (PO box 42)" and address.description == "HQ" and address.state is None
+
+
+async def test_a_location_is_created_in_teams_once_and_updated_after() -> None:
+    teams, session, row = FakeEmergencyLocations(), Session(), location()
+    link = connection(emergency_locations=teams)
+    await locations.push_to_teams(session, None, link, row)  # type: ignore[arg-type]
+    assert (row.teams_civic_address_id, row.teams_location_id, session.commits) == ("civic-1", "loc-civic-1", 1)
+    row.city = "Bruxelles"
+    await locations.push_to_teams(session, None, link, row)  # type: ignore[arg-type]
+    assert teams.writes == ["create_address Rue Haute", "update_address civic-1"] and len(teams.addresses) == 1
+    assert teams.addresses["civic-1"].city == "Bruxelles"
+
+
+async def test_without_a_linked_tenant_a_location_stays_local() -> None:
+    row = location()
+    await locations.push_to_teams(Session(), None, None, row)  # type: ignore[arg-type]
+    assert row.teams_civic_address_id is None
+
+
+async def test_teams_refusing_an_address_records_nothing() -> None:
+    teams, session, row = FakeEmergencyLocations(), Session(), location(country="Belgium")
+    with pytest.raises(UpstreamError, match="CountryOrRegion"):
+        await locations.push_to_teams(session, None, connection(emergency_locations=teams), row)  # type: ignore[arg-type]
+    assert row.teams_civic_address_id is None and session.commits == 0
+
+
+# --- onboarding wizard -------------------------------------------------------------------------------------
+
+
+def onboarded(**connector: object) -> tuple[FakeDirectory, FakeDirectRouting, FakeTeamsAdmin, FakeConnector]:
+    directory, routing, teams = tenant(), FakeDirectRouting(), FakeTeamsAdmin()
+    admin = directory.add_user("admin@contoso.com")
+    directory.global_admins.add(admin.id)
+    link = connection(directory, direct_routing=routing, teams_admin=teams)
+    return directory, routing, teams, FakeConnector(link, domains={"contoso.com": "tenant-1"}, **connector)  # type: ignore[arg-type]
+
+
+def wizard(username: str = "admin@contoso.com", tenant_id: str | None = None) -> onboarding.WizardInput:
+    return onboarding.WizardInput(1, 7, 3, 2, username, tenant_id)
+
+
+KEYRING = Keyring(b"k" * 32)
+
+
+async def test_the_wizard_finds_the_tenant_from_the_admins_domain() -> None:
+    *_, connector = onboarded()
+    assert await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard()) == "tenant-1"
+    with pytest.raises(onboarding.StepFailed, match="No Microsoft 365 tenant uses the domain 'fabrikam.com'"):
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard("admin@fabrikam.com"))
+
+
+async def test_missing_consent_fails_the_step_with_the_consent_url() -> None:
+    *_, connector = onboarded(consented=set())
+    with pytest.raises(onboarding.StepFailed, match="no admin consent") as caught:
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example/", wizard())
+    assert caught.value.consent_url is not None
+    assert caught.value.consent_url.startswith("https://login.example/tenant-1/consent?redirect_uri=https://tv.example"
+                                               + onboarding.CONSENT_CALLBACK_PATH)
+
+
+async def test_microsoft_unreachable_is_not_a_failed_step() -> None:
+    *_, connector = onboarded(unreachable=True)
+    with pytest.raises(UpstreamError) as caught:
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard(tenant_id="tenant-1"))
+    assert caught.value.retryable
+
+
+async def test_the_administrator_must_exist_be_enabled_and_be_a_global_administrator() -> None:
+    directory, *_, connector = onboarded()
+    with pytest.raises(onboarding.StepFailed, match="is not a user of tenant"):
+        await onboarding.check_admin(connector, KEYRING, "", wizard("ghost@contoso.com"))
+    directory.add_user("helpdesk@contoso.com")
+    with pytest.raises(onboarding.StepFailed, match="not a Global Administrator"):
+        await onboarding.check_admin(connector, KEYRING, "", wizard("helpdesk@contoso.com"))
+    off = directory.add_user("off@contoso.com", enabled=False)
+    directory.global_admins.add(off.id)
+    with pytest.raises(onboarding.StepFailed, match="is disabled"):
+        await onboarding.check_admin(connector, KEYRING, "", wizard("off@contoso.com"))
+
+
+async def test_the_sbc_domain_is_a_verified_custom_domain() -> None:
+    directory, *_, connector = onboarded()
+    assert await onboarding.verified_domain(connector, "tenant-1") == "contoso.com"
+    directory.tenant_domains = [TenantDomain("contoso.onmicrosoft.com", True, is_initial=True)]
+    with pytest.raises(onboarding.StepFailed, match="no verified custom domain"):
+        await onboarding.verified_domain(connector, "tenant-1")
+
+
+async def test_the_licence_step_needs_teams_phone_seats() -> None:
+    directory, *_, connector = onboarded()
+    assert await onboarding.check_licences(connector, "tenant-1") == "MCOEV x5"
+    directory.skus = [E3]
+    with pytest.raises(onboarding.StepFailed, match="no Teams Phone"):
+        await onboarding.check_licences(connector, "tenant-1")
+
+
+async def test_the_powershell_step_reads_the_administrators_teams_account() -> None:
+    _, _, teams, connector = onboarded()
+    await onboarding.check_powershell(connector, "tenant-1", "admin@contoso.com")
+    assert teams.powershell_reads == ["admin@contoso.com"]
+    teams.powershell_failure = UpstreamError("Get-CsOnlineUser failed: not allowed", retryable=False, status=403)
+    with pytest.raises(UpstreamError, match="not allowed"):
+        await onboarding.check_powershell(connector, "tenant-1", "admin@contoso.com")
+
+
+async def test_the_voice_configuration_step_is_idempotent() -> None:
+    _, routing, _, connector = onboarded()
+    await onboarding.create_voice_configuration(connector, "tenant-1", "sbc.contoso.com")
+    made = list(routing.calls)
+    assert any(c.startswith("create_gateway sbc.contoso.com") for c in made)
+    await onboarding.create_voice_configuration(connector, "tenant-1", "sbc.contoso.com")
+    assert routing.calls[len(made):] == ["routing"]  # read, found as wanted, nothing written
+    assert routing.policies[onboarding.VOICE_NAME] == VoiceRoutingPolicy(onboarding.VOICE_NAME, [onboarding.VOICE_NAME])
+
+
+# --- readiness -------------------------------------------------------------------------------------------
+
+
+async def test_readiness_reports_every_check_and_a_failing_one_hides_none() -> None:
+    directory, _, teams, connector = onboarded(consented={"graph"})
+    teams.graph_failure = UpstreamError("Microsoft Graph GET failed (403 Forbidden): denied", retryable=False, status=403)
+    readiness = await check_tenant_readiness(connector, "tenant-1")
+    assert {c.name: c.ok for c in readiness.checks} == {
+        "graph_consent": True, "teams_admin_consent": False, "verified_domains": True, "voice_licences": True,
+        "teams_admin_api": False}
+    detail = readiness.check("teams_admin_api").detail
+    assert "denied" in detail and "Teams PowerShell not tried" in detail and teams.powershell_reads == []
