@@ -15,7 +15,7 @@ then awaits the `FollowUp` returned (it enqueues or stops the workflow; it needs
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.audit import service as audit
+from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.audit.recorder import Owner, acting_scope
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
@@ -57,7 +58,9 @@ class Job:
     status: str  # lower case: queued, running, pending, waiting, success, partial, completed, error, failed, ...
     done: int | None
     total: int | None
-    attempts: int | None  # tries of the work (a bulk job: its most tried item); None where the kind keeps none
+    # Tries: a bulk job's most tried item, a webhook's POSTs; other kinds count their runs (the first and each
+    # retry, from the audit log's job.retry entries, so as long as the log keeps them).
+    attempts: int | None
     last_error: str | None
     started: datetime
     finished: datetime | None
@@ -246,6 +249,15 @@ _LOADERS = {"bulk": _bulk, "webhook": _webhooks, "wizard": _wizards, "sync": _sy
 # --- reading --------------------------------------------------------------------------------------------
 
 
+async def _with_runs(session: AsyncSession, jobs: list[Job]) -> list[Job]:
+    counted = [j.ref for j in jobs if j.attempts is None]
+    if not counted:
+        return jobs
+    retries = dict((await session.execute(select(AuditEntry.object_id, func.count()).where(
+        AuditEntry.action == "job.retry", AuditEntry.object_id.in_(counted)).group_by(AuditEntry.object_id))).all())
+    return [replace(j, attempts=1 + retries.get(j.ref, 0)) if j.attempts is None else j for j in jobs]
+
+
 async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
                     limit: int = LIMIT) -> list[Job]:
     """Newest first: at most `limit` of each kind (of `kind` only, when given), optionally in one status."""
@@ -258,7 +270,7 @@ async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = N
             jobs += await load(session, scope, None, limit)
     if status:
         jobs = [j for j in jobs if j.status == status.strip().lower()]
-    return sorted(jobs, key=lambda j: j.started, reverse=True)
+    return sorted(await _with_runs(session, jobs), key=lambda j: j.started, reverse=True)
 
 
 async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:
@@ -267,7 +279,7 @@ async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:
     found = await _LOADERS[kind](session, None if scope is None else list(scope), [number], 1)
     if not found:
         raise NotFound(f"Job {kind}:{number} not found" if kind != "bulk" else f"Bulk job {number} not found")
-    return found[0]
+    return (await _with_runs(session, found))[0]
 
 
 # --- acting ---------------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The job catalogue's rules for kinds the browser and CLI tests do not drive (domain/jobs/catalogue.py): a failed
+Teams sync and a failed voice-state apply may be retried (attempts count the runs), not cancelled; once retried
+they are queued again and may be cancelled, not retried; another reseller's scope does not find them. The
+follow-ups (enqueue, stop the workflow) are not run here: each job is cancelled again before the test ends, so
+no queued job is left for a starting engine to pick up."""
+
+import uuid
+
+import pytest
+
+from teamsvoice.core.errors import Conflict, NotFound
+from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.jobs import catalogue
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.voice_state.models import VoiceApplyJob
+from tests.support.database import in_session
+
+
+async def test_failed_sync_and_apply_retried_then_cancelled(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    mine, theirs = organisation.resellers[0].reseller_id, organisation.resellers[1].reseller_id
+
+    async def make(session) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        enterprise = Enterprise(reseller_id=mine, enterprise_name=f"Catalogue {uuid.uuid4().hex[:6]}")
+        session.add(enterprise)
+        await session.flush()
+        sync = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="COMPLETED", total=2,
+                          results={"a@x": {"status": "OK"}, "b@x": {"status": "FAILED", "error": "No licence"}})
+        apply = VoiceApplyJob(enterprise_id=enterprise.id, status="failed", error="The tenant is no longer linked")
+        session.add_all([sync, apply])
+        await session.flush()
+        return f"sync:{sync.id}", f"voice-apply:{apply.id}"
+
+    sync, apply = await in_session(live, make)
+    for ref, error in ((sync, "No licence"), (apply, "The tenant is no longer linked")):
+        job = await in_session(live, lambda s: catalogue.find(s, [mine], ref))  # noqa: B023
+        assert job.retry_refusal is None and job.attempts == 1 and job.last_error == error
+        assert job.cancel_refusal is not None and "already ended" in job.cancel_refusal
+        with pytest.raises(NotFound):
+            await in_session(live, lambda s: catalogue.find(s, [theirs], ref))  # noqa: B023
+        with pytest.raises(Conflict, match="cannot be cancelled: it has already ended"):
+            await in_session(live, lambda s: catalogue.cancel(s, [mine], ref))  # noqa: B023
+
+        retried, _follow_up = await in_session(live, lambda s: catalogue.retry(s, [mine], ref))  # noqa: B023
+        assert retried.status == "queued" and retried.attempts == 2 and retried.last_error is None
+        assert retried.cancel_refusal is None and "still queued" in (retried.retry_refusal or "")
+        with pytest.raises(Conflict, match="cannot be retried: it is still queued"):
+            await in_session(live, lambda s: catalogue.retry(s, [mine], ref))  # noqa: B023
+        cancelled, _follow_up = await in_session(live, lambda s: catalogue.cancel(s, [mine], ref))  # noqa: B023
+        assert cancelled.status == "cancelled" and cancelled.retry_refusal is None
+
+    listed = {j.ref: j for j in await in_session(live, lambda s: catalogue.list_jobs(s, [mine], kind="sync"))}
+    assert listed[sync].attempts == 2 and all(j.kind == "sync" for j in listed.values())
+    assert sync not in {j.ref for j in await in_session(live, lambda s: catalogue.list_jobs(s, [theirs]))}
