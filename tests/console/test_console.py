@@ -144,6 +144,9 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
     assert await page.get_by_test_id("open-drift").inner_text() == "0"
     assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
+    routing = page.get_by_role("table", name="Direct routing configuration")
+    assert await routing.get_by_role("row").filter(has_text="Voice routing policy").count() >= 1
+    assert await routing.get_by_role("row").filter(has_text="SBC gateway").count() >= 1
     await page.screenshot(path=shots / "tenant.png", full_page=True)
 
     # Users grid: assign a free number through the picker; Teams (the emulator) has it.

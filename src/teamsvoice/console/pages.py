@@ -269,13 +269,14 @@ async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep,
     enterprise = await uow.session.get(Enterprise, access.subscription.enterprise_id)
     if enterprise is None or overview is None:
         raise NotFound(f"Subscription {sub_id} has no linked Microsoft tenant")
-    plan, plan_error = None, None
+    plan, plan_error, routing = None, None, None
     try:
-        _, found = await applying.current_plan(uow.session, enterprise, tenant_voice(container.connector.connect(tenant_id)))
-        plan = found.wire()
+        desired, found = await applying.current_plan(uow.session, enterprise, tenant_voice(container.connector.connect(tenant_id)))
+        plan, routing = found.wire(), desired.routing
     except DomainError as exc:  # Microsoft's refusal or outage, in words, beside the drift state we do have
         plan_error = exc.message
-    return page(request, "_voice_state.html", {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error})
+    return page(request, "_voice_state.html", {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error,
+                                               "routing": routing})
 
 
 # --- users grid -----------------------------------------------------------------------------------------
