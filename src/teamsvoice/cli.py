@@ -22,6 +22,7 @@ app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.",
 LogFormat = Literal["text", "json"]
 DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo credentials live.")]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json (one JSON object per line).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
 
 def _version(value: bool) -> None:
@@ -370,7 +371,7 @@ async def _emulate(host: str, sock: Any, data_dir: Path, stop: asyncio.Event) ->
 
 
 @app.command()
-def migrate(data_dir: DataDir = Path("data")) -> None:
+def migrate(data_dir: DataDir = Path("data"), as_json: JsonOption = False) -> None:
     """Apply database migrations (also done by `serve`, `api` and `worker`)."""
     from teamsvoice import runner
 
@@ -382,7 +383,8 @@ def migrate(data_dir: DataDir = Path("data")) -> None:
         _migrate(settings)
     except StartupError as exc:
         _fail(str(exc))
-    typer.echo(f"Migrated {runner.redact_url(settings.effective_database_url)}")
+    database = runner.redact_url(settings.effective_database_url)
+    typer.echo(json.dumps({"migrated": database}) if as_json else f"Migrated {database}")
 
 
 @app.command("register-redirect-url")
@@ -390,6 +392,7 @@ def register_redirect_url(
     reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.")],
     url: Annotated[str, typer.Argument(help="An https URL (prefix) that redirectUrls may start with.")],
     data_dir: DataDir = Path("data"),
+    as_json: JsonOption = False,
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
     settings = _settings(data_dir)
@@ -398,7 +401,8 @@ def register_redirect_url(
     except StartupError as exc:
         _fail(str(exc))
     urls = asyncio.run(_register_redirect_url(settings, reseller_id, url))
-    typer.echo(f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
+    typer.echo(json.dumps({"resellerId": reseller_id, "redirectUrlPrefixes": urls}) if as_json else
+               f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
 
 
 async def _register_redirect_url(settings: "Settings", reseller_id: int, url: str) -> list[str]:
@@ -564,7 +568,7 @@ def _print_sbc_report(report: dict[str, Any]) -> None:
 
 
 @sbc_app.command("init-db")
-def sbc_init_db(data_dir: DataDir = Path("data")) -> None:
+def sbc_init_db(data_dir: DataDir = Path("data"), as_json: JsonOption = False) -> None:
     """Create the tables Kamailio reads (uacreg, dispatcher, version) in TEAMSVOICE_SBC_KAMAILIO_DB_URL; run once
     before Kamailio's first start (the SBC sync also creates them when missing)."""
     from teamsvoice.domain.sbc.ports import SbcUnavailable
@@ -577,7 +581,8 @@ def sbc_init_db(data_dir: DataDir = Path("data")) -> None:
         sbc.ensure_schema()
     except SbcUnavailable as exc:
         _fail(exc.message)
-    typer.echo("Kamailio's tables are ready (uacreg, dispatcher, version)")
+    tables = ["uacreg", "dispatcher", "version"]
+    typer.echo(json.dumps({"ready": tables}) if as_json else f"Kamailio's tables are ready ({', '.join(tables)})")
 
 
 # Operator commands (teamsvoice/operator_cli.py): customers, jobs, CSV imports, users, checks and backups.
