@@ -117,15 +117,14 @@ def embedded_settings(settings: "Settings", emulator_url: str, ca_bundle: Path) 
 async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisation", tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """Fusion logins, tenants and subscriptions, onboarded through the real consent URL and wizard steps."""
     from teamsvoice import demo
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
     from teamsvoice.core.security import Keyring, load_or_create_master_key
 
     keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             seed = await demo.seed_fusion(session, keyring, organisation, tenants)
-            await session.commit()
     finally:
         await engine.dispose()
     await asyncio.to_thread(demo.onboard_fusion, settings, keyring, seed)
@@ -134,15 +133,14 @@ async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisatio
 
 async def _seed(settings: "Settings", emulator_url: str | None) -> dict[str, Any]:
     from teamsvoice import demo
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
 
     path = settings.data_dir / demo.CREDENTIALS_FILE
     existing = demo.read_credentials(path)
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             organisation = await demo.seed_organisation(session)
-            await session.commit()
     finally:
         await engine.dispose()
     if organisation is None:
@@ -406,15 +404,14 @@ def register_redirect_url(
 
 
 async def _register_redirect_url(settings: "Settings", reseller_id: int, url: str) -> list[str]:
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
     from teamsvoice.core.errors import DomainError
     from teamsvoice.domain.orgs.service import register_redirect_url as register_redirect_url_for
 
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             urls = await register_redirect_url_for(session, reseller_id, url)
-            await session.commit()
             return urls
     except DomainError as exc:
         raise typer.BadParameter(exc.message) from exc

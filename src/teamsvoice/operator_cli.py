@@ -56,15 +56,14 @@ def _settings(data_dir: Path) -> "Settings":
 
 
 def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
     from teamsvoice.core.errors import DomainError
 
     async def run() -> T:
         engine = create_engine(settings.effective_database_url)
         try:
-            async with session_factory(engine)() as session:
+            async with transaction(session_factory(engine)) as session:
                 result = await work(session)
-                await session.commit()
                 return result
         finally:
             await engine.dispose()
@@ -96,7 +95,7 @@ async def customers(session: "AsyncSession") -> list[dict[str, Any]]:
     """Every enterprise with its onboarding state; the Fusion tenant and subscription it backs, if any."""
     from sqlalchemy import select
 
-    from teamsvoice.domain.consent.service import consents_of
+    from teamsvoice.domain.consent.repository import consents_of
     from teamsvoice.domain.fusion import numbers, onboarding
     from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
     from teamsvoice.domain.orgs.models import Enterprise, Reseller
@@ -451,7 +450,7 @@ async def export_users(settings: "Settings", tenant: str) -> list[dict[str, Any]
     policy teamsvoice assigned). Records are read first; Microsoft is asked with no transaction open."""
     from sqlalchemy import select
 
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
     from teamsvoice.domain.provisioning.models import TeamsVoiceUser
     from teamsvoice.domain.teams_users import service
     from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -460,7 +459,7 @@ async def export_users(settings: "Settings", tenant: str) -> list[dict[str, Any]
 
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             enterprise = await _enterprise(session, tenant)
             tenant_id = enterprise.tenant_id or ""
             records = {r.microsoft_user_id: r for r in await session.scalars(
@@ -686,16 +685,16 @@ def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
 async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import create_engine, session_factory, transaction
     from teamsvoice.core.errors import DomainError
-    from teamsvoice.domain.consent.service import consents_of
+    from teamsvoice.domain.consent.repository import consents_of
     from teamsvoice.domain.orgs.models import Enterprise
     from teamsvoice.microsoft.connector import MicrosoftConnector
     from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE
 
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             linked = [(e.id, e.enterprise_name, e.tenant_id, [c.consent_name for c in await consents_of(session, e.id)])
                       for e in await session.scalars(select(Enterprise).where(Enterprise.tenant_id.is_not(None))
                                                      .order_by(Enterprise.id))]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import or_, select
 
-from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.core.db import create_engine, end_transaction, session_factory, transaction
 from teamsvoice.core.errors import DomainError, NotFound
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
@@ -63,7 +63,7 @@ async def _enterprise(session: Any, tenant: str) -> Enterprise:
 async def plan_command(settings: Settings, tenant: str) -> Plan:
     engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             enterprise = await _enterprise(session, tenant)
             _, plan = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id or "")))
             return plan
@@ -75,21 +75,21 @@ async def plan_command(settings: Settings, tenant: str) -> Plan:
 async def apply_command(settings: Settings, tenant: str, adopt: list[str]) -> dict[str, Any]:
     engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
     try:
-        async with session_factory(engine)() as session:
+        async with transaction(session_factory(engine)) as session:
             enterprise = await _enterprise(session, tenant)
             voice = tenant_voice(connector.connect(enterprise.tenant_id or ""))
             adopted: list[dict[str, str]] = []
             if adopt:
                 _, plan = await applying.current_plan(session, enterprise, voice)
                 adopted = await applying.adopt(session, enterprise, plan, adopt, settings.number_quarantine_seconds)
-                await session.commit()
+                await end_transaction(session)
             desired, plan = await applying.current_plan(session, enterprise, voice)
             results, records = await converge(voice, plan, desired)
             for d in records:
                 number = await repository.free_deleted_user(session, enterprise, d.object, settings.number_quarantine_seconds)
                 results.append({"id": d.id, "stage": "record", "status": "done",
                                 "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
-            await session.commit()
+            await end_transaction(session)
             _, after = await applying.current_plan(session, enterprise, voice)
             return {"tenantId": plan.tenant_id, "adopted": adopted, "results": results, "after": after.wire()}
     finally:
@@ -102,10 +102,10 @@ async def drift_command(settings: Settings, scan: bool) -> list[dict[str, Any]]:
     try:
         sessions = session_factory(engine)
         if scan:
-            async with sessions() as session:
+            async with transaction(sessions) as session:
                 linked = list(await repository.linked_enterprises(session))
             for enterprise in linked:
-                async with sessions() as session:
+                async with transaction(sessions) as session:
                     enterprise = await session.get(Enterprise, enterprise.id)
                     try:
                         _, plan = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id)))
@@ -113,8 +113,7 @@ async def drift_command(settings: Settings, scan: bool) -> list[dict[str, Any]]:
                         await drift.record_scan_failure(session, enterprise, exc.message)
                     else:
                         await drift.record_scan(session, enterprise, plan, notify=False)
-                    await session.commit()
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             rows = (await session.execute(select(DriftEvent, Enterprise.tenant_id)
                                           .join(Enterprise, Enterprise.id == DriftEvent.enterprise_id)
                                           .where(DriftEvent.resolved_at.is_(None)).order_by(DriftEvent.id))).all()

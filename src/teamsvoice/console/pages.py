@@ -21,11 +21,12 @@ from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fu
 from teamsvoice.console import activity, auth
 from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
+from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
-from teamsvoice.domain.consent import service as consent
+from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.fusion import numbers, onboarding, tenants
 from teamsvoice.domain.jobs import catalogue
@@ -155,7 +156,7 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
                 continue  # the Fusion subscriptions' own enterprises are shown with their tenant
             if q.strip() and q.strip().lower() not in enterprise.enterprise_name.lower():
                 continue
-            granted = [c.consent_name for c in await consent.consents_of(uow.session, enterprise.id)]
+            granted = [c.consent_name for c in await consents.consents_of(uow.session, enterprise.id)]
             enterprises.append({"enterprise": enterprise, "consents": granted,
                                 "missing": sorted({a.consent_name for a in ACTION_TYPES.values() if a.consent_name} - set(granted))})
     context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises}
@@ -195,7 +196,7 @@ async def enterprise_page(request: Request, enterprise_id: int, staff: StaffDep,
 async def _enterprise_context(uow: UnitOfWorkDep, staff: auth.Staff, enterprise: Enterprise, link: str | None) -> dict[str, Any]:
     reseller = await uow.session.get(Reseller, enterprise.reseller_id)
     deliveries = await activity.webhook_deliveries(uow.session, staff.ctt, enterprise.id)
-    granted = [c for c in await consent.consents_of(uow.session, enterprise.id)]
+    granted = [c for c in await consents.consents_of(uow.session, enterprise.id)]
     return {"staff": staff, "enterprise": enterprise, "consents": granted, "deliveries": deliveries,
             "actions": sorted(ACTION_TYPES), "redirects": (reseller.registered_redirect_urls if reseller else []) or [],
             "link": link}
@@ -251,7 +252,7 @@ async def readiness(request: Request, uuid: str, sub_id: int, staff: StaffDep, u
                     container: ContainerDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
     tenant_id = access.require_ms_tenant()
-    await uow.session.commit()  # Microsoft is called with no transaction open
+    await uow.end_transaction()  # Microsoft is called with no transaction open
     result = await check_tenant_readiness(container.connector, tenant_id)
     return page(request, "_readiness.html", {"readiness": result})
 
@@ -306,7 +307,7 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
     if have_number not in ("", "yes", "no"):
         raise ValidationFailed("Has a number: choose yes, no or any")
     connection = container.connector.connect(access.require_ms_tenant())
-    await uow.session.commit()
+    await uow.end_transaction()
     filters = service.UserFilters(have_number=have_number or None)
     listed = await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=GRID_PAGE,
                                          next_token=next or None, search=q.strip() or None, group=None, filters=filters)
@@ -322,7 +323,7 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
 async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep, container: ContainerDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
     connection = container.connector.connect(access.require_ms_tenant())
-    await uow.session.commit()
+    await uow.end_transaction()
     out = io.StringIO()
     writer = csv_writer(out)
     writer.writerow(["upn", "displayName", "country", "number", "vrp", "licenses", "voiceEnabled"])
@@ -343,14 +344,14 @@ async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkD
 async def _update_user(request: Request, uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess,
                        ms_user_id: str, update: service.UserUpdate, done: str) -> Response:
     connection = container.connector.connect(access.require_ms_tenant())
-    await uow.session.commit()  # Microsoft is called with no transaction open
+    await uow.end_transaction()  # Microsoft is called with no transaction open
     user = await service.directory_user(connection.directory_admin, ms_user_id)
     await service.apply_update(container.sessions, access, connection, user, update)
     skus = await service.sku_map(connection.directory_admin)
     entry = {"msTeams": {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
                          "location": user.usage_location, "licenses": service.render_licences(user, skus),
                          "voiceEnabled": service.voice_enabled(user, skus)}}
-    async with container.sessions() as session:
+    async with transaction(container.sessions) as session:
         fresh = await subscription_in_scope(session, access.principal, DRAAS_INSTANCE, access.tenant.uuid, access.subscription.id)
         rows = await _grid_rows(session, fresh, [entry])
         free = await _free_numbers(session, fresh)
@@ -476,7 +477,7 @@ async def cancel_job(request: Request, uuid: str, sub_id: int, job_id: int, staf
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     job = await bulk.job_in_scope(uow.session, access, job_id)
     await catalogue.cancel(uow.session, staff.ctt.reseller_scope, f"bulk:{job.id}")  # the one rule for every kind
-    await uow.session.commit()
+    await uow.end_transaction()
     return await _job_changed(request, uow, container, access, job, staff, back)
 
 
@@ -487,7 +488,7 @@ async def retry_job(request: Request, uuid: str, sub_id: int, job_id: int, staff
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     job = await bulk.job_in_scope(uow.session, access, job_id)
     _retried, enqueue = await catalogue.retry(uow.session, staff.ctt.reseller_scope, f"bulk:{job.id}")
-    await uow.session.commit()
+    await uow.end_transaction()
     await enqueue()  # committed first: a crash before this is resumed as a new job's
     return await _job_changed(request, uow, container, access, job, staff, back)
 

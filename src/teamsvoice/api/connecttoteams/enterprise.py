@@ -13,7 +13,7 @@ from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.domain.calling import pbx
 from teamsvoice.domain.calling import service as calling
-from teamsvoice.domain.consent import service as consent
+from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.orgs import service
 from teamsvoice.domain.sbc.workflows import enqueue_sync
 
@@ -78,7 +78,7 @@ async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep
 
 async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id: str) -> dict[str, Any]:
     enterprise = await service.enterprise_for_tenant(uow.session, principal, tenant_id)
-    return render_enterprise(enterprise, await consent.consents_of(uow.session, enterprise.id))
+    return render_enterprise(enterprise, await consents.consents_of(uow.session, enterprise.id))
 
 
 @router.post("/configureUser", summary="Configure a PBX user (spec 003 Part III); push it with syncTeamsRegistrations",

@@ -13,7 +13,7 @@ from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_ob
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
-from teamsvoice.domain.consent.service import consents_of
+from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository as orgs_repository, service as orgs
 from teamsvoice.domain.provisioning import service
 

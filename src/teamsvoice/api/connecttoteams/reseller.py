@@ -19,7 +19,7 @@ from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import unified_app
 from teamsvoice.domain.calling.common import enterprise_in_scope
-from teamsvoice.domain.consent.service import consents_of
+from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository, service
 
 router = APIRouter(prefix="/reseller", tags=["ConnecttoTeams: reseller"])

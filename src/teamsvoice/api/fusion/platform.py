@@ -12,10 +12,11 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
 from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
-from teamsvoice.domain.fusion import accounts, organisations, repository as fusion_repository
+from teamsvoice.domain.fusion import accounts, organisations
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import check_instance, org_uuid
+from teamsvoice.domain.orgs import repository as orgs_repository
 from teamsvoice.domain.orgs.models import Reseller
 
 router = APIRouter(tags=["Fusion: platform (profile, organisation, staff)"])
@@ -88,7 +89,7 @@ async def _list(level: str, principal: FusionPrincipal, uow: UnitOfWorkDep, cont
     offset = decode_next(container.keyring, next, context)
     rows, total = await organisations.list_nodes(uow.session, principal, level, search=search, parent=parent,
                                                  offset=offset, limit=page_size)
-    items = [_render_node(r, await fusion_repository.reseller(uow.session, r.parent_id) if r.parent_id else None)
+    items = [_render_node(r, await orgs_repository.reseller_by_id(uow.session, r.parent_id) if r.parent_id else None)
              for r in rows]
     return {f"{level}s": items} | Page(offset, page_size, total).wire(container.keyring, context)
 
@@ -113,7 +114,7 @@ async def get_distributor(
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     node = await organisations.node(uow.session, principal, "distributor", uuid)
-    return _render_node(node, await fusion_repository.reseller(uow.session, node.parent_id) if node.parent_id else None)
+    return _render_node(node, await orgs_repository.reseller_by_id(uow.session, node.parent_id) if node.parent_id else None)
 
 
 @router.get(DRAAS + "/resellers", summary="Resellers under your control (search, parent, page_size, next)",
@@ -136,7 +137,7 @@ async def get_reseller(
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     node = await organisations.node(uow.session, principal, "reseller", uuid)
-    return _render_node(node, await fusion_repository.reseller(uow.session, node.parent_id) if node.parent_id else None)
+    return _render_node(node, await orgs_repository.reseller_by_id(uow.session, node.parent_id) if node.parent_id else None)
 
 
 # --- staff ---------------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from teamsvoice.domain.fusion import repository as fusion_repository, tenants as
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.orgs import repository as orgs_repository
 
 router = APIRouter(prefix=TENANTS_PATH, tags=["Fusion: tenants"])
 
 
 async def _render(uow: UnitOfWorkDep, principal: FusionPrincipal, tenant: FusionTenant) -> dict[str, Any]:
-    owner = await fusion_repository.reseller(uow.session, tenant.owner_reseller_id)
+    owner = await orgs_repository.reseller_by_id(uow.session, tenant.owner_reseller_id)
     return render_tenant(tenant, owner, direct=principal.reseller_id == tenant.owner_reseller_id)
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.calling.common import CALLAPP_CONSENT, require_consents, require_registered, require_service
 from teamsvoice.domain.calling.models import CallAppServiceAccount
@@ -31,7 +32,7 @@ async def configure_service_account(session: AsyncSession, keyring: Keyring, acc
     await require_callapp(session, access)
     enterprise = access.enterprise
     known = await session.scalar(select(CallAppServiceAccount).where(CallAppServiceAccount.enterprise_id == enterprise.id))
-    await session.commit()  # before calling Microsoft
+    await end_transaction(session)  # before calling Microsoft
     directory = access.connection.service_users
     organization = await access.connection.directory.organization()
     domain = next((d["name"] for d in organization.get("verifiedDomains", []) if d.get("isDefault")), None) \

@@ -3,7 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound, PreconditionFailed, ValidationFailed
-from teamsvoice.domain.consent.service import consents_of
+from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal

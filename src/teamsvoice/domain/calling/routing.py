@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.domain.calling.common import CALLING_CONSENTS, CONSENT_ACTIONS, missing_consents, require_registered
 from teamsvoice.domain.calling.models import DirectRoute
@@ -129,7 +130,7 @@ async def verify(session: AsyncSession, access: ProvisioningAccess, sbc_gateway_
         None if not missing else "Have the Global Administrator complete "
         + ", ".join(CONSENT_ACTIONS[m] for m in missing) + " (/enterprise/getActionItemUrl)",
     ))
-    await session.commit()  # nothing to write; end the read transaction before calling Microsoft
+    await end_transaction(session)  # nothing to write; end the read transaction before calling Microsoft
 
     admin = access.connection.directory_admin
     tenant_domain = voice_domain(await admin.domains())

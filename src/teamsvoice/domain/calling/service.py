@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import pbx
@@ -43,7 +44,7 @@ async def configure_user(
     if draft.kind == "VALET":
         require_service(enterprise, "CALLAPP")
         await require_consents(session, enterprise, (CALLAPP_CONSENT,))
-    await session.commit()  # before calling Microsoft
+    await end_transaction(session)  # before calling Microsoft
     try:
         microsoft_user = await connection.directory.user(draft.teams_user_id.strip())
     except NotFound as exc:

@@ -12,13 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent.actions import ACTION_TYPES, GRAPH_TOKEN_SCOPES, MANAGEMENT_CONSENT, ActionType
-from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
+from teamsvoice.domain.consent import repository as consents
+from teamsvoice.domain.consent.models import ActionRequest
 from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.orgs import repository
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE, Connector, RedeemedCode
 
@@ -50,8 +52,7 @@ async def create_action_url(
     enterprise = await repository.get_enterprise_by_name(session, principal, enterprise_name)
     if enterprise is None:
         raise NotFound(f"Enterprise '{enterprise_name}' not found")
-    reseller = await session.get(Reseller, enterprise.reseller_id)
-    assert reseller is not None
+    reseller = await repository.reseller_of(session, enterprise)
     redirect_url = check_redirect_url(redirect_url, reseller.registered_redirect_urls, allow_loopback=allow_loopback,
                                       reseller_id=reseller.id)
     if action.name == "REGISTRATION" and enterprise.registered:
@@ -65,7 +66,7 @@ async def create_action_url(
         scopes=list(action.scopes), redirect_uri=callback_url, state=state, nonce=nonce,
         prompt=None if action.name == "LOGIN_ENTERPRISE_ADMIN" else "consent",
     )
-    session.add(ActionRequest(
+    consents.add_action_request(session, ActionRequest(
         enterprise_id=enterprise.id, action_type=action.name, redirect_url=redirect_url, nonce=nonce,
         state_key=key, scopes=list(action.scopes), expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     ))
@@ -79,7 +80,7 @@ async def claim_state(session: AsyncSession, keyring: Keyring, state: str | None
         raise InvalidState("The state parameter is missing or was not issued by this service")
     if int(payload.get("exp", 0)) < time.time():
         raise InvalidState("This sign-in link has expired; request a new one with getActionItemUrl")
-    request = await session.scalar(select(ActionRequest).where(ActionRequest.state_key == payload["k"]))
+    request = await consents.action_request_by_state(session, payload["k"])
     if request is None:
         raise InvalidState("Unknown state")
     if request.used_at is not None:
@@ -108,8 +109,7 @@ async def _apply(session: AsyncSession, enterprise: Enterprise, action: ActionTy
         if not is_admin:
             raise PreconditionFailed(f"{upn} is not a Global Administrator of tenant {tenant_id}")
     if action.name == "REGISTRATION":
-        other = await session.scalar(select(Enterprise).where(Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise.id))
-        if other is not None:
+        if await repository.tenant_registered_elsewhere(session, tenant_id, enterprise.id):
             raise Conflict(f"Tenant {tenant_id} is already registered to another enterprise")
         enterprise.tenant_id, enterprise.tenant_domain = tenant_id, domain
         enterprise.registered_by = enterprise.registered_by or upn
@@ -117,13 +117,7 @@ async def _apply(session: AsyncSession, enterprise: Enterprise, action: ActionTy
     if enterprise.tenant_id != tenant_id:
         raise PreconditionFailed(f"{upn} signed in to tenant {tenant_id}, not the enterprise's tenant {enterprise.tenant_id}")
     if action.consent_name:
-        consent = await session.scalar(select(EnterpriseConsent).where(
-            EnterpriseConsent.enterprise_id == enterprise.id, EnterpriseConsent.consent_name == action.consent_name))
-        if consent is None:
-            session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name=action.consent_name,
-                                          tenant_id=tenant_id, granted_by=upn))
-        else:
-            consent.granted_by, consent.granted_at = upn, utcnow()
+        await consents.record_consent(session, enterprise.id, action.consent_name, tenant_id, upn)
 
 
 async def complete_action(
@@ -132,9 +126,8 @@ async def complete_action(
 ) -> ConsentOutcome:
     """Handles Microsoft's answer. Commits the burnt state before calling out, then records the outcome."""
     request = await claim_state(session, keyring, state)
-    await session.commit()
-    enterprise = await session.get(Enterprise, request.enterprise_id)
-    assert enterprise is not None
+    await end_transaction(session)
+    enterprise = await repository.enterprise_by_id(session, request.enterprise_id)
     action = ACTION_TYPES[request.action_type]
     enterprise_name, request_id = enterprise.enterprise_name, request.id
     payload: dict[str, Any] = {"actionType": action.name, "enterpriseId": enterprise.id}
@@ -163,15 +156,13 @@ async def complete_action(
         request.outcome, message, succeeded = "succeeded", "done", True
     except DomainError as exc:
         await session.rollback()
-        request = await session.get(ActionRequest, request_id)  # type: ignore[assignment]
+        request = await consents.action_request(session, request_id)  # type: ignore[assignment]
         assert request is not None
         payload |= {"error": exc.code if not isinstance(exc, UpstreamError) else (exc.upstream_code or exc.code),
                     "errorDescription": exc.message}
         request.outcome, message, succeeded = "failed", exc.message, False
-    delivery = WebhookDelivery(enterprise_id=request.enterprise_id, url=request.redirect_url,
-                               payload_encrypted=keyring.encrypt(json.dumps(payload), purpose=WEBHOOK_PURPOSE))
-    session.add(delivery)
-    await session.flush()
+    delivery = await consents.add_webhook_delivery(session, request.enterprise_id, request.redirect_url,
+                                                   keyring.encrypt(json.dumps(payload), purpose=WEBHOOK_PURPOSE))
     return ConsentOutcome(action.name, enterprise_name, succeeded, message, delivery.id)
 
 
@@ -184,4 +175,4 @@ async def reseller_may_provision(session: AsyncSession, enterprise: Enterprise) 
     """Spec 001: both the enterprise flag and the EnterpriseManagement consent must hold."""
     if not enterprise.can_reseller_manage_enterprise_provisioning:
         return False
-    return any(c.consent_name == MANAGEMENT_CONSENT for c in await consents_of(session, enterprise.id))
+    return any(c.consent_name == MANAGEMENT_CONSENT for c in await consents.consents_of(session, enterprise.id))

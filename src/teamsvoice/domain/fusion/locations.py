@@ -16,6 +16,7 @@ import pycountry
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
 from teamsvoice.domain.fusion.models import FusionLocation, FusionNumberLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -130,7 +131,7 @@ async def push_to_teams(session: AsyncSession, access: SubscriptionAccess, conne
     if row.teams_civic_address_id is None:
         created = await connection.emergency_locations.create_address(civic_address(row))
         row.teams_civic_address_id, row.teams_location_id = created.civic_address_id, created.default_location_id
-        await session.commit()
+        await end_transaction(session)
     else:
         await connection.emergency_locations.update_address(row.teams_civic_address_id, civic_address(row))
 
@@ -143,7 +144,7 @@ async def delete_location(session: AsyncSession, access: SubscriptionAccess, con
     if used:
         raise ValidationFailed(f"Location {location_id} is the emergency location of {len(used)} number(s) "
                                f"({', '.join(used[:5])}); give them another location first", code=LOCATION_IN_USE)
-    await session.commit()
+    await end_transaction(session)
     if row.teams_civic_address_id is not None:
         if connection is None:
             raise ValidationFailed("The location exists in an MS Teams tenant that is no longer linked; link it "
@@ -166,7 +167,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
                                code=USER_HAS_NO_NUMBER)
     location = await _in_subscription(session, access, location_id) if location_id is not None else None
     if location is not None and location.teams_location_id is None:
-        await session.commit()
+        await end_transaction(session)
         await push_to_teams(session, access, connection, location)
     current = await session.scalar(select(FusionNumberLocation).where(FusionNumberLocation.voice_user_id == record.id))
     before = current.location_id if current is not None else None
@@ -177,7 +178,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
         session.add(FusionNumberLocation(voice_user_id=record.id, location_id=location.id))
     else:
         current.location_id = location.id
-    await session.commit()  # recorded before Teams is called
+    await end_transaction(session)  # recorded before Teams is called
     try:
         await connection.emergency_locations.locate_number(
             record.user_principal_name, record.phone_number, location.teams_location_id if location is not None else None)
@@ -185,7 +186,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
         await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.voice_user_id == record.id))
         if before is not None:
             session.add(FusionNumberLocation(voice_user_id=record.id, location_id=before))
-        await session.commit()
+        await end_transaction(session)
         raise
     return {"phoneNumber": record.phone_number, "locationId": location.id if location else None}
 

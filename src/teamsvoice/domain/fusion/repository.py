@@ -9,12 +9,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionMsTeamsAdmin, FusionSubscription, FusionTenant
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
-
-
-async def reseller(session: AsyncSession, reseller_id: int) -> Reseller | None:
-    """The owner or parent of a node the caller already sees, for rendering it (not a scope check)."""
-    return await session.get(Reseller, reseller_id)
+from teamsvoice.domain.orgs import repository as orgs
+from teamsvoice.domain.orgs.models import Enterprise
 
 
 async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None,
@@ -25,9 +21,7 @@ async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: st
 
 async def enterprise_of(session: AsyncSession, subscription: FusionSubscription) -> Enterprise:
     """The enterprise every subscription is recorded as (ConnecttoTeams' view of the same customer)."""
-    enterprise = await session.get(Enterprise, subscription.enterprise_id)
-    assert enterprise is not None  # a foreign key: the subscription cannot outlive it
-    return enterprise
+    return await orgs.enterprise_by_id(session, subscription.enterprise_id)
 
 
 async def enterprise_ids_of_tenant(session: AsyncSession, fusion_tenant_id: int) -> Sequence[int]:

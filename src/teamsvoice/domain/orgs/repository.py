@@ -97,3 +97,28 @@ async def sbc_gateway(session: AsyncSession, gateway_id: int) -> SbcGateway | No
 async def portal_user(session: AsyncSession, portal_user_id: int) -> PortalUser | None:
     """The login behind an authenticated principal (`Principal.portal_user_id`)."""
     return await session.get(PortalUser, portal_user_id)
+
+
+async def reseller_of(session: AsyncSession, enterprise: Enterprise) -> Reseller:
+    """The enterprise's reseller (no scope check: the caller already sees the enterprise)."""
+    reseller = await session.get(Reseller, enterprise.reseller_id)
+    assert reseller is not None  # a foreign key
+    return reseller
+
+
+async def reseller_by_id(session: AsyncSession, reseller_id: int) -> Reseller | None:
+    """A reseller the caller already sees through one of its nodes (an owner or parent, for rendering)."""
+    return await session.get(Reseller, reseller_id)
+
+
+async def enterprise_by_id(session: AsyncSession, enterprise_id: int) -> Enterprise:
+    """An enterprise a record already points at (a job's, a sign-in request's); no scope check."""
+    enterprise = await session.get(Enterprise, enterprise_id)
+    assert enterprise is not None  # a foreign key
+    return enterprise
+
+
+async def tenant_registered_elsewhere(session: AsyncSession, tenant_id: str, enterprise_id: int) -> bool:
+    """Whether another enterprise than `enterprise_id` is linked to the Microsoft tenant."""
+    return (await session.scalar(select(Enterprise.id).where(
+        Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise_id))) is not None

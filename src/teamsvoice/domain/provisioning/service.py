@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling.models import PbxUser
@@ -172,7 +173,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dic
 async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> dict[str, Any]:
     record = await _ensure_voice_user(session, access, upn)
     record.calling_enabled = enabled
-    await session.commit()  # the wish is recorded before Microsoft is called, outside the write transaction
+    await end_transaction(session)  # the wish is recorded before Microsoft is called, outside the write transaction
     return await reconcile(access.connection, record)
 
 
@@ -209,7 +210,7 @@ async def update_user_details(
     if voice_routing_policy is not ...:
         record.voice_routing_policy = voice_routing_policy  # type: ignore[assignment]
     record.calling_enabled = True
-    await session.commit()
+    await end_transaction(session)
     return await reconcile(access.connection, record)
 
 

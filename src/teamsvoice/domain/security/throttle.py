@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import transaction
 from teamsvoice.core.errors import AuthenticationFailed, TooManyRequests
 from teamsvoice.domain.security.models import LoginThrottle
 
@@ -105,12 +106,11 @@ async def login_attempt(
         yield
     except AuthenticationFailed:
         await session.rollback()  # release the request's transaction: SQLite has a single writer
-        async with sessions() as own:
+        async with transaction(sessions) as own:
             failures, lock = await _count_failure(own, account_digest, policy.account, policy.forget_after_seconds)
             if address_digest:
                 _, address_lock = await _count_failure(own, address_digest, policy.address, policy.forget_after_seconds)
                 lock = max(lock, address_lock)
-            await own.commit()
         logger.warning("security: login failed family=%s account=%s address=%s failures=%d locked_for=%ds",
                        family, _shown(account), address, failures, math.ceil(lock))
         raise

@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import is_transient_database_error
+from teamsvoice.core.db import end_transaction, is_transient_database_error, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe, describe_unexpected
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
@@ -134,17 +134,17 @@ async def apply_item(
     """Applies one pending item and records its outcome once (a finished or cancelled item is left alone).
     `retry` runs the attempt until Microsoft stops failing transiently; only Microsoft's refusal or our
     validation ends the item in error. Answers the item's status."""
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         item = await session.get(FusionBulkItem, item_id)
         if item is None or item.status != "pending":
             return item.status if item is not None else "gone"
         data, upn, job_id = dict(item.data), item.upn, item.job_id
 
     async def attempt() -> None:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             counted = await session.execute(update(FusionBulkItem).where(
                 FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(attempts=FusionBulkItem.attempts + 1))
-            await session.commit()
+            await end_transaction(session)
             if counted.rowcount != 1:  # type: ignore[attr-defined]
                 raise _NoLongerPending
             changes = await _item_update(session, access.subscription.id, data)
@@ -155,11 +155,10 @@ async def apply_item(
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache)
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             await session.execute(update(FusionBulkItem).where(
                 FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
                 details={"lastError": describe(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
-            await session.commit()
 
     outcome: dict[str, Any]
     try:
@@ -180,7 +179,7 @@ async def apply_item(
 async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
     """Ends the item once, counts it on the job, and (the last item) sets the job's final status, all in
     one transaction."""
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         done = await session.execute(update(FusionBulkItem).where(
             FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(updated_on=utcnow(), **outcome))
         if done.rowcount == 1:  # type: ignore[attr-defined]
@@ -191,12 +190,11 @@ async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: in
             # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
             if job is not None and job.status in ("queued", "running") and job.success_count + job.error_count >= job.total_count:
                 job.status = final_status(job)
-        await session.commit()
 
 
 async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, exc: DomainError) -> None:
     """The job cannot run at all (its subscription has no Microsoft tenant): every pending item fails."""
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         ids = list(await session.scalars(select(FusionBulkItem.id).where(
             FusionBulkItem.job_id == job_id, FusionBulkItem.status == "pending")))
     for item_id in ids:
@@ -290,7 +288,7 @@ async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, erro
     """The job's items in order, read a page at a time."""
     after = -1
     while True:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             query = select(FusionBulkItem).where(FusionBulkItem.job_id == job_id, FusionBulkItem.position > after)
             if errors_only:
                 query = query.where(FusionBulkItem.status == "error")

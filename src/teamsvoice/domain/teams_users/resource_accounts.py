@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -136,20 +137,18 @@ async def delete(session: AsyncSession, access: SubscriptionAccess, resource_acc
 
 
 async def record_failure(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str) -> None:
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         if account is not None:
             account.status, account.error = "error", message
-            await session.commit()
 
 
 async def record_waiting(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str) -> None:
     """Microsoft failed transiently: the account keeps its intermediate status and shows why it waits."""
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         if account is not None:
             account.error = message
-            await session.commit()
 
 
 async def _voice_record(session: AsyncSession, access: SubscriptionAccess, account: FusionResourceAccount) -> TeamsVoiceUser:
@@ -162,13 +161,13 @@ async def _voice_record(session: AsyncSession, access: SubscriptionAccess, accou
 
 
 async def _remove(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         assert account is not None
         record = await session.get(TeamsVoiceUser, account.voice_user_id) if account.voice_user_id else None
         if record is not None and record.microsoft_user_id:
             record.phone_number, record.calling_enabled = None, False
-            await session.commit()
+            await end_transaction(session)
             try:
                 await reconcile(connection, record)  # releases the number in Teams
             except NotFound:
@@ -182,7 +181,6 @@ async def _remove(sessions: async_sessionmaker[AsyncSession], access: Subscripti
             await session.flush()
             await session.delete(record)
         await session.delete(account)
-        await session.commit()
     return {"status": "deleted"}
 
 
@@ -213,7 +211,7 @@ async def converge_in_teams(connection: TenantConnection, ms_id: str, app_id: st
 
 
 async def converge(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         if account is None:
             return {"status": "gone"}
@@ -224,13 +222,12 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
         desired = dict(account.desired)
     if ms_id is None:
         ms_id = await find_or_create_in_teams(connection, upn, app_id, display_name)
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             account = await session.get(FusionResourceAccount, account_id)
             assert account is not None
             account.microsoft_user_id = ms_id
-            await session.commit()
     await converge_in_teams(connection, ms_id, app_id, display_name, location)
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         assert account is not None
         record = await _voice_record(session, access, account)
@@ -241,10 +238,9 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
         record.voice_routing_policy = desired.get("vrp")
         record.calling_enabled = bool(record.phone_number or record.voice_routing_policy)
         await service.set_customer_licences(session, record.id, account.customer_licenses)
-        await session.commit()
+        await end_transaction(session)
         await reconcile(connection, record)
         account.status, account.error = "active", None
-        await session.commit()
     return {"status": "active", "id": ms_id}
 
 

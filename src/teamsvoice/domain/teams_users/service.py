@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
@@ -468,7 +469,7 @@ async def _apply_voice(
     voice = update.phone_number is not UNSET or update.vrp is not UNSET
     if not voice and update.customer_licenses is UNSET:
         return
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         record = await _record(session, access, user)
         before = (record.phone_number, record.voice_routing_policy, record.calling_enabled)
         if update.phone_number is not UNSET:
@@ -489,7 +490,7 @@ async def _apply_voice(
             if record.phone_number and not before[0]:  # a newly voice-enabled user takes a licence
                 await session.flush()
                 await licences.check_user_quota(session, access.enterprise.id)
-            await session.commit()  # the wish is recorded before Teams is called, outside the write transaction
+            await end_transaction(session)  # the wish is recorded before Teams is called, outside the write transaction
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
         if not voice:
@@ -505,12 +506,12 @@ async def _apply_voice(
         except DomainError as exc:
             record.phone_number, record.voice_routing_policy, record.calling_enabled = before
             record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
-            await session.commit()
+            await end_transaction(session)
             if isinstance(exc, UpstreamError) and exc.status == 400:
                 code = VRP_REFUSED if "policy" in exc.message.lower() else None
                 raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
             raise
-        await session.commit()
+        await end_transaction(session)
         update.changes.extend(result["changes"])
 
 
@@ -529,15 +530,14 @@ async def delete_user(
 ) -> None:
     """Frees the user's number, forgets it in Fusion, and deletes it from the directory."""
     user = await directory_user(connection.directory_admin, ms_user_id)
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         record = (await records_for(session, access, [user.id])).get(user.id)
         if record is not None:
             record.phone_number, record.calling_enabled = None, False
-            await session.commit()
+            await end_transaction(session)
             for row in await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record.id)):
                 await session.delete(row)
             await session.delete(record)
-            await session.commit()
     await connection.directory_admin.delete_user(user.id, missing_ok=True)
 
 
@@ -565,8 +565,7 @@ async def create_user(
         user_principal_name=f"{username}@{domain}", display_name=display_name, mail_nickname=username,
         password=password, usage_location=location)
     if licences:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             record = await _record(session, access, created)
             await set_customer_licences(session, record.id, licences)
-            await session.commit()
     return created.id

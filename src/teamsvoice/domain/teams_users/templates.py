@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from teamsvoice.core.db import transaction
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -159,7 +160,7 @@ async def apply_template(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     ms_user_id: str, template_id: int, override: bool,
 ) -> dict[str, Any]:
-    async with sessions() as session:
+    async with transaction(sessions) as session:
         template = await get_template(session, access, template_id)
     admin = connection.directory_admin
     user = await service.directory_user(admin, ms_user_id)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.core.logging import job_log_context
 from teamsvoice.core.metrics import record_bulk_item
@@ -41,7 +42,7 @@ def _run(subscription_id: int, work: Callable[[async_sessionmaker[AsyncSession],
     ctx = job_context()
 
     async def run() -> T:
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             access = await bulk.load_access(session, subscription_id)
         tenant_id = access.require_ms_tenant()
         return await work(ctx.sessions, access, ctx.connector.connect(tenant_id))
@@ -62,12 +63,12 @@ def begin_step(job_id: int) -> tuple[int, str | None]:
     """Marks the job running; answers its subscription and Microsoft tenant (None: not linked, and then
     every pending item has failed with the reason)."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str | None]:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             job = await session.get(FusionBulkJob, job_id)
             assert job is not None
             if job.status == "queued":
                 job.status = "running"
-            await session.commit()
+            await end_transaction(session)
             subscription_id = job.subscription_id
             access = await bulk.load_access(session, subscription_id)
         try:
@@ -83,7 +84,7 @@ def begin_step(job_id: int) -> tuple[int, str | None]:
 def next_page_step(job_id: int, after: int) -> list[int]:
     """Ids of the next pending items after position `after` (in position order), then the last position."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             rows = (await session.execute(select(FusionBulkItem.id, FusionBulkItem.position).where(
                 FusionBulkItem.job_id == job_id, FusionBulkItem.position > after, FusionBulkItem.status == "pending",
             ).order_by(FusionBulkItem.position).limit(PAGE_SIZE))).all()
@@ -155,7 +156,7 @@ async def enqueue_bulk(job_key: str, job_id: int) -> None:
 @durable_step("fusion_resource_account_apply")
 def resource_account_step(account_id: int) -> dict[str, Any]:
     async def subscription_of(sessions: async_sessionmaker[AsyncSession]) -> int | None:
-        async with sessions() as session:
+        async with transaction(sessions) as session:
             account = await session.get(FusionResourceAccount, account_id)
             return account.subscription_id if account is not None else None
 

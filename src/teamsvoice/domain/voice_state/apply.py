@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
@@ -29,7 +30,7 @@ MAX_ADOPT = 10_000
 
 async def current_plan(session: AsyncSession, enterprise: Enterprise, voice: TenantVoiceAdmin) -> tuple[DesiredState, Plan]:
     desired = await repository.desired_state(session, enterprise)
-    await session.commit()  # end the read transaction before calling Microsoft
+    await end_transaction(session)  # end the read transaction before calling Microsoft
     return desired, await plan_tenant(voice, desired)
 
 
@@ -228,7 +229,7 @@ async def reconcile_numbers_in_scope(session: AsyncSession, principal: Principal
         enterprise = await session.get(Enterprise, enterprise_id)
         assert enterprise is not None
         desired_states.append(await repository.desired_state(session, enterprise))
-    await session.commit()
+    await end_transaction(session)
     findings: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     for desired in desired_states:
@@ -253,7 +254,7 @@ async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, d
     number, user = record.phone_number, record.microsoft_user_id or record.user_principal_name
     await repository.free_deleted_user(session, enterprise, upn, quarantine_seconds)
     record.last_sync_status = "OFFBOARDED"
-    await session.commit()
+    await end_transaction(session)
     await voice.remove_numbers(record.user_principal_name)
     await voice.set_enterprise_voice(record.user_principal_name, False)
     if delete_user:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import transaction
 from teamsvoice.core.errors import DomainError, UpstreamError
 from teamsvoice.core.logging import job_log_context
 from teamsvoice.domain.orgs.models import Enterprise
@@ -52,11 +53,10 @@ async def _load(session: Any, job_id: int) -> tuple[VoiceApplyJob, Enterprise]:
 
 def _waiting(job_id: int) -> Callable[[int, UpstreamError, float], Awaitable[None]]:
     async def on_wait(tries: int, exc: UpstreamError, delay: float) -> None:
-        async with job_context().sessions() as session:
+        async with transaction(job_context().sessions) as session:
             job = await session.get(VoiceApplyJob, job_id)
             if job is not None:
                 job.error = f"Microsoft failed transiently (try {tries}): {exc.message}; retrying in {delay:.0f} s"
-                await session.commit()
 
     return on_wait
 
@@ -67,7 +67,7 @@ def plan_step(job_id: int) -> int:
     ctx = job_context()
 
     async def work() -> int:
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             job, enterprise = await _load(session, job_id)
             if job.status != "queued":
                 return len(operations([difference_from_wire(d) for d in job.differences]))
@@ -80,12 +80,11 @@ def plan_step(job_id: int) -> int:
             plan = await until_microsoft_answers(lambda: plan_tenant(voice, desired), _waiting(job_id), workflow="voice_apply")
         except DomainError as exc:
             return await _fail(job_id, exc.message)
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             job, _ = await _load(session, job_id)
             job.differences = [d.wire() for d in plan.differences]
             job.desired = export_document(desired)
             job.status, job.error = "running", None
-            await session.commit()
         return len(operations(plan.differences))
 
     with in_flight():
@@ -93,10 +92,9 @@ def plan_step(job_id: int) -> int:
 
 
 async def _fail(job_id: int, message: str) -> int:
-    async with job_context().sessions() as session:
+    async with transaction(job_context().sessions) as session:
         job, _ = await _load(session, job_id)
         job.status, job.error, job.finished_at = "failed", message, utcnow()
-        await session.commit()
     return 0
 
 
@@ -105,7 +103,7 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
     ctx = job_context()
 
     async def work() -> None:
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             job, enterprise = await _load(session, job_id)
             differences = [difference_from_wire(d) for d in job.differences]
             desired = parse_document(job.desired)
@@ -129,11 +127,10 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
                 continue
             with job_log_context(job_id=job_id, item_id=d.id):
                 if op.stage == "record":
-                    async with ctx.sessions() as session:
+                    async with transaction(ctx.sessions) as session:
                         _, enterprise = await _load(session, job_id)
                         number = await repository.free_deleted_user(session, enterprise, d.object,
                                                                     ctx.settings.number_quarantine_seconds)
-                        await session.commit()
                     results.append({"id": d.id, "stage": op.stage, "status": "done",
                                     "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
                     continue
@@ -142,12 +139,11 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
                     results.append({"id": d.id, "stage": op.stage, "status": "done", "detail": detail})
                 except DomainError as exc:
                     results.append({"id": d.id, "stage": op.stage, "status": "failed", "detail": exc.message})
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             job, _ = await _load(session, job_id)
             done = {(r["id"], r["stage"]) for r in results}  # a replayed chunk replaces its own results
             job.results = [r for r in job.results if (r["id"], r["stage"]) not in done] + results
             job.error = None
-            await session.commit()
 
     with in_flight():
         _run(work)
@@ -157,11 +153,10 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
 @durable_step("voice_apply_finish")
 def finish_step(job_id: int) -> str:
     async def work() -> str:
-        async with job_context().sessions() as session:
+        async with transaction(job_context().sessions) as session:
             job, _ = await _load(session, job_id)
             if job.status == "running":
                 job.status, job.finished_at = "completed", utcnow()
-            await session.commit()
             return job.status
 
     return _run(work)
@@ -206,7 +201,7 @@ def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
     ctx = job_context()
 
     async def work() -> dict[str, Any]:
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             enterprise = await session.get(Enterprise, enterprise_id)
             if enterprise is None or enterprise.tenant_id is None:
                 return {"deliveries": [], "apply": None}
@@ -216,13 +211,12 @@ def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
         try:
             plan = await plan_tenant(voice, desired)
         except DomainError as exc:
-            async with ctx.sessions() as session:
+            async with transaction(ctx.sessions) as session:
                 enterprise = await session.get(Enterprise, enterprise_id)
                 assert enterprise is not None
                 await drift.record_scan_failure(session, enterprise, exc.message)
-                await session.commit()
             return {"deliveries": [], "apply": None}
-        async with ctx.sessions() as session:
+        async with transaction(ctx.sessions) as session:
             enterprise = await session.get(Enterprise, enterprise_id)
             assert enterprise is not None
             _, deliveries = await drift.record_scan(session, enterprise, plan)
@@ -233,7 +227,6 @@ def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
                     job = await applying.new_apply_job(session, enterprise, "auto")
                 except DomainError:
                     job = None  # an apply is already running: the next scan sees what it left
-            await session.commit()
             return {"deliveries": drift.pending_deliveries(deliveries),
                     "apply": (job.id, job.job_key) if job is not None else None}
 
@@ -261,7 +254,7 @@ async def enqueue_scan(scan_key: str, enterprise_ids: list[int]) -> None:
 @durable_step("voice_drift_linked")
 def linked_step() -> list[int]:
     async def work() -> list[int]:
-        async with job_context().sessions() as session:
+        async with transaction(job_context().sessions) as session:
             return [e.id for e in await repository.linked_enterprises(session)]
 
     return _run(work)

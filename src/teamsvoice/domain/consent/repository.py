@@ -1,0 +1,45 @@
+"""Consent records: the single-use sign-in requests handed out (`ActionRequest`), the consents an enterprise's
+Global Administrator granted (`EnterpriseConsent`) and the webhooks owed to the provider (`WebhookDelivery`,
+delivered by `jobs/webhooks.py`)."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
+
+
+def add_action_request(session: AsyncSession, request: ActionRequest) -> None:
+    session.add(request)
+
+
+async def action_request_by_state(session: AsyncSession, state_key: str) -> ActionRequest | None:
+    return await session.scalar(select(ActionRequest).where(ActionRequest.state_key == state_key))
+
+
+async def action_request(session: AsyncSession, request_id: int) -> ActionRequest | None:
+    return await session.get(ActionRequest, request_id)
+
+
+async def record_consent(session: AsyncSession, enterprise_id: int, consent_name: str, tenant_id: str, upn: str) -> None:
+    """The consent as granted now by `upn` (granted again: who and when are updated)."""
+    consent = await session.scalar(select(EnterpriseConsent).where(
+        EnterpriseConsent.enterprise_id == enterprise_id, EnterpriseConsent.consent_name == consent_name))
+    if consent is None:
+        session.add(EnterpriseConsent(enterprise_id=enterprise_id, consent_name=consent_name, tenant_id=tenant_id,
+                                      granted_by=upn))
+    else:
+        consent.granted_by, consent.granted_at = upn, utcnow()
+
+
+async def consents_of(session: AsyncSession, enterprise_id: int) -> list[EnterpriseConsent]:
+    query = select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id).order_by(EnterpriseConsent.id)
+    return list((await session.scalars(query)).all())
+
+
+async def add_webhook_delivery(session: AsyncSession, enterprise_id: int, url: str, payload_encrypted: str) -> WebhookDelivery:
+    """A webhook owed to the provider, flushed (it has its id); the caller enqueues it once committed."""
+    delivery = WebhookDelivery(enterprise_id=enterprise_id, url=url, payload_encrypted=payload_encrypted)
+    session.add(delivery)
+    await session.flush()
+    return delivery
