@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -164,11 +163,6 @@ async def complete_action(
     delivery = await consents.add_webhook_delivery(session, request.enterprise_id, request.redirect_url,
                                                    keyring.encrypt(json.dumps(payload), purpose=WEBHOOK_PURPOSE))
     return ConsentOutcome(action.name, enterprise_name, succeeded, message, delivery.id)
-
-
-async def consents_of(session: AsyncSession, enterprise_id: int) -> list[EnterpriseConsent]:
-    query = select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id).order_by(EnterpriseConsent.id)
-    return list((await session.scalars(query)).all())
 
 
 async def reseller_may_provision(session: AsyncSession, enterprise: Enterprise) -> bool:
