@@ -298,4 +298,3 @@ async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, erro
         for row in rows:
             yield row
         after = rows[-1].position
-
