@@ -51,3 +51,44 @@ async def test_failed_sync_and_apply_retried_then_cancelled(live, organisation) 
     listed = {j.ref: j for j in await in_session(live, lambda s: catalogue.list_jobs(s, [mine], kind="sync"))}
     assert listed[sync].attempts == 2 and all(j.kind == "sync" for j in listed.values())
     assert sync not in {j.ref for j in await in_session(live, lambda s: catalogue.list_jobs(s, [theirs]))}
+
+
+async def test_failed_wizard_run_resumes_at_its_failed_step_and_is_cancelled_in_its_own_terms(
+        client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    from teamsvoice.domain.fusion import onboarding
+    from teamsvoice.domain.fusion.models import FusionWizardRun
+    from tests.api.fusion.support import make_world
+
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant("reseller", name=f"Wizard {uuid.uuid4().hex[:6]}")
+    subscription = await world.create_subscription(tenant["uuid"])
+    mine = organisation.resellers[0].reseller_id
+
+    async def make(session) -> str:  # type: ignore[no-untyped-def]
+        steps = onboarding.initial_steps()
+        for step in steps[:2]:
+            step.update(executed=True, ok=True, detail="done")
+        steps[2].update(executed=True, ok=False, detail="No Teams Phone licence")
+        run = FusionWizardRun(subscription_id=subscription["id"], running=False, steps=steps, status="wizard_3_ERROR",
+                              error="No Teams Phone licence")
+        session.add(run)
+        await session.flush()
+        return f"wizard:{run.id}"
+
+    ref = await in_session(live, make)
+    job = await in_session(live, lambda s: catalogue.find(s, [mine], ref))
+    assert (job.status, job.done, job.total, job.last_error) == ("failed", 2, 6, "No Teams Phone licence")
+    assert job.retry_refusal is None and job.cancel_refusal is not None
+
+    retried, _follow_up = await in_session(live, lambda s: catalogue.retry(s, [mine], ref))
+    assert retried.status == "running" and retried.attempts == 2 and retried.done == 2
+    cancelled, _follow_up = await in_session(live, lambda s: catalogue.cancel(s, [mine], ref))
+    assert cancelled.status == "cancelled" and cancelled.retry_refusal is None
+
+    async def read(session) -> FusionWizardRun:  # type: ignore[no-untyped-def]
+        return await session.get(FusionWizardRun, int(ref.split(":")[1]))
+
+    run = await in_session(live, read)
+    assert not run.running and run.status == "wizard_3_ERROR" and run.steps[2]["detail"] == "Cancelled"
+    assert [s["ok"] for s in run.steps[:2]] == [True, True]  # what succeeded stays done
+    assert run.error.startswith("Cancelled by ")
