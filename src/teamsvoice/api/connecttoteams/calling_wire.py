@@ -1,4 +1,5 @@
-"""Wire schemas of the calling services (spec 002, 003, vendor-notes 1.1/1.2/1.12, and our own designs)."""
+"""Wire format of the calling services (spec 002, 003, vendor-notes 1.1/1.2/1.12, and our own designs): the
+request bodies, parsed into the domain's drafts, and the answers, rendered from the domain's objects."""
 
 from typing import Any
 
@@ -6,7 +7,11 @@ from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
+from teamsvoice.domain.calling.models import DirectRoute
 from teamsvoice.domain.calling.pbx import LOCATION_FLAGS, LocationDraft, UserDraft
+from teamsvoice.domain.calling.routing import Check, Readiness
+
+TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
 
 class CallPolicyInfo(Strict):
@@ -117,3 +122,27 @@ class TeamsAppTemplateBody(Strict):
     showVMCard: StrictBool | None = None
     tenantID: StrictStr | None = None
     teamName: StrictStr | None = Field(default=None, max_length=100)
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+
+def render_route(route: DirectRoute, region: str | None = None) -> dict[str, Any]:
+    return {
+        "directRouteId": route.id, "enterpriseId": route.enterprise_id, "sbcGatewayId": route.sbc_gateway_id,
+        "sbcGatewayRegion": region, "tenantId": route.tenant_id, "pstnGatewayFqdn": route.gateway_fqdn,
+        "sipSignalingPort": route.sip_port, "pstnUsage": route.pstn_usage, "voiceRoute": route.voice_route,
+        "numberPattern": route.number_pattern, "voiceRoutingPolicy": route.voice_routing_policy,
+        "provisionedOn": route.provisioned_at.strftime(TIMESTAMP),
+    }
+
+
+def render_check(check: Check) -> dict[str, Any]:
+    return {"check": check.name, "passed": check.passed, "required": check.required, "detail": check.detail,
+            "fix": check.fix}
+
+
+def render_readiness(readiness: Readiness) -> dict[str, Any]:
+    """verifyTenantForDirectRouting's fields from the readiness (the caller adds whose tenant it is)."""
+    return {"pstnGatewayFqdn": readiness.plan.fqdn if readiness.plan else None, "ready": readiness.ready,
+            "checks": [render_check(c) for c in readiness.checks]}

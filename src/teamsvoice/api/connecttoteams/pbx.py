@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
@@ -113,7 +113,7 @@ async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: Res
     rendered = []
     for route in await routing.routes_of(uow.session, enterprise):
         gateway = await repository.sbc_gateway(uow.session, route.sbc_gateway_id)
-        rendered.append(routing.render_route(route, gateway.region if gateway else None))
+        rendered.append(calling_wire.render_route(route, gateway.region if gateway else None))
     return rendered
 
 

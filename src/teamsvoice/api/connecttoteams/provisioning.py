@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
@@ -161,9 +161,7 @@ async def verify_tenant_for_direct_routing(
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
     readiness = await routing.verify(uow.session, access, body.get("sbcGatewayId"))
     return {"enterpriseId": access.enterprise.id, "tenantId": access.enterprise.tenant_id,
-            "sbcGatewayId": body.get("sbcGatewayId"),
-            "pstnGatewayFqdn": readiness.plan.fqdn if readiness.plan else None,
-            "ready": readiness.ready, "checks": [c.wire() for c in readiness.checks]}
+            "sbcGatewayId": body.get("sbcGatewayId")} | calling_wire.render_readiness(readiness)
 
 
 @router.post(
@@ -183,7 +181,7 @@ async def provision_direct_routing(
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
     route, changes = await routing.provision(uow.session, access, body.get("sbcGatewayId"))
     gateway = await orgs_repository.sbc_gateway(uow.session, route.sbc_gateway_id)
-    return routing.render_route(route, gateway.region if gateway else None) | {"changes": changes}
+    return calling_wire.render_route(route, gateway.region if gateway else None) | {"changes": changes}
 
 
 @router.post(

@@ -53,10 +53,6 @@ class Check:
     detail: str
     fix: str | None = None
 
-    def wire(self) -> dict[str, Any]:
-        return {"check": self.name, "passed": self.passed, "required": self.required, "detail": self.detail,
-                "fix": self.fix}
-
 
 @dataclass
 class Readiness:
@@ -191,12 +187,3 @@ async def routes_of(session: AsyncSession, enterprise: Enterprise) -> list[Direc
     query = select(DirectRoute).where(DirectRoute.enterprise_id == enterprise.id).order_by(DirectRoute.id)
     return list((await session.scalars(query)).all())
 
-
-def render_route(route: DirectRoute, region: str | None = None) -> dict[str, Any]:
-    return {
-        "directRouteId": route.id, "enterpriseId": route.enterprise_id, "sbcGatewayId": route.sbc_gateway_id,
-        "sbcGatewayRegion": region, "tenantId": route.tenant_id, "pstnGatewayFqdn": route.gateway_fqdn,
-        "sipSignalingPort": route.sip_port, "pstnUsage": route.pstn_usage, "voiceRoute": route.voice_route,
-        "numberPattern": route.number_pattern, "voiceRoutingPolicy": route.voice_routing_policy,
-        "provisionedOn": route.provisioned_at.strftime("%Y-%m-%d %H:%M:%S"),
-    }
