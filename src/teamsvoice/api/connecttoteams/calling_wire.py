@@ -7,7 +7,7 @@ from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
-from teamsvoice.domain.calling.models import DirectRoute
+from teamsvoice.domain.calling.models import CallingJob, DirectRoute
 from teamsvoice.domain.calling.pbx import LOCATION_FLAGS, LocationDraft, UserDraft
 from teamsvoice.domain.calling.routing import Check, Readiness
 
@@ -146,3 +146,18 @@ def render_readiness(readiness: Readiness) -> dict[str, Any]:
     """verifyTenantForDirectRouting's fields from the readiness (the caller adds whose tenant it is)."""
     return {"pstnGatewayFqdn": readiness.plan.fqdn if readiness.plan else None, "ready": readiness.ready,
             "checks": [render_check(c) for c in readiness.checks]}
+
+
+def render_job(job: CallingJob) -> dict[str, Any]:
+    """getSyncJobStatus (teamsvoice's design): the job, its counts per status and its per-user results."""
+    results = list(job.results.values())
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.get("status", "?")] = counts.get(result.get("status", "?"), 0) + 1
+    return {
+        "jobId": job.job_key, "type": job.kind, "enterpriseId": job.enterprise_id, "status": job.status,
+        "total": job.total, "processed": len(results), "counts": counts, "results": results,
+        "app": job.detail.get("app"), "error": job.error,
+        "createdOn": job.created_at.strftime(TIMESTAMP),
+        "finishedOn": job.finished_at.strftime(TIMESTAMP) if job.finished_at else None,
+    }

@@ -141,7 +141,7 @@ async def _accept_job(uow: UnitOfWorkDep, request: Request, container: Container
             "results.",
             responses=docs.ok(docs.SyncJobStatus, "The job"))
 async def get_sync_job_status(jobId: str, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
-    return jobs.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
+    return calling_wire.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
 
 
 @router.post(

@@ -1,7 +1,5 @@
 """Accepting durable syncs and reporting their progress."""
 
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,16 +46,3 @@ async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str
         raise NotFound(f"Job {job_key} not found")
     return job
 
-
-def render_job(job: CallingJob) -> dict[str, Any]:
-    results = list(job.results.values())
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.get("status", "?")] = counts.get(result.get("status", "?"), 0) + 1
-    return {
-        "jobId": job.job_key, "type": job.kind, "enterpriseId": job.enterprise_id, "status": job.status,
-        "total": job.total, "processed": len(results), "counts": counts, "results": results,
-        "app": job.detail.get("app"), "error": job.error,
-        "createdOn": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        "finishedOn": job.finished_at.strftime("%Y-%m-%d %H:%M:%S") if job.finished_at else None,
-    }
