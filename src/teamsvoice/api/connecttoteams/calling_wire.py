@@ -7,8 +7,8 @@ from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
-from teamsvoice.domain.calling.models import CallingJob, DirectRoute
-from teamsvoice.domain.calling.pbx import LOCATION_FLAGS, LocationDraft, UserDraft
+from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, LocationDraft, UserDraft
 from teamsvoice.domain.calling.routing import Check, Readiness
 
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
@@ -160,4 +160,40 @@ def render_job(job: CallingJob) -> dict[str, Any]:
         "app": job.detail.get("app"), "error": job.error,
         "createdOn": job.created_at.strftime(TIMESTAMP),
         "finishedOn": job.finished_at.strftime(TIMESTAMP) if job.finished_at else None,
+    }
+
+
+def render_location(location: PbxLocation, pbx_type_name: str | None) -> dict[str, Any]:
+    """A PBX location in getBasicPBXLocationDetailsForEnterprise's shape (spec 003), in its field order."""
+    body: dict[str, Any] = {
+        "id": location.id,
+        "canonicalPbxSIPDomain": location.canonical_pbx_sip_domain,
+        "proxyDomainPort": location.proxy_domain_port,
+        "pbxLocation": location.pbx_location,
+    }
+    body |= {k: location.flags.get(k, False) for k in ("apiAccessEnabled", "apiIntegrationEnabled", "topologyHiding")}
+    body |= {
+        "pbxType": pbx_type_name,
+        "pbxLabel": location.pbx_label,
+        "presencePackageType": location.presence_package_type,
+        "callPolicy": {k: location.call_policy.get(k) for k in CALL_POLICY_FIELDS},
+        "oldStyleHold": location.flags.get("oldStyleHold", False),
+        "metaSwitchSubscriptionCompatibility": location.flags.get("metaSwitchSubscriptionCompatibility", False),
+        "regExpiresValue": location.reg_expires_value,
+    }
+    body |= {k: location.flags.get(k, False) for k in (
+        "sipWaitForAlegAck", "enforceCodecsOnInbound", "rejectCalling", "acceptsEncodedFeatureCode",
+        "convertHistoryInfoToDiversion", "escapeRequestUri", "enableMWIEvents")}
+    body["links"] = []
+    return body
+
+
+def render_pbx_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict[str, Any]:
+    """configureUser / configureValetUser's answer (teamsvoice's design)."""
+    return {
+        "id": user.id, "teamsUserId": user.teams_user_id, "userType": user.user_type,
+        "phoneNumber": user.phone_number, "pbxLocation": location.pbx_location, "pbxLocationId": location.id,
+        "directRouteId": user.direct_route_id if user.direct_route_id is not None else -1,
+        "pbxUserId": user.pbx_user_id, "pbxAuthUserId": user.pbx_auth_user_id, "valet": user.kind == "VALET",
+        "changed": changed, "syncRequired": user.direct_route_id is not None,
     }

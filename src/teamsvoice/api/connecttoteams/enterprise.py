@@ -6,12 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
-from teamsvoice.domain.calling import pbx
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.orgs import service
@@ -97,4 +96,4 @@ async def configure_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container:
         {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
         body.to_draft("PBX"), body.tenantID)
     uow.after_commit(lambda: enqueue_sync(container.settings))
-    return pbx.render_user(user, location, changed)
+    return calling_wire.render_pbx_user(user, location, changed)

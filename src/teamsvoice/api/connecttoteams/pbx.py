@@ -38,7 +38,8 @@ async def get_pbx_types(resellerId: int, uow: UnitOfWorkDep, principal: Reseller
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok_list(docs.PbxLocationInfo, "The PBX locations"))
 async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
-    return [await pbx.render_location(uow.session, loc) for loc in await pbx.locations_of(uow.session, enterprise)]
+    return [calling_wire.render_location(loc, await pbx.pbx_type_name(uow.session, loc))
+            for loc in await pbx.locations_of(uow.session, enterprise)]
 
 
 @router.post("/configurePBX", summary="Create or update a PBX location ('Configure PBX'; teamsvoice's design)",
@@ -57,7 +58,7 @@ async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: Co
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=body.enterpriseId, tenant_id=body.tenantId)
     location = await pbx.save_location(uow.session, enterprise, body.to_draft(), body.id)
     uow.after_commit(lambda: enqueue_sync(container.settings))
-    return await pbx.render_location(uow.session, location)
+    return calling_wire.render_location(location, await pbx.pbx_type_name(uow.session, location))
 
 
 @router.delete("/deletePBXLocation/{pbxLocationId}", status_code=204,

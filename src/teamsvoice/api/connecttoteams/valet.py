@@ -6,12 +6,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep
 from teamsvoice.api.connecttoteams.wire import json_object
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
-from teamsvoice.domain.calling import callapp, pbx
+from teamsvoice.domain.calling import callapp
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.provisioning.service import authorize_provisioning
 from teamsvoice.domain.sbc.workflows import enqueue_sync
@@ -45,4 +45,4 @@ async def configure_valet_user(body: ConfigureUserBody, uow: UnitOfWorkDep, cont
         {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
         body.to_draft("VALET"), body.tenantID)
     uow.after_commit(lambda: enqueue_sync(container.settings))
-    return pbx.render_user(user, location, changed)
+    return calling_wire.render_pbx_user(user, location, changed)

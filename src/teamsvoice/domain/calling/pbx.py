@@ -7,7 +7,6 @@ direct route's voice routing policy); a CallApp user without one (directRouteId 
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -124,29 +123,10 @@ async def delete_location(session: AsyncSession, location: PbxLocation) -> None:
     await session.flush()
 
 
-async def render_location(session: AsyncSession, location: PbxLocation) -> dict[str, Any]:
+async def pbx_type_name(session: AsyncSession, location: PbxLocation) -> str | None:
+    """The name of the location's PBX type (None if the type was removed)."""
     pbx_type = await session.get(PbxType, location.pbx_type_id)
-    body: dict[str, Any] = {
-        "id": location.id,
-        "canonicalPbxSIPDomain": location.canonical_pbx_sip_domain,
-        "proxyDomainPort": location.proxy_domain_port,
-        "pbxLocation": location.pbx_location,
-    }
-    body |= {k: location.flags.get(k, False) for k in ("apiAccessEnabled", "apiIntegrationEnabled", "topologyHiding")}
-    body |= {
-        "pbxType": pbx_type.pbx_name if pbx_type else None,
-        "pbxLabel": location.pbx_label,
-        "presencePackageType": location.presence_package_type,
-        "callPolicy": {k: location.call_policy.get(k) for k in CALL_POLICY_FIELDS},
-        "oldStyleHold": location.flags.get("oldStyleHold", False),
-        "metaSwitchSubscriptionCompatibility": location.flags.get("metaSwitchSubscriptionCompatibility", False),
-        "regExpiresValue": location.reg_expires_value,
-    }
-    body |= {k: location.flags.get(k, False) for k in (
-        "sipWaitForAlegAck", "enforceCodecsOnInbound", "rejectCalling", "acceptsEncodedFeatureCode",
-        "convertHistoryInfoToDiversion", "escapeRequestUri", "enableMWIEvents")}
-    body["links"] = []
-    return body
+    return pbx_type.pbx_name if pbx_type else None
 
 
 # --- PBX and CallApp users -------------------------------------------------------------------------
@@ -270,16 +250,6 @@ def _fingerprint(keyring: Keyring, user: PbxUser, voice: TeamsVoiceUser | None) 
             repr(user.call_policy), repr(user.options), user.kind,
             voice.phone_number if voice else None, voice.voice_routing_policy if voice else None,
             voice.calling_enabled if voice else None)
-
-
-def render_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict[str, Any]:
-    return {
-        "id": user.id, "teamsUserId": user.teams_user_id, "userType": user.user_type,
-        "phoneNumber": user.phone_number, "pbxLocation": location.pbx_location, "pbxLocationId": location.id,
-        "directRouteId": user.direct_route_id if user.direct_route_id is not None else -1,
-        "pbxUserId": user.pbx_user_id, "pbxAuthUserId": user.pbx_auth_user_id, "valet": user.kind == "VALET",
-        "changed": changed, "syncRequired": user.direct_route_id is not None,
-    }
 
 
 async def user_in_scope(session: AsyncSession, enterprise_ids: set[int], user_id: int) -> PbxUser:
