@@ -7,9 +7,12 @@ from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
-from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate
 from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, LocationDraft, UserDraft
 from teamsvoice.domain.calling.routing import Check, Readiness
+from teamsvoice.domain.calling.sms import SmsConfig
+from teamsvoice.domain.calling.unified_app import app_version
+from teamsvoice.domain.orgs.models import Enterprise
 
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
@@ -197,3 +200,18 @@ def render_pbx_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict
         "pbxUserId": user.pbx_user_id, "pbxAuthUserId": user.pbx_auth_user_id, "valet": user.kind == "VALET",
         "changed": changed, "syncRequired": user.direct_route_id is not None,
     }
+
+
+def render_template(template: TeamsAppTemplate, enterprise: Enterprise) -> dict[str, Any]:
+    """saveOrUpdateTeamsApplicationTemplate's answer: the template without its images, with `appVersion`."""
+    return {"id": template.id, "enterpriseId": enterprise.id, "resellerId": enterprise.reseller_id,
+            "tenantID": enterprise.tenant_id, "type": template.app_type, **template.settings,
+            "teamsAppExternalId": template.external_id, "appVersion": app_version(template)}
+
+
+def render_sms_config(config: SmsConfig) -> dict[str, Any]:
+    """getEnterpriseSMSConfig's answer (teamsvoice's design)."""
+    return {"enterpriseId": config.enterprise_id, "smsEnabled": config.sms_enabled,
+            "secureSMSEnabled": config.secure_sms_enabled,
+            "smsNumbers": [{"phoneNumber": n.phone_number, "teamsUserId": n.user_principal_name, "source": n.source,
+                            "assigned": True} for n in config.numbers]}

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import TeamsAppTemplateBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import (
@@ -113,4 +113,4 @@ async def save_teams_application_template(body: TeamsAppTemplateBody, uow: UnitO
     if body.resellerId is not None and body.resellerId != enterprise.reseller_id:
         raise ValidationFailed(f"resellerId: enterprise {enterprise.id} belongs to reseller {enterprise.reseller_id}")
     template, changed = await unified_app.save_template(uow.session, enterprise, body.model_dump())
-    return unified_app.render_template(template, enterprise) | {"changed": changed}
+    return calling_wire.render_template(template, enterprise) | {"changed": changed}

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from teamsvoice.api.connecttoteams import docs
+from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.domain.calling import sms
@@ -20,4 +20,4 @@ router = APIRouter(prefix="/sms", tags=["ConnecttoTeams: SMS"])
              responses=docs.ok(docs.SmsConfig, "The SMS configuration"))
 async def get_enterprise_sms_config(enterpriseId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, enterprise_id=enterpriseId)
-    return await sms.sms_config(uow.session, enterprise)
+    return calling_wire.render_sms_config(await sms.sms_config(uow.session, enterprise))

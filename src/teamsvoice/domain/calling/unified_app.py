@@ -102,12 +102,6 @@ async def template_of(session: AsyncSession, enterprise_id: int) -> TeamsAppTemp
     return template
 
 
-def render_template(template: TeamsAppTemplate, enterprise: Enterprise) -> dict[str, Any]:
-    return {"id": template.id, "enterpriseId": enterprise.id, "resellerId": enterprise.reseller_id,
-            "tenantID": enterprise.tenant_id, "type": template.app_type, **template.settings,
-            "teamsAppExternalId": template.external_id, "appVersion": app_version(template)}
-
-
 def app_version(template: TeamsAppTemplate) -> str:
     return f"1.0.{template.version}"
 
