@@ -4,7 +4,9 @@ import pytest
 
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile
+from teamsvoice.domain.provisioning.service import (
+    Reconciled, find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile,
+)
 from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 
 
@@ -45,10 +47,10 @@ async def test_reconcile_applies_then_leaves_matching_users_alone() -> None:
     teams = FakeTeams()
     wanted = record(phone_number="+14139301634", voice_routing_policy="US-East", calling_enabled=True)
     first = await reconcile(connection(teams), wanted)
-    assert first["status"] == "UPDATED" and teams.calls == ["assign +14139301634", "vrp US-East"]
+    assert first.status == "UPDATED" and teams.calls == ["assign +14139301634", "vrp US-East"]
     teams.calls.clear()
     second = await reconcile(connection(teams), wanted)
-    assert second == {"userPrincipalName": "ada@contoso.example", "status": "UNCHANGED", "changes": []}
+    assert second == Reconciled("ada@contoso.example", "UNCHANGED", [])
     assert teams.calls == []
 
 
@@ -56,7 +58,7 @@ async def test_disabling_removes_numbers_and_enterprise_voice() -> None:
     teams = FakeTeams()
     teams.state = VoiceState("u1", "ada@contoso.example", True, ["+14139301634"], None)
     outcome = await reconcile(connection(teams), record(calling_enabled=False))
-    assert outcome["status"] == "UPDATED" and teams.calls == ["remove"]
+    assert outcome.status == "UPDATED" and teams.calls == ["remove"]
     assert teams.state.enterprise_voice is False and teams.state.phone_numbers == []
 
 

@@ -2,7 +2,7 @@
 in-memory tenant behind the TeamsVoice port (tests/unit/voice_fakes.py): only what differs is changed."""
 
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
+from teamsvoice.domain.provisioning.service import Reconciled, per_user_policy, reconcile
 from teamsvoice.microsoft.calling_ports import VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 from tests.unit.voice_fakes import FakeTenantVoice
@@ -45,14 +45,14 @@ def writes(fake: FakeTeamsVoice) -> list[str]:
 async def test_a_user_that_matches_is_only_read() -> None:
     fake = tenant("+3222100001", "eu")
     result = await reconcile(connect(fake), wanted := record("+3222100001"))
-    assert result == {"userPrincipalName": UPN, "status": "UNCHANGED", "changes": []}
+    assert result == Reconciled(UPN, "UNCHANGED", [])
     assert writes(fake) == [] and wanted.last_sync_status == "UNCHANGED"
 
 
 async def test_a_new_number_replaces_the_old_and_the_policy_is_granted() -> None:
     fake = tenant("+3222100001")
     result = await reconcile(connect(fake), record("+3222100002"))
-    assert result["changes"] == ["number set to +3222100002", "voice routing policy set to eu"]
+    assert result.changes == ["number set to +3222100002", "voice routing policy set to eu"]
     assert writes(fake) == [f"remove_number {UPN} +3222100001", f"assign_number {UPN} +3222100002", f"grant {UPN} eu"]
     assert fake.users[UPN].phone_numbers == ["+3222100002"] and fake.users[UPN].enterprise_voice
 
@@ -60,7 +60,7 @@ async def test_a_new_number_replaces_the_old_and_the_policy_is_granted() -> None
 async def test_calling_disabled_removes_numbers_and_enterprise_voice_but_leaves_the_policy() -> None:
     fake = tenant("+3222100001", "eu")
     result = await reconcile(connect(fake), record("+3222100001", calling=False))
-    assert result["status"] == "UPDATED" and result["changes"] == ["numbers removed"]
+    assert result.status == "UPDATED" and result.changes == ["numbers removed"]
     assert fake.users[UPN].phone_numbers == [] and not fake.users[UPN].enterprise_voice
     assert fake.users[UPN].voice_routing_policy == "eu"
 
@@ -68,14 +68,14 @@ async def test_calling_disabled_removes_numbers_and_enterprise_voice_but_leaves_
 async def test_enterprise_voice_without_a_number() -> None:
     fake = tenant()
     result = await reconcile(connect(fake), record(None, None))
-    assert result["changes"] == ["enterprise voice enabled"] and fake.users[UPN].enterprise_voice
+    assert result.changes == ["enterprise voice enabled"] and fake.users[UPN].enterprise_voice
 
 
 async def test_global_means_no_per_user_grant() -> None:
     assert [per_user_policy(p) for p in ("Global", "tag:global", " ", None, "eu")] == [None, None, None, None, "eu"]
     fake = tenant("+3222100001", "eu")
     result = await reconcile(connect(fake), record("+3222100001", "Global"))
-    assert result["changes"] == ["voice routing policy set to Global"]
+    assert result.changes == ["voice routing policy set to Global"]
     assert writes(fake) == [f"grant {UPN} None"] and fake.users[UPN].voice_routing_policy is None
 
 

@@ -13,6 +13,7 @@ from teamsvoice.domain.calling.routing import Check, Readiness
 from teamsvoice.domain.calling.sms import SmsConfig
 from teamsvoice.domain.calling.unified_app import app_version
 from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.provisioning.service import Reconciled
 
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
@@ -215,3 +216,10 @@ def render_sms_config(config: SmsConfig) -> dict[str, Any]:
             "secureSMSEnabled": config.secure_sms_enabled,
             "smsNumbers": [{"phoneNumber": n.phone_number, "teamsUserId": n.user_principal_name, "source": n.source,
                             "assigned": True} for n in config.numbers]}
+
+
+def render_reconciled(outcome: Reconciled) -> dict[str, Any]:
+    """A user's outcome in Teams (enable/disableCallingForUser, updateUserDetails, syncTeamsRegistrations)."""
+    if outcome.error is not None:
+        return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "error": outcome.error}
+    return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "changes": outcome.changes}

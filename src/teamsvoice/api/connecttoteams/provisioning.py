@@ -52,7 +52,7 @@ async def disable_calling_for_user(
     upn: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
-    return await service.set_calling(uow.session, access, upn, enabled=False)
+    return calling_wire.render_reconciled(await service.set_calling(uow.session, access, upn, enabled=False))
 
 
 @router.post("/enableCallingForUser/{upn}", summary="Enable Enterprise Voice with the user's number and policy",
@@ -64,7 +64,7 @@ async def enable_calling_for_user(
     upn: str, request: Request, uow: UnitOfWorkDep, container: ContainerDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
-    return await service.set_calling(uow.session, access, upn, enabled=True)
+    return calling_wire.render_reconciled(await service.set_calling(uow.session, access, upn, enabled=True))
 
 
 @router.post(
@@ -91,7 +91,7 @@ async def update_user_details(
             if body[field] is not None and not isinstance(body[field], str):
                 raise ValidationFailed(f"{field}: must be a string or null")
             changes[key] = body[field]
-    return await service.update_user_details(uow.session, access, upn.strip(), **changes)
+    return calling_wire.render_reconciled(await service.update_user_details(uow.session, access, upn.strip(), **changes))
 
 
 @router.post(
@@ -116,8 +116,8 @@ async def sync_teams_registrations(
     if async_ or await jobs.voice_user_count(uow.session, access.enterprise) > jobs.INLINE_SYNC_LIMIT:
         return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_TEAMS_USERS)
     results = await service.sync_registrations(uow.session, access)
-    counts = {status: sum(1 for r in results if r["status"] == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
-    return {"enterpriseId": access.enterprise.id, "results": results,
+    counts = {status: sum(1 for r in results if r.status == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
+    return {"enterpriseId": access.enterprise.id, "results": [calling_wire.render_reconciled(r) for r in results],
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}
 
 

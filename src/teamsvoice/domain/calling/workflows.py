@@ -21,7 +21,7 @@ from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTemplate
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import reconcile
+from teamsvoice.domain.provisioning.service import Reconciled, reconcile
 from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 
@@ -38,6 +38,12 @@ def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) 
             job.results = {**job.results, **results}
         for name, value in changes.items():
             setattr(job, name, value)
+
+
+def _stored(outcome: Reconciled) -> dict[str, Any]:
+    """A user's result as the job keeps it (and getSyncJobStatus shows it): the job's stored rows carry the
+    field names they always had."""
+    return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "changes": outcome.changes}
 
 
 def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
@@ -94,9 +100,9 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
         results: dict[str, Any] = {}
         for record in records:
             try:
-                results[record.user_principal_name] = await until_microsoft_answers(
+                results[record.user_principal_name] = _stored(await until_microsoft_answers(
                     partial(reconcile, connection, record), _waiting(job_id, record.user_principal_name),
-                    workflow="sync_teams_users")
+                    workflow="sync_teams_users"))
             except DomainError as exc:
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
                 results[record.user_principal_name] = {"userPrincipalName": record.user_principal_name,

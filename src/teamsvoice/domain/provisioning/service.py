@@ -31,6 +31,16 @@ class ProvisioningAccess:
     connection: TenantConnection
 
 
+@dataclass
+class Reconciled:
+    """What reconciling one user did: status UPDATED, UNCHANGED, or FAILED (then `error` says why)."""
+
+    user_principal_name: str
+    status: str
+    changes: list[str]
+    error: str | None = None
+
+
 def find_msal_result(body: Any) -> dict[str, Any] | None:
     """The innermost object carrying `accessToken`, whichever wrapper the caller used."""
     node = body
@@ -135,7 +145,7 @@ async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, 
     return record
 
 
-async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dict[str, Any]:
+async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Reconciled:
     """Make Microsoft match the record; touch nothing that already matches. Returns what was done."""
     assert record.microsoft_user_id is not None
     state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
@@ -167,10 +177,10 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> dic
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
     record.last_synced_at = utcnow()
-    return {"userPrincipalName": upn, "status": record.last_sync_status, "changes": changes}
+    return Reconciled(upn, record.last_sync_status, changes)
 
 
-async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> dict[str, Any]:
+async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> Reconciled:
     record = await _ensure_voice_user(session, access, upn)
     record.calling_enabled = enabled
     await end_transaction(session)  # the wish is recorded before Microsoft is called, outside the write transaction
@@ -180,7 +190,7 @@ async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: st
 async def update_user_details(
     session: AsyncSession, access: ProvisioningAccess, upn: str, *, phone_number: str | None | type[...] = ...,
     voice_routing_policy: str | None | type[...] = ...,
-) -> dict[str, Any]:
+) -> Reconciled:
     """Fields left as `...` are unchanged; None clears."""
     if voice_routing_policy is not ... and voice_routing_policy is not None:
         voice_routing_policy = per_user_policy(str(voice_routing_policy))
@@ -214,7 +224,7 @@ async def update_user_details(
     return await reconcile(access.connection, record)
 
 
-async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[dict[str, Any]]:
+async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[Reconciled]:
     records = (await session.scalars(select(TeamsVoiceUser).where(
         TeamsVoiceUser.enterprise_id == access.enterprise.id).order_by(TeamsVoiceUser.id))).all()
     results = []
@@ -223,5 +233,5 @@ async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) 
             results.append(await reconcile(access.connection, record))
         except (UpstreamError, NotFound) as exc:
             record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
-            results.append({"userPrincipalName": record.user_principal_name, "status": "FAILED", "error": exc.message})
+            results.append(Reconciled(record.user_principal_name, "FAILED", [], exc.message))
     return results

@@ -502,7 +502,7 @@ async def _apply_voice(
                 state = await connection.voice.voice_state(user.id)
                 if state.voice_routing_policy != policy:
                     await connection.voice.grant_voice_routing_policy(user.user_principal_name, policy)
-                    result["changes"].append(f"voice routing policy set to {policy or 'Global'}")
+                    result.changes.append(f"voice routing policy set to {policy or 'Global'}")
         except DomainError as exc:
             record.phone_number, record.voice_routing_policy, record.calling_enabled = before
             record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
@@ -512,7 +512,7 @@ async def _apply_voice(
                 raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
             raise
         await end_transaction(session)
-        update.changes.extend(result["changes"])
+        update.changes.extend(result.changes)
 
 
 async def apply_update(
