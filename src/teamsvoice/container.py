@@ -20,7 +20,7 @@ class Container:
 
     @classmethod
     def build(cls, settings: Settings) -> "Container":
-        engine = create_engine(settings.effective_database_url)
+        engine = create_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
         return cls(
             settings=settings, engine=engine, sessions=session_factory(engine),
             keyring=Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)),

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     microsoft_budget_share: float = Field(
         default=0.95, gt=0, le=1, description="The part of each Microsoft budget teamsvoice spends; the rest absorbs "
         "network jitter between its buckets and Microsoft's.")
+    database_pool_size: int = Field(
+        default=10, ge=1, description="Pooled PostgreSQL connections each process keeps (as many again open for a "
+        "moment under load; a caller waits up to 30 s for one). A worker's items hold a connection only while they read "
+        "or write, never while they wait on Microsoft, so 10 serve microsoft_worker_items 128; PostgreSQL must allow "
+        "every process twice this plus the job engine's own.")
     job_executor_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A worker silent this long is dead: live workers take over its unfinished work."
     )

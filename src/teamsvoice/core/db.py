@@ -68,12 +68,19 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+POOL_SIZE = 10  # Settings.database_pool_size's default
+POOL_TIMEOUT_SECONDS = 30.0
+
+
+def create_engine(url: str, *, pool_size: int = POOL_SIZE, pool_timeout: float = POOL_TIMEOUT_SECONDS) -> AsyncEngine:
+    """The application's engine: `pool_size` pooled connections (TEAMSVOICE_DATABASE_POOL_SIZE) and as many again
+    for a moment; a caller waits up to `pool_timeout` for one (then `is_transient_database_error`)."""
+    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 15})
+        engine = create_async_engine(async_url(url), connect_args={"timeout": 15}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(async_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(async_url(url), pool_pre_ping=True, **pool)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -140,7 +140,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     executor_id = new_executor_id()
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True).start()
-    async_engine = create_async_engine(settings.effective_database_url)
+    async_engine = create_async_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),
         http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,

@@ -79,10 +79,17 @@ async def _locked(session: AsyncSession, subscription_id: int) -> FusionSubscrip
 async def check_user_quota(session: AsyncSession, enterprise_id: int) -> None:
     """Raises when the enterprise's Fusion subscription now has more voice-enabled users than its licences.
     Call it after flushing the change that gives a user its number, inside the same transaction."""
-    subscription_id = await session.scalar(select(FusionSubscription.id).where(
-        FusionSubscription.enterprise_id == enterprise_id))
-    if subscription_id is None:
+    found = (await session.execute(select(FusionSubscription.id, FusionSubscription.ms_teams_users).where(
+        FusionSubscription.enterprise_id == enterprise_id))).first()
+    if found is None:
         return  # a ConnecttoTeams-only enterprise: its userLimit rules apply elsewhere
+    subscription_id = found.id
+    # Without a limit (0) the row is only share-locked (PostgreSQL's FOR KEY SHARE: a licence change waits for
+    # this commit, other users' changes do not), so the items of a bulk job do not queue on one row lock while
+    # holding pooled connections; with a limit, writers take it exclusively and count in turn.
+    if not found.ms_teams_users and not await session.scalar(select(FusionSubscription.ms_teams_users).where(
+            FusionSubscription.id == subscription_id).with_for_update(read=True, key_share=True)):
+        return
     subscription = await _locked(session, subscription_id)
     if not subscription.ms_teams_users:
         return

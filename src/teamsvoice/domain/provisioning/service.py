@@ -94,6 +94,7 @@ async def authorize_provisioning(
         enterprise = await repository.get_enterprise(session, principal, principal.enterprise_id or 0)
         if enterprise is None or enterprise.tenant_id is None:
             raise NotFound("Enterprise not found or not registered")
+        await end_transaction(session)  # no pooled connection is held while Microsoft checks the token
         token = await _verify_msal_token(connector, enterprise, msal_result)
         return ProvisioningAccess(enterprise, connector.connect(enterprise.tenant_id, delegated_graph_token=token))
     consent_object = find_reseller_consent_object(body)
@@ -114,6 +115,7 @@ async def authorize_provisioning(
             "The enterprise has not allowed management by the service provider "
             "(canResellerManageEnterpriseProvisioning and the EnterpriseManagement consent are both required)"
         )
+    await end_transaction(session)  # the caller asks Microsoft next: no pooled connection held meanwhile
     return ProvisioningAccess(enterprise, connector.connect(tenant_id))
 
 
@@ -140,6 +142,7 @@ def normalise_phone_number(raw: str) -> str:
 async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, upn: str) -> TeamsVoiceUser:
     record = await voice_users.find(session, access.enterprise.id, upn)
     if record is None:  # Microsoft is asked for the user's id only when teamsvoice has no record of it
+        await end_transaction(session)  # (what was read so far only; no pooled connection held while it answers)
         microsoft_user = await access.connection.directory.user(upn)
         record = await voice_users.find_or_add(session, access.enterprise.id, upn, microsoft_user["id"])
     return record
@@ -227,6 +230,7 @@ async def update_user_details(
 async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[Reconciled]:
     records = (await session.scalars(select(TeamsVoiceUser).where(
         TeamsVoiceUser.enterprise_id == access.enterprise.id).order_by(TeamsVoiceUser.id))).all()
+    await end_transaction(session)  # Microsoft is asked once per user: no pooled connection held meanwhile
     results = []
     for record in records:
         try:
