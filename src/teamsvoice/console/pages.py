@@ -526,6 +526,10 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
     return page(request, "jobs.html", {"staff": staff, "rows": rows, "other": other})
 
 
+_JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run",
+              "resource-account": f"{_MST}.resource_accounts.update"}
+
+
 @router.post("/jobs/{kind}/{job_id}/{action}")
 async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], action: str, staff: StaffDep,
                      uow: UnitOfWorkDep) -> Response:
@@ -533,6 +537,8 @@ async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
     scoped like the page: another reseller's job is "not found"."""
     if action not in ("retry", "cancel"):
         raise NotFound(f"No such action: {action}")
+    if kind in _JOB_ROLES:  # a Fusion subscription's work: the login needs the role its API route asks for
+        _require(staff, _JOB_ROLES[kind])
     ref = f"{kind}:{job_id}"
     if action == "retry":
         _job, follow = await catalogue.retry(uow.session, staff.ctt.reseller_scope, ref)
