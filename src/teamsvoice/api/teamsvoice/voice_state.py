@@ -13,7 +13,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, workflows
 from teamsvoice.domain.voice_state.state import export_document
-from teamsvoice.microsoft.voice_state import UserAccountsAdapter, lookup_user_ids
+from teamsvoice.microsoft.voice_state import lookup_user_ids
 from teamsvoice.microsoft.voice_state import tenant_voice
 
 PREFIX = "/api/teamsvoice/v1"
@@ -152,7 +152,7 @@ async def post_offboard(
     connection = container.connector.connect(tenant_id)
     return await applying.offboard(uow.session, enterprise, upn, delete_user=delete_user,
                                    quarantine_seconds=container.settings.number_quarantine_seconds,
-                                   voice=connection.voice, accounts=UserAccountsAdapter(connection))
+                                   voice=connection.voice, accounts=connection.user_accounts)
 
 
 @router.get("/numbers/reconciliation",
