@@ -150,13 +150,13 @@ async def _job(session: "AsyncSession", job_id: int) -> Any:
     return job
 
 
-JobRef = Annotated[str, typer.Argument(help="The job: KIND:ID (kinds: bulk, webhook, wizard, sync, resource-account, "
+JobRef = Annotated[str, typer.Argument(help="The job: KIND:ID (kinds: bulk, webhook, drift-webhook, wizard, sync, resource-account, "
                                             "voice-apply; see `jobs list`), or a bulk job's bare id.")]
 
 
 @jobs_app.command("list")
 def jobs_list(data_dir: DataDir = Path("data"), as_json: Json = False,
-              kind: Annotated[str | None, typer.Option(help="Only this kind: bulk, webhook, wizard, sync, "
+              kind: Annotated[str | None, typer.Option(help="Only this kind: bulk, webhook, drift-webhook, wizard, sync, "
                                                             "resource-account, voice-apply.")] = None,
               status: Annotated[str | None, typer.Option(help="Only jobs in this status (e.g. queued, running, pending, "
                                                               "error, failed, cancelled).")] = None) -> None:

@@ -1,15 +1,17 @@
-"""The job catalogue: every kind of durable job (bulk updates, consent webhook deliveries, onboarding wizard runs,
-Teams syncs, resource-account changes, voice-state applies) seen one way, and the one place that decides whether
-a job may be retried or cancelled, and says why not in words. The console's Jobs page and the CLI's
-`jobs list|show|retry|cancel` both use it.
+"""The job catalogue: every kind of durable job (bulk updates, consent webhook deliveries, drift event
+deliveries, onboarding wizard runs, Teams syncs, resource-account changes, voice-state applies) seen one way, and
+the one place that decides whether a job may be retried or cancelled, and says why not in words. The console's
+Jobs page and the CLI's `jobs list|show|retry|cancel` both use it.
 
 A job is named `<kind>:<id>` (a bare id is a bulk job, as the Fusion API numbers them).
 - Retry (of a failed or cancelled job) runs it again durably under a new, never-reused workflow id, and does
   not redo what succeeded: a bulk job re-runs its failed and cancelled items only; the wizard resumes at the
   step that failed; syncs, applies and resource accounts converge Microsoft to the recorded state, so what
-  already matches is left alone.
-- Cancel (of a queued or running job) records it as cancelled, then stops its DBOS workflow (a queued one never
-  starts; a running one stops after the step it is in). What was already done stays done.
+  already matches is left alone; a webhook or drift event delivery (refused or cancelled) is sent again, the
+  same body as before.
+- Cancel (of a queued or running job, or a delivery still pending) records it as cancelled, then stops its DBOS
+  workflow (a queued one never starts; a running one stops after the step it is in). What was already done
+  stays done.
 Both are recorded in the audit log (`job.retry`, `job.cancel`) in the caller's transaction. The caller commits,
 then awaits the `FollowUp` returned (it enqueues or stops the workflow; it needs the job engine).
 """
@@ -19,6 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+import json
 
 import anyio
 from sqlalchemy import Select, func, select
@@ -33,16 +37,17 @@ from teamsvoice.domain.audit.recorder import Owner, acting_scope
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
-from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.teams_users import bulk
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
-from teamsvoice.domain.voice_state.models import VoiceApplyJob
+from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 
 FollowUp = Callable[[], Awaitable[None]]
 Scope = Iterable[int] | None  # the reseller nodes whose customers' jobs the caller may see; None: all (an operator)
 LIMIT = 100
-KINDS = {"bulk": "bulk update", "webhook": "webhook delivery", "wizard": "onboarding wizard", "sync": "Teams sync",
-         "resource-account": "resource account", "voice-apply": "voice state apply"}
+KINDS = {"bulk": "bulk update", "webhook": "webhook delivery", "drift-webhook": "drift event delivery",
+         "wizard": "onboarding wizard", "sync": "Teams sync", "resource-account": "resource account",
+         "voice-apply": "voice state apply"}
 WIZARD_CANCELLED = "Cancelled by "
 
 
@@ -53,8 +58,8 @@ class Job:
     label: str
     title: str
     customer: str
-    enterprise_id: int
-    reseller_id: int
+    enterprise_id: int | None  # None: a drift event delivery whose body names no customer still recorded
+    reseller_id: int  # the customer's reseller; a drift event delivery's: the reseller whose webhook it goes to
     status: str  # lower case: queued, running, pending, waiting, success, partial, completed, error, failed, ...
     done: int | None
     total: int | None
@@ -90,8 +95,8 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return kind, int(number)
 
 
-def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
-    return query if scope is None else query.where(Enterprise.reseller_id.in_(list(scope)))
+def _scoped(query: Select[Any], scope: Scope, reseller: Any = Enterprise.reseller_id) -> Select[Any]:
+    return query if scope is None else query.where(reseller.in_(list(scope)))
 
 
 def _still(status: str) -> str:
@@ -137,14 +142,53 @@ async def _webhooks(session: AsyncSession, scope: Scope, ids: Sequence[int] | No
         query = query.where(WebhookDelivery.id.in_(ids))
     jobs = []
     for delivery, enterprise in (await session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit))).all():
-        status = delivery.status
-        retry = ("it is still being delivered: it is tried again until the receiver answers (cancel it to stop)"
-                 if status == "pending" else
-                 f"it was delivered at {delivery.delivered_at:%Y-%m-%d %H:%M:%S} UTC: the receiver has it"
-                 if status == "delivered" and delivery.delivered_at else None)
         jobs.append(Job(f"webhook:{delivery.id}", "webhook", KINDS["webhook"], f"consent outcome to {urlsplit(delivery.url).netloc}",
-                        enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, status, None, None,
-                        delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at, retry, None if status == "pending" else _ended(status)))
+                        enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, delivery.status, None, None,
+                        delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at,
+                        *_delivery_refusals(delivery.status, delivery.delivered_at)))
+    return jobs
+
+
+def _delivery_refusals(status: str, delivered_at: datetime | None) -> tuple[str | None, str | None]:
+    """A delivery's (retry, cancel) refusals: pending, it may only be cancelled; delivered, neither; refused or
+    cancelled, it may be retried."""
+    retry = ("it is still being delivered: it is tried again until the receiver answers (cancel it to stop)"
+             if status == "pending" else
+             f"it was delivered at {delivered_at:%Y-%m-%d %H:%M:%S} UTC: the receiver has it"
+             if status == "delivered" and delivered_at else None)
+    return retry, None if status == "pending" else _ended(status)
+
+
+def _drift_body(body: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+    """Scoped by the reseller whose webhook they go to (events of a customer also go to the webhooks of the
+    resellers above its own); the customer is the tenant the body names."""
+    query = _scoped(select(DriftDelivery, DriftWebhook, Reseller).join(DriftWebhook, DriftWebhook.id == DriftDelivery.webhook_id)
+                    .join(Reseller, Reseller.id == DriftWebhook.reseller_id), scope, DriftWebhook.reseller_id)
+    if ids is not None:
+        query = query.where(DriftDelivery.id.in_(ids))
+    rows = (await session.execute(query.order_by(DriftDelivery.id.desc()).limit(limit))).all()
+    bodies = {delivery.id: _drift_body(delivery.body) for delivery, _, _ in rows}
+    named = {n for b in bodies.values() if type(n := b.get("enterpriseId")) is int}
+    enterprises = {e.id: e for e in await session.scalars(select(Enterprise).where(Enterprise.id.in_(named)))} if named else {}
+    jobs = []
+    for delivery, hook, reseller in rows:
+        body = bodies[delivery.id]
+        enterprise = enterprises.get(body.get("enterpriseId"))  # type: ignore[arg-type]
+        customer = (enterprise.enterprise_name if enterprise else
+                    f"tenant {body['tenantId']}" if isinstance(body.get("tenantId"), str) else reseller.name)
+        jobs.append(Job(f"drift-webhook:{delivery.id}", "drift-webhook", KINDS["drift-webhook"],
+                        f"{body.get('type') or 'drift event'} to {urlsplit(hook.url).netloc}", customer,
+                        enterprise.id if enterprise else None, hook.reseller_id, delivery.status, None, None,
+                        delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at,
+                        *_delivery_refusals(delivery.status, delivery.delivered_at)))
     return jobs
 
 
@@ -242,7 +286,7 @@ async def _applies(session: AsyncSession, scope: Scope, ids: Sequence[int] | Non
     return jobs
 
 
-_LOADERS = {"bulk": _bulk, "webhook": _webhooks, "wizard": _wizards, "sync": _syncs,
+_LOADERS = {"bulk": _bulk, "webhook": _webhooks, "drift-webhook": _drift_deliveries, "wizard": _wizards, "sync": _syncs,
             "resource-account": _resource_accounts, "voice-apply": _applies}
 
 
@@ -286,7 +330,7 @@ async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:
 
 
 async def _record(session: AsyncSession, job: Job, action: str, after: str) -> None:
-    enterprise = await session.get(Enterprise, job.enterprise_id)
+    enterprise = await session.get(Enterprise, job.enterprise_id) if job.enterprise_id is not None else None
     owner = Owner(job.reseller_id, job.enterprise_id, job.customer, enterprise.tenant_id if enterprise else None)
     await audit.record_action(session, owner, action=f"job.{action}", aggregate="job", object_id=job.ref,
                               label=f"{job.label}: {job.title}"[:400], before={"status": job.status}, after={"status": after})
@@ -323,6 +367,15 @@ async def retry(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, Fol
         assert delivery is not None
         delivery.status, delivery.delivered_at, delivery.job_key = "pending", None, new_uuid()
         follow = lambda: webhooks.enqueue_delivery(job.id)  # noqa: E731
+        status = "pending"
+    elif job.kind == "drift-webhook":
+        from teamsvoice.domain.voice_state import workflows as voice_workflows
+
+        event = await session.get(DriftDelivery, job.id)
+        assert event is not None
+        event.status, event.delivered_at, event.job_key = "pending", None, new_uuid()
+        key = event.job_key
+        follow = lambda: voice_workflows.enqueue_delivery(job.id, key)  # noqa: E731
         status = "pending"
     elif job.kind == "wizard":
         from teamsvoice.jobs import fusion_wizard
@@ -386,6 +439,13 @@ async def cancel(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, Fo
         assert delivery is not None
         delivery.status = "cancelled"
         follow = _stopping(f"webhook-{delivery.job_key}")
+    elif job.kind == "drift-webhook":
+        from teamsvoice.domain.voice_state import workflows as voice_workflows
+
+        event = await session.get(DriftDelivery, job.id)
+        assert event is not None
+        event.status = "cancelled"
+        follow = _stopping(voice_workflows.delivery_workflow_id(event.job_key))
     elif job.kind == "wizard":
         run = await session.get(FusionWizardRun, job.id)
         assert run is not None

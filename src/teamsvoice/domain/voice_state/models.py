@@ -78,7 +78,7 @@ class DriftDelivery(Base):
     job_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("voice_drift_webhooks.id"), index=True)
     body: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, refused, cancelled (jobs cancel)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

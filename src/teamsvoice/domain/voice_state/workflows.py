@@ -187,7 +187,7 @@ def resume_orphaned() -> int:
     for job_id, job_key in queued:
         _start(job_id, job_key)
     for delivery_id, job_key in pending:
-        start_once(f"voice-drift-delivery-{job_key}", deliver_drift_event, delivery_id)
+        start_delivery(delivery_id, job_key)
     return len(queued) + len(pending) + start_schedule()
 
 
@@ -240,7 +240,7 @@ def scan_tenants(scan_key: str, enterprise_ids: list[int]) -> int:
     for enterprise_id in enterprise_ids:
         outcome = scan_tenant_step(enterprise_id)
         for delivery_id, job_key in outcome["deliveries"]:
-            start_once(f"voice-drift-delivery-{job_key}", deliver_drift_event, delivery_id)
+            start_delivery(delivery_id, job_key)
             sent += 1
         if outcome["apply"] is not None:
             _start(*outcome["apply"])
@@ -341,3 +341,17 @@ def post_drift_event(delivery_id: int) -> bool:
 @DBOS.workflow(name="voice_drift_delivery", max_recovery_attempts=None)
 def deliver_drift_event(delivery_id: int) -> int:
     return until_delivered(post_drift_event, delivery_id)
+
+
+def delivery_workflow_id(job_key: str) -> str:
+    """A delivery's workflow: one per job key (a retry gives the delivery a new key, so a new workflow)."""
+    return f"voice-drift-delivery-{job_key}"
+
+
+def start_delivery(delivery_id: int, job_key: str) -> None:
+    start_once(delivery_workflow_id(job_key), deliver_drift_event, delivery_id)
+
+
+async def enqueue_delivery(delivery_id: int, job_key: str) -> None:
+    """Starting twice under the same key is a no-op, so this is safe to repeat."""
+    await anyio.to_thread.run_sync(start_delivery, delivery_id, job_key)
