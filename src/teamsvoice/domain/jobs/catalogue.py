@@ -58,7 +58,7 @@ class Job:
     label: str
     title: str
     customer: str
-    enterprise_id: int | None  # None: a drift event delivery whose body names no customer still recorded
+    enterprise_id: int | None  # None: a drift event delivery whose body names no customer on record
     reseller_id: int  # the customer's reseller; a drift event delivery's: the reseller whose webhook it goes to
     status: str  # lower case: queued, running, pending, waiting, success, partial, completed, error, failed, ...
     done: int | None
