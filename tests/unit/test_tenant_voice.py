@@ -22,6 +22,9 @@ class FakeDirectRouting(FakeTenantVoice):
     async def policy_names(self) -> list[str]:
         return list(self.policies)
 
+    async def routing_policies(self) -> list[VoiceRoutingPolicy]:
+        return (await self.routing()).policies
+
 
 def sku(part: str, plans: tuple[str, ...], prepaid: int = 10, consumed: int = 0, status: str = "Enabled") -> SubscribedSku:
     return SubscribedSku(f"id-{part}", part, prepaid, consumed, status, plans)

@@ -25,6 +25,7 @@ class VoiceRoute:
 class VoiceRoutingPolicy:
     identity: str  # without the "Tag:" prefix
     usages: list[str]
+    description: str | None = field(default=None, compare=False)  # shown to staff; not configuration
 
 
 @dataclass
@@ -39,6 +40,8 @@ class DirectRouting(Protocol):
     async def inventory(self) -> RoutingInventory: ...
 
     async def policy_names(self) -> list[str]: ...
+
+    async def routing_policies(self) -> list[VoiceRoutingPolicy]: ...
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None: ...
 

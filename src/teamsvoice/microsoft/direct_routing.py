@@ -26,7 +26,6 @@ class CmdletDirectRouting:
         gateways = await self._cmdlets.run("Get-CsOnlinePSTNGateway", {})
         usages = await self._cmdlets.run("Get-CsOnlinePstnUsage", {})
         routes = await self._cmdlets.run("Get-CsOnlineVoiceRoute", {})
-        policies = await self._cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})
         return RoutingInventory(
             gateways=[PstnGateway(str(g.get("Fqdn") or g.get("Identity")), int(g.get("SipSignalingPort") or 0),
                                   bool(g.get("Enabled"))) for g in gateways],
@@ -34,12 +33,16 @@ class CmdletDirectRouting:
             routes=[VoiceRoute(str(r.get("Identity")), str(r.get("NumberPattern") or ""),
                                _strings(r.get("OnlinePstnGatewayList")), _strings(r.get("OnlinePstnUsages")),
                                int(r.get("Priority") or 0)) for r in routes],
-            policies=[VoiceRoutingPolicy(_untag(str(p.get("Identity"))), _strings(p.get("OnlinePstnUsages")))
-                      for p in policies],
+            policies=await self.routing_policies(),
         )
 
     async def policy_names(self) -> list[str]:
-        return [_untag(str(p.get("Identity"))) for p in await self._cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})]
+        return [policy.identity for policy in await self.routing_policies()]
+
+    async def routing_policies(self) -> list[VoiceRoutingPolicy]:
+        return [VoiceRoutingPolicy(_untag(str(p.get("Identity"))), _strings(p.get("OnlinePstnUsages")),
+                                   p.get("Description") or None)
+                for p in await self._cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})]
 
     async def create_gateway(self, fqdn: str, sip_port: int) -> None:
         await self._cmdlets.run("New-CsOnlinePSTNGateway", {"Fqdn": fqdn, "SipSignalingPort": sip_port, "Enabled": True})

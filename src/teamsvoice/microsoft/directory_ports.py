@@ -44,6 +44,7 @@ class SubscribedSku:
     consumed: int
     capability_status: str = "Enabled"
     service_plans: tuple[str, ...] = ()  # servicePlanName of each plan
+    applies_to: str = "User"  # "User" or "Company"
 
     @property
     def available(self) -> int:
@@ -56,6 +57,7 @@ class SubscribedSku:
             prepaid=int((data.get("prepaidUnits") or {}).get("enabled") or 0), consumed=int(data.get("consumedUnits") or 0),
             capability_status=str(data.get("capabilityStatus") or "Enabled"),
             service_plans=tuple(str(p.get("servicePlanName")) for p in data.get("servicePlans") or []),
+            applies_to=str(data.get("appliesTo") or "User"),
         )
 
 
@@ -75,6 +77,7 @@ class DirectoryGroup:
     group_types: tuple[str, ...] = ()
     security_enabled: bool | None = None
     mail_enabled: bool | None = None
+    description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -83,7 +86,7 @@ class DirectoryGroup:
             id=str(data.get("id", "")), display_name=data.get("displayName"), mail_nickname=data.get("mailNickname"),
             is_team="Team" in (data.get("resourceProvisioningOptions") or []),
             group_types=tuple(data.get("groupTypes") or []), security_enabled=data.get("securityEnabled"),
-            mail_enabled=data.get("mailEnabled"), raw=dict(data),
+            mail_enabled=data.get("mailEnabled"), description=data.get("description"), raw=dict(data),
         )
 
 

@@ -58,14 +58,13 @@ async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: 
     await uow.end_transaction()  # no DB transaction held while Microsoft is asked
     connection = container.connector.connect(access.ms_tenant_id)
     body["msGraph"]["active"] = await _probe(connection.directory.organization())
-    body["powershell"]["active"] = await _probe(
-        connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {"Identity": "Global"}))
+    body["powershell"]["active"] = await _probe(connection.teams_admin.check_powershell())
     if access.enterprise.tenant_domain:
         verified = False
         if body["msGraph"]["active"]:
+            wanted = access.enterprise.tenant_domain.lower()
             try:
-                domain = await connection.graph.get(f"/domains/{access.enterprise.tenant_domain}")
-                verified = bool(domain.get("isVerified"))
+                verified = any(d.is_verified for d in await connection.directory_admin.domains() if d.name.lower() == wanted)
             except (UpstreamError, NotFound):
                 verified = False
         body["domain"] = {"name": access.enterprise.tenant_domain, "verified": verified}
@@ -185,8 +184,7 @@ async def _connection(access: SubscriptionAccess, uow: UnitOfWorkDep, container:
 )
 async def domains(access: _access("domains.list"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = await _connection(access, uow, container)
-    found = [d async for d in connection.graph.pages("/domains")]
-    return {"verifiedDomains": [d["id"] for d in found if d.get("isVerified")]}
+    return {"verifiedDomains": [d.name for d in await connection.directory_admin.domains() if d.is_verified]}
 
 
 @router.get("/licenses", summary="Microsoft licences purchased for users (free_only=yes: with at least one free)",
@@ -198,17 +196,14 @@ async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, contain
     if free_only not in ("yes", "no"):
         raise ValidationFailed("free_only: must be yes or no")
     connection = await _connection(access, uow, container)
-    skus = (await connection.graph.get("/subscribedSkus")).get("value", [])
     result = []
-    for sku in skus:
-        if sku.get("appliesTo", "User") != "User" or sku.get("capabilityStatus", "Enabled") != "Enabled":
+    for sku in await connection.directory_admin.subscribed_skus():
+        if sku.applies_to != "User" or sku.capability_status != "Enabled":
             continue
-        total = int((sku.get("prepaidUnits") or {}).get("enabled", 0))
-        free = max(total - int(sku.get("consumedUnits", 0)), 0)
-        if free_only == "yes" and free < 1:
+        if free_only == "yes" and sku.available < 1:
             continue
-        result.append({"free": free, "skuDescription": sku_description(sku["skuPartNumber"]), "skuId": sku["skuId"],
-                       "skuPartNumber": sku["skuPartNumber"], "total": total})
+        result.append({"free": sku.available, "skuDescription": sku_description(sku.sku_part_number),
+                       "skuId": sku.sku_id, "skuPartNumber": sku.sku_part_number, "total": sku.prepaid})
     return {"licenses": result}
 
 
@@ -217,13 +212,8 @@ async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, contain
 )
 async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = await _connection(access, uow, container)
-    policies = await connection.cmdlets.run("Get-CsOnlineVoiceRoutingPolicy", {})
-    results = []
-    for policy in policies:
-        identity = str(policy.get("Identity", ""))
-        name = identity[4:] if identity.lower().startswith("tag:") else identity
-        results.append({"description": policy.get("Description") or name, "identity": name})
-    return {"results": results}
+    return {"results": [{"description": policy.description or policy.identity, "identity": policy.identity}
+                        for policy in await connection.direct_routing.routing_policies()]}
 
 
 @router.get("/groups", summary="Office 365 groups of the linked tenant, with the SRE group filter",
@@ -234,11 +224,10 @@ async def groups(access: _access("groups.read"), uow: UnitOfWorkDep, container: 
     filtered = await fusion_repository.group_filter(uow.session, access.subscription.id)
     connection = await _connection(access, uow, container)
     result, seen = [], set()
-    async for group in connection.graph.pages("/groups"):
-        seen.add(group["id"])
-        result.append({"description": group.get("description"), "displayName": group.get("displayName"),
-                       "filter": group["id"] in filtered, "id": group["id"],
-                       "teamsEnabled": "Team" in (group.get("resourceProvisioningOptions") or [])})
+    async for group in connection.directory_admin.groups():
+        seen.add(group.id)
+        result.append({"description": group.description, "displayName": group.display_name,
+                       "filter": group.id in filtered, "id": group.id, "teamsEnabled": group.is_team})
     result += [{"displayName": name, "id": group_id, "orphan": True}
                for group_id, name in filtered.items() if group_id not in seen]
     return {"groups": result}
