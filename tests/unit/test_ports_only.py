@@ -21,9 +21,9 @@ KNOWN = {
 TRANSPORT = {"graph", "cmdlets"}
 
 
-def _trees() -> list[tuple[str, ast.Module]]:
-    return [(path.relative_to(DOMAIN).as_posix(), ast.parse(path.read_text(), str(path)))
-            for path in sorted(DOMAIN.rglob("*.py"))]
+def _trees(root: Path = DOMAIN) -> list[tuple[str, ast.Module]]:
+    return [(path.relative_to(root).as_posix(), ast.parse(path.read_text(), str(path)))
+            for path in sorted(root.rglob("*.py"))]
 
 
 def _microsoft_imports(tree: ast.Module) -> set[str]:
@@ -51,6 +51,16 @@ def test_domain_modules_never_touch_a_connections_transport() -> None:
     raw = [f"{name}:{node.lineno} .{node.attr}" for name, tree in _trees() for node in ast.walk(tree)
            if isinstance(node, ast.Attribute) and node.attr in TRANSPORT]
     assert raw == [], "raw Graph requests or cmdlets in domain/: add the operation to a port in microsoft/"
+
+
+def test_api_and_console_never_touch_a_connections_transport() -> None:
+    """The API families and the console are translations: they reach Microsoft through the same ports."""
+    package = DOMAIN.parent
+    trees = [(f"{part}/{name}", tree) for part in ("api", "console") for name, tree in _trees(package / part)]
+    assert len(trees) > 30
+    raw = [f"{name}:{node.lineno} .{node.attr}" for name, tree in trees for node in ast.walk(tree)
+           if isinstance(node, ast.Attribute) and node.attr in TRANSPORT]
+    assert raw == [], "raw Graph requests or cmdlets in api/ or console/: use the connection's ports"
 
 
 def test_the_walk_sees_an_adapter_import_and_a_raw_cmdlet() -> None:
