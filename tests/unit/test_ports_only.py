@@ -13,11 +13,8 @@ from teamsvoice.microsoft.directory_ports import DirectoryAdministration
 
 DOMAIN = Path(teamsvoice.__file__).parent / "domain"
 PORTS = {"teamsvoice.microsoft.ports", "teamsvoice.microsoft.calling_ports", "teamsvoice.microsoft.directory_ports"}
-# Not yet behind a port (issue 11 §1): the calling jobs build their own connector per step. Remove an entry when
-# its import goes; the test says so.
-KNOWN = {
-    ("calling/workflows.py", "teamsvoice.microsoft.connector"),
-}
+# Imports of an adapter not yet behind a port (none now; an entry must go when its import goes: the test says so).
+KNOWN: set[tuple[str, str]] = set()
 TRANSPORT = {"graph", "cmdlets"}
 
 

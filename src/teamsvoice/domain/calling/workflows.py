@@ -23,7 +23,6 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import Reconciled, reconcile
 from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
-from teamsvoice.microsoft.connector import MicrosoftConnector
 
 BATCH_SIZE = 20
 SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
@@ -49,8 +48,8 @@ def _stored(outcome: Reconciled) -> dict[str, Any]:
 def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
     """Microsoft failed transiently for this user: its result says so while the step waits to retry."""
     async def record(failures: int, exc: DomainError, wait: float) -> None:
-        _record(job_id, {upn: {"userPrincipalName": upn, "status": "WAITING",
-                               "error": f"{exc.message} (try {failures}; retrying)"}})
+        await asyncio.to_thread(_record, job_id, {upn: {"userPrincipalName": upn, "status": "WAITING",
+                                                        "error": f"{exc.message} (try {failures}; retrying)"}})
     return record
 
 
@@ -63,12 +62,11 @@ def _tenant_of(job_id: int) -> tuple[str, int]:
         return enterprise.tenant_id, enterprise.id
 
 
-async def _with_connection(tenant_id: str, work: Any, graph_token: str | None = None) -> Any:
-    connector = MicrosoftConnector(job_context().settings)
-    try:
-        return await work(connector.connect(tenant_id, delegated_graph_token=graph_token))
-    finally:
-        await connector.aclose()
+def _with_connection(tenant_id: str, work: Any, graph_token: str | None = None) -> Any:
+    """Runs `work` with the tenant's connection on the job engine's loop: the engine's one connector, so its
+    token cache, connection pool and the tenant's request budget are shared with every other job."""
+    ctx = job_context()
+    return ctx.run(lambda: work(ctx.connector.connect(tenant_id, delegated_graph_token=graph_token)))
 
 
 @durable_step("calling_job_start")
@@ -110,7 +108,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
         return results
 
     try:
-        results = asyncio.run(_with_connection(tenant_id, work))
+        results = _with_connection(tenant_id, work)
     except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
         results = {r.user_principal_name: {"userPrincipalName": r.user_principal_name, "status": "FAILED",
                                            "error": exc.message} for r in records}
@@ -137,7 +135,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
         return await unified_app.publish(connection.teams_apps, source)
 
     try:
-        published = asyncio.run(_with_connection(tenant_id, work, token))
+        published = _with_connection(tenant_id, work, token)
     except DomainError as exc:  # returned, not raised: step outcomes are stored, and plain data stores safely
         hint = "" if token else (" (publishing to the org catalog needs the Global Administrator's MSAL object: "
                                  "call syncUnifiedApp with an enterprise token and the LOGIN_ENTERPRISE_ADMIN result)")
@@ -165,7 +163,7 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
         return results
 
     try:
-        results = asyncio.run(_with_connection(tenant_id, work))
+        results = _with_connection(tenant_id, work)
     except DomainError as exc:
         results = {upn: {"userPrincipalName": upn, "status": "FAILED", "error": exc.message} for upn, _ in users}
     _record(job_id, results)
