@@ -45,7 +45,8 @@ async def test_sigint_mid_job_exits_cleanly_and_the_job_completes_after_restart(
             if details["status"] not in ("queued", "running") or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.3)
-    assert details["status"] == "success", [i for i in details["job_items"] if i["status"] != "success"][:3]
+    assert details["status"] == "success", [(i["upn"], i["status"], i.get("error"), i.get("attempts"))
+                                            for i in details["job_items"] if i["status"] != "success"][:3]
     assert details["success_count"] == N and details["error_count"] == 0
     async with httpx.AsyncClient(verify=ca) as admin:
         voice = (await admin.get(f"{emulator}/_admin/tenants/{setup.tenant_id}/voice")).json()

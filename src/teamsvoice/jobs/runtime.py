@@ -358,15 +358,20 @@ async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: 
                                   *, workflow: str, max_delay: float | None = None) -> T:
     """Runs `attempt` until it does not fail transiently. A transient failure (Microsoft 5xx, 429,
     timeout, unreachable: `UpstreamError.retryable`) is never final: `on_wait` records it, then the
-    work waits (capped exponential backoff, jittered) and tries again. Stopping the engine parks it."""
+    work waits (capped exponential backoff, jittered) and tries again. Stopping the engine parks it, and
+    whatever an attempt raises once the engine is stopping parks it too (its HTTP client and pools close under
+    it, e.g. a RuntimeError of a closed client): that is not the work's outcome, and recovery runs it again."""
     settings = _context.settings if _context is not None else Settings()  # (the demo seed runs without the engine)
     cap = settings.job_retry_max_delay_seconds if max_delay is None else max_delay
     delay, failures = settings.microsoft_retry_base_delay_seconds, 0
     while True:
         try:
             return await attempt()
-        except UpstreamError as exc:
-            if not exc.retryable or exc.is_refusal:
+        except Exception as exc:
+            if _stopping.is_set():
+                log.info("work parked while the job engine stops (%s); it runs again when recovered", type(exc).__name__)
+                await anyio.to_thread.run_sync(park_if_stopping, abandon_on_cancel=True)
+            if not isinstance(exc, UpstreamError) or not exc.retryable or exc.is_refusal:
                 raise
             failures += 1
             wait = min(cap, delay) * (0.5 + random.random() / 2)
