@@ -27,6 +27,21 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents (kind, tenant_id, seq);
 """
 
+# Fields of a kind that requests look documents up by (besides the id), each with its own index, so that such
+# a lookup reads the matching documents only, never the whole tenant's (a tenant may hold thousands of numbers,
+# and every number assignment asks for the user's current ones). `Transaction.list_by` answers only these.
+INDEXED_FIELDS = {("number", "assignmentTargetId"): "numbers_by_assignment_target"}
+
+
+def _field(field: str) -> str:
+    return f"json_extract(data, '$.{field}')"
+
+
+def _index_ddl() -> str:
+    return "".join(
+        f"CREATE INDEX IF NOT EXISTS {name} ON documents (tenant_id, {_field(field)}, seq) WHERE kind = '{kind}';\n"
+        for (kind, field), name in INDEXED_FIELDS.items())
+
 
 class Transaction:
     """Document operations inside one SQLite transaction."""
@@ -51,6 +66,17 @@ class Transaction:
     def delete(self, kind: str, id: str) -> None:
         self._connection.execute("DELETE FROM documents WHERE kind = ? AND id = ?", (kind, id))
 
+    def list_by(self, kind: str, tenant_id: str, field: str, value: str) -> list[Document]:
+        """The tenant's documents of a kind whose `field` is `value`, in creation order, through the field's index
+        (`INDEXED_FIELDS`: only those pairs are answered)."""
+        if (kind, field) not in INDEXED_FIELDS:
+            raise KeyError(f"{kind}.{field} is not an indexed field of the emulator's store")
+        rows = self._connection.execute(
+            f"SELECT data FROM documents WHERE kind = '{kind}' AND tenant_id = ? AND {_field(field)} = ? ORDER BY seq",
+            (tenant_id, value),
+        )
+        return [json.loads(row[0]) for row in rows]
+
     def list(self, kind: str, tenant_id: str | None = None) -> list[Document]:
         if tenant_id is None:
             rows = self._connection.execute(
@@ -71,7 +97,7 @@ class Store:
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA busy_timeout=5000")
-        self._connection.executescript(_SCHEMA)
+        self._connection.executescript(_SCHEMA + _index_ddl())
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -29,7 +29,7 @@ def normalize_number(raw: str) -> str:
 
 
 def user_numbers(tx: Transaction, tenant_id: str, user_id: str) -> list[Document]:
-    return [number for number in tx.list("number", tenant_id) if number["assignmentTargetId"] == user_id]
+    return tx.list_by("number", tenant_id, "assignmentTargetId", user_id)
 
 
 def _touch(tx: Transaction, tenant_id: str, user_id: str, **changes: Any) -> None:
