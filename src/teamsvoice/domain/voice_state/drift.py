@@ -7,6 +7,8 @@ and headers `X-Teamsvoice-Timestamp` (the body's `timestamp`, Unix seconds) and
 `X-Teamsvoice-Signature: sha256=<hex HMAC-SHA256 of the raw body with the reseller's secret>`. The body
 carries the timestamp, so the signature covers it: a receiver checks the signature, then refuses stale
 timestamps and repeated `eventId`s. Deliveries are retried durably until a 2xx; redirects are not followed.
+Each try is stamped and signed when it is sent (`stamped`), so a retry an hour later is not refused as stale;
+the rest of the body, `eventId` included, is the same at every try.
 """
 
 import hashlib
@@ -46,6 +48,14 @@ DRIFTED_OBJECTS = Gauge("teamsvoice_voice_drifted_objects", "Differences between
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def stamped(body: str, now: int) -> bytes:
+    """The recorded event as one try sends it: `timestamp` is the try's time (Unix seconds), every other
+    field as recorded, in the same order and encoding."""
+    event = json.loads(body)
+    event["timestamp"] = now
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def new_scan_key() -> str:

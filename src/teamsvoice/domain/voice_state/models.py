@@ -77,7 +77,7 @@ class DriftDelivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("voice_drift_webhooks.id"), index=True)
-    body: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent
+    body: Mapped[str] = mapped_column(Text)  # the event; each try sends it stamped with its time (drift.stamped)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, refused, cancelled (jobs cancel)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,6 @@ and stored once, its operations run in chunks (each a step; every operation safe
 Microsoft failures wait and retry and are never final, a crash resumes at the unfinished chunk.
 """
 
-import json
 import logging
 import threading
 import time
@@ -308,15 +307,16 @@ def post_drift_event(delivery_id: int) -> bool:
             return True
         hook = session.get(DriftWebhook, delivery.webhook_id)
         assert hook is not None
-        url, body = hook.url, delivery.body.encode()
+        url, recorded = hook.url, delivery.body
         secret = ctx.keyring.decrypt(hook.secret_encrypted, purpose=drift.SECRET_PURPOSE)
-    timestamp = str(json.loads(body)["timestamp"])
+    now = int(time.time())  # each try is stamped and signed anew: a receiver refuses stale timestamps
+    body = drift.stamped(recorded, now)
     error: str | None = None
     refused = False
     try:
         # Resolved and checked now, connected to the address checked (core/destinations.py).
         response = destinations.post(ctx.http, url, allow_internal=ctx.settings.allow_loopback_redirects, content=body,
-                                     headers={"Content-Type": "application/json", drift.TIMESTAMP_HEADER: timestamp,
+                                     headers={"Content-Type": "application/json", drift.TIMESTAMP_HEADER: str(now),
                                               drift.SIGNATURE_HEADER: drift.sign(secret, body)})
         if not response.is_success:
             error = f"HTTP {response.status_code}"
