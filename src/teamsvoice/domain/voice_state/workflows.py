@@ -4,7 +4,6 @@ Microsoft failures wait and retry and are never final, a crash resumes at the un
 """
 
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -30,12 +29,11 @@ from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_o
 from teamsvoice.domain.voice_state.state import export_document, parse_document
 from teamsvoice.jobs.runtime import (
     durable_step,
-    in_flight, job_context, park_if_stopping, start_once, until_delivered, until_microsoft_answers,
+    in_flight, job_context, park_if_stopping, run_every, start_once, until_delivered, until_microsoft_answers,
 )
 
 CHUNK = 50
 T = TypeVar("T")
-log = logging.getLogger("teamsvoice.jobs.voice_state")
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
@@ -264,33 +262,10 @@ def scan_linked(slot_key: str) -> int:
     return scan_tenants(slot_key, linked_step())
 
 
-_schedule_stop: threading.Event | None = None
-
-
-def _schedule_loop(interval: float, stop: threading.Event) -> None:
-    """Enqueues the scan of every linked tenant once per interval slot. The workflow id names the slot, so
-    however many worker processes run this loop, each slot is scanned once."""
-    while not stop.is_set():
-        slot = int(time.time() // interval)
-        try:
-            start_once(f"voice-drift-schedule-{interval:g}-{slot}", scan_linked, f"slot-{slot}")
-        except Exception:  # noqa: BLE001 - the database may be briefly away; the next slot tries again
-            log.warning("could not start the scheduled drift scan", exc_info=True)
-        stop.wait(max(0.05, (slot + 1) * interval - time.time()))
-
-
 def start_schedule() -> int:
-    """Starts the drift scan schedule in worker processes (stopped by the next start or the process end)."""
-    global _schedule_stop
-    if _schedule_stop is not None:
-        _schedule_stop.set()
-    ctx = job_context()
-    interval = ctx.settings.drift_scan_interval_seconds
-    if interval <= 0 or ctx.role == "api":
-        return 0
-    _schedule_stop = threading.Event()
-    threading.Thread(target=_schedule_loop, args=(interval, _schedule_stop), name="teamsvoice-drift-schedule",
-                     daemon=True).start()
+    """Scans every linked tenant once per `drift_scan_interval_seconds` slot in worker processes
+    (jobs/runtime.run_every: one scan per slot however many workers run, stopped with the job engine)."""
+    run_every("voice-drift-schedule", job_context().settings.drift_scan_interval_seconds, scan_linked)
     return 0
 
 
