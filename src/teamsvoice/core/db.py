@@ -1,15 +1,15 @@
 """Database engines, the request-scoped session, and migrations."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine as create_sync_engine, event, exc as sa_exc, text
+from sqlalchemy import Engine, create_engine as create_sync_engine, event, exc as sa_exc, text
 from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 # Inside the package, so that an installed teamsvoice (not only a source checkout) can migrate.
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
@@ -89,7 +89,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 # One way to open a transaction. A request gets its session from `api/deps.unit_of_work` (built on
 # `transaction`); a job step, a CLI command or a service working in sessions of its own opens
-# `async with transaction(sessions) as session:`. Work is committed when the block ends and rolled back on
+# `async with transaction(sessions) as session:` (a synchronous job step `with sync_transaction(engine) as
+# session:`). Work is committed when the block ends and rolled back on
 # any error. Code that must record a wish before asking Microsoft (or before waiting on a job) ends the
 # transaction early with `end_transaction(session)`; nothing else calls `commit()`.
 
@@ -103,6 +104,20 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
             await session.commit()
         except BaseException:
             await session.rollback()
+            raise
+
+
+@contextmanager
+def sync_transaction(engine: Engine) -> Iterator[Session]:
+    """`transaction`'s twin for the job steps' synchronous code (DBOS steps run in threads): a session whose
+    work is committed when the block ends and rolled back when it raises. Like the request's session, it
+    does not expire what it loaded when it commits, so a step may read the rows it wrote after the block."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
             raise
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 from dbos import DBOS
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import onboarding
@@ -24,7 +24,7 @@ from teamsvoice.settings import Settings
 
 def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | None, *, value: Any = None,
             status: str | None = None, consent_url: str | None = None, ms_tenant_id: str | None = None) -> None:
-    with Session(engine) as session, session.begin():
+    with sync_transaction(engine) as session:
         run = session.get(FusionWizardRun, run_id)
         assert run is not None
         steps = [dict(step) for step in run.steps]
@@ -41,7 +41,7 @@ def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | No
 
 def _record_waiting(engine: Engine, run_id: int, number: int, detail: str) -> None:
     """Microsoft failed transiently: the step is not done and not failed; it says why it waits."""
-    with Session(engine) as session, session.begin():
+    with sync_transaction(engine) as session:
         run = session.get(FusionWizardRun, run_id)
         assert run is not None
         steps = [dict(step) for step in run.steps]
@@ -51,7 +51,7 @@ def _record_waiting(engine: Engine, run_id: int, number: int, detail: str) -> No
 
 def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id: int, number: int) -> bool:
     """Performs one step (skipped when already done). True when the wizard may go on."""
-    with Session(engine) as session:
+    with sync_transaction(engine) as session:
         run = session.get(FusionWizardRun, run_id)
         data = onboarding.load_input(session, run_id)
         if run is None or data is None or not run.running:
@@ -92,7 +92,7 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
 
     try:
         if number == 6:
-            with Session(engine) as session, session.begin():
+            with sync_transaction(engine) as session:
                 onboarding.link(session, data, data.ms_tenant_id or "", domain)
             detail, value = f"linked to tenant {data.ms_tenant_id}", None
         else:
@@ -132,7 +132,7 @@ def onboarding_wizard(run_id: int) -> bool:
 
 
 def _start(run_id: int) -> None:
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         job_key = session.scalar(select(FusionWizardRun.job_key).where(FusionWizardRun.id == run_id))
     start_once(f"fusion-wizard-{job_key}", onboarding_wizard, run_id)
 
@@ -145,7 +145,7 @@ async def enqueue_wizard(run_id: int) -> None:
 def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a running run with no workflow; start those (idempotent).
     To be called from runtime.start_jobs after DBOS.launch()."""
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         running = list(session.scalars(select(FusionWizardRun.id).where(FusionWizardRun.running.is_(True))))
     for run_id in running:
         _start(run_id)

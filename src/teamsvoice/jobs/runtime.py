@@ -38,10 +38,10 @@ import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy import Engine, create_engine, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import create_engine as create_async_engine, is_transient_database_error, session_factory, sync_url
+from teamsvoice.core.db import (create_engine as create_async_engine, is_transient_database_error, session_factory,
+                                 sync_transaction, sync_url)
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
@@ -186,7 +186,7 @@ async def _connector(settings: Settings) -> MicrosoftConnector:
 
 def _beat(executor_id: str, role: Role) -> None:
     engine = job_context().engine
-    with Session(engine) as session, session.begin():
+    with sync_transaction(engine) as session:
         row = session.get(JobExecutor, executor_id)
         if row is None:
             session.add(JobExecutor(executor_id=executor_id, hostname=socket.gethostname(), pid=os.getpid(), role=role,
@@ -212,12 +212,12 @@ def recover_dead_executors(*, all_others: bool = False) -> list[str]:
     (a repeat is harmless)."""
     ctx = job_context()
     timeout = ctx.settings.job_executor_timeout_seconds
-    with Session(ctx.engine) as session:
+    with sync_transaction(ctx.engine) as session:
         ended = true() if all_others else (JobExecutor.stopped.is_(True)) | (JobExecutor.heartbeat_at < _seconds_ago(timeout))
         dead = list(session.scalars(select(JobExecutor.executor_id).where(JobExecutor.executor_id != ctx.executor_id, ended)))
     recovered = []
     for executor_id in dead:
-        with Session(ctx.engine) as session, session.begin():
+        with sync_transaction(ctx.engine) as session:
             claimed = session.execute(delete(JobExecutor).where(JobExecutor.executor_id == executor_id))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
@@ -275,7 +275,7 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
         _heartbeat_thread.join(timeout=5)
     if _context.role != "api":
         try:
-            with Session(_context.engine) as session, session.begin():
+            with sync_transaction(_context.engine) as session:
                 session.execute(update(JobExecutor).where(JobExecutor.executor_id == _context.executor_id).values(stopped=True))
         except Exception:  # noqa: BLE001 - then it is found dead by its stale heartbeat instead
             log.warning("could not mark this executor stopped", exc_info=True)

@@ -6,10 +6,10 @@ import anyio
 import httpx
 from dbos import DBOS
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
@@ -26,7 +26,7 @@ def post_webhook(delivery_id: int) -> bool:
     registered, or its host resolves to an internal address the deployment does not allow, or the receiver
     redirected (the payload carries a Microsoft token: it goes nowhere else)."""
     ctx = job_context()
-    with Session(ctx.engine) as session, session.begin():
+    with sync_transaction(ctx.engine) as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.status != "pending":
             return True
@@ -56,7 +56,7 @@ def post_webhook(delivery_id: int) -> bool:
         logger.warning("security: webhook delivery %s refused at delivery time: %s", delivery_id, exc.message)
     except httpx.HTTPError as exc:
         error, sent = f"{type(exc).__name__}: {exc}", True
-    with Session(ctx.engine) as session, session.begin():
+    with sync_transaction(ctx.engine) as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         assert delivery is not None
         delivery.attempts += 1 if sent else 0
@@ -74,7 +74,7 @@ def deliver_webhook(delivery_id: int) -> int:
 
 
 def _start(delivery_id: int) -> None:
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         job_key = session.scalar(select(WebhookDelivery.job_key).where(WebhookDelivery.id == delivery_id))
     start_once(f"webhook-{job_key}", deliver_webhook, delivery_id)
 
@@ -86,7 +86,7 @@ async def enqueue_delivery(delivery_id: int) -> None:
 
 def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a pending row with no workflow; start those (idempotent)."""
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         pending = list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")))
     for delivery_id in pending:
         _start(delivery_id)

@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 from dbos import DBOS
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.calling import unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
@@ -30,7 +30,7 @@ SYNC_UNIFIED_APP = "SYNC_UNIFIED_APP"
 
 
 def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> None:
-    with Session(job_context().engine) as session, session.begin():
+    with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         if results:
@@ -54,7 +54,7 @@ def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Await
 
 
 def _tenant_of(job_id: int) -> tuple[str, int]:
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         enterprise = session.get(Enterprise, job.enterprise_id)
@@ -72,7 +72,7 @@ def _with_connection(tenant_id: str, work: Any, graph_token: str | None = None) 
 @durable_step("calling_job_start")
 def start_step(job_id: int) -> list[int]:
     """Marks the job running and fixes the list of items it covers (user record ids)."""
-    with Session(job_context().engine) as session, session.begin():
+    with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         if job.kind == SYNC_TEAMS_USERS:
@@ -90,7 +90,7 @@ def start_step(job_id: int) -> list[int]:
 @durable_step("sync_teams_users_batch")
 def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
-    with Session(job_context().engine, expire_on_commit=False) as session:
+    with sync_transaction(job_context().engine) as session:
         records = list(session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.id.in_(user_ids))))
         session.expunge_all()  # Microsoft is called with no transaction open
 
@@ -112,7 +112,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
         results = {r.user_principal_name: {"userPrincipalName": r.user_principal_name, "status": "FAILED",
                                            "error": exc.message} for r in records}
-    with Session(job_context().engine) as session, session.begin():
+    with sync_transaction(job_context().engine) as session:
         for record in records:
             session.merge(record)
     _record(job_id, results)
@@ -120,7 +120,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
 
 @durable_step("publish_unified_app")
 def publish_step(job_id: int) -> dict[str, Any]:
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         enterprise = session.get(Enterprise, job.enterprise_id)
@@ -147,7 +147,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
 @durable_step("install_unified_app_batch")
 def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         users = [(u.teams_user_id, u.microsoft_user_id) for u in session.scalars(
             select(PbxUser).where(PbxUser.id.in_(user_ids)).order_by(PbxUser.id))]
 
@@ -199,7 +199,7 @@ def sync_unified_app(job_id: int) -> None:
 
 
 def _start(job_id: int) -> None:
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         key, kind = job.job_key, job.kind
@@ -214,7 +214,7 @@ async def enqueue(job_id: int) -> None:
 def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a QUEUED job with no workflow; start those (idempotent:
     the workflow id is the job's key). To be called once the job engine is launched."""
-    with Session(job_context().engine) as session:
+    with sync_transaction(job_context().engine) as session:
         queued = list(session.scalars(select(CallingJob.id).where(CallingJob.status == "QUEUED")))
     for job_id in queued:
         _start(job_id)

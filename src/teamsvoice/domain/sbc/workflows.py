@@ -19,6 +19,7 @@ import anyio
 from dbos import DBOS, SetWorkflowID
 from sqlalchemy.orm import Session
 
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.metrics import record_job_retry
 from teamsvoice.domain.sbc.ports import DesiredSbc, SbcUnavailable
 from teamsvoice.domain.sbc.service import desired_state
@@ -55,7 +56,7 @@ def until_sbc_answers() -> dict[str, Any]:
         sbc = sbc_from_settings(ctx.settings)
         if sbc is None:
             return {"skipped": "no SBC attached"}
-        with Session(ctx.engine) as session:
+        with sync_transaction(ctx.engine) as session:
             desired = read_desired(session, ctx.settings)
         try:
             report = sbc.apply(desired)
