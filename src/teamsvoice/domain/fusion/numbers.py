@@ -3,14 +3,13 @@ shared `TeamsVoiceUser` rows (a number set through either API family is assigned
 
 
 import pycountry
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.phone import ParsedNumber, parse_e164, parse_number
 from teamsvoice.domain.fusion.models import FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.inventory import ownership
+from teamsvoice.domain.inventory import ownership, repository
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 MAX_NUMBERS_PER_REQUEST = 10_000
@@ -68,9 +67,8 @@ async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed:
         duplicate = next(n for n in wanted if wanted.count(n) > 1)
         raise ValidationFailed(f"numbers: {duplicate} appears twice in the request")
     taken: list[str] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        taken += list(await session.scalars(select(FusionNumber.e164).where(FusionNumber.e164.in_(chunk))))
+    for chunk in repository.chunks(wanted):
+        taken += await repository.in_any_inventory(session, chunk)
     taken = sorted(set(taken) | set(await ownership.owned_elsewhere(session, access.enterprise.id, wanted)))
     if taken:
         raise Conflict(f"numbers: {', '.join(taken[:10])} already belong to an inventory", code=NUMBER_TAKEN)
@@ -82,26 +80,24 @@ async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed:
     return rows
 
 
-def _search(query, search: str | None):  # type: ignore[no-untyped-def]
-    if search:
-        digits = "".join(ch for ch in search if ch.isdigit())
-        if not digits:
-            raise ValidationFailed("search: give some digits of the number")
-        query = query.where(FusionNumber.e164.contains(digits))
-    return query
+def _search_digits(search: str | None) -> str | None:
+    """The digits to look for in numbers (None: no search)."""
+    if not search:
+        return None
+    digits = "".join(ch for ch in search if ch.isdigit())
+    if not digits:
+        raise ValidationFailed("search: give some digits of the number")
+    return digits
 
 
 async def list_numbers(
     session: AsyncSession, access: SubscriptionAccess, *, search: str | None, offset: int, limit: int,
     free_only: bool = False,
 ) -> tuple[list[FusionNumber], int]:
-    query = _search(select(FusionNumber).where(FusionNumber.subscription_id == access.subscription.id), search)
-    if free_only:
-        held = select(TeamsVoiceUser.phone_number).where(TeamsVoiceUser.phone_number.is_not(None))
-        query = query.where(FusionNumber.e164.not_in(held))
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = list(await session.scalars(query.order_by(FusionNumber.e164).offset(offset).limit(limit)))
-    return rows, total
+    """A page of the subscription's numbers (E.164 order) and how many there are in all; `free_only`: those no
+    Teams user holds (a number given through either family is held)."""
+    return await repository.numbers_page(session, access.subscription.id, digits=_search_digits(search),
+                                         free_only=free_only, offset=offset, limit=limit)
 
 
 async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
@@ -112,8 +108,7 @@ async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list
 async def inventory_number(session: AsyncSession, access: SubscriptionAccess, raw: str) -> FusionNumber:
     """The subscription's inventory entry for a full number, or 400 naming it."""
     parsed = parse_e164(raw)
-    row = await session.scalar(select(FusionNumber).where(
-        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164 == parsed.e164))
+    row = await repository.subscription_number(session, access.subscription.id, parsed.e164)
     if row is None:
         raise ValidationFailed(f"{parsed.e164} is not a number of this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
     return row
@@ -134,8 +129,7 @@ async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, pars
     wanted = sorted({p.e164 for p in parsed})
     if not wanted:
         raise ValidationFailed("numbers: nothing to delete")
-    rows = list(await session.scalars(select(FusionNumber).where(
-        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164.in_(wanted))))
+    rows = await repository.subscription_numbers(session, access.subscription.id, wanted)
     missing = sorted(set(wanted) - {r.e164 for r in rows})
     if missing:
         raise NotFound(f"numbers: {', '.join(missing[:10])} not found in this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
@@ -144,15 +138,12 @@ async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, pars
         first = sorted(held)[0]
         raise Conflict(f"numbers: {first} is assigned to {held[first].user_principal_name}; free it first",
                        code=NUMBER_ASSIGNED)
-    await session.execute(delete(FusionNumber).where(FusionNumber.id.in_([r.id for r in rows])))
+    await repository.delete_numbers(session, [r.id for r in rows])
     return wanted
 
 
 async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int, int]:
     """(total, free, linked to users)."""
-    total = await session.scalar(select(func.count(FusionNumber.id)).where(FusionNumber.subscription_id == subscription_id)) or 0
-    linked = await session.scalar(select(func.count(FusionNumber.id)).join(
-        TeamsVoiceUser, TeamsVoiceUser.phone_number == FusionNumber.e164).where(
-        FusionNumber.subscription_id == subscription_id)) or 0
+    total, linked = await repository.count_numbers(session, subscription_id)
     return total, total - linked, linked
 

@@ -8,40 +8,27 @@ another reseller's number nor learn who holds it: a number owned elsewhere is si
 quarantine after offboarding waits, and a holder is only ever named to the owner of the number.
 """
 
-from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound
-from teamsvoice.domain.calling.models import PbxUser
-from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
+from teamsvoice.domain.inventory import repository
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.voice_state.models import NumberQuarantine
 
 NUMBER_NOT_AVAILABLE = "number_not_available"
 NUMBER_IN_QUARANTINE = "number_in_quarantine"
 NUMBER_TAKEN = "number_taken"  # held by another user of the enterprise (Fusion renders it as its code 2011)
-_CHUNK = 500
 
 
 async def owners(session: AsyncSession, e164s: list[str]) -> dict[str, int]:
     """The enterprise id owning each number that has an owner (inventory first, then holders)."""
     found: dict[str, int] = {}
-    wanted = sorted(set(e164s))
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        inventory = await session.execute(
-            select(FusionNumber.e164, FusionSubscription.enterprise_id)
-            .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id)
-            .where(FusionNumber.e164.in_(chunk)))
-        found.update({e164: enterprise_id for e164, enterprise_id in inventory})
+    for chunk in repository.chunks(e164s):
+        found.update(dict(await repository.inventory_enterprises(session, chunk)))
         rest = [n for n in chunk if n not in found]
         if not rest:
             continue
-        for model in (TeamsVoiceUser, PbxUser):
-            held = await session.execute(select(model.phone_number, model.enterprise_id).where(model.phone_number.in_(rest)))
-            for e164, enterprise_id in held:
-                found.setdefault(e164, enterprise_id)
+        for e164, enterprise_id in await repository.holder_enterprises(session, rest):
+            found.setdefault(e164, enterprise_id)
     return found
 
 
@@ -56,8 +43,7 @@ async def require_assignable(session: AsyncSession, enterprise_id: int, e164: st
     if await owned_elsewhere(session, enterprise_id, [e164]):
         raise NotFound(f"{field}: {e164} not found among the numbers available to this enterprise",
                        code=NUMBER_NOT_AVAILABLE)
-    until = await session.scalar(select(NumberQuarantine.until).where(
-        NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()))
+    until = await repository.quarantined_until(session, e164)
     if until is not None:  # freed by offboarding (domain/voice_state): not given to anyone before the end
         raise Conflict(f"{field}: {e164} is in quarantine after offboarding until {until:%Y-%m-%d %H:%M} UTC",
                        code=NUMBER_IN_QUARANTINE)
@@ -71,14 +57,10 @@ async def require_free(
     user (resource accounts included) and no other PBX connector user of the enterprise holds it. The user being
     changed is left out by its Teams record id and/or PBX user id (a PBX user and its Teams user share one)."""
     await require_assignable(session, enterprise_id, e164, field=field)
-    holder = await session.scalar(select(TeamsVoiceUser.user_principal_name).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number == e164,
-        TeamsVoiceUser.id != (voice_user_id if voice_user_id is not None else -1)))
+    holder = await repository.teams_holder(session, enterprise_id, e164, except_voice_user_id=voice_user_id)
     if holder is None:
-        holder = await session.scalar(select(PbxUser.teams_user_id).where(
-            PbxUser.enterprise_id == enterprise_id, PbxUser.phone_number == e164,
-            PbxUser.id != (pbx_user_id if pbx_user_id is not None else -1),
-            PbxUser.voice_user_id.is_distinct_from(voice_user_id) if voice_user_id is not None else true()))
+        holder = await repository.pbx_holder(session, enterprise_id, e164, except_pbx_user_id=pbx_user_id,
+                                             except_voice_user_id=voice_user_id)
     if holder is not None:
         raise Conflict(f"{field}: {e164} is already assigned to {holder}", code=NUMBER_TAKEN)
 
@@ -86,10 +68,7 @@ async def require_free(
 async def holders_within(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
     """Which of this enterprise's Teams users holds each number (users of other enterprises are never named)."""
     found: dict[str, TeamsVoiceUser] = {}
-    wanted = sorted(set(e164s))
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        for user in await session.scalars(select(TeamsVoiceUser).where(
-                TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.in_(chunk))):
+    for chunk in repository.chunks(e164s):
+        for user in await repository.teams_users_holding(session, enterprise_id, chunk):
             found[user.phone_number or ""] = user
     return found

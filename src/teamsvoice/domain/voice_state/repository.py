@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import NotFound
 from teamsvoice.domain.calling.models import DirectRoute
-from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
+from teamsvoice.domain.fusion.models import FusionSubscription
+from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
@@ -63,7 +64,7 @@ async def desired_state(session: AsyncSession, enterprise: Enterprise) -> Desire
     subscription = await session.scalar(select(FusionSubscription).where(FusionSubscription.enterprise_id == enterprise.id))
     inventory: frozenset[str] = frozenset()
     if subscription is not None:
-        inventory = frozenset(await session.scalars(select(FusionNumber.e164).where(FusionNumber.subscription_id == subscription.id)))
+        inventory = await inventory_repository.inventory_e164s(session, subscription.id)
         if enterprise.tenant_domain:
             sbc = await session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == enterprise.reseller_id).order_by(SbcGateway.id))
             fqdn = f"{sbc.fqdn.split('.')[0] if sbc else 'sbc'}.{enterprise.tenant_domain}".lower()

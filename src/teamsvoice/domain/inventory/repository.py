@@ -1,0 +1,133 @@
+"""The number inventory's queries, for both API families: the numbers a subscription holds (its ranges and single
+numbers, one row per number), who holds a number (Teams users, resource accounts included, and PBX connector
+users, whichever family gave it), numbers in quarantine after offboarding, and free numbers. The rules over them
+live in `ownership.py` and `fusion/numbers.py`; these functions take a session and plain values and answer rows,
+tuples or counts. Lists of numbers are looked up in chunks of `CHUNK` (bound parameters stay few)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.domain.calling.models import PbxUser
+from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+CHUNK = 500
+
+
+def chunks(e164s: Sequence[str]) -> list[list[str]]:
+    """The numbers, deduplicated and sorted, in lists of at most CHUNK."""
+    wanted = sorted(set(e164s))
+    return [wanted[start:start + CHUNK] for start in range(0, len(wanted), CHUNK)]
+
+
+# --- who owns or holds a number, across every inventory and both families --------------------------------
+
+
+async def inventory_enterprises(session: AsyncSession, e164s: list[str]) -> list[tuple[str, int]]:
+    """(number, enterprise id) for each of the numbers (at most CHUNK) in a subscription's inventory."""
+    rows = await session.execute(
+        select(FusionNumber.e164, FusionSubscription.enterprise_id)
+        .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id)
+        .where(FusionNumber.e164.in_(e164s)))
+    return [(e164, enterprise_id) for e164, enterprise_id in rows]
+
+
+async def holder_enterprises(session: AsyncSession, e164s: list[str]) -> list[tuple[str, int]]:
+    """(number, enterprise id) for each of the numbers (at most CHUNK) a Teams user holds, then each a PBX
+    connector user holds (a number can appear under both)."""
+    found: list[tuple[str, int]] = []
+    for model in (TeamsVoiceUser, PbxUser):
+        held = await session.execute(select(model.phone_number, model.enterprise_id).where(model.phone_number.in_(e164s)))
+        found += [(e164, enterprise_id) for e164, enterprise_id in held]
+    return found
+
+
+async def quarantined_until(session: AsyncSession, e164: str) -> datetime | None:
+    """When the number's quarantine after offboarding ends, if it is in one now."""
+    return await session.scalar(select(NumberQuarantine.until).where(
+        NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()))
+
+
+async def teams_holder(session: AsyncSession, enterprise_id: int, e164: str, *,
+                       except_voice_user_id: int | None) -> str | None:
+    """The user principal name of the enterprise's Teams user (resource accounts included) holding the number,
+    leaving out the record `except_voice_user_id`."""
+    return await session.scalar(select(TeamsVoiceUser.user_principal_name).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number == e164,
+        TeamsVoiceUser.id != (except_voice_user_id if except_voice_user_id is not None else -1)))
+
+
+async def pbx_holder(session: AsyncSession, enterprise_id: int, e164: str, *, except_pbx_user_id: int | None,
+                     except_voice_user_id: int | None) -> str | None:
+    """The Teams user id of the enterprise's PBX connector user holding the number, leaving out the PBX user
+    `except_pbx_user_id` and any PBX user of the Teams record `except_voice_user_id`."""
+    return await session.scalar(select(PbxUser.teams_user_id).where(
+        PbxUser.enterprise_id == enterprise_id, PbxUser.phone_number == e164,
+        PbxUser.id != (except_pbx_user_id if except_pbx_user_id is not None else -1),
+        PbxUser.voice_user_id.is_distinct_from(except_voice_user_id) if except_voice_user_id is not None else true()))
+
+
+async def teams_users_holding(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> list[TeamsVoiceUser]:
+    """The enterprise's Teams users holding any of the numbers (at most CHUNK)."""
+    return list(await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.in_(e164s))))
+
+
+# --- a subscription's inventory ---------------------------------------------------------------------------
+
+
+async def in_any_inventory(session: AsyncSession, e164s: list[str]) -> list[str]:
+    """Which of the numbers (at most CHUNK) some subscription's inventory holds."""
+    return list(await session.scalars(select(FusionNumber.e164).where(FusionNumber.e164.in_(e164s))))
+
+
+async def numbers_page(session: AsyncSession, subscription_id: int, *, digits: str | None, free_only: bool,
+                       offset: int, limit: int) -> tuple[list[FusionNumber], int]:
+    """A page of the subscription's numbers in E.164 order, and how many there are in all: those containing
+    `digits` if given, and only those no Teams user (of any enterprise) holds if `free_only`."""
+    query = select(FusionNumber).where(FusionNumber.subscription_id == subscription_id)
+    if digits:
+        query = query.where(FusionNumber.e164.contains(digits))
+    if free_only:
+        held = select(TeamsVoiceUser.phone_number).where(TeamsVoiceUser.phone_number.is_not(None))
+        query = query.where(FusionNumber.e164.not_in(held))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(await session.scalars(query.order_by(FusionNumber.e164).offset(offset).limit(limit)))
+    return rows, total
+
+
+async def subscription_number(session: AsyncSession, subscription_id: int, e164: str) -> FusionNumber | None:
+    return await session.scalar(select(FusionNumber).where(
+        FusionNumber.subscription_id == subscription_id, FusionNumber.e164 == e164))
+
+
+async def subscription_numbers(session: AsyncSession, subscription_id: int, e164s: list[str]) -> list[FusionNumber]:
+    """The subscription's inventory rows of the numbers given (those it has)."""
+    if not e164s:
+        return []
+    return list(await session.scalars(select(FusionNumber).where(
+        FusionNumber.subscription_id == subscription_id, FusionNumber.e164.in_(e164s))))
+
+
+async def inventory_e164s(session: AsyncSession, subscription_id: int) -> frozenset[str]:
+    """Every number of the subscription's inventory."""
+    return frozenset(await session.scalars(select(FusionNumber.e164).where(FusionNumber.subscription_id == subscription_id)))
+
+
+async def delete_numbers(session: AsyncSession, number_ids: list[int]) -> None:
+    await session.execute(delete(FusionNumber).where(FusionNumber.id.in_(number_ids)))
+
+
+async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int]:
+    """(numbers in the subscription's inventory, of which held by a Teams user)."""
+    total = await session.scalar(select(func.count(FusionNumber.id)).where(
+        FusionNumber.subscription_id == subscription_id)) or 0
+    linked = await session.scalar(select(func.count(FusionNumber.id)).join(
+        TeamsVoiceUser, TeamsVoiceUser.phone_number == FusionNumber.e164).where(
+        FusionNumber.subscription_id == subscription_id)) or 0
+    return total, linked
