@@ -11,14 +11,12 @@ number calls it after flushing that change (single updates, bulk items and Conne
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.fusion import repository_licences as repository
 from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.teams_users.models import FusionResourceAccount
 
 QUOTA_EXCEEDED = "licence_quota_exceeded"
 BELOW_IN_USE = "licences_below_in_use"
@@ -27,10 +25,7 @@ MAX_LICENCES = 1_000_000
 
 async def users_in_use(session: AsyncSession, enterprise_id: int) -> int:
     """Users holding a number; resource accounts (call queues, auto attendants) hold numbers but no user licence."""
-    resource_accounts = select(FusionResourceAccount.voice_user_id).where(FusionResourceAccount.voice_user_id.is_not(None))
-    return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None),
-        TeamsVoiceUser.id.not_in(resource_accounts))) or 0
+    return await repository.users_holding_numbers(session, enterprise_id)
 
 
 @dataclass(frozen=True)
@@ -70,25 +65,20 @@ async def update_licences(session: AsyncSession, access: SubscriptionAccess, *, 
 async def _locked(session: AsyncSession, subscription_id: int) -> FusionSubscription:
     """The subscription row, locked until commit (PostgreSQL; SQLite serialises writers itself), so that two
     writers cannot both take the last licence."""
-    subscription = await session.scalar(select(FusionSubscription).where(
-        FusionSubscription.id == subscription_id).with_for_update().execution_options(populate_existing=True))
-    assert subscription is not None
-    return subscription
+    return await repository.locked_subscription(session, subscription_id)
 
 
 async def check_user_quota(session: AsyncSession, enterprise_id: int) -> None:
     """Raises when the enterprise's Fusion subscription now has more voice-enabled users than its licences.
     Call it after flushing the change that gives a user its number, inside the same transaction."""
-    found = (await session.execute(select(FusionSubscription.id, FusionSubscription.ms_teams_users).where(
-        FusionSubscription.enterprise_id == enterprise_id))).first()
+    found = await repository.user_limit_of_enterprise(session, enterprise_id)
     if found is None:
         return  # a ConnecttoTeams-only enterprise: its userLimit rules apply elsewhere
-    subscription_id = found.id
+    subscription_id, users_assigned = found
     # Without a limit (0) the row is only share-locked (PostgreSQL's FOR KEY SHARE: a licence change waits for
     # this commit, other users' changes do not), so the items of a bulk job do not queue on one row lock while
     # holding pooled connections; with a limit, writers take it exclusively and count in turn.
-    if not found.ms_teams_users and not await session.scalar(select(FusionSubscription.ms_teams_users).where(
-            FusionSubscription.id == subscription_id).with_for_update(read=True, key_share=True)):
+    if not users_assigned and not await repository.user_limit_key_shared(session, subscription_id):
         return
     subscription = await _locked(session, subscription_id)
     if not subscription.ms_teams_users:

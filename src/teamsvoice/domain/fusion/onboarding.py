@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -28,10 +27,10 @@ from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, Upstr
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
 from teamsvoice.domain.consent.models import EnterpriseConsent
+from teamsvoice.domain.fusion import repository_onboarding as repository
 from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
@@ -70,7 +69,7 @@ def initial_steps() -> list[dict[str, Any]]:
 
 
 async def get_admin(session: AsyncSession, access: SubscriptionAccess) -> FusionMsTeamsAdmin | None:
-    return await session.scalar(select(FusionMsTeamsAdmin).where(FusionMsTeamsAdmin.subscription_id == access.subscription.id))
+    return await repository.ms_teams_admin(session, access.subscription.id)
 
 
 async def set_admin(session: AsyncSession, keyring: Keyring, access: SubscriptionAccess, username: str, password: str) -> FusionMsTeamsAdmin:
@@ -92,8 +91,7 @@ async def set_admin(session: AsyncSession, keyring: Keyring, access: Subscriptio
 
 
 async def latest_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
-    return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
-                                .order_by(FusionWizardRun.id.desc()).limit(1))
+    return await repository.latest_wizard_run(session, subscription_id)
 
 
 async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> FusionWizardRun:
@@ -124,8 +122,7 @@ async def unlink(session: AsyncSession, access: SubscriptionAccess) -> str:
     """Forget the link: the tenant is left as it is in Microsoft; teamsvoice stops managing its users."""
     tenant_id = access.require_ms_tenant()
     enterprise = access.enterprise
-    await session.execute(delete(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id))
-    await session.execute(delete(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise.id))
+    await repository.forget_tenant_records(session, enterprise.id)
     enterprise.tenant_id, enterprise.tenant_domain = None, None
     enterprise.registered, enterprise.registered_on = False, None
     return tenant_id
@@ -149,7 +146,7 @@ def load_input(session: Session, run_id: int) -> WizardInput | None:
     if run is None:
         return None
     subscription = session.get(FusionSubscription, run.subscription_id)
-    admin = session.scalar(select(FusionMsTeamsAdmin).where(FusionMsTeamsAdmin.subscription_id == run.subscription_id))
+    admin = repository.ms_teams_admin_sync(session, run.subscription_id)
     enterprise = session.get(Enterprise, subscription.enterprise_id) if subscription else None
     if subscription is None or admin is None or enterprise is None:
         return None
@@ -216,7 +213,7 @@ async def check_powershell(connector: Connector, tenant_id: str, admin_username:
 
 def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
     """The carrier-hosted SBC name in the customer's domain: `<provider SBC host label>.<verified domain>`."""
-    gateway = session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == reseller_id).order_by(SbcGateway.id))
+    gateway = repository.first_sbc_gateway(session, reseller_id)
     label = gateway.fqdn.split(".")[0] if gateway is not None else "sbc"
     return f"{label}.{domain}".lower()
 
@@ -236,7 +233,7 @@ async def create_voice_configuration(connector: Connector, tenant_id: str, fqdn:
 
 
 def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str) -> bool:
-    return session.scalar(select(Enterprise.id).where(Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise_id)) is not None
+    return repository.tenant_linked_elsewhere(session, enterprise_id, tenant_id)
 
 
 def link(session: Session, data: WizardInput, tenant_id: str, domain: str | None) -> None:
@@ -250,8 +247,7 @@ def link(session: Session, data: WizardInput, tenant_id: str, domain: str | None
     enterprise.registered, enterprise.registered_on = True, enterprise.registered_on or utcnow()
     enterprise.registered_by = enterprise.registered_by or data.admin_username
     enterprise.can_reseller_manage_enterprise_provisioning = True
-    consent = session.scalar(select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise.id,
-                                                             EnterpriseConsent.consent_name == MANAGEMENT_CONSENT))
+    consent = repository.consent_of(session, enterprise.id, MANAGEMENT_CONSENT)
     if consent is None:
         session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name=MANAGEMENT_CONSENT, tenant_id=tenant_id,
                                       granted_by=data.admin_username))

@@ -1,0 +1,53 @@
+"""Queries behind linking an MS Teams tenant to a subscription (`fusion/onboarding.py` holds the rules): the
+subscription's MS Teams administrator and wizard runs, and what the wizard's synchronous job steps read and
+write in their own sessions (`core.db.sync_transaction`)."""
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from teamsvoice.domain.consent.models import EnterpriseConsent
+from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionWizardRun
+from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+
+def _admin(subscription_id: int):  # type: ignore[no-untyped-def]
+    return select(FusionMsTeamsAdmin).where(FusionMsTeamsAdmin.subscription_id == subscription_id)
+
+
+async def ms_teams_admin(session: AsyncSession, subscription_id: int) -> FusionMsTeamsAdmin | None:
+    return await session.scalar(_admin(subscription_id))
+
+
+async def latest_wizard_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
+    return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
+                                .order_by(FusionWizardRun.id.desc()).limit(1))
+
+
+async def forget_tenant_records(session: AsyncSession, enterprise_id: int) -> None:
+    """The enterprise's Teams users' records and its consents go (the tenant is no longer linked)."""
+    await session.execute(delete(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise_id))
+    await session.execute(delete(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id))
+
+
+# --- the wizard's job steps (synchronous sessions) -----------------------------------------------------
+
+
+def ms_teams_admin_sync(session: Session, subscription_id: int) -> FusionMsTeamsAdmin | None:
+    return session.scalar(_admin(subscription_id))
+
+
+def first_sbc_gateway(session: Session, reseller_id: int) -> SbcGateway | None:
+    """The reseller's SBC gateway added first."""
+    return session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == reseller_id).order_by(SbcGateway.id))
+
+
+def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str) -> bool:
+    """Whether another enterprise than `enterprise_id` is linked to the Microsoft tenant."""
+    return session.scalar(select(Enterprise.id).where(Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise_id)) is not None
+
+
+def consent_of(session: Session, enterprise_id: int, consent_name: str) -> EnterpriseConsent | None:
+    return session.scalar(select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id,
+                                                          EnterpriseConsent.consent_name == consent_name))
