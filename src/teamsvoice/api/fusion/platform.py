@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
-from teamsvoice.api.fusion import docs
+from teamsvoice.api.fusion import docs, login_bodies
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
 from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
@@ -56,7 +56,7 @@ async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, 
     responses=docs.ok(docs.Login, "The updated user"),
 )
 async def put_local_user(request: Request, principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
-    user = await accounts.update_me(uow.session, principal, await _json_object(request))
+    user = await accounts.update_me(uow.session, principal, login_bodies.own_change(await _json_object(request)))
     return await render_login(uow.session, user, with_rules=True)
 
 
@@ -204,7 +204,7 @@ async def create_admin(
     request: Request, target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("create"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    user = await accounts.create_admin(uow.session, target[1], await _json_object(request))
+    user = await accounts.create_admin(uow.session, target[1], login_bodies.new_admin(await _json_object(request)))
     return await render_login(uow.session, user)
 
 
@@ -219,7 +219,9 @@ async def update_admin(
     admin_id: int, request: Request,
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("update"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    user = await accounts.update_admin(uow.session, target[1], admin_id, await _json_object(request))
+    body = login_bodies.check_admin_fields(await _json_object(request))
+    admin = await accounts.get_admin(uow.session, target[1], admin_id)
+    user = await accounts.update_admin(uow.session, admin, login_bodies.admin_change(body))
     return await render_login(uow.session, user)
 
 

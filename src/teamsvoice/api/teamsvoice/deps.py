@@ -4,7 +4,7 @@
 - ConnecttoTeams: a reseller-level login sees the enterprises of its reseller and of the resellers below it;
   an enterprise login its own enterprise.
 - Fusion: a system, distributor or reseller login sees the tenants of its node of the organisation tree and
-  of the nodes below it (exactly the Fusion API's `tenant_filter`), i.e. the enterprises behind their
+  of the nodes below it (exactly `fusion/repository.visible_tenants`), i.e. the enterprises behind their
   subscriptions; a tenant login sees the enterprises behind its own tenant's subscriptions only. A Fusion
   login also needs the Fusion role named for each route (READ_ROLE, CHANGE_ROLE, OFFBOARD_ROLE below; the
   strings of spec 004's MS Teams section), as on the Fusion API: without it, 403.

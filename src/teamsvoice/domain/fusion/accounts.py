@@ -6,27 +6,31 @@ tenant: a Fusion tenant). Its rights are its Required-role strings (`FusionUser.
 every role of the vocabulary with whether the login holds it, the same strings the routes check.
 """
 
+import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.security import hash_secret, verify_secret_bounded
-from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser, FusionUserProfile
+from teamsvoice.domain.fusion import repository_accounts as logins
+from teamsvoice.domain.fusion.models import FusionTenant, FusionUser, FusionUserProfile
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, RESELLER_LEVEL_OF, default_permissions
-from teamsvoice.domain.fusion.scope import org_in_scope, org_uuid, tenant_filter, tenant_in_scope
+from teamsvoice.domain.fusion.scope import org_in_scope, org_uuid, tenant_in_scope
 from teamsvoice.domain.orgs.models import Reseller
 
 PROFILE_FIELDS = ("first_name", "last_name", "email", "mobile_number")
+# The longest value each profile field holds.
+PROFILE_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "mobile_number": 40}
 MIN_PASSWORD = 8
 WRONG_PASSWORD = "wrong_password"
 SELF_DELETE = "self_delete"
 USERNAME_TAKEN = "username_taken"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MOBILE = re.compile(r"\+?[0-9 ()./-]{3,40}")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,200}$")
 # The portal's UI profile per login level (its LoggedInUserType: admin | distributor | reseller | customer).
 UI_PROFILES = {"system": "admin", "distributor": "distributor", "reseller": "reseller", "tenant": "customer"}
@@ -41,26 +45,45 @@ class AdminOf:
     name: str
 
 
-def parse_profile_fields(body: dict[str, Any]) -> dict[str, str | None]:
-    """The profile fields present in `body`, checked (None or "" clears one)."""
-    fields: dict[str, str | None] = {}
-    limits = {"first_name": 100, "last_name": 100, "email": 254, "mobile_number": 40}
-    for name in PROFILE_FIELDS:
-        if name not in body:
-            continue
-        value = body[name]
-        if value is None or value == "":
-            fields[name] = None
-            continue
-        if not isinstance(value, str) or len(value.strip()) > limits[name] or not value.strip():
-            raise ValidationFailed(f"{name}: must be a string of at most {limits[name]} characters")
-        value = value.strip()
-        if name == "email" and not _EMAIL.match(value):
-            raise ValidationFailed(f"email: '{value}' is not an e-mail address")
-        if name == "mobile_number" and not re.fullmatch(r"\+?[0-9 ()./-]{3,40}", value):
-            raise ValidationFailed(f"mobile_number: '{value}' is not a phone number")
-        fields[name] = value
-    return fields
+class Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP  # a profile field left as it is
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """The profile fields to change: a value sets one, None clears it, KEEP (the default) leaves it as it is.
+    Built by the API family from its request body, each value checked with `check_profile_value`."""
+
+    first_name: str | None | Keep = KEEP
+    last_name: str | None | Keep = KEEP
+    email: str | None | Keep = KEEP
+    mobile_number: str | None | Keep = KEEP
+
+    def changes(self) -> dict[str, str | None]:
+        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not KEEP}
+
+
+def check_profile_value(name: str, value: str) -> str:
+    """A profile field's new value (`name` one of PROFILE_FIELDS), trimmed; blank or too long, an e-mail address
+    or a mobile number that is not one, is refused."""
+    limit = PROFILE_LIMITS[name]
+    value = value.strip()
+    if not value or len(value) > limit:
+        raise ValidationFailed(f"{name}: must be a string of at most {limit} characters")
+    if name == "email" and not _EMAIL.match(value):
+        raise ValidationFailed(f"email: '{value}' is not an e-mail address")
+    if name == "mobile_number" and not _MOBILE.fullmatch(value):
+        raise ValidationFailed(f"mobile_number: '{value}' is not a phone number")
+    return value
+
+
+def check_username(username: Any) -> str:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise ValidationFailed("username: 3 to 200 letters, digits or . _ @ + -")
+    return username
 
 
 def check_new_password(password: Any, field: str = "password") -> str:
@@ -71,18 +94,15 @@ def check_new_password(password: Any, field: str = "password") -> str:
     return password
 
 
-async def _profile(session: AsyncSession, user_id: int) -> FusionUserProfile | None:
-    return await session.scalar(select(FusionUserProfile).where(FusionUserProfile.user_id == user_id))
-
-
-async def _set_profile(session: AsyncSession, user: FusionUser, fields: dict[str, str | None]) -> None:
-    if not fields:
+async def _set_profile(session: AsyncSession, user: FusionUser, change: ProfileChange) -> None:
+    values = change.changes()
+    if not values:
         return
-    row = await _profile(session, user.id)
+    row = await logins.profile_of(session, user.id)
     if row is None:
         row = FusionUserProfile(user_id=user.id)
         session.add(row)
-    for name, value in fields.items():
+    for name, value in values.items():
         setattr(row, name, value)
     await session.flush()
 
@@ -107,7 +127,7 @@ class Login:
 
 
 async def login_view(session: AsyncSession, user: FusionUser) -> Login:
-    profile = await _profile(session, user.id)
+    profile = await logins.profile_of(session, user.id)
     return Login(user, {name: getattr(profile, name) if profile else None for name in PROFILE_FIELDS},
                  await admin_of(session, user))
 
@@ -119,24 +139,24 @@ async def me(session: AsyncSession, principal: FusionPrincipal) -> FusionUser:
     return user
 
 
-async def update_me(session: AsyncSession, principal: FusionPrincipal, body: Any) -> FusionUser:
-    """Own profile fields and/or a password change (`old_password` + `password`)."""
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object")
-    unknown = set(body) - {*PROFILE_FIELDS, "old_password", "password"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field (allowed: {', '.join([*PROFILE_FIELDS, 'old_password', 'password'])})")
-    if not body:
-        raise ValidationFailed("Nothing to update: send profile fields or old_password and password")
+@dataclass(frozen=True)
+class OwnChange:
+    """A login's change to itself: profile fields and/or a new password (checked with `check_new_password`),
+    which needs the current one."""
+
+    profile: ProfileChange
+    password: str | None = None
+    old_password: str | None = None
+
+
+async def update_me(session: AsyncSession, principal: FusionPrincipal, change: OwnChange) -> FusionUser:
     user = await me(session, principal)
-    fields = parse_profile_fields(body)
-    if "password" in body or "old_password" in body:
-        new = check_new_password(body.get("password"))
-        old = body.get("old_password")
-        if not isinstance(old, str) or not await verify_secret_bounded(old, user.password_hash):
+    if change.password is not None:
+        old = change.old_password
+        if old is None or not await verify_secret_bounded(old, user.password_hash):
             raise ValidationFailed("old_password: does not match the current password", code=WRONG_PASSWORD)
-        user.password_hash = hash_secret(new)
-    await _set_profile(session, user, fields)
+        user.password_hash = hash_secret(change.password)
+    await _set_profile(session, user, change.profile)
     return user
 
 
@@ -147,17 +167,7 @@ async def users_in_scope(
     session: AsyncSession, principal: FusionPrincipal, search: str | None, offset: int, limit: int
 ) -> tuple[list[FusionUser], int]:
     """Every login at or under the caller's node (a tenant login: its tenant's logins)."""
-    tenants = select(FusionTenant.id).where(tenant_filter(principal))
-    if principal.is_tenant_level:
-        statement = select(FusionUser).where(FusionUser.fusion_tenant_id.in_(tenants))
-    else:
-        statement = select(FusionUser).where(or_(FusionUser.reseller_id.in_(principal.reseller_scope),
-                                                 FusionUser.fusion_tenant_id.in_(tenants)))
-    if search:
-        statement = statement.where(func.lower(FusionUser.username).contains(search.lower()))
-    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = list(await session.scalars(statement.order_by(FusionUser.username, FusionUser.id).offset(offset).limit(limit)))
-    return rows, total
+    return await logins.logins_visible_to(session, principal, username_contains=search, offset=offset, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -185,10 +195,8 @@ async def admin_target(session: AsyncSession, principal: FusionPrincipal, segmen
 
 
 async def list_admins(session: AsyncSession, target: AdminTarget) -> list[FusionUser]:
-    column = FusionUser.reseller_id if target.reseller_id is not None else FusionUser.fusion_tenant_id
-    value = target.reseller_id if target.reseller_id is not None else target.tenant_id
-    return list(await session.scalars(select(FusionUser).where(
-        FusionUser.level == target.level, column == value).order_by(FusionUser.username)))
+    return await logins.admins_of(session, target.level, reseller_id=target.reseller_id,
+                                  fusion_tenant_id=target.tenant_id)
 
 
 async def get_admin(session: AsyncSession, target: AdminTarget, admin_id: int) -> FusionUser:
@@ -198,52 +206,54 @@ async def get_admin(session: AsyncSession, target: AdminTarget, admin_id: int) -
     return user
 
 
-async def create_admin(session: AsyncSession, target: AdminTarget, body: Any) -> FusionUser:
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object")
-    unknown = set(body) - {*PROFILE_FIELDS, "username", "password"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    username = body.get("username")
-    if not isinstance(username, str) or not _USERNAME.match(username):
-        raise ValidationFailed("username: 3 to 200 letters, digits or . _ @ + -")
-    password = check_new_password(body.get("password"))
-    fields = parse_profile_fields(body)
-    if await session.scalar(select(FusionUser.id).where(func.lower(FusionUser.username) == username.lower())):
+@dataclass(frozen=True)
+class NewAdmin:
+    """An admin to create: username (`check_username`), password (`check_new_password`) and profile fields."""
+
+    username: str
+    password: str
+    profile: ProfileChange
+
+
+async def create_admin(session: AsyncSession, target: AdminTarget, admin: NewAdmin) -> FusionUser:
+    username = admin.username
+    if await logins.username_taken(session, username):
         raise Conflict(f"username: {username} is taken", code=USERNAME_TAKEN)
     if target.level != "tenant":
         node = await session.get(Reseller, target.reseller_id)
         assert node is not None and node.level == RESELLER_LEVEL_OF[target.level]
-    user = FusionUser(username=username, password_hash=hash_secret(password), level=target.level,
+    user = FusionUser(username=username, password_hash=hash_secret(admin.password), level=target.level,
                       reseller_id=target.reseller_id, fusion_tenant_id=target.tenant_id,
                       permissions=default_permissions(target.level))
     session.add(user)
     await session.flush()
-    await _set_profile(session, user, fields)
+    await _set_profile(session, user, admin.profile)
     return user
 
 
-async def update_admin(session: AsyncSession, target: AdminTarget, admin_id: int, body: Any) -> FusionUser:
-    if not isinstance(body, dict) or not body:
-        raise ValidationFailed("The request body must be a JSON object with the fields to change")
-    unknown = set(body) - {*PROFILE_FIELDS, "password", "status"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    user = await get_admin(session, target, admin_id)
-    fields = parse_profile_fields(body)
-    if "password" in body:
-        user.password_hash = hash_secret(check_new_password(body["password"]))
+@dataclass(frozen=True)
+class AdminChange:
+    """A change to an admin: profile fields, a new password (`check_new_password`; None: unchanged) and whether
+    it may log in (None: unchanged)."""
+
+    profile: ProfileChange
+    password: str | None = None
+    active: bool | None = None
+
+
+async def update_admin(session: AsyncSession, user: FusionUser, change: AdminChange) -> FusionUser:
+    """`user`: an admin of the target (`get_admin`)."""
+    if change.password is not None:
+        user.password_hash = hash_secret(change.password)
         await _end_sessions(session, user.id)  # a reset password ends the sessions opened with the old one
-    if "status" in body:
-        if body["status"] not in ("active", "disabled"):
-            raise ValidationFailed("status: must be active or disabled")
-        user.active = body["status"] == "active"
-    await _set_profile(session, user, fields)
+    if change.active is not None:
+        user.active = change.active
+    await _set_profile(session, user, change.profile)
     return user
 
 
 async def _end_sessions(session: AsyncSession, user_id: int) -> None:
-    for row in await session.scalars(select(FusionSession).where(FusionSession.user_id == user_id)):
+    for row in await logins.sessions_of(session, user_id):
         row.revoked = True
 
 
@@ -251,6 +261,5 @@ async def delete_admin(session: AsyncSession, principal: FusionPrincipal, target
     user = await get_admin(session, target, admin_id)
     if user.id == principal.user_id:
         raise ValidationFailed("You cannot delete your own login", code=SELF_DELETE)
-    await session.execute(delete(FusionSession).where(FusionSession.user_id == user.id))
-    await session.execute(delete(FusionUserProfile).where(FusionUserProfile.user_id == user.id))
+    await logins.delete_login_records(session, user.id)
     await session.delete(user)

@@ -12,19 +12,17 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import jwt
-from sqlalchemy import Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.core.security import Keyring, token_digest, verify_secret_bounded
+from teamsvoice.domain.fusion import repository_accounts as logins
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
-from teamsvoice.domain.orgs import repository as orgs
 
 ACCESS_TTL_SECONDS = 15 * 60
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
@@ -77,7 +75,7 @@ def _refresh_token(keyring: Keyring, user: FusionUser, session: FusionSession) -
 
 
 async def login(session: AsyncSession, keyring: Keyring, username: str, password: str) -> IssuedTokens:
-    user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
+    user = await logins.login_by_username(session, username)
     matched = await verify_secret_bounded(password, user.password_hash if user is not None else None)
     if user is None or not user.active or not matched:
         raise AuthenticationFailed("Invalid username or password")
@@ -88,17 +86,11 @@ async def login(session: AsyncSession, keyring: Keyring, username: str, password
     return IssuedTokens(_access_token(keyring, user, row), refresh)
 
 
-def _session_lookup(claims: dict) -> Select:
-    return (select(FusionSession, FusionUser).outerjoin(FusionUser, FusionUser.id == FusionSession.user_id)
-            .where(FusionSession.key == claims["sid"]))
-
-
 async def _live_session(session: AsyncSession, claims: dict) -> tuple[FusionSession, FusionUser]:
-    return _require_live((await session.execute(_session_lookup(claims))).first(), claims)
+    return _require_live(*await logins.session_and_login(session, claims["sid"]), claims)
 
 
-def _require_live(found: Any, claims: dict) -> tuple[FusionSession, FusionUser]:
-    row, user = found[:2] if found is not None else (None, None)
+def _require_live(row: FusionSession | None, user: FusionUser | None, claims: dict) -> tuple[FusionSession, FusionUser]:
     if row is None or row.revoked or row.expires_at <= utcnow():
         raise AuthenticationFailed("The session has ended; log in again")
     if user is None or not user.active or str(user.id) != claims["sub"]:
@@ -129,13 +121,9 @@ async def logout(session: AsyncSession, keyring: Keyring, token: str) -> None:
 
 async def principal_for_access_token(session: AsyncSession, keyring: Keyring, token: str) -> FusionPrincipal:
     claims = _decode(keyring, token, "access")
-    # One round trip for the session, its user and a reseller-level user's scope (the user's reseller and
-    # those below it, one row each): every request of the family passes here.
-    owner = (select(FusionUser.reseller_id).join(FusionSession, FusionSession.user_id == FusionUser.id)
-             .where(FusionSession.key == claims["sid"], FusionUser.level != "tenant").scalar_subquery())
-    tree = orgs.reseller_subtree(owner)
-    found = (await session.execute(_session_lookup(claims).add_columns(tree.c.id).outerjoin(tree, true()))).all()
-    _row, user = _require_live(found[0] if found else None, claims)
+    # One round trip for the session, its user and a reseller-level user's scope: every request passes here.
+    row, user, below = await logins.session_login_and_scope(session, claims["sid"])
+    _row, user = _require_live(row, user, claims)
     scope: frozenset[int] = frozenset()
     tenant_uuid = None
     if user.level == "tenant":
@@ -144,7 +132,7 @@ async def principal_for_access_token(session: AsyncSession, keyring: Keyring, to
             raise AuthenticationFailed("The login's tenant no longer exists")
         tenant_uuid = tenant.uuid
     elif user.reseller_id is not None:
-        scope = frozenset(r[2] for r in found if r[2] is not None) | {user.reseller_id}
+        scope = below | {user.reseller_id}
     return FusionPrincipal(
         user_id=user.id, username=user.username, level=user.level, permissions=frozenset(user.permissions or []),
         reseller_id=user.reseller_id, fusion_tenant_id=user.fusion_tenant_id, tenant_uuid=tenant_uuid,

@@ -1,10 +1,10 @@
 """The provider tree as the Fusion API shows it: distributors (MASTER_RESELLER nodes) and resellers (RESELLER
 nodes) under the caller's control, searchable and paged. Nodes outside the caller's subtree do not exist for it."""
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.fusion import repository
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, RESELLER_LEVEL_OF
 from teamsvoice.domain.fusion.scope import org_in_scope
@@ -23,12 +23,8 @@ async def list_nodes(
         if node is None:
             raise NotFound(f"parent: {parent} is not a distributor or reseller under your control")
         scope = await descendant_reseller_ids(session, node.id)
-    statement = select(Reseller).where(Reseller.id.in_(scope), Reseller.level == RESELLER_LEVEL_OF[level])
-    if search:
-        statement = statement.where(func.lower(Reseller.name).contains(search.lower()))
-    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = list(await session.scalars(statement.order_by(Reseller.name, Reseller.id).offset(offset).limit(limit)))
-    return rows, total
+    return await repository.resellers_page(session, scope, RESELLER_LEVEL_OF[level], name_contains=search,
+                                           offset=offset, limit=limit)
 
 
 async def node(session: AsyncSession, principal: FusionPrincipal, level: str, uuid: str) -> Reseller:

@@ -12,17 +12,15 @@ from typing import Any
 
 import phonenumbers
 import pycountry
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.phone import calling_code, parse_e164
+from teamsvoice.domain.fusion import repository
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF
 from teamsvoice.domain.fusion.scope import org_uuid
-from teamsvoice.domain.orgs.models import Reseller
-from teamsvoice.domain.voice_state.models import NumberQuarantine
 
 NUMBER_TYPES = ("geographic", "mobile", "toll_free", "premium", "national", "voip", "shared_cost", "other")
 INVENTORY_STATES = ("reserved", "disconnected")
@@ -45,8 +43,7 @@ async def owners(session: AsyncSession, principal: FusionPrincipal, level: str) 
     if level not in ("tenant", "reseller"):
         raise ValidationFailed("level: must be tenant or reseller")
     wanted = ["MASTER_RESELLER", "RESELLER"] if level == "tenant" else ["MASTER_RESELLER"]
-    rows = await session.scalars(select(Reseller).where(Reseller.id.in_(principal.reseller_scope),
-                                                        Reseller.level.in_(wanted)).order_by(Reseller.name, Reseller.id))
+    rows = await repository.resellers_among(session, principal.reseller_scope, wanted)
     return [{"id": r.id, "name": r.name, "uuid": org_uuid(r.id), "type": FUSION_LEVEL_OF[r.level]} for r in rows]
 
 
@@ -71,16 +68,15 @@ def check_suggestion_query(number_type: str | None, country_code: str | None, ra
 async def disconnected(session: AsyncSession, enterprise_id: int, search: str | None, offset: int,
                        limit: int) -> tuple[list[dict[str, Any]], int]:
     """The enterprise's numbers in quarantine now, as number_inventory items."""
-    query = select(NumberQuarantine).where(NumberQuarantine.enterprise_id == enterprise_id,
-                                           NumberQuarantine.until > utcnow())
+    digits = None
     if search:
         digits = "".join(ch for ch in search if ch.isdigit())
         if not digits:
             raise ValidationFailed("search: give some digits of the number")
-        query = query.where(NumberQuarantine.e164.contains(digits))
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows, total = await repository.quarantined_numbers(session, enterprise_id, now=utcnow(), digits=digits,
+                                                       offset=offset, limit=limit)
     items = []
-    for row in await session.scalars(query.order_by(NumberQuarantine.e164).offset(offset).limit(limit)):
+    for row in rows:
         parsed = parse_e164(row.e164)
         items.append({"id": row.id, "countryCode": f"+{parsed.country_code}", "nsn": parsed.nsn,
                       "numberType": parsed.number_type, "region": None, "state": "disconnected",

@@ -1,16 +1,178 @@
 """Queries over Fusion's tenants and subscriptions (and what hangs off a subscription: its MS Teams
-administrator and SRE group filter). Routes reach these rows only through here or the services; the
-subscription a caller may act on comes from `fusion/scope.py`, so the functions below take ids already
-checked against the caller's scope."""
+administrator and SRE group filter), and over the organisation nodes and quarantined numbers the Fusion services
+list. Routes and services reach these rows only through here (logins: `repository_accounts.py`). Which tenants
+a login sees is decided here once (`visible_tenants`); the subscription a caller may act on comes from
+`fusion/scope.py`, so the functions taking ids take them already checked against the caller's scope."""
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionMsTeamsAdmin, FusionSubscription, FusionTenant
+from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
+from teamsvoice.domain.fusion.models import (
+    FusionGroupFilter,
+    FusionLocation,
+    FusionMsTeamsAdmin,
+    FusionNumber,
+    FusionNumberLocation,
+    FusionSubscription,
+    FusionTenant,
+    FusionWizardRun,
+)
+from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs import repository as orgs
-from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+# What a tenant list can be ordered by (then by id, so that pages never overlap).
+TenantOrder = Literal["name", "billing_id", "uuid", "markup", "created_at"]
+_TENANT_ORDER = {"name": FusionTenant.name, "billing_id": FusionTenant.billing_id, "uuid": FusionTenant.uuid,
+                 "markup": FusionTenant.markup, "created_at": FusionTenant.created_at}
+
+
+async def counted_page(session: AsyncSession, statement: Select[Any], order_by: Sequence[Any], offset: int,
+                       limit: int) -> tuple[list[Any], int]:
+    """One page of `statement`'s rows (its first entity) in the given order, and how many rows it has in all.
+    One statement: the total is a window count over the whole result, taken before the page is cut; a page
+    past the end has no row to carry it, and only then is the total counted on its own."""
+    found = (await session.execute(statement.add_columns(func.count().over()).order_by(*order_by)
+                                   .offset(offset).limit(limit))).all()
+    if found:
+        return [row[0] for row in found], found[0][-1]
+    if offset == 0:
+        return [], 0
+    return [], await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+
+
+# --- tenants -------------------------------------------------------------------------------------------
+
+
+def visible_tenants(principal: FusionPrincipal) -> ColumnElement[bool]:
+    """The tenants a login sees: a tenant login its own tenant; any other login the tenants owned by its node
+    or a node below it. Anything else does not exist for it."""
+    if principal.is_tenant_level:
+        return FusionTenant.id == (principal.fusion_tenant_id or 0)
+    return FusionTenant.owner_reseller_id.in_(principal.reseller_scope)
+
+
+async def tenants_visible_to(
+    session: AsyncSession, principal: FusionPrincipal, *, owner_ids: frozenset[int] | None, name_contains: str | None,
+    order: TenantOrder, descending: bool, offset: int, limit: int,
+) -> tuple[list[FusionTenant], int]:
+    """A page of the tenants `principal` sees (owned by one of `owner_ids` when given; whose name contains
+    `name_contains`, ignoring case), in `order` then by id, and their number. Their owners are read in the
+    same statement, so rendering them (`orgs.reseller_by_id`) finds them in the session without a query."""
+    statement = _with_owner(select(FusionTenant).where(visible_tenants(principal)))
+    if owner_ids is not None:
+        statement = statement.where(FusionTenant.owner_reseller_id.in_(owner_ids))
+    if name_contains:
+        statement = statement.where(func.lower(FusionTenant.name).contains(name_contains.lower()))
+    column = _TENANT_ORDER[order]
+    return await counted_page(session, statement, [column.desc() if descending else column.asc(), FusionTenant.id],
+                              offset, limit)
+
+
+def _with_owner(statement: Select[Any]) -> Select[Any]:
+    """`statement` over tenants with each tenant's owner node as well (into the session: a tenant's answer
+    names its owner), for one round trip instead of one more per owner."""
+    return statement.add_columns(Reseller).outerjoin(Reseller, Reseller.id == FusionTenant.owner_reseller_id)
+
+
+async def tenant_visible_to(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant | None:
+    """The tenant if the caller sees it, read with its owner (as `tenants_visible_to`)."""
+    return await session.scalar(_with_owner(select(FusionTenant).where(visible_tenants(principal),
+                                                                       FusionTenant.uuid == tenant_uuid)))
+
+
+async def subscription_count(session: AsyncSession, fusion_tenant_id: int) -> int:
+    return await session.scalar(select(func.count(FusionSubscription.id)).where(
+        FusionSubscription.fusion_tenant_id == fusion_tenant_id)) or 0
+
+
+# --- subscriptions -------------------------------------------------------------------------------------
+
+
+async def subscriptions_of_tenant(
+    session: AsyncSession, fusion_tenant_id: int, *, name_contains: str | None, offset: int, limit: int,
+) -> tuple[list[FusionSubscription], int]:
+    """A page of the tenant's subscriptions (name containing `name_contains`, ignoring case), oldest first."""
+    statement = select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == fusion_tenant_id)
+    if name_contains:
+        statement = statement.where(func.lower(FusionSubscription.name).contains(name_contains.lower()))
+    return await counted_page(session, statement, [FusionSubscription.id], offset, limit)
+
+
+async def subscription_of_tenant(session: AsyncSession, fusion_tenant_id: int,
+                                 subscription_id: int) -> FusionSubscription | None:
+    return await session.scalar(select(FusionSubscription).where(
+        FusionSubscription.id == subscription_id, FusionSubscription.fusion_tenant_id == fusion_tenant_id))
+
+
+async def users_with_a_number(session: AsyncSession, enterprise_id: int) -> int:
+    """How many of the enterprise's voice users hold a phone number."""
+    return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None))) or 0
+
+
+async def numbers_in_inventory(session: AsyncSession, subscription_id: int) -> int:
+    return await session.scalar(select(func.count(FusionNumber.id)).where(
+        FusionNumber.subscription_id == subscription_id)) or 0
+
+
+async def delete_subscription_records(session: AsyncSession, subscription_id: int) -> None:
+    """Everything recorded under the subscription (locations and their numbers' links, SRE group filter,
+    wizard runs, MS Teams administrator), not the subscription itself."""
+    locations = select(FusionLocation.id).where(FusionLocation.subscription_id == subscription_id)
+    await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id.in_(locations)))
+    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation):
+        await session.execute(delete(model).where(model.subscription_id == subscription_id))
+
+
+async def delete_enterprise_records(session: AsyncSession, enterprise_id: int) -> None:
+    """Everything recorded under the enterprise (voice users, consents, sign-in requests, webhook deliveries),
+    not the enterprise itself."""
+    for model in (TeamsVoiceUser, EnterpriseConsent, ActionRequest, WebhookDelivery):
+        await session.execute(delete(model).where(model.enterprise_id == enterprise_id))
+
+
+# --- organisation nodes and quarantined numbers --------------------------------------------------------
+
+
+def _resellers_among(ids: frozenset[int], levels: Sequence[str]) -> Select[tuple[Reseller]]:
+    return select(Reseller).where(Reseller.id.in_(ids), Reseller.level.in_(levels))
+
+
+async def resellers_among(session: AsyncSession, ids: frozenset[int], levels: Sequence[str]) -> list[Reseller]:
+    """The nodes of `ids` at one of `levels` (Reseller levels), by name."""
+    return list(await session.scalars(_resellers_among(ids, levels).order_by(Reseller.name, Reseller.id)))
+
+
+async def resellers_page(
+    session: AsyncSession, ids: frozenset[int], level: str, *, name_contains: str | None, offset: int, limit: int,
+) -> tuple[list[Reseller], int]:
+    """A page of the nodes of `ids` at `level` (name containing `name_contains`, ignoring case), by name."""
+    statement = _resellers_among(ids, [level])
+    if name_contains:
+        statement = statement.where(func.lower(Reseller.name).contains(name_contains.lower()))
+    return await counted_page(session, statement, [Reseller.name, Reseller.id], offset, limit)
+
+
+async def quarantined_numbers(
+    session: AsyncSession, enterprise_id: int, *, now: datetime, digits: str | None, offset: int, limit: int,
+) -> tuple[list[NumberQuarantine], int]:
+    """A page of the enterprise's numbers still in quarantine at `now` (containing `digits`), by number."""
+    statement = select(NumberQuarantine).where(NumberQuarantine.enterprise_id == enterprise_id,
+                                               NumberQuarantine.until > now)
+    if digits:
+        statement = statement.where(NumberQuarantine.e164.contains(digits))
+    return await counted_page(session, statement, [NumberQuarantine.e164], offset, limit)
+
+
+# --- what the routes update and read directly ----------------------------------------------------------
 
 
 async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None,

@@ -6,10 +6,10 @@ Anything outside the caller's control is "not found", exactly like something tha
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.fusion import repository
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
@@ -38,14 +38,9 @@ async def org_in_scope(session: AsyncSession, principal: FusionPrincipal, org: s
     return None
 
 
-def tenant_filter(principal: FusionPrincipal) -> ColumnElement[bool]:
-    if principal.is_tenant_level:
-        return FusionTenant.id == (principal.fusion_tenant_id or 0)
-    return FusionTenant.owner_reseller_id.in_(principal.reseller_scope)
-
-
 async def tenant_in_scope(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant:
-    tenant = await session.scalar(select(FusionTenant).where(tenant_filter(principal), FusionTenant.uuid == tenant_uuid))
+    """A tenant the caller sees (`repository.visible_tenants`)."""
+    tenant = await repository.tenant_visible_to(session, principal, tenant_uuid)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_uuid} not found")
     return tenant
@@ -77,8 +72,7 @@ async def subscription_in_scope(
 ) -> SubscriptionAccess:
     check_instance(draas_instance)
     tenant = await tenant_in_scope(session, principal, tenant_uuid)
-    subscription = await session.scalar(select(FusionSubscription).where(
-        FusionSubscription.id == subscription_id, FusionSubscription.fusion_tenant_id == tenant.id))
+    subscription = await repository.subscription_of_tenant(session, tenant.id, subscription_id)
     if subscription is None:
         raise NotFound(f"Subscription {subscription_id} of tenant {tenant_uuid} not found")
     enterprise = await session.get(Enterprise, subscription.enterprise_id)

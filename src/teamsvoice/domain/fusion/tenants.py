@@ -2,36 +2,24 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.security import hash_secret
-from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
-from teamsvoice.domain.fusion.models import (
-    FusionGroupFilter,
-    FusionLocation,
-    FusionMsTeamsAdmin,
-    FusionNumber,
-    FusionNumberLocation,
-    FusionSession,
-    FusionSubscription,
-    FusionTenant,
-    FusionUser,
-    FusionUserProfile,
-    FusionWizardRun,
-)
+from teamsvoice.domain.fusion import repository, repository_accounts
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
+from teamsvoice.domain.fusion.repository import TenantOrder
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, LEVELS, RESELLER_LEVEL_OF, default_permissions
-from teamsvoice.domain.fusion.scope import SubscriptionAccess, org_in_scope, tenant_filter
+from teamsvoice.domain.fusion.scope import SubscriptionAccess, org_in_scope
+from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.domain.orgs.repository import descendant_reseller_ids
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 TENANT_HAS_SUBSCRIPTIONS = "tenant_has_subscriptions"
 SUBSCRIPTION_NOT_DELETABLE = "subscription_not_deletable"
-SORTABLE = {"name": FusionTenant.name, "billingId": FusionTenant.billing_id, "uuid": FusionTenant.uuid,
-            "markup": FusionTenant.markup, "createdOn": FusionTenant.created_at}
+# The `sort` names a tenant list accepts (the Fusion API's), and the order each stands for.
+SORTABLE: dict[str, TenantOrder] = {"name": "name", "billingId": "billing_id", "uuid": "uuid", "markup": "markup",
+                                    "createdOn": "created_at"}
 
 
 # --- tenants --------------------------------------------------------------------------------------
@@ -52,19 +40,15 @@ async def list_tenants(
         raise ValidationFailed(f"sort: must be one of {sorted(SORTABLE)}")
     if query.direction not in ("asc", "desc"):
         raise ValidationFailed("dir: must be asc or desc")
-    statement = select(FusionTenant).where(tenant_filter(principal))
+    owners = None
     if query.parent:
         node = await org_in_scope(session, principal, query.parent)
         if node is None:
             raise NotFound(f"parent: {query.parent} is not a distributor or reseller under your control")
-        statement = statement.where(FusionTenant.owner_reseller_id.in_(await descendant_reseller_ids(session, node.id)))
-    if query.search:
-        statement = statement.where(func.lower(FusionTenant.name).contains(query.search.lower()))
-    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    column = SORTABLE[query.sort]
-    order = column.desc() if query.direction == "desc" else column.asc()
-    rows = list(await session.scalars(statement.order_by(order, FusionTenant.id).offset(offset).limit(limit)))
-    return rows, total
+        owners = await orgs.descendant_reseller_ids(session, node.id)
+    return await repository.tenants_visible_to(
+        session, principal, owner_ids=owners, name_contains=query.search, order=SORTABLE[query.sort],
+        descending=query.direction == "desc", offset=offset, limit=limit)
 
 
 async def _owner_for(session: AsyncSession, principal: FusionPrincipal, owner: dict | None) -> Reseller:
@@ -94,12 +78,9 @@ async def create_tenant(
 
 
 async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
-    if await session.scalar(select(func.count(FusionSubscription.id)).where(FusionSubscription.fusion_tenant_id == tenant.id)):
+    if await repository.subscription_count(session, tenant.id):
         raise PreconditionFailed("The tenant still has subscriptions; delete them first", code=TENANT_HAS_SUBSCRIPTIONS)
-    logins = select(FusionUser.id).where(FusionUser.fusion_tenant_id == tenant.id)
-    await session.execute(delete(FusionSession).where(FusionSession.user_id.in_(logins)))
-    await session.execute(delete(FusionUserProfile).where(FusionUserProfile.user_id.in_(logins)))
-    await session.execute(delete(FusionUser).where(FusionUser.fusion_tenant_id == tenant.id))
+    await repository_accounts.delete_logins_of_tenant(session, tenant.id)
     await session.delete(tenant)
 
 
@@ -109,8 +90,7 @@ async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
 async def _enterprise_name(session: AsyncSession, reseller_id: int, wanted: str) -> str:
     """ConnecttoTeams names enterprises uniquely per reseller: suffix a counter when taken."""
     name, counter = wanted[:190], 1
-    while await session.scalar(select(Enterprise.id).where(Enterprise.reseller_id == reseller_id,
-                                                             Enterprise.enterprise_name == name)):
+    while await orgs.enterprise_name_taken(session, reseller_id, name):
         counter += 1
         name = f"{wanted[:180]} ({counter})"
     return name
@@ -139,24 +119,18 @@ async def create_subscription(
 async def list_subscriptions(
     session: AsyncSession, tenant: FusionTenant, search: str | None, offset: int, limit: int
 ) -> tuple[list[FusionSubscription], int]:
-    statement = select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == tenant.id)
-    if search:
-        statement = statement.where(func.lower(FusionSubscription.name).contains(search.lower()))
-    total = await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = list(await session.scalars(statement.order_by(FusionSubscription.id).offset(offset).limit(limit)))
-    return rows, total
+    return await repository.subscriptions_of_tenant(session, tenant.id, name_contains=search, offset=offset,
+                                                    limit=limit)
 
 
 async def number_of_users(session: AsyncSession, enterprise_id: int) -> int:
-    return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None))) or 0
+    """The subscription's users: its enterprise's voice users holding a number."""
+    return await repository.users_with_a_number(session, enterprise_id)
 
 
 async def is_deletable(session: AsyncSession, access: SubscriptionAccess) -> bool:
     """Not linked to an MS Teams tenant, and no numbers left in its inventory."""
-    numbers = await session.scalar(select(func.count(FusionNumber.id)).where(
-        FusionNumber.subscription_id == access.subscription.id)) or 0
-    return access.ms_tenant_id is None and numbers == 0
+    return access.ms_tenant_id is None and await repository.numbers_in_inventory(session, access.subscription.id) == 0
 
 
 async def delete_subscription(session: AsyncSession, access: SubscriptionAccess) -> None:
@@ -164,14 +138,10 @@ async def delete_subscription(session: AsyncSession, access: SubscriptionAccess)
         raise PreconditionFailed("The subscription is linked to an MS Teams tenant or still holds numbers: unlink it "
                                  "and delete its numbers first", code=SUBSCRIPTION_NOT_DELETABLE)
     sub_id, enterprise_id = access.subscription.id, access.enterprise.id
-    locations = select(FusionLocation.id).where(FusionLocation.subscription_id == sub_id)
-    await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id.in_(locations)))
-    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation):
-        await session.execute(delete(model).where(model.subscription_id == sub_id))
+    await repository.delete_subscription_records(session, sub_id)
     await session.delete(access.subscription)
     await session.flush()
-    for model in (TeamsVoiceUser, EnterpriseConsent, ActionRequest, WebhookDelivery):
-        await session.execute(delete(model).where(model.enterprise_id == enterprise_id))
+    await repository.delete_enterprise_records(session, enterprise_id)
     await session.delete(access.enterprise)
 
 
@@ -192,7 +162,7 @@ async def create_login(
         node = await session.get(Reseller, reseller_id) if reseller_id is not None else None
         if node is None or node.level != RESELLER_LEVEL_OF[level]:
             raise ValidationFailed(f"A {level} login belongs to a {RESELLER_LEVEL_OF[level]} node")
-    if await session.scalar(select(FusionUser.id).where(FusionUser.username == username)):
+    if await repository_accounts.login_by_username(session, username) is not None:
         raise Conflict(f"username: {username} is taken")
     user = FusionUser(username=username, password_hash=hash_secret(password), level=level, reseller_id=reseller_id,
                       fusion_tenant_id=fusion_tenant_id,
