@@ -44,7 +44,7 @@ class TenantRequest(BaseModel):
 
     displayName: StrictStr = Field(min_length=1)
     domain: StrictStr = Field(min_length=3, pattern=r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-    userCount: StrictInt = Field(default=20, ge=0, le=5000)
+    userCount: StrictInt = Field(default=20, ge=0, le=20000)
     globalAdmin: GlobalAdmin
     licenses: list[License] | None = None
     groups: list[StrictStr] | None = None

@@ -38,9 +38,11 @@ async def prepare_bulk(http: httpx.AsyncClient, credentials: dict, users: int, f
     microsoft = credentials["microsoft"]
     domain = f"bulk{uuid.uuid4().hex[:6]}.example"
     async with httpx.AsyncClient(verify=microsoft["caCertificate"], timeout=300) as admin:
-        created = (await admin.post(f"{microsoft['loginUrl']}/_admin/tenants", json={
+        answer = await admin.post(f"{microsoft['loginUrl']}/_admin/tenants", json={
             "displayName": "Bulk Co", "domain": domain, "userCount": users + 2,
-            "globalAdmin": {"username": f"admin@{domain}", "password": PASSWORD}})).json()
+            "globalAdmin": {"username": f"admin@{domain}", "password": PASSWORD}})
+        assert answer.status_code == 201, f"the emulator did not create the tenant: {answer.status_code} {answer.text}"
+        created = answer.json()
     reseller = next(login for login in credentials["fusion"]["logins"] if login["level"] == "reseller")
     headers = await fusion_login(http, reseller)
     tenant = (await http.post(f"{BASE}/tenants", headers=headers, json={"name": f"Bulk Co {domain}"})).json()
