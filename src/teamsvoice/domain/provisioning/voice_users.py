@@ -27,6 +27,15 @@ async def find_or_add(session: AsyncSession, enterprise_id: int, upn: str, micro
     return record
 
 
+async def by_microsoft_ids(session: AsyncSession, enterprise_id: int, microsoft_user_ids: list[str]) -> dict[str, TeamsVoiceUser]:
+    """The enterprise's records of the Microsoft users given (those it has), by Microsoft user id."""
+    if not microsoft_user_ids:
+        return {}
+    rows = await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.microsoft_user_id.in_(microsoft_user_ids)))
+    return {r.microsoft_user_id or "": r for r in rows}
+
+
 async def with_microsoft_user(session: AsyncSession, enterprise_id: int) -> list[TeamsVoiceUser]:
     """The enterprise's records that know their Microsoft user, in the order they were added."""
     return list(await session.scalars(select(TeamsVoiceUser).where(

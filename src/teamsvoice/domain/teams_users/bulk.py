@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -22,7 +22,7 @@ from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.teams_users import service, templates
+from teamsvoice.domain.teams_users import repository_bulk, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -205,8 +205,7 @@ async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
     """No item starts after this; an item waiting to retry stops at its next try. Finished items stay."""
     if job.status in FINAL:
         raise Conflict(f"Bulk job {job.id} has already ended ({job.status})", code=BULK_ENDED)
-    await session.execute(update(FusionBulkItem).where(
-        FusionBulkItem.job_id == job.id, FusionBulkItem.status == "pending").values(status="cancelled", updated_on=utcnow()))
+    await repository_bulk.cancel_pending_items(session, job.id)
     job.status, job.updated_on = "cancelled", utcnow()
 
 
@@ -224,10 +223,7 @@ async def retry_job(session: AsyncSession, job: FusionBulkJob) -> int:
     if job.status not in FINAL:
         raise Conflict(f"Bulk job {job.id} is still {job.status}: wait for it to end (or cancel it) before retrying",
                        code=BULK_ENDED)
-    reset = await session.execute(update(FusionBulkItem).where(
-        FusionBulkItem.job_id == job.id, FusionBulkItem.status.in_(RETRYABLE)).values(
-        status="pending", error=None, details=None, updated_on=utcnow()))
-    count = int(reset.rowcount or 0)  # type: ignore[attr-defined]
+    count = await repository_bulk.reset_items(session, job.id, RETRYABLE)
     if count == 0:
         raise Conflict(f"Bulk job {job.id} has no failed or cancelled item to retry", code=BULK_ENDED)
     job.status, job.error_count, job.job_key, job.updated_on = "queued", 0, new_uuid(), utcnow()
@@ -258,21 +254,14 @@ def item_view(item: FusionBulkItem) -> dict[str, Any]:
 
 
 async def job_in_scope(session: AsyncSession, access: SubscriptionAccess, bulk_id: int) -> FusionBulkJob:
-    job = await session.scalar(select(FusionBulkJob).where(
-        FusionBulkJob.id == bulk_id, FusionBulkJob.subscription_id == access.subscription.id))
+    job = await repository_bulk.job_of_subscription(session, access.subscription.id, bulk_id)
     if job is None:
         raise NotFound(f"Bulk job {bulk_id} not found", code=BULK_NOT_FOUND)
     return job
 
 
 async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: str | None, offset: int, limit: int) -> tuple[list[FusionBulkJob], int]:
-    query = select(FusionBulkJob).where(FusionBulkJob.subscription_id == access.subscription.id)
-    if search:
-        needle = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(FusionBulkJob.title).like(needle), func.lower(FusionBulkJob.kind).like(needle)))
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = list(await session.scalars(query.order_by(FusionBulkJob.id.desc()).offset(offset).limit(limit)))
-    return rows, total
+    return await repository_bulk.jobs_page(session, access.subscription.id, search, offset, limit)
 
 
 def job_summary(job: FusionBulkJob) -> dict[str, Any]:
@@ -289,10 +278,7 @@ async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, erro
     after = -1
     while True:
         async with transaction(sessions) as session:
-            query = select(FusionBulkItem).where(FusionBulkItem.job_id == job_id, FusionBulkItem.position > after)
-            if errors_only:
-                query = query.where(FusionBulkItem.status == "error")
-            rows = list(await session.scalars(query.order_by(FusionBulkItem.position).limit(page)))
+            rows = await repository_bulk.items_after(session, job_id, after, page, errors_only=errors_only)
         if not rows:
             return
         for row in rows:

@@ -1,11 +1,88 @@
-"""Queries over Fusion's resource accounts and bulk jobs of a subscription (the voice records they point
-at are `provisioning/voice_users.py`'s)."""
+"""Queries over a subscription's Teams users beyond their voice records: customer licences, templates and
+resource accounts (the voice records they point at are `provisioning/voice_users.py`'s; bulk jobs and their
+items are `repository_bulk.py`'s, except the job's status polled by the API, below)."""
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import transaction
-from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.fusion.models import FusionNumber
+from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences
+
+
+# --- customer licences (Fusion's, per voice record) ------------------------------------------------------
+
+
+async def customer_licences_of(session: AsyncSession, record_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The customer licences of each voice record given that has some, by record id."""
+    if not record_ids:
+        return {}
+    rows = await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id.in_(record_ids)))
+    return {row.voice_user_id: row.customer_licenses for row in rows}
+
+
+async def customer_licences_row(session: AsyncSession, record_id: int) -> FusionUserLicences | None:
+    """The row of one voice record's customer licences (at most one: the column is unique)."""
+    return await session.scalar(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record_id))
+
+
+async def inventory_ids(session: AsyncSession, subscription_id: int, e164s: Sequence[str]) -> dict[str, int]:
+    """The subscription's inventory row id of each number given that it has (a user's `number_id`)."""
+    if not e164s:
+        return {}
+    rows = await session.execute(select(FusionNumber.e164, FusionNumber.id).where(
+        FusionNumber.subscription_id == subscription_id, FusionNumber.e164.in_(e164s)))
+    return {e164: number_id for e164, number_id in rows}
+
+
+# --- templates --------------------------------------------------------------------------------------------
+
+
+async def templates_of(session: AsyncSession, subscription_id: int, name_contains: str) -> list[FusionTemplate]:
+    """The subscription's templates whose name contains `name_contains` (lower case; "" for all), oldest first."""
+    query = select(FusionTemplate).where(FusionTemplate.subscription_id == subscription_id)
+    if name_contains:
+        query = query.where(func.lower(FusionTemplate.name).contains(name_contains))
+    return list(await session.scalars(query.order_by(FusionTemplate.id)))
+
+
+async def template_by_id(session: AsyncSession, subscription_id: int, template_id: int) -> FusionTemplate | None:
+    return await session.scalar(select(FusionTemplate).where(
+        FusionTemplate.id == template_id, FusionTemplate.subscription_id == subscription_id))
+
+
+async def template_by_name(session: AsyncSession, subscription_id: int, name: str) -> FusionTemplate | None:
+    """The subscription's template of exactly that name (names are unique per subscription)."""
+    return await session.scalar(select(FusionTemplate).where(
+        FusionTemplate.subscription_id == subscription_id, FusionTemplate.name == name))
+
+
+# --- resource accounts ------------------------------------------------------------------------------------
+
+
+async def resource_accounts_of(session: AsyncSession, subscription_id: int) -> list[FusionResourceAccount]:
+    """Every resource account row of the subscription (whatever its status)."""
+    return list(await session.scalars(select(FusionResourceAccount).where(
+        FusionResourceAccount.subscription_id == subscription_id)))
+
+
+async def resource_account_by_upn(session: AsyncSession, subscription_id: int, upn: str) -> int | None:
+    """The id of the subscription's resource account of that user principal name (stored lower case)."""
+    return await session.scalar(select(FusionResourceAccount.id).where(
+        FusionResourceAccount.subscription_id == subscription_id,
+        FusionResourceAccount.user_principal_name == upn.lower()))
+
+
+async def resource_account(session: AsyncSession, subscription_id: int, ident: str) -> FusionResourceAccount | None:
+    """The subscription's resource account named by our id (digits) or by its Microsoft object id."""
+    query = select(FusionResourceAccount).where(FusionResourceAccount.subscription_id == subscription_id)
+    if ident.isdigit():
+        query = query.where(FusionResourceAccount.id == int(ident))
+    else:
+        query = query.where(FusionResourceAccount.microsoft_user_id == ident)
+    return await session.scalar(query)
 
 
 async def resource_account_voice_user_ids(session: AsyncSession, subscription_id: int) -> list[int]:

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
@@ -21,8 +20,8 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
-from teamsvoice.domain.teams_users import service
-from teamsvoice.domain.teams_users.models import FusionResourceAccount, FusionUserLicences
+from teamsvoice.domain.teams_users import repository, service
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
 from teamsvoice.microsoft.ports import TenantConnection
 
 APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
@@ -74,9 +73,7 @@ async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -
     number = _number(access, body.get("phoneNumber"))
     licences = service.string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
     await _free(session, access, number, None)
-    clash = await session.scalar(select(FusionResourceAccount.id).where(
-        FusionResourceAccount.subscription_id == access.subscription.id,
-        FusionResourceAccount.user_principal_name == upn.lower()))
+    clash = await repository.resource_account_by_upn(session, access.subscription.id, upn)
     if clash is not None:
         raise Conflict(f"userPrincipalName: a resource account {upn} already exists")
     account = FusionResourceAccount(
@@ -89,12 +86,7 @@ async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -
 
 
 async def _account(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount | None:
-    query = select(FusionResourceAccount).where(FusionResourceAccount.subscription_id == access.subscription.id)
-    if resource_account_id.isdigit():
-        query = query.where(FusionResourceAccount.id == int(resource_account_id))
-    else:
-        query = query.where(FusionResourceAccount.microsoft_user_id == resource_account_id)
-    return await session.scalar(query)
+    return await repository.resource_account(session, access.subscription.id, resource_account_id)
 
 
 async def modify(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str, body: Any) -> FusionResourceAccount:
@@ -175,8 +167,9 @@ async def _remove(sessions: async_sessionmaker[AsyncSession], access: Subscripti
         if account.microsoft_user_id:
             await connection.directory_admin.delete_user(account.microsoft_user_id, missing_ok=True)  # frees the licence
         if record is not None:
-            for row in await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record.id)):
-                await session.delete(row)
+            licences_row = await repository.customer_licences_row(session, record.id)
+            if licences_row is not None:
+                await session.delete(licences_row)
             account.voice_user_id = None
             await session.flush()
             await session.delete(record)
@@ -280,8 +273,7 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     countries, have_number, kind = _filters(filters)
     # Our rows first, Microsoft second: a row the job has marked active is then always in the listing that
     # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
-    rows = {r.microsoft_user_id: r for r in await session.scalars(select(FusionResourceAccount).where(
-        FusionResourceAccount.subscription_id == access.subscription.id))}
+    rows = {r.microsoft_user_id: r for r in await repository.resource_accounts_of(session, access.subscription.id)}
     instances = await connection.resource_accounts.all()
     skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [i.object_id for i in instances])

@@ -15,18 +15,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.domain.fusion import licences, numbers
-from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionNumber
+from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
+from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice.rules import gives_voice
 from teamsvoice.microsoft.directory_ports import (
@@ -108,12 +108,9 @@ async def record_views(session: AsyncSession, access: SubscriptionAccess, record
     """Each record's view, by record id."""
     if not records:
         return {}
-    ids = [r.id for r in records]
-    licences = {row.voice_user_id: row.customer_licenses for row in await session.scalars(
-        select(FusionUserLicences).where(FusionUserLicences.voice_user_id.in_(ids)))}
+    licences = await repository.customer_licences_of(session, [r.id for r in records])
     phones = [r.phone_number for r in records if r.phone_number]
-    inventory = {row.e164: row.id for row in await session.scalars(select(FusionNumber).where(
-        FusionNumber.subscription_id == access.subscription.id, FusionNumber.e164.in_(phones)))} if phones else {}
+    inventory = await repository.inventory_ids(session, access.subscription.id, phones)
     return {record.id: VoiceRecordView(record.id, record.phone_number or None,
                                        inventory.get(record.phone_number) if record.phone_number else None,
                                        list(licences.get(record.id, [])), sync_status(record))
@@ -169,11 +166,7 @@ def check_users_page_size(page_size: int) -> None:
 
 
 async def records_for(session: AsyncSession, access: SubscriptionAccess, ms_ids: list[str]) -> dict[str, TeamsVoiceUser]:
-    if not ms_ids:
-        return {}
-    rows = await session.scalars(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == access.enterprise.id, TeamsVoiceUser.microsoft_user_id.in_(ms_ids)))
-    return {r.microsoft_user_id or "": r for r in rows}
+    return await voice_users.by_microsoft_ids(session, access.enterprise.id, ms_ids)
 
 
 @dataclass(frozen=True)
@@ -275,8 +268,7 @@ async def list_users(
 
 async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdministration) -> set[str] | None:
     """Members of the subscription's SRE group filter, or None when it has no filter."""
-    groups = list(await session.scalars(select(FusionGroupFilter.group_id).where(
-        FusionGroupFilter.subscription_id == access.subscription.id)))
+    groups = list(await fusion_repository.group_filter(session, access.subscription.id))
     if not groups:
         return None
     members: set[str] = set()
@@ -455,7 +447,7 @@ async def _record(session: AsyncSession, access: SubscriptionAccess, user: Direc
 
 
 async def set_customer_licences(session: AsyncSession, record_id: int, licences: list[str]) -> None:
-    row = await session.scalar(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record_id))
+    row = await repository.customer_licences_row(session, record_id)
     if row is None:
         session.add(FusionUserLicences(voice_user_id=record_id, customer_licenses=list(licences)))
     else:
@@ -535,8 +527,9 @@ async def delete_user(
         if record is not None:
             record.phone_number, record.calling_enabled = None, False
             await end_transaction(session)
-            for row in await session.scalars(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record.id)):
-                await session.delete(row)
+            licences_row = await repository.customer_licences_row(session, record.id)
+            if licences_row is not None:
+                await session.delete(licences_row)
             await session.delete(record)
     await connection.directory_admin.delete_user(user.id, missing_ok=True)
 

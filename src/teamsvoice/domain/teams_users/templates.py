@@ -4,14 +4,13 @@ default ("the minimum requirements for a Fusion user": a Phone System licence) a
 
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import transaction
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import service
+from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionTemplate
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -31,11 +30,8 @@ def render(template: FusionTemplate) -> dict[str, Any]:
 
 
 async def list_templates(session: AsyncSession, access: SubscriptionAccess, search: str | None) -> list[dict[str, Any]]:
-    query = select(FusionTemplate).where(FusionTemplate.subscription_id == access.subscription.id)
     needle = (search or "").strip().lower()
-    if needle:
-        query = query.where(func.lower(FusionTemplate.name).contains(needle))
-    found = [render(t) for t in await session.scalars(query.order_by(FusionTemplate.id))]
+    found = [render(t) for t in await repository.templates_of(session, access.subscription.id, needle)]
     default = [dict(DEFAULT)] if not needle or needle in DEFAULT["name"].lower() else []
     return default + found
 
@@ -47,8 +43,7 @@ async def get_template(session: AsyncSession, access: SubscriptionAccess, templa
 
 
 async def _row(session: AsyncSession, access: SubscriptionAccess, template_id: int) -> FusionTemplate:
-    row = await session.scalar(select(FusionTemplate).where(
-        FusionTemplate.id == template_id, FusionTemplate.subscription_id == access.subscription.id))
+    row = await repository.template_by_id(session, access.subscription.id, template_id)
     if row is None:
         raise NotFound("The template does not exist", code=service.TEMPLATE_NOT_FOUND)
     return row
@@ -58,8 +53,7 @@ async def by_name(session: AsyncSession, subscription_id: int, name: str) -> dic
     """A template by name (bulk items name templates); the default one answers to its name too."""
     if name.lower() == DEFAULT["name"].lower():
         return dict(DEFAULT)
-    row = await session.scalar(select(FusionTemplate).where(
-        FusionTemplate.subscription_id == subscription_id, FusionTemplate.name == name))
+    row = await repository.template_by_name(session, subscription_id, name)
     if row is None:
         raise NotFound("The template does not exist", code=service.TEMPLATE_NOT_FOUND)
     return render(row)
@@ -96,9 +90,8 @@ def _values(body: Any, *, creating: bool) -> dict[str, Any]:
 async def _check_name(session: AsyncSession, access: SubscriptionAccess, name: str, keep_id: int | None = None) -> None:
     if name.lower() == DEFAULT["name"].lower():
         raise Conflict(f"name: {name} is the default template's name", code=TEMPLATE_NAME_TAKEN)
-    clash = await session.scalar(select(FusionTemplate.id).where(
-        FusionTemplate.subscription_id == access.subscription.id, FusionTemplate.name == name))
-    if clash is not None and clash != keep_id:
+    clash = await repository.template_by_name(session, access.subscription.id, name)
+    if clash is not None and clash.id != keep_id:
         raise Conflict(f"name: a template named {name} already exists", code=TEMPLATE_NAME_TAKEN)
 
 
