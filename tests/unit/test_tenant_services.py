@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from teamsvoice.api.fusion.locations import parse_address, parse_address_change
 from teamsvoice.core.errors import Conflict, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import locations, onboarding
@@ -324,14 +325,17 @@ def location(**overrides: object) -> FusionLocation:
 
 
 def test_a_location_needs_each_required_field_and_a_real_country() -> None:
-    body = {"street": "Rue Haute", "number": "12", "postalCode": "1000", "city": "Brussels", "country": "BE"}
-    assert locations.parse_location(body, partial=False)["house_number"] == "12"
+    body = {"street": "Rue Haute", "number": "12", "postalCode": "1000", "city": "Brussels", "country": "be"}
+    assert parse_address(body) == locations.Address("Rue Haute", "12", "1000", "Brussels", "BE")
     with pytest.raises(ValidationFailed, match="city: is required"):
-        locations.parse_location({k: v for k, v in body.items() if k != "city"}, partial=False)
+        parse_address({k: v for k, v in body.items() if k != "city"})
     with pytest.raises(ValidationFailed, match="ISO 3166"):
-        locations.parse_location({**body, "country": "XX"}, partial=False)
+        parse_address({**body, "country": "XX"})
     with pytest.raises(ValidationFailed, match="unknown field"):
-        locations.parse_location({**body, "floor": "3"}, partial=False)
+        parse_address({**body, "floor": "3"})
+    assert parse_address_change({"postbox": " ", "city": " Gent "}).values == {"postbox": None, "city": "Gent"}
+    with pytest.raises(ValidationFailed, match="city: must not be empty"):
+        parse_address_change({"city": None})
 
 
 def test_a_po_box_goes_with_the_street_in_teams() -> None:

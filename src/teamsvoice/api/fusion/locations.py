@@ -13,7 +13,7 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.domain.fusion import locations
+from teamsvoice.domain.fusion import locations, numbers
 from teamsvoice.domain.fusion.models import FusionLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.microsoft.ports import TenantConnection
@@ -35,6 +35,50 @@ async def _body(request: Request) -> Any:
 
 def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantConnection | None:
     return container.connector.connect(access.ms_tenant_id) if access.ms_tenant_id else None
+
+
+# Fusion's field -> (the address's field, max length)
+FIELDS = {"street": ("street", 200), "number": ("house_number", 40), "postbox": ("postbox", 40),
+          "postalCode": ("postal_code", 20), "city": ("city", 100), "state": ("state", 100), "country": ("country", 2),
+          "companyName": ("company_name", 200), "description": ("description", 200)}
+
+
+def _address_values(body: Any, *, partial: bool) -> dict[str, str | None]:
+    """The address's field -> value for Fusion's fields sent (all required ones unless `partial`)."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("The request body must be a JSON object")
+    unknown = set(body) - set(FIELDS)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field (allowed: {', '.join(FIELDS)})")
+    values: dict[str, str | None] = {}
+    for wire, (attribute, limit) in FIELDS.items():
+        required = attribute in locations.REQUIRED_FIELDS
+        if wire not in body:
+            if required and not partial:
+                raise ValidationFailed(f"{wire}: is required")
+            continue
+        value = body[wire]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                raise ValidationFailed(f"{wire}: must not be empty")
+            values[attribute] = None
+            continue
+        if not isinstance(value, str) or len(value.strip()) > limit:
+            raise ValidationFailed(f"{wire}: must be a string of at most {limit} characters")
+        values[attribute] = value.strip()
+    if values.get("country") is not None:
+        values["country"] = numbers.check_iso_code(values["country"], "country")
+    return values
+
+
+def parse_address(body: Any) -> locations.Address:
+    """A new location's address from Fusion's request body (400 naming the field at fault)."""
+    return locations.Address(**_address_values(body, partial=False))  # type: ignore[arg-type]
+
+
+def parse_address_change(body: Any) -> locations.AddressChange:
+    """The fields of a location to change, from Fusion's request body (400 naming the field at fault)."""
+    return locations.AddressChange(_address_values(body, partial=True))
 
 
 def render_location(row: FusionLocation, numbers: list[str]) -> dict[str, Any]:
@@ -83,7 +127,7 @@ async def get_location(location_id: int, access: _access("list"), uow: UnitOfWor
 )
 async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.create_location(uow.session, access, await _body(request))
+    row = await locations.create_location(uow.session, access, parse_address(await _body(request)))
     await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)
@@ -96,7 +140,7 @@ async def create_location(request: Request, access: _access("create"), uow: Unit
 )
 async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.update_location(uow.session, access, location_id, await _body(request))
+    row = await locations.update_location(uow.session, access, location_id, parse_address_change(await _body(request)))
     await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)

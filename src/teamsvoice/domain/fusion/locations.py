@@ -10,70 +10,68 @@ A user's number gets a location with Set-CsPhoneNumberAssignment -LocationId (Te
 number); the choice is recorded in `FusionNumberLocation`, put back if Teams refuses it.
 """
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import pycountry
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
+from teamsvoice.domain.fusion import repository_locations as repository
 from teamsvoice.domain.fusion.models import FusionLocation, FusionNumberLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.microsoft.ports import CivicAddress, TenantConnection
 
 LOCATION_NOT_FOUND = "location_not_found"
 LOCATION_IN_USE = "location_in_use"
 USER_HAS_NO_NUMBER = "user_has_no_number"
-# wire field -> (model attribute, max length, required)
-FIELDS = {"street": ("street", 200, True), "number": ("house_number", 40, True), "postbox": ("postbox", 40, False),
-          "postalCode": ("postal_code", 20, True), "city": ("city", 100, True), "state": ("state", 100, False),
-          "country": ("country", 2, True), "companyName": ("company_name", 200, False),
-          "description": ("description", 200, False)}
 
 
-def parse_location(body: Any, *, partial: bool) -> dict[str, Any]:
-    """Model attribute -> value for the fields sent (all required ones unless `partial`)."""
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object")
-    unknown = set(body) - set(FIELDS)
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field (allowed: {', '.join(FIELDS)})")
-    values: dict[str, Any] = {}
-    for wire, (attribute, limit, required) in FIELDS.items():
-        if wire not in body:
-            if required and not partial:
-                raise ValidationFailed(f"{wire}: is required")
-            continue
-        value = body[wire]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                raise ValidationFailed(f"{wire}: must not be empty")
-            values[attribute] = None
-            continue
-        if not isinstance(value, str) or len(value.strip()) > limit:
-            raise ValidationFailed(f"{wire}: must be a string of at most {limit} characters")
-        values[attribute] = value.strip()
-    if values.get("country") is not None:
-        country = pycountry.countries.get(alpha_2=values["country"].upper())
-        if country is None or len(values["country"]) != 2:
-            raise ValidationFailed(f"country: '{values['country']}' is not an ISO 3166 alpha-2 country code")
-        values["country"] = values["country"].upper()
-    return values
+@dataclass(frozen=True)
+class Address:
+    """An emergency address as recorded (each value trimmed, the country an ISO 3166 alpha-2 code in capitals);
+    without a company name the location takes the tenant's name."""
+
+    street: str
+    house_number: str
+    postal_code: str
+    city: str
+    country: str
+    postbox: str | None = None
+    state: str | None = None
+    company_name: str | None = None
+    description: str | None = None
+
+
+ADDRESS_FIELDS = tuple(f.name for f in fields(Address))
+REQUIRED_FIELDS = ("street", "house_number", "postal_code", "city", "country")
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """The fields of an address to change (`Address`'s names), the others left as they are: None clears an
+    optional field (a cleared company name becomes the tenant's name)."""
+
+    values: Mapping[str, str | None]
+
+    def __post_init__(self) -> None:
+        unknown = set(self.values) - set(ADDRESS_FIELDS)
+        cleared = [name for name in REQUIRED_FIELDS if name in self.values and self.values[name] is None]
+        if unknown or cleared:
+            raise ValueError(f"not a change of an address: {sorted(unknown) or cleared}")
 
 
 async def _in_subscription(session: AsyncSession, access: SubscriptionAccess, location_id: int) -> FusionLocation:
-    row = await session.scalar(select(FusionLocation).where(
-        FusionLocation.id == location_id, FusionLocation.subscription_id == access.subscription.id))
+    row = await repository.location_of_subscription(session, access.subscription.id, location_id)
     if row is None:
         raise NotFound(f"Location {location_id} not found in this subscription", code=LOCATION_NOT_FOUND)
     return row
 
 
 async def list_locations(session: AsyncSession, access: SubscriptionAccess) -> list[FusionLocation]:
-    return list(await session.scalars(select(FusionLocation).where(
-        FusionLocation.subscription_id == access.subscription.id).order_by(FusionLocation.id)))
+    return await repository.locations_of_subscription(session, access.subscription.id)
 
 
 async def get_location(session: AsyncSession, access: SubscriptionAccess, location_id: int) -> FusionLocation:
@@ -83,27 +81,23 @@ async def get_location(session: AsyncSession, access: SubscriptionAccess, locati
 async def numbers_at(session: AsyncSession, location_ids: list[int]) -> dict[int, list[str]]:
     """The numbers (of users that hold one) placed at each location."""
     found: dict[int, list[str]] = {i: [] for i in location_ids}
-    if not location_ids:
-        return found
-    rows = await session.execute(select(FusionNumberLocation.location_id, TeamsVoiceUser.phone_number).join(
-        TeamsVoiceUser, TeamsVoiceUser.id == FusionNumberLocation.voice_user_id).where(
-        FusionNumberLocation.location_id.in_(location_ids), TeamsVoiceUser.phone_number.is_not(None)))
-    for location_id, number in rows:
+    for location_id, number in await repository.numbers_at(session, location_ids):
         found[location_id].append(number)
     return {k: sorted(v) for k, v in found.items()}
 
 
-async def create_location(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionLocation:
-    values = parse_location(body, partial=False)
-    values["company_name"] = values.get("company_name") or access.tenant.name
+async def create_location(session: AsyncSession, access: SubscriptionAccess, address: Address) -> FusionLocation:
+    values = asdict(address)
+    values["company_name"] = values["company_name"] or access.tenant.name
     row = FusionLocation(subscription_id=access.subscription.id, **values)
     session.add(row)
     await session.flush()
     return row
 
 
-async def update_location(session: AsyncSession, access: SubscriptionAccess, location_id: int, body: Any) -> FusionLocation:
-    values = parse_location(body, partial=True)
+async def update_location(session: AsyncSession, access: SubscriptionAccess, location_id: int,
+                          change: AddressChange) -> FusionLocation:
+    values = dict(change.values)
     if not values:
         raise ValidationFailed("Nothing to update: send the fields to change")
     row = await _in_subscription(session, access, location_id)
@@ -150,7 +144,7 @@ async def delete_location(session: AsyncSession, access: SubscriptionAccess, con
             raise ValidationFailed("The location exists in an MS Teams tenant that is no longer linked; link it "
                                    "again to remove the address there")
         await connection.emergency_locations.remove_address(row.teams_civic_address_id)
-    await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id == row.id))
+    await repository.forget_numbers_at(session, row.id)
     await session.delete(row)
     await session.flush()
 
@@ -160,8 +154,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
     """Gives the user's number an emergency location (None: removes it) in Teams and records it."""
     if location_id is not None and (isinstance(location_id, bool) or not isinstance(location_id, int)):
         raise ValidationFailed("locationId: must be the id of a location of the subscription, or null")
-    record = await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == access.enterprise.id, TeamsVoiceUser.microsoft_user_id == ms_user_id))
+    record = (await voice_users.by_microsoft_ids(session, access.enterprise.id, [ms_user_id])).get(ms_user_id)
     if record is None or not record.phone_number:
         raise ValidationFailed(f"MS Teams user {ms_user_id} has no phone number to locate; assign one first",
                                code=USER_HAS_NO_NUMBER)
@@ -169,7 +162,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
     if location is not None and location.teams_location_id is None:
         await end_transaction(session)
         await push_to_teams(session, access, connection, location)
-    current = await session.scalar(select(FusionNumberLocation).where(FusionNumberLocation.voice_user_id == record.id))
+    current = await repository.number_location(session, record.id)
     before = current.location_id if current is not None else None
     if location is None:
         if current is not None:
@@ -183,7 +176,7 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
         await connection.emergency_locations.locate_number(
             record.user_principal_name, record.phone_number, location.teams_location_id if location is not None else None)
     except DomainError:
-        await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.voice_user_id == record.id))
+        await repository.forget_number_location(session, record.id)
         if before is not None:
             session.add(FusionNumberLocation(voice_user_id=record.id, location_id=before))
         await end_transaction(session)
