@@ -1,0 +1,127 @@
+"""The number inventory's rules on a real database (both backends): one owner per number whichever family gave
+it, and the free numbers' pages. Each test works inside one transaction that is rolled back, so it leaves
+nothing behind for the other tests sharing the database."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.core.errors import Conflict, NotFound
+from teamsvoice.core.phone import parse_e164
+from teamsvoice.domain.fusion import numbers
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.inventory import ownership
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+# Numbers no other test uses (the database is shared within a backend's run).
+N = [f"+325070000{i}" for i in range(10)]
+
+
+@dataclass
+class World:
+    session: AsyncSession
+    fusion: SubscriptionAccess  # a Fusion subscription's customer, numbers N[0..5] in its inventory
+    other: Enterprise  # a ConnecttoTeams-only customer of another reseller, no inventory
+
+    async def user(self, enterprise: Enterprise, upn: str, number: str | None) -> TeamsVoiceUser:
+        record = TeamsVoiceUser(enterprise_id=enterprise.id, user_principal_name=upn, phone_number=number)
+        self.session.add(record)
+        await self.session.flush()
+        return record
+
+
+@pytest.fixture
+async def world(database_url: str) -> AsyncIterator[World]:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            await session.begin()
+            resellers = [Reseller(name=f"inventory-test-{n}", level="RESELLER") for n in (1, 2)]
+            session.add_all(resellers)
+            await session.flush()
+            customer, other = (Enterprise(reseller_id=r.id, enterprise_name=f"inventory-test-{r.id}") for r in resellers)
+            session.add_all([customer, other])
+            tenant = FusionTenant(name="inventory-test", owner_reseller_id=resellers[0].id)
+            session.add(tenant)
+            await session.flush()
+            subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=customer.id)
+            session.add(subscription)
+            await session.flush()
+            access = SubscriptionAccess(None, tenant, subscription, customer)  # type: ignore[arg-type]
+            await numbers.add_numbers(session, access, [parse_e164(n) for n in N[:6]], "numbers")
+            yield World(session, access, other)
+            await session.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_number_in_one_customers_inventory_is_not_found_for_another_family_or_customer(world: World) -> None:
+    with pytest.raises(NotFound) as caught:  # ConnecttoTeams' writers ask the same rule
+        await ownership.require_free(world.session, world.other.id, N[0])
+    assert caught.value.code == ownership.NUMBER_NOT_AVAILABLE and "not found" in caught.value.message
+    await ownership.require_free(world.session, world.fusion.enterprise.id, N[0])  # its owner may give it
+
+
+async def test_a_number_given_through_connecttoteams_conflicts_through_fusion(world: World) -> None:
+    # A ConnecttoTeams user of the Fusion customer holds N[1] (one row per user, whichever family wrote it).
+    holder = await world.user(world.fusion.enterprise, "ada@contoso.com", N[1])
+    with pytest.raises(Conflict) as caught:
+        await numbers.require_free_number(world.session, world.fusion, N[1])
+    assert caught.value.code == ownership.NUMBER_TAKEN and "ada@contoso.com" in caught.value.message
+    assert (await numbers.require_free_number(world.session, world.fusion, N[1], for_user_id=holder.id)).e164 == N[1]
+    # Another customer cannot take it, nor learn who holds it.
+    with pytest.raises(NotFound) as hidden:
+        await ownership.require_free(world.session, world.other.id, N[1])
+    assert "ada@" not in hidden.value.message
+
+
+async def test_a_number_held_outside_any_inventory_belongs_to_its_holders_customer(world: World) -> None:
+    await world.user(world.other, "bob@fabrikam.com", N[7])
+    with pytest.raises(Conflict) as caught:  # Fusion cannot put it in an inventory
+        await numbers.add_numbers(world.session, world.fusion, [parse_e164(N[7]), parse_e164(N[8])], "numbers")
+    assert caught.value.code == numbers.NUMBER_TAKEN and N[7] in caught.value.message and "bob@" not in caught.value.message
+    with pytest.raises(NotFound):  # nor give it to a user
+        await ownership.require_free(world.session, world.fusion.enterprise.id, N[7])
+    with pytest.raises(Conflict) as taken:  # the holder's customer gets the holder named
+        await ownership.require_free(world.session, world.other.id, N[7])
+    assert taken.value.code == ownership.NUMBER_TAKEN and "bob@fabrikam.com" in taken.value.message
+    assert await ownership.owners(world.session, [N[7], N[0], N[9]]) == {N[7]: world.other.id, N[0]: world.fusion.enterprise.id}
+
+
+async def test_a_number_in_quarantine_waits(world: World) -> None:
+    world.session.add(NumberQuarantine(enterprise_id=world.fusion.enterprise.id, e164=N[2], previous_holder="gone@contoso.com",
+                                       until=utcnow() + timedelta(days=1)))
+    world.session.add(NumberQuarantine(enterprise_id=world.fusion.enterprise.id, e164=N[3], previous_holder="old@contoso.com",
+                                       until=utcnow() - timedelta(days=1)))
+    await world.session.flush()
+    with pytest.raises(Conflict) as caught:
+        await ownership.require_free(world.session, world.fusion.enterprise.id, N[2])
+    assert caught.value.code == ownership.NUMBER_IN_QUARANTINE
+    await ownership.require_free(world.session, world.fusion.enterprise.id, N[3])  # its quarantine is over
+
+
+async def test_free_numbers_are_paged_in_order_without_the_held_ones(world: World) -> None:
+    await world.user(world.fusion.enterprise, "ada@contoso.com", N[1])  # held through ConnecttoTeams
+    await world.user(world.fusion.enterprise, "eve@contoso.com", N[4])  # held through Fusion: the same row kind
+
+    async def page(offset: int, limit: int, **kwargs: object) -> tuple[list[str], int]:
+        rows, total = await numbers.list_numbers(world.session, world.fusion, search=kwargs.get("search"),  # type: ignore[arg-type]
+                                                 offset=offset, limit=limit, free_only=kwargs.get("free_only", True))  # type: ignore[arg-type]
+        return [r.e164 for r in rows], total
+
+    assert await page(0, 2) == ([N[0], N[2]], 4)
+    assert await page(2, 2) == ([N[3], N[5]], 4)
+    assert await page(4, 2) == ([], 4)
+    assert await page(0, 10, search="070-0003") == ([N[3]], 1)
+    assert await page(0, 10, free_only=False) == (N[:6], 6)
+    assert await numbers.count_numbers(world.session, world.fusion.subscription.id) == (6, 4, 2)
+    held = await numbers.holders(world.session, world.fusion, N[:6])
+    assert {n: u.user_principal_name for n, u in held.items()} == {N[1]: "ada@contoso.com", N[4]: "eve@contoso.com"}
