@@ -15,16 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 
 from teamsvoice import demo, models  # noqa: F401  (models: every table, for the wipe)
 from teamsvoice.cli import embedded_settings
+from teamsvoice.core import security
 from teamsvoice.core.db import Base, create_engine, session_factory, sync_url, upgrade_database
 from teamsvoice.settings import Settings
 from tests.support.live import LiveServer, bound_socket
 from tests.support.postgres import PostgresServer
+from tests.support.profile import Profiler, watch_postgres
 from tests.support.receiver import WebhookReceiver
 
 BACKENDS = [b for b in os.environ.get("TEAMSVOICE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -37,6 +41,12 @@ os.environ.setdefault("M365_EMULATOR_LIMITS", "off")
 # TEAMSVOICE_* environment keep the real limits.)
 os.environ.setdefault("TEAMSVOICE_MICROSOFT_TEAMS_REQUESTS_PER_SECOND", "3000")
 os.environ.setdefault("TEAMSVOICE_MICROSOFT_TEAMS_APP_REQUESTS_PER_SECOND", "30000")
+# Passwords and client secrets hashed in this process (each test's demo organisation: six hashes; the live
+# server's logins, one check each) use argon2-cffi's cheapest parameters, its profile for tests: with the
+# product's (RFC 9106, 64 MiB, three passes) they cost about a third of a CPU second each, most of the suite's
+# CPU time. A hash names its parameters, so either kind verifies; processes the tests start (`serve`, `api`,
+# `worker`, the CLI in a process) hash as the product does (tests/unit/test_security.py checks those).
+security._hasher = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
 
 
 @event.listens_for(Pool, "connect")
@@ -52,6 +62,19 @@ def _no_disk_sync_per_commit(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+_PROFILER = (Profiler(os.environ["TEAMSVOICE_TEST_PROFILE"], os.environ.get("PYTEST_XDIST_WORKER", "main"))
+             if os.environ.get("TEAMSVOICE_TEST_PROFILE") else None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """TEAMSVOICE_TEST_PROFILE=FILE: each test's wall and CPU time, one JSON line per test (tests/support/profile.py)."""
+    if _PROFILER is None:
+        yield
+    else:
+        yield from _PROFILER.measure(item.nodeid)
+
+
 @dataclass
 class Emulator:
     url: str
@@ -63,6 +86,7 @@ class Emulator:
 def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
+    watch_postgres(server.root)
     yield server
     server.stop()
 

@@ -54,3 +54,16 @@ async def test_an_unknown_account_costs_the_same_argon2_check(monkeypatch) -> No
     known = security.hash_secret("right")
     assert await security.verify_secret_bounded("right", known) is True
     assert await security.verify_secret_bounded("wrong", known) is False
+
+
+def test_the_product_hashes_with_rfc_9106_parameters() -> None:
+    """A process of the product (not this one: the suite hashes with argon2's test profile, tests/conftest.py)
+    hashes passwords and client secrets with RFC 9106's second recommended parameters: argon2id, 64 MiB, three
+    passes, four lanes."""
+    import subprocess
+    import sys
+
+    hashed = subprocess.run([sys.executable, "-c", "from teamsvoice.core.security import hash_secret; print(hash_secret('x'))"],
+                            capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), hashed
+    assert verify_secret("x", hashed) and not verify_secret("y", hashed)
