@@ -13,11 +13,12 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import Conflict, NotFound
 from teamsvoice.core.phone import parse_e164
+from teamsvoice.domain.calling.models import PbxLocation, PbxUser
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.inventory import ownership
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs.models import Enterprise, PbxType, Reseller
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.voice_state.models import NumberQuarantine
 
@@ -94,6 +95,30 @@ async def test_a_number_held_outside_any_inventory_belongs_to_its_holders_custom
         await ownership.require_free(world.session, world.other.id, N[7])
     assert taken.value.code == ownership.NUMBER_TAKEN and "bob@fabrikam.com" in taken.value.message
     assert await ownership.owners(world.session, [N[7], N[0], N[9]]) == {N[7]: world.other.id, N[0]: world.fusion.enterprise.id}
+
+
+async def test_a_number_a_pbx_connector_user_holds_is_taken_for_every_other_user(world: World) -> None:
+    session, other = world.session, world.other
+    pbx_type = PbxType(reseller_id=other.reseller_id, pbx_name="generic", pbx_label="Generic")
+    session.add(pbx_type)
+    await session.flush()
+    location = PbxLocation(enterprise_id=other.id, pbx_type_id=pbx_type.id, pbx_location="HQ", pbx_label="HQ",
+                           canonical_pbx_sip_domain="pbx.fabrikam.com")
+    session.add(location)
+    await session.flush()
+    record = await world.user(other, "carol@fabrikam.com", None)
+    pbx = PbxUser(enterprise_id=other.id, kind="PBX", teams_user_id="carol@fabrikam.com", microsoft_user_id="id-carol",
+                  voice_user_id=record.id, pbx_location_id=location.id, phone_number=N[8], pbx_user_id="200",
+                  pbx_auth_user_id="200", sip_password_encrypted="x")
+    session.add(pbx)
+    await session.flush()
+    with pytest.raises(NotFound):  # another customer: not found
+        await ownership.require_free(session, world.fusion.enterprise.id, N[8])
+    with pytest.raises(Conflict) as caught:  # another user of its customer: taken, holder named
+        await ownership.require_free(session, other.id, N[8])
+    assert caught.value.code == ownership.NUMBER_TAKEN and "carol@fabrikam.com" in caught.value.message
+    await ownership.require_free(session, other.id, N[8], pbx_user_id=pbx.id)  # the PBX user itself
+    await ownership.require_free(session, other.id, N[8], voice_user_id=record.id)  # its Teams record
 
 
 async def test_a_number_in_quarantine_waits(world: World) -> None:
