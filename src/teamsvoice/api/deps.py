@@ -16,7 +16,8 @@ from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.audit.service import record_call_if_silent
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request
     return request.app.state.container
 
 

@@ -1,6 +1,6 @@
 """Reseller-level endpoints (/reseller/*)."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 
@@ -22,12 +22,16 @@ from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository, service
 
+T = TypeVar("T")
+
 router = APIRouter(prefix="/reseller", tags=["ConnecttoTeams: reseller"])
 
 
-async def _reseller_in_scope(uow: UnitOfWorkDep, principal: PrincipalDep, reseller_id: int) -> None:
-    if await repository.get_reseller(uow.session, principal, reseller_id) is None:
+def _of_reseller(rows: list[T] | None, reseller_id: int) -> list[T]:
+    """A reseller's rows, read with the reseller itself in one statement: None when it is not in scope."""
+    if rows is None:
         raise NotFound(f"Reseller {reseller_id} not found")
+    return rows
 
 
 @router.put("/getAuthenticatedUser", summary="The API admin the token belongs to",
@@ -51,17 +55,16 @@ async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal
             responses=docs.ok_list(docs.ResellerInfo, "The resellers", example=[
                 {"resellerId": 123, "resellerName": "Reseller One", "type": "RESELLER", "masterResellerId": 12}]))
 async def get_resellers(masterResellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
-    await _reseller_in_scope(uow, principal, masterResellerId)
-    return [render_reseller(r) for r in await repository.list_child_resellers(uow.session, masterResellerId)]
+    children = _of_reseller(await repository.child_resellers_in_scope(uow.session, principal, masterResellerId), masterResellerId)
+    return [render_reseller(r) for r in children]
 
 
 @router.get("/getEnterprisesForReseller/{resellerId}", summary="Enterprises of a reseller",
             description="Spec 001: the reseller's Enterprise objects, each with its consents.",
             responses=docs.ok_list(docs.EnterpriseInfo, "The enterprises"))
 async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
-    await _reseller_in_scope(uow, principal, resellerId)
-    enterprises = await repository.list_enterprises(uow.session, principal, resellerId)
-    return [render_enterprise(e, await consents_of(uow.session, e.id)) for e in enterprises]
+    enterprises = _of_reseller(await repository.enterprises_with_consents(uow.session, principal, resellerId), resellerId)
+    return [render_enterprise(enterprise, consents) for enterprise, consents in enterprises]
 
 
 @router.get("/getAvailableSBCGatewayRegionsByResellerId/{resellerId}", summary="SBC gateway regions of a reseller",
@@ -70,8 +73,8 @@ async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: Resell
             responses=docs.ok_list(docs.SbcGatewayInfo, "The SBC gateways",
                                    example=[{"sbcGatewayId": 5678, "sbcGatewayRegion": "US-East"}]))
 async def get_sbc_gateways(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
-    await _reseller_in_scope(uow, principal, resellerId)
-    return [render_sbc_gateway(g) for g in await repository.sbc_gateways_for(uow.session, resellerId)]
+    gateways = _of_reseller(await repository.sbc_gateways_in_scope(uow.session, principal, resellerId), resellerId)
+    return [render_sbc_gateway(g) for g in gateways]
 
 
 @router.post("/newEnterprise", summary="Create an enterprise; answers its id as a bare Long",

@@ -12,11 +12,12 @@
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import Base
 from teamsvoice.core.ids import new_uuid
+from teamsvoice.domain.orgs.models import Reseller
 
 
 class FusionTenant(Base):
@@ -31,6 +32,8 @@ class FusionTenant(Base):
     owner_reseller_id: Mapped[int] = mapped_column(ForeignKey("resellers.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Read only with the tenant, in the same statement (`fusion/repository._with_owner`); never loaded lazily.
+    owner: Mapped["Reseller"] = relationship(viewonly=True, lazy="raise")
 
 
 class FusionUser(Base):

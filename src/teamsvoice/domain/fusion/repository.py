@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.fusion.models import (
@@ -38,12 +39,12 @@ async def counted_page(session: AsyncSession, statement: Select[Any], order_by: 
                        limit: int) -> tuple[list[Any], int]:
     """One page of `statement`'s rows (its first entity) in the given order, and how many rows it has in all.
     One statement: the total is a window count over the whole result, taken before the page is cut; a page
-    past the end has no row to carry it, and only then is the total counted on its own."""
+    past the end (or of no rows) has no row to carry it, and only then is the total counted on its own."""
     found = (await session.execute(statement.add_columns(func.count().over()).order_by(*order_by)
                                    .offset(offset).limit(limit))).all()
     if found:
         return [row[0] for row in found], found[0][-1]
-    if offset == 0:
+    if offset == 0 and limit > 0:
         return [], 0
     return [], await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
 
@@ -77,9 +78,9 @@ async def tenants_visible_to(
 
 
 def _with_owner(statement: Select[Any]) -> Select[Any]:
-    """`statement` over tenants with each tenant's owner node as well (into the session: a tenant's answer
-    names its owner), for one round trip instead of one more per owner."""
-    return statement.add_columns(Reseller).outerjoin(Reseller, Reseller.id == FusionTenant.owner_reseller_id)
+    """`statement` over tenants with each tenant's owner node (`FusionTenant.owner`) read in the same
+    statement: a tenant's answer names its owner, found then in the session (`orgs.reseller_by_id`)."""
+    return statement.options(joinedload(FusionTenant.owner))
 
 
 async def tenant_visible_to(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant | None:

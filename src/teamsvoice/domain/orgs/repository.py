@@ -3,9 +3,10 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CTE, select
+from sqlalchemy import CTE, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
 
@@ -35,8 +36,53 @@ async def get_reseller(session: AsyncSession, principal: Principal, reseller_id:
     return await session.get(Reseller, reseller_id)
 
 
-async def list_child_resellers(session: AsyncSession, parent_id: int) -> Sequence[Reseller]:
-    return (await session.scalars(select(Reseller).where(Reseller.parent_id == parent_id).order_by(Reseller.id))).all()
+async def child_resellers_in_scope(session: AsyncSession, principal: Principal, reseller_id: int) -> list[Reseller] | None:
+    """The resellers directly under `reseller_id`, or None when that reseller is not in the caller's scope (or
+    does not exist). One statement reads the reseller and its children: a list route's whole read."""
+    if reseller_id not in principal.reseller_scope:
+        return None
+    rows = (await session.scalars(select(Reseller).where(or_(Reseller.id == reseller_id, Reseller.parent_id == reseller_id))
+                                  .order_by(Reseller.id))).all()
+    if not any(r.id == reseller_id for r in rows):
+        return None
+    return [r for r in rows if r.id != reseller_id]
+
+
+async def enterprises_with_consents(session: AsyncSession, principal: Principal,
+                                    reseller_id: int) -> list[tuple[Enterprise, list[EnterpriseConsent]]] | None:
+    """The reseller's enterprises the caller sees, each with its consents (oldest first), or None when the
+    reseller is not in the caller's scope (or does not exist); one statement (the reseller outer-joined to
+    its enterprises and their consents)."""
+    if reseller_id not in principal.reseller_scope:
+        return None
+    rows = (await session.execute(
+        select(Reseller.id, Enterprise, EnterpriseConsent).select_from(Reseller)
+        .outerjoin(Enterprise, and_(Enterprise.reseller_id == Reseller.id, _enterprise_scope(principal)))
+        .outerjoin(EnterpriseConsent, EnterpriseConsent.enterprise_id == Enterprise.id)
+        .where(Reseller.id == reseller_id).order_by(Enterprise.id, EnterpriseConsent.id))).all()
+    if not rows:
+        return None
+    found: dict[int, tuple[Enterprise, list[EnterpriseConsent]]] = {}
+    for _reseller, enterprise, consent in rows:
+        if enterprise is None:
+            continue
+        entry = found.setdefault(enterprise.id, (enterprise, []))
+        if consent is not None:
+            entry[1].append(consent)
+    return list(found.values())
+
+
+async def sbc_gateways_in_scope(session: AsyncSession, principal: Principal, reseller_id: int) -> list[SbcGateway] | None:
+    """The reseller's SBC gateways (by id), or None when the reseller is not in the caller's scope (or does not
+    exist); one statement (the reseller outer-joined to its gateways)."""
+    if reseller_id not in principal.reseller_scope:
+        return None
+    rows = (await session.execute(select(Reseller.id, SbcGateway).select_from(Reseller)
+                                  .outerjoin(SbcGateway, SbcGateway.reseller_id == Reseller.id)
+                                  .where(Reseller.id == reseller_id).order_by(SbcGateway.id))).all()
+    if not rows:
+        return None
+    return [gateway for _reseller, gateway in rows if gateway is not None]
 
 
 async def list_enterprises(session: AsyncSession, principal: Principal, reseller_id: int) -> Sequence[Enterprise]:
