@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL server built from the machine's binaries (initdb, pg_ctl), on loopback."""
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -43,12 +44,21 @@ class PostgresServer:
         self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off -c max_connections=200"
         self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        # The server outlives a test process that ends without its teardown (an xdist worker killed when the run
+        # is interrupted): a watchdog holding a pipe from this process stops it once the pipe closes, however
+        # this process ends.
+        stop = " ".join(shlex.quote(a) for a in [*self._as_user, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+        self._watchdog = subprocess.Popen(["sh", "-c", f"read _; {stop} >/dev/null 2>&1; rm -rf {shlex.quote(str(self.root))}"],
+                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
 
     def create_database(self, name: str) -> str:
         self._run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
+        self._watchdog.kill()
+        self._watchdog.wait()
         try:
             self._run(_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
         finally:
