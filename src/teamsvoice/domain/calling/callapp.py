@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.security import Keyring, new_token
+from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.common import CALLAPP_CONSENT, require_consents, require_registered, require_service
 from teamsvoice.domain.calling.models import CallAppServiceAccount
 from teamsvoice.domain.provisioning.service import ProvisioningAccess
@@ -31,7 +31,7 @@ async def require_callapp(session: AsyncSession, access: ProvisioningAccess) -> 
 async def configure_service_account(session: AsyncSession, keyring: Keyring, access: ProvisioningAccess) -> ServiceAccountOutcome:
     await require_callapp(session, access)
     enterprise = access.enterprise
-    known = await session.scalar(select(CallAppServiceAccount).where(CallAppServiceAccount.enterprise_id == enterprise.id))
+    known = await repository.callapp_account_of(session, enterprise.id)
     await end_transaction(session)  # before calling Microsoft
     directory = access.connection.service_users
     organization = await access.connection.directory.organization()

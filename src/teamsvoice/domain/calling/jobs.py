@@ -1,6 +1,5 @@
 """Accepting durable syncs and reporting their progress."""
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
@@ -10,15 +9,13 @@ from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 # Sync Teams Users runs inline (200 with per-user results) up to this many users, as a durable job above.
 INLINE_SYNC_LIMIT = 25
 
 
 async def voice_user_count(session: AsyncSession, enterprise: Enterprise) -> int:
-    return int(await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise.id)) or 0)
+    return await jobs.voice_user_count(session, enterprise.id)
 
 
 GRAPH_TOKEN_PURPOSE = "calling-job-graph-token"

@@ -8,12 +8,12 @@ direct route's voice routing policy); a CallApp user without one (directRouteId 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.security import Keyring
+from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise, PbxType
@@ -52,7 +52,7 @@ class LocationDraft:
 
 
 async def _pbx_type(session: AsyncSession, enterprise: Enterprise, name_or_id: str) -> PbxType:
-    types = (await session.scalars(select(PbxType).where(PbxType.id.in_(enterprise.pbx_ids or [-1])))).all()
+    types = await repository.pbx_types_by_ids(session, enterprise.pbx_ids or [])
     found = next((t for t in types if t.pbx_name.lower() == name_or_id.lower() or str(t.id) == name_or_id), None)
     if found is None:
         raise ValidationFailed(
@@ -77,8 +77,7 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
         raise ValidationFailed(f"presencePackageType: must be one of {list(PRESENCE_PACKAGE_TYPES)}")
     pbx_type = await _pbx_type(session, enterprise, draft.pbx_type)
     if location_id is None:
-        location = await session.scalar(select(PbxLocation).where(
-            PbxLocation.enterprise_id == enterprise.id, PbxLocation.pbx_location == name))
+        location = await repository.location_named(session, enterprise.id, name)
         if location is None:
             location = PbxLocation(enterprise_id=enterprise.id, pbx_location=name)
             session.add(location)
@@ -86,9 +85,7 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
         location = await session.get(PbxLocation, location_id)
         if location is None or location.enterprise_id != enterprise.id:
             raise NotFound(f"PBX location {location_id} not found")
-        clash = await session.scalar(select(PbxLocation.id).where(
-            PbxLocation.enterprise_id == enterprise.id, PbxLocation.pbx_location == name, PbxLocation.id != location.id))
-        if clash is not None:
+        if await repository.location_name_taken(session, enterprise.id, name, other_than=location.id):
             raise Conflict(f"pbxLocation: another PBX location is named '{name}'")
         location.pbx_location = name
     location.pbx_type_id = pbx_type.id
@@ -104,8 +101,7 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
 
 
 async def locations_of(session: AsyncSession, enterprise: Enterprise) -> list[PbxLocation]:
-    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise.id).order_by(PbxLocation.id)
-    return list((await session.scalars(query)).all())
+    return await repository.locations_of(session, enterprise.id)
 
 
 async def location_in_scope(session: AsyncSession, enterprise_ids: set[int], location_id: int) -> PbxLocation:
@@ -116,7 +112,7 @@ async def location_in_scope(session: AsyncSession, enterprise_ids: set[int], loc
 
 
 async def delete_location(session: AsyncSession, location: PbxLocation) -> None:
-    users = await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.pbx_location_id == location.id))
+    users = await repository.users_at_location(session, location.id)
     if users:
         raise Conflict(f"PBX location {location.id} still has {users} user(s); move or remove them first")
     await session.delete(location)
@@ -153,12 +149,7 @@ class UserDraft:
 
 
 async def _location_for(session: AsyncSession, enterprise: Enterprise, reference: str) -> PbxLocation:
-    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise.id)
-    if reference.strip().isdigit():
-        query = query.where(or_(PbxLocation.id == int(reference), PbxLocation.pbx_location == reference.strip()))
-    else:
-        query = query.where(PbxLocation.pbx_location == reference.strip())
-    location = (await session.scalars(query.order_by(PbxLocation.id))).first()
+    location = await repository.location_by_reference(session, enterprise.id, reference)
     if location is None:
         raise NotFound(f"pbxLocation: no PBX location '{reference}' in enterprise {enterprise.id}")
     return location
@@ -208,13 +199,12 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
         route = await session.get(DirectRoute, draft.direct_route_id)
         if route is None or route.enterprise_id != enterprise.id:
             raise NotFound(f"directRouteId: direct route {draft.direct_route_id} not found in enterprise {enterprise.id}")
-    user = await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise.id, PbxUser.teams_user_id == upn))
+    user = await repository.pbx_user_by_upn(session, enterprise.id, upn)
     voice = await voice_users.find(session, enterprise.id, upn)
     await _check_number_free(session, enterprise, number, user, voice)
     if user is None:
         if enterprise.user_limit:
-            count = await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.enterprise_id == enterprise.id))
-            if (count or 0) >= enterprise.user_limit:
+            if await repository.pbx_user_count(session, enterprise.id) >= enterprise.user_limit:
                 raise PreconditionFailed(f"The enterprise's user limit ({enterprise.user_limit}) is reached")
         user = PbxUser(enterprise_id=enterprise.id, teams_user_id=upn, kind=draft.kind, sip_password_encrypted="")
         session.add(user)
@@ -271,5 +261,4 @@ async def delete_user(session: AsyncSession, user: PbxUser) -> None:
 
 
 async def users_of(session: AsyncSession, enterprise_id: int) -> list[PbxUser]:
-    query = select(PbxUser).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)
-    return list((await session.scalars(query)).all())
+    return await repository.pbx_users_of(session, enterprise_id)

@@ -1,12 +1,20 @@
-"""Calling jobs (`CallingJob`: durable syncs of Teams users and of the Unified App): the queries of the
-request side. The job steps read and write their row through `calling/workflows.py`'s sync sessions."""
+"""The calling services' queries: calling jobs (`CallingJob`, durable syncs of Teams users and of the Unified
+App), PBX locations and users, direct routes, the CallApp service account and app templates. The request side's
+functions take an `AsyncSession`; the job steps' (`calling/workflows.py`, in `core.db.sync_transaction`) a
+`Session`. The services hold the rules; these answer rows."""
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser,
+                                              TeamsAppTemplate)
+from teamsvoice.domain.orgs.models import PbxType
+from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+# --- calling jobs ----------------------------------------------------------------------------------
 
 
 async def add_job(session: AsyncSession, enterprise_id: int, kind: str, *, detail: dict[str, Any] | None = None,
@@ -21,3 +29,126 @@ async def add_job(session: AsyncSession, enterprise_id: int, kind: str, *, detai
 
 async def job_by_key(session: AsyncSession, job_key: str) -> CallingJob | None:
     return await session.scalar(select(CallingJob).where(CallingJob.job_key == job_key))
+
+
+def queued_job_ids(session: Session) -> list[int]:
+    """Jobs accepted but not started (a crash between their commit and their enqueue leaves them so)."""
+    return list(session.scalars(select(CallingJob.id).where(CallingJob.status == "QUEUED").order_by(CallingJob.id)))
+
+
+async def voice_user_count(session: AsyncSession, enterprise_id: int) -> int:
+    """How many voice users (TeamsVoiceUser) a Sync Teams Users of the enterprise covers."""
+    return int(await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id)) or 0)
+
+
+def voice_user_ids(session: Session, enterprise_id: int, only: list[int] | None = None) -> list[int]:
+    """The enterprise's voice user record ids, in order (those of `only` alone when given)."""
+    query = select(TeamsVoiceUser.id).where(TeamsVoiceUser.enterprise_id == enterprise_id)
+    if only is not None:
+        query = query.where(TeamsVoiceUser.id.in_(only))
+    return list(session.scalars(query.order_by(TeamsVoiceUser.id)))
+
+
+def voice_users_by_ids(session: Session, ids: list[int]) -> list[TeamsVoiceUser]:
+    return list(session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.id.in_(ids)).order_by(TeamsVoiceUser.id)))
+
+
+async def voice_users_with_number(session: AsyncSession, enterprise_id: int) -> list[TeamsVoiceUser]:
+    return list((await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None)))).all())
+
+
+# --- PBX types and locations -----------------------------------------------------------------------
+
+
+async def pbx_types_by_ids(session: AsyncSession, ids: list[int]) -> list[PbxType]:
+    return list((await session.scalars(select(PbxType).where(PbxType.id.in_(ids or [-1])))).all())
+
+
+async def location_named(session: AsyncSession, enterprise_id: int, name: str) -> PbxLocation | None:
+    return await session.scalar(select(PbxLocation).where(
+        PbxLocation.enterprise_id == enterprise_id, PbxLocation.pbx_location == name))
+
+
+async def location_name_taken(session: AsyncSession, enterprise_id: int, name: str, *, other_than: int) -> bool:
+    """Whether another of the enterprise's locations than `other_than` is named `name`."""
+    return await session.scalar(select(PbxLocation.id).where(
+        PbxLocation.enterprise_id == enterprise_id, PbxLocation.pbx_location == name,
+        PbxLocation.id != other_than)) is not None
+
+
+async def location_by_reference(session: AsyncSession, enterprise_id: int, reference: str) -> PbxLocation | None:
+    """The enterprise's location named `reference`, or (when it is a number) whose id it is; the oldest first."""
+    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise_id)
+    reference = reference.strip()
+    if reference.isdigit():
+        query = query.where(or_(PbxLocation.id == int(reference), PbxLocation.pbx_location == reference))
+    else:
+        query = query.where(PbxLocation.pbx_location == reference)
+    return (await session.scalars(query.order_by(PbxLocation.id))).first()
+
+
+async def locations_of(session: AsyncSession, enterprise_id: int) -> list[PbxLocation]:
+    query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise_id).order_by(PbxLocation.id)
+    return list((await session.scalars(query)).all())
+
+
+async def users_at_location(session: AsyncSession, location_id: int) -> int:
+    return int(await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.pbx_location_id == location_id)) or 0)
+
+
+# --- PBX and CallApp users -------------------------------------------------------------------------
+
+
+async def pbx_user_by_upn(session: AsyncSession, enterprise_id: int, upn: str) -> PbxUser | None:
+    return await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise_id,
+                                                      PbxUser.teams_user_id == upn))
+
+
+async def pbx_user_count(session: AsyncSession, enterprise_id: int) -> int:
+    return int(await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.enterprise_id == enterprise_id)) or 0)
+
+
+async def pbx_users_of(session: AsyncSession, enterprise_id: int) -> list[PbxUser]:
+    query = select(PbxUser).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)
+    return list((await session.scalars(query)).all())
+
+
+def pbx_user_ids(session: Session, enterprise_id: int) -> list[int]:
+    return list(session.scalars(select(PbxUser.id).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)))
+
+
+def pbx_users_by_ids(session: Session, ids: list[int]) -> list[PbxUser]:
+    return list(session.scalars(select(PbxUser).where(PbxUser.id.in_(ids)).order_by(PbxUser.id)))
+
+
+async def callapp_account_of(session: AsyncSession, enterprise_id: int) -> CallAppServiceAccount | None:
+    return await session.scalar(select(CallAppServiceAccount).where(
+        CallAppServiceAccount.enterprise_id == enterprise_id))
+
+
+# --- direct routes and app templates ---------------------------------------------------------------
+
+
+async def route_for_gateway(session: AsyncSession, enterprise_id: int, sbc_gateway_id: int) -> DirectRoute | None:
+    return await session.scalar(select(DirectRoute).where(
+        DirectRoute.enterprise_id == enterprise_id, DirectRoute.sbc_gateway_id == sbc_gateway_id))
+
+
+async def routes_of(session: AsyncSession, enterprise_id: int) -> list[DirectRoute]:
+    query = select(DirectRoute).where(DirectRoute.enterprise_id == enterprise_id).order_by(DirectRoute.id)
+    return list((await session.scalars(query)).all())
+
+
+def _template_query(enterprise_id: int, app_type: str):  # type: ignore[no-untyped-def]
+    return select(TeamsAppTemplate).where(TeamsAppTemplate.enterprise_id == enterprise_id,
+                                          TeamsAppTemplate.app_type == app_type)
+
+
+async def app_template(session: AsyncSession, enterprise_id: int, app_type: str) -> TeamsAppTemplate | None:
+    return await session.scalar(_template_query(enterprise_id, app_type))
+
+
+def app_template_in_step(session: Session, enterprise_id: int, app_type: str) -> TeamsAppTemplate | None:
+    return session.scalar(_template_query(enterprise_id, app_type))

@@ -10,13 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.common import CALLING_CONSENTS, CONSENT_ACTIONS, missing_consents, require_registered
 from teamsvoice.domain.calling.models import DirectRoute
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
@@ -166,8 +166,7 @@ async def provision(session: AsyncSession, access: ProvisioningAccess, sbc_gatew
     plan = readiness.plan
     changes = await configuration.ensure(access.connection.direct_routing, plan.wanted())
     enterprise = access.enterprise
-    record = await session.scalar(select(DirectRoute).where(
-        DirectRoute.enterprise_id == enterprise.id, DirectRoute.sbc_gateway_id == plan.gateway.id))
+    record = await repository.route_for_gateway(session, enterprise.id, plan.gateway.id)
     if record is None:
         record = DirectRoute(enterprise_id=enterprise.id, sbc_gateway_id=plan.gateway.id)
         session.add(record)
@@ -184,6 +183,5 @@ async def provision(session: AsyncSession, access: ProvisioningAccess, sbc_gatew
 
 
 async def routes_of(session: AsyncSession, enterprise: Enterprise) -> list[DirectRoute]:
-    query = select(DirectRoute).where(DirectRoute.enterprise_id == enterprise.id).order_by(DirectRoute.id)
-    return list((await session.scalars(query)).all())
+    return await repository.routes_of(session, enterprise.id)
 

@@ -2,12 +2,10 @@
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.domain.calling.models import PbxUser
+from teamsvoice.domain.calling import repository
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 
 @dataclass(frozen=True)
@@ -29,12 +27,10 @@ async def sms_config(session: AsyncSession, enterprise: Enterprise) -> SmsConfig
     enabled = "SMS" in enterprise.services
     numbers: dict[str, SmsNumber] = {}
     if enabled:
-        for user in (await session.scalars(select(PbxUser).where(PbxUser.enterprise_id == enterprise.id))).all():
+        for user in await repository.pbx_users_of(session, enterprise.id):
             numbers[user.phone_number] = SmsNumber(user.phone_number, user.teams_user_id,
                                                    "VALET" if user.kind == "VALET" else "PBX")
-        voice = await session.scalars(select(TeamsVoiceUser).where(
-            TeamsVoiceUser.enterprise_id == enterprise.id, TeamsVoiceUser.phone_number.is_not(None)))
-        for record in voice.all():
+        for record in await repository.voice_users_with_number(session, enterprise.id):
             assert record.phone_number is not None
             numbers.setdefault(record.phone_number, SmsNumber(record.phone_number, record.user_principal_name, "TEAMS"))
     return SmsConfig(enterprise.id, enabled, enterprise.secure_sms_enabled,

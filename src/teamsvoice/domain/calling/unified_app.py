@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import PreconditionFailed, ValidationFailed
+from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import TeamsAppTemplate
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.microsoft.calling_ports import TeamsApps
@@ -73,8 +73,7 @@ async def save_template(session: AsyncSession, enterprise: Enterprise, fields: d
         raise ValidationFailed("portalURL: is required (the app's tab opens it)")
     settings = {k: fields.get(k) for k in TEXT_FIELDS} | {k: bool(fields.get(k) or False) for k in FLAG_FIELDS}
     settings["name"] = name
-    template = await session.scalar(select(TeamsAppTemplate).where(
-        TeamsAppTemplate.enterprise_id == enterprise.id, TeamsAppTemplate.app_type == app_type))
+    template = await repository.app_template(session, enterprise.id, app_type)
     if template is None:
         template = TeamsAppTemplate(enterprise_id=enterprise.id, app_type=app_type, version=1, settings=settings,
                                     branding_image=fields["brandingImageInBytes"].strip(),
@@ -94,8 +93,7 @@ async def save_template(session: AsyncSession, enterprise: Enterprise, fields: d
 
 
 async def template_of(session: AsyncSession, enterprise_id: int) -> TeamsAppTemplate:
-    template = await session.scalar(select(TeamsAppTemplate).where(
-        TeamsAppTemplate.enterprise_id == enterprise_id, TeamsAppTemplate.app_type == "UNIFIED"))
+    template = await repository.app_template(session, enterprise_id, "UNIFIED")
     if template is None:
         raise PreconditionFailed("The enterprise has no Unified App template; save one with "
                                  "/reseller/saveOrUpdateTeamsApplicationTemplate first")

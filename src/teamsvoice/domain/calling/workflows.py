@@ -11,16 +11,14 @@ from typing import Any
 
 import anyio
 from dbos import DBOS
-from sqlalchemy import select
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import DomainError
-from teamsvoice.domain.calling import unified_app
+from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
-from teamsvoice.domain.calling.models import CallingJob, PbxUser, TeamsAppTemplate
+from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import Reconciled, reconcile
 from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 
@@ -75,14 +73,10 @@ def start_step(job_id: int) -> list[int]:
     with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
-        if job.kind == SYNC_TEAMS_USERS:
-            query = select(TeamsVoiceUser.id).where(TeamsVoiceUser.enterprise_id == job.enterprise_id)
-            if "voiceUserIds" in (job.detail or {}):  # a Fusion sync of one type of users only
-                query = query.where(TeamsVoiceUser.id.in_(job.detail["voiceUserIds"]))
-            ids = list(session.scalars(query.order_by(TeamsVoiceUser.id)))
+        if job.kind == SYNC_TEAMS_USERS:  # (a Fusion sync of one type of users names their records)
+            ids = repository.voice_user_ids(session, job.enterprise_id, (job.detail or {}).get("voiceUserIds"))
         else:
-            ids = list(session.scalars(select(PbxUser.id).where(
-                PbxUser.enterprise_id == job.enterprise_id).order_by(PbxUser.id)))
+            ids = repository.pbx_user_ids(session, job.enterprise_id)
         job.status, job.total = "RUNNING", len(ids)
         return ids
 
@@ -91,7 +85,7 @@ def start_step(job_id: int) -> list[int]:
 def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
     with sync_transaction(job_context().engine) as session:
-        records = list(session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.id.in_(user_ids))))
+        records = repository.voice_users_by_ids(session, user_ids)
         session.expunge_all()  # Microsoft is called with no transaction open
 
     async def work(connection: Any) -> dict[str, Any]:
@@ -124,8 +118,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
         job = session.get(CallingJob, job_id)
         assert job is not None
         enterprise = session.get(Enterprise, job.enterprise_id)
-        template = session.scalar(select(TeamsAppTemplate).where(
-            TeamsAppTemplate.enterprise_id == job.enterprise_id, TeamsAppTemplate.app_type == "UNIFIED"))
+        template = repository.app_template_in_step(session, job.enterprise_id, "UNIFIED")
         assert enterprise is not None and template is not None and enterprise.tenant_id is not None
         source, tenant_id = unified_app.source_of(template, enterprise), enterprise.tenant_id
         token = (job_context().keyring.decrypt(job.graph_token_encrypted, purpose=GRAPH_TOKEN_PURPOSE)
@@ -148,8 +141,7 @@ def publish_step(job_id: int) -> dict[str, Any]:
 def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> None:
     tenant_id, _ = _tenant_of(job_id)
     with sync_transaction(job_context().engine) as session:
-        users = [(u.teams_user_id, u.microsoft_user_id) for u in session.scalars(
-            select(PbxUser).where(PbxUser.id.in_(user_ids)).order_by(PbxUser.id))]
+        users = [(u.teams_user_id, u.microsoft_user_id) for u in repository.pbx_users_by_ids(session, user_ids)]
 
     async def work(connection: Any) -> dict[str, Any]:
         apps, results = connection.teams_apps, {}
@@ -215,7 +207,7 @@ def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a QUEUED job with no workflow; start those (idempotent:
     the workflow id is the job's key). To be called once the job engine is launched."""
     with sync_transaction(job_context().engine) as session:
-        queued = list(session.scalars(select(CallingJob.id).where(CallingJob.status == "QUEUED")))
+        queued = repository.queued_job_ids(session)
     for job_id in queued:
         _start(job_id)
     return len(queued)

@@ -7,17 +7,16 @@ SIP password; routing targets: Microsoft's Direct Routing proxies (set 1) and ev
 `AsyncSession.run_sync`.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.security import Keyring
-from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.calling.models import PbxLocation
 from teamsvoice.domain.calling.pbx import SIP_PASSWORD_PURPOSE
+from teamsvoice.domain.sbc.repository import UserRow, all_locations, all_pbx_users, all_routes, user_rows
 from teamsvoice.domain.sbc.ports import DesiredSbc, HeldRegistration, Registration, RouteTarget, Sbc, SbcUnavailable
 from teamsvoice.settings import Settings
 
@@ -41,10 +40,10 @@ def _proxy(location: PbxLocation) -> str:
 
 def desired_state(session: Session, keyring: Keyring, *, gateway_fqdn: str, default_expires: int,
                   microsoft_proxies: list[str]) -> DesiredSbc:
-    locations = {loc.id: loc for loc in session.scalars(select(PbxLocation).order_by(PbxLocation.id))}
-    routes = {r.id: r for r in session.scalars(select(DirectRoute))}
+    locations = {loc.id: loc for loc in all_locations(session)}
+    routes = {r.id: r for r in all_routes(session)}
     registrations = []
-    for user in session.scalars(select(PbxUser).order_by(PbxUser.id)):
+    for user in all_pbx_users(session):
         location = locations[user.pbx_location_id]
         route = routes.get(user.direct_route_id) if user.direct_route_id is not None else None
         registrations.append(Registration(
@@ -57,23 +56,6 @@ def desired_state(session: Session, keyring: Keyring, *, gateway_fqdn: str, defa
     targets = [RouteTarget(MICROSOFT_SET, uri, "Microsoft Direct Routing proxy") for uri in microsoft_proxies]
     targets += [RouteTarget(location_set(loc.id), _proxy(loc), f"PBX location {loc.id}") for loc in locations.values()]
     return DesiredSbc(registrations, targets)
-
-
-@dataclass(frozen=True)
-class UserRow:
-    pbx_user: int
-    enterprise_id: int
-    teams_user_id: str
-    pbx_user_id: str
-    pbx_location: str
-
-
-def user_rows(session: Session, enterprise_id: int | None = None) -> list[UserRow]:
-    query = (select(PbxUser.id, PbxUser.enterprise_id, PbxUser.teams_user_id, PbxUser.pbx_user_id, PbxLocation.pbx_location)
-             .join(PbxLocation, PbxLocation.id == PbxUser.pbx_location_id).order_by(PbxUser.id))
-    if enterprise_id is not None:
-        query = query.where(PbxUser.enterprise_id == enterprise_id)
-    return [UserRow(*row) for row in session.execute(query)]
 
 
 NO_SBC = ("No SBC is attached: PBX users are stored but nothing registers them. Set TEAMSVOICE_SBC_KAMAILIO_DB_URL "
