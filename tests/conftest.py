@@ -72,7 +72,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _PROFILER is None:
         yield
     else:
-        yield from _PROFILER.measure(item.nodeid)
+        yield from _PROFILER.measure(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if _PROFILER is not None:
+        _PROFILER.outcome(item, report.get_result())
 
 
 @dataclass
@@ -175,14 +182,28 @@ async def client(live: Live, organisation: demo.DemoOrganisation) -> AsyncIterat
         yield http
 
 
+# Modules whose tests, on each backend, start `teamsvoice serve` of their own and never use the session's live
+# server or database: the scheduler hands them out as modules, beside the backends' workers, not on them.
+OWN_SERVER_MODULES = ("tests/e2e/test_serve.py", "tests/e2e/test_shutdown.py", "tests/e2e/test_fusion_users.py")
+
+
 def xdist_group_of(nodeid: str) -> str:
-    """With pytest-xdist (`-n 2`, as scripts/test runs the suite), each backend's tests stay on one worker, which
-    starts that backend's live server, job engine and emulator once; tests without a backend are shared out a
-    module at a time (a module's tests may build on each other: the SDK fidelity module's last test checks what
-    the others sent)."""
+    """With pytest-xdist (`-n 4`, as scripts/test runs the suite), each backend's tests stay on one worker, which
+    starts that backend's live server, job engine and emulator once; tests without a backend, and those of
+    OWN_SERVER_MODULES, are shared out a module at a time among the other workers (a module's tests may build on
+    each other: the SDK fidelity module's last test checks what the others sent)."""
+    module = nodeid.split("::", 1)[0]
     params = nodeid.rsplit("[", 1)[1].rstrip("]").split("-") if nodeid.endswith("]") else []
     backend = next((b for b in ("sqlite", "postgresql") if b in params), None)
-    return f"backend-{backend}" if backend else nodeid.split("::", 1)[0]
+    return f"backend-{backend}" if backend and module not in OWN_SERVER_MODULES else module
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """OWN_SERVER_MODULES run on workers without their backend's session: none of their tests may use it."""
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in OWN_SERVER_MODULES and "database_url" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid} uses the session's live server or database, but its module is in "
+                                    "tests/conftest.py's OWN_SERVER_MODULES (scheduled apart from its backend's worker)")
 
 
 # Directories whose modules start processes, servers or a browser: one of them handed out last would end the
@@ -192,7 +213,8 @@ PROCESS_HEAVY = ("tests/e2e/", "tests/sbc/", "tests/cli/", "tests/console/", "te
 
 def xdist_order(scope: str, size: int) -> tuple[int, int]:
     """The order the scheduler hands out work: both backends' groups first (the longest by far, one each to
-    the first two workers), then the process-heavy modules, then the rest; within each, more tests first."""
+    the first two workers), then the process-heavy modules (to the other workers), then the rest; within each,
+    more tests first."""
     return (0 if scope.startswith("backend-") else 1 if scope.startswith(PROCESS_HEAVY) else 2), -size
 
 

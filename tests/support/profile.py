@@ -1,10 +1,12 @@
 """Per-test wall and CPU time, to see which tests wait and which compute (TEAMSVOICE_TEST_PROFILE=FILE).
 
-Each pytest process (each xdist worker) appends one JSON line per test to FILE.<worker>: its node id, start and
-end (wall clock), and the CPU seconds spent meanwhile by this process (every thread: the live server, the job
-engine, the in-process emulator), by its children that ended (servers a test started and stopped), and by the
-PostgreSQL server this process started (its postmaster, ended backends and live ones). CPU time holds whatever
-the machine's load, wall time does not: a test whose wall time is far above its CPU time is waiting.
+Each pytest process (each xdist worker) appends one JSON line per test to FILE.<worker>: its node id, outcome
+(passed, failed, skipped, error), start and wall time, and the CPU seconds spent meanwhile by this process (every
+thread: the live server, the job engine, the in-process emulator), by its children that ended (servers a test
+started and stopped), and by the PostgreSQL server this process started (its postmaster, ended backends and live
+ones). CPU time holds whatever the machine's load, wall time does not: a test whose wall time is far above its CPU
+time on a quiet machine is waiting. The live server's idle job engine costs CPU too (its pollers, about a tenth of
+a core), so a test's CPU grows a little with its wall time.
 """
 
 import json
@@ -13,6 +15,9 @@ import resource
 import time
 from pathlib import Path
 
+import pytest
+
+_OUTCOME = pytest.StashKey[str]()
 _TICK = os.sysconf("SC_CLK_TCK")
 _postgres_roots: list[Path] = []
 
@@ -56,11 +61,17 @@ class Profiler:
     def __init__(self, path: str, worker: str) -> None:
         self.path, self.worker = Path(f"{path}.{worker}"), worker
 
-    def measure(self, nodeid: str):  # a generator for a hookwrapper: yields once, around the test
+    def outcome(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Keeps the test's outcome: the first phase that did not pass (setup, call or teardown) decides."""
+        if item.stash.get(_OUTCOME, "passed") == "passed" and not report.passed:
+            item.stash[_OUTCOME] = "error" if report.when != "call" and report.failed else report.outcome
+
+    def measure(self, item: pytest.Item):  # a generator for a hookwrapper: yields once, around the test
         start, cpu = time.time(), _cpu()
         yield
         end, after = time.time(), _cpu()
-        record = {"test": nodeid, "worker": self.worker, "start": round(start, 3), "wall": round(end - start, 3),
+        record = {"test": item.nodeid, "worker": self.worker, "outcome": item.stash.get(_OUTCOME, "passed"),
+                  "start": round(start, 3), "wall": round(end - start, 3),
                   "cpu_self": round(after[0] - cpu[0], 3), "cpu_children": round(after[1] - cpu[1], 3),
                   "cpu_postgres": round(after[2] - cpu[2], 3)}
         with self.path.open("a") as out:

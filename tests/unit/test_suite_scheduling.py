@@ -11,6 +11,12 @@ def test_each_backend_is_one_group_and_other_tests_go_by_module() -> None:
     assert xdist_group_of("tests/unit/test_y.py::test_c") == "tests/unit/test_y.py"
 
 
+def test_modules_that_start_their_own_server_go_by_module_whatever_the_backend() -> None:
+    assert xdist_group_of("tests/e2e/test_serve.py::test_a[sqlite]") == "tests/e2e/test_serve.py"
+    assert xdist_group_of("tests/e2e/test_serve.py::test_a[postgresql]") == "tests/e2e/test_serve.py"
+    assert xdist_group_of("tests/e2e/test_serve_other.py::test_a[postgresql]") == "backend-postgresql"
+
+
 def test_backends_go_out_first_then_modules_that_start_processes_then_the_rest() -> None:
     sizes = {"tests/unit/test_api_transactions.py": 54, "backend-sqlite": 134, "tests/e2e/test_fleet.py": 1,
              "tests/unit/test_logging.py": 17, "backend-postgresql": 136, "tests/sbc/test_kamailio_sbc.py": 3}
