@@ -1,6 +1,7 @@
 """Provisioning of Teams users' calling: who may do it (spec 001's two ways), and bringing Microsoft's
 state in line with what teamsvoice holds for each user."""
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,18 +165,33 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Rec
             changes.append("enterprise voice disabled")
     else:
         wanted = [record.phone_number] if record.phone_number else []
-        if state.phone_numbers != wanted:
-            if state.phone_numbers:
-                await connection.voice.remove_numbers(upn)
-            if record.phone_number:
-                await connection.voice.assign_number(upn, record.phone_number)
-            changes.append(f"number set to {record.phone_number}")
-        if not state.enterprise_voice and not record.phone_number:
-            await connection.voice.set_enterprise_voice(upn, True)
-            changes.append("enterprise voice enabled")
         policy = per_user_policy(record.voice_routing_policy)
+        number_changes: list[str] = []
+
+        async def number() -> None:
+            if state.phone_numbers != wanted:
+                if state.phone_numbers:
+                    await connection.voice.remove_numbers(upn)
+                if record.phone_number:
+                    await connection.voice.assign_number(upn, record.phone_number)
+                number_changes.append(f"number set to {record.phone_number}")
+            if not state.enterprise_voice and not record.phone_number:
+                await connection.voice.set_enterprise_voice(upn, True)
+                number_changes.append("enterprise voice enabled")
+
+        async def routing_policy() -> None:
+            if policy != state.voice_routing_policy:
+                await connection.voice.grant_voice_routing_policy(upn, policy)
+
+        # The policy is independent of the number in Teams: it is granted while the number's operation runs
+        # (seconds) instead of after it. Both are awaited to their end, so neither effect is left running; a
+        # failure is reported as when they ran one after the other: the number's first, else the policy's.
+        outcomes = await asyncio.gather(number(), routing_policy(), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        changes += number_changes
         if policy != state.voice_routing_policy:
-            await connection.voice.grant_voice_routing_policy(upn, policy)
             changes.append(f"voice routing policy set to {policy or 'Global'}")
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
