@@ -9,10 +9,11 @@ bucket and the app-wide one, a directory read on the tenant's resource units, a 
 
 **Token buckets shared across processes.** One row per bucket (`microsoft_budget_buckets`: tokens and the
 time they were counted) in the application database. A *round* of the scheduler takes the tokens for
-the requests it is about to send in ONE short transaction over all the buckets involved: it upserts the
-rows (a write first, so SQLite takes its single writer lock before reading and two processes never
-interleave; on PostgreSQL the rows are then read `FOR UPDATE`, in key order), refills them for the time
-elapsed, allocates (`allocate`) and writes them back. Rounds run at most every `TICK_SECONDS` per
+the requests it is about to send in ONE short transaction over all the buckets involved: it creates the
+rows that do not exist yet (on SQLite always, a write first, so SQLite takes its single writer lock before
+reading and two processes never interleave; on PostgreSQL only for keys the process has not seen), reads
+them (`FOR UPDATE` on PostgreSQL, in key order), refills them for the time elapsed, allocates (`allocate`)
+and writes back those that changed in one UPDATE: two or three statements per round. Rounds run at most every `TICK_SECONDS` per
 process, so the database sees a few dozen tiny transactions per second per process however many
 requests are waiting, instead of one per request. Tokens are taken only for requests that are granted
 in that round, never leased ahead: unused leased tokens would either be lost or let a process burst past
@@ -59,7 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Engine, Float, String, create_engine, select, update
+from sqlalchemy import Engine, Float, String, case, create_engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -305,8 +306,12 @@ class DatabaseBuckets:
         self.engine: Engine = create_engine(url, **({"connect_args": {"timeout": 15}} if self._sqlite else
                                                     {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}))
         self._ready = False
+        self._rows: set[str] = set()  # keys whose rows this process has seen (rows are never deleted)
 
     def take(self, demands: Sequence[Charge], now: float) -> tuple[list[bool], float | None]:
+        """One transaction of at most three statements whatever the number of buckets: the rows' creation
+        (on SQLite always, as its write lock; on PostgreSQL only for a key this process has not seen yet),
+        their read (FOR UPDATE on PostgreSQL, in key order), and one UPDATE of those whose tokens changed."""
         if not self._ready:  # a database not migrated by `teamsvoice` (a connector used on its own)
             BudgetBucket.__table__.create(self.engine, checkfirst=True)
             self._ready = True
@@ -315,17 +320,21 @@ class DatabaseBuckets:
         table = BudgetBucket.__table__
         insert = sqlite_insert if self._sqlite else pg_insert
         with self.engine.begin() as connection:
-            # A write first: SQLite's writer lock is taken before anything is read.
-            connection.execute(insert(table).values(
-                [{"key": k, "tokens": buckets[k].capacity, "updated": now} for k in keys]).on_conflict_do_nothing())
+            if self._sqlite or not self._rows.issuperset(keys):
+                # A write first: SQLite's writer lock is taken before anything is read.
+                connection.execute(insert(table).values(
+                    [{"key": k, "tokens": buckets[k].capacity, "updated": now} for k in keys]).on_conflict_do_nothing())
             query = select(table.c.key, table.c.tokens, table.c.updated).where(table.c.key.in_(keys)).order_by(table.c.key)
             rows = connection.execute(query if self._sqlite else query.with_for_update()).all()
             states = {row.key: BucketState(row.tokens, row.updated) for row in rows}
             before = {k: (s.tokens, s.updated) for k, s in states.items()}
             result = allocate(states, demands, now)
-            for key, state in states.items():
-                if (state.tokens, state.updated) != before[key]:
-                    connection.execute(update(table).where(table.c.key == key).values(tokens=state.tokens, updated=state.updated))
+            changed = {k: s for k, s in states.items() if (s.tokens, s.updated) != before[k]}
+            if changed:
+                connection.execute(update(table).where(table.c.key.in_(sorted(changed))).values(
+                    tokens=case({k: s.tokens for k, s in changed.items()}, value=table.c.key),
+                    updated=case({k: s.updated for k, s in changed.items()}, value=table.c.key)))
+        self._rows.update(keys)
         return result
 
     def close(self) -> None:
