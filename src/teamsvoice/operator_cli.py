@@ -12,6 +12,7 @@ Heavy modules are imported inside the commands, so `teamsvoice --help` stays ins
 """
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -181,7 +182,10 @@ async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:
 
     job = await _job(session, job_id)
     items = await session.scalars(select(FusionBulkItem).where(FusionBulkItem.job_id == job_id).order_by(FusionBulkItem.position))
-    return bulk.job_summary(job) | {"job_items": [bulk.item_view(i) for i in items]}
+    summary = bulk.job_summary(job)  # the CLI's document: the summary's fields (dates in ISO 8601) and the items
+    return (dataclasses.asdict(summary) | {"created_on": summary.created_on.isoformat(),
+                                           "updated_on": summary.updated_on.isoformat(),
+                                           "job_items": [bulk.item_view(i) for i in items]})
 
 
 def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
@@ -421,7 +425,7 @@ def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[di
     from teamsvoice.domain.teams_users import bulk
 
     async def create(session: "AsyncSession") -> tuple[str, int]:
-        job = await bulk.create_job(session, await bulk.load_access(session, subscription), {"name": name, "data": items})
+        job = await bulk.create_job(session, await bulk.load_access(session, subscription), name, items)
         return job.job_key, job.id
 
     job_key, job_id = _with_session(settings, create)

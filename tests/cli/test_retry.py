@@ -37,7 +37,7 @@ async def test_retry_resets_only_failed_and_cancelled_items_under_a_new_key(clie
 
     count, summary, new_key = await in_session(live, retry)
     assert count == 3 and new_key != first_key
-    assert summary["status"] == "queued" and summary["success_count"] == 1 and summary["error_count"] == 0
+    assert summary.status == "queued" and summary.success_count == 1 and summary.error_count == 0
 
     async def items(session):  # type: ignore[no-untyped-def]
         return [(i.status, i.attempts, i.error) for i in await session.scalars(

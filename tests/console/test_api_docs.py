@@ -158,10 +158,10 @@ async def test_docs_and_redoc_render_offline(new_page, live, shots: Path) -> Non
 
 
 def test_documented_bodies_name_the_fields_the_routes_read() -> None:
-    """The documentation models of the untyped Fusion bodies list exactly the keys the domain accepts."""
-    from teamsvoice.api.fusion import docs
-    from teamsvoice.domain.teams_users import bulk, service
+    """The documentation models of the untyped Fusion bodies list exactly the keys the routes and bulk items accept."""
+    from teamsvoice.api.fusion import docs, msteams_users
+    from teamsvoice.domain.teams_users import bulk
 
-    assert set(docs.UpdateUserRequest.model_fields) == set(service.USER_UPDATE_KEYS)
+    assert set(docs.UpdateUserRequest.model_fields) == set(msteams_users.UPDATE_FIELDS)
     assert set(docs.BulkItemRequest.model_fields) == set(bulk.ITEM_KEYS)
     assert set(docs.BulkRequest.model_fields) == {"name", "data"}

@@ -61,7 +61,7 @@ async def test_items_never_hold_a_pooled_connection_while_microsoft_answers(clie
     try:
         async with transaction(sessions) as session:
             access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
-            job = await bulk.create_job(session, access, body)
+            job = await bulk.create_job(session, access, body["name"], body["data"])
         async with transaction(sessions) as session:
             item_ids = list(await session.scalars(select(FusionBulkItem.id).where(FusionBulkItem.job_id == job.id)))
         connection = connector.connect(access.require_ms_tenant())

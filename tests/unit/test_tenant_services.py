@@ -223,11 +223,11 @@ async def test_an_unknown_group_is_named_with_its_code() -> None:
 
 async def test_a_user_is_created_only_in_a_verified_domain() -> None:
     directory = tenant()
-    body = {"displayName": "Ada", "domain": "unverified.example", "username": "ada", "location": "BE"}
+    new = service.NewUser("Ada", "unverified.example", "ada", "BE", [])
     with pytest.raises(ValidationFailed, match="not a verified domain"):
-        await service.create_user(None, None, connection(directory), body, "S3cret!pass")  # type: ignore[arg-type]
-    created = await service.create_user(None, None, connection(directory), {**body, "domain": "contoso.com"},  # type: ignore[arg-type]
-                                        "S3cret!pass")
+        await service.create_user(None, None, connection(directory), new, "S3cret!pass")  # type: ignore[arg-type]
+    created = await service.create_user(None, None, connection(directory),  # type: ignore[arg-type]
+                                        service.NewUser("Ada", "contoso.com", "ada", "BE", []), "S3cret!pass")
     assert directory.people[created].user_principal_name == "ada@contoso.com"
     assert directory.people[created].usage_location == "BE"
 
@@ -235,9 +235,9 @@ async def test_a_user_is_created_only_in_a_verified_domain() -> None:
 async def test_a_taken_user_principal_name_is_a_conflict() -> None:
     directory = tenant()
     directory.add_user("ada@contoso.com")
-    body = {"displayName": "Ada", "domain": "contoso.com", "username": "ada", "location": "BE"}
     with pytest.raises(Conflict):
-        await service.create_user(None, None, connection(directory), body, "S3cret!pass")  # type: ignore[arg-type]
+        await service.create_user(None, None, connection(directory), service.NewUser("Ada", "contoso.com", "ada", "BE", []),  # type: ignore[arg-type]
+                                  "S3cret!pass")
 
 
 # --- resource accounts -----------------------------------------------------------------------------------

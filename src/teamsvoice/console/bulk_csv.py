@@ -16,7 +16,7 @@ from teamsvoice.core.errors import DomainError, ValidationFailed
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import bulk, service
+from teamsvoice.domain.teams_users import bulk
 from teamsvoice.domain.teams_users.models import FusionBulkItem
 
 # CSV column -> bulk item field. Lists (groups, licenses) are separated by ";" inside their cell.
@@ -31,7 +31,6 @@ COLUMNS = {
 }
 LIST_COLUMNS = ("groups", "licenses")
 TEMPLATE = ",".join(COLUMNS) + "\r\n" + "alice@contoso.example,+3222000000,Belgium-National,BE,,,\r\n"
-_UPDATE_KEYS = {k: v for k, v in bulk.ITEM_KEYS.items() if v}
 
 
 def _item(row: dict[str, str]) -> dict[str, Any]:
@@ -67,8 +66,7 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
     wanted = []
     for item in items:
         try:
-            wanted.append(service.parse_update({"phoneNumber": item["number"]}, keys=service.USER_UPDATE_KEYS).phone_number
-                          if "number" in item else None)
+            wanted.append(bulk.parse_item({"number": item["number"]}).phone_number if "number" in item else None)
         except ValidationFailed:
             wanted.append(None)
     held = await numbers.holders(session, access, [n for n in wanted if n])
@@ -85,7 +83,7 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
         else:
             seen_upns[upn.lower()] = line
         try:
-            service.parse_update({k: v for k, v in item.items() if k in _UPDATE_KEYS}, keys=_UPDATE_KEYS)
+            bulk.parse_item(item)
         except ValidationFailed as exc:
             errors.append(exc.message)
         if number:

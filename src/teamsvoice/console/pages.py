@@ -365,7 +365,7 @@ async def assign_number(request: Request, uuid: str, sub_id: int, ms_user_id: st
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
     if not number.strip():
         raise ValidationFailed("Number: pick a free number of this subscription")
-    update = service.parse_update({"phoneNumber": number.strip()}, keys=service.USER_UPDATE_KEYS)
+    update = service.parse_changes({"phone_number": number.strip()}, {"phone_number": "phoneNumber"})
     return await _update_user(request, uow, container, access, ms_user_id, update, f"Number {update.phone_number} assigned")
 
 
@@ -373,7 +373,7 @@ async def assign_number(request: Request, uuid: str, sub_id: int, ms_user_id: st
 async def change_policy(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
                         uow: UnitOfWorkDep, container: ContainerDep, vrp: Annotated[str, Form()] = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.vrp.update")
-    update = service.parse_update({"vrp": vrp.strip() or None}, keys=service.USER_UPDATE_KEYS)
+    update = service.parse_changes({"vrp": vrp.strip() or None})
     return await _update_user(request, uow, container, access, ms_user_id, update,
                               f"Policy set to {update.vrp}" if update.vrp else "Policy removed")
 
@@ -382,7 +382,7 @@ async def change_policy(request: Request, uuid: str, sub_id: int, ms_user_id: st
 async def disable_calling(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
                           uow: UnitOfWorkDep, container: ContainerDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
-    update = service.parse_update({"phoneNumber": None}, keys=service.USER_UPDATE_KEYS)
+    update = service.parse_changes({"phone_number": None})
     return await _update_user(request, uow, container, access, ms_user_id, update, "Calling disabled; number freed")
 
 
@@ -432,7 +432,7 @@ async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uo
     items = [r["item"] for r in rows if not r["errors"]]
     if not items:
         raise ValidationFailed("Nothing to run: every row has errors")
-    job = await bulk.create_job(uow.session, access, {"name": name.strip() or "Console CSV import", "data": items})
+    job = await bulk.create_job(uow.session, access, name.strip() or "Console CSV import", items)
     job_key, job_id = job.job_key, job.id
     uow.after_commit(lambda: workflows.enqueue_bulk(job_key, job_id))
     target = f"{_sub_url(access)}/jobs/{job_id}"
@@ -521,7 +521,7 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
             listed, _ = await bulk.list_jobs(uow.session, access, None, 0, 50)
             rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
                       "base": _sub_url(access)} for j in listed]
-    rows.sort(key=lambda r: r["job"]["created_on"], reverse=True)
+    rows.sort(key=lambda r: r["job"].created_on, reverse=True)
     other = [j for j in await catalogue.list_jobs(uow.session, staff.ctt.reseller_scope) if j.kind != "bulk"]
     return page(request, "jobs.html", {"staff": staff, "rows": rows, "other": other})
 

@@ -44,6 +44,14 @@ def render_job(job: FusionBulkJob) -> dict[str, Any]:
             "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
 
 
+def render_summary(summary: bulk.JobSummary) -> dict[str, Any]:
+    return {"id": summary.id, "job_id": summary.job_id, "title": summary.title, "kind": summary.kind,
+            "status": summary.status, "total_count": summary.total_count, "success_count": summary.success_count,
+            "error_count": summary.error_count, "processed_count": summary.processed_count,
+            "cancelled_count": summary.cancelled_count, "created_on": summary.created_on.isoformat(),
+            "updated_on": summary.updated_on.isoformat()}
+
+
 def render_item(item: FusionBulkItem) -> dict[str, Any]:
     """An item of the job's details, its error (and a pending item's last one) in Fusion's `{code, reason}`."""
     body = bulk.item_view(item)
@@ -65,6 +73,19 @@ def http_status(job: FusionBulkJob) -> int:
 
 def message(job: FusionBulkJob) -> str:
     return {"success": "Success", "partial": "Some errors detected"}.get(bulk.final_status(job), "All updates failed")
+
+
+def parse_job(body: Any) -> tuple[str, Any]:
+    """The bulk request's `name` and `data` (its items are checked by `bulk.create_job`)."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object {name, data}")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("name: a bulk job descriptive name is required")
+    unknown = set(body) - {"name", "data"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    return name, body.get("data")
 
 
 def _wants_async(request: Request) -> bool:
@@ -111,7 +132,9 @@ async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> A
 )
 async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _access(_ROLE), uow: UnitOfWorkDep,
                       container: ContainerDep) -> Response:
-    job = await bulk.create_job(uow.session, access, body)
+    access.require_ms_tenant()  # a subscription without a Microsoft tenant is said before a bad body (as always)
+    name, data = parse_job(body)
+    job = await bulk.create_job(uow.session, access, name, data)
     job_id, job_key = job.id, job.job_key
     await uow.end_transaction()
     await workflows.enqueue_bulk(job_key, job_id)
@@ -160,7 +183,7 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
 async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), uow: UnitOfWorkDep,
                        container: ContainerDep) -> Response:
     job = await bulk.job_in_scope(uow.session, access, bulk_id)
-    summary = bulk.job_summary(job)
+    summary = render_summary(bulk.job_summary(job))
 
     async def stream() -> AsyncIterator[bytes]:
         head = json.dumps(summary)
@@ -183,4 +206,4 @@ async def get_bulk_job(bulk_id: int, access: _access(f"{_ROLE}.jobs.details"), u
 async def cancel_bulk_job(bulk_id: int, access: _access(_ROLE), uow: UnitOfWorkDep) -> dict[str, Any]:
     job = await bulk.job_in_scope(uow.session, access, bulk_id)
     await bulk.cancel_job(uow.session, job)
-    return bulk.job_summary(job)
+    return render_summary(bulk.job_summary(job))

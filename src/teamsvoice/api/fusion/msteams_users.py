@@ -1,6 +1,7 @@
 """MS Teams users of a subscription (spec 004): list, get, check, update and its sub-resources, licences
 (full list), create, properties, templates applied, delete, sip address, SRE group filter, sync."""
 
+import json
 import secrets
 from typing import Annotated, Any
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Response
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
-from teamsvoice.api.fusion import users_wire
+from teamsvoice.api.fusion import templates as fusion_templates, users_wire
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
@@ -24,6 +25,73 @@ _MST = "tenants.instance.subscriptions.instance.msteams"
 
 def _access(role: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_MST}.{role}"))]
+
+
+# Fusion's names of a user's fields (spec 004) -> the domain's UserUpdate fields.
+UPDATE_FIELDS = {"displayName": "display_name", "location": "location", "phoneNumber": "phone_number",
+                 "groups": "groups", "vrp": "vrp", "licenses": "licenses", "customerLicenses": "customer_licenses"}
+
+
+def parse_update(body: Any, fields: dict[str, str] = UPDATE_FIELDS) -> service.UserUpdate:
+    """A user update from a Fusion body whose every key is one of `fields` (Fusion's name -> UserUpdate field);
+    errors name Fusion's field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - set(fields)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    return service.parse_changes({field: body[name] for name, field in fields.items() if name in body},
+                                 {field: name for name, field in fields.items()})
+
+
+def parse_filters(raw: str | None) -> service.UserFilters:
+    """The users list's `filters` query: a JSON object (or an array of condition objects) with `country`
+    (ISO alpha-2 codes), `is_voice_enabled` (yes, no, maybe) and `have_number` (yes, no)."""
+    if not raw:
+        return service.UserFilters()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise ValidationFailed('filters: must be a JSON object such as {"country": ["BE"], "have_number": "yes"}') from None
+    if isinstance(data, list):  # an array of condition objects is accepted too
+        merged: dict[str, Any] = {}
+        for entry in data:
+            if not isinstance(entry, dict):
+                raise ValidationFailed("filters: each condition must be an object")
+            merged.update(entry)
+        data = merged
+    if not isinstance(data, dict):
+        raise ValidationFailed("filters: must be a JSON object")
+    unknown = set(data) - {"country", "is_voice_enabled", "have_number"}
+    if unknown:
+        raise ValidationFailed(f"filters: unknown filter {sorted(unknown)[0]} (country, is_voice_enabled, have_number)")
+    countries = data.get("country") or []
+    if isinstance(countries, str):
+        countries = [countries]
+    if not isinstance(countries, list) or not all(isinstance(c, str) and len(c) == 2 for c in countries):
+        raise ValidationFailed("filters.country: must be a list of ISO 3166 alpha-2 codes")
+    voice = data.get("is_voice_enabled")
+    if voice is not None and voice not in ("yes", "no", "maybe"):
+        raise ValidationFailed("filters.is_voice_enabled: must be yes, no or maybe")
+    have = data.get("have_number")
+    if have is not None and have not in ("yes", "no"):
+        raise ValidationFailed("filters.have_number: must be yes or no")
+    return service.UserFilters(frozenset(c.upper() for c in countries), voice, have)
+
+
+def parse_new_user(body: Any) -> service.NewUser:
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - {"displayName", "domain", "location", "username", "customerLicenses"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    display_name = service.optional_string("displayName", body.get("displayName"), nullable=False)
+    domain = service.optional_string("domain", body.get("domain"), nullable=False)
+    username = service.optional_string("username", body.get("username"), nullable=False)
+    location = service.parse_location("location", body.get("location"))
+    licences = service.string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+    assert display_name and domain and username
+    return service.NewUser(display_name, domain, username, location, licences)
 
 
 def _connect(access: SubscriptionAccess, container: ContainerDep) -> Any:
@@ -49,7 +117,7 @@ async def list_users(
     next: str | None = None, search: str | None = None, group: str | None = None, refresh: bool = False,
     filters: str | None = None,
 ) -> dict[str, Any]:
-    parsed = service.UserFilters.parse(filters)
+    parsed = parse_filters(filters)
     connection = _connect(access, container)
     if refresh:
         await _start_sync(uow, access)
@@ -68,9 +136,10 @@ async def list_users(
 async def create_user(body: Annotated[Any, Body()], access: _access("users.create"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> dict[str, str]:
     connection = _connect(access, container)
+    new = parse_new_user(body)
     await uow.end_transaction()
     password = secrets.token_urlsafe(12) + "!a1A"  # the user resets it at first sign-in; never returned
-    return {"msTeamsId": await service.create_user(container.sessions, access, connection, body, password)}
+    return {"msTeamsId": await service.create_user(container.sessions, access, connection, new, password)}
 
 
 @router.get("/msteams/user/{ms_user_id}", summary="One MS Teams user, enriched with Fusion data",
@@ -112,7 +181,7 @@ async def _update(access: SubscriptionAccess, uow: UnitOfWorkDep, container: Con
 )
 async def update_user(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.update"),
                       uow: UnitOfWorkDep, container: ContainerDep) -> Response:
-    update = service.parse_update(body, keys=service.USER_UPDATE_KEYS)
+    update = parse_update(body)
     await _update(access, uow, container, ms_user_id, update)
     return Response(status_code=204 if update.phone_number is None else 200)
 
@@ -178,7 +247,7 @@ async def manage_licenses(ms_user_id: str, body: Annotated[Any, Body()],
 async def update_phone_number(ms_user_id: str, body: Annotated[Any, Body()],
                               access: _access("users.instance.phone_number.update"), uow: UnitOfWorkDep,
                               container: ContainerDep) -> None:
-    update = service.parse_update({"phoneNumber": _field(body, "phoneNumber")}, keys=service.USER_UPDATE_KEYS)
+    update = parse_update({"phoneNumber": _field(body, "phoneNumber")})
     await _update(access, uow, container, ms_user_id, update)
 
 
@@ -189,7 +258,7 @@ async def update_phone_number(ms_user_id: str, body: Annotated[Any, Body()],
 )
 async def update_vrp(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.vrp.update"),
                      uow: UnitOfWorkDep, container: ContainerDep) -> None:
-    update = service.parse_update({"vrp": _field(body, "vrp")}, keys=service.USER_UPDATE_KEYS)
+    update = parse_update({"vrp": _field(body, "vrp")})
     await _update(access, uow, container, ms_user_id, update)
 
 
@@ -201,7 +270,7 @@ async def update_vrp(ms_user_id: str, body: Annotated[Any, Body()], access: _acc
 )
 async def update_properties(ms_user_id: str, body: Annotated[Any, Body()], access: _access("users.instance.update"),
                             uow: UnitOfWorkDep, container: ContainerDep) -> None:
-    update = service.parse_update(body, keys={"displayName": "display_name", "location": "location"})
+    update = parse_update(body, {"displayName": "display_name", "location": "location"})
     if update.display_name is service.UNSET and update.location is service.UNSET:
         raise ValidationFailed("displayName and/or location: nothing to update")
     await _update(access, uow, container, ms_user_id, update)
@@ -234,7 +303,9 @@ async def apply_template(ms_user_id: str, template_id: int, access: _access("use
             raise ValidationFailed("override: must be true or false")
     connection = _connect(access, container)
     await uow.end_transaction()
-    return await templates.apply_template(container.sessions, access, connection, ms_user_id, template_id, override)
+    applied = await templates.apply_template(container.sessions, access, connection, ms_user_id, template_id, override)
+    return {"before": fusion_templates.render_properties(applied.before),
+            "after": fusion_templates.render_properties(applied.after)}
 
 
 @router.delete("/msteams/users/{ms_user_id}", status_code=204, response_model=None,

@@ -11,8 +11,10 @@ from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import templates
+from teamsvoice.domain.teams_users import service, templates
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams templates"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.templates"
@@ -22,11 +24,61 @@ def _access(action: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
 
 
+def render(template: templates.Template) -> dict[str, Any]:
+    """A template in Fusion's names (the built-in default has no dates)."""
+    body = {"id": template.id, "name": template.name, "productKey": template.product_key,
+            "description": template.description, "location": template.location, "vrp": template.vrp,
+            "groups": list(template.groups), "licenses": list(template.licenses)}
+    if template.created_on is not None and template.updated_on is not None:
+        body |= {"createdOn": template.created_on.isoformat(), "updatedOn": template.updated_on.isoformat()}
+    return body
+
+
+def render_properties(properties: templates.TemplatedProperties) -> dict[str, Any]:
+    """A user's templated properties (the before/after of applying a template)."""
+    return {"groups": properties.groups, "licenses": properties.licenses, "location": properties.location,
+            "vrp": properties.vrp}
+
+
+FIELDS = {"name", "productKey", "description", "location", "vrp", "groups", "licenses"}
+
+
+def parse_changes(body: Any, *, creating: bool) -> templates.TemplateChanges:
+    """A template's body (vendor-notes 2.6): `name` and `productKey` are required to create one."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - FIELDS
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    if creating:
+        for required in ("name", "productKey"):
+            if required not in body:
+                raise ValidationFailed(f"{required}: is required")
+    changes = templates.TemplateChanges()
+    if "name" in body:
+        changes.name = check_name("name", service.optional_string("name", body["name"], nullable=False) or "")
+    if "productKey" in body:
+        changes.product_key = check_name("productKey", service.optional_string("productKey", body["productKey"],
+                                                                               nullable=False) or "")
+    if "description" in body:
+        if body["description"] is not None and not isinstance(body["description"], str):
+            raise ValidationFailed("description: must be a string")
+        changes.description = body["description"]
+    if "location" in body:
+        changes.location = None if body["location"] is None else service.parse_location("location", body["location"])
+    if "vrp" in body:
+        changes.vrp = service.optional_string("vrp", body["vrp"])
+    for name in ("groups", "licenses"):
+        if name in body:
+            setattr(changes, name, service.string_list(name, body[name], nullable=False))
+    return changes
+
+
 @router.get("/msteams/templates", summary="Templates of the subscription, with at least the default one (id 0)",
     description="Vendor-notes 2.6: `search` (name).", responses=docs.ok(docs.Templates, "The templates"),
 )
 async def list_templates(access: _access("list"), uow: UnitOfWorkDep, search: str | None = None) -> dict[str, Any]:
-    return {"templates": await templates.list_templates(uow.session, access, search)}
+    return {"templates": [render(t) for t in await templates.list_templates(uow.session, access, search)]}
 
 
 @router.get("/msteams/templates/{template_id}", summary="One template",
@@ -34,7 +86,7 @@ async def list_templates(access: _access("list"), uow: UnitOfWorkDep, search: st
     description="Vendor-notes 2.6: id 0 is the built-in default.",
 )
 async def get_template(template_id: int, access: _access("list"), uow: UnitOfWorkDep) -> dict[str, Any]:
-    return await templates.get_template(uow.session, access, template_id)
+    return render(await templates.get_template(uow.session, access, template_id))
 
 
 @router.post("/msteams/templates", status_code=201, summary="Create a template",
@@ -49,7 +101,7 @@ async def get_template(template_id: int, access: _access("list"), uow: UnitOfWor
     responses=docs.ok(docs.IdOnly, "Created: the template's id", status=201),
 )
 async def create_template(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
-    return {"id": (await templates.create_template(uow.session, access, body)).id}
+    return {"id": (await templates.create_template(uow.session, access, parse_changes(body, creating=True))).id}
 
 
 @router.put("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Update a template",
@@ -58,7 +110,8 @@ async def create_template(body: Annotated[Any, Body()], access: _access("create"
 )
 async def update_template(template_id: int, body: Annotated[Any, Body()], access: _access("update"),
                           uow: UnitOfWorkDep) -> None:
-    await templates.update_template(uow.session, access, template_id, body)
+    row = await templates.changeable(uow.session, access, template_id)
+    await templates.update_template(uow.session, access, row, parse_changes(body, creating=False))
 
 
 @router.delete("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Delete a template",

@@ -55,7 +55,8 @@ async def users_page(
     """`{users, next?}`: the `next` token holds Graph's page link and the position in it, and names the query it
     continues (page size, search, group, filters)."""
     service.check_users_page_size(page_size)
-    context = {"page_size": page_size, "search": search or "", "group": group or "", **filters.context()}
+    context = {"page_size": page_size, "search": search or "", "group": group or "", "country": sorted(filters.countries),
+               "voice": filters.is_voice_enabled, "have": filters.have_number}
     start = None
     if next_token:
         position = paging.decode_cursor(keyring, next_token, context, fields={"u": str, "s": int})

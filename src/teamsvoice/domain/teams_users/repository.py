@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import transaction
-from teamsvoice.domain.fusion.models import FusionNumber
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences
 
 
@@ -26,15 +25,6 @@ async def customer_licences_of(session: AsyncSession, record_ids: Sequence[int])
 async def customer_licences_row(session: AsyncSession, record_id: int) -> FusionUserLicences | None:
     """The row of one voice record's customer licences (at most one: the column is unique)."""
     return await session.scalar(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record_id))
-
-
-async def inventory_ids(session: AsyncSession, subscription_id: int, e164s: Sequence[str]) -> dict[str, int]:
-    """The subscription's inventory row id of each number given that it has (a user's `number_id`)."""
-    if not e164s:
-        return {}
-    rows = await session.execute(select(FusionNumber.e164, FusionNumber.id).where(
-        FusionNumber.subscription_id == subscription_id, FusionNumber.e164.in_(e164s)))
-    return {e164: number_id for e164, number_id in rows}
 
 
 # --- templates --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ groups, then number/VRP (recorded in the database and committed, then reconciled
 Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamErro
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
@@ -110,7 +110,8 @@ async def record_views(session: AsyncSession, access: SubscriptionAccess, record
         return {}
     licences = await repository.customer_licences_of(session, [r.id for r in records])
     phones = [r.phone_number for r in records if r.phone_number]
-    inventory = await repository.inventory_ids(session, access.subscription.id, phones)
+    inventory = {row.e164: row.id for row in await inventory_repository.subscription_numbers(
+        session, access.subscription.id, phones)}
     return {record.id: VoiceRecordView(record.id, record.phone_number or None,
                                        inventory.get(record.phone_number) if record.phone_number else None,
                                        list(licences.get(record.id, [])), sync_status(record))
@@ -171,45 +172,13 @@ async def records_for(session: AsyncSession, access: SubscriptionAccess, ms_ids:
 
 @dataclass(frozen=True)
 class UserFilters:
+    """Which users a list keeps: usage location in `countries` (ISO alpha-2, upper case; empty: any),
+    `is_voice_enabled` yes/no/maybe (`voice_enabled`), `have_number` yes/no (a number in teamsvoice's record).
+    Each API family parses its own query into one (Fusion: `api/fusion/msteams_users.parse_filters`)."""
+
     countries: frozenset[str] = frozenset()
     is_voice_enabled: str | None = None
     have_number: str | None = None
-
-    @classmethod
-    def parse(cls, raw: str | None) -> "UserFilters":
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):  # RecursionError: nested too deep
-            raise ValidationFailed('filters: must be a JSON object such as {"country": ["BE"], "have_number": "yes"}') from None
-        if isinstance(data, list):  # an array of condition objects is accepted too
-            merged: dict[str, Any] = {}
-            for entry in data:
-                if not isinstance(entry, dict):
-                    raise ValidationFailed("filters: each condition must be an object")
-                merged.update(entry)
-            data = merged
-        if not isinstance(data, dict):
-            raise ValidationFailed("filters: must be a JSON object")
-        unknown = set(data) - {"country", "is_voice_enabled", "have_number"}
-        if unknown:
-            raise ValidationFailed(f"filters: unknown filter {sorted(unknown)[0]} (country, is_voice_enabled, have_number)")
-        countries = data.get("country") or []
-        if isinstance(countries, str):
-            countries = [countries]
-        if not isinstance(countries, list) or not all(isinstance(c, str) and len(c) == 2 for c in countries):
-            raise ValidationFailed("filters.country: must be a list of ISO 3166 alpha-2 codes")
-        voice = data.get("is_voice_enabled")
-        if voice is not None and voice not in ("yes", "no", "maybe"):
-            raise ValidationFailed("filters.is_voice_enabled: must be yes, no or maybe")
-        have = data.get("have_number")
-        if have is not None and have not in ("yes", "no"):
-            raise ValidationFailed("filters.have_number: must be yes or no")
-        return cls(frozenset(c.upper() for c in countries), voice, have)
-
-    def context(self) -> dict[str, Any]:
-        return {"country": sorted(self.countries), "voice": self.is_voice_enabled, "have": self.have_number}
 
 
 async def list_users(
@@ -359,18 +328,20 @@ def parse_location(name: str, value: Any) -> str:
     return numbers.check_iso_code(value, name)
 
 
-def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
-    """`keys` maps this request's field names to UserUpdate fields (bulk items name them differently)."""
-    if not isinstance(body, dict):
-        raise ValidationFailed("body: must be a JSON object")
-    unknown = set(body) - set(keys)
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+UPDATE_FIELDS = ("display_name", "location", "phone_number", "vrp", "groups", "licenses", "customer_licenses")
+
+
+def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) -> UserUpdate:
+    """A UserUpdate from a plain dict keyed by UPDATE_FIELDS (a key left out is left alone): `display_name` a
+    non-empty string, `location` an ISO 3166 alpha-2 code, `phone_number` a full E.164 number or None
+    (disable), `vrp` a policy name or None (Global), `groups`/`licenses` lists of ids or names or None,
+    `customer_licenses` a list or None (none). Checked in the dict's order; an error names the field as
+    `labels` says (the caller's name for it: an API family's, a stored bulk item's), else by its key."""
     update = UserUpdate()
-    for wire, name in keys.items():
-        if wire not in body:
-            continue
-        value = body[wire]
+    for name, value in values.items():
+        if name not in UPDATE_FIELDS:
+            raise ValueError(f"not a UserUpdate field: {name}")  # a caller's mistake, never a request's
+        wire = (labels or {}).get(name, name)
         if name == "display_name":
             update.display_name = optional_string(wire, value, nullable=False)
         elif name == "location":
@@ -384,10 +355,6 @@ def parse_update(body: Any, *, keys: dict[str, str]) -> UserUpdate:
         elif name == "customer_licenses":
             update.customer_licenses = string_list(wire, value) or []
     return update
-
-
-USER_UPDATE_KEYS = {"displayName": "display_name", "location": "location", "phoneNumber": "phone_number",
-                    "groups": "groups", "vrp": "vrp", "licenses": "licenses", "customerLicenses": "customer_licenses"}
 
 
 async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict[str, str]) -> str:
@@ -534,31 +501,32 @@ async def delete_user(
     await connection.directory_admin.delete_user(user.id, missing_ok=True)
 
 
+@dataclass(frozen=True)
+class NewUser:
+    """A user to create as `username@domain` (the part before @, without spaces; `domain` one of the tenant's
+    verified domains), with its usage location and customer licences."""
+
+    display_name: str
+    domain: str
+    username: str
+    location: str
+    customer_licences: list[str]
+
+
 async def create_user(
-    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, body: Any,
-    password: str,
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
+    new: NewUser, password: str,
 ) -> str:
-    if not isinstance(body, dict):
-        raise ValidationFailed("body: must be a JSON object")
-    unknown = set(body) - {"displayName", "domain", "location", "username", "customerLicenses"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    display_name = optional_string("displayName", body.get("displayName"), nullable=False)
-    domain = optional_string("domain", body.get("domain"), nullable=False)
-    username = optional_string("username", body.get("username"), nullable=False)
-    location = parse_location("location", body.get("location"))
-    licences = string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
-    assert display_name and domain and username
-    if "@" in username or " " in username:
+    if "@" in new.username or " " in new.username:
         raise ValidationFailed("username: the part before @ only, without spaces")
     verified = {d.name.lower() for d in await connection.directory_admin.domains() if d.is_verified}
-    if domain.lower() not in verified:
-        raise ValidationFailed(f"domain: {domain} is not a verified domain of the MS Teams tenant")
+    if new.domain.lower() not in verified:
+        raise ValidationFailed(f"domain: {new.domain} is not a verified domain of the MS Teams tenant")
     created = await connection.directory_admin.create_user(
-        user_principal_name=f"{username}@{domain}", display_name=display_name, mail_nickname=username,
-        password=password, usage_location=location)
-    if licences:
+        user_principal_name=f"{new.username}@{new.domain}", display_name=new.display_name, mail_nickname=new.username,
+        password=password, usage_location=new.location)
+    if new.customer_licences:
         async with transaction(sessions) as session:
             record = await _record(session, access, created)
-            await set_customer_licences(session, record.id, licences)
+            await set_customer_licences(session, record.id, new.customer_licences)
     return created.id

@@ -1,0 +1,65 @@
+"""A Teams user's changes are parsed once, by the domain's neutral parser (`service.parse_changes`, keyed by
+UserUpdate's fields); Fusion's request bodies (`api/fusion/msteams_users.parse_update`) and stored bulk items
+(`bulk.parse_item`, under the names the client sent) map their names onto it, and errors name the caller's field."""
+
+import pytest
+
+from teamsvoice.api.fusion import msteams_users
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.teams_users import bulk, service, templates
+
+
+def test_the_neutral_parser_reads_the_update_fields_and_names_them_as_labelled() -> None:
+    update = service.parse_changes({"phone_number": "+32 2 200 00 00", "vrp": None, "groups": [" Sales "]})
+    assert (update.phone_number, update.vrp, update.groups) == ("+3222000000", None, ["Sales"])
+    assert update.display_name is service.UNSET and update.licenses is service.UNSET
+    with pytest.raises(ValidationFailed, match="^phone_number: "):
+        service.parse_changes({"phone_number": "not a number"})
+    with pytest.raises(ValidationFailed, match="^Number: "):
+        service.parse_changes({"phone_number": "not a number"}, {"phone_number": "Number"})
+    with pytest.raises(ValueError, match="phoneNumber"):  # a caller's mapping mistake, not a request's
+        service.parse_changes({"phoneNumber": "+3222000000"})
+
+
+def test_fusion_bodies_are_parsed_in_fusion_names() -> None:
+    update = msteams_users.parse_update({"phoneNumber": "+3222000000", "customerLicenses": None, "displayName": "Ada"})
+    assert (update.phone_number, update.customer_licenses, update.display_name) == ("+3222000000", [], "Ada")
+    with pytest.raises(ValidationFailed, match="^phoneNumber: "):
+        msteams_users.parse_update({"phoneNumber": 32})
+    with pytest.raises(ValidationFailed, match="^number: unknown field"):
+        msteams_users.parse_update({"number": "+3222000000"})
+    with pytest.raises(ValidationFailed, match="^vrp: unknown field"):  # only the fields the route names
+        msteams_users.parse_update({"vrp": "x"}, {"displayName": "display_name"})
+    with pytest.raises(ValidationFailed, match="^body: "):
+        msteams_users.parse_update(["phoneNumber"])
+
+
+def test_the_users_filters_query() -> None:
+    parsed = msteams_users.parse_filters('[{"country": "be"}, {"have_number": "yes"}]')
+    assert parsed == service.UserFilters(frozenset({"BE"}), None, "yes")
+    assert msteams_users.parse_filters(None) == service.UserFilters()
+    with pytest.raises(ValidationFailed, match="unknown filter type"):
+        msteams_users.parse_filters('{"type": "x"}')
+    with pytest.raises(ValidationFailed, match="is_voice_enabled"):
+        msteams_users.parse_filters('{"is_voice_enabled": "sometimes"}')
+
+
+def test_a_stored_bulk_item_is_parsed_under_its_own_names_with_the_item_code() -> None:
+    update = bulk.parse_item({"upn": "ada@contoso.com", "number": "+3222000000", "country": "be", "template": "x"})
+    assert (update.phone_number, update.location) == ("+3222000000", "BE")
+    with pytest.raises(ValidationFailed, match="^number: ") as caught:
+        bulk.parse_item({"upn": "ada@contoso.com", "number": "0032"})
+    assert caught.value.code == service.INVALID_ITEM
+    with pytest.raises(ValidationFailed, match="^phoneNumber: unknown field") as caught:
+        bulk.parse_item({"upn": "ada@contoso.com", "phoneNumber": "+3222000000"})
+    assert caught.value.code == service.INVALID_ITEM
+
+
+def test_a_template_fills_what_the_user_lacks_unless_it_overrides() -> None:
+    template = templates.Template(7, "BE", "be", None, "BE", "World", ("g1",), ("sku",))
+    current = templates.TemplatedProperties(["g0"], [], "NL", "Global")
+    kept = templates.update_from(template, override=False, current=current)
+    assert (kept.location, kept.vrp, kept.groups, kept.replace_groups) == (service.UNSET, "World", ["g1"], False)
+    replaced = templates.update_from(template, override=True, current=current)
+    assert (replaced.location, replaced.vrp, replaced.replace_groups, replaced.replace_licenses) == ("BE", "World", True, True)
+    assert templates.update_from(templates.DEFAULT, override=False).licenses == ["MCOEV"]
