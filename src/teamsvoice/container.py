@@ -1,9 +1,11 @@
 """The long-lived objects one process shares: settings, database, keys, the Microsoft connector."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from teamsvoice.core.credential_cache import CredentialCache
 from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.security import Keyring, load_or_create_master_key
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -17,6 +19,7 @@ class Container:
     sessions: async_sessionmaker[AsyncSession]
     keyring: Keyring
     connector: MicrosoftConnector
+    credentials: CredentialCache[Any]  # bearer tokens verified by this process (api/deps.cached_caller)
 
     @classmethod
     def build(cls, settings: Settings) -> "Container":
@@ -24,7 +27,7 @@ class Container:
         return cls(
             settings=settings, engine=engine, sessions=session_factory(engine),
             keyring=Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)),
-            connector=MicrosoftConnector(settings),
+            connector=MicrosoftConnector(settings), credentials=CredentialCache(settings.credential_cache_seconds),
         )
 
     async def aclose(self) -> None:

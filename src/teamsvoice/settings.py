@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         "moment under load; a caller waits up to 30 s for one). A worker's items hold a connection only while they read "
         "or write, never while they wait on Microsoft, so 10 serve microsoft_worker_items 128; PostgreSQL must allow "
         "every process twice this plus the job engine's own.")
+    credential_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a process keeps a bearer token it verified (by the token's digest, "
+        "never past its expiry); 0 turns it off. A revocation in the same process is seen at once, one made by another "
+        "process (api, worker, CLI) up to this long later (core/credential_cache.py).")
     job_executor_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A worker silent this long is dead: live workers take over its unfinished work."
     )

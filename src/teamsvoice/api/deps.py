@@ -3,15 +3,18 @@ transaction: committed when the handler returns, rolled back when it raises; see
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.api.throttling import client_address
 from teamsvoice.container import Container
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.logging import request_id_var
+from teamsvoice.core.security import token_digest
 from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.audit.service import record_call_if_silent
 
@@ -19,6 +22,30 @@ from teamsvoice.domain.audit.service import record_call_if_silent
 async def get_container(request: Request) -> Container:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request
     return request.app.state.container
+
+
+class _Caller(Protocol):
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+C = TypeVar("C", bound=_Caller)
+
+
+async def cached_caller(container: Container, family: str, token: str, resolve: Callable[[], Awaitable[C]]) -> C:
+    """The caller a bearer token names: from this process's credential cache (`core/credential_cache.py`: by
+    the token's digest, for TEAMSVOICE_CREDENTIAL_CACHE_SECONDS and never past the token's expiry), else
+    `resolve()`d (the family's check against the database, which raises on a bad token) and kept."""
+    cache = container.credentials
+    digest = token_digest(token)
+    caller = cache.get(family, digest)
+    if caller is None:
+        generation = cache.generation()  # before reading: a change committed meanwhile leaves it unstored
+        caller = await resolve()
+        if caller.expires_at is not None:
+            cache.put(family, digest, caller, generation=generation,
+                      token_lifetime_seconds=(caller.expires_at - utcnow()).total_seconds())
+    return caller
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, cached_caller
 from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
 from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.fusion.auth import principal_for_access_token
@@ -32,7 +32,9 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_principal(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> FusionPrincipal:
-    principal = await principal_for_access_token(uow.session, container.keyring, bearer_token(request))
+    token = bearer_token(request)
+    principal = await cached_caller(container, "fusion", token,
+                                    lambda: principal_for_access_token(uow.session, container.keyring, token))
     audit.identify(name=principal.username, login_family=audit.FUSION, login_id=principal.user_id,
                    reseller_id=principal.reseller_id)
     return principal

@@ -81,7 +81,7 @@ def caller_with(fusion_role: str, *, reseller_level: bool = False) -> Callable[.
                                        f"(required role: {fusion_role})")
             caller = VoiceCaller("fusion", await _fusion_scopes(uow, principal), not principal.is_tenant_level)
         else:
-            principal_ctt = await ctt.current_principal(request, uow)
+            principal_ctt = await ctt.current_principal(request, uow, container)
             caller = VoiceCaller("connecttoteams", (principal_ctt,), not principal_ctt.is_enterprise_level)
         if reseller_level and not caller.reseller_level:
             raise PermissionDenied("This endpoint needs a reseller-level login (a ConnecttoTeams reseller, or a Fusion "

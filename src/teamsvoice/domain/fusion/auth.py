@@ -11,7 +11,7 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,7 +123,7 @@ async def principal_for_access_token(session: AsyncSession, keyring: Keyring, to
     claims = _decode(keyring, token, "access")
     # One round trip for the session, its user and a reseller-level user's scope: every request passes here.
     row, user, below = await logins.session_login_and_scope(session, claims["sid"])
-    _row, user = _require_live(row, user, claims)
+    live, user = _require_live(row, user, claims)
     scope: frozenset[int] = frozenset()
     tenant_uuid = None
     if user.level == "tenant":
@@ -137,4 +137,5 @@ async def principal_for_access_token(session: AsyncSession, keyring: Keyring, to
         user_id=user.id, username=user.username, level=user.level, permissions=frozenset(user.permissions or []),
         reseller_id=user.reseller_id, fusion_tenant_id=user.fusion_tenant_id, tenant_uuid=tenant_uuid,
         reseller_scope=scope, session_key=claims["sid"],
+        expires_at=min(live.expires_at, datetime.fromtimestamp(int(claims["exp"]), UTC).replace(tzinfo=None)),
     )

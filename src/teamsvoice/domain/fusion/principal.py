@@ -1,6 +1,7 @@
 """Who is calling the Fusion API, derived from the access token only."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class FusionPrincipal:
     # Org levels: the login's node and every node below it. Empty for tenant-level logins.
     reseller_scope: frozenset[int]
     session_key: str
+    # When the access token it came from expires (naive UTC); None when it did not come from a bearer token.
+    expires_at: datetime | None = None
 
     @property
     def is_tenant_level(self) -> bool:

@@ -117,7 +117,7 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         scope = frozenset(r[3] for r in found if r[3] is not None) | {user.reseller_id}
     return Principal(
         portal_user_id=user.id, username=user.username, user_type=user.user_type,
-        reseller_id=user.reseller_id, enterprise_id=user.enterprise_id, reseller_scope=scope,
+        reseller_id=user.reseller_id, enterprise_id=user.enterprise_id, reseller_scope=scope, expires_at=row.expires_at,
     )
 
 

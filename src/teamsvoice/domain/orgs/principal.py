@@ -1,6 +1,7 @@
 """Who is calling, derived from the credential only."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,8 @@ class Principal:
     enterprise_id: int | None
     # The caller's own reseller and every reseller below it; empty for enterprise-level callers.
     reseller_scope: frozenset[int]
+    # When the credential it came from expires (naive UTC); None when it did not come from a bearer token.
+    expires_at: datetime | None = None
 
     @property
     def is_enterprise_level(self) -> bool:
