@@ -9,9 +9,10 @@ import threading
 from collections import Counter
 
 import pytest
+from sqlalchemy import delete
 
 from teamsvoice.microsoft.budget import (
-    DIRECTORY, DIRECTORY_WRITE, TEAMS, TICK_SECONDS, BudgetScheduler, DatabaseBuckets, Limits, MemoryBuckets,
+    DIRECTORY, DIRECTORY_WRITE, TEAMS, TICK_SECONDS, BudgetBucket, BudgetScheduler, DatabaseBuckets, Limits, MemoryBuckets,
     buckets_for, charge, classify, job_scope, process_buckets, teams_charge,
 )
 
@@ -293,6 +294,22 @@ def test_two_stores_on_one_database_share_one_bucket(database_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_round_makes_again_the_bucket_rows_deleted_since_it_saw_them(database_url: str) -> None:
+    """A store skips creating rows it has seen (microsoft/budget.DatabaseBuckets); a row deleted since (a wiped
+    table) is made again, full, instead of the round failing for ever."""
+    limits = Limits(teams_per_tenant=3, teams_per_app=1000, share=1.0)
+    store = DatabaseBuckets(database_url)
+    one = teams_charge(limits, f"wiped-{id(store)}")
+    try:
+        assert store.take([one, one, one, one], 3_000_000.0)[0] == [True, True, True, False]
+        with store.engine.begin() as connection:
+            connection.execute(delete(BudgetBucket.__table__).where(BudgetBucket.key.in_([b.key for b, _ in one.amounts])))
+        assert store.take([one, one, one, one], 3_000_000.0)[0] == [True, True, True, False]
+        assert store.take([one], 3_000_000.0)[0] == [False]  # the rows made again are shared as before
+    finally:
+        store.close()
 
 
 async def test_two_schedulers_on_one_database_share_the_rate(database_url: str) -> None:

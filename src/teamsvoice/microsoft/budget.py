@@ -306,7 +306,7 @@ class DatabaseBuckets:
         self.engine: Engine = create_engine(url, **({"connect_args": {"timeout": 15}} if self._sqlite else
                                                     {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}))
         self._ready = False
-        self._rows: set[str] = set()  # keys whose rows this process has seen (rows are never deleted)
+        self._rows: set[str] = set()  # keys whose rows this process has seen (one deleted since is made again)
 
     def take(self, demands: Sequence[Charge], now: float) -> tuple[list[bool], float | None]:
         """One transaction of at most three statements whatever the number of buckets: the rows' creation
@@ -319,13 +319,20 @@ class DatabaseBuckets:
         keys = sorted(buckets)
         table = BudgetBucket.__table__
         insert = sqlite_insert if self._sqlite else pg_insert
+        query = select(table.c.key, table.c.tokens, table.c.updated).where(table.c.key.in_(keys)).order_by(table.c.key)
+        if not self._sqlite:
+            query = query.with_for_update()
         with self.engine.begin() as connection:
-            if self._sqlite or not self._rows.issuperset(keys):
+            rows = None
+            if not self._sqlite and self._rows.issuperset(keys):
+                rows = connection.execute(query).all()
+                if len(rows) < len(keys):  # rows deleted since this process saw them (a wiped table)
+                    rows = None
+            if rows is None:
                 # A write first: SQLite's writer lock is taken before anything is read.
                 connection.execute(insert(table).values(
                     [{"key": k, "tokens": buckets[k].capacity, "updated": now} for k in keys]).on_conflict_do_nothing())
-            query = select(table.c.key, table.c.tokens, table.c.updated).where(table.c.key.in_(keys)).order_by(table.c.key)
-            rows = connection.execute(query if self._sqlite else query.with_for_update()).all()
+                rows = connection.execute(query).all()
             states = {row.key: BucketState(row.tokens, row.updated) for row in rows}
             before = {k: (s.tokens, s.updated) for k, s in states.items()}
             result = allocate(states, demands, now)
