@@ -10,11 +10,8 @@ Items are streamed in and out in pages, so memory stays flat whatever the job's 
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -24,15 +21,13 @@ from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.teams_users import repository_bulk, service, templates
+from teamsvoice.domain.teams_users import repository_bulk, repository_bulk_run, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.microsoft.ports import TenantConnection
 
 MAX_ITEMS = 10_000
 INSERT_CHUNK = 500
 BULK_NOT_FOUND = "bulk_job_not_found"
-# A bulk item's `data` as stored (the names the client sent, Fusion's bulk item object; renaming them would
-# need a migration of the stored rows) -> the UserUpdate field it sets (None: not a change).
 ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number", "country": "location",
              "vrp": "vrp", "groups": "groups", "licenses": "licenses", "customerLicenses": "customer_licenses",
              "template": None}
@@ -63,12 +58,18 @@ def new_job_id() -> str:
     return f"{int(time.time())}{secrets.randbelow(10**9):09d}"
 
 
-async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any) -> FusionBulkJob:
-    """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
-    and `upn`; not yet applied). The caller commits, then starts the workflow."""
+async def create_job(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionBulkJob:
+    """Records the job and all its items (not yet applied). The caller commits, then starts the workflow."""
     access.require_ms_tenant()
-    if not name.strip():
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object {name, data}")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("name: a bulk job descriptive name is required")
+    unknown = set(body) - {"name", "data"}
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    data = body.get("data")
     _check_items(data)
     job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
                         job_id=new_job_id(), total_count=len(data), status="queued")
@@ -95,34 +96,27 @@ async def load_access(session: AsyncSession, subscription_id: int) -> Subscripti
     return SubscriptionAccess(None, tenant, subscription, enterprise)  # type: ignore[arg-type]
 
 
-def parse_item(data: dict[str, Any]) -> service.UserUpdate:
-    """The changes a stored item asks for, without its template (`service.parse_changes` under the item's
-    names); a refusal carries the item's code unless the parser named a more precise one."""
+async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
     unknown = set(data) - set(ITEM_KEYS)
     if unknown:
         raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field", code=service.INVALID_ITEM)
-    fields = {name: field for name, field in ITEM_KEYS.items() if field}
     try:
-        return service.parse_changes({field: data[name] for name, field in fields.items() if name in data},
-                                     {field: name for name, field in fields.items()})
+        keys = {k: v for k, v in ITEM_KEYS.items() if v}
+        update = service.parse_update({k: v for k, v in data.items() if k in keys}, keys=keys)
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, code=exc.code if exc.code != ValidationFailed.code else service.INVALID_ITEM) from None
-
-
-async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
-    changes = parse_item(data)
     template_name = data.get("template")
     if template_name is not None:
         if not isinstance(template_name, str) or not template_name.strip():
             raise ValidationFailed("template: must be a template name", code=service.INVALID_ITEM)
         template = await templates.by_name(session, subscription_id, template_name.strip())
         from_template = templates.update_from(template, override=False)
-        changes.groups, changes.licenses = from_template.groups, from_template.licenses
-        if template.location:
-            changes.location = template.location
-        if template.vrp:
-            changes.vrp = template.vrp
-    return changes
+        update.groups, update.licenses = from_template.groups, from_template.licenses
+        if template["location"]:
+            update.location = template["location"]
+        if template["vrp"]:
+            update.vrp = template["vrp"]
+    return update
 
 
 Retry = Callable[[Callable[[], Awaitable[None]], Callable[[int, Any, float], Awaitable[None]]], Awaitable[None]]
@@ -139,69 +133,73 @@ async def apply_item(
     """Applies one pending item and records its outcome once (a finished or cancelled item is left alone).
     `retry` runs the attempt until Microsoft stops failing transiently; only Microsoft's refusal or our
     validation ends the item in error. Answers the item's status."""
-    async with transaction(sessions) as session:
-        item = await session.get(FusionBulkItem, item_id)
-        if item is None or item.status != "pending":
-            return item.status if item is not None else "gone"
-        data, upn, job_id = dict(item.data), item.upn, item.job_id
+    claimed: list[repository_bulk_run.ClaimedItem] = []
 
     async def attempt() -> None:
         async with transaction(sessions) as session:
-            counted = await session.execute(update(FusionBulkItem).where(
-                FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(attempts=FusionBulkItem.attempts + 1))
+            # One statement counts the attempt and reads what the item applies (no read of its own first).
+            item = await repository_bulk_run.claim_attempt(session, item_id)
             await end_transaction(session)
-            if counted.rowcount != 1:  # type: ignore[attr-defined]
+            if item is None:
                 raise _NoLongerPending
-            changes = await _item_update(session, access.subscription.id, data)
+            claimed[:] = [item]
+            changes = await _item_update(session, access.subscription.id, item.data)
         try:
-            user = await connection.directory_admin.user(upn)
+            user = await connection.directory_admin.user(item.upn)
         except NotFound:
-            raise NotFound(f"The MS Teams user {upn} does not exist", code=service.USER_NOT_FOUND) from None
+            raise NotFound(f"The MS Teams user {item.upn} does not exist", code=service.USER_NOT_FOUND) from None
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache)
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
         async with transaction(sessions) as session:
-            await session.execute(update(FusionBulkItem).where(
-                FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(
-                details={"lastError": describe(exc), "retryInSeconds": round(wait, 1)}, updated_on=utcnow()))
+            await repository_bulk_run.record_waiting(session, item_id, {"lastError": describe(exc), "retryInSeconds": round(wait, 1)})
 
     outcome: dict[str, Any]
     try:
         await retry(attempt, waiting)
         outcome = {"status": "success", "details": {}, "error": None}
     except _NoLongerPending:
-        return "cancelled"
+        if claimed:
+            return "cancelled"  # it was pending at its first attempt: cancelled (or ended elsewhere) while it waited
+        async with transaction(sessions) as session:  # not pending at all (a step run again after it ended)
+            status = await repository_bulk_run.item_status(session, item_id)
+        return status or "gone"
     except DomainError as exc:
         outcome = {"status": "error", "details": None, "error": describe(exc)}
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
         if is_transient_database_error(exc):
             raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
         outcome = {"status": "error", "details": None, "error": describe_unexpected(exc)}
-    await _record_outcome(sessions, job_id, item_id, outcome)
+    if claimed:
+        await _record_outcome(sessions, claimed[0].job_id, item_id, outcome)
+    else:  # its data never read (the first claim failed before answering): the job is the item's
+        async with transaction(sessions) as session:
+            job_id = await repository_bulk_run.job_of_item(session, item_id)
+        if job_id is not None:
+            await _record_outcome(sessions, job_id, item_id, outcome)
     return str(outcome["status"])
 
 
 async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
-    """Ends the item once, counts it on the job, and (the last item) sets the job's final status, all in
-    one transaction."""
+    """Ends the item once and counts it on the job in one transaction: the item's row first, then ONE
+    statement on the job's row (every item of the job updates that row, so it is locked for one round trip)
+    that answers the counts. The item counted last also sets the job's final status (an ORM change, so the
+    audit log records the job's end as before)."""
     async with transaction(sessions) as session:
-        done = await session.execute(update(FusionBulkItem).where(
-            FusionBulkItem.id == item_id, FusionBulkItem.status == "pending").values(updated_on=utcnow(), **outcome))
-        if done.rowcount == 1:  # type: ignore[attr-defined]
-            counter = FusionBulkJob.success_count if outcome["status"] == "success" else FusionBulkJob.error_count
-            await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id).values(
-                {counter.key: counter + 1, "updated_on": utcnow()}))
+        if not await repository_bulk_run.end_item(session, item_id, outcome):
+            return
+        counts = await repository_bulk_run.count_item(session, job_id, succeeded=outcome["status"] == "success")
+        # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
+        if counts.status in ("queued", "running") and counts.all_counted:
             job = await session.get(FusionBulkJob, job_id, populate_existing=True)
-            # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
-            if job is not None and job.status in ("queued", "running") and job.success_count + job.error_count >= job.total_count:
-                job.status = final_status(job)
+            assert job is not None  # jobs are never deleted
+            job.status = final_status(job)
 
 
 async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, exc: DomainError) -> None:
     """The job cannot run at all (its subscription has no Microsoft tenant): every pending item fails."""
     async with transaction(sessions) as session:
-        ids = list(await session.scalars(select(FusionBulkItem.id).where(
-            FusionBulkItem.job_id == job_id, FusionBulkItem.status == "pending")))
+        ids = await repository_bulk_run.pending_item_ids(session, job_id)
     for item_id in ids:
         await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": describe(exc)})
 
@@ -269,30 +267,12 @@ async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: s
     return await repository_bulk.jobs_page(session, access.subscription.id, search, offset, limit)
 
 
-@dataclass(frozen=True)
-class JobSummary:
-    """A bulk job's progress: `job_id` is the job's public number (`new_job_id`), `processed_count` the items
-    ended so far, `cancelled_count` those a cancel stopped (0 unless the job is cancelled)."""
-
-    id: int
-    job_id: str
-    title: str
-    kind: str
-    status: str
-    total_count: int
-    success_count: int
-    error_count: int
-    processed_count: int
-    cancelled_count: int
-    created_on: datetime
-    updated_on: datetime
-
-
-def job_summary(job: FusionBulkJob) -> JobSummary:
-    return JobSummary(job.id, job.job_id, job.title, job.kind, job.status, job.total_count, job.success_count,
-                      job.error_count, job.success_count + job.error_count,
-                      job.total_count - job.success_count - job.error_count if job.status == "cancelled" else 0,
-                      job.created_on, job.updated_on)
+def job_summary(job: FusionBulkJob) -> dict[str, Any]:
+    return {"id": job.id, "job_id": job.job_id, "title": job.title, "kind": job.kind, "status": job.status,
+            "total_count": job.total_count, "success_count": job.success_count, "error_count": job.error_count,
+            "processed_count": job.success_count + job.error_count,
+            "cancelled_count": job.total_count - job.success_count - job.error_count if job.status == "cancelled" else 0,
+            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
 
 
 async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, errors_only: bool = False,

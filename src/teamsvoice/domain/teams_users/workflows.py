@@ -21,16 +21,15 @@ from typing import Any, TypeVar
 import anyio
 from dbos import DBOS
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.db import end_transaction, transaction
+from teamsvoice.core.db import end_transaction, sync_transaction, transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.core.logging import job_log_context
 from teamsvoice.core.metrics import record_bulk_item
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import bulk, resource_accounts
-from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.teams_users import bulk, repository_bulk_run, resource_accounts
+from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
     durable_step,
     enqueue_for_tenant, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
@@ -94,10 +93,8 @@ def next_page_step(job_id: int, after: int) -> list[int]:
     """Ids of the next pending items after position `after` (in position order), then the last position."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
         async with transaction(sessions) as session:
-            rows = (await session.execute(select(FusionBulkItem.id, FusionBulkItem.position).where(
-                FusionBulkItem.job_id == job_id, FusionBulkItem.position > after, FusionBulkItem.status == "pending",
-            ).order_by(FusionBulkItem.position).limit(PAGE_SIZE))).all()
-        return [row.id for row in rows] + ([rows[-1].position] if rows else [])
+            rows = await repository_bulk_run.pending_page(session, job_id, after, PAGE_SIZE)
+        return [item_id for item_id, _ in rows] + ([rows[-1][1]] if rows else [])
 
     return _simple(work)
 
@@ -235,8 +232,8 @@ async def enqueue_resource_account(job_key: str, account_id: int, generation: in
 def resume_orphaned() -> int:
     """Work recorded but never started (a crash between commit and enqueue): queued bulk jobs and resource
     accounts still in a transitional state. Idempotent: workflow ids derive from the rows' keys."""
-    with Session(job_context().engine) as session:
-        jobs = list(session.execute(select(FusionBulkJob.job_key, FusionBulkJob.id).where(FusionBulkJob.status == "queued")))
+    with sync_transaction(job_context().engine) as session:
+        jobs = repository_bulk_run.queued_jobs(session)
         accounts = list(session.execute(select(FusionResourceAccount.job_key, FusionResourceAccount.id, FusionResourceAccount.generation)
                                         .where(FusionResourceAccount.status.in_(("creating", "updating", "deleting")))))
     for key, job_id in jobs:

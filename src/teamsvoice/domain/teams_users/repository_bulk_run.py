@@ -1,0 +1,99 @@
+"""Statements of a running bulk job's items (`bulk.apply_item` and the job's workflow): claiming an item's
+attempt, recording why it waits, ending it once, and counting it on its job's row.
+
+Each is one statement: an item's attempt is counted and its data read in one UPDATE ... RETURNING, and an
+ended item is counted on the job in one UPDATE ... RETURNING that answers the counts, so the job's row (which
+every item of the job updates) stays locked for one round trip and the caller sees whether it was the last.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from teamsvoice.core.clock import utcnow
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
+
+ITEMS = FusionBulkItem.__table__
+JOBS = FusionBulkJob.__table__
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    job_id: int
+    upn: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """A job's row as one item's count left it."""
+
+    status: str
+    total: int
+    success: int
+    error: int
+
+    @property
+    def all_counted(self) -> bool:
+        return self.success + self.error >= self.total
+
+
+async def claim_attempt(session: AsyncSession, item_id: int) -> ClaimedItem | None:
+    """Counts one more attempt of a pending item and answers what it applies; None when the item is not
+    pending (ended, cancelled, or gone)."""
+    row = (await session.execute(update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status == "pending").values(
+        attempts=ITEMS.c.attempts + 1, updated_on=utcnow()).returning(ITEMS.c.job_id, ITEMS.c.upn, ITEMS.c.data))).first()
+    return ClaimedItem(row.job_id, row.upn, dict(row.data)) if row is not None else None
+
+
+async def item_status(session: AsyncSession, item_id: int) -> str | None:
+    return await session.scalar(select(ITEMS.c.status).where(ITEMS.c.id == item_id))
+
+
+async def job_of_item(session: AsyncSession, item_id: int) -> int | None:
+    return await session.scalar(select(ITEMS.c.job_id).where(ITEMS.c.id == item_id))
+
+
+async def record_waiting(session: AsyncSession, item_id: int, details: dict[str, Any]) -> None:
+    """Why a pending item waits before its next attempt (shown on the job while it waits)."""
+    await session.execute(update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status == "pending").values(
+        details=details, updated_on=utcnow()))
+
+
+async def end_item(session: AsyncSession, item_id: int, outcome: dict[str, Any]) -> bool:
+    """Moves a pending item to its outcome (status, details, error); False when it was not pending, i.e. it
+    has ended already or was cancelled: an item ends once."""
+    done = await session.execute(update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status == "pending").values(
+        updated_on=utcnow(), **outcome))
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def count_item(session: AsyncSession, job_id: int, *, succeeded: bool) -> JobCounts:
+    """Counts one ended item on its job and answers the job's counts and status after it, in one statement.
+    (A statement on the table, not on the mapped class: the counters are progress, which the audit log does
+    not record, so it need not read the row first.)"""
+    counter = JOBS.c.success_count if succeeded else JOBS.c.error_count
+    row = (await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(
+        {counter: counter + 1, JOBS.c.updated_on: utcnow()}).returning(
+        JOBS.c.status, JOBS.c.total_count, JOBS.c.success_count, JOBS.c.error_count))).one()
+    return JobCounts(row.status, row.total_count, row.success_count, row.error_count)
+
+
+async def pending_item_ids(session: AsyncSession, job_id: int) -> list[int]:
+    return list(await session.scalars(select(ITEMS.c.id).where(ITEMS.c.job_id == job_id, ITEMS.c.status == "pending")))
+
+
+async def pending_page(session: AsyncSession, job_id: int, after: int, limit: int) -> list[tuple[int, int]]:
+    """(id, position) of the job's next pending items after position `after`, in position order."""
+    rows = await session.execute(select(ITEMS.c.id, ITEMS.c.position).where(
+        ITEMS.c.job_id == job_id, ITEMS.c.position > after, ITEMS.c.status == "pending",
+    ).order_by(ITEMS.c.position).limit(limit))
+    return [(row.id, row.position) for row in rows]
+
+
+def queued_jobs(session: Session) -> list[tuple[str, int]]:
+    """(job_key, id) of the bulk jobs recorded but not started (a crash between commit and enqueue)."""
+    return [(row.job_key, row.id) for row in session.execute(select(JOBS.c.job_key, JOBS.c.id).where(JOBS.c.status == "queued"))]
