@@ -10,6 +10,8 @@ Items are streamed in and out in pages, so memory stays flat whatever the job's 
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +30,8 @@ from teamsvoice.microsoft.ports import TenantConnection
 MAX_ITEMS = 10_000
 INSERT_CHUNK = 500
 BULK_NOT_FOUND = "bulk_job_not_found"
+# A bulk item's `data` as stored (the names the client sent, Fusion's bulk item object; renaming them would
+# need a migration of the stored rows) -> the UserUpdate field it sets (None: not a change).
 ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number", "country": "location",
              "vrp": "vrp", "groups": "groups", "licenses": "licenses", "customerLicenses": "customer_licenses",
              "template": None}
@@ -58,18 +62,12 @@ def new_job_id() -> str:
     return f"{int(time.time())}{secrets.randbelow(10**9):09d}"
 
 
-async def create_job(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionBulkJob:
-    """Records the job and all its items (not yet applied). The caller commits, then starts the workflow."""
+async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any) -> FusionBulkJob:
+    """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
+    and `upn`; not yet applied). The caller commits, then starts the workflow."""
     access.require_ms_tenant()
-    if not isinstance(body, dict):
-        raise ValidationFailed("body: must be a JSON object {name, data}")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if not name.strip():
         raise ValidationFailed("name: a bulk job descriptive name is required")
-    unknown = set(body) - {"name", "data"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    data = body.get("data")
     _check_items(data)
     job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
                         job_id=new_job_id(), total_count=len(data), status="queued")
@@ -96,27 +94,34 @@ async def load_access(session: AsyncSession, subscription_id: int) -> Subscripti
     return SubscriptionAccess(None, tenant, subscription, enterprise)  # type: ignore[arg-type]
 
 
-async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
+def parse_item(data: dict[str, Any]) -> service.UserUpdate:
+    """The changes a stored item asks for, without its template (`service.parse_changes` under the item's
+    names); a refusal carries the item's code unless the parser named a more precise one."""
     unknown = set(data) - set(ITEM_KEYS)
     if unknown:
         raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field", code=service.INVALID_ITEM)
+    fields = {name: field for name, field in ITEM_KEYS.items() if field}
     try:
-        keys = {k: v for k, v in ITEM_KEYS.items() if v}
-        update = service.parse_update({k: v for k, v in data.items() if k in keys}, keys=keys)
+        return service.parse_changes({field: data[name] for name, field in fields.items() if name in data},
+                                     {field: name for name, field in fields.items()})
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, code=exc.code if exc.code != ValidationFailed.code else service.INVALID_ITEM) from None
+
+
+async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
+    changes = parse_item(data)
     template_name = data.get("template")
     if template_name is not None:
         if not isinstance(template_name, str) or not template_name.strip():
             raise ValidationFailed("template: must be a template name", code=service.INVALID_ITEM)
         template = await templates.by_name(session, subscription_id, template_name.strip())
         from_template = templates.update_from(template, override=False)
-        update.groups, update.licenses = from_template.groups, from_template.licenses
-        if template["location"]:
-            update.location = template["location"]
-        if template["vrp"]:
-            update.vrp = template["vrp"]
-    return update
+        changes.groups, changes.licenses = from_template.groups, from_template.licenses
+        if template.location:
+            changes.location = template.location
+        if template.vrp:
+            changes.vrp = template.vrp
+    return changes
 
 
 Retry = Callable[[Callable[[], Awaitable[None]], Callable[[int, Any, float], Awaitable[None]]], Awaitable[None]]
@@ -267,12 +272,30 @@ async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: s
     return await repository_bulk.jobs_page(session, access.subscription.id, search, offset, limit)
 
 
-def job_summary(job: FusionBulkJob) -> dict[str, Any]:
-    return {"id": job.id, "job_id": job.job_id, "title": job.title, "kind": job.kind, "status": job.status,
-            "total_count": job.total_count, "success_count": job.success_count, "error_count": job.error_count,
-            "processed_count": job.success_count + job.error_count,
-            "cancelled_count": job.total_count - job.success_count - job.error_count if job.status == "cancelled" else 0,
-            "created_on": job.created_on.isoformat(), "updated_on": job.updated_on.isoformat()}
+@dataclass(frozen=True)
+class JobSummary:
+    """A bulk job's progress: `job_id` is the job's public number (`new_job_id`), `processed_count` the items
+    ended so far, `cancelled_count` those a cancel stopped (0 unless the job is cancelled)."""
+
+    id: int
+    job_id: str
+    title: str
+    kind: str
+    status: str
+    total_count: int
+    success_count: int
+    error_count: int
+    processed_count: int
+    cancelled_count: int
+    created_on: datetime
+    updated_on: datetime
+
+
+def job_summary(job: FusionBulkJob) -> JobSummary:
+    return JobSummary(job.id, job.job_id, job.title, job.kind, job.status, job.total_count, job.success_count,
+                      job.error_count, job.success_count + job.error_count,
+                      job.total_count - job.success_count - job.error_count if job.status == "cancelled" else 0,
+                      job.created_on, job.updated_on)
 
 
 async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, errors_only: bool = False,
