@@ -8,35 +8,19 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from teamsvoice.api.fusion.error_codes import NAMED_CODES, outcome_body
-from teamsvoice.core.db import MIGRATIONS_DIR, sync_url
 from tests.conftest import BACKENDS
+from tests.support.migrations import NOW, add_enterprise, database_at
 
 migration = importlib.import_module("teamsvoice.migrations.versions.0011_neutral_bulk_outcomes")
 BEFORE = migration.down_revision
-NOW = "2026-01-01 00:00:00"
-
-
-def _config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
-    return config
 
 
 def _parents(connection) -> int:
     """A reseller, an enterprise, a Fusion tenant and subscription, and a bulk job as revision BEFORE has them."""
-    connection.execute(text("INSERT INTO resellers (id, name, level, registered_redirect_urls, created_at) "
-                            "VALUES (1, 'r', 'MASTER', '[]', :now)"), {"now": NOW})
-    connection.execute(text(
-        "INSERT INTO enterprises (id, reseller_id, enterprise_name, services, pbx_ids, sbc_gateway_ids, "
-        "billing_references, ent_config_infos, allow_external_numbers, can_add_extensions, "
-        "can_reseller_manage_enterprise_provisioning, federated, pbx_moh, restrict_admin_access, secure_sms_enabled, "
-        "user_limit, user_provisioning_enabled, registered, created_at, updated_at) VALUES (1, 1, 'e', '[]', '[]', "
-        "'[]', '[]', '[]', false, false, false, false, false, false, false, 0, false, false, :now, :now)"), {"now": NOW})
+    add_enterprise(connection)
     connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
                             "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
     connection.execute(text(
@@ -52,13 +36,7 @@ def _parents(connection) -> int:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fusion_error_bodies_become_neutral_outcomes_rendered_as_before(backend: str, request: pytest.FixtureRequest,
                                                                         tmp_path: Path) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'before.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"tv_mig_{uuid.uuid4().hex[:10]}")
-    config = _config(url)
-    command.upgrade(config, BEFORE)
-    engine = create_engine(sync_url(url))
+    config, engine = database_at(BEFORE, backend, request, tmp_path)
     # One ended item per Fusion code the domain can raise, an unexpected failure, an unknown number, a pending
     # item waiting for Microsoft (its last error), and a succeeded one.
     stored = {number: {"code": number, "reason": f"reason {number}"} for number in migration.BY_NUMBER}

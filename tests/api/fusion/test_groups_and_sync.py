@@ -216,7 +216,7 @@ async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
         jobs = await _jobs(sub)
     assert [(j.status, j.error) for j in jobs[known:]] == [("COMPLETED", None), ("COMPLETED", None)]
     assert jobs[known + 1].results == {}  # type resource_account: the normal users are not touched
-    results = {r["userPrincipalName"].lower(): r for r in jobs[known].results.values()}
+    results = {r["user_principal_name"].lower(): r for r in jobs[known].results.values()}
     assert set(results) == {alice_upn.lower(), bob_upn.lower()}
     assert results[bob_upn.lower()]["status"] == "UPDATED"
     assert results[bob_upn.lower()]["changes"] == [f"number set to {sub.numbers[1]}"]
@@ -315,7 +315,7 @@ async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
                                                   for a in refreshed.json()["resourceAccounts"]}) == {cq, aa}
     job = await _completed_job(sub, known)
     assert job.status == "COMPLETED", job.error
-    assert {r["userPrincipalName"].lower(): r["status"] for r in job.results.values()}[cq] == "UPDATED"
+    assert {r["user_principal_name"].lower(): r["status"] for r in job.results.values()}[cq] == "UPDATED"
     assert await sub.teams_numbers(cq_id) == [sub.numbers[3]]
     await sub.world.tenant_login(path.split("/")[6], "ra-none", permissions=[f"{MST}.users.list"])
     denied = await client.get(f"{path}/msteams/resource_accounts", headers=await sub.world.as_("ra-none"))

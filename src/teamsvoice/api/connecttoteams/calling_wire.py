@@ -152,16 +152,30 @@ def render_readiness(readiness: Readiness) -> dict[str, Any]:
             "checks": [render_check(c) for c in readiness.checks]}
 
 
+def render_job_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A user's stored result (`calling/workflows.user_result`) in getSyncJobStatus' field names."""
+    body: dict[str, Any] = {"userPrincipalName": result.get("user_principal_name"), "status": result.get("status")}
+    body |= {name: result[name] for name in ("changes", "error") if name in result}
+    return body
+
+
+def render_published_app(app: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The published app a Unified App job stored (`unified_app.PublishedApp.stored()`)."""
+    if app is None:
+        return None
+    return {"teamsAppId": app.get("app_id"), "action": app.get("action"), "version": app.get("version")}
+
+
 def render_job(job: CallingJob) -> dict[str, Any]:
     """getSyncJobStatus (teamsvoice's design): the job, its counts per status and its per-user results."""
-    results = list(job.results.values())
+    results = [render_job_result(result) for result in job.results.values()]
     counts: dict[str, int] = {}
     for result in results:
-        counts[result.get("status", "?")] = counts.get(result.get("status", "?"), 0) + 1
+        counts[result.get("status") or "?"] = counts.get(result.get("status") or "?", 0) + 1
     return {
         "jobId": job.job_key, "type": job.kind, "enterpriseId": job.enterprise_id, "status": job.status,
         "total": job.total, "processed": len(results), "counts": counts, "results": results,
-        "app": job.detail.get("app"), "error": job.error,
+        "app": render_published_app(job.detail.get("app")), "error": job.error,
         "createdOn": job.created_at.strftime(TIMESTAMP),
         "finishedOn": job.finished_at.strftime(TIMESTAMP) if job.finished_at else None,
     }

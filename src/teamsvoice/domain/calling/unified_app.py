@@ -155,16 +155,28 @@ def package(source: PackageSource) -> bytes:
     return buffer.getvalue()
 
 
-async def publish(apps: TeamsApps, source: PackageSource) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PublishedApp:
+    """The app in the tenant's catalog after a publish: its Teams app id, what publishing did (PUBLISHED, UPDATED
+    or UNCHANGED) and the version it holds. A calling job stores it as `stored()` in `detail["app"]`."""
+    app_id: str
+    action: str
+    version: str
+
+    def stored(self) -> dict[str, str]:
+        return {"app_id": self.app_id, "action": self.action, "version": self.version}
+
+
+async def publish(apps: TeamsApps, source: PackageSource) -> PublishedApp:
     """The app in the catalog at this version: published, updated, or left as it is."""
     existing = await apps.find_app(source.external_id)
     if existing is None:
         app = await apps.publish(package(source))
-        return {"teamsAppId": app.id, "action": "PUBLISHED", "version": source.version}
+        return PublishedApp(app.id, "PUBLISHED", source.version)
     if existing.version != source.version:
         await apps.update(existing.id, package(source))
-        return {"teamsAppId": existing.id, "action": "UPDATED", "version": source.version}
-    return {"teamsAppId": existing.id, "action": "UNCHANGED", "version": source.version}
+        return PublishedApp(existing.id, "UPDATED", source.version)
+    return PublishedApp(existing.id, "UNCHANGED", source.version)
 
 
 async def install_for(apps: TeamsApps, app_id: str, version: str, user_id: str) -> str:

@@ -37,17 +37,27 @@ def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) 
             setattr(job, name, value)
 
 
+def user_result(upn: str, status: str, *, changes: list[str] | None = None, error: str | None = None) -> dict[str, Any]:
+    """A user's result as the job keeps it in `calling_jobs.results` (by user principal name): the status of its
+    item (UPDATED, UNCHANGED, INSTALLED, ..., WAITING while Microsoft is retried, FAILED) with what changed or why
+    it failed. The API families render it in their own field names (ConnecttoTeams' `render_job`)."""
+    result: dict[str, Any] = {"user_principal_name": upn, "status": status}
+    if changes is not None:
+        result["changes"] = changes
+    if error is not None:
+        result["error"] = error
+    return result
+
+
 def _stored(outcome: Reconciled) -> dict[str, Any]:
-    """A user's result as the job keeps it (and getSyncJobStatus shows it): the job's stored rows carry the
-    field names they always had."""
-    return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "changes": outcome.changes}
+    return user_result(outcome.user_principal_name, outcome.status, changes=outcome.changes)
 
 
 def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
     """Microsoft failed transiently for this user: its result says so while the step waits to retry."""
     async def record(failures: int, exc: DomainError, wait: float) -> None:
-        await asyncio.to_thread(_record, job_id, {upn: {"userPrincipalName": upn, "status": "WAITING",
-                                                        "error": f"{exc.message} (try {failures}; retrying)"}})
+        await asyncio.to_thread(_record, job_id, {upn: user_result(
+            upn, "WAITING", error=f"{exc.message} (try {failures}; retrying)")})
     return record
 
 
@@ -97,15 +107,15 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
                     workflow="sync_teams_users"))
             except DomainError as exc:
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
-                results[record.user_principal_name] = {"userPrincipalName": record.user_principal_name,
-                                                       "status": "FAILED", "error": exc.message}
+                results[record.user_principal_name] = user_result(record.user_principal_name, "FAILED",
+                                                                  error=exc.message)
         return results
 
     try:
         results = _with_connection(tenant_id, work)
     except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
-        results = {r.user_principal_name: {"userPrincipalName": r.user_principal_name, "status": "FAILED",
-                                           "error": exc.message} for r in records}
+        results = {r.user_principal_name: user_result(r.user_principal_name, "FAILED", error=exc.message)
+                   for r in records}
     with sync_transaction(job_context().engine) as session:
         for record in records:
             session.merge(record)
@@ -124,8 +134,8 @@ def publish_step(job_id: int) -> dict[str, Any]:
         token = (job_context().keyring.decrypt(job.graph_token_encrypted, purpose=GRAPH_TOKEN_PURPOSE)
                  if job.graph_token_encrypted else None)
 
-    async def work(connection: Any) -> dict[str, Any]:
-        return await unified_app.publish(connection.teams_apps, source)
+    async def work(connection: Any) -> dict[str, str]:
+        return (await unified_app.publish(connection.teams_apps, source)).stored()
 
     try:
         published = _with_connection(tenant_id, work, token)
@@ -147,17 +157,17 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
         apps, results = connection.teams_apps, {}
         for upn, user_id in users:
             try:
-                results[upn] = {"userPrincipalName": upn, "status": await until_microsoft_answers(
+                results[upn] = user_result(upn, await until_microsoft_answers(
                     partial(unified_app.install_for, apps, app_id, version, user_id), _waiting(job_id, upn),
-                    workflow="sync_unified_app")}
+                    workflow="sync_unified_app"))
             except DomainError as exc:
-                results[upn] = {"userPrincipalName": upn, "status": "FAILED", "error": exc.message}
+                results[upn] = user_result(upn, "FAILED", error=exc.message)
         return results
 
     try:
         results = _with_connection(tenant_id, work)
     except DomainError as exc:
-        results = {upn: {"userPrincipalName": upn, "status": "FAILED", "error": exc.message} for upn, _ in users}
+        results = {upn: user_result(upn, "FAILED", error=exc.message) for upn, _ in users}
     _record(job_id, results)
 
 
@@ -186,7 +196,8 @@ def sync_unified_app(job_id: int) -> None:
         finish_step(job_id, f"Publishing the app failed: {published['error']}")
         return
     for batch in _batches(ids):
-        install_batch(job_id, published["teamsAppId"], published["version"], batch)
+        # (a workflow recorded before revision 0012 replays this step's output under the old name `teamsAppId`)
+        install_batch(job_id, published.get("app_id") or published["teamsAppId"], published["version"], batch)
     finish_step(job_id, None)
 
 
