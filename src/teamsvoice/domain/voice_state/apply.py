@@ -6,7 +6,6 @@ Microsoft is read only after the read transaction ended (never inside a write tr
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +16,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.orgs.principal import Principal
-from teamsvoice.domain.voice_state import drift, repository
+from teamsvoice.domain.voice_state import drift, repository, repository_apply
 from teamsvoice.domain.voice_state.numbers import reconcile_numbers
 from teamsvoice.domain.voice_state.models import VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Difference, Plan
@@ -42,8 +41,7 @@ def _adopt_ids(raw: Any) -> list[str]:
 
 async def _take_number(session: AsyncSession, enterprise: Enterprise, record: TeamsVoiceUser, number: str) -> None:
     await ownership.require_assignable(session, enterprise.id, number, field="adopt")
-    holder = await session.scalar(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.phone_number == number, TeamsVoiceUser.id != record.id))
+    holder = await repository_apply.number_holder(session, number, except_voice_user_id=record.id)
     if holder is not None:
         if holder.enterprise_id != enterprise.id:
             raise Conflict(f"adopt: {number} is held by another customer's user")
@@ -133,8 +131,7 @@ async def grant_policies(voice: TenantVoiceAdmin, differences: list[Difference],
 
 
 async def new_apply_job(session: AsyncSession, enterprise: Enterprise, trigger: str) -> VoiceApplyJob:
-    running = await session.scalar(select(VoiceApplyJob.id).where(
-        VoiceApplyJob.enterprise_id == enterprise.id, VoiceApplyJob.status.in_(("queued", "running"))))
+    running = await repository_apply.unfinished_apply_job(session, enterprise.id)
     if running is not None:
         raise PreconditionFailed(f"An apply of this tenant is already running (job {running})")
     job = VoiceApplyJob(enterprise_id=enterprise.id, trigger=trigger, status="queued", differences=[], desired={},
@@ -190,8 +187,7 @@ async def restore(session: AsyncSession, enterprise: Enterprise, wanted: Desired
     for u in users:
         if u.phone_number:
             await ownership.require_assignable(session, enterprise.id, u.phone_number, field="users.phoneNumber")
-    records = {r.user_principal_name: r for r in await session.scalars(
-        select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id))}
+    records = await repository_apply.records_by_upn(session, enterprise.id)
     named = {u.user_principal_name for u in users}
     for upn, record in records.items():
         record.phone_number = None  # freed first: numbers may move between users of the document

@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import Gauge
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,8 +30,10 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.metrics import REGISTRY
 from teamsvoice.core.security import Keyring
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs import repository as orgs
+from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.voice_state import repository_drift as records
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftEvent, DriftWebhook, TenantDriftSettings
 from teamsvoice.domain.voice_state.planner import Plan
 from teamsvoice.settings import Settings
@@ -62,24 +63,13 @@ def new_scan_key() -> str:
     return str(uuid.uuid4())
 
 
-def _scope(principal: Principal) -> Any:
-    if principal.enterprise_id is not None:
-        return Enterprise.id == principal.enterprise_id
-    return Enterprise.reseller_id.in_(principal.reseller_scope)
-
-
 async def enterprises_in_scope(session: AsyncSession, principal: Principal) -> list[int]:
-    return list(await session.scalars(select(Enterprise.id).where(_scope(principal), Enterprise.tenant_id.is_not(None))
-                                      .order_by(Enterprise.id)))
+    return await records.linked_enterprise_ids(session, principal)
 
 
 async def tenants_overview(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
-    rows = (await session.execute(
-        select(Enterprise, TenantDriftSettings).outerjoin(TenantDriftSettings, TenantDriftSettings.enterprise_id == Enterprise.id)
-        .where(_scope(principal), Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id))).all()
-    open_counts = dict((await session.execute(
-        select(DriftEvent.enterprise_id, func.count(DriftEvent.id)).where(DriftEvent.resolved_at.is_(None))
-        .group_by(DriftEvent.enterprise_id))).all())
+    rows = await records.linked_with_settings(session, principal)
+    open_counts = await records.open_event_counts(session)
     return [{"tenantId": e.tenant_id, "enterpriseId": e.id, "enterpriseName": e.enterprise_name,
              "openDrift": open_counts.get(e.id, 0), "autoApply": bool(s and s.auto_apply),
              "lastScanAt": s.last_scan_at.isoformat() + "Z" if s and s.last_scan_at else None,
@@ -95,27 +85,21 @@ def render_event(event: DriftEvent, tenant_id: str | None) -> dict[str, Any]:
 
 
 async def events(session: AsyncSession, principal: Principal, tenant_id: str | None, *, include_resolved: bool) -> list[dict[str, Any]]:
-    query = (select(DriftEvent, Enterprise.tenant_id).join(Enterprise, Enterprise.id == DriftEvent.enterprise_id)
-             .where(_scope(principal)).order_by(DriftEvent.id))
-    if tenant_id is not None:
-        query = query.where(Enterprise.tenant_id == tenant_id)
-    if not include_resolved:
-        query = query.where(DriftEvent.resolved_at.is_(None))
-    return [render_event(e, t) for e, t in (await session.execute(query)).all()]
+    return [render_event(e, t) for e, t in await records.events_in_scope(session, principal, tenant_id,
+                                                                         include_resolved=include_resolved)]
 
 
 async def settings_of(session: AsyncSession, enterprise: Enterprise) -> TenantDriftSettings:
     """The tenant's row, created on first use. A scan job and an API call may both create it at once: the
     loser's insert fails inside its savepoint and it reads the winner's row."""
-    query = select(TenantDriftSettings).where(TenantDriftSettings.enterprise_id == enterprise.id)
-    row = await session.scalar(query)
+    row = await records.drift_settings(session, enterprise.id)
     if row is None:
         try:
             async with session.begin_nested():
                 session.add(TenantDriftSettings(enterprise_id=enterprise.id, auto_apply=False))
         except IntegrityError:
             pass  # created by another transaction first
-        row = await session.scalar(query)
+        row = await records.drift_settings(session, enterprise.id)
         assert row is not None
     return row
 
@@ -150,7 +134,7 @@ async def set_webhook(session: AsyncSession, keyring: Keyring, settings: Setting
     assert principal.reseller_id is not None
     check_webhook_url(url, settings.allow_loopback_redirects)
     secret = secrets.token_urlsafe(32)
-    row = await session.scalar(select(DriftWebhook).where(DriftWebhook.reseller_id == principal.reseller_id))
+    row = await records.webhook_of(session, principal.reseller_id)
     if row is None:
         row = DriftWebhook(reseller_id=principal.reseller_id, url=url, secret_encrypted="")
         session.add(row)
@@ -166,10 +150,11 @@ async def _webhooks_for(session: AsyncSession, reseller_id: int) -> list[DriftWe
     for _ in range(10):
         if current is None:
             break
-        hook = await session.scalar(select(DriftWebhook).where(DriftWebhook.reseller_id == current))
+        hook = await records.webhook_of(session, current)
         if hook is not None:
             found.append(hook)
-        current = await session.scalar(select(Reseller.parent_id).where(Reseller.id == current))
+        reseller = await orgs.reseller_by_id(session, current)
+        current = reseller.parent_id if reseller is not None else None
     return found
 
 
@@ -178,8 +163,7 @@ async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan,
     """Updates the tenant's drift events from a scan's plan; answers the open count and the webhook
     deliveries to send (one per new or resolved event and webhook; none unless `notify`)."""
     now = utcnow()
-    open_events = {e.difference_id: e for e in await session.scalars(select(DriftEvent).where(
-        DriftEvent.enterprise_id == enterprise.id, DriftEvent.resolved_at.is_(None)))}
+    open_events = {e.difference_id: e for e in await records.open_events(session, enterprise.id)}
     changes: list[tuple[str, DriftEvent]] = []
     seen: set[str] = set()
     for d in plan.differences:

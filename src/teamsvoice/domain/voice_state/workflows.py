@@ -12,17 +12,15 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 from dbos import DBOS
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import transaction
+from teamsvoice.core.db import sync_transaction, transaction
 from teamsvoice.core.errors import DomainError, UpstreamError
 from teamsvoice.core.logging import job_log_context
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
-from teamsvoice.domain.voice_state import drift, repository
+from teamsvoice.domain.voice_state import drift, repository, repository_apply, repository_drift
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import difference_from_wire
 from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
@@ -178,9 +176,9 @@ async def enqueue_apply(job_id: int, job_key: str) -> None:
 def resume_orphaned() -> int:
     """Apply jobs and drift deliveries committed but never enqueued (a crash in between) start now
     (idempotent by their keys); the drift schedule starts (once per slot across processes)."""
-    with Session(job_context().engine) as session:
-        queued = list(session.execute(select(VoiceApplyJob.id, VoiceApplyJob.job_key).where(VoiceApplyJob.status == "queued")))
-        pending = list(session.execute(select(DriftDelivery.id, DriftDelivery.job_key).where(DriftDelivery.status == "pending")))
+    with sync_transaction(job_context().engine) as session:
+        queued = repository_apply.queued_jobs(session)
+        pending = repository_drift.pending_deliveries(session)
     for job_id, job_key in queued:
         _start(job_id, job_key)
     for delivery_id, job_key in pending:
@@ -276,7 +274,7 @@ def start_schedule() -> int:
 def post_drift_event(delivery_id: int) -> bool:
     """One attempt; True once delivered (2xx). Redirects are not followed (and count as failures)."""
     ctx = job_context()
-    with Session(ctx.engine) as session:
+    with sync_transaction(ctx.engine) as session:
         delivery = session.get(DriftDelivery, delivery_id)
         if delivery is None or delivery.status != "pending":
             return True
@@ -301,7 +299,7 @@ def post_drift_event(delivery_id: int) -> bool:
                                                          exc.message)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    with Session(ctx.engine) as session, session.begin():
+    with sync_transaction(ctx.engine) as session:
         delivery = session.get(DriftDelivery, delivery_id)
         assert delivery is not None
         delivery.attempts += 0 if refused else 1
