@@ -4,11 +4,10 @@ long purge never holds the database for long)."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.domain.audit.models import AuditEntry
+from teamsvoice.domain.audit import repository
 
 BATCH = 5000
 
@@ -24,9 +23,9 @@ def purge_expired(session: Session, days: int, *, now: datetime | None = None, b
         return 0
     before, deleted = cutoff(days, now), 0
     while True:
-        ids = list(session.scalars(select(AuditEntry.id).where(AuditEntry.at < before).order_by(AuditEntry.id).limit(batch)))
+        ids = repository.ids_older_than(session, before, batch)
         if not ids:
             return deleted
-        session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+        repository.delete_entries(session, ids)
         session.commit()
         deleted += len(ids)

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.spreadsheet import csv_writer
-from teamsvoice.domain.audit import context
+from teamsvoice.domain.audit import context, repository
 from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.audit.recorder import Owner, acting_scope, entry_values, plain
 
@@ -89,23 +88,6 @@ def make_query(*, actor: str | None = None, tenant: str | None = None, action: s
     return AuditQuery((actor or "").strip() or None, (tenant or "").strip() or None, (action or "").strip() or None, start, end)
 
 
-def _filtered(scope_ids: Iterable[int], query: AuditQuery) -> Select[tuple[AuditEntry]]:
-    stmt = select(AuditEntry).where(AuditEntry.owner_reseller_id.in_(list(scope_ids)))
-    if query.actor:
-        stmt = stmt.where(func.lower(AuditEntry.actor).contains(query.actor.lower(), autoescape=True))
-    if query.tenant:
-        needle = query.tenant.lower()
-        stmt = stmt.where(or_(func.lower(AuditEntry.customer).contains(needle, autoescape=True),
-                              func.lower(AuditEntry.tenant).contains(needle, autoescape=True)))
-    if query.action:
-        stmt = stmt.where(func.lower(AuditEntry.action).startswith(query.action.lower(), autoescape=True))
-    if query.since is not None:
-        stmt = stmt.where(AuditEntry.at >= query.since)
-    if query.until is not None:
-        stmt = stmt.where(AuditEntry.at <= query.until)
-    return stmt
-
-
 async def list_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, offset: int,
                        limit: int) -> tuple[list[AuditEntry], int]:
     """Newest first. `scope_ids`: the reseller nodes whose customers' entries the caller may read."""
@@ -113,11 +95,7 @@ async def list_entries(session: AsyncSession, scope_ids: Iterable[int], query: A
         raise ValidationFailed("offset: must be 0 or more")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}")
-    ids = list(scope_ids)
-    stmt = _filtered(ids, query)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = list(await session.scalars(stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).offset(offset).limit(limit)))
-    return rows, int(total)
+    return await repository.entries_page(session, scope_ids, query, offset, limit)
 
 
 def render(entry: AuditEntry) -> dict[str, Any]:
@@ -136,12 +114,10 @@ def changes(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
 
 
 async def entries_csv(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, *, limit: int = 10_000) -> str:
-    ids = list(scope_ids)
     out = io.StringIO()
     writer = csv_writer(out)
     writer.writerow(CSV_COLUMNS)
-    stmt = _filtered(ids, query).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-    for entry in await session.scalars(stmt):
+    for entry in await repository.newest_entries(session, scope_ids, query, limit):
         writer.writerow([entry.at.isoformat(), entry.family, entry.actor, entry.on_behalf_of or "", entry.source or "",
                          entry.action, entry.object_label or entry.object_id or "", entry.customer or "", entry.tenant or "",
                          entry.request_id or "", entry.source_ip or "",
@@ -152,8 +128,7 @@ async def entries_csv(session: AsyncSession, scope_ids: Iterable[int], query: Au
 
 async def entry_in_scope(session: AsyncSession, scope_ids: Iterable[int], entry_id: int) -> AuditEntry:
     """One entry, if it is about a customer in the caller's scope (else "not found", as for anything out of scope)."""
-    entry = await session.scalar(select(AuditEntry).where(AuditEntry.id == entry_id,
-                                                          AuditEntry.owner_reseller_id.in_(list(scope_ids))))
+    entry = await repository.entry_in_scope(session, scope_ids, entry_id)
     if entry is None:
         raise NotFound(f"Audit entry {entry_id} not found")
     return entry

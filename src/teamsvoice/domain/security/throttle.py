@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import transaction
 from teamsvoice.core.errors import AuthenticationFailed, TooManyRequests
+from teamsvoice.domain.security import repository
 from teamsvoice.domain.security.models import LoginThrottle
 
 logger = logging.getLogger("teamsvoice.security")
@@ -57,32 +57,27 @@ def _shown(text: str) -> str:
 
 async def _locked_for(session: AsyncSession, digests: list[str]) -> float:
     now = utcnow()
-    rows = await session.scalars(select(LoginThrottle.locked_until).where(
-        LoginThrottle.key_digest.in_(digests), LoginThrottle.locked_until > now))
-    return max(((until - now).total_seconds() for until in rows if until is not None), default=0.0)
+    return max(((until - now).total_seconds() for until in await repository.locked_until(session, digests, now)),
+               default=0.0)
 
 
 async def _count_failure(session: AsyncSession, digest: str, rule: Rule, forget_after: float) -> tuple[int, float]:
     now = utcnow()
-    row = await session.scalar(select(LoginThrottle).where(LoginThrottle.key_digest == digest))
+    row = await repository.counter(session, digest)
     if row is None:
         try:
             async with session.begin_nested():
                 session.add(LoginThrottle(key_digest=digest, failures=0, last_failure_at=now))
         except IntegrityError:
             pass  # another process created it first
-        row = await session.scalar(select(LoginThrottle).where(LoginThrottle.key_digest == digest))
+        row = await repository.counter(session, digest)
         assert row is not None
     if (now - row.last_failure_at).total_seconds() > forget_after:
-        await session.execute(update(LoginThrottle).where(LoginThrottle.id == row.id).values(failures=0))
-    # An increment in SQL: concurrent failures in several processes all count.
-    await session.execute(update(LoginThrottle).where(LoginThrottle.id == row.id).values(
-        failures=LoginThrottle.failures + 1, last_failure_at=now))
-    failures = await session.scalar(select(LoginThrottle.failures).where(LoginThrottle.id == row.id)) or 1
+        await repository.reset_failures(session, row.id)
+    failures = await repository.add_failure(session, row.id, now)  # concurrent failures in several processes all count
     lock = rule.lock_seconds(failures)
     if lock:
-        await session.execute(update(LoginThrottle).where(LoginThrottle.id == row.id).values(
-            locked_until=now + timedelta(seconds=lock)))
+        await repository.lock(session, row.id, now + timedelta(seconds=lock))
     return failures, lock
 
 
@@ -114,4 +109,4 @@ async def login_attempt(
         logger.warning("security: login failed family=%s account=%s address=%s failures=%d locked_for=%ds",
                        family, _shown(account), address, failures, math.ceil(lock))
         raise
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key_digest == account_digest))
+    await repository.forget(session, account_digest)

@@ -1,0 +1,70 @@
+"""The audit log's queries: entries in a caller's scope (filtered, paged, newest first), how often an action was
+recorded per object, and the retention purge's batches. The rules (what a filter means, the page limits, the
+retention) live in `service.py` and `retention.py`. (The recorder writes entries itself, from the session's
+events, in `recorder.py`.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from teamsvoice.domain.audit.models import AuditEntry
+
+if TYPE_CHECKING:
+    from teamsvoice.domain.audit.service import AuditQuery
+
+
+def _filtered(scope_ids: Iterable[int], query: AuditQuery) -> Select[tuple[AuditEntry]]:
+    stmt = select(AuditEntry).where(AuditEntry.owner_reseller_id.in_(list(scope_ids)))
+    if query.actor:
+        stmt = stmt.where(func.lower(AuditEntry.actor).contains(query.actor.lower(), autoescape=True))
+    if query.tenant:
+        needle = query.tenant.lower()
+        stmt = stmt.where(or_(func.lower(AuditEntry.customer).contains(needle, autoescape=True),
+                              func.lower(AuditEntry.tenant).contains(needle, autoescape=True)))
+    if query.action:
+        stmt = stmt.where(func.lower(AuditEntry.action).startswith(query.action.lower(), autoescape=True))
+    if query.since is not None:
+        stmt = stmt.where(AuditEntry.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AuditEntry.at <= query.until)
+    return stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+
+
+async def entries_page(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, offset: int,
+                       limit: int) -> tuple[list[AuditEntry], int]:
+    """The entries of customers under the reseller nodes `scope_ids` that match, newest first, from `offset`, at
+    most `limit`; with how many match in all."""
+    stmt = _filtered(scope_ids, query)
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    return list(await session.scalars(stmt.offset(offset).limit(limit))), int(total)
+
+
+async def newest_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, limit: int) -> list[AuditEntry]:
+    """The newest `limit` matching entries of customers under `scope_ids`."""
+    return list(await session.scalars(_filtered(scope_ids, query).limit(limit)))
+
+
+async def entry_in_scope(session: AsyncSession, scope_ids: Iterable[int], entry_id: int) -> AuditEntry | None:
+    return await session.scalar(select(AuditEntry).where(AuditEntry.id == entry_id,
+                                                         AuditEntry.owner_reseller_id.in_(list(scope_ids))))
+
+
+async def counts_of_action(session: AsyncSession, action: str, object_ids: Sequence[str]) -> dict[str, int]:
+    """How many entries record `action` on each of the objects (objects with none are left out)."""
+    return dict((await session.execute(select(AuditEntry.object_id, func.count()).where(
+        AuditEntry.action == action, AuditEntry.object_id.in_(object_ids)).group_by(AuditEntry.object_id))).tuples().all())
+
+
+def ids_older_than(session: Session, before: datetime, limit: int) -> list[int]:
+    """The ids of the oldest `limit` entries recorded before `before` (sync: the retention job's step)."""
+    return list(session.scalars(select(AuditEntry.id).where(AuditEntry.at < before).order_by(AuditEntry.id).limit(limit)))
+
+
+def delete_entries(session: Session, ids: Sequence[int]) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
