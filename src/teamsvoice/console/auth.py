@@ -19,11 +19,11 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import AuthenticationFailed
 from teamsvoice.core.security import Keyring, verify_secret_bounded
+from teamsvoice.domain.fusion import repository_accounts as fusion_logins
 from teamsvoice.domain.fusion.models import FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, default_permissions
@@ -82,7 +82,7 @@ async def _portal_user(session: AsyncSession, username: str, password: str) -> L
 
 
 async def _fusion_user(session: AsyncSession, username: str, password: str) -> Login | None:
-    user = await session.scalar(select(FusionUser).where(FusionUser.username == username))
+    user = await fusion_logins.login_by_username(session, username)
     if user is None or not await verify_secret_bounded(password, user.password_hash):
         return None  # (a username unknown here was already checked against the decoy as a portal user)
     if not user.active or user.level == "tenant" or user.reseller_id is None:

@@ -25,22 +25,22 @@ from urllib.parse import urlsplit
 import json
 
 import anyio
-from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.ids import new_uuid
+from teamsvoice.domain.audit import repository as audit_log
 from teamsvoice.domain.audit import service as audit
-from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.audit.recorder import Owner, acting_scope
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
-from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.fusion.models import FusionWizardRun
+from teamsvoice.domain.jobs import repository
+from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import bulk
-from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
-from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
+from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.voice_state.models import DriftDelivery, VoiceApplyJob
 
 FollowUp = Callable[[], Awaitable[None]]
 Scope = Iterable[int] | None  # the reseller nodes whose customers' jobs the caller may see; None: all (an operator)
@@ -95,10 +95,6 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return kind, int(number)
 
 
-def _scoped(query: Select[Any], scope: Scope, reseller: Any = Enterprise.reseller_id) -> Select[Any]:
-    return query if scope is None else query.where(reseller.in_(list(scope)))
-
-
 def _still(status: str) -> str:
     return f"it is still {status}: wait for it to end, or cancel it first"
 
@@ -111,19 +107,12 @@ def _ended(status: str) -> str:
 
 
 async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(FusionBulkJob, Enterprise).join(FusionSubscription, FusionSubscription.id == FusionBulkJob.subscription_id)
-                    .join(Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(FusionBulkJob.id.in_(ids))
-    rows = (await session.execute(query.order_by(FusionBulkJob.id.desc()).limit(limit))).all()
+    rows = await repository.bulk_jobs(session, scope, ids, limit)
     job_ids = [job.id for job, _ in rows]
-    tries = dict((await session.execute(select(FusionBulkItem.job_id, func.max(FusionBulkItem.attempts)).where(
-        FusionBulkItem.job_id.in_(job_ids)).group_by(FusionBulkItem.job_id))).all()) if job_ids else {}
+    tries = await repository.bulk_item_tries(session, job_ids)
     errors: dict[int, str] = {}
-    if job_ids:
-        for job_id, error in (await session.execute(select(FusionBulkItem.job_id, FusionBulkItem.error).where(
-                FusionBulkItem.job_id.in_(job_ids), FusionBulkItem.status == "error").order_by(FusionBulkItem.updated_on))).all():
-            errors[job_id] = ((error.get("message") or error.get("reason")) if isinstance(error, dict) else str(error))
+    for job_id, error in await repository.bulk_item_errors(session, job_ids):  # the latest error of each job
+        errors[job_id] = ((error.get("message") or error.get("reason")) if isinstance(error, dict) else str(error))
     jobs = []
     for job, enterprise in rows:
         final = job.status in bulk.FINAL
@@ -137,11 +126,8 @@ async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, 
 
 
 async def _webhooks(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(WebhookDelivery, Enterprise).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(WebhookDelivery.id.in_(ids))
     jobs = []
-    for delivery, enterprise in (await session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit))).all():
+    for delivery, enterprise in await repository.consent_deliveries(session, scope, ids, limit):
         jobs.append(Job(f"webhook:{delivery.id}", "webhook", KINDS["webhook"], f"consent outcome to {urlsplit(delivery.url).netloc}",
                         enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, delivery.status, None, None,
                         delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at,
@@ -170,14 +156,10 @@ def _drift_body(body: str) -> dict[str, Any]:
 async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
     """Scoped by the reseller whose webhook they go to (events of a customer also go to the webhooks of the
     resellers above its own); the customer is the tenant the body names."""
-    query = _scoped(select(DriftDelivery, DriftWebhook, Reseller).join(DriftWebhook, DriftWebhook.id == DriftDelivery.webhook_id)
-                    .join(Reseller, Reseller.id == DriftWebhook.reseller_id), scope, DriftWebhook.reseller_id)
-    if ids is not None:
-        query = query.where(DriftDelivery.id.in_(ids))
-    rows = (await session.execute(query.order_by(DriftDelivery.id.desc()).limit(limit))).all()
+    rows = await repository.drift_deliveries(session, scope, ids, limit)
     bodies = {delivery.id: _drift_body(delivery.body) for delivery, _, _ in rows}
-    named = {n for b in bodies.values() if type(n := b.get("enterpriseId")) is int}
-    enterprises = {e.id: e for e in await session.scalars(select(Enterprise).where(Enterprise.id.in_(named)))} if named else {}
+    enterprises = await repository.enterprises_by_id(
+        session, {n for b in bodies.values() if type(n := b.get("enterpriseId")) is int})
     jobs = []
     for delivery, hook, reseller in rows:
         body = bodies[delivery.id]
@@ -203,14 +185,8 @@ def _wizard_status(run: FusionWizardRun) -> str:
 
 
 async def _wizards(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(FusionWizardRun, FusionSubscription, Enterprise).join(
-        FusionSubscription, FusionSubscription.id == FusionWizardRun.subscription_id).join(
-        Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(FusionWizardRun.id.in_(ids))
-    rows = (await session.execute(query.order_by(FusionWizardRun.id.desc()).limit(limit))).all()
-    newest = dict((await session.execute(select(FusionWizardRun.subscription_id, func.max(FusionWizardRun.id)).where(
-        FusionWizardRun.subscription_id.in_({s.id for _, s, _ in rows})).group_by(FusionWizardRun.subscription_id))).all()) if rows else {}
+    rows = await repository.wizard_runs(session, scope, ids, limit)
+    newest = await repository.newest_wizard_runs(session, {s.id for _, s, _ in rows})
     jobs = []
     for run, subscription, enterprise in rows:
         status = _wizard_status(run)
@@ -231,11 +207,8 @@ def _failed_results(results: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(CallingJob.id.in_(ids))
     jobs = []
-    for job, enterprise in (await session.execute(query.order_by(CallingJob.id.desc()).limit(limit))).all():
+    for job, enterprise in await repository.calling_jobs(session, scope, ids, limit):
         status = job.status.lower()
         failed = _failed_results((job.results or {}).values())
         active = status in ("queued", "running")
@@ -249,13 +222,8 @@ async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
 
 
 async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(FusionResourceAccount, Enterprise).join(
-        FusionSubscription, FusionSubscription.id == FusionResourceAccount.subscription_id).join(
-        Enterprise, Enterprise.id == FusionSubscription.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(FusionResourceAccount.id.in_(ids))
     jobs = []
-    for account, enterprise in (await session.execute(query.order_by(FusionResourceAccount.id.desc()).limit(limit))).all():
+    for account, enterprise in await repository.resource_accounts(session, scope, ids, limit):
         status = account.status
         active = status in ("creating", "updating", "deleting")
         retry = (_still(status) if active else "it is active: nothing failed" if status == "active" else None)
@@ -269,11 +237,8 @@ async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[
 
 
 async def _applies(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    query = _scoped(select(VoiceApplyJob, Enterprise).join(Enterprise, Enterprise.id == VoiceApplyJob.enterprise_id), scope)
-    if ids is not None:
-        query = query.where(VoiceApplyJob.id.in_(ids))
     jobs = []
-    for job, enterprise in (await session.execute(query.order_by(VoiceApplyJob.id.desc()).limit(limit))).all():
+    for job, enterprise in await repository.apply_jobs(session, scope, ids, limit):
         failed = _failed_results(job.results or [])
         active = job.status in ("queued", "running")
         retry = (_still(job.status) if active else
@@ -297,8 +262,7 @@ async def _with_runs(session: AsyncSession, jobs: list[Job]) -> list[Job]:
     counted = [j.ref for j in jobs if j.attempts is None]
     if not counted:
         return jobs
-    retries = dict((await session.execute(select(AuditEntry.object_id, func.count()).where(
-        AuditEntry.action == "job.retry", AuditEntry.object_id.in_(counted)).group_by(AuditEntry.object_id))).all())
+    retries = await audit_log.counts_of_action(session, "job.retry", counted)
     return [replace(j, attempts=1 + retries.get(j.ref, 0)) if j.attempts is None else j for j in jobs]
 
 

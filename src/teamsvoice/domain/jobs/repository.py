@@ -1,0 +1,121 @@
+"""The job catalogue's queries (`catalogue.py`): for each kind of durable job, its records with the customer (or
+the reseller) they belong to, newest first, limited to a caller's scope (the reseller nodes whose customers'
+jobs it may see; None: all) and, when given, to some ids; and what the catalogue reads beside them. Each kind's
+query has one shape (`_newest`); the rules (status, retry and cancel) live in `catalogue.py`."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
+from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
+
+Scope = list[int] | None
+
+
+def _newest(query: Select[Any], key: InstrumentedAttribute[int], scope: Scope, ids: Sequence[int] | None, limit: int,
+            reseller: Any = Enterprise.reseller_id) -> Select[Any]:
+    """`query`'s rows whose `reseller` is in scope and whose `key` is one of `ids` (when given), newest first
+    (highest key), at most `limit`."""
+    if scope is not None:
+        query = query.where(reseller.in_(scope))
+    if ids is not None:
+        query = query.where(key.in_(ids))
+    return query.order_by(key.desc()).limit(limit)
+
+
+async def _rows(session: AsyncSession, query: Select[Any]) -> list[Any]:
+    return list((await session.execute(query)).tuples().all())
+
+
+def _of_subscription(query: Select[Any], subscription_id: Any) -> Select[Any]:
+    return (query.join(FusionSubscription, FusionSubscription.id == subscription_id)
+            .join(Enterprise, Enterprise.id == FusionSubscription.enterprise_id))
+
+
+async def bulk_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                    limit: int) -> list[tuple[FusionBulkJob, Enterprise]]:
+    query = _of_subscription(select(FusionBulkJob, Enterprise), FusionBulkJob.subscription_id)
+    return await _rows(session, _newest(query, FusionBulkJob.id, scope, ids, limit))
+
+
+async def bulk_item_tries(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, int]:
+    """The most tries of any item, per bulk job."""
+    if not job_ids:
+        return {}
+    return dict(await _rows(session, select(FusionBulkItem.job_id, func.max(FusionBulkItem.attempts)).where(
+        FusionBulkItem.job_id.in_(job_ids)).group_by(FusionBulkItem.job_id)))
+
+
+async def bulk_item_errors(session: AsyncSession, job_ids: Sequence[int]) -> list[tuple[int, Any]]:
+    """(job id, stored error) of each item that ended in error, the latest last."""
+    if not job_ids:
+        return []
+    return await _rows(session, select(FusionBulkItem.job_id, FusionBulkItem.error).where(
+        FusionBulkItem.job_id.in_(job_ids), FusionBulkItem.status == "error").order_by(FusionBulkItem.updated_on))
+
+
+async def consent_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                             limit: int) -> list[tuple[WebhookDelivery, Enterprise]]:
+    query = select(WebhookDelivery, Enterprise).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id)
+    return await _rows(session, _newest(query, WebhookDelivery.id, scope, ids, limit))
+
+
+async def consent_deliveries_of(session: AsyncSession, enterprise_id: int, scope: Scope, limit: int) -> list[WebhookDelivery]:
+    """The enterprise's consent webhook deliveries, if it is in scope (else none), newest first."""
+    query = (select(WebhookDelivery).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id)
+             .where(Enterprise.id == enterprise_id))
+    return list(await session.scalars(_newest(query, WebhookDelivery.id, scope, None, limit)))
+
+
+async def drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                           limit: int) -> list[tuple[DriftDelivery, DriftWebhook, Reseller]]:
+    """Scoped by the reseller whose webhook they go to."""
+    query = (select(DriftDelivery, DriftWebhook, Reseller).join(DriftWebhook, DriftWebhook.id == DriftDelivery.webhook_id)
+             .join(Reseller, Reseller.id == DriftWebhook.reseller_id))
+    return await _rows(session, _newest(query, DriftDelivery.id, scope, ids, limit, DriftWebhook.reseller_id))
+
+
+async def enterprises_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Enterprise]:
+    if not ids:
+        return {}
+    return {e.id: e for e in await session.scalars(select(Enterprise).where(Enterprise.id.in_(ids)))}
+
+
+async def wizard_runs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                      limit: int) -> list[tuple[FusionWizardRun, FusionSubscription, Enterprise]]:
+    query = _of_subscription(select(FusionWizardRun, FusionSubscription, Enterprise), FusionWizardRun.subscription_id)
+    return await _rows(session, _newest(query, FusionWizardRun.id, scope, ids, limit))
+
+
+async def newest_wizard_runs(session: AsyncSession, subscription_ids: set[int]) -> dict[int, int]:
+    """The id of each subscription's newest wizard run."""
+    if not subscription_ids:
+        return {}
+    return dict(await _rows(session, select(FusionWizardRun.subscription_id, func.max(FusionWizardRun.id)).where(
+        FusionWizardRun.subscription_id.in_(subscription_ids)).group_by(FusionWizardRun.subscription_id)))
+
+
+async def calling_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                       limit: int) -> list[tuple[CallingJob, Enterprise]]:
+    query = select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id)
+    return await _rows(session, _newest(query, CallingJob.id, scope, ids, limit))
+
+
+async def resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                            limit: int) -> list[tuple[FusionResourceAccount, Enterprise]]:
+    query = _of_subscription(select(FusionResourceAccount, Enterprise), FusionResourceAccount.subscription_id)
+    return await _rows(session, _newest(query, FusionResourceAccount.id, scope, ids, limit))
+
+
+async def apply_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
+                     limit: int) -> list[tuple[VoiceApplyJob, Enterprise]]:
+    query = select(VoiceApplyJob, Enterprise).join(Enterprise, Enterprise.id == VoiceApplyJob.enterprise_id)
+    return await _rows(session, _newest(query, VoiceApplyJob.id, scope, ids, limit))
