@@ -99,6 +99,7 @@ async def test_tenant_pages_follow_the_order_then_the_id_and_count_every_match(s
     assert await page(0, 2) == (["Beta", "Delta"], 5)
     assert await page(2, 2) == (["Alpha", "Gamma"], 5)
     assert await page(4, 2) == (["Betty"], 5)
+    assert await page(10, 2) == ([], 5)  # a page past the end still says how many there are
     assert await page(0, 10, order="name", descending=False) == (["Alpha", "Beta", "Betty", "Delta", "Gamma"], 5)
     # The search ignores case and the total counts every match, not the page.
     assert await page(0, 1, name_contains="bET", order="name", descending=False) == (["Beta"], 2)
