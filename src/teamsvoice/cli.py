@@ -516,6 +516,7 @@ def sbc_status(
 
     from teamsvoice.core.db import sync_url
     from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.api.connecttoteams.calling_wire import render_registrations
     from teamsvoice.domain.sbc.service import registration_status
     from teamsvoice.sbc import sbc_from_settings
 
@@ -528,7 +529,8 @@ def sbc_status(
     engine = create_engine(sync_url(settings.effective_database_url))
     try:
         with Session(engine) as session:
-            report = registration_status(session, keyring, sbc_from_settings(settings), settings, enterprise_id)
+            report = render_registrations(registration_status(session, keyring, sbc_from_settings(settings), settings,
+                                                             enterprise_id))
     finally:
         engine.dispose()
     if as_json:

@@ -1,8 +1,16 @@
 """The SBC registration report without a SIP server: Kamailio's flags read as states, and drift."""
 
+from typing import Any
+
+from teamsvoice.api.connecttoteams.calling_wire import render_registrations
 from teamsvoice.domain.sbc.ports import HeldRegistration
-from teamsvoice.domain.sbc.service import NO_SBC, UserRow, report
+from teamsvoice.domain.sbc.service import NO_SBC, UserRow, report as registration_report
 from teamsvoice.sbc.kamailio import registration_state
+
+
+def report(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The domain's report as getSbcRegistrations (and `teamsvoice sbc status --json`) answer it."""
+    return render_registrations(registration_report(*args, **kwargs))
 
 
 def held(key: str, state: str = "REGISTERED", matches: bool = True) -> HeldRegistration:
@@ -42,3 +50,19 @@ def test_without_an_sbc_or_when_it_does_not_answer_the_report_says_so() -> None:
     down = report(USERS[:1], None, sbc="kamailio", error="connection refused")
     assert down["sbcAttached"] is True and down["reachable"] is False and "connection refused" in down["message"]
     assert down["users"][0]["registration"] == "UNKNOWN"
+
+
+def test_the_answer_keeps_its_field_names_and_order() -> None:
+    found = report(USERS[:1], [held("tv-1"), held("tv-99")], sbc="kamailio", error=None, all_keys={"tv-1"})
+    assert list(found) == ["sbcAttached", "sbc", "reachable", "message", "users", "drift"]
+    assert found["users"] == [{"id": 1, "enterpriseId": 7, "teamsUserId": "ada@contoso.example", "pbxUserId": "104",
+                               "pbxLocation": "HQ", "registration": "REGISTERED", "proxy": "sip:pbx.example:5060",
+                               "nextRegisterIn": 30, "upToDate": True}]
+    assert list(found["users"][0]) == ["id", "enterpriseId", "teamsUserId", "pbxUserId", "pbxLocation", "registration",
+                                       "proxy", "nextRegisterIn", "upToDate"]
+    assert found["drift"] == [{"registration": "tv-99", "kind": "ORPHANED", "number": "+14139300001",
+                               "detail": "the SBC registers 104@pbx.example for a user teamsvoice no longer has"}]
+    assert list(found["drift"][0]) == ["registration", "kind", "number", "detail"]
+    missing = report(USERS[1:2], [], sbc="kamailio", error=None)["drift"]
+    assert missing == [{"teamsUserId": "bob@contoso.example", "kind": "NOT_HELD",
+                        "detail": "teamsvoice has this PBX user; the SBC holds no registration for it"}]

@@ -14,6 +14,7 @@ from teamsvoice.domain.calling.sms import SmsConfig
 from teamsvoice.domain.calling.unified_app import app_version
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.service import Reconciled
+from teamsvoice.domain.sbc.service import RegistrationDrift, RegistrationReport, UserRegistration
 
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
@@ -237,3 +238,25 @@ def render_reconciled(outcome: Reconciled) -> dict[str, Any]:
     if outcome.error is not None:
         return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "error": outcome.error}
     return {"userPrincipalName": outcome.user_principal_name, "status": outcome.status, "changes": outcome.changes}
+
+
+def render_registrations(report: RegistrationReport) -> dict[str, Any]:
+    """getSbcRegistrations (teamsvoice's design; also `teamsvoice sbc status --json`): each PBX user's registration
+    and the drift between teamsvoice and the SBC, from `sbc/service.RegistrationReport`."""
+    return {"sbcAttached": report.sbc_attached, "sbc": report.sbc, "reachable": report.reachable,
+            "message": report.message, "users": [_render_registration(u) for u in report.users],
+            "drift": [_render_drift(d) for d in report.drift]}
+
+
+def _render_registration(row: UserRegistration) -> dict[str, Any]:
+    user, held = row.user, row.held
+    return {"id": user.pbx_user, "enterpriseId": user.enterprise_id, "teamsUserId": user.teams_user_id,
+            "pbxUserId": user.pbx_user_id, "pbxLocation": user.pbx_location, "registration": row.state,
+            "proxy": held.proxy if held else None, "nextRegisterIn": held.refresh_in if held else None,
+            "upToDate": held.matches if held else None}
+
+
+def _render_drift(drift: RegistrationDrift) -> dict[str, Any]:
+    if drift.registration is not None:  # held by the SBC for a user teamsvoice no longer has
+        return {"registration": drift.registration, "kind": drift.kind, "number": drift.number, "detail": drift.detail}
+    return {"teamsUserId": drift.teams_user_id, "kind": drift.kind, "detail": drift.detail}

@@ -102,7 +102,8 @@ async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container:
                                 principal: ResellerDep) -> dict[str, Any]:
     enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
     sbc = sbc_from_settings(container.settings)
-    return await enterprise_registration_status(uow.session, container.keyring, sbc, container.settings, enterprise.id)
+    return calling_wire.render_registrations(
+        await enterprise_registration_status(uow.session, container.keyring, sbc, container.settings, enterprise.id))
 
 
 @router.post("/getDirectRoutesForEnterprise", summary="The enterprise's direct routes (teamsvoice's design)",

@@ -7,7 +7,7 @@ SIP password; routing targets: Microsoft's Direct Routing proxies (set 1) and ev
 `AsyncSession.run_sync`.
 """
 
-from typing import Any
+from dataclasses import dataclass
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,50 +62,71 @@ NO_SBC = ("No SBC is attached: PBX users are stored but nothing registers them. 
           "and TEAMSVOICE_SBC_KAMAILIO_RPC_URL to attach the Kamailio SBC (deploy/kamailio/README.md).")
 
 
+@dataclass(frozen=True)
+class UserRegistration:
+    """A PBX user's registration as the SBC reports it: REGISTERED, REGISTERING, PENDING, FAILED, DISABLED (from
+    the SBC), NOT_HELD (the SBC holds none), UNKNOWN (the SBC did not answer) or NO_SBC."""
+    user: UserRow
+    state: str
+    held: HeldRegistration | None
+
+
+@dataclass(frozen=True)
+class RegistrationDrift:
+    """A difference between teamsvoice and the SBC: NOT_HELD, OUTDATED or REGISTRATION_FAILED of one of
+    teamsvoice's users (`teams_user_id`), or ORPHANED, a registration the SBC holds (`registration`, its key, and
+    `number`) for a user teamsvoice no longer has."""
+    kind: str
+    detail: str
+    teams_user_id: str | None = None
+    registration: str | None = None
+    number: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationReport:
+    sbc_attached: bool
+    sbc: str | None
+    reachable: bool
+    message: str | None
+    users: list[UserRegistration]
+    drift: list[RegistrationDrift]
+
+
 def report(users: list[UserRow], held: list[HeldRegistration] | None, *, sbc: str | None, error: str | None,
-           all_keys: set[str] | None = None) -> dict[str, Any]:
+           all_keys: set[str] | None = None) -> RegistrationReport:
     """Each PBX user's registration as the SBC reports it. `held` is None when there is no SBC or it did not
     answer. Drift: a user the SBC does not hold, or holds differently (a change not yet applied), a failed
     registration, and (when `all_keys` names every user teamsvoice has) a registration held for a user
     teamsvoice no longer has."""
     if sbc is None:
-        return {"sbcAttached": False, "sbc": None, "reachable": False, "message": NO_SBC,
-                "users": [_user(u, "NO_SBC", None) for u in users], "drift": []}
+        return RegistrationReport(False, None, False, NO_SBC, [UserRegistration(u, "NO_SBC", None) for u in users], [])
     if held is None:
-        return {"sbcAttached": True, "sbc": sbc, "reachable": False,
-                "message": f"The SBC did not answer: {error}. Changes wait and are applied when it is back.",
-                "users": [_user(u, "UNKNOWN", None) for u in users], "drift": []}
+        return RegistrationReport(True, sbc, False,
+                                  f"The SBC did not answer: {error}. Changes wait and are applied when it is back.",
+                                  [UserRegistration(u, "UNKNOWN", None) for u in users], [])
     by_key = {h.key: h for h in held}
     rows, drift = [], []
     for user in users:
         seen = by_key.get(registration_key(user.pbx_user))
         if seen is None:
-            rows.append(_user(user, "NOT_HELD", None))
-            drift.append({"teamsUserId": user.teams_user_id, "kind": "NOT_HELD",
-                          "detail": "teamsvoice has this PBX user; the SBC holds no registration for it"})
+            rows.append(UserRegistration(user, "NOT_HELD", None))
+            drift.append(RegistrationDrift("NOT_HELD", "teamsvoice has this PBX user; the SBC holds no registration "
+                                           "for it", teams_user_id=user.teams_user_id))
             continue
-        rows.append(_user(user, seen.state, seen))
+        rows.append(UserRegistration(user, seen.state, seen))
         if not seen.matches:
-            drift.append({"teamsUserId": user.teams_user_id, "kind": "OUTDATED",
-                          "detail": "the SBC holds an older configuration of this user (a change is being applied)"})
+            drift.append(RegistrationDrift("OUTDATED", "the SBC holds an older configuration of this user (a change "
+                                           "is being applied)", teams_user_id=user.teams_user_id))
         elif seen.state == "FAILED":
-            drift.append({"teamsUserId": user.teams_user_id, "kind": "REGISTRATION_FAILED",
-                          "detail": f"the PBX refused or did not answer the registration to {seen.proxy}"})
+            drift.append(RegistrationDrift("REGISTRATION_FAILED", f"the PBX refused or did not answer the "
+                                           f"registration to {seen.proxy}", teams_user_id=user.teams_user_id))
     if all_keys is not None:
         for h in held:
             if h.key not in all_keys:
-                drift.append({"registration": h.key, "kind": "ORPHANED", "number": h.number,
-                              "detail": f"the SBC registers {h.pbx_user_id}@{h.pbx_domain} for a user teamsvoice no "
-                              "longer has"})
-    return {"sbcAttached": True, "sbc": sbc, "reachable": True, "message": None, "users": rows, "drift": drift}
-
-
-def _user(user: UserRow, state: str, seen: HeldRegistration | None) -> dict[str, Any]:
-    return {"id": user.pbx_user, "enterpriseId": user.enterprise_id, "teamsUserId": user.teams_user_id,
-            "pbxUserId": user.pbx_user_id, "pbxLocation": user.pbx_location, "registration": state,
-            "proxy": seen.proxy if seen else None, "nextRegisterIn": seen.refresh_in if seen else None,
-            "upToDate": seen.matches if seen else None}
-
+                drift.append(RegistrationDrift("ORPHANED", f"the SBC registers {h.pbx_user_id}@{h.pbx_domain} for a "
+                                               "user teamsvoice no longer has", registration=h.key, number=h.number))
+    return RegistrationReport(True, sbc, True, None, rows, drift)
 
 
 def _desired(session: Session, keyring: Keyring, settings: Settings) -> DesiredSbc:
@@ -122,7 +143,7 @@ def _held(sbc: Sbc, desired: DesiredSbc) -> tuple[list[HeldRegistration] | None,
 
 
 def _compose(users: list[UserRow], sbc: Sbc, held: list[HeldRegistration] | None, error: str | None,
-             enterprise_id: int | None) -> dict[str, Any]:
+             enterprise_id: int | None) -> RegistrationReport:
     keys = {registration_key(u.pbx_user) for u in users}
     if held is None:
         return report(users, None, sbc=sbc.name, error=error)
@@ -132,7 +153,7 @@ def _compose(users: list[UserRow], sbc: Sbc, held: list[HeldRegistration] | None
 
 
 def registration_status(session: Session, keyring: Keyring, sbc: Sbc | None, settings: Settings,
-                        enterprise_id: int | None = None) -> dict[str, Any]:
+                        enterprise_id: int | None = None) -> RegistrationReport:
     """The report for one enterprise (registrations held for other users are not shown), or for the whole
     platform with `enterprise_id` None (then registrations held for users teamsvoice no longer has are drift)."""
     users = user_rows(session, enterprise_id)
@@ -143,7 +164,7 @@ def registration_status(session: Session, keyring: Keyring, sbc: Sbc | None, set
 
 
 async def enterprise_registration_status(session: AsyncSession, keyring: Keyring, sbc: Sbc | None, settings: Settings,
-                                         enterprise_id: int) -> dict[str, Any]:
+                                         enterprise_id: int) -> RegistrationReport:
     """The same for the API: the SBC is asked from a worker thread, never on the event loop."""
     users = await session.run_sync(lambda s: user_rows(s, enterprise_id))
     if sbc is None:
