@@ -18,9 +18,11 @@ from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.inventory import ownership
-from teamsvoice.domain.orgs.models import Enterprise, PbxType, Reseller
+from teamsvoice.domain.orgs.models import Enterprise, PbxType, Reseller, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state import repository as voice_state
 from teamsvoice.domain.voice_state.models import NumberQuarantine
+from teamsvoice.microsoft.calling_ports import PstnGateway, VoiceRoute, VoiceRoutingPolicy
 
 # Numbers no other test uses (the database is shared within a backend's run).
 N = [f"+325070000{i}" for i in range(10)]
@@ -150,3 +152,16 @@ async def test_free_numbers_are_paged_in_order_without_the_held_ones(world: Worl
     assert await numbers.count_numbers(world.session, world.fusion.subscription.id) == (6, 4, 2)
     held = await numbers.holders(world.session, world.fusion, N[:6])
     assert {n: u.user_principal_name for n, u in held.items()} == {N[1]: "ada@contoso.com", N[4]: "eve@contoso.com"}
+
+
+async def test_the_desired_state_holds_the_inventory_and_what_the_wizard_created(world: World) -> None:
+    customer = world.fusion.enterprise
+    customer.tenant_id, customer.tenant_domain = f"tid-{customer.id}", "Contoso.com"
+    world.session.add(SbcGateway(reseller_id=customer.reseller_id, region="EU", fqdn="edge1.provider.net"))
+    await world.session.flush()
+    desired = await voice_state.desired_state(world.session, customer)
+    assert desired.inventory == frozenset(N[:6])
+    routing = desired.routing
+    assert routing.gateways == [PstnGateway("edge1.contoso.com", 5061, True)] and routing.usages == ["teamsvoice"]
+    assert routing.routes == [VoiceRoute("teamsvoice", ".*", ["edge1.contoso.com"], ["teamsvoice"], 0)]
+    assert routing.policies == [VoiceRoutingPolicy("teamsvoice", ["teamsvoice"])]

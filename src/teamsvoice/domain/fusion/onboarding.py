@@ -211,11 +211,17 @@ async def check_powershell(connector: Connector, tenant_id: str, admin_username:
     await connector.connect(tenant_id).teams_admin.check_powershell(as_user=admin_username)
 
 
-def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
-    """The carrier-hosted SBC name in the customer's domain: `<provider SBC host label>.<verified domain>`."""
-    gateway = repository.first_sbc_gateway(session, reseller_id)
-    label = gateway.fqdn.split(".")[0] if gateway is not None else "sbc"
+def sbc_fqdn_in(domain: str, provider_sbc_fqdn: str | None) -> str:
+    """The carrier-hosted SBC name in the customer's domain: `<provider SBC host label>.<verified domain>`
+    (`sbc` when the provider has no SBC gateway recorded)."""
+    label = provider_sbc_fqdn.split(".")[0] if provider_sbc_fqdn is not None else "sbc"
     return f"{label}.{domain}".lower()
+
+
+def sbc_fqdn(session: Session, reseller_id: int, domain: str) -> str:
+    """`sbc_fqdn_in` the domain for the reseller's first SBC gateway."""
+    gateway = repository.first_sbc_gateway(session, reseller_id)
+    return sbc_fqdn_in(domain, gateway.fqdn if gateway is not None else None)
 
 
 def voice_configuration(fqdn: str) -> RoutingInventory:

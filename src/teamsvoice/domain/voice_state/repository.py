@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import NotFound
 from teamsvoice.domain.calling.models import DirectRoute
+from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.orgs import repository as orgs
@@ -25,9 +26,6 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.voice_state.models import NumberQuarantine
 from teamsvoice.domain.voice_state.state import Assignment, DesiredState
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
-
-FUSION_VOICE_NAME = "teamsvoice"  # what domain/fusion/onboarding.py creates
-FUSION_SIP_PORT = 5061
 
 
 async def tenant_in_scope(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise:
@@ -67,10 +65,9 @@ async def desired_state(session: AsyncSession, enterprise: Enterprise) -> Desire
         inventory = await inventory_repository.inventory_e164s(session, subscription.id)
         if enterprise.tenant_domain:
             sbc = await session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == enterprise.reseller_id).order_by(SbcGateway.id))
-            fqdn = f"{sbc.fqdn.split('.')[0] if sbc else 'sbc'}.{enterprise.tenant_domain}".lower()
-            _add(routing, PstnGateway(fqdn, FUSION_SIP_PORT, True), FUSION_VOICE_NAME,
-                 VoiceRoute(FUSION_VOICE_NAME, ".*", [fqdn], [FUSION_VOICE_NAME], 0),
-                 VoiceRoutingPolicy(FUSION_VOICE_NAME, [FUSION_VOICE_NAME]))
+            # What the onboarding wizard created in the tenant (one rule: fusion/onboarding.voice_configuration)
+            fusion = onboarding.voice_configuration(onboarding.sbc_fqdn_in(enterprise.tenant_domain, sbc.fqdn if sbc else None))
+            _add(routing, fusion.gateways[0], fusion.usages[0], fusion.routes[0], fusion.policies[0])
     users = [Assignment(u.user_principal_name.lower(), u.microsoft_user_id, u.phone_number, u.voice_routing_policy,
                         u.calling_enabled)
              for u in await session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id)
