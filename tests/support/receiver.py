@@ -50,7 +50,10 @@ class WebhookReceiver:
         self.attempts = 0
         self.fail_next = 0
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Every POST received so far (this session's, whichever backend sent it), once there are `count`. Returns
+        as soon as they are in; the bound is for a loaded machine, where durable deliveries with their retries
+        took longer than 20 s (14 of 17 drift events after 20 s at load average 49)."""
         deadline = time.monotonic() + timeout
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)
