@@ -79,9 +79,7 @@ async def test_global_means_no_per_user_grant() -> None:
     assert writes(fake) == [f"grant {UPN} None"] and fake.users[UPN].voice_routing_policy is None
 
 
-async def test_a_refusal_from_teams_surfaces_and_the_number_stays_with_its_holder() -> None:
-    """The policy is granted beside the number, not after it (provisioning.reconcile): a refused number
-    leaves the policy granted, which a later reconcile then finds matching."""
+async def test_a_refusal_from_teams_surfaces_and_nothing_else_is_changed() -> None:
     fake = tenant()
     fake.add_user("bob@contoso.com", "+3222100009")
     try:
@@ -91,4 +89,4 @@ async def test_a_refusal_from_teams_surfaces_and_the_number_stays_with_its_holde
     else:
         raise AssertionError("a number held by another user must be refused")
     assert fake.users[UPN].phone_numbers == [] and fake.users["bob@contoso.com"].phone_numbers == ["+3222100009"]
-    assert fake.users[UPN].voice_routing_policy == "eu"
+    assert fake.users[UPN].voice_routing_policy is None

@@ -1,20 +1,18 @@
 """Provisioning of Teams users' calling: who may do it (spec 001's two ways), and bringing Microsoft's
 state in line with what teamsvoice holds for each user."""
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, UpstreamError, ValidationFailed
-from teamsvoice.domain.calling.models import PbxUser
+from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
@@ -165,33 +163,21 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Rec
             changes.append("enterprise voice disabled")
     else:
         wanted = [record.phone_number] if record.phone_number else []
+        if state.phone_numbers != wanted:
+            if state.phone_numbers:
+                await connection.voice.remove_numbers(upn)
+            if record.phone_number:
+                await connection.voice.assign_number(upn, record.phone_number)
+            changes.append(f"number set to {record.phone_number}")
+        if not state.enterprise_voice and not record.phone_number:
+            await connection.voice.set_enterprise_voice(upn, True)
+            changes.append("enterprise voice enabled")
+        # One request at a time per user: the tenant's concurrency limit counts a job's items
+        # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across workers), so an
+        # item that sent two at once would let Microsoft see twice the limit (tests/e2e/test_fleet.py).
         policy = per_user_policy(record.voice_routing_policy)
-        number_changes: list[str] = []
-
-        async def number() -> None:
-            if state.phone_numbers != wanted:
-                if state.phone_numbers:
-                    await connection.voice.remove_numbers(upn)
-                if record.phone_number:
-                    await connection.voice.assign_number(upn, record.phone_number)
-                number_changes.append(f"number set to {record.phone_number}")
-            if not state.enterprise_voice and not record.phone_number:
-                await connection.voice.set_enterprise_voice(upn, True)
-                number_changes.append("enterprise voice enabled")
-
-        async def routing_policy() -> None:
-            if policy != state.voice_routing_policy:
-                await connection.voice.grant_voice_routing_policy(upn, policy)
-
-        # The policy is independent of the number in Teams: it is granted while the number's operation runs
-        # (seconds) instead of after it. Both are awaited to their end, so neither effect is left running; a
-        # failure is reported as when they ran one after the other: the number's first, else the policy's.
-        outcomes = await asyncio.gather(number(), routing_policy(), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        changes += number_changes
         if policy != state.voice_routing_policy:
+            await connection.voice.grant_voice_routing_policy(upn, policy)
             changes.append(f"voice routing policy set to {policy or 'Global'}")
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
@@ -225,7 +211,7 @@ async def update_user_details(
         await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
     if phone_number is not ...:
-        pbx_user = await session.scalar(select(PbxUser).where(PbxUser.voice_user_id == record.id))
+        pbx_user = await calling_repository.pbx_user_of_voice_user(session, record.id)
         if number:
             await ownership.require_free(session, access.enterprise.id, number, voice_user_id=record.id,
                                          pbx_user_id=pbx_user.id if pbx_user else None)
@@ -244,8 +230,7 @@ async def update_user_details(
 
 
 async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[Reconciled]:
-    records = (await session.scalars(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == access.enterprise.id).order_by(TeamsVoiceUser.id))).all()
+    records = await voice_users.of_enterprise(session, access.enterprise.id)
     await end_transaction(session)  # Microsoft is asked once per user: no pooled connection held meanwhile
     results = []
     for record in records:
