@@ -512,9 +512,8 @@ def sbc_status(
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
     Exit 0; 1 when an SBC is attached but does not answer."""
     from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
 
-    from teamsvoice.core.db import sync_url
+    from teamsvoice.core.db import sync_transaction, sync_url
     from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.api.connecttoteams.calling_wire import render_registrations
     from teamsvoice.domain.sbc.service import registration_status
@@ -528,7 +527,7 @@ def sbc_status(
     keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
     engine = create_engine(sync_url(settings.effective_database_url))
     try:
-        with Session(engine) as session:
+        with sync_transaction(engine) as session:
             report = render_registrations(registration_status(session, keyring, sbc_from_settings(settings), settings,
                                                              enterprise_id))
     finally:

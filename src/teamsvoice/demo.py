@@ -13,9 +13,8 @@ import httpx
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from teamsvoice.core.db import sync_url
+from teamsvoice.core.db import sync_transaction, sync_url
 from teamsvoice.core import phone
 from teamsvoice.core.ids import new_client_id
 from teamsvoice.core.security import Keyring, hash_secret, new_token
@@ -246,7 +245,7 @@ def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> No
         for run_id, microsoft in seed.runs:
             if run_wizard(engine, settings, keyring, run_id):
                 continue
-            with Session(engine) as session, session.begin():
+            with sync_transaction(engine) as session:
                 run = session.get(FusionWizardRun, run_id)
                 assert run is not None
                 if not run.consent_url:
@@ -260,7 +259,7 @@ def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> No
             grant_admin_consent(consent, microsoft["globalAdmin"]["username"], microsoft["globalAdmin"]["password"],
                                 settings.microsoft_ca_bundle)
             if not run_wizard(engine, settings, keyring, retry_id):
-                with Session(engine) as session:
+                with sync_transaction(engine) as session:
                     failed = session.get(FusionWizardRun, retry_id)
                     raise RuntimeError(f"Fusion onboarding of {microsoft['domain']} failed: {failed.error if failed else '?'}")
     finally:

@@ -634,13 +634,12 @@ def _doctor_database(settings: "Settings") -> tuple[list[dict[str, Any]], bool]:
 def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
     from datetime import timedelta
 
-    from sqlalchemy import create_engine, inspect, select, text
+    from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.orm import Session
 
     from teamsvoice.core.clock import utcnow
-    from teamsvoice.core.db import sync_url
-    from teamsvoice.jobs.models import JobExecutor
+    from teamsvoice.core.db import sync_transaction, sync_url
+    from teamsvoice.jobs import repository as jobs_repository
     from teamsvoice.jobs.runtime import system_database_url
 
     checks = []
@@ -668,10 +667,9 @@ def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
             engine.dispose()
     engine = create_engine(sync_url(settings.effective_database_url))
     try:
-        with Session(engine) as session:
-            cutoff = utcnow() - timedelta(seconds=settings.job_executor_timeout_seconds)
-            live = list(session.scalars(select(JobExecutor).where(
-                JobExecutor.stopped.is_(False), JobExecutor.heartbeat_at >= cutoff, JobExecutor.role != "api")))
+        with sync_transaction(engine) as session:
+            live = jobs_repository.live_workers(
+                session, beating_since=utcnow() - timedelta(seconds=settings.job_executor_timeout_seconds))
     except SQLAlchemyError as exc:
         live = []
         checks.append(_check("job executors", False, f"cannot read job_executors: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",

@@ -33,13 +33,11 @@ def test_old_entries_go_and_new_ones_stay(live) -> None:  # type: ignore[no-unty
     try:
         marker = f"retention {uuid.uuid4()}"
         old, older, recent, today = _entries(engine, marker, [366, 900, 364, 0])
-        with Session(engine) as session:
-            assert purge_expired(session, 0) == 0  # 0: kept for ever
-            assert _left(engine, marker) == [old, older, recent, today]
-            assert purge_expired(session, 365, batch=1) >= 2  # in batches of one: every old entry, whoever's
+        assert purge_expired(engine, 0) == 0  # 0: kept for ever
+        assert _left(engine, marker) == [old, older, recent, today]
+        assert purge_expired(engine, 365, batch=1) >= 2  # in batches of one: every old entry, whoever's
         assert _left(engine, marker) == [recent, today]
-        with Session(engine) as session:
-            assert purge_expired(session, 365) == 0  # again: nothing more
+        assert purge_expired(engine, 365) == 0  # again: nothing more
     finally:
         engine.dispose()
 

@@ -13,9 +13,18 @@ from teamsvoice.core.db import sync_transaction, sync_url
 from tests.conftest import BACKENDS
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "teamsvoice"
-# Job steps and the services they call: each transaction goes through sync_transaction.
-STEP_MODULES = [*sorted((SRC / "jobs").glob("*.py")), *sorted((SRC / "domain" / "calling").glob("*.py")),
-                *sorted((SRC / "domain" / "sbc").glob("*.py"))]
+# Every module opens its transactions through core/db (sync_transaction in job steps, the CLI and the seed),
+# except these, each for its reason (a listed module that no longer opens one fails: the list only shrinks).
+EXEMPT = {
+    "core/db.py": "the one place: transaction, sync_transaction, end_transaction",
+    "migrations/env.py": "alembic's own connection for a migration run",
+    "microsoft/budget.py": "the request budget's buckets on a Core connection of their own (not the domain's rows)",
+    "sbc/kamailio.py": "Kamailio's database, not teamsvoice's",
+    "microsoft/identity.py": "requests.Session: an HTTP session, not a database one",
+    "domain/consent/service.py": "rolls back the request's own transaction on a refused consent before recording it",
+    "domain/security/throttle.py": "rolls back the request's own transaction on a failed login before counting it",
+}
+STEP_MODULES = [path for path in sorted(SRC.rglob("*.py")) if path.relative_to(SRC).as_posix() not in EXEMPT]
 
 metadata = MetaData()
 notes = Table("sync_transaction_notes", metadata, Column("id", Integer, primary_key=True), Column("text", String(20)))
@@ -70,8 +79,14 @@ def _opens_sessions_itself(path: Path) -> list[str]:
 
 def test_the_walk_covers_the_job_steps() -> None:
     names = {path.relative_to(SRC).as_posix() for path in STEP_MODULES}
-    assert {"jobs/webhooks.py", "jobs/fusion_wizard.py", "jobs/runtime.py", "domain/calling/workflows.py"} <= names
+    assert {"jobs/webhooks.py", "jobs/fusion_wizard.py", "jobs/runtime.py", "domain/calling/workflows.py",
+            "domain/audit/workflows.py", "domain/voice_state/workflows.py", "cli.py", "operator_cli.py", "demo.py"} <= names
     assert _opens_sessions_itself(SRC / "core" / "db.py")  # (the helper itself is seen opening one)
+
+
+@pytest.mark.parametrize("name", sorted(EXEMPT))
+def test_each_exemption_is_still_needed(name: str) -> None:
+    assert _opens_sessions_itself(SRC / name), f"{name} no longer opens a session itself: remove it from EXEMPT"
 
 
 @pytest.mark.parametrize("path", STEP_MODULES, ids=lambda path: path.relative_to(SRC).as_posix())

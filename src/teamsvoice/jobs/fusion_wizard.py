@@ -9,13 +9,13 @@ from typing import Any
 
 import anyio
 from dbos import DBOS
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
-from teamsvoice.domain.fusion import onboarding
+from teamsvoice.domain.fusion import onboarding, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
 from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -133,7 +133,7 @@ def onboarding_wizard(run_id: int) -> bool:
 
 def _start(run_id: int) -> None:
     with sync_transaction(job_context().engine) as session:
-        job_key = session.scalar(select(FusionWizardRun.job_key).where(FusionWizardRun.id == run_id))
+        job_key = repository_onboarding.wizard_run_key(session, run_id)
     start_once(f"fusion-wizard-{job_key}", onboarding_wizard, run_id)
 
 
@@ -146,7 +146,7 @@ def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a running run with no workflow; start those (idempotent).
     To be called from runtime.start_jobs after DBOS.launch()."""
     with sync_transaction(job_context().engine) as session:
-        running = list(session.scalars(select(FusionWizardRun.id).where(FusionWizardRun.running.is_(True))))
+        running = repository_onboarding.running_wizard_run_ids(session)
     for run_id in running:
         _start(run_id)
     return len(running)

@@ -5,12 +5,12 @@ import logging
 import anyio
 import httpx
 from dbos import DBOS
-from sqlalchemy import select
 
 from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.domain.consent import repository as consent_repository
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
@@ -75,7 +75,7 @@ def deliver_webhook(delivery_id: int) -> int:
 
 def _start(delivery_id: int) -> None:
     with sync_transaction(job_context().engine) as session:
-        job_key = session.scalar(select(WebhookDelivery.job_key).where(WebhookDelivery.id == delivery_id))
+        job_key = consent_repository.delivery_key(session, delivery_id)
     start_once(f"webhook-{job_key}", deliver_webhook, delivery_id)
 
 
@@ -87,7 +87,7 @@ async def enqueue_delivery(delivery_id: int) -> None:
 def resume_orphaned() -> int:
     """A crash between commit and enqueue leaves a pending row with no workflow; start those (idempotent)."""
     with sync_transaction(job_context().engine) as session:
-        pending = list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")))
+        pending = consent_repository.pending_delivery_ids(session)
     for delivery_id in pending:
         _start(delivery_id)
     return len(pending)

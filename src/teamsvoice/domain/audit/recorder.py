@@ -17,13 +17,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.session import ORMExecuteState
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.domain.audit import context
-from teamsvoice.domain.audit.models import AuditEntry
+from teamsvoice.domain.audit import context, repository
 
 MASK = "***"
 LONG_TEXT = 1000
@@ -137,8 +136,7 @@ class _Rows:
             mapped = _TABLES.get(table)
             if mapped is None:
                 return None
-            row = self.session.connection().execute(select(mapped).where(mapped.c.id == key)).mappings().first()
-            self.known[(table, key)] = dict(row) if row is not None else {}
+            self.known[(table, key)] = repository.row_by_id(self.session, mapped, key) or {}
         return self.known[(table, key)] or None
 
 
@@ -226,7 +224,7 @@ def entry_values(scope: context.AuditScope, owner: Owner, *, action: str, aggreg
 
 def _write(session: Session, scope: context.AuditScope, entries: list[dict[str, Any]]) -> None:
     if entries:
-        session.connection().execute(insert(AuditEntry.__table__), entries)
+        repository.insert_entries(session, entries)
         scope.recorded += len(entries)
 
 
@@ -316,11 +314,8 @@ def _bulk_statement(state: ORMExecuteState) -> None:
     mapped = _TABLES.get(table)
     if mapped is None:
         return
-    query = select(mapped)
-    if statement.whereclause is not None:  # type: ignore[attr-defined]
-        query = query.where(statement.whereclause)  # type: ignore[attr-defined]
     session = state.session
-    touched = [dict(r) for r in session.connection().execute(query).mappings()]
+    touched = repository.rows_matching(session, mapped, statement.whereclause)  # type: ignore[attr-defined]
     if not touched:
         return
     aggregate = _aggregate(table)

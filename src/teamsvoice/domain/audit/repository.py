@@ -1,15 +1,16 @@
 """The audit log's queries: entries in a caller's scope (filtered, paged, newest first), how often an action was
 recorded per object, and the retention purge's batches. The rules (what a filter means, the page limits, the
-retention) live in `service.py` and `retention.py`. (The recorder writes entries itself, from the session's
-events, in `recorder.py`.)"""
+retention) live in `service.py` and `retention.py`; and, for the recorder's session events (`recorder.py`), the
+rows a write touches (read on the writing session's own connection, inside its transaction) and the entries'
+insert."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -68,3 +69,21 @@ def ids_older_than(session: Session, before: datetime, limit: int) -> list[int]:
 
 def delete_entries(session: Session, ids: Sequence[int]) -> None:
     session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+
+
+# --- the recorder's reads and writes (synchronous, on the writing session's connection) ------------------
+
+
+def row_by_id(session: Session, table: Table, key: Any) -> dict[str, Any] | None:
+    row = session.connection().execute(select(table).where(table.c.id == key)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def rows_matching(session: Session, table: Table, where: ColumnElement[bool] | None) -> list[dict[str, Any]]:
+    """The rows of `table` that a bulk UPDATE or DELETE with this WHERE clause is about to touch."""
+    query = select(table) if where is None else select(table).where(where)
+    return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
+    session.connection().execute(insert(AuditEntry.__table__), entries)

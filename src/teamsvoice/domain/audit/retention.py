@@ -4,9 +4,10 @@ long purge never holds the database for long)."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.domain.audit import repository
 
 BATCH = 5000
@@ -16,16 +17,17 @@ def cutoff(days: int, now: datetime | None = None) -> datetime:
     return (now or utcnow()) - timedelta(days=days)
 
 
-def purge_expired(session: Session, days: int, *, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Deletes the entries older than `days` days (none when `days` is 0) and answers how many; commits each batch.
-    Idempotent: run again, it finds nothing more."""
+def purge_expired(engine: Engine, days: int, *, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Deletes the entries older than `days` days (none when `days` is 0) and answers how many; each batch is its
+    own transaction. Idempotent: run again, it finds nothing more."""
     if days <= 0:
         return 0
     before, deleted = cutoff(days, now), 0
     while True:
-        ids = repository.ids_older_than(session, before, batch)
+        with sync_transaction(engine) as session:
+            ids = repository.ids_older_than(session, before, batch)
+            if ids:
+                repository.delete_entries(session, ids)
         if not ids:
             return deleted
-        repository.delete_entries(session, ids)
-        session.commit()
         deleted += len(ids)

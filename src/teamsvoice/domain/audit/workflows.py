@@ -6,7 +6,6 @@ again what is already gone does nothing."""
 import logging
 
 from dbos import DBOS
-from sqlalchemy.orm import Session
 
 from teamsvoice.domain.audit import retention
 from teamsvoice.jobs.runtime import durable_step, job_context, run_every
@@ -17,8 +16,7 @@ log = logging.getLogger("teamsvoice.audit")
 @durable_step("audit_purge_expired")
 def purge_step() -> int:
     ctx = job_context()
-    with Session(ctx.engine) as session:
-        deleted = retention.purge_expired(session, ctx.settings.audit_retention_days)
+    deleted = retention.purge_expired(ctx.engine, ctx.settings.audit_retention_days)
     if deleted:
         log.info("audit log: %d entries older than %d days deleted", deleted, ctx.settings.audit_retention_days)
     return deleted

@@ -101,6 +101,11 @@ async def users_at_location(session: AsyncSession, location_id: int) -> int:
 # --- PBX and CallApp users -------------------------------------------------------------------------
 
 
+async def pbx_user_of_voice_user(session: AsyncSession, voice_user_id: int) -> PbxUser | None:
+    """The PBX connector user that a Teams voice user's record belongs to, if any (its number is the Teams number)."""
+    return await session.scalar(select(PbxUser).where(PbxUser.voice_user_id == voice_user_id))
+
+
 async def pbx_user_by_upn(session: AsyncSession, enterprise_id: int, upn: str) -> PbxUser | None:
     return await session.scalar(select(PbxUser).where(PbxUser.enterprise_id == enterprise_id,
                                                       PbxUser.teams_user_id == upn))

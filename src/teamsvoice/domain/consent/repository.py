@@ -4,6 +4,7 @@ delivered by `jobs/webhooks.py`)."""
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
@@ -43,3 +44,12 @@ async def add_webhook_delivery(session: AsyncSession, enterprise_id: int, url: s
     session.add(delivery)
     await session.flush()
     return delivery
+
+
+def delivery_key(session: Session, delivery_id: int) -> str | None:
+    """A webhook delivery's never-reused key (its workflow id is derived from it); None if there is no such row."""
+    return session.scalar(select(WebhookDelivery.job_key).where(WebhookDelivery.id == delivery_id))
+
+
+def pending_delivery_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")))

@@ -51,3 +51,12 @@ def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str
 def consent_of(session: Session, enterprise_id: int, consent_name: str) -> EnterpriseConsent | None:
     return session.scalar(select(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id,
                                                           EnterpriseConsent.consent_name == consent_name))
+
+
+def wizard_run_key(session: Session, run_id: int) -> str | None:
+    """A wizard run's never-reused key (its workflow id is derived from it); None if there is no such run."""
+    return session.scalar(select(FusionWizardRun.job_key).where(FusionWizardRun.id == run_id))
+
+
+def running_wizard_run_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(FusionWizardRun.id).where(FusionWizardRun.running.is_(True))))

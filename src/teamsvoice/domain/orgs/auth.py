@@ -7,7 +7,6 @@ usable token. Revoking a client or disabling a user stops its tokens at once.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -80,7 +79,7 @@ async def refresh_grant(
     session: AsyncSession, *, client_id: str, client_secret: str, refresh_token: str, access_ttl: int, refresh_ttl: int,
 ) -> IssuedTokens:
     client = await _authenticate_client(session, client_id, client_secret)
-    row = await session.scalar(select(OAuthToken).where(OAuthToken.token_digest == token_digest(refresh_token)))
+    row = await repository.oauth_token_by_digest(session, token_digest(refresh_token))
     if row is None or row.kind != "refresh" or row.revoked or row.api_client_id != client.id:
         raise InvalidGrant(f"Invalid refresh token: {refresh_token[:8]}...")
     if row.expires_at <= utcnow():
@@ -95,16 +94,7 @@ async def refresh_grant(
 async def principal_for_token(session: AsyncSession, token: str) -> Principal:
     # One round trip for the token, its user, its client and a reseller-level user's scope (the user's
     # reseller and those below it, one row each): every request of the family passes here.
-    digest = token_digest(token)
-    owner = (select(PortalUser.reseller_id).join(OAuthToken, OAuthToken.portal_user_id == PortalUser.id)
-             .where(OAuthToken.token_digest == digest, PortalUser.enterprise_id.is_(None)).scalar_subquery())
-    tree = repository.reseller_subtree(owner)
-    found = (await session.execute(
-        select(OAuthToken, PortalUser, ApiClient, tree.c.id)
-        .outerjoin(PortalUser, PortalUser.id == OAuthToken.portal_user_id)
-        .outerjoin(ApiClient, ApiClient.id == OAuthToken.api_client_id)
-        .outerjoin(tree, true())
-        .where(OAuthToken.token_digest == digest))).all()
+    found = await repository.token_with_owner_and_scope(session, token_digest(token))
     row, user, client = found[0][:3] if found else (None, None, None)
     if row is None or row.kind != "access" or row.revoked:
         raise AuthenticationFailed("Invalid access token", code="invalid_token")
@@ -129,6 +119,4 @@ async def revoke_credentials_of_enterprise(session: AsyncSession, enterprise_id:
     for client in clients:
         client.active = False
     if clients:
-        await session.execute(
-            update(OAuthToken).where(OAuthToken.api_client_id.in_([c.id for c in clients])).values(revoked=True)
-        )
+        await repository.revoke_tokens_of_clients(session, [c.id for c in clients])

@@ -3,11 +3,11 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CTE, and_, or_, select
+from sqlalchemy import CTE, Row, and_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.domain.consent.models import EnterpriseConsent
-from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
 
 
@@ -127,6 +127,29 @@ async def portal_user_by_username(session: AsyncSession, username: str) -> Porta
 
 async def api_client_by_client_id(session: AsyncSession, client_id: str) -> ApiClient | None:
     return await session.scalar(select(ApiClient).where(ApiClient.client_id == client_id))
+
+
+async def oauth_token_by_digest(session: AsyncSession, digest: str) -> OAuthToken | None:
+    return await session.scalar(select(OAuthToken).where(OAuthToken.token_digest == digest))
+
+
+async def token_with_owner_and_scope(session: AsyncSession, digest: str) -> Sequence[Row[Any]]:
+    """The token of `digest` with its user, its client and, for a reseller-level user, one row per reseller of
+    its scope (the user's reseller and those below it; the fourth column): one round trip, which every request
+    of the ConnecttoTeams family makes. No rows when the token is unknown."""
+    owner = (select(PortalUser.reseller_id).join(OAuthToken, OAuthToken.portal_user_id == PortalUser.id)
+             .where(OAuthToken.token_digest == digest, PortalUser.enterprise_id.is_(None)).scalar_subquery())
+    tree = reseller_subtree(owner)
+    return (await session.execute(
+        select(OAuthToken, PortalUser, ApiClient, tree.c.id)
+        .outerjoin(PortalUser, PortalUser.id == OAuthToken.portal_user_id)
+        .outerjoin(ApiClient, ApiClient.id == OAuthToken.api_client_id)
+        .outerjoin(tree, true())
+        .where(OAuthToken.token_digest == digest))).all()
+
+
+async def revoke_tokens_of_clients(session: AsyncSession, client_ids: list[int]) -> None:
+    await session.execute(update(OAuthToken).where(OAuthToken.api_client_id.in_(client_ids)).values(revoked=True))
 
 
 async def enterprise_credentials(session: AsyncSession, enterprise_id: int) -> tuple[Sequence[PortalUser], Sequence[ApiClient]]:

@@ -40,3 +40,9 @@ async def with_microsoft_user(session: AsyncSession, enterprise_id: int) -> list
     """The enterprise's records that know their Microsoft user, in the order they were added."""
     return list(await session.scalars(select(TeamsVoiceUser).where(
         TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.microsoft_user_id.is_not(None)).order_by(TeamsVoiceUser.id)))
+
+
+async def of_enterprise(session: AsyncSession, enterprise_id: int) -> list[TeamsVoiceUser]:
+    """Every record of the enterprise, in the order they were added."""
+    return list(await session.scalars(select(TeamsVoiceUser).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id).order_by(TeamsVoiceUser.id)))

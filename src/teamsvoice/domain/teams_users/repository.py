@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from teamsvoice.core.db import transaction
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences
@@ -87,3 +88,11 @@ async def bulk_job_status(sessions: async_sessionmaker[AsyncSession], job_id: in
         job = await session.get(FusionBulkJob, job_id)
     assert job is not None  # jobs are never deleted
     return job
+
+
+def resource_accounts_in_flight(session: Session) -> list[tuple[str, int, int]]:
+    """Resource accounts whose change was recorded but has not ended (creating, updating, deleting): their
+    job key, id and generation, for starting their workflows again after a crash."""
+    return [(key, account_id, generation) for key, account_id, generation in session.execute(
+        select(FusionResourceAccount.job_key, FusionResourceAccount.id, FusionResourceAccount.generation)
+        .where(FusionResourceAccount.status.in_(("creating", "updating", "deleting"))))]

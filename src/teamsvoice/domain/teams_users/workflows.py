@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import anyio
 from dbos import DBOS
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, sync_transaction, transaction
@@ -28,7 +27,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.core.logging import job_log_context
 from teamsvoice.core.metrics import record_bulk_item
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
-from teamsvoice.domain.teams_users import bulk, repository_bulk_run, resource_accounts
+from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
     durable_step,
@@ -234,8 +233,7 @@ def resume_orphaned() -> int:
     accounts still in a transitional state. Idempotent: workflow ids derive from the rows' keys."""
     with sync_transaction(job_context().engine) as session:
         jobs = repository_bulk_run.queued_jobs(session)
-        accounts = list(session.execute(select(FusionResourceAccount.job_key, FusionResourceAccount.id, FusionResourceAccount.generation)
-                                        .where(FusionResourceAccount.status.in_(("creating", "updating", "deleting")))))
+        accounts = repository.resource_accounts_in_flight(session)
     for key, job_id in jobs:
         _start_bulk(key, job_id)
     for key, account_id, generation in accounts:

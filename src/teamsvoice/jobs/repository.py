@@ -1,0 +1,32 @@
+"""Queries over the job engine's own table (`job_executors`: one row per worker process, beating while it
+lives), for `jobs/runtime.py`. Synchronous: the engine's threads and DBOS's steps run them."""
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from teamsvoice.jobs.models import JobExecutor
+
+
+def ended_executor_ids(session: Session, own_id: str, *, stale_before: datetime | None) -> list[str]:
+    """The other executors that stopped or last beat before `stale_before` (None: every other executor)."""
+    query = select(JobExecutor.executor_id).where(JobExecutor.executor_id != own_id)
+    if stale_before is not None:
+        query = query.where(JobExecutor.stopped.is_(True) | (JobExecutor.heartbeat_at < stale_before))
+    return list(session.scalars(query))
+
+
+def claim_executor(session: Session, executor_id: str) -> bool:
+    """Deletes the executor's row; True for the one caller that did (it recovers that executor's work)."""
+    return session.execute(delete(JobExecutor).where(JobExecutor.executor_id == executor_id)).rowcount == 1  # type: ignore[attr-defined]
+
+
+def mark_stopped(session: Session, executor_id: str) -> None:
+    session.execute(update(JobExecutor).where(JobExecutor.executor_id == executor_id).values(stopped=True))
+
+
+def live_workers(session: Session, *, beating_since: datetime) -> list[JobExecutor]:
+    """The executors that run work (not the API's) and have not stopped and beat since `beating_since`."""
+    return list(session.scalars(select(JobExecutor).where(
+        JobExecutor.stopped.is_(False), JobExecutor.heartbeat_at >= beating_since, JobExecutor.role != "api")))
