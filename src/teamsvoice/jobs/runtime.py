@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine, create_engine, delete, select, true, update
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -46,6 +46,7 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
+from teamsvoice.jobs import repository
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.budget import job_scope as budget_job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -93,7 +94,7 @@ _stopping = threading.Event()
 _in_flight = 0
 _in_flight_lock = threading.Lock()
 _heartbeat_stop = threading.Event()
-_heartbeat_thread: threading.Thread | None = None
+_heartbeat_threads: list[threading.Thread] = []
 
 # Every module that defines DBOS workflows; add yours here. A module may define `resume_orphaned()`.
 WORKFLOW_MODULES = ["teamsvoice.jobs.webhooks", "teamsvoice.domain.calling.workflows", "teamsvoice.jobs.fusion_wizard",
@@ -131,7 +132,7 @@ def new_executor_id() -> str:
 def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> None:
     """Launches DBOS with a fresh executor id. Workers (and `all`) listen on the queues, beat, and recover
     the work of executors that died; `api` processes only enqueue."""
-    global _context, _heartbeat_thread
+    global _context
     # Workflows must be registered before launch, so that recovery finds them.
     for name in WORKFLOW_MODULES:
         importlib.import_module(name)
@@ -175,9 +176,13 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         # `api` and `worker` refuse SQLite): every other executor recorded there has ended, and its unfinished
         # work resumes now rather than once its heartbeat is `job_executor_timeout_seconds` old.
         recover_dead_executors(all_others=settings.is_sqlite)
-        _heartbeat_thread = threading.Thread(target=_heartbeat_loop, args=(executor_id, role), name="teamsvoice-heartbeat",
-                                             daemon=True)
-        _heartbeat_thread.start()
+        # Two threads: the beat never waits behind a recovery (re-enqueueing a dead worker's thousand workflows
+        # takes seconds), or this live process would itself look dead to the others and to `teamsvoice doctor`.
+        _heartbeat_threads[:] = [
+            threading.Thread(target=_heartbeat_loop, args=(executor_id, role), name="teamsvoice-heartbeat", daemon=True),
+            threading.Thread(target=_housekeeping_loop, name="teamsvoice-recovery", daemon=True)]
+        for thread in _heartbeat_threads:
+            thread.start()
 
 
 async def _connector(settings: Settings) -> MicrosoftConnector:
@@ -199,10 +204,18 @@ def _heartbeat_loop(executor_id: str, role: Role) -> None:
     while not _heartbeat_stop.wait(HEARTBEAT_SECONDS):
         try:
             _beat(executor_id, role)
-            recover_dead_executors()
-            _measure_queues()
         except Exception:  # noqa: BLE001 - the database may be briefly away; the next beat tries again
             log.warning("job engine heartbeat failed; retrying", exc_info=True)
+
+
+def _housekeeping_loop() -> None:
+    """Takes over the work of workers that stopped beating, and measures the queues, every beat."""
+    while not _heartbeat_stop.wait(HEARTBEAT_SECONDS):
+        try:
+            recover_dead_executors()
+            _measure_queues()
+        except Exception:  # noqa: BLE001 - the database may be briefly away; the next round tries again
+            log.warning("job engine recovery round failed; retrying", exc_info=True)
 
 
 def recover_dead_executors(*, all_others: bool = False) -> list[str]:
@@ -213,13 +226,12 @@ def recover_dead_executors(*, all_others: bool = False) -> list[str]:
     ctx = job_context()
     timeout = ctx.settings.job_executor_timeout_seconds
     with sync_transaction(ctx.engine) as session:
-        ended = true() if all_others else (JobExecutor.stopped.is_(True)) | (JobExecutor.heartbeat_at < _seconds_ago(timeout))
-        dead = list(session.scalars(select(JobExecutor.executor_id).where(JobExecutor.executor_id != ctx.executor_id, ended)))
+        dead = repository.ended_executor_ids(session, ctx.executor_id, stale_before=None if all_others else _seconds_ago(timeout))
     recovered = []
     for executor_id in dead:
         with sync_transaction(ctx.engine) as session:
-            claimed = session.execute(delete(JobExecutor).where(JobExecutor.executor_id == executor_id))
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            claimed = repository.claim_executor(session, executor_id)
+        if not claimed:
             continue
         handles = DBOS._recover_pending_workflows([executor_id])
         log.info("recovered %d workflows of executor %s", len(handles), executor_id)
@@ -271,12 +283,13 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
     while time.monotonic() < deadline and _in_flight > 0:
         time.sleep(0.05)
     _heartbeat_stop.set()
-    if _heartbeat_thread is not None:
-        _heartbeat_thread.join(timeout=5)
+    for thread in _heartbeat_threads:
+        thread.join(timeout=5)
+    _heartbeat_threads.clear()
     if _context.role != "api":
         try:
             with sync_transaction(_context.engine) as session:
-                session.execute(update(JobExecutor).where(JobExecutor.executor_id == _context.executor_id).values(stopped=True))
+                repository.mark_stopped(session, _context.executor_id)
         except Exception:  # noqa: BLE001 - then it is found dead by its stale heartbeat instead
             log.warning("could not mark this executor stopped", exc_info=True)
     DBOS.destroy(workflow_completion_timeout_sec=0)
