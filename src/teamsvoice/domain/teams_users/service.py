@@ -497,6 +497,9 @@ async def delete_user(
             licences_row = await repository.customer_licences_row(session, record.id)
             if licences_row is not None:
                 await session.delete(licences_row)
+                # Deleted before its voice record: the unit of work does not order the two (no relationship maps
+                # them), and the record's delete would cascade to this row first (0 rows matched, a warning).
+                await session.flush()
             await session.delete(record)
     await connection.directory_admin.delete_user(user.id, missing_ok=True)
 
