@@ -100,7 +100,7 @@ def next_page_step(job_id: int, after: int) -> list[int]:
 
 @durable_step("fusion_bulk_item_apply")
 def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
-    job = _job_memory(job_id)
+    job = _job_memory(_run_key(DBOS.workflow_id, subscription_id, job_id))
 
     async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> str:
         with job_log_context(job_id=job_id, item_id=item_id):
@@ -135,16 +135,27 @@ class _JobMemory:
 
 ACCESS_SECONDS = 5.0
 REMEMBERED_JOBS = 64
-_jobs: "OrderedDict[int, _JobMemory]" = OrderedDict()
+_jobs: "OrderedDict[str, _JobMemory]" = OrderedDict()
 _jobs_lock = threading.Lock()  # (items' steps run on DBOS's threads)
 
 
-def _job_memory(job_id: int) -> _JobMemory:
-    """The job's memory; the least recently used job's is dropped beyond REMEMBERED_JOBS (memory stays flat
+def _run_key(workflow_id: str | None, subscription_id: int, job_id: int) -> str:
+    """Which run of which job an item belongs to: its workflow id without the item (`fusion-bulk-{job_key}`, the
+    job's never-reused key, new for each retry). Not the job's row id: on SQLite ids are used again once the
+    newest rows are gone (a subscription deleted with its jobs, a wiped database), and a job under a used id must
+    not see the old job's subscription and groups (its items were sent to the old job's tenant:
+    tests/e2e/test_scope.py after another test's job of the same id)."""
+    if workflow_id and "-item-" in workflow_id:
+        return workflow_id.rsplit("-item-", 1)[0]
+    return f"subscription-{subscription_id}-job-{job_id}"
+
+
+def _job_memory(key: str) -> _JobMemory:
+    """The job run's memory; the least recently used run's is dropped beyond REMEMBERED_JOBS (memory stays flat
     however many jobs a worker runs)."""
     with _jobs_lock:
-        memory = _jobs.pop(job_id, None) or _JobMemory()
-        _jobs[job_id] = memory
+        memory = _jobs.pop(key, None) or _JobMemory()
+        _jobs[key] = memory
         while len(_jobs) > REMEMBERED_JOBS:
             _jobs.popitem(last=False)
         return memory
