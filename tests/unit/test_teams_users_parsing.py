@@ -63,3 +63,30 @@ def test_a_template_fills_what_the_user_lacks_unless_it_overrides() -> None:
     replaced = templates.update_from(template, override=True, current=current)
     assert (replaced.location, replaced.vrp, replaced.replace_groups, replaced.replace_licenses) == ("BE", "World", True, True)
     assert templates.update_from(templates.DEFAULT, override=False).licenses == ["MCOEV"]
+
+
+def test_resource_account_bodies_and_filters_are_read_in_fusion_names() -> None:
+    from teamsvoice.api.fusion import resource_accounts as wire
+    from teamsvoice.domain.teams_users import resource_accounts
+
+    fields = wire.parse_body({"accountType": "call-queue", "vrp": "EU", "phoneNumber": None}, wire.MODIFY_NAMES)
+    assert fields == {"account_type": "call-queue", "voice_routing_policy": "EU", "phone_number": None}
+    assert set(wire.MODIFY_NAMES.values()) == set(resource_accounts.MODIFY_FIELDS)
+    assert set(wire.CREATE_NAMES.values()) == set(resource_accounts.CREATE_FIELDS)
+    with pytest.raises(ValidationFailed, match="^vrp: unknown field"):
+        wire.parse_body({"vrp": "EU"}, wire.CREATE_NAMES)  # a policy is set by a modify only
+    with pytest.raises(ValidationFailed, match="^body: must be a JSON object"):
+        wire.parse_body(["x"], wire.CREATE_NAMES)
+    with pytest.raises(ValidationFailed, match="^accountType: must be call-queue or auto-attendant"):
+        resource_accounts._account_type("queue", wire.LABELS["account_type"])
+    with pytest.raises(ValidationFailed, match=r"^phoneNumber: a resource account cannot take a number with an extension"):
+        resource_accounts._number("+3222000000;ext=12", wire.LABELS["phone_number"])
+
+    assert wire.parse_filters(None) == resource_accounts.AccountFilters()
+    assert wire.parse_filters('[{"country": "be"}, {"have_number": "no"}]') == resource_accounts.AccountFilters(
+        frozenset({"BE"}), False, None)
+    assert wire.parse_filters('{"have_number": "yes", "type": "auto-attendant"}').have_number is True
+    for bad, message in (("{", "filters: must be a JSON object"), ('{"kind": 1}', "filters: an object with"),
+                         ('{"have_number": "maybe"}', "filters.have_number"), ('{"type": "x"}', "filters.type")):
+        with pytest.raises(ValidationFailed, match=f"^{message}"):
+            wire.parse_filters(bad)

@@ -1,6 +1,7 @@
 """MS Teams resource accounts (spec 004). Create, modify and delete answer at once with the intermediate
 state; a durable job does Microsoft's asynchronous work, and the list shows the final state."""
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
@@ -10,6 +11,7 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion import users_wire
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
+from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, resource_accounts, workflows
@@ -20,6 +22,54 @@ _ROLE = "tenants.instance.subscriptions.instance.msteams.resource_accounts"
 
 def _access(action: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
+
+
+# Fusion's names of a resource account's fields (spec 004) onto the domain's; an error names the field as sent.
+CREATE_NAMES = {"accountType": "account_type", "userPrincipalName": "user_principal_name", "displayName": "display_name",
+                "location": "location", "phoneNumber": "phone_number", "customerLicenses": "customer_licences"}
+MODIFY_NAMES = {"accountType": "account_type", "displayName": "display_name", "location": "location",
+                "phoneNumber": "phone_number", "vrp": "voice_routing_policy", "customerLicenses": "customer_licences"}
+LABELS = {domain: wire for names in (CREATE_NAMES, MODIFY_NAMES) for wire, domain in names.items()}
+
+
+def parse_body(body: Any, names: dict[str, str]) -> dict[str, Any]:
+    """A create's or modify's body as the domain's fields (their values checked by the domain)."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = set(body) - set(names)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    return {names[key]: value for key, value in body.items()}
+
+
+def parse_filters(raw: str | None) -> resource_accounts.AccountFilters:
+    """The list's `filters`: a JSON object (or the spec's array of one-key conditions) with `country` (a code or a
+    list of codes), `have_number` (yes/no) and/or `type` (call-queue/auto-attendant)."""
+    if raw is None:
+        return resource_accounts.AccountFilters()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise ValidationFailed("filters: must be a JSON object") from None
+    if isinstance(data, list):  # the spec's array of conditions, as the users list accepts it
+        if not all(isinstance(entry, dict) for entry in data):
+            raise ValidationFailed("filters: each condition must be an object")
+        data = {key: value for entry in data for key, value in entry.items()}
+    if not isinstance(data, dict) or set(data) - {"country", "have_number", "type"}:
+        raise ValidationFailed("filters: an object with country, have_number and/or type")
+    countries = data.get("country") or []
+    if isinstance(countries, str):
+        countries = [countries]
+    if not isinstance(countries, list):
+        raise ValidationFailed("filters.country: must be a list of country codes")
+    have = data.get("have_number")
+    if have not in (None, "yes", "no"):
+        raise ValidationFailed("filters.have_number: must be yes or no")
+    kind = data.get("type")
+    if kind not in (None, *resource_accounts.APPLICATION_IDS):
+        raise ValidationFailed("filters.type: must be call-queue or auto-attendant")
+    return resource_accounts.AccountFilters(frozenset(str(c).upper() for c in countries),
+                                            None if have is None else have == "yes", kind)
 
 
 def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int) -> None:
@@ -38,7 +88,7 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
         job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, ids)
         uow.after_commit(lambda: calling_workflows.enqueue(job_id))
     await uow.end_transaction()
-    listed = await resource_accounts.list_accounts(uow.session, access, connection, filters)
+    listed = await resource_accounts.list_accounts(uow.session, access, connection, parse_filters(filters))
     return {"resourceAccounts": [users_wire.render_resource_account(view) for view in listed]}
 
 
@@ -49,7 +99,12 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
     responses=docs.ok(docs.IdOnly, "Accepted: the account's id", example={"id": 122}),
 )
 async def create_resource_account(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
-    account = await resource_accounts.create(uow.session, access, body)
+    access.require_ms_tenant()
+    fields = parse_body(body, CREATE_NAMES)
+    for name in resource_accounts.REQUIRED_FIELDS:
+        if name not in fields:
+            raise ValidationFailed(f"{LABELS[name]}: is required")
+    account = await resource_accounts.create(uow.session, access, fields, LABELS)
     _enqueue(uow, account.job_key, account.id, account.generation)
     return {"id": account.id}
 
@@ -63,7 +118,8 @@ async def create_resource_account(body: Annotated[Any, Body()], access: _access(
 )
 async def modify_resource_account(resource_account_id: str, body: Annotated[Any, Body()], access: _access("update"),
                                   uow: UnitOfWorkDep) -> dict[str, int]:
-    account = await resource_accounts.modify(uow.session, access, resource_account_id, body)
+    account = await resource_accounts.changeable(uow.session, access, resource_account_id)
+    account = await resource_accounts.modify(uow.session, access, account, parse_body(body, MODIFY_NAMES), LABELS)
     _enqueue(uow, account.job_key, account.id, account.generation)
     return {"id": account.id}
 

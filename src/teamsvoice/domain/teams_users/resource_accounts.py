@@ -7,7 +7,6 @@ licence a number needs) and `reconcile` for the number and VRP (the resource acc
 `TeamsVoiceUser` row like a user's). Every step looks before it acts, so a re-run after a crash is harmless.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,20 +30,42 @@ VIRTUAL_USER_SKU = "PHONESYSTEM_VIRTUALUSER"
 RESOURCE_ACCOUNT_NOT_FOUND = "resource_account_not_found"
 
 
-def _account_type(value: Any) -> str:
+@dataclass(frozen=True)
+class AccountFilters:
+    """Which accounts a listing keeps: usage locations (upper-case ISO codes; empty: any), with or without a
+    number (None: either), of one kind (call-queue or auto-attendant; None: either). Each API family parses its
+    own query into one (Fusion: `api/fusion/resource_accounts.parse_filters`)."""
+
+    countries: frozenset[str] = frozenset()
+    have_number: bool | None = None
+    kind: str | None = None
+
+
+# A create's or modify's fields, by the domain's names; each API family maps its own onto them and passes its names
+# as `labels`, so an error names the field as the caller sent it.
+CREATE_FIELDS = ("account_type", "user_principal_name", "display_name", "location", "phone_number", "customer_licences")
+REQUIRED_FIELDS = ("account_type", "user_principal_name", "display_name", "location")
+MODIFY_FIELDS = ("account_type", "display_name", "location", "phone_number", "voice_routing_policy", "customer_licences")
+
+
+def _label(labels: dict[str, str], name: str) -> str:
+    return labels.get(name, name)
+
+
+def _account_type(value: Any, label: str) -> str:
     if value not in APPLICATION_IDS:
-        raise ValidationFailed("accountType: must be call-queue or auto-attendant")
+        raise ValidationFailed(f"{label}: must be call-queue or auto-attendant")
     return str(value)
 
 
-def _number(session_access: SubscriptionAccess, value: Any) -> str | None:
+def _number(value: Any, label: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("phoneNumber: must be a phone number or null")
+        raise ValidationFailed(f"{label}: must be a phone number or null")
     if ";ext=" in value.lower():
-        raise ValidationFailed("phoneNumber: a resource account cannot take a number with an extension (;ext=)")
-    return numbers.parse_full_number(value, "phoneNumber")
+        raise ValidationFailed(f"{label}: a resource account cannot take a number with an extension (;ext=)")
+    return numbers.parse_full_number(value, label)
 
 
 async def _free(session: AsyncSession, access: SubscriptionAccess, number: str | None, record_id: int | None) -> None:
@@ -53,33 +74,29 @@ async def _free(session: AsyncSession, access: SubscriptionAccess, number: str |
     await numbers.require_free_number(session, access, number, for_user_id=record_id)
 
 
-async def create(session: AsyncSession, access: SubscriptionAccess, body: Any) -> FusionResourceAccount:
+async def create(session: AsyncSession, access: SubscriptionAccess, fields: dict[str, Any],
+                 labels: dict[str, str]) -> FusionResourceAccount:
+    """A new resource account from `fields` (CREATE_FIELDS; REQUIRED_FIELDS present, checked by the caller with
+    the body's shape), each value checked in that order; the account's number must be free."""
     access.require_ms_tenant()
-    if not isinstance(body, dict):
-        raise ValidationFailed("body: must be a JSON object")
-    allowed = {"accountType", "userPrincipalName", "displayName", "location", "phoneNumber", "customerLicenses"}
-    unknown = set(body) - allowed
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
-    for required in ("accountType", "userPrincipalName", "displayName", "location"):
-        if required not in body:
-            raise ValidationFailed(f"{required}: is required")
-    account_type = _account_type(body["accountType"])
-    upn = service.optional_string("userPrincipalName", body["userPrincipalName"], nullable=False) or ""
+    account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
+    upn_label = _label(labels, "user_principal_name")
+    upn = service.optional_string(upn_label, fields["user_principal_name"], nullable=False) or ""
     if "@" not in upn:
-        raise ValidationFailed("userPrincipalName: must be name@domain")
-    display_name = service.optional_string("displayName", body["displayName"], nullable=False) or ""
-    location = service.parse_location("location", body["location"])
-    number = _number(access, body.get("phoneNumber"))
-    licences = service.string_list("customerLicenses", body.get("customerLicenses", []), nullable=False) or []
+        raise ValidationFailed(f"{upn_label}: must be name@domain")
+    display_name = service.optional_string(_label(labels, "display_name"), fields["display_name"], nullable=False) or ""
+    location = service.parse_location(_label(labels, "location"), fields["location"])
+    number = _number(fields.get("phone_number"), _label(labels, "phone_number"))
+    licences = service.string_list(_label(labels, "customer_licences"), fields.get("customer_licences", []),
+                                   nullable=False) or []
     await _free(session, access, number, None)
     clash = await repository.resource_account_by_upn(session, access.subscription.id, upn)
     if clash is not None:
-        raise Conflict(f"userPrincipalName: a resource account {upn} already exists")
+        raise Conflict(f"{upn_label}: a resource account {upn} already exists")
     account = FusionResourceAccount(
         subscription_id=access.subscription.id, user_principal_name=upn.lower(), display_name=display_name,
         account_type=account_type, location=location, customer_licenses=licences, status="creating",
-        desired={"phoneNumber": number, "vrp": None})
+        desired={"phoneNumber": number, "vrp": None})  # (stored keys: renaming them needs a migration of the rows)
     session.add(account)
     await session.flush()
     return account
@@ -89,30 +106,34 @@ async def _account(session: AsyncSession, access: SubscriptionAccess, resource_a
     return await repository.resource_account(session, access.subscription.id, resource_account_id)
 
 
-async def modify(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str, body: Any) -> FusionResourceAccount:
+async def changeable(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount:
+    """The account a modify applies to (not one being deleted); looked up before its body is read."""
     access.require_ms_tenant()
     account = await _account(session, access, resource_account_id)
     if account is None or account.status == "deleting":
         raise NotFound(f"Resource account {resource_account_id} not found", code=RESOURCE_ACCOUNT_NOT_FOUND)
-    if not isinstance(body, dict):
-        raise ValidationFailed("body: must be a JSON object")
-    unknown = set(body) - {"accountType", "displayName", "location", "phoneNumber", "vrp", "customerLicenses"}
-    if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field")
+    return account
+
+
+async def modify(session: AsyncSession, access: SubscriptionAccess, account: FusionResourceAccount,
+                 fields: dict[str, Any], labels: dict[str, str]) -> FusionResourceAccount:
+    """Changes what `fields` (MODIFY_FIELDS, any of them) says, checked in that order; a new number must be free."""
     desired = dict(account.desired)
-    if "accountType" in body:
-        account.account_type = _account_type(body["accountType"])
-    if "displayName" in body:
-        account.display_name = service.optional_string("displayName", body["displayName"], nullable=False) or ""
-    if "location" in body:
-        account.location = service.parse_location("location", body["location"])
-    if "phoneNumber" in body:
-        desired["phoneNumber"] = _number(access, body["phoneNumber"])
+    if "account_type" in fields:
+        account.account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
+    if "display_name" in fields:
+        account.display_name = service.optional_string(_label(labels, "display_name"), fields["display_name"],
+                                                       nullable=False) or ""
+    if "location" in fields:
+        account.location = service.parse_location(_label(labels, "location"), fields["location"])
+    if "phone_number" in fields:
+        desired["phoneNumber"] = _number(fields["phone_number"], _label(labels, "phone_number"))
         await _free(session, access, desired["phoneNumber"], account.voice_user_id)
-    if "vrp" in body:
-        desired["vrp"] = service.optional_string("vrp", body["vrp"])
-    if "customerLicenses" in body:
-        account.customer_licenses = service.string_list("customerLicenses", body["customerLicenses"], nullable=False) or []
+    if "voice_routing_policy" in fields:
+        desired["vrp"] = service.optional_string(_label(labels, "voice_routing_policy"), fields["voice_routing_policy"])
+    if "customer_licences" in fields:
+        account.customer_licenses = service.string_list(_label(labels, "customer_licences"), fields["customer_licences"],
+                                                        nullable=False) or []
     account.desired, account.status, account.error = desired, "updating", None
     account.generation += 1
     return account
@@ -269,8 +290,8 @@ def _state(row: FusionResourceAccount) -> AccountState:
     return AccountState(row.id, list(row.customer_licenses), row.status, row.error)
 
 
-async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, filters: Any) -> list[ResourceAccountView]:
-    countries, have_number, kind = _filters(filters)
+async def list_accounts(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection,
+                        filters: AccountFilters) -> list[ResourceAccountView]:
     # Our rows first, Microsoft second: a row the job has marked active is then always in the listing that
     # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
     rows = {r.microsoft_user_id: r for r in await repository.resource_accounts_of(session, access.subscription.id)}
@@ -297,39 +318,12 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     for row in rows.values():  # wanted, not (yet) in Microsoft: the intermediate state
         result.append(ResourceAccountView(row.microsoft_user_id, row.user_principal_name, row.display_name, row.location,
                                           row.account_type, False, [], None, _state(row), None))
-    return [v for v in result if _matches(v, countries, have_number, kind)]
+    return [v for v in result if _matches(v, filters)]
 
 
-def _filters(raw: Any) -> tuple[set[str], str | None, str | None]:
-    if raw is None:
-        return set(), None, None
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-    except (ValueError, RecursionError):  # RecursionError: nested too deep
-        raise ValidationFailed("filters: must be a JSON object") from None
-    if isinstance(data, list):  # the spec's array of conditions, as the users list accepts it
-        if not all(isinstance(entry, dict) for entry in data):
-            raise ValidationFailed("filters: each condition must be an object")
-        data = {key: value for entry in data for key, value in entry.items()}
-    if not isinstance(data, dict) or set(data) - {"country", "have_number", "type"}:
-        raise ValidationFailed("filters: an object with country, have_number and/or type")
-    countries = data.get("country") or []
-    if isinstance(countries, str):
-        countries = [countries]
-    if not isinstance(countries, list):
-        raise ValidationFailed("filters.country: must be a list of country codes")
-    have = data.get("have_number")
-    if have not in (None, "yes", "no"):
-        raise ValidationFailed("filters.have_number: must be yes or no")
-    kind = data.get("type")
-    if kind not in (None, *APPLICATION_IDS):
-        raise ValidationFailed("filters.type: must be call-queue or auto-attendant")
-    return {str(c).upper() for c in countries}, have, kind
-
-
-def _matches(view: ResourceAccountView, countries: set[str], have_number: str | None, kind: str | None) -> bool:
-    if countries and (view.location or "").upper() not in countries:
+def _matches(view: ResourceAccountView, filters: AccountFilters) -> bool:
+    if filters.countries and (view.location or "").upper() not in filters.countries:
         return False
-    if have_number and bool(view.phone_number) != (have_number == "yes"):
+    if filters.have_number is not None and bool(view.phone_number) != filters.have_number:
         return False
-    return not (kind and view.account_type != kind)
+    return not (filters.kind and view.account_type != filters.kind)
