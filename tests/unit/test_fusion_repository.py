@@ -10,25 +10,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.domain.fusion import repository, repository_accounts
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs.models import Reseller
+from tests.support.database import rolled_back_session
 
 
 @pytest.fixture
 async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = create_engine(database_url)
-    try:
-        async with session_factory(engine)() as session:
-            await session.begin()
-            try:
-                yield session
-            finally:
-                await session.rollback()
-    finally:
-        await engine.dispose()
+    async with rolled_back_session(database_url) as session:
+        yield session
 
 
 def _org_principal(node: Reseller, scope: set[int]) -> FusionPrincipal:

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import Conflict, NotFound
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.domain.calling.models import PbxLocation, PbxUser
@@ -23,6 +22,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.voice_state import repository as voice_state
 from teamsvoice.domain.voice_state.models import NumberQuarantine
 from teamsvoice.microsoft.calling_ports import PstnGateway, VoiceRoute, VoiceRoutingPolicy
+from tests.support.database import rolled_back_session
 
 # Numbers no other test uses (the database is shared within a backend's run).
 N = [f"+325070000{i}" for i in range(10)]
@@ -43,27 +43,21 @@ class World:
 
 @pytest.fixture
 async def world(database_url: str) -> AsyncIterator[World]:
-    engine = create_engine(database_url)
-    try:
-        async with session_factory(engine)() as session:
-            await session.begin()
-            resellers = [Reseller(name=f"inventory-test-{n}", level="RESELLER") for n in (1, 2)]
-            session.add_all(resellers)
-            await session.flush()
-            customer, other = (Enterprise(reseller_id=r.id, enterprise_name=f"inventory-test-{r.id}") for r in resellers)
-            session.add_all([customer, other])
-            tenant = FusionTenant(name="inventory-test", owner_reseller_id=resellers[0].id)
-            session.add(tenant)
-            await session.flush()
-            subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=customer.id)
-            session.add(subscription)
-            await session.flush()
-            access = SubscriptionAccess(None, tenant, subscription, customer)  # type: ignore[arg-type]
-            await numbers.add_numbers(session, access, [parse_e164(n) for n in N[:6]], "numbers")
-            yield World(session, access, other)
-            await session.rollback()
-    finally:
-        await engine.dispose()
+    async with rolled_back_session(database_url) as session:
+        resellers = [Reseller(name=f"inventory-test-{n}", level="RESELLER") for n in (1, 2)]
+        session.add_all(resellers)
+        await session.flush()
+        customer, other = (Enterprise(reseller_id=r.id, enterprise_name=f"inventory-test-{r.id}") for r in resellers)
+        session.add_all([customer, other])
+        tenant = FusionTenant(name="inventory-test", owner_reseller_id=resellers[0].id)
+        session.add(tenant)
+        await session.flush()
+        subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=customer.id)
+        session.add(subscription)
+        await session.flush()
+        access = SubscriptionAccess(None, tenant, subscription, customer)  # type: ignore[arg-type]
+        await numbers.add_numbers(session, access, [parse_e164(n) for n in N[:6]], "numbers")
+        yield World(session, access, other)
 
 
 async def test_a_number_in_one_customers_inventory_is_not_found_for_another_family_or_customer(world: World) -> None:
