@@ -19,46 +19,68 @@ from tests.cli.support import UNREACHABLE, teamsvoice, teamsvoice_process, webho
 from tests.support.database import in_session
 
 
+async def listed_refused_and_pending(live, kind: str, refused: str, pending: str) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """`jobs list --kind` and `jobs show` of a refused and a pending delivery: the refused one can be retried and
+    not cancelled, the pending one cancelled and not retried yet, each said in words. Answers the listed jobs."""
+    listed = await teamsvoice(live, "jobs", "list", "--kind", kind, "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = {j["ref"]: j for j in json.loads(listed.stdout)}
+    assert jobs[refused]["status"] == "refused" and jobs[refused]["canRetry"] and not jobs[refused]["canCancel"]
+    assert jobs[pending]["canCancel"] and "still being delivered" in jobs[pending]["retry_refusal"]
+    shown = await teamsvoice(live, "jobs", "show", refused)
+    assert shown.returncode == 0, shown.stderr
+    assert "retry: possible" in shown.stdout and "cancel: no, it has already ended (refused)" in shown.stdout
+    return jobs
+
+
+async def cancelled_and_retried(live, refused: str, pending: str) -> dict:  # type: ignore[no-untyped-def]
+    """The ended delivery cannot be cancelled and the pending one not retried (each said in words); alice cancels
+    the pending one; the refused one is retried and followed until the live server's job engine delivers it, and
+    cannot be retried again. Cancel and retry run in processes of their own: they need the job engine's client.
+    Answers the retried job as `jobs retry --follow --json` printed it."""
+    not_now = await teamsvoice(live, "jobs", "cancel", refused)
+    assert not_now.returncode == 2 and f"Job {refused} cannot be cancelled: it has already ended (refused)" in not_now.stderr
+    not_yet = await teamsvoice(live, "jobs", "retry", pending)
+    assert not_yet.returncode == 2 and f"Job {pending} cannot be retried: it is still being delivered" in not_yet.stderr
+    cancelled = await asyncio.to_thread(teamsvoice_process, live, "--actor", "alice", "jobs", "cancel", pending, "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] == "cancelled" and json.loads(cancelled.stdout)["canRetry"]
+    ran = await asyncio.to_thread(teamsvoice_process, live, "jobs", "retry", refused, "--follow", "--json")
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    after = json.loads(ran.stdout)
+    assert after["status"] == "delivered" and after["last_error"] is None
+    again = await teamsvoice(live, "jobs", "retry", refused)
+    assert again.returncode == 2 and "it was delivered at" in again.stderr
+    return after
+
+
+async def audited(live, refused: str, pending: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """The audit log's retries and cancels of the two jobs, oldest first: (action, job, actor, before, after,
+    owning reseller, customer)."""
+    async def entries(session) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+        return list(await session.scalars(select(AuditEntry).where(
+            AuditEntry.action.in_(("job.retry", "job.cancel")), AuditEntry.object_id.in_((refused, pending))).order_by(AuditEntry.id)))
+
+    return [(e.action, e.object_id, e.actor, e.before, e.after, e.owner_reseller_id, e.customer)
+            for e in await in_session(live, entries)]
+
+
 async def test_webhook_delivery_retry_and_cancel(live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
     reseller_id = organisation.resellers[0].reseller_id
     name = f"Hooked {uuid.uuid4().hex[:6]}"
     refused_id, pending_id = await webhook_deliveries(live, reseller_id, receiver, name)
     refused, pending = f"webhook:{refused_id}", f"webhook:{pending_id}"
 
-    listed = await teamsvoice(live, "jobs", "list", "--kind", "webhook", "--json")
-    assert listed.returncode == 0, listed.stderr
-    jobs = {j["ref"]: j for j in json.loads(listed.stdout)}
-    assert jobs[refused]["status"] == "refused" and jobs[refused]["canRetry"] and not jobs[refused]["canCancel"]
+    jobs = await listed_refused_and_pending(live, "webhook", refused, pending)
     assert jobs[refused]["attempts"] == 1 and jobs[refused]["last_error"] == "HTTP 302: redirects are not followed"
-    assert jobs[pending]["canCancel"] and "still being delivered" in jobs[pending]["retry_refusal"]
-    shown = await teamsvoice(live, "jobs", "show", refused)
-    assert shown.returncode == 0 and "retry: possible" in shown.stdout and "cancel: no, it has already ended (refused)" in shown.stdout
 
-    not_now = await teamsvoice(live, "jobs", "cancel", refused)
-    assert not_now.returncode == 2 and f"Job {refused} cannot be cancelled: it has already ended (refused)" in not_now.stderr
-    # Stopping its workflow needs the job engine's client: a process of its own, as for retry.
-    cancelled = await asyncio.to_thread(teamsvoice_process, live, "--actor", "alice", "jobs", "cancel", pending, "--json")
-    assert cancelled.returncode == 0, cancelled.stderr
-    assert json.loads(cancelled.stdout)["status"] == "cancelled" and json.loads(cancelled.stdout)["canRetry"]
-
-    # Retried in a process of its own (it hands the work to the job engine); the live server delivers it.
-    ran = await asyncio.to_thread(teamsvoice_process, live, "jobs", "retry", refused, "--follow", "--json")
-    assert ran.returncode == 0, ran.stderr + ran.stdout
-    after = json.loads(ran.stdout)
-    assert after["status"] == "delivered" and after["attempts"] == 2 and after["last_error"] is None
+    after = await cancelled_and_retried(live, refused, pending)
+    assert after["attempts"] == 2
     assert [r for r in receiver.wait_for(1) if r["path"] == "/hook" and r["body"] == {"enterpriseName": name}]
-    again = await teamsvoice(live, "jobs", "retry", refused)
-    assert again.returncode == 2 and "it was delivered at" in again.stderr
 
-    async def entries(session) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-        return list(await session.scalars(select(AuditEntry).where(AuditEntry.action.in_(("job.retry", "job.cancel")),
-                                                                   AuditEntry.customer == name).order_by(AuditEntry.id)))
-
-    logged = await in_session(live, entries)
-    assert [(e.action, e.object_id, e.actor, e.before, e.after) for e in logged] == [
-        ("job.cancel", pending, "cli:alice", {"status": "pending"}, {"status": "cancelled"}),
-        ("job.retry", refused, f"cli:{getpass.getuser()}", {"status": "refused"}, {"status": "pending"})]
-    assert {e.owner_reseller_id for e in logged} == {reseller_id}
+    assert await audited(live, refused, pending) == [
+        ("job.cancel", pending, "cli:alice", {"status": "pending"}, {"status": "cancelled"}, reseller_id, name),
+        ("job.retry", refused, f"cli:{getpass.getuser()}", {"status": "refused"}, {"status": "pending"}, reseller_id, name)]
 
     unknown = await teamsvoice(live, "jobs", "show", "nightly:3")
     assert unknown.returncode == 2 and "the kind must be one of bulk, webhook" in unknown.stderr
@@ -98,19 +120,13 @@ async def test_drift_event_delivery_listed_retried_cancelled_and_scoped(live, or
 
     refused, pending, body = await in_session(live, make)
 
-    listed = await teamsvoice(live, "jobs", "list", "--kind", "drift-webhook", "--json")
-    assert listed.returncode == 0, listed.stderr
-    jobs = {j["ref"]: j for j in json.loads(listed.stdout)}
+    jobs = await listed_refused_and_pending(live, "drift-webhook", refused, pending)
     assert set(jobs) == {refused, pending}
     assert jobs[refused]["label"] == "drift event delivery" and jobs[refused]["customer"] == name
     assert jobs[refused]["title"] == f"drift.detected to {receiver.url.split('//')[1]}"
-    assert jobs[refused]["status"] == "refused" and jobs[refused]["canRetry"] and not jobs[refused]["canCancel"]
     assert jobs[refused]["attempts"] == 0 and jobs[refused]["last_error"] == "the host resolves to a loopback address"
-    assert jobs[pending]["canCancel"] and "still being delivered" in jobs[pending]["retry_refusal"]
     assert (jobs[refused]["reseller_id"], jobs[pending]["reseller_id"]) == (mine, above)
     shown = await teamsvoice(live, "jobs", "show", refused)
-    assert shown.returncode == 0 and "retry: possible" in shown.stdout
-    assert "cancel: no, it has already ended (refused)" in shown.stdout
     assert "drift event delivery 'drift.detected to" in shown.stdout and f"of {name}: refused" in shown.stdout
 
     # Scope: the reseller whose webhook it goes to and those above it; not another reseller.
@@ -124,18 +140,8 @@ async def test_drift_event_delivery_listed_retried_cancelled_and_scoped(live, or
         with pytest.raises(NotFound, match=f"Job {refused} not found"):
             await in_session(live, lambda s: action(s, [other], refused))  # noqa: B023
 
-    not_now = await teamsvoice(live, "jobs", "cancel", refused)
-    assert not_now.returncode == 2 and f"Job {refused} cannot be cancelled: it has already ended (refused)" in not_now.stderr
-    not_yet = await teamsvoice(live, "jobs", "retry", pending)
-    assert not_yet.returncode == 2 and f"Job {pending} cannot be retried: it is still being delivered" in not_yet.stderr
-    cancelled = await asyncio.to_thread(teamsvoice_process, live, "--actor", "alice", "jobs", "cancel", pending, "--json")
-    assert cancelled.returncode == 0, cancelled.stderr
-    assert json.loads(cancelled.stdout)["status"] == "cancelled" and json.loads(cancelled.stdout)["canRetry"]
-
-    ran = await asyncio.to_thread(teamsvoice_process, live, "jobs", "retry", refused, "--follow", "--json")
-    assert ran.returncode == 0, ran.stderr + ran.stdout
-    after = json.loads(ran.stdout)
-    assert after["status"] == "delivered" and after["attempts"] == 1 and after["last_error"] is None
+    after = await cancelled_and_retried(live, refused, pending)
+    assert after["attempts"] == 1
     receiver.wait_for(1)
     # Only this test's event counts: the receiver is one for the whole session (both backends), and keeps what
     # every earlier test, on either backend, had delivered to it.
@@ -144,14 +150,6 @@ async def test_drift_event_delivery_listed_retried_cancelled_and_scoped(live, or
     sent = got[0]["body"]["timestamp"]
     assert got[0]["raw"] == drift.stamped(body, sent) and got[0]["headers"][drift.TIMESTAMP_HEADER.lower()] == str(sent)
     assert got[0]["headers"][drift.SIGNATURE_HEADER.lower()] == drift.sign("s3cret", got[0]["raw"])
-    again = await teamsvoice(live, "jobs", "retry", refused)
-    assert again.returncode == 2 and "it was delivered at" in again.stderr
-
-    async def entries(session) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-        return list(await session.scalars(select(AuditEntry).where(
-            AuditEntry.action.in_(("job.retry", "job.cancel")), AuditEntry.object_id.in_((refused, pending))).order_by(AuditEntry.id)))
-
-    logged = await in_session(live, entries)
-    assert [(e.action, e.object_id, e.actor, e.before, e.after, e.owner_reseller_id, e.customer) for e in logged] == [
+    assert await audited(live, refused, pending) == [
         ("job.cancel", pending, "cli:alice", {"status": "pending"}, {"status": "cancelled"}, above, name),
         ("job.retry", refused, f"cli:{getpass.getuser()}", {"status": "refused"}, {"status": "pending"}, mine, name)]
