@@ -153,3 +153,41 @@ async def test_drift_event_delivery_listed_retried_cancelled_and_scoped(live, or
     assert await audited(live, refused, pending) == [
         ("job.cancel", pending, "cli:alice", {"status": "pending"}, {"status": "cancelled"}, above, name),
         ("job.retry", refused, f"cli:{getpass.getuser()}", {"status": "refused"}, {"status": "pending"}, mine, name)]
+
+
+async def test_resource_account_in_error_listed_with_its_customer_and_scoped(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A resource account's job (kept per Fusion subscription) is listed with the subscription's customer: one in
+    error may be retried and has nothing to cancel; another reseller does not find it."""
+    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.teams_users.models import FusionResourceAccount
+
+    mine, other = organisation.resellers[0].reseller_id, organisation.resellers[1].reseller_id
+    name = f"Queued {uuid.uuid4().hex[:6]}"
+
+    async def make(session) -> str:  # type: ignore[no-untyped-def]
+        enterprise = Enterprise(reseller_id=mine, enterprise_name=name)
+        tenant = FusionTenant(name=name, owner_reseller_id=mine)
+        session.add_all([enterprise, tenant])
+        await session.flush()
+        subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
+        session.add(subscription)
+        await session.flush()
+        account = FusionResourceAccount(subscription_id=subscription.id, user_principal_name=f"cq@{name[-6:]}.example",
+                                        display_name="Support queue", account_type="call-queue", location="BE",
+                                        status="error", error="No Teams Phone Resource Account licence")
+        session.add(account)
+        await session.flush()
+        return f"resource-account:{account.id}"
+
+    ref = await in_session(live, make)
+    listed = await teamsvoice(live, "jobs", "list", "--kind", "resource-account", "--json")
+    assert listed.returncode == 0, listed.stderr
+    job = {j["ref"]: j for j in json.loads(listed.stdout)}[ref]
+    assert (job["customer"], job["reseller_id"], job["status"]) == (name, mine, "error")
+    assert job["title"] == f"call-queue cq@{name[-6:]}.example" and job["last_error"] == "No Teams Phone Resource Account licence"
+    assert job["canRetry"] and not job["canCancel"]
+    assert ref in {j.ref for j in await in_session(live, lambda s: catalogue.list_jobs(s, [mine], kind="resource-account"))}
+    assert ref not in {j.ref for j in await in_session(live, lambda s: catalogue.list_jobs(s, [other], kind="resource-account"))}
+    with pytest.raises(NotFound, match=f"Job {ref} not found"):
+        await in_session(live, lambda s: catalogue.find(s, [other], ref))

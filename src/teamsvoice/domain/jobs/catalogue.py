@@ -107,7 +107,7 @@ def _ended(status: str) -> str:
 
 
 async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    rows = await repository.bulk_jobs(session, scope, ids, limit)
+    rows = await repository.subscription_jobs(session, FusionBulkJob, scope, ids, limit)
     job_ids = [job.id for job, _ in rows]
     tries = await repository.bulk_item_tries(session, job_ids)
     errors: dict[int, str] = {}
@@ -223,7 +223,7 @@ async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
 
 async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
     jobs = []
-    for account, enterprise in await repository.resource_accounts(session, scope, ids, limit):
+    for account, enterprise in await repository.subscription_jobs(session, FusionResourceAccount, scope, ids, limit):
         status = account.status
         active = status in ("creating", "updating", "deleting")
         retry = (_still(status) if active else "it is active: nothing failed" if status == "active" else None)

@@ -4,7 +4,7 @@ jobs it may see; None: all) and, when given, to some ids; and what the catalogue
 query has one shape (`_newest`); the rules (status, retry and cancel) live in `catalogue.py`."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +14,11 @@ from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.teams_users.models import FusionBulkItem
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 
 Scope = list[int] | None
+Row = TypeVar("Row")
 
 
 def _newest(query: Select[Any], key: InstrumentedAttribute[int], scope: Scope, ids: Sequence[int] | None, limit: int,
@@ -40,10 +41,12 @@ def _of_subscription(query: Select[Any], subscription_id: Any) -> Select[Any]:
             .join(Enterprise, Enterprise.id == FusionSubscription.enterprise_id))
 
 
-async def bulk_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                    limit: int) -> list[tuple[FusionBulkJob, Enterprise]]:
-    query = _of_subscription(select(FusionBulkJob, Enterprise), FusionBulkJob.subscription_id)
-    return await _rows(session, _newest(query, FusionBulkJob.id, scope, ids, limit))
+async def subscription_jobs(session: AsyncSession, model: type[Row], scope: Scope, ids: Sequence[int] | None,
+                            limit: int) -> list[tuple[Row, Enterprise]]:
+    """Records of `model` (a job kept per Fusion subscription: FusionBulkJob, FusionResourceAccount; its `id` and
+    `subscription_id`) with the subscription's customer."""
+    query = _of_subscription(select(model, Enterprise), model.subscription_id)  # type: ignore[attr-defined]
+    return await _rows(session, _newest(query, model.id, scope, ids, limit))  # type: ignore[attr-defined]
 
 
 async def bulk_item_tries(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, int]:
@@ -107,12 +110,6 @@ async def calling_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] |
                        limit: int) -> list[tuple[CallingJob, Enterprise]]:
     query = select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id)
     return await _rows(session, _newest(query, CallingJob.id, scope, ids, limit))
-
-
-async def resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                            limit: int) -> list[tuple[FusionResourceAccount, Enterprise]]:
-    query = _of_subscription(select(FusionResourceAccount, Enterprise), FusionResourceAccount.subscription_id)
-    return await _rows(session, _newest(query, FusionResourceAccount.id, scope, ids, limit))
 
 
 async def apply_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
