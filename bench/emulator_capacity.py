@@ -102,6 +102,9 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from harness import end_children_on_exit  # bench/harness.py: what this script starts ends with it
+
+    end_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--concurrency", type=int, default=64)

@@ -338,6 +338,9 @@ async def run(served: Target, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from harness import end_children_on_exit  # bench/harness.py: what this script starts ends with it
+
+    end_children_on_exit()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=5000)

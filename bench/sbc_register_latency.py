@@ -211,6 +211,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from harness import end_children_on_exit  # bench/harness.py: what this script starts ends with it
+
+    end_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=20)

@@ -151,6 +151,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from harness import end_children_on_exit  # bench/harness.py: what this script starts ends with it
+
+    end_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--tenants", type=int, default=20)
