@@ -2,6 +2,7 @@
 
 import uuid
 
+import httpx
 import pytest
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
@@ -141,3 +142,25 @@ async def test_connection_exposes_directory_admin(connector: MicrosoftConnector,
     connection = connector.connect(tenant.tenant_id)
     assert connection.directory_admin is connection.directory_admin
     assert isinstance(connection.directory_admin, DirectoryAdmin)
+
+
+async def test_a_licence_name_is_resolved_from_the_processs_last_read_of_the_tenants_skus(
+        connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    """Each bulk item has its own connection: a licence's name is resolved from this process's last read of the
+    tenant's SKUs (not one /subscribedSkus per item); a fresh read, or a name the last read lacks, asks Graph."""
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/subscribedSkus"):
+            sent.append(request.url.path)
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        first = await directory_admin(connector.connect(tenant.tenant_id)).sku("MCOEV")  # fresh: reads
+        again = await directory_admin(connector.connect(tenant.tenant_id)).sku("mcoev", fresh=False)
+        assert (again.sku_id, len(sent)) == (first.sku_id, 1)
+        with pytest.raises(NotFound):
+            await directory_admin(connector.connect(tenant.tenant_id)).sku("NO_SUCH_SKU", fresh=False)
+        assert len(sent) == 2  # not in the last read: asked again before it is called missing
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)

@@ -1,10 +1,12 @@
 """A user's voice assignment (`provisioning.reconcile`, both families' one-user change and every bulk item)
 against the emulator over Graph: one request at a time (the tenant's concurrency limit counts items, so an item
-never has two requests in flight), the voice routing policy granted once the number's operation is done, both
-land, and a refused number is reported with nothing else changed."""
+never has two requests in flight), the voice routing policy granted while Teams completes the number's operation
+(after the 202, before the operation is looked at), both land, and a refused number is reported with nothing else
+changed (the policy granted meanwhile is given back)."""
 
 import uuid
 
+import httpx
 import pytest
 
 from teamsvoice.core.errors import UpstreamError
@@ -28,21 +30,41 @@ async def new_policy(connector: MicrosoftConnector, tenant: SeededTenant) -> str
     return policy
 
 
-async def test_the_policy_is_granted_once_the_number_operation_is_done(
+async def test_the_policy_is_granted_while_the_number_operation_runs(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator,  # noqa: F811
         seen: Seen) -> None:  # noqa: F811
     policy, number, user = await new_policy(connector, tenant), new_number(), people[0]
+    in_flight, most = 0, 0
+
+    async def sent(request: httpx.Request) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+
+    async def answered_(response: httpx.Response) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    connector.http.event_hooks["request"].append(sent)
+    connector.http.event_hooks["response"].append(answered_)
     inject(faults, numberOperationMs=1500)
-    done = await reconcile(connector.connect(tenant.tenant_id), wish(user, number, policy))
+    try:
+        done = await reconcile(connector.connect(tenant.tenant_id), wish(user, number, policy))
+    finally:
+        connector.http.event_hooks["request"].remove(sent)
+        connector.http.event_hooks["response"].remove(answered_)
     inject(faults)
+    assert most == 1  # one request at a time
     assert done.status == "UPDATED" and done.changes == [f"number set to {number}", f"voice routing policy set to {policy}"]
     state = await voice(connector, tenant).voice_state(user.id)
     assert (state.phone_numbers, state.voice_routing_policy) == ([number], policy)
-    # In the order the requests were answered: the grant was sent only after the operation was seen done.
+    # In the order the requests were answered: the grant came after Teams accepted the number and before the
+    # operation was looked at, and the operation was then followed to its success.
     answered = [(method, path) for method, path, _ in seen.requests]
+    accepted = answered.index(("POST", "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber"))
     granted = answered.index(("POST", "/v1.0/admin/teams/policy/userAssignments/assign"))
     polls = [i for i, (method, path) in enumerate(answered) if method == "GET" and "/telephoneNumberManagement/operations" in path]
-    assert polls and seen.operation_statuses[-1] == "succeeded" and granted > polls[-1]
+    assert polls and accepted < granted < polls[0] and seen.operation_statuses[-1] == "succeeded"
 
     again = await reconcile(connector.connect(tenant.tenant_id), wish(user, number, policy))
     assert again.status == "UNCHANGED"

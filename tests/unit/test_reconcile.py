@@ -1,8 +1,10 @@
 """Bringing Teams in line with the desired voice configuration, against an in-memory Teams."""
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
-from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import (
     Reconciled, find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile,
@@ -14,12 +16,17 @@ class FakeTeams:
     def __init__(self) -> None:
         self.state = VoiceState("u1", "ada@contoso.example", enterprise_voice=False)
         self.calls: list[str] = []
+        self.refuse: set[str] = set()
 
     async def voice_state(self, user_id: str) -> VoiceState:
         return self.state
 
-    async def assign_number(self, upn: str, number: str) -> None:
+    async def assign_number(self, upn: str, number: str, *, meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
         self.calls.append(f"assign {number}")
+        if meanwhile is not None:
+            await meanwhile()
+        if number in self.refuse:
+            raise UpstreamError(f"assignNumber failed: {number} is held by another user", retryable=False, status=400)
         self.state = VoiceState(self.state.user_id, upn, True, [number], self.state.voice_routing_policy)
 
     async def remove_numbers(self, upn: str) -> None:
@@ -52,6 +59,19 @@ async def test_reconcile_applies_then_leaves_matching_users_alone() -> None:
     second = await reconcile(connection(teams), wanted)
     assert second == Reconciled("ada@contoso.example", "UNCHANGED", [])
     assert teams.calls == []
+
+
+async def test_the_policy_rides_the_number_operation_and_is_restored_when_the_number_is_refused() -> None:
+    """The policy is granted while Teams completes the number (FakeTeams runs `meanwhile` between accepting and
+    completing); when Teams then refuses the number, the user gets back the policy it had and the refusal is raised."""
+    teams = FakeTeams()
+    teams.state = VoiceState("u1", "ada@contoso.example", False, [], "Old-Policy")
+    teams.refuse.add("+14139301634")
+    with pytest.raises(UpstreamError, match="held by another user"):
+        await reconcile(connection(teams), record(phone_number="+14139301634", voice_routing_policy="US-East",
+                                                  calling_enabled=True))
+    assert teams.calls == ["assign +14139301634", "vrp US-East", "vrp Old-Policy"]
+    assert (teams.state.phone_numbers, teams.state.voice_routing_policy) == ([], "Old-Policy")
 
 
 async def test_disabling_removes_numbers_and_enterprise_voice() -> None:

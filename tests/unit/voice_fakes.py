@@ -2,7 +2,7 @@
 number has one holder, assigning one turns Enterprise Voice on, removing the last turns it off, creating
 an existing object is refused, a policy must exist to be granted."""
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from teamsvoice.core.errors import UpstreamError
@@ -100,9 +100,12 @@ class FakeTenantVoice:
             raise refused(f"policy {policy.identity} not found")
         self.policies[policy.identity] = policy
 
-    async def assign_number(self, user_principal_name: str, phone_number: str) -> None:
+    async def assign_number(self, user_principal_name: str, phone_number: str, *,
+                            meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
         self._call(f"assign_number {user_principal_name} {phone_number}")
         user = self._user(user_principal_name)
+        if meanwhile is not None:  # Teams accepted the operation; it is refused (or applied) when it completes
+            await meanwhile()
         if any(phone_number in u.phone_numbers for u in self.users.values() if u is not user):
             raise refused(f"Telephone Number '{phone_number}' has already been assigned to another user")
         self._set(user_principal_name, phone_numbers=[phone_number], enterprise_voice=True)

@@ -29,6 +29,7 @@ Errors: NotFound for a missing user/group; ValidationFailed / Conflict for Micro
 caller can fix; everything else UpstreamError(retryable=...).
 """
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,10 @@ def _refusal(exc: UpstreamError, *, subject: str) -> DomainError:
     if exc.status == 400:
         return ValidationFailed(f"{subject}: {message}")
     return exc
+
+
+SKUS_SECONDS = 300.0
+_SKUS: dict[str, tuple[list[SubscribedSku], float]] = {}  # tenant -> (its SKUs, when read)
 
 
 class DirectoryAdmin:
@@ -208,9 +213,19 @@ class DirectoryAdmin:
     # --- licences -----------------------------------------------------------------------------------
 
     async def subscribed_skus(self, *, refresh: bool = True) -> list[SubscribedSku]:
+        """The tenant's SKUs with their seat counts. `refresh=False` may answer from this process's last read of
+        the tenant (SKUS_SECONDS at most: a bulk job's items, each on its own connection, resolve a licence's
+        name without reading them each); the seat counts are then that read's."""
+        tenant = self._graph.tenant_id or ""
+        if not refresh and self._skus is None and tenant:
+            known = _SKUS.get(tenant)
+            if known is not None and time.monotonic() - known[1] < SKUS_SECONDS:
+                self._skus = known[0]
         if refresh or self._skus is None:
             data = await self._graph.get("/subscribedSkus")
             self._skus = [SubscribedSku.from_graph(item) for item in data.get("value", [])]
+            if tenant:
+                _SKUS[tenant] = (self._skus, time.monotonic())
         return list(self._skus)
 
     async def sku(self, sku: str, *, fresh: bool = True) -> SubscribedSku:

@@ -1,6 +1,6 @@
 """What the domain needs from Microsoft, in domain terms. Services depend on these, not on HTTP."""
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,7 +41,11 @@ class Directory(Protocol):
 class TeamsVoice(Protocol):
     async def voice_state(self, user_id: str) -> VoiceState: ...
 
-    async def assign_number(self, user_principal_name: str, phone_number: str) -> None: ...
+    async def assign_number(self, user_principal_name: str, phone_number: str, *,
+                            meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
+        """`meanwhile` runs once Teams accepted the number, while it completes; the number's outcome is
+        awaited either way (its failure first, then `meanwhile`'s)."""
+        ...
 
     async def remove_numbers(self, user_principal_name: str) -> None: ...
 

@@ -18,7 +18,7 @@ removes the per-user grant (`unassign`), so the user falls back to the tenant's 
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.core.errors import DomainError, NotFound, UpstreamError
 from teamsvoice.microsoft.budget import current_job
 from teamsvoice.microsoft.directory import ORGANIZATION_SELECT
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
@@ -91,16 +91,21 @@ class OperationPolling:
     tenant's budget, so a bulk job spends about one look per number. Later looks back off, doubling from a
     quarter of that time up to `cap`.
 
+    The nudges are small (STEP): many operations are in flight at once and each teaches only when it is
+    looked at, seconds after it began, so a larger step overshoots before the looks that would correct it
+    come back (with 0.2 the estimate swung between 0.6 s and the cap under a bulk job).
+
     An operation of interactive work (its job, `budget.current_job`, awaits at most INTERACTIVE of them in
     this process: a one-user change, or the last items of a bulk job) is looked at sooner and more often:
-    first at half the learnt time, then every `interactive_every` seconds. A one-user change then learns
-    its outcome a fraction of a second after Teams, for a few Teams requests more than a bulk item spends.
+    first at a quarter of the learnt time, then every `interactive_every` seconds. A one-user change then
+    learns its outcome a fraction of a second after Teams, for a few Teams requests more than a bulk item
+    spends.
 
     A Retry-After on the 202 or on an operation read is obeyed instead. Past `deadline` the operation
     counts as stuck: a transient failure."""
 
     QUANTILE = 0.9
-    STEP = 0.2  # how far one look moves the estimate (relative)
+    STEP = 0.02  # how far one look moves the estimate (relative)
     INTERACTIVE = 2
 
     def __init__(self, *, floor: float = 0.05, cap: float = 5.0, deadline: float = 300.0,
@@ -128,7 +133,7 @@ class OperationPolling:
 
     def first_delay(self, tenant: str, interactive: bool = False) -> float:
         done_by = self._done_by.get(tenant, 0.0)
-        return min(self.cap, done_by / 2 if interactive else done_by)
+        return min(self.cap, done_by / 4 if interactive else done_by)
 
     def next_delay(self, tenant: str, previous: float, interactive: bool = False) -> float:
         if interactive:
@@ -155,6 +160,63 @@ class OperationPolling:
 
 
 POLLING = OperationPolling()
+
+
+@dataclass
+class _Grants:
+    users: list[str]
+    failures: dict[str, BaseException] | None = None  # None: not sent yet; then each user's failure, if any
+
+
+class GrantBatching:
+    """One-user policy grants of a process, sent together in Graph's many-user call (a group commit).
+
+    A grant joins the open batch of its tenant and policy. The grant that finds no call of that tenant and
+    policy on its way sends its batch at once, with every grant that joined it meanwhile; later grants join the
+    next batch, sent when that call returns. A one-user change is therefore sent at once, and a bulk job's
+    grants, arriving faster than one call spends waiting for the tenant's budget and on the wire, share calls
+    (up to POLICY_ASSIGN_CHUNK users): about one Teams request per batch instead of one per user. A shared call
+    that Teams refuses (not a transient failure) is sent again user by user, so that a refusal is only the
+    refused user's; a transient failure is every user's (each retries as its job does)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Any, ...], _Grants] = {}
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+
+    async def grant(self, key: tuple[str, ...], user: str, send: Callable[[list[str]], Awaitable[None]]) -> None:
+        scoped = (id(asyncio.get_running_loop()), *key)  # `serve` runs requests and jobs on two loops
+        batch = self._open.get(scoped)
+        if batch is None or len(batch.users) >= POLICY_ASSIGN_CHUNK:
+            batch = self._open[scoped] = _Grants([])
+        batch.users.append(user)
+        async with self._locks.setdefault(scoped, asyncio.Lock()):
+            if batch.failures is None:  # not sent yet (or its sender was cancelled): this grant sends it
+                if self._open.get(scoped) is batch:
+                    del self._open[scoped]
+                batch.failures = await self._send(list(dict.fromkeys(batch.users)), send)
+        failure = batch.failures.get(user)
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    async def _send(users: list[str], send: Callable[[list[str]], Awaitable[None]]) -> dict[str, BaseException]:
+        try:
+            await send(users)
+            return {}
+        except Exception as exc:
+            refusal = isinstance(exc, DomainError) and not getattr(exc, "retryable", False)
+            if len(users) == 1 or not refusal:
+                return {user: exc for user in users}
+        failures: dict[str, BaseException] = {}
+        for user in users:
+            try:
+                await send([user])
+            except Exception as exc:
+                failures[user] = exc
+        return failures
+
+
+GRANTS = GrantBatching()
 
 
 @dataclass(frozen=True)
@@ -258,6 +320,7 @@ class TeamsVoiceAdapter:
         started = operation.accepted_at
         first = self._polling.first_delay(tenant, interactive)
         delay = operation.retry_after if operation.retry_after is not None else first
+        delay = max(0.0, delay - (time.monotonic() - started))  # counted from the 202 (work may have run since)
         backoff, last_running = 0.0, 0.0
         while True:
             if time.monotonic() - started + delay > self._polling.deadline:
@@ -287,12 +350,23 @@ class TeamsVoiceAdapter:
     async def _number_operation(self, action: str, body: dict[str, Any]) -> None:
         await self._finish(await self._start(action, body))
 
-    async def assign_number(self, user_principal_name: str, phone_number: str) -> None:
-        """A Direct Routing number (an ';ext=' extension included) as the user's primary number."""
+    async def assign_number(self, user_principal_name: str, phone_number: str, *,
+                            meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
+        """A Direct Routing number (an ';ext=' extension included) as the user's primary number. `meanwhile`
+        runs once Teams accepted the change, while it completes (one request at a time: the user's next
+        change rides the operation's time); the number's outcome is awaited either way, and a failure of
+        `meanwhile` is raised after it."""
         target = await self.user_id(user_principal_name, "assignNumber")
-        await self._number_operation("assignNumber", {
+        operation = await self._start("assignNumber", {
             "telephoneNumber": phone_number, "assignmentTargetId": target, "numberType": "directRouting",
             "assignmentCategory": "primary"})
+        if meanwhile is not None:
+            try:
+                await meanwhile()
+            except Exception:
+                await self._finish(operation)
+                raise
+        await self._finish(operation)
 
     async def unassign_number(self, phone_number: str) -> None:
         await self._number_operation("unassignNumber", {"telephoneNumber": phone_number, "numberType": "directRouting"})
@@ -349,14 +423,20 @@ class TeamsVoiceAdapter:
         return identifier
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
-        await self.grant_voice_routing_policy_to_many([user_principal_name], policy)
+        """One user's grant, sent with the other grants of the same tenant and policy that this process has
+        waiting (GrantBatching)."""
+        user = await self.user_id(user_principal_name, "Grant voice routing policy")
+        name = "" if is_global(policy) else str(policy).removeprefix("Tag:").lower()
+        await GRANTS.grant((self._graph.tenant_id or "", name), user, lambda users: self._grant(users, policy))
 
     async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
         """One policy for many users, up to POLICY_ASSIGN_CHUNK per Graph call; None / "Global" removes the
         per-user grant. Repeating it leaves the users as one run would."""
         users = await self.user_ids(upns_or_ids, "Grant voice routing policy")
-        if not users:
-            return
+        if users:
+            await self._grant(users, policy)
+
+    async def _grant(self, users: list[str], policy: str | None) -> None:
         action = "unassign" if is_global(policy) else "assign"
         item: dict[str, Any] = {"@odata.type": USER_ASSIGNMENT_TYPE, "policyType": VOICE_ROUTING_POLICY_TYPE}
         if action == "assign":

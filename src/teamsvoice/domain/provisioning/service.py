@@ -1,6 +1,7 @@
 """Provisioning of Teams users' calling: who may do it (spec 001's two ways), and bringing Microsoft's
 state in line with what teamsvoice holds for each user."""
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.phone import parse_e164
-from teamsvoice.core.errors import AuthenticationFailed, NotFound, PermissionDenied, UpstreamError, ValidationFailed
+from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.fusion import licences
@@ -38,6 +39,9 @@ class Reconciled:
     status: str
     changes: list[str]
     error: str | None = None
+
+
+logger = logging.getLogger(__name__)
 
 
 def find_msal_result(body: Any) -> dict[str, Any] | None:
@@ -162,27 +166,50 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Rec
             await connection.voice.set_enterprise_voice(upn, False)
             changes.append("enterprise voice disabled")
     else:
+        policy = per_user_policy(record.voice_routing_policy)
+        granted = False
+
+        async def grant_policy() -> None:
+            nonlocal granted
+            if policy != state.voice_routing_policy:
+                await connection.voice.grant_voice_routing_policy(upn, policy)
+                granted = True
+
         wanted = [record.phone_number] if record.phone_number else []
         if state.phone_numbers != wanted:
             if state.phone_numbers:
                 await connection.voice.remove_numbers(upn)
             if record.phone_number:
-                await connection.voice.assign_number(upn, record.phone_number)
+                # The policy is granted while Teams completes the number (its operation takes seconds): one request
+                # at a time per user still, as the tenant's concurrency limit counts a job's items
+                # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across
+                # workers): an item that sent two at once would let Microsoft see twice the limit.
+                try:
+                    await connection.voice.assign_number(upn, record.phone_number, meanwhile=grant_policy)
+                except DomainError:
+                    if granted:  # the number was refused: the user keeps the policy it had, as before the change
+                        await _restore_policy(connection, upn, state.voice_routing_policy)
+                    raise
             changes.append(f"number set to {record.phone_number}")
         if not state.enterprise_voice and not record.phone_number:
             await connection.voice.set_enterprise_voice(upn, True)
             changes.append("enterprise voice enabled")
-        # One request at a time per user: the tenant's concurrency limit counts a job's items
-        # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across workers), so an
-        # item that sent two at once would let Microsoft see twice the limit (tests/e2e/test_fleet.py).
-        policy = per_user_policy(record.voice_routing_policy)
-        if policy != state.voice_routing_policy:
-            await connection.voice.grant_voice_routing_policy(upn, policy)
+        if not granted:
+            await grant_policy()
+        if granted:
             changes.append(f"voice routing policy set to {policy or 'Global'}")
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
     record.last_synced_at = utcnow()
     return Reconciled(upn, record.last_sync_status, changes)
+
+
+async def _restore_policy(connection: TenantConnection, upn: str, policy: str | None) -> None:
+    """Best effort: a failure here is logged, and the number's refusal is what the caller is told."""
+    try:
+        await connection.voice.grant_voice_routing_policy(upn, policy)
+    except DomainError as exc:
+        logger.warning("could not restore %s's voice routing policy after its number was refused: %s", upn, exc.message)
 
 
 async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> Reconciled:

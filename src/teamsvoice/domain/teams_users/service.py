@@ -374,8 +374,11 @@ async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict
 
 
 async def _resolve_sku(admin: DirectoryAdministration, ident: str) -> SubscribedSku:
+    """A licence's id by its id or name, from the connection's last read of the tenant's SKUs when it names it
+    (a bulk job's items do not each read them; seat counts are not needed here: Microsoft refuses the
+    assignment when none is free)."""
     try:
-        return await admin.sku(ident)
+        return await admin.sku(ident, fresh=False)
     except NotFound:
         raise NotFound(f"The license {ident} does not exist in the MS Teams tenant", code=LICENCE_NOT_FOUND) from None
 
