@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from teamsvoice import __version__, console
-from teamsvoice.api import connecttoteams, docs, fusion
+from teamsvoice.api import connecttoteams, docs, fusion, routing
 from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
@@ -120,7 +120,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         return spring_error(request, 500, "Internal error; it has been logged")
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:
-        app.include_router(router)
+        assert isinstance(router, routing.APIRouter), router  # a path none of its routes matches is turned away at once
+        app.include_router(router)  # without a prefix: see api/routing.py
     console.install(app)  # the provider console at /console (HTML pages, its own static assets)
     docs.install(app)  # /docs, /redoc and the completed OpenAPI document
 

@@ -19,9 +19,16 @@ from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.audit.service import record_call_if_silent
 
 
+def container_of(request: Request) -> Container:
+    """The app's container. The request's own dependencies (the unit of work, the callers) read it here rather
+    than through `ContainerDep`: every node of a route's dependency graph costs FastAPI a resolution per request
+    (a sub-dependency is walked again wherever it is named, even when its value is cached)."""
+    return request.app.state.container
+
+
 async def get_container(request: Request) -> Container:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request
-    return request.app.state.container
+    return container_of(request)
 
 
 class _Caller(Protocol):
@@ -67,12 +74,14 @@ class UnitOfWork:
 def audit_scope(request: Request) -> audit.AuditScope:
     """The request as the audit log sees it; the auth dependencies name the actor (audit.identify)."""
     route = getattr(request.scope.get("route"), "path", None) or request.url.path
-    return audit.AuditScope(family=audit.family_of_path(request.url.path), source=f"{request.method} {route}",
+    # The family by the path's first segments: the scope's path has them as the URL would (no URL built).
+    return audit.AuditScope(family=audit.family_of_path(request.scope["path"]), source=f"{request.method} {route}",
                             request_id=request_id_var.get(), source_ip=client_address(request),
                             method=request.method, route=route)
 
 
-async def unit_of_work(request: Request, container: Annotated[Container, Depends(get_container)]) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    container = container_of(request)
     scope = audit_scope(request)
     token = audit.open_scope(scope)
     try:

@@ -4,9 +4,10 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
 from teamsvoice.api import throttling
 from teamsvoice.api.connecttoteams import docs

@@ -3,9 +3,10 @@ with the consented-reseller object (spec 001)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep

@@ -2,8 +2,9 @@
 
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import TeamsAppTemplateBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep

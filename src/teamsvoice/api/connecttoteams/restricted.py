@@ -3,9 +3,10 @@
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep

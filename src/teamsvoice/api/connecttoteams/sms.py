@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import ResellerDep
 from teamsvoice.api.deps import UnitOfWorkDep

@@ -3,8 +3,9 @@ CallApp consent (GET_CALL_APP_CONSENT)."""
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody

@@ -1,7 +1,6 @@
 """The Netaxis Fusion DRaaS API family (spec 004, vendor-notes part 2). Never imports api.connecttoteams."""
 
-from fastapi import APIRouter
-
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.fusion import auth, msteams_tenant, subscriptions, tenants
 
 PREFIX = "/api/v01/"

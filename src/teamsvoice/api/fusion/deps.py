@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, cached_caller
+from teamsvoice.api.deps import UnitOfWorkDep, cached_caller, container_of
 from teamsvoice.core.errors import AuthenticationFailed, PermissionDenied
 from teamsvoice.domain.audit import context as audit
 from teamsvoice.domain.fusion.auth import principal_for_access_token
@@ -31,8 +31,9 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def current_principal(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> FusionPrincipal:
+async def current_principal(request: Request, uow: UnitOfWorkDep) -> FusionPrincipal:
     token = bearer_token(request)
+    container = container_of(request)
     principal = await cached_caller(container, "fusion", token,
                                     lambda: principal_for_access_token(uow.session, container.keyring, token))
     audit.identify(name=principal.username, login_family=audit.FUSION, login_id=principal.user_id,

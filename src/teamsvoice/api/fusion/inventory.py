@@ -6,9 +6,10 @@ that need a stock answer 501 in Fusion's envelope, and one entitlement by id is 
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, subscription_access

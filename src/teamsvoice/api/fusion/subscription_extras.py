@@ -4,9 +4,10 @@ does not do (number porting, Operator Connect numbers) answered truthfully inste
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs

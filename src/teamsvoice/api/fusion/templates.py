@@ -4,8 +4,9 @@ built-in default and cannot be changed."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import Body, Depends
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs

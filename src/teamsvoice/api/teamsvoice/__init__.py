@@ -7,8 +7,7 @@ login, or a Fusion tenant login, its own. Fusion logins also need the route's Fu
 Errors use the Spring-style envelope of the ConnecttoTeams family: {timestamp, status, error, message, path}.
 """
 
-from fastapi import APIRouter
-
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.teamsvoice import audit, voice_state
 
 PREFIX = voice_state.PREFIX

@@ -5,9 +5,10 @@ login (enterprise or tenant level) is refused, 403. Thin: parse, call domain/aud
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.teamsvoice.deps import READ_ROLE, VoiceCaller, caller_with
 from teamsvoice.api.teamsvoice import docs

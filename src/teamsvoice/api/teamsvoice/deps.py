@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from teamsvoice.api.connecttoteams import deps as ctt
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.fusion import deps as fusion
 from teamsvoice.core.errors import PermissionDenied
 from teamsvoice.domain.fusion import repository as fusion_repository
@@ -73,15 +73,15 @@ def caller_with(fusion_role: str, *, reseller_level: bool = False) -> Callable[.
     if fusion_role not in ALL_ROLES:
         raise ValueError(f"Unknown Fusion role '{fusion_role}'")
 
-    async def resolve(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> VoiceCaller:
+    async def resolve(request: Request, uow: UnitOfWorkDep) -> VoiceCaller:
         if _looks_like_fusion(request):
-            principal = await fusion.current_principal(request, uow, container)
+            principal = await fusion.current_principal(request, uow)
             if not principal.holds(fusion_role):
                 raise PermissionDenied(f"The API consumer doesn't have sufficient rights to perform this action "
                                        f"(required role: {fusion_role})")
             caller = VoiceCaller("fusion", await _fusion_scopes(uow, principal), not principal.is_tenant_level)
         else:
-            principal_ctt = await ctt.current_principal(request, uow, container)
+            principal_ctt = await ctt.current_principal(request, uow)
             caller = VoiceCaller("connecttoteams", (principal_ctt,), not principal_ctt.is_enterprise_level)
         if reseller_level and not caller.reseller_level:
             raise PermissionDenied("This endpoint needs a reseller-level login (a ConnecttoTeams reseller, or a Fusion "

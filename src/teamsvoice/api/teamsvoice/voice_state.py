@@ -2,9 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import Body, Path, Query
 from fastapi.responses import JSONResponse
 
+from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.teamsvoice import docs
 from teamsvoice.api.teamsvoice.deps import ChangerDep, OffboarderDep, ReaderDep, ResellerChangerDep, VoiceCaller
