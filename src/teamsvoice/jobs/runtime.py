@@ -93,6 +93,8 @@ _context: JobContext | None = None
 _stopping = threading.Event()
 _in_flight = 0
 _in_flight_lock = threading.Lock()
+_enqueuing = 0  # workflows' enqueues under way (`_before_dbos_goes`), counted under _in_flight_lock
+ENQUEUE_WAIT_SECONDS = 10.0  # the longest a stop waits for them (each is one database write)
 _heartbeat_stop = threading.Event()
 _heartbeat_threads: list[threading.Thread] = []
 
@@ -282,6 +284,9 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _in_flight > 0:
         time.sleep(0.05)
+    deadline = time.monotonic() + ENQUEUE_WAIT_SECONDS
+    while time.monotonic() < deadline and _enqueuing > 0:
+        time.sleep(0.01)
     _heartbeat_stop.set()
     for thread in _heartbeat_threads:
         thread.join(timeout=5)
@@ -465,5 +470,27 @@ def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[...,
     lower positions first, so the first items of every job of a tenant come before the later items of any
     (a one-user job does not wait behind a 5,000-user one)."""
     priority = min(max(1, position), 2**31 - 1) if position is not None else None
-    with SetWorkflowID(workflow_id), SetEnqueueOptions(queue_partition_key=tenant_id, priority=priority):
+    with _before_dbos_goes(), SetWorkflowID(workflow_id), \
+            SetEnqueueOptions(queue_partition_key=tenant_id, priority=priority):
         DBOS.retrieve_queue(MICROSOFT_QUEUE).enqueue(workflow, *args)
+
+
+@contextmanager
+def _before_dbos_goes() -> Iterator[None]:
+    """Around a workflow's own call into DBOS (an enqueue): the engine's stop lets it end before it destroys
+    DBOS, and once the engine is stopping the workflow parks here instead, still PENDING (recovery replays it;
+    the enqueues it made are recorded and not made again). Without it, Ctrl-C while a bulk job's parent was
+    enqueueing its items destroyed DBOS under the enqueue ("No DBOS was created yet" in the log). Counted
+    before the check: a stop that has begun either waits for the call or is seen here."""
+    global _enqueuing
+    with _in_flight_lock:
+        _enqueuing += 1
+    if _stopping.is_set():
+        with _in_flight_lock:
+            _enqueuing -= 1
+        park_if_stopping()
+    try:
+        yield
+    finally:
+        with _in_flight_lock:
+            _enqueuing -= 1
