@@ -2,13 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import UnitOfWorkDep, container_of
 from teamsvoice.api.fusion import docs
-from teamsvoice.api.fusion.deps import instance_checked, tenant_access
+from teamsvoice.api.fusion.deps import current_principal, instance_checked, tenant_access
 from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
@@ -30,10 +30,11 @@ async def _render(uow: UnitOfWorkDep, principal: FusionPrincipal, tenant: Fusion
 )
 async def list_tenants(
     principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.list"))], uow: UnitOfWorkDep,
-    container: ContainerDep, search: str | None = None, sort: str = "name", dir: str = "asc",
+    request: Request, search: str | None = None, sort: str = "name", dir: str = "asc",
     parent: str | None = None, page_size: int = 10, next: str | None = None,
 ) -> dict[str, Any]:
     check_page_size(page_size)
+    container = container_of(request)
     context = {"search": search, "sort": sort, "dir": dir, "parent": parent, "page_size": page_size}
     offset = decode_next(container.keyring, next, context)
     query = service.TenantQuery(search=search, sort=sort, direction=dir, parent=parent)
@@ -71,7 +72,7 @@ async def create_tenant(
 )
 async def get_tenant(
     tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.read"))],
-    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.read"))], uow: UnitOfWorkDep,
+    principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     return await _render(uow, principal, tenant)
 
@@ -83,7 +84,7 @@ async def get_tenant(
 )
 async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
-    principal: Annotated[FusionPrincipal, Depends(instance_checked("tenants.instance.update"))], uow: UnitOfWorkDep,
+    principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
     await fusion_repository.update_tenant(uow.session, tenant, name=body.name, billing_id=body.billingId,
                                           markup=float(body.markup) if body.markup is not None else None)
