@@ -220,10 +220,8 @@ async def test_metrics_show_microsoft_requests_and_waits_after_a_graph_call(sett
         async def app_token(self, tenant_id: str, resource: str) -> str:
             return "app-token"
 
-    connector = MicrosoftConnector(settings)
+    connector = MicrosoftConnector(settings, transport=httpx.MockTransport(microsoft))
     connector.identity = Identity()  # type: ignore[assignment]
-    await connector.http.aclose()
-    connector.http = httpx.AsyncClient(transport=httpx.MockTransport(microsoft))
     connector.retry = RetryPolicy(max_attempts=3, base_delay=0.001)
     connection = connector.connect(tenant, delegated_graph_token="delegated")
     assert await connection.graph.get("/users") == {"value": []}
