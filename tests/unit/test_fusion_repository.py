@@ -69,6 +69,11 @@ async def test_a_login_sees_the_tenants_of_its_subtree_or_its_own_tenant(session
                                                       order="name", descending=False, offset=0, limit=10)
     assert page == [under] and total == 1
     assert await repository.tenant_visible_to(session, tenant_login, own.uuid) is None
+    assert await repository.tenant_visible_to(session, tenant_login, under.uuid) is under
+    nobody = _org_principal(other, set())  # a node login with an empty scope sees no tenant, not even its own node's
+    assert await repository.tenant_visible_to(session, nobody, elsewhere.uuid) is None
+    assert await repository.tenants_visible_to(session, nobody, owner_ids=None, name_contains=None, order="name",
+                                               descending=False, offset=0, limit=10) == ([], 0)
     # Narrowed to some owners (a `parent`), never beyond what the login sees.
     page, _ = await repository.tenants_visible_to(session, seen_by_distributor, owner_ids=frozenset({below.id, other.id}),
                                                   name_contains=None, order="name", descending=False, offset=0, limit=10)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -52,12 +52,22 @@ async def counted_page(session: AsyncSession, statement: Select[Any], order_by: 
 # --- tenants -------------------------------------------------------------------------------------------
 
 
-def visible_tenants(principal: FusionPrincipal) -> ColumnElement[bool]:
-    """The tenants a login sees: a tenant login its own tenant; any other login the tenants owned by its node
-    or a node below it. Anything else does not exist for it."""
+# The tenants a login sees: a tenant login its own tenant; any other login the tenants owned by its node or a
+# node below it. Anything else does not exist for it. By whether the login is a tenant login, with the login's
+# values as parameters (`_visible_values`), so that a statement using it can be built once (`_TENANT_BY_UUID`).
+_VISIBLE = {True: FusionTenant.id == bindparam("visible_tenant_id"),
+            False: FusionTenant.owner_reseller_id.in_(bindparam("visible_nodes", expanding=True))}
+
+
+def _visible_values(principal: FusionPrincipal) -> dict[str, Any]:
     if principal.is_tenant_level:
-        return FusionTenant.id == (principal.fusion_tenant_id or 0)
-    return FusionTenant.owner_reseller_id.in_(principal.reseller_scope)
+        return {"visible_tenant_id": principal.fusion_tenant_id or 0}
+    return {"visible_nodes": sorted(principal.reseller_scope)}
+
+
+def visible_tenants(principal: FusionPrincipal) -> ColumnElement[bool]:
+    """The condition on tenants that `principal` sees (see `_VISIBLE`), holding its values."""
+    return _VISIBLE[principal.is_tenant_level].params(_visible_values(principal))
 
 
 async def tenants_visible_to(
@@ -83,10 +93,16 @@ def _with_owner(statement: Select[Any]) -> Select[Any]:
     return statement.options(joinedload(FusionTenant.owner))
 
 
+# Every Fusion route under tenants/{uuid} reads its tenant so: the statement is built (and its cache key
+# computed) once per kind of login rather than on each request, where that took about as long as the read.
+_TENANT_BY_UUID = {tenant_level: _with_owner(select(FusionTenant).where(visible, FusionTenant.uuid == bindparam("tenant_uuid")))
+                   for tenant_level, visible in _VISIBLE.items()}
+
+
 async def tenant_visible_to(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant | None:
     """The tenant if the caller sees it, read with its owner (as `tenants_visible_to`)."""
-    return await session.scalar(_with_owner(select(FusionTenant).where(visible_tenants(principal),
-                                                                       FusionTenant.uuid == tenant_uuid)))
+    return await session.scalar(_TENANT_BY_UUID[principal.is_tenant_level],
+                                {**_visible_values(principal), "tenant_uuid": tenant_uuid})
 
 
 async def subscription_count(session: AsyncSession, fusion_tenant_id: int) -> int:
