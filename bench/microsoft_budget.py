@@ -7,8 +7,8 @@ Runs `teamsvoice serve` (API, job engine and the emulator as its child; embedded
 settings, i.e. the budget scheduler at Microsoft's published limits, against the emulator with its Microsoft
 limits ON (its default outside the test suite) and `{"profile": "microsoft"}` latencies. Then:
 
-1. one tenant, N users: one Fusion bulk update (number + voice routing policy per user) timed from the PUT
-   until the job is final, against the bound computed from the limits: the job's Teams service requests
+1. one tenant, N users: one Fusion bulk update (number + voice routing policy + Teams Phone licence per user)
+   timed from the PUT until the job is final, against the bound computed from the limits: the job's Teams service requests
    (Graph's Teams APIs and cmdlets that Microsoft admitted, from teamsvoice's budget metrics for that tenant)
    at 30 per second (and its directory writes at 3,000 per 2.5 minutes, whichever is longer). While it runs, a one-user
    change in the same tenant is submitted as its own job: its latency until final. Then `--naive-users`
@@ -53,6 +53,7 @@ TEAMS_PER_TENANT, TEAMS_PER_APP = 30.0, 300.0  # Microsoft's published Teams ser
 _SAMPLE = re.compile(r'^teamsvoice_microsoft_budget_requests_total\{outcome="(\w+)",service_class="([\w-]+)",'
                      r'tenant="([^"]+)"\} ([0-9.e+]+)$')
 WRITES_PER_SECOND = 3000 / 150  # directory writes per app per tenant
+TEAMS_PHONE = "MCOEV"  # the Teams Phone Standard licence (the emulator's tenants hold it for four users in five)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -105,7 +106,7 @@ def spent(before: dict, after: dict, service_class: str, tenant: str, outcome: s
 def body(setup: BulkSetup, name: str, indexes: range) -> dict:
     return {"name": name, "data": [
         {"upn": setup.users[i]["userPrincipalName"], "displayName": setup.users[i]["displayName"],
-         "number": f"+32{setup.first_number + i}", "vrp": "teamsvoice"} for i in indexes]}
+         "number": f"+32{setup.first_number + i}", "vrp": "teamsvoice", "licenses": [TEAMS_PHONE]} for i in indexes]}
 
 
 async def submit(http: httpx.AsyncClient, setup: BulkSetup, payload: dict) -> str:
@@ -279,7 +280,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
                     "`serve` on SQLite")
         print(f"Microsoft budget bench: emulator limits on, microsoft latency profile; {os.cpu_count()} cores; {topology}; "
               f"load average at the start and now: {load_start} / {os.getloadavg()[0]:.0f}")
-        print(f"1. one tenant, {args.users} users (number + voice routing policy each), job {summary['status']}")
+        print(f"1. one tenant, {args.users} users (number + voice routing policy + Teams Phone licence each), job "
+              f"{summary['status']}")
         print(f"   teamsvoice            {elapsed:8.1f} s  ({args.users / elapsed:.1f} users/s)")
         print(f"   bound from the limits {bound:8.1f} s  ({teams:.0f} Teams requests at {TEAMS_PER_TENANT:.0f}/s, "
               f"{writes:.0f} directory writes at {WRITES_PER_SECOND:.0f}/s)  -> {bound / elapsed:.0%} of the bound; "

@@ -1,5 +1,6 @@
 """DirectoryAdmin (microsoft/directory.py) against the emulator over HTTPS, through the production connector."""
 
+import asyncio
 import uuid
 
 import httpx
@@ -164,3 +165,33 @@ async def test_a_licence_name_is_resolved_from_the_processs_last_read_of_the_ten
         assert len(sent) == 2  # not in the last read: asked again before it is called missing
     finally:
         connector.http.event_hooks["request"].remove(on_request)
+
+
+async def test_one_user_licence_changes_sent_together_share_a_batch(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    """A bulk job's items each assign one user's licence: those waiting while a call is on its way go in the
+    next `$batch` together, and a user Graph does not know fails alone."""
+    admin = directory_admin(connector.connect(tenant.tenant_id))
+    users = []
+    for _ in range(3):
+        upn = f"lic-{uuid.uuid4().hex[:10]}@{tenant.domain}"
+        users.append(await admin.create_user(user_principal_name=upn, display_name="Licensed", mail_nickname=upn.split("@")[0],
+                                             password="Initial-Passw0rd!", usage_location="BE"))
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/$batch") or request.url.path.endswith("/assignLicense"):
+            sent.append(request.url.path.rsplit("/", 1)[-1])
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        members = [users[0].id, users[1].id, str(uuid.uuid4()), users[2].id]
+        outcomes = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).assign_licences_batched(
+            member, add=["MCOEV"]) for member in members), return_exceptions=True)
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+    assert outcomes[:2] == [None, None] and outcomes[3] is None and isinstance(outcomes[2], NotFound)
+    assert sent == ["$batch", "$batch"]  # the first alone, the three that came meanwhile together
+    mcoev = (await admin.sku("MCOEV")).sku_id
+    for user in users:
+        assert mcoev in (await admin.user(user.id)).assigned_sku_ids
+        await admin.delete_user(user.id)

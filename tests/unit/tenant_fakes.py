@@ -169,6 +169,9 @@ class FakeDirectory:
         return [LicenceDetail(s.sku_id, s.sku_part_number, s.service_plans) for s in self.skus
                 if s.sku_id in user.assigned_sku_ids]
 
+    async def assign_licences_batched(self, user_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        await self.assign_licences(user_id, add=add, remove=remove)
+
     async def assign_licences(self, id_or_upn: str, *, add: Sequence[str] = (),
                               remove: Sequence[str] = ()) -> DirectoryUser:
         user = self._find(id_or_upn)

@@ -40,7 +40,8 @@ from teamsvoice.microsoft.directory_ports import (  # the values are the port's 
     DirectoryGroup, DirectoryObject, DirectoryUser, DirectoryUserPage, LicenceDetail, SubscribedSku, TenantDomain,
     UserUpdateResult,
 )
-from teamsvoice.microsoft.graph import BatchRequest, GraphClient
+from teamsvoice.microsoft.coalescing import COALESCER
+from teamsvoice.microsoft.graph import BATCH_LIMIT, BatchRequest, GraphClient
 from teamsvoice.microsoft.paths import guid_segment, object_segment
 
 if TYPE_CHECKING:
@@ -267,6 +268,19 @@ class DirectoryAdmin:
         except UpstreamError as exc:
             raise self._licence_error(exc, id_or_upn, adding, removing) from exc
         return DirectoryUser.from_graph(response.json())
+
+    async def assign_licences_batched(self, user_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """One user's assignLicense, sent in one `$batch` with the same change for other users that this process has
+        waiting (microsoft/coalescing.py: a bulk job's items share round trips); the errors are assign_licences'."""
+        adding = sorted({(await self.sku(s, fresh=False)).sku_id.lower() for s in add})
+        removing = sorted({(await self.sku(s, fresh=False)).sku_id.lower() for s in remove})
+
+        async def send(users: list[str]) -> dict[str, BaseException]:
+            results = await self.assign_licences_to_many(users, add=adding, remove=removing)
+            return {result.user_id: result.error for result in results if result.error is not None}
+
+        key = ("assignLicense", self._graph.tenant_id or "", tuple(adding), tuple(removing))
+        await COALESCER.join(key, user_id, send, limit=BATCH_LIMIT)
 
     async def assign_licences_to_many(
         self, users: Sequence[str], *, add: Sequence[str] = (), remove: Sequence[str] = ()

@@ -26,8 +26,9 @@ from urllib.parse import quote
 
 import httpx
 
-from teamsvoice.core.errors import DomainError, NotFound, UpstreamError
+from teamsvoice.core.errors import NotFound, UpstreamError
 from teamsvoice.microsoft.budget import current_job
+from teamsvoice.microsoft.coalescing import COALESCER
 from teamsvoice.microsoft.directory import ORGANIZATION_SELECT
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
 from teamsvoice.microsoft.paths import _GUID, object_segment
@@ -160,63 +161,6 @@ class OperationPolling:
 
 
 POLLING = OperationPolling()
-
-
-@dataclass
-class _Grants:
-    users: list[str]
-    failures: dict[str, BaseException] | None = None  # None: not sent yet; then each user's failure, if any
-
-
-class GrantBatching:
-    """One-user policy grants of a process, sent together in Graph's many-user call (a group commit).
-
-    A grant joins the open batch of its tenant and policy. The grant that finds no call of that tenant and
-    policy on its way sends its batch at once, with every grant that joined it meanwhile; later grants join the
-    next batch, sent when that call returns. A one-user change is therefore sent at once, and a bulk job's
-    grants, arriving faster than one call spends waiting for the tenant's budget and on the wire, share calls
-    (up to POLICY_ASSIGN_CHUNK users): about one Teams request per batch instead of one per user. A shared call
-    that Teams refuses (not a transient failure) is sent again user by user, so that a refusal is only the
-    refused user's; a transient failure is every user's (each retries as its job does)."""
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[Any, ...], _Grants] = {}
-        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
-
-    async def grant(self, key: tuple[str, ...], user: str, send: Callable[[list[str]], Awaitable[None]]) -> None:
-        scoped = (id(asyncio.get_running_loop()), *key)  # `serve` runs requests and jobs on two loops
-        batch = self._open.get(scoped)
-        if batch is None or len(batch.users) >= POLICY_ASSIGN_CHUNK:
-            batch = self._open[scoped] = _Grants([])
-        batch.users.append(user)
-        async with self._locks.setdefault(scoped, asyncio.Lock()):
-            if batch.failures is None:  # not sent yet (or its sender was cancelled): this grant sends it
-                if self._open.get(scoped) is batch:
-                    del self._open[scoped]
-                batch.failures = await self._send(list(dict.fromkeys(batch.users)), send)
-        failure = batch.failures.get(user)
-        if failure is not None:
-            raise failure
-
-    @staticmethod
-    async def _send(users: list[str], send: Callable[[list[str]], Awaitable[None]]) -> dict[str, BaseException]:
-        try:
-            await send(users)
-            return {}
-        except Exception as exc:
-            refusal = isinstance(exc, DomainError) and not getattr(exc, "retryable", False)
-            if len(users) == 1 or not refusal:
-                return {user: exc for user in users}
-        failures: dict[str, BaseException] = {}
-        for user in users:
-            try:
-                await send([user])
-            except Exception as exc:
-                failures[user] = exc
-        return failures
-
-
-GRANTS = GrantBatching()
 
 
 @dataclass(frozen=True)
@@ -423,11 +367,16 @@ class TeamsVoiceAdapter:
         return identifier
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
-        """One user's grant, sent with the other grants of the same tenant and policy that this process has
-        waiting (GrantBatching)."""
+        """One user's grant, sent in one call with the grants of the same tenant and policy that this process
+        has waiting (microsoft/coalescing.py; up to POLICY_ASSIGN_CHUNK users)."""
         user = await self.user_id(user_principal_name, "Grant voice routing policy")
         name = "" if is_global(policy) else str(policy).removeprefix("Tag:").lower()
-        await GRANTS.grant((self._graph.tenant_id or "", name), user, lambda users: self._grant(users, policy))
+
+        async def send(users: list[str]) -> dict[str, BaseException]:
+            await self._grant(users, policy)
+            return {}
+
+        await COALESCER.join(("policy", self._graph.tenant_id or "", name), user, send, limit=POLICY_ASSIGN_CHUNK)
 
     async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
         """One policy for many users, up to POLICY_ASSIGN_CHUNK per Graph call; None / "Global" removes the

@@ -398,7 +398,7 @@ async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, 
         add = sorted(wanted - current)
         remove = sorted(current - wanted) if (update.replace_licenses or update.licenses is None) else []
         if add or remove:
-            await admin.assign_licences(user.id, add=add, remove=remove)
+            await admin.assign_licences_batched(user.id, add=add, remove=remove)
             update.changes.append("licenses")
     if update.groups is not UNSET:
         current = {m.id for m in await admin.member_of(user.id) if m.kind == "group"}

@@ -1,0 +1,71 @@
+"""One user's change sent with the same change of other users in one Microsoft call (a group commit).
+
+Graph takes some changes for many users in one call: a voice routing policy grant (`policy/userAssignments`,
+many users per call) and a licence assignment (`assignLicense` inside a `$batch` of 20). A bulk job's items
+each ask for one user. A `Coalescer` lets such a one-user change join the open batch of its key (the tenant
+and what the change is); the change that finds no call of its key on its way sends its batch at once, with
+every change that joined meanwhile, and later ones join the next batch, sent when that call returns. So a
+one-user change alone is sent at once (no waiting for company), and a bulk job's changes, arriving faster than
+one call spends waiting for the tenant's budget and on the wire, share calls: one round trip per batch.
+
+`send(members)` sends one batch and answers the failure of each member that failed (a Mapping; empty when all
+succeeded). When it raises instead, the failure is every member's, except a refusal (a DomainError that is not
+a transient UpstreamError) of a shared call: each member is then sent again alone, so that a refusal (an
+unknown user, say) is only its own member's. A transient failure is every member's, and each retries as its
+job does. A sender that is cancelled leaves its batch unsent; a member still waiting sends it.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+
+from teamsvoice.core.errors import DomainError
+
+Send = Callable[[list[str]], Awaitable[Mapping[str, BaseException]]]
+
+
+@dataclass
+class _Batch:
+    members: list[str] = field(default_factory=list)
+    failures: Mapping[str, BaseException] | None = None  # None: not sent yet
+
+
+class Coalescer:
+    def __init__(self) -> None:
+        self._open: dict[tuple[Hashable, ...], _Batch] = {}
+        self._locks: dict[tuple[Hashable, ...], asyncio.Lock] = {}
+
+    async def join(self, key: tuple[Hashable, ...], member: str, send: Send, *, limit: int) -> None:
+        """Sends `member`'s change with its key's batch (at most `limit` members per call); raises its failure."""
+        scoped = (id(asyncio.get_running_loop()), *key)  # `serve` runs requests and jobs on two event loops
+        batch = self._open.get(scoped)
+        if batch is None or len(batch.members) >= limit:
+            batch = self._open[scoped] = _Batch()
+        batch.members.append(member)
+        async with self._locks.setdefault(scoped, asyncio.Lock()):  # one call of a key on its way at a time
+            if batch.failures is None:  # not sent yet: this member sends it for all that joined
+                if self._open.get(scoped) is batch:
+                    del self._open[scoped]
+                batch.failures = await _send(list(dict.fromkeys(batch.members)), send)
+        failure = batch.failures.get(member)
+        if failure is not None:
+            raise failure
+
+
+async def _send(members: list[str], send: Send) -> Mapping[str, BaseException]:
+    try:
+        return await send(members)
+    except Exception as exc:
+        refusal = isinstance(exc, DomainError) and not getattr(exc, "retryable", False)
+        if len(members) == 1 or not refusal:
+            return {member: exc for member in members}
+    failures: dict[str, BaseException] = {}
+    for member in members:
+        try:
+            failures.update(await send([member]))
+        except Exception as exc:
+            failures[member] = exc
+    return failures
+
+
+COALESCER = Coalescer()  # the process's: every tenant connection's changes meet here
