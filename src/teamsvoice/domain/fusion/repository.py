@@ -4,11 +4,11 @@ list. Routes and services reach these rows only through here (logins: `repositor
 a login sees is decided here once (`visible_tenants`); the subscription a caller may act on comes from
 `fusion/scope.py`, so the functions taking ids take them already checked against the caller's scope."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -40,13 +40,41 @@ async def counted_page(session: AsyncSession, statement: Select[Any], order_by: 
     """One page of `statement`'s rows (its first entity) in the given order, and how many rows it has in all.
     One statement: the total is a window count over the whole result, taken before the page is cut; a page
     past the end (or of no rows) has no row to carry it, and only then is the total counted on its own."""
-    found = (await session.execute(statement.add_columns(func.count().over()).order_by(*order_by)
-                                   .offset(offset).limit(limit))).all()
+    return await _read_page(session, _paged(statement, order_by), statement, {}, offset, limit)
+
+
+def _paged(statement: Select[Any], order_by: Sequence[Any]) -> Select[Any]:
+    """`counted_page`'s statement: `statement` with its total as a window count, ordered, its offset and limit
+    the parameters page_offset and page_limit (so that it can be built once: `_built_page`)."""
+    return (statement.add_columns(func.count().over()).order_by(*order_by)
+            .offset(bindparam("page_offset", type_=Integer)).limit(bindparam("page_limit", type_=Integer)))
+
+
+async def _read_page(session: AsyncSession, page: Select[Any], statement: Select[Any], values: dict[str, Any],
+                     offset: int, limit: int) -> tuple[list[Any], int]:
+    """`counted_page` with its statements built (`page` is `_paged(statement)`) and their parameters' `values`."""
+    found = (await session.execute(page, {**values, "page_offset": offset, "page_limit": limit})).all()
     if found:
         return [row[0] for row in found], found[0][-1]
     if offset == 0 and limit > 0:
         return [], 0
-    return [], await session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    return [], await session.scalar(select(func.count()).select_from(statement.subquery()), values) or 0
+
+
+# The list routes' pages, built once per shape (which filters are given, the order) with the values as
+# parameters: building and keying them on each request took a good part of the time of the read itself.
+_PAGES: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
+
+
+async def _built_page(session: AsyncSession, shape: tuple[Any, ...], build: Callable[[], tuple[Select[Any], Sequence[Any]]],
+                      values: dict[str, Any], offset: int, limit: int) -> tuple[list[Any], int]:
+    """`counted_page` of the statement and order `build()` gives for `shape` (built the first time only), whose
+    parameters take `values`."""
+    built = _PAGES.get(shape)
+    if built is None:
+        statement, order_by = build()
+        built = _PAGES[shape] = (_paged(statement, order_by), statement)
+    return await _read_page(session, built[0], built[1], values, offset, limit)
 
 
 # --- tenants -------------------------------------------------------------------------------------------
@@ -77,14 +105,23 @@ async def tenants_visible_to(
     """A page of the tenants `principal` sees (owned by one of `owner_ids` when given; whose name contains
     `name_contains`, ignoring case), in `order` then by id, and their number. Their owners are read in the
     same statement, so rendering them (`orgs.reseller_by_id`) finds them in the session without a query."""
-    statement = _with_owner(select(FusionTenant).where(visible_tenants(principal)))
+    values = _visible_values(principal)
     if owner_ids is not None:
-        statement = statement.where(FusionTenant.owner_reseller_id.in_(owner_ids))
+        values["owner_ids"] = sorted(owner_ids)
     if name_contains:
-        statement = statement.where(func.lower(FusionTenant.name).contains(name_contains.lower()))
-    column = _TENANT_ORDER[order]
-    return await counted_page(session, statement, [column.desc() if descending else column.asc(), FusionTenant.id],
-                              offset, limit)
+        values["name_contains"] = name_contains.lower()
+
+    def build() -> tuple[Select[Any], Sequence[Any]]:
+        statement = _with_owner(select(FusionTenant).where(_VISIBLE[principal.is_tenant_level]))
+        if owner_ids is not None:
+            statement = statement.where(FusionTenant.owner_reseller_id.in_(bindparam("owner_ids", expanding=True)))
+        if name_contains:
+            statement = statement.where(func.lower(FusionTenant.name).contains(bindparam("name_contains")))
+        column = _TENANT_ORDER[order]
+        return statement, [column.desc() if descending else column.asc(), FusionTenant.id]
+
+    shape = ("tenants", principal.is_tenant_level, owner_ids is not None, bool(name_contains), order, descending)
+    return await _built_page(session, shape, build, values, offset, limit)
 
 
 def _with_owner(statement: Select[Any]) -> Select[Any]:
@@ -117,10 +154,17 @@ async def subscriptions_of_tenant(
     session: AsyncSession, fusion_tenant_id: int, *, name_contains: str | None, offset: int, limit: int,
 ) -> tuple[list[FusionSubscription], int]:
     """A page of the tenant's subscriptions (name containing `name_contains`, ignoring case), oldest first."""
-    statement = select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == fusion_tenant_id)
+    values: dict[str, Any] = {"fusion_tenant_id": fusion_tenant_id}
     if name_contains:
-        statement = statement.where(func.lower(FusionSubscription.name).contains(name_contains.lower()))
-    return await counted_page(session, statement, [FusionSubscription.id], offset, limit)
+        values["name_contains"] = name_contains.lower()
+
+    def build() -> tuple[Select[Any], Sequence[Any]]:
+        statement = select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == bindparam("fusion_tenant_id"))
+        if name_contains:
+            statement = statement.where(func.lower(FusionSubscription.name).contains(bindparam("name_contains")))
+        return statement, [FusionSubscription.id]
+
+    return await _built_page(session, ("subscriptions", bool(name_contains)), build, values, offset, limit)
 
 
 async def subscription_of_tenant(session: AsyncSession, fusion_tenant_id: int,
