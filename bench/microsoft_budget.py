@@ -109,10 +109,20 @@ def body(setup: BulkSetup, name: str, indexes: range) -> dict:
          "number": f"+32{setup.first_number + i}", "vrp": "teamsvoice", "licenses": [TEAMS_PHONE]} for i in indexes]}
 
 
-async def submit(http: httpx.AsyncClient, setup: BulkSetup, payload: dict) -> str:
-    accepted = await http.put(f"{setup.path}/msteams/users/bulk", headers={**setup.headers, "Prefer": "respond-async"},
-                              json=payload)
-    accepted.raise_for_status()
+async def sign_in_again(http: httpx.AsyncClient, setup: BulkSetup, served: "Target") -> None:
+    """A Fusion session ends (its access token expires) during a long run: a new one for this setup."""
+    reseller = next(login for login in served.credentials()["fusion"]["logins"] if login["level"] == "reseller")
+    setup.headers.update(await fusion_login(http, reseller))
+
+
+async def submit(http: httpx.AsyncClient, setup: BulkSetup, payload: dict, served: "Target") -> str:
+    for attempt in range(2):
+        accepted = await http.put(f"{setup.path}/msteams/users/bulk", headers={**setup.headers, "Prefer": "respond-async"},
+                                  json=payload)
+        if accepted.status_code == 401 and attempt == 0:
+            await sign_in_again(http, setup, served)
+            continue
+        accepted.raise_for_status()
     return f"{setup.path}/msteams/users/bulk/{accepted.json()['id']}"
 
 
@@ -139,8 +149,7 @@ async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, serve
             if refused > 3:
                 raise RuntimeError(f"{job}: {answer.status_code} {answer.text[:300]}") from None
             print(f"   (job details answered {answer.status_code} {answer.text[:120]!r}; signing in again)")
-            reseller = next(login for login in served.credentials()["fusion"]["logins"] if login["level"] == "reseller")
-            setup.headers.update(await fusion_login(http, reseller))
+            await sign_in_again(http, setup, served)
             continue
         merge_peak(peak, served.rss())
         if summary["status"] not in ("queued", "running"):
@@ -246,17 +255,17 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         # 0. memory at a smaller size first (the same job shape).
         rss_small: tuple[dict[str, float], dict[str, float]] = (served.rss(), {})
         if sizes is not None:
-            await until_final(http, sizes, await submit(http, sizes, body(sizes, "budget-size", range(args.memory_users))),
-                              served, rss_small[1])
+            sized = await submit(http, sizes, body(sizes, "budget-size", range(args.memory_users)), served)
+            await until_final(http, sizes, sized, served, rss_small[1])
 
         # 1. one tenant, N users; a one-user change while it runs; then the one-at-a-time sample.
         rss_before, peak = served.rss(), {}
         before = await budget_requests(http, served)
         started = time.perf_counter()
-        job = await submit(http, big, body(big, "budget-big", range(args.users)))
+        job = await submit(http, big, body(big, "budget-big", range(args.users)), served)
         await asyncio.sleep(args.small_after)
         small_started = time.perf_counter()
-        small_job = await submit(http, big, body(big, "budget-small", range(args.users, args.users + 1)))
+        small_job = await submit(http, big, body(big, "budget-small", range(args.users, args.users + 1)), served)
 
         async def small_done() -> tuple[dict, float]:
             final = await until_final(http, big, small_job, served, {})
@@ -273,7 +282,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         bound = max(teams / TEAMS_PER_TENANT, writes / WRITES_PER_SECOND)
         naive_started = time.perf_counter()
         for i in range(args.users + 1, args.users + extra):
-            await until_final(http, big, await submit(http, big, body(big, f"naive-{i}", range(i, i + 1))), served, {})
+            naive = await submit(http, big, body(big, f"naive-{i}", range(i, i + 1)), served)
+            await until_final(http, big, naive, served, {})
         naive_per_user = (time.perf_counter() - naive_started) / args.naive_users
         rss_big = (rss_before, peak)
         topology = (f"PostgreSQL, emulator, api and {args.fleet} workers ({', '.join(served.servers)})" if args.fleet else
@@ -297,7 +307,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         rss_before_fleet, peak = served.rss(), {}
         before = await budget_requests(http, served)
         started = time.perf_counter()
-        jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users))) for t, setup in enumerate(fleet)]
+        jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
+                for t, setup in enumerate(fleet)]
         try:
             summaries = await asyncio.wait_for(asyncio.gather(
                 *(until_final(http, setup, j, served, peak, every=2.0) for setup, j in zip(fleet, jobs))), args.phase_timeout)
