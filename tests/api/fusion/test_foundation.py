@@ -100,6 +100,14 @@ async def test_roles_are_checked_before_scope(world) -> None:
     other_tenant = await world.create_tenant(name="Other")
     assert (await client.get(f"{BASE}/tenants/{other_tenant['uuid']}/subscriptions/{sub['id']}", headers=admin)).status_code == 404
     assert (await client.get(f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id'] + 999}", headers=admin)).status_code == 404
+    # Without the role, the path is not looked at: another tenant, another instance or a malformed id is 403 too.
+    for method, url in (("POST", f"{BASE}/tenants/{other_tenant['uuid']}/subscriptions"),
+                        ("POST", f"/api/v01/draas/other_instance/tenants/{tenant['uuid']}/subscriptions"),
+                        ("GET", "/api/v01/draas/other_instance/tenants"), ("DELETE", f"{BASE}/tenants/{tenant['uuid']}/subscriptions/x"),
+                        ("GET", f"{BASE}/tenants/{other_tenant['uuid']}/subscriptions/{sub['id']}/msteams/status")):
+        denied = await client.request(method, url, headers=admin if method != "GET" or "status" not in url else readonly,
+                                      json={"name": "x"})
+        assert denied.status_code == 403 and denied.json()["error"]["code"] == 1003, (method, url, denied.text)
 
 
 async def test_subscriptions(world) -> None:
