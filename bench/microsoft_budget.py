@@ -123,6 +123,7 @@ async def submit(http: httpx.AsyncClient, setup: BulkSetup, payload: dict, serve
             await sign_in_again(http, setup, served)
             continue
         accepted.raise_for_status()
+        break
     return f"{setup.path}/msteams/users/bulk/{accepted.json()['id']}"
 
 
