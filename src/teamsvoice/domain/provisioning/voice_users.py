@@ -2,6 +2,7 @@
 found by user principal name (stored lower case), whichever family or job writes it."""
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -18,11 +19,17 @@ async def find_or_add(session: AsyncSession, enterprise_id: int, upn: str, micro
     Microsoft user id replaces a stale one (the user was deleted and created again under the same name)."""
     record = await find(session, enterprise_id, upn)
     if record is None:
-        record = TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=upn.lower(),
-                                microsoft_user_id=microsoft_user_id, calling_enabled=calling_enabled)
-        session.add(record)
-        await session.flush()
-    elif microsoft_user_id and record.microsoft_user_id != microsoft_user_id:
+        added = TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=upn.lower(),
+                               microsoft_user_id=microsoft_user_id, calling_enabled=calling_enabled)
+        try:
+            async with session.begin_nested():
+                session.add(added)
+            return added
+        except IntegrityError:  # another transaction added it since (two jobs changing the same user at once)
+            record = await find(session, enterprise_id, upn)
+            if record is None:
+                raise
+    if microsoft_user_id and record.microsoft_user_id != microsoft_user_id:
         record.microsoft_user_id = microsoft_user_id
     return record
 

@@ -7,6 +7,7 @@ item again after a crash leaves Microsoft as one run would (every step compares 
 Items are streamed in and out in pages, so memory stays flat whatever the job's size.
 """
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,8 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import repository_bulk, repository_bulk_run, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.microsoft.ports import TenantConnection
+
+log = logging.getLogger("teamsvoice.jobs.bulk")
 
 MAX_ITEMS = 10_000
 INSERT_CHUNK = 500
@@ -174,6 +177,7 @@ async def apply_item(
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
         if is_transient_database_error(exc):
             raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
+        log.error("bulk item %s failed unexpectedly", item_id, exc_info=exc)  # the outcome names only its type
         outcome = {"status": "error", "details": None, "error": describe_unexpected(exc)}
     if claimed:
         await _record_outcome(sessions, claimed[0].job_id, item_id, outcome)
