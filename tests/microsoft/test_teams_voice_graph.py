@@ -254,6 +254,21 @@ async def test_one_user_grants_sent_together_share_calls_and_a_refusal_is_only_i
     states = {s.user_id: s for s in await adapter.voice_users()}
     assert {states[u.id].voice_routing_policy for u in users[:10]} == {policy}
 
+    # Another job's change (a one-user change beside a bulk job) is never held for the bulk job's next call.
+    seen.requests.clear()
+
+    async def bulk(user: DirectoryUser) -> None:
+        with job_scope("bulk"):
+            await adapter.grant_voice_routing_policy(user.id, "Global")
+
+    async def one_user_change() -> None:
+        with job_scope("one-user-change"):
+            await adapter.grant_voice_routing_policy(users[9].id, "Global")
+
+    await asyncio.gather(*(bulk(u) for u in users[:9]), one_user_change())
+    assert len(seen.paths("POST", "/policy/userAssignments/unassign")) == 3  # the bulk job's two and its own
+    await adapter.grant_voice_routing_policy_to_many([u.id for u in users[:10]], policy)
+
     seen.requests.clear()
     unknown = str(uuid.uuid4())
     wanted = [users[10].id, users[11].id, unknown]

@@ -6,7 +6,9 @@ each ask for one user. A `Coalescer` lets such a one-user change join the open b
 and what the change is); the change that finds no call of its key on its way sends its batch at once, with
 every change that joined meanwhile, and later ones join the next batch, sent when that call returns. So a
 one-user change alone is sent at once (no waiting for company), and a bulk job's changes, arriving faster than
-one call spends waiting for the tenant's budget and on the wire, share calls: one round trip per batch.
+one call spends waiting for the tenant's budget and on the wire, share calls: one round trip per batch. Only
+changes of the same job share calls (`budget.current_job`): a one-user change is never held behind a call of a
+bulk job's batch.
 
 `send(members)` sends one batch and answers the failure of each member that failed (a Mapping; empty when all
 succeeded). When it raises instead, the failure is every member's, except a refusal (a DomainError that is not
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 from teamsvoice.core.errors import DomainError
+from teamsvoice.microsoft.budget import current_job
 
 Send = Callable[[list[str]], Awaitable[Mapping[str, BaseException]]]
 
@@ -37,7 +40,9 @@ class Coalescer:
 
     async def join(self, key: tuple[Hashable, ...], member: str, send: Send, *, limit: int) -> None:
         """Sends `member`'s change with its key's batch (at most `limit` members per call); raises its failure."""
-        scoped = (id(asyncio.get_running_loop()), *key)  # `serve` runs requests and jobs on two event loops
+        # Per event loop (`serve` runs requests and jobs on two) and per job (budget.current_job): a one-user change
+        # never waits for a call of a bulk job's batch, which may queue a second for the tenant's budget.
+        scoped = (id(asyncio.get_running_loop()), current_job.get(), *key)
         batch = self._open.get(scoped)
         if batch is None or len(batch.members) >= limit:
             batch = self._open[scoped] = _Batch()
