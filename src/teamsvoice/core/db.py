@@ -83,6 +83,18 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, pool_timeout: float =
     return create_async_engine(async_url(url), pool_pre_ping=True, **pool)
 
 
+def create_blocking_engine(url: str) -> Engine:
+    """A synchronous engine (the job engine's steps, its heartbeat and recovery) on the same terms as the
+    application's: on SQLite the same pragmas (WAL, a 15 s busy timeout, foreign keys). Without them the job
+    engine's connections waited 5 s (pysqlite's default) for a busy database and then failed: under a busy
+    job's writes a heartbeat could miss two beats in a row and the live process look dead for 10 s."""
+    if url.startswith("sqlite"):
+        engine = create_sync_engine(sync_url(url), connect_args={"timeout": 15})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_sync_engine(sync_url(url), pool_pre_ping=True)
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -36,12 +36,12 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import (create_engine as create_async_engine, is_transient_database_error, session_factory,
-                                 sync_transaction, sync_url)
+from teamsvoice.core.db import (create_blocking_engine, create_engine as create_async_engine, is_transient_database_error,
+                                 session_factory, sync_transaction)
 from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
@@ -145,7 +145,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True).start()
     async_engine = create_async_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _context = JobContext(
-        settings=settings, keyring=keyring, engine=create_engine(sync_url(settings.effective_database_url)),
+        settings=settings, keyring=keyring, engine=create_blocking_engine(settings.effective_database_url),
         http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,
         loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
         connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(),
@@ -206,11 +206,14 @@ def _beat(executor_id: str, role: Role) -> None:
 
 
 def _heartbeat_loop(executor_id: str, role: Role) -> None:
-    while not _heartbeat_stop.wait(HEARTBEAT_SECONDS):
+    wait = HEARTBEAT_SECONDS
+    while not _heartbeat_stop.wait(wait):
         try:
             _beat(executor_id, role)
-        except Exception:  # noqa: BLE001 - the database may be briefly away; the next beat tries again
+            wait = HEARTBEAT_SECONDS
+        except Exception:  # noqa: BLE001 - the database may be briefly away: try again soon, not a beat later
             log.warning("job engine heartbeat failed; retrying", exc_info=True)
+            wait = HEARTBEAT_SECONDS / 10
 
 
 def _housekeeping_loop() -> None:
