@@ -19,6 +19,7 @@ from teamsvoice.domain.voice_state.apply import grant_policies
 from teamsvoice.domain.voice_state.planner import Difference
 from teamsvoice.domain.voice_state.state import DesiredState
 from teamsvoice.microsoft.budget import job_scope
+from teamsvoice.microsoft.coalescing import COALESCER
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryUser
 from teamsvoice.microsoft.graph import GraphClient
@@ -281,6 +282,7 @@ async def test_one_user_grants_sent_together_share_calls_and_a_refusal_is_only_i
     states = {s.user_id: s for s in await adapter.voice_users()}
     assert [states[u.id].voice_routing_policy for u in (users[0], users[10], users[11])] == [None, None, None]
     await adapter.grant_voice_routing_policy_to_many([u.id for u in users[1:10]], None)
+    assert not COALESCER._locks and not COALESCER._open  # nothing kept once a key's changes are answered
 
 
 def test_a_tenant_new_to_the_process_starts_from_the_time_learnt_for_others() -> None:

@@ -37,6 +37,7 @@ class Coalescer:
     def __init__(self) -> None:
         self._open: dict[tuple[Hashable, ...], _Batch] = {}
         self._locks: dict[tuple[Hashable, ...], asyncio.Lock] = {}
+        self._members: dict[tuple[Hashable, ...], int] = {}  # members joined and not yet answered, per key
 
     async def join(self, key: tuple[Hashable, ...], member: str, send: Send, *, limit: int) -> None:
         """Sends `member`'s change with its key's batch (at most `limit` members per call); raises its failure."""
@@ -47,11 +48,19 @@ class Coalescer:
         if batch is None or len(batch.members) >= limit:
             batch = self._open[scoped] = _Batch()
         batch.members.append(member)
-        async with self._locks.setdefault(scoped, asyncio.Lock()):  # one call of a key on its way at a time
-            if batch.failures is None:  # not sent yet: this member sends it for all that joined
-                if self._open.get(scoped) is batch:
-                    del self._open[scoped]
-                batch.failures = await _send(list(dict.fromkeys(batch.members)), send)
+        self._members[scoped] = self._members.get(scoped, 0) + 1
+        try:
+            async with self._locks.setdefault(scoped, asyncio.Lock()):  # one call of a key on its way at a time
+                if batch.failures is None:  # not sent yet: this member sends it for all that joined
+                    if self._open.get(scoped) is batch:
+                        del self._open[scoped]
+                    batch.failures = await _send(list(dict.fromkeys(batch.members)), send)
+        finally:
+            self._members[scoped] -= 1
+            if not self._members[scoped]:  # the key's last member: nothing of it is kept (a job's keys end with it)
+                del self._members[scoped]
+                self._locks.pop(scoped, None)
+                self._open.pop(scoped, None)
         failure = batch.failures.get(member)
         if failure is not None:
             raise failure
