@@ -29,7 +29,6 @@ Errors: NotFound for a missing user/group; ValidationFailed / Conflict for Micro
 caller can fix; everything else UpstreamError(retryable=...).
 """
 
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from teamsvoice.microsoft.directory_ports import (  # the values are the port's 
 )
 from teamsvoice.microsoft.coalescing import COALESCER
 from teamsvoice.microsoft.graph import BATCH_LIMIT, BatchRequest, GraphClient
+from teamsvoice.microsoft.remembered import Remembered
 from teamsvoice.microsoft.paths import guid_segment, object_segment
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _refusal(exc: UpstreamError, *, subject: str) -> DomainError:
 
 
 SKUS_SECONDS = 300.0
-_SKUS: dict[str, tuple[list[SubscribedSku], float]] = {}  # tenant -> (its SKUs, when read)
+_SKUS: Remembered[list[SubscribedSku]] = Remembered(SKUS_SECONDS)  # tenant -> its SKUs
 
 
 class DirectoryAdmin:
@@ -219,14 +219,12 @@ class DirectoryAdmin:
         name without reading them each); the seat counts are then that read's."""
         tenant = self._graph.tenant_id or ""
         if not refresh and self._skus is None and tenant:
-            known = _SKUS.get(tenant)
-            if known is not None and time.monotonic() - known[1] < SKUS_SECONDS:
-                self._skus = known[0]
+            self._skus = _SKUS.get(tenant)
         if refresh or self._skus is None:
             data = await self._graph.get("/subscribedSkus")
             self._skus = [SubscribedSku.from_graph(item) for item in data.get("value", [])]
             if tenant:
-                _SKUS[tenant] = (self._skus, time.monotonic())
+                _SKUS.put(tenant, self._skus)
         return list(self._skus)
 
     async def sku(self, sku: str, *, fresh: bool = True) -> SubscribedSku:

@@ -33,6 +33,7 @@ from teamsvoice.microsoft.directory import ORGANIZATION_SELECT
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
 from teamsvoice.microsoft.paths import _GUID, object_segment
 from teamsvoice.microsoft.ports import Cmdlets, VoiceState
+from teamsvoice.microsoft.remembered import Remembered
 
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
 NUMBERS = "/admin/teams/telephoneNumberManagement/numberAssignments"
@@ -48,7 +49,7 @@ USER_SELECT = "id,userPrincipalName"
 DIRECTORY_USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled"
 FINISHED = {"succeeded": True, "skipped": True, "failed": False}
 POLICY_ID_SECONDS = 300.0
-_POLICY_IDS: dict[tuple[str, str], tuple[str, float]] = {}  # (tenant, policy name) -> (Graph policy id, when read)
+_POLICY_IDS: Remembered[str] = Remembered(POLICY_ID_SECONDS)  # (tenant, policy name) -> its Graph policy id
 
 
 def voice_state_of(config: dict[str, Any]) -> VoiceState:
@@ -358,20 +359,20 @@ class TeamsVoiceAdapter:
         name = policy.removeprefix("Tag:")
         key = (self._graph.tenant_id or "", name.lower())
         known = _POLICY_IDS.get(key)
-        if known is not None and not fresh and time.monotonic() - known[1] < POLICY_ID_SECONDS:
-            return known[0]
+        if known is not None and not fresh:
+            return known
         literal = quote(name.replace("'", "''"), safe="")
         try:
             found = await self._graph.get(f"{POLICY}/getPolicyId(type='{VOICE_ROUTING_POLICY_TYPE}',name='{literal}')")
         except NotFound:
-            _POLICY_IDS.pop(key, None)
+            _POLICY_IDS.forget(key)
             raise refused("Grant voice routing policy", f"Policy \"{name}\" is not a user policy. You can assign "
                           "only a policy that has per-user scope.", "PolicyNotFound") from None
         values = found.get("value") or []
         if not values or not (values[0].get("policyId") or values[0].get("id")):
             raise refused("Grant voice routing policy", f"Policy \"{name}\" has no id in Microsoft Teams.", "PolicyNotFound")
         identifier = str(values[0].get("policyId") or values[0]["id"])
-        _POLICY_IDS[key] = (identifier, time.monotonic())
+        _POLICY_IDS.put(key, identifier)
         return identifier
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
