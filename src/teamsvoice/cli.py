@@ -238,7 +238,7 @@ def serve(
         if not settings.public_url:
             settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
         _migrate(settings)
-        runner.run(_serve(settings, host, api_socket, emulator_socket))
+        asyncio.run(_serve(settings, host, api_socket, emulator_socket))
     except StartupError as exc:
         _fail(str(exc))
     finally:
@@ -283,7 +283,7 @@ def api(
         if not settings.public_url:
             settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
         server = runner.server(create_app(settings, jobs_role="api"), log_level="info")
-        runner.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock)))
+        asyncio.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock)))
     except StartupError as exc:
         _fail(str(exc))
     runner.exit_now(0)
@@ -310,7 +310,7 @@ def worker(
             start_metrics_server(metrics_port)
         runner.check_database(settings.effective_database_url)
         _migrate(settings)
-        runner.run(runner.run_until_signal(lambda stop: _work(settings, stop)))
+        asyncio.run(runner.run_until_signal(lambda stop: _work(settings, stop)))
     except StartupError as exc:
         _fail(str(exc))
     runner.exit_now(0)
@@ -347,7 +347,7 @@ def emulator(
         runner.check_data_dir(data_dir)
         lock = runner.DataDirLock(data_dir)
         lock.acquire(f"teamsvoice emulator on {host}:{port}")
-        runner.run(runner.run_until_signal(lambda stop: _emulate(host, sock, data_dir, stop)))
+        asyncio.run(runner.run_until_signal(lambda stop: _emulate(host, sock, data_dir, stop)))
     except StartupError as exc:
         _fail(str(exc))
     runner.exit_now(0)

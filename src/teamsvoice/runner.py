@@ -24,28 +24,6 @@ from typing import Any, TextIO
 import uvicorn
 
 LOCK_FILE = ".teamsvoice.lock"
-EVENT_LOOP_ENV = "TEAMSVOICE_EVENT_LOOP"  # "uvloop" (the default where it is installed) or "asyncio"
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The event loop of every long-running loop (`serve`, `api`, `worker`, `emulator`, the job engine's): uvloop
-    where it is installed (a dependency on Linux and macOS), asyncio's own otherwise or with
-    TEAMSVOICE_EVENT_LOOP=asyncio. uvloop's TLS and sockets cost a fraction of asyncio's CPU per request, and these
-    loops spend most of theirs there (the workers' HTTPS calls to Microsoft, the emulator's answers)."""
-    if os.environ.get(EVENT_LOOP_ENV, "uvloop") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def run(main: Awaitable[Any]) -> Any:
-    """`asyncio.run` on `new_event_loop()`."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)  # type: ignore[arg-type]
 
 
 class StartupError(Exception):

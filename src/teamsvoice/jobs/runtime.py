@@ -46,7 +46,6 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
-from teamsvoice import runner
 from teamsvoice.jobs import repository
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.budget import job_scope as budget_job_scope
@@ -142,7 +141,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     _stopping.clear()
     _heartbeat_stop.clear()
     executor_id = new_executor_id()
-    loop = runner.new_event_loop()
+    loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True).start()
     async_engine = create_async_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _context = JobContext(
