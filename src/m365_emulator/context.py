@@ -22,7 +22,9 @@ class Emulator:
         return f"{self.settings.base_url}/{tenant_id}/v2.0"
 
 
-def get_emulator(request: Request) -> Emulator:
+async def get_emulator(request: Request) -> Emulator:
+    """Async, as the other dependencies that do not wait: FastAPI runs a plain `def` dependency in its thread
+    pool, a thread hop per request for a lookup."""
     return request.app.state.emulator
 
 

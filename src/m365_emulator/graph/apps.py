@@ -166,7 +166,7 @@ def _app_or_404(tx: Transaction, caller: Caller, app_id: str) -> Document:
 
 
 @router.get("/appCatalogs/teamsApps")
-def list_teams_apps(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_teams_apps(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CATALOG_READ, *CATALOG_WRITE)
     expand = _expansions(request, {"appDefinitions"})
     predicate = _predicate(request)
@@ -179,7 +179,7 @@ def list_teams_apps(request: Request, caller: GraphCaller, emulator: EmulatorDep
 
 
 @router.get("/appCatalogs/teamsApps/{app_id}")
-def get_teams_app(app_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_teams_app(app_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CATALOG_READ, *CATALOG_WRITE)
     expand = _expansions(request, {"appDefinitions"})
     with emulator.store.transaction() as tx:
@@ -238,7 +238,7 @@ async def update_teams_app(app_id: str, request: Request, caller: GraphCaller, e
 
 
 @router.delete("/appCatalogs/teamsApps/{app_id}", status_code=204)
-def delete_teams_app(app_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+async def delete_teams_app(app_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *CATALOG_WRITE)
     _delegated_only(caller)
     with emulator.store.transaction() as tx:
@@ -282,7 +282,7 @@ def _installations(tx: Transaction, caller: Caller, user_id: str) -> list[Docume
 
 
 @router.get("/users/{user_id}/teamwork/installedApps")
-def list_installed_apps(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_installed_apps(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *INSTALL_READ)
     expand = _expansions(request, {"teamsApp", "teamsAppDefinition"})
     predicate = _predicate(request)
@@ -295,7 +295,7 @@ def list_installed_apps(user_id: str, request: Request, caller: GraphCaller, emu
 
 
 @router.get("/users/{user_id}/teamwork/installedApps/{installation_id}")
-def get_installed_app(
+async def get_installed_app(
     user_id: str, installation_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep
 ) -> dict[str, Any]:
     require(caller, *INSTALL_READ)
@@ -349,7 +349,7 @@ async def install_app(user_id: str, request: Request, caller: GraphCaller, emula
 
 
 @router.post("/users/{user_id}/teamwork/installedApps/{installation_id}/upgrade", status_code=204)
-def upgrade_app(user_id: str, installation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+async def upgrade_app(user_id: str, installation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *INSTALL_WRITE)
     with emulator.store.transaction() as tx:
         installation = _installation_or_404(tx, caller, user_id, installation_id)
@@ -362,7 +362,7 @@ def upgrade_app(user_id: str, installation_id: str, caller: GraphCaller, emulato
 
 
 @router.delete("/users/{user_id}/teamwork/installedApps/{installation_id}", status_code=204)
-def uninstall_app(user_id: str, installation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+async def uninstall_app(user_id: str, installation_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *INSTALL_WRITE)
     with emulator.store.transaction() as tx:
         installation = _installation_or_404(tx, caller, user_id, installation_id)

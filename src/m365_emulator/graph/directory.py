@@ -60,7 +60,7 @@ def _user_or_404(tx: Transaction, caller: Caller, id_or_upn: str) -> Document:
 
 
 @router.get("/organization")
-def list_organization(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_organization(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *ORGANIZATION_READ)
     with emulator.store.transaction() as tx:
         tenant = tx.get("tenant", caller.tenant_id)
@@ -106,7 +106,7 @@ def list_organization(request: Request, caller: GraphCaller, emulator: EmulatorD
 
 
 @router.get("/domains")
-def list_domains(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_domains(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *DOMAIN_READ)
     with emulator.store.transaction() as tx:
         domains = tx.list("domain", caller.tenant_id)
@@ -114,7 +114,7 @@ def list_domains(request: Request, caller: GraphCaller, emulator: EmulatorDep) -
 
 
 @router.get("/domains/{domain_id}")
-def get_domain(domain_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_domain(domain_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *DOMAIN_READ)
     with emulator.store.transaction() as tx:
         domain = tx.get("domain", domain_id.lower())
@@ -127,7 +127,7 @@ def get_domain(domain_id: str, caller: GraphCaller, emulator: EmulatorDep) -> di
 
 
 @router.get("/users")
-def list_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *USER_READ)
     fields = select_fields(request, USER_PROPERTIES, "user")
     predicates = [p for p in (filter_predicate(request), search_predicate(request)) if p is not None]
@@ -138,7 +138,7 @@ def list_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> 
 
 
 @router.get("/users/$count")
-def count_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> PlainTextResponse:
+async def count_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> PlainTextResponse:
     require(caller, *USER_READ)
     if not is_eventual(request):
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
@@ -149,7 +149,7 @@ def count_users(request: Request, caller: GraphCaller, emulator: EmulatorDep) ->
 
 
 @router.get("/users/{user_id}")
-def get_user(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_user(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *USER_READ)
     fields = select_fields(request, USER_PROPERTIES, "user")
     with emulator.store.transaction() as tx:
@@ -233,7 +233,7 @@ async def update_user(user_id: str, request: Request, caller: GraphCaller, emula
 
 
 @router.delete("/users/{user_id}", status_code=204)
-def remove_user(user_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+async def remove_user(user_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *USER_WRITE)
     with emulator.store.transaction() as tx:
         delete_user(tx, _user_or_404(tx, caller, user_id))
@@ -256,7 +256,7 @@ def _user_object(user: Document) -> Document:
 
 
 @router.get("/users/{user_id}/memberOf")
-def member_of(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def member_of(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *USER_READ, *GROUP_READ)
     with emulator.store.transaction() as tx:
         user = _user_or_404(tx, caller, user_id)
@@ -273,7 +273,7 @@ def _sku_view(tx: Transaction, sku: Document) -> Document:
 
 
 @router.get("/subscribedSkus")
-def list_subscribed_skus(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_subscribed_skus(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *SKU_READ)
     with emulator.store.transaction() as tx:
         skus = [_sku_view(tx, sku) for sku in tx.list("sku", caller.tenant_id)]
@@ -305,7 +305,7 @@ def _license_details(tx: Transaction, user: Document) -> list[Document]:
 
 
 @router.get("/users/{user_id}/licenseDetails")
-def license_details(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def license_details(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *USER_READ)
     with emulator.store.transaction() as tx:
         details = _license_details(tx, _user_or_404(tx, caller, user_id))
@@ -360,7 +360,7 @@ def _group_or_404(tx: Transaction, caller: Caller, group_id: str) -> Document:
 
 
 @router.get("/groups")
-def list_groups(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_groups(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *GROUP_READ)
     predicate = filter_predicate(request)
     with emulator.store.transaction() as tx:
@@ -369,7 +369,7 @@ def list_groups(request: Request, caller: GraphCaller, emulator: EmulatorDep) ->
 
 
 @router.get("/groups/{group_id}")
-def get_group(group_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_group(group_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *GROUP_READ)
     with emulator.store.transaction() as tx:
         group = _group_or_404(tx, caller, group_id)
@@ -377,7 +377,7 @@ def get_group(group_id: str, caller: GraphCaller, emulator: EmulatorDep) -> dict
 
 
 @router.get("/groups/{group_id}/members")
-def list_members(group_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_members(group_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *GROUP_READ)
     with emulator.store.transaction() as tx:
         group = _group_or_404(tx, caller, group_id)
@@ -408,7 +408,7 @@ async def add_member(group_id: str, request: Request, caller: GraphCaller, emula
 
 
 @router.delete("/groups/{group_id}/members/{member_id}/$ref", status_code=204)
-def remove_member(group_id: str, member_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
+async def remove_member(group_id: str, member_id: str, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *GROUP_MEMBER_WRITE)
     with emulator.store.transaction() as tx:
         group = _group_or_404(tx, caller, group_id)

@@ -36,7 +36,7 @@ _CONFIGURATION_FIELDS = frozenset({
 
 
 @router.get("/userConfigurations")
-def list_user_configurations(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_user_configurations(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CONFIGURATION_READ)
     fields = select_fields(request, _CONFIGURATION_FIELDS, _CONFIGURATION_TYPE)
     predicate = filter_predicate(request)
@@ -51,7 +51,7 @@ def list_user_configurations(request: Request, caller: GraphCaller, emulator: Em
 
 
 @router.get("/userConfigurations/{user_id}")
-def get_user_configuration(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def get_user_configuration(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *CONFIGURATION_READ)
     fields = select_fields(request, _CONFIGURATION_FIELDS, _CONFIGURATION_TYPE)
     with emulator.store.transaction() as tx:
@@ -66,7 +66,7 @@ def get_user_configuration(user_id: str, request: Request, caller: GraphCaller, 
 
 
 @router.get("/telephoneNumberManagement/numberAssignments")
-def list_number_assignments(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+async def list_number_assignments(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *NUMBER_READ)
     predicate = filter_predicate(request)
     with emulator.store.transaction() as tx:
@@ -300,7 +300,7 @@ async def unassign_policies(request: Request, caller: GraphCaller, emulator: Emu
 
 @router.get("/policy/getPolicyId(type='{policy_type}',name='{name}')")
 @router.get(f"/policy/{_NS}.getPolicyId(type='{{policy_type}}',name='{{name}}')")
-def get_policy_id(policy_type: str, name: str, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
+async def get_policy_id(policy_type: str, name: str, caller: GraphCaller, emulator: EmulatorDep) -> JSONResponse:
     require(caller, *POLICY_WRITE, "TeamsPolicyUserAssign.Read.All")
     with emulator.store.transaction() as tx:
         if policy_type.lower() == voice_routing.VOICE_ROUTING_POLICY_TYPE.lower():
