@@ -10,8 +10,9 @@ limits ON (its default outside the test suite) and `{"profile": "microsoft"}` la
 1. one tenant, N users: one Fusion bulk update (number + voice routing policy + Teams Phone licence per user)
    timed from the PUT until the job is final, against the bound computed from the limits: the job's Teams service requests
    (Graph's Teams APIs and cmdlets that Microsoft admitted, from teamsvoice's budget metrics for that tenant)
-   at 30 per second (and its directory writes at 3,000 per 2.5 minutes, whichever is longer). While it runs, a one-user
-   change in the same tenant is submitted as its own job: its latency until final. Then `--naive-users`
+   at 30 per second (and its directory writes at 3,000 per 2.5 minutes, whichever is longer). While it runs, one-user
+   changes in the same tenant are submitted, each as its own job (`--small-samples`, the first `--small-after` s
+   into the job, then every `--small-every` s): each one's latency until final. Then `--naive-users`
    users one at a time (each its own one-user job, the next submitted when the previous ended), extrapolated
    linearly to N (the output says so);
 2. T tenants x M users at once (T jobs submitted together): the aggregate Teams request rate against the
@@ -237,13 +238,31 @@ def print_pool_waits(root: Path) -> None:
           + ", ".join(f"{name} {total} ({timeouts})" for name, (total, timeouts) in counts.items()))
 
 
+async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "Target",
+                           args: argparse.Namespace) -> list[tuple[float, float, str]]:
+    """`--small-samples` one-user changes in the big job's tenant, each its own job, the first `--small-after`
+    seconds into the big job and then every `--small-every` seconds: (submitted at, latency until final, status)
+    of each. Submitted while the big job runs (the script's users after the big job's are theirs)."""
+    started = time.perf_counter()
+
+    async def one(index: int) -> tuple[float, float, str]:
+        await asyncio.sleep(args.small_after + index * args.small_every)
+        submitted = time.perf_counter()
+        user = args.users + index
+        job = await submit(http, setup, body(setup, f"budget-small-{index}", range(user, user + 1)), served)
+        final = await until_final(http, setup, job, served, {})
+        return submitted - started, time.perf_counter() - submitted, final["status"]
+
+    return list(await asyncio.gather(*(one(index) for index in range(args.small_samples))))
+
+
 async def run(served: Target, args: argparse.Namespace) -> None:
     creds = served.credentials()
     microsoft = creds["microsoft"]
     emulator_pids = served.emulators
     async with httpx.AsyncClient(base_url=served.url, timeout=600) as http, \
             httpx.AsyncClient(base_url=microsoft["loginUrl"], verify=microsoft["caCertificate"], timeout=120) as emulator:
-        extra = 1 + args.naive_users
+        extra = args.small_samples + args.naive_users
         sizes = await prepare_bulk(http, creds, args.memory_users, first_number=23000000) if args.memory_users else None
         big = await prepare_bulk(http, creds, args.users + extra, first_number=24000000)
         fleet = [await prepare_bulk(http, creds, args.tenant_users, first_number=25000000 + t * 10000)
@@ -264,25 +283,17 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         before = await budget_requests(http, served)
         started = time.perf_counter()
         job = await submit(http, big, body(big, "budget-big", range(args.users)), served)
-        await asyncio.sleep(args.small_after)
-        small_started = time.perf_counter()
-        small_job = await submit(http, big, body(big, "budget-small", range(args.users, args.users + 1)), served)
-
-        async def small_done() -> tuple[dict, float]:
-            final = await until_final(http, big, small_job, served, {})
-            return final, time.perf_counter() - small_started
-
-        small = asyncio.ensure_future(small_done())
+        small_jobs = asyncio.ensure_future(one_user_changes(http, big, served, args))
         summary = await until_final(http, big, job, served, peak)
         elapsed = time.perf_counter() - started
-        small_summary, small_latency = await small
+        smalls = await small_jobs
         after = await budget_requests(http, served)
         teams = spent(before, after, "teams", big.tenant_id)
         writes = spent(before, after, "directory-write", big.tenant_id)
         throttled = spent(before, after, "teams", big.tenant_id, "throttled")
         bound = max(teams / TEAMS_PER_TENANT, writes / WRITES_PER_SECOND)
         naive_started = time.perf_counter()
-        for i in range(args.users + 1, args.users + extra):
+        for i in range(args.users + args.small_samples, args.users + extra):
             naive = await submit(http, big, body(big, f"naive-{i}", range(i, i + 1)), served)
             await until_final(http, big, naive, served, {})
         naive_per_user = (time.perf_counter() - naive_started) / args.naive_users
@@ -299,8 +310,10 @@ async def run(served: Target, args: argparse.Namespace) -> None:
               f"{throttled:.0f} Teams requests answered 429")
         print(f"   one at a time         {naive_per_user * args.users:8.1f} s  (extrapolated from {args.naive_users} users, "
               f"{naive_per_user:.2f} s each)  -> teamsvoice {naive_per_user * args.users / elapsed:.1f}x faster")
-        print(f"   one-user change submitted {args.small_after:.0f} s into the job: final after {small_latency:.1f} s "
-              f"({small_summary['status']}; a one-user job alone: {naive_per_user:.1f} s)")
+        latencies = ", ".join(f"{latency:.1f} s at {at:.0f} s" + ("" if status == "success" else f" ({status})")
+                              for at, latency, status in smalls)
+        print(f"   one-user changes during the job (final after, submitted at): {latencies}; "
+              f"worst {max(latency for _, latency, _ in smalls):.1f} s (a one-user job alone: {naive_per_user:.1f} s)")
         print(f"   server RSS MiB ({'/'.join(served.servers)}): {args.memory_users} users {mib(rss_small[0])} -> peak "
               f"{mib(rss_small[1])}; {args.users} users {mib(rss_big[0])} -> peak {mib(rss_big[1])}")
 
@@ -364,7 +377,9 @@ if __name__ == "__main__":
     parser.add_argument("--memory-users", type=int, default=1000, help="a first job of this size, for RSS (0: none)")
     parser.add_argument("--phase-timeout", type=float, default=3600, help="longest wait for phase 2's jobs")
     parser.add_argument("--keep-log", help="copy the server's log here")
-    parser.add_argument("--small-after", type=float, default=10.0, help="seconds into the big job")
+    parser.add_argument("--small-after", type=float, default=10.0, help="seconds into the big job of the first one-user change")
+    parser.add_argument("--small-samples", type=int, default=5, help="one-user changes during the big job")
+    parser.add_argument("--small-every", type=float, default=60.0, help="seconds between two one-user changes")
     parser.add_argument("--fleet", type=int, default=0, metavar="W",
                         help="PostgreSQL, `teamsvoice emulator`, one `api` and W `worker` processes instead of `serve`")
     asyncio.run(main(parser.parse_args()))
