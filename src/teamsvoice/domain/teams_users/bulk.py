@@ -215,10 +215,11 @@ async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, 
 
 async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
     """No item starts after this; an item waiting to retry stops at its next try. Finished items stay."""
-    if job.status in FINAL:
+    if job.status in FINAL or not await repository_bulk.cancel_unless_ended(session, job.id, FINAL):
+        await session.refresh(job)
         raise Conflict(f"Bulk job {job.id} has already ended ({job.status})", code=BULK_ENDED)
     await repository_bulk.cancel_pending_items(session, job.id)
-    job.status, job.updated_on = "cancelled", utcnow()
+    await session.refresh(job)
 
 
 RETRYABLE = ("error", "cancelled")

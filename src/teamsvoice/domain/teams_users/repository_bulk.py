@@ -37,6 +37,16 @@ async def items_after(session: AsyncSession, job_id: int, after: int, limit: int
     return list(await session.scalars(query.order_by(FusionBulkItem.position).limit(limit)))
 
 
+async def cancel_unless_ended(session: AsyncSession, job_id: int, ended: Sequence[str]) -> bool:
+    """The job becomes cancelled unless its status is one of `ended`, in one conditional statement (a job that
+    ended since it was read, its last item counted meanwhile, stays as it ended); True when it was cancelled.
+    An ORM statement, so the audit log records the change."""
+    done = await session.execute(update(FusionBulkJob).where(
+        FusionBulkJob.id == job_id, FusionBulkJob.status.not_in(ended)).values(status="cancelled", updated_on=utcnow()),
+        execution_options={"synchronize_session": False})
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
 async def cancel_pending_items(session: AsyncSession, job_id: int) -> None:
     """Every item of the job still pending becomes cancelled."""
     await session.execute(update(FusionBulkItem).where(

@@ -49,6 +49,14 @@ async def claim_attempt(session: AsyncSession, item_id: int) -> ClaimedItem | No
     return ClaimedItem(row.job_id, row.upn, dict(row.data)) if row is not None else None
 
 
+async def start_job(session: AsyncSession, job_id: int) -> None:
+    """A queued job becomes running, in one conditional statement: a cancel committed since the job was read is
+    never overwritten (a read, then a write of the status, lost such a cancel: on SQLite the read is outside the
+    write's transaction). An ORM statement, so the audit log records the change."""
+    await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id, FusionBulkJob.status == "queued").values(
+        status="running"), execution_options={"synchronize_session": False})
+
+
 async def item_status(session: AsyncSession, item_id: int) -> str | None:
     return await session.scalar(select(ITEMS.c.status).where(ITEMS.c.id == item_id))
 

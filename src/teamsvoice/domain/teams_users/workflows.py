@@ -71,10 +71,9 @@ def begin_step(job_id: int) -> tuple[int, str | None]:
     every pending item has failed with the reason)."""
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str | None]:
         async with transaction(sessions) as session:
+            await repository_bulk_run.start_job(session, job_id)
             job = await session.get(FusionBulkJob, job_id)
             assert job is not None
-            if job.status == "queued":
-                job.status = "running"
             await end_transaction(session)
             subscription_id = job.subscription_id
             access = await bulk.load_access(session, subscription_id)
