@@ -305,6 +305,13 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
             log.warning("could not mark this executor stopped", exc_info=True)
     DBOS.destroy(workflow_completion_timeout_sec=0)
     context, _context = _context, None
+    try:
+        # Its connections to Microsoft closed on the loop that opened them, while it still runs: left open, an
+        # HTTPS server they talk to (`serve`'s emulator, stopping after this) waited for them and logged
+        # "timeout graceful shutdown exceeded" at every stop.
+        asyncio.run_coroutine_threadsafe(context.connector.aclose(), context.loop).result(timeout=5)
+    except Exception:  # noqa: BLE001 - the process is stopping: what is left open closes with it
+        log.warning("could not close the job engine's Microsoft connections", exc_info=True)
     context.http.close()
     context.engine.dispose()
 

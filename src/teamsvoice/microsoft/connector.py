@@ -91,6 +91,7 @@ class MicrosoftConnector:
         for client in [self.http, *self._pools]:
             if client is not None:
                 await client.aclose()
+        self.identity.close()
         self.budget.close()
 
     def _app_token(self, tenant_id: str, resource: str) -> TokenProvider:

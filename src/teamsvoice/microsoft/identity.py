@@ -40,6 +40,11 @@ class MicrosoftIdentity:
     def client_id(self) -> str:
         return self._client_id
 
+    def close(self) -> None:
+        """Closes the sign-in service's kept-alive connections (left open, the emulator's HTTPS server waited
+        for them at every stop of `serve` and logged "timeout graceful shutdown exceeded")."""
+        self._http.close()
+
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
         with self._lock:
             app = self._apps.get(tenant)
