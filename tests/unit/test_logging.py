@@ -220,6 +220,9 @@ async def test_metrics_show_microsoft_requests_and_waits_after_a_graph_call(sett
         async def app_token(self, tenant_id: str, resource: str) -> str:
             return "app-token"
 
+        def close(self) -> None:  # no connection of its own
+            pass
+
     connector = MicrosoftConnector(settings, transport=httpx.MockTransport(microsoft))
     connector.identity = Identity()  # type: ignore[assignment]
     connector.retry = RetryPolicy(max_attempts=3, base_delay=0.001)
