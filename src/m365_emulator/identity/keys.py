@@ -1,8 +1,8 @@
 """The RS256 key that signs every token; generated once and kept in the store so tokens survive restarts."""
 
 import base64
+import functools
 import hashlib
-import threading
 import time
 from typing import Any
 
@@ -25,9 +25,9 @@ class SigningKey:
     def __init__(self, store: Store) -> None:
         # token and audiences -> its claims, once verified: a client sends the same token for an hour, and
         # verifying it on every request (RS256 and decoding) was a fifth of the emulator's CPU per Graph read.
-        # Only what passed is remembered, and its expiry is checked again on each use.
-        self._verified: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-        self._verified_lock = threading.Lock()
+        # Only what passed is remembered (a failure raises, and lru_cache keeps no exception), and its expiry is
+        # checked again on each use (`verify`).
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKENS)(self._verify)
         with store.transaction() as tx:
             stored = tx.get("signing_key", "default")
             if stored is None:
@@ -53,20 +53,12 @@ class SigningKey:
     def verify(self, token: str, audiences: list[str]) -> dict[str, Any]:
         """Decode a token this emulator issued; raises jwt.InvalidTokenError when it is not valid (expired:
         jwt.ExpiredSignatureError, as pyjwt says it, however often it was verified before)."""
-        key = (token, tuple(audiences))
-        claims = self._verified.get(key)
-        if claims is not None:
-            if claims["exp"] <= time.time():
-                raise jwt.ExpiredSignatureError("Signature has expired")
-            return claims
-        claims = self._verify(token, audiences)
-        with self._verified_lock:
-            while len(self._verified) >= VERIFIED_TOKENS:
-                self._verified.pop(next(iter(self._verified)))  # the oldest first
-            self._verified[key] = claims
+        claims = self._verified(token, tuple(audiences))
+        if claims["exp"] <= time.time():
+            raise jwt.ExpiredSignatureError("Signature has expired")
         return claims
 
-    def _verify(self, token: str, audiences: list[str]) -> dict[str, Any]:
+    def _verify(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
         header = jwt.get_unverified_header(token)
         if header.get("kid") != self.kid:
             raise jwt.InvalidTokenError("Signing key not recognised")
@@ -74,7 +66,7 @@ class SigningKey:
             token,
             self._private.public_key(),
             algorithms=["RS256"],
-            audience=audiences,
+            audience=list(audiences),
             options={"require": ["exp", "iat", "aud", "iss", "tid"]},
         )
 
