@@ -68,6 +68,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _open_transaction(dbapi_connection) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a connection has a transaction open, as its driver knows without asking the server (psycopg: its
+    transaction status; sqlite3 and aiosqlite: `in_transaction`); True when the driver cannot tell."""
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    status = getattr(getattr(driver, "info", None), "transaction_status", None)
+    if status is not None:
+        return getattr(status, "name", status) != "IDLE"
+    return bool(getattr(driver, "in_transaction", True))
+
+
+def _reset_on_return(dbapi_connection, _record, state) -> None:  # type: ignore[no-untyped-def]
+    """A connection going back to the pool is rolled back only when a transaction is still open on it (work that
+    failed or was cancelled before it ended). SQLAlchemy's own reset rolled back every connection on return: after
+    every commit, and after every session that had already rolled back, one more round trip (a read-only request
+    spent as long on it as on its query). Engines take it with `pool_reset_on_return=None` (`_POOL_RESET`)."""
+    if not state.terminate_only and state.asyncio_safe and _open_transaction(dbapi_connection):
+        dbapi_connection.rollback()
+
+
+_POOL_RESET = {"pool_reset_on_return": None}
+
+
+def _pooled(engine: Engine) -> None:
+    event.listen(engine, "reset", _reset_on_return)
+
+
 POOL_SIZE = 10  # Settings.database_pool_size's default
 POOL_TIMEOUT_SECONDS = 30.0
 
@@ -77,22 +103,27 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, pool_timeout: float =
     for a moment; a caller waits up to `pool_timeout` for one (then `is_transient_database_error`)."""
     pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 15}, **pool)
+        engine = create_async_engine(async_url(url), connect_args={"timeout": 15}, **pool, **_POOL_RESET)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(async_url(url), pool_pre_ping=True, **pool)
+    else:
+        engine = create_async_engine(async_url(url), pool_pre_ping=True, **pool, **_POOL_RESET)
+    _pooled(engine.sync_engine)
+    return engine
 
 
-def create_blocking_engine(url: str) -> Engine:
-    """A synchronous engine (the job engine's steps, its heartbeat and recovery) on the same terms as the
-    application's: on SQLite the same pragmas (WAL, a 15 s busy timeout, foreign keys). Without them the job
-    engine's connections waited 5 s (pysqlite's default) for a busy database and then failed: under a busy
-    job's writes a heartbeat could miss two beats in a row and the live process look dead for 10 s."""
+def create_blocking_engine(url: str, **pool: int) -> Engine:
+    """A synchronous engine (the job engine's steps, its heartbeat and recovery; the budget's buckets, with `pool`
+    sizes of their own) on the same terms as the application's: on SQLite the same pragmas (WAL, a 15 s busy
+    timeout, foreign keys), and the same reset on return. Without the pragmas the job engine's connections waited
+    5 s (pysqlite's default) for a busy database and then failed: under a busy job's writes a heartbeat could miss
+    two beats in a row and the live process look dead for 10 s."""
     if url.startswith("sqlite"):
-        engine = create_sync_engine(sync_url(url), connect_args={"timeout": 15})
+        engine = create_sync_engine(sync_url(url), connect_args={"timeout": 15}, **pool, **_POOL_RESET)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_sync_engine(sync_url(url), pool_pre_ping=True)
+    else:
+        engine = create_sync_engine(sync_url(url), pool_pre_ping=True, **pool, **_POOL_RESET)
+    _pooled(engine)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -60,14 +60,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Engine, Float, String, case, create_engine, select, update
+from sqlalchemy import Engine, Float, String, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from prometheus_client import Counter
 
-from teamsvoice.core.db import Base, sync_url
+from teamsvoice.core.db import Base, create_blocking_engine
 from teamsvoice.core.metrics import REGISTRY
 
 TEAMS, DIRECTORY, DIRECTORY_WRITE = "teams", "directory", "directory-write"
@@ -301,10 +301,8 @@ class DatabaseBuckets:
     blocking = True
 
     def __init__(self, database_url: str) -> None:
-        url = sync_url(database_url)
-        self._sqlite = url.startswith("sqlite")
-        self.engine: Engine = create_engine(url, **({"connect_args": {"timeout": 15}} if self._sqlite else
-                                                    {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}))
+        self._sqlite = database_url.startswith("sqlite")
+        self.engine: Engine = create_blocking_engine(database_url, pool_size=2, max_overflow=2)
         self._ready = False
         self._rows: set[str] = set()  # keys whose rows this process has seen (one deleted since is made again)
 
