@@ -5,6 +5,7 @@ Anything outside the caller's control is "not found", exactly like something tha
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,8 +27,10 @@ def check_instance(draas_instance: str) -> None:
         raise NotFound(f"Unknown draas instance '{draas_instance}'")
 
 
+@lru_cache(maxsize=4096)
 def org_uuid(reseller_id: int) -> str:
-    """The stable UUID under which a node of the Reseller tree appears in the Fusion API."""
+    """The stable UUID under which a node of the Reseller tree appears in the Fusion API (a name-based UUID: the
+    same for a node forever, so computed once per node: every tenant rendered names its owner's)."""
     return str(uuid.uuid5(_ORG_NAMESPACE, f"reseller:{reseller_id}"))
 
 
