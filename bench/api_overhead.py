@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import joinedload
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -44,7 +45,7 @@ from teamsvoice.core.db import create_engine, session_factory, upgrade_database 
 from teamsvoice.core.security import Keyring, load_or_create_master_key  # noqa: E402
 from teamsvoice.domain.fusion.auth import principal_for_access_token  # noqa: E402
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant  # noqa: E402
-from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE  # noqa: E402
+from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, org_uuid  # noqa: E402
 from teamsvoice.domain.orgs.auth import principal_for_token  # noqa: E402
 from teamsvoice.domain.orgs.models import Enterprise, Reseller, SbcGateway  # noqa: E402
 from teamsvoice.settings import Settings  # noqa: E402
@@ -72,7 +73,7 @@ async def timed(targets: list[tuple[httpx.AsyncClient, str, dict[str, str]]], co
     return [(statistics.median(times), statistics.mean(sent_sql)) for times, sent_sql in zip(samples, sql)]
 
 
-def bare_app(sessions: Any, keyring: Keyring) -> Starlette:
+def bare_app(sessions: Any, keyring: Keyring, visible: list[int]) -> Starlette:
     """The same reads, straight from a Starlette handler; under /auth the handler first resolves the bearer
     token with the product's own function (the credential check every teamsvoice request must make)."""
     def route(path: str, read: Callable[[Any, Request], Awaitable[Any]]) -> list[Route]:
@@ -103,16 +104,27 @@ def bare_app(sessions: Any, keyring: Keyring) -> Starlette:
         rows = await session.scalars(select(SbcGateway))
         return [{"id": g.id, "region": g.region, "fqdn": g.fqdn} for g in rows]
 
+    # A Fusion tenant's answer names its owner node, and the list its total: the routes read both in their one
+    # statement (the owner joined, the total as a window count), so the bare handlers read them so too, among
+    # the tenants the login sees (`visible`: its nodes).
+    def tenant_body(t: FusionTenant) -> dict[str, Any]:
+        return {"uuid": t.uuid, "name": t.name, "billingId": t.billing_id, "markup": t.markup,
+                "owner": {"type": t.owner.level, "uuid": org_uuid(t.owner.id), "name": t.owner.name}}
+
+    def tenants_seen() -> Any:
+        return select(FusionTenant).options(joinedload(FusionTenant.owner)).where(
+            FusionTenant.owner_reseller_id.in_(visible))
+
     async def tenants(session: Any, request: Request) -> Any:
-        rows = await session.scalars(select(FusionTenant).limit(10))
-        return {"tenants": [{"uuid": t.uuid, "name": t.name} for t in rows]}
+        rows = (await session.execute(tenants_seen().add_columns(func.count().over())
+                                      .order_by(FusionTenant.name, FusionTenant.id).offset(0).limit(10))).all()
+        return {"tenants": [tenant_body(t) for t, _ in rows], "total": rows[0][1] if rows else 0}
 
     async def tenant(session: Any, request: Request) -> Any:
-        row = await session.scalar(select(FusionTenant).where(FusionTenant.uuid == request.path_params["uuid"]))
-        return {"uuid": row.uuid, "name": row.name}
+        return tenant_body(await session.scalar(tenants_seen().where(FusionTenant.uuid == request.path_params["uuid"])))
 
     async def subscriptions(session: Any, request: Request) -> Any:
-        row = await session.scalar(select(FusionTenant).where(FusionTenant.uuid == request.path_params["uuid"]))
+        row = await session.scalar(tenants_seen().where(FusionTenant.uuid == request.path_params["uuid"]))
         subs = await session.scalars(select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == row.id))
         return {"subscriptions": [{"id": s.id, "name": s.name} for s in subs]}
 
@@ -150,8 +162,9 @@ async def measure(data_dir: Path, database_url: str | None, count: int) -> list[
     reseller = organisation.resellers[1]
     master = organisation.master
     rows: list[Row] = []
+    visible: list[int] = []  # the Fusion login's nodes, once it has signed in
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api, \
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app(sessions, keyring)), base_url="http://127.0.0.1") as bare:
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app(sessions, keyring, visible)), base_url="http://127.0.0.1") as bare:
         token = (await api.post("/oauth/token", auth=(master.client_id, master.client_secret), data={
             "grant_type": "password", "username": master.username, "password": master.password})).json()["access_token"]
         ctt = {"Authorization": f"Bearer {token}"}
@@ -159,6 +172,8 @@ async def measure(data_dir: Path, database_url: str | None, count: int) -> list[
         fusion_token = (await api.post("/api/v01/auth/login", json={"username": login["username"],
                                                                     "password": login["password"]})).json()["access_token"]
         fusion = {"Authorization": f"Bearer {fusion_token}"}
+        async with sessions() as session:
+            visible.extend(sorted((await principal_for_access_token(session, keyring, fusion_token)).reseller_scope))
         draas = BASE.format(draas=DRAAS_INSTANCE)
         uuid = seed.subscriptions[0]["tenantUuid"]
         pairs = [
