@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -255,9 +255,23 @@ _legacy_recovered = threading.Event()
 
 
 def _measure_queues() -> None:
-    for queue in (JOBS_QUEUE, MICROSOFT_QUEUE):
-        waiting = DBOS.list_queued_workflows(queue_name=queue, status="ENQUEUED", load_input=False, load_output=False)
-        set_queue_depth(queue, len(waiting))
+    for queue, depth in queue_depths((JOBS_QUEUE, MICROSOFT_QUEUE)).items():
+        set_queue_depth(queue, depth)
+
+
+def queue_depths(queues: Sequence[str]) -> dict[str, int]:
+    """How many workflows wait (enqueued, not started) in each of `queues`: one grouped COUNT in the job engine's
+    database. DBOS's API only lists them: every worker listing every waiting workflow at each beat cost it 11% of
+    its CPU while 3,000 items waited (py-spy, 2026-12-02)."""
+    from dbos._dbos import _get_dbos_instance  # the system database DBOS writes (its tables, its engine)
+
+    system = _get_dbos_instance()._sys_db
+    table = system.tables.workflow_status
+    query = (select(table.c.queue_name, func.count()).where(table.c.queue_name.in_(list(queues)), table.c.status == "ENQUEUED")
+             .group_by(table.c.queue_name))
+    with system.engine.begin() as connection:
+        counted = dict(connection.execute(query).tuples().all())
+    return {queue: counted.get(queue, 0) for queue in queues}
 
 
 def _seconds_ago(seconds: float) -> datetime:

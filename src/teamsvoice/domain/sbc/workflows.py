@@ -23,7 +23,7 @@ from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.metrics import record_job_retry
 from teamsvoice.domain.sbc.ports import DesiredSbc, SbcUnavailable
 from teamsvoice.domain.sbc.service import desired_state
-from teamsvoice.jobs.runtime import durable_step, job_context, park_if_stopping, stopping
+from teamsvoice.jobs.runtime import durable_step, job_context, park_if_stopping, queue_depths, stopping
 from teamsvoice.sbc import sbc_configured, sbc_from_settings
 from teamsvoice.settings import Settings
 
@@ -88,8 +88,7 @@ def sync_sbc() -> dict[str, Any]:
 
 def _enqueue() -> bool:
     _queue()
-    waiting = DBOS.list_queued_workflows(queue_name=SBC_QUEUE, status="ENQUEUED", load_input=False, load_output=False)
-    if waiting:  # it has not started: it will read this change (committed before this check)
+    if queue_depths([SBC_QUEUE])[SBC_QUEUE]:  # it has not started: it will read this change (committed before this check)
         return False
     with SetWorkflowID(f"sbc-sync-{uuid.uuid4()}"):
         DBOS.retrieve_queue(SBC_QUEUE).enqueue(sync_sbc)
