@@ -9,6 +9,7 @@ and retries (`runtime.until_microsoft_answers`), its attempts and last error vis
 Async work runs on the job engine's shared event loop (`JobContext.run`).
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -44,13 +45,12 @@ def _run(subscription_id: int, work: Callable[[async_sessionmaker[AsyncSession],
          job: "_JobMemory | None" = None) -> T:
     ctx = job_context()
 
-    async def run() -> T:
+    async def load() -> SubscriptionAccess:
         async with transaction(ctx.sessions) as session:
-            access = job.recent_access() if job is not None else None
-            if access is None:
-                access = await bulk.load_access(session, subscription_id)
-                if job is not None:
-                    job.remember(access)
+            return await bulk.load_access(session, subscription_id)
+
+    async def run() -> T:
+        access = await (job.access(load) if job is not None else load())
         tenant_id = access.require_ms_tenant()
         return await work(ctx.sessions, access, ctx.connector.connect(tenant_id))
 
@@ -122,14 +122,24 @@ class _JobMemory:
     queries saved on each; a subscription unlinked mid-job stops the items within seconds)."""
 
     groups: dict[str, str] = field(default_factory=dict)
-    access: SubscriptionAccess | None = None
+    subscription: SubscriptionAccess | None = None
     read_at: float = 0.0
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)  # (items run on the job engine's one event loop)
 
     def recent_access(self) -> SubscriptionAccess | None:
-        return self.access if time.monotonic() - self.read_at < ACCESS_SECONDS else None
+        return self.subscription if time.monotonic() - self.read_at < ACCESS_SECONDS else None
 
-    def remember(self, access: SubscriptionAccess) -> None:
-        self.access, self.read_at = access, time.monotonic()
+    async def access(self, load: Callable[[], Awaitable[SubscriptionAccess]]) -> SubscriptionAccess:
+        """The subscription as the job sees it, read by one item at a time: the items that start while it is
+        read wait for that read (a queue poll starts a job's items together, and each read the subscription
+        itself: a worker spent a tenth of its CPU there)."""
+        if (recent := self.recent_access()) is not None:
+            return recent
+        async with self.reading:
+            if (recent := self.recent_access()) is None:
+                recent = await load()
+                self.subscription, self.read_at = recent, time.monotonic()
+            return recent
 
 
 ACCESS_SECONDS = 5.0
