@@ -22,6 +22,7 @@ from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, 
 from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
 from teamsvoice.microsoft.pwsh import PwshConfig, PwshRunner
 from teamsvoice.microsoft.teams_voice import GraphDirectory, TeamsVoiceAdapter
+from teamsvoice.microsoft.transport import pooled_transport
 from teamsvoice.settings import Settings
 
 POOLS = 16  # connection pools per process, tenants spread over them (MicrosoftConnector.pool)
@@ -63,8 +64,8 @@ class MicrosoftConnector:
         # connections than the keep-alive count (all of them counted, busy ones too), so with 50 a worker that had
         # more than 50 requests in flight closed a connection after each request and opened (TLS) another.
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        return httpx.AsyncClient(verify=self._verify, timeout=httpx.Timeout(30.0), limits=limits, event_hooks=event_hooks,
-                                 transport=self._transport)
+        transport = self._transport or pooled_transport(verify=self._verify, limits=limits)  # (microsoft/transport.py)
+        return httpx.AsyncClient(timeout=httpx.Timeout(30.0), event_hooks=event_hooks, transport=transport)
 
     def pool(self, tenant_id: str | None) -> httpx.AsyncClient:
         """The connection pool a tenant's requests go through: one of POOLS, by the tenant. httpcore looks at
