@@ -3,7 +3,7 @@ lives), for `jobs/runtime.py`. Synchronous: the engine's threads and DBOS's step
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from teamsvoice.jobs.models import JobExecutor
@@ -30,3 +30,12 @@ def live_workers(session: Session, *, beating_since: datetime) -> list[JobExecut
     """The executors that run work (not the API's) and have not stopped and beat since `beating_since`."""
     return list(session.scalars(select(JobExecutor).where(
         JobExecutor.stopped.is_(False), JobExecutor.heartbeat_at >= beating_since, JobExecutor.role != "api")))
+
+
+def waiting_per_queue(session: Session, workflow_status: Table, queues: list[str]) -> dict[str, int]:
+    """How many workflows wait (enqueued, not started) in each of `queues` that has any, from DBOS's
+    `workflow_status` table (in the job engine's system database: `session` is on its engine)."""
+    query = (select(workflow_status.c.queue_name, func.count())
+             .where(workflow_status.c.queue_name.in_(queues), workflow_status.c.status == "ENQUEUED")
+             .group_by(workflow_status.c.queue_name))
+    return dict(session.execute(query).tuples().all())

@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -266,11 +266,8 @@ def queue_depths(queues: Sequence[str]) -> dict[str, int]:
     from dbos._dbos import _get_dbos_instance  # the system database DBOS writes (its tables, its engine)
 
     system = _get_dbos_instance()._sys_db
-    table = system.tables.workflow_status
-    query = (select(table.c.queue_name, func.count()).where(table.c.queue_name.in_(list(queues)), table.c.status == "ENQUEUED")
-             .group_by(table.c.queue_name))
-    with system.engine.begin() as connection:
-        counted = dict(connection.execute(query).tuples().all())
+    with sync_transaction(system.engine) as session:
+        counted = repository.waiting_per_queue(session, system.tables.workflow_status, list(queues))
     return {queue: counted.get(queue, 0) for queue in queues}
 
 
