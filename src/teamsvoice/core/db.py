@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -82,15 +83,22 @@ def _reset_on_return(dbapi_connection, _record, state) -> None:  # type: ignore[
     """A connection going back to the pool is rolled back only when a transaction is still open on it (work that
     failed or was cancelled before it ended). SQLAlchemy's own reset rolled back every connection on return: after
     every commit, and after every session that had already rolled back, one more round trip (a read-only request
-    spent as long on it as on its query). Engines take it with `pool_reset_on_return=None` (`_POOL_RESET`)."""
+    spent as long on it as on its query). Engines take it with `pool_reset_on_return=None` (`_options`)."""
     if not state.terminate_only and state.asyncio_safe and _open_transaction(dbapi_connection):
         dbapi_connection.rollback()
 
 
-_POOL_RESET = {"pool_reset_on_return": None}
+def _options(url: str) -> dict[str, Any]:
+    """What both engine builders give SQLAlchemy: SQLite's 15 s busy timeout, PostgreSQL's pre-ping, and no reset
+    on return of its own (`_configure` adds `_reset_on_return`)."""
+    options: dict[str, Any] = {"connect_args": {"timeout": 15}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return options | {"pool_reset_on_return": None}
 
 
-def _pooled(engine: Engine) -> None:
+def _configure(engine: Engine, url: str) -> None:
+    """What both engine builders add to their engine: SQLite's pragmas on each connection, the reset on return."""
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "reset", _reset_on_return)
 
 
@@ -101,13 +109,9 @@ POOL_TIMEOUT_SECONDS = 30.0
 def create_engine(url: str, *, pool_size: int = POOL_SIZE, pool_timeout: float = POOL_TIMEOUT_SECONDS) -> AsyncEngine:
     """The application's engine: `pool_size` pooled connections (TEAMSVOICE_DATABASE_POOL_SIZE) and as many again
     for a moment; a caller waits up to `pool_timeout` for one (then `is_transient_database_error`)."""
-    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout}
-    if url.startswith("sqlite"):
-        engine = create_async_engine(async_url(url), connect_args={"timeout": 15}, **pool, **_POOL_RESET)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_async_engine(async_url(url), pool_pre_ping=True, **pool, **_POOL_RESET)
-    _pooled(engine.sync_engine)
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout,
+                                 **_options(url))
+    _configure(engine.sync_engine, url)
     return engine
 
 
@@ -117,12 +121,8 @@ def create_blocking_engine(url: str, **pool: int) -> Engine:
     timeout, foreign keys), and the same reset on return. Without the pragmas the job engine's connections waited
     5 s (pysqlite's default) for a busy database and then failed: under a busy job's writes a heartbeat could miss
     two beats in a row and the live process look dead for 10 s."""
-    if url.startswith("sqlite"):
-        engine = create_sync_engine(sync_url(url), connect_args={"timeout": 15}, **pool, **_POOL_RESET)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_sync_engine(sync_url(url), pool_pre_ping=True, **pool, **_POOL_RESET)
-    _pooled(engine)
+    engine = create_sync_engine(sync_url(url), **pool, **_options(url))
+    _configure(engine, url)
     return engine
 
 
