@@ -204,6 +204,11 @@ async def client(live: Live, organisation: demo.DemoOrganisation) -> AsyncIterat
 # Modules whose tests, on each backend, start `teamsvoice serve` of their own and never use the session's live
 # server or database: the scheduler hands them out as modules, beside the backends' workers, not on them.
 OWN_SERVER_MODULES = ("tests/e2e/test_serve.py", "tests/e2e/test_shutdown.py", "tests/e2e/test_fusion_users.py")
+# Modules that use their backend's session but go out apart from the backend's worker, as a group per backend: the
+# 1,000-row import runs about 3 minutes per backend beside the rest of the suite, on the backends' workers the
+# longest path of the run (a profiled run: backends' workers 620 and 665 s, the other two 415 s). The worker that
+# takes one starts that backend's session too (its PostgreSQL, live server and emulator: a few seconds).
+APART_MODULES = ("tests/cli/test_bulk_import_1000.py",)
 
 
 def xdist_group_of(nodeid: str) -> str:
@@ -214,6 +219,8 @@ def xdist_group_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     params = nodeid.rsplit("[", 1)[1].rstrip("]").split("-") if nodeid.endswith("]") else []
     backend = next((b for b in ("sqlite", "postgresql") if b in params), None)
+    if backend and module in APART_MODULES:
+        return f"{module}[{backend}]"
     return f"backend-{backend}" if backend and module not in OWN_SERVER_MODULES else module
 
 
@@ -232,9 +239,11 @@ PROCESS_HEAVY = ("tests/e2e/", "tests/sbc/", "tests/cli/", "tests/console/", "te
 
 def xdist_order(scope: str, size: int) -> tuple[int, int]:
     """The order the scheduler hands out work: both backends' groups first (the longest by far, one each to
-    the first two workers), then the process-heavy modules (to the other workers), then the rest; within each,
-    more tests first."""
-    return (0 if scope.startswith("backend-") else 1 if scope.startswith(PROCESS_HEAVY) else 2), -size
+    the first two workers), then the APART_MODULES' groups (the longest single tests, to the other two workers from
+    the start), then the process-heavy modules, then the rest; within each, more tests first."""
+    if scope.startswith("backend-"):
+        return 0, -size
+    return (1 if scope.split("[", 1)[0] in APART_MODULES else 2 if scope.startswith(PROCESS_HEAVY) else 3), -size
 
 
 @pytest.hookimpl(optionalhook=True)  # (without xdist, `-p no:xdist`, the hook does not exist)
