@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from teamsvoice.settings import Settings
 
@@ -56,16 +56,15 @@ def _settings(data_dir: Path) -> "Settings":
         raise
 
 
-def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
-    from teamsvoice.core.db import create_engine, session_factory, transaction
+def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[AsyncSession]"], Awaitable[T]]) -> T:
+    """Runs `work` with sessions of one engine (one connection for all its transactions: a poll loop's reads)."""
+    from teamsvoice.core.db import create_engine, session_factory
     from teamsvoice.core.errors import DomainError
 
     async def run() -> T:
         engine = create_engine(settings.effective_database_url)
         try:
-            async with transaction(session_factory(engine)) as session:
-                result = await work(session)
-                return result
+            return await work(session_factory(engine))
         finally:
             await engine.dispose()
 
@@ -74,6 +73,17 @@ def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitab
     except DomainError as exc:
         _fail(exc.message)
         raise
+
+
+def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
+    """Runs `work` in one transaction."""
+    from teamsvoice.core.db import transaction
+
+    async def once(sessions: "async_sessionmaker[AsyncSession]") -> T:
+        async with transaction(sessions) as session:
+            return await work(session)
+
+    return _with_sessions(settings, once)
 
 
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
@@ -189,25 +199,38 @@ async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:
 
 
 def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
-    """Polls the job until it ends, with a progress bar (none with --json)."""
+    """Follows the job until it ends, with a progress bar (none with --json): every half second a read of the job's
+    row alone (its status and counts), all on one connection; the items are read once, when it has ended. (Each poll
+    read every item, on a new connection: over a 1,000-item job the CLI spent 14 s of CPU on it, and the database
+    served those reads beside the job's own work.)"""
+    from contextlib import nullcontext
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from teamsvoice.domain.teams_users.bulk import FINAL
+    from teamsvoice.core.db import transaction
+    from teamsvoice.domain.teams_users.bulk import FINAL, JobSummary, job_summary
 
-    summary = _with_session(settings, lambda s: _details(s, job_id))
-    if as_json:
-        while summary["status"] not in FINAL:
-            time.sleep(0.5)
-            summary = _with_session(settings, lambda s: _details(s, job_id))
-        return summary
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task(f"job {job_id} {summary['status']}", total=summary["total_count"])
-        while True:
-            bar.update(task, completed=summary["processed_count"], description=f"job {job_id} {summary['status']}")
-            if summary["status"] in FINAL:
-                return summary
-            time.sleep(0.5)
-            summary = _with_session(settings, lambda s: _details(s, job_id))
+    async def follow(sessions: "async_sessionmaker[AsyncSession]") -> dict[str, Any]:
+        async def progress() -> JobSummary:
+            async with transaction(sessions) as session:
+                return job_summary(await _job(session, job_id))
+
+        summary = await progress()
+        bar = None if as_json else Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                            TimeElapsedColumn())
+        with bar if bar is not None else nullcontext():
+            task = bar.add_task(f"job {job_id} {summary.status}", total=summary.total_count) if bar is not None else None
+            while True:
+                if bar is not None and task is not None:
+                    bar.update(task, completed=summary.processed_count, description=f"job {job_id} {summary.status}")
+                if summary.status in FINAL:
+                    break
+                await asyncio.sleep(0.5)
+                summary = await progress()
+        async with transaction(sessions) as session:
+            return await _details(session, job_id)
+
+    return _with_sessions(settings, follow)
 
 
 def _print_details(details: dict[str, Any]) -> None:
