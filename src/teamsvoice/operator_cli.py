@@ -14,7 +14,6 @@ Heavy modules are imported inside the commands, so `teamsvoice --help` stays ins
 import asyncio
 import dataclasses
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -281,14 +280,22 @@ def _shown(settings: "Settings", ref: str) -> dict[str, Any]:
 
 
 def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, Any]:
-    """Polls a job that is not a bulk job until it is no longer queued or running."""
-    job = _shown(settings, ref)
-    while job["status"] in ("queued", "running", "pending", "creating", "updating", "deleting"):
-        if not as_json:
-            typer.echo(f"{job['ref']}: {job['status']}" + (f" ({job['done']}/{job['total']})" if job["total"] else ""))
-        time.sleep(0.5)
-        job = _shown(settings, ref)
-    return job
+    """Polls a job that is not a bulk job until it is no longer queued or running (every half second, one
+    connection for all the reads)."""
+    from teamsvoice.core.db import transaction
+    from teamsvoice.domain.jobs import catalogue
+
+    async def follow(sessions: "async_sessionmaker[AsyncSession]") -> dict[str, Any]:
+        while True:
+            async with transaction(sessions) as session:
+                job = (await catalogue.find(session, None, ref)).render()
+            if job["status"] not in ("queued", "running", "pending", "creating", "updating", "deleting"):
+                return job
+            if not as_json:
+                typer.echo(f"{job['ref']}: {job['status']}" + (f" ({job['done']}/{job['total']})" if job["total"] else ""))
+            await asyncio.sleep(0.5)
+
+    return _with_sessions(settings, follow)
 
 
 @jobs_app.command("show")
