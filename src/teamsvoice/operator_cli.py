@@ -406,7 +406,7 @@ def bulk_import(
     Exit 1 when a row is refused or an item fails."""
     from teamsvoice.core.spreadsheet import csv_writer
 
-    from teamsvoice.console.bulk_csv import preview_rows
+    from teamsvoice.domain.teams_users.bulk_csv import preview_rows
     from teamsvoice.domain.teams_users import bulk
 
     try:

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 
-from teamsvoice.console.bulk_csv import results_csv
+from teamsvoice.domain.teams_users.bulk_csv import results_csv
 from teamsvoice.core.spreadsheet import csv_writer, safe_cell
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit

@@ -19,7 +19,7 @@ from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fusion API lists
 from teamsvoice.console import activity, auth
-from teamsvoice.console.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
+from teamsvoice.domain.teams_users.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
 from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer

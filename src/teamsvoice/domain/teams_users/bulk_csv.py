@@ -1,4 +1,6 @@
-"""The console's bulk CSV: its columns, the per-row checks shown before anything runs, and the results file.
+"""The bulk CSV of the console and of `teamsvoice bulk import`: its columns, the per-row checks shown before anything
+runs, and the results file. (In the domain, not the console package: the CLI imports it without the console's
+pages and the API they render, two seconds of start-up.)
 
 A row becomes one item of a Fusion bulk job (`domain/teams_users/bulk.py`), so the job applies exactly what
 the preview showed; the checks here are the ones that need no call to Microsoft (the item's fields, the
