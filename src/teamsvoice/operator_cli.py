@@ -200,7 +200,7 @@ async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:
 def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
     """Follows the job until it ends, with a progress bar (none with --json): every half second a read of the job's
     row alone (its status and counts), all on one connection; the items are read once, when it has ended. (Each poll
-    read every item, on a new connection: over a 1,000-item job the CLI spent 14 s of CPU on it, and the database
+    read every item, on a new connection: over a 1,000-item job the CLI spent 11 to 14 s of CPU on it, and the database
     served those reads beside the job's own work.)"""
     from contextlib import nullcontext
 
