@@ -405,9 +405,8 @@ def bulk_import(
     """Check the rows (each error named with its line), then run them as one bulk job and follow it to the end.
     Exit 1 when a row is refused or an item fails."""
     from teamsvoice.core.spreadsheet import csv_writer
-
-    from teamsvoice.domain.teams_users.bulk_csv import preview_rows
     from teamsvoice.domain.teams_users import bulk
+    from teamsvoice.domain.teams_users.bulk_csv import preview_rows
 
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -548,9 +547,8 @@ def users_export(
     touched. teamsvoice's own records are shown beside them (teamsvoiceStatus: active, pending, error or not
     managed; the number and policy teamsvoice assigned), so a difference between the two is visible.
     Needs the server's TEAMSVOICE_MICROSOFT_* settings."""
-    from teamsvoice.core.spreadsheet import csv_writer
-
     from teamsvoice.core.errors import DomainError
+    from teamsvoice.core.spreadsheet import csv_writer
 
     settings = _settings(data_dir)
     try:

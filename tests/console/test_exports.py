@@ -6,11 +6,11 @@ import csv
 import io
 from collections.abc import AsyncIterator
 
-from teamsvoice.domain.teams_users.bulk_csv import results_csv
 from teamsvoice.core.spreadsheet import csv_writer, safe_cell
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.orgs.models import Reseller
+from teamsvoice.domain.teams_users.bulk_csv import results_csv
 from teamsvoice.domain.teams_users.models import FusionBulkItem
 from tests.support.database import in_session
 

@@ -19,7 +19,6 @@ from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fusion API lists
 from teamsvoice.console import activity, auth
-from teamsvoice.domain.teams_users.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.console.rendering import page
 from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer
@@ -35,6 +34,7 @@ from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.security.throttle import login_attempt
 from teamsvoice.domain.teams_users import bulk, service, workflows
+from teamsvoice.domain.teams_users.bulk_csv import COLUMNS, TEMPLATE, preview_rows, results_csv
 from teamsvoice.domain.teams_users.models import FusionBulkJob
 from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
 from teamsvoice.domain.voice_state import apply as applying
