@@ -3,9 +3,12 @@
 A worker runs up to TEAMSVOICE_MICROSOFT_WORKER_ITEMS items at once on TEAMSVOICE_DATABASE_POOL_SIZE pooled
 connections: that holds only if an item has a connection checked out while it reads or writes, never while it
 waits on Microsoft (its requests, the budget, operation polling). Here ITEMS items run at once through
-`bulk.apply_item` (what a worker's item step runs) on an engine of two connections in all with a short pool
-timeout, against the emulator answering every request after LATENCY_MS: an item that held its connection across
-its Microsoft calls would hold it for seconds, and the others would time out waiting for the pool."""
+`bulk.apply_item` (what a worker's item step runs) on an engine of two connections in all, against the emulator
+answering every request after LATENCY_MS. The decisive check: no Microsoft request is asked for by a task that has
+a pooled connection checked out (the budget is asked before every request). And every item succeeds without timing
+out on the pool. That pool timeout is the application's own (30 s), not shorter: on a loaded machine the items' own
+reads and writes, queued on two connections, made 2 of the 12 wait more than the 3 s this test once allowed (a
+fresh-clone CI run), so a short timeout measured the machine, not the rule."""
 
 import asyncio
 from functools import partial
@@ -22,7 +25,6 @@ from tests.api.fusion.users_support import onboard
 
 ITEMS = 12
 LATENCY_MS = 250
-POOL_TIMEOUT = 3.0  # far below what one item spends on Microsoft (about six requests of LATENCY_MS, and polling)
 
 
 async def _faults(live, method: str, body: dict | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +38,7 @@ async def test_items_never_hold_a_pooled_connection_while_microsoft_answers(clie
     users = [u["msTeams"] for u in await sub.users(ITEMS + 1) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     body = {"name": "pool", "data": [{"upn": u["userPrincipalName"], "number": number, "vrp": "teamsvoice"}
                                      for u, number in zip(users[:ITEMS], sub.numbers)]}
-    engine = create_engine(live.settings.effective_database_url, pool_size=1, pool_timeout=POOL_TIMEOUT)  # 2 in all
+    engine = create_engine(live.settings.effective_database_url, pool_size=1)  # 2 in all
     sessions = session_factory(engine)
     connector = MicrosoftConnector(live.settings)
     holders: dict[int, asyncio.Task] = {}  # pooled connection -> the task that checked it out
