@@ -220,7 +220,7 @@ def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
         with bar if bar is not None else nullcontext():
             task = bar.add_task(f"job {job_id} {summary.status}", total=summary.total_count) if bar is not None else None
             while True:
-                if bar is not None and task is not None:
+                if bar is not None and task is not None:  # (both or neither: --json has no bar)
                     bar.update(task, completed=summary.processed_count, description=f"job {job_id} {summary.status}")
                 if summary.status in FINAL:
                     break
@@ -270,25 +270,26 @@ def _print_job(job: dict[str, Any]) -> None:
     typer.echo(f"  cancel: {'possible' if job['canCancel'] else 'no, ' + job['cancel_refusal']}")
 
 
-def _shown(settings: "Settings", ref: str) -> dict[str, Any]:
+async def _rendered(session: "AsyncSession", ref: str) -> dict[str, Any]:
+    """The job `ref` names (any kind), as `jobs show` prints it."""
     from teamsvoice.domain.jobs import catalogue
 
-    async def show(session: "AsyncSession") -> dict[str, Any]:
-        return (await catalogue.find(session, None, ref)).render()
+    return (await catalogue.find(session, None, ref)).render()
 
-    return _with_session(settings, show)
+
+def _shown(settings: "Settings", ref: str) -> dict[str, Any]:
+    return _with_session(settings, lambda session: _rendered(session, ref))
 
 
 def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, Any]:
     """Polls a job that is not a bulk job until it is no longer queued or running (every half second, one
     connection for all the reads)."""
     from teamsvoice.core.db import transaction
-    from teamsvoice.domain.jobs import catalogue
 
     async def follow(sessions: "async_sessionmaker[AsyncSession]") -> dict[str, Any]:
         while True:
             async with transaction(sessions) as session:
-                job = (await catalogue.find(session, None, ref)).render()
+                job = await _rendered(session, ref)
             if job["status"] not in ("queued", "running", "pending", "creating", "updating", "deleting"):
                 return job
             if not as_json:

@@ -16,24 +16,28 @@ from sqlalchemy import Engine, text
 from teamsvoice.core.db import create_blocking_engine, create_engine, session_factory, transaction
 
 
+def _count_rollbacks(monkeypatch: pytest.MonkeyPatch, cls: type, sent: list[str]) -> None:
+    """Counts in `sent` the rollbacks `cls`'s connections send from this test's thread only: the session's live
+    server, in this process on threads of its own (its job engine too), rolls its connections back meanwhile."""
+    original, mine = cls.rollback, threading.get_ident()
+
+    def counted(self: Any) -> Any:
+        if threading.get_ident() == mine:
+            sent.append(cls.__name__)
+        return original(self)
+
+    monkeypatch.setattr(cls, "rollback", counted)
+
+
 @pytest.fixture
 def rollbacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Counts the rollbacks sent by every kind of driver connection the engines use, from this test's thread only:
-    the session's live server, in this process on threads of its own, rolls its connections back meanwhile."""
+    """Counts the rollbacks sent by every kind of driver connection the async engines use (`_count_rollbacks`)."""
     sent: list[str] = []
-    mine = threading.get_ident()
     from sqlalchemy.dialects.postgresql.psycopg import AsyncAdapt_psycopg_connection
     from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 
     for cls in (AsyncAdapt_psycopg_connection, AsyncAdapt_aiosqlite_connection):
-        original = cls.rollback
-
-        def counted(self: Any, _original: Any = original, _name: str = cls.__name__) -> Any:
-            if threading.get_ident() == mine:
-                sent.append(_name)
-            return _original(self)
-
-        monkeypatch.setattr(cls, "rollback", counted)
+        _count_rollbacks(monkeypatch, cls, sent)
     yield sent
 
 
@@ -94,19 +98,12 @@ def test_the_blocking_engine_rolls_back_only_what_is_open(database_url: str, mon
     engine = create_blocking_engine(database_url, pool_size=1, max_overflow=0)
     try:
         assert _blocking_probe(engine) == 0
-        sent: list[bool] = []
+        sent: list[str] = []
         raw = engine.raw_connection()
         driver_class = type(raw.dbapi_connection)
         raw.close()
         if not driver_class.__module__.startswith("sqlite3"):  # sqlite3's connection class cannot be patched
-            original, mine = driver_class.rollback, threading.get_ident()
-
-            def counted(self: Any) -> Any:
-                if threading.get_ident() == mine:  # (the live server's job engine rolls back on its own threads)
-                    sent.append(True)
-                return original(self)
-
-            monkeypatch.setattr(driver_class, "rollback", counted)
+            _count_rollbacks(monkeypatch, driver_class, sent)
         with engine.begin() as connection:
             connection.execute(text("SELECT 1"))
         assert sent == []
