@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound
 from teamsvoice.core.phone import parse_e164
+from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.calling.models import PbxLocation, PbxUser
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
@@ -127,6 +129,70 @@ async def test_a_number_in_quarantine_waits(world: World) -> None:
         await ownership.require_free(world.session, world.fusion.enterprise.id, N[2])
     assert caught.value.code == ownership.NUMBER_IN_QUARANTINE
     await ownership.require_free(world.session, world.fusion.enterprise.id, N[3])  # its quarantine is over
+
+
+async def test_the_rule_asks_the_database_once(world: World) -> None:
+    """A bulk item asks the rule for every user it gives a number, inside the transaction that holds a pooled
+    connection: one statement answers owner, quarantine and holders, whatever the answer."""
+    await world.user(world.fusion.enterprise, "dan@contoso.com", N[4])
+    world.session.add(NumberQuarantine(enterprise_id=world.fusion.enterprise.id, e164=N[5], previous_holder="x@contoso.com",
+                                       until=utcnow() + timedelta(days=1)))
+    await world.session.flush()
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    engine = world.session.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for enterprise_id, number, refused in ((world.fusion.enterprise.id, N[0], None),
+                                               (world.other.id, N[0], NotFound),
+                                               (world.fusion.enterprise.id, N[4], Conflict),
+                                               (world.fusion.enterprise.id, N[5], Conflict)):
+            sent.clear()
+            if refused is None:
+                await ownership.require_free(world.session, enterprise_id, number)
+            else:
+                with pytest.raises(refused):
+                    await ownership.require_free(world.session, enterprise_id, number)
+            assert len(sent) == 1, (number, sent)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_the_audit_log_reads_a_users_customer_once_per_session(world: World) -> None:
+    """Each flush of a user writes an audit entry naming its customer; the customer's row is read at the first
+    flush and remembered by the session (a bulk item flushes its user twice), read again once it changed."""
+    session, customer = world.session, world.fusion.enterprise
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "FROM enterprises" in statement:
+            reads.append(statement)
+
+    engine = session.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        customer.enterprise_name = "customer-before"
+        await session.flush()  # (the fixture's flushes read the customer already: changed now, it is read anew)
+        reads.clear()
+        record = await world.user(customer, "erin@contoso.com", None)
+        record.phone_number = N[0]
+        await session.flush()
+        assert len(reads) == 1
+        customer.enterprise_name = "customer-after"
+        await session.flush()
+        record.phone_number = N[1]
+        await session.flush()
+        assert len(reads) == 2  # the customer changed in this session: read again
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    entries = (await session.scalars(select(AuditEntry).where(AuditEntry.aggregate == "teams_user",
+                                                               AuditEntry.object_label.contains("erin@"))
+                                     .order_by(AuditEntry.id))).all()
+    assert [(e.enterprise_id, e.customer) for e in entries] == [(customer.id, "customer-before")] * 2 + [
+        (customer.id, "customer-after")]
 
 
 async def test_free_numbers_are_paged_in_order_without_the_held_ones(world: World) -> None:

@@ -118,26 +118,33 @@ def plain(value: Any, key: str = "") -> Any:
 
 
 class _Rows:
-    """Rows read for owner resolution during one flush: objects of the flush first, then the database."""
+    """Rows read for owner resolution during one flush: objects of the flush first, then the rows this session
+    already read for an earlier flush (a bulk item's transaction flushes its user twice: one read of the
+    enterprise, not two), then the database."""
 
     def __init__(self, session: Session, objects: list[Any]) -> None:
         self.session = session
         self.known: dict[tuple[str, Any], dict[str, Any]] = {}
+        self.read: dict[tuple[str, Any], dict[str, Any]] = session.info.setdefault("audit_owner_rows", {})
         for obj in objects:
             table = obj.__class__.__tablename__
             values = _values(obj)
             if "id" in values:
                 self.known[(table, values["id"])] = values
+                self.read.pop((table, values["id"]), None)  # changed in this session: its read is not current
 
     def get(self, table: str, key: Any) -> dict[str, Any] | None:
         if key is None:
             return None
-        if (table, key) not in self.known:
+        found = self.known.get((table, key))
+        if found is None:
+            found = self.read.get((table, key))
+        if found is None:
             mapped = _TABLES.get(table)
             if mapped is None:
                 return None
-            self.known[(table, key)] = repository.row_by_id(self.session, mapped, key) or {}
-        return self.known[(table, key)] or None
+            found = self.read[(table, key)] = repository.row_by_id(self.session, mapped, key) or {}
+        return found or None
 
 
 def _tables() -> dict[str, Any]:

@@ -68,10 +68,12 @@ async def _locked(session: AsyncSession, subscription_id: int) -> FusionSubscrip
     return await repository.locked_subscription(session, subscription_id)
 
 
-async def check_user_quota(session: AsyncSession, enterprise_id: int) -> None:
+async def check_user_quota(session: AsyncSession, enterprise_id: int, *, known: tuple[int, int] | None = None) -> None:
     """Raises when the enterprise's Fusion subscription now has more voice-enabled users than its licences.
-    Call it after flushing the change that gives a user its number, inside the same transaction."""
-    found = await repository.user_limit_of_enterprise(session, enterprise_id)
+    Call it after flushing the change that gives a user its number, inside the same transaction. `known`: the
+    subscription's (id, MS Teams users assigned) as the caller read it, perhaps seconds ago (a bulk job's items
+    share one read): it saves reading them here, and the limit is read again under the row's lock anyway."""
+    found = known if known is not None else await repository.user_limit_of_enterprise(session, enterprise_id)
     if found is None:
         return  # a ConnecttoTeams-only enterprise: its userLimit rules apply elsewhere
     subscription_id, users_assigned = found

@@ -40,10 +40,14 @@ async def owned_elsewhere(session: AsyncSession, enterprise_id: int, e164s: list
 async def require_assignable(session: AsyncSession, enterprise_id: int, e164: str, *, field: str = "phoneNumber") -> None:
     """A number another enterprise owns cannot be given to this enterprise's users: it answers exactly like a
     number the caller cannot see (the owner and any holder stay unnamed)."""
-    if await owned_elsewhere(session, enterprise_id, [e164]):
+    _check_assignable(await repository.number_standing(session, enterprise_id, e164), enterprise_id, e164, field)
+
+
+def _check_assignable(standing: repository.NumberStanding, enterprise_id: int, e164: str, field: str) -> None:
+    if standing.owner_enterprise_id not in (None, enterprise_id):
         raise NotFound(f"{field}: {e164} not found among the numbers available to this enterprise",
                        code=NUMBER_NOT_AVAILABLE)
-    until = await repository.quarantined_until(session, e164)
+    until = standing.quarantined_until
     if until is not None:  # freed by offboarding (domain/voice_state): not given to anyone before the end
         raise Conflict(f"{field}: {e164} is in quarantine after offboarding until {until:%Y-%m-%d %H:%M} UTC",
                        code=NUMBER_IN_QUARANTINE)
@@ -55,12 +59,12 @@ async def require_free(
 ) -> None:
     """The one rule for giving `e164` to a user of the enterprise: `require_assignable`, then no other Teams
     user (resource accounts included) and no other PBX connector user of the enterprise holds it. The user being
-    changed is left out by its Teams record id and/or PBX user id (a PBX user and its Teams user share one)."""
-    await require_assignable(session, enterprise_id, e164, field=field)
-    holder = await repository.teams_holder(session, enterprise_id, e164, except_voice_user_id=voice_user_id)
-    if holder is None:
-        holder = await repository.pbx_holder(session, enterprise_id, e164, except_pbx_user_id=pbx_user_id,
-                                             except_voice_user_id=voice_user_id)
+    changed is left out by its Teams record id and/or PBX user id (a PBX user and its Teams user share one).
+    One statement answers all of it (`repository.number_standing`)."""
+    standing = await repository.number_standing(session, enterprise_id, e164, except_voice_user_id=voice_user_id,
+                                                except_pbx_user_id=pbx_user_id)
+    _check_assignable(standing, enterprise_id, e164, field)
+    holder = standing.teams_holder or standing.pbx_holder
     if holder is not None:
         raise Conflict(f"{field}: {e164} is already assigned to {holder}", code=NUMBER_TAKEN)
 

@@ -451,7 +451,8 @@ async def _apply_voice(
         try:
             if record.phone_number and not before[0]:  # a newly voice-enabled user takes a licence
                 await session.flush()
-                await licences.check_user_quota(session, access.enterprise.id)
+                await licences.check_user_quota(session, access.enterprise.id,
+                                                known=(access.subscription.id, access.subscription.ms_teams_users))
             await end_transaction(session)  # the wish is recorded before Teams is called, outside the write transaction
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
