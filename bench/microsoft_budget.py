@@ -200,6 +200,8 @@ async def main_fleet(args: argparse.Namespace) -> None:
             fleet = Fleet(Path(tmp), url, seeded.emulator_port, seeded.port)
             for setting in ("TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY", "TEAMSVOICE_JOB_EXECUTOR_TIMEOUT_SECONDS"):
                 fleet.env.pop(setting)  # the test's small values: the bench runs the defaults
+            # Settings given to the bench (e.g. TEAMSVOICE_DATABASE_POOL_SIZE=20) reach the api and the workers.
+            fleet.env |= {k: v for k, v in os.environ.items() if k.startswith("TEAMSVOICE_") and k not in fleet.env}
             fleet.env["M365_EMULATOR_LIMITS"] = "microsoft"
             try:
                 emulator = fleet.start("emulator", "emulator", "--port", str(fleet.emulator_port))
