@@ -60,7 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Engine, Float, String, case, select, update
+from sqlalchemy import Engine, Float, String, any_, bindparam, case, column, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -317,7 +318,7 @@ class DatabaseBuckets:
         keys = sorted(buckets)
         table = BudgetBucket.__table__
         insert = sqlite_insert if self._sqlite else pg_insert
-        query = select(table.c.key, table.c.tokens, table.c.updated).where(table.c.key.in_(keys)).order_by(table.c.key)
+        query = select(table.c.key, table.c.tokens, table.c.updated).where(self._among(keys)).order_by(table.c.key)
         if not self._sqlite:
             query = query.with_for_update()
         with self.engine.begin() as connection:
@@ -336,11 +337,30 @@ class DatabaseBuckets:
             result = allocate(states, demands, now)
             changed = {k: s for k, s in states.items() if (s.tokens, s.updated) != before[k]}
             if changed:
-                connection.execute(update(table).where(table.c.key.in_(sorted(changed))).values(
-                    tokens=case({k: s.tokens for k, s in changed.items()}, value=table.c.key),
-                    updated=case({k: s.updated for k, s in changed.items()}, value=table.c.key)))
+                connection.execute(self._write_back(changed))
         self._rows.update(keys)
         return result
+
+    def _among(self, keys: list[str]) -> Any:
+        """`key IN (...)`; on PostgreSQL one array parameter (`= ANY`): an IN list is rendered anew for each round
+        (a bind and its cast per key), which cost a worker 4% of its CPU with twenty tenants' buckets per round."""
+        column = BudgetBucket.__table__.c.key
+        return column.in_(keys) if self._sqlite else column == any_(bindparam("keys", keys, type_=ARRAY(String)))
+
+    def _write_back(self, changed: dict[str, BucketState]) -> Any:
+        """One UPDATE of the changed buckets; on PostgreSQL from three arrays unnested (one statement shape
+        whatever the number of buckets), on SQLite a CASE per column."""
+        table = BudgetBucket.__table__
+        keys = sorted(changed)
+        if self._sqlite:
+            return update(table).where(table.c.key.in_(keys)).values(
+                tokens=case({k: changed[k].tokens for k in keys}, value=table.c.key),
+                updated=case({k: changed[k].updated for k in keys}, value=table.c.key))
+        rows = func.unnest(bindparam("keys", keys, type_=ARRAY(String)),
+                           bindparam("tokens", [changed[k].tokens for k in keys], type_=ARRAY(Float)),
+                           bindparam("updated", [changed[k].updated for k in keys], type_=ARRAY(Float)),
+                           ).table_valued(column("key", String), column("tokens", Float), column("updated", Float)).render_derived(name="changed")
+        return update(table).where(table.c.key == rows.c.key).values(tokens=rows.c.tokens, updated=rows.c.updated)
 
     def close(self) -> None:
         self.engine.dispose()
