@@ -46,7 +46,7 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
-from teamsvoice.jobs import repository
+from teamsvoice.jobs import repository, watch
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.budget import job_scope as budget_job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -76,12 +76,29 @@ class JobContext:
     async_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     connector: MicrosoftConnector
+    loop_thread_id: int | None = None  # where a blocked loop is found (jobs/watch.py)
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Runs async work on the engine's one event loop (shared pool, token cache and per-tenant limits)
-        and waits for it; called from DBOS's step threads."""
+        and waits for it; called from DBOS's step threads. A step still waiting after minutes says in the log what
+        its work awaits (jobs/watch.py)."""
         # The step's job (and its submitter) stays the actor of what the work writes (domain/audit).
-        return asyncio.run_coroutine_threadsafe(_call(work, audit.current() or audit.job_scope()), self.loop).result()
+        scope = audit.current() or audit.job_scope()
+        task: list[asyncio.Task[Any]] = []
+
+        async def tracked() -> T:
+            task.append(asyncio.current_task())  # type: ignore[arg-type]
+            return await _call(work, scope)
+
+        future = asyncio.run_coroutine_threadsafe(tracked(), self.loop)
+        return watch.wait_reporting(future, self.loop, task, self.loop_thread_id, f"job step of {_workflow_named()}")
+
+
+def _workflow_named() -> str:
+    try:
+        return f"workflow {DBOS.workflow_id}" if DBOS.workflow_id else "no workflow"
+    except Exception:  # noqa: BLE001 - only a label for the log
+        return "no workflow"
 
 
 async def _call(work: Callable[[], Awaitable[T]], scope: audit.AuditScope | None = None) -> T:
@@ -142,13 +159,14 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     _heartbeat_stop.clear()
     executor_id = new_executor_id()
     loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True).start()
+    loop_thread = threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True)
+    loop_thread.start()
     async_engine = create_async_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _context = JobContext(
         settings=settings, keyring=keyring, engine=create_blocking_engine(settings.effective_database_url),
         http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,
         loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
-        connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(),
+        connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(), loop_thread_id=loop_thread.ident,
     )
     _write_ahead_log(settings)
     DBOS(config={
