@@ -1,13 +1,18 @@
-"""The job queues' depth (the `teamsvoice_job_queue_depth` gauge each worker measures at every beat) is counted in
+"""How the job engine's queues are used. Their depth (the `teamsvoice_job_queue_depth` gauge each worker measures at every beat) is counted in
 the job engine's database, not listed: listing every waiting workflow cost a worker 11% of its CPU while 3,000
-items waited. The count must still say what DBOS's own listing says."""
+items waited. The count must still say what DBOS's own listing says. And
+enqueueing goes through the queue object registered at the engine's start, reading no queue row (a bulk job's parent
+enqueues each of its items)."""
 
 import uuid
 
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos._dbos import _get_dbos_instance
 
 from teamsvoice.domain.sbc.workflows import sync_sbc
-from teamsvoice.jobs.runtime import queue_depths
+from sqlalchemy import event
+
+from teamsvoice.jobs.runtime import queue, queue_depths, register_queue
 
 QUEUE = "teamsvoice-test-depth"
 
@@ -31,3 +36,34 @@ def test_queue_depths_count_what_waits(live) -> None:  # type: ignore[no-untyped
         for workflow_id in ids:
             DBOS.cancel_workflow(workflow_id)
     assert queue_depths([QUEUE]) == {QUEUE: 0}
+
+
+def test_enqueueing_reads_no_queue_row(live) -> None:  # type: ignore[no-untyped-def]
+    name = f"{QUEUE}-registered"
+    register_queue(name)
+    engine = _get_dbos_instance()._sys_db.engine
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    ids: list[str] = []
+
+    def enqueue_three(through) -> int:  # type: ignore[no-untyped-def]
+        sent.clear()
+        for _ in range(3):
+            ids.append(f"{name}-{uuid.uuid4()}")
+            with SetWorkflowID(ids[-1]), SetEnqueueOptions(app_version="teamsvoice-workflows-elsewhere"):
+                through(name).enqueue(sync_sbc)
+        return len(sent)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        registered = enqueue_three(queue)
+        read_each_time = enqueue_three(DBOS.retrieve_queue)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        for workflow_id in ids:
+            DBOS.cancel_workflow(workflow_id)
+    assert queue_depths([name]) == {name: 0}
+    assert read_each_time - registered == 3, (registered, read_each_time)  # one read of the queue's row per enqueue

@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -183,8 +183,9 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     if role == "api":
         DBOS.listen_queues([])
     DBOS.launch()
-    DBOS.register_queue(JOBS_QUEUE, polling_interval_sec=0.2, on_conflict="always_update")
-    DBOS.register_queue(
+    _queues.clear()
+    register_queue(JOBS_QUEUE, polling_interval_sec=0.2)
+    register_queue(
         MICROSOFT_QUEUE, partition_concurrency=settings.microsoft_tenant_concurrency,
         worker_concurrency=settings.microsoft_worker_items,
         limiter=({"limit": settings.microsoft_app_rate_per_second, "period": 1.0}
@@ -192,7 +193,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         # Each poll claims work partition by partition, one transaction per tenant with waiting items (20 tenants:
         # 20 transactions per poll per worker); a quarter second keeps that cost a quarter of what 0.1 s made it,
         # for at most 0.25 s before an item starts (its request then waits for the budget anyway).
-        polling_interval_sec=0.25, on_conflict="always_update")
+        polling_interval_sec=0.25)
     if role != "api":
         _beat(executor_id, role)
         # On SQLite this process is the only worker of its data directory (`serve` holds the directory's lock;
@@ -206,6 +207,26 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
             threading.Thread(target=_housekeeping_loop, name="teamsvoice-recovery", daemon=True)]
         for thread in _heartbeat_threads:
             thread.start()
+
+
+_queues: "dict[str, Queue]" = {}
+
+
+def register_queue(name: str, **options: Any) -> None:
+    """Registers a queue with DBOS (its options replace those stored) for this start of the engine, and keeps the
+    queue object: enqueueing through it reads nothing (`DBOS.retrieve_queue` reads the queue's row at every call: one
+    more statement for each item a bulk job enqueues)."""
+    _queues[name] = DBOS.register_queue(name, on_conflict="always_update", **options)
+
+
+def queue(name: str) -> Queue:
+    """The queue registered under `name` by this start of the engine (else as DBOS has it stored)."""
+    found = _queues.get(name)
+    if found is None:
+        found = DBOS.retrieve_queue(name)
+        if found is None:
+            raise RuntimeError(f"The job queue {name} is not registered")
+    return found
 
 
 async def _connector(settings: Settings) -> MicrosoftConnector:
@@ -333,6 +354,7 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
         except Exception:  # noqa: BLE001 - then it is found dead by its stale heartbeat instead
             log.warning("could not mark this executor stopped", exc_info=True)
     DBOS.destroy(workflow_completion_timeout_sec=0)
+    _queues.clear()
     context, _context = _context, None
     try:
         # Its connections to Microsoft closed on the loop that opened them, while it still runs: left open, an
@@ -464,7 +486,7 @@ def start_once(workflow_id: str, workflow: Callable[..., Any], *args: Any) -> bo
     if DBOS.get_workflow_status(workflow_id) is not None:
         return False
     with SetWorkflowID(workflow_id):
-        DBOS.retrieve_queue(JOBS_QUEUE).enqueue(workflow, *args)
+        queue(JOBS_QUEUE).enqueue(workflow, *args)
     return True
 
 
@@ -514,7 +536,7 @@ def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[...,
     priority = min(max(1, position), 2**31 - 1) if position is not None else None
     with _before_dbos_goes(), SetWorkflowID(workflow_id), \
             SetEnqueueOptions(queue_partition_key=tenant_id, priority=priority):
-        DBOS.retrieve_queue(MICROSOFT_QUEUE).enqueue(workflow, *args)
+        queue(MICROSOFT_QUEUE).enqueue(workflow, *args)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from teamsvoice.core.db import sync_transaction
 from teamsvoice.core.metrics import record_job_retry
 from teamsvoice.domain.sbc.ports import DesiredSbc, SbcUnavailable
 from teamsvoice.domain.sbc.service import desired_state
-from teamsvoice.jobs.runtime import durable_step, job_context, park_if_stopping, queue_depths, stopping
+from teamsvoice.jobs.runtime import durable_step, job_context, park_if_stopping, queue, queue_depths, register_queue, stopping
 from teamsvoice.sbc import sbc_configured, sbc_from_settings
 from teamsvoice.settings import Settings
 
@@ -37,7 +37,7 @@ def _queue() -> None:
     global _registered_for
     executor_id = job_context().executor_id
     if _registered_for != executor_id:
-        DBOS.register_queue(SBC_QUEUE, global_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update")
+        register_queue(SBC_QUEUE, global_concurrency=1, polling_interval_sec=0.1)
         _registered_for = executor_id
 
 
@@ -91,7 +91,7 @@ def _enqueue() -> bool:
     if queue_depths([SBC_QUEUE])[SBC_QUEUE]:  # it has not started: it will read this change (committed before this check)
         return False
     with SetWorkflowID(f"sbc-sync-{uuid.uuid4()}"):
-        DBOS.retrieve_queue(SBC_QUEUE).enqueue(sync_sbc)
+        queue(SBC_QUEUE).enqueue(sync_sbc)
     return True
 
 
