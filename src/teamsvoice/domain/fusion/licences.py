@@ -72,8 +72,10 @@ async def check_user_quota(session: AsyncSession, enterprise_id: int, *, known: 
     """Raises when the enterprise's Fusion subscription now has more voice-enabled users than its licences.
     Call it after flushing the change that gives a user its number, inside the same transaction. `known`: the
     subscription's (id, MS Teams users assigned) as the caller read it, perhaps seconds ago (a bulk job's items
-    share one read): it saves reading them here, and the limit is read again under the row's lock anyway."""
-    found = known if known is not None else await repository.user_limit_of_enterprise(session, enterprise_id)
+    share one read): without a limit it saves reading them here (the limit is read again under the row's share
+    lock, which also finds a subscription deleted since); with one, they are read afresh as without `known`."""
+    found = (known if known is not None and not known[1]
+             else await repository.user_limit_of_enterprise(session, enterprise_id))
     if found is None:
         return  # a ConnecttoTeams-only enterprise: its userLimit rules apply elsewhere
     subscription_id, users_assigned = found
