@@ -93,8 +93,8 @@ async def test_a_cancelled_job_applies_nothing_more(sub: Onboarded) -> None:
 
 
 async def test_a_database_locked_past_its_timeout_is_not_an_items_outcome(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """SQLite busy past its timeout (or no pooled connection in time) inside a step: the step runs again
-    (jobs/runtime.durable_step); the item succeeds instead of ending as an "Unexpected error"."""
+    """SQLite busy past its timeout (or no pooled connection in time) inside an item: the item's work runs again
+    (jobs/runtime.retrying_transient, `durable_step`'s rule); it succeeds instead of ending as an "Unexpected error"."""
     from sqlalchemy.exc import OperationalError
 
     from teamsvoice.domain.teams_users import service

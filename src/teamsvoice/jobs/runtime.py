@@ -394,6 +394,17 @@ def durable_step(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     step's body runs again after a capped backoff (steps are idempotent), and a stopping engine parks it.
     Every step is declared with it."""
     def decorate(body: Callable[..., T]) -> Callable[..., T]:
+        return DBOS.step(name=name)(retrying_transient(name)(body))
+
+    return decorate
+
+
+def retrying_transient(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Runs the body again after a capped backoff while it fails transiently in the database (`durable_step`'s
+    rule). Alone, for a workflow that is one idempotent unit of work and records no step of its own (a bulk
+    item: recovery runs its body again, which finds the item ended; a step's record would cost two more
+    transactions per item in the job engine's database)."""
+    def decorate(body: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(body)
         def retrying(*args: Any, **kwargs: Any) -> T:
             delay, failures = 0.5, 0
@@ -413,7 +424,7 @@ def durable_step(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
                     delay = min(30.0, delay * 2)
 
-        return DBOS.step(name=name)(retrying)
+        return retrying
 
     return decorate
 

@@ -32,7 +32,7 @@ from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run,
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
     durable_step,
-    enqueue_for_tenant, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
+    enqueue_for_tenant, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -97,8 +97,8 @@ def next_page_step(job_id: int, after: int) -> list[int]:
     return _simple(work)
 
 
-@durable_step("fusion_bulk_item_apply")
-def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
+def apply_item(subscription_id: int, job_id: int, item_id: int) -> str:
+    """The item's whole work, run as its workflow's body (no step: see `bulk_item`)."""
     job = _job_memory(_run_key(DBOS.workflow_id, subscription_id, job_id))
 
     async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> str:
@@ -111,7 +111,7 @@ def apply_item_step(subscription_id: int, job_id: int, item_id: int) -> str:
     with in_flight():
         status = _run(subscription_id, work, job)
     record_bulk_item(status)
-    park_if_stopping()  # the engine is going away: its recovery re-runs this step, which finds the item done
+    park_if_stopping()  # the engine is going away: its recovery runs the item again, which finds it ended
     return status
 
 
@@ -171,8 +171,14 @@ def _job_memory(key: str) -> _JobMemory:
 
 
 @DBOS.workflow(name="fusion_bulk_item", max_recovery_attempts=None)
+@retrying_transient("fusion_bulk_item")
 def bulk_item(subscription_id: int, job_id: int, item_id: int) -> str:
-    return apply_item_step(subscription_id, job_id, item_id)
+    """One item: a workflow whose body is its one idempotent unit of work, with no step recorded (a step's check
+    and record were two of the six transactions the job engine spent on each item). Recovery runs the body again:
+    an item ended before the crash is found ended (`bulk.apply_item` changes only a pending item) and answers its
+    status; one cut off mid-way is applied again (its Microsoft changes converge). A workflow recorded by an
+    earlier release with a `fusion_bulk_item_apply` step replays the same way (no step is looked up)."""
+    return apply_item(subscription_id, job_id, item_id)
 
 
 @DBOS.workflow(name="fusion_bulk_update", max_recovery_attempts=None)
