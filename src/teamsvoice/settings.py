@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     microsoft_budget_share: float = Field(
         default=0.95, gt=0, le=1, description="The part of each Microsoft budget teamsvoice spends; the rest absorbs "
         "network jitter between its buckets and Microsoft's.")
+    bulk_enqueue_page_size: int = Field(
+        default=500, ge=1, le=5000, description="Items a bulk job's workflow enqueues per transaction of the job engine's "
+        "database (its first items start once the first page is in).")
     database_pool_size: int = Field(
         default=10, ge=1, description="Pooled PostgreSQL connections each process keeps (as many again open for a "
         "moment under load; a caller waits up to 30 s for one). A worker's items hold a connection only while they read "

@@ -1,8 +1,9 @@
 """What each item of a bulk job costs besides its own work. The items read their subscription once between them
 (domain/teams_users/workflows._JobMemory), not each: a queue poll starts a job's items together, and each read it
-while the first read was under way (a worker spent a tenth of its CPU in those reads, py-spy 2026-12-02). And an
-item's workflow records no step in the job engine's database (`workflows.bulk_item`): a step's check and record were
-two of the six transactions DBOS spent on each item."""
+while the first read was under way (a worker spent a tenth of its CPU in those reads, py-spy 2026-12-02). And the
+job engine's database sees few transactions per item: the job's workflow enqueues its items a page per transaction
+(`runtime.enqueue_many_for_tenant`), and an item's workflow records no step (`workflows.bulk_item`): an enqueue from the
+workflow's body and a step's check and record were four of the six transactions DBOS spent on each item."""
 
 import asyncio
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from dbos._dbos import _get_dbos_instance
 
 from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.jobs.runtime import ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.e2e.test_job_outage import _details, _submit
 
@@ -42,24 +44,70 @@ async def test_a_jobs_items_read_its_subscription_once(sub: Onboarded, monkeypat
     assert len(reads) == 2, reads
 
 
-def _item_workflows() -> tuple[int, int]:
-    """How many bulk item workflows the job engine has ended, and how many steps they recorded in all."""
+def _item_workflows() -> dict[str, dict]:
+    """The bulk item workflows the job engine has recorded, by workflow id: their row, and how many steps they recorded."""
     system = _get_dbos_instance()._sys_db
     status, outputs = system.tables.workflow_status, system.tables.operation_outputs
-    items = sa.select(status.c.workflow_uuid).where(status.c.name == "fusion_bulk_item", status.c.status == "SUCCESS")
+    steps = (sa.select(sa.func.count()).select_from(outputs).where(outputs.c.workflow_uuid == status.c.workflow_uuid)
+             .scalar_subquery())
     with system.engine.connect() as connection:
-        ended = connection.execute(sa.select(sa.func.count()).select_from(items.subquery())).scalar_one()
-        steps = connection.execute(sa.select(sa.func.count()).select_from(outputs)
-                                   .where(outputs.c.workflow_uuid.in_(items))).scalar_one()
-    return ended, steps
+        rows = connection.execute(sa.select(status, steps.label("steps")).where(status.c.name == "fusion_bulk_item"))
+        return {row.workflow_uuid: row._asdict() for row in rows}
 
 
-async def test_a_jobs_items_record_no_step(sub: Onboarded) -> None:
-    ended_before, _ = _item_workflows()
+def _recorded_operations(workflow_id: str) -> list[str]:
+    system = _get_dbos_instance()._sys_db
+    outputs = system.tables.operation_outputs
+    with system.engine.connect() as connection:
+        return list(connection.scalars(sa.select(outputs.c.function_name).where(outputs.c.workflow_uuid == workflow_id)
+                                       .order_by(outputs.c.function_id)))
+
+
+def _submitter(workflow_id: str) -> str | None:
+    system = _get_dbos_instance()._sys_db
+    status = system.tables.workflow_status
+    with system.engine.connect() as connection:
+        return connection.scalar(sa.select(status.c.authenticated_user).where(status.c.workflow_uuid == workflow_id))
+
+
+async def test_a_jobs_items_are_enqueued_a_page_at_a_time_and_record_no_step(sub: Onboarded) -> None:
+    before = _item_workflows()
     users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
     job_id = await _submit(sub, users, sub.numbers[:USERS], "no steps")
     while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
         await asyncio.sleep(0.2)
     assert details["status"] == "success" and details["success_count"] == USERS, details
-    ended, steps = _item_workflows()
-    assert ended - ended_before == USERS and steps == 0, (ended_before, ended, steps)
+    items = [row for workflow_id, row in _item_workflows().items() if workflow_id not in before]
+    assert len(items) == USERS and {row["status"] for row in items} == {"SUCCESS"}
+    assert {row["steps"] for row in items} == {0}  # each item's workflow recorded no step
+    # Enqueued as a public enqueue does (runtime.enqueue_for_tenant): the Microsoft queue, the tenant's partition,
+    # this release's workflows, the item's position in the job as its priority, no parent.
+    assert {(row["queue_name"], row["queue_partition_key"], row["application_version"], row["parent_workflow_id"])
+            for row in items} == {(MICROSOFT_QUEUE, sub.tenant["tenantId"], f"teamsvoice-workflows-{WORKFLOW_GENERATION}", None)}
+    assert sorted(row["priority"] for row in items) == list(range(1, USERS + 1))
+    # The job's workflow recorded its start and one step per page (the last page empty), not an operation per item.
+    parents = {row["workflow_uuid"].rsplit(ITEM_MARK, 1)[0] for row in items}
+    assert len(parents) == 1
+    parent = parents.pop()
+    assert _recorded_operations(parent) == ["fusion_bulk_begin", "fusion_bulk_enqueue_page", "fusion_bulk_enqueue_page"]
+    # The job's submitter goes on to its items (their changes are audited on the submitter's behalf).
+    assert {row["authenticated_user"] for row in items} == {_submitter(parent)} != {None}
+
+
+async def test_a_job_started_by_the_previous_workflow_still_ends(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job left unfinished by a release before `bulk_job` replays in its recorded workflow (`fusion_bulk_update`, one
+    enqueue per item): started under that workflow here, it runs to its end."""
+    from teamsvoice.jobs.runtime import start_once
+
+    monkeypatch.setattr(workflows, "_start_bulk", lambda job_key, job_id: start_once(
+        f"fusion-bulk-{job_key}", workflows._legacy_bulk_update, job_id, job_key))
+    before = _item_workflows()
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
+    job_id = await _submit(sub, users, sub.numbers[:USERS], "legacy")
+    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
+        await asyncio.sleep(0.2)
+    assert details["status"] == "success" and details["success_count"] == USERS, details
+    items = [row for workflow_id, row in _item_workflows().items() if workflow_id not in before]
+    parents = {row["workflow_uuid"].rsplit(ITEM_MARK, 1)[0] for row in items}
+    assert len(items) == USERS and len(parents) == 1
+    assert _recorded_operations(parents.pop()).count("fusion_bulk_item") == USERS  # enqueued one by one, as it was

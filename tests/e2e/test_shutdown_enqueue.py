@@ -1,6 +1,8 @@
 """Ctrl-C on `teamsvoice serve` while a bulk job's parent workflow is still enqueueing its items (seen in the job
 engine's own tables: some items enqueued, not all): a clean exit, with no DBOS error in the log (the engine's stop
-used to destroy DBOS under an enqueue: "No DBOS was created yet"), the parent left PENDING for its replay."""
+used to destroy DBOS under an enqueue: "No DBOS was created yet"), the parent left PENDING for its replay. The parent
+enqueues a page of items per transaction; here pages of PAGE items, so that the stop lands between the first and the
+last."""
 
 import signal
 import sqlite3
@@ -17,7 +19,8 @@ from tests.support.fusion_bulk import prepare_bulk
 
 pytestmark = pytest.mark.long
 
-N = 300  # items: the parent enqueues about 100 a second here, the stop reaches the engine within 0.5 s
+N = 300  # items: the parent enqueues them PAGE at a time, the stop reaches the engine within 0.5 s
+PAGE = 3
 
 
 def job_engine(served_: Served):  # type: ignore[no-untyped-def]
@@ -42,10 +45,11 @@ def job_engine(served_: Served):  # type: ignore[no-untyped-def]
 
 
 ITEMS = "SELECT count(*) FROM {schema}workflow_status WHERE name = 'fusion_bulk_item'"
-PARENTS = "SELECT status FROM {schema}workflow_status WHERE name = 'fusion_bulk_update'"
+PARENTS = "SELECT status FROM {schema}workflow_status WHERE name = 'fusion_bulk_job'"
 
 
 async def test_sigint_while_the_parent_enqueues_exits_cleanly_and_leaves_it_pending(served: Served) -> None:  # noqa: F811
+    served.env["TEAMSVOICE_BULK_ENQUEUE_PAGE_SIZE"] = str(PAGE)
     served.start()
     creds = served.credentials()
     query, dispose = job_engine(served)

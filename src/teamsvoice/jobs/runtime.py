@@ -19,6 +19,7 @@ process exits) rather than failed: a step that raised would be recorded as faile
 import asyncio
 import functools
 import importlib
+import json
 from datetime import datetime, timedelta
 import logging
 import os
@@ -110,7 +111,7 @@ _context: JobContext | None = None
 _stopping = threading.Event()
 _in_flight = 0
 _in_flight_lock = threading.Lock()
-_enqueuing = 0  # workflows' enqueues under way (`_before_dbos_goes`), counted under _in_flight_lock
+_enqueuing = 0  # workflows' enqueues under way (`before_dbos_goes`), counted under _in_flight_lock
 ENQUEUE_WAIT_SECONDS = 10.0  # the longest a stop waits for them (each is one database write)
 _heartbeat_stop = threading.Event()
 _heartbeat_threads: list[threading.Thread] = []
@@ -544,28 +545,86 @@ def enqueue_for_tenant(workflow_id: str, tenant_id: str, workflow: Callable[...,
     has the id `<job workflow id>-item-<key>` and its 1-based `position` in the job: the partition serves
     lower positions first, so the first items of every job of a tenant come before the later items of any
     (a one-user job does not wait behind a 5,000-user one)."""
-    priority = min(max(1, position), 2**31 - 1) if position is not None else None
-    with _before_dbos_goes(), SetWorkflowID(workflow_id), \
-            SetEnqueueOptions(queue_partition_key=tenant_id, priority=priority):
+    with before_dbos_goes(), SetWorkflowID(workflow_id), \
+            SetEnqueueOptions(queue_partition_key=tenant_id, priority=_priority(position)):
         queue(MICROSOFT_QUEUE).enqueue(workflow, *args)
 
 
+@dataclass(frozen=True)
+class TenantWork:
+    """One unit of Microsoft work for `enqueue_many_for_tenant`: its workflow id, arguments and position in its job."""
+
+    workflow_id: str
+    args: tuple[Any, ...]
+    position: int
+
+
+def enqueue_many_for_tenant(tenant_id: str, workflow: Callable[..., Any], work: Sequence[TenantWork]) -> int:
+    """Enqueues many units of Microsoft work on the tenant's partition in ONE transaction of the job engine's
+    database, as `enqueue_for_tenant` does one by one (same queue, partition, priority from the position, inputs).
+    Called from a step, not from a workflow's body: the parent records no operation per unit (one enqueue from a
+    workflow costs two transactions and four statements: checked, inserted, recorded), and a step run again
+    inserts nothing twice (a workflow id already there is left as it is). Answers how many were new.
+
+    Through DBOS's batch enqueue (`prepare_enqueued_workflow` and `SystemDatabase.init_workflows`, what its Kafka
+    consumer enqueues with; internal API of the pinned dbos release: tests/e2e/test_bulk_subscription_reads.py
+    checks the rows it writes against a public enqueue's)."""
+    from dbos._context import get_local_dbos_context
+    from dbos._core import prepare_enqueued_workflow
+    from dbos._dbos import _get_dbos_instance
+
+    dbos = _get_dbos_instance()
+    # The batch ignores the caller's context: the submitter goes on as a public enqueue passes it on (domain/audit
+    # records the items' changes on behalf of the job's submitter).
+    caller = get_local_dbos_context()
+    statuses = []
+    for unit in work:
+        status = prepare_enqueued_workflow(dbos, workflow, unit.args, {}, queue_name=MICROSOFT_QUEUE,
+                                           workflow_id=unit.workflow_id, queue_partition_key=tenant_id)
+        status["priority"] = _priority(unit.position)
+        if caller is not None:
+            status["authenticated_user"] = caller.authenticated_user
+            status["authenticated_roles"] = json.dumps(caller.authenticated_roles) if caller.authenticated_roles else None
+            status["assumed_role"] = caller.assumed_role
+        statuses.append(status)
+    with before_dbos_goes():
+        return len(dbos._sys_db.init_workflows(statuses))
+
+
+def _priority(position: int | None) -> int | None:
+    return min(max(1, position), 2**31 - 1) if position is not None else None
+
+
 @contextmanager
-def _before_dbos_goes() -> Iterator[None]:
-    """Around a workflow's own call into DBOS (an enqueue): the engine's stop lets it end before it destroys
-    DBOS, and once the engine is stopping the workflow parks here instead, still PENDING (recovery replays it;
-    the enqueues it made are recorded and not made again). Without it, Ctrl-C while a bulk job's parent was
-    enqueueing its items destroyed DBOS under the enqueue ("No DBOS was created yet" in the log). Counted
-    before the check: a stop that has begun either waits for the call or is seen here."""
+def before_dbos_goes() -> Iterator[None]:
+    """Around a short piece of a workflow's or step's work that uses DBOS or the engine's database (an enqueue, a page
+    of items read then enqueued): the engine's stop lets it end (up to ENQUEUE_WAIT_SECONDS) before it destroys DBOS
+    and closes the engine's connections, and once the engine is stopping the work parks here instead, still PENDING
+    (recovery replays it; the enqueues it made are not made again). Without it, Ctrl-C while a bulk job's parent was
+    enqueueing its items destroyed DBOS under the enqueue ("No DBOS was created yet" in the log). Counted before the
+    check: a stop that has begun either waits for the block or is seen here. A block inside another (on the same
+    thread) is the outer one's: only the outer counts and parks (an inner one parking would hold the stop)."""
     global _enqueuing
+    if getattr(_guarded, "depth", 0):
+        _guarded.depth += 1
+        try:
+            yield
+        finally:
+            _guarded.depth -= 1
+        return
     with _in_flight_lock:
         _enqueuing += 1
     if _stopping.is_set():
         with _in_flight_lock:
             _enqueuing -= 1
         park_if_stopping()
+    _guarded.depth = 1
     try:
         yield
     finally:
+        _guarded.depth = 0
         with _in_flight_lock:
             _enqueuing -= 1
+
+
+_guarded = threading.local()

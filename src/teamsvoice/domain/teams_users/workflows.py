@@ -1,8 +1,9 @@
 """Durable Fusion MS Teams work (DBOS): bulk user updates and resource accounts.
 
 Bulk: the job's workflow (on the jobs queue) enqueues one item workflow per pending item on the Microsoft
-queue, partitioned by the Microsoft tenant: any worker process may run any item, the per-tenant
-concurrency holds across all of them, and an item starts as soon as a slot frees (no batch barrier).
+queue, partitioned by the Microsoft tenant, a page of items per transaction (`bulk_enqueue_page_size`): any worker
+process may run any item, the per-tenant concurrency holds across all of them, and an item starts as soon as a slot
+frees (no batch barrier).
 Each item ends exactly once (a conditional UPDATE from `pending`), and the item that ends last sets the
 job's final status in the same transaction. A transient Microsoft failure never ends an item: it waits
 and retries (`runtime.until_microsoft_answers`), its attempts and last error visible on the job.
@@ -31,12 +32,12 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
-    durable_step,
-    enqueue_for_tenant, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
+    TenantWork, before_dbos_goes, durable_step,
+    enqueue_for_tenant, enqueue_many_for_tenant, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
 
-PAGE_SIZE = 500
+PAGE_SIZE = 500  # items per page of a legacy job's workflow (`_legacy_bulk_update`)
 T = TypeVar("T")
 log = logging.getLogger("teamsvoice.jobs.bulk")
 
@@ -86,15 +87,29 @@ def begin_step(job_id: int) -> tuple[int, str | None]:
     return _simple(work)
 
 
-@durable_step("fusion_bulk_next_page")
-def next_page_step(job_id: int, after: int) -> list[int]:
-    """Ids of the next pending items after position `after` (in position order), then the last position."""
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+def _pending_page(job_id: int, after: int, size: int = PAGE_SIZE) -> list[tuple[int, int]]:
+    """The next `size` pending items after position `after`, in position order: (item id, position)."""
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[int, int]]:
         async with transaction(sessions) as session:
-            rows = await repository_bulk_run.pending_page(session, job_id, after, PAGE_SIZE)
-        return [item_id for item_id, _ in rows] + ([rows[-1][1]] if rows else [])
+            return list(await repository_bulk_run.pending_page(session, job_id, after, size))
 
     return _simple(work)
+
+
+@durable_step("fusion_bulk_enqueue_page")
+def enqueue_page_step(subscription_id: int, job_id: int, job_key: str, tenant_id: str, after: int, enqueued: int) -> list[int]:
+    """Enqueues the next page of pending items after position `after` on the tenant's partition, in one transaction;
+    answers how many and the page's last position ([] once none is left). Run again (a crash before its end was
+    recorded), it reads the pending items again and enqueues what is not enqueued yet: an item that has ended meanwhile
+    is no longer pending, and none is enqueued twice (workflow ids from the job's never-reused key)."""
+    with before_dbos_goes():  # a stop of the engine waits for the page (a read and an insert), or it parks here
+        rows = _pending_page(job_id, after, job_context().settings.bulk_enqueue_page_size)
+        if not rows:
+            return []
+        enqueue_many_for_tenant(tenant_id, bulk_item, [
+            TenantWork(f"fusion-bulk-{job_key}-item-{item_id}", (subscription_id, job_id, item_id), position)
+            for position, (item_id, _) in enumerate(rows, start=enqueued + 1)])
+    return [len(rows), rows[-1][1]]
 
 
 def apply_item(subscription_id: int, job_id: int, item_id: int) -> str:
@@ -181,15 +196,37 @@ def bulk_item(subscription_id: int, job_id: int, item_id: int) -> str:
     return apply_item(subscription_id, job_id, item_id)
 
 
+@DBOS.workflow(name="fusion_bulk_job", max_recovery_attempts=None)
+def bulk_job(job_id: int, job_key: str) -> int:
+    """Enqueues every pending item, a page at a time (one transaction per page, not two per item); returns how many
+    it enqueued (the items finish the job)."""
+    subscription_id, tenant_id = begin_step(job_id)
+    if tenant_id is None:
+        return 0
+    after, enqueued = -1, 0
+    while page := enqueue_page_step(subscription_id, job_id, job_key, tenant_id, after, enqueued):
+        count, after = page
+        enqueued += count
+    return enqueued
+
+
+@durable_step("fusion_bulk_next_page")
+def _legacy_next_page_step(job_id: int, after: int) -> list[int]:
+    rows = _pending_page(job_id, after)
+    return [item_id for item_id, _ in rows] + ([rows[-1][1]] if rows else [])
+
+
 @DBOS.workflow(name="fusion_bulk_update", max_recovery_attempts=None)
-def bulk_update(job_id: int, job_key: str) -> int:
-    """Enqueues every pending item; returns how many it enqueued (the items finish the job)."""
+def _legacy_bulk_update(job_id: int, job_key: str) -> int:
+    """The job's workflow as releases before `bulk_job` recorded it (one enqueue per item from the workflow's body),
+    kept only so that a job such a release left unfinished replays its recorded steps after an upgrade; nothing
+    starts it any more. Remove it once no release before 2026-12 is upgraded from."""
     subscription_id, tenant_id = begin_step(job_id)
     if tenant_id is None:
         return 0
     after, enqueued = -1, 0
     while True:
-        page = next_page_step(job_id, after)
+        page = _legacy_next_page_step(job_id, after)
         if not page:
             return enqueued
         *item_ids, after = page
@@ -200,7 +237,7 @@ def bulk_update(job_id: int, job_key: str) -> int:
 
 
 def _start_bulk(job_key: str, job_id: int) -> None:
-    start_once(f"fusion-bulk-{job_key}", bulk_update, job_id, job_key)
+    start_once(f"fusion-bulk-{job_key}", bulk_job, job_id, job_key)
 
 
 async def enqueue_bulk(job_key: str, job_id: int) -> None:
