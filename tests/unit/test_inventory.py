@@ -119,6 +119,17 @@ async def test_a_number_a_pbx_connector_user_holds_is_taken_for_every_other_user
     await ownership.require_free(session, other.id, N[8], voice_user_id=record.id)  # its Teams record
 
 
+async def test_one_owner_per_number_whether_asked_for_one_or_for_many(world: World) -> None:
+    """Rows no rule admits any more (held by another customer's user while in an inventory, as data older than the
+    rule may be): the owner is still the strongest claim's, the same for `owners` (many numbers) and for the one-number
+    rule (`require_free`): the inventory over a holder."""
+    await world.user(world.other, "dora@fabrikam.com", N[2])  # N[2] is in the Fusion customer's inventory
+    assert await ownership.owners(world.session, [N[2]]) == {N[2]: world.fusion.enterprise.id}
+    with pytest.raises(NotFound):  # not the holder's customer's to give
+        await ownership.require_free(world.session, world.other.id, N[2])
+    await ownership.require_free(world.session, world.fusion.enterprise.id, N[2])  # the owner's (its own users hold none)
+
+
 async def test_a_number_in_quarantine_waits(world: World) -> None:
     world.session.add(NumberQuarantine(enterprise_id=world.fusion.enterprise.id, e164=N[2], previous_holder="gone@contoso.com",
                                        until=utcnow() + timedelta(days=1)))

@@ -20,15 +20,10 @@ NUMBER_TAKEN = "number_taken"  # held by another user of the enterprise (Fusion 
 
 
 async def owners(session: AsyncSession, e164s: list[str]) -> dict[str, int]:
-    """The enterprise id owning each number that has an owner (inventory first, then holders)."""
+    """The enterprise id owning each number that has an owner (`repository.OWNER_CLAIMS`: inventory first, then holders)."""
     found: dict[str, int] = {}
     for chunk in repository.chunks(e164s):
-        found.update(dict(await repository.inventory_enterprises(session, chunk)))
-        rest = [n for n in chunk if n not in found]
-        if not rest:
-            continue
-        for e164, enterprise_id in await repository.holder_enterprises(session, rest):
-            found.setdefault(e164, enterprise_id)
+        found.update(await repository.owner_enterprises(session, chunk))
     return found
 
 

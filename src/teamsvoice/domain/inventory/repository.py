@@ -4,12 +4,12 @@ users, whichever family gave it), numbers in quarantine after offboarding, and f
 live in `ownership.py` and `fusion/numbers.py`; these functions take a session and plain values and answer rows,
 tuples or counts. Lists of numbers are looked up in chunks of `CHUNK` (bound parameters stay few)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, true
+from sqlalchemy import Select, delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -30,22 +30,36 @@ def chunks(e164s: Sequence[str]) -> list[list[str]]:
 # --- who owns or holds a number, across every inventory and both families --------------------------------
 
 
-async def inventory_enterprises(session: AsyncSession, e164s: list[str]) -> list[tuple[str, int]]:
-    """(number, enterprise id) for each of the numbers (at most CHUNK) in a subscription's inventory."""
-    rows = await session.execute(
-        select(FusionNumber.e164, FusionSubscription.enterprise_id)
-        .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id)
-        .where(FusionNumber.e164.in_(e164s)))
-    return [(e164, enterprise_id) for e164, enterprise_id in rows]
+def _inventory_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+    return (select(FusionNumber.e164, FusionSubscription.enterprise_id)
+            .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(number(FusionNumber.e164)))
 
 
-async def holder_enterprises(session: AsyncSession, e164s: list[str]) -> list[tuple[str, int]]:
-    """(number, enterprise id) for each of the numbers (at most CHUNK) a Teams user holds, then each a PBX
-    connector user holds (a number can appear under both)."""
-    found: list[tuple[str, int]] = []
-    for model in (TeamsVoiceUser, PbxUser):
-        held = await session.execute(select(model.phone_number, model.enterprise_id).where(model.phone_number.in_(e164s)))
-        found += [(e164, enterprise_id) for e164, enterprise_id in held]
+def _teams_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+    return select(TeamsVoiceUser.phone_number, TeamsVoiceUser.enterprise_id).where(number(TeamsVoiceUser.phone_number))
+
+
+def _pbx_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+    return select(PbxUser.phone_number, PbxUser.enterprise_id).where(number(PbxUser.phone_number))
+
+
+# Who owns a number, strongest claim first: the enterprise whose subscription's inventory holds it, else the enterprise
+# of a Teams user holding it (resource accounts included), else of a PBX connector user holding it. The one place of
+# the rule: `owner_enterprises` (many numbers) and `number_standing` (one) both answer from it. Each claim is a query
+# of (number, enterprise id) whose number column meets `number(column)`.
+OWNER_CLAIMS = (_inventory_claim, _teams_holder_claim, _pbx_holder_claim)
+
+
+async def owner_enterprises(session: AsyncSession, e164s: list[str]) -> dict[str, int]:
+    """The enterprise owning each of the numbers (at most CHUNK) that has an owner: its strongest claim's (one
+    statement per claim, while some number is still without an owner)."""
+    found: dict[str, int] = {}
+    for claim in OWNER_CLAIMS:
+        rest = [n for n in e164s if n not in found]
+        if not rest:
+            break
+        for e164, enterprise_id in await session.execute(claim(lambda column: column.in_(rest))):
+            found.setdefault(e164, enterprise_id)
     return found
 
 
@@ -66,15 +80,15 @@ async def number_standing(session: AsyncSession, enterprise_id: int, e164: str, 
     """The number's standing for the enterprise in ONE statement (a bulk item asks it for every user it gives a
     number, inside the transaction that records the wish: four round trips there held a pooled connection four
     times as long). The Teams holder leaves out the record `except_voice_user_id`; the PBX holder leaves out the PBX
-    user `except_pbx_user_id` and any PBX user of that Teams record. The owner is the inventory's enterprise, else
-    the enterprise of a Teams user holding it, else of a PBX connector user holding it."""
+    user `except_pbx_user_id` and any PBX user of that Teams record. The owner is its strongest claim's (OWNER_CLAIMS)."""
     def first(column: Any, *where: Any) -> Any:
         return select(column).where(*where).limit(1).scalar_subquery()
 
-    owner = func.coalesce(
-        first(FusionSubscription.enterprise_id, FusionSubscription.id == FusionNumber.subscription_id, FusionNumber.e164 == e164),
-        first(TeamsVoiceUser.enterprise_id, TeamsVoiceUser.phone_number == e164),
-        first(PbxUser.enterprise_id, PbxUser.phone_number == e164))
+    def claimed(claim: Callable[[Callable[[Any], Any]], Select[tuple[str, int]]]) -> Any:
+        query = claim(lambda column: column == e164)
+        return query.with_only_columns(query.selected_columns[1]).limit(1).scalar_subquery()
+
+    owner = func.coalesce(*(claimed(claim) for claim in OWNER_CLAIMS))
     row = (await session.execute(select(
         owner,
         first(NumberQuarantine.until, NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()),
