@@ -19,6 +19,15 @@ from tests.e2e.test_job_outage import _details, _submit
 USERS = 10
 
 
+async def _job_of_users(sub: Onboarded, name: str) -> None:
+    """A bulk job giving USERS users a number each, run to its end: it succeeds."""
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
+    job_id = await _submit(sub, users, sub.numbers[:USERS], name)
+    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
+        await asyncio.sleep(0.2)
+    assert details["status"] == "success" and details["success_count"] == USERS, details
+
+
 @pytest.fixture
 async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
     return await onboard(client, live, organisation, tenant_index=1)
@@ -35,11 +44,7 @@ async def test_a_jobs_items_read_its_subscription_once(sub: Onboarded, monkeypat
     monkeypatch.setattr(bulk, "load_access", counted)
     # The items read it again once the first read is ACCESS_SECONDS old: on a loaded machine the job may outlast that.
     monkeypatch.setattr(workflows, "ACCESS_SECONDS", 3600.0)
-    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
-    job_id = await _submit(sub, users, sub.numbers[:USERS], "subscription reads")
-    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
-    assert details["status"] == "success" and details["success_count"] == USERS, details
+    await _job_of_users(sub, "subscription reads")
     # The job's start reads it (to know its Microsoft tenant), then the first item; the others share that read.
     assert len(reads) == 2, reads
 
@@ -72,11 +77,7 @@ def _submitter(workflow_id: str) -> str | None:
 
 async def test_a_jobs_items_are_enqueued_a_page_at_a_time_and_record_no_step(sub: Onboarded) -> None:
     before = _item_workflows()
-    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
-    job_id = await _submit(sub, users, sub.numbers[:USERS], "no steps")
-    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
-    assert details["status"] == "success" and details["success_count"] == USERS, details
+    await _job_of_users(sub, "no steps")
     items = [row for workflow_id, row in _item_workflows().items() if workflow_id not in before]
     assert len(items) == USERS and {row["status"] for row in items} == {"SUCCESS"}
     assert {row["steps"] for row in items} == {0}  # each item's workflow recorded no step
@@ -102,11 +103,7 @@ async def test_a_job_started_by_the_previous_workflow_still_ends(sub: Onboarded,
     monkeypatch.setattr(workflows, "_start_bulk", lambda job_key, job_id: start_once(
         f"fusion-bulk-{job_key}", workflows._legacy_bulk_update, job_id, job_key))
     before = _item_workflows()
-    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
-    job_id = await _submit(sub, users, sub.numbers[:USERS], "legacy")
-    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
-    assert details["status"] == "success" and details["success_count"] == USERS, details
+    await _job_of_users(sub, "legacy")
     items = [row for workflow_id, row in _item_workflows().items() if workflow_id not in before]
     parents = {row["workflow_uuid"].rsplit(ITEM_MARK, 1)[0] for row in items}
     assert len(items) == USERS and len(parents) == 1
