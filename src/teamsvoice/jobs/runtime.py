@@ -568,7 +568,8 @@ def enqueue_many_for_tenant(tenant_id: str, workflow: Callable[..., Any], work: 
 
     Through DBOS's batch enqueue (`prepare_enqueued_workflow` and `SystemDatabase.init_workflows`, what its Kafka
     consumer enqueues with; internal API of the pinned dbos release: tests/e2e/test_bulk_subscription_reads.py
-    checks the rows it writes against a public enqueue's)."""
+    checks that the rows it writes hold what a public enqueue's would: queue, partition, priority, application
+    version, submitter)."""
     from dbos._context import get_local_dbos_context
     from dbos._core import prepare_enqueued_workflow
     from dbos._dbos import _get_dbos_instance
