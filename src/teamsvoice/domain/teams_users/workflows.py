@@ -32,7 +32,7 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
-    TenantWork, before_dbos_goes, durable_step,
+    ITEM_MARK, TenantWork, before_dbos_goes, durable_step,
     enqueue_for_tenant, enqueue_many_for_tenant, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
@@ -107,7 +107,7 @@ def enqueue_page_step(subscription_id: int, job_id: int, job_key: str, tenant_id
         if not rows:
             return []
         enqueue_many_for_tenant(tenant_id, bulk_item, [
-            TenantWork(f"fusion-bulk-{job_key}-item-{item_id}", (subscription_id, job_id, item_id), position)
+            TenantWork(_item_workflow_id(job_key, item_id), (subscription_id, job_id, item_id), position)
             for position, (item_id, _) in enumerate(rows, start=enqueued + 1)])
     return [len(rows), rows[-1][1]]
 
@@ -169,8 +169,8 @@ def _run_key(workflow_id: str | None, subscription_id: int, job_id: int) -> str:
     newest rows are gone (a subscription deleted with its jobs, a wiped database), and a job under a used id must
     not see the old job's subscription and groups (its items were sent to the old job's tenant:
     tests/e2e/test_scope.py after another test's job of the same id)."""
-    if workflow_id and "-item-" in workflow_id:
-        return workflow_id.rsplit("-item-", 1)[0]
+    if workflow_id and ITEM_MARK in workflow_id:
+        return workflow_id.rsplit(ITEM_MARK, 1)[0]
     return f"subscription-{subscription_id}-job-{job_id}"
 
 
@@ -231,13 +231,22 @@ def _legacy_bulk_update(job_id: int, job_key: str) -> int:
             return enqueued
         *item_ids, after = page
         for index, item_id in enumerate(item_ids, start=enqueued + 1):
-            enqueue_for_tenant(f"fusion-bulk-{job_key}-item-{item_id}", tenant_id, bulk_item, subscription_id, job_id, item_id,
+            enqueue_for_tenant(_item_workflow_id(job_key, item_id), tenant_id, bulk_item, subscription_id, job_id, item_id,
                                position=index)
         enqueued += len(item_ids)
 
 
+def _job_workflow_id(job_key: str) -> str:
+    return f"fusion-bulk-{job_key}"
+
+
+def _item_workflow_id(job_key: str, item_id: int) -> str:
+    """`<job workflow id>-item-<item id>`: the job's run is read back from it (`_run_key`, the budget's job scope)."""
+    return f"{_job_workflow_id(job_key)}{ITEM_MARK}{item_id}"
+
+
 def _start_bulk(job_key: str, job_id: int) -> None:
-    start_once(f"fusion-bulk-{job_key}", bulk_job, job_id, job_key)
+    start_once(_job_workflow_id(job_key), bulk_job, job_id, job_key)
 
 
 async def enqueue_bulk(job_key: str, job_id: int) -> None:
