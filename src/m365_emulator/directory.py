@@ -136,8 +136,5 @@ def is_global_admin(tx: Transaction, user: Document) -> bool:
 
 
 def consumed_units(tx: Transaction, tenant_id: str, sku_id: str) -> int:
-    return sum(
-        1
-        for user in tx.list("user", tenant_id)
-        if any(licence["skuId"] == sku_id for licence in user["assignedLicenses"])
-    )
+    """The tenant's users holding the licence (the store counts them through its index; no user is read)."""
+    return tx.count_by_element("user", tenant_id, "assignedLicenses", sku_id)

@@ -25,12 +25,33 @@ CREATE TABLE IF NOT EXISTS documents (
     UNIQUE (kind, id)
 );
 CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents (kind, tenant_id, seq);
+CREATE TABLE IF NOT EXISTS elements (
+    kind TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, tenant_id, field, value, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS elements_by_document ON elements (kind, id);
 """
 
 # Fields of a kind that requests look documents up by (besides the id), each with its own index, so that such
 # a lookup reads the matching documents only, never the whole tenant's (a tenant may hold thousands of numbers,
 # and every number assignment asks for the user's current ones). `Transaction.list_by` answers only these.
 INDEXED_FIELDS = {("number", "assignmentTargetId"): "numbers_by_assignment_target"}
+
+
+# Array fields whose elements requests count documents by: (kind, array field) -> the key inside each element. The
+# store keeps one row per (document, element value) in `elements`, written with the document, so that a count (the
+# users holding a licence: every `assignLicense` and every read of the tenant's SKUs asks) is an index range, not a
+# read of every user of the tenant. `Transaction.count_by_element` answers only these.
+COUNTED_ELEMENTS = {("user", "assignedLicenses"): "skuId"}
+
+
+def _element_values(kind: str, data: Document) -> list[tuple[str, str]]:
+    return [(field, str(element[key])) for (counted, field), key in COUNTED_ELEMENTS.items() if counted == kind
+            for element in data.get(field) or [] if isinstance(element, dict) and element.get(key) is not None]
 
 
 def _field(field: str) -> str:
@@ -62,9 +83,37 @@ class Transaction:
             "ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, tenant_id = excluded.tenant_id",
             (kind, id, tenant_id, json.dumps(data)),
         )
+        if any(counted == kind for counted, _ in COUNTED_ELEMENTS):
+            self._connection.execute("DELETE FROM elements WHERE kind = ? AND id = ?", (kind, id))
+            self._add_elements(kind, id, data, tenant_id)
+
+    def _add_elements(self, kind: str, id: str, data: Document, tenant_id: str) -> None:
+        self._connection.executemany(
+            "INSERT OR IGNORE INTO elements (kind, tenant_id, field, value, id) VALUES (?, ?, ?, ?, ?)",
+            [(kind, tenant_id, field, value, id) for field, value in _element_values(kind, data)])
+
+    def index_elements(self) -> None:
+        """The `elements` rows again from the documents (for a store written before they existed, or by another
+        version's `COUNTED_ELEMENTS`)."""
+        self._connection.execute("DELETE FROM elements")
+        for kind in {counted for counted, _ in COUNTED_ELEMENTS}:
+            for id, tenant_id, data in self._connection.execute(
+                    "SELECT id, tenant_id, data FROM documents WHERE kind = ?", (kind,)).fetchall():
+                self._add_elements(kind, id, json.loads(data), tenant_id)
 
     def delete(self, kind: str, id: str) -> None:
         self._connection.execute("DELETE FROM documents WHERE kind = ? AND id = ?", (kind, id))
+        self._connection.execute("DELETE FROM elements WHERE kind = ? AND id = ?", (kind, id))
+
+    def count_by_element(self, kind: str, tenant_id: str, field: str, value: str) -> int:
+        """How many of the tenant's documents of a kind hold an element whose key (`COUNTED_ELEMENTS`) is `value` in
+        their array `field`: an index range over `elements`, whatever the tenant's size."""
+        if (kind, field) not in COUNTED_ELEMENTS:
+            raise KeyError(f"{kind}.{field} is not a counted array field of the emulator's store")
+        row = self._connection.execute(
+            "SELECT count(*) FROM elements WHERE kind = ? AND tenant_id = ? AND field = ? AND value = ?",
+            (kind, tenant_id, field, value)).fetchone()
+        return int(row[0])
 
     def list_by(self, kind: str, tenant_id: str, field: str, value: str) -> list[Document]:
         """The tenant's documents of a kind whose `field` is `value`, in creation order, through the field's index
@@ -98,6 +147,8 @@ class Store:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA busy_timeout=5000")
         self._connection.executescript(_SCHEMA + _index_ddl())
+        with self.transaction() as tx:
+            tx.index_elements()  # one pass at opening: the counts hold whatever wrote the store before
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -55,3 +55,39 @@ def test_a_store_written_before_the_index_existed_gets_it_on_open(tmp_path: Path
     store.close()
     indexes = [row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert "numbers_by_assignment_target" in indexes
+
+
+def _licensed(tx, tenant: str, user: str, *skus: str) -> None:  # type: ignore[no-untyped-def]
+    tx.put("user", user, {"id": user, "assignedLicenses": [{"skuId": s, "disabledPlans": []} for s in skus]}, tenant)
+
+
+def test_licence_holders_are_counted_through_the_index_and_follow_every_write(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    with store.transaction() as tx:
+        for i in range(200):
+            _licensed(tx, "t1", f"u{i}", *(["phone"] if i % 4 else ["phone", "e5"]))
+        _licensed(tx, "t2", "v0", "phone")  # another tenant's user
+    with store.transaction() as tx:
+        assert tx.count_by_element("user", "t1", "assignedLicenses", "phone") == 200
+        assert tx.count_by_element("user", "t1", "assignedLicenses", "e5") == 50
+        assert tx.count_by_element("user", "t2", "assignedLicenses", "phone") == 1
+        _licensed(tx, "t1", "u1", "e5")  # phone removed, e5 added
+        tx.delete("user", "u2")
+        plan = " ".join(str(row) for row in tx._connection.execute(  # type: ignore[attr-defined]
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM elements WHERE kind = 'user' AND tenant_id = 't1' "
+            "AND field = 'assignedLicenses' AND value = 'phone'"))
+        assert "SEARCH" in plan and "documents" not in plan  # a range of the index: no user is read
+        with pytest.raises(KeyError):
+            tx.count_by_element("user", "t1", "groups", "x")
+    with store.transaction() as tx:
+        assert tx.count_by_element("user", "t1", "assignedLicenses", "phone") == 198
+        assert tx.count_by_element("user", "t1", "assignedLicenses", "e5") == 51
+    store.close()
+    # A store whose index rows are missing (written before they existed) is counted right once opened again.
+    with sqlite3.connect(tmp_path / "store.db") as raw:
+        raw.execute("DELETE FROM elements")
+    store = Store(tmp_path / "store.db")
+    with store.transaction() as tx:
+        assert tx.count_by_element("user", "t1", "assignedLicenses", "phone") == 198
+        assert tx.count_by_element("user", "t2", "assignedLicenses", "phone") == 1
+    store.close()
