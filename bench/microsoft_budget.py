@@ -53,6 +53,7 @@ from tests.support.postgres import PostgresServer, free_port  # noqa: E402
 TEAMS_PER_TENANT, TEAMS_PER_APP = 30.0, 300.0  # Microsoft's published Teams service limits
 _SAMPLE = re.compile(r'^teamsvoice_microsoft_budget_requests_total\{outcome="(\w+)",service_class="([\w-]+)",'
                      r'tenant="([^"]+)"\} ([0-9.e+]+)$')
+_ENDED = re.compile(r'^teamsvoice_bulk_items_total\{status="(success|error|cancelled)"\} ([0-9.e+]+)$')
 WRITES_PER_SECOND = 3000 / 150  # directory writes per app per tenant
 TEAMS_PHONE = "MCOEV"  # the Teams Phone Standard licence (the emulator's tenants hold it for four users in five)
 
@@ -60,6 +61,13 @@ TEAMS_PHONE = "MCOEV"  # the Teams Phone Standard licence (the emulator's tenant
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_if_alive(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile (a backend whose connection closed)
+        return 0.0
 
 
 def children(pid: int) -> list[int]:
@@ -80,12 +88,24 @@ class Target:
     servers: dict[str, int]  # name -> pid
     emulators: list[int]
     metrics: list[str] = field(default_factory=list)  # absolute /metrics URLs (empty: the API's own)
+    database: Path | None = None  # the PostgreSQL data directory of the fleet (its processes' CPU is counted apart)
 
     def credentials(self) -> dict:
         return json.loads((self.data_dir / "demo-credentials.json").read_text())
 
     def rss(self) -> dict[str, float]:
         return {name: rss_mib(pid) for name, pid in self.servers.items()}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process: the servers, the emulator, and PostgreSQL (its postmaster and
+        every backend alive now: the pooled connections live as long as the processes that hold them)."""
+        used = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
+        if self.emulators:  # (`serve` runs the emulator in its own process: no child to count apart)
+            used["emulator"] = sum(cpu_seconds(pid) for pid in self.emulators)
+        if self.database is not None:
+            postmaster = int((self.database / "postmaster.pid").read_text().split()[0])
+            used["PostgreSQL"] = sum(map(cpu_seconds_if_alive, [postmaster, *children(postmaster)]))
+        return used
 
 
 async def budget_requests(http: httpx.AsyncClient, target: Target) -> dict[tuple[str, str, str], float]:
@@ -135,6 +155,22 @@ def merge_peak(peak: dict[str, float], now: dict[str, float]) -> None:
 
 def mib(values: dict[str, float]) -> str:
     return "/".join(f"{v:.0f}" for v in values.values()) or "-"
+
+
+async def items_ended(http: httpx.AsyncClient, target: Target) -> float:
+    """Bulk items ended so far, from teamsvoice's /metrics (summed over the workers)."""
+    ended = 0.0
+    for url in target.metrics or ["/metrics"]:
+        ended += sum(float(m.group(2)) for line in (await http.get(url)).text.splitlines() if (m := _ENDED.match(line)))
+    return ended
+
+
+async def until_ended(http: httpx.AsyncClient, target: Target, ended_before: float, count: int, peak: dict[str, float]) -> None:
+    """Until `count` more bulk items have ended: the workers' counters read every 0.5 s (a read of each job's
+    details costs the api a query and a render per job: twenty jobs read every 2 s took a tenth of the machine)."""
+    while await items_ended(http, target) - ended_before < count:
+        merge_peak(peak, target.rss())
+        await asyncio.sleep(0.5)
 
 
 async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, served: Target, peak: dict[str, float],
@@ -215,7 +251,7 @@ async def main_fleet(args: argparse.Namespace) -> None:
                 wait_ready(fleet, f"{fleet.api_url}/health")
                 for url_ in metrics:
                     wait_ready(fleet, url_)
-                await run(Target(fleet.api_url, fleet.data_dir, servers, [emulator.pid], metrics), args)
+                await run(Target(fleet.api_url, fleet.data_dir, servers, [emulator.pid], metrics, postgres.root / "data"), args)
                 print_pool_waits(fleet.root)
             finally:
                 fleet.stop()
@@ -322,15 +358,20 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         # 2. T tenants x M users at once.
         rss_before_fleet, peak = served.rss(), {}
         before = await budget_requests(http, served)
+        ended_before = await items_ended(http, served)
+        phase_cpu = served.cpu()
         started = time.perf_counter()
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
                 for t, setup in enumerate(fleet)]
         try:
-            summaries = await asyncio.wait_for(asyncio.gather(
+            await asyncio.wait_for(until_ended(http, served, ended_before, args.tenants * args.tenant_users, peak),
+                                   args.phase_timeout)
+            summaries = await asyncio.wait_for(asyncio.gather(  # each job once (then every 2 s if one is not final)
                 *(until_final(http, setup, j, served, peak, every=2.0) for setup, j in zip(fleet, jobs))), args.phase_timeout)
         except asyncio.TimeoutError:
             raise SystemExit(f"2. the {args.tenants} jobs did not all end within {args.phase_timeout:.0f} s") from None
         fleet_elapsed = time.perf_counter() - started
+        phase_cpu = {name: used - phase_cpu[name] for name, used in served.cpu().items()}
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
@@ -350,6 +391,10 @@ async def run(served: Target, args: argparse.Namespace) -> None:
     print(f"   Teams requests {sum(shares):.0f}: {rate:.1f}/s vs app-wide bound {TEAMS_PER_APP:.0f}/s "
           f"(per tenant {TEAMS_PER_TENANT:.0f}/s x {args.tenants} = {TEAMS_PER_TENANT * args.tenants:.0f}/s) "
           f"-> {rate / min(TEAMS_PER_APP, TEAMS_PER_TENANT * args.tenants):.0%}")
+    items = args.tenants * args.tenant_users
+    print(f"   CPU during it: {', '.join(f'{name} {used:.0f} s' for name, used in phase_cpu.items())} "
+          f"({sum(phase_cpu.values()) / (fleet_elapsed * (os.cpu_count() or 1)):.0%} of the machine); per user "
+          f"{', '.join(f'{name} {1000 * used / items:.0f} ms' for name, used in phase_cpu.items())}")
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
