@@ -8,6 +8,7 @@ import pytest
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft import directory
 from teamsvoice.microsoft.directory import DirectoryAdmin, directory_admin
 
 from tests.microsoft.support import SeededTenant
@@ -163,6 +164,25 @@ async def test_a_licence_name_is_resolved_from_the_processs_last_read_of_the_ten
         with pytest.raises(NotFound):
             await directory_admin(connector.connect(tenant.tenant_id)).sku("NO_SUCH_SKU", fresh=False)
         assert len(sent) == 2  # not in the last read: asked again before it is called missing
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+
+
+async def test_items_starting_together_read_the_tenants_skus_once(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    """A bulk job's first items start together, each on its own connection, none with the SKUs remembered yet: one
+    /subscribedSkus is sent and every item resolves the licence from it."""
+    directory._SKUS.forget(tenant.tenant_id)  # (the tenant is the session's: an earlier test's read is remembered)
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/subscribedSkus"):
+            sent.append(request.url.path)
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        found = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).sku("MCOEV", fresh=False)
+                                       for _ in range(20)))
+        assert len({sku.sku_id for sku in found}) == 1 and len(sent) == 1
     finally:
         connector.http.event_hooks["request"].remove(on_request)
 

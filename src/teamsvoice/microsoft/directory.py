@@ -219,13 +219,16 @@ class DirectoryAdmin:
         name without reading them each); the seat counts are then that read's."""
         tenant = self._graph.tenant_id or ""
         if not refresh and self._skus is None and tenant:
-            self._skus = _SKUS.get(tenant)
+            self._skus = await _SKUS.recall(tenant, self._read_skus)  # the items starting together read them once
         if refresh or self._skus is None:
-            data = await self._graph.get("/subscribedSkus")
-            self._skus = [SubscribedSku.from_graph(item) for item in data.get("value", [])]
+            self._skus = await self._read_skus()
             if tenant:
                 _SKUS.put(tenant, self._skus)
         return list(self._skus)
+
+    async def _read_skus(self) -> list[SubscribedSku]:
+        data = await self._graph.get("/subscribedSkus")
+        return [SubscribedSku.from_graph(item) for item in data.get("value", [])]
 
     async def sku(self, sku: str, *, fresh: bool = True) -> SubscribedSku:
         """A subscribed SKU by skuId or skuPartNumber (e.g. MCOEV), with current seat counts (fresh=False

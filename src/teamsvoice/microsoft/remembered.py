@@ -1,8 +1,9 @@
 """What a process remembers of a tenant for a while: facts Microsoft changes rarely, read once instead of per
 job item (a voice routing policy's id, the tenant's subscribed SKUs)."""
 
+import asyncio
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -14,6 +15,32 @@ class Remembered(Generic[V]):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._values: dict[Hashable, tuple[V, float]] = {}
+        self._reading: dict[tuple[int, Hashable], tuple[asyncio.Lock, int]] = {}  # (loop, key) -> its read, askers
+
+    async def recall(self, key: Hashable, read: Callable[[], Awaitable[V]]) -> V:
+        """The value remembered for `key`, else `read()`'s (then remembered), read once however many ask at the same
+        time: those that ask while it is read wait for that read (a bulk job's first items start together, and each
+        read the tenant's SKUs: one Graph request per item). A read that fails fails its own caller; the next waiting
+        caller reads again. Per event loop (`serve` runs requests and jobs on two)."""
+        known = self.get(key)
+        if known is not None:
+            return known
+        scoped = (id(asyncio.get_running_loop()), key)
+        lock, askers = self._reading.get(scoped) or (asyncio.Lock(), 0)
+        self._reading[scoped] = (lock, askers + 1)
+        try:
+            async with lock:
+                known = self.get(key)
+                if known is None:
+                    known = await read()
+                    self.put(key, known)
+                return known
+        finally:
+            lock, askers = self._reading[scoped]
+            if askers == 1:
+                del self._reading[scoped]  # its last asker: nothing of it is kept
+            else:
+                self._reading[scoped] = (lock, askers - 1)
 
     def get(self, key: Hashable) -> V | None:
         known = self._values.get(key)

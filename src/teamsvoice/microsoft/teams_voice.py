@@ -358,9 +358,13 @@ class TeamsVoiceAdapter:
         lookup per tenant and policy, not one per job item); `fresh` asks Microsoft again."""
         name = policy.removeprefix("Tag:")
         key = (self._graph.tenant_id or "", name.lower())
-        known = _POLICY_IDS.get(key)
-        if known is not None and not fresh:
-            return known
+        if not fresh:
+            return await _POLICY_IDS.recall(key, lambda: self._read_policy_id(name, key))  # (several jobs' grants at once)
+        identifier = await self._read_policy_id(name, key)
+        _POLICY_IDS.put(key, identifier)
+        return identifier
+
+    async def _read_policy_id(self, name: str, key: tuple[str, str]) -> str:
         literal = quote(name.replace("'", "''"), safe="")
         try:
             found = await self._graph.get(f"{POLICY}/getPolicyId(type='{VOICE_ROUTING_POLICY_TYPE}',name='{literal}')")
@@ -371,9 +375,7 @@ class TeamsVoiceAdapter:
         values = found.get("value") or []
         if not values or not (values[0].get("policyId") or values[0].get("id")):
             raise refused("Grant voice routing policy", f"Policy \"{name}\" has no id in Microsoft Teams.", "PolicyNotFound")
-        identifier = str(values[0].get("policyId") or values[0]["id"])
-        _POLICY_IDS.put(key, identifier)
-        return identifier
+        return str(values[0].get("policyId") or values[0]["id"])
 
     async def grant_voice_routing_policy(self, user_principal_name: str, policy: str | None) -> None:
         """One user's grant, sent in one call with the grants of the same tenant and policy that this process
