@@ -375,6 +375,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
+        directory_reads = sum(spent(before, after, "directory", s.tenant_id) for s in fleet)
+        directory_writes = sum(spent(before, after, "directory-write", s.tenant_id) for s in fleet)
         faults = (await emulator.get("/_admin/faults")).json()
         if args.keep_log:
             Path(args.keep_log + ".metrics").write_text((await http.get("/metrics")).text)
@@ -392,6 +394,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
           f"(per tenant {TEAMS_PER_TENANT:.0f}/s x {args.tenants} = {TEAMS_PER_TENANT * args.tenants:.0f}/s) "
           f"-> {rate / min(TEAMS_PER_APP, TEAMS_PER_TENANT * args.tenants):.0%}")
     items = args.tenants * args.tenant_users
+    print(f"   directory requests: {directory_reads:.0f} reads, {directory_writes:.0f} writes "
+          f"({directory_reads / items:.2f} and {directory_writes / items:.2f} per user)")
     print(f"   CPU during it: {', '.join(f'{name} {used:.0f} s' for name, used in phase_cpu.items())} "
           f"({sum(phase_cpu.values()) / (fleet_elapsed * (os.cpu_count() or 1)):.0%} of the machine); per user "
           f"{', '.join(f'{name} {1000 * used / items:.0f} ms' for name, used in phase_cpu.items())}")
