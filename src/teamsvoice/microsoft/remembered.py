@@ -20,8 +20,8 @@ class Remembered(Generic[V]):
     async def recall(self, key: Hashable, read: Callable[[], Awaitable[V]]) -> V:
         """The value remembered for `key`, else `read()`'s (then remembered), read once however many ask at the same
         time: those that ask while it is read wait for that read (a bulk job's first items start together, and each
-        read the tenant's SKUs: one Graph request per item). A read that fails fails its own caller; the next waiting
-        caller reads again. Per event loop (`serve` runs requests and jobs on two)."""
+        read the tenant's SKUs: about 200 reads in the fleet bench's phase 2, where 40 serve, one per tenant per worker). A read that
+        fails fails its own caller; the next waiting caller reads again. Per event loop (`serve` runs requests and jobs on two)."""
         known = self.get(key)
         if known is not None:
             return known
