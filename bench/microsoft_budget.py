@@ -89,6 +89,7 @@ class Target:
     emulators: list[int]
     metrics: list[str] = field(default_factory=list)  # absolute /metrics URLs (empty: the API's own)
     database: Path | None = None  # the PostgreSQL data directory of the fleet (its processes' CPU is counted apart)
+    database_url: str | None = None  # the fleet's database, where pg_stat_statements counts every statement
 
     def credentials(self) -> dict:
         return json.loads((self.data_dir / "demo-credentials.json").read_text())
@@ -106,6 +107,37 @@ class Target:
             postmaster = int((self.database / "postmaster.pid").read_text().split()[0])
             used["PostgreSQL"] = sum(map(cpu_seconds_if_alive, [postmaster, *children(postmaster)]))
         return used
+
+
+# The fleet's PostgreSQL counts its statements (pg_stat_statements; BEGIN, COMMIT and SAVEPOINT too): a figure per
+# user that does not drift with the machine's speed, as times and CPU seconds do.
+COUNTING = ("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.max=10000")
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def statements_so_far(url: str) -> dict[str, float]:
+    """Statement text (as pg_stat_statements normalises it) -> times run so far, every database of the server."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        rows = connection.execute("SELECT query, sum(calls) FROM pg_stat_statements GROUP BY query").fetchall()
+    return {query: float(calls) for query, calls in rows}
+
+
+def statements_line(before: dict[str, float], after: dict[str, float], items: int, top: int) -> list[str]:
+    """What the database ran per user between two counts: the job engine's statements (DBOS's schema), ours,
+    the commits (of both: the text does not say whose), and the `top` most frequent statements."""
+    ran = {query: after[query] - before.get(query, 0.0) for query in after}
+    ran = {query: calls for query, calls in ran.items() if calls > 0 and "pg_stat_statements" not in query}
+    control = {q: c for q, c in ran.items() if q.split(" ", 1)[0].upper() in CONTROL}
+    engine = sum(c for q, c in ran.items() if q not in control and "dbos." in q)
+    ours = sum(c for q, c in ran.items() if q not in control) - engine
+    commits = sum(c for q, c in control.items() if q.upper().startswith("COMMIT"))
+    lines = [f"   database per user: teamsvoice {ours / items:.1f} statements, the job engine (DBOS) {engine / items:.1f}, "
+             f"commits {commits / items:.1f}, other transaction control {(sum(control.values()) - commits) / items:.1f}"]
+    for query, calls in sorted(ran.items(), key=lambda qc: -qc[1])[:top]:
+        lines.append(f"     {calls / items:5.2f}  {' '.join(query.split())[:150]}")
+    return lines
 
 
 async def budget_requests(http: httpx.AsyncClient, target: Target) -> dict[tuple[str, str, str], float]:
@@ -226,11 +258,15 @@ def wait_ready(fleet: Fleet, url: str, **kwargs: object) -> None:
 
 async def main_fleet(args: argparse.Namespace) -> None:
     """PostgreSQL, `teamsvoice emulator`, one `api` and `--fleet` `worker` processes, default settings."""
-    postgres = PostgresServer()
+    postgres = PostgresServer(COUNTING)
     postgres.start()
     try:
         with tempfile.TemporaryDirectory(prefix="teamsvoice-budget-fleet-") as tmp:
             url = postgres.create_database("budget_bench")
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute("CREATE EXTENSION pg_stat_statements")
             seeded = Served(Path(tmp) / "data", {"TEAMSVOICE_DATABASE_URL": url}).start()
             seeded.stop(signal.SIGINT)
             fleet = Fleet(Path(tmp), url, seeded.emulator_port, seeded.port)
@@ -251,7 +287,7 @@ async def main_fleet(args: argparse.Namespace) -> None:
                 wait_ready(fleet, f"{fleet.api_url}/health")
                 for url_ in metrics:
                     wait_ready(fleet, url_)
-                await run(Target(fleet.api_url, fleet.data_dir, servers, [emulator.pid], metrics, postgres.root / "data"), args)
+                await run(Target(fleet.api_url, fleet.data_dir, servers, [emulator.pid], metrics, postgres.root / "data", url), args)
                 print_pool_waits(fleet.root)
             finally:
                 fleet.stop()
@@ -360,6 +396,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         before = await budget_requests(http, served)
         ended_before = await items_ended(http, served)
         phase_cpu = served.cpu()
+        statements = statements_so_far(served.database_url) if served.database_url else {}
         started = time.perf_counter()
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
                 for t, setup in enumerate(fleet)]
@@ -372,6 +409,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
             raise SystemExit(f"2. the {args.tenants} jobs did not all end within {args.phase_timeout:.0f} s") from None
         fleet_elapsed = time.perf_counter() - started
         phase_cpu = {name: used - phase_cpu[name] for name, used in served.cpu().items()}
+        if served.database_url:
+            statements = {"before": statements, "after": statements_so_far(served.database_url)}
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
@@ -399,6 +438,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
     print(f"   CPU during it: {', '.join(f'{name} {used:.0f} s' for name, used in phase_cpu.items())} "
           f"({sum(phase_cpu.values()) / (fleet_elapsed * (os.cpu_count() or 1)):.0%} of the machine); per user "
           f"{', '.join(f'{name} {1000 * used / items:.0f} ms' for name, used in phase_cpu.items())}")
+    if statements:
+        print("\n".join(statements_line(statements["before"], statements["after"], items, args.statements)))
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
@@ -431,6 +472,8 @@ if __name__ == "__main__":
     parser.add_argument("--small-after", type=float, default=10.0, help="seconds into the big job of the first one-user change")
     parser.add_argument("--small-samples", type=int, default=5, help="one-user changes during the big job")
     parser.add_argument("--small-every", type=float, default=60.0, help="seconds between two one-user changes")
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="with --fleet: the N statements phase 2 ran most often, per user")
     parser.add_argument("--fleet", type=int, default=0, metavar="W",
                         help="PostgreSQL, `teamsvoice emulator`, one `api` and W `worker` processes instead of `serve`")
     asyncio.run(main(parser.parse_args()))

@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, settings: tuple[str, ...] = ()) -> None:
+        """`settings`: more server settings, each `name=value` (a bench's `shared_preload_libraries=...`)."""
+        self.settings = settings
         self.root = Path(tempfile.mkdtemp(prefix="teamsvoice-pg-"))
         self.port = free_port()
         # initdb refuses to run as root: run the server as the postgres system user then.
@@ -43,6 +45,7 @@ class PostgresServer:
         data = self.root / "data"
         self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off -c max_connections=200"
+        options += "".join(f" -c {shlex.quote(setting)}" for setting in self.settings)
         self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         # The server outlives a test process that ends without its teardown (an xdist worker killed when the run
         # is interrupted): a watchdog holding a pipe from this process stops it once the pipe closes, however
