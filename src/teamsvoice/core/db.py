@@ -135,7 +135,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # `async with transaction(sessions) as session:` (a synchronous job step `with sync_transaction(engine) as
 # session:`). Work is committed when the block ends and rolled back on
 # any error. Code that must record a wish before asking Microsoft (or before waiting on a job) ends the
-# transaction early with `end_transaction(session)`; nothing else calls `commit()`.
+# transaction early with `end_transaction(session)`; nothing else calls `commit()`. A hot path whose
+# transaction is one statement may open `single_statement(sessions)` instead.
 
 
 @asynccontextmanager
@@ -161,6 +162,22 @@ def sync_transaction(engine: Engine) -> Iterator[Session]:
             session.commit()
         except BaseException:
             session.rollback()
+            raise
+
+
+@asynccontextmanager
+async def single_statement(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit as they run (the database's autocommit): a transaction of ONE
+    statement without the BEGIN and the COMMIT around it, two round trips of three (a bulk item's claim, once per
+    item). Each statement in it is a transaction of its own: two writes that must land together belong in
+    `transaction`. Reads after the one write are fine (each sees what is committed when it runs)."""
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        try:
+            yield session
+            await session.commit()  # nothing to send: returns the connection, its isolation level reset
+        except BaseException:
+            await session.rollback()
             raise
 
 

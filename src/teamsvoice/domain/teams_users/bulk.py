@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import end_transaction, is_transient_database_error, transaction
+from teamsvoice.core.db import is_transient_database_error, single_statement, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe, describe_unexpected
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
@@ -144,10 +144,10 @@ async def apply_item(
     claimed: list[repository_bulk_run.ClaimedItem] = []
 
     async def attempt() -> None:
-        async with transaction(sessions) as session:
-            # One statement counts the attempt and reads what the item applies (no read of its own first).
+        async with single_statement(sessions) as session:
+            # One statement counts the attempt and reads what the item applies (no read of its own first), in
+            # the database's autocommit: no BEGIN and COMMIT round trips around it.
             item = await repository_bulk_run.claim_attempt(session, item_id)
-            await end_transaction(session)
             if item is None:
                 raise _NoLongerPending
             claimed[:] = [item]
