@@ -49,6 +49,22 @@ async def test_a_jobs_items_read_its_subscription_once(sub: Onboarded, monkeypat
     assert len(reads) == 2, reads
 
 
+async def test_an_items_success_is_recorded_with_its_last_change(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A voice item's outcome is written in the transaction that records the voice user's sync (`service.apply_update`'s
+    `settle`), not in a transaction of its own after it: one commit fewer per item. The job still ends `success`
+    with every item counted (`_job_of_users`)."""
+    own: list[int] = []
+    record = bulk._record_outcome
+
+    async def counted(sessions, job_id, item_id, outcome):  # type: ignore[no-untyped-def]
+        own.append(item_id)
+        await record(sessions, job_id, item_id, outcome)
+
+    monkeypatch.setattr(bulk, "_record_outcome", counted)
+    await _job_of_users(sub, "settled")
+    assert own == []
+
+
 def _item_workflows() -> dict[str, dict]:
     """The bulk item workflows the job engine has recorded, by workflow id: their row, and how many steps they recorded."""
     system = _get_dbos_instance()._sys_db

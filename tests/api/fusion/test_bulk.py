@@ -84,3 +84,23 @@ async def test_bulk_respond_async(sub: Onboarded) -> None:
     assert details["status"] == "success" and details["success_count"] == 10
     for index, user in enumerate(users):
         assert await sub.teams_numbers(user["id"]) == [sub.numbers[index]]
+
+
+async def test_items_without_a_voice_change_end_and_are_counted(sub: Onboarded) -> None:
+    """An item's success is written with its last change (`service.apply_update`'s `settle`): in the voice user's last
+    transaction for a voice change, with the customer licences when only those change, in a transaction of its own
+    when only the directory does. Each ends `success` and the job counts it."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(6)][1:]
+    name_only = {"upn": users[0]["userPrincipalName"], "displayName": "only the name"}
+    licences_only = {"upn": users[1]["userPrincipalName"], "customerLicenses": ["Call-Bundle"]}
+    answer = await client.put(f"{path}/msteams/users/bulk", headers=headers,
+                              json={"name": "No voice change", "data": [name_only, licences_only]})
+    assert answer.status_code == 200, answer.text
+    history = (await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"search": "No voice"})).json()
+    details = (await client.get(f"{path}/msteams/users/bulk/{history['bulks'][0]['id']}", headers=headers)).json()
+    assert (details["status"], details["total_count"], details["success_count"]) == ("success", 2, 2), details
+    got = (await client.get(f"{path}/msteams/user/{users[0]['id']}", headers=headers)).json()
+    assert got["msTeams"]["displayName"] == "only the name"
+    got = (await client.get(f"{path}/msteams/user/{users[1]['id']}", headers=headers)).json()
+    assert got["draas"]["customerLicenses"] == ["Call-Bundle"], got["draas"]

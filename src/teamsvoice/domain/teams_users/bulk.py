@@ -156,7 +156,10 @@ async def apply_item(
             user = await connection.directory_admin.user(item.upn)
         except NotFound:
             raise NotFound(f"The MS Teams user {item.upn} does not exist", code=service.USER_NOT_FOUND) from None
-        await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache)
+        # The item's success is recorded in the update's last transaction (with the voice user's sync): one
+        # commit where there were two. apply_update returning means that commit happened.
+        await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache,
+                                   settle=lambda session: _settle(session, item.job_id, item_id, {"status": "success", "details": {}, "error": None}))
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
         async with transaction(sessions) as session:
@@ -165,7 +168,7 @@ async def apply_item(
     outcome: dict[str, Any]
     try:
         await retry(attempt, waiting)
-        outcome = {"status": "success", "details": {}, "error": None}
+        return "success"  # recorded with the update's last change (`_settle`)
     except _NoLongerPending:
         if claimed:
             return "cancelled"  # it was pending at its first attempt: cancelled (or ended elsewhere) while it waited
@@ -190,19 +193,24 @@ async def apply_item(
 
 
 async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
-    """Ends the item once and counts it on the job in one transaction: the item's row first, then ONE
-    statement on the job's row (every item of the job updates that row, so it is locked for one round trip)
-    that answers the counts. The item counted last also sets the job's final status (an ORM change, so the
-    audit log records the job's end as before)."""
+    """Ends the item once and counts it on the job, in a transaction of its own (`_settle`)."""
     async with transaction(sessions) as session:
-        if not await repository_bulk_run.end_item(session, item_id, outcome):
-            return
-        counts = await repository_bulk_run.count_item(session, job_id, succeeded=outcome["status"] == "success")
-        # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
-        if counts.status in ("queued", "running") and counts.all_counted:
-            job = await session.get(FusionBulkJob, job_id, populate_existing=True)
-            assert job is not None  # jobs are never deleted
-            job.status = final_status(job)
+        await _settle(session, job_id, item_id, outcome)
+
+
+async def _settle(session: AsyncSession, job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
+    """Ends the item once and counts it on the job, in the caller's transaction: the item's row first, then ONE
+    statement on the job's row (every item of the job updates that row, so it is locked until the commit that
+    follows) that answers the counts. The item counted last also sets the job's final status (an ORM change, so
+    the audit log records the job's end as before). An item no longer pending (cancelled) is left alone."""
+    if not await repository_bulk_run.end_item(session, item_id, outcome):
+        return
+    counts = await repository_bulk_run.count_item(session, job_id, succeeded=outcome["status"] == "success")
+    # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
+    if counts.status in ("queued", "running") and counts.all_counted:
+        job = await session.get(FusionBulkJob, job_id, populate_existing=True)
+        assert job is not None  # jobs are never deleted
+        job.status = final_status(job)
 
 
 async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, exc: DomainError) -> None:

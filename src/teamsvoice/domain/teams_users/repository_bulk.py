@@ -1,5 +1,5 @@
 """Queries over a subscription's bulk jobs and their items (`bulk.py` holds the rules; the running path's
-own statements are still in `bulk.py`'s `apply_item`/`_record_outcome`/`fail_pending`)."""
+statements, an item's claim and its outcome, are in `repository_bulk_run.py`)."""
 
 from collections.abc import Sequence
 

@@ -11,6 +11,7 @@ groups, then number/VRP (recorded in the database and committed, then reconciled
 Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -424,13 +425,17 @@ async def set_customer_licences(session: AsyncSession, record_id: int, licences:
         row.customer_licenses = list(licences)
 
 
+Settle = Callable[[AsyncSession], Awaitable[None]]
+
+
 async def _apply_voice(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    user: DirectoryUser, update: UserUpdate,
-) -> None:
+    user: DirectoryUser, update: UserUpdate, settle: Settle | None,
+) -> bool:
+    """Answers whether `settle` ran (in the transaction of the last change, before its commit)."""
     voice = update.phone_number is not UNSET or update.vrp is not UNSET
     if not voice and update.customer_licenses is UNSET:
-        return
+        return False
     async with transaction(sessions) as session:
         record = await _record(session, access, user)
         before = (record.phone_number, record.voice_routing_policy, record.calling_enabled)
@@ -457,7 +462,9 @@ async def _apply_voice(
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
         if not voice:
-            return
+            if settle is not None:
+                await settle(session)  # committed as the block ends
+            return settle is not None
         try:
             result = await reconcile(connection, record)
             if update.vrp is not UNSET and not record.calling_enabled:
@@ -474,17 +481,25 @@ async def _apply_voice(
                 code = VRP_REFUSED if "policy" in exc.message.lower() else None
                 raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
             raise
+        if settle is not None:
+            await settle(session)
         await end_transaction(session)
         update.changes.extend(result.changes)
+        return settle is not None
 
 
 async def apply_update(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None,
+    user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None, settle: Settle | None = None,
 ) -> list[str]:
-    """Applies every sent field; repeating it leaves the user as one run would. Returns what changed."""
+    """Applies every sent field; repeating it leaves the user as one run would. Returns what changed.
+    `settle`, when given, runs once everything succeeded, in the transaction that records the last change (the
+    voice user's sync) or else in one of its own, before that commits: a bulk item's outcome lands with it, one
+    commit where there were two. Returning means it is committed; raising, that it is not."""
     await _apply_directory(connection.directory_admin, user, update, group_cache if group_cache is not None else {})
-    await _apply_voice(sessions, access, connection, user, update)
+    if not await _apply_voice(sessions, access, connection, user, update, settle) and settle is not None:
+        async with transaction(sessions) as session:
+            await settle(session)
     return update.changes
 
 
