@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -115,10 +116,14 @@ COUNTING = ("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.m
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
+def start_counting(url: str) -> None:
+    """pg_stat_statements' view in the database at `url` (the server preloads the module: COUNTING)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION pg_stat_statements")
+
+
 def statements_so_far(url: str) -> dict[str, float]:
     """Statement text (as pg_stat_statements normalises it) -> times run so far, every database of the server."""
-    import psycopg
-
     with psycopg.connect(url, autocommit=True) as connection:
         rows = connection.execute("SELECT query, sum(calls) FROM pg_stat_statements GROUP BY query").fetchall()
     return {query: float(calls) for query, calls in rows}
@@ -263,10 +268,7 @@ async def main_fleet(args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="teamsvoice-budget-fleet-") as tmp:
             url = postgres.create_database("budget_bench")
-            import psycopg
-
-            with psycopg.connect(url, autocommit=True) as connection:
-                connection.execute("CREATE EXTENSION pg_stat_statements")
+            start_counting(url)
             seeded = Served(Path(tmp) / "data", {"TEAMSVOICE_DATABASE_URL": url}).start()
             seeded.stop(signal.SIGINT)
             fleet = Fleet(Path(tmp), url, seeded.emulator_port, seeded.port)
@@ -396,7 +398,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         before = await budget_requests(http, served)
         ended_before = await items_ended(http, served)
         phase_cpu = served.cpu()
-        statements = statements_so_far(served.database_url) if served.database_url else {}
+        statements_before = statements_so_far(served.database_url) if served.database_url else None
         started = time.perf_counter()
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
                 for t, setup in enumerate(fleet)]
@@ -409,8 +411,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
             raise SystemExit(f"2. the {args.tenants} jobs did not all end within {args.phase_timeout:.0f} s") from None
         fleet_elapsed = time.perf_counter() - started
         phase_cpu = {name: used - phase_cpu[name] for name, used in served.cpu().items()}
-        if served.database_url:
-            statements = {"before": statements, "after": statements_so_far(served.database_url)}
+        statements_after = statements_so_far(served.database_url) if served.database_url else None
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
@@ -438,8 +439,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
     print(f"   CPU during it: {', '.join(f'{name} {used:.0f} s' for name, used in phase_cpu.items())} "
           f"({sum(phase_cpu.values()) / (fleet_elapsed * (os.cpu_count() or 1)):.0%} of the machine); per user "
           f"{', '.join(f'{name} {1000 * used / items:.0f} ms' for name, used in phase_cpu.items())}")
-    if statements:
-        print("\n".join(statements_line(statements["before"], statements["after"], items, args.statements)))
+    if statements_before is not None and statements_after is not None:
+        print("\n".join(statements_line(statements_before, statements_after, items, args.statements)))
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")

@@ -171,14 +171,9 @@ async def single_statement(sessions: async_sessionmaker[AsyncSession]) -> AsyncI
     statement without the BEGIN and the COMMIT around it, two round trips of three (a bulk item's claim, once per
     item). Each statement in it is a transaction of its own: two writes that must land together belong in
     `transaction`. Reads after the one write are fine (each sees what is committed when it runs)."""
-    async with sessions() as session:
+    async with transaction(sessions) as session:  # its commit sends nothing: the connection goes back, reset
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        try:
-            yield session
-            await session.commit()  # nothing to send: returns the connection, its isolation level reset
-        except BaseException:
-            await session.rollback()
-            raise
+        yield session
 
 
 async def end_transaction(session: AsyncSession) -> None:

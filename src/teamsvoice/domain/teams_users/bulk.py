@@ -158,8 +158,9 @@ async def apply_item(
             raise NotFound(f"The MS Teams user {item.upn} does not exist", code=service.USER_NOT_FOUND) from None
         # The item's success is recorded in the update's last transaction (with the voice user's sync): one
         # commit where there were two. apply_update returning means that commit happened.
+        succeeded = {"status": "success", "details": {}, "error": None}
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache,
-                                   settle=lambda session: _settle(session, item.job_id, item_id, {"status": "success", "details": {}, "error": None}))
+                                   settle=lambda session: _settle(session, item.job_id, item_id, succeeded))
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
         async with transaction(sessions) as session:
