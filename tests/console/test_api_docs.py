@@ -129,6 +129,14 @@ async def test_required_fields_enums_and_vendor_examples(client: httpx.AsyncClie
     assert set(refs(bulk_400)) == {"BulkResult", "FusionError"}
 
 
+# How long a page may take to render the whole OpenAPI document (about 360 KB, 130 operations) in the browser. The
+# rendering is the browser's own CPU, nothing the server does (each request of both pages is answered within 0.3 s):
+# ReDoc takes about 3 s on an idle machine here, 6 s in a suite run, and once more than the console's 20 s wait
+# (a fresh-clone CI run, 2026-12-03, with the suite's four workers on two cores). This bounds a hang; it is no speed
+# claim.
+RENDER_MS = 120_000
+
+
 async def test_docs_and_redoc_render_offline(new_page, live, shots: Path) -> None:  # noqa: F811
     page = await new_page()
     outside: list[str] = []
@@ -144,11 +152,11 @@ async def test_docs_and_redoc_render_offline(new_page, live, shots: Path) -> Non
     await page.route("**/*", only_this_server)
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     await page.goto("/docs")
-    await page.get_by_role("button", name="Authorize").wait_for()
-    await page.get_by_text("/reseller/newEnterprise").first.wait_for()
+    await page.get_by_role("button", name="Authorize").wait_for(timeout=RENDER_MS)
+    await page.get_by_text("/reseller/newEnterprise").first.wait_for(timeout=RENDER_MS)
     await page.screenshot(path=shots / "docs.png")
     await page.goto("/redoc")
-    await page.get_by_text("newEnterprise").first.wait_for()
+    await page.get_by_text("newEnterprise").first.wait_for(timeout=RENDER_MS)
     await page.screenshot(path=shots / "redoc.png")
     assert not outside, outside
     # ReDoc's sidebar credit always asks for its logo on cdn.redoc.ly (no option turns it off); the CSP blocks it
