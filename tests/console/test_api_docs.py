@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.console.test_console import browser, new_page, shots  # noqa: F401  (fixtures; skip without chromium)
 
@@ -137,6 +138,7 @@ async def test_required_fields_enums_and_vendor_examples(client: httpx.AsyncClie
 RENDER_MS = 120_000
 
 
+@pytest.mark.any_backend  # the pages and the document are the same on both backends
 async def test_docs_and_redoc_render_offline(new_page, live, shots: Path) -> None:  # noqa: F811
     page = await new_page()
     outside: list[str] = []
