@@ -193,6 +193,18 @@ def test_uvicorn_access_lines_are_dropped_for_the_api_and_kept_for_the_emulator(
     assert line["component"] == "emulator" and "/v1.0/users" in line["msg"]
 
 
+@pytest.mark.parametrize("form", ["json", "text"])
+def test_uvicorns_colour_copy_of_a_message_stays_out_of_the_line(log_output: io.StringIO, form: str) -> None:
+    """uvicorn logs "Started server process" with `color_message` (the message with terminal colour codes) for
+    its own formatter: a line of ours has the message once and no escape codes."""
+    configure_logging(form, "serve", stream=log_output)  # type: ignore[arg-type]
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42,
+                                            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
+    text = log_output.getvalue()
+    assert "Started server process [42]" in text
+    assert "color_message" not in text and "\x1b" not in text and "\\u001b" not in text
+
+
 def test_the_emulator_server_marks_its_records(log_output: io.StringIO, emulator) -> None:  # type: ignore[no-untyped-def]
     configure_logging("json", "serve", stream=log_output)
     response = httpx.get(f"{emulator.url}/v1.0/users", verify=str(emulator.ca_cert_path))

@@ -37,8 +37,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tea
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_job_id", default=None)
 item_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_item_id", default=None)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=` or a filter.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else on a record came from `extra=` or a filter. uvicorn's own lines
+# (server started, finished) carry `color_message`, the message again with terminal colour codes for uvicorn's
+# formatter: not a field of ours (it put escape codes in every such line, text and JSON).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime",
+                                                                                      "color_message"}
 _OWN_FIELDS = ("component", "request_id", "job_id", "item_id")
 
 # Keys whose values are secrets, however they are spelt: client_secret, clientSecret, access_token,
