@@ -95,10 +95,22 @@ def _options(url: str) -> dict[str, Any]:
     return options | {"pool_reset_on_return": None}
 
 
+def _sqlite_savepoint_inside(connection, _name) -> None:  # type: ignore[no-untyped-def]
+    """A savepoint is always part of the transaction around it. Python's sqlite3 opens a transaction only before
+    its first write (the reads before it run on their own), and SQLite takes a SAVEPOINT outside a transaction as
+    the start of one that its RELEASE commits: a row added in a savepoint before the transaction's first write
+    (a voice user's record, the drift settings' row) stayed written when the transaction failed afterwards, on
+    SQLite alone. Such a savepoint now opens the transaction first (deferred: the write in it takes the lock)."""
+    if not _open_transaction(connection.connection.dbapi_connection):
+        connection.exec_driver_sql("BEGIN")
+
+
 def _configure(engine: Engine, url: str) -> None:
-    """What both engine builders add to their engine: SQLite's pragmas on each connection, the reset on return."""
+    """What both engine builders add to their engine: SQLite's pragmas on each connection and its savepoints
+    inside their transaction, the reset on return."""
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint_inside)
     event.listen(engine, "reset", _reset_on_return)
 
 
