@@ -169,8 +169,9 @@ def _form(page: str) -> tuple[str, dict[str, str]]:
     return parser.forms[0]
 
 
-def grant_admin_consent(consent_url: str, username: str, password: str, ca_bundle: str | None) -> None:
-    """What the tenant's Global Administrator does with the wizard's consent URL: sign in and accept."""
+def grant_admin_consent(consent_url: str, username: str, password: str, ca_bundle: str | None) -> str:
+    """What the tenant's Global Administrator does with the wizard's consent URL: sign in and accept. Answers
+    where Microsoft sends the browser then: teamsvoice's consent callback, with the code and state."""
     with httpx.Client(verify=ca_bundle or True, timeout=60, follow_redirects=False) as browser:
         page = browser.get(consent_url)
         action, fields = _form(page.text)
@@ -181,6 +182,33 @@ def grant_admin_consent(consent_url: str, username: str, password: str, ca_bundl
         location = answer.headers.get("Location", "")
         if answer.status_code != 302 or "code=" not in location:
             raise RuntimeError(f"admin consent was not granted: {answer.status_code} {answer.text[:300]}")
+        return location
+
+
+def accept_consent_redirect(settings: Settings, keyring: Keyring, location: str) -> None:
+    """What the consent callback does with Microsoft's answer, for the seed (no API is listening yet): the code
+    redeemed, the consent recorded for the subscription."""
+    import asyncio
+    from urllib.parse import parse_qs
+
+    from teamsvoice.core.db import create_engine, session_factory, transaction
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+
+    query = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+
+    async def accept() -> onboarding.ConsentAnswer:
+        engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                return await onboarding.accept_admin_consent(session, connector, keyring, settings.public_url or "",
+                                                             state=query.get("state"), code=query.get("code"))
+        finally:
+            await connector.aclose()
+            await engine.dispose()
+
+    answer = asyncio.run(accept())
+    if not answer.granted:
+        raise RuntimeError(f"admin consent was not accepted: {answer.title}: {answer.message}")
 
 
 @dataclass
@@ -236,8 +264,9 @@ async def seed_fusion(session: AsyncSession, keyring: Keyring, organisation: Dem
 
 
 def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> None:
-    """Runs each subscription's onboarding wizard (the same steps as the durable job). When teamsvoice's app
-    has no admin consent yet, the demo tenant's admin grants it at the wizard's consent URL and it runs again."""
+    """Runs each subscription's onboarding wizard (the same steps as the durable job). Its first run stops at the
+    consent URL: the demo tenant's admin grants it there, the answer is accepted as the callback would, and the
+    wizard runs again."""
     from teamsvoice.jobs.fusion_wizard import run_wizard
 
     engine = create_sync_engine(sync_url(settings.effective_database_url))
@@ -256,8 +285,8 @@ def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> No
                 session.add(retry)
                 session.flush()
                 retry_id = retry.id
-            grant_admin_consent(consent, microsoft["globalAdmin"]["username"], microsoft["globalAdmin"]["password"],
-                                settings.microsoft_ca_bundle)
+            accept_consent_redirect(settings, keyring, grant_admin_consent(
+                consent, microsoft["globalAdmin"]["username"], microsoft["globalAdmin"]["password"], settings.microsoft_ca_bundle))
             if not run_wizard(engine, settings, keyring, retry_id):
                 with sync_transaction(engine) as session:
                     failed = session.get(FusionWizardRun, retry_id)

@@ -17,6 +17,7 @@ import pytest
 from tests.api.fusion.support import BASE, PASSWORD, make_world
 from tests.api.fusion.users_support import onboard
 from tests.cli.support import webhook_deliveries
+from tests.support.emulated import emulated_tenant
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -191,18 +192,6 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     other = page.get_by_role("table", name="Webhooks, onboarding, syncs, resource accounts and applies")
     assert await other.get_by_role("cell", name="onboarding wizard").count() >= 1  # the wizard run of the onboarding
     await page.screenshot(path=shots / "jobs.png", full_page=True)
-
-
-async def emulated_tenant(live, domain: str, users: int) -> dict:  # type: ignore[no-untyped-def]
-    """A Microsoft tenant of its own in the emulator (idempotent by domain), with `users` users."""
-    password = "Bulk-Admin-Passw0rd!"
-    async with httpx.AsyncClient(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=60) as admin:
-        response = await admin.post("/_admin/tenants", json={"displayName": domain, "domain": domain, "userCount": users,
-                                                              "globalAdmin": {"username": f"admin@{domain}", "password": password}})
-        assert response.status_code in (200, 201), response.text
-        created = response.json()
-    return {"tenantId": created["tenantId"], "domain": domain,
-            "globalAdmin": {"username": f"admin@{domain}", "password": created["globalAdmin"].get("password", password)}}
 
 
 async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncClient, live, organisation, shots: Path) -> None:

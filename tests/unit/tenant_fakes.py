@@ -389,5 +389,5 @@ class FakeConnector:
         if service not in self.consented:
             raise UpstreamError(f"AADSTS65001: no consent for {service}", retryable=False, status=400)
 
-    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str) -> str:
+    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str, nonce: str) -> str:
         return f"https://login.example/{tenant_id}/consent?redirect_uri={redirect_uri}&state={state}"

@@ -385,40 +385,60 @@ def wizard(username: str = "admin@contoso.com", tenant_id: str | None = None) ->
 KEYRING = Keyring(b"k" * 32)
 
 
+CONSENTED = "tenant-1"  # the tenant whose Global Administrator consented at the subscription's consent URL
+
+
 async def test_the_wizard_finds_the_tenant_from_the_admins_domain() -> None:
     *_, connector = onboarded()
-    assert await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard()) == "tenant-1"
+    assert await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard(), CONSENTED) == "tenant-1"
     with pytest.raises(onboarding.StepFailed, match="No Microsoft 365 tenant uses the domain 'fabrikam.com'"):
-        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard("admin@fabrikam.com"))
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard("admin@fabrikam.com"), CONSENTED)
 
 
 async def test_missing_consent_fails_the_step_with_the_consent_url() -> None:
     *_, connector = onboarded(consented=set())
     with pytest.raises(onboarding.StepFailed, match="no admin consent") as caught:
-        await onboarding.check_admin(connector, KEYRING, "https://tv.example/", wizard())
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example/", wizard(), CONSENTED)
     assert caught.value.consent_url is not None
     assert caught.value.consent_url.startswith("https://login.example/tenant-1/consent?redirect_uri=https://tv.example"
                                                + onboarding.CONSENT_CALLBACK_PATH)
 
 
+async def test_the_apps_consent_alone_is_not_this_subscriptions_consent_and_reveals_no_directory() -> None:
+    """The app has consent in the tenant (given for another subscription, another reseller's customer perhaps), but
+    no Global Administrator consented at this subscription's URL: the step fails with the URL, and answers alike
+    for the tenant's administrator, a plain user and a name the tenant does not have (no directory oracle)."""
+    directory, *_, connector = onboarded()
+    directory.add_user("helpdesk@contoso.com")
+    answers = set()
+    for username in ("admin@contoso.com", "helpdesk@contoso.com", "ghost@contoso.com"):
+        for consented in (None, "tenant-2"):
+            with pytest.raises(onboarding.StepFailed) as caught:
+                await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard(username), consented)
+            assert caught.value.consent_url is not None
+            answers.add(caught.value.message)
+    assert answers == {"teamsvoice has no admin consent for this subscription in tenant tenant-1: a Global "
+                       "Administrator of the tenant must grant it at the consent URL, then run the wizard again"}
+
+
 async def test_microsoft_unreachable_is_not_a_failed_step() -> None:
     *_, connector = onboarded(unreachable=True)
     with pytest.raises(UpstreamError) as caught:
-        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard(tenant_id="tenant-1"))
+        await onboarding.check_admin(connector, KEYRING, "https://tv.example", wizard(tenant_id="tenant-1"), CONSENTED)
     assert caught.value.retryable
 
 
 async def test_the_administrator_must_exist_be_enabled_and_be_a_global_administrator() -> None:
     directory, *_, connector = onboarded()
     with pytest.raises(onboarding.StepFailed, match="is not a user of tenant"):
-        await onboarding.check_admin(connector, KEYRING, "", wizard("ghost@contoso.com"))
+        await onboarding.check_admin(connector, KEYRING, "", wizard("ghost@contoso.com"), CONSENTED)
     directory.add_user("helpdesk@contoso.com")
     with pytest.raises(onboarding.StepFailed, match="not a Global Administrator"):
-        await onboarding.check_admin(connector, KEYRING, "", wizard("helpdesk@contoso.com"))
+        await onboarding.check_admin(connector, KEYRING, "", wizard("helpdesk@contoso.com"), CONSENTED)
     off = directory.add_user("off@contoso.com", enabled=False)
     directory.global_admins.add(off.id)
     with pytest.raises(onboarding.StepFailed, match="is disabled"):
-        await onboarding.check_admin(connector, KEYRING, "", wizard("off@contoso.com"))
+        await onboarding.check_admin(connector, KEYRING, "", wizard("off@contoso.com"), CONSENTED)
 
 
 async def test_the_sbc_domain_is_a_verified_custom_domain() -> None:

@@ -63,13 +63,14 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
         fqdn = onboarding.sbc_fqdn(session, data.reseller_id, domain) if number == 5 and domain else None
         linked_elsewhere = (number == 2 and data.ms_tenant_id is not None
                             and onboarding.tenant_linked_elsewhere(session, data.enterprise_id, data.ms_tenant_id))
+        consented = onboarding.consented_tenant(session, data.enterprise_id) if number == 1 else None
 
     async def microsoft_work() -> tuple[str | None, Any]:
         connector = MicrosoftConnector(settings)
         tenant = data.ms_tenant_id or ""
         try:
             if number == 1:
-                tenant = await onboarding.check_admin(connector, keyring, settings.public_url or "", data)
+                tenant = await onboarding.check_admin(connector, keyring, settings.public_url or "", data, consented)
                 return f"tenant {tenant}, {data.admin_username} is a Global Administrator", tenant
             if number == 2:
                 if linked_elsewhere:

@@ -154,10 +154,10 @@ class MicrosoftConnector:
             raise ValueError(f"unknown Microsoft service {service!r}")
         await self.identity.app_token(tenant_id, resources[service])
 
-    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str) -> str:
+    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str, nonce: str) -> str:
         query = urlencode({
             "client_id": self.settings.microsoft_client_id, "response_type": "code", "response_mode": "query",
-            "redirect_uri": redirect_uri, "prompt": "consent", "state": state,
+            "redirect_uri": redirect_uri, "prompt": "consent", "state": state, "nonce": nonce,
             "scope": f"openid {GRAPH_RESOURCE}/.default",
         })
         return f"{self.settings.microsoft_login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/authorize?{query}"

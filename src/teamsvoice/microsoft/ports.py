@@ -247,8 +247,9 @@ class Connector(Protocol):
         UpstreamError (not retryable: no admin consent) otherwise."""
         ...
 
-    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str) -> str:
-        """Where the tenant's Global Administrator grants admin consent to teamsvoice's app."""
+    def admin_consent_url(self, tenant_id: str, redirect_uri: str, state: str, nonce: str) -> str:
+        """Where the tenant's Global Administrator grants admin consent to teamsvoice's app (and signs in: the
+        code Microsoft sends back to `redirect_uri` is redeemed with `nonce` to learn who did)."""
         ...
 
 

@@ -69,7 +69,8 @@ class FusionWorld:
             await engine.dispose()
 
     async def onboard(self, path: str, microsoft: dict, who: str = "reseller") -> dict:
-        """POST admins, run the wizard; on missing consent the tenant admin grants it at the wizard's URL."""
+        """POST admins, run the wizard; on missing consent the tenant admin grants it at the wizard's URL (and
+        lands on the consent callback), then the wizard runs again."""
         headers = await self.as_(who)
         admin = microsoft["globalAdmin"]
         created = await self.client.post(f"{path}/msteams/admins", headers=headers,
@@ -77,8 +78,10 @@ class FusionWorld:
         assert created.status_code == 200, created.text
         wizard = await self.run_wizard(path, headers)
         if wizard["running"] is False and wizard.get("consentUrl"):
-            await asyncio.to_thread(demo.grant_admin_consent, wizard["consentUrl"], admin["username"],
-                                    admin["password"], str(self.live.emulator.ca_cert_path))
+            callback = await asyncio.to_thread(demo.grant_admin_consent, wizard["consentUrl"], admin["username"],
+                                               admin["password"], str(self.live.emulator.ca_cert_path))
+            answered = await self.client.get(callback)  # the admin's browser lands on the consent callback
+            assert answered.status_code == 200 and "Consent granted" in answered.text, answered.text
             wizard = await self.run_wizard(path, headers)
         assert wizard["status"] == "wizard_6_OK", wizard
         return wizard

@@ -1,12 +1,18 @@
 """Spec 004 tenant-level MS Teams endpoints: admins, wizard (durable job + admin consent), status, unlink,
 domains, licences, VRPs, groups; one shared domain with ConnecttoTeams."""
 
+import asyncio
+import uuid
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 from sqlalchemy import select
 
+from teamsvoice import demo
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionSubscription
 from teamsvoice.domain.orgs.models import Enterprise
 from tests.api.fusion.support import BASE, make_world
+from tests.support.emulated import emulated_tenant
 
 
 @pytest.fixture
@@ -98,6 +104,11 @@ async def test_onboarding_lists_and_unlink(world, live) -> None:
     admin = microsoft["globalAdmin"]
     await client.post(f"{other_path}/msteams/admins", headers=headers, json={"msUsername": admin["username"], "msPassword": admin["password"]})
     twice = await world.run_wizard(other_path, headers)
+    assert twice["status"] == "wizard_1_ERROR" and twice["consentUrl"]  # the other subscription has no consent yet
+    callback = await asyncio.to_thread(demo.grant_admin_consent, twice["consentUrl"], admin["username"], admin["password"],
+                                       str(world.live.emulator.ca_cert_path))
+    assert (await client.get(callback)).status_code == 200  # its admin consents for it too
+    twice = await world.run_wizard(other_path, headers)
     assert twice["status"] == "already_linked"
     assert (await client.get(f"{other_path}/msteams/status", headers=headers)).json()["status"] == "already_linked"
     assert (await client.post(f"{path}/msteams/wizard", headers=headers)).json()["error"]["code"] == 2032
@@ -107,3 +118,47 @@ async def test_onboarding_lists_and_unlink(world, live) -> None:
     assert (await client.post(f"{path}/msteams/unlink", headers=headers)).status_code == 404
     # The other subscription may now take the tenant.
     assert (await world.run_wizard(other_path, headers))["status"] == "wizard_6_OK"
+
+
+async def test_a_tenant_is_linked_only_by_its_admins_consent_for_that_subscription(world, live) -> None:
+    """teamsvoice's one app serves every reseller: that it has consent in a tenant (granted for another reseller's
+    customer) proves nothing about who may link the tenant. Another reseller's subscription that names the tenant's
+    administrator (any password) gets the consent URL and nothing else: no directory answers (which accounts exist,
+    which are administrators), no link, even once the owner unlinked the tenant; a forged answer at the consent
+    callback records nothing. The owner's own link needs its administrator's consent again after its unlink."""
+    client = world.client
+    microsoft = await emulated_tenant(live, f"owned-{uuid.uuid4().hex[:8]}.example", 3)
+    domain, admin = microsoft["domain"], microsoft["globalAdmin"]
+    owner_headers = await world.as_("other-reseller")
+    owner_tenant = await world.create_tenant("other-reseller")
+    owner_path = f"{BASE}/tenants/{owner_tenant['uuid']}/subscriptions/{(await world.create_subscription(owner_tenant['uuid'], 'other-reseller'))['id']}"
+    await world.onboard(owner_path, microsoft, who="other-reseller")
+    users = (await client.get(f"{owner_path}/msteams/users", headers=owner_headers)).json()["users"]
+    plain_user = next(u["msTeams"]["userPrincipalName"] for u in users if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
+
+    headers, path = await world.as_("reseller"), await _subscription(world)
+    for unlinked in (False, True):
+        if unlinked:
+            assert (await client.post(f"{owner_path}/msteams/unlink", headers=owner_headers)).status_code == 200
+        errors = set()
+        for username in (admin["username"], plain_user, f"nobody@{domain}"):
+            await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": username, "msPassword": "guessed"})
+            wizard = await world.run_wizard(path, headers)
+            assert wizard["status"] == "wizard_1_ERROR" and wizard["consentUrl"], wizard
+            assert not any(step["executed"] for step in wizard["wizardSteps"][1:])
+            errors.add(wizard["error"])
+        assert errors == {f"teamsvoice has no admin consent for this subscription in tenant {microsoft['tenantId']}: a "
+                          "Global Administrator of the tenant must grant it at the consent URL, then run the wizard again"}
+        assert (await client.get(f"{path}/msteams/status", headers=headers)).json()["status"] != "onboarded"
+        assert (await client.get(f"{path}/msteams/users", headers=headers)).json()["error"]["code"] == 2004
+
+        # The consent URL's answer without a Global Administrator's sign-in: refused, nothing recorded.
+        state = parse_qs(urlparse(wizard["consentUrl"]).query)["state"][0]
+        forged = await client.get("/api/v01/msteams/consent", params={"state": state, "code": "forged-code"})
+        assert forged.status_code == 400 and "Consent not" in forged.text
+        assert (await world.run_wizard(path, headers))["status"] == "wizard_1_ERROR"
+
+    # The owner relinks: its administrator consents again (the unlink forgot the consent), and it is its own.
+    await world.onboard(owner_path, microsoft, who="other-reseller")
+    status = (await client.get(f"{owner_path}/msteams/status", headers=owner_headers)).json()
+    assert status["status"] == "onboarded" and status["msTenantId"] == microsoft["tenantId"]

@@ -2,7 +2,6 @@
 wizard, unlink, and read-only lists from the tenant (verified domains, licences, VRPs, groups)."""
 
 import html
-import time
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -18,7 +17,6 @@ from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
 from teamsvoice.domain.fusion import onboarding, repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.jobs.fusion_wizard import enqueue_wizard
-from teamsvoice.microsoft.identity import GRAPH_RESOURCE
 
 router = APIRouter(prefix=SUB_PATH + "/msteams", tags=["Fusion: MS Teams tenant"])
 consent_router = APIRouter(tags=["Fusion: MS Teams tenant"])
@@ -257,20 +255,17 @@ def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
 
 @consent_router.get(onboarding.CONSENT_CALLBACK_PATH, response_class=HTMLResponse,
                     summary="Microsoft's answer to the admin-consent URL the wizard gives",
-    description="Where Microsoft sends the tenant's administrator after the admin-consent URL of the wizard; "
-    "an HTML page says whether consent was granted.",
+    description="Where Microsoft sends the tenant's Global Administrator after the admin-consent URL of the wizard. "
+    "The authorization code is redeemed: the administrator who signed in must be a Global Administrator of the "
+    "URL's tenant; the consent is then recorded for the URL's subscription, whose wizard requires it. An HTML "
+    "page says whether consent was granted.",
     responses=docs.ok(docs.HTML_PAGE, "Consent granted", media="text/html") | {400: docs.answer("Consent not "
     "granted, not effective, or the link is not valid", docs.HTML_PAGE, media="text/html")},
 )
-async def consent_callback(container: ContainerDep, state: str | None = None, code: str | None = None,
-                           error: str | None = None, error_description: str | None = None) -> HTMLResponse:
-    payload = container.keyring.unsign(state or "", purpose=onboarding.CONSENT_STATE_PURPOSE)
-    if payload is None or int(payload.get("exp", 0)) < time.time():
-        return _page("Consent link not valid", "This consent answer was not requested by this service or has expired.", 400)
-    if error or not code:
-        return _page("Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}", 400)
-    try:
-        await container.connector.identity.app_token(str(payload["tid"]), GRAPH_RESOURCE)
-    except UpstreamError as exc:
-        return _page("Consent not effective", exc.message, 400)
-    return _page("Consent granted", "teamsvoice may now manage this tenant. Run the onboarding wizard again.")
+async def consent_callback(container: ContainerDep, uow: UnitOfWorkDep, state: str | None = None,
+                           code: str | None = None, error: str | None = None,
+                           error_description: str | None = None) -> HTMLResponse:
+    answer = await onboarding.accept_admin_consent(
+        uow.session, container.connector, container.keyring, container.settings.public_url or "", state=state, code=code,
+        error=error, error_description=error_description)
+    return _page(answer.title, answer.message, 200 if answer.granted else 400)

@@ -23,14 +23,14 @@ async def action_request(session: AsyncSession, request_id: int) -> ActionReques
 
 
 async def record_consent(session: AsyncSession, enterprise_id: int, consent_name: str, tenant_id: str, upn: str) -> None:
-    """The consent as granted now by `upn` (granted again: who and when are updated)."""
+    """The consent as granted now by `upn` in `tenant_id` (granted again: tenant, who and when are updated)."""
     consent = await session.scalar(select(EnterpriseConsent).where(
         EnterpriseConsent.enterprise_id == enterprise_id, EnterpriseConsent.consent_name == consent_name))
     if consent is None:
         session.add(EnterpriseConsent(enterprise_id=enterprise_id, consent_name=consent_name, tenant_id=tenant_id,
                                       granted_by=upn))
     else:
-        consent.granted_by, consent.granted_at = upn, utcnow()
+        consent.tenant_id, consent.granted_by, consent.granted_at = tenant_id, upn, utcnow()
 
 
 async def consents_of(session: AsyncSession, enterprise_id: int) -> list[EnterpriseConsent]:

@@ -2,9 +2,13 @@
 
 The wizard (run as a durable job, jobs/fusion_wizard.py) never signs in as the administrator: Microsoft
 accepts no password sign-in from a server for MFA-protected admins, and the emulator offers none. It:
- 1. resolves the tenant from the administrator's UPN domain (OpenID discovery), gets an app-only token
-    for teamsvoice's app there (fails with the admin-consent URL when consent is missing), and checks the
-    administrator account exists, is enabled and is a Global Administrator;
+ 1. resolves the tenant from the administrator's UPN domain (OpenID discovery); requires that a Global
+    Administrator of that tenant granted admin consent at THIS subscription's consent URL (recorded by the
+    consent callback, `accept_admin_consent`, as the enterprise's EnterpriseManagement consent) and that
+    teamsvoice's app-only token is granted there; else it fails with the consent URL, and tells nothing of the
+    tenant's directory. Then it checks the administrator account exists, is enabled and is a Global
+    Administrator. (The app's consent alone proves nothing about who may link the tenant: one app serves every
+    reseller, so a tenant another reseller's customer consented to, or unlinked, is not anyone's to take.)
  2. checks the MS Graph integration and the tenant's verified domain (and that the tenant is not linked
     to another subscription or enterprise: `already_linked`);
  3. checks the tenant has Teams Phone licences;
@@ -24,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
-from teamsvoice.core.security import Keyring
+from teamsvoice.core.security import Keyring, new_token
+from teamsvoice.domain.consent import repository as consents
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
-from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.fusion import repository_onboarding as repository
 from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -34,7 +38,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
-from teamsvoice.microsoft.ports import Connector
+from teamsvoice.microsoft.ports import GRAPH_RESOURCE, Connector
 
 PASSWORD_PURPOSE = "fusion-msteams-admin"
 CONSENT_STATE_PURPOSE = "fusion-consent"
@@ -153,11 +157,56 @@ def load_input(session: Session, run_id: int) -> WizardInput | None:
     return WizardInput(run_id, subscription.id, enterprise.id, enterprise.reseller_id, admin.ms_username, run.ms_tenant_id)
 
 
+def consent_callback_url(public_url: str) -> str:
+    return public_url.rstrip("/") + CONSENT_CALLBACK_PATH
+
+
 def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_id: str, subscription_id: int) -> str:
-    """Where the tenant's Global Administrator grants admin consent to teamsvoice's app."""
-    state = keyring.sign({"sub": subscription_id, "tid": tenant_id, "exp": int(time.time()) + 7 * 86400},
+    """Where the tenant's Global Administrator grants admin consent to teamsvoice's app for this subscription."""
+    nonce = new_token(16)
+    state = keyring.sign({"sub": subscription_id, "tid": tenant_id, "nonce": nonce, "exp": int(time.time()) + 7 * 86400},
                          purpose=CONSENT_STATE_PURPOSE)
-    return connector.admin_consent_url(tenant_id, public_url.rstrip("/") + CONSENT_CALLBACK_PATH, state)
+    return connector.admin_consent_url(tenant_id, consent_callback_url(public_url), state, nonce)
+
+
+@dataclass(frozen=True)
+class ConsentAnswer:
+    granted: bool
+    title: str
+    message: str
+
+
+async def accept_admin_consent(
+    session: AsyncSession, connector: Connector, keyring: Keyring, public_url: str, *, state: str | None,
+    code: str | None, error: str | None = None, error_description: str | None = None,
+) -> ConsentAnswer:
+    """Microsoft's answer to a subscription's consent URL. The code is redeemed (a Global Administrator of the
+    URL's tenant signed in and consented: the id token's tenant, nonce and the user's role are checked) and
+    the consent recorded for the subscription's enterprise, which the wizard's first step requires."""
+    payload = keyring.unsign(state or "", purpose=CONSENT_STATE_PURPOSE)
+    if payload is None or int(payload.get("exp", 0)) < time.time() or "nonce" not in payload:
+        return ConsentAnswer(False, "Consent link not valid", "This consent answer was not requested by this service or has expired.")
+    if error or not code:
+        return ConsentAnswer(False, "Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}")
+    tenant_id = str(payload["tid"])
+    try:
+        redeemed = await connector.identity.redeem_code(code=code, scopes=[f"{GRAPH_RESOURCE}/.default"],
+                                                        redirect_uri=consent_callback_url(public_url), nonce=str(payload["nonce"]))
+        claims = redeemed.id_token_claims
+        signed_in, user_id = str(claims.get("tid", "")), str(claims.get("oid", ""))
+        upn = str(claims.get("preferred_username") or claims.get("upn") or user_id)
+        if signed_in != tenant_id:
+            return ConsentAnswer(False, "Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
+        await connector.check_app_access(tenant_id, "graph")  # the consent took effect: the app's token is granted
+        if not await connector.connect(tenant_id).directory.is_global_admin(user_id):
+            return ConsentAnswer(False, "Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
+    except UpstreamError as exc:
+        return ConsentAnswer(False, "Consent not effective", exc.message)
+    enterprise_id = await repository.enterprise_of_subscription(session, int(payload["sub"]))
+    if enterprise_id is None:
+        return ConsentAnswer(False, "Consent link not valid", "The subscription of this consent link no longer exists.")
+    await consents.record_consent(session, enterprise_id, MANAGEMENT_CONSENT, tenant_id, upn)
+    return ConsentAnswer(True, "Consent granted", "teamsvoice may now manage this tenant. Run the onboarding wizard again.")
 
 
 async def discover_tenant(connector: Connector, domain: str) -> str:
@@ -167,17 +216,24 @@ async def discover_tenant(connector: Connector, domain: str) -> str:
     return tenant_id
 
 
-async def check_admin(connector: Connector, keyring: Keyring, public_url: str, data: WizardInput) -> str:
+async def check_admin(connector: Connector, keyring: Keyring, public_url: str, data: WizardInput,
+                      consented_tenant: str | None) -> str:
+    """Step 1. `consented_tenant`: the tenant whose Global Administrator granted consent at this subscription's
+    consent URL (the enterprise's EnterpriseManagement consent), if any. Without it, or without the app's token
+    in the tenant, the step fails with the consent URL alone: nothing of the tenant's directory is read."""
     tenant_id = data.ms_tenant_id or await discover_tenant(connector, data.admin_username.partition("@")[2])
+    needed = StepFailed(
+        f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: a Global Administrator of "
+        "the tenant must grant it at the consent URL, then run the wizard again",
+        consent_url=consent_url(connector, keyring, public_url, tenant_id, data.subscription_id))
+    if consented_tenant != tenant_id:
+        raise needed
     try:
         await connector.check_app_access(tenant_id, "graph")
     except UpstreamError as exc:
         if exc.retryable:
             raise
-        raise StepFailed(
-            f"teamsvoice's application has no admin consent in tenant {tenant_id}: a Global Administrator must grant "
-            "it at the consent URL, then run the wizard again",
-            consent_url=consent_url(connector, keyring, public_url, tenant_id, data.subscription_id)) from exc
+        raise needed from exc
     connection = connector.connect(tenant_id)
     try:
         user = await connection.directory.user(data.admin_username)
@@ -242,18 +298,22 @@ def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str
     return repository.tenant_linked_elsewhere(session, enterprise_id, tenant_id)
 
 
+def consented_tenant(session: Session, enterprise_id: int) -> str | None:
+    """The tenant whose Global Administrator consented at the subscription's consent URL (`accept_admin_consent`:
+    the enterprise's EnterpriseManagement consent, which also lets ConnecttoTeams reseller tokens provision it)."""
+    consent = repository.consent_of(session, enterprise_id, MANAGEMENT_CONSENT)
+    return consent.tenant_id if consent is not None else None
+
+
 def link(session: Session, data: WizardInput, tenant_id: str, domain: str | None) -> None:
-    """Idempotent. The admin consented to teamsvoice's app: recorded as the EnterpriseManagement consent,
-    so ConnecttoTeams reseller tokens may provision this enterprise too."""
+    """Idempotent. Only to the tenant of the subscription's consent, and to no tenant linked elsewhere."""
     if tenant_linked_elsewhere(session, data.enterprise_id, tenant_id):
         raise StepFailed(f"Tenant {tenant_id} is already linked to another subscription or enterprise", status="already_linked")
+    if consented_tenant(session, data.enterprise_id) != tenant_id:  # the consent went meanwhile (an unlink)
+        raise StepFailed(f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: run the wizard again")
     enterprise = session.get(Enterprise, data.enterprise_id)
     assert enterprise is not None
     enterprise.tenant_id, enterprise.tenant_domain = tenant_id, domain
     enterprise.registered, enterprise.registered_on = True, enterprise.registered_on or utcnow()
     enterprise.registered_by = enterprise.registered_by or data.admin_username
     enterprise.can_reseller_manage_enterprise_provisioning = True
-    consent = repository.consent_of(session, enterprise.id, MANAGEMENT_CONSENT)
-    if consent is None:
-        session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name=MANAGEMENT_CONSENT, tenant_id=tenant_id,
-                                      granted_by=data.admin_username))

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.domain.consent.models import EnterpriseConsent
-from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionWizardRun
+from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
@@ -23,6 +23,10 @@ async def ms_teams_admin(session: AsyncSession, subscription_id: int) -> FusionM
 async def latest_wizard_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
     return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
                                 .order_by(FusionWizardRun.id.desc()).limit(1))
+
+
+async def enterprise_of_subscription(session: AsyncSession, subscription_id: int) -> int | None:
+    return await session.scalar(select(FusionSubscription.enterprise_id).where(FusionSubscription.id == subscription_id))
 
 
 async def forget_tenant_records(session: AsyncSession, enterprise_id: int) -> None:

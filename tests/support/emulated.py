@@ -1,0 +1,17 @@
+"""A Microsoft tenant of a test's own in the session's emulator (shared by API and browser tests)."""
+
+import httpx
+
+PASSWORD = "Emulated-Admin-Passw0rd!"
+
+
+async def emulated_tenant(live, domain: str, users: int) -> dict:  # type: ignore[no-untyped-def]
+    """Created through the emulator's admin API (idempotent by domain), with `users` users and a Global
+    Administrator `admin@<domain>`; answered as the seeded tenants are described (`live.emulator.tenants`)."""
+    async with httpx.AsyncClient(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=60) as admin:
+        response = await admin.post("/_admin/tenants", json={"displayName": domain, "domain": domain, "userCount": users,
+                                                              "globalAdmin": {"username": f"admin@{domain}", "password": PASSWORD}})
+        assert response.status_code in (200, 201), response.text
+        created = response.json()
+    return {"tenantId": created["tenantId"], "domain": domain,
+            "globalAdmin": {"username": f"admin@{domain}", "password": created["globalAdmin"].get("password", PASSWORD)}}
