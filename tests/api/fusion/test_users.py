@@ -117,3 +117,52 @@ async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
                         ("PUT", f"{path}/msteams/users/bulk"), ("POST", f"{path}/msteams/groups")):
         response = await client.request(method, url, headers=reader, json={})
         assert response.status_code == 403 and response.json()["error"]["code"] == 1003
+
+
+async def test_a_user_seen_first_with_a_number_is_one_record_and_one_audit_entry(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A Teams user teamsvoice has no record of yet, given a number: its record is added with the number (one
+    INSERT, one `teams_user.create` entry carrying it, not an empty record and then its change). Should another
+    request add the record meanwhile, the change is decided again against that record (and applied to it)."""
+    from sqlalchemy import select
+
+    from teamsvoice.domain.audit.models import AuditEntry
+    from teamsvoice.domain.provisioning import voice_users
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    first, second = (u["msTeams"] for u in (await sub.users(30))[-2:])
+    put = await client.put(f"{path}/msteams/users/{first['id']}/phone_number", headers=headers, json={"phoneNumber": sub.numbers[0]})
+    assert put.status_code in (200, 204), put.text
+    upn = first["userPrincipalName"].lower()
+
+    found: list = []
+
+    async def entries(session):  # type: ignore[no-untyped-def]
+        found.extend((e.action, (e.after or {}).get("phone_number")) for e in await session.scalars(
+            select(AuditEntry).where(AuditEntry.aggregate == "teams_user", AuditEntry.object_label == upn)))
+    await sub.world._with_session(entries)
+    assert found == [("teams_user.create", sub.numbers[0])]
+
+    # Another request adds the second user's record after this one looked (and found none): it is used.
+    other = second["userPrincipalName"].lower()
+    looked = voice_users.find
+
+    async def stale_once(session, enterprise_id, name):  # type: ignore[no-untyped-def]
+        if name.lower() != other:
+            return await looked(session, enterprise_id, name)
+        monkeypatch.setattr(voice_users, "find", looked)
+        await voice_users.add(session, enterprise_id, name, second["id"], voice_routing_policy="teamsvoice")
+        return None
+
+    monkeypatch.setattr(voice_users, "find", stale_once)
+    put = await client.put(f"{path}/msteams/users/{second['id']}/phone_number", headers=headers, json={"phoneNumber": sub.numbers[1]})
+    assert put.status_code in (200, 204), put.text
+
+    records: list = []
+
+    async def record(session):  # type: ignore[no-untyped-def]
+        records.extend((r.phone_number, r.voice_routing_policy, r.calling_enabled) for r in await session.scalars(
+            select(TeamsVoiceUser).where(TeamsVoiceUser.user_principal_name == other)))
+    await sub.world._with_session(record)
+    assert records == [(sub.numbers[1], "teamsvoice", True)]
+    assert sub.numbers[1] in await sub.teams_numbers(second["id"])

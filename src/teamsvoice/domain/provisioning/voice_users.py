@@ -19,16 +19,31 @@ async def find_or_add(session: AsyncSession, enterprise_id: int, upn: str, micro
     Microsoft user id replaces a stale one (the user was deleted and created again under the same name)."""
     record = await find(session, enterprise_id, upn)
     if record is None:
-        added = TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=upn.lower(),
-                               microsoft_user_id=microsoft_user_id, calling_enabled=calling_enabled)
-        try:
-            async with session.begin_nested():
-                session.add(added)
-            return added
-        except IntegrityError:  # another transaction added it since (two jobs changing the same user at once)
-            record = await find(session, enterprise_id, upn)
-            if record is None:
-                raise
+        record, _ = await add(session, enterprise_id, upn, microsoft_user_id, calling_enabled=calling_enabled)
+    return known_as(record, microsoft_user_id)
+
+
+async def add(session: AsyncSession, enterprise_id: int, upn: str, microsoft_user_id: str | None,
+              **values: object) -> tuple[TeamsVoiceUser, bool]:
+    """A record for a user `find` did not find, with its first `values` in its one INSERT (flushed, so it has an
+    id), and True; or, when another transaction added the user since (two jobs changing the same user at once),
+    that record as it is, and False. Any other unique value refused (a number another user took since) raises
+    IntegrityError. The INSERT runs in a savepoint: the transaction goes on after a refusal."""
+    added = TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=upn.lower(),
+                           microsoft_user_id=microsoft_user_id, **values)
+    try:
+        async with session.begin_nested():
+            session.add(added)
+        return added, True
+    except IntegrityError:
+        record = await find(session, enterprise_id, upn)
+        if record is None:
+            raise
+        return record, False
+
+
+def known_as(record: TeamsVoiceUser, microsoft_user_id: str | None) -> TeamsVoiceUser:
+    """The record, its Microsoft user id replaced when a known one differs."""
     if microsoft_user_id and record.microsoft_user_id != microsoft_user_id:
         record.microsoft_user_id = microsoft_user_id
     return record

@@ -428,6 +428,24 @@ async def set_customer_licences(session: AsyncSession, record_id: int, licences:
 Settle = Callable[[AsyncSession], Awaitable[None]]
 
 
+async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, update: UserUpdate, policy: str | None,
+                        record: TeamsVoiceUser | None, before: tuple[str | None, str | None, bool]) -> tuple[str | None, str | None, bool]:
+    """The user's number, per-user policy and calling once `update` applies to them (a number sent must be free)."""
+    phone, vrp, calling = before
+    if update.phone_number is not UNSET:
+        if update.phone_number is None:
+            phone, calling = None, False
+        else:
+            row = await numbers.require_free_number(session, access, update.phone_number,
+                                                    for_user_id=record.id if record is not None else None)
+            phone, calling = row.e164, True
+    if update.vrp is not UNSET:
+        vrp = policy
+        if update.vrp is not None and update.phone_number is UNSET:
+            calling = True  # as the ConnecttoTeams update does: a policy is a voice setting
+    return phone, vrp, calling
+
+
 async def _apply_voice(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, settle: Settle | None,
@@ -436,20 +454,28 @@ async def _apply_voice(
     voice = update.phone_number is not UNSET or update.vrp is not UNSET
     if not voice and update.customer_licenses is UNSET:
         return False
+    policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
     async with transaction(sessions) as session:
-        record = await _record(session, access, user)
-        before = (record.phone_number, record.voice_routing_policy, record.calling_enabled)
-        if update.phone_number is not UNSET:
-            if update.phone_number is None:
-                record.phone_number, record.calling_enabled = None, False
-            else:
-                row = await numbers.require_free_number(session, access, update.phone_number, for_user_id=record.id)
-                record.phone_number, record.calling_enabled = row.e164, True
-        policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
-        if update.vrp is not UNSET:
-            record.voice_routing_policy = policy
-            if update.vrp is not None and update.phone_number is UNSET:
-                record.calling_enabled = True  # as the ConnecttoTeams update does: a policy is a voice setting
+        record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
+        while True:
+            before = (None, None, False) if record is None else (
+                record.phone_number, record.voice_routing_policy, record.calling_enabled)
+            phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, before)
+            if record is not None:
+                record.phone_number, record.voice_routing_policy, record.calling_enabled = phone, vrp, calling
+                voice_users.known_as(record, user.id)
+                break
+            # A user seen for the first time: its record is added with what it is given, one INSERT and one audit
+            # entry (not an empty record, then its change). Should another transaction have added it meanwhile
+            # (two jobs changing the same user at once), the change is decided again against that record.
+            try:
+                record, added = await voice_users.add(session, access.enterprise.id, user.user_principal_name, user.id,
+                                                      phone_number=phone, voice_routing_policy=vrp, calling_enabled=calling)
+            except IntegrityError:
+                raise Conflict(f"{update.phone_number} is already assigned to another user",
+                               code=numbers.NUMBER_ASSIGNED) from None
+            if added:
+                break
         if update.customer_licenses is not UNSET:
             await set_customer_licences(session, record.id, update.customer_licenses)
             update.changes.append("customerLicenses")
