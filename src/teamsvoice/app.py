@@ -1,11 +1,12 @@
 """The FastAPI application: both API families on one domain."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +23,7 @@ from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
-from teamsvoice.core.errors import DomainError, TooManyRequests, ValidationFailed
+from teamsvoice.core.errors import Conflict, DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import RequestMetrics, metrics_response
 from teamsvoice.jobs.runtime import Role, resume_orphaned_work, start_jobs, stop_jobs
@@ -54,6 +55,22 @@ def describe_data_error(exc: DataError) -> str:
     if "out of range" in detail:
         return "A number in the request is out of range"
     return "A value in the request cannot be stored"
+
+
+def describe_integrity_error(exc: IntegrityError) -> str:
+    """A constraint the request's write broke, said plainly. Routes check before they write (a name taken is a
+    400 or 409 of their own); what reaches here is a write that lost a race with another request's."""
+    detail = str(exc.orig or exc)
+    lowered = detail.lower()
+    if "unique" in lowered or "duplicate key" in lowered:
+        key = re.search(r"Key \(([^)]*)\)", detail) or re.search(r"UNIQUE constraint failed: (.*)", detail)
+        what = f" ({key.group(1).strip()[:200]})" if key else ""
+        return f"Already exists: another request wrote the same unique value{what} at the same moment; read it, or try again"
+    if "foreign key" in lowered:
+        return "Something the request refers to does not exist (or was deleted at the same moment)"
+    if "not null" in lowered:
+        return "A required value is missing"
+    return "The request conflicts with data written at the same moment; try again"
 
 
 def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI:
@@ -93,6 +110,11 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         # Values the database cannot hold (PostgreSQL: NUL in text, integers beyond its column types) are
         # the request's fault; SQLite stores them, so this is where both backends answer alike.
         return _render_domain_error(request, ValidationFailed(describe_data_error(exc)))
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> Response:
+        # Two identical creates at once: both checked, found nothing, and inserted; the second's insert is refused.
+        return _render_domain_error(request, Conflict(describe_integrity_error(exc)))
 
     @app.exception_handler(OverflowError)
     async def overflow_error(request: Request, exc: OverflowError) -> Response:

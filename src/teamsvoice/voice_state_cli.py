@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 
 from teamsvoice.core.db import create_engine, end_transaction, session_factory, transaction
 from teamsvoice.core.errors import DomainError, NotFound
+from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository
@@ -52,8 +53,8 @@ def render_plan(plan: Plan, console: Console) -> None:
 async def _enterprise(session: Any, tenant: str) -> Enterprise:
     """By Microsoft tenant id, tenant domain or enterprise id."""
     conditions = [Enterprise.tenant_id == tenant, Enterprise.tenant_domain == tenant.lower()]
-    if tenant.isdigit():
-        conditions.append(Enterprise.id == int(tenant))
+    if (number := whole_number(tenant)) is not None:
+        conditions.append(Enterprise.id == number)
     enterprise = await session.scalar(select(Enterprise).where(or_(*conditions), Enterprise.tenant_id.is_not(None)))
     if enterprise is None:
         raise NotFound(f"No enterprise is linked to tenant {tenant}")

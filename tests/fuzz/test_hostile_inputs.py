@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from teamsvoice.api.connecttoteams.errors import spring_error
 from teamsvoice.api.limits import RequestLimits
 from tests.api.fusion.support import BASE, make_world
+from tests.api.fusion.users_support import onboard
 from tests.support.ctt import bearer, token_for
 from tests.support.live import LiveServer, bound_socket
 
@@ -205,3 +206,56 @@ async def test_an_unhandled_error_is_answered_and_keeps_the_connection() -> None
         assert not answer.closes
     finally:
         server.stop()
+
+
+async def test_what_an_extended_campaign_found(client, live, organisation) -> None:
+    """Each found by a longer hostile-input campaign against a served instance, each a 500 before: numbers of
+    more digits than Python converts (in JSON and in text), digits of other scripts ("²", "١"), JSON sent as a
+    form to routes that read their body themselves, names too long for a Microsoft Graph URL, a list where a
+    string belongs, and two identical creates at the same moment."""
+    sub = await onboard(client, live, organisation)
+    world, path, headers = sub.world, sub.path, sub.headers
+    many_digits = "1" * 5000
+    fusion(await call(live, "POST", f"{path}/locations", raw=('{"city": ' + many_digits + "}").encode(), headers=headers),
+           400, "4300 digits")
+    fusion(await call(live, "PUT", f"{path}/licenses", raw=("[" + many_digits + "]").encode(), headers=headers),
+           400, "4300 digits")
+    ctt = bearer(await token_for(client, organisation.resellers[0]))
+    spring(await call(live, "POST", "/pbx/getDirectRoutesForEnterprise", raw=("[" + many_digits + "]").encode(),
+                      headers=ctt | {"Content-Type": "text/plain"}), 400, "4300 digits")
+    for code in ("+" + many_digits, "+²", "+\u0661"):
+        fusion(await call(live, "POST", f"{path}/numbers", body={"countryCode": code, "ranges": [[1, 2]]}, headers=headers),
+               400, "countryCode")
+    for ident in (many_digits, quote("²"), quote("\u0661")):  # "١" is not resource account 1
+        answer = await call(live, "PUT", f"{path}/msteams/resource_accounts/{ident}", body={"displayName": "x"},
+                            headers=headers)
+        fusion(answer, 404, "")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    fusion(await call(live, "POST", f"{path}/locations", raw=DEEP.encode(), headers=headers | form), 400, "deeper")
+    fusion(await call(live, "POST", f"{path}/locations", raw=json.dumps({"street": SURROGATE}).encode(),
+                      headers=headers | form), 400, "surrogate")
+
+    user = (await sub.users(3))[-1]["msTeams"]["id"]
+    fusion(await call(live, "PUT", f"{path}/msteams/users/{user}/vrp", body={"vrp": "x" * 70_000}, headers=headers),
+           400, "voice routing policy")
+    fusion(await call(live, "PUT", f"{path}/msteams/users/{user}/groups", body={"groups": ["x" * 100_000]}, headers=headers),
+           400, "groups")
+    for kind in ([], {}, ["call-queue"]):
+        fusion(await call(live, "POST", f"{path}/msteams/resource_accounts", headers=headers, body={
+            "accountType": kind, "userPrincipalName": "queue@contoso.example", "displayName": "Q", "location": "BE"}),
+            400, "accountType")
+
+    # Identical creates at the same moment. Subscriptions may share a name (their customers' names take a
+    # counter): all eight are created. A template's name is its subscription's once: one is, the others are told.
+    tenant = await world.create_tenant(name="Race")
+    answers = await asyncio.gather(*(call(live, "POST", f"{BASE}/tenants/{tenant['uuid']}/subscriptions", headers=headers,
+                                          body={"name": "same", "billingId": "B"}) for _ in range(8)))
+    assert [a.status for a in answers] == [200] * 8, [(a.status, a.body) for a in answers]
+    assert len({a.body["id"] for a in answers}) == 8
+    answers = await asyncio.gather(*(call(live, "POST", f"{path}/msteams/templates", headers=headers,
+                                          body={"name": "same", "productKey": "same"}) for _ in range(8)))
+    statuses = sorted(a.status for a in answers)
+    assert statuses.count(201) == 1 and set(statuses) <= {201, 400, 409}, [(a.status, a.body) for a in answers]
+    for answer in answers:
+        if answer.status != 201:
+            fusion(answer, answer.status, "")

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from teamsvoice.api import fusion
 from teamsvoice.api.connecttoteams.errors import oauth_error, spring_error
 from teamsvoice.api.fusion import errors as fusion_errors
-from teamsvoice.core.limits import JSON_MAX_DEPTH
+from teamsvoice.core.limits import json_body_problem
 
 # A body over the limit is still read (and dropped) up to this size, so that the client reads our 413 instead of
 # a reset connection and may go on using it; beyond it the connection is closed.
@@ -38,11 +38,6 @@ DRAIN_MAX_BYTES = 64 * 1024 * 1024
 # Routes whose bodies are large by design (up to 10,000 users; two base64 images of up to 1 MiB) get the larger limit.
 LARGE_BODY_ROUTES = (("PUT", "/msteams/users/bulk"), ("POST", "/reseller/saveOrUpdateTeamsApplicationTemplate"))
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_MAYBE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 UnexpectedRenderer = Callable[[Request, Exception], Awaitable[Response]]
@@ -52,53 +47,6 @@ class BodyTooLarge(Exception):
     def __init__(self, *, drained: bool) -> None:
         super().__init__()
         self.drained = drained  # the whole body was read (and dropped): the connection can serve the next request
-
-
-def json_depth(text: str) -> int:
-    """How deep brackets nest outside strings (without parsing, so without recursion)."""
-    brackets = _BRACKET.findall(_STRING.sub("", text))
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
-
-
-def _surrogate_path(value: Any, path: str) -> str | None:
-    """Where a lone surrogate sits ("" for the top level; a key holding one is named by its parent's path)."""
-    if isinstance(value, str):
-        return path if _SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if _SURROGATE.search(key):
-                return path
-            found = _surrogate_path(child, f"{path}.{key}" if path else key)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found = _surrogate_path(child, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
-
-
-def json_body_problem(body: bytes) -> str | None:
-    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest)."""
-    try:
-        # json.loads decodes bytes exactly so (UTF-8/16/32; surrogatepass), hence the same text is checked.
-        text = body.decode(json.detect_encoding(body), "surrogatepass")
-    except (UnicodeDecodeError, LookupError):
-        return None  # the parser refuses it the same way
-    if not text.lstrip("\ufeff \t\r\n").startswith(("{", "[", '"')):
-        return None  # bare text (the seeds' `--data '<tenantId>'`), not JSON
-    if json_depth(text) > JSON_MAX_DEPTH:
-        return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
-    if _MAYBE_SURROGATE.search(text):
-        try:
-            parsed = json.loads(text.lstrip("\ufeff"))
-        except ValueError:
-            return None
-        where = _surrogate_path(parsed, "")
-        if where is not None:
-            return f"{where or 'body'}: text holds a lone UTF-16 surrogate (\\ud800-\\udfff); it must be valid Unicode"
-    return None
 
 
 @cache

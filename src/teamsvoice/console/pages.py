@@ -27,7 +27,7 @@ from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
-from teamsvoice.domain.fusion import numbers, onboarding, tenants
+from teamsvoice.domain.fusion import licences, numbers, onboarding, tenants
 from teamsvoice.domain.jobs import catalogue
 from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
@@ -173,12 +173,13 @@ async def create_customer(request: Request, staff: StaffDep, uow: UnitOfWorkDep,
     _require(staff, "tenants.instance.subscriptions.create")
     if not name.strip():
         raise ValidationFailed("Customer name: enter the customer's name")
-    if not users.strip().isdigit():
-        raise ValidationFailed("Teams users: enter a whole number")
+    count = whole_number(users.strip())
+    if count is None or count > licences.MAX_LICENCES:
+        raise ValidationFailed(f"Teams users: enter a whole number from 0 to {licences.MAX_LICENCES}")
     owner = None if staff.fusion.level != "system" else {"type": "reseller", "uuid": org_uuid(staff.reseller_id)}
     tenant = await tenants.create_tenant(uow.session, staff.fusion, name=name.strip(), billing_id=None, markup=None, owner=owner)
     created = await tenants.create_subscription(uow.session, tenant, name=subscription.strip() or "Teams calling",
-                                                billing_id=None, ms_teams_users=int(users), sip_trunk_channels=0)
+                                                billing_id=None, ms_teams_users=count, sip_trunk_channels=0)
     target = f"/console/tenants/{tenant.uuid}/subscriptions/{created.id}"
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": target})

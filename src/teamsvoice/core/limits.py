@@ -4,9 +4,11 @@ stored name may be and which characters it may hold, how deep a JSON body may ne
 `Long` and `Name` are the wire-model types; `check_name` the same rule for hand-parsed bodies. The HTTP side
 (body size, JSON depth, lone surrogates) is enforced in `teamsvoice.api.limits`."""
 
+import json
 import re
 from collections.abc import Callable
-from typing import Annotated
+from itertools import accumulate
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
@@ -18,6 +20,25 @@ NAME_MAX_LENGTH = 200  # the name columns are VARCHAR(200)
 JSON_MAX_DEPTH = 32
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_MAYBE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only, at least one. (`str.isdigit` also takes "²" and other scripts' digits, which `int`
+    refuses or reads as another number: "١" is 1.)"""
+    return text.isascii() and text.isdigit()
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as an id or a count: ASCII digits within the 64-bit range; None for anything else."""
+    if not is_digits(text) or len(text) > len(str(LONG_MAX)):
+        return None
+    number = int(text)
+    return number if number <= LONG_MAX else None
 
 
 def name_problem(value: str, max_length: int = NAME_MAX_LENGTH) -> str | None:
@@ -48,3 +69,69 @@ def _name_rule(max_length: int) -> Callable[[str], str]:
 
 Long = Annotated[StrictInt, Field(ge=LONG_MIN, le=LONG_MAX)]
 Name = Annotated[StrictStr, AfterValidator(_name_rule(NAME_MAX_LENGTH))]
+
+
+# --- JSON bodies ----------------------------------------------------------------------------------------
+
+
+def json_depth(text: str) -> int:
+    """How deep brackets nest outside strings (without parsing, so without recursion)."""
+    brackets = _BRACKET.findall(_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """Where a lone surrogate sits ("" for the top level; a key holding one is named by its parent's path)."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if _SURROGATE.search(key):
+                return path
+            found = _surrogate_path(child, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found = _surrogate_path(child, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest)."""
+    try:
+        # json.loads decodes bytes exactly so (UTF-8/16/32; surrogatepass), hence the same text is checked.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return None  # the parser refuses it the same way
+    if not text.lstrip("\ufeff \t\r\n").startswith(("{", "[", '"')):
+        return None  # bare text (the seeds' `--data '<tenantId>'`), not JSON
+    if json_depth(text) > JSON_MAX_DEPTH:
+        return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+    if _MAYBE_SURROGATE.search(text):
+        try:
+            parsed = json.loads(text.lstrip("\ufeff"))
+        except ValueError:
+            return None
+        where = _surrogate_path(parsed, "")
+        if where is not None:
+            return f"{where or 'body'}: text holds a lone UTF-16 surrogate (\\ud800-\\udfff); it must be valid Unicode"
+    return None
+
+
+def parse_json(body: bytes | str) -> Any:
+    """A JSON body a route reads itself, or a 400 naming what is wrong: nested too deep, a lone surrogate, not
+    JSON, or a number of more digits than Python converts (4300). The request middleware checks the first two
+    for bodies sent as JSON only; a route that parses whatever it is sent must not rely on it."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    problem = json_body_problem(raw)
+    if problem is not None:
+        raise ValidationFailed(problem)
+    try:
+        return json.loads(raw)
+    except RecursionError:  # (json_depth bounds it; kept so that no body can make it a 500)
+        raise ValidationFailed(f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and an integer of over 4300 digits
+        raise ValidationFailed(f"Malformed JSON request body: {exc}") from None

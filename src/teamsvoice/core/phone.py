@@ -6,6 +6,7 @@ import phonenumbers
 import pycountry
 
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import is_digits, whole_number
 
 _TYPES = {
     phonenumbers.PhoneNumberType.FIXED_LINE: "geographic",
@@ -34,17 +35,17 @@ def calling_code(raw: object, field: str = "countryCode") -> int:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise ValidationFailed(f"{field}: must be a country calling code such as \"+32\"")
     text = str(raw).strip().removeprefix("+")
-    if not text.isdigit() or not phonenumbers.region_codes_for_country_code(int(text)) \
-            or phonenumbers.region_codes_for_country_code(int(text)) == ("ZZ",):
-        raise ValidationFailed(f"{field}: '{raw}' is not a country calling code")
-    return int(text)
+    code = whole_number(text) if len(text) <= 3 else None  # calling codes have 1 to 3 digits
+    if code is None or phonenumbers.region_codes_for_country_code(code) in ((), ("ZZ",)):
+        raise ValidationFailed(f"{field}: '{str(raw)[:40]}' is not a country calling code")
+    return code
 
 
 def parse_number(code: int, nsn: object, iso_code: str | None = None) -> ParsedNumber:
     if isinstance(nsn, bool) or not isinstance(nsn, (str, int)):
         raise ValidationFailed("numbers: each number must be a national significant number (string or integer)")
     digits = str(nsn).strip()
-    if not digits.isdigit():
+    if not is_digits(digits):
         raise ValidationFailed(f"numbers: '{nsn}' is not a national significant number (digits only)")
     return parse_e164(f"+{code}{digits}", iso_code)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.metrics import record_microsoft_request, record_microsoft_wait, wait_reason
 from teamsvoice.microsoft.budget import BudgetScheduler
 
@@ -208,6 +208,8 @@ class GraphClient:
             response: httpx.Response | None = None
             try:
                 response = await self._send(method, url, extra_headers, kwargs)
+            except httpx.InvalidURL as exc:  # a value put in the path or query past what a URL may hold
+                raise ValidationFailed(f"A value in the request does not fit in a Microsoft Graph URL: {exc}") from None
             except httpx.TransportError as exc:
                 failure = UpstreamError(f"Microsoft Graph unreachable ({method} {httpx.URL(url).path}): {exc!r}",
                                         retryable=True)

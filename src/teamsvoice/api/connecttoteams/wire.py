@@ -1,13 +1,12 @@
 """ConnecttoTeams wire schemas and renderers (field names exactly as the vendor's documents)."""
 
-import json
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.limits import Long, Name
+from teamsvoice.core.limits import Long, Name, parse_json
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft
@@ -96,10 +95,7 @@ async def bare_text(request: Request, field: str) -> str:
     """The seeds send bare text (`--data '<tenantId>'`) even as application/json: accept that and a JSON string."""
     raw = (await request.body()).decode("utf-8", errors="replace").strip()
     if raw.startswith(("\"", "{", "[")):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+        value = parse_json(raw)
         if isinstance(value, dict) and isinstance(value.get(field), str):
             value = value[field]
         if not isinstance(value, str):
@@ -114,10 +110,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    value = parse_json(raw)
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object")
     return value

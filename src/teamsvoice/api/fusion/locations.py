@@ -1,7 +1,6 @@
 """A subscription's emergency (civic) addresses (`locations`, as the vendor's portal calls them), carried into
 Teams as emergency addresses, and the emergency location of a user's number."""
 
-import json
 from typing import Annotated, Any
 
 import pycountry
@@ -14,6 +13,7 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion import locations, numbers
 from teamsvoice.domain.fusion.models import FusionLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -28,10 +28,7 @@ def _access(action: str) -> Any:
 
 
 async def _body(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    return parse_json(await request.body() or b"null")
 
 
 def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantConnection | None:

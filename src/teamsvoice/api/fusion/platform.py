@@ -1,7 +1,6 @@
 """The Fusion platform around the MS Teams section, as the vendor's portal calls it: the caller's own profile
 (`/system/users/local`), distributors and resellers under its control, and the staff (admins) of each level."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Response
@@ -15,6 +14,7 @@ from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.fusion import accounts, organisations
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import check_instance, org_uuid
 from teamsvoice.domain.orgs import repository as orgs_repository
@@ -26,10 +26,7 @@ Principal = Annotated[FusionPrincipal, Depends(current_principal)]
 
 
 async def _json_object(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    return parse_json(await request.body() or b"null")
 
 
 # --- the caller's own profile ----------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Around a subscription, as the vendor's portal calls it: its licences (an enforced quota), and what teamsvoice
 does not do (number porting, Operator Connect numbers) answered truthfully instead of a bare 404."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -15,6 +14,7 @@ from teamsvoice.api.fusion.deps import instance_checked, subscription_access
 from teamsvoice.api.fusion.errors import fusion_error
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -72,10 +72,7 @@ async def put_licences(
     request: Request, access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.licenses.update"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    body = parse_json(await request.body() or b"null")
     if not isinstance(body, dict) or not body:
         raise ValidationFailed('The request body must be {"msTeamsUsers": {"assigned": N}} or '
                                '{"sipTrunkChannels": {"assigned": N}}')

@@ -1,6 +1,5 @@
 """Subscriptions of a tenant (vendor-notes 2.4) and their numbers (2.5)."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -25,6 +24,7 @@ from teamsvoice.domain.fusion import numbers, onboarding
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 
@@ -200,10 +200,7 @@ async def delete_numbers(
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        value = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Malformed JSON request body: {exc}") from exc
+    value = parse_json(await request.body() or b"null")
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object")
     return value

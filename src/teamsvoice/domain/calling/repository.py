@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser,
                                               TeamsAppTemplate)
 from teamsvoice.domain.orgs.models import PbxType
@@ -82,8 +83,8 @@ async def location_by_reference(session: AsyncSession, enterprise_id: int, refer
     """The enterprise's location named `reference`, or (when it is a number) whose id it is; the oldest first."""
     query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise_id)
     reference = reference.strip()
-    if reference.isdigit():
-        query = query.where(or_(PbxLocation.id == int(reference), PbxLocation.pbx_location == reference))
+    if (number := whole_number(reference)) is not None:
+        query = query.where(or_(PbxLocation.id == number, PbxLocation.pbx_location == reference))
     else:
         query = query.where(PbxLocation.pbx_location == reference)
     return (await session.scalars(query.order_by(PbxLocation.id))).first()

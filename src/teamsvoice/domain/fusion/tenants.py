@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -87,6 +88,9 @@ async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
 # --- subscriptions --------------------------------------------------------------------------------
 
 
+ENTERPRISE_NAME_ATTEMPTS = 20
+
+
 async def _enterprise_name(session: AsyncSession, reseller_id: int, wanted: str) -> str:
     """ConnecttoTeams names enterprises uniquely per reseller: suffix a counter when taken."""
     name, counter = wanted[:190], 1
@@ -100,14 +104,21 @@ async def create_subscription(
     session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None, ms_teams_users: int,
     sip_trunk_channels: int,
 ) -> FusionSubscription:
-    enterprise = Enterprise(
-        reseller_id=tenant.owner_reseller_id,
-        enterprise_name=await _enterprise_name(session, tenant.owner_reseller_id, f"{tenant.name} - {name}"),
-        services=["DIRECT_ROUTING"], billing_references=[billing_id] if billing_id else [],
-        user_limit=ms_teams_users, can_reseller_manage_enterprise_provisioning=True, registered_by=None,
-    )
-    session.add(enterprise)
-    await session.flush()
+    for _attempt in range(ENTERPRISE_NAME_ATTEMPTS):
+        enterprise = Enterprise(
+            reseller_id=tenant.owner_reseller_id,
+            enterprise_name=await _enterprise_name(session, tenant.owner_reseller_id, f"{tenant.name} - {name}"),
+            services=["DIRECT_ROUTING"], billing_references=[billing_id] if billing_id else [],
+            user_limit=ms_teams_users, can_reseller_manage_enterprise_provisioning=True, registered_by=None,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(enterprise)
+            break
+        except IntegrityError:  # another request took that name since it was looked up: the next free one
+            continue
+    else:
+        raise Conflict(f"subscription {name!r}: its customer name stayed taken by requests at the same moment; try again")
     subscription = FusionSubscription(fusion_tenant_id=tenant.id, name=name, billing_id=billing_id,
                                       ms_teams_users=ms_teams_users, sip_trunk_channels=sip_trunk_channels,
                                       enterprise_id=enterprise.id)

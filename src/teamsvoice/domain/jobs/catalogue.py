@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.ids import new_uuid
+from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.audit import repository as audit_log
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.audit.recorder import Owner, acting_scope
@@ -89,10 +90,11 @@ def parse_ref(ref: str) -> tuple[str, int]:
     kind, _, number = ref.strip().rpartition(":")
     kind = kind or "bulk"
     if kind not in KINDS:
-        raise ValidationFailed(f"Job {ref!r}: the kind must be one of {', '.join(KINDS)} (e.g. webhook:12)")
-    if not number.isdigit() or not 0 < int(number) < 2**63:
-        raise ValidationFailed(f"Job {ref!r}: expected <kind>:<id>, e.g. webhook:12 (a bare id is a bulk job)")
-    return kind, int(number)
+        raise ValidationFailed(f"Job {ref[:40]!r}: the kind must be one of {', '.join(KINDS)} (e.g. webhook:12)")
+    job_id = whole_number(number)
+    if not job_id:
+        raise ValidationFailed(f"Job {ref[:40]!r}: expected <kind>:<id>, e.g. webhook:12 (a bare id is a bulk job)")
+    return kind, job_id
 
 
 def _still(status: str) -> str:

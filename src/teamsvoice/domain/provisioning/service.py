@@ -13,6 +13,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, UpstreamError, ValidationFailed
+from teamsvoice.core.limits import name_problem
 from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.fusion import licences
@@ -129,6 +130,9 @@ def per_user_policy(name: str | None) -> str | None:
     if name is None:
         return None
     text = name.strip()
+    problem = name_problem(text)
+    if problem is not None:
+        raise ValidationFailed(f"voice routing policy: {problem}")
     bare = text[4:] if text[:4].lower() == "tag:" else text
     if not bare or bare.lower() == "global":
         return None

@@ -55,7 +55,12 @@ def parse_csv(text: str) -> list[dict[str, str]]:
     unknown = [h for h in headers if h and h not in COLUMNS]
     if unknown:
         raise ValidationFailed(f"CSV: unknown column {unknown[0]} (columns: {', '.join(COLUMNS)})")
-    rows = [{(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)} for row in reader]
+    rows: list[dict[str, str]] = []
+    try:
+        for row in reader:
+            rows.append({(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)})
+    except csv.Error as exc:  # e.g. a field longer than the csv module's limit (131,072 characters)
+        raise ValidationFailed(f"CSV: row {len(rows) + 1} (after the header): {exc}") from None
     if len(rows) > bulk.MAX_ITEMS:
         raise ValidationFailed(f"CSV: at most {bulk.MAX_ITEMS} rows per job")
     return rows

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.db import transaction
+from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences
 
 
@@ -69,8 +70,8 @@ async def resource_account_by_upn(session: AsyncSession, subscription_id: int, u
 async def resource_account(session: AsyncSession, subscription_id: int, ident: str) -> FusionResourceAccount | None:
     """The subscription's resource account named by our id (digits) or by its Microsoft object id."""
     query = select(FusionResourceAccount).where(FusionResourceAccount.subscription_id == subscription_id)
-    if ident.isdigit():
-        query = query.where(FusionResourceAccount.id == int(ident))
+    if (number := whole_number(ident)) is not None:
+        query = query.where(FusionResourceAccount.id == number)
     else:
         query = query.where(FusionResourceAccount.microsoft_user_id == ident)
     return await session.scalar(query)

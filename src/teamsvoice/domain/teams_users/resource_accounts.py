@@ -53,7 +53,7 @@ def _label(labels: dict[str, str], name: str) -> str:
 
 
 def _account_type(value: Any, label: str) -> str:
-    if value not in APPLICATION_IDS:
+    if not isinstance(value, str) or value not in APPLICATION_IDS:
         raise ValidationFailed(f"{label}: must be call-queue or auto-attendant")
     return str(value)
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.core.limits import name_problem
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -358,9 +359,15 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
     return update
 
 
+GROUP_NAME_MAX_LENGTH = 256  # an Entra group display name (a group id is 36)
+
+
 async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict[str, str]) -> str:
     if ident in cache:
         return cache[ident]
+    problem = name_problem(ident, GROUP_NAME_MAX_LENGTH)
+    if problem is not None:
+        raise ValidationFailed(f"groups: a group id or name: {problem}")
     try:
         group = await admin.group(ident)
         cache[ident] = group.id
