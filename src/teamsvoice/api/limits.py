@@ -15,11 +15,8 @@
 The wire-model types for 64-bit integers and stored names are in `teamsvoice.core.limits`.
 """
 
-import json
-import re
 from collections.abc import Awaitable, Callable
 from functools import cache
-from itertools import accumulate
 from typing import Any
 
 from fastapi import Request, params

@@ -23,6 +23,7 @@ from teamsvoice.console.rendering import page
 from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
+from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.consent import repository as consents, service as consent

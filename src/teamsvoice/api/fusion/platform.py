@@ -11,7 +11,7 @@ from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs, login_bodies
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
 from teamsvoice.api.fusion.wire import render_login, render_owner
-from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.core.errors import NotFound
 from teamsvoice.domain.fusion import accounts, organisations
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.core.limits import parse_json
