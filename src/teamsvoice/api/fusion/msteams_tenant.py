@@ -48,7 +48,8 @@ async def _probe(call) -> bool:  # type: ignore[no-untyped-def]
 async def status(access: _access("status.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     run = await onboarding.latest_run(uow.session, access.subscription.id)
     state = onboarding.status_of(access, run)
-    tenant_id = access.ms_tenant_id or (run.ms_tenant_id if run else None)
+    current = onboarding.current_run(access, run)
+    tenant_id = access.ms_tenant_id or (current.ms_tenant_id if current else None)
     body: dict[str, Any] = {"msTenantId": tenant_id, "mode": access.subscription.mode, "status": state,
                             "msApplicationId": container.settings.microsoft_client_id,
                             "powershell": {"active": False}, "msGraph": {"active": False}}

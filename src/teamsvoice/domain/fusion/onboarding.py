@@ -117,9 +117,17 @@ async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> Fus
 def status_of(access: SubscriptionAccess, run: FusionWizardRun | None) -> str:
     if access.ms_tenant_id is not None:
         return "onboarded"
-    if run is None:
+    if current_run(access, run) is None:
         return "not_initiated"
-    return run.status
+    return run.status  # type: ignore[union-attr]
+
+
+def current_run(access: SubscriptionAccess, run: FusionWizardRun | None) -> FusionWizardRun | None:
+    """The latest wizard run while it still describes the subscription: a run that linked the tenant says nothing
+    once the subscription is unlinked (not its status, not its tenant)."""
+    if run is None or (access.ms_tenant_id is None and run.status == f"wizard_{len(WIZARD_STEPS)}_OK"):
+        return None
+    return run
 
 
 async def unlink(session: AsyncSession, access: SubscriptionAccess) -> str:
