@@ -137,6 +137,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never a bare 500 page: a stable body, and the details in the server log only.
         logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
+        if console.is_console_route(request):  # a page for a person, as its other errors are
+            return console.render_message(request, "Something went wrong on our side; it has been logged.", status=500)
         if _is_fusion_route(request):
             return fusion_errors.fusion_error(500, fusion_errors.INTERNAL, "Internal error; it has been logged")
         return spring_error(request, 500, "Internal error; it has been logged")
