@@ -379,7 +379,7 @@ def onboarded(**connector: object) -> tuple[FakeDirectory, FakeDirectRouting, Fa
 
 
 def wizard(username: str = "admin@contoso.com", tenant_id: str | None = None) -> onboarding.WizardInput:
-    return onboarding.WizardInput(1, 7, 3, 2, username, tenant_id)
+    return onboarding.WizardInput(1, 7, 3, 2, username, tenant_id, "run-key-1")
 
 
 KEYRING = Keyring(b"k" * 32)

@@ -163,3 +163,29 @@ async def test_a_tenant_is_linked_only_by_its_admins_consent_for_that_subscripti
     await world.onboard(owner_path, microsoft, who="other-reseller")
     status = (await client.get(f"{owner_path}/msteams/status", headers=owner_headers)).json()
     assert status["status"] == "onboarded" and status["msTenantId"] == microsoft["tenantId"]
+
+
+async def test_a_consent_link_dies_with_its_subscription(world, live) -> None:
+    """A consent URL names its wizard run by a never-reused key, not the subscription by its id: once the
+    subscription is deleted (its runs with it), its administrator's consent at the old URL grants nothing, even
+    to another reseller's subscription that got the same id (SQLite gives a deleted highest id again)."""
+    client = world.client
+    microsoft = await emulated_tenant(live, f"left-{uuid.uuid4().hex[:8]}.example", 2)
+    admin = microsoft["globalAdmin"]
+    owner_headers = await world.as_("other-reseller")
+    owner_tenant = await world.create_tenant("other-reseller", name="Leaving")
+    subscription = await world.create_subscription(owner_tenant["uuid"], "other-reseller")
+    owner_path = f"{BASE}/tenants/{owner_tenant['uuid']}/subscriptions/{subscription['id']}"
+    await client.post(f"{owner_path}/msteams/admins", headers=owner_headers, json={"msUsername": admin["username"], "msPassword": "x"})
+    old_link = (await world.run_wizard(owner_path, owner_headers))["consentUrl"]
+    assert (await client.delete(owner_path, headers=owner_headers)).status_code in (200, 204)
+
+    headers = await world.as_("reseller")
+    tenant = await world.create_tenant(name="Arriving")
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{(await world.create_subscription(tenant['uuid']))['id']}"
+    await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": admin["username"], "msPassword": "x"})
+    callback = await asyncio.to_thread(demo.grant_admin_consent, old_link, admin["username"], admin["password"],
+                                       str(live.emulator.ca_cert_path))
+    answered = await client.get(callback)
+    assert answered.status_code == 400 and "no longer exists" in answered.text
+    assert (await world.run_wizard(path, headers))["status"] == "wizard_1_ERROR"  # still no consent of its own

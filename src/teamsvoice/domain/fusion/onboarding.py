@@ -151,6 +151,7 @@ class WizardInput:
     reseller_id: int
     admin_username: str
     ms_tenant_id: str | None
+    run_key: str  # the run's never-reused key: its consent URL names it (a subscription's id may come back)
 
 
 def load_input(session: Session, run_id: int) -> WizardInput | None:
@@ -162,17 +163,20 @@ def load_input(session: Session, run_id: int) -> WizardInput | None:
     enterprise = session.get(Enterprise, subscription.enterprise_id) if subscription else None
     if subscription is None or admin is None or enterprise is None:
         return None
-    return WizardInput(run_id, subscription.id, enterprise.id, enterprise.reseller_id, admin.ms_username, run.ms_tenant_id)
+    return WizardInput(run_id, subscription.id, enterprise.id, enterprise.reseller_id, admin.ms_username, run.ms_tenant_id,
+                       run.job_key)
 
 
 def consent_callback_url(public_url: str) -> str:
     return public_url.rstrip("/") + CONSENT_CALLBACK_PATH
 
 
-def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_id: str, subscription_id: int) -> str:
-    """Where the tenant's Global Administrator grants admin consent to teamsvoice's app for this subscription."""
+def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_id: str, run_key: str) -> str:
+    """Where the tenant's Global Administrator grants admin consent to teamsvoice's app for the subscription of the
+    wizard run `run_key`. The state names the run by its never-reused key, not the subscription by its id: a
+    subscription deleted takes its runs along, and its id may be given to another reseller's next one (SQLite)."""
     nonce = new_token(16)
-    state = keyring.sign({"sub": subscription_id, "tid": tenant_id, "nonce": nonce, "exp": int(time.time()) + 7 * 86400},
+    state = keyring.sign({"run": run_key, "tid": tenant_id, "nonce": nonce, "exp": int(time.time()) + 7 * 86400},
                          purpose=CONSENT_STATE_PURPOSE)
     return connector.admin_consent_url(tenant_id, consent_callback_url(public_url), state, nonce)
 
@@ -192,7 +196,7 @@ async def accept_admin_consent(
     URL's tenant signed in and consented: the id token's tenant, nonce and the user's role are checked) and
     the consent recorded for the subscription's enterprise, which the wizard's first step requires."""
     payload = keyring.unsign(state or "", purpose=CONSENT_STATE_PURPOSE)
-    if payload is None or int(payload.get("exp", 0)) < time.time() or "nonce" not in payload:
+    if payload is None or int(payload.get("exp", 0)) < time.time() or "nonce" not in payload or "run" not in payload:
         return ConsentAnswer(False, "Consent link not valid", "This consent answer was not requested by this service or has expired.")
     if error or not code:
         return ConsentAnswer(False, "Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}")
@@ -210,7 +214,7 @@ async def accept_admin_consent(
             return ConsentAnswer(False, "Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
     except UpstreamError as exc:
         return ConsentAnswer(False, "Consent not effective", exc.message)
-    enterprise_id = await repository.enterprise_of_subscription(session, int(payload["sub"]))
+    enterprise_id = await repository.enterprise_of_wizard_run(session, str(payload["run"]))
     if enterprise_id is None:
         return ConsentAnswer(False, "Consent link not valid", "The subscription of this consent link no longer exists.")
     await consents.record_consent(session, enterprise_id, MANAGEMENT_CONSENT, tenant_id, upn)
@@ -233,7 +237,7 @@ async def check_admin(connector: Connector, keyring: Keyring, public_url: str, d
     needed = StepFailed(
         f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: a Global Administrator of "
         "the tenant must grant it at the consent URL, then run the wizard again",
-        consent_url=consent_url(connector, keyring, public_url, tenant_id, data.subscription_id))
+        consent_url=consent_url(connector, keyring, public_url, tenant_id, data.run_key))
     if consented_tenant != tenant_id:
         raise needed
     try:

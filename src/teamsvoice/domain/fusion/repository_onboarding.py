@@ -25,8 +25,11 @@ async def latest_wizard_run(session: AsyncSession, subscription_id: int) -> Fusi
                                 .order_by(FusionWizardRun.id.desc()).limit(1))
 
 
-async def enterprise_of_subscription(session: AsyncSession, subscription_id: int) -> int | None:
-    return await session.scalar(select(FusionSubscription.enterprise_id).where(FusionSubscription.id == subscription_id))
+async def enterprise_of_wizard_run(session: AsyncSession, run_key: str) -> int | None:
+    """The enterprise of the subscription of the wizard run with that key (None: no such run, e.g. its subscription
+    was deleted, and its runs with it)."""
+    return await session.scalar(select(FusionSubscription.enterprise_id).join(
+        FusionWizardRun, FusionWizardRun.subscription_id == FusionSubscription.id).where(FusionWizardRun.job_key == run_key))
 
 
 async def forget_tenant_records(session: AsyncSession, enterprise_id: int) -> None:
