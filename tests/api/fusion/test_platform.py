@@ -202,9 +202,15 @@ async def test_staff_management(world) -> None:
     assert (await client.delete(f"{admins}/{alice['id']}", headers=other)).status_code == 404
     # Update: profile fields, password reset (ends its sessions), status.
     bob_id = bob.json()["id"]
+    bob_token = await world.login("bob@staffed.example", "Bob-Passw0rd!")
     changed = await client.put(f"{admins}/{bob_id}", headers=reseller, json={"last_name": "Builder", "status": "disabled"})
     assert changed.status_code == 200 and changed.json()["last_name"] == "Builder" and changed.json()["status"] == "disabled"
     assert (await client.post("/api/v01/auth/login", json={"username": "bob@staffed.example", "password": "Bob-Passw0rd!"})).status_code == 401
+    # Disabling ends its sessions: enabled again, it signs in anew; the token of before stays dead.
+    assert (await client.put(f"{admins}/{bob_id}", headers=reseller, json={"status": "active"})).status_code == 200
+    assert (await client.get("/api/v01/system/users/local", headers=bearer(bob_token))).status_code == 401
+    assert (await client.get("/api/v01/system/users/local", headers=bearer(await world.login("bob@staffed.example",
+                                                                                             "Bob-Passw0rd!")))).status_code == 200
     reset = await client.put(f"{admins}/{alice['id']}", headers=reseller, json={"password": "Alice-Reset-1"})
     assert reset.status_code == 200
     assert (await client.get("/api/v01/system/users/local", headers=bearer(token))).status_code == 401

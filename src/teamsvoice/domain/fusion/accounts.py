@@ -247,6 +247,8 @@ async def update_admin(session: AsyncSession, user: FusionUser, change: AdminCha
         user.password_hash = hash_secret(change.password)
         await _end_sessions(session, user.id)  # a reset password ends the sessions opened with the old one
     if change.active is not None:
+        if user.active and not change.active:
+            await _end_sessions(session, user.id)  # disabled for good: enabling it again revives no old token
         user.active = change.active
     await _set_profile(session, user, change.profile)
     return user
