@@ -49,7 +49,11 @@ def decode_png(field: str, value: str) -> bytes:
 def _https_url(field: str, value: str | None) -> str | None:
     if value in (None, ""):
         return None
-    parsed = urlparse(value)
+    try:
+        parsed = urlparse(value)
+        parsed.port  # noqa: B018 - a port out of range (or not a number) raises here
+    except ValueError:  # e.g. "https://[::1/x": an unclosed IPv6 host
+        raise ValidationFailed(f"{field}: must be an https URL (this one does not parse)") from None
     if parsed.scheme != "https" or not parsed.hostname:
         raise ValidationFailed(f"{field}: must be an https URL")
     return value

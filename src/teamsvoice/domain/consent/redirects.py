@@ -93,7 +93,9 @@ def parse_webhook_url(url: object, field: str = "redirectUrl") -> WebhookUrl:
             raise ValueError("must not have a fragment (#)")
         if not parts.hostname:
             raise ValueError("has no host")
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
+        if port == 0:
+            raise ValueError("port 0 is not a port to connect to")
         return WebhookUrl(scheme, _host(parts.hostname), port, _path(parts.path), parts.query)
     except ValueError as exc:
         raise ValidationFailed(f"{field}: {exc}") from None

@@ -2,6 +2,7 @@
 state in line with what teamsvoice holds for each user."""
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +76,11 @@ async def _verify_msal_token(connector: Connector, enterprise: Enterprise, msal_
                                    "the msalAuthenticationResult of LOGIN_ENTERPRISE_ADMIN") from exc
     if claims.get("tid") != enterprise.tenant_id:
         raise PermissionDenied("The MSAL token does not belong to this enterprise's Microsoft tenant")
-    if int(claims.get("exp", 0)) < time.time():
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not math.isfinite(expires):
+        raise AuthenticationFailed("authenticationResult.accessToken: its exp claim is not a time (seconds since 1970); "
+                                   "pass the msalAuthenticationResult of LOGIN_ENTERPRISE_ADMIN")
+    if expires < time.time():
         raise AuthenticationFailed("The MSAL token has expired; get a new one with LOGIN_ENTERPRISE_ADMIN")
     # The signature of a Graph token is Microsoft's to check: Graph accepting it proves it genuine.
     try:
@@ -148,7 +153,9 @@ def normalise_phone_number(raw: str) -> str:
 
 async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, upn: str) -> TeamsVoiceUser:
     record = await voice_users.find(session, access.enterprise.id, upn)
-    if record is None:  # Microsoft is asked for the user's id only when teamsvoice has no record of it
+    if record is None or record.microsoft_user_id is None:
+        # Microsoft is asked for the user's id only when teamsvoice knows none: no record, or the record of a user
+        # deleted at offboarding (made again since, perhaps; else NotFound, a 404 naming it).
         await end_transaction(session)  # (what was read so far only; no pooled connection held while it answers)
         microsoft_user = await access.connection.directory.user(upn)
         record = await voice_users.find_or_add(session, access.enterprise.id, upn, microsoft_user["id"])
@@ -156,8 +163,10 @@ async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, 
 
 
 async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Reconciled:
-    """Make Microsoft match the record; touch nothing that already matches. Returns what was done."""
-    assert record.microsoft_user_id is not None
+    """Make Microsoft match the record; touch nothing that already matches. Returns what was done. A record whose
+    user was deleted at offboarding (no Microsoft user id) is NotFound: a sync reports that user FAILED and goes on."""
+    if record.microsoft_user_id is None:
+        raise NotFound(f"{record.user_principal_name}: its Microsoft user was deleted (offboarding); nothing to sync")
     state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
     upn, changes = record.user_principal_name, []
     if not record.calling_enabled:

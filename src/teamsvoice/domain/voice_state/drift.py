@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import Gauge
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +36,7 @@ from teamsvoice.domain.voice_state import repository_drift as records
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftEvent, DriftWebhook, TenantDriftSettings
 from teamsvoice.domain.voice_state.planner import Plan
 from teamsvoice.settings import Settings
+from teamsvoice.domain.consent.redirects import parse_webhook_url
 
 SECRET_PURPOSE = "voice-drift-webhook"
 SIGNATURE_HEADER = "X-Teamsvoice-Signature"
@@ -113,16 +113,14 @@ async def set_auto_apply(session: AsyncSession, enterprise: Enterprise, auto_app
 def check_webhook_url(url: str, allow_loopback: bool) -> str:
     if len(url) > 2000:
         raise ValidationFailed("url: at most 2000 characters")
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    parsed = parse_webhook_url(url, "url")  # the consent webhooks' parser: host, port, path, no user info or fragment
+    host = parsed.host
     loopback = host == "localhost"
     try:
         loopback = loopback or ipaddress.ip_address(host).is_loopback
     except ValueError:
         pass
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password or parts.fragment:
-        raise ValidationFailed("url: must be an absolute https URL without user info or fragment")
-    if parts.scheme == "http" and not (loopback and allow_loopback):
+    if parsed.scheme == "http" and not (loopback and allow_loopback):
         raise ValidationFailed("url: must use https")
     if loopback and not allow_loopback:
         raise ValidationFailed("url: loopback addresses are not allowed")
