@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import name_problem
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import VoiceState
 
@@ -91,16 +92,29 @@ def _list(document: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
+FQDN_MAX_LENGTH = 255
+
+
+def _gateway(entry: Any, where: str) -> PstnGateway:
+    fqdn = _field(entry, "fqdn", str, where).strip().lower()
+    problem = "is required" if not fqdn else name_problem(fqdn, FQDN_MAX_LENGTH) or (
+        "must be a host name (no spaces)" if " " in fqdn else None)
+    if problem is not None:
+        raise ValidationFailed(f"{where}.fqdn: {problem}")
+    port = _field(entry, "sipSignalingPort", int, where)
+    if not 0 < port < 65536:
+        raise ValidationFailed(f"{where}.sipSignalingPort: must be a port, 1 to 65535")
+    enabled = _field(entry, "enabled", bool, where, optional=True)
+    return PstnGateway(fqdn, port, True if enabled is None else enabled)
+
+
 def parse_document(document: Any) -> DesiredState:
     """The inverse of `export_document`; every field checked, naming the first bad one."""
     if not isinstance(document, dict):
         raise ValidationFailed("The voice state document must be a JSON object")
     if document.get("version") != DOCUMENT_VERSION:
         raise ValidationFailed(f"version: must be {DOCUMENT_VERSION}")
-    gateways = [PstnGateway(_field(g, "fqdn", str, f"gateways[{i}]").lower(),
-                            _field(g, "sipSignalingPort", int, f"gateways[{i}]"),
-                            bool(g.get("enabled", True)))
-                for i, g in enumerate(_list(document, "gateways"))]
+    gateways = [_gateway(g, f"gateways[{i}]") for i, g in enumerate(_list(document, "gateways"))]
     usages = _list(document, "pstnUsages")
     if not all(isinstance(u, str) and u for u in usages):
         raise ValidationFailed("pstnUsages: must be a list of strings")
