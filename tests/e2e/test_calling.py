@@ -74,7 +74,7 @@ def fresh_numbers() -> tuple[str, str, str]:
     return str(base), str(base + 1), str(base + 2)
 
 
-async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisation) -> None:
+async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     n1, n2, n3 = fresh_numbers()
     client = onboarding.client
     await onboarding.register()
@@ -171,6 +171,18 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     assert job["status"] == "COMPLETED" and job["total"] == 1 and job["counts"] == {"UNCHANGED": 1}, job
     other = await client.get(accepted.json()["statusUrl"], headers=bearer(await token_for(client, organisation.resellers[1])))
     assert other.status_code == 404
+    # A defect while one user is synced (an error that is no domain error) fails that user, named by its type
+    # and logged; the job still ends (it stayed RUNNING for ever).
+    from teamsvoice.domain.calling import workflows
+
+    async def defect(connection, record):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a defect")
+    monkeypatch.setattr(workflows, "reconcile", defect)
+    accepted = await client.post("/provisioning/syncTeamsRegistrations?async=true", headers=bearer(ent_token), json=msal)
+    job = await wait_for_job(client, ent_token, accepted.json()["statusUrl"])
+    assert job["status"] == "COMPLETED" and job["counts"] == {"FAILED": 1}, job
+    assert "Unexpected error: RuntimeError" in str(job), job
+    monkeypatch.undo()
 
     # Spec 002 Part I: add CALLAPP (and SMS); CallApp needs its consent.
     edited = await client.post("/reseller/editEnterprise", headers=bearer(token),
