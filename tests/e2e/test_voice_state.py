@@ -81,7 +81,7 @@ async def _plan(client, token: str, tenant_id: str) -> dict:
     return response.json()
 
 
-async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, receiver, tenant) -> None:
+async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, receiver, tenant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     receiver.reset()
     onboarding = Onboarding(client, live, organisation, receiver, tenant)
     await onboarding.register()
@@ -302,6 +302,17 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     # (the emulated tenants outlive the test: on the second backend the users already hold the first run's numbers)
     assert creates[f"route:{usage}"] == "create"
     assert creates[f"user:{ada_upn.split('@')[0]}@{new_domain}:phoneNumber"] in ("create", "change")
+    # A defect in one operation fails that operation, named by its type; the job ends (it stayed running for ever).
+    from teamsvoice.domain.voice_state import workflows
+
+    async def defect(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a defect")
+    monkeypatch.setattr(workflows, "run_operation", defect)
+    started = await client.post(f"{API}/tenants/{replacement['tenantId']}/apply", headers=bearer(token))
+    broken = await _wait_job(client, token, replacement["tenantId"], started.json()["jobId"])
+    assert broken["status"] == "completed" and broken["failed"] >= 1, broken
+    assert "Unexpected error: RuntimeError" in {r["detail"] for r in broken["results"] if r["status"] == "failed"}
+    monkeypatch.undo()
     await _apply(client, token, replacement["tenantId"])
     assert (await _plan(client, token, replacement["tenantId"]))["empty"] is True
     copy = (await client.get(f"{API}/tenants/{replacement['tenantId']}/export", headers=bearer(token))).json()

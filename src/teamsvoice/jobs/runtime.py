@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import (create_blocking_engine, create_engine as create_async_engine, is_transient_database_error,
                                  session_factory, sync_transaction)
-from teamsvoice.core.errors import UpstreamError
+from teamsvoice.core.errors import DomainError, UpstreamError, describe_unexpected
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
@@ -380,6 +380,16 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
 
 def stopping() -> bool:
     return _stopping.is_set()
+
+
+def failure_message(exc: Exception, what: str) -> str:
+    """What one unit of a job (a user, an operation) failed with, in words. An error that is no domain error (a
+    defect) is logged with its traceback and named by its type: the unit fails and the job goes on to its end;
+    ending the workflow on it left the job's row running for ever."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    log.error("%s failed unexpectedly", what, exc_info=exc)
+    return str(describe_unexpected(exc)["message"])
 
 
 def park_if_stopping() -> None:

@@ -5,7 +5,6 @@ Steps act on the tenant with the application's own (admin-consented) permissions
 start the job was checked when it was accepted."""
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -15,15 +14,14 @@ from dbos import DBOS
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction
-from teamsvoice.core.errors import DomainError, describe_unexpected
+from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning.service import Reconciled, reconcile
-from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
+from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
 
-log = logging.getLogger("teamsvoice.jobs")
 
 BATCH_SIZE = 20
 SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
@@ -109,7 +107,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
                     partial(reconcile, connection, record), _waiting(job_id, record.user_principal_name),
                     workflow="sync_teams_users"))
             except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
-                message = _failure(exc, job_id, record.user_principal_name)
+                message = failure_message(exc, f"calling job {job_id}: user {record.user_principal_name}")
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": message}
                 results[record.user_principal_name] = user_result(record.user_principal_name, "FAILED", error=message)
         return results
@@ -164,7 +162,7 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
                     partial(unified_app.install_for, apps, app_id, version, user_id), _waiting(job_id, upn),
                     workflow="sync_unified_app"))
             except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
-                results[upn] = user_result(upn, "FAILED", error=_failure(exc, job_id, upn))
+                results[upn] = user_result(upn, "FAILED", error=failure_message(exc, f"calling job {job_id}: user {upn}"))
         return results
 
     try:
@@ -172,16 +170,6 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
     except DomainError as exc:
         results = {upn: user_result(upn, "FAILED", error=exc.message) for upn, _ in users}
     _record(job_id, results)
-
-
-def _failure(exc: Exception, job_id: int, upn: str) -> str:
-    """A user's failure in a job, in words. One that is no domain error (a defect) is logged with its traceback and
-    named by its type: the user fails, the job goes on to its end (it stayed RUNNING for ever when such an error
-    ended its workflow)."""
-    if isinstance(exc, DomainError):
-        return exc.message
-    log.error("calling job %s: user %s failed unexpectedly", job_id, upn, exc_info=exc)
-    return str(describe_unexpected(exc)["message"])
 
 
 @durable_step("calling_job_finish")

@@ -26,7 +26,7 @@ from teamsvoice.domain.voice_state.planner import difference_from_wire
 from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
 from teamsvoice.domain.voice_state.state import export_document, parse_document
 from teamsvoice.jobs.runtime import (
-    durable_step,
+    durable_step, failure_message,
     in_flight, job_context, park_if_stopping, run_every, start_once, until_delivered, until_microsoft_answers,
 )
 
@@ -132,8 +132,9 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
                 try:
                     detail = await run_operation(voice, op, d, desired, attempt)
                     results.append({"id": d.id, "stage": op.stage, "status": "done", "detail": detail})
-                except DomainError as exc:
-                    results.append({"id": d.id, "stage": op.stage, "status": "failed", "detail": exc.message})
+                except Exception as exc:  # noqa: BLE001 - one operation's failure, whatever it is, is its outcome
+                    results.append({"id": d.id, "stage": op.stage, "status": "failed",
+                                    "detail": failure_message(exc, f"voice apply job {job_id}: {d.id}")})
         async with transaction(ctx.sessions) as session:
             job, _ = await _load(session, job_id)
             done = {(r["id"], r["stage"]) for r in results}  # a replayed chunk replaces its own results
