@@ -215,6 +215,21 @@ class RedeemedCode:
     expires_in: int
     scopes: list[str]
 
+    @property
+    def tenant_id(self) -> str:
+        """The tenant the user signed in to (the id token's `tid`)."""
+        return str(self.id_token_claims.get("tid", ""))
+
+    @property
+    def user_id(self) -> str:
+        """The user's object id in that tenant (`oid`)."""
+        return str(self.id_token_claims.get("oid", ""))
+
+    @property
+    def user_principal_name(self) -> str:
+        """Who signed in, by name (`preferred_username`, else `upn`; "" when the token names neither)."""
+        return str(self.id_token_claims.get("preferred_username") or self.id_token_claims.get("upn") or "")
+
 
 class SignIn(Protocol):
     """Users signing in to teamsvoice's app (delegated consent). Adapter: microsoft/identity.MicrosoftIdentity."""

@@ -136,9 +136,7 @@ async def complete_action(
                                 retryable=False, upstream_code=error)
         redeemed = await connector.identity.redeem_code(
             code=code, scopes=GRAPH_TOKEN_SCOPES, redirect_uri=callback_url, nonce=request.nonce)
-        claims = redeemed.id_token_claims
-        tenant_id, user_id = str(claims.get("tid", "")), str(claims.get("oid", ""))
-        upn = str(claims.get("preferred_username") or claims.get("upn") or "")
+        tenant_id, user_id, upn = redeemed.tenant_id, redeemed.user_id, redeemed.user_principal_name
         directory = connector.connect(tenant_id, delegated_graph_token=redeemed.access_token).directory
         organization = await directory.organization()
         is_admin = await directory.is_global_admin(user_id)

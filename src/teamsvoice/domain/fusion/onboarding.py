@@ -117,9 +117,8 @@ async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> Fus
 def status_of(access: SubscriptionAccess, run: FusionWizardRun | None) -> str:
     if access.ms_tenant_id is not None:
         return "onboarded"
-    if current_run(access, run) is None:
-        return "not_initiated"
-    return run.status  # type: ignore[union-attr]
+    current = current_run(access, run)
+    return "not_initiated" if current is None else current.status
 
 
 def current_run(access: SubscriptionAccess, run: FusionWizardRun | None) -> FusionWizardRun | None:
@@ -204,9 +203,8 @@ async def accept_admin_consent(
     try:
         redeemed = await connector.identity.redeem_code(code=code, scopes=[f"{GRAPH_RESOURCE}/.default"],
                                                         redirect_uri=consent_callback_url(public_url), nonce=str(payload["nonce"]))
-        claims = redeemed.id_token_claims
-        signed_in, user_id = str(claims.get("tid", "")), str(claims.get("oid", ""))
-        upn = str(claims.get("preferred_username") or claims.get("upn") or user_id)
+        signed_in, user_id = redeemed.tenant_id, redeemed.user_id
+        upn = redeemed.user_principal_name or user_id
         if signed_in != tenant_id:
             return ConsentAnswer(False, "Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
         await connector.check_app_access(tenant_id, "graph")  # the consent took effect: the app's token is granted
@@ -234,18 +232,20 @@ async def check_admin(connector: Connector, keyring: Keyring, public_url: str, d
     consent URL (the enterprise's EnterpriseManagement consent), if any. Without it, or without the app's token
     in the tenant, the step fails with the consent URL alone: nothing of the tenant's directory is read."""
     tenant_id = data.ms_tenant_id or await discover_tenant(connector, data.admin_username.partition("@")[2])
-    needed = StepFailed(
-        f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: a Global Administrator of "
-        "the tenant must grant it at the consent URL, then run the wizard again",
-        consent_url=consent_url(connector, keyring, public_url, tenant_id, data.run_key))
+    def needed() -> StepFailed:  # (a consent URL is signed only when the step fails for want of consent)
+        return StepFailed(
+            f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: a Global Administrator of "
+            "the tenant must grant it at the consent URL, then run the wizard again",
+            consent_url=consent_url(connector, keyring, public_url, tenant_id, data.run_key))
+
     if consented_tenant != tenant_id:
-        raise needed
+        raise needed()
     try:
         await connector.check_app_access(tenant_id, "graph")
     except UpstreamError as exc:
         if exc.retryable:
             raise
-        raise needed from exc
+        raise needed() from exc
     connection = connector.connect(tenant_id)
     try:
         user = await connection.directory.user(data.admin_username)
