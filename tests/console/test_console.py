@@ -24,8 +24,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run"]
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                "(apt-get install chromium); the console browser tests need it")
+NO_CHROMIUM = ("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium); the console browser "
+               "tests need it")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,9 @@ def shots() -> Path:
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[object]:
+    """(Other modules' browser tests use this fixture: they are skipped the same way without chromium.)"""
+    if not CHROMIUM.exists():
+        pytest.skip(NO_CHROMIUM)
     async with playwright_api.async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield launched

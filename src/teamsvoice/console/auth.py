@@ -9,7 +9,9 @@ the session cookie that carries it.
   of the same node scopes the enterprise (consent) services.
 - The cookie is signed (Keyring, purpose-bound), HttpOnly, SameSite=Strict, Secure on https, and ends
   after SESSION_TTL_SECONDS. It names the login, not its rights: each request reloads the login, so a
-  disabled login or a password change ends its console sessions at once.
+  disabled login or a password change ends its console sessions at once, and for good: the cookie carries a
+  stamp of the password hash and of the login's session epoch (a Fusion login's count of ended sessions), so
+  enabling the login again does not bring an old cookie back.
 - Every POST carries the session's CSRF token (form field or X-CSRF-Token header from htmx).
 """
 
@@ -38,9 +40,11 @@ PURPOSE = "console-session"
 CTT, FUSION = "connecttoteams", "fusion"
 
 
-def _stamp(password_hash: str) -> str:
-    """Changes when the password changes (old sessions end); reveals nothing of the hash."""
-    return hashlib.sha256(f"console:{password_hash}".encode()).hexdigest()[:16]
+def _stamp(user: PortalUser | FusionUser) -> str:
+    """Changes when the password changes or the login's sessions are ended (old sessions end); reveals nothing of
+    the hash. (A ConnecttoTeams staff login is never enabled again once disabled: its hash alone is stamped.)"""
+    epoch = user.session_epoch if isinstance(user, FusionUser) else 0
+    return hashlib.sha256(f"console:{user.password_hash}:{epoch}".encode()).hexdigest()[:16]
 
 
 class SignInRequired(Exception):
@@ -67,7 +71,7 @@ class Staff:
 class Login:
     family: str
     login_id: int
-    stamp: str  # changes when the password changes: old sessions end
+    stamp: str  # changes when the password changes or its sessions end: old cookies stop working
     reseller_id: int | None = None
 
 
@@ -78,7 +82,7 @@ async def _portal_user(session: AsyncSession, username: str, password: str) -> L
     if not user.active or user.enterprise_id is not None or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
                                    "(reseller-level API admins)")
-    return Login(CTT, user.id, _stamp(user.password_hash), user.reseller_id)
+    return Login(CTT, user.id, _stamp(user), user.reseller_id)
 
 
 async def _fusion_user(session: AsyncSession, username: str, password: str) -> Login | None:
@@ -88,7 +92,7 @@ async def _fusion_user(session: AsyncSession, username: str, password: str) -> L
     if not user.active or user.level == "tenant" or user.reseller_id is None:
         raise AuthenticationFailed("This login cannot use the console: it is for the provider's staff "
                                    "(system, distributor or reseller logins)")
-    return Login(FUSION, user.id, _stamp(user.password_hash), user.reseller_id)
+    return Login(FUSION, user.id, _stamp(user), user.reseller_id)
 
 
 async def sign_in(session: AsyncSession, username: str, password: str) -> Login:
@@ -116,7 +120,7 @@ async def staff_for_cookie(session: AsyncSession, keyring: Keyring, cookie: str 
         user = await session.get(PortalUser, login_id)
     elif family == FUSION and isinstance(login_id, int):
         user = await session.get(FusionUser, login_id)
-    if user is None or not user.active or user.reseller_id is None or _stamp(user.password_hash) != payload.get("s"):
+    if user is None or not user.active or user.reseller_id is None or _stamp(user) != payload.get("s"):
         raise SignInRequired()
     node = await session.get(Reseller, user.reseller_id)
     if node is None:

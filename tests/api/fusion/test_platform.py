@@ -13,6 +13,7 @@ from teamsvoice.app import create_app
 from teamsvoice.domain.fusion.roles import ALL_ROLES, PROFILES
 from teamsvoice.domain.fusion.scope import org_uuid
 from tests.api.fusion.support import BASE, PASSWORD, bearer, make_world
+from tests.support.browser import forms, submit
 
 # Login/logout, the caller's own profile, and the consent redirect Microsoft sends a browser to: no role.
 PUBLIC_PATHS = ("/api/v01/auth/", "/api/v01/system/users/", "/api/v01/msteams/consent")
@@ -228,6 +229,43 @@ async def test_staff_management(world) -> None:
     assert (await client.delete(f"{admins}/{bob_id}", headers=reseller)).status_code == 204
     assert (await client.delete(f"{admins}/{bob_id}", headers=reseller)).status_code == 404
     assert (await client.get(f"{BASE}/nowhere/{tenant['uuid']}/admins", headers=reseller)).status_code == 404
+
+
+async def test_ending_a_logins_sessions_ends_its_console_sessions_for_good(world) -> None:
+    """A reseller's staff login signed in to the console: disabled, its cookie stops working, and enabling the
+    login again does not bring that cookie back (it signs in anew); a password reset ends its cookie too."""
+    client, reseller = world.client, await world.as_("reseller")
+    admins = f"{BASE}/resellers/{org_uuid(world.organisation.resellers[0].reseller_id)}/admins"
+    made = await client.post(admins, headers=reseller, json={"username": "carol@staff.example", "password": "Carol-Passw0rd"})
+    assert made.status_code == 200, made.text
+    carol = f"{admins}/{made.json()['id']}"
+
+    async def console(password: str) -> httpx.AsyncClient:
+        browser = httpx.AsyncClient(base_url=str(client.base_url), timeout=60)
+        form_page = await browser.get("/console/login")
+        [form] = forms(form_page.text)
+        signed = await submit(browser, str(form_page.url), form, username="carol@staff.example", password=password)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console/customers", signed.text
+        return browser
+
+    async def signed_in(browser: httpx.AsyncClient) -> bool:
+        answer = await browser.get("/console/customers")
+        assert answer.status_code in (200, 303), answer.text
+        return answer.status_code == 200
+
+    before = await console("Carol-Passw0rd")
+    assert await signed_in(before)
+    assert (await client.put(carol, headers=reseller, json={"status": "disabled"})).status_code == 200
+    assert not await signed_in(before)
+    assert (await client.put(carol, headers=reseller, json={"status": "active"})).status_code == 200
+    assert not await signed_in(before)  # enabled again: the cookie of before stays dead
+    again = await console("Carol-Passw0rd")
+    assert await signed_in(again)
+    assert (await client.put(carol, headers=reseller, json={"password": "Carol-Reset-1"})).status_code == 200
+    assert not await signed_in(again)
+    assert await signed_in(await console("Carol-Reset-1"))
+    for browser in (before, again):
+        await browser.aclose()
 
 
 async def test_cors_preflight_only_for_configured_origins(live) -> None:

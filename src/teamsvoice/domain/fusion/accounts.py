@@ -245,18 +245,20 @@ async def update_admin(session: AsyncSession, user: FusionUser, change: AdminCha
     """`user`: an admin of the target (`get_admin`)."""
     if change.password is not None:
         user.password_hash = hash_secret(change.password)
-        await _end_sessions(session, user.id)  # a reset password ends the sessions opened with the old one
+        await _end_sessions(session, user)  # a reset password ends the sessions opened with the old one
     if change.active is not None:
         if user.active and not change.active:
-            await _end_sessions(session, user.id)  # disabled for good: enabling it again revives no old token
+            await _end_sessions(session, user)  # disabled for good: enabling it again revives no old token
         user.active = change.active
     await _set_profile(session, user, change.profile)
     return user
 
 
-async def _end_sessions(session: AsyncSession, user_id: int) -> None:
-    for row in await logins.sessions_of(session, user_id):
+async def _end_sessions(session: AsyncSession, user: FusionUser) -> None:
+    """Its API sessions are revoked and its console cookies stop working (console/auth.py checks the epoch)."""
+    for row in await logins.sessions_of(session, user.id):
         row.revoked = True
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 async def delete_admin(session: AsyncSession, principal: FusionPrincipal, target: AdminTarget, admin_id: int) -> None:

@@ -50,6 +50,9 @@ class FusionUser(Base):
     # The Required-role strings this user holds (see domain/fusion/roles.py for the level profiles).
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Counts the times this login's sessions were ended (password reset, disabled): a console cookie carries the
+    # count it was signed with, so one signed before stops working, even once the login is enabled again.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
