@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import (create_blocking_engine, create_engine as create_async_engine, is_transient_database_error,
                                  session_factory, sync_transaction)
-from teamsvoice.core.errors import DomainError, UpstreamError, describe_unexpected
+from teamsvoice.core.errors import DomainError, UpstreamError, describe, describe_unexpected
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
@@ -382,14 +382,23 @@ def stopping() -> bool:
     return _stopping.is_set()
 
 
-def failure_message(exc: Exception, what: str) -> str:
-    """What one unit of a job (a user, an operation) failed with, in words. An error that is no domain error (a
-    defect) is logged with its traceback and named by its type: the unit fails and the job goes on to its end;
-    ending the workflow on it left the job's row running for ever."""
+def unit_failure(exc: Exception, what: str) -> dict[str, Any]:
+    """How one unit of a job (a user, an operation, a bulk item, a resource account) failed, as an outcome
+    (core/errors.describe). A transient database failure is no unit's outcome: it is raised again, so the unit's
+    step runs again (`durable_step`; steps are idempotent). Anything that is no domain error (a defect) is logged
+    with its traceback and named by its type: the unit fails and the job goes on to its end; ending the workflow
+    on it left the job's row running for ever."""
     if isinstance(exc, DomainError):
-        return exc.message
+        return describe(exc)
+    if is_transient_database_error(exc):
+        raise exc
     log.error("%s failed unexpectedly", what, exc_info=exc)
-    return str(describe_unexpected(exc)["message"])
+    return describe_unexpected(exc)
+
+
+def failure_message(exc: Exception, what: str) -> str:
+    """`unit_failure` in words."""
+    return str(unit_failure(exc, what)["message"])
 
 
 def park_if_stopping() -> None:

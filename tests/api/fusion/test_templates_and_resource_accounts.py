@@ -108,3 +108,37 @@ async def test_resource_account_list_survives_a_delete_finishing_mid_listing(sub
     assert mine and "licenses" not in mine[0]["msTeams"]  # shown from our row, not from Microsoft's data
     monkeypatch.setattr(DirectoryAdmin, "user", original)
     assert (await client.delete(f"{path}/msteams/resource_accounts/{vanished}", headers=headers)).status_code == 204
+
+
+async def test_a_resource_account_that_fails_unexpectedly_ends_in_error(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A resource account never stays in flight: a defect while it is applied (an error that is no domain error)
+    ends it in `error`, named by its type (it stayed `creating` for ever); a transient database failure is no
+    outcome: the work runs again and the account becomes active."""
+    from sqlalchemy.exc import OperationalError
+
+    from teamsvoice.domain.teams_users import resource_accounts
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    original, calls = resource_accounts.converge, []
+
+    async def defect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a defect")
+
+    async def locked_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE fusion_resource_accounts", {}, Exception("database is locked"))
+        return await original(*args, **kwargs)
+
+    suffix = sub.numbers[0][-6:]
+    outcomes = []
+    for name, converge in (("defect", defect), ("locked", locked_once)):
+        monkeypatch.setattr(resource_accounts, "converge", converge)
+        created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
+            "accountType": "call-queue", "userPrincipalName": f"{name}_queue_{suffix}@{sub.tenant['domain']}",
+            "displayName": name, "location": "BE"})
+        assert created.status_code == 200, created.text
+        outcomes.append((await _settled(sub, created.json()["id"]))["draas"])
+    monkeypatch.undo()
+    assert outcomes[0]["status"] == "error" and outcomes[0]["error"] == "Unexpected error: RuntimeError", outcomes
+    assert outcomes[1]["status"] == "active" and len(calls) == 2, (outcomes, calls)

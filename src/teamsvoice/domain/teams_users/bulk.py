@@ -7,7 +7,6 @@ item again after a crash leaves Microsoft as one run would (every step compares 
 Items are streamed in and out in pages, so memory stays flat whatever the job's size.
 """
 
-import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,17 +17,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import is_transient_database_error, single_statement, transaction
-from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe, describe_unexpected
+from teamsvoice.core.db import single_statement, transaction
+from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import repository_bulk, repository_bulk_run, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
+from teamsvoice.jobs.runtime import unit_failure
 from teamsvoice.microsoft.ports import TenantConnection
 
-log = logging.getLogger("teamsvoice.jobs.bulk")
 
 MAX_ITEMS = 10_000
 INSERT_CHUNK = 500
@@ -176,13 +175,8 @@ async def apply_item(
         async with transaction(sessions) as session:  # not pending at all (a step run again after it ended)
             status = await repository_bulk_run.item_status(session, item_id)
         return status or "gone"
-    except DomainError as exc:
-        outcome = {"status": "error", "details": None, "error": describe(exc)}
-    except Exception as exc:  # noqa: BLE001 - an item never stays pending: an unexpected failure is its outcome
-        if is_transient_database_error(exc):
-            raise  # not the item's outcome: its step runs again (jobs/runtime.durable_step)
-        log.error("bulk item %s failed unexpectedly", item_id, exc_info=exc)  # the outcome names only its type
-        outcome = {"status": "error", "details": None, "error": describe_unexpected(exc)}
+    except Exception as exc:  # noqa: BLE001 - an item never stays pending: whatever failed it is its outcome
+        outcome = {"status": "error", "details": None, "error": unit_failure(exc, f"bulk item {item_id}")}
     if claimed:
         await _record_outcome(sessions, claimed[0].job_id, item_id, outcome)
     else:  # its data never read (the first claim failed before answering): the job is the item's

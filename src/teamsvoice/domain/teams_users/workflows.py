@@ -33,7 +33,7 @@ from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run,
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
     ITEM_MARK, TenantWork, before_dbos_goes, durable_step,
-    enqueue_for_tenant, enqueue_many_for_tenant, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
+    enqueue_for_tenant, enqueue_many_for_tenant, failure_message, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -279,8 +279,8 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
     try:
         with in_flight():
             result = _run(subscription_id, work)
-    except DomainError as exc:
-        message = exc.message
+    except Exception as exc:  # noqa: BLE001 - whatever failed it is the account's outcome: it never stays in flight
+        message = failure_message(exc, f"resource account {account_id}")
         _simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message))
         result = {"status": "error", "error": message}
     park_if_stopping()
