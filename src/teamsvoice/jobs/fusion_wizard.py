@@ -17,7 +17,7 @@ from teamsvoice.core.errors import DomainError
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.fusion import onboarding, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
-from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_microsoft_answers
+from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.settings import Settings
 
@@ -106,8 +106,8 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
         _record(engine, run_id, number, False, failed.message, status=failed.status,
                 consent_url=failed.consent_url)
         return False
-    except DomainError as error:
-        _record(engine, run_id, number, False, error.message)
+    except Exception as error:  # noqa: BLE001 - whatever failed the step is its outcome: the run never stays running
+        _record(engine, run_id, number, False, failure_message(error, f"onboarding wizard run {run_id}: step {number}"))
         return False
     _record(engine, run_id, number, True, detail, value=value, ms_tenant_id=value if number == 1 else None)
     return True

@@ -189,3 +189,29 @@ async def test_a_consent_link_dies_with_its_subscription(world, live) -> None:
     answered = await client.get(callback)
     assert answered.status_code == 400 and "no longer exists" in answered.text
     assert (await world.run_wizard(path, headers))["status"] == "wizard_1_ERROR"  # still no consent of its own
+
+
+async def test_a_wizard_step_that_fails_unexpectedly_ends_the_run(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A defect in a wizard step (an error that is no domain error) fails that step, named by its type, and the
+    run ends (it stayed running for ever, and the subscription could not be onboarded); run again, it links."""
+    from teamsvoice.domain.fusion import onboarding
+
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    microsoft = await emulated_tenant(live, f"defect-{uuid.uuid4().hex[:8]}.example", 2)
+    admin = microsoft["globalAdmin"]
+    assert (await client.post(f"{path}/msteams/admins", headers=headers,
+                              json={"msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
+    consent_url = (await world.run_wizard(path, headers))["consentUrl"]
+    callback = await asyncio.to_thread(demo.grant_admin_consent, consent_url, admin["username"], admin["password"],
+                                       str(live.emulator.ca_cert_path))
+    assert (await client.get(callback)).status_code == 200
+
+    async def defect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(onboarding, "check_licences", defect)
+    wizard = await world.run_wizard(path, headers)
+    assert wizard["status"] == "wizard_3_ERROR" and wizard["running"] is False, wizard
+    assert wizard["wizardSteps"][2]["detail"] == "Unexpected error: RuntimeError", wizard
+    monkeypatch.undo()
+    assert (await world.run_wizard(path, headers))["status"] == "wizard_6_OK"
