@@ -206,11 +206,12 @@ def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
         voice = ctx.connector.connect(tenant_id).tenant_voice
         try:
             plan = await plan_tenant(voice, desired)
-        except DomainError as exc:
+        except Exception as exc:  # noqa: BLE001 - one tenant's failure is its own: the scan goes on to the next
+            message = failure_message(exc, f"drift scan of enterprise {enterprise_id}")
             async with transaction(ctx.sessions) as session:
                 enterprise = await session.get(Enterprise, enterprise_id)
                 assert enterprise is not None
-                await drift.record_scan_failure(session, enterprise, exc.message)
+                await drift.record_scan_failure(session, enterprise, message)
             return {"deliveries": [], "apply": None}
         async with transaction(ctx.sessions) as session:
             enterprise = await session.get(Enterprise, enterprise_id)
