@@ -61,7 +61,9 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
             return True
         domain = run.steps[1].get("value")
         fqdn = onboarding.sbc_fqdn(session, data.reseller_id, domain) if number == 5 and domain else None
-        linked_elsewhere = (number == 2 and data.ms_tenant_id is not None
+        # Before every step that acts on the tenant, not only step 2: a retried run resumes at its failed step, by
+        # when another subscription may have linked the tenant (step 5 rewrote that customer's voice configuration).
+        linked_elsewhere = (number >= 2 and data.ms_tenant_id is not None
                             and onboarding.tenant_linked_elsewhere(session, data.enterprise_id, data.ms_tenant_id))
         consented = onboarding.consented_tenant(session, data.enterprise_id) if number == 1 else None
 
@@ -69,13 +71,12 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
         connector = MicrosoftConnector(settings)
         tenant = data.ms_tenant_id or ""
         try:
+            if linked_elsewhere:
+                raise onboarding.linked_elsewhere_refusal(tenant)
             if number == 1:
                 tenant = await onboarding.check_admin(connector, keyring, settings.public_url or "", data, consented)
                 return f"tenant {tenant}, {data.admin_username} is a Global Administrator", tenant
             if number == 2:
-                if linked_elsewhere:
-                    raise onboarding.StepFailed(f"Tenant {tenant} is already linked to another subscription or "
-                                                "enterprise", status="already_linked")
                 found = await onboarding.verified_domain(connector, tenant)
                 return f"verified domain {found}", found
             if number == 3:

@@ -215,3 +215,61 @@ async def test_a_wizard_step_that_fails_unexpectedly_ends_the_run(world, live, m
     assert wizard["wizardSteps"][2]["detail"] == "Unexpected error: RuntimeError", wizard
     monkeypatch.undo()
     assert (await world.run_wizard(path, headers))["status"] == "wizard_6_OK"
+
+
+async def test_a_wizard_resumed_after_another_subscription_linked_its_tenant_changes_nothing_there(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One tenant's administrator consented for two resellers' subscriptions. The late one's wizard passed steps 1
+    to 4, failed at step 5; the other linked the tenant; retried, the late run resumes at step 5 and is refused
+    before it writes the voice configuration (it rewrote the linked tenant's gateway, usage, route and policy with
+    its own SBC, for the other reseller's customer, and only step 6 refused)."""
+    from teamsvoice.core.errors import ValidationFailed
+    from teamsvoice.domain.fusion import onboarding
+    from teamsvoice.domain.fusion.models import FusionWizardRun
+    from teamsvoice.domain.jobs import catalogue
+    from tests.support.database import in_session
+
+    client = world.client
+    microsoft = await emulated_tenant(live, f"contested-{uuid.uuid4().hex[:8]}.example", 2)
+    admin = microsoft["globalAdmin"]
+    late_headers = await world.as_("other-reseller")
+    late_tenant = await world.create_tenant("other-reseller", name="Late")
+    late_sub = await world.create_subscription(late_tenant["uuid"], "other-reseller")
+    late_path = f"{BASE}/tenants/{late_tenant['uuid']}/subscriptions/{late_sub['id']}"
+    assert (await client.post(f"{late_path}/msteams/admins", headers=late_headers,
+                              json={"msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
+    callback = await asyncio.to_thread(demo.grant_admin_consent, (await world.run_wizard(late_path, late_headers))["consentUrl"],
+                                       admin["username"], admin["password"], str(live.emulator.ca_cert_path))
+    assert (await client.get(callback)).status_code == 200
+    written = []
+    original = onboarding.create_voice_configuration
+
+    async def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValidationFailed("Microsoft refused the gateway")
+
+    async def recorded(connector, tenant, fqdn):  # type: ignore[no-untyped-def]
+        written.append((tenant, fqdn))
+        return await original(connector, tenant, fqdn)
+
+    monkeypatch.setattr(onboarding, "create_voice_configuration", refused)
+    late = await world.run_wizard(late_path, late_headers)
+    assert late["status"] == "wizard_5_ERROR" and [s["ok"] for s in late["wizardSteps"][:4]] == [True] * 4, late
+    monkeypatch.setattr(onboarding, "create_voice_configuration", recorded)
+    first_path = await _subscription(world)
+    await world.onboard(first_path, microsoft)  # the other reseller's subscription links the tenant
+    assert [tenant for tenant, _fqdn in written] == [microsoft["tenantId"]]
+
+    async def late_run(session) -> int:  # type: ignore[no-untyped-def]
+        from sqlalchemy import func
+        return await session.scalar(select(func.max(FusionWizardRun.id)).where(FusionWizardRun.subscription_id == late_sub["id"]))
+
+    run_id = await in_session(live, late_run)
+    scope = [world.organisation.resellers[1].reseller_id]
+    _job, follow_up = await in_session(live, lambda s: catalogue.retry(s, scope, f"wizard:{run_id}"))
+    await follow_up()
+    for _ in range(300):
+        resumed = (await client.get(f"{late_path}/msteams/wizard", headers=late_headers)).json()
+        if not resumed["running"]:
+            break
+        await asyncio.sleep(0.1)
+    assert resumed["status"] == "already_linked" and "already linked" in resumed["wizardSteps"][4]["detail"], resumed
+    assert len(written) == 1  # nothing written in the linked tenant by the late subscription's run

@@ -310,6 +310,12 @@ def tenant_linked_elsewhere(session: Session, enterprise_id: int, tenant_id: str
     return repository.tenant_linked_elsewhere(session, enterprise_id, tenant_id)
 
 
+def linked_elsewhere_refusal(tenant_id: str) -> StepFailed:
+    """How a step refuses a tenant another subscription or enterprise holds (checked before every step that acts on
+    the tenant, and by `link`)."""
+    return StepFailed(f"Tenant {tenant_id} is already linked to another subscription or enterprise", status="already_linked")
+
+
 def consented_tenant(session: Session, enterprise_id: int) -> str | None:
     """The tenant whose Global Administrator consented at the subscription's consent URL (`accept_admin_consent`:
     the enterprise's EnterpriseManagement consent, which also lets ConnecttoTeams reseller tokens provision it)."""
@@ -320,7 +326,7 @@ def consented_tenant(session: Session, enterprise_id: int) -> str | None:
 def link(session: Session, data: WizardInput, tenant_id: str, domain: str | None) -> None:
     """Idempotent. Only to the tenant of the subscription's consent, and to no tenant linked elsewhere."""
     if tenant_linked_elsewhere(session, data.enterprise_id, tenant_id):
-        raise StepFailed(f"Tenant {tenant_id} is already linked to another subscription or enterprise", status="already_linked")
+        raise linked_elsewhere_refusal(tenant_id)
     if consented_tenant(session, data.enterprise_id) != tenant_id:  # the consent went meanwhile (an unlink)
         raise StepFailed(f"teamsvoice has no admin consent for this subscription in tenant {tenant_id}: run the wizard again")
     enterprise = session.get(Enterprise, data.enterprise_id)
