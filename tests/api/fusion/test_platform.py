@@ -80,9 +80,13 @@ async def test_local_user_profile_and_password(world) -> None:
                        ({"old_password": PASSWORD, "password": "short"}, "password")):
         refused = await client.put("/api/v01/system/users/local", headers=reseller, json=bad)
         assert refused.status_code == 400 and named in refused.json()["error"]["reason"], (bad, refused.text)
+    elsewhere = bearer(await world.login("reseller", PASSWORD))  # the same login signed in elsewhere
     changed = await client.put("/api/v01/system/users/local", headers=reseller,
                                json={"old_password": PASSWORD, "password": "New-Passw0rd!"})
     assert changed.status_code == 200, changed.text
+    # Its other sessions end (one opened with the old password, by whoever knew it); the caller's goes on.
+    assert (await client.get("/api/v01/system/users/local", headers=elsewhere)).status_code == 401
+    assert (await client.get("/api/v01/system/users/local", headers=reseller)).status_code == 200
     assert (await client.post("/api/v01/auth/login", json={"username": "reseller", "password": PASSWORD})).status_code == 401
     await world.login("reseller", "New-Passw0rd!")
     assert (await client.get("/api/v01/system/users/local")).status_code == 401

@@ -156,6 +156,7 @@ async def update_me(session: AsyncSession, principal: FusionPrincipal, change: O
         if old is None or not await verify_secret_bounded(old, user.password_hash):
             raise ValidationFailed("old_password: does not match the current password", code=WRONG_PASSWORD)
         user.password_hash = hash_secret(change.password)
+        await _end_sessions(session, user, keep=principal.session_key)  # the caller's own session goes on
     await _set_profile(session, user, change.profile)
     return user
 
@@ -254,10 +255,11 @@ async def update_admin(session: AsyncSession, user: FusionUser, change: AdminCha
     return user
 
 
-async def _end_sessions(session: AsyncSession, user: FusionUser) -> None:
-    """Its API sessions are revoked and its console cookies stop working (console/auth.py checks the epoch)."""
+async def _end_sessions(session: AsyncSession, user: FusionUser, keep: str | None = None) -> None:
+    """Its API sessions (but the one named `keep`) are revoked and its console cookies stop working (console/auth.py
+    checks the epoch)."""
     for row in await logins.sessions_of(session, user.id):
-        row.revoked = True
+        row.revoked = row.revoked or row.key != keep
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
