@@ -209,8 +209,11 @@ OWN_SERVER_MODULES = ("tests/e2e/test_serve.py", "tests/e2e/test_shutdown.py", "
 # longest path of the run (a profiled run: backends' workers 620 and 665 s, the other two 415 s). The worker that
 # takes one starts that backend's session too (its PostgreSQL, live server and emulator: a few seconds). The jobs
 # catalogue joined it when the backends' workers were the run's longest path again (2026-12-03: their tests 646 and
-# 610 s in a 676 s run, the other two workers' 528 s each; the catalogue 53 and 45 s).
-APART_MODULES = ("tests/cli/test_bulk_import_1000.py", "tests/cli/test_jobs_catalogue.py")
+# 610 s in a 676 s run, the other two workers' 528 s each; the catalogue 53 and 45 s). The OpenAPI fuzz module
+# joined it for the same reason (2026-12-03, a run of 503 s: the backends' workers 465 and 480 s of tests, the other
+# two 405 and 401 s; the fuzz module 22 and 26 s per backend). Sending the whole console and fuzz directories apart
+# (about 150 s per backend) overshot: the other two workers became the longest path.
+APART_MODULES = ("tests/cli/test_bulk_import_1000.py", "tests/cli/test_jobs_catalogue.py", "tests/fuzz/test_openapi_fuzz.py")
 
 
 def xdist_group_of(nodeid: str) -> str:
