@@ -123,12 +123,17 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if console.is_console_route(request):  # a page for a person (an id in the address that is no number, say)
+            return console.render_message(request, describe_validation_error(exc), status=400)
         if _is_fusion_route(request):
             return fusion_errors.fusion_error(400, fusion_errors.INVALID_REQUEST, describe_validation_error(exc))
         return spring_error(request, 400, describe_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if console.is_console_route(request):  # a page for a person: an address the console has no page at, say
+            message = "The console has no page at this address" if exc.status_code == 404 else str(exc.detail)
+            return console.render_message(request, message, status=exc.status_code)
         if _is_fusion_route(request):
             return fusion_errors.fusion_error(exc.status_code, fusion_errors.code_for_status(exc.status_code), str(exc.detail))
         return spring_error(request, exc.status_code, str(exc.detail))
