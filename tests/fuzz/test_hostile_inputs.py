@@ -259,3 +259,12 @@ async def test_what_an_extended_campaign_found(client, live, organisation) -> No
     for answer in answers:
         if answer.status != 201:
             fusion(answer, answer.status, "")
+
+
+@pytest.mark.any_backend  # refused before any database read
+async def test_basic_credentials_that_are_not_ascii(client) -> None:  # type: ignore[no-untyped-def]
+    """A third campaign's find (a 500 before): HTTP Basic credentials of bytes that are no ASCII are no client."""
+    for credentials in ("é", "\xff\xfe=="):
+        answer = await client.post("/oauth/token", headers={"Authorization": f"Basic {credentials}".encode("latin-1")},
+                                   data={"grant_type": "password", "username": "x", "password": "y"})
+        assert answer.status_code in (400, 401) and answer.status_code != 500, answer.text

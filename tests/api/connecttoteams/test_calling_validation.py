@@ -36,6 +36,12 @@ async def test_pbx_location_rules(registered, organisation) -> None:
         (location_body(enterprise_id) | {"presencePackageType": "smoke-signals"}, 400, "presencePackageType"),
         ({k: v for k, v in location_body(enterprise_id).items() if k != "pbxLocation"}, 400, "pbxLocation"),
         (location_body(enterprise_id) | {"enterpriseId": 987654}, 404, "987654"),
+        # What reaches the SBC's tables: no newline after a host name (it was stored), nothing longer than they
+        # hold, no expiry past 32 bits, no control characters in the call policy.
+        (location_body(enterprise_id) | {"canonicalPbxSIPDomain": "pbx.example.com\n"}, 400, "canonicalPbxSIPDomain"),
+        (location_body(enterprise_id) | {"canonicalPbxSIPDomain": "a" * 60 + ".example.com"}, 400, "canonicalPbxSIPDomain"),
+        (location_body(enterprise_id) | {"regExpiresValue": 2**63 - 1}, 400, "regExpiresValue"),
+        (location_body(enterprise_id) | {"callPolicy": {"callPolicyCNAM": "Evil\r\nX-Injected: 1"}}, 400, "callPolicy"),
     ]
     for body, status, named in cases:
         expect(await client.post("/pbx/configurePBX", headers=bearer(token), json=body), status, named)
@@ -80,6 +86,12 @@ async def test_configure_user_rules(registered, live) -> None:
         (body(pbxLocation="Atlantis"), 404, "pbxLocation"),
         (body(tenantID="00000000-0000-0000-0000-000000000000"), 404, "00000000"),
         ({k: v for k, v in body().items() if k != "tenantID"}, 400, "tenantID"),
+        # What the SBC registers with: CR/LF would inject SIP headers; longer than its tables hold is refused.
+        (body(pbxUserId="100\r\nX-Injected: 1"), 400, "pbxUserId"),
+        (body(pbxAuthUserId="auth\u0000"), 400, "pbxAuthUserId"),
+        (body(pbxUserId="1" * 65), 400, "pbxUserId"),
+        (body(password="p\r\nq", rePassword="p\r\nq"), 400, "password"),
+        (body(userTag="tag\r\n"), 400, "userTag"),
     ]
     for payload, status, named in cases:
         expect(await client.post("/enterprise/configureUser", headers=bearer(token), json=payload), status, named)

@@ -24,7 +24,7 @@ def _client_credentials(request: Request, form_id: str | None, form_secret: str 
     if scheme.lower() == "basic":
         try:
             client_id, sep, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # (not base64, not ASCII, not UTF-8: UnicodeDecodeError is a ValueError)
             return None
         return (client_id, secret) if sep else None
     if form_id and form_secret:

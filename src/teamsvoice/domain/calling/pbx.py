@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
@@ -31,8 +32,19 @@ LOCATION_FLAGS = (
 )
 CALL_POLICY_FIELDS = ("callPolicyName", "callPolicyCNAM", "forwardedCallsCallerId")
 USER_OPTIONS = ("useTeamsVoicemail", "useEnterpriseDialPlan", "sipAutoProvisioningEnabled", "useAudioConferenceVRP")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_UPN = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "pbx.example.com\n" reached the SBC's tables.
+_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+_UPN = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
+# What the SBC holds (sbc/kamailio.py: uacreg's columns are 64 characters; its expiry a 32-bit integer). A value
+# longer, or with a control character (CR/LF would inject SIP headers into the REGISTERs), is refused here.
+SIP_FIELD_MAX = 64
+REG_EXPIRES_MAX = 2**31 - 1
+
+
+def _check_call_policy(call_policy: dict[str, str] | None) -> None:
+    for field, value in (call_policy or {}).items():
+        if isinstance(value, str):
+            check_name(f"callPolicy.{field}", value)
 
 
 # --- PBX locations ---------------------------------------------------------------------------------
@@ -68,11 +80,14 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
     if not name:
         raise ValidationFailed("pbxLocation: must not be empty")
     if not _HOSTNAME.match(draft.canonical_pbx_sip_domain):
-        raise ValidationFailed(f"canonicalPbxSIPDomain: '{draft.canonical_pbx_sip_domain}' is not a host name")
+        raise ValidationFailed(f"canonicalPbxSIPDomain: {draft.canonical_pbx_sip_domain[:100]!r} is not a host name")
+    if len(draft.canonical_pbx_sip_domain) > SIP_FIELD_MAX:
+        raise ValidationFailed(f"canonicalPbxSIPDomain: at most {SIP_FIELD_MAX} characters (what the SBC holds)")
     if not 0 <= draft.proxy_domain_port <= 65535:
         raise ValidationFailed("proxyDomainPort: must be between 0 and 65535")
-    if draft.reg_expires_value < 0:
-        raise ValidationFailed("regExpiresValue: must not be negative")
+    if not 0 <= draft.reg_expires_value <= REG_EXPIRES_MAX:
+        raise ValidationFailed(f"regExpiresValue: must be between 0 and {REG_EXPIRES_MAX}")
+    _check_call_policy(draft.call_policy)
     if draft.presence_package_type not in PRESENCE_PACKAGE_TYPES:
         raise ValidationFailed(f"presencePackageType: must be one of {list(PRESENCE_PACKAGE_TYPES)}")
     pbx_type = await _pbx_type(session, enterprise, draft.pbx_type)
@@ -167,6 +182,14 @@ def check_user_draft(draft: UserDraft) -> str:
                         ("pbxLocation", draft.pbx_location)):
         if not value.strip():
             raise ValidationFailed(f"{wire}: must not be empty")
+    for wire, value in (("pbxAuthUserId", draft.pbx_auth_user_id), ("pbxUserId", draft.pbx_user_id),
+                        ("password", draft.password)):  # what the SBC registers with (uacreg)
+        check_name(wire, value, SIP_FIELD_MAX)
+    for wire, optional in (("userTag", draft.user_tag), ("loginID", draft.login_id),
+                           ("portalLoginName", draft.portal_login_name)):
+        if optional is not None:
+            check_name(wire, optional)
+    _check_call_policy(draft.call_policy)
     if draft.kind == "PBX" and draft.direct_route_id < 0:
         raise ValidationFailed("directRouteId: a PBX user needs a direct route (see /provisioning/provisionDirectRouting)")
     if draft.kind == "VALET" and draft.direct_route_id < -1:
