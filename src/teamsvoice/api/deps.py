@@ -4,7 +4,7 @@ transaction: committed when the handler returns, rolled back when it raises; see
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,7 @@ from teamsvoice.api.throttling import client_address
 from teamsvoice.container import Container
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction, transaction
+from teamsvoice.core.limits import parse_json
 from teamsvoice.core.logging import request_id_var
 from teamsvoice.core.security import token_digest
 from teamsvoice.domain.audit import context as audit
@@ -94,6 +95,12 @@ async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
                 await hook()
     finally:
         audit.close_scope(token)
+
+
+async def read_json(request: Request) -> Any:
+    """The body of a route that reads it itself, whatever its content type, as JSON (an empty body is null), with
+    core.limits.parse_json's rules and 400s."""
+    return parse_json(await request.body() or b"null")
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

@@ -63,7 +63,8 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
         fqdn = onboarding.sbc_fqdn(session, data.reseller_id, domain) if number == 5 and domain else None
         # Before every step that acts on the tenant, not only step 2: a retried run resumes at its failed step, by
         # when another subscription may have linked the tenant (step 5 rewrote that customer's voice configuration).
-        linked_elsewhere = (number >= 2 and data.ms_tenant_id is not None
+        # (Step 6, the link, checks it in its own transaction: `onboarding.link`.)
+        linked_elsewhere = (1 < number < len(onboarding.WIZARD_STEPS) and data.ms_tenant_id is not None
                             and onboarding.tenant_linked_elsewhere(session, data.enterprise_id, data.ms_tenant_id))
         consented = onboarding.consented_tenant(session, data.enterprise_id) if number == 1 else None
 

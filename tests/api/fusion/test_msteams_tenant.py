@@ -20,10 +20,22 @@ async def world(client, live, organisation):
     return await make_world(client, live, organisation)
 
 
-async def _subscription(world) -> str:
-    tenant = await world.create_tenant()
-    sub = await world.create_subscription(tenant["uuid"])
+async def _subscription(world, who: str = "reseller", name: str = "Acme") -> str:
+    tenant = await world.create_tenant(who, name)
+    sub = await world.create_subscription(tenant["uuid"], who)
     return f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+
+
+async def _consented(world, live, path: str, headers: dict, admin: dict) -> dict:
+    """The subscription names the tenant's administrator, whose consent at the wizard's consent URL is then
+    accepted by the consent callback (the wizard is not run again): answers the wizard as it stopped."""
+    assert (await world.client.post(f"{path}/msteams/admins", headers=headers, json={
+        "msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
+    stopped = await world.run_wizard(path, headers)
+    callback = await asyncio.to_thread(demo.grant_admin_consent, stopped["consentUrl"], admin["username"],
+                                       admin["password"], str(live.emulator.ca_cert_path))
+    assert (await world.client.get(callback)).status_code == 200
+    return stopped
 
 
 async def test_admins(world) -> None:
@@ -172,10 +184,7 @@ async def test_a_consent_link_dies_with_its_subscription(world, live) -> None:
     client = world.client
     microsoft = await emulated_tenant(live, f"left-{uuid.uuid4().hex[:8]}.example", 2)
     admin = microsoft["globalAdmin"]
-    owner_headers = await world.as_("other-reseller")
-    owner_tenant = await world.create_tenant("other-reseller", name="Leaving")
-    subscription = await world.create_subscription(owner_tenant["uuid"], "other-reseller")
-    owner_path = f"{BASE}/tenants/{owner_tenant['uuid']}/subscriptions/{subscription['id']}"
+    owner_headers, owner_path = await world.as_("other-reseller"), await _subscription(world, "other-reseller", "Leaving")
     await client.post(f"{owner_path}/msteams/admins", headers=owner_headers, json={"msUsername": admin["username"], "msPassword": "x"})
     old_link = (await world.run_wizard(owner_path, owner_headers))["consentUrl"]
     assert (await client.delete(owner_path, headers=owner_headers)).status_code in (200, 204)
@@ -196,15 +205,9 @@ async def test_a_wizard_step_that_fails_unexpectedly_ends_the_run(world, live, m
     run ends (it stayed running for ever, and the subscription could not be onboarded); run again, it links."""
     from teamsvoice.domain.fusion import onboarding
 
-    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    headers, path = await world.as_("reseller"), await _subscription(world)
     microsoft = await emulated_tenant(live, f"defect-{uuid.uuid4().hex[:8]}.example", 2)
-    admin = microsoft["globalAdmin"]
-    assert (await client.post(f"{path}/msteams/admins", headers=headers,
-                              json={"msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
-    consent_url = (await world.run_wizard(path, headers))["consentUrl"]
-    callback = await asyncio.to_thread(demo.grant_admin_consent, consent_url, admin["username"], admin["password"],
-                                       str(live.emulator.ca_cert_path))
-    assert (await client.get(callback)).status_code == 200
+    await _consented(world, live, path, headers, microsoft["globalAdmin"])
 
     async def defect(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("a defect")
@@ -230,16 +233,8 @@ async def test_a_wizard_resumed_after_another_subscription_linked_its_tenant_cha
 
     client = world.client
     microsoft = await emulated_tenant(live, f"contested-{uuid.uuid4().hex[:8]}.example", 2)
-    admin = microsoft["globalAdmin"]
-    late_headers = await world.as_("other-reseller")
-    late_tenant = await world.create_tenant("other-reseller", name="Late")
-    late_sub = await world.create_subscription(late_tenant["uuid"], "other-reseller")
-    late_path = f"{BASE}/tenants/{late_tenant['uuid']}/subscriptions/{late_sub['id']}"
-    assert (await client.post(f"{late_path}/msteams/admins", headers=late_headers,
-                              json={"msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
-    callback = await asyncio.to_thread(demo.grant_admin_consent, (await world.run_wizard(late_path, late_headers))["consentUrl"],
-                                       admin["username"], admin["password"], str(live.emulator.ca_cert_path))
-    assert (await client.get(callback)).status_code == 200
+    late_headers, late_path = await world.as_("other-reseller"), await _subscription(world, "other-reseller", "Late")
+    await _consented(world, live, late_path, late_headers, microsoft["globalAdmin"])
     written = []
     original = onboarding.create_voice_configuration
 
@@ -260,7 +255,7 @@ async def test_a_wizard_resumed_after_another_subscription_linked_its_tenant_cha
 
     async def late_run(session) -> int:  # type: ignore[no-untyped-def]
         from sqlalchemy import func
-        return await session.scalar(select(func.max(FusionWizardRun.id)).where(FusionWizardRun.subscription_id == late_sub["id"]))
+        return await session.scalar(select(func.max(FusionWizardRun.id)).where(FusionWizardRun.subscription_id == int(late_path.rsplit("/", 1)[1])))
 
     run_id = await in_session(live, late_run)
     scope = [world.organisation.resellers[1].reseller_id]

@@ -7,13 +7,12 @@ import pycountry
 from fastapi import Depends, Request, Response
 
 from teamsvoice.api.routing import APIRouter
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, read_json
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion import locations, numbers
 from teamsvoice.domain.fusion.models import FusionLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -25,10 +24,6 @@ _ROLE = "tenants.instance.subscriptions.instance.locations"
 
 def _access(action: str) -> Any:
     return Annotated[SubscriptionAccess, Depends(subscription_access(f"{_ROLE}.{action}"))]
-
-
-async def _body(request: Request) -> Any:
-    return parse_json(await request.body() or b"null")
 
 
 def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantConnection | None:
@@ -125,7 +120,7 @@ async def get_location(location_id: int, access: _access("list"), uow: UnitOfWor
 )
 async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.create_location(uow.session, access, parse_address(await _body(request)))
+    row = await locations.create_location(uow.session, access, parse_address(await read_json(request)))
     await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)
@@ -138,7 +133,7 @@ async def create_location(request: Request, access: _access("create"), uow: Unit
 )
 async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.update_location(uow.session, access, location_id, parse_address_change(await _body(request)))
+    row = await locations.update_location(uow.session, access, location_id, parse_address_change(await read_json(request)))
     await uow.end_transaction()
     await locations.push_to_teams(uow.session, access, _connection(container, access), row)
     return await _rendered(uow, row)
@@ -167,7 +162,7 @@ async def set_user_location(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(
         "tenants.instance.subscriptions.instance.msteams.users.instance.location.update"))],
 ) -> dict[str, Any]:
-    body = await _body(request)
+    body = await read_json(request)
     if not isinstance(body, dict) or set(body) != {"locationId"}:
         raise ValidationFailed('The request body must be {"locationId": <id> | null}')
     connection = container.connector.connect(access.require_ms_tenant())

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request, Response
 
 from teamsvoice.api.routing import APIRouter
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, read_json
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs, login_bodies
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
@@ -14,7 +14,6 @@ from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound
 from teamsvoice.domain.fusion import accounts, organisations
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
-from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import check_instance, org_uuid
 from teamsvoice.domain.orgs import repository as orgs_repository
@@ -23,10 +22,6 @@ from teamsvoice.domain.orgs.models import Reseller
 router = APIRouter(tags=["Fusion: platform (profile, organisation, staff)"])
 DRAAS = "/api/v01/draas/{draas_instance}"
 Principal = Annotated[FusionPrincipal, Depends(current_principal)]
-
-
-async def _json_object(request: Request) -> Any:
-    return parse_json(await request.body() or b"null")
 
 
 # --- the caller's own profile ----------------------------------------------------------------------------
@@ -54,7 +49,7 @@ async def get_local_user(principal: Principal, uow: UnitOfWorkDep) -> dict[str, 
     responses=docs.ok(docs.Login, "The updated user"),
 )
 async def put_local_user(request: Request, principal: Principal, uow: UnitOfWorkDep) -> dict[str, Any]:
-    user = await accounts.update_me(uow.session, principal, login_bodies.own_change(await _json_object(request)))
+    user = await accounts.update_me(uow.session, principal, login_bodies.own_change(await read_json(request)))
     return await render_login(uow.session, user, with_rules=True)
 
 
@@ -202,7 +197,7 @@ async def create_admin(
     request: Request, target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("create"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    user = await accounts.create_admin(uow.session, target[1], login_bodies.new_admin(await _json_object(request)))
+    user = await accounts.create_admin(uow.session, target[1], login_bodies.new_admin(await read_json(request)))
     return await render_login(uow.session, user)
 
 
@@ -217,7 +212,7 @@ async def update_admin(
     admin_id: int, request: Request,
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("update"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    body = login_bodies.check_admin_fields(await _json_object(request))
+    body = login_bodies.check_admin_fields(await read_json(request))
     admin = await accounts.get_admin(uow.session, target[1], admin_id)
     user = await accounts.update_admin(uow.session, admin, login_bodies.admin_change(body))
     return await render_login(uow.session, user)

@@ -7,14 +7,13 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from teamsvoice.api.routing import APIRouter
-from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.deps import UnitOfWorkDep, read_json
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import instance_checked, subscription_access
 from teamsvoice.api.fusion.errors import fusion_error
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -72,7 +71,7 @@ async def put_licences(
     request: Request, access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.licenses.update"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    body = parse_json(await request.body() or b"null")
+    body = await read_json(request)
     if not isinstance(body, dict) or not body:
         raise ValidationFailed('The request body must be {"msTeamsUsers": {"assigned": N}} or '
                                '{"sipTrunkChannels": {"assigned": N}}')

@@ -6,7 +6,7 @@ from fastapi import Depends, Request
 
 from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, read_json
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, subscription_access, tenant_access
@@ -24,7 +24,6 @@ from teamsvoice.domain.fusion import numbers, onboarding
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
-from teamsvoice.core.limits import parse_json
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 
@@ -200,7 +199,7 @@ async def delete_numbers(
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    value = parse_json(await request.body() or b"null")
+    value = await read_json(request)
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object")
     return value
