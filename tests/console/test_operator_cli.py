@@ -30,6 +30,21 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     report = json.loads(checked.stdout)
     assert report["valid"] == 6 and [e["line"] for e in report["errors"]] == [8, 9]
     assert "not a number of this subscription" in report["errors"][1]["errors"][0]
+    # A row with a cell more than the header names is refused (the cell was dropped and the row shown "ok"); empty
+    # trailing cells (a spreadsheet's commas) are not. A quote left open would take the rest of the file into one
+    # cell: the file is refused, naming the row. A header alone says there is nothing to run.
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("upn,number,vrp,country\n" + f"{users[0]['userPrincipalName']},,,BE,extra\n"
+                      + f"{users[1]['userPrincipalName']},,,BE,,\n")
+    report = json.loads((await teamsvoice(live, "bulk", "import", str(ragged), "--subscription", sub_id, "--dry-run", "--json")).stdout)
+    assert report["valid"] == 1 and report["errors"] == [{"line": 2, "upn": users[0]["userPrincipalName"], "errors": [
+        "the row has 1 cell(s) more than the header line names"]}], report
+    for text, words in ((f'upn,number\n"{users[0]["userPrincipalName"]},,\n{users[1]["userPrincipalName"]},\n', "row 1"),
+                        ("upn,number,vrp,country\n", "no rows after the header")):
+        broken = tmp_path / "broken.csv"
+        broken.write_text(text)
+        refused = await teamsvoice(live, "bulk", "import", str(broken), "--subscription", sub_id, "--dry-run", "--json")
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
 
     csv_file, results = tmp_path / "good.csv", tmp_path / "results.csv"
     csv_file.write_text("upn,number,vrp,country\n" + "\n".join(good) + "\n")

@@ -45,22 +45,27 @@ def _item(row: dict[str, str]) -> dict[str, Any]:
     return item
 
 
-def parse_csv(text: str) -> list[dict[str, str]]:
+def parse_csv(text: str) -> list[tuple[dict[str, str], int]]:
+    """Each row (column -> cell) with how many cells it has that no column names (not empty ones: a spreadsheet's
+    trailing commas). A quote left open is refused (strict): it would take the rest of the file into one cell."""
     if not text.strip():
         raise ValidationFailed("CSV: the file is empty; download the template for the columns")
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     headers = [h.strip() for h in reader.fieldnames or []]
     if "upn" not in headers:
         raise ValidationFailed(f"CSV: the first line must name the columns, with at least upn (columns: {', '.join(COLUMNS)})")
     unknown = [h for h in headers if h and h not in COLUMNS]
     if unknown:
         raise ValidationFailed(f"CSV: unknown column {unknown[0]} (columns: {', '.join(COLUMNS)})")
-    rows: list[dict[str, str]] = []
+    rows: list[tuple[dict[str, str], int]] = []
     try:
         for row in reader:
-            rows.append({(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)})
-    except csv.Error as exc:  # e.g. a field longer than the csv module's limit (131,072 characters)
+            extra = sum(1 for cell in row.get(None) or [] if cell.strip())  # type: ignore[call-overload]
+            rows.append(({(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)}, extra))
+    except csv.Error as exc:  # a field longer than the csv module's limit (131,072 characters), a quote left open
         raise ValidationFailed(f"CSV: row {len(rows) + 1} (after the header): {exc}") from None
+    if not rows:
+        raise ValidationFailed("CSV: no rows after the header line; add one row per user")
     if len(rows) > bulk.MAX_ITEMS:
         raise ValidationFailed(f"CSV: at most {bulk.MAX_ITEMS} rows per job")
     return rows
@@ -69,7 +74,7 @@ def parse_csv(text: str) -> list[dict[str, str]]:
 async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: str) -> list[dict[str, Any]]:
     """Each row with its bulk item and the reasons (in words) it would be refused; nothing is changed."""
     rows = parse_csv(text)
-    items = [_item(row) for row in rows]
+    items = [_item(row) for row, _extra in rows]
     wanted = []
     for item in items:
         try:
@@ -82,6 +87,8 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
     result = []
     for index, (item, number) in enumerate(zip(items, wanted, strict=True)):
         line, errors = index + 2, []  # line 1 is the header
+        if rows[index][1]:
+            errors.append(f"the row has {rows[index][1]} cell(s) more than the header line names")
         upn = item.get("upn", "")
         if "@" not in upn:
             errors.append("upn: a user principal name (name@domain) is required")
