@@ -11,7 +11,8 @@ the session cookie that carries it.
   after SESSION_TTL_SECONDS. It names the login, not its rights: each request reloads the login, so a
   disabled login or a password change ends its console sessions at once, and for good: the cookie carries a
   stamp of the password hash and of the login's session epoch (a Fusion login's count of ended sessions), so
-  enabling the login again does not bring an old cookie back.
+  enabling the login again does not bring an old cookie back. Signing out ends the cookie on the server too (a
+  copy of it is refused until it would have expired: `console_signouts`).
 - Every POST carries the session's CSRF token (form field or X-CSRF-Token header from htmx).
 """
 
@@ -20,11 +21,13 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import AuthenticationFailed
-from teamsvoice.core.security import Keyring, verify_secret_bounded
+from teamsvoice.core.clock import utcnow
+from teamsvoice.core.security import Keyring, token_digest, verify_secret_bounded
 from teamsvoice.domain.fusion import repository_accounts as fusion_logins
 from teamsvoice.domain.fusion.models import FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -32,6 +35,7 @@ from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, default_permissions
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import PortalUser, Reseller
 from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.security import repository as security
 
 COOKIE = "tv_console"
 LOGIN_CSRF_COOKIE = "tv_console_login"
@@ -62,9 +66,10 @@ class Staff:
     username: str
     reseller_id: int
     reseller_name: str
-    csrf: str
+    csrf: str  # also the session's token: signing out records its digest
     fusion: FusionPrincipal
     ctt: Principal
+    expires: int  # when the cookie ends (Unix seconds)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ async def staff_for_cookie(session: AsyncSession, keyring: Keyring, cookie: str 
     payload = keyring.unsign(cookie, purpose=PURPOSE) if cookie else None
     if payload is None or not isinstance(payload.get("exp"), int) or payload["exp"] <= time.time():
         raise SignInRequired()
+    if await security.signed_out(session, token_digest(str(payload.get("c")))):
+        raise SignInRequired()
     family, login_id = payload.get("f"), payload.get("u")
     user: PortalUser | FusionUser | None = None
     if family == CTT and isinstance(login_id, int):
@@ -136,7 +143,13 @@ async def staff_for_cookie(session: AsyncSession, keyring: Keyring, cookie: str 
                              session_key=f"console:{family}:{user.id}")
     ctt = Principal(portal_user_id=user.id if isinstance(user, PortalUser) else 0, username=user.username,
                     user_type=node.level, reseller_id=node.id, enterprise_id=None, reseller_scope=scope)
-    return Staff(str(family), user.id, user.username, node.id, node.name, str(payload["c"]), fusion, ctt)
+    return Staff(str(family), user.id, user.username, node.id, node.name, str(payload["c"]), fusion, ctt, payload["exp"])
+
+
+async def sign_out(session: AsyncSession, staff: Staff) -> None:
+    """The cookie ends here and now, not only in this browser: a copy of it is refused until it would have expired."""
+    expires = datetime.fromtimestamp(staff.expires, UTC).replace(tzinfo=None)
+    await security.sign_out(session, token_digest(staff.csrf), expires, utcnow())
 
 
 def check_csrf(expected: str, sent: str | None) -> None:

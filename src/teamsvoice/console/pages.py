@@ -121,7 +121,8 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
 
 
 @router.post("/logout")
-async def logout(_staff: StaffDep) -> Response:
+async def logout(staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    await auth.sign_out(uow.session, staff)
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(auth.COOKIE, path="/console")
     return response

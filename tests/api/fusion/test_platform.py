@@ -237,7 +237,8 @@ async def test_staff_management(world) -> None:
 
 async def test_ending_a_logins_sessions_ends_its_console_sessions_for_good(world) -> None:
     """A reseller's staff login signed in to the console: disabled, its cookie stops working, and enabling the
-    login again does not bring that cookie back (it signs in anew); a password reset ends its cookie too."""
+    login again does not bring that cookie back (it signs in anew); a password reset ends its cookie too, and so
+    does signing out, for every copy of the cookie."""
     client, reseller = world.client, await world.as_("reseller")
     admins = f"{BASE}/resellers/{org_uuid(world.organisation.resellers[0].reseller_id)}/admins"
     made = await client.post(admins, headers=reseller, json={"username": "carol@staff.example", "password": "Carol-Passw0rd"})
@@ -267,8 +268,16 @@ async def test_ending_a_logins_sessions_ends_its_console_sessions_for_good(world
     assert await signed_in(again)
     assert (await client.put(carol, headers=reseller, json={"password": "Carol-Reset-1"})).status_code == 200
     assert not await signed_in(again)
-    assert await signed_in(await console("Carol-Reset-1"))
-    for browser in (before, again):
+    latest = await console("Carol-Reset-1")
+    assert await signed_in(latest)
+    # Signing out ends the session on the server: a copy of the cookie (another browser, a stolen one) is refused.
+    copy = httpx.AsyncClient(base_url=str(client.base_url), timeout=60, cookies={"tv_console": latest.cookies["tv_console"]})
+    assert await signed_in(copy)
+    page = await latest.get("/console/customers")
+    [sign_out] = [f for f in forms(page.text) if f.action == "/console/logout"]
+    assert (await submit(latest, str(page.url), sign_out)).status_code == 303
+    assert not await signed_in(copy)
+    for browser in (before, again, latest, copy):
         await browser.aclose()
 
 

@@ -81,6 +81,7 @@ SIGN_INS: dict[str, tuple[str, str]] = {
 EXEMPT = frozenset({
     "audit_log",  # itself
     "login_throttles", "job_executors",  # counters and heartbeats
+    "console_signouts",  # ended console cookies, kept until they would have expired
     "webhook_deliveries", "voice_drift_deliveries",  # outgoing notifications and their retries
     "voice_drift_events",  # what a scan saw in Microsoft, not a change made through us (the Tenant page shows them)
     "fusion_bulk_items",  # per-row progress of a bulk job; the rows' effects are recorded on the users themselves

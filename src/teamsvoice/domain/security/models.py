@@ -1,4 +1,4 @@
-"""Failed-login counters, shared by every API process through the database."""
+"""Failed-login counters and console sign-outs, shared by every API process through the database."""
 
 from datetime import datetime
 
@@ -20,3 +20,13 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ConsoleSignOut(Base):
+    """A console session signed out before its cookie expired: the SHA-256 of the cookie's session token, refused
+    until `expires_at` (when the cookie would have ended anyway; the row may go then)."""
+
+    __tablename__ = "console_signouts"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
