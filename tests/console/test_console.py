@@ -246,6 +246,13 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
         await page.get_by_role("link", name="Download results (CSV)").click()
     results = list(csv.DictReader(io.StringIO(Path(await (await download_info.value).path()).read_text())))
     assert [r["status"] for r in results] == ["success"] * 197
+    # The job page shows its items a hundred at a time (a 5,000-item job sent 674 KB at every poll).
+    assert await page.get_by_role("table", name="Job items").get_by_role("row").count() == 101  # with the header
+    assert "Items 1–100 of 197" in await page.get_by_test_id("job-items-range").inner_text()
+    await page.get_by_role("link", name="Next items").click()
+    await page.get_by_test_id("job-items-range").filter(has_text="Items 101–197 of 197").wait_for()
+    assert await page.get_by_role("table", name="Job items").get_by_role("row").count() == 98
+    await page.goto(job_url)
     assert await page.get_by_role("button", name="Retry failed and cancelled items").count() == 0  # nothing failed
 
     # A job that fails at run time (a user Microsoft does not have) is retried from the Jobs page: its item is

@@ -37,3 +37,7 @@ async def test_bad_console_addresses_are_html_pages(live, organisation) -> None:
             answer = await browser.get(address)
             assert answer.status_code == status and answer.headers["content-type"].startswith("text/html"), (address, answer.text)
             assert words in answer.text and '"timestamp"' not in answer.text, (address, answer.text)
+        # A page past the audit log's last is its last page (it showed "page 99999 of 5", empty, linking to 99998).
+        # (The sign-in above is an entry at least.)
+        far = await browser.get("/console/audit?page=99999")
+        assert far.status_code == 200 and "No entries match." not in far.text and "page=99998" not in far.text, far.text

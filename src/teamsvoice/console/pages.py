@@ -45,6 +45,7 @@ from teamsvoice.microsoft.voice_state import tenant_voice
 router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"
 GRID_PAGE = 50
+ITEMS_PAGE = 100  # a bulk job's items per page of its job page
 PICKER_SIZE = 200
 
 
@@ -448,18 +449,27 @@ async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uo
 
 
 async def _job_context(uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess, job: FusionBulkJob,
-                       staff: auth.Staff | None) -> dict[str, Any]:
-    items = [bulk.item_view(i) async for i in bulk.items(container.sessions, job.id)]
+                       staff: auth.Staff | None, items_page: int = 1) -> dict[str, Any]:
+    """One page of the job's items (ITEMS_PAGE), so that a job of thousands is not sent whole at every poll."""
+    pages = max(1, -(-job.total_count // ITEMS_PAGE))
+    items_page = min(max(1, items_page), pages)
+    first = (items_page - 1) * ITEMS_PAGE  # items are numbered from 0 in the job's order (their position)
+    items = []
+    async for item in bulk.items(container.sessions, job.id, page=ITEMS_PAGE, after=first - 1):
+        items.append(bulk.item_view(item))
+        if len(items) == ITEMS_PAGE:
+            break
     return {"staff": staff, "access": access, "base": _sub_url(access), "job": bulk.job_summary(job),
-            "final": job.status in bulk.FINAL, "items": items}
+            "final": job.status in bulk.FINAL, "items": items, "items_page": items_page, "items_pages": pages,
+            "first_item": first + 1, "last_item": first + len(items)}
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/jobs/{job_id}")
 async def job_page(request: Request, uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow: UnitOfWorkDep,
-                   container: ContainerDep) -> Response:
+                   container: ContainerDep, items: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk.jobs.details")
     job = await bulk.job_in_scope(uow.session, access, job_id)
-    context = await _job_context(uow, container, access, job, staff)
+    context = await _job_context(uow, container, access, job, staff, items)
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "job-progress":
         return page(request, "_job_progress.html", context)
     return page(request, "job.html", context)
@@ -567,11 +577,15 @@ async def audit_page(request: Request, staff: StaffDep, uow: UnitOfWorkDep, acto
     """Who changed what for the staff member's customers (its node and the resellers below it), newest first."""
     query = _audit_query(actor, tenant, action, since, until)
     rows, total = await audit.list_entries(uow.session, staff.ctt.reseller_scope, query, (page_number - 1) * AUDIT_PAGE, AUDIT_PAGE)
+    pages = max(1, -(-total // AUDIT_PAGE))
+    if page_number > pages:  # past the last page (an old link, a number typed): the last page
+        page_number = pages
+        rows, total = await audit.list_entries(uow.session, staff.ctt.reseller_scope, query, (pages - 1) * AUDIT_PAGE, AUDIT_PAGE)
     filters = {"actor": actor, "tenant": tenant, "action": action, "since": since, "until": until}
     query_string = urlencode({k: v for k, v in filters.items() if v})
     return page(request, "audit.html", {
         "staff": staff, "filters": filters, "entries": [(e, audit.changes(e)) for e in rows], "total": total,
-        "page": page_number, "pages": max(1, -(-total // AUDIT_PAGE)), "query_string": query_string})
+        "page": page_number, "pages": pages, "query_string": query_string})
 
 
 @router.get("/audit.csv")

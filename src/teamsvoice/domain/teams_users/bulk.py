@@ -307,9 +307,8 @@ def job_summary(job: FusionBulkJob) -> JobSummary:
 
 
 async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, errors_only: bool = False,
-                page: int = 500) -> AsyncIterator[FusionBulkItem]:
-    """The job's items in order, read a page at a time."""
-    after = -1
+                page: int = 500, after: int = -1) -> AsyncIterator[FusionBulkItem]:
+    """The job's items in order (those after position `after`), read a page at a time."""
     while True:
         async with transaction(sessions) as session:
             rows = await repository_bulk.items_after(session, job_id, after, page, errors_only=errors_only)
