@@ -101,3 +101,46 @@ async def test_each_try_is_stamped_and_signed_when_sent(live, organisation) -> N
         assert sent["timestamp"] == int(t["timestamp"]) >= started  # the try's own time, not the recording's
         assert {**sent, "timestamp": recorded_at} == recorded  # the same event otherwise
         assert t["raw"] == drift.stamped(body, sent["timestamp"])  # same field order and encoding
+
+
+async def test_a_try_that_fails_with_a_defect_is_tried_again(live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A try that fails with an error that is no domain error (a defect) is a failed try, its error recorded,
+    tried again later: it ended the delivery's workflow and the delivery stayed pending, never tried again."""
+    receiver = StrictReceiver(fail=0)
+    keyring = Keyring(load_or_create_master_key(live.settings.secret_key, live.settings.data_dir))
+    original, calls, seen = drift.stamped, [], []
+
+    def defect_once(body: str, now: int) -> bytes:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("a defect")
+        return original(body, now)
+
+    async def make(session) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+        hook = DriftWebhook(reseller_id=organisation.resellers[0].reseller_id, url=f"{receiver.url}/drift",
+                            secret_encrypted=keyring.encrypt(SECRET, purpose=drift.SECRET_PURPOSE))
+        session.add(hook)
+        await session.flush()
+        delivery = DriftDelivery(webhook_id=hook.id, status="pending", attempts=0, body=json.dumps(
+            {"eventId": "12:drift.detected", "type": "drift.detected", "timestamp": 0, "event": {"id": 12}}))
+        session.add(delivery)
+        await session.flush()
+        return delivery.id, delivery.job_key
+
+    async def state(session) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
+        row = await session.get(DriftDelivery, delivery_id)
+        return row.status, row.last_error
+
+    monkeypatch.setattr(drift, "stamped", defect_once)
+    try:
+        delivery_id, job_key = await in_session(live, make)
+        await asyncio.to_thread(workflows.start_delivery, delivery_id, job_key)
+        for _ in range(300):
+            seen.append(await in_session(live, state))
+            if seen[-1][0] != "pending":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        receiver.stop()
+    assert seen[-1] == ("delivered", None) and len(calls) == 2 and [t["status"] for t in receiver.tries] == [200], seen
+    assert ("pending", "Unexpected error: RuntimeError") in seen  # the failed try, shown while it waited

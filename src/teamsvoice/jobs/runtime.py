@@ -499,6 +499,21 @@ async def until_microsoft_answers(attempt: Callable[[], Awaitable[T]], on_wait: 
             delay = min(cap, delay * 2)
 
 
+def delivery_attempt(attempt: Callable[[int], bool], model: type[Any], delivery_id: int, what: str) -> bool:
+    """One try of a delivery (the body of `until_delivered`'s step): `attempt`'s answer, or, when it fails with a
+    defect, False with the failure recorded as the row's `last_error` (`unit_failure`; a transient database
+    failure is raised again, so the step runs again). A defect ended the delivery's workflow, and the delivery
+    stayed pending with no try ever again; now it is tried again later, like any failed try."""
+    try:
+        return attempt(delivery_id)
+    except Exception as exc:  # noqa: BLE001 - whatever failed the try is the try's outcome
+        message = failure_message(exc, f"{what} {delivery_id}")
+        with sync_transaction(job_context().engine) as session:
+            if (row := session.get(model, delivery_id)) is not None:
+                row.last_error = message
+        return False
+
+
 def until_delivered(post: Callable[[int], bool], delivery_id: int) -> int:
     """Inside a delivery workflow: runs the `post` step until it reports done, sleeping durably between
     tries (capped doubling from the webhook retry settings). Answers the number of tries."""

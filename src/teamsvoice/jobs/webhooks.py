@@ -15,7 +15,7 @@ from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.jobs.runtime import durable_step, job_context, start_once, until_delivered
+from teamsvoice.jobs.runtime import delivery_attempt, durable_step, job_context, start_once, until_delivered
 
 logger = logging.getLogger("teamsvoice.security")
 
@@ -24,7 +24,13 @@ logger = logging.getLogger("teamsvoice.security")
 def post_webhook(delivery_id: int) -> bool:
     """One attempt. True once the delivery is over: the receiver answered 2xx, or the URL is no longer
     registered, or its host resolves to an internal address the deployment does not allow, or the receiver
-    redirected (the payload carries a Microsoft token: it goes nowhere else)."""
+    redirected (the payload carries a Microsoft token: it goes nowhere else). An attempt that fails with a defect
+    (a payload the keyring cannot decrypt, say) is a failed try like any other, its error recorded: it ended the
+    delivery's workflow, and the delivery stayed pending with no try ever again."""
+    return delivery_attempt(_post_webhook, WebhookDelivery, delivery_id, "webhook delivery")
+
+
+def _post_webhook(delivery_id: int) -> bool:
     ctx = job_context()
     with sync_transaction(ctx.engine) as session:
         delivery = session.get(WebhookDelivery, delivery_id)

@@ -26,7 +26,7 @@ from teamsvoice.domain.voice_state.planner import difference_from_wire
 from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
 from teamsvoice.domain.voice_state.state import export_document, parse_document
 from teamsvoice.jobs.runtime import (
-    durable_step, failure_message,
+    delivery_attempt, durable_step, failure_message,
     in_flight, job_context, park_if_stopping, run_every, start_once, until_delivered, until_microsoft_answers,
 )
 
@@ -274,7 +274,13 @@ def start_schedule() -> int:
 
 @durable_step("voice_drift_post")
 def post_drift_event(delivery_id: int) -> bool:
-    """One attempt; True once delivered (2xx). Redirects are not followed (and count as failures)."""
+    """One attempt; True once delivered (2xx). Redirects are not followed (and count as failures). An attempt that
+    fails with a defect is a failed try like any other (its error recorded, tried again later): it ended the
+    delivery's workflow, and the delivery stayed pending with no try ever again."""
+    return delivery_attempt(_post_drift_event, DriftDelivery, delivery_id, "drift event delivery")
+
+
+def _post_drift_event(delivery_id: int) -> bool:
     ctx = job_context()
     with sync_transaction(ctx.engine) as session:
         delivery = session.get(DriftDelivery, delivery_id)
