@@ -195,7 +195,7 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
                 redirect_uri=f"{settings.public_url}/restricted/handleResponse",
             )
         credentials = await _seed(settings, emulator_url)
-        api = runner.server(create_app(settings), log_level="info")
+        api = runner.server(create_app(settings), log_level="info", read_timeout=settings.request_read_timeout_seconds)
         console.print(f"[bold]teamsvoice[/bold] {__version__} API  {settings.public_url}  (OpenAPI: {settings.public_url}/docs)")
         if emulator_url:
             console.print(f"Microsoft 365 emulator  {emulator_url}  (Graph: {emulator_url}/v1.0, admin: {emulator_url}/_admin)")
@@ -282,7 +282,8 @@ def api(
         _migrate(settings)
         if not settings.public_url:
             settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
-        server = runner.server(create_app(settings, jobs_role="api"), log_level="info")
+        server = runner.server(create_app(settings, jobs_role="api"), log_level="info",
+                               read_timeout=settings.request_read_timeout_seconds)
         asyncio.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock)))
     except StartupError as exc:
         _fail(str(exc))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 LOCK_FILE = ".teamsvoice.lock"
 
@@ -141,9 +142,48 @@ def quiet_signals(server_: uvicorn.Server) -> uvicorn.Server:
     return server_
 
 
-def server(app: Any, *, log_config: dict[str, Any] | None = None, **options: Any) -> Server:
+class ReadDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for reading each request: uvicorn bounds the idle time between
+    requests only, so a client that connects and sends nothing, or sends its headers or body a byte at a time,
+    held its connection for ever (2,000 such were held in a probe; the process's file descriptors are the only
+    bound). The deadline runs from the connection's start, and again from each response's end, until the request's
+    body is read; then the connection is closed. The time the app takes to answer is not bounded here."""
+
+    read_timeout = 60.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.read_timeout, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        cycle = self.cycle
+        still_reading = cycle is None or cycle.response_complete or (cycle.more_body and not cycle.response_started)
+        if still_reading and not self.transport.is_closing():
+            self.logger.info("closing a connection that did not send its request within %.0f s", self.read_timeout)
+            self.transport.close()
+
+
+def server(app: Any, *, log_config: dict[str, Any] | None = None, read_timeout: float = ReadDeadline.read_timeout,
+           **options: Any) -> Server:
+    protocol = type("ReadDeadline", (ReadDeadline,), {"read_timeout": read_timeout})
     config = uvicorn.Config(app, server_header=False, timeout_graceful_shutdown=5, log_config=log_config,
-                            access_log=False, **options)
+                            access_log=False, http=protocol, **options)
     return Server(config)
 
 

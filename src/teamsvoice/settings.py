@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Longest wait between two tries of an item that Microsoft failed transiently."
     )
 
+    request_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a client may take to send a request (its headers and body) to `serve` or "
+        "`api`: a connection that sends nothing, or sends its request a byte at a time, is closed then. (The time the "
+        "request takes to answer is not bounded; between requests a kept-alive connection closes after 5 s idle.)")
+
     max_request_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413 in the family's envelope)."
     )
