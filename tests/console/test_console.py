@@ -78,6 +78,8 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     globex = await world.create_tenant("other-reseller", name="Globex Corp")
 
     page = await new_page()
+    not_found = []  # resources the pages asked for that this server does not have (a favicon was one, on every page)
+    page.on("console", lambda message: not_found.append(message.location.get("url")) if "404" in message.text else None)
     await page.goto("/console/customers")  # not signed in: sent to the sign-in page
     assert page.url.endswith("/console/login")
     await page.get_by_label("Username").fill(organisation.resellers[0].username)
@@ -85,6 +87,7 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     await page.get_by_role("button", name="Sign in").click()
     await page.get_by_text("Invalid username or password").wait_for()
     await page.screenshot(path=shots / "sign-in.png")
+    assert not_found == [], not_found
 
     # A ConnecttoTeams reseller admin of reseller 1 sees Acme, never Globex.
     await sign_in(page, organisation.resellers[0].username, organisation.resellers[0].password)
