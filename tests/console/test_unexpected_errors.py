@@ -37,6 +37,9 @@ async def test_bad_console_addresses_are_html_pages(live, organisation) -> None:
             answer = await browser.get(address)
             assert answer.status_code == status and answer.headers["content-type"].startswith("text/html"), (address, answer.text)
             assert words in answer.text and '"timestamp"' not in answer.text, (address, answer.text)
+        # An error page of a signed-in staff member keeps the navigation and the sign-out (it had neither).
+        missing = await browser.get("/console/enterprises/999999")
+        assert missing.status_code == 404 and "Sign out" in missing.text and 'href="/console/jobs"' in missing.text
         # A page past the audit log's last is its last page (it showed "page 99999 of 5", empty, linking to 99998).
         # (The sign-in above is an entry at least.)
         far = await browser.get("/console/audit?page=99999")

@@ -51,6 +51,7 @@ PICKER_SIZE = 200
 
 async def current_staff(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> auth.Staff:
     staff = await auth.staff_for_cookie(uow.session, container.keyring, request.cookies.get(auth.COOKIE))
+    request.state.staff = staff  # (an error page shows the navigation too: rendering.render_message)
     audit_context.identify(name=staff.username, login_family=staff.family, login_id=staff.login_id, reseller_id=staff.reseller_id)
     if request.method == "POST":
         sent = request.headers.get("x-csrf-token")

@@ -30,4 +30,6 @@ def render_message(request: Request, message: str, *, status: int) -> HTMLRespon
     if request.headers.get("hx-request"):
         return page(request, "_flash.html", {"message": message, "error": True}, status=200,
                     headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
-    return page(request, "message.html", {"message": message, "status": status}, status=status)
+    # The signed-in staff member, when the request got that far (pages.current_staff): its navigation and sign-out.
+    staff = getattr(request.state, "staff", None)
+    return page(request, "message.html", {"message": message, "status": status, "staff": staff}, status=status)
