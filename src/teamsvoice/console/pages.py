@@ -23,7 +23,7 @@ from teamsvoice.console.rendering import page
 from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
-from teamsvoice.core.limits import whole_number
+from teamsvoice.core.limits import check_name, whole_number
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.consent import repository as consents, service as consent
@@ -40,6 +40,7 @@ from teamsvoice.domain.teams_users.models import FusionBulkJob
 from teamsvoice.domain.tenant_voice.readiness import check_tenant_readiness
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift
+from teamsvoice.jobs.fusion_wizard import enqueue_wizard
 from teamsvoice.microsoft.voice_state import tenant_voice
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -240,16 +241,52 @@ async def tenant_page(uuid: str, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
     return RedirectResponse(f"/console/tenants/{uuid}/subscriptions/{subscriptions[0].id}", status_code=303)
 
 
+async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: SubscriptionAccess) -> dict[str, Any]:
+    run = onboarding.current_run(access, await onboarding.latest_run(uow.session, access.subscription.id))
+    admin = await onboarding.get_admin(uow.session, access)
+    return {"staff": staff, "access": access, "base": _sub_url(access), "state": onboarding.status_of(access, run),
+            "run": run, "admin_username": admin.ms_username if admin is not None else None}
+
+
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}")
 async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
     total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
-    run = await onboarding.latest_run(uow.session, sub_id)
     jobs, _ = await bulk.list_jobs(uow.session, access, None, 0, 10)
     return page(request, "subscription.html", {
-        "staff": staff, "access": access, "base": _sub_url(access), "state": onboarding.status_of(access, run),
-        "run": run, "numbers": {"total": total, "free": free, "assigned": assigned},
+        **await _onboarding_context(uow, staff, access), "numbers": {"total": total, "free": free, "assigned": assigned},
         "jobs": [bulk.job_summary(j) for j in jobs]})
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")
+async def onboarding_card(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    """The onboarding card of the tenant page (polled while the wizard runs)."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.wizard.read")
+    return page(request, "_onboarding.html", await _onboarding_context(uow, staff, access))
+
+
+@router.post("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")
+async def run_onboarding(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep, container: ContainerDep,
+                         ms_username: Annotated[str, Form()] = "", ms_password: Annotated[str, Form()] = "") -> Response:
+    """The customer's Teams administrator (stored as the Fusion API's POST msteams/admins stores it), then the
+    onboarding wizard, as POST msteams/wizard runs it; the tenant page follows its steps."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.wizard.run")
+    admin = await onboarding.get_admin(uow.session, access)
+    username = ms_username.strip()
+    if ms_password or admin is None or admin.ms_username != username.lower():
+        _require(staff, f"{_MST}.admins.update")
+        if not ms_password:
+            raise ValidationFailed("Password: enter the Teams administrator's password")
+        await onboarding.set_admin(uow.session, container.keyring, access, check_name("Teams administrator", username),
+                                   ms_password)
+    run = await onboarding.start_wizard(uow.session, access)
+    run_id = run.id
+
+    async def enqueue() -> None:
+        await enqueue_wizard(run_id)
+
+    uow.after_commit(enqueue)
+    return RedirectResponse(_sub_url(access), status_code=303)
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/readiness")
