@@ -146,8 +146,8 @@ class ReadDeadline(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for reading each request: uvicorn bounds the idle time between
     requests only, so a client that connects and sends nothing, or sends its headers or body a byte at a time,
     held its connection for ever (2,000 such were held in a probe; the process's file descriptors are the only
-    bound). The deadline runs from the connection's start, and again from each response's end, until the request's
-    body is read; then the connection is closed. The time the app takes to answer is not bounded here."""
+    bound). The deadline runs from the connection's start, and again from each response's end: a request whose body
+    is not read in full by then has its connection closed. The time the app takes to answer is not bounded here."""
 
     read_timeout = 60.0
     _deadline: asyncio.TimerHandle | None = None

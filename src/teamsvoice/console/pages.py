@@ -279,13 +279,8 @@ async def run_onboarding(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWor
             raise ValidationFailed("Password: enter the Teams administrator's password")
         await onboarding.set_admin(uow.session, container.keyring, access, check_name("Teams administrator", username),
                                    ms_password)
-    run = await onboarding.start_wizard(uow.session, access)
-    run_id = run.id
-
-    async def enqueue() -> None:
-        await enqueue_wizard(run_id)
-
-    uow.after_commit(enqueue)
+    run_id = (await onboarding.start_wizard(uow.session, access)).id
+    uow.after_commit(lambda: enqueue_wizard(run_id))
     return RedirectResponse(_sub_url(access), status_code=303)
 
 
