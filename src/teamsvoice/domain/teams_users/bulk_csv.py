@@ -94,8 +94,6 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
             errors.append("upn: a user principal name (name@domain) is required")
         elif upn.lower() in seen_upns:
             errors.append(f"upn: {upn} is already on line {seen_upns[upn.lower()]}")
-        else:
-            seen_upns[upn.lower()] = line
         try:
             bulk.parse_item(item)
         except ValidationFailed as exc:
@@ -111,7 +109,10 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
                     errors.append(f"number: {number} is already assigned to {holder.user_principal_name}")
                 elif number in seen_numbers:
                     errors.append(f"number: {number} is already on line {seen_numbers[number]}")
-                seen_numbers.setdefault(number, line)
+        if not errors:  # a row left out (it has errors) takes neither its user nor its number from a later row
+            seen_upns[upn.lower()] = line
+            if number:
+                seen_numbers[number] = line
         result.append({"line": line, "upn": upn, "item": item, "errors": errors})
     return result
 
