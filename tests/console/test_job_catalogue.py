@@ -92,3 +92,17 @@ async def test_failed_wizard_run_resumes_at_its_failed_step_and_is_cancelled_in_
     assert not run.running and run.status == "wizard_3_ERROR" and run.steps[2]["detail"] == "Cancelled"
     assert [s["ok"] for s in run.steps[:2]] == [True, True]  # what succeeded stays done
     assert run.error.startswith("Cancelled by ")
+
+    # Once the subscription is onboarded (another run linked its tenant), a failed run is not run again: its
+    # steps would act on a tenant already linked.
+    async def link(session) -> None:  # type: ignore[no-untyped-def]
+        from teamsvoice.domain.fusion.models import FusionSubscription
+
+        subscription_row = await session.get(FusionSubscription, subscription["id"])
+        (await session.get(Enterprise, subscription_row.enterprise_id)).tenant_id = str(uuid.uuid4())
+
+    await in_session(live, link)
+    job = await in_session(live, lambda s: catalogue.find(s, [mine], ref))
+    assert job.retry_refusal is not None and "onboarded" in job.retry_refusal
+    with pytest.raises(Conflict, match="onboarded"):
+        await in_session(live, lambda s: catalogue.retry(s, [mine], ref))

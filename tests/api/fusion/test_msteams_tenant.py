@@ -268,3 +268,17 @@ async def test_a_wizard_resumed_after_another_subscription_linked_its_tenant_cha
         await asyncio.sleep(0.1)
     assert resumed["status"] == "already_linked" and "already linked" in resumed["wizardSteps"][4]["detail"], resumed
     assert len(written) == 1  # nothing written in the linked tenant by the late subscription's run
+
+
+async def test_wizard_starts_at_the_same_moment_run_it_once(world, live) -> None:  # type: ignore[no-untyped-def]
+    """Starts sent at the same moment (two staff members, the console and the API): one runs, the others are told
+    it is already running (each found none running, and each ran, against the same tenant)."""
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    microsoft = await emulated_tenant(live, f"twice-{uuid.uuid4().hex[:8]}.example", 2)
+    admin = microsoft["globalAdmin"]
+    assert (await client.post(f"{path}/msteams/admins", headers=headers, json={
+        "msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
+    answers = await asyncio.gather(*(client.post(f"{path}/msteams/wizard", headers=headers) for _ in range(6)))
+    assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
+    assert all(a.json()["error"] == {"code": 2030, "reason": "The onboarding wizard is already running for this subscription"}
+               for a in answers if a.status_code != 200)  # (Fusion answers this conflict 400, code 2030)

@@ -11,7 +11,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from teamsvoice.core.clock import utcnow
@@ -113,9 +113,13 @@ class FusionMsTeamsAdmin(Base):
 
 
 class FusionWizardRun(Base):
-    """One run of the onboarding wizard; the newest run of a subscription is the one reported."""
+    """One run of the onboarding wizard; the newest run of a subscription is the one reported. A subscription has
+    at most one running run (a unique index on the running ones: two starts at the same moment both found none
+    running and both ran, against the same tenant)."""
 
     __tablename__ = "fusion_wizard_runs"
+    __table_args__ = (Index("uq_fusion_wizard_runs_running", "subscription_id", unique=True,
+                            sqlite_where=text("running"), postgresql_where=text("running")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -76,10 +77,16 @@ async def get_admin(session: AsyncSession, access: SubscriptionAccess) -> Fusion
     return await repository.ms_teams_admin(session, access.subscription.id)
 
 
+ADMIN_USERNAME_MAX, ADMIN_PASSWORD_MAX = 255, 256  # the Fusion API's limits (api/fusion/wire.AdminBody)
+
+
 async def set_admin(session: AsyncSession, keyring: Keyring, access: SubscriptionAccess, username: str, password: str) -> FusionMsTeamsAdmin:
+    """The subscription's MS Teams administrator, for the API and the console alike (the password stored encrypted)."""
     local, _, domain = username.partition("@")
-    if not local or "." not in domain:
+    if not local or "." not in domain or len(username) > ADMIN_USERNAME_MAX:
         raise ValidationFailed("msUsername: must be a user principal name such as admin@contoso.onmicrosoft.com")
+    if not 0 < len(password) <= ADMIN_PASSWORD_MAX:
+        raise ValidationFailed(f"msPassword: 1 to {ADMIN_PASSWORD_MAX} characters")
     admin = await get_admin(session, access)
     if admin is None:
         admin = FusionMsTeamsAdmin(subscription_id=access.subscription.id, ms_username="", ms_password_encrypted="")
@@ -109,8 +116,11 @@ async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> Fus
         raise Conflict("The onboarding wizard is already running for this subscription", code=WIZARD_RUNNING)
     run = FusionWizardRun(subscription_id=access.subscription.id, running=True, steps=initial_steps(),
                           status="wizard_0_OK")
-    session.add(run)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # another start at the same moment found none running either
+            session.add(run)
+    except IntegrityError:
+        raise Conflict("The onboarding wizard is already running for this subscription", code=WIZARD_RUNNING) from None
     return run
 
 

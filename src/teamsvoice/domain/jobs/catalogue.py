@@ -194,6 +194,8 @@ async def _wizards(session: AsyncSession, scope: Scope, ids: Sequence[int] | Non
         status = _wizard_status(run)
         retry = (_still(status) if status == "running" else
                  "every step succeeded: the tenant is onboarded" if status == "completed" else
+                 "the subscription is onboarded (its tenant is linked): there is nothing to redo"
+                 if enterprise.tenant_id is not None else
                  f"a newer run of this subscription's wizard exists (wizard:{newest[subscription.id]}): retry that one"
                  if newest.get(subscription.id, run.id) != run.id else None)
         done = sum(1 for step in run.steps if step.get("ok"))

@@ -1,0 +1,47 @@
+"""Migration 0015: a subscription keeps one running wizard run (the newest; one running beside it is stopped,
+saying why), and a second running run is refused from then on, on both backends."""
+
+import importlib
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from alembic import command
+from sqlalchemy import text
+
+from tests.conftest import BACKENDS
+from tests.support.migrations import NOW, add_enterprise, database_at
+
+migration = importlib.import_module("teamsvoice.migrations.versions.0015_one_running_wizard")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_running_wizard_run_per_subscription(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    config, engine = database_at(migration.down_revision, backend, request, tmp_path)
+    insert = text("INSERT INTO fusion_wizard_runs (id, job_key, subscription_id, running, steps, status, started_at) "
+                  "VALUES (:id, :key, :sub, :running, '[]', 'wizard_1_OK', :now)")
+    try:
+        with engine.begin() as connection:
+            add_enterprise(connection)
+            connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
+                                    "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
+            connection.execute(text(
+                "INSERT INTO fusion_subscriptions (id, fusion_tenant_id, name, ms_teams_users, sip_trunk_channels, "
+                "mode, enterprise_id, created_at) VALUES (1, 1, 's', 0, 0, 'fusion', 1, :now)"), {"now": NOW})
+            # Two running at once, and an ended one.
+            for run_id, sub, running in ((1, 1, False), (2, 1, True), (3, 1, True)):
+                connection.execute(insert, {"id": run_id, "key": str(uuid.uuid4()), "sub": sub, "running": running, "now": NOW})
+
+        command.upgrade(config, "heads")
+
+        with engine.connect() as connection:
+            rows = {r.id: (bool(r.running), r.error) for r in connection.execute(text(
+                "SELECT id, running, error FROM fusion_wizard_runs ORDER BY id"))}
+        assert rows == {1: (False, None), 2: (False, migration.STOPPED), 3: (True, None)}
+        with pytest.raises(sqlalchemy.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(insert, {"id": 5, "key": str(uuid.uuid4()), "sub": 1, "running": True, "now": NOW})
+        with engine.begin() as connection:  # an ended run beside the running one is fine
+            connection.execute(insert, {"id": 6, "key": str(uuid.uuid4()), "sub": 1, "running": False, "now": NOW})
+    finally:
+        engine.dispose()
