@@ -175,7 +175,7 @@ class ReadDeadline(H11Protocol):
         cycle = self.cycle
         still_reading = cycle is None or cycle.response_complete or (cycle.more_body and not cycle.response_started)
         if still_reading and not self.transport.is_closing():
-            self.logger.info("closing a connection that did not send its request within %.0f s", self.read_timeout)
+            self.logger.debug("closing a connection that did not send its request within %.0f s", self.read_timeout)
             self.transport.close()
 
 

@@ -245,7 +245,9 @@ async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: Sub
     run = onboarding.current_run(access, await onboarding.latest_run(uow.session, access.subscription.id))
     admin = await onboarding.get_admin(uow.session, access)
     return {"staff": staff, "access": access, "base": _sub_url(access), "state": onboarding.status_of(access, run),
-            "run": run, "admin_username": admin.ms_username if admin is not None else None}
+            "run": run, "admin_username": admin.ms_username if admin is not None else None,
+            # the wizard's steps, errors and consent link, and the form, only with the Fusion API's roles for them
+            "wizard_read": staff.fusion.holds(f"{_MST}.wizard.read"), "wizard_run": staff.fusion.holds(f"{_MST}.wizard.run")}
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}")
@@ -262,7 +264,10 @@ async def subscription_page(request: Request, uuid: str, sub_id: int, staff: Sta
 async def onboarding_card(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     """The onboarding card of the tenant page (polled while the wizard runs)."""
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.wizard.read")
-    return page(request, "_onboarding.html", await _onboarding_context(uow, staff, access))
+    context = await _onboarding_context(uow, staff, access)
+    if context["state"] == "onboarded" and request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Refresh": "true"})  # linked: the whole page (its Users tab...)
+    return page(request, "_onboarding.html", context)
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.limits import Name
 from teamsvoice.domain.fusion import accounts
 from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant, FusionUser
+from teamsvoice.domain.fusion.onboarding import ADMIN_PASSWORD_MAX, ADMIN_USERNAME_MAX
 from teamsvoice.domain.fusion.roles import ALL_ROLES
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
@@ -61,8 +62,8 @@ class NumbersDeleteBody(Strict):
 
 
 class AdminBody(Strict):
-    msUsername: StrictStr = Field(min_length=3, max_length=255)
-    msPassword: StrictStr = Field(min_length=1, max_length=256)
+    msUsername: StrictStr = Field(min_length=3, max_length=ADMIN_USERNAME_MAX)
+    msPassword: StrictStr = Field(min_length=1, max_length=ADMIN_PASSWORD_MAX)
 
 
 def render_owner(node: Reseller) -> dict[str, Any]:
