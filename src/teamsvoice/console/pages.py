@@ -26,6 +26,7 @@ from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, 
 from teamsvoice.core.limits import check_name, whole_number
 from teamsvoice.domain.audit import context as audit_context
 from teamsvoice.domain.audit import service as audit
+from teamsvoice.domain.audit.recorder import Owner
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.fusion import licences, numbers, onboarding, tenants
@@ -126,6 +127,8 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
 @router.post("/logout")
 async def logout(staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     await auth.sign_out(uow.session, staff)
+    await audit.record_action(uow.session, Owner(staff.reseller_id), action="login.sign_out", aggregate="login",
+                              object_id=staff.login_id, label=staff.username, before=None, after=None)
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(auth.COOKIE, path="/console")
     return response

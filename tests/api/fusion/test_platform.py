@@ -277,6 +277,15 @@ async def test_ending_a_logins_sessions_ends_its_console_sessions_for_good(world
     [sign_out] = [f for f in forms(page.text) if f.action == "/console/logout"]
     assert (await submit(latest, str(page.url), sign_out)).status_code == 303
     assert not await signed_in(copy)
+    # The sign-out is an audit entry, as the sign-in is.
+    from sqlalchemy import select
+
+    from teamsvoice.domain.audit.models import AuditEntry
+    from tests.support.database import in_session
+
+    signed_out = await in_session(world.live, lambda s: s.scalar(select(AuditEntry).where(
+        AuditEntry.action == "login.sign_out", AuditEntry.object_label == "carol@staff.example")))
+    assert signed_out is not None and signed_out.actor == "fusion:carol@staff.example", signed_out
     for browser in (before, again, latest, copy):
         await browser.aclose()
 
