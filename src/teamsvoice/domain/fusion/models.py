@@ -11,7 +11,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from teamsvoice.core.clock import utcnow
@@ -118,8 +118,6 @@ class FusionWizardRun(Base):
     running and both ran, against the same tenant)."""
 
     __tablename__ = "fusion_wizard_runs"
-    __table_args__ = (Index("uq_fusion_wizard_runs_running", "subscription_id", unique=True,
-                            sqlite_where=text("running"), postgresql_where=text("running")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -133,6 +131,10 @@ class FusionWizardRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+Index("uq_fusion_wizard_runs_running", FusionWizardRun.subscription_id, unique=True,
+      sqlite_where=FusionWizardRun.running, postgresql_where=FusionWizardRun.running)
 
 
 class FusionGroupFilter(Base):
