@@ -47,3 +47,15 @@ def add_enterprise(connection: Connection) -> int:
         "user_limit, user_provisioning_enabled, registered, created_at, updated_at) VALUES (1, 1, 'e', '[]', '[]', "
         "'[]', '[]', '[]', false, false, false, false, false, false, false, 0, false, false, :now, :now)"), {"now": NOW})
     return 1
+
+
+def add_fusion_subscription(connection: Connection) -> int:
+    """`add_enterprise`'s enterprise as Fusion subscription 1 of Fusion tenant 1 (columns every revision since 0003
+    has); answers the subscription id."""
+    add_enterprise(connection)
+    connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
+                            "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
+    connection.execute(text(
+        "INSERT INTO fusion_subscriptions (id, fusion_tenant_id, name, ms_teams_users, sip_trunk_channels, mode, "
+        "enterprise_id, created_at) VALUES (1, 1, 's', 0, 0, 'fusion', 1, :now)"), {"now": NOW})
+    return 1

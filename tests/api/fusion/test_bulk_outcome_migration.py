@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from teamsvoice.api.fusion.error_codes import NAMED_CODES, outcome_body
 from tests.conftest import BACKENDS
-from tests.support.migrations import NOW, add_enterprise, database_at
+from tests.support.migrations import NOW, add_fusion_subscription, database_at
 
 migration = importlib.import_module("teamsvoice.migrations.versions.0011_neutral_bulk_outcomes")
 BEFORE = migration.down_revision
@@ -20,12 +20,7 @@ BEFORE = migration.down_revision
 
 def _parents(connection) -> int:
     """A reseller, an enterprise, a Fusion tenant and subscription, and a bulk job as revision BEFORE has them."""
-    add_enterprise(connection)
-    connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
-                            "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
-    connection.execute(text(
-        "INSERT INTO fusion_subscriptions (id, fusion_tenant_id, name, ms_teams_users, sip_trunk_channels, mode, "
-        "enterprise_id, created_at) VALUES (1, 1, 's', 0, 0, 'fusion', 1, :now)"), {"now": NOW})
+    add_fusion_subscription(connection)
     connection.execute(text(
         "INSERT INTO fusion_bulk_jobs (id, job_key, job_id, subscription_id, kind, title, status, total_count, "
         "success_count, error_count, created_on, updated_on) VALUES (1, :key, '1', 1, 'ms_users', 'j', 'partial', "

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import text
 
 from tests.conftest import BACKENDS
-from tests.support.migrations import NOW, add_enterprise, database_at
+from tests.support.migrations import NOW, add_fusion_subscription, database_at
 
 migration = importlib.import_module("teamsvoice.migrations.versions.0015_one_running_wizard")
 
@@ -23,12 +23,7 @@ def test_one_running_wizard_run_per_subscription(backend: str, request: pytest.F
                   "VALUES (:id, :key, :sub, :running, '[]', 'wizard_1_OK', :now)")
     try:
         with engine.begin() as connection:
-            add_enterprise(connection)
-            connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
-                                    "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
-            connection.execute(text(
-                "INSERT INTO fusion_subscriptions (id, fusion_tenant_id, name, ms_teams_users, sip_trunk_channels, "
-                "mode, enterprise_id, created_at) VALUES (1, 1, 's', 0, 0, 'fusion', 1, :now)"), {"now": NOW})
+            add_fusion_subscription(connection)
             # Two running at once, and an ended one.
             for run_id, sub, running in ((1, 1, False), (2, 1, True), (3, 1, True)):
                 connection.execute(insert, {"id": run_id, "key": str(uuid.uuid4()), "sub": sub, "running": running, "now": NOW})
