@@ -36,26 +36,27 @@ def database_at(revision: str, backend: str, request: pytest.FixtureRequest, tmp
     return config, create_engine(sync_url(url))
 
 
-def add_enterprise(connection: Connection) -> int:
-    """Reseller 1 and its enterprise 1, with the columns every revision since 0001 has; answers the enterprise id."""
+def add_enterprise(connection: Connection, n: int = 1) -> int:
+    """Reseller n and its enterprise n, with the columns every revision since 0001 has; answers the enterprise id."""
     connection.execute(text("INSERT INTO resellers (id, name, level, registered_redirect_urls, created_at) "
-                            "VALUES (1, 'r', 'MASTER', '[]', :now)"), {"now": NOW})
+                            "VALUES (:n, :name, 'MASTER', '[]', :now)"), {"n": n, "name": f"r{n}", "now": NOW})
     connection.execute(text(
         "INSERT INTO enterprises (id, reseller_id, enterprise_name, services, pbx_ids, sbc_gateway_ids, "
         "billing_references, ent_config_infos, allow_external_numbers, can_add_extensions, "
         "can_reseller_manage_enterprise_provisioning, federated, pbx_moh, restrict_admin_access, secure_sms_enabled, "
-        "user_limit, user_provisioning_enabled, registered, created_at, updated_at) VALUES (1, 1, 'e', '[]', '[]', "
-        "'[]', '[]', '[]', false, false, false, false, false, false, false, 0, false, false, :now, :now)"), {"now": NOW})
-    return 1
+        "user_limit, user_provisioning_enabled, registered, created_at, updated_at) VALUES (:n, :n, 'e', '[]', '[]', "
+        "'[]', '[]', '[]', false, false, false, false, false, false, false, 0, false, false, :now, :now)"),
+        {"n": n, "now": NOW})
+    return n
 
 
-def add_fusion_subscription(connection: Connection) -> int:
-    """`add_enterprise`'s enterprise as Fusion subscription 1 of Fusion tenant 1 (columns every revision since 0003
-    has); answers the subscription id."""
-    add_enterprise(connection)
+def add_fusion_subscription(connection: Connection, n: int = 1) -> int:
+    """`add_enterprise`'s enterprise n as Fusion subscription n of Fusion tenant n (columns every revision since
+    0003 has); answers the subscription id."""
+    add_enterprise(connection, n)
     connection.execute(text("INSERT INTO fusion_tenants (id, uuid, name, owner_reseller_id, created_at, updated_at) "
-                            "VALUES (1, :uuid, 't', 1, :now, :now)"), {"uuid": str(uuid.uuid4()), "now": NOW})
+                            "VALUES (:n, :uuid, 't', :n, :now, :now)"), {"n": n, "uuid": str(uuid.uuid4()), "now": NOW})
     connection.execute(text(
         "INSERT INTO fusion_subscriptions (id, fusion_tenant_id, name, ms_teams_users, sip_trunk_channels, mode, "
-        "enterprise_id, created_at) VALUES (1, 1, 's', 0, 0, 'fusion', 1, :now)"), {"now": NOW})
-    return 1
+        "enterprise_id, created_at) VALUES (:n, :n, 's', 0, 0, 'fusion', :n, :now)"), {"n": n, "now": NOW})
+    return n

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from dbos import DBOS
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction
@@ -111,7 +112,11 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
     except Exception as error:  # noqa: BLE001 - whatever failed the step is its outcome: the run never stays running
         _record(engine, run_id, number, False, failure_message(error, f"onboarding wizard run {run_id}: step {number}"))
         return False
-    _record(engine, run_id, number, True, detail, value=value, ms_tenant_id=value if number == 1 else None)
+    try:
+        _record(engine, run_id, number, True, detail, value=value, ms_tenant_id=value if number == 1 else None)
+    except IntegrityError:  # step 1 named a tenant that another subscription's running run holds (one per tenant)
+        _record(engine, run_id, number, False, onboarding.tenant_busy_refusal(value).message)
+        return False
     return True
 
 

@@ -282,3 +282,76 @@ async def test_wizard_starts_at_the_same_moment_run_it_once(world, live) -> None
     assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
     assert all(a.json()["error"] == {"code": 2030, "reason": "The onboarding wizard is already running for this subscription"}
                for a in answers if a.status_code != 200)  # (Fusion answers this conflict 400, code 2030)
+
+
+async def test_one_tenant_is_onboarded_by_one_subscription_at_a_time(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One tenant's administrator consented for two resellers' subscriptions. While one's wizard runs against the
+    tenant, the other's is refused at step 1, and a retry of its earlier run is refused: both passed "linked
+    elsewhere" while neither had linked, and both wrote their own SBC into the tenant's voice configuration (the late
+    one's route pointing the other reseller's customer at its SBC)."""
+    import threading
+
+    from teamsvoice.core.errors import Conflict
+    from teamsvoice.domain.fusion import onboarding
+    from teamsvoice.domain.jobs import catalogue
+    from tests.support.database import in_session
+
+    client = world.client
+    microsoft = await emulated_tenant(live, f"shared-{uuid.uuid4().hex[:8]}.example", 2)
+    first_headers, first_path = await world.as_("reseller"), await _subscription(world, "reseller", "First")
+    other_headers, other_path = await world.as_("other-reseller"), await _subscription(world, "other-reseller", "Other")
+    await _consented(world, live, first_path, first_headers, microsoft["globalAdmin"])
+    await _consented(world, live, other_path, other_headers, microsoft["globalAdmin"])
+
+    async def no_licences(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise onboarding.StepFailed("no licences today")
+
+    monkeypatch.setattr(onboarding, "check_licences", no_licences)
+    earlier = await world.run_wizard(other_path, other_headers)  # step 1 named the tenant, step 3 failed
+    assert earlier["status"] == "wizard_3_ERROR" and earlier["wizardSteps"][0]["ok"] is True, earlier
+    monkeypatch.undo()
+
+    written: list[tuple[str, str]] = []
+    gate = threading.Event()
+    original = onboarding.create_voice_configuration
+
+    async def held(connector, tenant, fqdn):  # type: ignore[no-untyped-def]
+        written.append((tenant, fqdn))
+        if len(written) == 1:  # the first run to get here waits there
+            await asyncio.to_thread(gate.wait, 60)
+        return await original(connector, tenant, fqdn)
+
+    monkeypatch.setattr(onboarding, "create_voice_configuration", held)
+    try:
+        assert (await client.post(f"{first_path}/msteams/wizard", headers=first_headers)).status_code == 200
+        for _ in range(300):
+            if written:
+                break
+            await asyncio.sleep(0.1)
+        assert written, "the first subscription's wizard did not reach step 5"
+
+        async def other_runs(session) -> list[int]:  # type: ignore[no-untyped-def]
+            from teamsvoice.domain.fusion.models import FusionWizardRun
+            return list(await session.scalars(select(FusionWizardRun.id).where(
+                FusionWizardRun.subscription_id == int(other_path.rsplit("/", 1)[1])).order_by(FusionWizardRun.id)))
+
+        earlier_run = (await in_session(live, other_runs))[-1]
+        scope = [world.organisation.resellers[1].reseller_id]
+        with pytest.raises(Conflict, match="Another subscription's onboarding wizard is running against tenant"):
+            await in_session(live, lambda s: catalogue.retry(s, scope, f"wizard:{earlier_run}"))
+        refused = await world.run_wizard(other_path, other_headers)
+        assert refused["status"] == "wizard_1_ERROR", refused
+        assert refused["wizardSteps"][0]["detail"] == (f"Another subscription's onboarding wizard is running against tenant "
+                                                     f"{microsoft['tenantId']}: run this one again once that one has ended")
+    finally:
+        gate.set()
+    for _ in range(300):
+        first = (await client.get(f"{first_path}/msteams/wizard", headers=first_headers)).json()
+        if not first["running"]:
+            break
+        await asyncio.sleep(0.1)
+    assert first["status"] == "wizard_6_OK", first
+    assert len(written) == 1  # the other reseller's SBC was never written into the tenant
+    again = await world.run_wizard(other_path, other_headers)  # once it ended: the tenant is linked elsewhere
+    assert again["status"] == "already_linked", again
+    assert len(written) == 1

@@ -115,7 +115,10 @@ class FusionMsTeamsAdmin(Base):
 class FusionWizardRun(Base):
     """One run of the onboarding wizard; the newest run of a subscription is the one reported. A subscription has
     at most one running run (a unique index on the running ones: two starts at the same moment both found none
-    running and both ran, against the same tenant)."""
+    running and both ran, against the same tenant). A Microsoft tenant, too, has at most one running run once its
+    step 1 named the tenant: the administrator of one tenant may consent for two subscriptions (two resellers'),
+    whose runs each passed "linked elsewhere" while neither had linked yet, and each wrote its own SBC into the
+    tenant's voice configuration."""
 
     __tablename__ = "fusion_wizard_runs"
 
@@ -134,6 +137,8 @@ class FusionWizardRun(Base):
 
 
 Index("uq_fusion_wizard_runs_running", FusionWizardRun.subscription_id, unique=True,
+      sqlite_where=FusionWizardRun.running, postgresql_where=FusionWizardRun.running)
+Index("uq_fusion_wizard_runs_tenant_running", FusionWizardRun.ms_tenant_id, unique=True,
       sqlite_where=FusionWizardRun.running, postgresql_where=FusionWizardRun.running)
 
 

@@ -326,6 +326,13 @@ def linked_elsewhere_refusal(tenant_id: str) -> StepFailed:
     return StepFailed(f"Tenant {tenant_id} is already linked to another subscription or enterprise", status="already_linked")
 
 
+def tenant_busy_refusal(tenant_id: str) -> StepFailed:
+    """How a run is refused the tenant while another subscription's run is onboarding it (a tenant has one running
+    run once its step 1 named it: both would pass "linked elsewhere" before either linked, and both would write)."""
+    return StepFailed(f"Another subscription's onboarding wizard is running against tenant {tenant_id}: "
+                      "run this one again once that one has ended")
+
+
 def consented_tenant(session: Session, enterprise_id: int) -> str | None:
     """The tenant whose Global Administrator consented at the subscription's consent URL (`accept_admin_consent`:
     the enterprise's EnterpriseManagement consent, which also lets ConnecttoTeams reseller tokens provision it)."""

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import json
 
 import anyio
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -36,6 +37,7 @@ from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.audit.recorder import Owner, acting_scope
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
 from teamsvoice.domain.jobs import repository
 from teamsvoice.domain.orgs.models import Enterprise
@@ -355,8 +357,14 @@ async def retry(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, Fol
             if not step.get("ok"):
                 break
             done += 1
-        run.running, run.error, run.finished_at, run.consent_url = True, None, None, None
-        run.status, run.job_key = f"wizard_{done}_OK", new_uuid()
+        tenant = run.ms_tenant_id or ""
+        try:
+            async with session.begin_nested():  # a tenant has one running run: another subscription's may hold it
+                run.running, run.error, run.finished_at, run.consent_url = True, None, None, None
+                run.status, run.job_key = f"wizard_{done}_OK", new_uuid()
+        except IntegrityError:
+            raise Conflict(f"Job {job.ref} cannot be retried: "
+                           f"{onboarding.tenant_busy_refusal(tenant).message}") from None
         follow = lambda: fusion_wizard.enqueue_wizard(job.id)  # noqa: E731
         status = "running"
     elif job.kind == "sync":
