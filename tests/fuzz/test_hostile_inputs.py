@@ -268,3 +268,35 @@ async def test_basic_credentials_that_are_not_ascii(client) -> None:  # type: ig
         answer = await client.post("/oauth/token", headers={"Authorization": f"Basic {credentials}".encode("latin-1")},
                                    data={"grant_type": "password", "username": "x", "password": "y"})
         assert answer.status_code in (400, 401) and answer.status_code != 500, answer.text
+
+
+async def test_ambiguous_and_compressed_bodies(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A fourth campaign's finds: a key twice in one JSON object was taken silently (the last one; other parsers
+    take the first), a gzip body got a vague 400 from the JSON parser, and a form field of bytes that are no UTF-8
+    was stored with replacement characters. Each is refused, named, before anything reads it."""
+    sub = await onboard(client, live, organisation)
+    path, headers = sub.path, sub.headers
+    fusion(await call(live, "POST", f"{path}/locations", raw=b'{"city": "Ghent", "street": "a", "city": "Liege"}',
+                      headers=headers), 400, 'the key "city" appears twice in one JSON object')
+    fusion(await call(live, "PUT", f"{path}/licenses", raw=b'[{"a": 1}, {"b": 2, "b": 3}]', headers=headers),
+           400, 'the key "b" appears twice')
+    ctt = bearer(await token_for(client, organisation.resellers[0]))
+    spring(await call(live, "POST", "/enterprise/configureUser", raw=b'{"pbxUserId": "1", "pbxUserId": "2"}',
+                      headers=ctt), 400, 'the key "pbxUserId" appears twice')
+    import gzip
+    spring(await call(live, "POST", "/enterprise/configureUser", raw=gzip.compress(b'{"pbxUserId": "1"}'),
+                      headers=ctt | {"Content-Encoding": "gzip"}), 415, "Content-Encoding: gzip is not accepted")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = await asyncio.to_thread(_exchange, live.url, "POST", "/oauth/token",
+                                     b"grant_type=password&username=%FFadmin&password=x", form)
+    assert answer.status == 400 and 'form field "username": not valid UTF-8' in answer.body["error_description"], answer.body
+    page = await client.post("/console/login", content=b"username=%C3%28&password=x", headers=form)
+    assert page.status_code == 400 and "text/html" in page.headers["content-type"], page.text
+    assert "form field &#34;username&#34;: not valid UTF-8 text" in page.text or 'form field "username": not valid UTF-8 text' in page.text
+    # Well-formed bodies go on as before: keys of the same name in different objects, a UTF-8 form.
+    nested = await call(live, "PUT", f"{path}/licenses", raw=b'{"msTeamsUsers": {"assigned": 1, "msTeamsUsers": 2}}',
+                        headers=headers)
+    assert "twice" not in json.dumps(nested.body), nested.body
+    good = await asyncio.to_thread(_exchange, live.url, "POST", "/oauth/token",
+                                   "grant_type=password&username=%C3%A9&password=x".encode(), form)
+    assert good.status in (400, 401) and "UTF-8" not in json.dumps(good.body), good.body

@@ -6,9 +6,11 @@
   text/plain or as a form to a route taking JSON; JSON sent to /oauth/token, which takes form fields), instead of
   whatever the parser then makes of it ("Input should be a valid dictionary", "Missing grant type"). Routes that
   read their body themselves (the seeds' bare-text bodies) are not concerned;
-- a JSON body (an object, an array or a string) nesting deeper than `JSON_MAX_DEPTH`, or holding text that is
-  not Unicode (a lone UTF-16 surrogate such as "\\ud800", which no response or database could encode), is a 400
-  naming the field, before anything parses it;
+- a compressed body (any Content-Encoding but identity) is a 415 saying to send it uncompressed;
+- a JSON body (an object, an array or a string) nesting deeper than `JSON_MAX_DEPTH`, holding a key twice in one
+  object, or holding text that is not Unicode (a lone UTF-16 surrogate such as "\\ud800", which no response or
+  database could encode), is a 400 naming the field or key, before anything parses it; an urlencoded form whose
+  field is not UTF-8 is a 400 naming the field (the parser stored replacement characters);
 - any exception that escapes the application becomes the family's 500 envelope here, so nothing reaches
   Starlette's ServerErrorMiddleware (which re-raises, and uvicorn then drops the keep-alive connection).
 
@@ -24,10 +26,11 @@ from fastapi.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from teamsvoice import console
 from teamsvoice.api import fusion
 from teamsvoice.api.connecttoteams.errors import oauth_error, spring_error
 from teamsvoice.api.fusion import errors as fusion_errors
-from teamsvoice.core.limits import json_body_problem
+from teamsvoice.core.limits import form_body_problem, json_body_problem
 
 # A body over the limit is still read (and dropped) up to this size, so that the client reads our 413 instead of
 # a reset connection and may go on using it; beyond it the connection is closed.
@@ -85,6 +88,8 @@ def content_type_problem(scope: Scope, content_type: str, body: bytes) -> str | 
 
 def render_error(scope: Scope, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     request = Request(scope)
+    if console.is_console_route(request):  # a page (or the flash region) for a person
+        return console.render_message(request, message, status=status)
     if request.url.path.rstrip("/") == "/oauth/token":  # OAuth 2's own envelope on the token endpoint
         response: Response = oauth_error(status, "invalid_request", message)
     elif request.url.path.startswith(fusion.PREFIX):
@@ -148,9 +153,17 @@ class RequestLimits:
                 await render_error(scope, 413, f"body: the request body exceeds {limit} bytes",
                                    None if exc.drained else {"Connection": "close"})(scope, receive, send)
                 return
-            content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").lower()
+            headers = dict(scope["headers"])
+            encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
+            if body and encoding not in ("", "identity"):
+                await render_error(scope, 415, f"Content-Encoding: {encoding[:40]} is not accepted; send the body "
+                                   "uncompressed (Content-Encoding: identity, or none)")(scope, receive, send)
+                return
+            content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
             problem = content_type_problem(scope, content_type, body)
-            if problem is None and not content_type.startswith(_FORM_TYPES):
+            if problem is None and content_type.startswith("application/x-www-form-urlencoded"):
+                problem = form_body_problem(body)
+            elif problem is None and not content_type.startswith(_FORM_TYPES):
                 problem = json_body_problem(body)
             if problem:
                 await render_error(scope, 400, problem)(scope, receive, send)

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
@@ -99,8 +100,27 @@ def _surrogate_path(value: Any, path: str) -> str | None:
     return None
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
 def json_body_problem(body: bytes) -> str | None:
-    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest)."""
+    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest):
+    nested too deep, a key twice in one object (parsers differ on which one counts: Python's and Jackson's take the
+    last, others the first or refuse), a lone surrogate."""
     try:
         # json.loads decodes bytes exactly so (UTF-8/16/32; surrogatepass), hence the same text is checked.
         text = body.decode(json.detect_encoding(body), "surrogatepass")
@@ -110,14 +130,30 @@ def json_body_problem(body: bytes) -> str | None:
         return None  # bare text (the seeds' `--data '<tenantId>'`), not JSON
     if json_depth(text) > JSON_MAX_DEPTH:
         return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+    try:
+        parsed = json.loads(text.lstrip("\ufeff"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        return f"body: the key {json.dumps(duplicate.key)[:200]} appears twice in one JSON object; send each key once"
+    except (ValueError, RecursionError):
+        return None  # the parser refuses it the same way
     if _MAYBE_SURROGATE.search(text):
-        try:
-            parsed = json.loads(text.lstrip("\ufeff"))
-        except ValueError:
-            return None
         where = _surrogate_path(parsed, "")
         if where is not None:
             return f"{where or 'body'}: text holds a lone UTF-16 surrogate (\\ud800-\\udfff); it must be valid Unicode"
+    return None
+
+
+def form_body_problem(body: bytes) -> str | None:
+    """Why an urlencoded form body cannot be read as text (None: nothing wrong here): a name or value that is not
+    UTF-8 once percent-decoded, which the form parser would turn into replacement characters and store."""
+    for part in body.split(b"&"):
+        name, _, value = part.partition(b"=")
+        for piece in (name, value):
+            try:
+                unquote_to_bytes(piece.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                field = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")[:60]
+                return f"form field {json.dumps(field)}: not valid UTF-8 text"
     return None
 
 
