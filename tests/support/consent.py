@@ -9,11 +9,13 @@ from tests.support.browser import forms, submit
 
 @dataclass
 class ConsentResult:
-    callback: httpx.Response  # what teamsvoice showed the browser at the end
-    form_post_fields: dict[str, str]  # what Microsoft posted to /restricted/handleResponse
+    callback: httpx.Response | None  # what teamsvoice showed the browser at the end (None: not posted)
+    form_post_fields: dict[str, str]  # what Microsoft posted (or would post) to /restricted/handleResponse
 
 
-async def sign_in_and_consent(action_url: str, username: str, password: str, ca_cert: str, *, accept: bool = True) -> ConsentResult:
+async def sign_in_and_consent(action_url: str, username: str, password: str, ca_cert: str, *, accept: bool = True,
+                              post: bool = True) -> ConsentResult:
+    """`post=False`: stops at Microsoft's answer, the form the browser would post to teamsvoice (not posted)."""
     async with httpx.AsyncClient(verify=ca_cert, timeout=60, follow_redirects=False) as browser:
         page = await browser.get(action_url)
         assert page.status_code == 200, page.text
@@ -31,5 +33,7 @@ async def sign_in_and_consent(action_url: str, username: str, password: str, ca_
             callback = await browser.get(answer.headers["Location"])
             return ConsentResult(callback, {})
         form_post = found[0]
+        if not post:
+            return ConsentResult(None, dict(form_post.fields))
         callback = await submit(browser, str(answer.request.url), form_post)
         return ConsentResult(callback, dict(form_post.fields))

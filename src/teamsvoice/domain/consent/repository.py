@@ -2,7 +2,7 @@
 Global Administrator granted (`EnterpriseConsent`) and the webhooks owed to the provider (`WebhookDelivery`,
 delivered by `jobs/webhooks.py`)."""
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,22 @@ def add_action_request(session: AsyncSession, request: ActionRequest) -> None:
 
 async def action_request_by_state(session: AsyncSession, state_key: str) -> ActionRequest | None:
     return await session.scalar(select(ActionRequest).where(ActionRequest.state_key == state_key))
+
+
+async def burn_state(session: AsyncSession, request: ActionRequest) -> bool:
+    """Marks the request's state used, in one conditional UPDATE: False when another answer used it first (two
+    posts of one answer at the same moment both read it unused)."""
+    burnt = await session.execute(update(ActionRequest).where(ActionRequest.id == request.id, ActionRequest.used_at.is_(None))
+                                  .values(used_at=utcnow()))
+    return burnt.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def forget_consents_of_other_tenants(session: AsyncSession, enterprise_id: int, tenant_id: str) -> None:
+    """The enterprise's consents granted in another tenant than `tenant_id` (its registration moved before it was
+    complete: what the other tenant's administrator granted says nothing of this one)."""
+    for consent in await consents_of(session, enterprise_id):
+        if consent.tenant_id != tenant_id:
+            await session.delete(consent)
 
 
 async def action_request(session: AsyncSession, request_id: int) -> ActionRequest | None:

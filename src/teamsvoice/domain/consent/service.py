@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -82,9 +83,8 @@ async def claim_state(session: AsyncSession, keyring: Keyring, state: str | None
     request = await consents.action_request_by_state(session, payload["k"])
     if request is None:
         raise InvalidState("Unknown state")
-    if request.used_at is not None:
+    if request.used_at is not None or not await consents.burn_state(session, request):
         raise InvalidState("This sign-in answer was already processed (replayed state)")
-    request.used_at = utcnow()
     return request
 
 
@@ -108,8 +108,13 @@ async def _apply(session: AsyncSession, enterprise: Enterprise, action: ActionTy
         if not is_admin:
             raise PreconditionFailed(f"{upn} is not a Global Administrator of tenant {tenant_id}")
     if action.name == "REGISTRATION":
+        if enterprise.registered and enterprise.tenant_id != tenant_id:  # a link handed out before it registered
+            raise Conflict(f"Enterprise '{enterprise.enterprise_name}' is already registered to tenant "
+                           f"{enterprise.tenant_id}; a registration consent in tenant {tenant_id} cannot move it")
         if await repository.tenant_registered_elsewhere(session, tenant_id, enterprise.id):
             raise Conflict(f"Tenant {tenant_id} is already registered to another enterprise")
+        if enterprise.tenant_id is not None and enterprise.tenant_id != tenant_id:
+            await consents.forget_consents_of_other_tenants(session, enterprise.id, tenant_id)
         enterprise.tenant_id, enterprise.tenant_domain = tenant_id, domain
         enterprise.registered_by = enterprise.registered_by or upn
         return
@@ -142,6 +147,10 @@ async def complete_action(
         is_admin = await directory.is_global_admin(user_id)
         domain = next((d["name"] for d in organization.get("verifiedDomains", []) if d.get("isDefault")), None)
         await _apply(session, enterprise, action, tenant_id, upn, domain, is_admin)
+        try:
+            await session.flush()
+        except IntegrityError:  # another enterprise's registration took the tenant at the same moment
+            raise Conflict(f"Tenant {tenant_id} is already registered to another enterprise") from None
         payload |= {
             "msalAuthenticationResult": _msal_object(redeemed, tenant_id, upn, urlparse(connector.settings.microsoft_login_url).hostname or ""),
             "organization": organization.get("displayName"),
@@ -167,4 +176,5 @@ async def reseller_may_provision(session: AsyncSession, enterprise: Enterprise) 
     """Spec 001: both the enterprise flag and the EnterpriseManagement consent must hold."""
     if not enterprise.can_reseller_manage_enterprise_provisioning:
         return False
-    return any(c.consent_name == MANAGEMENT_CONSENT for c in await consents.consents_of(session, enterprise.id))
+    return any(c.consent_name == MANAGEMENT_CONSENT and c.tenant_id == enterprise.tenant_id
+               for c in await consents.consents_of(session, enterprise.id))

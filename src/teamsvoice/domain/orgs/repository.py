@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import CTE, Row, and_, bindparam, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
@@ -212,3 +213,11 @@ async def tenant_registered_elsewhere(session: AsyncSession, tenant_id: str, ent
     """Whether another enterprise than `enterprise_id` is linked to the Microsoft tenant."""
     return (await session.scalar(select(Enterprise.id).where(
         Enterprise.tenant_id == tenant_id, Enterprise.id != enterprise_id))) is not None
+
+
+async def claim_registration(session: AsyncSession, enterprise: Enterprise) -> bool:
+    """Marks the enterprise registered, now, in one conditional UPDATE: False when another call completed its
+    registration first."""
+    claimed = await session.execute(update(Enterprise).where(Enterprise.id == enterprise.id, Enterprise.registered.is_(False))
+                                    .values(registered=True, registered_on=utcnow()))
+    return claimed.rowcount == 1  # type: ignore[attr-defined]

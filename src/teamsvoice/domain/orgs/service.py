@@ -5,7 +5,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.ids import new_client_id, new_username
 from teamsvoice.core.security import hash_secret, new_token
@@ -161,10 +160,9 @@ async def complete_registration(
         )
     if enterprise.tenant_id != tenant_id:
         raise ValidationFailed(f"tenantId: does not match the tenant that registered enterprise {enterprise_id}")
-    if enterprise.registered:
+    if enterprise.registered or not await repository.claim_registration(session, enterprise):
+        # (the claim: four calls at the same moment all read it unregistered, and each got its own credentials)
         raise Conflict("Registration is already complete; use /enterprise/regenerateAPICredentials for new credentials")
-    enterprise.registered = True
-    enterprise.registered_on = utcnow()
     enterprise.admin_given_name, enterprise.admin_family_name = given_name, family_name
     return enterprise, await _new_credentials(session, enterprise)
 
