@@ -67,6 +67,8 @@ def describe_integrity_error(exc: IntegrityError) -> str:
         what = f" ({key.group(1).strip()[:200]})" if key else ""
         return f"Already exists: another request wrote the same unique value{what} at the same moment; read it, or try again"
     if "foreign key" in lowered:
+        if (exc.statement or "").lstrip().upper().startswith("DELETE"):
+            return "It is still referred to by other records (written at the same moment, perhaps); remove those first"
         return "Something the request refers to does not exist (or was deleted at the same moment)"
     if "not null" in lowered:
         return "A required value is missing"

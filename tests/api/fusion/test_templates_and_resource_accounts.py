@@ -38,16 +38,6 @@ async def test_templates_crud_and_apply(sub: Onboarded) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == {"code": 2095, "reason": "The template does not exist"}
 
 
-async def _settled(sub: Onboarded, ra_id: int) -> dict:
-    for _ in range(200):
-        accounts = (await sub.world.client.get(f"{sub.path}/msteams/resource_accounts", headers=sub.headers)).json()["resourceAccounts"]
-        mine = [a for a in accounts if a.get("draas", {}).get("id") == ra_id]
-        if mine and mine[0]["draas"]["status"] in ("active", "error"):
-            return mine[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError("the resource account did not settle")
-
-
 async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
     upn = f"my_call_queue@{sub.tenant['domain']}"
@@ -58,7 +48,7 @@ async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
     created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json=body)
     assert created.status_code == 200, created.text
     ra_id = created.json()["id"]
-    account = await _settled(sub, ra_id)
+    account = await sub.resource_account_settled(ra_id)
     assert account["draas"]["status"] == "active", account
     ms = account["msTeams"]
     assert ms["accountType"] == "call-queue" and ms["phoneNumber"] == sub.numbers[5] and ms["location"] == "BE"
@@ -67,7 +57,7 @@ async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
     modified = await client.put(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers, json={
         "accountType": "auto-attendant", "displayName": "A Modified Call Queue", "location": "NL", "phoneNumber": None})
     assert modified.status_code == 200 and modified.json() == {"id": ra_id}
-    account = await _settled(sub, ra_id)
+    account = await sub.resource_account_settled(ra_id)
     assert account["msTeams"]["accountType"] == "auto-attendant" and "phoneNumber" not in account["msTeams"]
     assert account["msTeams"]["displayName"] == "A Modified Call Queue"
     assert (await client.delete(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers)).status_code == 204
@@ -92,7 +82,7 @@ async def test_resource_account_list_survives_a_delete_finishing_mid_listing(sub
     created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
         "accountType": "call-queue", "userPrincipalName": upn, "displayName": "Vanishing", "location": "BE"})
     assert created.status_code == 200, created.text
-    account = await _settled(sub, created.json()["id"])
+    account = await sub.resource_account_settled(created.json()["id"])
     vanished = account["msTeams"]["id"]
     original = DirectoryAdmin.user
 
@@ -138,7 +128,7 @@ async def test_a_resource_account_that_fails_unexpectedly_ends_in_error(sub: Onb
             "accountType": "call-queue", "userPrincipalName": f"{name}_queue_{suffix}@{sub.tenant['domain']}",
             "displayName": name, "location": "BE"})
         assert created.status_code == 200, created.text
-        outcomes.append((await _settled(sub, created.json()["id"]))["draas"])
+        outcomes.append((await sub.resource_account_settled(created.json()["id"]))["draas"])
     monkeypatch.undo()
     assert outcomes[0]["status"] == "error" and outcomes[0]["error"] == "Unexpected error: RuntimeError", outcomes
     assert outcomes[1]["status"] == "active" and len(calls) == 2, (outcomes, calls)

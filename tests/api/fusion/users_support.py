@@ -1,5 +1,6 @@
 """An onboarded subscription with free numbers, for the MS Teams users tests."""
 
+import asyncio
 import random
 from dataclasses import dataclass
 
@@ -26,6 +27,16 @@ class Onboarded:
             return await connector.connect(self.tenant["tenantId"]).graph.get(path, **params)
         finally:
             await connector.aclose()
+
+    async def resource_account_settled(self, ra_id: int) -> dict:
+        """The resource account once its job has ended (status active or error), as the list answers it."""
+        for _ in range(200):
+            accounts = (await self.world.client.get(f"{self.path}/msteams/resource_accounts", headers=self.headers)).json()["resourceAccounts"]
+            mine = [a for a in accounts if a.get("draas", {}).get("id") == ra_id]
+            if mine and mine[0]["draas"]["status"] in ("active", "error"):
+                return mine[0]
+            await asyncio.sleep(0.1)
+        raise AssertionError("the resource account did not settle")
 
     async def teams_numbers(self, user_id: str) -> list[str]:
         config = await self.graph(f"/admin/teams/userConfigurations/{user_id}")

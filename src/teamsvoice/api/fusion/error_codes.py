@@ -49,6 +49,7 @@ NAMED_CODES: dict[str, int] = {
     onboarding.WIZARD_RUNNING: 2030,
     onboarding.NO_ADMIN: 2031,
     onboarding.ALREADY_ONBOARDED: 2032,
+    onboarding.JOBS_UNFINISHED: 2033,
     licences.QUOTA_EXCEEDED: 2060,
     licences.BELOW_IN_USE: 2061,
     accounts.WRONG_PASSWORD: 2062,

@@ -163,11 +163,14 @@ async def get_wizard(access: _access("wizard.read"), uow: UnitOfWorkDep) -> JSON
 
 
 @router.post("/unlink", summary="Unlink the MS Teams tenant from the subscription",
-    description="The users and numbers stay; Microsoft is not changed.",
+    description="Microsoft is not changed: the tenant's users keep their numbers there. teamsvoice forgets its "
+    "records of the tenant's users; the numbers they held stay in the subscription's inventory, in quarantine "
+    "(`TEAMSVOICE_NUMBER_QUARANTINE_SECONDS`, listed as disconnected numbers): no user of any customer gets them "
+    "before it ends. Refused (400, code 2033) while a job of the subscription has not ended.",
     responses=docs.ok(docs.Unlinked, "The unlinked tenant id"),
 )
-async def unlink(access: _access("unlink"), uow: UnitOfWorkDep) -> dict[str, Any]:
-    return {"msTenantId": await onboarding.unlink(uow.session, access)}
+async def unlink(access: _access("unlink"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
+    return {"msTenantId": await onboarding.unlink(uow.session, access, container.settings.number_quarantine_seconds)}
 
 
 # --- read-only lists from the tenant --------------------------------------------------------------

@@ -38,6 +38,7 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.tenant_voice import configuration
 from teamsvoice.domain.tenant_voice.rules import teams_phone_skus, voice_domain
+from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import GRAPH_RESOURCE, Connector
 
@@ -49,6 +50,7 @@ FUSION_SIP_PORT = 5061
 WIZARD_RUNNING = "wizard_running"
 NO_ADMIN = "no_ms_teams_admin"
 ALREADY_ONBOARDED = "already_onboarded"
+JOBS_UNFINISHED = "jobs_unfinished"
 
 WIZARD_STEPS = [
     (1, "Check the MS Teams administrator and teamsvoice's admin consent"),
@@ -139,11 +141,21 @@ def current_run(access: SubscriptionAccess, run: FusionWizardRun | None) -> Fusi
     return run
 
 
-async def unlink(session: AsyncSession, access: SubscriptionAccess) -> str:
-    """Forget the link: the tenant is left as it is in Microsoft; teamsvoice stops managing its users."""
+async def unlink(session: AsyncSession, access: SubscriptionAccess, quarantine_seconds: float) -> str:
+    """Forget the link: the tenant is left as it is in Microsoft; teamsvoice stops managing its users. Refused while
+    a job of the subscription has not ended (it went on writing in the tenant and re-created the records of its
+    users on the unlinked subscription). The numbers its users held stay assigned in Microsoft: each goes to
+    quarantine, as an offboarded user's does (it was free at once, and another customer's user could get it while
+    the tenant still had it)."""
     tenant_id = access.require_ms_tenant()
     enterprise = access.enterprise
-    await repository.forget_tenant_records(session, enterprise.id)
+    busy = await repository.unfinished_jobs(session, access.subscription.id, enterprise.id)
+    if busy:
+        raise PreconditionFailed(f"The subscription has jobs that have not ended ({', '.join(busy[:10])}): wait for "
+                                 "them, or cancel them, before unlinking", code=JOBS_UNFINISHED)
+    for number, holder in await repository.forget_tenant_records(session, enterprise.id, access.subscription.id):
+        if quarantine_seconds > 0:
+            await voice_records.quarantine(session, enterprise, number, holder, quarantine_seconds)
     enterprise.tenant_id, enterprise.tenant_domain = None, None
     enterprise.registered, enterprise.registered_on = False, None
     return tenant_id

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from teamsvoice.domain.calling.models import CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter,
@@ -25,9 +26,10 @@ from teamsvoice.domain.fusion.models import (
 )
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs import repository as orgs
-from teamsvoice.domain.orgs.models import Enterprise, Reseller
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PortalUser, Reseller
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.voice_state.models import NumberQuarantine
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob, FusionResourceAccount, FusionTemplate
+from teamsvoice.domain.voice_state.models import DriftEvent, NumberQuarantine, TenantDriftSettings, VoiceApplyJob
 
 # What a tenant list can be ordered by (then by id, so that pages never overlap).
 TenantOrder = Literal["name", "billing_id", "uuid", "markup", "created_at"]
@@ -184,19 +186,37 @@ async def numbers_in_inventory(session: AsyncSession, subscription_id: int) -> i
         FusionNumber.subscription_id == subscription_id)) or 0
 
 
+async def pbx_connector_records(session: AsyncSession, enterprise_id: int) -> dict[str, int]:
+    """How many PBX connector records (ConnecttoTeams) the enterprise has, by kind, leaving out kinds it has none of:
+    they stand for registrations on the SBC, removed through that family, not by deleting a subscription."""
+    counts = {name: await session.scalar(select(func.count()).select_from(model).where(model.enterprise_id == enterprise_id)) or 0
+              for name, model in (("PBX users", PbxUser), ("PBX locations", PbxLocation), ("direct routes", DirectRoute))}
+    return {name: count for name, count in counts.items() if count}
+
+
 async def delete_subscription_records(session: AsyncSession, subscription_id: int) -> None:
     """Everything recorded under the subscription (locations and their numbers' links, SRE group filter,
-    wizard runs, MS Teams administrator), not the subscription itself."""
+    wizard runs, MS Teams administrator, templates, resource accounts, bulk jobs with their items), not the
+    subscription itself."""
     locations = select(FusionLocation.id).where(FusionLocation.subscription_id == subscription_id)
     await session.execute(delete(FusionNumberLocation).where(FusionNumberLocation.location_id.in_(locations)))
-    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation):
+    jobs = select(FusionBulkJob.id).where(FusionBulkJob.subscription_id == subscription_id)
+    await session.execute(delete(FusionBulkItem).where(FusionBulkItem.job_id.in_(jobs)))
+    for model in (FusionGroupFilter, FusionWizardRun, FusionMsTeamsAdmin, FusionLocation, FusionTemplate,
+                  FusionResourceAccount, FusionBulkJob):
         await session.execute(delete(model).where(model.subscription_id == subscription_id))
 
 
 async def delete_enterprise_records(session: AsyncSession, enterprise_id: int) -> None:
-    """Everything recorded under the enterprise (voice users, consents, sign-in requests, webhook deliveries),
-    not the enterprise itself."""
-    for model in (TeamsVoiceUser, EnterpriseConsent, ActionRequest, WebhookDelivery):
+    """Everything recorded under the enterprise (voice users, consents, sign-in requests, webhook deliveries, its
+    jobs' history, drift events and settings, numbers in quarantine, its ConnecttoTeams credentials with their
+    tokens, its Unified App templates and CallApp account), not the enterprise itself. Its PBX connector records
+    must be gone first (`pbx_connector_records`)."""
+    clients = select(ApiClient.id).where(ApiClient.enterprise_id == enterprise_id)
+    portal_users = select(PortalUser.id).where(PortalUser.enterprise_id == enterprise_id)
+    await session.execute(delete(OAuthToken).where(OAuthToken.api_client_id.in_(clients) | OAuthToken.portal_user_id.in_(portal_users)))
+    for model in (TeamsVoiceUser, EnterpriseConsent, ActionRequest, WebhookDelivery, CallingJob, VoiceApplyJob, DriftEvent,
+                  TenantDriftSettings, NumberQuarantine, ApiClient, PortalUser, TeamsAppTemplate, CallAppServiceAccount):
         await session.execute(delete(model).where(model.enterprise_id == enterprise_id))
 
 

@@ -2,14 +2,17 @@
 subscription's MS Teams administrator and wizard runs, and what the wizard's synchronous job steps read and
 write in their own sessions (`core.db.sync_transaction`)."""
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from teamsvoice.domain.calling.models import CallingJob, PbxUser
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.voice_state.models import VoiceApplyJob
 
 
 def _admin(subscription_id: int):  # type: ignore[no-untyped-def]
@@ -32,10 +35,36 @@ async def enterprise_of_wizard_run(session: AsyncSession, run_key: str) -> int |
         FusionWizardRun, FusionWizardRun.subscription_id == FusionSubscription.id).where(FusionWizardRun.job_key == run_key))
 
 
-async def forget_tenant_records(session: AsyncSession, enterprise_id: int) -> None:
-    """The enterprise's Teams users' records and its consents go (the tenant is no longer linked)."""
+async def unfinished_jobs(session: AsyncSession, subscription_id: int, enterprise_id: int) -> list[str]:
+    """The subscription's jobs that have not ended (they may still write in its tenant and its records), named as
+    the job catalogue names them (`teamsvoice jobs show/cancel REF`)."""
+    found = [str(i) for i in await session.scalars(select(FusionBulkJob.id).where(
+        FusionBulkJob.subscription_id == subscription_id, FusionBulkJob.status.in_(("queued", "running"))))]
+    found += [f"resource-account:{i}" for i in await session.scalars(select(FusionResourceAccount.id).where(
+        FusionResourceAccount.subscription_id == subscription_id,
+        FusionResourceAccount.status.in_(("creating", "updating", "deleting"))))]
+    found += [f"sync:{i}" for i in await session.scalars(select(CallingJob.id).where(
+        CallingJob.enterprise_id == enterprise_id, CallingJob.status.in_(("QUEUED", "RUNNING"))))]
+    found += [f"voice-apply:{i}" for i in await session.scalars(select(VoiceApplyJob.id).where(
+        VoiceApplyJob.enterprise_id == enterprise_id, VoiceApplyJob.status.in_(("queued", "running"))))]
+    found += [f"wizard:{i}" for i in await session.scalars(select(FusionWizardRun.id).where(
+        FusionWizardRun.subscription_id == subscription_id, FusionWizardRun.running.is_(True)))]
+    return found
+
+
+async def forget_tenant_records(session: AsyncSession, enterprise_id: int, subscription_id: int) -> list[tuple[str, str]]:
+    """The enterprise's Teams users' records (resource accounts' included), and its consents, go (the tenant is no
+    longer linked); its PBX connector users stay, no longer tied to a Teams user. Answers the numbers those records
+    held, each with its holder's user principal name."""
+    held = [(number, upn) for number, upn in await session.execute(select(
+        TeamsVoiceUser.phone_number, TeamsVoiceUser.user_principal_name).where(
+        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None)))]
+    await session.execute(update(PbxUser).where(PbxUser.enterprise_id == enterprise_id, PbxUser.voice_user_id.is_not(None))
+                          .values(voice_user_id=None))
+    await session.execute(delete(FusionResourceAccount).where(FusionResourceAccount.subscription_id == subscription_id))
     await session.execute(delete(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise_id))
     await session.execute(delete(EnterpriseConsent).where(EnterpriseConsent.enterprise_id == enterprise_id))
+    return held
 
 
 # --- the wizard's job steps (synchronous sessions) -----------------------------------------------------

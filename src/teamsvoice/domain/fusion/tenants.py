@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.security import hash_secret
-from teamsvoice.domain.fusion import repository, repository_accounts
+from teamsvoice.domain.fusion import repository, repository_accounts, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.repository import TenantOrder
@@ -139,15 +139,31 @@ async def number_of_users(session: AsyncSession, enterprise_id: int) -> int:
     return await repository.users_with_a_number(session, enterprise_id)
 
 
+async def deletion_blockers(session: AsyncSession, access: SubscriptionAccess) -> list[str]:
+    """What keeps the subscription from being deleted, in words (none: it may be): a linked MS Teams tenant, numbers
+    in its inventory, jobs that have not ended, PBX connector records (ConnecttoTeams). What it recorded besides
+    (job history, templates, consents, quarantined numbers) goes with it."""
+    blockers = []
+    if access.ms_tenant_id is not None:
+        blockers.append("it is linked to an MS Teams tenant (unlink it)")
+    if numbers := await repository.numbers_in_inventory(session, access.subscription.id):
+        blockers.append(f"its inventory holds {numbers} number(s) (delete them)")
+    if busy := await repository_onboarding.unfinished_jobs(session, access.subscription.id, access.enterprise.id):
+        blockers.append(f"jobs have not ended ({', '.join(busy[:10])})")
+    if pbx := await repository.pbx_connector_records(session, access.enterprise.id):
+        blockers.append("its customer has PBX connector records (" + ", ".join(f"{n} {kind}" for kind, n in pbx.items())
+                        + "; remove them through the ConnecttoTeams API)")
+    return blockers
+
+
 async def is_deletable(session: AsyncSession, access: SubscriptionAccess) -> bool:
-    """Not linked to an MS Teams tenant, and no numbers left in its inventory."""
-    return access.ms_tenant_id is None and await repository.numbers_in_inventory(session, access.subscription.id) == 0
+    return not await deletion_blockers(session, access)
 
 
 async def delete_subscription(session: AsyncSession, access: SubscriptionAccess) -> None:
-    if not await is_deletable(session, access):
-        raise PreconditionFailed("The subscription is linked to an MS Teams tenant or still holds numbers: unlink it "
-                                 "and delete its numbers first", code=SUBSCRIPTION_NOT_DELETABLE)
+    if blockers := await deletion_blockers(session, access):
+        raise PreconditionFailed(f"The subscription cannot be deleted: {'; '.join(blockers)}",
+                                 code=SUBSCRIPTION_NOT_DELETABLE)
     sub_id, enterprise_id = access.subscription.id, access.enterprise.id
     await repository.delete_subscription_records(session, sub_id)
     await session.delete(access.subscription)

@@ -43,8 +43,8 @@ def _check_assignable(standing: repository.NumberStanding, enterprise_id: int, e
         raise NotFound(f"{field}: {e164} not found among the numbers available to this enterprise",
                        code=NUMBER_NOT_AVAILABLE)
     until = standing.quarantined_until
-    if until is not None:  # freed by offboarding (domain/voice_state): not given to anyone before the end
-        raise Conflict(f"{field}: {e164} is in quarantine after offboarding until {until:%Y-%m-%d %H:%M} UTC",
+    if until is not None:  # freed by offboarding (domain/voice_state) or an unlink: not given to anyone before the end
+        raise Conflict(f"{field}: {e164} is in quarantine (its user was offboarded, or its tenant unlinked) until {until:%Y-%m-%d %H:%M} UTC",
                        code=NUMBER_IN_QUARANTINE)
 
 

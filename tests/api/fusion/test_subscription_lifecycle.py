@@ -1,0 +1,61 @@
+"""A subscription's end, after it was used (found by a probe of the Fusion lifecycle): unlinked while its users held
+numbers and it had a resource account, a bulk job and a template behind it, then deleted."""
+
+import secrets
+
+from sqlalchemy import update
+
+from teamsvoice.domain.teams_users.models import FusionBulkJob
+from tests.api.fusion.users_support import onboard
+from tests.support.database import in_session
+
+
+async def _mark_job(live, job_id: int, status: str) -> None:  # type: ignore[no-untyped-def]
+    async def mark(session) -> None:  # type: ignore[no-untyped-def]
+        await session.execute(update(FusionBulkJob).where(FusionBulkJob.id == job_id).values(status=status))
+    await in_session(live, mark)
+
+
+async def test_a_used_subscription_is_unlinked_then_deleted(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """Before: unlink answered 1009 while a resource account existed; it freed the numbers its users held although
+    Microsoft still had them assigned (a probe then gave one to another customer's user: one DID in two tenants);
+    it was accepted while a bulk job ran, which then re-created its users' records on the unlinked subscription; and
+    a subscription that had ever run a bulk job could never be deleted (1009 "does not exist")."""
+    sub = await onboard(client, live, organisation)
+    path, headers = sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(4)][1:3]
+    data = [{"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": sub.numbers[i]} for i, u in enumerate(users)]
+    bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Before leaving", "data": data})
+    assert bulk.status_code == 200, bulk.text
+    job_id = (await client.get(f"{path}/msteams/users/bulk", headers=headers)).json()["bulks"][0]["id"]
+    template = await client.post(f"{path}/msteams/templates", headers=headers, json={"name": "Leaving", "productKey": "l"})
+    assert template.status_code == 201, template.text
+    queue = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
+        "accountType": "call-queue", "userPrincipalName": f"cq_{secrets.token_hex(3)}@{sub.tenant['domain']}",
+        "displayName": "Leaving Queue", "location": "BE", "phoneNumber": sub.numbers[2]})
+    assert queue.status_code == 200, queue.text
+    assert (await sub.resource_account_settled(queue.json()["id"]))["draas"]["status"] == "active"
+
+    await _mark_job(live, job_id, "running")  # a job that has not ended: unlink waits for it
+    refused = await client.post(f"{path}/msteams/unlink", headers=headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 2033, refused.text
+    assert f"({job_id})" in refused.json()["error"]["reason"]
+    await _mark_job(live, job_id, "success")
+
+    unlinked = await client.post(f"{path}/msteams/unlink", headers=headers)
+    assert unlinked.status_code == 200 and unlinked.json() == {"msTenantId": sub.tenant["tenantId"]}, unlinked.text
+    # Microsoft is not changed: its users keep their numbers there, so teamsvoice keeps them from anyone else.
+    assert await sub.teams_numbers(users[0]["id"]) == [sub.numbers[0]]
+    disconnected = (await client.get(f"{path}/number_inventory", headers=headers, params={"status": "disconnected"})).json()
+    assert sorted(n["countryCode"] + n["nsn"] for n in disconnected["numbers"]) == sub.numbers[:3], disconnected
+    detail = (await client.get(path, headers=headers)).json()
+    assert detail["isDeletable"] is False  # its numbers are still in its inventory
+    blocked = await client.delete(path, headers=headers)
+    assert blocked.status_code == 400 and blocked.json()["error"]["code"] == 2021, blocked.text
+    assert "inventory holds" in blocked.json()["error"]["reason"]
+    numbers = [{"countryCode": "+32", "nsn": n[3:]} for n in sub.numbers]
+    assert (await client.request("DELETE", f"{path}/numbers", headers=headers, json={"numbers": numbers})).status_code == 200
+    assert (await client.get(path, headers=headers)).json()["isDeletable"] is True
+    deleted = await client.delete(path, headers=headers)
+    assert deleted.status_code in (200, 204), deleted.text
+    assert (await client.get(path, headers=headers)).status_code == 404
