@@ -230,6 +230,10 @@ async def test_staff_management(world) -> None:
     # Delete: not yourself; then the login is gone.
     own_id = (await client.get("/api/v01/system/users/local", headers=reseller)).json()["id"]
     assert (await client.delete(f"{BASE}/resellers/{northwind}/admins/{own_id}", headers=reseller)).status_code == 400
+    # Nor disable yourself (a probe's login did, and its own session ended with it).
+    disabled = await client.put(f"{BASE}/resellers/{northwind}/admins/{own_id}", headers=reseller, json={"status": "disabled"})
+    assert disabled.status_code == 400 and disabled.json()["error"] == {"code": 2065, "reason": "You cannot disable your own login"}
+    assert (await client.get("/api/v01/system/users/local", headers=reseller)).status_code == 200
     assert (await client.delete(f"{admins}/{bob_id}", headers=reseller)).status_code == 204
     assert (await client.delete(f"{admins}/{bob_id}", headers=reseller)).status_code == 404
     assert (await client.get(f"{BASE}/nowhere/{tenant['uuid']}/admins", headers=reseller)).status_code == 404

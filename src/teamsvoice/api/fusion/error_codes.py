@@ -55,6 +55,7 @@ NAMED_CODES: dict[str, int] = {
     accounts.WRONG_PASSWORD: 2062,
     accounts.SELF_DELETE: 2063,
     accounts.USERNAME_TAKEN: 2064,
+    accounts.SELF_DISABLE: 2065,
     locations.LOCATION_NOT_FOUND: 2070,
     locations.LOCATION_IN_USE: 2071,
     locations.USER_HAS_NO_NUMBER: 2072,

@@ -214,7 +214,7 @@ async def update_admin(
 ) -> dict[str, Any]:
     body = login_bodies.check_admin_fields(await read_json(request))
     admin = await accounts.get_admin(uow.session, target[1], admin_id)
-    user = await accounts.update_admin(uow.session, admin, login_bodies.admin_change(body))
+    user = await accounts.update_admin(uow.session, target[0], admin, login_bodies.admin_change(body))
     return await render_login(uow.session, user)
 
 

@@ -28,6 +28,7 @@ PROFILE_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "mobile_num
 MIN_PASSWORD = 8
 WRONG_PASSWORD = "wrong_password"
 SELF_DELETE = "self_delete"
+SELF_DISABLE = "self_disable"
 USERNAME_TAKEN = "username_taken"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MOBILE = re.compile(r"\+?[0-9 ()./-]{3,40}")
@@ -242,8 +243,11 @@ class AdminChange:
     active: bool | None = None
 
 
-async def update_admin(session: AsyncSession, user: FusionUser, change: AdminChange) -> FusionUser:
-    """`user`: an admin of the target (`get_admin`)."""
+async def update_admin(session: AsyncSession, principal: FusionPrincipal, user: FusionUser, change: AdminChange) -> FusionUser:
+    """`user`: an admin of the target (`get_admin`). A login does not disable itself (as it does not delete itself:
+    nothing could enable it again below the level above)."""
+    if change.active is False and user.id == principal.user_id:
+        raise ValidationFailed("You cannot disable your own login", code=SELF_DISABLE)
     if change.password is not None:
         user.password_hash = hash_secret(change.password)
         await _end_sessions(session, user)  # a reset password ends the sessions opened with the old one
