@@ -174,6 +174,16 @@ async def test_numbers(world) -> None:
     taken = await client.post(f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{other['id']}/numbers", headers=reseller,
                               json={"countryCode": "+32", "numbers": ["22100100"]})
     assert taken.status_code == 400 and taken.json()["error"]["code"] == 2010
+    # Ranges as spec 004's example writes them, strings of digits; a leading zero is kept (Italy's numbers).
+    other_path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{other['id']}/numbers"
+    strings = await client.post(other_path, headers=reseller, json={"countryCode": "+32", "ranges": [["22100140", "22100142"]]})
+    assert strings.status_code == 200 and strings.json()["added"] == 3, strings.text
+    italian = await client.post(other_path, headers=reseller, json={"countryCode": "+39", "ranges": [["0612345670", "0612345671"]]})
+    assert italian.status_code == 200, italian.text
+    assert [n["fullNumber"] for n in italian.json()["numbers"]] == ["+390612345670", "+390612345671"]
+    for bad in (["\u00b2", "3"], ["12", 13.0], ["-1", "3"], [True, 3]):
+        refused = await client.post(other_path, headers=reseller, json={"countryCode": "+32", "ranges": [bad]})
+        assert refused.status_code == 400 and "two numbers" in refused.json()["error"]["reason"], (bad, refused.text)
     deleted = await client.request("DELETE", f"{path}/numbers", headers=reseller,
                                    json={"numbers": [{"countryCode": "+32", "nsn": "22100130"}]})
     assert deleted.status_code == 200 and deleted.json() == {"deleted": ["+3222100130"]}

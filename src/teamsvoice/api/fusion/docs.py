@@ -204,7 +204,7 @@ class AddNumbersRequest(Closed):
     isoCode: str | None = Field(default=None, description="ISO 3166 alpha-2: every number must be of this "
     "country")
     ranges: list[list[str | int]] | None = Field(default=None, description="[[rangeStart, rangeEnd], ...] "
-    "(NSNs)")
+    "(NSNs: integers, or strings of digits, which keep a leading zero)")
     numbers: list[str | int] | None = Field(default=None, description="National significant numbers")
 
 

@@ -6,6 +6,7 @@ import pycountry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.limits import is_digits
 from teamsvoice.core.phone import ParsedNumber, parse_e164, parse_number
 from teamsvoice.domain.fusion.models import FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -40,20 +41,33 @@ def parse_full_number(raw: object, field: str) -> str:
         raise ValidationFailed(f"{field}: {exc.message}") from None
 
 
-def expand_ranges(code: int, ranges: list[list[int]], iso_code: str | None) -> list[ParsedNumber]:
+def _range_end(value: object) -> str | None:
+    """A range's start or end as its digits (a string keeps its leading zeros: "0612345670"), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and is_digits(value) and len(value) <= 15:
+        return value
+    return None
+
+
+def expand_ranges(code: int, ranges: list[list[int | str]], iso_code: str | None) -> list[ParsedNumber]:
+    """Each [rangeStart, rangeEnd] (integers, or strings of digits as spec 004's example writes them) expanded."""
     found: list[ParsedNumber] = []
     for position, pair in enumerate(ranges):
-        if (not isinstance(pair, list) or len(pair) != 2
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in pair)):
-            raise ValidationFailed(f"ranges[{position}]: must be [rangeStart, rangeEnd] (two integers)")
-        start, end = pair
+        ends = [_range_end(v) for v in pair] if isinstance(pair, list) and len(pair) == 2 else [None]
+        if None in ends:
+            raise ValidationFailed(f"ranges[{position}]: must be [rangeStart, rangeEnd] (two numbers: integers, or "
+                                   "strings of digits)")
+        first, last = ends
+        assert first is not None and last is not None
+        start, end = int(first), int(last)
         if end < start:
-            raise ValidationFailed(f"ranges[{position}]: rangeEnd {end} is below rangeStart {start}")
-        if len(str(start)) != len(str(end)):
+            raise ValidationFailed(f"ranges[{position}]: rangeEnd {last} is below rangeStart {first}")
+        if len(first) != len(last):
             raise ValidationFailed(f"ranges[{position}]: rangeStart and rangeEnd must have the same number of digits")
         if len(found) + (end - start + 1) > MAX_NUMBERS_PER_REQUEST:
             raise ValidationFailed(f"ranges: at most {MAX_NUMBERS_PER_REQUEST} numbers per request")
-        found.extend(parse_number(code, value, iso_code) for value in range(start, end + 1))
+        found.extend(parse_number(code, f"{value:0{len(first)}d}", iso_code) for value in range(start, end + 1))
     return found
 
 
