@@ -90,3 +90,17 @@ def test_resource_account_bodies_and_filters_are_read_in_fusion_names() -> None:
                          ('{"have_number": "maybe"}', "filters.have_number"), ('{"type": "x"}', "filters.type")):
         with pytest.raises(ValidationFailed, match=f"^{message}"):
             wire.parse_filters(bad)
+
+
+def test_a_users_number_with_an_extension_is_refused_not_cut() -> None:
+    """A probe's user number "+14139301602;ext=12" (and "ext. 5", "x5") was stored and assigned as +14139301602,
+    without a word, in both families. The inventory holds whole numbers: refused, naming the field."""
+    from teamsvoice.domain.fusion import numbers
+    from teamsvoice.domain.provisioning.service import normalise_phone_number
+
+    for raw in ("+14139301602;ext=12", "+14139301603 ext. 5", "+14139301603x5"):
+        with pytest.raises(ValidationFailed, match=r"^phoneNumber: .* has an extension .* give the number alone"):
+            numbers.parse_full_number(raw, "phoneNumber")
+        with pytest.raises(ValidationFailed, match=r"^phoneNumber: .* has an extension"):
+            normalise_phone_number(raw)
+    assert numbers.parse_full_number("+14139301602", "phoneNumber") == "+14139301602"

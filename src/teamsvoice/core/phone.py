@@ -57,6 +57,9 @@ def parse_e164(raw: str, iso_code: str | None = None) -> ParsedNumber:
         parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
     except phonenumbers.NumberParseException as exc:
         raise ValidationFailed(f"'{raw}' is not a phone number ({exc})") from exc
+    if parsed.extension:  # (formatted as E.164 it was dropped without a word: the user got the number alone)
+        raise ValidationFailed(f"'{raw}' has an extension ({parsed.extension}): teamsvoice's number inventory holds "
+                               "whole numbers, so numbers with extensions (;ext=) are not supported; give the number alone")
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationFailed(f"'{raw}' is not a valid E.164 number")
     region = phonenumbers.region_code_for_number(parsed)
