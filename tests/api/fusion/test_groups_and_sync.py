@@ -320,3 +320,30 @@ async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
     await sub.world.tenant_login(path.split("/")[6], "ra-none", permissions=[f"{MST}.users.list"])
     denied = await client.get(f"{path}/msteams/resource_accounts", headers=await sub.world.as_("ra-none"))
     assert _assert_envelope(denied, 403)["code"] == 1003
+
+
+async def test_a_user_deleted_in_microsoft_is_freed_by_a_sync(sub: Onboarded) -> None:
+    """A user deleted in Microsoft 365 (outside teamsvoice) kept its number in Fusion for ever: the sync said "Not
+    found" and every route that could free it answered 404. The sync now frees its record; the number goes to
+    quarantine, as at offboarding."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    upn = f"leaver_{secrets.token_hex(3)}@{sub.tenant['domain']}"
+    created = await _voice(sub, lambda c: c.directory_admin.create_user(
+        user_principal_name=upn, display_name="Leaver", mail_nickname=upn.split("@")[0], password="Leaver-Passw0rd!",
+        usage_location="BE"))
+    number = sub.numbers[3]
+    put = await client.put(f"{path}/msteams/users/{created.id}/phone_number", headers=headers, json={"phoneNumber": number})
+    assert put.status_code == 204, put.text
+    await _voice(sub, lambda c: c.directory_admin.delete_user(created.id))
+    known = len(await _jobs(sub))
+    assert (await client.post(f"{path}/msteams/sync", headers=headers, json={"type": "normal"})).status_code == 200
+    job = await _completed_job(sub, known)
+    outcome = {r["user_principal_name"].lower(): r for r in job.results.values()}[upn.lower()]
+    assert outcome["status"] == "USER_DELETED" and outcome["changes"] == [f"{number} freed (quarantine)"], outcome
+    held = (await client.get(f"{path}/numbers", headers=headers, params={"search": number[3:]})).json()["numbers"]
+    assert [n["assigned"] for n in held] == [False], held
+    disconnected = (await client.get(f"{path}/number_inventory", headers=headers, params={"status": "disconnected"})).json()
+    assert number in [n["countryCode"] + n["nsn"] for n in disconnected["numbers"]], disconnected
+    someone = next(u["msTeams"]["id"] for u in await sub.users(3))
+    refused = await client.put(f"{path}/msteams/users/{someone}/phone_number", headers=headers, json={"phoneNumber": number})
+    assert refused.status_code == 400 and "quarantine" in refused.json()["error"]["reason"], refused.text

@@ -13,13 +13,14 @@ import anyio
 from dbos import DBOS
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import sync_transaction
+from teamsvoice.core.db import sync_transaction, transaction
 from teamsvoice.core.errors import DomainError
 from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.provisioning.service import Reconciled, reconcile
+from teamsvoice.domain.provisioning.service import MicrosoftUserGone, Reconciled, reconcile
+from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
 
 
@@ -92,20 +93,40 @@ def start_step(job_id: int) -> list[int]:
         return ids
 
 
+async def _free_gone_user(enterprise_id: int, upn: str) -> dict[str, Any]:
+    """The user was deleted in Microsoft 365: its record loses number and calling, and the number goes to
+    quarantine, as when voice state adopts a deletion (`voice_state.repository.free_deleted_user`). It held its
+    number for ever before, and no Fusion route could free it."""
+    ctx = job_context()
+    async with transaction(ctx.sessions) as session:
+        enterprise = await session.get(Enterprise, enterprise_id)
+        assert enterprise is not None
+        number = await voice_records.free_deleted_user(session, enterprise, upn, ctx.settings.number_quarantine_seconds)
+    return user_result(upn, "USER_DELETED", changes=[f"{number} freed (quarantine)"] if number else [])
+
+
 @durable_step("sync_teams_users_batch")
 def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
-    tenant_id, _ = _tenant_of(job_id)
+    tenant_id, enterprise_id = _tenant_of(job_id)
     with sync_transaction(job_context().engine) as session:
         records = repository.voice_users_by_ids(session, user_ids)
         session.expunge_all()  # Microsoft is called with no transaction open
+    freed: set[int] = set()  # records freed in their own transaction: not written back from here
 
     async def work(connection: Any) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for record in records:
+            if record.microsoft_user_id is None and record.last_sync_status == "USER_DELETED":  # (a step run again)
+                freed.add(record.id)
+                results[record.user_principal_name] = user_result(record.user_principal_name, "USER_DELETED")
+                continue
             try:
                 results[record.user_principal_name] = _stored(await until_microsoft_answers(
                     partial(reconcile, connection, record), _waiting(job_id, record.user_principal_name),
                     workflow="sync_teams_users"))
+            except MicrosoftUserGone:
+                freed.add(record.id)
+                results[record.user_principal_name] = await _free_gone_user(enterprise_id, record.user_principal_name)
             except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
                 message = failure_message(exc, f"calling job {job_id}: user {record.user_principal_name}")
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": message}
@@ -119,7 +140,8 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
                    for r in records}
     with sync_transaction(job_context().engine) as session:
         for record in records:
-            session.merge(record)
+            if record.id not in freed:
+                session.merge(record)
     _record(job_id, results)
 
 

@@ -162,12 +162,25 @@ async def _ensure_voice_user(session: AsyncSession, access: ProvisioningAccess, 
     return record
 
 
+class MicrosoftUserGone(NotFound):
+    """The record's user no longer exists in Microsoft 365 (deleted there, outside teamsvoice): its Teams voice
+    configuration is not found, and neither is the user in the directory."""
+
+
 async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Reconciled:
     """Make Microsoft match the record; touch nothing that already matches. Returns what was done. A record whose
-    user was deleted at offboarding (no Microsoft user id) is NotFound: a sync reports that user FAILED and goes on."""
+    user was deleted at offboarding (no Microsoft user id) is NotFound: a sync reports that user FAILED and goes on.
+    A user deleted in Microsoft since is `MicrosoftUserGone` (a sync frees its record, `calling/workflows.py`)."""
     if record.microsoft_user_id is None:
         raise NotFound(f"{record.user_principal_name}: its Microsoft user was deleted (offboarding); nothing to sync")
-    state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
+    try:
+        state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
+    except NotFound:
+        try:
+            await connection.directory.user(record.microsoft_user_id)
+        except NotFound:
+            raise MicrosoftUserGone(f"{record.user_principal_name}: the user no longer exists in Microsoft 365") from None
+        raise
     upn, changes = record.user_principal_name, []
     if not record.calling_enabled:
         if state.phone_numbers:
