@@ -99,3 +99,32 @@ def test_authorisation_objects_are_found_in_every_wrapper() -> None:
     assert find_reseller_consent_object({"tenantId": "x", "resellerId": 1}) == {"tenantId": "x", "resellerId": 1}
     assert find_reseller_consent_object({"authenticationResult": {"tenantId": "x", "resellerId": 1}, "x": 1}) is not None
     assert find_reseller_consent_object({"authenticationResult": {"authenticationResult": inner}}) is None
+
+
+async def test_a_user_gone_from_microsoft_is_told_apart_from_a_missing_voice_configuration() -> None:
+    """A sync frees the record of a user deleted in Microsoft 365 (`MicrosoftUserGone`); a user the directory still
+    knows, whose Teams configuration is not found (yet), is only a NotFound: that user fails and keeps its record."""
+    from teamsvoice.core.errors import NotFound
+    from teamsvoice.domain.provisioning.service import MicrosoftUserGone
+
+    class NoVoice(FakeTeams):
+        async def voice_state(self, user_id: str) -> VoiceState:
+            raise NotFound("no such user configuration")
+
+    class Directory:
+        def __init__(self, known: bool) -> None:
+            self.known = known
+
+        async def user(self, id_or_upn: str) -> dict:
+            if not self.known:
+                raise NotFound("no such user")
+            return {"id": id_or_upn}
+
+    wanted = record(phone_number="+14139301634", calling_enabled=True)
+    gone = TenantConnection("t", directory=Directory(False), voice=NoVoice(), graph=None, cmdlets=None)  # type: ignore[arg-type]
+    with pytest.raises(MicrosoftUserGone, match="no longer exists in Microsoft 365"):
+        await reconcile(gone, wanted)
+    known = TenantConnection("t", directory=Directory(True), voice=NoVoice(), graph=None, cmdlets=None)  # type: ignore[arg-type]
+    with pytest.raises(NotFound) as raised:
+        await reconcile(known, wanted)
+    assert not isinstance(raised.value, MicrosoftUserGone)

@@ -116,7 +116,7 @@ async def sync_teams_registrations(
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
     if async_ or await jobs.voice_user_count(uow.session, access.enterprise) > jobs.INLINE_SYNC_LIMIT:
         return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_TEAMS_USERS)
-    results = await service.sync_registrations(uow.session, access)
+    results = await service.sync_registrations(uow.session, access, container.settings.number_quarantine_seconds)
     counts = {status: sum(1 for r in results if r.status == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
     return {"enterpriseId": access.enterprise.id, "results": [calling_wire.render_reconciled(r) for r in results],
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}

@@ -19,8 +19,7 @@ from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.provisioning.service import MicrosoftUserGone, Reconciled, reconcile
-from teamsvoice.domain.voice_state import repository as voice_records
+from teamsvoice.domain.provisioning.service import MicrosoftUserGone, Reconciled, free_gone_user, reconcile
 from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
 
 
@@ -94,15 +93,11 @@ def start_step(job_id: int) -> list[int]:
 
 
 async def _free_gone_user(enterprise_id: int, upn: str) -> dict[str, Any]:
-    """The user was deleted in Microsoft 365: its record loses number and calling, and the number goes to
-    quarantine, as when voice state adopts a deletion (`voice_state.repository.free_deleted_user`). It held its
-    number for ever before, and no Fusion route could free it."""
     ctx = job_context()
     async with transaction(ctx.sessions) as session:
         enterprise = await session.get(Enterprise, enterprise_id)
         assert enterprise is not None
-        number = await voice_records.free_deleted_user(session, enterprise, upn, ctx.settings.number_quarantine_seconds)
-    return user_result(upn, "USER_DELETED", changes=[f"{number} freed (quarantine)"] if number else [])
+        return _stored(await free_gone_user(session, enterprise, upn, ctx.settings.number_quarantine_seconds))
 
 
 @durable_step("sync_teams_users_batch")

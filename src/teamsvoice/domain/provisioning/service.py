@@ -24,6 +24,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.microsoft.ports import Connector, TenantConnection, VoiceState
 
 
@@ -35,7 +36,8 @@ class ProvisioningAccess:
 
 @dataclass
 class Reconciled:
-    """What reconciling one user did: status UPDATED, UNCHANGED, or FAILED (then `error` says why)."""
+    """What reconciling one user did: status UPDATED, UNCHANGED, FAILED (then `error` says why) or USER_DELETED
+    (`free_gone_user`)."""
 
     user_principal_name: str
     status: str
@@ -282,13 +284,22 @@ async def update_user_details(
     return await reconcile(access.connection, record)
 
 
-async def sync_registrations(session: AsyncSession, access: ProvisioningAccess) -> list[Reconciled]:
+async def free_gone_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float) -> Reconciled:
+    """A sync found the user deleted in Microsoft 365 (`MicrosoftUserGone`): its record loses number and calling, and
+    the number goes to quarantine, as when voice state adopts a deletion. (It held its number for ever before.)"""
+    number = await voice_records.free_deleted_user(session, enterprise, upn, quarantine_seconds)
+    return Reconciled(upn, "USER_DELETED", [f"{number} freed (quarantine)"] if number else [])
+
+
+async def sync_registrations(session: AsyncSession, access: ProvisioningAccess, quarantine_seconds: float) -> list[Reconciled]:
     records = await voice_users.of_enterprise(session, access.enterprise.id)
     await end_transaction(session)  # Microsoft is asked once per user: no pooled connection held meanwhile
     results = []
     for record in records:
         try:
             results.append(await reconcile(access.connection, record))
+        except MicrosoftUserGone:
+            results.append(await free_gone_user(session, access.enterprise, record.user_principal_name, quarantine_seconds))
         except (UpstreamError, NotFound) as exc:
             record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
             results.append(Reconciled(record.user_principal_name, "FAILED", [], exc.message))
