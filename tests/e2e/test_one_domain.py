@@ -87,3 +87,24 @@ async def test_one_rule_for_giving_a_number_in_both_families(client: httpx.Async
                                   json=consent_object | {"userPrincipalName": users[1]["userPrincipalName"],
                                                          "phoneNumber": sub.numbers[0]})
     assert ctt_taken.status_code == 409 and users[0]["userPrincipalName"].lower() in ctt_taken.text.lower(), ctt_taken.text
+
+
+async def test_a_fusion_customer_read_through_connecttoteams_can_be_written_back(client: httpx.AsyncClient, live, organisation) -> None:
+    """A probe read a Fusion subscription's customer with getEnterprisesForReseller (services ["DIRECT_ROUTING"])
+    and posted the services back with editEnterprise: 400 "unknown service(s) ['DIRECT_ROUTING']". A client that
+    reads, changes and writes back an enterprise could not edit these."""
+    sub = await onboard(client, live, organisation, tenant_index=2, count=1)
+    token = await token_for(client, organisation.resellers[0])
+    enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                    headers=bearer(token))).json()
+    enterprise = next(e for e in enterprises if e["tenantId"] == sub.tenant["tenantId"])
+    assert enterprise["services"] == ["DIRECT_ROUTING"]
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                               json={"enterpriseId": enterprise["enterpriseId"], "services": enterprise["services"]})
+    assert edited.status_code == 200, edited.text
+    # It is no service a reseller gives: a new enterprise cannot take it, nor an enterprise that does not have it.
+    others = [e for e in enterprises if e["services"] != ["DIRECT_ROUTING"]]
+    if others:
+        refused = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                                    json={"enterpriseId": others[0]["enterpriseId"], "services": ["DIRECT_ROUTING"]})
+        assert refused.status_code == 400 and "DIRECT_ROUTING" in refused.json()["message"], refused.text

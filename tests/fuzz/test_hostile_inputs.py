@@ -300,3 +300,13 @@ async def test_ambiguous_and_compressed_bodies(client, live, organisation) -> No
     good = await asyncio.to_thread(_exchange, live.url, "POST", "/oauth/token",
                                    "grant_type=password&username=%C3%A9&password=x".encode(), form)
     assert good.status in (400, 401) and "UTF-8" not in json.dumps(good.body), good.body
+
+
+async def test_a_fourth_campaigns_smaller_finds(client, live, organisation, ctt) -> None:  # type: ignore[no-untyped-def]
+    """configureUser stored a userType of any length (its column holds 40) and with NUL; a JSON body posted to
+    /restricted/handleResponse was told to send grant_type=password, /oauth/token's hint."""
+    for user_type in ("x" * 41, "a\x00b"):
+        spring(await call(live, "POST", "/enterprise/configureUser", body=configure_user_body(userType=user_type),
+                          headers=ctt), 400, "userType")
+    answer = await client.post("/restricted/handleResponse", json={"code": "x", "state": "y"})
+    assert answer.status_code == 400 and "form fields" in answer.text and "grant_type" not in answer.text, answer.text

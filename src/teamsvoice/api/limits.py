@@ -81,8 +81,10 @@ def content_type_problem(scope: Scope, content_type: str, body: bytes) -> str | 
                 f"Content-Type: application/json")
     looks_json = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
     if kind == "form" and (is_json or (looks_json and not media.startswith(_FORM_TYPES))):
+        example = (" (e.g. grant_type=password&username=...&password=...)" if scope["path"].rstrip("/") == "/oauth/token"
+                   else "")
         return (f"Content-Type: {media or 'none'} with a JSON body; {scope['path']} takes form fields: send them as "
-                f"application/x-www-form-urlencoded (e.g. grant_type=password&username=...&password=...)")
+                f"application/x-www-form-urlencoded{example}")
     return None
 
 

@@ -185,10 +185,10 @@ def check_user_draft(draft: UserDraft) -> str:
     for wire, value in (("pbxAuthUserId", draft.pbx_auth_user_id), ("pbxUserId", draft.pbx_user_id),
                         ("password", draft.password)):  # what the SBC registers with (uacreg)
         check_name(wire, value, SIP_FIELD_MAX)
-    for wire, optional in (("userTag", draft.user_tag), ("loginID", draft.login_id),
-                           ("portalLoginName", draft.portal_login_name)):
+    for wire, optional, longest in (("userTag", draft.user_tag, 200), ("loginID", draft.login_id, 200),
+                                    ("portalLoginName", draft.portal_login_name, 200), ("userType", draft.user_type, 40)):
         if optional is not None:
-            check_name(wire, optional)
+            check_name(wire, optional, longest)  # (the columns' lengths: userType's is 40)
     _check_call_policy(draft.call_policy)
     if draft.kind == "PBX" and draft.direct_route_id < 0:
         raise ValidationFailed("directRouteId: a PBX user needs a direct route (see /provisioning/provisionDirectRouting)")

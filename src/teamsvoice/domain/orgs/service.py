@@ -1,6 +1,7 @@
 """Rules for enterprises: creation, editing, registration and their API credentials."""
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,9 +65,12 @@ def _own_reseller(principal: Principal) -> int:
 
 
 async def _check_services_and_ids(
-    session: AsyncSession, reseller_id: int, services: list[str], pbx_ids: list[int], sbc_ids: list[int]
+    session: AsyncSession, reseller_id: int, services: list[str], pbx_ids: list[int], sbc_ids: list[int],
+    kept: Sequence[str] = (),
 ) -> None:
-    unknown = [s for s in services if s not in SERVICES]
+    """`kept`: services the enterprise has that are not the reseller's to give (a Fusion subscription's customer is
+    `DIRECT_ROUTING`): an edit may send them back as the enterprise's read answered them."""
+    unknown = [s for s in services if s not in SERVICES and s not in kept]
     if unknown:
         raise ValidationFailed(f"services: unknown service(s) {unknown}; allowed: {list(SERVICES)}")
     if len(set(services)) != len(services):
@@ -128,7 +132,7 @@ async def edit_enterprise(session: AsyncSession, principal: Principal, enterpris
     services = draft.services if draft.services is not None else enterprise.services
     pbx_ids = draft.pbx_ids if draft.pbx_ids is not None else enterprise.pbx_ids
     sbc_ids = draft.sbc_gateway_ids if draft.sbc_gateway_ids is not None else enterprise.sbc_gateway_ids
-    await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids)
+    await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids, kept=enterprise.services)
     enterprise.services, enterprise.pbx_ids, enterprise.sbc_gateway_ids = list(services), list(pbx_ids), list(sbc_ids)
     for attribute, value in draft.settings.items():
         setattr(enterprise, attribute, value)
