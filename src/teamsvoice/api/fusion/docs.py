@@ -194,7 +194,7 @@ class NumbersAdded(Doc):
 
 
 class NumbersDeleted(Doc):
-    deleted: int
+    deleted: list[str] = Field(description="The numbers removed (E.164)")
 
 
 class AddNumbersRequest(Closed):

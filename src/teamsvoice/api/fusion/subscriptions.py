@@ -186,7 +186,7 @@ async def add_numbers(
 
 @router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}",
     description="Only numbers no user holds; all or nothing.",
-    responses=docs.ok(docs.NumbersDeleted, "How many were removed"),
+    responses=docs.ok(docs.NumbersDeleted, "The numbers removed"),
     openapi_extra=body_example({"numbers": [{"countryCode": "+32", "nsn": "22100100"}]}),
 )
 async def delete_numbers(
