@@ -150,3 +150,31 @@ async def test_completing_a_registration_at_once_gives_one_set_of_credentials(cl
     token = await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
         "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})
     assert token.status_code == 200, token.text
+
+
+async def test_a_master_reseller_names_which_of_two_same_named_enterprises(client, live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
+    """Enterprise names are unique per reseller: a master reseller sees two of the same name under its resellers,
+    and getActionItemUrl silently took the lowest id, so it could never reach the other. Now it is told, and
+    `enterpriseId` says which."""
+    from tests.support.ctt import enterprise_body, reseller_catalogue, token_for
+
+    receiver.reset()
+    first = await _onboarding(client, live, organisation, receiver)
+    other_login = organisation.resellers[1]
+    other_token = await token_for(client, other_login)
+    pbx, sbc = await reseller_catalogue(client, other_token, other_login.reseller_id)
+    created = await client.post("/reseller/newEnterprise", headers=bearer(other_token), json=enterprise_body(
+        other_login.reseller_id, first.name, pbx=pbx[:1], sbc=sbc[:1], manage=True))
+    assert created.status_code == 200, created.text
+    other_id = created.json()
+    master = await token_for(client, organisation.master)
+    body = {"actionType": "REGISTRATION", "enterpriseName": first.name, "redirectUrl": f"{receiver.url}/hooks/master"}
+    ambiguous = await client.post("/enterprise/getActionItemUrl", headers=bearer(master), json=body)
+    assert ambiguous.status_code == 409, ambiguous.text
+    assert f"ids {min(first.enterprise_id, other_id)}, {max(first.enterprise_id, other_id)}" in ambiguous.json()["message"]
+    chosen = await client.post("/enterprise/getActionItemUrl", headers=bearer(master), json=body | {"enterpriseId": other_id})
+    assert chosen.status_code == 200 and chosen.text.startswith(live.emulator.url), chosen.text
+    wrong = await client.post("/enterprise/getActionItemUrl", headers=bearer(master), json=body | {"enterpriseId": 10**9})
+    assert wrong.status_code == 404, wrong.text
+    # A reseller that sees one of them is not concerned.
+    assert (await client.post("/enterprise/getActionItemUrl", headers=bearer(other_token), json=body)).status_code == 200

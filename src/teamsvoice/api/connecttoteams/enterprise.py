@@ -46,7 +46,7 @@ async def get_action_item_url(
         uow.session, principal, container.connector, container.keyring, action_type=body.actionType,
         enterprise_name=body.enterpriseName, redirect_url=body.redirectUrl,
         callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
-        allow_loopback=settings.allow_loopback_redirects,
+        allow_loopback=settings.allow_loopback_redirects, enterprise_id=body.enterpriseId,
     )
 
 

@@ -82,6 +82,8 @@ class ActionItemBody(Strict):
     enterpriseName: Name
     redirectUrl: StrictStr
     consentType: StrictStr | None = None
+    enterpriseId: Long | None = Field(default=None, description="teamsvoice: which enterprise, when enterprises of "
+                                      "two resellers in the caller's scope share `enterpriseName`")
 
 
 class CompleteRegistrationBody(Strict):

@@ -44,14 +44,20 @@ class ConsentOutcome:
 async def create_action_url(
     session: AsyncSession, principal: Principal, connector: Connector, keyring: Keyring, *,
     action_type: str, enterprise_name: str, redirect_url: str, callback_url: str, ttl_seconds: int,
-    allow_loopback: bool,
+    allow_loopback: bool, enterprise_id: int | None = None,
 ) -> str:
     action = ACTION_TYPES.get(action_type)
     if action is None:
         raise ValidationFailed(f"actionType: unknown action type '{action_type}'; allowed: {sorted(ACTION_TYPES)}")
-    enterprise = await repository.get_enterprise_by_name(session, principal, enterprise_name)
-    if enterprise is None:
-        raise NotFound(f"Enterprise '{enterprise_name}' not found")
+    named = await repository.enterprises_by_name(session, principal, enterprise_name)
+    if enterprise_id is not None:
+        named = [e for e in named if e.id == enterprise_id]
+    if not named:
+        raise NotFound(f"Enterprise '{enterprise_name}' not found" + (f" with id {enterprise_id}" if enterprise_id is not None else ""))
+    if len(named) > 1:  # (it took the lowest id: a master reseller could never reach the other)
+        raise Conflict(f"{len(named)} enterprises named '{enterprise_name}' are in your scope (ids "
+                       f"{', '.join(str(e.id) for e in named)}): give enterpriseId too")
+    enterprise = named[0]
     reseller = await repository.reseller_of(session, enterprise)
     redirect_url = check_redirect_url(redirect_url, reseller.registered_redirect_urls, allow_loopback=allow_loopback,
                                       reseller_id=reseller.id)

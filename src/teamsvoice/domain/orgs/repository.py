@@ -117,9 +117,11 @@ async def get_enterprise(session: AsyncSession, principal: Principal, enterprise
     return await session.scalar(query)
 
 
-async def get_enterprise_by_name(session: AsyncSession, principal: Principal, name: str) -> Enterprise | None:
+async def enterprises_by_name(session: AsyncSession, principal: Principal, name: str) -> list[Enterprise]:
+    """The enterprises of that name in the principal's scope (a name is unique per reseller, so a master reseller
+    may see two), by id."""
     query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.enterprise_name == name)
-    return (await session.scalars(query.order_by(Enterprise.id))).first()
+    return list(await session.scalars(query.order_by(Enterprise.id)))
 
 
 async def get_enterprise_by_tenant(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise | None:
