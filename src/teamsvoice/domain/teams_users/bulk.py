@@ -135,11 +135,13 @@ class _NoLongerPending(Exception):
 
 async def apply_item(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    item_id: int, group_cache: dict[str, str], retry: Retry,
+    item_id: int, group_cache: dict[str, str], retry: Retry, on_end: Callable[[str], None] = lambda status: None,
 ) -> str:
     """Applies one pending item and records its outcome once (a finished or cancelled item is left alone).
     `retry` runs the attempt until Microsoft stops failing transiently; only Microsoft's refusal or our
-    validation ends the item in error. Answers the item's status."""
+    validation ends the item in error. Answers the item's status; `on_end` is told it when this run ended the
+    item (or saw it cancelled), not when the item had ended before (recovery running it again: it was counted and
+    logged a second time)."""
     claimed: list[repository_bulk_run.ClaimedItem] = []
 
     async def attempt() -> None:
@@ -168,9 +170,11 @@ async def apply_item(
     outcome: dict[str, Any]
     try:
         await retry(attempt, waiting)
+        on_end("success")
         return "success"  # recorded with the update's last change (`_settle`)
     except _NoLongerPending:
         if claimed:
+            on_end("cancelled")
             return "cancelled"  # it was pending at its first attempt: cancelled (or ended elsewhere) while it waited
         async with transaction(sessions) as session:  # not pending at all (a step run again after it ended)
             status = await repository_bulk_run.item_status(session, item_id)
@@ -184,6 +188,7 @@ async def apply_item(
             job_id = await repository_bulk_run.job_of_item(session, item_id)
         if job_id is not None:
             await _record_outcome(sessions, job_id, item_id, outcome)
+    on_end(str(outcome["status"]))
     return str(outcome["status"])
 
 

@@ -116,16 +116,17 @@ def apply_item(subscription_id: int, job_id: int, item_id: int) -> str:
     """The item's whole work, run as its workflow's body (no step: see `bulk_item`)."""
     job = _job_memory(_run_key(DBOS.workflow_id, subscription_id, job_id))
 
+    def ended(status: str) -> None:  # (only when this run ended it: recovery finds an ended item and says nothing)
+        log.info("bulk item ended: %s", status)
+        record_bulk_item(status)
+
     async def work(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection) -> str:
         with job_log_context(job_id=job_id, item_id=item_id):
-            status = await bulk.apply_item(sessions, access, connection, item_id, job.groups,
-                                           partial(until_microsoft_answers, workflow="fusion_bulk_item"))
-            log.info("bulk item ended: %s", status)
-            return status
+            return await bulk.apply_item(sessions, access, connection, item_id, job.groups,
+                                         partial(until_microsoft_answers, workflow="fusion_bulk_item"), ended)
 
     with in_flight():
         status = _run(subscription_id, work, job)
-    record_bulk_item(status)
     park_if_stopping()  # the engine is going away: its recovery runs the item again, which finds it ended
     return status
 

@@ -1,0 +1,39 @@
+"""An item run again after it ended (recovery after a restart finds it ended) is not reported again: a probe saw
+59 items, all ended before a SIGINT, counted in `teamsvoice_bulk_items_total` and logged "bulk item ended" a
+second time by the restarted process."""
+
+from functools import partial
+
+from sqlalchemy import select
+
+from teamsvoice.core.db import create_engine, session_factory, transaction
+from teamsvoice.domain.teams_users import bulk
+from teamsvoice.domain.teams_users.models import FusionBulkItem
+from teamsvoice.jobs.runtime import until_microsoft_answers
+from teamsvoice.microsoft.connector import MicrosoftConnector
+from tests.api.fusion.users_support import onboard
+
+
+async def test_an_item_ended_before_is_not_reported_again(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    sub = await onboard(client, live, organisation, count=1)
+    user = next(u["msTeams"] for u in await sub.users(3) if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
+    engine = create_engine(live.settings.effective_database_url)
+    sessions = session_factory(engine)
+    connector = MicrosoftConnector(live.settings)
+    try:
+        async with transaction(sessions) as session:
+            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
+            job = await bulk.create_job(session, access, "once", [{"upn": user["userPrincipalName"], "number": sub.numbers[0]}])
+        async with transaction(sessions) as session:
+            item_id = await session.scalar(select(FusionBulkItem.id).where(FusionBulkItem.job_id == job.id))
+        connection = connector.connect(access.require_ms_tenant())
+        retry = partial(until_microsoft_answers, workflow="test_bulk_item_once")
+        ended: list[str] = []
+        first = await bulk.apply_item(sessions, access, connection, item_id, {}, retry, ended.append)
+        again = await bulk.apply_item(sessions, access, connection, item_id, {}, retry, ended.append)  # recovery's run
+    finally:
+        await connector.aclose()
+        await engine.dispose()
+    assert (first, again) == ("success", "success")
+    assert ended == ["success"]  # reported by the run that ended it only
+    assert await sub.teams_numbers(user["id"]) == [sub.numbers[0]]
