@@ -167,3 +167,15 @@ async def test_deliveries_never_follow_redirects(onboarding: Onboarding, live, r
         redirector.server.shutdown()
     assert (status, attempts) == ("refused", 1) and "redirects are not followed" in (error or "")
     assert receiver.attempts == 0
+
+
+async def test_registrations_at_the_same_moment_are_all_kept(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """Four `register-redirect-url` runs at once for one reseller each said it registered its URL; only the last
+    was stored (each read the list before the others wrote it)."""
+    reseller_id = organisation.resellers[1].reseller_id
+    urls = [f"https://race-{n}.good.invalid/hooks" for n in range(4)]
+    await asyncio.gather(*(_register(live, reseller_id, url) for url in urls))
+
+    async def stored(session) -> list[str]:  # type: ignore[no-untyped-def]
+        return list((await session.get(Reseller, reseller_id)).registered_redirect_urls)
+    assert set(urls) <= set(await in_session(live, stored))

@@ -223,3 +223,14 @@ async def claim_registration(session: AsyncSession, enterprise: Enterprise) -> b
     claimed = await session.execute(update(Enterprise).where(Enterprise.id == enterprise.id, Enterprise.registered.is_(False))
                                     .values(registered=True, registered_on=utcnow()))
     return claimed.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def locked_reseller(session: AsyncSession, reseller_id: int) -> Reseller | None:
+    """The reseller row, locked until commit and read afresh: a change of it that reads it first (its list of
+    redirect URLs) must not lose another's made at the same moment. The UPDATE that changes nothing takes the lock
+    on both backends (PostgreSQL: the row; SQLite: the database's write lock, before anything is read: a read first
+    would see a snapshot that another writer's commit makes stale)."""
+    await session.execute(update(Reseller).where(Reseller.id == reseller_id).values(id=Reseller.id)
+                          .execution_options(synchronize_session=False))
+    return await session.scalar(select(Reseller).where(Reseller.id == reseller_id).with_for_update()
+                                .execution_options(populate_existing=True))

@@ -191,7 +191,7 @@ async def register_redirect_url(session: AsyncSession, reseller_id: int, url: st
     """Operator action (CLI): allow consent webhooks to `url`'s origin, at or below its path
     (see domain/consent/redirects.py for the matching rules)."""
     url = check_registration(url)
-    reseller = await session.get(Reseller, reseller_id)
+    reseller = await repository.locked_reseller(session, reseller_id)  # (four at once kept only the last URL)
     if reseller is None:
         raise NotFound(f"Reseller {reseller_id} not found")
     if url not in (reseller.registered_redirect_urls or []):
