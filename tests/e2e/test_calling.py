@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from teamsvoice.core.db import sync_url
 from tests.support.calling import admin_view, b64png, graph_get, licensed_users, wait_for_job
-from tests.support.ctt import bearer, token_for
+from tests.support.ctt import bearer, reseller_catalogue, token_for
 from tests.support.onboarding import Onboarding
 
 SPEC_LOCATION_KEYS = {
@@ -152,6 +152,16 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
         stored = connection.execute(text("SELECT sip_password_encrypted FROM pbx_users")).scalar_one()
     engine.dispose()
     assert "S1p-secret-104" not in stored
+    # An edit of the enterprise may not take away what these records use (a probe's edits were each accepted, and
+    # the sync went on pushing users onto a gateway the enterprise no longer had).
+    pbx_types, gateways = await reseller_catalogue(client, token, onboarding.login.reseller_id)
+    types = (await client.get("/pbx/getPBXTypesByResellerId", params={"resellerId": onboarding.login.reseller_id},
+                              headers=bearer(token))).json()
+    location_pbx = next(t["id"] for t in types if t["pbxName"] == location["pbxType"])
+    for change, named in (({"services": ["SMS"]}, "has PBX users"), ({"pbxId": [p for p in pbx_types if p != location_pbx][:1]}, "uses PBX type"),
+                          ({"sbcGateways": [g for g in gateways if g != sbc_id][:1]}, "uses SBC gateway")):
+        edited = await client.post("/reseller/editEnterprise", headers=bearer(token), json={"enterpriseId": enterprise_id, **change})
+        assert edited.status_code == 409 and named in edited.json()["message"], (change, edited.text)
 
     # Part III.3: Sync Teams Users pushes number, Enterprise Voice and the direct route's policy; then leaves it alone.
     synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)

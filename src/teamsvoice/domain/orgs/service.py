@@ -10,6 +10,7 @@ from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, Valid
 from teamsvoice.core.ids import new_client_id, new_username
 from teamsvoice.core.security import hash_secret, new_token
 from teamsvoice.domain.consent.redirects import check_registration
+from teamsvoice.domain.calling import repository as calling_records
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.auth import revoke_credentials_of_enterprise
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser, Reseller
@@ -116,6 +117,31 @@ async def create_enterprise(session: AsyncSession, principal: Principal, draft: 
     return enterprise
 
 
+async def _check_still_served(session: AsyncSession, enterprise: Enterprise, services: list[str], pbx_ids: list[int],
+                              sbc_ids: list[int], user_limit: int | None) -> None:
+    """An edit may not take away what the enterprise's PBX connector records use (each was accepted, and the
+    records went on being synced onto a gateway the enterprise no longer had): a calling service while PBX users
+    exist, CALLAPP while CallApp users do, a PBX type a location uses, an SBC gateway a direct route uses, a user
+    limit below the users it has."""
+    users = await calling_records.pbx_users_of(session, enterprise.id)
+    kinds = {user.kind for user in users}
+    if "PBX" in kinds and not any(s in services for s in CALLING_SERVICES):
+        raise Conflict(f"services: the enterprise has PBX users; keep a calling service {list(CALLING_SERVICES)} "
+                       "or remove them first")
+    if "VALET" in kinds and "CALLAPP" not in services:
+        raise Conflict("services: the enterprise has CallApp users; keep CALLAPP or remove them first")
+    for location in await calling_records.locations_of(session, enterprise.id):
+        if location.pbx_type_id not in pbx_ids:
+            raise Conflict(f"pbxId: PBX location '{location.pbx_location}' uses PBX type {location.pbx_type_id}; "
+                           "keep it or change the location first")
+    for route in await calling_records.routes_of(session, enterprise.id):
+        if route.sbc_gateway_id not in sbc_ids:
+            raise Conflict(f"sbcGateways: direct route {route.id} uses SBC gateway {route.sbc_gateway_id}; keep it "
+                           "or remove the route's users first")
+    if user_limit and user_limit < len(users):
+        raise Conflict(f"userLimit: the enterprise has {len(users)} PBX users, more than {user_limit}")
+
+
 async def edit_enterprise(session: AsyncSession, principal: Principal, enterprise_id: int, draft: EnterpriseDraft) -> Enterprise:
     enterprise = await repository.get_enterprise(session, principal, enterprise_id)
     if enterprise is None or principal.is_enterprise_level:
@@ -133,6 +159,7 @@ async def edit_enterprise(session: AsyncSession, principal: Principal, enterpris
     pbx_ids = draft.pbx_ids if draft.pbx_ids is not None else enterprise.pbx_ids
     sbc_ids = draft.sbc_gateway_ids if draft.sbc_gateway_ids is not None else enterprise.sbc_gateway_ids
     await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids, kept=enterprise.services)
+    await _check_still_served(session, enterprise, services, pbx_ids, sbc_ids, draft.settings.get("user_limit"))
     enterprise.services, enterprise.pbx_ids, enterprise.sbc_gateway_ids = list(services), list(pbx_ids), list(sbc_ids)
     for attribute, value in draft.settings.items():
         setattr(enterprise, attribute, value)
