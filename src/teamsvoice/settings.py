@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     job_executor_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A worker silent this long is dead: live workers take over its unfinished work."
     )
+    job_orphan_sweep_seconds: float = Field(
+        default=60.0, ge=0, description="How often a worker (or serve) starts work committed but never enqueued by a "
+        "process that died in between (an api process, a bulk import stopped at once); 0: only at start."
+    )
     job_shutdown_grace_seconds: float = Field(
         default=3.0, ge=0, description="On SIGINT/SIGTERM, how long in-flight Microsoft calls may still finish."
     )

@@ -37,3 +37,30 @@ async def test_an_item_ended_before_is_not_reported_again(client, live, organisa
     assert (first, again) == ("success", "success")
     assert ended == ["success"]  # reported by the run that ended it only
     assert await sub.teams_numbers(user["id"]) == [sub.numbers[0]]
+
+
+async def test_a_job_committed_but_never_enqueued_is_started_by_the_sweep(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A process that dies between committing a job and enqueueing it (an `api` process; a `bulk import` stopped in
+    its first seconds) left the job queued until a worker restarted; the workers' sweep
+    (TEAMSVOICE_JOB_ORPHAN_SWEEP_SECONDS) now starts it."""
+    import asyncio
+
+    from teamsvoice.jobs import runtime
+
+    sub = await onboard(client, live, organisation, count=1)
+    user = next(u["msTeams"] for u in await sub.users(3) if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
+    engine = create_engine(live.settings.effective_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:  # committed, never enqueued: the process died
+            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
+            job = await bulk.create_job(session, access, "orphan", [{"upn": user["userPrincipalName"], "number": sub.numbers[0]}])
+    finally:
+        await engine.dispose()
+    assert await asyncio.to_thread(runtime.sweep_unstarted_work) >= 1
+    for _ in range(300):
+        details = (await client.get(f"{sub.path}/msteams/users/bulk/{job.id}", headers=sub.headers)).json()
+        if details["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.1)
+    assert details["status"] == "success", details
+    assert await sub.teams_numbers(user["id"]) == [sub.numbers[0]]

@@ -158,3 +158,6 @@ def resume_orphaned() -> int:
     for run_id in running:
         _start(run_id)
     return len(running)
+
+
+resume_unstarted = resume_orphaned  # (all it starts is work committed but never enqueued: runtime.sweep_unstarted_work)

@@ -257,13 +257,32 @@ def _heartbeat_loop(executor_id: str, role: Role) -> None:
 
 
 def _housekeeping_loop() -> None:
-    """Takes over the work of workers that stopped beating, and measures the queues, every beat."""
+    """Takes over the work of workers that stopped beating, and measures the queues, every beat; starts work
+    committed but never enqueued every `job_orphan_sweep_seconds` (`sweep_unstarted_work`)."""
+    interval = job_context().settings.job_orphan_sweep_seconds
+    swept = time.monotonic()
     while not _heartbeat_stop.wait(HEARTBEAT_SECONDS):
         try:
             recover_dead_executors()
             _measure_queues()
+            if interval > 0 and time.monotonic() - swept >= interval:
+                swept = time.monotonic()
+                if started := sweep_unstarted_work():
+                    log.info("started %d unit(s) of work committed but never enqueued", started)
         except Exception:  # noqa: BLE001 - the database may be briefly away; the next round tries again
             log.warning("job engine recovery round failed; retrying", exc_info=True)
+
+
+def sweep_unstarted_work() -> int:
+    """Work committed but never enqueued, by a process that died in between and will not start again (an `api`
+    process, a `teamsvoice bulk import` stopped at once): each workflow module's `resume_unstarted` (idempotent:
+    workflow ids derive from the work; work already enqueued, running or ended is left alone). At start,
+    `resume_orphaned_work` does this and more. Call from a thread."""
+    started = 0
+    for name in WORKFLOW_MODULES:
+        if resume := getattr(importlib.import_module(name), "resume_unstarted", None):
+            started += resume()
+    return started
 
 
 def recover_dead_executors(*, all_others: bool = False) -> list[str]:

@@ -97,3 +97,6 @@ def resume_orphaned() -> int:
     for delivery_id in pending:
         _start(delivery_id)
     return len(pending)
+
+
+resume_unstarted = resume_orphaned  # (all it starts is work committed but never enqueued: runtime.sweep_unstarted_work)

@@ -240,3 +240,6 @@ def resume_orphaned() -> int:
     for job_id in queued:
         _start(job_id)
     return len(queued)
+
+
+resume_unstarted = resume_orphaned  # (all it starts is work committed but never enqueued: runtime.sweep_unstarted_work)

@@ -312,3 +312,6 @@ def resume_orphaned() -> int:
     for key, account_id, generation in accounts:
         _start_resource_account(key, account_id, generation)
     return len(jobs) + len(accounts)
+
+
+resume_unstarted = resume_orphaned  # (all it starts is work committed but never enqueued: runtime.sweep_unstarted_work)

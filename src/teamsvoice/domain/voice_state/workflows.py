@@ -174,9 +174,9 @@ async def enqueue_apply(job_id: int, job_key: str) -> None:
     await anyio.to_thread.run_sync(_start, job_id, job_key)
 
 
-def resume_orphaned() -> int:
+def resume_unstarted() -> int:
     """Apply jobs and drift deliveries committed but never enqueued (a crash in between) start now
-    (idempotent by their keys); the drift schedule starts (once per slot across processes)."""
+    (idempotent by their keys)."""
     with sync_transaction(job_context().engine) as session:
         queued = repository_apply.queued_jobs(session)
         pending = repository_drift.pending_deliveries(session)
@@ -184,7 +184,12 @@ def resume_orphaned() -> int:
         _start(job_id, job_key)
     for delivery_id, job_key in pending:
         start_delivery(delivery_id, job_key)
-    return len(queued) + len(pending) + start_schedule()
+    return len(queued) + len(pending)
+
+
+def resume_orphaned() -> int:
+    """At start: `resume_unstarted`, and the drift schedule starts (once per slot across processes)."""
+    return resume_unstarted() + start_schedule()
 
 
 # --- drift scans --------------------------------------------------------------------------------------
