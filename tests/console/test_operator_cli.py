@@ -40,7 +40,7 @@ async def test_tenants_bulk_import_and_jobs(client: httpx.AsyncClient, live, org
     # (the user of a row left out is free for a later row: line 4 is not "already on line 2")
     assert report["valid"] == 2 and report["errors"] == [{"line": 2, "upn": users[0]["userPrincipalName"], "errors": [
         "the row has 1 cell(s) more than the header line names"]}], report
-    for text, words in ((f'upn,number\n"{users[0]["userPrincipalName"]},,\n{users[1]["userPrincipalName"]},\n', "row 1"),
+    for text, words in ((f'upn,number\n"{users[0]["userPrincipalName"]},,\n{users[1]["userPrincipalName"]},\n', "line 2"),
                         ("upn,number,vrp,country\n", "no rows after the header")):
         broken = tmp_path / "broken.csv"
         broken.write_text(text)

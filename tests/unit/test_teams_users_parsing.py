@@ -104,3 +104,18 @@ def test_a_users_number_with_an_extension_is_refused_not_cut() -> None:
         with pytest.raises(ValidationFailed, match=r"^phoneNumber: .* has an extension"):
             normalise_phone_number(raw)
     assert numbers.parse_full_number("+14139301602", "phoneNumber") == "+14139301602"
+
+
+def test_csv_rows_are_named_by_the_line_an_editor_shows() -> None:
+    """A probe's CSV with blank lines and a cell of two lines got its errors on the wrong lines ("line 4" for a row
+    on line 8); `UPN` was refused as a column; a file separated by semicolons was told only that the first line
+    must name the columns."""
+    from teamsvoice.domain.teams_users.bulk_csv import parse_csv
+
+    text = "UPN,Number\n\na@contoso.example,+3222\n\n\"b@contoso.example\",\"+32\n22\"\nc@contoso.example,\n"
+    assert [(row["upn"], line) for row, _extra, line in parse_csv(text)] == [
+        ("a@contoso.example", 3), ("b@contoso.example", 5), ("c@contoso.example", 7)]
+    with pytest.raises(ValidationFailed, match="separated by ';'"):
+        parse_csv("upn;number;vrp\nalice@contoso.example;+3222000000;EU\n")
+    with pytest.raises(ValidationFailed, match="^CSV: line 3: unexpected end of data"):
+        parse_csv('upn,number\nalice@contoso.example,\n"bob@contoso.example,,\n')

@@ -45,25 +45,40 @@ def _item(row: dict[str, str]) -> dict[str, Any]:
     return item
 
 
-def parse_csv(text: str) -> list[tuple[dict[str, str], int]]:
+_CANONICAL = {name.lower(): name for name in COLUMNS}
+
+
+def parse_csv(text: str) -> list[tuple[dict[str, str], int, int]]:
     """Each row (column -> cell) with how many cells it has that no column names (not empty ones: a spreadsheet's
-    trailing commas). A quote left open is refused (strict): it would take the rest of the file into one cell."""
+    trailing commas) and the line of the file it starts on (blank lines and cells of several lines counted, as an
+    editor numbers them). Column names are matched ignoring case (`UPN`). A quote left open is refused (strict): it
+    would take the rest of the file into one cell."""
     if not text.strip():
         raise ValidationFailed("CSV: the file is empty; download the template for the columns")
     reader = csv.DictReader(io.StringIO(text), strict=True)
     headers = [h.strip() for h in reader.fieldnames or []]
-    if "upn" not in headers:
+    if "upn" not in (h.lower() for h in headers):
+        first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        if ";" in first and "upn" in first.lower():
+            raise ValidationFailed("CSV: the columns are separated by ';' (a spreadsheet's regional setting): save the "
+                                   "file as CSV with commas (\"CSV UTF-8\"), or download the template")
         raise ValidationFailed(f"CSV: the first line must name the columns, with at least upn (columns: {', '.join(COLUMNS)})")
-    unknown = [h for h in headers if h and h not in COLUMNS]
+    unknown = [h for h in headers if h and h.lower() not in _CANONICAL]
     if unknown:
         raise ValidationFailed(f"CSV: unknown column {unknown[0]} (columns: {', '.join(COLUMNS)})")
-    rows: list[tuple[dict[str, str], int]] = []
+    reader.fieldnames = [_CANONICAL.get(h.lower(), h) for h in headers]
+    rows: list[tuple[dict[str, str], int, int]] = []
+    read_to = reader.line_num  # the last line of the header, then of the last row read
     try:
         for row in reader:
             extra = sum(1 for cell in row.get(None) or [] if cell.strip())  # type: ignore[call-overload]
-            rows.append(({(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)}, extra))
+            cells = {(k or "").strip(): v or "" for k, v in row.items() if not isinstance(v, list)}
+            # The reader stands on the row's last line: a cell of several lines started it earlier.
+            line = reader.line_num - sum(v.count("\n") for v in cells.values())
+            rows.append((cells, extra, line))
+            read_to = reader.line_num
     except csv.Error as exc:  # a field longer than the csv module's limit (131,072 characters), a quote left open
-        raise ValidationFailed(f"CSV: row {len(rows) + 1} (after the header): {exc}") from None
+        raise ValidationFailed(f"CSV: line {read_to + 1}: {exc}") from None
     if not rows:
         raise ValidationFailed("CSV: no rows after the header line; add one row per user")
     if len(rows) > bulk.MAX_ITEMS:
@@ -74,7 +89,7 @@ def parse_csv(text: str) -> list[tuple[dict[str, str], int]]:
 async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: str) -> list[dict[str, Any]]:
     """Each row with its bulk item and the reasons (in words) it would be refused; nothing is changed."""
     rows = parse_csv(text)
-    items = [_item(row) for row, _extra in rows]
+    items = [_item(row) for row, _extra, _line in rows]
     wanted = []
     for item in items:
         try:
@@ -86,7 +101,7 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
     seen_numbers: dict[str, int] = {}
     result = []
     for index, (item, number) in enumerate(zip(items, wanted, strict=True)):
-        line, errors = index + 2, []  # line 1 is the header
+        line, errors = rows[index][2], []
         if rows[index][1]:
             errors.append(f"the row has {rows[index][1]} cell(s) more than the header line names")
         upn = item.get("upn", "")
