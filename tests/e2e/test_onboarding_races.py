@@ -42,8 +42,9 @@ async def test_a_registration_link_used_after_registration_does_not_move_the_ent
     tenant's EnterpriseManagement consent then let the reseller provision."""
     receiver.reset()
     onboarding = await _onboarding(client, live, organisation, receiver)
-    redirect = f"{receiver.url}/hooks/REGISTRATION"
-    first, late = [await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, redirect) for _ in range(2)]
+    hook = f"/hooks/late-{uuid.uuid4().hex[:8]}"
+    first = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, f"{receiver.url}/hooks/first")
+    late = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, receiver.url + hook)
     admin = onboarding.tenant["globalAdmin"]
     ca = str(live.emulator.ca_cert_path)
     assert (await sign_in_and_consent(first, admin["username"], admin["password"], ca)).callback.status_code == 200
@@ -53,10 +54,9 @@ async def test_a_registration_link_used_after_registration_does_not_move_the_ent
     await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
 
     other = await emulated_tenant(live, f"late-{uuid.uuid4().hex[:8]}.example", 2)
-    before = len(receiver.received)
     answered = await sign_in_and_consent(late, other["globalAdmin"]["username"], other["globalAdmin"]["password"], ca)
     assert "already registered to tenant" in answered.callback.text, answered.callback.text
-    webhook = receiver.wait_for(before + 1)[before]["body"]
+    [webhook] = [r["body"] for r in receiver.at(hook)]
     assert webhook["error"] == "conflict" and "already registered to tenant" in webhook["errorDescription"], webhook
     enterprise = await _enterprise(onboarding)
     assert enterprise["tenantId"] == onboarding.tenant["tenantId"] and enterprise["registered"] is True, enterprise
@@ -99,14 +99,15 @@ async def test_one_answer_posted_at_once_counts_once(client, live, organisation,
     monkeypatch.setattr(consents, "action_request_by_state", read_then_wait)
     receiver.reset()
     onboarding = await _onboarding(client, live, organisation, receiver)
-    url = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, f"{receiver.url}/hooks/once")
+    hook = f"/hooks/once-{uuid.uuid4().hex[:8]}"
+    url = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, receiver.url + hook)
     fields = await _answer(onboarding, url, onboarding.tenant)
     answers = await asyncio.gather(*(client.post("/restricted/handleResponse", data=fields) for _ in range(4)))
     assert sorted(a.status_code for a in answers) == [200, 400, 400, 400], [a.text for a in answers]
     assert all("already processed" in a.text for a in answers if a.status_code == 400)
-    webhooks = receiver.wait_for(1)
+    webhooks = receiver.at(hook)
     await asyncio.sleep(1.0)  # no other webhook comes
-    assert len(receiver.received) == 1 and "error" not in webhooks[0]["body"], receiver.received
+    assert len(receiver.at(hook)) == 1 and "error" not in webhooks[0]["body"], webhooks
 
 
 async def test_two_enterprises_registering_one_tenant_at_once(client, live, organisation, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -118,19 +119,19 @@ async def test_two_enterprises_registering_one_tenant_at_once(client, live, orga
     first = await _onboarding(client, live, organisation, receiver)
     second = await _onboarding(client, live, organisation, receiver, name=f"Second of {first.tenant['domain']}", tenant=first.tenant)
     await first.consent("REGISTRATION")
-    before = len(receiver.received)
+    hook = f"/hooks/second-{uuid.uuid4().hex[:8]}"
 
     async def free(*args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
         return False  # as the loser saw it: the winner had not committed yet
 
     monkeypatch.setattr(repository, "tenant_registered_elsewhere", free)
-    url = await action_url(client, second.token, "REGISTRATION", second.name, f"{receiver.url}/hooks/second")
+    url = await action_url(client, second.token, "REGISTRATION", second.name, receiver.url + hook)
     answered = await sign_in_and_consent(url, first.tenant["globalAdmin"]["username"],
                                          first.tenant["globalAdmin"]["password"], str(live.emulator.ca_cert_path))
     page = answered.callback.text
     assert "Not completed" in page and "already registered to another enterprise" in page and "enterprises." not in page, page
-    webhook = receiver.wait_for(before + 1)[before]
-    assert webhook["path"] == "/hooks/second" and webhook["body"]["error"] == "conflict", webhook
+    [webhook] = receiver.at(hook)
+    assert webhook["body"]["error"] == "conflict", webhook
     assert (await _enterprise(second))["tenantId"] is None
 
 

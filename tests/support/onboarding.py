@@ -32,13 +32,16 @@ class Onboarding:
         return self.enterprise_id
 
     async def consent(self, action: str, *, accept: bool = True) -> dict:
-        before = len(self.receiver.received)
-        url = await action_url(self.client, self.token, action, self.name, f"{self.receiver.url}/hooks/{action}")
+        """The webhook of this consent: the next one at its path (`/hooks/ACTION`), not merely the next one received
+        (a late delivery of another consent's webhook is not this one's)."""
+        path = f"/hooks/{action}"
+        before = len([r for r in self.receiver.received if r["path"] == path])
+        url = await action_url(self.client, self.token, action, self.name, self.receiver.url + path)
         admin = self.tenant["globalAdmin"]
         result = await sign_in_and_consent(url, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path), accept=accept)
         assert result.callback.status_code == 200, result.callback.text
         self.last = result
-        return self.receiver.wait_for(before + 1)[before]["body"]
+        return self.receiver.at(path, before + 1)[before]["body"]
 
     async def register(self) -> dict:
         await self.create()

@@ -50,6 +50,17 @@ class WebhookReceiver:
         self.attempts = 0
         self.fail_next = 0
 
+    def at(self, path: str, count: int = 1, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """The POSTs received at `path`, once there are `count`: a test that names its own path is not misled by a
+        late delivery of an earlier test's webhook (durable deliveries are retried; the receiver is shared)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in list(self.received) if r["path"] == path]
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} webhook(s) at {path}, got {len([r for r in self.received if r['path'] == path])}")
+
     def wait_for(self, count: int, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Every POST received so far (this session's, whichever backend sent it), once there are `count`. Returns
         as soon as they are in; the bound is for a loaded machine, where durable deliveries with their retries
