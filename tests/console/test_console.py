@@ -136,7 +136,7 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
 
 
 async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncClient, live, organisation,
-                                                  shots: Path) -> None:
+                                                  shots: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     onboarded = await onboard(client, live, organisation, count=20)
     users = [u["msTeams"] for u in await onboarded.users(12) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     base = "/console" + onboarded.path.removeprefix(BASE)
@@ -170,8 +170,21 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     await page.screenshot(path=shots / "users.png", full_page=True)
     assert number in await onboarded.teams_numbers(target["id"])
     # The same number cannot go to a second user: the refusal is shown in words.
+    # Every other row's picker stops offering it at once (they kept it until a reload), and still offers the rest.
     second = page.locator(f"tr#u-{users[1]['id']}")
-    assert await second.get_by_label(f"Number for {users[1]['userPrincipalName']}").locator(f"option[value='{number}']").count() == 0
+    picker = second.get_by_label(f"Number for {users[1]['userPrincipalName']}")
+    assert await picker.locator(f"option[value='{number}']").count() == 0
+    assert await picker.locator(f"option[value='{onboarded.numbers[1]}']").count() == 1
+    # Paging: past the first page, a link leads back to it (there was only "Next page").
+    from teamsvoice.console import pages
+    monkeypatch.setattr(pages, "GRID_PAGE", 5)
+    await page.goto(f"{base}/users")
+    assert await page.get_by_role("link", name="First page").count() == 0
+    await page.get_by_role("link", name="Next page").click()
+    await page.get_by_role("link", name="First page").click()
+    await page.locator(f"tr#u-{target['id']}").wait_for()
+    assert await page.get_by_role("link", name="First page").count() == 0
+    monkeypatch.undo()
 
     # Bulk CSV: 8 good rows, 3 bad ones (a bad upn, a number from no inventory, a number already assigned).
     rows = [f"{u['userPrincipalName']},{onboarded.numbers[i + 1]},,BE" for i, u in enumerate(users[1:9])]

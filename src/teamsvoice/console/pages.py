@@ -357,7 +357,7 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
     listed = await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=GRID_PAGE,
                                          next_token=next or None, search=q.strip() or None, group=None, filters=filters)
     context = {"staff": staff, "access": access, "base": _sub_url(access), "q": q, "have_number": have_number,
-               "rows": await _grid_rows(uow.session, access, listed["users"]), "next": listed.get("next"),
+               "rows": await _grid_rows(uow.session, access, listed["users"]), "next": listed.get("next"), "paged": bool(next),
                "free": await _free_numbers(uow.session, access)}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "grid-body":
         return page(request, "_user_rows.html", context)
