@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from teamsvoice import __version__
+from teamsvoice.cli_common import DataDir, fail as _fail, settings_for as _settings
 from teamsvoice.runner import StartupError
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 LogFormat = Literal["text", "json"]
-DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo credentials live.")]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json (one JSON object per line).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
@@ -61,24 +61,6 @@ def main(ctx: typer.Context,
 
         audit.act_as_operator(operator_name(actor), source=f"teamsvoice {ctx.invoked_subcommand}")
         ctx.call_on_close(audit.stop_acting_as_operator)  # (a command run in-process, as tests do, leaves none)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"teamsvoice: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _settings(data_dir: Path, **updates: Any) -> "Settings":
-    from pydantic import ValidationError
-
-    from teamsvoice.settings import Settings
-
-    try:
-        settings = Settings(data_dir=data_dir.resolve())
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        _fail(f"setting TEAMSVOICE_{str(error['loc'][0]).upper()} is invalid: {error['msg']}")
-    return settings.model_copy(update=updates) if updates else settings
 
 
 def _log_format(value: str, component: str) -> None:
@@ -217,7 +199,7 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8080,
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     emulator_port: Annotated[int | None, typer.Option(help="Microsoft 365 emulator port (default: API port + 1).")] = None,
     log_format: LogFormatOption = "text",
 ) -> None:
@@ -265,7 +247,7 @@ def _migrate(settings: "Settings") -> None:
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8080,
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     log_format: LogFormatOption = "text",
 ) -> None:
     """An API process (HTTP only; durable work goes to the workers). Run as many as you like on one
@@ -292,7 +274,7 @@ def api(
 
 @app.command()
 def worker(
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     log_format: LogFormatOption = "text",
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
 ) -> None:
@@ -336,13 +318,17 @@ async def _work(settings: "Settings", stop: asyncio.Event) -> None:
 def emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTPS port.")] = 8081,
-    data_dir: Annotated[Path, typer.Option(help="The emulator's own directory (TLS CA, SQLite file).")] = Path("data/m365-emulator"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="The emulator's own directory (TLS CA, SQLite file) (default: m365-emulator in TEAMSVOICE_DATA_DIR, else "
+             "./data/m365-emulator).", show_default=False)] = None,
     log_format: LogFormatOption = "text",
 ) -> None:
     """The Microsoft 365 emulator alone (Entra ID, Graph, Teams cmdlets) for api/worker processes to use."""
     from teamsvoice import runner
 
     _log_format(log_format, "emulator")
+    if data_dir is None:
+        data_dir = _settings(None).data_dir / "m365-emulator"
     try:
         sock = runner.bind(host, port, "Microsoft 365 emulator")
         runner.check_data_dir(data_dir)
@@ -370,7 +356,7 @@ async def _emulate(host: str, sock: Any, data_dir: Path, stop: asyncio.Event) ->
 
 
 @app.command()
-def migrate(data_dir: DataDir = Path("data"), as_json: JsonOption = False) -> None:
+def migrate(data_dir: DataDir = None, as_json: JsonOption = False) -> None:
     """Apply database migrations (also done by `serve`, `api` and `worker`)."""
     from teamsvoice import runner
 
@@ -390,7 +376,7 @@ def migrate(data_dir: DataDir = Path("data"), as_json: JsonOption = False) -> No
 def register_redirect_url(
     reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.")],
     url: Annotated[str, typer.Argument(help="An https URL (prefix) that redirectUrls may start with.")],
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     as_json: JsonOption = False,
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
@@ -420,7 +406,7 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
         await engine.dispose()
 
 
-def _voice_settings(data_dir: Path) -> "Settings":
+def _voice_settings(data_dir: Path | None) -> "Settings":
     settings = _settings(data_dir)
     try:
         _migrate(settings)
@@ -441,7 +427,7 @@ def _voice_run(work: Any) -> Any:
 @app.command("plan")
 def plan(
     tenant: Annotated[str, typer.Argument(help="Microsoft tenant id, tenant domain or enterprise id.")],
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """What apply would change in a tenant to reach its desired voice state (reads Microsoft, changes nothing)."""
@@ -461,7 +447,7 @@ def apply(
     tenant: Annotated[str, typer.Argument(help="Microsoft tenant id, tenant domain or enterprise id.")],
     adopt: Annotated[list[str] | None, typer.Option(help="A difference id whose Microsoft value goes into teamsvoice's "
                                                    "records instead (repeatable).")] = None,
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Converge a tenant to its desired voice state (after adopting the differences named by --adopt)."""
@@ -484,7 +470,7 @@ def apply(
 
 @app.command("drift")
 def drift(
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     scan: Annotated[bool, typer.Option("--scan", help="Scan every linked tenant first.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
 ) -> None:
@@ -506,7 +492,7 @@ app.add_typer(sbc_app, name="sbc")
 
 @sbc_app.command("status")
 def sbc_status(
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     enterprise_id: Annotated[int | None, typer.Option(help="Only this enterprise's PBX users.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -567,7 +553,7 @@ def _print_sbc_report(report: dict[str, Any]) -> None:
 
 
 @sbc_app.command("init-db")
-def sbc_init_db(data_dir: DataDir = Path("data"), as_json: JsonOption = False) -> None:
+def sbc_init_db(data_dir: DataDir = None, as_json: JsonOption = False) -> None:
     """Create the tables Kamailio reads (uacreg, dispatcher, version) in TEAMSVOICE_SBC_KAMAILIO_DB_URL; run once
     before Kamailio's first start (the SBC sync also creates them when missing)."""
     from teamsvoice.domain.sbc.ports import SbcUnavailable

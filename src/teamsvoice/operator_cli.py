@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from teamsvoice.cli_common import DataDir, fail as _fail, settings_for as _settings
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from teamsvoice.settings import Settings
 
 T = TypeVar("T")
-DataDir = Annotated[Path, typer.Option(help="Where SQLite files, keys and demo credentials live.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
 tenants_app = typer.Typer(help="Customers (Fusion tenants and ConnecttoTeams enterprises).", no_args_is_help=True)
@@ -35,24 +36,6 @@ bulk_app = typer.Typer(help="Bulk updates of Teams users from a CSV file.", no_a
 users_app = typer.Typer(help="Teams users of a customer tenant.", no_args_is_help=True)
 Follow = Annotated[bool, typer.Option("--follow", "--watch", "-f",
                                       help="Follow the job with a live progress bar until it ends.")]
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"teamsvoice: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings(data_dir: Path) -> "Settings":
-    from pydantic import ValidationError
-
-    from teamsvoice.settings import Settings
-
-    try:
-        return Settings(data_dir=data_dir.resolve())
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        _fail(f"setting TEAMSVOICE_{str(error['loc'][0]).upper()} is invalid: {error['msg']}")
-        raise
 
 
 def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[AsyncSession]"], Awaitable[T]]) -> T:
@@ -134,7 +117,7 @@ async def customers(session: "AsyncSession") -> list[dict[str, Any]]:
 
 
 @tenants_app.command("list")
-def tenants_list(data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+def tenants_list(data_dir: DataDir = None, as_json: Json = False) -> None:
     """Every customer with its onboarding state, MS tenant, consents and number counts."""
     rows = _with_session(_settings(data_dir), customers)
     if as_json:
@@ -165,7 +148,7 @@ JobRef = Annotated[str, typer.Argument(help="The job: KIND:ID (kinds: bulk, webh
 
 
 @jobs_app.command("list")
-def jobs_list(data_dir: DataDir = Path("data"), as_json: Json = False,
+def jobs_list(data_dir: DataDir = None, as_json: Json = False,
               kind: Annotated[str | None, typer.Option(help="Only this kind: bulk, webhook, drift-webhook, wizard, sync, "
                                                             "resource-account, voice-apply.")] = None,
               status: Annotated[str | None, typer.Option(help="Only jobs in this status (e.g. queued, running, pending, "
@@ -300,7 +283,7 @@ def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, An
 
 
 @jobs_app.command("show")
-def jobs_show(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False, follow: Follow = False) -> None:
+def jobs_show(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, follow: Follow = False) -> None:
     """One job: status, progress, attempts, last error, whether it can be retried or cancelled (and why not);
     a bulk job with each item. With --follow, until it ends (exit 1 when it ends with failures)."""
     settings = _settings(data_dir)
@@ -339,7 +322,7 @@ def _job_engine(settings: "Settings", follow_up: Any) -> None:
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+def jobs_cancel(ref: JobRef, data_dir: DataDir = None, as_json: Json = False) -> None:
     """Stop a queued or running job: it is recorded as cancelled and its workflow stopped; what was already done
     stays done. Exit 2, saying why, for a job that cannot be cancelled."""
     from teamsvoice.domain.jobs import catalogue
@@ -355,7 +338,7 @@ def jobs_cancel(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = F
 
 
 @jobs_app.command("retry")
-def jobs_retry(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = False, follow: Follow = False) -> None:
+def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, follow: Follow = False) -> None:
     """Run a failed or cancelled job again, in `teamsvoice serve` or a worker, without redoing what succeeded (a
     bulk job: its failed and cancelled items only). Exit 2, saying why, when it cannot be retried (still
     running, nothing failed, ...); with --follow, exit 1 when it fails again."""
@@ -397,7 +380,7 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = Path("data"), as_json: Json = Fa
 def bulk_import(
     file: Annotated[Path, typer.Argument(help="CSV: upn,number,vrp,country,displayName,groups,licenses (see README).")],
     subscription: Annotated[int, typer.Option(help="The Fusion subscription id (teamsvoice tenants list).")],
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check the rows; change nothing.")] = False,
     name: Annotated[str, typer.Option(help="The job's name.")] = "CLI CSV import",
     results: Annotated[Path | None, typer.Option(help="Write the per-row results here (CSV).")] = None,
@@ -537,7 +520,7 @@ def _cell(value: Any) -> str:
 @users_app.command("export")
 def users_export(
     tenant: Annotated[str, typer.Option(help="The customer: enterprise id, Microsoft tenant id or tenant domain.")],
-    data_dir: DataDir = Path("data"),
+    data_dir: DataDir = None,
     as_json: Json = False,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Write the users to this CSV file.")] = None,
 ) -> None:
@@ -763,7 +746,7 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
 
 
 
-def doctor(data_dir: DataDir = Path("data"), as_json: Json = False,
+def doctor(data_dir: DataDir = None, as_json: Json = False,
            offline: Annotated[bool, typer.Option("--offline", help="Skip the Microsoft checks.")] = False) -> None:
     """Check the deployment: data directory permissions, database reachable, migrations at head, job engine
     (DBOS tables, live executors), and for each linked customer tenant that Microsoft answers and grants our
@@ -835,7 +818,7 @@ def _revisions(path: Path) -> set[str]:
 
 
 def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .tar file).")],
-           data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+           data_dir: DataDir = None, as_json: Json = False) -> None:
     """Copy the embedded default (SQLite database, the job engine's database and the secret key that encrypts
     stored secrets) into one archive, safely while `teamsvoice serve` runs. Keep the archive as secret as the
     data directory. On PostgreSQL, use pg_dump."""
@@ -894,7 +877,7 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
 
 
 def restore(file: Annotated[Path, typer.Argument(help="An archive written by `teamsvoice backup`.")],
-            data_dir: DataDir = Path("data"), as_json: Json = False) -> None:
+            data_dir: DataDir = None, as_json: Json = False) -> None:
     """Replace the embedded default's databases (and secret key) with a backup's. Refused while a server holds
     the data directory, and for an archive that is not a teamsvoice backup or whose database is newer than
     this teamsvoice. The files it replaces are kept beside them as *.before-restore. On PostgreSQL, use
