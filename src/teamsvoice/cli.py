@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from teamsvoice import __version__
-from teamsvoice.cli_common import DataDir, fail as _fail, settings_for as _settings
+from teamsvoice.cli_common import DataDir, fail as _fail, operator_settings, settings_for as _settings
 from teamsvoice.runner import StartupError
 
 if TYPE_CHECKING:
@@ -380,7 +380,7 @@ def register_redirect_url(
     as_json: JsonOption = False,
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     try:
         _migrate(settings)
     except StartupError as exc:
@@ -407,7 +407,7 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
 
 
 def _voice_settings(data_dir: Path | None) -> "Settings":
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     try:
         _migrate(settings)
     except StartupError as exc:
@@ -506,7 +506,7 @@ def sbc_status(
     from teamsvoice.domain.sbc.service import registration_status
     from teamsvoice.sbc import sbc_from_settings
 
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     try:
         _migrate(settings)
     except StartupError as exc:

@@ -35,3 +35,20 @@ def settings_for(data_dir: Path | None, **updates: Any) -> "Settings":
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve(), **updates})
     settings.__dict__.pop("effective_database_url", None)  # (a cached property: computed again from the copy)
     return settings
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def operator_settings(data_dir: Path | None) -> "Settings":
+    """The settings of a command that works on an existing teamsvoice database: every command but the servers,
+    `migrate`, `restore` and `doctor` (which reports it). On SQLite, a database file that does not exist is refused
+    (exit 2) before anything is made: opening it would create an empty database (and the command give a believable
+    empty answer, "No PBX users", from a data directory that is not the server's)."""
+    settings = settings_for(data_dir)
+    if settings.is_sqlite and not sqlite_path(settings.effective_database_url).is_file():
+        if settings.database_url:
+            fail(f"no teamsvoice database at {sqlite_path(settings.effective_database_url)}: check TEAMSVOICE_DATABASE_URL")
+        fail(f"no teamsvoice database in {settings.data_dir}; give --data-dir or TEAMSVOICE_DATA_DIR (the server's)")
+    return settings

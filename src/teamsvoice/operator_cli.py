@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from teamsvoice.cli_common import DataDir, fail as _fail, settings_for as _settings
+from teamsvoice.cli_common import DataDir, operator_settings
+from teamsvoice.cli_common import fail as _fail, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -119,7 +120,7 @@ async def customers(session: "AsyncSession") -> list[dict[str, Any]]:
 @tenants_app.command("list")
 def tenants_list(data_dir: DataDir = None, as_json: Json = False) -> None:
     """Every customer with its onboarding state, MS tenant, consents and number counts."""
-    rows = _with_session(_settings(data_dir), customers)
+    rows = _with_session(operator_settings(data_dir), customers)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -157,7 +158,7 @@ def jobs_list(data_dir: DataDir = None, as_json: Json = False,
     whether each can be retried or cancelled."""
     from teamsvoice.domain.jobs import catalogue
 
-    jobs = _with_session(_settings(data_dir), lambda s: catalogue.list_jobs(s, None, kind=kind, status=status))
+    jobs = _with_session(operator_settings(data_dir), lambda s: catalogue.list_jobs(s, None, kind=kind, status=status))
     if as_json:
         typer.echo(json.dumps([j.render() for j in jobs], indent=2))
         return
@@ -286,7 +287,7 @@ def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, An
 def jobs_show(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, follow: Follow = False) -> None:
     """One job: status, progress, attempts, last error, whether it can be retried or cancelled (and why not);
     a bulk job with each item. With --follow, until it ends (exit 1 when it ends with failures)."""
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     job_id = _bulk_id(ref)
     if job_id is None:
         job = _follow_other(settings, ref, as_json) if follow else _shown(settings, ref)
@@ -327,7 +328,7 @@ def jobs_cancel(ref: JobRef, data_dir: DataDir = None, as_json: Json = False) ->
     stays done. Exit 2, saying why, for a job that cannot be cancelled."""
     from teamsvoice.domain.jobs import catalogue
 
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     job, follow_up = _with_session(settings, lambda s: catalogue.cancel(s, None, ref))  # committed first
     if follow_up is not None:
         _job_engine(settings, follow_up)
@@ -344,7 +345,7 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
     running, nothing failed, ...); with --follow, exit 1 when it fails again."""
     from teamsvoice.domain.jobs import catalogue
 
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     job_id = _bulk_id(ref)
 
     async def retry(session: "AsyncSession") -> tuple[Any, Any, int]:
@@ -397,7 +398,7 @@ def bulk_import(
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {exc}")
         raise
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
 
     async def check(session: "AsyncSession") -> list[dict[str, Any]]:
         return await preview_rows(session, await bulk.load_access(session, subscription), text)
@@ -534,7 +535,7 @@ def users_export(
     from teamsvoice.core.errors import DomainError
     from teamsvoice.core.spreadsheet import csv_writer
 
-    settings = _settings(data_dir)
+    settings = operator_settings(data_dir)
     try:
         rows = asyncio.run(export_users(settings, tenant))
     except DomainError as exc:
@@ -565,10 +566,6 @@ def _check(name: str, ok: bool | None, detail: str, fix: str = "") -> dict[str, 
     """ok None: skipped, because a check it depends on failed."""
     return {"check": name, "status": "ok" if ok else ("skipped" if ok is None else "failed"), "detail": detail,
             **({"fix": fix} if fix and ok is False else {})}
-
-
-def _sqlite_path(url: str) -> Path:
-    return Path(url.removeprefix("sqlite:///"))
 
 
 def _doctor_storage(settings: "Settings") -> list[dict[str, Any]]:

@@ -27,3 +27,31 @@ def test_the_data_dir_setting_is_every_commands_default(tmp_path: Path, monkeypa
     assert run("migrate", "--data-dir", str(given), env=env).exit_code == 0  # the option wins
     assert (given / "teamsvoice.sqlite3").exists()
     assert not (tmp_path / "data").exists()
+
+
+def one_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_operator_commands_refuse_a_data_dir_without_a_database(tmp_path: Path) -> None:
+    """They said "No PBX users", "Reseller 3 not found"... from a `data` directory that was not the server's, and
+    left an empty database (and a secret key) behind. `doctor` reports it as a failed check, creating nothing."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,number\nu@x.example,\n")
+    for command in (["sbc", "status"], ["drift"], ["plan", "x.example"], ["apply", "x.example"],
+                    ["register-redirect-url", "3", "https://hooks.example/"], ["tenants", "list"], ["jobs", "list"],
+                    ["jobs", "show", "webhook:1"], ["jobs", "cancel", "1"], ["jobs", "retry", "1"],
+                    ["users", "export", "--tenant", "x.example"], ["bulk", "import", str(rows), "--subscription", "1"]):
+        line = one_line(run(*command, "--data-dir", str(empty)))
+        assert line == f"teamsvoice: no teamsvoice database in {empty}; give --data-dir or TEAMSVOICE_DATA_DIR (the server's)", command
+        assert not list(empty.iterdir()), command
+    line = one_line(run("tenants", "list", env={"TEAMSVOICE_DATABASE_URL": f"sqlite:///{empty}/elsewhere.sqlite3"}))
+    assert f"no teamsvoice database at {empty}/elsewhere.sqlite3" in line
+    checked = run("doctor", "--data-dir", str(empty))
+    assert checked.exit_code == 1 and "[FAIL] database:" in checked.stdout and "does not exist" in checked.stdout
+    assert not list(empty.iterdir())
