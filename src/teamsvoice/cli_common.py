@@ -45,10 +45,17 @@ def operator_settings(data_dir: Path | None) -> "Settings":
     """The settings of a command that works on an existing teamsvoice database: every command but the servers,
     `migrate`, `restore` and `doctor` (which reports it). On SQLite, a database file that does not exist is refused
     (exit 2) before anything is made: opening it would create an empty database (and the command give a believable
-    empty answer, "No PBX users", from a data directory that is not the server's)."""
+    empty answer, "No PBX users", from a data directory that is not the server's). A database that cannot be
+    reached is refused as `migrate` and the servers refuse it (`runner.check_database`: one line, within seconds)."""
+    from teamsvoice import runner
+
     settings = settings_for(data_dir)
     if settings.is_sqlite and not sqlite_path(settings.effective_database_url).is_file():
         if settings.database_url:
             fail(f"no teamsvoice database at {sqlite_path(settings.effective_database_url)}: check TEAMSVOICE_DATABASE_URL")
         fail(f"no teamsvoice database in {settings.data_dir}; give --data-dir or TEAMSVOICE_DATA_DIR (the server's)")
+    try:
+        runner.check_database(settings.effective_database_url)
+    except runner.StartupError as exc:
+        fail(str(exc))
     return settings

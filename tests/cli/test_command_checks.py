@@ -55,3 +55,28 @@ def test_operator_commands_refuse_a_data_dir_without_a_database(tmp_path: Path) 
     checked = run("doctor", "--data-dir", str(empty))
     assert checked.exit_code == 1 and "[FAIL] database:" in checked.stdout and "does not exist" in checked.stdout
     assert not list(empty.iterdir())
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    """As `migrate` says it: a SQLAlchemy traceback (exit 1) before; a server that accepts the connection but never
+    answers held the command about two minutes."""
+    import socket
+    import time
+
+    from tests.support.postgres import free_port
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,number\nu@x.example,\n")
+    dead = {"TEAMSVOICE_DATABASE_URL": f"postgresql://tv:secret-pw@127.0.0.1:{free_port()}/tv"}
+    for command in (["tenants", "list"], ["jobs", "list"], ["jobs", "show", "1"], ["sbc", "status"],
+                    ["bulk", "import", str(rows), "--subscription", "1", "--dry-run"]):
+        line = one_line(run(*command, "--data-dir", str(tmp_path), env=dead))
+        assert "cannot reach the database postgresql://tv:***@127.0.0.1" in line and "secret-pw" not in line, command
+    with socket.socket() as silent:  # accepts (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        line = one_line(run("tenants", "list", "--data-dir", str(tmp_path), env={
+            "TEAMSVOICE_DATABASE_URL": f"postgresql://tv:pw@127.0.0.1:{silent.getsockname()[1]}/tv"}))
+    assert "cannot reach the database" in line and time.monotonic() - started < 30
+    assert not list(tmp_path.glob("*.sqlite3"))
