@@ -831,9 +831,15 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
     settings = _settings(data_dir)
     _embedded_only(settings, "backup")
     database = _sqlite_path(settings.effective_database_url)
+    sources = {DATABASE_FILE: database, JOBS_FILE: _sqlite_path(system_database_url(settings))}
+    # The archive (and its .partial beside it) replaces what is at FILE: never the data directory's files, by any
+    # path or symbolic link (`backup data/teamsvoice.sqlite3` replaced the live database with the archive).
+    target = file.resolve()
+    if target.is_relative_to(settings.data_dir) or target in {p.resolve() for p in sources.values()}:
+        _fail(f"{file} is inside the data directory {settings.data_dir} (or is its database): write the backup "
+              f"elsewhere, it would replace the server's files")
     if not database.exists():
         _fail(f"there is no database to back up at {database}")
-    sources = {DATABASE_FILE: database, JOBS_FILE: _sqlite_path(system_database_url(settings))}
     with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch:
         copies: dict[str, Path] = {}
         for name, source in sources.items():

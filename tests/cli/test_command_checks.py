@@ -80,3 +80,27 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
             "TEAMSVOICE_DATABASE_URL": f"postgresql://tv:pw@127.0.0.1:{silent.getsockname()[1]}/tv"}))
     assert "cannot reach the database" in line and time.monotonic() - started < 30
     assert not list(tmp_path.glob("*.sqlite3"))
+
+
+def test_backup_is_never_written_into_the_data_directory(tmp_path: Path) -> None:
+    """`backup DATA/teamsvoice.sqlite3` replaced the live database with the archive, `backup DATA/secret.key` the key."""
+    data = tmp_path / "data"
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    (data / "secret.key").write_text("key")
+    database = (data / "teamsvoice.sqlite3").read_bytes()
+    (tmp_path / "link").symlink_to(data)  # the directory by another name
+    (tmp_path / "file-link.tar").symlink_to(data / "new.tar")  # a link to a file in it (not there yet)
+    for target in (data / "teamsvoice.sqlite3", data / "secret.key", data, data / "sub" / ".." / "backup.tar",
+                   tmp_path / "link" / "teamsvoice.sqlite3", tmp_path / "file-link.tar"):
+        line = one_line(run("backup", str(target), "--data-dir", str(data)))
+        assert f"inside the data directory {data}" in line, target
+    assert (data / "teamsvoice.sqlite3").read_bytes() == database and (data / "secret.key").read_text() == "key"
+    assert sorted(p.name for p in data.iterdir()) == ["secret.key", "teamsvoice.sqlite3"]
+    elsewhere = tmp_path / "db" / "own.sqlite3"  # a database named by its URL, outside the data directory
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(database)
+    line = one_line(run("backup", str(elsewhere), "--data-dir", str(data),
+                        env={"TEAMSVOICE_DATABASE_URL": f"sqlite:///{elsewhere}"}))
+    assert "(or is its database)" in line and elsewhere.read_bytes() == database
+    made = run("backup", str(tmp_path / "backup.tar"), "--data-dir", str(data))
+    assert made.exit_code == 0, made.stderr
