@@ -32,6 +32,8 @@ class StartupError(Exception):
 
 
 def bind(host: str, port: int, what: str) -> socket.socket:
+    if not 0 < port <= 65535:  # (the socket raised OverflowError: a traceback)
+        raise StartupError(f"{what} port {port} is not a TCP port: choose one from 1 to 65535")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -92,3 +92,14 @@ def test_an_unreachable_or_wrong_database_is_named(tmp_path: Path) -> None:
     assert "PostgreSQL" in line and "teamsvoice serve" in line
     line = _one_line(_run("serve", "--data-dir", str(tmp_path / "data"), env={"TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY": "lots"}))
     assert "TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY" in line
+
+
+def test_a_port_out_of_range_is_named(tmp_path: Path) -> None:
+    """An OverflowError's traceback (exit 1) before."""
+    data = tmp_path / "data"
+    for args, named in ((["serve", "--port", "99999"], "API port 99999"), (["serve", "--port", "-1"], "API port -1"),
+                        (["serve", "--port", str(free_port()), "--emulator-port", "70000"], "emulator port 70000"),
+                        (["emulator", "--port", "99999"], "emulator port 99999")):
+        line = _one_line(_run(*args, "--data-dir", str(data)))
+        assert named in line and "from 1 to 65535" in line, line
+    assert not data.exists()
