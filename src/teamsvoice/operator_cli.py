@@ -389,7 +389,6 @@ def bulk_import(
 ) -> None:
     """Check the rows (each error named with its line), then run them as one bulk job and follow it to the end.
     Exit 1 when a row is refused or an item fails."""
-    from teamsvoice.core.spreadsheet import csv_writer
     from teamsvoice.domain.teams_users import bulk
     from teamsvoice.domain.teams_users.bulk_csv import preview_rows
 
@@ -398,6 +397,8 @@ def bulk_import(
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {exc}")
         raise
+    if results is not None:
+        _check_writable(results)  # before anything runs: the job ran, then writing its results failed
     settings = operator_settings(data_dir)
 
     async def check(session: "AsyncSession") -> list[dict[str, Any]]:
@@ -409,11 +410,8 @@ def bulk_import(
         report = {"dryRun": dry_run, "rows": len(rows), "valid": len(rows) - len(refused),
                   "errors": [{"line": r["line"], "upn": r["upn"], "errors": r["errors"]} for r in refused]}
         if results is not None:
-            with results.open("w", newline="") as out:
-                writer = csv_writer(out)
-                writer.writerow(["line", "upn", "status", "error"])
-                for r in rows:
-                    writer.writerow([r["line"], r["upn"], "error" if r["errors"] else "ok", "; ".join(r["errors"])])
+            _write_results(results, ["line", "upn", "status", "error"],
+                           [[r["line"], r["upn"], "error" if r["errors"] else "ok", "; ".join(r["errors"])] for r in rows])
         if as_json:
             typer.echo(json.dumps(report, indent=2))
         else:
@@ -425,12 +423,35 @@ def bulk_import(
         return
     summary = _run_bulk(settings, subscription, name, [r["item"] for r in rows], as_json)
     if results is not None:
-        with results.open("w", newline="") as out:
-            writer = csv_writer(out)
-            writer.writerow(["upn", "status", "attempts", "error"])
-            for item in summary["job_items"]:
-                writer.writerow([item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("message", "")])
+        _write_results(results, ["upn", "status", "attempts", "error"],
+                       [[item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("message", "")]
+                        for item in summary["job_items"]])
     _report_ended(summary, as_json)
+
+
+def _check_writable(path: Path) -> None:
+    """Exit 2 unless `path` can be written, changing nothing: an existing file is opened to append (and closed), a
+    new one created and removed."""
+    try:
+        if path.exists():
+            path.open("a").close()
+        else:
+            path.open("x").close()
+            path.unlink()
+    except OSError as exc:
+        _fail(f"cannot write the results to {path}: {exc.strerror}")
+
+
+def _write_results(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    from teamsvoice.core.spreadsheet import csv_writer
+
+    try:
+        with path.open("w", newline="") as out:
+            writer = csv_writer(out)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as exc:  # (checked before the job ran; something changed since)
+        _fail(f"cannot write the results to {path}: {exc.strerror}")
 
 
 def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[dict[str, Any]], as_json: bool) -> dict[str, Any]:

@@ -104,3 +104,20 @@ def test_backup_is_never_written_into_the_data_directory(tmp_path: Path) -> None
     assert "(or is its database)" in line and elsewhere.read_bytes() == database
     made = run("backup", str(tmp_path / "backup.tar"), "--data-dir", str(data))
     assert made.exit_code == 0, made.stderr
+
+
+def test_bulk_import_checks_its_results_file_before_anything_runs(tmp_path: Path) -> None:
+    """The whole job ran, then writing --results failed with a FileNotFoundError traceback (exit 1)."""
+    data, rows = tmp_path / "data", tmp_path / "rows.csv"
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    rows.write_text("upn,number\nu@x.example,\n")
+    for results, reason in ((tmp_path / "missing" / "out.csv", "No such file or directory"), (tmp_path, "Is a directory")):
+        for dry_run in ([], ["--dry-run"]):  # (subscription 1 does not exist: the results are checked first)
+            line = one_line(run("bulk", "import", str(rows), "--subscription", "1", "--results", str(results), *dry_run,
+                                "--data-dir", str(data)))
+            assert line == f"teamsvoice: cannot write the results to {results}: {reason}", line
+    kept = tmp_path / "kept.csv"
+    kept.write_text("earlier results\n")
+    refused = run("bulk", "import", str(rows), "--subscription", "1", "--results", str(kept), "--data-dir", str(data))
+    assert refused.exit_code == 2 and "results" not in refused.stderr and kept.read_text() == "earlier results\n"
+    assert not (tmp_path / "missing").exists()
