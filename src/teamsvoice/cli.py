@@ -503,6 +503,7 @@ def sbc_status(
     from teamsvoice.core.db import sync_transaction, sync_url
     from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.api.connecttoteams.calling_wire import render_registrations
+    from teamsvoice.domain.orgs.models import Enterprise
     from teamsvoice.domain.sbc.service import registration_status
     from teamsvoice.sbc import sbc_from_settings
 
@@ -511,10 +512,12 @@ def sbc_status(
         _migrate(settings)
     except StartupError as exc:
         _fail(str(exc))
-    keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
     engine = create_engine(sync_url(settings.effective_database_url))
     try:
         with sync_transaction(engine) as session:
+            if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:
+                _fail(f"Enterprise {enterprise_id} not found")  # (its report was an empty one, exit 0)
+            keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
             report = render_registrations(registration_status(session, keyring, sbc_from_settings(settings), settings,
                                                              enterprise_id))
     finally:

@@ -121,3 +121,10 @@ def test_bulk_import_checks_its_results_file_before_anything_runs(tmp_path: Path
     refused = run("bulk", "import", str(rows), "--subscription", "1", "--results", str(kept), "--data-dir", str(data))
     assert refused.exit_code == 2 and "results" not in refused.stderr and kept.read_text() == "earlier results\n"
     assert not (tmp_path / "missing").exists()
+
+
+def test_sbc_status_of_an_unknown_enterprise_is_not_found(tmp_path: Path) -> None:
+    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
+    assert one_line(run("sbc", "status", "--enterprise-id", "99", "--data-dir", str(tmp_path))) == \
+        "teamsvoice: Enterprise 99 not found"
+    assert run("sbc", "status", "--data-dir", str(tmp_path)).exit_code == 0  # the platform's report: no PBX users
