@@ -223,14 +223,28 @@ def _print_details(details: dict[str, Any]) -> None:
            [[i["upn"], i["status"], i["attempts"], (i.get("error") or {}).get("message", "")] for i in details["job_items"]])
 
 
+def _exit_as_ended(ref: str, status: str, failed: bool) -> None:
+    """The exit status of a job followed to its end (any kind): 1 when it failed or was cancelled (said on stderr:
+    a cancelled bulk job, 0 of 30 done, was exit 0), else 0."""
+    if status == "cancelled":
+        _fail(f"{ref} was cancelled", 1)
+    if failed:
+        raise typer.Exit(1)
+
+
 def _report_ended(details: dict[str, Any], as_json: bool) -> None:
-    """A job followed to its end: printed, and exit 1 when items failed."""
+    """A bulk job followed to its end: printed, and exit 1 when items failed or it was cancelled."""
     if as_json:
         typer.echo(json.dumps(details, indent=2))
     else:
         _print_details(details)
-    if details["error_count"]:
-        raise typer.Exit(1)
+    _exit_as_ended(f"bulk job {details['id']}", details["status"], details["error_count"] > 0)
+
+
+def _report_other_ended(job: dict[str, Any], as_json: bool) -> None:
+    """A job of another kind followed to its end: printed, and exit 1 when it failed or was cancelled."""
+    typer.echo(json.dumps(job, indent=2)) if as_json else _print_job(job)
+    _exit_as_ended(job["ref"], job["status"], job["status"] in ("error", "failed", "refused"))
 
 
 def _bulk_id(ref: str) -> int | None:
@@ -286,14 +300,15 @@ def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, An
 @jobs_app.command("show")
 def jobs_show(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, follow: Follow = False) -> None:
     """One job: status, progress, attempts, last error, whether it can be retried or cancelled (and why not);
-    a bulk job with each item. With --follow, until it ends (exit 1 when it ends with failures)."""
+    a bulk job with each item. With --follow, until it ends (exit 1 when it ends with failures or cancelled)."""
     settings = operator_settings(data_dir)
     job_id = _bulk_id(ref)
     if job_id is None:
-        job = _follow_other(settings, ref, as_json) if follow else _shown(settings, ref)
+        if follow:
+            _report_other_ended(_follow_other(settings, ref, as_json), as_json)
+            return
+        job = _shown(settings, ref)
         typer.echo(json.dumps(job, indent=2)) if as_json else _print_job(job)
-        if follow and job["status"] in ("error", "failed", "refused"):
-            raise typer.Exit(1)
         return
     if follow:
         _report_ended(_watch(settings, job_id, as_json), as_json)
@@ -342,7 +357,7 @@ def jobs_cancel(ref: JobRef, data_dir: DataDir = None, as_json: Json = False) ->
 def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, follow: Follow = False) -> None:
     """Run a failed or cancelled job again, in `teamsvoice serve` or a worker, without redoing what succeeded (a
     bulk job: its failed and cancelled items only). Exit 2, saying why, when it cannot be retried (still
-    running, nothing failed, ...); with --follow, exit 1 when it fails again."""
+    running, nothing failed, ...); with --follow, exit 1 when it fails again or is cancelled."""
     from teamsvoice.domain.jobs import catalogue
 
     settings = operator_settings(data_dir)
@@ -359,10 +374,11 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
     job, follow_up, count = _with_session(settings, retry)  # committed before it is enqueued
     _job_engine(settings, follow_up)
     if job_id is None:
-        shown = _follow_other(settings, job.ref, as_json) if follow else job.render()
+        if follow:
+            _report_other_ended(_follow_other(settings, job.ref, as_json), as_json)
+            return
+        shown = job.render()
         typer.echo(json.dumps(shown, indent=2)) if as_json else _print_job(shown)
-        if follow and shown["status"] in ("error", "failed", "refused"):
-            raise typer.Exit(1)
         return
     if not follow:
         summary = _with_session(settings, lambda s: _details(s, job_id))
@@ -388,7 +404,7 @@ def bulk_import(
     as_json: Json = False,
 ) -> None:
     """Check the rows (each error named with its line), then run them as one bulk job and follow it to the end.
-    Exit 1 when a row is refused or an item fails."""
+    Exit 1 when a row is refused, an item fails or the job is cancelled."""
     from teamsvoice.domain.teams_users import bulk
     from teamsvoice.domain.teams_users.bulk_csv import preview_rows
 

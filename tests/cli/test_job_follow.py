@@ -1,0 +1,66 @@
+"""`teamsvoice jobs show|retry --follow` and `bulk import`, which follow a job to its end: the exit status says how it
+ended, and the lines printed while a job waits say what changed. Jobs are made as records (nothing enqueues them)."""
+
+import asyncio
+import uuid
+from typing import Any
+
+from teamsvoice.domain.consent.models import WebhookDelivery
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
+from tests.cli.support import teamsvoice
+from tests.support.database import in_session
+
+
+async def customer(live: Any, reseller_id: int) -> tuple[int, int]:  # (enterprise id, subscription id)
+    name = f"Followed {uuid.uuid4().hex[:6]}"
+
+    async def make(session: Any) -> tuple[int, int]:
+        enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name)
+        tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
+        session.add_all([enterprise, tenant])
+        await session.flush()
+        subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
+        session.add(subscription)
+        await session.flush()
+        return enterprise.id, subscription.id
+
+    return await in_session(live, make)
+
+
+async def delivery(live: Any, enterprise_id: int, status: str) -> int:
+    async def make(session: Any) -> int:
+        row = WebhookDelivery(enterprise_id=enterprise_id, url="http://127.0.0.1:9/hook", payload_encrypted="x",
+                              status=status, attempts=1)
+        session.add(row)
+        await session.flush()
+        return row.id
+
+    return await in_session(live, make)
+
+
+async def test_a_followed_job_that_was_cancelled_is_exit_1(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A cancelled bulk job (0 of 30 done) followed by `bulk import` or `jobs show --follow` was exit 0."""
+    enterprise_id, subscription_id = await customer(live, organisation.resellers[0].reseller_id)
+
+    async def cancelled_job(session: Any) -> int:
+        job = FusionBulkJob(subscription_id=subscription_id, title="stopped", job_id="1", total_count=2, status="cancelled")
+        session.add(job)
+        await session.flush()
+        session.add_all([FusionBulkItem(job_id=job.id, position=n, upn=f"u{n}@x.example", data={}, status="cancelled")
+                         for n in range(2)])
+        return job.id
+
+    job_id = await in_session(live, cancelled_job)
+    for json_option in ([], ["--json"]):
+        followed = await teamsvoice(live, "jobs", "show", str(job_id), "--follow", *json_option)
+        assert followed.returncode == 1, followed.stdout + followed.stderr
+        assert followed.stderr.strip() == f"teamsvoice: bulk job {job_id} was cancelled"
+    shown = await teamsvoice(live, "jobs", "show", str(job_id))  # not followed: shown, exit 0
+    assert shown.returncode == 0 and "cancelled" in shown.stdout
+
+    webhook = f"webhook:{await delivery(live, enterprise_id, 'cancelled')}"
+    followed = await teamsvoice(live, "jobs", "show", webhook, "--follow")
+    assert followed.returncode == 1 and followed.stderr.strip() == f"teamsvoice: {webhook} was cancelled"
+    assert f"{webhook} webhook delivery" in followed.stdout
