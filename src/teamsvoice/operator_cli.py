@@ -281,17 +281,20 @@ def _shown(settings: "Settings", ref: str) -> dict[str, Any]:
 
 def _follow_other(settings: "Settings", ref: str, as_json: bool) -> dict[str, Any]:
     """Polls a job that is not a bulk job until it is no longer queued or running (every half second, one
-    connection for all the reads)."""
+    connection for all the reads); prints a line when its status or progress changes (not at every poll)."""
     from teamsvoice.core.db import transaction
 
     async def follow(sessions: "async_sessionmaker[AsyncSession]") -> dict[str, Any]:
+        said = None
         while True:
             async with transaction(sessions) as session:
                 job = await _rendered(session, ref)
             if job["status"] not in ("queued", "running", "pending", "creating", "updating", "deleting"):
                 return job
-            if not as_json:
-                typer.echo(f"{job['ref']}: {job['status']}" + (f" ({job['done']}/{job['total']})" if job["total"] else ""))
+            line = f"{job['ref']}: {job['status']}" + (f" ({job['done']}/{job['total']})" if job["total"] else "")
+            if not as_json and line != said:
+                typer.echo(line)
+                said = line
             await asyncio.sleep(0.5)
 
     return _with_sessions(settings, follow)

@@ -64,3 +64,20 @@ async def test_a_followed_job_that_was_cancelled_is_exit_1(live, organisation) -
     followed = await teamsvoice(live, "jobs", "show", webhook, "--follow")
     assert followed.returncode == 1 and followed.stderr.strip() == f"teamsvoice: {webhook} was cancelled"
     assert f"{webhook} webhook delivery" in followed.stdout
+
+
+async def test_following_a_waiting_job_prints_what_changes(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """The same "pending" line was printed every half second while the job waited."""
+    enterprise_id, _ = await customer(live, organisation.resellers[0].reseller_id)
+    ref = f"webhook:{await delivery(live, enterprise_id, 'pending')}"
+    following = asyncio.create_task(teamsvoice(live, "jobs", "show", ref, "--follow"))
+    await asyncio.sleep(2.5)  # about five polls
+
+    async def delivered(session: Any) -> None:
+        (await session.get(WebhookDelivery, int(ref.split(":")[1]))).status = "delivered"
+
+    await in_session(live, delivered)
+    followed = await asyncio.wait_for(following, 30)
+    assert followed.returncode == 0, followed.stderr
+    assert [line for line in followed.stdout.splitlines() if line.startswith(f"{ref}:")] == [f"{ref}: pending"]
+    assert f"{ref} webhook delivery" in followed.stdout and ": delivered" in followed.stdout
