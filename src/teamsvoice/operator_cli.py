@@ -153,18 +153,25 @@ def jobs_list(data_dir: DataDir = None, as_json: Json = False,
               kind: Annotated[str | None, typer.Option(help="Only this kind: bulk, webhook, drift-webhook, wizard, sync, "
                                                             "resource-account, voice-apply.")] = None,
               status: Annotated[str | None, typer.Option(help="Only jobs in this status (e.g. queued, running, pending, "
-                                                              "error, failed, cancelled).")] = None) -> None:
+                                                              "error, failed, cancelled).")] = None,
+              limit: Annotated[int, typer.Option(help="At most this many jobs of each kind, the newest.")] = 100) -> None:
     """Durable jobs of every kind and customer, newest first: status, progress, attempts, last error, and
-    whether each can be retried or cancelled."""
+    whether each can be retried or cancelled. Says so when a kind had more than --limit."""
     from teamsvoice.domain.jobs import catalogue
 
-    jobs = _with_session(operator_settings(data_dir), lambda s: catalogue.list_jobs(s, None, kind=kind, status=status))
+    if limit < 1:
+        _fail(f"--limit must be 1 or more, not {limit}")
+    jobs, cut = _with_session(operator_settings(data_dir),
+                              lambda s: catalogue.listing(s, None, kind=kind, status=status, limit=limit))
     if as_json:
         typer.echo(json.dumps([j.render() for j in jobs], indent=2))
-        return
-    _table(["job", "kind", "customer", "title", "status", "done", "attempts", "last error", "started"],
-           [[j.ref, j.label, j.customer, j.title, j.status, f"{j.done}/{j.total}" if j.total is not None else "",
-             j.attempts, j.last_error, j.started.isoformat()[:19]] for j in jobs])
+    else:
+        _table(["job", "kind", "customer", "title", "status", "done", "attempts", "last error", "started"],
+               [[j.ref, j.label, j.customer, j.title, j.status, f"{j.done}/{j.total}" if j.total is not None else "",
+                 j.attempts, j.last_error, j.started.isoformat()[:19]] for j in jobs])
+    if cut:  # (with --json on stderr: stdout stays the list)
+        typer.echo(f"Only the newest {limit} jobs of each kind are listed: there are more (--limit N for more)",
+                   err=as_json)
 
 
 async def _details(session: "AsyncSession", job_id: int) -> dict[str, Any]:

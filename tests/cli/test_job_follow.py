@@ -1,7 +1,9 @@
 """`teamsvoice jobs show|retry --follow` and `bulk import`, which follow a job to its end: the exit status says how it
-ended, and the lines printed while a job waits say what changed. Jobs are made as records (nothing enqueues them)."""
+ended, and the lines printed while a job waits say what changed; `jobs list` and what it shows. Jobs are made as
+records (nothing enqueues them)."""
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -81,3 +83,30 @@ async def test_following_a_waiting_job_prints_what_changes(live, organisation) -
     assert followed.returncode == 0, followed.stderr
     assert [line for line in followed.stdout.splitlines() if line.startswith(f"{ref}:")] == [f"{ref}: pending"]
     assert f"{ref} webhook delivery" in followed.stdout and ": delivered" in followed.stdout
+
+
+async def test_jobs_list_filters_by_status_before_its_limit(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """`--status` filtered only the newest 100 jobs of each kind: an older job in that status was never listed. A cut
+    list says so; an unknown status is refused as an unknown kind is."""
+    enterprise_id, _ = await customer(live, organisation.resellers[0].reseller_id)
+    old = f"webhook:{await delivery(live, enterprise_id, 'refused')}"
+
+    async def newer(session: Any) -> None:
+        session.add_all([WebhookDelivery(enterprise_id=enterprise_id, url="http://127.0.0.1:9/hook", payload_encrypted="x",
+                                         status="delivered", attempts=1) for _ in range(100)])
+
+    await in_session(live, newer)
+    listed = await teamsvoice(live, "jobs", "list", "--status", "refused", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [j["ref"] for j in json.loads(listed.stdout)] == [old] and not listed.stderr
+    cut = await teamsvoice(live, "jobs", "list", "--kind", "webhook", "--status", "delivered", "--limit", "5")
+    assert cut.returncode == 0 and cut.stdout.count("delivered") == 5
+    assert cut.stdout.strip().endswith("Only the newest 5 jobs of each kind are listed: there are more (--limit N for more)")
+    whole = await teamsvoice(live, "jobs", "list", "--kind", "webhook", "--limit", "101", "--json")
+    assert len(json.loads(whole.stdout)) == 101 and not whole.stderr
+
+    refused = await teamsvoice(live, "jobs", "list", "--status", "nope")
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("teamsvoice: status: must be one of active, cancelled,")
+    not_of_kind = await teamsvoice(live, "jobs", "list", "--kind", "wizard", "--status", "pending")
+    assert not_of_kind.returncode == 2
+    assert not_of_kind.stderr.strip() == "teamsvoice: status: must be one of cancelled, completed, failed, running for wizard jobs"

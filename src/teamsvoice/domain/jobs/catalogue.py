@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import json
 
 import anyio
+from sqlalchemy import ColumnElement, case, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +53,26 @@ KINDS = {"bulk": "bulk update", "webhook": "webhook delivery", "drift-webhook": 
          "wizard": "onboarding wizard", "sync": "Teams sync", "resource-account": "resource account",
          "voice-apply": "voice state apply"}
 WIZARD_CANCELLED = "Cancelled by "
+# The statuses each kind's jobs can be in (lower case, as listed): `list_jobs(status=...)` refuses any other.
+STATUSES = {"bulk": ("queued", "running", "success", "partial", "error", "cancelled"),
+            "webhook": ("pending", "delivered", "refused", "cancelled"),
+            "drift-webhook": ("pending", "delivered", "refused", "cancelled"),
+            "wizard": ("running", "completed", "failed", "cancelled"),
+            "sync": ("queued", "running", "completed", "failed", "cancelled"),
+            "resource-account": ("creating", "updating", "deleting", "active", "error"),
+            "voice-apply": ("queued", "running", "completed", "failed", "cancelled")}
+# A wizard run's status, computed by the database (so that a list of the runs in one status is cut after filtering,
+# never before): running; cancelled (`jobs cancel` wrote WIZARD_CANCELLED into its error); completed (its last step
+# succeeded, as `onboarding` tells an onboarded run); else failed.
+WIZARD_STATUS: ColumnElement[str] = case(
+    (FusionWizardRun.running, "running"), (FusionWizardRun.error.startswith(WIZARD_CANCELLED), "cancelled"),
+    (FusionWizardRun.status == f"wizard_{len(onboarding.WIZARD_STEPS)}_OK", "completed"), else_="failed")
+# Each kind's status as the database has it: `list_jobs(status=...)` filters in the query, before the limit.
+STATUS_COLUMNS: dict[str, ColumnElement[str]] = {
+    "bulk": FusionBulkJob.status, "webhook": WebhookDelivery.status, "drift-webhook": DriftDelivery.status,
+    "wizard": WIZARD_STATUS, "sync": func.lower(CallingJob.status), "resource-account": FusionResourceAccount.status,
+    "voice-apply": VoiceApplyJob.status}
+Where = ColumnElement[bool] | None
 
 
 @dataclass(frozen=True)
@@ -110,8 +131,9 @@ def _ended(status: str) -> str:
 # --- each kind ------------------------------------------------------------------------------------------
 
 
-async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    rows = await repository.subscription_jobs(session, FusionBulkJob, scope, ids, limit)
+async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                where: Where = None) -> list[Job]:
+    rows = await repository.subscription_jobs(session, FusionBulkJob, scope, ids, limit, where)
     job_ids = [job.id for job, _ in rows]
     tries = await repository.bulk_item_tries(session, job_ids)
     errors: dict[int, str] = {}
@@ -129,9 +151,10 @@ async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, 
     return jobs
 
 
-async def _webhooks(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+async def _webhooks(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                    where: Where = None) -> list[Job]:
     jobs = []
-    for delivery, enterprise in await repository.consent_deliveries(session, scope, ids, limit):
+    for delivery, enterprise in await repository.consent_deliveries(session, scope, ids, limit, where):
         jobs.append(Job(f"webhook:{delivery.id}", "webhook", KINDS["webhook"], f"consent outcome to {urlsplit(delivery.url).netloc}",
                         enterprise.enterprise_name, enterprise.id, enterprise.reseller_id, delivery.status, None, None,
                         delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at,
@@ -157,10 +180,11 @@ def _drift_body(body: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                            where: Where = None) -> list[Job]:
     """Scoped by the reseller whose webhook they go to (events of a customer also go to the webhooks of the
     resellers above its own); the customer is the tenant the body names."""
-    rows = await repository.drift_deliveries(session, scope, ids, limit)
+    rows = await repository.drift_deliveries(session, scope, ids, limit, where)
     bodies = {delivery.id: _drift_body(delivery.body) for delivery, _, _ in rows}
     enterprises = await repository.enterprises_by_id(
         session, {n for b in bodies.values() if type(n := b.get("enterpriseId")) is int})
@@ -178,22 +202,12 @@ async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[i
     return jobs
 
 
-def _wizard_status(run: FusionWizardRun) -> str:
-    if run.running:
-        return "running"
-    if (run.error or "").startswith(WIZARD_CANCELLED):
-        return "cancelled"
-    if all(step.get("ok") for step in run.steps):
-        return "completed"
-    return "failed"
-
-
-async def _wizards(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
-    rows = await repository.wizard_runs(session, scope, ids, limit)
-    newest = await repository.newest_wizard_runs(session, {s.id for _, s, _ in rows})
+async def _wizards(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                   where: Where = None) -> list[Job]:
+    rows = await repository.wizard_runs(session, scope, ids, limit, WIZARD_STATUS, where)
+    newest = await repository.newest_wizard_runs(session, {s.id for _, s, _, _ in rows})
     jobs = []
-    for run, subscription, enterprise in rows:
-        status = _wizard_status(run)
+    for run, subscription, enterprise, status in rows:
         retry = (_still(status) if status == "running" else
                  "every step succeeded: the tenant is onboarded" if status == "completed" else
                  "the subscription is onboarded (its tenant is linked): there is nothing to redo"
@@ -212,9 +226,10 @@ def _failed_results(results: Iterable[Any]) -> list[dict[str, Any]]:
     return [r for r in results if isinstance(r, dict) and str(r.get("status", "")).lower() == "failed"]
 
 
-async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                 where: Where = None) -> list[Job]:
     jobs = []
-    for job, enterprise in await repository.calling_jobs(session, scope, ids, limit):
+    for job, enterprise in await repository.calling_jobs(session, scope, ids, limit, where):
         status = job.status.lower()
         failed = _failed_results((job.results or {}).values())
         active = status in ("queued", "running")
@@ -227,9 +242,11 @@ async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
     return jobs
 
 
-async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                             where: Where = None) -> list[Job]:
     jobs = []
-    for account, enterprise in await repository.subscription_jobs(session, FusionResourceAccount, scope, ids, limit):
+    for account, enterprise in await repository.subscription_jobs(session, FusionResourceAccount, scope, ids, limit,
+                                                                      where):
         status = account.status
         active = status in ("creating", "updating", "deleting")
         retry = (_still(status) if active else "it is active: nothing failed" if status == "active" else None)
@@ -242,9 +259,10 @@ async def _resource_accounts(session: AsyncSession, scope: Scope, ids: Sequence[
     return jobs
 
 
-async def _applies(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int) -> list[Job]:
+async def _applies(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
+                   where: Where = None) -> list[Job]:
     jobs = []
-    for job, enterprise in await repository.apply_jobs(session, scope, ids, limit):
+    for job, enterprise in await repository.apply_jobs(session, scope, ids, limit, where):
         failed = _failed_results(job.results or [])
         active = job.status in ("queued", "running")
         retry = (_still(job.status) if active else
@@ -272,19 +290,34 @@ async def _with_runs(session: AsyncSession, jobs: list[Job]) -> list[Job]:
     return [replace(j, attempts=1 + retries.get(j.ref, 0)) if j.attempts is None else j for j in jobs]
 
 
-async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
-                    limit: int = LIMIT) -> list[Job]:
-    """Newest first: at most `limit` of each kind (of `kind` only, when given), optionally in one status."""
+async def listing(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
+                  limit: int = LIMIT) -> tuple[list[Job], bool]:
+    """Newest first: at most `limit` of each kind (of `kind` only, when given), optionally in one status (filtered in
+    the query: before, only the newest `limit` of each kind were filtered, so an older job in that status was never
+    listed); and whether a kind had more than `limit` (the list is cut)."""
     if kind is not None and kind not in KINDS:
         raise ValidationFailed(f"kind: must be one of {', '.join(KINDS)}")
+    wanted = status.strip().lower() if status else None
+    if wanted is not None:
+        allowed = sorted({s for name, known in STATUSES.items() if kind in (None, name) for s in known})
+        if wanted not in allowed:
+            raise ValidationFailed(f"status: must be one of {', '.join(allowed)}" + (f" for {kind} jobs" if kind else ""))
     scope = None if scope is None else list(scope)
     jobs: list[Job] = []
+    cut = False
     for name, load in _LOADERS.items():
         if kind is None or kind == name:
-            jobs += await load(session, scope, None, limit)
-    if status:
-        jobs = [j for j in jobs if j.status == status.strip().lower()]
-    return sorted(await _with_runs(session, jobs), key=lambda j: j.started, reverse=True)
+            found = await load(session, scope, None, limit + 1,
+                               None if wanted is None else STATUS_COLUMNS[name] == wanted)
+            cut = cut or len(found) > limit
+            jobs += found[:limit]
+    return sorted(await _with_runs(session, jobs), key=lambda j: j.started, reverse=True), cut
+
+
+async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
+                    limit: int = LIMIT) -> list[Job]:
+    """The jobs of `listing`."""
+    return (await listing(session, scope, kind=kind, status=status, limit=limit))[0]
 
 
 async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:

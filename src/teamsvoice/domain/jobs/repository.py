@@ -6,7 +6,7 @@ query has one shape (`_newest`); the rules (status, retry and cancel) live in `c
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -18,17 +18,21 @@ from teamsvoice.domain.teams_users.models import FusionBulkItem
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 
 Scope = list[int] | None
+Where = ColumnElement[bool] | None
 Row = TypeVar("Row")
 
 
 def _newest(query: Select[Any], key: InstrumentedAttribute[int], scope: Scope, ids: Sequence[int] | None, limit: int,
-            reseller: Any = Enterprise.reseller_id) -> Select[Any]:
-    """`query`'s rows whose `reseller` is in scope and whose `key` is one of `ids` (when given), newest first
-    (highest key), at most `limit`."""
+            reseller: Any = Enterprise.reseller_id, where: Where = None) -> Select[Any]:
+    """`query`'s rows whose `reseller` is in scope, whose `key` is one of `ids` (when given) and that meet `where`
+    (the catalogue's condition on their status, applied before the limit), newest first (highest key), at most
+    `limit`."""
     if scope is not None:
         query = query.where(reseller.in_(scope))
     if ids is not None:
         query = query.where(key.in_(ids))
+    if where is not None:
+        query = query.where(where)
     return query.order_by(key.desc()).limit(limit)
 
 
@@ -42,11 +46,11 @@ def _of_subscription(query: Select[Any], subscription_id: Any) -> Select[Any]:
 
 
 async def subscription_jobs(session: AsyncSession, model: type[Row], scope: Scope, ids: Sequence[int] | None,
-                            limit: int) -> list[tuple[Row, Enterprise]]:
+                            limit: int, where: Where = None) -> list[tuple[Row, Enterprise]]:
     """Records of `model` (a job kept per Fusion subscription: FusionBulkJob, FusionResourceAccount; its `id` and
     `subscription_id`) with the subscription's customer."""
     query = _of_subscription(select(model, Enterprise), model.subscription_id)  # type: ignore[attr-defined]
-    return await _rows(session, _newest(query, model.id, scope, ids, limit))  # type: ignore[attr-defined]
+    return await _rows(session, _newest(query, model.id, scope, ids, limit, where=where))  # type: ignore[attr-defined]
 
 
 async def bulk_item_tries(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, int]:
@@ -66,9 +70,9 @@ async def bulk_item_errors(session: AsyncSession, job_ids: Sequence[int]) -> lis
 
 
 async def consent_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                             limit: int) -> list[tuple[WebhookDelivery, Enterprise]]:
+                             limit: int, where: Where = None) -> list[tuple[WebhookDelivery, Enterprise]]:
     query = select(WebhookDelivery, Enterprise).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id)
-    return await _rows(session, _newest(query, WebhookDelivery.id, scope, ids, limit))
+    return await _rows(session, _newest(query, WebhookDelivery.id, scope, ids, limit, where=where))
 
 
 async def consent_deliveries_of(session: AsyncSession, enterprise_id: int, scope: Scope, limit: int) -> list[WebhookDelivery]:
@@ -79,11 +83,11 @@ async def consent_deliveries_of(session: AsyncSession, enterprise_id: int, scope
 
 
 async def drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                           limit: int) -> list[tuple[DriftDelivery, DriftWebhook, Reseller]]:
+                           limit: int, where: Where = None) -> list[tuple[DriftDelivery, DriftWebhook, Reseller]]:
     """Scoped by the reseller whose webhook they go to."""
     query = (select(DriftDelivery, DriftWebhook, Reseller).join(DriftWebhook, DriftWebhook.id == DriftDelivery.webhook_id)
              .join(Reseller, Reseller.id == DriftWebhook.reseller_id))
-    return await _rows(session, _newest(query, DriftDelivery.id, scope, ids, limit, DriftWebhook.reseller_id))
+    return await _rows(session, _newest(query, DriftDelivery.id, scope, ids, limit, DriftWebhook.reseller_id, where))
 
 
 async def enterprises_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Enterprise]:
@@ -92,10 +96,11 @@ async def enterprises_by_id(session: AsyncSession, ids: set[int]) -> dict[int, E
     return {e.id: e for e in await session.scalars(select(Enterprise).where(Enterprise.id.in_(ids)))}
 
 
-async def wizard_runs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                      limit: int) -> list[tuple[FusionWizardRun, FusionSubscription, Enterprise]]:
-    query = _of_subscription(select(FusionWizardRun, FusionSubscription, Enterprise), FusionWizardRun.subscription_id)
-    return await _rows(session, _newest(query, FusionWizardRun.id, scope, ids, limit))
+async def wizard_runs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int, status: ColumnElement[str],
+                      where: Where = None) -> list[tuple[FusionWizardRun, FusionSubscription, Enterprise, str]]:
+    """With each run's `status` (the catalogue's rule, computed by the database)."""
+    query = _of_subscription(select(FusionWizardRun, FusionSubscription, Enterprise, status), FusionWizardRun.subscription_id)
+    return await _rows(session, _newest(query, FusionWizardRun.id, scope, ids, limit, where=where))
 
 
 async def newest_wizard_runs(session: AsyncSession, subscription_ids: set[int]) -> dict[int, int]:
@@ -107,12 +112,12 @@ async def newest_wizard_runs(session: AsyncSession, subscription_ids: set[int]) 
 
 
 async def calling_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                       limit: int) -> list[tuple[CallingJob, Enterprise]]:
+                       limit: int, where: Where = None) -> list[tuple[CallingJob, Enterprise]]:
     query = select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id)
-    return await _rows(session, _newest(query, CallingJob.id, scope, ids, limit))
+    return await _rows(session, _newest(query, CallingJob.id, scope, ids, limit, where=where))
 
 
 async def apply_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
-                     limit: int) -> list[tuple[VoiceApplyJob, Enterprise]]:
+                     limit: int, where: Where = None) -> list[tuple[VoiceApplyJob, Enterprise]]:
     query = select(VoiceApplyJob, Enterprise).join(Enterprise, Enterprise.id == VoiceApplyJob.enterprise_id)
-    return await _rows(session, _newest(query, VoiceApplyJob.id, scope, ids, limit))
+    return await _rows(session, _newest(query, VoiceApplyJob.id, scope, ids, limit, where=where))
