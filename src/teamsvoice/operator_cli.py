@@ -226,8 +226,10 @@ def _watch(settings: "Settings", job_id: int, as_json: bool) -> dict[str, Any]:
 def _print_details(details: dict[str, Any]) -> None:
     typer.echo(f"job {details['id']} '{details['title']}': {details['status']}, {details['processed_count']}/"
                f"{details['total_count']} done, {details['success_count']} succeeded, {details['error_count']} failed")
+    from teamsvoice.domain.teams_users.bulk import error_text
+
     _table(["user", "status", "attempts", "error"],
-           [[i["upn"], i["status"], i["attempts"], (i.get("error") or {}).get("message", "")] for i in details["job_items"]])
+           [[i["upn"], i["status"], i["attempts"], error_text(i.get("error"), i.get("lastError"))] for i in details["job_items"]])
 
 
 def _exit_as_ended(ref: str, status: str, failed: bool) -> None:

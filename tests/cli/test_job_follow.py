@@ -110,3 +110,33 @@ async def test_jobs_list_filters_by_status_before_its_limit(live, organisation) 
     not_of_kind = await teamsvoice(live, "jobs", "list", "--kind", "wizard", "--status", "pending")
     assert not_of_kind.returncode == 2
     assert not_of_kind.stderr.strip() == "teamsvoice: status: must be one of cancelled, completed, failed, running for wizard jobs"
+
+
+async def test_a_retrying_item_shows_its_last_error(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """`jobs show` (table) and `jobs list` showed an empty error for an item waiting to be tried again, though
+    `--json` had its lastError; it is shown, marked as retrying. A final error still wins in `jobs list`."""
+    _, subscription_id = await customer(live, organisation.resellers[0].reseller_id)
+    unavailable = {"kind": "upstream_error", "code": "upstream_error", "message": "Microsoft answered 503", "status": 503,
+                   "retryable": True}
+
+    async def running_job(session: Any, error: dict | None = None) -> int:
+        job = FusionBulkJob(subscription_id=subscription_id, title="waits", job_id="1", total_count=2, status="running")
+        session.add(job)
+        await session.flush()
+        session.add(FusionBulkItem(job_id=job.id, position=0, upn="waits@x.example", data={}, status="pending", attempts=2,
+                                   details={"lastError": unavailable, "retryInSeconds": 4.0}))
+        session.add(FusionBulkItem(job_id=job.id, position=1, upn="failed@x.example", data={},
+                                   status="error" if error else "pending", attempts=1, error=error))
+        return job.id
+
+    waiting = await in_session(live, running_job)
+    failed = await in_session(live, lambda s: running_job(s, {"kind": "not_found", "code": "x", "message": "No such user"}))
+    shown = await teamsvoice(live, "jobs", "show", str(waiting))
+    assert shown.returncode == 0, shown.stderr
+    assert [line for line in shown.stdout.splitlines() if "waits@x.example" in line][0].rstrip(" │").endswith(
+        "retrying after: Microsoft answered 503")
+    listed = {j["ref"]: j for j in json.loads((await teamsvoice(live, "jobs", "list", "--kind", "bulk", "--json")).stdout)}
+    assert listed[f"bulk:{waiting}"]["last_error"] == "retrying after: Microsoft answered 503"
+    assert listed[f"bulk:{failed}"]["last_error"] == "No such user"
+    table = await teamsvoice(live, "jobs", "list", "--kind", "bulk")
+    assert "retrying after: Microsoft answered 503" in table.stdout

@@ -136,9 +136,12 @@ async def _bulk(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, 
     rows = await repository.subscription_jobs(session, FusionBulkJob, scope, ids, limit, where)
     job_ids = [job.id for job, _ in rows]
     tries = await repository.bulk_item_tries(session, job_ids)
-    errors: dict[int, str] = {}
-    for job_id, error in await repository.bulk_item_errors(session, job_ids):  # the latest error of each job
-        errors[job_id] = ((error.get("message") or error.get("reason")) if isinstance(error, dict) else str(error))
+    errors: dict[int, str | None] = {}
+    for job_id, details in await repository.bulk_item_waits(session, job_ids):  # an item's last try, while it waits
+        if isinstance(details, dict) and details.get("lastError"):
+            errors[job_id] = bulk.error_text(None, details["lastError"])
+    for job_id, error in await repository.bulk_item_errors(session, job_ids):  # the latest final error comes first
+        errors[job_id] = bulk.error_text(error, None)
     jobs = []
     for job, enterprise in rows:
         final = job.status in bulk.FINAL

@@ -69,6 +69,16 @@ async def bulk_item_errors(session: AsyncSession, job_ids: Sequence[int]) -> lis
         FusionBulkItem.job_id.in_(job_ids), FusionBulkItem.status == "error").order_by(FusionBulkItem.updated_on))
 
 
+async def bulk_item_waits(session: AsyncSession, job_ids: Sequence[int]) -> list[tuple[int, Any]]:
+    """(job id, recorded details) of each pending item that has some (a waiting item's say why it waits), the
+    latest last."""
+    if not job_ids:
+        return []
+    return await _rows(session, select(FusionBulkItem.job_id, FusionBulkItem.details).where(
+        FusionBulkItem.job_id.in_(job_ids), FusionBulkItem.status == "pending", FusionBulkItem.details.is_not(None))
+        .order_by(FusionBulkItem.updated_on))
+
+
 async def consent_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
                              limit: int, where: Where = None) -> list[tuple[WebhookDelivery, Enterprise]]:
     query = select(WebhookDelivery, Enterprise).join(Enterprise, Enterprise.id == WebhookDelivery.enterprise_id)

@@ -261,6 +261,18 @@ def final_status(job: FusionBulkJob) -> str:
 # --- reading -------------------------------------------------------------------------------------------
 
 
+def error_text(error: Any, last_error: Any) -> str | None:
+    """An item's error in one line (`jobs show`, `jobs list`): its final error's message; while it waits to be
+    tried again (no final error yet), its last try's, marked as retrying (it showed nothing, though `lastError`
+    said why: a 503 from Microsoft); else None."""
+    def message(outcome: Any) -> str | None:
+        return (outcome.get("message") or outcome.get("reason")) if isinstance(outcome, dict) else outcome and str(outcome)
+
+    if error:
+        return message(error)
+    return f"retrying after: {message(last_error)}" if last_error else None
+
+
 def item_view(item: FusionBulkItem) -> dict[str, Any]:
     """An item as teamsvoice shows it: `error` (an ended item's) and `lastError` (why a pending item waits)
     are `core.errors.describe` outcomes (kind, code, message); each API family renders them its own way."""
