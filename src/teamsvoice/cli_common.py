@@ -43,7 +43,8 @@ def sqlite_path(url: str) -> Path:
 
 def operator_settings(data_dir: Path | None) -> "Settings":
     """The settings of a command that works on an existing teamsvoice database: every command but the servers,
-    `migrate`, `restore` and `doctor` (which reports it). On SQLite, a database file that does not exist is refused
+    `migrate`, `restore`, `doctor` (which reports it), `backup` (which says it in its own words) and `sbc init-db`
+    (Kamailio's database only). On SQLite, a database file that does not exist is refused
     (exit 2) before anything is made: opening it would create an empty database (and the command give a believable
     empty answer, "No PBX users", from a data directory that is not the server's). A database that cannot be
     reached is refused as `migrate` and the servers refuse it (`runner.check_database`: one line, within seconds)."""
