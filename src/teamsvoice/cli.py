@@ -113,6 +113,29 @@ async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisatio
     return demo.fusion_document(seed)
 
 
+def _reseed_refusal(path: Path) -> StartupError:
+    return StartupError(f"the database has data but {path} is missing: not reseeding over it (restore the file, "
+                        f"e.g. with `teamsvoice restore` of a backup, or use an empty --data-dir)")
+
+
+async def _check_credentials(settings: "Settings") -> None:
+    """Before anything is made in the data directory (the emulator's files, the app registration): a database
+    with data and no demo credentials is refused now, not after (a start that cannot work creates nothing)."""
+    from teamsvoice import demo
+    from teamsvoice.core.db import create_engine, session_factory
+
+    path = settings.data_dir / demo.CREDENTIALS_FILE
+    if demo.read_credentials(path) is not None:
+        return
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            if await demo.has_organisation(session):
+                raise _reseed_refusal(path)
+    finally:
+        await engine.dispose()
+
+
 async def _seed(settings: "Settings", emulator_url: str | None) -> dict[str, Any]:
     from teamsvoice import demo
     from teamsvoice.core.db import create_engine, session_factory, transaction
@@ -127,8 +150,7 @@ async def _seed(settings: "Settings", emulator_url: str | None) -> dict[str, Any
         await engine.dispose()
     if organisation is None:
         if existing is None:
-            raise StartupError(f"the database has data but {path} is missing: not reseeding over it (restore the "
-                               f"file or use an empty --data-dir)")
+            raise _reseed_refusal(path)
         return existing
     document: dict[str, Any] = {
         "apiUrl": settings.public_url,
@@ -157,6 +179,7 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
 
     async def main(stop: asyncio.Event) -> None:
         nonlocal emulator_server, emulator_task, emulator_url, settings
+        await _check_credentials(settings)
         if emulator_socket is not None:
             from m365_emulator.server import build_uvicorn_server
             from m365_emulator.settings import EmulatorSettings

@@ -75,9 +75,14 @@ async def _reseller_with_login(session: AsyncSession, name: str, level: str, par
     return Login(reseller.id, name, client_id, client_secret, username, password)
 
 
+async def has_organisation(session: AsyncSession) -> bool:
+    """Whether the database already has resellers (then nothing is seeded)."""
+    return bool(await session.scalar(select(func.count(Reseller.id))))
+
+
 async def seed_organisation(session: AsyncSession) -> DemoOrganisation | None:
     """Creates the demo provider tree, unless the database already has resellers."""
-    if await session.scalar(select(func.count(Reseller.id))):
+    if await has_organisation(session):
         return None
     partner = Reseller(name="Demo Partner", level="PARTNER", registered_redirect_urls=[])
     session.add(partner)

@@ -824,6 +824,29 @@ def doctor(data_dir: DataDir = None, as_json: Json = False,
 
 BACKUP_FORMAT = "teamsvoice-backup"
 DATABASE_FILE, JOBS_FILE, KEY_FILE = "teamsvoice.sqlite3", "teamsvoice-jobs.sqlite3", "secret.key"
+# What else makes the embedded default whole, so that a backup restored into an empty directory serves: the demo
+# credentials and the app registration `serve` wrote (it refused to start without them), and the Microsoft 365
+# emulator's directory (its tenants, which the database's customers are linked to, and its TLS files).
+SIDE_FILES = ("demo-credentials.json", "microsoft-app.json")
+EMULATOR_DIR = "m365-emulator"
+
+
+def _emulator_files(data_dir: Path) -> list[Path]:
+    """The emulator directory's own files (not SQLite's -wal/-shm, nor files a restore set aside)."""
+    directory = data_dir / EMULATOR_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.is_symlink()
+                  and not p.name.endswith(("-wal", "-shm")) and ".before-restore-" not in p.name)
+
+
+def _is_side_member(name: str) -> bool:
+    """A side file's name in an archive: one of SIDE_FILES, or a plain file name in the emulator's directory."""
+    if name in SIDE_FILES:
+        return True
+    folder, _, leaf = name.partition("/")
+    return folder == EMULATOR_DIR and bool(leaf) and "/" not in leaf and leaf not in (".", "..") \
+        and not leaf.endswith(("-wal", "-shm"))
 
 
 def _embedded_only(settings: "Settings", command: str) -> None:
@@ -895,6 +918,16 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
             if source.exists():
                 copies[name] = Path(scratch) / name
                 _online_copy(source, copies[name])
+        side: dict[str, Path] = {name: settings.data_dir / name for name in SIDE_FILES
+                                 if (settings.data_dir / name).is_file()}
+        for path in _emulator_files(settings.data_dir):
+            name = f"{EMULATOR_DIR}/{path.name}"
+            if path.suffix == ".sqlite3":  # the emulator's database, written while it runs: copied as ours are
+                (Path(scratch) / EMULATOR_DIR).mkdir(exist_ok=True)
+                side[name] = Path(scratch) / name
+                _online_copy(path, side[name])
+            else:
+                side[name] = path
         try:
             revisions = sorted(_revisions(copies[DATABASE_FILE]))
         except ValueError as exc:
@@ -903,6 +936,7 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
         key = settings.data_dir / KEY_FILE
         manifest = {"format": BACKUP_FORMAT, "version": 1, "teamsvoice": __version__,
                     "createdAt": utcnow().isoformat() + "Z", "revisions": revisions, "files": sorted(copies),
+                    "sideFiles": sorted(side),
                     "secretKey": "configured" if settings.secret_key else ("file" if key.exists() else "none")}
         partial = file.with_name(file.name + ".partial")
         try:
@@ -916,6 +950,8 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
                     archive.add(copy, arcname=name)
                 if manifest["secretKey"] == "file":
                     archive.add(key, arcname=KEY_FILE)
+                for name, path in side.items():
+                    archive.add(path, arcname=name)
             os.replace(partial, file)
         except OSError as exc:
             partial.unlink(missing_ok=True)
@@ -965,7 +1001,8 @@ def restore(file: Annotated[Path, typer.Argument(help="An archive written by `te
                     wanted = [n for n in (DATABASE_FILE, JOBS_FILE, KEY_FILE) if n in names]
                     if DATABASE_FILE not in wanted:
                         raise ValueError(f"it holds no {DATABASE_FILE}")
-                    for name in wanted:
+                    side = sorted(n for n in names if _is_side_member(n))
+                    for name in wanted + side:
                         member = archive.getmember(name)
                         if not member.isfile():
                             raise ValueError(f"{name} in it is not a file")
@@ -987,6 +1024,8 @@ def restore(file: Annotated[Path, typer.Argument(help="An archive written by `te
                       f"teamsvoice does not know: restore it with the release that wrote it (or a newer one)")
             targets = {DATABASE_FILE: _sqlite_path(settings.effective_database_url),
                        JOBS_FILE: _sqlite_path(system_database_url(settings)), KEY_FILE: settings.data_dir / KEY_FILE}
+            targets |= {name: settings.data_dir / name for name in side}
+            wanted += side
             stamp = utcnow().strftime("%Y%m%dT%H%M%S")
             kept = []
             for name, target in targets.items():
@@ -999,7 +1038,7 @@ def restore(file: Annotated[Path, typer.Argument(help="An archive written by `te
                 if name in wanted:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     (Path(scratch) / name).replace(target)
-                    if name == KEY_FILE:
+                    if name == KEY_FILE or name in SIDE_FILES or target.suffix in (".key", ".sqlite3"):
                         target.chmod(0o600)
     finally:
         lock.release()

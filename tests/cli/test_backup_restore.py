@@ -144,3 +144,35 @@ def test_doctor_names_a_database_behind_its_migrations(tmp_path: Path) -> None:
     assert ran.exit_code == 1
     assert "[FAIL] migrations: behind: 1 branch head(s) not applied" in ran.stdout
     assert "fix: run `teamsvoice migrate`" in ran.stdout and "[skip] job engine" in ran.stdout
+
+
+def test_a_backup_carries_what_serve_needs_to_start_from_it(tmp_path: Path) -> None:
+    """A backup restored into an empty directory did not start: it held no demo credentials (`serve` refused) nor
+    the app registration, nor the Microsoft 365 emulator's tenants the customers are linked to. They are in it."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    (data / "demo-credentials.json").write_text('{"apiUrl": "http://127.0.0.1:8080"}')
+    (data / "microsoft-app.json").write_text('{"clientId": "c", "clientSecret": "s"}')
+    emulator = data / "m365-emulator"
+    emulator.mkdir()
+    (emulator / "emulator-ca.pem").write_text("CA")
+    tenants = sqlite3.connect(emulator / "m365-emulator.sqlite3")
+    with tenants:
+        tenants.execute("CREATE TABLE tenants (domain TEXT)")
+        tenants.execute("INSERT INTO tenants VALUES ('contoso.example')")
+    tenants.close()
+    archive = tmp_path / "backup.tar"
+    made = run("backup", str(archive), "--data-dir", str(data), "--json")
+    assert made.exit_code == 0, made.stdout + made.stderr
+    assert json.loads(made.stdout)["sideFiles"] == ["demo-credentials.json", "m365-emulator/emulator-ca.pem",
+                                                    "m365-emulator/m365-emulator.sqlite3", "microsoft-app.json"]
+    restored = run("restore", str(archive), "--data-dir", str(elsewhere), "--json")
+    assert restored.exit_code == 0, restored.stdout + restored.stderr
+    assert (elsewhere / "demo-credentials.json").read_text() == '{"apiUrl": "http://127.0.0.1:8080"}'
+    assert (elsewhere / "microsoft-app.json").stat().st_mode & 0o077 == 0
+    assert (elsewhere / "m365-emulator" / "emulator-ca.pem").read_text() == "CA"
+    copy = sqlite3.connect(elsewhere / "m365-emulator" / "m365-emulator.sqlite3")
+    try:
+        assert copy.execute("SELECT domain FROM tenants").fetchall() == [("contoso.example",)]
+    finally:
+        copy.close()

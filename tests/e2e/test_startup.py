@@ -103,3 +103,20 @@ def test_a_port_out_of_range_is_named(tmp_path: Path) -> None:
         line = _one_line(_run(*args, "--data-dir", str(data)))
         assert named in line and "from 1 to 65535" in line, line
     assert not data.exists()
+
+
+def test_a_database_with_data_and_no_demo_credentials_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    """`serve` refused such a directory (a database restored alone) only after it had made the emulator's directory
+    and the app registration in it."""
+    data = tmp_path / "data"
+    assert _run("migrate", "--data-dir", str(data)).returncode == 0
+    import sqlite3
+    connection = sqlite3.connect(data / "teamsvoice.sqlite3")
+    with connection:
+        connection.execute("INSERT INTO resellers (id, name, level, registered_redirect_urls, created_at) "
+                           "VALUES (1, 'r', 'MASTER', '[]', '2026-01-01 00:00:00')")
+    connection.close()
+    before = sorted(p.name for p in data.iterdir())
+    line = _one_line(_run("serve", *_ports(), "--data-dir", str(data)))
+    assert "demo-credentials.json is missing" in line and "teamsvoice restore" in line, line
+    assert sorted(p.name for p in data.iterdir() if p.name != ".teamsvoice.lock") == [n for n in before if n != ".teamsvoice.lock"]
