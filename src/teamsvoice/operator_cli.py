@@ -959,7 +959,7 @@ def backup(file: Annotated[Path, typer.Argument(help="The archive to write (a .t
     if as_json:
         typer.echo(json.dumps({"file": str(file)} | manifest, indent=2))
     else:
-        typer.echo(f"backed up {', '.join(manifest['files'])} (migration {', '.join(revisions)}) to {file}"
+        typer.echo(f"backed up {', '.join(manifest['files'] + manifest['sideFiles'])} (migration {', '.join(revisions)}) to {file}"
                    + ("" if manifest["secretKey"] != "configured" else
                       "; the secret key is TEAMSVOICE_SECRET_KEY: keep it with the archive"))
 

@@ -296,7 +296,7 @@ class SbcRegistrations(Doc):
 
 class UserCallingResult(Doc):
     userPrincipalName: str
-    status: str = Field(examples=["UPDATED"], description="UPDATED, UNCHANGED or FAILED")
+    status: str = Field(examples=["UPDATED"], description="UPDATED, UNCHANGED, FAILED, or USER_DELETED (a sync found the user deleted in Microsoft 365: its record freed)")
     changes: list[str] = []
     error: str | None = None
 
