@@ -8,27 +8,14 @@ import uuid
 from typing import Any
 
 from teamsvoice.domain.consent.models import WebhookDelivery
-from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
-from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from tests.cli.support import teamsvoice
-from tests.support.database import in_session
+from tests.support.database import add_customer, in_session
 
 
 async def customer(live: Any, reseller_id: int) -> tuple[int, int]:  # (enterprise id, subscription id)
     name = f"Followed {uuid.uuid4().hex[:6]}"
-
-    async def make(session: Any) -> tuple[int, int]:
-        enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name)
-        tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
-        session.add_all([enterprise, tenant])
-        await session.flush()
-        subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
-        session.add(subscription)
-        await session.flush()
-        return enterprise.id, subscription.id
-
-    return await in_session(live, make)
+    return await in_session(live, lambda session: add_customer(session, reseller_id, name))
 
 
 async def delivery(live: Any, enterprise_id: int, status: str) -> int:

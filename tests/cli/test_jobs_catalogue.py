@@ -158,22 +158,15 @@ async def test_drift_event_delivery_listed_retried_cancelled_and_scoped(live, or
 async def test_resource_account_in_error_listed_with_its_customer_and_scoped(live, organisation) -> None:  # type: ignore[no-untyped-def]
     """A resource account's job (kept per Fusion subscription) is listed with the subscription's customer: one in
     error may be retried and has nothing to cancel; another reseller does not find it."""
-    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
-    from teamsvoice.domain.orgs.models import Enterprise
     from teamsvoice.domain.teams_users.models import FusionResourceAccount
+    from tests.support.database import add_customer
 
     mine, other = organisation.resellers[0].reseller_id, organisation.resellers[1].reseller_id
     name = f"Queued {uuid.uuid4().hex[:6]}"
 
     async def make(session) -> str:  # type: ignore[no-untyped-def]
-        enterprise = Enterprise(reseller_id=mine, enterprise_name=name)
-        tenant = FusionTenant(name=name, owner_reseller_id=mine)
-        session.add_all([enterprise, tenant])
-        await session.flush()
-        subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
-        session.add(subscription)
-        await session.flush()
-        account = FusionResourceAccount(subscription_id=subscription.id, user_principal_name=f"cq@{name[-6:]}.example",
+        _enterprise_id, subscription_id = await add_customer(session, mine, name)
+        account = FusionResourceAccount(subscription_id=subscription_id, user_principal_name=f"cq@{name[-6:]}.example",
                                         display_name="Support queue", account_type="call-queue", location="BE",
                                         status="error", error="No Teams Phone Resource Account licence")
         session.add(account)

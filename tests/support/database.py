@@ -37,3 +37,20 @@ async def rolled_back_session(database_url: str) -> AsyncIterator[AsyncSession]:
                 await session.rollback()
     finally:
         await engine.dispose()
+
+
+async def add_customer(session: AsyncSession, reseller_id: int, name: str) -> tuple[int, int]:
+    """A reseller's customer as records only (an enterprise, its Fusion tenant and a subscription `voice`, no
+    Microsoft tenant): answers (enterprise id, subscription id)."""
+    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+    from teamsvoice.domain.orgs.models import Enterprise
+
+    enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name)
+    tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
+    session.add_all([enterprise, tenant])
+    await session.flush()
+    subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
+    session.add(subscription)
+    await session.flush()
+    return enterprise.id, subscription.id
+
