@@ -147,6 +147,10 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     assert configured.json()["phoneNumber"] == f"+{n1}" and "S1p-secret-104" not in configured.text
     repeat = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
     assert repeat.status_code == 200 and repeat.json()["changed"] is False
+    # Another Teams user as the same extension of the same PBX: refused (both registered, and the PBX rang both).
+    clash = await client.post("/enterprise/configureUser", headers=bearer(token), json=user_body(
+        onboarding, upn=valet_upn, number=n2, route=route["directRouteId"], location=str(location["id"])))
+    assert clash.status_code == 409 and f"already {pbx_upn.lower()}'s PBX extension" in clash.json()["message"], clash.text
     engine = create_engine(sync_url(live.settings.effective_database_url))
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT sip_password_encrypted FROM pbx_users")).scalar_one()

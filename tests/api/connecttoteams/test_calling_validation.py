@@ -41,6 +41,7 @@ async def test_pbx_location_rules(registered, organisation) -> None:
         (location_body(enterprise_id) | {"canonicalPbxSIPDomain": "pbx.example.com\n"}, 400, "canonicalPbxSIPDomain"),
         (location_body(enterprise_id) | {"canonicalPbxSIPDomain": "a" * 60 + ".example.com"}, 400, "canonicalPbxSIPDomain"),
         (location_body(enterprise_id) | {"regExpiresValue": 2**63 - 1}, 400, "regExpiresValue"),
+        (location_body(enterprise_id) | {"regExpiresValue": 1}, 400, "regExpiresValue"),  # 20 REGISTERs in 10 s
         (location_body(enterprise_id) | {"callPolicy": {"callPolicyCNAM": "Evil\r\nX-Injected: 1"}}, 400, "callPolicy"),
     ]
     for body, status, named in cases:
@@ -90,6 +91,10 @@ async def test_configure_user_rules(registered, live) -> None:
         (body(pbxUserId="100\r\nX-Injected: 1"), 400, "pbxUserId"),
         (body(pbxAuthUserId="auth\u0000"), 400, "pbxAuthUserId"),
         (body(pbxUserId="1" * 65), 400, "pbxUserId"),
+        # Nor characters that end the SIP URI or the digest's quoted string (they reached the PBX as they came).
+        (body(pbxUserId="105>;lr;x=<sip:attacker.example>"), 400, "pbxUserId"),
+        (body(pbxAuthUserId='105", realm="evil'), 400, "pbxAuthUserId"),
+        (body(pbxUserId="10 5"), 400, "pbxUserId"),
         (body(password="p\r\nq", rePassword="p\r\nq"), 400, "password"),
         (body(userTag="tag\r\n"), 400, "userTag"),
     ]

@@ -39,6 +39,13 @@ _UPN = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
 # longer, or with a control character (CR/LF would inject SIP headers into the REGISTERs), is refused here.
 SIP_FIELD_MAX = 64
 REG_EXPIRES_MAX = 2**31 - 1
+# A registration refreshed more often than every minute is load the PBX did not ask for (registrars answer "423
+# Interval Too Brief" below their minimum, usually 60 s); 0 keeps the SBC's default.
+REG_EXPIRES_MIN = 60
+# What a SIP URI's user part (and a digest username) may hold unescaped, less ";", "?", "/" and ":", which the SBC
+# would read as URI parameters, headers or a password: pbxUserId "105>;lr;x=<sip:attacker.example>" was written
+# into the REGISTERs' To header as it came, and pbxAuthUserId '105", realm="evil' into their Authorization.
+_SIP_USER = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,%]+\Z")
 
 
 def _check_call_policy(call_policy: dict[str, str] | None) -> None:
@@ -85,8 +92,9 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
         raise ValidationFailed(f"canonicalPbxSIPDomain: at most {SIP_FIELD_MAX} characters (what the SBC holds)")
     if not 0 <= draft.proxy_domain_port <= 65535:
         raise ValidationFailed("proxyDomainPort: must be between 0 and 65535")
-    if not 0 <= draft.reg_expires_value <= REG_EXPIRES_MAX:
-        raise ValidationFailed(f"regExpiresValue: must be between 0 and {REG_EXPIRES_MAX}")
+    if draft.reg_expires_value != 0 and not REG_EXPIRES_MIN <= draft.reg_expires_value <= REG_EXPIRES_MAX:
+        raise ValidationFailed(f"regExpiresValue: must be 0 (the SBC's default) or between {REG_EXPIRES_MIN} and "
+                               f"{REG_EXPIRES_MAX} seconds")
     _check_call_policy(draft.call_policy)
     if draft.presence_package_type not in PRESENCE_PACKAGE_TYPES:
         raise ValidationFailed(f"presencePackageType: must be one of {list(PRESENCE_PACKAGE_TYPES)}")
@@ -185,6 +193,10 @@ def check_user_draft(draft: UserDraft) -> str:
     for wire, value in (("pbxAuthUserId", draft.pbx_auth_user_id), ("pbxUserId", draft.pbx_user_id),
                         ("password", draft.password)):  # what the SBC registers with (uacreg)
         check_name(wire, value, SIP_FIELD_MAX)
+    for wire, value in (("pbxAuthUserId", draft.pbx_auth_user_id), ("pbxUserId", draft.pbx_user_id)):
+        if not _SIP_USER.match(value.strip()):
+            raise ValidationFailed(f"{wire}: {value[:40]!r} is not a SIP user name: letters, digits and - _ . ! ~ * ' ( ) "
+                                   "& = + $ , % only (escape others, e.g. # as %23)")
     for wire, optional, longest in (("userTag", draft.user_tag, 200), ("loginID", draft.login_id, 200),
                                     ("portalLoginName", draft.portal_login_name, 200), ("userType", draft.user_type, 40)):
         if optional is not None:
@@ -225,6 +237,10 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
     user = await repository.pbx_user_by_upn(session, enterprise.id, upn)
     voice = await voice_users.find(session, enterprise.id, upn)
     await _check_number_free(session, enterprise, number, user, voice)
+    holder = await repository.pbx_user_at_location(session, location.id, draft.pbx_user_id.strip())
+    if holder is not None and (user is None or holder.id != user.id):  # (both registered: the PBX rang both Teams users)
+        raise Conflict(f"pbxUserId: {draft.pbx_user_id.strip()} at {location.pbx_location} is already "
+                       f"{holder.teams_user_id}'s PBX extension")
     if user is None:
         if enterprise.user_limit:
             if await repository.pbx_user_count(session, enterprise.id) >= enterprise.user_limit:

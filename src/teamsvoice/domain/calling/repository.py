@@ -112,6 +112,12 @@ async def pbx_user_by_upn(session: AsyncSession, enterprise_id: int, upn: str) -
                                                       PbxUser.teams_user_id == upn))
 
 
+async def pbx_user_at_location(session: AsyncSession, location_id: int, pbx_user_id: str) -> PbxUser | None:
+    """The PBX user registered at that location as that extension, if any."""
+    return await session.scalar(select(PbxUser).where(PbxUser.pbx_location_id == location_id,
+                                                      PbxUser.pbx_user_id == pbx_user_id).limit(1))
+
+
 async def pbx_user_count(session: AsyncSession, enterprise_id: int) -> int:
     return int(await session.scalar(select(func.count(PbxUser.id)).where(PbxUser.enterprise_id == enterprise_id)) or 0)
 
