@@ -13,7 +13,7 @@ from teamsvoice.domain.consent.redirects import check_registration
 from teamsvoice.domain.calling import repository as calling_records
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.auth import revoke_credentials_of_enterprise
-from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser, Reseller
+from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser
 from teamsvoice.domain.orgs.principal import Principal
 
 SERVICES = ("PBX", "Trunk", "CALLAPP", "CallRecording", "SMS", "CHAT")
