@@ -109,7 +109,7 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, organisatio
     route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
                                json=msal | {"sbcGatewayId": sbc_id})).json()
 
-    pbx = SippRegistrar(tmp_path, "104", "first-Secret-1").start()
+    pbx = SippRegistrar(tmp_path, "104", "first-Secret-1", challenge_after_ms=300).start()
     try:
         location = await client.post("/pbx/configurePBX", headers=bearer(token), json={
             "enterpriseId": onboarding.enterprise_id, "pbxLocation": "Loopback PBX", "pbxType": "BroadWorks",
@@ -167,7 +167,7 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, organisatio
 
         # The user moves to another PBX location: unregistered at the old registrar, registered at the new one.
         (tmp_path / "pbx2").mkdir()
-        pbx2 = SippRegistrar(tmp_path / "pbx2", "104", "third-Secret-3").start()
+        pbx2 = SippRegistrar(tmp_path / "pbx2", "104", "third-Secret-3", challenge_after_ms=300).start()
         try:
             second = await client.post("/pbx/configurePBX", headers=bearer(token), json={
                 "enterpriseId": onboarding.enterprise_id, "pbxLocation": "Loopback PBX 2", "pbxType": "BroadWorks",

@@ -162,9 +162,12 @@ class SippRegistrar:
     `users` (user -> password) for many."""
 
     def __init__(self, directory: Path, user: str, password: str, port: int | None = None,
-                 users: dict[str, str] | None = None) -> None:
+                 users: dict[str, str] | None = None, challenge_after_ms: int = 0) -> None:
+        """`challenge_after_ms`: the registrar waits that long before its 401 (a real PBX is not on loopback: an
+        SBC that went on before the challenge came back lost its un-REGISTER)."""
         self.directory, self.user, self.password = directory, user, password
         self.users = users
+        self.challenge_after_ms = challenge_after_ms
         self.port = port or free_port()
         self.runs = 0
         self.process: subprocess.Popen | None = None
@@ -177,7 +180,12 @@ class SippRegistrar:
         self.runs += 1
         users = self.users or {self.user: self.password}
         (self.directory / "users.csv").write_text("SEQUENTIAL\n" + "".join(f"{u};{p}\n" for u, p in users.items()))
-        command = ["sipp", "-sf", str(REGISTRAR_SCENARIO), "-i", "127.0.0.1", "-p", str(self.port),
+        scenario = REGISTRAR_SCENARIO
+        if self.challenge_after_ms:
+            scenario = self.directory / "pbx_registrar_slow.xml"
+            scenario.write_text(REGISTRAR_SCENARIO.read_text().replace(
+                '<recv request="REGISTER" />', f'<recv request="REGISTER" />\n  <pause milliseconds="{self.challenge_after_ms}" />', 1))
+        command = ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(self.port),
                    "-inf", "users.csv", "-infindex", "users.csv", "0", "-trace_msg", "-message_file", str(self.log),
                    "-nostdin", "-trace_err", "-error_file", str(self.directory / "sipp-errors.log")]
         self.process = subprocess.Popen(command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

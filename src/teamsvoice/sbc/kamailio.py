@@ -5,7 +5,7 @@ teamsvoice owns two tables of Kamailio's database and nothing else in it:
 - `dispatcher`: set 1 (Microsoft's proxies) and sets 1000+ (PBX locations); other sets are left alone.
 After writing, it tells Kamailio over JSON-RPC (jsonrpcs over HTTP, loopback): `uac.reg_refresh` per
 changed registration (the next REGISTER uses the new values within one reg_timer_interval),
-`uac.reg_unregister` + `uac.reg_remove` for a user that is gone or moved to another registrar (REGISTER
+`uac.reg_unregister` (then its answer awaited) + `uac.reg_remove` for a user that is gone or moved to another registrar (REGISTER
 with expires 0 first), `dispatcher.reload` when the targets changed.
 
 What Kamailio holds in memory (`uac.reg_dump`) is compared with the desired state, not the table, so a
@@ -199,16 +199,23 @@ class KamailioSbc:
         memory = self._memory()  # first: Kamailio down means nothing is written half-way
         self.ensure_schema()
         wanted = {r.key: _row(r) for r in desired.registrations}
+        leaving = []
         for key, held in memory.items():
             moved = key in wanted and not _same(held, wanted[key], _TARGET)
             if key not in wanted or moved:
+                leaving.append(key)
                 try:
                     if int(held.get("flags") or 0) & 4:
                         self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
                         report.unregistered.append(key)
-                    if key not in wanted:
-                        self.rpc("uac.reg_remove", key, missing_ok=True)
                 except SbcRefused as exc:  # one record Kamailio refuses must not hold back the others
+                    report.refused[key] = exc.message
+        self._await_unregistered(report.unregistered)
+        for key in leaving:
+            if key not in wanted and key not in report.refused:
+                try:
+                    self.rpc("uac.reg_remove", key, missing_ok=True)
+                except SbcRefused as exc:
                     report.refused[key] = exc.message
         self._write(desired)
         for key, row in wanted.items():
@@ -226,6 +233,21 @@ class KamailioSbc:
             self.rpc("dispatcher.reload")
             report.targets_reloaded = True
         return report
+
+    def _await_unregistered(self, keys: list[str]) -> None:
+        """Until each un-REGISTER has its answer (its record no longer in progress: flags 2 or 8), at most `timeout`:
+        the record removed or rewritten at once made Kamailio drop the un-REGISTER when the PBX's challenge came back
+        (a PBX not on loopback takes milliseconds), and the PBX kept the binding; a move re-registered the old
+        extension with the new credentials."""
+        deadline = time.monotonic() + self.timeout
+        pending = set(keys)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            memory = self._memory()
+            pending = {k for k in pending if k in memory and int(memory[k].get("flags") or 0) & (2 | 8)}
+        if pending:
+            log.warning("the PBX did not answer the un-REGISTER of %s within %.0f s; going on", ", ".join(sorted(pending)),
+                        self.timeout)
 
     def held(self, desired: DesiredSbc) -> list[HeldRegistration]:
         wanted = {r.key: _row(r) for r in desired.registrations}
