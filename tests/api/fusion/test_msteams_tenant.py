@@ -270,15 +270,32 @@ async def test_a_wizard_resumed_after_another_subscription_linked_its_tenant_cha
     assert len(written) == 1  # nothing written in the linked tenant by the late subscription's run
 
 
-async def test_wizard_starts_at_the_same_moment_run_it_once(world, live) -> None:  # type: ignore[no-untyped-def]
+async def test_wizard_starts_at_the_same_moment_run_it_once(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Starts sent at the same moment (two staff members, the console and the API): one runs, the others are told
-    it is already running (each found none running, and each ran, against the same tenant)."""
+    it is already running (each found none running, and each ran, against the same tenant). The run is held at its
+    step 1 until every start is answered: it failed there at once (no consent), and a start that came after it had
+    ended rightly ran again (a fresh-clone CI run saw two of six run on SQLite)."""
+    import threading
+
+    from teamsvoice.domain.fusion import onboarding
+
     client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
     microsoft = await emulated_tenant(live, f"twice-{uuid.uuid4().hex[:8]}.example", 2)
     admin = microsoft["globalAdmin"]
     assert (await client.post(f"{path}/msteams/admins", headers=headers, json={
         "msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
-    answers = await asyncio.gather(*(client.post(f"{path}/msteams/wizard", headers=headers) for _ in range(6)))
+    answered = threading.Event()
+    check_admin = onboarding.check_admin
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.to_thread(answered.wait, 60)
+        return await check_admin(*args, **kwargs)
+
+    monkeypatch.setattr(onboarding, "check_admin", held)
+    try:
+        answers = await asyncio.gather(*(client.post(f"{path}/msteams/wizard", headers=headers) for _ in range(6)))
+    finally:
+        answered.set()
     assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
     assert all(a.json()["error"] == {"code": 2030, "reason": "The onboarding wizard is already running for this subscription"}
                for a in answers if a.status_code != 200)  # (Fusion answers this conflict 400, code 2030)
