@@ -153,9 +153,9 @@ async def unlink(session: AsyncSession, access: SubscriptionAccess, quarantine_s
     if busy:
         raise PreconditionFailed(f"The subscription has jobs that have not ended ({', '.join(busy[:10])}): wait for "
                                  "them, or cancel them, before unlinking", code=JOBS_UNFINISHED)
-    for number, holder in await repository.forget_tenant_records(session, enterprise.id, access.subscription.id):
-        if quarantine_seconds > 0:
-            await voice_records.quarantine(session, enterprise, number, holder, quarantine_seconds)
+    held = await repository.forget_tenant_records(session, enterprise.id, access.subscription.id)
+    if held and quarantine_seconds > 0:
+        await voice_records.quarantine(session, enterprise, held, quarantine_seconds)
     enterprise.tenant_id, enterprise.tenant_domain = None, None
     enterprise.registered, enterprise.registered_on = False, None
     return tenant_id

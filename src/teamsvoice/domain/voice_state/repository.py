@@ -89,16 +89,25 @@ async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: 
     record.phone_number, record.calling_enabled, record.microsoft_user_id = None, False, None
     record.last_sync_status, record.last_sync_detail = "USER_DELETED", {"changes": [f"{number} freed"] if number else []}
     if number and quarantine_seconds > 0:
-        await quarantine(session, enterprise, number, upn, quarantine_seconds)
+        await quarantine(session, enterprise, [(number, upn)], quarantine_seconds)
     return number
 
 
-async def quarantine(session: AsyncSession, enterprise: Enterprise, number: str, holder: str, seconds: float) -> None:
-    row = await session.scalar(select(NumberQuarantine).where(NumberQuarantine.e164 == number))
-    if row is None:
-        row = NumberQuarantine(enterprise_id=enterprise.id, e164=number, previous_holder=holder, until=utcnow())
-        session.add(row)
-    row.enterprise_id, row.previous_holder, row.until = enterprise.id, holder, utcnow() + timedelta(seconds=seconds)
+async def quarantine(session: AsyncSession, enterprise: Enterprise, held: Sequence[tuple[str, str]], seconds: float) -> None:
+    """Each (number, its last holder) in quarantine for `seconds` from now: one read per chunk of numbers, not one
+    per number (an unlink puts every number of the tenant's users there at once)."""
+    until = utcnow() + timedelta(seconds=seconds)
+    numbers = [number for number, _ in held]
+    existing: dict[str, NumberQuarantine] = {}
+    for chunk in inventory_repository.chunks(numbers):
+        existing |= {row.e164: row for row in await session.scalars(select(NumberQuarantine).where(NumberQuarantine.e164.in_(chunk)))}
+    for number, holder in held:
+        row = existing.get(number)
+        if row is None:
+            row = existing[number] = NumberQuarantine(enterprise_id=enterprise.id, e164=number, previous_holder=holder,
+                                                      until=until)
+            session.add(row)
+        row.enterprise_id, row.previous_holder, row.until = enterprise.id, holder, until
     await session.flush()
 
 
