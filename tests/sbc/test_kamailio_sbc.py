@@ -345,6 +345,58 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
 
 
 
+def test_a_user_moved_or_deleted_while_its_registration_is_refreshed_is_unregistered_first(kamailio, tmp_path) -> None:
+    """A move or a deletion that meets a refresh in flight (Kamailio refreshes on its own timer): the refresh ends,
+    then the old PBX gets its REGISTER with expires 0. A record rewritten under the refresh sent the challenge's
+    answer to the new PBX, and the old PBX kept the binding (a fresh-clone CI run caught it)."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = SippRegistrar(tmp_path / "old", "701", "Old-pw-701", challenge_after_ms=1500).start()
+    new = SippRegistrar(tmp_path / "new", "701", "Old-pw-701", challenge_after_ms=1500).start()
+    try:
+        sbc = KamailioSbc(kamailio.db_url, kamailio.rpc_url)
+
+        def at(pbx: SippRegistrar) -> DesiredSbc:
+            return DesiredSbc([Registration(key="tv-701", number="+14139307010", gateway_fqdn=FQDN, pbx_user_id="701",
+                                            pbx_auth_user_id="701", password="Old-pw-701", pbx_domain="127.0.0.1",
+                                            proxy=f"sip:127.0.0.1:{pbx.port}", expires=300)], [])
+
+        def registered(desired: DesiredSbc) -> None:
+            deadline = time.monotonic() + 30  # (ends as soon as it holds; 30 s: a loaded machine)
+            while [h.state for h in sbc.held(desired)] != ["REGISTERED"]:
+                assert time.monotonic() < deadline, sbc.held(desired)
+                time.sleep(0.1)
+
+        def refresh_in_flight(pbx: SippRegistrar) -> int:
+            """Kamailio starts a refresh of tv-701 (its timer, within a second); answers once the PBX has the
+            REGISTER, whose challenge the PBX holds back for 1.5 s."""
+            before = len(pbx.messages())
+            kamailio.rpc("uac.reg_enable", "l_uuid", "tv-701")  # (sets the refresh time to now + 1 s)
+            pbx.wait_for(lambda m: is_register(m) and m.header("Authorization") is None, after=before)
+            return before
+
+        sbc.apply(at(old))
+        old.wait_for(authorized_register("701", "Old-pw-701", expires="300"))
+        registered(at(old))
+
+        before = refresh_in_flight(old)
+        moved = sbc.apply(at(new))
+        assert moved.unregistered == ["tv-701"] and moved.registered_or_refreshed == ["tv-701"], moved
+        old.wait_for(authorized_register("701", "Old-pw-701", expires="0"), after=before)
+        new.wait_for(authorized_register("701", "Old-pw-701", expires="300"))
+        registered(at(new))
+        assert not [m for m in new.messages() if is_register(m) and m.header("Expires") == "0"]
+
+        before = refresh_in_flight(new)
+        gone = sbc.apply(DesiredSbc([], []))
+        assert gone.unregistered == ["tv-701"], gone
+        new.wait_for(authorized_register("701", "Old-pw-701", expires="0"), after=before)
+        assert not [r for r in kamailio.rpc("uac.reg_dump")["result"] if r["l_uuid"] == "tv-701"]
+    finally:
+        old.stop()
+        new.stop()
+
+
 @pytest.mark.skipif(module_missing("db_postgres.so"), reason="Kamailio's db_postgres is missing (kamailio-postgres-modules)")
 def test_kamailio_on_postgresql(postgres, tmp_path) -> None:
     """-A WITH_POSTGRES: teamsvoice writes the tables in PostgreSQL, Kamailio reads them from there."""

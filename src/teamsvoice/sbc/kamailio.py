@@ -5,8 +5,8 @@ teamsvoice owns two tables of Kamailio's database and nothing else in it:
 - `dispatcher`: set 1 (Microsoft's proxies) and sets 1000+ (PBX locations); other sets are left alone.
 After writing, it tells Kamailio over JSON-RPC (jsonrpcs over HTTP, loopback): `uac.reg_refresh` per
 changed registration (the next REGISTER uses the new values within one reg_timer_interval),
-`uac.reg_unregister` (then its answer awaited) + `uac.reg_remove` for a user that is gone or moved to another registrar (REGISTER
-with expires 0 first), `dispatcher.reload` when the targets changed.
+`uac.reg_disable`, `uac.reg_unregister` (REGISTER with expires 0; a refresh in flight and then its answer awaited) +
+`uac.reg_remove` for a user that is gone or moved to another registrar, `dispatcher.reload` when the targets changed.
 
 What Kamailio holds in memory (`uac.reg_dump`) is compared with the desired state, not the table, so a
 change written to the table whose RPC failed is still applied on the next try.
@@ -199,18 +199,9 @@ class KamailioSbc:
         memory = self._memory()  # first: Kamailio down means nothing is written half-way
         self.ensure_schema()
         wanted = {r.key: _row(r) for r in desired.registrations}
-        leaving = []
-        for key, held in memory.items():
-            moved = key in wanted and not _same(held, wanted[key], _TARGET)
-            if key not in wanted or moved:
-                leaving.append(key)
-                try:
-                    if int(held.get("flags") or 0) & 4:
-                        self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
-                        report.unregistered.append(key)
-                except SbcRefused as exc:  # one record Kamailio refuses must not hold back the others
-                    report.refused[key] = exc.message
-        self._await_unregistered(report.unregistered)
+        leaving = [key for key, held in memory.items() if key not in wanted or not _same(held, wanted[key], _TARGET)]
+        if leaving:
+            self._unregister(leaving, report)
         for key in leaving:
             if key not in wanted and key not in report.refused:
                 try:
@@ -220,7 +211,7 @@ class KamailioSbc:
         self._write(desired)
         for key, row in wanted.items():
             held = memory.get(key)
-            if held is None or not _same(held, row):
+            if held is None or not _same(held, row) or int(held.get("flags") or 0) & 1:  # (1: disabled, by a sync cut short)
                 try:
                     self.rpc("uac.reg_refresh", key)
                     report.registered_or_refreshed.append(key)
@@ -234,19 +225,42 @@ class KamailioSbc:
             report.targets_reloaded = True
         return report
 
-    def _await_unregistered(self, keys: list[str]) -> None:
-        """Until each un-REGISTER has its answer (its record no longer in progress: flags 2 or 8), at most `timeout`:
-        the record removed or rewritten at once made Kamailio drop the un-REGISTER when the PBX's challenge came back
-        (a PBX not on loopback takes milliseconds), and the PBX kept the binding; a move re-registered the old
-        extension with the new credentials."""
+    def _unregister(self, leaving: list[str], report: ApplyReport) -> None:
+        """Each leaving registration (user gone, or moved to another registrar) is taken back at its PBX (REGISTER
+        with expires 0) before its record is removed or rewritten. First disabled, so that Kamailio starts no refresh
+        of it from now on; then a REGISTER in flight (a refresh) is let end, since a record rewritten under it sends
+        the challenge's answer to the new PBX and the old one keeps the binding; then the un-REGISTER of each one
+        registered, and its answer, are awaited (Kamailio drops a pending un-REGISTER when its record is gone by the
+        time the PBX's challenge comes back, and a PBX not on loopback takes milliseconds)."""
+        for key in leaving:
+            try:
+                self.rpc("uac.reg_disable", "l_uuid", key, missing_ok=True)
+            except SbcRefused as exc:  # one record Kamailio refuses must not hold back the others
+                report.refused[key] = exc.message
+        self._await_idle(leaving, "its REGISTER in flight")
+        memory = self._memory()
+        for key in leaving:
+            if key in report.refused or key not in memory or not int(memory[key].get("flags") or 0) & 4:
+                continue  # never registered there (or its refresh failed): nothing to take back
+            try:
+                self.rpc("uac.reg_unregister", "l_uuid", key, missing_ok=True)
+                report.unregistered.append(key)
+            except SbcRefused as exc:
+                report.refused[key] = exc.message
+        self._await_idle(report.unregistered, "the un-REGISTER")
+
+    def _await_idle(self, keys: list[str], what: str) -> None:
+        """Until no record of `keys` has a REGISTER in progress (flags 2 or 8), at most `timeout`."""
         deadline = time.monotonic() + self.timeout
         pending = set(keys)
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while pending:
             memory = self._memory()
             pending = {k for k in pending if k in memory and int(memory[k].get("flags") or 0) & (2 | 8)}
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         if pending:
-            log.warning("the PBX did not answer the un-REGISTER of %s within %.0f s; going on", ", ".join(sorted(pending)),
+            log.warning("the PBX did not answer %s of %s within %.0f s; going on", what, ", ".join(sorted(pending)),
                         self.timeout)
 
     def held(self, desired: DesiredSbc) -> list[HeldRegistration]:
