@@ -8,6 +8,8 @@ from urllib.parse import urlencode, urlparse
 import anyio
 import msal
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from teamsvoice.core.errors import UpstreamError
 # The resources and the redeemed code are the port's (microsoft/ports.py); named here too for the adapters.
@@ -26,6 +28,14 @@ class MicrosoftIdentity:
         self._client_id = client_id
         self._client_secret = client_secret
         self._http = requests.Session()
+        # A kept-alive connection the sign-in service closes just as it is reused (its idle timeout meeting our
+        # request) answers nothing: the request goes once more, on a new connection. Safe for every request MSAL
+        # sends: discovery reads, token requests (a code the service did redeem is refused the second time, never
+        # redeemed twice). No retry on a status: MSAL reads those.
+        once_more = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=False, allowed_methods=None,
+                          raise_on_status=False)
+        for scheme in ("https://", "http://"):
+            self._http.mount(scheme, HTTPAdapter(max_retries=once_more))
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE override a session's `verify`; an explicit CA must win.
             self._http.trust_env = False
