@@ -335,6 +335,33 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
         record_route = towards_teams.header("Record-Route") or ""
         assert f"sip:{FQDN}:{kamailio.sip_port};" in record_route and "127.0.0.1" not in record_route, record_route
 
+        # Anyone else (here 127.0.0.2, another machine to Kamailio) calling a Teams user at the same Contact is
+        # refused: only the user's own PBX may (else any caller id to any Teams user; the ids are sequential).
+        intruder = UdpPeer("127.0.0.2")
+        try:
+            call_id = uuid.uuid4().hex
+            intruder.send(kamailio.sip_port, (
+                f"INVITE sip:tv-9001@{FQDN}:{kamailio.sip_port} SIP/2.0\n"
+                f"Via: SIP/2.0/UDP 127.0.0.2:{intruder.port};branch=z9hG4bK{call_id[:12]};rport\n"
+                "Max-Forwards: 70\n"
+                f"From: <sip:+3225550000@127.0.0.2>;tag=x{call_id[:6]}\n"
+                f"To: <sip:tv-9001@{FQDN}>\n"
+                f"Call-ID: {call_id}\n"
+                "CSeq: 1 INVITE\n"
+                f"Contact: <sip:3225550000@127.0.0.2:{intruder.port}>\n"
+                "Content-Length: 0\n\n"))
+            refused = intruder.receive("SIP/2.0 ")
+            assert refused.first_line == "SIP/2.0 403 Not this user's PBX", refused.text
+            relayed, until = [], time.monotonic() + 1.5  # (the earlier INVITE, unanswered, is retransmitted meanwhile)
+            while time.monotonic() < until:
+                try:
+                    relayed.append(microsoft.receive("INVITE ", timeout=until - time.monotonic()).header("Call-ID"))
+                except TimeoutError:
+                    break
+            assert call_id not in relayed
+        finally:
+            intruder.close()
+
         # The user is gone: Kamailio forgets the registration.
         gone = sbc.apply(DesiredSbc([], desired.targets))
         assert gone.registered_or_refreshed == [] and not gone.targets_reloaded

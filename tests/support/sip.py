@@ -19,7 +19,7 @@ from teamsvoice.sbc.kamailio import KamailioSbc
 ROOT = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 REGISTRAR_SCENARIO = ROOT / "tests" / "sbc" / "pbx_registrar.xml"
-MODULES = ("db_sqlite.so", "jsonrpcs.so", "xhttp.so", "uac.so", "dispatcher.so")
+MODULES = ("db_sqlite.so", "jsonrpcs.so", "xhttp.so", "uac.so", "dispatcher.so", "ipops.so")
 MODULE_DIRS = [Path("/usr/lib/x86_64-linux-gnu/kamailio/modules"), Path("/usr/lib/aarch64-linux-gnu/kamailio/modules"),
                Path("/usr/lib/kamailio/modules"), Path("/usr/local/lib64/kamailio/modules")]
 
@@ -255,9 +255,10 @@ def digest_valid(message: SipMessage, user: str, password: str, method: str = "R
 class UdpPeer:
     """A bare SIP peer on a loopback UDP socket (Microsoft's proxy, or a PBX that takes calls)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host`: a loopback address (127.0.0.2 is another machine to Kamailio)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
 
     def send(self, port: int, text: str) -> None:
