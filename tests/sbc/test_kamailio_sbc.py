@@ -424,6 +424,29 @@ def test_a_user_moved_or_deleted_while_its_registration_is_refreshed_is_unregist
         new.stop()
 
 
+def test_a_pbx_name_kamailio_cannot_resolve_is_reported_and_the_others_are_loaded(kamailio) -> None:
+    """One location's PBX name Kamailio cannot resolve made dispatcher.reload fail, and the sync retried it for ever,
+    holding every other customer's SBC changes behind it (one sync runs at a time). Now it is reported refused, the
+    other targets are in use and the sync ends; a second reload within Kamailio's one-per-second limit waits."""
+    sbc = KamailioSbc(kamailio.db_url, kamailio.rpc_url)
+    good, bad = RouteTarget(1002, "sip:127.0.0.1:5070", "PBX location 2"), RouteTarget(1001, "sip:pbx.nowhere.invalid:5060", "PBX location 1")
+    microsoft = RouteTarget(1, "sip:127.0.0.1:5999", "Microsoft")
+
+    def loaded() -> set[tuple[int, str]]:
+        return {(s["SET"]["ID"], t["DEST"]["URI"]) for s in kamailio.rpc("dispatcher.list")["result"]["RECORDS"]
+                for t in s["SET"]["TARGETS"]}
+
+    first = sbc.apply(DesiredSbc([], [microsoft, bad, good]))
+    assert first.targets_reloaded and list(first.refused) == ["target 1001 sip:pbx.nowhere.invalid:5060"], first
+    assert "could not load the routing target sip:pbx.nowhere.invalid:5060" in first.refused["target 1001 sip:pbx.nowhere.invalid:5060"]
+    assert loaded() == {(1, "sip:127.0.0.1:5999"), (1002, "sip:127.0.0.1:5070")}
+
+    moved = RouteTarget(1002, "sip:127.0.0.1:5072", "PBX location 2")  # at once: within the second of the last reload
+    second = sbc.apply(DesiredSbc([], [microsoft, moved]))
+    assert second.targets_reloaded and second.refused == {}, second
+    assert loaded() == {(1, "sip:127.0.0.1:5999"), (1002, "sip:127.0.0.1:5072")}
+
+
 @pytest.mark.skipif(module_missing("db_postgres.so"), reason="Kamailio's db_postgres is missing (kamailio-postgres-modules)")
 def test_kamailio_on_postgresql(postgres, tmp_path) -> None:
     """-A WITH_POSTGRES: teamsvoice writes the tables in PostgreSQL, Kamailio reads them from there."""

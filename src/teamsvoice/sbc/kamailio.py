@@ -221,9 +221,33 @@ class KamailioSbc:
             log.warning("Kamailio refused the registration %s: %s (shown as drift; retried on the next sync)", key, reason)
         wanted_targets = sorted((t.set_id, t.uri) for t in desired.targets)
         if self._dispatcher_memory() != wanted_targets:
-            self.rpc("dispatcher.reload")
-            report.targets_reloaded = True
+            self._reload_targets(wanted_targets, report)
         return report
+
+    def _reload_targets(self, wanted: list[tuple[int, str]], report: ApplyReport) -> None:
+        """dispatcher.reload. Kamailio loads every target it can and answers "Reload Failed" when one could not be
+        loaded (a PBX name it cannot resolve): that target is reported refused, the others are in use, and the sync
+        ends (retrying it for ever held every other customer's SBC changes behind it, one sync running at a time).
+        "Ongoing reload" (one reload a second, reload_delta) is waited out."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self.rpc("dispatcher.reload")
+                break
+            except SbcRefused as exc:
+                if "Ongoing reload" in exc.message and time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                if "Reload Failed" not in exc.message:
+                    raise
+                break
+        report.targets_reloaded = True
+        loaded = set(self._dispatcher_memory())
+        for set_id, uri in wanted:
+            if (set_id, uri) not in loaded:
+                report.refused[f"target {set_id} {uri}"] = (f"Kamailio could not load the routing target {uri} (set "
+                                                            f"{set_id}): a name it cannot resolve? See its log")
+                log.warning("Kamailio could not load the routing target %s (set %d); the others are in use", uri, set_id)
 
     def _unregister(self, leaving: list[str], report: ApplyReport) -> None:
         """Each leaving registration (user gone, or moved to another registrar) is taken back at its PBX (REGISTER
