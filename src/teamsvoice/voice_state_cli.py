@@ -92,6 +92,7 @@ async def apply_command(settings: Settings, tenant: str, adopt: list[str]) -> di
                                 "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
             await end_transaction(session)
             _, after = await applying.current_plan(session, enterprise, voice)
+            await drift.record_scan(session, enterprise, after, notify=False)  # the drift it fixed is resolved now
             return {"tenantId": plan.tenant_id, "adopted": adopted, "results": results, "after": after.wire()}
     finally:
         await connector.aclose()

@@ -193,6 +193,8 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
 
     # Apply adopts the hand-granted policy into the records and converges the rest; the second plan is empty;
     # the leaver's number is free in the records.
+    before = len(receiver.received)
+    receiver.fail_next = 2
     job = await _apply(client, token, tenant_id, adopt=[f"user:{bob_upn}:voiceRoutingPolicy"])
     assert {r["id"] for r in job["results"]} == set(found) - {f"user:{bob_upn}:voiceRoutingPolicy"}
     assert (await _plan(client, token, tenant_id))["empty"] is True
@@ -202,18 +204,16 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
                 u=dis_upn) == [(None, False)]
     assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_dis) == [(dis_upn,)]
     assert _sql(live, "SELECT voice_routing_policy FROM teams_voice_users WHERE user_principal_name = :u", u=bob_upn) == [(f"vip-{tag}",)]
-    cli_apply = await _cli(live, "apply", tenant_id)
-    assert cli_apply.exit_code == 0 and "no differences" in cli_apply.output, cli_apply.output
-
-    # The next scan resolves every event, and says so to the webhook (a receiver failing at first gets retries).
-    before = len(receiver.received)
-    receiver.fail_next = 2
-    await client.post(f"{API}/drift/scan", headers=bearer(token))
+    # The apply scans the tenant again at its end: every event it fixed (the adopted one too) is resolved at
+    # once, not at the next scheduled scan, and the webhook is told (a receiver failing at first gets retries).
     resolved = receiver.wait_for(before + len(found))[before:]
     assert {d["body"]["type"] for d in resolved} == {"drift.resolved"}
+    assert {d["body"]["event"]["differenceId"] for d in resolved} == set(found)
     assert receiver.attempts - len(receiver.received) == 2  # the two refused posts were retried
     assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
     assert json.loads((await _cli(live, "drift", "--json")).output) == []
+    cli_apply = await _cli(live, "apply", tenant_id)
+    assert cli_apply.exit_code == 0 and "no differences" in cli_apply.output, cli_apply.output
 
     # Offboarding: the leaver's number is in quarantine, and cannot be given to anyone meanwhile.
     assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_leaver) == [(leaver_upn,)]
@@ -268,6 +268,23 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     while _sql(live, "SELECT status FROM voice_apply_jobs WHERE trigger = 'auto'") != [("completed",)]:
         assert time.monotonic() < deadline, "the auto-apply job did not complete"
         time.sleep(0.1)
+    while (await client.get(f"{API}/drift", headers=bearer(token))).json():  # its own scan at its end resolves it
+        assert time.monotonic() < deadline, "the auto-apply did not resolve the drift it fixed"
+        time.sleep(0.1)
+
+    # The CLI's apply resolves the drift it fixes as well.
+    assert (await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=bearer(token),
+                             json={"autoApply": False})).status_code == 200
+    connection = MicrosoftConnector(live.settings)
+    try:
+        await connection.connect(tenant_id).cmdlets.run("Grant-CsOnlineVoiceRoutingPolicy", {
+            "Identity": ada["userPrincipalName"], "PolicyName": None})
+    finally:
+        await connection.aclose()
+    scanned = json.loads((await _cli(live, "drift", "--scan", "--json")).output)
+    assert [e["differenceId"] for e in scanned] == [f"user:{ada_upn}:voiceRoutingPolicy"]
+    assert (await _cli(live, "apply", tenant_id)).exit_code == 0
+    assert json.loads((await _cli(live, "drift", "--json")).output) == []
 
     # Offboarding: bob's number goes to quarantine, Teams loses it, his account is disabled; the plan stays empty.
     offboarded = await client.post(f"{API}/tenants/{tenant_id}/users/{bob_upn}/offboard", headers=bearer(token), json={})

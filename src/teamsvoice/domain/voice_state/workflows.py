@@ -158,12 +158,32 @@ def finish_step(job_id: int) -> str:
     return _run(work)
 
 
+@durable_step("voice_apply_rescan")
+def rescan_step(job_id: int) -> list[tuple[int, str]]:
+    """After a completed apply, the tenant is scanned again (never auto-applied from here): the drift events
+    the apply fixed are resolved now, not at the next scheduled scan (an hour later by default). Answers the
+    webhook deliveries to send."""
+    async def work() -> int | None:
+        async with transaction(job_context().sessions) as session:
+            job = await session.get(VoiceApplyJob, job_id)
+            return job.enterprise_id if job is not None and job.status == "completed" else None
+
+    enterprise_id = _run(work)
+    if enterprise_id is None:
+        return []
+    with in_flight():
+        return _run(lambda: _scan(enterprise_id, auto_apply=False))["deliveries"]
+
+
 @DBOS.workflow(name="voice_apply", max_recovery_attempts=None)
 def voice_apply(job_id: int) -> str:
     count = plan_step(job_id)
     for start in range(0, count, CHUNK):
         chunk_step(job_id, start, start + CHUNK)
-    return finish_step(job_id)
+    status = finish_step(job_id)
+    for delivery_id, job_key in rescan_step(job_id):
+        start_delivery(delivery_id, job_key)
+    return status
 
 
 def _start(job_id: int, job_key: str) -> None:
@@ -199,41 +219,43 @@ def resume_orphaned() -> int:
 def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
     """Plans one tenant and records what differs. Answers the deliveries to send and the auto-apply job
     to start. A tenant Microsoft cannot be read from is recorded as such; the scan goes on."""
-    ctx = job_context()
+    with in_flight():
+        return _run(lambda: _scan(enterprise_id, auto_apply=True))
 
-    async def work() -> dict[str, Any]:
-        async with transaction(ctx.sessions) as session:
-            enterprise = await session.get(Enterprise, enterprise_id)
-            if enterprise is None or enterprise.tenant_id is None:
-                return {"deliveries": [], "apply": None}
-            desired = await repository.desired_state(session, enterprise)
-            tenant_id = enterprise.tenant_id
-        voice = ctx.connector.connect(tenant_id).tenant_voice
-        try:
-            plan = await plan_tenant(voice, desired)
-        except Exception as exc:  # noqa: BLE001 - one tenant's failure is its own: the scan goes on to the next
-            message = failure_message(exc, f"drift scan of enterprise {enterprise_id}")
-            async with transaction(ctx.sessions) as session:
-                enterprise = await session.get(Enterprise, enterprise_id)
-                assert enterprise is not None
-                await drift.record_scan_failure(session, enterprise, message)
+
+async def _scan(enterprise_id: int, *, auto_apply: bool) -> dict[str, Any]:
+    """One tenant's scan: its drift events recorded; an auto-apply job made when the tenant opted in and
+    `auto_apply` (not after an apply: one that left a failure would start another, and so on)."""
+    ctx = job_context()
+    async with transaction(ctx.sessions) as session:
+        enterprise = await session.get(Enterprise, enterprise_id)
+        if enterprise is None or enterprise.tenant_id is None:
             return {"deliveries": [], "apply": None}
+        desired = await repository.desired_state(session, enterprise)
+        tenant_id = enterprise.tenant_id
+    voice = ctx.connector.connect(tenant_id).tenant_voice
+    try:
+        plan = await plan_tenant(voice, desired)
+    except Exception as exc:  # noqa: BLE001 - one tenant's failure is its own: the scan goes on to the next
+        message = failure_message(exc, f"drift scan of enterprise {enterprise_id}")
         async with transaction(ctx.sessions) as session:
             enterprise = await session.get(Enterprise, enterprise_id)
             assert enterprise is not None
-            _, deliveries = await drift.record_scan(session, enterprise, plan)
-            job = None
-            settings = await drift.settings_of(session, enterprise)
-            if settings.auto_apply and any(d.action != "leave" for d in plan.differences):
-                try:
-                    job = await applying.new_apply_job(session, enterprise, "auto")
-                except DomainError:
-                    job = None  # an apply is already running: the next scan sees what it left
-            return {"deliveries": drift.pending_deliveries(deliveries),
-                    "apply": (job.id, job.job_key) if job is not None else None}
-
-    with in_flight():
-        return _run(work)
+            await drift.record_scan_failure(session, enterprise, message)
+        return {"deliveries": [], "apply": None}
+    async with transaction(ctx.sessions) as session:
+        enterprise = await session.get(Enterprise, enterprise_id)
+        assert enterprise is not None
+        _, deliveries = await drift.record_scan(session, enterprise, plan)
+        job = None
+        settings = await drift.settings_of(session, enterprise)
+        if auto_apply and settings.auto_apply and any(d.action != "leave" for d in plan.differences):
+            try:
+                job = await applying.new_apply_job(session, enterprise, "auto")
+            except DomainError:
+                job = None  # an apply is already running: the next scan sees what it left
+        return {"deliveries": drift.pending_deliveries(deliveries),
+                "apply": (job.id, job.job_key) if job is not None else None}
 
 
 @DBOS.workflow(name="voice_drift_scan", max_recovery_attempts=None)
