@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import Pool
 
 from teamsvoice import demo, models  # noqa: F401  (models: every table, for the wipe)
-from teamsvoice.cli import embedded_settings
+from teamsvoice.cli import app_registration
+from teamsvoice.cli_common import embedded_settings
 from teamsvoice.core import security
 from teamsvoice.core.db import Base, create_engine, session_factory, sync_url, upgrade_database
 from teamsvoice.jobs.models import JobExecutor
@@ -148,7 +149,7 @@ def live(database_url: str, emulator: Emulator, tmp_path_factory: pytest.TempPat
     settings = embedded_settings(
         Settings(data_dir=data_dir, database_url=database_url, public_url=url,
                  webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0),
-        emulator.url, emulator.ca_cert_path,
+        emulator.url, emulator.ca_cert_path, app_registration(data_dir),
     )
     demo.register_application(emulator.url, str(emulator.ca_cert_path), client_id=settings.microsoft_client_id,
                               client_secret=settings.microsoft_client_secret,

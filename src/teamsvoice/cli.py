@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from teamsvoice import __version__
-from teamsvoice.cli_common import DataDir, fail as _fail, operator_settings, settings_for as _settings
+from teamsvoice.cli_common import (
+    APP_REGISTRATION_FILE, DataDir, embedded_microsoft, embedded_settings, fail as _fail, operator_settings,
+    record_emulator_address, settings_for as _settings,
+)
 from teamsvoice.runner import StartupError
 
 if TYPE_CHECKING:
@@ -75,25 +78,13 @@ def _loopback(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _app_registration(data_dir: Path) -> dict[str, str]:
+def app_registration(data_dir: Path) -> dict[str, str]:
     """The embedded default's own app registration in the emulator, created once."""
-    path = data_dir / "microsoft-app.json"
+    path = data_dir / APP_REGISTRATION_FILE
     if not path.exists():
         path.write_text(json.dumps({"clientId": str(uuid.uuid4()), "clientSecret": secrets.token_urlsafe(32)}))
         path.chmod(0o600)
     return json.loads(path.read_text())
-
-
-def embedded_settings(settings: "Settings", emulator_url: str, ca_bundle: Path) -> "Settings":
-    registration = _app_registration(settings.data_dir)
-    return settings.model_copy(update={
-        "microsoft_login_url": emulator_url,
-        "microsoft_graph_url": f"{emulator_url}/v1.0",
-        "microsoft_powershell_url": f"{emulator_url}/_powershell/invoke",
-        "microsoft_ca_bundle": str(ca_bundle),
-        "microsoft_client_id": registration["clientId"],
-        "microsoft_client_secret": registration["clientSecret"],
-    })
 
 
 async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisation", tenants: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +180,8 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
             emulator_dir.mkdir(parents=True, exist_ok=True)
             tls = ensure_tls_material(emulator_dir)
             emulator_url = f"https://{_loopback(host)}:{emulator_socket.getsockname()[1]}"
-            settings = embedded_settings(settings, emulator_url, tls.ca_cert_path)
+            settings = embedded_settings(settings, emulator_url, tls.ca_cert_path, app_registration(settings.data_dir))
+            record_emulator_address(settings.data_dir, emulator_url, tls.ca_cert_path)
             emulator_server = runner.quiet_signals(build_uvicorn_server(
                 EmulatorSettings(data_dir=emulator_dir, public_url=emulator_url), host, emulator_socket.getsockname()[1]))
             emulator_task = asyncio.create_task(emulator_server.serve(sockets=[emulator_socket]))
@@ -430,7 +422,7 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
 
 
 def _voice_settings(data_dir: Path | None) -> "Settings":
-    settings = operator_settings(data_dir)
+    settings = embedded_microsoft(operator_settings(data_dir))
     try:
         _migrate(settings)
     except StartupError as exc:

@@ -1,6 +1,7 @@
 """What every `teamsvoice` command shares (cli.py, operator_cli.py): the --data-dir option, the settings it
 reads, and the one-line refusal (exit 2). Light: typer only, so `teamsvoice --help` stays instant."""
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -60,3 +61,42 @@ def operator_settings(data_dir: Path | None) -> "Settings":
     except runner.StartupError as exc:
         fail(str(exc))
     return settings
+
+
+# The embedded default's Microsoft: `serve` starts the emulator at an address it chooses at each start (--emulator-port,
+# else API port + 1) with an app registration of its own; it records both in its data directory, so that commands that
+# ask Microsoft themselves (`doctor`, `users export`, `plan`, `apply`, `drift --scan`) reach the same emulator as it.
+APP_REGISTRATION_FILE = "microsoft-app.json"
+EMULATOR_ADDRESS_FILE = Path("m365-emulator") / "address.json"
+
+
+def embedded_settings(settings: "Settings", emulator_url: str, ca_bundle: Path,
+                      registration: dict[str, str]) -> "Settings":
+    return settings.model_copy(update={
+        "microsoft_login_url": emulator_url,
+        "microsoft_graph_url": f"{emulator_url}/v1.0",
+        "microsoft_powershell_url": f"{emulator_url}/_powershell/invoke",
+        "microsoft_ca_bundle": str(ca_bundle),
+        "microsoft_client_id": registration["clientId"],
+        "microsoft_client_secret": registration["clientSecret"],
+    })
+
+
+def record_emulator_address(data_dir: Path, emulator_url: str, ca_bundle: Path) -> None:
+    path = data_dir / EMULATOR_ADDRESS_FILE
+    path.write_text(json.dumps({"url": emulator_url, "caCertificate": str(ca_bundle)}))
+
+
+def embedded_microsoft(settings: "Settings") -> "Settings":
+    """On the embedded default (emulator mode, no app registration in the settings): the Microsoft settings `serve`
+    uses, from its data directory (its app registration and its emulator's address of its last start). Settings
+    that name an app registration, and a data directory `serve` never ran in, are left as they are."""
+    if settings.microsoft_mode != "emulator" or settings.microsoft_client_id:
+        return settings
+    try:
+        registration = json.loads((settings.data_dir / APP_REGISTRATION_FILE).read_text())
+        address = json.loads((settings.data_dir / EMULATOR_ADDRESS_FILE).read_text())
+        return embedded_settings(settings, str(address["url"]), Path(address["caCertificate"]),
+                                 {"clientId": str(registration["clientId"]), "clientSecret": str(registration["clientSecret"])})
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings

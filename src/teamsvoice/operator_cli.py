@@ -5,7 +5,8 @@ They talk to the database directly (the settings of `--data-dir` and TEAMSVOICE_
 `api` and `worker` do), with an operator's reach: every customer of the deployment. Work that changes
 Microsoft is recorded like the console and the Fusion API do and handed to the job engine (as an `api`
 process: the job runs in `serve` or a `worker`); with `--dry-run`, `bulk import` only checks the rows.
-`users export` and `doctor` ask Microsoft themselves, with the server's TEAMSVOICE_MICROSOFT_* settings.
+`users export` and `doctor` ask Microsoft themselves, with the server's TEAMSVOICE_MICROSOFT_* settings (on the
+embedded default, those `serve` recorded in the data directory at its last start).
 `--json` prints machine-readable output. Exit codes: 0 done; 1 done, but something failed (a row refused,
 an item failed, a doctor check failed); 2 not done (bad input, not found, refused), one line on stderr.
 Heavy modules are imported inside the commands, so `teamsvoice --help` stays instant.
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from teamsvoice.cli_common import DataDir, operator_settings
+from teamsvoice.cli_common import DataDir, embedded_microsoft, operator_settings
 from teamsvoice.cli_common import fail as _fail, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
@@ -580,11 +581,12 @@ def users_export(
     in bulk): that is what the users really have, including changes made outside teamsvoice and users it never
     touched. teamsvoice's own records are shown beside them (teamsvoiceStatus: active, pending, error or not
     managed; the number and policy teamsvoice assigned), so a difference between the two is visible.
-    Needs the server's TEAMSVOICE_MICROSOFT_* settings."""
+    Needs the server's TEAMSVOICE_MICROSOFT_* settings (the embedded default's are read from its data directory:
+    `serve` must be running, it serves the emulator)."""
     from teamsvoice.core.errors import DomainError
     from teamsvoice.core.spreadsheet import csv_writer
 
-    settings = operator_settings(data_dir)
+    settings = embedded_microsoft(operator_settings(data_dir))
     try:
         rows = asyncio.run(export_users(settings, tenant))
     except DomainError as exc:
@@ -764,8 +766,9 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
         return [_check("microsoft", True, "no customer tenant is linked yet")]
     if not settings.microsoft_client_id and settings.microsoft_mode == "emulator":
         return [_check("microsoft", None, f"{len(linked)} linked tenant(s) in the embedded emulator, whose address "
-                       "`serve` chooses at start: set TEAMSVOICE_MICROSOFT_LOGIN_URL, _GRAPH_URL, _POWERSHELL_URL, "
-                       "_CA_BUNDLE, _CLIENT_ID and _CLIENT_SECRET as it has them to check them")]
+                       "`teamsvoice serve` records in this data directory at each start (it has not here): start it, "
+                       "or set TEAMSVOICE_MICROSOFT_LOGIN_URL, _GRAPH_URL, _POWERSHELL_URL, _CA_BUNDLE, _CLIENT_ID and "
+                       "_CLIENT_SECRET as it has them to check them")]
     if not settings.microsoft_client_id:
         return [_check("microsoft", False, f"{len(linked)} linked tenant(s), but no app registration is configured",
                        "set TEAMSVOICE_MICROSOFT_CLIENT_ID and TEAMSVOICE_MICROSOFT_CLIENT_SECRET (or the certificate) "
@@ -797,7 +800,7 @@ def doctor(data_dir: DataDir = None, as_json: Json = False,
     """Check the deployment: data directory permissions, database reachable, migrations at head, job engine
     (DBOS tables, live executors), and for each linked customer tenant that Microsoft answers and grants our
     app's tokens (its consent). Prints what to fix for each failed check; exit 1 when one fails."""
-    settings = _settings(data_dir)
+    settings = embedded_microsoft(_settings(data_dir))
     checks = _doctor_storage(settings)
     database, at_head = _doctor_database(settings)
     checks += database

@@ -147,6 +147,23 @@ async def test_first_start_seeds_and_restart_keeps_everything(served: Served) ->
         listed = (await http.get(f"/reseller/getEnterprisesForReseller/{creds['resellers'][0]['resellerId']}", headers=bearer(token))).json()
         assert [e["enterpriseName"] for e in listed] == ["Survives Restarts"]
 
+    # Beside it, the commands that ask Microsoft themselves reach its emulator with no TEAMSVOICE_MICROSOFT_* setting:
+    # `serve` records the emulator's address and its app registration in the data directory.
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "teamsvoice", *args, "--data-dir", str(served.data_dir)],
+                              env=served.env, capture_output=True, text=True, timeout=120)
+
+    doctor = command("doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    linked = [s["msTenantId"] for s in creds["fusion"]["subscriptions"]]
+    assert doctor.returncode == 0 and all(any(name.startswith(f"tenant {t}") and c["status"] == "ok"
+                                              for name, c in checks.items()) for t in linked), doctor.stdout
+    exported = command("users", "export", "--tenant", linked[0], "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert any(u["userPrincipalName"].startswith("admin@") for u in json.loads(exported.stdout))
+    plan = command("plan", linked[0], "--json")
+    assert plan.returncode == 0 and json.loads(plan.stdout)["tenantId"] == linked[0], plan.stdout + plan.stderr
+
 
 async def test_webhook_survives_a_crash(served: Served) -> None:
     receiver = WebhookReceiver().start()
