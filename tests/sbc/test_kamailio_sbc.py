@@ -359,6 +359,28 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
                 except TimeoutError:
                     break
             assert call_id not in relayed
+
+            # Nor can it send in-dialog requests through the SBC (a Route naming it, then any destination).
+            call_id = uuid.uuid4().hex
+            intruder.send(kamailio.sip_port, (
+                f"BYE sip:+14139309001@127.0.0.1:{microsoft.port} SIP/2.0\n"
+                f"Via: SIP/2.0/UDP 127.0.0.2:{intruder.port};branch=z9hG4bK{call_id[:12]};rport\n"
+                f"Route: <sip:{FQDN}:{kamailio.sip_port};lr>\n"
+                "Max-Forwards: 70\n"
+                f"From: <sip:+3225550000@127.0.0.2>;tag=x{call_id[:6]}\n"
+                f"To: <sip:+14139309001@{FQDN}>;tag=y{call_id[6:12]}\n"
+                f"Call-ID: {call_id}\n"
+                "CSeq: 2 BYE\n"
+                "Content-Length: 0\n\n"))
+            refused = intruder.receive("SIP/2.0 ")
+            assert refused.first_line == "SIP/2.0 403 Not a party of this SBC", refused.text
+            relayed, until = [], time.monotonic() + 1.0
+            while time.monotonic() < until:
+                try:
+                    relayed.append(microsoft.receive("BYE ", timeout=until - time.monotonic()).header("Call-ID"))
+                except TimeoutError:
+                    break
+            assert call_id not in relayed
         finally:
             intruder.close()
 
