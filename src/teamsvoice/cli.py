@@ -192,7 +192,8 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
                 redirect_uri=f"{settings.public_url}/restricted/handleResponse",
             )
         credentials = await _seed(settings, emulator_url)
-        api = runner.server(create_app(settings), log_level="info", read_timeout=settings.request_read_timeout_seconds)
+        api = runner.server(create_app(settings), log_level="info", read_timeout=settings.request_read_timeout_seconds,
+                            beside_emulator=emulator_url is not None)
         console.print(f"[bold]teamsvoice[/bold] {__version__} API  {settings.public_url}  (OpenAPI: {settings.public_url}/docs)")
         if emulator_url:
             console.print(f"Microsoft 365 emulator  {emulator_url}  (Graph: {emulator_url}/v1.0, admin: {emulator_url}/_admin)")

@@ -182,10 +182,14 @@ class ReadDeadline(H11Protocol):
 
 
 def server(app: Any, *, log_config: dict[str, Any] | None = None, read_timeout: float = ReadDeadline.read_timeout,
-           **options: Any) -> Server:
+           beside_emulator: bool = False, **options: Any) -> Server:
+    """`beside_emulator`: the emulator's server runs in this process. uvicorn's `access_log=False` empties the
+    process's one `uvicorn.access` logger, the emulator's access lines with it (they stopped once the API had
+    started); then it stays on, and the logging filter drops the API's own lines (RequestLogMiddleware writes
+    those)."""
     protocol = type("ReadDeadline", (ReadDeadline,), {"read_timeout": read_timeout})
     config = uvicorn.Config(app, server_header=False, timeout_graceful_shutdown=5, log_config=log_config,
-                            access_log=False, http=protocol, **options)
+                            access_log=beside_emulator, http=protocol, **options)
     return Server(config)
 
 

@@ -164,6 +164,15 @@ async def test_first_start_seeds_and_restart_keeps_everything(served: Served) ->
     plan = command("plan", linked[0], "--json")
     assert plan.returncode == 0 and json.loads(plan.stdout)["tenantId"] == linked[0], plan.stdout + plan.stderr
 
+    # The emulator's access log goes on once the API has started (the API's uvicorn used to silence it); the API's
+    # own requests are logged once, by teamsvoice.access.
+    assert httpx.get(f"{creds['microsoft']['loginUrl']}/v1.0/organization", verify=ca, timeout=30).status_code == 401
+    deadline = time.monotonic() + 10
+    while '"GET /v1.0/organization HTTP/1.1" 401' not in (log := (served.data_dir.parent / "serve.log").read_text()):
+        assert time.monotonic() < deadline, log[-3000:]
+        time.sleep(0.1)
+    assert not [line for line in log.splitlines() if "uvicorn.access" in line and "[emulator]" not in line]
+
 
 async def test_webhook_survives_a_crash(served: Served) -> None:
     receiver = WebhookReceiver().start()
