@@ -3,6 +3,7 @@ another user, a policy granted by hand, a route deleted, a user deleted in Entra
 show in the plan with the right action; a drift scan records them and posts signed events; apply converges
 and a second plan is empty; another reseller sees none of it."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ import uuid
 import anyio
 import httpx
 import pytest
+from dbos import DBOS
 from sqlalchemy import create_engine, text
 
 from typer.testing import CliRunner
@@ -73,6 +75,15 @@ async def _apply(client, token: str, tenant_id: str, **body) -> dict:
     job = await _wait_job(client, token, tenant_id, started.json()["jobId"])
     assert job["status"] == "completed" and job["failed"] == 0, job
     return job
+
+
+async def _grant_by_hand(live, tenant_id: str, upn: str, policy: str | None) -> None:
+    """An administrator grants a voice routing policy in PowerShell (None: back to Global), outside teamsvoice."""
+    connection = MicrosoftConnector(live.settings)
+    try:
+        await connection.connect(tenant_id).cmdlets.run("Grant-CsOnlineVoiceRoutingPolicy", {"Identity": upn, "PolicyName": policy})
+    finally:
+        await connection.aclose()
 
 
 async def _plan(client, token: str, tenant_id: str) -> dict:
@@ -253,12 +264,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert opted.status_code == 200 and opted.json()["autoApply"] is True
     assert (await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=bearer(token),
                              json={"autoApply": "yes"})).status_code == 400
-    connection = MicrosoftConnector(live.settings)
-    try:
-        await connection.connect(tenant_id).cmdlets.run("Grant-CsOnlineVoiceRoutingPolicy", {
-            "Identity": ada["userPrincipalName"], "PolicyName": None})
-    finally:
-        await connection.aclose()
+    await _grant_by_hand(live, tenant_id, ada["userPrincipalName"], None)
     assert (await _plan(client, token, tenant_id))["empty"] is False
     await client.post(f"{API}/drift/scan", headers=bearer(token))
     deadline = time.monotonic() + 30
@@ -275,12 +281,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     # The CLI's apply resolves the drift it fixes as well.
     assert (await client.put(f"{API}/tenants/{tenant_id}/drift-settings", headers=bearer(token),
                              json={"autoApply": False})).status_code == 200
-    connection = MicrosoftConnector(live.settings)
-    try:
-        await connection.connect(tenant_id).cmdlets.run("Grant-CsOnlineVoiceRoutingPolicy", {
-            "Identity": ada["userPrincipalName"], "PolicyName": None})
-    finally:
-        await connection.aclose()
+    await _grant_by_hand(live, tenant_id, ada["userPrincipalName"], None)
     scanned = json.loads((await _cli(live, "drift", "--scan", "--json")).output)
     assert [e["differenceId"] for e in scanned] == [f"user:{ada_upn}:voiceRoutingPolicy"]
     assert (await _cli(live, "apply", tenant_id)).exit_code == 0
@@ -337,6 +338,15 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         DOMAIN, new_domain)} for u in exported["users"] if u["callingEnabled"]}
     assert {u["userPrincipalName"]: u for u in copy["users"] if u["callingEnabled"]} == renamed
     assert [r["identity"] for r in copy["voiceRoutes"]] == [r["identity"] for r in exported["voiceRoutes"]]
+    # Each apply's scan at its end posted its events: all of them reach the webhook, and their jobs end (none is
+    # left running when the job engine stops). (DBOS's synchronous API in a thread: see the SBC test.)
+    deadline = time.monotonic() + 60
+    while (_sql(live, "SELECT count(*) FROM voice_drift_deliveries WHERE status = 'pending'") != [(0,)]
+           or await asyncio.to_thread(DBOS.list_workflows, name="voice_drift_delivery", status=["PENDING", "ENQUEUED"],
+                                      load_input=False, load_output=False)):
+        assert time.monotonic() < deadline, _sql(live, "SELECT id, attempts, last_error FROM voice_drift_deliveries "
+                                                       "WHERE status = 'pending'")
+        time.sleep(0.2)
 
 
 async def test_fusion_logins_use_the_api_with_fusion_scoping(client, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]

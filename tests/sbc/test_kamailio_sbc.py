@@ -227,6 +227,26 @@ def sip_request(port: int, text: str, timeout: float = 5) -> str:
         return sock.recvfrom(65535)[0].decode()
 
 
+def request_text(method: str, ruri: str, host: str, port: int, from_uri: str, to: str, call_id: str,
+                 *headers: str) -> str:
+    """A SIP request from a bare peer at host:port (CSeq 1, or 2 for a BYE)."""
+    return "\n".join([
+        f"{method} {ruri} SIP/2.0", f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{call_id[:12]};rport", *headers,
+        "Max-Forwards: 70", f"From: <{from_uri}>;tag=f{call_id[:6]}", f"To: {to}", f"Call-ID: {call_id}",
+        f"CSeq: {2 if method == 'BYE' else 1} {method}", f"Contact: <sip:caller@{host}:{port}>", "Content-Length: 0", "", ""])
+
+
+def call_ids_received(peer: UdpPeer, method: str, seconds: float) -> list[str | None]:
+    """The Call-IDs of the `method` requests the peer receives within `seconds` (retransmissions included)."""
+    seen, until = [], time.monotonic() + seconds
+    while time.monotonic() < until:
+        try:
+            seen.append(peer.receive(f"{method} ", timeout=until - time.monotonic()).header("Call-ID"))
+        except TimeoutError:
+            break
+    return seen
+
+
 def test_kamailio_answers_microsoft_options_with_the_gateway_fqdn(kamailio) -> None:
     call_id = uuid.uuid4().hex
     reply = sip_request(kamailio.sip_port, (
@@ -320,16 +340,8 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
 
         # The PBX calls the Teams user at the registration's Contact: SBC -> Microsoft's proxy, to the user's number.
         call_id = uuid.uuid4().hex
-        pbx.send(kamailio.sip_port, (
-            f"INVITE sip:tv-9001@{FQDN}:{kamailio.sip_port} SIP/2.0\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{pbx.port};branch=z9hG4bK{call_id[:12]};rport\n"
-            "Max-Forwards: 70\n"
-            f"From: <sip:3225550000@127.0.0.1>;tag=pbx{call_id[:6]}\n"
-            f"To: <sip:tv-9001@{FQDN}>\n"
-            f"Call-ID: {call_id}\n"
-            "CSeq: 1 INVITE\n"
-            f"Contact: <sip:3225550000@127.0.0.1:{pbx.port}>\n"
-            "Content-Length: 0\n\n"))
+        pbx.send(kamailio.sip_port, request_text("INVITE", f"sip:tv-9001@{FQDN}:{kamailio.sip_port}", "127.0.0.1", pbx.port,
+                                                 "sip:3225550000@127.0.0.1", f"<sip:tv-9001@{FQDN}>", call_id))
         towards_teams = microsoft.receive("INVITE ")
         assert towards_teams.first_line == f"INVITE sip:+14139309001@{FQDN} SIP/2.0"
         record_route = towards_teams.header("Record-Route") or ""
@@ -340,47 +352,22 @@ def test_calls_between_microsoft_and_the_pbx_carry_the_gateway_fqdn(kamailio) ->
         intruder = UdpPeer("127.0.0.2")
         try:
             call_id = uuid.uuid4().hex
-            intruder.send(kamailio.sip_port, (
-                f"INVITE sip:tv-9001@{FQDN}:{kamailio.sip_port} SIP/2.0\n"
-                f"Via: SIP/2.0/UDP 127.0.0.2:{intruder.port};branch=z9hG4bK{call_id[:12]};rport\n"
-                "Max-Forwards: 70\n"
-                f"From: <sip:+3225550000@127.0.0.2>;tag=x{call_id[:6]}\n"
-                f"To: <sip:tv-9001@{FQDN}>\n"
-                f"Call-ID: {call_id}\n"
-                "CSeq: 1 INVITE\n"
-                f"Contact: <sip:3225550000@127.0.0.2:{intruder.port}>\n"
-                "Content-Length: 0\n\n"))
+            intruder.send(kamailio.sip_port, request_text(
+                "INVITE", f"sip:tv-9001@{FQDN}:{kamailio.sip_port}", "127.0.0.2", intruder.port, "sip:+3225550000@127.0.0.2",
+                f"<sip:tv-9001@{FQDN}>", call_id))
             refused = intruder.receive("SIP/2.0 ")
             assert refused.first_line == "SIP/2.0 403 Not this user's PBX", refused.text
-            relayed, until = [], time.monotonic() + 1.5  # (the earlier INVITE, unanswered, is retransmitted meanwhile)
-            while time.monotonic() < until:
-                try:
-                    relayed.append(microsoft.receive("INVITE ", timeout=until - time.monotonic()).header("Call-ID"))
-                except TimeoutError:
-                    break
-            assert call_id not in relayed
+            assert call_id not in call_ids_received(microsoft, "INVITE", 1.5)  # (the earlier INVITE is retransmitted)
 
             # Nor can it send in-dialog requests through the SBC (a Route naming it, then any destination).
             call_id = uuid.uuid4().hex
-            intruder.send(kamailio.sip_port, (
-                f"BYE sip:+14139309001@127.0.0.1:{microsoft.port} SIP/2.0\n"
-                f"Via: SIP/2.0/UDP 127.0.0.2:{intruder.port};branch=z9hG4bK{call_id[:12]};rport\n"
-                f"Route: <sip:{FQDN}:{kamailio.sip_port};lr>\n"
-                "Max-Forwards: 70\n"
-                f"From: <sip:+3225550000@127.0.0.2>;tag=x{call_id[:6]}\n"
-                f"To: <sip:+14139309001@{FQDN}>;tag=y{call_id[6:12]}\n"
-                f"Call-ID: {call_id}\n"
-                "CSeq: 2 BYE\n"
-                "Content-Length: 0\n\n"))
+            intruder.send(kamailio.sip_port, request_text(
+                "BYE", f"sip:+14139309001@127.0.0.1:{microsoft.port}", "127.0.0.2", intruder.port,
+                "sip:+3225550000@127.0.0.2", f"<sip:+14139309001@{FQDN}>;tag=t{call_id[6:12]}", call_id,
+                f"Route: <sip:{FQDN}:{kamailio.sip_port};lr>"))
             refused = intruder.receive("SIP/2.0 ")
             assert refused.first_line == "SIP/2.0 403 Not a party of this SBC", refused.text
-            relayed, until = [], time.monotonic() + 1.0
-            while time.monotonic() < until:
-                try:
-                    relayed.append(microsoft.receive("BYE ", timeout=until - time.monotonic()).header("Call-ID"))
-                except TimeoutError:
-                    break
-            assert call_id not in relayed
+            assert call_id not in call_ids_received(microsoft, "BYE", 1.0)
         finally:
             intruder.close()
 
