@@ -1,8 +1,11 @@
 """A subscription's end, after it was used (found by a probe of the Fusion lifecycle): unlinked while its users held
 numbers and it had a resource account, a bulk job and a template behind it, then deleted."""
 
+import asyncio
 import secrets
+import threading
 
+import httpx
 from sqlalchemy import update
 
 from teamsvoice.domain.teams_users.models import FusionBulkJob
@@ -59,3 +62,38 @@ async def test_a_used_subscription_is_unlinked_then_deleted(client, live, organi
     deleted = await client.delete(path, headers=headers)
     assert deleted.status_code in (200, 204), deleted.text
     assert (await client.get(path, headers=headers)).status_code == 404
+
+
+async def test_an_unlink_and_a_bulk_job_at_the_same_moment_do_not_both_go_on(client, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each passed its own check before the other committed (the unlink saw no unfinished job, the job a linked
+    tenant), and both went on: a job on an unlinked subscription. They wait for each other now (the enterprise's row
+    lock): here the unlink, first, ends, and the job is refused. The unlink is held between its check and its end
+    for as long as the job takes, at most 2 s (without the lock the job is accepted meanwhile)."""
+    from teamsvoice.domain.fusion import onboarding
+
+    sub = await onboard(client, live, organisation)
+    path, headers = sub.path, sub.headers
+    user = [u["msTeams"] for u in await sub.users(3)][1]
+    checked, submitted = threading.Event(), threading.Event()
+    real = onboarding.repository.unfinished_jobs
+
+    async def held(session, subscription_id: int, enterprise_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+        found = await real(session, subscription_id, enterprise_id)
+        checked.set()
+        await asyncio.to_thread(submitted.wait, 2)
+        return found
+
+    monkeypatch.setattr(onboarding.repository, "unfinished_jobs", held)
+
+    async def submit() -> httpx.Response:
+        await asyncio.to_thread(checked.wait, 30)
+        try:
+            return await client.put(f"{path}/msteams/users/bulk", headers={**headers, "Prefer": "respond-async"}, json={
+                "name": "At the same moment", "data": [{"upn": user["userPrincipalName"], "number": sub.numbers[0]}]})
+        finally:
+            submitted.set()
+
+    unlinked, bulk = await asyncio.gather(client.post(f"{path}/msteams/unlink", headers=headers), submit())
+    assert unlinked.status_code == 200, unlinked.text
+    assert bulk.status_code >= 400 and "No MS Teams tenant is linked" in bulk.text, bulk.text
+    assert (await client.get(f"{path}/msteams/users/bulk", headers=headers)).json()["bulks"] == []

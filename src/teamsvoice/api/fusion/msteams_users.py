@@ -364,7 +364,7 @@ async def sync_users(body: Annotated[Any, Body()], access: _access("sync"), uow:
     kind = _field(body, "type")
     if kind not in ("normal", "resource_account", "all"):
         raise ValidationFailed("type: must be normal, resource_account or all")
-    access.require_ms_tenant()
+    await access.lock_linked(uow.session)
     accounts = set(await repository.resource_account_voice_user_ids(uow.session, access.subscription.id))
     records = await voice_users.with_microsoft_user(uow.session, access.enterprise.id)
     chosen = [r for r in records if kind == "all" or (r.id in accounts) == (kind == "resource_account")]

@@ -147,7 +147,7 @@ async def unlink(session: AsyncSession, access: SubscriptionAccess, quarantine_s
     users on the unlinked subscription). The numbers its users held stay assigned in Microsoft: each goes to
     quarantine, as an offboarded user's does (it was free at once, and another customer's user could get it while
     the tenant still had it)."""
-    tenant_id = access.require_ms_tenant()
+    tenant_id = await access.lock_linked(session)
     enterprise = access.enterprise
     busy = await repository.unfinished_jobs(session, access.subscription.id, enterprise.id)
     if busy:

@@ -69,6 +69,19 @@ class SubscriptionAccess:
                            "wizard first", code=NO_MS_TENANT)
         return self.ms_tenant_id
 
+    async def lock(self, session: AsyncSession) -> None:
+        """The enterprise locked until commit and read afresh: an unlink and work started in the tenant at the same
+        moment (a bulk job, a resource account's change, a sync) wait for each other; each passed its own check
+        before (the unlink saw no unfinished job, the job a linked tenant) and both went on."""
+        from teamsvoice.domain.orgs.repository import locked_enterprise
+
+        await locked_enterprise(session, self.enterprise.id)
+
+    async def lock_linked(self, session: AsyncSession) -> str:
+        """`lock`, then `require_ms_tenant`."""
+        await self.lock(session)
+        return self.require_ms_tenant()
+
 
 async def subscription_in_scope(
     session: AsyncSession, principal: FusionPrincipal, draas_instance: str, tenant_uuid: str, subscription_id: int

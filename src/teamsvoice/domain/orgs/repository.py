@@ -225,12 +225,24 @@ async def claim_registration(session: AsyncSession, enterprise: Enterprise) -> b
     return claimed.rowcount == 1  # type: ignore[attr-defined]
 
 
-async def locked_reseller(session: AsyncSession, reseller_id: int) -> Reseller | None:
-    """The reseller row, locked until commit and read afresh: a change of it that reads it first (its list of
-    redirect URLs) must not lose another's made at the same moment. The UPDATE that changes nothing takes the lock
-    on both backends (PostgreSQL: the row; SQLite: the database's write lock, before anything is read: a read first
-    would see a snapshot that another writer's commit makes stale)."""
-    await session.execute(update(Reseller).where(Reseller.id == reseller_id).values(id=Reseller.id)
+async def _locked(session: AsyncSession, model: Any, row_id: int) -> Any:
+    """The row, locked until commit and read afresh. The UPDATE that changes nothing takes the lock on both backends
+    (PostgreSQL: the row; SQLite: the database's write lock, before anything is read: a read first would see a
+    snapshot that another writer's commit makes stale)."""
+    await session.execute(update(model).where(model.id == row_id).values(id=model.id)
                           .execution_options(synchronize_session=False))
-    return await session.scalar(select(Reseller).where(Reseller.id == reseller_id).with_for_update()
+    return await session.scalar(select(model).where(model.id == row_id).with_for_update()
                                 .execution_options(populate_existing=True))
+
+
+async def locked_reseller(session: AsyncSession, reseller_id: int) -> Reseller | None:
+    """The reseller, locked until commit: a change of it that reads it first (its list of redirect URLs) must not
+    lose another's made at the same moment."""
+    return await _locked(session, Reseller, reseller_id)
+
+
+async def locked_enterprise(session: AsyncSession, enterprise_id: int) -> Enterprise | None:
+    """The enterprise, locked until commit: its tenant's unlink and the start of work in that tenant (a bulk job, a
+    resource account's change) wait for each other, so that each sees what the other did (the unlink the new job,
+    the job the tenant gone)."""
+    return await _locked(session, Enterprise, enterprise_id)

@@ -67,7 +67,7 @@ def new_job_id() -> str:
 async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any) -> FusionBulkJob:
     """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
     and `upn`; not yet applied). The caller commits, then starts the workflow."""
-    access.require_ms_tenant()
+    await access.lock_linked(session)
     if not name.strip():
         raise ValidationFailed("name: a bulk job descriptive name is required")
     _check_items(data)

@@ -78,7 +78,7 @@ async def create(session: AsyncSession, access: SubscriptionAccess, fields: dict
                  labels: dict[str, str]) -> FusionResourceAccount:
     """A new resource account from `fields` (CREATE_FIELDS; REQUIRED_FIELDS present, checked by the caller with
     the body's shape), each value checked in that order; the account's number must be free."""
-    access.require_ms_tenant()
+    await access.lock_linked(session)
     account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
     upn_label = _label(labels, "user_principal_name")
     upn = service.optional_string(upn_label, fields["user_principal_name"], nullable=False) or ""
@@ -108,7 +108,7 @@ async def _account(session: AsyncSession, access: SubscriptionAccess, resource_a
 
 async def changeable(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount:
     """The account a modify applies to (not one being deleted); looked up before its body is read."""
-    access.require_ms_tenant()
+    await access.lock_linked(session)
     account = await _account(session, access, resource_account_id)
     if account is None or account.status == "deleting":
         raise NotFound(f"Resource account {resource_account_id} not found", code=RESOURCE_ACCOUNT_NOT_FOUND)
@@ -141,6 +141,7 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
 
 async def delete(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount | None:
     """Marks the account for deletion (None when there is nothing to delete: 204 either way)."""
+    await access.lock(session)
     account = await _account(session, access, resource_account_id)
     if account is None or account.status == "deleting":
         return None
