@@ -23,6 +23,7 @@ from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
+from teamsvoice.core.db import is_transient_database_error
 from teamsvoice.core.errors import Conflict, DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import RequestMetrics, metrics_response
@@ -32,6 +33,9 @@ from teamsvoice.settings import Settings
 
 def _is_browser_route(request: Request) -> bool:
     return request.url.path.startswith("/restricted/")
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5  # a restarting PostgreSQL, a database locked for a moment
 
 
 def _is_fusion_route(request: Request) -> bool:
@@ -142,6 +146,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if is_transient_database_error(exc):  # the database down or restarting: worth trying again, not a defect
+            return database_unavailable(request, exc)
         # Never a bare 500 page: a stable body, and the details in the server log only.
         logging.getLogger("teamsvoice").exception("Unhandled error on %s", request.url.path)
         if console.is_console_route(request):  # a page for a person, as its other errors are
@@ -149,6 +155,21 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         if _is_fusion_route(request):
             return fusion_errors.fusion_error(500, fusion_errors.INTERNAL, "Internal error; it has been logged")
         return spring_error(request, 500, "Internal error; it has been logged")
+
+    def database_unavailable(request: Request, exc: Exception) -> Response:
+        """503 with Retry-After in the family's envelope (it was a 500 "Internal error" while PostgreSQL was
+        unreachable, which tells a client and a load balancer that the request itself is at fault)."""
+        logging.getLogger("teamsvoice").warning("the database did not answer on %s: %s", request.url.path,
+                                                str(exc).splitlines()[0][:300])
+        message = "teamsvoice's database did not answer; try again in a few seconds"
+        if console.is_console_route(request):
+            response: Response = console.render_message(request, message, status=503)
+        elif _is_fusion_route(request):
+            response = fusion_errors.fusion_error(503, fusion_errors.UPSTREAM_RETRYABLE, message)
+        else:
+            response = spring_error(request, 503, message)
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:
         assert isinstance(router, routing.APIRouter), router  # a path none of its routes matches is turned away at once
