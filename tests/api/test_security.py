@@ -39,6 +39,13 @@ async def test_password_guessing_is_throttled_in_both_families(client: httpx.Asy
     ahead += timedelta(seconds=int(locked.headers["Retry-After"]) + 1)
     assert (await _ctt_login(client, victim, victim.password)).status_code == 200  # the lock ends; success clears it
     assert (await _ctt_login(client, victim, "guess-Passw0rd")).status_code == 400  # counting starts again at one
+    # An API client that cannot authenticate counts against the address only, never against the account it names
+    # (it did: anyone could lock any login out with a made-up client id).
+    for _ in range(free + 1):
+        named = await client.post("/oauth/token", auth=("made-up-client", "made-up-secret"),
+                                  data={"username": victim.username, "password": "x", "grant_type": "password"})
+        assert named.status_code == 401 and named.json()["error"] == "invalid_client", named.text
+    assert (await _ctt_login(client, victim, victim.password)).status_code == 200
 
     world = await make_world(client, live, organisation)
     body = {"username": "reseller", "password": "guess-Passw0rd"}

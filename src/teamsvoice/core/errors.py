@@ -34,6 +34,10 @@ class Conflict(DomainError):
 
 class AuthenticationFailed(DomainError):
     code = "authentication_failed"
+    # Whether the failure says something about the account named in the login (a wrong password) or only about
+    # who is asking (an API client that could not authenticate): login throttling counts the first against the
+    # account, the second against the address only.
+    about_the_account = True
 
 
 class PermissionDenied(DomainError):

@@ -19,6 +19,7 @@ from teamsvoice.domain.orgs.principal import Principal
 
 class InvalidClient(AuthenticationFailed):
     code = "invalid_client"
+    about_the_account = False  # anyone could name an account with a made-up client and lock its owner out
 
 
 class InvalidGrant(AuthenticationFailed):

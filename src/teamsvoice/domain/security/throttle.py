@@ -99,10 +99,12 @@ async def login_attempt(
         raise TooManyRequests("Too many failed logins; try again later", retry_after=math.ceil(wait))
     try:
         yield
-    except AuthenticationFailed:
+    except AuthenticationFailed as exc:
         await session.rollback()  # release the request's transaction: SQLite has a single writer
         async with transaction(sessions) as own:
-            failures, lock = await _count_failure(own, account_digest, policy.account, policy.forget_after_seconds)
+            failures, lock = 0, 0.0
+            if exc.about_the_account:
+                failures, lock = await _count_failure(own, account_digest, policy.account, policy.forget_after_seconds)
             if address_digest:
                 _, address_lock = await _count_failure(own, address_digest, policy.address, policy.forget_after_seconds)
                 lock = max(lock, address_lock)
