@@ -19,7 +19,11 @@ def bound_socket() -> socket.socket:
 class LiveServer:
     def __init__(self, app: Any, sock: socket.socket) -> None:
         self._sock = sock
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False))
+        # Kept-alive connections stay open for a minute (uvicorn's default is 5 s): the suite's clients reuse theirs, and
+        # httpx does not send a request again when the server closed the connection just as it was reused (a fresh-clone
+        # CI run on a loaded machine: httpx.ReadError in test_fusion_routes_refuse_another_reseller, which passes alone).
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False,
+                                                    timeout_keep_alive=60))
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     @property
