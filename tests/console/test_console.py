@@ -51,8 +51,9 @@ async def browser() -> AsyncIterator[object]:
 async def new_page(browser, live) -> AsyncIterator:  # type: ignore[no-untyped-def]
     contexts = []
 
-    async def make():  # type: ignore[no-untyped-def]
-        context = await browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 800})
+    async def make(java_script: bool = True):  # type: ignore[no-untyped-def]
+        context = await browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 800},
+                                            java_script_enabled=java_script)
         context.set_default_timeout(20_000)
         contexts.append(context)
         return await context.new_page()

@@ -36,7 +36,10 @@ from teamsvoice.core.limits import form_body_problem, json_body_problem
 # a reset connection and may go on using it; beyond it the connection is closed.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
 # Routes whose bodies are large by design (up to 10,000 users; two base64 images of up to 1 MiB) get the larger limit.
-LARGE_BODY_ROUTES = (("PUT", "/msteams/users/bulk"), ("POST", "/reseller/saveOrUpdateTeamsApplicationTemplate"))
+# Routes whose bodies are large by design: Fusion's bulk update, the console's bulk CSV (up to 10,000 rows, previewed
+# as a file, then run as the form that carries the same text), and the template with its two images.
+LARGE_BODY_ROUTES = (("PUT", "/msteams/users/bulk"), ("POST", "/bulk/preview"), ("POST", "/bulk/run"),
+                     ("POST", "/reseller/saveOrUpdateTeamsApplicationTemplate"))
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

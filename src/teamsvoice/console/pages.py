@@ -12,11 +12,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.datastructures import FormData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.container import Container
 from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fusion API lists
 from teamsvoice.console import activity, auth
 from teamsvoice.console.rendering import page
@@ -48,7 +50,15 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"
 GRID_PAGE = 50
 ITEMS_PAGE = 100  # a bulk job's items per page of its job page
+PREVIEW_ROWS = 200  # a bulk CSV preview lists at most this many rows with errors, and as many ready ones
 PICKER_SIZE = 200
+
+
+async def form_of(request: Request, container: Container) -> FormData:
+    """The request's form, read once. A field may be as large as the request body may be (the body limit bounds it:
+    larger for the bulk CSV's routes), not Starlette's 1 MiB per field: the bulk CSV's Run posts the previewed file
+    back in one field, and a 10,000-row file is more than that."""
+    return await request.form(max_part_size=container.settings.max_bulk_request_body_bytes)
 
 
 async def current_staff(request: Request, uow: UnitOfWorkDep, container: ContainerDep) -> auth.Staff:
@@ -58,7 +68,7 @@ async def current_staff(request: Request, uow: UnitOfWorkDep, container: Contain
     if request.method == "POST":
         sent = request.headers.get("x-csrf-token")
         if sent is None:
-            form = await request.form()
+            form = await form_of(request, container)
             value = form.get("csrf_token")
             sent = value if isinstance(value, str) else None
         auth.check_csrf(staff.csrf, sent)
@@ -461,17 +471,31 @@ async def bulk_preview(request: Request, uuid: str, sub_id: int, staff: StaffDep
                        name: Annotated[str, Form()] = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     access.require_ms_tenant()
-    text = await _csv_text(file, csv_text)
-    rows = await preview_rows(uow.session, access, text)
-    return page(request, "_bulk_preview.html", {"base": _sub_url(access), "rows": rows, "csv_text": text, "csrf": staff.csrf,
-                                                "name": name.strip() or "Console CSV import",
-                                                "valid": sum(1 for r in rows if not r["errors"]),
-                                                "invalid": sum(1 for r in rows if r["errors"])})
+    htmx = bool(request.headers.get("hx-request"))
+    try:
+        text = await _csv_text(file, csv_text)
+        rows = await preview_rows(uow.session, access, text)
+    except DomainError as exc:
+        if not htmx:
+            raise
+        # In the preview's place: an earlier file's preview (and its Run button) must not stay beside this error.
+        return page(request, "_flash.html", {"message": exc.message, "error": True})
+    bad = [r for r in rows if r["errors"]]
+    shown = sorted(bad[:PREVIEW_ROWS] + [r for r in rows if not r["errors"]][:PREVIEW_ROWS], key=lambda r: r["line"])
+    context = {"base": _sub_url(access), "rows": shown, "hidden": len(rows) - len(shown), "csv_text": text,
+               "csrf": staff.csrf, "name": name.strip() or "Console CSV import", "valid": len(rows) - len(bad),
+               "invalid": len(bad), "fragment": htmx}
+    if htmx:
+        return page(request, "_bulk_preview.html", context)
+    # Without JavaScript the form posts here as a page: the bulk page with its preview.
+    return page(request, "bulk.html", context | {"staff": staff, "access": access, "columns": COLUMNS, "preview": True})
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/bulk/run")
 async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
-                   csv_text: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "") -> Response:
+                   container: ContainerDep) -> Response:
+    form = await form_of(request, container)  # (not Form() parameters: FastAPI would read it with the 1 MiB limit)
+    csv_text, name = (value if isinstance(value := form.get(key), str) else "" for key in ("csv_text", "name"))
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
     rows = await preview_rows(uow.session, access, csv_text)
     items = [r["item"] for r in rows if not r["errors"]]

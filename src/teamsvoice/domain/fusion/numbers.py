@@ -119,13 +119,25 @@ async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list
     return await ownership.holders_within(session, access.enterprise.id, e164s)
 
 
+def not_in_subscription(e164: str) -> ValidationFailed:
+    return ValidationFailed(f"{e164} is not a number of this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
+
+
 async def inventory_number(session: AsyncSession, access: SubscriptionAccess, raw: str) -> FusionNumber:
     """The subscription's inventory entry for a full number, or 400 naming it."""
     parsed = parse_e164(raw)
     row = await repository.subscription_number(session, access.subscription.id, parsed.e164)
     if row is None:
-        raise ValidationFailed(f"{parsed.e164} is not a number of this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
+        raise not_in_subscription(parsed.e164)
     return row
+
+
+async def in_inventory(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> set[str]:
+    """Which of the numbers (E.164) the subscription's inventory has: a read per chunk, not one per number."""
+    found: set[str] = set()
+    for chunk in repository.chunks(e164s):
+        found.update(r.e164 for r in await repository.subscription_numbers(session, access.subscription.id, chunk))
+    return found
 
 
 async def require_free_number(

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.errors import DomainError, ValidationFailed
+from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -97,6 +97,7 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
         except ValidationFailed:
             wanted.append(None)
     held = await numbers.holders(session, access, [n for n in wanted if n])
+    ours = await numbers.in_inventory(session, access, [n for n in wanted if n])
     seen_upns: dict[str, int] = {}
     seen_numbers: dict[str, int] = {}
     result = []
@@ -114,10 +115,8 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
         except ValidationFailed as exc:
             errors.append(exc.message)
         if number:
-            try:
-                await numbers.inventory_number(session, access, number)
-            except DomainError as exc:
-                errors.append(f"number: {exc.message}")
+            if number not in ours:
+                errors.append(f"number: {numbers.not_in_subscription(number).message}")
             else:
                 holder = held.get(number)
                 if holder is not None and holder.user_principal_name.lower() != upn.lower():
