@@ -18,6 +18,7 @@ the session cookie that carries it.
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from teamsvoice.domain.security import repository as security
 
 COOKIE = "tv_console"
 LOGIN_CSRF_COOKIE = "tv_console_login"
+LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24), as the sign-in form makes it
 SESSION_TTL_SECONDS = 8 * 3600
 PURPOSE = "console-session"
 CTT, FUSION = "connecttoteams", "fusion"

@@ -102,7 +102,10 @@ async def home() -> RedirectResponse:
 
 @router.get("/login")
 async def login_form(request: Request, container: ContainerDep) -> Response:
-    token = auth.secrets.token_urlsafe(24)
+    # The browser's login token, if it has one: a sign-in form open in another tab (sent there when its session
+    # ended) must still work; a new token at each form made every form but the last one loaded answer 403.
+    held = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or ""
+    token = held if auth.LOGIN_TOKEN.fullmatch(held) else auth.secrets.token_urlsafe(24)
     response = page(request, "login.html", {"csrf": token, "error": None})
     response.set_cookie(auth.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=_secure(request, container), path="/console")
@@ -130,8 +133,7 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
     response = RedirectResponse("/console/customers", status_code=303)
     response.set_cookie(auth.COOKIE, auth.new_cookie(container.keyring, login), max_age=auth.SESSION_TTL_SECONDS,
                         httponly=True, samesite="strict", secure=_secure(request, container), path="/console")
-    response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/console")
-    return response
+    return response  # (the login token stays: the other tabs' forms sign in too)
 
 
 @router.post("/logout")
