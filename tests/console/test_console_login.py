@@ -1,4 +1,4 @@
-"""Signing in from a sign-in form open in another tab (found by a probe in a browser): every load of the form gave
+"""The console's forms. Signing in from a sign-in form open in another tab (found by a probe in a browser): every load of the form gave
 the browser a new login token, so only the form loaded last could sign in; the others answered 403 "The form
 expired". Staff meet it when a session ends with several console tabs open: each is sent to the sign-in page."""
 
@@ -22,3 +22,20 @@ async def test_any_open_sign_in_form_signs_in(live, organisation) -> None:  # ty
         refused = await submit(other_browser, str(first.url), forms(first.text)[0], username=staff.username,
                                password=staff.password)
         assert refused.status_code == 403, refused.text
+
+
+@pytest.mark.any_backend
+async def test_a_new_customers_names_follow_the_apis_rules(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """The console stored a 5,000-character name, or one with a tab and a line break, that the Fusion API refuses."""
+    staff = organisation.resellers[0]
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        form_page = await browser.get("/console/login")
+        await submit(browser, str(form_page.url), forms(form_page.text)[0], username=staff.username, password=staff.password)
+        customers = await browser.get("/console/customers")
+        [create] = [f for f in forms(customers.text) if f.method == "post" and f.action.endswith("/console/customers")]
+        for name, words in (("x" * 5000, "Customer name: at most 200 characters"),
+                            ("Tab\tNew\nLine", "Customer name: must not contain NUL or other control characters")):
+            refused = await submit(browser, str(customers.url), create, name=name)
+            assert refused.status_code == 400 and words in refused.text, refused.text
+        listed = await browser.get("/console/customers")
+        assert "xxxxxxxxxx" not in listed.text and "Tab" not in listed.text

@@ -193,6 +193,8 @@ async def create_customer(request: Request, staff: StaffDep, uow: UnitOfWorkDep,
     _require(staff, "tenants.instance.subscriptions.create")
     if not name.strip():
         raise ValidationFailed("Customer name: enter the customer's name")
+    check_name("Customer name", name.strip())  # the Fusion API's rule for the same names (they were stored as sent)
+    check_name("Subscription name", subscription.strip())
     count = whole_number(users.strip())
     if count is None or count > licences.MAX_LICENCES:
         raise ValidationFailed(f"Teams users: enter a whole number from 0 to {licences.MAX_LICENCES}")
