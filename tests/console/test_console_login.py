@@ -1,6 +1,7 @@
-"""The console's forms. Signing in from a sign-in form open in another tab (found by a probe in a browser): every load of the form gave
-the browser a new login token, so only the form loaded last could sign in; the others answered 403 "The form
-expired". Staff meet it when a session ends with several console tabs open: each is sent to the sign-in page."""
+"""The console's forms (found by a probe in a browser). Signing in from a sign-in form open in another tab: every
+load of the form gave the browser a new login token, so only the form loaded last could sign in; the others answered
+403 "The form expired". Staff meet it when a session ends with several console tabs open: each is sent to the sign-in
+page."""
 
 import httpx
 import pytest
