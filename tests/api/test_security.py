@@ -250,3 +250,23 @@ def test_https_deliveries_keep_the_host_name_for_tls(monkeypatch, live) -> None:
         with pytest.raises(httpx.ConnectError, match="(?i)certificate|hostname"):
             destinations.post(http, f"https://other.partner.example:{port}/v1.0/organization", allow_internal=True,
                               content=b"{}", headers={"Content-Type": "application/json"})
+
+
+async def test_a_drift_webhook_that_deliveries_would_refuse_is_refused_when_registered(client: httpx.AsyncClient, live,  # type: ignore[no-untyped-def]
+                                                                                         organisation, monkeypatch) -> None:
+    """With internal destinations not allowed, registering a drift webhook at an internal address answered 200 and a
+    signing secret, though every delivery to it would be refused (only literal loopback was refused at once)."""
+    from teamsvoice.core import destinations
+    from tests.support.ctt import bearer, token_for
+
+    monkeypatch.setattr(live.settings, "allow_loopback_redirects", False)
+    monkeypatch.setattr(destinations, "resolve", lambda host, port: {
+        "hooks.partner.example": ["93.184.216.34"], "intranet.partner.example": ["10.1.2.3"]}.get(host, []))
+    token = bearer(await token_for(client, organisation.resellers[0]))
+    for url, kind in (("https://169.254.169.254/latest/meta-data", "link-local"), ("https://10.0.0.1/x", "private"),
+                      ("https://[::ffff:127.0.0.1]:8443/x", "loopback"), ("https://0.0.0.0/", "unspecified"),
+                      ("https://intranet.partner.example/hook", "private")):
+        refused = await client.put("/api/teamsvoice/v1/webhook", headers=token, json={"url": url})
+        assert refused.status_code == 400 and f"a {kind} address" in refused.json()["message"], (url, refused.text)
+    accepted = await client.put("/api/teamsvoice/v1/webhook", headers=token, json={"url": "https://hooks.partner.example/drift"})
+    assert accepted.status_code == 200 and accepted.json()["secret"], accepted.text

@@ -21,10 +21,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+import httpx
 from prometheus_client import Gauge
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core import destinations
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.metrics import REGISTRY
@@ -127,10 +130,24 @@ def check_webhook_url(url: str, allow_loopback: bool) -> str:
     return url
 
 
+def _reachable_by_deliveries(url: str) -> None:
+    """Refused now, a URL whose host is or resolves to an internal address (link-local, private, 127.1, a
+    mapped IPv6 loopback...): every delivery to it would be refused (core/destinations.py checks each one), and the
+    reseller, handed a secret, would never know. A name that does not resolve yet is accepted (deliveries retry)."""
+    try:
+        destinations.check_destination(url, allow_internal=False)
+    except destinations.RefusedDestination as exc:
+        raise ValidationFailed(f"url: {exc.message.removeprefix('webhook URL: ')}") from None
+    except httpx.HTTPError:
+        pass
+
+
 async def set_webhook(session: AsyncSession, keyring: Keyring, settings: Settings, principal: Principal, url: str) -> str:
     """Registers (or replaces) the reseller's webhook with a new secret; answers the secret (only now)."""
     assert principal.reseller_id is not None
     check_webhook_url(url, settings.allow_loopback_redirects)
+    if not settings.allow_loopback_redirects:
+        await anyio.to_thread.run_sync(_reachable_by_deliveries, url)
     secret = secrets.token_urlsafe(32)
     row = await records.webhook_of(session, principal.reseller_id)
     if row is None:
