@@ -2,14 +2,19 @@
 and then wrote "running": a cancel committed in between was overwritten (the job showed running with every item
 cancelled, and a second cancel was accepted: tests/e2e/test_job_outage.py failed so in CI). A cancel read the job
 and then wrote "cancelled": a job whose last item ended in between became cancelled. Each is now one conditional
-statement."""
+statement.
 
+A cancel while an item ends took the job's row, then the items'; the item's end takes its item's row, then the job's
+to count it: on PostgreSQL the two deadlocked (a probe's `jobs cancel` of a running job printed a traceback and the
+job ran on to success)."""
+
+import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
-from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.core.db import create_engine, session_factory, transaction
 from teamsvoice.core.errors import Conflict
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
@@ -19,7 +24,7 @@ from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 
 @pytest.fixture
 async def job(database_url: str):  # type: ignore[no-untyped-def]
-    """A queued job with one pending item, in a subscription of its own; answers (sessions, job id)."""
+    """A queued job with two pending items, in a subscription of its own; answers (sessions, job id)."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     name = f"race-{uuid.uuid4().hex[:8]}"
@@ -34,10 +39,11 @@ async def job(database_url: str):  # type: ignore[no-untyped-def]
         subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
         session.add(subscription)
         await session.flush()
-        row = FusionBulkJob(job_id="1", subscription_id=subscription.id, title=name, total_count=1)
+        row = FusionBulkJob(job_id="1", subscription_id=subscription.id, title=name, total_count=2)
         session.add(row)
         await session.flush()
-        session.add(FusionBulkItem(job_id=row.id, position=1, upn=f"ada@{name}.example", data={}))
+        session.add_all([FusionBulkItem(job_id=row.id, position=position, upn=f"{who}@{name}.example", data={})
+                         for position, who in enumerate(("ada", "bob"), start=1)])
         await session.commit()
         ids = (row.id, subscription.id, tenant.id, reseller.id, enterprise.id)
     try:
@@ -92,4 +98,69 @@ async def test_a_job_that_ended_after_the_cancel_read_it_stays_ended(job) -> Non
     assert await _status(sessions, job_id) == "success"
     async with sessions() as session:
         items = list(await session.scalars(select(FusionBulkItem.status).where(FusionBulkItem.job_id == job_id)))
-    assert items == ["pending"]
+    assert items == ["pending", "pending"]
+
+
+async def _until_it_waits_for_a_lock(sessions, pid: int | None) -> None:  # type: ignore[no-untyped-def]
+    """Until the PostgreSQL backend `pid` waits for a row lock. SQLite's writers wait inside the driver, unseen:
+    there, a moment."""
+    if pid is None:
+        await asyncio.sleep(0.5)
+        return
+    for _ in range(200):
+        async with sessions() as session:
+            waiting = await session.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+        if waiting == "Lock":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the cancel never waited for the item's row")
+
+
+async def test_a_cancel_while_an_item_ends_cancels_the_job(job, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The first item's end holds its row (its outcome written, not yet counted on the job) while the job is
+    cancelled: the cancel waits for the item, the item is counted, the cancel completes. The second item, never
+    started, is the one cancelled."""
+    sessions, job_id = job
+    async with sessions() as session:
+        await repository_bulk_run.start_job(session, job_id)
+        await session.commit()
+        first, _second = await session.scalars(select(FusionBulkItem.id).where(
+            FusionBulkItem.job_id == job_id).order_by(FusionBulkItem.position))
+    real_count_item, item_written, counting = repository_bulk_run.count_item, asyncio.Event(), asyncio.Event()
+
+    async def count_item(*args, **kwargs):  # type: ignore[no-untyped-def]
+        item_written.set()  # the item's row is written (and locked) in the settle's transaction ...
+        await counting.wait()  # ... which counts it on the job once the cancel waits
+        return await real_count_item(*args, **kwargs)
+
+    monkeypatch.setattr(repository_bulk_run, "count_item", count_item)
+
+    async def settle() -> None:
+        async with transaction(sessions) as session:
+            await bulk._settle(session, job_id, first, {"status": "success", "details": {}, "error": None})
+
+    cancelling_pid: list[int | None] = []
+
+    async def cancel() -> bulk.JobSummary:
+        async with transaction(sessions) as session:
+            postgres = session.bind.dialect.name == "postgresql"
+            cancelling_pid.append(await session.scalar(text("SELECT pg_backend_pid()")) if postgres else None)
+            row = await session.get(FusionBulkJob, job_id)
+            await bulk.cancel_job(session, row)
+            return bulk.job_summary(row)
+
+    settling = asyncio.create_task(settle())
+    await asyncio.wait_for(item_written.wait(), 10)
+    cancelling = asyncio.create_task(cancel())
+    while not cancelling_pid:
+        await asyncio.sleep(0.01)
+    await _until_it_waits_for_a_lock(sessions, cancelling_pid[0])
+    counting.set()
+    await asyncio.wait_for(settling, 30)
+    summary = await asyncio.wait_for(cancelling, 30)
+    assert (summary.status, summary.success_count, summary.error_count, summary.cancelled_count) == ("cancelled", 1, 0, 1)
+    assert await _status(sessions, job_id) == "cancelled"
+    async with sessions() as session:
+        items = list(await session.scalars(select(FusionBulkItem.status).where(
+            FusionBulkItem.job_id == job_id).order_by(FusionBulkItem.position)))
+    assert items == ["success", "cancelled"]

@@ -201,7 +201,7 @@ async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: in
 async def _settle(session: AsyncSession, job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
     """Ends the item once and counts it on the job, in the caller's transaction: the item's row first, then ONE
     statement on the job's row (every item of the job updates that row, so it is locked until the commit that
-    follows) that answers the counts. The item counted last also sets the job's final status (an ORM change, so
+    follows) that answers the counts; a cancel takes the rows in the same order (`cancel_job`). The item counted last also sets the job's final status (an ORM change, so
     the audit log records the job's end as before). An item no longer pending (cancelled) is left alone."""
     if not await repository_bulk_run.end_item(session, item_id, outcome):
         return
@@ -221,12 +221,28 @@ async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, 
         await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": describe(exc)})
 
 
+class _Ended(Exception):
+    """The job ended while it was being cancelled (its last item counted meanwhile)."""
+
+
 async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
-    """No item starts after this; an item waiting to retry stops at its next try. Finished items stay."""
-    if job.status in FINAL or not await repository_bulk.cancel_unless_ended(session, job.id, FINAL):
+    """No item starts after this; an item waiting to retry stops at its next try. Finished items stay.
+
+    The items' rows are written before the job's row, the order in which an item's end takes them (`_settle`: its
+    own row, then the job's to count it). The other order deadlocked on PostgreSQL: the cancel held the job's row
+    and waited for an item's, whose end held that row and waited for the job's. Now the cancel waits for the item
+    to be counted and passes it by (it is no longer pending). Both writes are in a savepoint: should the job have
+    ended meanwhile, the items' cancel is undone with the refusal, whatever the caller does next."""
+    try:
+        if job.status in FINAL:
+            raise _Ended
+        async with session.begin_nested():
+            await repository_bulk.cancel_pending_items(session, job.id)
+            if not await repository_bulk.cancel_unless_ended(session, job.id, FINAL):
+                raise _Ended
+    except _Ended:
         await session.refresh(job)
-        raise Conflict(f"Bulk job {job.id} has already ended ({job.status})", code=BULK_ENDED)
-    await repository_bulk.cancel_pending_items(session, job.id)
+        raise Conflict(f"Bulk job {job.id} has already ended ({job.status})", code=BULK_ENDED) from None
     await session.refresh(job)
 
 
