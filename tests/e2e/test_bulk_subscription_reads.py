@@ -56,9 +56,9 @@ async def test_an_items_success_is_recorded_with_its_last_change(sub: Onboarded,
     own: list[int] = []
     record = bulk._record_outcome
 
-    async def counted(sessions, job_id, item_id, outcome):  # type: ignore[no-untyped-def]
+    async def counted(sessions, job_id, item_id, outcome, **kwargs):  # type: ignore[no-untyped-def]
         own.append(item_id)
-        await record(sessions, job_id, item_id, outcome)
+        await record(sessions, job_id, item_id, outcome, **kwargs)
 
     monkeypatch.setattr(bulk, "_record_outcome", counted)
     await _job_of_users(sub, "settled")

@@ -1,14 +1,23 @@
 """A Microsoft outage during a bulk job is never a final error: items wait, show why, and succeed once
-Microsoft answers again. A cancelled job applies nothing more."""
+Microsoft answers again. A cancelled job applies nothing more, and an item it found done is reported done."""
 
 import asyncio
+import csv
 import dataclasses
+import io
 import time
+from functools import partial
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.core.db import create_engine, session_factory, transaction
+from teamsvoice.domain.teams_users import bulk, repository_bulk_run
+from teamsvoice.domain.teams_users.bulk_csv import results_csv
+from teamsvoice.domain.teams_users.models import FusionBulkItem
+from teamsvoice.jobs.runtime import job_context, until_microsoft_answers
+from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import Onboarded, onboard
 
 USERS = 6
@@ -90,6 +99,53 @@ async def test_a_cancelled_job_applies_nothing_more(sub: Onboarded) -> None:
     assert details["status"] == "cancelled" and {i["status"] for i in details["job_items"]} == {"cancelled"}
     for user, number in zip(users, sub.numbers[10:10 + USERS]):  # (users may hold numbers of earlier tests)
         assert number not in await sub.teams_numbers(user["msTeams"]["id"])
+
+
+async def test_an_item_done_when_the_cancel_lands_ends_in_success(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A probe cancelled a 200-user job 15 s in: 64 users had their number and policy in Microsoft and their records
+    updated, yet their items said cancelled (success 0, cancelled 200). Here the cancel lands while the first item's
+    changes are in Microsoft and not yet recorded: that item ends in success and the job counts it so; the second,
+    not started, is the one cancelled and applies nothing. (The items run here one after the other, as the job's
+    workflow would run them, so that the cancel lands at a known point.)"""
+    first, second = [u["msTeams"] for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:2]
+    engine = create_engine(sub.world.live.settings.effective_database_url)
+    sessions = session_factory(engine)
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:
+        async with transaction(sessions) as session:
+            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
+            job = await bulk.create_job(session, access, "cancel in flight", [
+                {"upn": user["userPrincipalName"], "number": number, "vrp": "teamsvoice"}
+                for user, number in zip((first, second), sub.numbers[:2])])
+            await repository_bulk_run.start_job(session, job.id)  # running: the job engine's sweep leaves it alone
+        async with transaction(sessions) as session:
+            ids = list(await session.scalars(select(FusionBulkItem.id).where(
+                FusionBulkItem.job_id == job.id).order_by(FusionBulkItem.position)))
+        real_settle, cancels = bulk._settle, []
+
+        async def settle(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if not cancels:  # the first item's changes are in Microsoft, its outcome not yet recorded
+                cancels.append(await sub.world.client.post(f"{sub.path}/msteams/users/bulk/{job.id}/cancel", headers=sub.headers))
+            await real_settle(*args, **kwargs)
+
+        monkeypatch.setattr(bulk, "_settle", settle)
+        connection = connector.connect(access.require_ms_tenant())
+        retry = partial(until_microsoft_answers, workflow="test_job_outage")
+        outcomes = [await bulk.apply_item(sessions, access, connection, item_id, {}, retry) for item_id in ids]
+        results = list(csv.DictReader(io.StringIO("".join([c async for c in results_csv(bulk.items(sessions, job.id))]))))
+    finally:
+        await connector.aclose()
+        await engine.dispose()
+    assert len(cancels) == 1 and cancels[0].status_code == 200, cancels
+    assert outcomes == ["success", "cancelled"]
+    details = await _details(sub, job.id)
+    assert {k: details[k] for k in ("status", "success_count", "error_count", "processed_count", "cancelled_count")} == {
+        "status": "cancelled", "success_count": 1, "error_count": 0, "processed_count": 1, "cancelled_count": 1}
+    assert [(i["status"], i["attempts"]) for i in details["job_items"]] == [("success", 1), ("cancelled", 0)]
+    assert [(r["upn"], r["status"]) for r in results] == [(first["userPrincipalName"], "success"),
+                                                          (second["userPrincipalName"], "cancelled")]
+    assert await sub.teams_numbers(first["id"]) == [sub.numbers[0]]
+    assert sub.numbers[1] not in await sub.teams_numbers(second["id"])
 
 
 async def test_a_database_locked_past_its_timeout_is_not_an_items_outcome(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]

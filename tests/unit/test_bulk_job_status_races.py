@@ -137,7 +137,7 @@ async def test_a_cancel_while_an_item_ends_cancels_the_job(job, monkeypatch) -> 
 
     async def settle() -> None:
         async with transaction(sessions) as session:
-            await bulk._settle(session, job_id, first, {"status": "success", "details": {}, "error": None})
+            await bulk._settle(session, job_id, first, {"status": "success", "details": {}, "error": None}, attempted=True)
 
     cancelling_pid: list[int | None] = []
 

@@ -2,8 +2,9 @@
 
 A job is recorded with one row per item before anything is applied; a durable workflow
 (`teams_users/workflows.py`) then applies the items in batches. Each item ends exactly once: its row moves
-from `pending` to `success`/`error` in a conditional UPDATE that also counts it on the job, and applying an
-item again after a crash leaves Microsoft as one run would (every step compares before it changes).
+from `pending` (or from `cancelled`, when the job was cancelled while the item was in flight: `_settle`) to
+`success`/`error` in a conditional UPDATE that also counts it on the job, and applying an item again after a
+crash leaves Microsoft as one run would (every step compares before it changes).
 Items are streamed in and out in pages, so memory stays flat whatever the job's size.
 """
 
@@ -137,7 +138,8 @@ async def apply_item(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     item_id: int, group_cache: dict[str, str], retry: Retry, on_end: Callable[[str], None] = lambda status: None,
 ) -> str:
-    """Applies one pending item and records its outcome once (a finished or cancelled item is left alone).
+    """Applies one pending item and records its outcome once (a finished item is left alone, and so is one
+    cancelled before this run attempted it; one cancelled while in flight ends with its outcome: `_settle`).
     `retry` runs the attempt until Microsoft stops failing transiently; only Microsoft's refusal or our
     validation ends the item in error. Answers the item's status; `on_end` is told it when this run ended the
     item (or saw it cancelled), not when the item had ended before (recovery running it again: it was counted and
@@ -161,7 +163,7 @@ async def apply_item(
         # commit where there were two. apply_update returning means that commit happened.
         succeeded = {"status": "success", "details": {}, "error": None}
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache,
-                                   settle=lambda session: _settle(session, item.job_id, item_id, succeeded))
+                                   settle=lambda session: _settle(session, item.job_id, item_id, succeeded, attempted=True))
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
         async with transaction(sessions) as session:
@@ -182,28 +184,34 @@ async def apply_item(
     except Exception as exc:  # noqa: BLE001 - an item never stays pending: whatever failed it is its outcome
         outcome = {"status": "error", "details": None, "error": unit_failure(exc, f"bulk item {item_id}")}
     if claimed:
-        await _record_outcome(sessions, claimed[0].job_id, item_id, outcome)
+        await _record_outcome(sessions, claimed[0].job_id, item_id, outcome, attempted=True)
     else:  # its data never read (the first claim failed before answering): the job is the item's
         async with transaction(sessions) as session:
             job_id = await repository_bulk_run.job_of_item(session, item_id)
         if job_id is not None:
-            await _record_outcome(sessions, job_id, item_id, outcome)
+            await _record_outcome(sessions, job_id, item_id, outcome, attempted=False)
     on_end(str(outcome["status"]))
     return str(outcome["status"])
 
 
-async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
+async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any],
+                          *, attempted: bool) -> None:
     """Ends the item once and counts it on the job, in a transaction of its own (`_settle`)."""
     async with transaction(sessions) as session:
-        await _settle(session, job_id, item_id, outcome)
+        await _settle(session, job_id, item_id, outcome, attempted=attempted)
 
 
-async def _settle(session: AsyncSession, job_id: int, item_id: int, outcome: dict[str, Any]) -> None:
+async def _settle(session: AsyncSession, job_id: int, item_id: int, outcome: dict[str, Any], *, attempted: bool) -> None:
     """Ends the item once and counts it on the job, in the caller's transaction: the item's row first, then ONE
     statement on the job's row (every item of the job updates that row, so it is locked until the commit that
     follows) that answers the counts; a cancel takes the rows in the same order (`cancel_job`). The item counted last also sets the job's final status (an ORM change, so
-    the audit log records the job's end as before). An item no longer pending (cancelled) is left alone."""
-    if not await repository_bulk_run.end_item(session, item_id, outcome):
+    the audit log records the job's end as before). An item that has ended is left alone.
+
+    An item cancelled while the caller's attempt of it was in flight (`attempted`: a cancel marks every pending
+    item, it cannot tell those in flight) ends with its outcome all the same: its changes reached Microsoft and
+    teamsvoice's records, and a cancel stops only what has not started ("what was done stays done"). It is counted
+    here once, as any item: a cancelled item is counted nowhere (`job_summary`'s cancelled_count is the rest)."""
+    if not await repository_bulk_run.end_item(session, item_id, outcome, attempted=attempted):
         return
     counts = await repository_bulk_run.count_item(session, job_id, succeeded=outcome["status"] == "success")
     # "queued" too: after a retry, an item of the earlier run still in flight may end the job's last item
@@ -218,7 +226,8 @@ async def fail_pending(sessions: async_sessionmaker[AsyncSession], job_id: int, 
     async with transaction(sessions) as session:
         ids = await repository_bulk_run.pending_item_ids(session, job_id)
     for item_id in ids:
-        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": describe(exc)})
+        await _record_outcome(sessions, job_id, item_id, {"status": "error", "details": None, "error": describe(exc)},
+                              attempted=False)
 
 
 class _Ended(Exception):
@@ -226,7 +235,8 @@ class _Ended(Exception):
 
 
 async def cancel_job(session: AsyncSession, job: FusionBulkJob) -> None:
-    """No item starts after this; an item waiting to retry stops at its next try. Finished items stay.
+    """No item starts after this; an item waiting to retry stops at its next try. Finished items stay, and an
+    item in flight ends with its outcome (`_settle`).
 
     The items' rows are written before the job's row, the order in which an item's end takes them (`_settle`: its
     own row, then the job's to count it). The other order deadlocked on PostgreSQL: the cancel held the job's row

@@ -71,10 +71,12 @@ async def record_waiting(session: AsyncSession, item_id: int, details: dict[str,
         details=details, updated_on=utcnow()))
 
 
-async def end_item(session: AsyncSession, item_id: int, outcome: dict[str, Any]) -> bool:
-    """Moves a pending item to its outcome (status, details, error); False when it was not pending, i.e. it
-    has ended already or was cancelled: an item ends once."""
-    done = await session.execute(update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status == "pending").values(
+async def end_item(session: AsyncSession, item_id: int, outcome: dict[str, Any], *, attempted: bool) -> bool:
+    """Moves a pending item to its outcome (status, details, error) and, when the caller's attempt of it had
+    started (`attempted`), a cancelled one too: the job's cancel marked it while it was in flight. False when it
+    has ended already, or was cancelled before it was attempted: an item ends once."""
+    ending = ("pending", "cancelled") if attempted else ("pending",)
+    done = await session.execute(update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status.in_(ending)).values(
         updated_on=utcnow(), **outcome))
     return done.rowcount == 1  # type: ignore[attr-defined]
 

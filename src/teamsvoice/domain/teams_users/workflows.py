@@ -4,7 +4,7 @@ Bulk: the job's workflow (on the jobs queue) enqueues one item workflow per pend
 queue, partitioned by the Microsoft tenant, a page of items per transaction (`bulk_enqueue_page_size`): any worker
 process may run any item, the per-tenant concurrency holds across all of them, and an item starts as soon as a slot
 frees (no batch barrier).
-Each item ends exactly once (a conditional UPDATE from `pending`), and the item that ends last sets the
+Each item ends exactly once (a conditional UPDATE: `bulk._settle`), and the item that ends last sets the
 job's final status in the same transaction. A transient Microsoft failure never ends an item: it waits
 and retries (`runtime.until_microsoft_answers`), its attempts and last error visible on the job.
 Async work runs on the job engine's shared event loop (`JobContext.run`).
