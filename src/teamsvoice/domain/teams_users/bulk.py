@@ -204,8 +204,9 @@ async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: in
 async def _settle(session: AsyncSession, job_id: int, item_id: int, outcome: dict[str, Any], *, attempted: bool) -> None:
     """Ends the item once and counts it on the job, in the caller's transaction: the item's row first, then ONE
     statement on the job's row (every item of the job updates that row, so it is locked until the commit that
-    follows) that answers the counts; a cancel takes the rows in the same order (`cancel_job`). The item counted last also sets the job's final status (an ORM change, so
-    the audit log records the job's end as before). An item that has ended is left alone.
+    follows) that answers the counts; a cancel takes the rows in the same order (`cancel_job`). The item counted
+    last also sets the job's final status (an ORM change, so the audit log records the job's end as before). An
+    item that has ended is left alone.
 
     An item cancelled while the caller's attempt of it was in flight (`attempted`: a cancel marks every pending
     item, it cannot tell those in flight) ends with its outcome all the same: its changes reached Microsoft and
