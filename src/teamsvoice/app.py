@@ -23,7 +23,7 @@ from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
 from teamsvoice.container import Container
-from teamsvoice.core.db import is_transient_database_error
+from teamsvoice.core.db import DATABASE_BUSY, is_transient_database_error
 from teamsvoice.core.errors import Conflict, DomainError, TooManyRequests, ValidationFailed
 from teamsvoice.core.logging import RequestLogMiddleware
 from teamsvoice.core.metrics import RequestMetrics, metrics_response
@@ -157,17 +157,17 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         return spring_error(request, 500, "Internal error; it has been logged")
 
     def database_unavailable(request: Request, exc: Exception) -> Response:
-        """503 with Retry-After in the family's envelope (it was a 500 "Internal error" while PostgreSQL was
-        unreachable, which tells a client and a load balancer that the request itself is at fault)."""
+        """503 with Retry-After in the family's envelope: the database stopped or restarting, a deadlock lost, a lock
+        or pool timeout. It was a 500 "Internal error", which tells a client and a load balancer that the request
+        itself is at fault."""
         logging.getLogger("teamsvoice").warning("the database did not answer on %s: %s", request.url.path,
                                                 str(exc).splitlines()[0][:300])
-        message = "teamsvoice's database did not answer; try again in a few seconds"
         if console.is_console_route(request):
-            response: Response = console.render_message(request, message, status=503)
+            response: Response = console.render_message(request, DATABASE_BUSY, status=503)
         elif _is_fusion_route(request):
-            response = fusion_errors.fusion_error(503, fusion_errors.UPSTREAM_RETRYABLE, message)
+            response = fusion_errors.fusion_error(503, fusion_errors.DATABASE_BUSY, DATABASE_BUSY)
         else:
-            response = spring_error(request, 503, message)
+            response = spring_error(request, 503, DATABASE_BUSY)
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
 

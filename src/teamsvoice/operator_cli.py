@@ -42,7 +42,7 @@ Follow = Annotated[bool, typer.Option("--follow", "--watch", "-f",
 
 def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[AsyncSession]"], Awaitable[T]]) -> T:
     """Runs `work` with sessions of one engine (one connection for all its transactions: a poll loop's reads)."""
-    from teamsvoice.core.db import create_engine, session_factory
+    from teamsvoice.core.db import DATABASE_BUSY, create_engine, is_transient_database_error, session_factory
     from teamsvoice.core.errors import DomainError
 
     async def run() -> T:
@@ -56,6 +56,10 @@ def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[Asy
         return asyncio.run(run())
     except DomainError as exc:
         _fail(exc.message)
+        raise
+    except Exception as exc:
+        if is_transient_database_error(exc):  # a deadlock lost, a lock timeout: not done, said in one line
+            _fail(DATABASE_BUSY)
         raise
 
 

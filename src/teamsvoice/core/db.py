@@ -45,6 +45,12 @@ def is_transient_database_error(exc: BaseException) -> bool:
     return False
 
 
+# What a person or client is told when such a failure gave their request or command up (the API's 503 with
+# Retry-After, the CLI's exit 2): job steps run their work again themselves, a caller decides to.
+DATABASE_BUSY = ("teamsvoice's database did not answer or was busy (stopped or restarting, a lock conflict with "
+                 "concurrent work, no free connection in time); this was not done: try again")
+
+
 def async_url(url: str) -> str:
     """Map a plain `sqlite:`/`postgresql:` URL to the async driver we ship."""
     if url.startswith("sqlite:"):

@@ -33,6 +33,7 @@ PRECONDITION = 1012
 UPSTREAM = 1502
 UPSTREAM_RETRYABLE = 1503
 INTERNAL = 1500
+DATABASE_BUSY = 1504  # a transient database failure gave the request up (app.py): retry
 INVALID_NEXT = 2001
 
 # The domain's named codes as Fusion numbers them (docs/fusion-errors.md); a code not listed here gets the

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from teamsvoice.core.errors import AuthenticationFailed, DomainError
 from teamsvoice.api.fusion.error_codes import (  # noqa: F401  (the family's codes, used across api/)
     CONFLICT,
+    DATABASE_BUSY,
     FORBIDDEN,
     INTERNAL,
     INVALID_REQUEST,
