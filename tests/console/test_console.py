@@ -107,6 +107,15 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     await page.goto("/console/customers?q=init")
     await table.get_by_text("Initech").wait_for()
     assert await table.get_by_text("Acme Ltd").count() == 0
+    # The live search keeps its words in the address: Back from a customer shows the list the box says.
+    await page.get_by_label("Search customers").fill("Acme")
+    await page.wait_for_url("**/console/customers?q=Acme")
+    await table.get_by_role("row").filter(has_text="Acme Ltd").get_by_role("link").first.click()
+    await page.wait_for_url("**/console/tenants/**")
+    await page.go_back()
+    await table.get_by_text("Acme Ltd").wait_for()
+    assert await page.get_by_label("Search customers").input_value() == "Acme"
+    assert await table.get_by_text("Initech").count() == 0
 
     # The other reseller's staff (a Fusion login) sees Globex only; Acme's pages answer "not found".
     other = await new_page()
