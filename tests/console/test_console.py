@@ -81,8 +81,8 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     page = await new_page()
     not_found = []  # resources the pages asked for that this server does not have (a favicon was one, on every page)
     page.on("console", lambda message: not_found.append(message.location.get("url")) if "404" in message.text else None)
-    await page.goto("/console/customers")  # not signed in: sent to the sign-in page
-    assert page.url.endswith("/console/login")
+    await page.goto("/console/customers")  # not signed in: sent to the sign-in page, which sends it back after
+    assert page.url.endswith("/console/login?next=%2Fconsole%2Fcustomers")
     await page.get_by_label("Username").fill(organisation.resellers[0].username)
     await page.get_by_label("Password").fill("not the password")
     await page.get_by_role("button", name="Sign in").click()
@@ -136,7 +136,7 @@ async def test_sign_in_and_resellers_see_only_their_customers(new_page, client: 
     forged = await new_page()
     await forged.context.add_cookies([{**cookie, "value": cookie["value"][:-4] + "AAAA"}])
     await forged.goto("/console/customers")
-    assert forged.url.endswith("/console/login")
+    assert forged.url.endswith("/console/login?next=%2Fconsole%2Fcustomers")
 
     # A POST without the session's CSRF token is refused, even with the session cookie.
     refused = await other.request.post("/console/customers", form={"name": "Forged"})

@@ -40,3 +40,21 @@ async def test_a_new_customers_names_follow_the_apis_rules(live, organisation) -
             assert refused.status_code == 400 and words in refused.text, refused.text
         listed = await browser.get("/console/customers")
         assert "xxxxxxxxxx" not in listed.text and "Tab" not in listed.text
+
+
+@pytest.mark.any_backend
+async def test_signing_in_again_returns_to_the_page(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A staff member whose session ended was always sent to the customers' list after signing in again."""
+    staff = organisation.resellers[0]
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        sent = await browser.get("/console/audit?page=1")  # not signed in
+        assert sent.status_code == 303 and sent.headers["location"] == "/console/login?next=%2Fconsole%2Faudit%3Fpage%3D1"
+        form_page = await browser.get(sent.headers["location"])
+        signed = await submit(browser, str(form_page.url), forms(form_page.text)[0], username=staff.username,
+                              password=staff.password)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console/audit?page=1", signed.text
+        for elsewhere in ("//evil.example/x", "https://evil.example/console/", "/console/login", "/api/v01/x"):
+            form_page = await browser.get("/console/login", params={"next": elsewhere})
+            signed = await submit(browser, str(form_page.url), forms(form_page.text)[0], username=staff.username,
+                                  password=staff.password)
+            assert signed.headers["location"] == "/console/customers", (elsewhere, signed.headers)

@@ -6,6 +6,8 @@ services the two API families call, and render HTML. Domain errors become a mess
 
 from pathlib import Path
 
+from urllib.parse import urlsplit
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -32,9 +34,13 @@ def render_error(request: Request, exc: DomainError) -> Response:
 
 
 async def _sign_in_required(request: Request, _exc: Exception) -> Response:
+    # The page the staff member was on comes back after the sign-in (it was always the customers' list).
     if request.headers.get("hx-request"):
-        return Response(status_code=204, headers={"HX-Redirect": f"{PREFIX}/login"})
-    return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        current = urlsplit(request.headers.get("hx-current-url") or "")
+        here = current.path + (f"?{current.query}" if current.query else "")
+        return Response(status_code=204, headers={"HX-Redirect": pages.login_url(here)})
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(pages.login_url(here if request.method == "GET" else ""), status_code=303)
 
 
 async def _csrf_rejected(request: Request, _exc: Exception) -> Response:

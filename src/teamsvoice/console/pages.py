@@ -8,7 +8,7 @@ repository. Routes commit before calling Microsoft, as the API routes do.
 import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -100,13 +100,26 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/console/customers", status_code=303)
 
 
+def safe_next(value: str) -> str:
+    """Where a sign-in may send the staff member back to: a console page of this site, never elsewhere."""
+    if (value.startswith("/console/") and not value.startswith("/console/login") and "\\" not in value
+            and not urlsplit(value).netloc and len(value) <= 2000 and value.isprintable()):
+        return value
+    return ""
+
+
+def login_url(back_to: str) -> str:
+    target = safe_next(back_to)
+    return "/console/login" + (f"?{urlencode({'next': target})}" if target else "")
+
+
 @router.get("/login")
-async def login_form(request: Request, container: ContainerDep) -> Response:
+async def login_form(request: Request, container: ContainerDep, next: str = "") -> Response:  # noqa: A002 - the query's name
     # The browser's login token, if it has one: a sign-in form open in another tab (sent there when its session
     # ended) must still work; a new token at each form made every form but the last one loaded answer 403.
     held = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or ""
     token = held if auth.LOGIN_TOKEN.fullmatch(held) else auth.secrets.token_urlsafe(24)
-    response = page(request, "login.html", {"csrf": token, "error": None})
+    response = page(request, "login.html", {"csrf": token, "error": None, "next": safe_next(next)})
     response.set_cookie(auth.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=_secure(request, container), path="/console")
     return response
@@ -115,7 +128,7 @@ async def login_form(request: Request, container: ContainerDep) -> Response:
 @router.post("/login")
 async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                 username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-                csrf_token: Annotated[str, Form()] = "") -> Response:
+                csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:  # noqa: A002
     auth.check_csrf(request.cookies.get(auth.LOGIN_CSRF_COOKIE) or "", csrf_token)
     try:
         # Throttled like the APIs' logins (failures counted per account and per client address).
@@ -128,9 +141,9 @@ async def login(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
         # The form again, with the reason in words; the same answer for an unknown user and a bad password.
         status = 429 if isinstance(exc, TooManyRequests) else 401
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-        return page(request, "login.html", {"csrf": csrf_token, "error": exc.message, "username": username},
-                    status=status, headers=headers)
-    response = RedirectResponse("/console/customers", status_code=303)
+        return page(request, "login.html", {"csrf": csrf_token, "error": exc.message, "username": username,
+                                            "next": safe_next(next)}, status=status, headers=headers)
+    response = RedirectResponse(safe_next(next) or "/console/customers", status_code=303)
     response.set_cookie(auth.COOKIE, auth.new_cookie(container.keyring, login), max_age=auth.SESSION_TTL_SECONDS,
                         httponly=True, samesite="strict", secure=_secure(request, container), path="/console")
     return response  # (the login token stays: the other tabs' forms sign in too)
