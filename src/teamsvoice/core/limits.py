@@ -5,6 +5,7 @@ stored name may be and which characters it may hold, how deep a JSON body may ne
 (body size, JSON depth, lone surrogates) is enforced in `teamsvoice.api.limits`."""
 
 import json
+import math
 import re
 from collections.abc import Callable
 from itertools import accumulate
@@ -117,25 +118,42 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value (Python's parser takes NaN and Infinity; JSON has no such numbers)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range (it would be infinity)")
+    return value
+
+
 def json_body_problem(body: bytes) -> str | None:
-    """Why a JSON body must be refused before it is parsed (None: nothing wrong here; the parser judges the rest):
-    nested too deep, a key twice in one object (parsers differ on which one counts: Python's and Jackson's take the
-    last, others the first or refuse), a lone surrogate."""
+    """Why a JSON body must be refused before it is parsed (None: nothing wrong with it): not UTF-8, not JSON (where
+    the parser stopped; NaN and Infinity, which Python's parser takes, are not JSON), nested too deep, a key twice in
+    one object (parsers differ on which one counts: Python's and Jackson's take the last, others the first or
+    refuse), a lone surrogate. Bare text that does not look like JSON is left to the route."""
     try:
         # json.loads decodes bytes exactly so (UTF-8/16/32; surrogatepass), hence the same text is checked.
         text = body.decode(json.detect_encoding(body), "surrogatepass")
-    except (UnicodeDecodeError, LookupError):
-        return None  # the parser refuses it the same way
+    except UnicodeDecodeError as exc:
+        return f"Malformed JSON request body: not valid {exc.encoding.upper()} text (byte {exc.start}); JSON is UTF-8"
+    except LookupError:
+        return "Malformed JSON request body: not valid UTF-8 text; JSON is UTF-8"
     if not text.lstrip("\ufeff \t\r\n").startswith(("{", "[", '"')):
         return None  # bare text (the seeds' `--data '<tenantId>'`), not JSON
     if json_depth(text) > JSON_MAX_DEPTH:
         return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
     try:
-        parsed = json.loads(text.lstrip("\ufeff"), object_pairs_hook=_unique_keys)
+        parsed = json.loads(text.lstrip("\ufeff"), object_pairs_hook=_unique_keys, parse_constant=_not_json,
+                            parse_float=_finite)
     except _DuplicateKey as duplicate:
         return f"body: the key {json.dumps(duplicate.key)[:200]} appears twice in one JSON object; send each key once"
-    except (ValueError, RecursionError):
-        return None  # the parser refuses it the same way
+    except RecursionError:
+        return f"body: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+    except ValueError as exc:  # where the parser stopped (FastAPI's own message on some routes said neither what nor where)
+        return f"Malformed JSON request body: {str(exc)[:200]}"
     if _MAYBE_SURROGATE.search(text):
         where = _surrogate_path(parsed, "")
         if where is not None:
