@@ -412,3 +412,60 @@ async def test_fusion_logins_use_the_api_with_fusion_scoping(client, live, organ
     assert settings.status_code == 200 and settings.json() == {"tenantId": tenant_id, "autoApply": False}
     forged = await client.get(f"{API}/tenants", headers=fusion_bearer("eyJhbGciOiJIUzI1NiJ9.e30.x"))
     assert forged.status_code == 401
+
+
+async def test_applies_started_at_the_same_moment_run_once(client, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Applies of one tenant sent at the same moment (a customer's script, a colleague, the console): one runs, the
+    others are told an apply is already running, as a later one is. Each found none running, and each ran, acting
+    on Microsoft side by side (a probe: one number assigned eight times, routes created twice). The job is held
+    before its plan until every start is answered, so that a start coming after it ended cannot rightly run again.
+    Meanwhile an earlier failed apply is not retried beside it, and a job ended while its workflow still runs (as
+    migration 0017 ends the older of two running ones) acts on Microsoft no more."""
+    import threading
+
+    from teamsvoice.core.errors import Conflict
+    from teamsvoice.domain.jobs import catalogue
+    from teamsvoice.domain.voice_state import workflows
+    from tests.api.fusion.users_support import onboard
+    from tests.support.database import in_session
+
+    sub = await onboard(client, live, organisation, count=1)
+    tenant_id = sub.tenant["tenantId"]
+    upn = (await sub.users(1))[0]["msTeams"]["userPrincipalName"].lower()
+    # An earlier apply that failed, stopped before its chunk: turning the user's Enterprise Voice on.
+    voice_on = {"id": f"user:{upn}:enterpriseVoice", "kind": "user", "object": upn, "field": "enterpriseVoice",
+                "action": "change", "desired": True, "observed": False, "drift": "enterprise_voice_changed",
+                "detail": "held", "userId": None}
+    [(earlier,)] = _sql(live, "INSERT INTO voice_apply_jobs (job_key, enterprise_id, trigger, status, differences, desired, "
+                        "results, created_at) SELECT :key, id, 'api', 'failed', :differences, :desired, '[]', "
+                        "CURRENT_TIMESTAMP FROM enterprises WHERE tenant_id = :t RETURNING id", key=str(uuid.uuid4()),
+                        differences=json.dumps([voice_on]), desired=json.dumps({"version": 1}), t=tenant_id)
+    gate = threading.Event()
+    original = workflows.plan_tenant
+
+    async def held(voice, desired):  # type: ignore[no-untyped-def]
+        await asyncio.to_thread(gate.wait, 60)
+        return await original(voice, desired)
+
+    monkeypatch.setattr(workflows, "plan_tenant", held)
+    # The caller is known and the client's connections open before the starts, so that they come together (a
+    # start opening its connection came after the first had ended).
+    reads = await asyncio.gather(*(client.get(f"{API}/tenants", headers=sub.headers) for _ in range(8)))
+    assert [r.status_code for r in reads] == [200] * 8
+    try:
+        answers = await asyncio.gather(*(client.post(f"{API}/tenants/{tenant_id}/apply", headers=sub.headers, json={})
+                                         for _ in range(8)))
+        assert [a.status_code for a in answers].count(202) == 1, [a.text for a in answers]
+        [job_id] = [a.json()["jobId"] for a in answers if a.status_code == 202]
+        assert {(a.status_code, a.json()["message"]) for a in answers if a.status_code != 202} == {
+            (400, f"An apply of this tenant is already running (job {job_id})")}, [a.text for a in answers]
+        scope = [organisation.resellers[0].reseller_id]
+        with pytest.raises(Conflict, match=rf"cannot be retried: An apply of this tenant is already running \(job {job_id}\)"):
+            await in_session(live, lambda s: catalogue.retry(s, scope, f"voice-apply:{earlier}"))
+    finally:
+        gate.set()
+    finished = await _wait_job(client, sub.headers["Authorization"].removeprefix("Bearer "), tenant_id, job_id)
+    assert finished["status"] == "completed", finished
+    await asyncio.to_thread(workflows.chunk_step, earlier, 0, 50)  # its workflow resumed after the job had ended
+    [(status, results)] = _sql(live, "SELECT status, results FROM voice_apply_jobs WHERE id = :j", j=earlier)
+    assert (status, json.loads(results) if isinstance(results, str) else results) == ("failed", [])  # (SQLite: text)

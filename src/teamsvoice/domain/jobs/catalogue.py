@@ -422,12 +422,19 @@ async def retry(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, Fol
         key, generation, status = account.job_key, account.generation, account.status
         follow = lambda: workflows.enqueue_resource_account(key, job.id, generation)  # noqa: E731
     else:
+        from teamsvoice.domain.voice_state import apply as applying
         from teamsvoice.domain.voice_state import workflows as voice_workflows
 
         apply = await session.get(VoiceApplyJob, job.id)
         assert apply is not None
-        apply.status, apply.error, apply.finished_at, apply.results, apply.differences = "queued", None, None, [], []
-        apply.job_key = new_uuid()
+        enterprise_id = apply.enterprise_id
+        try:
+            async with session.begin_nested():  # a tenant has one apply at a time: another may be queued or running
+                apply.status, apply.error, apply.finished_at, apply.results, apply.differences = "queued", None, None, [], []
+                apply.job_key = new_uuid()
+        except IntegrityError:
+            refusal = await applying.lost_to_another_apply(session, enterprise_id)
+            raise Conflict(f"Job {job.ref} cannot be retried: {refusal.message}") from None
         key = apply.job_key
         follow = lambda: voice_workflows.enqueue_apply(job.id, key)  # noqa: E731
         status = "queued"

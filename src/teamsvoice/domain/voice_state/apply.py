@@ -130,14 +130,29 @@ async def grant_policies(voice: TenantVoiceAdmin, differences: list[Difference],
     return results
 
 
+def _running(job_id: int | None) -> PreconditionFailed:
+    """How another apply of a tenant is refused while one is queued or running. A tenant has one at a time (a unique
+    index on the unfinished jobs): two would act on Microsoft side by side, the same numbers assigned and the same
+    routes created twice."""
+    return PreconditionFailed("An apply of this tenant is already running" + (f" (job {job_id})" if job_id else ""))
+
+
+async def lost_to_another_apply(session: AsyncSession, enterprise_id: int) -> PreconditionFailed:
+    """The refusal once writing an unfinished job broke the unique index: another was recorded at the same moment."""
+    return _running(await repository_apply.unfinished_apply_job(session, enterprise_id))
+
+
 async def new_apply_job(session: AsyncSession, enterprise: Enterprise, trigger: str) -> VoiceApplyJob:
     running = await repository_apply.unfinished_apply_job(session, enterprise.id)
     if running is not None:
-        raise PreconditionFailed(f"An apply of this tenant is already running (job {running})")
+        raise _running(running)
     job = VoiceApplyJob(enterprise_id=enterprise.id, trigger=trigger, status="queued", differences=[], desired={},
                         results=[])
-    session.add(job)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # another apply started at the same moment found none running either
+            session.add(job)
+    except IntegrityError:
+        raise await lost_to_another_apply(session, enterprise.id) from None
     return job
 
 

@@ -3,7 +3,7 @@ drift webhooks and their deliveries, numbers in quarantine after offboarding."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from teamsvoice.core.clock import utcnow
@@ -11,9 +11,14 @@ from teamsvoice.core.db import Base
 from teamsvoice.core.ids import new_uuid
 
 
+UNFINISHED = ("queued", "running")  # an apply job in one of these holds its tenant
+
+
 class VoiceApplyJob(Base):
     """One apply of a tenant: the plan it started from, the desired state it converges to (the export
-    document), and each operation's result as it runs."""
+    document), and each operation's result as it runs. A tenant has at most one unfinished apply (a unique index
+    on the unfinished ones: applies started at the same moment each found none running, and each acted on
+    Microsoft, assigning the same numbers and creating the same routes again)."""
 
     __tablename__ = "voice_apply_jobs"
 
@@ -28,6 +33,10 @@ class VoiceApplyJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+Index("uq_voice_apply_jobs_unfinished", VoiceApplyJob.enterprise_id, unique=True,
+      sqlite_where=VoiceApplyJob.status.in_(UNFINISHED), postgresql_where=VoiceApplyJob.status.in_(UNFINISHED))
 
 
 class DriftEvent(Base):

@@ -7,13 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.voice_state.models import VoiceApplyJob
+from teamsvoice.domain.voice_state.models import UNFINISHED, VoiceApplyJob
 
 
 async def unfinished_apply_job(session: AsyncSession, enterprise_id: int) -> int | None:
     """The id of the enterprise's apply job that is queued or running, if any."""
     return await session.scalar(select(VoiceApplyJob.id).where(
-        VoiceApplyJob.enterprise_id == enterprise_id, VoiceApplyJob.status.in_(("queued", "running"))))
+        VoiceApplyJob.enterprise_id == enterprise_id, VoiceApplyJob.status.in_(UNFINISHED)))
 
 
 def queued_jobs(session: Session) -> list[tuple[int, str]]:

@@ -102,8 +102,8 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
             job, enterprise = await _load(session, job_id)
             differences = [difference_from_wire(d) for d in job.differences]
             desired = parse_document(job.desired)
-            tenant_id = enterprise.tenant_id
-        if tenant_id is None:
+            tenant_id, status = enterprise.tenant_id, job.status
+        if tenant_id is None or status != "running":  # ended meanwhile (cancelled, or stopped by migration 0017)
             return
         voice = ctx.connector.connect(tenant_id).tenant_voice
         by_id = {d.id: d for d in differences}
