@@ -146,3 +146,54 @@ async def test_stock_catalogues_and_what_is_not_done(client, live, organisation)
     other = await world.as_("other-reseller")
     assert (await client.get(f"{path}/licenses", headers=other)).status_code == 404
     assert (await client.get(f"{path}/porting/requests", headers=other)).status_code == 404
+
+
+async def test_adopt_and_restore_keep_to_the_licence_quota(sub: Onboarded) -> None:
+    """Numbers of the inventory a Teams administrator assigned by hand are adopted into the records (teamsvoice's
+    voice-state API, which a customer's own tenant login may call) only within the subscription's licences, and a
+    reseller's restore of a voice-state document the same: the one that would voice-enable one user too many is
+    refused naming the licence, and nothing of it is recorded. Both took licences past the quota (a probe: inUse 2,
+    then 3, of 1)."""
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+
+    client, path, headers, world = sub.world.client, sub.path, sub.headers, sub.world
+    api, tenant_id = "/api/teamsvoice/v1", sub.tenant["tenantId"]
+    users = [u["msTeams"] for u in await sub.users(4)]
+    upns = [u["userPrincipalName"].lower() for u in users]
+    assert (await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 1}})).status_code == 200
+    connector = MicrosoftConnector(world.live.settings)
+    try:
+        for user, number in zip(users[:2], sub.numbers[:2]):  # by hand, in Teams
+            await connector.connect(tenant_id).cmdlets.run("Set-CsPhoneNumberAssignment", {
+                "Identity": user["userPrincipalName"], "PhoneNumber": number, "PhoneNumberType": "DirectRouting"})
+    finally:
+        await connector.aclose()
+
+    async def in_use() -> int:
+        return (await client.get(f"{path}/licenses", headers=headers)).json()["msTeamsUsers"]["inUse"]
+
+    customer = "quota-tenant-admin"
+    await world.tenant_login(path.split("/tenants/")[1].split("/")[0], customer)
+    adopt = [f"number:{number}" for number in sub.numbers[:2]]
+    both = await client.post(f"{api}/tenants/{tenant_id}/apply", headers=await world.as_(customer),
+                             json={"adopt": adopt, "converge": False})
+    assert both.status_code == 400 and "msTeamsUsers licence exceeded" in both.json()["message"], both.text
+    assert await in_use() == 0  # all or nothing: neither number recorded
+    one = await client.post(f"{api}/tenants/{tenant_id}/apply", headers=await world.as_(customer),
+                            json={"adopt": adopt[:1], "converge": False})
+    assert one.status_code == 202, one.text
+    assert await in_use() == 1
+
+    exported = (await client.get(f"{api}/tenants/{tenant_id}/export", headers=headers)).json()
+    assert [(u["userPrincipalName"], u["phoneNumber"]) for u in exported["users"]] == [(upns[0], sub.numbers[0])]
+    more = [{"userPrincipalName": upn, "phoneNumber": number, "voiceRoutingPolicy": None, "callingEnabled": True}
+            for upn, number in zip(upns[2:], sub.numbers[2:4])]
+    restored = await client.post(f"{api}/tenants/{tenant_id}/restore", headers=headers,
+                                 json=exported | {"users": [*exported["users"], *more]})
+    assert restored.status_code == 400 and "msTeamsUsers licence exceeded" in restored.json()["message"], restored.text
+    assert await in_use() == 1
+    assert (await client.get(f"{api}/tenants/{tenant_id}/export", headers=headers)).json() == exported
+    # Within the licences (the same user, another number: no new licence), the restore is taken.
+    moved = exported | {"users": [exported["users"][0] | {"phoneNumber": sub.numbers[2]}]}
+    assert (await client.post(f"{api}/tenants/{tenant_id}/restore", headers=headers, json=moved)).status_code == 200
+    assert await in_use() == 1

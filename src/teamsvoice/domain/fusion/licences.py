@@ -6,7 +6,8 @@ accounts are not users) than `msTeamsUsers.assigned`. `assigned` 0 means no limi
 what every subscription created without `licenses` has, so existing subscriptions keep working unchanged, and it
 is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscription (kept equal).
 `check_user_quota` is the one place the rule lives: every write that gives a user of an enterprise its first
-number calls it after flushing that change (single updates, bulk items and ConnecttoTeams' updateUserDetails).
+number calls it after flushing that change (single updates, bulk items, ConnecttoTeams' updateUserDetails, and
+voice state's adopt and restore, once for all the users they voice-enable).
 """
 
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
+from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning import voice_users
@@ -39,7 +40,9 @@ def _adopt_ids(raw: Any) -> list[str]:
     return list(dict.fromkeys(raw))
 
 
-async def _take_number(session: AsyncSession, enterprise: Enterprise, record: TeamsVoiceUser, number: str) -> None:
+async def _take_number(session: AsyncSession, enterprise: Enterprise, record: TeamsVoiceUser, number: str) -> bool:
+    """Records the number as the record's; answers whether the record gains its first number (a newly voice-enabled
+    user takes a licence of a Fusion subscription)."""
     await ownership.require_assignable(session, enterprise.id, number, field="adopt")
     holder = await repository_apply.number_holder(session, number, except_voice_user_id=record.id)
     if holder is not None:
@@ -47,10 +50,14 @@ async def _take_number(session: AsyncSession, enterprise: Enterprise, record: Te
             raise Conflict(f"adopt: {number} is held by another customer's user")
         holder.phone_number = None  # Microsoft says the number moved: the record follows it
         await session.flush()
+    gains = record.phone_number is None
     record.phone_number = number
+    return gains
 
 
-async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Difference, quarantine_seconds: float) -> str:
+async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Difference, quarantine_seconds: float,
+                     gained: list[str]) -> str:
+    """Adopts one difference; a user it gives its first number is appended to `gained`."""
     if d.kind in ("gateway", "usage", "route", "policy"):
         raise ValidationFailed(f"adopt: {d.id}: the Direct Routing configuration comes from the provider's SBC "
                                "gateways; converge it with apply instead")
@@ -59,7 +66,8 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
     if d.kind == "number":
         holder_upn = str(d.observed)
         record = await voice_users.find_or_add(session, enterprise.id, holder_upn, d.user_id, calling_enabled=True)
-        await _take_number(session, enterprise, record, d.object)
+        if await _take_number(session, enterprise, record, d.object):
+            gained.append(holder_upn)
         record.calling_enabled = True
         return f"{d.object} recorded as {holder_upn}'s"
     if d.field == "account":
@@ -73,7 +81,8 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
         if len(numbers) > 1:
             raise ValidationFailed(f"adopt: {d.id}: {d.object} holds several numbers in Teams; teamsvoice records one")
         if numbers:
-            await _take_number(session, enterprise, record, numbers[0])
+            if await _take_number(session, enterprise, record, numbers[0]):
+                gained.append(d.object)
             record.calling_enabled = True
         else:
             record.phone_number = None
@@ -89,14 +98,19 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
 
 async def adopt(session: AsyncSession, enterprise: Enterprise, current: Plan, raw_ids: Any,
                 quarantine_seconds: float) -> list[dict[str, str]]:
-    """All or nothing: every id must be a difference of the current plan that can be adopted."""
+    """All or nothing: every id must be a difference of the current plan that can be adopted, and the users it
+    voice-enables must fit the Fusion subscription's licences (a number a Teams administrator assigned by hand
+    is recorded only within them)."""
     ids = _adopt_ids(raw_ids)
     by_id = {d.id: d for d in current.differences}
     unknown = [i for i in ids if i not in by_id]
     if unknown:
         raise ValidationFailed(f"adopt: {unknown[0]} is not a difference of the tenant's current plan")
-    done = [{"id": i, "detail": await _adopt_one(session, enterprise, by_id[i], quarantine_seconds)} for i in ids]
+    gained: list[str] = []
+    done = [{"id": i, "detail": await _adopt_one(session, enterprise, by_id[i], quarantine_seconds, gained)} for i in ids]
     await session.flush()
+    if gained:
+        await licences.check_user_quota(session, enterprise.id)
     return done
 
 
@@ -203,6 +217,7 @@ async def restore(session: AsyncSession, enterprise: Enterprise, wanted: Desired
         if u.phone_number:
             await ownership.require_assignable(session, enterprise.id, u.phone_number, field="users.phoneNumber")
     records = await repository_apply.records_by_upn(session, enterprise.id)
+    holding = {upn for upn, record in records.items() if record.phone_number}
     named = {u.user_principal_name for u in users}
     for upn, record in records.items():
         record.phone_number = None  # freed first: numbers may move between users of the document
@@ -221,6 +236,8 @@ async def restore(session: AsyncSession, enterprise: Enterprise, wanted: Desired
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("users: a number of the document is held by another customer's user") from exc
+    if any(u.phone_number and u.user_principal_name not in holding for u in users):  # newly voice-enabled users
+        await licences.check_user_quota(session, enterprise.id)  # take Fusion licences: all of them fit, or nothing
     await repository.restore_direct_routes(session, enterprise, wanted.routing)
     derived = (await repository.desired_state(session, enterprise)).routing
     not_restored = ([f"gateway:{g.fqdn}" for g in wanted.routing.gateways if g.fqdn not in {d.fqdn for d in derived.gateways}]
