@@ -251,7 +251,10 @@ async def consent_link(request: Request, enterprise_id: int, staff: StaffDep, uo
         enterprise_name=enterprise.enterprise_name, redirect_url=redirect_url,
         callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
         allow_loopback=settings.allow_loopback_redirects)
-    return page(request, "_consent_link.html", {"link": url, "action": action_type})
+    if request.headers.get("hx-request"):
+        return page(request, "_consent_link.html", {"link": url, "action": action_type})
+    # Without JavaScript the form posts here as a page: the enterprise's page with the link in it.
+    return page(request, "enterprise.html", await _enterprise_context(uow, staff, enterprise, link=url) | {"action": action_type})
 
 
 # --- tenant (subscription) --------------------------------------------------------------------------------
@@ -326,7 +329,16 @@ async def readiness(request: Request, uuid: str, sub_id: int, staff: StaffDep, u
     tenant_id = access.require_ms_tenant()
     await uow.end_transaction()  # Microsoft is called with no transaction open
     result = await check_tenant_readiness(container.connector, tenant_id)
-    return page(request, "_readiness.html", {"readiness": result})
+    return _card(request, staff, access, "Readiness", "_readiness.html", {"readiness": result})
+
+
+def _card(request: Request, staff: auth.Staff, access: SubscriptionAccess, heading: str, fragment: str,
+          context: dict[str, Any]) -> Response:
+    """A card the tenant page loads into itself (htmx); without JavaScript its link opens it as a page of its own."""
+    if request.headers.get("hx-request"):
+        return page(request, fragment, context)
+    return page(request, "card_page.html", context | {"staff": staff, "access": access, "base": _sub_url(access),
+                                                      "heading": heading, "fragment": fragment})
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/voice-state")
@@ -348,8 +360,8 @@ async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep,
         plan, routing = found.wire(), desired.routing
     except DomainError as exc:  # Microsoft's refusal or outage, in words, beside the drift state we do have
         plan_error = exc.message
-    return page(request, "_voice_state.html", {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error,
-                                               "routing": routing})
+    return _card(request, staff, access, "Drift and plan", "_voice_state.html",
+                 {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error, "routing": routing})
 
 
 # --- users grid -----------------------------------------------------------------------------------------
@@ -372,9 +384,15 @@ async def _free_numbers(session: AsyncSession, access: SubscriptionAccess) -> li
     return [n.e164 for n in free]
 
 
+# What a change in the grid says once done, when the page is loaded again after it (a form posted without JavaScript
+# is answered with a redirect to the grid: `?done=` names one of these, never words of the request's own)
+DONE = {"number": "Number assigned", "policy": "Policy changed", "disabled": "Calling disabled; number freed"}
+
+
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/users")
 async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
-                     container: ContainerDep, q: str = "", have_number: str = "", next: str = "") -> Response:
+                     container: ContainerDep, q: str = "", have_number: str = "", next: str = "",  # noqa: A002
+                     done: str = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
     if have_number not in ("", "yes", "no"):
         raise ValidationFailed("Has a number: choose yes, no or any")
@@ -385,7 +403,7 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
                                          next_token=next or None, search=q.strip() or None, group=None, filters=filters)
     context = {"staff": staff, "access": access, "base": _sub_url(access), "q": q, "have_number": have_number,
                "rows": await _grid_rows(uow.session, access, listed["users"]), "next": listed.get("next"), "paged": bool(next),
-               "free": await _free_numbers(uow.session, access)}
+               "free": await _free_numbers(uow.session, access), "csrf": staff.csrf, "done_message": DONE.get(done)}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "grid-body":
         return page(request, "_user_rows.html", context)
     return page(request, "users.html", context)
@@ -414,11 +432,13 @@ async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkD
 
 
 async def _update_user(request: Request, uow: UnitOfWorkDep, container: ContainerDep, access: SubscriptionAccess,
-                       ms_user_id: str, update: service.UserUpdate, done: str) -> Response:
+                       staff: auth.Staff, ms_user_id: str, update: service.UserUpdate, done: str, code: str) -> Response:
     connection = container.connector.connect(access.require_ms_tenant())
     await uow.end_transaction()  # Microsoft is called with no transaction open
     user = await service.directory_user(connection.directory_admin, ms_user_id)
     await service.apply_update(container.sessions, access, connection, user, update)
+    if not request.headers.get("hx-request"):  # a form posted without JavaScript: the grid again, saying it is done
+        return RedirectResponse(f"{_sub_url(access)}/users?{urlencode({'done': code})}", status_code=303)
     skus = await service.sku_map(connection.directory_admin)
     entry = {"msTeams": {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
                          "location": user.usage_location, "licenses": service.render_licences(user, skus),
@@ -428,7 +448,7 @@ async def _update_user(request: Request, uow: UnitOfWorkDep, container: Containe
         rows = await _grid_rows(session, fresh, [entry])
         free = await _free_numbers(session, fresh)
     return page(request, "_user_row.html", {"row": rows[0], "base": _sub_url(access), "free": free,
-                                            "staff": None, "done": done})
+                                            "staff": None, "csrf": staff.csrf, "done": done})
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/number")
@@ -438,7 +458,8 @@ async def assign_number(request: Request, uuid: str, sub_id: int, ms_user_id: st
     if not number.strip():
         raise ValidationFailed("Number: pick a free number of this subscription")
     update = service.parse_changes({"phone_number": number.strip()}, {"phone_number": "phoneNumber"})
-    return await _update_user(request, uow, container, access, ms_user_id, update, f"Number {update.phone_number} assigned")
+    return await _update_user(request, uow, container, access, staff, ms_user_id, update,
+                              f"Number {update.phone_number} assigned", "number")
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/policy")
@@ -446,8 +467,8 @@ async def change_policy(request: Request, uuid: str, sub_id: int, ms_user_id: st
                         uow: UnitOfWorkDep, container: ContainerDep, vrp: Annotated[str, Form()] = "") -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.vrp.update")
     update = service.parse_changes({"vrp": vrp.strip() or None})
-    return await _update_user(request, uow, container, access, ms_user_id, update,
-                              f"Policy set to {update.vrp}" if update.vrp else "Policy removed")
+    return await _update_user(request, uow, container, access, staff, ms_user_id, update,
+                              f"Policy set to {update.vrp}" if update.vrp else "Policy removed", "policy")
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/disable")
@@ -455,7 +476,20 @@ async def disable_calling(request: Request, uuid: str, sub_id: int, ms_user_id: 
                           uow: UnitOfWorkDep, container: ContainerDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
     update = service.parse_changes({"phone_number": None})
-    return await _update_user(request, uow, container, access, ms_user_id, update, "Calling disabled; number freed")
+    return await _update_user(request, uow, container, access, staff, ms_user_id, update, DONE["disabled"], "disabled")
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/disable")
+async def confirm_disable(request: Request, uuid: str, sub_id: int, ms_user_id: str, staff: StaffDep,
+                          uow: UnitOfWorkDep, container: ContainerDep) -> Response:
+    """Without JavaScript, the grid's Disable asks here first (with it, the browser's confirm asks)."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.instance.phone_number.update")
+    record = (await service.records_for(uow.session, access, [ms_user_id])).get(ms_user_id)
+    connection = container.connector.connect(access.require_ms_tenant())
+    await uow.end_transaction()
+    user = await service.directory_user(connection.directory_admin, ms_user_id)
+    return page(request, "confirm_disable.html", {"staff": staff, "access": access, "base": _sub_url(access), "rid": user.id,
+                                                  "upn": user.user_principal_name, "number": record.phone_number if record else None})
 
 
 # --- bulk CSV -------------------------------------------------------------------------------------------
