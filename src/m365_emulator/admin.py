@@ -12,6 +12,7 @@ from . import application_instances, teams_voice, voice_routing
 from .context import EmulatorDep
 from .faults import FaultConfig
 from .graph import apps as graph_apps
+from .graph import teams as graph_teams
 from .directory import hash_secret, user_by_upn, verify_secret
 from .tenants import DEFAULT_GROUPS, LicenseSpec, TenantSpec, TenantSpecError, create_tenant, resolve_tenant, tenant_summary
 
@@ -153,6 +154,7 @@ def get_tenant_voice(tenant: str, emulator: EmulatorDep) -> JSONResponse:
             "grants": grants,
             "numbers": [teams_voice.number_assignment(n) for n in tx.list("number", tenant_id)],
             "assignmentRequests": {n["telephoneNumber"]: n.get("_assignCount", 1) for n in tx.list("number", tenant_id)},
+            "numberOperations": graph_teams.operation_log(tx, tenant_id),
             "enterpriseVoiceEnabled": [c["id"] for c in tx.list("teams_user", tenant_id) if c["isEnterpriseVoiceEnabled"]],
             "applicationInstances": application_instances.state(tx, tenant_id),
         }

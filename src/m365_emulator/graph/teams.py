@@ -1,6 +1,7 @@
 """Graph v1.0 teamsAdministration: user configurations, number assignment operations, policy assignment."""
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from .. import clock, teams_voice, voice_routing
 from ..cmdlet_support import CmdletError
 from ..context import EmulatorDep
-from ..directory import find_user
+from ..directory import find_user, number_key
 from ..store import Document, Transaction, public
 from .auth import Caller, GraphCaller, require
 from .errors import GraphError, bad_request, not_found, read_json
@@ -27,6 +28,9 @@ _USER_ASSIGNMENT_TYPE = "#microsoft.graph.teamsAdministration.teamsPolicyUserAss
 # Bound actions and functions answer to their namespace-qualified names too, as OData services do (Microsoft's
 # SDKs call `.../userAssignments/microsoft.graph.teamsAdministration.assign`).
 _NS = "microsoft.graph.teamsAdministration"
+# The order number operations were accepted and completed in, across tenants (admin view only: lets tests check
+# which operations overlapped and which waited for which, without timing anything).
+_SEQUENCE = itertools.count(1)
 
 
 _CONFIGURATION_TYPE = "teamsAdministration.teamsUserConfiguration"
@@ -93,6 +97,7 @@ def _new_operation(tx: Transaction, caller: Caller, action: str, parameters: dic
         "_parameters": parameters,
         "_created": now,
         "_completesAt": now + seconds,
+        "_accepted": next(_SEQUENCE),
     }
     if seconds > 0:  # else _finish writes it, done
         tx.put("number_operation", operation["id"], operation, caller.tenant_id)
@@ -117,14 +122,34 @@ def _finish(tx: Transaction, operation: Document) -> None:
     """Carries out the operation's change and records its outcome, in the caller's transaction. Teams'
     rules refuse a change before writing anything (teams_voice raises VoiceError first), so a refusal
     leaves the tenant as it was and only the failed operation is written."""
+    tenant_id, parameters = operation["_tenantId"], operation["_parameters"]
+    held = tx.get("number", number_key(tenant_id, parameters["telephoneNumber"]))
+    target = parameters.get("assignmentTargetId")
+    replaced = [n["telephoneNumber"] for n in teams_voice.user_numbers(tx, tenant_id, target)
+                if n["telephoneNumber"] != parameters["telephoneNumber"]] if operation["_action"] == "assignNumber" else []
     try:
-        _run_change(tx, operation["_tenantId"], operation["_action"], operation["_parameters"])
+        _run_change(tx, tenant_id, operation["_action"], parameters)
         error = None
     except teams_voice.VoiceError as exc:
         error = str(exc)
     status = "failed" if error else "succeeded"
-    operation.update(status=status, numbers=[{**operation["numbers"][0], "status": status, "statusDetail": error}])
+    remaining = {n["telephoneNumber"] for n in teams_voice.user_numbers(tx, tenant_id, target)} if target else set()
+    operation.update(status=status, numbers=[{**operation["numbers"][0], "status": status, "statusDetail": error}],
+                     _holderBefore=held["assignmentTargetId"] if held else None, _completed=next(_SEQUENCE),
+                     _replaced=[n for n in replaced if n not in remaining])
     tx.put("number_operation", operation["id"], operation, operation["_tenantId"])
+
+
+def operation_log(tx: Transaction, tenant_id: str) -> list[dict[str, Any]]:
+    """The tenant's number operations in the order they were accepted (admin view): each with the sequence numbers
+    of its acceptance and completion (None: still running), its outcome, who held the number before it completed
+    (`holderBefore`) and, for an assignment, the numbers it took from its user (`replaced`: a new primary number
+    replaces the old one)."""
+    operations = sorted(tx.list("number_operation", tenant_id), key=lambda o: o.get("_accepted") or 0)
+    return [{"action": o["_action"], "telephoneNumber": o["_parameters"]["telephoneNumber"],
+             "assignmentTargetId": o["_parameters"].get("assignmentTargetId"), "status": o["status"],
+             "accepted": o.get("_accepted"), "completed": o.get("_completed"), "holderBefore": o.get("_holderBefore"),
+             "replaced": o.get("_replaced", [])} for o in operations]
 
 
 def _complete(emulator: Any, operation_id: str) -> None:
