@@ -85,7 +85,7 @@ async def apply_command(settings: Settings, tenant: str, adopt: list[str]) -> di
                 adopted = await applying.adopt(session, enterprise, plan, adopt, settings.number_quarantine_seconds)
                 await end_transaction(session)
             desired, plan = await applying.current_plan(session, enterprise, voice)
-            results, records = await converge(voice, plan, desired)
+            results, records = await converge(voice, plan, desired, limit=settings.microsoft_tenant_concurrency)
             for d in records:
                 number = await repository.free_deleted_user(session, enterprise, d.object, settings.number_quarantine_seconds)
                 results.append({"id": d.id, "stage": "record", "status": "done",

@@ -466,6 +466,80 @@ async def test_applies_started_at_the_same_moment_run_once(client, live, organis
         gate.set()
     finished = await _wait_job(client, sub.headers["Authorization"].removeprefix("Bearer "), tenant_id, job_id)
     assert finished["status"] == "completed", finished
-    await asyncio.to_thread(workflows.chunk_step, earlier, 0, 50)  # its workflow resumed after the job had ended
+    await asyncio.to_thread(workflows.operations_step, earlier)  # its workflow resumed after the job had ended
+    await asyncio.to_thread(workflows.chunk_step, earlier, 0, 50)  # (and the chunked workflow of earlier releases)
     [(status, results)] = _sql(live, "SELECT status, results FROM voice_apply_jobs WHERE id = :j", j=earlier)
     assert (status, json.loads(results) if isinstance(results, str) else results) == ("failed", [])  # (SQLite: text)
+
+
+async def test_an_apply_of_swapped_numbers_runs_operations_side_by_side_and_keeps_users_numbered(client, live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
+    """Numbers swapped between users (A's to B and B's to A), a user moving to a free number and another taking its
+    old one. The apply's number operations overlap in Teams (they ran one at a time: 200 swaps took 21 minutes under
+    Microsoft's latencies), every user ends with its number, and a user loses its number only where a swap leaves no
+    other way: one user of each swapped pair, released just before its partner takes the number (every number was
+    released before any was placed: users stood without a number for minutes). The emulator's log of number
+    operations gives their order (accepted, completed); nothing here is timed."""
+    tenant = _emulated_tenant(live, f"swap-{uuid.uuid4().hex[:6]}.example")
+    onboarding = Onboarding(client, live, organisation, receiver, tenant)
+    await onboarding.register()
+    token, tenant_id = onboarding.token, tenant["tenantId"]
+    connection = MicrosoftConnector(live.settings)
+    try:
+        users = sorted([u async for u in connection.connect(tenant_id).graph.pages("/users", **{"$select": "id,userPrincipalName"})
+                        if not u["userPrincipalName"].startswith("admin@")], key=lambda u: u["userPrincipalName"])[:6]
+    finally:
+        await connection.aclose()
+    assert len(users) == 6
+    base = 3226000000 + random.randrange(0, 90000) * 10
+    numbers = [f"+{base + i}" for i in range(7)]  # the users' numbers, and a free one (the last)
+    for user, number in zip(users, numbers):
+        _sql(live, "INSERT INTO teams_voice_users (enterprise_id, user_principal_name, microsoft_user_id, phone_number, "
+             "calling_enabled, updated_at) VALUES (:e, :upn, :id, :n, :c, CURRENT_TIMESTAMP)",
+             e=onboarding.enterprise_id, upn=user["userPrincipalName"].lower(), id=user["id"], n=number, c=True)
+    await _apply(client, token, tenant_id)
+    # Users 0 and 1 swap, 2 and 3 swap, 4 moves to the free number, 5 takes 4's old one (its own is given up).
+    wanted = [numbers[1], numbers[0], numbers[3], numbers[2], numbers[6], numbers[4]]
+    _sql(live, "UPDATE teams_voice_users SET phone_number = NULL WHERE enterprise_id = :e", e=onboarding.enterprise_id)
+    for user, number in zip(users, wanted):
+        _sql(live, "UPDATE teams_voice_users SET phone_number = :n WHERE microsoft_user_id = :id", n=number, id=user["id"])
+
+    admin = httpx.Client(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=30)
+    voice = lambda: admin.get(f"/_admin/tenants/{tenant_id}/voice").raise_for_status().json()  # noqa: E731
+    before = max((o["accepted"] for o in voice()["numberOperations"]), default=0)
+    admin.put("/_admin/faults", json={"numberOperationMs": 300}).raise_for_status()  # (operations overlap only if they last)
+    try:
+        await _apply(client, token, tenant_id)
+    finally:
+        admin.delete("/_admin/faults").raise_for_status()
+    state = voice()
+    admin.close()
+    ids = [u["id"] for u in users]
+    assert {n["telephoneNumber"]: n["assignmentTargetId"] for n in state["numbers"] if n["telephoneNumber"] in numbers} == {
+        number: user_id for number, user_id in zip(wanted, ids)}
+    ops = [o for o in state["numberOperations"] if o["accepted"] > before]
+    assert all(o["status"] == "succeeded" for o in ops), ops
+    # Side by side: some operation was accepted before another had completed.
+    assert any(a is not b and a["accepted"] < b["completed"] and b["accepted"] < a["completed"] for a in ops for b in ops), ops
+    # Who stood without a number, replaying the completed operations in their order.
+    held = {user_id: {number} for user_id, number in zip(ids, numbers)}
+    numberless: set[str] = set()
+    for op in sorted(ops, key=lambda o: o["completed"]):
+        if op["action"] == "unassignNumber":
+            held[op["holderBefore"]].discard(op["telephoneNumber"])
+        else:
+            held[op["assignmentTargetId"]] = held[op["assignmentTargetId"]] - set(op["replaced"]) | {op["telephoneNumber"]}
+            for other, kept in held.items():
+                if other != op["assignmentTargetId"]:
+                    kept.discard(op["telephoneNumber"])
+        numberless |= {user_id for user_id, kept in held.items() if not kept}
+    assert len(numberless) == 2 and len(numberless & set(ids[:2])) == 1 and len(numberless & set(ids[2:4])) == 1, ops
+    # Only those two were released, and each released number was placed next, after its release completed.
+    releases = [o for o in ops if o["action"] == "unassignNumber"]
+    assert sorted(o["holderBefore"] for o in releases) == sorted(numberless), ops
+    assigns = {o["telephoneNumber"]: o for o in ops if o["action"] == "assignNumber"}
+    for release in releases:
+        assert assigns[release["telephoneNumber"]]["accepted"] > release["completed"], ops
+    # 4 moved to the free number in one operation (its old one replaced), and 5 took that number only once it was free.
+    assert assigns[numbers[6]]["replaced"] == [numbers[4]]
+    assert assigns[numbers[4]]["accepted"] > assigns[numbers[6]]["completed"], ops
+    assert (await _plan(client, token, tenant_id))["empty"] is True

@@ -412,3 +412,44 @@ def test_rename_domain_moves_users_and_gateways_to_the_replacement_tenant() -> N
     assert [u.user_principal_name for u in moved.users] == ["ada@fabrikam.com", "bob@other.com"]
     assert moved.routing.gateways[0].fqdn == "sbc1.fabrikam.com" and moved.routing.routes[0].gateways == ["sbc1.fabrikam.com"]
     assert rename_domain(state, "toso.com", "x.com").users[0].user_principal_name == "ada@contoso.com"
+
+
+async def test_a_ring_of_swapped_numbers_releases_one_number_and_a_move_is_one_assignment() -> None:
+    """a->b->c->a rotate their numbers, d moves to a free number and e takes d's old one. One user of the ring is
+    released first (it waits on nothing), the next takes its number, and so on around; d's and e's changes are one
+    assignment each (over the old number), e's after d's. Run again with the first operations recorded as done (a
+    crash after them), nothing recorded is repeated; a stopped job starts nothing."""
+    from teamsvoice.domain.voice_state.service import Operation, run_scheduled, schedule
+
+    tenant = converged_tenant()
+    for upn, number in (("a@c.com", "+321"), ("b@c.com", "+322"), ("c@c.com", "+323"), ("d@c.com", "+324"), ("e@c.com", "+325")):
+        tenant.add_user(upn, number, "teamsvoice-eu")
+    state = desired(user("a@c.com", "+322"), user("b@c.com", "+323"), user("c@c.com", "+321"), user("d@c.com", "+329"),
+                    user("e@c.com", "+324"))
+    current = await plan_of(tenant, state)
+    order = schedule(current.differences)
+    ops = {(op.difference_id.split(":")[1], op.stage) for op in order.numbers}
+    assert ops == {("a@c.com", "release"), ("a@c.com", "place"), ("b@c.com", "place"), ("c@c.com", "place"),
+                   ("d@c.com", "place"), ("e@c.com", "place")}
+    place = lambda upn: Operation(f"user:{upn}:phoneNumber", "place")  # noqa: E731
+    assert order.waits == {place("c@c.com"): Operation("user:a@c.com:phoneNumber", "release"),
+                           place("b@c.com"): place("c@c.com"), place("a@c.com"): place("b@c.com"),
+                           place("e@c.com"): place("d@c.com")}
+    nothing: list[dict] = []
+    await run_scheduled(tenant, order, current.differences, state, lambda call: call(), limit=8, on_result=nothing.append,
+                        stopped=lambda: True)
+    assert nothing == [] and not [c for c in tenant.calls if "number" in c]
+    first: list[dict] = []
+    await run_scheduled(tenant, order, current.differences, state, lambda call: call(), limit=8, on_result=first.append)
+    assert all(r["status"] == "done" for r in first) and len(first) == 6, first
+    assert {u: tenant.users[u].phone_numbers for u in ("a@c.com", "b@c.com", "c@c.com", "d@c.com", "e@c.com")} == {
+        "a@c.com": ["+322"], "b@c.com": ["+323"], "c@c.com": ["+321"], "d@c.com": ["+329"], "e@c.com": ["+324"]}
+    at = tenant.calls.index
+    assert at("remove_number a@c.com +321") < at("assign_number c@c.com +321") < at("assign_number b@c.com +323") \
+        < at("assign_number a@c.com +322")
+    assert at("assign_number d@c.com +329") < at("assign_number e@c.com +324")
+    assert "remove_number e@c.com +325" not in tenant.calls[:at("assign_number e@c.com +324")]  # (e kept +325 until then)
+    calls = len(tenant.calls)
+    await run_scheduled(tenant, order, current.differences, state, lambda call: call(), limit=8, on_result=nothing.append,
+                        done={(r["id"], r["stage"]) for r in first})
+    assert nothing == [] and len(tenant.calls) == calls

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.db import end_transaction
-from teamsvoice.core.errors import Conflict, DomainError, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
@@ -21,7 +21,7 @@ from teamsvoice.domain.voice_state import drift, repository, repository_apply
 from teamsvoice.domain.voice_state.numbers import reconcile_numbers
 from teamsvoice.domain.voice_state.models import VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Difference, Plan
-from teamsvoice.domain.voice_state.service import Attempt, Operation, plan_tenant, run_operation
+from teamsvoice.domain.voice_state.service import plan_tenant
 from teamsvoice.domain.voice_state.state import DesiredState, parse_document, rename_domain
 from teamsvoice.microsoft.ports import TeamsVoice, TenantVoiceAdmin, UserAccounts
 
@@ -112,36 +112,6 @@ async def adopt(session: AsyncSession, enterprise: Enterprise, current: Plan, ra
     if gained:
         await licences.check_user_quota(session, enterprise.id)
     return done
-
-
-def is_policy_grant(d: Difference) -> bool:
-    return d.kind == "user" and d.field == "voiceRoutingPolicy" and d.action != "leave"
-
-
-async def grant_policies(voice: TenantVoiceAdmin, differences: list[Difference], desired: DesiredState,
-                         attempt: Attempt[Any]) -> list[dict[str, Any]]:
-    """The voice routing policy differences (is_policy_grant) of one apply chunk: one Microsoft call per
-    policy for all its users (None: back to Global). Should Microsoft refuse a group, each of its users is
-    tried alone, so a refusal names its user and spares the others. Results as run_operation's."""
-    by_policy: dict[str | None, list[Difference]] = {}
-    for d in differences:
-        by_policy.setdefault(d.desired, []).append(d)
-    results: list[dict[str, Any]] = []
-    for policy, group in by_policy.items():
-        users = [d.user_id or d.object for d in group]
-        try:
-            await attempt(lambda: voice.grant_voice_routing_policy_to_many(users, policy))
-        except DomainError:
-            for d in group:
-                try:
-                    detail = await run_operation(voice, Operation(d.id, "user"), d, desired, attempt)
-                    results.append({"id": d.id, "stage": "user", "status": "done", "detail": detail})
-                except DomainError as exc:
-                    results.append({"id": d.id, "stage": "user", "status": "failed", "detail": exc.message})
-            continue
-        results.extend({"id": d.id, "stage": "user", "status": "done",
-                        "detail": f"voice routing policy of {d.object} set to {policy or 'Global'}"} for d in group)
-    return results
 
 
 def _running(job_id: int | None) -> PreconditionFailed:

@@ -1,6 +1,8 @@
 """Durable apply of a tenant's voice state (DBOS), the same guarantees as bulk jobs: the plan is taken
-and stored once, its operations run in chunks (each a step; every operation safe to repeat), transient
-Microsoft failures wait and retry and are never final, a crash resumes at the unfinished chunk.
+and stored once, its operations run (service.schedule: each as soon as the one it waits for has ended, at most
+TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY at once, every one safe to repeat) and their results are recorded as they
+end; transient Microsoft failures wait and retry and are never final; a crash runs the step again, which skips the
+operations recorded as ended.
 """
 
 import logging
@@ -23,14 +25,17 @@ from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, repository_apply, repository_drift
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import difference_from_wire
-from teamsvoice.domain.voice_state.service import operations, plan_tenant, run_operation
+from teamsvoice.domain.voice_state.service import (
+    grant_policies, is_policy_grant, operations, plan_tenant, run_operation, run_scheduled, schedule,
+)
 from teamsvoice.domain.voice_state.state import export_document, parse_document
 from teamsvoice.jobs.runtime import (
     delivery_attempt, durable_step, failure_message,
     in_flight, job_context, park_if_stopping, run_every, start_once, until_delivered, until_microsoft_answers,
 )
 
-CHUNK = 50
+CHUNK = 50  # operations per step of the apply of earlier releases (`voice_apply`)
+RECORD_SECONDS = 0.5  # the results of the operations ended meanwhile are recorded together, at most this often
 T = TypeVar("T")
 
 
@@ -93,8 +98,80 @@ async def _fail(job_id: int, message: str) -> int:
     return 0
 
 
+@durable_step("voice_apply_operations")
+def operations_step(job_id: int) -> None:
+    """Every operation of the stored plan (service.run_scheduled), then the records' (a user deleted in Entra ID
+    frees its number). Results are written as operations end (together, every RECORD_SECONDS), so the job shows its
+    progress; run again after a crash, the step skips the operations recorded (a result lost with the crash is an
+    operation run again: each is safe to repeat). A job ended meanwhile (cancelled, or by migration 0017) starts no
+    further operation once its end is read (at each write)."""
+    ctx = job_context()
+
+    async def work() -> None:
+        async with transaction(ctx.sessions) as session:
+            job, enterprise = await _load(session, job_id)
+            differences = [difference_from_wire(d) for d in job.differences]
+            desired = parse_document(job.desired)
+            tenant_id, status = enterprise.tenant_id, job.status
+            done = {(r["id"], r["stage"]) for r in job.results}
+        if tenant_id is None or status != "running":  # ended meanwhile (cancelled, or stopped by migration 0017)
+            return
+        voice = ctx.connector.connect(tenant_id).tenant_voice
+        order = schedule(differences)
+        ended: list[dict[str, Any]] = []
+        stopped = False
+        finished = anyio.Event()
+
+        async def record() -> None:
+            nonlocal stopped
+            batch = ended[:]
+            del ended[:len(batch)]
+            async with transaction(ctx.sessions) as session:
+                job, _ = await _load(session, job_id)
+                if batch:
+                    keys = {(r["id"], r["stage"]) for r in batch}
+                    job.results = [r for r in job.results if (r["id"], r["stage"]) not in keys] + batch
+                    job.error = None
+                stopped = job.status != "running"
+
+        async def recorder() -> None:
+            while not finished.is_set():
+                with anyio.move_on_after(RECORD_SECONDS):
+                    await finished.wait()
+                await record()
+
+        attempt = partial(until_microsoft_answers, on_wait=_waiting(job_id), workflow="voice_apply")
+        with job_log_context(job_id=job_id):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(recorder)
+                try:
+                    await run_scheduled(
+                        voice, order, differences, desired, attempt, limit=ctx.settings.microsoft_tenant_concurrency,
+                        on_result=ended.append, done=done, stopped=lambda: stopped,
+                        run=lambda *args: run_operation(*args),  # (looked up at each call: tests replace it)
+                        failure=lambda exc, what: failure_message(exc, f"voice apply job {job_id}: {what}"))
+                finally:
+                    finished.set()
+        by_id = {d.id: d for d in differences}
+        for op in order.records:
+            if stopped or (op.difference_id, op.stage) in done:
+                continue
+            d = by_id[op.difference_id]
+            async with transaction(ctx.sessions) as session:
+                _, enterprise = await _load(session, job_id)
+                number = await repository.free_deleted_user(session, enterprise, d.object, ctx.settings.number_quarantine_seconds)
+            ended.append({"id": d.id, "stage": op.stage, "status": "done",
+                          "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
+        await record()
+
+    with in_flight():
+        _run(work)
+    park_if_stopping()
+
+
 @durable_step("voice_apply_chunk")
 def chunk_step(job_id: int, start: int, end: int) -> None:
+    """A chunk of the apply of earlier releases (`voice_apply`), in `operations`' order."""
     ctx = job_context()
 
     async def work() -> None:
@@ -111,14 +188,14 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
         chunk = operations(differences)[start:end]
         # Voice routing policies: one Microsoft call per policy for all the chunk's users who need it, in
         # the place of the first of them (after the stages that create the policies).
-        grants = [by_id[op.difference_id] for op in chunk if applying.is_policy_grant(by_id[op.difference_id])]
+        grants = [by_id[op.difference_id] for op in chunk if is_policy_grant(by_id[op.difference_id])]
         results: list[dict[str, Any]] = []
         for op in chunk:
             d = by_id[op.difference_id]
-            if applying.is_policy_grant(d):
+            if is_policy_grant(d):
                 if d is grants[0]:
                     with job_log_context(job_id=job_id):
-                        results.extend(await applying.grant_policies(voice, grants, desired, attempt))
+                        results.extend(await grant_policies(voice, grants, desired, attempt))
                 continue
             with job_log_context(job_id=job_id, item_id=d.id):
                 if op.stage == "record":
@@ -175,8 +252,22 @@ def rescan_step(job_id: int) -> list[tuple[int, str]]:
         return _run(lambda: _scan(enterprise_id, auto_apply=False))["deliveries"]
 
 
+@DBOS.workflow(name="voice_apply_scheduled", max_recovery_attempts=None)
+def voice_apply_scheduled(job_id: int) -> str:
+    plan_step(job_id)
+    operations_step(job_id)
+    status = finish_step(job_id)
+    for delivery_id, job_key in rescan_step(job_id):
+        start_delivery(delivery_id, job_key)
+    return status
+
+
 @DBOS.workflow(name="voice_apply", max_recovery_attempts=None)
 def voice_apply(job_id: int) -> str:
+    """The apply as releases before `voice_apply_scheduled` recorded it (chunks of CHUNK operations, one at a time,
+    every number released before any is placed), kept only so that a job such a release left unfinished replays its
+    recorded steps after an upgrade; nothing starts it any more. Remove it once no release before 2026-12 is
+    upgraded from."""
     count = plan_step(job_id)
     for start in range(0, count, CHUNK):
         chunk_step(job_id, start, start + CHUNK)
@@ -187,7 +278,7 @@ def voice_apply(job_id: int) -> str:
 
 
 def _start(job_id: int, job_key: str) -> None:
-    start_once(f"voice-apply-{job_key}", voice_apply, job_id)
+    start_once(f"voice-apply-{job_key}", voice_apply_scheduled, job_id)
 
 
 async def enqueue_apply(job_id: int, job_key: str) -> None:
