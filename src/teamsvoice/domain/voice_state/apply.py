@@ -240,18 +240,25 @@ async def reconcile_numbers_in_scope(session: AsyncSession, principal: Principal
     return findings, errors
 
 
+OFFBOARDED = "OFFBOARDED"  # a voice user's record after offboarding (its last_sync_status)
+
+
 async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, delete_user: bool, quarantine_seconds: float,
                    voice: TeamsVoice, accounts: UserAccounts) -> dict[str, Any]:
     """Offboards a voice user: the record loses number and calling, the number goes to quarantine (then back
     to the inventory), and in Microsoft the user's numbers are removed, Enterprise Voice turned off and the
     account disabled (or deleted). The records are committed first: should Microsoft fail midway, the plan
-    shows what is left and apply finishes it."""
+    shows what is left and apply finishes it, or the offboarding is sent again: that retry answers what the first
+    attempt would have (the number it freed, kept in the record's `last_sync_detail`)."""
     record = await repository.voice_user(session, enterprise, upn)
     if record is None:
         raise NotFound(f"No voice user {upn} in tenant {enterprise.tenant_id}")
     number, user = record.phone_number, record.microsoft_user_id or record.user_principal_name
-    await repository.free_deleted_user(session, enterprise, upn, quarantine_seconds)
-    record.last_sync_status = "OFFBOARDED"
+    if number is None and record.last_sync_status == OFFBOARDED:  # offboarded before (Microsoft failed midway)
+        number = (record.last_sync_detail or {}).get("numberFreed")
+    account = "deleted" if delete_user else "disabled"
+    await repository.free_deleted_user(session, enterprise, upn, quarantine_seconds, status=OFFBOARDED,
+                                       detail={"numberFreed": number, "account": account})
     await end_transaction(session)
     await voice.remove_numbers(record.user_principal_name)
     await voice.set_enterprise_voice(record.user_principal_name, False)
@@ -260,5 +267,4 @@ async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, d
     else:
         await accounts.disable(user)
     return {"userPrincipalName": record.user_principal_name, "numberFreed": number,
-            "quarantineSeconds": quarantine_seconds if number else 0,
-            "account": "deleted" if delete_user else "disabled"}
+            "quarantineSeconds": quarantine_seconds if number else 0, "account": account}

@@ -8,6 +8,7 @@ configuration (the `teamsvoice` usage/route/policy on the reseller's SBC name in
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,15 +80,19 @@ async def voice_user(session: AsyncSession, enterprise: Enterprise, upn: str) ->
     return await voice_users.find(session, enterprise.id, upn)
 
 
-async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float) -> str | None:
+async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float, *,
+                            status: str = "USER_DELETED", detail: dict[str, Any] | None = None) -> str | None:
     """The user is gone from Entra ID: its record loses number and calling; the number goes to quarantine
-    (no one gets it before the quarantine ends) and then back to the inventory. Answers the number freed."""
+    (no one gets it before the quarantine ends) and then back to the inventory. Answers the number freed.
+    Offboarding frees its user the same way under its own `status` (OFFBOARDED) and `detail`: the audit entry
+    of the change names what happened, not a deletion that was none."""
     record = await voice_user(session, enterprise, upn)
     if record is None:
         return None
     number = record.phone_number
     record.phone_number, record.calling_enabled, record.microsoft_user_id = None, False, None
-    record.last_sync_status, record.last_sync_detail = "USER_DELETED", {"changes": [f"{number} freed"] if number else []}
+    record.last_sync_status = status
+    record.last_sync_detail = {"changes": [f"{number} freed"] if number else [], **(detail or {})}
     if number and quarantine_seconds > 0:
         await quarantine(session, enterprise, [(number, upn)], quarantine_seconds)
     return number
