@@ -44,6 +44,7 @@ from teamsvoice.domain.jobs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import bulk
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
+from teamsvoice.domain.voice_state import drift
 from teamsvoice.domain.voice_state.models import DriftDelivery, VoiceApplyJob
 
 FollowUp = Callable[[], Awaitable[None]]
@@ -197,8 +198,9 @@ async def _drift_deliveries(session: AsyncSession, scope: Scope, ids: Sequence[i
         enterprise = enterprises.get(body.get("enterpriseId"))  # type: ignore[arg-type]
         customer = (enterprise.enterprise_name if enterprise else
                     f"tenant {body['tenantId']}" if isinstance(body.get("tenantId"), str) else reseller.name)
+        url, _ = drift.delivery_target(delivery, hook)  # where it goes: its own URL, not the webhook's of today
         jobs.append(Job(f"drift-webhook:{delivery.id}", "drift-webhook", KINDS["drift-webhook"],
-                        f"{body.get('type') or 'drift event'} to {urlsplit(hook.url).netloc}", customer,
+                        f"{body.get('type') or 'drift event'} to {urlsplit(url).netloc}", customer,
                         enterprise.id if enterprise else None, hook.reseller_id, delivery.status, None, None,
                         delivery.attempts, delivery.last_error, delivery.created_at, delivery.delivered_at,
                         *_delivery_refusals(delivery.status, delivery.delivered_at)))

@@ -208,7 +208,8 @@ async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan,
                            "tenantId": enterprise.tenant_id, "enterpriseId": enterprise.id,
                            "event": render_event(event, enterprise.tenant_id)}, separators=(",", ":"))
         for hook in hooks:
-            delivery = DriftDelivery(webhook_id=hook.id, body=body, status="pending", attempts=0)
+            delivery = DriftDelivery(webhook_id=hook.id, url=hook.url, secret_encrypted=hook.secret_encrypted, body=body,
+                                     status="pending", attempts=0)
             session.add(delivery)
             deliveries.append(delivery)
     await session.flush()
@@ -219,6 +220,16 @@ async def record_scan(session: AsyncSession, enterprise: Enterprise, plan: Plan,
 async def record_scan_failure(session: AsyncSession, enterprise: Enterprise, message: str) -> None:
     settings = await settings_of(session, enterprise)
     settings.last_scan_at, settings.last_scan_error = utcnow(), message
+
+
+def delivery_target(delivery: DriftDelivery, hook: DriftWebhook) -> tuple[str, str]:
+    """Where a delivery goes and the secret (encrypted) it is signed with: those its webhook had when the delivery
+    was made, every try and every retry alike (the rule of consent deliveries, which go to their redirectUrl); a
+    webhook registered again meanwhile gets only the deliveries made after. A row written without them (by a
+    process of a release before migration 0018) goes where it went then: to its webhook's."""
+    if delivery.url is not None and delivery.secret_encrypted is not None:
+        return delivery.url, delivery.secret_encrypted
+    return hook.url, hook.secret_encrypted
 
 
 def pending_deliveries(rows: Sequence[DriftDelivery]) -> list[tuple[int, str]]:

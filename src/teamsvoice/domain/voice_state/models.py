@@ -81,11 +81,18 @@ class DriftWebhook(Base):
 
 
 class DriftDelivery(Base):
+    """A drift event owed to a reseller's webhook. It goes to the URL, signed with the secret, that the webhook had
+    when the delivery was made (`url`, `secret_encrypted`: the Keyring's ciphertext, as the webhook keeps it), as a
+    consent webhook delivery goes to its redirectUrl: a webhook registered again meanwhile gets the deliveries made
+    from then on. Rows from before migration 0018 got their webhook's (`drift.delivery_target` is the rule)."""
+
     __tablename__ = "voice_drift_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_key: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("voice_drift_webhooks.id"), index=True)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)  # the event; each try sends it stamped with its time (drift.stamped)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, refused, cancelled (jobs cancel)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

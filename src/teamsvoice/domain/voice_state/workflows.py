@@ -406,8 +406,8 @@ def _post_drift_event(delivery_id: int) -> bool:
             return True
         hook = session.get(DriftWebhook, delivery.webhook_id)
         assert hook is not None
-        url, recorded = hook.url, delivery.body
-        secret = ctx.keyring.decrypt(hook.secret_encrypted, purpose=drift.SECRET_PURPOSE)
+        (url, secret_encrypted), recorded = drift.delivery_target(delivery, hook), delivery.body
+        secret = ctx.keyring.decrypt(secret_encrypted, purpose=drift.SECRET_PURPOSE)
     now = int(time.time())  # each try is stamped and signed anew: a receiver refuses stale timestamps
     body = drift.stamped(recorded, now)
     error: str | None = None
