@@ -259,6 +259,9 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     unknown_policy = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                                        json=msal | {"userPrincipalName": pbx_upn, "voiceRoutingPolicy": "US-East"})
     assert unknown_policy.status_code == 400 and "provisionDirectRouting" in unknown_policy.json()["message"]
+    slashed = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),  # Graph cannot grant it
+                                json=msal | {"userPrincipalName": pbx_upn, "voiceRoutingPolicy": "US/East"})
+    assert slashed.status_code == 400 and slashed.json()["message"].startswith("voiceRoutingPolicy: 'US/East' contains '/'")
     taken = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                               json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": f"+{n2}"})
     assert taken.status_code == 409

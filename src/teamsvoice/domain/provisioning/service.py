@@ -24,6 +24,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.tenant_voice.rules import check_policy_name
 from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.microsoft.ports import Connector, TenantConnection, VoiceState
 
@@ -130,16 +131,18 @@ async def authorize_provisioning(
     return ProvisioningAccess(enterprise, connector.connect(tenant_id))
 
 
-def per_user_policy(name: str | None) -> str | None:
+def per_user_policy(name: str | None, field: str = "voice routing policy") -> str | None:
     """The voice routing policy to grant a user. The tenant's global policy ("Global", as Teams and the policy
     lists name it, or "Tag:Global") is what a user without a per-user grant gets: choosing it removes the grant
-    (Teams' `$null`), as Teams refuses to grant "Global" by name ("not a user policy")."""
+    (Teams' `$null`), as Teams refuses to grant "Global" by name ("not a user policy"). A name that cannot be
+    stored, or granted (tenant_voice/rules.check_policy_name), is a 400 naming `field`."""
     if name is None:
         return None
     text = name.strip()
     problem = name_problem(text)
     if problem is not None:
-        raise ValidationFailed(f"voice routing policy: {problem}")
+        raise ValidationFailed(f"{field}: {problem}")
+    check_policy_name(field, text)
     bare = text[4:] if text[:4].lower() == "tag:" else text
     if not bare or bare.lower() == "global":
         return None
@@ -253,7 +256,7 @@ async def update_user_details(
 ) -> Reconciled:
     """Fields left as `...` are unchanged; None clears."""
     if voice_routing_policy is not ... and voice_routing_policy is not None:
-        voice_routing_policy = per_user_policy(str(voice_routing_policy))
+        voice_routing_policy = per_user_policy(str(voice_routing_policy), "voiceRoutingPolicy")
     if voice_routing_policy not in (..., None):
         # Teams grants only existing per-user policies: say so as the caller's error, before recording anything.
         known = await access.connection.direct_routing.policy_names()

@@ -21,6 +21,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionResourceAccount
+from teamsvoice.domain.tenant_voice.rules import check_policy_name
 from teamsvoice.microsoft.ports import TenantConnection
 
 APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
@@ -130,7 +131,8 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
         desired["phoneNumber"] = _number(fields["phone_number"], _label(labels, "phone_number"))
         await _free(session, access, desired["phoneNumber"], account.voice_user_id)
     if "voice_routing_policy" in fields:
-        desired["vrp"] = service.optional_string(_label(labels, "voice_routing_policy"), fields["voice_routing_policy"])
+        label = _label(labels, "voice_routing_policy")
+        desired["vrp"] = check_policy_name(label, service.optional_string(label, fields["voice_routing_policy"]))
     if "customer_licences" in fields:
         account.customer_licenses = service.string_list(_label(labels, "customer_licences"), fields["customer_licences"],
                                                         nullable=False) or []

@@ -30,7 +30,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
-from teamsvoice.domain.tenant_voice.rules import gives_voice
+from teamsvoice.domain.tenant_voice.rules import check_policy_name, gives_voice
 from teamsvoice.microsoft.directory_ports import (
     RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryUser, SubscribedSku,
 )
@@ -351,7 +351,7 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
         elif name == "phone_number":
             update.phone_number = None if value is None else numbers.parse_full_number(value, wire)
         elif name == "vrp":
-            update.vrp = optional_string(wire, value)
+            update.vrp = check_policy_name(wire, optional_string(wire, value))
         elif name in ("groups", "licenses"):
             setattr(update, name, string_list(wire, value))
         elif name == "customer_licenses":

@@ -8,10 +8,15 @@ those seats are counted separately and never make a tenant ready for users.
 Domains: Teams accepts a PSTN gateway only under a domain verified in the tenant, and never under the
 initial `*.onmicrosoft.com` one. The SBC names live under the tenant's default verified custom domain, or its
 first verified custom domain when the default is the initial one.
+
+Voice routing policies: a policy is granted by name through Graph (`policy/getPolicyId(...,name='<name>')`), and
+Microsoft reads a '/' in that name as a path separator even when sent as %2F (Graph answers 400 "Resource not
+found for the segment"): a name with '/' is refused up front, naming the field (`check_policy_name`).
 """
 
 from collections.abc import Iterable
 
+from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.microsoft.directory_ports import SubscribedSku, TenantDomain
 
 USER_PHONE_PLAN = "MCOEV"
@@ -50,3 +55,13 @@ def voice_domain(domains: Iterable[TenantDomain]) -> str | None:
     custom = custom_domains(domains)
     chosen = next((d for d in custom if d.is_default), custom[0] if custom else None)
     return chosen.name if chosen else None
+
+
+def check_policy_name(field: str, name: str | None) -> str | None:
+    """`name` if a voice routing policy of that name can be granted to a user; else a 400 naming `field`. Every
+    place that takes a policy name to grant (both API families, the console, a resource account, a restored
+    voice state) asks this, before anything is recorded or sent to Microsoft."""
+    if name is not None and "/" in name:
+        raise ValidationFailed(f"{field}: '{name}' contains '/', which Microsoft Graph cannot take in a voice routing "
+                               "policy's name (it reads it as a path separator): name the policy without '/'")
+    return name

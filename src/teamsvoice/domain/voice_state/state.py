@@ -12,6 +12,7 @@ from typing import Any
 
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.limits import name_problem
+from teamsvoice.domain.tenant_voice.rules import check_policy_name
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import VoiceState
 
@@ -138,8 +139,9 @@ def parse_document(document: Any) -> DesiredState:
                 raise ValidationFailed(f"users[{i}].phoneNumber: {number} is given to two users")
             numbers.add(number)
         seen.add(upn)
-        users.append(Assignment(upn, None, number, _field(u, "voiceRoutingPolicy", str, f"users[{i}]", optional=True),
-                                bool(_field(u, "callingEnabled", bool, f"users[{i}]"))))
+        policy = check_policy_name(f"users[{i}].voiceRoutingPolicy",
+                                   _field(u, "voiceRoutingPolicy", str, f"users[{i}]", optional=True))
+        users.append(Assignment(upn, None, number, policy, bool(_field(u, "callingEnabled", bool, f"users[{i}]"))))
     tenant_id = document.get("tenantId")
     return DesiredState(str(tenant_id or ""), RoutingInventory(gateways, list(usages), routes, policies), users)
 
