@@ -18,6 +18,7 @@ from teamsvoice.api import connecttoteams, docs, fusion, routing
 from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
+from teamsvoice.api.job_wait import StoppedWaiting
 from teamsvoice.api.limits import RequestLimits
 from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
@@ -35,7 +36,7 @@ def _is_browser_route(request: Request) -> bool:
     return request.url.path.startswith("/restricted/")
 
 
-DATABASE_RETRY_AFTER_SECONDS = 5  # a restarting PostgreSQL, a database locked for a moment
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5  # a restarting PostgreSQL, a database locked for a moment, a server stopping
 
 
 def _is_fusion_route(request: Request) -> bool:
@@ -157,18 +158,30 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         return spring_error(request, 500, "Internal error; it has been logged")
 
     def database_unavailable(request: Request, exc: Exception) -> Response:
-        """503 with Retry-After in the family's envelope: the database stopped or restarting, a deadlock lost, a lock
-        or pool timeout. It was a 500 "Internal error", which tells a client and a load balancer that the request
-        itself is at fault."""
+        """The database stopped or restarting, a deadlock lost, a lock or pool timeout. It was a 500 "Internal error",
+        which tells a client and a load balancer that the request itself is at fault."""
         logging.getLogger("teamsvoice").warning("the database did not answer on %s: %s", request.url.path,
                                                 str(exc).splitlines()[0][:300])
+        return unavailable(request, DATABASE_BUSY, fusion_errors.DATABASE_BUSY)
+
+    @app.exception_handler(StoppedWaiting)
+    async def stopped_waiting(request: Request, exc: StoppedWaiting) -> Response:
+        # The server is stopping while the request waits for its job (api/job_wait.py): uvicorn's own answer was a
+        # bare 500 for a job that went on and succeeded. The job is named, and where to follow it.
+        logging.getLogger("teamsvoice").warning("stopping: %s %s answered before its job ended (%s)", request.method,
+                                                request.url.path, exc.location)
+        return unavailable(request, exc.message, fusion_errors.STOPPED_WAITING, {"Location": exc.location})
+
+    def unavailable(request: Request, reason: str, fusion_code: int, headers: dict[str, str] | None = None) -> Response:
+        """503 with Retry-After in the family's envelope: the request was not answered as asked, for a reason of the
+        server's that passes (`reason` says what; Fusion's `fusion_code` names it)."""
         if console.is_console_route(request):
-            response: Response = console.render_message(request, DATABASE_BUSY, status=503)
+            response: Response = console.render_message(request, reason, status=503)
         elif _is_fusion_route(request):
-            response = fusion_errors.fusion_error(503, fusion_errors.DATABASE_BUSY, DATABASE_BUSY)
+            response = fusion_errors.fusion_error(503, fusion_code, reason)
         else:
-            response = spring_error(request, 503, DATABASE_BUSY)
-        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+            response = spring_error(request, 503, reason)
+        response.headers.update({"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS), **(headers or {})})
         return response
 
     for router in [*connecttoteams.ROUTERS, *fusion.ROUTERS, *teamsvoice_api.ROUTERS]:

@@ -104,3 +104,60 @@ async def test_items_without_a_voice_change_end_and_are_counted(sub: Onboarded) 
     assert got["msTeams"]["displayName"] == "only the name"
     got = (await client.get(f"{path}/msteams/user/{users[1]['id']}", headers=headers)).json()
     assert got["draas"]["customerLicenses"] == ["Call-Bundle"], got["draas"]
+
+
+async def test_a_stopping_server_answers_a_waiting_bulk_update_with_its_job(sub: Onboarded) -> None:
+    """SIGTERM to `teamsvoice api` while a client waits on a bulk update without `Prefer: respond-async`: uvicorn's
+    graceful shutdown cancels the wait after its timeout (5 s), and the client got uvicorn's bare text/plain 500 for
+    a job that then succeeded (a probe), so it sent the work again. It gets a 503 in Fusion's envelope now (code
+    1505, Retry-After) naming the job and where to follow it (Location), and the job ends as it would have. The API
+    is served here as `teamsvoice api` serves it (runner.server, stopped by runner.serve_until as a signal stops it),
+    on the live server's database and job engine, with a graceful timeout of half a second."""
+    import httpx
+
+    from teamsvoice import runner
+    from teamsvoice.app import create_app
+    from tests.support.live import bound_socket
+
+    client, path, headers, live = sub.world.client, sub.path, sub.headers, sub.world.live
+    users = [u["msTeams"] for u in await sub.users(4)][1:3]
+    body = {"name": "Stopping", "data": [{"upn": u["userPrincipalName"], "number": sub.numbers[i], "vrp": "teamsvoice"}
+                                         for i, u in enumerate(users)]}
+    sock = bound_socket()
+    server = runner.server(create_app(live.settings, jobs_role=None), log_level="warning")
+    server.config.timeout_graceful_shutdown = 0.5
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runner.serve_until(stop, server, sock))
+    await runner.wait_started(server, serving, "API")
+
+    async def faults(method: str, **config: int) -> None:
+        async with httpx.AsyncClient(verify=str(live.emulator.ca_cert_path)) as admin:
+            assert (await admin.request(method, f"{live.emulator.url}/_admin/faults", json=config or None)).status_code == 200
+
+    await faults("PUT", latencyMs=400)  # Microsoft answers slowly: the job is still running when the wait is cancelled
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as stopping:
+            waiting = asyncio.create_task(stopping.put(f"{path}/msteams/users/bulk", headers=headers, json=body))
+            for _ in range(100):  # the job is recorded: the request waits for it
+                bulks = (await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"search": "Stopping"})).json()
+                if bulks["bulks"] or waiting.done():
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            answer = await waiting
+        await serving
+    finally:
+        await faults("DELETE")
+    [job] = bulks["bulks"]
+    location = f"{path}/msteams/users/bulk/{job['id']}"
+    assert answer.status_code == 503, (answer.status_code, answer.headers.get("content-type"), answer.text)
+    assert answer.json() == {"error": {"code": 1505, "reason": (
+        f"The server is stopping and answers before bulk job {job['id']} has ended; the job was not lost and goes on: "
+        f"follow it at {location} rather than sending the request again")}}
+    assert answer.headers["Retry-After"] == "5" and answer.headers["Location"] == location
+    for _ in range(300):
+        details = (await client.get(location, headers=headers)).json()
+        if details["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.1)
+    assert (details["status"], details["success_count"]) == ("success", 2), details

@@ -4,13 +4,13 @@
 answers once the job is done: 200 (all updated) / 207 (some) / 400 (none) with per-user details and
 errors, streamed from the database. With `Prefer: respond-async` it answers 202 at once with the job's
 ids (`Preference-Applied: respond-async`, `Location` of its details). A client that goes away loses
-nothing: the job runs on, and its details are readable at any time.
+nothing: the job runs on, and its details are readable at any time; a server that stops while the client waits
+answers 503 with the job's `Location` (api/job_wait.py).
 
 The spec writes the history/details paths without the `/api/v01/draas` prefix; they are served under the
 same prefix as every other subscription route.
 """
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.job_wait import until_ended
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
@@ -33,7 +34,6 @@ from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams users bulk"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk"
-POLL_SECONDS = 0.25
 
 
 def _access(role: str) -> Any:
@@ -139,12 +139,12 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
     job_id, job_key = job.id, job.job_key
     await uow.end_transaction()
     await workflows.enqueue_bulk(job_key, job_id)
+    location = f"{request.url.path.rstrip('/')}/{job_id}"
     if _wants_async(request):
-        location = f"{request.url.path.rstrip('/')}/{job_id}"
         return JSONResponse({"id": job_id, "job_id": job.job_id, "status": "queued", "total_count": job.total_count},
                             status_code=202, headers={"Preference-Applied": "respond-async", "Location": location})
-    while (current := await repository.bulk_job_status(container.sessions, job_id)).status not in bulk.FINAL:
-        await asyncio.sleep(POLL_SECONDS)
+    current = await until_ended(lambda: repository.bulk_job_status(container.sessions, job_id),
+                                lambda j: j.status in bulk.FINAL, what=f"bulk job {job_id}", location=location)
     return StreamingResponse(_stream(container, job_id, current), status_code=http_status(current),
                              media_type="application/json")
 

@@ -34,6 +34,7 @@ UPSTREAM = 1502
 UPSTREAM_RETRYABLE = 1503
 INTERNAL = 1500
 DATABASE_BUSY = 1504  # a transient database failure gave the request up (app.py): retry
+STOPPED_WAITING = 1505  # the server stopped before the job the request waits for ended (api/job_wait.py): follow it
 INVALID_NEXT = 2001
 
 # The domain's named codes as Fusion numbers them (docs/fusion-errors.md); a code not listed here gets the

@@ -21,6 +21,7 @@ from teamsvoice.api.fusion.error_codes import (  # noqa: F401  (the family's cod
     INVALID_REQUEST,
     NOT_FOUND,
     PRECONDITION,
+    STOPPED_WAITING,
     UNAUTHENTICATED,
     UPSTREAM,
     UPSTREAM_RETRYABLE,
