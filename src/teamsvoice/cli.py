@@ -13,7 +13,7 @@ import typer
 from teamsvoice import __version__
 from teamsvoice.cli_common import (
     APP_REGISTRATION_FILE, DataDir, embedded_microsoft, embedded_settings, fail as _fail, operator_settings,
-    record_emulator_address, settings_for as _settings,
+    record_emulator_address, run_command, settings_for as _settings,
 )
 from teamsvoice.runner import StartupError
 
@@ -431,15 +431,6 @@ def _voice_settings(data_dir: Path | None) -> "Settings":
     return settings
 
 
-def _voice_run(work: Any) -> Any:
-    from teamsvoice.core.errors import DomainError
-
-    try:
-        return asyncio.run(work)
-    except DomainError as exc:
-        _fail(exc.message)
-
-
 @app.command("plan")
 def plan(
     tenant: Annotated[str, typer.Argument(help="Microsoft tenant id, tenant domain or enterprise id.")],
@@ -451,7 +442,7 @@ def plan(
 
     from teamsvoice import voice_state_cli
 
-    result = _voice_run(voice_state_cli.plan_command(_voice_settings(data_dir), tenant))
+    result = run_command(voice_state_cli.plan_command(_voice_settings(data_dir), tenant))
     if as_json:
         typer.echo(json.dumps(result.wire(), indent=2))
     else:
@@ -472,7 +463,7 @@ def apply(
     from teamsvoice import voice_state_cli
     from teamsvoice.domain.voice_state.planner import Plan, difference_from_wire
 
-    outcome = _voice_run(voice_state_cli.apply_command(_voice_settings(data_dir), tenant, adopt or []))
+    outcome = run_command(voice_state_cli.apply_command(_voice_settings(data_dir), tenant, adopt or []))
     if as_json:
         typer.echo(json.dumps(outcome, indent=2))
         return
@@ -495,7 +486,7 @@ def drift(
 
     from teamsvoice import voice_state_cli
 
-    events = _voice_run(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
+    events = run_command(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
     if as_json:
         typer.echo(json.dumps(events, indent=2))
     else:

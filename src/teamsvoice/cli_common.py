@@ -3,12 +3,15 @@ reads, and the one-line refusal (exit 2). Light: typer only, so `teamsvoice --he
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
     from teamsvoice.settings import Settings
+
+T = TypeVar("T")
 
 # No default of its own: without the option, the data directory is the settings' (TEAMSVOICE_DATA_DIR, else `data`;
 # settings.py names both), so a command never overrides the environment with a default.
@@ -20,6 +23,26 @@ DataDir = Annotated[Path | None, typer.Option(
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"teamsvoice: {message}", err=True)
     raise typer.Exit(code)
+
+
+def run_command(work: Coroutine[Any, Any, T]) -> T:
+    """Runs a command's work on the database (and Microsoft) to its end. What gives it up is said in one line, exit 2:
+    a domain error as its message, and a transient database failure (`core.db.is_transient_database_error`: stopped
+    or restarting, a deadlock lost, a lock or pool timeout) as `core.db.DATABASE_BUSY`, as the API answers it 503.
+    Every command that works on the database runs through here (`plan` and `apply` printed a traceback, exit 1)."""
+    import asyncio
+
+    from teamsvoice.core.db import DATABASE_BUSY, is_transient_database_error
+    from teamsvoice.core.errors import DomainError
+
+    try:
+        return asyncio.run(work)
+    except DomainError as exc:
+        fail(exc.message)
+    except Exception as exc:
+        if is_transient_database_error(exc):  # not done, and worth trying again: said in one line
+            fail(DATABASE_BUSY)
+        raise
 
 
 def settings_for(data_dir: Path | None, **updates: Any) -> "Settings":

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from teamsvoice.cli_common import DataDir, embedded_microsoft, operator_settings
-from teamsvoice.cli_common import fail as _fail, settings_for as _settings, sqlite_path as _sqlite_path
+from teamsvoice.cli_common import fail as _fail, run_command, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,8 +42,7 @@ Follow = Annotated[bool, typer.Option("--follow", "--watch", "-f",
 
 def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[AsyncSession]"], Awaitable[T]]) -> T:
     """Runs `work` with sessions of one engine (one connection for all its transactions: a poll loop's reads)."""
-    from teamsvoice.core.db import DATABASE_BUSY, create_engine, is_transient_database_error, session_factory
-    from teamsvoice.core.errors import DomainError
+    from teamsvoice.core.db import create_engine, session_factory
 
     async def run() -> T:
         engine = create_engine(settings.effective_database_url)
@@ -52,15 +51,7 @@ def _with_sessions(settings: "Settings", work: Callable[["async_sessionmaker[Asy
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except DomainError as exc:
-        _fail(exc.message)
-        raise
-    except Exception as exc:
-        if is_transient_database_error(exc):  # a deadlock lost, a lock timeout: not done, said in one line
-            _fail(DATABASE_BUSY)
-        raise
+    return run_command(run())
 
 
 def _with_session(settings: "Settings", work: Callable[["AsyncSession"], Awaitable[T]]) -> T:
@@ -587,15 +578,10 @@ def users_export(
     managed; the number and policy teamsvoice assigned), so a difference between the two is visible.
     Needs the server's TEAMSVOICE_MICROSOFT_* settings (the embedded default's are read from its data directory:
     `serve` must be running, it serves the emulator)."""
-    from teamsvoice.core.errors import DomainError
     from teamsvoice.core.spreadsheet import csv_writer
 
     settings = embedded_microsoft(operator_settings(data_dir))
-    try:
-        rows = asyncio.run(export_users(settings, tenant))
-    except DomainError as exc:
-        _fail(exc.message)
-        raise
+    rows = run_command(export_users(settings, tenant))
     if csv_file is not None:
         try:
             with csv_file.open("w", newline="", encoding="utf-8") as out:

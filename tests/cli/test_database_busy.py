@@ -47,3 +47,17 @@ async def test_a_cancel_the_database_gave_up_is_a_503_and_exit_2(client: httpx.A
         return job.status, list(await session.scalars(select(FusionBulkItem.status).where(FusionBulkItem.job_id == job_id)))
 
     assert await in_session(live, state) == ("running", ["pending"])  # nothing half-written
+
+
+async def test_plan_and_apply_the_database_gave_up_exit_2(live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`teamsvoice plan` and `teamsvoice apply` say a transient database failure in one line and exit 2, as every
+    other command does (cli_common.run_command): they printed the traceback and exited 1."""
+    from teamsvoice import voice_state_cli
+
+    async def deadlocked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("SELECT enterprises...", {}, Exception("deadlock detected"))
+
+    monkeypatch.setattr(voice_state_cli, "_enterprise", deadlocked)
+    for command in ("plan", "apply"):
+        ran = await teamsvoice(live, command, "busy.example")
+        assert (ran.returncode, ran.stderr, ran.stdout) == (2, f"teamsvoice: {DATABASE_BUSY}\n", ""), command
