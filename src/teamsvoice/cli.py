@@ -457,22 +457,37 @@ def apply(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Converge a tenant to its desired voice state (after adopting the differences named by --adopt)."""
+    """Converge a tenant to its desired voice state (after adopting the differences named by --adopt): the same
+    apply job as the API's, run by `serve` or a worker and followed here to its end. Refused (exit 2) while another
+    apply of the tenant is queued or running; exit 1 when the job failed or an operation of it did."""
     from rich.console import Console
 
     from teamsvoice import voice_state_cli
+    from teamsvoice.domain.voice_state import workflows
     from teamsvoice.domain.voice_state.planner import Plan, difference_from_wire
+    from teamsvoice.operator_cli import _exit_as_ended, _follow_other, _job_engine
 
-    outcome = run_command(voice_state_cli.apply_command(_voice_settings(data_dir), tenant, adopt or []))
+    settings = _voice_settings(data_dir)
+    started = run_command(voice_state_cli.start_apply(settings, tenant, adopt or []))  # committed before it is enqueued
+    job_id, job_key, ref = started["jobId"], started["jobKey"], f"voice-apply:{started['jobId']}"
+    if not as_json:
+        for item in started["adopted"]:
+            typer.echo(f"adopted {item['id']}: {item['detail']}")
+        typer.echo(f"apply job {job_id} queued; it runs in `teamsvoice serve` or a worker "
+                   f"(stopping here leaves it running: `teamsvoice jobs show {ref} --follow`)")
+    _job_engine(settings, lambda: workflows.enqueue_apply(job_id, job_key))
+    _follow_other(settings, ref, as_json)
+    job = run_command(voice_state_cli.ended_apply(settings, job_id))
     if as_json:
-        typer.echo(json.dumps(outcome, indent=2))
-        return
-    for item in outcome["adopted"]:
-        typer.echo(f"adopted {item['id']}: {item['detail']}")
-    for item in outcome["results"]:
-        typer.echo(f"{item['status']:<6} {item['id']} ({item['stage']}): {item['detail']}")
-    after = outcome["after"]
-    voice_state_cli.render_plan(Plan(after["tenantId"], [difference_from_wire(d) for d in after["differences"]]), Console())
+        typer.echo(json.dumps({"adopted": started["adopted"]} | job, indent=2))
+    else:
+        for item in job["results"]:
+            typer.echo(f"{item['status']:<6} {item['id']} ({item['stage']}): {item['detail']}")
+        if job["error"]:
+            typer.echo(f"apply job {job_id} {job['status']}: {job['error']}")
+        after = job["after"]
+        voice_state_cli.render_plan(Plan(after["tenantId"], [difference_from_wire(d) for d in after["differences"]]), Console())
+    _exit_as_ended(f"apply job {job_id}", job["status"], job["status"] == "failed" or job["failed"] > 0)
 
 
 @app.command("drift")

@@ -1,11 +1,13 @@
 """`teamsvoice plan | apply | drift`: the operator's view of tenants' voice state, straight on the
 database and Microsoft (platform-wide; no API credential). Imported only when one of them runs.
 
-`apply` here runs the apply operations in this process and waits for them (the API's apply is a durable
-job run by the job engine); `drift --scan` records what it sees like a scheduled scan, without webhook
-events (the job engine's scans send those).
+`apply` records the same durable apply job as the API's (trigger `cli`, under the same rule: one apply of a
+tenant queued or running at a time) for the job engine of `serve` or a worker, and the CLI follows it to its end
+(cli.py); `drift --scan` records what it sees like a scheduled scan, without webhook events (the job engine's scans
+send those).
 """
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,15 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import or_, select
 
-from teamsvoice.core.db import create_engine, end_transaction, session_factory, transaction
+from teamsvoice.core.db import create_engine, session_factory, transaction
 from teamsvoice.core.errors import DomainError, NotFound
 from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
-from teamsvoice.domain.voice_state import drift, repository
-from teamsvoice.domain.voice_state.models import DriftEvent
+from teamsvoice.domain.voice_state import drift, repository, repository_drift
+from teamsvoice.domain.voice_state.models import DriftEvent, VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Plan
-from teamsvoice.domain.voice_state.service import converge
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.voice_state import tenant_voice
 from teamsvoice.settings import Settings
@@ -73,27 +74,56 @@ async def plan_command(settings: Settings, tenant: str) -> Plan:
         await engine.dispose()
 
 
-async def apply_command(settings: Settings, tenant: str, adopt: list[str]) -> dict[str, Any]:
+async def start_apply(settings: Settings, tenant: str, adopt: list[str]) -> dict[str, Any]:
+    """Records the tenant's apply job (trigger `cli`), after adopting the differences named by `adopt`, in one
+    transaction: `applying.new_apply_job` refuses it (nothing adopted) while another apply of the tenant is queued
+    or running, as it refuses the API's, and the job holds the tenant against the others while it runs. The job
+    is enqueued by the caller once this has committed."""
     engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
     try:
         async with transaction(session_factory(engine)) as session:
             enterprise = await _enterprise(session, tenant)
-            voice = tenant_voice(connector.connect(enterprise.tenant_id or ""))
+            await applying.refuse_if_running(session, enterprise)  # before Microsoft is asked
             adopted: list[dict[str, str]] = []
-            if adopt:
-                _, plan = await applying.current_plan(session, enterprise, voice)
+            if adopt:  # Microsoft is read before anything is written (SQLite: no write lock held meanwhile)
+                _, plan = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id or "")))
                 adopted = await applying.adopt(session, enterprise, plan, adopt, settings.number_quarantine_seconds)
-                await end_transaction(session)
-            desired, plan = await applying.current_plan(session, enterprise, voice)
-            results, records = await converge(voice, plan, desired, limit=settings.microsoft_tenant_concurrency)
-            for d in records:
-                number = await repository.free_deleted_user(session, enterprise, d.object, settings.number_quarantine_seconds)
-                results.append({"id": d.id, "stage": "record", "status": "done",
-                                "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
-            await end_transaction(session)
-            _, after = await applying.current_plan(session, enterprise, voice)
-            await drift.record_scan(session, enterprise, after, notify=False)  # the drift it fixed is resolved now
-            return {"tenantId": plan.tenant_id, "adopted": adopted, "results": results, "after": after.wire()}
+            job = await applying.new_apply_job(session, enterprise, "cli")
+            return {"tenantId": enterprise.tenant_id, "adopted": adopted, "jobId": job.id, "jobKey": job.job_key}
+    finally:
+        await connector.aclose()
+        await engine.dispose()
+
+
+RESCAN_WAIT_SECONDS = 30.0
+
+
+async def ended_apply(settings: Settings, job_id: int) -> dict[str, Any]:
+    """An apply job that has ended, as the API renders it, with the tenant's plan after it (read from Microsoft).
+    A completed job's workflow scans the tenant again once the job has ended (the drift it fixed resolved): that
+    scan is waited for (up to RESCAN_WAIT_SECONDS), so that `teamsvoice drift` run next shows none of it."""
+    engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
+    sessions = session_factory(engine)
+    try:
+        deadline = asyncio.get_running_loop().time() + RESCAN_WAIT_SECONDS
+        while True:
+            async with transaction(sessions) as session:
+                job = await session.get(VoiceApplyJob, job_id)
+                enterprise = await session.get(Enterprise, job.enterprise_id) if job is not None else None
+                if job is None or enterprise is None:
+                    raise NotFound(f"Apply job {job_id} not found")
+                scan = await repository_drift.drift_settings(session, enterprise.id)
+                rendered = applying.render_job(job, enterprise.tenant_id or "")
+            rescanned = scan is not None and scan.last_scan_at is not None and job.finished_at is not None \
+                and scan.last_scan_at >= job.finished_at
+            if job.status != "completed" or rescanned or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        async with transaction(sessions) as session:
+            enterprise = await session.get(Enterprise, job.enterprise_id)
+            assert enterprise is not None
+            _, after = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id or "")))
+        return rendered | {"after": after.wire()}
     finally:
         await connector.aclose()
         await engine.dispose()

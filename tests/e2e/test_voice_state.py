@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from teamsvoice import cli
 from teamsvoice.core.db import sync_url
 from teamsvoice.microsoft.connector import MicrosoftConnector
-from tests.cli.support import server_env
+from tests.cli.support import server_env, teamsvoice, teamsvoice_process
 from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
 
@@ -223,8 +223,8 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     assert receiver.attempts - len(receiver.received) == 2  # the two refused posts were retried
     assert (await client.get(f"{API}/drift", headers=bearer(token))).json() == []
     assert json.loads((await _cli(live, "drift", "--json")).output) == []
-    cli_apply = await _cli(live, "apply", tenant_id)
-    assert cli_apply.exit_code == 0 and "no differences" in cli_apply.output, cli_apply.output
+    cli_apply = await asyncio.to_thread(teamsvoice_process, live, "apply", tenant_id)  # (it enqueues: a process of its own)
+    assert cli_apply.returncode == 0 and "no differences" in cli_apply.stdout, (cli_apply.stdout, cli_apply.stderr)
 
     # Offboarding: the leaver's number is in quarantine, and cannot be given to anyone meanwhile.
     assert _sql(live, "SELECT previous_holder FROM voice_number_quarantine WHERE e164 = :n", n=n_leaver) == [(leaver_upn,)]
@@ -284,7 +284,8 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
     await _grant_by_hand(live, tenant_id, ada["userPrincipalName"], None)
     scanned = json.loads((await _cli(live, "drift", "--scan", "--json")).output)
     assert [e["differenceId"] for e in scanned] == [f"user:{ada_upn}:voiceRoutingPolicy"]
-    assert (await _cli(live, "apply", tenant_id)).exit_code == 0
+    cli_apply = await asyncio.to_thread(teamsvoice_process, live, "apply", tenant_id)
+    assert cli_apply.returncode == 0, (cli_apply.stdout, cli_apply.stderr)
     assert json.loads((await _cli(live, "drift", "--json")).output) == []
 
     # Offboarding: bob's number goes to quarantine, Teams loses it, his account is disabled; the plan stays empty.
@@ -543,3 +544,55 @@ async def test_an_apply_of_swapped_numbers_runs_operations_side_by_side_and_keep
     assert assigns[numbers[6]]["replaced"] == [numbers[4]]
     assert assigns[numbers[4]]["accepted"] > assigns[numbers[6]]["completed"], ops
     assert (await _plan(client, token, tenant_id))["empty"] is True
+
+
+async def test_the_cli_apply_is_an_apply_job_of_the_tenant(client, live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`teamsvoice apply` ran the operations in its own process and recorded no job: nothing kept it from acting on
+    Microsoft beside an apply job of the same tenant, which the one-apply-per-tenant rule exists to prevent (found by
+    a probe). It records the same job as the API's now (trigger cli), run by the job engine and followed to its end:
+    refused in one line (exit 2) while another apply of the tenant is queued or running, and an API apply is
+    refused while it runs."""
+    import threading
+
+    from teamsvoice.domain.voice_state import workflows
+    from tests.api.fusion.users_support import onboard
+
+    sub = await onboard(client, live, organisation, count=1)
+    tenant_id = sub.tenant["tenantId"]
+    [(running,)] = _sql(live, "INSERT INTO voice_apply_jobs (job_key, enterprise_id, trigger, status, differences, desired, "
+                        "results, created_at) SELECT :key, id, 'api', 'running', '[]', '{}', '[]', CURRENT_TIMESTAMP "
+                        "FROM enterprises WHERE tenant_id = :t RETURNING id", key=str(uuid.uuid4()), t=tenant_id)
+    for adopt in ([], ["--adopt", f"route:x{uuid.uuid4().hex[:4]}"]):
+        refused = await teamsvoice(live, "apply", tenant_id, *adopt)
+        assert (refused.returncode, refused.stderr, refused.stdout) == (
+            2, f"teamsvoice: An apply of this tenant is already running (job {running})\n", ""), adopt
+    _sql(live, "UPDATE voice_apply_jobs SET status = 'failed' WHERE id = :j", j=running)
+
+    gate = threading.Event()
+    original = workflows.plan_tenant
+
+    async def held(voice, desired):  # type: ignore[no-untyped-def]  # the CLI's job waits before its plan
+        await asyncio.to_thread(gate.wait, 60)
+        return await original(voice, desired)
+
+    monkeypatch.setattr(workflows, "plan_tenant", held)
+    cli_apply = asyncio.ensure_future(asyncio.to_thread(teamsvoice_process, live, "apply", tenant_id, "--json"))
+    try:
+        for _ in range(300):
+            recorded = _sql(live, "SELECT id, status FROM voice_apply_jobs WHERE trigger = 'cli'")
+            if recorded or cli_apply.done():
+                break
+            await asyncio.sleep(0.05)
+        assert recorded, "the CLI's apply recorded no job"
+        [(job_id, status)] = recorded
+        assert status in ("queued", "running")
+        answer = await client.post(f"{API}/tenants/{tenant_id}/apply", headers=sub.headers, json={})
+        assert (answer.status_code, answer.json()["message"]) == (
+            400, f"An apply of this tenant is already running (job {job_id})"), answer.text
+    finally:
+        gate.set()
+    ran = await cli_apply
+    assert ran.returncode == 0, (ran.stdout, ran.stderr)
+    outcome = json.loads(ran.stdout)
+    assert (outcome["jobId"], outcome["trigger"], outcome["status"], outcome["failed"]) == (job_id, "cli", "completed", 0)
+    assert outcome["after"]["tenantId"] == tenant_id

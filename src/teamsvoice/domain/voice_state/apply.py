@@ -126,10 +126,16 @@ async def lost_to_another_apply(session: AsyncSession, enterprise_id: int) -> Pr
     return _running(await repository_apply.unfinished_apply_job(session, enterprise_id))
 
 
-async def new_apply_job(session: AsyncSession, enterprise: Enterprise, trigger: str) -> VoiceApplyJob:
+async def refuse_if_running(session: AsyncSession, enterprise: Enterprise) -> None:
+    """The refusal `new_apply_job` gives while an apply of the tenant is queued or running, for a caller that asks
+    Microsoft before it records its job (the CLI's apply with --adopt): said before Microsoft is asked."""
     running = await repository_apply.unfinished_apply_job(session, enterprise.id)
     if running is not None:
         raise _running(running)
+
+
+async def new_apply_job(session: AsyncSession, enterprise: Enterprise, trigger: str) -> VoiceApplyJob:
+    await refuse_if_running(session, enterprise)
     job = VoiceApplyJob(enterprise_id=enterprise.id, trigger=trigger, status="queued", differences=[], desired={},
                         results=[])
     try:
