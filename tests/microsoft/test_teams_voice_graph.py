@@ -15,7 +15,7 @@ import pytest
 
 from m365_emulator.faults import FaultConfig, Faults
 from teamsvoice.core.errors import UpstreamError
-from teamsvoice.domain.voice_state.apply import grant_policies
+from teamsvoice.domain.voice_state.service import grant_policies
 from teamsvoice.domain.voice_state.planner import Difference
 from teamsvoice.domain.voice_state.state import DesiredState
 from teamsvoice.microsoft.budget import job_scope
@@ -441,7 +441,7 @@ async def at_once(call: Callable[[], Awaitable[object]]) -> object:
 
 async def test_apply_grants_a_policy_to_a_chunk_of_users_in_one_call(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen) -> None:
-    """Voice state apply (domain/voice_state/apply.grant_policies): one call per policy; when Microsoft refuses
+    """Voice state apply (domain/voice_state/service.grant_policies): one call per policy; when Microsoft refuses
     the group (a user deleted since the plan), each user is tried alone and only that user fails."""
     connection = connector.connect(tenant.tenant_id)
     policy = f"Apply-{uuid.uuid4().hex[:6]}"
