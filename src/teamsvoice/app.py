@@ -18,6 +18,7 @@ from teamsvoice.api import connecttoteams, docs, fusion, routing
 from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
+from teamsvoice.api.forwarded import ForwardedClient
 from teamsvoice.api.job_wait import StoppedWaiting
 from teamsvoice.api.limits import RequestLimits
 from teamsvoice.api.security_headers import SecurityHeaders
@@ -199,7 +200,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
-    app.add_middleware(RequestLogMiddleware)  # outermost of all: request id and access line for every answer
+    app.add_middleware(RequestLogMiddleware)  # request id and access line for every answer
+    app.add_middleware(ForwardedClient, settings=settings)  # outermost of all: who the client is (api/forwarded.py)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

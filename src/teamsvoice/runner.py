@@ -188,8 +188,10 @@ def server(app: Any, *, log_config: dict[str, Any] | None = None, read_timeout: 
     started); then it stays on, and the logging filter drops the API's own lines (RequestLogMiddleware writes
     those)."""
     protocol = type("ReadDeadline", (ReadDeadline,), {"read_timeout": read_timeout})
+    # proxy_headers=False: who the client is is the app's to decide (api/forwarded.py, TEAMSVOICE_TRUSTED_PROXIES);
+    # uvicorn's default believed X-Forwarded-For from 127.0.0.1 and ::1, so any local process could claim any address.
     config = uvicorn.Config(app, server_header=False, timeout_graceful_shutdown=5, log_config=log_config,
-                            access_log=beside_emulator, http=protocol, **options)
+                            access_log=beside_emulator, http=protocol, proxy_headers=False, **options)
     return Server(config)
 
 

@@ -1,5 +1,6 @@
 """Runtime configuration, read from `TEAMSVOICE_*` environment variables."""
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -131,6 +132,24 @@ class Settings(BaseSettings):
     login_lock_max_seconds: float = Field(default=900.0, gt=0, description="The longest lock.")
     login_forget_after_seconds: float = Field(
         default=900.0, gt=0, description="A counter starts again this long after its last failure.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed: from a peer among them, the client is the right-most X-Forwarded-For address "
+        "that is not itself a trusted proxy (api/forwarded.py). Empty: the client is always the TCP peer and those "
+        "headers are ignored. Environment: a JSON list, TEAMSVOICE_TRUSTED_PROXIES='[\"10.0.0.5\", \"10.0.1.0/24\"]'.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, entries: list[str]) -> list[str]:
+        checked = []
+        for entry in entries:
+            try:
+                checked.append(str(ipaddress.ip_network(entry.strip())))
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: '{entry}' is not an IP address or a CIDR network ({exc}); "
+                                 "'*' is not accepted: a client could then claim any address") from None
+        return checked
+
     metrics_access: Literal["off", "loopback", "token"] = Field(
         default="loopback", description="Who may read /metrics: nobody, clients on a loopback address, or "
         "clients sending `Authorization: Bearer <metrics_token>`.")

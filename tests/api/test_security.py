@@ -64,6 +64,68 @@ async def test_password_guessing_is_throttled_in_both_families(client: httpx.Asy
     assert not any("guess-Passw0rd" in e or PASSWORD in e for e in events)
 
 
+async def _guess(client: httpx.AsyncClient, username: str, forwarded_for: str | None = None) -> int:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+    answer = await client.post("/api/v01/auth/login", json={"username": username, "password": "guess-Passw0rd"},
+                               headers=headers)
+    assert answer.status_code in (401, 429), answer.text  # a malformed header is no 500
+    return answer.status_code
+
+
+async def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored(client: httpx.AsyncClient, live, organisation,  # type: ignore[no-untyped-def]
+                                                                       caplog, monkeypatch) -> None:
+    """No trusted proxy (the default): the client is the TCP peer whatever X-Forwarded-For says. uvicorn believed the
+    header from 127.0.0.1 (its default): a guesser on the host named a new address at each try and was never locked."""
+    caplog.set_level(logging.WARNING, logger="teamsvoice.security")
+    monkeypatch.setattr(live.settings, "login_address_free_failures", 3)
+    monkeypatch.setattr(live.settings, "login_lock_base_seconds", 60.0)
+    for n in range(3):  # a new account at each try: only the address counts up
+        assert await _guess(client, f"nobody-{n}", f"203.0.113.{n}") == 401
+    assert await _guess(client, "nobody-3", "203.0.113.3") == 429  # the peer, 127.0.0.1, is locked
+    events = [r.getMessage() for r in caplog.records if r.name == "teamsvoice.security"]
+    assert events and all("address=127.0.0.1 " in e for e in events), events
+    page = await client.get("/console/login", headers={"X-Forwarded-Proto": "https"})
+    assert page.status_code == 200 and "secure" not in page.headers["set-cookie"].lower(), page.headers["set-cookie"]
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_apart(client: httpx.AsyncClient, live,  # type: ignore[no-untyped-def]
+                                                                           organisation, caplog, monkeypatch) -> None:
+    """TEAMSVOICE_TRUSTED_PROXIES names the proxy: behind it, every client had the proxy's address, and about 30
+    failed logins from anyone locked out every login of both families and the console."""
+    caplog.set_level(logging.WARNING, logger="teamsvoice.security")
+    monkeypatch.setattr(live.settings, "trusted_proxies", ["127.0.0.1/32"])
+    monkeypatch.setattr(live.settings, "login_address_free_failures", 3)
+    monkeypatch.setattr(live.settings, "login_lock_base_seconds", 60.0)
+    names = iter(f"nobody-{n}" for n in range(100))
+    for _ in range(3):  # client A behind the proxy; what stands left of it is A's own claim
+        assert await _guess(client, next(names), "198.51.100.1, 203.0.113.1") == 401
+    assert await _guess(client, next(names), "203.0.113.1") == 429
+    assert await _guess(client, next(names), "203.0.113.2, 203.0.113.1") == 429  # a claim on the left changes nothing
+    login = organisation.resellers[0]
+    token = await client.post("/oauth/token", auth=(login.client_id, login.client_secret),
+                              headers={"X-Forwarded-For": "203.0.113.1"},
+                              data={"username": login.username, "password": login.password, "grant_type": "password"})
+    assert token.status_code == 429, token.text  # the address's lock holds in the other family too
+    assert await _guess(client, next(names), "203.0.113.2") == 401  # client B is counted apart
+    assert await _guess(client, next(names), "203.0.113.2, 127.0.0.1") == 401  # a trusted hop is passed over
+    token = await client.post("/oauth/token", auth=(login.client_id, login.client_secret),
+                              headers={"X-Forwarded-For": "203.0.113.2"},
+                              data={"username": login.username, "password": login.password, "grant_type": "password"})
+    assert token.status_code == 200, token.text
+    # A malformed header counts against the proxy that sent it: never a new address at each try (uvicorn took any
+    # text for an address), never a 500.
+    for malformed in ("not-an-address", "999.1.1.1", "[2001:db8::7"):
+        assert await _guess(client, next(names), malformed) == 401
+    assert await _guess(client, next(names), "") == 429
+    events = [r.getMessage() for r in caplog.records if r.name == "teamsvoice.security"]
+    assert any("address=203.0.113.2 " in e for e in events) and not any("198.51.100.1" in e for e in events), events
+    # The scheme as the proxy reports it (the console's cookies are Secure behind https), and /metrics sees the client.
+    page = await client.get("/console/login", headers={"X-Forwarded-Proto": "https"})
+    assert page.status_code == 200 and "secure" in page.headers["set-cookie"].lower(), page.headers["set-cookie"]
+    assert (await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.2"})).status_code == 404
+    assert (await client.get("/metrics")).status_code == 200
+
+
 async def test_secrets_are_not_cached_and_pages_are_hardened(client: httpx.AsyncClient, live, organisation) -> None:  # type: ignore[no-untyped-def]
     token = await _ctt_login(client, organisation.resellers[0], organisation.resellers[0].password)
     assert token.status_code == 200 and "no-store" in token.headers["Cache-Control"]

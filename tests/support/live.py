@@ -7,6 +7,8 @@ from typing import Any
 
 import uvicorn
 
+from teamsvoice import runner
+
 
 def bound_socket() -> socket.socket:
     # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections (else Nagle adds ~40 ms).
@@ -22,8 +24,10 @@ class LiveServer:
         # Kept-alive connections stay open for a minute (uvicorn's default is 5 s): the suite's clients reuse theirs, and
         # httpx does not send a request again when the server closed the connection just as it was reused (a fresh-clone
         # CI run on a loaded machine: httpx.ReadError in test_fusion_routes_refuse_another_reseller, which passes alone).
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False,
-                                                    timeout_keep_alive=60))
+        # The server `teamsvoice serve` and `api` run (runner.server: its HTTP protocol, no proxy headers of uvicorn's),
+        # so what the tests see at the HTTP edge is what production does.
+        self.server: uvicorn.Server = runner.server(app, log_config=uvicorn.config.LOGGING_CONFIG, log_level="warning",
+                                                    lifespan="on", timeout_keep_alive=60)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     @property

@@ -15,6 +15,6 @@ def policy(settings: Settings) -> ThrottlePolicy:
 
 
 def client_address(request: Request) -> str | None:
-    # The socket's peer: a forwarded-for header is the client's own claim (see docs/security.md).
+    # As api/forwarded.py decided it: the TCP peer, or the client a trusted proxy reports (settings.trusted_proxies).
     return request.client.host if request.client else None
 
