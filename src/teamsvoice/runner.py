@@ -21,8 +21,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 LOCK_FILE = ".teamsvoice.lock"
 
@@ -144,6 +146,20 @@ def quiet_signals(server_: uvicorn.Server) -> uvicorn.Server:
     return server_
 
 
+class _Connection(h11.Connection):
+    """h11's connection, keeping the error it raised on the request it refused: uvicorn catches it and answers 400
+    whatever it was."""
+
+    refused: h11.RemoteProtocolError | None = None
+
+    def next_event(self) -> Any:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.refused = exc
+            raise
+
+
 class ReadDeadline(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for reading each request: uvicorn bounds the idle time between
     requests only, so a client that connects and sends nothing, or sends its headers or body a byte at a time,
@@ -153,6 +169,16 @@ class ReadDeadline(H11Protocol):
 
     read_timeout = 60.0
     _deadline: asyncio.TimerHandle | None = None
+    # A refused request (too long, malformed) is answered, then what the client still sends is read and dropped
+    # until it closes, for this long and this much at most (see send_400_response).
+    linger_seconds = 5.0
+    linger_bytes = 16 * 1024 * 1024
+    _lingering: int | None = None  # bytes dropped since the refusal; None: not refused
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self.conn = _Connection(h11.SERVER, self.head_limit)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -167,6 +193,55 @@ class ReadDeadline(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is None:
+            super().data_received(data)
+            return
+        self._lingering += len(data)
+        if self._lingering > self.linger_bytes:
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 refused: 400 to every one, then the connection closed at once. A request
+        line or header block past h11's limit (`head_limit`, 16 KiB: a 200 KB query string, a 300 KB header) got
+        that 400, and the rest of the request, still arriving or unread in the socket's buffer, made the kernel reset
+        the connection: the client lost the answer in the reset (httpx: ReadError, connection reset by peer). Now
+        such a request is answered 414 or 431 naming the limit; then our side of the connection is shut (the client
+        reads the answer and its end) and what the client still sends is read and dropped until it closes (at most
+        `linger_seconds` and `linger_bytes`), so no reset overtakes the answer."""
+        if self.conn.our_state is not h11.IDLE:  # the app is answering the request: its answer cannot change
+            super().send_400_response(msg)
+            return
+        status, text = self._refusal(msg)
+        body = text.encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        self.transport.write(self.conn.send(h11.Response(status_code=status, headers=headers,
+                                                         reason=STATUS_PHRASES[status])))
+        self.transport.write(self.conn.send(h11.Data(data=body)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._lingering = 0
+        self.transport.write_eof()
+        self.transport.resume_reading()  # (uvicorn may have paused it)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.linger_seconds, self.transport.close)
+
+    def _refusal(self, msg: str) -> tuple[int, str]:
+        refused: h11.RemoteProtocolError | None = getattr(self.conn, "refused", None)
+        if refused is None or refused.error_status_hint != 431:
+            return 400, msg
+        # h11 says 431 for any head past its limit: the request line alone is too long when it has no end yet.
+        received = bytes(getattr(self.conn, "_receive_buffer", b"")).lstrip(b"\r\n")
+        if received and b"\n" not in received:
+            return 414, f"URI Too Long: the request line (method, path and query string) is longer than " \
+                        f"{self.head_limit} bytes.\n"
+        return 431, f"Request Header Fields Too Large: the request line and header fields are longer than " \
+                    f"{self.head_limit} bytes in all.\n"
 
     def _arm(self) -> None:
         if self._deadline is not None:
