@@ -4,11 +4,14 @@ numbers and it had a resource account, a bulk job and a template behind it, then
 import asyncio
 import secrets
 import threading
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import update
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.teams_users.models import FusionBulkJob
+from teamsvoice.domain.voice_state.models import NumberQuarantine
 from tests.api.fusion.users_support import onboard
 from tests.support.database import in_session
 
@@ -57,6 +60,14 @@ async def test_a_used_subscription_is_unlinked_then_deleted(client, live, organi
     assert blocked.status_code == 400 and blocked.json()["error"]["code"] == 2021, blocked.text
     assert "inventory holds" in blocked.json()["error"]["reason"]
     numbers = [{"countryCode": "+32", "nsn": n[3:]} for n in sub.numbers]
+    # The numbers in quarantine stay in the inventory until its end (nobody else may add them meanwhile).
+    resting = await client.request("DELETE", f"{path}/numbers", headers=headers, json={"numbers": numbers})
+    assert resting.status_code == 400 and resting.json()["error"]["code"] == 1009, resting.text
+    assert f"{sub.numbers[0]} is in quarantine" in resting.json()["error"]["reason"]
+
+    async def quarantine_over(session) -> None:  # type: ignore[no-untyped-def]
+        await session.execute(update(NumberQuarantine).values(until=utcnow() - timedelta(seconds=1)))
+    await in_session(live, quarantine_over)
     assert (await client.request("DELETE", f"{path}/numbers", headers=headers, json={"numbers": numbers})).status_code == 200
     assert (await client.get(path, headers=headers)).json()["isDeletable"] is True
     deleted = await client.delete(path, headers=headers)

@@ -178,6 +178,7 @@ class Number(Doc):
     numberType: str | None
     source: str | None
     assignedTo: dict[str, Any] | None = None
+    freeOn: str | None = Field(None, description="Only for a number in quarantine: when it ends (ISO 8601, UTC)")
 
 
 class NumberList(Paged):

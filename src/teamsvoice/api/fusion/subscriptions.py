@@ -111,7 +111,8 @@ async def delete_subscription(
 
 
 @router.get(SUB_PATH + "/numbers", summary="The subscription's numbers (search: digits of the number)",
-    description="Vendor-notes 2.5: `search` (digits), `page_size`, `next`.",
+    description="Vendor-notes 2.5: `search` (digits), `page_size`, `next`. A number in quarantine (not assigned, not "
+    "free) also has `freeOn`, the end of its quarantine.",
     responses=docs.ok(docs.NumberList, "The numbers"),
 )
 async def list_numbers(
@@ -123,14 +124,15 @@ async def list_numbers(
     offset = decode_next(container.keyring, next, context)
     rows, total = await numbers.list_numbers(uow.session, access, search=search, offset=offset, limit=page_size)
     held = await numbers.holders(uow.session, access, [r.e164 for r in rows])
-    return {"numbers": [render_number(r, held.get(r.e164)) for r in rows]} | Page(offset, page_size, total).wire(
+    resting = await numbers.quarantine_ends(uow.session, [r.e164 for r in rows])
+    return {"numbers": [render_number(r, held.get(r.e164), resting.get(r.e164)) for r in rows]} | Page(offset, page_size, total).wire(
         container.keyring, context)
 
 
 @router.get(
-    SUB_PATH + "/free_numbers", summary="The subscription's numbers no Teams user holds, as E.164 strings",
+    SUB_PATH + "/free_numbers", summary="The subscription's numbers a user can be given, as E.164 strings",
     description="`{freeNumbers: [\"+3222100100\", ...], page, pages, results, next?}`: the strings are what the "
-    "portal renders and what a user's `phoneNumber` takes.",
+    "portal renders and what a user's `phoneNumber` takes. A number held by a user or in quarantine is not free.",
     responses=docs.ok(docs.FreeNumbers, "The free numbers"),
 )
 async def free_numbers(
@@ -185,7 +187,8 @@ async def add_numbers(
 
 
 @router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}",
-    description="Only numbers no user holds; all or nothing.",
+    description="Only numbers no user holds and not in quarantine (400 code 1009 naming the number and the end of "
+    "its quarantine); all or nothing.",
     responses=docs.ok(docs.NumbersDeleted, "The numbers removed"),
     openapi_extra=body_example({"numbers": [{"countryCode": "+32", "nsn": "22100100"}]}),
 )

@@ -1,5 +1,6 @@
 """Fusion wire schemas (request bodies) and renderers, field names as the vendor's portal uses them."""
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -86,7 +87,9 @@ def render_subscription_summary(subscription: FusionSubscription) -> dict[str, A
             "licenses": {"msTeamsUsers": subscription.ms_teams_users, "sipTrunkChannels": subscription.sip_trunk_channels}}
 
 
-def render_number(row: FusionNumber, holder: TeamsVoiceUser | None) -> dict[str, Any]:
+def render_number(row: FusionNumber, holder: TeamsVoiceUser | None, free_on: datetime | None = None) -> dict[str, Any]:
+    """A PhoneNumber (vendor-notes 2.5); a number in quarantine (not assigned, not free either) also says when its
+    quarantine ends (`freeOn`, as number_inventory's disconnected numbers)."""
     body: dict[str, Any] = {
         "assigned": holder is not None, "isoCode": row.iso_code, "countryCode": f"+{row.country_code}",
         "fullNumber": row.e164, "nsn": row.nsn, "numberType": row.number_type, "source": row.source, "id": row.id,
@@ -94,6 +97,8 @@ def render_number(row: FusionNumber, holder: TeamsVoiceUser | None) -> dict[str,
     if holder is not None:
         body["assignedTo"] = {"type": "ms_teams", "subType": "user", "to": holder.id,
                               "userPrincipalName": holder.user_principal_name}
+    if free_on is not None:
+        body["freeOn"] = free_on.isoformat() + "Z"
     return body
 
 

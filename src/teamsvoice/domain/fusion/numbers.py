@@ -1,6 +1,7 @@
 """A subscription's number inventory: E.164-validated and country-checked; assignment derived from the
 shared `TeamsVoiceUser` rows (a number set through either API family is assigned for both)."""
 
+from datetime import datetime
 
 import pycountry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,10 +109,16 @@ async def list_numbers(
     session: AsyncSession, access: SubscriptionAccess, *, search: str | None, offset: int, limit: int,
     free_only: bool = False,
 ) -> tuple[list[FusionNumber], int]:
-    """A page of the subscription's numbers (E.164 order) and how many there are in all; `free_only`: those no
-    Teams user holds (a number given through either family is held)."""
+    """A page of the subscription's numbers (E.164 order) and how many there are in all; `free_only`: those a
+    user of the subscription could be given (`inventory.repository.free_in_subscription`: not held by any user of
+    the enterprise, whichever family gave it, and not in quarantine)."""
     return await repository.numbers_page(session, access.subscription.id, digits=_search_digits(search),
                                          free_only=free_only, offset=offset, limit=limit)
+
+
+async def quarantine_ends(session: AsyncSession, e164s: list[str]) -> dict[str, datetime]:
+    """The end of the quarantine of each of the numbers that is in one now."""
+    return await ownership.quarantine_ends(session, e164s)
 
 
 async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
@@ -151,7 +158,8 @@ async def require_free_number(
 
 
 async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, parsed: list[ParsedNumber]) -> list[str]:
-    """All or nothing: every number must be the subscription's and unassigned."""
+    """All or nothing: every number must be the subscription's, unassigned and out of quarantine (a quarantined
+    number stays until its end: `ownership.require_not_in_quarantine`)."""
     wanted = sorted({p.e164 for p in parsed})
     if not wanted:
         raise ValidationFailed("numbers: nothing to delete")
@@ -164,12 +172,13 @@ async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, pars
         first = sorted(held)[0]
         raise Conflict(f"numbers: {first} is assigned to {held[first].user_principal_name}; free it first",
                        code=NUMBER_ASSIGNED)
+    await ownership.require_not_in_quarantine(session, wanted)
     await repository.delete_numbers(session, [r.id for r in rows])
     return wanted
 
 
 async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int, int]:
-    """(total, free, linked to users)."""
-    total, linked = await repository.count_numbers(session, subscription_id)
-    return total, total - linked, linked
+    """(total, free, linked to users): free as `free_numbers` lists them (a number in quarantine is neither free
+    nor linked)."""
+    return await repository.count_numbers(session, subscription_id)
 

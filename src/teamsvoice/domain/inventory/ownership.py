@@ -5,8 +5,10 @@ enterprise backing the subscription); a number in no inventory belongs to the en
 if any. Every write that gives a user a number asks `require_free` (both families, every kind of user: Teams
 users, PBX connector users, resource accounts, the console's CSV preview), so a reseller can neither take
 another reseller's number nor learn who holds it: a number owned elsewhere is simply "not found", a number in
-quarantine after offboarding waits, and a holder is only ever named to the owner of the number.
+quarantine after offboarding or an unlink waits (and stays in its inventory: `require_not_in_quarantine`), and a holder is only ever named to the owner of the number.
 """
+
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,8 +46,30 @@ def _check_assignable(standing: repository.NumberStanding, enterprise_id: int, e
                        code=NUMBER_NOT_AVAILABLE)
     until = standing.quarantined_until
     if until is not None:  # freed by offboarding (domain/voice_state) or an unlink: not given to anyone before the end
-        raise Conflict(f"{field}: {e164} is in quarantine (its user was offboarded, or its tenant unlinked) until {until:%Y-%m-%d %H:%M} UTC",
-                       code=NUMBER_IN_QUARANTINE)
+        raise in_quarantine(f"{field}: {e164}", until)
+
+
+def in_quarantine(what: str, until: datetime) -> Conflict:
+    return Conflict(f"{what} is in quarantine (its user was offboarded, or its tenant unlinked) until {until:%Y-%m-%d %H:%M} UTC",
+                    code=NUMBER_IN_QUARANTINE)
+
+
+async def quarantine_ends(session: AsyncSession, e164s: list[str]) -> dict[str, datetime]:
+    """The end of the quarantine of each of the numbers that is in one now."""
+    found: dict[str, datetime] = {}
+    for chunk in repository.chunks(e164s):
+        found.update(await repository.quarantine_ends(session, chunk))
+    return found
+
+
+async def require_not_in_quarantine(session: AsyncSession, e164s: list[str], *, field: str = "numbers") -> None:
+    """A number in quarantine stays where it is until the end: it cannot leave its inventory (deleted, and so
+    added to another customer's) any more than a user can get it (the quarantine exists so that nobody else
+    reuses the number too soon). 400/409 naming the first such number and the end of its quarantine."""
+    ends = await quarantine_ends(session, e164s)
+    if ends:
+        first = sorted(ends)[0]
+        raise in_quarantine(f"{field}: {first}", ends[first])
 
 
 async def require_free(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
@@ -35,6 +35,11 @@ def _inventory_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
             .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(number(FusionNumber.e164)))
 
 
+def _quarantine_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+    return select(NumberQuarantine.e164, NumberQuarantine.enterprise_id).where(
+        number(NumberQuarantine.e164), NumberQuarantine.until > utcnow())
+
+
 def _teams_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
     return select(TeamsVoiceUser.phone_number, TeamsVoiceUser.enterprise_id).where(number(TeamsVoiceUser.phone_number))
 
@@ -44,10 +49,11 @@ def _pbx_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
 
 
 # Who owns a number, strongest claim first: the enterprise whose subscription's inventory holds it, else the enterprise
+# whose quarantine holds it now (the quarantine follows the number: nobody else claims it before the end), else the enterprise
 # of a Teams user holding it (resource accounts included), else of a PBX connector user holding it. The one place of
 # the rule: `owner_enterprises` (many numbers) and `number_standing` (one) both answer from it. Each claim is a query
 # of (number, enterprise id) whose number column meets `number(column)`.
-OWNER_CLAIMS = (_inventory_claim, _teams_holder_claim, _pbx_holder_claim)
+OWNER_CLAIMS = (_inventory_claim, _quarantine_claim, _teams_holder_claim, _pbx_holder_claim)
 
 
 async def owner_enterprises(session: AsyncSession, e164s: list[str]) -> dict[str, int]:
@@ -61,6 +67,37 @@ async def owner_enterprises(session: AsyncSession, e164s: list[str]) -> dict[str
         for e164, enterprise_id in await session.execute(claim(lambda column: column.in_(rest))):
             found.setdefault(e164, enterprise_id)
     return found
+
+
+# --- what keeps a number from a user of the enterprise: the conditions `number_standing` (one number, for
+# `ownership.require_free`) and `free_in_subscription` (listing and counting an inventory's free numbers) share ---
+
+
+def _in_quarantine(e164: Any) -> list[ColumnElement[bool]]:
+    """The number is in quarantine now (offboarding, an unlink): nobody gets it before `until`."""
+    return [NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()]
+
+
+def _teams_held(enterprise_id: Any, e164: Any) -> list[ColumnElement[bool]]:
+    """A Teams user of the enterprise (resource accounts included) holds the number."""
+    return [TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number == e164]
+
+
+def _pbx_held(enterprise_id: Any, e164: Any) -> list[ColumnElement[bool]]:
+    """A PBX connector user of the enterprise holds the number."""
+    return [PbxUser.enterprise_id == enterprise_id, PbxUser.phone_number == e164]
+
+
+def free_in_subscription() -> ColumnElement[bool]:
+    """The rule of a free number of a subscription's inventory, in SQL over `FusionNumber` (joined to its
+    `FusionSubscription`): what `ownership.require_free` lets a user of the subscription's enterprise take. Its
+    owner is that enterprise (the inventory's claim is the strongest), so free means: not in quarantine, and no Teams
+    user and no PBX connector user of the enterprise holds it. `free_numbers`, the counts of a subscription (API
+    and console) and the console's number picker all ask this."""
+    enterprise_id = FusionSubscription.enterprise_id
+    return and_(~exists().where(*_in_quarantine(FusionNumber.e164)),
+                ~exists().where(*_teams_held(enterprise_id, FusionNumber.e164)),
+                ~exists().where(*_pbx_held(enterprise_id, FusionNumber.e164)))
 
 
 @dataclass(frozen=True)
@@ -91,15 +128,20 @@ async def number_standing(session: AsyncSession, enterprise_id: int, e164: str, 
     owner = func.coalesce(*(claimed(claim) for claim in OWNER_CLAIMS))
     row = (await session.execute(select(
         owner,
-        first(NumberQuarantine.until, NumberQuarantine.e164 == e164, NumberQuarantine.until > utcnow()),
-        first(TeamsVoiceUser.user_principal_name, TeamsVoiceUser.enterprise_id == enterprise_id,
-              TeamsVoiceUser.phone_number == e164,
+        first(NumberQuarantine.until, *_in_quarantine(e164)),
+        first(TeamsVoiceUser.user_principal_name, *_teams_held(enterprise_id, e164),
               TeamsVoiceUser.id != (except_voice_user_id if except_voice_user_id is not None else -1)),
-        first(PbxUser.teams_user_id, PbxUser.enterprise_id == enterprise_id, PbxUser.phone_number == e164,
+        first(PbxUser.teams_user_id, *_pbx_held(enterprise_id, e164),
               PbxUser.id != (except_pbx_user_id if except_pbx_user_id is not None else -1),
               PbxUser.voice_user_id.is_distinct_from(except_voice_user_id) if except_voice_user_id is not None else true()),
     ))).one()
     return NumberStanding(*row)
+
+
+async def quarantine_ends(session: AsyncSession, e164s: list[str]) -> dict[str, datetime]:
+    """The end of the quarantine of each of the numbers (at most CHUNK) in one now."""
+    return dict((await session.execute(select(NumberQuarantine.e164, NumberQuarantine.until).where(
+        NumberQuarantine.e164.in_(e164s), NumberQuarantine.until > utcnow()))).tuples().all())
 
 
 async def teams_users_holding(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> list[TeamsVoiceUser]:
@@ -119,13 +161,13 @@ async def in_any_inventory(session: AsyncSession, e164s: list[str]) -> list[str]
 async def numbers_page(session: AsyncSession, subscription_id: int, *, digits: str | None, free_only: bool,
                        offset: int, limit: int) -> tuple[list[FusionNumber], int]:
     """A page of the subscription's numbers in E.164 order, and how many there are in all: those containing
-    `digits` if given, and only those no Teams user (of any enterprise) holds if `free_only`."""
+    `digits` if given, and only the free ones (`free_in_subscription`) if `free_only`."""
     query = select(FusionNumber).where(FusionNumber.subscription_id == subscription_id)
     if digits:
         query = query.where(FusionNumber.e164.contains(digits))
     if free_only:
-        held = select(TeamsVoiceUser.phone_number).where(TeamsVoiceUser.phone_number.is_not(None))
-        query = query.where(FusionNumber.e164.not_in(held))
+        query = query.join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(
+            free_in_subscription())
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(await session.scalars(query.order_by(FusionNumber.e164).offset(offset).limit(limit)))
     return rows, total
@@ -153,11 +195,15 @@ async def delete_numbers(session: AsyncSession, number_ids: list[int]) -> None:
     await session.execute(delete(FusionNumber).where(FusionNumber.id.in_(number_ids)))
 
 
-async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int]:
-    """(numbers in the subscription's inventory, of which held by a Teams user)."""
+async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int, int]:
+    """(numbers in the subscription's inventory, of which free (`free_in_subscription`), held by a Teams user).
+    A number in quarantine is neither free nor held."""
     total = await session.scalar(select(func.count(FusionNumber.id)).where(
         FusionNumber.subscription_id == subscription_id)) or 0
+    free = await session.scalar(select(func.count(FusionNumber.id)).join(
+        FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(
+        FusionNumber.subscription_id == subscription_id, free_in_subscription())) or 0
     linked = await session.scalar(select(func.count(FusionNumber.id)).join(
         TeamsVoiceUser, TeamsVoiceUser.phone_number == FusionNumber.e164).where(
         FusionNumber.subscription_id == subscription_id)) or 0
-    return total, linked
+    return total, free, linked
