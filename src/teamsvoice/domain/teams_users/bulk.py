@@ -8,9 +8,10 @@ crash leaves Microsoft as one run would (every step compares before it changes).
 Items are streamed in and out in pages, so memory stays flat whatever the job's size.
 """
 
+import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -320,8 +321,25 @@ async def job_in_scope(session: AsyncSession, access: SubscriptionAccess, bulk_i
     return job
 
 
-async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: str | None, offset: int, limit: int) -> tuple[list[FusionBulkJob], int]:
-    return await repository_bulk.jobs_page(session, access.subscription.id, search, offset, limit)
+# A bulk job's kinds (spec 004: "one among ms_users and ms_resource_accounts"); teamsvoice's bulk updates are ms_users
+KINDS = ("ms_users", "ms_resource_accounts")
+
+
+def check_kinds(kinds: Sequence[object], field: str = "filters.kind") -> list[str]:
+    """The job kinds asked for, each one of KINDS, or 400 naming the first that is not."""
+    for kind in kinds:
+        if not isinstance(kind, str) or kind not in KINDS:
+            shown = json.dumps(kind)[:60]  # as the request wrote it (null, not Python's None)
+            raise ValidationFailed(f"{field}: {shown} is not a bulk job kind (one of {', '.join(KINDS)})")
+    return [str(kind) for kind in kinds]
+
+
+async def list_jobs(session: AsyncSession, access: SubscriptionAccess, search: str | None, offset: int, limit: int,
+                    *, kinds: Sequence[object] | None = None) -> tuple[list[FusionBulkJob], int]:
+    """A page of the subscription's jobs (newest first) and how many match in all: `search` in the title or kind,
+    of the `kinds` given (checked: `check_kinds`), filtered in the query so the page and the counts agree."""
+    wanted = check_kinds(kinds) if kinds is not None else None
+    return await repository_bulk.jobs_page(session, access.subscription.id, search, offset, limit, kinds=wanted)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ async def job_of_subscription(session: AsyncSession, subscription_id: int, job_i
 
 
 async def jobs_page(session: AsyncSession, subscription_id: int, search: str | None, offset: int,
-                    limit: int) -> tuple[list[FusionBulkJob], int]:
-    """A page of the subscription's jobs, newest first, whose title or kind contains `search` (any case),
-    and how many match in all."""
+                    limit: int, *, kinds: Sequence[str] | None = None) -> tuple[list[FusionBulkJob], int]:
+    """A page of the subscription's jobs, newest first, whose title or kind contains `search` (any case) and
+    whose kind is one of `kinds` (if given), and how many match in all."""
     query = select(FusionBulkJob).where(FusionBulkJob.subscription_id == subscription_id)
+    if kinds is not None:
+        query = query.where(FusionBulkJob.kind.in_(list(kinds)))
     if search:
         needle = f"%{search.lower()}%"
         query = query.where(or_(func.lower(FusionBulkJob.title).like(needle), func.lower(FusionBulkJob.kind).like(needle)))
