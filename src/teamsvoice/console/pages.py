@@ -209,8 +209,9 @@ async def create_customer(request: Request, staff: StaffDep, uow: UnitOfWorkDep,
     check_name("Customer name", name.strip())  # the Fusion API's rule for the same names (they were stored as sent)
     check_name("Subscription name", subscription.strip())
     count = whole_number(users.strip())
-    if count is None or count > licences.MAX_LICENCES:
+    if count is None:
         raise ValidationFailed(f"Teams users: enter a whole number from 0 to {licences.MAX_LICENCES}")
+    licences.check_count(count, "Teams users")
     owner = None if staff.fusion.level != "system" else {"type": "reseller", "uuid": org_uuid(staff.reseller_id)}
     tenant = await tenants.create_tenant(uow.session, staff.fusion, name=name.strip(), billing_id=None, markup=None, owner=owner)
     created = await tenants.create_subscription(uow.session, tenant, name=subscription.strip() or "Teams calling",

@@ -76,6 +76,10 @@ async def test_new_enterprise_rejects_bad_input_naming_the_problem(client: httpx
         (good | {"enterpriseName": "   "}, 400, "enterpriseName"),
         (good | {"resellerId": "12"}, 400, "resellerId"),
         (good | {"userLimit": False}, 400, "userLimit"),
+        # the count a Fusion subscription's msTeamsUsers keeps equal: the licences' one rule (PostgreSQL's 32-bit
+        # column answered a generic out-of-range error to 2**40)
+        (good | {"userLimit": 2**40}, 400, "userLimit: must be an integer from 0 (no limit) to 1000000"),
+        (good | {"userLimit": 1_000_001}, 400, "userLimit: must be an integer from 0 (no limit) to 1000000"),
         (good | {"services": ["PBX", "FAX"]}, 400, "services"),
         ({k: v for k, v in good.items() if k != "pbxId"}, 400, "pbxId"),
         (good | {"pbxId": other_pbx[:1]}, 400, "pbxId"),

@@ -35,10 +35,7 @@ def _assigned(body: dict[str, Any], key: str) -> int | None:
     value = body[key]
     if not isinstance(value, dict) or set(value) != {"assigned"}:
         raise ValidationFailed(f'{key}: must be {{"assigned": <integer>}}')
-    assigned = value["assigned"]
-    if isinstance(assigned, bool) or not isinstance(assigned, int) or not 0 <= assigned <= licences.MAX_LICENCES:
-        raise ValidationFailed(f"{key}.assigned: must be an integer from 0 (no limit) to {licences.MAX_LICENCES}")
-    return assigned
+    return licences.check_count(value["assigned"], f"{key}.assigned")
 
 
 def not_implemented(what: str) -> JSONResponse:

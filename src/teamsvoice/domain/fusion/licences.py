@@ -24,6 +24,15 @@ BELOW_IN_USE = "licences_below_in_use"
 MAX_LICENCES = 1_000_000
 
 
+def check_count(value: object, field: str) -> int:
+    """The one rule of a licence count, wherever one is set (a subscription's creation, PUT .../licenses, the
+    console's new customer, ConnecttoTeams' userLimit of an enterprise, kept equal to msTeamsUsers): a whole
+    number from 0 (no limit) to MAX_LICENCES, or 400 naming `field` and the rule."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LICENCES:
+        raise ValidationFailed(f"{field}: must be an integer from 0 (no limit) to {MAX_LICENCES}")
+    return value
+
+
 async def users_in_use(session: AsyncSession, enterprise_id: int) -> int:
     """Users holding a number; resource accounts (call queues, auto attendants) hold numbers but no user licence."""
     return await repository.users_holding_numbers(session, enterprise_id)
@@ -49,6 +58,10 @@ async def update_licences(session: AsyncSession, access: SubscriptionAccess, *, 
                           channels: int | None) -> Licences:
     """Sets the counts given (each from 0, no limit, to MAX_LICENCES). The MS Teams users quota cannot go below
     the users voice-enabled now (free their numbers first)."""
+    if users is not None:
+        check_count(users, "msTeamsUsers.assigned")
+    if channels is not None:
+        check_count(channels, "sipTrunkChannels.assigned")
     subscription = await _locked(session, access.subscription.id)
     if users is not None:
         in_use = await users_in_use(session, access.enterprise.id)

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.security import hash_secret
-from teamsvoice.domain.fusion import repository, repository_accounts, repository_onboarding
+from teamsvoice.domain.fusion import licences, repository, repository_accounts, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionUser
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.repository import TenantOrder
@@ -104,6 +104,8 @@ async def create_subscription(
     session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None, ms_teams_users: int,
     sip_trunk_channels: int,
 ) -> FusionSubscription:
+    licences.check_count(ms_teams_users, "licenses.msTeamsUsers")
+    licences.check_count(sip_trunk_channels, "licenses.sipTrunkChannels")
     for _attempt in range(ENTERPRISE_NAME_ATTEMPTS):
         enterprise = Enterprise(
             reseller_id=tenant.owner_reseller_id,

@@ -11,6 +11,7 @@ from teamsvoice.core.ids import new_client_id, new_username
 from teamsvoice.core.security import hash_secret, new_token
 from teamsvoice.domain.consent.redirects import check_registration
 from teamsvoice.domain.calling import repository as calling_records
+from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.auth import revoke_credentials_of_enterprise
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PortalUser
@@ -103,6 +104,7 @@ async def create_enterprise(session: AsyncSession, principal: Principal, draft: 
         if value is None:
             raise ValidationFailed(f"{wire}: is required")
     assert draft.services is not None and draft.pbx_ids is not None and draft.sbc_gateway_ids is not None
+    _check_user_limit(draft)
     await _check_services_and_ids(session, reseller_id, draft.services, draft.pbx_ids, draft.sbc_gateway_ids)
     if await repository.enterprise_name_taken(session, reseller_id, name):
         raise Conflict(f"An enterprise named '{name}' already exists")
@@ -115,6 +117,12 @@ async def create_enterprise(session: AsyncSession, principal: Principal, draft: 
     session.add(enterprise)
     await session.flush()
     return enterprise
+
+
+def _check_user_limit(draft: EnterpriseDraft) -> None:
+    """userLimit is the count a Fusion subscription's msTeamsUsers licences keep equal: the licences' one rule."""
+    if draft.settings.get("user_limit") is not None:
+        licences.check_count(draft.settings["user_limit"], "userLimit")
 
 
 async def _check_still_served(session: AsyncSession, enterprise: Enterprise, services: list[str], pbx_ids: list[int],
@@ -159,6 +167,7 @@ async def edit_enterprise(session: AsyncSession, principal: Principal, enterpris
     pbx_ids = draft.pbx_ids if draft.pbx_ids is not None else enterprise.pbx_ids
     sbc_ids = draft.sbc_gateway_ids if draft.sbc_gateway_ids is not None else enterprise.sbc_gateway_ids
     await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids, kept=enterprise.services)
+    _check_user_limit(draft)
     await _check_still_served(session, enterprise, services, pbx_ids, sbc_ids, draft.settings.get("user_limit"))
     enterprise.services, enterprise.pbx_ids, enterprise.sbc_gateway_ids = list(services), list(pbx_ids), list(sbc_ids)
     for attribute, value in draft.settings.items():
