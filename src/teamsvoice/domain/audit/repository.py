@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, Table, delete, func, insert, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from teamsvoice.core import search as text_search
 from teamsvoice.domain.audit.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -23,13 +24,12 @@ if TYPE_CHECKING:
 def _filtered(scope_ids: Iterable[int], query: AuditQuery) -> Select[tuple[AuditEntry]]:
     stmt = select(AuditEntry).where(AuditEntry.owner_reseller_id.in_(list(scope_ids)))
     if query.actor:
-        stmt = stmt.where(func.lower(AuditEntry.actor).contains(query.actor.lower(), autoescape=True))
+        stmt = stmt.where(text_search.contains(AuditEntry.actor, query.actor, field="actor"))
     if query.tenant:
-        needle = query.tenant.lower()
-        stmt = stmt.where(or_(func.lower(AuditEntry.customer).contains(needle, autoescape=True),
-                              func.lower(AuditEntry.tenant).contains(needle, autoescape=True)))
+        needle = text_search.like_pattern(query.tenant, field="tenant")
+        stmt = stmt.where(or_(text_search.matches(AuditEntry.customer, needle), text_search.matches(AuditEntry.tenant, needle)))
     if query.action:
-        stmt = stmt.where(func.lower(AuditEntry.action).startswith(query.action.lower(), autoescape=True))
+        stmt = stmt.where(text_search.starts_with(AuditEntry.action, query.action, field="action"))
     if query.since is not None:
         stmt = stmt.where(AuditEntry.at >= query.since)
     if query.until is not None:

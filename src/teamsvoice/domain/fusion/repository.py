@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from teamsvoice.core import search as text_search
 from teamsvoice.domain.calling.models import CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate
 from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, WebhookDelivery
 from teamsvoice.domain.fusion.models import (
@@ -111,14 +112,14 @@ async def tenants_visible_to(
     if owner_ids is not None:
         values["owner_ids"] = sorted(owner_ids)
     if name_contains:
-        values["name_contains"] = name_contains.lower()
+        values["name_contains"] = text_search.like_pattern(name_contains)
 
     def build() -> tuple[Select[Any], Sequence[Any]]:
         statement = _with_owner(select(FusionTenant).where(_VISIBLE[principal.is_tenant_level]))
         if owner_ids is not None:
             statement = statement.where(FusionTenant.owner_reseller_id.in_(bindparam("owner_ids", expanding=True)))
         if name_contains:
-            statement = statement.where(func.lower(FusionTenant.name).contains(bindparam("name_contains")))
+            statement = statement.where(text_search.matches(FusionTenant.name, bindparam("name_contains")))
         column = _TENANT_ORDER[order]
         return statement, [column.desc() if descending else column.asc(), FusionTenant.id]
 
@@ -158,12 +159,12 @@ async def subscriptions_of_tenant(
     """A page of the tenant's subscriptions (name containing `name_contains`, ignoring case), oldest first."""
     values: dict[str, Any] = {"fusion_tenant_id": fusion_tenant_id}
     if name_contains:
-        values["name_contains"] = name_contains.lower()
+        values["name_contains"] = text_search.like_pattern(name_contains)
 
     def build() -> tuple[Select[Any], Sequence[Any]]:
         statement = select(FusionSubscription).where(FusionSubscription.fusion_tenant_id == bindparam("fusion_tenant_id"))
         if name_contains:
-            statement = statement.where(func.lower(FusionSubscription.name).contains(bindparam("name_contains")))
+            statement = statement.where(text_search.matches(FusionSubscription.name, bindparam("name_contains")))
         return statement, [FusionSubscription.id]
 
     return await _built_page(session, ("subscriptions", bool(name_contains)), build, values, offset, limit)
@@ -238,7 +239,7 @@ async def resellers_page(
     """A page of the nodes of `ids` at `level` (name containing `name_contains`, ignoring case), by name."""
     statement = _resellers_among(ids, [level])
     if name_contains:
-        statement = statement.where(func.lower(Reseller.name).contains(name_contains.lower()))
+        statement = statement.where(text_search.contains(Reseller.name, name_contains))
     return await counted_page(session, statement, [Reseller.name, Reseller.id], offset, limit)
 
 
@@ -249,7 +250,7 @@ async def quarantined_numbers(
     statement = select(NumberQuarantine).where(NumberQuarantine.enterprise_id == enterprise_id,
                                                NumberQuarantine.until > now)
     if digits:
-        statement = statement.where(NumberQuarantine.e164.contains(digits))
+        statement = statement.where(text_search.contains(NumberQuarantine.e164, digits))
     return await counted_page(session, statement, [NumberQuarantine.e164], offset, limit)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core import search as text_search
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser, FusionUserProfile
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.repository import counted_page, visible_tenants
@@ -39,7 +40,7 @@ async def logins_visible_to(
         statement = select(FusionUser).where(or_(FusionUser.reseller_id.in_(principal.reseller_scope),
                                                  FusionUser.fusion_tenant_id.in_(tenants)))
     if username_contains:
-        statement = statement.where(func.lower(FusionUser.username).contains(username_contains.lower()))
+        statement = statement.where(text_search.contains(FusionUser.username, username_contains))
     return await counted_page(session, statement, [FusionUser.username, FusionUser.id], offset, limit)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core import search as text_search
 from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription
@@ -164,7 +165,7 @@ async def numbers_page(session: AsyncSession, subscription_id: int, *, digits: s
     `digits` if given, and only the free ones (`free_in_subscription`) if `free_only`."""
     query = select(FusionNumber).where(FusionNumber.subscription_id == subscription_id)
     if digits:
-        query = query.where(FusionNumber.e164.contains(digits))
+        query = query.where(text_search.contains(FusionNumber.e164, digits))
     if free_only:
         query = query.join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(
             free_in_subscription())

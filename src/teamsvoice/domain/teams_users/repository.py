@@ -4,10 +4,11 @@ items are `repository_bulk.py`'s, except the job's status polled by the API, bel
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from teamsvoice.core import search as text_search
 from teamsvoice.core.db import transaction
 from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount, FusionTemplate, FusionUserLicences
@@ -36,7 +37,7 @@ async def templates_of(session: AsyncSession, subscription_id: int, name_contain
     """The subscription's templates whose name contains `name_contains` (lower case; "" for all), oldest first."""
     query = select(FusionTemplate).where(FusionTemplate.subscription_id == subscription_id)
     if name_contains:
-        query = query.where(func.lower(FusionTemplate.name).contains(name_contains))
+        query = query.where(text_search.contains(FusionTemplate.name, name_contains))
     return list(await session.scalars(query.order_by(FusionTemplate.id)))
 
 

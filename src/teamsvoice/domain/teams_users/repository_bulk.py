@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core import search as text_search
 from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 
@@ -23,8 +24,8 @@ async def jobs_page(session: AsyncSession, subscription_id: int, search: str | N
     if kinds is not None:
         query = query.where(FusionBulkJob.kind.in_(list(kinds)))
     if search:
-        needle = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(FusionBulkJob.title).like(needle), func.lower(FusionBulkJob.kind).like(needle)))
+        needle = text_search.like_pattern(search)
+        query = query.where(or_(text_search.matches(FusionBulkJob.title, needle), text_search.matches(FusionBulkJob.kind, needle)))
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(await session.scalars(query.order_by(FusionBulkJob.id.desc()).offset(offset).limit(limit)))
     return rows, total
