@@ -13,7 +13,8 @@ import pytest
 from tests.console.test_console import browser, new_page, shots  # noqa: F401  (fixtures; skip without chromium)
 
 
-PUBLIC = ("/oauth/token", "/api/v01/auth/login", "/health", "/api/v01/msteams/consent")
+PUBLIC = ("/oauth/token", "/api/v01/auth/login", "/health", "/api/v01/msteams/consent", "/api/v01/auth/2fa",
+          "/api/v01/auth/reset-password", "/api/v01/auth/reset-password/{token}")
 METHODS = ("get", "put", "post", "delete", "patch")
 
 

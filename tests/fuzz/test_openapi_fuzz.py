@@ -1,5 +1,6 @@
 """Schemathesis over teamsvoice's OpenAPI document (both API families): generated and malformed input, with and
-without a valid token of the route's family, never produces a 5xx."""
+without a valid token of the route's family, never produces a 5xx (but Fusion's documented 501 code 1501 for what
+teamsvoice does not do)."""
 
 import asyncio
 
@@ -42,6 +43,8 @@ async def test_no_input_breaks_the_server(client, live, organisation) -> None:
                 for headers in ({}, {"Authorization": f"Bearer {token}"}):
                     response = case.call(headers=headers, timeout=60)
                     calls += 1
+                    if response.status_code == 501 and fusion and response.json()["error"]["code"] == 1501:
+                        continue  # what teamsvoice documents it does not do (porting, 2fa, password reset): no break
                     if response.status_code >= 500:
                         failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 

@@ -29,7 +29,8 @@ ASSETS = Path(__file__).parent / "docs_assets"
 ASSETS_URL = "/docs-assets"
 FUSION_PREFIX = "/api/v01/"
 # Routes anyone may call: how to get a token, the consent answers from Microsoft, liveness.
-PUBLIC = ("/oauth/token", "/restricted/", "/health", "/api/v01/auth/login", "/api/v01/msteams/consent")
+PUBLIC = ("/oauth/token", "/restricted/", "/health", "/api/v01/auth/login", "/api/v01/msteams/consent",
+          "/api/v01/auth/2fa", "/api/v01/auth/reset-password", "/api/v01/auth/reset-password/")
 CTT_OAUTH, FUSION_BEARER = "ConnecttoTeamsOAuth", "FusionBearer"
 
 SCHEMES: dict[str, Any] = {

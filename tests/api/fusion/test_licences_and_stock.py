@@ -142,6 +142,15 @@ async def test_stock_catalogues_and_what_is_not_done(client, live, organisation)
         answer = await client.request(method, url, headers=reseller, json={})
         assert answer.status_code == 501, (url, answer.text)
         assert answer.json()["error"]["code"] == 1501 and "not implemented" in answer.json()["error"]["reason"]
+    # The contract's auth routes teamsvoice has not (vendor-notes 2.2): 501 too, with or without a token (they
+    # answered 404 code 1004).
+    for method, url, body in (("POST", "/api/v01/auth/2fa", {"2fa_payload": "x", "code": "123456"}),
+                              ("POST", "/api/v01/auth/reset-password", {"username": "reseller"}),
+                              ("PUT", "/api/v01/auth/reset-password/some-token", {"password": "A-long-passw0rd"})):
+        for token in (reseller, {}):
+            answer = await client.request(method, url, headers=token, json=body)
+            assert answer.status_code == 501, (url, answer.text)
+            assert answer.json()["error"]["code"] == 1501 and "not implemented" in answer.json()["error"]["reason"]
     # Scope still applies first: another reseller's subscription does not exist for it.
     other = await world.as_("other-reseller")
     assert (await client.get(f"{path}/licenses", headers=other)).status_code == 404

@@ -36,6 +36,13 @@ async def test_list_paging_search_and_filters(sub: Onboarded) -> None:
     by_country = (await client.get(f"{path}/msteams/users", headers=headers,
                                    params={"page_size": 50, "filters": json.dumps({"country": [country]})})).json()
     assert by_country["users"] and all(u["msTeams"]["location"] == country for u in by_country["users"])
+    # One country rule: a code that is no country is a 400 here as everywhere (it answered 200 and no user).
+    for url in (f"{path}/msteams/users", f"{path}/msteams/resource_accounts"):
+        for bad in (["ZZ"], ["be", "ZZ"], [None]):
+            refused = await client.get(url, headers=headers, params={"filters": json.dumps({"country": bad})})
+            assert refused.status_code == 400, (url, bad, refused.text)
+            assert refused.json()["error"]["reason"].startswith("filters.country: "), refused.text
+            assert "None" not in refused.json()["error"]["reason"]
     with_number = (await client.get(f"{path}/msteams/users", headers=headers,
                                     params={"filters": json.dumps({"have_number": "yes"})})).json()
     assert with_number["users"] == []
@@ -103,6 +110,12 @@ async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
     user = await sub.graph(f"/users/{ms_id}", **{"$select": "userPrincipalName,usageLocation"})
     assert user["userPrincipalName"].lower() == f"thomasa@{sub.tenant['domain']}" and user["usageLocation"] == "NL"
     assert (await client.post(f"{path}/msteams/users", headers=headers, json={**body, "domain": "nope.example"})).status_code == 400
+    # A null location is named as the request wrote it (it answered "'None' is not an ISO 3166 alpha-2 country code").
+    null = "location: must be an ISO 3166 alpha-2 country code such as BE, not null"
+    for method, url, sent in (("POST", f"{path}/msteams/users", {**body, "location": None}),
+                              ("PUT", f"{path}/msteams/users/{ms_id}", {"location": None})):
+        refused = await client.request(method, url, headers=headers, json=sent)
+        assert refused.status_code == 400 and refused.json()["error"]["reason"] == null, refused.text
     assert (await client.put(f"{path}/msteams/users/{ms_id}/phone_number", headers=headers,
                              json={"phoneNumber": sub.numbers[2]})).status_code == 204
     assert (await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)).status_code == 204

@@ -1,8 +1,10 @@
-"""APIO core authentication (vendor-notes 2.2): /api/v01/auth/login, /access_token, /logout."""
+"""APIO core authentication (vendor-notes 2.2): /api/v01/auth/login, /access_token, /logout; /2fa and
+/reset-password, which teamsvoice does not implement, answer 501 (code 1501)."""
 
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from teamsvoice.api.routing import APIRouter
@@ -11,6 +13,7 @@ from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import bearer_token
+from teamsvoice.api.fusion.subscription_extras import not_implemented
 from teamsvoice.domain.fusion import auth
 from teamsvoice.domain.security.throttle import login_attempt
 
@@ -65,3 +68,29 @@ async def logout(request: Request, uow: UnitOfWorkDep, container: ContainerDep) 
         return {}
     await auth.logout(uow.session, container.keyring, bearer_token(request))
     return {}
+
+
+@router.post("/2fa", summary="Second factor of a login: not implemented (501)", status_code=501,
+    responses=docs.NOT_IMPLEMENTED,
+    description="Vendor-notes 2.2: `{2fa_payload, code}` after a login that asked for a second factor. teamsvoice's "
+    "logins never ask for one (login answers the tokens): always 501 (code 1501).",
+)
+async def second_factor() -> JSONResponse:
+    return not_implemented("Two-factor authentication")
+
+
+@router.post("/reset-password", summary="Ask for a password reset: not implemented (501)", status_code=501,
+    responses=docs.NOT_IMPLEMENTED,
+    description="Vendor-notes 2.2. teamsvoice sends no reset mail: an administrator above the login sets a new "
+    "password. Always 501 (code 1501).",
+)
+async def reset_password() -> JSONResponse:
+    return not_implemented("Password reset")
+
+
+@router.put("/reset-password/{token}", summary="Set a password with a reset token: not implemented (501)",
+    status_code=501, responses=docs.NOT_IMPLEMENTED,
+    description="Vendor-notes 2.2: `{password}`. teamsvoice issues no reset tokens: always 501 (code 1501).",
+)
+async def reset_password_with_token(token: str) -> JSONResponse:
+    return not_implemented("Password reset")

@@ -69,8 +69,9 @@ def parse_filters(raw: str | None) -> service.UserFilters:
     countries = data.get("country") or []
     if isinstance(countries, str):
         countries = [countries]
-    if not isinstance(countries, list) or not all(isinstance(c, str) and len(c) == 2 for c in countries):
+    if not isinstance(countries, list):
         raise ValidationFailed("filters.country: must be a list of ISO 3166 alpha-2 codes")
+    countries = [service.parse_location("filters.country", c) for c in countries]
     voice = data.get("is_voice_enabled")
     if voice is not None and voice not in ("yes", "no", "maybe"):
         raise ValidationFailed("filters.is_voice_enabled: must be yes, no or maybe")

@@ -14,6 +14,7 @@ from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
+from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, resource_accounts, workflows
 
@@ -62,7 +63,8 @@ def parse_filters(raw: str | None) -> resource_accounts.AccountFilters:
     if isinstance(countries, str):
         countries = [countries]
     if not isinstance(countries, list):
-        raise ValidationFailed("filters.country: must be a list of country codes")
+        raise ValidationFailed("filters.country: must be a list of ISO 3166 alpha-2 codes")
+    countries = [numbers.check_iso_code(c, "filters.country") for c in countries]
     have = data.get("have_number")
     if have not in (None, "yes", "no"):
         raise ValidationFailed("filters.have_number: must be yes or no")

@@ -21,8 +21,14 @@ NUMBER_NOT_IN_SUBSCRIPTION = "number_not_in_subscription"
 
 
 def check_iso_code(raw: object, field: str = "isoCode") -> str:
-    if not isinstance(raw, str) or pycountry.countries.get(alpha_2=raw.upper()) is None or len(raw) != 2:
-        raise ValidationFailed(f"{field}: '{raw}' is not an ISO 3166 alpha-2 country code")
+    """The one country rule of the Fusion API (numbers' isoCode, locations, users' and resource accounts'
+    location and `filters.country`): an ISO 3166 alpha-2 code (any case), answered upper case, or 400 naming it."""
+    if not isinstance(raw, str):  # said as the request wrote it (null, not Python's None)
+        shown = "null" if raw is None else "a JSON " + {bool: "boolean", int: "number", float: "number", list: "array",
+                                                       dict: "object"}.get(type(raw), "value")
+        raise ValidationFailed(f"{field}: must be an ISO 3166 alpha-2 country code such as BE, not {shown}")
+    if len(raw) != 2 or pycountry.countries.get(alpha_2=raw.upper()) is None:
+        raise ValidationFailed(f"{field}: '{raw[:40]}' is not an ISO 3166 alpha-2 country code")
     return raw.upper()
 
 
