@@ -21,6 +21,7 @@ from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.forwarded import ForwardedClient
 from teamsvoice.api.job_wait import StoppedWaiting
 from teamsvoice.api.limits import RequestLimits
+from teamsvoice.api.paths import SingleSlashes
 from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
@@ -201,7 +202,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
     app.add_middleware(RequestLogMiddleware)  # request id and access line for every answer
-    app.add_middleware(ForwardedClient, settings=settings)  # outermost of all: who the client is (api/forwarded.py)
+    app.add_middleware(ForwardedClient, settings=settings)  # who the client is, for every rule below (api/forwarded.py)
+    app.add_middleware(SingleSlashes)  # outermost of all: every rule below sees the path the routes match (api/paths.py)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
