@@ -310,3 +310,45 @@ async def test_consented_reseller_provisions_direct_routing(onboarding, live) ->
     assert again.json()["changes"] == [] and again.json()["sbcGatewayRegion"] == "EU-West"
     voice = admin_view(live, tenant["tenantId"], "voice")
     assert any(g["Fqdn"] == f"sbc-eu-west.{tenant['domain']}" for g in voice["gateways"])
+
+
+async def test_a_pbx_user_made_callapp_only_says_a_sync_is_required(onboarding, live) -> None:  # type: ignore[no-untyped-def]
+    """configureValetUser with directRouteId -1 on a PBX user with a direct route answered syncRequired false, yet
+    the next sync removed the user's Teams number: syncRequired is true whenever a sync would change the user."""
+    number = fresh_numbers()[0]
+    client = onboarding.client
+    await onboarding.register()
+    token, tenant = onboarding.token, onboarding.tenant
+    ent_token = await enterprise_token(onboarding)
+    msal = {"authenticationResult": onboarding.msal_object}
+    for action in ("GET_USER_SYNC_CONSENT", "GET_PRESENCE_CONSENT"):
+        await onboarding.consent(action)
+    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+                               headers=bearer(token))).json()[0]["sbcGatewayId"]
+    route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
+                               json=msal | {"sbcGatewayId": sbc_id})).json()
+    location = (await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(onboarding.enterprise_id))).json()
+    user = licensed_users(live, onboarding.msal_object["authenticationResult"]["accessToken"],
+                          tenant["globalAdmin"]["username"])[-1]
+    upn = user["userPrincipalName"]
+    body = user_body(onboarding, upn=upn, number=number, route=route["directRouteId"], location=location["pbxLocation"])
+    pbx_user = await client.post("/enterprise/configureUser", headers=bearer(token), json=body)
+    assert pbx_user.status_code == 200 and pbx_user.json()["syncRequired"] is True, pbx_user.text
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+    assert next(r for r in synced.json()["results"] if r["userPrincipalName"] == upn)["status"] == "UPDATED", synced.text
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                               json={"enterpriseId": onboarding.enterprise_id, "services": ["PBX", "CALLAPP"]})
+    assert edited.status_code == 200, edited.text
+    await onboarding.consent("GET_CALL_APP_CONSENT")
+
+    valet = await client.post("/valet/configureValetUser", headers=bearer(token), json=body | {"directRouteId": -1})
+    assert valet.status_code == 200, valet.text
+    assert valet.json()["changed"] is True and valet.json()["syncRequired"] is True, valet.text
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+    result = next(r for r in synced.json()["results"] if r["userPrincipalName"] == upn)
+    assert "numbers removed" in result["changes"], synced.text  # what the sync did, as syncRequired said
+    # Sent again: nothing changes, and a sync would change nothing.
+    again = await client.post("/valet/configureValetUser", headers=bearer(token), json=body | {"directRouteId": -1})
+    assert again.json()["changed"] is False and again.json()["syncRequired"] is False, again.text
+    synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+    assert next(r for r in synced.json()["results"] if r["userPrincipalName"] == upn)["status"] == "UNCHANGED", synced.text

@@ -7,8 +7,8 @@ from pydantic import Field, StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
-from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate
-from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, LocationDraft, UserDraft
+from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, TeamsAppTemplate
+from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, ConfiguredUser, LocationDraft, UserDraft
 from teamsvoice.domain.calling.routing import Check, Readiness
 from teamsvoice.domain.calling.sms import SmsConfig
 from teamsvoice.domain.calling.unified_app import app_version
@@ -207,14 +207,15 @@ def render_location(location: PbxLocation, pbx_type_name: str | None) -> dict[st
     return body
 
 
-def render_pbx_user(user: PbxUser, location: PbxLocation, changed: bool) -> dict[str, Any]:
+def render_pbx_user(configured: ConfiguredUser, location: PbxLocation) -> dict[str, Any]:
     """configureUser / configureValetUser's answer (teamsvoice's design)."""
+    user = configured.user
     return {
         "id": user.id, "teamsUserId": user.teams_user_id, "userType": user.user_type,
         "phoneNumber": user.phone_number, "pbxLocation": location.pbx_location, "pbxLocationId": location.id,
         "directRouteId": user.direct_route_id if user.direct_route_id is not None else -1,
         "pbxUserId": user.pbx_user_id, "pbxAuthUserId": user.pbx_auth_user_id, "valet": user.kind == "VALET",
-        "changed": changed, "syncRequired": user.direct_route_id is not None,
+        "changed": configured.changed, "syncRequired": configured.sync_required,
     }
 
 

@@ -41,9 +41,9 @@ async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, 
 )
 async def configure_valet_user(body: ConfigureUserBody, uow: UnitOfWorkDep, container: ContainerDep,
                                principal: PrincipalDep) -> dict[str, Any]:
-    user, location, changed = await calling.configure_user(
+    configured, location = await calling.configure_user(
         uow.session, principal, container.connector, container.keyring,
         {"authenticationResult": body.authenticationResult} if body.authenticationResult else {},
         body.to_draft("VALET"), body.tenantID)
     uow.after_commit(lambda: enqueue_sync(container.settings))
-    return calling_wire.render_pbx_user(user, location, changed)
+    return calling_wire.render_pbx_user(configured, location)

@@ -7,6 +7,7 @@ direct route's voice routing policy); a CallApp user without one (directRouteId 
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -215,9 +216,15 @@ async def _check_number_free(session: AsyncSession, enterprise: Enterprise, numb
                                  pbx_user_id=user.id if user else None)
 
 
+class ConfiguredUser(NamedTuple):
+    user: PbxUser
+    changed: bool  # anything of the user changed
+    sync_required: bool  # a Sync Teams Users would change the user in Teams (see `_configure_user`)
+
+
 async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
-                         number: str, microsoft_user_id: str) -> tuple[PbxUser, bool]:
-    """Create or update (by teamsUserId) the user. Returns it and whether anything changed."""
+                         number: str, microsoft_user_id: str) -> ConfiguredUser:
+    """Create or update (by teamsUserId) the user. Returns it, whether anything changed and whether a sync is needed."""
     try:
         return await _configure_user(session, keyring, enterprise, draft, number, microsoft_user_id)
     except IntegrityError as exc:  # a concurrent request took the number or the user first
@@ -226,7 +233,7 @@ async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: En
 
 
 async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
-                          number: str, microsoft_user_id: str) -> tuple[PbxUser, bool]:
+                          number: str, microsoft_user_id: str) -> ConfiguredUser:
     upn = draft.teams_user_id.strip().lower()
     location = await _location_for(session, enterprise, draft.pbx_location)
     route: DirectRoute | None = None
@@ -249,7 +256,7 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
         session.add(user)
     elif user.kind != draft.kind and draft.kind == "PBX":
         user.kind = "PBX"  # a CallApp user configured as a PBX user becomes one; the reverse keeps PBX
-    before = _fingerprint(keyring, user, voice)
+    before, teams_before = _fingerprint(keyring, user, voice), _teams_wish(voice)
     user.microsoft_user_id = microsoft_user_id
     user.pbx_location_id, user.direct_route_id = location.id, route.id if route else None
     user.phone_number, user.pbx_user_id, user.pbx_auth_user_id = number, draft.pbx_user_id.strip(), draft.pbx_auth_user_id.strip()
@@ -270,15 +277,21 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
         # No direct route any more: teamsvoice stops managing the user's Teams voice; the number is released.
         voice.phone_number, voice.calling_enabled = None, False
     await session.flush()
-    return user, _fingerprint(keyring, user, voice) != before
+    # A sync pushes the user's voice record to Teams: needed while a direct route manages it, and when this call
+    # changed the record (the route taken away: the next sync removes the user's Teams number).
+    sync_required = user.direct_route_id is not None or _teams_wish(voice) != teams_before
+    return ConfiguredUser(user, _fingerprint(keyring, user, voice) != before, sync_required)
+
+
+def _teams_wish(voice: TeamsVoiceUser | None) -> tuple:
+    """What a sync makes of the user in Teams."""
+    return (voice.phone_number, voice.voice_routing_policy, voice.calling_enabled) if voice else (None, None, None)
 
 
 def _fingerprint(keyring: Keyring, user: PbxUser, voice: TeamsVoiceUser | None) -> tuple:
     return (user.pbx_location_id, user.direct_route_id, user.phone_number, user.pbx_user_id, user.pbx_auth_user_id,
             user.sip_password_encrypted, user.portal_login_name, user.user_type, user.user_tag, user.login_id,
-            repr(user.call_policy), repr(user.options), user.kind,
-            voice.phone_number if voice else None, voice.voice_routing_policy if voice else None,
-            voice.calling_enabled if voice else None)
+            repr(user.call_policy), repr(user.options), user.kind, *_teams_wish(voice))
 
 
 async def user_in_scope(session: AsyncSession, enterprise_ids: set[int], user_id: int) -> PbxUser:

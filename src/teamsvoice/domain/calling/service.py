@@ -9,7 +9,7 @@ from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import pbx
 from teamsvoice.domain.calling.common import CALLAPP_CONSENT, enterprise_in_scope, require_consents, require_registered, require_service
-from teamsvoice.domain.calling.models import PbxLocation, PbxUser
+from teamsvoice.domain.calling.models import PbxLocation
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
@@ -36,7 +36,7 @@ async def _caller_access(
 async def configure_user(
     session: AsyncSession, principal: Principal, connector: Connector, keyring: Keyring,
     body: dict[str, Any], draft: pbx.UserDraft, tenant_id: str | None,
-) -> tuple[PbxUser, PbxLocation, bool]:
+) -> tuple[pbx.ConfiguredUser, PbxLocation]:
     number = pbx.check_user_draft(draft)
     enterprise, connection = await _caller_access(session, principal, connector, body, tenant_id)
     await ownership.require_assignable(session, enterprise.id, number)
@@ -49,7 +49,7 @@ async def configure_user(
         microsoft_user = await connection.directory.user(draft.teams_user_id.strip())
     except NotFound as exc:
         raise NotFound(f"teamsUserId: {draft.teams_user_id} is not a user of tenant {enterprise.tenant_id}") from exc
-    user, changed = await pbx.configure_user(session, keyring, enterprise, draft, number, microsoft_user["id"])
-    location = await session.get(PbxLocation, user.pbx_location_id)
+    configured = await pbx.configure_user(session, keyring, enterprise, draft, number, microsoft_user["id"])
+    location = await session.get(PbxLocation, configured.user.pbx_location_id)
     assert location is not None
-    return user, location, changed
+    return configured, location
