@@ -187,3 +187,30 @@ async def test_sync_unified_app_needs_a_template_and_sms_needs_scope(registered,
     other = await token_for(client, organisation.resellers[1])
     assert (await client.post(f"/sms/getEnterpriseSMSConfig/{registered.enterprise_id}", headers=bearer(other))).status_code == 404
     assert (await client.get("/provisioning/getSyncJobStatus/not-a-job", headers=bearer(token))).status_code == 404
+
+
+async def test_template_icon_file_names_are_plain_png_names(client, live, organisation, receiver) -> None:
+    """The icons' file names are entries of the Teams app package (a zip beside manifest.json): a name that is a
+    path, manifest.json itself, the other icon's name or unprintable broke the package; each is a 400 naming it."""
+    registered = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+    await registered.create()
+    good = template_body(registered.enterprise_id, registered.login.reseller_id, "") | {"tenantID": None}
+    cases = [
+        ({"bIconFileName": "manifest.json"}, "bIconFileName"),
+        ({"oIconFileName": "../../etc/outline.png"}, "oIconFileName"),
+        ({"oIconFileName": "icons\\outline.png"}, "oIconFileName"),
+        ({"oIconFileName": "..png"}, "oIconFileName"),
+        ({"bIconFileName": "same.png", "oIconFileName": "same.png"}, "oIconFileName: must differ from bIconFileName"),
+        ({"bIconFileName": "Same.PNG", "oIconFileName": "same.png"}, "oIconFileName: must differ"),
+        ({"bIconFileName": "outline.png", "oIconFileName": None}, "oIconFileName: must differ"),  # the default name
+        ({"bIconFileName": "color\u0000.png"}, "bIconFileName"),
+        ({"bIconFileName": "a" * 5000 + ".png"}, "bIconFileName: at most 100 characters"),
+        ({"oIconFileName": "outline\u202egnp.png"}, "oIconFileName"),
+        ({"oIconFileName": "outline.gif"}, "oIconFileName: must be a .png file name"),
+    ]
+    for change, named in cases:
+        expect(await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(registered.token),
+                                 json=good | change), 400, named)
+    defaults = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(registered.token),
+                                 json=good | {"bIconFileName": None, "oIconFileName": ""})
+    assert defaults.status_code == 200, defaults.text

@@ -27,6 +27,10 @@ ICONS = {"brandingImageInBytes": (192, 192), "outlineImageInBytes": (32, 32)}
 TEXT_FIELDS = ("name", "bIconFileName", "oIconFileName", "portalURL", "ssoURL", "portalTabName", "teamName")
 FLAG_FIELDS = ("turnOffCard", "turnOffVMCard", "showCard", "showVMCard")
 MANIFEST_SCHEMA = "https://developer.microsoft.com/en-us/json-schemas/teams/v1.16/MicrosoftTeams.schema.json"
+# The icons' file names are the names of their entries in the app package (a zip beside manifest.json); absent,
+# these. Teams reads PNG icons only (the images are checked as PNG), named as vendor-notes 1.2's example names them.
+ICON_FILE_NAMES = {"bIconFileName": "color.png", "oIconFileName": "outline.png"}
+ICON_FILE_NAME_MAX = 100
 
 
 def decode_png(field: str, value: str) -> bytes:
@@ -44,6 +48,26 @@ def decode_png(field: str, value: str) -> bytes:
     if (width, height) != (width_wanted, height_wanted):
         raise ValidationFailed(f"{field}: the image is {width}x{height}; it must be {width_wanted}x{height_wanted}")
     return data
+
+
+def icon_file_names(fields: dict[str, Any]) -> dict[str, str]:
+    """The two icons' file names as entries of the app package: each a plain file name ending in .png (no folder,
+    no "..", printable, at most ICON_FILE_NAME_MAX characters), and not the same file twice. Raises naming the field."""
+    names = {}
+    for field, default in ICON_FILE_NAMES.items():
+        name = fields.get(field) or default
+        if len(name) > ICON_FILE_NAME_MAX:
+            raise ValidationFailed(f"{field}: at most {ICON_FILE_NAME_MAX} characters")
+        if not name.isprintable() or "/" in name or "\\" in name or name.strip() != name or name.startswith("."):
+            raise ValidationFailed(f"{field}: must be a plain file name such as {default!r}: printable characters, "
+                                   "no folder (/ or \\), no leading dot or surrounding spaces")
+        if not name.lower().endswith(".png") or len(name) == len(".png"):
+            raise ValidationFailed(f"{field}: must be a .png file name such as {default!r} (Teams app icons are PNG)")
+        names[field] = name
+    if names["bIconFileName"].casefold() == names["oIconFileName"].casefold():
+        raise ValidationFailed(f"oIconFileName: must differ from bIconFileName ({names['bIconFileName']!r}): the two "
+                               "icons are two files of the app package")
+    return names
 
 
 def _https_url(field: str, value: str | None) -> str | None:
@@ -71,6 +95,7 @@ async def save_template(session: AsyncSession, enterprise: Enterprise, fields: d
         if not fields.get(field):
             raise ValidationFailed(f"{field}: is required (base64 PNG)")
         decode_png(field, fields[field])
+    icon_file_names(fields)
     _https_url("portalURL", fields.get("portalURL"))
     _https_url("ssoURL", fields.get("ssoURL"))
     if not fields.get("portalURL"):
@@ -140,7 +165,7 @@ def manifest(source: PackageSource) -> dict[str, Any]:
         "name": {"short": s["name"], "full": s["name"]},
         "description": {"short": f"{s['name']}: calling services in Teams",
                         "full": f"{s['name']} brings the enterprise's calling services ({services}) into Microsoft Teams."},
-        "icons": {"color": s.get("bIconFileName") or "color.png", "outline": s.get("oIconFileName") or "outline.png"},
+        "icons": dict(zip(("color", "outline"), icon_file_names(s).values(), strict=True)),
         "accentColor": "#FFFFFF",
         "staticTabs": [{"entityId": "portal", "name": s.get("portalTabName") or "Portal", "contentUrl": portal,
                         "websiteUrl": portal, "scopes": ["personal"]}],
