@@ -72,3 +72,20 @@ async def test_an_unregistered_https_redirect_url_names_the_command(client, orga
     message = response.json()["message"]
     assert f"teamsvoice register-redirect-url {login.reseller_id} URL" in message, message
     assert "hooks.example.com" not in message  # the caller's text is not echoed
+
+
+async def test_json_sent_without_a_content_type_names_the_content_type(client, organisation) -> None:  # type: ignore[no-untyped-def]
+    """Python's `requests.post(url, data=json.dumps(body))` sends no Content-Type: the answer was "body: Input
+    should be a valid dictionary or object to extract fields from"."""
+    login = organisation.resellers[0]
+    token = await token_for(client, login)
+    pbx, sbc = await reseller_catalogue(client, token, login.reseller_id)
+    body = json.dumps(enterprise_body(login.reseller_id, "No Header Inc", pbx=pbx[:1], sbc=sbc[:1])).encode()
+    bare = await client.post("/reseller/newEnterprise", content=body, headers=bearer(token))
+    assert "content-type" not in bare.request.headers
+    assert bare.status_code == 400, bare.text
+    message = bare.json()["message"]
+    assert "Content-Type: missing" in message and "application/json" in message and "dictionary" not in message, message
+    fusion = await client.put(f"{SUB}/msteams/users/x/phone_number", content=b'{"phoneNumber": "+3212345678"}',
+                              headers={"Authorization": "Bearer x"})
+    assert fusion.status_code == 400 and "Content-Type: missing" in fusion.json()["error"]["reason"], fusion.text

@@ -3,7 +3,8 @@
 `RequestLimits` is a pure ASGI middleware around the routers (and the metrics middleware):
 - the body is read once, up to a size limit (413 in the family's envelope);
 - a body sent with a Content-Type its route does not read is a 400 naming the Content-Type problem (JSON sent as
-  text/plain or as a form to a route taking JSON; JSON sent to /oauth/token, which takes form fields), instead of
+  text/plain, as a form or without a Content-Type to a route taking JSON; JSON sent to /oauth/token, which takes
+  form fields), instead of
   whatever the parser then makes of it ("Input should be a valid dictionary", "Missing grant type"). Routes that
   read their body themselves (the seeds' bare-text bodies) are not concerned;
 - a compressed body (any Content-Encoding but identity) is a 415 saying to send it uncompressed;
@@ -79,8 +80,9 @@ def content_type_problem(scope: Scope, content_type: str, body: bytes) -> str | 
     media = content_type.split(";", 1)[0].strip()
     is_json = media == "application/json" or media.endswith("+json")
     kind = _body_kind(scope)
-    if kind == "json" and media and not is_json:
-        return (f"Content-Type: {media} is not JSON; this request takes a JSON body: send it with "
+    if kind == "json" and not is_json:  # (none at all: FastAPI reads no JSON without the header either)
+        sent = f"{media} is not JSON" if media else "missing"
+        return (f"Content-Type: {sent}; this request takes a JSON body: send it with "
                 f"Content-Type: application/json")
     looks_json = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
     if kind == "form" and (is_json or (looks_json and not media.startswith(_FORM_TYPES))):
