@@ -257,3 +257,36 @@ async def test_registered_https_redirect_urls_are_accepted(onboarding, monkeypat
     assert result.exit_code == 0, result.output
     accepted = await onboarding.client.post("/enterprise/getActionItemUrl", headers=bearer(onboarding.token), json=body)
     assert accepted.status_code == 200 and accepted.text.startswith("https://")
+
+
+async def test_update_user_details_says_what_empty_and_null_mean(onboarding) -> None:  # type: ignore[no-untyped-def]
+    """phoneNumber "" answered 200 UPDATED ["enterprise voice enabled"], null answered "number set to None", and
+    voiceRoutingPolicy "" or " " 200 UNCHANGED while an unknown policy is a 400. null removes the number (and gives
+    the tenant's global policy), as documented; empty text is a 400 naming the field; a userPrincipalName that is
+    not a string says so."""
+    import random
+
+    await onboarding.register()
+    client, creds, tenant, live = onboarding.client, onboarding.credentials, onboarding.tenant, onboarding.live
+    token = (await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+        "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})).json()["access_token"]
+    upn = some_user(live, tenant)
+    body = {"authenticationResult": onboarding.msal_object, "userPrincipalName": upn}
+    number = f"+1413931{random.randrange(0, 10000):04d}"  # the emulated tenant serves both backends
+
+    async def update(**fields):  # type: ignore[no-untyped-def]
+        return await client.post("/provisioning/updateUserDetails", headers=bearer(token), json=body | fields)
+
+    given = await update(phoneNumber=number)
+    assert given.status_code == 200 and given.json()["changes"][0] == f"number set to {number}", given.text
+    for field, value in (("phoneNumber", ""), ("phoneNumber", "  "), ("voiceRoutingPolicy", ""), ("voiceRoutingPolicy", " ")):
+        refused = await update(**{field: value})
+        assert refused.status_code == 400, (field, value, refused.text)
+        assert refused.json()["message"].startswith(f"{field}: must not be empty; send null"), refused.text
+    assert [n["telephoneNumber"] for n in voice_config(live, tenant["tenantId"], upn)["telephoneNumbers"]] == [number]
+    removed = await update(phoneNumber=None)
+    assert removed.status_code == 200 and removed.json()["changes"] == ["number removed"], removed.text
+    assert voice_config(live, tenant["tenantId"], upn)["telephoneNumbers"] == []
+    not_text = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                 json={"authenticationResult": onboarding.msal_object, "userPrincipalName": 123})
+    assert not_text.status_code == 400 and not_text.json()["message"].startswith("userPrincipalName: must be a string"), not_text.text

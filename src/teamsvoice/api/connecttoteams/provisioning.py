@@ -71,7 +71,8 @@ async def enable_calling_for_user(
 @router.post(
     "/updateUserDetails", summary="Set a Teams user's phone number and voice routing policy, and push them",
     description='Body: the MSAL object (or consented-reseller object) plus `userPrincipalName` (or `teamsUserId`), '
-    'and any of `phoneNumber` (E.164, null removes) and `voiceRoutingPolicy` (null: Global).',
+    'and any of `phoneNumber` (E.164, null removes) and `voiceRoutingPolicy` (null: Global); a field left out '
+    'is kept, an empty one is a 400.',
     openapi_extra=docs.request_body(docs.UpdateUserDetailsRequest, example={
         **docs.CONSENTED_RESELLER, "userPrincipalName": "thomas.anderson@contoso.com",
         "phoneNumber": "+31302861233",
@@ -83,8 +84,11 @@ async def update_user_details(
 ) -> dict[str, Any]:
     body = await json_object(request)
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
-    upn = body.get("userPrincipalName") or body.get("teamsUserId")
-    if not isinstance(upn, str) or not upn.strip():
+    named = "userPrincipalName" if body.get("userPrincipalName") not in (None, "") else "teamsUserId"
+    upn = body.get(named)
+    if upn is not None and not isinstance(upn, str):
+        raise ValidationFailed(f"{named}: must be a string (the user's userPrincipalName)")
+    if not upn or not upn.strip():
         raise ValidationFailed("userPrincipalName: is required")
     changes: dict[str, Any] = {}
     for field, key in (("phoneNumber", "phone_number"), ("voiceRoutingPolicy", "voice_routing_policy")):

@@ -221,7 +221,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Rec
                     if granted:  # the number was refused: the user keeps the policy it had, as before the change
                         await _restore_policy(connection, upn, state.voice_routing_policy)
                     raise
-            changes.append(f"number set to {record.phone_number}")
+            changes.append(f"number set to {record.phone_number}" if record.phone_number else "number removed")
         if not state.enterprise_voice and not record.phone_number:
             await connection.voice.set_enterprise_voice(upn, True)
             changes.append("enterprise voice enabled")
@@ -254,7 +254,13 @@ async def update_user_details(
     session: AsyncSession, access: ProvisioningAccess, upn: str, *, phone_number: str | None | type[...] = ...,
     voice_routing_policy: str | None | type[...] = ...,
 ) -> Reconciled:
-    """Fields left as `...` are unchanged; None clears."""
+    """Fields left as `...` are unchanged; None clears (no number; the tenant's global policy). Empty text is
+    neither: refused, naming the field and what null does."""
+    for field, value, null_means in (("phoneNumber", phone_number, "remove the user's number"),
+                                     ("voiceRoutingPolicy", voice_routing_policy, "give the tenant's global policy")):
+        if isinstance(value, str) and not value.strip():
+            raise ValidationFailed(f"{field}: must not be empty; send null to {null_means}, or leave the field out "
+                                   "to keep it")
     if voice_routing_policy is not ... and voice_routing_policy is not None:
         voice_routing_policy = per_user_policy(str(voice_routing_policy), "voiceRoutingPolicy")
     if voice_routing_policy not in (..., None):
@@ -264,7 +270,7 @@ async def update_user_details(
             raise ValidationFailed(
                 f"voiceRoutingPolicy: '{voice_routing_policy}' is not a voice routing policy of the tenant "
                 f"(known: {[k for k in known if k != 'Global']}); create it with /provisioning/provisionDirectRouting")
-    number = normalise_phone_number(phone_number) if phone_number not in (..., None, "") else None  # type: ignore[arg-type]
+    number = normalise_phone_number(phone_number) if phone_number not in (..., None) else None  # type: ignore[arg-type]
     if number:
         await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
