@@ -1,11 +1,12 @@
 """Who the client is: the TCP peer, or, when the peer is a trusted reverse proxy (`trusted_proxies`), the client that
 proxy reports in `X-Forwarded-For`, and the scheme it reports in `X-Forwarded-Proto`.
 
-One place decides it: `ForwardedClient`, outside every middleware but api/paths.py's, sets the request's `client`
-and `scheme` once; everything inside reads them (the login throttle's address, the audit's source address,
-/metrics' loopback check, the console's Secure cookies). uvicorn's own proxy-header handling is off (`runner.server`): it trusted 127.0.0.1
-and ::1 by default, so any process on the host could claim any address, and any other proxy was not trusted at
-all (every client behind it shared the proxy's address: about 30 failed logins from anyone locked every login out).
+One place decides it: `ForwardedClient`, outside every middleware but api/paths.py's, sets the request's `client` and
+`scheme` once; everything inside reads them (the login throttle's address, the audit's source address, /metrics'
+loopback check, the console's Secure cookies). uvicorn's own proxy-header handling is off (`runner.server`): it
+trusted 127.0.0.1 and ::1 by default, so any process on the host could claim any address, and any other proxy was not
+trusted at all (every client behind it shared the proxy's address: about 30 failed logins from anyone locked every
+login out).
 
 `X-Forwarded-For` is read from the right: each proxy appends the address its connection came from, so the
 right-most entry is what the nearest proxy saw. Entries that are trusted proxies themselves are passed over; the
