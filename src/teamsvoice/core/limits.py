@@ -29,6 +29,23 @@ _MAYBE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+# Entra ID's userPrincipalName: the characters it allows before the @, a DNS name after it (guests: #EXT#).
+_UPN = re.compile(r"[A-Za-z0-9'._!#^~+&$=-]{1,113}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))+")
+UPN_MAX_LENGTH = 256
+
+
+def is_user_principal_name(value: str) -> bool:
+    return len(value) <= UPN_MAX_LENGTH and _UPN.fullmatch(value) is not None
+
+
+def shown(value: object, longest: int = 40) -> str:
+    """A refused value as an error message quotes it: a short prefix (reasons never echo input whole), its
+    printable characters as they are and the others by code point ("é<U+202E>@x"), never a Python repr."""
+    text = str(value)
+    short = "".join(c if c.isprintable() else f"<U+{ord(c):04X}>" for c in text[:longest])
+    return short + ("..." if len(text) > longest else "")
+
+
 def is_digits(text: str) -> bool:
     """ASCII digits only, at least one. (`str.isdigit` also takes "²" and other scripts' digits, which `int`
     refuses or reads as another number: "١" is 1.)"""

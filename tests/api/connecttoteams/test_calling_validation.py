@@ -97,6 +97,11 @@ async def test_configure_user_rules(registered, live) -> None:
         (body(pbxUserId="10 5"), 400, "pbxUserId"),
         (body(password="p\r\nq", rePassword="p\r\nq"), 400, "password"),
         (body(userTag="tag\r\n"), 400, "userTag"),
+        # Messages in words: a union's members read as one sentence (was "pbxLocation.str: ...; pbxLocation.constrained-int:
+        # ..."), and a refused user principal name is named by its field and quoted without Python's escapes.
+        (body(pbxLocation=1.5), 400, "pbxLocation: Input should be a valid string or a valid integer"),
+        (body(teamsUserId="\u00e9\u202e@contoso.example"), 400,
+         "teamsUserId: '\u00e9<U+202E>@contoso.example' is not a valid user principal name"),
     ]
     for payload, status, named in cases:
         expect(await client.post("/enterprise/configureUser", headers=bearer(token), json=payload), status, named)

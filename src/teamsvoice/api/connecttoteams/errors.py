@@ -1,6 +1,7 @@
 """ConnecttoTeams error envelopes: Spring's `{timestamp, status, error, message, path}`, and OAuth's
 `{error, error_description}` for authentication failures."""
 
+import re
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -72,15 +73,32 @@ def render_domain_error(request: Request, exc: DomainError) -> JSONResponse:
     return spring_error(request, status, exc.message)
 
 
+# The last step of an error's location when pydantic tried one member of a union (`StrictStr | Long`): the member's
+# type ("str", "constrained-int", "list[int]"), not a field.
+_UNION_MEMBER = re.compile(r"(str|int|float|bool|bytes|none|constrained-[a-z]+|[a-z-]+\[.*\])\Z", re.DOTALL)
+_SHOULD_BE = "Input should be "
+
+
 def describe_validation_error(exc: RequestValidationError) -> str:
-    parts = []
+    """One sentence per field: the errors of a union's members ("pbxLocation.str: ...; pbxLocation.constrained-int:
+    ...") read as one ("pbxLocation: Input should be a valid string or a valid integer")."""
+    parts: dict[tuple[str, bool], list[str]] = {}
     for error in exc.errors():
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
         if error.get("type") == "json_invalid":
             return f"Malformed JSON request body: {error.get('ctx', {}).get('error', 'invalid JSON')}"
-        field = ".".join(loc) or "body"
-        parts.append(f"{field}: {error.get('msg')}")
-    return "; ".join(parts) or "Invalid request"
+        member = len(loc) > 1 and _UNION_MEMBER.match(loc[-1]) is not None
+        field = ".".join(loc[:-1] if member else loc) or "body"
+        messages = parts.setdefault((field, member), [])
+        if str(error.get("msg")) not in messages:
+            messages.append(str(error.get("msg")))
+    sentences = []
+    for (field, member), messages in parts.items():
+        if member and all(m.startswith(_SHOULD_BE) for m in messages):
+            sentences.append(f"{field}: {_SHOULD_BE}{' or '.join(m.removeprefix(_SHOULD_BE) for m in messages)}")
+        else:
+            sentences.extend(f"{field}: {m}" for m in messages)
+    return "; ".join(sentences) or "Invalid request"
 
 
 def render_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from teamsvoice.core.limits import check_name
+from teamsvoice.core.limits import check_name, is_user_principal_name, shown
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
@@ -35,7 +35,6 @@ CALL_POLICY_FIELDS = ("callPolicyName", "callPolicyCNAM", "forwardedCallsCallerI
 USER_OPTIONS = ("useTeamsVoicemail", "useEnterpriseDialPlan", "sipAutoProvisioningEnabled", "useAudioConferenceVRP")
 # `\Z`, not `$`: `$` also matches before a final newline, and "pbx.example.com\n" reached the SBC's tables.
 _HOSTNAME = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
-_UPN = re.compile(r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
 # What the SBC holds (sbc/kamailio.py: uacreg's columns are 64 characters; its expiry a 32-bit integer). A value
 # longer, or with a control character (CR/LF would inject SIP headers into the REGISTERs), is refused here.
 SIP_FIELD_MAX = 64
@@ -181,8 +180,9 @@ async def _location_for(session: AsyncSession, enterprise: Enterprise, reference
 
 def check_user_draft(draft: UserDraft) -> str:
     """Input rules that need no database; returns the E.164 number."""
-    if not _UPN.match(draft.teams_user_id.strip()):
-        raise ValidationFailed(f"teamsUserId: '{draft.teams_user_id}' is not a user principal name")
+    if not is_user_principal_name(draft.teams_user_id.strip()):  # (Microsoft's form: it is looked up there)
+        raise ValidationFailed(f"teamsUserId: '{shown(draft.teams_user_id)}' is not a valid user principal name "
+                               "(name@domain; before the @ letters, digits and ' . _ ! # ^ ~ + & $ = - only)")
     if not draft.password:
         raise ValidationFailed("password: must not be empty")
     if draft.re_password is not None and draft.re_password != draft.password:
