@@ -82,3 +82,26 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     body = (await client.get("/metrics")).text
     assert 'route="/reseller/getResellers/{masterResellerId}"' in body
     assert "/reseller/getResellers/987654321" not in body  # raw paths (ids, UPNs) never become label values
+
+
+async def test_scopes_are_checked_and_client_failures_challenge_basic(client: httpx.AsyncClient, organisation) -> None:
+    """scope=admin was granted 'read write' in silence; OAuth answers invalid_scope for a scope it does not know.
+    A client that failed to authenticate was challenged with Bearer; RFC 6749 5.2 wants the client's scheme, Basic."""
+    login = organisation.resellers[0]
+    form = {"username": login.username, "password": login.password, "grant_type": "password"}
+    auth = (login.client_id, login.client_secret)
+    for scope in ("admin", "read admin", "READ"):
+        refused = await client.post("/oauth/token", auth=auth, data=form | {"scope": scope})
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope", refused.text
+        assert "read" in refused.json()["error_description"], refused.text
+    for scope in ("read", "write", "read write", "write  read"):
+        granted = await client.post("/oauth/token", auth=auth, data=form | {"scope": scope})
+        assert granted.status_code == 200 and granted.json()["scope"] == "read write", granted.text
+    wrong_secret = await client.post("/oauth/token", auth=(login.client_id, "nope"), data=form)
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+    assert wrong_secret.headers["WWW-Authenticate"].startswith("Basic realm="), wrong_secret.headers
+    no_client = await client.post("/oauth/token", data=form)
+    assert no_client.status_code == 401 and no_client.headers["WWW-Authenticate"].startswith("Basic realm=")
+    # A bearer token refused is still challenged as Bearer.
+    garbage = await client.get("/reseller/getResellers/1", headers=bearer("garbage"))
+    assert garbage.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"'), garbage.headers

@@ -54,10 +54,14 @@ def spring_error(request: Request, status: int, message: str) -> JSONResponse:
     )
 
 
-def oauth_error(status: int, error: str, description: str) -> JSONResponse:
+def oauth_error(status: int, error: str, description: str, *, scheme: str = "Bearer") -> JSONResponse:
+    """`scheme`: the 401's challenge. A bearer token refused is challenged as Bearer; the token endpoint's client
+    authentication as Basic, the scheme its clients use (RFC 6749 5.2)."""
     # A header carries printable ASCII only, and the description sits in a quoted string.
     quoted = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)
-    headers = {"WWW-Authenticate": f'Bearer error="{error}", error_description="{quoted}"'} if status == 401 else None
+    challenge = ('Basic realm="oauth", charset="UTF-8"' if scheme == "Basic"
+                 else f'Bearer error="{error}", error_description="{quoted}"')
+    headers = {"WWW-Authenticate": challenge} if status == 401 else None
     return JSONResponse(status_code=status, content={"error": error, "error_description": printable(description)},
                         headers=headers)
 
@@ -66,7 +70,8 @@ def render_domain_error(request: Request, exc: DomainError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed):
         # OAuth: a bad grant is the request's fault (400); a bad client or token is 401.
         status = 400 if exc.code == "invalid_grant" else 401
-        return oauth_error(status, exc.code if exc.code != "authentication_failed" else "unauthorized", exc.message)
+        return oauth_error(status, exc.code if exc.code != "authentication_failed" else "unauthorized", exc.message,
+                           scheme="Basic" if exc.code == "invalid_client" else "Bearer")
     if isinstance(exc, UpstreamError):
         return spring_error(request, upstream_status(exc), exc.message)
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 400)

@@ -13,10 +13,14 @@ from teamsvoice.api import throttling
 from teamsvoice.api.connecttoteams import docs
 from teamsvoice.api.connecttoteams.errors import oauth_error
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.core.limits import shown
 from teamsvoice.domain.orgs import auth
 from teamsvoice.domain.security.throttle import login_attempt
 
 router = APIRouter(tags=["ConnecttoTeams: authentication"])
+# What a token may do, as the answer names it: every token has both. A request may name either or both (or none);
+# a scope outside these is `invalid_scope` (RFC 6749 5.2), not granted in silence.
+SCOPES = ("read", "write")
 
 
 def _client_credentials(request: Request, form_id: str | None, form_secret: str | None) -> tuple[str, str] | None:
@@ -37,7 +41,8 @@ def _client_credentials(request: Request, form_id: str | None, form_secret: str 
              "base64(<client-id>:<client-secret>)`, or `client_id`/`client_secret` form fields) and, with "
              "`grant_type=password`, the API admin's `username` and `password`; with "
              "`grant_type=refresh_token`, the `refresh_token` of an earlier answer. Form-encoded "
-             "(application/x-www-form-urlencoded).",
+             "(application/x-www-form-urlencoded). `scope` is optional: `read`, `write` or both (every token has "
+             "both); any other is 400 `invalid_scope`. A client not authenticated is 401 with a Basic challenge.",
              responses=docs.ok(docs.TokenResponse, "The bearer token", example={
                  "access_token": "eyJraWQiOiJlYj...", "token_type": "bearer",
                  "refresh_token": "eyJraWQiOiJlYk...",
@@ -57,10 +62,16 @@ async def issue_token(
     refresh_token: Annotated[str | None, Form()] = None,
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
+    scope: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     credentials = _client_credentials(request, client_id, client_secret)
     if credentials is None:
-        return oauth_error(401, "unauthorized", "Full authentication is required to access this resource")
+        return oauth_error(401, "unauthorized", "Full authentication is required to access this resource",
+                           scheme="Basic")
+    unknown = [s for s in (scope or "").split() if s not in SCOPES]
+    if unknown:
+        return oauth_error(400, "invalid_scope", f"Unknown scope: {shown(' '.join(unknown), 60)}; the scopes are "
+                           f"{' and '.join(SCOPES)} (every token has both; leave scope out)")
     settings = container.settings
     ttl = {"access_ttl": settings.access_token_ttl_seconds, "refresh_ttl": settings.refresh_token_ttl_seconds}
     if grant_type == "password":
@@ -81,6 +92,6 @@ async def issue_token(
         return oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
     return JSONResponse(
         {"access_token": tokens.access_token, "token_type": "bearer", "refresh_token": tokens.refresh_token,
-         "expires_in": tokens.expires_in, "scope": "read write"},
+         "expires_in": tokens.expires_in, "scope": " ".join(SCOPES)},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
