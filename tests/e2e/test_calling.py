@@ -265,6 +265,14 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     taken = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                               json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": f"+{n2}"})
     assert taken.status_code == 409
+    # A user without Teams Phone is refused a number before anything is recorded (Microsoft would refuse it).
+    everyone = graph_get(live, ga_token, "/users", **{"$top": "30", "$select": "id,userPrincipalName,assignedLicenses"}).json()["value"]
+    unlicensed = next(u["userPrincipalName"] for u in everyone if not u["assignedLicenses"])
+    refused = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                json=msal | {"userPrincipalName": unlicensed, "phoneNumber": f"+{fresh_numbers()[0]}"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"].startswith(f"phoneNumber: the user {unlicensed} has no Teams Phone licence (MCOEV")
+    assert graph_get(live, ga_token, f"/admin/teams/userConfigurations/{unlicensed}").json()["telephoneNumbers"] == []
 
 
 async def test_direct_routing_needs_authority_and_a_known_gateway(onboarding) -> None:

@@ -172,8 +172,10 @@ def voice_config(live, tenant_id: str, upn: str) -> dict:
 
 def some_user(live, tenant: dict) -> str:
     graph = graph_as_app(live, tenant["tenantId"])
-    users = graph.get(f"{live.emulator.url}/v1.0/users", params={"$top": "5"}, timeout=30).json()["value"]
-    return next(u["userPrincipalName"] for u in users if u["userPrincipalName"] != tenant["globalAdmin"]["username"])
+    users = graph.get(f"{live.emulator.url}/v1.0/users", params={"$top": "5", "$select": "userPrincipalName,assignedLicenses"},
+                      timeout=30).json()["value"]
+    return next(u["userPrincipalName"] for u in users  # licensed (Teams Phone): it is given a number
+                if u["userPrincipalName"] != tenant["globalAdmin"]["username"] and u["assignedLicenses"])
 
 
 async def test_consented_reseller_provisions_calling(onboarding) -> None:

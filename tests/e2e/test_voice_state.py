@@ -28,6 +28,7 @@ from tests.support.onboarding import Onboarding
 
 DOMAIN = "voice-state.example"
 API = "/api/teamsvoice/v1"
+TEAMS_PHONE = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"  # MCOEV: a user needs it for a number
 
 
 def _emulated_tenant(live, domain: str) -> dict:
@@ -105,16 +106,20 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
                  if not u["userPrincipalName"].startswith("admin@")]
         created = await microsoft.graph.post("/users", {
             "accountEnabled": True, "displayName": f"Leaver {tag}", "mailNickname": f"leaver{tag}",
-            "userPrincipalName": f"leaver-{tag}@{DOMAIN}",
+            "userPrincipalName": f"leaver-{tag}@{DOMAIN}", "usageLocation": "BE",
             "passwordProfile": {"password": "Leaver-pw-1!", "forceChangePasswordNextSignIn": False}})
         assert created.status_code == 201, created.text
         leaver = created.json()
         created = await microsoft.graph.post("/users", {
             "accountEnabled": True, "displayName": f"Disabled {tag}", "mailNickname": f"disabled{tag}",
-            "userPrincipalName": f"disabled-{tag}@{DOMAIN}",
+            "userPrincipalName": f"disabled-{tag}@{DOMAIN}", "usageLocation": "BE",
             "passwordProfile": {"password": "Disabled-pw-1!", "forceChangePasswordNextSignIn": False}})
         assert created.status_code == 201, created.text
         dis = created.json()  # (a fresh user: the emulated tenant outlives a backend's run)
+        for fresh in (leaver, dis):  # Teams Phone, which their numbers need
+            licensed = await microsoft.graph.post(f"/users/{fresh['id']}/assignLicense", {
+                "addLicenses": [{"skuId": TEAMS_PHONE, "disabledPlans": []}], "removeLicenses": []})
+            assert licensed.status_code == 200, licensed.text
         ada, bob, eve = users[0], users[1], users[2]
         base = 3225000000 + random.randrange(0, 90000) * 10
         n_ada, n_bob, n_leaver, n_dis = f"+{base}", f"+{base + 1}", f"+{base + 2}", f"+{base + 4}"

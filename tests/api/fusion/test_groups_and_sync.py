@@ -331,6 +331,8 @@ async def test_a_user_deleted_in_microsoft_is_freed_by_a_sync(sub: Onboarded) ->
     created = await _voice(sub, lambda c: c.directory_admin.create_user(
         user_principal_name=upn, display_name="Leaver", mail_nickname=upn.split("@")[0], password="Leaver-Passw0rd!",
         usage_location="BE"))
+    teams_phone = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"  # MCOEV: a number needs it
+    await _voice(sub, lambda c: c.directory_admin.assign_licences(created.id, add=[teams_phone]))
     number = sub.numbers[3]
     put = await client.put(f"{path}/msteams/users/{created.id}/phone_number", headers=headers, json={"phoneNumber": number})
     assert put.status_code == 204, put.text

@@ -116,6 +116,9 @@ async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
                               ("PUT", f"{path}/msteams/users/{ms_id}", {"location": None})):
         refused = await client.request(method, url, headers=headers, json=sent)
         assert refused.status_code == 400 and refused.json()["error"]["reason"] == null, refused.text
+    # A new user has no licence: Teams Phone first, then its number (Microsoft refuses a number without it).
+    assert (await client.put(f"{path}/msteams/users/{ms_id}/licenses", headers=headers,
+                             json={"licenses": [MCOEV]})).status_code == 204
     assert (await client.put(f"{path}/msteams/users/{ms_id}/phone_number", headers=headers,
                              json={"phoneNumber": sub.numbers[2]})).status_code == 204
     assert (await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)).status_code == 204

@@ -1,6 +1,7 @@
 """An onboarded subscription with free numbers, for the MS Teams users tests."""
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass
 
@@ -16,8 +17,11 @@ class Onboarded:
     tenant: dict
     numbers: list[str]
 
-    async def users(self, count: int = 10) -> list[dict]:
-        response = await self.world.client.get(f"{self.path}/msteams/users", headers=self.headers, params={"page_size": count})
+    async def users(self, count: int = 10, *, teams_phone: bool = True) -> list[dict]:
+        """The first `count` users licensed for Teams Phone (`voiceEnabled: yes`), the ones that may be given a
+        number (Microsoft refuses one to the others, and so does teamsvoice); every user with teams_phone=False."""
+        params = {"page_size": count} | ({"filters": json.dumps({"is_voice_enabled": "yes"})} if teams_phone else {})
+        response = await self.world.client.get(f"{self.path}/msteams/users", headers=self.headers, params=params)
         assert response.status_code == 200, response.text
         return response.json()["users"]
 

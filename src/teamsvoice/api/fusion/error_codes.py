@@ -23,6 +23,7 @@ from teamsvoice.api.fusion import paging
 from teamsvoice.domain.fusion import accounts, licences, locations, numbers, onboarding, scope, tenants
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.teams_users import bulk, resource_accounts, service, templates
+from teamsvoice.domain.tenant_voice import rules
 
 INVALID_REQUEST = 1000
 UNAUTHENTICATED = 1001
@@ -61,6 +62,7 @@ NAMED_CODES: dict[str, int] = {
     locations.LOCATION_NOT_FOUND: 2070,
     locations.LOCATION_IN_USE: 2071,
     locations.USER_HAS_NO_NUMBER: 2072,
+    rules.NO_TEAMS_PHONE: 2088,
     bulk.BULK_ENDED: 2089,
     service.USER_NOT_FOUND: 2090,
     service.GROUP_NOT_FOUND: 2091,

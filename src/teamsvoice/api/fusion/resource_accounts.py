@@ -97,17 +97,19 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
 
 @router.post("/msteams/resource_accounts", summary="Create a resource account (asynchronous: status creating)",
     description="Spec 004: accountType (call-queue | auto-attendant), userPrincipalName, displayName and "
-    "location required.",
+    "location required; the userPrincipalName's domain must be a verified domain of the MS Teams tenant (400 "
+    "otherwise, as for a user).",
     openapi_extra=request_body(docs.ResourceAccountRequest, example=docs.RESOURCE_ACCOUNT_EXAMPLE),
-    responses=docs.ok(docs.IdOnly, "Accepted: the account's id", example={"id": 122}),
+    responses=docs.ok(docs.IdOnly, "Accepted: the account's id", example={"id": 122}) | docs.MICROSOFT,
 )
-async def create_resource_account(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
-    access.require_ms_tenant()
+async def create_resource_account(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep,
+                                  container: ContainerDep) -> dict[str, int]:
+    connection = container.connector.connect(access.require_ms_tenant())
     fields = parse_body(body, CREATE_NAMES)
     for name in resource_accounts.REQUIRED_FIELDS:
         if name not in fields:
             raise ValidationFailed(f"{LABELS[name]}: is required")
-    account = await resource_accounts.create(uow.session, access, fields, LABELS)
+    account = await resource_accounts.create(uow.session, access, connection, fields, LABELS)
     _enqueue(uow, account.job_key, account.id, account.generation)
     return {"id": account.id}
 

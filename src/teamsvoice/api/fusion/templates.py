@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends
 
 from teamsvoice.api.routing import APIRouter
-from teamsvoice.api.deps import UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
@@ -41,6 +41,13 @@ def render_properties(properties: templates.TemplatedProperties) -> dict[str, An
             "vrp": properties.vrp}
 
 
+def _tenant(access: SubscriptionAccess, container: ContainerDep) -> Any:
+    """The linked MS Teams tenant a template's names are checked against (None: not linked yet)."""
+    return container.connector.connect(access.ms_tenant_id) if access.ms_tenant_id is not None else None
+
+
+_CHECKED = ("With a linked MS Teams tenant, `groups`, `licenses` and `vrp` must exist in it (400 naming each unknown "
+            "one); a subscription not linked yet has them checked when the template is applied.")
 FIELDS = {"name", "productKey", "description", "location", "vrp", "groups", "licenses"}
 
 
@@ -91,7 +98,7 @@ async def get_template(template_id: int, access: _access("list"), uow: UnitOfWor
 
 
 @router.post("/msteams/templates", status_code=201, summary="Create a template",
-    description="`name` required.",
+    description=f"`name` required. {_CHECKED}",
     openapi_extra=request_body(
         docs.TemplateRequest,
         example={
@@ -99,20 +106,26 @@ async def get_template(template_id: int, access: _access("list"), uow: UnitOfWor
             "licenses": ["18181a46-0d4e-45cd-891e-60aabd171b4e"]
         }
     ),
-    responses=docs.ok(docs.IdOnly, "Created: the template's id", status=201),
+    responses=docs.ok(docs.IdOnly, "Created: the template's id", status=201) | docs.MICROSOFT,
 )
-async def create_template(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep) -> dict[str, int]:
-    return {"id": (await templates.create_template(uow.session, access, parse_changes(body, creating=True))).id}
+async def create_template(body: Annotated[Any, Body()], access: _access("create"), uow: UnitOfWorkDep,
+                          container: ContainerDep) -> dict[str, int]:
+    changes = parse_changes(body, creating=True)
+    await templates.check_in_tenant(uow.session, _tenant(access, container), changes)
+    return {"id": (await templates.create_template(uow.session, access, changes)).id}
 
 
 @router.put("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Update a template",
-    description="Template 0 (the default) cannot be changed.",
-    openapi_extra=request_body(docs.TemplateRequest, example={"vrp": "Global"}), responses=docs.NO_CONTENT,
+    description=f"Template 0 (the default) cannot be changed. {_CHECKED}",
+    openapi_extra=request_body(docs.TemplateRequest, example={"vrp": "Global"}),
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
 )
 async def update_template(template_id: int, body: Annotated[Any, Body()], access: _access("update"),
-                          uow: UnitOfWorkDep) -> None:
+                          uow: UnitOfWorkDep, container: ContainerDep) -> None:
     row = await templates.changeable(uow.session, access, template_id)
-    await templates.update_template(uow.session, access, row, parse_changes(body, creating=False))
+    changes = parse_changes(body, creating=False)
+    await templates.check_in_tenant(uow.session, _tenant(access, container), changes)
+    await templates.update_template(uow.session, access, row, changes)
 
 
 @router.delete("/msteams/templates/{template_id}", status_code=204, response_model=None, summary="Delete a template",

@@ -24,7 +24,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.tenant_voice.rules import check_policy_name
+from teamsvoice.domain.tenant_voice import rules
 from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.microsoft.ports import Connector, TenantConnection, VoiceState
 
@@ -142,11 +142,20 @@ def per_user_policy(name: str | None, field: str = "voice routing policy") -> st
     problem = name_problem(text)
     if problem is not None:
         raise ValidationFailed(f"{field}: {problem}")
-    check_policy_name(field, text)
+    rules.check_policy_name(field, text)
     bare = text[4:] if text[:4].lower() == "tag:" else text
     if not bare or bare.lower() == "global":
         return None
     return text
+
+
+async def unknown_policy(connection: TenantConnection, policy: str) -> list[str] | None:
+    """None when `policy` (a per-user policy name, `per_user_policy`'s) exists in the tenant; else the tenant's
+    per-user policies, to name them (Teams grants only existing ones)."""
+    known = await connection.direct_routing.policy_names()
+    if policy.removeprefix("Tag:") in known:
+        return None
+    return [k for k in known if k != "Global"]
 
 
 def normalise_phone_number(raw: str) -> str:
@@ -265,13 +274,14 @@ async def update_user_details(
         voice_routing_policy = per_user_policy(str(voice_routing_policy), "voiceRoutingPolicy")
     if voice_routing_policy not in (..., None):
         # Teams grants only existing per-user policies: say so as the caller's error, before recording anything.
-        known = await access.connection.direct_routing.policy_names()
-        if str(voice_routing_policy).removeprefix("Tag:") not in known:
+        known = await unknown_policy(access.connection, str(voice_routing_policy))
+        if known is not None:
             raise ValidationFailed(
                 f"voiceRoutingPolicy: '{voice_routing_policy}' is not a voice routing policy of the tenant "
-                f"(known: {[k for k in known if k != 'Global']}); create it with /provisioning/provisionDirectRouting")
+                f"(known: {known}); create it with /provisioning/provisionDirectRouting")
     number = normalise_phone_number(phone_number) if phone_number not in (..., None) else None  # type: ignore[arg-type]
     if number:
+        await _require_teams_phone(access.connection, upn)
         await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
     if phone_number is not ...:
@@ -291,6 +301,15 @@ async def update_user_details(
     record.calling_enabled = True
     await end_transaction(session)
     return await reconcile(access.connection, record)
+
+
+async def _require_teams_phone(connection: TenantConnection, upn: str) -> None:
+    """The user must hold Teams Phone before it is given a number (`rules.require_teams_phone`)."""
+    admin = connection.directory_admin
+    user = await admin.user(upn)
+    skus = {s.sku_id.lower(): s for s in await admin.subscribed_skus(refresh=False)}
+    rules.require_teams_phone(f"phoneNumber: the user {upn}", rules.licence_plans(user.assigned_sku_ids, skus),
+                              hint="assign it in Microsoft 365 first")
 
 
 async def free_gone_user(session: AsyncSession, enterprise: Enterprise, upn: str, quarantine_seconds: float) -> Reconciled:

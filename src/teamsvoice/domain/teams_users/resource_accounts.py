@@ -21,7 +21,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionResourceAccount
-from teamsvoice.domain.tenant_voice.rules import check_policy_name
+from teamsvoice.domain.tenant_voice import rules
 from teamsvoice.microsoft.ports import TenantConnection
 
 APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
@@ -75,11 +75,11 @@ async def _free(session: AsyncSession, access: SubscriptionAccess, number: str |
     await numbers.require_free_number(session, access, number, for_user_id=record_id)
 
 
-async def create(session: AsyncSession, access: SubscriptionAccess, fields: dict[str, Any],
-                 labels: dict[str, str]) -> FusionResourceAccount:
+async def create(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection,
+                 fields: dict[str, Any], labels: dict[str, str]) -> FusionResourceAccount:
     """A new resource account from `fields` (CREATE_FIELDS; REQUIRED_FIELDS present, checked by the caller with
-    the body's shape), each value checked in that order; the account's number must be free."""
-    await access.lock_linked(session)
+    the body's shape), each value checked in that order; its domain must be verified in the tenant (asked of
+    Microsoft before anything is written, as a user's creation does) and its number free."""
     account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
     upn_label = _label(labels, "user_principal_name")
     upn = service.optional_string(upn_label, fields["user_principal_name"], nullable=False) or ""
@@ -90,6 +90,9 @@ async def create(session: AsyncSession, access: SubscriptionAccess, fields: dict
     number = _number(fields.get("phone_number"), _label(labels, "phone_number"))
     licences = service.string_list(_label(labels, "customer_licences"), fields.get("customer_licences", []),
                                    nullable=False) or []
+    await end_transaction(session)  # no transaction held while Microsoft answers
+    rules.require_verified_domain(upn_label, upn.rsplit("@", 1)[1], await connection.directory_admin.domains())
+    await access.lock_linked(session)
     await _free(session, access, number, None)
     clash = await repository.resource_account_by_upn(session, access.subscription.id, upn)
     if clash is not None:
@@ -132,7 +135,7 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
         await _free(session, access, desired["phoneNumber"], account.voice_user_id)
     if "voice_routing_policy" in fields:
         label = _label(labels, "voice_routing_policy")
-        desired["vrp"] = check_policy_name(label, service.optional_string(label, fields["voice_routing_policy"]))
+        desired["vrp"] = rules.check_policy_name(label, service.optional_string(label, fields["voice_routing_policy"]))
     if "customer_licences" in fields:
         account.customer_licenses = service.string_list(_label(labels, "customer_licences"), fields["customer_licences"],
                                                         nullable=False) or []

@@ -30,7 +30,7 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
-from teamsvoice.domain.tenant_voice.rules import check_policy_name, gives_voice
+from teamsvoice.domain.tenant_voice import rules
 from teamsvoice.microsoft.directory_ports import (
     RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryUser, SubscribedSku,
 )
@@ -55,13 +55,8 @@ TEAMS_PLANS = frozenset({"TEAMS1", "MCOSTANDARD", "TEAMS_FREE"})
 def voice_enabled(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> str:
     """"yes": a Phone System plan; "maybe": Teams without Phone System (an add-on could make it voice
     capable); "no": no Teams at all."""
-    plans: set[str] = set()
-    for sku_id in user.assigned_sku_ids:
-        sku = skus.get(sku_id.lower())
-        if sku is not None:
-            plans.update(sku.service_plans)
-            plans.add(sku.sku_part_number)
-    if gives_voice(plans):
+    plans = rules.licence_plans(user.assigned_sku_ids, skus)
+    if rules.gives_voice(plans):
         return "yes"
     if plans & TEAMS_PLANS:
         return "maybe"
@@ -351,7 +346,7 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
         elif name == "phone_number":
             update.phone_number = None if value is None else numbers.parse_full_number(value, wire)
         elif name == "vrp":
-            update.vrp = check_policy_name(wire, optional_string(wire, value))
+            update.vrp = rules.check_policy_name(wire, optional_string(wire, value))
         elif name in ("groups", "licenses"):
             setattr(update, name, string_list(wire, value))
         elif name == "customer_licenses":
@@ -362,7 +357,7 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
 GROUP_NAME_MAX_LENGTH = 256  # an Entra group display name (a group id is 36)
 
 
-async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict[str, str]) -> str:
+async def resolve_group(admin: DirectoryAdministration, ident: str, cache: dict[str, str]) -> str:
     if ident in cache:
         return cache[ident]
     problem = name_problem(ident, GROUP_NAME_MAX_LENGTH)
@@ -381,7 +376,7 @@ async def _resolve_group(admin: DirectoryAdministration, ident: str, cache: dict
     raise NotFound(f"The group {ident} does not exist in the MS Teams tenant", code=GROUP_NOT_FOUND)
 
 
-async def _resolve_sku(admin: DirectoryAdministration, ident: str) -> SubscribedSku:
+async def resolve_sku(admin: DirectoryAdministration, ident: str) -> SubscribedSku:
     """A licence's id by its id or name, from the connection's last read of the tenant's SKUs when it names it
     (a bulk job's items do not each read them; seat counts are not needed here: Microsoft refuses the
     assignment when none is free)."""
@@ -389,6 +384,21 @@ async def _resolve_sku(admin: DirectoryAdministration, ident: str) -> Subscribed
         return await admin.sku(ident, fresh=False)
     except NotFound:
         raise NotFound(f"The license {ident} does not exist in the MS Teams tenant", code=LICENCE_NOT_FOUND) from None
+
+
+async def _check_number_licence(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate) -> None:
+    """A number the update gives needs Teams Phone among the licences the user holds once the update's own
+    `licenses` are assigned (they are, before the number): refused before anything is changed otherwise."""
+    if update.phone_number is UNSET or update.phone_number is None:
+        return
+    held = {s.lower() for s in user.assigned_sku_ids}
+    if update.licenses is not UNSET:
+        wanted = {(await resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
+        held = wanted if (update.replace_licenses or update.licenses is None) else held | wanted
+    skus = {s.sku_id.lower(): s for s in await admin.subscribed_skus(refresh=False)}
+    rules.require_teams_phone(f"The MS Teams user {user.user_principal_name}",
+                              rules.licence_plans(held, skus),
+                              hint="assign the licence first, or send it with the number (licenses, or a template giving it)")
 
 
 async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
@@ -402,7 +412,7 @@ async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, 
         update.changes.append("properties")
     if update.licenses is not UNSET:
         current = {s.lower() for s in user.assigned_sku_ids}
-        wanted = {(await _resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
+        wanted = {(await resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
         add = sorted(wanted - current)
         remove = sorted(current - wanted) if (update.replace_licenses or update.licenses is None) else []
         if add or remove:
@@ -410,7 +420,7 @@ async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, 
             update.changes.append("licenses")
     if update.groups is not UNSET:
         current = {m.id for m in await admin.member_of(user.id) if m.kind == "group"}
-        wanted = {await _resolve_group(admin, g, group_cache) for g in update.groups or []}
+        wanted = {await resolve_group(admin, g, group_cache) for g in update.groups or []}
         for group_id in sorted(wanted - current):
             await admin.add_group_member(group_id, user.id)
         if update.replace_groups or update.groups is None:
@@ -529,6 +539,7 @@ async def apply_update(
     `settle`, when given, runs once everything succeeded, in the transaction that records the last change (the
     voice user's sync) or else in one of its own, before that commits: a bulk item's outcome lands with it, one
     commit where there were two. Returning means it is committed; raising, that it is not."""
+    await _check_number_licence(connection.directory_admin, user, update)
     await _apply_directory(connection.directory_admin, user, update, group_cache if group_cache is not None else {})
     if not await _apply_voice(sessions, access, connection, user, update, settle) and settle is not None:
         async with transaction(sessions) as session:
@@ -574,9 +585,7 @@ async def create_user(
 ) -> str:
     if "@" in new.username or " " in new.username:
         raise ValidationFailed("username: the part before @ only, without spaces")
-    verified = {d.name.lower() for d in await connection.directory_admin.domains() if d.is_verified}
-    if new.domain.lower() not in verified:
-        raise ValidationFailed(f"domain: {new.domain} is not a verified domain of the MS Teams tenant")
+    rules.require_verified_domain("domain", new.domain, await connection.directory_admin.domains())
     created = await connection.directory_admin.create_user(
         user_principal_name=f"{new.username}@{new.domain}", display_name=new.display_name, mail_nickname=new.username,
         password=password, usage_location=new.location)

@@ -1,6 +1,11 @@
 """User templates (vendor-notes 2.6): per subscription, a name, a product key, a description and the
 properties they set: country, MS licences, MS groups, voice routing policy. Template 0 is the built-in
-default ("the minimum requirements for a Fusion user": a Phone System licence) and cannot be changed."""
+default ("the minimum requirements for a Fusion user": a Phone System licence) and cannot be changed.
+
+The groups, licences and voice routing policy a template names are checked against the subscription's MS Teams
+tenant when it is created or changed (`check_in_tenant`); a subscription not linked to a tenant yet has nothing
+to check them against, so its templates' names are checked when they are applied (an unknown one then fails the
+user's update or bulk item, as it would sent directly)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,8 +13,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.db import transaction
+from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.domain.provisioning.service import per_user_policy, unknown_policy
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionTemplate
@@ -113,6 +119,35 @@ async def _check_name(session: AsyncSession, access: SubscriptionAccess, name: s
     clash = await repository.template_by_name(session, access.subscription.id, name)
     if clash is not None and clash.id != keep_id:
         raise Conflict(f"name: a template named {name} already exists", code=TEMPLATE_NAME_TAKEN)
+
+
+async def check_in_tenant(session: AsyncSession, connection: TenantConnection | None,
+                          changes: TemplateChanges) -> None:
+    """The groups, licences and voice routing policy `changes` names must exist in the linked tenant (`connection`;
+    None: not linked, nothing to check against): one 400 naming each unknown one, with the lookups a user's update
+    makes (`service.resolve_group`, `service.resolve_sku`, `provisioning.service.unknown_policy`). Microsoft is
+    asked with no transaction held."""
+    groups = [] if changes.groups is UNSET else list(changes.groups or [])
+    licences = [] if changes.licenses is UNSET else list(changes.licenses or [])
+    policy = None if changes.vrp is UNSET else per_user_policy(changes.vrp)  # "Global": no per-user policy
+    if connection is None or not (groups or licences or policy):
+        return
+    await end_transaction(session)
+    admin, unknown, cache = connection.directory_admin, [], {}
+    for group in groups:
+        try:
+            await service.resolve_group(admin, group, cache)
+        except NotFound:
+            unknown.append(f"group {group}")
+    for licence in licences:
+        try:
+            await service.resolve_sku(admin, licence)
+        except NotFound:
+            unknown.append(f"license {licence}")
+    if policy is not None and await unknown_policy(connection, policy) is not None:
+        unknown.append(f"voice routing policy {changes.vrp}")
+    if unknown:
+        raise ValidationFailed(f"Not in the MS Teams tenant: {', '.join(unknown)}")
 
 
 async def create_template(session: AsyncSession, access: SubscriptionAccess, changes: TemplateChanges) -> FusionTemplate:

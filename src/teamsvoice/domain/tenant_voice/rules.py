@@ -5,16 +5,22 @@ Licences: a user can be voice-enabled when the tenant has a subscribed, enabled 
 Resource accounts use Teams Phone Resource Account (`PHONESYSTEM_VIRTUALUSER`, plan `MCOEV_VIRTUALUSER`):
 those seats are counted separately and never make a tenant ready for users.
 
-Domains: Teams accepts a PSTN gateway only under a domain verified in the tenant, and never under the
-initial `*.onmicrosoft.com` one. The SBC names live under the tenant's default verified custom domain, or its
-first verified custom domain when the default is the initial one.
+A number is given to a user only when it holds Teams Phone (`require_teams_phone`): Microsoft refuses the
+assignment otherwise ("User '...' lacks appropriate licenses to assign a 'DirectRouting' number"), so
+teamsvoice says so before it records or changes anything.
+
+Domains: a user or resource account is created only under a domain verified in the tenant
+(`require_verified_domain`; the initial `*.onmicrosoft.com` one counts). Teams accepts a PSTN gateway only
+under a domain verified in the tenant, and never under the initial `*.onmicrosoft.com` one. The SBC names live
+under the tenant's default verified custom domain, or its first verified custom domain when the default is the
+initial one.
 
 Voice routing policies: a policy is granted by name through Graph (`policy/getPolicyId(...,name='<name>')`), and
 Microsoft reads a '/' in that name as a path separator even when sent as %2F (Graph answers 400 "Resource not
 found for the segment"): a name with '/' is refused up front, naming the field (`check_policy_name`).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.microsoft.directory_ports import SubscribedSku, TenantDomain
@@ -24,6 +30,9 @@ RESOURCE_ACCOUNT_PLAN = "MCOEV_VIRTUALUSER"
 RESOURCE_ACCOUNT_SKU = "PHONESYSTEM_VIRTUALUSER"
 # A user holding any of these is voice capable (a resource account holds the second one).
 VOICE_PLANS = frozenset({USER_PHONE_PLAN, RESOURCE_ACCOUNT_PLAN, RESOURCE_ACCOUNT_SKU})
+
+# Stable error codes of these rules (Fusion numbers them in api/fusion/error_codes.py).
+NO_TEAMS_PHONE = "no_teams_phone_licence"
 
 
 def _enabled(sku: SubscribedSku) -> bool:
@@ -43,6 +52,35 @@ def resource_account_skus(skus: Iterable[SubscribedSku]) -> list[SubscribedSku]:
 def gives_voice(plans_and_skus: Iterable[str]) -> bool:
     """Whether a user's licences (their service plan names and SKU part numbers) include Teams Phone."""
     return not VOICE_PLANS.isdisjoint(plans_and_skus)
+
+
+def licence_plans(sku_ids: Iterable[str], skus: Mapping[str, SubscribedSku]) -> set[str]:
+    """The service plan names and SKU part numbers of the licences `sku_ids` (`skus`: the tenant's SKUs by
+    lower-case id; a licence the tenant no longer subscribes gives nothing)."""
+    plans: set[str] = set()
+    for sku_id in sku_ids:
+        sku = skus.get(sku_id.lower())
+        if sku is not None:
+            plans.update(sku.service_plans)
+            plans.add(sku.sku_part_number)
+    return plans
+
+
+def require_teams_phone(who: str, plans_and_skus: Iterable[str], *, hint: str = "assign it first") -> None:
+    """A phone number goes only to a user licensed for Teams Phone (`gives_voice`: what the users' `check` and
+    `voiceEnabled: yes` answer); a 400 naming the missing licence otherwise, before anything is changed."""
+    if not gives_voice(plans_and_skus):
+        raise ValidationFailed(
+            f"{who} has no Teams Phone licence ({USER_PHONE_PLAN}: Teams Phone Standard, or a suite that includes it, "
+            f"such as Microsoft 365 E5), and Microsoft gives a phone number only to a user licensed for Teams Phone: "
+            f"{hint}", code=NO_TEAMS_PHONE)
+
+
+def require_verified_domain(label: str, domain: str, domains: Iterable[TenantDomain]) -> None:
+    """A user or resource account is created only under a domain verified in the tenant (Microsoft refuses the
+    others: Graph's POST /users at once, New-CsOnlineApplicationInstance too)."""
+    if domain.lower() not in {d.name.lower() for d in domains if d.is_verified}:
+        raise ValidationFailed(f"{label}: {domain} is not a verified domain of the MS Teams tenant")
 
 
 def custom_domains(domains: Iterable[TenantDomain]) -> list[TenantDomain]:
