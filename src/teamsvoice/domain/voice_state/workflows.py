@@ -24,15 +24,16 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, repository_apply, repository_drift
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
-from teamsvoice.domain.voice_state.planner import difference_from_wire
+from teamsvoice.domain.voice_state.planner import Difference, difference_from_wire
 from teamsvoice.domain.voice_state.service import (
     grant_policies, is_policy_grant, operations, plan_tenant, run_operation, run_scheduled, schedule,
 )
-from teamsvoice.domain.voice_state.state import export_document, parse_document
+from teamsvoice.domain.voice_state.state import DesiredState, export_document, parse_document
 from teamsvoice.jobs.runtime import (
     delivery_attempt, durable_step, failure_message,
     in_flight, job_context, park_if_stopping, run_every, start_once, until_delivered, until_microsoft_answers,
 )
+from teamsvoice.microsoft.ports import TenantVoiceAdmin
 
 CHUNK = 50  # operations per step of the apply of earlier releases (`voice_apply`)
 RECORD_SECONDS = 0.5  # the results of the operations ended meanwhile are recorded together, at most this often
@@ -91,6 +92,32 @@ def plan_step(job_id: int) -> int:
         return _run(work)
 
 
+async def _stored_plan(job_id: int) -> tuple[TenantVoiceAdmin, list[Difference], DesiredState, set[tuple[str, str]]] | None:
+    """The running job's stored plan: its tenant's voice administration, the differences, the desired state and the
+    (id, stage) of the results already recorded; None when the job ended meanwhile (cancelled, or stopped by
+    migration 0017) or its tenant is no longer linked."""
+    ctx = job_context()
+    async with transaction(ctx.sessions) as session:
+        job, enterprise = await _load(session, job_id)
+        differences = [difference_from_wire(d) for d in job.differences]
+        desired = parse_document(job.desired)
+        tenant_id, status = enterprise.tenant_id, job.status
+        done = {(r["id"], r["stage"]) for r in job.results}
+    if tenant_id is None or status != "running":
+        return None
+    return ctx.connector.connect(tenant_id).tenant_voice, differences, desired, done
+
+
+async def _free_record(job_id: int, d: Difference, stage: str) -> dict[str, Any]:
+    """A user deleted in Entra ID leaves the records, its number freed (into quarantine): the operation's result."""
+    ctx = job_context()
+    async with transaction(ctx.sessions) as session:
+        _, enterprise = await _load(session, job_id)
+        number = await repository.free_deleted_user(session, enterprise, d.object, ctx.settings.number_quarantine_seconds)
+    return {"id": d.id, "stage": stage, "status": "done",
+            "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")}
+
+
 async def _fail(job_id: int, message: str) -> int:
     async with transaction(job_context().sessions) as session:
         job, _ = await _load(session, job_id)
@@ -108,15 +135,10 @@ def operations_step(job_id: int) -> None:
     ctx = job_context()
 
     async def work() -> None:
-        async with transaction(ctx.sessions) as session:
-            job, enterprise = await _load(session, job_id)
-            differences = [difference_from_wire(d) for d in job.differences]
-            desired = parse_document(job.desired)
-            tenant_id, status = enterprise.tenant_id, job.status
-            done = {(r["id"], r["stage"]) for r in job.results}
-        if tenant_id is None or status != "running":  # ended meanwhile (cancelled, or stopped by migration 0017)
+        stored = await _stored_plan(job_id)
+        if stored is None:
             return
-        voice = ctx.connector.connect(tenant_id).tenant_voice
+        voice, differences, desired, done = stored
         order = schedule(differences)
         ended: list[dict[str, Any]] = []
         stopped = False
@@ -156,12 +178,7 @@ def operations_step(job_id: int) -> None:
         for op in order.records:
             if stopped or (op.difference_id, op.stage) in done:
                 continue
-            d = by_id[op.difference_id]
-            async with transaction(ctx.sessions) as session:
-                _, enterprise = await _load(session, job_id)
-                number = await repository.free_deleted_user(session, enterprise, d.object, ctx.settings.number_quarantine_seconds)
-            ended.append({"id": d.id, "stage": op.stage, "status": "done",
-                          "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
+            ended.append(await _free_record(job_id, by_id[op.difference_id], op.stage))
         await record()
 
     with in_flight():
@@ -175,14 +192,10 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
     ctx = job_context()
 
     async def work() -> None:
-        async with transaction(ctx.sessions) as session:
-            job, enterprise = await _load(session, job_id)
-            differences = [difference_from_wire(d) for d in job.differences]
-            desired = parse_document(job.desired)
-            tenant_id, status = enterprise.tenant_id, job.status
-        if tenant_id is None or status != "running":  # ended meanwhile (cancelled, or stopped by migration 0017)
+        stored = await _stored_plan(job_id)
+        if stored is None:
             return
-        voice = ctx.connector.connect(tenant_id).tenant_voice
+        voice, differences, desired, _ = stored
         by_id = {d.id: d for d in differences}
         attempt = partial(until_microsoft_answers, on_wait=_waiting(job_id), workflow="voice_apply")
         chunk = operations(differences)[start:end]
@@ -199,12 +212,7 @@ def chunk_step(job_id: int, start: int, end: int) -> None:
                 continue
             with job_log_context(job_id=job_id, item_id=d.id):
                 if op.stage == "record":
-                    async with transaction(ctx.sessions) as session:
-                        _, enterprise = await _load(session, job_id)
-                        number = await repository.free_deleted_user(session, enterprise, d.object,
-                                                                    ctx.settings.number_quarantine_seconds)
-                    results.append({"id": d.id, "stage": op.stage, "status": "done",
-                                    "detail": f"{d.object} removed from the records" + (f"; {number} freed" if number else "")})
+                    results.append(await _free_record(job_id, d, op.stage))
                     continue
                 try:
                     detail = await run_operation(voice, op, d, desired, attempt)
