@@ -90,8 +90,9 @@ async def jobs_retry_and_follow(client: httpx.AsyncClient, live, onboarded: Onbo
     users = [u["msTeams"] for u in await onboarded.users(6) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
     ghost = f"ghost{uuid.uuid4().hex[:6]}@{onboarded.tenant['domain']}"  # not in Microsoft yet: its item fails
     accepted = await client.put(f"{onboarded.path}/msteams/users/bulk", headers={**onboarded.headers, "Prefer": "respond-async"},
-                                json={"name": "retry me", "data": [{"upn": users[0]["userPrincipalName"], "number": onboarded.numbers[0]},
-                                                                   {"upn": ghost, "country": "BE"}]})
+                                json={"name": "retry me", "data": [{"upn": users[0]["userPrincipalName"], "displayName": users[0]["displayName"],
+                                                                    "number": onboarded.numbers[0]},
+                                                                   {"upn": ghost, "displayName": "Ghost", "country": "BE"}]})
     assert accepted.status_code == 202, accepted.text
     job_id = str(accepted.json()["id"])
 

@@ -112,7 +112,7 @@ async def test_required_fields_enums_and_vendor_examples(client: httpx.AsyncClie
     sub = "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}"
     bulk = body_schema(f"{sub}/msteams/users/bulk", "put")
     assert set(bulk["required"]) == {"name", "data"}
-    assert schemas["BulkItemRequest"]["required"] == ["upn"]
+    assert schemas["BulkItemRequest"]["required"] == ["upn", "displayName"]
     user = f"{sub}/msteams/users/{{ms_user_id}}"
     assert body_schema(f"{user}/phone_number", "put")["required"] == ["phoneNumber"]
     assert body_schema(f"{user}/licenses", "put")["required"] == ["licenses"]

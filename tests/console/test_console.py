@@ -288,7 +288,7 @@ async def test_bulk_200_rows_jobs_retry_and_audit(new_page, client: httpx.AsyncC
     # tried again (attempts 1 -> 2) and its last error shown.
     ghost = f"ghost@{microsoft['domain']}"
     failed = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Ghost import", "data": [
-        {"upn": ghost, "number": numbers[199]}]})
+        {"upn": ghost, "displayName": "Ghost", "number": numbers[199]}]})
     assert failed.status_code == 400, failed.text
     await page.goto("/console/jobs")
     jobs_table = page.get_by_role("table", name="Bulk jobs of all customers")

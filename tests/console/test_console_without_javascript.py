@@ -74,8 +74,9 @@ async def test_users_grid_and_tenant_cards_without_javascript(new_page, client: 
 async def test_bulk_job_cancel_and_retry_without_javascript(new_page, client: httpx.AsyncClient, live,  # noqa: F811
                                                             organisation) -> None:
     onboarded = await onboard(client, live, organisation, count=30)
-    users = [u["msTeams"]["userPrincipalName"] for u in await onboarded.users(31)
-             if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
+    names = {u["msTeams"]["userPrincipalName"]: u["msTeams"]["displayName"] for u in await onboarded.users(31)
+             if not u["msTeams"]["userPrincipalName"].startswith("admin@")}
+    users = list(names)
     base = "/console" + onboarded.path.removeprefix(BASE)
     page = await new_page(java_script=False)
     await sign_in(page, "reseller", PASSWORD)
@@ -83,7 +84,8 @@ async def test_bulk_job_cancel_and_retry_without_javascript(new_page, client: ht
     # A job running slowly (Microsoft answers in 1.5 s) is cancelled from its page.
     await _faults(live, "PUT", {"latencyMs": 1500})
     try:
-        data = [{"upn": upn, "number": onboarded.numbers[i]} for i, upn in enumerate(users[:25])]
+        data = [{"upn": upn, "displayName": names[upn], "number": onboarded.numbers[i]}
+                for i, upn in enumerate(users[:25])]
         accepted = await client.put(f"{onboarded.path}/msteams/users/bulk", headers={**onboarded.headers, "Prefer": "respond-async"},
                                     json={"name": "Slow import", "data": data})
         assert accepted.status_code == 202, accepted.text

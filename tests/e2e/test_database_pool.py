@@ -36,7 +36,8 @@ async def _faults(live, method: str, body: dict | None = None) -> None:  # type:
 async def test_items_never_hold_a_pooled_connection_while_microsoft_answers(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
     sub = await onboard(client, live, organisation, count=ITEMS)
     users = [u["msTeams"] for u in await sub.users(ITEMS + 1) if not u["msTeams"]["userPrincipalName"].startswith("admin@")]
-    body = {"name": "pool", "data": [{"upn": u["userPrincipalName"], "number": number, "vrp": "teamsvoice"}
+    body = {"name": "pool", "data": [{"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": number,
+                                      "vrp": "teamsvoice"}
                                      for u, number in zip(users[:ITEMS], sub.numbers)]}
     engine = create_engine(live.settings.effective_database_url, pool_size=1)  # 2 in all
     sessions = session_factory(engine)

@@ -43,7 +43,8 @@ async def _details(sub: Onboarded, job_id: int) -> dict:
 
 
 async def _submit(sub: Onboarded, users: list[dict], numbers: list[str], name: str) -> int:
-    data = [{"upn": u["msTeams"]["userPrincipalName"], "number": n, "vrp": "teamsvoice"} for u, n in zip(users, numbers)]
+    data = [{"upn": u["msTeams"]["userPrincipalName"], "displayName": u["msTeams"]["displayName"], "number": n,
+             "vrp": "teamsvoice"} for u, n in zip(users, numbers)]
     accepted = await sub.world.client.put(f"{sub.path}/msteams/users/bulk", json={"name": name, "data": data},
                                           headers={**sub.headers, "Prefer": "respond-async"})
     assert accepted.status_code == 202, accepted.text

@@ -10,7 +10,8 @@ from tests.support.ctt import bearer, token_for
 async def test_numbers_assigned_through_fusion_are_seen_through_connecttoteams(client: httpx.AsyncClient, live, organisation) -> None:
     sub = await onboard(client, live, organisation, tenant_index=2, count=6)
     users = [u["msTeams"] for u in await sub.users(10) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:4]
-    data = [{"upn": u["userPrincipalName"], "number": sub.numbers[i]} for i, u in enumerate(users[:3])]
+    data = [{"upn": u["userPrincipalName"], "displayName": u["displayName"], "number": sub.numbers[i]}
+            for i, u in enumerate(users[:3])]
     bulk = await client.put(f"{sub.path}/msteams/users/bulk", headers=sub.headers, json={"name": "one domain", "data": data})
     assert bulk.status_code == 200, bulk.text
 

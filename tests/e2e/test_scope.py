@@ -174,7 +174,8 @@ async def test_every_write_taking_a_number_refuses_another_resellers_number(clie
         ("put", _SUB_PATH + "/msteams/users/{ms_user_id}/phone_number"): (
             mine.headers, f"{sub}/msteams/users/{user['id']}/phone_number", {"phoneNumber": stolen}),
         ("put", _SUB_PATH + "/msteams/users/bulk"): (
-            mine.headers, f"{sub}/msteams/users/bulk", {"name": "squat", "data": [{"upn": user["userPrincipalName"], "number": stolen}]}),
+            mine.headers, f"{sub}/msteams/users/bulk", {"name": "squat", "data": [
+                {"upn": user["userPrincipalName"], "displayName": user["displayName"], "number": stolen}]}),
         ("post", _SUB_PATH + "/msteams/resource_accounts"): (mine.headers, f"{sub}/msteams/resource_accounts", {
             "accountType": "call-queue", "userPrincipalName": f"cq-squat@{mine.tenant['domain']}", "displayName": "Squat",
             "location": "BE", "phoneNumber": stolen}),

@@ -63,6 +63,25 @@ async def test_bulk_update_statuses_details_and_history(sub: Onboarded) -> None:
     assert (await client.get(f"{path}/msteams/users/bulk/999999", headers=headers)).status_code == 404
 
 
+async def test_an_item_without_display_name_refuses_the_whole_job(sub: Onboarded) -> None:
+    """Spec 004's bulk object marks `displayName` required (a probe found an item without it accepted): the job is
+    refused, 400 naming the item's index and the field, before anything is recorded (no job in the history, no
+    number given to the valid item before it)."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    users = [u["msTeams"] for u in await sub.users(3)][1:]
+    valid = {"upn": users[0]["userPrincipalName"], "displayName": users[0]["displayName"], "number": sub.numbers[0]}
+    for missing in ({}, {"displayName": None}, {"displayName": "  "}, {"displayName": 7}):
+        item = {"upn": users[1]["userPrincipalName"], "number": sub.numbers[1]} | missing
+        refused = await client.put(f"{path}/msteams/users/bulk", headers=headers,
+                                   json={"name": "Without a name", "data": [valid, item]})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["reason"].startswith("data[1].displayName: required"), refused.text
+    history = (await client.get(f"{path}/msteams/users/bulk", headers=headers)).json()
+    assert history["results"] == 0 and history["bulks"] == []
+    got = (await client.get(f"{path}/msteams/user/{users[0]['id']}", headers=headers)).json()
+    assert (got.get("draas") or {}).get("phoneNumber") is None, got
+
+
 async def test_bulk_respond_async(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
     users = [u["msTeams"] for u in await sub.users(12)][1:11]
@@ -93,7 +112,8 @@ async def test_items_without_a_voice_change_end_and_are_counted(sub: Onboarded) 
     client, path, headers = sub.world.client, sub.path, sub.headers
     users = [u["msTeams"] for u in await sub.users(6)][1:]
     name_only = {"upn": users[0]["userPrincipalName"], "displayName": "only the name"}
-    licences_only = {"upn": users[1]["userPrincipalName"], "customerLicenses": ["Call-Bundle"]}
+    licences_only = {"upn": users[1]["userPrincipalName"], "displayName": users[1]["displayName"],
+                     "customerLicenses": ["Call-Bundle"]}
     answer = await client.put(f"{path}/msteams/users/bulk", headers=headers,
                               json={"name": "No voice change", "data": [name_only, licences_only]})
     assert answer.status_code == 200, answer.text
@@ -121,8 +141,8 @@ async def test_a_stopping_server_answers_a_waiting_bulk_update_with_its_job(sub:
 
     client, path, headers, live = sub.world.client, sub.path, sub.headers, sub.world.live
     users = [u["msTeams"] for u in await sub.users(4)][1:3]
-    body = {"name": "Stopping", "data": [{"upn": u["userPrincipalName"], "number": sub.numbers[i], "vrp": "teamsvoice"}
-                                         for i, u in enumerate(users)]}
+    body = {"name": "Stopping", "data": [{"upn": u["userPrincipalName"], "displayName": u["displayName"],
+                                          "number": sub.numbers[i], "vrp": "teamsvoice"} for i, u in enumerate(users)]}
     sock = bound_socket()
     server = runner.server(create_app(live.settings, jobs_role=None), log_level="warning")
     server.config.timeout_graceful_shutdown = 0.5

@@ -59,7 +59,7 @@ async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
     assert moved.status_code in (200, 204), moved.text
     # Bulk items follow the same rule.
     bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Over quota", "data": [
-        {"upn": users[2]["userPrincipalName"], "number": sub.numbers[4]}]})
+        {"upn": users[2]["userPrincipalName"], "displayName": users[2]["displayName"], "number": sub.numbers[4]}]})
     assert bulk.status_code == 400, bulk.text
     assert bulk.json()["errors"][0]["error"]["code"] == 2060
     # The quota cannot go below what is in use; 0 removes the limit.

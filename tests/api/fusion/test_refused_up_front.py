@@ -46,7 +46,7 @@ async def test_a_user_without_teams_phone_gets_no_number_unless_the_request_give
     await _leave_as_found(sub, user["id"])
 
     # A bulk item the same: refused alone, taken with a template that gives Teams Phone (the default one).
-    item = {"upn": user["userPrincipalName"], "number": sub.numbers[2]}
+    item = {"upn": user["userPrincipalName"], "displayName": user["displayName"], "number": sub.numbers[2]}
     bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "No licence", "data": [item]})
     assert bulk.status_code == 400, bulk.text
     assert bulk.json()["errors"][0]["error"]["code"] == 2088 and await sub.teams_numbers(user["id"]) == []

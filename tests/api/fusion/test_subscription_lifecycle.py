@@ -100,7 +100,8 @@ async def test_an_unlink_and_a_bulk_job_at_the_same_moment_do_not_both_go_on(cli
         await asyncio.to_thread(checked.wait, 30)
         try:
             return await client.put(f"{path}/msteams/users/bulk", headers={**headers, "Prefer": "respond-async"}, json={
-                "name": "At the same moment", "data": [{"upn": user["userPrincipalName"], "number": sub.numbers[0]}]})
+                "name": "At the same moment", "data": [{"upn": user["userPrincipalName"], "displayName": user["displayName"],
+                                                    "number": sub.numbers[0]}]})
         finally:
             submitted.set()
 

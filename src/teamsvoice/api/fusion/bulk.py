@@ -113,7 +113,8 @@ async def _stream(container: ContainerDep, job_id: int, job: FusionBulkJob) -> A
 @router.put("/msteams/users/bulk", response_model=None,
             summary="Bulk update MS Teams users (200 all / 207 some / 400 none updated; Prefer: "
             "respond-async -> 202)",
-    description="Spec 004: `name` and `data` (MS Teams user objects: `upn` and any of displayName, number, "
+    description="Spec 004: `name` and `data` (MS Teams user objects: `upn` and `displayName`, both required: an "
+    "item without one refuses the whole job, 400 naming its index, nothing recorded; and any of number, "
     "country, vrp, groups, licenses, customerLicenses, template). Answers when the job is done: 200 all, 207 "
     "some, 400 none updated, with per-user `details` and `errors`. With `Prefer: respond-async`: 202 at "
     "once, then GET the job.",
@@ -135,7 +136,7 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
                       container: ContainerDep) -> Response:
     access.require_ms_tenant()  # a subscription without a Microsoft tenant is said before a bad body (as always)
     name, data = parse_job(body)
-    job = await bulk.create_job(uow.session, access, name, data)
+    job = await bulk.create_job(uow.session, access, name, data, required=bulk.SPEC_REQUIRED)
     job_id, job_key = job.id, job.job_key
     await uow.end_transaction()
     await workflows.enqueue_bulk(job_key, job_id)

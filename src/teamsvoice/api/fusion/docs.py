@@ -441,7 +441,8 @@ class UserLocationRequest(Closed):
 
 class BulkItemRequest(Closed):
     upn: str
-    displayName: str | None = None
+    displayName: str = Field(min_length=1, description="Required (spec 004's bulk object): an item without it "
+                             "refuses the whole job")
     number: str | None = Field(default=None, description="null frees the user's number")
     country: str | None = None
     vrp: str | None = None

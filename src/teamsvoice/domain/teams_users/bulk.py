@@ -41,9 +41,13 @@ ITEM_KEYS = {"upn": None, "displayName": "display_name", "number": "phone_number
              "template": None}
 FINAL = ("success", "partial", "error", "cancelled")
 BULK_ENDED = "bulk_job_ended"
+# What spec 004's "MS Teams User Bulk Object" marks required besides `upn`: Fusion's bulk refuses an item without it.
+# teamsvoice's own CSV (console, `teamsvoice bulk import`) leaves the display name out when its cell is empty: a row
+# changes only what it names (bulk_csv.COLUMNS).
+SPEC_REQUIRED = ("displayName",)
 
 
-def _check_items(data: Any) -> None:
+def _check_items(data: Any, required: Sequence[str] = ()) -> None:
     if not isinstance(data, list) or not data:
         raise ValidationFailed("data: must be a non-empty list of MS Teams user objects")
     if len(data) > MAX_ITEMS:
@@ -58,6 +62,10 @@ def _check_items(data: Any) -> None:
         if upn.lower() in seen:
             raise ValidationFailed(f"data[{index}].upn: {upn} appears twice in the job")
         seen.add(upn.lower())
+        for field in required:
+            value = item.get(field)
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationFailed(f"data[{index}].{field}: required (a non-empty string)")
 
 
 def new_job_id() -> str:
@@ -66,13 +74,16 @@ def new_job_id() -> str:
     return f"{int(time.time())}{secrets.randbelow(10**9):09d}"
 
 
-async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any) -> FusionBulkJob:
+async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any, *,
+                     required: Sequence[str] = ()) -> FusionBulkJob:
     """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
-    and `upn`; not yet applied). The caller commits, then starts the workflow."""
+    and `upn`; not yet applied), or refuses the whole job (a 400 naming the item's index and field) before
+    anything is written: every item needs `upn` and each field of `required` (Fusion's bulk: SPEC_REQUIRED).
+    The caller commits, then starts the workflow."""
     await access.lock_linked(session)
     if not name.strip():
         raise ValidationFailed("name: a bulk job descriptive name is required")
-    _check_items(data)
+    _check_items(data, required)
     job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
                         job_id=new_job_id(), total_count=len(data), status="queued")
     session.add(job)
