@@ -22,6 +22,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import single_statement, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe
 from teamsvoice.core.ids import new_uuid
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
@@ -78,13 +79,15 @@ async def create_job(session: AsyncSession, access: SubscriptionAccess, name: st
                      required: Sequence[str] = ()) -> FusionBulkJob:
     """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
     and `upn`; not yet applied), or refuses the whole job (a 400 naming the item's index and field) before
-    anything is written: every item needs `upn` and each field of `required` (Fusion's bulk: SPEC_REQUIRED).
+    anything is written: `name` is a name as every stored one (`core.limits.check_name`: at most 200 characters,
+    no control characters), every item needs `upn` and each field of `required` (Fusion's bulk: SPEC_REQUIRED).
     The caller commits, then starts the workflow."""
     await access.lock_linked(session)
     if not name.strip():
         raise ValidationFailed("name: a bulk job descriptive name is required")
+    title = check_name("name", name.strip())
     _check_items(data, required)
-    job = FusionBulkJob(subscription_id=access.subscription.id, title=name.strip()[:255], kind="ms_users",
+    job = FusionBulkJob(subscription_id=access.subscription.id, title=title, kind="ms_users",
                         job_id=new_job_id(), total_count=len(data), status="queued")
     session.add(job)
     await session.flush()
