@@ -10,7 +10,7 @@ from teamsvoice.api.deps import UnitOfWorkDep, container_of
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import current_principal, instance_checked, tenant_access
 from teamsvoice.api.fusion.wire import TENANTS_PATH, TenantCreateBody, TenantUpdateBody, render_tenant
-from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
+from teamsvoice.domain.fusion import tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -44,8 +44,8 @@ async def list_tenants(
 
 
 @router.post("", summary="Create a tenant (owner: a distributor or reseller under your control; default: yours)",
-    description="Vendor-notes 2.3: `name` required; `owner` `{type: distributor|reseller, uuid}` under your "
-    "control.",
+    description="Vendor-notes 2.3: `name` required (not blank); `owner` `{type: distributor|reseller, uuid}` under "
+    "your control; `markup` a percentage from 0 to 1000 or null.",
     responses=docs.ok(
         docs.Tenant, "The new tenant",
         example={
@@ -62,8 +62,7 @@ async def create_tenant(
 ) -> dict[str, Any]:
     tenant = await service.create_tenant(
         uow.session, principal, name=body.name, billing_id=body.billingId,
-        markup=float(body.markup) if body.markup is not None else None,
-        owner=body.owner.model_dump() if body.owner else None)
+        markup=body.markup, owner=body.owner.model_dump() if body.owner else None)
     return await _render(uow, principal, tenant)
 
 
@@ -86,8 +85,7 @@ async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
     principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    await fusion_repository.update_tenant(uow.session, tenant, name=body.name, billing_id=body.billingId,
-                                          markup=float(body.markup) if body.markup is not None else None)
+    await service.update_tenant(uow.session, tenant, name=body.name, billing_id=body.billingId, markup=body.markup)
     return await _render(uow, principal, tenant)
 
 

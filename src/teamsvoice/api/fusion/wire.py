@@ -33,13 +33,15 @@ class TenantCreateBody(Strict):
     name: Name = Field(min_length=1, max_length=200)
     billingId: StrictStr | None = Field(default=None, max_length=200)
     owner: Owner | None = None
-    markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    markup: StrictFloat | StrictInt | None = Field(default=None, description="A percentage from 0 to 1000 "
+                                                   "(domain/fusion/tenants.check_markup)")
 
 
 class TenantUpdateBody(Strict):
     name: Name = Field(min_length=1, max_length=200)
     billingId: StrictStr | None = Field(default=None, max_length=200)
-    markup: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    markup: StrictFloat | StrictInt | None = Field(default=None, description="A percentage from 0 to 1000 "
+                                                   "(domain/fusion/tenants.check_markup)")
 
 
 class Licenses(Strict):

@@ -1,11 +1,13 @@
 """Fusion tenants and subscriptions (each subscription backed by a ConnecttoTeams enterprise), and logins."""
 
+import math
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.core.security import hash_secret
 from teamsvoice.domain.fusion import licences, repository, repository_accounts, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionUser
@@ -21,6 +23,27 @@ SUBSCRIPTION_NOT_DELETABLE = "subscription_not_deletable"
 # The `sort` names a tenant list accepts (the Fusion API's), and the order each stands for.
 SORTABLE: dict[str, TenantOrder] = {"name": "name", "billingId": "billing_id", "uuid": "uuid", "markup": "markup",
                                     "createdOn": "created_at"}
+# A tenant's markup is a percentage added to its prices. The vendor documents only its type ("markup: number",
+# vendor-notes 2.3; the shared Markup object: "markup: float"); the range is ours: 0 to 1,000 %, stored in a
+# double-precision column (FLOAT on PostgreSQL, REAL on SQLite).
+MARKUP_MAX = 1000
+
+
+def check_tenant_name(name: str) -> str:
+    """A tenant's name: a stored name (`core.limits.check_name`) with something in it besides spaces."""
+    if not name.strip():
+        raise ValidationFailed("name: must not be blank")
+    return check_name("name", name)
+
+
+def check_markup(markup: float | None) -> float | None:
+    """A markup: None (none) or a finite number from 0 to MARKUP_MAX (a percentage)."""
+    if markup is None:
+        return None
+    if isinstance(markup, bool) or not isinstance(markup, int | float) or not math.isfinite(markup) \
+            or not 0 <= markup <= MARKUP_MAX:
+        raise ValidationFailed(f"markup: must be a number from 0 to {MARKUP_MAX} (a percentage) or null")
+    return float(markup)
 
 
 # --- tenants --------------------------------------------------------------------------------------
@@ -71,11 +94,18 @@ async def create_tenant(
     session: AsyncSession, principal: FusionPrincipal, *, name: str, billing_id: str | None, markup: float | None,
     owner: dict | None,
 ) -> FusionTenant:
+    name, markup = check_tenant_name(name), check_markup(markup)
     node = await _owner_for(session, principal, owner)
     tenant = FusionTenant(name=name, billing_id=billing_id, markup=markup, owner_reseller_id=node.id)
     session.add(tenant)
     await session.flush()
     return tenant
+
+
+async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None,
+                        markup: float | None) -> None:
+    await repository.update_tenant(session, tenant, name=check_tenant_name(name), billing_id=billing_id,
+                                   markup=check_markup(markup))
 
 
 async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
