@@ -32,3 +32,29 @@ async def test_a_blank_name_and_a_markup_out_of_range_are_refused(world) -> None
         taken = await client.put(url, headers=reseller, json={"name": "Acme", "billingId": "B-1", "markup": markup})
         assert taken.status_code == 200 and taken.json()["markup"] == markup, taken.text
         assert (await client.get(url, headers=reseller)).json()["markup"] == markup
+
+
+async def test_an_update_keeps_the_fields_it_leaves_out(world) -> None:  # type: ignore[no-untyped-def]
+    """PUT .../tenants/{uuid} `{"name": ...}` cleared billingId and markup. Vendor-notes 2.3 gives the portal's PUT body
+    `{name, billingId, markup: number}` (it sends them all) and no full-replace rule: a field left out is kept; null
+    clears it."""
+    client, reseller = world.client, await world.as_("reseller")
+    tenant = await world.create_tenant(name="Acme", billingId="B-1", markup=12.5)
+    url = f"{BASE}/tenants/{tenant['uuid']}"
+
+    async def put(body: dict) -> dict:  # type: ignore[type-arg]
+        answer = await client.put(url, headers=reseller, json=body)
+        assert answer.status_code == 200, answer.text
+        stored = (await client.get(url, headers=reseller)).json()
+        assert {k: answer.json()[k] for k in ("name", "billingId", "markup")} == {
+            k: stored[k] for k in ("name", "billingId", "markup")}
+        return stored
+
+    renamed = await put({"name": "Acme Europe"})
+    assert (renamed["name"], renamed["billingId"], renamed["markup"]) == ("Acme Europe", "B-1", 12.5)
+    marked = await put({"name": "Acme Europe", "markup": 20})
+    assert (marked["billingId"], marked["markup"]) == ("B-1", 20)
+    billed = await put({"name": "Acme Europe", "billingId": "B-2"})
+    assert (billed["billingId"], billed["markup"]) == ("B-2", 20)
+    cleared = await put({"name": "Acme Europe", "billingId": None, "markup": None})
+    assert (cleared["billingId"], cleared["markup"]) == (None, None)

@@ -77,7 +77,8 @@ async def get_tenant(
 
 
 @router.put("/{uuid}", summary="Update a tenant's name, billingId and markup",
-    description="`name` required; `billingId` and `markup` replaced (absent: cleared).",
+    description="`name` required (not blank); `billingId` and `markup` set where given (null clears one, one left "
+    "out is kept). Vendor-notes 2.3 gives the portal's body `{name, billingId, markup}` and no full-replace rule.",
     responses=docs.ok(docs.Tenant, "The updated tenant"),
     openapi_extra=body_example({"name": "Acme Europe", "billingId": "B-2", "markup": 12.5}),
 )
@@ -85,7 +86,10 @@ async def update_tenant(
     body: TenantUpdateBody, tenant: Annotated[FusionTenant, Depends(tenant_access("tenants.instance.update"))],
     principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    await service.update_tenant(uow.session, tenant, name=body.name, billing_id=body.billingId, markup=body.markup)
+    given = body.model_fields_set  # a field left out is kept; null clears it
+    await service.update_tenant(uow.session, tenant, name=body.name,
+                                billing_id=body.billingId if "billingId" in given else service.KEEP,
+                                markup=body.markup if "markup" in given else service.KEEP)
     return await _render(uow, principal, tenant)
 
 

@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,10 +103,16 @@ async def create_tenant(
     return tenant
 
 
-async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None,
-                        markup: float | None) -> None:
-    await repository.update_tenant(session, tenant, name=check_tenant_name(name), billing_id=billing_id,
-                                   markup=check_markup(markup))
+KEEP: Any = ...  # an update's field the request left out: kept as it is (None clears it)
+
+
+async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None = KEEP,
+                        markup: float | None = KEEP) -> None:
+    """A tenant's new name, and its billing id and markup where given (KEEP: left as they are; None: cleared)."""
+    await repository.update_tenant(
+        session, tenant, name=check_tenant_name(name),
+        billing_id=tenant.billing_id if billing_id is KEEP else billing_id,
+        markup=tenant.markup if markup is KEEP else check_markup(markup))
 
 
 async def delete_tenant(session: AsyncSession, tenant: FusionTenant) -> None:
