@@ -88,6 +88,14 @@ def test_directory_objects_conform(schema: dict[str, Any], graph: httpx.Client, 
     for item in graph.get(f"/users/{tenant.admin_id}/memberOf").json()["value"]:
         type_name = "graph." + item["@odata.type"].rsplit(".", 1)[-1]
         check_object(schema, type_name, item)
+    roles = graph.get("/directoryRoles").json()["value"]
+    for role in roles:
+        check_object(schema, "graph.directoryRole", role)
+    global_admin = next(r for r in roles if r["roleTemplateId"] == "62e90394-69f5-4237-9190-012177145e10")
+    members = graph.get(f"/directoryRoles/{global_admin['id']}/members").json()["value"]
+    assert [m["id"] for m in members] == [tenant.admin_id]
+    for member in members:
+        check_object(schema, "graph.user", member)
     for sku in graph.get("/subscribedSkus").json()["value"]:
         check_object(schema, "graph.subscribedSku", sku)
     for detail in graph.get(f"/users/{tenant.admin_id}/licenseDetails").json()["value"]:

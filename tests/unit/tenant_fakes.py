@@ -239,6 +239,10 @@ class FakeDirectory:
                  ] if user.id in self.global_admins else []
         return groups + roles
 
+    async def role_holders(self) -> dict[str, list[DirectoryObject]]:
+        return {user_id: [DirectoryObject("role-ga", "directoryRole", "Global Administrator", GLOBAL_ADMIN)]
+                for user_id in sorted(self.global_admins)}
+
     async def domains(self) -> list[TenantDomain]:
         self._check()
         return list(self.tenant_domains)

@@ -23,6 +23,7 @@ DOMAIN_READ = ("Domain.Read.All", "Directory.Read.All")
 SKU_READ = ("Organization.Read.All", "Directory.Read.All", "LicenseAssignment.Read.All")
 LICENSE_WRITE = ("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
 GROUP_READ = ("Group.Read.All", "GroupMember.Read.All", "Directory.Read.All")
+ROLE_READ = ("RoleManagement.Read.Directory", "Directory.Read.All")
 GROUP_MEMBER_WRITE = ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
 
 USER_DEFAULT = [
@@ -263,6 +264,27 @@ async def member_of(user_id: str, request: Request, caller: GraphCaller, emulato
         objects = [_group_object(g) for g in tx.list("group", caller.tenant_id) if user["id"] in g["_members"]]
         objects += [_role_object(r) for r in tx.list("role", caller.tenant_id) if user["id"] in r["_members"]]
     return collection(request, emulator.settings.base_url, "directoryObjects", objects, lambda doc: doc)
+
+
+@router.get("/directoryRoles")
+async def list_directory_roles(caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
+    """The tenant's activated directory roles, in one answer (Graph does not page directoryRoles)."""
+    require(caller, *ROLE_READ)
+    with emulator.store.transaction() as tx:
+        roles = [public(r) for r in tx.list("role", caller.tenant_id)]
+    return {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryRoles", "value": roles}
+
+
+@router.get("/directoryRoles/{role_id}/members")
+async def list_directory_role_members(role_id: str, request: Request, caller: GraphCaller,
+                                      emulator: EmulatorDep) -> dict[str, Any]:
+    require(caller, *ROLE_READ)
+    with emulator.store.transaction() as tx:
+        role = tx.get("role", role_id)
+        if role is None or role.get("_tenantId") != caller.tenant_id:
+            raise not_found(role_id)
+        members = [user for member in role["_members"] if (user := tx.get("user", member)) is not None]
+    return collection(request, emulator.settings.base_url, "directoryObjects", members, _user_object)
 
 
 # --- licences -------------------------------------------------------------------------------------

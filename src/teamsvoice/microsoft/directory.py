@@ -378,6 +378,22 @@ class DirectoryAdmin:
         except NotFound:
             raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
 
+    async def role_holders(self) -> dict[str, list[DirectoryObject]]:
+        """Every user holding a directory role, by user id, with the roles it holds: the tenant's activated roles
+        (`GET /directoryRoles`, one answer: Graph does not page them, and a tenant activates few) and each one's
+        members. A list of users reads this once, where `member_of` would cost a request per user."""
+        held: dict[str, list[DirectoryObject]] = {}
+        async for item in self._graph.pages("/directoryRoles", **{"$select": "id,displayName,roleTemplateId"}):
+            role = DirectoryObject(str(item.get("id", "")), "directoryRole", item.get("displayName"),
+                                   item.get("roleTemplateId"))
+            try:
+                async for member in self._graph.pages(f"/directoryRoles/{guid_segment(role.id, 'role')}/members",
+                                                      **{"$select": "id"}):
+                    held.setdefault(str(member.get("id", "")), []).append(role)
+            except NotFound:
+                continue  # deactivated since it was listed: nobody holds it
+        return held
+
     # --- tenant -------------------------------------------------------------------------------------
 
     async def domains(self) -> list[TenantDomain]:

@@ -48,6 +48,21 @@ async def test_list_paging_search_and_filters(sub: Onboarded) -> None:
     assert with_number["users"] == []
 
 
+async def test_the_list_shows_roles_as_one_user_read_does(sub: Onboarded) -> None:
+    """Spec 004's users list example gives a user's `roles` (Global Administrator); the list left them out (only
+    `GET msteams/user/{id}` had them). Now each listed user holding a directory role has them, as one user's read
+    shows them (one renderer); a user without any has none."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    listed = (await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 50})).json()["users"]
+    admin = next(u["msTeams"] for u in listed if u["msTeams"]["userPrincipalName"].startswith("admin@"))
+    assert admin["roles"] == [{"id": "62e90394-69f5-4237-9190-012177145e10", "displayName": "Global Administrator"}]
+    alone = (await client.get(f"{path}/msteams/user/{admin['id']}", headers=headers)).json()["msTeams"]
+    assert alone["roles"] == admin["roles"]
+    others = [u["msTeams"] for u in listed if u["msTeams"]["id"] != admin["id"]]
+    assert others and not [u for u in others if "roles" in u]
+    assert "roles" not in (await client.get(f"{path}/msteams/user/{others[0]['id']}", headers=headers)).json()["msTeams"]
+
+
 async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
     users = await sub.users(5)

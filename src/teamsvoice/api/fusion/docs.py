@@ -329,7 +329,8 @@ GROUP_FILTER_EXAMPLE = {
 
 class MsTeamsUser(Doc):
     msTeams: dict[str, Any] = Field(description="MS Teams user properties (id, userPrincipalName, displayName, "
-                                                "location, licenses, voiceEnabled, ...)")
+                                                "location, licenses, roles when the user holds directory roles, "
+                                                "voiceEnabled; one user read alone also groups and vrp)")
     draas: dict[str, Any] | None = Field(default=None, description="Fusion data when voice enabled with a "
     "number")
 

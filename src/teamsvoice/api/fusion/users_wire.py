@@ -32,7 +32,8 @@ def render_record(view: service.VoiceRecordView) -> dict[str, Any]:
 
 
 def render_user(entry: service.TeamsUser) -> dict[str, Any]:
-    """`{msTeams, draas?}`; one user read alone also has its groups, roles (when it has any) and `vrp`."""
+    """`{msTeams, draas?}`, for a list and one user alike: `roles` when the user holds any (spec 004's list example);
+    one user read alone also has its groups and `vrp`."""
     user, details = entry.user, entry.details
     ms: dict[str, Any] = {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name}
     if details is not None:
@@ -40,8 +41,8 @@ def render_user(entry: service.TeamsUser) -> dict[str, Any]:
     ms |= {"location": user.usage_location, "licenses": render_licences(entry.licences), "voiceEnabled": entry.voice_enabled}
     if details is not None:
         ms["vrp"] = details.voice_routing_policy or "Global"
-        if details.roles:
-            ms["roles"] = [{"id": r.id, "displayName": r.display_name} for r in details.roles]
+    if entry.roles:
+        ms["roles"] = [{"id": r.id, "displayName": r.display_name} for r in entry.roles]
     body: dict[str, Any] = {"msTeams": ms}
     if entry.record is not None:
         body["draas"] = render_record(entry.record)

@@ -11,7 +11,7 @@ groups, then number/VRP (recorded in the database and committed, then reconciled
 Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice import rules
 from teamsvoice.microsoft.directory_ports import (
-    RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryUser, SubscribedSku,
+    RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryObject, DirectoryUser, SubscribedSku,
 )
 from teamsvoice.microsoft.ports import TenantConnection
 
@@ -123,10 +123,9 @@ class Membership:
 
 @dataclass(frozen=True)
 class UserDetails:
-    """What is read for one user only: its groups, directory roles and voice routing policy (None: Global)."""
+    """What is read for one user only: its groups and voice routing policy (None: Global)."""
 
     groups: list[Membership]
-    roles: list[Membership]
     voice_routing_policy: str | None
 
 
@@ -139,6 +138,7 @@ class TeamsUser:
     voice_enabled: str
     record: VoiceRecordView | None
     details: UserDetails | None = None
+    roles: tuple[Membership, ...] = ()  # its directory roles (a role's id: its role template id), in a list too
 
 
 @dataclass(frozen=True)
@@ -227,9 +227,17 @@ async def list_users(
         want = filters.have_number == "yes"
         picked = [(u, v) for u, v in picked if bool(records.get(u.id) and records[u.id].phone_number) == want]
     views = await record_views(session, access, list(records.values()))
-    users = [TeamsUser(user, licences_of(user, skus), voice, views[records[user.id].id] if user.id in records else None)
+    holders = await admin.role_holders() if picked else {}  # one read for the page, not one per user
+    users = [TeamsUser(user, licences_of(user, skus), voice, views[records[user.id].id] if user.id in records else None,
+                       roles=roles_of(holders.get(user.id, [])))
              for user, voice in picked]
     return UsersPage(users, UsersPosition(token["u"], token["s"]) if token is not None else None)
+
+
+def roles_of(memberships: Iterable[DirectoryObject]) -> tuple[Membership, ...]:
+    """A user's directory roles among its memberships, each named by its role template id (the same id in every
+    tenant: Global Administrator is 62e90394-...), as one user's read and a list show them."""
+    return tuple(Membership(m.role_template_id or m.id, m.display_name) for m in memberships if m.kind == "directoryRole")
 
 
 async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdministration) -> set[str] | None:
@@ -264,11 +272,10 @@ async def get_user(session: AsyncSession, access: SubscriptionAccess, connection
     memberships = await admin.member_of(user.id)
     state = await connection.voice.voice_state(user.id)
     details = UserDetails([Membership(m.id, m.display_name) for m in memberships if m.kind == "group"],
-                          [Membership(m.role_template_id or m.id, m.display_name) for m in memberships
-                           if m.kind == "directoryRole"], state.voice_routing_policy)
+                          state.voice_routing_policy)
     record = (await records_for(session, access, [user.id])).get(user.id)
     view = (await record_views(session, access, [record]))[record.id] if record is not None else None
-    return TeamsUser(user, licences_of(user, skus), voice_enabled(user, skus), view, details)
+    return TeamsUser(user, licences_of(user, skus), voice_enabled(user, skus), view, details, roles_of(memberships))
 
 
 async def check_voice(connection: TenantConnection, ms_user_id: str) -> bool:
