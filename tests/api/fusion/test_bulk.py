@@ -50,7 +50,8 @@ async def test_bulk_update_statuses_details_and_history(sub: Onboarded) -> None:
         response = await client.put(f"{path}/msteams/users/bulk", headers=headers, json=body)
         assert response.status_code == 400 and "reason" in response.json()["error"], body
     # The job's name is a stored name as any other (a probe's name of any length was taken): refused, not recorded.
-    for name, problem in (("n" * 201, "at most 200 characters"), ("a\tb", "control characters")):
+    for name, problem in (("n" * 201, "at most 200 characters"), ("a\tb", "control characters"),
+                          ("  ", "a bulk job descriptive name is required")):
         response = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": name, "data": [ok]})
         assert response.status_code == 400, response.text
         reason = response.json()["error"]["reason"]
