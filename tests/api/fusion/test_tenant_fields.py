@@ -32,6 +32,11 @@ async def test_a_blank_name_and_a_markup_out_of_range_are_refused(world) -> None
         taken = await client.put(url, headers=reseller, json={"name": "Acme", "billingId": "B-1", "markup": markup})
         assert taken.status_code == 200 and taken.json()["markup"] == markup, taken.text
         assert (await client.get(url, headers=reseller)).json()["markup"] == markup
+    # A subscription's name is held to the same rule (spaces only were taken).
+    for name in ("   ", "\t \u3000"):
+        refused = await client.post(f"{url}/subscriptions", headers=reseller, json={"name": name})
+        assert refused.status_code == 400 and refused.json()["error"]["reason"].startswith("name: "), refused.text
+    assert (await client.get(f"{url}/subscriptions", headers=reseller)).json()["subscriptions"] == []
 
 
 async def test_an_update_keeps_the_fields_it_leaves_out(world) -> None:  # type: ignore[no-untyped-def]

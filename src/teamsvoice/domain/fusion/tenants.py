@@ -30,8 +30,9 @@ SORTABLE: dict[str, TenantOrder] = {"name": "name", "billingId": "billing_id", "
 MARKUP_MAX = 1000
 
 
-def check_tenant_name(name: str) -> str:
-    """A tenant's name: a stored name (`core.limits.check_name`) with something in it besides spaces."""
+def check_given_name(name: str) -> str:
+    """A tenant's or a subscription's name: a stored name (`core.limits.check_name`) with something in it besides
+    spaces."""
     if not name.strip():
         raise ValidationFailed("name: must not be blank")
     return check_name("name", name)
@@ -95,7 +96,7 @@ async def create_tenant(
     session: AsyncSession, principal: FusionPrincipal, *, name: str, billing_id: str | None, markup: float | None,
     owner: dict | None,
 ) -> FusionTenant:
-    name, markup = check_tenant_name(name), check_markup(markup)
+    name, markup = check_given_name(name), check_markup(markup)
     node = await _owner_for(session, principal, owner)
     tenant = FusionTenant(name=name, billing_id=billing_id, markup=markup, owner_reseller_id=node.id)
     session.add(tenant)
@@ -110,7 +111,7 @@ async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: st
                         markup: float | None = KEEP) -> None:
     """A tenant's new name, and its billing id and markup where given (KEEP: left as they are; None: cleared)."""
     await repository.update_tenant(
-        session, tenant, name=check_tenant_name(name),
+        session, tenant, name=check_given_name(name),
         billing_id=tenant.billing_id if billing_id is KEEP else billing_id,
         markup=tenant.markup if markup is KEEP else check_markup(markup))
 
@@ -141,6 +142,7 @@ async def create_subscription(
     session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None, ms_teams_users: int,
     sip_trunk_channels: int,
 ) -> FusionSubscription:
+    name = check_given_name(name)
     licences.check_count(ms_teams_users, "licenses.msTeamsUsers")
     licences.check_count(sip_trunk_channels, "licenses.sipTrunkChannels")
     for _attempt in range(ENTERPRISE_NAME_ATTEMPTS):
