@@ -142,10 +142,25 @@ class DirectoryAdmin:
                 params["$filter"] = "startswith(displayName,'{}')".format(starts_with.replace("'", "''"))
             path = f"/groups/{guid_segment(group, 'group')}/members" if group else "/users"
             link = str(httpx.URL(f"{self._graph.base_url}{path}", params=params))
+        else:
+            link = self._own_page(link)
         page = (await self._graph.request("GET", link)).json()
         users = [DirectoryUser.from_graph(item) for item in page.get("value", [])
                  if not group or str(item.get("@odata.type", USER_TYPE)) == USER_TYPE]
         return DirectoryUserPage(link, users, page.get("@odata.nextLink"))
+
+    def _own_page(self, link: str) -> str:
+        """`link` (as normalised: dot segments resolved) when it is a page of this tenant's Graph; a link kept by a
+        caller between two pages is never a request to another address."""
+        base = httpx.URL(self._graph.base_url)
+        try:
+            url = httpx.URL(link)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) \
+                or not url.path.startswith(base.path.rstrip("/") + "/") or url.userinfo:
+            raise ValidationFailed("next: not a page of this tenant's Microsoft Graph")
+        return str(url)
 
     async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser:
         try:

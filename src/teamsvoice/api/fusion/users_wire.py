@@ -1,6 +1,6 @@
 """Fusion's wire format of MS Teams users and resource accounts (spec 004): the `msTeams` object (what Microsoft
 holds) and the `draas` object (what teamsvoice holds) rendered from the domain's views
-(`domain/teams_users/service.TeamsUser`, `resource_accounts.ResourceAccountView`), and the users list's signed
+(`domain/teams_users/service.TeamsUser`, `resource_accounts.ResourceAccountView`), and the users list's sealed
 `next` token."""
 
 from typing import Any
@@ -53,10 +53,11 @@ async def users_page(
     session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, keyring: Keyring, *,
     page_size: int, next_token: str | None, search: str | None, group: str | None, filters: service.UserFilters,
 ) -> dict[str, Any]:
-    """`{users, next?}`: the `next` token holds Graph's page link and the position in it, and names the query it
-    continues (page size, search, group, filters)."""
+    """`{users, next?}`: the `next` token holds Graph's page link and the position in it, sealed (the client never
+    sees or steers the link), and names the query it continues (the subscription and its MS Teams tenant, page
+    size, search, group, filters): a token of another subscription is a 400 naming `next`."""
     service.check_users_page_size(page_size)
-    context = {"page_size": page_size, "search": search or "", "group": group or "", "country": sorted(filters.countries),
+    context = {"subscription": access.subscription.id, "ms_tenant": access.ms_tenant_id, "page_size": page_size, "search": search or "", "group": group or "", "country": sorted(filters.countries),
                "voice": filters.is_voice_enabled, "have": filters.have_number}
     start = None
     if next_token:
