@@ -11,7 +11,7 @@ from typing import Any
 
 from . import clock, teams_voice
 from .cmdlet_support import CmdletError, Output, Parameters, missing, not_found, string
-from .directory import add_user, find_user, save_user, user_by_upn
+from .directory import add_user, find_user, is_valid_upn, save_user, user_by_upn
 from .store import Document, Transaction
 
 AUTO_ATTENDANT_APP_ID = "ce933385-9390-45d1-9512-c8d228074e07"
@@ -70,7 +70,7 @@ def new_application_instance(tx: Transaction, tenant_id: str, parameters: Parame
     assert upn is not None
     application_id = _application_id(cmdlet, parameters["ApplicationId"]) if parameters.get("ApplicationId") else None
     display_name = string(cmdlet, parameters, "DisplayName") or upn.split("@")[0]
-    if "@" not in upn:
+    if not is_valid_upn(upn):
         raise CmdletError("BadRequest", "InvalidArgument", f"The UserPrincipalName '{upn}' is not a valid user principal name.")
     domain = tx.get("domain", upn.rsplit("@", 1)[1].lower())
     if domain is None or domain["_tenantId"] != tenant_id:

@@ -2,6 +2,7 @@
 group and role memberships, and the Teams configuration every user carries."""
 
 import hashlib
+import re
 import hmac
 import secrets
 import uuid
@@ -33,6 +34,16 @@ def verify_secret(secret: str, hashed: str) -> bool:
         return False
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), bytes.fromhex(salt), _PBKDF2_ROUNDS)
     return hmac.compare_digest(digest.hex(), expected)
+
+
+# The characters Entra ID allows in a userPrincipalName: A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @ (no accented
+# characters), a domain name after it (graph-and-teams-notes 1.3). Every user is one: Graph's POST/PATCH /users and
+# a resource account's New-CsOnlineApplicationInstance.
+_UPN = re.compile(r"^[A-Za-z0-9'.\-_!#^~]+@[A-Za-z0-9.\-]+$")
+
+
+def is_valid_upn(upn: str) -> bool:
+    return _UPN.match(upn) is not None
 
 
 def find_user(tx: Transaction, tenant_id: str, id_or_upn: str) -> Document | None:

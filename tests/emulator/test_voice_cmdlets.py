@@ -163,3 +163,15 @@ def test_resource_accounts(pwsh, graph: httpx.Client, http: httpx.Client, tenant
 def test_unknown_parameters_are_refused(pwsh, cmdlet: str) -> None:
     error = _error(pwsh(cmdlet, Identity="x", Nonsense=True))
     assert error["errorId"] == f"NamedParameterNotFound,{cmdlet}"
+
+
+def test_a_resource_accounts_upn_follows_entras_rule(pwsh, tenant: Tenant) -> None:
+    """A resource account is an Entra user: its userPrincipalName takes the characters Graph's POST /users does
+    (A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @; graph-and-teams-notes 1.3). The cmdlet took any name with an @."""
+    for name in ("a+b", "é", "a/b", "a b", "a,b"):
+        refused = _error(pwsh("New-CsOnlineApplicationInstance", UserPrincipalName=f"{name}@{tenant.domain}",
+                              ApplicationId=CALL_QUEUE, DisplayName="Queue"))
+        assert refused["category"] == "InvalidArgument" and "not a valid user principal name" in refused["message"], refused
+    created = _ok(pwsh("New-CsOnlineApplicationInstance", UserPrincipalName=f"o'neil.q-1_!#^~@{tenant.domain}",
+                       ApplicationId=CALL_QUEUE, DisplayName="Queue"))[0]
+    assert created["UserPrincipalName"] == f"o'neil.q-1_!#^~@{tenant.domain}"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..context import EmulatorDep
-from ..directory import add_user, consumed_units, delete_user, find_user, hash_secret, save_user, user_by_upn
+from ..directory import add_user, consumed_units, delete_user, find_user, hash_secret, is_valid_upn, save_user, user_by_upn
 from ..store import Document, Transaction, public
 from .auth import Caller, GraphCaller, require
 from .errors import GraphError, bad_request, not_found, read_json
@@ -46,7 +46,6 @@ _WRITABLE_STRINGS = frozenset(
     }
 )
 _READ_ONLY = frozenset({"id", "createdDateTime", "deletedDateTime", "assignedLicenses", "userType"})
-_UPN = re.compile(r"^[A-Za-z0-9'.\-_!#^~]+@[A-Za-z0-9.\-]+$")
 _USAGE_LOCATION = re.compile(r"^[A-Z]{2}$")
 
 
@@ -182,7 +181,7 @@ def _validate_user_fields(body: dict[str, Any]) -> None:
 
 
 def _check_upn(tx: Transaction, tenant_id: str, upn: str, current_user_id: str | None) -> None:
-    if not _UPN.match(upn):
+    if not is_valid_upn(upn):
         raise bad_request("Invalid value specified for property 'userPrincipalName' of resource 'User'.")
     domain = tx.get("domain", upn.rsplit("@", 1)[1].lower())
     if domain is None or domain["_tenantId"] != tenant_id:

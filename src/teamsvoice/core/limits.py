@@ -34,8 +34,36 @@ _UPN = re.compile(r"[A-Za-z0-9'._!#^~+&$=-]{1,113}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,
 UPN_MAX_LENGTH = 256
 
 
+# What Entra ID lets a NEW user's userPrincipalName hold before the @: A-Z a-z 0-9 ' . - _ ! # ^ ~, no accented
+# characters (../shared/microsoft/graph-and-teams-notes.md 1.3, Microsoft's "Create user"). `_UPN` above, for names
+# looked up, is wider: it also matches names Entra made itself (a guest's, from an e-mail address).
+_NEW_UPN_LOCAL = re.compile(r"[A-Za-z0-9'._!#^~-]+")
+NEW_UPN_CHARACTERS = "A-Z a-z 0-9 and ' . - _ ! # ^ ~"
+
+
 def is_user_principal_name(value: str) -> bool:
+    """Whether `value` has the form of a userPrincipalName an existing user may have (to look it up)."""
     return len(value) <= UPN_MAX_LENGTH and _UPN.fullmatch(value) is not None
+
+
+def new_user_name_problem(name: str) -> str | None:
+    """Why Entra ID would refuse `name` as the part before the @ of a new user's userPrincipalName (None: it would
+    not, as far as Microsoft documents it); teamsvoice also makes it the user's mailNickname."""
+    if not _NEW_UPN_LOCAL.fullmatch(name):
+        return f"only {NEW_UPN_CHARACTERS} (what Microsoft Entra ID allows before the @ of a new user), not '{shown(name)}'"
+    return None
+
+
+def check_new_user_principal_name(field: str, upn: str) -> str:
+    """`upn` for a user or resource account teamsvoice creates in Microsoft: a 400 naming `field` for what Entra ID
+    would refuse, before Microsoft is asked."""
+    local, at, _domain = upn.rpartition("@")
+    problem = new_user_name_problem(local) if at else "must be name@domain"
+    if problem is None and not is_user_principal_name(upn):
+        problem = f"'{shown(upn)}' is not a valid user principal name"
+    if problem:
+        raise ValidationFailed(f"{field}: {problem}")
+    return upn
 
 
 def shown(value: object, longest: int = 40) -> str:

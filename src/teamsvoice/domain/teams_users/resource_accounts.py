@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.limits import check_new_user_principal_name
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import voice_users
@@ -83,9 +84,8 @@ async def create(session: AsyncSession, access: SubscriptionAccess, connection: 
     account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
     upn_label = _label(labels, "user_principal_name")
     upn = service.optional_string(upn_label, fields["user_principal_name"], nullable=False) or ""
-    if "@" not in upn:
-        raise ValidationFailed(f"{upn_label}: must be name@domain")
-    display_name = service.optional_string(_label(labels, "display_name"), fields["display_name"], nullable=False) or ""
+    check_new_user_principal_name(upn_label, upn)  # Entra's rule, asked before Microsoft is
+    display_name = service.display_name(_label(labels, "display_name"), fields["display_name"])
     location = service.parse_location(_label(labels, "location"), fields["location"])
     number = _number(fields.get("phone_number"), _label(labels, "phone_number"))
     licences = service.string_list(_label(labels, "customer_licences"), fields.get("customer_licences", []),
@@ -126,8 +126,7 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
     if "account_type" in fields:
         account.account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
     if "display_name" in fields:
-        account.display_name = service.optional_string(_label(labels, "display_name"), fields["display_name"],
-                                                       nullable=False) or ""
+        account.display_name = service.display_name(_label(labels, "display_name"), fields["display_name"])
     if "location" in fields:
         account.location = service.parse_location(_label(labels, "location"), fields["location"])
     if "phone_number" in fields:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
-from teamsvoice.core.limits import name_problem
+from teamsvoice.core.limits import check_name, check_new_user_principal_name, name_problem, new_user_name_problem
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -328,6 +328,13 @@ def optional_string(name: str, value: Any, *, nullable: bool = True) -> str | No
     return value.strip()
 
 
+def display_name(name: str, value: Any) -> str:
+    """A display name sent for a user or resource account: a non-empty string, a bounded name (core.limits: at most
+    200 characters, no control characters; Entra ID takes 256)."""
+    text = optional_string(name, value, nullable=False) or ""
+    return check_name(name, text)
+
+
 def parse_location(name: str, value: Any) -> str:
     return numbers.check_iso_code(value, name)
 
@@ -347,7 +354,7 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
             raise ValueError(f"not a UserUpdate field: {name}")  # a caller's mistake, never a request's
         wire = (labels or {}).get(name, name)
         if name == "display_name":
-            update.display_name = optional_string(wire, value, nullable=False)
+            update.display_name = display_name(wire, value)
         elif name == "location":
             update.location = parse_location(wire, value)
         elif name == "phone_number":
@@ -576,8 +583,8 @@ async def delete_user(
 
 @dataclass(frozen=True)
 class NewUser:
-    """A user to create as `username@domain` (the part before @, without spaces; `domain` one of the tenant's
-    verified domains), with its usage location and customer licences."""
+    """A user to create as `username@domain` (`username` the part before @ in the characters Entra ID allows, also
+    its mailNickname; `domain` one of the tenant's verified domains), with its usage location and customer licences."""
 
     display_name: str
     domain: str
@@ -590,9 +597,12 @@ async def create_user(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     new: NewUser, password: str,
 ) -> str:
-    if "@" in new.username or " " in new.username:
-        raise ValidationFailed("username: the part before @ only, without spaces")
+    check_name("displayName", new.display_name)
+    problem = new_user_name_problem(new.username)  # Entra's rule, asked before Microsoft is
+    if problem:
+        raise ValidationFailed(f"username: {problem}")
     rules.require_verified_domain("domain", new.domain, await connection.directory_admin.domains())
+    check_new_user_principal_name("username", f"{new.username}@{new.domain}")
     created = await connection.directory_admin.create_user(
         user_principal_name=f"{new.username}@{new.domain}", display_name=new.display_name, mail_nickname=new.username,
         password=password, usage_location=new.location)
