@@ -180,8 +180,7 @@ async def _users_group_parameter(sub: Onboarded) -> None:
 
 async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
-    everyone = await _user_ids(sub)
-    alice, bob = everyone[1], everyone[2]
+    alice, bob = [u["msTeams"]["id"] for u in await sub.users(2)]  # Teams Phone users: a number needs it
     for user, number in ((alice, sub.numbers[0]), (bob, sub.numbers[1])):
         put = await client.put(f"{path}/msteams/users/{user}/phone_number", headers=headers, json={"phoneNumber": number})
         assert put.status_code == 204, put.text
@@ -237,7 +236,7 @@ async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
 async def _users_refresh_runs_a_background_sync(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
     everyone = await _user_ids(sub)
-    dave = everyone[4]
+    dave = (await sub.users(3))[2]["msTeams"]["id"]  # a Teams Phone user besides Alice and Bob
     assert (await client.put(f"{path}/msteams/users/{dave}/phone_number", headers=headers,
                              json={"phoneNumber": sub.numbers[2]})).status_code == 204
     upn = (await client.get(f"{path}/msteams/user/{dave}", headers=headers)).json()["msTeams"]["userPrincipalName"]
