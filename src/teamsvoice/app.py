@@ -19,7 +19,7 @@ from teamsvoice.api import teamsvoice as teamsvoice_api
 from teamsvoice.api.connecttoteams import restricted
 from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.forwarded import ForwardedClient
-from teamsvoice.api.job_wait import StoppedWaiting
+from teamsvoice.api.stopping import ServerStopping
 from teamsvoice.api.limits import RequestLimits
 from teamsvoice.api.paths import SingleSlashes
 from teamsvoice.api.security_headers import SecurityHeaders
@@ -166,13 +166,14 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
                                                 str(exc).splitlines()[0][:300])
         return unavailable(request, DATABASE_BUSY, fusion_errors.DATABASE_BUSY)
 
-    @app.exception_handler(StoppedWaiting)
-    async def stopped_waiting(request: Request, exc: StoppedWaiting) -> Response:
-        # The server is stopping while the request waits for its job (api/job_wait.py): uvicorn's own answer was a
-        # bare 500 for a job that went on and succeeded. The job is named, and where to follow it.
-        logging.getLogger("teamsvoice").warning("stopping: %s %s answered before its job ended (%s)", request.method,
-                                                request.url.path, exc.location)
-        return unavailable(request, exc.message, fusion_errors.STOPPED_WAITING, {"Location": exc.location})
+    @app.exception_handler(ServerStopping)
+    async def server_stopping(request: Request, exc: ServerStopping) -> Response:
+        # The server is stopping while the request runs (api/stopping.py): a wait on its job, or work done inline.
+        # uvicorn's own answer was a bare 500, for work that went on or could simply be sent again: the answer says
+        # which (and a job's Location).
+        logging.getLogger("teamsvoice").warning("stopping: %s %s answered before its work ended: %s", request.method,
+                                                request.url.path, exc.message)
+        return unavailable(request, exc.message, fusion_errors.STOPPED_WAITING, exc.headers)
 
     def unavailable(request: Request, reason: str, fusion_code: int, headers: dict[str, str] | None = None) -> Response:
         """503 with Retry-After in the family's envelope: the request was not answered as asked, for a reason of the

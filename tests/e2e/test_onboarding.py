@@ -292,3 +292,81 @@ async def test_update_user_details_says_what_empty_and_null_mean(onboarding) -> 
     not_text = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
                                  json={"authenticationResult": onboarding.msal_object, "userPrincipalName": 123})
     assert not_text.status_code == 400 and not_text.json()["message"].startswith("userPrincipalName: must be a string"), not_text.text
+
+
+async def test_a_stopping_server_answers_an_inline_sync_with_what_to_do(onboarding) -> None:
+    """SIGTERM to `teamsvoice api` during an inline syncTeamsRegistrations (25 users or fewer: no durable job):
+    uvicorn's graceful shutdown cancels the request after its timeout (5 s) and the client got uvicorn's bare
+    text/plain 500. It gets a 503 in ConnecttoTeams' envelope now, with Retry-After, saying how many users were
+    pushed and to send the sync again (each user's push changes only what differs); sent again, it finishes. The
+    API is served as `teamsvoice api` serves it (runner.server, stopped by runner.serve_until as a signal stops it),
+    on the live server's database, with a graceful timeout of half a second."""
+    import random
+    import re
+
+    import httpx
+
+    from m365_emulator import catalog
+    from teamsvoice import runner
+    from teamsvoice.app import create_app
+    from tests.support.live import bound_socket
+
+    await onboarding.register()
+    client, token, tenant, live = onboarding.client, onboarding.token, onboarding.tenant, onboarding.live
+    await onboarding.consent("GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT")
+    consent_object = {"tenantId": tenant["tenantId"], "resellerId": onboarding.login.reseller_id}
+    graph = graph_as_app(live, tenant["tenantId"])
+    listed = graph.get(f"{live.emulator.url}/v1.0/users", params={"$top": "30", "$select": "userPrincipalName,assignedLicenses"},
+                       timeout=30).json()["value"]
+    teams_phone = catalog.SKUS["MCOEV"]["skuId"]  # (other tests change some users' licences: Teams Phone is asked for)
+    upns = [u["userPrincipalName"] for u in listed if u["userPrincipalName"] != tenant["globalAdmin"]["username"]
+            and any(lic["skuId"] == teams_phone for lic in u["assignedLicenses"])][:3]
+    assert len(upns) == 3, listed
+    base = 14139400000 + random.randrange(0, 9000) * 3  # the emulated tenant serves both backends: fresh numbers
+    for index, upn in enumerate(upns):
+        updated = await client.post("/provisioning/updateUserDetails", headers=bearer(token),
+                                    json=consent_object | {"userPrincipalName": upn, "phoneNumber": f"+{base + index}"})
+        assert updated.status_code == 200, updated.text
+
+    sock = bound_socket()
+    server = runner.server(create_app(live.settings, jobs_role=None), log_level="warning")
+    server.config.timeout_graceful_shutdown = 0.5
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runner.serve_until(stop, server, sock))
+    await runner.wait_started(server, serving, "API")
+
+    async def faults(method: str, **config: int) -> dict:
+        async with httpx.AsyncClient(verify=str(live.emulator.ca_cert_path)) as admin:
+            answer = await admin.request(method, f"{live.emulator.url}/_admin/faults", json=config or None)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+    await faults("PUT", latencyMs=400)  # Microsoft answers slowly: the sync is still running when it is cancelled
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as stopping:
+            syncing = asyncio.create_task(stopping.post("/provisioning/syncTeamsRegistrations", headers=bearer(token),
+                                                        json=consent_object))
+            for _ in range(100):  # Microsoft is asked: the sync runs
+                if (await faults("GET"))["injected"]["latency"] or syncing.done():
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            answer = await syncing
+        await serving
+    finally:
+        await faults("DELETE")
+    assert answer.status_code == 503, (answer.status_code, answer.headers.get("content-type"), answer.text)
+    assert answer.headers["Retry-After"] == "5"
+    body = answer.json()
+    assert (body["status"], body["error"], body["path"]) == (503, "Service Unavailable", "/provisioning/syncTeamsRegistrations")
+    said = re.fullmatch(
+        rf"The server is stopping and answered before the sync of enterprise {onboarding.enterprise_id} had ended: "
+        r"(\d) of 3 users pushed(?: \((.*)\))?\. Send the sync again: each user's push changes only what differs from "
+        r"Teams, so what was done is not done twice and the rest is finished", body["message"])
+    assert said and int(said.group(1)) < 3, body["message"]
+    done = said.group(2).split("; ") if said.group(2) else []
+    assert done == [f"{upn} UNCHANGED" for upn in upns[:len(done)]], done  # in order, as pushed
+
+    again = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(token), json=consent_object)
+    assert again.status_code == 200, again.text
+    assert [(r["userPrincipalName"], r["status"]) for r in again.json()["results"]] == [(upn, "UNCHANGED") for upn in upns]

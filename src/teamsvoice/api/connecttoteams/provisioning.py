@@ -12,6 +12,7 @@ from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.stopping import ServerStopping, answer_if_stopping
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
 from teamsvoice.domain.consent.repository import consents_of
@@ -101,7 +102,8 @@ async def update_user_details(
 
 @router.post(
     "/syncTeamsRegistrations", summary="Push every configured user to Teams ('Sync Teams Users')",
-    description="Up to 25 users (or without `?async=true`) it runs inline and answers 200 with per-user results. "
+    description="Up to 25 users (or without `?async=true`) it runs inline and answers 200 with per-user results "
+    "(503 with Retry-After if the server stops meanwhile: send it again, each user's push changes only what differs). "
     "Larger enterprises, or `?async=true`, get 202 `{jobId, status, statusUrl}`: a durable job whose progress "
     "GET /provisioning/getSyncJobStatus/{jobId} reports (teamsvoice's design).",
     openapi_extra=docs.MSAL_BODY,
@@ -118,12 +120,25 @@ async def sync_teams_registrations(
     async_: Annotated[bool, Query(alias="async")] = False,
 ) -> Any:
     access = await service.authorize_provisioning(uow.session, principal, container.connector, await json_object(request))
-    if async_ or await jobs.voice_user_count(uow.session, access.enterprise) > jobs.INLINE_SYNC_LIMIT:
+    users = await jobs.voice_user_count(uow.session, access.enterprise)
+    if async_ or users > jobs.INLINE_SYNC_LIMIT:
         return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_TEAMS_USERS)
-    results = await service.sync_registrations(uow.session, access, container.settings.number_quarantine_seconds)
+    results: list[service.Reconciled] = []
+    with answer_if_stopping(lambda: _sync_stopped(access.enterprise.id, users, results)):
+        await service.sync_registrations(uow.session, access, container.settings.number_quarantine_seconds, results)
     counts = {status: sum(1 for r in results if r.status == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
     return {"enterpriseId": access.enterprise.id, "results": [calling_wire.render_reconciled(r) for r in results],
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}
+
+
+def _sync_stopped(enterprise_id: int, users: int, done: list[service.Reconciled]) -> ServerStopping:
+    """An inline sync the server's stop cancelled (uvicorn's graceful timeout): it has no job that goes on, and
+    each user's push changes only what differs, so sending it again finishes it."""
+    pushed = "; ".join(f"{r.user_principal_name} {r.status}" for r in done)
+    return ServerStopping(
+        f"The server is stopping and answered before the sync of enterprise {enterprise_id} had ended: "
+        f"{len(done)} of {users} users pushed{f' ({pushed})' if pushed else ''}. Send the sync again: each user's "
+        f"push changes only what differs from Teams, so what was done is not done twice and the rest is finished")
 
 
 async def _accept_job(uow: UnitOfWorkDep, request: Request, container: ContainerDep, enterprise: Any, kind: str,
