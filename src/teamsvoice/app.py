@@ -201,7 +201,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allowed_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+                           # Location: where a 202's job (or a 201's new object, a 503's job) is read from
+                           expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600)
     app.add_middleware(RequestLogMiddleware)  # request id and access line for every answer
     app.add_middleware(ForwardedClient, settings=settings)  # who the client is, for every rule below (api/forwarded.py)
     app.add_middleware(SingleSlashes)  # outermost of all: every rule below sees the path the routes match (api/paths.py)

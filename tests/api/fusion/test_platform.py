@@ -307,6 +307,9 @@ async def test_cors_preflight_only_for_configured_origins(live) -> None:
         assert refused.status_code >= 400 and "access-control-allow-origin" not in refused.headers
         simple = await http.post("/api/v01/auth/login", headers={"Origin": allowed}, json={"username": "x", "password": "y"})
         assert simple.headers["access-control-allow-origin"] == allowed
+        # What a portal's script may read: a 202's job is at its Location (a 503's wait: Retry-After).
+        exposed = {h.strip().lower() for h in simple.headers["access-control-expose-headers"].split(",")}
+        assert {"location", "retry-after", "x-request-id"} <= exposed, exposed
         other = await http.post("/api/v01/auth/login", headers={"Origin": "https://evil.example"}, json={"username": "x", "password": "y"})
         assert "access-control-allow-origin" not in other.headers
     # Not configured (the default): no cross-origin access at all.
