@@ -401,23 +401,19 @@ def register_redirect_url(
         _migrate(settings)
     except StartupError as exc:
         _fail(str(exc))
-    urls = asyncio.run(_register_redirect_url(settings, reseller_id, url))
+    urls = run_command(_register_redirect_url(settings, reseller_id, url))
     typer.echo(json.dumps({"resellerId": reseller_id, "redirectUrlPrefixes": urls}) if as_json else
                f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
 
 
 async def _register_redirect_url(settings: "Settings", reseller_id: int, url: str) -> list[str]:
     from teamsvoice.core.db import create_engine, session_factory, transaction
-    from teamsvoice.core.errors import DomainError
     from teamsvoice.domain.orgs.service import register_redirect_url as register_redirect_url_for
 
     engine = create_engine(settings.effective_database_url)
     try:
         async with transaction(session_factory(engine)) as session:
-            urls = await register_redirect_url_for(session, reseller_id, url)
-            return urls
-    except DomainError as exc:
-        raise typer.BadParameter(exc.message) from exc
+            return await register_redirect_url_for(session, reseller_id, url)
     finally:
         await engine.dispose()
 

@@ -61,3 +61,21 @@ async def test_plan_and_apply_the_database_gave_up_exit_2(live, organisation, mo
     for command in ("plan", "apply"):
         ran = await teamsvoice(live, command, "busy.example")
         assert (ran.returncode, ran.stderr, ran.stdout) == (2, f"teamsvoice: {DATABASE_BUSY}\n", ""), command
+
+
+async def test_register_redirect_url_the_database_gave_up_exit_2(live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`teamsvoice register-redirect-url` says a transient database failure in one line and exits 2, and a refused URL
+    or an unknown reseller in one line too (cli_common.run_command): it ran outside it and printed the traceback,
+    exit 1 (a refusal was a typer usage error)."""
+    from teamsvoice.domain.orgs import service
+
+    reseller_id = str(organisation.resellers[0].reseller_id)
+    unknown = await teamsvoice(live, "register-redirect-url", "999999", "https://hooks.example/")
+    assert (unknown.returncode, unknown.stderr, unknown.stdout) == (2, "teamsvoice: Reseller 999999 not found\n", "")
+
+    async def deadlocked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("SELECT resellers... FOR UPDATE", {}, Exception("deadlock detected"))
+
+    monkeypatch.setattr(service.repository, "locked_reseller", deadlocked)
+    ran = await teamsvoice(live, "register-redirect-url", reseller_id, "https://hooks.example/")
+    assert (ran.returncode, ran.stderr, ran.stdout) == (2, f"teamsvoice: {DATABASE_BUSY}\n", "")
