@@ -90,7 +90,10 @@ class _AnswerWhenStopped:
 
 
 def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uvicorn.Server:
-    """A TLS-configured uvicorn server for the emulator app; settings.public_url must already match."""
+    """A TLS-configured uvicorn server for the emulator app; settings.public_url must already match. The emulator is
+    never behind a reverse proxy, so it believes no forwarded header (proxy_headers=False, as teamsvoice's
+    runner.server): uvicorn's default took X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1 and ::1 as the
+    client's address and scheme, so any local process could claim any."""
     tls = ensure_tls_material(settings.data_dir)
     config = uvicorn.Config(
         _AnswerWhenStopped(create_app(settings)),
@@ -101,6 +104,7 @@ def build_uvicorn_server(settings: EmulatorSettings, host: str, port: int) -> uv
         log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        proxy_headers=False,
     )
     _mark_emulator_records()
     return _EmulatorUvicornServer(config)
