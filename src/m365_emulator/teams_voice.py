@@ -13,7 +13,13 @@ NUMBER_TYPES = ("directRouting", "callingPlan", "operatorConnect")
 ASSIGNMENT_CATEGORIES = ("primary", "private", "alternate")
 _NUMBER = re.compile(r"^\+?(\d{4,15})(;ext=\d{1,10})?$")
 _POLICY_NAMESPACE = uuid.UUID("0f6c7c6e-3a55-4f0b-9b5e-0b9c2f1d8a21")
-_PHONE_SYSTEM_SKUS = {catalog.SKUS["MCOEV"]["skuId"], catalog.SKUS["PHONESYSTEM_VIRTUALUSER"]["skuId"]}
+# The SKUs whose service plans give a user Teams Phone (MCOEV): Teams Phone Standard itself, or a suite with it.
+_USER_PHONE_SKUS = {sku["skuId"] for sku in catalog.SKUS.values()
+                    if any(plan == "MCOEV" for _, plan in sku["servicePlans"])}
+# A resource account's number needs Teams Phone Resource Account (free) or a paid Teams Phone.
+_PHONE_SYSTEM_SKUS = _USER_PHONE_SKUS | {catalog.SKUS["PHONESYSTEM_VIRTUALUSER"]["skuId"]}
+# Set-CsPhoneNumberAssignment's -PhoneNumberType names, by Graph's numberType.
+_TYPE_NAMES = {"directRouting": "DirectRouting", "callingPlan": "CallingPlan", "operatorConnect": "OperatorConnect"}
 
 
 class VoiceError(Exception):
@@ -70,6 +76,15 @@ def assign_number(
     existing = tx.get("number", number_key(tenant_id, number))
     if existing is not None and existing["assignmentTargetId"] != user["id"]:
         raise VoiceError(f"Telephone Number '{number}' has already been assigned to another user")
+    if configuration.get("accountType") != "resourceAccount" and not any(
+        licence["skuId"] in _USER_PHONE_SKUS for licence in user["assignedLicenses"]
+    ):
+        # Teams gives a user a number only with a Teams Phone (MCOEV) licence, in Microsoft's own words (module
+        # 3.x's Set-CsPhoneNumberAssignment, as quoted in MicrosoftDocs/office-docs-powershell issue 9281).
+        raise VoiceError(
+            f"User '{user['id']}' lacks appropriate licenses to assign a "
+            f"'{_TYPE_NAMES.get(number_type, number_type)}' number."
+        )
     if category == "primary":
         for previous in user_numbers(tx, tenant_id, user["id"]):
             if previous["assignmentCategory"] == "primary" and previous["telephoneNumber"] != number:

@@ -24,16 +24,16 @@ from teamsvoice.core.db import sync_url
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.cli.support import server_env, teamsvoice, teamsvoice_process
 from tests.support.ctt import bearer, token_for
+from tests.support.emulated import TEAMS_PHONE_SKU, TEAMS_PHONE_USERS
 from tests.support.onboarding import Onboarding
 
 DOMAIN = "voice-state.example"
 API = "/api/teamsvoice/v1"
-TEAMS_PHONE = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"  # MCOEV: a user needs it for a number
 
 
-def _emulated_tenant(live, domain: str) -> dict:
+def _emulated_tenant(live, domain: str, users: int = 6) -> dict:
     with httpx.Client(base_url=live.emulator.url, verify=str(live.emulator.ca_cert_path), timeout=30) as http:
-        created = http.post("/_admin/tenants", json={"displayName": "Voice State", "domain": domain, "userCount": 6,
+        created = http.post("/_admin/tenants", json={"displayName": "Voice State", "domain": domain, "userCount": users,
                                                      "globalAdmin": {"username": f"admin@{domain}", "password": "Vs-admin-1!"}})
     assert created.status_code == 201, created.text
     body = created.json()
@@ -118,7 +118,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
         dis = created.json()  # (a fresh user: the emulated tenant outlives a backend's run)
         for fresh in (leaver, dis):  # Teams Phone, which their numbers need
             licensed = await microsoft.graph.post(f"/users/{fresh['id']}/assignLicense", {
-                "addLicenses": [{"skuId": TEAMS_PHONE, "disabledPlans": []}], "removeLicenses": []})
+                "addLicenses": [{"skuId": TEAMS_PHONE_SKU, "disabledPlans": []}], "removeLicenses": []})
             assert licensed.status_code == 200, licensed.text
         ada, bob, eve = users[0], users[1], users[2]
         base = 3225000000 + random.randrange(0, 90000) * 10
@@ -485,14 +485,16 @@ async def test_an_apply_of_swapped_numbers_runs_operations_side_by_side_and_keep
     other way: one user of each swapped pair, released just before its partner takes the number (every number was
     released before any was placed: users stood without a number for minutes). The emulator's log of number
     operations gives their order (accepted, completed); nothing here is timed."""
-    tenant = _emulated_tenant(live, f"swap-{uuid.uuid4().hex[:6]}.example")
+    tenant = _emulated_tenant(live, f"swap-{uuid.uuid4().hex[:6]}.example", users=8)  # six with Teams Phone
     onboarding = Onboarding(client, live, organisation, receiver, tenant)
     await onboarding.register()
     token, tenant_id = onboarding.token, tenant["tenantId"]
     connection = MicrosoftConnector(live.settings)
     try:
-        users = sorted([u async for u in connection.connect(tenant_id).graph.pages("/users", **{"$select": "id,userPrincipalName"})
-                        if not u["userPrincipalName"].startswith("admin@")], key=lambda u: u["userPrincipalName"])[:6]
+        listed = connection.connect(tenant_id).graph.pages(
+            "/users", **{"$select": "id,userPrincipalName", "$filter": TEAMS_PHONE_USERS})
+        users = sorted([u async for u in listed if not u["userPrincipalName"].startswith("admin@")],
+                       key=lambda u: u["userPrincipalName"])[:6]
     finally:
         await connection.aclose()
     assert len(users) == 6

@@ -105,3 +105,43 @@ def test_graph_token_is_refused_by_cmdlet_endpoint(http: httpx.Client, tenant: T
     graph_token = app_token(http, tenant, consented_app)
     response = http.post("/_powershell/invoke", json={"cmdlet": "Get-CsOnlineUser"}, headers={"Authorization": f"Bearer {graph_token}"})
     assert response.status_code == 401
+
+
+def test_a_user_without_teams_phone_is_refused_a_number_on_both_surfaces(graph: httpx.Client, pwsh) -> None:
+    """Teams gives a user a number only with a Teams Phone (MCOEV) licence: Set-CsPhoneNumberAssignment answers
+    BadRequest "lacks appropriate licenses", Graph's assignNumber operation fails with it, and nothing is assigned.
+    With the licence, the same number is taken."""
+    mcoev = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
+    listed = graph.get("/users?$top=999&$select=id,assignedLicenses,department").json()["value"]
+    user = next(u for u in listed if not u["assignedLicenses"] and not u.get("department"))
+    number = "+442071239876"
+    refused = pwsh("Set-CsPhoneNumberAssignment", Identity=user["id"], PhoneNumber=number, PhoneNumberType="DirectRouting")
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"] == (
+        f"User '{user['id']}' lacks appropriate licenses to assign a 'DirectRouting' number.")
+    assign = {"telephoneNumber": number, "assignmentTargetId": user["id"], "numberType": "directRouting",
+              "assignmentCategory": "primary"}
+    failed = _operation(graph, graph.post("/admin/teams/telephoneNumberManagement/numberAssignments/assignNumber", json=assign))
+    assert failed["status"] == "failed" and "lacks appropriate licenses" in failed["numbers"][0]["statusDetail"]
+    configuration = graph.get(f"/admin/teams/userConfigurations/{user['id']}").json()
+    assert configuration["telephoneNumbers"] == [] and configuration["isEnterpriseVoiceEnabled"] is False
+
+    # A seat of Teams Phone borrowed from a licensed user holding no number (the session's tenant is shared, and
+    # test_graph takes every free seat), given back at the end.
+    donor = next(u for u in listed
+                 if any(l["skuId"] == mcoev for l in u["assignedLicenses"]) and not u.get("department")
+                 and graph.get(f"/admin/teams/userConfigurations/{u['id']}").json()["telephoneNumbers"] == [])
+    lend = {"addLicenses": [], "removeLicenses": [mcoev]}
+    give = {"addLicenses": [{"skuId": mcoev, "disabledPlans": []}], "removeLicenses": []}
+    assert graph.post(f"/users/{donor['id']}/assignLicense", json=lend).status_code == 200
+    try:
+        licensed = graph.post(f"/users/{user['id']}/assignLicense", json=give)
+        assert licensed.status_code == 200, licensed.text
+        taken = pwsh("Set-CsPhoneNumberAssignment", Identity=user["id"], PhoneNumber=number, PhoneNumberType="DirectRouting")
+        assert taken.status_code == 200, taken.text
+        assert graph.get(f"/admin/teams/userConfigurations/{user['id']}").json()["telephoneNumbers"] == [
+            {"telephoneNumber": number, "assignmentCategory": "primary"}]
+    finally:  # leave both users as they were
+        pwsh("Remove-CsPhoneNumberAssignment", Identity=user["id"], RemoveAll=True)
+        graph.post(f"/users/{user['id']}/assignLicense", json=lend)
+        assert graph.post(f"/users/{donor['id']}/assignLicense", json=give).status_code == 200

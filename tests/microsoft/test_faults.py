@@ -13,6 +13,7 @@ from teamsvoice.core.errors import UpstreamError
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser
 from tests.microsoft.support import MsEmulator, RegisteredApp, SeededTenant, connector_settings
+from tests.support.emulated import TEAMS_PHONE_USERS
 
 
 @pytest.fixture
@@ -33,8 +34,10 @@ def injected(emulator: MsEmulator) -> dict[str, int]:
 
 @pytest.fixture
 async def users(connector: MicrosoftConnector, tenant: SeededTenant) -> list[DirectoryUser]:
+    """120 users licensed for Teams Phone (the 5xx test gives numbers to 60 of them)."""
     admin = connector.connect(tenant.tenant_id).directory_admin
-    return [u async for u in admin.users(page_size=999) if u.user_principal_name != tenant.admin][:120]
+    listed = admin.users(filter=TEAMS_PHONE_USERS, page_size=999)
+    return [u async for u in listed if u.user_principal_name != tenant.admin][:120]
 
 
 async def update_all(admin: DirectoryAdmin, users: list[DirectoryUser], tag: str) -> None:

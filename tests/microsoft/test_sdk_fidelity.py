@@ -71,15 +71,21 @@ from msgraph_core.requests.batch_response_content import BatchResponseContent
 from tests.microsoft.support import (
     APPLICATION_PERMISSIONS, REDIRECT_URI, MsEmulator, RegisteredApp, SeededTenant, admin_consent, seed_tenant,
 )
+from tests.support.emulated import TEAMS_PHONE_USERS
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# The users licensed for Teams Phone, the ones a number may be given to.
+TEAMS_PHONE = UsersRequestBuilder.UsersRequestBuilderGetRequestConfiguration(
+    query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(filter=TEAMS_PHONE_USERS))
 
 
 @pytest.fixture(scope="module")
 def fidelity_tenant(ms_emulator: MsEmulator, app: RegisteredApp) -> SeededTenant:
-    """130 users (so $top=50 takes three pages) and a Phone System virtual-user SKU with no seats."""
+    """130 users (so $top=50 takes three pages), Teams Phone for most of them (a number needs it) and a Phone
+    System virtual-user SKU with no seats."""
     seeded = seed_tenant(ms_emulator, "fidelity.example", users=130, licences=[
-        {"skuPartNumber": "ENTERPRISEPACK", "units": 200}, {"skuPartNumber": "PHONESYSTEM_VIRTUALUSER", "units": 0},
+        {"skuPartNumber": "ENTERPRISEPACK", "units": 200}, {"skuPartNumber": "MCOEV", "units": 200},
+        {"skuPartNumber": "PHONESYSTEM_VIRTUALUSER", "units": 0},
     ])
     admin_consent(ms_emulator, seeded, app)
     return seeded
@@ -248,7 +254,7 @@ async def test_sdk_assigns_teams_policies_by_their_qualified_action_names(graph:
 
 async def test_sdk_assigns_and_unassigns_a_number_and_reads_the_operation(graph: GraphServiceClient,
                                                                          fidelity_tenant: SeededTenant) -> None:
-    users = (await graph.users.get()).value
+    users = (await graph.users.get(request_configuration=TEAMS_PHONE)).value
     target = users[5]
     number = f"+3222{uuid.uuid4().int % 10**6:06d}"
     assignments = graph.admin.teams.telephone_number_management.number_assignments
@@ -423,7 +429,7 @@ async def test_sdk_publishes_updates_installs_upgrades_and_removes_a_teams_app(
 
 async def test_sdk_reads_the_number_assignment_operation(apps_graph: GraphServiceClient) -> None:
     """assignNumber answers 202 with the operation's URL in Location; the SDK's operations builder reads it."""
-    target = (await apps_graph.users.get()).value[9]
+    target = (await apps_graph.users.get(request_configuration=TEAMS_PHONE)).value[9]
     number = f"+3223{uuid.uuid4().int % 10**6:06d}"
     inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
     assignments = apps_graph.admin.teams.telephone_number_management.number_assignments

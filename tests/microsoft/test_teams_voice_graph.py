@@ -27,6 +27,7 @@ from teamsvoice.microsoft.teams_voice import OperationPolling, TeamsVoiceAdapter
 from teamsvoice.microsoft.voice_state import tenant_voice
 from tests.microsoft.support import MsEmulator, SeededTenant
 from tests.microsoft.test_faults import faults, inject  # noqa: F401 (faults: the fixture, cleared around a test)
+from tests.support.emulated import TEAMS_PHONE_SKU
 
 NUMBERS = "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments"
 
@@ -72,14 +73,14 @@ def voice(connector: MicrosoftConnector, tenant: SeededTenant) -> TeamsVoiceAdap
 
 @pytest.fixture
 async def people(connector: MicrosoftConnector, tenant: SeededTenant) -> list[DirectoryUser]:
-    """Three new users of the tenant for one test."""
+    """Three new users of the tenant for one test, licensed for Teams Phone (a number needs it)."""
     admin = connector.connect(tenant.tenant_id).directory_admin
     made = []
     for _ in range(3):
         upn = f"voice-{uuid.uuid4().hex[:10]}@{tenant.domain}"
-        made.append(await admin.create_user(user_principal_name=upn, display_name="Voice Person",
-                                            mail_nickname=upn.split("@")[0], password="Initial-Passw0rd!",
-                                            usage_location="BE"))
+        await admin.create_user(user_principal_name=upn, display_name="Voice Person",
+                                mail_nickname=upn.split("@")[0], password="Initial-Passw0rd!", usage_location="BE")
+        made.append(await admin.assign_licences(upn, add=[TEAMS_PHONE_SKU]))
     return made
 
 

@@ -2,7 +2,14 @@
 
 import httpx
 
+from m365_emulator import catalog
+
 PASSWORD = "Emulated-Admin-Passw0rd!"
+# Teams Phone (MCOEV): Microsoft gives a number only to a user licensed for it ("lacks appropriate licenses"), and a
+# seeded tenant leaves every fifth user and its Global Administrator without it. Graph's $filter for the users that
+# hold it (user-list Example 9), for tests that give numbers to users they list through Graph or an SDK.
+TEAMS_PHONE_SKU = catalog.SKUS["MCOEV"]["skuId"]
+TEAMS_PHONE_USERS = f"assignedLicenses/any(x:x/skuId eq {TEAMS_PHONE_SKU})"
 
 
 async def emulated_tenant(live, domain: str, users: int) -> dict:  # type: ignore[no-untyped-def]
