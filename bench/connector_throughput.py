@@ -141,15 +141,20 @@ async def connector_run(connection: TenantConnection, users: list[tuple[str, str
         failed = [r for r in results if not r.ok]
         assert not failed, failed[:3]
 
-    await asyncio.gather(policy(), licences(),
-                         *(connection.voice.assign_number(user_id, number_for(offset + i)) for i, user_id in enumerate(ids)))
+    async def licence_then_numbers() -> None:
+        # Microsoft gives a number only to a user licensed for Teams Phone: the licences ($batch) come first.
+        await licences()
+        await asyncio.gather(*(connection.voice.assign_number(user_id, number_for(offset + i))
+                               for i, user_id in enumerate(ids)))
+
+    await asyncio.gather(policy(), licence_then_numbers())
 
 
 async def naive_run(connection: TenantConnection, users: list[tuple[str, str]], offset: int) -> None:
     for index, (user_id, upn) in enumerate(users):
+        await connection.directory_admin.assign_licences(upn, add=["MCOEV"])  # before the number, as Microsoft wants
         await connection.voice.assign_number(user_id, number_for(offset + index))
         await connection.voice.grant_voice_routing_policy(user_id, POLICY)
-        await connection.directory_admin.assign_licences(upn, add=["MCOEV"])
 
 
 def serve_emulator(data_dir: Path, ready: "multiprocessing.connection.Connection") -> None:

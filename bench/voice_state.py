@@ -82,6 +82,9 @@ async def converge_tenant(connector: MicrosoftConnector, tenant: str, domain: st
     users = sorted([u.user_principal_name async for u in connection.directory_admin.users(page_size=999)
                     if not u.user_principal_name.startswith("admin@")])
     assignments = [Assignment(upn.lower(), None, f"+{prefix}{i:06d}", NAME, True) for i, upn in enumerate(users)]
+    # Microsoft gives a number only to a user licensed for Teams Phone (the seeded fifth without it, the emulator too).
+    licensed = await connection.directory_admin.assign_licences_to_many(users, add=["MCOEV"])
+    assert all(r.ok for r in licensed), [r for r in licensed if not r.ok][:3]
 
     async def one(a: Assignment) -> None:
         await connection.voice.assign_number(a.user_principal_name, a.phone_number or "")
