@@ -230,6 +230,21 @@ async def test_sdk_reads_the_organization_domains_and_a_group(graph: GraphServic
     assert (await graph.groups.by_group_id(group.id).get()).display_name == group.display_name
 
 
+async def test_sdk_lists_directory_roles_and_their_members(graph: GraphServiceClient,
+                                                          fidelity_tenant: SeededTenant) -> None:
+    """The tenant's activated roles in one answer, and a role's members: the seeded admin holds Global
+    Administrator (role template 62e90394-...), which the Fusion users list shows as its `roles`."""
+    roles = (await graph.directory_roles.get()).value
+    global_admin = next(r for r in roles if r.role_template_id == "62e90394-69f5-4237-9190-012177145e10")
+    assert global_admin.display_name == "Global Administrator"
+    members = (await graph.directory_roles.by_directory_role_id(global_admin.id).members.get()).value
+    admin = await graph.users.by_user_id(fidelity_tenant.admin).get()
+    assert [m.id for m in members] == [admin.id]
+    with pytest.raises(ODataError) as unknown:
+        await graph.directory_roles.by_directory_role_id(str(uuid.uuid4())).members.get()
+    assert unknown.value.response_status_code == 404
+
+
 async def test_sdk_assigns_teams_policies_by_their_qualified_action_names(graph: GraphServiceClient,
                                                                          fidelity_tenant: SeededTenant) -> None:
     """The SDK calls `.../userAssignments/microsoft.graph.teamsAdministration.assign` (the namespace-qualified
