@@ -57,3 +57,31 @@ async def test_a_connection_the_server_closed_is_replaced_and_one_it_keeps_is_re
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_the_connectors_clients_send_no_cookie_a_response_set() -> None:
+    """Graph authenticates with bearer tokens, and one client serves many tenants: a cookie one tenant's answer
+    sets must not go out with the next request (the connector's clients keep none)."""
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+    from teamsvoice.settings import Settings
+
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "affinity=tenant-a; Path=/"}, json={})
+
+    connector = MicrosoftConnector(Settings(microsoft_mode="emulator"), transport=httpx.MockTransport(answer))
+    try:
+        for client in (connector.http, connector.pool("tenant-a"), connector.pool("tenant-a")):
+            await client.get("https://graph.microsoft.com/v1.0/users")
+            await client.get("https://graph.microsoft.com/v1.0/users")
+        assert seen == [None] * 6
+        assert not connector.pool("tenant-a").cookies
+        # the same client type without the connector's change keeps it (what the test guards against)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as plain:
+            await plain.get("https://graph.microsoft.com/v1.0/users")
+            await plain.get("https://graph.microsoft.com/v1.0/users")
+        assert seen[-1] == "affinity=tenant-a"
+    finally:
+        await connector.aclose()

@@ -22,7 +22,7 @@ from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, 
 from teamsvoice.microsoft.ports import Cmdlets, TenantConnection
 from teamsvoice.microsoft.pwsh import PwshConfig, PwshRunner
 from teamsvoice.microsoft.teams_voice import GraphDirectory, TeamsVoiceAdapter
-from teamsvoice.microsoft.transport import pooled_transport
+from teamsvoice.microsoft.transport import cookieless_client, pooled_transport
 from teamsvoice.settings import Settings
 
 POOLS = 16  # connection pools per process, tenants spread over them (MicrosoftConnector.pool)
@@ -65,7 +65,7 @@ class MicrosoftConnector:
         # more than 50 requests in flight closed a connection after each request and opened (TLS) another.
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         transport = self._transport or pooled_transport(verify=self._verify, limits=limits)  # (microsoft/transport.py)
-        return httpx.AsyncClient(timeout=httpx.Timeout(30.0), event_hooks=event_hooks, transport=transport)
+        return cookieless_client(timeout=httpx.Timeout(30.0), event_hooks=event_hooks, transport=transport)
 
     def pool(self, tenant_id: str | None) -> httpx.AsyncClient:
         """The connection pool a tenant's requests go through: one of POOLS, by the tenant. httpcore looks at

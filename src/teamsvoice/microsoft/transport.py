@@ -1,5 +1,12 @@
-"""The HTTP transport of the connector's pools: httpx's own, with one cost taken out of its connection pool.
+"""The HTTP client and transport of the connector's pools: httpx's own, with two costs taken out.
 
+**No cookie jar.** Graph authenticates every request with its bearer token; nothing of Microsoft's needs a cookie
+sent back. httpx extracts each response's cookies into its client's jar all the same (a urllib request and response
+built and handed to http.cookiejar per response: 3.6% of a worker's CPU in bench/microsoft_budget.py, py-spy
+2026-12-04), and a client of the connector is shared by many tenants (one pool per tenant group), so a cookie set
+in one tenant's answer would go out with the next tenant's requests. `cookieless_client` keeps none.
+
+**The idle-connection check.**
 Each time a request starts or ends, httpcore's pool asks every connection it holds whether it has expired, and an
 idle connection answers by looking at its socket ("is_readable": the server closed it). Over TLS that look went
 through anyio's typed attributes, which build a dictionary of every attribute of the TLS stream and the stream
@@ -57,6 +64,22 @@ class _Backend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: responses' Set-Cookie headers are ignored."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+def cookieless_client(**options: typing.Any) -> httpx.AsyncClient:
+    """An httpx.AsyncClient (`options` as its own) that keeps no cookie from any response."""
+    client = httpx.AsyncClient(**options)
+    if not isinstance(getattr(client, "_cookies", None), httpx.Cookies):  # (httpx keeps its jar there; no option)
+        raise RuntimeError("httpx changed: the connector's client cannot turn its cookie jar off")
+    client._cookies = _NoCookies()
+    return client
 
 
 def pooled_transport(*, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
