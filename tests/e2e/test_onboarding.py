@@ -361,7 +361,7 @@ async def test_a_stopping_server_answers_an_inline_sync_with_what_to_do(onboardi
     assert (body["status"], body["error"], body["path"]) == (503, "Service Unavailable", "/provisioning/syncTeamsRegistrations")
     said = re.fullmatch(
         rf"The server is stopping and answered before the sync of enterprise {onboarding.enterprise_id} had ended: "
-        r"(\d) of 3 users pushed(?: \((.*)\))?\. Send the sync again: each user's push changes only what differs from "
+        r"(\d) of 3 users done(?: \((.*)\))?\. Send the sync again: each user's push changes only what differs from "
         r"Teams, so what was done is not done twice and the rest is finished", body["message"])
     assert said and int(said.group(1)) < 3, body["message"]
     done = said.group(2).split("; ") if said.group(2) else []

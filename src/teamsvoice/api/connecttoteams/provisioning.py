@@ -134,10 +134,10 @@ async def sync_teams_registrations(
 def _sync_stopped(enterprise_id: int, users: int, done: list[service.Reconciled]) -> ServerStopping:
     """An inline sync the server's stop cancelled (uvicorn's graceful timeout): it has no job that goes on, and
     each user's push changes only what differs, so sending it again finishes it."""
-    pushed = "; ".join(f"{r.user_principal_name} {r.status}" for r in done)
+    outcomes = "; ".join(f"{r.user_principal_name} {r.status}" for r in done)  # FAILED ones too: "done", not "pushed"
     return ServerStopping(
         f"The server is stopping and answered before the sync of enterprise {enterprise_id} had ended: "
-        f"{len(done)} of {users} users pushed{f' ({pushed})' if pushed else ''}. Send the sync again: each user's "
+        f"{len(done)} of {users} users done{f' ({outcomes})' if outcomes else ''}. Send the sync again: each user's "
         f"push changes only what differs from Teams, so what was done is not done twice and the rest is finished")
 
 
