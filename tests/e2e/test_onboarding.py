@@ -307,9 +307,7 @@ async def test_a_stopping_server_answers_an_inline_sync_with_what_to_do(onboardi
     import httpx
 
     from m365_emulator import catalog
-    from teamsvoice import runner
-    from teamsvoice.app import create_app
-    from tests.support.live import bound_socket
+    from tests.support.live import answer_of_a_stopping_api, emulator_faults
 
     await onboarding.register()
     client, token, tenant, live = onboarding.client, onboarding.token, onboarding.tenant, onboarding.live
@@ -328,33 +326,13 @@ async def test_a_stopping_server_answers_an_inline_sync_with_what_to_do(onboardi
                                     json=consent_object | {"userPrincipalName": upn, "phoneNumber": f"+{base + index}"})
         assert updated.status_code == 200, updated.text
 
-    sock = bound_socket()
-    server = runner.server(create_app(live.settings, jobs_role=None), log_level="warning")
-    server.config.timeout_graceful_shutdown = 0.5
-    stop = asyncio.Event()
-    serving = asyncio.create_task(runner.serve_until(stop, server, sock))
-    await runner.wait_started(server, serving, "API")
+    async def sync(stopping: httpx.AsyncClient) -> httpx.Response:
+        return await stopping.post("/provisioning/syncTeamsRegistrations", headers=bearer(token), json=consent_object)
 
-    async def faults(method: str, **config: int) -> dict:
-        async with httpx.AsyncClient(verify=str(live.emulator.ca_cert_path)) as admin:
-            answer = await admin.request(method, f"{live.emulator.url}/_admin/faults", json=config or None)
-            assert answer.status_code == 200, answer.text
-            return answer.json()
+    async def asking_microsoft() -> bool:  # the sync is still running when it is cancelled
+        return bool((await emulator_faults(live.emulator, "GET"))["injected"]["latency"])
 
-    await faults("PUT", latencyMs=400)  # Microsoft answers slowly: the sync is still running when it is cancelled
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as stopping:
-            syncing = asyncio.create_task(stopping.post("/provisioning/syncTeamsRegistrations", headers=bearer(token),
-                                                        json=consent_object))
-            for _ in range(100):  # Microsoft is asked: the sync runs
-                if (await faults("GET"))["injected"]["latency"] or syncing.done():
-                    break
-                await asyncio.sleep(0.05)
-            stop.set()
-            answer = await syncing
-        await serving
-    finally:
-        await faults("DELETE")
+    answer = await answer_of_a_stopping_api(live.settings, live.emulator, sync, asking_microsoft)
     assert answer.status_code == 503, (answer.status_code, answer.headers.get("content-type"), answer.text)
     assert answer.headers["Retry-After"] == "5"
     body = answer.json()

@@ -46,3 +46,46 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=30)
+
+
+async def emulator_faults(emulator: Any, method: str, **config: int) -> dict[str, Any]:
+    """The emulator's fault injection (`/_admin/faults`): PUT sets it, GET reads it, DELETE clears it."""
+    import httpx
+
+    async with httpx.AsyncClient(verify=str(emulator.ca_cert_path)) as admin:
+        answer = await admin.request(method, f"{emulator.url}/_admin/faults", json=config or None)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+async def answer_of_a_stopping_api(settings: Any, emulator: Any, send: Any, running: Any) -> Any:
+    """Serves the API as `teamsvoice api` does (runner.server, stopped by runner.serve_until as a signal stops it;
+    no job engine of its own) with a graceful timeout of half a second, while Microsoft answers slowly (400 ms);
+    `send(client)` starts a request; once `running()` says it is under way (or it has answered) the server is
+    stopped. Answers the request's response; the emulator's faults are cleared whatever happens."""
+    import asyncio
+
+    import httpx
+
+    from teamsvoice.app import create_app
+
+    sock = bound_socket()
+    server = runner.server(create_app(settings, jobs_role=None), log_level="warning")
+    server.config.timeout_graceful_shutdown = 0.5
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runner.serve_until(stop, server, sock))
+    await runner.wait_started(server, serving, "API")
+    await emulator_faults(emulator, "PUT", latencyMs=400)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as stopping:
+            request = asyncio.create_task(send(stopping))
+            for _ in range(100):
+                if request.done() or await running():
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            answer = await request
+        await serving
+    finally:
+        await emulator_faults(emulator, "DELETE")
+    return answer

@@ -142,39 +142,22 @@ async def test_a_stopping_server_answers_a_waiting_bulk_update_with_its_job(sub:
     on the live server's database and job engine, with a graceful timeout of half a second."""
     import httpx
 
-    from teamsvoice import runner
-    from teamsvoice.app import create_app
-    from tests.support.live import bound_socket
+    from tests.support.live import answer_of_a_stopping_api
 
     client, path, headers, live = sub.world.client, sub.path, sub.headers, sub.world.live
     users = [u["msTeams"] for u in await sub.users(4)][1:3]
     body = {"name": "Stopping", "data": [{"upn": u["userPrincipalName"], "displayName": u["displayName"],
                                           "number": sub.numbers[i], "vrp": "teamsvoice"} for i, u in enumerate(users)]}
-    sock = bound_socket()
-    server = runner.server(create_app(live.settings, jobs_role=None), log_level="warning")
-    server.config.timeout_graceful_shutdown = 0.5
-    stop = asyncio.Event()
-    serving = asyncio.create_task(runner.serve_until(stop, server, sock))
-    await runner.wait_started(server, serving, "API")
+    bulks: dict = {"bulks": []}
 
-    async def faults(method: str, **config: int) -> None:
-        async with httpx.AsyncClient(verify=str(live.emulator.ca_cert_path)) as admin:
-            assert (await admin.request(method, f"{live.emulator.url}/_admin/faults", json=config or None)).status_code == 200
+    async def update(stopping: httpx.AsyncClient) -> httpx.Response:
+        return await stopping.put(f"{path}/msteams/users/bulk", headers=headers, json=body)
 
-    await faults("PUT", latencyMs=400)  # Microsoft answers slowly: the job is still running when the wait is cancelled
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as stopping:
-            waiting = asyncio.create_task(stopping.put(f"{path}/msteams/users/bulk", headers=headers, json=body))
-            for _ in range(100):  # the job is recorded: the request waits for it
-                bulks = (await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"search": "Stopping"})).json()
-                if bulks["bulks"] or waiting.done():
-                    break
-                await asyncio.sleep(0.05)
-            stop.set()
-            answer = await waiting
-        await serving
-    finally:
-        await faults("DELETE")
+    async def recorded() -> bool:  # the job is recorded: the request waits for it (still running when cancelled)
+        bulks.update((await client.get(f"{path}/msteams/users/bulk", headers=headers, params={"search": "Stopping"})).json())
+        return bool(bulks["bulks"])
+
+    answer = await answer_of_a_stopping_api(live.settings, live.emulator, update, recorded)
     [job] = bulks["bulks"]
     location = f"{path}/msteams/users/bulk/{job['id']}"
     assert answer.status_code == 503, (answer.status_code, answer.headers.get("content-type"), answer.text)
