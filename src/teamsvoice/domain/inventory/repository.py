@@ -6,8 +6,8 @@ tuples or counts. Lists of numbers are looked up in chunks of `CHUNK` (bound par
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, Integer, Select, String, and_, bindparam, delete, exists, func, select, true
@@ -32,21 +32,21 @@ def chunks(e164s: Sequence[str]) -> list[list[str]]:
 # --- who owns or holds a number, across every inventory and both families --------------------------------
 
 
-def _inventory_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+def _inventory_claim(number: Callable[[Any], Any], now: Any) -> Select[tuple[str, int]]:
     return (select(FusionNumber.e164, FusionSubscription.enterprise_id)
             .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(number(FusionNumber.e164)))
 
 
-def _quarantine_claim(number: Callable[[Any], Any], now: Any = None) -> Select[tuple[str, int]]:
+def _quarantine_claim(number: Callable[[Any], Any], now: Any) -> Select[tuple[str, int]]:
     return select(NumberQuarantine.e164, NumberQuarantine.enterprise_id).where(
-        number(NumberQuarantine.e164), NumberQuarantine.until > (utcnow() if now is None else now))
+        number(NumberQuarantine.e164), NumberQuarantine.until > now)
 
 
-def _teams_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+def _teams_holder_claim(number: Callable[[Any], Any], now: Any) -> Select[tuple[str, int]]:
     return select(TeamsVoiceUser.phone_number, TeamsVoiceUser.enterprise_id).where(number(TeamsVoiceUser.phone_number))
 
 
-def _pbx_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
+def _pbx_holder_claim(number: Callable[[Any], Any], now: Any) -> Select[tuple[str, int]]:
     return select(PbxUser.phone_number, PbxUser.enterprise_id).where(number(PbxUser.phone_number))
 
 
@@ -54,7 +54,7 @@ def _pbx_holder_claim(number: Callable[[Any], Any]) -> Select[tuple[str, int]]:
 # whose quarantine holds it now (the quarantine follows the number: nobody else claims it before the end), else the enterprise
 # of a Teams user holding it (resource accounts included), else of a PBX connector user holding it. The one place of
 # the rule: `owner_enterprises` (many numbers) and `number_standing` (one) both answer from it. Each claim is a query
-# of (number, enterprise id) whose number column meets `number(column)`.
+# of (number, enterprise id) whose number column meets `number(column)`, at the time `now` (the quarantine's end).
 OWNER_CLAIMS = (_inventory_claim, _quarantine_claim, _teams_holder_claim, _pbx_holder_claim)
 
 
@@ -62,11 +62,12 @@ async def owner_enterprises(session: AsyncSession, e164s: list[str]) -> dict[str
     """The enterprise owning each of the numbers (at most CHUNK) that has an owner: its strongest claim's (one
     statement per claim, while some number is still without an owner)."""
     found: dict[str, int] = {}
+    now = utcnow()
     for claim in OWNER_CLAIMS:
         rest = [n for n in e164s if n not in found]
         if not rest:
             break
-        for e164, enterprise_id in await session.execute(claim(lambda column: column.in_(rest))):
+        for e164, enterprise_id in await session.execute(claim(lambda column: column.in_(rest), now)):
             found.setdefault(e164, enterprise_id)
     return found
 
@@ -140,9 +141,8 @@ def _standing_statement(leaves_out_a_voice_user: bool) -> Select[Any]:
     def first(column: Any, *where: Any) -> Any:
         return select(column).where(*where).limit(1).scalar_subquery()
 
-    def claimed(claim: Callable[..., Select[tuple[str, int]]]) -> Any:
-        number = lambda column: column == e164  # noqa: E731
-        query = claim(number, now) if claim is _quarantine_claim else claim(number)
+    def claimed(claim: Callable[[Callable[[Any], Any], Any], Select[tuple[str, int]]]) -> Any:
+        query = claim(lambda column: column == e164, now)
         return query.with_only_columns(query.selected_columns[1]).limit(1).scalar_subquery()
 
     return select(

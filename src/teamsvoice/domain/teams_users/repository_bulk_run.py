@@ -5,8 +5,8 @@ Each is one statement: an item's attempt is counted and its data read in one UPD
 ended item is counted on the job in one UPDATE ... RETURNING that answers the counts, so the job's row (which
 every item of the job updates) stays locked for one round trip and the caller sees whether it was the last.
 The three statements every item runs (its claim, its end, its count) are built once, their values parameters
-(named apart from the tables' columns, which an UPDATE reserves):
-built per call with their cache keys they cost an item about 0.3 ms of a worker's CPU.
+named apart from the tables' columns (an UPDATE reserves those names): built per call, with their cache keys, they
+cost an item about 0.3 ms of a worker's CPU.
 """
 
 from dataclasses import dataclass
