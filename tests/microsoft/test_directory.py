@@ -187,6 +187,40 @@ async def test_items_starting_together_read_the_tenants_skus_once(connector: Mic
         connector.http.event_hooks["request"].remove(on_request)
 
 
+async def test_one_user_reads_sent_together_share_a_batch(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    """A bulk job's items each read their user first: those waiting while a read is on its way go in the next
+    `$batch` together (one round trip, not one each), each answered its own user, and a user Graph does not know
+    is NotFound for its read alone."""
+    admin = directory_admin(connector.connect(tenant.tenant_id))
+    users = []
+    for _ in range(3):
+        upn = f"read-{uuid.uuid4().hex[:10]}@{tenant.domain}"
+        users.append(await admin.create_user(user_principal_name=upn, display_name=f"Read {upn[5:15]}",
+                                             mail_nickname=upn.split("@")[0], password="Initial-Passw0rd!",
+                                             usage_location="BE"))
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/$batch") or "/users/" in request.url.path:
+            sent.append("$batch" if request.url.path.endswith("/$batch") else "GET")
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        members = [users[0].user_principal_name, users[1].user_principal_name, f"nobody-{uuid.uuid4().hex[:8]}@{tenant.domain}",
+                   users[2].id]
+        answers = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).user_batched(member)
+                                         for member in members), return_exceptions=True)
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+    assert sent == ["GET", "$batch"]  # the first alone, the three that came meanwhile together
+    assert isinstance(answers[2], NotFound) and members[2] in answers[2].message
+    found = [answers[0], answers[1], answers[3]]
+    assert [(u.id, u.user_principal_name, u.display_name, u.usage_location) for u in found] == [  # type: ignore[union-attr]
+        (u.id, u.user_principal_name, u.display_name, "BE") for u in users]
+    for user in users:
+        await admin.delete_user(user.id)
+
+
 async def test_one_user_licence_changes_sent_together_share_a_batch(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
     """A bulk job's items each assign one user's licence: those waiting while a call is on its way go in the
     next `$batch` together, and a user Graph does not know fails alone."""

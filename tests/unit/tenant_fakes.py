@@ -105,6 +105,9 @@ class FakeDirectory:
     async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser:
         return self._find(id_or_upn)
 
+    async def user_batched(self, id_or_upn: str) -> DirectoryUser:
+        return self._find(id_or_upn)
+
     async def create_user(self, *, user_principal_name: str, display_name: str, mail_nickname: str, password: str,
                           account_enabled: bool = True, force_change_password: bool = True,
                           **properties: Any) -> DirectoryUser:

@@ -166,6 +166,10 @@ class DirectoryAdministration(Protocol):
 
     async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser: ...
 
+    async def user_batched(self, id_or_upn: str) -> DirectoryUser:
+        """As user, possibly read in one call with other users' reads."""
+        ...
+
     async def create_user(self, *, user_principal_name: str, display_name: str, mail_nickname: str, password: str,
                           account_enabled: bool = True, force_change_password: bool = True,
                           **properties: Any) -> DirectoryUser: ...

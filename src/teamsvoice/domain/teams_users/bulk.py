@@ -171,7 +171,7 @@ async def apply_item(
             claimed[:] = [item]
             changes = await _item_update(session, access.subscription.id, item.data)
         try:
-            user = await connection.directory_admin.user(item.upn)
+            user = await connection.directory_admin.user_batched(item.upn)  # with the job's other items' reads
         except NotFound:
             raise NotFound(f"The MS Teams user {item.upn} does not exist", code=service.USER_NOT_FOUND) from None
         # The item's success is recorded in the update's last transaction (with the voice user's sync): one
