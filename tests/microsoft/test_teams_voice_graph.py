@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from m365_emulator.faults import FaultConfig, Faults
-from teamsvoice.core.errors import UpstreamError
+from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.core.metrics import REGISTRY
 from teamsvoice.domain.voice_state.service import grant_policies
 from teamsvoice.domain.voice_state.planner import Difference
 from teamsvoice.domain.voice_state.state import DesiredState
@@ -284,6 +285,34 @@ async def test_one_user_grants_sent_together_share_calls_and_a_refusal_is_only_i
     assert [states[u.id].voice_routing_policy for u in (users[0], users[10], users[11])] == [None, None, None]
     await adapter.grant_voice_routing_policy_to_many([u.id for u in users[1:10]], None)
     assert not COALESCER._locks and not COALESCER._open  # nothing kept once a key's changes are answered
+
+
+async def test_voice_states_read_together_share_a_batch_counted_as_microsoft_counts(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen) -> None:
+    """A bulk job's items each read their user's voice state: the reads waiting while one is on its way go in the next
+    `$batch` together (GraphClient.get_batched), each answered its own user's state; an unknown user is NotFound for
+    its read alone. The budget's request counter counts the reads inside a batch, as Microsoft's limits do."""
+    adapter, numbers = voice(connector, tenant), [new_number(), new_number()]
+    for person, number in zip(people, numbers):
+        await adapter.assign_number(person.user_principal_name, number)
+
+    def answered() -> float:
+        return REGISTRY.get_sample_value("teamsvoice_microsoft_budget_requests_total", {
+            "service_class": "teams", "tenant": tenant.tenant_id.lower(), "outcome": "answered"}) or 0.0
+
+    seen.requests.clear()
+    before = answered()
+    wanted = [people[0].id, people[1].id, str(uuid.uuid4()), people[2].id]
+    states = await asyncio.gather(*(adapter.voice_state(user) for user in wanted), return_exceptions=True)
+    reads = [p for m, p, _ in seen.requests if p.endswith("/$batch") or "/userConfigurations/" in p]
+    assert [p.rsplit("/", 1)[-1] if p.endswith("/$batch") else "GET" for p in reads] == ["GET", "$batch"]
+    assert isinstance(states[2], NotFound)
+    assert [(s.user_id, s.phone_numbers) for s in (states[0], states[1], states[3])] == [  # type: ignore[union-attr]
+        (people[0].id, [numbers[0]]), (people[1].id, [numbers[1]]), (people[2].id, [])]
+    assert answered() - before == 4  # two round trips, four Teams requests
+    assert not COALESCER._locks and not COALESCER._open
+    for person in people[:2]:
+        await adapter.remove_numbers(person.user_principal_name)
 
 
 def test_a_tenant_new_to_the_process_starts_from_the_time_learnt_for_others() -> None:

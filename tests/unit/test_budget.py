@@ -260,6 +260,8 @@ def test_requests_are_classified_and_charged_per_budget() -> None:
         {"id": "3", "method": "GET", "url": "/users/c"}]})
     amounts = {bucket.key: amount for bucket, amount in batch.amounts}
     assert amounts == {"directory:t1": 4.0, "writes:t1": 2.0}
+    assert batch.requests == 3  # counted (teamsvoice_microsoft_budget_requests_total) as Microsoft counts: those inside
+    assert charge(limits, "T1", "GET", "https://graph.microsoft.com/v1.0/users/a").requests == 1
     assert {b.key for b, _ in teams_charge(limits, "T1").amounts} == {"teams:t1", "teams:*"}
 
 

@@ -81,7 +81,8 @@ log = logging.getLogger("teamsvoice.microsoft.budget")
 BUDGET_REQUESTS = Counter(
     "teamsvoice_microsoft_budget_requests_total",
     "Microsoft requests granted by the budget scheduler, by service class (teams, directory, directory-write), tenant "
-    "and outcome (answered; throttled: Microsoft answered 429; unanswered: no answer or never sent)",
+    "and outcome (answered; throttled: Microsoft answered 429; unanswered: no answer or never sent); a $batch counts "
+    "the requests inside it, as Microsoft's limits do",
     ["service_class", "tenant", "outcome"], registry=REGISTRY,
 )
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_microsoft_job", default=None)
@@ -187,6 +188,7 @@ class Charge:
 
     service: str
     amounts: tuple[tuple[Bucket, float], ...]
+    requests: int = 1  # the requests it stands for, as Microsoft counts them (a `$batch`: those inside)
 
 
 def charge(limits: Limits, tenant: str, method: str, url: str, body: Any = None) -> Charge:
@@ -204,7 +206,7 @@ def charge(limits: Limits, tenant: str, method: str, url: str, body: Any = None)
             cost = units if bucket.key.startswith("directory:") else 1.0
             entry = amounts.setdefault(bucket.key, [bucket, 0.0])
             entry[1] += cost
-    return Charge(first_service or DIRECTORY, tuple((b, a) for b, a in amounts.values()))
+    return Charge(first_service or DIRECTORY, tuple((b, a) for b, a in amounts.values()), len(parts))
 
 
 def teams_charge(limits: Limits, tenant: str) -> Charge:
@@ -521,7 +523,7 @@ class BudgetScheduler:
         now = self.clock.now()
         lane = waiter.lane
         outcome = "unanswered" if status is None else "throttled" if status == 429 else "answered"
-        BUDGET_REQUESTS.labels(lane.service, lane.tenant, outcome).inc()
+        BUDGET_REQUESTS.labels(lane.service, lane.tenant, outcome).inc(waiter.charge.requests)
         with self._lock:
             lane.in_flight -= 1
             lane.ended(waiter.job)

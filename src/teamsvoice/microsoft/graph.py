@@ -21,16 +21,19 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.metrics import record_microsoft_request, record_microsoft_wait, wait_reason
-from teamsvoice.microsoft.budget import BudgetScheduler
+from teamsvoice.microsoft.budget import BudgetScheduler, classify
+from teamsvoice.microsoft.coalescing import COALESCER
 
 TokenProvider = Callable[[], Awaitable[str]]
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 BATCH_LIMIT = 20  # Graph refuses a $batch of more than 20 requests
+_QUERY_SAFE = "$,'()/:@"  # left as they are in a query Graph reads ($select=id,displayName; $filter=...)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,27 @@ class GraphClient:
 
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
         return (await self.request("GET", path, params=params or None)).json()
+
+    async def get_batched(self, path: str, **params: Any) -> dict[str, Any]:
+        """As `get`, possibly sent in one `$batch` with the other GETs of this tenant that this process has waiting
+        (microsoft/coalescing.py: a bulk job's items each read their user and its voice state; up to 20 reads in one
+        round trip where each was one). A read alone is a plain GET. Errors as `get`'s: NotFound, UpstreamError."""
+        url = f"{path}?{urlencode(params, safe=_QUERY_SAFE, quote_via=quote)}" if params else path
+
+        async def send(urls: list[str]) -> dict[str, Any]:
+            if len(urls) == 1:
+                return {urls[0]: (await self.request("GET", urls[0])).json()}
+            requests = [BatchRequest(str(i), "GET", member) for i, member in enumerate(urls)]
+            responses = await self.batch(requests)
+            answers: dict[str, Any] = {}
+            for request, member in zip(requests, urls):
+                error = responses[request.id].error(request)
+                answers[member] = error if error is not None else responses[request.id].body
+            return answers
+
+        # A batch holds reads of one service (Teams or directory): the budget counts a batch on its first request's lane.
+        service, _ = classify("GET", f"/v1.0{path}")
+        return await COALESCER.join(("GET", self.tenant_id or "", service), url, send, limit=BATCH_LIMIT)
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.request("POST", path, json=body)

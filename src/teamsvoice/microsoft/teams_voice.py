@@ -207,8 +207,9 @@ class TeamsVoiceAdapter:
 
     # --- reads ------------------------------------------------------------------------------------------
     async def voice_state(self, user_id: str) -> VoiceState:
-        config = await self._graph.get(f"/admin/teams/userConfigurations/{object_segment(user_id)}",
-                                       **{"$select": USER_CONFIGURATION_SELECT})
+        # (with the reads of the job's other items in one $batch: GraphClient.get_batched)
+        config = await self._graph.get_batched(f"/admin/teams/userConfigurations/{object_segment(user_id)}",
+                                               **{"$select": USER_CONFIGURATION_SELECT})
         state = voice_state_of(config)
         self._ids[state.user_principal_name] = state.user_id
         return state
