@@ -143,6 +143,35 @@ async def test_a_number_held_by_another_user_fails_as_the_cmdlet_did(
     assert nobody.value.upstream_code == "ManagementObjectNotFound" and not nobody.value.retryable
 
 
+async def test_number_changes_started_together_share_a_batch_and_a_refusal_is_only_its_users(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen) -> None:
+    """A bulk job's items each start their user's number assignment: the starts waiting while one is on its way go in
+    the next `$batch` together (GraphClient.batched), each followed to its own operation's end; a number Teams
+    refuses (held by another user) fails only its own user's assignment."""
+    adapter, numbers = voice(connector, tenant), [new_number(), new_number(), new_number()]
+    outcomes = await asyncio.gather(*(adapter.assign_number(p.user_principal_name, n) for p, n in zip(people, numbers)),
+                                    return_exceptions=True)
+    assert outcomes == [None, None, None]
+    starts = [p.rsplit("/", 1)[-1] for m, p, _ in seen.requests if m == "POST" and ("/$batch" in p or "/assignNumber" in p)]
+    assert starts == ["assignNumber", "$batch"]  # the first alone, the two that came meanwhile together
+    states = await asyncio.gather(*(adapter.voice_state(p.id) for p in people))
+    assert [s.phone_numbers for s in states] == [[n] for n in numbers]
+
+    seen.requests.clear()
+    outcomes = await asyncio.gather(adapter.unassign_number(numbers[0]), adapter.unassign_number(numbers[1]),
+                                    adapter.assign_number(people[0].user_principal_name, numbers[2]), return_exceptions=True)
+    assert outcomes[:2] == [None, None]
+    refusal = outcomes[2]
+    assert isinstance(refusal, UpstreamError) and refusal.is_refusal
+    assert refusal.message == f"assignNumber failed: Telephone Number '{numbers[2]}' has already been assigned to another user"
+    starts = [p.rsplit("/", 1)[-1] for m, p, _ in seen.requests if m == "POST"]
+    assert starts == ["unassignNumber", "$batch"]
+    states = await asyncio.gather(*(adapter.voice_state(p.id) for p in people))
+    assert [s.phone_numbers for s in states] == [[], [], [numbers[2]]]
+    await adapter.unassign_number(numbers[2])
+    assert not COALESCER._locks and not COALESCER._open
+
+
 async def test_polling_waits_for_a_running_operation_with_the_microsoft_profile(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator,
         seen: Seen) -> None:

@@ -17,6 +17,7 @@ by reason (`core.metrics`).
 """
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -235,25 +236,39 @@ class GraphClient:
         return (await self.request("GET", path, params=params or None)).json()
 
     async def get_batched(self, path: str, **params: Any) -> dict[str, Any]:
-        """As `get`, possibly sent in one `$batch` with the other GETs of this tenant that this process has waiting
-        (microsoft/coalescing.py: a bulk job's items each read their user and its voice state; up to 20 reads in one
-        round trip where each was one). A read alone is a plain GET. Errors as `get`'s: NotFound, UpstreamError."""
+        """As `get`, possibly sent in one `$batch` with the other requests of this tenant that this process has
+        waiting (`batched`). Errors as `get`'s: NotFound, UpstreamError."""
         url = f"{path}?{urlencode(params, safe=_QUERY_SAFE, quote_via=quote)}" if params else path
+        return (await self.batched("GET", url)).body  # type: ignore[no-any-return]
 
-        async def send(urls: list[str]) -> dict[str, Any]:
-            if len(urls) == 1:
-                return {urls[0]: (await self.request("GET", urls[0])).json()}
-            requests = [BatchRequest(str(i), "GET", member) for i, member in enumerate(urls)]
+    async def batched(self, method: str, url: str, body: Any = None) -> "BatchResponse":
+        """One request (`url` relative to the version root, its query in it), possibly sent in one `$batch` with the
+        other requests of this tenant and service that this process has waiting (microsoft/coalescing.py: a bulk
+        job's items each read their user and its voice state and start its number's assignment; up to 20 in one
+        round trip where each was one). A request alone is sent as it is. Answers its status, headers (names in
+        lower case) and body; raises as `request` does (NotFound, UpstreamError)."""
+        member = json.dumps([method.upper(), url, body], separators=(",", ":"))
+
+        async def send(members: list[str]) -> dict[str, Any]:
+            wanted = [json.loads(m) for m in members]
+            if len(wanted) == 1:
+                [(method_, url_, body_)] = wanted
+                response = await self.request(method_, url_, **({"json": body_} if body_ is not None else {}))
+                return {members[0]: BatchResponse("0", response.status_code, response.json() if response.content else None,
+                                                  {k.lower(): v for k, v in response.headers.items()})}
+            requests = [BatchRequest(str(i), m, u, body=b) for i, (m, u, b) in enumerate(wanted)]
             responses = await self.batch(requests)
             answers: dict[str, Any] = {}
-            for request, member in zip(requests, urls):
-                error = responses[request.id].error(request)
-                answers[member] = error if error is not None else responses[request.id].body
+            for request, member_ in zip(requests, members):
+                answer = responses[request.id]
+                error = answer.error(request)
+                answers[member_] = error if error is not None else BatchResponse(
+                    answer.id, answer.status, answer.body, {k.lower(): v for k, v in answer.headers.items()})
             return answers
 
-        # A batch holds reads of one service (Teams or directory): the budget counts a batch on its first request's lane.
-        service, _ = classify("GET", f"/v1.0{path}")
-        return await COALESCER.join(("GET", self.tenant_id or "", service), url, send, limit=BATCH_LIMIT)
+        # A batch holds requests of one service (Teams or directory): the budget counts it on its first request's lane.
+        service, _ = classify(method, f"/v1.0{url}")
+        return await COALESCER.join(("batched", self.tenant_id or "", service), member, send, limit=BATCH_LIMIT)  # type: ignore[no-any-return]
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.request("POST", path, json=body)

@@ -257,11 +257,12 @@ class TeamsVoiceAdapter:
 
     # --- numbers ----------------------------------------------------------------------------------------
     async def _start(self, action: str, body: dict[str, Any]) -> NumberOperation:
-        response = await self._graph.post(f"{NUMBERS}/{action}", body)
+        # (with the job's other items' number changes in one $batch: GraphClient.batched)
+        response = await self._graph.batched("POST", f"{NUMBERS}/{action}", body)
         location = response.headers.get("location")
-        if response.status_code != 202 or not location:
-            raise UpstreamError(f"{action}: Microsoft Graph answered {response.status_code} without an operation "
-                                "to follow", retryable=True, status=response.status_code)
+        if response.status != 202 or not location:
+            raise UpstreamError(f"{action}: Microsoft Graph answered {response.status} without an operation "
+                                "to follow", retryable=True, status=response.status)
         return NumberOperation(action, location, retry_after_seconds(response.headers), time.monotonic())
 
     async def _finish(self, operation: NumberOperation) -> None:
