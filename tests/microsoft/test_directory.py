@@ -10,6 +10,7 @@ from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft import directory
 from teamsvoice.microsoft.directory import DirectoryAdmin, directory_admin
+from teamsvoice.microsoft.ports import GRAPH_RESOURCE
 
 from tests.microsoft.support import SeededTenant
 
@@ -219,6 +220,32 @@ async def test_one_user_reads_sent_together_share_a_batch(connector: MicrosoftCo
         (u.id, u.user_principal_name, u.display_name, "BE") for u in users]
     for user in users:
         await admin.delete_user(user.id)
+
+
+async def test_a_signed_in_admins_requests_never_share_a_call(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
+    """A call goes out with the token of the client that sends it: a directory client on a signed-in admin's token
+    (`connect(..., delegated_graph_token=...)`) sends each of its one-user requests alone, never in a `$batch` with
+    the app's (or another admin's) requests, while the app-only client's reads made together share one."""
+    token = await connector.identity.app_token(tenant.tenant_id, GRAPH_RESOURCE)  # a token the emulator accepts
+    upns = [u.user_principal_name async for u in directory_admin(connector.connect(tenant.tenant_id)).users(page_size=5)][:4]
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/$batch") or "/users/" in request.url.path:
+            sent.append("$batch" if request.url.path.endswith("/$batch") else "GET")
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        signed_in = directory_admin(connector.connect(tenant.tenant_id, delegated_graph_token=token))
+        found = await asyncio.gather(*(signed_in.user_batched(upn) for upn in upns))
+        alone, sent[:] = list(sent), []
+        app = directory_admin(connector.connect(tenant.tenant_id))
+        await asyncio.gather(*(app.user_batched(upn) for upn in upns))
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+    assert [u.user_principal_name for u in found] == upns
+    assert alone == ["GET"] * len(upns)
+    assert sent == ["GET", "$batch"]
 
 
 async def test_one_user_licence_changes_sent_together_share_a_batch(connector: MicrosoftConnector, tenant: SeededTenant) -> None:

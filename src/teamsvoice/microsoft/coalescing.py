@@ -1,17 +1,19 @@
 """One user's change (or read) sent with the same change of other users in one Microsoft call (a group commit).
 
 Graph takes some changes for many users in one call: a voice routing policy grant (`policy/userAssignments`,
-many users per call) and a licence assignment (`assignLicense` inside a `$batch` of 20); and reads of many
-users in one `$batch` of 20 GETs. A bulk job's items each ask for one user. A `Coalescer` lets such a one-user change join the open batch of its key (the tenant
-and what the change is); the change that finds no call of its key on its way sends its batch at once, with
-every change that joined meanwhile, and later ones join the next batch, sent when that call returns. So a
+many users per call) and a licence assignment (`assignLicense` inside a `$batch` of 20); and any requests, up to
+20, in one `$batch` (`GraphClient.batched`: a bulk item's reads of its user and voice state, its number's start).
+A bulk job's items each ask for one user. A `Coalescer` lets such a one-user change join the open batch of its key
+(the tenant and what the change is); the change that finds no call of its key on its way sends its batch at once,
+with every change that joined meanwhile, and later ones join the next batch, sent when that call returns. So a
 one-user change alone is sent at once (no waiting for company), and a bulk job's changes, arriving faster than
 one call spends waiting for the tenant's budget and on the wire, share calls: one round trip per batch. Only
 changes of the same job share calls (`budget.current_job`): a one-user change is never held behind a call of a
 bulk job's batch.
 
 `send(members)` sends one batch and answers, per member, its failure (an exception) or its answer (what `join`
-returns it, a read's user; a change that succeeded needs none: a member missing from the Mapping is answered None). When it raises instead, the failure is every member's, except a refusal (a DomainError that is not
+returns to it: a read's body; a change that succeeded needs none, and a member missing from the Mapping is
+answered None). When it raises instead, the failure is every member's, except a refusal (a DomainError that is not
 a transient UpstreamError) of a shared call: each member is then sent again alone, so that a refusal (an
 unknown user, say) is only its own member's. A transient failure is every member's, and each retries as its
 job does. A sender that is cancelled leaves its batch unsent; a member still waiting sends it.
@@ -40,9 +42,11 @@ class Coalescer:
         self._locks: dict[tuple[Hashable, ...], asyncio.Lock] = {}
         self._members: dict[tuple[Hashable, ...], int] = {}  # members joined and not yet answered, per key
 
-    async def join(self, key: tuple[Hashable, ...], member: str, send: Send, *, limit: int) -> Any:
+    async def join(self, key: tuple[Hashable, ...] | None, member: str, send: Send, *, limit: int) -> Any:
         """Sends `member`'s change with its key's batch (at most `limit` members per call); raises its failure,
-        else answers its answer (None when `send` gave none)."""
+        else answers its answer (None when `send` gave none). Without a key it is sent alone."""
+        if key is None:
+            return _answer(await _send([member], send), member)
         # Per event loop (`serve` runs requests and jobs on two) and per job (budget.current_job): a one-user change
         # never waits for a call of a bulk job's batch, which may queue a second for the tenant's budget.
         scoped = (id(asyncio.get_running_loop()), current_job.get(), *key)
@@ -63,10 +67,14 @@ class Coalescer:
                 del self._members[scoped]
                 self._locks.pop(scoped, None)
                 self._open.pop(scoped, None)
-        answer = batch.answers.get(member)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+        return _answer(batch.answers, member)
+
+
+def _answer(answers: Mapping[str, Any], member: str) -> Any:
+    answer = answers.get(member)
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 async def _send(members: list[str], send: Send) -> Mapping[str, Any]:

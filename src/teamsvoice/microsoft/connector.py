@@ -101,9 +101,11 @@ class MicrosoftConnector:
 
         return provide
 
-    def graph(self, token: TokenProvider, tenant_id: str | None = None) -> GraphClient:
+    def graph(self, token: TokenProvider, tenant_id: str | None = None, *, credential: str | None = None) -> GraphClient:
+        """`credential`: whose token it is when other clients send the same one ("app"), so that they may share calls
+        (GraphClient.shared_key); None for a token of this client alone (a signed-in admin's)."""
         return GraphClient(self.pool(tenant_id), self.settings.microsoft_graph_url, token, retry=self.retry,
-                           budget=self.budget, tenant_id=tenant_id)
+                           budget=self.budget, tenant_id=tenant_id, credential=credential)
 
     def cmdlets(self, tenant_id: str) -> Cmdlets:
         """Teams cmdlets for the tenant, app-only: pwsh in cloud mode, the emulator's endpoint otherwise."""
@@ -122,7 +124,7 @@ class MicrosoftConnector:
     def connect(self, tenant_id: str, *, delegated_graph_token: str | None = None) -> TenantConnection:
         """Graph with the signed-in admin's token when given, else app-only; Teams voice (Graph's admin/teams
         and the cmdlets) always app-only: the app holds the Teams permissions, an admin's token may not."""
-        app_graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE), tenant_id)
+        app_graph = self.graph(self._app_token(tenant_id, GRAPH_RESOURCE), tenant_id, credential="app")
         graph = app_graph
         if delegated_graph_token is not None:
             token = delegated_graph_token

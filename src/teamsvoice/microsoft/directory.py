@@ -305,8 +305,8 @@ class DirectoryAdmin:
             results = await self.assign_licences_to_many(users, add=adding, remove=removing)
             return {result.user_id: result.error for result in results if result.error is not None}
 
-        key = ("assignLicense", self._graph.tenant_id or "", tuple(adding), tuple(removing))
-        await COALESCER.join(key, user_id, send, limit=BATCH_LIMIT)
+        await COALESCER.join(self._graph.shared_key("assignLicense", tuple(adding), tuple(removing)), user_id, send,
+                             limit=BATCH_LIMIT)
 
     async def assign_licences_to_many(
         self, users: Sequence[str], *, add: Sequence[str] = (), remove: Sequence[str] = ()

@@ -19,7 +19,7 @@ by reason (`core.metrics`).
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -183,13 +183,23 @@ class GraphClient:
     def __init__(
         self, http: httpx.AsyncClient, base_url: str, token: TokenProvider, *, max_attempts: int = 5,
         retry: RetryPolicy | None = None, budget: BudgetScheduler | None = None, tenant_id: str | None = None,
+        credential: str | None = None,
     ) -> None:
         self._http = http
         self.tenant_id = tenant_id
+        # Whose token this client sends, when other clients of the tenant may send the same one ("app": the app's,
+        # app-only). Only such clients share calls (`shared_key`): a call goes with the token of the client that
+        # sends it, and a signed-in admin's requests must never go out with the app's token, nor the other way.
+        self.credential = credential
         self._base = base_url.rstrip("/")
         self._token = token
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
         self.budget = budget
+
+    def shared_key(self, *kind: Hashable) -> tuple[Hashable, ...] | None:
+        """The key under which this client's one-user requests of `kind` may share calls with other clients' of the
+        same tenant and credential (microsoft/coalescing.py); None: this client's requests are sent alone."""
+        return None if self.credential is None else (self.credential, self.tenant_id or "", *kind)
 
     @property
     def base_url(self) -> str:
@@ -268,7 +278,7 @@ class GraphClient:
 
         # A batch holds requests of one service (Teams or directory): the budget counts it on its first request's lane.
         service, _ = classify(method, f"/v1.0{url}")
-        return await COALESCER.join(("batched", self.tenant_id or "", service), member, send, limit=BATCH_LIMIT)  # type: ignore[no-any-return]
+        return await COALESCER.join(self.shared_key("batched", service), member, send, limit=BATCH_LIMIT)  # type: ignore[no-any-return]
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.request("POST", path, json=body)

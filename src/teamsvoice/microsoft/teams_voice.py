@@ -389,7 +389,7 @@ class TeamsVoiceAdapter:
             await self._grant(users, policy)
             return {}
 
-        await COALESCER.join(("policy", self._graph.tenant_id or "", name), user, send, limit=POLICY_ASSIGN_CHUNK)
+        await COALESCER.join(self._graph.shared_key("policy", name), user, send, limit=POLICY_ASSIGN_CHUNK)
 
     async def grant_voice_routing_policy_to_many(self, upns_or_ids: Iterable[str], policy: str | None) -> None:
         """One policy for many users, up to POLICY_ASSIGN_CHUNK per Graph call; None / "Global" removes the
