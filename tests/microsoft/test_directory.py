@@ -2,6 +2,8 @@
 
 import asyncio
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -18,6 +20,30 @@ from tests.microsoft.support import SeededTenant
 @pytest.fixture
 def admin(connector: MicrosoftConnector, tenant: SeededTenant) -> DirectoryAdmin:
     return directory_admin(connector.connect(tenant.tenant_id))
+
+
+@contextmanager
+def requests_sent(connector: MicrosoftConnector, name: Callable[[str], str | None]) -> Iterator[list[str]]:
+    """What `name` calls each request the connector sends inside the block, by its path (None: not listed)."""
+    sent: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if (named := name(request.url.path)) is not None:
+            sent.append(named)
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        yield sent
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+
+
+def sku_read(path: str) -> str | None:
+    return path if path.endswith("/subscribedSkus") else None
+
+
+def user_read_or_batch(path: str) -> str | None:
+    return "$batch" if path.endswith("/$batch") else "GET" if "/users/" in path else None
 
 
 async def test_lists_every_user_across_pages(admin: DirectoryAdmin) -> None:
@@ -151,41 +177,23 @@ async def test_a_licence_name_is_resolved_from_the_processs_last_read_of_the_ten
         connector: MicrosoftConnector, tenant: SeededTenant) -> None:
     """Each bulk item has its own connection: a licence's name is resolved from this process's last read of the
     tenant's SKUs (not one /subscribedSkus per item); a fresh read, or a name the last read lacks, asks Graph."""
-    sent: list[str] = []
-
-    async def on_request(request: httpx.Request) -> None:
-        if request.url.path.endswith("/subscribedSkus"):
-            sent.append(request.url.path)
-
-    connector.http.event_hooks["request"].append(on_request)
-    try:
+    with requests_sent(connector, sku_read) as sent:
         first = await directory_admin(connector.connect(tenant.tenant_id)).sku("MCOEV")  # fresh: reads
         again = await directory_admin(connector.connect(tenant.tenant_id)).sku("mcoev", fresh=False)
         assert (again.sku_id, len(sent)) == (first.sku_id, 1)
         with pytest.raises(NotFound):
             await directory_admin(connector.connect(tenant.tenant_id)).sku("NO_SUCH_SKU", fresh=False)
         assert len(sent) == 2  # not in the last read: asked again before it is called missing
-    finally:
-        connector.http.event_hooks["request"].remove(on_request)
 
 
 async def test_items_starting_together_read_the_tenants_skus_once(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
     """A bulk job's first items start together, each on its own connection, none with the SKUs remembered yet: one
     /subscribedSkus is sent and every item resolves the licence from it."""
     directory._SKUS.forget(tenant.tenant_id)  # (the tenant is the session's: an earlier test's read is remembered)
-    sent: list[str] = []
-
-    async def on_request(request: httpx.Request) -> None:
-        if request.url.path.endswith("/subscribedSkus"):
-            sent.append(request.url.path)
-
-    connector.http.event_hooks["request"].append(on_request)
-    try:
+    with requests_sent(connector, sku_read) as sent:
         found = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).sku("MCOEV", fresh=False)
                                        for _ in range(20)))
         assert len({sku.sku_id for sku in found}) == 1 and len(sent) == 1
-    finally:
-        connector.http.event_hooks["request"].remove(on_request)
 
 
 async def test_one_user_reads_sent_together_share_a_batch(connector: MicrosoftConnector, tenant: SeededTenant) -> None:
@@ -199,20 +207,11 @@ async def test_one_user_reads_sent_together_share_a_batch(connector: MicrosoftCo
         users.append(await admin.create_user(user_principal_name=upn, display_name=f"Read {upn[5:15]}",
                                              mail_nickname=upn.split("@")[0], password="Initial-Passw0rd!",
                                              usage_location="BE"))
-    sent: list[str] = []
-
-    async def on_request(request: httpx.Request) -> None:
-        if request.url.path.endswith("/$batch") or "/users/" in request.url.path:
-            sent.append("$batch" if request.url.path.endswith("/$batch") else "GET")
-
-    connector.http.event_hooks["request"].append(on_request)
-    try:
+    with requests_sent(connector, user_read_or_batch) as sent:
         members = [users[0].user_principal_name, users[1].user_principal_name, f"nobody-{uuid.uuid4().hex[:8]}@{tenant.domain}",
                    users[2].id]
         answers = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).user_batched(member)
                                          for member in members), return_exceptions=True)
-    finally:
-        connector.http.event_hooks["request"].remove(on_request)
     assert sent == ["GET", "$batch"]  # the first alone, the three that came meanwhile together
     assert isinstance(answers[2], NotFound) and members[2] in answers[2].message
     found = [answers[0], answers[1], answers[3]]
@@ -228,21 +227,12 @@ async def test_a_signed_in_admins_requests_never_share_a_call(connector: Microso
     the app's (or another admin's) requests, while the app-only client's reads made together share one."""
     token = await connector.identity.app_token(tenant.tenant_id, GRAPH_RESOURCE)  # a token the emulator accepts
     upns = [u.user_principal_name async for u in directory_admin(connector.connect(tenant.tenant_id)).users(page_size=5)][:4]
-    sent: list[str] = []
-
-    async def on_request(request: httpx.Request) -> None:
-        if request.url.path.endswith("/$batch") or "/users/" in request.url.path:
-            sent.append("$batch" if request.url.path.endswith("/$batch") else "GET")
-
-    connector.http.event_hooks["request"].append(on_request)
-    try:
+    with requests_sent(connector, user_read_or_batch) as alone:
         signed_in = directory_admin(connector.connect(tenant.tenant_id, delegated_graph_token=token))
         found = await asyncio.gather(*(signed_in.user_batched(upn) for upn in upns))
-        alone, sent[:] = list(sent), []
+    with requests_sent(connector, user_read_or_batch) as sent:
         app = directory_admin(connector.connect(tenant.tenant_id))
         await asyncio.gather(*(app.user_batched(upn) for upn in upns))
-    finally:
-        connector.http.event_hooks["request"].remove(on_request)
     assert [u.user_principal_name for u in found] == upns
     assert alone == ["GET"] * len(upns)
     assert sent == ["GET", "$batch"]
@@ -257,19 +247,13 @@ async def test_one_user_licence_changes_sent_together_share_a_batch(connector: M
         upn = f"lic-{uuid.uuid4().hex[:10]}@{tenant.domain}"
         users.append(await admin.create_user(user_principal_name=upn, display_name="Licensed", mail_nickname=upn.split("@")[0],
                                              password="Initial-Passw0rd!", usage_location="BE"))
-    sent: list[str] = []
+    def licence_change_or_batch(path: str) -> str | None:
+        return path.rsplit("/", 1)[-1] if path.endswith("/$batch") or path.endswith("/assignLicense") else None
 
-    async def on_request(request: httpx.Request) -> None:
-        if request.url.path.endswith("/$batch") or request.url.path.endswith("/assignLicense"):
-            sent.append(request.url.path.rsplit("/", 1)[-1])
-
-    connector.http.event_hooks["request"].append(on_request)
-    try:
+    with requests_sent(connector, licence_change_or_batch) as sent:
         members = [users[0].id, users[1].id, str(uuid.uuid4()), users[2].id]
         outcomes = await asyncio.gather(*(directory_admin(connector.connect(tenant.tenant_id)).assign_licences_batched(
             member, add=["MCOEV"]) for member in members), return_exceptions=True)
-    finally:
-        connector.http.event_hooks["request"].remove(on_request)
     assert outcomes[:2] == [None, None] and outcomes[3] is None and isinstance(outcomes[2], NotFound)
     assert sent == ["$batch", "$batch"]  # the first alone, the three that came meanwhile together
     mcoev = (await admin.sku("MCOEV")).sku_id

@@ -30,7 +30,7 @@ Errors: NotFound for a missing user/group; ValidationFailed / Conflict for Micro
 caller can fix; everything else UpstreamError(retryable=...).
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -164,17 +164,17 @@ class DirectoryAdmin:
         return str(url)
 
     async def user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> DirectoryUser:
-        try:
-            data = await self._graph.get(f"/users/{_segment(id_or_upn)}", **{"$select": ",".join(select or USER_SELECT)})
-        except NotFound:
-            raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
-        return DirectoryUser.from_graph(data)
+        return await self._read_user(self._graph.get, id_or_upn, select)
 
     async def user_batched(self, id_or_upn: str) -> DirectoryUser:
         """As `user`, possibly read in one `$batch` with the other reads this process has waiting for the tenant
         (`GraphClient.get_batched`: a bulk job's items, one round trip for up to 20)."""
+        return await self._read_user(self._graph.get_batched, id_or_upn, None)
+
+    async def _read_user(self, get: Callable[..., Awaitable[dict[str, Any]]], id_or_upn: str,
+                         select: Sequence[str] | None) -> DirectoryUser:
         try:
-            data = await self._graph.get_batched(f"/users/{_segment(id_or_upn)}", **{"$select": ",".join(USER_SELECT)})
+            data = await get(f"/users/{_segment(id_or_upn)}", **{"$select": ",".join(select or USER_SELECT)})
         except NotFound:
             raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
         return DirectoryUser.from_graph(data)

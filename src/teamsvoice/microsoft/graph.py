@@ -160,7 +160,7 @@ class BatchResponse:
     id: str
     status: int
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def ok(self) -> bool:
@@ -268,13 +268,8 @@ class GraphClient:
                                                   {k.lower(): v for k, v in response.headers.items()})}
             requests = [BatchRequest(str(i), m, u, body=b) for i, (m, u, b) in enumerate(wanted)]
             responses = await self.batch(requests)
-            answers: dict[str, Any] = {}
-            for request, member_ in zip(requests, members):
-                answer = responses[request.id]
-                error = answer.error(request)
-                answers[member_] = error if error is not None else BatchResponse(
-                    answer.id, answer.status, answer.body, {k.lower(): v for k, v in answer.headers.items()})
-            return answers
+            return {member_: responses[request.id].error(request) or responses[request.id]
+                    for request, member_ in zip(requests, members)}
 
         # A batch holds requests of one service (Teams or directory): the budget counts it on its first request's lane.
         service, _ = classify(method, f"/v1.0{url}")
@@ -345,7 +340,7 @@ class GraphClient:
                     raise UpstreamError(f"Microsoft Graph $batch returned no response for request '{request.id}'",
                                         retryable=True, status=response.status_code)
                 result = BatchResponse(request.id, int(item.get("status", 0)), item.get("body"),
-                                       dict(item.get("headers") or {}))
+                                       {k.lower(): v for k, v in (item.get("headers") or {}).items()})
                 results[request.id] = result
                 if result.status in RETRYABLE_STATUSES:
                     retry_ids.add(request.id)
