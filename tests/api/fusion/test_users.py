@@ -197,3 +197,39 @@ async def test_a_user_seen_first_with_a_number_is_one_record_and_one_audit_entry
     await sub.world._with_session(record)
     assert records == [(sub.numbers[1], "teamsvoice", True)]
     assert sub.numbers[1] in await sub.teams_numbers(second["id"])
+
+
+async def test_a_user_added_meanwhile_with_the_same_number_keeps_it(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same change made twice at once (a bulk item retried while its run cut off by a cancel is still in flight):
+    the other transaction adds the user's record with the number after this one looked and found none. The number is
+    this user's own, not 'already assigned': the change succeeds (before, the retried item failed with 'already
+    assigned to <the same user>': tests/console/test_console_without_javascript.py under load)."""
+    from sqlalchemy import select
+
+    from teamsvoice.domain.provisioning import voice_users
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    third = (await sub.users(30))[-3]["msTeams"]
+    name, number = third["userPrincipalName"].lower(), sub.numbers[2]
+    looked = voice_users.find
+
+    async def stale_once(session, enterprise_id, upn):  # type: ignore[no-untyped-def]
+        if upn.lower() != name:
+            return await looked(session, enterprise_id, upn)
+        monkeypatch.setattr(voice_users, "find", looked)
+        await voice_users.add(session, enterprise_id, upn, third["id"], phone_number=number, calling_enabled=True)
+        return None
+
+    monkeypatch.setattr(voice_users, "find", stale_once)
+    put = await client.put(f"{path}/msteams/users/{third['id']}/phone_number", headers=headers, json={"phoneNumber": number})
+    assert put.status_code in (200, 204), put.text
+
+    records: list = []
+
+    async def record(session):  # type: ignore[no-untyped-def]
+        records.extend((r.phone_number, r.calling_enabled) for r in await session.scalars(
+            select(TeamsVoiceUser).where(TeamsVoiceUser.user_principal_name == name)))
+    await sub.world._with_session(record)
+    assert records == [(number, True)]
+    assert number in await sub.teams_numbers(third["id"])

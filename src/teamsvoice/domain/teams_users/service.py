@@ -24,6 +24,7 @@ from teamsvoice.core.limits import check_name, check_new_user_principal_name, na
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
+from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
@@ -491,7 +492,18 @@ async def _apply_voice(
         while True:
             before = (None, None, False) if record is None else (
                 record.phone_number, record.voice_routing_policy, record.calling_enabled)
-            phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, before)
+            try:
+                phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, before)
+            except Conflict as exc:
+                # Another transaction may have added this user's record since it was looked for, with the number (the
+                # same bulk item run twice: a run cut off by a cancel still in flight when the item is retried): the
+                # number is then this user's own, and the change is decided again against that record.
+                if record is not None or exc.code != ownership.NUMBER_TAKEN:
+                    raise
+                record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
+                if record is None:
+                    raise
+                continue
             if record is not None:
                 record.phone_number, record.voice_routing_policy, record.calling_enabled = phone, vrp, calling
                 voice_users.known_as(record, user.id)
