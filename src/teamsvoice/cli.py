@@ -201,7 +201,8 @@ async def _serve(settings: "Settings", host: str, api_socket: Any, emulator_sock
         console.print(f"Demo credentials        {settings.data_dir / demo.CREDENTIALS_FILE}")
         console.print(f"Master reseller login   {credentials['masterReseller']['username']}")
         try:
-            await runner.serve_until(stop, api, api_socket)  # the API's lifespan stops the job engine
+            # (the API's lifespan starts and stops the job engine)
+            await runner.serve_until(stop, api, api_socket, once_started=runner.settle_heap)
         finally:
             if emulator_server is not None and emulator_task is not None:
                 emulator_server.should_exit = True
@@ -282,7 +283,7 @@ def api(
             settings = settings.model_copy(update={"public_url": f"http://{_loopback(host)}:{port}"})
         server = runner.server(create_app(settings, jobs_role="api"), log_level="info",
                                read_timeout=settings.request_read_timeout_seconds)
-        asyncio.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock)))
+        asyncio.run(runner.run_until_signal(lambda stop: runner.serve_until(stop, server, sock, once_started=runner.settle_heap)))
     except StartupError as exc:
         _fail(str(exc))
     runner.exit_now(0)
@@ -316,6 +317,7 @@ def worker(
 
 
 async def _work(settings: "Settings", stop: asyncio.Event) -> None:
+    from teamsvoice import runner
     from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.jobs.runtime import resume_orphaned_work, start_jobs, stop_jobs
 
@@ -323,6 +325,7 @@ async def _work(settings: "Settings", stop: asyncio.Event) -> None:
     await asyncio.to_thread(start_jobs, settings, keyring, role="worker")
     try:
         await asyncio.to_thread(resume_orphaned_work)
+        runner.settle_heap()
         typer.echo("teamsvoice worker running (Ctrl-C to stop)")
         await stop.wait()
     finally:
@@ -368,7 +371,7 @@ async def _emulate(host: str, sock: Any, data_dir: Path, stop: asyncio.Event) ->
     server = runner.quiet_signals(build_uvicorn_server(EmulatorSettings(data_dir=data_dir.resolve(), public_url=url),
                                                        host, sock.getsockname()[1]))
     typer.echo(f"Microsoft 365 emulator {url}  (CA certificate: {tls.ca_cert_path})")
-    await runner.serve_until(stop, server, sock)
+    await runner.serve_until(stop, server, sock, once_started=runner.settle_heap)
 
 
 @app.command()
