@@ -6,6 +6,7 @@ until done, failures reported through the operation)."""
 import asyncio
 import json
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -387,14 +388,20 @@ class RecordingPolling(OperationPolling):
         self.waits.append(seconds)
 
 
-def scripted_graph(answers: list[httpx.Response], sent: list[httpx.Request] | None = None) -> GraphClient:
-    """A Graph client whose answers are scripted in memory (no network), in order; `sent` collects the requests."""
+def scripted_graph(answers: list[httpx.Response], sent: list[httpx.Request] | None = None, *,
+                   on_the_wire: float = 0.0) -> GraphClient:
+    """A Graph client whose answers are scripted in memory (no network), in order; `sent` collects the requests;
+    each answer takes `on_the_wire` seconds."""
     script = iter(answers)
 
     def handler(request: httpx.Request) -> httpx.Response:
         if sent is not None:
             sent.append(request)
-        return next(script)
+        answer = next(script)
+        if not on_the_wire:
+            return answer
+        time.sleep(on_the_wire)  # (a streamed body: httpx times only a response it reads itself)
+        return httpx.Response(answer.status_code, headers=answer.headers, stream=httpx.ByteStream(answer.content))
 
     async def token() -> str:
         return "token"
@@ -437,6 +444,12 @@ async def test_an_interactive_operation_is_looked_at_sooner_and_more_often() -> 
     with job_scope("one-user-change"):
         await TeamsVoiceAdapter(scripted_graph(answers()), cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
     assert polling.waits == pytest.approx([0.5, 0.25, 0.25], abs=0.05)
+
+    # Looks that spend 0.15 s on the wire: the next is due 0.25 s after the previous was sent, not after it came back.
+    polling.waits.clear()
+    with job_scope("one-user-change"):
+        await TeamsVoiceAdapter(scripted_graph(answers(), on_the_wire=0.15), cmdlets=None, polling=polling).unassign_number("+3225550001")  # type: ignore[arg-type]
+    assert polling.waits[1:] == pytest.approx([0.1, 0.1], abs=0.04)
 
     polling.waits.clear()
     with job_scope("bulk"), polling.awaiting("scripted"), polling.awaiting("scripted"):  # two more of its operations
