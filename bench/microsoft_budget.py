@@ -315,7 +315,7 @@ def print_pool_waits(root: Path) -> None:
 
 
 async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "Target",
-                           args: argparse.Namespace) -> list[tuple[float, float, str]]:
+                           args: argparse.Namespace, timelines: list[str]) -> list[tuple[float, float, str]]:
     """`--small-samples` one-user changes in the big job's tenant, each its own job, the first `--small-after`
     seconds into the big job and then every `--small-every` seconds: (submitted at, latency until final, status)
     of each. Submitted while the big job runs (the script's users after the big job's are theirs)."""
@@ -333,11 +333,7 @@ async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "T
                                                      submitted_at, seen))
         return submitted - started, time.perf_counter() - submitted, final["status"]
 
-    timelines: list[str] = []
-    done = list(await asyncio.gather(*(one(index) for index in range(args.small_samples))))
-    for line in timelines:
-        print(f"   {line}")
-    return done
+    return list(await asyncio.gather(*(one(index) for index in range(args.small_samples))))
 
 
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:
@@ -382,7 +378,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         before = await budget_requests(http, served)
         started = time.perf_counter()
         job = await submit(http, big, body(big, "budget-big", range(args.users)), served)
-        small_jobs = asyncio.ensure_future(one_user_changes(http, big, served, args))
+        timelines: list[str] = []  # (with --fleet: where each one-user change's time went)
+        small_jobs = asyncio.ensure_future(one_user_changes(http, big, served, args, timelines))
         summary = await until_final(http, big, job, served, peak)
         elapsed = time.perf_counter() - started
         smalls = await small_jobs
@@ -414,6 +411,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         if smalls:
             print(f"   one-user changes during the job (final after, submitted at): {latencies}; "
                   f"worst {max(latency for _, latency, _ in smalls):.1f} s (a one-user job alone: {naive_per_user:.1f} s)")
+        for line in sorted(timelines):
+            print(f"     {line}")
         print(f"   server RSS MiB ({'/'.join(served.servers)}): {args.memory_users} users {mib(rss_small[0])} -> peak "
               f"{mib(rss_small[1])}; {args.users} users {mib(rss_big[0])} -> peak {mib(rss_big[1])}")
 
