@@ -2,9 +2,13 @@
 collector's sight, and the youngest generation is collected less often (bench/README.md run V)."""
 
 import asyncio
+import gc
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+
+import uvicorn
 
 from teamsvoice import runner
 from tests.support.postgres import free_port
@@ -31,38 +35,33 @@ async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
         await send({"type": "lifespan.shutdown.complete"})
 
 
+async def _serve_briefly(once_started: Callable[[uvicorn.Server], None] | None) -> None:
+    """Serves a bare app as the commands do, until `once_started(server)` ran (when given; serve_until looks every
+    0.05 s), then stops."""
+    sock = runner.bind("127.0.0.1", free_port(), "test")
+    server = runner.server(_app, log_level="warning")
+    stop, ran = asyncio.Event(), asyncio.Event()
+
+    def started() -> None:
+        assert once_started is not None
+        once_started(server)
+        ran.set()
+
+    serving = asyncio.create_task(runner.serve_until(stop, server, sock, once_started=started if once_started else None))
+    await runner.wait_started(server, serving, "test")
+    if once_started is not None:
+        await asyncio.wait_for(ran.wait(), 5)
+    stop.set()
+    await serving
+
+
 def test_serve_until_runs_once_started_after_the_server_started_and_only_once() -> None:
     seen: list[bool] = []
-
-    async def main() -> None:
-        sock = runner.bind("127.0.0.1", free_port(), "test")
-        server = runner.server(_app, log_level="warning")
-        stop = asyncio.Event()
-        serving = asyncio.create_task(runner.serve_until(stop, server, sock, once_started=lambda: seen.append(server.started)))
-        await runner.wait_started(server, serving, "test")
-        for _ in range(100):  # (it looks every 0.05 s)
-            if seen:
-                break
-            await asyncio.sleep(0.02)
-        stop.set()
-        await serving
-
-    asyncio.run(main())
+    asyncio.run(_serve_briefly(lambda server: seen.append(server.started)))
     assert seen == [True]
 
 
 def test_serve_until_without_once_started_leaves_the_collector_alone() -> None:
-    async def main() -> None:
-        sock = runner.bind("127.0.0.1", free_port(), "test")
-        server = runner.server(_app, log_level="warning")
-        stop = asyncio.Event()
-        serving = asyncio.create_task(runner.serve_until(stop, server, sock))
-        await runner.wait_started(server, serving, "test")
-        stop.set()
-        await serving
-
-    import gc
-
     before = (gc.get_freeze_count(), gc.get_threshold())
-    asyncio.run(main())
+    asyncio.run(_serve_briefly(None))
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
