@@ -30,8 +30,9 @@ round trip). `max_in_flight` (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY) is a hard
 
 **Fair shares, interactive first, no barriers.** Inside a lane each job (the `current_job` context
 variable, set by the job runtime around an item; requests outside jobs share one queue) has its own queue,
-and the lane serves next the job with the fewest requests in flight (taken for the round included; ties
-round robin). Jobs that keep the lane busy end up with equal slots, so equal shares of the rate; a job with
+and the lane serves next the job with the fewest requests in flight (taken for the round included; then the
+job whose next request stands for the fewest requests: not a bulk job's `$batch` of 20 that waits for its tokens;
+ties round robin). Jobs that keep the lane busy end up with equal slots, so equal shares of the rate; a job with
 nothing on the wire (a one-user change, an interactive request) goes before every bulk job of the tenant,
 however many there are, so its requests wait for tokens, never behind other jobs' queues. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
 drawing on the app-wide bucket get equal shares. A request is granted as soon as its lane has a free
@@ -413,18 +414,24 @@ class _Lane:
         return sum(len(queue) for queue in self.jobs.values())
 
     def next_waiter(self) -> _Waiter | None:
-        """The head of the queue of the job with the fewest requests in flight (ties: round robin)."""
+        """The head of the queue of the job with the fewest requests in flight; of jobs with as many, the one whose
+        head stands for the fewest requests (ties: round robin). A bulk job may have none in flight either, its
+        next `$batch` waiting for its twenty tokens while other workers take the tenant's: a one-user change's
+        request, which needs one, goes before it, since a request refused in a round holds back those after it
+        (`allocate`). Measured under a 1,200-user job before this: a one-user change's request waited up to 4.2 s."""
         chosen: str | None = None
-        fewest = None
+        fewest: tuple[int, int] | None = None
         for job, queue in list(self.jobs.items()):
             if not queue:
                 del self.jobs[job]
-            elif fewest is None or self.job_in_flight.get(job, 0) < fewest:
-                chosen, fewest = job, self.job_in_flight.get(job, 0)
+                continue
+            rank = (self.job_in_flight.get(job, 0), queue[0].charge.requests)
+            if fewest is None or rank < fewest:
+                chosen, fewest = job, rank
         if fewest is None:
             return None
         self.jobs.move_to_end(chosen)
-        self.job_in_flight[chosen] = fewest + 1
+        self.job_in_flight[chosen] = fewest[0] + 1
         return self.jobs[chosen].popleft()
 
     def put_back(self, waiter: _Waiter) -> None:
