@@ -12,20 +12,20 @@ import sqlalchemy as sa
 from dbos._dbos import _get_dbos_instance
 
 from teamsvoice.domain.teams_users import bulk, workflows
-from teamsvoice.jobs.runtime import ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
+from teamsvoice.jobs.runtime import INTERACTIVE_ITEMS, INTERACTIVE_QUEUE, ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.e2e.test_job_outage import _details, _submit
 
 USERS = 10
 
 
-async def _job_of_users(sub: Onboarded, name: str) -> None:
-    """A bulk job giving USERS users a number each, run to its end: it succeeds."""
-    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
-    job_id = await _submit(sub, users, sub.numbers[:USERS], name)
+async def _job_of_users(sub: Onboarded, name: str, count: int = USERS) -> None:
+    """A bulk job giving `count` users a number each, run to its end: it succeeds."""
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:count]
+    job_id = await _submit(sub, users, sub.numbers[:count], name)
     while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
         await asyncio.sleep(0.2)
-    assert details["status"] == "success" and details["success_count"] == USERS, details
+    assert details["status"] == "success" and details["success_count"] == count, details
 
 
 @pytest.fixture
@@ -109,6 +109,20 @@ async def test_a_jobs_items_are_enqueued_a_page_at_a_time_and_record_no_step(sub
     assert _recorded_operations(parent) == ["fusion_bulk_begin", "fusion_bulk_enqueue_page", "fusion_bulk_enqueue_page"]
     # The job's submitter goes on to its items (their changes are audited on the submitter's behalf).
     assert {row["authenticated_user"] for row in items} == {_submitter(parent)} != {None}
+
+
+async def test_a_small_jobs_items_have_their_own_queue(sub: Onboarded) -> None:
+    """A job of a few users (a one-user change someone waits for) runs on the tenant's partition of the interactive
+    queue: its item does not wait for one of the tenant's slots that a bulk job holds. A job of more stays on the
+    Microsoft queue (the test above: ten users)."""
+    assert INTERACTIVE_ITEMS < USERS
+    for count in (1, INTERACTIVE_ITEMS):
+        before = _item_workflows()
+        await _job_of_users(sub, f"small {count}", count)
+        items = [row for workflow_id, row in _item_workflows().items() if workflow_id not in before]
+        assert len(items) == count and {row["status"] for row in items} == {"SUCCESS"}
+        assert {(row["queue_name"], row["queue_partition_key"]) for row in items} == {(INTERACTIVE_QUEUE, sub.tenant["tenantId"])}
+        assert sorted(row["priority"] for row in items) == list(range(1, count + 1))
 
 
 async def test_a_job_started_by_the_previous_workflow_still_ends(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:

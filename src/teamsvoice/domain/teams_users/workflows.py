@@ -32,7 +32,7 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, repository_bulk_run, resource_accounts
 from teamsvoice.domain.teams_users.models import FusionBulkJob, FusionResourceAccount
 from teamsvoice.jobs.runtime import (
-    ITEM_MARK, TenantWork, before_dbos_goes, durable_step,
+    INTERACTIVE_ITEMS, ITEM_MARK, TenantWork, before_dbos_goes, durable_step,
     enqueue_for_tenant, enqueue_many_for_tenant, failure_message, in_flight, job_context, park_if_stopping, retrying_transient, start_once, until_microsoft_answers,
 )
 from teamsvoice.microsoft.ports import TenantConnection
@@ -103,12 +103,15 @@ def enqueue_page_step(subscription_id: int, job_id: int, job_key: str, tenant_id
     recorded), it reads the pending items again and enqueues what is not enqueued yet: an item that has ended meanwhile
     is no longer pending, and none is enqueued twice (workflow ids from the job's never-reused key)."""
     with before_dbos_goes():  # a stop of the engine waits for the page (a read and an insert), or it parks here
-        rows = _pending_page(job_id, after, job_context().settings.bulk_enqueue_page_size)
+        page_size = job_context().settings.bulk_enqueue_page_size
+        rows = _pending_page(job_id, after, page_size)
         if not rows:
             return []
+        # The whole job in its first page, and a few users: someone waits for it (a one-user change).
+        interactive = enqueued == 0 and len(rows) < page_size and len(rows) <= INTERACTIVE_ITEMS
         enqueue_many_for_tenant(tenant_id, bulk_item, [
             TenantWork(_item_workflow_id(job_key, item_id), (subscription_id, job_id, item_id), position)
-            for position, (item_id, _) in enumerate(rows, start=enqueued + 1)])
+            for position, (item_id, _) in enumerate(rows, start=enqueued + 1)], interactive=interactive)
     return [len(rows), rows[-1][1]]
 
 
