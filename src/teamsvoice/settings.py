@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     microsoft_cmdlet_timeout_seconds: float = Field(default=300.0, gt=0, description="Longest one Teams cmdlet may run.")
 
     microsoft_app_rate_per_second: int | None = Field(
-        default=None, ge=1, description="App-wide cap on Microsoft work items started per second, across every worker."
+        default=None, ge=1, description="App-wide cap on Microsoft work items started per second, across every worker (bulk jobs' items; "
+        "the items of jobs of at most five users, on their own queue, have a cap of this many of their own)."
     )
     microsoft_worker_items: int = Field(
         default=256, ge=1, description="Most Microsoft work items one worker process runs at once, all tenants together "
