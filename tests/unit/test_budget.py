@@ -232,6 +232,25 @@ async def test_a_one_request_job_goes_before_a_bulk_job_whose_batches_all_wait_f
     await harness.cancel_all()
 
 
+async def test_a_job_of_batches_and_a_job_of_single_requests_both_spend_the_lane() -> None:
+    """Single requests going first at a tie do not starve a job whose requests are `$batch`es of 20: it has fewer in
+    flight whenever they were served, and then goes first (and holds back the others until its 20 tokens are there).
+    Neither waits behind the other for long, and together they spend the bucket."""
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    harness.submit("t1", 200, job="batches", latency=0.3, batch=20)
+    harness.submit("t1", 2000, job="singles", latency=0.3)
+    await settle()
+    await clock.advance(20)
+    grants = Counter(job for _, _, job in harness.grants)
+    bucket = Limits().buckets("t1", TEAMS)[0]
+    assert grants["batches"] * 20 >= 0.75 * bucket.rate * 20, grants  # (25 batches: 500 of the 598 tokens)
+    assert grants["singles"] >= 60, grants  # (92; 28 when the batches went first at every tie)
+    assert grants["batches"] * 20 + grants["singles"] >= 0.95 * (bucket.rate * 20 + bucket.capacity), grants
+    await harness.cancel_all()
+
+
 async def test_jobs_of_one_tenant_share_it_round_robin() -> None:
     clock = FakeClock()
     sched = scheduler(clock)
