@@ -24,7 +24,8 @@ limits ON (its default outside the test suite) and `{"profile": "microsoft"}` la
 With `--fleet W` it runs the production topology instead: its own PostgreSQL (seeded once by `serve`), then
 `teamsvoice emulator`, one `teamsvoice api` and W `teamsvoice worker` processes (each worker's /metrics on
 its own port: the budget counters are summed over them), so the emulator's CPU is its own process's and
-RSS is printed per process.
+RSS is printed per process, and phase 2 also prints how long its items ran and waited in the queue (the job
+engine's records).
 """
 
 import argparse
@@ -336,6 +337,24 @@ async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "T
     return list(await asyncio.gather(*(one(index) for index in range(args.small_samples))))
 
 
+def fleet_item_times(url: str, title_prefix: str) -> str:
+    """How long phase 2's items ran and waited in the queue, from the job engine's records (Little's law: items in
+    flight = items per second x the time each runs, so with the workers' items capped an item's time is the rate)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        keys = [f"fusion-bulk-{key}-item-%" for (key,) in connection.execute(
+            "SELECT job_key FROM fusion_bulk_jobs WHERE title LIKE %s", (f"{title_prefix}%",))]
+        rows = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at FROM dbos.workflow_status "
+                                  "WHERE workflow_uuid LIKE ANY(%s)", (keys,)).fetchall()
+    ran = sorted((ended - began) / 1000 for _, began, ended in rows if began and ended)
+    waited = sorted((began - enqueued) / 1000 for enqueued, began, _ in rows if enqueued and began)
+    if not ran or not waited:
+        return "   items: no record of their runs"
+    def at(values: list[float], share: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * share))]
+    return (f"   items (the job engine's records, {len(ran)}): each ran {at(ran, 0.5):.2f} s at the median, "
+            f"{at(ran, 0.9):.2f} s at the 90th percentile; waited in the queue {at(waited, 0.5):.1f} s at the median")
+
+
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:
     """Where a one-user job's time went, from the job engine's records (seconds since the bench's submit): its job
     workflow enqueued, started, ended; its item's workflow enqueued, started, ended; the bench saw it final."""
@@ -435,6 +454,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         fleet_elapsed = time.perf_counter() - started
         phase_cpu = {name: used - phase_cpu[name] for name, used in served.cpu().items()}
         statements_after = statements_so_far(served.database_url) if served.database_url else None
+        item_times = await asyncio.to_thread(fleet_item_times, served.database_url, "fleet-") if served.database_url else None
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
@@ -464,6 +484,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
           f"{', '.join(f'{name} {1000 * used / items:.0f} ms' for name, used in phase_cpu.items())}")
     if statements_before is not None and statements_after is not None:
         print("\n".join(statements_line(statements_before, statements_after, items, args.statements)))
+    if item_times is not None:
+        print(item_times)
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
