@@ -116,4 +116,7 @@ def _forget_on_commit(conn: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _nothing_changed(conn: Connection) -> None:
-    conn.info.pop(_CHANGED, None)
+    # A connection the database dropped (a restart) is rolled back invalidated: its info goes with it, and reading it
+    # raised PendingRollbackError in place of the loss, a transient failure (a job step's retry, a 503) made final.
+    if not conn.invalidated:
+        conn.info.pop(_CHANGED, None)
