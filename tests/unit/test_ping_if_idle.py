@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import teamsvoice.core.credential_cache  # noqa: F401 - its listeners see every rollback (the app imports it)
 from teamsvoice.core import db
-from teamsvoice.core.db import create_engine, is_transient_database_error, session_factory, transaction
+from teamsvoice.core.db import create_blocking_engine, create_engine, is_transient_database_error, session_factory, transaction
 
 
 @pytest.fixture
@@ -72,6 +72,22 @@ async def test_a_connection_used_moments_ago_is_not_pinged_one_left_idle_is(post
         assert len(pings) == 1
     finally:
         await engine.dispose()
+
+
+def test_a_blocking_engine_pings_the_same_way(postgres_url: str, pings: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job engine's steps, the budget's buckets and DBOS's own tables go through blocking engines."""
+    engine = create_blocking_engine(postgres_url, pool_size=1)
+    try:
+        for _ in range(3):
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        assert pings == []
+        monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
 
 
 async def test_a_connection_dropped_while_idle_is_replaced_unseen(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,13 +165,16 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, pool_timeout: float =
     return engine
 
 
-def create_blocking_engine(url: str, **pool: int) -> Engine:
-    """A synchronous engine (the job engine's steps, its heartbeat and recovery; the budget's buckets, with `pool`
-    sizes of their own) on the same terms as the application's: on SQLite the same pragmas (WAL, a 15 s busy
-    timeout, foreign keys), and the same reset on return. Without the pragmas the job engine's connections waited
-    5 s (pysqlite's default) for a busy database and then failed: under a busy job's writes a heartbeat could miss
-    two beats in a row and the live process look dead for 10 s."""
-    engine = create_sync_engine(sync_url(url), **pool, **_options(url))
+def create_blocking_engine(url: str, *, connect_args: dict[str, Any] | None = None, **pool: int) -> Engine:
+    """A synchronous engine (the job engine's steps, its heartbeat and recovery; the budget's buckets and DBOS's
+    own tables, with `pool` sizes and `connect_args` of their own) on the same terms as the application's: on
+    SQLite the same pragmas (WAL, a 15 s busy timeout, foreign keys), on PostgreSQL the same ping of an idle
+    connection, and the same reset on return. Without the pragmas the job engine's connections waited 5 s
+    (pysqlite's default) for a busy database and then failed: under a busy job's writes a heartbeat could miss two
+    beats in a row and the live process look dead for 10 s."""
+    options = _options(url)
+    options["connect_args"] = options.get("connect_args", {}) | (connect_args or {})
+    engine = create_sync_engine(sync_url(url), **pool, **options)
     _configure(engine, url)
     return engine
 

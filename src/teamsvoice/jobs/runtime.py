@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
-from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -82,6 +82,7 @@ class JobContext:
     sessions: async_sessionmaker[AsyncSession]
     connector: MicrosoftConnector
     loop_thread_id: int | None = None  # where a blocked loop is found (jobs/watch.py)
+    system_engine: Engine | None = None  # DBOS's, on PostgreSQL (`_system_engine`); DBOS builds its own on SQLite
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Runs async work on the engine's one event loop (shared pool, token cache and per-tenant limits)
@@ -139,6 +140,18 @@ def system_database_url(settings: Settings) -> str:
     return settings.effective_database_url
 
 
+def _system_engine(settings: Settings) -> Engine | None:
+    """DBOS's engine on PostgreSQL, built as DBOS builds its own (20 connections and no more, 30 s to wait for one,
+    10 s to connect, a transaction left idle 60 s ended by the server, its application name) but on core/db's
+    terms: a connection is pinged only when it lay idle. DBOS's own pinged at every checkout: its queues' polls and
+    each item's claim and end, about six round trips per bulk item (bench/README run Y). None on SQLite: DBOS's own
+    engine there (its file and pragmas)."""
+    if settings.is_sqlite:
+        return None
+    return create_blocking_engine(system_database_url(settings), pool_size=20, max_overflow=0, pool_timeout=30, connect_args={
+        "application_name": "dbos_transact", "connect_timeout": 10, "options": "-c idle_in_transaction_session_timeout=60000"})
+
+
 def _write_ahead_log(settings: Settings) -> None:
     """SQLite: the job engine's database keeps a write-ahead log, as the application's does (core/db). DBOS
     leaves SQLite's default rollback journal, which syncs the disk two or three times per commit and blocks
@@ -172,9 +185,10 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,
         loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
         connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(), loop_thread_id=loop_thread.ident,
+        system_engine=_system_engine(settings),
     )
     _write_ahead_log(settings)
-    DBOS(config={
+    config: DBOSConfig = {
         "name": "teamsvoice",
         "system_database_url": system_database_url(settings),
         "log_level": "WARNING",
@@ -184,7 +198,10 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         # the code, so an upgrade would strand every unfinished job. Workflows here are thin and their steps
         # idempotent, so work started by one release is finished by the next (see README, Upgrades).
         "application_version": f"teamsvoice-workflows-{WORKFLOW_GENERATION}",
-    })
+    }
+    if _context.system_engine is not None:
+        config["system_database_engine"] = _context.system_engine
+    DBOS(config=config)
     if role == "api":
         DBOS.listen_queues([])
     DBOS.launch()
@@ -392,6 +409,8 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
         log.warning("could not close the job engine's Microsoft connections", exc_info=True)
     context.http.close()
     context.engine.dispose()
+    if context.system_engine is not None:  # (DBOS disposes only an engine it built)
+        context.system_engine.dispose()
 
     async def close() -> None:
         await context.connector.aclose()

@@ -1,0 +1,25 @@
+"""The job engine's own tables (DBOS's, on PostgreSQL) are reached through an engine built on core/db's terms.
+
+DBOS's own engine sent SQLAlchemy's pre-ping at every checkout: each poll of its queues and each bulk item's claim and
+end paid one more round trip (about six per item). teamsvoice now builds that engine as DBOS would (a pool of 20 and
+no more, the server ending a transaction left idle for a minute, its application name) with the ping of an idle
+connection only (tests/unit/test_ping_if_idle.py). On SQLite DBOS keeps its own engine on its own file."""
+
+import pytest
+from dbos._dbos import _get_dbos_instance
+from sqlalchemy import text
+
+from teamsvoice.jobs.runtime import job_context
+
+
+def test_the_job_engine_works_through_an_engine_on_core_db_terms(live) -> None:  # type: ignore[no-untyped-def]
+    engine = job_context().system_engine
+    if live.settings.is_sqlite:
+        assert engine is None
+        pytest.skip("on SQLite DBOS builds its own engine")
+    assert engine is not None and _get_dbos_instance()._sys_db.engine.pool is engine.pool  # what DBOS works through
+    assert (engine.pool.size(), engine.pool._max_overflow) == (20, 0)
+    with engine.connect() as connection:
+        # A worker that stalls inside one of the job engine's transactions does not hold its locks for ever.
+        assert connection.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "1min"
+        assert connection.execute(text("SHOW application_name")).scalar() == "dbos_transact"
