@@ -65,6 +65,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def ended_children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid`'s children that ended and were reaped (PostgreSQL's backends of closed connections)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds_if_alive(pid: int) -> float:
     try:
         return cpu_seconds(pid)
@@ -100,14 +106,16 @@ class Target:
         return {name: rss_mib(pid) for name, pid in self.servers.items()}
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by each process: the servers, the emulator, and PostgreSQL (its postmaster and
-        every backend alive now: the pooled connections live as long as the processes that hold them)."""
+        """CPU seconds used so far by each process: the servers, the emulator, and PostgreSQL (its postmaster, every
+        backend alive now, and those that ended: a connection the pool closed took its backend's CPU with it, and a
+        phase that saw the connections of the one before close counted less than nothing for them)."""
         used = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
         if self.emulators:  # (`serve` runs the emulator in its own process: no child to count apart)
             used["emulator"] = sum(cpu_seconds(pid) for pid in self.emulators)
         if self.database is not None:
             postmaster = int((self.database / "postmaster.pid").read_text().split()[0])
-            used["PostgreSQL"] = sum(map(cpu_seconds_if_alive, [postmaster, *children(postmaster)]))
+            used["PostgreSQL"] = (sum(map(cpu_seconds_if_alive, [postmaster, *children(postmaster)]))
+                                  + ended_children_cpu_seconds(postmaster))
         return used
 
 
@@ -351,8 +359,15 @@ def fleet_item_times(url: str, title_prefix: str) -> str:
         return "   items: no record of their runs"
     def at(values: list[float], share: float) -> float:
         return values[min(len(values) - 1, int(len(values) * share))]
+    # Items that ended in each 5 s of the phase (from its first enqueue): the ramp-up, the steady part and the tail.
+    first = min(enqueued for enqueued, _, _ in rows if enqueued)
+    ended = [0] * (1 + max((done - first) // 5000 for _, _, done in rows if done))
+    for _, _, done in rows:
+        if done:
+            ended[(done - first) // 5000] += 1
     return (f"   items (the job engine's records, {len(ran)}): each ran {at(ran, 0.5):.2f} s at the median, "
-            f"{at(ran, 0.9):.2f} s at the 90th percentile; waited in the queue {at(waited, 0.5):.1f} s at the median")
+            f"{at(ran, 0.9):.2f} s at the 90th percentile; waited in the queue {at(waited, 0.5):.1f} s at the median\n"
+            f"   items ended per 5 s from the first enqueue: {' '.join(str(n) for n in ended)}")
 
 
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:
