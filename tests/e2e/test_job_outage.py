@@ -1,5 +1,6 @@
 """A Microsoft outage during a bulk job is never a final error: items wait, show why, and succeed once
-Microsoft answers again. A cancelled job applies nothing more, and an item it found done is reported done."""
+Microsoft answers again. A cancelled job applies nothing more, and an item it found done is reported done. Nor is the
+database dropping every connection mid-job (PostgreSQL restarting)."""
 
 import asyncio
 import csv
@@ -10,7 +11,7 @@ from functools import partial
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from teamsvoice.core.db import create_engine, session_factory, transaction
 from teamsvoice.domain.teams_users import bulk, repository_bulk_run
@@ -173,3 +174,51 @@ async def test_a_database_locked_past_its_timeout_is_not_an_items_outcome(sub: O
     assert len(locked) == 2
     assert details["status"] == "success" and details["error_count"] == 0, details
     assert [await sub.teams_numbers(u["msTeams"]["id"]) for u in users] == [[n] for n in sub.numbers[10:12]]
+
+
+async def _drop_every_connection(database_url: str) -> int:
+    """The database server ends every session on the application's database but this one (a restart, a failover):
+    the live server's requests, its job engine's steps and DBOS's own connections alike."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_dropping_every_connection_mid_job_fails_nothing(sub: Onboarded) -> None:
+    """PostgreSQL ending every connection three times while a bulk job runs: the job ends with every item in
+    success, its job engine and the API go on, and no request is answered anything but 200 or 503 meanwhile. (Written
+    with the ping of idle connections only: it found the credential cache's rollback listener turning a dropped
+    connection into PendingRollbackError, a transient failure made final.)"""
+    live = sub.world.live
+    if live.settings.is_sqlite:
+        pytest.skip("SQLite has no server to drop the connections")
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:USERS]
+    await _faults(sub, "PUT", {"latencyMs": 150})  # the job lasts seconds: the drops land while it runs
+    try:
+        job_id = await _submit(sub, users, sub.numbers[:USERS], "database drops")
+        answers, dropped = [], []
+        for _ in range(3):
+            await asyncio.sleep(0.4)
+            dropped.append(await _drop_every_connection(live.settings.effective_database_url))
+            answers.append((await sub.world.client.get(f"{sub.path}/msteams/users/bulk/{job_id}", headers=sub.headers)).status_code)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            response = await sub.world.client.get(f"{sub.path}/msteams/users/bulk/{job_id}", headers=sub.headers)
+            answers.append(response.status_code)
+            if response.status_code == 200 and response.json()["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.3)
+    finally:
+        await _faults(sub, "DELETE")
+    assert all(dropped), dropped  # each time, connections were there to drop
+    assert set(answers) <= {200, 503}, answers
+    details = await _details(sub, job_id)
+    assert details["status"] == "success", details["job_items"]
+    assert details["success_count"] == USERS and details["error_count"] == 0
+    for user, number in zip(users, sub.numbers):
+        assert await sub.teams_numbers(user["msTeams"]["id"]) == [number]
