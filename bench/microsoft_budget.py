@@ -60,15 +60,19 @@ WRITES_PER_SECOND = 3000 / 150  # directory writes per app per tenant
 TEAMS_PHONE = "MCOEV"  # the Teams Phone Standard licence (the emulator's tenants hold it for four users in five)
 
 
-def cpu_seconds(pid: int) -> float:
+def _stat_seconds(pid: int, first: int) -> float:
+    """Two clock-tick fields of /proc/<pid>/stat from `first` on (after the command name), summed, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    return _stat_seconds(pid, 11)  # utime, stime
 
 
 def ended_children_cpu_seconds(pid: int) -> float:
     """CPU seconds of `pid`'s children that ended and were reaped (PostgreSQL's backends of closed connections)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return _stat_seconds(pid, 13)  # cutime, cstime
 
 
 def cpu_seconds_if_alive(pid: int) -> float:

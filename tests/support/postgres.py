@@ -66,3 +66,20 @@ class PostgresServer:
             self._run(_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def end_sessions(database_url: str, pid: int | None = None) -> int:
+    """The server ends one session (`pid`), or every session on the database but this one, as a restart or a
+    failover would; answers how many it ended."""
+    from sqlalchemy import text
+
+    from teamsvoice.core.db import create_engine
+
+    which = "pid = :pid" if pid is not None else "datname = current_database() AND pid <> pg_backend_pid()"
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text(
+                f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {which}"), {"pid": pid})).scalar_one())
+    finally:
+        await engine.dispose()

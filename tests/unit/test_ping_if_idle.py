@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import teamsvoice.core.credential_cache  # noqa: F401 - its listeners see every rollback (the app imports it)
 from teamsvoice.core import db
 from teamsvoice.core.db import create_blocking_engine, create_engine, is_transient_database_error, session_factory, transaction
+from tests.support.postgres import end_sessions
 
 
 @pytest.fixture
@@ -47,16 +48,6 @@ def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def _backend(engine: AsyncEngine) -> int:
     async with transaction(session_factory(engine)) as session:
         return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def _drop(url: str, pid: int) -> None:
-    """The server ends that connection, as a restart would."""
-    other = create_engine(url, pool_size=1)
-    try:
-        async with other.connect() as connection:
-            assert (await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})).scalar()
-    finally:
-        await other.dispose()
 
 
 async def test_a_connection_used_moments_ago_is_not_pinged_one_left_idle_is(postgres_url: str, pings: list[int],
@@ -94,7 +85,7 @@ async def test_a_connection_dropped_while_idle_is_replaced_unseen(postgres_url: 
     engine = create_engine(postgres_url, pool_size=1)
     try:
         dropped = await _backend(engine)
-        await _drop(postgres_url, dropped)
+        assert await end_sessions(postgres_url, dropped) == 1
         monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)  # it has lain idle: the ping finds it gone
         replaced = await _backend(engine)  # no error: the pool connected anew
         assert replaced != dropped
@@ -108,7 +99,7 @@ async def test_a_connection_dropped_moments_after_use_fails_once_as_transient(po
         async with transaction(session_factory(engine)) as a, transaction(session_factory(engine)) as b:
             pids = [int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()) for s in (a, b)]
         for pid in pids:  # both back in the pool moments ago, then the server restarts
-            await _drop(postgres_url, pid)
+            assert await end_sessions(postgres_url, pid) == 1
         with pytest.raises(Exception) as failed:
             await _backend(engine)
         assert is_transient_database_error(failed.value)  # a job step runs it again; a request answers 503
