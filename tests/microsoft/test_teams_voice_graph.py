@@ -36,10 +36,13 @@ NUMBERS = "/v1.0/admin/teams/telephoneNumberManagement/numberAssignments"
 
 @dataclass
 class Seen:
-    """Every request the connector sent (method, path, query) and the operation statuses it read."""
+    """Every request the connector sent (method, path, query), the operation statuses it read (alone or in a
+    `$batch`), and the calls that started number operations: the action's name for one sent alone, `$batch` for a
+    batch holding any (operation looks share batches too)."""
 
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     operation_statuses: list[str] = field(default_factory=list)
+    starts: list[str] = field(default_factory=list)
 
     def paths(self, method: str, fragment: str) -> list[str]:
         return [p for m, p, _ in self.requests if m == method and fragment in p]
@@ -52,7 +55,18 @@ async def seen(connector: MicrosoftConnector) -> AsyncIterator[Seen]:
     async def on_response(response: httpx.Response) -> None:
         request = response.request
         record.requests.append((request.method, request.url.path, request.url.query.decode()))
-        if "/telephoneNumberManagement/operations" in request.url.path and response.status_code == 200:
+        if request.url.path.endswith("/$batch"):
+            await response.aread()
+            members = json.loads(request.content)["requests"]
+            if any(m["method"] == "POST" and "/numberAssignments/" in m["url"] for m in members):
+                record.starts.append("$batch")
+            answers = {a["id"]: a for a in response.json().get("responses", [])}
+            record.operation_statuses.extend(
+                answers[m["id"]]["body"]["status"] for m in members
+                if "/telephoneNumberManagement/operations" in m["url"] and answers.get(m["id"], {}).get("status") == 200)
+        elif request.method == "POST" and "/numberAssignments/" in request.url.path:
+            record.starts.append(request.url.path.rsplit("/", 1)[-1])
+        elif "/telephoneNumberManagement/operations" in request.url.path and response.status_code == 200:
             await response.aread()
             record.operation_statuses.append(response.json()["status"])
 
@@ -154,27 +168,48 @@ async def test_number_changes_started_together_share_a_batch_and_a_refusal_is_on
     # its own user lookup, and under load those came back far enough apart that no start was on its way while the
     # next came (three starts alone; a fresh-clone CI run failed so).
     await adapter.user_ids([p.user_principal_name for p in people], "assignNumber")
-    seen.requests.clear()
+    seen.starts.clear()
     outcomes = await asyncio.gather(*(adapter.assign_number(p.user_principal_name, n) for p, n in zip(people, numbers)),
                                     return_exceptions=True)
     assert outcomes == [None, None, None]
-    starts = [p.rsplit("/", 1)[-1] for m, p, _ in seen.requests if m == "POST" and ("/$batch" in p or "/assignNumber" in p)]
-    assert starts == ["assignNumber", "$batch"]  # the first alone, the two that came meanwhile together
+    assert seen.starts == ["assignNumber", "$batch"]  # the first alone, the two that came meanwhile together
     states = await asyncio.gather(*(adapter.voice_state(p.id) for p in people))
     assert [s.phone_numbers for s in states] == [[n] for n in numbers]
 
-    seen.requests.clear()
+    seen.starts.clear()
     outcomes = await asyncio.gather(adapter.unassign_number(numbers[0]), adapter.unassign_number(numbers[1]),
                                     adapter.assign_number(people[0].user_principal_name, numbers[2]), return_exceptions=True)
     assert outcomes[:2] == [None, None]
     refusal = outcomes[2]
     assert isinstance(refusal, UpstreamError) and refusal.is_refusal
     assert refusal.message == f"assignNumber failed: Telephone Number '{numbers[2]}' has already been assigned to another user"
-    starts = [p.rsplit("/", 1)[-1] for m, p, _ in seen.requests if m == "POST"]
-    assert starts == ["unassignNumber", "$batch"]
+    assert seen.starts == ["unassignNumber", "$batch"]
     states = await asyncio.gather(*(adapter.voice_state(p.id) for p in people))
     assert [s.phone_numbers for s in states] == [[], [], [numbers[2]]]
     await adapter.unassign_number(numbers[2])
+    assert not COALESCER._locks and not COALESCER._open
+
+
+async def test_looks_at_operations_of_one_job_share_a_batch(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], seen: Seen) -> None:
+    """A bulk job's items each look at their number's operation: the looks that come while one is on its way go in
+    the next `$batch` together (one round trip where each was one), each answered its own operation's status."""
+    connection = connector.connect(tenant.tenant_id)
+    adapter = TeamsVoiceAdapter(connection.graph, connection.cmdlets, polling=OperationPolling())  # look at once
+    await adapter.user_ids([p.user_principal_name for p in people], "assignNumber")
+    numbers = [new_number() for _ in people]
+    with job_scope("bulk"):
+        operations = [await adapter._start("assignNumber", {"telephoneNumber": n, "assignmentTargetId": p.id,
+                                                             "numberType": "directRouting"})
+                      for p, n in zip(people, numbers)]
+        seen.requests.clear()
+        seen.operation_statuses.clear()
+        await asyncio.gather(*(adapter._finish(operation) for operation in operations))
+    assert [(m, p.rsplit("/", 1)[-1]) for m, p, _ in seen.requests] == [
+        ("GET", operations[0].location.rsplit("/", 1)[-1]), ("POST", "$batch")]  # the first alone, two together
+    assert seen.operation_statuses == ["succeeded"] * 3
+    states = await asyncio.gather(*(adapter.voice_state(p.id) for p in people))
+    assert [s.phone_numbers for s in states] == [[n] for n in numbers]
     assert not COALESCER._locks and not COALESCER._open
 
 

@@ -155,12 +155,21 @@ class BatchRequest:
         return item
 
 
+def wire_seconds(response: httpx.Response) -> float:
+    """How long the request was on the wire (not queued before it); 0 when the transport did not time it."""
+    try:
+        return response.elapsed.total_seconds()
+    except RuntimeError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class BatchResponse:
     id: str
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+    wire: float = 0.0  # seconds the call that answered it was on the wire (`wire_seconds`: a $batch's, or its own)
 
     @property
     def ok(self) -> bool:
@@ -256,7 +265,11 @@ class GraphClient:
         other requests of this tenant and service that this process has waiting (microsoft/coalescing.py: a bulk
         job's items each read their user and its voice state and start its number's assignment; up to 20 in one
         round trip where each was one). A request alone is sent as it is. Answers its status, headers (names in
-        lower case) and body; raises as `request` does (NotFound, UpstreamError)."""
+        lower case) and body; raises as `request` does (NotFound, UpstreamError). An absolute `url` (a Location
+        Graph answered) is sent in a `$batch` when it is under this client's version root, else alone."""
+        alone = url.startswith("http") and not url.startswith(f"{self._base}/")
+        if url.startswith(f"{self._base}/"):
+            url = url[len(self._base):]
         member = json.dumps([method.upper(), url, body], separators=(",", ":"))
 
         async def send(members: list[str]) -> dict[str, Any]:
@@ -265,7 +278,7 @@ class GraphClient:
                 [(method_, url_, body_)] = wanted
                 response = await self.request(method_, url_, **({"json": body_} if body_ is not None else {}))
                 return {members[0]: BatchResponse("0", response.status_code, response.json() if response.content else None,
-                                                  {k.lower(): v for k, v in response.headers.items()})}
+                                                  {k.lower(): v for k, v in response.headers.items()}, wire_seconds(response))}
             requests = [BatchRequest(str(i), m, u, body=b) for i, (m, u, b) in enumerate(wanted)]
             responses = await self.batch(requests)
             return {member_: responses[request.id].error(request) or responses[request.id]
@@ -273,7 +286,8 @@ class GraphClient:
 
         # A batch holds requests of one service (Teams or directory): the budget counts it on its first request's lane.
         service, _ = classify(method, f"/v1.0{url}")
-        return await COALESCER.join(self.shared_key("batched", service), member, send, limit=BATCH_LIMIT)  # type: ignore[no-any-return]
+        key = None if alone else self.shared_key("batched", service)
+        return await COALESCER.join(key, member, send, limit=BATCH_LIMIT)  # type: ignore[no-any-return]
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.request("POST", path, json=body)
@@ -340,7 +354,7 @@ class GraphClient:
                     raise UpstreamError(f"Microsoft Graph $batch returned no response for request '{request.id}'",
                                         retryable=True, status=response.status_code)
                 result = BatchResponse(request.id, int(item.get("status", 0)), item.get("body"),
-                                       {k.lower(): v for k, v in (item.get("headers") or {}).items()})
+                                       {k.lower(): v for k, v in (item.get("headers") or {}).items()}, wire_seconds(response))
                 results[request.id] = result
                 if result.status in RETRYABLE_STATUSES:
                     retry_ids.add(request.id)

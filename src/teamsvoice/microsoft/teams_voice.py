@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from teamsvoice.core.errors import NotFound, UpstreamError
 from teamsvoice.microsoft.budget import current_job
 from teamsvoice.microsoft.coalescing import COALESCER
@@ -73,14 +71,6 @@ def is_global(policy: str | None) -> bool:
 def refused(action: str, reason: str, code: str = "BadRequest") -> UpstreamError:
     """Teams refused a change, worded as the cmdlet path worded it."""
     return UpstreamError(f"{action} failed: {reason}", retryable=False, status=400, upstream_code=code)
-
-
-def wire_seconds(response: httpx.Response) -> float:
-    """How long the request was on the wire (not queued before it); 0 when the transport did not time it."""
-    try:
-        return response.elapsed.total_seconds()
-    except RuntimeError:
-        return 0.0
 
 
 class OperationPolling:
@@ -285,12 +275,13 @@ class TeamsVoiceAdapter:
             if delay > 0:
                 await self._polling.wait(delay)
             try:
-                response = await self._graph.request("GET", operation.location)
+                # (with the job's other items' looks, reads and starts in one $batch: GraphClient.batched)
+                response = await self._graph.batched("GET", operation.location)
             except NotFound:
                 raise UpstreamError(f"{operation.action}: Microsoft Graph lost the number operation",
                                     retryable=True, status=404) from None
-            elapsed = time.monotonic() - wire_seconds(response) - started  # when this look was sent
-            result = response.json()
+            elapsed = time.monotonic() - response.wire - started  # when this look was sent
+            result = response.body if isinstance(response.body, dict) else {}
             status = str(result.get("status") or "")
             if status in FINISHED:
                 self._polling.learn(tenant, last_running, elapsed, teach=not interactive)
@@ -304,7 +295,7 @@ class TeamsVoiceAdapter:
             # An interactive operation's next look is due `interactive_every` after this one was sent, not after it
             # came back: a look that spent that long on the wire is followed at once (0.25 s plus a 0.3 s look made
             # a look every 0.55 s, and a one-user change learnt its outcome up to that much after Teams).
-            delay = after if after is not None else (max(0.0, backoff - wire_seconds(response)) if interactive else backoff)
+            delay = after if after is not None else (max(0.0, backoff - response.wire) if interactive else backoff)
 
     async def _number_operation(self, action: str, body: dict[str, Any]) -> None:
         await self._finish(await self._start(action, body))
