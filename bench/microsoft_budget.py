@@ -207,20 +207,45 @@ def mib(values: dict[str, float]) -> str:
     return "/".join(f"{v:.0f}" for v in values.values()) or "-"
 
 
-async def items_ended(http: httpx.AsyncClient, target: Target) -> float:
-    """Bulk items ended so far, from teamsvoice's /metrics (summed over the workers)."""
-    ended = 0.0
+async def progress(http: httpx.AsyncClient, target: Target) -> tuple[float, float]:
+    """Bulk items ended and Teams requests Microsoft answered so far, from teamsvoice's /metrics (summed over the
+    workers, each page read once)."""
+    ended = teams = 0.0
     for url in target.metrics or ["/metrics"]:
-        ended += sum(float(m.group(2)) for line in (await http.get(url)).text.splitlines() if (m := _ENDED.match(line)))
-    return ended
+        for line in (await http.get(url)).text.splitlines():
+            if m := _ENDED.match(line):
+                ended += float(m.group(2))
+            elif (m := _SAMPLE.match(line)) and m.group(2) == "teams" and m.group(1) == "answered":
+                teams += float(m.group(4))
+    return ended, teams
 
 
-async def until_ended(http: httpx.AsyncClient, target: Target, ended_before: float, count: int, peak: dict[str, float]) -> None:
+async def until_ended(http: httpx.AsyncClient, target: Target, ended_before: float, count: int, peak: dict[str, float],
+                      seen: list[tuple[float, float]] | None = None) -> None:
     """Until `count` more bulk items have ended: the workers' counters read every 0.5 s (a read of each job's
-    details costs the api a query and a render per job: twenty jobs read every 2 s took a tenth of the machine)."""
-    while await items_ended(http, target) - ended_before < count:
+    details costs the api a query and a render per job: twenty jobs read every 2 s took a tenth of the machine);
+    `seen` gets (when, Teams requests answered so far) at each read."""
+    while True:
+        ended, teams = await progress(http, target)
+        if seen is not None:
+            seen.append((time.perf_counter(), teams))
+        if ended - ended_before >= count:
+            return
         merge_peak(peak, target.rss())
         await asyncio.sleep(0.5)
+
+
+def per_5_seconds(seen: list[tuple[float, float]], started: float) -> list[int]:
+    """The Teams requests answered in each 5 s from `started`, from the counters' reads (each read's growth counted
+    in the 5 s it was read in)."""
+    counts: list[float] = []
+    previous = seen[0][1] if seen else 0.0
+    for at, teams in seen:
+        slot = int((at - started) // 5)
+        counts += [0.0] * (slot + 1 - len(counts))
+        counts[slot] += teams - previous
+        previous = teams
+    return [round(c) for c in counts]
 
 
 async def until_final(http: httpx.AsyncClient, setup: BulkSetup, job: str, served: Target, peak: dict[str, float],
@@ -457,14 +482,15 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         # 2. T tenants x M users at once.
         rss_before_fleet, peak = served.rss(), {}
         before = await budget_requests(http, served)
-        ended_before = await items_ended(http, served)
+        ended_before, teams_before = await progress(http, served)
         phase_cpu = served.cpu()
         statements_before = statements_so_far(served.database_url) if served.database_url else None
         started = time.perf_counter()
+        teams_seen = [(started, teams_before)]
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
                 for t, setup in enumerate(fleet)]
         try:
-            await asyncio.wait_for(until_ended(http, served, ended_before, args.tenants * args.tenant_users, peak),
+            await asyncio.wait_for(until_ended(http, served, ended_before, args.tenants * args.tenant_users, peak, teams_seen),
                                    args.phase_timeout)
             summaries = await asyncio.wait_for(asyncio.gather(  # each job once (then every 2 s if one is not final)
                 *(until_final(http, setup, j, served, peak, every=2.0) for setup, j in zip(fleet, jobs))), args.phase_timeout)
@@ -505,6 +531,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         print("\n".join(statements_line(statements_before, statements_after, items, args.statements)))
     if item_times is not None:
         print(item_times)
+    print(f"   Teams requests answered per 5 s from the first submit: {' '.join(str(n) for n in per_5_seconds(teams_seen, started))}"
+          f" (the whole bound: {TEAMS_PER_APP * 5:.0f})")
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")
