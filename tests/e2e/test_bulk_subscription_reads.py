@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from dbos._dbos import _get_dbos_instance
 
 from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.jobs import runtime
 from teamsvoice.jobs.runtime import INTERACTIVE_ITEMS, INTERACTIVE_QUEUE, ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.e2e.test_job_outage import _details, _submit
@@ -138,3 +139,40 @@ async def test_a_job_started_by_the_previous_workflow_still_ends(sub: Onboarded,
     parents = {row["workflow_uuid"].rsplit(ITEM_MARK, 1)[0] for row in items}
     assert len(items) == USERS and len(parents) == 1
     assert _recorded_operations(parents.pop()).count("fusion_bulk_item") == USERS  # enqueued one by one, as it was
+
+
+def _analyses() -> int:
+    """How many times the job engine's workflow table was analyzed by a statement (not by autovacuum)."""
+    system = _get_dbos_instance()._sys_db
+    with system.engine.connect() as connection:
+        return connection.execute(sa.text("SELECT analyze_count FROM pg_stat_user_tables WHERE relid = CAST(:name AS regclass)"),
+                                  {"name": runtime.queue_table(system)}).scalar_one()
+
+
+async def _analyses_after(expected: int) -> int:
+    for _ in range(25):  # (a statement's statistics reach the shared counters within moments)
+        if (count := _analyses()) >= expected:
+            return count
+        await asyncio.sleep(0.2)
+    return _analyses()
+
+
+async def test_a_large_page_of_items_refreshes_the_queue_statistics(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL plans the job engine's search for the partitions with waiting items from its statistics of the
+    workflow table; taken while nothing waited, they sent that search through the wrong index (20-30 ms a poll with
+    2,000 items waiting). A page of at least QUEUE_STATISTICS_ITEMS enqueued items refreshes them (once per
+    QUEUE_STATISTICS_SECONDS per process); a smaller page does not."""
+    if _get_dbos_instance()._sys_db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    monkeypatch.setattr(runtime, "QUEUE_STATISTICS_ITEMS", USERS)
+    monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])
+    before = _analyses()
+    await _job_of_users(sub, "statistics")
+    assert await _analyses_after(before + 1) == before + 1
+    await _job_of_users(sub, "statistics again")  # within QUEUE_STATISTICS_SECONDS of the first
+    monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])
+    await _job_of_users(sub, "below the page size", USERS - 1)
+    await asyncio.sleep(1.0)
+    assert _analyses() == before + 1
+    await _job_of_users(sub, "statistics a third time")
+    assert await _analyses_after(before + 2) == before + 2
