@@ -374,9 +374,10 @@ async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "T
     return list(await asyncio.gather(*(one(index) for index in range(args.small_samples))))
 
 
-def fleet_item_times(url: str, title_prefix: str) -> str:
+def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
     """How long phase 2's items ran and waited in the queue, from the job engine's records (Little's law: items in
-    flight = items per second x the time each runs, so with the workers' items capped an item's time is the rate)."""
+    flight = items per second x the time each runs, so with the workers' items capped an item's time is the rate),
+    and how many started and ended in each 5 s from the first submit (`submitted_ms`, the wall clock's epoch ms)."""
     with psycopg.connect(url, autocommit=True) as connection:
         keys = [f"fusion-bulk-{key}-item-%" for (key,) in connection.execute(
             "SELECT job_key FROM fusion_bulk_jobs WHERE title LIKE %s", (f"{title_prefix}%",))]
@@ -388,15 +389,21 @@ def fleet_item_times(url: str, title_prefix: str) -> str:
         return "   items: no record of their runs"
     def at(values: list[float], share: float) -> float:
         return values[min(len(values) - 1, int(len(values) * share))]
-    # Items that ended in each 5 s of the phase (from its first enqueue): the ramp-up, the steady part and the tail.
-    first = min(enqueued for enqueued, _, _ in rows if enqueued)
-    ended = [0] * (1 + max((done - first) // 5000 for _, _, done in rows if done))
-    for _, _, done in rows:
-        if done:
-            ended[(done - first) // 5000] += 1
+
+    def per_5_s(times: list[int]) -> str:  # the ramp-up, the steady part and the tail
+        counts = [0] * (1 + max(int((t - submitted_ms) // 5000) for t in times))
+        for t in times:
+            counts[max(0, int((t - submitted_ms) // 5000))] += 1
+        return " ".join(str(n) for n in counts)
+
+    enqueued = [e for e, _, _ in rows if e]
+    began = [b for _, b, _ in rows if b]
     return (f"   items (the job engine's records, {len(ran)}): each ran {at(ran, 0.5):.2f} s at the median, "
-            f"{at(ran, 0.9):.2f} s at the 90th percentile; waited in the queue {at(waited, 0.5):.1f} s at the median\n"
-            f"   items ended per 5 s from the first enqueue: {' '.join(str(n) for n in ended)}")
+            f"{at(ran, 0.9):.2f} s at the 90th percentile; waited in the queue {at(waited, 0.5):.1f} s at the median; "
+            f"the first enqueued {(min(enqueued) - submitted_ms) / 1000:.2f} s and started {(min(began) - submitted_ms) / 1000:.2f} s "
+            f"after the first submit\n"
+            f"   items started per 5 s from the first submit: {per_5_s(began)}\n"
+            f"   items ended per 5 s from the first submit: {per_5_s([d for _, _, d in rows if d])}")
 
 
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:
@@ -485,7 +492,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         ended_before, teams_before = await progress(http, served)
         phase_cpu = served.cpu()
         statements_before = statements_so_far(served.database_url) if served.database_url else None
-        started = time.perf_counter()
+        started, submitted_ms = time.perf_counter(), time.time() * 1000
         teams_seen = [(started, teams_before)]
         jobs = [await submit(http, setup, body(setup, f"fleet-{t}", range(args.tenant_users)), served)
                 for t, setup in enumerate(fleet)]
@@ -499,7 +506,7 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         fleet_elapsed = time.perf_counter() - started
         phase_cpu = {name: used - phase_cpu[name] for name, used in served.cpu().items()}
         statements_after = statements_so_far(served.database_url) if served.database_url else None
-        item_times = await asyncio.to_thread(fleet_item_times, served.database_url, "fleet-") if served.database_url else None
+        item_times = await asyncio.to_thread(fleet_item_times, served.database_url, "fleet-", submitted_ms) if served.database_url else None
         after = await budget_requests(http, served)
         shares = [spent(before, after, "teams", s.tenant_id) for s in fleet]
         fleet_throttled = sum(spent(before, after, "teams", s.tenant_id, "throttled") for s in fleet)
