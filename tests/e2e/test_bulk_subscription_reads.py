@@ -165,12 +165,13 @@ async def test_a_large_page_of_items_refreshes_the_queue_statistics(sub: Onboard
     if _get_dbos_instance()._sys_db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner statistics")
     monkeypatch.setattr(runtime, "QUEUE_STATISTICS_ITEMS", USERS)
+    monkeypatch.setattr(runtime, "QUEUE_STATISTICS_SECONDS", 3600.0)  # (however slow the machine, the next job is within)
     monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])
     before = _analyses()
     await _job_of_users(sub, "statistics")
     assert await _analyses_after(before + 1) == before + 1
     await _job_of_users(sub, "statistics again")  # within QUEUE_STATISTICS_SECONDS of the first
-    monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])
+    monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])  # as if they had passed
     await _job_of_users(sub, "below the page size", USERS - 1)
     await asyncio.sleep(1.0)
     assert _analyses() == before + 1

@@ -263,13 +263,14 @@ class GraphClient:
     async def batched(self, method: str, url: str, body: Any = None) -> "BatchResponse":
         """One request (`url` relative to the version root, its query in it), possibly sent in one `$batch` with the
         other requests of this tenant and service that this process has waiting (microsoft/coalescing.py: a bulk
-        job's items each read their user and its voice state and start its number's assignment; up to 20 in one
-        round trip where each was one). A request alone is sent as it is. Answers its status, headers (names in
-        lower case) and body; raises as `request` does (NotFound, UpstreamError). An absolute `url` (a Location
-        Graph answered) is sent in a `$batch` when it is under this client's version root, else alone."""
-        alone = url.startswith("http") and not url.startswith(f"{self._base}/")
+        job's items each read their user and its voice state, start its number's assignment and look at that
+        operation; up to 20 in one round trip where each was one). A request alone is sent as it is. Answers its
+        status, headers (names in lower case), body and the wire time of the call that answered it; raises as
+        `request` does (NotFound, UpstreamError). An absolute `url` (a Location Graph answered) goes in a `$batch`
+        when it is under this client's version root, else alone."""
         if url.startswith(f"{self._base}/"):
             url = url[len(self._base):]
+        alone = url.startswith("http")  # under another root: no $batch of this client can hold it
         member = json.dumps([method.upper(), url, body], separators=(",", ":"))
 
         async def send(members: list[str]) -> dict[str, Any]:
