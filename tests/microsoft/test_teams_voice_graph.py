@@ -604,3 +604,39 @@ async def test_a_remembered_policy_id_refused_is_asked_again() -> None:
     with pytest.raises(UpstreamError, match="Unknown policy id") as refusal:  # the id is current: Teams' refusal stands
         await TeamsVoiceAdapter(graph, cmdlets=None).grant_voice_routing_policy(user, same)  # type: ignore[arg-type]
     assert refusal.value.status == 400
+
+
+async def test_an_absolute_url_goes_in_a_batch_only_under_the_clients_root() -> None:
+    """`GraphClient.batched` takes a Location as Graph answered it: under the client's version root it shares `$batch`
+    calls as a relative URL would (relative inside the batch, as Graph requires); under another root it goes alone."""
+    sent: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        await asyncio.sleep(0.05)  # on the wire: the requests that come meanwhile wait for the next call
+        if request.url.path.endswith("/$batch"):
+            members = json.loads(request.content)["requests"]
+            return httpx.Response(200, json={"responses": [
+                {"id": m["id"], "status": 200, "headers": {"Content-Type": "application/json"}, "body": {"url": m["url"]}}
+                for m in members]})
+        return httpx.Response(200, json={"url": str(request.url)})
+
+    async def token() -> str:
+        return "token"
+
+    graph = GraphClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://graph.test/v1.0", token,
+                        tenant_id="scripted", credential="app")
+    ours = [f"https://graph.test/v1.0/admin/teams/telephoneNumberManagement/operations('op-{i}')" for i in range(3)]
+    answers = await asyncio.gather(*(graph.batched("GET", url) for url in ours))
+    assert [(r.method, r.url.path) for r in sent] == [("GET", "/v1.0/admin/teams/telephoneNumberManagement/operations('op-0')"),
+                                                       ("POST", "/v1.0/$batch")]  # the first alone, two together
+    assert [m["url"] for m in json.loads(sent[1].content)["requests"]] == [
+        "/admin/teams/telephoneNumberManagement/operations('op-1')", "/admin/teams/telephoneNumberManagement/operations('op-2')"]
+    assert [a.body["url"].rsplit("/", 1)[-1] for a in answers] == ["operations('op-0')", "operations('op-1')", "operations('op-2')"]
+
+    sent.clear()
+    foreign = [f"https://elsewhere.test/v1.0/operations('op-{i}')" for i in range(3)]
+    answers = await asyncio.gather(*(graph.batched("GET", url) for url in foreign))
+    assert [(r.method, r.url.host) for r in sent] == [("GET", "elsewhere.test")] * 3  # each alone
+    assert [a.body["url"] for a in answers] == foreign
+    assert not COALESCER._locks and not COALESCER._open
