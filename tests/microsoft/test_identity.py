@@ -129,3 +129,39 @@ async def test_a_code_redeemed_twice_is_refused_not_applied_twice(ms_emulator, a
         assert refused.value.retryable is False and "refused the authorization code" in str(refused.value)
     finally:
         identity.close()
+
+
+def test_a_tenant_whose_sign_in_configuration_hangs_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a tenant's msal application reads its OpenID configuration from the sign-in service (a round trip).
+    Each tenant's is built under a lock of its own: one whose read hangs delays no other tenant's tokens (under one
+    lock for all, a worker starting a change in twenty tenants read their configurations one after another), and
+    callers of one tenant share its one build."""
+    import teamsvoice.microsoft.identity as identity
+
+    release, slow_reading = threading.Event(), threading.Event()
+    built: list[str] = []
+
+    class Application:  # stands for msal.ConfidentialClientApplication: its constructor's discovery, timed
+        def __init__(self, client_id: str, *, authority: str, **_: object) -> None:
+            tenant = authority.rsplit("/", 1)[-1]
+            if tenant == "slow":
+                slow_reading.set()
+                assert release.wait(10)
+            built.append(tenant)
+
+    monkeypatch.setattr(identity.msal, "ConfidentialClientApplication", Application)
+    service = MicrosoftIdentity(login_url="https://login.test", client_id="app", client_secret="secret", ca_bundle=None)
+    slow = [threading.Thread(target=service._app, args=("slow",)) for _ in range(2)]
+    for thread in slow:
+        thread.start()
+    assert slow_reading.wait(5)
+    fast = threading.Thread(target=service._app, args=("fast",))
+    fast.start()
+    try:
+        fast.join(5)
+        assert not fast.is_alive() and built == ["fast"]  # built while the slow tenant's read still hangs
+    finally:
+        release.set()
+    for thread in slow:
+        thread.join(5)
+    assert built == ["fast", "slow"] and service._app("slow") is service._app("slow")  # built once for both callers

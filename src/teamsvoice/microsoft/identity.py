@@ -43,7 +43,8 @@ class MicrosoftIdentity:
         # Instance discovery asks login.microsoftonline.com about the host: only meaningful for Microsoft's hosts.
         self._instance_discovery = urlparse(self._login_url).hostname in MICROSOFT_LOGIN_HOSTS
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts
+        self._building: dict[str, threading.Lock] = {}  # per tenant: one build of its msal application at a time
         self._app_tokens: dict[tuple[str, str], tuple[str, float]] = {}
 
     @property
@@ -56,7 +57,16 @@ class MicrosoftIdentity:
         self._http.close()
 
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
+        """The tenant's msal application, built once. Building one reads the tenant's OpenID configuration from the
+        sign-in service (a round trip), so each tenant's is built under a lock of its own: under one lock for all,
+        a worker starting a change in twenty tenants at once read their configurations one after another, and a
+        tenant whose read hung held up every other's tokens."""
         with self._lock:
+            app = self._apps.get(tenant)
+            if app is not None:
+                return app
+            building = self._building.setdefault(tenant, threading.Lock())
+        with building:
             app = self._apps.get(tenant)
             if app is None:
                 try:
@@ -67,7 +77,8 @@ class MicrosoftIdentity:
                     )
                 except (ValueError, requests.RequestException) as exc:
                     raise UpstreamError(f"Microsoft sign-in service unavailable: {exc}", retryable=True) from exc
-                self._apps[tenant] = app
+                with self._lock:
+                    self._apps[tenant] = app
             return app
 
     async def authorization_url(
