@@ -161,10 +161,12 @@ async def test_a_large_page_of_items_refreshes_the_queue_statistics(sub: Onboard
     """PostgreSQL plans the job engine's search for the partitions with waiting items from its statistics of the
     workflow table; taken while nothing waited, they sent that search through the wrong index (20-30 ms a poll with
     2,000 items waiting). A page of at least QUEUE_STATISTICS_ITEMS enqueued items refreshes them (once per
-    QUEUE_STATISTICS_SECONDS per process); a smaller page does not."""
-    if _get_dbos_instance()._sys_db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's planner statistics")
+    QUEUE_STATISTICS_SECONDS per process); a smaller page does not. On SQLite nothing is refreshed, and such a job
+    runs as any (naming the table there failed the enqueue: a 1,000-row import never ended)."""
     monkeypatch.setattr(runtime, "QUEUE_STATISTICS_ITEMS", USERS)
+    if _get_dbos_instance()._sys_db.engine.dialect.name != "postgresql":
+        await _job_of_users(sub, "statistics")  # (it asserts the job's success)
+        return
     monkeypatch.setattr(runtime, "QUEUE_STATISTICS_SECONDS", 3600.0)  # (however slow the machine, the next job is within)
     monkeypatch.setattr(runtime, "_statistics_at", [float("-inf")])
     before = _analyses()

@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -672,7 +672,7 @@ def enqueue_many_for_tenant(tenant_id: str, workflow: Callable[..., Any], work: 
     with before_dbos_goes():
         enqueued = len(dbos._sys_db.init_workflows(statuses))
         if enqueued >= QUEUE_STATISTICS_ITEMS:
-            _refresh_queue_statistics(dbos._sys_db.engine, queue_table(dbos._sys_db))
+            _refresh_queue_statistics(dbos._sys_db)
     return enqueued
 
 
@@ -688,7 +688,7 @@ def queue_table(system: Any) -> str:
     return f"{preparer.quote_schema(system.schema)}.{preparer.quote(system.tables.workflow_status.name)}"
 
 
-def _refresh_queue_statistics(engine: Engine, table: str) -> None:
+def _refresh_queue_statistics(system: Any) -> None:
     """PostgreSQL plans DBOS's queue searches from its statistics of the workflow table. Taken while the queues were
     empty (between jobs: autovacuum analyzes a table at most once a minute, and only after enough changes), they say
     no workflow waits, and the search for the partitions with waiting items (each poll of the Microsoft queue, four
@@ -698,7 +698,7 @@ def _refresh_queue_statistics(engine: Engine, table: str) -> None:
     QUEUE_STATISTICS_ITEMS enqueued items refreshes them (ANALYZE samples the table: milliseconds), at most once per
     QUEUE_STATISTICS_SECONDS in this process. On SQLite, nothing (its planner keeps no such statistics unless asked).
     A failure is logged and left: the items are enqueued, and only the searches stay slower."""
-    if engine.dialect.name != "postgresql":
+    if system.engine.dialect.name != "postgresql":  # (DBOS's SQLite has no schema to name the table in)
         return
     with _statistics_lock:
         now = time.monotonic()
@@ -706,8 +706,8 @@ def _refresh_queue_statistics(engine: Engine, table: str) -> None:
             return
         _statistics_at[0] = now
     try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(f"ANALYZE {table}")
+        with sync_transaction(system.engine) as session:
+            session.execute(text(f"ANALYZE {queue_table(system)}"))
     except Exception:  # noqa: BLE001 - the statistics are an optimisation: the enqueue itself is done
         log.warning("could not refresh the job engine's queue statistics", exc_info=True)
 
