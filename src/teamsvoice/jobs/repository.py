@@ -3,7 +3,7 @@ lives), for `jobs/runtime.py`. Synchronous: the engine's threads and DBOS's step
 
 from datetime import datetime
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from teamsvoice.jobs.models import JobExecutor
@@ -39,3 +39,8 @@ def waiting_per_queue(session: Session, workflow_status: Table, queues: list[str
              .where(workflow_status.c.queue_name.in_(queues), workflow_status.c.status == "ENQUEUED")
              .group_by(workflow_status.c.queue_name))
     return dict(session.execute(query).tuples().all())
+
+
+def analyze(session: Session, table: str) -> None:
+    """Refreshes PostgreSQL's planner statistics of `table` (its name as PostgreSQL reads it, quoted)."""
+    session.execute(text(f"ANALYZE {table}"))

@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
@@ -707,7 +707,7 @@ def _refresh_queue_statistics(system: Any) -> None:
         _statistics_at[0] = now
     try:
         with sync_transaction(system.engine) as session:
-            session.execute(text(f"ANALYZE {queue_table(system)}"))
+            repository.analyze(session, queue_table(system))
     except Exception:  # noqa: BLE001 - the statistics are an optimisation: the enqueue itself is done
         log.warning("could not refresh the job engine's queue statistics", exc_info=True)
 
