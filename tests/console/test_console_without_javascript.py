@@ -112,9 +112,11 @@ async def test_bulk_job_cancel_and_retry_without_javascript(new_page, client: ht
         if await page.get_by_test_id("job-status").inner_text() == "success":
             break
         await page.wait_for_timeout(200)
-    assert await page.get_by_test_id("job-status").inner_text() == "success"
     details = (await client.get(f"{onboarded.path}/msteams/users/bulk/{job_id}", headers=onboarded.headers)).json()
-    assert (details["status"], details["success_count"]) == ("success", len(data)), details
+    not_succeeded = [(i.get("upn"), i.get("status"), i.get("error")) for i in details["job_items"] if i.get("status") != "success"]
+    # (a fresh-clone CI run, the suite's load on two cores, saw the job end partial: the items' errors say why)
+    assert await page.get_by_test_id("job-status").inner_text() == "success", not_succeeded
+    assert (details["status"], details["success_count"]) == ("success", len(data)), not_succeeded
     assert details["total_count"] == len(data) > 10
 
 
