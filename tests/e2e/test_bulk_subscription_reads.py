@@ -11,8 +11,11 @@ import pytest
 import sqlalchemy as sa
 from dbos._dbos import _get_dbos_instance
 
+from teamsvoice.core.logging import item_id_var
 from teamsvoice.domain.teams_users import bulk, workflows
+from teamsvoice.domain.teams_users import service as teams_users_service
 from teamsvoice.jobs import runtime
+from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 from teamsvoice.jobs.runtime import INTERACTIVE_ITEMS, INTERACTIVE_QUEUE, ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.e2e.test_job_outage import _details, _submit
@@ -64,6 +67,40 @@ async def test_an_items_success_is_recorded_with_its_last_change(sub: Onboarded,
     monkeypatch.setattr(bulk, "_record_outcome", counted)
     await _job_of_users(sub, "settled")
     assert own == []
+
+
+async def test_an_items_voice_state_is_read_while_its_wish_is_recorded(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An item's first Teams request, the read of its user's voice state, is on its way before the transaction that
+    records the item's wish has committed (`service._apply_voice`), not a transaction later: a read changes nothing.
+    A change refused as it is recorded (a number another user holds) reads nothing from Teams."""
+    events: list[tuple[str | None, str]] = []
+    read, commit = TeamsVoiceAdapter.voice_state, teams_users_service.end_transaction
+
+    async def reading(self, user_id):  # type: ignore[no-untyped-def]
+        events.append((item_id_var.get(), "read"))
+        return await read(self, user_id)
+
+    async def committing(session):  # type: ignore[no-untyped-def]
+        await commit(session)
+        events.append((item_id_var.get(), "committed"))
+
+    monkeypatch.setattr(TeamsVoiceAdapter, "voice_state", reading)
+    monkeypatch.setattr(teams_users_service, "end_transaction", committing)
+    users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:3]
+    job_id = await _submit(sub, users[:2], sub.numbers[:2], "read early")
+    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
+        await asyncio.sleep(0.2)
+    assert details["status"] == "success", details
+    for item in details["job_items"]:
+        mine = [what for item_id, what in events if item_id == str(item["id"])]
+        assert mine[:2] == ["read", "committed"], (item["upn"], mine)
+
+    refused_id = await _submit(sub, users[2:], sub.numbers[:1], "number held by another user")  # users[0]'s number
+    while (details := await _details(sub, refused_id))["status"] in ("queued", "running"):
+        await asyncio.sleep(0.2)
+    assert details["status"] == "error", details
+    refused = str(details["job_items"][0]["id"])
+    assert [what for item_id, what in events if item_id == refused and what == "read"] == []
 
 
 def _item_workflows() -> dict[str, dict]:

@@ -1,9 +1,12 @@
 """Provisioning of Teams users' calling: who may do it (spec 001's two ways), and bringing Microsoft's
 state in line with what teamsvoice holds for each user."""
 
+import asyncio
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,14 +184,32 @@ class MicrosoftUserGone(NotFound):
     configuration is not found, and neither is the user in the directory."""
 
 
-async def reconcile(connection: TenantConnection, record: TeamsVoiceUser) -> Reconciled:
+@contextmanager
+def voice_state_reading(connection: TenantConnection, microsoft_user_id: str) -> "Iterator[asyncio.Future[VoiceState]]":
+    """The user's voice state, read from here on as a task of its own (`reconcile(..., reading=)` awaits it). Leaving
+    the block cancels a read still under way (the change was refused before it needed it) and takes the failure of
+    one that nobody awaited."""
+    reading = asyncio.ensure_future(connection.voice.voice_state(microsoft_user_id))
+    try:
+        yield reading
+    finally:
+        if not reading.done():
+            reading.cancel()
+        elif not reading.cancelled():
+            reading.exception()  # retrieved: its failure was the caller's to raise, or not needed
+
+
+async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
+                    reading: "asyncio.Future[VoiceState] | None" = None) -> Reconciled:
     """Make Microsoft match the record; touch nothing that already matches. Returns what was done. A record whose
     user was deleted at offboarding (no Microsoft user id) is NotFound: a sync reports that user FAILED and goes on.
-    A user deleted in Microsoft since is `MicrosoftUserGone` (a sync frees its record, `calling/workflows.py`)."""
+    A user deleted in Microsoft since is `MicrosoftUserGone` (a sync frees its record, `calling/workflows.py`).
+    `reading`: the read of the user's voice state, started by the caller while it recorded the wish (a read changes
+    nothing, so it need not wait for that commit); else it is read here."""
     if record.microsoft_user_id is None:
         raise NotFound(f"{record.user_principal_name}: its Microsoft user was deleted (offboarding); nothing to sync")
     try:
-        state: VoiceState = await connection.voice.voice_state(record.microsoft_user_id)
+        state: VoiceState = await (reading or connection.voice.voice_state(record.microsoft_user_id))
     except NotFound:
         try:
             await connection.directory.user(record.microsoft_user_id)

@@ -12,6 +12,7 @@ Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import per_user_policy, reconcile
+from teamsvoice.domain.provisioning.service import per_user_policy, reconcile, voice_state_reading
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice import rules
@@ -487,7 +488,8 @@ async def _apply_voice(
     if not voice and update.customer_licenses is UNSET:
         return False
     policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
-    async with transaction(sessions) as session:
+    async with AsyncExitStack() as block:  # the transaction, and the voice state's read once it starts
+        session = await block.enter_async_context(transaction(sessions))
         record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
         while True:
             before = (None, None, False) if record is None else (
@@ -519,6 +521,9 @@ async def _apply_voice(
                                code=numbers.NUMBER_ASSIGNED) from None
             if added:
                 break
+        # Teams' view of the user is read while the wish is recorded: a read changes nothing, so it need not wait for
+        # that commit (an item's first Teams request came a transaction later). Not for a change refused above.
+        reading = block.enter_context(voice_state_reading(connection, user.id)) if voice else None
         if update.customer_licenses is not UNSET:
             await set_customer_licences(session, record.id, update.customer_licenses)
             update.changes.append("customerLicenses")
@@ -535,7 +540,7 @@ async def _apply_voice(
                 await settle(session)  # committed as the block ends
             return settle is not None
         try:
-            result = await reconcile(connection, record)
+            result = await reconcile(connection, record, reading=reading)
             if update.vrp is not UNSET and not record.calling_enabled:
                 # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
                 state = await connection.voice.voice_state(user.id)
