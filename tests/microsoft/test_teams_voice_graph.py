@@ -140,6 +140,19 @@ async def test_a_direct_routing_extension_number(connector: MicrosoftConnector, 
     assert (await adapter.voice_state(user.id)).phone_numbers == []
 
 
+async def test_two_removals_of_one_users_number_at_once_both_succeed(
+        connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
+    """Two changes of one user removing its number at once (a cancelled bulk job's item still in flight when the job
+    is retried: a fresh-clone CI run ended such a job `partial` on "Telephone Number ... is not assigned to any user or
+    resource account"): both read the number, both ask Teams to unassign it, and Teams refuses the one that comes
+    second, since nobody holds the number any more. Both succeed: the user holds no number, as each wanted."""
+    adapter, user, number = voice(connector, tenant), people[0], new_number()
+    await adapter.assign_number(user.user_principal_name, number)
+    inject(faults, numberOperationMs=300)  # both unassignments are started before either is applied
+    await asyncio.gather(adapter.remove_numbers(user.user_principal_name), adapter.remove_numbers(user.user_principal_name))
+    assert (await adapter.voice_state(user.id)).phone_numbers == []
+
+
 async def test_a_number_held_by_another_user_fails_as_the_cmdlet_did(
         connector: MicrosoftConnector, tenant: SeededTenant, people: list[DirectoryUser], faults: MsEmulator) -> None:
     adapter, number = voice(connector, tenant), new_number()

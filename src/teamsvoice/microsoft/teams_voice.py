@@ -339,9 +339,22 @@ class TeamsVoiceAdapter:
         await self.unassign_number(phone_number)
 
     async def remove_numbers(self, user_principal_name: str) -> None:
-        """Every number of the user (Teams then turns Enterprise Voice off)."""
-        state = await self.voice_state(user_principal_name)
-        await asyncio.gather(*(self.unassign_number(n) for n in state.phone_numbers))
+        """Every number of the user (Teams then turns Enterprise Voice off). Teams refuses to unassign a number that
+        nobody holds: when another change of the same user removed it meanwhile (a cancelled bulk job's item still in
+        flight when the job is retried, two jobs changing one user), the refusal is not this change's outcome. So a
+        refused number is looked for again, and the refusal stands only if the user still holds it."""
+        numbers = (await self.voice_state(user_principal_name)).phone_numbers
+        outcomes = await asyncio.gather(*(self.unassign_number(n) for n in numbers), return_exceptions=True)
+        refusals = [(n, o) for n, o in zip(numbers, outcomes) if isinstance(o, BaseException)]
+        if not refusals:
+            return
+        for _, outcome in refusals:
+            if not (isinstance(outcome, UpstreamError) and outcome.is_refusal):
+                raise outcome  # a transient failure (or a cancel) is raised as it came
+        held = (await self.voice_state(user_principal_name)).phone_numbers
+        for number, outcome in refusals:
+            if number in held:
+                raise outcome
 
     async def set_enterprise_voice(self, user_principal_name: str, enabled: bool) -> None:
         # Graph's teamsUserConfiguration is read-only: Enterprise Voice alone is the cmdlet's.
