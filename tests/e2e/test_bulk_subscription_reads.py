@@ -23,12 +23,17 @@ from tests.e2e.test_job_outage import _details, _submit
 USERS = 10
 
 
+async def _final(sub: Onboarded, job_id: int) -> dict:
+    """The job's details once it has ended."""
+    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
+        await asyncio.sleep(0.2)
+    return details
+
+
 async def _job_of_users(sub: Onboarded, name: str, count: int = USERS) -> None:
     """A bulk job giving `count` users a number each, run to its end: it succeeds."""
     users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:count]
-    job_id = await _submit(sub, users, sub.numbers[:count], name)
-    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
+    details = await _final(sub, await _submit(sub, users, sub.numbers[:count], name))
     assert details["status"] == "success" and details["success_count"] == count, details
 
 
@@ -87,17 +92,13 @@ async def test_an_items_voice_state_is_read_while_its_wish_is_recorded(sub: Onbo
     monkeypatch.setattr(TeamsVoiceAdapter, "voice_state", reading)
     monkeypatch.setattr(teams_users_service, "end_transaction", committing)
     users = [u for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:3]
-    job_id = await _submit(sub, users[:2], sub.numbers[:2], "read early")
-    while (details := await _details(sub, job_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
+    details = await _final(sub, await _submit(sub, users[:2], sub.numbers[:2], "read early"))
     assert details["status"] == "success", details
     for item in details["job_items"]:
         mine = [what for item_id, what in events if item_id == str(item["id"])]
         assert mine[:2] == ["read", "committed"], (item["upn"], mine)
 
-    refused_id = await _submit(sub, users[2:], sub.numbers[:1], "number held by another user")  # users[0]'s number
-    while (details := await _details(sub, refused_id))["status"] in ("queued", "running"):
-        await asyncio.sleep(0.2)
+    details = await _final(sub, await _submit(sub, users[2:], sub.numbers[:1], "number held by another user"))  # users[0]'s
     assert details["status"] == "error", details
     refused = str(details["job_items"][0]["id"])
     assert [what for item_id, what in events if item_id == refused and what == "read"] == []
