@@ -15,8 +15,8 @@ from teamsvoice.core.logging import item_id_var
 from teamsvoice.domain.teams_users import bulk, workflows
 from teamsvoice.domain.teams_users import service as teams_users_service
 from teamsvoice.jobs import runtime
-from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 from teamsvoice.jobs.runtime import INTERACTIVE_ITEMS, INTERACTIVE_QUEUE, ITEM_MARK, MICROSOFT_QUEUE, WORKFLOW_GENERATION
+from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.e2e.test_job_outage import _details, _submit
 

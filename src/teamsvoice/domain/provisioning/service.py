@@ -209,7 +209,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
     if record.microsoft_user_id is None:
         raise NotFound(f"{record.user_principal_name}: its Microsoft user was deleted (offboarding); nothing to sync")
     try:
-        state: VoiceState = await (reading or connection.voice.voice_state(record.microsoft_user_id))
+        state: VoiceState = await (reading if reading is not None else connection.voice.voice_state(record.microsoft_user_id))
     except NotFound:
         try:
             await connection.directory.user(record.microsoft_user_id)
