@@ -104,6 +104,40 @@ async def test_an_items_voice_state_is_read_while_its_wish_is_recorded(sub: Onbo
     assert [what for item_id, what in events if item_id == refused and what == "read"] == []
 
 
+async def test_an_items_audit_entry_names_its_enterprise_without_reading_it(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each user's change is an audit entry owned by the subscription's enterprise (its reseller, name and tenant), taken
+    from the enterprise the job's items already hold (`recorder.known_rows`): an item's transaction does not read it
+    again (one statement per user)."""
+    from teamsvoice.domain.audit import repository as audit_repository
+    from teamsvoice.domain.audit.models import AuditEntry
+    from teamsvoice.domain.orgs.models import Enterprise
+
+    owners_read: list[str] = []
+    row_by_id = audit_repository.row_by_id
+
+    def counted(session, table, key):  # type: ignore[no-untyped-def]
+        if item_id_var.get() is not None:  # (the job's own rows name their owner too, once per job)
+            owners_read.append(table.name)
+        return row_by_id(session, table, key)
+
+    monkeypatch.setattr(audit_repository, "row_by_id", counted)
+    users = [u["msTeams"]["userPrincipalName"].lower() for u in await sub.users(20)
+             if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:3]
+    await _job_of_users(sub, "audited", count=3)
+    assert "enterprises" not in owners_read, owners_read
+    found: list = []
+
+    async def entries(session):  # type: ignore[no-untyped-def]
+        enterprise = await session.scalar(sa.select(Enterprise).where(Enterprise.tenant_id == sub.tenant["tenantId"]))
+        rows = await session.scalars(sa.select(AuditEntry).where(
+            AuditEntry.aggregate == "teams_user", AuditEntry.object_label.in_(users)))
+        found.extend((e.object_label, e.enterprise_id == enterprise.id, e.customer == enterprise.enterprise_name,
+                      e.owner_reseller_id == enterprise.reseller_id, e.tenant == enterprise.tenant_id) for e in rows)
+    await sub.world._with_session(entries)
+    assert sorted({label for label, *_ in found}) == sorted(users), found
+    assert all(all(owned) for _, *owned in found), found
+
+
 def _item_workflows() -> dict[str, dict]:
     """The bulk item workflows the job engine has recorded, by workflow id: their row, and how many steps they recorded."""
     system = _get_dbos_instance()._sys_db

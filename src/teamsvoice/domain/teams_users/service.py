@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from teamsvoice.core.db import end_transaction, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.limits import check_name, check_new_user_principal_name, name_problem, new_user_name_problem
+from teamsvoice.domain.audit import recorder as audit
 from teamsvoice.domain.fusion import licences, numbers
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -490,6 +491,7 @@ async def _apply_voice(
     policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
     async with AsyncExitStack() as block:  # the transaction, and the voice state's read once it starts
         session = await block.enter_async_context(transaction(sessions))
+        audit.known_rows(session.sync_session, access.enterprise)  # the entries' owner, as the caller read it
         record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
         while True:
             before = (None, None, False) if record is None else (
