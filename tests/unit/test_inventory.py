@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.errors import Conflict, NotFound
+from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.phone import parse_e164
 from teamsvoice.domain.audit.models import AuditEntry
 from teamsvoice.domain.calling.models import PbxLocation, PbxUser
@@ -75,11 +75,33 @@ async def test_a_number_given_through_connecttoteams_conflicts_through_fusion(wo
     with pytest.raises(Conflict) as caught:
         await numbers.require_free_number(world.session, world.fusion, N[1])
     assert caught.value.code == ownership.NUMBER_TAKEN and "ada@contoso.com" in caught.value.message
-    assert (await numbers.require_free_number(world.session, world.fusion, N[1], for_user_id=holder.id)).e164 == N[1]
+    assert await numbers.require_free_number(world.session, world.fusion, N[1], for_user_id=holder.id) == N[1]
     # Another customer cannot take it, nor learn who holds it.
     with pytest.raises(NotFound) as hidden:
         await ownership.require_free(world.session, world.other.id, N[1])
     assert "ada@" not in hidden.value.message
+
+
+async def test_a_fusion_users_number_is_checked_in_one_statement_inventory_first(world: World) -> None:
+    """A Fusion user's number must be its subscription's and free: one statement asks both (a bulk job asks it for every
+    user), and a number outside the subscription's inventory is that error first, whoever holds it."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = world.session.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert await numbers.require_free_number(world.session, world.fusion, N[2]) == N[2]
+        assert len(statements) == 1, statements
+        await world.user(world.other, "bob@fabrikam.com", N[9])  # held outside any inventory, by another customer
+        for outside in (N[8], N[9]):
+            with pytest.raises(ValidationFailed) as caught:
+                await numbers.require_free_number(world.session, world.fusion, outside)
+            assert caught.value.code == numbers.NUMBER_NOT_IN_SUBSCRIPTION and "bob@" not in caught.value.message
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_a_number_held_outside_any_inventory_belongs_to_its_holders_customer(world: World) -> None:

@@ -136,15 +136,6 @@ def not_in_subscription(e164: str) -> ValidationFailed:
     return ValidationFailed(f"{e164} is not a number of this subscription", code=NUMBER_NOT_IN_SUBSCRIPTION)
 
 
-async def inventory_number(session: AsyncSession, access: SubscriptionAccess, raw: str) -> FusionNumber:
-    """The subscription's inventory entry for a full number, or 400 naming it."""
-    parsed = parse_e164(raw)
-    row = await repository.subscription_number(session, access.subscription.id, parsed.e164)
-    if row is None:
-        raise not_in_subscription(parsed.e164)
-    return row
-
-
 async def in_inventory(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> set[str]:
     """Which of the numbers (E.164) the subscription's inventory has: a read per chunk, not one per number."""
     found: set[str] = set()
@@ -155,12 +146,16 @@ async def in_inventory(session: AsyncSession, access: SubscriptionAccess, e164s:
 
 async def require_free_number(
     session: AsyncSession, access: SubscriptionAccess, raw: str, *, for_user_id: int | None = None
-) -> FusionNumber:
-    """A number of the subscription's inventory that no other user holds (`ownership.require_free`)."""
-    row = await inventory_number(session, access, raw)
-    await ownership.require_free(session, access.enterprise.id, row.e164,
-                                 voice_user_id=for_user_id)
-    return row
+) -> str:
+    """A number (E.164) of the subscription's inventory that no other user holds (`ownership.require_free`), both
+    asked in one statement."""
+    e164 = parse_e164(raw).e164
+    standing = await repository.number_standing(session, access.enterprise.id, e164, except_voice_user_id=for_user_id,
+                                                subscription_id=access.subscription.id)
+    if not standing.in_subscription:
+        raise not_in_subscription(e164)
+    ownership.check_free(standing, access.enterprise.id, e164)
+    return e164
 
 
 async def delete_numbers(session: AsyncSession, access: SubscriptionAccess, parsed: list[ParsedNumber]) -> list[str]:

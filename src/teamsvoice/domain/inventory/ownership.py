@@ -80,8 +80,13 @@ async def require_free(
     user (resource accounts included) and no other PBX connector user of the enterprise holds it. The user being
     changed is left out by its Teams record id and/or PBX user id (a PBX user and its Teams user share one).
     One statement answers all of it (`repository.number_standing`)."""
-    standing = await repository.number_standing(session, enterprise_id, e164, except_voice_user_id=voice_user_id,
-                                                except_pbx_user_id=pbx_user_id)
+    check_free(await repository.number_standing(session, enterprise_id, e164, except_voice_user_id=voice_user_id,
+                                                except_pbx_user_id=pbx_user_id), enterprise_id, e164, field)
+
+
+def check_free(standing: repository.NumberStanding, enterprise_id: int, e164: str, field: str = "phoneNumber") -> None:
+    """`require_free`'s rule on a standing read by the caller (`repository.number_standing`, which a Fusion subscription's
+    check of its inventory shares: `fusion.numbers.require_free_number`)."""
     _check_assignable(standing, enterprise_id, e164, field)
     holder = standing.teams_holder or standing.pbx_holder
     if holder is not None:

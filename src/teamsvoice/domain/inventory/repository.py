@@ -113,28 +113,32 @@ class NumberStanding:
     quarantined_until: datetime | None
     teams_holder: str | None  # user principal name
     pbx_holder: str | None  # the PBX user's Teams user id
+    in_subscription: bool | None = None  # whether the subscription asked about has it in its inventory (None: not asked)
 
 
 async def number_standing(session: AsyncSession, enterprise_id: int, e164: str, *, except_voice_user_id: int | None = None,
-                          except_pbx_user_id: int | None = None) -> NumberStanding:
+                          except_pbx_user_id: int | None = None, subscription_id: int | None = None) -> NumberStanding:
     """The number's standing for the enterprise in ONE statement (a bulk item asks it for every user it gives a
     number, inside the transaction that records the wish: four round trips there held a pooled connection four
     times as long). The Teams holder leaves out the record `except_voice_user_id`; the PBX holder leaves out the PBX
-    user `except_pbx_user_id` and any PBX user of that Teams record. The owner is its strongest claim's (OWNER_CLAIMS)."""
-    statement = _standing_statement(except_voice_user_id is not None)
+    user `except_pbx_user_id` and any PBX user of that Teams record. The owner is its strongest claim's (OWNER_CLAIMS).
+    With `subscription_id`, it also answers whether that Fusion subscription's inventory has the number (a read of its
+    own before: one statement per user of a bulk job)."""
+    statement = _standing_statement(except_voice_user_id is not None, subscription_id is not None)
     row = (await session.execute(statement, {
         "e164": e164, "enterprise_id": enterprise_id, "now": utcnow(),
         "except_voice": except_voice_user_id if except_voice_user_id is not None else -1,
         "except_pbx": except_pbx_user_id if except_pbx_user_id is not None else -1,
+        **({"subscription_id": subscription_id} if subscription_id is not None else {}),
     })).one()
-    return NumberStanding(*row)
+    return NumberStanding(*row[:4], in_subscription=row[4] is not None if subscription_id is not None else None)
 
 
 @cache
-def _standing_statement(leaves_out_a_voice_user: bool) -> Select[Any]:
+def _standing_statement(leaves_out_a_voice_user: bool, asks_a_subscription: bool = False) -> Select[Any]:
     """`number_standing`'s statement, built once per shape with its values as parameters (e164, enterprise_id,
-    now, except_voice, except_pbx): built for each call, its nine subqueries and its cache key cost a bulk item
-    about half a millisecond of CPU, more than the statement's own execution in the worker."""
+    now, except_voice, except_pbx, subscription_id): built for each call, its nine subqueries and its cache key cost a
+    bulk item about half a millisecond of CPU, more than the statement's own execution in the worker."""
     e164, enterprise_id = bindparam("e164", type_=String), bindparam("enterprise_id", type_=Integer)
     now, except_voice = bindparam("now", type_=DateTime), bindparam("except_voice", type_=Integer)
 
@@ -151,6 +155,8 @@ def _standing_statement(leaves_out_a_voice_user: bool) -> Select[Any]:
         first(TeamsVoiceUser.user_principal_name, *_teams_held(enterprise_id, e164), TeamsVoiceUser.id != except_voice),
         first(PbxUser.teams_user_id, *_pbx_held(enterprise_id, e164), PbxUser.id != bindparam("except_pbx", type_=Integer),
               PbxUser.voice_user_id.is_distinct_from(except_voice) if leaves_out_a_voice_user else true()),
+        *([first(FusionNumber.id, FusionNumber.subscription_id == bindparam("subscription_id", type_=Integer),
+                 FusionNumber.e164 == e164)] if asks_a_subscription else []),
     )
 
 
@@ -187,11 +193,6 @@ async def numbers_page(session: AsyncSession, subscription_id: int, *, digits: s
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = list(await session.scalars(query.order_by(FusionNumber.e164).offset(offset).limit(limit)))
     return rows, total
-
-
-async def subscription_number(session: AsyncSession, subscription_id: int, e164: str) -> FusionNumber | None:
-    return await session.scalar(select(FusionNumber).where(
-        FusionNumber.subscription_id == subscription_id, FusionNumber.e164 == e164))
 
 
 async def subscription_numbers(session: AsyncSession, subscription_id: int, e164s: list[str]) -> list[FusionNumber]:

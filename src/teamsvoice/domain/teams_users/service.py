@@ -470,9 +470,9 @@ async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, updat
         if update.phone_number is None:
             phone, calling = None, False
         else:
-            row = await numbers.require_free_number(session, access, update.phone_number,
-                                                    for_user_id=record.id if record is not None else None)
-            phone, calling = row.e164, True
+            phone = await numbers.require_free_number(session, access, update.phone_number,
+                                                      for_user_id=record.id if record is not None else None)
+            calling = True
     if update.vrp is not UNSET:
         vrp = policy
         if update.vrp is not None and update.phone_number is UNSET:
