@@ -155,6 +155,9 @@ def known_rows(session: Session, *objects: Any) -> None:
     name, tenant) is then that read's."""
     read: dict[tuple[str, Any], dict[str, Any]] = session.info.setdefault("audit_owner_rows", {})
     for obj in objects:
+        state = inspect(obj)
+        if state.unloaded & {attr.key for attr in state.mapper.column_attrs}:
+            continue  # a column not loaded (expired, deferred): the row is read as before
         values = _values(obj)
         if "id" in values:
             read.setdefault((obj.__class__.__tablename__, values["id"]), values)
