@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from teamsvoice.jobs import watch
-from teamsvoice.jobs.runtime import JobContext
+from teamsvoice.jobs.runtime import JobContext, job_event_loop
 
 
 @pytest.fixture
 def loop() -> Iterator[tuple[asyncio.AbstractEventLoop, threading.Thread]]:
-    loop = asyncio.new_event_loop()
+    loop = job_event_loop()  # as the engine builds it
     thread = threading.Thread(target=loop.run_forever, name="test-jobs-loop", daemon=True)
     thread.start()
     yield loop, thread

@@ -166,6 +166,18 @@ def new_executor_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def job_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop the job engine's items run on (its own thread): uvloop's, installed with teamsvoice wherever uvloop
+    builds (not on Windows), else asyncio's. An item's work is mostly waiting on sockets (PostgreSQL through psycopg,
+    Microsoft through httpx), and asyncio's selector loop and transports in Python were a seventh of a worker's CPU:
+    with uvloop a fleet bulk change took 11% less worker CPU for the same items (bench/README run AC)."""
+    try:
+        import uvloop
+    except ImportError:  # (no build for this platform: asyncio's loop does the same, with more CPU)
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> None:
     """Launches DBOS with a fresh executor id. Workers (and `all`) listen on the queues, beat, and recover
     the work of executors that died; `api` processes only enqueue."""
@@ -176,7 +188,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     _stopping.clear()
     _heartbeat_stop.clear()
     executor_id = new_executor_id()
-    loop = asyncio.new_event_loop()
+    loop = job_event_loop()
     loop_thread = threading.Thread(target=loop.run_forever, name="teamsvoice-jobs-loop", daemon=True)
     loop_thread.start()
     async_engine = create_async_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
