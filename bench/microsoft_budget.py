@@ -377,12 +377,16 @@ async def one_user_changes(http: httpx.AsyncClient, setup: BulkSetup, served: "T
 def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
     """How long phase 2's items ran and waited in the queue, from the job engine's records (Little's law: items in
     flight = items per second x the time each runs, so with the workers' items capped an item's time is the rate),
-    and how many started and ended in each 5 s from the first submit (`submitted_ms`, the wall clock's epoch ms)."""
+    how many started and ended in each 5 s from the first submit (`submitted_ms`, the wall clock's epoch ms), and when
+    each tenant's last item ended (its queue partition's: the tenants that end early leave the tail to the others)."""
     with psycopg.connect(url, autocommit=True) as connection:
         keys = [f"fusion-bulk-{key}-item-%" for (key,) in connection.execute(
             "SELECT job_key FROM fusion_bulk_jobs WHERE title LIKE %s", (f"{title_prefix}%",))]
         rows = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at FROM dbos.workflow_status "
                                   "WHERE workflow_uuid LIKE ANY(%s)", (keys,)).fetchall()
+        tenant_ends = sorted((ended - submitted_ms) / 1000 for (ended,) in connection.execute(
+            "SELECT max(completed_at) FROM dbos.workflow_status WHERE workflow_uuid LIKE ANY(%s) "
+            "GROUP BY queue_partition_key", (keys,)))
     ran = sorted((ended - began) / 1000 for _, began, ended in rows if began and ended)
     waited = sorted((began - enqueued) / 1000 for enqueued, began, _ in rows if enqueued and began)
     if not ran or not waited:
@@ -403,7 +407,9 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
             f"the first enqueued {(min(enqueued) - submitted_ms) / 1000:.2f} s and started {(min(began) - submitted_ms) / 1000:.2f} s "
             f"after the first submit\n"
             f"   items started per 5 s from the first submit: {per_5_s(began)}\n"
-            f"   items ended per 5 s from the first submit: {per_5_s([d for _, _, d in rows if d])}")
+            f"   items ended per 5 s from the first submit: {per_5_s([d for _, _, d in rows if d])}\n"
+            f"   each tenant's last item ended (s after the first submit): first {tenant_ends[0]:.1f}, median "
+            f"{at(tenant_ends, 0.5):.1f}, last {tenant_ends[-1]:.1f}")
 
 
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:
