@@ -3,9 +3,13 @@
 DBOS's own engine sent SQLAlchemy's pre-ping at every checkout: each poll of its queues and each bulk item's claim and
 end paid one more round trip (about six per item). teamsvoice now builds that engine as DBOS would (a pool of 20 and
 no more, the server ending a transaction left idle for a minute, its application name) with the ping of an idle
-connection only (tests/unit/test_ping_if_idle.py). On SQLite DBOS keeps its own engine on its own file."""
+connection only (tests/unit/test_ping_if_idle.py). On SQLite DBOS keeps its own engine on its own file. The engine's
+async work (every item's statements and Microsoft requests) runs on uvloop's event loop."""
+
+import asyncio
 
 import pytest
+import uvloop
 from dbos._dbos import _get_dbos_instance
 from sqlalchemy import text
 
@@ -28,10 +32,6 @@ def test_the_job_engine_works_through_an_engine_on_core_db_terms(live) -> None: 
 def test_the_job_engines_work_runs_on_uvloop(live) -> None:  # type: ignore[no-untyped-def]
     """An item's async work runs on uvloop's loop (jobs/runtime.job_event_loop): asyncio's own loop cost a worker 11%
     more CPU for the same items (bench/README run AC)."""
-    import asyncio
-
-    import uvloop
-
     async def which_loop() -> type:
         return type(asyncio.get_running_loop())
 
