@@ -382,11 +382,14 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
     with psycopg.connect(url, autocommit=True) as connection:
         keys = [f"fusion-bulk-{key}-item-%" for (key,) in connection.execute(
             "SELECT job_key FROM fusion_bulk_jobs WHERE title LIKE %s", (f"{title_prefix}%",))]
-        rows = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at FROM dbos.workflow_status "
-                                  "WHERE workflow_uuid LIKE ANY(%s)", (keys,)).fetchall()
-        tenant_ends = sorted((ended - submitted_ms) / 1000 for (ended,) in connection.execute(
-            "SELECT max(completed_at) FROM dbos.workflow_status WHERE workflow_uuid LIKE ANY(%s) "
-            "GROUP BY queue_partition_key", (keys,)))
+        records = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at, queue_partition_key "
+                                     "FROM dbos.workflow_status WHERE workflow_uuid LIKE ANY(%s)", (keys,)).fetchall()
+    rows = [(enqueued, began, ended) for enqueued, began, ended, _ in records]
+    last_end: dict[str, int] = {}
+    for _, _, ended, tenant in records:
+        if ended:
+            last_end[tenant] = max(ended, last_end.get(tenant, ended))
+    tenant_ends = sorted((ended - submitted_ms) / 1000 for ended in last_end.values())
     ran = sorted((ended - began) / 1000 for _, began, ended in rows if began and ended)
     waited = sorted((began - enqueued) / 1000 for enqueued, began, _ in rows if enqueued and began)
     if not ran or not waited:

@@ -126,7 +126,7 @@ class _Rows:
     def __init__(self, session: Session, objects: list[Any]) -> None:
         self.session = session
         self.known: dict[tuple[str, Any], dict[str, Any]] = {}
-        self.read: dict[tuple[str, Any], dict[str, Any]] = session.info.setdefault("audit_owner_rows", {})
+        self.read = _session_reads(session)
         for obj in objects:
             table = obj.__class__.__tablename__
             values = _values(obj)
@@ -148,12 +148,17 @@ class _Rows:
         return found or None
 
 
+def _session_reads(session: Session) -> dict[tuple[str, Any], dict[str, Any]]:
+    """The owner rows `session` has read or been given ((table, id) -> the row's values), kept for its later flushes."""
+    return session.info.setdefault("audit_owner_rows", {})  # type: ignore[no-any-return]
+
+
 def known_rows(session: Session, *objects: Any) -> None:
     """Rows the caller holds, read moments ago, taken as they are when a flush of `session` names an entry's owner
     (`_Rows`): a bulk item's enterprise (its job's items share one read of it, at most seconds old) is not read
     again in each item's transaction, one statement of about 25 per user. The entry's owner (reseller, customer
     name, tenant) is then that read's."""
-    read: dict[tuple[str, Any], dict[str, Any]] = session.info.setdefault("audit_owner_rows", {})
+    read = _session_reads(session)
     for obj in objects:
         state = inspect(obj)
         if state.unloaded & {attr.key for attr in state.mapper.column_attrs}:
