@@ -10,6 +10,8 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from dbos._dbos import _get_dbos_instance
+from sqlalchemy.engine.default import CACHE_HIT
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 from teamsvoice.core.logging import item_id_var
 from teamsvoice.domain.teams_users import bulk, workflows
@@ -182,6 +184,31 @@ async def test_a_jobs_items_are_enqueued_a_page_at_a_time_and_record_no_step(sub
     assert _recorded_operations(parent) == ["fusion_bulk_begin", "fusion_bulk_enqueue_page", "fusion_bulk_enqueue_page"]
     # The job's submitter goes on to its items (their changes are audited on the submitter's behalf).
     assert {row["authenticated_user"] for row in items} == {_submitter(parent)} != {None}
+
+
+async def test_a_page_of_items_is_written_by_an_insert_compiled_once(sub: Onboarded) -> None:
+    """A page of items goes into the job engine's workflow table in one INSERT with the items as its parameters, the
+    same statement for every page: compiled once (`runtime._insert_rows_with_one_statement_per_shape`). DBOS's own way,
+    a multi-row VALUES holding the rows, could not be cached: it was compiled anew for every page, 0.67 ms of a
+    worker's CPU per item."""
+    system = _get_dbos_instance()._sys_db
+    pages: list[tuple[object, object]] = []
+
+    def executed(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        compiled = getattr(context.compiled, "statement", None)
+        if context.isinsert and getattr(compiled, "table", None) is not None and compiled.table.name == "workflow_status":
+            pages.append((context.execute_style, context.cache_hit))
+
+    sa.event.listen(system.engine, "after_cursor_execute", executed)
+    try:
+        await _job_of_users(sub, "a page", USERS)
+        await _job_of_users(sub, "a page of another size", USERS - 1)
+    finally:
+        sa.event.remove(system.engine, "after_cursor_execute", executed)
+    # Each job's page (the jobs' own workflows are a row each: one statement, one row)
+    page_inserts = [hit for style, hit in pages if style != ExecuteStyle.EXECUTE]
+    assert len(page_inserts) == 2, pages
+    assert page_inserts[1] == CACHE_HIT, pages  # the second page, of another size, by the first one's statement
 
 
 async def test_a_small_jobs_items_have_their_own_queue(sub: Onboarded) -> None:
