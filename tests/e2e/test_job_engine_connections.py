@@ -10,9 +10,11 @@ import asyncio
 
 import pytest
 import uvloop
+from dbos import DBOS
 from dbos._dbos import _get_dbos_instance
-from sqlalchemy import text
+from sqlalchemy import event, text
 
+from teamsvoice.jobs import runtime
 from teamsvoice.jobs.runtime import job_context
 
 
@@ -36,3 +38,37 @@ def test_the_job_engines_work_runs_on_uvloop(live) -> None:  # type: ignore[no-u
         return type(asyncio.get_running_loop())
 
     assert job_context().run(which_loop) is uvloop.Loop
+
+
+def test_a_claim_takes_the_latest_version_as_read_a_moment_ago(live, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """DBOS asks in each claim of a queue's work whether this process runs the latest registered application version;
+    a process takes the answer it read for LATEST_VERSION_SECONDS (jobs/runtime._remember_the_latest_version): one read
+    of the versions table then, not one per claim (5.6% of a worker's CPU, bench/README run AD). A newer version that a
+    release registers is seen once that time has passed."""
+    system = _get_dbos_instance()._sys_db
+    ours = DBOS.application_version
+    now = [1000.0]  # (every caller in the process, the queues' threads too, sees this clock)
+    monkeypatch.setattr(runtime, "_monotonic", lambda: now[0])
+    reads: list[str] = []
+
+    def executed(conn, cursor, statement, *rest) -> None:  # type: ignore[no-untyped-def]
+        if "application_versions" in statement and "version_timestamp DESC" in statement:  # which version is latest
+            reads.append(statement)
+
+    event.listen(system.engine, "before_cursor_execute", executed)
+    try:
+        assert system._is_latest_version(ours) is True
+        assert reads  # read: what was remembered is not from this clock's time
+        read = len(reads)
+        assert all(system._is_latest_version(ours) for _ in range(5))
+        system.create_application_version(f"{ours}-newer")  # a newer release starts, and is made the latest
+        DBOS.set_latest_application_version(f"{ours}-newer")
+        assert system._is_latest_version(ours) is True  # as read a moment ago
+        assert len(reads) == read
+        now[0] += runtime.LATEST_VERSION_SECONDS
+        assert system._is_latest_version(ours) is False
+    finally:
+        event.remove(system.engine, "before_cursor_execute", executed)
+        DBOS.set_latest_application_version(ours)  # this release is the latest again
+        now[0] += runtime.LATEST_VERSION_SECONDS
+    assert system._is_latest_version(ours) is True
