@@ -15,7 +15,7 @@ from dbos._dbos import _get_dbos_instance
 from sqlalchemy import event, text
 
 from teamsvoice.jobs import runtime
-from teamsvoice.jobs.runtime import job_context
+from teamsvoice.jobs.runtime import MICROSOFT_QUEUE, job_context
 
 
 def test_the_job_engine_works_through_an_engine_on_core_db_terms(live) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +42,7 @@ def test_the_job_engines_work_runs_on_uvloop(live) -> None:  # type: ignore[no-u
 
 def test_a_claim_takes_the_latest_version_as_read_a_moment_ago(live, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """DBOS asks in each claim of a queue's work whether this process runs the latest registered application version;
-    a process takes the answer it read for LATEST_VERSION_SECONDS (jobs/runtime._remember_the_latest_version): one read
+    a process takes the answer it read for REMEMBER_SECONDS (jobs/runtime._remember_what_rarely_changes): one read
     of the versions table then, not one per claim (5.6% of a worker's CPU, bench/README run AD). A newer version that a
     release registers is seen once that time has passed."""
     system = _get_dbos_instance()._sys_db
@@ -65,10 +65,41 @@ def test_a_claim_takes_the_latest_version_as_read_a_moment_ago(live, monkeypatch
         DBOS.set_latest_application_version(f"{ours}-newer")
         assert system._is_latest_version(ours) is True  # as read a moment ago
         assert len(reads) == read
-        now[0] += runtime.LATEST_VERSION_SECONDS
+        now[0] += runtime.REMEMBER_SECONDS
         assert system._is_latest_version(ours) is False
     finally:
         event.remove(system.engine, "before_cursor_execute", executed)
         DBOS.set_latest_application_version(ours)  # this release is the latest again
-        now[0] += runtime.LATEST_VERSION_SECONDS
+        now[0] += runtime.REMEMBER_SECONDS
     assert system._is_latest_version(ours) is True
+
+
+def test_a_queues_settings_are_read_once_a_second_and_a_change_applies(live, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """DBOS reads a queue's settings again at every poll of it, so that a change applies without a restart; a process
+    takes them as read for REMEMBER_SECONDS (about 19 reads a second per worker before, each in a transaction of its
+    own). A change still applies, once that time has passed."""
+    system = _get_dbos_instance()._sys_db
+    now = [2000.0]
+    monkeypatch.setattr(runtime, "_monotonic", lambda: now[0])
+    reads: list[str] = []
+
+    def executed(conn, cursor, statement, parameters, *rest) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "queues.name =" in statement and MICROSOFT_QUEUE in str(parameters):
+            reads.append(statement)
+
+    # (what the queue's polls read: its `partition_concurrency` property would read the row again)
+    registered = runtime.queue(MICROSOFT_QUEUE)._partition_concurrency
+    event.listen(system.engine, "before_cursor_execute", executed)
+    try:
+        assert system.get_queue(MICROSOFT_QUEUE)._partition_concurrency == registered
+        assert reads  # read (the queue's own poll may have read it too, at the same moment)
+        runtime.queue(MICROSOFT_QUEUE).set_partition_concurrency(registered + 1)  # an operator's change (read, written)
+        read = len(reads)
+        assert all(system.get_queue(MICROSOFT_QUEUE)._partition_concurrency == registered for _ in range(5))
+        assert len(reads) == read  # taken as read a moment ago, here and by the queue's own polls (the same clock)
+        now[0] += runtime.REMEMBER_SECONDS
+        assert system.get_queue(MICROSOFT_QUEUE)._partition_concurrency == registered + 1
+    finally:
+        event.remove(system.engine, "before_cursor_execute", executed)
+        runtime.queue(MICROSOFT_QUEUE).set_partition_concurrency(registered)
+    assert system.get_queue("no such queue") is None

@@ -218,7 +218,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         DBOS.listen_queues([])
     DBOS.launch()
     _insert_rows_with_one_statement_per_shape()
-    _remember_the_latest_version()
+    _remember_what_rarely_changes()
     _queues.clear()
     register_queue(JOBS_QUEUE, polling_interval_sec=0.2)
     tenant_limits: dict[str, Any] = {
@@ -271,31 +271,45 @@ def _insert_rows_with_one_statement_per_shape() -> None:
     system._insert_rows = insert_rows
 
 
-LATEST_VERSION_SECONDS = 1.0  # how long a process takes the job engine's latest application version as it read it
+REMEMBER_SECONDS = 1.0  # how long a process takes the job engine's latest version and queue settings as it read them
 _monotonic = time.monotonic  # (the tests' clock)
 
 
-def _remember_the_latest_version() -> None:
-    """DBOS asks, in each claim of a queue's work (per partition, several per poll), whether this process runs the
-    latest registered application version (`_is_latest_version`: one query on its versions table, a union that
-    SQLAlchemy builds and keys anew each time: 5.6% of a worker's CPU in bench/README run AD's phase 2). The answer
-    changes only when a release registers a newer version, and decides only whether workflows enqueued without a
-    version may be claimed too: teamsvoice enqueues none (each of its rows names `teamsvoice-workflows-N`). So a
-    process takes the answer as it read it for LATEST_VERSION_SECONDS, then reads it again."""
+def _remember_what_rarely_changes() -> None:
+    """Two reads DBOS makes again and again, of what changes only when an operator or a release changes it, are taken
+    as read for REMEMBER_SECONDS, then read again:
+    - whether this process runs the latest registered application version (`_is_latest_version`), asked in each claim
+      of a queue's work (per partition, several per poll): a union on the versions table that SQLAlchemy builds and
+      keys anew each time, 5.6% of a worker's CPU in phase 2 (bench/README run AD). It changes when a release registers
+      a newer version, and decides only whether workflows enqueued without a version may be claimed too: teamsvoice
+      enqueues none (each of its rows names `teamsvoice-workflows-N`);
+    - a queue's settings (`get_queue`), read in a transaction of their own at every poll of every queue (about 19 a
+      second per worker: three statements each, 0.58 reads per bulk item in phase 2), so that a change of a queue's
+      limits applies without a restart. It still does, within REMEMBER_SECONDS. A queue not found is not remembered."""
     from dbos._dbos import _get_dbos_instance
 
     system = _get_dbos_instance()._sys_db
-    read_latest = system._is_latest_version
-    remembered: dict[str, tuple[float, bool]] = {}
+    system._is_latest_version = _remembered(system._is_latest_version)
+    system.get_queue = _remembered(system.get_queue)
 
-    def is_latest_version(app_version: str, c: Any = None) -> bool:
-        now = _monotonic()
-        known = remembered.get(app_version)
-        if known is None or not 0 <= now - known[0] < LATEST_VERSION_SECONDS:
-            known = remembered[app_version] = (now, read_latest(app_version, c))
+
+def _remembered(read: Callable[..., T]) -> Callable[..., T]:
+    """`read(key, *rest)`, its answer for each key taken as read for REMEMBER_SECONDS (None answers are not kept; a
+    call with keyword arguments always reads)."""
+    answers: dict[Any, tuple[float, T]] = {}
+
+    def remembered(key: Any, *rest: Any, **options: Any) -> T:
+        if options:
+            return read(key, *rest, **options)
+        now, known = _monotonic(), answers.get(key)
+        if known is None or not 0 <= now - known[0] < REMEMBER_SECONDS:
+            answer = read(key, *rest)
+            if answer is None:
+                return answer
+            known = answers[key] = (now, answer)
         return known[1]
 
-    system._is_latest_version = is_latest_version
+    return remembered
 
 
 _queues: "dict[str, Queue]" = {}
