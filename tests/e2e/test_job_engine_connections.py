@@ -47,7 +47,7 @@ def test_a_claim_takes_the_latest_version_as_read_a_moment_ago(live, monkeypatch
     release registers is seen once that time has passed."""
     system = _get_dbos_instance()._sys_db
     ours = DBOS.application_version
-    now = [1000.0]  # (every caller in the process, the queues' threads too, sees this clock)
+    now = [-1e9]  # (every caller in the process, the queues' threads too, sees this clock; never a real monotonic time)
     monkeypatch.setattr(runtime, "_monotonic", lambda: now[0])
     reads: list[str] = []
 
@@ -79,7 +79,7 @@ def test_a_queues_settings_are_read_once_a_second_and_a_change_applies(live, mon
     takes them as read for REMEMBER_SECONDS (about 19 reads a second per worker before, each in a transaction of its
     own). A change still applies, once that time has passed."""
     system = _get_dbos_instance()._sys_db
-    now = [2000.0]
+    now = [-2e9]
     monkeypatch.setattr(runtime, "_monotonic", lambda: now[0])
     reads: list[str] = []
 

@@ -317,8 +317,9 @@ _queues: "dict[str, Queue]" = {}
 
 def register_queue(name: str, **options: Any) -> None:
     """Registers a queue with DBOS (its options replace those stored) for this start of the engine, and keeps the
-    queue object: enqueueing through it reads nothing (`DBOS.retrieve_queue` reads the queue's row at every call: one
-    more statement for each item a bulk job enqueues)."""
+    queue object: enqueueing through it reads nothing (`DBOS.retrieve_queue` builds a queue from its row at every call,
+    the row read again once it is REMEMBER_SECONDS old; before `_remember_what_rarely_changes`, one more statement for
+    each item a bulk job enqueued)."""
     _queues[name] = DBOS.register_queue(name, on_conflict="always_update", **options)
 
 
