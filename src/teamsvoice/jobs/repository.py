@@ -2,8 +2,9 @@
 lives), for `jobs/runtime.py`. Synchronous: the engine's threads and DBOS's steps run them."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import Connection, Executable, Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from teamsvoice.jobs.models import JobExecutor
@@ -44,3 +45,11 @@ def waiting_per_queue(session: Session, workflow_status: Table, queues: list[str
 def analyze(session: Session, table: str) -> None:
     """Refreshes PostgreSQL's planner statistics of `table` (its name as PostgreSQL reads it, quoted)."""
     session.execute(text(f"ANALYZE {table}"))
+
+
+def insert_many(connection: Connection | Session, insert: Executable, rows: list[dict[str, Any]], *, returning: bool) -> list[Any]:
+    """Runs `insert` (an INSERT of DBOS's tables built without values) with `rows` as its parameters: one statement,
+    compiled once and cached, the rows sent in as few round trips (SQLAlchemy's insertmanyvalues). Answers the RETURNING
+    rows when `returning`, else []."""
+    result = connection.execute(insert, rows)
+    return list(result) if returning else []

@@ -265,8 +265,7 @@ def _insert_rows_with_one_statement_per_shape() -> None:
                     returning: bool = False) -> list[Any]:
         if not rows or any(row.keys() != rows[0].keys() for row in rows):
             return built_with_rows(conn, build, rows, returning=returning)  # type: ignore[no-any-return]
-        result = conn.execute(build([]), rows)
-        return list(result) if returning else []
+        return repository.insert_many(conn, build([]), rows, returning=returning)
 
     system._insert_rows = insert_rows
 
