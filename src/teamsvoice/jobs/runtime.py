@@ -217,8 +217,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     if role == "api":
         DBOS.listen_queues([])
     DBOS.launch()
-    _insert_rows_with_one_statement_per_shape()
-    _remember_what_rarely_changes()
+    _replace_system_database_methods()
     _queues.clear()
     register_queue(JOBS_QUEUE, polling_interval_sec=0.2)
     tenant_limits: dict[str, Any] = {
@@ -248,7 +247,18 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
             thread.start()
 
 
-def _insert_rows_with_one_statement_per_shape() -> None:
+def _replace_system_database_methods() -> None:
+    """The DBOS system database's methods the engine replaces at each start (internals of the pinned dbos release):
+    `_insert_rows` (`_insert_rows_with_one_statement_per_shape`), `_is_latest_version` and `get_queue`
+    (`_remember_what_rarely_changes`)."""
+    from dbos._dbos import _get_dbos_instance
+
+    system = _get_dbos_instance()._sys_db
+    _insert_rows_with_one_statement_per_shape(system)
+    _remember_what_rarely_changes(system)
+
+
+def _insert_rows_with_one_statement_per_shape(system: Any) -> None:
     """DBOS writes many rows at once (a page of a bulk job's items: `enqueue_many_for_tenant`) through one hook of its
     system database, `_insert_rows(conn, build, rows)`, the one its sharded database overrides: by default
     `build(rows)`, a multi-row VALUES that SQLAlchemy cannot cache, so it compiled every page anew: 0.67 ms of a
@@ -256,9 +266,6 @@ def _insert_rows_with_one_statement_per_shape() -> None:
     the same rows go to the same INSERT built without values (`build([])`), executed with the rows as parameters:
     compiled once per process, sent in as few round trips (SQLAlchemy's insertmanyvalues), the same rows written and
     the same RETURNING rows answered. Rows of different columns (never from DBOS 3.4's callers) go DBOS's way."""
-    from dbos._dbos import _get_dbos_instance
-
-    system = _get_dbos_instance()._sys_db
     built_with_rows = system._insert_rows
 
     def insert_rows(conn: Any, build: Callable[[list[dict[str, Any]]], Any], rows: list[dict[str, Any]], *,
@@ -274,7 +281,7 @@ REMEMBER_SECONDS = 1.0  # how long a process takes the job engine's latest versi
 _monotonic = time.monotonic  # (the tests' clock)
 
 
-def _remember_what_rarely_changes() -> None:
+def _remember_what_rarely_changes(system: Any) -> None:
     """Two reads DBOS makes again and again, of what changes only when an operator or a release changes it, are taken
     as read for REMEMBER_SECONDS, then read again:
     - whether this process runs the latest registered application version (`_is_latest_version`), asked in each claim
@@ -285,9 +292,6 @@ def _remember_what_rarely_changes() -> None:
     - a queue's settings (`get_queue`), read in a transaction of their own at every poll of every queue (about 19 a
       second per worker: three statements each, 0.58 reads per bulk item in phase 2), so that a change of a queue's
       limits applies without a restart. It still does, within REMEMBER_SECONDS. A queue not found is not remembered."""
-    from dbos._dbos import _get_dbos_instance
-
-    system = _get_dbos_instance()._sys_db
     system._is_latest_version = _remembered(system._is_latest_version)
     system.get_queue = _remembered(system.get_queue)
 
