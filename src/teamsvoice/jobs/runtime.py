@@ -21,6 +21,7 @@ process exits) rather than failed: a step that raised would be recorded as faile
 import asyncio
 import functools
 import importlib
+import itertools
 import json
 from datetime import datetime, timedelta
 import logging
@@ -298,19 +299,28 @@ def _remember_what_rarely_changes(system: Any) -> None:
 
 def _remembered(read: Callable[..., T]) -> Callable[..., T]:
     """`read(key, *rest)`, its answer for each key taken as read for REMEMBER_SECONDS (None answers are not kept; a
-    call with keyword arguments always reads)."""
-    answers: dict[Any, tuple[float, T]] = {}
+    call with keyword arguments always reads). Threads read at once (a worker's queue threads and its items): a read
+    that began before another never replaces the other's answer, whichever ends last, so what is remembered is
+    never older than a read already made."""
+    answers: dict[Any, tuple[int, float, T]] = {}  # key -> (which read, when it began, its answer)
+    reads = itertools.count()
+    storing = threading.Lock()
 
+    @functools.wraps(read)
     def remembered(key: Any, *rest: Any, **options: Any) -> T:
         if options:
             return read(key, *rest, **options)
         now, known = _monotonic(), answers.get(key)
-        if known is None or not 0 <= now - known[0] < REMEMBER_SECONDS:
-            answer = read(key, *rest)
-            if answer is None:
-                return answer
-            known = answers[key] = (now, answer)
-        return known[1]
+        if known is not None and 0 <= now - known[1] < REMEMBER_SECONDS:
+            return known[2]
+        which = next(reads)
+        answer = read(key, *rest)
+        if answer is not None:
+            with storing:
+                latest = answers.get(key)
+                if latest is None or latest[0] < which:
+                    answers[key] = (which, now, answer)
+        return answer
 
     return remembered
 
