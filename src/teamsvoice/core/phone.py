@@ -1,5 +1,6 @@
 """Phone numbers: E.164 validation and ISO 3166 country checks, shared by both API families."""
 
+import functools
 from dataclasses import dataclass
 
 import phonenumbers
@@ -51,7 +52,15 @@ def parse_number(code: int, nsn: object, iso_code: str | None = None) -> ParsedN
 
 
 def parse_e164(raw: str, iso_code: str | None = None) -> ParsedNumber:
-    """Validates a full number (E.164) and, when given, that it belongs to the ISO 3166 country `iso_code`."""
+    """Validates a full number (E.164) and, when given, that it belongs to the ISO 3166 country `iso_code`. A number
+    is checked several times on its way (a bulk item's number as its change is read, then as it is reserved:
+    phonenumbers' parse and checks were 2.3% of a worker's CPU in a fleet change), so the last numbers that passed
+    are remembered (the answer depends on nothing else; a refusal is not remembered, nor a text longer than any
+    number is written)."""
+    return _remembered_parse(raw, iso_code) if len(raw) <= _REMEMBERED_LENGTH else _parse_e164(raw, iso_code)
+
+
+def _parse_e164(raw: str, iso_code: str | None) -> ParsedNumber:
     text = raw.strip()
     try:
         parsed = phonenumbers.parse(text if text.startswith("+") else f"+{text}")
@@ -72,3 +81,7 @@ def parse_e164(raw: str, iso_code: str | None = None) -> ParsedNumber:
         country_code=str(parsed.country_code), nsn=phonenumbers.national_significant_number(parsed),
         number_type=_TYPES.get(phonenumbers.number_type(parsed), "other"),
     )
+
+
+_REMEMBERED_LENGTH = 40  # characters: "+1 (425) 555-0100" and its like, with room to spare
+_remembered_parse = functools.lru_cache(maxsize=4096)(_parse_e164)
