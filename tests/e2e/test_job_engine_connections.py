@@ -8,13 +8,15 @@ async work (every item's statements and Microsoft requests) runs on uvloop's eve
 
 import asyncio
 import threading
+import uuid
 
 import pytest
 import uvloop
-from dbos import DBOS
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._dbos import _get_dbos_instance
 from sqlalchemy import event, text
 
+from teamsvoice.domain.sbc.workflows import sync_sbc
 from teamsvoice.jobs import runtime
 from teamsvoice.jobs.runtime import MICROSOFT_QUEUE, job_context
 
@@ -116,3 +118,42 @@ def test_a_queues_settings_are_read_once_a_second_and_a_change_applies(live, mon
         event.remove(system.engine, "before_cursor_execute", executed)
         runtime.queue(MICROSOFT_QUEUE).set_partition_concurrency(registered)
     assert get_queue("no such queue") is None
+
+
+def test_a_queues_partitions_are_searched_with_the_statement_built_at_the_first_search(live) -> None:  # type: ignore[no-untyped-def]
+    """At every poll of a partitioned queue DBOS searches which partitions have work waiting, with a statement it
+    built anew each time (0.7 ms of CPU a poll); the engine keeps the one DBOS built at the queue's first search and
+    runs it again (jobs/runtime._search_partitions_with_the_statement_built_first). It answers what DBOS's own search
+    answers, as the waiting work changes."""
+    system = _get_dbos_instance()._sys_db
+    name = f"teamsvoice-test-partitions-{uuid.uuid4().hex[:8]}"
+    runtime.register_queue(name, partition_concurrency=4)
+    dbos_search = system.get_queue_partitions.__wrapped__  # the engine replaced the method at its start
+    here, statements = threading.get_ident(), []
+
+    def executed(conn, statement, *rest) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == here:
+            statements.append(statement)
+
+    ids: list[str] = []
+
+    def enqueue(tenant: str) -> None:
+        ids.append(f"{name}-{uuid.uuid4()}")  # recorded for another release: no worker of this one starts it, it waits
+        with SetWorkflowID(ids[-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version="teamsvoice-workflows-elsewhere"):
+            runtime.queue(name).enqueue(sync_sbc)
+
+    event.listen(system.engine, "before_execute", executed)
+    try:
+        assert system.get_queue_partitions(name) == dbos_search(name) == []
+        first = statements[0]
+        enqueue("tenant-a"), enqueue("tenant-b"), enqueue("tenant-b")
+        assert sorted(system.get_queue_partitions(name)) == sorted(dbos_search(name)) == ["tenant-a", "tenant-b"]
+        DBOS.cancel_workflow(ids[0])  # tenant-a's only work ends
+        statements.clear()
+        assert system.get_queue_partitions(name) == dbos_search(name) == ["tenant-b"]
+        assert statements[0] is first and statements[1] is not first  # (DBOS's own builds its statement anew)
+    finally:
+        event.remove(system.engine, "before_execute", executed)
+        for workflow_id in ids:
+            DBOS.cancel_workflow(workflow_id)
+    assert system.get_queue_partitions(name) == []

@@ -4,7 +4,7 @@ lives), for `jobs/runtime.py`. Synchronous: the engine's threads and DBOS's step
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Table, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, Executable, Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from teamsvoice.jobs.models import JobExecutor
@@ -53,3 +53,10 @@ def insert_many(connection: Connection | Session, insert: Executable, rows: list
     rows when `returning`, else []."""
     result = connection.execute(insert, rows)
     return list(result) if returning else []
+
+
+def first_column(engine: Engine, statement: Executable) -> list[Any]:
+    """Runs `statement` (one DBOS built: its search of a queue's partitions) in a transaction of its own, as DBOS runs
+    it; answers its rows' first column."""
+    with engine.begin() as connection:
+        return [row[0] for row in connection.execute(statement).fetchall()]
