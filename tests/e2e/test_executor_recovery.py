@@ -2,13 +2,17 @@
 where it is the only worker of its data directory) every other one, however recent its last beat."""
 
 import asyncio
+import threading
 from datetime import timedelta
+
+import pytest
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.jobs.models import JobExecutor
+from teamsvoice.jobs import runtime
 from teamsvoice.jobs.runtime import job_context, recover_dead_executors
 
 
@@ -24,8 +28,14 @@ def _recorded() -> set[str]:
         return set(session.scalars(select(JobExecutor.executor_id)))
 
 
-async def test_a_worker_takes_over_stopped_and_silent_executors_and_at_start_on_sqlite_every_other(live, organisation) -> None:  # type: ignore[no-untyped-def]
+async def test_a_worker_takes_over_stopped_and_silent_executors_and_at_start_on_sqlite_every_other(live, organisation, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     timeout = live.settings.job_executor_timeout_seconds
+    # The live engine's own recovery round (every beat, on its housekeeping thread) would take the executors recorded
+    # here between their commit and this test's call: it is held for the test, once a round of the held kind has
+    # begun (the rounds run one after another on that thread, so no round that could take them is still running).
+    held = threading.Event()
+    monkeypatch.setattr(runtime, "recover_dead_executors", lambda **_: held.set() or [])
+    assert await asyncio.to_thread(held.wait, 60)
     _record("beating")
     _record("stopped", stopped=True)
     _record("silent", seconds_ago=timeout + 5)
