@@ -3,6 +3,7 @@
 
 import asyncio
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -107,7 +108,8 @@ def _delivery(live) -> tuple[str, int, str | None]:  # type: ignore[no-untyped-d
 
 
 async def _final_delivery(live) -> tuple[str, int, str | None]:  # type: ignore[no-untyped-def]
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # (a delivery is a workflow of the engine: seconds on a loaded machine)
+    while time.monotonic() < deadline:
         try:
             status, attempts, error = _delivery(live)
             if status != "pending":

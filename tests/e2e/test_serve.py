@@ -19,6 +19,10 @@ from tests.support.ctt import bearer, enterprise_body
 from tests.support.postgres import free_port
 from tests.support.receiver import WebhookReceiver
 
+# How long a Ctrl-C may take to end `serve`: its grace for requests (5 s) and for the job engine's work in flight
+# (5 s), then its teardown, on a machine the whole suite loads; a stop that hangs is what this bound catches.
+STOP_SECONDS = 20.0
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_env(request: pytest.FixtureRequest) -> dict[str, str]:

@@ -2,6 +2,7 @@
 (per-user status, followed to completion) and the resource accounts list filters (spec 004)."""
 
 import asyncio
+import time
 import json
 import secrets
 
@@ -61,7 +62,8 @@ async def _jobs(sub: Onboarded) -> list[CallingJob]:
 
 
 async def _completed_job(sub: Onboarded, known: int) -> CallingJob:
-    for _ in range(300):
+    deadline = time.monotonic() + 60  # (a workflow of the engine: seconds on a loaded machine)
+    while time.monotonic() < deadline:
         jobs = await _jobs(sub)
         if len(jobs) > known and jobs[-1].status in ("COMPLETED", "FAILED"):
             return jobs[-1]
