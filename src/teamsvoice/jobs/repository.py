@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Executable, Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from teamsvoice.core.db import sync_transaction
 from teamsvoice.jobs.models import JobExecutor
 
 
@@ -58,5 +59,5 @@ def insert_many(connection: Connection | Session, insert: Executable, rows: list
 def first_column(engine: Engine, statement: Executable) -> list[Any]:
     """Runs `statement` (one DBOS built: its search of a queue's partitions) in a transaction of its own, as DBOS runs
     it; answers its rows' first column."""
-    with engine.begin() as connection:
-        return [row[0] for row in connection.execute(statement).fetchall()]
+    with sync_transaction(engine) as session:
+        return [row[0] for row in session.execute(statement).fetchall()]
