@@ -17,7 +17,7 @@ from dbos._dbos import _get_dbos_instance
 from sqlalchemy import event, text
 
 from teamsvoice.domain.sbc.workflows import sync_sbc
-from teamsvoice.jobs import runtime
+from teamsvoice.jobs import runtime, shares
 from teamsvoice.jobs.runtime import MICROSOFT_QUEUE, job_context
 
 
@@ -128,7 +128,9 @@ def test_a_queues_partitions_are_searched_with_the_statement_built_at_the_first_
     system = _get_dbos_instance()._sys_db
     name = f"teamsvoice-test-partitions-{uuid.uuid4().hex[:8]}"
     runtime.register_queue(name, partition_concurrency=4)
-    dbos_search = system.get_queue_partitions.__wrapped__  # the engine replaced the method at its start
+    # the engine replaced the method at its start: each worker's own tenants first (on the Microsoft queue only),
+    # over the search with the statement kept, over DBOS's own
+    dbos_search = system.get_queue_partitions.__wrapped__.__wrapped__
     here, statements = threading.get_ident(), []
 
     def executed(conn, statement, *rest) -> None:  # type: ignore[no-untyped-def]
@@ -157,3 +159,32 @@ def test_a_queues_partitions_are_searched_with_the_statement_built_at_the_first_
         for workflow_id in ids:
             DBOS.cancel_workflow(workflow_id)
     assert system.get_queue_partitions(name) == []
+
+
+def test_a_worker_claims_from_the_tenants_its_free_slots_need_on_the_microsoft_queue(live, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The engine's partition search on the Microsoft queue answers the tenants this worker tries at a poll
+    (jobs/shares.partitions_to_claim: alone, every tenant is its own; as many as its free slots need), where DBOS's
+    own search answers every tenant with work waiting."""
+    system = _get_dbos_instance()._sys_db
+    dbos_search = system.get_queue_partitions.__wrapped__.__wrapped__
+    tenants = [f"test-shares-{uuid.uuid4().hex[:8]}-{n}" for n in range(6)]
+    ids: list[str] = []
+    limits = runtime.queue(MICROSOFT_QUEUE)
+    monkeypatch.setattr(limits, "_worker_concurrency", limits._partition_concurrency * 2)  # (this test's view alone)
+    try:
+        for tenant in tenants:  # recorded for another release: no worker of this one starts them, they wait
+            ids.append(f"{tenant}-{uuid.uuid4()}")
+            with SetWorkflowID(ids[-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version="teamsvoice-workflows-elsewhere"):
+                limits.enqueue(sync_sbc)
+        waiting = dbos_search(MICROSOFT_QUEUE)
+        assert set(tenants) <= set(waiting)
+        assert runtime._live_worker_ids() == [job_context().executor_id]  # (the live server: its database's one worker)
+        active = _get_dbos_instance()._active_workflows_set
+        expected = shares.partitions_to_claim(
+            waiting, workers=[job_context().executor_id], me=job_context().executor_id,
+            running={tenant: active.count_for_partition(MICROSOFT_QUEUE, tenant) for tenant in waiting},
+            cap=limits._partition_concurrency, free=limits._worker_concurrency - active.count_for_queue(MICROSOFT_QUEUE))
+        assert system.get_queue_partitions(MICROSOFT_QUEUE) == expected and len(expected) < len(waiting), (expected, waiting)
+    finally:
+        for workflow_id in ids:
+            DBOS.cancel_workflow(workflow_id)

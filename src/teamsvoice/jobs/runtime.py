@@ -28,6 +28,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import sqlite3
 import threading
 import time
@@ -50,7 +51,7 @@ from teamsvoice.core.errors import DomainError, UpstreamError, describe, describ
 from teamsvoice.core.metrics import record_job_retry, set_queue_depth
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.audit import context as audit  # importing the package installs the audit recorder
-from teamsvoice.jobs import repository, watch
+from teamsvoice.jobs import repository, shares, watch
 from teamsvoice.jobs.models import JobExecutor
 from teamsvoice.microsoft.budget import job_scope as budget_job_scope
 from teamsvoice.microsoft.connector import MicrosoftConnector
@@ -251,13 +252,16 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
 def _replace_system_database_methods() -> None:
     """The DBOS system database's methods the engine replaces at each start (internals of the pinned dbos release):
     `_insert_rows` (`_insert_rows_with_one_statement_per_shape`), `_is_latest_version` and `get_queue`
-    (`_remember_what_rarely_changes`), `get_queue_partitions` (`_search_partitions_with_the_statement_built_first`)."""
+    (`_remember_what_rarely_changes`), `get_queue_partitions` (`_search_partitions_with_the_statement_built_first`,
+    then `_claim_own_tenants_first`)."""
     from dbos._dbos import _get_dbos_instance
 
-    system = _get_dbos_instance()._sys_db
+    dbos = _get_dbos_instance()
+    system = dbos._sys_db
     _insert_rows_with_one_statement_per_shape(system)
     _remember_what_rarely_changes(system)
     _search_partitions_with_the_statement_built_first(system)
+    _claim_own_tenants_first(system, dbos._active_workflows_set)
 
 
 def _insert_rows_with_one_statement_per_shape(system: Any) -> None:
@@ -317,6 +321,36 @@ def _search_partitions_with_the_statement_built_first(system: Any) -> None:
 
     get_queue_partitions.__wrapped__ = search  # type: ignore[attr-defined]
     system.get_queue_partitions = get_queue_partitions
+
+
+def _claim_own_tenants_first(system: Any, active: Any) -> None:
+    """At a poll of the Microsoft queue, a worker tries its own tenants first, those with the fewest of its items in
+    flight first (`jobs/shares.partitions_to_claim`; the live workers read at most once per REMEMBER_SECONDS). Other
+    queues are searched as DBOS searches them. `active`: DBOS's set of this process's running workflows."""
+    search = system.get_queue_partitions
+    live_workers = _remembered(lambda _: _live_worker_ids())
+
+    def get_queue_partitions(queue_name: str) -> list[str]:
+        waiting: list[str] = search(queue_name)
+        if queue_name != MICROSOFT_QUEUE or len(waiting) <= 1:
+            return waiting
+        limits = queue(queue_name)
+        return shares.partitions_to_claim(
+            waiting, workers=live_workers("workers"), me=job_context().executor_id,
+            running={tenant: active.count_for_partition(queue_name, tenant) for tenant in waiting},
+            cap=limits._partition_concurrency or sys.maxsize,
+            free=(limits._worker_concurrency or sys.maxsize) - active.count_for_queue(queue_name))
+
+    get_queue_partitions.__wrapped__ = search  # type: ignore[attr-defined]
+    system.get_queue_partitions = get_queue_partitions
+
+
+def _live_worker_ids() -> list[str]:
+    """The executors that run work and beat within `job_executor_timeout_seconds`, sorted."""
+    ctx = job_context()
+    with sync_transaction(ctx.engine) as session:
+        workers = repository.live_workers(session, beating_since=_seconds_ago(ctx.settings.job_executor_timeout_seconds))
+    return sorted(worker.executor_id for worker in workers)
 
 
 REMEMBER_SECONDS = 1.0  # how long a process takes the job engine's latest version and queue settings as it read them
