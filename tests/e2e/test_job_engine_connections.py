@@ -7,6 +7,7 @@ connection only (tests/unit/test_ping_if_idle.py). On SQLite DBOS keeps its own 
 async work (every item's statements and Microsoft requests) runs on uvloop's event loop."""
 
 import asyncio
+import copy
 import threading
 import uuid
 
@@ -169,13 +170,16 @@ def test_a_worker_claims_from_the_tenants_its_free_slots_need_on_the_microsoft_q
     dbos_search = system.get_queue_partitions.__wrapped__.__wrapped__
     tenants = [f"test-shares-{uuid.uuid4().hex[:8]}-{n}" for n in range(6)]
     ids: list[str] = []
-    limits = runtime.queue(MICROSOFT_QUEUE)
-    monkeypatch.setattr(limits, "_worker_concurrency", limits._partition_concurrency * 2)  # (this test's view alone)
+    # The queue's settings as the polls take them, with room for two tenants' slots in a worker (for this test)
+    limits = copy.copy(system.get_queue(MICROSOFT_QUEUE))
+    limits._worker_concurrency = limits._partition_concurrency * 2
+    read = system.get_queue
+    monkeypatch.setattr(system, "get_queue", lambda name, *rest: limits if name == MICROSOFT_QUEUE else read(name, *rest))
     try:
         for tenant in tenants:  # recorded for another release: no worker of this one starts them, they wait
             ids.append(f"{tenant}-{uuid.uuid4()}")
             with SetWorkflowID(ids[-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version="teamsvoice-workflows-elsewhere"):
-                limits.enqueue(sync_sbc)
+                runtime.queue(MICROSOFT_QUEUE).enqueue(sync_sbc)
         waiting = dbos_search(MICROSOFT_QUEUE)
         assert set(tenants) <= set(waiting)
         assert runtime._live_worker_ids() == [job_context().executor_id]  # (the live server: its database's one worker)

@@ -28,8 +28,8 @@ import logging
 import os
 import random
 import socket
-import sys
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -334,7 +334,9 @@ def _claim_own_tenants_first(system: Any, active: Any) -> None:
         waiting: list[str] = search(queue_name)
         if queue_name != MICROSOFT_QUEUE or len(waiting) <= 1:
             return waiting
-        limits = queue(queue_name)
+        limits = system.get_queue(queue_name)  # (its settings as the polls take them: an operator's change applies)
+        if limits is None:
+            return waiting
         return shares.partitions_to_claim(
             waiting, workers=live_workers("workers"), me=job_context().executor_id,
             running={tenant: active.count_for_partition(queue_name, tenant) for tenant in waiting},
