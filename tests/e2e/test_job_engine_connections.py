@@ -9,6 +9,7 @@ async work (every item's statements and Microsoft requests) runs on uvloop's eve
 import asyncio
 import copy
 import threading
+import types
 import uuid
 
 import pytest
@@ -129,7 +130,7 @@ def test_a_queues_partitions_are_searched_with_the_statement_built_at_the_first_
     system = _get_dbos_instance()._sys_db
     name = f"teamsvoice-test-partitions-{uuid.uuid4().hex[:8]}"
     runtime.register_queue(name, partition_concurrency=4)
-    # the engine replaced the method at its start: each worker's own tenants first (on the Microsoft queue only),
+    # the engine replaced the method at its start: each tenant's share of the worker's claims (on the Microsoft queue only),
     # over the search with the statement kept, over DBOS's own
     dbos_search = system.get_queue_partitions.__wrapped__.__wrapped__
     here, statements = threading.get_ident(), []
@@ -162,33 +163,44 @@ def test_a_queues_partitions_are_searched_with_the_statement_built_at_the_first_
     assert system.get_queue_partitions(name) == []
 
 
-def test_a_worker_claims_from_the_tenants_its_free_slots_need_on_the_microsoft_queue(live, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """The engine's partition search on the Microsoft queue answers the tenants this worker tries at a poll
-    (jobs/shares.partitions_to_claim: alone, every tenant is its own; as many as its free slots need), where DBOS's
-    own search answers every tenant with work waiting."""
+def test_a_worker_claims_each_tenants_share_on_the_microsoft_queue(live) -> None:  # type: ignore[no-untyped-def]
+    """On the Microsoft queue the engine's partition search answers the tenants whose share this worker claims at a
+    poll (jobs/shares.claims: alone, every tenant is its own, an equal share of its slots each), and each claim
+    that follows takes at most its tenant's number, where DBOS's own claim takes as many as the worker's free slots
+    and the tenant's limit allow. The test drives its own instance of the replacement (`runtime._claim_equal_shares`)
+    over the live engine's DBOS methods, with the queue's limits for the test: 8 slots in the worker."""
     system = _get_dbos_instance()._sys_db
-    dbos_search = system.get_queue_partitions.__wrapped__.__wrapped__
-    tenants = [f"test-shares-{uuid.uuid4().hex[:8]}-{n}" for n in range(6)]
-    ids: list[str] = []
-    # The queue's settings as the polls take them, with room for two tenants' slots in a worker (for this test)
+    executor, version = job_context().executor_id, "teamsvoice-workflows-elsewhere"
     limits = copy.copy(system.get_queue(MICROSOFT_QUEUE))
-    limits._worker_concurrency = limits._partition_concurrency * 2
-    read = system.get_queue
-    monkeypatch.setattr(system, "get_queue", lambda name, *rest: limits if name == MICROSOFT_QUEUE else read(name, *rest))
+    limits._worker_concurrency = 8
+    assert limits.name == MICROSOFT_QUEUE and limits._partition_concurrency == 64
+    # (the replaced search and claim: the kept statement's search over DBOS's own, and DBOS's own claim)
+    mine = types.SimpleNamespace(get_queue_partitions=system.get_queue_partitions.__wrapped__,
+                                 start_queued_workflows=system.start_queued_workflows.__wrapped__,
+                                 get_queue=lambda name: limits if name == MICROSOFT_QUEUE else None)
+    # (none of this worker's items running, as the test sees it: the live server's own may come and go meanwhile)
+    idle = types.SimpleNamespace(count_for_partition=lambda queue, tenant: 0, count_for_queue=lambda queue: 0)
+    runtime._claim_equal_shares(mine, idle)
+    tenants = [f"test-shares-{uuid.uuid4().hex[:8]}-{n}" for n in range(6)]
+    ids: dict[str, list[str]] = {tenant: [] for tenant in tenants}
     try:
         for tenant in tenants:  # recorded for another release: no worker of this one starts them, they wait
-            ids.append(f"{tenant}-{uuid.uuid4()}")
-            with SetWorkflowID(ids[-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version="teamsvoice-workflows-elsewhere"):
-                runtime.queue(MICROSOFT_QUEUE).enqueue(sync_sbc)
-        waiting = dbos_search(MICROSOFT_QUEUE)
+            for _ in range(4):
+                ids[tenant].append(f"{tenant}-{uuid.uuid4()}")
+                with SetWorkflowID(ids[tenant][-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version=version):
+                    runtime.queue(MICROSOFT_QUEUE).enqueue(sync_sbc)
+        waiting = mine.get_queue_partitions.__wrapped__(MICROSOFT_QUEUE)
         assert set(tenants) <= set(waiting)
-        assert runtime._live_worker_ids() == [job_context().executor_id]  # (the live server: its database's one worker)
-        active = _get_dbos_instance()._active_workflows_set
-        expected = shares.partitions_to_claim(
-            waiting, workers=[job_context().executor_id], me=job_context().executor_id,
-            running={tenant: active.count_for_partition(MICROSOFT_QUEUE, tenant) for tenant in waiting},
-            cap=limits._partition_concurrency, free=limits._worker_concurrency - active.count_for_queue(MICROSOFT_QUEUE))
-        assert system.get_queue_partitions(MICROSOFT_QUEUE) == expected and len(expected) < len(waiting), (expected, waiting)
+        assert runtime._live_worker_ids() == [executor]  # (the live server: its database's one worker)
+        expected = shares.claims(waiting, workers=[executor], me=executor, running={}, tenant_cap=64, worker_cap=8, free=8)
+        assert mine.get_queue_partitions(MICROSOFT_QUEUE) == list(expected)
+        assert set(tenants) <= set(expected) and {expected[tenant] for tenant in tenants} <= {1, 2}  # (8 slots / 6)
+        for tenant in tenants:  # each claim, as DBOS's poll makes it: this worker's items running, its tenant's
+            claimed, _ = mine.start_queued_workflows(limits, executor, version, tenant, 0, 0)
+            assert len(claimed) == expected[tenant] and set(claimed) <= set(ids[tenant]), (tenant, claimed)
+        # DBOS's own claim takes every item waiting that the worker's free slots and the tenant's limit allow
+        claimed, _ = mine.start_queued_workflows.__wrapped__(limits, executor, version, tenants[0], 0, 0)
+        assert len(claimed) == 4 - expected[tenants[0]]
     finally:
-        for workflow_id in ids:
+        for workflow_id in [workflow_id for tenant in tenants for workflow_id in ids[tenant]]:
             DBOS.cancel_workflow(workflow_id)

@@ -253,7 +253,7 @@ def _replace_system_database_methods() -> None:
     """The DBOS system database's methods the engine replaces at each start (internals of the pinned dbos release):
     `_insert_rows` (`_insert_rows_with_one_statement_per_shape`), `_is_latest_version` and `get_queue`
     (`_remember_what_rarely_changes`), `get_queue_partitions` (`_search_partitions_with_the_statement_built_first`,
-    then `_claim_own_tenants_first`)."""
+    then `_claim_equal_shares`) and `start_queued_workflows` (`_claim_equal_shares`)."""
     from dbos._dbos import _get_dbos_instance
 
     dbos = _get_dbos_instance()
@@ -261,7 +261,7 @@ def _replace_system_database_methods() -> None:
     _insert_rows_with_one_statement_per_shape(system)
     _remember_what_rarely_changes(system)
     _search_partitions_with_the_statement_built_first(system)
-    _claim_own_tenants_first(system, dbos._active_workflows_set)
+    _claim_equal_shares(system, dbos._active_workflows_set)
 
 
 def _insert_rows_with_one_statement_per_shape(system: Any) -> None:
@@ -323,28 +323,40 @@ def _search_partitions_with_the_statement_built_first(system: Any) -> None:
     system.get_queue_partitions = get_queue_partitions
 
 
-def _claim_own_tenants_first(system: Any, active: Any) -> None:
-    """At a poll of the Microsoft queue, a worker tries its own tenants first, those with the fewest of its items in
-    flight first (`jobs/shares.partitions_to_claim`; the live workers read at most once per REMEMBER_SECONDS). Other
-    queues are searched as DBOS searches them. `active`: DBOS's set of this process's running workflows."""
-    search = system.get_queue_partitions
+def _claim_equal_shares(system: Any, active: Any) -> None:
+    """At a poll of the Microsoft queue, a worker claims of each tenant with work waiting at most what its share of the
+    workers' slots leaves (`jobs/shares.claims`; the live workers read at most once per REMEMBER_SECONDS): the search
+    of the queue's partitions works the shares out, and each claim that follows it in the poll takes at most its
+    tenant's. DBOS bounds a claim by the worker's free slots (`worker_concurrency` less `local_running_count`), so a
+    claim is given the count that leaves it its tenant's share. Other queues are searched and claimed as DBOS does.
+    `active`: DBOS's set of this process's running workflows."""
+    search, claim = system.get_queue_partitions, system.start_queued_workflows
     live_workers = _remembered(lambda _: _live_worker_ids())
+    shares_of: dict[str, dict[str, int]] = {}  # queue -> tenant -> most to claim at this poll
 
     def get_queue_partitions(queue_name: str) -> list[str]:
         waiting: list[str] = search(queue_name)
-        if queue_name != MICROSOFT_QUEUE or len(waiting) <= 1:
+        limits = system.get_queue(queue_name) if queue_name == MICROSOFT_QUEUE else None  # (as the polls take them)
+        if limits is None or limits._worker_concurrency is None:
             return waiting
-        limits = system.get_queue(queue_name)  # (its settings as the polls take them: an operator's change applies)
-        if limits is None:
-            return waiting
-        return shares.partitions_to_claim(
+        shares_of[queue_name] = shares.claims(
             waiting, workers=live_workers("workers"), me=job_context().executor_id,
             running={tenant: active.count_for_partition(queue_name, tenant) for tenant in waiting},
-            cap=limits._partition_concurrency or sys.maxsize,
-            free=(limits._worker_concurrency or sys.maxsize) - active.count_for_queue(queue_name))
+            tenant_cap=limits._partition_concurrency or sys.maxsize, worker_cap=limits._worker_concurrency,
+            free=limits._worker_concurrency - active.count_for_queue(queue_name))
+        return list(shares_of[queue_name])
+
+    def start_queued_workflows(queue: Any, executor_id: str, app_version: str, partition: str | None,
+                               local_running_count: int = 0, *rest: Any, **options: Any) -> Any:
+        most = shares_of.get(queue.name, {}).get(partition) if partition is not None else None
+        if most is not None and queue._worker_concurrency is not None:
+            local_running_count = max(local_running_count, queue._worker_concurrency - most)
+        return claim(queue, executor_id, app_version, partition, local_running_count, *rest, **options)
 
     get_queue_partitions.__wrapped__ = search  # type: ignore[attr-defined]
+    start_queued_workflows.__wrapped__ = claim  # type: ignore[attr-defined]
     system.get_queue_partitions = get_queue_partitions
+    system.start_queued_workflows = start_queued_workflows
 
 
 def _live_worker_ids() -> list[str]:

@@ -1,19 +1,21 @@
-"""Which tenants' work a worker claims at a poll of the Microsoft queue: its own tenants first, and of those the ones
-with the fewest of its items in flight.
+"""How many of each tenant's items a worker claims at a poll of the Microsoft queue: an equal share of the workers'
+slots for every tenant with work waiting, served by the tenant's home worker first.
 
 DBOS claims a partitioned queue's work partition by partition (a partition is a Microsoft tenant), each poll in a
-random order, up to a tenant's slots across the workers (`TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY`) and the worker's
-own (`TEAMSVOICE_MICROSOFT_WORKER_ITEMS`). At random, a fleet change's first wave went to a few tenants (64 items
-each), which kept their head start: the tenants of a 20-tenant change ended 20-30 s apart, and as they ended the
-rate fell to 30 requests a second for each tenant left; and a tenant's items were spread over every worker, each
-sending its own share of the tenant's calls. Here each tenant has a home worker among the live ones (a hash of its
-id), which claims its items first: a tenant's requests share each `$batch` and policy grant of one worker. A worker
-gives its free slots to its tenants with the fewest of its items in flight, so that they go on at the same pace and
-end together; once its own tenants have nothing waiting (or have every slot they may), it claims the other tenants'
-work as before. DBOS still enforces every limit: this only chooses, and orders, the partitions it tries
-(bench/README.md, run AE)."""
+random order, each claim as many as the tenant's slots across the workers (`TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY`)
+and the worker's own (`TEAMSVOICE_MICROSOFT_WORKER_ITEMS`) allow. So a fleet change's first wave went to the first
+few tenants each worker tried, 64 items each, and those kept their head start: the tenants of a 20-tenant change
+ended 20-30 s apart, and as they ended the rate fell to 30 requests a second for each tenant left (bench/README.md,
+runs AC to AF). Here a tenant's items in flight are its equal share of every worker's slots (capped by its own
+limit): the tenants go on at the same pace and end together. Each tenant has a home worker among the live ones (a
+hash of its id), which gives it its share as far as its slots go, so that a tenant's requests share one worker's
+`$batch` calls and policy grants; a worker with more home tenants than its slots serve at that share leaves the rest
+of their shares to the other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
+hangs while it still beats keeps none of its tenants' work waiting for long). DBOS still enforces every limit: this
+only bounds, per tenant, what a claim of this worker takes."""
 
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 
@@ -22,23 +24,45 @@ def home(tenant: str, workers: Sequence[str]) -> str:
     return workers[zlib.crc32(tenant.encode()) % len(workers)]
 
 
-def partitions_to_claim(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: Mapping[str, int],
-                        cap: int, free: int) -> list[str]:
-    """Of the tenants with work `waiting` (DBOS's search), those worker `me` tries at this poll: its own tenants (all
-    of them when it is not among the live `workers`, or the only one), the fewest of its items `running` first, those
-    with a slot left under `cap`, as many as it takes for their slots to cover the worker's `free` ones; the other
-    tenants' when none of its own can take more."""
-    live = sorted(workers)
-    if len(waiting) <= 1 or free <= 0:
-        return list(waiting)
-    own = [tenant for tenant in waiting if me not in live or home(tenant, live) == me]
-    chosen, room = [], 0
-    for tenant in sorted(own, key=lambda tenant: running.get(tenant, 0)):
-        left = cap - running.get(tenant, 0)
-        if left <= 0:
-            continue
-        chosen.append(tenant)
-        room += left
-        if room >= free:
+def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: Mapping[str, int], tenant_cap: int,
+           worker_cap: int, free: int) -> dict[str, int]:
+    """Of the tenants with work `waiting` (DBOS's search), how many items worker `me` may claim of each now, given
+    its items `running` per tenant and its `free` slots of `worker_cap`, every live worker (`workers`, with `me`)
+    having as many: each tenant's share is `worker_cap` x the workers / the tenants waiting, at most `tenant_cap`;
+    its home worker gives it that share as far as its slots divided among its home tenants go, and the other workers
+    the rest of it, in equal parts. The tenants furthest below their share come first, as many as the free slots
+    take, the last of them up to a quarter of a share past its own; slots the shares leave free go to the tenants
+    waiting below `tenant_cap`, in equal parts."""
+    if free <= 0 or not waiting:
+        return {}
+    live = sorted({*workers, me})
+    homes = {tenant: home(tenant, live) for tenant in waiting}
+    fair = min(tenant_cap, worker_cap * len(live) / len(waiting))
+    home_tenants = Counter(homes.values())
+
+    def from_home(worker: str) -> float:
+        return min(fair, worker_cap / home_tenants[worker])
+
+    def share(tenant: str) -> float:
+        worker = homes[tenant]
+        return from_home(me) if worker == me else (fair - from_home(worker)) / (len(live) - 1)
+
+    wanted = {tenant: int(share(tenant)) - running.get(tenant, 0) for tenant in waiting}  # (rounded down: the rest is
+    # left free, below)
+    chosen: dict[str, int] = {}
+    room, slack = 0, int(fair / 4)
+    for tenant in sorted(waiting, key=lambda tenant: wanted[tenant], reverse=True):
+        if wanted[tenant] <= 0 or room >= free:
             break
-    return chosen or list(waiting)
+        # each claim is a transaction of the job engine's: one that fills the free slots left alone with up to a
+        # quarter of a share more than its tenant's share takes them (that tenant then waits for the others)
+        chosen[tenant] = free - room if free - room <= wanted[tenant] + slack else wanted[tenant]
+        room += chosen[tenant]
+    open_ = [tenant for tenant in waiting if running.get(tenant, 0) < tenant_cap]
+    if room < free and open_:
+        each, more = divmod(free - room, len(open_))
+        for n, tenant in enumerate(sorted(open_, key=lambda tenant: wanted[tenant], reverse=True)):
+            if each + (n < more):
+                chosen[tenant] = chosen.get(tenant, 0) + each + (n < more)
+    most = {tenant: min(n, tenant_cap - running.get(tenant, 0)) for tenant, n in chosen.items()}  # (never past a limit)
+    return {tenant: n for tenant, n in most.items() if n > 0}
