@@ -3,9 +3,10 @@ with work waiting an equal share of the workers' slots, given by its home worker
 that one's slots go and by the others for the rest; slots the shares leave free to the tenants waiting. DBOS
 enforces the limits; this only bounds what each claim takes."""
 
+import random
 from collections import Counter
 
-from teamsvoice.jobs.shares import claims, home
+from teamsvoice.jobs.shares import claims, homes
 
 TENANTS = [f"tenant-{n:02d}" for n in range(20)]
 MANY = [f"tenant-{n:02d}" for n in range(40)]
@@ -14,14 +15,12 @@ LIMITS = {"tenant_cap": 64, "worker_cap": 256}
 
 
 def _homes(tenants: list[str], workers: list[str]) -> dict[str, str]:
-    return {tenant: home(tenant, sorted(workers)) for tenant in tenants}
+    return homes(tenants, sorted(workers))
 
 
-def _fleet(tenants: list[str], workers: list[str], running: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:
-    """What each worker claims at once, each with its items `running` (none by default) and the rest of its slots free."""
-    running = running or {}
-    return {me: claims(tenants, workers=workers, me=me, running=running.get(me, {}), **LIMITS,
-                       free=256 - sum(running.get(me, {}).values())) for me in workers}
+def _fleet(tenants: list[str], workers: list[str]) -> dict[str, dict[str, int]]:
+    """What each worker claims at once, none of its items running and its 256 slots free."""
+    return {me: claims(tenants, workers=workers, me=me, running={}, **LIMITS, free=256) for me in workers}
 
 
 def _in_flight(claimed: dict[str, dict[str, int]], tenants: list[str]) -> Counter[str]:
@@ -38,33 +37,42 @@ def _in_flight(claimed: dict[str, dict[str, int]], tenants: list[str]) -> Counte
 
 
 def test_a_fleet_changes_first_wave_gives_every_tenant_an_equal_share_from_its_home_worker() -> None:
-    homes = _homes(TENANTS, WORKERS)
-    assert set(homes.values()) == set(WORKERS)
+    home = _homes(TENANTS, WORKERS)
+    assert set(home.values()) == set(WORKERS)
     claimed = _fleet(TENANTS, WORKERS)
     for me, per_tenant in claimed.items():
-        assert set(per_tenant) == {tenant for tenant in TENANTS if homes[tenant] == me}  # (10 each here: none to spare)
+        assert set(per_tenant) == {tenant for tenant in TENANTS if home[tenant] == me}  # (10 each: none to spare)
         assert sum(per_tenant.values()) == 256
     held = _in_flight(claimed, TENANTS)
     # 25 of 512 each (25.6 rounded down), the last claim of each worker the 6 slots left as well (a quarter of a share)
     assert sorted(held.values()) == [25] * 18 + [31] * 2, held
 
 
-def test_a_worker_with_more_home_tenants_than_its_slots_serve_leaves_the_rest_of_their_shares_to_the_others() -> None:
+def test_every_worker_is_home_to_as_many_tenants_the_same_answer_in_every_worker() -> None:
+    for tenants, workers, parts in ((MANY, ["worker-a", "worker-b"], [20, 20]), (MANY[:21], ["w-1", "w-2"], [10, 11]),
+                                    (MANY[:7], ["w-1", "w-2", "w-3"], [2, 2, 3]), (MANY[:2], ["w-1", "w-2", "w-3"], [0, 1, 1])):
+        answer = homes(tenants, workers)
+        assert set(answer) == set(tenants)
+        assert sorted(Counter(answer.values())[worker] for worker in workers) == parts
+        shuffled = random.Random(7).sample(tenants, len(tenants))
+        assert homes(shuffled, workers) == answer  # (whatever order DBOS's search answers them in)
+
+
+def test_a_worker_home_to_one_tenant_more_than_the_other_leaves_the_rest_of_their_shares_to_it() -> None:
     workers = ["worker-a", "worker-b"]
-    homes = _homes(MANY, workers)
-    tenants = [t for t in MANY if homes[t] == "worker-a"][:4] + [t for t in MANY if homes[t] == "worker-b"][:12]
-    # 16 tenants: 32 items each of 512; worker-a serves its 4 with 32 each and worker-b's 12 with what worker-b's 256
-    # slots (21.3 each) leave of their 32
+    tenants = MANY[:21]  # 24.4 items each of 512: 11 tenants at home on one worker (23.3 each), 10 on the other
+    home = homes(tenants, workers)
+    fuller = Counter(home.values()).most_common(1)[0][0]
+    other = next(worker for worker in workers if worker != fuller)
     claimed = _fleet(tenants, workers)
-    a_own = {t: n for t, n in claimed["worker-a"].items() if homes[t] == "worker-a"}
-    a_theirs = {t: n for t, n in claimed["worker-a"].items() if homes[t] == "worker-b"}
-    # (shares rounded down: 32, 21.3 -> 21 and 10.7 -> 10; the last claim of each worker takes what slots are left)
-    assert len(a_own) == 4 and set(a_own.values()) == {32} and len(a_theirs) == 12 and min(a_theirs.values()) == 10
-    assert len(claimed["worker-b"]) == 12 and min(claimed["worker-b"].values()) == 21
+    assert {tenant for tenant in claimed[fuller]} == {tenant for tenant in tenants if home[tenant] == fuller}
+    helped = set(claimed[other]) - {tenant for tenant in tenants if home[tenant] == other}
+    # (the other makes up the rest of their shares: 1 each, 24.4 - 23.3, its last claim the slots it has left)
+    assert helped and all(home[tenant] == fuller for tenant in helped)
     assert sum(claimed["worker-a"].values()) == sum(claimed["worker-b"].values()) == 256
     held = _in_flight(claimed, tenants)
-    # (each worker's last claim may give its tenant up to a quarter of a share more: 8 here)
-    assert set(held) == set(tenants) and min(held.values()) >= 31 and max(held.values()) <= 32 + 2 * 8, held
+    # (shares rounded down; each worker's last claim may give its tenant up to a quarter of a share more: 6 here)
+    assert set(held) == set(tenants) and min(held.values()) >= 23 and max(held.values()) <= 24 + 2 * 6, held
 
 
 def test_the_tenants_furthest_below_their_share_first_as_many_as_the_free_slots_take_none_at_it() -> None:
@@ -81,16 +89,16 @@ def test_the_tenants_furthest_below_their_share_first_as_many_as_the_free_slots_
 
 
 def test_slots_the_shares_leave_free_go_to_the_tenants_waiting_and_a_tenant_is_never_given_past_its_limit() -> None:
-    # two tenants, both of worker-a: 64 each (their limit) from it; worker-b's free slots go to them as DBOS allows
-    homes = _homes(TENANTS, WORKERS)
-    two = [t for t in TENANTS if homes[t] == "worker-a"][:2]
+    # two tenants, one at home on each worker: 64 each (their limit); each worker's spare slots to both, as DBOS allows
+    two = TENANTS[:2]
     claimed = _fleet(two, WORKERS)
     assert claimed["worker-a"] == claimed["worker-b"] == {two[0]: 64, two[1]: 64}  # (DBOS then refuses past 64 in all)
-    # a tenant whose home worker hangs while it beats: the other's spare slots go to its work
-    theirs = [t for t in TENANTS if homes[t] == "worker-b"][:3]
-    mine = [t for t in TENANTS if homes[t] == "worker-a"][:1]
-    per_tenant = claims(mine + theirs, workers=WORKERS, me="worker-a", running={mine[0]: 64}, **LIMITS, free=192)
-    assert set(per_tenant) == set(theirs) and sum(per_tenant.values()) == 192  # (its own at its limit: none)
+    # tenants whose home worker hangs while it beats: the other's spare slots go to their work
+    four = TENANTS[:4]
+    home = _homes(four, WORKERS)
+    mine, theirs = [t for t in four if home[t] == "worker-a"], [t for t in four if home[t] == "worker-b"]
+    per_tenant = claims(four, workers=WORKERS, me="worker-a", running={t: 64 for t in mine}, **LIMITS, free=128)
+    assert per_tenant == {tenant: 64 for tenant in theirs}  # (its own at their limit: none)
 
 
 def test_alone_or_not_yet_live_or_without_free_slots() -> None:

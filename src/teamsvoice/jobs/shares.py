@@ -19,9 +19,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 
-def home(tenant: str, workers: Sequence[str]) -> str:
-    """The live worker (of `workers`, sorted) whose tenant this is: the same answer in every worker."""
-    return workers[zlib.crc32(tenant.encode()) % len(workers)]
+def homes(tenants: Sequence[str], workers: Sequence[str]) -> dict[str, str]:
+    """Each tenant's home among the live `workers` (sorted), the same answer in every worker: the one a hash of its
+    id names, unless that one already has its part of the tenants (rounded up), then the one with the fewest. Every
+    worker is home to as many tenants (give or take one): a tenant served by two workers sends more requests per
+    user (its `$batch` calls and policy grants emptier), so its items took longer (bench/README.md, run AF)."""
+    part, taken = -(-len(tenants) // len(workers)), Counter[str]()
+    chosen, left = {}, []
+    for tenant in sorted(tenants, key=lambda tenant: (zlib.crc32(tenant.encode()), tenant)):
+        worker = workers[zlib.crc32(tenant.encode()) % len(workers)]
+        if taken[worker] < part:
+            chosen[tenant], taken[worker] = worker, taken[worker] + 1
+        else:
+            left.append(tenant)
+    for tenant in left:
+        worker = min(workers, key=lambda worker: (taken[worker], worker))
+        chosen[tenant], taken[worker] = worker, taken[worker] + 1
+    return chosen
 
 
 def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: Mapping[str, int], tenant_cap: int,
@@ -36,15 +50,15 @@ def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: 
     if free <= 0 or not waiting:
         return {}
     live = sorted({*workers, me})
-    homes = {tenant: home(tenant, live) for tenant in waiting}
+    home = homes(waiting, live)
     fair = min(tenant_cap, worker_cap * len(live) / len(waiting))
-    home_tenants = Counter(homes.values())
+    home_tenants = Counter(home.values())
 
     def from_home(worker: str) -> float:
         return min(fair, worker_cap / home_tenants[worker])
 
     def share(tenant: str) -> float:
-        worker = homes[tenant]
+        worker = home[tenant]
         return from_home(me) if worker == me else (fair - from_home(worker)) / (len(live) - 1)
 
     wanted = {tenant: int(share(tenant)) - running.get(tenant, 0) for tenant in waiting}  # (rounded down: the rest is
