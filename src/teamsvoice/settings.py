@@ -69,10 +69,11 @@ class Settings(BaseSettings):
         "the items of jobs of at most five users, on their own queue, have a cap of this many of their own)."
     )
     microsoft_worker_items: int = Field(
-        default=256, ge=1, description="Most Microsoft work items one worker process runs at once, all tenants together "
+        default=384, ge=1, description="Most Microsoft work items one worker process runs at once, all tenants together "
         "(each holds a thread and uses the database between its requests). Spending the app-wide Teams budget takes "
-        "about 300/s / 3.7 requests per item x 4-6 s per item = 300-500 items in flight across the workers: 128 per "
-        "worker left two workers short of it (bench/README.md, run T).")
+        "about 300/s / 3.3 requests per item x 6-8 s per item = 500-700 items in flight across the workers: 128 per "
+        "worker left two workers short of it (bench/README.md, run T), 256 took 5-7% longer than 384 for a 20-tenant "
+        "change (run AF: a tenant's items fill its `$batch` calls and policy grants more).")
     microsoft_teams_requests_per_second: float = Field(
         default=30.0, gt=0, description="Microsoft's Teams service budget per app per tenant (Graph's Teams APIs and "
         "Teams PowerShell), shared by every process through the database.")
@@ -92,7 +93,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=10, ge=1, description="Pooled PostgreSQL connections each process keeps (as many again open for a "
         "moment under load; a caller waits up to 30 s for one). A worker's items hold a connection only while they read "
-        "or write, never while they wait on Microsoft, so 10 serve microsoft_worker_items 256; PostgreSQL must allow "
+        "or write, never while they wait on Microsoft, so 10 serve microsoft_worker_items 384; PostgreSQL must allow "
         "every process twice this plus the job engine's own.")
     credential_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a process keeps a bearer token it verified (by the token's digest, "
