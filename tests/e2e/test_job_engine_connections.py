@@ -19,7 +19,7 @@ from dbos._dbos import _get_dbos_instance
 from sqlalchemy import event, text
 
 from teamsvoice.domain.sbc.workflows import sync_sbc
-from teamsvoice.jobs import runtime, shares
+from teamsvoice.jobs import runtime
 from teamsvoice.jobs.runtime import MICROSOFT_QUEUE, job_context
 
 
@@ -192,15 +192,18 @@ def test_a_worker_claims_each_tenants_share_on_the_microsoft_queue(live) -> None
         waiting = mine.get_queue_partitions.__wrapped__(MICROSOFT_QUEUE)
         assert set(tenants) <= set(waiting)
         assert runtime._live_worker_ids() == [executor]  # (the live server: its database's one worker)
-        expected = shares.claims(waiting, workers=[executor], me=executor, running={}, tenant_cap=64, worker_cap=8, free=8)
-        assert mine.get_queue_partitions(MICROSOFT_QUEUE) == list(expected)
-        assert set(tenants) <= set(expected) and {expected[tenant] for tenant in tenants} <= {1, 2}  # (8 slots / 6)
+        answered = mine.get_queue_partitions(MICROSOFT_QUEUE)  # (jobs/shares.claims, with 8 free slots)
+        assert set(tenants) <= set(answered) <= set(waiting)
+        taken = {}
         for tenant in tenants:  # each claim, as DBOS's poll makes it: this worker's items running, its tenant's
             claimed, _ = mine.start_queued_workflows(limits, executor, version, tenant, 0, 0)
-            assert len(claimed) == expected[tenant] and set(claimed) <= set(ids[tenant]), (tenant, claimed)
+            assert set(claimed) <= set(ids[tenant]), (tenant, claimed)
+            taken[tenant] = len(claimed)
+        # 8 slots over 6 tenants: 1 each, 2 for the tenants that took the 2 left (at random among equals)
+        assert set(taken.values()) <= {1, 2} and 6 <= sum(taken.values()) <= 8, taken
         # DBOS's own claim takes every item waiting that the worker's free slots and the tenant's limit allow
         claimed, _ = mine.start_queued_workflows.__wrapped__(limits, executor, version, tenants[0], 0, 0)
-        assert len(claimed) == 4 - expected[tenants[0]]
+        assert len(claimed) == 4 - taken[tenants[0]]
     finally:
         for workflow_id in [workflow_id for tenant in tenants for workflow_id in ids[tenant]]:
             DBOS.cancel_workflow(workflow_id)

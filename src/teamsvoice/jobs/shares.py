@@ -14,6 +14,7 @@ of their shares to the other workers. Slots the shares leave free go to any tena
 hangs while it still beats keeps none of its tenants' work waiting for long). DBOS still enforces every limit: this
 only bounds, per tenant, what a claim of this worker takes."""
 
+import random
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -65,17 +66,20 @@ def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: 
     # left free, below)
     chosen: dict[str, int] = {}
     room, slack = 0, int(fair / 4)
-    for tenant in sorted(waiting, key=lambda tenant: wanted[tenant], reverse=True):
+    # the furthest below first, ties in a new order at every poll (in DBOS's order, by the tenants' ids, the first
+    # tenants took the slots left over, and their items, more in flight, ended first: bench/README.md, run AF)
+    order = sorted(random.sample(list(waiting), len(waiting)), key=lambda tenant: wanted[tenant], reverse=True)
+    for tenant in order:
         if wanted[tenant] <= 0 or room >= free:
             break
         # each claim is a transaction of the job engine's: one that fills the free slots left alone with up to a
         # quarter of a share more than its tenant's share takes them (that tenant then waits for the others)
         chosen[tenant] = free - room if free - room <= wanted[tenant] + slack else wanted[tenant]
         room += chosen[tenant]
-    open_ = [tenant for tenant in waiting if running.get(tenant, 0) < tenant_cap]
+    open_ = {tenant for tenant in waiting if running.get(tenant, 0) < tenant_cap}
     if room < free and open_:
         each, more = divmod(free - room, len(open_))
-        for n, tenant in enumerate(sorted(open_, key=lambda tenant: wanted[tenant], reverse=True)):
+        for n, tenant in enumerate(tenant for tenant in order if tenant in open_):
             if each + (n < more):
                 chosen[tenant] = chosen.get(tenant, 0) + each + (n < more)
     most = {tenant: min(n, tenant_cap - running.get(tenant, 0)) for tenant, n in chosen.items()}  # (never past a limit)
