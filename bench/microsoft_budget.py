@@ -37,6 +37,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -382,17 +383,25 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
     with psycopg.connect(url, autocommit=True) as connection:
         keys = [f"fusion-bulk-{key}-item-%" for (key,) in connection.execute(
             "SELECT job_key FROM fusion_bulk_jobs WHERE title LIKE %s", (f"{title_prefix}%",))]
-        records = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at, queue_partition_key "
+        records = connection.execute("SELECT created_at, started_at_epoch_ms, completed_at, queue_partition_key, executor_id "
                                      "FROM dbos.workflow_status WHERE workflow_uuid LIKE ANY(%s)", (keys,)).fetchall()
-    rows = [(enqueued, began, ended) for enqueued, began, ended, _ in records]
+    rows = [(enqueued, began, ended) for enqueued, began, ended, _, _ in records]
     last_end: dict[str, int] = {}
     first_began: dict[str, int] = {}
-    for _, began, ended, tenant in records:
+    ran_by: dict[str, Counter[str]] = {}
+    for _, began, ended, tenant, executor in records:
         if ended:
             last_end[tenant] = max(ended, last_end.get(tenant, ended))
         if began:
             first_began[tenant] = min(began, first_began.get(tenant, began))
+        ran_by.setdefault(tenant, Counter())[executor] += 1
     tenant_ends = sorted((ended - submitted_ms) / 1000 for ended in last_end.values())
+    by_worker: dict[str, list[float]] = {}  # each tenant's last end, under the worker that ran most of its items
+    for tenant, ended in last_end.items():
+        by_worker.setdefault(ran_by[tenant].most_common(1)[0][0], []).append((ended - submitted_ms) / 1000)
+    worker_ends = "; ".join(f"{len(ends)} tenants ended {min(ends):.1f}-{max(ends):.1f} s (the worker ran "
+                            f"{sum(counts[worker] for counts in ran_by.values()) / len(records):.0%} of the items)"
+                            for worker, ends in sorted(by_worker.items()))
     tenant_starts = sorted((began - submitted_ms) / 1000 for began in first_began.values())
     ran = sorted((ended - began) / 1000 for _, began, ended in rows if began and ended)
     waited = sorted((began - enqueued) / 1000 for enqueued, began, _ in rows if enqueued and began)
@@ -418,7 +427,8 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
             f"   each tenant's first item started (s after the first submit): first {tenant_starts[0]:.1f}, median "
             f"{at(tenant_starts, 0.5):.1f}, last {tenant_starts[-1]:.1f}\n"
             f"   each tenant's last item ended (s after the first submit): first {tenant_ends[0]:.1f}, median "
-            f"{at(tenant_ends, 0.5):.1f}, last {tenant_ends[-1]:.1f}")
+            f"{at(tenant_ends, 0.5):.1f}, last {tenant_ends[-1]:.1f}; by the worker that ran most of their items: "
+            f"{worker_ends}")
 
 
 def small_job_timeline(url: str, title: str, submitted: float, seen: float) -> str:

@@ -8,9 +8,10 @@ few tenants each worker tried, 64 items each, and those kept their head start: t
 ended 20-30 s apart, and as they ended the rate fell to 30 requests a second for each tenant left (bench/README.md,
 runs AC to AF). Here a tenant's items in flight are its equal share of every worker's slots (capped by its own
 limit): the tenants go on at the same pace and end together. Each tenant has a home worker among the live ones (a
-hash of its id), which gives it its share as far as its slots go, so that a tenant's requests share one worker's
-`$batch` calls and policy grants; a worker with more home tenants than its slots serve at that share leaves the rest
-of their shares to the other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
+hash of its id, every worker home to as many tenants), which gives it its share as far as its slots go, so that a
+tenant's requests share one worker's `$batch` calls and policy grants; a worker with more home tenants than its
+slots serve at that share (by one, when the tenants do not divide evenly) leaves the rest of their shares to the
+other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
 hangs while it still beats keeps none of its tenants' work waiting for long). DBOS still enforces every limit: this
 only bounds, per tenant, what a claim of this worker takes."""
 
@@ -26,7 +27,8 @@ def homes(tenants: Sequence[str], workers: Sequence[str]) -> dict[str, str]:
     worker is home to as many tenants (give or take one): a tenant served by two workers sends more requests per
     user (its `$batch` calls and policy grants emptier), so its items took longer (bench/README.md, run AF)."""
     part, taken = -(-len(tenants) // len(workers)), Counter[str]()
-    chosen, left = {}, []
+    chosen: dict[str, str] = {}
+    left: list[str] = []
     for tenant in sorted(tenants, key=lambda tenant: (zlib.crc32(tenant.encode()), tenant)):
         worker = workers[zlib.crc32(tenant.encode()) % len(workers)]
         if taken[worker] < part:
