@@ -403,6 +403,7 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
                             f"{sum(counts[worker] for counts in ran_by.values()) / len(records):.0%} of the items)"
                             for worker, ends in sorted(by_worker.items()))
     tenant_starts = sorted((began - submitted_ms) / 1000 for began in first_began.values())
+    last_started = (first_began[max(last_end, key=lambda tenant: last_end[tenant])] - submitted_ms) / 1000
     ran = sorted((ended - began) / 1000 for _, began, ended in rows if began and ended)
     waited = sorted((began - enqueued) / 1000 for enqueued, began, _ in rows if enqueued and began)
     if not ran or not waited:
@@ -427,7 +428,8 @@ def fleet_item_times(url: str, title_prefix: str, submitted_ms: float) -> str:
             f"   each tenant's first item started (s after the first submit): first {tenant_starts[0]:.1f}, median "
             f"{at(tenant_starts, 0.5):.1f}, last {tenant_starts[-1]:.1f}\n"
             f"   each tenant's last item ended (s after the first submit): first {tenant_ends[0]:.1f}, median "
-            f"{at(tenant_ends, 0.5):.1f}, last {tenant_ends[-1]:.1f}; by the worker that ran most of their items: "
+            f"{at(tenant_ends, 0.5):.1f}, last {tenant_ends[-1]:.1f} (its first item started {last_started:.1f}); by the "
+            f"worker that ran most of their items: "
             f"{worker_ends}")
 
 
