@@ -27,10 +27,11 @@ def homes(tenants: Sequence[str], workers: Sequence[str]) -> dict[str, str]:
     worker is home to as many tenants (give or take one): a tenant served by two workers sends more requests per
     user (its `$batch` calls and policy grants emptier), so its items took longer (bench/README.md, run AF)."""
     part, taken = -(-len(tenants) // len(workers)), Counter[str]()
+    hashed = {tenant: zlib.crc32(tenant.encode()) for tenant in tenants}
     chosen: dict[str, str] = {}
     left: list[str] = []
-    for tenant in sorted(tenants, key=lambda tenant: (zlib.crc32(tenant.encode()), tenant)):
-        worker = workers[zlib.crc32(tenant.encode()) % len(workers)]
+    for tenant in sorted(tenants, key=lambda tenant: (hashed[tenant], tenant)):
+        worker = workers[hashed[tenant] % len(workers)]
         if taken[worker] < part:
             chosen[tenant], taken[worker] = worker, taken[worker] + 1
         else:
