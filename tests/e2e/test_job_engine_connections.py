@@ -19,7 +19,7 @@ from dbos._dbos import _get_dbos_instance
 from sqlalchemy import event, text
 
 from teamsvoice.domain.sbc.workflows import sync_sbc
-from teamsvoice.jobs import runtime
+from teamsvoice.jobs import runtime, shares
 from teamsvoice.jobs.runtime import MICROSOFT_QUEUE, job_context
 
 
@@ -168,11 +168,15 @@ def test_a_worker_claims_each_tenants_share_on_the_microsoft_queue(live) -> None
     poll (jobs/shares.claims: alone, every tenant is its own, an equal share of its slots each), and each claim
     that follows takes at most its tenant's number, where DBOS's own claim takes as many as the worker's free slots
     and the tenant's limit allow. The test drives its own instance of the replacement (`runtime._claim_equal_shares`)
-    over the live engine's DBOS methods, with the queue's limits for the test: 8 slots in the worker."""
+    over the live engine's DBOS methods, with the queue's limits for the test: 8 slots in the worker, which a poll
+    may fill at once. The search also weighs the tenants in the budget by the items each has left (jobs/shares.weights):
+    the tenant with three times the others' items weighs more than 1, the others 1."""
     system = _get_dbos_instance()._sys_db
     executor, version = job_context().executor_id, "teamsvoice-workflows-elsewhere"
     limits = copy.copy(system.get_queue(MICROSOFT_QUEUE))
     limits._worker_concurrency = 8
+    assert shares.most_per_poll(8, limits._polling_interval_sec) == 1  # (the queue's own: one item a poll)
+    limits._polling_interval_sec = shares.FILL_SECONDS  # (here: the 8 slots at one poll)
     assert limits.name == MICROSOFT_QUEUE and limits._partition_concurrency == 64
     # (the replaced search and claim: the kept statement's search over DBOS's own, and DBOS's own claim)
     mine = types.SimpleNamespace(get_queue_partitions=system.get_queue_partitions.__wrapped__,
@@ -180,12 +184,13 @@ def test_a_worker_claims_each_tenants_share_on_the_microsoft_queue(live) -> None
                                  get_queue=lambda name: limits if name == MICROSOFT_QUEUE else None)
     # (none of this worker's items running, as the test sees it: the live server's own may come and go meanwhile)
     idle = types.SimpleNamespace(count_for_partition=lambda queue, tenant: 0, count_for_queue=lambda queue: 0)
-    runtime._claim_equal_shares(mine, idle)
+    weighed: list[dict[str, float]] = []
+    runtime._claim_equal_shares(mine, idle, lambda weights: weighed.append(dict(weights)))
     tenants = [f"test-shares-{uuid.uuid4().hex[:8]}-{n}" for n in range(6)]
     ids: dict[str, list[str]] = {tenant: [] for tenant in tenants}
     try:
         for tenant in tenants:  # recorded for another release: no worker of this one starts them, they wait
-            for _ in range(4):
+            for _ in range(12 if tenant == tenants[-1] else 4):
                 ids[tenant].append(f"{tenant}-{uuid.uuid4()}")
                 with SetWorkflowID(ids[tenant][-1]), SetEnqueueOptions(queue_partition_key=tenant, app_version=version):
                     runtime.queue(MICROSOFT_QUEUE).enqueue(sync_sbc)
@@ -194,6 +199,7 @@ def test_a_worker_claims_each_tenants_share_on_the_microsoft_queue(live) -> None
         assert runtime._live_worker_ids() == [executor]  # (the live server: its database's one worker)
         answered = mine.get_queue_partitions(MICROSOFT_QUEUE)  # (jobs/shares.claims, with 8 free slots)
         assert set(tenants) <= set(answered) <= set(waiting)
+        assert weighed[-1][tenants[-1]] > 1 and all(weighed[-1][tenant] == 1 for tenant in tenants[:-1]), weighed
         taken = {}
         for tenant in tenants:  # each claim, as DBOS's poll makes it: this worker's items running, its tenant's
             claimed, _ = mine.start_queued_workflows(limits, executor, version, tenant, 0, 0)

@@ -163,6 +163,63 @@ async def test_app_wide_bucket_holds_across_tenants_with_equal_shares() -> None:
     await harness.cancel_all()
 
 
+async def test_lanes_share_the_app_wide_bucket_in_proportion_to_their_weights() -> None:
+    """The job runtime weighs the tenants by the work they have left (jobs/shares.weights): where the lanes share the
+    app-wide bucket, a lane of weight 2 is granted two requests to a lane of weight 1's one, and together they spend it."""
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    heavy, light = [f"heavy-{i}" for i in range(10)], [f"light-{i}" for i in range(10)]
+    sched.weigh({tenant.upper(): 2.0 for tenant in heavy})  # (tenants as the job queue names them: any case)
+    for tenant in heavy + light:
+        harness.submit(tenant, 400, latency=0.3)
+    await settle()
+    await clock.advance(10, step=0.01)
+    shares = Counter(tenant for _, tenant, _ in harness.grants)
+    per_light = sum(shares[t] for t in light) / len(light)
+    assert all(abs(shares[t] - 2 * per_light) <= 0.1 * 2 * per_light for t in heavy), shares  # (19 a second to 9.5)
+    app = Limits().buckets("x", TEAMS)[1]
+    assert len(harness.grants) >= 0.9 * (app.rate * 10 + app.capacity)
+    sched.weigh({})  # weights gone: equal shares again
+    start = len(harness.grants)
+    await clock.advance(5, step=0.01)
+    shares = Counter(tenant for _, tenant, _ in harness.grants[start:])
+    mean = (len(harness.grants) - start) / 20
+    assert all(abs(shares[t] - mean) <= 0.1 * mean for t in heavy + light), shares
+    await harness.cancel_all()
+
+
+async def test_a_lane_that_was_idle_gets_no_credit_for_the_time_and_a_light_one_is_not_starved() -> None:
+    """A tenant whose requests come in while others keep the app-wide bucket busy gets its share from then on, not
+    the requests it did not make before (no burst that would hold the others back); and a tenant of weight 1 among
+    tenants of weight 5 has its one request granted within the round after it came, as it had before weights."""
+    clock = FakeClock()
+    sched = scheduler(clock)
+    harness = Harness(sched, clock)
+    busy = [f"busy-{i}" for i in range(19)]
+    sched.weigh({tenant: 5.0 for tenant in busy})
+    for tenant in busy:
+        harness.submit(tenant, 2000, latency=0.3)
+    harness.submit("reads", 2000, latency=0.3, service=DIRECTORY)  # (its lane's tags run far ahead: its own bucket)
+    await settle()
+    await clock.advance(5, step=0.01)
+    submitted = clock.now()
+    harness.submit("light", 1, latency=0.3)
+    await settle()
+    await clock.advance(2 * TICK_SECONDS, step=0.01)
+    granted = [t for t, tenant, _ in harness.grants if tenant == "light"]
+    assert granted and granted[0] - submitted <= 2 * TICK_SECONDS + 1e-9, (granted, submitted)
+    start = len(harness.grants)
+    sched.weigh({tenant: 1.0 for tenant in busy})
+    harness.submit("late", 2000, latency=0.3)  # idle for 5 s, then as busy as the others
+    await settle()
+    await clock.advance(1, step=0.01)
+    shares = Counter(tenant for _, tenant, _ in harness.grants[start:])
+    mean = sum(shares[t] for t in busy) / len(busy)
+    assert shares["late"] <= 1.5 * mean + 1, shares  # (its equal share: 14.25 a second, not the 28.5 of its own bucket)
+    await harness.cancel_all()
+
+
 async def test_a_one_request_job_is_not_starved_by_a_big_job_of_the_same_tenant() -> None:
     clock = FakeClock()
     sched = scheduler(clock)

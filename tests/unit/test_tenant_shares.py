@@ -6,7 +6,7 @@ enforces the limits; this only bounds what each claim takes."""
 import random
 from collections import Counter
 
-from teamsvoice.jobs.shares import claims, homes
+from teamsvoice.jobs.shares import FILL_SECONDS, Filling, claims, homes, most_per_poll, weights
 
 TENANTS = [f"tenant-{n:02d}" for n in range(20)]
 MANY = [f"tenant-{n:02d}" for n in range(40)]
@@ -116,3 +116,33 @@ def test_alone_or_not_yet_live_or_without_free_slots() -> None:
     assert sum(new.values()) >= 256
     assert claims(TENANTS, workers=WORKERS, me="worker-a", running={}, **LIMITS, free=0) == {}
     assert claims([], workers=WORKERS, me="worker-a", running={}, **LIMITS, free=10) == {}
+
+
+def test_a_worker_fills_its_slots_from_idle_over_seconds_then_refills_them_as_items_end() -> None:
+    assert most_per_poll(384, 0.25) == 24  # (96 items a second: its 384 slots in 4 s)
+    assert most_per_poll(384, FILL_SECONDS) == 384
+    assert most_per_poll(10, 0.25) == 1  # (at least one)
+    filling = Filling()
+    running, polls = 0, 0
+    while filling.filling:  # from idle: a poll's worth at a time (nothing ends meanwhile)
+        free = filling.free(running, 384, 0.25)
+        assert free == min(24, 384 - running), (running, free)
+        running, polls = running + free, polls + 1
+    assert polls == 16 and running == 384  # (the 16th poll finds 360 taken: filled, it takes the last 24)
+    assert filling.free(384, 384, 0.25) == 0
+    assert filling.free(284, 384, 0.25) == 100  # full once: 100 items ended, 100 claimed at once
+    assert filling.free(1, 384, 0.25) == 383  # (still not idle)
+    assert filling.free(0, 384, 0.25) == 24 and filling.free(30, 384, 0.25) == 24  # idle again: filling again
+    # a poll's claims never pass it: over 20 tenants, the tenant furthest below its share takes the 16 (256 slots)
+    per_tenant = claims(TENANTS, workers=WORKERS, me="worker-a", running={}, **LIMITS, free=Filling().free(0, 256, 0.25))
+    assert sum(per_tenant.values()) == 16 and len(per_tenant) == 1, per_tenant
+
+
+def test_tenants_with_more_work_left_weigh_more_in_the_budget() -> None:
+    """A tenant weighs its items left over the mean, at least 1: those behind go faster, in proportion, so that a fleet
+    change's tenants end together; none weighs less than a tenant without bulk work."""
+    assert weights({}) == {}
+    assert weights({"a": 100}) == {"a": 1.0}
+    assert weights({"a": 100, "b": 100, "c": 100}) == {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert weights({"late": 250, "early-1": 200, "early-2": 150}) == {"late": 1.25, "early-1": 1.0, "early-2": 1.0}
+    assert weights({"big": 5000, "small": 10}) == {"big": 5000 / 2505, "small": 1.0}

@@ -43,6 +43,17 @@ def waiting_per_queue(session: Session, workflow_status: Table, queues: list[str
     return dict(session.execute(query).tuples().all())
 
 
+def items_per_partition(session: Session, workflow_status: Table, queue: str) -> dict[str, int]:
+    """How many workflows of `queue` each of its partitions has waiting or running (enqueued or pending), from DBOS's
+    `workflow_status` table (`session` on the job engine's engine): one grouped COUNT over DBOS's index of the work in
+    flight."""
+    query = (select(workflow_status.c.queue_partition_key, func.count())
+             .where(workflow_status.c.queue_name == queue, workflow_status.c.status.in_(("ENQUEUED", "PENDING")),
+                    workflow_status.c.queue_partition_key.is_not(None))
+             .group_by(workflow_status.c.queue_partition_key))
+    return dict(session.execute(query).tuples().all())
+
+
 def analyze(session: Session, table: str) -> None:
     """Refreshes PostgreSQL's planner statistics of `table` (its name as PostgreSQL reads it, quoted)."""
     session.execute(text(f"ANALYZE {table}"))

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -41,8 +41,9 @@ from typing import Any, Literal, TypeVar
 import anyio
 import httpx
 from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import (create_blocking_engine, create_engine as create_async_engine, is_transient_database_error,
@@ -261,7 +262,7 @@ def _replace_system_database_methods() -> None:
     _insert_rows_with_one_statement_per_shape(system)
     _remember_what_rarely_changes(system)
     _search_partitions_with_the_statement_built_first(system)
-    _claim_equal_shares(system, dbos._active_workflows_set)
+    _claim_equal_shares(system, dbos._active_workflows_set, job_context().connector.budget.weigh)
 
 
 def _insert_rows_with_one_statement_per_shape(system: Any) -> None:
@@ -323,27 +324,34 @@ def _search_partitions_with_the_statement_built_first(system: Any) -> None:
     system.get_queue_partitions = get_queue_partitions
 
 
-def _claim_equal_shares(system: Any, active: Any) -> None:
+def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, float]], None]) -> None:
     """At a poll of the Microsoft queue, a worker claims of each tenant with work waiting at most what its share of the
     workers' slots leaves (`jobs/shares.claims`; the live workers read at most once per REMEMBER_SECONDS): the search
     of the queue's partitions works the shares out, and each claim that follows it in the poll takes at most its
     tenant's. DBOS bounds a claim by the worker's free slots (`worker_concurrency` less `local_running_count`), so a
-    claim is given the count that leaves it its tenant's share. Other queues are searched and claimed as DBOS does.
-    `active`: DBOS's set of this process's running workflows."""
+    claim is given the count that leaves it its tenant's share (and while the worker's slots fill from idle, a poll
+    claims at most `shares.most_per_poll`: `shares.Filling`). The search also weighs the tenants in the Microsoft
+    budget by the items each has left (`weigh`: the connector's `BudgetScheduler.weigh`; `shares.weights`; the items
+    read at most once per REMEMBER_SECONDS). Other queues are searched and claimed as DBOS does. `active`: DBOS's set
+    of this process's running workflows."""
     search, claim = system.get_queue_partitions, system.start_queued_workflows
     live_workers = _remembered(lambda _: _live_worker_ids())
+    items_left = _remembered(_items_per_tenant)
     shares_of: dict[str, dict[str, int]] = {}  # queue -> tenant -> most to claim at this poll
+    filling: dict[str, shares.Filling] = {}  # queue -> whether this worker's slots are filling
 
     def get_queue_partitions(queue_name: str) -> list[str]:
         waiting: list[str] = search(queue_name)
         limits = system.get_queue(queue_name) if queue_name == MICROSOFT_QUEUE else None  # (as the polls take them)
         if limits is None or limits._worker_concurrency is None:
             return waiting
+        weigh(shares.weights(items_left(queue_name)))
         shares_of[queue_name] = shares.claims(
             waiting, workers=live_workers("workers"), me=job_context().executor_id,
             running={tenant: active.count_for_partition(queue_name, tenant) for tenant in waiting},
             tenant_cap=limits._partition_concurrency or sys.maxsize, worker_cap=limits._worker_concurrency,
-            free=limits._worker_concurrency - active.count_for_queue(queue_name))
+            free=filling.setdefault(queue_name, shares.Filling()).free(
+                active.count_for_queue(queue_name), limits._worker_concurrency, limits._polling_interval_sec))
         return list(shares_of[queue_name])
 
     def start_queued_workflows(queue: Any, executor_id: str, app_version: str, partition: str | None,
@@ -357,6 +365,11 @@ def _claim_equal_shares(system: Any, active: Any) -> None:
     start_queued_workflows.__wrapped__ = claim  # type: ignore[attr-defined]
     system.get_queue_partitions = get_queue_partitions
     system.start_queued_workflows = start_queued_workflows
+
+
+def _items_per_tenant(queue_name: str) -> dict[str, int]:
+    """Each tenant's items waiting or running on `queue_name`, across the workers."""
+    return _read_workflow_status(lambda session, table: repository.items_per_partition(session, table, queue_name))
 
 
 def _live_worker_ids() -> list[str]:
@@ -527,12 +540,17 @@ def queue_depths(queues: Sequence[str]) -> dict[str, int]:
     """How many workflows wait (enqueued, not started) in each of `queues`: one grouped COUNT in the job engine's
     database. DBOS's API only lists them: every worker listing every waiting workflow at each beat cost it 11% of
     its CPU while 3,000 items waited (py-spy, 2026-12-02)."""
+    counted = _read_workflow_status(lambda session, table: repository.waiting_per_queue(session, table, list(queues)))
+    return {queue: counted.get(queue, 0) for queue in queues}
+
+
+def _read_workflow_status(read: Callable[[Session, Table], T]) -> T:
+    """`read(session, DBOS's workflow_status table)` in a transaction on the job engine's system database."""
     from dbos._dbos import _get_dbos_instance  # the system database DBOS writes (its tables, its engine)
 
     system = _get_dbos_instance()._sys_db
     with sync_transaction(system.engine) as session:
-        counted = repository.waiting_per_queue(session, system.tables.workflow_status, list(queues))
-    return {queue: counted.get(queue, 0) for queue in queues}
+        return read(session, system.tables.workflow_status)
 
 
 def _seconds_ago(seconds: float) -> datetime:

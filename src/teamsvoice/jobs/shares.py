@@ -12,13 +12,51 @@ hash of its id, every worker home to as many tenants), which gives it its share 
 tenant's requests share one worker's `$batch` calls and policy grants; a worker with more home tenants than its
 slots serve at that share (by one, when the tenants do not divide evenly) leaves the rest of their shares to the
 other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
-hangs while it still beats keeps none of its tenants' work waiting for long). DBOS still enforces every limit: this
-only bounds, per tenant, what a claim of this worker takes."""
+hangs while it still beats keeps none of its tenants' work waiting for long). From idle, a worker takes on at most a quarter of its
+slots a second (`Filling`). DBOS still enforces every limit: this only bounds, per tenant,
+what a claim of this worker takes. The tenants' weights in the Microsoft budget (`weights`) come from here too: what
+keeps the tenants together once their items run."""
 
+import math
 import random
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
+
+
+FILL_SECONDS = 4.0  # a worker takes on at most its slots / this many items a second (`most_per_poll`)
+
+
+def most_per_poll(worker_cap: int, polling_interval: float) -> int:
+    """The most items a worker claims at one poll while its slots fill (`Filling`): they fill over FILL_SECONDS at the
+    fastest."""
+    return max(1, math.ceil(worker_cap * polling_interval / FILL_SECONDS))
+
+
+class Filling:
+    """Whether a worker's slots are filling, from the poll that finds none of its items running until the one that
+    finds them all taken but a poll's worth: meanwhile a poll claims at most `most_per_poll`. Starting an item is most
+    of its CPU (its claim, its record's transaction, its user's read), so a worker that claimed its 384 slots at its
+    first polls spent the next seconds starting all of them on two cores, none yet at Microsoft (the first 5 s of a
+    fleet change answered 120-380 Teams requests of 1,500), and the tenants whose jobs came in a second later found no
+    slot free until the first items ended (6-9 s). At a quarter of its slots a second (96 items at 384, more than a
+    worker starts a second at Microsoft's whole app-wide rate on this machine) the first items reach Microsoft while
+    the others start, and every tenant of a fleet change has its first items running within about 4 s
+    (bench/README.md, run AG). Once full, its slots are refilled as items end, however fast (an item that ends
+    sooner than FILL_SECONDS is not held back)."""
+
+    def __init__(self) -> None:
+        self.filling = True
+
+    def free(self, running: int, worker_cap: int, polling_interval: float) -> int:
+        """How many items the worker may claim at this poll, with `running` of its `worker_cap` slots taken."""
+        step = most_per_poll(worker_cap, polling_interval)
+        if running == 0:
+            self.filling = True
+        elif running >= worker_cap - step:
+            self.filling = False
+        free = max(0, worker_cap - running)
+        return min(free, step) if self.filling else free
 
 
 def homes(tenants: Sequence[str], workers: Sequence[str]) -> dict[str, str]:
@@ -87,3 +125,16 @@ def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: 
                 chosen[tenant] = chosen.get(tenant, 0) + each + (n < more)
     most = {tenant: min(n, tenant_cap - running.get(tenant, 0)) for tenant, n in chosen.items()}  # (never past a limit)
     return {tenant: n for tenant, n in most.items() if n > 0}
+
+
+def weights(left: Mapping[str, int]) -> dict[str, float]:
+    """Each tenant's weight in the app-wide budget (`BudgetScheduler.weigh`) from the items it has `left` on the
+    Microsoft queue (waiting or running): its items over the mean of the tenants with work, at least 1. Equal shares
+    of the slots and of the budget kept a head start: a fleet change's tenants whose jobs came in a few seconds later
+    stayed behind, and at the end the rate fell to 30 requests a second for each of the few left (bench/README.md,
+    run AF). A tenant with more left than the others now goes faster, in proportion, so that they end together; the
+    others keep the weight of a tenant with no bulk work (1), so none is slowed below an equal share."""
+    if not left:
+        return {}
+    mean = sum(left.values()) / len(left)
+    return {tenant: max(1.0, n / mean) for tenant, n in left.items() if n > 0}

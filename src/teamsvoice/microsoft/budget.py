@@ -34,9 +34,13 @@ and the lane serves next the job with the fewest requests in flight (taken for t
 job whose next request stands for the fewest requests: not a bulk job's `$batch` of 20 that waits for its tokens;
 ties round robin). Jobs that keep the lane busy end up with equal slots, so equal shares of the rate; a job with
 nothing on the wire (a one-user change, an interactive request) goes before every bulk job of the tenant,
-however many there are, so its requests wait for tokens, never behind other jobs' queues. The lanes are offered tokens round robin too (starting after the lane served last), so tenants
-drawing on the app-wide bucket get equal shares. A request is granted as soon as its lane has a free
-slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
+however many there are, so its requests wait for tokens, never behind other jobs' queues. The lanes are offered tokens
+in the order of their virtual times (start-time fair queueing, `_candidates`): each request granted moves its lane's on
+by the requests it stands for over the lane's weight, so tenants drawing on the app-wide bucket get shares in
+proportion to their weights, equal by default; a lane that had nothing waiting starts level with the others, with no
+credit for the time it was idle. The job runtime weighs each tenant by the bulk work it has left (`weigh`,
+`jobs/shares.weights`: its items over the mean, at least 1), so that a fleet change's tenants end together. A request
+is granted as soon as its lane has a free slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
 between processes the shared buckets are first come, first served (the job queue spreads every tenant's
 items over the workers, so each sees a similar mix). Windows and latencies are per process: N workers may
 keep N windows in flight to one tenant, but never spend more than its one shared bucket.
@@ -50,12 +54,13 @@ same SQLite file (a CLI command calling Microsoft while `serve` runs) spends its
 
 import asyncio
 import contextvars
+import heapq
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -397,6 +402,8 @@ class _Lane:
     last_cut: float = float("-inf")
     jobs: "OrderedDict[str | None, deque[_Waiter]]" = field(default_factory=OrderedDict)
     job_in_flight: dict[str | None, int] = field(default_factory=dict)  # granted, or taken for the round
+    weight: float = 1.0  # its share of the budgets it shares with other lanes (`BudgetScheduler.weigh`)
+    tag: float = 0.0  # its virtual time: the requests it was granted / its weight (`BudgetScheduler._candidates`)
 
     @property
     def target(self) -> int:
@@ -474,6 +481,8 @@ class BudgetScheduler:
         self._next_round = float("inf")  # when the next round is due (inf: when an event asks for one)
         self._timer_due = float("inf")  # when the pending timer wakes (inf: no timer)
         self.granted = 0  # requests granted by this process (for benches and tests)
+        self._weights: dict[str, float] = {}  # tenant -> weight (`weigh`)
+        self._virtual: dict[str, float] = {}  # service -> the highest start tag granted in its lanes (`_candidates`)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def lane(self, tenant: str, service: str) -> _Lane:
@@ -483,6 +492,12 @@ class BudgetScheduler:
             if lane is None:
                 lane = self._lanes[key] = _Lane(key[0], service, self.limits.lane_rate(tenant, service), self.max_in_flight)
             return lane
+
+    def weigh(self, weights: Mapping[str, float]) -> None:
+        """Each tenant's weight (absent: 1): where lanes share a bucket (the app-wide Teams bucket), those with requests
+        waiting are offered its tokens in proportion to their weights. The job runtime weighs the tenants by the work
+        they have left (`jobs/shares.weights`), so that a fleet change's tenants end together."""
+        self._weights = {tenant.lower(): weight for tenant, weight in weights.items() if weight > 0}
 
     def charge(self, tenant: str, method: str, url: str, body: Any = None) -> Charge:
         return charge(self.limits, tenant, method, url, body)
@@ -584,8 +599,9 @@ class BudgetScheduler:
         self._kick()
 
     async def _round(self, now: float) -> None:
-        """One round: picks the waiters that have a free slot (lanes and jobs round robin), takes their
-        tokens in one store call, grants those that got them, and says when the next round is due."""
+        """One round: picks the waiters that have a free slot (lanes by their virtual time, then within each lane
+        jobs round robin), takes their tokens in one store call, grants those that got them, and says when the next
+        round is due."""
         with self._lock:
             self._last_round, self._next_round = now, float("inf")
             candidates = self._candidates()
@@ -593,7 +609,7 @@ class BudgetScheduler:
         wait: float | None = None
         try:
             if candidates:
-                demands = [w.charge for w in candidates]
+                demands = [w.charge for w, _ in candidates]
                 if self.store.blocking:
                     granted, wait = await asyncio.to_thread(self.store.take, demands, now)
                 else:
@@ -604,19 +620,17 @@ class BudgetScheduler:
             if len(granted) != len(candidates):  # the store failed: nothing was granted, try again later
                 granted, wait = [False] * len(candidates), TICK_SECONDS
             with self._lock:
-                for waiter, ok in reversed(list(zip(candidates, granted))):
+                for (waiter, tag), ok in reversed(list(zip(candidates, granted))):
+                    lane = waiter.lane
                     if ok:
                         waiter.granted_at = now
-                        waiter.lane.in_flight += 1
+                        lane.in_flight += 1
+                        lane.tag = max(lane.tag, tag + waiter.charge.requests / lane.weight)
+                        self._virtual[lane.service] = max(self._virtual.get(lane.service, 0.0), tag)
                         self.granted += 1
                         waiter.loop.call_soon_threadsafe(self._grant, waiter)
                     else:
-                        waiter.lane.put_back(waiter)
-                served = [w.lane for w, ok in zip(candidates, granted) if ok]
-                if served:  # the next round starts with the lane after the last one served
-                    keys = list(self._lanes)
-                    for key in keys[:keys.index((served[-1].tenant, served[-1].service)) + 1]:
-                        self._lanes.move_to_end(key)
+                        lane.put_back(waiter)
                 if wait is not None:
                     self._next_round = min(self._next_round, now + max(TICK_SECONDS, wait))
                 elif any(lane.waiting and lane.in_flight < lane.limit for lane in self._lanes.values()):
@@ -624,22 +638,31 @@ class BudgetScheduler:
                 self._pumping = False
             self._kick()
 
-    def _candidates(self) -> list[_Waiter]:
-        """Round robin over lanes (then within each lane over jobs), up to each lane's free slots."""
-        free = {key: lane.limit - lane.in_flight for key, lane in self._lanes.items()}
-        chosen: list[_Waiter] = []
-        active = [key for key, lane in self._lanes.items() if lane.jobs and free[key] > 0]
-        while active:
-            still = []
-            for key in active:
-                waiter = self._lanes[key].next_waiter()
-                if waiter is None:
-                    continue
-                chosen.append(waiter)
-                free[key] -= 1
-                if free[key] > 0:
-                    still.append(key)
-            active = still
+    def _candidates(self) -> list[tuple[_Waiter, float]]:
+        """The waiters that have a free slot in their lane, each with its start tag, in the order of the tags
+        (start-time fair queueing): a lane's next request is tagged with the lane's virtual time, which each request
+        granted moves on by the requests it stands for / the lane's weight. With equal weights the lanes take turns;
+        a lane of weight 2 is offered two requests' tokens to the others' one. A lane is never behind the highest start
+        tag granted in its service's lanes (those that share the app-wide bucket): one that had nothing waiting, or
+        whose requests waited for slots or for its own tokens, gets no credit for that time, so a one-user change's
+        first request goes with the next round's first."""
+        ready: list[tuple[float, int, _Lane, int]] = []
+        for n, lane in enumerate(self._lanes.values()):
+            free = lane.limit - lane.in_flight
+            if lane.jobs and free > 0:
+                lane.weight = self._weights.get(lane.tenant, 1.0)
+                lane.tag = max(lane.tag, self._virtual.get(lane.service, 0.0))
+                ready.append((lane.tag, n, lane, free))
+        heapq.heapify(ready)
+        chosen: list[tuple[_Waiter, float]] = []
+        while ready:
+            tag, n, lane, free = heapq.heappop(ready)
+            waiter = lane.next_waiter()
+            if waiter is None:
+                continue
+            chosen.append((waiter, tag))
+            if free > 1:
+                heapq.heappush(ready, (tag + waiter.charge.requests / lane.weight, n, lane, free - 1))
         return chosen
 
     def _grant(self, waiter: _Waiter) -> None:
