@@ -118,21 +118,31 @@ def test_alone_or_not_yet_live_or_without_free_slots() -> None:
     assert claims([], workers=WORKERS, me="worker-a", running={}, **LIMITS, free=10) == {}
 
 
-def test_a_worker_fills_its_slots_from_idle_over_seconds_then_refills_them_as_items_end() -> None:
+def test_a_worker_fills_its_slots_from_idle_over_seconds_however_fast_its_items_end() -> None:
     assert most_per_poll(384, 0.25) == 24  # (96 items a second: its 384 slots in 4 s)
     assert most_per_poll(384, FILL_SECONDS) == 384
     assert most_per_poll(10, 0.25) == 1  # (at least one)
-    filling = Filling()
-    running, polls = 0, 0
-    while filling.filling:  # from idle: a poll's worth at a time (nothing ends meanwhile)
-        free = filling.free(running, 384, 0.25)
-        assert free == min(24, 384 - running), (running, free)
-        running, polls = running + free, polls + 1
-    assert polls == 16 and running == 384  # (the 16th poll finds 360 taken: filled, it takes the last 24)
-    assert filling.free(384, 384, 0.25) == 0
-    assert filling.free(284, 384, 0.25) == 100  # full once: 100 items ended, 100 claimed at once
-    assert filling.free(1, 384, 0.25) == 383  # (still not idle)
-    assert filling.free(0, 384, 0.25) == 24 and filling.free(30, 384, 0.25) == 24  # idle again: filling again
+    for ending in (0, 12, 24):  # items that end between two polls
+        filling, running, polls = Filling(), 0, 0
+        while running < 384:
+            running = max(0, running - ending)
+            free = filling.free(running, 384, 0.25)
+            assert running + free <= 24 * (polls + 1), (ending, polls, running, free)  # (never past its ceiling)
+            filling.claimed(free)
+            running, polls = running + free, polls + 1
+            assert polls <= 16, (ending, running)  # (full in 16 polls, 4 s, items ending or not)
+        assert filling.free(384, 384, 0.25) == 0
+        assert filling.free(284, 384, 0.25) == 100  # full: 100 items ended, 100 claimed at once
+    # its load falls to 10 items, nothing more waiting: the ceiling follows it down, and grows again a poll's worth at a
+    # time when work comes (a worker that ran little fills again from there; an idle one from nothing)
+    assert filling.free(10, 384, 0.25) == 374  # (it held 284 after the poll before)
+    filling.claimed(0)
+    assert filling.free(10, 384, 0.25) == 34  # (2 x 10 + 24)
+    filling.claimed(0)
+    assert filling.free(10, 384, 0.25) == 34
+    filling.claimed(34)
+    assert filling.free(44, 384, 0.25) == 24  # (68)
+    assert Filling().free(0, 384, 0.25) == 24
     # a poll's claims never pass it: over 20 tenants, the tenant furthest below its share takes the 16 (256 slots)
     per_tenant = claims(TENANTS, workers=WORKERS, me="worker-a", running={}, **LIMITS, free=Filling().free(0, 256, 0.25))
     assert sum(per_tenant.values()) == 16 and len(per_tenant) == 1, per_tenant

@@ -329,8 +329,8 @@ def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, 
     workers' slots leaves (`jobs/shares.claims`; the live workers read at most once per REMEMBER_SECONDS): the search
     of the queue's partitions works the shares out, and each claim that follows it in the poll takes at most its
     tenant's. DBOS bounds a claim by the worker's free slots (`worker_concurrency` less `local_running_count`), so a
-    claim is given the count that leaves it its tenant's share (and while the worker's slots fill from idle, a poll
-    claims at most `shares.most_per_poll`: `shares.Filling`). The search also weighs the tenants in the Microsoft
+    claim is given the count that leaves it its tenant's share (and the worker's slots fill over seconds, from idle:
+    `shares.Filling`). The search also weighs the tenants in the Microsoft
     budget by the items each has left (`weigh`: the connector's `BudgetScheduler.weigh`; `shares.weights`; the items
     read at most once per REMEMBER_SECONDS). Other queues are searched and claimed as DBOS does. `active`: DBOS's set
     of this process's running workflows."""
@@ -338,7 +338,7 @@ def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, 
     live_workers = _remembered(lambda _: _live_worker_ids())
     items_left = _remembered(_items_per_tenant)
     shares_of: dict[str, dict[str, int]] = {}  # queue -> tenant -> most to claim at this poll
-    filling: dict[str, shares.Filling] = {}  # queue -> whether this worker's slots are filling
+    filling: dict[str, shares.Filling] = {}  # queue -> how many items this worker may hold now
 
     def get_queue_partitions(queue_name: str) -> list[str]:
         waiting: list[str] = search(queue_name)
@@ -359,7 +359,10 @@ def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, 
         most = shares_of.get(queue.name, {}).get(partition) if partition is not None else None
         if most is not None and queue._worker_concurrency is not None:
             local_running_count = max(local_running_count, queue._worker_concurrency - most)
-        return claim(queue, executor_id, app_version, partition, local_running_count, *rest, **options)
+        answer = claim(queue, executor_id, app_version, partition, local_running_count, *rest, **options)
+        if queue.name in filling:
+            filling[queue.name].claimed(len(answer[0]))  # (DBOS's answer: the workflows claimed, why it stopped)
+        return answer
 
     get_queue_partitions.__wrapped__ = search  # type: ignore[attr-defined]
     start_queued_workflows.__wrapped__ = claim  # type: ignore[attr-defined]

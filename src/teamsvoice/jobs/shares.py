@@ -12,8 +12,8 @@ hash of its id, every worker home to as many tenants), which gives it its share 
 tenant's requests share one worker's `$batch` calls and policy grants; a worker with more home tenants than its
 slots serve at that share (by one, when the tenants do not divide evenly) leaves the rest of their shares to the
 other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
-hangs while it still beats keeps none of its tenants' work waiting for long). From idle, a worker takes on at most a quarter of its
-slots a second (`Filling`). DBOS still enforces every limit: this only bounds, per tenant,
+hangs while it still beats keeps none of its tenants' work waiting for long). A worker's slots fill over 4 s at the fastest, from idle
+(`Filling`). DBOS still enforces every limit: this only bounds, per tenant,
 what a claim of this worker takes. The tenants' weights in the Microsoft budget (`weights`) come from here too: what
 keeps the tenants together once their items run."""
 
@@ -24,39 +24,40 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 
-FILL_SECONDS = 4.0  # a worker takes on at most its slots / this many items a second (`most_per_poll`)
+FILL_SECONDS = 4.0  # a worker's slots fill over this long at the fastest (`Filling`)
 
 
 def most_per_poll(worker_cap: int, polling_interval: float) -> int:
-    """The most items a worker claims at one poll while its slots fill (`Filling`): they fill over FILL_SECONDS at the
-    fastest."""
+    """How much a worker's ceiling (`Filling`) grows at a poll: its slots fill over FILL_SECONDS at the fastest."""
     return max(1, math.ceil(worker_cap * polling_interval / FILL_SECONDS))
 
 
 class Filling:
-    """Whether a worker's slots are filling, from the poll that finds none of its items running until the one that
-    finds them all taken but a poll's worth: meanwhile a poll claims at most `most_per_poll`. Starting an item is most
-    of its CPU (its claim, its record's transaction, its user's read), so a worker that claimed its 384 slots at its
-    first polls spent the next seconds starting all of them on two cores, none yet at Microsoft (the first 5 s of a
-    fleet change answered 120-380 Teams requests of 1,500), and the tenants whose jobs came in a second later found no
-    slot free until the first items ended (6-9 s). At a quarter of its slots a second (96 items at 384, more than a
-    worker starts a second at Microsoft's whole app-wide rate on this machine) the first items reach Microsoft while
-    the others start, and every tenant of a fleet change has its first items running within about 4 s
-    (bench/README.md, run AG). Once full, its slots are refilled as items end, however fast (an item that ends
-    sooner than FILL_SECONDS is not held back)."""
+    """How many items a worker may hold at a poll: its ceiling, which grows by `most_per_poll` at each poll up to all
+    its slots, and is at most twice what it held after its last poll's claims plus that growth (a worker that ran
+    little, or nothing, fills again from there). Starting an item is most of its CPU (its claim, its record's transaction, its user's read), so a
+    worker that claimed its 384 slots at its first polls spent the next seconds starting all of them on two cores,
+    none yet at Microsoft (the first 5 s of a fleet change answered 120-380 Teams requests of 1,500), and the tenants
+    whose jobs came in a second later found no slot free until the first items ended (6-9 s). Filled over 4 s (at
+    most 96 more items a second at 384 slots) the first items reach Microsoft while the others start, and every tenant
+    of a fleet change has its first items running within about 4 s (bench/README.md, run AG). The ceiling bounds what
+    the worker holds, not what it claims: slots freed by items that ended are claimed again at once, however fast they
+    end (a cap on each poll's claims instead never filled a worker whose items ended as fast as it allowed)."""
 
     def __init__(self) -> None:
-        self.filling = True
+        self.ceiling = 0
+        self.held = 0  # what the worker held after its last poll's claims
 
     def free(self, running: int, worker_cap: int, polling_interval: float) -> int:
-        """How many items the worker may claim at this poll, with `running` of its `worker_cap` slots taken."""
+        """How many items the worker may claim at this poll, with `running` of its `worker_cap` slots taken (tell
+        `claimed` what it claimed)."""
         step = most_per_poll(worker_cap, polling_interval)
-        if running == 0:
-            self.filling = True
-        elif running >= worker_cap - step:
-            self.filling = False
-        free = max(0, worker_cap - running)
-        return min(free, step) if self.filling else free
+        self.ceiling = min(worker_cap, self.ceiling + step, 2 * max(running, self.held) + step)
+        self.held = running
+        return max(0, self.ceiling - running)
+
+    def claimed(self, items: int) -> None:
+        self.held += items
 
 
 def homes(tenants: Sequence[str], workers: Sequence[str]) -> dict[str, str]:
