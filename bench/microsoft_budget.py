@@ -568,7 +568,8 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         print(item_times)
     print(f"   Teams requests answered per 5 s from the first submit: {' '.join(str(n) for n in per_5_seconds(teams_seen, started))}"
           f" (the whole bound: {min(TEAMS_PER_APP, TEAMS_PER_TENANT * args.tenants) * 5:.0f}); in each of the first 10 s: "
-          f"{' '.join(str(n) for n in per_5_seconds(teams_seen, started, 1.0)[:10])}")
+          f"{' '.join(str(n) for n in per_5_seconds(teams_seen, started, 1.0)[:10])}; of the last 10 s: "
+          f"{' '.join(str(n) for n in per_5_seconds(teams_seen, started, 1.0)[-10:])}")
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")

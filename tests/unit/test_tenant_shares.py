@@ -149,10 +149,12 @@ def test_a_worker_fills_its_slots_from_idle_over_seconds_however_fast_its_items_
 
 
 def test_tenants_with_more_work_left_weigh_more_in_the_budget() -> None:
-    """A tenant weighs its items left over the mean, at least 1: those behind go faster, in proportion, so that a fleet
-    change's tenants end together; none weighs less than a tenant without bulk work."""
+    """A tenant weighs its items left over the mean, at least 1 and at most 2: those behind go faster, in proportion,
+    so that a fleet change's tenants end together; none weighs less than a tenant without bulk work, nor more than
+    twice as much."""
     assert weights({}) == {}
     assert weights({"a": 100}) == {"a": 1.0}
     assert weights({"a": 100, "b": 100, "c": 100}) == {"a": 1.0, "b": 1.0, "c": 1.0}
     assert weights({"late": 250, "early-1": 200, "early-2": 150}) == {"late": 1.25, "early-1": 1.0, "early-2": 1.0}
-    assert weights({"big": 5000, "small": 10}) == {"big": 5000 / 2505, "small": 1.0}
+    assert weights({"big": 3000, "small": 1000}) == {"big": 1.5, "small": 1.0}
+    assert weights({"big": 5000, "small": 10, "other": 10}) == {"big": 2.0, "small": 1.0, "other": 1.0}  # (not 2.99)

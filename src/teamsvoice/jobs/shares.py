@@ -128,14 +128,18 @@ def claims(waiting: Sequence[str], *, workers: Sequence[str], me: str, running: 
     return {tenant: n for tenant, n in most.items() if n > 0}
 
 
+MOST_WEIGHT = 2.0  # the most a tenant weighs (`weights`)
+
+
 def weights(left: Mapping[str, int]) -> dict[str, float]:
     """Each tenant's weight in the app-wide budget (`BudgetScheduler.weigh`) from the items it has `left` on the
-    Microsoft queue (waiting or running): its items over the mean of the tenants with work, at least 1. Equal shares
-    of the slots and of the budget kept a head start: a fleet change's tenants whose jobs came in a few seconds later
-    stayed behind, and at the end the rate fell to 30 requests a second for each of the few left (bench/README.md,
-    run AF). A tenant with more left than the others now goes faster, in proportion, so that they end together; the
-    others keep the weight of a tenant with no bulk work (1), so none is slowed below an equal share."""
+    Microsoft queue (waiting or running): its items over the mean of the tenants with work, at least 1 and at most
+    MOST_WEIGHT. Equal shares of the slots and of the budget kept a head start: a fleet change's tenants whose jobs came
+    in a few seconds later stayed behind, and at the end the rate fell to 30 requests a second for each of the few left
+    (bench/README.md, run AF). A tenant with more left than the others now goes faster, in proportion, so that they
+    end together; the others keep the weight of a tenant with no bulk work (1), and a tenant with a small job still
+    gets at least half what one with a large job gets."""
     if not left:
         return {}
     mean = sum(left.values()) / len(left)
-    return {tenant: max(1.0, n / mean) for tenant, n in left.items() if n > 0}
+    return {tenant: min(MOST_WEIGHT, max(1.0, n / mean)) for tenant, n in left.items() if n > 0}

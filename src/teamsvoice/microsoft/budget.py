@@ -39,7 +39,7 @@ in the order of their virtual times (start-time fair queueing, `_candidates`): e
 by the requests it stands for over the lane's weight, so tenants drawing on the app-wide bucket get shares in
 proportion to their weights, equal by default; a lane that had nothing waiting starts level with the others, with no
 credit for the time it was idle. The job runtime weighs each tenant by the bulk work it has left (`weigh`,
-`jobs/shares.weights`: its items over the mean, at least 1), so that a fleet change's tenants end together. A request
+`jobs/shares.weights`: its items over the mean, from 1 to 2), so that a fleet change's tenants end together. A request
 is granted as soon as its lane has a free slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
 between processes the shared buckets are first come, first served (the job queue spreads every tenant's
 items over the workers, so each sees a similar mix). Windows and latencies are per process: N workers may
