@@ -11,11 +11,11 @@ limit): the tenants go on at the same pace and end together. Each tenant has a h
 hash of its id, every worker home to as many tenants), which gives it its share as far as its slots go, so that a
 tenant's requests share one worker's `$batch` calls and policy grants; a worker with more home tenants than its
 slots serve at that share (by one, when the tenants do not divide evenly) leaves the rest of their shares to the
-other workers. Slots the shares leave free go to any tenant with work waiting (a worker that
-hangs while it still beats keeps none of its tenants' work waiting for long). A worker's slots fill over 4 s at the fastest, from idle
-(`Filling`). DBOS still enforces every limit: this only bounds, per tenant,
-what a claim of this worker takes. The tenants' weights in the Microsoft budget (`weights`) come from here too: what
-keeps the tenants together once their items run."""
+other workers. Slots the shares leave free go to any tenant with work waiting (a worker that hangs while it still
+beats keeps none of its tenants' work waiting for long). A worker's slots fill over 4 s at the fastest, from idle
+(`Filling`). DBOS still enforces every limit: this only bounds, per tenant, what a claim of this worker takes. The
+tenants' weights in the Microsoft budget (`weights`) come from here too: what keeps the tenants together once their
+items run."""
 
 import math
 import random
@@ -35,10 +35,11 @@ def most_per_poll(worker_cap: int, polling_interval: float) -> int:
 class Filling:
     """How many items a worker may hold at a poll: its ceiling, which grows by `most_per_poll` at each poll up to all
     its slots, and is at most twice what it held after its last poll's claims plus that growth (a worker that ran
-    little, or nothing, fills again from there). Starting an item is most of its CPU (its claim, its record's transaction, its user's read), so a
-    worker that claimed its 384 slots at its first polls spent the next seconds starting all of them on two cores,
-    none yet at Microsoft (the first 5 s of a fleet change answered 120-380 Teams requests of 1,500), and the tenants
-    whose jobs came in a second later found no slot free until the first items ended (6-9 s). Filled over 4 s (at
+    little, or nothing, fills again from there). Starting an item is most of its CPU (its claim, its record's
+    transaction, its user's read), so a worker that claimed its 384 slots at its first polls spent the next seconds
+    starting all of them on two cores, none yet at Microsoft (the first 5 s of a fleet change answered 120-380 Teams
+    requests of 1,500), and the tenants whose jobs came in a second later found no slot free until the first items
+    ended (6-9 s). Filled over 4 s (at
     most 96 more items a second at 384 slots) the first items reach Microsoft while the others start, and every tenant
     of a fleet change has its first items running within about 4 s (bench/README.md, run AG). The ceiling bounds what
     the worker holds, not what it claims: slots freed by items that ended are claimed again at once, however fast they

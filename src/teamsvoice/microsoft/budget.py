@@ -40,10 +40,10 @@ by the requests it stands for over the lane's weight, so tenants drawing on the 
 proportion to their weights, equal by default; a lane that had nothing waiting starts level with the others, with no
 credit for the time it was idle. The job runtime weighs each tenant by the bulk work it has left (`weigh`,
 `jobs/shares.weights`: its items over the mean, from 1 to 2), so that a fleet change's tenants end together. A request
-is granted as soon as its lane has a free slot and its buckets have tokens: there is no batch to wait for. These shares hold inside one process;
-between processes the shared buckets are first come, first served (the job queue spreads every tenant's
-items over the workers, so each sees a similar mix). Windows and latencies are per process: N workers may
-keep N windows in flight to one tenant, but never spend more than its one shared bucket.
+is granted as soon as its lane has a free slot and its buckets have tokens: there is no batch to wait for. These
+shares hold inside one process; between processes the shared buckets are first come, first served (the job queue
+spreads every tenant's items over the workers, so each sees a similar mix). Windows and latencies are per process: N
+workers may keep N windows in flight to one tenant, but never spend more than its one shared bucket.
 
 **On SQLite** (the embedded `serve`: one process; `api` and `worker` refuse SQLite) the buckets are the
 process's own (`process_buckets()`, the same allocation in memory, shared by every connector of the
