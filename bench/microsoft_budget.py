@@ -236,9 +236,9 @@ async def until_ended(http: httpx.AsyncClient, target: Target, ended_before: flo
         await asyncio.sleep(0.5)
 
 
-def per_5_seconds(seen: list[tuple[float, float]], started: float, width: float = 5.0) -> list[int]:
-    """The Teams requests answered in each 5 s (`width`) from `started`, from the counters' reads (each read's growth
-    counted in the 5 s it was read in)."""
+def per_window(seen: list[tuple[float, float]], started: float, width: float) -> list[int]:
+    """The Teams requests answered in each `width` seconds from `started`, from the counters' reads (each read's
+    growth counted in the window it was read in)."""
     counts: list[float] = []
     previous = seen[0][1] if seen else 0.0
     for at, teams in seen:
@@ -566,10 +566,10 @@ async def run(served: Target, args: argparse.Namespace) -> None:
         print("\n".join(statements_line(statements_before, statements_after, items, args.statements)))
     if item_times is not None:
         print(item_times)
-    print(f"   Teams requests answered per 5 s from the first submit: {' '.join(str(n) for n in per_5_seconds(teams_seen, started))}"
+    per_second = per_window(teams_seen, started, 1.0)
+    print(f"   Teams requests answered per 5 s from the first submit: {' '.join(str(n) for n in per_window(teams_seen, started, 5.0))}"
           f" (the whole bound: {min(TEAMS_PER_APP, TEAMS_PER_TENANT * args.tenants) * 5:.0f}); in each of the first 10 s: "
-          f"{' '.join(str(n) for n in per_5_seconds(teams_seen, started, 1.0)[:10])}; of the last 10 s: "
-          f"{' '.join(str(n) for n in per_5_seconds(teams_seen, started, 1.0)[-10:])}")
+          f"{' '.join(str(n) for n in per_second[:10])}; of the last 10 s: {' '.join(str(n) for n in per_second[-10:])}")
     mean = max(1.0, sum(shares) / len(shares))
     print(f"   tenant shares of the Teams requests: min {min(shares) / mean:.0%}, max {max(shares) / mean:.0%} of equal; "
           f"{fleet_throttled:.0f} answered 429")

@@ -330,13 +330,12 @@ def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, 
     of the queue's partitions works the shares out, and each claim that follows it in the poll takes at most its
     tenant's. DBOS bounds a claim by the worker's free slots (`worker_concurrency` less `local_running_count`), so a
     claim is given the count that leaves it its tenant's share (and the worker's slots fill over seconds, from idle:
-    `shares.Filling`). The search also weighs the tenants in the Microsoft
-    budget by the items each has left (`weigh`: the connector's `BudgetScheduler.weigh`; `shares.weights`; the items
-    read at most once per REMEMBER_SECONDS). Other queues are searched and claimed as DBOS does. `active`: DBOS's set
-    of this process's running workflows."""
+    `shares.Filling`). The search also weighs the tenants in the Microsoft budget by the items each has left (`weigh`:
+    the connector's `BudgetScheduler.weigh`; `shares.weights`, worked out at most once per REMEMBER_SECONDS). Other
+    queues are searched and claimed as DBOS does. `active`: DBOS's set of this process's running workflows."""
     search, claim = system.get_queue_partitions, system.start_queued_workflows
     live_workers = _remembered(lambda _: _live_worker_ids())
-    items_left = _remembered(_items_per_tenant)
+    weights_now = _remembered(lambda queue_name: shares.weights(_items_per_tenant(queue_name)))
     shares_of: dict[str, dict[str, int]] = {}  # queue -> tenant -> most to claim at this poll
     filling: dict[str, shares.Filling] = {}  # queue -> how many items this worker may hold now
 
@@ -345,7 +344,7 @@ def _claim_equal_shares(system: Any, active: Any, weigh: Callable[[Mapping[str, 
         limits = system.get_queue(queue_name) if queue_name == MICROSOFT_QUEUE else None  # (as the polls take them)
         if limits is None or limits._worker_concurrency is None:
             return waiting
-        weigh(shares.weights(items_left(queue_name)))
+        weigh(weights_now(queue_name))
         shares_of[queue_name] = shares.claims(
             waiting, workers=live_workers("workers"), me=job_context().executor_id,
             running={tenant: active.count_for_partition(queue_name, tenant) for tenant in waiting},

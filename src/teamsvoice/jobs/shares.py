@@ -39,11 +39,11 @@ class Filling:
     transaction, its user's read), so a worker that claimed its 384 slots at its first polls spent the next seconds
     starting all of them on two cores, none yet at Microsoft (the first 5 s of a fleet change answered 120-380 Teams
     requests of 1,500), and the tenants whose jobs came in a second later found no slot free until the first items
-    ended (6-9 s). Filled over 4 s (at
-    most 96 more items a second at 384 slots) the first items reach Microsoft while the others start, and every tenant
-    of a fleet change has its first items running within about 4 s (bench/README.md, run AG). The ceiling bounds what
-    the worker holds, not what it claims: slots freed by items that ended are claimed again at once, however fast they
-    end (a cap on each poll's claims instead never filled a worker whose items ended as fast as it allowed)."""
+    ended (6-9 s). Filled over 4 s (at most 96 more items a second at 384 slots) the first items reach Microsoft while
+    the others start, and every tenant of a fleet change has its first items running within about 4 s
+    (bench/README.md, run AG). The ceiling bounds what the worker holds, not what it claims: slots freed by items that
+    ended are claimed again at once, however fast they end (a cap on each poll's claims instead never filled a worker
+    whose items ended as fast as it allowed)."""
 
     def __init__(self) -> None:
         self.ceiling = 0
