@@ -85,8 +85,11 @@ class Settings(BaseSettings):
     microsoft_directory_writes_per_150_seconds: float = Field(
         default=3000.0, gt=0, description="Microsoft's directory writes per app per tenant per 2.5 minutes.")
     microsoft_budget_share: float = Field(
-        default=0.95, gt=0, le=1, description="The part of each Microsoft budget teamsvoice spends; the rest absorbs "
-        "network jitter between its buckets and Microsoft's.")
+        default=1.0, gt=0, le=1, description="The part of each Microsoft budget teamsvoice spends (lower it when other "
+        "tools call Microsoft with the same app registration).")
+    microsoft_budget_margin_seconds: float = Field(
+        default=0.3, ge=0, lt=1, description="Seconds of each Microsoft budget's rate kept out of its burst: they absorb "
+        "the jitter between a request's grant and when Microsoft counts it (network, Microsoft's front end, clocks).")
     bulk_enqueue_page_size: int = Field(
         default=500, ge=1, le=5000, description="Items a bulk job's workflow enqueues per transaction of the job engine's "
         "database (its first items start once the first page is in).")

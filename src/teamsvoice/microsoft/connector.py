@@ -4,8 +4,8 @@ TEAMSVOICE_MICROSOFT_MODE picks where Teams cmdlets run: `emulator` posts them t
 endpoint (TEAMSVOICE_MICROSOFT_POWERSHELL_URL), `cloud` runs them in pwsh with the MicrosoftTeams module
 (microsoft/pwsh.py; the connector refuses to start when pwsh or the certificate is missing). Nothing else
 differs. Every Graph call and cmdlet to one tenant passes the connector's budget scheduler (buckets shared
-by every process in the PostgreSQL database, microsoft/budget.py; TEAMSVOICE_MICROSOFT_*_PER_* and _BUDGET_SHARE) and
-the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
+by every process in the PostgreSQL database, microsoft/budget.py; TEAMSVOICE_MICROSOFT_*_PER_*, _BUDGET_SHARE
+and _BUDGET_MARGIN_SECONDS) and the retry policy (TEAMSVOICE_MICROSOFT_RETRY_*).
 """
 
 import ssl
@@ -171,4 +171,5 @@ def budget_limits(settings: Settings) -> Limits:
         teams_per_app=settings.microsoft_teams_app_requests_per_second,
         directory_units=settings.microsoft_directory_units_per_10_seconds,
         directory_writes=settings.microsoft_directory_writes_per_150_seconds, share=settings.microsoft_budget_share,
+        margin=settings.microsoft_budget_margin_seconds,
     )
