@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from teamsvoice.core.errors import UpstreamError
+from teamsvoice.core.metrics import REGISTRY
+from teamsvoice.microsoft.budget import DIRECTORY_WRITE
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft.directory import DirectoryAdmin, DirectoryUser
 from tests.microsoft.support import MsEmulator, RegisteredApp, SeededTenant, connector_settings
@@ -89,9 +91,22 @@ async def test_batch_retries_only_the_throttled_requests(faults: MsEmulator, con
     # refill to pass unthrottled (at 40/s and a burst of 25, a client slowed by a loaded machine spread them out
     # enough that none was throttled: the test failed without a fault in the code).
     inject(faults, throttle={"requestsPerSecond": 10, "burst": 20})
+
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("teamsvoice_microsoft_budget_requests_total", {
+            "service_class": "directory-write", "tenant": tenant.tenant_id.lower(), "outcome": outcome}) or 0.0
+
+    lane = connector.budget.lane(tenant.tenant_id, DIRECTORY_WRITE)
+    before = counted("throttled"), counted("answered"), lane.last_cut
     results = await admin.update_users({u.id: {"job_title": f"{tag}-{u.id[:8]}"} for u in users[:60]})
     assert all(r.ok for r in results)
-    assert injected(faults)["throttled"] > 0
+    throttled = injected(faults)["throttled"]
+    assert throttled > 0
+    # The budget counts the requests refused inside a batch answered 200 as throttled (and cuts the lane's window:
+    # it grows back as requests are answered), as it does a call answered 429: each update answered once, each
+    # refusal counted once.
+    assert (counted("throttled") - before[0], counted("answered") - before[1]) == (throttled, 60)
+    assert lane.last_cut > before[2]
     inject(faults)
     await assert_all_applied(admin, users[:60], tag)
 

@@ -87,8 +87,8 @@ log = logging.getLogger("teamsvoice.microsoft.budget")
 BUDGET_REQUESTS = Counter(
     "teamsvoice_microsoft_budget_requests_total",
     "Microsoft requests granted by the budget scheduler, by service class (teams, directory, directory-write), tenant "
-    "and outcome (answered; throttled: Microsoft answered 429; unanswered: no answer or never sent); a $batch counts "
-    "the requests inside it, as Microsoft's limits do",
+    "and outcome (answered; throttled: Microsoft answered 429, to the call or to a request inside a $batch; unanswered: no "
+    "answer or never sent); a $batch counts the requests inside it, as Microsoft's limits do",
     ["service_class", "tenant", "outcome"], registry=REGISTRY,
 )
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("teamsvoice_microsoft_job", default=None)
@@ -472,9 +472,12 @@ class Ticket:
     def __init__(self, scheduler: "BudgetScheduler", waiter: _Waiter) -> None:
         self._scheduler, self._waiter = scheduler, waiter
         self.status: int | None = None
+        self.throttled = 0
 
-    def answered(self, status: int | None) -> None:
-        self.status = status
+    def answered(self, status: int | None, *, throttled: int = 0) -> None:
+        """`throttled`: of a `$batch` answered as a whole, the requests inside it that Microsoft answered 429
+        (counted as throttled, and the lane's window cut, as for a 429 of the whole call)."""
+        self.status, self.throttled = status, throttled
 
 
 class BudgetScheduler:
@@ -547,17 +550,21 @@ class BudgetScheduler:
         return Ticket(self, waiter)
 
     def release(self, ticket: Ticket) -> None:
-        self._release(ticket._waiter, ticket.status)
+        self._release(ticket._waiter, ticket.status, ticket.throttled)
 
-    def _release(self, waiter: _Waiter, status: int | None) -> None:
+    def _release(self, waiter: _Waiter, status: int | None, throttled: int = 0) -> None:
         now = self.clock.now()
-        lane = waiter.lane
-        outcome = "unanswered" if status is None else "throttled" if status == 429 else "answered"
-        BUDGET_REQUESTS.labels(lane.service, lane.tenant, outcome).inc(waiter.charge.requests)
+        lane, requests = waiter.lane, waiter.charge.requests
+        throttled = requests if status == 429 else min(throttled, requests) if status is not None else 0
+        if requests - throttled:
+            BUDGET_REQUESTS.labels(lane.service, lane.tenant, "unanswered" if status is None else "answered").inc(
+                requests - throttled)
+        if throttled:
+            BUDGET_REQUESTS.labels(lane.service, lane.tenant, "throttled").inc(throttled)
         with self._lock:
             lane.in_flight -= 1
             lane.ended(waiter.job)
-            if status == 429:
+            if throttled:
                 if waiter.granted_at >= lane.last_cut:  # one cut per round trip
                     lane.window = max(1.0, min(lane.window, float(lane.limit)) / 2)
                     lane.last_cut = now

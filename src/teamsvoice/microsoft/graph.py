@@ -19,10 +19,11 @@ by reason (`core.metrics`).
 import asyncio
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -85,8 +86,27 @@ async def send_to_microsoft(
             else budget.teams_charge(tenant_id))
     async with budget.request(tenant_id, cost) as ticket:
         response = await _on_the_wire(http, service, tenant_id, method, url, **kwargs)
-        ticket.answered(response.status_code)
+        ticket.answered(response.status_code, throttled=throttled_inside(url, response))
     return response
+
+
+_THROTTLED = re.compile(rb'"status"\s*:\s*429\b')
+
+
+def throttled_inside(url: str, response: httpx.Response) -> int:
+    """The requests inside a `$batch` that Microsoft answered 429 while the batch itself was answered 200 (its body is
+    parsed only when a 429 is in it)."""
+    if response.status_code != 200 or not urlsplit(url).path.endswith("/$batch"):
+        return 0
+    if not _THROTTLED.search(response.content):
+        return 0
+    try:
+        answers = response.json().get("responses")
+    except (ValueError, AttributeError):  # not a batch's answer after all
+        return 0
+    if not isinstance(answers, list):
+        return 0
+    return sum(1 for answer in answers if isinstance(answer, dict) and answer.get("status") == 429)
 
 
 async def _on_the_wire(http: httpx.AsyncClient, service: str, tenant_id: str | None, method: str, url: str,
