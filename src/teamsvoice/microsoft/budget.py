@@ -486,7 +486,7 @@ class BudgetScheduler:
         self.clock: Clock = clock or SystemClock()
         self.max_in_flight = max_in_flight
         self._lock = threading.Lock()
-        self._lanes: OrderedDict[tuple[str, str], _Lane] = OrderedDict()
+        self._lanes: dict[tuple[str, str], _Lane] = {}  # (in the order they were made: ties in `_candidates`)
         self._pumping = False
         self._last_round = float("-inf")
         self._next_round = float("inf")  # when the next round is due (inf: when an event asks for one)
@@ -555,16 +555,16 @@ class BudgetScheduler:
     def _release(self, waiter: _Waiter, status: int | None, throttled: int = 0) -> None:
         now = self.clock.now()
         lane, requests = waiter.lane, waiter.charge.requests
-        throttled = requests if status == 429 else min(throttled, requests) if status is not None else 0
-        if requests - throttled:
+        refused = 0 if status is None else requests if status == 429 else min(throttled, requests)
+        if requests - refused:
             BUDGET_REQUESTS.labels(lane.service, lane.tenant, "unanswered" if status is None else "answered").inc(
-                requests - throttled)
-        if throttled:
-            BUDGET_REQUESTS.labels(lane.service, lane.tenant, "throttled").inc(throttled)
+                requests - refused)
+        if refused:
+            BUDGET_REQUESTS.labels(lane.service, lane.tenant, "throttled").inc(refused)
         with self._lock:
             lane.in_flight -= 1
             lane.ended(waiter.job)
-            if throttled:
+            if refused:
                 if waiter.granted_at >= lane.last_cut:  # one cut per round trip
                     lane.window = max(1.0, min(lane.window, float(lane.limit)) / 2)
                     lane.last_cut = now
