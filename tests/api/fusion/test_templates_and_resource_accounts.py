@@ -133,3 +133,34 @@ async def test_a_resource_account_that_fails_unexpectedly_ends_in_error(sub: Onb
     monkeypatch.undo()
     assert outcomes[0]["status"] == "error" and outcomes[0]["error"] == "Unexpected error: RuntimeError", outcomes
     assert outcomes[1]["status"] == "active" and len(calls) == 2, (outcomes, calls)
+
+
+async def test_accounts_not_yet_created_in_microsoft_are_each_listed(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Our rows were keyed by their Microsoft id: two accounts whose jobs had not created them yet (no id) were
+    listed as one. Their jobs are held back here until both are listed, then run."""
+    from teamsvoice.domain.teams_users import workflows
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    held: list[tuple[str, int, int]] = []
+
+    async def hold(job_key: str, account_id: int, generation: int) -> None:
+        held.append((job_key, account_id, generation))
+
+    monkeypatch.setattr(workflows, "enqueue_resource_account", hold)
+    ids = []
+    for n in range(2):
+        created = await client.post(f"{path}/msteams/resource_accounts", headers=headers, json={
+            "accountType": "auto-attendant", "userPrincipalName": f"held_{n}_{sub.numbers[0][-6:]}@{sub.tenant['domain']}",
+            "displayName": f"Held {n}", "location": "BE"})
+        assert created.status_code == 200, created.text
+        ids.append(created.json()["id"])
+    listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers)
+    assert listed.status_code == 200, listed.text
+    waiting = {a["draas"]["id"]: a for a in listed.json()["resourceAccounts"] if a.get("draas", {}).get("id") in ids}
+    assert sorted(waiting) == sorted(ids), listed.json()
+    assert {a["msTeams"]["displayName"] for a in waiting.values()} == {"Held 0", "Held 1"}
+    monkeypatch.undo()
+    for job in held:
+        await workflows.enqueue_resource_account(*job)
+    for account_id in ids:
+        assert (await sub.resource_account_settled(account_id))["draas"]["status"] == "active"

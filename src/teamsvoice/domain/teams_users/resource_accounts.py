@@ -299,7 +299,9 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
                         filters: AccountFilters) -> list[ResourceAccountView]:
     # Our rows first, Microsoft second: a row the job has marked active is then always in the listing that
     # follows (read the other way round, a job finishing in between showed "active" without Microsoft's data).
-    rows = {r.microsoft_user_id: r for r in await repository.resource_accounts_of(session, access.subscription.id)}
+    ours = await repository.resource_accounts_of(session, access.subscription.id)
+    rows = {r.microsoft_user_id: r for r in ours if r.microsoft_user_id}
+    unmatched = [r for r in ours if not r.microsoft_user_id]  # not created in Microsoft yet: each listed as it is
     instances = await connection.resource_accounts.all()
     skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [i.object_id for i in instances])
@@ -320,7 +322,7 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
             ms_id, instance.user_principal_name, instance.display_name, user.usage_location, ACCOUNT_TYPES.get(instance.application_id, "unknown"), True,
             service.licences_of(user, skus), phone or None, _state(row) if row is not None else None,
             views[record.id] if row is not None and record is not None else None))
-    for row in rows.values():  # wanted, not (yet) in Microsoft: the intermediate state
+    for row in [*rows.values(), *unmatched]:  # wanted, not (yet) in Microsoft: the intermediate state
         result.append(ResourceAccountView(row.microsoft_user_id, row.user_principal_name, row.display_name, row.location,
                                           row.account_type, False, [], None, _state(row), None))
     return [v for v in result if _matches(v, filters)]
