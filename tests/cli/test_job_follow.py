@@ -4,9 +4,11 @@ records (nothing enqueues them)."""
 
 import asyncio
 import json
+import threading
 import uuid
 from typing import Any
 
+from teamsvoice import operator_cli
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from tests.cli.support import teamsvoice
@@ -55,12 +57,22 @@ async def test_a_followed_job_that_was_cancelled_is_exit_1(live, organisation) -
     assert f"{webhook} webhook delivery" in followed.stdout
 
 
-async def test_following_a_waiting_job_prints_what_changes(live, organisation) -> None:  # type: ignore[no-untyped-def]
+async def test_following_a_waiting_job_prints_what_changes(live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The same "pending" line was printed every half second while the job waited."""
     enterprise_id, _ = await customer(live, organisation.resellers[0].reseller_id)
     ref = f"webhook:{await delivery(live, enterprise_id, 'pending')}"
+    polls, polled_thrice = [0], threading.Event()
+    rendered = operator_cli._rendered
+
+    async def counted(session: Any, shown: str) -> dict[str, Any]:  # (the command runs in a thread of its own)
+        polls[0] += 1
+        if polls[0] >= 3:
+            polled_thrice.set()
+        return await rendered(session, shown)
+    monkeypatch.setattr(operator_cli, "_rendered", counted)
     following = asyncio.create_task(teamsvoice(live, "jobs", "show", ref, "--follow"))
-    await asyncio.sleep(2.5)  # about five polls
+    # Three polls of the waiting job, however long the command takes to start on a busy machine (not a fixed 2.5 s).
+    assert await asyncio.to_thread(polled_thrice.wait, 60)
 
     async def delivered(session: Any) -> None:
         (await session.get(WebhookDelivery, int(ref.split(":")[1]))).status = "delivered"

@@ -109,11 +109,13 @@ async def test_a_try_that_fails_with_a_defect_is_tried_again(live, organisation,
     receiver = StrictReceiver(fail=0)
     keyring = Keyring(load_or_create_master_key(live.settings.secret_key, live.settings.data_dir))
     original, calls, seen = drift.stamped, [], []
+    failed_try_seen = threading.Event()  # the second try waits until the test saw the first one's error recorded
 
     def defect_once(body: str, now: int) -> bytes:
         calls.append(now)
         if len(calls) == 1:
             raise RuntimeError("a defect")
+        failed_try_seen.wait(60)  # (not 0.2 s of retry delay that a busy machine's polls can miss)
         return original(body, now)
 
     async def make(session) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -137,10 +139,13 @@ async def test_a_try_that_fails_with_a_defect_is_tried_again(live, organisation,
         await asyncio.to_thread(workflows.start_delivery, delivery_id, job_key)
         for _ in range(300):
             seen.append(await in_session(live, state))
+            if seen[-1] == ("pending", "Unexpected error: RuntimeError"):
+                failed_try_seen.set()
             if seen[-1][0] != "pending":
                 break
             await asyncio.sleep(0.1)
     finally:
+        failed_try_seen.set()
         receiver.stop()
     assert seen[-1] == ("delivered", None) and len(calls) == 2 and [t["status"] for t in receiver.tries] == [200], seen
     assert ("pending", "Unexpected error: RuntimeError") in seen  # the failed try, shown while it waited

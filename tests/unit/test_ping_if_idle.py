@@ -52,6 +52,7 @@ async def _backend(engine: AsyncEngine) -> int:
 
 async def test_a_connection_used_moments_ago_is_not_pinged_one_left_idle_is(postgres_url: str, pings: list[int],
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 3600.0)  # "moments ago", however slowly a busy machine runs them
     engine = create_engine(postgres_url, pool_size=1)
     try:
         first = await _backend(engine)
@@ -67,6 +68,7 @@ async def test_a_connection_used_moments_ago_is_not_pinged_one_left_idle_is(post
 
 def test_a_blocking_engine_pings_the_same_way(postgres_url: str, pings: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     """The job engine's steps, the budget's buckets and DBOS's own tables go through blocking engines."""
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 3600.0)
     engine = create_blocking_engine(postgres_url, pool_size=1)
     try:
         for _ in range(3):
