@@ -85,19 +85,19 @@ async def test_resource_account_list_survives_a_delete_finishing_mid_listing(sub
     assert created.status_code == 200, created.text
     account = await sub.resource_account_settled(created.json()["id"])
     vanished = account["msTeams"]["id"]
-    original = DirectoryAdmin.user
+    original = DirectoryAdmin.user_batched
 
-    async def user_deleted_meanwhile(self, id_or_upn, **kwargs):  # type: ignore[no-untyped-def]
+    async def user_deleted_meanwhile(self, id_or_upn):  # type: ignore[no-untyped-def]
         if id_or_upn == vanished:
             raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found")
-        return await original(self, id_or_upn, **kwargs)
+        return await original(self, id_or_upn)
 
-    monkeypatch.setattr(DirectoryAdmin, "user", user_deleted_meanwhile)
+    monkeypatch.setattr(DirectoryAdmin, "user_batched", user_deleted_meanwhile)
     listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers)
     assert listed.status_code == 200, listed.text
     mine = [a for a in listed.json()["resourceAccounts"] if a.get("draas", {}).get("id") == account["draas"]["id"]]
     assert mine and "licenses" not in mine[0]["msTeams"]  # shown from our row, not from Microsoft's data
-    monkeypatch.setattr(DirectoryAdmin, "user", original)
+    monkeypatch.setattr(DirectoryAdmin, "user_batched", original)
     assert (await client.delete(f"{path}/msteams/resource_accounts/{vanished}", headers=headers)).status_code == 204
 
 

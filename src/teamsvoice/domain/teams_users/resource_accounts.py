@@ -7,6 +7,7 @@ licence a number needs) and `reconcile` for the number and VRP (the resource acc
 `TeamsVoiceUser` row like a user's). Every step looks before it acts, so a re-run after a crash is harmless.
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from teamsvoice.domain.provisioning.service import reconcile
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionResourceAccount
 from teamsvoice.domain.tenant_voice import rules
+from teamsvoice.microsoft.directory_ports import DirectoryUser
 from teamsvoice.microsoft.ports import TenantConnection
 
 APPLICATION_IDS = {"auto-attendant": "ce933385-9390-45d1-9512-c8d228074e07",
@@ -306,15 +308,21 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [i.object_id for i in instances])
     views = await service.record_views(session, access, list(records.values()))
-    result: list[ResourceAccountView] = []
-    for instance in instances:
-        ms_id = instance.object_id
-        try:
-            user = await connection.directory_admin.user(ms_id)
+
+    async def directory_user(ms_id: str) -> DirectoryUser | None:
+        try:  # (each account's user read at once, up to 20 in one $batch: not one round trip after another)
+            return await connection.directory_admin.user_batched(ms_id)
         except NotFound:
             # Deleted since the listing above (a delete job finishing, or an admin in Teams): it no longer
             # exists in Microsoft, so our row (if any) is listed below in its intermediate state.
+            return None
+
+    users = await asyncio.gather(*(directory_user(instance.object_id) for instance in instances))
+    result: list[ResourceAccountView] = []
+    for instance, user in zip(instances, users):
+        if user is None:
             continue
+        ms_id = instance.object_id
         phone = instance.phone_number
         row = rows.pop(ms_id, None)
         record = records.get(ms_id)
