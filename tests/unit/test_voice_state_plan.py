@@ -368,12 +368,12 @@ def test_plan_of_a_large_tenant_is_fast() -> None:
 
 
 def test_export_then_parse_gives_the_same_state() -> None:
-    state = desired(user("ada@c.com", "+3221234567"), user("bob@c.com", None, None, enabled=False))
+    state = desired(user("ada@c.com", "+3222100100"), user("bob@c.com", None, None, enabled=False))
     restored = parse_document(json.loads(json.dumps(export_document(state))))
     assert restored.routing.gateways == state.routing.gateways
     assert restored.routing.routes == state.routing.routes and restored.routing.policies == state.routing.policies
     assert [(u.user_principal_name, u.phone_number, u.voice_routing_policy, u.calling_enabled) for u in restored.users] == [
-        ("ada@c.com", "+3221234567", "teamsvoice-eu", True), ("bob@c.com", None, None, False)]
+        ("ada@c.com", "+3222100100", "teamsvoice-eu", True), ("bob@c.com", None, None, False)]
 
 
 @pytest.mark.parametrize("document, message", [
@@ -390,9 +390,15 @@ def test_export_then_parse_gives_the_same_state() -> None:
     ({"version": 1, "voiceRoutes": [{"identity": "r", "numberPattern": ".*", "gateways": "x", "pstnUsages": []}]},
      "voiceRoutes[0].gateways"),
     ({"version": 1, "users": [{"userPrincipalName": "nope", "callingEnabled": True}]}, "users[0].userPrincipalName"),
-    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "+1"},
-                              {"userPrincipalName": "b@b.c", "callingEnabled": True, "phoneNumber": "+1"}]},
-     "users[1].phoneNumber"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "+3222100100"},
+                              {"userPrincipalName": "b@b.c", "callingEnabled": True, "phoneNumber": "+32 2 210 01 00"}]},
+     "users[1].phoneNumber: +3222100100 is given to two users"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "3222100100"}]},
+     "users[0].phoneNumber: '3222100100' is not in E.164 format"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "+3222100100;ext=1"}]},
+     "users[0].phoneNumber: '+3222100100;ext=1' has an extension"),
+    ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": True, "phoneNumber": "+1"}]},
+     "users[0].phoneNumber: '+1' is not a phone number"),
     ({"version": 1, "users": [{"userPrincipalName": "a@b.c", "callingEnabled": "yes"}]}, "users[0].callingEnabled"),
     ({"version": 1, "pstnUsages": "x"}, "pstnUsages"),
 ])

@@ -12,6 +12,7 @@ from typing import Any
 
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.limits import name_problem
+from teamsvoice.domain.fusion.numbers import parse_full_number
 from teamsvoice.domain.tenant_voice.rules import check_policy_name
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import VoiceState
@@ -135,6 +136,9 @@ def parse_document(document: Any) -> DesiredState:
             raise ValidationFailed(f"users[{i}].userPrincipalName: '{upn}' is not a user principal name or appears twice")
         number = _field(u, "phoneNumber", str, f"users[{i}]", optional=True)
         if number is not None:
+            # E.164 with its +, normalised: the number's owner, quarantine and uniqueness are looked up by that form,
+            # so '3222100100' or '+32 2 210 01 00' would have passed them as numbers nobody holds.
+            number = parse_full_number(number, f"users[{i}].phoneNumber")
             if number in numbers:
                 raise ValidationFailed(f"users[{i}].phoneNumber: {number} is given to two users")
             numbers.add(number)
