@@ -8,6 +8,7 @@ from tests.api.fusion.users_support import Onboarded, onboard
 
 MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
 ENTERPRISEPACK = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+MAX_PAGE = 999  # the largest page_size the users list takes (teams_users.service.MAX_USERS_PAGE)
 
 
 @pytest.fixture
@@ -46,6 +47,48 @@ async def test_list_paging_search_and_filters(sub: Onboarded) -> None:
     with_number = (await client.get(f"{path}/msteams/users", headers=headers,
                                     params={"filters": json.dumps({"have_number": "yes"})})).json()
     assert with_number["users"] == []
+
+
+async def test_a_filtered_list_fills_each_page_with_matching_users_and_lists_each_once(sub: Onboarded) -> None:
+    """`have_number` was applied after a page had been filled to page_size from Microsoft's users: with a few of the
+    tenant's users given a number, page_size=2 and have_number yes answered page after page of no user, each with a
+    `next` (a portal followed 13). Now every page but the last holds page_size matching users, each matching user is
+    listed once in Microsoft's order, and `next` is given only while more may follow."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+
+    async def pages(page_size: int, filters: dict | None = None) -> list[list[str]]:
+        params = {"page_size": page_size} | ({"filters": json.dumps(filters)} if filters else {})
+        answered: list[list[str]] = []
+        while len(answered) < 40:
+            response = await client.get(f"{path}/msteams/users", headers=headers, params=params)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            answered.append([u["msTeams"]["id"] for u in body["users"]])
+            if filters and filters.get("have_number") == "yes":
+                assert all(u["draas"]["phoneNumber"] for u in body["users"])
+            if "next" not in body:
+                return answered
+            params["next"] = body["next"]
+        raise AssertionError(f"no last page after {len(answered)} pages")
+
+    voiced = [u["msTeams"]["id"] for u in await sub.users(100)]
+    assert len(voiced) >= 6
+    numbered = [voiced[1], voiced[len(voiced) // 2], voiced[-1]]  # Microsoft's order: first, middle, last voiced
+    for user_id, number in zip(numbered, sub.numbers):
+        given = await client.put(f"{path}/msteams/users/{user_id}/phone_number", headers=headers,
+                                 json={"phoneNumber": number})
+        assert given.status_code == 204, given.text
+    everyone = [user for page in await pages(MAX_PAGE) for user in page]
+    assert set(numbered) <= set(everyone) and len(set(everyone)) == len(everyone)
+
+    assert await pages(2, {"have_number": "yes"}) == [numbered[:2], numbered[2:]]
+    assert await pages(1, {"have_number": "yes"}) == [[n] for n in numbered]
+    assert await pages(3, {"have_number": "yes"}) == [numbered]  # full, and nothing more follows: no `next`
+    assert await pages(2, {"have_number": "yes", "is_voice_enabled": "yes"}) == [numbered[:2], numbered[2:]]
+    for page_size in (2, 5):
+        without = await pages(page_size, {"have_number": "no"})
+        assert all(len(page) == page_size for page in without[:-1]) and without[-1], without
+        assert [user for page in without for user in page] == [u for u in everyone if u not in numbered]
 
 
 async def test_the_list_shows_roles_as_one_user_read_does(sub: Onboarded) -> None:

@@ -181,60 +181,87 @@ class UserFilters:
     have_number: str | None = None
 
 
+# Users asked of Microsoft per Graph page when a filter may drop many of those read (Graph's own default page; at most
+# MAX_USERS_PAGE): read `page_size` at a time, a page of the few users with a number took a round trip per `page_size`
+# users of the tenant. Unfiltered, a Graph page is the list's page (a page filled mid-way reads its Graph page again).
+FILTERED_GRAPH_PAGE = 100
+
+
 async def list_users(
     session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, *,
     page_size: int, start: UsersPosition | None, search: str | None, group: str | None, filters: UserFilters,
 ) -> UsersPage:
     """One page of users from `start` (None: the first page). Microsoft's pages are followed until `page_size`
-    users pass the filters; the page's `following` is where the next one starts."""
+    users pass the filters (teamsvoice's records read once per Microsoft page, for `have_number`); the page's
+    `following` is where the next one starts, right after its last user (so no matching user is skipped or listed
+    twice), and is None when no more may follow: Microsoft has no next page and none of its page's rest matches."""
     check_users_page_size(page_size)
     link: str | None = start.link if start is not None else None
     skip = start.skip if start is not None else 0
     admin = connection.directory_admin
     skus = await sku_map(admin)
     allowed = await _filter_members(session, access, admin)
-    prefix = (search or "").lower()
+    prefix = (search or "").lower() if group else ""  # without a group, Microsoft applies the search itself
+    dropping = filters.countries or filters.is_voice_enabled or filters.have_number or prefix or allowed is not None
+    graph_page = max(page_size, FILTERED_GRAPH_PAGE) if dropping else page_size
     picked: list[tuple[DirectoryUser, str]] = []
-    token: dict[str, Any] | None = None
-    first = True
-    while (first or link is not None) and token is None:
-        first = False
+    records: dict[str, TeamsVoiceUser] = {}
+    following: UsersPosition | None = None
+    while True:
         try:
-            page = await admin.user_page(link, page_size=page_size, starts_with=search, group=group)
+            page = await admin.user_page(link, page_size=graph_page, starts_with=search, group=group)
         except NotFound:
             raise NotFound(f"Group {group} not found in the MS Teams tenant") from None
-        items, following = page.users, page.next_link
-        for index in range(skip, len(items)):
-            user = items[index]
-            if user.account_enabled is False or user.department == RESOURCE_ACCOUNT_DEPARTMENT:
-                continue
-            if group and prefix and not (user.display_name or "").lower().startswith(prefix):
-                continue
-            if allowed is not None and user.id not in allowed:
-                continue
-            if filters.countries and (user.usage_location or "").upper() not in filters.countries:
-                continue
-            voice = voice_enabled(user, skus)
-            if filters.is_voice_enabled and voice != filters.is_voice_enabled:
-                continue
-            picked.append((user, voice))
-            if len(picked) == page_size:
-                if index + 1 < len(items):
-                    token = {"u": page.link, "s": index + 1}
-                elif following:
-                    token = {"u": following, "s": 0}
-                break
-        link, skip = following, 0
-    records = await records_for(session, access, [u.id for u, _ in picked])
-    if filters.have_number:
-        want = filters.have_number == "yes"
-        picked = [(u, v) for u, v in picked if bool(records.get(u.id) and records[u.id].phone_number) == want]
+        matching = _directory_matches(page.users, skip, skus, allowed=allowed, prefix=prefix, filters=filters)
+        wanted = page_size - len(picked)
+        if filters.have_number:  # every candidate's record is needed to know whether it matches: one read a page
+            found = await records_for(session, access, [user.id for _, user, _ in matching])
+            want = filters.have_number == "yes"
+            matching = [m for m in matching if bool(found.get(m[1].id) and found[m[1].id].phone_number) == want]
+        else:
+            found = await records_for(session, access, [user.id for _, user, _ in matching[:wanted]])
+        taken = matching[:wanted]
+        picked += [(user, voice) for _, user, voice in taken]
+        records |= {user.id: found[user.id] for _, user, _ in taken if user.id in found}
+        if len(picked) == page_size:
+            if len(matching) > len(taken):  # more of this Microsoft page match: the next page starts within it
+                following = UsersPosition(page.link, taken[-1][0] + 1)
+            elif page.next_link:
+                following = UsersPosition(page.next_link, 0)
+            break
+        if not page.next_link:
+            break
+        link, skip = page.next_link, 0
     views = await record_views(session, access, list(records.values()))
     holders = await admin.role_holders() if picked else {}  # one read for the page, not one per user
     users = [TeamsUser(user, licences_of(user, skus), voice, views[records[user.id].id] if user.id in records else None,
                        roles=roles_of(holders.get(user.id, [])))
              for user, voice in picked]
-    return UsersPage(users, UsersPosition(token["u"], token["s"]) if token is not None else None)
+    return UsersPage(users, following)
+
+
+def _directory_matches(
+    users: list[DirectoryUser], skip: int, skus: dict[str, SubscribedSku], *,
+    allowed: set[str] | None, prefix: str, filters: UserFilters,
+) -> list[tuple[int, DirectoryUser, str]]:
+    """The users of one Microsoft page from index `skip` that pass the filters Microsoft's own properties decide
+    (and the SRE group filter: `allowed`), each with its index in the page and whether it is voice enabled."""
+    matches: list[tuple[int, DirectoryUser, str]] = []
+    for index in range(skip, len(users)):
+        user = users[index]
+        if user.account_enabled is False or user.department == RESOURCE_ACCOUNT_DEPARTMENT:
+            continue
+        if prefix and not (user.display_name or "").lower().startswith(prefix):
+            continue
+        if allowed is not None and user.id not in allowed:
+            continue
+        if filters.countries and (user.usage_location or "").upper() not in filters.countries:
+            continue
+        voice = voice_enabled(user, skus)
+        if filters.is_voice_enabled and voice != filters.is_voice_enabled:
+            continue
+        matches.append((index, user, voice))
+    return matches
 
 
 def roles_of(memberships: Iterable[DirectoryObject]) -> tuple[Membership, ...]:
