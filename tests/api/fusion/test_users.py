@@ -221,9 +221,9 @@ async def test_a_user_seen_first_with_a_number_is_one_record_and_one_audit_entry
     other = second["userPrincipalName"].lower()
     looked = voice_users.find
 
-    async def stale_once(session, enterprise_id, name):  # type: ignore[no-untyped-def]
+    async def stale_once(session, enterprise_id, name, microsoft_user_id=None):  # type: ignore[no-untyped-def]
         if name.lower() != other:
-            return await looked(session, enterprise_id, name)
+            return await looked(session, enterprise_id, name, microsoft_user_id)
         monkeypatch.setattr(voice_users, "find", looked)
         await voice_users.add(session, enterprise_id, name, second["id"], voice_routing_policy="teamsvoice")
         return None
@@ -257,9 +257,9 @@ async def test_a_user_added_meanwhile_with_the_same_number_keeps_it(sub: Onboard
     name, number = third["userPrincipalName"].lower(), sub.numbers[2]
     looked = voice_users.find
 
-    async def stale_once(session, enterprise_id, upn):  # type: ignore[no-untyped-def]
+    async def stale_once(session, enterprise_id, upn, microsoft_user_id=None):  # type: ignore[no-untyped-def]
         if upn.lower() != name:
-            return await looked(session, enterprise_id, upn)
+            return await looked(session, enterprise_id, upn, microsoft_user_id)
         monkeypatch.setattr(voice_users, "find", looked)
         await voice_users.add(session, enterprise_id, upn, third["id"], phone_number=number, calling_enabled=True)
         return None

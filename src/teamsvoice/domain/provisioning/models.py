@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from teamsvoice.core.clock import utcnow
@@ -11,7 +11,8 @@ from teamsvoice.core.db import Base
 
 class TeamsVoiceUser(Base):
     __tablename__ = "teams_voice_users"
-    __table_args__ = (UniqueConstraint("enterprise_id", "user_principal_name", name="uq_voice_user_upn"),)
+    __table_args__ = (UniqueConstraint("enterprise_id", "user_principal_name", name="uq_voice_user_upn"),
+                      Index("ix_voice_user_microsoft_id", "enterprise_id", "microsoft_user_id"))  # (migration 0019)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)

@@ -519,7 +519,7 @@ async def _apply_voice(
     async with AsyncExitStack() as block:  # the transaction, and the voice state's read once it starts
         session = await block.enter_async_context(transaction(sessions))
         audit.known_rows(session.sync_session, access.enterprise)  # the entries' owner, as the caller read it
-        record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
+        record = await voice_users.find(session, access.enterprise.id, user.user_principal_name, user.id)  # (renamed too)
         while True:
             before = (None, None, False) if record is None else (
                 record.phone_number, record.voice_routing_policy, record.calling_enabled)
@@ -531,7 +531,7 @@ async def _apply_voice(
                 # number is then this user's own, and the change is decided again against that record.
                 if record is not None or exc.code != ownership.NUMBER_TAKEN:
                     raise
-                record = await voice_users.find(session, access.enterprise.id, user.user_principal_name)
+                record = await voice_users.find(session, access.enterprise.id, user.user_principal_name, user.id)
                 if record is None:
                     raise
                 continue
