@@ -164,3 +164,67 @@ async def test_accounts_not_yet_created_in_microsoft_are_each_listed(sub: Onboar
         await workflows.enqueue_resource_account(*job)
     for account_id in ids:
         assert (await sub.resource_account_settled(account_id))["draas"]["status"] == "active"
+
+
+async def test_resource_accounts_made_in_teams_are_modified_and_deleted(sub: Onboarded) -> None:
+    """Call queues and auto attendants made in Teams, not through teamsvoice (a tenant being onboarded has some), are
+    listed, so their object id is modified and deleted as teamsvoice's own accounts are: the first request adopts the
+    account (its row made from Microsoft's data, one row however many requests adopt it at once). A modify answered
+    404 and a delete 204 doing nothing; an object id Microsoft does not have still does."""
+    import uuid
+
+    from teamsvoice.core.errors import NotFound
+    from teamsvoice.domain.teams_users.resource_accounts import APPLICATION_IDS
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    suffix, domain = sub.numbers[0][-6:], sub.tenant["domain"]
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:  # made in Teams, as an admin does (New-CsOnlineApplicationInstance)
+        teams = connector.connect(sub.tenant["tenantId"]).resource_accounts
+        queue = await teams.create(f"teams_queue_{suffix}@{domain}", APPLICATION_IDS["call-queue"], "Made In Teams")
+        attendant = await teams.create(f"teams_attendant_{suffix}@{domain}", APPLICATION_IDS["auto-attendant"],
+                                       "Attendant Made In Teams")
+    finally:
+        await connector.aclose()
+    ra_path = f"{path}/msteams/resource_accounts"
+
+    async def listed() -> dict[str, dict]:
+        response = await client.get(ra_path, headers=headers)
+        assert response.status_code == 200, response.text
+        return {a["msTeams"]["id"]: a for a in response.json()["resourceAccounts"]}
+
+    before = await listed()
+    assert "draas" not in before[queue] and before[attendant]["msTeams"]["accountType"] == "auto-attendant", before
+    # Microsoft holds no usage location for it: a modify must give one, and the refused one adopts nothing.
+    refused = await client.put(f"{ra_path}/{attendant}", headers=headers, json={"displayName": "No Location"})
+    assert refused.status_code == 400 and "location" in refused.json()["error"]["reason"], refused.text
+    assert "draas" not in (await listed())[attendant]
+
+    change = {"displayName": "Renamed In Fusion", "location": "BE", "phoneNumber": sub.numbers[4]}
+    answers = await asyncio.gather(*(client.put(f"{ra_path}/{queue}", headers=headers, json=change) for _ in range(2)))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    ra_id = answers[0].json()["id"]
+    assert answers[1].json() == {"id": ra_id}  # one row for both
+    account = await sub.resource_account_settled(ra_id)
+    assert account["draas"]["status"] == "active", account
+    ms = account["msTeams"]
+    assert (ms["id"], ms["displayName"], ms["location"], ms["phoneNumber"], ms["accountType"]) == (
+        queue, "Renamed In Fusion", "BE", sub.numbers[4], "call-queue"), ms
+    assert await sub.teams_numbers(queue) == [sub.numbers[4]]
+    assert (await sub.graph(f"/users/{queue}"))["displayName"] == "Renamed In Fusion"
+
+    for ms_id in (queue, attendant):  # the attendant deleted without a modify before: the delete adopts it
+        assert (await client.delete(f"{ra_path}/{ms_id}", headers=headers)).status_code == 204
+    deadline = time.monotonic() + 60  # (the deletes are workflows of the engine: seconds on a loaded machine)
+    while queue in (accounts := await listed()) or attendant in accounts:
+        assert time.monotonic() < deadline, "not deleted"
+        await asyncio.sleep(0.1)
+    for ms_id in (queue, attendant):
+        with pytest.raises(NotFound):
+            await sub.graph(f"/users/{ms_id}")
+
+    unknown = str(uuid.uuid4())
+    missing = await client.put(f"{ra_path}/{unknown}", headers=headers, json={"displayName": "Nobody"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 2099, missing.text
+    assert (await client.delete(f"{ra_path}/{unknown}", headers=headers)).status_code == 204

@@ -17,6 +17,7 @@ from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling
 from teamsvoice.domain.fusion import numbers
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, resource_accounts, workflows
+from teamsvoice.microsoft.ports import TenantConnection
 
 router = APIRouter(prefix=SUB_PATH, tags=["Fusion: MS Teams resource accounts"])
 _ROLE = "tenants.instance.subscriptions.instance.msteams.resource_accounts"
@@ -75,6 +76,12 @@ def parse_filters(raw: str | None) -> resource_accounts.AccountFilters:
                                             None if have is None else have == "yes", kind)
 
 
+def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantConnection | None:
+    """The linked tenant's connection, for an account only Microsoft has (`resource_accounts._adopted`); None
+    without a linked tenant."""
+    return container.connector.connect(access.ms_tenant_id) if access.ms_tenant_id is not None else None
+
+
 def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int) -> None:
     uow.after_commit(lambda: workflows.enqueue_resource_account(job_key, account_id, generation))
 
@@ -122,8 +129,8 @@ async def create_resource_account(body: Annotated[Any, Body()], access: _access(
     responses=docs.ok(docs.IdOnly, "Accepted: the account's id", example={"id": 141}),
 )
 async def modify_resource_account(resource_account_id: str, body: Annotated[Any, Body()], access: _access("update"),
-                                  uow: UnitOfWorkDep) -> dict[str, int]:
-    account = await resource_accounts.changeable(uow.session, access, resource_account_id)
+                                  uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, int]:
+    account = await resource_accounts.changeable(uow.session, access, _connection(container, access), resource_account_id)
     account = await resource_accounts.modify(uow.session, access, account, parse_body(body, MODIFY_NAMES), LABELS)
     _enqueue(uow, account.job_key, account.id, account.generation)
     return {"id": account.id}
@@ -133,7 +140,8 @@ async def modify_resource_account(resource_account_id: str, body: Annotated[Any,
                summary="Delete a resource account: its licence, number and customer licences are released",
     description="Spec 004.", responses=docs.NO_CONTENT,
 )
-async def delete_resource_account(resource_account_id: str, access: _access("instance.delete"), uow: UnitOfWorkDep) -> None:
-    account = await resource_accounts.delete(uow.session, access, resource_account_id)
+async def delete_resource_account(resource_account_id: str, access: _access("instance.delete"), uow: UnitOfWorkDep,
+                                  container: ContainerDep) -> None:
+    account = await resource_accounts.delete(uow.session, access, _connection(container, access), resource_account_id)
     if account is not None:
         _enqueue(uow, account.job_key, account.id, account.generation)

@@ -8,6 +8,7 @@ licence a number needs) and `reconcile` for the number and VRP (the resource acc
 """
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +113,74 @@ async def _account(session: AsyncSession, access: SubscriptionAccess, resource_a
     return await repository.resource_account(session, access.subscription.id, resource_account_id)
 
 
-async def changeable(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount:
-    """The account a modify applies to (not one being deleted); looked up before its body is read."""
+async def _directory_user(connection: TenantConnection, ms_id: str) -> DirectoryUser | None:
+    """The account's directory user; None when it no longer exists in Microsoft (deleted since its application
+    instance was listed: a delete job finishing, or an admin in Teams), so the account is not Microsoft's."""
+    try:  # (read with the others waiting, up to 20 in one $batch: a listing's accounts are not read one by one)
+        return await connection.directory_admin.user_batched(ms_id)
+    except NotFound:
+        return None
+
+
+async def _adopted(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
+                   resource_account_id: str) -> FusionResourceAccount | None:
+    """The row of an account teamsvoice has none of but Microsoft holds under that object id (made in Teams, or
+    before the tenant was onboarded: the listing shows it), added as an active account with what Microsoft holds
+    (its number and per-user policy are what the job keeps; no usage location: location ""); None when Microsoft
+    has no such call queue or auto attendant either. Microsoft is asked outside any transaction, then the row is
+    looked for again under the enterprise's lock: two requests adopting the account at once make one row (the
+    second finds the first's; the column has no unique constraint, the lock is the rule, as for `create`)."""
+    try:
+        ms_id = str(uuid.UUID(resource_account_id))  # as Microsoft writes object ids
+    except ValueError:
+        return None  # not a Microsoft object id: Microsoft is not asked
+    if connection is None:
+        return None
+    await end_transaction(session)  # no transaction held while Microsoft answers
+    instance = next((i for i in await connection.resource_accounts.all() if i.object_id.lower() == ms_id), None)
+    if instance is None or instance.application_id not in ACCOUNT_TYPES:
+        return None
+    user = await _directory_user(connection, instance.object_id)
+    if user is None:
+        return None
+    try:
+        voice = await connection.voice.voice_state(instance.object_id)
+    except NotFound:  # deleted since
+        return None
     await access.lock_linked(session)
-    account = await _account(session, access, resource_account_id)
+    account = await _account(session, access, instance.object_id)
+    if account is not None:  # adopted meanwhile
+        return account
+    upn = instance.user_principal_name.lower()
+    same_upn = await repository.resource_account_by_upn(session, access.subscription.id, upn)
+    if same_upn is not None:
+        account = await session.get(FusionResourceAccount, same_upn)
+        assert account is not None
+        if account.microsoft_user_id is not None:
+            raise Conflict(f"Resource account {upn} is recorded for Microsoft object {account.microsoft_user_id}, "
+                           f"which no longer exists: delete resource account {account.id} first")
+        account.microsoft_user_id = instance.object_id  # made by its creation's job, which has not recorded it yet
+        return account
+    record = await voice_users.find(session, access.enterprise.id, upn)
+    licences = (await repository.customer_licences_of(session, [record.id])).get(record.id, []) if record else []
+    account = FusionResourceAccount(
+        subscription_id=access.subscription.id, user_principal_name=upn, microsoft_user_id=instance.object_id,
+        voice_user_id=record.id if record is not None else None, display_name=instance.display_name,
+        account_type=ACCOUNT_TYPES[instance.application_id], location=user.usage_location or "",
+        customer_licenses=licences, status="active",
+        desired={"phoneNumber": instance.phone_number, "vrp": voice.voice_routing_policy})
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def changeable(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
+                     resource_account_id: str) -> FusionResourceAccount:
+    """The account a modify applies to (not one being deleted; one only Microsoft has is adopted first); looked up
+    before its body is read."""
+    await access.lock_linked(session)
+    account = (await _account(session, access, resource_account_id)
+               or await _adopted(session, access, connection, resource_account_id))
     if account is None or account.status == "deleting":
         raise NotFound(f"Resource account {resource_account_id} not found", code=RESOURCE_ACCOUNT_NOT_FOUND)
     return account
@@ -123,7 +188,8 @@ async def changeable(session: AsyncSession, access: SubscriptionAccess, resource
 
 async def modify(session: AsyncSession, access: SubscriptionAccess, account: FusionResourceAccount,
                  fields: dict[str, Any], labels: dict[str, str]) -> FusionResourceAccount:
-    """Changes what `fields` (MODIFY_FIELDS, any of them) says, checked in that order; a new number must be free."""
+    """Changes what `fields` (MODIFY_FIELDS, any of them) says, checked in that order; the number, new or kept (the
+    job assigns it again), must be free for the account, and the account must have a location."""
     desired = dict(account.desired)
     if "account_type" in fields:
         account.account_type = _account_type(fields["account_type"], _label(labels, "account_type"))
@@ -131,9 +197,12 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
         account.display_name = service.display_name(_label(labels, "display_name"), fields["display_name"])
     if "location" in fields:
         account.location = service.parse_location(_label(labels, "location"), fields["location"])
+    if not account.location:  # adopted from Microsoft without a usage location (`_adopted`)
+        raise ValidationFailed(f"{_label(labels, 'location')}: is required (the account has no usage location in "
+                               "Microsoft 365)")
     if "phone_number" in fields:
         desired["phoneNumber"] = _number(fields["phone_number"], _label(labels, "phone_number"))
-        await _free(session, access, desired["phoneNumber"], account.voice_user_id)
+    await _free(session, access, desired.get("phoneNumber"), account.voice_user_id)
     if "voice_routing_policy" in fields:
         label = _label(labels, "voice_routing_policy")
         desired["vrp"] = rules.check_policy_name(label, service.optional_string(label, fields["voice_routing_policy"]))
@@ -145,10 +214,13 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
     return account
 
 
-async def delete(session: AsyncSession, access: SubscriptionAccess, resource_account_id: str) -> FusionResourceAccount | None:
-    """Marks the account for deletion (None when there is nothing to delete: 204 either way)."""
+async def delete(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
+                 resource_account_id: str) -> FusionResourceAccount | None:
+    """Marks the account for deletion, one only Microsoft has adopted first (`connection`: None when no tenant is
+    linked); None when there is nothing to delete: 204 either way."""
     await access.lock(session)
-    account = await _account(session, access, resource_account_id)
+    account = (await _account(session, access, resource_account_id)
+               or await _adopted(session, access, connection, resource_account_id))
     if account is None or account.status == "deleting":
         return None
     account.status = "deleting"
@@ -308,16 +380,9 @@ async def list_accounts(session: AsyncSession, access: SubscriptionAccess, conne
     skus = await service.sku_map(connection.directory_admin)
     records = await service.records_for(session, access, [i.object_id for i in instances])
     views = await service.record_views(session, access, list(records.values()))
-
-    async def directory_user(ms_id: str) -> DirectoryUser | None:
-        try:  # (each account's user read at once, up to 20 in one $batch: not one round trip after another)
-            return await connection.directory_admin.user_batched(ms_id)
-        except NotFound:
-            # Deleted since the listing above (a delete job finishing, or an admin in Teams): it no longer
-            # exists in Microsoft, so our row (if any) is listed below in its intermediate state.
-            return None
-
-    users = await asyncio.gather(*(directory_user(instance.object_id) for instance in instances))
+    # Each account's user read at once; one deleted since the listing above is not Microsoft's any more, so our row
+    # (if any) is listed below in its intermediate state.
+    users = await asyncio.gather(*(_directory_user(connection, instance.object_id) for instance in instances))
     result: list[ResourceAccountView] = []
     for instance, user in zip(instances, users):
         if user is None:
