@@ -3,12 +3,14 @@ configurations in bulk from Graph's admin/teams/userConfigurations, numbers and 
 Graph's admin/teams (microsoft/teams_voice.py), Direct Routing objects (gateways, usages, routes, policies)
 through the MicrosoftTeams cmdlets, which Graph does not offer."""
 
+import asyncio
 from collections.abc import Iterable
 
 from teamsvoice.microsoft.calling_ports import RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
 from teamsvoice.core.errors import NotFound, UpstreamError
-from teamsvoice.microsoft.ports import Directory, TenantConnection, VoiceState
+from teamsvoice.microsoft.directory_ports import DirectoryAdministration
+from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 
 
@@ -71,18 +73,21 @@ def tenant_voice(connection: TenantConnection) -> TenantVoiceAdapter:
     return TenantVoiceAdapter(connection)
 
 
-async def lookup_user_ids(directory: Directory, upns: list[str]) -> dict[str, str]:
-    """The Microsoft object id of each user principal name that exists in the tenant."""
-    found: dict[str, str] = {}
-    for upn in upns:
+async def lookup_user_ids(directory: DirectoryAdministration, upns: list[str]) -> dict[str, str]:
+    """The Microsoft object id of each user principal name that exists in the tenant, all asked at once (up to 20
+    in one `$batch`: a document of 1,000 users was 1,000 round trips one after another in one request)."""
+    async def object_id(upn: str) -> str | None:
         try:
-            found[upn] = str((await directory.user(upn))["id"])
+            return (await directory.user_batched(upn)).id
         except NotFound:
-            continue
+            return None
         except UpstreamError as exc:
             if exc.status != 404:
                 raise
-    return found
+            return None
+
+    ids = await asyncio.gather(*(object_id(upn) for upn in upns))
+    return {upn: found for upn, found in zip(upns, ids) if found is not None}
 
 
 class UserAccountsAdapter:

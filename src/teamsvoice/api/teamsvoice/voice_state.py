@@ -130,7 +130,8 @@ async def post_restore(
     wanted = applying.restore_request(body)  # checked before anything is asked of Microsoft
     enterprise = await _tenant(uow, caller, tenant_id)
     await uow.end_transaction()  # no read transaction open while Microsoft answers
-    user_ids = await lookup_user_ids(container.connector.connect(tenant_id).directory, [u.user_principal_name for u in wanted.users])
+    user_ids = await lookup_user_ids(container.connector.connect(tenant_id).directory_admin,
+                                     [u.user_principal_name for u in wanted.users])
     return await applying.restore(uow.session, enterprise, wanted, user_ids)
 
 
