@@ -1,6 +1,7 @@
-"""The bulk jobs history's `filters` (spec 004: kind, one among ms_users and ms_resource_accounts) apply in the
-query, before paging: a probe found `page_size=1&filters={"kind":["ms_resource_accounts"]}` answering no job but 4
-results and 4 pages (the filter was applied to the page afterwards). An unknown kind is a 400 naming it."""
+"""The bulk jobs history's `filters` (spec 004: kind, one among ms_users and ms_resource_accounts; an object or an
+array of condition objects, as for the users list) apply in the query, before paging: a probe found
+`page_size=1&filters={"kind":["ms_resource_accounts"]}` answering no job but 4 results and 4 pages (the filter was
+applied to the page afterwards). An unknown kind is a 400 naming it."""
 
 import json
 
@@ -38,6 +39,18 @@ async def test_bulk_history_filters_before_paging(client, live, organisation) ->
     assert [j["title"] for j in users["bulks"]] == ["Job 3", "Job 2", "Job 1"] and users["results"] == 3, users
     both = await listed(filters=json.dumps({"kind": ["ms_users", "ms_resource_accounts"]}))
     assert both["results"] == 5
+    # The spec types `filters` as an array: an array of condition objects is read as the users list reads it.
+    array = json.dumps([{"kind": "ms_resource_accounts"}])
+    first = await listed(page_size="1", filters=array)
+    assert [j["title"] for j in first["bulks"]] == ["Job 4"] and first["results"] == 2, first
+    second = await listed(page_size="1", filters=array, next=first["next"])
+    assert [j["title"] for j in second["bulks"]] == ["Job 0"] and "next" not in second, second
+    assert (await listed(filters=json.dumps([{"kind": ["ms_users", "ms_resource_accounts"]}])))["results"] == 5
+    for bad, said in (([{"kind": "ms_users"}, {"kind": "ms_resource_accounts"}], "filters: kind is given in two"),
+                      (["ms_users"], "filters: each condition must be an object"), ([], "filters: supported filter"),
+                      ([{"kind": "ms_users"}, {"title": "x"}], "filters: supported filter is kind")):
+        refused = await client.get(path, headers=reseller, params={"filters": json.dumps(bad)})
+        assert refused.status_code == 400 and refused.json()["error"]["reason"].startswith(said), (bad, refused.text)
     for bad, named in (({"kind": ["ms_groups"]}, '"ms_groups"'), ({"kind": [3]}, "3"), ({"kind": ["ms_users", None]}, "null")):
         refused = await client.get(path, headers=reseller, params={"filters": json.dumps(bad)})
         assert refused.status_code == 400, (bad, refused.text)

@@ -115,9 +115,13 @@ async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded
     assert all(g["filter"] is False for g in listed if not g.get("orphan"))
     assert await _user_ids(sub) == []  # a filter of orphans only matches nobody
 
-    # Delete and recreate: the posted list replaces the whole filter.
-    body = {"groups": [{"id": group["id"], "displayName": group["displayName"]}, SPEC_FILTER["groups"][0]]}
-    assert (await client.post(f"{path}/msteams/groups", headers=headers, json=body)).status_code == 204
+    # Delete and recreate: the posted list replaces the whole filter. A script posts entries of the groups list back
+    # as they are (description, filter, teamsEnabled, orphan: answered 400 "must be an object {id, displayName}").
+    kept = [group, next(g for g in listed if g["id"] == SPEC_FILTER["groups"][0]["id"])]
+    assert set(kept[0]) == {"description", "displayName", "filter", "id", "teamsEnabled"} and kept[1]["orphan"] is True
+    body = {"groups": kept}
+    posted = await client.post(f"{path}/msteams/groups", headers=headers, json=body)
+    assert posted.status_code == 204, posted.text
     listed = await _groups(sub)
     assert [g["id"] for g in listed if g.get("filter")] == [group["id"]]
     assert [g["id"] for g in listed if g.get("orphan")] == [SPEC_FILTER["groups"][0]["id"]]
@@ -132,6 +136,10 @@ async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded
                 {"groups": [{"id": "a", "displayName": "A"}, {"id": "a", "displayName": "B"}]},
                 {"groups": [], "other": 1}, [body]):
         _assert_envelope(await client.post(f"{path}/msteams/groups", headers=headers, json=bad))
+    for field, value in (("description", 3), ("filter", "yes"), ("teamsEnabled", None), ("orphan", 1), ("extra", 1)):
+        bad = {"groups": [SPEC_FILTER["groups"][0], {"id": "a", "displayName": "A", field: value}]}
+        reason = _assert_envelope(await client.post(f"{path}/msteams/groups", headers=headers, json=bad))["reason"]
+        assert reason.startswith(f"groups[1].{field}: "), reason
     _assert_envelope(await client.post(f"{path}/msteams/groups", headers={**headers, "Content-Type": "application/json"},
                                        content=b"{not json"))
     assert [g["id"] for g in await _groups(sub) if g.get("filter") or g.get("orphan")] == [

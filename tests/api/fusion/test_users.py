@@ -44,6 +44,12 @@ async def test_list_paging_search_and_filters(sub: Onboarded) -> None:
             assert refused.status_code == 400, (url, bad, refused.text)
             assert refused.json()["error"]["reason"].startswith("filters.country: "), refused.text
             assert "None" not in refused.json()["error"]["reason"]
+        # One reading of `filters` for every list: a condition given twice in the array form is a 400 (the last
+        # one counted, silently).
+        twice = json.dumps([{"country": ["BE"]}, {"country": [country]}])
+        refused = await client.get(url, headers=headers, params={"filters": twice})
+        assert refused.status_code == 400, (url, refused.text)
+        assert refused.json()["error"]["reason"] == "filters: country is given in two conditions", refused.text
     with_number = (await client.get(f"{path}/msteams/users", headers=headers,
                                     params={"filters": json.dumps({"have_number": "yes"})})).json()
     assert with_number["users"] == []

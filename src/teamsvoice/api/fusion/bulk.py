@@ -28,6 +28,7 @@ from teamsvoice.api.fusion.error_codes import outcome_body
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
+from teamsvoice.api.fusion.query_filters import filter_conditions
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import bulk, repository, workflows
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
@@ -152,7 +153,8 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
 
 @router.get("/msteams/users/bulk", summary="Bulk jobs history of the subscription",
     description="Spec 004: `page_size`, `next`, `search` (title or kind), `filters` `{\"kind\": [\"ms_users\"]}` "
-    "(kinds: ms_users, ms_resource_accounts; another is a 400 naming it). The filter applies before paging.",
+    "or `[{\"kind\": \"ms_users\"}]` (kinds: ms_users, ms_resource_accounts; another is a 400 naming it). The "
+    "filter applies before paging.",
     responses=docs.ok(docs.BulkJobs, "The bulk jobs"),
 )
 async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, container: ContainerDep,
@@ -161,11 +163,8 @@ async def list_bulk_jobs(access: _access(f"{_ROLE}.jobs"), uow: UnitOfWorkDep, c
     check_page_size(page_size)
     kinds: list[object] | None = None
     if filters:
-        try:
-            parsed = json.loads(filters)
-        except (ValueError, RecursionError):  # RecursionError: nested too deep
-            raise ValidationFailed("filters: must be a JSON object such as {\"kind\": [\"ms_users\"]}") from None
-        if not isinstance(parsed, dict) or set(parsed) != {"kind"}:
+        parsed = filter_conditions(filters, '{"kind": ["ms_users"]}')
+        if set(parsed) != {"kind"}:
             raise ValidationFailed("filters: supported filter is kind")
         kinds = parsed["kind"] if isinstance(parsed["kind"], list) else [parsed["kind"]]
     context = {"page_size": page_size, "search": search, "filters": filters}

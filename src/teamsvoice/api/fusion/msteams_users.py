@@ -1,7 +1,6 @@
 """MS Teams users of a subscription (spec 004): list, get, check, update and its sub-resources, licences
 (full list), create, properties, templates applied, delete, sip address, SRE group filter, sync."""
 
-import json
 import secrets
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion import templates as fusion_templates, users_wire
 from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.query_filters import filter_conditions
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
@@ -50,19 +50,7 @@ def parse_filters(raw: str | None) -> service.UserFilters:
     (ISO alpha-2 codes), `is_voice_enabled` (yes, no, maybe) and `have_number` (yes, no)."""
     if not raw:
         return service.UserFilters()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested too deep
-        raise ValidationFailed('filters: must be a JSON object such as {"country": ["BE"], "have_number": "yes"}') from None
-    if isinstance(data, list):  # an array of condition objects is accepted too
-        merged: dict[str, Any] = {}
-        for entry in data:
-            if not isinstance(entry, dict):
-                raise ValidationFailed("filters: each condition must be an object")
-            merged.update(entry)
-        data = merged
-    if not isinstance(data, dict):
-        raise ValidationFailed("filters: must be a JSON object")
+    data = filter_conditions(raw, '{"country": ["BE"], "have_number": "yes"}')
     unknown = set(data) - {"country", "is_voice_enabled", "have_number"}
     if unknown:
         raise ValidationFailed(f"filters: unknown filter {sorted(unknown)[0]} (country, is_voice_enabled, have_number)")
@@ -334,9 +322,34 @@ async def get_sip_address(ms_user_id: str, access: _access("users.instance.sip_a
     return {"sipAddress": await service.sip_address(connection, ms_user_id)}
 
 
+# What `GET msteams/groups` says of a group beyond its id and displayName: a script may post the list's entries
+# back as the filter (spec 004: "a list of group objects"); these are checked, then ignored.
+GROUP_LISTED_FLAGS = ("filter", "teamsEnabled", "orphan")
+
+
+def parse_group_entry(where: str, group: Any) -> tuple[str, str]:
+    """A group of the SRE filter's body: (id, displayName), from `{id, displayName}` or an entry of the groups list."""
+    if not isinstance(group, dict):
+        raise ValidationFailed(f"{where}: must be an object {{id, displayName}}")
+    group_id = service.optional_string(f"{where}.id", group.get("id"), nullable=False)
+    name = service.optional_string(f"{where}.displayName", group.get("displayName"), nullable=False)
+    unknown = set(group) - {"id", "displayName", "description", *GROUP_LISTED_FLAGS}
+    if unknown:
+        raise ValidationFailed(f"{where}.{sorted(unknown)[0]}: unknown field (a group has id, displayName, "
+                               f"description, {', '.join(GROUP_LISTED_FLAGS)})")
+    if group.get("description") is not None and not isinstance(group["description"], str):
+        raise ValidationFailed(f"{where}.description: must be a string or null")
+    for flag in GROUP_LISTED_FLAGS:
+        if flag in group and not isinstance(group[flag], bool):
+            raise ValidationFailed(f"{where}.{flag}: must be true or false")
+    assert group_id and name
+    return group_id, name
+
+
 @router.post("/msteams/groups", status_code=204, response_model=None,
              summary="Replace the SRE group filter as a whole (delete and recreate)",
-    description="Spec 004: the whole filter, `[]` clears it.",
+    description="Spec 004: the whole filter, `[]` clears it. A group is `{id, displayName}`; an entry of `GET "
+    "msteams/groups` is taken as it is (its description, filter, teamsEnabled and orphan are ignored).",
     openapi_extra=request_body(docs.GroupFilterRequest, example=docs.GROUP_FILTER_EXAMPLE),
     responses=docs.NO_CONTENT,
 )
@@ -346,10 +359,7 @@ async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups
         raise ValidationFailed("groups: must be a list of {id, displayName}")
     chosen: dict[str, str] = {}
     for index, group in enumerate(groups):
-        if not isinstance(group, dict) or set(group) - {"id", "displayName"}:
-            raise ValidationFailed(f"groups[{index}]: must be an object {{id, displayName}}")
-        group_id = service.optional_string(f"groups[{index}].id", group.get("id"), nullable=False)
-        name = service.optional_string(f"groups[{index}].displayName", group.get("displayName"), nullable=False)
+        group_id, name = parse_group_entry(f"groups[{index}]", group)
         if group_id in chosen:
             raise ValidationFailed(f"groups[{index}].id: {group_id} appears twice")
         chosen[group_id] = name

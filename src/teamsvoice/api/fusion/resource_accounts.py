@@ -1,7 +1,6 @@
 """MS Teams resource accounts (spec 004). Create, modify and delete answer at once with the intermediate
 state; a durable job does Microsoft's asynchronous work, and the list shows the final state."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Body, Depends
@@ -11,6 +10,7 @@ from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion import users_wire
 from teamsvoice.api.fusion.deps import subscription_access
+from teamsvoice.api.fusion.query_filters import filter_conditions
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
@@ -50,15 +50,8 @@ def parse_filters(raw: str | None) -> resource_accounts.AccountFilters:
     list of codes), `have_number` (yes/no) and/or `type` (call-queue/auto-attendant)."""
     if raw is None:
         return resource_accounts.AccountFilters()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested too deep
-        raise ValidationFailed("filters: must be a JSON object") from None
-    if isinstance(data, list):  # the spec's array of conditions, as the users list accepts it
-        if not all(isinstance(entry, dict) for entry in data):
-            raise ValidationFailed("filters: each condition must be an object")
-        data = {key: value for entry in data for key, value in entry.items()}
-    if not isinstance(data, dict) or set(data) - {"country", "have_number", "type"}:
+    data = filter_conditions(raw, '{"type": "call-queue", "have_number": "yes"}')
+    if set(data) - {"country", "have_number", "type"}:
         raise ValidationFailed("filters: an object with country, have_number and/or type")
     countries = data.get("country") or []
     if isinstance(countries, str):
