@@ -16,3 +16,8 @@ ROUTERS += [bulk.router, msteams_users.router, resource_accounts.router, templat
 from teamsvoice.api.fusion import inventory, locations, platform, subscription_extras  # noqa: E402
 
 ROUTERS += [platform.router, subscription_extras.router, inventory.router, locations.router]
+
+# Groups (organisation nodes): their licences; the number inventory type of a group or subscription.
+from teamsvoice.api.fusion import groups  # noqa: E402
+
+ROUTERS += [groups.router]

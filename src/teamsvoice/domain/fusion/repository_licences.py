@@ -1,7 +1,7 @@
 """Queries behind a Fusion subscription's licences (`fusion/licences.py` holds the quota rule): the users that
 take a licence, and the subscription row read under the lock the rule needs."""
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.domain.fusion.models import FusionSubscription
@@ -9,12 +9,19 @@ from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.teams_users.models import FusionResourceAccount
 
 
+def takes_a_licence() -> tuple[ColumnElement[bool], ...]:
+    """The conditions on `TeamsVoiceUser` of a user taking an MS Teams users licence: it holds a number and is no
+    resource account (call queues and auto attendants hold numbers but no user licence). Every count of licences
+    in use applies these (a subscription's here, a group's in `repository_groups.py`)."""
+    resource_accounts = select(FusionResourceAccount.voice_user_id).where(
+        FusionResourceAccount.voice_user_id.is_not(None))
+    return TeamsVoiceUser.phone_number.is_not(None), TeamsVoiceUser.id.not_in(resource_accounts)
+
+
 async def users_holding_numbers(session: AsyncSession, enterprise_id: int) -> int:
     """The enterprise's Teams users holding a number, resource accounts left out."""
-    resource_accounts = select(FusionResourceAccount.voice_user_id).where(FusionResourceAccount.voice_user_id.is_not(None))
     return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None),
-        TeamsVoiceUser.id.not_in(resource_accounts))) or 0
+        TeamsVoiceUser.enterprise_id == enterprise_id, *takes_a_licence())) or 0
 
 
 async def user_limit_of_enterprise(session: AsyncSession, enterprise_id: int) -> tuple[int, int] | None:

@@ -23,7 +23,8 @@ SUBSCRIPTION_ADMIN_ROLES = ["tenants.instance.subscriptions.create", f"{_SUB}.de
                             f"{_SUB}.entitlements.delete"]
 SUBSCRIPTION_READ_ROLES = ["tenants.instance.subscriptions.list", f"{_SUB}.read",
                            f"{_SUB}.numbers.list", f"{_SUB}.free_numbers.list", f"{_SUB}.licenses.read",
-                           f"{_SUB}.entitlements.list", f"{_SUB}.number_inventory.list"]
+                           f"{_SUB}.entitlements.list", f"{_SUB}.number_inventory.list",
+                           f"{_SUB}.number_inventory_type.read"]
 # Emergency (civic) addresses of a subscription and the location of a user's number: the tenant's own data,
 # managed by the tenant login too.
 LOCATION_ROLES = [f"{_SUB}.locations.list", f"{_SUB}.locations.create", f"{_SUB}.locations.update",
@@ -39,6 +40,9 @@ ORG_ROLES = ["distributors.list", "distributors.instance.read", "resellers.list"
              "users.list"]
 STAFF_ROLES = [f"{kind}.instance.admins.{verb}" for kind in ("distributors", "resellers", "tenants")
                for verb in ("list", "create", "update", "delete")]
+# Groups (nodes of the organisation tree: system, distributor, reseller; vendor-notes 2.5 and 2.9): their
+# licences and number inventory type. Organisation levels only: a tenant login sees no group.
+GROUP_ROLES = ["groups.instance.licenses.list", "groups.instance.number_inventory_type.read"]
 
 # Spec 004 (every "Required role" of the MS Teams section), plus the onboarding wizard and unlink
 # (vendor-notes 2.8, undocumented roles named in the same style).
@@ -86,7 +90,7 @@ MSTEAMS_ROLES = [
 
 ALL_ROLES: frozenset[str] = frozenset(
     TENANT_ADMIN_ROLES + TENANT_READ_ROLES + SUBSCRIPTION_ADMIN_ROLES + SUBSCRIPTION_READ_ROLES + MSTEAMS_ROLES
-    + LOCATION_ROLES + PORTING_ROLES + PUBLIC_ROLES + ORG_ROLES + STAFF_ROLES
+    + LOCATION_ROLES + PORTING_ROLES + PUBLIC_ROLES + ORG_ROLES + STAFF_ROLES + GROUP_ROLES
 )
 # A tenant login's own logins: it may see and manage the admins of its tenant, nothing above it.
 TENANT_STAFF_ROLES = [r for r in STAFF_ROLES if r.startswith("tenants.")]
