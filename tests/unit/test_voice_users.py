@@ -34,7 +34,7 @@ async def test_a_record_added_meanwhile_by_another_transaction_is_found_not_refu
 
         looked = voice_users.find
 
-        async def stale_once(session, enterprise, name):  # type: ignore[no-untyped-def]
+        async def stale_once(session, enterprise, name, microsoft_user_id=None):  # type: ignore[no-untyped-def]
             monkeypatch.setattr(voice_users, "find", looked)
             return None  # this job looked before the other committed
 
