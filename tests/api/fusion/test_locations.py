@@ -53,6 +53,13 @@ async def test_locations_in_teams_and_on_numbers(sub: Onboarded) -> None:
     placed = await client.put(f"{path}/msteams/users/{user['id']}/location", headers=headers,
                               json={"locationId": location["id"]})
     assert placed.status_code == 200 and placed.json() == {"phoneNumber": sub.numbers[0], "locationId": location["id"]}
+    # The user named as the other user routes take it (its UPN, its id in capitals): not "has no phone number".
+    for named in (user["userPrincipalName"], user["id"].upper()):
+        again = await client.put(f"{path}/msteams/users/{named}/location", headers=headers, json={"locationId": location["id"]})
+        assert again.status_code == 200 and again.json()["phoneNumber"] == sub.numbers[0], again.text
+    unknown = await client.put(f"{path}/msteams/users/00000000-0000-0000-0000-000000000000/location", headers=headers,
+                               json={"locationId": location["id"]})
+    assert unknown.status_code == 404, unknown.text
     graph = await sub.graph("/admin/teams/telephoneNumberManagement/numberAssignments")
     [number] = [n for n in graph["value"] if n["telephoneNumber"] == sub.numbers[0]]
     assert number["locationId"] == teams["locationId"]

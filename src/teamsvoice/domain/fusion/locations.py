@@ -22,6 +22,7 @@ from teamsvoice.domain.fusion import repository_locations as repository
 from teamsvoice.domain.fusion.models import FusionLocation, FusionNumberLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import voice_users
+from teamsvoice.domain.teams_users.service import directory_user
 from teamsvoice.microsoft.ports import CivicAddress, TenantConnection
 
 LOCATION_NOT_FOUND = "location_not_found"
@@ -155,6 +156,10 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
     if location_id is not None and (isinstance(location_id, bool) or not isinstance(location_id, int)):
         raise ValidationFailed("locationId: must be the id of a location of the subscription, or null")
     record = (await voice_users.by_microsoft_ids(session, access.enterprise.id, [ms_user_id])).get(ms_user_id)
+    if record is None:  # named otherwise than by its id as teamsvoice stores it (its UPN, its id in capitals)
+        await end_transaction(session)  # no transaction held while Microsoft answers
+        user = await directory_user(connection.directory_admin, ms_user_id)  # (unknown: a 404 naming it)
+        record = (await voice_users.by_microsoft_ids(session, access.enterprise.id, [user.id])).get(user.id)
     if record is None or not record.phone_number:
         raise ValidationFailed(f"MS Teams user {ms_user_id} has no phone number to locate; assign one first",
                                code=USER_HAS_NO_NUMBER)
