@@ -311,8 +311,14 @@ class Groups(Doc):
 
 
 class GroupFilterEntry(Closed):
+    """`{id, displayName}`, or an entry of `GET msteams/groups` as it is (its other fields are ignored)."""
+
     id: str
     displayName: str
+    description: str | None = None
+    filter: bool | None = None
+    teamsEnabled: bool | None = None
+    orphan: bool | None = None
 
 
 class GroupFilterRequest(Closed):
