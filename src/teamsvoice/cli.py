@@ -101,7 +101,7 @@ async def _seed_fusion(settings: "Settings", organisation: "demo.DemoOrganisatio
     finally:
         await engine.dispose()
     await asyncio.to_thread(demo.onboard_fusion, settings, keyring, seed)
-    return demo.fusion_document(seed)
+    return demo.fusion_document(seed, settings.fusion_draas_instance)
 
 
 def _reseed_refusal(path: Path) -> StartupError:

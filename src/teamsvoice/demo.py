@@ -23,7 +23,7 @@ from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.onboarding import CONSENT_CALLBACK_PATH as FUSION_CONSENT_CALLBACK_PATH
 from teamsvoice.domain.fusion import tenants as fusion_tenants
 from teamsvoice.domain.fusion.models import FusionTenant, FusionWizardRun
-from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.settings import Settings
 
@@ -300,7 +300,7 @@ def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> No
         engine.dispose()
 
 
-def fusion_document(seed: FusionSeed) -> dict[str, Any]:
-    return {"draasInstance": DRAAS_INSTANCE,
+def fusion_document(seed: FusionSeed, draas_instance: str) -> dict[str, Any]:
+    return {"draasInstance": draas_instance,
             "subscriptions": [{k: s[k] for k in ("tenantUuid", "subscriptionId", "msTenantId")} for s in seed.subscriptions],
             "logins": seed.logins}

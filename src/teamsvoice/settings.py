@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         "and plain http to loopback (the embedded default; set false in production)."
     )
 
+    fusion_draas_instance: str = Field(
+        default="draas_v1", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="The `{draas_instance}` of the Fusion API's paths (the vendor's portal uses draas_v1; Netaxis gives "
+        "each provider its own): scripts written for the provider's Fusion instance keep their URLs.")
+
     microsoft_mode: Literal["emulator", "cloud"] = "emulator"
     microsoft_login_url: str = Field(default="https://login.microsoftonline.com", description="Entra ID authority host.")
     microsoft_graph_url: str = Field(default="https://graph.microsoft.com/v1.0", description="Graph base URL.")

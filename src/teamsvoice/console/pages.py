@@ -33,7 +33,7 @@ from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.domain.fusion import licences, numbers, onboarding, tenants
 from teamsvoice.domain.jobs import catalogue
-from teamsvoice.domain.fusion.scope import DRAAS_INSTANCE, SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
+from teamsvoice.domain.fusion.scope import SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
 from teamsvoice.domain.security.throttle import login_attempt
@@ -85,7 +85,7 @@ def _require(staff: auth.Staff, role: str) -> None:
 
 async def _access(uow: UnitOfWorkDep, staff: auth.Staff, uuid: str, sub_id: int, role: str) -> SubscriptionAccess:
     _require(staff, role)
-    return await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, uuid, sub_id)
+    return await subscription_in_scope(uow.session, staff.fusion, uuid, sub_id)
 
 
 def _secure(request: Request, container: ContainerDep) -> bool:
@@ -166,7 +166,7 @@ async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, tenant: Any)
     subscriptions, _total = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
     rows = []
     for subscription in subscriptions:
-        access = await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, tenant.uuid, subscription.id)
+        access = await subscription_in_scope(uow.session, staff.fusion, tenant.uuid, subscription.id)
         total, free, assigned = await numbers.count_numbers(uow.session, subscription.id)
         run = await onboarding.latest_run(uow.session, subscription.id)
         rows.append({"subscription": subscription, "ms_tenant": access.ms_tenant_id,
@@ -445,7 +445,7 @@ async def _update_user(request: Request, uow: UnitOfWorkDep, container: Containe
                          "location": user.usage_location, "licenses": service.render_licences(user, skus),
                          "voiceEnabled": service.voice_enabled(user, skus)}}
     async with transaction(container.sessions) as session:
-        fresh = await subscription_in_scope(session, access.principal, DRAAS_INSTANCE, access.tenant.uuid, access.subscription.id)
+        fresh = await subscription_in_scope(session, access.principal, access.tenant.uuid, access.subscription.id)
         rows = await _grid_rows(session, fresh, [entry])
         free = await _free_numbers(session, fresh)
     return page(request, "_user_row.html", {"row": rows[0], "base": _sub_url(access), "free": free,
@@ -647,7 +647,7 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Respons
     for tenant in found:
         subscriptions, _ = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
         for subscription in subscriptions:
-            access = await subscription_in_scope(uow.session, staff.fusion, DRAAS_INSTANCE, tenant.uuid, subscription.id)
+            access = await subscription_in_scope(uow.session, staff.fusion, tenant.uuid, subscription.id)
             listed, _ = await bulk.list_jobs(uow.session, access, None, 0, 50)
             rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
                       "base": _sub_url(access)} for j in listed]

@@ -317,3 +317,23 @@ async def test_cors_preflight_only_for_configured_origins(live) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url="http://teamsvoice.test") as http:
         answer = await http.options("/api/v01/auth/login", headers={"Origin": allowed, **preflight})
         assert answer.status_code >= 400 and "access-control-allow-origin" not in answer.headers
+
+
+async def test_the_draas_instance_is_the_one_configured(world) -> None:
+    """A provider's scripts name the Fusion instance Netaxis gave it (`TEAMSVOICE_FUSION_DRAAS_INSTANCE`): its paths
+    answer under that name, and under any other (the default draas_v1 included) as for what does not exist."""
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    headers = await world.as_("reseller")
+    app = create_app(world.live.settings.model_copy(update={"fusion_draas_instance": "copaco_v2"}), jobs_role=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://teamsvoice.test") as http:
+        for instance, status in (("copaco_v2", 200), ("draas_v1", 404)):
+            base = f"/api/v01/draas/{instance}"
+            listed = await http.get(f"{base}/tenants", headers=headers)
+            assert listed.status_code == status, listed.text
+            assert status != 200 or tenant["uuid"] in listed.text
+            one = await http.get(f"{base}/tenants/{tenant['uuid']}", headers=headers)
+            licences = await http.get(f"{base}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}/licenses",
+                                      headers=headers)
+            assert (one.status_code, licences.status_code) == (status, status), (one.text, licences.text)
+    assert (await world.client.get(f"{BASE}/tenants", headers=headers)).status_code == 200  # the default elsewhere

@@ -21,7 +21,8 @@ from teamsvoice.domain.fusion.auth import principal_for_access_token
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import ALL_ROLES
-from teamsvoice.domain.fusion.scope import SubscriptionAccess, check_instance, subscription_in_scope, tenant_in_scope
+from teamsvoice.core.errors import NotFound
+from teamsvoice.domain.fusion.scope import SubscriptionAccess, subscription_in_scope, tenant_in_scope
 
 
 def bearer_token(request: Request) -> str:
@@ -72,16 +73,23 @@ def require(permission: str) -> Callable[..., Awaitable[FusionPrincipal]]:
 # 403 before a malformed id gets 400.
 
 
+def check_instance(request: Request, draas_instance: str) -> None:
+    """The path's `{draas_instance}` is the one this deployment serves (`TEAMSVOICE_FUSION_DRAAS_INSTANCE`), else
+    a 404 as for anything that does not exist."""
+    if draas_instance != container_of(request).settings.fusion_draas_instance:
+        raise NotFound(f"Unknown draas instance '{draas_instance}'")
+
+
 def tenant_access(permission: str) -> Callable[..., Awaitable[FusionTenant]]:
     """Role check, then the path's `{draas_instance}` and `{uuid}` resolved to a tenant in the caller's scope."""
     _known(permission)
 
     async def resolve(
-        principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
+        request: Request, principal: Annotated[FusionPrincipal, Depends(current_principal)], uow: UnitOfWorkDep,
         draas_instance: Annotated[str, Path()], uuid: Annotated[str, Path()],
     ) -> FusionTenant:
         _check_role(principal, permission)
-        check_instance(draas_instance)
+        check_instance(request, draas_instance)
         return await tenant_in_scope(uow.session, principal, uuid)
 
     resolve.required_roles = (permission,)  # type: ignore[attr-defined]
@@ -93,11 +101,12 @@ def subscription_access(permission: str) -> Callable[..., Awaitable[Subscription
     checker = require(permission)
 
     async def resolve(
-        principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
+        request: Request, principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
         draas_instance: Annotated[str, Path()], uuid: Annotated[str, Path()],
         subscription_id: Annotated[int, Path()],
     ) -> SubscriptionAccess:
-        return await subscription_in_scope(uow.session, principal, draas_instance, uuid, subscription_id)
+        check_instance(request, draas_instance)
+        return await subscription_in_scope(uow.session, principal, uuid, subscription_id)
 
     return resolve
 
@@ -107,10 +116,11 @@ def instance_checked(permission: str) -> Callable[..., Awaitable[FusionPrincipal
     _known(permission)
 
     async def resolve(
-        principal: Annotated[FusionPrincipal, Depends(current_principal)], draas_instance: Annotated[str, Path()]
+        request: Request, principal: Annotated[FusionPrincipal, Depends(current_principal)],
+        draas_instance: Annotated[str, Path()],
     ) -> FusionPrincipal:
         _check_role(principal, permission)
-        check_instance(draas_instance)
+        check_instance(request, draas_instance)
         return principal
 
     resolve.required_roles = (permission,)  # type: ignore[attr-defined]

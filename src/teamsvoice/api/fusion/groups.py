@@ -16,20 +16,20 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.api.docs import Doc
 from teamsvoice.api.fusion import docs
-from teamsvoice.api.fusion.deps import require, subscription_access
+from teamsvoice.api.fusion.deps import check_instance, require, subscription_access
 from teamsvoice.api.fusion.subscription_extras import not_implemented, render_licences
 from teamsvoice.api.fusion.wire import SUB_PATH, render_owner
 from teamsvoice.api.routing import APIRouter
 from teamsvoice.domain.fusion import groups
 from teamsvoice.domain.fusion.principal import FusionPrincipal
-from teamsvoice.domain.fusion.scope import SubscriptionAccess, check_instance
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Reseller
 
 router = APIRouter(tags=["Fusion: groups (licences, number inventory type)"])
@@ -46,10 +46,10 @@ def group_access(permission: str) -> Callable[..., Awaitable[Reseller]]:
     checker = require(permission)
 
     async def resolve(
-        principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
+        request: Request, principal: Annotated[FusionPrincipal, Depends(checker)], uow: UnitOfWorkDep,
         draas_instance: Annotated[str, Path()], uuid: Annotated[str, Path()],
     ) -> Reseller:
-        check_instance(draas_instance)
+        check_instance(request, draas_instance)
         return await groups.group_in_scope(uow.session, principal, uuid)
 
     return resolve

@@ -9,13 +9,13 @@ from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, read_json
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs, login_bodies
-from teamsvoice.api.fusion.deps import current_principal, instance_checked, require
+from teamsvoice.api.fusion.deps import check_instance, current_principal, instance_checked, require
 from teamsvoice.api.fusion.wire import render_login, render_owner
 from teamsvoice.core.errors import NotFound
 from teamsvoice.domain.fusion import accounts, organisations
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
 from teamsvoice.domain.fusion.principal import FusionPrincipal
-from teamsvoice.domain.fusion.scope import check_instance, org_uuid
+from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs import repository as orgs_repository
 from teamsvoice.domain.orgs.models import Reseller
 
@@ -162,7 +162,7 @@ def _admins_route(verb: str):  # type: ignore[no-untyped-def]
         if level not in accounts.ADMIN_LEVELS:
             raise NotFound(f"Unknown level '{level}' (distributors, resellers or tenants)")
         await require(f"{level}.instance.admins.{verb}")(principal)
-        check_instance(draas_instance)
+        check_instance(request, draas_instance)
         return principal, await accounts.admin_target(uow.session, principal, level, uuid)
 
     resolve.required_roles = tuple(f"{level}.instance.admins.{verb}" for level in accounts.ADMIN_LEVELS)  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Scoped resolution of Fusion paths: the draas instance, tenants and subscriptions a login may see.
+"""Scoped resolution of Fusion paths: the tenants and subscriptions a login may see (the path's draas instance is
+checked by the API: `api/fusion/deps.check_instance`).
 
 Anything outside the caller's control is "not found", exactly like something that does not exist.
 """
@@ -15,16 +16,9 @@ from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
 
-# The one provider instance this deployment serves (the vendor's portal config uses "draas_v1").
-DRAAS_INSTANCE = "draas_v1"
 _ORG_NAMESPACE = uuid.UUID("0f6a4a63-6c3e-4f55-9b0f-3a1f7c2d9e10")
 
 NO_MS_TENANT = "no_ms_teams_tenant"  # error code: the subscription has no linked MS Teams tenant
-
-
-def check_instance(draas_instance: str) -> None:
-    if draas_instance != DRAAS_INSTANCE:
-        raise NotFound(f"Unknown draas instance '{draas_instance}'")
 
 
 @lru_cache(maxsize=4096)
@@ -84,9 +78,8 @@ class SubscriptionAccess:
 
 
 async def subscription_in_scope(
-    session: AsyncSession, principal: FusionPrincipal, draas_instance: str, tenant_uuid: str, subscription_id: int
+    session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str, subscription_id: int
 ) -> SubscriptionAccess:
-    check_instance(draas_instance)
     tenant = await tenant_in_scope(session, principal, tenant_uuid)
     subscription = await repository.subscription_of_tenant(session, tenant.id, subscription_id)
     if subscription is None:
