@@ -11,6 +11,7 @@ groups, then number/VRP (recorded in the database and committed, then reconciled
 Teams puts the previous number and policy back, so nothing stays half-written).
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -275,14 +276,15 @@ async def _filter_members(session: AsyncSession, access: SubscriptionAccess, adm
     groups = list(await fusion_repository.group_filter(session, access.subscription.id))
     if not groups:
         return None
-    members: set[str] = set()
-    for group_id in groups:
+
+    async def of_group(group_id: str) -> set[str]:
         try:
-            async for member in admin.group_members(group_id):
-                members.add(member.id)
+            return {member.id async for member in admin.group_members(group_id)}
         except NotFound:
-            continue  # an orphan filter entry matches nobody
-    return members
+            return set()  # an orphan filter entry matches nobody
+
+    # The groups read at once (each group's pages one after another), not one group after another.
+    return set().union(*await asyncio.gather(*(of_group(group_id) for group_id in groups)))
 
 
 async def directory_user(admin: DirectoryAdministration, ms_user_id: str) -> DirectoryUser:
