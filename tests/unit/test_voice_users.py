@@ -50,3 +50,43 @@ async def test_a_record_added_meanwhile_by_another_transaction_is_found_not_refu
             await session.execute(delete(Reseller).where(Reseller.name == f"race-{upn}"))
             await session.commit()
         await engine.dispose()
+
+
+async def test_a_user_renamed_in_entra_keeps_its_record_found_by_its_microsoft_id(database_url: str) -> None:
+    """Both families find a user's record through `find_or_add` (ConnecttoTeams) or `find` (Fusion): after a
+    rename, the record of the user's Microsoft id is found under the new name and renamed, its number kept; a name
+    that matches a record still wins over the id (the user deleted and made again under that name)."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    tag = uuid.uuid4().hex[:8]
+    old, new, other = (f"{name}-{tag}@contoso.example" for name in ("ada", "ada.lovelace", "bob"))
+    number = f"+3222{int(tag, 16) % 1_000_000:06d}"
+    try:
+        async with sessions() as session:
+            reseller = Reseller(name=f"rename-{tag}", level="RESELLER")
+            session.add(reseller)
+            await session.flush()
+            enterprise = Enterprise(reseller_id=reseller.id, enterprise_name=f"rename-{tag}")
+            session.add(enterprise)
+            await session.flush()
+            enterprise_id = enterprise.id
+            first, _ = await voice_users.add(session, enterprise_id, old, f"id-{tag}", phone_number=number)
+            await voice_users.add(session, enterprise_id, other, f"id-other-{tag}")
+            await session.commit()
+        async with sessions() as session:
+            renamed = await voice_users.find_or_add(session, enterprise_id, new.upper(), f"id-{tag}")
+            await session.commit()
+            assert (renamed.id, renamed.user_principal_name, renamed.phone_number) == (first.id, new, number)
+        async with sessions() as session:
+            assert await voice_users.find(session, enterprise_id, old) is None
+            assert (await voice_users.find(session, enterprise_id, new)).id == first.id  # type: ignore[union-attr]
+            by_name = await voice_users.find(session, enterprise_id, other, f"id-{tag}")
+            assert by_name is not None and by_name.user_principal_name == other
+            assert len(await voice_users.of_enterprise(session, enterprise_id)) == 2  # no record added
+    finally:
+        async with sessions() as session:
+            await session.execute(delete(TeamsVoiceUser).where(TeamsVoiceUser.user_principal_name.in_((old, new, other))))
+            await session.execute(delete(Enterprise).where(Enterprise.enterprise_name == f"rename-{tag}"))
+            await session.execute(delete(Reseller).where(Reseller.name == f"rename-{tag}"))
+            await session.commit()
+        await engine.dispose()
