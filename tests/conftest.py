@@ -147,8 +147,12 @@ def live(database_url: str, emulator: Emulator, tmp_path_factory: pytest.TempPat
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = embedded_settings(
+        # No hourly schedules in the suite's server (aligned to the clock, they fired at the top of an hour inside
+        # tests that count what a scan or a purge also touches: a drift scan between a test's out-of-band changes and
+        # its webhook's registration took the events it waited for); tests start those jobs themselves.
         Settings(data_dir=data_dir, database_url=database_url, public_url=url,
-                 webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0),
+                 webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0,
+                 drift_scan_interval_seconds=0, audit_purge_interval_seconds=1e9),
         emulator.url, emulator.ca_cert_path, app_registration(data_dir),
     )
     demo.register_application(emulator.url, str(emulator.ca_cert_path), client_id=settings.microsoft_client_id,
