@@ -136,26 +136,43 @@ def start_counting(url: str) -> None:
         connection.execute("CREATE EXTENSION pg_stat_statements")
 
 
-def statements_so_far(url: str) -> dict[str, float]:
-    """Statement text (as pg_stat_statements normalises it) -> times run so far, every database of the server."""
+def statements_so_far(url: str) -> dict[str, tuple[float, float]]:
+    """Statement text (as pg_stat_statements normalises it) -> (times run, milliseconds spent running it) so far,
+    every database of the server."""
     with psycopg.connect(url, autocommit=True) as connection:
-        rows = connection.execute("SELECT query, sum(calls) FROM pg_stat_statements GROUP BY query").fetchall()
-    return {query: float(calls) for query, calls in rows}
+        rows = connection.execute(
+            "SELECT query, sum(calls), sum(total_exec_time) FROM pg_stat_statements GROUP BY query").fetchall()
+    return {query: (float(calls), float(spent)) for query, calls, spent in rows}
 
 
-def statements_line(before: dict[str, float], after: dict[str, float], items: int, top: int) -> list[str]:
+def statements_line(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], items: int,
+                    top: int) -> list[str]:
     """What the database ran per user between two counts: the job engine's statements (DBOS's schema), ours,
-    the commits (of both: the text does not say whose), and the `top` most frequent statements."""
-    ran = {query: after[query] - before.get(query, 0.0) for query in after}
-    ran = {query: calls for query, calls in ran.items() if calls > 0 and "pg_stat_statements" not in query}
-    control = {q: c for q, c in ran.items() if q.split(" ", 1)[0].upper() in CONTROL}
-    engine = sum(c for q, c in ran.items() if q not in control and "dbos." in q)
-    ours = sum(c for q, c in ran.items() if q not in control) - engine
+    the commits (of both: the text does not say whose), and the `top` most frequent statements and the `top` that
+    took the most of the server's time (milliseconds per user: wall time inside the server, a statement waiting for a
+    lock included)."""
+    zero = (0.0, 0.0)
+    ran = {query: (after[query][0] - before.get(query, zero)[0], after[query][1] - before.get(query, zero)[1])
+           for query in after}
+    ran = {query: cs for query, cs in ran.items() if cs[0] > 0 and "pg_stat_statements" not in query}
+    calls = {query: cs[0] for query, cs in ran.items()}
+    control = {q: c for q, c in calls.items() if q.split(" ", 1)[0].upper() in CONTROL}
+    engine = sum(c for q, c in calls.items() if q not in control and "dbos." in q)
+    ours = sum(c for q, c in calls.items() if q not in control) - engine
     commits = sum(c for q, c in control.items() if q.upper().startswith("COMMIT"))
+    spent = {side: sum(ms for q, (_, ms) in ran.items() if (q in control) == (side == "control")
+                       and ("dbos." in q) == (side == "engine")) for side in ("ours", "engine", "control")}
     lines = [f"   database per user: teamsvoice {ours / items:.1f} statements, the job engine (DBOS) {engine / items:.1f}, "
-             f"commits {commits / items:.1f}, other transaction control {(sum(control.values()) - commits) / items:.1f}"]
-    for query, calls in sorted(ran.items(), key=lambda qc: -qc[1])[:top]:
-        lines.append(f"     {calls / items:5.2f}  {' '.join(query.split())[:150]}")
+             f"commits {commits / items:.1f}, other transaction control {(sum(control.values()) - commits) / items:.1f}; "
+             f"time inside the server {spent['ours'] / items:.2f} ms (ours), {spent['engine'] / items:.2f} ms (DBOS), "
+             f"{spent['control'] / items:.2f} ms (transaction control)"]
+    if top:
+        lines.append("     per user: runs, ms; the most frequent")
+        for query, (runs, ms) in sorted(ran.items(), key=lambda qc: -qc[1][0])[:top]:
+            lines.append(f"     {runs / items:5.2f} {ms / items:6.3f}  {' '.join(query.split())[:140]}")
+        lines.append("     the most time")
+        for query, (runs, ms) in sorted(ran.items(), key=lambda qc: -qc[1][1])[:top]:
+            lines.append(f"     {runs / items:5.2f} {ms / items:6.3f}  {' '.join(query.split())[:140]}")
     return lines
 
 
