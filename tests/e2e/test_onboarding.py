@@ -52,6 +52,13 @@ async def test_registration_webhook_and_completion(onboarding) -> None:
     wrong = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token),
                               json={"enterpriseId": onboarding.enterprise_id, "tenantId": "00000000-0000-0000-0000-000000000000"})
     assert wrong.status_code == 400 and "tenantId" in wrong.json()["message"]
+    # Names longer than their columns: SQLite stored them and completed the registration, PostgreSQL answered "A
+    # value in the request cannot be stored". Refused, they leave the registration to complete.
+    for field, value, named in (("givenName", "g" * 101, "givenName: at most 100 characters"),
+                                ("familyName", "A\u0000dmin", "familyName: must not contain NUL")):
+        refused = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token), json={
+            "enterpriseId": onboarding.enterprise_id, "tenantId": tenant["tenantId"], field: value})
+        assert refused.status_code == 400 and refused.json()["message"].startswith(named), refused.text
     completed = await client.post("/provisioning/completeEnterpriseRegistration", headers=bearer(token), json={
         "enterpriseId": onboarding.enterprise_id, "tenantId": tenant["tenantId"], "givenName": "Ada", "familyName": "Admin"})
     assert completed.status_code == 200, completed.text
@@ -108,6 +115,10 @@ async def test_action_url_rules(onboarding) -> None:
         response = await client.post("/enterprise/getActionItemUrl", headers=bearer(token), json=body)
         assert response.status_code == status, (body, response.text)
         assert named in response.json()["message"]
+    # newEnterprise stores the name trimmed: the name as a script sent it there finds the enterprise (it was a 404).
+    padded = await client.post("/enterprise/getActionItemUrl", headers=bearer(token), json={
+        "actionType": "REGISTRATION", "enterpriseName": f"  {name} ", "redirectUrl": "http://127.0.0.1:9/x"})
+    assert padded.status_code == 200, padded.text
 
 async def test_another_resellers_enterprise_is_not_found(onboarding, organisation) -> None:
     await onboarding.create()

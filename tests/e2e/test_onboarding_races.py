@@ -153,6 +153,30 @@ async def test_completing_a_registration_at_once_gives_one_set_of_credentials(cl
     assert token.status_code == 200, token.text
 
 
+async def test_regenerating_credentials_at_once_leaves_one_set_working(  # type: ignore[no-untyped-def]
+        client, live, organisation, receiver) -> None:
+    """Spec 001: each regenerateAPICredentials invalidates the credentials before it. Four calls at the same moment
+    (a script's retries) each revoked only what it had read, and all four answered sets worked: credentials the
+    provider may never have stored stayed live."""
+    receiver.reset()
+    onboarding = await _onboarding(client, live, organisation, receiver)
+    await onboarding.consent("REGISTRATION")
+    headers, tenant_id = bearer(onboarding.token), onboarding.tenant["tenantId"]
+    completed = await client.post("/provisioning/completeEnterpriseRegistration", headers=headers,
+                                  json={"enterpriseId": onboarding.enterprise_id, "tenantId": tenant_id})
+    assert completed.status_code == 200, completed.text
+    answers = await asyncio.gather(*(client.post("/enterprise/regenerateAPICredentials", headers=headers,
+                                                 content=tenant_id) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    working = []
+    for answer in answers:
+        creds = answer.json()
+        token = await client.post("/oauth/token", auth=(creds["clientID"], creds["clientSecret"]), data={
+            "username": creds["entAdminUsername"], "password": creds["entAdminSecret"], "grant_type": "password"})
+        working += [creds["clientID"]] if token.status_code == 200 else []
+    assert len(working) == 1, working
+
+
 async def test_a_master_reseller_names_which_of_two_same_named_enterprises(client, live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
     """Enterprise names are unique per reseller: a master reseller sees two of the same name under its resellers,
     and getActionItemUrl silently took the lowest id, so it could never reach the other. Now it is told, and

@@ -86,6 +86,12 @@ async def test_new_enterprise_rejects_bad_input_naming_the_problem(client: httpx
         (good | {"sbcGateways": other_sbc[:1]}, 400, "sbcGateways"),
         (good | {"sbcGateways": []}, 400, "sbcGateways"),
         (good | {"services": ["CALLAPP"], "pbxId": []}, 400, "CALLAPP"),
+        # Texts longer than their columns, or with NUL: SQLite stored them, PostgreSQL answered "A value in the
+        # request cannot be stored" (or spoke of NUL), naming no field.
+        (good | {"countryName": "x" * 101}, 400, "countryName: at most 100 characters"),
+        (good | {"countryName": "Bel\u0000gium"}, 400, "countryName: must not contain NUL"),
+        (good | {"federationDomain": "x" * 256}, 400, "federationDomain: at most 255 characters"),
+        (good | {"registeredBy": "x" * 201}, 400, "registeredBy: at most 200 characters"),
     ]
     for body, status, named in cases:
         response = await client.post("/reseller/newEnterprise", json=body, headers=bearer(token))
@@ -113,6 +119,9 @@ async def test_edit_enterprise_changes_only_what_is_sent(client: httpx.AsyncClie
     bad = await client.post("/reseller/editEnterprise", json={"enterpriseId": enterprise_id, "services": ["Trunk"], "sbcGateways": []},
                             headers=bearer(token))
     assert bad.status_code == 400 and "sbcGateways" in bad.json()["message"]
+    too_long = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                                 json={"enterpriseId": enterprise_id, "countryName": "x" * 101})
+    assert too_long.status_code == 400 and too_long.json()["message"] == "countryName: at most 100 characters"
     other = await client.post("/reseller/editEnterprise", json={"enterpriseId": enterprise_id, "enterpriseName": "Mine"},
                               headers=bearer(await token_for(client, organisation.resellers[1])))
     assert other.status_code == 404

@@ -49,6 +49,7 @@ async def create_action_url(
     action = ACTION_TYPES.get(action_type)
     if action is None:
         raise ValidationFailed(f"actionType: unknown action type '{action_type}'; allowed: {sorted(ACTION_TYPES)}")
+    enterprise_name = enterprise_name.strip()  # as newEnterprise stores it: the name a script sent there finds it
     named = await repository.enterprises_by_name(session, principal, enterprise_name)
     if enterprise_id is not None:
         named = [e for e in named if e.id == enterprise_id]

@@ -4,10 +4,12 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.ids import new_client_id, new_username
+from teamsvoice.core.limits import check_name
 from teamsvoice.core.security import hash_secret, new_token
 from teamsvoice.domain.consent.redirects import check_registration
 from teamsvoice.domain.calling import repository as calling_records
@@ -104,7 +106,7 @@ async def create_enterprise(session: AsyncSession, principal: Principal, draft: 
         if value is None:
             raise ValidationFailed(f"{wire}: is required")
     assert draft.services is not None and draft.pbx_ids is not None and draft.sbc_gateway_ids is not None
-    _check_user_limit(draft)
+    _check_settings(draft)
     await _check_services_and_ids(session, reseller_id, draft.services, draft.pbx_ids, draft.sbc_gateway_ids)
     if await repository.enterprise_name_taken(session, reseller_id, name):
         raise Conflict(f"An enterprise named '{name}' already exists")
@@ -119,8 +121,19 @@ async def create_enterprise(session: AsyncSession, principal: Principal, draft: 
     return enterprise
 
 
-def _check_user_limit(draft: EnterpriseDraft) -> None:
-    """userLimit is the count a Fusion subscription's msTeamsUsers licences keep equal: the licences' one rule."""
+def _check_text(wire: str, attribute: str, value: object) -> None:
+    """A text the enterprise's column `attribute` holds: no longer than the column, no control characters (SQLite
+    stored any, PostgreSQL answered "A value in the request cannot be stored", naming no field)."""
+    column_type = Enterprise.__table__.c[attribute].type
+    if isinstance(value, str) and isinstance(column_type, String) and column_type.length:
+        check_name(wire, value, column_type.length)
+
+
+def _check_settings(draft: EnterpriseDraft) -> None:
+    """The text settings fit their columns; userLimit is the count a Fusion subscription's msTeamsUsers licences keep
+    equal: the licences' one rule."""
+    for wire, attribute in ENTERPRISE_SETTINGS.items():
+        _check_text(wire, attribute, draft.settings.get(attribute))
     if draft.settings.get("user_limit") is not None:
         licences.check_count(draft.settings["user_limit"], "userLimit")
 
@@ -167,7 +180,7 @@ async def edit_enterprise(session: AsyncSession, principal: Principal, enterpris
     pbx_ids = draft.pbx_ids if draft.pbx_ids is not None else enterprise.pbx_ids
     sbc_ids = draft.sbc_gateway_ids if draft.sbc_gateway_ids is not None else enterprise.sbc_gateway_ids
     await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids, kept=enterprise.services)
-    _check_user_limit(draft)
+    _check_settings(draft)
     await _check_still_served(session, enterprise, services, pbx_ids, sbc_ids, draft.settings.get("user_limit"))
     enterprise.services, enterprise.pbx_ids, enterprise.sbc_gateway_ids = list(services), list(pbx_ids), list(sbc_ids)
     for attribute, value in draft.settings.items():
@@ -191,6 +204,8 @@ async def complete_registration(
     session: AsyncSession, principal: Principal, *, enterprise_id: int, tenant_id: str,
     given_name: str | None, family_name: str | None,
 ) -> tuple[Enterprise, EnterpriseCredentials]:
+    _check_text("givenName", "admin_given_name", given_name)
+    _check_text("familyName", "admin_family_name", family_name)
     enterprise = await repository.get_enterprise(session, principal, enterprise_id)
     if enterprise is None or principal.is_enterprise_level:
         raise NotFound(f"Enterprise {enterprise_id} not found")
@@ -213,7 +228,11 @@ async def regenerate_credentials(session: AsyncSession, principal: Principal, te
         raise NotFound(f"No enterprise of yours is linked to tenant {tenant_id}")
     if not enterprise.registered:
         raise PreconditionFailed("The enterprise registration is not complete; call completeEnterpriseRegistration first")
-    return await _new_credentials(session, enterprise)
+    # Locked before the old credentials are read: four calls at once each revoked only those issued before it
+    # read them, and all four answered sets worked (spec 001: each call invalidates the previous credentials).
+    locked = await repository.locked_enterprise(session, enterprise.id)
+    assert locked is not None
+    return await _new_credentials(session, locked)
 
 
 async def enterprise_for_tenant(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise:
