@@ -12,8 +12,8 @@ import typer
 
 from teamsvoice import __version__
 from teamsvoice.cli_common import (
-    APP_REGISTRATION_FILE, DataDir, embedded_microsoft, embedded_settings, fail as _fail, operator_settings,
-    record_emulator_address, run_command, settings_for as _settings,
+    APP_REGISTRATION_FILE, ID_MAX, ID_MIN, DataDir, embedded_microsoft, embedded_settings, fail as _fail,
+    operator_settings, record_emulator_address, run_command, settings_for as _settings,
 )
 from teamsvoice.runner import StartupError
 
@@ -393,7 +393,8 @@ def migrate(data_dir: DataDir = None, as_json: JsonOption = False) -> None:
 
 @app.command("register-redirect-url")
 def register_redirect_url(
-    reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.")],
+    reseller_id: Annotated[int, typer.Argument(help="The reseller whose consent webhooks may go to this URL.",
+                                               min=ID_MIN, max=ID_MAX)],
     url: Annotated[str, typer.Argument(help="An https URL (prefix) that redirectUrls may start with.")],
     data_dir: DataDir = None,
     as_json: JsonOption = False,
@@ -495,16 +496,21 @@ def drift(
     scan: Annotated[bool, typer.Option("--scan", help="Scan every linked tenant first.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON.")] = False,
 ) -> None:
-    """Open drift events of every linked tenant: what differs from the desired state, first and last seen."""
+    """Open drift events of every linked tenant: what differs from the desired state, first and last seen. With
+    --scan, exit 1 naming each tenant whose scan failed (Microsoft did not answer, consent withdrawn...)."""
     from rich.console import Console
 
     from teamsvoice import voice_state_cli
 
-    events = run_command(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
+    events, failed = run_command(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
     if as_json:
         typer.echo(json.dumps(events, indent=2))
     else:
         voice_state_cli.render_events(events, Console())
+    for failure in failed:  # (it said "No open drift.", exit 0, when no tenant could be scanned)
+        typer.echo(f"teamsvoice: could not scan {failure}; its events are those of its last scan", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 sbc_app = typer.Typer(help="The SBC (Kamailio) that registers PBX users to their PBX.", no_args_is_help=True)
@@ -514,7 +520,8 @@ app.add_typer(sbc_app, name="sbc")
 @sbc_app.command("status")
 def sbc_status(
     data_dir: DataDir = None,
-    enterprise_id: Annotated[int | None, typer.Option(help="Only this enterprise's PBX users.")] = None,
+    enterprise_id: Annotated[int | None, typer.Option(help="Only this enterprise's PBX users.", min=ID_MIN,
+                                                      max=ID_MAX)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from teamsvoice.cli_common import DataDir, embedded_microsoft, operator_settings
+from teamsvoice.cli_common import ID_MAX, ID_MIN, DataDir, embedded_microsoft, operator_settings
 from teamsvoice.cli_common import fail as _fail, run_command, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ def jobs_list(data_dir: DataDir = None, as_json: Json = False,
 
     if limit < 1:
         _fail(f"--limit must be 1 or more, not {limit}")
+    limit = min(limit, ID_MAX - 1)  # (no kind has more jobs; a larger one reached the driver: OverflowError traceback)
     jobs, cut = _with_session(operator_settings(data_dir),
                               lambda s: catalogue.listing(s, None, kind=kind, status=status, limit=limit))
     if as_json:
@@ -404,7 +405,8 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
 @bulk_app.command("import")
 def bulk_import(
     file: Annotated[Path, typer.Argument(help="CSV: upn,number,vrp,country,displayName,groups,licenses (see README).")],
-    subscription: Annotated[int, typer.Option(help="The Fusion subscription id (teamsvoice tenants list).")],
+    subscription: Annotated[int, typer.Option(help="The Fusion subscription id (teamsvoice tenants list).",
+                                              min=ID_MIN, max=ID_MAX)],
     data_dir: DataDir = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check the rows; change nothing.")] = False,
     name: Annotated[str, typer.Option(help="The job's name.")] = "CLI CSV import",
@@ -989,7 +991,8 @@ def restore(file: Annotated[Path, typer.Argument(help="An archive written by `te
                     if "manifest.json" not in names:
                         raise ValueError("it has no manifest.json")
                     manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
-                    if manifest.get("format") != BACKUP_FORMAT:
+                    # (a container image's, of `docker save`, is a list)
+                    if not isinstance(manifest, dict) or manifest.get("format") != BACKUP_FORMAT:
                         raise ValueError("its manifest is not a teamsvoice backup's")
                     wanted = [n for n in (DATABASE_FILE, JOBS_FILE, KEY_FILE) if n in names]
                     if DATABASE_FILE not in wanted:

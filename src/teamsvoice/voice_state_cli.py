@@ -129,8 +129,11 @@ async def ended_apply(settings: Settings, job_id: int) -> dict[str, Any]:
         await engine.dispose()
 
 
-async def drift_command(settings: Settings, scan: bool) -> list[dict[str, Any]]:
+async def drift_command(settings: Settings, scan: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """The open drift events; with `scan`, every linked tenant scanned first, and the tenants whose scan failed, each
+    with Microsoft's reason (their events are those of their last scan that worked)."""
     engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
+    failed: list[str] = []
     try:
         sessions = session_factory(engine)
         if scan:
@@ -143,13 +146,14 @@ async def drift_command(settings: Settings, scan: bool) -> list[dict[str, Any]]:
                         _, plan = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id)))
                     except DomainError as exc:
                         await drift.record_scan_failure(session, enterprise, exc.message)
+                        failed.append(f"tenant {enterprise.tenant_id} ({enterprise.enterprise_name}): {exc.message}")
                     else:
                         await drift.record_scan(session, enterprise, plan, notify=False)
         async with transaction(sessions) as session:
             rows = (await session.execute(select(DriftEvent, Enterprise.tenant_id)
                                           .join(Enterprise, Enterprise.id == DriftEvent.enterprise_id)
                                           .where(DriftEvent.resolved_at.is_(None)).order_by(DriftEvent.id))).all()
-            return [drift.render_event(event, tenant_id) for event, tenant_id in rows]
+            return [drift.render_event(event, tenant_id) for event, tenant_id in rows], failed
     finally:
         await connector.aclose()
         await engine.dispose()

@@ -95,7 +95,7 @@ def test_restore_refuses_what_is_not_a_compatible_backup(tmp_path: Path) -> None
     refused = run("restore", str(junk), "--data-dir", str(data))
     assert refused.exit_code == 2 and refused.stderr.strip() == f"teamsvoice: {junk} is not a teamsvoice backup: not a tar archive"
 
-    def archive(name: str, manifest: dict | None, database: Path | None) -> Path:
+    def archive(name: str, manifest: dict | list | None, database: Path | None) -> Path:
         path = tmp_path / name
         with tarfile.open(path, "w") as tar:
             if manifest is not None:
@@ -108,6 +108,10 @@ def test_restore_refuses_what_is_not_a_compatible_backup(tmp_path: Path) -> None
         return path
 
     assert "no manifest.json" in run("restore", str(archive("bare.tar", None, None)), "--data-dir", str(data)).stderr
+    # A container image's archive (`docker save`) has a manifest.json too, a list: it was an AttributeError traceback.
+    image = run("restore", str(archive("image.tar", [{"Config": "c.json"}], None)), "--data-dir", str(data))
+    assert image.exit_code == 2 and image.stderr.strip() == \
+        f"teamsvoice: {tmp_path / 'image.tar'} is not a teamsvoice backup: its manifest is not a teamsvoice backup's"
     other = tmp_path / "other.sqlite3"
     sqlite3.connect(other).execute("CREATE TABLE notes (x)").connection.close()
     foreign = run("restore", str(archive("foreign.tar", {"format": "teamsvoice-backup"}, other)), "--data-dir", str(data))

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from teamsvoice.cli import app
 
 NO_DATABASE_URL = {"TEAMSVOICE_DATABASE_URL": None, "TEAMSVOICE_SECRET_KEY": None, "TEAMSVOICE_DATA_DIR": None}
+UNREACHABLE = "https://127.0.0.1:9"  # the discard port: nothing listens on it here
 
 
 def run(*args: str, env: dict | None = None):  # type: ignore[no-untyped-def]
@@ -128,3 +129,52 @@ def test_sbc_status_of_an_unknown_enterprise_is_not_found(tmp_path: Path) -> Non
     assert one_line(run("sbc", "status", "--enterprise-id", "99", "--data-dir", str(tmp_path))) == \
         "teamsvoice: Enterprise 99 not found"
     assert run("sbc", "status", "--data-dir", str(tmp_path)).exit_code == 0  # the platform's report: no PBX users
+
+
+def test_an_id_beyond_the_databases_range_is_refused_in_words(tmp_path: Path) -> None:
+    """An id past 64 bits reached the database driver: an OverflowError traceback, exit 1 (and on PostgreSQL one past
+    32 bits, the id columns' `integer`: "integer out of range", a traceback too); so did a --limit past 64 bits."""
+    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,number\nu@x.example,\n")
+    big = str(2**31)
+    for command, option in ((["bulk", "import", str(rows), "--subscription", big, "--dry-run"], "--subscription"),
+                            (["sbc", "status", "--enterprise-id", big], "--enterprise-id"),
+                            (["register-redirect-url", big, "https://hooks.example/"], "reseller_id")):
+        refused = run(*command, "--data-dir", str(tmp_path))
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, (command, refused.output)
+        assert f"Invalid value for '{option}'" in refused.output, (command, refused.output)
+    listed = run("jobs", "list", "--limit", "9" * 30, "--data-dir", str(tmp_path))
+    assert listed.exit_code == 0 and listed.exception is None, listed.output
+
+
+def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None:
+    """`drift --scan` recorded each failed scan and said "No open drift.", exit 0: as if every tenant matched (or, when
+    Microsoft did not answer, printed a traceback: its reads' ExceptionGroup, `plan` too). Nothing listens on port 9."""
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.domain.orgs.models import Enterprise, Reseller
+
+    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
+    engine = create_blocking_engine(f"sqlite:///{tmp_path}/teamsvoice.sqlite3")
+    try:
+        with sync_transaction(engine) as session:
+            reseller = Reseller(name="Reseller", level="RESELLER", registered_redirect_urls=[])
+            session.add(reseller)
+            session.flush()
+            session.add(Enterprise(reseller_id=reseller.id, enterprise_name="Contoso", tenant_id="tenant-of-contoso",
+                                   registered=True))
+    finally:
+        engine.dispose()
+    unreachable = {"TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+                   "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE,
+                   "TEAMSVOICE_MICROSOFT_GRAPH_URL": f"{UNREACHABLE}/v1.0",
+                   "TEAMSVOICE_MICROSOFT_POWERSHELL_URL": f"{UNREACHABLE}/_powershell/invoke"}
+    for as_json in ([], ["--json"]):
+        scanned = run("drift", "--scan", *as_json, "--data-dir", str(tmp_path), env=unreachable)
+        assert scanned.exit_code == 1 and not isinstance(scanned.exception, Exception), repr(scanned.exception)
+        assert "teamsvoice: could not scan tenant tenant-of-contoso (Contoso): Microsoft sign-in service unavailable" \
+            in scanned.stderr, scanned.stderr
+    assert scanned.stdout.strip() == "[]"  # (--json: stdout stays the list of events)
+    assert run("drift", "--data-dir", str(tmp_path), env=unreachable).exit_code == 0  # no scan: nothing failed
+    line = one_line(run("plan", "tenant-of-contoso", "--data-dir", str(tmp_path), env=unreachable))
+    assert line.startswith("teamsvoice: Microsoft sign-in service unavailable"), line

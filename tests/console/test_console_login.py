@@ -58,3 +58,32 @@ async def test_signing_in_again_returns_to_the_page(live, organisation) -> None:
             signed = await submit(browser, str(form_page.url), forms(form_page.text)[0], username=staff.username,
                                   password=staff.password)
             assert signed.headers["location"] == "/console/customers", (elsewhere, signed.headers)
+
+
+async def test_a_consent_link_for_an_enterprise_whose_name_another_has(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """The enterprise page asked for the link by the enterprise's name: a master reseller's staff, who sees two
+    resellers' enterprises of one name, got "2 enterprises named ... give enterpriseId too" (409), and no link."""
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.orgs.service import register_redirect_url
+    from tests.support.database import in_session
+
+    first, second = (r.reseller_id for r in organisation.resellers[:2])
+
+    async def make(session) -> int:  # type: ignore[no-untyped-def]
+        twins = [Enterprise(reseller_id=reseller, enterprise_name="Twin Corp") for reseller in (first, second)]
+        session.add_all(twins)
+        await register_redirect_url(session, first, "https://hooks.twin.invalid/")
+        await session.flush()
+        return twins[0].id
+
+    enterprise_id = await in_session(live, make)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        form_page = await browser.get("/console/login")
+        await submit(browser, str(form_page.url), forms(form_page.text)[0], username=organisation.master.username,
+                     password=organisation.master.password)
+        enterprise = await browser.get(f"/console/enterprises/{enterprise_id}")
+        [get_link] = [f for f in forms(enterprise.text) if f.action.endswith("/consent-link")]
+        linked = await submit(browser, str(enterprise.url), get_link, action_type="REGISTRATION",
+                              redirect_url="https://hooks.twin.invalid/")
+        assert linked.status_code == 200 and "Send this REGISTRATION link" in linked.text, linked.text

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.domain.voice_state.planner import plan
 from teamsvoice.domain.voice_state.service import converge, operations, plan_tenant
 from teamsvoice.domain.voice_state.state import (
@@ -346,6 +346,16 @@ async def test_transient_failures_go_through_the_callers_attempt() -> None:
     tenant.fail_transiently = 2
     results, _ = await converge(tenant, first, desired(), patient)
     assert len(tries) == 2 and all(r["status"] == "done" for r in results)
+
+
+async def test_a_failed_read_of_the_tenant_is_microsofts_error_itself() -> None:
+    """The reads run in a task group, whose ExceptionGroup was a 500 on the console's plan card and a traceback from
+    `teamsvoice plan`, and a transient failure that the jobs' retry did not recognise."""
+    tenant = FakeTenantVoice()
+    tenant.fail_transiently = 3
+    with pytest.raises(UpstreamError) as failed:
+        await plan_of(tenant, desired())
+    assert failed.value.retryable
 
 
 def test_plan_wire_counts_actions() -> None:

@@ -247,9 +247,9 @@ async def consent_link(request: Request, enterprise_id: int, staff: StaffDep, uo
     if enterprise is None:
         raise NotFound(f"Enterprise {enterprise_id} not found")
     settings = container.settings
-    url = await consent.create_action_url(
+    url = await consent.create_action_url(  # (by id too: a name another enterprise in scope has was a 409)
         uow.session, staff.ctt, container.connector, container.keyring, action_type=action_type,
-        enterprise_name=enterprise.enterprise_name, redirect_url=redirect_url,
+        enterprise_name=enterprise.enterprise_name, enterprise_id=enterprise.id, redirect_url=redirect_url,
         callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
         allow_loopback=settings.allow_loopback_redirects)
     if request.headers.get("hx-request"):

@@ -46,15 +46,24 @@ async def _direct(call: Callable[[], Awaitable[T]]) -> T:
 
 
 async def observe(voice: TenantVoiceAdmin) -> ObservedState:
-    async with anyio.create_task_group() as group:
-        found: dict[str, Any] = {}
+    """The tenant's three reads at once. Microsoft's failure of one is raised as itself, not in the task group's
+    ExceptionGroup: that was a 500 (the console's plan card, the plan route), a traceback (`teamsvoice plan`), and a
+    transient failure that `until_microsoft_answers` did not see as one."""
+    found: dict[str, Any] = {}
 
-        async def read(name: str, call: Callable[[], Awaitable[Any]]) -> None:
-            found[name] = await call()
+    async def read(name: str, call: Callable[[], Awaitable[Any]]) -> None:
+        found[name] = await call()
 
-        group.start_soon(read, "routing", voice.routing)
-        group.start_soon(read, "users", voice.voice_users)
-        group.start_soon(read, "disabled", voice.disabled_user_ids)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(read, "routing", voice.routing)
+            group.start_soon(read, "users", voice.voice_users)
+            group.start_soon(read, "disabled", voice.disabled_user_ids)
+    except ExceptionGroup as failed:
+        refusal = next((exc for exc in failed.exceptions if isinstance(exc, DomainError)), None)
+        if refusal is None:
+            raise  # a defect: the group as it is
+        raise refusal from None
     return ObservedState(found["routing"], found["users"], frozenset(found["disabled"]))
 
 
