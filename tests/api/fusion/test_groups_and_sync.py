@@ -88,6 +88,22 @@ async def test_sync_and_users_refresh(sub: Onboarded) -> None:
     await _users_refresh_runs_a_background_sync(sub)
 
 
+async def test_a_refused_list_starts_no_refresh(sub: Onboarded) -> None:
+    """`refresh=true` on a list answered 400 (bad filters, page_size, next or group) recorded a sync of the users
+    (or resource accounts) before the list was refused: committed with the request's first transaction and run by
+    the job sweep, it wrote Teams for a request that had failed. The sync starts once the list is answered."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    known = len(await _jobs(sub))
+    for url, params in ((f"{path}/msteams/resource_accounts", {"filters": "not json"}),
+                        (f"{path}/msteams/users", {"page_size": 0}), (f"{path}/msteams/users", {"next": "garbage"}),
+                        (f"{path}/msteams/users", {"group": "not-a-group-id"})):
+        _assert_envelope(await client.get(url, headers=headers, params={"refresh": "true", **params}))
+    assert len(await _jobs(sub)) == known
+    listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "true"})
+    assert listed.status_code == 200, listed.text
+    assert [job.kind for job in (await _jobs(sub))[known:]] == ["SYNC_TEAMS_USERS"]
+
+
 async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded) -> None:
     client, path, headers = sub.world.client, sub.path, sub.headers
     groups = await _groups(sub)
@@ -136,7 +152,10 @@ async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded
                 {"groups": [{"id": "a", "displayName": "A"}, {"id": "a", "displayName": "B"}]},
                 {"groups": [], "other": 1}, [body]):
         _assert_envelope(await client.post(f"{path}/msteams/groups", headers=headers, json=bad))
-    for field, value in (("description", 3), ("filter", "yes"), ("teamsEnabled", None), ("orphan", 1), ("extra", 1)):
+    # An id or displayName the filter cannot hold: a 400 naming it (PostgreSQL answered "A value in the request cannot
+    # be stored", SQLite kept it; a control character was kept on both).
+    for field, value in (("description", 3), ("filter", "yes"), ("teamsEnabled", None), ("orphan", 1), ("extra", 1),
+                         ("id", "g" * 65), ("displayName", "x" * 256), ("displayName", "Sales\u0007")):
         bad = {"groups": [SPEC_FILTER["groups"][0], {"id": "a", "displayName": "A", field: value}]}
         reason = _assert_envelope(await client.post(f"{path}/msteams/groups", headers=headers, json=bad))["reason"]
         assert reason.startswith(f"groups[1].{field}: "), reason

@@ -52,8 +52,53 @@ async def test_admins(world) -> None:
     assert "VerySecret" not in got.text
     bad = await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": "john"})
     assert bad.status_code == 400
+    # No userPrincipalName (the wizard puts its domain in Microsoft's discovery URL): refused, not stored (each was a
+    # 200, and the wizard then failed, or looked up the tenant of another path).
+    for username in ("john doe@netaxis.onmicrosoft.com", "john@netaxis.onmicrosoft.com/../common",
+                     "john@netaxis.onmicrosoft.com?x=1", "john@@netaxis.example"):
+        refused = await client.post(f"{path}/msteams/admins", headers=headers,
+                                    json={"msUsername": username, "msPassword": "x"})
+        assert refused.status_code == 400 and refused.json()["error"]["reason"].startswith("msUsername: "), refused.text
+    assert (await client.get(f"{path}/msteams/admins", headers=headers)).json()["msUsername"] == body["msUsername"]
     deleted = await client.delete(f"{path}/msteams/admins", headers=headers)
     assert deleted.status_code == 200 and deleted.json()["msUsername"] == "john.doe@netaxis.onmicrosoft.com"
+
+
+async def test_the_admin_of_a_running_wizard_is_kept(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each step of a wizard run reads the subscription's administrator: deleted between two steps, the run stopped
+    there and stayed running for ever (every later start answered "already running"); changed, its later steps
+    checked another account than step 1. While the run is held at step 1 both are refused (400, code 2030) and
+    the administrator is left as it was; once the run has ended, both are done."""
+    import threading
+
+    from teamsvoice.domain.fusion import onboarding
+
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    admin = {"msUsername": "admin@nowhere.example", "msPassword": "x"}
+    assert (await client.post(f"{path}/msteams/admins", headers=headers, json=admin)).status_code == 200
+    release = threading.Event()
+    check_admin = onboarding.check_admin
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.to_thread(release.wait, 60)
+        return await check_admin(*args, **kwargs)
+
+    monkeypatch.setattr(onboarding, "check_admin", held)
+    try:
+        assert (await client.post(f"{path}/msteams/wizard", headers=headers)).status_code == 200
+        deleted = await client.delete(f"{path}/msteams/admins", headers=headers)
+        changed = await client.post(f"{path}/msteams/admins", headers=headers,
+                                    json={"msUsername": "other@nowhere.example", "msPassword": "y"})
+    finally:
+        release.set()
+    for refused in (deleted, changed):
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == 2030, refused.text
+    assert (await client.get(f"{path}/msteams/admins", headers=headers)).json()["msUsername"] == admin["msUsername"]
+    for _ in range(300):
+        if not (await client.get(f"{path}/msteams/wizard", headers=headers)).json()["running"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (await client.delete(f"{path}/msteams/admins", headers=headers)).status_code == 200
 
 
 async def test_status_before_onboarding_and_wizard_preconditions(world) -> None:

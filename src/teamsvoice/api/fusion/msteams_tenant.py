@@ -89,7 +89,8 @@ async def get_admin(access: _access("admins.read"), uow: UnitOfWorkDep) -> dict[
 
 
 @router.post("/admins", summary="Create or update the MS Teams administrator (the password is stored encrypted)",
-    description="Spec 004: `msUsername` and `msPassword` required; the password is never returned.",
+    description="Spec 004: `msUsername` (a userPrincipalName) and `msPassword` required; the password is never "
+    "returned. 400 (code 2030) while the onboarding wizard runs.",
     responses=docs.ok(docs.IdOnly, "The administrator's id", example={"id": 20}),
     openapi_extra=body_example(
         {"msUsername": "john.doe@netaxis.onmicrosoft.com", "msPassword": "VerySecretPassword"}
@@ -101,18 +102,17 @@ async def set_admin(body: AdminBody, access: _access("admins.update"), uow: Unit
 
 
 @router.delete("/admins", summary="Delete the MS Teams administrator (204 when there was none)", response_model=None,
-    description="Spec 004: 200 with the deleted administrator, 204 when there was none.",
+    description="Spec 004: 200 with the deleted administrator, 204 when there was none; 400 (code 2030) while the "
+    "onboarding wizard runs.",
     responses=docs.ok(docs.MsTeamsAdmin, "The deleted administrator",
                       example={"id": 20, "msUsername": "john.doe@netaxis.onmicrosoft.com"})
     | {204: {"description": "There was no administrator; no body"}},
 )
 async def delete_admin(access: _access("admins.delete"), uow: UnitOfWorkDep) -> Response | dict[str, Any]:
-    admin = await onboarding.get_admin(uow.session, access)
+    admin = await onboarding.delete_admin(uow.session, access)
     if admin is None:
         return Response(status_code=204)
-    body = {"id": admin.id, "msUsername": admin.ms_username}
-    await fusion_repository.delete_ms_teams_admin(uow.session, admin)
-    return body
+    return {"id": admin.id, "msUsername": admin.ms_username}
 
 
 # --- wizard ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.query_filters import filter_conditions
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.calling import jobs as calling_jobs, workflows as calling_workflows
 from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -109,11 +110,13 @@ async def list_users(
 ) -> dict[str, Any]:
     parsed = parse_filters(filters)
     connection = _connect(access, container)
-    if refresh:
-        await _start_sync(uow, access)
     await uow.end_transaction()  # Microsoft is called with no transaction open
-    return await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=page_size,
+    page = await users_wire.users_page(uow.session, access, connection, container.keyring, page_size=page_size,
                                        next_token=next, search=search, group=group, filters=parsed)
+    if refresh:  # started once the list is answered: a refused list (a bad next, page_size, group) starts nothing
+        await uow.end_transaction()  # (the list's reads; the job is recorded in a transaction of its own)
+        await _start_sync(uow, access)
+    return page
 
 
 @router.post("/msteams/users", status_code=201, summary="Create a MS Teams user (username@domain)",
@@ -325,14 +328,19 @@ async def get_sip_address(ms_user_id: str, access: _access("users.instance.sip_a
 # What `GET msteams/groups` says of a group beyond its id and displayName: a script may post the list's entries
 # back as the filter (spec 004: "a list of group objects"); these are checked, then ignored.
 GROUP_LISTED_FLAGS = ("filter", "teamsEnabled", "orphan")
+# What a filter entry's id and displayName may hold (the fusion_group_filters columns: an Entra group's id is a GUID,
+# its displayName at most 256 characters); beyond, PostgreSQL refused the row ("cannot be stored") and SQLite kept it.
+GROUP_ID_MAX, GROUP_NAME_MAX = 64, 255
 
 
 def parse_group_entry(where: str, group: Any) -> tuple[str, str]:
     """A group of the SRE filter's body: (id, displayName), from `{id, displayName}` or an entry of the groups list."""
     if not isinstance(group, dict):
         raise ValidationFailed(f"{where}: must be an object {{id, displayName}}")
-    group_id = service.optional_string(f"{where}.id", group.get("id"), nullable=False)
-    name = service.optional_string(f"{where}.displayName", group.get("displayName"), nullable=False)
+    group_id = check_name(f"{where}.id", service.optional_string(f"{where}.id", group.get("id"), nullable=False) or "",
+                          GROUP_ID_MAX)
+    name = check_name(f"{where}.displayName", service.optional_string(
+        f"{where}.displayName", group.get("displayName"), nullable=False) or "", GROUP_NAME_MAX)
     unknown = set(group) - {"id", "displayName", "description", *GROUP_LISTED_FLAGS}
     if unknown:
         raise ValidationFailed(f"{where}.{sorted(unknown)[0]}: unknown field (a group has id, displayName, "

@@ -86,12 +86,14 @@ def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int)
 async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, container: ContainerDep,
                                  refresh: bool = False, filters: str | None = None) -> dict[str, Any]:
     connection = container.connector.connect(access.require_ms_tenant())
-    if refresh:  # re-synchronise the accounts' phone numbers with MS Teams in the background
+    parsed = parse_filters(filters)
+    await uow.end_transaction()
+    listed = await resource_accounts.list_accounts(uow.session, access, connection, parsed)
+    if refresh:  # re-synchronise the accounts' phone numbers with MS Teams in the background, once the list is
+        await uow.end_transaction()  # answered (a refused list starts nothing); recorded in its own transaction
         ids = await repository.resource_account_voice_user_ids(uow.session, access.subscription.id)
         job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, ids)
         uow.after_commit(lambda: calling_workflows.enqueue(job_id))
-    await uow.end_transaction()
-    listed = await resource_accounts.list_accounts(uow.session, access, connection, parse_filters(filters))
     return {"resourceAccounts": [users_wire.render_resource_account(view) for view in listed]}
 
 

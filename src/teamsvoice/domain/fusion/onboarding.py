@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
+from teamsvoice.core.limits import is_user_principal_name, shown
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent import repository as consents
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
@@ -82,14 +83,26 @@ async def get_admin(session: AsyncSession, access: SubscriptionAccess) -> Fusion
 ADMIN_USERNAME_MAX, ADMIN_PASSWORD_MAX = 255, 256  # the Fusion API's limits (api/fusion/wire.AdminBody)
 
 
+async def _admin_unused(session: AsyncSession, access: SubscriptionAccess) -> FusionMsTeamsAdmin | None:
+    """The administrator, once no wizard run uses it: each step of a run reads it (a run whose administrator was
+    deleted meanwhile stopped between two steps and stayed running for ever, and no wizard could start again; one
+    changed meanwhile had its later steps check another account than step 1)."""
+    run = await latest_run(session, access.subscription.id)
+    if run is not None and run.running:
+        raise Conflict("The onboarding wizard is running for this subscription: change or delete its MS Teams "
+                       "administrator once it has ended (GET msteams/wizard)", code=WIZARD_RUNNING)
+    return await get_admin(session, access)
+
+
 async def set_admin(session: AsyncSession, keyring: Keyring, access: SubscriptionAccess, username: str, password: str) -> FusionMsTeamsAdmin:
-    """The subscription's MS Teams administrator, for the API and the console alike (the password stored encrypted)."""
-    local, _, domain = username.partition("@")
-    if not local or "." not in domain or len(username) > ADMIN_USERNAME_MAX:
-        raise ValidationFailed("msUsername: must be a user principal name such as admin@contoso.onmicrosoft.com")
+    """The subscription's MS Teams administrator, for the API and the console alike (the password stored encrypted).
+    Its username is a userPrincipalName (the wizard looks its domain's tenant up, then the user in it)."""
+    if len(username) > ADMIN_USERNAME_MAX or not is_user_principal_name(username):
+        raise ValidationFailed(f"msUsername: '{shown(username)}' is not a user principal name such as "
+                               "admin@contoso.onmicrosoft.com")
     if not 0 < len(password) <= ADMIN_PASSWORD_MAX:
         raise ValidationFailed(f"msPassword: 1 to {ADMIN_PASSWORD_MAX} characters")
-    admin = await get_admin(session, access)
+    admin = await _admin_unused(session, access)
     if admin is None:
         admin = FusionMsTeamsAdmin(subscription_id=access.subscription.id, ms_username="", ms_password_encrypted="")
         session.add(admin)
@@ -97,6 +110,15 @@ async def set_admin(session: AsyncSession, keyring: Keyring, access: Subscriptio
     admin.ms_password_encrypted = keyring.encrypt(password, purpose=PASSWORD_PURPOSE)
     admin.updated_at = utcnow()
     await session.flush()
+    return admin
+
+
+async def delete_admin(session: AsyncSession, access: SubscriptionAccess) -> FusionMsTeamsAdmin | None:
+    """Deletes the subscription's MS Teams administrator and answers it (None: there was none)."""
+    await access.lock(session)  # a wizard started at the same moment (`start_wizard`) is seen, or sees it gone
+    admin = await _admin_unused(session, access)
+    if admin is not None:
+        await repository.delete_ms_teams_admin(session, admin)
     return admin
 
 
@@ -108,6 +130,7 @@ async def latest_run(session: AsyncSession, subscription_id: int) -> FusionWizar
 
 
 async def start_wizard(session: AsyncSession, access: SubscriptionAccess) -> FusionWizardRun:
+    await access.lock(session)  # an administrator deleted at the same moment (`delete_admin`): one waits for the other
     if access.ms_tenant_id is not None:
         raise PreconditionFailed("The subscription is already onboarded; unlink it first", code=ALREADY_ONBOARDED)
     if await get_admin(session, access) is None:

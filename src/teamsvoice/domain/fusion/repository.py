@@ -274,10 +274,6 @@ async def enterprise_ids_of_tenant(session: AsyncSession, fusion_tenant_id: int)
         FusionSubscription.fusion_tenant_id == fusion_tenant_id).order_by(FusionSubscription.id))).all()
 
 
-async def delete_ms_teams_admin(session: AsyncSession, admin: FusionMsTeamsAdmin) -> None:
-    await session.delete(admin)
-
-
 async def group_filter(session: AsyncSession, subscription_id: int) -> dict[str, str]:
     """The subscription's SRE group filter: group id -> display name, in the order it was set."""
     rows = await session.scalars(select(FusionGroupFilter).where(

@@ -23,6 +23,10 @@ async def ms_teams_admin(session: AsyncSession, subscription_id: int) -> FusionM
     return await session.scalar(_admin(subscription_id))
 
 
+async def delete_ms_teams_admin(session: AsyncSession, admin: FusionMsTeamsAdmin) -> None:
+    await session.delete(admin)
+
+
 async def latest_wizard_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
     return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
                                 .order_by(FusionWizardRun.id.desc()).limit(1))

@@ -317,8 +317,9 @@ async def check_voice(connection: TenantConnection, ms_user_id: str) -> bool:
 
 
 async def sip_address(connection: TenantConnection, ms_user_id: str) -> str:
-    await directory_user(connection.directory_admin, ms_user_id)
-    address = await connection.teams_admin.sip_address(ms_user_id)
+    # Teams is asked by the id the directory answered: an id sent in capitals was "not found" there (a 400).
+    user = await directory_user(connection.directory_admin, ms_user_id)
+    address = await connection.teams_admin.sip_address(user.id)
     if not address:
         raise NotFound(f"MS Teams user {ms_user_id} has no sip address", code=USER_NOT_FOUND)
     return address
