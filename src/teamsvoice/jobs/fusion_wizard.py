@@ -28,16 +28,22 @@ def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | No
     with sync_transaction(engine) as session:
         run = session.get(FusionWizardRun, run_id)
         assert run is not None
-        steps = [dict(step) for step in run.steps]
-        steps[number - 1].update(executed=True, ok=ok, detail=detail, value=value)
-        run.steps = steps
-        run.status = status or f"wizard_{number}_{'OK' if ok else 'ERROR'}"
-        if ms_tenant_id:
-            run.ms_tenant_id = ms_tenant_id
-        if not ok:
-            run.running, run.finished_at, run.error, run.consent_url = False, utcnow(), detail, consent_url
-        elif number == len(onboarding.WIZARD_STEPS):
-            run.running, run.finished_at = False, utcnow()
+        _outcome(run, number, ok, detail, value=value, status=status, consent_url=consent_url, ms_tenant_id=ms_tenant_id)
+
+
+def _outcome(run: FusionWizardRun, number: int, ok: bool, detail: str | None, *, value: Any = None,
+             status: str | None = None, consent_url: str | None = None, ms_tenant_id: str | None = None) -> None:
+    """Step `number`'s outcome on the run; a failed step, or the last one, ends it."""
+    steps = [dict(step) for step in run.steps]
+    steps[number - 1].update(executed=True, ok=ok, detail=detail, value=value)
+    run.steps = steps
+    run.status = status or f"wizard_{number}_{'OK' if ok else 'ERROR'}"
+    if ms_tenant_id:
+        run.ms_tenant_id = ms_tenant_id
+    if not ok:
+        run.running, run.finished_at, run.error, run.consent_url = False, utcnow(), detail, consent_url
+    elif number == len(onboarding.WIZARD_STEPS):
+        run.running, run.finished_at = False, utcnow()
 
 
 def _record_waiting(engine: Engine, run_id: int, number: int, detail: str) -> None:
@@ -54,8 +60,13 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
     """Performs one step (skipped when already done). True when the wizard may go on."""
     with sync_transaction(engine) as session:
         run = session.get(FusionWizardRun, run_id)
+        if run is None or not run.running:
+            return False
         data = onboarding.load_input(session, run_id)
-        if run is None or data is None or not run.running:
+        if data is None:  # its MS Teams administrator deleted since it started: it ends here (it stayed running for
+            # ever, and no wizard of the subscription could start again)
+            _outcome(run, number, False, "The subscription's MS Teams administrator was deleted while the wizard ran; "
+                     "configure one (POST msteams/admins) and start the wizard again")
             return False
         step = run.steps[number - 1]
         if step.get("executed") and step.get("ok"):

@@ -101,6 +101,44 @@ async def test_the_admin_of_a_running_wizard_is_kept(world, monkeypatch) -> None
     assert (await client.delete(f"{path}/msteams/admins", headers=headers)).status_code == 200
 
 
+async def test_a_run_whose_admin_is_gone_ends_failed(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A run whose administrator is gone when a step starts (removed by other means than the API, which refuses it
+    while the run goes on) ends there, failed, saying so: it returned without a word and stayed running for ever, and
+    no wizard of the subscription could start again."""
+    import threading
+
+    from teamsvoice.domain.fusion import onboarding, repository_onboarding
+    from tests.support.database import in_session
+
+    client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
+    assert (await client.post(f"{path}/msteams/admins", headers=headers,
+                              json={"msUsername": "admin@nowhere.example", "msPassword": "x"})).status_code == 200
+    subscription_id = int(path.rsplit("/", 1)[1])
+    release = threading.Event()
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.to_thread(release.wait, 60)
+        return "00000000-0000-0000-0000-00000000abcd"  # (step 1 passes: the run goes on to step 2)
+
+    async def remove(session) -> None:  # type: ignore[no-untyped-def]
+        admin = await repository_onboarding.ms_teams_admin(session, subscription_id)
+        await repository_onboarding.delete_ms_teams_admin(session, admin)
+
+    monkeypatch.setattr(onboarding, "check_admin", held)
+    try:
+        assert (await client.post(f"{path}/msteams/wizard", headers=headers)).status_code == 200
+        await in_session(live, remove)
+    finally:
+        release.set()
+    deadline = asyncio.get_running_loop().time() + 60
+    while (wizard := (await client.get(f"{path}/msteams/wizard", headers=headers)).json())["running"]:
+        assert asyncio.get_running_loop().time() < deadline, wizard
+        await asyncio.sleep(0.1)
+    # (at step 1 when the job had not started it yet, else at step 2)
+    assert wizard["status"] in ("wizard_1_ERROR", "wizard_2_ERROR"), wizard
+    assert wizard["error"].startswith("The subscription's MS Teams administrator was deleted while the wizard ran")
+
+
 async def test_status_before_onboarding_and_wizard_preconditions(world) -> None:
     client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
     status = (await client.get(f"{path}/msteams/status", headers=headers)).json()
