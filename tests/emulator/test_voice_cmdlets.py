@@ -97,6 +97,9 @@ def test_usages_routes_and_policies(pwsh, http: httpx.Client, tenant: Tenant, gr
     lookup = graph.get("/admin/teams/policy/getPolicyId(type='onlineVoiceRoutingPolicy',name='BE-Users')").json()
     assert lookup["value"][0]["policyId"] == voice[0]["policyAssignment"]["policyId"]
     assert _ok(pwsh("Get-CsOnlineUser", Identity=user["id"]))[0]["OnlineVoiceRoutingPolicy"] == "BE-Users"
+    # An object id is a GUID, found in any case, by Teams PowerShell and by Graph alike (it was "not found" in capitals)
+    assert _ok(pwsh("Get-CsOnlineUser", Identity=user["id"].upper()))[0]["Identity"] == user["id"]
+    assert graph.get(f"/users/{user['id'].upper()}").json()["id"] == user["id"]
     assert "assigned to 1 user" in _error(pwsh("Remove-CsOnlineVoiceRoutingPolicy", Identity="BE-Users"))["message"]
 
     voice_state = http.get(f"/_admin/tenants/{tenant.tenant_id}/voice").json()
