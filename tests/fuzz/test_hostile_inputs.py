@@ -237,7 +237,7 @@ async def test_what_an_extended_campaign_found(client, live, organisation) -> No
 
     user = (await sub.users(3))[-1]["msTeams"]["id"]
     fusion(await call(live, "PUT", f"{path}/msteams/users/{user}/vrp", body={"vrp": "x" * 70_000}, headers=headers),
-           400, "voice routing policy")
+           400, "vrp: at most 200 characters")  # the field as sent (it said "voice routing policy")
     fusion(await call(live, "PUT", f"{path}/msteams/users/{user}/groups", body={"groups": ["x" * 100_000]}, headers=headers),
            400, "groups")
     for kind in ([], {}, ["call-queue"]):

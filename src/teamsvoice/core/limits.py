@@ -18,10 +18,12 @@ from teamsvoice.core.errors import ValidationFailed
 
 LONG_MIN = -(2**63)  # the vendors' Long (and a BIGINT column) is a signed 64-bit integer
 LONG_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1  # an INTEGER column (our ids): PostgreSQL refuses to compare one with more
 NAME_MAX_LENGTH = 200  # the name columns are VARCHAR(200)
 JSON_MAX_DEPTH = 32
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # (a free text's tabs and line breaks)
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
@@ -88,17 +90,18 @@ def whole_number(text: str) -> int | None:
     return number if number <= LONG_MAX else None
 
 
-def name_problem(value: str, max_length: int = NAME_MAX_LENGTH) -> str | None:
-    """Why `value` cannot be stored as a name (None: it can)."""
+def name_problem(value: str, max_length: int = NAME_MAX_LENGTH, *, lines: bool = False) -> str | None:
+    """Why `value` cannot be stored as a name (None: it can); with `lines`, a free text of lines (tabs and line
+    breaks allowed, other control characters not)."""
     if len(value) > max_length:
         return f"at most {max_length} characters"
-    if _CONTROL.search(value):
+    if (_CONTROL_BUT_LINES if lines else _CONTROL).search(value):
         return "must not contain NUL or other control characters"
     return None
 
 
-def check_name(field: str, value: str, max_length: int = NAME_MAX_LENGTH) -> str:
-    problem = name_problem(value, max_length)
+def check_name(field: str, value: str, max_length: int = NAME_MAX_LENGTH, *, lines: bool = False) -> str:
+    problem = name_problem(value, max_length, lines=lines)
     if problem:
         raise ValidationFailed(f"{field}: {problem}")
     return value

@@ -190,3 +190,30 @@ async def test_numbers(world) -> None:
     missing = await client.request("DELETE", f"{path}/numbers", headers=reseller,
                                    json={"numbers": [{"countryCode": "+32", "nsn": "22100130"}]})
     assert missing.status_code == 404
+
+
+async def test_number_requests_are_bounded_and_searched_by_ascii_digits(world) -> None:
+    """Removing numbers has the cap adding them has (10,000 a request: one all-or-nothing transaction); a search
+    of numbers takes ASCII digits only ("²" and "١" pass `str.isdigit` but are no digit of a number)."""
+    client = world.client
+    reseller = await world.as_("reseller")
+    tenant = await world.create_tenant()
+    sub = await world.create_subscription(tenant["uuid"])
+    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+    added = await client.post(f"{path}/numbers", headers=reseller,
+                              json={"countryCode": "+32", "ranges": [[22100100, 22100101]]})
+    assert added.status_code == 200, added.text
+    too_many = [{"countryCode": "+32", "nsn": str(22200000 + i)} for i in range(10_001)]
+    for method, body in (("POST", {"countryCode": "+32", "numbers": [n["nsn"] for n in too_many]}),
+                         ("DELETE", {"numbers": too_many})):
+        refused = await client.request(method, f"{path}/numbers", headers=reseller, json=body)
+        assert refused.status_code == 400, (method, refused.text)
+        assert refused.json()["error"] == {"code": 1000, "reason": "numbers: at most 10000 numbers per request"}, method
+    assert (await client.get(f"{path}/numbers", headers=reseller)).json()["results"] == 2
+    for search in ("\u00b2", "\u0661", "+\u0663\u0662"):
+        for url, params in ((f"{path}/numbers", {}), (f"{path}/number_inventory", {"status": "disconnected"})):
+            answer = await client.get(url, headers=reseller, params=params | {"search": search})
+            assert answer.status_code == 400, (url, search, answer.text)
+            assert answer.json()["error"]["reason"] == "search: give some digits of the number", (url, search)
+    found = await client.get(f"{path}/numbers", headers=reseller, params={"search": "+32 2210 0101"})
+    assert [n["nsn"] for n in found.json()["numbers"]] == ["22100101"]

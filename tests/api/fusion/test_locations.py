@@ -94,6 +94,16 @@ async def test_locations_validation_scope_and_unlinked(client, live, organisatio
         refused = await client.post(f"{path}/locations", headers=reseller, json=bad)
         assert refused.status_code == 400 and named in refused.json()["error"]["reason"], (bad, refused.text)
     assert (await client.put(f"{path}/locations/{local.json()['id']}", headers=reseller, json={})).status_code == 400
+    # No control character in an address (NUL was stored on SQLite and a vague 400 on PostgreSQL): 400 naming it.
+    for wire in ("street", "number", "postbox", "postalCode", "city", "state", "companyName", "description"):
+        for bad in ("Rue\x00de la Loi", "Rue\x1bde la Loi"):
+            refused = await client.post(f"{path}/locations", headers=reseller, json={**ADDRESS, wire: bad})
+            assert refused.status_code == 400, (wire, refused.text)
+            assert refused.json()["error"]["reason"] == f"{wire}: must not contain NUL or other control characters"
+        changed = await client.put(f"{path}/locations/{local.json()['id']}", headers=reseller, json={wire: "A\x00"})
+        assert changed.status_code == 400 and changed.json()["error"]["reason"].startswith(f"{wire}: "), changed.text
+    kept = (await client.get(f"{path}/locations/{local.json()['id']}", headers=reseller)).json()
+    assert kept["street"] == "Rue de la Loi"
     other = await world.as_("other-reseller")
     assert (await client.get(f"{path}/locations", headers=other)).status_code == 404
     await world.tenant_login(tenant["uuid"], "tenant-admin")

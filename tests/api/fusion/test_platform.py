@@ -239,6 +239,42 @@ async def test_staff_management(world) -> None:
     assert (await client.get(f"{BASE}/nowhere/{tenant['uuid']}/admins", headers=reseller)).status_code == 404
 
 
+async def test_a_login_gives_no_admin_more_rights_than_it_holds(world) -> None:
+    """A tenant login whose rights were narrowed by hand, holding the admins roles, neither creates an admin of its
+    tenant's full default profile nor changes one (its password, its status, its profile): 403 in Fusion's body naming a
+    role it lacks, nothing written. Its own login, and admins within its rights, it still manages; a full profile
+    (the reseller's, the tenant's default) creates admins as before."""
+    client, reseller = world.client, await world.as_("reseller")
+    tenant = await world.create_tenant(name="Narrowed")
+    admins = f"{BASE}/tenants/{tenant['uuid']}/admins"
+    staff = [f"tenants.instance.admins.{verb}" for verb in ("list", "create", "update", "delete")]
+    await world.tenant_login(tenant["uuid"], "narrow", permissions=staff)
+    narrow = await world.as_("narrow")
+    full = await client.post(admins, headers=reseller,
+                             json={"username": "full@narrowed.example", "password": "Full-Passw0rd"})
+    assert full.status_code == 200, full.text
+    created = await client.post(admins, headers=narrow, json={"username": "mint@narrowed.example",
+                                                              "password": "Mint-Passw0rd"})
+    assert created.status_code == 403, created.text
+    assert created.json()["error"]["code"] == 1003, created.text
+    assert created.json()["error"]["reason"].startswith("The new admin would hold rights your login does not hold: ")
+    for change in ({"password": "Taken-0ver-1"}, {"status": "disabled"}, {"first_name": "Mallory"}):
+        taken = await client.put(f"{admins}/{full.json()['id']}", headers=narrow, json=change)
+        assert taken.status_code == 403 and taken.json()["error"]["code"] == 1003, (change, taken.text)
+        assert taken.json()["error"]["reason"].startswith(f"Admin {full.json()['id']} holds rights your login does not")
+    listed = (await client.get(admins, headers=reseller)).json()["admins"]
+    assert sorted((a["username"], a["status"], a["first_name"]) for a in listed) == [
+        ("full@narrowed.example", "active", None), ("narrow", "active", None)]
+    full_token = bearer(await world.login("full@narrowed.example", "Full-Passw0rd"))  # its password unchanged
+    assert (await client.get("/api/v01/system/users/local", headers=full_token)).status_code == 200
+    own_id = next(a["id"] for a in listed if a["username"] == "narrow")
+    own = await client.put(f"{admins}/{own_id}", headers=narrow, json={"first_name": "Nora"})
+    assert own.status_code == 200 and own.json()["first_name"] == "Nora", own.text
+    minted = await client.post(admins, headers=full_token,
+                               json={"username": "second@narrowed.example", "password": "Second-Passw0rd"})
+    assert minted.status_code == 200, minted.text
+
+
 async def test_ending_a_logins_sessions_ends_its_console_sessions_for_good(world) -> None:
     """A reseller's staff login signed in to the console: disabled, its cookie stops working, and enabling the
     login again does not bring that cookie back (it signs in anew); a password reset ends its cookie too, and so

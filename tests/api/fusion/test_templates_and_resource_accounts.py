@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.api.fusion.support import BASE, make_world
 from tests.api.fusion.users_support import Onboarded, onboard
 
 
@@ -37,6 +38,41 @@ async def test_templates_crud_and_apply(sub: Onboarded) -> None:
     assert (await client.delete(f"{path}/msteams/templates/{template_id}", headers=headers)).status_code == 204
     missing = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers)
     assert missing.status_code == 404 and missing.json()["error"] == {"code": 2095, "reason": "The template does not exist"}
+
+
+async def test_template_texts_are_bounded_and_named_as_sent(  # type: ignore[no-untyped-def]
+        client, live, organisation) -> None:
+    """A template's description is bounded (its column is TEXT) and holds no control character (NUL was stored on
+    SQLite, a vague error on PostgreSQL); a `vrp` that cannot be stored or granted is refused naming `vrp`, the
+    field as sent, not "voice routing policy"."""
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    url = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}/msteams/templates"
+    reseller = await world.as_("reseller")
+    base = {"name": "Probe", "productKey": "probe"}
+    cases = [({"description": "x" * 1001}, "description: at most 1000 characters"),
+             ({"description": "Head\x00office"}, "description: must not contain NUL or other control characters"),
+             ({"vrp": "x" * 201}, "vrp: at most 200 characters"),
+             ({"vrp": "World\x00"}, "vrp: must not contain NUL or other control characters"),
+             ({"vrp": "Intl/Out"}, "vrp: 'Intl/Out' contains '/'")]
+    for fields, reason in cases:
+        refused = await client.post(url, headers=reseller, json=base | fields)
+        assert refused.status_code == 400, (fields, refused.text)
+        assert refused.json()["error"]["reason"].startswith(reason), (fields, refused.text)
+    assert [t["id"] for t in (await client.get(url, headers=reseller)).json()["templates"]] == [0]  # nothing stored
+    lines = "For the sales team:\n\tnumbers from the Brussels range."  # (a free text: tabs and line breaks kept)
+    described = await client.post(url, headers=reseller, json=base | {"name": "Lines", "description": lines})
+    assert described.status_code == 201, described.text
+    assert (await client.get(f"{url}/{described.json()['id']}", headers=reseller)).json()["description"] == lines
+    created = await client.post(url, headers=reseller, json=base | {"description": "d" * 1000, "vrp": "Global"})
+    assert created.status_code == 201, created.text
+    template = f"{url}/{created.json()['id']}"
+    for fields, reason in cases[1:2] + cases[3:4]:
+        refused = await client.put(template, headers=reseller, json=fields)
+        assert refused.status_code == 400 and refused.json()["error"]["reason"].startswith(reason), refused.text
+    kept = (await client.get(template, headers=reseller)).json()
+    assert kept["description"] == "d" * 1000 and kept["vrp"] == "Global"
 
 
 async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:

@@ -13,6 +13,7 @@ from teamsvoice.api.fusion import docs
 from teamsvoice.api.fusion.deps import subscription_access
 from teamsvoice.api.fusion.wire import SUB_PATH
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion import locations, numbers
 from teamsvoice.domain.fusion.models import FusionLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -56,9 +57,9 @@ def _address_values(body: Any, *, partial: bool) -> dict[str, str | None]:
                 raise ValidationFailed(f"{wire}: must not be empty")
             values[attribute] = None
             continue
-        if not isinstance(value, str) or len(value.strip()) > limit:
+        if not isinstance(value, str):
             raise ValidationFailed(f"{wire}: must be a string of at most {limit} characters")
-        values[attribute] = value.strip()
+        values[attribute] = check_name(wire, value.strip(), limit)  # (no NUL nor other control characters)
     if values.get("country") is not None:
         values["country"] = numbers.check_iso_code(values["country"], "country")
     return values

@@ -183,8 +183,8 @@ async def list_admins(
 
 @router.post(
     AdminsPath, summary="Create an admin: {username, password, first_name?, last_name?, email?, mobile_number?}",
-    description="The login gets the default Required roles of its level; the password is stored hashed (argon2) "
-    "and never returned.",
+    description="The login gets the default Required roles of its level, which you must hold yourself (else 403); "
+    "the password is stored hashed (argon2) and never returned.",
     openapi_extra=request_body(
         docs.AdminRequest,
         example={
@@ -197,7 +197,8 @@ async def create_admin(
     request: Request, target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("create"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    user = await accounts.create_admin(uow.session, target[1], login_bodies.new_admin(await read_json(request)))
+    admin = login_bodies.new_admin(await read_json(request))
+    user = await accounts.create_admin(uow.session, target[0], target[1], admin)
     return await render_login(uow.session, user)
 
 
@@ -206,7 +207,7 @@ async def create_admin(
     openapi_extra=request_body(docs.AdminRequest, example={"status": "disabled"}),
     responses=docs.ok(docs.Login, "The updated admin"),
     description="Any of the profile fields, `password` (8 to 200 characters; ends the admin's sessions) and "
-    "`status` active|disabled.",
+    "`status` active|disabled. 403 for an admin holding a Required role you do not hold.",
 )
 async def update_admin(
     admin_id: int, request: Request,

@@ -179,8 +179,7 @@ async def add_numbers(
     else:
         if not isinstance(body["numbers"], list) or not body["numbers"]:
             raise ValidationFailed("numbers: must be a non-empty list of national significant numbers")
-        if len(body["numbers"]) > numbers.MAX_NUMBERS_PER_REQUEST:
-            raise ValidationFailed(f"numbers: at most {numbers.MAX_NUMBERS_PER_REQUEST} per request")
+        numbers.check_request_size("numbers", len(body["numbers"]))
         parsed, source = [phone.parse_number(code, n, iso) for n in body["numbers"]], "numbers"
     rows = await numbers.add_numbers(uow.session, access, parsed, source)
     return {"added": len(rows), "numbers": [render_number(r, None) for r in rows]}
@@ -188,7 +187,7 @@ async def add_numbers(
 
 @router.delete(SUB_PATH + "/numbers", summary="Remove unassigned numbers: {numbers: [{countryCode, nsn}]}",
     description="Only numbers no user holds and not in quarantine (400 code 1009 naming the number and the end of "
-    "its quarantine); all or nothing.",
+    "its quarantine); all or nothing; at most 10,000 numbers per request.",
     responses=docs.ok(docs.NumbersDeleted, "The numbers removed"),
     openapi_extra=body_example({"numbers": [{"countryCode": "+32", "nsn": "22100100"}]}),
 )
@@ -197,6 +196,7 @@ async def delete_numbers(
     access: Annotated[SubscriptionAccess, Depends(subscription_access(f"{_SUB}.instance.numbers.delete"))],
     uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
+    numbers.check_request_size("numbers", len(body.numbers))
     parsed = [phone.parse_number(phone.calling_code(n.countryCode, "numbers.countryCode"), n.nsn) for n in body.numbers]
     return {"deleted": await numbers.delete_numbers(uow.session, access, parsed)}
 

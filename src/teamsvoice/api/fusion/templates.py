@@ -69,13 +69,16 @@ def parse_changes(body: Any, *, creating: bool) -> templates.TemplateChanges:
         changes.product_key = check_name("productKey", service.optional_string("productKey", body["productKey"],
                                                                                nullable=False) or "")
     if "description" in body:
-        if body["description"] is not None and not isinstance(body["description"], str):
+        description = body["description"]
+        if description is not None and not isinstance(description, str):
             raise ValidationFailed("description: must be a string")
-        changes.description = body["description"]
+        changes.description = (None if description is None
+                               else check_name("description", description, templates.DESCRIPTION_MAX_LENGTH,
+                                               lines=True))
     if "location" in body:
         changes.location = None if body["location"] is None else service.parse_location("location", body["location"])
     if "vrp" in body:
-        changes.vrp = service.optional_string("vrp", body["vrp"])
+        changes.vrp = service.policy_name("vrp", body["vrp"])
     for name in ("groups", "licenses"):
         if name in body:
             setattr(changes, name, service.string_list(name, body[name], nullable=False))

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from teamsvoice.core.security import hash_secret, verify_secret_bounded
 from teamsvoice.domain.fusion import repository_accounts as logins
 from teamsvoice.domain.fusion.models import FusionTenant, FusionUser, FusionUserProfile
@@ -30,6 +30,7 @@ WRONG_PASSWORD = "wrong_password"
 SELF_DELETE = "self_delete"
 SELF_DISABLE = "self_disable"
 USERNAME_TAKEN = "username_taken"
+GRANTS_MORE = "grants_more_than_held"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MOBILE = re.compile(r"\+?[0-9 ()./-]{3,40}")
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{3,200}$")
@@ -217,7 +218,21 @@ class NewAdmin:
     profile: ProfileChange
 
 
-async def create_admin(session: AsyncSession, target: AdminTarget, admin: NewAdmin) -> FusionUser:
+def check_within_own_rights(principal: FusionPrincipal, permissions: list[str], what: str) -> None:
+    """A login gives no login more rights than it holds itself (at any level: an organisation login's default
+    profile holds every role of the levels below it, so it passes for them all): a login whose rights were narrowed
+    by hand could otherwise create, or take over by resetting its password or enabling it, a login of its level's
+    full profile. 403 naming the first role it lacks."""
+    missing = sorted(set(permissions) - principal.permissions)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise PermissionDenied(f"{what} rights your login does not hold: {missing[0]}{more}", code=GRANTS_MORE)
+
+
+async def create_admin(session: AsyncSession, principal: FusionPrincipal, target: AdminTarget,
+                       admin: NewAdmin) -> FusionUser:
+    """A login of the target's level with that level's default rights, which the caller must hold itself."""
+    check_within_own_rights(principal, default_permissions(target.level), "The new admin would hold")
     username = admin.username
     if await logins.username_taken(session, username):
         raise Conflict(f"username: {username} is taken", code=USERNAME_TAKEN)
@@ -244,8 +259,10 @@ class AdminChange:
 
 
 async def update_admin(session: AsyncSession, principal: FusionPrincipal, user: FusionUser, change: AdminChange) -> FusionUser:
-    """`user`: an admin of the target (`get_admin`). A login does not disable itself (as it does not delete itself:
-    nothing could enable it again below the level above)."""
+    """`user`: an admin of the target (`get_admin`), holding no right the caller lacks (`check_within_own_rights`).
+    A login does not disable itself (as it does not delete itself: nothing could enable it again below the level
+    above)."""
+    check_within_own_rights(principal, list(user.permissions or []), f"Admin {user.id} holds")
     if change.active is False and user.id == principal.user_id:
         raise ValidationFailed("You cannot disable your own login", code=SELF_DISABLE)
     if change.password is not None:

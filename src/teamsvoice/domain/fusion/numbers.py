@@ -14,10 +14,22 @@ from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.inventory import ownership, repository
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
-MAX_NUMBERS_PER_REQUEST = 10_000
+MAX_NUMBERS_PER_REQUEST = 10_000  # added or removed by one request: `check_request_size`
 NUMBER_TAKEN = "number_in_an_inventory"
 NUMBER_ASSIGNED = "number_assigned"
 NUMBER_NOT_IN_SUBSCRIPTION = "number_not_in_subscription"
+
+
+def check_request_size(field: str, count: int) -> None:
+    """The one bound on how many numbers one request adds to or removes from a subscription's inventory (all or
+    nothing, in one transaction): a 400 naming `field` past MAX_NUMBERS_PER_REQUEST."""
+    if count > MAX_NUMBERS_PER_REQUEST:
+        raise ValidationFailed(f"{field}: at most {MAX_NUMBERS_PER_REQUEST} numbers per request")
+
+
+def digits_of(text: str) -> str:
+    """The ASCII digits of `text`, in order (`core.limits.is_digits`: "²" and "١" are not digits of a number)."""
+    return "".join(ch for ch in text if is_digits(ch))
 
 
 def check_iso_code(raw: object, field: str = "isoCode") -> str:
@@ -41,7 +53,7 @@ def parse_full_number(raw: object, field: str) -> str:
     text = raw.strip()
     if not text.startswith("+"):
         raise ValidationFailed(f"{field}: '{raw}' is not in E.164 format: it must start with + and the country code "
-                               f"(e.g. +{''.join(ch for ch in text if ch.isdigit()) or '3212345678'})")
+                               f"(e.g. +{digits_of(text) or '3212345678'})")
     try:
         return parse_e164(text).e164
     except ValidationFailed as exc:
@@ -72,8 +84,7 @@ def expand_ranges(code: int, ranges: list[list[int | str]], iso_code: str | None
             raise ValidationFailed(f"ranges[{position}]: rangeEnd {last} is below rangeStart {first}")
         if len(first) != len(last):
             raise ValidationFailed(f"ranges[{position}]: rangeStart and rangeEnd must have the same number of digits")
-        if len(found) + (end - start + 1) > MAX_NUMBERS_PER_REQUEST:
-            raise ValidationFailed(f"ranges: at most {MAX_NUMBERS_PER_REQUEST} numbers per request")
+        check_request_size("ranges", len(found) + (end - start + 1))
         found.extend(parse_number(code, f"{value:0{len(first)}d}", iso_code) for value in range(start, end + 1))
     return found
 
@@ -101,11 +112,11 @@ async def add_numbers(session: AsyncSession, access: SubscriptionAccess, parsed:
     return rows
 
 
-def _search_digits(search: str | None) -> str | None:
-    """The digits to look for in numbers (None: no search)."""
+def search_digits(search: str | None) -> str | None:
+    """The digits to look for in numbers (None: no search), for every search of numbers by digits."""
     if not search:
         return None
-    digits = "".join(ch for ch in search if ch.isdigit())
+    digits = digits_of(search)
     if not digits:
         raise ValidationFailed("search: give some digits of the number")
     return digits
@@ -118,7 +129,7 @@ async def list_numbers(
     """A page of the subscription's numbers (E.164 order) and how many there are in all; `free_only`: those a
     user of the subscription could be given (`inventory.repository.free_in_subscription`: not held by any user of
     the enterprise, whichever family gave it, and not in quarantine)."""
-    return await repository.numbers_page(session, access.subscription.id, digits=_search_digits(search),
+    return await repository.numbers_page(session, access.subscription.id, digits=search_digits(search),
                                          free_only=free_only, offset=offset, limit=limit)
 
 

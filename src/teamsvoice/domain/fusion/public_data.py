@@ -18,6 +18,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.phone import calling_code, parse_e164
 from teamsvoice.domain.fusion import repository
+from teamsvoice.domain.fusion.numbers import search_digits
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF
 from teamsvoice.domain.fusion.scope import org_uuid
@@ -68,12 +69,8 @@ def check_suggestion_query(number_type: str | None, country_code: str | None, ra
 async def disconnected(session: AsyncSession, enterprise_id: int, search: str | None, offset: int,
                        limit: int) -> tuple[list[dict[str, Any]], int]:
     """The enterprise's numbers in quarantine now, as number_inventory items."""
-    digits = None
-    if search:
-        digits = "".join(ch for ch in search if ch.isdigit())
-        if not digits:
-            raise ValidationFailed("search: give some digits of the number")
-    rows, total = await repository.quarantined_numbers(session, enterprise_id, now=utcnow(), digits=digits,
+    rows, total = await repository.quarantined_numbers(session, enterprise_id, now=utcnow(),
+                                                       digits=search_digits(search),
                                                        offset=offset, limit=limit)
     items = []
     for row in rows:

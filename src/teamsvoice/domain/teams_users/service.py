@@ -361,6 +361,15 @@ def optional_string(name: str, value: Any, *, nullable: bool = True) -> str | No
     return value.strip()
 
 
+def policy_name(name: str, value: Any) -> str | None:
+    """A voice routing policy named in a request (a user's, a template's `vrp`), trimmed, or None (null): a name
+    that cannot be stored or granted (`provisioning.service.per_user_policy`) is a 400 naming `name`, the field as
+    the client sent it."""
+    text = optional_string(name, value)
+    per_user_policy(text, name)
+    return text
+
+
 def display_name(name: str, value: Any) -> str:
     """A display name sent for a user or resource account: a non-empty string, a bounded name (core.limits: at most
     200 characters, no control characters; Entra ID takes 256)."""
@@ -393,7 +402,7 @@ def parse_changes(values: dict[str, Any], labels: dict[str, str] | None = None) 
         elif name == "phone_number":
             update.phone_number = None if value is None else numbers.parse_full_number(value, wire)
         elif name == "vrp":
-            update.vrp = rules.check_policy_name(wire, optional_string(wire, value))
+            update.vrp = policy_name(wire, value)
         elif name in ("groups", "licenses"):
             setattr(update, name, string_list(wire, value))
         elif name == "customer_licenses":

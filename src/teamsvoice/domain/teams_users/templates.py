@@ -24,6 +24,8 @@ from teamsvoice.microsoft.ports import TenantConnection
 TEMPLATE_NAME_TAKEN = "template_name_taken"
 DEFAULT_TEMPLATE_READ_ONLY = "default_template_read_only"
 UNSET: Any = service.UNSET
+# The description column is TEXT, unbounded: a description is a sentence or two, never a document.
+DESCRIPTION_MAX_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ DEFAULT = Template(0, "Default", "default", "The minimum requirements for a Fusi
 @dataclass
 class TemplateChanges:
     """What to set on a template (UNSET: left alone); an API family parses its body into one. `name` and
-    `product_key` are checked names (`core.limits.check_name`), `location` an ISO alpha-2 code or None."""
+    `product_key` are checked names (`core.limits.check_name`), `description` one of at most
+    DESCRIPTION_MAX_LENGTH characters or None, `location` an ISO alpha-2 code or None, `vrp` a policy name
+    checked as a user's (`service.policy_name`) or None."""
 
     name: Any = UNSET
     product_key: Any = UNSET
