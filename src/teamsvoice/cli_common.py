@@ -19,8 +19,8 @@ DataDir = Annotated[Path | None, typer.Option(
     help="Where SQLite files, keys and demo credentials live (default: TEAMSVOICE_DATA_DIR, else ./data).",
     show_default=False)]
 # The bounds of an id typed as an argument or option: the id columns are PostgreSQL's `integer` (32 bits; no SQLite
-# row has a larger one). A larger one reached the database: past 64 bits an OverflowError traceback, exit 1, and on
-# PostgreSQL past 32 bits "integer out of range", a traceback too.
+# row has a larger one: core.limits.INTEGER_MAX, not imported: pydantic would slow `--help`). A larger one reached the
+# database: past 64 bits an OverflowError traceback, exit 1, and on PostgreSQL past 32 bits "integer out of range".
 ID_MIN, ID_MAX = 1, 2**31 - 1
 
 

@@ -5,9 +5,11 @@ user are configured through the ConnecttoTeams API and teamsvoice's durable SBC 
 import asyncio
 import json
 import socket
+import sqlite3
 import ssl
 import time
 import uuid
+from contextlib import closing
 
 import pytest
 from dbos import DBOS
@@ -19,7 +21,7 @@ from tests.e2e.test_calling import enterprise_token, fresh_numbers, user_body
 from tests.support.calling import licensed_users
 from tests.support.ctt import bearer, token_for
 from tests.support.onboarding import Onboarding
-from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget
+from teamsvoice.domain.sbc.ports import DesiredSbc, Registration, RouteTarget, SbcUnavailable
 from teamsvoice.sbc.kamailio import KamailioSbc
 from tests.support.sip import (
     Kamailio, SipMessage, SippRegistrar, UdpPeer, digest_valid, missing, module_missing, self_signed_tls_cfg,
@@ -186,6 +188,17 @@ async def test_pbx_user_registers_through_kamailio(onboarding, live, organisatio
         except BaseException:
             pbx2.stop()
             raise
+
+        # A new number through updateUserDetails (the PBX user's number is the Teams number) reaches the SBC: it kept
+        # registering the old one, so the PBX's calls to the user went to Microsoft for the old number (whoever holds
+        # it next) and the user's calls out found no PBX user.
+        renumbered_to = f"+{fresh_numbers()[2]}"
+        renumbered = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                       json=msal | {"userPrincipalName": upn, "phoneNumber": renumbered_to})
+        assert renumbered.status_code == 200, renumbered.text
+        await wait_registered(client, token, tenant_id)
+        held = [r["l_username"] for r in kamailio.rpc("uac.reg_dump")["result"] if r["l_uuid"] == f"tv-{user_id}"]
+        assert held == [renumbered_to], held
 
         # Another reseller sees neither the user nor the enterprise's registrations.
         intruder = bearer(await token_for(client, organisation.resellers[1]))
@@ -454,6 +467,21 @@ def test_a_pbx_name_kamailio_cannot_resolve_is_reported_and_the_others_are_loade
     second = sbc.apply(DesiredSbc([], [microsoft, moved]))
     assert second.targets_reloaded and second.refused == {}, second
     assert loaded() == {(1, "sip:127.0.0.1:5999"), (1002, "sip:127.0.0.1:5072")}
+
+
+def test_a_write_kamailios_database_refuses_never_shows_the_sip_password(kamailio) -> None:
+    """Kamailio's database refusing a write (a read-only replica after a failover, a grant missing) was reported with
+    SQLAlchemy's text of the statement and its parameters: the SIP password, which the sync logs at every retry."""
+    with closing(sqlite3.connect(kamailio.db_url.removeprefix("sqlite:///"))) as db, db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON uacreg BEGIN SELECT RAISE(ABORT, 'read-only replica'); END")
+    sbc = KamailioSbc(kamailio.db_url, kamailio.rpc_url)
+    desired = DesiredSbc([Registration(key="tv-801", number="+14139308010", gateway_fqdn=FQDN, pbx_user_id="801",
+                                       pbx_auth_user_id="801", password="Never-shown-801", pbx_domain="127.0.0.1",
+                                       proxy="sip:127.0.0.1:5999", expires=300)], [])
+    with pytest.raises(SbcUnavailable) as refused:
+        sbc.apply(desired)
+    message = refused.value.message
+    assert "read-only replica" in message and "Never-shown-801" not in message, message
 
 
 @pytest.mark.skipif(module_missing("db_postgres.so"), reason="Kamailio's db_postgres is missing (kamailio-postgres-modules)")

@@ -67,7 +67,8 @@ _engines_lock = threading.Lock()
 def _engine(url: str) -> Engine:
     with _engines_lock:
         if url not in _engines:
-            _engines[url] = create_engine(sync_url(url), pool_pre_ping=True)
+            # hide_parameters: an error's text (logged at every retry of a sync) would show the SIP passwords written.
+            _engines[url] = create_engine(sync_url(url), pool_pre_ping=True, hide_parameters=True)
         return _engines[url]
 
 

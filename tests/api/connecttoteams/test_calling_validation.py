@@ -73,6 +73,15 @@ async def test_configure_user_rules(registered, live) -> None:
 
     no_route = await client.post("/enterprise/configureUser", headers=bearer(token), json=body(directRouteId=12345))
     expect(no_route, 404, "directRouteId")
+    # A location named by digits past a 32-bit id is looked up by its name alone: PostgreSQL refused the comparison
+    # with the id column, and the caller read "A number in the request is out of range" (the location unusable).
+    numeric = await client.post("/pbx/configurePBX", headers=bearer(token),
+                                json=location_body(registered.enterprise_id, "3000000000"))
+    assert numeric.status_code == 200, numeric.text
+    expect(await client.post("/enterprise/configureUser", headers=bearer(token),
+                             json=body(pbxLocation="3000000000", directRouteId=12345)), 404, "directRouteId")
+    expect(await client.post("/enterprise/configureUser", headers=bearer(token), json=body(pbxLocation="4000000000")),
+           404, "pbxLocation")
     cases = [
         (body(directRouteId="806"), 400, "directRouteId"),
         (body(directRouteId=-1), 400, "directRouteId"),

@@ -18,6 +18,7 @@ from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
 from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository as orgs_repository, service as orgs
 from teamsvoice.domain.provisioning import service
+from teamsvoice.domain.sbc.workflows import enqueue_sync
 
 router = APIRouter(prefix="/provisioning", tags=["ConnecttoTeams: provisioning"])
 
@@ -97,6 +98,8 @@ async def update_user_details(
             if body[field] is not None and not isinstance(body[field], str):
                 raise ValidationFailed(f"{field}: must be a string or null")
             changes[key] = body[field]
+    if "phone_number" in changes:  # a PBX user's number is its Teams number: the SBC registers with it
+        uow.after_commit(lambda: enqueue_sync(container.settings))
     return calling_wire.render_reconciled(await service.update_user_details(uow.session, access, upn.strip(), **changes))
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from teamsvoice.core.limits import whole_number
+from teamsvoice.core.limits import INTEGER_MAX, whole_number
 from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser,
                                               TeamsAppTemplate)
 from teamsvoice.domain.orgs.models import PbxType
@@ -80,10 +80,11 @@ async def location_name_taken(session: AsyncSession, enterprise_id: int, name: s
 
 
 async def location_by_reference(session: AsyncSession, enterprise_id: int, reference: str) -> PbxLocation | None:
-    """The enterprise's location named `reference`, or (when it is a number) whose id it is; the oldest first."""
+    """The enterprise's location named `reference`, or (when it is a number an id can be) whose id it is; the oldest
+    first."""
     query = select(PbxLocation).where(PbxLocation.enterprise_id == enterprise_id)
     reference = reference.strip()
-    if (number := whole_number(reference)) is not None:
+    if (number := whole_number(reference)) is not None and number <= INTEGER_MAX:
         query = query.where(or_(PbxLocation.id == number, PbxLocation.pbx_location == reference))
     else:
         query = query.where(PbxLocation.pbx_location == reference)
