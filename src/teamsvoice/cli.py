@@ -526,9 +526,7 @@ def sbc_status(
 ) -> None:
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
     Exit 0; 1 when an SBC is attached but does not answer."""
-    from sqlalchemy import create_engine
-
-    from teamsvoice.core.db import sync_transaction, sync_url
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
     from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.api.connecttoteams.calling_wire import render_registrations
     from teamsvoice.domain.orgs.models import Enterprise
@@ -540,7 +538,7 @@ def sbc_status(
         _migrate(settings)
     except StartupError as exc:
         _fail(str(exc))
-    engine = create_engine(sync_url(settings.effective_database_url))
+    engine = create_blocking_engine(settings.effective_database_url)
     try:
         with sync_transaction(engine) as session:
             if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:

@@ -10,11 +10,10 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import httpx
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from teamsvoice.core.db import sync_transaction, sync_url
+from teamsvoice.core.db import create_blocking_engine, sync_transaction
 from teamsvoice.core import phone
 from teamsvoice.core.ids import new_client_id
 from teamsvoice.core.security import Keyring, hash_secret, new_token
@@ -274,7 +273,7 @@ def onboard_fusion(settings: Settings, keyring: Keyring, seed: FusionSeed) -> No
     wizard runs again."""
     from teamsvoice.jobs.fusion_wizard import run_wizard
 
-    engine = create_sync_engine(sync_url(settings.effective_database_url))
+    engine = create_blocking_engine(settings.effective_database_url)
     try:
         for run_id, microsoft in seed.runs:
             if run_wizard(engine, settings, keyring, run_id):

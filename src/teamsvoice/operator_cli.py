@@ -641,11 +641,10 @@ def _doctor_storage(settings: "Settings") -> list[dict[str, Any]]:
 def _doctor_database(settings: "Settings") -> tuple[list[dict[str, Any]], bool]:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
 
     from teamsvoice import runner
-    from teamsvoice.core.db import MIGRATIONS_DIR, sync_url
+    from teamsvoice.core.db import MIGRATIONS_DIR, create_blocking_engine
 
     url = settings.effective_database_url
     where = runner.redact_url(url)
@@ -655,7 +654,7 @@ def _doctor_database(settings: "Settings") -> tuple[list[dict[str, Any]], bool]:
                 _check("migrations", None, "no database")], False
     try:
         runner.check_database(url)
-        engine = create_engine(sync_url(url))
+        engine = create_blocking_engine(url)
         try:
             with engine.connect() as connection:
                 current = set(MigrationContext.configure(connection).get_current_heads())
@@ -686,11 +685,11 @@ def _doctor_database(settings: "Settings") -> tuple[list[dict[str, Any]], bool]:
 def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
     from datetime import timedelta
 
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
     from teamsvoice.core.clock import utcnow
-    from teamsvoice.core.db import sync_transaction, sync_url
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
     from teamsvoice.jobs import repository as jobs_repository
     from teamsvoice.jobs.runtime import system_database_url
 
@@ -701,7 +700,7 @@ def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
         checks.append(_check("job engine tables", False, f"{_sqlite_path(system_url)} does not exist",
                              "start `teamsvoice serve` once: the job engine creates its tables"))
     else:
-        engine = create_engine(sync_url(system_url))
+        engine = create_blocking_engine(system_url)
         try:
             if "workflow_status" in inspect(engine).get_table_names(schema=schema):
                 with engine.connect() as connection:
@@ -717,7 +716,7 @@ def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
                                  "check the job engine's database"))
         finally:
             engine.dispose()
-    engine = create_engine(sync_url(settings.effective_database_url))
+    engine = create_blocking_engine(settings.effective_database_url)
     try:
         with sync_transaction(engine) as session:
             live = jobs_repository.live_workers(

@@ -180,3 +180,17 @@ def test_a_backup_carries_what_serve_needs_to_start_from_it(tmp_path: Path) -> N
         assert copy.execute("SELECT domain FROM tenants").fetchall() == [("contoso.example",)]
     finally:
         copy.close()
+
+
+def test_readme_says_what_a_backup_holds() -> None:
+    """README's Backups section said a backup held both databases and `secret.key`, not the emulator's directory,
+    while `backup` archives the emulator's directory and the side files too (as its command table said)."""
+    from teamsvoice import operator_cli
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Backups\n", 1)[1].split("\n#", 1)[0]
+    said = " ".join(section.split("`teamsvoice backup FILE`", 1)[1].split("\n2. ", 1)[0].split())
+    for name in (operator_cli.DATABASE_FILE, operator_cli.JOBS_FILE, operator_cli.KEY_FILE, *operator_cli.SIDE_FILES,
+                 f"{operator_cli.EMULATOR_DIR}/"):
+        assert f"`{name}`" in said or name.endswith(".sqlite3") and "both databases" in said, (name, said)
+    assert "not included" not in said, said

@@ -49,6 +49,10 @@ from teamsvoice.microsoft.voice_state import tenant_voice
 router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"
 GRID_PAGE = 50
+CUSTOMERS_PAGE = 100  # customers (Fusion tenants) per page of the Customers page
+JOBS_PAGE = 50  # bulk jobs per page of the Jobs page
+OTHER_JOBS = catalogue.LIMIT  # the Jobs page's other jobs: the newest of each kind (narrowed by kind and status)
+BULK_HISTORY = f"{_MST}.users.bulk.jobs"  # the role of the Fusion API's bulk job history: who sees bulk jobs
 ITEMS_PAGE = 100  # a bulk job's items per page of its job page
 PREVIEW_ROWS = 200  # a bulk CSV preview lists at most this many rows with errors, and as many ready ones
 PICKER_SIZE = 200
@@ -86,6 +90,10 @@ def _require(staff: auth.Staff, role: str) -> None:
 async def _access(uow: UnitOfWorkDep, staff: auth.Staff, uuid: str, sub_id: int, role: str) -> SubscriptionAccess:
     _require(staff, role)
     return await subscription_in_scope(uow.session, staff.fusion, uuid, sub_id)
+
+
+def _pages(total: int, size: int) -> int:
+    return max(1, -(-total // size))
 
 
 def _secure(request: Request, container: ContainerDep) -> bool:
@@ -176,10 +184,19 @@ async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, tenant: Any)
 
 
 @router.get("/customers")
-async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: str = "") -> Response:
+async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: str = "",
+                    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
+    """The customers a page at a time (CUSTOMERS_PAGE), how many there are, and links to the other pages."""
     _require(staff, "tenants.list")
     parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
-    found, total = await tenants.list_tenants(uow.session, staff.fusion, tenants.TenantQuery(q.strip() or None, "name", "asc", parent), 0, 100)
+    query = tenants.TenantQuery(q.strip() or None, "name", "asc", parent)
+    found, total = await tenants.list_tenants(uow.session, staff.fusion, query, (page_number - 1) * CUSTOMERS_PAGE,
+                                              CUSTOMERS_PAGE)
+    pages = _pages(total, CUSTOMERS_PAGE)
+    if page_number > pages:  # past the last page (an old link, a number typed): the last page
+        page_number = pages
+        found, total = await tenants.list_tenants(uow.session, staff.fusion, query, (pages - 1) * CUSTOMERS_PAGE,
+                                                  CUSTOMERS_PAGE)
     fusion_rows = [{"tenant": t, "subscriptions": await _subscription_rows(uow, staff, t)} for t in found]
     backing = {row["subscription"].enterprise_id for entry in fusion_rows for row in entry["subscriptions"]}
     enterprises = []
@@ -192,7 +209,8 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
             granted = [c.consent_name for c in await consents.consents_of(uow.session, enterprise.id)]
             enterprises.append({"enterprise": enterprise, "consents": granted,
                                 "missing": sorted({a.consent_name for a in ACTION_TYPES.values() if a.consent_name} - set(granted))})
-    context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises}
+    context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises,
+               "page": page_number, "pages": pages, "query_string": urlencode({"q": q} if q else {})}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "customer-results":
         return page(request, "_customer_results.html", context)
     return page(request, "customers.html", context)
@@ -288,10 +306,10 @@ async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: Sub
 async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
     total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
-    jobs, _ = await bulk.list_jobs(uow.session, access, None, 0, 10)
+    jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if staff.fusion.holds(BULK_HISTORY) else None
     return page(request, "subscription.html", {
         **await _onboarding_context(uow, staff, access), "numbers": {"total": total, "free": free, "assigned": assigned},
-        "jobs": [bulk.job_summary(j) for j in jobs]})
+        "jobs": None if jobs is None else [bulk.job_summary(j) for j in jobs], "history_role": BULK_HISTORY})
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")
@@ -638,22 +656,33 @@ async def job_results(uuid: str, sub_id: int, job_id: int, staff: StaffDep, uow:
 
 
 @router.get("/jobs")
-async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
-    """Bulk jobs of every subscription the staff member may see, and their other durable work, newest first."""
+async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str = "", status: str = "",
+               page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
+    """Bulk jobs of every subscription the staff member may see, newest first, a page at a time (JOBS_PAGE), to a
+    login holding the Fusion API's role for bulk job history; and their other durable work, the newest OTHER_JOBS of
+    each kind, narrowed to one kind or status on request."""
     _require(staff, "tenants.list")
-    parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
-    found, _ = await tenants.list_tenants(uow.session, staff.fusion, tenants.TenantQuery(None, "name", "asc", parent), 0, 500)
-    rows = []
-    for tenant in found:
-        subscriptions, _ = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
-        for subscription in subscriptions:
-            access = await subscription_in_scope(uow.session, staff.fusion, tenant.uuid, subscription.id)
-            listed, _ = await bulk.list_jobs(uow.session, access, None, 0, 50)
-            rows += [{"job": bulk.job_summary(j), "tenant": tenant, "subscription": subscription,
-                      "base": _sub_url(access)} for j in listed]
-    rows.sort(key=lambda r: r["job"].created_on, reverse=True)
-    other = [j for j in await catalogue.list_jobs(uow.session, staff.ctt.reseller_scope) if j.kind != "bulk"]
-    return page(request, "jobs.html", {"staff": staff, "rows": rows, "other": other})
+    rows: list[dict[str, Any]] | None = None
+    total = pages = 0
+    if staff.fusion.holds(BULK_HISTORY):
+        listed, total = await catalogue.bulk_history(uow.session, staff.fusion, (page_number - 1) * JOBS_PAGE,
+                                                     JOBS_PAGE)
+        pages = _pages(total, JOBS_PAGE)
+        if page_number > pages:  # past the last page (an old link, a number typed): the last page
+            page_number = pages
+            listed, total = await catalogue.bulk_history(uow.session, staff.fusion, (pages - 1) * JOBS_PAGE, JOBS_PAGE)
+        rows = [{"job": bulk.job_summary(job), "tenant": tenant, "subscription": subscription,
+                 "base": f"/console/tenants/{tenant.uuid}/subscriptions/{subscription.id}"}
+                for job, subscription, tenant in listed]
+    other, cut = await catalogue.listing(uow.session, staff.ctt.reseller_scope, kind=kind or None,
+                                         status=status or None, limit=OTHER_JOBS, leave_out=("bulk",))
+    filters = {"kind": kind, "status": status}
+    return page(request, "jobs.html", {
+        "staff": staff, "rows": rows, "total": total, "page": page_number, "pages": pages, "history_role": BULK_HISTORY,
+        "other": other, "cut": cut, "other_limit": OTHER_JOBS, "filters": filters,
+        "kinds": {name: label for name, label in catalogue.KINDS.items() if name != "bulk"},
+        "statuses": sorted({s for name, known in catalogue.STATUSES.items() if name != "bulk" for s in known}),
+        "query_string": urlencode({k: v for k, v in filters.items() if v})})
 
 
 _JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run",

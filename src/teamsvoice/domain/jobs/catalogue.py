@@ -16,7 +16,7 @@ Both are recorded in the audit log (`job.retry`, `job.cancel`) in the caller's t
 then awaits the `FollowUp` returned (it enqueues or stops the workflow; it needs the job engine).
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -39,7 +39,9 @@ from teamsvoice.domain.audit.recorder import Owner, acting_scope
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion import onboarding
-from teamsvoice.domain.fusion.models import FusionWizardRun
+from teamsvoice.domain.fusion import repository as fusion_repository
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionWizardRun
+from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.jobs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import bulk
@@ -296,22 +298,23 @@ async def _with_runs(session: AsyncSession, jobs: list[Job]) -> list[Job]:
 
 
 async def listing(session: AsyncSession, scope: Scope, *, kind: str | None = None, status: str | None = None,
-                  limit: int = LIMIT) -> tuple[list[Job], bool]:
-    """Newest first: at most `limit` of each kind (of `kind` only, when given), optionally in one status (filtered in
-    the query: before, only the newest `limit` of each kind were filtered, so an older job in that status was never
-    listed); and whether a kind had more than `limit` (the list is cut)."""
-    if kind is not None and kind not in KINDS:
-        raise ValidationFailed(f"kind: must be one of {', '.join(KINDS)}")
+                  limit: int = LIMIT, leave_out: Collection[str] = ()) -> tuple[list[Job], bool]:
+    """Newest first: at most `limit` of each kind (of `kind` only, when given; never of the kinds in `leave_out`),
+    optionally in one status (filtered in the query: before, only the newest `limit` of each kind were filtered, so an
+    older job in that status was never listed); and whether a kind had more than `limit` (the list is cut)."""
+    kinds = [name for name in KINDS if name not in leave_out]
+    if kind is not None and kind not in kinds:
+        raise ValidationFailed(f"kind: must be one of {', '.join(kinds)}")
     wanted = status.strip().lower() if status else None
     if wanted is not None:
-        allowed = sorted({s for name, known in STATUSES.items() if kind in (None, name) for s in known})
+        allowed = sorted({s for name in kinds if kind in (None, name) for s in STATUSES[name]})
         if wanted not in allowed:
             raise ValidationFailed(f"status: must be one of {', '.join(allowed)}" + (f" for {kind} jobs" if kind else ""))
     scope = None if scope is None else list(scope)
     jobs: list[Job] = []
     cut = False
     for name, load in _LOADERS.items():
-        if kind is None or kind == name:
+        if (kind is None or kind == name) and name in kinds:
             found = await load(session, scope, None, limit + 1,
                                None if wanted is None else STATUS_COLUMNS[name] == wanted)
             cut = cut or len(found) > limit
@@ -323,6 +326,15 @@ async def list_jobs(session: AsyncSession, scope: Scope, *, kind: str | None = N
                     limit: int = LIMIT) -> list[Job]:
     """The jobs of `listing`."""
     return (await listing(session, scope, kind=kind, status=status, limit=limit))[0]
+
+
+async def bulk_history(session: AsyncSession, principal: FusionPrincipal, offset: int, limit: int
+                       ) -> tuple[list[tuple[FusionBulkJob, FusionSubscription, FusionTenant]], int]:
+    """A page of the bulk jobs of every subscription `principal` sees (the Fusion API's scope: the subscriptions of
+    `fusion.repository.visible_tenants`, as `fusion.scope.subscription_in_scope` resolves them), newest first, each
+    with its subscription and tenant, and how many there are. Like the API's bulk job history, for a login holding
+    its role (`...msteams.users.bulk.jobs`): the caller checks it, as the API's route does."""
+    return await repository.bulk_jobs_of_tenants(session, fusion_repository.visible_tenants(principal), offset, limit)
 
 
 async def find(session: AsyncSession, scope: Scope, ref: str) -> Job:

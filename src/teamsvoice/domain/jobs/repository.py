@@ -12,9 +12,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
-from teamsvoice.domain.fusion.models import FusionSubscription, FusionWizardRun
+from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionWizardRun
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.domain.teams_users.models import FusionBulkItem
+from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook, VoiceApplyJob
 
 Scope = list[int] | None
@@ -51,6 +51,23 @@ async def subscription_jobs(session: AsyncSession, model: type[Row], scope: Scop
     `subscription_id`) with the subscription's customer."""
     query = _of_subscription(select(model, Enterprise), model.subscription_id)  # type: ignore[attr-defined]
     return await _rows(session, _newest(query, model.id, scope, ids, limit, where=where))  # type: ignore[attr-defined]
+
+
+def _bulk_jobs_of(query: Select[Any], tenants: ColumnElement[bool]) -> Select[Any]:
+    return (query.join(FusionSubscription, FusionSubscription.id == FusionBulkJob.subscription_id)
+            .join(FusionTenant, FusionTenant.id == FusionSubscription.fusion_tenant_id).where(tenants))
+
+
+async def bulk_jobs_of_tenants(session: AsyncSession, tenants: ColumnElement[bool], offset: int, limit: int
+                               ) -> tuple[list[tuple[FusionBulkJob, FusionSubscription, FusionTenant]], int]:
+    """A page of the bulk jobs of the subscriptions of the Fusion tenants that meet `tenants`, newest first (highest
+    id), each with its subscription and tenant, and how many there are in all."""
+    query = _bulk_jobs_of(select(FusionBulkJob, FusionSubscription, FusionTenant), tenants)
+    rows = await _rows(session, query.order_by(FusionBulkJob.id.desc()).offset(offset).limit(limit))
+    if 0 < len(rows) < limit or (offset == 0 and not rows):
+        return rows, offset + len(rows)  # the last page: no count needed
+    count = _bulk_jobs_of(select(func.count(FusionBulkJob.id)).select_from(FusionBulkJob), tenants)
+    return rows, await session.scalar(count) or 0
 
 
 async def bulk_item_tries(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, int]:

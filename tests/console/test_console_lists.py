@@ -1,0 +1,178 @@
+"""The console's lists over plain HTTP. The Jobs page listed every bulk job to any staff login, while the Fusion API
+lists a subscription's bulk job history only to a login holding its role (the job's own page checked its role). The
+Customers page stopped at 100 customers and the Jobs page at 500 customers and 50 jobs per subscription, saying
+nothing: a provider with more never saw the rest. They now say how many there are and page to the rest."""
+
+import html
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.api.fusion.support import BASE, PASSWORD
+from tests.support.browser import forms, submit
+from tests.support.database import in_session
+
+HISTORY_ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk.jobs"
+
+
+async def _signed_in(browser: httpx.AsyncClient, username: str, password: str) -> None:
+    form_page = await browser.get("/console/login")
+    signed = await submit(browser, str(form_page.url), forms(form_page.text)[0], username=username, password=password)
+    assert signed.status_code == 303, signed.text
+
+
+def _next_link(text: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next"', text)
+    return html.unescape(found.group(1)) if found else None
+
+
+async def _customer(session: Any, reseller_id: int, name: str) -> tuple[str, int]:
+    """A customer as the Fusion API makes one (a tenant, a subscription and its Direct Routing enterprise), as records
+    only: answers (tenant uuid, subscription id)."""
+    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+    from teamsvoice.domain.orgs.models import Enterprise
+
+    enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name, services=["DIRECT_ROUTING"])
+    tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
+    session.add_all([enterprise, tenant])
+    await session.flush()
+    subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
+    session.add(subscription)
+    await session.flush()
+    return tenant.uuid, subscription.id
+
+
+def _ended_job(subscription_id: int, title: str) -> Any:
+    """A bulk job that has ended (the job engine leaves it alone)."""
+    from teamsvoice.domain.teams_users.models import FusionBulkJob
+
+    return FusionBulkJob(job_id="1700000000", subscription_id=subscription_id, title=title, status="success",
+                         total_count=1, success_count=1)
+
+
+async def test_bulk_jobs_show_to_a_login_holding_the_apis_role_for_their_history(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    from teamsvoice.domain.fusion import tenants as fusion_tenants
+    from teamsvoice.domain.fusion.roles import default_permissions
+
+    staff = organisation.resellers[0]
+    username = f"no-history-{uuid.uuid4().hex[:6]}"
+
+    async def make(session: Any) -> tuple[str, int]:
+        tenant_uuid, subscription_id = await _customer(session, staff.reseller_id, "History Co")
+        session.add(_ended_job(subscription_id, "Moved the sales team"))
+        await fusion_tenants.create_login(session, username=username, password=PASSWORD, level="reseller",
+                                          reseller_id=staff.reseller_id,
+                                          permissions=[p for p in default_permissions("reseller") if p != HISTORY_ROLE])
+        return tenant_uuid, subscription_id
+
+    tenant_uuid, subscription_id = await in_session(live, make)
+    tenant_page = f"/console/tenants/{tenant_uuid}/subscriptions/{subscription_id}"
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        for path in ("/console/jobs", tenant_page):
+            shown = await browser.get(path)
+            assert shown.status_code == 200 and "Moved the sales team" in shown.text, (path, shown.text)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, username, PASSWORD)
+        for path in ("/console/jobs", tenant_page):
+            hidden = await browser.get(path)
+            assert hidden.status_code == 200 and "Moved the sales team" not in hidden.text, (path, hidden.text)
+            assert f"role {HISTORY_ROLE}" in hidden.text, (path, hidden.text)
+        # The Fusion API's own answer to that login
+        token = (await browser.post("/api/v01/auth/login", json={"username": username, "password": PASSWORD})).json()
+        history = await browser.get(f"{BASE}/tenants/{tenant_uuid}/subscriptions/{subscription_id}/msteams/users/bulk",
+                                    headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert history.status_code == 403, history.text
+
+
+async def test_customers_past_the_first_page_are_counted_and_reached(  # type: ignore[no-untyped-def]
+        live, organisation, monkeypatch) -> None:
+    from teamsvoice.console import pages
+
+    monkeypatch.setattr(pages, "CUSTOMERS_PAGE", 2)
+    staff = organisation.resellers[0]
+    names = [f"Paged customer {n}" for n in range(1, 6)]
+
+    async def make(session: Any) -> None:
+        for name in names:
+            await _customer(session, staff.reseller_id, name)
+
+    await in_session(live, make)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        seen: list[str] = []
+        path: str | None = "/console/customers?q=Paged"
+        while path is not None:
+            listed = await browser.get(path)
+            assert listed.status_code == 200, listed.text
+            assert f"5 customers, page {len(seen) // 2 + 1} of 3" in listed.text, listed.text
+            seen += re.findall(r"<td>(Paged customer \d)</td>", listed.text)
+            path = _next_link(listed.text)
+            assert path is None or "q=Paged" in path  # the search stays
+        assert seen == names
+        # The search's live results (htmx) say it too
+        live_results = await browser.get("/console/customers?q=Paged", headers={"HX-Request": "true",
+                                                                                 "HX-Target": "customer-results"})
+        assert "5 customers, page 1 of 3" in live_results.text and _next_link(live_results.text)
+
+
+async def test_jobs_past_the_first_page_are_counted_and_reached(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """51 jobs of one subscription: the page listed the newest 50 of each subscription and no more."""
+    staff = organisation.resellers[0]
+
+    async def make(session: Any) -> None:
+        _tenant, subscription_id = await _customer(session, staff.reseller_id, "Busy Co")
+        for n in range(1, 52):
+            session.add(_ended_job(subscription_id, f"Job number {n:02d}"))
+            await session.flush()  # (one at a time: their ids in order)
+
+    await in_session(live, make)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        first = await browser.get("/console/jobs")
+        assert first.status_code == 200 and "51 bulk jobs, page 1 of 2" in first.text, first.text
+        shown = re.findall(r">Job number (\d\d)</a>", first.text)
+        assert shown == [f"{n:02d}" for n in range(51, 1, -1)]  # newest first
+        following = _next_link(first.text)
+        assert following is not None
+        second = await browser.get(following)
+        assert "51 bulk jobs, page 2 of 2" in second.text and _next_link(second.text) is None
+        assert re.findall(r">Job number (\d\d)</a>", second.text) == ["01"]
+
+
+async def test_other_jobs_past_the_newest_of_their_kind_are_said_and_narrowed_to(  # type: ignore[no-untyped-def]
+        live, organisation, monkeypatch) -> None:
+    """The other jobs were the newest 100 of each kind, and nothing said there were more."""
+    from teamsvoice.console import pages
+    from teamsvoice.domain.consent.models import WebhookDelivery
+    from teamsvoice.domain.orgs.models import Enterprise
+
+    monkeypatch.setattr(pages, "OTHER_JOBS", 2)
+    staff = organisation.resellers[0]
+
+    async def make(session: Any) -> None:
+        enterprise = Enterprise(reseller_id=staff.reseller_id, enterprise_name="Hooked Co")
+        session.add(enterprise)
+        await session.flush()
+        for status, error in (("refused", "the redirectUrl answered 410"), ("delivered", None), ("delivered", None),
+                              ("delivered", None)):
+            session.add(WebhookDelivery(enterprise_id=enterprise.id, url="https://hooks.example/consent",
+                                        payload_encrypted="x", status=status, attempts=1, last_error=error))
+            await session.flush()
+
+    await in_session(live, make)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        listed = await browser.get("/console/jobs")
+        assert "the newest 2 of each kind are listed" in listed.text, listed.text
+        assert "the redirectUrl answered 410" not in listed.text  # the oldest, past the newest two
+        [narrow] = [f for f in forms(listed.text) if f.method == "get" and f.action == "/console/jobs"]
+        narrowed = await submit(browser, str(listed.url), narrow, kind="webhook", status="refused")
+        assert narrowed.status_code == 200 and "the redirectUrl answered 410" in narrowed.text, narrowed.text
+        assert "of each kind are listed" not in narrowed.text
+        refused = await browser.get("/console/jobs", params={"kind": "bulk"})  # bulk jobs have their own table
+        assert refused.status_code == 400 and "kind: must be one of webhook" in refused.text, refused.text
