@@ -12,7 +12,7 @@ import httpx
 
 from tests.api.fusion.support import BASE, PASSWORD
 from tests.support.browser import forms, submit
-from tests.support.database import in_session
+from tests.support.database import customer_records, in_session
 
 HISTORY_ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk.jobs"
 
@@ -31,17 +31,9 @@ def _next_link(text: str) -> str | None:
 async def _customer(session: Any, reseller_id: int, name: str) -> tuple[str, int]:
     """A customer as the Fusion API makes one (a tenant, a subscription and its Direct Routing enterprise), as records
     only: answers (tenant uuid, subscription id)."""
-    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
-    from teamsvoice.domain.orgs.models import Enterprise
-
-    enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name, services=["DIRECT_ROUTING"])
-    tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
-    session.add_all([enterprise, tenant])
-    await session.flush()
-    subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
-    session.add(subscription)
-    await session.flush()
-    return tenant.uuid, subscription.id
+    _enterprise_id, tenant_uuid, subscription_id = await customer_records(session, reseller_id, name,
+                                                                          services=["DIRECT_ROUTING"])
+    return tenant_uuid, subscription_id
 
 
 def _ended_job(subscription_id: int, title: str) -> Any:

@@ -42,15 +42,24 @@ async def rolled_back_session(database_url: str) -> AsyncIterator[AsyncSession]:
 async def add_customer(session: AsyncSession, reseller_id: int, name: str) -> tuple[int, int]:
     """A reseller's customer as records only (an enterprise, its Fusion tenant and a subscription `voice`, no
     Microsoft tenant): answers (enterprise id, subscription id)."""
+    enterprise_id, _tenant_uuid, subscription_id = await customer_records(session, reseller_id, name)
+    return enterprise_id, subscription_id
+
+
+async def customer_records(session: AsyncSession, reseller_id: int, name: str, *, services: list[str] | None = None,
+                           ) -> tuple[int, str, int]:
+    """`add_customer`'s records, its enterprise given `services` (else the model's default, as the Fusion API makes
+    one: Direct Routing): answers (enterprise id, tenant uuid, subscription id)."""
     from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
     from teamsvoice.domain.orgs.models import Enterprise
 
-    enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name)
+    enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=name,
+                            **({"services": services} if services is not None else {}))
     tenant = FusionTenant(name=name, owner_reseller_id=reseller_id)
     session.add_all([enterprise, tenant])
     await session.flush()
     subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="voice", enterprise_id=enterprise.id)
     session.add(subscription)
     await session.flush()
-    return enterprise.id, subscription.id
+    return enterprise.id, tenant.uuid, subscription.id
 

@@ -2,7 +2,9 @@
 domains, licences, VRPs, groups; one shared domain with ConnecttoTeams."""
 
 import asyncio
+import threading
 import uuid
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -24,6 +26,26 @@ async def _subscription(world, who: str = "reseller", name: str = "Acme") -> str
     tenant = await world.create_tenant(who, name)
     sub = await world.create_subscription(tenant["uuid"], who)
     return f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+
+
+@contextmanager
+def held_at_step_1(monkeypatch, answer: str | None = None):  # type: ignore[no-untyped-def]
+    """The wizard's step 1 (`onboarding.check_admin`) held until the block ends; it then asks Microsoft as ever, or
+    answers `answer` (the tenant's id) without asking."""
+    from teamsvoice.domain.fusion import onboarding
+
+    release = threading.Event()
+    check_admin = onboarding.check_admin
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.to_thread(release.wait, 60)
+        return answer if answer is not None else await check_admin(*args, **kwargs)
+
+    monkeypatch.setattr(onboarding, "check_admin", held)
+    try:
+        yield
+    finally:
+        release.set()
 
 
 async def _consented(world, live, path: str, headers: dict, admin: dict) -> dict:
@@ -69,28 +91,14 @@ async def test_the_admin_of_a_running_wizard_is_kept(world, monkeypatch) -> None
     there and stayed running for ever (every later start answered "already running"); changed, its later steps
     checked another account than step 1. While the run is held at step 1 both are refused (400, code 2030) and
     the administrator is left as it was; once the run has ended, both are done."""
-    import threading
-
-    from teamsvoice.domain.fusion import onboarding
-
     client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
     admin = {"msUsername": "admin@nowhere.example", "msPassword": "x"}
     assert (await client.post(f"{path}/msteams/admins", headers=headers, json=admin)).status_code == 200
-    release = threading.Event()
-    check_admin = onboarding.check_admin
-
-    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
-        await asyncio.to_thread(release.wait, 60)
-        return await check_admin(*args, **kwargs)
-
-    monkeypatch.setattr(onboarding, "check_admin", held)
-    try:
+    with held_at_step_1(monkeypatch):
         assert (await client.post(f"{path}/msteams/wizard", headers=headers)).status_code == 200
         deleted = await client.delete(f"{path}/msteams/admins", headers=headers)
         changed = await client.post(f"{path}/msteams/admins", headers=headers,
                                     json={"msUsername": "other@nowhere.example", "msPassword": "y"})
-    finally:
-        release.set()
     for refused in (deleted, changed):
         assert refused.status_code == 400 and refused.json()["error"]["code"] == 2030, refused.text
     assert (await client.get(f"{path}/msteams/admins", headers=headers)).json()["msUsername"] == admin["msUsername"]
@@ -105,31 +113,21 @@ async def test_a_run_whose_admin_is_gone_ends_failed(world, live, monkeypatch) -
     """A run whose administrator is gone when a step starts (removed by other means than the API, which refuses it
     while the run goes on) ends there, failed, saying so: it returned without a word and stayed running for ever, and
     no wizard of the subscription could start again."""
-    import threading
-
-    from teamsvoice.domain.fusion import onboarding, repository_onboarding
+    from teamsvoice.domain.fusion import repository_onboarding
     from tests.support.database import in_session
 
     client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
     assert (await client.post(f"{path}/msteams/admins", headers=headers,
                               json={"msUsername": "admin@nowhere.example", "msPassword": "x"})).status_code == 200
     subscription_id = int(path.rsplit("/", 1)[1])
-    release = threading.Event()
-
-    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
-        await asyncio.to_thread(release.wait, 60)
-        return "00000000-0000-0000-0000-00000000abcd"  # (step 1 passes: the run goes on to step 2)
 
     async def remove(session) -> None:  # type: ignore[no-untyped-def]
         admin = await repository_onboarding.ms_teams_admin(session, subscription_id)
         await repository_onboarding.delete_ms_teams_admin(session, admin)
 
-    monkeypatch.setattr(onboarding, "check_admin", held)
-    try:
+    with held_at_step_1(monkeypatch, answer="00000000-0000-0000-0000-00000000abcd"):  # (step 1 passes if it runs)
         assert (await client.post(f"{path}/msteams/wizard", headers=headers)).status_code == 200
         await in_session(live, remove)
-    finally:
-        release.set()
     deadline = asyncio.get_running_loop().time() + 60
     while (wizard := (await client.get(f"{path}/msteams/wizard", headers=headers)).json())["running"]:
         assert asyncio.get_running_loop().time() < deadline, wizard
@@ -358,27 +356,13 @@ async def test_wizard_starts_at_the_same_moment_run_it_once(world, live, monkeyp
     it is already running (each found none running, and each ran, against the same tenant). The run is held at its
     step 1 until every start is answered: it failed there at once (no consent), and a start that came after it had
     ended rightly ran again (a fresh-clone CI run saw two of six run on SQLite)."""
-    import threading
-
-    from teamsvoice.domain.fusion import onboarding
-
     client, headers, path = world.client, await world.as_("reseller"), await _subscription(world)
     microsoft = await emulated_tenant(live, f"twice-{uuid.uuid4().hex[:8]}.example", 2)
     admin = microsoft["globalAdmin"]
     assert (await client.post(f"{path}/msteams/admins", headers=headers, json={
         "msUsername": admin["username"], "msPassword": admin["password"]})).status_code == 200
-    answered = threading.Event()
-    check_admin = onboarding.check_admin
-
-    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
-        await asyncio.to_thread(answered.wait, 60)
-        return await check_admin(*args, **kwargs)
-
-    monkeypatch.setattr(onboarding, "check_admin", held)
-    try:
+    with held_at_step_1(monkeypatch):
         answers = await asyncio.gather(*(client.post(f"{path}/msteams/wizard", headers=headers) for _ in range(6)))
-    finally:
-        answered.set()
     assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
     assert all(a.json()["error"] == {"code": 2030, "reason": "The onboarding wizard is already running for this subscription"}
                for a in answers if a.status_code != 200)  # (Fusion answers this conflict 400, code 2030)
