@@ -228,3 +228,30 @@ async def test_template_icon_file_names_are_plain_png_names(client, live, organi
     defaults = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(registered.token),
                                  json=good | {"bIconFileName": None, "oIconFileName": ""})
     assert defaults.status_code == 200, defaults.text
+
+
+async def test_template_texts_fit_the_teams_app_manifest(client, live, organisation, receiver) -> None:
+    """The template's texts go into the Teams app manifest (v1.16), whose maximum lengths Teams enforces when the
+    package is published: a teamName of 40 characters (Teams' developer name: 32) was saved, and only the sync
+    failed. Each is a 400 at save naming the field and its limit; the longest accepted values are saved."""
+    registered = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
+    await registered.create()
+    good = template_body(registered.enterprise_id, registered.login.reseller_id, "") | {"tenantID": None}
+    portal, sso = "https://portal.provider.example/", "https://sso.provider.example/"
+    cases = [
+        ({"teamName": "T" * 33}, "teamName: at most 32 characters (Teams' developer name)"),
+        ({"teamName": "T" * 40}, "teamName: at most 32 characters"),
+        ({"name": "N" * 31}, "name: is required, at most 30 characters"),
+        ({"portalTabName": "P" * 129}, "portalTabName: at most 128 characters"),
+        ({"portalURL": portal + "p" * (2049 - len(portal))}, "portalURL: at most 2048 characters"),
+        ({"ssoURL": sso + "s" * (2049 - len(sso))}, "ssoURL: at most 2048 characters"),
+    ]
+    for change, named in cases:
+        expect(await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(registered.token),
+                                 json=good | change), 400, named)
+    longest = {"name": "N" * 30, "teamName": "T" * 32, "portalTabName": "P" * 128,
+               "portalURL": portal + "p" * (2048 - len(portal)), "ssoURL": sso + "s" * (2048 - len(sso))}
+    saved = await client.post("/reseller/saveOrUpdateTeamsApplicationTemplate", headers=bearer(registered.token),
+                              json=good | longest)
+    assert saved.status_code == 200, saved.text
+    assert {k: saved.json()[k] for k in longest} == longest and saved.json()["appVersion"] == "1.0.1"

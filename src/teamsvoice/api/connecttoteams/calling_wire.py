@@ -3,7 +3,7 @@ request bodies, parsed into the domain's drafts, and the answers, rendered from 
 
 from typing import Any
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import StrictBool, StrictStr
 
 from teamsvoice.api.connecttoteams.wire import Strict
 from teamsvoice.core.limits import Long, Name
@@ -126,7 +126,7 @@ class TeamsAppTemplateBody(Strict):
     showCard: StrictBool | None = None
     showVMCard: StrictBool | None = None
     tenantID: StrictStr | None = None
-    teamName: StrictStr | None = Field(default=None, max_length=100)
+    teamName: StrictStr | None = None  # its limit is Teams' (unified_app.TEMPLATE_TEXTS), checked at save
 
 
 # --- answers ----------------------------------------------------------------------------------------

@@ -109,7 +109,10 @@ async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: R
 @router.post(
     "/saveOrUpdateTeamsApplicationTemplate", summary="Save the enterprise's Unified App settings (vendor-notes 1.2)",
     description="Images are base64 PNGs: brandingImageInBytes 192x192, outlineImageInBytes 32x32, each at most 1 MB. "
-    "Answers the template without images, with `appVersion` (grows when something changed; response: teamsvoice's design).",
+    "The texts go into the Teams app manifest, within its limits: at most "
+    + ", ".join(f"{field} {unified_app.text_limit(field)}" for field in unified_app.TEMPLATE_TEXTS)
+    + " characters. Answers the template without images, with `appVersion` (grows when something changed; "
+    "response: teamsvoice's design).",
     responses=docs.ok(docs.TeamsAppTemplateInfo, "The saved template"),
 )
 async def save_teams_application_template(body: TeamsAppTemplateBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:

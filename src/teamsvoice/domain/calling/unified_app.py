@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.errors import PreconditionFailed, ValidationFailed
 from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import TeamsAppTemplate
+from teamsvoice.domain.orgs import repository as orgs_repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.microsoft.calling_ports import TeamsApps
 
@@ -31,6 +32,37 @@ MANIFEST_SCHEMA = "https://developer.microsoft.com/en-us/json-schemas/teams/v1.1
 # these. Teams reads PNG icons only (the images are checked as PNG), named as vendor-notes 1.2's example names them.
 ICON_FILE_NAMES = {"bIconFileName": "color.png", "oIconFileName": "outline.png"}
 ICON_FILE_NAME_MAX = 100
+# The maximum lengths in Teams' app manifest schema (MANIFEST_SCHEMA, v1.16) of the strings `manifest` fills from a
+# template, by their path in the manifest ("[]": each item of a list). Teams enforces them when the package is
+# published (a sync), so a save checks each template text against those of the strings it becomes (TEMPLATE_TEXTS).
+MANIFEST_MAX_LENGTHS = {
+    "developer.name": 32, "developer.websiteUrl": 2048, "developer.privacyUrl": 2048, "developer.termsOfUseUrl": 2048,
+    "name.short": 30, "name.full": 100, "description.short": 80, "description.full": 4000,
+    "staticTabs[].name": 128, "staticTabs[].contentUrl": 2048, "staticTabs[].websiteUrl": 2048, "validDomains[]": 2048,
+}
+_URL = "Teams' limit for a URL of the app"
+# Each template text: the manifest strings `manifest` makes of it (the name is also the developer's name when the
+# template has no teamName; the SSO URL's host is a valid domain) and what it is to Teams. The descriptions are
+# built from the name and the enterprise's services (a few known names), within their limits by construction:
+# tests/unit/test_unified_app_manifest.py builds a manifest from the longest values a save accepts.
+TEMPLATE_TEXTS = {
+    "name": (("name.short", "name.full", "developer.name"), "Teams' short app name"),
+    "teamName": (("developer.name",), "Teams' developer name"),
+    "portalTabName": (("staticTabs[].name",), "the name of the app's tab in Teams"),
+    "portalURL": (("developer.websiteUrl", "developer.privacyUrl", "developer.termsOfUseUrl",
+                   "staticTabs[].contentUrl", "staticTabs[].websiteUrl", "validDomains[]"), _URL),
+    "ssoURL": (("validDomains[]",), _URL),
+}
+
+
+def text_limit(field: str) -> int:
+    """The most characters a template text may have: the least limit of the manifest strings it becomes."""
+    return min(MANIFEST_MAX_LENGTHS[path] for path in TEMPLATE_TEXTS[field][0])
+
+
+def _within_manifest_limit(field: str, value: str | None) -> None:
+    if value is not None and len(value) > text_limit(field):
+        raise ValidationFailed(f"{field}: at most {text_limit(field)} characters ({TEMPLATE_TEXTS[field][1]})")
 
 
 def decode_png(field: str, value: str) -> bytes:
@@ -83,39 +115,53 @@ def _https_url(field: str, value: str | None) -> str | None:
     return value
 
 
-async def save_template(session: AsyncSession, enterprise: Enterprise, fields: dict[str, Any]) -> tuple[TeamsAppTemplate, bool]:
-    """Create or replace the enterprise's template; the version grows only when something changed."""
-    app_type = fields.get("type") or "UNIFIED"
-    if app_type not in APP_TYPES:
-        raise ValidationFailed(f"type: must be one of {list(APP_TYPES)}")
+def checked_settings(fields: dict[str, Any]) -> dict[str, Any]:
+    """The template's settings (its texts and flags, by wire name) from a save's fields, each checked, the texts
+    against the limits of the Teams app manifest they go into; raises naming the field."""
     name = (fields.get("name") or "").strip()
-    if not name or len(name) > 30:
-        raise ValidationFailed("name: is required, at most 30 characters (Teams' short app name)")
+    if not name or len(name) > text_limit("name"):
+        raise ValidationFailed(f"name: is required, at most {text_limit('name')} characters "
+                               f"({TEMPLATE_TEXTS['name'][1]})")
     for field in ("brandingImageInBytes", "outlineImageInBytes"):
         if not fields.get(field):
             raise ValidationFailed(f"{field}: is required (base64 PNG)")
         decode_png(field, fields[field])
     icon_file_names(fields)
+    for field in ("teamName", "portalTabName", "portalURL", "ssoURL"):
+        _within_manifest_limit(field, fields.get(field))
     _https_url("portalURL", fields.get("portalURL"))
     _https_url("ssoURL", fields.get("ssoURL"))
     if not fields.get("portalURL"):
         raise ValidationFailed("portalURL: is required (the app's tab opens it)")
     settings = {k: fields.get(k) for k in TEXT_FIELDS} | {k: bool(fields.get(k) or False) for k in FLAG_FIELDS}
     settings["name"] = name
+    return settings
+
+
+async def save_template(session: AsyncSession, enterprise: Enterprise,
+                        fields: dict[str, Any]) -> tuple[TeamsAppTemplate, bool]:
+    """Create or replace the enterprise's template; the version grows only when something changed."""
+    app_type = fields.get("type") or "UNIFIED"
+    if app_type not in APP_TYPES:
+        raise ValidationFailed(f"type: must be one of {list(APP_TYPES)}")
+    settings = checked_settings(fields)
+    branding, outline = fields["brandingImageInBytes"].strip(), fields["outlineImageInBytes"].strip()
+    # The enterprise locked before its template is read: saves at once each read the version, added one and wrote
+    # it, so two contents claimed one appVersion (the later one never published: the catalog held that version),
+    # and first saves at once each inserted a template (one kept, the others answered 409).
+    await orgs_repository.locked_enterprise(session, enterprise.id)
     template = await repository.app_template(session, enterprise.id, app_type)
     if template is None:
         template = TeamsAppTemplate(enterprise_id=enterprise.id, app_type=app_type, version=1, settings=settings,
-                                    branding_image=fields["brandingImageInBytes"].strip(),
-                                    outline_image=fields["outlineImageInBytes"].strip())
+                                    branding_image=branding, outline_image=outline)
         session.add(template)
         await session.flush()
         return template, True
-    changed = (template.settings != settings or template.branding_image != fields["brandingImageInBytes"].strip()
-               or template.outline_image != fields["outlineImageInBytes"].strip())
+    changed = template.settings != settings or template.branding_image != branding or template.outline_image != outline
     if changed:
         template.settings = settings
-        template.branding_image = fields["brandingImageInBytes"].strip()
-        template.outline_image = fields["outlineImageInBytes"].strip()
+        template.branding_image = branding
+        template.outline_image = outline
         template.version += 1
     await session.flush()
     return template, changed
