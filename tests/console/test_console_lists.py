@@ -1,7 +1,9 @@
 """The console's lists over plain HTTP. The Jobs page listed every bulk job to any staff login, while the Fusion API
 lists a subscription's bulk job history only to a login holding its role (the job's own page checked its role). The
 Customers page stopped at 100 customers and the Jobs page at 500 customers and 50 jobs per subscription, saying
-nothing: a provider with more never saw the rest. They now say how many there are and page to the rest."""
+nothing: a provider with more never saw the rest. They now say how many there are and page to the rest. The other
+jobs (wizard runs with their errors, resource accounts' and applies' jobs) showed to any staff login too, while the
+APIs read each kind only with its role: now a login sees a kind only holding that role."""
 
 import html
 import re
@@ -14,7 +16,8 @@ from tests.api.fusion.support import BASE, PASSWORD
 from tests.support.browser import forms, submit
 from tests.support.database import customer_records, in_session
 
-HISTORY_ROLE = "tenants.instance.subscriptions.instance.msteams.users.bulk.jobs"
+MST = "tenants.instance.subscriptions.instance.msteams"
+HISTORY_ROLE = f"{MST}.users.bulk.jobs"
 
 
 async def _signed_in(browser: httpx.AsyncClient, username: str, password: str) -> None:
@@ -168,3 +171,64 @@ async def test_other_jobs_past_the_newest_of_their_kind_are_said_and_narrowed_to
         assert "of each kind are listed" not in narrowed.text
         refused = await browser.get("/console/jobs", params={"kind": "bulk"})  # bulk jobs have their own table
         assert refused.status_code == 400 and "kind: must be one of webhook" in refused.text, refused.text
+
+
+async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_it_with(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """A wizard run (its error), a resource account's job and an apply, each hidden from a Fusion login lacking the
+    role its API reads it with (the page says which), the others still shown; a ConnecttoTeams login sees them all."""
+    from teamsvoice.domain.fusion import tenants as fusion_tenants
+    from teamsvoice.domain.fusion.models import FusionWizardRun
+    from teamsvoice.domain.fusion.roles import default_permissions
+    from teamsvoice.domain.teams_users.models import FusionResourceAccount
+    from teamsvoice.domain.voice_state.models import VoiceApplyJob
+
+    staff = organisation.resellers[0]
+    mark = uuid.uuid4().hex[:6]
+    roles = {"wizard": f"{MST}.wizard.read", "resource-account": f"{MST}.resource_accounts.list",
+             "voice-apply": f"{MST}.status.read"}
+    labels = {"wizard": "onboarding wizard", "resource-account": "resource account", "voice-apply": "voice state apply"}
+    errors = {kind: f"{kind} went wrong {mark}" for kind in roles}
+    usernames = {kind: f"no-{kind}-{mark}" for kind in roles}
+
+    async def make(session: Any) -> tuple[str, int, int]:
+        enterprise_id, tenant_uuid, subscription_id = await customer_records(session, staff.reseller_id, "Kinds Co",
+                                                                            services=["DIRECT_ROUTING"])
+        apply = VoiceApplyJob(enterprise_id=enterprise_id, status="failed", error=errors["voice-apply"])
+        session.add_all([
+            FusionWizardRun(subscription_id=subscription_id, running=False, status="wizard_3_ERROR",
+                            error=errors["wizard"]),
+            FusionResourceAccount(subscription_id=subscription_id, user_principal_name=f"cq@{mark}.example",
+                                  display_name="Support queue", account_type="call-queue", location="BE",
+                                  status="error", error=errors["resource-account"]), apply])
+        for kind, role in roles.items():
+            await fusion_tenants.create_login(session, username=usernames[kind], password=PASSWORD, level="reseller",
+                                              reseller_id=staff.reseller_id,
+                                              permissions=[p for p in default_permissions("reseller") if p != role])
+        await session.flush()
+        return tenant_uuid, subscription_id, apply.id
+
+    tenant_uuid, subscription_id, apply_id = await in_session(live, make)
+    sub = f"{BASE}/tenants/{tenant_uuid}/subscriptions/{subscription_id}/msteams"
+    api_reads = {"wizard": f"{sub}/wizard", "resource-account": f"{sub}/resource_accounts",
+                 "voice-apply": f"/api/teamsvoice/v1/tenants/{uuid.uuid4()}/apply/{apply_id}"}
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)  # ConnecttoTeams staff: as before
+        listed = await browser.get("/console/jobs")
+        assert listed.status_code == 200 and all(error in listed.text for error in errors.values()), listed.text
+        assert "lacks the right" not in listed.text
+    for kind, role in roles.items():
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+            await _signed_in(browser, usernames[kind], PASSWORD)
+            lacking = f"Your login lacks the right to see {labels[kind]} jobs (role {role})."
+            listed = await browser.get("/console/jobs")
+            assert all(errors[other] in listed.text for other in roles if other != kind), (kind, listed.text)
+            asked = await browser.get("/console/jobs", params={"kind": kind})  # asked for by name
+            for shown in (listed, asked):
+                assert shown.status_code == 200 and errors[kind] not in shown.text, (kind, shown.text)
+                assert lacking in shown.text and f'<option value="{kind}"' not in shown.text, (kind, shown.text)
+            # The API's own answer to that login
+            token = (await browser.post("/api/v01/auth/login", json={"username": usernames[kind],
+                                                                     "password": PASSWORD})).json()
+            read = await browser.get(api_reads[kind], headers={"Authorization": f"Bearer {token['access_token']}"})
+            assert read.status_code == 403 and role in read.text, (kind, read.text)

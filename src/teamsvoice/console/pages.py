@@ -53,6 +53,12 @@ CUSTOMERS_PAGE = 100  # customers (Fusion tenants) per page of the Customers pag
 JOBS_PAGE = 50  # bulk jobs per page of the Jobs page
 OTHER_JOBS = catalogue.LIMIT  # the Jobs page's other jobs: the newest of each kind (narrowed by kind and status)
 BULK_HISTORY = f"{_MST}.users.bulk.jobs"  # the role of the Fusion API's bulk job history: who sees bulk jobs
+# The role each kind of job is read with by the API (the Fusion API's bulk job history, GET msteams/wizard and GET
+# msteams/resource_accounts; teamsvoice's GET .../apply/{id}, api/teamsvoice/deps.READ_ROLE): the console shows a
+# login jobs of a kind (the Tenant page the wizard's steps and errors) only holding it. A ConnecttoTeams login's
+# level holds them all. Kinds no Fusion route reads (consent and drift event deliveries, Teams syncs) need none.
+READ_ROLES = {"bulk": BULK_HISTORY, "wizard": f"{_MST}.wizard.read",
+              "resource-account": f"{_MST}.resource_accounts.list", "voice-apply": f"{_MST}.status.read"}
 ITEMS_PAGE = 100  # a bulk job's items per page of its job page
 PREVIEW_ROWS = 200  # a bulk CSV preview lists at most this many rows with errors, and as many ready ones
 PICKER_SIZE = 200
@@ -90,6 +96,12 @@ def _require(staff: auth.Staff, role: str) -> None:
 async def _access(uow: UnitOfWorkDep, staff: auth.Staff, uuid: str, sub_id: int, role: str) -> SubscriptionAccess:
     _require(staff, role)
     return await subscription_in_scope(uow.session, staff.fusion, uuid, sub_id)
+
+
+def _may_read(staff: auth.Staff, kind: str) -> bool:
+    """Whether the console shows `staff` jobs of `kind` (READ_ROLES)."""
+    role = READ_ROLES.get(kind)
+    return role is None or staff.fusion.holds(role)
 
 
 def _pages(total: int, size: int) -> int:
@@ -299,14 +311,14 @@ async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: Sub
     return {"staff": staff, "access": access, "base": _sub_url(access), "state": onboarding.status_of(access, run),
             "run": run, "admin_username": admin.ms_username if admin is not None else None,
             # the wizard's steps, errors and consent link, and the form, only with the Fusion API's roles for them
-            "wizard_read": staff.fusion.holds(f"{_MST}.wizard.read"), "wizard_run": staff.fusion.holds(f"{_MST}.wizard.run")}
+            "wizard_read": _may_read(staff, "wizard"), "wizard_run": staff.fusion.holds(f"{_MST}.wizard.run")}
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}")
 async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
     total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
-    jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if staff.fusion.holds(BULK_HISTORY) else None
+    jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if _may_read(staff, "bulk") else None
     return page(request, "subscription.html", {
         **await _onboarding_context(uow, staff, access), "numbers": {"total": total, "free": free, "assigned": assigned},
         "jobs": None if jobs is None else [bulk.job_summary(j) for j in jobs], "history_role": BULK_HISTORY})
@@ -315,7 +327,7 @@ async def subscription_page(request: Request, uuid: str, sub_id: int, staff: Sta
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")
 async def onboarding_card(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     """The onboarding card of the tenant page (polled while the wizard runs)."""
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.wizard.read")
+    access = await _access(uow, staff, uuid, sub_id, READ_ROLES["wizard"])
     context = await _onboarding_context(uow, staff, access)
     if context["state"] == "onboarded" and request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Refresh": "true"})  # linked: the whole page (its Users tab...)
@@ -660,11 +672,12 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str 
                page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
     """Bulk jobs of every subscription the staff member may see, newest first, a page at a time (JOBS_PAGE), to a
     login holding the Fusion API's role for bulk job history; and their other durable work, the newest OTHER_JOBS of
-    each kind, narrowed to one kind or status on request."""
+    each kind, narrowed to one kind or status on request. A kind is listed only to a login holding the role its API
+    reads it with (READ_ROLES); the page names the kinds left out and their roles."""
     _require(staff, "tenants.list")
     rows: list[dict[str, Any]] | None = None
     total = pages = 0
-    if staff.fusion.holds(BULK_HISTORY):
+    if _may_read(staff, "bulk"):
         listed, total = await catalogue.bulk_history(uow.session, staff.fusion, (page_number - 1) * JOBS_PAGE,
                                                      JOBS_PAGE)
         pages = _pages(total, JOBS_PAGE)
@@ -674,14 +687,20 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str 
         rows = [{"job": bulk.job_summary(job), "tenant": tenant, "subscription": subscription,
                  "base": f"/console/tenants/{tenant.uuid}/subscriptions/{subscription.id}"}
                 for job, subscription, tenant in listed]
-    other, cut = await catalogue.listing(uow.session, staff.ctt.reseller_scope, kind=kind or None,
-                                         status=status or None, limit=OTHER_JOBS, leave_out=("bulk",))
+    hidden = [name for name in catalogue.KINDS if name != "bulk" and not _may_read(staff, name)]
+    shown = [name for name in catalogue.KINDS if name != "bulk" and name not in hidden]
+    other: list[catalogue.Job] = []
+    cut = False
+    if kind not in hidden:  # (a hidden kind asked for by name: none of it, and the page says why)
+        other, cut = await catalogue.listing(uow.session, staff.ctt.reseller_scope, kind=kind or None,
+                                             status=status or None, limit=OTHER_JOBS, leave_out=("bulk", *hidden))
     filters = {"kind": kind, "status": status}
     return page(request, "jobs.html", {
         "staff": staff, "rows": rows, "total": total, "page": page_number, "pages": pages, "history_role": BULK_HISTORY,
         "other": other, "cut": cut, "other_limit": OTHER_JOBS, "filters": filters,
-        "kinds": {name: label for name, label in catalogue.KINDS.items() if name != "bulk"},
-        "statuses": sorted({s for name, known in catalogue.STATUSES.items() if name != "bulk" for s in known}),
+        "kinds": {name: catalogue.KINDS[name] for name in shown},
+        "hidden": [(catalogue.KINDS[name], READ_ROLES[name]) for name in hidden],
+        "statuses": sorted({s for name in shown for s in catalogue.STATUSES[name]}),
         "query_string": urlencode({k: v for k, v in filters.items() if v})})
 
 
