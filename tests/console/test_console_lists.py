@@ -190,14 +190,15 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
     labels = {"wizard": "onboarding wizard", "resource-account": "resource account", "voice-apply": "voice state apply"}
     errors = {kind: f"{kind} went wrong {mark}" for kind in roles}
     usernames = {kind: f"no-{kind}-{mark}" for kind in roles}
+    consent_url = f"https://login.microsoftonline.com/consent-{mark}"  # (the wizard's step 1 answer, as the wizard's)
 
     async def make(session: Any) -> tuple[str, int, int]:
         enterprise_id, tenant_uuid, subscription_id = await customer_records(session, staff.reseller_id, "Kinds Co",
                                                                             services=["DIRECT_ROUTING"])
         apply = VoiceApplyJob(enterprise_id=enterprise_id, status="failed", error=errors["voice-apply"])
         session.add_all([
-            FusionWizardRun(subscription_id=subscription_id, running=False, status="wizard_3_ERROR",
-                            error=errors["wizard"]),
+            FusionWizardRun(subscription_id=subscription_id, running=False, status="wizard_1_ERROR",
+                            error=errors["wizard"], consent_url=consent_url),
             FusionResourceAccount(subscription_id=subscription_id, user_principal_name=f"cq@{mark}.example",
                                   display_name="Support queue", account_type="call-queue", location="BE",
                                   status="error", error=errors["resource-account"]), apply])
@@ -217,12 +218,16 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
         listed = await browser.get("/console/jobs")
         assert listed.status_code == 200 and all(error in listed.text for error in errors.values()), listed.text
         assert "lacks the right" not in listed.text
+        assert consent_url in (await browser.get("/console/customers", params={"q": "Kinds Co"})).text
     for kind, role in roles.items():
         async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
             await _signed_in(browser, usernames[kind], PASSWORD)
             lacking = f"Your login lacks the right to see {labels[kind]} jobs (role {role})."
             listed = await browser.get("/console/jobs")
             assert all(errors[other] in listed.text for other in roles if other != kind), (kind, listed.text)
+            # the wizard's consent link, on the Customers page, with the wizard's role only (it was shown to all)
+            customers = (await browser.get("/console/customers", params={"q": "Kinds Co"})).text
+            assert "Kinds Co" in customers and (consent_url in customers) == (kind != "wizard"), (kind, customers)
             asked = await browser.get("/console/jobs", params={"kind": kind})  # asked for by name
             for shown in (listed, asked):
                 assert shown.status_code == 200 and errors[kind] not in shown.text, (kind, shown.text)

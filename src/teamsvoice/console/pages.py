@@ -190,7 +190,8 @@ async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, tenant: Any)
         total, free, assigned = await numbers.count_numbers(uow.session, subscription.id)
         run = await onboarding.latest_run(uow.session, subscription.id)
         rows.append({"subscription": subscription, "ms_tenant": access.ms_tenant_id,
-                     "state": onboarding.status_of(access, run), "consent_url": run.consent_url if run else None,
+                     "state": onboarding.status_of(access, run),
+                     "consent_url": run.consent_url if run and _may_read(staff, "wizard") else None,
                      "numbers": {"total": total, "free": free, "assigned": assigned}})
     return rows
 
