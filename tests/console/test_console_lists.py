@@ -190,6 +190,7 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
     labels = {"wizard": "onboarding wizard", "resource-account": "resource account", "voice-apply": "voice state apply"}
     errors = {kind: f"{kind} went wrong {mark}" for kind in roles}
     usernames = {kind: f"no-{kind}-{mark}" for kind in roles}
+    no_sync = f"no-sync-{mark}"  # (reads applies, may not start one: teamsvoice's API asks its CHANGE_ROLE)
     consent_url = f"https://login.microsoftonline.com/consent-{mark}"  # (the wizard's step 1 answer, as the wizard's)
 
     async def make(session: Any) -> tuple[str, int, int]:
@@ -202,8 +203,8 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
             FusionResourceAccount(subscription_id=subscription_id, user_principal_name=f"cq@{mark}.example",
                                   display_name="Support queue", account_type="call-queue", location="BE",
                                   status="error", error=errors["resource-account"]), apply])
-        for kind, role in roles.items():
-            await fusion_tenants.create_login(session, username=usernames[kind], password=PASSWORD, level="reseller",
+        for username, role in [*((usernames[kind], role) for kind, role in roles.items()), (no_sync, f"{MST}.sync")]:
+            await fusion_tenants.create_login(session, username=username, password=PASSWORD, level="reseller",
                                               reseller_id=staff.reseller_id,
                                               permissions=[p for p in default_permissions("reseller") if p != role])
         await session.flush()
@@ -237,3 +238,12 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
                                                                      "password": PASSWORD})).json()
             read = await browser.get(api_reads[kind], headers={"Authorization": f"Bearer {token['access_token']}"})
             assert read.status_code == 403 and role in read.text, (kind, read.text)
+    # An apply is retried only by a login that may read it and start one (no role was asked for)
+    for username, role in ((usernames["voice-apply"], roles["voice-apply"]), (no_sync, f"{MST}.sync")):
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+            await _signed_in(browser, username, PASSWORD)
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await browser.get("/console/jobs")).text)
+            assert csrf is not None
+            retried = await browser.post(f"/console/jobs/voice-apply/{apply_id}/retry",
+                                         data={"csrf_token": csrf.group(1)})
+            assert retried.status_code == 403 and role in retried.text, (username, retried.text)

@@ -706,7 +706,7 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str 
 
 
 _JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run",
-              "resource-account": f"{_MST}.resource_accounts.update"}
+              "resource-account": f"{_MST}.resource_accounts.update", "voice-apply": f"{_MST}.sync"}
 
 
 @router.post("/jobs/{kind}/{job_id}/{action}")
@@ -716,8 +716,10 @@ async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
     scoped like the page: another reseller's job is "not found"."""
     if action not in ("retry", "cancel"):
         raise NotFound(f"No such action: {action}")
-    if kind in _JOB_ROLES:  # a Fusion subscription's work: the login needs the role its API route asks for
-        _require(staff, _JOB_ROLES[kind])
+    if kind in READ_ROLES:  # a kind the page shows only with its read role is not acted on without it either
+        _require(staff, READ_ROLES[kind])
+    if kind in _JOB_ROLES:  # a Fusion subscription's work: the login needs the role its API route asks for (an
+        _require(staff, _JOB_ROLES[kind])  # apply's: teamsvoice's own API's, api/teamsvoice/deps.CHANGE_ROLE)
     ref = f"{kind}:{job_id}"
     if action == "retry":
         _job, follow = await catalogue.retry(uow.session, staff.ctt.reseller_scope, ref)
