@@ -49,7 +49,9 @@ def is_valid_upn(upn: str) -> bool:
 def find_user(tx: Transaction, tenant_id: str, id_or_upn: str) -> Document | None:
     """Graph and Teams PowerShell address users by object id or by userPrincipalName, both in any case (an object id
     is a GUID: `/users/{ID}` in capitals finds the user, as `-Identity` does)."""
-    user = tx.get("user", id_or_upn) or tx.get("user", id_or_upn.lower())
+    user = tx.get("user", id_or_upn)
+    if user is None and "@" not in id_or_upn and id_or_upn != id_or_upn.lower():  # (an id in capitals: a second read)
+        user = tx.get("user", id_or_upn.lower())
     if user is not None:
         return user if user["_tenantId"] == tenant_id else None
     index = tx.get("upn", id_or_upn.lower())
