@@ -160,6 +160,12 @@ async def test_regenerate_before_registration_is_an_error(onboarding) -> None:
     assert response.status_code == 400 and "completeEnterpriseRegistration" in response.json()["message"]
     unknown = await onboarding.client.post("/enterprise/regenerateAPICredentials", headers=bearer(onboarding.token), content="nope")
     assert unknown.status_code == 404
+    # A bare-text tenantId that no tenant id can be: named (a NUL was PostgreSQL's 400 naming no field, SQLite's 404)
+    for content, problem in (("te\u0000nant", "must not contain NUL"), ("t" * 201, "at most 200 characters")):
+        odd = await onboarding.client.post("/enterprise/regenerateAPICredentials", headers=bearer(onboarding.token),
+                                           content=content)
+        assert odd.status_code == 400 and odd.json()["message"] == f"tenantId: {problem}" + (
+            " or other control characters" if "NUL" in problem else ""), odd.text
 
 
 def graph_as_app(live, tenant_id: str) -> requests.Session:

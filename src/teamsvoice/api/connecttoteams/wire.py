@@ -6,7 +6,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.limits import Long, Name, parse_json
+from teamsvoice.core.limits import Long, Name, check_name, parse_json
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft
@@ -105,7 +105,7 @@ async def bare_text(request: Request, field: str) -> str:
         raw = value.strip()
     if not raw:
         raise ValidationFailed(f"{field}: the request body must be the {field}")
-    return raw
+    return check_name(field, raw)  # (a NUL was PostgreSQL's 400 naming no field, SQLite's 404)
 
 
 async def json_object(request: Request) -> dict[str, Any]:
