@@ -132,12 +132,17 @@ async def test_subscriptions(world) -> None:
     assert (await client.get(path, headers=reseller)).status_code == 404
 
 
+async def _subscription_path(world) -> tuple[dict, str]:  # type: ignore[no-untyped-def]
+    """A new tenant, and its new subscription's API path."""
+    tenant = await world.create_tenant()
+    sub = await world.create_subscription(tenant["uuid"])
+    return tenant, f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+
+
 async def test_numbers(world) -> None:
     client = world.client
     reseller = await world.as_("reseller")
-    tenant = await world.create_tenant()
-    sub = await world.create_subscription(tenant["uuid"])
-    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+    tenant, path = await _subscription_path(world)
     added = await client.post(f"{path}/numbers", headers=reseller,
                               json={"countryCode": "+32", "isoCode": "BE", "ranges": [[22100100, 22100104]]})
     assert added.status_code == 200 and added.json()["added"] == 5
@@ -197,9 +202,7 @@ async def test_number_requests_are_bounded_and_searched_by_ascii_digits(world) -
     of numbers takes ASCII digits only ("²" and "١" pass `str.isdigit` but are no digit of a number)."""
     client = world.client
     reseller = await world.as_("reseller")
-    tenant = await world.create_tenant()
-    sub = await world.create_subscription(tenant["uuid"])
-    path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{sub['id']}"
+    _tenant, path = await _subscription_path(world)
     added = await client.post(f"{path}/numbers", headers=reseller,
                               json={"countryCode": "+32", "ranges": [[22100100, 22100101]]})
     assert added.status_code == 200, added.text
