@@ -42,6 +42,20 @@ def test_batch_runs_requests_with_dependencies(graph: httpx.Client, tenant) -> N
     assert by_id["1"]["headers"]["content-type"].startswith("application/json")
 
 
+def test_batch_requests_answer_errors_as_graph_does_alone(graph: httpx.Client) -> None:
+    """A request of a batch runs through the routes alone (not the middleware stack, which the batch went through):
+    a path no route knows, a method its route does not take and a bad query answer inside the batch as they do alone."""
+    requests = [("GET", "/nonexistent/thing"), ("DELETE", "/domains"), ("GET", "/users?$top=abc")]
+    alone = [graph.request(method, url) for method, url in requests]
+    body = {"requests": [{"id": str(i), "method": method, "url": url} for i, (method, url) in enumerate(requests)]}
+    batch = graph.post("/$batch", json=body)
+    assert batch.status_code == 200, batch.text
+    answers = batch.json()["responses"]
+    assert [a["status"] for a in answers] == [r.status_code for r in alone] == [400, 405, 400]
+    assert [a["body"]["error"]["code"] for a in answers] == [r.json()["error"]["code"] for r in alone]
+    assert "segment 'thing'" in answers[0]["body"]["error"]["message"]
+
+
 def test_batch_refusals(graph: httpx.Client) -> None:
     many = {"requests": [{"id": str(i), "method": "GET", "url": "/domains"} for i in range(21)]}
     assert graph.post("/$batch", json=many).status_code == 400
