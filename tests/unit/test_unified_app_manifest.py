@@ -75,3 +75,14 @@ def test_one_character_more_is_refused_naming_the_field_and_its_limit(field: str
     value = url_of(limit + 1) if field.endswith("URL") else "x" * (limit + 1)
     with pytest.raises(ValidationFailed, match=f"^{field}: .*at most {limit} characters"):
         unified_app.checked_settings(longest(**{field: value}))
+
+
+def test_a_template_stored_before_the_check_is_refused_at_publish_naming_the_field() -> None:
+    """A template saved before the texts were checked (2026-12-06) may hold a teamName over 32: its publish says so
+    and what to do, rather than Teams' refusal of the package."""
+    fields = longest()
+    settings = unified_app.checked_settings(fields) | {"teamName": "T" * 40}
+    source = unified_app.PackageSource(str(uuid.uuid4()), "1.0.1", settings, fields["brandingImageInBytes"],
+                                       fields["outlineImageInBytes"], ["DIRECT_ROUTING"])
+    with pytest.raises(ValidationFailed, match="teamName of 40 characters: teamName: at most 32 characters .*save the"):
+        unified_app.package(source)

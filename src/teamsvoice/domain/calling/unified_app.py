@@ -197,7 +197,16 @@ def source_of(template: TeamsAppTemplate, enterprise: Enterprise) -> PackageSour
 
 
 def manifest(source: PackageSource) -> dict[str, Any]:
+    """The app's manifest. A template saved before its texts were checked against the manifest's limits (2026-12-06)
+    may hold a longer one, which Teams would refuse at publish in its own words: refused here naming the field."""
     s = source.settings
+    for field in TEMPLATE_TEXTS:
+        try:
+            _within_manifest_limit(field, s.get(field))
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"The enterprise's Unified App template was saved with a {field} of "
+                                   f"{len(s[field])} characters: {exc.message}; save the template again "
+                                   "(saveOrUpdateTeamsApplicationTemplate) with a shorter one") from None
     portal = s["portalURL"]
     domains = sorted({h for h in (urlparse(portal).hostname, urlparse(s.get("ssoURL") or "").hostname) if h})
     services = ", ".join(source.services)

@@ -152,6 +152,11 @@ def publish_step(job_id: int) -> dict[str, Any]:
         token = (job_context().keyring.decrypt(job.graph_token_encrypted, purpose=GRAPH_TOKEN_PURPOSE)
                  if job.graph_token_encrypted else None)
 
+    try:
+        unified_app.manifest(source)  # a stored text Teams would refuse is said before Microsoft is asked
+    except DomainError as exc:
+        return {"error": exc.message}
+
     async def work(connection: Any) -> dict[str, str]:
         return (await unified_app.publish(connection.teams_apps, source)).stored()
 
