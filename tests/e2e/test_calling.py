@@ -68,6 +68,25 @@ def template_body(enterprise_id: int, reseller_id: int, tenant_id: str, *, name:
             "showCard": True, "showVMCard": False, "tenantID": tenant_id, "teamName": "Provider"}
 
 
+def teams_refusal(number: str) -> str:
+    """Teams' words for a number another user holds (answered 409 by teamsvoice)."""
+    return f"assignNumber failed: Telephone Number '{number}' has already been assigned to another user"
+
+
+async def stored_voice(live, enterprise_id: int, upn: str) -> tuple:  # type: ignore[no-untyped-def, type-arg]
+    """The user's voice record (number, policy, calling; its last sync) and its PBX user's number, as stored."""
+    from teamsvoice.domain.calling import repository as calling_repository
+    from teamsvoice.domain.provisioning import voice_users
+    from tests.support.database import in_session
+
+    async def read(session):  # type: ignore[no-untyped-def]
+        record = await voice_users.find(session, enterprise_id, upn)
+        pbx_user = await calling_repository.pbx_user_by_upn(session, enterprise_id, upn.lower())
+        return ((record.phone_number, record.voice_routing_policy, record.calling_enabled),
+                (record.last_sync_status, record.last_sync_detail), pbx_user.phone_number)
+    return await in_session(live, read)
+
+
 def fresh_numbers() -> tuple[str, str, str]:
     """The emulated tenant outlives each test's database and serves both backends: fresh numbers per call."""
     base = 14139300000 + random.randrange(0, 9000)
@@ -265,6 +284,44 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     taken = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                               json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": f"+{n2}"})
     assert taken.status_code == 409
+    # A change Teams refuses (the number held there by a user teamsvoice does not know) leaves the user and its PBX
+    # user as they were, their last sync FAILED in Teams' words, the answer as before. (Recorded and committed before
+    # Teams was asked, the refused number stayed theirs: listed, refused to other users, pushed again by each sync;
+    # a refused enableCallingForUser left calling on.)
+    from teamsvoice.microsoft.connector import MicrosoftConnector
+
+    refused, holder, other = f"+{int(n3) + 1}", users[-3]["userPrincipalName"], users[-4]["userPrincipalName"]
+    connector = MicrosoftConnector(live.settings)
+    teams = connector.connect(tenant_id).voice
+    try:
+        await teams.assign_number(holder, refused)
+        answer = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                   json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": refused})
+        assert answer.status_code == 409 and answer.json()["message"] == teams_refusal(refused), answer.text
+        assert set(answer.json()) == {"timestamp", "status", "error", "message", "path"}
+        sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token))
+        assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == [f"+{n2}", f"+{n3}"]
+        assert await stored_voice(live, enterprise_id, pbx_upn) == (
+            (f"+{n3}", route["voiceRoutingPolicy"], True), ("FAILED", {"error": teams_refusal(refused)}), f"+{n3}")
+        disabled = await client.post(f"/provisioning/disableCallingForUser/{pbx_upn}", headers=bearer(ent_token),
+                                     json=msal)
+        assert disabled.status_code == 200, disabled.text
+        await teams.remove_numbers(holder)
+        await teams.assign_number(holder, f"+{n3}")  # the user's own number, taken in Teams meanwhile
+        enabled = await client.post(f"/provisioning/enableCallingForUser/{pbx_upn}", headers=bearer(ent_token),
+                                    json=msal)
+        assert enabled.status_code == 409 and enabled.json()["message"] == teams_refusal(f"+{n3}"), enabled.text
+        assert await stored_voice(live, enterprise_id, pbx_upn) == (
+            (f"+{n3}", route["voiceRoutingPolicy"], False), ("FAILED", {"error": teams_refusal(f"+{n3}")}), f"+{n3}")
+        # The refused number was never the user's: another user is given it.
+        given = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                  json=msal | {"userPrincipalName": other, "phoneNumber": refused})
+        assert given.status_code == 200 and given.json()["changes"][0] == f"number set to {refused}", given.text
+        sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token))
+        assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == [f"+{n2}", f"+{n3}", refused]
+    finally:
+        await teams.remove_numbers(holder)
+        await connector.aclose()
     # A user without Teams Phone is refused a number before anything is recorded (Microsoft would refuse it).
     everyone = graph_get(live, ga_token, "/users", **{"$top": "30", "$select": "id,userPrincipalName,assignedLicenses"}).json()["value"]
     unlicensed = next(u["userPrincipalName"] for u in everyone if not u["assignedLicenses"])

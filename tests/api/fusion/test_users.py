@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import Onboarded, onboard
 
 MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
@@ -142,6 +143,21 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
     bad_vrp = await client.put(f"{path}/msteams/users/{bob['id']}/vrp", headers=headers, json={"vrp": "Nope"})
     assert bad_vrp.status_code == 400, bad_vrp.text
     assert (await client.put(f"{path}/msteams/users/{bob['id']}", headers=headers, json={"location": "XX"})).status_code == 400
+    # A number Teams refuses (held there by a user teamsvoice does not know) leaves bob as he was, his sync failed
+    # (provisioning.service.undone_on_failure, the rule ConnecttoTeams' updateUserDetails shares).
+    carol = users[3]["msTeams"]["userPrincipalName"]
+    connector = MicrosoftConnector(sub.world.live.settings)
+    teams = connector.connect(sub.tenant["tenantId"]).voice
+    try:
+        await teams.assign_number(carol, sub.numbers[2])
+        refused = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers,
+                                   json={"phoneNumber": sub.numbers[2]})
+        assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
+        draas = (await client.get(f"{path}/msteams/user/{bob['id']}", headers=headers)).json()["draas"]
+        assert "phoneNumber" not in draas and draas["status"] == "error", draas
+    finally:
+        await teams.remove_numbers(carol)
+        await connector.aclose()
 
     assert (await client.put(f"{path}/msteams/users/{alice['id']}/phone_number", headers=headers,
                              json={"phoneNumber": sub.numbers[1]})).status_code == 204

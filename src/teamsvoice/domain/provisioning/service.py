@@ -5,8 +5,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from teamsvoice.core.phone import parse_e164
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, UpstreamError, ValidationFailed
 from teamsvoice.core.limits import name_problem
 from teamsvoice.domain.calling import repository as calling_repository
+from teamsvoice.domain.calling.models import PbxUser
 from teamsvoice.domain.consent.service import reseller_may_provision
 from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
@@ -273,11 +274,41 @@ async def _restore_policy(connection: TenantConnection, upn: str, policy: str | 
         logger.warning("could not restore %s's voice routing policy after its number was refused: %s", upn, exc.message)
 
 
+VoiceSettings = tuple[str | None, str | None, bool]
+"""A record's (phone_number, voice_routing_policy, calling_enabled)."""
+
+
+def voice_settings(record: TeamsVoiceUser) -> VoiceSettings:
+    return record.phone_number, record.voice_routing_policy, record.calling_enabled
+
+
+@asynccontextmanager
+async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, before: VoiceSettings, *,
+                            pbx_before: tuple[PbxUser, str] | None = None) -> AsyncIterator[None]:
+    """Around pushing a change already recorded (and committed: `end_transaction`) to Microsoft. Should the push
+    raise a domain error (Microsoft refused the change, or failed), the caller is told the change failed, so nothing
+    of it stays: the record's voice settings go back to `before` (and the PBX user of `pbx_before` to its number),
+    its last sync is FAILED with the error, that is committed, and the error raised again. Else a refused number
+    stayed the user's: shown as its own, taken from everyone else, and pushed again by every sync."""
+    try:
+        yield
+    except DomainError as exc:
+        record.phone_number, record.voice_routing_policy, record.calling_enabled = before
+        if pbx_before is not None:
+            pbx_user, pbx_number = pbx_before
+            pbx_user.phone_number = pbx_number
+        record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
+        await end_transaction(session)
+        raise
+
+
 async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> Reconciled:
     record = await _ensure_voice_user(session, access, upn)
+    before = voice_settings(record)
     record.calling_enabled = enabled
     await end_transaction(session)  # the wish is recorded before Microsoft is called, outside the write transaction
-    return await reconcile(access.connection, record)
+    async with undone_on_failure(session, record, before):
+        return await reconcile(access.connection, record)
 
 
 async def update_user_details(
@@ -305,12 +336,15 @@ async def update_user_details(
         await _require_teams_phone(access.connection, upn)
         await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
+    before = voice_settings(record)
+    pbx_before: tuple[PbxUser, str] | None = None  # the PBX user and its number, when it changes with the Teams one
     if phone_number is not ...:
         pbx_user = await calling_repository.pbx_user_of_voice_user(session, record.id)
         if number:
             await ownership.require_free(session, access.enterprise.id, number, voice_user_id=record.id,
                                          pbx_user_id=pbx_user.id if pbx_user else None)
             if pbx_user is not None:
+                pbx_before = pbx_user, pbx_user.phone_number
                 pbx_user.phone_number = number  # the PBX user's number is the Teams number
         gains_number = bool(number) and not record.phone_number
         record.phone_number = number
@@ -321,7 +355,8 @@ async def update_user_details(
         record.voice_routing_policy = voice_routing_policy  # type: ignore[assignment]
     record.calling_enabled = True
     await end_transaction(session)
-    return await reconcile(access.connection, record)
+    async with undone_on_failure(session, record, before, pbx_before=pbx_before):
+        return await reconcile(access.connection, record)
 
 
 async def _require_teams_phone(connection: TenantConnection, upn: str) -> None:

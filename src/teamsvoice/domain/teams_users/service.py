@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
-from teamsvoice.core.errors import Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.core.limits import check_name, check_new_user_principal_name, name_problem, new_user_name_problem
 from teamsvoice.domain.audit import recorder as audit
 from teamsvoice.domain.fusion import licences, numbers
@@ -31,7 +31,9 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.provisioning.service import per_user_policy, reconcile, voice_state_reading
+from teamsvoice.domain.provisioning.service import (
+    VoiceSettings, per_user_policy, reconcile, undone_on_failure, voice_settings, voice_state_reading,
+)
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice import rules
@@ -502,7 +504,7 @@ Settle = Callable[[AsyncSession], Awaitable[None]]
 
 
 async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, update: UserUpdate, policy: str | None,
-                        record: TeamsVoiceUser | None, before: tuple[str | None, str | None, bool]) -> tuple[str | None, str | None, bool]:
+                        record: TeamsVoiceUser | None, before: VoiceSettings) -> VoiceSettings:
     """The user's number, per-user policy and calling once `update` applies to them (a number sent must be free)."""
     phone, vrp, calling = before
     if update.phone_number is not UNSET:
@@ -533,8 +535,7 @@ async def _apply_voice(
         audit.known_rows(session.sync_session, access.enterprise)  # the entries' owner, as the caller read it
         record = await voice_users.find(session, access.enterprise.id, user.user_principal_name, user.id)  # (renamed too)
         while True:
-            before = (None, None, False) if record is None else (
-                record.phone_number, record.voice_routing_policy, record.calling_enabled)
+            before: VoiceSettings = (None, None, False) if record is None else voice_settings(record)
             try:
                 phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, before)
             except Conflict as exc:
@@ -581,18 +582,16 @@ async def _apply_voice(
                 await settle(session)  # committed as the block ends
             return settle is not None
         try:
-            result = await reconcile(connection, record, reading=reading)
-            if update.vrp is not UNSET and not record.calling_enabled:
-                # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
-                state = await connection.voice.voice_state(user.id)
-                if state.voice_routing_policy != policy:
-                    await connection.voice.grant_voice_routing_policy(user.user_principal_name, policy)
-                    result.changes.append(f"voice routing policy set to {policy or 'Global'}")
-        except DomainError as exc:
-            record.phone_number, record.voice_routing_policy, record.calling_enabled = before
-            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
-            await end_transaction(session)
-            if isinstance(exc, UpstreamError) and exc.status == 400:
+            async with undone_on_failure(session, record, before):
+                result = await reconcile(connection, record, reading=reading)
+                if update.vrp is not UNSET and not record.calling_enabled:
+                    # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
+                    state = await connection.voice.voice_state(user.id)
+                    if state.voice_routing_policy != policy:
+                        await connection.voice.grant_voice_routing_policy(user.user_principal_name, policy)
+                        result.changes.append(f"voice routing policy set to {policy or 'Global'}")
+        except UpstreamError as exc:
+            if exc.status == 400:
                 code = VRP_REFUSED if "policy" in exc.message.lower() else None
                 raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
             raise
