@@ -120,6 +120,35 @@ async def test_action_url_rules(onboarding) -> None:
         "actionType": "REGISTRATION", "enterpriseName": f"  {name} ", "redirectUrl": "http://127.0.0.1:9/x"})
     assert padded.status_code == 200, padded.text
 
+
+async def test_action_url_consent_type(onboarding) -> None:
+    """The action type decides the consent; `consentType` (vendor-notes 1.9's column) was accepted and ignored, so
+    one naming another action's consent got that action's URL. Now a 400 naming it and the consent the action
+    gives; absent, the action's own or a value no action's consent is named (REGISTRATION's "-") works as before."""
+    await onboarding.create()  # (not registered: only REGISTRATION answers a URL, the rest say REGISTRATION first)
+    client, token, name = onboarding.client, onboarding.token, onboarding.name
+
+    async def ask(action: str, consent_type: str) -> dict:
+        response = await client.post("/enterprise/getActionItemUrl", headers=bearer(token), json={
+            "actionType": action, "enterpriseName": name, "redirectUrl": "http://127.0.0.1:9/x",
+            "consentType": consent_type})
+        return {"status": response.status_code, "text": response.text}
+
+    refused = await ask("GET_USER_SYNC_CONSENT", "Presence")
+    assert refused["status"] == 400, refused
+    assert "consentType: 'Presence' is the consent of GET_PRESENCE_CONSENT" in refused["text"], refused
+    assert "GET_USER_SYNC_CONSENT gives the consent 'UserSync'" in refused["text"], refused
+    refused = await ask("REGISTRATION", "usersync")
+    assert refused["status"] == 400 and "consentType: 'UserSync'" in refused["text"], refused
+    assert "REGISTRATION gives no consent" in refused["text"], refused
+    for consent_type in ("-", ""):
+        assert (await ask("REGISTRATION", consent_type))["status"] == 200
+    for action, consent_type in (("GET_USER_SYNC_CONSENT", "UserSync"), ("GET_PRESENCE_CONSENT", "presence"),
+                                 ("GET_CALL_APP_CONSENT", "CALL_APP")):  # (the vendor's CallApp type is undocumented)
+        answer = await ask(action, consent_type)
+        assert answer["status"] == 400 and "complete REGISTRATION first" in answer["text"], answer
+
+
 async def test_another_resellers_enterprise_is_not_found(onboarding, organisation) -> None:
     await onboarding.create()
     other = await token_for(onboarding.client, organisation.resellers[1])

@@ -30,7 +30,9 @@ def callback_url(container: ContainerDep, request: Request) -> str:
     summary="Microsoft sign-in/consent URL for an action type; answers the URL as bare text",
     description="Spec 000 Part II-IV: `actionType` REGISTRATION (then completeEnterpriseRegistration), "
     "GET_USER_SYNC_CONSENT, GET_SERVICE_PROVIDER_MANAGEMENT_CONSENT, GET_CALL_APP_CONSENT, ... Present the "
-    "URL to the enterprise's Global Administrator; the outcome is posted as JSON to `redirectUrl`.",
+    "URL to the enterprise's Global Administrator; the outcome is posted as JSON to `redirectUrl`. The action "
+    "type decides the consent: `consentType` may be left out; one naming another action's consent (e.g. "
+    "`Presence` with GET_USER_SYNC_CONSENT) is a 400 naming the consent the action gives.",
     openapi_extra=docs.request_body(docs.ActionItemRequest, example={
         "actionType": "REGISTRATION", "enterpriseName": "Contoso",
         "redirectUrl": "https://portal.example.com/consent"}),
@@ -47,6 +49,7 @@ async def get_action_item_url(
         enterprise_name=body.enterpriseName, redirect_url=body.redirectUrl,
         callback_url=callback_url(container, request), ttl_seconds=settings.consent_state_ttl_seconds,
         allow_loopback=settings.allow_loopback_redirects, enterprise_id=body.enterpriseId,
+        consent_type=body.consentType,
     )
 
 

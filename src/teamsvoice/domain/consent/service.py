@@ -41,14 +41,34 @@ class ConsentOutcome:
     delivery_id: int
 
 
+def check_consent_type(action: ActionType, consent_type: str | None) -> None:
+    """getActionItemUrl's `consentType` (vendor-notes 1.9: the table's "Consent Type" column) is not what decides the
+    consent: the action type does. A value naming the consent of ANOTHER action type (UserSync, Presence, ..., any
+    case) contradicts the action and is refused; absent, the action's own, or any other text (the vendor's consent
+    types of most rows are undocumented, REGISTRATION's is "-": a script may send what the vendor's table says) is
+    accepted as before."""
+    if consent_type is None:
+        return
+    sent = consent_type.strip().lower()
+    if action.consent_name is not None and sent == action.consent_name.lower():
+        return
+    other = next((a for a in ACTION_TYPES.values() if (a.consent_name or "").lower() == sent and sent), None)
+    if other is None:
+        return
+    needs = (f"{action.name} gives the consent '{action.consent_name}' (send that, or leave consentType out)"
+             if action.consent_name is not None else f"{action.name} gives no consent (leave consentType out)")
+    raise ValidationFailed(f"consentType: '{other.consent_name}' is the consent of {other.name}; {needs}")
+
+
 async def create_action_url(
     session: AsyncSession, principal: Principal, connector: Connector, keyring: Keyring, *,
     action_type: str, enterprise_name: str, redirect_url: str, callback_url: str, ttl_seconds: int,
-    allow_loopback: bool, enterprise_id: int | None = None,
+    allow_loopback: bool, enterprise_id: int | None = None, consent_type: str | None = None,
 ) -> str:
     action = ACTION_TYPES.get(action_type)
     if action is None:
         raise ValidationFailed(f"actionType: unknown action type '{action_type}'; allowed: {sorted(ACTION_TYPES)}")
+    check_consent_type(action, consent_type)
     enterprise_name = enterprise_name.strip()  # as newEnterprise stores it: the name a script sent there finds it
     named = await repository.enterprises_by_name(session, principal, enterprise_name)
     if enterprise_id is not None:
