@@ -309,10 +309,23 @@ async def test_no_free_resource_account_seat_is_a_conflict() -> None:
 
 
 class Session:
-    """What push_to_teams needs of a database session: it records the civic address once Teams made it."""
+    """What the location rules need of a database session: they record the civic address once Teams made it, and
+    take a new location back when Teams did not make it."""
 
     def __init__(self) -> None:
-        self.commits = 0
+        self.commits, self.rows = 0, []  # type: ignore[var-annotated]
+
+    def add(self, row: object) -> None:
+        self.rows.append(row)
+
+    async def delete(self, row: object) -> None:
+        self.rows.remove(row)
+
+    async def flush(self) -> None:
+        pass
+
+    async def execute(self, statement: object) -> None:  # forgetting the numbers placed there (none)
+        pass
 
     async def commit(self) -> None:
         self.commits += 1
@@ -365,6 +378,25 @@ async def test_teams_refusing_an_address_records_nothing() -> None:
     with pytest.raises(UpstreamError, match="CountryOrRegion"):
         await locations.push_to_teams(session, None, connection(emergency_locations=teams), row)  # type: ignore[arg-type]
     assert row.teams_civic_address_id is None and session.commits == 0
+    # A new location Teams refuses is taken back (it stayed, `msTeams: null`, and a retry made a second one).
+    access = SimpleNamespace(tenant=SimpleNamespace(name="Contoso"), subscription=SimpleNamespace(id=1))
+    address = locations.Address("Rue Haute", "12", "1000", "Brussels", "Belgium")
+    link = connection(emergency_locations=teams)
+    with pytest.raises(UpstreamError, match="CountryOrRegion"):
+        await locations.create_location(session, access, link, address)  # type: ignore[arg-type]
+    assert session.rows == [] and session.commits == 2 and teams.addresses == {}
+
+
+def test_only_an_address_teams_does_not_have_lets_a_delete_complete() -> None:
+    def failure(code: str | None) -> UpstreamError:
+        return UpstreamError("Remove-CsOnlineLisCivicAddress failed", retryable=False, status=400, upstream_code=code)
+
+    gone = [failure("NotFound"), failure("ObjectNotFound,Microsoft.Teams.RemoveCsOnlineLisCivicAddress"),
+            NotFound("no such civic address")]
+    assert all(locations._no_such_address(exc) for exc in gone)
+    other = [failure(None), failure("NamedParameterNotFound,Remove-CsOnlineLisCivicAddress"),
+             failure("CommandNotFoundException"), failure("InvalidOperation"), ValidationFailed("in use")]
+    assert not any(locations._no_such_address(exc) for exc in other)
 
 
 # --- onboarding wizard -------------------------------------------------------------------------------------

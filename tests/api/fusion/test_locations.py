@@ -1,8 +1,12 @@
 """Issue 10 section 1: a subscription's emergency (civic) addresses, carried into Teams (the emulated LIS
 cmdlets) and given to users' numbers as their emergency location."""
 
+import dataclasses
+
+import httpx
 import pytest
 
+from teamsvoice.domain.fusion import locations
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.support import BASE, make_world
 from tests.api.fusion.users_support import Onboarded, onboard
@@ -78,6 +82,57 @@ async def test_locations_in_teams_and_on_numbers(sub: Onboarded) -> None:
     assert await cmdlet(sub, "Get-CsOnlineLisCivicAddress") == [] or all(
         a["CivicAddressId"] != teams["civicAddressId"] for a in await cmdlet(sub, "Get-CsOnlineLisCivicAddress"))
     assert (await client.get(f"{path}/locations/{location['id']}", headers=headers)).status_code == 404
+
+
+async def test_teams_failing_leaves_nothing_half_written_and_a_retry_converges(sub: Onboarded, monkeypatch) -> None:
+    client, path, headers, emulator = sub.world.client, sub.path, sub.headers, sub.world.live.emulator
+
+    async def faults(method: str, config: dict | None = None) -> None:
+        async with httpx.AsyncClient(verify=str(emulator.ca_cert_path)) as admin:
+            answer = await admin.request(method, f"{emulator.url}/_admin/faults", json=config)
+            assert answer.status_code == 200, answer.text
+
+    async def recorded() -> list[dict]:
+        return (await client.get(f"{path}/locations", headers=headers)).json()["locations"]
+
+    # Teams made the address but its answer never came (New-* is not sent twice): 503 saying to send it again,
+    # and no location recorded (it showed `msTeams: null`, and a retry made a second one).
+    in_teams = len(await cmdlet(sub, "Get-CsOnlineLisCivicAddress"))
+    await faults("PUT", {"cmdletTimeout": {"cmdlet": "New-CsOnlineLisCivicAddress", "count": 1, "seconds": 0.1,
+                                           "afterApply": True}})
+    try:
+        lost = await client.post(f"{path}/locations", headers=headers, json=ADDRESS)
+    finally:
+        await faults("DELETE")
+    assert lost.status_code == 503, lost.text
+    assert lost.json()["error"]["reason"].endswith("the location was not recorded: send the request again")
+    assert await recorded() == []
+    # (Teams keeps that address unused: nothing finds it again, README says so.)
+    assert len(await cmdlet(sub, "Get-CsOnlineLisCivicAddress")) == in_teams + 1
+
+    # Teams refuses the address: answered as before, nothing recorded.
+    real = locations.civic_address
+    monkeypatch.setattr(locations, "civic_address", lambda row: dataclasses.replace(real(row), country="Belgium"))
+    try:
+        refused = await client.post(f"{path}/locations", headers=headers, json=ADDRESS)
+    finally:
+        monkeypatch.setattr(locations, "civic_address", real)
+    assert refused.status_code == 400 and "CountryOrRegion" in refused.json()["error"]["reason"], refused.text
+    assert await recorded() == []
+
+    # Sent again, it is made once; a change Teams refuses (an admin removed the address there) is not kept.
+    created = await client.post(f"{path}/locations", headers=headers, json=ADDRESS)
+    assert created.status_code == 200 and created.json()["msTeams"] is not None, created.text
+    location, civic_id = created.json()["id"], created.json()["msTeams"]["civicAddressId"]
+    assert [entry["id"] for entry in await recorded()] == [location]
+    await cmdlet(sub, "Remove-CsOnlineLisCivicAddress", CivicAddressId=civic_id)
+    changed = await client.put(f"{path}/locations/{location}", headers=headers, json={"number": "18", "city": "Gent"})
+    assert changed.status_code == 400 and "was not found" in changed.json()["error"]["reason"], changed.text
+    kept = (await client.get(f"{path}/locations/{location}", headers=headers)).json()
+    assert (kept["number"], kept["postalCode"]["city"]) == ("16", "Brussels"), kept
+    # Teams no longer has the address: the delete completes (it failed on every try before).
+    assert (await client.delete(f"{path}/locations/{location}", headers=headers)).status_code == 204
+    assert await recorded() == []
 
 
 async def test_locations_validation_scope_and_unlinked(client, live, organisation) -> None:

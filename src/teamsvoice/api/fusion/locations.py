@@ -115,35 +115,36 @@ async def get_location(location_id: int, access: _access("list"), uow: UnitOfWor
     "/locations", summary="Add an emergency address: {street, number, postbox?, postalCode, city, state?, country, "
     "companyName?, description?}",
     description="`country` is ISO 3166 alpha-2; `companyName` defaults to the tenant's name. With a linked MS Teams "
-    "tenant it is created there (New-CsOnlineLisCivicAddress); `msTeams` then names its civic address and location.",
+    "tenant it is created there (New-CsOnlineLisCivicAddress); `msTeams` then names its civic address and location. "
+    "Should Teams refuse or fail, nothing is recorded (a failure that may pass: 503, send the request again).",
     openapi_extra=request_body(docs.LocationRequest, example=docs.LOCATION_EXAMPLE),
     responses=docs.ok(docs.Location, "The new location") | docs.MICROSOFT,
 )
 async def create_location(request: Request, access: _access("create"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.create_location(uow.session, access, parse_address(await read_json(request)))
-    await uow.end_transaction()
-    await locations.push_to_teams(uow.session, access, _connection(container, access), row)
+    address = parse_address(await read_json(request))
+    row = await locations.create_location(uow.session, access, _connection(container, access), address)
     return await _rendered(uow, row)
 
 
 @router.put("/locations/{location_id}", summary="Change an emergency address (the fields sent)",
     openapi_extra=request_body(docs.LocationRequest, example={"description": "Head office, 2nd floor"}),
     responses=docs.ok(docs.Location, "The changed location") | docs.MICROSOFT,
-    description="Only the fields sent change; with a linked tenant the civic address in Teams follows.",
+    description="Only the fields sent change; with a linked tenant the civic address in Teams follows (should Teams "
+    "refuse or fail, the location stays as it was).",
 )
 async def update_location(location_id: int, request: Request, access: _access("update"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> dict[str, Any]:
-    row = await locations.update_location(uow.session, access, location_id, parse_address_change(await read_json(request)))
-    await uow.end_transaction()
-    await locations.push_to_teams(uow.session, access, _connection(container, access), row)
+    change = parse_address_change(await read_json(request))
+    row = await locations.update_location(uow.session, access, _connection(container, access), location_id, change)
     return await _rendered(uow, row)
 
 
 @router.delete("/locations/{location_id}", status_code=204,
                summary="Remove an emergency address no number uses (in Teams too)",
     responses=docs.NO_CONTENT | docs.MICROSOFT,
-    description="400 while a number uses it; with a linked tenant it is removed in Teams too.",
+    description="400 while a number uses it; with a linked tenant it is removed in Teams too (an address Teams no "
+    "longer has counts as removed).",
 )
 async def delete_location(location_id: int, access: _access("delete"), uow: UnitOfWorkDep,
                           container: ContainerDep) -> Response:

@@ -2,9 +2,12 @@
 
 Each location is recorded here first; once the subscription is linked to an MS Teams tenant it is created there
 with New-CsOnlineLisCivicAddress (which gives it a default location, the LocationId of numbers), and kept in step
-with Set-/Remove-CsOnlineLisCivicAddress (`TenantConnection.emergency_locations`). Microsoft is called only after the database work is committed. A
-location whose Teams counterpart could not be created yet (no linked tenant, or Teams failing) shows
-`msTeams: null` and is created in Teams the next time it is updated or given to a number.
+with Set-/Remove-CsOnlineLisCivicAddress (`TenantConnection.emergency_locations`). Microsoft is called only after
+the database work is committed, and nothing stays half-written: should Teams refuse or fail a new location, its
+record goes again (no job pushes it later; a failure that may pass says to send the request again); should Teams
+refuse or fail a change, the changed fields go back to what they were. A location recorded while the subscription
+had no linked tenant shows `msTeams: null` and is created in Teams the next time it is updated or given to a
+number. A delete completes when Teams no longer has the address.
 
 A user's number gets a location with Set-CsPhoneNumberAssignment -LocationId (Teams' emergency location of the
 number); the choice is recorded in `FusionNumberLocation`, put back if Teams refuses it.
@@ -17,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.db import end_transaction
-from teamsvoice.core.errors import DomainError, NotFound, ValidationFailed
+from teamsvoice.core.errors import DomainError, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.domain.fusion import repository_locations as repository
 from teamsvoice.domain.fusion.models import FusionLocation, FusionNumberLocation
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -87,27 +90,66 @@ async def numbers_at(session: AsyncSession, location_ids: list[int]) -> dict[int
     return {k: sorted(v) for k, v in found.items()}
 
 
-async def create_location(session: AsyncSession, access: SubscriptionAccess, address: Address) -> FusionLocation:
+async def create_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
+                          address: Address) -> FusionLocation:
+    """Records the location, then (with a linked tenant) creates it in Teams. Should Teams refuse or fail, the
+    record goes again and the error is raised: nothing of the location stays here, and a request sent again
+    makes one location, not two."""
     values = asdict(address)
     values["company_name"] = values["company_name"] or access.tenant.name
     row = FusionLocation(subscription_id=access.subscription.id, **values)
     session.add(row)
     await session.flush()
+    await end_transaction(session)  # recorded before Teams is called
+    try:
+        await push_to_teams(session, access, connection, row)
+    except Exception as exc:
+        if row.teams_civic_address_id is not None:  # Teams made it: only recording its ids failed
+            raise
+        await repository.forget_numbers_at(session, row.id)
+        await session.delete(row)
+        await end_transaction(session)
+        raise _not_kept(exc, "the location was not recorded")
     return row
 
 
-async def update_location(session: AsyncSession, access: SubscriptionAccess, location_id: int,
-                          change: AddressChange) -> FusionLocation:
+async def update_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
+                          location_id: int, change: AddressChange) -> FusionLocation:
+    """Records the change, then (with a linked tenant) makes Teams' civic address follow. Should Teams refuse or
+    fail, the changed fields go back to what they were and the error is raised."""
     values = dict(change.values)
     if not values:
         raise ValidationFailed("Nothing to update: send the fields to change")
     row = await _in_subscription(session, access, location_id)
     if "company_name" in values and values["company_name"] is None:
         values["company_name"] = access.tenant.name
+    before = {attribute: getattr(row, attribute) for attribute in (*values, "updated_at")}
+    had_teams_address = row.teams_civic_address_id is not None
     for attribute, value in values.items():
         setattr(row, attribute, value)
     await session.flush()
+    await end_transaction(session)  # recorded before Teams is called
+    try:
+        await push_to_teams(session, access, connection, row)
+    except Exception as exc:
+        if not had_teams_address and row.teams_civic_address_id is not None:  # Teams made it: recording failed
+            raise
+        for attribute, value in before.items():
+            setattr(row, attribute, value)
+        await end_transaction(session)
+        raise _not_kept(exc, "the location was left as it was")
     return row
+
+
+def _not_kept(exc: Exception, what: str) -> Exception:
+    """The error to answer once the database is back where it was: a failure of Teams that may pass says so and
+    that the request can be sent again; anything else (a refusal) as it is."""
+    if isinstance(exc, UpstreamError) and exc.retryable and not exc.is_refusal:
+        again = UpstreamError(f"{exc.message}; {what}: send the request again", retryable=True, status=exc.status,
+                              upstream_code=exc.upstream_code)
+        again.__cause__ = exc
+        return again
+    return exc
 
 
 def civic_address(row: FusionLocation) -> CivicAddress:
@@ -133,7 +175,8 @@ async def push_to_teams(session: AsyncSession, access: SubscriptionAccess, conne
 
 async def delete_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
                           location_id: int) -> None:
-    """Refused while a number is placed there; removed from Teams first, then here."""
+    """Refused while a number is placed there; removed from Teams first (done already when Teams has it no more),
+    then here."""
     row = await _in_subscription(session, access, location_id)
     used = (await numbers_at(session, [row.id]))[row.id]
     if used:
@@ -144,10 +187,27 @@ async def delete_location(session: AsyncSession, access: SubscriptionAccess, con
         if connection is None:
             raise ValidationFailed("The location exists in an MS Teams tenant that is no longer linked; link it "
                                    "again to remove the address there")
-        await connection.emergency_locations.remove_address(row.teams_civic_address_id)
+        try:
+            await connection.emergency_locations.remove_address(row.teams_civic_address_id)
+        except DomainError as exc:
+            if not _no_such_address(exc):
+                raise
+            # Teams has it no more (removed there, or by a delete whose recording failed): the delete completes.
     await repository.forget_numbers_at(session, row.id)
     await session.delete(row)
     await session.flush()
+
+
+# The error ids (FullyQualifiedErrorId's first part) Teams' cmdlets give an object they do not have.
+_NOT_FOUND_IDS = frozenset({"notfound", "objectnotfound", "managementobjectnotfound"})
+
+
+def _no_such_address(exc: DomainError) -> bool:
+    """Teams answered that it has no such civic address (a cmdlet's not-found error id, or NotFound)."""
+    if isinstance(exc, NotFound):
+        return True
+    code = exc.upstream_code if isinstance(exc, UpstreamError) else None
+    return bool(code) and str(code).split(",", 1)[0].strip().lower() in _NOT_FOUND_IDS
 
 
 async def set_number_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection,
@@ -178,8 +238,8 @@ async def set_number_location(session: AsyncSession, access: SubscriptionAccess,
         current.location_id = location.id
     await end_transaction(session)  # recorded before Teams is called
     try:
-        await connection.emergency_locations.locate_number(
-            record.user_principal_name, record.phone_number, location.teams_location_id if location is not None else None)
+        await connection.emergency_locations.locate_number(record.user_principal_name, record.phone_number,
+                                                           location.teams_location_id if location is not None else None)
     except DomainError:
         await repository.forget_number_location(session, record.id)
         if before is not None:
