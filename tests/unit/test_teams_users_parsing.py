@@ -63,6 +63,11 @@ def test_a_template_fills_what_the_user_lacks_unless_it_overrides() -> None:
     replaced = templates.update_from(template, override=True, current=current)
     assert (replaced.location, replaced.vrp, replaced.replace_groups, replaced.replace_licenses) == ("BE", "World", True, True)
     assert templates.update_from(templates.DEFAULT, override=False).licenses == ["MCOEV"]
+    # The default template manages no groups, and its licence only where the user has no Teams Phone: never replaced.
+    held = templates.update_from(templates.DEFAULT, override=True, holds_teams_phone=True)
+    assert (held.groups, held.licenses) == (service.UNSET, service.UNSET)
+    lacking = templates.update_from(templates.DEFAULT, override=True)
+    assert (lacking.groups, lacking.licenses, lacking.replace_licenses) == (service.UNSET, ["MCOEV"], False)
 
 
 def test_resource_account_bodies_and_filters_are_read_in_fusion_names() -> None:

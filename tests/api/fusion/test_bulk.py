@@ -129,8 +129,14 @@ async def test_items_without_a_voice_change_end_and_are_counted(sub: Onboarded) 
     assert (details["status"], details["total_count"], details["success_count"]) == ("success", 2, 2), details
     got = (await client.get(f"{path}/msteams/user/{users[0]['id']}", headers=headers)).json()
     assert got["msTeams"]["displayName"] == "only the name"
+    # Fusion data is shown for a user with a number only (spec 004): the licences kept are seen once it has one.
+    user = f"{path}/msteams/users/{users[1]['id']}"
+    assert "draas" not in (await client.get(f"{path}/msteams/user/{users[1]['id']}", headers=headers)).json()
+    given = await client.put(f"{user}/phone_number", headers=headers, json={"phoneNumber": sub.numbers[0]})
+    assert given.status_code == 204, given.text
     got = (await client.get(f"{path}/msteams/user/{users[1]['id']}", headers=headers)).json()
     assert got["draas"]["customerLicenses"] == ["Call-Bundle"], got["draas"]
+    assert (await client.put(f"{user}/phone_number", headers=headers, json={"phoneNumber": None})).status_code == 204
 
 
 async def test_a_stopping_server_answers_a_waiting_bulk_update_with_its_job(sub: Onboarded) -> None:

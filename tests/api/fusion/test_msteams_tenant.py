@@ -13,6 +13,7 @@ from sqlalchemy import select
 from teamsvoice import demo
 from teamsvoice.domain.fusion.models import FusionGroupFilter, FusionSubscription
 from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.support import BASE, make_world
 from tests.support.emulated import emulated_tenant
 
@@ -173,8 +174,18 @@ async def test_onboarding_lists_and_unlink(world, live) -> None:
     free_only = (await client.get(f"{path}/msteams/licenses", headers=headers, params={"free_only": "yes"})).json()["licenses"]
     assert all(l["free"] >= 1 for l in free_only)
     assert (await client.get(f"{path}/msteams/licenses", headers=headers, params={"free_only": "maybe"})).status_code == 400
-    vrps = (await client.get(f"{path}/msteams/vrps", headers=headers)).json()["results"]
-    assert {"description": "Global", "identity": "Global"} in vrps and any(v["identity"] == "teamsvoice" for v in vrps)
+    # A policy's `description` is its name (spec 004: "Name of the voice routing policy"), not the text Teams keeps
+    # as its Description (answered when it had one).
+    connector = MicrosoftConnector(live.settings)
+    cmdlets = connector.cmdlets(microsoft["tenantId"])
+    try:
+        await cmdlets.run("Set-CsOnlineVoiceRoutingPolicy", {"Identity": "teamsvoice", "Description": "To the SBCs"})
+        vrps = (await client.get(f"{path}/msteams/vrps", headers=headers)).json()["results"]
+    finally:
+        await cmdlets.run("Set-CsOnlineVoiceRoutingPolicy", {"Identity": "teamsvoice", "Description": None})
+        await connector.aclose()
+    assert {"description": "Global", "identity": "Global"} in vrps
+    assert {"description": "teamsvoice", "identity": "teamsvoice"} in vrps
     # The SRE filter marks groups, and a filtered group gone from Office 365 is an orphan.
     async def add_filter(session) -> None:  # type: ignore[no-untyped-def]
         subscription = await session.scalar(select(FusionSubscription).order_by(FusionSubscription.id.desc()))

@@ -40,6 +40,29 @@ async def test_templates_crud_and_apply(sub: Onboarded) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == {"code": 2095, "reason": "The template does not exist"}
 
 
+async def test_the_default_template_keeps_what_it_does_not_require(sub: Onboarded) -> None:
+    """Template 0 ("implements the minimum requirements for a Fusion user", vendor-notes 2.6) applied with the
+    default `override` (true) took every group and every licence but MCOEV away (an E5 user lost E5): a user with
+    Teams Phone keeps all it holds; one without is given MCOEV on top of its licences, its groups kept."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    licensed = (await sub.users(6))[5]["msTeams"]
+    applied = await client.put(f"{path}/msteams/users/{licensed['id']}/templates/0", headers=headers)
+    assert applied.status_code == 200, applied.text
+    before, after = applied.json()["before"], applied.json()["after"]
+    assert before["groups"] and len(before["licenses"]) == 2 and after == before
+    bare = next(u["msTeams"] for u in await sub.users(10, teams_phone=False) if u["msTeams"]["voiceEnabled"] == "no")
+    user = f"{path}/msteams/users/{bare['id']}"
+    try:
+        applied = await client.put(f"{user}/templates/0", headers=headers, json={"override": True})
+        assert applied.status_code == 200, applied.text
+        before, after = applied.json()["before"], applied.json()["after"]
+        mcoev = (await client.get(f"{path}/msteams/user/{bare['id']}", headers=headers)).json()["msTeams"]["licenses"]
+        assert [lic["skuPartNumber"] for lic in mcoev] == ["MCOEV"]
+        assert before["groups"] and after == before | {"licenses": before["licenses"] + [mcoev[0]["skuId"]]}
+    finally:  # the emulated tenant outlives the test: its unlicensed user stays so
+        assert (await client.put(f"{user}/licenses", headers=headers, json={"licenses": []})).status_code == 204
+
+
 async def test_template_texts_are_bounded_and_named_as_sent(  # type: ignore[no-untyped-def]
         client, live, organisation) -> None:
     """A template's description is bounded (its column is TEXT) and holds no control character (NUL was stored on
@@ -76,7 +99,12 @@ async def test_template_texts_are_bounded_and_named_as_sent(  # type: ignore[no-
 
 
 async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
+    """A resource account created with a number, changed, deleted. While it holds the number, the subscription's
+    numbers name it as vendor-notes 2.5's `assignedTo` does: `subType` "resource_account", `to` the account's id
+    (the list's `draas.id`); they said "user" and its voice record's id."""
     client, path, headers = sub.world.client, sub.path, sub.headers
+    user = f"{path}/msteams/users/{(await sub.users(1))[0]['msTeams']['id']}"  # a user's record first: ids then differ
+    assert (await client.put(user, headers=headers, json={"customerLicenses": ["CL-1"]})).status_code == 200
     upn = f"my_call_queue@{sub.tenant['domain']}"
     body = {"accountType": "call-queue", "userPrincipalName": upn, "displayName": "My First Call Queue", "location": "BE",
             "phoneNumber": sub.numbers[5]}
@@ -91,6 +119,9 @@ async def test_resource_accounts_lifecycle(sub: Onboarded) -> None:
     assert ms["accountType"] == "call-queue" and ms["phoneNumber"] == sub.numbers[5] and ms["location"] == "BE"
     assert "PHONESYSTEM_VIRTUALUSER" in [l["skuPartNumber"] for l in ms["licenses"]]
     assert await sub.teams_numbers(ms["id"]) == [sub.numbers[5]]
+    listed = (await client.get(f"{path}/numbers", headers=headers, params={"search": sub.numbers[5][3:]})).json()
+    assert [n["assignedTo"] for n in listed["numbers"]] == [
+        {"type": "ms_teams", "subType": "resource_account", "to": ra_id, "userPrincipalName": upn}]
     modified = await client.put(f"{path}/msteams/resource_accounts/{ms['id']}", headers=headers, json={
         "accountType": "auto-attendant", "displayName": "A Modified Call Queue", "location": "NL", "phoneNumber": None})
     assert modified.status_code == 200 and modified.json() == {"id": ra_id}

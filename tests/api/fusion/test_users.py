@@ -153,8 +153,8 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
         refused = await client.put(f"{path}/msteams/users/{bob['id']}/phone_number", headers=headers,
                                    json={"phoneNumber": sub.numbers[2]})
         assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
-        draas = (await client.get(f"{path}/msteams/user/{bob['id']}", headers=headers)).json()["draas"]
-        assert "phoneNumber" not in draas and draas["status"] == "error", draas
+        got = (await client.get(f"{path}/msteams/user/{bob['id']}", headers=headers)).json()
+        assert "draas" not in got, got  # no number: no Fusion data (spec 004)
     finally:
         await teams.remove_numbers(carol)
         await connector.aclose()
@@ -182,6 +182,20 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
     upper = await client.get(f"{path}/users/{alice['id'].upper()}/sip_address", headers=headers)
     assert upper.status_code == 200 and upper.json() == sip, upper.text
     assert (await client.get(f"{path}/msteams/user/00000000-0000-0000-0000-000000000000", headers=headers)).status_code == 404
+
+
+async def test_fusion_data_only_for_a_voice_enabled_user_with_a_number(sub: Onboarded) -> None:
+    """Spec 004: "The MS Teams data is enriched with Fusion data if a user is voice enabled and have a phone number
+    assigned". A user teamsvoice keeps a record of without a number (customer licences only) had a `draas` in the
+    list and read alone; it has none now."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    user = (await sub.users(3))[2]["msTeams"]
+    given = await client.put(f"{path}/msteams/users/{user['id']}", headers=headers, json={"customerLicenses": ["CL-1"]})
+    assert given.status_code == 200, given.text
+    alone = (await client.get(f"{path}/msteams/user/{user['id']}", headers=headers)).json()
+    listed = (await sub.users(3))[2]
+    assert alone["msTeams"]["id"] == listed["msTeams"]["id"] == user["id"] and alone["msTeams"]["voiceEnabled"] == "yes"
+    assert "draas" not in alone and "draas" not in listed, (alone, listed)
 
 
 async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:

@@ -96,7 +96,8 @@ async def suggest_ranges(
             description="`status` reserved | disconnected; `page` (from 1), `page_size`, `search` (digits). "
             "reserved: none (teamsvoice reserves no stock numbers). disconnected: the subscription's numbers "
             "in quarantine after offboarding (TEAMSVOICE_NUMBER_QUARANTINE_SECONDS): `{numbers: [{id, "
-            "countryCode, nsn, numberType, region, state, stateUpdatedOn, freeOn}], page, pages, results}`.",
+            "countryCode, nsn, numberType, region, state, stateUpdatedOn, freeOn}], page, pages, results}`; `id` is "
+            "the number's in `.../numbers` (null for a number in no inventory), `region` null (no stock regions).",
     responses=docs.ok(docs.InventoryNumbers, "The numbers"),
 )
 async def list_number_inventory(
@@ -109,8 +110,7 @@ async def list_number_inventory(
         raise ValidationFailed("page: must be 1 or more")
     if status == "reserved":
         return {"numbers": [], **EMPTY_PAGE}
-    rows, total = await public_data.disconnected(uow.session, access.enterprise.id, search, (page - 1) * page_size,
-                                                 page_size)
+    rows, total = await public_data.disconnected(uow.session, access, search, (page - 1) * page_size, page_size)
     return {"numbers": rows, "page": page, "pages": max(1, -(-total // page_size)), "results": total}
 
 

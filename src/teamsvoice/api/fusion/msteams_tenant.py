@@ -211,11 +211,13 @@ async def licenses(access: _access("licenses.list"), uow: UnitOfWorkDep, contain
 
 
 @router.get("/vrps", summary="Voice routing policies of the linked tenant",
-    description="Spec 004.", responses=docs.ok(docs.Vrps, "The voice routing policies") | docs.MICROSOFT,
+    description="Spec 004: `description` is the policy's name, `identity` what a user's `vrp` takes (the same name).",
+    responses=docs.ok(docs.Vrps, "The voice routing policies") | docs.MICROSOFT,
 )
 async def vrps(access: _access("vrps.read"), uow: UnitOfWorkDep, container: ContainerDep) -> dict[str, Any]:
     connection = await _connection(access, uow, container)
-    return {"results": [{"description": policy.description or policy.identity, "identity": policy.identity}
+    # Spec 004's `description` is the "Name of the voice routing policy": its identity, never Teams' Description text.
+    return {"results": [{"description": policy.identity, "identity": policy.identity}
                         for policy in await connection.direct_routing.routing_policies()]}
 
 

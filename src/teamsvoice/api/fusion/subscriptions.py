@@ -20,7 +20,7 @@ from teamsvoice.api.fusion.wire import (
 )
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core import phone
-from teamsvoice.domain.fusion import numbers, onboarding
+from teamsvoice.domain.fusion import licences, numbers, onboarding
 from teamsvoice.domain.fusion import repository as fusion_repository, tenants as service
 from teamsvoice.domain.fusion.models import FusionTenant
 from teamsvoice.api.fusion.paging import Page, check_page_size, decode_next
@@ -51,7 +51,8 @@ async def _detail(uow: UnitOfWorkDep, access: SubscriptionAccess) -> dict[str, A
     session = uow.session
     total, free, linked = await numbers.count_numbers(session, access.subscription.id)
     body = render_subscription_summary(access.subscription) | {
-        "numberOfUsers": await service.number_of_users(session, access.enterprise.id),
+        # The users of `licenses.msTeamsUsers.inUse`, one count: resource accounts hold numbers but are no users.
+        "numberOfUsers": await licences.users_in_use(session, access.enterprise.id),
         "numberOfTrunkgroups": 0,
         "phoneNumbers": {"total": total, "free": free, "linkedToUsers": linked, "linkedToTrunkgroups": 0,
                          "linkedToOperatorConnect": 0},

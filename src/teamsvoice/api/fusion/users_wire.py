@@ -33,7 +33,8 @@ def render_record(view: service.VoiceRecordView) -> dict[str, Any]:
 
 def render_user(entry: service.TeamsUser) -> dict[str, Any]:
     """`{msTeams, draas?}`, for a list and one user alike: `roles` when the user holds any (spec 004's list example);
-    one user read alone also has its groups and `vrp`."""
+    one user read alone also has its groups and `vrp`. `draas` only for a user "voice enabled" (`voiceEnabled`
+    "yes") that has "a phone number assigned" (spec 004): a record without a number is not shown."""
     user, details = entry.user, entry.details
     ms: dict[str, Any] = {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name}
     if details is not None:
@@ -44,7 +45,7 @@ def render_user(entry: service.TeamsUser) -> dict[str, Any]:
     if entry.roles:
         ms["roles"] = [{"id": r.id, "displayName": r.display_name} for r in entry.roles]
     body: dict[str, Any] = {"msTeams": ms}
-    if entry.record is not None:
+    if entry.record is not None and entry.record.phone_number and entry.voice_enabled == "yes":
         body["draas"] = render_record(entry.record)
     return body
 

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.limits import Name
 from teamsvoice.domain.fusion import accounts
 from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant, FusionUser
+from teamsvoice.domain.fusion.numbers import NumberHolder
 from teamsvoice.domain.fusion.onboarding import ADMIN_PASSWORD_MAX, ADMIN_USERNAME_MAX
 from teamsvoice.domain.fusion.roles import ALL_ROLES
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 SUB_PATH = "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}"
 TENANTS_PATH = "/api/v01/draas/{draas_instance}/tenants"
@@ -89,16 +89,19 @@ def render_subscription_summary(subscription: FusionSubscription) -> dict[str, A
             "licenses": {"msTeamsUsers": subscription.ms_teams_users, "sipTrunkChannels": subscription.sip_trunk_channels}}
 
 
-def render_number(row: FusionNumber, holder: TeamsVoiceUser | None, free_on: datetime | None = None) -> dict[str, Any]:
-    """A PhoneNumber (vendor-notes 2.5); a number in quarantine (not assigned, not free either) also says when its
-    quarantine ends (`freeOn`, as number_inventory's disconnected numbers)."""
+def render_number(row: FusionNumber, holder: NumberHolder | None, free_on: datetime | None = None) -> dict[str, Any]:
+    """A PhoneNumber (vendor-notes 2.5): `assignedTo` names a user by its voice record's id, a resource account
+    (`subType` "resource_account") by the account's own id; a number in quarantine (not assigned, not free either)
+    also says when its quarantine ends (`freeOn`, as number_inventory's disconnected numbers)."""
     body: dict[str, Any] = {
         "assigned": holder is not None, "isoCode": row.iso_code, "countryCode": f"+{row.country_code}",
         "fullNumber": row.e164, "nsn": row.nsn, "numberType": row.number_type, "source": row.source, "id": row.id,
     }
     if holder is not None:
-        body["assignedTo"] = {"type": "ms_teams", "subType": "user", "to": holder.id,
-                              "userPrincipalName": holder.user_principal_name}
+        account = holder.resource_account_id
+        body["assignedTo"] = {"type": "ms_teams", "subType": "user" if account is None else "resource_account",
+                              "to": holder.user.id if account is None else account,
+                              "userPrincipalName": holder.user.user_principal_name}
     if free_on is not None:
         body["freeOn"] = free_on.isoformat() + "Z"
     return body

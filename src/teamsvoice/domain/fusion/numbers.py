@@ -1,6 +1,7 @@
 """A subscription's number inventory: E.164-validated and country-checked; assignment derived from the
 shared `TeamsVoiceUser` rows (a number set through either API family is assigned for both)."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pycountry
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.core.limits import is_digits
 from teamsvoice.core.phone import ParsedNumber, parse_e164, parse_number
+from teamsvoice.domain.fusion import repository as fusion_repository
 from teamsvoice.domain.fusion.models import FusionNumber
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.inventory import ownership, repository
@@ -138,9 +140,24 @@ async def quarantine_ends(session: AsyncSession, e164s: list[str]) -> dict[str, 
     return await ownership.quarantine_ends(session, e164s)
 
 
-async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
-    """Which Teams user of the subscription holds each number (never a user of another customer)."""
-    return await ownership.holders_within(session, access.enterprise.id, e164s)
+@dataclass(frozen=True)
+class NumberHolder:
+    """Who holds a number: a voice record of the subscription's customer and, when the record is a resource
+    account's (call queue, auto attendant), that account's id (the `draas.id` the resource accounts list answers)."""
+
+    user: TeamsVoiceUser
+    resource_account_id: int | None
+
+
+async def holders(session: AsyncSession, access: SubscriptionAccess, e164s: list[str]) -> dict[str, NumberHolder]:
+    """Which voice record of the subscription's customer holds each number (never one of another customer): one
+    read per `repository.CHUNK` numbers."""
+    found: dict[str, NumberHolder] = {}
+    for chunk in repository.chunks(e164s):
+        for user, account_id in await fusion_repository.number_holders(session, access.enterprise.id,
+                                                                       access.subscription.id, chunk):
+            found[user.phone_number or ""] = NumberHolder(user, account_id)
+    return found
 
 
 def not_in_subscription(e164: str) -> ValidationFailed:

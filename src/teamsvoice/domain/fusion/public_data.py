@@ -21,7 +21,7 @@ from teamsvoice.domain.fusion import repository
 from teamsvoice.domain.fusion.numbers import search_digits
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF
-from teamsvoice.domain.fusion.scope import org_uuid
+from teamsvoice.domain.fusion.scope import SubscriptionAccess, org_uuid
 
 NUMBER_TYPES = ("geographic", "mobile", "toll_free", "premium", "national", "voip", "shared_cost", "other")
 INVENTORY_STATES = ("reserved", "disconnected")
@@ -66,16 +66,18 @@ def check_suggestion_query(number_type: str | None, country_code: str | None, ra
         raise ValidationFailed("numberOfResults: must be between 1 and 100")
 
 
-async def disconnected(session: AsyncSession, enterprise_id: int, search: str | None, offset: int,
+async def disconnected(session: AsyncSession, access: SubscriptionAccess, search: str | None, offset: int,
                        limit: int) -> tuple[list[dict[str, Any]], int]:
-    """The enterprise's numbers in quarantine now, as number_inventory items."""
-    rows, total = await repository.quarantined_numbers(session, enterprise_id, now=utcnow(),
-                                                       digits=search_digits(search),
+    """The subscription's customer's numbers in quarantine now, as number_inventory items: `id` the number's own in
+    the subscription's inventory (the one `.../numbers` answers; null for a number in none); `region` null, since
+    teamsvoice's inventory has no regions (vendor-notes 2.5: a stock range's `region?: int`; it keeps no stock)."""
+    rows, total = await repository.quarantined_numbers(session, access.enterprise.id, access.subscription.id,
+                                                       now=utcnow(), digits=search_digits(search),
                                                        offset=offset, limit=limit)
     items = []
-    for row in rows:
+    for row, number in rows:
         parsed = parse_e164(row.e164)
-        items.append({"id": row.id, "countryCode": f"+{parsed.country_code}", "nsn": parsed.nsn,
-                      "numberType": parsed.number_type, "region": None, "state": "disconnected",
+        items.append({"id": number.id if number is not None else None, "countryCode": f"+{parsed.country_code}",
+                      "nsn": parsed.nsn, "numberType": parsed.number_type, "region": None, "state": "disconnected",
                       "stateUpdatedOn": row.created_at.isoformat() + "Z", "freeOn": row.until.isoformat() + "Z"})
     return items, total

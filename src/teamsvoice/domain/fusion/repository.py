@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -40,7 +40,8 @@ _TENANT_ORDER = {"name": FusionTenant.name, "billing_id": FusionTenant.billing_i
 
 async def counted_page(session: AsyncSession, statement: Select[Any], order_by: Sequence[Any], offset: int,
                        limit: int) -> tuple[list[Any], int]:
-    """One page of `statement`'s rows (its first entity) in the given order, and how many rows it has in all.
+    """One page of `statement`'s rows (its entity; a tuple of what it selects when that is more than one thing) in
+    the given order, and how many rows it has in all.
     One statement: the total is a window count over the whole result, taken before the page is cut; a page
     past the end (or of no rows) has no row to carry it, and only then is the total counted on its own."""
     return await _read_page(session, _paged(statement, order_by), statement, {}, offset, limit)
@@ -58,7 +59,8 @@ async def _read_page(session: AsyncSession, page: Select[Any], statement: Select
     """`counted_page` with its statements built (`page` is `_paged(statement)`) and their parameters' `values`."""
     found = (await session.execute(page, {**values, "page_offset": offset, "page_limit": limit})).all()
     if found:
-        return [row[0] for row in found], found[0][-1]
+        width = len(found[0]) - 1  # what the statement selects, then the total
+        return [row[0] if width == 1 else tuple(row[:width]) for row in found], found[0][-1]
     if offset == 0 and limit > 0:
         return [], 0
     return [], await session.scalar(select(func.count()).select_from(statement.subquery()), values) or 0
@@ -176,10 +178,16 @@ async def subscription_of_tenant(session: AsyncSession, fusion_tenant_id: int,
         FusionSubscription.id == subscription_id, FusionSubscription.fusion_tenant_id == fusion_tenant_id))
 
 
-async def users_with_a_number(session: AsyncSession, enterprise_id: int) -> int:
-    """How many of the enterprise's voice users hold a phone number."""
-    return await session.scalar(select(func.count(TeamsVoiceUser.id)).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.is_not(None))) or 0
+async def number_holders(session: AsyncSession, enterprise_id: int, subscription_id: int,
+                         e164s: list[str]) -> list[tuple[TeamsVoiceUser, int | None]]:
+    """The enterprise's voice records holding any of the numbers (at most `inventory.repository.CHUNK`), each with
+    the id of the subscription's resource account it is the record of (None: a user's), in one statement."""
+    account = and_(FusionResourceAccount.voice_user_id == TeamsVoiceUser.id,
+                   FusionResourceAccount.subscription_id == subscription_id)
+    rows = await session.execute(
+        select(TeamsVoiceUser, FusionResourceAccount.id).outerjoin(FusionResourceAccount, account)
+        .where(TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.in_(e164s)))
+    return [(user, account_id) for user, account_id in rows]
 
 
 async def numbers_in_inventory(session: AsyncSession, subscription_id: int) -> int:
@@ -244,11 +252,14 @@ async def resellers_page(
 
 
 async def quarantined_numbers(
-    session: AsyncSession, enterprise_id: int, *, now: datetime, digits: str | None, offset: int, limit: int,
-) -> tuple[list[NumberQuarantine], int]:
-    """A page of the enterprise's numbers still in quarantine at `now` (containing `digits`), by number."""
-    statement = select(NumberQuarantine).where(NumberQuarantine.enterprise_id == enterprise_id,
-                                               NumberQuarantine.until > now)
+    session: AsyncSession, enterprise_id: int, subscription_id: int, *, now: datetime, digits: str | None, offset: int,
+    limit: int,
+) -> tuple[list[tuple[NumberQuarantine, FusionNumber | None]], int]:
+    """A page of the enterprise's numbers still in quarantine at `now` (containing `digits`), by number, each with
+    its row in the subscription's inventory (None: in none, a ConnecttoTeams user's number)."""
+    in_inventory = and_(FusionNumber.e164 == NumberQuarantine.e164, FusionNumber.subscription_id == subscription_id)
+    statement = select(NumberQuarantine, FusionNumber).outerjoin(FusionNumber, in_inventory).where(
+        NumberQuarantine.enterprise_id == enterprise_id, NumberQuarantine.until > now)
     if digits:
         statement = statement.where(text_search.contains(NumberQuarantine.e164, digits))
     return await counted_page(session, statement, [NumberQuarantine.e164], offset, limit)

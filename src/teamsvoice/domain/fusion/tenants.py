@@ -175,11 +175,6 @@ async def list_subscriptions(
                                                     limit=limit)
 
 
-async def number_of_users(session: AsyncSession, enterprise_id: int) -> int:
-    """The subscription's users: its enterprise's voice users holding a number."""
-    return await repository.users_with_a_number(session, enterprise_id)
-
-
 async def deletion_blockers(session: AsyncSession, access: SubscriptionAccess) -> list[str]:
     """What keeps the subscription from being deleted, in words (none: it may be): a linked MS Teams tenant, numbers
     in its inventory, jobs that have not ended, PBX connector records (ConnecttoTeams). What it recorded besides

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound
 from teamsvoice.domain.inventory import repository
-from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 NUMBER_NOT_AVAILABLE = "number_not_available"
 NUMBER_IN_QUARANTINE = "number_in_quarantine"
@@ -91,12 +90,3 @@ def check_free(standing: repository.NumberStanding, enterprise_id: int, e164: st
     holder = standing.teams_holder or standing.pbx_holder
     if holder is not None:
         raise Conflict(f"{field}: {e164} is already assigned to {holder}", code=NUMBER_TAKEN)
-
-
-async def holders_within(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> dict[str, TeamsVoiceUser]:
-    """Which of this enterprise's Teams users holds each number (users of other enterprises are never named)."""
-    found: dict[str, TeamsVoiceUser] = {}
-    for chunk in repository.chunks(e164s):
-        for user in await repository.teams_users_holding(session, enterprise_id, chunk):
-            found[user.phone_number or ""] = user
-    return found

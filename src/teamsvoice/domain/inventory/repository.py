@@ -166,12 +166,6 @@ async def quarantine_ends(session: AsyncSession, e164s: list[str]) -> dict[str, 
         NumberQuarantine.e164.in_(e164s), NumberQuarantine.until > utcnow()))).tuples().all())
 
 
-async def teams_users_holding(session: AsyncSession, enterprise_id: int, e164s: list[str]) -> list[TeamsVoiceUser]:
-    """The enterprise's Teams users holding any of the numbers (at most CHUNK)."""
-    return list(await session.scalars(select(TeamsVoiceUser).where(
-        TeamsVoiceUser.enterprise_id == enterprise_id, TeamsVoiceUser.phone_number.in_(e164s))))
-
-
 # --- a subscription's inventory ---------------------------------------------------------------------------
 
 

@@ -119,8 +119,8 @@ async def preview_rows(session: AsyncSession, access: SubscriptionAccess, text: 
                 errors.append(f"number: {numbers.not_in_subscription(number).message}")
             else:
                 holder = held.get(number)
-                if holder is not None and holder.user_principal_name.lower() != upn.lower():
-                    errors.append(f"number: {number} is already assigned to {holder.user_principal_name}")
+                if holder is not None and holder.user.user_principal_name.lower() != upn.lower():
+                    errors.append(f"number: {number} is already assigned to {holder.user.user_principal_name}")
                 elif number in seen_numbers:
                     errors.append(f"number: {number} is already on line {seen_numbers[number]}")
         if not errors:  # a row left out (it has errors) takes neither its user nor its number from a later row

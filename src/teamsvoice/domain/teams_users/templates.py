@@ -1,6 +1,8 @@
 """User templates (vendor-notes 2.6): per subscription, a name, a product key, a description and the
 properties they set: country, MS licences, MS groups, voice routing policy. Template 0 is the built-in
-default ("the minimum requirements for a Fusion user": a Phone System licence) and cannot be changed.
+default ("the minimum requirements for a Fusion user": a Phone System licence) and cannot be changed. A template
+manages only what it names: an empty list of groups or licences leaves the user's alone, and the default
+template's licence is a requirement (met by any licence carrying Teams Phone, `update_from`), not a set to hold.
 
 The groups, licences and voice routing policy a template names are checked against the subscription's MS Teams
 tenant when it is created or changed (`check_in_tenant`); a subscription not linked to a tenant yet has nothing
@@ -19,6 +21,7 @@ from teamsvoice.domain.provisioning.service import per_user_policy, unknown_poli
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionTemplate
+from teamsvoice.domain.tenant_voice import rules
 from teamsvoice.microsoft.ports import TenantConnection
 
 TEMPLATE_NAME_TAKEN = "template_name_taken"
@@ -42,10 +45,12 @@ class Template:
     licenses: tuple[str, ...]
     created_on: datetime | None = None
     updated_on: datetime | None = None
+    # The default template's: its licence (MCOEV) is the Teams Phone requirement, met by any licence carrying it.
+    requires_teams_phone: bool = False
 
 
 DEFAULT = Template(0, "Default", "default", "The minimum requirements for a Fusion user: a Teams Phone System licence",
-                   None, None, (), ("MCOEV",))
+                   None, None, (), (rules.USER_PHONE_PLAN,), requires_teams_phone=True)
 
 
 @dataclass
@@ -206,11 +211,18 @@ async def snapshot(connection: TenantConnection, user: service.DirectoryUser) ->
                                state.voice_routing_policy or "Global")
 
 
-def update_from(template: Template, *, override: bool, current: TemplatedProperties | None = None) -> service.UserUpdate:
+def update_from(template: Template, *, override: bool, current: TemplatedProperties | None = None,
+                holds_teams_phone: bool = False) -> service.UserUpdate:
     """override: the template's values replace the user's; otherwise they are added (lists) or fill what
-    the user lacks (location, VRP)."""
-    update = service.UserUpdate(replace_groups=override, replace_licenses=override)
-    update.groups, update.licenses = list(template.groups), list(template.licenses)
+    the user lacks (location, VRP). An empty list is not the template's to manage: the user's is left alone. A
+    template that `requires_teams_phone` (the default) adds its licence only to a user not `holds_teams_phone`
+    (a licence carrying it: Teams Phone Standard, E5, ...), and never takes one away."""
+    replace_licenses = override and not template.requires_teams_phone
+    update = service.UserUpdate(replace_groups=override, replace_licenses=replace_licenses)
+    if template.groups:
+        update.groups = list(template.groups)
+    if template.licenses and not (template.requires_teams_phone and holds_teams_phone):
+        update.licenses = list(template.licenses)
     if template.location and (override or not (current.location if current else None)):
         update.location = template.location
     if template.vrp and (override or (current.vrp if current else None) in (None, "Global")):
@@ -227,6 +239,8 @@ async def apply_template(
     admin = connection.directory_admin
     user = await service.directory_user(admin, ms_user_id)
     before = await snapshot(connection, user)
-    await service.apply_update(sessions, access, connection, user, update_from(template, override=override, current=before))
+    holds = template.requires_teams_phone and service.voice_enabled(user, await service.sku_map(admin)) == "yes"
+    update = update_from(template, override=override, current=before, holds_teams_phone=holds)
+    await service.apply_update(sessions, access, connection, user, update)
     after = await snapshot(connection, await admin.user(user.id))
     return TemplateApplied(before, after)
