@@ -1,6 +1,7 @@
 """MS Teams users of a subscription (spec 004): list/get/check/update and the sub-resources."""
 
 import json
+import secrets
 
 import pytest
 
@@ -221,8 +222,11 @@ async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
                              json={"phoneNumber": sub.numbers[2]})).status_code == 204
     assert (await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)).status_code == 204
     assert (await client.get(f"{path}/msteams/user/{ms_id}", headers=headers)).status_code == 404
-    free = (await client.get(f"{path}/free_numbers", headers=headers)).json()
-    assert sub.numbers[2] in json.dumps(free)
+    # Its number rests in quarantine, as any number whose user was deleted in Entra ID (it was free at once).
+    await _in_quarantine(sub, sub.numbers[2])
+    assert await _record(sub, user["userPrincipalName"]) == (None, False, None, "USER_DELETED", None)
+    again = await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)  # gone, and freed: unknown now
+    assert again.status_code == 404 and again.json()["error"]["code"] == 2090, again.text
     await sub.world.tenant_login(sub.path.split("/")[6], "reader", permissions=[
         "tenants.instance.subscriptions.instance.msteams.users.list"])
     reader = await sub.world.as_("reader")
@@ -231,6 +235,114 @@ async def test_create_and_delete_user_and_roles(sub: Onboarded) -> None:
                         ("PUT", f"{path}/msteams/users/bulk"), ("POST", f"{path}/msteams/groups")):
         response = await client.request(method, url, headers=reader, json={})
         assert response.status_code == 403 and response.json()["error"]["code"] == 1003
+
+
+async def _in_quarantine(sub: Onboarded, number: str) -> None:
+    """The number is neither held nor free: not in free_numbers, listed unassigned with `freeOn`, refused to a user."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    free = (await client.get(f"{path}/free_numbers", headers=headers, params={"search": number[3:]})).json()
+    assert free["freeNumbers"] == [], free
+    listed = (await client.get(f"{path}/numbers", headers=headers, params={"search": number[3:]})).json()["numbers"]
+    assert [(n["fullNumber"], n["assigned"], "freeOn" in n) for n in listed] == [(number, False, True)], listed
+    someone = next(u["msTeams"]["id"] for u in await sub.users(3))
+    refused = await client.put(f"{path}/msteams/users/{someone}/phone_number", headers=headers,
+                               json={"phoneNumber": number})
+    assert refused.status_code == 400, refused.text
+    assert f"{number} is in quarantine" in refused.json()["error"]["reason"], refused.text
+
+
+async def _record(sub: Onboarded, upn: str) -> tuple | None:
+    """The user's voice record as (number, calling, Microsoft id, last sync status, customer licences)."""
+    from teamsvoice.domain.fusion.models import FusionSubscription
+    from teamsvoice.domain.provisioning import voice_users
+    from teamsvoice.domain.teams_users import repository
+
+    found: list = []
+
+    async def read(session):  # type: ignore[no-untyped-def]
+        subscription = await session.get(FusionSubscription, int(sub.path.rsplit("/", 1)[1]))
+        record = await voice_users.find(session, subscription.enterprise_id, upn)
+        if record is not None:
+            licences = await repository.customer_licences_of(session, [record.id])
+            found.append((record.phone_number, record.calling_enabled, record.microsoft_user_id,
+                          record.last_sync_status, licences.get(record.id)))
+    await sub.world._with_session(read)
+    return found[0] if found else None
+
+
+async def test_a_user_is_freed_only_once_microsoft_deleted_it(sub: Onboarded,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete asked Microsoft last: teamsvoice had freed the number and forgotten the user (committed) when
+    Microsoft's delete failed, and the user still held the number in Entra ID and Teams while it was listed free.
+    Microsoft is asked first now: its failure leaves the user, its record and its number as they were; and a DELETE
+    sent again once the user is gone from the directory (as after a crash between the two steps) finishes the
+    records' step."""
+    import httpx
+
+    from teamsvoice.microsoft.directory import DirectoryAdmin
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    body = {"displayName": "Leaver", "domain": sub.tenant["domain"], "username": f"leaver{secrets.token_hex(3)}",
+            "location": "BE", "customerLicenses": ["test-sku"]}
+    created = await client.post(f"{path}/msteams/users", headers=headers, json=body)
+    assert created.status_code == 201, created.text
+    ms_id, number = created.json()["msTeamsId"], sub.numbers[3]
+    upn = f"{body['username']}@{sub.tenant['domain']}".lower()
+    assert (await client.put(f"{path}/msteams/users/{ms_id}/licenses", headers=headers,
+                             json={"licenses": [MCOEV]})).status_code == 204
+    assert (await client.put(f"{path}/msteams/users/{ms_id}/phone_number", headers=headers,
+                             json={"phoneNumber": number})).status_code == 204
+    before = await _record(sub, upn)
+    assert before == (number, True, ms_id, before[3], ["test-sku"]), before
+
+    emulator = sub.world.live.emulator
+
+    async def faults(method: str, config: dict | None = None) -> None:
+        async with httpx.AsyncClient(verify=str(emulator.ca_cert_path)) as admin:
+            answer = await admin.request(method, f"{emulator.url}/_admin/faults", json=config)
+            assert answer.status_code == 200, answer.text
+
+    delete = DirectoryAdmin.delete_user
+
+    async def refused_by_microsoft(self: DirectoryAdmin, id_or_upn: str, *, missing_ok: bool = False) -> bool:
+        # Microsoft fails this user's delete itself (every try a 429): what came before it was answered.
+        if id_or_upn != ms_id:
+            return await delete(self, id_or_upn, missing_ok=missing_ok)
+        await faults("PUT", {"storm429": {"count": 200, "retryAfterSeconds": 0}})
+        try:
+            return await delete(self, id_or_upn, missing_ok=missing_ok)
+        finally:
+            await faults("DELETE")
+
+    monkeypatch.setattr(DirectoryAdmin, "delete_user", refused_by_microsoft)
+    try:
+        failed = await client.delete(f"{path}/msteams/users/{ms_id}", headers=headers)
+    finally:
+        await faults("DELETE")
+        monkeypatch.setattr(DirectoryAdmin, "delete_user", delete)
+    assert failed.status_code >= 500 and set(failed.json()["error"]) == {"code", "reason"}, failed.text
+    assert (await sub.graph(f"/users/{ms_id}", **{"$select": "id"}))["id"] == ms_id
+    assert await sub.teams_numbers(ms_id) == [number]
+    assert await _record(sub, upn) == before
+    got = await client.get(f"{path}/msteams/user/{ms_id}", headers=headers)
+    assert got.status_code == 200 and got.json()["draas"]["phoneNumber"] == number, got.text
+    free = (await client.get(f"{path}/free_numbers", headers=headers, params={"search": number[3:]})).json()
+    assert free["freeNumbers"] == [], free
+
+    # Microsoft deleted the user, and teamsvoice never got to its records (a crash between the two steps): the
+    # DELETE sent again finds the user gone from the directory and finishes.
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:
+        assert await connector.connect(sub.tenant["tenantId"]).directory_admin.delete_user(ms_id) is True
+    finally:
+        await connector.aclose()
+    finished = await client.delete(f"{path}/msteams/users/{ms_id.upper()}", headers=headers)
+    assert finished.status_code == 204, finished.text
+    assert await _record(sub, upn) == (None, False, None, "USER_DELETED", None)
+    await _in_quarantine(sub, number)
+    # A user neither Microsoft nor teamsvoice knows is not found, as before.
+    unknown = await client.delete(f"{path}/msteams/users/00000000-0000-0000-0000-000000000000", headers=headers)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == 2090, unknown.text
 
 
 async def test_a_user_seen_first_with_a_number_is_one_record_and_one_audit_entry(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]

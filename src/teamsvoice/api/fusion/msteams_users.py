@@ -302,14 +302,18 @@ async def apply_template(ms_user_id: str, template_id: int, access: _access("use
 
 
 @router.delete("/msteams/users/{ms_user_id}", status_code=204, response_model=None,
-               summary="Delete a MS Teams user (its number is freed)",
-    description="Spec 004.", responses=docs.NO_CONTENT | docs.MICROSOFT,
+               summary="Delete a MS Teams user (its number then rests in quarantine)",
+    description="Spec 004. Microsoft deletes the user first; only then does its number go to quarantine "
+    "(`TEAMSVOICE_NUMBER_QUARANTINE_SECONDS`) and its customer licences go. Should Microsoft fail, nothing changed. "
+    "Sent again once the user is gone from the directory, it finishes.",
+    responses=docs.NO_CONTENT | docs.MICROSOFT,
 )
 async def delete_user(ms_user_id: str, access: _access("users.instance.delete"), uow: UnitOfWorkDep,
                       container: ContainerDep) -> None:
     connection = _connect(access, container)
     await uow.end_transaction()
-    await service.delete_user(container.sessions, access, connection, ms_user_id)
+    await service.delete_user(container.sessions, access, connection, ms_user_id,
+                              container.settings.number_quarantine_seconds)
 
 
 @router.get("/users/{ms_user_id}/sip_address", summary="The sip address of a MS Teams user",

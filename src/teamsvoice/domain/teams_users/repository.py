@@ -30,6 +30,13 @@ async def customer_licences_row(session: AsyncSession, record_id: int) -> Fusion
     return await session.scalar(select(FusionUserLicences).where(FusionUserLicences.voice_user_id == record_id))
 
 
+async def drop_customer_licences(session: AsyncSession, record_id: int) -> None:
+    """Drops the voice record's customer licences (its user was deleted: it holds none any more)."""
+    row = await customer_licences_row(session, record_id)
+    if row is not None:
+        await session.delete(row)
+
+
 # --- templates --------------------------------------------------------------------------------------------
 
 
@@ -76,6 +83,12 @@ async def resource_account(session: AsyncSession, subscription_id: int, ident: s
     else:
         query = query.where(FusionResourceAccount.microsoft_user_id == ident)
     return await session.scalar(query)
+
+
+async def is_resource_account_record(session: AsyncSession, record_id: int) -> bool:
+    """Whether the voice record (TeamsVoiceUser id) is a resource account's, of any subscription."""
+    return await session.scalar(select(FusionResourceAccount.id).where(
+        FusionResourceAccount.voice_user_id == record_id).limit(1)) is not None
 
 
 async def resource_account_voice_user_ids(session: AsyncSession, subscription_id: int) -> list[int]:

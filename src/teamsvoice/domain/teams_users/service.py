@@ -37,6 +37,7 @@ from teamsvoice.domain.provisioning.service import (
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
 from teamsvoice.domain.tenant_voice import rules
+from teamsvoice.domain.voice_state import repository as voice_records
 from teamsvoice.microsoft.directory_ports import (
     RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryObject, DirectoryUser, SubscribedSku,
 )
@@ -620,22 +621,39 @@ async def apply_update(
 
 async def delete_user(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, ms_user_id: str,
+    quarantine_seconds: float,
 ) -> None:
-    """Frees the user's number, forgets it in Fusion, and deletes it from the directory."""
-    user = await directory_user(connection.directory_admin, ms_user_id)
+    """Deletes the user from the directory, then frees it in teamsvoice: only once Microsoft deleted it (or it was
+    gone already) does its record lose number and calling and its number go to quarantine, as for any user deleted
+    in Entra ID (`voice_state.repository.free_deleted_user`: the sync's USER_DELETED, offboarding), and its customer
+    licences go. Should Microsoft fail, nothing of teamsvoice's changed: the user keeps its number in both. Sent
+    again once the user is gone from the directory (the records' step never ran), it finishes the records' step; a
+    user neither the directory nor teamsvoice knows is not found."""
+    user = await _directory_user_or_gone(connection.directory_admin, ms_user_id)
+    if user is not None:
+        await connection.directory_admin.delete_user(user.id, missing_ok=True)
+    ms_id = user.id if user is not None else ms_user_id.lower()  # (Entra's object ids are lower case)
     async with transaction(sessions) as session:
-        record = (await records_for(session, access, [user.id])).get(user.id)
-        if record is not None:
-            record.phone_number, record.calling_enabled = None, False
-            await end_transaction(session)
-            licences_row = await repository.customer_licences_row(session, record.id)
-            if licences_row is not None:
-                await session.delete(licences_row)
-                # Deleted before its voice record: the unit of work does not order the two (no relationship maps
-                # them), and the record's delete would cascade to this row first (0 rows matched, a warning).
-                await session.flush()
-            await session.delete(record)
-    await connection.directory_admin.delete_user(user.id, missing_ok=True)
+        record = (await records_for(session, access, [ms_id])).get(ms_id)
+        if user is None and (record is None or await repository.is_resource_account_record(session, record.id)):
+            raise NotFound(f"MS Teams user {ms_user_id} not found", code=USER_NOT_FOUND)
+        if record is not None:  # (none: a user teamsvoice never recorded, deleted in Microsoft, nothing to free)
+            await repository.drop_customer_licences(session, record.id)
+            await voice_records.free_deleted_user(session, access.enterprise, record.user_principal_name,
+                                                  quarantine_seconds)
+
+
+async def _directory_user_or_gone(admin: DirectoryAdministration, ms_user_id: str) -> DirectoryUser | None:
+    """The user as `directory_user` finds it, or None when the directory has no such object (deleted); one it has
+    that this route does not take (a resource account) is not found."""
+    try:
+        return await directory_user(admin, ms_user_id)
+    except NotFound:
+        try:
+            await admin.user(ms_user_id)
+        except NotFound:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
