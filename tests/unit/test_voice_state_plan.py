@@ -1,6 +1,7 @@
 """Plan and apply of a tenant's voice state against an in-memory tenant (tests/unit/voice_fakes.py)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -210,6 +211,19 @@ async def test_a_disabled_user_whose_number_was_already_removed_needs_only_the_r
     (d,) = (await plan_of(tenant, desired(user("ada@c.com", "+3221234567")))).differences
     assert (d.id, d.action, d.drift) == ("user:ada@c.com:account", "remove", "user_disabled")
     assert [op.stage for op in operations([d])] == ["record"]
+
+
+async def test_a_resource_account_is_no_disabled_user() -> None:
+    """Microsoft creates a resource account's Entra ID user disabled: the plan took every call queue holding a number
+    for a user disabled while holding it, and apply offboarded it (its number removed in Teams and freed)."""
+    tenant = converged_tenant()
+    tenant.add_user("queue@c.com", "+3221234567", "teamsvoice-eu")
+    tenant.disabled.add("id-queue@c.com")
+    queue = Assignment("queue@c.com", "id-queue@c.com", "+3221234567", "teamsvoice-eu", True, resource_account=True)
+    assert (await plan_of(tenant, desired(queue))).empty
+    tenant.users["queue@c.com"] = replace(tenant.users["queue@c.com"], enterprise_voice=False, phone_numbers=[])
+    (d,) = (await plan_of(tenant, desired(queue))).differences  # its number removed in Teams: an ordinary difference
+    assert (d.id, d.action, d.drift) == ("user:queue@c.com:phoneNumber", "create", "number_removed")
 
 
 async def test_users_match_by_id_when_the_upn_was_renamed() -> None:

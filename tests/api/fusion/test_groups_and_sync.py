@@ -1,5 +1,6 @@
 """SRE group filter (POST/GET msteams/groups), the users list `group`/`refresh` parameters, POST msteams/sync
-(per-user status, followed to completion) and the resource accounts list filters (spec 004)."""
+(per-user status, followed to completion; records pushed to Teams), the lists' `refresh` (records taken from Teams,
+Teams left as it is) and the resource accounts list filters (spec 004)."""
 
 import asyncio
 import time
@@ -22,7 +23,7 @@ SPEC_FILTER = {"groups": [{"id": "444ce848-8b9b-4d14-8e99-90ee50ea150b", "displa
 
 @pytest.fixture
 async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyped-def]
-    return await onboard(client, live, organisation, count=4)
+    return await onboard(client, live, organisation, count=6)
 
 
 async def _groups(sub: Onboarded) -> list[dict]:
@@ -85,13 +86,13 @@ async def test_group_filter_and_users_group_parameter(sub: Onboarded) -> None:
 
 async def test_sync_and_users_refresh(sub: Onboarded) -> None:
     await _sync_per_user_status_and_teams_state(sub)
-    await _users_refresh_runs_a_background_sync(sub)
+    await _users_refresh_takes_the_numbers_teams_holds(sub)
 
 
 async def test_a_refused_list_starts_no_refresh(sub: Onboarded) -> None:
     """`refresh=true` on a list answered 400 (bad filters, page_size, next or group) recorded a sync of the users
     (or resource accounts) before the list was refused: committed with the request's first transaction and run by
-    the job sweep, it wrote Teams for a request that had failed. The sync starts once the list is answered."""
+    the job sweep, it changed things for a request that had failed. The refresh starts once the list is answered."""
     client, path, headers = sub.world.client, sub.path, sub.headers
     known = len(await _jobs(sub))
     for url, params in ((f"{path}/msteams/resource_accounts", {"filters": "not json"}),
@@ -101,7 +102,7 @@ async def test_a_refused_list_starts_no_refresh(sub: Onboarded) -> None:
     assert len(await _jobs(sub)) == known
     listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "true"})
     assert listed.status_code == 200, listed.text
-    assert [job.kind for job in (await _jobs(sub))[known:]] == ["SYNC_TEAMS_USERS"]
+    assert [job.kind for job in (await _jobs(sub))[known:]] == ["REFRESH_TEAMS_USERS"]
 
 
 async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded) -> None:
@@ -262,14 +263,19 @@ async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
     assert _assert_envelope(denied, 403)["code"] == 1003
 
 
-async def _users_refresh_runs_a_background_sync(sub: Onboarded) -> None:
+async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded) -> None:
+    """Spec 004's `refresh` is "Used to refresh users' phone numbers from MS Teams": it ran the sync, which pushed
+    teamsvoice's records to Teams, so a number a tenant admin had given a user in the Teams admin centre was taken
+    back and never showed in the list. Now the records take what Teams holds, and Teams is left as it is."""
     client, path, headers = sub.world.client, sub.path, sub.headers
     everyone = await _user_ids(sub)
-    dave = (await sub.users(3))[2]["msTeams"]["id"]  # a Teams Phone user besides Alice and Bob
-    assert (await client.put(f"{path}/msteams/users/{dave}/phone_number", headers=headers,
+    dave, eve = [u["msTeams"] for u in (await sub.users(4))[2:]]  # Teams Phone users besides Alice and Bob
+    assert (await client.put(f"{path}/msteams/users/{dave['id']}/phone_number", headers=headers,
                              json={"phoneNumber": sub.numbers[2]})).status_code == 204
-    upn = (await client.get(f"{path}/msteams/user/{dave}", headers=headers)).json()["msTeams"]["userPrincipalName"]
-    await _voice(sub, lambda c: c.voice.remove_numbers(upn))
+    # In Teams, behind Fusion's back: Dave gets another number of the subscription, Eve (no record) one too.
+    for user, number in ((dave, sub.numbers[4]), (eve, sub.numbers[5])):
+        await _voice(sub, lambda c: c.cmdlets.run("Set-CsPhoneNumberAssignment", {
+            "Identity": user["userPrincipalName"], "PhoneNumber": number, "PhoneNumberType": "DirectRouting"}))
     known = len(await _jobs(sub))
     plain = await _user_ids(sub)
     assert sorted(plain) == sorted(everyone) and len(await _jobs(sub)) == known  # no refresh, no job
@@ -277,8 +283,20 @@ async def _users_refresh_runs_a_background_sync(sub: Onboarded) -> None:
     assert refreshed.status_code == 200, refreshed.text
     assert sorted(u["msTeams"]["id"] for u in refreshed.json()["users"]) == sorted(everyone)
     job = await _completed_job(sub, known)
-    assert job.status == "COMPLETED" and job.results[upn.lower()]["status"] == "UPDATED"
-    assert await sub.teams_numbers(dave) == [sub.numbers[2]]
+    assert (job.kind, job.status, job.error) == ("REFRESH_TEAMS_USERS", "COMPLETED", None)
+    results = {upn.lower(): result for upn, result in job.results.items()}
+    assert results[dave["userPrincipalName"].lower()]["status"] == "UPDATED", results
+    assert results[eve["userPrincipalName"].lower()]["status"] == "UPDATED", results
+    assert job.total == len(job.results)
+
+    assert await sub.teams_numbers(dave["id"]) == [sub.numbers[4]]  # nothing reverted in Teams
+    assert await sub.teams_numbers(eve["id"]) == [sub.numbers[5]]
+    with_number = {"page_size": 200, "filters": json.dumps({"have_number": "yes"})}
+    listed = (await client.get(f"{path}/msteams/users", headers=headers, params=with_number)).json()["users"]
+    numbers = {u["msTeams"]["id"]: (u["draas"]["phoneNumber"], u["draas"]["status"]) for u in listed}
+    assert numbers[dave["id"]] == (sub.numbers[4], "active") and numbers[eve["id"]] == (sub.numbers[5], "active")
+    held = await client.get(f"{path}/numbers", headers=headers, params={"search": sub.numbers[2][3:]})
+    assert [n["assigned"] for n in held.json()["numbers"]] == [False], held.text  # Dave's number before is free again
     _assert_envelope(await client.get(f"{path}/msteams/users", headers=headers, params={"refresh": "maybe"}), 400)
 
 
@@ -331,7 +349,7 @@ async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
         _assert_envelope(await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"filters": bad}))
     _assert_envelope(await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "maybe"}))
 
-    # refresh: the accounts' numbers are synchronised with Teams in the background (and only theirs).
+    # refresh: the accounts' numbers are taken from Teams in the background (only theirs), and Teams is left alone.
     cq_id = accounts[cq]["msTeams"]["id"]
     await _voice(sub, lambda c: c.voice.remove_numbers(accounts[cq]["msTeams"]["userPrincipalName"]))
     assert await sub.teams_numbers(cq_id) == []
@@ -342,9 +360,17 @@ async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
     assert refreshed.status_code == 200 and ours({a["msTeams"]["userPrincipalName"].lower(): a
                                                   for a in refreshed.json()["resourceAccounts"]}) == {cq, aa}
     job = await _completed_job(sub, known)
-    assert job.status == "COMPLETED", job.error
-    assert {r["user_principal_name"].lower(): r["status"] for r in job.results.values()}[cq] == "UPDATED"
-    assert await sub.teams_numbers(cq_id) == [sub.numbers[3]]
+    assert (job.kind, job.status) == ("REFRESH_TEAMS_USERS", "COMPLETED"), job.error
+    outcomes = {r["user_principal_name"].lower(): r["status"] for r in job.results.values()}
+    assert outcomes.get(cq) == "UPDATED" and set(outcomes) <= {cq, aa}, (job.results, job.total, job.error)
+    assert await sub.teams_numbers(cq_id) == []  # not put back
+    assert "phoneNumber" not in (await listed())[cq]["draas"]
+    # The account's wish followed Teams: its next change does not send the number back either.
+    renamed = await client.put(f"{path}/msteams/resource_accounts/{ids[0]}", headers=headers,
+                               json={"displayName": "Filter Queue Renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert (await sub.resource_account_settled(ids[0]))["draas"]["status"] == "active"
+    assert await sub.teams_numbers(cq_id) == []
     await sub.world.tenant_login(path.split("/")[6], "ra-none", permissions=[f"{MST}.users.list"])
     denied = await client.get(f"{path}/msteams/resource_accounts", headers=await sub.world.as_("ra-none"))
     assert _assert_envelope(denied, 403)["code"] == 1003

@@ -89,16 +89,24 @@ def _connect(access: SubscriptionAccess, container: ContainerDep) -> Any:
     return container.connector.connect(access.require_ms_tenant())
 
 
-async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
-    """Syncs the enterprise's users, or only `record_ids` (TeamsVoiceUser ids) when given."""
+async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int]) -> None:
+    """Syncs `record_ids` (TeamsVoiceUser ids): their records pushed to Teams."""
     job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, record_ids)
+    uow.after_commit(lambda: calling_workflows.enqueue(job_id))
+
+
+async def _start_refresh(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
+    """Refreshes the enterprise's records from Teams in the background (Teams read, never written), or only those of
+    `record_ids` (TeamsVoiceUser ids) when given."""
+    job_id = await calling_jobs.add_users_refresh(uow.session, access.enterprise.id, record_ids)
     uow.after_commit(lambda: calling_workflows.enqueue(job_id))
 
 
 @router.get("/msteams/users", summary="MS Teams users, enriched with Fusion data (infinite scrolling with `next`)",
     description="Spec 004: `page_size` (default 10), `next` (continuation token: keep page_size and search), "
-    "`search` (displayName prefix), `group` (a group id), `refresh` (re-synchronise numbers in the "
-    "background), `filters` (JSON).",
+    "`search` (displayName prefix), `group` (a group id), `refresh` (refresh the users' phone numbers from MS Teams "
+    "in the background: each user's number, voice routing policy and calling as Teams holds them are recorded; "
+    "nothing is written to Teams), `filters` (JSON).",
     responses=docs.ok(
         docs.MsTeamsUsers, "The users", example={"users": [docs.USER_EXAMPLE]}
     ) | docs.MICROSOFT,
@@ -115,7 +123,7 @@ async def list_users(
                                        next_token=next, search=search, group=group, filters=parsed)
     if refresh:  # started once the list is answered: a refused list (a bad next, page_size, group) starts nothing
         await uow.end_transaction()  # (the list's reads; the job is recorded in a transaction of its own)
-        await _start_sync(uow, access)
+        await _start_refresh(uow, access)
     return page
 
 
@@ -379,7 +387,8 @@ async def set_group_filter(body: Annotated[Any, Body()], access: _access("groups
 
 
 @router.post("/msteams/sync", summary="Synchronise the users' phone numbers with MS Teams (runs in background)",
-    description="Spec 004: `type` normal (users), resource_account or all.",
+    description="Spec 004: `type` normal (users), resource_account or all. The users' numbers as recorded are synced "
+    "into MS Teams (what Teams holds otherwise is replaced); the lists' `refresh` takes them from Teams instead.",
     openapi_extra=request_body(docs.SyncRequest, example={"type": "normal"}),
     responses=docs.ok(docs.SyncStarted, "The users being synchronised"),
 )

@@ -80,7 +80,8 @@ def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int)
 
 
 @router.get("/msteams/resource_accounts", summary="Resource accounts, enriched with Fusion data and status",
-    description="Spec 004: `refresh` re-synchronises numbers in the background; `filters` (JSON).",
+    description="Spec 004: `refresh` refreshes the accounts' phone numbers from MS Teams in the background (their "
+    "numbers and policies as Teams holds them are recorded; nothing is written to Teams); `filters` (JSON).",
     responses=docs.ok(docs.ResourceAccounts, "The resource accounts") | docs.MICROSOFT,
 )
 async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, container: ContainerDep,
@@ -89,10 +90,10 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
     parsed = parse_filters(filters)
     await uow.end_transaction()
     listed = await resource_accounts.list_accounts(uow.session, access, connection, parsed)
-    if refresh:  # re-synchronise the accounts' phone numbers with MS Teams in the background, once the list is
-        await uow.end_transaction()  # answered (a refused list starts nothing); recorded in its own transaction
+    if refresh:  # the accounts' records refreshed from MS Teams in the background, once the list is answered (a
+        await uow.end_transaction()  # refused list starts nothing); recorded in a transaction of its own
         ids = await repository.resource_account_voice_user_ids(uow.session, access.subscription.id)
-        job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, ids)
+        job_id = await calling_jobs.add_users_refresh(uow.session, access.enterprise.id, ids)
         uow.after_commit(lambda: calling_workflows.enqueue(job_id))
     return {"resourceAccounts": [users_wire.render_resource_account(view) for view in listed]}
 

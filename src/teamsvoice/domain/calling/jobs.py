@@ -37,6 +37,17 @@ async def add_users_sync(session: AsyncSession, enterprise_id: int, voice_user_i
     return job.id
 
 
+async def add_users_refresh(session: AsyncSession, enterprise_id: int, voice_user_ids: list[int] | None = None) -> int:
+    """Records a refresh of the enterprise's records from Teams (`voice_state/refresh`: Teams is read, never written;
+    only the records of `voice_user_ids`, TeamsVoiceUser ids, when given) and answers its id; the caller enqueues it
+    (`calling/workflows.enqueue`) once committed."""
+    from teamsvoice.domain.calling.workflows import REFRESH_TEAMS_USERS
+
+    job = await jobs.add_job(session, enterprise_id, REFRESH_TEAMS_USERS,
+                             detail={} if voice_user_ids is None else {"voiceUserIds": voice_user_ids})
+    return job.id
+
+
 async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str) -> CallingJob:
     job = await jobs.job_by_key(session, job_key)
     if job is None or await repository.get_enterprise(session, principal, job.enterprise_id) is None:

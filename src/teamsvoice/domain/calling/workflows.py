@@ -1,8 +1,9 @@
-"""Durable syncs (DBOS): Sync Teams Users for large enterprises, and Sync Unified App. Each step handles a
-batch and is idempotent (reconcile and install leave matching state alone), so a step re-run after a
-crash does no harm; progress is stored per item in `calling_jobs.results` and read by the status endpoint.
-Steps act on the tenant with the application's own (admin-consented) permissions; the caller's right to
-start the job was checked when it was accepted."""
+"""Durable syncs (DBOS): Sync Teams Users for large enterprises (teamsvoice's records pushed to Teams), Refresh
+Teams Users (the records taken from Teams: Fusion's `refresh`; Teams is only read) and Sync Unified App. Each step
+handles a batch and is idempotent (reconcile and install leave matching state alone; a refresh reads Teams again and
+finds adopted what it adopted), so a step re-run after a crash does no harm; progress is stored per item in
+`calling_jobs.results` and read by the status endpoint. Steps act on the tenant with the application's own
+(admin-consented) permissions; the caller's right to start the job was checked when it was accepted."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import anyio
 from dbos import DBOS
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction, transaction
@@ -19,12 +21,18 @@ from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
+from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.service import MicrosoftUserGone, Reconciled, free_gone_user, reconcile
-from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
+from teamsvoice.domain.voice_state import refresh, repository as voice_state_repository
+from teamsvoice.domain.voice_state.service import plan_tenant
+from teamsvoice.jobs.runtime import (
+    durable_step, failure_message, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
+)
 
 
 BATCH_SIZE = 20
 SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
+REFRESH_TEAMS_USERS = "REFRESH_TEAMS_USERS"
 SYNC_UNIFIED_APP = "SYNC_UNIFIED_APP"
 
 
@@ -140,6 +148,91 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     _record(job_id, results)
 
 
+def _reading_waits(job_id: int) -> Callable[[int, DomainError, float], Awaitable[None]]:
+    """Microsoft failed transiently while the tenant was read: the job's error says so while the step waits to retry."""
+    async def record(failures: int, exc: DomainError, wait: float) -> None:
+        await asyncio.to_thread(_record, job_id, error=f"Reading Teams: {exc.message} (try {failures}; retrying)")
+    return record
+
+
+async def _refresh_user(job_id: int, user: refresh.UserRefresh) -> bool:
+    """Adopts one user's differences (`refresh.adopt_user`) and records the user's result in the same transaction;
+    a refusal (a number of another customer, the licences) is the user's result, its records left as they were.
+    False, adopting nothing, once the job is no longer running (cancelled)."""
+    ctx = job_context()
+    upn = user.user_principal_name
+    try:
+        async with transaction(ctx.sessions) as session:
+            job = await session.get(CallingJob, job_id)
+            assert job is not None
+            if job.status != "RUNNING":
+                return False
+            enterprise = await session.get(Enterprise, job.enterprise_id)
+            assert enterprise is not None
+            changes = await refresh.adopt_user(session, enterprise, user, ctx.settings.number_quarantine_seconds)
+            job.results = {**job.results, upn: user_result(upn, "UPDATED", changes=changes) if changes is not None
+                           else user_result(upn, "SKIPPED", error=refresh.CHANGED_MEANWHILE)}
+        return True
+    except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
+        message = failure_message(exc, f"calling job {job_id}: user {upn}")
+    async with transaction(ctx.sessions) as session:
+        job = await session.get(CallingJob, job_id)
+        assert job is not None
+        job.results = {**job.results, upn: user_result(upn, "FAILED", error=message)}
+    return True
+
+
+async def _names_of(session: AsyncSession, enterprise_id: int, record_ids: set[int]) -> set[str]:
+    records = await voice_users.of_enterprise(session, enterprise_id)
+    return {r.user_principal_name for r in records if r.id in record_ids}
+
+
+@durable_step("refresh_teams_users")
+def refresh_users_step(job_id: int) -> str | None:
+    """Reads the tenant's voice state once (the plan of `voice_state`: Microsoft read, nothing written) and adopts
+    Teams' values into the records user by user (`voice_state/refresh`); only the users of the job's records when it
+    names them (`voiceUserIds`: a resource accounts list's). Answers the job's error (the tenant could not be read),
+    None once every user has its result. Run again after a crash, it reads Teams again: a user adopted before
+    differs no more, and its result stays."""
+    ctx = job_context()
+
+    async def work() -> str | None:
+        async with transaction(ctx.sessions) as session:
+            job = await session.get(CallingJob, job_id)
+            assert job is not None
+            enterprise = await session.get(Enterprise, job.enterprise_id)
+            assert enterprise is not None
+            if enterprise.tenant_id is None:
+                return "The tenant is no longer linked"
+            job.status = "RUNNING"
+            ids = (job.detail or {}).get("voiceUserIds")
+            only = None if ids is None else await _names_of(session, enterprise.id, set(ids))
+            read = await voice_state_repository.desired_state(session, enterprise)
+            tenant_id = enterprise.tenant_id
+        if only is not None and not only:
+            return None  # no record to refresh: Teams is not read
+        voice = ctx.connector.connect(tenant_id).tenant_voice
+        try:
+            plan = await until_microsoft_answers(lambda: plan_tenant(voice, read), _reading_waits(job_id),
+                                                 workflow="refresh_teams_users")
+        except DomainError as exc:
+            return f"Teams could not be read: {exc.message}"
+        users = refresh.refreshable(read, plan, only)
+        async with transaction(ctx.sessions) as session:
+            job = await session.get(CallingJob, job_id)
+            assert job is not None
+            job.total, job.error = len(set(job.results) | {u.user_principal_name for u in users}), None
+        for user in users:
+            if not await _refresh_user(job_id, user):
+                break
+        return None
+
+    with in_flight():
+        error = job_context().run(work)
+    park_if_stopping()
+    return error
+
+
 @durable_step("publish_unified_app")
 def publish_step(job_id: int) -> dict[str, Any]:
     with sync_transaction(job_context().engine) as session:
@@ -211,6 +304,11 @@ def sync_teams_users(job_id: int) -> None:
     finish_step(job_id, None)
 
 
+@DBOS.workflow(name="refresh_teams_users")
+def refresh_teams_users(job_id: int) -> None:
+    finish_step(job_id, refresh_users_step(job_id))
+
+
 @DBOS.workflow(name="sync_unified_app")
 def sync_unified_app(job_id: int) -> None:
     ids = start_step(job_id)
@@ -224,12 +322,16 @@ def sync_unified_app(job_id: int) -> None:
     finish_step(job_id, None)
 
 
+WORKFLOWS = {SYNC_TEAMS_USERS: sync_teams_users, REFRESH_TEAMS_USERS: refresh_teams_users,
+             SYNC_UNIFIED_APP: sync_unified_app}  # a calling job's workflow, by its kind
+
+
 def _start(job_id: int) -> None:
     with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
         key, kind = job.job_key, job.kind
-    start_once(f"calling-{key}", sync_teams_users if kind == SYNC_TEAMS_USERS else sync_unified_app, job_id)
+    start_once(f"calling-{key}", WORKFLOWS[kind], job_id)
 
 
 async def enqueue(job_id: int) -> None:

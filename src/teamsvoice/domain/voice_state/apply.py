@@ -41,15 +41,17 @@ def _adopt_ids(raw: Any) -> list[str]:
     return list(dict.fromkeys(raw))
 
 
-async def _take_number(session: AsyncSession, enterprise: Enterprise, record: TeamsVoiceUser, number: str) -> bool:
+async def _take_number(session: AsyncSession, enterprise: Enterprise, record: TeamsVoiceUser, number: str,
+                       adopted: list[TeamsVoiceUser]) -> bool:
     """Records the number as the record's; answers whether the record gains its first number (a newly voice-enabled
-    user takes a licence of a Fusion subscription)."""
+    user takes a licence of a Fusion subscription). A record of the enterprise it is taken from joins `adopted`."""
     await ownership.require_assignable(session, enterprise.id, number, field="adopt")
     holder = await repository_apply.number_holder(session, number, except_voice_user_id=record.id)
     if holder is not None:
         if holder.enterprise_id != enterprise.id:
             raise Conflict(f"adopt: {number} is held by another customer's user")
         holder.phone_number = None  # Microsoft says the number moved: the record follows it
+        adopted.append(holder)
         await session.flush()
     gains = record.phone_number is None
     record.phone_number = number
@@ -57,8 +59,9 @@ async def _take_number(session: AsyncSession, enterprise: Enterprise, record: Te
 
 
 async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Difference, quarantine_seconds: float,
-                     gained: list[str]) -> str:
-    """Adopts one difference; a user it gives its first number is appended to `gained`."""
+                     gained: list[str], adopted: list[TeamsVoiceUser]) -> str:
+    """Adopts one difference; a user it gives its first number is appended to `gained`, a record it changes to
+    `adopted`."""
     if d.kind in ("gateway", "usage", "route", "policy"):
         raise ValidationFailed(f"adopt: {d.id}: the Direct Routing configuration comes from the provider's SBC "
                                "gateways; converge it with apply instead")
@@ -67,9 +70,10 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
     if d.kind == "number":
         holder_upn = str(d.observed)
         record = await voice_users.find_or_add(session, enterprise.id, holder_upn, d.user_id, calling_enabled=True)
-        if await _take_number(session, enterprise, record, d.object):
+        if await _take_number(session, enterprise, record, d.object, adopted):
             gained.append(holder_upn)
         record.calling_enabled = True
+        adopted.append(record)
         return f"{d.object} recorded as {holder_upn}'s"
     if d.field == "account":
         number = await repository.free_deleted_user(session, enterprise, d.object, quarantine_seconds)
@@ -77,12 +81,13 @@ async def _adopt_one(session: AsyncSession, enterprise: Enterprise, d: Differenc
     record = await repository.voice_user(session, enterprise, d.object)
     if record is None:
         raise NotFound(f"adopt: {d.id}: no record of {d.object}")
+    adopted.append(record)
     if d.field == "phoneNumber":
         numbers = list(d.observed or [])
         if len(numbers) > 1:
             raise ValidationFailed(f"adopt: {d.id}: {d.object} holds several numbers in Teams; teamsvoice records one")
         if numbers:
-            if await _take_number(session, enterprise, record, numbers[0]):
+            if await _take_number(session, enterprise, record, numbers[0], adopted):
                 gained.append(d.object)
             record.calling_enabled = True
         else:
@@ -108,11 +113,29 @@ async def adopt(session: AsyncSession, enterprise: Enterprise, current: Plan, ra
     if unknown:
         raise ValidationFailed(f"adopt: {unknown[0]} is not a difference of the tenant's current plan")
     gained: list[str] = []
-    done = [{"id": i, "detail": await _adopt_one(session, enterprise, by_id[i], quarantine_seconds, gained)} for i in ids]
+    adopted: list[TeamsVoiceUser] = []
+    done = [{"id": i, "detail": await _adopt_one(session, enterprise, by_id[i], quarantine_seconds, gained, adopted)}
+            for i in ids]
     await session.flush()
     if gained:
         await licences.check_user_quota(session, enterprise.id)
+    await _accounts_follow(session, adopted)
     return done
+
+
+ACCOUNT_JOB_RUNNING = ("creating", "updating", "deleting")  # a resource account's statuses while its job runs
+
+
+async def _accounts_follow(session: AsyncSession, records: list[TeamsVoiceUser]) -> None:
+    """A resource account's wish (`desired`: its number and policy) follows its record adopted from Microsoft: kept
+    as it was, the account's next change (a new display name) sent the number adopt replaced back to Teams. Not while
+    the account's own job runs: that job brings Microsoft and the record to the wish, and the wish was sent later."""
+    by_id = {record.id: record for record in records}
+    for account in await repository_apply.resource_accounts_of(session, list(by_id)):
+        record = by_id[account.voice_user_id or 0]
+        if account.status not in ACCOUNT_JOB_RUNNING:
+            account.desired = {**account.desired, "phoneNumber": record.phone_number,
+                               "vrp": record.voice_routing_policy}
 
 
 def _running(job_id: int | None) -> PreconditionFailed:

@@ -8,8 +8,9 @@ most likely comes from (`drift`): a number moved to another user, a policy grant
 deleted, a user deleted in Entra ID while holding a number, ...
 
 A user deleted or disabled in Entra ID while teamsvoice's records give it a number or calling is offboarding
-done halfway, and apply finishes it the way offboarding does: the record loses number and calling and the
-number goes to quarantine, then back to the inventory (`account` remove, a `record` operation). A disabled
+done halfway (a resource account's user is not: Microsoft creates it disabled), and apply finishes it the way
+offboarding does: the record loses number and calling and the number goes to quarantine, then back to the
+inventory (`account` remove, a `record` operation). A disabled
 user still exists in Teams, so apply also removes its numbers there and turns Enterprise Voice off (drift
 `user_disabled` on its `phoneNumber` and `enterpriseVoice` differences); a deleted user's numbers went with it.
 """
@@ -184,7 +185,8 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
                     "teamsvoice's records", want.user_id))
             continue
         managed.add(seen.user_id)
-        if seen.user_id in observed.disabled_user_ids and (want.phone_number or want.calling_enabled):
+        if (seen.user_id in observed.disabled_user_ids and not want.resource_account
+                and (want.phone_number or want.calling_enabled)):
             differences.extend(_disabled(want, seen))
             continue
         if want.phone_number and want.calling_enabled:

@@ -24,6 +24,7 @@ from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+from teamsvoice.domain.teams_users.models import FusionResourceAccount
 from teamsvoice.domain.voice_state.models import NumberQuarantine
 from teamsvoice.domain.voice_state.state import Assignment, DesiredState
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
@@ -62,15 +63,19 @@ async def desired_state(session: AsyncSession, enterprise: Enterprise) -> Desire
              VoiceRoutingPolicy(row.voice_routing_policy, [row.pstn_usage]))
     subscription = await session.scalar(select(FusionSubscription).where(FusionSubscription.enterprise_id == enterprise.id))
     inventory: frozenset[str] = frozenset()
+    accounts: set[int] = set()  # the records of the subscription's resource accounts
     if subscription is not None:
         inventory = await inventory_repository.inventory_e164s(session, subscription.id)
+        accounts = set(await session.scalars(select(FusionResourceAccount.voice_user_id).where(
+            FusionResourceAccount.subscription_id == subscription.id,
+            FusionResourceAccount.voice_user_id.is_not(None))))
         if enterprise.tenant_domain:
             sbc = await session.scalar(select(SbcGateway).where(SbcGateway.reseller_id == enterprise.reseller_id).order_by(SbcGateway.id))
             # What the onboarding wizard created in the tenant (one rule: fusion/onboarding.voice_configuration)
             fusion = onboarding.voice_configuration(onboarding.sbc_fqdn_in(enterprise.tenant_domain, sbc.fqdn if sbc else None))
             _add(routing, fusion.gateways[0], fusion.usages[0], fusion.routes[0], fusion.policies[0])
     users = [Assignment(u.user_principal_name.lower(), u.microsoft_user_id, u.phone_number, u.voice_routing_policy,
-                        u.calling_enabled)
+                        u.calling_enabled, u.id in accounts)
              for u in await session.scalars(select(TeamsVoiceUser).where(TeamsVoiceUser.enterprise_id == enterprise.id)
                                             .order_by(TeamsVoiceUser.id))]
     return DesiredState(enterprise.tenant_id, routing, users, inventory)

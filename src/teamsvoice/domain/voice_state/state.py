@@ -22,13 +22,16 @@ DOCUMENT_VERSION = 1
 
 @dataclass(frozen=True)
 class Assignment:
-    """One voice user's wanted configuration. `calling_enabled` False wants no number and no Enterprise Voice."""
+    """One voice user's wanted configuration. `calling_enabled` False wants no number and no Enterprise Voice.
+    `resource_account`: the record is a resource account's (a call queue's, an auto attendant's), whose Entra ID
+    account Microsoft creates disabled: that is no offboarding."""
 
     user_principal_name: str
     user_id: str | None
     phone_number: str | None
     voice_routing_policy: str | None
     calling_enabled: bool
+    resource_account: bool = False
 
 
 @dataclass
