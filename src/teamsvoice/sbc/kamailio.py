@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, delete, insert, select, update
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, create_engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from teamsvoice.core.db import sync_url
@@ -82,6 +82,23 @@ def _same(held: dict[str, Any], wanted: dict[str, Any], fields: tuple[str, ...] 
     return all(str(held.get(f) if held.get(f) is not None else "") == str(wanted[f]) for f in fields)
 
 
+_OUR_SETS = (dispatcher.c.setid == MICROSOFT_SET) | (dispatcher.c.setid >= LOCATION_SET_BASE)
+
+
+def _stored_registrations(connection: Connection) -> dict[str, dict[str, Any]]:
+    """Our rows of `uacreg`, by key."""
+    return {r.l_uuid: r._asdict() for r in connection.execute(select(uacreg).where(uacreg.c.l_uuid.like(f"{KEY_PREFIX}%")))}
+
+
+def _stored_targets(connection: Connection) -> list[tuple[int, str, str]]:
+    """Our rows of `dispatcher`, as `_wanted_targets` spells them."""
+    return sorted((r.setid, r.destination, r.description) for r in connection.execute(select(dispatcher).where(_OUR_SETS)))
+
+
+def _wanted_targets(desired: DesiredSbc) -> list[tuple[int, str, str]]:
+    return sorted((t.set_id, t.uri, t.description[:64]) for t in desired.targets)
+
+
 def registration_state(record: dict[str, Any]) -> RegistrationState:
     """uac.reg_dump flags: 1 disabled, 2 in progress, 4 registered, 8 in progress with auth, 16 initialised."""
     flags = int(record.get("flags") or 0)
@@ -130,13 +147,25 @@ class KamailioSbc:
         if self.db_url.startswith("sqlite:///"):
             Path(self.db_url.removeprefix("sqlite:///")).chmod(0o600)
 
+    def up_to_date(self, desired: DesiredSbc) -> bool:
+        """Whether our rows of Kamailio's tables are exactly `desired`: what the last sync wrote (Kamailio loads them
+        at its start, and a sync writes them before telling Kamailio). A row missing, different or left over is a
+        change no sync has applied (its enqueue was lost). Read only, no JSON-RPC: the periodic sweep asks it."""
+        wanted = {r.key: _row(r) for r in desired.registrations}
+        try:
+            with _engine(self.db_url).connect() as connection:
+                rows, targets = _stored_registrations(connection), _stored_targets(connection)
+        except SQLAlchemyError as exc:
+            raise SbcUnavailable(f"Kamailio's database is not usable: {type(exc).__name__}: {exc}") from exc
+        return (rows.keys() == wanted.keys() and all(_same(rows[key], row) for key, row in wanted.items())
+                and targets == _wanted_targets(desired))
+
     def _write(self, desired: DesiredSbc) -> tuple[set[str], bool]:
         """Writes our rows; answers the keys whose row changed and whether the targets changed."""
         wanted = {r.key: _row(r) for r in desired.registrations}
         try:
             with _engine(self.db_url).begin() as connection:
-                rows = {r.l_uuid: r._asdict() for r in connection.execute(
-                    select(uacreg).where(uacreg.c.l_uuid.like(f"{KEY_PREFIX}%")))}
+                rows = _stored_registrations(connection)
                 gone = [key for key in rows if key not in wanted]
                 if gone:
                     connection.execute(delete(uacreg).where(uacreg.c.l_uuid.in_(gone)))
@@ -149,13 +178,10 @@ class KamailioSbc:
                     else:
                         continue
                     changed.add(key)
-                ours = (dispatcher.c.setid == MICROSOFT_SET) | (dispatcher.c.setid >= LOCATION_SET_BASE)
-                held_targets = sorted((r.setid, r.destination, r.description) for r in connection.execute(
-                    select(dispatcher).where(ours)))
-                wanted_targets = sorted((t.set_id, t.uri, t.description[:64]) for t in desired.targets)
-                targets_changed = held_targets != wanted_targets
+                wanted_targets = _wanted_targets(desired)
+                targets_changed = _stored_targets(connection) != wanted_targets
                 if targets_changed:
-                    connection.execute(delete(dispatcher).where(ours))
+                    connection.execute(delete(dispatcher).where(_OUR_SETS))
                     for set_id, uri, description in wanted_targets:
                         connection.execute(insert(dispatcher).values(setid=set_id, destination=uri, description=description))
         except SQLAlchemyError as exc:

@@ -269,6 +269,55 @@ async def test_a_tenant_is_linked_only_by_its_admins_consent_for_that_subscripti
     assert status["status"] == "onboarded" and status["msTenantId"] == microsoft["tenantId"]
 
 
+async def test_a_consent_microsoft_has_not_answered_or_applied_yet_is_not_final(world, live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """At the consent callback, Microsoft's token service not granting the app yet (a consent takes a while to take
+    effect) and then Graph answering 429 (a storm) are no final answers: each page says so (503) and links the same
+    consent URL, nothing is recorded; signed in again there, the consent is granted."""
+    import html
+    import re
+
+    from tests.support.live import emulator_faults
+
+    client = world.client
+    microsoft = await emulated_tenant(live, f"slow-{uuid.uuid4().hex[:8]}.example", 2)
+    admin, ca = microsoft["globalAdmin"], str(live.emulator.ca_cert_path)
+    headers, path = await world.as_("reseller"), await _subscription(world)
+    await client.post(f"{path}/msteams/admins", headers=headers, json={"msUsername": admin["username"], "msPassword": "x"})
+    consent_url = (await world.run_wizard(path, headers))["consentUrl"]
+    check = MicrosoftConnector.check_app_access
+    refused: list[str] = []
+
+    async def not_yet_once(self, tenant_id: str, service: str) -> None:  # type: ignore[no-untyped-def]
+        if tenant_id == microsoft["tenantId"] and not refused:
+            refused.append(tenant_id)
+            from teamsvoice.core.errors import UpstreamError
+            raise UpstreamError(f"No app-only access to tenant {tenant_id}: unauthorized_client: AADSTS700016: "
+                                "Application not found in the directory", retryable=False, upstream_code="unauthorized_client")
+        await check(self, tenant_id, service)
+
+    monkeypatch.setattr(MicrosoftConnector, "check_app_access", not_yet_once)
+
+    async def answer(faults: dict | None = None):  # type: ignore[no-untyped-def]
+        callback = await asyncio.to_thread(demo.grant_admin_consent, consent_url, admin["username"], admin["password"], ca)
+        if faults:
+            await emulator_faults(live.emulator, "PUT", **faults)
+        try:
+            return await client.get(callback)
+        finally:
+            if faults:
+                await emulator_faults(live.emulator, "DELETE")
+
+    for title, faults in (("Consent not effective yet", None),
+                          ("Microsoft did not answer", {"storm429": {"count": 1000, "retryAfterSeconds": 0}})):
+        answered = await answer(faults)
+        assert answered.status_code == 503 and title in answered.text, answered.text
+        link = html.unescape(re.search(r"<a href='([^']+)'>Sign in again</a>", answered.text).group(1))
+        assert link == consent_url
+    assert refused == [microsoft["tenantId"]]
+    granted = await answer()
+    assert granted.status_code == 200 and "Consent granted" in granted.text, granted.text
+
+
 async def test_a_consent_link_dies_with_its_subscription(world, live) -> None:
     """A consent URL names its wizard run by a never-reused key, not the subscription by its id: once the
     subscription is deleted (its runs with it), its administrator's consent at the old URL grants nothing, even

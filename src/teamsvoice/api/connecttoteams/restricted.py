@@ -1,6 +1,7 @@
 """/restricted/handleResponse: where Microsoft sends the Global Administrator back after sign-in/consent."""
 
 import html
+import logging
 from typing import Annotated
 
 from fastapi import Form, Request
@@ -15,6 +16,7 @@ from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.jobs.webhooks import enqueue_delivery
 
 router = APIRouter(prefix="/restricted", tags=["ConnecttoTeams: consent callback"])
+log = logging.getLogger("teamsvoice.consent")
 
 
 def done_page(action_type: str, enterprise_name: str) -> HTMLResponse:
@@ -32,10 +34,23 @@ def done_page(action_type: str, enterprise_name: str) -> HTMLResponse:
                                     f"and passed to your service provider. You can close this window.")
 
 
-def page(title: str, message: str, status: int = 200) -> HTMLResponse:
+def page(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None) -> HTMLResponse:
+    """`link`: (url, text), a link shown after the message."""
+    more = f"<p><a href='{html.escape(link[0])}'>{html.escape(link[1])}</a></p>" if link else ""
     body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>")
+            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{more}</body></html>")
     return HTMLResponse(body, status_code=status)
+
+
+def try_again_page(outcome: consent.ConsentOutcome) -> HTMLResponse:
+    """Microsoft did not answer: nothing is final and nothing was sent to the provider. Microsoft's answer cannot be
+    used twice, so reloading this page does not help: the administrator signs in again at the same consent URL."""
+    return page("Microsoft did not answer",
+                f"{outcome.action_type} for {outcome.enterprise_name} is not completed yet: Microsoft did not answer "
+                f"({outcome.message}). Nothing was recorded as failed and your service provider was not told of a "
+                f"failure. In a moment, sign in again with the link below (or the link you were given): reloading "
+                f"this page cannot complete it, Microsoft's answer is good for one use.",
+                503, (outcome.sign_in_again, "Sign in again") if outcome.sign_in_again else None)
 
 
 async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep, fields: dict[str, str | None]) -> HTMLResponse:
@@ -45,8 +60,16 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
         callback_url=callback_url(container, request),
     )
 
+    if outcome.delivery_id is None:
+        return try_again_page(outcome)
+    delivery_id = outcome.delivery_id
+
     async def deliver() -> None:
-        await enqueue_delivery(outcome.delivery_id)
+        try:
+            await enqueue_delivery(delivery_id)
+        except Exception:  # noqa: BLE001 - committed: the workers' sweep starts a pending delivery (jobs/webhooks)
+            log.warning("the webhook delivery %d could not be enqueued; the next sweep starts it", delivery_id,
+                        exc_info=True)
 
     uow.after_commit(deliver)
     if outcome.succeeded:
@@ -54,12 +77,17 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
     return page("Not completed", f"{outcome.action_type} for {outcome.enterprise_name} failed: {outcome.message}")
 
 
+RETRY_LATER = {503: docs.answer("Microsoft did not answer: nothing is final and nothing was sent to the provider; "
+                                "the page links the same sign-in, to be opened again in a moment", docs.HTML_PAGE,
+                                media="text/html")}
+
+
 @router.post("/handleResponse", response_class=HTMLResponse, summary="Microsoft's form_post answer",
              description="Where Microsoft posts the administrator's sign-in/consent answer (`code`, `state` "
              "or `error`, `error_description`); answers an HTML page saying what it achieved. The outcome "
              "goes to the provider's redirectUrl (a durable webhook).",
              responses=docs.ok(docs.HTML_PAGE, "What the answer achieved (or why it did not complete)",
-                               media="text/html"))
+                               media="text/html") | RETRY_LATER)
 async def handle_response_post(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep,
     code: Annotated[str | None, Form()] = None, state: Annotated[str | None, Form()] = None,
@@ -72,7 +100,7 @@ async def handle_response_post(
 @router.get("/handleResponse", response_class=HTMLResponse, summary="Microsoft's query answer",
             description="As the POST, with the answer in the query.",
             responses=docs.ok(docs.HTML_PAGE, "What the answer achieved (or why it did not complete)",
-                              media="text/html"))
+                              media="text/html") | RETRY_LATER)
 async def handle_response_get(
     request: Request, uow: UnitOfWorkDep, container: ContainerDep, code: str | None = None, state: str | None = None,
     error: str | None = None, error_description: str | None = None,

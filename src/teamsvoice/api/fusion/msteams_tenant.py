@@ -254,9 +254,11 @@ def sku_description(part_number: str) -> str:
 # --- where the tenant's admin lands after granting consent ----------------------------------------
 
 
-def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, message: str, status: int = 200, link: tuple[str, str] | None = None) -> HTMLResponse:
+    more = f"<p><a href='{html.escape(link[0])}'>{html.escape(link[1])}</a></p>" if link else ""
     return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-                        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>", status_code=status)
+                        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{more}</body></html>",
+                        status_code=status)
 
 
 @consent_router.get(onboarding.CONSENT_CALLBACK_PATH, response_class=HTMLResponse,
@@ -266,7 +268,9 @@ def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
     "URL's tenant; the consent is then recorded for the URL's subscription, whose wizard requires it. An HTML "
     "page says whether consent was granted.",
     responses=docs.ok(docs.HTML_PAGE, "Consent granted", media="text/html") | {400: docs.answer("Consent not "
-    "granted, not effective, or the link is not valid", docs.HTML_PAGE, media="text/html")},
+    "granted, not effective, or the link is not valid", docs.HTML_PAGE, media="text/html"), 503: docs.answer(
+    "Microsoft did not answer, or the consent has not taken effect in Microsoft yet: nothing is final; the page links "
+    "the consent URL, to be opened again in a moment", docs.HTML_PAGE, media="text/html")},
 )
 async def consent_callback(container: ContainerDep, uow: UnitOfWorkDep, state: str | None = None,
                            code: str | None = None, error: str | None = None,
@@ -274,4 +278,6 @@ async def consent_callback(container: ContainerDep, uow: UnitOfWorkDep, state: s
     answer = await onboarding.accept_admin_consent(
         uow.session, container.connector, container.keyring, container.settings.public_url or "", state=state, code=code,
         error=error, error_description=error_description)
+    if answer.sign_in_again:  # a transient failure: nothing is final
+        return _page(answer.title, answer.message, 503, (answer.sign_in_again, "Sign in again"))
     return _page(answer.title, answer.message, 200 if answer.granted else 400)

@@ -1,6 +1,7 @@
 """The admin-consent workflow: hand out a sign-in URL with a signed single-use state, then turn
 Microsoft's answer into a tenant link or a recorded consent, and a webhook owed to the provider."""
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -32,13 +33,23 @@ class InvalidState(DomainError):
     code = "invalid_state"
 
 
+# Microsoft's sign-in answers that say it could not complete the sign-in for now (RFC 6749 4.1.2.1): tried again.
+TRANSIENT_SIGN_IN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+# The outcome of a request whose answer met a transient failure: its state is usable again (`complete_action`).
+RETRY_OUTCOME = "retry"
+
+
 @dataclass(frozen=True)
 class ConsentOutcome:
+    """What the administrator's answer achieved. `delivery_id`: the webhook owed to the provider, None when the
+    answer met a transient failure (Microsoft did not answer): nothing is final then, nothing is owed, and
+    `sign_in_again` is the consent's sign-in URL (the same state) for the administrator to open again."""
     action_type: str
     enterprise_name: str
     succeeded: bool
     message: str
-    delivery_id: int
+    delivery_id: int | None
+    sign_in_again: str | None = None
 
 
 def check_consent_type(action: ActionType, consent_type: str | None) -> None:
@@ -89,10 +100,7 @@ async def create_action_url(
     key, nonce = new_token(16), new_token(16)
     expires = int(time.time()) + ttl_seconds
     state = keyring.sign({"k": key, "exp": expires}, purpose=STATE_PURPOSE)
-    url = await connector.identity.authorization_url(
-        scopes=list(action.scopes), redirect_uri=callback_url, state=state, nonce=nonce,
-        prompt=None if action.name == "LOGIN_ENTERPRISE_ADMIN" else "consent",
-    )
+    url = await _sign_in_url(connector, action, list(action.scopes), callback_url, state, nonce)
     consents.add_action_request(session, ActionRequest(
         enterprise_id=enterprise.id, action_type=action.name, redirect_url=redirect_url, nonce=nonce,
         state_key=key, scopes=list(action.scopes), expires_at=utcnow() + timedelta(seconds=ttl_seconds),
@@ -100,8 +108,26 @@ async def create_action_url(
     return url
 
 
+async def _sign_in_url(connector: Connector, action: ActionType, scopes: list[str], callback_url: str, state: str,
+                       nonce: str) -> str:
+    return await connector.identity.authorization_url(
+        scopes=scopes, redirect_uri=callback_url, state=state, nonce=nonce,
+        prompt=None if action.name == "LOGIN_ENTERPRISE_ADMIN" else "consent",
+    )
+
+
+def _tried(code: str | None) -> str:
+    """The outcome of a request whose answer (its one-time `code`) met a transient failure: the code's digest says
+    the same answer posted again (a reload of the page) is not redeemed twice (Microsoft refuses a code twice:
+    that refusal would be recorded as the consent's final failure)."""
+    if not code:
+        return RETRY_OUTCOME
+    return f"{RETRY_OUTCOME}:{hashlib.sha256(code.encode()).hexdigest()[:32]}"
+
+
 async def claim_state(session: AsyncSession, keyring: Keyring, state: str | None) -> ActionRequest:
-    """Validates the signed state and burns it: a state is good for one answer only."""
+    """Validates the signed state and burns it: a state is good for one answer only (one that met a transient
+    failure gives it back: `complete_action`)."""
     payload = keyring.unsign(state or "", purpose=STATE_PURPOSE)
     if payload is None or not isinstance(payload.get("k"), str):
         raise InvalidState("The state parameter is missing or was not issued by this service")
@@ -155,17 +181,26 @@ async def complete_action(
     session: AsyncSession, connector: Connector, keyring: Keyring, *, state: str | None,
     code: str | None, error: str | None, error_description: str | None, callback_url: str,
 ) -> ConsentOutcome:
-    """Handles Microsoft's answer. Commits the burnt state before calling out, then records the outcome."""
+    """Handles Microsoft's answer. Commits the burnt state before calling out, then records the outcome.
+
+    A transient failure (Microsoft did not answer: an UpstreamError that is `retryable`, or a sign-in that ended
+    with `temporarily_unavailable` / `server_error`) is not final: nothing is recorded as failed, no webhook is
+    owed, and the state is given back, so the administrator's next sign-in at the same consent URL (a fresh
+    one-time code; `sign_in_again`) completes it. The same answer posted again (a reload) is not redeemed a second
+    time. A state that succeeded, or failed for good, stays burnt: a replay of it is refused."""
     request = await claim_state(session, keyring, state)
     await end_transaction(session)
     enterprise = await repository.enterprise_by_id(session, request.enterprise_id)
     action = ACTION_TYPES[request.action_type]
-    enterprise_name, request_id = enterprise.enterprise_name, request.id
+    enterprise_name, request_id, tried_before = enterprise.enterprise_name, request.id, request.outcome
     payload: dict[str, Any] = {"actionType": action.name, "enterpriseId": enterprise.id}
     try:
         if error or not code:
             raise UpstreamError(f"Microsoft sign-in ended with {error or 'no code'}: {error_description or ''}".strip(),
-                                retryable=False, upstream_code=error)
+                                retryable=error in TRANSIENT_SIGN_IN_ERRORS, upstream_code=error)
+        if tried_before == _tried(code):
+            raise UpstreamError("this answer was already used by the attempt Microsoft did not answer; an answer "
+                                "is good for one use", retryable=True)
         redeemed = await connector.identity.redeem_code(
             code=code, scopes=GRAPH_TOKEN_SCOPES, redirect_uri=callback_url, nonce=request.nonce)
         tenant_id, user_id, upn = redeemed.tenant_id, redeemed.user_id, redeemed.user_principal_name
@@ -191,6 +226,14 @@ async def complete_action(
         await session.rollback()
         request = await consents.action_request(session, request_id)  # type: ignore[assignment]
         assert request is not None
+        if isinstance(exc, UpstreamError) and exc.retryable:
+            request.used_at, request.outcome = None, _tried(code)  # usable again; committed with the request
+            try:
+                again: str | None = await _sign_in_url(connector, action, list(request.scopes), callback_url,
+                                                       state or "", request.nonce)
+            except UpstreamError:
+                again = None
+            return ConsentOutcome(action.name, enterprise_name, False, exc.message, None, again)
         payload |= {"error": exc.code if not isinstance(exc, UpstreamError) else (exc.upstream_code or exc.code),
                     "errorDescription": exc.message}
         request.outcome, message, succeeded = "failed", exc.message, False

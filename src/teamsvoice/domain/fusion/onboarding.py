@@ -33,6 +33,7 @@ from teamsvoice.core.limits import is_user_principal_name, shown
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent import repository as consents
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
+from teamsvoice.domain.consent.service import TRANSIENT_SIGN_IN_ERRORS
 from teamsvoice.domain.fusion import repository_onboarding as repository
 from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -227,9 +228,12 @@ def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_
 
 @dataclass(frozen=True)
 class ConsentAnswer:
+    """What the consent callback shows. `sign_in_again`: the answer met a transient failure (nothing is final): the
+    consent URL to open again in a moment (a fresh sign-in: Microsoft's one-time code cannot be redeemed twice)."""
     granted: bool
     title: str
     message: str
+    sign_in_again: str | None = None
 
 
 async def accept_admin_consent(
@@ -242,26 +246,55 @@ async def accept_admin_consent(
     payload = keyring.unsign(state or "", purpose=CONSENT_STATE_PURPOSE)
     if payload is None or int(payload.get("exp", 0)) < time.time() or "nonce" not in payload or "run" not in payload:
         return ConsentAnswer(False, "Consent link not valid", "This consent answer was not requested by this service or has expired.")
+    tenant_id = str(payload["tid"])
+    again = connector.admin_consent_url(tenant_id, consent_callback_url(public_url), state or "", str(payload["nonce"]))
+    if error in TRANSIENT_SIGN_IN_ERRORS:
+        return _microsoft_did_not_answer(UpstreamError(f"{error}: {error_description or ''}".strip(), retryable=True), again)
     if error or not code:
         return ConsentAnswer(False, "Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}")
-    tenant_id = str(payload["tid"])
     try:
         redeemed = await connector.identity.redeem_code(code=code, scopes=[f"{GRAPH_RESOURCE}/.default"],
                                                         redirect_uri=consent_callback_url(public_url), nonce=str(payload["nonce"]))
-        signed_in, user_id = redeemed.tenant_id, redeemed.user_id
-        upn = redeemed.user_principal_name or user_id
-        if signed_in != tenant_id:
-            return ConsentAnswer(False, "Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
-        await connector.check_app_access(tenant_id, "graph")  # the consent took effect: the app's token is granted
-        if not await connector.connect(tenant_id).directory.is_global_admin(user_id):
-            return ConsentAnswer(False, "Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
     except UpstreamError as exc:
+        if exc.retryable:
+            return _microsoft_did_not_answer(exc, again)
         return ConsentAnswer(False, "Consent not effective", exc.message)
+    signed_in, user_id = redeemed.tenant_id, redeemed.user_id
+    upn = redeemed.user_principal_name or user_id
+    if signed_in != tenant_id:
+        return ConsentAnswer(False, "Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
+    try:
+        await connector.check_app_access(tenant_id, "graph")  # the consent took effect: the app's token is granted
+    except UpstreamError as exc:
+        if exc.retryable:
+            return _microsoft_did_not_answer(exc, again)
+        # Consent takes a while to reach Microsoft's token service: refused right after it, the app's token is not
+        # a final answer. Signed in again a little later (the consent stands: no new consent to give), it is.
+        return ConsentAnswer(False, "Consent not effective yet",
+                             f"Microsoft does not grant teamsvoice's app access to tenant {tenant_id} yet ({exc.message}). "
+                             "A consent can take a few minutes to take effect: sign in again with the consent link in "
+                             "a few minutes.", again)
+    try:
+        is_admin = await connector.connect(tenant_id).directory.is_global_admin(user_id)
+    except UpstreamError as exc:
+        if exc.retryable:
+            return _microsoft_did_not_answer(exc, again)
+        return ConsentAnswer(False, "Consent not effective", exc.message)
+    if not is_admin:
+        return ConsentAnswer(False, "Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
     enterprise_id = await repository.enterprise_of_wizard_run(session, str(payload["run"]))
     if enterprise_id is None:
         return ConsentAnswer(False, "Consent link not valid", "The subscription of this consent link no longer exists.")
     await consents.record_consent(session, enterprise_id, MANAGEMENT_CONSENT, tenant_id, upn)
     return ConsentAnswer(True, "Consent granted", "teamsvoice may now manage this tenant. Run the onboarding wizard again.")
+
+
+def _microsoft_did_not_answer(exc: UpstreamError, again: str) -> ConsentAnswer:
+    """A transient failure is no answer to the consent: nothing is recorded, and the administrator signs in again at
+    the same consent URL in a moment (Microsoft's one-time code cannot be redeemed twice, so a reload cannot do it)."""
+    return ConsentAnswer(False, "Microsoft did not answer",
+                         f"Microsoft did not answer ({exc.message}); nothing was recorded as refused. In a moment, "
+                         "sign in again with the consent link.", again)
 
 
 async def discover_tenant(connector: Connector, domain: str) -> str:

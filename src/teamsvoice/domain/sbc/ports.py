@@ -79,3 +79,8 @@ class Sbc(Protocol):
     def held(self, desired: DesiredSbc) -> list[HeldRegistration]:
         """The registrations the SBC holds that are ours, compared with `desired`."""
         ...
+
+    def up_to_date(self, desired: DesiredSbc) -> bool:
+        """Whether what the SBC was last given (its own store, read without asking the SIP server) is exactly
+        `desired`: False is a change no sync has applied yet. Raises SbcUnavailable when its store cannot be read."""
+        ...

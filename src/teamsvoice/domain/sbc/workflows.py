@@ -5,8 +5,10 @@ runs one at a time across every worker (global concurrency 1), so two syncs neve
 writes. A sync reads the whole desired state when it runs, so it covers every change committed before
 it started: a change made while one sync is *waiting in the queue* needs no second one (it is coalesced),
 which keeps 500 changes at once to a couple of syncs. Kamailio being down delays a sync (it waits and
-retries, capped backoff) but loses nothing; a crash between a commit and its enqueue is covered by the
-sync every process enqueues at start (`resume_orphaned`).
+retries, capped backoff) but loses nothing. An enqueue lost after its commit (a crash in between, or the job
+engine's database refusing the enqueue: the request still answers its committed change) is covered by the sync
+every process enqueues at start (`resume_orphaned`) and by the workers' periodic sweep (`resume_unstarted`,
+every TEAMSVOICE_JOB_ORPHAN_SWEEP_SECONDS), which enqueues one when the SBC's tables are behind the records.
 """
 
 import logging
@@ -96,13 +98,47 @@ def _enqueue() -> bool:
 
 
 async def enqueue_sync(settings: Settings) -> None:
-    """After a commit that changed PBX users or locations. No SBC attached: nothing to do."""
-    if sbc_configured(settings):
+    """After a commit that changed PBX users or locations. No SBC attached: nothing to do. The change is committed
+    whatever happens here, so an enqueue that fails (the job engine's database busy or away) is logged, not raised:
+    the request answers what it committed (a raise here answered a 500 for a change that was made, and a client
+    sending it again got a 404 for a user already deleted), and the workers' sweep (`resume_unstarted`) finds the
+    SBC behind and syncs it."""
+    if not sbc_configured(settings):
+        return
+    try:
         await anyio.to_thread.run_sync(_enqueue)
+    except Exception:  # noqa: BLE001 - committed: the sweep applies it; the request's answer stays the truth
+        log.warning("the SBC sync could not be enqueued after a committed change; the next sweep (every %.0f s) "
+                    "applies it", settings.job_orphan_sweep_seconds, exc_info=True)
 
 
 def resume_orphaned() -> int:
-    """Each start enqueues one sync: it covers a change committed just before a crash, whose enqueue was lost."""
+    """Each start enqueues one sync: it covers a change committed just before a crash, whose enqueue was lost (and
+    what Kamailio holds in memory apart from its tables)."""
     if not sbc_configured(job_context().settings):
         return 0
+    return int(_enqueue())
+
+
+def resume_unstarted() -> int:
+    """The workers' periodic sweep (`runtime.sweep_unstarted_work`): a sync when the SBC's tables are behind
+    teamsvoice's records, i.e. a change was committed whose enqueue was lost and no later sync covered it. Nothing
+    when a sync already waits in the queue (it reads every change when it starts), when the tables hold the desired
+    state, or when Kamailio's database does not answer (the next sweep asks again; a sync could not write either)."""
+    ctx = job_context()
+    sbc = sbc_from_settings(ctx.settings)
+    if sbc is None:
+        return 0
+    _queue()
+    if queue_depths([SBC_QUEUE])[SBC_QUEUE]:
+        return 0
+    with sync_transaction(ctx.engine) as session:
+        desired = read_desired(session, ctx.settings)
+    try:
+        if sbc.up_to_date(desired):
+            return 0
+    except SbcUnavailable as exc:
+        log.info("the SBC sweep could not read the SBC's state (%s); it asks again at the next sweep", exc.message)
+        return 0
+    log.warning("the SBC is behind teamsvoice's records (a change whose sync was never enqueued): syncing it")
     return int(_enqueue())
