@@ -295,10 +295,15 @@ async def test_pbx_connector_and_callapp_end_to_end(onboarding, live, organisati
     teams = connector.connect(tenant_id).voice
     try:
         await teams.assign_number(holder, refused)
+        in_teams = await teams.voice_state(pbx_upn)
+        assert in_teams.phone_numbers == [f"+{n3}"] and in_teams.enterprise_voice, in_teams
         answer = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
                                    json=msal | {"userPrincipalName": pbx_upn, "phoneNumber": refused})
         assert answer.status_code == 409 and answer.json()["message"] == teams_refusal(refused), answer.text
         assert set(answer.json()) == {"timestamp", "status", "error", "message", "path"}
+        # Teams too: the user's number, removed before the refused one was asked for, is given back (it was left
+        # with no number there, its own free for anyone, while its record said it held it).
+        assert await teams.voice_state(pbx_upn) == in_teams
         sms = await client.post(f"/sms/getEnterpriseSMSConfig/{enterprise_id}", headers=bearer(token))
         assert [n["phoneNumber"] for n in sms.json()["smsNumbers"]] == [f"+{n2}", f"+{n3}"]
         assert await stored_voice(live, enterprise_id, pbx_upn) == (

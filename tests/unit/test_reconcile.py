@@ -1,5 +1,7 @@
 """Bringing Teams in line with the desired voice configuration, against an in-memory Teams."""
 
+import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -7,7 +9,8 @@ import pytest
 from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import (
-    Reconciled, find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile,
+    Reconciled, find_msal_result, find_reseller_consent_object, normalise_phone_number, reconcile, undone_on_failure,
+    voice_settings,
 )
 from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 
@@ -17,6 +20,12 @@ class FakeTeams:
         self.state = VoiceState("u1", "ada@contoso.example", enterprise_voice=False)
         self.calls: list[str] = []
         self.refuse: set[str] = set()
+        self.failing: dict[str, UpstreamError] = {}  # a call's failure, by its entry in `calls`
+        self.lands_anyway = False  # a failing assignment assigns its number first (it failed while Teams completed)
+
+    def _fail(self, call: str) -> None:
+        if call in self.failing:
+            raise self.failing[call]
 
     async def voice_state(self, user_id: str) -> VoiceState:
         return self.state
@@ -27,18 +36,24 @@ class FakeTeams:
             await meanwhile()
         if number in self.refuse:
             raise UpstreamError(f"assignNumber failed: {number} is held by another user", retryable=False, status=400)
+        if not self.lands_anyway:
+            self._fail(f"assign {number}")
         self.state = VoiceState(self.state.user_id, upn, True, [number], self.state.voice_routing_policy)
+        self._fail(f"assign {number}")
 
     async def remove_numbers(self, upn: str) -> None:
         self.calls.append("remove")
+        self._fail("remove")
         self.state = VoiceState(self.state.user_id, upn, False, [], self.state.voice_routing_policy)
 
     async def set_enterprise_voice(self, upn: str, enabled: bool) -> None:
         self.calls.append(f"ev {enabled}")
+        self._fail(f"ev {enabled}")
         self.state = VoiceState(self.state.user_id, upn, enabled, self.state.phone_numbers, self.state.voice_routing_policy)
 
     async def grant_voice_routing_policy(self, upn: str, policy: str | None) -> None:
         self.calls.append(f"vrp {policy}")
+        self._fail(f"vrp {policy}")
         self.state = VoiceState(self.state.user_id, upn, self.state.enterprise_voice, self.state.phone_numbers, policy)
 
 
@@ -80,6 +95,120 @@ async def test_disabling_removes_numbers_and_enterprise_voice() -> None:
     outcome = await reconcile(connection(teams), record(calling_enabled=False))
     assert outcome.status == "UPDATED" and teams.calls == ["remove"]
     assert teams.state.enterprise_voice is False and teams.state.phone_numbers == []
+
+
+OLD, NEW = "+14139300001", "+14139301634"
+
+
+def holding_old_number() -> FakeTeams:
+    teams = FakeTeams()
+    teams.state = VoiceState("u1", "ada@contoso.example", True, [OLD], "Old-Policy")
+    return teams
+
+
+async def test_a_refused_new_number_gives_the_user_back_the_number_removed_before_it() -> None:
+    """reconcile removes the user's numbers, then assigns the new one. Teams refusing it (held by another user) left
+    the user with no number at all in Teams, its own free there, while the record (undone_on_failure) said it held
+    it. Now the removed number is given back, and the policy, and the refusal is what the caller gets."""
+    teams = holding_old_number()
+    teams.refuse.add(NEW)
+    with pytest.raises(UpstreamError, match="held by another user"):
+        await reconcile(connection(teams), record(phone_number=NEW, voice_routing_policy="US-East",
+                                                  calling_enabled=True))
+    assert teams.calls == ["remove", f"assign {NEW}", "vrp US-East", f"assign {OLD}", "vrp Old-Policy"]
+    assert teams.state == holding_old_number().state
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["not-assigned", "assigned-after-all"])
+async def test_a_transient_failure_of_the_new_number_gives_the_old_one_back_too(landed: bool) -> None:
+    """A transient failure (here a 503) does not say whether Teams assigned the new number: given back as the user's
+    primary number, the old one replaces it should it have been, so Teams holds the old one either way (as the
+    record undone_on_failure restores does). The new number is not tried again: the caller is told to retry."""
+    teams = holding_old_number()
+    teams.failing[f"assign {NEW}"] = UpstreamError("assignNumber: 503", retryable=True, status=503)
+    teams.lands_anyway = landed
+    with pytest.raises(UpstreamError, match="503"):
+        await reconcile(connection(teams), record(phone_number=NEW, voice_routing_policy="Old-Policy",
+                                                  calling_enabled=True))
+    assert teams.calls == ["remove", f"assign {NEW}", f"assign {OLD}"]
+    assert teams.state == holding_old_number().state
+
+
+async def test_a_policy_refused_while_the_new_number_landed_gives_the_old_number_back() -> None:
+    """The adapter completes the number's operation before raising the failure of what rode it (the policy's grant):
+    the new number landed. The old one given back replaces it, as the record (undone_on_failure) says again."""
+    teams = holding_old_number()
+    teams.failing["vrp No-Such-Policy"] = UpstreamError("not a user policy", retryable=False, status=400)
+
+    async def assign_number(upn: str, number: str, *, meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
+        await FakeTeams.assign_number(teams, upn, number)
+        if meanwhile is not None:
+            await meanwhile()
+
+    teams.assign_number = assign_number  # type: ignore[method-assign]
+    with pytest.raises(UpstreamError, match="not a user policy"):
+        await reconcile(connection(teams), record(phone_number=NEW, voice_routing_policy="No-Such-Policy",
+                                                  calling_enabled=True))
+    assert teams.calls == ["remove", f"assign {NEW}", "vrp No-Such-Policy", f"assign {OLD}"]
+    assert teams.state == holding_old_number().state
+
+
+async def test_a_disabling_that_fails_after_the_numbers_were_removed_gives_them_back() -> None:
+    """Disabling calling removes the numbers, then turns Enterprise Voice off (here Teams left it on). That failing
+    left the user with no number and calling on; now the number is given back (Enterprise Voice on with it)."""
+
+    class KeepsVoice(FakeTeams):
+        async def remove_numbers(self, upn: str) -> None:
+            await super().remove_numbers(upn)
+            self.state = VoiceState(self.state.user_id, upn, True, [], self.state.voice_routing_policy)
+
+    teams = KeepsVoice()
+    teams.state = holding_old_number().state
+    teams.failing["ev False"] = UpstreamError("Set-CsPhoneNumberAssignment failed: try later", retryable=False,
+                                              status=400)
+    with pytest.raises(UpstreamError, match="try later"):
+        await reconcile(connection(teams), record(phone_number=OLD, calling_enabled=False))
+    assert teams.calls == ["remove", "ev False", f"assign {OLD}"]
+    assert teams.state == holding_old_number().state
+
+
+async def test_a_failed_give_back_is_logged_and_the_change_failure_is_raised(caplog: pytest.LogCaptureFixture) -> None:
+    teams = holding_old_number()
+    teams.refuse |= {NEW, OLD}  # the old number taken in Teams by someone else meanwhile
+    with caplog.at_level(logging.WARNING, logger="teamsvoice.domain.provisioning.service"):
+        with pytest.raises(UpstreamError, match=re.escape(NEW)):
+            await reconcile(connection(teams), record(phone_number=NEW, voice_routing_policy="Old-Policy",
+                                                      calling_enabled=True))
+    assert teams.calls == ["remove", f"assign {NEW}", f"assign {OLD}"]
+    assert f"could not give ada@contoso.example back its number {OLD}" in caplog.text
+
+
+class Session:
+    """What undone_on_failure asks of a session: ending the transaction (committing what it set)."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+async def test_a_failed_push_restores_only_the_settings_its_change_wrote() -> None:
+    """undone_on_failure set all three voice settings back to `before`, the ones the change did not write too: one
+    another request changed meanwhile (here: as the record reads once reloaded) was overwritten with the old value."""
+    user = record(phone_number=NEW, voice_routing_policy="Old-Policy", calling_enabled=True)  # as the change wrote it
+    session = Session()
+    with pytest.raises(UpstreamError):
+        async with undone_on_failure(session, user, (OLD, "Old-Policy", True)):  # type: ignore[arg-type]
+            user.voice_routing_policy = "Theirs"  # another request's change of the policy, committed meanwhile
+            raise UpstreamError("assignNumber failed: held", retryable=False, status=400)
+    assert voice_settings(user) == (OLD, "Theirs", True) and session.commits == 1
+    assert (user.last_sync_status, user.last_sync_detail) == ("FAILED", {"error": "assignNumber failed: held"})
+    both = record(phone_number=NEW, voice_routing_policy="US-East", calling_enabled=True)
+    with pytest.raises(UpstreamError):
+        async with undone_on_failure(session, both, (None, None, False)):  # type: ignore[arg-type]
+            raise UpstreamError("assignNumber: 503", retryable=True, status=503)
+    assert voice_settings(both) == (None, None, False)
 
 
 def test_phone_numbers_are_normalised_to_e164_or_refused() -> None:

@@ -156,6 +156,16 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
         assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
         got = (await client.get(f"{path}/msteams/user/{bob['id']}", headers=headers)).json()
         assert "draas" not in got, got  # no number: no Fusion data (spec 004)
+        # A user with a number keeps it in Teams too: removed before the refused one was asked for, it is given back
+        # (alice was left with no number in Teams, hers free there for anyone, while Fusion said she held it).
+        in_teams = await teams.voice_state(alice["id"])
+        assert in_teams.phone_numbers == [sub.numbers[0]] and in_teams.voice_routing_policy == "teamsvoice", in_teams
+        refused = await client.put(f"{path}/msteams/users/{alice['id']}/phone_number", headers=headers,
+                                   json={"phoneNumber": sub.numbers[2]})
+        assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
+        assert await teams.voice_state(alice["id"]) == in_teams
+        got = (await client.get(f"{path}/msteams/user/{alice['id']}", headers=headers)).json()
+        assert got["draas"]["phoneNumber"] == sub.numbers[0] and got["msTeams"]["vrp"] == "teamsvoice", got
     finally:
         await teams.remove_numbers(carol)
         await connector.aclose()

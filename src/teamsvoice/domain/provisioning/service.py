@@ -206,7 +206,20 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
     user was deleted at offboarding (no Microsoft user id) is NotFound: a sync reports that user FAILED and goes on.
     A user deleted in Microsoft since is `MicrosoftUserGone` (a sync frees its record, `calling/workflows.py`).
     `reading`: the read of the user's voice state, started by the caller while it recorded the wish (a read changes
-    nothing, so it need not wait for that commit); else it is read here."""
+    nothing, so it need not wait for that commit); else it is read here.
+
+    A change that fails half-way is undone in Teams (best effort: a failure of the undoing is logged, and the
+    change's own failure is what the caller gets): the numbers removed before the new one (or the disabling) failed
+    are given back (`_put_back_numbers`), a policy granted meanwhile is taken back (`_restore_policy`). Teams is
+    then as before the change, as the record is again (`undone_on_failure`; a sync's record keeps its wish, FAILED:
+    not applied). Before, a refused number (held by another user: routine) left the user with no number in Teams,
+    its own free there for anyone, while the record said it held it.
+    A transient failure (429, 5xx, an operation still running at the polling deadline or lost: `_finish` in
+    microsoft/teams_voice.py) is undone too, though the new number may have been assigned after all, or be about to
+    be: the old number given back as the user's primary replaces it (a user has one; the later operation wins), so
+    Teams ends as before either way, as the restored record says. Not undone, Teams would keep the new number, or
+    none, against the record until a later sync. The new number is not tried again here: the caller is told to send
+    the change again (a job waits and does it), and assigning a number its user holds changes nothing."""
     if record.microsoft_user_id is None:
         raise NotFound(f"{record.user_principal_name}: its Microsoft user was deleted (offboarding); nothing to sync")
     try:
@@ -218,64 +231,84 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
             raise MicrosoftUserGone(f"{record.user_principal_name}: the user no longer exists in Microsoft 365") from None
         raise
     upn, changes = record.user_principal_name, []
-    if not record.calling_enabled:
-        if state.phone_numbers:
-            await connection.voice.remove_numbers(upn)
-            changes.append("numbers removed")
-            # Teams turns Enterprise Voice off with the last number; read back rather than assume.
-            state = await connection.voice.voice_state(record.microsoft_user_id)
-        if state.enterprise_voice:
-            await connection.voice.set_enterprise_voice(upn, False)
-            changes.append("enterprise voice disabled")
-    else:
-        policy = per_user_policy(record.voice_routing_policy)
-        granted = False
-
-        async def grant_policy() -> None:
-            nonlocal granted
-            if policy != state.voice_routing_policy:
-                await connection.voice.grant_voice_routing_policy(upn, policy)
-                granted = True
-
-        wanted = [record.phone_number] if record.phone_number else []
-        if state.phone_numbers != wanted:
+    removed: list[str] = []  # the user's numbers once removed in Teams
+    granted = False
+    try:
+        if not record.calling_enabled:
             if state.phone_numbers:
                 await connection.voice.remove_numbers(upn)
-            if record.phone_number:
-                # The policy is granted while Teams completes the number (its operation takes seconds): one request
-                # at a time per user still, as the tenant's concurrency limit counts a job's items
-                # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across
-                # workers): an item that sent two at once would let Microsoft see twice the limit.
-                try:
+                removed = state.phone_numbers
+                changes.append("numbers removed")
+                # Teams turns Enterprise Voice off with the last number; read back rather than assume.
+                state = await connection.voice.voice_state(record.microsoft_user_id)
+            if state.enterprise_voice:
+                await connection.voice.set_enterprise_voice(upn, False)
+                changes.append("enterprise voice disabled")
+        else:
+            policy = per_user_policy(record.voice_routing_policy)
+
+            async def grant_policy() -> None:
+                nonlocal granted
+                if policy != state.voice_routing_policy:
+                    await connection.voice.grant_voice_routing_policy(upn, policy)
+                    granted = True
+
+            wanted = [record.phone_number] if record.phone_number else []
+            if state.phone_numbers != wanted:
+                if state.phone_numbers:
+                    await connection.voice.remove_numbers(upn)
+                    removed = state.phone_numbers
+                if record.phone_number:
+                    # The policy is granted while Teams completes the number (its operation takes seconds): one
+                    # request at a time per user still, as the tenant's concurrency limit counts a job's items
+                    # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across
+                    # workers): an item that sent two at once would let Microsoft see twice the limit.
                     await connection.voice.assign_number(upn, record.phone_number, meanwhile=grant_policy)
-                except DomainError:
-                    if granted:  # the number was refused: the user keeps the policy it had, as before the change
-                        await _restore_policy(connection, upn, state.voice_routing_policy)
-                    raise
-            changes.append(f"number set to {record.phone_number}" if record.phone_number else "number removed")
-        if not state.enterprise_voice and not record.phone_number:
-            await connection.voice.set_enterprise_voice(upn, True)
-            changes.append("enterprise voice enabled")
-        if not granted:
-            await grant_policy()
-        if granted:
-            changes.append(f"voice routing policy set to {policy or 'Global'}")
+                changes.append(f"number set to {record.phone_number}" if record.phone_number else "number removed")
+            if not state.enterprise_voice and not record.phone_number:
+                await connection.voice.set_enterprise_voice(upn, True)
+                changes.append("enterprise voice enabled")
+            if not granted:
+                await grant_policy()
+            if granted:
+                changes.append(f"voice routing policy set to {policy or 'Global'}")
+    except DomainError:
+        if removed:
+            await _put_back_numbers(connection, upn, removed)
+        if granted:  # the user keeps the policy it had, as before the change
+            await _restore_policy(connection, upn, state.voice_routing_policy)
+        raise
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
     record.last_synced_at = utcnow()
     return Reconciled(upn, record.last_sync_status, changes)
 
 
+async def _put_back_numbers(connection: TenantConnection, upn: str, numbers: list[str]) -> None:
+    """Gives the user back the numbers `reconcile` removed before its change failed (see there). Best effort, as
+    `_restore_policy`. Teams assigns the first as the user's primary number (turning Enterprise Voice on again, as
+    it was with it), replacing one the failed change may have given after all; should the user have held more (not
+    teamsvoice's doing: it gives one), the others are named in the log, their categories unknown here."""
+    number, *others = numbers
+    try:
+        await connection.voice.assign_number(upn, number)
+    except DomainError as exc:
+        logger.warning("could not give %s back its number %s after its change failed: %s", upn, number, exc.message)
+    if others:
+        logger.warning("%s's other numbers %s were not given back after its change failed", upn, others)
+
+
 async def _restore_policy(connection: TenantConnection, upn: str, policy: str | None) -> None:
-    """Best effort: a failure here is logged, and the number's refusal is what the caller is told."""
+    """Best effort: a failure here is logged, and the change's own failure is what the caller is told."""
     try:
         await connection.voice.grant_voice_routing_policy(upn, policy)
     except DomainError as exc:
-        logger.warning("could not restore %s's voice routing policy after its number was refused: %s", upn, exc.message)
+        logger.warning("could not restore %s's voice routing policy after its change failed: %s", upn, exc.message)
 
 
 VoiceSettings = tuple[str | None, str | None, bool]
 """A record's (phone_number, voice_routing_policy, calling_enabled)."""
+_VOICE_SETTINGS = ("phone_number", "voice_routing_policy", "calling_enabled")  # a VoiceSettings' attributes
 
 
 def voice_settings(record: TeamsVoiceUser) -> VoiceSettings:
@@ -289,11 +322,19 @@ async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, befor
     raise a domain error (Microsoft refused the change, or failed), the caller is told the change failed, so nothing
     of it stays: the record's voice settings go back to `before` (and the PBX user of `pbx_before` to its number),
     its last sync is FAILED with the error, that is committed, and the error raised again. Else a refused number
-    stayed the user's: shown as its own, taken from everyone else, and pushed again by every sync."""
+    stayed the user's: shown as its own, taken from everyone else, and pushed again by every sync. (Teams is put
+    back as it was by `reconcile`.)
+    Only the settings this change wrote (the record's on entry, compared with `before`) go back: another request's
+    change of another setting, committed meanwhile, stays. (The ORM leaves a column set back to its committed value
+    out of its UPDATE, so that held already while the record's copy was the one this change wrote; now it holds
+    should the record be read again meanwhile.)"""
+    wrote = voice_settings(record)
     try:
         yield
     except DomainError as exc:
-        record.phone_number, record.voice_routing_policy, record.calling_enabled = before
+        for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
+            if written != was:
+                setattr(record, setting, was)
         if pbx_before is not None:
             pbx_user, pbx_number = pbx_before
             pbx_user.phone_number = pbx_number
