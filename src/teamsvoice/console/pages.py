@@ -471,16 +471,22 @@ async def _update_user(request: Request, uow: UnitOfWorkDep, container: Containe
     await service.apply_update(container.sessions, access, connection, user, update)
     if not request.headers.get("hx-request"):  # a form posted without JavaScript: the grid again, saying it is done
         return RedirectResponse(f"{_sub_url(access)}/users?{urlencode({'done': code})}", status_code=303)
-    skus = await service.sku_map(connection.directory_admin)
+    # The change is made: a failure of this read, only to name the row's licences, is no failure of it (a row
+    # without them, saying so, where the change answered an error before).
+    try:
+        skus = await service.sku_map(connection.directory_admin)
+        licences, voice, unread = service.render_licences(user, skus), service.voice_enabled(user, skus), None
+    except DomainError:
+        licences, voice = None, None
+        unread = "Licences not shown: Microsoft did not answer. Reload the page to see them."
     entry = {"msTeams": {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
-                         "location": user.usage_location, "licenses": service.render_licences(user, skus),
-                         "voiceEnabled": service.voice_enabled(user, skus)}}
+                         "location": user.usage_location, "licenses": licences, "voiceEnabled": voice}}
     async with transaction(container.sessions) as session:
         fresh = await subscription_in_scope(session, access.principal, access.tenant.uuid, access.subscription.id)
         rows = await _grid_rows(session, fresh, [entry])
         free = await _free_numbers(session, fresh)
     return page(request, "_user_row.html", {"row": rows[0], "base": _sub_url(access), "free": free,
-                                            "staff": None, "csrf": staff.csrf, "done": done})
+                                            "staff": None, "csrf": staff.csrf, "done": done, "unread": unread})
 
 
 @router.post("/tenants/{uuid}/subscriptions/{sub_id}/users/{ms_user_id}/number")

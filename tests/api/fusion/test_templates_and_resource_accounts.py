@@ -4,10 +4,18 @@
 import asyncio
 import time
 
+import httpx
 import pytest
 
 from tests.api.fusion.support import BASE, make_world
 from tests.api.fusion.users_support import Onboarded, onboard
+
+
+async def _faults(sub: Onboarded, method: str, body: dict | None = None) -> None:
+    emulator = sub.world.live.emulator
+    async with httpx.AsyncClient(verify=str(emulator.ca_cert_path)) as admin:
+        response = await admin.request(method, f"{emulator.url}/_admin/faults", json=body)
+        assert response.status_code == 200, response.text
 
 
 @pytest.fixture
@@ -15,7 +23,7 @@ async def sub(client, live, organisation) -> Onboarded:  # type: ignore[no-untyp
     return await onboard(client, live, organisation, tenant_index=1)
 
 
-async def test_templates_crud_and_apply(sub: Onboarded) -> None:
+async def test_templates_crud_and_apply(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     client, path, headers = sub.world.client, sub.path, sub.headers
     listed = (await client.get(f"{path}/msteams/templates", headers=headers)).json()["templates"]
     assert [t["id"] for t in listed] == [0]
@@ -28,11 +36,32 @@ async def test_templates_crud_and_apply(sub: Onboarded) -> None:
     assert (await client.put(f"{path}/msteams/templates/0", headers=headers, json={"name": "x"})).status_code == 400
     assert (await client.get(f"{path}/msteams/templates", headers=headers, params={"search": "zz"})).json()["templates"] == []
     user = (await sub.users(3))[1]["msTeams"]
-    applied = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers, json={"override": True})
+    # Microsoft fails every request once the template is applied (a 429 storm): the read made only to draw `after`
+    # answered the applied change as an error. The change stands: 200, `after` being what was applied.
+    from teamsvoice.domain.teams_users import service
+
+    apply_update = service.apply_update
+
+    async def then_microsoft_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        changes = await apply_update(*args, **kwargs)
+        await _faults(sub, "PUT", {"storm429": {"count": 1000, "retryAfterSeconds": 0}})
+        return changes
+
+    monkeypatch.setattr(service, "apply_update", then_microsoft_fails)
+    try:
+        applied = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers,
+                                   json={"override": True})
+    finally:
+        monkeypatch.undo()
+        await _faults(sub, "DELETE")
     assert applied.status_code == 200, applied.text
     result = applied.json()
     assert set(result) == {"before", "after"} and set(result["after"]) == {"groups", "licenses", "location", "vrp"}
     assert result["after"]["location"] == "ES" and result["after"]["vrp"] == "teamsvoice" and len(result["after"]["groups"]) == 2
+    # ... and `after` is what Microsoft holds: applied again, the template finds the user as the first answer said.
+    again = await client.put(f"{path}/msteams/users/{user['id']}/templates/{template_id}", headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["before"] == again.json()["after"] == result["after"], (again.json(), result["after"])
     assert (await client.put(f"{path}/msteams/templates/{template_id}", headers=headers, json={"vrp": None})).status_code == 204
     assert (await client.get(f"{path}/msteams/templates/{template_id}", headers=headers)).json()["vrp"] is None
     assert (await client.delete(f"{path}/msteams/templates/{template_id}", headers=headers)).status_code == 204

@@ -140,7 +140,10 @@ async def post_restore(
     openapi_extra=docs.body(docs.OffboardRequest, required=False, example={"deleteUser": False}),
     responses=docs.ok(docs.Offboarded, "The user was offboarded") | docs.MICROSOFT,
     description="Body optional: `deleteUser` (default false: the account is disabled). The number goes to "
-    "quarantine.",
+    "quarantine. The records are committed first: should Microsoft then fail, the error's message says what is "
+    "recorded and whether sending the request again finishes it (a 503: yes; a refusal, such as a 403 for an account "
+    "with an admin role: not until that is resolved in Microsoft). The record names the account disabled or deleted "
+    "only once Microsoft did it.",
 )
 async def post_offboard(
     tenant_id: TenantId, upn: Annotated[str, Path(max_length=255)], uow: UnitOfWorkDep, container: ContainerDep,

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.db import end_transaction, transaction
-from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
+from teamsvoice.core.errors import Conflict, NotFound, UpstreamError, ValidationFailed
 from teamsvoice.domain.provisioning.service import per_user_policy, unknown_policy
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.teams_users import repository, service
 from teamsvoice.domain.teams_users.models import FusionTemplate
 from teamsvoice.domain.tenant_voice import rules
+from teamsvoice.microsoft.directory_ports import DirectoryAdministration
 from teamsvoice.microsoft.ports import TenantConnection
 
 TEMPLATE_NAME_TAKEN = "template_name_taken"
@@ -241,6 +242,32 @@ async def apply_template(
     before = await snapshot(connection, user)
     holds = template.requires_teams_phone and service.voice_enabled(user, await service.sku_map(admin)) == "yes"
     update = update_from(template, override=override, current=before, holds_teams_phone=holds)
-    await service.apply_update(sessions, access, connection, user, update)
-    after = await snapshot(connection, await admin.user(user.id))
+    groups: dict[str, str] = {}  # each group the template names, by its id (as the update resolved it)
+    await service.apply_update(sessions, access, connection, user, update, group_cache=groups)
+    try:
+        after = await snapshot(connection, await admin.user(user.id))
+    except UpstreamError:
+        # The template is applied (spec 004: 200 with before and after): Microsoft failing the read made only to draw
+        # `after` is no failure of it. `after` is then `before` with the update applied, as Microsoft now holds it.
+        after = await _as_applied(admin, before, update, groups)
     return TemplateApplied(before, after)
+
+
+async def _as_applied(admin: DirectoryAdministration, before: TemplatedProperties, update: service.UserUpdate,
+                      groups: dict[str, str]) -> TemplatedProperties:
+    """The templated properties once `update` is applied to a user who had `before` (`apply_update` returned: every
+    change is made): group ids from the update's own resolution (`groups`), licences' ids from the SKUs it read."""
+    group_ids = before.groups
+    if update.groups is not UNSET:
+        wanted = {groups[name] for name in update.groups or []}
+        group_ids = sorted(wanted if update.replace_groups else wanted | set(before.groups))
+    licences = before.licenses
+    if update.licenses is not UNSET:
+        wanted_ids = [(await service.resolve_sku(admin, name)).sku_id for name in update.licenses or []]
+        held = {sku.lower() for sku in before.licenses}
+        kept = [sku for sku in before.licenses
+                if not update.replace_licenses or sku.lower() in {w.lower() for w in wanted_ids}]
+        licences = kept + list(dict.fromkeys(w for w in wanted_ids if w.lower() not in held))
+    location = before.location if update.location is UNSET else update.location
+    vrp = before.vrp if update.vrp is UNSET else (per_user_policy(update.vrp) or "Global").removeprefix("Tag:")
+    return TemplatedProperties(group_ids, licences, location, vrp)

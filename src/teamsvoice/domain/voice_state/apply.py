@@ -286,7 +286,9 @@ async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, d
     to the inventory), and in Microsoft the user's numbers are removed, Enterprise Voice turned off and the
     account disabled (or deleted). The records are committed first: should Microsoft fail midway, the plan
     shows what is left and apply finishes it, or the offboarding is sent again: that retry answers what the first
-    attempt would have (the number it freed, kept in the record's `last_sync_detail`)."""
+    attempt would have (the number it freed, kept in the record's `last_sync_detail`). That detail's `account`
+    ("disabled", "deleted") is written once Microsoft did it; a failure's answer says what is recorded and whether
+    sending the request again finishes it (a refusal, say a 403 for an account with an admin role, does not)."""
     record = await repository.voice_user(session, enterprise, upn)
     if record is None:
         raise NotFound(f"No voice user {upn} in tenant {enterprise.tenant_id}")
@@ -295,13 +297,25 @@ async def offboard(session: AsyncSession, enterprise: Enterprise, upn: str, *, d
         number = (record.last_sync_detail or {}).get("numberFreed")
     account = "deleted" if delete_user else "disabled"
     await repository.free_deleted_user(session, enterprise, upn, quarantine_seconds, status=OFFBOARDED,
-                                       detail={"numberFreed": number, "account": account})
+                                       detail={"numberFreed": number})
     await end_transaction(session)
-    await voice.remove_numbers(record.user_principal_name)
-    await voice.set_enterprise_voice(record.user_principal_name, False)
-    if delete_user:
-        await accounts.delete(user)
-    else:
-        await accounts.disable(user)
+    step = "remove its numbers in Teams"
+    try:
+        await voice.remove_numbers(record.user_principal_name)
+        step = "turn Enterprise Voice off"
+        await voice.set_enterprise_voice(record.user_principal_name, False)
+        step = "delete the account" if delete_user else "disable the account"
+        if delete_user:
+            await accounts.delete(user)
+        else:
+            await accounts.disable(user)
+    except UpstreamError as exc:  # our words first: a long message is cut at its end
+        freed = f"number {number} freed" if number else "no number"
+        again = ("send the request again to finish it" if exc.retryable
+                 else "sending the request again fails the same way until what Microsoft refuses is resolved")
+        raise UpstreamError(f"Offboarding of {record.user_principal_name} recorded ({freed}, calling off), "
+                            f"not finished in Microsoft: {again}. Microsoft failed to {step}: {exc.message}",
+                            retryable=exc.retryable, status=exc.status, upstream_code=exc.upstream_code) from exc
+    record.last_sync_detail = {**(record.last_sync_detail or {}), "account": account}  # committed with the request
     return {"userPrincipalName": record.user_principal_name, "numberFreed": number,
             "quarantineSeconds": quarantine_seconds if number else 0, "account": account}
