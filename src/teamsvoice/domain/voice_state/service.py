@@ -239,7 +239,8 @@ async def run_scheduled(voice: TenantVoiceAdmin, order: Schedule, differences: l
         policy_grants = [op for op in order.users if is_policy_grant(by_id[op.difference_id])]
         if policy_grants:
             tasks.start_soon(grants, policy_grants)
-        for op in order.numbers + [op for op in order.users if op not in policy_grants]:
+        granting = set(policy_grants)  # (a list looked up per user: 12.5M comparisons for a 5,000-user onboarding)
+        for op in order.numbers + [op for op in order.users if op not in granting]:
             tasks.start_soon(one, op)
 
 
