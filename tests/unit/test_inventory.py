@@ -244,7 +244,8 @@ async def test_free_numbers_are_paged_in_order_without_the_held_ones(world: Worl
     assert await page(0, 10, free_only=False) == (N[:6], 6)
     assert await numbers.count_numbers(world.session, world.fusion.subscription.id) == (6, 4, 2)
     held = await numbers.holders(world.session, world.fusion, N[:6])
-    assert {n: u.user_principal_name for n, u in held.items()} == {N[1]: "ada@contoso.com", N[4]: "eve@contoso.com"}
+    assert {n: (h.user.user_principal_name, h.resource_account_id) for n, h in held.items()} == {
+        N[1]: ("ada@contoso.com", None), N[4]: ("eve@contoso.com", None)}
 
 
 async def test_the_desired_state_holds_the_inventory_and_what_the_wizard_created(world: World) -> None:
