@@ -221,23 +221,76 @@ async def test_an_unknown_group_is_named_with_its_code() -> None:
     assert caught.value.code == service.GROUP_NOT_FOUND
 
 
-async def test_a_user_is_created_only_in_a_verified_domain() -> None:
+async def test_a_policy_is_read_once_a_while_and_again_when_not_among_those_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update that changes the directory asks first whether its policy exists (`_require_policy`): the tenant's
+    policies are read once for a bulk job's items, not once each (a cmdlet); a name not among them is asked again (a
+    policy made since), and one the tenant lacks is refused as Teams refuses its grant."""
+    reads: list[str] = []
+
+    class Policies:
+        names = ["Global", "teamsvoice"]
+
+        async def policy_names(self) -> list[str]:
+            reads.append("read")
+            return list(self.names)
+
+    monkeypatch.setattr(service, "_known_policies", {})
+    link = connection(tenant(), direct_routing=Policies())
+    for policy in ("teamsvoice", "Tag:TeamsVoice", "teamsvoice"):
+        await service._require_policy(link, policy)
+    assert len(reads) == 1
+    Policies.names.append("made-since")
+    await service._require_policy(link, "made-since")
+    with pytest.raises(ValidationFailed, match='Policy "Nope" is not a user policy') as caught:
+        await service._require_policy(link, "Nope")
+    assert caught.value.code == service.VRP_REFUSED and len(reads) == 3
+
+
+async def _recorded(*args) -> None:  # type: ignore[no-untyped-def]
+    """`create_user`'s record step (the database's; tests/api/fusion/test_users.py), left out here."""
+
+
+async def test_a_user_is_created_only_in_a_verified_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "_record_new_user", _recorded)
     directory = tenant()
     new = service.NewUser("Ada", "unverified.example", "ada", "BE", [])
     with pytest.raises(ValidationFailed, match="not a verified domain"):
-        await service.create_user(None, None, connection(directory), new, "S3cret!pass")  # type: ignore[arg-type]
+        await service.create_user(None, None, connection(directory), new, "S3cret!pass", 0)  # type: ignore[arg-type]
     created = await service.create_user(None, None, connection(directory),  # type: ignore[arg-type]
-                                        service.NewUser("Ada", "contoso.com", "ada", "BE", []), "S3cret!pass")
+                                        service.NewUser("Ada", "contoso.com", "ada", "BE", []), "S3cret!pass", 0)
     assert directory.people[created].user_principal_name == "ada@contoso.com"
     assert directory.people[created].usage_location == "BE"
 
 
-async def test_a_taken_user_principal_name_is_a_conflict() -> None:
+async def test_a_taken_user_principal_name_is_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user of the name other than the one asked for (another display name or location, a licence, disabled, a
+    resource account) is a conflict; one like it in every respect was made by an earlier try of the create, whose
+    answer never came (`_made_before`), and so is a user Microsoft may have made when the create failed unanswered."""
+    monkeypatch.setattr(service, "_record_new_user", _recorded)
     directory = tenant()
-    directory.add_user("ada@contoso.com")
-    with pytest.raises(Conflict):
-        await service.create_user(None, None, connection(directory), service.NewUser("Ada", "contoso.com", "ada", "BE", []),  # type: ignore[arg-type]
-                                  "S3cret!pass")
+    ada = service.NewUser("Ada", "contoso.com", "ada", "BE", [])
+
+    async def create(new: service.NewUser) -> str:
+        return await service.create_user(None, None, connection(directory),  # type: ignore[arg-type]
+                                         new, "S3cret!pass", 0)
+
+    for other in ({"display_name": "Ada Lovelace"}, {"location": "NL"}, {"skus": ["sku-e3"]}, {"enabled": False},
+                  {"department": RESOURCE_ACCOUNT_DEPARTMENT}):
+        taken = directory.add_user("ada@contoso.com", **{"display_name": "Ada", **other})  # type: ignore[arg-type]
+        with pytest.raises(Conflict):
+            await create(ada)
+        del directory.people[taken.id]
+    made = directory.add_user("ada@contoso.com", display_name="Ada")
+    assert await create(ada) == made.id
+
+    async def unanswered(**kwargs) -> None:  # type: ignore[no-untyped-def]
+        raise UpstreamError("Microsoft Graph unreachable", retryable=True)
+
+    directory.create_user = unanswered  # type: ignore[method-assign]
+    assert await create(ada) == made.id
+    with pytest.raises(UpstreamError):  # not made: the failure is the answer
+        await create(service.NewUser("Bo", "contoso.com", "bo", "BE", []))
 
 
 # --- resource accounts -----------------------------------------------------------------------------------

@@ -49,10 +49,14 @@ async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
     second = await client.put(f"{path}/msteams/users/{users[1]['id']}/phone_number", headers=headers,
                               json={"phoneNumber": sub.numbers[1]})
     assert second.status_code in (200, 204), second.text
-    # The third user would exceed the licence: 400 naming it, nothing recorded, Teams untouched.
-    third = await client.put(f"{path}/msteams/users/{users[2]['id']}", headers=headers, json={"phoneNumber": sub.numbers[2]})
+    # The third user would exceed the licence: 400 naming it, nothing recorded, Teams untouched, and the directory
+    # too (the name sent with the number was changed before the quota was looked at).
+    third = await client.put(f"{path}/msteams/users/{users[2]['id']}", headers=headers,
+                             json={"phoneNumber": sub.numbers[2], "displayName": "Over Quota"})
     assert third.status_code == 400 and third.json()["error"]["code"] == 2060, third.text
     assert "msTeamsUsers licence" in third.json()["error"]["reason"]
+    named = (await client.get(f"{path}/msteams/user/{users[2]['id']}", headers=headers)).json()["msTeams"]
+    assert named["displayName"] == users[2]["displayName"]
     assert sub.numbers[2] not in await sub.teams_numbers(users[2]["id"])  # (the tenant outlives tests)
     assert sub.numbers[2] in (await client.get(f"{path}/free_numbers", headers=headers)).json()["freeNumbers"]
     # Changing the number of a user who already has one takes no new licence.
@@ -61,9 +65,11 @@ async def test_licence_quota_is_enforced(sub: Onboarded) -> None:
     assert moved.status_code in (200, 204), moved.text
     # Bulk items follow the same rule.
     bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Over quota", "data": [
-        {"upn": users[2]["userPrincipalName"], "displayName": users[2]["displayName"], "number": sub.numbers[4]}]})
+        {"upn": users[2]["userPrincipalName"], "displayName": "Over Quota", "number": sub.numbers[4]}]})
     assert bulk.status_code == 400, bulk.text
     assert bulk.json()["errors"][0]["error"]["code"] == 2060
+    named = (await client.get(f"{path}/msteams/user/{users[2]['id']}", headers=headers)).json()["msTeams"]
+    assert named["displayName"] == users[2]["displayName"]
     # The quota cannot go below what is in use; 0 removes the limit.
     below = await client.put(f"{path}/licenses", headers=headers, json={"msTeamsUsers": {"assigned": 1}})
     assert below.status_code == 400 and below.json()["error"]["code"] == 2061

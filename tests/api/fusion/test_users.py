@@ -144,6 +144,30 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
     bad_vrp = await client.put(f"{path}/msteams/users/{bob['id']}/vrp", headers=headers, json={"vrp": "Nope"})
     assert bad_vrp.status_code == 400, bad_vrp.text
     assert (await client.put(f"{path}/msteams/users/{bob['id']}", headers=headers, json={"location": "XX"})).status_code == 400
+    # The voice checks come before Microsoft is changed: a number held or not the subscription's, or a policy the
+    # tenant lacks, was refused once the name had changed, the groups and the licence (a paid seat) assigned.
+    dan = next(u["msTeams"] for u in await sub.users(50, teams_phone=False)
+               if MCOEV not in [l["skuId"] for l in u["msTeams"]["licenses"]] and u["msTeams"]["location"]
+               and "roles" not in u["msTeams"])
+    dan_read = (await client.get(f"{path}/msteams/user/{dan['id']}", headers=headers)).json()["msTeams"]
+    dan_groups = [g["id"] for g in dan_read["groups"]]
+    other_group = next(g["id"] for g in groups if g["id"] not in dan_groups)
+    directory = {"displayName": "Not Applied", "groups": [other_group], "licenses": [MCOEV]}
+    for sent, code in (({"phoneNumber": sub.numbers[0]}, 2011), ({"phoneNumber": "+3222999999"}, 2012),
+                       ({"vrp": "Nope"}, 2093)):
+        refused = await client.put(f"{path}/msteams/users/{dan['id']}", headers=headers, json={**directory, **sent})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code, refused.text
+        if code == 2093:  # answered as a policy Teams refuses is answered (the vrp sub-resource's answer)
+            assert refused.json() == bad_vrp.json(), (refused.text, bad_vrp.text)
+        got = (await client.get(f"{path}/msteams/user/{dan['id']}", headers=headers)).json()
+        assert (got["msTeams"]["displayName"], got["msTeams"]["licenses"]) == (dan["displayName"], dan["licenses"]), got
+        assert [g["id"] for g in got["msTeams"]["groups"]] == dan_groups and "draas" not in got, got
+    # The number is recorded before the directory's changes: should they fail, it is put back (still free).
+    failed = await client.put(f"{path}/msteams/users/{bob['id']}", headers=headers,
+                              json={"groups": ["No Such Group"], "phoneNumber": sub.numbers[5]})
+    assert failed.status_code == 404, failed.text
+    assert "draas" not in (await client.get(f"{path}/msteams/user/{bob['id']}", headers=headers)).json()
+    assert sub.numbers[5] in (await client.get(f"{path}/free_numbers", headers=headers)).json()["freeNumbers"]
     # A number Teams refuses (held there by a user teamsvoice does not know) leaves bob as he was, his sync failed
     # (provisioning.service.undone_on_failure, the rule ConnecttoTeams' updateUserDetails shares).
     carol = users[3]["msTeams"]["userPrincipalName"]
@@ -164,8 +188,13 @@ async def test_update_user_number_vrp_licences_groups(sub: Onboarded) -> None:
                                    json={"phoneNumber": sub.numbers[2]})
         assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
         assert await teams.voice_state(alice["id"]) == in_teams
+        # Customer licences sent with it stay as they were too (billing data: they were written with the number).
+        refused = await client.put(f"{path}/msteams/users/{alice['id']}", headers=headers,
+                                   json={"phoneNumber": sub.numbers[2], "customerLicenses": ["other-sku"]})
+        assert refused.status_code == 400 and "already been assigned" in refused.json()["error"]["reason"], refused.text
         got = (await client.get(f"{path}/msteams/user/{alice['id']}", headers=headers)).json()
         assert got["draas"]["phoneNumber"] == sub.numbers[0] and got["msTeams"]["vrp"] == "teamsvoice", got
+        assert got["draas"]["customerLicenses"] == ["test-sku"], got
     finally:
         await teams.remove_numbers(carol)
         await connector.aclose()
@@ -438,3 +467,71 @@ async def test_a_user_added_meanwhile_with_the_same_number_keeps_it(sub: Onboard
     await sub.world._with_session(record)
     assert records == [(number, True)]
     assert number in await sub.teams_numbers(third["id"])
+
+
+async def test_a_create_converges_and_a_new_user_starts_afresh(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph's client sends POST /users again after a 5xx or a lost connection: when the first had made the user, the
+    second was refused "already exists" and the caller got a conflict (400, code 1009) for its own creation, at every
+    retry. A user of the name that teamsvoice does not know and that is what was asked (display name, location, no
+    licence) is taken as made now; any other holder of the name is still a conflict. And a new user was given the
+    record of a deleted user of the same name, that user's number and calling with it (the next sync pushed them): it
+    starts afresh now, the number in quarantine as any deleted user's."""
+    import httpx
+
+    from teamsvoice.microsoft.graph import GraphClient
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    body = {"displayName": "Twice Made", "domain": sub.tenant["domain"], "username": f"twice{secrets.token_hex(3)}",
+            "location": "BE", "customerLicenses": ["old-sku"]}
+    upn, number = f"{body['username']}@{sub.tenant['domain']}".lower(), sub.numbers[4]
+    first = await client.post(f"{path}/msteams/users", headers=headers, json=body)
+    assert first.status_code == 201, first.text
+    old_id = first.json()["msTeamsId"]
+    assert (await client.put(f"{path}/msteams/users/{old_id}/licenses", headers=headers,
+                             json={"licenses": [MCOEV]})).status_code == 204
+    assert (await client.put(f"{path}/msteams/users/{old_id}/phone_number", headers=headers,
+                             json={"phoneNumber": number})).status_code == 204
+    # Deleted in Microsoft 365 by someone else, no sync since: its record still holds the number, calling on.
+    connector = MicrosoftConnector(sub.world.live.settings)
+    try:
+        assert await connector.connect(sub.tenant["tenantId"]).directory_admin.delete_user(old_id) is True
+    finally:
+        await connector.aclose()
+    assert (await _record(sub, upn))[:3] == (number, True, old_id)
+
+    # Made again under the name, and Graph's answer to the POST is lost (a 503 once the user is made): sent again.
+    send, lost = GraphClient._send, []
+
+    async def answer_lost(self, method, url, sent_headers, kwargs):  # type: ignore[no-untyped-def]
+        response = await send(self, method, url, sent_headers, kwargs)
+        if method == "POST" and httpx.URL(url).path.endswith("/users") and not lost:
+            lost.append(response.status_code)
+            return httpx.Response(503, json={"error": {"code": "serviceUnavailable", "message": "lost"}},
+                                  request=response.request)
+        return response
+
+    monkeypatch.setattr(GraphClient, "_send", answer_lost)
+    try:
+        again = await client.post(f"{path}/msteams/users", headers=headers,
+                                  json={**body, "customerLicenses": ["new-sku"]})
+    finally:
+        monkeypatch.setattr(GraphClient, "_send", send)
+    assert lost == [201] and again.status_code == 201, (lost, again.text)
+    new_id = again.json()["msTeamsId"]
+    assert new_id == (await sub.graph(f"/users/{upn}", **{"$select": "id"}))["id"] != old_id
+    recorded = await _record(sub, upn)
+    assert recorded is not None and recorded[:3] == (None, False, new_id) and recorded[4] == ["new-sku"], recorded
+    await _in_quarantine(sub, number)
+
+    # Another holder of the name is refused (Fusion's conflict: 400, code 1009): a user teamsvoice knows (this one
+    # now), or one unlike what was asked.
+    known = await client.post(f"{path}/msteams/users", headers=headers, json={**body, "customerLicenses": ["new-sku"]})
+    assert known.status_code == 400 and known.json()["error"]["code"] == 1009, known.text
+    plain = {**body, "username": f"plain{secrets.token_hex(3)}", "customerLicenses": []}
+    made = await client.post(f"{path}/msteams/users", headers=headers, json=plain)
+    assert made.status_code == 201, made.text
+    same = await client.post(f"{path}/msteams/users", headers=headers, json=plain)  # (a retry of it: it is there)
+    assert same.status_code == 201 and same.json() == made.json(), same.text
+    for unlike in ({"displayName": "Someone Else"}, {"location": "NL"}):
+        refused = await client.post(f"{path}/msteams/users", headers=headers, json={**plain, **unlike})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == 1009, (unlike, refused.text)

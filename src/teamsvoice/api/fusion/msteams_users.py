@@ -128,7 +128,10 @@ async def list_users(
 
 
 @router.post("/msteams/users", status_code=201, summary="Create a MS Teams user (username@domain)",
-    description="Spec 004: the UPN is username@domain; the password is random and never returned.",
+    description="Spec 004: the UPN is username@domain; the password is random and never returned. Sent again after "
+    "an answer that never came, it answers the user made then: a user of that UPN with the display name and "
+    "location sent, no licence, unknown to teamsvoice; any other user of the UPN is a conflict (400). A record "
+    "teamsvoice kept of a deleted user of the UPN is not the new user's: its number goes to quarantine.",
     openapi_extra=request_body(docs.CreateUserRequest, example=docs.CREATE_USER_EXAMPLE),
     responses=docs.ok(
         docs.CreatedUser, "Created", status=201, example={"msTeamsId": "645474c6-57f2-47b0-b824-1b591cc6873a"}
@@ -140,7 +143,8 @@ async def create_user(body: Annotated[Any, Body()], access: _access("users.creat
     new = parse_new_user(body)
     await uow.end_transaction()
     password = secrets.token_urlsafe(12) + "!a1A"  # the user resets it at first sign-in; never returned
-    return {"msTeamsId": await service.create_user(container.sessions, access, connection, new, password)}
+    return {"msTeamsId": await service.create_user(container.sessions, access, connection, new, password,
+                                                   container.settings.number_quarantine_seconds)}
 
 
 @router.get("/msteams/user/{ms_user_id}", summary="One MS Teams user, enriched with Fusion data",
@@ -279,7 +283,9 @@ async def update_properties(ms_user_id: str, body: Annotated[Any, Body()], acces
 
 @router.put("/msteams/users/{ms_user_id}/templates/{template_id}",
             summary="Apply a template (override: default true) and answer the before/after snapshots",
-    description="Spec 004: body optional, `{override: false}` keeps what the user already has.",
+    description="Spec 004: body optional, `{override: false}` keeps what the user already has. `after` is read from "
+    "Microsoft once the template is applied; should that read fail, the template stays applied and the answer is "
+    "still 200, its `after` the user's `before` with the template's changes made.",
     openapi_extra=request_body(docs.OverrideRequest, required=False, example={"override": True}),
     responses=docs.ok(
         docs.TemplateApplied, "The user before and after",

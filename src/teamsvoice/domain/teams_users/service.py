@@ -6,15 +6,18 @@ A user's number and voice routing policy are the shared `TeamsVoiceUser` row (th
 the same rows) and reach Teams only through `provisioning.service.reconcile`. Display name, usage location,
 licences and group memberships are Microsoft's own (Graph). Customer licences are Fusion's.
 
-Every update runs in the same order, for one user or for a bulk item: directory properties, licences,
-groups, then number/VRP (recorded in the database and committed, then reconciled in Teams; a refusal by
-Teams puts the previous number and policy back, so nothing stays half-written).
+Every update runs in the same order, for one user or for a bulk item: its voice fields checked and the number/VRP
+recorded in the database and committed (a number taken or a licence quota exceeded changes nothing), then directory
+properties, licences and groups, then the number/VRP reconciled in Teams (a failure of either puts the previous
+number and policy back, so nothing stays half-written) and the customer licences recorded.
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -460,20 +463,45 @@ async def _check_number_licence(admin: DirectoryAdministration, user: DirectoryU
                               hint="assign the licence first, or send it with the number (licenses, or a template giving it)")
 
 
-async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
+def _new_properties(user: DirectoryUser, update: UserUpdate) -> dict[str, Any]:
+    """The display name and usage location `update` gives the user, those that differ from its own."""
     properties: dict[str, Any] = {}
     if update.display_name is not UNSET and update.display_name != user.display_name:
         properties["display_name"] = update.display_name
     if update.location is not UNSET and update.location != user.usage_location:
         properties["usage_location"] = update.location
+    return properties
+
+
+async def _licence_changes(admin: DirectoryAdministration, user: DirectoryUser,
+                           update: UserUpdate) -> tuple[list[str], list[str]]:
+    """The SKUs `update`'s licences add to the user's and take away (none when it sends none): the tenant's SKUs as
+    remembered (`resolve_sku`), no read of the user's."""
+    if update.licenses is UNSET:
+        return [], []
+    current = {s.lower() for s in user.assigned_sku_ids}
+    wanted = {(await resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
+    remove = sorted(current - wanted) if (update.replace_licenses or update.licenses is None) else []
+    return sorted(wanted - current), remove
+
+
+async def _changes_directory(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate) -> bool:
+    """Whether `_apply_directory` may change the user in Microsoft: its properties or licences differ (a bulk item's
+    licence the user holds already changes nothing: its voice state is then read while the wish is recorded, as
+    without one), or it sends groups (compared with Microsoft's memberships as they are applied)."""
+    if _new_properties(user, update) or update.groups is not UNSET:
+        return True
+    add, remove = await _licence_changes(admin, user, update)
+    return bool(add or remove)
+
+
+async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, update: UserUpdate, group_cache: dict[str, str]) -> None:
+    properties = _new_properties(user, update)
     if properties:
         await admin.update_user(user.id, **properties)
         update.changes.append("properties")
     if update.licenses is not UNSET:
-        current = {s.lower() for s in user.assigned_sku_ids}
-        wanted = {(await resolve_sku(admin, s)).sku_id.lower() for s in update.licenses or []}
-        add = sorted(wanted - current)
-        remove = sorted(current - wanted) if (update.replace_licenses or update.licenses is None) else []
+        add, remove = await _licence_changes(admin, user, update)
         if add or remove:
             await admin.assign_licences_batched(user.id, add=add, remove=remove)
             update.changes.append("licenses")
@@ -487,10 +515,6 @@ async def _apply_directory(admin: DirectoryAdministration, user: DirectoryUser, 
                 await admin.remove_group_member(group_id, user.id)
         if wanted != current:
             update.changes.append("groups")
-
-
-async def _record(session: AsyncSession, access: SubscriptionAccess, user: DirectoryUser) -> TeamsVoiceUser:
-    return await voice_users.find_or_add(session, access.enterprise.id, user.user_principal_name, user.id)
 
 
 async def set_customer_licences(session: AsyncSession, record_id: int, licences: list[str]) -> None:
@@ -524,10 +548,19 @@ async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, updat
 
 async def _apply_voice(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    user: DirectoryUser, update: UserUpdate, settle: Settle | None,
+    user: DirectoryUser, update: UserUpdate, settle: Settle | None, directory: Callable[[], Awaitable[None]] | None,
 ) -> bool:
-    """Answers whether `settle` ran (in the transaction of the last change, before its commit)."""
+    """Applies `update`'s voice fields and customer licences, and its directory's changes (`directory`; None: it
+    changes nothing there). Answers whether `settle` ran (in the transaction of the last change, before its commit).
+
+    A voice change is recorded first, with its checks: the number free (`_wanted_voice`) and the licence quota, both
+    part of the write that takes the number (a unique number per user; the quota counted under the subscription's
+    lock), so a refusal changes nothing in Microsoft (a licence, a paid seat, was assigned and the groups changed,
+    then the number refused). The directory's changes follow, once that is committed (should they fail, the voice
+    settings recorded go back), then Teams (`reconcile`)."""
     voice = update.phone_number is not UNSET or update.vrp is not UNSET
+    if not voice and directory is not None:
+        await directory()  # no voice check to make first
     if not voice and update.customer_licenses is UNSET:
         return False
     policy = per_user_policy(update.vrp) if update.vrp is not UNSET else None  # "Global": no per-user grant
@@ -565,9 +598,10 @@ async def _apply_voice(
             if added:
                 break
         # Teams' view of the user is read while the wish is recorded: a read changes nothing, so it need not wait for
-        # that commit (an item's first Teams request came a transaction later). Not for a change refused above.
-        reading = block.enter_context(voice_state_reading(connection, user.id)) if voice else None
-        if update.customer_licenses is not UNSET:
+        # that commit (an item's first Teams request came a transaction later). Not for a change refused above, nor
+        # before the directory's changes (a licence, a group's policy), which come between.
+        reading = block.enter_context(voice_state_reading(connection, user.id)) if voice and directory is None else None
+        if not voice:  # customer licences only; with a voice change they are written once Teams took it
             await set_customer_licences(session, record.id, update.customer_licenses)
             update.changes.append("customerLicenses")
         try:
@@ -582,6 +616,14 @@ async def _apply_voice(
             if settle is not None:
                 await settle(session)  # committed as the block ends
             return settle is not None
+        if directory is not None:
+            wrote = voice_settings(record)
+            try:
+                await directory()
+            except Exception:
+                await _put_back(session, record, before, wrote)
+                raise
+            reading = block.enter_context(voice_state_reading(connection, user.id))
         try:
             async with undone_on_failure(session, record, before):
                 result = await reconcile(connection, record, reading=reading)
@@ -596,6 +638,9 @@ async def _apply_voice(
                 code = VRP_REFUSED if "policy" in exc.message.lower() else None
                 raise ValidationFailed(exc.message.split("failed: ", 1)[-1], code=code) from exc
             raise
+        if update.customer_licenses is not UNSET:  # (Teams refusing the change leaves them as they were)
+            await set_customer_licences(session, record.id, update.customer_licenses)
+            update.changes.append("customerLicenses")
         if settle is not None:
             await settle(session)
         await end_transaction(session)
@@ -603,17 +648,60 @@ async def _apply_voice(
         return settle is not None
 
 
+_VOICE_SETTINGS = ("phone_number", "voice_routing_policy", "calling_enabled")  # a VoiceSettings' attributes
+
+
+async def _put_back(session: AsyncSession, record: TeamsVoiceUser, before: VoiceSettings, wrote: VoiceSettings) -> None:
+    """The voice settings an update recorded (`wrote`) go back to `before`, committed: the directory's changes
+    failed, and Teams is not asked. Only those it changed, as `undone_on_failure` does; its last sync is left as it
+    was (none ran)."""
+    for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
+        if written != was:
+            setattr(record, setting, was)
+    await end_transaction(session)
+
+
+POLICIES_SECONDS = 60.0
+# Tenant id -> (when read, its voice routing policies' names in lower case): what `_require_policy` last read.
+_known_policies: dict[str, tuple[float, frozenset[str]]] = {}
+
+
+async def _require_policy(connection: TenantConnection, policy: str) -> None:
+    """Refuses a per-user policy (`per_user_policy`'s) the tenant lacks before the update changes anything, answered
+    as Teams' refusal of its grant is (VRP_REFUSED): Teams is asked last, after the directory's changes. The tenant's
+    policies are read at most every POLICIES_SECONDS (not once per bulk item: a cmdlet each); a name not among those
+    read is asked again (a policy made since)."""
+    bare = policy[4:] if policy[:4].lower() == "tag:" else policy
+    when, known = _known_policies.get(connection.tenant_id, (0.0, frozenset()))
+    if bare.lower() in known and time.monotonic() - when < POLICIES_SECONDS:
+        return
+    known = frozenset(name.lower() for name in await connection.direct_routing.policy_names())
+    _known_policies[connection.tenant_id] = (time.monotonic(), known)
+    if bare.lower() not in known:
+        raise ValidationFailed(f'Policy "{bare}" is not a user policy. You can assign only a policy that has per-user '
+                               "scope.", code=VRP_REFUSED)
+
+
 async def apply_update(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None, settle: Settle | None = None,
 ) -> list[str]:
     """Applies every sent field; repeating it leaves the user as one run would. Returns what changed.
+    Nothing is changed in Microsoft before the voice fields are checked: a number needs Teams Phone among the user's
+    licences once updated, a policy must exist (asked only when the directory changes first), then the number and
+    the licence quota with the voice change's record (`_apply_voice`).
     `settle`, when given, runs once everything succeeded, in the transaction that records the last change (the
     voice user's sync) or else in one of its own, before that commits: a bulk item's outcome lands with it, one
     commit where there were two. Returning means it is committed; raising, that it is not."""
-    await _check_number_licence(connection.directory_admin, user, update)
-    await _apply_directory(connection.directory_admin, user, update, group_cache if group_cache is not None else {})
-    if not await _apply_voice(sessions, access, connection, user, update, settle) and settle is not None:
+    admin = connection.directory_admin
+    await _check_number_licence(admin, user, update)
+    directory: Callable[[], Awaitable[None]] | None = None  # (None: the update changes nothing there)
+    if await _changes_directory(admin, user, update):
+        if update.vrp is not UNSET and (policy := per_user_policy(update.vrp)) is not None:
+            await _require_policy(connection, policy)
+        cache = group_cache if group_cache is not None else {}
+        directory = partial(_apply_directory, admin, user, update, cache)
+    if not await _apply_voice(sessions, access, connection, user, update, settle, directory) and settle is not None:
         async with transaction(sessions) as session:
             await settle(session)
     return update.changes
@@ -670,19 +758,75 @@ class NewUser:
 
 async def create_user(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
-    new: NewUser, password: str,
+    new: NewUser, password: str, quarantine_seconds: float,
 ) -> str:
+    """Makes the user in the directory and records it (`_record_new_user`). Sent again after an answer that never
+    came, it converges: Graph's client sends its POST again after a 5xx or a lost connection, and should the first
+    have made the user, Microsoft refuses the second (the name is taken); the user of the name is then this
+    request's when it is what was asked (`_made_before`)."""
     check_name("displayName", new.display_name)
     problem = new_user_name_problem(new.username)  # Entra's rule, asked before Microsoft is
     if problem:
         raise ValidationFailed(f"username: {problem}")
     rules.require_verified_domain("domain", new.domain, await connection.directory_admin.domains())
-    check_new_user_principal_name("username", f"{new.username}@{new.domain}")
-    created = await connection.directory_admin.create_user(
-        user_principal_name=f"{new.username}@{new.domain}", display_name=new.display_name, mail_nickname=new.username,
-        password=password, usage_location=new.location)
-    if new.customer_licences:
-        async with transaction(sessions) as session:
-            record = await _record(session, access, created)
-            await set_customer_licences(session, record.id, new.customer_licences)
+    upn = f"{new.username}@{new.domain}"
+    check_new_user_principal_name("username", upn)
+    made_before: Conflict | UpstreamError | None = None
+    try:
+        created = await connection.directory_admin.create_user(
+            user_principal_name=upn, display_name=new.display_name, mail_nickname=new.username, password=password,
+            usage_location=new.location)
+    except (Conflict, UpstreamError) as exc:
+        created, made_before = await _made_before(connection.directory_admin, upn, new, exc), exc
+    await _record_new_user(sessions, access, created, new.customer_licences, quarantine_seconds, made_before)
     return created.id
+
+
+async def _made_before(admin: DirectoryAdministration, upn: str, new: NewUser, failure: Conflict | UpstreamError,
+                       ) -> DirectoryUser:
+    """The user of `upn`, made by an earlier try of this create, when the create was refused as the name is taken or
+    failed without saying whether Microsoft made the user (a 5xx, a timeout, a lost connection: retryable); else
+    `failure` is raised. It must be what was asked, as Graph answers it: its display name and usage location, enabled,
+    no licence (a user made moments ago has none), no resource account; and teamsvoice must have no record of it
+    (`_record_new_user`). Graph gives nothing else that tells this request's user from another made under the same
+    name (its creation time is no proof: an earlier try of the caller's may be minutes old), so a user like that in
+    every respect, made by someone else, is taken as made: it is the user the caller asked for, and nothing of it is
+    changed (its password neither: never returned) but the customer licences the request records for it."""
+    if isinstance(failure, UpstreamError) and not failure.retryable:
+        raise failure  # refused, not lost: nothing was made
+    try:
+        user = await admin.user(upn)
+    except (NotFound, UpstreamError):
+        raise failure from None
+    asked = user.display_name == new.display_name and (user.usage_location or "").upper() == new.location.upper()
+    if not asked or user.assigned_sku_ids or user.account_enabled is False \
+            or user.department == RESOURCE_ACCOUNT_DEPARTMENT:
+        raise failure
+    return user
+
+
+async def _record_new_user(
+    sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, user: DirectoryUser, customer_licences:
+    list[str], quarantine_seconds: float, made_before: Conflict | UpstreamError | None,
+) -> None:
+    """Records a user just made: its customer licences, when sent. A record of its name that is another Microsoft
+    user's (or none's: a user deleted at offboarding or through teamsvoice) is a deleted user's, not the new one's:
+    that user is freed as any user deleted in Entra ID (`free_deleted_user`: its number to quarantine), and the
+    record starts afresh for the new user (no number, calling off, no per-user policy, none of the customer
+    licences it had; the next sync pushed them to the new user). `made_before`: the user was made by an earlier
+    try (`_made_before`): one teamsvoice has a record of is no such user, and that refusal is raised."""
+    async with transaction(sessions) as session:
+        record = await voice_users.find(session, access.enterprise.id, user.user_principal_name, user.id)
+        if record is not None and record.microsoft_user_id == user.id:
+            if made_before is not None:
+                raise made_before
+        elif record is not None:
+            await voice_records.free_deleted_user(session, access.enterprise, record.user_principal_name,
+                                                  quarantine_seconds)
+            record.voice_routing_policy = None
+            await repository.drop_customer_licences(session, record.id)
+            voice_users.known_as(record, user.id)
+        if customer_licences:
+            if record is None:
+                record, _ = await voice_users.add(session, access.enterprise.id, user.user_principal_name, user.id)
+            await set_customer_licences(session, record.id, customer_licences)
