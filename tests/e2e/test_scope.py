@@ -119,7 +119,9 @@ TAKE_NO_NUMBER = {("post", "/provisioning/disableCallingForUser/{upn}"), ("post"
                   # a read sent as POST, unlinking a tenant; none gives a number to a user
                   ("put", _SUB_PATH + "/locations/{location_id}"), ("put", "/api/v01/draas/{draas_instance}/{level}/{uuid}/admins/{admin_id}"),
                   ("put", "/api/v01/system/users/{user_id}"), ("post", "/provisioning/provisionDirectRouting"),
-                  ("post", "/pbx/getDirectRoutesForEnterprise"), ("post", _SUB_PATH + "/msteams/unlink")}
+                  ("post", "/pbx/getDirectRoutesForEnterprise"), ("post", _SUB_PATH + "/msteams/unlink"),
+                  # a new user takes no number: a deleted namesake's record's number goes to quarantine
+                  ("post", _SUB_PATH + "/msteams/users")}
 
 
 def _mentions_a_number(operation: dict, components: dict) -> bool:
