@@ -12,7 +12,7 @@ import hmac
 import json
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -108,9 +108,16 @@ class Keyring:
     """Purpose-bound keys derived from one master key."""
 
     master: bytes
+    # Each purpose's key, derived once: a function of `master` (which never changes) and of the purpose (a constant
+    # of the code: a handful of them). An HKDF per decrypt cost more than the decrypt itself.
+    _keys: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _derive(self, purpose: str) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(self.master)
+        key = self._keys.get(purpose)
+        if key is None:
+            key = self._keys[purpose] = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                             info=purpose.encode()).derive(self.master)
+        return key
 
     def encrypt(self, plaintext: str, *, purpose: str) -> str:
         nonce = secrets.token_bytes(12)

@@ -13,6 +13,7 @@ from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import pbx, routing
+from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.calling.common import enterprise_in_scope
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.sbc.service import enterprise_registration_status
@@ -69,7 +70,9 @@ async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: Co
                           409: docs.answer("The location still has users", docs.SpringError)})
 async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container: ContainerDep,
                               principal: ResellerDep) -> Response:
-    location = await pbx.location_in_scope(uow.session, await _enterprise_ids(uow, principal), pbxLocationId)
+    found = await calling_repository.location_by_id(uow.session, pbxLocationId)
+    visible = await _in_scope(uow, principal, found.enterprise_id if found else None)
+    location = await pbx.location_in_scope(uow.session, visible, pbxLocationId)
     await pbx.delete_location(uow.session, location)
     uow.after_commit(lambda: enqueue_sync(container.settings))
     return Response(status_code=204)
@@ -83,7 +86,9 @@ async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container:
                "not yours.",
                responses={204: {"description": "Deleted"}})
 async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
-    user = await pbx.user_in_scope(uow.session, await _enterprise_ids(uow, principal), userId)
+    found = await calling_repository.pbx_user_by_id(uow.session, userId)
+    visible = await _in_scope(uow, principal, found.enterprise_id if found else None)
+    user = await pbx.user_in_scope(uow.session, visible, userId)
     await pbx.delete_user(uow.session, user)
     uow.after_commit(lambda: enqueue_sync(container.settings))
     return Response(status_code=204)
@@ -120,8 +125,10 @@ async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: Res
     return rendered
 
 
-async def _enterprise_ids(uow: UnitOfWorkDep, principal: ResellerDep) -> set[int]:
-    ids: set[int] = set()
-    for reseller_id in principal.reseller_scope:
-        ids |= {e.id for e in await repository.list_enterprises(uow.session, principal, reseller_id)}
-    return ids
+async def _in_scope(uow: UnitOfWorkDep, principal: ResellerDep, enterprise_id: int | None) -> set[int]:
+    """The enterprise of a row a request names (None: no such row), when the caller may see it: one scoped read,
+    whatever the number of resellers in its scope (reading each reseller's enterprises cost a statement per
+    reseller). Empty otherwise, so that `pbx.*_in_scope` answers the row's 404."""
+    if enterprise_id is None or await repository.get_enterprise(uow.session, principal, enterprise_id) is None:
+        return set()
+    return {enterprise_id}

@@ -148,6 +148,7 @@ async def list_users(
     context = {"search": search, "page_size": page_size}
     offset = decode_next(container.keyring, next, context)
     rows, total = await accounts.users_in_scope(uow.session, principal, search, offset, page_size)
+    await accounts.read_logins(uow.session, rows)  # (the page's profiles and nodes in one statement)
     return {"users": [await render_login(uow.session, u) for u in rows]} | Page(offset, page_size, total).wire(
         container.keyring, context)
 
@@ -178,7 +179,9 @@ AdminsPath = DRAAS + "/{level}/{uuid}/admins"
 async def list_admins(
     target: Annotated[tuple[FusionPrincipal, accounts.AdminTarget], Depends(_admins_route("list"))], uow: UnitOfWorkDep,
 ) -> dict[str, Any]:
-    return {"admins": [await render_login(uow.session, u) for u in await accounts.list_admins(uow.session, target[1])]}
+    admins = await accounts.list_admins(uow.session, target[1])
+    await accounts.read_logins(uow.session, admins)  # (their profiles and node in one statement)
+    return {"admins": [await render_login(uow.session, u) for u in admins]}
 
 
 @router.post(

@@ -79,6 +79,11 @@ async def location_name_taken(session: AsyncSession, enterprise_id: int, name: s
         PbxLocation.id != other_than)) is not None
 
 
+async def location_by_id(session: AsyncSession, location_id: int) -> PbxLocation | None:
+    """The location of that id, whichever enterprise's (the caller checks that it may see it)."""
+    return await session.get(PbxLocation, location_id)
+
+
 async def location_by_reference(session: AsyncSession, enterprise_id: int, reference: str) -> PbxLocation | None:
     """The enterprise's location named `reference`, or (when it is a number an id can be) whose id it is; the oldest
     first."""
@@ -101,6 +106,11 @@ async def users_at_location(session: AsyncSession, location_id: int) -> int:
 
 
 # --- PBX and CallApp users -------------------------------------------------------------------------
+
+
+async def pbx_user_by_id(session: AsyncSession, user_id: int) -> PbxUser | None:
+    """The PBX or CallApp user of that id, whichever enterprise's (the caller checks that it may see it)."""
+    return await session.get(PbxUser, user_id)
 
 
 async def pbx_user_of_voice_user(session: AsyncSession, voice_user_id: int) -> PbxUser | None:
@@ -134,6 +144,20 @@ def pbx_user_ids(session: Session, enterprise_id: int) -> list[int]:
 
 def pbx_users_by_ids(session: Session, ids: list[int]) -> list[PbxUser]:
     return list(session.scalars(select(PbxUser).where(PbxUser.id.in_(ids)).order_by(PbxUser.id)))
+
+
+def locations_in_step(session: Session, enterprise_id: int) -> list[PbxLocation]:
+    return list(session.scalars(select(PbxLocation).where(PbxLocation.enterprise_id == enterprise_id)
+                                .order_by(PbxLocation.id)))
+
+
+def routes_in_step(session: Session, enterprise_id: int) -> list[DirectRoute]:
+    return list(session.scalars(select(DirectRoute).where(DirectRoute.enterprise_id == enterprise_id)
+                                .order_by(DirectRoute.id)))
+
+
+def pbx_users_in_step(session: Session, enterprise_id: int) -> list[PbxUser]:
+    return list(session.scalars(select(PbxUser).where(PbxUser.enterprise_id == enterprise_id).order_by(PbxUser.id)))
 
 
 async def callapp_account_of(session: AsyncSession, enterprise_id: int) -> CallAppServiceAccount | None:

@@ -8,14 +8,15 @@ every role of the vocabulary with whether the login holds it, the same strings t
 
 import enum
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from teamsvoice.core.security import hash_secret, verify_secret_bounded
-from teamsvoice.domain.fusion import repository_accounts as logins
+from teamsvoice.domain.fusion import repository, repository_accounts as logins
 from teamsvoice.domain.fusion.models import FusionTenant, FusionUser, FusionUserProfile
 from teamsvoice.domain.fusion.principal import FusionPrincipal
 from teamsvoice.domain.fusion.roles import FUSION_LEVEL_OF, RESELLER_LEVEL_OF, default_permissions
@@ -100,6 +101,7 @@ async def _set_profile(session: AsyncSession, user: FusionUser, change: ProfileC
     values = change.changes()
     if not values:
         return
+    _read(session).profiles.pop(user.id, None)  # (read again by `login_view`: a profile may be added here)
     row = await logins.profile_of(session, user.id)
     if row is None:
         row = FusionUserProfile(user_id=user.id)
@@ -128,8 +130,33 @@ class Login:
     admin_of: AdminOf
 
 
+@dataclass
+class _LoginsRead:
+    """What `read_logins` read in a session (its `info`, so for one request): each login's profile (None: it has
+    none) by login id, and the nodes they administer, held here so that the session's identity map keeps them for
+    `admin_of` (its `session.get` then sends no statement)."""
+
+    profiles: dict[int, FusionUserProfile | None] = field(default_factory=dict)
+    nodes: list[Reseller | FusionTenant] = field(default_factory=list)
+
+
+def _read(session: AsyncSession) -> _LoginsRead:
+    return session.info.setdefault("fusion_logins_read", _LoginsRead())  # type: ignore[no-any-return]
+
+
+async def read_logins(session: AsyncSession, users: Sequence[FusionUser]) -> None:
+    """The profiles and nodes of many logins (a list's page) in one statement, so that `login_view` of each sends
+    none: a page of 1,000 logins read each one's profile, and each node, in a statement of its own."""
+    read = _read(session)
+    found = await repository.profiles_and_nodes_of_logins(session, [u.id for u in users])
+    for user_id, profile, reseller, tenant in found:
+        read.profiles[user_id] = profile
+        read.nodes.extend(node for node in (reseller, tenant) if node is not None)
+
+
 async def login_view(session: AsyncSession, user: FusionUser) -> Login:
-    profile = await logins.profile_of(session, user.id)
+    read = _read(session).profiles
+    profile = read[user.id] if user.id in read else await logins.profile_of(session, user.id)
     return Login(user, {name: getattr(profile, name) if profile else None for name in PROFILE_FIELDS},
                  await admin_of(session, user))
 
@@ -288,5 +315,6 @@ async def delete_admin(session: AsyncSession, principal: FusionPrincipal, target
     user = await get_admin(session, target, admin_id)
     if user.id == principal.user_id:
         raise ValidationFailed("You cannot delete your own login", code=SELF_DELETE)
+    _read(session).profiles.pop(user.id, None)
     await logins.delete_login_records(session, user.id)
     await session.delete(user)

@@ -23,6 +23,8 @@ from teamsvoice.domain.fusion.models import (
     FusionNumberLocation,
     FusionSubscription,
     FusionTenant,
+    FusionUser,
+    FusionUserProfile,
     FusionWizardRun,
 )
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -297,3 +299,20 @@ async def replace_group_filter(session: AsyncSession, subscription_id: int, grou
     await session.execute(delete(FusionGroupFilter).where(FusionGroupFilter.subscription_id == subscription_id))
     session.add_all([FusionGroupFilter(subscription_id=subscription_id, group_id=group_id, display_name=name)
                      for group_id, name in groups.items()])
+
+
+async def profiles_and_nodes_of_logins(
+    session: AsyncSession, user_ids: Sequence[int],
+) -> list[tuple[int, FusionUserProfile | None, Reseller | None, FusionTenant | None]]:
+    """Each of the logins' profile (None when it has none) and the node it administers (its Reseller node, or for
+    a tenant login its Fusion tenant), in one statement: a page of up to 1,000 logins read each in statements of
+    its own."""
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        select(FusionUser.id, FusionUserProfile, Reseller, FusionTenant).select_from(FusionUser)
+        .outerjoin(FusionUserProfile, FusionUserProfile.user_id == FusionUser.id)
+        .outerjoin(Reseller, Reseller.id == FusionUser.reseller_id)
+        .outerjoin(FusionTenant, FusionTenant.id == FusionUser.fusion_tenant_id)
+        .where(FusionUser.id.in_(user_ids)))
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

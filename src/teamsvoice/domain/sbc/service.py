@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.security import Keyring
+from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.calling.models import PbxLocation
 from teamsvoice.domain.calling.pbx import SIP_PASSWORD_PURPOSE
 from teamsvoice.domain.sbc.repository import UserRow, all_locations, all_pbx_users, all_routes, user_rows
@@ -39,11 +40,19 @@ def _proxy(location: PbxLocation) -> str:
 
 
 def desired_state(session: Session, keyring: Keyring, *, gateway_fqdn: str, default_expires: int,
-                  microsoft_proxies: list[str]) -> DesiredSbc:
-    locations = {loc.id: loc for loc in all_locations(session)}
-    routes = {r.id: r for r in all_routes(session)}
+                  microsoft_proxies: list[str], enterprise_id: int | None = None) -> DesiredSbc:
+    """What the SBC must hold for the whole platform, or (`enterprise_id`) for that enterprise alone: its users, its
+    locations and its routes (a user's location and route are its enterprise's), as the whole platform's has them."""
+    if enterprise_id is None:
+        locations = {loc.id: loc for loc in all_locations(session)}
+        routes = {r.id: r for r in all_routes(session)}
+        users = all_pbx_users(session)
+    else:
+        locations = {loc.id: loc for loc in calling_repository.locations_in_step(session, enterprise_id)}
+        routes = {r.id: r for r in calling_repository.routes_in_step(session, enterprise_id)}
+        users = calling_repository.pbx_users_in_step(session, enterprise_id)
     registrations = []
-    for user in all_pbx_users(session):
+    for user in users:
         location = locations[user.pbx_location_id]
         route = routes.get(user.direct_route_id) if user.direct_route_id is not None else None
         registrations.append(Registration(
@@ -129,10 +138,10 @@ def report(users: list[UserRow], held: list[HeldRegistration] | None, *, sbc: st
     return RegistrationReport(True, sbc, True, None, rows, drift)
 
 
-def _desired(session: Session, keyring: Keyring, settings: Settings) -> DesiredSbc:
+def _desired(session: Session, keyring: Keyring, settings: Settings, enterprise_id: int | None = None) -> DesiredSbc:
     return desired_state(session, keyring, gateway_fqdn=settings.sbc_gateway_fqdn,
                          default_expires=settings.sbc_registration_expires,
-                         microsoft_proxies=settings.sbc_microsoft_proxies)
+                         microsoft_proxies=settings.sbc_microsoft_proxies, enterprise_id=enterprise_id)
 
 
 def _held(sbc: Sbc, desired: DesiredSbc) -> tuple[list[HeldRegistration] | None, str | None]:
@@ -159,7 +168,7 @@ def registration_status(session: Session, keyring: Keyring, sbc: Sbc | None, set
     users = user_rows(session, enterprise_id)
     if sbc is None:
         return report(users, None, sbc=None, error=None)
-    held, error = _held(sbc, _desired(session, keyring, settings))
+    held, error = _held(sbc, _desired(session, keyring, settings, enterprise_id))
     return _compose(users, sbc, held, error, enterprise_id)
 
 
@@ -169,6 +178,8 @@ async def enterprise_registration_status(session: AsyncSession, keyring: Keyring
     users = await session.run_sync(lambda s: user_rows(s, enterprise_id))
     if sbc is None:
         return report(users, None, sbc=None, error=None)
-    desired = await session.run_sync(lambda s: _desired(s, keyring, settings))
+    # (that enterprise's desired state alone: `_compose` reports none of the others' registrations, and the SBC
+    # compares each registration it holds with the desired one of its key)
+    desired = await session.run_sync(lambda s: _desired(s, keyring, settings, enterprise_id))
     held, error = await anyio.to_thread.run_sync(_held, sbc, desired)
     return _compose(users, sbc, held, error, enterprise_id)
