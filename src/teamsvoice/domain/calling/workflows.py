@@ -6,9 +6,12 @@ finds adopted what it adopted), so a step re-run after a crash does no harm; pro
 (admin-consented) permissions; the caller's right to start the job was checked when it was accepted."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from dbos import DBOS
@@ -16,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import sync_transaction, transaction
-from teamsvoice.core.errors import DomainError
+from teamsvoice.core.errors import DomainError, UpstreamError
 from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
@@ -28,12 +31,19 @@ from teamsvoice.domain.voice_state.service import plan_tenant
 from teamsvoice.jobs.runtime import (
     durable_step, failure_message, in_flight, job_context, park_if_stopping, start_once, until_microsoft_answers,
 )
+from teamsvoice.microsoft.ports import TenantConnection, VoiceState
 
 
 BATCH_SIZE = 20
+# A Sync Teams Users of more users than this reads the tenant's voice state once for its run (`_tenant_voice`),
+# not each user's: a one-batch job reads its users together instead (one `$batch`), as a small job in a tenant
+# of many thousand users would read more pages of it than it has users.
+TENANT_READ_ABOVE = BATCH_SIZE
+REMEMBERED_RUNS = 8  # the runs whose tenant read a process keeps (the least recently used is dropped beyond)
 SYNC_TEAMS_USERS = "SYNC_TEAMS_USERS"
 REFRESH_TEAMS_USERS = "REFRESH_TEAMS_USERS"
 SYNC_UNIFIED_APP = "SYNC_UNIFIED_APP"
+log = logging.getLogger(__name__)
 
 
 def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> None:
@@ -108,40 +118,171 @@ async def _free_gone_user(enterprise_id: int, upn: str) -> dict[str, Any]:
         return _stored(await free_gone_user(session, enterprise, upn, ctx.settings.number_quarantine_seconds))
 
 
+class _NeedsMicrosoft(Exception):
+    """`reconcile`, comparing a record with the tenant's read, would ask Microsoft something (a change, a read)."""
+
+
+class _WithoutMicrosoft:
+    """The connection `reconcile` is given to compare a record with the user's state as the tenant's read found it:
+    whatever it would ask of Microsoft (any port: a change, a read) raises `_NeedsMicrosoft` before anything is
+    sent, so the user is then synced as before, its state read again (the tenant's read may be minutes old: a
+    change, and a failed change's undoing, rest on the state of now)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _NeedsMicrosoft(name)
+
+
+_WITHOUT_MICROSOFT = cast(TenantConnection, _WithoutMicrosoft())
+
+
+async def _unchanged(record: Any, state: VoiceState) -> Reconciled | None:
+    """`reconcile`'s outcome for the record when, given `state`, it needs nothing of Microsoft: the user matches
+    (UNCHANGED, recorded on the record as a sync records it). None when it would change anything or fail: the
+    caller syncs the user as before."""
+    reading: asyncio.Future[VoiceState] = asyncio.get_running_loop().create_future()
+    reading.set_result(state)
+    try:
+        return await reconcile(_WITHOUT_MICROSOFT, record, reading=reading)
+    except Exception:  # noqa: BLE001 - whatever it is, the sync of the user as before meets it again, and says it
+        return None
+
+
+class _TenantReads:
+    """The tenant's voice state as a Sync Teams Users run read it (by Microsoft user id, lower case), kept by the
+    process for the run's later batches; None when the tenant could not be read (each user is read on its own).
+    A run is its job (row id and never-reused key: on SQLite row ids come again). A step run again elsewhere after
+    a crash reads the tenant again."""
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[int, tuple[str, dict[str, VoiceState] | None]] = OrderedDict()
+        self._lock = threading.Lock()  # (steps run on DBOS's threads)
+
+    def get(self, job_id: int, job_key: str) -> tuple[bool, dict[str, VoiceState] | None]:
+        with self._lock:
+            kept = self._runs.get(job_id)
+            if kept is None or kept[0] != job_key:
+                return False, None
+            self._runs.move_to_end(job_id)
+            return True, kept[1]
+
+    def keep(self, job_id: int, job_key: str, states: dict[str, VoiceState] | None) -> None:
+        with self._lock:
+            self._runs[job_id] = (job_key, states)
+            self._runs.move_to_end(job_id)
+            while len(self._runs) > REMEMBERED_RUNS:
+                self._runs.popitem(last=False)
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._runs.pop(job_id, None)
+
+
+_TENANT_READS = _TenantReads()
+
+
+async def _tenant_voice(job_id: int, job_key: str, connection: TenantConnection) -> dict[str, VoiceState] | None:
+    """Every user's voice state in the tenant, read once for the job's run (`TenantVoiceAdmin.voice_users`: pages
+    of 999, so a 5,000-user tenant in 6 requests where each user's own read was 5,000). None when it could not be
+    read: the batch reads each user on its own, as before (a transient failure: the next batch tries again)."""
+    known, states = _TENANT_READS.get(job_id, job_key)
+    if known:
+        return states
+    try:
+        states = {s.user_id.lower(): s for s in await connection.tenant_voice.voice_users()}
+    except DomainError as exc:
+        log.warning("calling job %s: the tenant's voice state could not be read (%s); its users are read "
+                    "one by one", job_id, exc.message)
+        if not (isinstance(exc, UpstreamError) and exc.retryable):
+            _TENANT_READS.keep(job_id, job_key, None)
+        return None
+    except Exception:  # noqa: BLE001 - a defect of the read: the users are read as before, where it shows again
+        log.exception("calling job %s: reading the tenant's voice state failed; its users are read one by one",
+                      job_id)
+        return None
+    _TENANT_READS.keep(job_id, job_key, states)
+    return states
+
+
+async def _each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    """`work` for every item, at most `limit` at once. The first failure (one `work` lets through: a transient
+    database failure, for the step to run again) cancels the others and is raised as itself."""
+    room = asyncio.Semaphore(limit)
+
+    async def bounded(item: Any) -> None:
+        async with room:
+            await work(item)
+
+    tasks = [asyncio.ensure_future(bounded(item)) for item in items]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 @durable_step("sync_teams_users_batch")
 def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
+    """Pushes a batch of the job's records to Teams. A job of more than TENANT_READ_ABOVE users reads the tenant's
+    voice state once for its run (`_tenant_voice`): a user found there as its record wants it is UNCHANGED with no
+    request of its own; one that differs, or is not found there (deleted in Microsoft, created since), is synced
+    as before (its state read, then changed). The users of a batch are synced together, at most as many at once as
+    a job may keep in flight to the tenant (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY; the budget still schedules
+    every request); their reads share a `$batch`. Results are recorded in the records' order."""
+    ctx = job_context()
     tenant_id, enterprise_id = _tenant_of(job_id)
-    with sync_transaction(job_context().engine) as session:
+    with sync_transaction(ctx.engine) as session:
+        job = session.get(CallingJob, job_id)
+        assert job is not None
+        job_key, total = job.job_key, job.total
         records = repository.voice_users_by_ids(session, user_ids)
         session.expunge_all()  # Microsoft is called with no transaction open
     freed: set[int] = set()  # records freed in their own transaction: not written back from here
+    waits = asyncio.Lock()  # a WAITING result is written by one user at a time (each writes the job's results)
+
+    def waiting(upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
+        record_wait = _waiting(job_id, upn)
+
+        async def one_at_a_time(failures: int, exc: DomainError, wait: float) -> None:
+            async with waits:
+                await record_wait(failures, exc, wait)
+        return one_at_a_time
 
     async def work(connection: Any) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        for record in records:
+        tenant = await _tenant_voice(job_id, job_key, connection) if total > TENANT_READ_ABOVE else None
+        outcomes: dict[int, dict[str, Any]] = {}
+
+        async def sync(record: Any) -> None:
+            upn = record.user_principal_name
             if record.microsoft_user_id is None and record.last_sync_status == "USER_DELETED":  # (a step run again)
                 freed.add(record.id)
-                results[record.user_principal_name] = user_result(record.user_principal_name, "USER_DELETED")
-                continue
+                outcomes[record.id] = user_result(upn, "USER_DELETED")
+                return
             try:
-                results[record.user_principal_name] = _stored(await until_microsoft_answers(
-                    partial(reconcile, connection, record), _waiting(job_id, record.user_principal_name),
-                    workflow="sync_teams_users"))
+                known = tenant.get((record.microsoft_user_id or "").lower()) if tenant else None
+                unchanged = await _unchanged(record, known) if known is not None else None
+                outcome = unchanged or await until_microsoft_answers(
+                    partial(reconcile, connection, record), waiting(upn), workflow="sync_teams_users")
+                outcomes[record.id] = _stored(outcome)
             except MicrosoftUserGone:
                 freed.add(record.id)
-                results[record.user_principal_name] = await _free_gone_user(enterprise_id, record.user_principal_name)
+                outcomes[record.id] = await _free_gone_user(enterprise_id, upn)
             except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
-                message = failure_message(exc, f"calling job {job_id}: user {record.user_principal_name}")
+                message = failure_message(exc, f"calling job {job_id}: user {upn}")
                 record.last_sync_status, record.last_sync_detail = "FAILED", {"error": message}
-                results[record.user_principal_name] = user_result(record.user_principal_name, "FAILED", error=message)
-        return results
+                outcomes[record.id] = user_result(upn, "FAILED", error=message)
+
+        await _each(records, sync, max(1, min(BATCH_SIZE, ctx.settings.microsoft_tenant_concurrency)))
+        return {r.user_principal_name: outcomes[r.id] for r in records}
 
     try:
-        results = _with_connection(tenant_id, work)
+        with in_flight():  # (its requests are the job's in the budget's shares between a tenant's jobs)
+            results = _with_connection(tenant_id, work)
     except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
         results = {r.user_principal_name: user_result(r.user_principal_name, "FAILED", error=exc.message)
                    for r in records}
-    with sync_transaction(job_context().engine) as session:
+    with sync_transaction(ctx.engine) as session:
         for record in records:
             if record.id not in freed:
                 session.merge(record)
@@ -291,6 +432,7 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
 def finish_step(job_id: int, error: str | None) -> None:
     _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow(),
             graph_token_encrypted=None)
+    _TENANT_READS.forget(job_id)  # (a Sync Teams Users run's read of the tenant)
 
 
 def _batches(ids: list[int]) -> list[list[int]]:
