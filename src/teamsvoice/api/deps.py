@@ -1,6 +1,7 @@
 """Dependencies shared by both API families: the container and the unit of work (the request's one
 transaction: committed when the handler returns, rolled back when it raises; see `core.db.transaction`)."""
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,15 +57,31 @@ async def cached_caller(container: Container, family: str, token: str, resolve: 
     return caller
 
 
+log = logging.getLogger("teamsvoice.api")
+
+
+async def start_swept(start: Callable[[], Awaitable[None]]) -> None:
+    """Starts work the request committed and that the workers' sweep also starts should this fail (the module's
+    `resume_unstarted`, every TEAMSVOICE_JOB_ORPHAN_SWEEP_SECONDS): a failure to enqueue (the job engine's database
+    busy or away) is logged, and the request answers what it committed. Raised, it answered 500 for a job recorded,
+    which then ran all the same: the client told no sent it again."""
+    try:
+        await start()
+    except Exception:  # noqa: BLE001 - committed: the sweep starts it; the answer stays the truth
+        log.warning("work committed could not be enqueued; the workers' sweep starts it", exc_info=True)
+
+
 @dataclass
 class UnitOfWork:
     """The request's session; hooks registered with `after_commit` (job enqueues) run once it committed."""
 
     session: AsyncSession
-    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _after_commit: list[tuple[Callable[[], Awaitable[None]], bool]] = field(default_factory=list)
 
-    def after_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
-        self._after_commit.append(hook)
+    def after_commit(self, hook: Callable[[], Awaitable[None]], *, swept: bool = False) -> None:
+        """`swept`: the hook starts work the commit recorded and a workers' sweep starts too (`start_swept`); else
+        its failure is the request's (a 500: nothing recorded says what it was to start)."""
+        self._after_commit.append((hook, swept))
 
     async def end_transaction(self) -> None:
         """Commits what the request wrote so far before Microsoft is asked (or a job awaited); see
@@ -91,8 +108,8 @@ async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
                 uow = UnitOfWork(session)
                 yield uow
                 await record_call_if_silent(session)  # every write of ours is in the audit log (domain/audit)
-            for hook in uow._after_commit:
-                await hook()
+            for hook, swept in uow._after_commit:
+                await (start_swept(hook) if swept else hook())
     finally:
         audit.close_scope(token)
 

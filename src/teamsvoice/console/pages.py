@@ -350,7 +350,7 @@ async def run_onboarding(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWor
         await onboarding.set_admin(uow.session, container.keyring, access, check_name("Teams administrator", username),
                                    ms_password)
     run_id = (await onboarding.start_wizard(uow.session, access)).id
-    uow.after_commit(lambda: enqueue_wizard(run_id))
+    uow.after_commit(lambda: enqueue_wizard(run_id), swept=True)
     return RedirectResponse(_sub_url(access), status_code=303)
 
 
@@ -592,7 +592,7 @@ async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uo
         raise ValidationFailed("Nothing to run: every row has errors")
     job = await bulk.create_job(uow.session, access, name.strip() or "Console CSV import", items)
     job_key, job_id = job.job_key, job.id
-    uow.after_commit(lambda: workflows.enqueue_bulk(job_key, job_id))
+    uow.after_commit(lambda: workflows.enqueue_bulk(job_key, job_id), swept=True)
     target = f"{_sub_url(access)}/jobs/{job_id}"
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": target})

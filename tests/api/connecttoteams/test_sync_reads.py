@@ -7,9 +7,11 @@ Driven through ConnecttoTeams (syncTeamsRegistrations?async=true, its job read w
 Fusion's, and an enterprise registered through its consent costs about a quarter of a Fusion onboarding (whose wizard
 runs twice, around its consent)."""
 
+import asyncio
 import uuid
 
 from teamsvoice.core.metrics import REGISTRY
+from teamsvoice.domain.calling import workflows as calling_workflows
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.support.calling import wait_for_job
@@ -94,3 +96,30 @@ async def test_a_sync_reads_the_tenant_once_not_user_by_user(client, live, organ
     print(f"sync of {len(people) + 1} users, one to change, one deleted: {sent:.0f} Teams requests")
     # The tenant's read, the changed user's own read and its change, the deleted user's read.
     assert sent == 4, f"{sent} Teams requests"
+
+
+async def test_a_sync_whose_enqueue_fails_is_accepted_and_the_sweep_starts_it(client, live, organisation, receiver,
+                                                                              monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The job is recorded when its enqueue fails (the job engine's database busy): the answer is the 202 of a job
+    that runs (it was a 500 for a job that then ran all the same: api/deps.start_swept), and the workers' sweep
+    (`resume_unstarted`) starts it."""
+    microsoft = await emulated_tenant(live, f"lost-{uuid.uuid4().hex[:8]}.example", 1)
+    onboarding = Onboarding(client, live, organisation, receiver, microsoft)
+    await onboarding.register()
+    credentials = onboarding.credentials
+    signed_in = await client.post("/oauth/token", auth=(credentials["clientID"], credentials["clientSecret"]), data={
+        "username": credentials["entAdminUsername"], "password": credentials["entAdminSecret"], "grant_type": "password"})
+    assert signed_in.status_code == 200, signed_in.text
+
+    async def lost(job_id: int) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(calling_workflows, "enqueue", lost)
+    accepted = await client.post("/provisioning/syncTeamsRegistrations?async=true",
+                                 headers=bearer(signed_in.json()["access_token"]),
+                                 json={"authenticationResult": onboarding.msal_object})
+    assert accepted.status_code == 202 and accepted.json()["status"] == "QUEUED", accepted.text
+    monkeypatch.undo()
+    await asyncio.to_thread(calling_workflows.resume_unstarted)
+    job = await wait_for_job(client, signed_in.json()["access_token"], accepted.json()["statusUrl"], timeout=90)
+    assert (job["status"], job["error"]) == ("COMPLETED", None), job

@@ -152,7 +152,7 @@ async def _accept_job(uow: UnitOfWorkDep, request: Request, container: Container
     async def start() -> None:
         await workflows.enqueue(job_id)
 
-    uow.after_commit(start)
+    uow.after_commit(start, swept=True)
     status_url = str(request.url_for("get_sync_job_status", jobId=job_key))
     return JSONResponse(status_code=202, content={"jobId": job_key, "type": kind, "status": "QUEUED", "statusUrl": status_url},
                         headers={"Location": status_url})

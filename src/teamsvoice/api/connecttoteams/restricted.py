@@ -1,7 +1,6 @@
 """/restricted/handleResponse: where Microsoft sends the Global Administrator back after sign-in/consent."""
 
 import html
-import logging
 from typing import Annotated
 
 from fastapi import Form, Request
@@ -16,7 +15,6 @@ from teamsvoice.domain.consent.actions import ACTION_TYPES
 from teamsvoice.jobs.webhooks import enqueue_delivery
 
 router = APIRouter(prefix="/restricted", tags=["ConnecttoTeams: consent callback"])
-log = logging.getLogger("teamsvoice.consent")
 
 
 def done_page(action_type: str, enterprise_name: str) -> HTMLResponse:
@@ -64,14 +62,7 @@ async def _handle(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
         return try_again_page(outcome)
     delivery_id = outcome.delivery_id
 
-    async def deliver() -> None:
-        try:
-            await enqueue_delivery(delivery_id)
-        except Exception:  # noqa: BLE001 - committed: the workers' sweep starts a pending delivery (jobs/webhooks)
-            log.warning("the webhook delivery %d could not be enqueued; the next sweep starts it", delivery_id,
-                        exc_info=True)
-
-    uow.after_commit(deliver)
+    uow.after_commit(lambda: enqueue_delivery(delivery_id), swept=True)  # (a pending delivery: jobs/webhooks' sweep)
     if outcome.succeeded:
         return done_page(outcome.action_type, outcome.enterprise_name)
     return page("Not completed", f"{outcome.action_type} for {outcome.enterprise_name} failed: {outcome.message}")

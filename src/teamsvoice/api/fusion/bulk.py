@@ -19,7 +19,7 @@ from fastapi import Body, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from teamsvoice.api.routing import APIRouter
-from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep, start_swept
 from teamsvoice.api.job_wait import until_ended
 from teamsvoice.api.docs import request_body
 from teamsvoice.api.fusion import docs
@@ -140,7 +140,7 @@ async def bulk_update(request: Request, body: Annotated[Any, Body()], access: _a
     job = await bulk.create_job(uow.session, access, name, data, required=bulk.SPEC_REQUIRED)
     job_id, job_key = job.id, job.job_key
     await uow.end_transaction()
-    await workflows.enqueue_bulk(job_key, job_id)
+    await start_swept(lambda: workflows.enqueue_bulk(job_key, job_id))  # (recorded: the workers' sweep starts it too)
     location = f"{request.url.path.rstrip('/')}/{job_id}"
     if _wants_async(request):
         return JSONResponse({"id": job_id, "job_id": job.job_id, "status": "queued", "total_count": job.total_count},

@@ -145,7 +145,7 @@ async def start_wizard(access: _access("wizard.run"), uow: UnitOfWorkDep) -> dic
     async def enqueue() -> None:
         await enqueue_wizard(run_id)
 
-    uow.after_commit(enqueue)
+    uow.after_commit(enqueue, swept=True)
     return {"id": run_id}
 
 

@@ -92,14 +92,14 @@ def _connect(access: SubscriptionAccess, container: ContainerDep) -> Any:
 async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int]) -> None:
     """Syncs `record_ids` (TeamsVoiceUser ids): their records pushed to Teams."""
     job_id = await calling_jobs.add_users_sync(uow.session, access.enterprise.id, record_ids)
-    uow.after_commit(lambda: calling_workflows.enqueue(job_id))
+    uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
 
 
 async def _start_refresh(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
     """Refreshes the enterprise's records from Teams in the background (Teams read, never written), or only those of
     `record_ids` (TeamsVoiceUser ids) when given."""
     job_id = await calling_jobs.add_users_refresh(uow.session, access.enterprise.id, record_ids)
-    uow.after_commit(lambda: calling_workflows.enqueue(job_id))
+    uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
 
 
 @router.get("/msteams/users", summary="MS Teams users, enriched with Fusion data (infinite scrolling with `next`)",

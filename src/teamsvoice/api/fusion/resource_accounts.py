@@ -76,7 +76,7 @@ def _connection(container: ContainerDep, access: SubscriptionAccess) -> TenantCo
 
 
 def _enqueue(uow: UnitOfWorkDep, job_key: str, account_id: int, generation: int) -> None:
-    uow.after_commit(lambda: workflows.enqueue_resource_account(job_key, account_id, generation))
+    uow.after_commit(lambda: workflows.enqueue_resource_account(job_key, account_id, generation), swept=True)
 
 
 @router.get("/msteams/resource_accounts", summary="Resource accounts, enriched with Fusion data and status",
@@ -94,7 +94,7 @@ async def list_resource_accounts(access: _access("list"), uow: UnitOfWorkDep, co
         await uow.end_transaction()  # refused list starts nothing); recorded in a transaction of its own
         ids = await repository.resource_account_voice_user_ids(uow.session, access.subscription.id)
         job_id = await calling_jobs.add_users_refresh(uow.session, access.enterprise.id, ids)
-        uow.after_commit(lambda: calling_workflows.enqueue(job_id))
+        uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
     return {"resourceAccounts": [users_wire.render_resource_account(view) for view in listed]}
 
 

@@ -87,7 +87,7 @@ async def post_apply(
     job = await applying.new_apply_job(uow.session, enterprise, "api") if converge else None
     if job is not None:
         job_id, job_key = job.id, job.job_key
-        uow.after_commit(lambda: workflows.enqueue_apply(job_id, job_key))
+        uow.after_commit(lambda: workflows.enqueue_apply(job_id, job_key), swept=True)
     return {"tenantId": tenant_id, "adopted": adopted, "jobId": job.id if job else None,
             "status": job.status if job else None}
 
