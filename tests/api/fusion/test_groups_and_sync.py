@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from teamsvoice.core.db import create_engine, session_factory
+from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.voice_state import refresh
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import Onboarded, onboard
 
@@ -84,9 +86,9 @@ async def test_group_filter_and_users_group_parameter(sub: Onboarded) -> None:
     await _users_group_parameter(sub)
 
 
-async def test_sync_and_users_refresh(sub: Onboarded) -> None:
+async def test_sync_and_users_refresh(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
     await _sync_per_user_status_and_teams_state(sub)
-    await _users_refresh_takes_the_numbers_teams_holds(sub)
+    await _users_refresh_takes_the_numbers_teams_holds(sub, monkeypatch)
 
 
 async def test_a_refused_list_starts_no_refresh(sub: Onboarded) -> None:
@@ -263,7 +265,7 @@ async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
     assert _assert_envelope(denied, 403)["code"] == 1003
 
 
-async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded) -> None:
+async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded, monkeypatch: pytest.MonkeyPatch) -> None:
     """Spec 004's `refresh` is "Used to refresh users' phone numbers from MS Teams": it ran the sync, which pushed
     teamsvoice's records to Teams, so a number a tenant admin had given a user in the Teams admin centre was taken
     back and never showed in the list. Now the records take what Teams holds, and Teams is left as it is."""
@@ -298,6 +300,32 @@ async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded) -> None:
     held = await client.get(f"{path}/numbers", headers=headers, params={"search": sub.numbers[2][3:]})
     assert [n["assigned"] for n in held.json()["numbers"]] == [False], held.text  # Dave's number before is free again
     _assert_envelope(await client.get(f"{path}/msteams/users", headers=headers, params={"refresh": "maybe"}), 400)
+
+    # A user whose adoption fails once it wrote (a refusal, say) is that user's FAILED result, and what it wrote is
+    # undone (the users of a batch share one transaction, each in a savepoint); the others are adopted.
+    for user, number in ((dave, sub.numbers[2]), (eve, sub.numbers[3])):
+        await _voice(sub, lambda c: c.cmdlets.run("Set-CsPhoneNumberAssignment", {
+            "Identity": user["userPrincipalName"], "PhoneNumber": number, "PhoneNumberType": "DirectRouting"}))
+    adopt_user = refresh.adopt_user
+
+    async def refused_after_writing(session, enterprise, user, quarantine_seconds):  # type: ignore[no-untyped-def]
+        changes = await adopt_user(session, enterprise, user, quarantine_seconds)
+        if user.user_principal_name == eve["userPrincipalName"].lower():
+            await session.flush()
+            raise ValidationFailed("refused for the test, once written")
+        return changes
+
+    monkeypatch.setattr(refresh, "adopt_user", refused_after_writing)
+    known = len(await _jobs(sub))
+    assert (await client.get(f"{path}/msteams/users", headers=headers, params={"refresh": "true"})).status_code == 200
+    job = await _completed_job(sub, known)
+    results = {upn.lower(): result for upn, result in job.results.items()}
+    assert results[dave["userPrincipalName"].lower()]["status"] == "UPDATED", results
+    assert results[eve["userPrincipalName"].lower()]["status"] == "FAILED", results
+    assert "refused for the test" in results[eve["userPrincipalName"].lower()]["error"], results
+    listed = (await client.get(f"{path}/msteams/users", headers=headers, params=with_number)).json()["users"]
+    numbers = {u["msTeams"]["id"]: u["draas"]["phoneNumber"] for u in listed}
+    assert (numbers[dave["id"]], numbers[eve["id"]]) == (sub.numbers[2], sub.numbers[5]), numbers
 
 
 async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
