@@ -3,7 +3,8 @@ lists a subscription's bulk job history only to a login holding its role (the jo
 Customers page stopped at 100 customers and the Jobs page at 500 customers and 50 jobs per subscription, saying
 nothing: a provider with more never saw the rest. They now say how many there are and page to the rest. The other
 jobs (wizard runs with their errors, resource accounts' and applies' jobs) showed to any staff login too, while the
-APIs read each kind only with its role: now a login sees a kind only holding that role."""
+APIs read each kind only with its role: now a login sees a kind only holding that role. The Customers page read its
+rows a few statements per row (about 800 for a page of 100 customers): it sends as many however many rows it shows."""
 
 import html
 import re
@@ -247,3 +248,181 @@ async def test_other_jobs_show_a_kind_to_a_login_holding_the_role_the_api_reads_
             retried = await browser.post(f"/console/jobs/voice-apply/{apply_id}/retry",
                                          data={"csrf_token": csrf.group(1)})
             assert retried.status_code == 403 and role in retried.text, (username, retried.text)
+
+
+# --- the Customers page's statements -------------------------------------------------------------------------
+
+
+def _rows(text: str, table: str) -> list[list[str]]:
+    """The cells of each body row of the table labelled `table`, their tags taken out and their spaces collapsed."""
+    found = re.search(rf'<table aria-label="{re.escape(table)}">.*?<tbody>(.*?)</tbody>', text, re.S)
+    assert found is not None, text
+    return [[" ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", found.group(1), re.S)]
+
+
+async def _counted_customers(session: Any, reseller_id: int, mark: str, first: int, count: int) -> None:
+    """`count` customers (numbered from `first`) of the reseller, each with a subscription of two numbers (one held
+    by a Teams user) and a wizard run waiting for consent, and as many ConnecttoTeams enterprises with a consent."""
+    from teamsvoice.domain.consent.models import EnterpriseConsent
+    from teamsvoice.domain.fusion.models import FusionNumber, FusionWizardRun
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+
+    for n in range(first, first + count):
+        enterprise_id, _tenant_uuid, subscription_id = await customer_records(
+            session, reseller_id, f"Counted {mark} {n:02d}", services=["DIRECT_ROUTING"])
+        e164s = [f"+3259{n:04d}{k}" for k in range(2)]
+        enterprise = Enterprise(reseller_id=reseller_id, enterprise_name=f"Counted {mark} enterprise {n:02d}")
+        session.add_all([*(FusionNumber(subscription_id=subscription_id, e164=e164, iso_code="BE", country_code="32",
+                                        nsn=e164[3:], number_type="geographic", source="numbers") for e164 in e164s),
+                         TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=f"u{n}@counted.example",
+                                        phone_number=e164s[0]),
+                         FusionWizardRun(subscription_id=subscription_id, running=False, status="wizard_1_OK",
+                                         consent_url=f"https://login.example/consent-{n}"), enterprise])
+        await session.flush()
+        session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name="Presence", tenant_id="t",
+                                      granted_by="admin@counted.example"))
+    await session.flush()
+
+
+async def test_customers_page_sends_as_many_statements_however_many_customers_it_shows(  # type: ignore[no-untyped-def]
+        live, organisation, monkeypatch) -> None:
+    """The Customers page (and its search's live results, at each keystroke) reads its rows a few statements at a time:
+    it once read each customer's subscriptions, then each subscription's scope (three statements), numbers (three
+    counts) and wizard run, and each ConnecttoTeams enterprise's consents. Counted in process, with the app's own
+    engine and this thread's statements only, for 5 customers and for 10. The rows shown are as they were: numbers
+    free and assigned (one in quarantine: neither; one held by another customer's user: both, as `count_numbers`
+    counts it), the latest wizard run's state and consent link, an onboarded subscription's tenant, a customer without
+    a subscription, the enterprises that back no subscription shown and have more than Direct Routing (their consents
+    granted and missing) whose name has the words searched for, a page at a time."""
+    import threading
+    from datetime import timedelta
+
+    from sqlalchemy import event, select
+
+    from teamsvoice.app import create_app
+    from teamsvoice.console import pages
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.domain.consent.models import EnterpriseConsent
+    from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, FusionTenant, FusionWizardRun
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+    from teamsvoice.domain.voice_state.models import NumberQuarantine
+
+    staff = organisation.resellers[0]
+    mark = uuid.uuid4().hex[:6]
+
+    def subscription_of(tenant_name: str) -> Any:
+        return (select(FusionSubscription).join(FusionTenant, FusionTenant.id == FusionSubscription.fusion_tenant_id)
+                .where(FusionTenant.name == tenant_name))
+
+    def number(subscription_id: int, e164: str) -> FusionNumber:
+        return FusionNumber(subscription_id=subscription_id, e164=e164, iso_code="BE", country_code="32", nsn=e164[3:],
+                            number_type="geographic", source="numbers")
+
+    async def make(session: Any) -> None:
+        await _counted_customers(session, staff.reseller_id, mark, 0, 5)
+        first = await session.scalar(subscription_of(f"Counted {mark} 00"))
+        second = await session.scalar(subscription_of(f"Counted {mark} 01"))
+        elsewhere = Enterprise(reseller_id=staff.reseller_id, enterprise_name=f"Elsewhere {mark}")
+        backing = Enterprise(reseller_id=staff.reseller_id, enterprise_name=f"Counted {mark} enterprise backing")
+        session.add_all([elsewhere, backing])
+        await session.flush()
+        # 00: a later run (the one shown), a number in quarantine, a number held by another customer's Teams user
+        session.add_all([
+            FusionWizardRun(subscription_id=first.id, running=False, status="wizard_2_ERROR",
+                            consent_url="https://login.example/latest-00"),
+            number(first.id, "+32591111111"), number(first.id, "+32592222222"),
+            NumberQuarantine(enterprise_id=first.enterprise_id, e164="+32591111111", previous_holder="gone@x.example",
+                             until=utcnow() + timedelta(days=1)),
+            TeamsVoiceUser(enterprise_id=elsewhere.id, user_principal_name="other@x.example",
+                           phone_number="+32592222222")])
+        # 01: onboarded (its run's consent link no longer shown), and a second subscription never run, whose
+        # enterprise (more than Direct Routing, its name searched for) is shown with it, not among the enterprises
+        (await session.get(Enterprise, second.enterprise_id)).registered = True
+        (await session.get(Enterprise, second.enterprise_id)).tenant_id = f"tenant-{mark}"
+        session.add(FusionSubscription(fusion_tenant_id=second.fusion_tenant_id, name="second",
+                                       enterprise_id=backing.id))
+        # a customer without a subscription; an enterprise of Direct Routing only is not among the enterprises
+        session.add_all([FusionTenant(name=f"Counted {mark} 99 empty", owner_reseller_id=staff.reseller_id),
+                         Enterprise(reseller_id=staff.reseller_id, enterprise_name=f"Counted {mark} enterprise DR",
+                                    services=["DIRECT_ROUTING"])])
+        ctt = await session.scalar(select(Enterprise.id).where(Enterprise.enterprise_name == f"Counted {mark} enterprise 00"))
+        session.add(EnterpriseConsent(enterprise_id=ctt, consent_name="CDR", tenant_id="t", granted_by="a@x.example"))
+        await session.flush()
+
+    await in_session(live, make)
+    app = create_app(live.settings.model_copy(update={"credential_cache_seconds": 0}), jobs_role=None)
+    engine = app.state.container.engine.sync_engine
+    here, sent = threading.get_ident(), [0]
+
+    def count(*_: Any) -> None:
+        if threading.get_ident() == here:  # (the engine is the app's own: nothing else should use it meanwhile)
+            sent[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as browser:
+            await _signed_in(browser, staff.username, staff.password)
+
+            async def statements(params: dict[str, str], live_results: bool) -> tuple[str, int]:
+                headers = {"HX-Request": "true", "HX-Target": "customer-results"} if live_results else {}
+                before = sent[0]
+                shown = await browser.get("/console/customers", params=params, headers=headers)
+                assert shown.status_code == 200, shown.text
+                return shown.text, sent[0] - before
+
+            asks = [({}, False), ({"q": f"counted {mark}"}, True)]
+            fewer = [await statements(params, live_results) for params, live_results in asks]
+            searched = fewer[1][0]
+            assert _rows(searched, "Customers (Fusion tenants and subscriptions)") == [
+                [f"Counted {mark} 00", "voice", "wizard_2_ERROR consent link", "not linked", "2 / 2"],
+                [f"Counted {mark} 01", "voice", "onboarded", f"tenant-{mark}", "1 / 1"],
+                [f"Counted {mark} 01", "second", "not_initiated", "not linked", "0 / 0"],
+                *([f"Counted {mark} {n:02d}", "voice", "wizard_1_OK consent link", "not linked", "1 / 1"]
+                  for n in range(2, 5)),
+                [f"Counted {mark} 99 empty", "no subscription yet"],
+            ], searched
+            missing = "CallApp, CallRecording, Contacts, EnterpriseManagement, UserSync"
+            assert _rows(searched, "ConnecttoTeams enterprises") == [
+                [f"Counted {mark} enterprise 00", "no", "not linked", "Presence, CDR", missing],
+                *([f"Counted {mark} enterprise {n:02d}", "no", "not linked", "Presence", f"CDR, {missing}"]
+                  for n in range(1, 5)),
+            ], searched
+            links = re.findall(r'href="(https://login\.example/[^"]+)"', searched)
+            assert links == ["https://login.example/latest-00",
+                             *(f"https://login.example/consent-{n}" for n in range(2, 5))], links
+            assert fewer[0][0].count(f"Counted {mark} enterprise 0") == 5 and f"Elsewhere {mark}" in fewer[0][0]
+            await in_session(live, lambda session: _counted_customers(session, staff.reseller_id, mark, 5, 5))
+            more = [await statements(params, live_results) for params, live_results in asks]
+            assert len(_rows(more[1][0], "Customers (Fusion tenants and subscriptions)")) == 12, more[1][0]
+            assert len(_rows(more[1][0], "ConnecttoTeams enterprises")) == 10, more[1][0]
+            # The enterprises a page at a time, each page's links keeping the search
+            monkeypatch.setattr(pages, "ENTERPRISES_PAGE", 4)
+            seen: list[str] = []
+            path: str | None = f"/console/customers?q=counted+{mark}"
+            while path is not None:
+                listed = (await browser.get(path)).text
+                assert f"10 enterprises, page {len(seen) // 4 + 1} of 3" in listed, listed
+                seen += [row[0] for row in _rows(listed, "ConnecttoTeams enterprises")]
+                found = re.search(r'<a href="([^"]+)">Next enterprises</a>', listed)
+                path = html.unescape(found.group(1)) if found else None
+                assert path is None or f"q=counted+{mark}" in path
+            assert seen == [f"Counted {mark} enterprise {n:02d}" for n in range(10)]
+            past = (await browser.get("/console/customers",
+                                      params={"q": f"counted {mark}", "enterprise_page": "9"})).text
+            assert [row[0] for row in _rows(past, "ConnecttoTeams enterprises")] == seen[8:], past
+            # A customer's first subscriptions only (SUBSCRIPTIONS_SHOWN): the enterprise of one not shown is listed
+            monkeypatch.setattr(pages, "SUBSCRIPTIONS_SHOWN", 1)
+            monkeypatch.setattr(pages, "ENTERPRISES_PAGE", 100)
+            first_only = (await browser.get("/console/customers", params={"q": f"counted {mark}"})).text
+            assert [row[:2] for row in _rows(first_only, "Customers (Fusion tenants and subscriptions)")][:3] == [
+                [f"Counted {mark} 00", "voice"], [f"Counted {mark} 01", "voice"], [f"Counted {mark} 02", "voice"]]
+            assert f"Counted {mark} enterprise backing" in [
+                row[0] for row in _rows(first_only, "ConnecttoTeams enterprises")], first_only
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        await app.state.container.aclose()
+    assert [n for _text, n in more] == [n for _text, n in fewer], ([n for _t, n in fewer], [n for _t, n in more])

@@ -31,7 +31,9 @@ from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.audit.recorder import Owner
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.consent.actions import ACTION_TYPES
-from teamsvoice.domain.fusion import licences, numbers, onboarding, tenants
+from teamsvoice.domain.fusion import licences, numbers, onboarding, repository_onboarding, tenants
+from teamsvoice.domain.fusion import repository as fusion_repository
+from teamsvoice.domain.inventory import repository as inventory
 from teamsvoice.domain.jobs import catalogue
 from teamsvoice.domain.fusion.scope import SubscriptionAccess, org_uuid, subscription_in_scope, tenant_in_scope
 from teamsvoice.domain.orgs import repository as orgs
@@ -50,6 +52,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 _MST = "tenants.instance.subscriptions.instance.msteams"
 GRID_PAGE = 50
 CUSTOMERS_PAGE = 100  # customers (Fusion tenants) per page of the Customers page
+SUBSCRIPTIONS_SHOWN = 100  # the Customers page shows each customer's first subscriptions (oldest first), this many
+ENTERPRISES_PAGE = 100  # ConnecttoTeams enterprises per page of the Customers page
 JOBS_PAGE = 50  # bulk jobs per page of the Jobs page
 OTHER_JOBS = catalogue.LIMIT  # the Jobs page's other jobs: the newest of each kind (narrowed by kind and status)
 BULK_HISTORY = f"{_MST}.users.bulk.jobs"  # the role of the Fusion API's bulk job history: who sees bulk jobs
@@ -182,27 +186,63 @@ async def logout(staff: StaffDep, uow: UnitOfWorkDep) -> Response:
 # --- customers ------------------------------------------------------------------------------------------
 
 
-async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, tenant: Any) -> list[dict[str, Any]]:
-    subscriptions, _total = await tenants.list_subscriptions(uow.session, tenant, None, 0, 100)
+async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, found: list[Any]) -> list[dict[str, Any]]:
+    """Each tenant of the page with its first SUBSCRIPTIONS_SHOWN subscriptions' rows, in a statement per kind of
+    read whatever the number of rows: the subscriptions with their enterprises, their latest wizard runs and their
+    numbers' counts. The tenants are the caller's (`tenants.list_tenants`), so their subscriptions are in its scope as
+    `subscription_in_scope` finds them."""
+    session = uow.session
+    subscriptions = await fusion_repository.subscriptions_with_enterprises(session, [t.id for t in found],
+                                                                           SUBSCRIPTIONS_SHOWN)
+    ids = [subscription.id for subscription, _enterprise in subscriptions]
+    runs = await repository_onboarding.latest_wizard_runs(session, ids)
+    counts = await inventory.count_numbers_of(session, ids)
+    by_tenant: dict[int, list[dict[str, Any]]] = {t.id: [] for t in found}
+    tenant_of = {t.id: t for t in found}
+    for subscription, enterprise in subscriptions:
+        access = SubscriptionAccess(staff.fusion, tenant_of[subscription.fusion_tenant_id], subscription, enterprise)
+        run = runs.get(subscription.id)
+        total, free, assigned = counts[subscription.id]
+        by_tenant[subscription.fusion_tenant_id].append({
+            "subscription": subscription, "ms_tenant": access.ms_tenant_id, "state": onboarding.status_of(access, run),
+            "consent_url": run.consent_url if run and _may_read(staff, "wizard") else None,
+            "numbers": {"total": total, "free": free, "assigned": assigned}})
+    return [{"tenant": t, "subscriptions": by_tenant[t.id]} for t in found]
+
+
+async def _enterprise_rows(uow: UnitOfWorkDep, staff: auth.Staff, backing: set[int], search: str | None,
+                           page_number: int) -> tuple[list[dict[str, Any]], int, int, int]:
+    """A page of the ConnecttoTeams enterprises in the staff member's scope that are not a Fusion subscription's
+    (Direct Routing only, or backing one of the page's subscriptions) with their consents granted and missing, the
+    page's number (the last page past it), how many pages there are and how many enterprises."""
+    async def read(number: int) -> tuple[list[tuple[Enterprise, list[Any]]], int]:
+        return await orgs.enterprises_page_with_consents(
+            uow.session, staff.ctt, leaving_out=backing, name_contains=search, offset=(number - 1) * ENTERPRISES_PAGE,
+            limit=ENTERPRISES_PAGE)
+
+    found, total = await read(page_number)
+    pages = _pages(total, ENTERPRISES_PAGE)
+    if page_number > pages:
+        page_number = pages
+        found, total = await read(page_number)
+    wanted = {a.consent_name for a in ACTION_TYPES.values() if a.consent_name}
     rows = []
-    for subscription in subscriptions:
-        access = await subscription_in_scope(uow.session, staff.fusion, tenant.uuid, subscription.id)
-        total, free, assigned = await numbers.count_numbers(uow.session, subscription.id)
-        run = await onboarding.latest_run(uow.session, subscription.id)
-        rows.append({"subscription": subscription, "ms_tenant": access.ms_tenant_id,
-                     "state": onboarding.status_of(access, run),
-                     "consent_url": run.consent_url if run and _may_read(staff, "wizard") else None,
-                     "numbers": {"total": total, "free": free, "assigned": assigned}})
-    return rows
+    for enterprise, granted_consents in found:
+        granted = [c.consent_name for c in granted_consents]
+        rows.append({"enterprise": enterprise, "consents": granted, "missing": sorted(wanted - set(granted))})
+    return rows, page_number, pages, total
 
 
 @router.get("/customers")
 async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: str = "",
-                    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
-    """The customers a page at a time (CUSTOMERS_PAGE), how many there are, and links to the other pages."""
+                    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+                    enterprise_page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    """The customers a page at a time (CUSTOMERS_PAGE), how many there are, and links to the other pages; below them
+    the ConnecttoTeams enterprises a page at a time (ENTERPRISES_PAGE). The same statements however many rows."""
     _require(staff, "tenants.list")
     parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
-    query = tenants.TenantQuery(q.strip() or None, "name", "asc", parent)
+    search = q.strip() or None
+    query = tenants.TenantQuery(search, "name", "asc", parent)
     found, total = await tenants.list_tenants(uow.session, staff.fusion, query, (page_number - 1) * CUSTOMERS_PAGE,
                                               CUSTOMERS_PAGE)
     pages = _pages(total, CUSTOMERS_PAGE)
@@ -210,20 +250,18 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
         page_number = pages
         found, total = await tenants.list_tenants(uow.session, staff.fusion, query, (pages - 1) * CUSTOMERS_PAGE,
                                                   CUSTOMERS_PAGE)
-    fusion_rows = [{"tenant": t, "subscriptions": await _subscription_rows(uow, staff, t)} for t in found]
+    fusion_rows = await _subscription_rows(uow, staff, found)
     backing = {row["subscription"].enterprise_id for entry in fusion_rows for row in entry["subscriptions"]}
-    enterprises = []
-    for reseller_id in sorted(staff.ctt.reseller_scope):
-        for enterprise in await orgs.list_enterprises(uow.session, staff.ctt, reseller_id):
-            if enterprise.services == ["DIRECT_ROUTING"] or enterprise.id in backing:
-                continue  # the Fusion subscriptions' own enterprises are shown with their tenant
-            if q.strip() and q.strip().lower() not in enterprise.enterprise_name.lower():
-                continue
-            granted = [c.consent_name for c in await consents.consents_of(uow.session, enterprise.id)]
-            enterprises.append({"enterprise": enterprise, "consents": granted,
-                                "missing": sorted({a.consent_name for a in ACTION_TYPES.values() if a.consent_name} - set(granted))})
+    enterprises, enterprise_page, enterprise_pages, enterprise_total = await _enterprise_rows(
+        uow, staff, backing, search, enterprise_page)
+    # Each pager's links keep the search and the other list's page
+    keep = {"q": q} if q else {}
     context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises,
-               "page": page_number, "pages": pages, "query_string": urlencode({"q": q} if q else {})}
+               "page": page_number, "pages": pages,
+               "query_string": urlencode(keep | ({"enterprise_page": enterprise_page} if enterprise_page > 1 else {})),
+               "enterprise_page": enterprise_page, "enterprise_pages": enterprise_pages,
+               "enterprise_total": enterprise_total,
+               "enterprise_query_string": urlencode(keep | ({"page": page_number} if page_number > 1 else {}))}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "customer-results":
         return page(request, "_customer_results.html", context)
     return page(request, "customers.html", context)

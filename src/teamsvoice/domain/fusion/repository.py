@@ -4,7 +4,7 @@ list. Routes and services reach these rows only through here (logins: `repositor
 a login sees is decided here once (`visible_tenants`); the subscription a caller may act on comes from
 `fusion/scope.py`, so the functions taking ids take them already checked against the caller's scope."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -172,6 +172,23 @@ async def subscriptions_of_tenant(
         return statement, [FusionSubscription.id]
 
     return await _built_page(session, ("subscriptions", bool(name_contains)), build, values, offset, limit)
+
+
+async def subscriptions_with_enterprises(session: AsyncSession, fusion_tenant_ids: Collection[int],
+                                         per_tenant: int) -> list[tuple[FusionSubscription, Enterprise]]:
+    """The first `per_tenant` subscriptions of each of the tenants (oldest first, as `subscriptions_of_tenant` pages
+    them), each with the enterprise that backs it, by tenant then subscription, in one statement. The tenants are
+    taken as checked against the caller's scope (`tenants_visible_to`), as `scope.subscription_in_scope` would."""
+    if not fusion_tenant_ids:
+        return []
+    rank = func.row_number().over(partition_by=FusionSubscription.fusion_tenant_id, order_by=FusionSubscription.id)
+    ranked = (select(FusionSubscription.id, rank.label("rank"))
+              .where(FusionSubscription.fusion_tenant_id.in_(sorted(fusion_tenant_ids))).subquery())
+    rows = await session.execute(
+        select(FusionSubscription, Enterprise).join(ranked, ranked.c.id == FusionSubscription.id)
+        .join(Enterprise, Enterprise.id == FusionSubscription.enterprise_id).where(ranked.c.rank <= per_tenant)
+        .order_by(FusionSubscription.fusion_tenant_id, FusionSubscription.id))
+    return [(subscription, enterprise) for subscription, enterprise in rows]
 
 
 async def subscription_of_tenant(session: AsyncSession, fusion_tenant_id: int,

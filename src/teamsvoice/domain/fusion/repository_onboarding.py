@@ -2,7 +2,9 @@
 subscription's MS Teams administrator and wizard runs, and what the wizard's synchronous job steps read and
 write in their own sessions (`core.db.sync_transaction`)."""
 
-from sqlalchemy import delete, select, update
+from collections.abc import Collection
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,16 @@ async def delete_ms_teams_admin(session: AsyncSession, admin: FusionMsTeamsAdmin
 async def latest_wizard_run(session: AsyncSession, subscription_id: int) -> FusionWizardRun | None:
     return await session.scalar(select(FusionWizardRun).where(FusionWizardRun.subscription_id == subscription_id)
                                 .order_by(FusionWizardRun.id.desc()).limit(1))
+
+
+async def latest_wizard_runs(session: AsyncSession, subscription_ids: Collection[int]) -> dict[int, FusionWizardRun]:
+    """`latest_wizard_run` of each of the subscriptions that has a run (the one of the highest id), in one statement."""
+    if not subscription_ids:
+        return {}
+    latest = (select(func.max(FusionWizardRun.id)).where(FusionWizardRun.subscription_id.in_(sorted(subscription_ids)))
+              .group_by(FusionWizardRun.subscription_id))
+    runs = await session.scalars(select(FusionWizardRun).where(FusionWizardRun.id.in_(latest)))
+    return {run.subscription_id: run for run in runs}
 
 
 async def enterprise_of_wizard_run(session: AsyncSession, run_key: str) -> int | None:

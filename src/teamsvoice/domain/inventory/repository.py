@@ -4,14 +4,15 @@ users, whichever family gave it), numbers in quarantine after offboarding, and f
 live in `ownership.py` and `fusion/numbers.py`; these functions take a session and plain values and answer rows,
 tuples or counts. Lists of numbers are looked up in chunks of `CHUNK` (bound parameters stay few)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Select, String, and_, bindparam, delete, exists, func, select, true
+from sqlalchemy import ColumnElement, DateTime, Integer, Select, String, and_, bindparam, case, delete, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from teamsvoice.core import search as text_search
 from teamsvoice.core.clock import utcnow
@@ -208,13 +209,22 @@ async def delete_numbers(session: AsyncSession, number_ids: list[int]) -> None:
 
 async def count_numbers(session: AsyncSession, subscription_id: int) -> tuple[int, int, int]:
     """(numbers in the subscription's inventory, of which free (`free_in_subscription`), held by a Teams user).
-    A number in quarantine is neither free nor held."""
-    total = await session.scalar(select(func.count(FusionNumber.id)).where(
-        FusionNumber.subscription_id == subscription_id)) or 0
-    free = await session.scalar(select(func.count(FusionNumber.id)).join(
-        FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id).where(
-        FusionNumber.subscription_id == subscription_id, free_in_subscription())) or 0
-    linked = await session.scalar(select(func.count(FusionNumber.id)).join(
-        TeamsVoiceUser, TeamsVoiceUser.phone_number == FusionNumber.e164).where(
-        FusionNumber.subscription_id == subscription_id)) or 0
-    return total, free, linked
+    A number in quarantine is neither free nor held. One rule with the Customers page's counts (`count_numbers_of`)."""
+    return (await count_numbers_of(session, [subscription_id]))[subscription_id]
+
+
+async def count_numbers_of(session: AsyncSession, subscription_ids: Collection[int]) -> dict[int, tuple[int, int, int]]:
+    """(numbers, free, held by a Teams user) of each of the subscriptions, in one statement (a GROUP BY): free as
+    `free_in_subscription` says, held as the Teams users holding the number count. A subscription without a number
+    is (0, 0, 0)."""
+    if not subscription_ids:
+        return {}
+    holder = aliased(TeamsVoiceUser)  # (apart from the Teams users `free_in_subscription` asks about)
+    rows = await session.execute(
+        select(FusionNumber.subscription_id, func.count(FusionNumber.id.distinct()),
+               func.count(case((free_in_subscription(), FusionNumber.id)).distinct()), func.count(holder.id))
+        .join(FusionSubscription, FusionSubscription.id == FusionNumber.subscription_id)
+        .outerjoin(holder, holder.phone_number == FusionNumber.e164)
+        .where(FusionNumber.subscription_id.in_(sorted(subscription_ids))).group_by(FusionNumber.subscription_id))
+    counted = {subscription_id: (total, free, linked) for subscription_id, total, free, linked in rows}
+    return {subscription_id: counted.get(subscription_id, (0, 0, 0)) for subscription_id in subscription_ids}

@@ -1,11 +1,12 @@
 """Queries over the organisation tree, always filtered by the caller's scope."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import CTE, Row, and_, bindparam, or_, select, true, update
+from sqlalchemy import CTE, Row, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core import search as text_search
 from teamsvoice.core.clock import utcnow
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PbxType, PortalUser, Reseller, SbcGateway
@@ -110,6 +111,45 @@ async def sbc_gateways_in_scope(session: AsyncSession, principal: Principal, res
 async def list_enterprises(session: AsyncSession, principal: Principal, reseller_id: int) -> Sequence[Enterprise]:
     query = select(Enterprise).where(_enterprise_scope(principal), Enterprise.reseller_id == reseller_id)
     return (await session.scalars(query.order_by(Enterprise.id))).all()
+
+
+# An enterprise whose services are Direct Routing only, as a Fusion subscription's is
+# (`fusion/tenants.create_subscription`): the first service named DIRECT_ROUTING and no second one (the services are
+# a list of names, each once: `orgs/service._check_services_and_ids`).
+_DIRECT_ROUTING_ONLY = and_(func.coalesce(Enterprise.services[0].as_string(), "") == "DIRECT_ROUTING",
+                            Enterprise.services[1].as_string().is_(None))
+
+
+async def enterprises_page_with_consents(
+    session: AsyncSession, principal: Principal, *, leaving_out: Collection[int], name_contains: str | None,
+    offset: int, limit: int,
+) -> tuple[list[tuple[Enterprise, list[EnterpriseConsent]]], int]:
+    """A page of the enterprises of the resellers in the caller's scope (`list_enterprises` of each, by reseller
+    then id) that have more than Direct Routing only, other than those of `leaving_out` (ids), whose name contains
+    `name_contains` (ignoring case: `core/search.py`), each with its consents (oldest first), and how many such
+    enterprises there are. One statement (the page of enterprises joined to their consents; a page past the end
+    counts them in a second)."""
+    where = [_enterprise_scope(principal), Enterprise.reseller_id.in_(sorted(principal.reseller_scope)),
+             ~_DIRECT_ROUTING_ONLY]
+    if leaving_out:
+        where.append(Enterprise.id.not_in(sorted(leaving_out)))
+    if name_contains:
+        where.append(text_search.contains(Enterprise.enterprise_name, name_contains))
+    page = (select(Enterprise.id, func.count().over().label("total")).where(*where)
+            .order_by(Enterprise.reseller_id, Enterprise.id).offset(offset).limit(limit).subquery())
+    rows = (await session.execute(
+        select(Enterprise, EnterpriseConsent, page.c.total).join(page, page.c.id == Enterprise.id)
+        .outerjoin(EnterpriseConsent, EnterpriseConsent.enterprise_id == Enterprise.id)
+        .order_by(Enterprise.reseller_id, Enterprise.id, EnterpriseConsent.id))).all()
+    if not rows:
+        total = 0 if offset == 0 else await session.scalar(select(func.count(Enterprise.id)).where(*where)) or 0
+        return [], total
+    found: dict[int, tuple[Enterprise, list[EnterpriseConsent]]] = {}
+    for enterprise, consent, _total in rows:
+        entry = found.setdefault(enterprise.id, (enterprise, []))
+        if consent is not None:
+            entry[1].append(consent)
+    return list(found.values()), rows[0][2]
 
 
 async def get_enterprise(session: AsyncSession, principal: Principal, enterprise_id: int) -> Enterprise | None:
