@@ -70,6 +70,41 @@ def test_a_template_fills_what_the_user_lacks_unless_it_overrides() -> None:
     assert (lacking.groups, lacking.licenses, lacking.replace_licenses) == (service.UNSET, ["MCOEV"], False)
 
 
+async def test_the_default_template_asks_whether_the_user_holds_teams_phone_of_its_licences() -> None:
+    """The default template's licence goes only to a user without Teams Phone (`templates.update_for`: the
+    single-user apply's rule and a bulk item's). The single-user apply reads the tenant's SKUs; a bulk item decides
+    from those this process remembers (`refresh=False`: no read of its own), read again only when the user holds a
+    licence they do not name (subscribed since); a template without the requirement reads none."""
+    from teamsvoice.microsoft.directory_ports import SubscribedSku
+    from tests.unit.tenant_fakes import FakeDirectory
+
+    suite = SubscribedSku("sku-e5", "SPE_E5", 5, 0, "Enabled", ("MCOEV", "TEAMS1"))
+    e3 = SubscribedSku("sku-e3", "SPE_E3", 5, 0, "Enabled", ("TEAMS1",))
+    directory, reads, remembered = FakeDirectory(skus=[suite, e3]), [], [e3]  # remembered before E5 was subscribed
+    read = directory.subscribed_skus
+
+    async def subscribed_skus(*, refresh: bool = True) -> list[SubscribedSku]:
+        reads.append(refresh)
+        return await read() if refresh else list(remembered)
+
+    directory.subscribed_skus = subscribed_skus  # type: ignore[method-assign]
+    e5_user = directory.add_user("ada@contoso.com", skus=["sku-e5"])
+    e3_user = directory.add_user("bo@contoso.com", skus=["sku-e3"])
+
+    async def update(template: templates.Template, user: object, **how: bool) -> service.UserUpdate:
+        reads.clear()
+        return await templates.update_for(template, directory, user, override=False, **how)  # type: ignore[arg-type]
+
+    assert (await update(templates.DEFAULT, e5_user, remembered=True)).licenses is service.UNSET
+    assert reads == [False, True]  # E5 is not among the SKUs remembered: read again
+    remembered[:] = [suite, e3]
+    assert (await update(templates.DEFAULT, e5_user, remembered=True)).licenses is service.UNSET and reads == [False]
+    assert (await update(templates.DEFAULT, e3_user, remembered=True)).licenses == ["MCOEV"] and reads == [False]
+    assert (await update(templates.DEFAULT, e5_user)).licenses is service.UNSET and reads == [True]
+    named = templates.Template(7, "BE", "be", None, "BE", None, (), ("SPE_E3",))
+    assert (await update(named, e5_user, remembered=True)).licenses == ["SPE_E3"] and reads == []
+
+
 def test_resource_account_bodies_and_filters_are_read_in_fusion_names() -> None:
     from teamsvoice.api.fusion import resource_accounts as wire
     from teamsvoice.domain.teams_users import resource_accounts

@@ -358,6 +358,53 @@ async def test_no_free_resource_account_seat_is_a_conflict() -> None:
         await resource_accounts.converge_in_teams(link, ms_id, CALL_QUEUE, "Queue", "BE")
 
 
+async def test_an_account_made_in_teams_is_read_by_its_id_to_be_adopted() -> None:
+    """A modify or delete of an object id teamsvoice has no row of adopts the account Teams holds under it
+    (`_adopted`), read by that id (Get-CsOnlineApplicationInstance -Identity), not by listing every application
+    instance of the tenant: an id Teams has none of, or one of another application, adopts nothing without a
+    listing. A refusal worded otherwise than "not found" is decided by the tenant's list, as before; a transient
+    failure is no answer: raised."""
+    import uuid
+
+    from teamsvoice.microsoft.ports import ApplicationInstance
+
+    directory, teams = accounts()
+    listings: list[str] = []
+    every = teams.all
+
+    async def listed() -> list[ApplicationInstance]:
+        listings.append("all")
+        return await every()
+
+    teams.all = listed  # type: ignore[method-assign]
+    bot = str(uuid.uuid4())
+    teams.instances[bot] = ApplicationInstance(bot, "bot@contoso.com", "Bot", "an application of another kind")
+    link, session = connection(directory, resource_accounts=teams), Session()
+    for ms_id in (str(uuid.uuid4()), bot.upper()):
+        assert await resource_accounts._adopted(session, None, link, ms_id) is None  # type: ignore[arg-type]
+    assert listings == []
+    found = teams.get
+    for failure, listing in ((UpstreamError("Get-CsOnlineApplicationInstance failed: Management object not found",
+                                            retryable=False, status=400, upstream_code="ManagementObjectNotFound"), []),
+                             (UpstreamError("Get-CsOnlineApplicationInstance failed: Bad request", retryable=False,
+                                            status=400, upstream_code="BadRequest"), ["all"])):
+        async def refused(object_id: str, failure: UpstreamError = failure) -> ApplicationInstance:
+            raise failure
+
+        teams.get = refused  # type: ignore[method-assign]
+        assert await resource_accounts._adopted(session, None, link, bot) is None  # type: ignore[arg-type]
+        assert listings == listing
+        listings.clear()
+
+    async def unanswered(object_id: str) -> ApplicationInstance:
+        raise UpstreamError("Teams PowerShell endpoint unreachable", retryable=True)
+
+    teams.get = unanswered  # type: ignore[method-assign]
+    with pytest.raises(UpstreamError, match="unreachable"):
+        await resource_accounts._adopted(session, None, link, bot)  # type: ignore[arg-type]
+    teams.get = found  # type: ignore[method-assign]
+
+
 # --- emergency locations ---------------------------------------------------------------------------------
 
 

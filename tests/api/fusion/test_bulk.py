@@ -177,3 +177,43 @@ async def test_a_stopping_server_answers_a_waiting_bulk_update_with_its_job(sub:
             break
         await asyncio.sleep(0.1)
     assert (details["status"], details["success_count"]) == ("success", 2), details
+
+
+async def test_a_bulk_item_applies_the_default_template_as_one_user_is_applied_it(sub: Onboarded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A bulk item naming the "Default" template added MCOEV whatever the user held, so in a tenant whose Teams Phone
+    comes in a suite (E5) and which subscribes no MCOEV SKU, an E5 user's item failed ("The license MCOEV does not
+    exist"), though applying template 0 to that user alone leaves it as it is (a user with Teams Phone keeps what it
+    holds). The item now decides as the single-user apply does (`templates.update_for`): it succeeds and changes
+    nothing, the user as that apply finds and leaves it. The emulator subscribes no such suite: here teamsvoice reads
+    the tenant's MCOEV SKU under a suite's name (its MCOEV plan kept), so the tenant has no SKU named MCOEV."""
+    from dataclasses import replace
+
+    from teamsvoice.microsoft import directory
+
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    user = (await sub.users(2))[1]["msTeams"]
+    assert "MCOEV" in [lic["skuPartNumber"] for lic in user["licenses"]], user  # its Teams Phone, seen as a suite's
+    tenant_id, read = sub.tenant["tenantId"], directory.DirectoryAdmin._read_skus
+
+    async def in_a_suite(self):  # type: ignore[no-untyped-def]
+        skus = await read(self)
+        if self._graph.tenant_id != tenant_id:
+            return skus
+        return [replace(s, sku_part_number="SPE_E5") if s.sku_part_number == "MCOEV" else s for s in skus]
+
+    monkeypatch.setattr(directory.DirectoryAdmin, "_read_skus", in_a_suite)
+    directory._SKUS.forget(tenant_id)  # (an earlier test's read of the tenant is remembered: bulk items take it)
+    try:
+        alone = await client.put(f"{path}/msteams/users/{user['id']}/templates/0", headers=headers)
+        assert alone.status_code == 200, alone.text
+        assert alone.json()["after"] == alone.json()["before"], alone.json()
+        item = {"upn": user["userPrincipalName"], "displayName": user["displayName"], "template": "Default"}
+        bulk = await client.put(f"{path}/msteams/users/bulk", headers=headers, json={"name": "Default", "data": [item]})
+        assert bulk.status_code == 200, bulk.text
+        assert bulk.json() == {"details": [{"details": {}, "upn": item["upn"]}], "message": "Success"}
+        again = await client.put(f"{path}/msteams/users/{user['id']}/templates/0", headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["before"] == again.json()["after"] == alone.json()["after"], (again.json(), alone.json())
+    finally:
+        monkeypatch.undo()
+        directory._SKUS.forget(tenant_id)  # the later tests read the tenant's SKUs as Microsoft names them

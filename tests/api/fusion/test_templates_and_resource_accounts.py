@@ -324,3 +324,7 @@ async def test_resource_accounts_made_in_teams_are_modified_and_deleted(sub: Onb
     missing = await client.put(f"{ra_path}/{unknown}", headers=headers, json={"displayName": "Nobody"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == 2099, missing.text
     assert (await client.delete(f"{ra_path}/{unknown}", headers=headers)).status_code == 204
+    # A user's object id: Teams has no application instance under it (asked by its id), so nothing is adopted.
+    user = (await sub.users(1))[0]["msTeams"]["id"]
+    missing = await client.put(f"{ra_path}/{user}", headers=headers, json={"displayName": "Nobody"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 2099, missing.text

@@ -29,6 +29,7 @@ from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.teams_users import repository_bulk, repository_bulk_run, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.jobs.runtime import unit_failure
+from teamsvoice.microsoft.directory_ports import DirectoryAdministration, DirectoryUser
 from teamsvoice.microsoft.ports import TenantConnection
 
 
@@ -126,19 +127,32 @@ def parse_item(data: dict[str, Any]) -> service.UserUpdate:
         raise ValidationFailed(exc.message, code=exc.code if exc.code != ValidationFailed.code else service.INVALID_ITEM) from None
 
 
-async def _item_update(session: AsyncSession, subscription_id: int, data: dict[str, Any]) -> service.UserUpdate:
+async def _item_update(session: AsyncSession, subscription_id: int,
+                       data: dict[str, Any]) -> tuple[service.UserUpdate, templates.Template | None]:
+    """The changes a stored item names and the template it names (None: none), both checked before Microsoft is
+    asked; the template's part depends on the user's licences, read afterwards (`_with_template`)."""
     changes = parse_item(data)
     template_name = data.get("template")
-    if template_name is not None:
-        if not isinstance(template_name, str) or not template_name.strip():
-            raise ValidationFailed("template: must be a template name", code=service.INVALID_ITEM)
-        template = await templates.by_name(session, subscription_id, template_name.strip())
-        from_template = templates.update_from(template, override=False)
-        changes.groups, changes.licenses = from_template.groups, from_template.licenses
-        if template.location:
-            changes.location = template.location
-        if template.vrp:
-            changes.vrp = template.vrp
+    if template_name is None:
+        return changes, None
+    if not isinstance(template_name, str) or not template_name.strip():
+        raise ValidationFailed("template: must be a template name", code=service.INVALID_ITEM)
+    return changes, await templates.by_name(session, subscription_id, template_name.strip())
+
+
+async def _with_template(changes: service.UserUpdate, template: templates.Template,
+                         admin: DirectoryAdministration, user: DirectoryUser) -> service.UserUpdate:
+    """The item's changes with the template's in place of its country, vrp, groups and licences (spec 004's bulk
+    object: "if provided country, vrp, groups and licenses will be overridden"), built as the single-user apply
+    builds them (`templates.update_for`, without override: its groups and licences are added to the user's, its
+    location and vrp set; the default template's licence only for a user without Teams Phone), from the tenant's
+    SKUs as remembered (no read per item)."""
+    from_template = await templates.update_for(template, admin, user, override=False, remembered=True)
+    changes.groups, changes.licenses = from_template.groups, from_template.licenses
+    if from_template.location is not service.UNSET:
+        changes.location = from_template.location
+    if from_template.vrp is not service.UNSET:
+        changes.vrp = from_template.vrp
     return changes
 
 
@@ -169,11 +183,14 @@ async def apply_item(
             if item is None:
                 raise _NoLongerPending
             claimed[:] = [item]
-            changes = await _item_update(session, access.subscription.id, item.data)
+            changes, template = await _item_update(session, access.subscription.id, item.data)
+        admin = connection.directory_admin
         try:
-            user = await connection.directory_admin.user_batched(item.upn)  # with the job's other items' reads
+            user = await admin.user_batched(item.upn)  # with the job's other items' reads
         except NotFound:
             raise NotFound(f"The MS Teams user {item.upn} does not exist", code=service.USER_NOT_FOUND) from None
+        if template is not None:
+            changes = await _with_template(changes, template, admin, user)
         # The item's success is recorded in the update's last transaction (with the voice user's sync): one
         # commit where there were two. apply_update returning means that commit happened.
         succeeded = {"status": "success", "details": {}, "error": None}

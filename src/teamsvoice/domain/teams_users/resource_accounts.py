@@ -129,7 +129,12 @@ async def _adopted(session: AsyncSession, access: SubscriptionAccess, connection
     (its number and per-user policy are what the job keeps; no usage location: location ""); None when Microsoft
     has no such call queue or auto attendant either. Microsoft is asked outside any transaction, then the row is
     looked for again under the enterprise's lock: two requests adopting the account at once make one row (the
-    second finds the first's; the column has no unique constraint, the lock is the rule, as for `create`)."""
+    second finds the first's; the column has no unique constraint, the lock is the rule, as for `create`).
+    The application instance is read by its id (Get-CsOnlineApplicationInstance -Identity, not every one of the
+    tenant): Teams answering it has none (ManagementObjectNotFound) is None; a refusal in other words is
+    checked against the tenant's list, as before, so it is None only when the list lacks it too."""
+    from teamsvoice.core.errors import UpstreamError
+
     try:
         ms_id = str(uuid.UUID(resource_account_id))  # as Microsoft writes object ids
     except ValueError:
@@ -137,8 +142,21 @@ async def _adopted(session: AsyncSession, access: SubscriptionAccess, connection
     if connection is None:
         return None
     await end_transaction(session)  # no transaction held while Microsoft answers
-    instance = next((i for i in await connection.resource_accounts.all() if i.object_id.lower() == ms_id), None)
-    if instance is None or instance.application_id not in ACCOUNT_TYPES:
+    teams = connection.resource_accounts
+    try:
+        instance = await teams.get(ms_id)
+    except NotFound:
+        return None
+    except UpstreamError as exc:
+        if exc.retryable:
+            raise
+        if "managementobjectnotfound" in (exc.upstream_code or "").lower():
+            return None
+        found = [i for i in await teams.all() if i.object_id.lower() == ms_id]
+        if not found:
+            return None
+        instance = found[0]
+    if instance.object_id.lower() != ms_id or instance.application_id not in ACCOUNT_TYPES:
         return None
     user = await _directory_user(connection, instance.object_id)
     if user is None:

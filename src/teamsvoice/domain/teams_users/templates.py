@@ -231,6 +231,28 @@ def update_from(template: Template, *, override: bool, current: TemplatedPropert
     return update
 
 
+async def holds_teams_phone(admin: DirectoryAdministration, user: service.DirectoryUser, *,
+                            remembered: bool = False) -> bool:
+    """Whether `user` holds a licence carrying Teams Phone (`service.voice_enabled` "yes": Teams Phone Standard, E5,
+    ...), the default template's requirement. `remembered`: from the tenant's SKUs as this process last read them
+    (`subscribed_skus(refresh=False)`, a bulk item's: no read of its own), read afresh only when they lack a licence
+    the user holds (a SKU subscribed since)."""
+    skus = await admin.subscribed_skus(refresh=not remembered)
+    if remembered and not {sku.lower() for sku in user.assigned_sku_ids} <= {s.sku_id.lower() for s in skus}:
+        skus = await admin.subscribed_skus()
+    return service.voice_enabled(user, {s.sku_id.lower(): s for s in skus}) == "yes"
+
+
+async def update_for(template: Template, admin: DirectoryAdministration, user: service.DirectoryUser, *,
+                     override: bool, current: TemplatedProperties | None = None,
+                     remembered: bool = False) -> service.UserUpdate:
+    """The update applying `template` to `user` makes (`update_from`), whether the user holds Teams Phone decided
+    from its licences (`holds_teams_phone`; asked only of a template that `requires_teams_phone`): the one rule of
+    the single-user apply and of a bulk item naming a template (`remembered`: the SKUs this process last read)."""
+    holds = template.requires_teams_phone and await holds_teams_phone(admin, user, remembered=remembered)
+    return update_from(template, override=override, current=current, holds_teams_phone=holds)
+
+
 async def apply_template(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     ms_user_id: str, template_id: int, override: bool,
@@ -240,8 +262,7 @@ async def apply_template(
     admin = connection.directory_admin
     user = await service.directory_user(admin, ms_user_id)
     before = await snapshot(connection, user)
-    holds = template.requires_teams_phone and service.voice_enabled(user, await service.sku_map(admin)) == "yes"
-    update = update_from(template, override=override, current=before, holds_teams_phone=holds)
+    update = await update_for(template, admin, user, override=override, current=before)
     groups: dict[str, str] = {}  # each group the template names, by its id (as the update resolved it)
     await service.apply_update(sessions, access, connection, user, update, group_cache=groups)
     try:
