@@ -200,7 +200,8 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     if settings.cors_allowed_origins:  # a browser portal on another origin (Fusion's self-care portal)
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allowed_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                           # Prefer: Fusion bulk's `Prefer: respond-async` (a 202 naming the job)
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Prefer"],
                            # Location: where a 202's job (or a 201's new object, a 503's job) is read from
                            expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600)
     app.add_middleware(RequestLogMiddleware)  # request id and access line for every answer

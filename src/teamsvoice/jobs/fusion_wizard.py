@@ -5,6 +5,7 @@ next one starts; a restarted process resumes the workflow and skips the steps al
 """
 
 import asyncio
+import logging
 from typing import Any
 
 import anyio
@@ -20,7 +21,30 @@ from teamsvoice.domain.fusion import onboarding, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionWizardRun
 from teamsvoice.jobs.runtime import durable_step, failure_message, job_context, start_once, until_microsoft_answers
 from teamsvoice.microsoft.connector import MicrosoftConnector
+from teamsvoice.microsoft.ports import Connector
 from teamsvoice.settings import Settings
+
+log = logging.getLogger("teamsvoice.jobs")
+
+NO_PUBLIC_URL = ("teamsvoice cannot give this subscription's consent URL: the process that ran the wizard has no "
+                 "TEAMSVOICE_PUBLIC_URL (the API's public URL, which Microsoft redirects the consent to). The provider "
+                 "must set it for every worker, as for the API processes; then run the wizard again")
+
+
+async def check_admin(connector: Connector, keyring: Keyring, settings: Settings, data: onboarding.WizardInput,
+                      consented: str | None) -> str:
+    """Step 1 (`onboarding.check_admin`) in this process. A consent URL is built from `public_url`: a worker has no
+    host or port to default it from, and without it the URL's redirect_uri was a bare path, which Microsoft refuses
+    when the administrator opens it. So the step fails naming the setting instead (a tenant consented already
+    needs no URL, and passes)."""
+    try:
+        return await onboarding.check_admin(connector, keyring, settings.public_url or "", data, consented)
+    except onboarding.StepFailed as failed:
+        if failed.consent_url is None or settings.public_url:
+            raise
+        log.error("onboarding wizard run %s needs a consent URL, and TEAMSVOICE_PUBLIC_URL is not set in this "
+                  "process: set it for every worker, as for the API processes", data.run_id)
+        raise onboarding.StepFailed(NO_PUBLIC_URL) from failed
 
 
 def _record(engine: Engine, run_id: int, number: int, ok: bool, detail: str | None, *, value: Any = None,
@@ -87,7 +111,7 @@ def run_wizard_step(engine: Engine, settings: Settings, keyring: Keyring, run_id
             if linked_elsewhere:
                 raise onboarding.linked_elsewhere_refusal(tenant)
             if number == 1:
-                tenant = await onboarding.check_admin(connector, keyring, settings.public_url or "", data, consented)
+                tenant = await check_admin(connector, keyring, settings, data, consented)
                 return f"tenant {tenant}, {data.admin_username} is a Global Administrator", tenant
             if number == 2:
                 found = await onboarding.verified_domain(connector, tenant)

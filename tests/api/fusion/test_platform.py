@@ -339,6 +339,11 @@ async def test_cors_preflight_only_for_configured_origins(live) -> None:
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
         assert "POST" in ok.headers["access-control-allow-methods"]
         assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        # Fusion bulk's `Prefer: respond-async` from a portal: its preflight asks for Prefer.
+        bulk = await http.options("/api/v01/auth/login", headers={
+            "Origin": allowed, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "prefer"})
+        assert bulk.status_code == 200, bulk.text
+        assert "prefer" in bulk.headers["access-control-allow-headers"].lower()
         refused = await http.options("/api/v01/auth/login", headers={"Origin": "https://evil.example", **preflight})
         assert refused.status_code >= 400 and "access-control-allow-origin" not in refused.headers
         simple = await http.post("/api/v01/auth/login", headers={"Origin": allowed}, json={"username": "x", "password": "y"})
