@@ -64,6 +64,16 @@ async def new_page(browser, live) -> AsyncIterator:  # type: ignore[no-untyped-d
         await context.close()
 
 
+def _microsoft_requests(tenant_id: str) -> float:
+    """Requests teamsvoice sent Microsoft for the tenant (the budget scheduler's count: every service class and
+    outcome; a `$batch` counts the requests inside it)."""
+    from teamsvoice.core.metrics import REGISTRY
+
+    return sum(REGISTRY.get_sample_value("teamsvoice_microsoft_budget_requests_total", {
+        "service_class": service, "tenant": tenant_id.lower(), "outcome": outcome}) or 0.0
+        for service in ("teams", "directory", "directory-write") for outcome in ("answered", "throttled", "unanswered"))
+
+
 async def sign_in(page, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
     await page.goto("/console/")
     await page.get_by_label("Username").fill(username)
@@ -154,15 +164,26 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     page = await new_page()
     await sign_in(page, "reseller", PASSWORD)
 
-    # Tenant page: onboarded, readiness checked, numbers counted, drift state and the plan (what apply would
-    # change in Teams).
+    # Tenant page: onboarded, readiness checked, numbers counted, the drift state as stored, and the plan (what apply
+    # would change in Teams) once asked for: the drift card asks Microsoft nothing (it made a whole plan of the tenant
+    # at every view: 4 cmdlets, every userConfigurations page, the disabled users), Plan now does.
     await page.goto(base)
     assert await page.get_by_test_id("free-count").inner_text() == "20"
     assert await page.get_by_test_id("assigned-count").inner_text() == "0"
     await page.get_by_text("Ready for direct routing").or_(page.get_by_text("Not ready yet")).wait_for()
-    await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
+    plan_now = page.locator("#voice-state").get_by_role("button", name="Plan now")
+    await plan_now.wait_for()
     assert await page.get_by_test_id("open-drift").inner_text() == "0"
+    assert await page.get_by_test_id("plan-summary").count() == 0  # no plan until asked for
+    tenant_id = onboarded.tenant["tenantId"]
+    before = _microsoft_requests(tenant_id)
+    card = await page.request.get(f"{base}/voice-state", headers={"HX-Request": "true"})
+    assert card.status == 200 and 'data-testid="open-drift"' in await card.text(), await card.text()
+    assert _microsoft_requests(tenant_id) == before  # the drift card's view sends Microsoft no request
+    await plan_now.click()
+    await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
     assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
+    assert _microsoft_requests(tenant_id) > before  # (the count sees the plan's reads)
     routing = page.get_by_role("table", name="Direct routing configuration")
     assert await routing.get_by_role("row").filter(has_text="Voice routing policy").count() >= 1
     assert await routing.get_by_role("row").filter(has_text="SBC gateway").count() >= 1

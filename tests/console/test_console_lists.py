@@ -426,3 +426,86 @@ async def test_customers_page_sends_as_many_statements_however_many_customers_it
         event.remove(engine, "before_cursor_execute", count)
         await app.state.container.aclose()
     assert [n for _text, n in more] == [n for _text, n in fewer], ([n for _t, n in fewer], [n for _t, n in more])
+
+
+async def test_drift_card_reads_its_own_tenant_only(live, organisation, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The tenant page's drift card, loaded at every view of the page, made a whole plan of the tenant from Microsoft,
+    read the drift overview of every linked enterprise the staff member sees and counted the open drift events of
+    every enterprise of the platform (to show one row of it), then listed every open event of the tenant. It now shows
+    what is stored of its own tenant (the plan only on Plan now: tests/console/test_console.py): its drift settings,
+    its open events counted and the oldest listed (VOICE_EVENTS_SHOWN, the rest counted), in as many statements with
+    one linked enterprise in scope as with six, each with open drift. Counted in process, this thread's statements."""
+    import threading
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from teamsvoice.app import create_app
+    from teamsvoice.console import pages
+    from teamsvoice.core.clock import utcnow
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.voice_state.models import DriftEvent, TenantDriftSettings
+
+    staff = organisation.resellers[0]
+    mark = uuid.uuid4().hex[:6]
+
+    def drifted(enterprise_id: int, n: int, resolved: bool = False) -> DriftEvent:
+        return DriftEvent(enterprise_id=enterprise_id, difference_id=f"number:u{n}@{mark}.example", kind="number",
+                          action="assign", drift="number_removed", detail=f"u{n}@{mark}.example lost its number",
+                          resolved_at=utcnow() if resolved else None)
+
+    async def linked(session: Any, name: str, events: int) -> tuple[int, str]:
+        """A customer linked to a Microsoft tenant, with `events` open drift events: (enterprise id, card's path)."""
+        enterprise_id, tenant_uuid, subscription_id = await customer_records(session, staff.reseller_id, f"{name} {mark}")
+        enterprise = await session.get(Enterprise, enterprise_id)
+        enterprise.registered, enterprise.tenant_id = True, f"tenant-{name}-{mark}"
+        session.add_all([drifted(enterprise_id, n) for n in range(events)])
+        await session.flush()
+        return enterprise_id, f"/console/tenants/{tenant_uuid}/subscriptions/{subscription_id}/voice-state"
+
+    async def make(session: Any) -> tuple[str, str]:
+        enterprise_id, path = await linked(session, "Drifting", 3)
+        session.add_all([drifted(enterprise_id, 9, resolved=True),  # resolved: neither counted nor listed
+                         TenantDriftSettings(enterprise_id=enterprise_id, auto_apply=True,
+                                             last_scan_at=utcnow() - timedelta(minutes=5))])
+        unlinked_uuid, unlinked_id = await _customer(session, staff.reseller_id, f"Unlinked {mark}")
+        return path, f"/console/tenants/{unlinked_uuid}/subscriptions/{unlinked_id}/voice-state"
+
+    async def more(session: Any) -> None:
+        for n in range(5):
+            await linked(session, f"Elsewhere{n}", 2)
+
+    card, unlinked = await in_session(live, make)
+    monkeypatch.setattr(pages, "VOICE_EVENTS_SHOWN", 2)
+    app = create_app(live.settings.model_copy(update={"credential_cache_seconds": 0}), jobs_role=None)
+    engine = app.state.container.engine.sync_engine
+    here, sent = threading.get_ident(), [0]
+
+    def count(*_: Any) -> None:
+        if threading.get_ident() == here:
+            sent[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as browser:
+            await _signed_in(browser, staff.username, staff.password)
+
+            async def statements() -> tuple[str, int]:
+                before = sent[0]
+                shown = await browser.get(card, headers={"HX-Request": "true"})
+                assert shown.status_code == 200, shown.text
+                return shown.text, sent[0] - before
+
+            alone = await statements()
+            await in_session(live, more)
+            among = await statements()
+            for text, _n in (alone, among):
+                assert re.search(r'data-testid="open-drift">3<', text), text
+                assert len(_rows(text, "Open drift events")) == 2, text
+                assert "1 more open drift event(s) not listed" in text and "<dd>on</dd>" in text, text
+                assert 'data-testid="plan-summary"' not in text and "Plan now" in text, text
+            assert (await browser.get(unlinked)).status_code == 404  # no linked tenant: not found, as before
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        await app.state.container.aclose()
+    assert among[1] == alone[1], (alone[1], among[1])

@@ -411,27 +411,55 @@ def _card(request: Request, staff: auth.Staff, access: SubscriptionAccess, headi
                                                       "heading": heading, "fragment": fragment})
 
 
-@router.get("/tenants/{uuid}/subscriptions/{sub_id}/voice-state")
-async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
-                      container: ContainerDep) -> Response:
-    """Drift state (last scan, open drift events) and the plan: what apply would change in Teams (read from
-    Microsoft, changes nothing). Loaded into the tenant page after it shows."""
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+# The tenant page's drift card lists the tenant's oldest open drift events, this many (and says how many more).
+VOICE_EVENTS_SHOWN = 100
+# The plan its Plan now shows lists the first differences, this many (and says how many more: the API and CLI list all).
+PLAN_SHOWN = 200
+
+
+async def _drift_overview(uow: UnitOfWorkDep, staff: auth.Staff, access: SubscriptionAccess) -> tuple[str, dict[str, Any]]:
+    """The subscription's Microsoft tenant and its stored drift state, under the card's rules: the tenant linked, its
+    enterprise one the staff member's ConnecttoTeams scope sees (else "not found"). Reads that enterprise only."""
     tenant_id = access.require_ms_tenant()
-    overview = next((t for t in await drift.tenants_overview(uow.session, staff.ctt)
-                     if t["enterpriseId"] == access.subscription.enterprise_id), None)
-    events = await drift.events(uow.session, staff.ctt, tenant_id, include_resolved=False)
-    enterprise = await uow.session.get(Enterprise, access.subscription.enterprise_id)
-    if enterprise is None or overview is None:
-        raise NotFound(f"Subscription {sub_id} has no linked Microsoft tenant")
-    plan, plan_error, routing = None, None, None
-    try:
-        desired, found = await applying.current_plan(uow.session, enterprise, tenant_voice(container.connector.connect(tenant_id)))
-        plan, routing = found.wire(), desired.routing
-    except DomainError as exc:  # Microsoft's refusal or outage, in words, beside the drift state we do have
-        plan_error = exc.message
+    overview = await drift.tenant_overview(uow.session, staff.ctt, access.subscription.enterprise_id)
+    if overview is None:
+        raise NotFound(f"Subscription {access.subscription.id} has no linked Microsoft tenant")
+    return tenant_id, overview
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/voice-state")
+async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    """Drift state as stored (drift settings, last scan, the open drift events: the oldest VOICE_EVENTS_SHOWN and
+    their count), and a Plan now button for the plan. Loaded into the tenant page after it shows: asks Microsoft
+    nothing, and reads this tenant's rows only."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    tenant_id, overview = await _drift_overview(uow, staff, access)
+    events = await drift.first_open_events(uow.session, access.subscription.enterprise_id, tenant_id, VOICE_EVENTS_SHOWN)
     return _card(request, staff, access, "Drift and plan", "_voice_state.html",
-                 {"overview": overview, "events": events, "plan": plan, "plan_error": plan_error, "routing": routing})
+                 {"overview": overview, "events": events, "more_events": max(0, overview["openDrift"] - len(events)),
+                  "tenant_id": tenant_id, "base": _sub_url(access)})
+
+
+@router.get("/tenants/{uuid}/subscriptions/{sub_id}/voice-state/plan")
+async def voice_plan(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
+                     container: ContainerDep) -> Response:
+    """The plan: what apply would change in Teams (read from Microsoft, changes nothing), with the direct routing
+    configuration teamsvoice keeps; the first PLAN_SHOWN differences listed. Only when asked (the drift card's Plan
+    now): it reads the whole tenant from Microsoft. The drift card's rights."""
+    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    tenant_id, _ = await _drift_overview(uow, staff, access)
+    plan, plan_error, routing = None, None, None
+    try:  # (current_plan ends the transaction before it calls Microsoft)
+        desired, found = await applying.current_plan(uow.session, access.enterprise,
+                                                     tenant_voice(container.connector.connect(tenant_id)))
+        plan = {"empty": found.empty, "counts": found.counts(), "total": len(found.differences),
+                "differences": [d.wire() for d in found.differences[:PLAN_SHOWN]]}
+        plan["hidden"] = plan["total"] - len(plan["differences"])
+        routing = desired.routing
+    except DomainError as exc:  # Microsoft's refusal or outage, in words
+        plan_error = exc.message
+    return _card(request, staff, access, "Plan", "_voice_plan.html",
+                 {"plan": plan, "plan_error": plan_error, "routing": routing, "tenant_id": tenant_id})
 
 
 # --- users grid -----------------------------------------------------------------------------------------

@@ -79,6 +79,27 @@ async def tenants_overview(session: AsyncSession, principal: Principal) -> list[
              "lastScanError": s.last_scan_error if s else None} for e, s in rows]
 
 
+async def tenant_overview(session: AsyncSession, principal: Principal, enterprise_id: int) -> dict[str, Any] | None:
+    """The row `tenants_overview` gives the enterprise (None where it gives none: the caller does not see the
+    enterprise, or it is not linked), reading that enterprise's rows only: one statement, however many enterprises
+    the caller sees and however many drift events the others have."""
+    found = await records.linked_with_settings_of(session, principal, enterprise_id)
+    if found is None:
+        return None
+    e, s, open_drift = found
+    return {"tenantId": e.tenant_id, "enterpriseId": e.id, "enterpriseName": e.enterprise_name,
+            "openDrift": open_drift, "autoApply": bool(s and s.auto_apply),
+            "lastScanAt": s.last_scan_at.isoformat() + "Z" if s and s.last_scan_at else None,
+            "lastScanError": s.last_scan_error if s else None}
+
+
+async def first_open_events(session: AsyncSession, enterprise_id: int, tenant_id: str | None,
+                            limit: int) -> list[dict[str, Any]]:
+    """The enterprise's oldest `limit` open drift events, rendered as `events` renders them (the caller checked
+    that it may see the enterprise: `tenant_overview`)."""
+    return [render_event(e, tenant_id) for e in await records.first_open_events(session, enterprise_id, limit)]
+
+
 def render_event(event: DriftEvent, tenant_id: str | None) -> dict[str, Any]:
     return {"eventId": event.id, "tenantId": tenant_id, "enterpriseId": event.enterprise_id,
             "differenceId": event.difference_id, "kind": event.kind, "action": event.action, "drift": event.drift,

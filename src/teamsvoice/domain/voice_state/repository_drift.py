@@ -28,6 +28,27 @@ async def linked_with_settings(session: AsyncSession,
         .where(_enterprise_scope(principal), Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id))).tuples().all()
 
 
+async def linked_with_settings_of(session: AsyncSession, principal: Principal, enterprise_id: int,
+                                  ) -> tuple[Enterprise, TenantDriftSettings | None, int] | None:
+    """One enterprise as `linked_with_settings` and `open_event_counts` give it, in one statement that reads that
+    enterprise's rows only: with its drift settings and its count of open drift events; None when the caller does not
+    see it or it is not linked."""
+    open_count = (select(func.count(DriftEvent.id)).where(DriftEvent.enterprise_id == Enterprise.id,
+                                                          DriftEvent.resolved_at.is_(None))
+                  .correlate(Enterprise).scalar_subquery())
+    row = (await session.execute(
+        select(Enterprise, TenantDriftSettings, open_count)
+        .outerjoin(TenantDriftSettings, TenantDriftSettings.enterprise_id == Enterprise.id)
+        .where(Enterprise.id == enterprise_id, _enterprise_scope(principal), Enterprise.tenant_id.is_not(None)))).first()
+    return None if row is None else (row[0], row[1], int(row[2] or 0))
+
+
+async def first_open_events(session: AsyncSession, enterprise_id: int, limit: int) -> list[DriftEvent]:
+    """The enterprise's oldest `limit` drift events not resolved yet, oldest first."""
+    return list(await session.scalars(select(DriftEvent).where(
+        DriftEvent.enterprise_id == enterprise_id, DriftEvent.resolved_at.is_(None)).order_by(DriftEvent.id).limit(limit)))
+
+
 async def open_event_counts(session: AsyncSession) -> dict[int, int]:
     """Open (unresolved) drift events per enterprise id; enterprises with none are left out."""
     return dict((await session.execute(
