@@ -125,6 +125,64 @@ async def test_configure_user_rules(registered, live) -> None:
     assert graph_get(live, ga_token, "/organization").status_code == 200
 
 
+async def test_configure_user_takes_a_licence_of_the_fusion_subscription(registered, live) -> None:
+    """An enterprise backing a Fusion subscription: a PBX user with a direct route is voice-enabled (its number on
+    its Teams record), so it takes an msTeamsUsers licence like updateUserDetails' user does. configureUser looked
+    only at userLimit against the PBX users, and gave a number past the quota (inUse 3 of 2)."""
+    from sqlalchemy import func, select
+
+    from teamsvoice.domain.calling.models import DirectRoute, PbxUser
+    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+    from tests.e2e.test_calling import fresh_numbers
+    from tests.support.database import in_session
+
+    client, token, tenant, enterprise_id = registered.client, registered.token, registered.tenant, registered.enterprise_id
+    n1, n2, n3 = fresh_numbers()
+
+    async def back_a_subscription(session) -> int:  # type: ignore[no-untyped-def]
+        enterprise = await session.get(Enterprise, enterprise_id)
+        enterprise.user_limit = 2  # kept equal to the subscription's msTeamsUsers
+        fusion_tenant = FusionTenant(name="Quota", owner_reseller_id=enterprise.reseller_id)
+        session.add(fusion_tenant)
+        await session.flush()
+        session.add(FusionSubscription(fusion_tenant_id=fusion_tenant.id, name="Quota", ms_teams_users=2,
+                                       enterprise_id=enterprise_id))
+        route = DirectRoute(enterprise_id=enterprise_id, sbc_gateway_id=enterprise.sbc_gateway_ids[0],
+                            tenant_id=tenant["tenantId"], gateway_fqdn=f"sbc.{tenant['domain']}", sip_port=5061,
+                            pstn_usage="Quota", voice_route="Quota", number_pattern=".*", voice_routing_policy="Quota")
+        # A user voice-enabled through Fusion (no PBX user): it holds one of the two licences.
+        session.add_all([route, TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=f"fusion@{tenant['domain']}",
+                                               phone_number=f"+{n3}")])
+        await session.flush()
+        return route.id
+
+    route_id = await in_session(live, back_a_subscription)
+    location = (await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(enterprise_id))).json()
+    ga_token = registered.msal_object["authenticationResult"]["accessToken"]
+    users = licensed_users(live, ga_token, tenant["globalAdmin"]["username"])
+
+    def body(user: int, number: str) -> dict:
+        return user_body(registered, upn=users[user]["userPrincipalName"], number=number, route=route_id,
+                         location=location["pbxLocation"], pbx_id=str(200 + user))
+
+    first = await client.post("/enterprise/configureUser", headers=bearer(token), json=body(0, n1))
+    assert first.status_code == 200, first.text  # the second licence
+    # One PBX user of a userLimit of 2, but both licences in use: refused naming the licence, nothing recorded.
+    over = await client.post("/enterprise/configureUser", headers=bearer(token), json=body(1, n2))
+    expect(over, 400, "msTeamsUsers licence exceeded")
+
+    async def recorded(session) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        return (await session.scalar(select(func.count(PbxUser.id))),
+                await session.scalar(select(func.count(TeamsVoiceUser.id)).where(TeamsVoiceUser.phone_number.is_not(None))))
+
+    assert await in_session(live, recorded) == (1, 2)
+    # Another number for the user who has one takes no new licence.
+    moved = await client.post("/enterprise/configureUser", headers=bearer(token), json=body(0, n2))
+    assert moved.status_code == 200 and moved.json()["phoneNumber"] == f"+{n2}", moved.text
+
+
 async def test_phone_numbers_are_unique_across_enterprises(client, live, organisation, receiver) -> None:
     onboardings = []
     for tenant in live.emulator.tenants[:2]:

@@ -219,3 +219,87 @@ async def test_adopt_and_restore_keep_to_the_licence_quota(sub: Onboarded) -> No
     moved = exported | {"users": [exported["users"][0] | {"phoneNumber": sub.numbers[2]}]}
     assert (await client.post(f"{api}/tenants/{tenant_id}/restore", headers=headers, json=moved)).status_code == 200
     assert await in_use() == 1
+
+
+async def test_user_limit_and_ms_teams_users_are_one_figure(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """ConnecttoTeams' userLimit of the enterprise backing a subscription is its msTeamsUsers.assigned, whichever
+    family sets it. editEnterprise set userLimit alone (Fusion went on enforcing the old figure, configureUser the
+    new one), and below the users voice-enabled, which Fusion's own route refuses (2061)."""
+    from teamsvoice.domain.fusion.models import FusionSubscription
+    from teamsvoice.domain.provisioning.models import TeamsVoiceUser
+    from tests.support.ctt import bearer, token_for
+    from tests.support.database import in_session
+
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path, reseller = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}", await world.as_("reseller")
+    token = await token_for(client, organisation.resellers[0])
+
+    async def two_voice_enabled(session) -> int:  # type: ignore[no-untyped-def]
+        enterprise_id = (await session.get(FusionSubscription, subscription["id"])).enterprise_id
+        session.add_all([TeamsVoiceUser(enterprise_id=enterprise_id, user_principal_name=f"u{i}@one.example",
+                                        phone_number=f"+3222100{i:03d}") for i in range(2)])
+        return enterprise_id
+
+    enterprise_id = await in_session(live, two_voice_enabled)
+
+    async def both() -> tuple[dict, int]:
+        licences = (await client.get(f"{path}/licenses", headers=reseller)).json()["msTeamsUsers"]
+        enterprises = (await client.get(f"/reseller/getEnterprisesForReseller/{organisation.resellers[0].reseller_id}",
+                                        headers=bearer(token))).json()
+        return licences, next(e["userLimit"] for e in enterprises if e["enterpriseId"] == enterprise_id)
+
+    edited = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                               json={"enterpriseId": enterprise_id, "userLimit": 5})
+    assert edited.status_code == 200, edited.text
+    assert await both() == ({"assigned": 5, "inUse": 2}, 5)
+    # Fusion's licences set userLimit too (the other direction).
+    assert (await client.put(f"{path}/licenses", headers=reseller, json={"msTeamsUsers": {"assigned": 3}})).status_code == 200
+    assert await both() == ({"assigned": 3, "inUse": 2}, 3)
+    # Below the users voice-enabled: refused naming userLimit, neither figure changed.
+    below = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                              json={"enterpriseId": enterprise_id, "userLimit": 1})
+    assert below.status_code == 400 and "userLimit: 1 is below the 2 MS Teams users" in below.json()["message"], below.text
+    assert await both() == ({"assigned": 3, "inUse": 2}, 3)
+    unlimited = await client.post("/reseller/editEnterprise", headers=bearer(token),
+                                  json={"enterpriseId": enterprise_id, "userLimit": 0})
+    assert unlimited.status_code == 200, unlimited.text
+    assert await both() == ({"assigned": 0, "inUse": 2}, 0)
+
+
+async def test_numbers_in_quarantine_keep_their_subscription(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A subscription whose customer's numbers rest in quarantine is deleted only after the last end (2021 naming
+    it). Its deletion took the quarantine rows with it: a number in no inventory was free for anyone at once."""
+    from sqlalchemy import update
+
+    from teamsvoice.domain.fusion.models import FusionSubscription
+    from teamsvoice.domain.voice_state.models import NumberQuarantine
+    from tests.support.database import in_session
+
+    world = await make_world(client, live, organisation)
+    tenant = await world.create_tenant()
+    subscription = await world.create_subscription(tenant["uuid"])
+    path, reseller = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}", await world.as_("reseller")
+    ends = [utcnow() + timedelta(days=3), utcnow() + timedelta(days=30)]
+
+    async def quarantine(session) -> None:  # type: ignore[no-untyped-def]
+        enterprise_id = (await session.get(FusionSubscription, subscription["id"])).enterprise_id
+        session.add_all([NumberQuarantine(enterprise_id=enterprise_id, e164=f"+3222100{i}99", previous_holder="gone@x.example",
+                                          until=until) for i, until in enumerate(ends)])
+        session.add(NumberQuarantine(enterprise_id=enterprise_id, e164="+3222100298", previous_holder="old@x.example",
+                                     until=utcnow() - timedelta(days=1)))  # over
+
+    await in_session(live, quarantine)
+    assert (await client.get(path, headers=reseller)).json()["isDeletable"] is False
+    refused = await client.delete(path, headers=reseller)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 2021, refused.text
+    assert f"2 of its number(s) are in quarantine, the last until {ends[1]:%Y-%m-%d %H:%M} UTC" in refused.json()["error"]["reason"]
+    assert (await client.delete(f"{BASE}/tenants/{tenant['uuid']}", headers=reseller)).json()["error"]["code"] == 2020
+
+    async def over(session) -> None:  # type: ignore[no-untyped-def]
+        await session.execute(update(NumberQuarantine).values(until=utcnow() - timedelta(seconds=1)))
+
+    await in_session(live, over)
+    assert (await client.delete(path, headers=reseller)).status_code == 200
+    assert (await client.delete(f"{BASE}/tenants/{tenant['uuid']}", headers=reseller)).status_code == 200

@@ -17,6 +17,7 @@ from teamsvoice.core.limits import check_name, is_user_principal_name, shown
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, PbxUser
+from teamsvoice.domain.fusion import licences
 from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise, PbxType
 from teamsvoice.domain.provisioning import voice_users
@@ -270,8 +271,11 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
     user.options = {k: bool((draft.options or {}).get(k, False)) for k in USER_OPTIONS}
     if route is not None:
         voice = await voice_users.find_or_add(session, enterprise.id, upn, microsoft_user_id)
+        gains_number = not voice.phone_number
         voice.phone_number, voice.voice_routing_policy, voice.calling_enabled = number, route.voice_routing_policy, True
         await session.flush()
+        if gains_number:  # a newly voice-enabled user of a Fusion subscription takes a licence (400 naming it)
+            await licences.check_user_quota(session, enterprise.id)
         user.voice_user_id = voice.id
     elif voice is not None and user.voice_user_id == voice.id:
         # No direct route any more: teamsvoice stops managing the user's Teams voice; the number is released.

@@ -4,10 +4,11 @@ is enforced by call admission control at runtime (recorded here, nothing counts 
 The quota: a subscription cannot have more voice-enabled MS Teams users (users holding a number; resource
 accounts are not users) than `msTeamsUsers.assigned`. `assigned` 0 means no limit is set: that is
 what every subscription created without `licenses` has, so existing subscriptions keep working unchanged, and it
-is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscription (kept equal).
+is ConnecttoTeams' `userLimit` convention on the enterprise backing the subscription (kept equal: PUT .../licenses
+sets both, and so does editEnterprise's `userLimit`, `keep_user_limit_equal`, under the same rule).
 `check_user_quota` is the one place the rule lives: every write that gives a user of an enterprise its first
-number calls it after flushing that change (single updates, bulk items, ConnecttoTeams' updateUserDetails, and
-voice state's adopt and restore, once for all the users they voice-enable).
+number calls it after flushing that change (single updates, bulk items, ConnecttoTeams' updateUserDetails and
+configureUser / configureValetUser, and voice state's adopt and restore, once for all the users they voice-enable).
 """
 
 from dataclasses import dataclass
@@ -64,16 +65,33 @@ async def update_licences(session: AsyncSession, access: SubscriptionAccess, *, 
         check_count(channels, "sipTrunkChannels.assigned")
     subscription = await _locked(session, access.subscription.id)
     if users is not None:
-        in_use = await users_in_use(session, access.enterprise.id)
-        if users and users < in_use:
-            raise ValidationFailed(f"msTeamsUsers.assigned: {users} is below the {in_use} MS Teams users voice-enabled "
-                                   "now; remove numbers from users first", code=BELOW_IN_USE)
-        subscription.ms_teams_users = users
+        await _set_users(session, subscription, access.enterprise.id, users, "msTeamsUsers.assigned")
         access.enterprise.user_limit = users
     if channels is not None:
         subscription.sip_trunk_channels = channels
     await session.flush()
     return await licences(session, access)
+
+
+async def keep_user_limit_equal(session: AsyncSession, enterprise_id: int, user_limit: int) -> None:
+    """ConnecttoTeams' `userLimit` of an enterprise set by editEnterprise: for one backing a Fusion subscription it
+    is the subscription's `msTeamsUsers.assigned`, set under the same rule as `update_licences` (the row locked,
+    not below the users voice-enabled now: 400 naming userLimit), so both families enforce one figure. The caller
+    sets the enterprise's own `user_limit`. Nothing to do for a ConnecttoTeams-only enterprise."""
+    found = await repository.user_limit_of_enterprise(session, enterprise_id)
+    if found is None:
+        return
+    await _set_users(session, await _locked(session, found[0]), enterprise_id, user_limit, "userLimit")
+
+
+async def _set_users(session: AsyncSession, subscription: FusionSubscription, enterprise_id: int, users: int,
+                     field: str) -> None:
+    """The MS Teams users quota of the (locked) subscription, refused below the users voice-enabled now."""
+    in_use = await users_in_use(session, enterprise_id)
+    if users and users < in_use:
+        raise ValidationFailed(f"{field}: {users} is below the {in_use} MS Teams users voice-enabled now; remove "
+                               "numbers from users first", code=BELOW_IN_USE)
+    subscription.ms_teams_users = users
 
 
 async def _locked(session: AsyncSession, subscription_id: int) -> FusionSubscription:

@@ -214,6 +214,15 @@ async def numbers_in_inventory(session: AsyncSession, subscription_id: int) -> i
         FusionNumber.subscription_id == subscription_id)) or 0
 
 
+async def quarantine_of_enterprise(session: AsyncSession, enterprise_id: int,
+                                   now: datetime) -> tuple[int, datetime | None]:
+    """How many of the enterprise's numbers are still in quarantine at `now`, and when the last of them ends."""
+    count, last = (await session.execute(
+        select(func.count(NumberQuarantine.id), func.max(NumberQuarantine.until))
+        .where(NumberQuarantine.enterprise_id == enterprise_id, NumberQuarantine.until > now))).one()
+    return count or 0, last
+
+
 async def pbx_connector_records(session: AsyncSession, enterprise_id: int) -> dict[str, int]:
     """How many PBX connector records (ConnecttoTeams) the enterprise has, by kind, leaving out kinds it has none of:
     they stand for registrations on the SBC, removed through that family, not by deleting a subscription."""
@@ -237,9 +246,9 @@ async def delete_subscription_records(session: AsyncSession, subscription_id: in
 
 async def delete_enterprise_records(session: AsyncSession, enterprise_id: int) -> None:
     """Everything recorded under the enterprise (voice users, consents, sign-in requests, webhook deliveries, its
-    jobs' history, drift events and settings, numbers in quarantine, its ConnecttoTeams credentials with their
+    jobs' history, drift events and settings, quarantines that ended, its ConnecttoTeams credentials with their
     tokens, its Unified App templates and CallApp account), not the enterprise itself. Its PBX connector records
-    must be gone first (`pbx_connector_records`)."""
+    must be gone first (`pbx_connector_records`), and its quarantines ended (`quarantine_of_enterprise`)."""
     clients = select(ApiClient.id).where(ApiClient.enterprise_id == enterprise_id)
     portal_users = select(PortalUser.id).where(PortalUser.enterprise_id == enterprise_id)
     await session.execute(delete(OAuthToken).where(OAuthToken.api_client_id.in_(clients) | OAuthToken.portal_user_id.in_(portal_users)))

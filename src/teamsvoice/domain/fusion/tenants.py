@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from teamsvoice.core.limits import check_name
 from teamsvoice.core.security import hash_secret
@@ -177,13 +178,21 @@ async def list_subscriptions(
 
 async def deletion_blockers(session: AsyncSession, access: SubscriptionAccess) -> list[str]:
     """What keeps the subscription from being deleted, in words (none: it may be): a linked MS Teams tenant, numbers
-    in its inventory, jobs that have not ended, PBX connector records (ConnecttoTeams). What it recorded besides
-    (job history, templates, consents, quarantined numbers) goes with it."""
+    in its inventory, numbers in quarantine, jobs that have not ended, PBX connector records (ConnecttoTeams). What
+    it recorded besides (job history, templates, consents, quarantines that ended) goes with it.
+
+    A quarantine row belongs to the enterprise (its foreign key), so it cannot outlive the subscription's
+    customer; deleting it would free at once a number that must rest until its end (one in no inventory, for
+    anyone): the subscription waits for the last end instead."""
     blockers = []
     if access.ms_tenant_id is not None:
         blockers.append("it is linked to an MS Teams tenant (unlink it)")
     if numbers := await repository.numbers_in_inventory(session, access.subscription.id):
         blockers.append(f"its inventory holds {numbers} number(s) (delete them)")
+    resting, last_end = await repository.quarantine_of_enterprise(session, access.enterprise.id, utcnow())
+    if resting and last_end is not None:
+        blockers.append(f"{resting} of its number(s) are in quarantine, the last until {last_end:%Y-%m-%d %H:%M} UTC "
+                        "(wait for its end)")
     if busy := await repository_onboarding.unfinished_jobs(session, access.subscription.id, access.enterprise.id):
         blockers.append(f"jobs have not ended ({', '.join(busy[:10])})")
     if pbx := await repository.pbx_connector_records(session, access.enterprise.id):

@@ -182,6 +182,8 @@ async def edit_enterprise(session: AsyncSession, principal: Principal, enterpris
     await _check_services_and_ids(session, enterprise.reseller_id, services, pbx_ids, sbc_ids, kept=enterprise.services)
     _check_settings(draft)
     await _check_still_served(session, enterprise, services, pbx_ids, sbc_ids, draft.settings.get("user_limit"))
+    if draft.settings.get("user_limit") is not None:  # the msTeamsUsers licences of a Fusion subscription it backs
+        await licences.keep_user_limit_equal(session, enterprise.id, draft.settings["user_limit"])
     enterprise.services, enterprise.pbx_ids, enterprise.sbc_gateway_ids = list(services), list(pbx_ids), list(sbc_ids)
     for attribute, value in draft.settings.items():
         setattr(enterprise, attribute, value)
