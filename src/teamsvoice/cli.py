@@ -228,6 +228,7 @@ def serve(
     settings = _settings(data_dir)
     lock = runner.DataDirLock(settings.data_dir)
     try:
+        runner.check_microsoft(settings)
         api_socket = runner.bind(host, port, "API")
         emulator_socket = (runner.bind(host, emulator_port or port + 1, "Microsoft 365 emulator")
                            if settings.microsoft_mode == "emulator" else None)
@@ -276,6 +277,7 @@ def api(
     settings = _settings(data_dir)
     _require_shared_database(settings, "api")
     try:
+        runner.check_microsoft(settings)
         sock = runner.bind(host, port, "API")
         runner.check_database(settings.effective_database_url)
         _migrate(settings)
@@ -303,6 +305,7 @@ def worker(
     settings = _settings(data_dir)
     _require_shared_database(settings, "worker")
     try:
+        runner.check_microsoft(settings)
         if metrics_port is not None:
             from teamsvoice.core.metrics import start_metrics_server
 
@@ -400,11 +403,7 @@ def register_redirect_url(
     as_json: JsonOption = False,
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
-    settings = operator_settings(data_dir)
-    try:
-        _migrate(settings)
-    except StartupError as exc:
-        _fail(str(exc))
+    settings = operator_settings(data_dir, migrated=True)
     urls = run_command(_register_redirect_url(settings, reseller_id, url))
     typer.echo(json.dumps({"resellerId": reseller_id, "redirectUrlPrefixes": urls}) if as_json else
                f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
@@ -423,12 +422,7 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
 
 
 def _voice_settings(data_dir: Path | None) -> "Settings":
-    settings = embedded_microsoft(operator_settings(data_dir))
-    try:
-        _migrate(settings)
-    except StartupError as exc:
-        _fail(str(exc))
-    return settings
+    return embedded_microsoft(operator_settings(data_dir, migrated=True))
 
 
 @app.command("plan")
@@ -525,7 +519,7 @@ def sbc_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
-    Exit 0; 1 when an SBC is attached but does not answer."""
+    Exit 0; 1 when an SBC is attached but does not answer; 2 when --enterprise-id names no enterprise."""
     from teamsvoice.core.db import create_blocking_engine, sync_transaction
     from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.api.connecttoteams.calling_wire import render_registrations
@@ -533,11 +527,7 @@ def sbc_status(
     from teamsvoice.domain.sbc.service import registration_status
     from teamsvoice.sbc import sbc_from_settings
 
-    settings = operator_settings(data_dir)
-    try:
-        _migrate(settings)
-    except StartupError as exc:
-        _fail(str(exc))
+    settings = operator_settings(data_dir, migrated=True)
     engine = create_blocking_engine(settings.effective_database_url)
     try:
         with sync_transaction(engine) as session:

@@ -2,6 +2,7 @@
 reads, and the one-line refusal (exit 2). Light: typer only, so `teamsvoice --help` stays instant."""
 
 import json
+import re
 from pathlib import Path
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -52,6 +53,7 @@ def run_command(work: Coroutine[Any, Any, T]) -> T:
 def settings_for(data_dir: Path | None, **updates: Any) -> "Settings":
     """The settings of the TEAMSVOICE_* variables, with the data directory of --data-dir when given (resolved)."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from teamsvoice.settings import Settings
 
@@ -59,23 +61,58 @@ def settings_for(data_dir: Path | None, **updates: Any) -> "Settings":
         settings = Settings(**({} if data_dir is None else {"data_dir": data_dir}))
     except ValidationError as exc:
         error = exc.errors()[0]
+        if error["type"] == "list_type":  # JSON, but not a list ("[...]" in quotes escaped within)
+            fail(_not_a_list(str(error["loc"][0])))
         fail(f"setting TEAMSVOICE_{str(error['loc'][0]).upper()} is invalid: {error['msg']}")
+    except SettingsError as exc:  # a list setting that is not JSON: a traceback, exit 1, before
+        found = re.search(r'field "(\w+)"', str(exc))  # (its message names the field only)
+        fail(_not_a_list(found.group(1)) if found else f"a TEAMSVOICE_* setting is invalid: {exc}")
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve(), **updates})
     settings.__dict__.pop("effective_database_url", None)  # (a cached property: computed again from the copy)
     return settings
+
+
+def _not_a_list(field: str) -> str:
+    """A list setting (TEAMSVOICE_TRUSTED_PROXIES, _CORS_ALLOWED_ORIGINS, _SBC_MICROSOFT_PROXIES) whose value is not a
+    JSON list, said with the fix written from the value. A value in quotes is the common case: docker's and podman's
+    --env-file keep them (systemd's EnvironmentFile and a shell remove them)."""
+    import os
+
+    name = f"TEAMSVOICE_{field.upper()}"
+    value = next((v for k, v in os.environ.items() if k.upper() == name), "").strip()
+    inner = [value[1:-1]] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else []
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, str):  # a JSON string: quotes escaped within
+        inner.append(decoded)
+    for unquoted in inner:
+        try:
+            if isinstance(json.loads(unquoted), list):
+                return (f"setting {name} is invalid: its value is in quotes ({value}), as a docker or podman --env-file "
+                        f"keeps them: write {name}={unquoted}")
+        except ValueError:
+            pass
+    items = [] if decoded is not None else [item.strip() for item in (inner[0] if inner else value).split(",")]
+    example = json.dumps([item for item in items if item] or ["..."]) if value else "[] (none; or leave it unset)"
+    return f"setting {name} is invalid: it takes a JSON list, e.g. {name}={example}"
 
 
 def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def operator_settings(data_dir: Path | None) -> "Settings":
+def operator_settings(data_dir: Path | None, *, migrated: bool = False) -> "Settings":
     """The settings of a command that works on an existing teamsvoice database: every command but the servers,
     `migrate`, `restore`, `doctor` (which reports it), `backup` (which says it in its own words) and `sbc init-db`
     (Kamailio's database only). On SQLite, a database file that does not exist is refused
     (exit 2) before anything is made: opening it would create an empty database (and the command give a believable
     empty answer, "No PBX users", from a data directory that is not the server's). A database that cannot be
-    reached is refused as `migrate` and the servers refuse it (`runner.check_database`: one line, within seconds)."""
+    reached is refused as `migrate` and the servers refuse it (`runner.check_database`: one line, within seconds).
+    `migrated`: a database not at this release's migrations is refused too (`runner.check_migrated`), for the commands
+    that migrated it themselves (`register-redirect-url`, `sbc status`, `plan`, `apply`, `drift`): no command but
+    `migrate` and the servers migrates."""
     from teamsvoice import runner
 
     settings = settings_for(data_dir)
@@ -85,6 +122,8 @@ def operator_settings(data_dir: Path | None) -> "Settings":
         fail(f"no teamsvoice database in {settings.data_dir}; give --data-dir or TEAMSVOICE_DATA_DIR (the server's)")
     try:
         runner.check_database(settings.effective_database_url)
+        if migrated:
+            runner.check_migrated(settings.effective_database_url)
     except runner.StartupError as exc:
         fail(str(exc))
     return settings

@@ -735,6 +735,23 @@ def _doctor_jobs(settings: "Settings") -> list[dict[str, Any]]:
     return checks
 
 
+def _doctor_pwsh(settings: "Settings") -> list[dict[str, Any]]:
+    """Cloud mode's Teams PowerShell on this host (pwsh, the app id, a certificate), as `serve`, `api` and `worker`
+    check it at their start. Local: it runs with --offline too."""
+    from teamsvoice.microsoft.pwsh import PwshConfig, PwshUnavailable
+
+    if settings.microsoft_mode != "cloud":
+        return []
+    try:
+        config = PwshConfig.of_settings(settings)
+    except PwshUnavailable as exc:
+        return [_check("teams powershell", False, exc.message,
+                       "install PowerShell 7 and the MicrosoftTeams module on this host and set the TEAMSVOICE_MICROSOFT_* "
+                       "settings as the server has them (README, Pointing at Microsoft's cloud)")]
+    return [_check("teams powershell", True, f"{config.executable}; app {config.application_id}, certificate "
+                   f"{config.certificate_path or 'thumbprint ' + str(config.certificate_thumbprint)}")]
+
+
 async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
     from sqlalchemy import select
 
@@ -742,8 +759,7 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
     from teamsvoice.core.errors import DomainError
     from teamsvoice.domain.consent.repository import consents_of
     from teamsvoice.domain.orgs.models import Enterprise
-    from teamsvoice.microsoft.connector import MicrosoftConnector
-    from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE
+    from teamsvoice.microsoft.identity import GRAPH_RESOURCE, TEAMS_ADMIN_RESOURCE, MicrosoftIdentity
 
     engine = create_engine(settings.effective_database_url)
     try:
@@ -765,13 +781,16 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
                        "set TEAMSVOICE_MICROSOFT_CLIENT_ID and TEAMSVOICE_MICROSOFT_CLIENT_SECRET (or the certificate) "
                        "as the server has them")]
     checks = []
-    connector = MicrosoftConnector(settings)
+    # The tokens only: the identity as the connector builds it. The connector itself would also resolve cloud mode's
+    # pwsh, which `_doctor_pwsh` reports (its PwshUnavailable was a traceback here once a tenant was linked).
+    identity = MicrosoftIdentity(login_url=settings.microsoft_login_url, client_id=settings.microsoft_client_id,
+                                 client_secret=settings.microsoft_client_secret, ca_bundle=settings.microsoft_ca_bundle)
     try:
         for enterprise_id, name, tenant_id, consents in linked:
             missing = []
             for resource, label in ((GRAPH_RESOURCE, "Microsoft Graph"), (TEAMS_ADMIN_RESOURCE, "Teams admin")):
                 try:
-                    await connector.identity.app_token(tenant_id, resource)
+                    await identity.app_token(tenant_id, resource)
                 except DomainError as exc:
                     missing.append(f"{label}: {exc.message}")
             recorded = f"recorded consents: {', '.join(consents) or 'none'}"
@@ -781,20 +800,21 @@ async def _doctor_microsoft(settings: "Settings") -> list[dict[str, Any]]:
                                  "Administrator must consent again (send the consent link from the console's Customers "
                                  "page or the REGISTRATION action URL)"))
     finally:
-        await connector.aclose()
+        identity.close()
     return checks
 
 
 
 def doctor(data_dir: DataDir = None, as_json: Json = False,
            offline: Annotated[bool, typer.Option("--offline", help="Skip the Microsoft checks.")] = False) -> None:
-    """Check the deployment: data directory permissions, database reachable, migrations at head, job engine
-    (DBOS tables, live executors), and for each linked customer tenant that Microsoft answers and grants our
-    app's tokens (its consent). Prints what to fix for each failed check; exit 1 when one fails."""
+    """Check the deployment: data directory permissions, database reachable, migrations at head, cloud mode's
+    Teams PowerShell on this host, job engine (DBOS tables, live executors), and for each linked customer tenant
+    that Microsoft answers and grants our app's tokens (its consent). Prints what to fix for each failed check;
+    exit 1 when one fails."""
     settings = embedded_microsoft(_settings(data_dir))
     checks = _doctor_storage(settings)
     database, at_head = _doctor_database(settings)
-    checks += database
+    checks += database + _doctor_pwsh(settings)
     if at_head:
         checks += _doctor_jobs(settings)
         checks += [_check("microsoft", None, "skipped (--offline)")] if offline else asyncio.run(_doctor_microsoft(settings))
@@ -962,7 +982,7 @@ def restore(file: Annotated[Path, typer.Argument(help="An archive written by `te
             data_dir: DataDir = None, as_json: Json = False) -> None:
     """Replace the embedded default's databases (and secret key) with a backup's. Refused while a server holds
     the data directory, and for an archive that is not a teamsvoice backup or whose database is newer than
-    this teamsvoice. The files it replaces are kept beside them as *.before-restore. On PostgreSQL, use
+    this teamsvoice. The files it replaces are kept beside them as *.before-restore-TIMESTAMP. On PostgreSQL, use
     pg_restore."""
     import tarfile
     import tempfile

@@ -1,8 +1,9 @@
 """Running teamsvoice processes: checks before anything is created, the data directory lock, and a clean
 stop on SIGINT/SIGTERM.
 
-Order at start: bind the ports, check the data directory and the database, take the lock; only then
-create files, migrate and seed. A problem is one `StartupError` line naming it and its fix (exit 2).
+Order at start: check the settings (cloud mode's Teams PowerShell too), bind the ports, check the data
+directory and the database, take the lock; only then create files, migrate and seed. A problem is one
+`StartupError` line naming it and its fix (exit 2).
 Order at stop: the API stops accepting and finishes its requests, the job engine stops (in-flight
 Microsoft calls get a few seconds; unfinished items stay pending), then the emulator. The process then
 exits at once: threads still parked in job steps hold nothing that is not already committed.
@@ -20,12 +21,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import h11
 import uvicorn
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
+
+if TYPE_CHECKING:
+    from teamsvoice.settings import Settings
 
 LOCK_FILE = ".teamsvoice.lock"
 
@@ -121,6 +125,57 @@ def check_database(url: str) -> None:
                            f"and that PostgreSQL is running") from None
     finally:
         engine.dispose()
+
+
+def check_microsoft(settings: "Settings") -> None:
+    """Cloud mode's Teams PowerShell: pwsh, the app id and a certificate (`PwshConfig.of_settings`, as the connector
+    resolves them). Checked first: the connector found one missing only once the process had bound its port, migrated
+    and seeded (a traceback, exit 1; a worker's in its job engine's start)."""
+    if settings.microsoft_mode != "cloud":
+        return
+    from teamsvoice.microsoft.pwsh import PwshConfig, PwshUnavailable
+
+    try:
+        PwshConfig.of_settings(settings)
+    except PwshUnavailable as exc:
+        raise StartupError(f"TEAMSVOICE_MICROSOFT_MODE=cloud: {exc.message}") from None
+
+
+def check_migrated(url: str) -> None:
+    """The database is at this release's migrations, every branch head applied and none it does not know. For the
+    commands that need them and do not migrate: only `teamsvoice migrate` and the servers do (README, Upgrades), so
+    that a new release's CLI run against production before its `migrate` does not migrate it early."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from teamsvoice.core.db import DATABASE_BUSY, MIGRATIONS_DIR, create_blocking_engine, is_transient_database_error
+
+    where = redact_url(url)
+    engine = create_blocking_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except SQLAlchemyError as exc:
+        if is_transient_database_error(exc):
+            raise StartupError(DATABASE_BUSY) from None
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StartupError(f"cannot read the migrations of the database {where}: {reason}") from None
+    finally:
+        engine.dispose()
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    heads = set(script.get_heads())
+    if current == heads:
+        return
+    unknown = sorted(current - {revision.revision for revision in script.walk_revisions()})
+    if unknown:
+        raise StartupError(f"the database {where} is at migration {', '.join(unknown)}, which this teamsvoice does not "
+                           f"know: use the release that migrated it (or a newer one)")
+    if not current:
+        raise StartupError(f"the database {where} has no teamsvoice tables: create them with `teamsvoice migrate` "
+                           f"(with the server's --data-dir and TEAMSVOICE_DATABASE_URL)")
+    raise StartupError(f"the database {where} is behind this teamsvoice's migrations: apply them once with "
+                       f"`teamsvoice migrate` (README, Upgrades)")
 
 
 def redact_url(url: str) -> str:

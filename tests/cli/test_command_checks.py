@@ -178,3 +178,97 @@ def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None
     assert run("drift", "--data-dir", str(tmp_path), env=unreachable).exit_code == 0  # no scan: nothing failed
     line = one_line(run("plan", "tenant-of-contoso", "--data-dir", str(tmp_path), env=unreachable))
     assert line.startswith("teamsvoice: Microsoft sign-in service unavailable"), line
+
+
+def test_a_list_setting_that_is_not_json_is_one_line(tmp_path: Path) -> None:
+    """pydantic-settings' SettingsError (a list setting that is not JSON) was not caught: a traceback, exit 1. The
+    quoted form is what a docker or podman --env-file passes on from a file written for systemd."""
+    data = tmp_path / "data"
+    for name, value, said in (
+            ("TEAMSVOICE_CORS_ALLOWED_ORIGINS", "https://portal.example",
+             'it takes a JSON list, e.g. TEAMSVOICE_CORS_ALLOWED_ORIGINS=["https://portal.example"]'),
+            ("TEAMSVOICE_TRUSTED_PROXIES", """'["10.0.0.2"]'""",
+             """its value is in quotes ('["10.0.0.2"]'), as a docker or podman --env-file keeps them: """
+             """write TEAMSVOICE_TRUSTED_PROXIES=["10.0.0.2"]"""),
+            ("TEAMSVOICE_SBC_MICROSOFT_PROXIES", "",
+             "it takes a JSON list, e.g. TEAMSVOICE_SBC_MICROSOFT_PROXIES=[] (none; or leave it unset)")):
+        for command in (["migrate"], ["tenants", "list"], ["doctor"]):
+            line = one_line(run(*command, "--data-dir", str(data), env={name: value}))
+            assert line == f"teamsvoice: setting {name} is invalid: {said}", (command, line)
+    assert not data.exists()
+
+
+def _behind(data: Path) -> list[str]:
+    """A database one migration behind this release (its newest revision forgotten), as a new release's CLI finds
+    production before its `teamsvoice migrate`."""
+    import sqlite3
+
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    connection = sqlite3.connect(data / "teamsvoice.sqlite3")
+    with connection:
+        connection.execute("DELETE FROM alembic_version WHERE version_num = (SELECT MAX(version_num) FROM alembic_version)")
+        revisions = sorted(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
+    connection.close()
+    return revisions
+
+
+def test_only_migrate_and_the_servers_migrate(tmp_path: Path) -> None:
+    """`register-redirect-url`, `sbc status`, `plan`, `apply` and `drift` migrated the database themselves: a new
+    release's CLI run against production migrated it before the operator's `teamsvoice migrate` (README, Upgrades).
+    They refuse a database behind (or ahead of) this release's migrations now, and leave it as it is."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    revisions = _behind(data)
+    for command in (["register-redirect-url", "1", "https://hooks.example/"], ["sbc", "status"], ["plan", "x.example"],
+                    ["apply", "x.example"], ["drift"]):
+        line = one_line(run(*command, "--data-dir", str(data)))
+        assert line == f"teamsvoice: the database sqlite:///{data}/teamsvoice.sqlite3 is behind this teamsvoice's " \
+                       f"migrations: apply them once with `teamsvoice migrate` (README, Upgrades)", (command, line)
+        connection = sqlite3.connect(data / "teamsvoice.sqlite3")
+        assert sorted(row[0] for row in connection.execute("SELECT version_num FROM alembic_version")) == revisions
+        connection.close()
+    with sqlite3.connect(data / "teamsvoice.sqlite3") as connection:
+        connection.execute("INSERT INTO alembic_version VALUES ('9999_of_a_later_release')")
+    connection.close()
+    line = one_line(run("sbc", "status", "--data-dir", str(data)))
+    assert "is at migration 9999_of_a_later_release, which this teamsvoice does not know" in line, line
+    empty = tmp_path / "elsewhere.sqlite3"  # a database file, no teamsvoice tables in it
+    sqlite3.connect(empty).close()
+    line = one_line(run("drift", "--data-dir", str(data), env={"TEAMSVOICE_DATABASE_URL": f"sqlite:///{empty}"}))
+    assert "has no teamsvoice tables: create them with `teamsvoice migrate`" in line, line
+
+
+def test_doctor_reports_cloud_modes_missing_pwsh(tmp_path: Path) -> None:
+    """Once a tenant was linked, `doctor` in cloud mode built the connector, which raised PwshUnavailable: a traceback,
+    exit 1. It is a failed check of its own now (the tokens are checked all the same; nothing listens on port 9)."""
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.domain.orgs.models import Enterprise, Reseller
+
+    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
+    engine = create_blocking_engine(f"sqlite:///{tmp_path}/teamsvoice.sqlite3")
+    try:
+        with sync_transaction(engine) as session:
+            reseller = Reseller(name="Reseller", level="RESELLER", registered_redirect_urls=[])
+            session.add(reseller)
+            session.flush()
+            session.add(Enterprise(reseller_id=reseller.id, enterprise_name="Contoso", tenant_id="tenant-of-contoso",
+                                   registered=True))
+    finally:
+        engine.dispose()
+    cloud = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(tmp_path / "no-pwsh"),
+             "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+             "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12", "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE}
+    checked = run("doctor", "--data-dir", str(tmp_path), env=cloud)
+    assert checked.exit_code == 1 and not isinstance(checked.exception, Exception), repr(checked.exception)
+    assert f"[FAIL] teams powershell: PowerShell 7 ('{tmp_path / 'no-pwsh'}') was not found on PATH" in checked.stdout
+    assert "[FAIL] tenant tenant-of-contoso (enterprise 1, Contoso): Microsoft Graph:" in checked.stdout, checked.stdout
+    pwsh = tmp_path / "pwsh"  # (resolved, not run)
+    pwsh.write_text("#!/bin/sh\n")
+    pwsh.chmod(0o755)
+    offline = run("doctor", "--offline", "--json", "--data-dir", str(tmp_path), env=cloud | {
+        "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(pwsh)})
+    import json
+
+    found = {c["check"]: c for c in json.loads(offline.stdout)["checks"]}
+    assert found["teams powershell"]["status"] == "ok" and str(pwsh) in found["teams powershell"]["detail"]

@@ -120,3 +120,20 @@ def test_a_database_with_data_and_no_demo_credentials_is_refused_before_anything
     line = _one_line(_run("serve", *_ports(), "--data-dir", str(data)))
     assert "demo-credentials.json is missing" in line and "teamsvoice restore" in line, line
     assert sorted(p.name for p in data.iterdir() if p.name != ".teamsvoice.lock") == [n for n in before if n != ".teamsvoice.lock"]
+
+
+def test_cloud_mode_without_pwsh_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    """The connector found pwsh missing only once `serve` had bound its port, migrated and seeded (a traceback, exit 1,
+    which systemd restarts), a worker in its job engine's start. Checked first now, with the settings."""
+    data, missing = tmp_path / "data", tmp_path / "no-pwsh"
+    cloud = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(missing),
+             "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+             "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12"}
+    said = f"teamsvoice: TEAMSVOICE_MICROSOFT_MODE=cloud: PowerShell 7 ('{missing}') was not found on PATH"
+    line = _one_line(_run("serve", *_ports(), "--data-dir", str(data), env=cloud))
+    assert line.startswith(said) and "TEAMSVOICE_MICROSOFT_PWSH_PATH" in line, line
+    # (the database named does not answer: had the worker gone past the check, it would say that)
+    line = _one_line(_run("worker", "--data-dir", str(data), env=cloud | {
+        "TEAMSVOICE_DATABASE_URL": f"postgresql://tv:pw@127.0.0.1:{free_port()}/tv"}))
+    assert line.startswith(said), line
+    assert not data.exists()

@@ -43,13 +43,7 @@ class MicrosoftConnector:
         )
         self.pwsh: PwshConfig | None = None
         if settings.microsoft_mode == "cloud":
-            self.pwsh = PwshConfig.resolve(
-                pwsh=settings.microsoft_pwsh_path, application_id=settings.microsoft_client_id,
-                certificate_path=settings.microsoft_certificate_path,
-                certificate_password=settings.microsoft_certificate_password,
-                certificate_thumbprint=settings.microsoft_certificate_thumbprint,
-                timeout=settings.microsoft_cmdlet_timeout_seconds,
-            )
+            self.pwsh = PwshConfig.of_settings(settings)  # (what a start checks first: runner.check_microsoft)
         verify: ssl.SSLContext | bool = True
         if settings.microsoft_ca_bundle:
             verify = ssl.create_default_context(cafile=settings.microsoft_ca_bundle)

@@ -19,13 +19,16 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teamsvoice.core.errors import UpstreamError, ValidationFailed
 from teamsvoice.microsoft.cmdlets import is_idempotent
 from teamsvoice.core.metrics import record_microsoft_request
 from teamsvoice.microsoft.budget import BudgetScheduler
 from teamsvoice.microsoft.graph import RetryPolicy, gave_up, wait_before_retry
+
+if TYPE_CHECKING:
+    from teamsvoice.settings import Settings
 
 # What teamsvoice runs in customer tenants. Anything else is refused before pwsh starts, and again by the script.
 ALLOWED_CMDLETS = (
@@ -121,6 +124,18 @@ class PwshConfig:
         if certificate_path and not os.path.isfile(certificate_path):
             raise PwshUnavailable(f"TEAMSVOICE_MICROSOFT_CERTIFICATE_PATH: no such file: {certificate_path}")
         return cls(executable, application_id, certificate_path, certificate_password, certificate_thumbprint, timeout)
+
+    @classmethod
+    def of_settings(cls, settings: "Settings") -> "PwshConfig":
+        """`resolve` with the TEAMSVOICE_MICROSOFT_* settings, as the connector resolves them in cloud mode (a start
+        checks them before it creates anything: `runner.check_microsoft`)."""
+        return cls.resolve(
+            pwsh=settings.microsoft_pwsh_path, application_id=settings.microsoft_client_id,
+            certificate_path=settings.microsoft_certificate_path,
+            certificate_password=settings.microsoft_certificate_password,
+            certificate_thumbprint=settings.microsoft_certificate_thumbprint,
+            timeout=settings.microsoft_cmdlet_timeout_seconds,
+        )
 
     @property
     def argv(self) -> list[str]:
