@@ -1,6 +1,7 @@
 """DirectoryAdmin (microsoft/directory.py) against the emulator over HTTPS, through the production connector."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from teamsvoice.core.errors import Conflict, NotFound, ValidationFailed
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from teamsvoice.microsoft import directory
 from teamsvoice.microsoft.directory import DirectoryAdmin, directory_admin
+from teamsvoice.microsoft.graph import GraphClient
 from teamsvoice.microsoft.ports import GRAPH_RESOURCE
 
 from tests.microsoft.support import SeededTenant
@@ -260,3 +262,63 @@ async def test_one_user_licence_changes_sent_together_share_a_batch(connector: M
     for user in users:
         assert mcoev in (await admin.user(user.id)).assigned_sku_ids
         await admin.delete_user(user.id)
+
+
+async def test_a_groups_members_are_read_999_a_page_their_ids_and_names(connector: MicrosoftConnector,
+                                                                        admin: DirectoryAdmin) -> None:
+    """At Graph's default page (100), a 5,000-member group of a list's SRE group filter took 50 requests."""
+    group = await anext(aiter(admin.groups()))
+    sent: list[httpx.URL] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/members"):
+            sent.append(request.url)
+
+    connector.http.event_hooks["request"].append(on_request)
+    try:
+        members = [m async for m in admin.group_members(group.id)]
+    finally:
+        connector.http.event_hooks["request"].remove(on_request)
+    assert members and all(m.id and m.kind == "user" and m.display_name for m in members)
+    assert [(url.params["$top"], url.params["$select"]) for url in sent] == [("999", "id,displayName")]
+
+
+async def test_the_role_holders_are_read_in_one_batch_after_the_roles() -> None:
+    """`role_holders` read each activated role's members one role after another, a request each; they are
+    independent: one `$batch` now holds every role's first page (20 a call), a further page of a role follows it,
+    and a role deactivated since the roles were listed (404 in the batch) is held by nobody. Each holder's roles
+    stay in the order Graph lists them."""
+    admins, users, gone = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+    base = "https://graph.test/v1.0"
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/v1.0/directoryRoles":
+            return httpx.Response(200, json={"value": [
+                {"id": role, "displayName": name, "roleTemplateId": f"template-{name}"}
+                for role, name in ((admins, "Global Administrator"), (users, "User Administrator"), (gone, "Gone"))]})
+        if request.url.path == "/v1.0/$batch":
+            answers = {admins: (200, {"value": [{"id": "u1"}, {"id": "u2"}],
+                                      "@odata.nextLink": f"{base}/directoryRoles/{admins}/members?$select=id&$skiptoken=2"}),
+                       users: (200, {"value": [{"id": "u2"}]}),
+                       gone: (404, {"error": {"code": "Request_ResourceNotFound", "message": "gone"}})}
+            return httpx.Response(200, json={"responses": [
+                {"id": item["id"], "status": answers[item["url"].split("/")[2]][0],
+                 "headers": {"Content-Type": "application/json"}, "body": answers[item["url"].split("/")[2]][1]}
+                for item in json.loads(request.content)["requests"]]})
+        assert request.url.params.get("$skiptoken") == "2", request.url
+        return httpx.Response(200, json={"value": [{"id": "u3"}]})
+
+    async def token() -> str:
+        return "token"
+
+    graph = GraphClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), base, token, tenant_id="scripted")
+    held = await DirectoryAdmin(graph).role_holders()
+    assert {user: [role.display_name for role in roles] for user, roles in held.items()} == {
+        "u1": ["Global Administrator"], "u2": ["Global Administrator", "User Administrator"],
+        "u3": ["Global Administrator"]}
+    assert [(r.method, r.url.path) for r in sent] == [
+        ("GET", "/v1.0/directoryRoles"), ("POST", "/v1.0/$batch"), ("GET", f"/v1.0/directoryRoles/{admins}/members")]
+    assert [item["url"] for item in json.loads(sent[1].content)["requests"]] == [
+        f"/directoryRoles/{role}/members?$select=id" for role in (admins, users, gone)]

@@ -1,10 +1,10 @@
-"""What a process remembers of a tenant (microsoft/remembered.py): read once however many ask at the same time."""
+"""What a process remembers of a tenant (core/remembered.py): read once however many ask at the same time."""
 
 import asyncio
 import concurrent.futures
 import threading
 
-from teamsvoice.microsoft.remembered import Remembered
+from teamsvoice.core.remembered import Remembered
 
 
 async def test_callers_asking_together_share_one_read_and_later_ones_none() -> None:

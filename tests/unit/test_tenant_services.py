@@ -131,6 +131,54 @@ async def test_a_group_lists_its_members_filtered_by_name_and_an_unknown_group_i
         await listed(directory, 10, group="00000000-0000-0000-0000-000000000099")
 
 
+async def test_a_lists_pages_share_the_role_holders_and_read_the_skus_only_for_a_licence_they_lack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page of the list read the tenant's SKUs and its role holders again. The pages of a tenant now share
+    the role holders (`service._ROLE_HOLDERS`, for LIST_MEMO_SECONDS) and name the users' licences from the SKUs as
+    last read (`sku_map(refresh=False)`); those are read again, once a list, when a user holds a licence they lack
+    (a SKU subscribed since)."""
+    from teamsvoice.core.remembered import Remembered
+    from tests.unit.tenant_fakes import GLOBAL_ADMIN
+
+    monkeypatch.setattr(service, "_ROLE_HOLDERS", Remembered(service.LIST_MEMO_SECONDS))  # this test's own memo
+    directory = tenant()
+    boss = directory.add_user("admin@contoso.com", display_name="Admin")
+    directory.global_admins.add(boss.id)
+    for n in range(3):
+        directory.add_user(f"user{n}@contoso.com", display_name=f"User {n}", skus=["sku-mcoev"])
+    reads: list[object] = []
+    last_read, skus_of, holders_of = list(directory.skus), directory.subscribed_skus, directory.role_holders
+
+    async def subscribed_skus(*, refresh: bool = True) -> list[SubscribedSku]:
+        reads.append(("skus", refresh))
+        return await skus_of() if refresh else last_read  # remembered: as last read
+
+    async def role_holders() -> dict:
+        reads.append("roles")
+        return await holders_of()
+
+    monkeypatch.setattr(directory, "subscribed_skus", subscribed_skus)
+    monkeypatch.setattr(directory, "role_holders", role_holders)
+    first = await listed(directory, 2)
+    second = await listed(directory, 2, first.following)
+    assert reads == [("skus", False), "roles", ("skus", False)]
+    assert [u.roles for u in first.users + second.users if u.user.id == boss.id] == [
+        (service.Membership(GLOBAL_ADMIN, "Global Administrator"),)]
+
+    directory.skus.append(SubscribedSku("sku-new", "MCOEV_NEW", 5, 0, "Enabled", ("MCOEV",)))
+    new = directory.add_user("new@contoso.com", display_name="User new", skus=["sku-new"])
+    reads.clear()
+    page = await listed(directory, 10)
+    assert reads == [("skus", False), ("skus", True)]  # once for the list, not once a Microsoft page
+    found = next(u for u in page.users if u.user.id == new.id)
+    assert ([licence.sku_part_number for licence in found.licences], found.voice_enabled) == (["MCOEV_NEW"], "yes")
+
+    memo = service._Dropped(0.0)  # what a list remembers is dropped once forgotten (a filter's members: thousands)
+    memo.put("tenant-a", 1)
+    memo.put("tenant-b", 2)
+    assert list(memo._values) == ["tenant-b"]
+
+
 # --- Teams users: the update rules (directory part) ----------------------------------------------------
 
 

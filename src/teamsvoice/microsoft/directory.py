@@ -42,7 +42,7 @@ from teamsvoice.microsoft.directory_ports import (  # the values are the port's 
 )
 from teamsvoice.microsoft.coalescing import COALESCER
 from teamsvoice.microsoft.graph import BATCH_LIMIT, BatchRequest, GraphClient
-from teamsvoice.microsoft.remembered import Remembered
+from teamsvoice.core.remembered import Remembered
 from teamsvoice.microsoft.paths import guid_segment, object_segment
 
 if TYPE_CHECKING:
@@ -101,6 +101,11 @@ def _refusal(exc: UpstreamError, *, subject: str) -> DomainError:
         return ValidationFailed(f"{subject}: {message}")
     return exc
 
+
+# A group's members as `group_members` reads them: Graph's largest page (the default is 100) and what each member is
+# known by (a DirectoryObject: its id, kind and name).
+MEMBERS_PAGE = 999
+MEMBER_SELECT = "id,displayName"
 
 SKUS_SECONDS = 300.0
 _SKUS: Remembered[list[SubscribedSku]] = Remembered(SKUS_SECONDS)  # tenant -> its SKUs
@@ -368,8 +373,12 @@ class DirectoryAdmin:
             raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
 
     async def group_members(self, group_id: str) -> AsyncIterator[DirectoryObject]:
+        """The group's members (id, kind, display name), in pages of MEMBERS_PAGE, each read for what a DirectoryObject
+        holds of it only: at Graph's default page (100), with every default property of each user, a 5,000-member
+        group took 50 requests."""
         try:
-            async for item in self._graph.pages(f"/groups/{_group_segment(group_id)}/members"):
+            async for item in self._graph.pages(f"/groups/{_group_segment(group_id)}/members",
+                                                **{"$top": MEMBERS_PAGE, "$select": MEMBER_SELECT}):
                 yield DirectoryObject.from_graph(item)
         except NotFound:
             raise NotFound(f"Microsoft 365 group '{group_id}' not found") from None
@@ -404,20 +413,48 @@ class DirectoryAdmin:
             raise NotFound(f"Microsoft 365 user '{id_or_upn}' not found") from None
 
     async def role_holders(self) -> dict[str, list[DirectoryObject]]:
-        """Every user holding a directory role, by user id, with the roles it holds: the tenant's activated roles
-        (`GET /directoryRoles`, one answer: Graph does not page them, and a tenant activates few) and each one's
-        members. A list of users reads this once, where `member_of` would cost a request per user."""
+        """Every user holding a directory role, by user id, with the roles it holds (in the order Graph lists the
+        roles): the tenant's activated roles (`GET /directoryRoles`, one answer: Graph does not page them, and a
+        tenant activates few) and each one's members (`_role_members`: together, not one role after another). A
+        list of users reads this once, where `member_of` would cost a request per user."""
+        roles = [DirectoryObject(str(item.get("id", "")), "directoryRole", item.get("displayName"),
+                                 item.get("roleTemplateId"))
+                 async for item in self._graph.pages("/directoryRoles", **{"$select": "id,displayName,roleTemplateId"})]
         held: dict[str, list[DirectoryObject]] = {}
-        async for item in self._graph.pages("/directoryRoles", **{"$select": "id,displayName,roleTemplateId"}):
-            role = DirectoryObject(str(item.get("id", "")), "directoryRole", item.get("displayName"),
-                                   item.get("roleTemplateId"))
-            try:
-                async for member in self._graph.pages(f"/directoryRoles/{guid_segment(role.id, 'role')}/members",
-                                                      **{"$select": "id"}):
-                    held.setdefault(str(member.get("id", "")), []).append(role)
-            except NotFound:
-                continue  # deactivated since it was listed: nobody holds it
+        for role, members in zip(roles, await self._role_members([role.id for role in roles])):
+            for member in members:
+                held.setdefault(member, []).append(role)
         return held
+
+    async def _role_members(self, role_ids: list[str]) -> list[list[str]]:
+        """The member ids of each role, in the order of `role_ids`: the first page of every role in one `$batch` (20
+        a call; a role alone, as it is), then any further page of a role after its own; a role deactivated since it
+        was listed (not found) has none."""
+        paths = [f"/directoryRoles/{guid_segment(role_id, 'role')}/members" for role_id in role_ids]
+        if len(paths) == 1:
+            try:
+                return [[str(member.get("id", "")) async for member in self._graph.pages(paths[0], **{"$select": "id"})]]
+            except NotFound:
+                return [[]]
+        requests = [BatchRequest(str(index), "GET", f"{path}?$select=id") for index, path in enumerate(paths)]
+        responses = await self._graph.batch(requests)
+        members: list[list[str]] = []
+        for request in requests:
+            answer = responses[request.id]
+            error = answer.error(request)
+            if isinstance(error, NotFound):
+                members.append([])
+                continue
+            if error is not None:
+                raise error
+            page = answer.body or {}
+            ids = [str(member.get("id", "")) for member in page.get("value", [])]
+            next_link = page.get("@odata.nextLink")
+            if next_link:
+                async for more in self._graph.page_iter(str(next_link)):
+                    ids += [str(member.get("id", "")) for member in more]
+            members.append(ids)
+        return members
 
     # --- tenant -------------------------------------------------------------------------------------
 

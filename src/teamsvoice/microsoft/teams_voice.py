@@ -31,7 +31,7 @@ from teamsvoice.microsoft.directory import ORGANIZATION_SELECT
 from teamsvoice.microsoft.graph import BatchRequest, GraphClient, retry_after_seconds
 from teamsvoice.microsoft.paths import _GUID, object_segment
 from teamsvoice.microsoft.ports import Cmdlets, VoiceState
-from teamsvoice.microsoft.remembered import Remembered
+from teamsvoice.core.remembered import Remembered
 
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
 NUMBERS = "/admin/teams/telephoneNumberManagement/numberAssignments"

@@ -6,16 +6,25 @@ import asyncio
 import time
 import json
 import secrets
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import create_engine, session_factory
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.metrics import REGISTRY
+from teamsvoice.domain.calling import jobs as calling_jobs, repository as calling_repository
 from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.calling.workflows import REFRESH_TEAMS_USERS
+from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.voice_state import refresh
+from teamsvoice.microsoft import directory
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import Onboarded, onboard
+from tests.support.database import in_session
+from tests.support.emulated import emulated_tenant
 
 MST = "tenants.instance.subscriptions.instance.msteams"
 # The spec's example body of "Create a group filter": ids that exist in no Office 365 tenant.
@@ -105,6 +114,86 @@ async def test_a_refused_list_starts_no_refresh(sub: Onboarded) -> None:
     listed = await client.get(f"{path}/msteams/resource_accounts", headers=headers, params={"refresh": "true"})
     assert listed.status_code == 200, listed.text
     assert [job.kind for job in (await _jobs(sub))[known:]] == ["REFRESH_TEAMS_USERS"]
+
+
+def _directory_reads(tenant_id: str) -> float:
+    """Graph directory reads teamsvoice sent to the tenant (the budget scheduler's count, whatever their outcome; a
+    `$batch` counts the requests inside it, as Microsoft does)."""
+    return sum(REGISTRY.get_sample_value("teamsvoice_microsoft_budget_requests_total", {
+        "service_class": "directory", "tenant": tenant_id.lower(), "outcome": outcome}) or 0.0
+        for outcome in ("answered", "throttled", "unanswered"))
+
+
+async def test_a_lists_next_page_reads_only_its_users(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """The portal's infinite scroll (and the console's users grid and its CSV export: the same list) asks page after
+    page, and every page read the tenant's SKUs, its role holders (a request, then one per activated role, one after
+    another) and, with an SRE group filter, every member of its groups at Graph's default page of 100 (a 5,000-member
+    group: 50 requests a page). What the pages share is now read once for the tenant for a while
+    (`service.LIST_MEMO_SECONDS`; the SKUs as `subscribed_skus` remembers them), a group's members 999 a request: a
+    next page reads its users, nothing else. On a tenant of the test's own: nothing else reads it meanwhile."""
+    microsoft = await emulated_tenant(live, f"scroll-{secrets.token_hex(4)}.example", 150, groups=["Scroll"])
+    tenant_id = microsoft["tenantId"]
+    sub = await onboard(client, live, organisation, microsoft=microsoft, count=1)
+    path, headers = sub.path, sub.headers
+    scroll = next(g for g in await _groups(sub) if g["displayName"] == "Scroll")
+    members = await _members(sub, scroll["id"])
+    assert len(members) > 100, len(members)  # more than Graph's default page: 2 requests at that page, 1 at 999
+    posted = await client.post(f"{path}/msteams/groups", headers=headers,
+                               json={"groups": [{"id": scroll["id"], "displayName": "Scroll"}]})
+    assert posted.status_code == 204, posted.text
+    directory._SKUS.forget(tenant_id)  # (the onboarding read them): the first page reads them
+
+    async def page(**params: str) -> tuple[dict, float]:
+        before = _directory_reads(tenant_id)
+        answered = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 5, **params})
+        assert answered.status_code == 200, answered.text
+        return answered.json(), _directory_reads(tenant_id) - before
+
+    first, first_reads = await page()
+    second, second_reads = await page(next=first["next"])
+    print(f"\nfiltered list, page 1: {first_reads:.0f} directory reads, page 2: {second_reads:.0f}")
+    listed = [u["msTeams"]["id"] for u in first["users"] + second["users"]]
+    assert len(listed) == len(set(listed)) == 10 and set(listed) <= members
+    # The first page: the SKUs, the filter group's members (one request), its users (one Graph page), the role
+    # holders (the roles, then the one role's members). It was 6: the members took two requests at Graph's default.
+    assert first_reads == 5, first_reads
+    # The next page: its users only (it was 6 too).
+    assert second_reads == 1, second_reads
+
+
+async def test_a_refresh_while_one_waits_or_runs_starts_none(sub: Onboarded) -> None:
+    """`refresh=true` recorded a whole-tenant refresh at every call: the portal's scroll sent it with every page. While
+    a refresh of the enterprise's every record is queued or running, a list's `refresh` starts none (answered as
+    ever); one of only some records (a resource accounts list's) or one recorded too long ago
+    (`calling_jobs.REFRESH_WAITING_SECONDS`: a job a defect left running) stands for none."""
+    client, path, headers = sub.world.client, sub.path, sub.headers
+    subscription_id = int(path.rsplit("/", 1)[1])
+
+    async def running(session, detail: dict | None = None) -> int:  # type: ignore[no-untyped-def]
+        """A refresh job as the engine leaves it while it runs (no workflow of its own: it stays so)."""
+        enterprise_id = (await session.get(FusionSubscription, subscription_id)).enterprise_id
+        job = await calling_repository.add_job(session, enterprise_id, REFRESH_TEAMS_USERS, detail=detail)
+        job.status = "RUNNING"
+        return job.id
+
+    whole = await in_session(sub.world.live, running)
+    known = [job.id for job in await _jobs(sub)]
+    listed = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 200, "refresh": "true"})
+    assert listed.status_code == 200 and listed.json()["users"], listed.text
+    assert [job.id for job in await _jobs(sub)] == known  # none recorded
+
+    async def aged(session) -> None:  # type: ignore[no-untyped-def]
+        job = await session.get(CallingJob, whole)
+        job.created_at = utcnow() - timedelta(seconds=calling_jobs.REFRESH_WAITING_SECONDS + 60)
+
+    await in_session(sub.world.live, aged)
+    await in_session(sub.world.live, lambda session: running(session, {"voiceUserIds": [1]}))
+    count = len(await _jobs(sub))
+    again = await client.get(f"{path}/msteams/users", headers=headers, params={"page_size": 200, "refresh": "true"})
+    assert again.status_code == 200 and again.json() == listed.json(), again.text
+    job = await _completed_job(sub, count)  # (waited for: it reads the tenant, which the next test shares)
+    assert (job.kind, job.detail, job.status, job.error) == (REFRESH_TEAMS_USERS, {}, "COMPLETED", None)
+    assert len(await _jobs(sub)) == count + 1
 
 
 async def _group_filter_delete_and_recreate_orphans_and_user_list(sub: Onboarded) -> None:

@@ -47,12 +47,14 @@ class Onboarded:
         return [n["telephoneNumber"] for n in config.get("telephoneNumbers") or []]
 
 
-async def onboard(client, live, organisation, *, tenant_index: int = 0, count: int = 20) -> Onboarded:  # type: ignore[no-untyped-def]
+async def onboard(client, live, organisation, *, tenant_index: int = 0, count: int = 20,  # type: ignore[no-untyped-def]
+                  microsoft: dict | None = None) -> Onboarded:
+    """A subscription onboarded to the seeded tenant `tenant_index`, or to `microsoft` (`emulated_tenant`'s)."""
     world = await make_world(client, live, organisation)
     tenant = await world.create_tenant()
     subscription = await world.create_subscription(tenant["uuid"])
     path = f"{BASE}/tenants/{tenant['uuid']}/subscriptions/{subscription['id']}"
-    microsoft = live.emulator.tenants[tenant_index]
+    microsoft = microsoft if microsoft is not None else live.emulator.tenants[tenant_index]
     await world.onboard(path, microsoft)
     headers = await world.as_("reseller")
     # Fresh numbers each test: the emulated tenant keeps its Teams numbers across tests.

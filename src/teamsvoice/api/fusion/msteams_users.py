@@ -123,7 +123,9 @@ async def list_users(
                                        next_token=next, search=search, group=group, filters=parsed)
     if refresh:  # started once the list is answered: a refused list (a bad next, page_size, group) starts nothing
         await uow.end_transaction()  # (the list's reads; the job is recorded in a transaction of its own)
-        await _start_refresh(uow, access)
+        # None while one waits or runs: the scroll's every page asked for it, a whole-tenant job each.
+        if await calling_jobs.users_refresh_waiting(uow.session, access.enterprise.id) is None:
+            await _start_refresh(uow, access)
     return page
 
 

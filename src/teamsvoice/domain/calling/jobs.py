@@ -1,7 +1,10 @@
 """Accepting durable syncs and reporting their progress."""
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import NotFound
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import repository as jobs
@@ -46,6 +49,23 @@ async def add_users_refresh(session: AsyncSession, enterprise_id: int, voice_use
     job = await jobs.add_job(session, enterprise_id, REFRESH_TEAMS_USERS,
                              detail={} if voice_user_ids is None else {"voiceUserIds": voice_user_ids})
     return job.id
+
+
+# A whole-enterprise refresh recorded this long ago and still queued or running no longer stands for one to come
+# (`users_refresh_waiting`): a job left so by a defect would otherwise keep every later refresh from starting.
+REFRESH_WAITING_SECONDS = 3600.0
+
+
+async def users_refresh_waiting(session: AsyncSession, enterprise_id: int) -> int | None:
+    """The id of a refresh of all the enterprise's records (`add_users_refresh` without `voice_user_ids`) queued or
+    running, recorded within REFRESH_WAITING_SECONDS, if there is one: a list's `refresh` while it waits or runs
+    starts no other (the portal's scroll sent one with every page). A queued one reads Teams once it starts; a running
+    one may have read it already, so a change made in Teams since is taken by the next refresh after it."""
+    from teamsvoice.domain.calling.workflows import REFRESH_TEAMS_USERS
+
+    since = utcnow() - timedelta(seconds=REFRESH_WAITING_SECONDS)
+    rows = await jobs.unended_jobs_since(session, enterprise_id, REFRESH_TEAMS_USERS, since)
+    return next((job_id for job_id, detail in rows if "voiceUserIds" not in (detail or {})), None)
 
 
 async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str) -> CallingJob:

@@ -3,6 +3,7 @@ App), PBX locations and users, direct routes, the CallApp service account and ap
 functions take an `AsyncSession`; the job steps' (`calling/workflows.py`, in `core.db.sync_transaction`) a
 `Session`. The services hold the rules; these answer rows."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -30,6 +31,15 @@ async def add_job(session: AsyncSession, enterprise_id: int, kind: str, *, detai
 
 async def job_by_key(session: AsyncSession, job_key: str) -> CallingJob | None:
     return await session.scalar(select(CallingJob).where(CallingJob.job_key == job_key))
+
+
+async def unended_jobs_since(session: AsyncSession, enterprise_id: int, kind: str,
+                             since: datetime) -> list[tuple[int, dict[str, Any] | None]]:
+    """The enterprise's jobs of `kind` queued or running, recorded since `since`: (id, detail), oldest first."""
+    rows = await session.execute(select(CallingJob.id, CallingJob.detail).where(
+        CallingJob.enterprise_id == enterprise_id, CallingJob.kind == kind,
+        CallingJob.status.in_(("QUEUED", "RUNNING")), CallingJob.created_at >= since).order_by(CallingJob.id))
+    return [(job_id, detail) for job_id, detail in rows]
 
 
 def queued_job_ids(session: Session) -> list[int]:

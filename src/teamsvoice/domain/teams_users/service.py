@@ -14,11 +14,11 @@ number and policy back, so nothing stays half-written) and the customer licences
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Set
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +45,7 @@ from teamsvoice.microsoft.directory_ports import (
     RESOURCE_ACCOUNT_DEPARTMENT, DirectoryAdministration, DirectoryObject, DirectoryUser, SubscribedSku,
 )
 from teamsvoice.microsoft.ports import TenantConnection
+from teamsvoice.core.remembered import Remembered
 
 UNSET: Any = ...  # a field the request did not send (None is "clear it")
 
@@ -73,8 +74,16 @@ def voice_enabled(user: DirectoryUser, skus: dict[str, SubscribedSku]) -> str:
     return "no"
 
 
-async def sku_map(admin: DirectoryAdministration) -> dict[str, SubscribedSku]:
-    return {s.sku_id.lower(): s for s in await admin.subscribed_skus()}
+async def sku_map(admin: DirectoryAdministration, *, refresh: bool = True) -> dict[str, SubscribedSku]:
+    """The tenant's SKUs by lower-case id. `refresh=False` may answer from this process's last read of the tenant
+    (`subscribed_skus`: SKUS_SECONDS at most), whose seat counts are that read's: enough to name a user's licences and
+    know their plans, which change only when the tenant subscribes a SKU or drops one."""
+    return {s.sku_id.lower(): s for s in await admin.subscribed_skus(refresh=refresh)}
+
+
+def _unknown_licence(users: Iterable[DirectoryUser], skus: dict[str, SubscribedSku]) -> bool:
+    """Whether one of `users` holds a licence `skus` does not name (a SKU subscribed since they were read)."""
+    return any(sku_id.lower() not in skus for user in users for sku_id in user.assigned_sku_ids)
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,29 @@ class UserFilters:
 # users of the tenant. Unfiltered, a Graph page is the list's page (a page filled mid-way reads its Graph page again).
 FILTERED_GRAPH_PAGE = 100
 
+# What a list's pages share for a while, per tenant, in this process (the portal's infinite scroll asks page after
+# page; each page read them all again: the role holders, a request plus one per activated role, and every member of
+# the SRE group filter's groups). Microsoft changes them rarely, and teamsvoice never changes a directory role; a
+# change made meanwhile (in Entra ID; a filter group's members through a user's `groups` here) shows within
+# LIST_MEMO_SECONDS. The tenant's SKUs are `subscribed_skus`' memo (`sku_map`).
+LIST_MEMO_SECONDS = 60.0
+V = TypeVar("V")
+
+
+class _Dropped(Remembered[V]):
+    """As Remembered, and what it has forgotten is dropped at each put (Remembered keeps a value until its key is put
+    again): a filter's members are thousands of ids a tenant, kept while they answer, not while the process runs."""
+
+    def put(self, key: Hashable, value: V) -> None:
+        now = time.monotonic()
+        for stale in [k for k, (_, when) in list(self._values.items()) if now - when >= self.seconds]:
+            self._values.pop(stale, None)
+        super().put(key, value)
+
+
+_ROLE_HOLDERS: Remembered[dict[str, list[DirectoryObject]]] = _Dropped(LIST_MEMO_SECONDS)  # tenant -> holders
+_FILTER_MEMBERS: Remembered[frozenset[str]] = _Dropped(LIST_MEMO_SECONDS)  # (tenant, filter's groups) -> members
+
 
 async def list_users(
     session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection, *,
@@ -206,8 +238,11 @@ async def list_users(
     link: str | None = start.link if start is not None else None
     skip = start.skip if start is not None else 0
     admin = connection.directory_admin
-    skus = await sku_map(admin)
-    allowed = await _filter_members(session, access, admin)
+    # The SKUs only name the users' licences (each user's own, read with it) and give their plans: as remembered,
+    # read again once a user holds one they lack (subscribed since).
+    skus = await sku_map(admin, refresh=False)
+    skus_read = False
+    allowed = await _filter_members(session, access, connection)
     prefix = (search or "").lower() if group else ""  # without a group, Microsoft applies the search itself
     dropping = filters.countries or filters.is_voice_enabled or filters.have_number or prefix or allowed is not None
     graph_page = max(page_size, FILTERED_GRAPH_PAGE) if dropping else page_size
@@ -219,6 +254,8 @@ async def list_users(
             page = await admin.user_page(link, page_size=graph_page, starts_with=search, group=group)
         except NotFound:
             raise NotFound(f"Group {group} not found in the MS Teams tenant") from None
+        if not skus_read and _unknown_licence(page.users, skus):
+            skus, skus_read = await sku_map(admin), True
         matching = _directory_matches(page.users, skip, skus, allowed=allowed, prefix=prefix, filters=filters)
         wanted = page_size - len(picked)
         if filters.have_number:  # every candidate's record is needed to know whether it matches: one read a page
@@ -240,7 +277,8 @@ async def list_users(
             break
         link, skip = page.next_link, 0
     views = await record_views(session, access, list(records.values()))
-    holders = await admin.role_holders() if picked else {}  # one read for the page, not one per user
+    # One read for the page (not one per user), and for the pages that follow within LIST_MEMO_SECONDS.
+    holders = await _ROLE_HOLDERS.recall(connection.tenant_id, admin.role_holders) if picked else {}
     users = [TeamsUser(user, licences_of(user, skus), voice, views[records[user.id].id] if user.id in records else None,
                        roles=roles_of(holders.get(user.id, [])))
              for user, voice in picked]
@@ -249,7 +287,7 @@ async def list_users(
 
 def _directory_matches(
     users: list[DirectoryUser], skip: int, skus: dict[str, SubscribedSku], *,
-    allowed: set[str] | None, prefix: str, filters: UserFilters,
+    allowed: Set[str] | None, prefix: str, filters: UserFilters,
 ) -> list[tuple[int, DirectoryUser, str]]:
     """The users of one Microsoft page from index `skip` that pass the filters Microsoft's own properties decide
     (and the SRE group filter: `allowed`), each with its index in the page and whether it is voice enabled."""
@@ -277,11 +315,14 @@ def roles_of(memberships: Iterable[DirectoryObject]) -> tuple[Membership, ...]:
     return tuple(Membership(m.role_template_id or m.id, m.display_name) for m in memberships if m.kind == "directoryRole")
 
 
-async def _filter_members(session: AsyncSession, access: SubscriptionAccess, admin: DirectoryAdministration) -> set[str] | None:
-    """Members of the subscription's SRE group filter, or None when it has no filter."""
-    groups = list(await fusion_repository.group_filter(session, access.subscription.id))
+async def _filter_members(session: AsyncSession, access: SubscriptionAccess,
+                          connection: TenantConnection) -> frozenset[str] | None:
+    """Members of the subscription's SRE group filter, or None when it has no filter; read once for the tenant and
+    that filter's groups within LIST_MEMO_SECONDS (a list's pages each read them: a 5,000-member group, 50 requests)."""
+    groups = tuple(await fusion_repository.group_filter(session, access.subscription.id))
     if not groups:
         return None
+    admin = connection.directory_admin
 
     async def of_group(group_id: str) -> set[str]:
         try:
@@ -289,8 +330,11 @@ async def _filter_members(session: AsyncSession, access: SubscriptionAccess, adm
         except NotFound:
             return set()  # an orphan filter entry matches nobody
 
-    # The groups read at once (each group's pages one after another), not one group after another.
-    return set().union(*await asyncio.gather(*(of_group(group_id) for group_id in groups)))
+    async def read() -> frozenset[str]:
+        # The groups read at once (each group's pages one after another), not one group after another.
+        return frozenset().union(*await asyncio.gather(*(of_group(group_id) for group_id in groups)))
+
+    return await _FILTER_MEMBERS.recall((connection.tenant_id, tuple(sorted(groups))), read)
 
 
 async def directory_user(admin: DirectoryAdministration, ms_user_id: str) -> DirectoryUser:

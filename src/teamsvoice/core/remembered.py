@@ -1,5 +1,6 @@
 """What a process remembers of a tenant for a while: facts Microsoft changes rarely, read once instead of per
-job item (a voice routing policy's id, the tenant's subscribed SKUs)."""
+job item or list page (a voice routing policy's id, the tenant's subscribed SKUs, its role holders). In core/: the
+Microsoft adapters and the domain use it alike."""
 
 import asyncio
 import time
