@@ -3,15 +3,12 @@ once is not looked up again while the TTL runs, TTL 0 looks every request up as 
 disabled login or a role taken away in this process is refused at the next request."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
-from teamsvoice.app import create_app
 from teamsvoice.core.credential_cache import HOLD_SECONDS
 from teamsvoice.core.db import sync_url
 from teamsvoice.core.security import token_digest
@@ -19,26 +16,12 @@ from teamsvoice.domain.fusion.models import FusionUser
 from teamsvoice.domain.orgs.models import OAuthToken, PortalUser
 from tests.api.fusion.support import BASE, make_world
 from tests.support.ctt import bearer, token_for
+from tests.support.database import counted_app
 
 
-@asynccontextmanager
-async def app_with_cache(live: Any, seconds: float) -> AsyncIterator[tuple[httpx.AsyncClient, list[int]]]:
-    """The app on the live server's database with the cache's TTL set, in process (so that its statements can
-    be counted), and the count of statements it sent."""
-    app = create_app(live.settings.model_copy(update={"credential_cache_seconds": seconds}), jobs_role=None)
-    engine = app.state.container.engine.sync_engine
-    sent = [0]
-
-    def count(*_: Any) -> None:
-        sent[0] += 1
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-            yield client, sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-        await app.state.container.aclose()
+def app_with_cache(live: Any, seconds: float) -> Any:
+    """The app with the cache's TTL set, in process, and the count of statements it sent."""
+    return counted_app(live, credential_cache_seconds=seconds)
 
 
 async def statements_of(client: httpx.AsyncClient, sent: list[int], path: str, headers: dict[str, str]) -> tuple[int, int]:

@@ -4,14 +4,9 @@ sent 200 statements to delete one row), Fusion's `users` and `admins` lists read
 node) in a statement of its own (1,000 a page). Each is counted in process, with its own engine (so that only its
 statements are counted), before and after the rows around it grow: the count stays the same."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from teamsvoice.app import create_app
 from teamsvoice.domain.calling.models import PbxLocation, PbxUser
 from teamsvoice.domain.fusion import tenants as fusion_tenants
 from teamsvoice.domain.fusion.models import FusionTenant, FusionUserProfile
@@ -19,27 +14,7 @@ from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, Reseller
 from tests.api.fusion.support import BASE, PASSWORD, make_world
 from tests.support.ctt import bearer, token_for
-from tests.support.database import in_session
-
-
-@asynccontextmanager
-async def counted_app(live: Any) -> AsyncIterator[tuple[httpx.AsyncClient, list[int]]]:
-    """The app on the live server's database in process, its credential cache off (every request looks its token
-    up: one statement), and the count of statements its engine sent."""
-    app = create_app(live.settings.model_copy(update={"credential_cache_seconds": 0}), jobs_role=None)
-    engine = app.state.container.engine.sync_engine
-    sent = [0]
-
-    def count(*_: Any) -> None:
-        sent[0] += 1
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-            yield client, sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-        await app.state.container.aclose()
+from tests.support.database import counted_app, in_session
 
 
 async def statements(client: httpx.AsyncClient, sent: list[int], method: str, path: str,
@@ -82,7 +57,7 @@ async def test_a_pbx_row_is_deleted_in_as_many_statements_however_many_resellers
     master, mine, theirs = organisation.master, organisation.resellers[0], organisation.resellers[1]
     first = await in_session(live, lambda s: _pbx_rows(s, mine.reseller_id, "scope-one"))
     second = await in_session(live, lambda s: _pbx_rows(s, mine.reseller_id, "scope-two"))
-    async with counted_app(live) as (client, sent):
+    async with counted_app(live, credential_cache_seconds=0) as (client, sent):
         master_token, their_token = bearer(await token_for(client, master)), bearer(await token_for(client, theirs))
         # Out of the caller's scope, or no such row: 404, nothing deleted.
         for path in (f"/pbx/deletePBXLocation/{first[0]}", f"/pbx/deletePBXUser/{first[1]}"):
@@ -127,7 +102,7 @@ async def test_the_logins_and_admins_lists_read_as_many_statements_for_many_rows
     mine, theirs = organisation.resellers[0].reseller_id, organisation.resellers[1].reseller_id
     tenant = await world.create_tenant(name="Per-row")
     admins_path = f"{BASE}/resellers/{org_uuid(mine)}/admins"
-    async with counted_app(live) as (app_client, sent):
+    async with counted_app(live, credential_cache_seconds=0) as (app_client, sent):
         distributor = await world.as_("distributor")
         _, few_users = await statements(app_client, sent, "GET", f"{BASE}/users?page_size=1000", distributor)
         _, few_admins = await statements(app_client, sent, "GET", admins_path, distributor)

@@ -148,14 +148,13 @@ def test_an_id_beyond_the_databases_range_is_refused_in_words(tmp_path: Path) ->
     assert listed.exit_code == 0 and listed.exception is None, listed.output
 
 
-def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None:
-    """`drift --scan` recorded each failed scan and said "No open drift.", exit 0: as if every tenant matched (or, when
-    Microsoft did not answer, printed a traceback: its reads' ExceptionGroup, `plan` too). Nothing listens on port 9."""
+def linked_tenant(data: Path) -> None:
+    """A data directory migrated, with one enterprise linked to a tenant (`tenant-of-contoso`)."""
     from teamsvoice.core.db import create_blocking_engine, sync_transaction
     from teamsvoice.domain.orgs.models import Enterprise, Reseller
 
-    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
-    engine = create_blocking_engine(f"sqlite:///{tmp_path}/teamsvoice.sqlite3")
+    assert run("migrate", "--data-dir", str(data)).exit_code == 0
+    engine = create_blocking_engine(f"sqlite:///{data}/teamsvoice.sqlite3")
     try:
         with sync_transaction(engine) as session:
             reseller = Reseller(name="Reseller", level="RESELLER", registered_redirect_urls=[])
@@ -165,6 +164,12 @@ def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None
                                    registered=True))
     finally:
         engine.dispose()
+
+
+def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None:
+    """`drift --scan` recorded each failed scan and said "No open drift.", exit 0: as if every tenant matched (or, when
+    Microsoft did not answer, printed a traceback: its reads' ExceptionGroup, `plan` too). Nothing listens on port 9."""
+    linked_tenant(tmp_path)
     unreachable = {"TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
                    "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE,
                    "TEAMSVOICE_MICROSOFT_GRAPH_URL": f"{UNREACHABLE}/v1.0",
@@ -242,20 +247,7 @@ def test_only_migrate_and_the_servers_migrate(tmp_path: Path) -> None:
 def test_doctor_reports_cloud_modes_missing_pwsh(tmp_path: Path) -> None:
     """Once a tenant was linked, `doctor` in cloud mode built the connector, which raised PwshUnavailable: a traceback,
     exit 1. It is a failed check of its own now (the tokens are checked all the same; nothing listens on port 9)."""
-    from teamsvoice.core.db import create_blocking_engine, sync_transaction
-    from teamsvoice.domain.orgs.models import Enterprise, Reseller
-
-    assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
-    engine = create_blocking_engine(f"sqlite:///{tmp_path}/teamsvoice.sqlite3")
-    try:
-        with sync_transaction(engine) as session:
-            reseller = Reseller(name="Reseller", level="RESELLER", registered_redirect_urls=[])
-            session.add(reseller)
-            session.flush()
-            session.add(Enterprise(reseller_id=reseller.id, enterprise_name="Contoso", tenant_id="tenant-of-contoso",
-                                   registered=True))
-    finally:
-        engine.dispose()
+    linked_tenant(tmp_path)
     cloud = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(tmp_path / "no-pwsh"),
              "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
              "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12", "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE}

@@ -4,8 +4,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from teamsvoice.app import create_app
 from teamsvoice.core.db import create_engine, session_factory
 
 T = TypeVar("T")
@@ -63,3 +66,25 @@ async def customer_records(session: AsyncSession, reseller_id: int, name: str, *
     await session.flush()
     return enterprise.id, tenant.uuid, subscription.id
 
+
+
+@asynccontextmanager
+async def counted_app(live: Any, *, credential_cache_seconds: float) -> AsyncIterator[tuple[httpx.AsyncClient, list[int]]]:
+    """The app on the live server's database in process (so that its statements can be counted), its credential
+    cache's TTL set (0: every request looks its token up, one statement), and the count of statements its engine
+    sent."""
+    app = create_app(live.settings.model_copy(update={"credential_cache_seconds": credential_cache_seconds}),
+                     jobs_role=None)
+    engine = app.state.container.engine.sync_engine
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            yield client, sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        await app.state.container.aclose()

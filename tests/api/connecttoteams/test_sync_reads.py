@@ -32,15 +32,21 @@ def _teams_requests(tenant_id: str) -> float:
         for outcome in ("answered", "throttled", "unanswered"))
 
 
-async def test_a_sync_reads_the_tenant_once_not_user_by_user(client, live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
-    microsoft = await emulated_tenant(live, f"sync-{uuid.uuid4().hex[:8]}.example", USERS)
-    tenant_id = microsoft["tenantId"]
+async def registered(client, live, organisation, receiver, microsoft: dict):  # type: ignore[no-untyped-def]
+    """An enterprise registered to the emulated tenant through its consent, and its administrator's token answer."""
     onboarding = Onboarding(client, live, organisation, receiver, microsoft)
     await onboarding.register()
     credentials = onboarding.credentials
     signed_in = await client.post("/oauth/token", auth=(credentials["clientID"], credentials["clientSecret"]), data={
         "username": credentials["entAdminUsername"], "password": credentials["entAdminSecret"], "grant_type": "password"})
     assert signed_in.status_code == 200, signed_in.text
+    return onboarding, signed_in
+
+
+async def test_a_sync_reads_the_tenant_once_not_user_by_user(client, live, organisation, receiver) -> None:  # type: ignore[no-untyped-def]
+    microsoft = await emulated_tenant(live, f"sync-{uuid.uuid4().hex[:8]}.example", USERS)
+    tenant_id = microsoft["tenantId"]
+    onboarding, signed_in = await registered(client, live, organisation, receiver, microsoft)
     enterprise = bearer(signed_in.json()["access_token"])
     msal = {"authenticationResult": onboarding.msal_object}
 
@@ -104,12 +110,7 @@ async def test_a_sync_whose_enqueue_fails_is_accepted_and_the_sweep_starts_it(cl
     that runs (it was a 500 for a job that then ran all the same: api/deps.start_swept), and the workers' sweep
     (`resume_unstarted`) starts it."""
     microsoft = await emulated_tenant(live, f"lost-{uuid.uuid4().hex[:8]}.example", 1)
-    onboarding = Onboarding(client, live, organisation, receiver, microsoft)
-    await onboarding.register()
-    credentials = onboarding.credentials
-    signed_in = await client.post("/oauth/token", auth=(credentials["clientID"], credentials["clientSecret"]), data={
-        "username": credentials["entAdminUsername"], "password": credentials["entAdminSecret"], "grant_type": "password"})
-    assert signed_in.status_code == 200, signed_in.text
+    onboarding, signed_in = await registered(client, live, organisation, receiver, microsoft)
 
     async def lost(job_id: int) -> None:
         raise RuntimeError("database is locked")
