@@ -221,9 +221,15 @@ class _Dropped(Remembered[V]):
             self._values.pop(stale, None)
         super().put(key, value)
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """What is remembered of the tenant (keys `(tenant, ...)`)."""
+        for key in [k for k in list(self._values) if isinstance(k, tuple) and k and k[0] == tenant_id]:
+            self._values.pop(key, None)
+
 
 _ROLE_HOLDERS: Remembered[dict[str, list[DirectoryObject]]] = _Dropped(LIST_MEMO_SECONDS)  # tenant -> holders
-_FILTER_MEMBERS: Remembered[frozenset[str]] = _Dropped(LIST_MEMO_SECONDS)  # (tenant, filter's groups) -> members
+# (tenant, filter's groups) -> members; forgotten when teamsvoice changes a user's groups in the tenant (`apply_update`)
+_FILTER_MEMBERS: _Dropped[frozenset[str]] = _Dropped(LIST_MEMO_SECONDS)
 
 
 async def list_users(
@@ -745,9 +751,13 @@ async def apply_update(
             await _require_policy(connection, policy)
         cache = group_cache if group_cache is not None else {}
         directory = partial(_apply_directory, admin, user, update, cache)
-    if not await _apply_voice(sessions, access, connection, user, update, settle, directory) and settle is not None:
-        async with transaction(sessions) as session:
-            await settle(session)
+    try:
+        if not await _apply_voice(sessions, access, connection, user, update, settle, directory) and settle is not None:
+            async with transaction(sessions) as session:
+                await settle(session)
+    finally:
+        if directory is not None and update.groups is not UNSET:  # (the users list's SRE filter reads them again)
+            _FILTER_MEMBERS.forget_tenant(connection.tenant_id)
     return update.changes
 
 
