@@ -315,6 +315,14 @@ def voice_settings(record: TeamsVoiceUser) -> VoiceSettings:
     return record.phone_number, record.voice_routing_policy, record.calling_enabled
 
 
+def put_back(record: TeamsVoiceUser, before: VoiceSettings, wrote: VoiceSettings) -> None:
+    """The voice settings a change wrote (`wrote`) go back to `before`: only those it changed, so another request's
+    change of another setting, committed meanwhile, stays."""
+    for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
+        if written != was:
+            setattr(record, setting, was)
+
+
 @asynccontextmanager
 async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, before: VoiceSettings, *,
                             pbx_before: tuple[PbxUser, str] | None = None) -> AsyncIterator[None]:
@@ -332,9 +340,7 @@ async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, befor
     try:
         yield
     except DomainError as exc:
-        for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
-            if written != was:
-                setattr(record, setting, was)
+        put_back(record, before, wrote)
         if pbx_before is not None:
             pbx_user, pbx_number = pbx_before
             pbx_user.phone_number = pbx_number

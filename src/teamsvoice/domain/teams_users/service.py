@@ -35,7 +35,7 @@ from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import (
-    VoiceSettings, per_user_policy, reconcile, undone_on_failure, voice_settings, voice_state_reading,
+    VoiceSettings, per_user_policy, put_back, reconcile, undone_on_failure, voice_settings, voice_state_reading,
 )
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
@@ -81,7 +81,7 @@ async def sku_map(admin: DirectoryAdministration, *, refresh: bool = True) -> di
     return {s.sku_id.lower(): s for s in await admin.subscribed_skus(refresh=refresh)}
 
 
-def _unknown_licence(users: Iterable[DirectoryUser], skus: dict[str, SubscribedSku]) -> bool:
+def unknown_licence(users: Iterable[DirectoryUser], skus: dict[str, SubscribedSku]) -> bool:
     """Whether one of `users` holds a licence `skus` does not name (a SKU subscribed since they were read)."""
     return any(sku_id.lower() not in skus for user in users for sku_id in user.assigned_sku_ids)
 
@@ -260,7 +260,7 @@ async def list_users(
             page = await admin.user_page(link, page_size=graph_page, starts_with=search, group=group)
         except NotFound:
             raise NotFound(f"Group {group} not found in the MS Teams tenant") from None
-        if not skus_read and _unknown_licence(page.users, skus):
+        if not skus_read and unknown_licence(page.users, skus):
             skus, skus_read = await sku_map(admin), True
         matching = _directory_matches(page.users, skip, skus, allowed=allowed, prefix=prefix, filters=filters)
         wanted = page_size - len(picked)
@@ -670,8 +670,9 @@ async def _apply_voice(
             wrote = voice_settings(record)
             try:
                 await directory()
-            except Exception:
-                await _put_back(session, record, before, wrote)
+            except Exception:  # Teams was not asked: the settings go back, its last sync as it was (none ran)
+                put_back(record, before, wrote)
+                await end_transaction(session)
                 raise
             reading = block.enter_context(voice_state_reading(connection, user.id))
         try:
@@ -696,19 +697,6 @@ async def _apply_voice(
         await end_transaction(session)
         update.changes.extend(result.changes)
         return settle is not None
-
-
-_VOICE_SETTINGS = ("phone_number", "voice_routing_policy", "calling_enabled")  # a VoiceSettings' attributes
-
-
-async def _put_back(session: AsyncSession, record: TeamsVoiceUser, before: VoiceSettings, wrote: VoiceSettings) -> None:
-    """The voice settings an update recorded (`wrote`) go back to `before`, committed: the directory's changes
-    failed, and Teams is not asked. Only those it changed, as `undone_on_failure` does; its last sync is left as it
-    was (none ran)."""
-    for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
-        if written != was:
-            setattr(record, setting, was)
-    await end_transaction(session)
 
 
 POLICIES_SECONDS = 60.0

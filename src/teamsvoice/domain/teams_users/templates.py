@@ -237,10 +237,10 @@ async def holds_teams_phone(admin: DirectoryAdministration, user: service.Direct
     ...), the default template's requirement. `remembered`: from the tenant's SKUs as this process last read them
     (`subscribed_skus(refresh=False)`, a bulk item's: no read of its own), read afresh only when they lack a licence
     the user holds (a SKU subscribed since)."""
-    skus = await admin.subscribed_skus(refresh=not remembered)
-    if remembered and not {sku.lower() for sku in user.assigned_sku_ids} <= {s.sku_id.lower() for s in skus}:
-        skus = await admin.subscribed_skus()
-    return service.voice_enabled(user, {s.sku_id.lower(): s for s in skus}) == "yes"
+    skus = await service.sku_map(admin, refresh=not remembered)
+    if remembered and service.unknown_licence([user], skus):
+        skus = await service.sku_map(admin)
+    return service.voice_enabled(user, skus) == "yes"
 
 
 async def update_for(template: Template, admin: DirectoryAdministration, user: service.DirectoryUser, *,
