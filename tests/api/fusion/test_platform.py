@@ -241,7 +241,7 @@ async def test_staff_management(world) -> None:
 
 async def test_a_login_gives_no_admin_more_rights_than_it_holds(world) -> None:
     """A tenant login whose rights were narrowed by hand, holding the admins roles, neither creates an admin of its
-    tenant's full default profile nor changes one (its password, its status, its profile): 403 in Fusion's body naming a
+    tenant's full default profile nor changes one (its password, its status, its profile) nor deletes one: 403 in Fusion's body naming a
     role it lacks, nothing written. Its own login, and admins within its rights, it still manages; a full profile
     (the reseller's, the tenant's default) creates admins as before."""
     client, reseller = world.client, await world.as_("reseller")
@@ -262,6 +262,9 @@ async def test_a_login_gives_no_admin_more_rights_than_it_holds(world) -> None:
         taken = await client.put(f"{admins}/{full.json()['id']}", headers=narrow, json=change)
         assert taken.status_code == 403 and taken.json()["error"]["code"] == 1003, (change, taken.text)
         assert taken.json()["error"]["reason"].startswith(f"Admin {full.json()['id']} holds rights your login does not")
+    removed = await client.delete(f"{admins}/{full.json()['id']}", headers=narrow)
+    assert removed.status_code == 403 and removed.json()["error"]["code"] == 1003, removed.text
+    assert removed.json()["error"]["reason"].startswith(f"Admin {full.json()['id']} holds rights your login does not")
     listed = (await client.get(admins, headers=reseller)).json()["admins"]
     assert sorted((a["username"], a["status"], a["first_name"]) for a in listed) == [
         ("full@narrowed.example", "active", None), ("narrow", "active", None)]

@@ -312,9 +312,11 @@ async def _end_sessions(session: AsyncSession, user: FusionUser, keep: str | Non
 
 
 async def delete_admin(session: AsyncSession, principal: FusionPrincipal, target: AdminTarget, admin_id: int) -> None:
+    """`check_within_own_rights` as for a change: a login narrowed by hand does not remove a stronger one."""
     user = await get_admin(session, target, admin_id)
     if user.id == principal.user_id:
         raise ValidationFailed("You cannot delete your own login", code=SELF_DELETE)
+    check_within_own_rights(principal, list(user.permissions or []), f"Admin {user.id} holds")
     _read(session).profiles.pop(user.id, None)
     await logins.delete_login_records(session, user.id)
     await session.delete(user)
