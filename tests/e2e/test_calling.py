@@ -382,6 +382,40 @@ async def test_consented_reseller_provisions_direct_routing(onboarding, live) ->
     assert any(g["Fqdn"] == f"sbc-eu-west.{tenant['domain']}" for g in voice["gateways"])
 
 
+async def test_a_policy_named_in_another_case_is_the_tenants_and_granted_once(onboarding, live) -> None:  # type: ignore[no-untyped-def]
+    """Teams reads a voice routing policy's name in any case, "Tag:" or not: updateUserDetails refused the tenant's
+    "teamsvoice" sent as "TAG:TEAMSVOICE" (a 400 naming provisionDirectRouting, where Fusion took it), and a user
+    whose record named its policy so was granted it again by every sync (reported UPDATED each time)."""
+    client = onboarding.client
+    await onboarding.register()
+    token, tenant = onboarding.token, onboarding.tenant
+    ent_token = await enterprise_token(onboarding)
+    msal = {"authenticationResult": onboarding.msal_object}
+    for action in ("GET_USER_SYNC_CONSENT", "GET_PRESENCE_CONSENT"):
+        await onboarding.consent(action)
+    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+                               headers=bearer(token))).json()[0]["sbcGatewayId"]
+    route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
+                               json=msal | {"sbcGatewayId": sbc_id})).json()
+    user = licensed_users(live, onboarding.msal_object["authenticationResult"]["accessToken"],
+                          tenant["globalAdmin"]["username"])[-1]
+    upn = user["userPrincipalName"]
+    cased = f"TAG:{route['voiceRoutingPolicy'].swapcase()}"
+    reset = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),  # (the emulated tenant
+                              json=msal | {"userPrincipalName": upn, "voiceRoutingPolicy": None})  # serves both backends)
+    assert reset.status_code == 200, reset.text
+    updated = await client.post("/provisioning/updateUserDetails", headers=bearer(ent_token),
+                                json=msal | {"userPrincipalName": upn, "voiceRoutingPolicy": cased})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["changes"][-1] == f"voice routing policy set to {cased}", updated.text
+    for _ in range(2):
+        synced = await client.post("/provisioning/syncTeamsRegistrations", headers=bearer(ent_token), json=msal)
+        result = next(r for r in synced.json()["results"] if r["userPrincipalName"] == upn)
+        assert result["status"] == "UNCHANGED", synced.text
+    assert [g["policyName"] for g in admin_view(live, tenant["tenantId"], "voice")["grants"]
+            if g["userId"] == user["id"] and "voicerouting" in g["policyType"].lower()] == [route["voiceRoutingPolicy"]]
+
+
 async def test_a_pbx_user_made_callapp_only_says_a_sync_is_required(onboarding, live) -> None:  # type: ignore[no-untyped-def]
     """configureValetUser with directRouteId -1 on a PBX user with a direct route answered syncRequired false, yet
     the next sync removed the user's Teams number: syncRequired is true whenever a sync would change the user."""

@@ -326,7 +326,7 @@ class FakeEmergencyLocations:
 
     async def remove_address(self, civic_address_id: str) -> None:
         if civic_address_id not in self.addresses:
-            raise refused(f"Remove-CsOnlineLisCivicAddress failed: civic address {civic_address_id} not found")
+            raise NotFound(f"Teams has no civic address {civic_address_id}")  # (the port's answer: the adapter's)
         if f"loc-{civic_address_id}" in self.placed.values():
             raise refused("Remove-CsOnlineLisCivicAddress failed: the address is in use")
         del self.addresses[civic_address_id]

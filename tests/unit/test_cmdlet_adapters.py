@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
-from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
+from teamsvoice.microsoft.cmdlets import says_not_found
+from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
 from teamsvoice.microsoft.emergency_locations import CmdletEmergencyLocations
 from teamsvoice.microsoft.ports import CivicAddress
 from teamsvoice.microsoft.resource_accounts import CmdletResourceAccounts
@@ -96,3 +98,55 @@ async def test_the_sip_address_and_the_powershell_probe_read_teams() -> None:
     assert cmdlets.sent == [("Get-CsOnlineUser", {"Identity": "id-ada"}), ("Get-CsOnlineUser", {"Identity": "admin@contoso.com"}),
                             ("Get-CsOnlineVoiceRoutingPolicy", {"Identity": "Global"})]
     assert await TeamsAdminAdapter(None, Recorder()).sip_address("id-bob") is None  # type: ignore[arg-type]
+
+
+async def test_whether_a_policy_exists_is_read_once_a_while_and_again_for_a_name_not_among_those_read() -> None:
+    """`has_policy` matches a name as a grant's -PolicyName does (any case, "Tag:" or not, never the global policy);
+    the tenant's policies are read once for a bulk job's items, not once each (a cmdlet); a name not among them is
+    asked again (a policy made since)."""
+    policies = [{"Identity": "Global"}, {"Identity": "Tag:teamsvoice"}]
+    cmdlets = Recorder(Get_CsOnlineVoiceRoutingPolicy=policies)
+    routing = CmdletDirectRouting(cmdlets, "tenant-has-policy")
+    assert [await routing.has_policy(name) for name in ("teamsvoice", "Tag:TeamsVoice", "TEAMSVOICE")] == [True] * 3
+    assert len(cmdlets.sent) == 1
+    policies.append({"Identity": "Tag:made-since"})
+    assert await routing.has_policy("made-since") and not await routing.has_policy("Global")
+    assert len(cmdlets.sent) == 3
+    assert await CmdletDirectRouting(cmdlets, "another-tenant").has_policy("teamsvoice") and len(cmdlets.sent) == 4
+
+
+def test_only_a_cmdlets_not_found_error_id_says_teams_has_no_such_object() -> None:
+    def failure(code: str | None) -> UpstreamError:
+        return UpstreamError("Remove-CsOnlineLisCivicAddress failed", retryable=False, status=400, upstream_code=code)
+
+    assert all(says_not_found(failure(code)) for code in (
+        "NotFound", "ObjectNotFound,Microsoft.Teams.RemoveCsOnlineLisCivicAddress", "ManagementObjectNotFound"))
+    assert not any(says_not_found(failure(code)) for code in (
+        None, "NamedParameterNotFound,Remove-CsOnlineLisCivicAddress", "CommandNotFoundException", "InvalidOperation"))
+
+
+class Refusing(Recorder):
+    """Teams answering every cmdlet with one error."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__()
+        self.error = error
+
+    async def run(self, cmdlet: str, parameters: dict[str, Any], *, idempotent: bool | None = None) -> list[dict[str, Any]]:
+        await super().run(cmdlet, parameters)
+        raise self.error
+
+
+async def test_an_object_teams_does_not_have_is_not_found_and_other_refusals_stay_refusals() -> None:
+    """A civic address or resource account Teams has no more is NotFound (a location's delete completes, an id
+    adopts nothing), whichever runner said so; a refusal in other words stays the refusal."""
+    gone = UpstreamError("failed: not found", retryable=False, status=400, upstream_code="ObjectNotFound,Remove")
+    with pytest.raises(NotFound):
+        await CmdletEmergencyLocations(Refusing(gone)).remove_address("c1")
+    with pytest.raises(NotFound):
+        await CmdletResourceAccounts(Refusing(gone)).get("0b5e")
+    in_use = UpstreamError("failed: in use", retryable=False, status=400, upstream_code="InvalidOperation")
+    with pytest.raises(UpstreamError, match="in use"):
+        await CmdletEmergencyLocations(Refusing(in_use)).remove_address("c1")
+    with pytest.raises(UpstreamError, match="in use"):
+        await CmdletResourceAccounts(Refusing(in_use)).get("0b5e")

@@ -269,30 +269,19 @@ async def test_an_unknown_group_is_named_with_its_code() -> None:
     assert caught.value.code == service.GROUP_NOT_FOUND
 
 
-async def test_a_policy_is_read_once_a_while_and_again_when_not_among_those_read(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """An update that changes the directory asks first whether its policy exists (`_require_policy`): the tenant's
-    policies are read once for a bulk job's items, not once each (a cmdlet); a name not among them is asked again (a
-    policy made since), and one the tenant lacks is refused as Teams refuses its grant."""
-    reads: list[str] = []
-
-    class Policies:
-        names = ["Global", "teamsvoice"]
-
-        async def policy_names(self) -> list[str]:
-            reads.append("read")
-            return list(self.names)
-
-    monkeypatch.setattr(service, "_known_policies", {})
-    link = connection(tenant(), direct_routing=Policies())
-    for policy in ("teamsvoice", "Tag:TeamsVoice", "teamsvoice"):
+async def test_a_policy_the_tenant_lacks_is_refused_as_teams_refuses_its_grant() -> None:
+    """An update that changes the directory asks first whether its policy exists (`_require_policy`, through the
+    port's `has_policy`: tests/unit/test_cmdlet_adapters.py): one the tenant lacks is refused as Teams refuses its
+    grant, with "Tag:" or not."""
+    routing = FakeDirectRouting()
+    routing.policies = {"teamsvoice": VoiceRoutingPolicy("teamsvoice", [])}
+    link = connection(tenant(), direct_routing=routing)
+    for policy in ("teamsvoice", "Tag:TeamsVoice"):
         await service._require_policy(link, policy)
-    assert len(reads) == 1
-    Policies.names.append("made-since")
-    await service._require_policy(link, "made-since")
-    with pytest.raises(ValidationFailed, match='Policy "Nope" is not a user policy') as caught:
-        await service._require_policy(link, "Nope")
-    assert caught.value.code == service.VRP_REFUSED and len(reads) == 3
+    for policy in ("Nope", "Tag:Nope"):
+        with pytest.raises(ValidationFailed, match='Policy "Nope" is not a user policy') as caught:
+            await service._require_policy(link, policy)
+        assert caught.value.code == service.VRP_REFUSED
 
 
 async def _recorded(*args) -> None:  # type: ignore[no-untyped-def]
@@ -432,8 +421,7 @@ async def test_an_account_made_in_teams_is_read_by_its_id_to_be_adopted() -> Non
         assert await resource_accounts._adopted(session, None, link, ms_id) is None  # type: ignore[arg-type]
     assert listings == []
     found = teams.get
-    for failure, listing in ((UpstreamError("Get-CsOnlineApplicationInstance failed: Management object not found",
-                                            retryable=False, status=400, upstream_code="ManagementObjectNotFound"), []),
+    for failure, listing in ((NotFound("Teams has no resource account"), []),
                              (UpstreamError("Get-CsOnlineApplicationInstance failed: Bad request", retryable=False,
                                             status=400, upstream_code="BadRequest"), ["all"])):
         async def refused(object_id: str, failure: UpstreamError = failure) -> ApplicationInstance:
@@ -533,18 +521,6 @@ async def test_teams_refusing_an_address_records_nothing() -> None:
     with pytest.raises(UpstreamError, match="CountryOrRegion"):
         await locations.create_location(session, access, link, address)  # type: ignore[arg-type]
     assert session.rows == [] and session.commits == 2 and teams.addresses == {}
-
-
-def test_only_an_address_teams_does_not_have_lets_a_delete_complete() -> None:
-    def failure(code: str | None) -> UpstreamError:
-        return UpstreamError("Remove-CsOnlineLisCivicAddress failed", retryable=False, status=400, upstream_code=code)
-
-    gone = [failure("NotFound"), failure("ObjectNotFound,Microsoft.Teams.RemoveCsOnlineLisCivicAddress"),
-            NotFound("no such civic address")]
-    assert all(locations._no_such_address(exc) for exc in gone)
-    other = [failure(None), failure("NamedParameterNotFound,Remove-CsOnlineLisCivicAddress"),
-             failure("CommandNotFoundException"), failure("InvalidOperation"), ValidationFailed("in use")]
-    assert not any(locations._no_such_address(exc) for exc in other)
 
 
 # --- onboarding wizard -------------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ class FakeDirectRouting(FakeTenantVoice):
     async def policy_names(self) -> list[str]:
         return list(self.policies)
 
+    async def has_policy(self, name: str) -> bool:
+        bare = name[4:] if name[:4].lower() == "tag:" else name
+        return bare.lower() in {p.lower() for p in self.policies}
+
     async def routing_policies(self) -> list[VoiceRoutingPolicy]:
         return (await self.routing()).policies
 

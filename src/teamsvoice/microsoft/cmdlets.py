@@ -25,6 +25,17 @@ def is_idempotent(cmdlet: str) -> bool:
     return cmdlet.split("-", 1)[0].lower() in IDEMPOTENT_VERBS
 
 
+# The error ids (FullyQualifiedErrorId's first part) Teams' cmdlets give an object they do not have.
+_NOT_FOUND_IDS = frozenset({"notfound", "objectnotfound", "managementobjectnotfound"})
+
+
+def says_not_found(error: UpstreamError) -> bool:
+    """Whether a cmdlet's failure says Teams has no such object (its error id; a parameter or a command not found
+    is not that), whichever runner ran it: the adapters answer it as NotFound."""
+    code = error.upstream_code
+    return bool(code) and str(code).split(",", 1)[0].strip().lower() in _NOT_FOUND_IDS
+
+
 def cmdlet_error(cmdlet: str, status: int | None, body: Any, text: str) -> UpstreamError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):

@@ -2,8 +2,13 @@
 
 from typing import Any
 
+from teamsvoice.core.remembered import Remembered
 from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import Cmdlets
+
+POLICY_NAMES_SECONDS = 60.0
+# Tenant id -> its per-user voice routing policies' names in lower case: what `has_policy` last read.
+_POLICY_NAMES: Remembered[frozenset[str]] = Remembered(POLICY_NAMES_SECONDS)
 
 
 def _strings(value: Any) -> list[str]:
@@ -19,8 +24,9 @@ def _untag(identity: str) -> str:
 
 
 class CmdletDirectRouting:
-    def __init__(self, cmdlets: Cmdlets) -> None:
+    def __init__(self, cmdlets: Cmdlets, tenant_id: str) -> None:
         self._cmdlets = cmdlets
+        self._tenant_id = tenant_id
 
     async def inventory(self) -> RoutingInventory:
         gateways = await self._cmdlets.run("Get-CsOnlinePSTNGateway", {})
@@ -38,6 +44,17 @@ class CmdletDirectRouting:
 
     async def policy_names(self) -> list[str]:
         return [policy.identity for policy in await self.routing_policies()]
+
+    async def has_policy(self, name: str) -> bool:
+        """Whether a grant's -PolicyName `name` finds a per-user policy of the tenant (as Teams matches it: any
+        case, "Tag:" or not). The names are read at most every POLICY_NAMES_SECONDS per tenant (a bulk job's items
+        each ask: a cmdlet each); a name not among those read is asked again (a policy made since)."""
+        wanted = _untag(name).lower()
+        known = _POLICY_NAMES.get(self._tenant_id)
+        if known is None or wanted not in known:
+            known = frozenset(n.lower() for n in await self.policy_names() if n != "Global")
+            _POLICY_NAMES.put(self._tenant_id, known)
+        return wanted in known
 
     async def routing_policies(self) -> list[VoiceRoutingPolicy]:
         return [VoiceRoutingPolicy(_untag(str(p.get("Identity"))), _strings(p.get("OnlinePstnUsages")),

@@ -4,7 +4,8 @@ numbers) and Set-CsPhoneNumberAssignment -LocationId."""
 
 from typing import Any
 
-from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.errors import NotFound, UpstreamError, ValidationFailed
+from teamsvoice.microsoft.cmdlets import says_not_found
 from teamsvoice.microsoft.ports import CivicAddress, Cmdlets, EmergencyAddress
 
 
@@ -34,7 +35,13 @@ class CmdletEmergencyLocations:
                                 {"CivicAddressId": civic_address_id, **civic_parameters(address)})
 
     async def remove_address(self, civic_address_id: str) -> None:
-        await self._cmdlets.run("Remove-CsOnlineLisCivicAddress", {"CivicAddressId": civic_address_id})
+        """NotFound when Teams has no such address (removed there already)."""
+        try:
+            await self._cmdlets.run("Remove-CsOnlineLisCivicAddress", {"CivicAddressId": civic_address_id})
+        except UpstreamError as exc:
+            if says_not_found(exc):
+                raise NotFound(f"Teams has no civic address {civic_address_id}") from exc
+            raise
 
     async def locate_number(self, user_principal_name: str, phone_number: str, location_id: str | None) -> None:
         parameters = {"Identity": user_principal_name, "PhoneNumber": phone_number, "PhoneNumberType": "DirectRouting"}

@@ -293,7 +293,7 @@ class TenantConnection:
         microsoft/direct_routing.py)."""
         from teamsvoice.microsoft.direct_routing import CmdletDirectRouting
 
-        return CmdletDirectRouting(self.cmdlets)
+        return CmdletDirectRouting(self.cmdlets, self.tenant_id)
 
     @cached_property
     def resource_accounts(self) -> ResourceAccounts:

@@ -3,7 +3,8 @@ v1.0 has no API for them)."""
 
 from typing import Any
 
-from teamsvoice.core.errors import NotFound
+from teamsvoice.core.errors import NotFound, UpstreamError
+from teamsvoice.microsoft.cmdlets import says_not_found
 from teamsvoice.microsoft.ports import ApplicationInstance, Cmdlets
 
 
@@ -23,7 +24,13 @@ class CmdletResourceAccounts:
         return str(created[0]["ObjectId"])
 
     async def get(self, object_id: str) -> ApplicationInstance:
-        found = await self._cmdlets.run("Get-CsOnlineApplicationInstance", {"Identity": object_id})
+        """NotFound when Teams has none under that id (no output, or its not-found error)."""
+        try:
+            found = await self._cmdlets.run("Get-CsOnlineApplicationInstance", {"Identity": object_id})
+        except UpstreamError as exc:
+            if says_not_found(exc):
+                raise NotFound(f"Teams has no resource account {object_id}") from exc
+            raise
         if not found:
             raise NotFound(f"Teams has no resource account {object_id}")
         return _instance(found[0])

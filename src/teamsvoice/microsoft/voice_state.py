@@ -16,7 +16,7 @@ from teamsvoice.microsoft.teams_voice import TeamsVoiceAdapter
 
 class TenantVoiceAdapter:
     def __init__(self, connection: TenantConnection) -> None:
-        self._routing = CmdletDirectRouting(connection.cmdlets)
+        self._routing = CmdletDirectRouting(connection.cmdlets, connection.tenant_id)
         self._graph = connection.graph
         voice = connection.voice
         self._voice = voice if isinstance(voice, TeamsVoiceAdapter) else TeamsVoiceAdapter(connection.graph, connection.cmdlets)

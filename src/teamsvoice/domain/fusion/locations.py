@@ -189,25 +189,11 @@ async def delete_location(session: AsyncSession, access: SubscriptionAccess, con
                                    "again to remove the address there")
         try:
             await connection.emergency_locations.remove_address(row.teams_civic_address_id)
-        except DomainError as exc:
-            if not _no_such_address(exc):
-                raise
-            # Teams has it no more (removed there, or by a delete whose recording failed): the delete completes.
+        except NotFound:
+            pass  # Teams has it no more (removed there, or by a delete whose recording failed): the delete completes
     await repository.forget_numbers_at(session, row.id)
     await session.delete(row)
     await session.flush()
-
-
-# The error ids (FullyQualifiedErrorId's first part) Teams' cmdlets give an object they do not have.
-_NOT_FOUND_IDS = frozenset({"notfound", "objectnotfound", "managementobjectnotfound"})
-
-
-def _no_such_address(exc: DomainError) -> bool:
-    """Teams answered that it has no such civic address (a cmdlet's not-found error id, or NotFound)."""
-    if isinstance(exc, NotFound):
-        return True
-    code = exc.upstream_code if isinstance(exc, UpstreamError) else None
-    return bool(code) and str(code).split(",", 1)[0].strip().lower() in _NOT_FOUND_IDS
 
 
 async def set_number_location(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection,

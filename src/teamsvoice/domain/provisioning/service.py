@@ -154,12 +154,12 @@ def per_user_policy(name: str | None, field: str = "voice routing policy") -> st
 
 
 async def unknown_policy(connection: TenantConnection, policy: str) -> list[str] | None:
-    """None when `policy` (a per-user policy name, `per_user_policy`'s) exists in the tenant; else the tenant's
-    per-user policies, to name them (Teams grants only existing ones)."""
-    known = await connection.direct_routing.policy_names()
-    if policy.removeprefix("Tag:") in known:
+    """None when `policy` (a per-user policy name, `per_user_policy`'s) exists in the tenant (the port's
+    `has_policy`: any case, read once a while); else the tenant's per-user policies, to name them (Teams grants only
+    existing ones)."""
+    if await connection.direct_routing.has_policy(policy):
         return None
-    return [k for k in known if k != "Global"]
+    return [k for k in await connection.direct_routing.policy_names() if k != "Global"]
 
 
 def normalise_phone_number(raw: str) -> str:
@@ -249,7 +249,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
 
             async def grant_policy() -> None:
                 nonlocal granted
-                if policy != state.voice_routing_policy:
+                if not rules.same_policy_name(policy, state.voice_routing_policy):
                     await connection.voice.grant_voice_routing_policy(upn, policy)
                     granted = True
 

@@ -131,7 +131,7 @@ async def _adopted(session: AsyncSession, access: SubscriptionAccess, connection
     looked for again under the enterprise's lock: two requests adopting the account at once make one row (the
     second finds the first's; the column has no unique constraint, the lock is the rule, as for `create`).
     The application instance is read by its id (Get-CsOnlineApplicationInstance -Identity, not every one of the
-    tenant): Teams answering it has none (ManagementObjectNotFound) is None; a refusal in other words is
+    tenant): Teams answering it has none (the adapter's NotFound) is None; a refusal in other words is
     checked against the tenant's list, as before, so it is None only when the list lacks it too."""
     from teamsvoice.core.errors import UpstreamError
 
@@ -150,8 +150,6 @@ async def _adopted(session: AsyncSession, access: SubscriptionAccess, connection
     except UpstreamError as exc:
         if exc.retryable:
             raise
-        if "managementobjectnotfound" in (exc.upstream_code or "").lower():
-            return None
         found = [i for i in await teams.all() if i.object_id.lower() == ms_id]
         if not found:
             return None

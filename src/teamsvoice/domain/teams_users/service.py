@@ -681,7 +681,7 @@ async def _apply_voice(
                 if update.vrp is not UNSET and not record.calling_enabled:
                     # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
                     state = await connection.voice.voice_state(user.id)
-                    if state.voice_routing_policy != policy:
+                    if not rules.same_policy_name(state.voice_routing_policy, policy):
                         await connection.voice.grant_voice_routing_policy(user.user_principal_name, policy)
                         result.changes.append(f"voice routing policy set to {policy or 'Global'}")
         except UpstreamError as exc:
@@ -699,23 +699,12 @@ async def _apply_voice(
         return settle is not None
 
 
-POLICIES_SECONDS = 60.0
-# Tenant id -> (when read, its voice routing policies' names in lower case): what `_require_policy` last read.
-_known_policies: dict[str, tuple[float, frozenset[str]]] = {}
-
-
 async def _require_policy(connection: TenantConnection, policy: str) -> None:
     """Refuses a per-user policy (`per_user_policy`'s) the tenant lacks before the update changes anything, answered
-    as Teams' refusal of its grant is (VRP_REFUSED): Teams is asked last, after the directory's changes. The tenant's
-    policies are read at most every POLICIES_SECONDS (not once per bulk item: a cmdlet each); a name not among those
-    read is asked again (a policy made since)."""
-    bare = policy[4:] if policy[:4].lower() == "tag:" else policy
-    when, known = _known_policies.get(connection.tenant_id, (0.0, frozenset()))
-    if bare.lower() in known and time.monotonic() - when < POLICIES_SECONDS:
-        return
-    known = frozenset(name.lower() for name in await connection.direct_routing.policy_names())
-    _known_policies[connection.tenant_id] = (time.monotonic(), known)
-    if bare.lower() not in known:
+    as Teams' refusal of its grant is (VRP_REFUSED): Teams is asked last, after the directory's changes. Whether it
+    exists: the port's `has_policy` (read once a while, not once per bulk item)."""
+    if not await connection.direct_routing.has_policy(policy):
+        bare = policy[4:] if policy[:4].lower() == "tag:" else policy
         raise ValidationFailed(f'Policy "{bare}" is not a user policy. You can assign only a policy that has per-user '
                                "scope.", code=VRP_REFUSED)
 

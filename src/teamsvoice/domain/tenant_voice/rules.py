@@ -103,3 +103,12 @@ def check_policy_name(field: str, name: str | None) -> str | None:
         raise ValidationFailed(f"{field}: '{name}' contains '/', which Microsoft Graph cannot take in a voice routing "
                                "policy's name (it reads it as a path separator): name the policy without '/'")
     return name
+
+
+def same_policy_name(one: str | None, other: str | None) -> bool:
+    """Whether two names give the same voice routing policy as Teams reads a name: in any case, "Tag:" or not
+    (None: the global policy). A record holding "intl" matches Teams' "Intl": granting it again each sync would
+    change nothing in Teams but report an update."""
+    def key(name: str | None) -> str:
+        return (name[4:] if name[:4].lower() == "tag:" else name).lower() if name else ""
+    return key(one) == key(other)

@@ -18,7 +18,7 @@ user still exists in Teams, so apply also removes its numbers there and turns En
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from teamsvoice.domain.tenant_voice import configuration
+from teamsvoice.domain.tenant_voice import configuration, rules
 from teamsvoice.domain.voice_state.state import Assignment, DesiredState, ObservedState
 from teamsvoice.microsoft.calling_ports import PstnGateway, VoiceRoute, VoiceRoutingPolicy
 from teamsvoice.microsoft.ports import VoiceState
@@ -132,7 +132,7 @@ def _user(want: Assignment, seen: VoiceState, holders: dict[str, VoiceState], po
         out.append(Difference(f"{base}:enterpriseVoice", "user", upn, "enterpriseVoice", "change", True, False,
                               "enterprise_voice_changed", f"{upn} has Enterprise Voice off", seen.user_id))
     policy, seen_policy = want.voice_routing_policy, seen.voice_routing_policy
-    if (policy or "").lower() != (seen_policy or "").lower():
+    if not rules.same_policy_name(policy, seen_policy):
         if policy and policy.lower() not in policies:
             out.append(Difference(f"{base}:voiceRoutingPolicy", "user", upn, "voiceRoutingPolicy", "leave", policy,
                                   seen_policy, "policy_deleted", f"{upn} should have voice routing policy {policy}, "
