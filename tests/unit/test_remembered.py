@@ -48,6 +48,18 @@ async def test_a_forgotten_value_is_read_again() -> None:
     assert [await memory.recall("k", read) for _ in range(3)] == [0, 1, 2]
 
 
+def test_expired_values_are_dropped_not_only_ignored() -> None:
+    """A process that served thousands of tenants over a day keeps only what is still remembered."""
+    memory: Remembered[int] = Remembered(0.0)
+    for tenant in range(10 * Remembered.SWEEP_FROM):
+        memory.put(tenant, tenant)
+    assert len(memory._values) <= Remembered.SWEEP_FROM
+    lasting: Remembered[int] = Remembered(3600.0)
+    for tenant in range(3 * Remembered.SWEEP_FROM):
+        lasting.put(tenant, tenant)
+    assert all(lasting.get(tenant) == tenant for tenant in range(3 * Remembered.SWEEP_FROM))
+
+
 def test_a_caller_on_another_event_loop_reads_for_itself() -> None:
     """`serve` runs requests and jobs on two loops: a caller on one loop is not made to wait on the other loop's read
     (an asyncio lock cannot be awaited from another loop)."""

@@ -11,11 +11,15 @@ V = TypeVar("V")
 
 
 class Remembered(Generic[V]):
-    """Values by key, each forgotten `seconds` after it was put."""
+    """Values by key, each forgotten `seconds` after it was put (and dropped: the expired ones go whenever the
+    values have doubled since the last sweep, so a process that served many tenants keeps only the recent ones)."""
+
+    SWEEP_FROM = 1024
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._values: dict[Hashable, tuple[V, float]] = {}
+        self._sweep_at = self.SWEEP_FROM
         self._reading: dict[tuple[int, Hashable], tuple[asyncio.Lock, int]] = {}  # (loop, key) -> its read, askers
 
     async def recall(self, key: Hashable, read: Callable[[], Awaitable[V]]) -> V:
@@ -48,7 +52,11 @@ class Remembered(Generic[V]):
         return known[0] if known is not None and time.monotonic() - known[1] < self.seconds else None
 
     def put(self, key: Hashable, value: V) -> None:
-        self._values[key] = (value, time.monotonic())
+        now = time.monotonic()
+        if len(self._values) >= self._sweep_at:
+            self._values = {k: known for k, known in self._values.items() if now - known[1] < self.seconds}
+            self._sweep_at = max(self.SWEEP_FROM, 2 * len(self._values))
+        self._values[key] = (value, now)
 
     def forget(self, key: Hashable) -> None:
         self._values.pop(key, None)
