@@ -44,9 +44,20 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         data = self.root / "data"
         self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off -c max_connections=200"
-        options += "".join(f" -c {shlex.quote(setting)}" for setting in self.settings)
-        self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        for attempt in range(5):
+            options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off "
+                       "-c max_connections=200")
+            options += "".join(f" -c {shlex.quote(setting)}" for setting in self.settings)
+            try:
+                self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+                break
+            except subprocess.CalledProcessError:
+                # The port free_port found was taken before the server bound it (another test process's server,
+                # or a connection's local port, on a loaded machine): every test of the process failed in setup.
+                log = (self.root / "log").read_text(errors="replace") if (self.root / "log").exists() else ""
+                if "could not bind" not in log and "already in use" not in log or attempt == 4:
+                    raise RuntimeError(f"PostgreSQL did not start on port {self.port}: {log[-2000:]}") from None
+                self.port = free_port()
         # The server outlives a test process that ends without its teardown (an xdist worker killed when the run
         # is interrupted): a watchdog holding a pipe from this process stops it once the pipe closes, however
         # this process ends.
