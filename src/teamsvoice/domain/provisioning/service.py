@@ -210,7 +210,8 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
 
     A change that fails half-way is undone in Teams (best effort: a failure of the undoing is logged, and the
     change's own failure is what the caller gets): the numbers removed before the new one (or the disabling) failed
-    are given back (`_put_back_numbers`), a policy granted meanwhile is taken back (`_restore_policy`). Teams is
+    are given back (`_put_back_numbers`), or a user who had none loses the new one (`_take_back_number`), a policy
+    granted meanwhile is taken back (`_restore_policy`). Teams is
     then as before the change, as the record is again (`undone_on_failure`; a sync's record keeps its wish, FAILED:
     not applied). Before, a refused number (held by another user: routine) left the user with no number in Teams,
     its own free there for anyone, while the record said it held it.
@@ -232,7 +233,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
         raise
     upn, changes = record.user_principal_name, []
     removed: list[str] = []  # the user's numbers once removed in Teams
-    granted = False
+    granted = sent = False  # (sent: a new number asked for)
     try:
         if not record.calling_enabled:
             if state.phone_numbers:
@@ -259,6 +260,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
                     await connection.voice.remove_numbers(upn)
                     removed = state.phone_numbers
                 if record.phone_number:
+                    sent = True
                     # The policy is granted while Teams completes the number (its operation takes seconds): one
                     # request at a time per user still, as the tenant's concurrency limit counts a job's items
                     # (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY is the job engine's partition concurrency, across
@@ -275,6 +277,8 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
     except DomainError:
         if removed:
             await _put_back_numbers(connection, upn, removed)
+        elif sent:  # the user had none: the new one goes, should it have landed
+            await _take_back_number(connection, upn, state.enterprise_voice)
         if granted:  # the user keeps the policy it had, as before the change
             await _restore_policy(connection, upn, state.voice_routing_policy)
         raise
@@ -296,6 +300,19 @@ async def _put_back_numbers(connection: TenantConnection, upn: str, numbers: lis
         logger.warning("could not give %s back its number %s after its change failed: %s", upn, number, exc.message)
     if others:
         logger.warning("%s's other numbers %s were not given back after its change failed", upn, others)
+
+
+async def _take_back_number(connection: TenantConnection, upn: str, enterprise_voice: bool) -> None:
+    """Takes away the number `reconcile` gave a user who had none, its change having failed after (its policy
+    refused while Teams completed the number): else Teams kept a number the record does not hold, free in the
+    inventory for another user. Enterprise Voice, turned off with the number, is turned on again if it was on.
+    Best effort, as `_restore_policy`."""
+    try:
+        await connection.voice.remove_numbers(upn)
+        if enterprise_voice:
+            await connection.voice.set_enterprise_voice(upn, True)
+    except DomainError as exc:
+        logger.warning("could not take %s's new number back after its change failed: %s", upn, exc.message)
 
 
 async def _restore_policy(connection: TenantConnection, upn: str, policy: str | None) -> None:
