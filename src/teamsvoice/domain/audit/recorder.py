@@ -342,18 +342,20 @@ def _bulk_statement(state: ORMExecuteState) -> None:
     mapped = _TABLES.get(table)
     if mapped is None:
         return
-    session = state.session
-    touched = repository.rows_matching(session, mapped, statement.whereclause)  # type: ignore[attr-defined]
-    if not touched:
-        return
     aggregate = _aggregate(table)
     changes: dict[str, Any] = {}
     if state.is_update:
         for column, value in getattr(statement, "_values", {}).items():
             key = getattr(column, "key", str(column))
+            if getattr(value, "key", None) == key and not hasattr(value, "value"):
+                continue  # `SET id = id`: a row lock (orgs/repository._locked), no change
             changes[key] = plain(getattr(value, "value", None), key)
         if not set(changes) - aggregate.progress:
             return
+    session = state.session
+    touched = repository.rows_matching(session, mapped, statement.whereclause)  # type: ignore[attr-defined]
+    if not touched:
+        return
     scope = acting_scope()
     rows = _Rows(session, [])
     for row in touched:
