@@ -216,6 +216,9 @@ class Settings(BaseSettings):
         "durable job (0: kept for ever).")
     audit_purge_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often worker processes delete the audit entries past their retention.")
+    drift_retention_days: int = Field(
+        default=90, ge=0, description="Drift events resolved more than this many days ago are deleted by a scheduled "
+        "durable job, run as often as the audit log's purge (0: kept for ever; open events always stay).")
 
     webhook_retry_initial_seconds: float = 2.0
     webhook_retry_max_seconds: float = 300.0

@@ -164,26 +164,42 @@ async def test_assign_number_in_grid_and_bulk_csv(new_page, client: httpx.AsyncC
     page = await new_page()
     await sign_in(page, "reseller", PASSWORD)
 
-    # Tenant page: onboarded, readiness checked, numbers counted, the drift state as stored, and the plan (what apply
-    # would change in Teams) once asked for: the drift card asks Microsoft nothing (it made a whole plan of the tenant
-    # at every view: 4 cmdlets, every userConfigurations page, the disabled users), Plan now does.
+    # Tenant page: onboarded, numbers counted, the readiness as last checked and the drift state as stored, and the
+    # readiness checks and the plan (what apply would change in Teams) once asked for: viewing the page asks Microsoft
+    # nothing (the drift card made a whole plan of the tenant at every view: 4 cmdlets, every userConfigurations page,
+    # the disabled users; the readiness card 3 to 5 requests), Check now and Plan now do.
+    tenant_id = onboarded.tenant["tenantId"]
+    before = _microsoft_requests(tenant_id)
     await page.goto(base)
     assert await page.get_by_test_id("free-count").inner_text() == "20"
     assert await page.get_by_test_id("assigned-count").inner_text() == "0"
-    await page.get_by_text("Ready for direct routing").or_(page.get_by_text("Not ready yet")).wait_for()
     plan_now = page.locator("#voice-state").get_by_role("button", name="Plan now")
     await plan_now.wait_for()
+    await page.wait_for_load_state("networkidle")  # (whatever the page loads into itself has been asked for)
+    assert _microsoft_requests(tenant_id) == before  # the page's view, with its cards, sends Microsoft no request
+    readiness = page.locator("#readiness")
+    assert (await readiness.get_by_test_id("readiness-checked").inner_text()).startswith("Not checked yet")
     assert await page.get_by_test_id("open-drift").inner_text() == "0"
     assert await page.get_by_test_id("plan-summary").count() == 0  # no plan until asked for
-    tenant_id = onboarded.tenant["tenantId"]
-    before = _microsoft_requests(tenant_id)
     card = await page.request.get(f"{base}/voice-state", headers={"HX-Request": "true"})
     assert card.status == 200 and 'data-testid="open-drift"' in await card.text(), await card.text()
     assert _microsoft_requests(tenant_id) == before  # the drift card's view sends Microsoft no request
+    await readiness.get_by_role("button", name="Check now").click()
+    await readiness.get_by_text("Last checked with Microsoft").wait_for(timeout=60_000)
+    assert await readiness.get_by_text("Ready for direct routing").or_(readiness.get_by_text("Not ready yet")).count() == 1
+    checked_at = await readiness.get_by_test_id("readiness-checked").inner_text()
+    checked = _microsoft_requests(tenant_id)
+    assert checked > before  # (the count sees the checks' requests)
+    # The check is remembered with its time: the page shows it again, and its view still asks Microsoft nothing.
+    await page.reload()
+    assert await readiness.get_by_test_id("readiness-checked").inner_text() == checked_at
+    await plan_now.wait_for()
+    await page.wait_for_load_state("networkidle")
+    assert _microsoft_requests(tenant_id) == checked
     await plan_now.click()
     await page.get_by_test_id("plan-summary").or_(page.get_by_text("The plan could not be made")).wait_for(timeout=60_000)
     assert await page.get_by_test_id("plan-summary").count() == 1, await page.locator("#voice-state").inner_text()
-    assert _microsoft_requests(tenant_id) > before  # (the count sees the plan's reads)
+    assert _microsoft_requests(tenant_id) > checked  # (the count sees the plan's reads)
     routing = page.get_by_role("table", name="Direct routing configuration")
     assert await routing.get_by_role("row").filter(has_text="Voice routing policy").count() >= 1
     assert await routing.get_by_role("row").filter(has_text="SBC gateway").count() >= 1

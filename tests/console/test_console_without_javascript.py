@@ -27,13 +27,18 @@ async def test_users_grid_and_tenant_cards_without_javascript(new_page, client: 
     page = await new_page(java_script=False)
     await sign_in(page, "reseller", PASSWORD)
 
-    # The tenant page's cards, which it loads into itself with JavaScript, are links to pages of their own.
+    # The tenant page's readiness card (its last check) is on the page; its Check now opens the checks as a page of
+    # their own, and the tenant page shows them then. The cards it loads into itself with JavaScript are links.
     await page.goto(base)
-    await page.get_by_role("link", name="Check the tenant's readiness with Microsoft").click()
+    assert (await page.get_by_test_id("readiness-checked").inner_text()).startswith("Not checked yet")
+    await page.get_by_role("button", name="Check now").click()
     await page.get_by_role("heading", name="Readiness").wait_for()
     await page.get_by_text("Ready for direct routing").or_(page.get_by_text("Not ready yet")).wait_for()
     assert await page.get_by_role("navigation", name="Main").count() == 1  # a whole page, not a bare fragment
+    checked_at = await page.get_by_test_id("readiness-checked").inner_text()
+    assert checked_at.startswith("Last checked with Microsoft")
     await page.goto(base)
+    assert await page.get_by_test_id("readiness-checked").inner_text() == checked_at
     await page.get_by_role("link", name="Show the tenant's drift state and plan").click()
     await page.get_by_role("heading", name="Drift and plan").wait_for()
     assert await page.get_by_test_id("open-drift").count() == 1, await page.locator("main").inner_text()

@@ -18,10 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.api.connecttoteams.enterprise import callback_url
 from teamsvoice.api import throttling
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.api.teamsvoice.deps import CHANGE_ROLE as VOICE_CHANGE, READ_ROLE as VOICE_READ
 from teamsvoice.container import Container
 from teamsvoice.api.fusion import users_wire  # the users grid lists what the Fusion API lists
+from teamsvoice.api.teamsvoice import paging as audit_paging  # the audit log's pages are the API's
 from teamsvoice.console import activity, auth
-from teamsvoice.console.rendering import page
+from teamsvoice.console.last_checks import READINESS
+from teamsvoice.console.rendering import page, templates
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import transaction
 from teamsvoice.core.spreadsheet import csv_writer
 from teamsvoice.core.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied, TooManyRequests, ValidationFailed
@@ -57,15 +61,39 @@ ENTERPRISES_PAGE = 100  # ConnecttoTeams enterprises per page of the Customers p
 JOBS_PAGE = 50  # bulk jobs per page of the Jobs page
 OTHER_JOBS = catalogue.LIMIT  # the Jobs page's other jobs: the newest of each kind (narrowed by kind and status)
 BULK_HISTORY = f"{_MST}.users.bulk.jobs"  # the role of the Fusion API's bulk job history: who sees bulk jobs
-# The role each kind of job is read with by the API (the Fusion API's bulk job history, GET msteams/wizard and GET
-# msteams/resource_accounts; teamsvoice's GET .../apply/{id}, api/teamsvoice/deps.READ_ROLE): the console shows a
-# login jobs of a kind (the Tenant page the wizard's steps and errors) only holding it. A ConnecttoTeams login's
-# level holds them all. Kinds no Fusion route reads (consent and drift event deliveries, Teams syncs) need none.
-READ_ROLES = {"bulk": BULK_HISTORY, "wizard": f"{_MST}.wizard.read",
-              "resource-account": f"{_MST}.resource_accounts.list", "voice-apply": f"{_MST}.status.read"}
+# The role each kind of job is read with: the console shows a login jobs of a kind (the Tenant page the wizard's steps
+# and errors, the enterprise page its consent webhook deliveries) only holding it; a ConnecttoTeams login's level holds
+# them all. A kind an API reads: the role the API reads it with (the Fusion API's bulk job history, GET msteams/wizard
+# and GET msteams/resource_accounts; teamsvoice's GET .../apply/{id}, api/teamsvoice/deps.READ_ROLE). A kind no
+# Fusion route reads: the closest read role (README, "Provider console": who sees what). A consent webhook delivery
+# tells a customer's consent, which a Fusion subscription gets through its onboarding wizard (wizard.read); a drift
+# event delivery carries the drift teamsvoice's API reads with READ_ROLE; a Teams sync (or refresh) ends in its users'
+# sync state, which the Fusion API shows in GET msteams/users (users.list).
+READ_ROLES = {"bulk": BULK_HISTORY, "wizard": f"{_MST}.wizard.read", "webhook": f"{_MST}.wizard.read",
+              "resource-account": f"{_MST}.resource_accounts.list", "voice-apply": VOICE_READ,
+              "drift-webhook": VOICE_READ, "sync": f"{_MST}.users.list"}
+# Records no Fusion route reads, outside the Jobs page: a ConnecttoTeams enterprise's page (its consents) is read as
+# one Fusion tenant is (GET tenants/{uuid}); its consent link is made as the Fusion wizard makes one (wizard.run); the
+# audit log as teamsvoice's API reads it (api/teamsvoice/audit.py: READ_ROLE).
+ENTERPRISE_ROLE = "tenants.instance.read"
+CONSENT_LINK_ROLE = f"{_MST}.wizard.run"
+AUDIT_ROLE = VOICE_READ
+# The Tenant page's readiness and drift cards: the role of the Fusion API's GET msteams/status (its readiness) and of
+# teamsvoice's drift and plan (api/teamsvoice/deps.READ_ROLE).
+CARDS_ROLE = f"{_MST}.status.read"
+# The main menu's pages (base.html): a login is offered those its roles open.
+MENU = (("Customers", "/console/customers", "tenants.list"), ("Jobs", "/console/jobs", "tenants.list"),
+        ("Audit log", "/console/audit", AUDIT_ROLE))
 ITEMS_PAGE = 100  # a bulk job's items per page of its job page
 PREVIEW_ROWS = 200  # a bulk CSV preview lists at most this many rows with errors, and as many ready ones
 PICKER_SIZE = 200
+
+
+def main_menu(staff: auth.Staff) -> list[tuple[str, str]]:
+    return [(label, href) for label, href, role in MENU if staff.fusion.holds(role)]
+
+
+templates.env.globals["main_menu"] = main_menu
 
 
 async def form_of(request: Request, container: Container) -> FormData:
@@ -293,6 +321,7 @@ async def create_customer(request: Request, staff: StaffDep, uow: UnitOfWorkDep,
 
 @router.get("/enterprises/{enterprise_id}")
 async def enterprise_page(request: Request, enterprise_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    _require(staff, ENTERPRISE_ROLE)
     enterprise = await orgs.get_enterprise(uow.session, staff.ctt, enterprise_id)
     if enterprise is None:
         raise NotFound(f"Enterprise {enterprise_id} not found")
@@ -301,17 +330,22 @@ async def enterprise_page(request: Request, enterprise_id: int, staff: StaffDep,
 
 async def _enterprise_context(uow: UnitOfWorkDep, staff: auth.Staff, enterprise: Enterprise, link: str | None) -> dict[str, Any]:
     reseller = await uow.session.get(Reseller, enterprise.reseller_id)
-    deliveries = await activity.webhook_deliveries(uow.session, staff.ctt, enterprise.id)
+    # Its webhook deliveries, and the consent link's form, only with their roles (READ_ROLES, CONSENT_LINK_ROLE)
+    deliveries = (await activity.webhook_deliveries(uow.session, staff.ctt, enterprise.id)
+                  if _may_read(staff, "webhook") else None)
     granted = [c for c in await consents.consents_of(uow.session, enterprise.id)]
     return {"staff": staff, "enterprise": enterprise, "consents": granted, "deliveries": deliveries,
             "actions": sorted(ACTION_TYPES), "redirects": (reseller.registered_redirect_urls if reseller else []) or [],
-            "link": link}
+            "link": link, "deliveries_role": READ_ROLES["webhook"], "link_role": CONSENT_LINK_ROLE,
+            "may_link": staff.fusion.holds(CONSENT_LINK_ROLE)}
 
 
 @router.post("/enterprises/{enterprise_id}/consent-link")
 async def consent_link(request: Request, enterprise_id: int, staff: StaffDep, uow: UnitOfWorkDep,
                        container: ContainerDep, action_type: Annotated[str, Form()] = "",
                        redirect_url: Annotated[str, Form()] = "") -> Response:
+    _require(staff, ENTERPRISE_ROLE)
+    _require(staff, CONSENT_LINK_ROLE)
     enterprise = await orgs.get_enterprise(uow.session, staff.ctt, enterprise_id)
     if enterprise is None:
         raise NotFound(f"Enterprise {enterprise_id} not found")
@@ -358,9 +392,13 @@ async def subscription_page(request: Request, uuid: str, sub_id: int, staff: Sta
     access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
     total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
     jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if _may_read(staff, "bulk") else None
+    # The readiness and drift cards only with their role: the readiness as last checked (asks Microsoft nothing)
+    cards = access.ms_tenant_id is not None and staff.fusion.holds(CARDS_ROLE)
     return page(request, "subscription.html", {
         **await _onboarding_context(uow, staff, access), "numbers": {"total": total, "free": free, "assigned": assigned},
-        "jobs": None if jobs is None else [bulk.job_summary(j) for j in jobs], "history_role": BULK_HISTORY})
+        "jobs": None if jobs is None else [bulk.job_summary(j) for j in jobs], "history_role": BULK_HISTORY,
+        "cards": cards, "cards_role": CARDS_ROLE,
+        "checked": READINESS.last(access, access.ms_tenant_id) if cards and access.ms_tenant_id else None})
 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/onboarding")
@@ -395,11 +433,14 @@ async def run_onboarding(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWor
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/readiness")
 async def readiness(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
                     container: ContainerDep) -> Response:
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    """The readiness card's Check now: the tenant's readiness asked of Microsoft (3 to 5 requests), remembered with
+    its time (console/last_checks.py) for the Tenant page to show until asked again."""
+    access = await _access(uow, staff, uuid, sub_id, CARDS_ROLE)
     tenant_id = access.require_ms_tenant()
     await uow.end_transaction()  # Microsoft is called with no transaction open
-    result = await check_tenant_readiness(container.connector, tenant_id)
-    return _card(request, staff, access, "Readiness", "_readiness.html", {"readiness": result})
+    began = utcnow()
+    checked = READINESS.remember(access, tenant_id, await check_tenant_readiness(container.connector, tenant_id), began)
+    return _card(request, staff, access, "Readiness", "_readiness.html", {"checked": checked, "base": _sub_url(access)})
 
 
 def _card(request: Request, staff: auth.Staff, access: SubscriptionAccess, heading: str, fragment: str,
@@ -432,7 +473,7 @@ async def voice_state(request: Request, uuid: str, sub_id: int, staff: StaffDep,
     """Drift state as stored (drift settings, last scan, the open drift events: the oldest VOICE_EVENTS_SHOWN and
     their count), and a Plan now button for the plan. Loaded into the tenant page after it shows: asks Microsoft
     nothing, and reads this tenant's rows only."""
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    access = await _access(uow, staff, uuid, sub_id, CARDS_ROLE)
     tenant_id, overview = await _drift_overview(uow, staff, access)
     events = await drift.first_open_events(uow.session, access.subscription.enterprise_id, tenant_id, VOICE_EVENTS_SHOWN)
     return _card(request, staff, access, "Drift and plan", "_voice_state.html",
@@ -446,7 +487,7 @@ async def voice_plan(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
     """The plan: what apply would change in Teams (read from Microsoft, changes nothing), with the direct routing
     configuration teamsvoice keeps; the first PLAN_SHOWN differences listed. Only when asked (the drift card's Plan
     now): it reads the whole tenant from Microsoft. The drift card's rights."""
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.status.read")
+    access = await _access(uow, staff, uuid, sub_id, CARDS_ROLE)
     tenant_id, _ = await _drift_overview(uow, staff, access)
     plan, plan_error, routing = None, None, None
     try:  # (current_plan ends the transaction before it calls Microsoft)
@@ -777,8 +818,12 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str 
         "query_string": urlencode({k: v for k, v in filters.items() if v})})
 
 
-_JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run",
-              "resource-account": f"{_MST}.resource_accounts.update", "voice-apply": f"{_MST}.sync"}
+# The role each kind of job is retried or cancelled with: its API's (a kind no Fusion route starts: the role of the
+# Fusion route nearest it, as READ_ROLES: the wizard's for a consent webhook, teamsvoice's CHANGE_ROLE for the drift
+# webhook, POST msteams/sync for a Teams sync).
+_JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run", "webhook": f"{_MST}.wizard.run",
+              "resource-account": f"{_MST}.resource_accounts.update", "voice-apply": VOICE_CHANGE,
+              "drift-webhook": VOICE_CHANGE, "sync": f"{_MST}.sync"}
 
 
 @router.post("/jobs/{kind}/{job_id}/{action}")
@@ -790,8 +835,8 @@ async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
         raise NotFound(f"No such action: {action}")
     if kind in READ_ROLES:  # a kind the page shows only with its read role is not acted on without it either
         _require(staff, READ_ROLES[kind])
-    if kind in _JOB_ROLES:  # a Fusion subscription's work: the login needs the role its API route asks for (an
-        _require(staff, _JOB_ROLES[kind])  # apply's: teamsvoice's own API's, api/teamsvoice/deps.CHANGE_ROLE)
+    if kind in _JOB_ROLES:  # and the role its API route asks to start it (an apply's: teamsvoice's own API's)
+        _require(staff, _JOB_ROLES[kind])
     ref = f"{kind}:{job_id}"
     if action == "retry":
         _job, follow = await catalogue.retry(uow.session, staff.ctt.reseller_scope, ref)
@@ -812,30 +857,35 @@ def _audit_query(actor: str, tenant: str, action: str, since: str, until: str) -
 
 
 @router.get("/audit")
-async def audit_page(request: Request, staff: StaffDep, uow: UnitOfWorkDep, actor: str = "", tenant: str = "",
-                     action: str = "", since: str = "", until: str = "", page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> Response:
-    """Who changed what for the staff member's customers (its node and the resellers below it), newest first."""
+async def audit_page(request: Request, staff: StaffDep, uow: UnitOfWorkDep, container: ContainerDep, actor: str = "",
+                     tenant: str = "", action: str = "", since: str = "", until: str = "",
+                     cursor: Annotated[str | None, Query(max_length=audit_paging.MAX_CURSOR_LENGTH)] = None) -> Response:
+    """Who changed what for the staff member's customers (its node and the resellers below it), newest first; to a
+    login holding AUDIT_ROLE (the CSV and an entry's page too)."""
+    _require(staff, AUDIT_ROLE)
     query = _audit_query(actor, tenant, action, since, until)
-    rows, total = await audit.list_entries(uow.session, staff.ctt.reseller_scope, query, (page_number - 1) * AUDIT_PAGE, AUDIT_PAGE)
-    pages = max(1, -(-total // AUDIT_PAGE))
-    if page_number > pages:  # past the last page (an old link, a number typed): the last page
-        page_number = pages
-        rows, total = await audit.list_entries(uow.session, staff.ctt.reseller_scope, query, (pages - 1) * AUDIT_PAGE, AUDIT_PAGE)
+    # Keyset pages, as GET /api/teamsvoice/v1/audit's (their cursors): the log counted on the first page only.
+    found = await audit_paging.audit_page(uow.session, container.keyring, staff.ctt.reseller_scope, query, limit=AUDIT_PAGE,
+                                          cursor=cursor)
+    pages = max(1, -(-found.total // AUDIT_PAGE))
     filters = {"actor": actor, "tenant": tenant, "action": action, "since": since, "until": until}
     query_string = urlencode({k: v for k, v in filters.items() if v})
     return page(request, "audit.html", {
-        "staff": staff, "filters": filters, "entries": [(e, audit.changes(e)) for e in rows], "total": total,
-        "page": page_number, "pages": pages, "query_string": query_string})
+        "staff": staff, "filters": filters, "entries": [(e, audit.changes(e)) for e in found.entries], "total": found.total,
+        "page": min(pages, found.shown // AUDIT_PAGE + 1), "pages": pages, "query_string": query_string,
+        "older": found.next, "newer": found.previous})
 
 
 @router.get("/audit.csv")
 async def audit_csv(staff: StaffDep, uow: UnitOfWorkDep, actor: str = "", tenant: str = "", action: str = "",
                     since: str = "", until: str = "") -> Response:
+    _require(staff, AUDIT_ROLE)
     text = await audit.entries_csv(uow.session, staff.ctt.reseller_scope, _audit_query(actor, tenant, action, since, until))
     return Response(text, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
 
 @router.get("/audit/{entry_id}")
 async def audit_entry(request: Request, entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)], staff: StaffDep, uow: UnitOfWorkDep) -> Response:
+    _require(staff, AUDIT_ROLE)
     entry = await audit.entry_in_scope(uow.session, staff.ctt.reseller_scope, entry_id)
     return page(request, "audit_entry.html", {"staff": staff, "entry": entry, "changes": audit.changes(entry)})

@@ -101,6 +101,12 @@ class Offboarded(Doc):
 class Reconciliation(Doc):
     findings: list[dict[str, Any]]
     unreachable: list[dict[str, Any]]
+    next: str | None = Field(description="The next page's `cursor`; null on the last page")
+
+
+# The header of a page of teamsvoice's own lists that has a next one (api/teamsvoice/paging.py).
+NEXT_LINK = {"Link": 'The next page, `<URL>; rel="next"` (RFC 8288): the same query with its `cursor`; absent on the '
+                     'last page'}
 
 
 class DriftEvent(Doc):
@@ -163,9 +169,11 @@ class AuditEntry(Doc):
 
 
 class AuditPage(Doc):
-    total: int
-    offset: int
+    total: int = Field(description="How many entries match, counted on the first page (without `cursor`) and carried "
+                                   "by the cursor to the next ones")
+    offset: int = Field(description="How many entries the pages before this one showed")
     limit: int
+    next: str | None = Field(description="The next page's `cursor` (older entries); null on the last page")
     entries: list[AuditEntry]
 
 
@@ -173,4 +181,5 @@ def audit_answers() -> dict[int | str, Any]:
     """JSON by default, CSV with `format=csv` (one status, two media types)."""
     return {200: {"description": "The entries (newest first): JSON, or CSV with `format=csv`",
                   "content": {"application/json": {"schema": ref(AuditPage)},
-                              "text/csv": {"schema": {"type": "string"}}}}}
+                              "text/csv": {"schema": {"type": "string"}}},
+                  "headers": answer("", headers=NEXT_LINK)["headers"]}}

@@ -2,17 +2,18 @@
 
 from typing import Annotated, Any
 
-from fastapi import Body, Path, Query
+from fastapi import Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
-from teamsvoice.api.teamsvoice import docs
+from teamsvoice.api.teamsvoice import docs, paging
 from teamsvoice.api.teamsvoice.deps import ChangerDep, OffboarderDep, ReaderDep, ResellerChangerDep, VoiceCaller
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
 from teamsvoice.domain.voice_state import drift, repository, workflows
+from teamsvoice.domain.voice_state import numbers as reconciliation
 from teamsvoice.domain.voice_state.state import export_document
 from teamsvoice.microsoft.voice_state import lookup_user_ids
 from teamsvoice.microsoft.voice_state import tenant_voice
@@ -160,35 +161,66 @@ async def post_offboard(
                                    voice=connection.voice, accounts=connection.user_accounts)
 
 
+def _scopes(caller: VoiceCaller) -> list[list[int | None]]:
+    """Whom a cursor of the caller's lists was issued for (its pages answer only the scopes it was issued for)."""
+    return [[scope.reseller_id, scope.enterprise_id] for scope in caller.scopes]
+
+
 @router.get("/numbers/reconciliation",
     openapi_extra=docs.EITHER_TOKEN,
             summary="Numbers across the caller's tenants where the inventory, the records and Teams disagree",
-    responses=docs.ok(docs.Reconciliation, "The findings") | docs.MICROSOFT,
+    responses={200: docs.answer("The findings of one page", docs.Reconciliation, headers=docs.NEXT_LINK)}
+    | docs.MICROSOFT,
     description="Each finding names the number, who holds it in our records and in Teams, and whether it is "
-    "in the inventory; tenants Microsoft did not answer for are listed in `unreachable`.",
+    "in the inventory; tenants Microsoft did not answer for are listed in `unreachable`. Paged, in tenant then "
+    "number order: up to `limit` findings a page, read from at most 50 tenants (a page may hold fewer findings, "
+    "even none, and still have a `next`); follow the `next` cursor (also the `Link: rel=\"next\"` header) until "
+    "it is absent. Each page reads Microsoft only for its own tenants.",
 )
-async def get_number_reconciliation(uow: UnitOfWorkDep, container: ContainerDep, caller: ReaderDep) -> dict[str, Any]:
-    findings: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    for scope in caller.scopes:
-        found, unreachable = await applying.reconcile_numbers_in_scope(
-            uow.session, scope, lambda tenant: tenant_voice(container.connector.connect(tenant)))
-        findings += found
-        errors += unreachable
-    return {"findings": findings, "unreachable": errors}
+async def get_number_reconciliation(
+    request: Request, uow: UnitOfWorkDep, container: ContainerDep, caller: ReaderDep,
+    limit: Annotated[int, Query(ge=1, le=paging.MAX_LIMIT)] = paging.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=paging.MAX_CURSOR_LENGTH)] = None,
+) -> JSONResponse:
+    context = {"scopes": _scopes(caller)}
+    start = None
+    if cursor is not None:
+        held = paging.unseal(container.keyring, cursor, "numbers", context, fields={"e": int, "n": (str, type(None))})
+        start = reconciliation.NumbersPosition(held["e"], held["n"])
+    page = await reconciliation.findings_page(uow.session, caller.scopes,
+                                              lambda tenant: tenant_voice(container.connector.connect(tenant)), start, limit)
+    following = None if page.following is None else paging.seal(
+        container.keyring, "numbers", context, {"e": page.following.enterprise_id, "n": page.following.after_number})
+    return JSONResponse({"findings": [f.wire() for f in page.findings],
+                         "unreachable": [{"tenantId": tenant, "error": error} for tenant, error in page.unreachable],
+                         "next": following}, headers=paging.link_header(request, following))
 
 
 @router.get("/drift", summary="Drift events of the caller's tenants (open ones unless `all`)",
     openapi_extra=docs.EITHER_TOKEN,
-    responses=docs.ok(docs.schema(docs.DriftEvent, array=True), "The drift events"),
-    description="`tenant` (a tenant id) narrows; `all=true` includes resolved events.",
+    responses={200: docs.answer("The drift events of one page (oldest first)", docs.schema(docs.DriftEvent, array=True),
+                                headers=docs.NEXT_LINK)},
+    description="`tenant` (a tenant id) narrows; `all=true` includes resolved events. Paged, oldest first: "
+    "`limit` events a page; the next page's URL is the `Link: rel=\"next\"` header (its `cursor`), absent on the "
+    "last page. Resolved events are kept `TEAMSVOICE_DRIFT_RETENTION_DAYS`.",
 )
 async def get_drift(
-    uow: UnitOfWorkDep, caller: ReaderDep, tenant: Annotated[str | None, Query(max_length=64)] = None,
+    request: Request, uow: UnitOfWorkDep, container: ContainerDep, caller: ReaderDep,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
     all_events: Annotated[bool, Query(alias="all")] = False,
-) -> list[dict[str, Any]]:
-    found = [e for scope in caller.scopes for e in await drift.events(uow.session, scope, tenant, include_resolved=all_events)]
-    return sorted(found, key=lambda event: event["eventId"])
+    limit: Annotated[int, Query(ge=1, le=paging.MAX_LIMIT)] = paging.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=paging.MAX_CURSOR_LENGTH)] = None,
+) -> JSONResponse:
+    context = {"scopes": _scopes(caller), "tenant": tenant, "all": all_events}
+    after = None
+    if cursor is not None:
+        after = paging.unseal(container.keyring, cursor, "drift", context, fields={"e": int})["e"]
+    found = sorted([e for scope in caller.scopes for e in await drift.events(
+        uow.session, scope, tenant, include_resolved=all_events, after_id=after, limit=limit + 1)],
+        key=lambda event: event["eventId"])
+    events, more = found[:limit], len(found) > limit
+    following = paging.seal(container.keyring, "drift", context, {"e": events[-1]["eventId"]}) if more else None
+    return JSONResponse(events, headers=paging.link_header(request, following))
 
 
 @router.post("/drift/scan", status_code=202, summary="Scan the caller's tenants for drift now (a job)",

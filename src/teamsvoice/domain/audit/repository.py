@@ -37,13 +37,29 @@ def _filtered(scope_ids: Iterable[int], query: AuditQuery) -> Select[tuple[Audit
     return stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
 
 
-async def entries_page(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, offset: int,
-                       limit: int) -> tuple[list[AuditEntry], int]:
-    """The entries of customers under the reseller nodes `scope_ids` that match, newest first, from `offset`, at
-    most `limit`; with how many match in all."""
+async def count_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery) -> int:
+    """How many entries of customers under the reseller nodes `scope_ids` match (a COUNT over all of them)."""
+    stmt = _filtered(scope_ids, query).order_by(None)
+    return int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+
+async def entries_page(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, limit: int, *,
+                       offset: int = 0, older_than: tuple[datetime, int] | None = None,
+                       newer_than: tuple[datetime, int] | None = None) -> list[AuditEntry]:
+    """The matching entries of customers under the reseller nodes `scope_ids`, newest first, at most `limit`: from
+    `offset`, or (keyset) those recorded before the entry at `older_than` (its time and id), or the `limit` recorded
+    just after the one at `newer_than` (still newest first). A keyset page reads only its own rows however deep it
+    lies; an offset page reads and skips every row before it."""
     stmt = _filtered(scope_ids, query)
-    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    return list(await session.scalars(stmt.offset(offset).limit(limit))), int(total)
+    if older_than is not None:
+        at, entry_id = older_than
+        stmt = stmt.where(AuditEntry.at <= at, or_(AuditEntry.at < at, AuditEntry.id < entry_id))
+    if newer_than is not None:
+        at, entry_id = newer_than
+        stmt = (stmt.where(AuditEntry.at >= at, or_(AuditEntry.at > at, AuditEntry.id > entry_id))
+                .order_by(None).order_by(AuditEntry.at, AuditEntry.id))
+        return list(reversed(list(await session.scalars(stmt.limit(limit)))))
+    return list(await session.scalars(stmt.offset(offset).limit(limit)))
 
 
 async def newest_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, limit: int) -> list[AuditEntry]:

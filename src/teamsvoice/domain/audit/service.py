@@ -88,14 +88,52 @@ def make_query(*, actor: str | None = None, tenant: str | None = None, action: s
     return AuditQuery((actor or "").strip() or None, (tenant or "").strip() or None, (action or "").strip() or None, start, end)
 
 
-async def list_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, offset: int,
-                       limit: int) -> tuple[list[AuditEntry], int]:
-    """Newest first. `scope_ids`: the reseller nodes whose customers' entries the caller may read."""
+@dataclass(frozen=True)
+class AuditPosition:
+    """A place in the log (newest first, entries of one time ordered by id): next to the entry recorded at `at`
+    with the id `entry_id`. A page that starts there reads only its own rows, however deep in the log it lies."""
+    at: datetime
+    entry_id: int
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> "AuditPosition":
+        return cls(entry.at, entry.id)
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    entries: list[AuditEntry]
+    total: int | None  # how many match in all: counted only when asked for (a first page)
+    older: AuditPosition | None  # where the next page, of older entries, starts; None: none are older
+    newer: AuditPosition | None  # where a page of the newer entries before this one ends; None: none are newer
+
+
+async def list_entries(session: AsyncSession, scope_ids: Iterable[int], query: AuditQuery, *, limit: int,
+                       offset: int = 0, older_than: AuditPosition | None = None,
+                       newer_than: AuditPosition | None = None, count: bool = False) -> EntriesPage:
+    """Newest first, at most `limit`: from `offset`, or the entries older than `older_than` (the next page), or the
+    `limit` entries just newer than `newer_than` (the page before). `scope_ids`: the reseller nodes whose customers'
+    entries the caller may read. The whole log is counted only with `count` (a COUNT over every matching entry:
+    asked for on a first page, not on every page)."""
     if offset < 0:
         raise ValidationFailed("offset: must be 0 or more")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}")
-    return await repository.entries_page(session, scope_ids, query, offset, limit)
+    if sum((bool(offset), older_than is not None, newer_than is not None)) > 1:
+        raise ValidationFailed("offset: a page starts at an offset or at a position, not both")
+    ids = list(scope_ids)
+    rows = await repository.entries_page(
+        session, ids, query, limit + 1, offset=offset,
+        older_than=(older_than.at, older_than.entry_id) if older_than is not None else None,
+        newer_than=(newer_than.at, newer_than.entry_id) if newer_than is not None else None)
+    if newer_than is not None:  # newest first: the `limit` next to the position are the last ones
+        entries, more_newer, more_older = rows[-limit:], len(rows) > limit, bool(rows)
+    else:
+        entries, more_older = rows[:limit], len(rows) > limit
+        more_newer = bool(entries) and (offset > 0 or older_than is not None)
+    total = await repository.count_entries(session, ids, query) if count else None
+    return EntriesPage(entries, total, AuditPosition.of(entries[-1]) if more_older and entries else None,
+                       AuditPosition.of(entries[0]) if more_newer and entries else None)
 
 
 def render(entry: AuditEntry) -> dict[str, Any]:

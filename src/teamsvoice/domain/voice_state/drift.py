@@ -1,5 +1,6 @@
 """Drift: what scans of linked tenants saw differ from the desired state, as events with when each was
-first and last seen; per-tenant auto-apply; signed webhook events to the provider; a Prometheus gauge.
+first and last seen (a resolved one kept `TEAMSVOICE_DRIFT_RETENTION_DAYS`: `purge_resolved`); per-tenant
+auto-apply; signed webhook events to the provider; a Prometheus gauge.
 
 Webhook events (teamsvoice's design): `POST <url>` with a JSON body
 `{"eventId", "type": "drift.detected" | "drift.resolved", "timestamp", "tenantId", "enterpriseId", "difference"}`
@@ -19,11 +20,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
 import httpx
 from prometheus_client import Gauge
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +35,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.core.metrics import REGISTRY
 from teamsvoice.core.security import Keyring
+from teamsvoice.domain.audit import retention
 from teamsvoice.domain.orgs import repository as orgs
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
@@ -108,9 +112,21 @@ def render_event(event: DriftEvent, tenant_id: str | None) -> dict[str, Any]:
             "resolvedAt": event.resolved_at.isoformat() + "Z" if event.resolved_at else None}
 
 
-async def events(session: AsyncSession, principal: Principal, tenant_id: str | None, *, include_resolved: bool) -> list[dict[str, Any]]:
-    return [render_event(e, t) for e, t in await records.events_in_scope(session, principal, tenant_id,
-                                                                         include_resolved=include_resolved)]
+async def events(session: AsyncSession, principal: Principal, tenant_id: str | None, *, include_resolved: bool,
+                 after_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The drift events the caller sees, oldest first (`eventId` order): after the event `after_id` and at most
+    `limit`, when given (a page)."""
+    return [render_event(e, t) for e, t in await records.events_in_scope(
+        session, principal, tenant_id, include_resolved=include_resolved, after_id=after_id, limit=limit)]
+
+
+def purge_resolved(engine: Engine, days: int, *, now: datetime | None = None, batch: int = retention.BATCH) -> int:
+    """Deletes the drift events resolved more than `days` days ago (none when `days` is 0:
+    `TEAMSVOICE_DRIFT_RETENTION_DAYS`) and answers how many; an open event stays however old. In batches, each its
+    own transaction, as the audit log's purge (`audit/retention.purge_in_batches`); run by the scheduled job
+    `drift_purge` (audit/workflows.py)."""
+    return retention.purge_in_batches(engine, days, records.resolved_event_ids_before, records.delete_events,
+                                      now=now, batch=batch)
 
 
 async def settings_of(session: AsyncSession, enterprise: Enterprise) -> TenantDriftSettings:

@@ -3,8 +3,9 @@ deliveries to them. The rules (what a scan records, who is told, the scope a cal
 these take a session and plain values and answer rows."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -14,10 +15,14 @@ from teamsvoice.domain.orgs.repository import _enterprise_scope
 from teamsvoice.domain.voice_state.models import DriftDelivery, DriftEvent, DriftWebhook, TenantDriftSettings
 
 
-async def linked_enterprise_ids(session: AsyncSession, principal: Principal) -> list[int]:
-    """The ids of the enterprises the caller sees that are linked to a Microsoft tenant, in id order."""
-    return list(await session.scalars(select(Enterprise.id).where(
-        _enterprise_scope(principal), Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id)))
+async def linked_enterprise_ids(session: AsyncSession, principal: Principal, *, from_id: int | None = None,
+                                limit: int | None = None) -> list[int]:
+    """The ids of the enterprises the caller sees that are linked to a Microsoft tenant, in id order (from the id
+    `from_id` on, at most `limit`, when given)."""
+    query = select(Enterprise.id).where(_enterprise_scope(principal), Enterprise.tenant_id.is_not(None)).order_by(Enterprise.id)
+    if from_id is not None:
+        query = query.where(Enterprise.id >= from_id)
+    return list(await session.scalars(query if limit is None else query.limit(limit)))
 
 
 async def linked_with_settings(session: AsyncSession,
@@ -57,15 +62,21 @@ async def open_event_counts(session: AsyncSession) -> dict[int, int]:
 
 
 async def events_in_scope(session: AsyncSession, principal: Principal, tenant_id: str | None, *,
-                          include_resolved: bool) -> Sequence[tuple[DriftEvent, str | None]]:
+                          include_resolved: bool, after_id: int | None = None,
+                          limit: int | None = None) -> Sequence[tuple[DriftEvent, str | None]]:
     """The drift events of the enterprises the caller sees (of one tenant, when given), each with its tenant id,
-    oldest first; only open ones unless `include_resolved`."""
+    oldest first; only open ones unless `include_resolved`; those after the event `after_id` and at most `limit`,
+    when given (keyset: a page reads only its own rows)."""
     query = (select(DriftEvent, Enterprise.tenant_id).join(Enterprise, Enterprise.id == DriftEvent.enterprise_id)
              .where(_enterprise_scope(principal)).order_by(DriftEvent.id))
     if tenant_id is not None:
         query = query.where(Enterprise.tenant_id == tenant_id)
     if not include_resolved:
         query = query.where(DriftEvent.resolved_at.is_(None))
+    if after_id is not None:
+        query = query.where(DriftEvent.id > after_id)
+    if limit is not None:
+        query = query.limit(limit)
     return (await session.execute(query)).tuples().all()
 
 
@@ -88,3 +99,14 @@ def pending_deliveries(session: Session) -> list[tuple[int, str]]:
     """(id, job key) of every delivery still to be delivered (sync: the job engine's start)."""
     return [(i, k) for i, k in session.execute(
         select(DriftDelivery.id, DriftDelivery.job_key).where(DriftDelivery.status == "pending")).tuples()]
+
+
+def resolved_event_ids_before(session: Session, before: datetime, limit: int) -> list[int]:
+    """The ids of the `limit` first drift events resolved before `before` (sync: the retention job's step); open
+    events are never among them, however old."""
+    return list(session.scalars(select(DriftEvent.id).where(DriftEvent.resolved_at.is_not(None), DriftEvent.resolved_at < before)
+                                .order_by(DriftEvent.id).limit(limit)))
+
+
+def delete_events(session: Session, ids: Sequence[int]) -> None:
+    session.execute(delete(DriftEvent).where(DriftEvent.id.in_(ids)))

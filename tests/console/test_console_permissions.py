@@ -1,0 +1,189 @@
+"""What a staff login whose Fusion rights were narrowed by hand sees of the records no Fusion route reads, over plain
+HTTP. The console showed every staff login of the reseller the consent webhook deliveries, drift event deliveries and
+Teams syncs on the Jobs page, a ConnecttoTeams enterprise's page (its consents, webhook deliveries and consent link
+form) and the audit log, whatever its roles: a login narrowed to `users.list` read them all. Each now needs the
+closest Fusion read role (README, "Provider console": who sees what); a login lacking it gets a 403 page naming the
+role, or the section and its menu entry left out, saying which role it needs."""
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.api.fusion.support import PASSWORD
+from tests.console.test_console_lists import _signed_in
+from tests.support.database import customer_records, in_session
+
+MST = "tenants.instance.subscriptions.instance.msteams"
+WIZARD_READ, STATUS_READ, USERS_LIST = f"{MST}.wizard.read", f"{MST}.status.read", f"{MST}.users.list"
+ENTERPRISE_READ, WIZARD_RUN = "tenants.instance.read", f"{MST}.wizard.run"
+# The role each narrowed login lacks (all the others of its level held)
+LACKING = {"webhook": WIZARD_READ, "drift-webhook": STATUS_READ, "sync": USERS_LIST, "enterprise": ENTERPRISE_READ,
+           "link": WIZARD_RUN}
+NOWHERE = "http://127.0.0.1:9"  # (should a retry or a consent link slip through, its delivery goes nowhere)
+
+
+def _csrf(text: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', text)
+    assert found is not None, text
+    return found.group(1)
+
+
+def _menu(text: str) -> list[str]:
+    found = re.search(r'<nav aria-label="Main">(.*?)</nav>', text, re.S)
+    assert found is not None, text
+    return re.findall(r">([^<]+)</a>", found.group(1))
+
+
+@dataclass
+class World:
+    mark: str
+    tenant_page: str
+    enterprise_page: str
+    job_ids: dict[str, int]
+    errors: dict[str, str]
+    usernames: dict[str, str]  # a login lacking each role of LACKING, and one holding `users.list` only ("users")
+
+
+async def _world(live: Any, staff: Any) -> World:
+    """A linked customer of `staff`'s reseller with a refused consent webhook delivery, a refused drift event delivery
+    and a failed Teams sync (records only, nothing the job engine picks up), and the narrowed logins."""
+    from teamsvoice.domain.calling.models import CallingJob
+    from teamsvoice.domain.consent.models import WebhookDelivery
+    from teamsvoice.domain.fusion import tenants as fusion_tenants
+    from teamsvoice.domain.fusion.roles import default_permissions
+    from teamsvoice.domain.orgs.models import Enterprise, Reseller
+    from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook
+
+    mark = uuid.uuid4().hex[:6]
+    errors = {"webhook": f"consent delivery refused {mark}", "drift-webhook": f"drift delivery refused {mark}",
+              "sync": f"sync failed {mark}"}
+    usernames = {name: f"no-{name}-{mark}" for name in LACKING} | {"users": f"users-only-{mark}"}
+
+    async def make(session: Any) -> World:
+        enterprise_id, tenant_uuid, subscription_id = await customer_records(session, staff.reseller_id, f"Rights {mark}",
+                                                                            services=["DIRECT_ROUTING"])
+        enterprise = await session.get(Enterprise, enterprise_id)
+        enterprise.tenant_id, enterprise.registered = str(uuid.uuid4()), True  # linked (the Tenant page's cards)
+        (await session.get(Reseller, staff.reseller_id)).registered_redirect_urls = [f"{NOWHERE}/"]
+        hook = DriftWebhook(reseller_id=staff.reseller_id, url=f"{NOWHERE}/drift", secret_encrypted="x")
+        session.add(hook)
+        await session.flush()
+        consent = WebhookDelivery(enterprise_id=enterprise_id, url=f"{NOWHERE}/hook", payload_encrypted="x",
+                                  status="refused", attempts=1, last_error=errors["webhook"])
+        drift = DriftDelivery(webhook_id=hook.id, body=json.dumps({"type": "drift.detected", "enterpriseId": enterprise_id}),
+                              status="refused", attempts=1, last_error=errors["drift-webhook"])
+        sync = CallingJob(enterprise_id=enterprise_id, kind="SYNC_TEAMS_USERS", status="FAILED", error=errors["sync"])
+        session.add_all([consent, drift, sync])
+        for name, role in LACKING.items():
+            await fusion_tenants.create_login(session, username=usernames[name], password=PASSWORD, level="reseller",
+                                              reseller_id=staff.reseller_id,
+                                              permissions=[p for p in default_permissions("reseller") if p != role])
+        await fusion_tenants.create_login(session, username=usernames["users"], password=PASSWORD, level="reseller",
+                                          reseller_id=staff.reseller_id, permissions=["users.list"])
+        await session.flush()
+        return World(mark, f"/console/tenants/{tenant_uuid}/subscriptions/{subscription_id}",
+                     f"/console/enterprises/{enterprise_id}",
+                     {"webhook": consent.id, "drift-webhook": drift.id, "sync": sync.id}, errors, usernames)
+
+    return await in_session(live, make)
+
+
+async def test_jobs_no_fusion_route_reads_show_to_a_login_holding_their_closest_role(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """Consent webhook deliveries, drift event deliveries and Teams syncs on the Jobs page (listed, asked for by kind,
+    retried): each only with its role, the others still shown; a ConnecttoTeams login sees them all."""
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    labels = {"webhook": "webhook delivery", "drift-webhook": "drift event delivery", "sync": "Teams sync"}
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        listed = await browser.get("/console/jobs")
+        assert listed.status_code == 200 and all(e in listed.text for e in world.errors.values()), listed.text
+        assert "lacks the right" not in listed.text
+    for kind, label in labels.items():
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+            await _signed_in(browser, world.usernames[kind], PASSWORD)
+            role = LACKING[kind]
+            for path in ("/console/jobs", f"/console/jobs?kind={kind}"):
+                listed = await browser.get(path)
+                assert listed.status_code == 200 and world.errors[kind] not in listed.text, (kind, listed.text)
+                assert f"Your login lacks the right to see {label} jobs (role {role})." in listed.text, listed.text
+                assert f'<option value="{kind}"' not in listed.text
+            every = (await browser.get("/console/jobs")).text
+            assert all(world.errors[other] in every for other in labels if other != kind), (kind, every)
+            retried = await browser.post(f"/console/jobs/{kind}/{world.job_ids[kind]}/retry",
+                                         data={"csrf_token": _csrf(every)})
+            assert retried.status_code == 403 and role in retried.text, (kind, retried.text)
+
+
+async def test_an_enterprise_its_webhook_deliveries_and_consent_link_need_their_roles(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """A ConnecttoTeams enterprise's page is read as a Fusion tenant is (tenants.instance.read), its consent webhook
+    deliveries as the wizard is (wizard.read), its consent link made as the wizard makes one (wizard.run)."""
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    delivery_error = world.errors["webhook"]
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        shown = await browser.get(world.enterprise_page)
+        assert shown.status_code == 200 and delivery_error in shown.text and "Get link" in shown.text, shown.text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["enterprise"], PASSWORD)
+        refused = await browser.get(world.enterprise_page)
+        assert refused.status_code == 403 and f"role {ENTERPRISE_READ}" in refused.text, refused.text
+        assert delivery_error not in refused.text and f"Rights {world.mark}" not in refused.text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["webhook"], PASSWORD)
+        shown = await browser.get(world.enterprise_page)
+        assert shown.status_code == 200 and delivery_error not in shown.text, shown.text
+        assert f"Your login lacks the right to see webhook delivery jobs (role {WIZARD_READ})." in shown.text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["link"], PASSWORD)
+        shown = await browser.get(world.enterprise_page)
+        assert shown.status_code == 200 and "Get link" not in shown.text, shown.text
+        assert f"Your login lacks the right to make consent links (role {WIZARD_RUN})." in shown.text
+        made = await browser.post(f"{world.enterprise_page}/consent-link", data={
+            "csrf_token": _csrf(shown.text), "action_type": "TEAMS_CALLING", "redirect_url": f"{NOWHERE}/"})
+        assert made.status_code == 403 and WIZARD_RUN in made.text, made.text
+
+
+async def test_the_audit_log_and_the_tenant_cards_need_the_status_read_role(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """The audit log (page, CSV, an entry) as teamsvoice's API reads it, and its menu entry; the Tenant page's
+    readiness and drift cards as their routes read them (the page showed them, and they answered 403)."""
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        audit_page = await browser.get("/console/audit")
+        assert audit_page.status_code == 200 and _menu(audit_page.text) == ["Customers", "Jobs", "Audit log"]
+        entry = re.search(r'href="(/console/audit/\d+)"', audit_page.text)
+        assert entry is not None, audit_page.text
+        tenant = await browser.get(world.tenant_page)
+        assert tenant.status_code == 200 and 'id="ready-h">Readiness<' in tenant.text, tenant.text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["drift-webhook"], PASSWORD)
+        listed = await browser.get("/console/jobs")
+        assert listed.status_code == 200 and _menu(listed.text) == ["Customers", "Jobs"], listed.text
+        for path in ("/console/audit", "/console/audit.csv", entry.group(1)):
+            refused = await browser.get(path)
+            assert refused.status_code == 403 and f"role {STATUS_READ}" in refused.text, (path, refused.text)
+        tenant = await browser.get(world.tenant_page)
+        assert tenant.status_code == 200 and "Readiness" not in tenant.text and "Drift and plan" not in tenant.text
+        assert f"lacks the right to see the tenant's readiness and drift (role {STATUS_READ})" in tenant.text
+
+
+async def test_a_login_narrowed_to_users_list_reads_none_of_them(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["users"], PASSWORD)
+        for path in ("/console/jobs", "/console/audit", "/console/audit.csv", world.enterprise_page):
+            refused = await browser.get(path)
+            assert refused.status_code == 403, (path, refused.text)
+            assert not any(e in refused.text for e in world.errors.values()), (path, refused.text)
+        assert _menu(refused.text) == [], refused.text
