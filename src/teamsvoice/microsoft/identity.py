@@ -12,18 +12,61 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from teamsvoice.core.errors import UpstreamError
+from teamsvoice.microsoft.graph import RETRYABLE_STATUSES
 # The resources and the redeemed code are the port's (microsoft/ports.py); named here too for the adapters.
 from teamsvoice.microsoft.ports import GRAPH_RESOURCE as GRAPH_RESOURCE
 from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE as TEAMS_ADMIN_RESOURCE
 from teamsvoice.microsoft.ports import RedeemedCode
 
 MICROSOFT_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
+# Longest one request to the sign-in service may wait for its answer (as a Graph request: connector.py).
+TIMEOUT_SECONDS = 30.0
+# The token endpoint's OAuth errors that say it could not answer for now (Entra: "The server is temporarily too busy
+# to handle the request. Retry the request after a small delay."): tried again, never a final refusal.
+TRANSIENT_TOKEN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+class SignInUnavailable(requests.HTTPError):
+    """The sign-in service answered a status that says it cannot answer for now (429, 5xx)."""
+
+
+class _SignInTransport(HTTPAdapter):
+    """requests' transport for every request MSAL sends. Each has a timeout (requests has none: a sign-in service
+    that never answered held a consent callback for ever), and an answer of Microsoft not answering for now (429,
+    5xx) is raised as such before MSAL reads it. MSAL raised its own error type for a 5xx (no caller caught it: a
+    500, the consent's state left burnt), read a 429's body as Microsoft's refusal (final), and kept either answer
+    for its Retry-After under a key that is the same for every code of the app, answering it again without asking:
+    one throttled consent failed every administrator's consent until then."""
+
+    def __init__(self, timeout: float, retries: Retry) -> None:
+        super().__init__(max_retries=retries)
+        self._timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,  # type: ignore[override]
+             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        response = super().send(request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+                                verify=verify, cert=cert, proxies=proxies)
+        if response.status_code in RETRYABLE_STATUSES:
+            response.content  # (read: the connection goes back to the pool)
+            wait = response.headers.get("Retry-After")
+            raise SignInUnavailable(f"the sign-in service answered {response.status_code} {response.reason}"
+                                    + (f" (Retry-After: {wait})" if wait else ""), response=response)
+        return response
+
+
+def _not_answered(exc: Exception) -> bool:
+    """Whether a failure to get the sign-in service's answer is Microsoft not answering for now (unreachable, no
+    answer in time, 429, 5xx: tried again), as a Graph request's (graph.py); anything else is no answer that will
+    change (a malformed answer, an ID token that fails MSAL's checks)."""
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                            SignInUnavailable))
 
 
 class MicrosoftIdentity:
     """Builds sign-in URLs, redeems authorization codes and gets app-only tokens, all through msal."""
 
-    def __init__(self, *, login_url: str, client_id: str, client_secret: str, ca_bundle: str | None) -> None:
+    def __init__(self, *, login_url: str, client_id: str, client_secret: str, ca_bundle: str | None,
+                 timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self._login_url = login_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
@@ -31,11 +74,11 @@ class MicrosoftIdentity:
         # A kept-alive connection the sign-in service closes just as it is reused (its idle timeout meeting our
         # request) answers nothing: the request goes once more, on a new connection. Safe for every request MSAL
         # sends: discovery reads, token requests (a code the service did redeem is refused the second time, never
-        # redeemed twice). No retry on a status: MSAL reads those.
+        # redeemed twice). No retry on a status: the callers decide (`_SignInTransport` raises 429 and 5xx).
         once_more = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=False, allowed_methods=None,
                           raise_on_status=False)
         for scheme in ("https://", "http://"):
-            self._http.mount(scheme, HTTPAdapter(max_retries=once_more))
+            self._http.mount(scheme, _SignInTransport(timeout_seconds, once_more))
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE override a session's `verify`; an explicit CA must win.
             self._http.trust_env = False
@@ -103,11 +146,15 @@ class MicrosoftIdentity:
         try:
             result = await anyio.to_thread.run_sync(redeem)
         except (ValueError, requests.RequestException) as exc:
+            if _not_answered(exc):  # a code Microsoft did not answer for may be redeemed by a later try
+                raise UpstreamError(f"Microsoft's sign-in service did not answer the authorization code's redemption: "
+                                    f"{exc}", retryable=True) from exc
             raise UpstreamError(f"Could not redeem the authorization code: {exc}", retryable=False) from exc
         if "access_token" not in result:
+            error = result.get("error")
             raise UpstreamError(
-                f"Microsoft refused the authorization code: {result.get('error')}: {result.get('error_description')}",
-                retryable=False, upstream_code=result.get("error"),
+                f"Microsoft refused the authorization code: {error}: {result.get('error_description')}",
+                retryable=error in TRANSIENT_TOKEN_ERRORS, upstream_code=error,
             )
         return RedeemedCode(
             access_token=result["access_token"], id_token=result.get("id_token", ""),
@@ -133,9 +180,10 @@ class MicrosoftIdentity:
         except (ValueError, requests.RequestException) as exc:
             raise UpstreamError(f"Microsoft sign-in service unavailable: {exc}", retryable=True) from exc
         if "access_token" not in result:
+            error = result.get("error")
             raise UpstreamError(
-                f"No app-only access to tenant {tenant_id}: {result.get('error')}: {result.get('error_description')}",
-                retryable=False, upstream_code=result.get("error"),
+                f"No app-only access to tenant {tenant_id}: {error}: {result.get('error_description')}",
+                retryable=error in TRANSIENT_TOKEN_ERRORS, upstream_code=error,
             )
         lifetime = int(result.get("expires_in") or 0) - 300
         if lifetime > 0:

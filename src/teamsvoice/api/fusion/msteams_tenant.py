@@ -268,7 +268,8 @@ def _page(title: str, message: str, status: int = 200, link: tuple[str, str] | N
     "URL's tenant; the consent is then recorded for the URL's subscription, whose wizard requires it. An HTML "
     "page says whether consent was granted.",
     responses=docs.ok(docs.HTML_PAGE, "Consent granted", media="text/html") | {400: docs.answer("Consent not "
-    "granted, not effective, or the link is not valid", docs.HTML_PAGE, media="text/html"), 503: docs.answer(
+    "granted or not effective (the page links the consent URL, to sign in again), or the link is not valid (expired, "
+    "or its subscription deleted)", docs.HTML_PAGE, media="text/html"), 503: docs.answer(
     "Microsoft did not answer, or the consent has not taken effect in Microsoft yet: nothing is final; the page links "
     "the consent URL, to be opened again in a moment", docs.HTML_PAGE, media="text/html")},
 )
@@ -278,6 +279,6 @@ async def consent_callback(container: ContainerDep, uow: UnitOfWorkDep, state: s
     answer = await onboarding.accept_admin_consent(
         uow.session, container.connector, container.keyring, container.settings.public_url or "", state=state, code=code,
         error=error, error_description=error_description)
-    if answer.sign_in_again:  # a transient failure: nothing is final
-        return _page(answer.title, answer.message, 503, (answer.sign_in_again, "Sign in again"))
-    return _page(answer.title, answer.message, 200 if answer.granted else 400)
+    status = 200 if answer.granted else 503 if answer.waiting else 400  # 503: nothing is final
+    return _page(answer.title, answer.message, status,
+                 (answer.sign_in_again, "Sign in again") if answer.sign_in_again else None)

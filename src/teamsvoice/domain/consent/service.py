@@ -39,6 +39,27 @@ TRANSIENT_SIGN_IN_ERRORS = frozenset({"temporarily_unavailable", "server_error"}
 RETRY_OUTCOME = "retry"
 
 
+# --- an answer at a consent callback, either family's (ConnecttoTeams: `complete_action`; Fusion:
+# fusion/onboarding.accept_admin_consent) ----------------------------------------------------------------------
+
+
+def sign_in_error(error: str | None, error_description: str | None) -> UpstreamError:
+    """Microsoft's answer without a code: the sign-in ended with `error` (or with nothing). Not final when Microsoft
+    could not complete the sign-in for now (`TRANSIENT_SIGN_IN_ERRORS`); final otherwise (the administrator
+    declined, ...)."""
+    return UpstreamError(f"Microsoft sign-in ended with {error or 'no code'}: {error_description or ''}".strip(),
+                         retryable=error in TRANSIENT_SIGN_IN_ERRORS, upstream_code=error)
+
+
+def not_answered(exc: DomainError) -> bool:
+    """Whether what stopped an answer at a consent callback is Microsoft not answering (unreachable, 429, 5xx, a
+    token service that could not answer for now, `sign_in_error` of a transient sign-in: a retryable UpstreamError).
+    Such an answer is no answer to the consent: nothing is recorded as refused, nothing is owed to the provider, and
+    the page links the consent's sign-in, to be opened again in a moment (a fresh one-time code: Microsoft redeems
+    a code once, so a reload of the same answer cannot complete it)."""
+    return isinstance(exc, UpstreamError) and exc.retryable
+
+
 @dataclass(frozen=True)
 class ConsentOutcome:
     """What the administrator's answer achieved. `delivery_id`: the webhook owed to the provider, None when the
@@ -196,8 +217,7 @@ async def complete_action(
     payload: dict[str, Any] = {"actionType": action.name, "enterpriseId": enterprise.id}
     try:
         if error or not code:
-            raise UpstreamError(f"Microsoft sign-in ended with {error or 'no code'}: {error_description or ''}".strip(),
-                                retryable=error in TRANSIENT_SIGN_IN_ERRORS, upstream_code=error)
+            raise sign_in_error(error, error_description)
         if tried_before == _tried(code):
             raise UpstreamError("this answer was already used by the attempt Microsoft did not answer; an answer "
                                 "is good for one use", retryable=True)
@@ -226,7 +246,7 @@ async def complete_action(
         await session.rollback()
         request = await consents.action_request(session, request_id)  # type: ignore[assignment]
         assert request is not None
-        if isinstance(exc, UpstreamError) and exc.retryable:
+        if not_answered(exc):
             request.used_at, request.outcome = None, _tried(code)  # usable again; committed with the request
             try:
                 again: str | None = await _sign_in_url(connector, action, list(request.scopes), callback_url,

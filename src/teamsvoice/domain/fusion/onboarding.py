@@ -28,12 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from teamsvoice.core.clock import utcnow
+from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
 from teamsvoice.core.limits import is_user_principal_name, shown
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent import repository as consents
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
-from teamsvoice.domain.consent.service import TRANSIENT_SIGN_IN_ERRORS
+from teamsvoice.domain.consent.service import not_answered, sign_in_error
 from teamsvoice.domain.fusion import repository_onboarding as repository
 from teamsvoice.domain.fusion.models import FusionMsTeamsAdmin, FusionSubscription, FusionWizardRun
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
@@ -228,12 +229,15 @@ def consent_url(connector: Connector, keyring: Keyring, public_url: str, tenant_
 
 @dataclass(frozen=True)
 class ConsentAnswer:
-    """What the consent callback shows. `sign_in_again`: the answer met a transient failure (nothing is final): the
-    consent URL to open again in a moment (a fresh sign-in: Microsoft's one-time code cannot be redeemed twice)."""
+    """What the consent callback shows. `sign_in_again`: the consent URL, on every answer that granted nothing while
+    the administrator can still consent there (the link has not expired, its subscription exists): a sign-in there
+    is the way forward, since Microsoft's one-time code cannot be redeemed twice (reloading the page cannot do it).
+    `waiting`: nothing is final, Microsoft did not answer or has not applied the consent yet (503)."""
     granted: bool
     title: str
     message: str
     sign_in_again: str | None = None
+    waiting: bool = False
 
 
 async def accept_admin_consent(
@@ -242,59 +246,78 @@ async def accept_admin_consent(
 ) -> ConsentAnswer:
     """Microsoft's answer to a subscription's consent URL. The code is redeemed (a Global Administrator of the
     URL's tenant signed in and consented: the id token's tenant, nonce and the user's role are checked) and
-    the consent recorded for the subscription's enterprise, which the wizard's first step requires."""
+    the consent recorded for the subscription's enterprise, which the wizard's first step requires.
+
+    The transient and the final are told apart as ConnecttoTeams' callback tells them (`consent.service`:
+    `sign_in_error`, `not_answered`): Microsoft not answering records nothing and answers 503. Unlike that
+    callback's single-use state, this link stays good until it expires, and an answer that granted nothing records
+    nothing: every such answer, a reload of one whose code was spent included, links the consent URL again."""
     payload = keyring.unsign(state or "", purpose=CONSENT_STATE_PURPOSE)
     if payload is None or int(payload.get("exp", 0)) < time.time() or "nonce" not in payload or "run" not in payload:
         return ConsentAnswer(False, "Consent link not valid", "This consent answer was not requested by this service or has expired.")
-    tenant_id = str(payload["tid"])
-    again = connector.admin_consent_url(tenant_id, consent_callback_url(public_url), state or "", str(payload["nonce"]))
-    if error in TRANSIENT_SIGN_IN_ERRORS:
-        return _microsoft_did_not_answer(UpstreamError(f"{error}: {error_description or ''}".strip(), retryable=True), again)
+    run_key, tenant_id, nonce = str(payload["run"]), str(payload["tid"]), str(payload["nonce"])
+    if await repository.enterprise_of_wizard_run(session, run_key) is None:
+        return _link_gone()
+    await end_transaction(session)  # no transaction held while Microsoft answers
+    again = connector.admin_consent_url(tenant_id, consent_callback_url(public_url), state or "", nonce)
+
+    def refused(title: str, message: str) -> ConsentAnswer:
+        return ConsentAnswer(False, title, message, again)
+
     if error or not code:
-        return ConsentAnswer(False, "Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}")
+        ended = sign_in_error(error, error_description)
+        if not_answered(ended):
+            return _microsoft_did_not_answer(ended, again)
+        return refused("Consent not granted", f"Microsoft answered {error or 'without a code'}: {error_description or ''}")
     try:
         redeemed = await connector.identity.redeem_code(code=code, scopes=[f"{GRAPH_RESOURCE}/.default"],
-                                                        redirect_uri=consent_callback_url(public_url), nonce=str(payload["nonce"]))
+                                                        redirect_uri=consent_callback_url(public_url), nonce=nonce)
     except UpstreamError as exc:
-        if exc.retryable:
+        if not_answered(exc):
             return _microsoft_did_not_answer(exc, again)
-        return ConsentAnswer(False, "Consent not effective", exc.message)
+        # (a reload of an answer whose code was spent, by a try Microsoft did not answer for, comes here too)
+        return refused("Consent not effective", f"{exc.message.rstrip('.')}. This answer cannot be used again: sign in "
+                       "again with the consent link.")
     signed_in, user_id = redeemed.tenant_id, redeemed.user_id
     upn = redeemed.user_principal_name or user_id
     if signed_in != tenant_id:
-        return ConsentAnswer(False, "Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
+        return refused("Consent not granted", f"{upn} signed in to tenant {signed_in}, not {tenant_id}")
     try:
         await connector.check_app_access(tenant_id, "graph")  # the consent took effect: the app's token is granted
     except UpstreamError as exc:
-        if exc.retryable:
+        if not_answered(exc):
             return _microsoft_did_not_answer(exc, again)
         # Consent takes a while to reach Microsoft's token service: refused right after it, the app's token is not
         # a final answer. Signed in again a little later (the consent stands: no new consent to give), it is.
         return ConsentAnswer(False, "Consent not effective yet",
                              f"Microsoft does not grant teamsvoice's app access to tenant {tenant_id} yet ({exc.message}). "
                              "A consent can take a few minutes to take effect: sign in again with the consent link in "
-                             "a few minutes.", again)
+                             "a few minutes.", again, waiting=True)
     try:
         is_admin = await connector.connect(tenant_id).directory.is_global_admin(user_id)
     except UpstreamError as exc:
-        if exc.retryable:
+        if not_answered(exc):
             return _microsoft_did_not_answer(exc, again)
-        return ConsentAnswer(False, "Consent not effective", exc.message)
+        return refused("Consent not effective", exc.message)
     if not is_admin:
-        return ConsentAnswer(False, "Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
-    enterprise_id = await repository.enterprise_of_wizard_run(session, str(payload["run"]))
-    if enterprise_id is None:
-        return ConsentAnswer(False, "Consent link not valid", "The subscription of this consent link no longer exists.")
+        return refused("Consent not granted", f"{upn} is not a Global Administrator of tenant {tenant_id}")
+    enterprise_id = await repository.enterprise_of_wizard_run(session, run_key)
+    if enterprise_id is None:  # its subscription deleted while Microsoft answered
+        return _link_gone()
     await consents.record_consent(session, enterprise_id, MANAGEMENT_CONSENT, tenant_id, upn)
     return ConsentAnswer(True, "Consent granted", "teamsvoice may now manage this tenant. Run the onboarding wizard again.")
 
 
+def _link_gone() -> ConsentAnswer:
+    return ConsentAnswer(False, "Consent link not valid", "The subscription of this consent link no longer exists.")
+
+
 def _microsoft_did_not_answer(exc: UpstreamError, again: str) -> ConsentAnswer:
-    """A transient failure is no answer to the consent: nothing is recorded, and the administrator signs in again at
-    the same consent URL in a moment (Microsoft's one-time code cannot be redeemed twice, so a reload cannot do it)."""
+    """A transient failure is no answer to the consent (`consent.service.not_answered`): nothing is recorded, and the
+    administrator signs in again at the same consent URL in a moment."""
     return ConsentAnswer(False, "Microsoft did not answer",
                          f"Microsoft did not answer ({exc.message}); nothing was recorded as refused. In a moment, "
-                         "sign in again with the consent link.", again)
+                         "sign in again with the consent link.", again, waiting=True)
 
 
 async def discover_tenant(connector: Connector, domain: str) -> str:
