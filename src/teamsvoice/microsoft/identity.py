@@ -16,14 +16,11 @@ from teamsvoice.microsoft.graph import RETRYABLE_STATUSES
 # The resources and the redeemed code are the port's (microsoft/ports.py); named here too for the adapters.
 from teamsvoice.microsoft.ports import GRAPH_RESOURCE as GRAPH_RESOURCE
 from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE as TEAMS_ADMIN_RESOURCE
-from teamsvoice.microsoft.ports import RedeemedCode
+from teamsvoice.microsoft.ports import TRANSIENT_SIGN_IN_ERRORS, RedeemedCode
 
 MICROSOFT_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
 # Longest one request to the sign-in service may wait for its answer (as a Graph request: connector.py).
 TIMEOUT_SECONDS = 30.0
-# The token endpoint's OAuth errors that say it could not answer for now (Entra: "The server is temporarily too busy
-# to handle the request. Retry the request after a small delay."): tried again, never a final refusal.
-TRANSIENT_TOKEN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
 class SignInUnavailable(requests.HTTPError):
@@ -154,7 +151,7 @@ class MicrosoftIdentity:
             error = result.get("error")
             raise UpstreamError(
                 f"Microsoft refused the authorization code: {error}: {result.get('error_description')}",
-                retryable=error in TRANSIENT_TOKEN_ERRORS, upstream_code=error,
+                retryable=error in TRANSIENT_SIGN_IN_ERRORS, upstream_code=error,
             )
         return RedeemedCode(
             access_token=result["access_token"], id_token=result.get("id_token", ""),
@@ -183,7 +180,7 @@ class MicrosoftIdentity:
             error = result.get("error")
             raise UpstreamError(
                 f"No app-only access to tenant {tenant_id}: {error}: {result.get('error_description')}",
-                retryable=error in TRANSIENT_TOKEN_ERRORS, upstream_code=error,
+                retryable=error in TRANSIENT_SIGN_IN_ERRORS, upstream_code=error,
             )
         lifetime = int(result.get("expires_in") or 0) - 300
         if lifetime > 0:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 # The "Skype and Teams Tenant Admin API" resource the MicrosoftTeams PowerShell module talks to.
 TEAMS_ADMIN_RESOURCE = "48ac35b8-9aa8-4d74-927d-1f4a14a0b239"
+# OAuth errors of Microsoft's sign-in service that say it could not answer for now (RFC 6749 4.1.2.1 and 5.2; Entra:
+# "The server is temporarily too busy to handle the request"), at the sign-in's redirect or the token endpoint:
+# tried again, never a final refusal.
+TRANSIENT_SIGN_IN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
 @dataclass(frozen=True)

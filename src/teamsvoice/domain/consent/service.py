@@ -23,7 +23,7 @@ from teamsvoice.domain.consent.redirects import check_redirect_url
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
-from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE, Connector, RedeemedCode
+from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE, TRANSIENT_SIGN_IN_ERRORS, Connector, RedeemedCode
 
 STATE_PURPOSE = "consent-state"
 WEBHOOK_PURPOSE = "webhook-payload"
@@ -33,8 +33,6 @@ class InvalidState(DomainError):
     code = "invalid_state"
 
 
-# Microsoft's sign-in answers that say it could not complete the sign-in for now (RFC 6749 4.1.2.1): tried again.
-TRANSIENT_SIGN_IN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 # The outcome of a request whose answer met a transient failure: its state is usable again (`complete_action`).
 RETRY_OUTCOME = "retry"
 
