@@ -12,7 +12,7 @@ import typer
 
 from teamsvoice import __version__
 from teamsvoice.cli_common import (
-    APP_REGISTRATION_FILE, ID_MAX, ID_MIN, DataDir, embedded_microsoft, embedded_settings, fail as _fail,
+    APP_REGISTRATION_FILE, ID_MAX, ID_MIN, DataDir, embedded_settings, fail as _fail, microsoft_settings,
     operator_settings, record_emulator_address, run_command, settings_for as _settings,
 )
 from teamsvoice.runner import StartupError
@@ -403,7 +403,7 @@ def register_redirect_url(
     as_json: JsonOption = False,
 ) -> None:
     """Allow https redirectUrls starting with URL for a reseller (needed unless the URL is loopback)."""
-    settings = operator_settings(data_dir, migrated=True)
+    settings = operator_settings(data_dir)
     urls = run_command(_register_redirect_url(settings, reseller_id, url))
     typer.echo(json.dumps({"resellerId": reseller_id, "redirectUrlPrefixes": urls}) if as_json else
                f"Reseller {reseller_id} redirect URL prefixes: {', '.join(urls)}")
@@ -421,8 +421,9 @@ async def _register_redirect_url(settings: "Settings", reseller_id: int, url: st
         await engine.dispose()
 
 
-def _voice_settings(data_dir: Path | None) -> "Settings":
-    return embedded_microsoft(operator_settings(data_dir, migrated=True))
+def _voice_settings(data_dir: Path | None, *, asks_microsoft: bool = True) -> "Settings":
+    settings = operator_settings(data_dir)
+    return microsoft_settings(settings) if asks_microsoft else settings
 
 
 @app.command("plan")
@@ -459,9 +460,10 @@ def apply(
     from teamsvoice import voice_state_cli
     from teamsvoice.domain.voice_state import workflows
     from teamsvoice.domain.voice_state.planner import Plan, difference_from_wire
-    from teamsvoice.operator_cli import _exit_as_ended, _follow_other, _job_engine
+    from teamsvoice.operator_cli import _check_job_engine, _exit_as_ended, _follow_other, _job_engine
 
     settings = _voice_settings(data_dir)
+    _check_job_engine(settings, "apply")
     started = run_command(voice_state_cli.start_apply(settings, tenant, adopt or []))  # committed before it is enqueued
     job_id, job_key, ref = started["jobId"], started["jobKey"], f"voice-apply:{started['jobId']}"
     if not as_json:
@@ -496,7 +498,7 @@ def drift(
 
     from teamsvoice import voice_state_cli
 
-    events, failed = run_command(voice_state_cli.drift_command(_voice_settings(data_dir), scan))
+    events, failed = run_command(voice_state_cli.drift_command(_voice_settings(data_dir, asks_microsoft=scan), scan))
     if as_json:
         typer.echo(json.dumps(events, indent=2))
     else:
@@ -519,31 +521,48 @@ def sbc_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
-    Exit 0; 1 when an SBC is attached but does not answer; 2 when --enterprise-id names no enterprise."""
-    from teamsvoice.core.db import create_blocking_engine, sync_transaction
-    from teamsvoice.core.security import Keyring, load_or_create_master_key
-    from teamsvoice.api.connecttoteams.calling_wire import render_registrations
-    from teamsvoice.domain.orgs.models import Enterprise
-    from teamsvoice.domain.sbc.service import registration_status
-    from teamsvoice.sbc import sbc_from_settings
-
-    settings = operator_settings(data_dir, migrated=True)
-    engine = create_blocking_engine(settings.effective_database_url)
-    try:
-        with sync_transaction(engine) as session:
-            if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:
-                _fail(f"Enterprise {enterprise_id} not found")  # (its report was an empty one, exit 0)
-            keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
-            report = render_registrations(registration_status(session, keyring, sbc_from_settings(settings), settings,
-                                                             enterprise_id))
-    finally:
-        engine.dispose()
+    Exit 0; 1 when an SBC is attached but does not answer; 2 when --enterprise-id names no enterprise, or when the
+    stored SIP passwords do not decrypt with this secret key (not the server's)."""
+    settings = operator_settings(data_dir)
+    report = run_command(asyncio.to_thread(_registration_report, settings, enterprise_id))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_sbc_report(report)
     if report["sbcAttached"] and not report["reachable"]:
         raise typer.Exit(1)
+
+
+def _registration_report(settings: "Settings", enterprise_id: int | None) -> dict[str, Any]:
+    """`sbc status`'s report, read in one transaction (in a thread of `run_command`: the SBC is asked synchronously).
+    Its failures are `run_command`'s lines: a transient database failure, and the SIP passwords that do not decrypt
+    with this process's secret key, which the SBC's desired state needs (both were tracebacks, exit 1)."""
+    from cryptography.exceptions import InvalidTag
+
+    from teamsvoice.api.connecttoteams.calling_wire import render_registrations
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.core.errors import NotFound, PreconditionFailed
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.sbc.service import registration_status
+    from teamsvoice.sbc import sbc_from_settings
+
+    engine = create_blocking_engine(settings.effective_database_url)
+    try:
+        with sync_transaction(engine) as session:
+            if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:
+                raise NotFound(f"Enterprise {enterprise_id} not found")  # (its report was an empty one, exit 0)
+            keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
+            try:
+                report = registration_status(session, keyring, sbc_from_settings(settings), settings, enterprise_id)
+            except InvalidTag:
+                raise PreconditionFailed(
+                    "the stored SIP passwords do not decrypt with this secret key: run it with the server's "
+                    "TEAMSVOICE_SECRET_KEY (or, when the server has none, its --data-dir, whose secret.key it uses)"
+                ) from None
+            return render_registrations(report)
+    finally:
+        engine.dispose()
 
 
 def _print_sbc_report(report: dict[str, Any]) -> None:

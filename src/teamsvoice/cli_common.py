@@ -103,16 +103,16 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def operator_settings(data_dir: Path | None, *, migrated: bool = False) -> "Settings":
-    """The settings of a command that works on an existing teamsvoice database: every command but the servers,
-    `migrate`, `restore`, `doctor` (which reports it), `backup` (which says it in its own words) and `sbc init-db`
-    (Kamailio's database only). On SQLite, a database file that does not exist is refused
-    (exit 2) before anything is made: opening it would create an empty database (and the command give a believable
-    empty answer, "No PBX users", from a data directory that is not the server's). A database that cannot be
-    reached is refused as `migrate` and the servers refuse it (`runner.check_database`: one line, within seconds).
-    `migrated`: a database not at this release's migrations is refused too (`runner.check_migrated`), for the commands
-    that migrated it themselves (`register-redirect-url`, `sbc status`, `plan`, `apply`, `drift`): no command but
-    `migrate` and the servers migrates."""
+def operator_settings(data_dir: Path | None) -> "Settings":
+    """The settings of a command that works on an existing teamsvoice database, and the checks of that database
+    before the command opens it: every command but the servers and `migrate` (which migrate it), `restore`, `doctor`
+    (which reports it), `backup` (which says it in its own words) and `sbc init-db` (Kamailio's database only). On
+    SQLite, a database file that does not exist is refused (exit 2) before anything is made: opening it would create
+    an empty database (and the command give a believable empty answer, "No PBX users", from a data directory that is
+    not the server's). A database that cannot be reached is refused as `migrate` and the servers refuse it
+    (`runner.check_database`: one line, within seconds), and so is one not at this release's migrations
+    (`runner.check_migrated`): no command but `migrate` and the servers migrates (`plan`, `drift` and others did), and
+    none works on tables of another release's shape (`tenants`, `jobs`, `bulk` and `users` were not checked)."""
     from teamsvoice import runner
 
     settings = settings_for(data_dir)
@@ -122,8 +122,7 @@ def operator_settings(data_dir: Path | None, *, migrated: bool = False) -> "Sett
         fail(f"no teamsvoice database in {settings.data_dir}; give --data-dir or TEAMSVOICE_DATA_DIR (the server's)")
     try:
         runner.check_database(settings.effective_database_url)
-        if migrated:
-            runner.check_migrated(settings.effective_database_url)
+        runner.check_migrated(settings.effective_database_url)
     except runner.StartupError as exc:
         fail(str(exc))
     return settings
@@ -166,3 +165,17 @@ def embedded_microsoft(settings: "Settings") -> "Settings":
                                  {"clientId": str(registration["clientId"]), "clientSecret": str(registration["clientSecret"])})
     except (OSError, ValueError, KeyError, TypeError):
         return settings
+
+
+def microsoft_settings(settings: "Settings") -> "Settings":
+    """The Microsoft settings of a command that asks Microsoft itself (`plan`, `apply`, `drift --scan`, `users
+    export`): the server's, or beside the embedded default those `serve` recorded (`embedded_microsoft`). In emulator
+    mode with neither, refused in one line saying where they come from: the connector said "Teams PowerShell is not
+    configured (TEAMSVOICE_MICROSOFT_POWERSHELL_URL)", one setting of six, and `drift --scan` recorded that as each
+    tenant's failed scan. (In cloud mode the connector names what is missing: `PwshConfig.of_settings`.)"""
+    settings = embedded_microsoft(settings)
+    if settings.microsoft_mode == "emulator" and not settings.microsoft_client_id:
+        fail("no Microsoft to ask: `teamsvoice serve` has not recorded its Microsoft 365 emulator in this data directory "
+             "(start it there), and no app registration is set (TEAMSVOICE_MICROSOFT_LOGIN_URL, _GRAPH_URL, "
+             "_POWERSHELL_URL, _CA_BUNDLE, _CLIENT_ID and _CLIENT_SECRET, as the server has them)")
+    return settings

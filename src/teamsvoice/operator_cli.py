@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from teamsvoice.cli_common import ID_MAX, ID_MIN, DataDir, embedded_microsoft, operator_settings
+from teamsvoice.cli_common import ID_MAX, ID_MIN, DataDir, embedded_microsoft, microsoft_settings, operator_settings
 from teamsvoice.cli_common import fail as _fail, run_command, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
@@ -329,9 +329,23 @@ def jobs_show(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, foll
         _print_details(details)
 
 
+def _check_job_engine(settings: "Settings", command: str) -> None:
+    """Before a command records work that `_job_engine` hands over once committed: what the job engine's start needs
+    on this host, refused as `serve`, `api` and `worker` refuse it (`runner.check_microsoft`: the engine builds its
+    Microsoft connector at its start, which in cloud mode resolves Teams PowerShell, even here where it only
+    enqueues). The work was recorded, then the start failed: a traceback, exit 1, the job left queued."""
+    from teamsvoice import runner
+
+    try:
+        runner.check_microsoft(settings)
+    except runner.StartupError as exc:
+        _fail(f"{exc} (`teamsvoice {command}` starts the job engine here to hand its work over; nothing was recorded)")
+
+
 def _job_engine(settings: "Settings", follow_up: Any) -> None:
     """Runs a retry's or cancel's follow-up (enqueue, or stop the workflow) as an `api` process would, on
-    behalf of the operator. Should this fail, a retried job is resumed by the next `serve` or worker start."""
+    behalf of the operator. Should this fail, a retried job is resumed by the next `serve` or worker start. The
+    command checked first that the engine can start here (`_check_job_engine`)."""
     import anyio
 
     from teamsvoice.core.security import Keyring, load_or_create_master_key
@@ -353,6 +367,8 @@ def jobs_cancel(ref: JobRef, data_dir: DataDir = None, as_json: Json = False) ->
     from teamsvoice.domain.jobs import catalogue
 
     settings = operator_settings(data_dir)
+    if _bulk_id(ref) is None:  # (a bulk job's cancel is only recorded: its items stop at their next try)
+        _check_job_engine(settings, "jobs cancel")
     job, follow_up = _with_session(settings, lambda s: catalogue.cancel(s, None, ref))  # committed first
     if follow_up is not None:
         _job_engine(settings, follow_up)
@@ -371,6 +387,7 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
 
     settings = operator_settings(data_dir)
     job_id = _bulk_id(ref)
+    _check_job_engine(settings, "jobs retry")
 
     async def retry(session: "AsyncSession") -> tuple[Any, Any, int]:
         job, follow_up = await catalogue.retry(session, None, ref)
@@ -426,6 +443,8 @@ def bulk_import(
     if results is not None:
         _check_writable(results)  # before anything runs: the job ran, then writing its results failed
     settings = operator_settings(data_dir)
+    if not dry_run:
+        _check_job_engine(settings, "bulk import")
 
     async def check(session: "AsyncSession") -> list[dict[str, Any]]:
         return await preview_rows(session, await bulk.load_access(session, subscription), text)
@@ -582,7 +601,7 @@ def users_export(
     `serve` must be running, it serves the emulator)."""
     from teamsvoice.core.spreadsheet import csv_writer
 
-    settings = embedded_microsoft(operator_settings(data_dir))
+    settings = microsoft_settings(operator_settings(data_dir))
     rows = run_command(export_users(settings, tenant))
     if csv_file is not None:
         try:

@@ -131,12 +131,15 @@ async def ended_apply(settings: Settings, job_id: int) -> dict[str, Any]:
 
 async def drift_command(settings: Settings, scan: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """The open drift events; with `scan`, every linked tenant scanned first, and the tenants whose scan failed, each
-    with Microsoft's reason (their events are those of their last scan that worked)."""
-    engine, connector = create_engine(settings.effective_database_url), MicrosoftConnector(settings)
+    with Microsoft's reason (their events are those of their last scan that worked). Microsoft's connector is built
+    for a scan only: the events are the database's (in cloud mode, `drift` refused them on a host without Teams
+    PowerShell)."""
+    connector = MicrosoftConnector(settings) if scan else None
+    engine = create_engine(settings.effective_database_url)
     failed: list[str] = []
     try:
         sessions = session_factory(engine)
-        if scan:
+        if connector is not None:
             async with transaction(sessions) as session:
                 linked = list(await repository.linked_enterprises(session))
             for enterprise in linked:
@@ -155,7 +158,8 @@ async def drift_command(settings: Settings, scan: bool) -> tuple[list[dict[str, 
                                           .where(DriftEvent.resolved_at.is_(None)).order_by(DriftEvent.id))).all()
             return [drift.render_event(event, tenant_id) for event, tenant_id in rows], failed
     finally:
-        await connector.aclose()
+        if connector is not None:
+            await connector.aclose()
         await engine.dispose()
 
 

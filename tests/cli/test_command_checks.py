@@ -217,16 +217,47 @@ def _behind(data: Path) -> list[str]:
     return revisions
 
 
+# Every command that reads or writes teamsvoice's database, with arguments that reach it (ROWS: a CSV file)...
+WORKS_ON_THE_DATABASE = {
+    "register-redirect-url": ["1", "https://hooks.example/"], "sbc status": [], "plan": ["x.example"],
+    "apply": ["x.example"], "drift": [], "tenants list": [], "jobs list": [], "jobs show": ["1"], "jobs cancel": ["1"],
+    "jobs retry": ["1"], "bulk import": ["ROWS", "--subscription", "1"], "users export": ["--tenant", "x.example"]}
+# ... and the others: the servers and `migrate` migrate it, `doctor` reports it, `backup` and `restore` copy and
+# replace its file, `emulator` and `sbc init-db` work on databases of their own.
+NOT_ON_AN_EXISTING_DATABASE = {"serve", "api", "worker", "emulator", "migrate", "doctor", "backup", "restore",
+                               "sbc init-db"}
+
+
+def _command_names() -> set[str]:
+    """Every command of `teamsvoice --help` and of each group's help ("jobs list")."""
+    import typer
+
+    def walk(group: typer.core.TyperGroup, prefix: str) -> set[str]:
+        names = set()
+        for name, command in group.commands.items():
+            group_of_its_own = isinstance(command, typer.core.TyperGroup)
+            names |= walk(command, f"{prefix}{name} ") if group_of_its_own else {f"{prefix}{name}"}
+        return names
+
+    return walk(typer.main.get_command(app), "")  # type: ignore[arg-type]
+
+
 def test_only_migrate_and_the_servers_migrate(tmp_path: Path) -> None:
     """`register-redirect-url`, `sbc status`, `plan`, `apply` and `drift` migrated the database themselves: a new
     release's CLI run against production migrated it before the operator's `teamsvoice migrate` (README, Upgrades).
-    They refuse a database behind (or ahead of) this release's migrations now, and leave it as it is."""
+    They refuse a database behind (or ahead of) this release's migrations now, and leave it as it is; and so does
+    every other command that works on the database (`tenants list`, `jobs`, `bulk import`, `users export` read and
+    wrote it unchecked), `bulk import --dry-run` too."""
     import sqlite3
 
+    assert _command_names() == set(WORKS_ON_THE_DATABASE) | NOT_ON_AN_EXISTING_DATABASE  # a new command is placed
     data = tmp_path / "data"
     revisions = _behind(data)
-    for command in (["register-redirect-url", "1", "https://hooks.example/"], ["sbc", "status"], ["plan", "x.example"],
-                    ["apply", "x.example"], ["drift"]):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,vrp\nu@x.example,teamsvoice\n")
+    commands = [[*name.split(), *(str(rows) if a == "ROWS" else a for a in args)]
+                for name, args in WORKS_ON_THE_DATABASE.items()]
+    for command in [*commands, ["bulk", "import", str(rows), "--subscription", "1", "--dry-run"]]:
         line = one_line(run(*command, "--data-dir", str(data)))
         assert line == f"teamsvoice: the database sqlite:///{data}/teamsvoice.sqlite3 is behind this teamsvoice's " \
                        f"migrations: apply them once with `teamsvoice migrate` (README, Upgrades)", (command, line)
@@ -264,3 +295,163 @@ def test_doctor_reports_cloud_modes_missing_pwsh(tmp_path: Path) -> None:
 
     found = {c["check"]: c for c in json.loads(offline.stdout)["checks"]}
     assert found["teams powershell"]["status"] == "ok" and str(pwsh) in found["teams powershell"]["detail"]
+
+
+def _jobs_to_hand_over(data: Path) -> dict[str, str]:
+    """Beside `linked_tenant`'s customer, a Fusion subscription (1) and jobs of it: a bulk job that failed (retryable),
+    one running (cancellable), a consent webhook delivery refused (retryable) and a Teams sync queued (cancellable)."""
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.domain.calling.models import CallingJob
+    from teamsvoice.domain.consent.models import WebhookDelivery
+    from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
+    from teamsvoice.domain.orgs.models import Enterprise
+    from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
+
+    engine = create_blocking_engine(f"sqlite:///{data}/teamsvoice.sqlite3")
+    try:
+        with sync_transaction(engine) as session:
+            enterprise = session.get(Enterprise, 1)
+            assert enterprise is not None
+            tenant = FusionTenant(name="Contoso", owner_reseller_id=enterprise.reseller_id)
+            session.add(tenant)
+            session.flush()
+            subscription = FusionSubscription(fusion_tenant_id=tenant.id, name="Teams", enterprise_id=enterprise.id)
+            session.add(subscription)
+            session.flush()
+            failed = FusionBulkJob(subscription_id=subscription.id, title="failed", job_id="1", total_count=1,
+                                   status="error", error_count=1)
+            running = FusionBulkJob(subscription_id=subscription.id, title="running", job_id="2", total_count=1,
+                                    status="running")
+            webhook = WebhookDelivery(enterprise_id=enterprise.id, url="https://hooks.example/consent",
+                                      payload_encrypted="sealed", status="refused", attempts=1, last_error="HTTP 302")
+            sync = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="QUEUED")
+            session.add_all([failed, running, webhook, sync])
+            session.flush()
+            session.add_all([FusionBulkItem(job_id=failed.id, position=0, upn="ada@contoso.example", data={},
+                                            status="error", attempts=1,
+                                            error={"kind": "validation", "code": "x", "message": "no"}),
+                             FusionBulkItem(job_id=running.id, position=0, upn="bob@contoso.example", data={})])
+            session.flush()
+            return {"failed": str(failed.id), "running": str(running.id), "webhook": f"webhook:{webhook.id}",
+                    "sync": f"sync:{sync.id}"}
+    finally:
+        engine.dispose()
+
+
+def test_work_for_the_job_engine_is_refused_before_it_is_recorded_without_teams_powershell(tmp_path: Path) -> None:
+    """Cloud mode on a host without pwsh: `bulk import`, `jobs retry` and `jobs cancel` recorded their change, then
+    the job engine's start (its Microsoft connector resolves pwsh) failed: a PwshUnavailable traceback, exit 1, the
+    job left queued and handed to no one. They refuse it first now, in one line, exit 2, as `serve` does, and record
+    nothing; what hands nothing to the job engine still works (a bulk job's cancel, `--dry-run`, `drift` without
+    --scan, which refused too: it built the connector it needs only to scan)."""
+    import json
+
+    linked_tenant(tmp_path)
+    jobs = _jobs_to_hand_over(tmp_path)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,vrp\nada@contoso.example,teamsvoice\n")
+    cloud = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(tmp_path / "no-pwsh"),
+             "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+             "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12", "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE}
+
+    def listed() -> list[dict]:  # type: ignore[type-arg]
+        shown = run("jobs", "list", "--json", "--data-dir", str(tmp_path), env=cloud)
+        assert shown.exit_code == 0, shown.output
+        return [{k: job[k] for k in ("ref", "status", "attempts", "canRetry", "canCancel")}
+                for job in json.loads(shown.stdout)]
+
+    before = listed()
+    assert {job["ref"] for job in before} == {f"bulk:{jobs['failed']}", f"bulk:{jobs['running']}", jobs["webhook"],
+                                              jobs["sync"]}
+    for command, name in ((["bulk", "import", str(rows), "--subscription", "1"], "bulk import"),
+                          (["jobs", "retry", jobs["failed"]], "jobs retry"),
+                          (["jobs", "retry", jobs["webhook"]], "jobs retry"),
+                          (["jobs", "cancel", jobs["sync"]], "jobs cancel"), (["apply", "tenant-of-contoso"], "apply")):
+        line = one_line(run(*command, "--data-dir", str(tmp_path), env=cloud))
+        assert line == f"teamsvoice: TEAMSVOICE_MICROSOFT_MODE=cloud: PowerShell 7 ('{tmp_path / 'no-pwsh'}') was not " \
+                       f"found on PATH: cloud mode runs Teams cmdlets with pwsh and the MicrosoftTeams module. Install " \
+                       f"them, set TEAMSVOICE_MICROSOFT_PWSH_PATH, or use TEAMSVOICE_MICROSOFT_MODE=emulator. " \
+                       f"(`teamsvoice {name}` starts the job engine here to hand its work over; nothing was recorded)", line
+        assert listed() == before, command  # nothing recorded: no new job, none retried or cancelled
+
+    checked = run("bulk", "import", str(rows), "--subscription", "1", "--dry-run", "--data-dir", str(tmp_path), env=cloud)
+    assert checked.exit_code == 0 and "1 of 1 rows are valid" in checked.stdout, checked.output
+    drift = run("drift", "--data-dir", str(tmp_path), env=cloud)
+    assert drift.exit_code == 0 and drift.stdout.strip() == "No open drift.", drift.output
+    cancelled = run("jobs", "cancel", jobs["running"], "--data-dir", str(tmp_path), env=cloud)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.stdout.strip() == f"bulk:{jobs['running']} cancelled (0/1 had finished)"
+    assert {job["ref"]: job["status"] for job in listed()}[f"bulk:{jobs['running']}"] == "cancelled"
+
+
+def _pbx_user_sealed_with(data: Path, secret_key: str) -> None:
+    """Beside `linked_tenant`'s customer, a PBX location and user whose SIP password is sealed with `secret_key`."""
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.calling.models import PbxLocation, PbxUser
+    from teamsvoice.domain.calling.pbx import SIP_PASSWORD_PURPOSE
+    from teamsvoice.domain.orgs.models import PbxType
+
+    sealed = Keyring(load_or_create_master_key(secret_key, data)).encrypt("sip-secret", purpose=SIP_PASSWORD_PURPOSE)
+    engine = create_blocking_engine(f"sqlite:///{data}/teamsvoice.sqlite3")
+    try:
+        with sync_transaction(engine) as session:
+            pbx_type = PbxType(reseller_id=1, pbx_name="Asterisk", pbx_label="Asterisk")
+            session.add(pbx_type)
+            session.flush()
+            location = PbxLocation(enterprise_id=1, pbx_type_id=pbx_type.id, pbx_location="HQ", pbx_label="HQ",
+                                   canonical_pbx_sip_domain="pbx.contoso.example")
+            session.add(location)
+            session.flush()
+            session.add(PbxUser(enterprise_id=1, kind="PBX", teams_user_id="ada@contoso.example", microsoft_user_id="ada",
+                                pbx_location_id=location.id, phone_number="+3222000001", pbx_user_id="201",
+                                pbx_auth_user_id="201", sip_password_encrypted=sealed))
+    finally:
+        engine.dispose()
+
+
+def test_sbc_status_says_in_one_line_what_gave_it_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sbc status` ran outside `run_command`: a database that gave it up (a deadlock lost) and a secret key that is
+    not the server's (the SIP passwords it reads for the SBC's desired state do not decrypt) were tracebacks, exit 1."""
+    import json
+
+    from sqlalchemy.exc import OperationalError
+
+    from teamsvoice.core.db import DATABASE_BUSY
+    from teamsvoice.domain.sbc import service
+
+    linked_tenant(tmp_path)
+    _pbx_user_sealed_with(tmp_path, "the-servers-key")
+    sbc = {"TEAMSVOICE_SBC_KAMAILIO_DB_URL": f"sqlite:///{tmp_path}/kamailio.sqlite3",
+           "TEAMSVOICE_SBC_KAMAILIO_RPC_URL": "http://127.0.0.1:9/RPC"}
+    line = one_line(run("sbc", "status", "--data-dir", str(tmp_path), env=sbc | {"TEAMSVOICE_SECRET_KEY": "another-key"}))
+    assert line == "teamsvoice: the stored SIP passwords do not decrypt with this secret key: run it with the server's " \
+                   "TEAMSVOICE_SECRET_KEY (or, when the server has none, its --data-dir, whose secret.key it uses)", line
+    unreachable = run("sbc", "status", "--json", "--data-dir", str(tmp_path),
+                      env=sbc | {"TEAMSVOICE_SECRET_KEY": "the-servers-key"})
+    assert unreachable.exit_code == 1, unreachable.output  # the SBC does not answer (nothing listens on port 9)
+    assert [(u["teamsUserId"], u["registration"]) for u in json.loads(unreachable.stdout)["users"]] == \
+        [("ada@contoso.example", "UNKNOWN")]
+
+    def deadlocked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("SELECT pbx_users...", {}, Exception("deadlock detected"))
+
+    monkeypatch.setattr(service, "user_rows", deadlocked)
+    assert one_line(run("sbc", "status", "--data-dir", str(tmp_path))) == f"teamsvoice: {DATABASE_BUSY}"
+
+
+def test_commands_that_ask_microsoft_say_there_is_none_to_ask(tmp_path: Path) -> None:
+    """Emulator mode, no app registration set, and no `serve` ever started in the data directory (it records its
+    emulator's address and app registration there): `plan`, `apply` and `users export` said "Teams PowerShell is not
+    configured (TEAMSVOICE_MICROSOFT_POWERSHELL_URL)", one setting of six, and `drift --scan` reported that as every
+    tenant's failed scan, exit 1. They say what to do in one line now; `drift` without --scan asks Microsoft nothing."""
+    linked_tenant(tmp_path)
+    for command in (["plan", "tenant-of-contoso"], ["apply", "tenant-of-contoso"], ["drift", "--scan"],
+                    ["users", "export", "--tenant", "tenant-of-contoso"]):
+        line = one_line(run(*command, "--data-dir", str(tmp_path)))
+        assert line == "teamsvoice: no Microsoft to ask: `teamsvoice serve` has not recorded its Microsoft 365 emulator " \
+                       "in this data directory (start it there), and no app registration is set (TEAMSVOICE_MICROSOFT_" \
+                       "LOGIN_URL, _GRAPH_URL, _POWERSHELL_URL, _CA_BUNDLE, _CLIENT_ID and _CLIENT_SECRET, as the " \
+                       "server has them)", (command, line)
+    listed = run("drift", "--data-dir", str(tmp_path))
+    assert listed.exit_code == 0 and listed.stdout.strip() == "No open drift.", listed.output
