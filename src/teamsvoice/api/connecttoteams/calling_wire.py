@@ -3,9 +3,9 @@ request bodies, parsed into the domain's drafts, and the answers, rendered from 
 
 from typing import Any
 
-from pydantic import StrictBool, StrictStr
+from pydantic import StrictBool, StrictInt, StrictStr
 
-from teamsvoice.api.connecttoteams.wire import Strict
+from teamsvoice.api.connecttoteams.wire import Id, Strict
 from teamsvoice.core.limits import Long, Name
 from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, TeamsAppTemplate
 from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, ConfiguredUser, LocationDraft, UserDraft
@@ -31,12 +31,12 @@ class ConfigureUserBody(Strict):
     pbxCallPolicyInfo: CallPolicyInfo | None = None
     authenticationResult: dict[str, Any] | None = None
     userType: StrictStr | None = None
-    directRouteId: Long
+    directRouteId: Id
     useTeamsVoicemail: StrictBool | None = None
     password: StrictStr
     rePassword: StrictStr | None = None
     pbxAuthUserId: StrictStr
-    pbxLocation: StrictStr | Long
+    pbxLocation: StrictStr | StrictInt  # a name, or an id (`repository.location_by_reference`: a name past the ids')
     pbxUserId: StrictStr
     phoneNumber: StrictStr
     portalLoginName: StrictStr | None = None
@@ -73,8 +73,8 @@ class PbxLocationBody(Strict):
     """POST /pbx/configurePBX (our design): the fields of getBasicPBXLocationDetailsForEnterprise; `id`
     present updates that location, absent creates (or updates the one with the same pbxLocation name)."""
 
-    id: Long | None = None
-    enterpriseId: Long | None = None
+    id: Id | None = None
+    enterpriseId: Id | None = None
     tenantId: StrictStr | None = None
     pbxLocation: Name
     pbxType: StrictStr
@@ -110,8 +110,8 @@ class PbxLocationBody(Strict):
 class TeamsAppTemplateBody(Strict):
     """POST /reseller/saveOrUpdateTeamsApplicationTemplate (vendor-notes 1.2)."""
 
-    enterpriseId: Long
-    resellerId: Long | None = None
+    enterpriseId: Id
+    resellerId: Long | None = None  # (compared with the enterprise's: another one is a 400)
     name: Name
     bIconFileName: StrictStr | None = None
     oIconFileName: StrictStr | None = None

@@ -12,6 +12,7 @@ from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.orgs import service
@@ -76,7 +77,7 @@ async def get_enterprise_info_for_tenant(request: Request, uow: UnitOfWorkDep, p
             description="As POST /enterprise/getEnterpriseInfoForTenant, the tenant id in the query.",
             responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
 async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
-    return await _enterprise_info(uow, principal, tenantId)
+    return await _enterprise_info(uow, principal, check_name("tenantId", tenantId))  # (the POST's rule: `bare_text`)
 
 
 async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id: str) -> dict[str, Any]:
@@ -89,7 +90,8 @@ async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id
              "enterprise); an enterprise token needs one. The SIP password is stored encrypted and never "
              "returned. Answers 200 with the user (teamsvoice's addition: the vendor documents only 200 OK). "
              "With an SBC attached, the user's registration to its PBX follows within seconds (a durable "
-             "job).",
+             "job). An extension (`pbxUserId`) is one user's at a PBX: every location at its "
+             "`canonicalPbxSIPDomain`, whichever enterprise's; another user's is a 409 (teamsvoice's rule).",
              responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
     openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE),
 )

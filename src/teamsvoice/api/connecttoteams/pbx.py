@@ -9,7 +9,7 @@ from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
-from teamsvoice.api.connecttoteams.wire import bare_text, render_pbx_type
+from teamsvoice.api.connecttoteams.wire import Id, bare_text, render_pbx_type
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import pbx, routing
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/pbx", tags=["ConnecttoTeams: PBX"])
             responses=docs.ok_list(docs.PbxTypeInfo, "The PBX types", example=[
                 {"id": 1234, "pbxName": "Example PBX", "pbxLabel": "Example PBX Label", "isDefault": True,
                  "isDisabled": False, "hostingType": "Cloud"}]))
-async def get_pbx_types(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+async def get_pbx_types(resellerId: Id, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     if await repository.get_reseller(uow.session, principal, resellerId) is None:
         raise NotFound(f"Reseller {resellerId} not found")
     return [render_pbx_type(p) for p in await repository.pbx_types_for(uow.session, resellerId)]
@@ -48,7 +48,9 @@ async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, p
              description="Body: `enterpriseId` (or `tenantId`) plus the fields of "
              "getBasicPBXLocationDetailsForEnterprise (`pbxLocation`, `pbxType` (a PBX type name of the "
              "enterprise), `canonicalPbxSIPDomain` required). With `id` it updates that location; without, "
-             "it creates one or updates the one with the same `pbxLocation`. Answers the location in the "
+             "it creates one or updates the one with the same `pbxLocation`. A location moved to another "
+             "`canonicalPbxSIPDomain` where another user has one of its users' extensions is a 409 (an extension "
+             "is one user's at a PBX). Answers the location in the "
              "getBasicPBXLocationDetailsForEnterprise shape.",
              responses=docs.ok(docs.PbxLocationInfo, "The location"),
     openapi_extra=body_example(docs.PBX_LOCATION_EXAMPLE),
@@ -68,7 +70,7 @@ async def configure_pbx(body: PbxLocationBody, uow: UnitOfWorkDep, container: Co
                description="409 while users are configured at the location; 404 when not yours.",
                responses={204: {"description": "Deleted"},
                           409: docs.answer("The location still has users", docs.SpringError)})
-async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container: ContainerDep,
+async def delete_pbx_location(pbxLocationId: Id, uow: UnitOfWorkDep, container: ContainerDep,
                               principal: ResellerDep) -> Response:
     found = await calling_repository.location_by_id(uow.session, pbxLocationId)
     visible = await _in_scope(uow, principal, found.enterprise_id if found else None)
@@ -85,7 +87,7 @@ async def delete_pbx_location(pbxLocationId: int, uow: UnitOfWorkDep, container:
                "is attached; its number is released in Teams at the next syncTeamsRegistrations. 404 when "
                "not yours.",
                responses={204: {"description": "Deleted"}})
-async def delete_pbx_user(userId: int, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
+async def delete_pbx_user(userId: Id, uow: UnitOfWorkDep, container: ContainerDep, principal: ResellerDep) -> Response:
     found = await calling_repository.pbx_user_by_id(uow.session, userId)
     visible = await _in_scope(uow, principal, found.enterprise_id if found else None)
     user = await pbx.user_in_scope(uow.session, visible, userId)

@@ -10,7 +10,8 @@ from teamsvoice.api.routing import APIRouter
 from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
-from teamsvoice.api.connecttoteams.wire import CompleteRegistrationBody, json_object, render_credentials, render_enterprise
+from teamsvoice.api.connecttoteams.wire import (CompleteRegistrationBody, JobKey, body_id, json_object,
+                                                 render_credentials, render_enterprise)
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.stopping import ServerStopping, answer_if_stopping
 from teamsvoice.core.errors import ValidationFailed
@@ -163,7 +164,7 @@ async def _accept_job(uow: UnitOfWorkDep, request: Request, container: Container
             description="The job of syncTeamsRegistrations or syncUnifiedApp: status, counts and per-user "
             "results.",
             responses=docs.ok(docs.SyncJobStatus, "The job"))
-async def get_sync_job_status(jobId: str, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_sync_job_status(jobId: JobKey, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
     return calling_wire.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
 
 
@@ -182,7 +183,7 @@ async def verify_tenant_for_direct_routing(
 ) -> dict[str, Any]:
     body = await json_object(request)
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
-    readiness = await routing.verify(uow.session, access, body.get("sbcGatewayId"))
+    readiness = await routing.verify(uow.session, access, body_id(body, "sbcGatewayId"))
     return {"enterpriseId": access.enterprise.id, "tenantId": access.enterprise.tenant_id,
             "sbcGatewayId": body.get("sbcGatewayId")} | calling_wire.render_readiness(readiness)
 
@@ -202,7 +203,7 @@ async def provision_direct_routing(
 ) -> dict[str, Any]:
     body = await json_object(request)
     access = await service.authorize_provisioning(uow.session, principal, container.connector, body)
-    route, changes = await routing.provision(uow.session, access, body.get("sbcGatewayId"))
+    route, changes = await routing.provision(uow.session, access, body_id(body, "sbcGatewayId"))
     gateway = await orgs_repository.sbc_gateway(uow.session, route.sbc_gateway_id)
     return calling_wire.render_route(route, gateway.region if gateway else None) | {"changes": changes}
 

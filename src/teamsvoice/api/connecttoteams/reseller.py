@@ -10,11 +10,13 @@ from teamsvoice.api.connecttoteams.calling_wire import TeamsAppTemplateBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
 from teamsvoice.api.connecttoteams.wire import (
     EnterpriseBody,
+    Id,
     bare_text,
     render_enterprise,
     render_reseller,
     render_sbc_gateway,
     render_user,
+    row_id,
 )
 from teamsvoice.api.deps import UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
@@ -55,7 +57,7 @@ async def get_authenticated_user(request: Request, uow: UnitOfWorkDep, principal
             description="Spec 001: the resellers directly under `masterResellerId` (which must be yours).",
             responses=docs.ok_list(docs.ResellerInfo, "The resellers", example=[
                 {"resellerId": 123, "resellerName": "Reseller One", "type": "RESELLER", "masterResellerId": 12}]))
-async def get_resellers(masterResellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+async def get_resellers(masterResellerId: Id, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     children = _of_reseller(await repository.child_resellers_in_scope(uow.session, principal, masterResellerId), masterResellerId)
     return [render_reseller(r) for r in children]
 
@@ -63,7 +65,7 @@ async def get_resellers(masterResellerId: int, uow: UnitOfWorkDep, principal: Re
 @router.get("/getEnterprisesForReseller/{resellerId}", summary="Enterprises of a reseller",
             description="Spec 001: the reseller's Enterprise objects, each with its consents.",
             responses=docs.ok_list(docs.EnterpriseInfo, "The enterprises"))
-async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+async def get_enterprises(resellerId: Id, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     enterprises = _of_reseller(await repository.enterprises_with_consents(uow.session, principal, resellerId), resellerId)
     return [render_enterprise(enterprise, consents) for enterprise, consents in enterprises]
 
@@ -73,7 +75,7 @@ async def get_enterprises(resellerId: int, uow: UnitOfWorkDep, principal: Resell
             "(`sbcGateways`).",
             responses=docs.ok_list(docs.SbcGatewayInfo, "The SBC gateways",
                                    example=[{"sbcGatewayId": 5678, "sbcGatewayRegion": "US-East"}]))
-async def get_sbc_gateways(resellerId: int, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
+async def get_sbc_gateways(resellerId: Id, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
     gateways = _of_reseller(await repository.sbc_gateways_in_scope(uow.session, principal, resellerId), resellerId)
     return [render_sbc_gateway(g) for g in gateways]
 
@@ -102,7 +104,8 @@ async def new_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: Re
 async def edit_enterprise(body: EnterpriseBody, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
     if body.enterpriseId is None:
         raise ValidationFailed("enterpriseId: is required")
-    enterprise = await service.edit_enterprise(uow.session, principal, body.enterpriseId, body.to_draft())
+    enterprise_id = row_id("enterpriseId", body.enterpriseId)
+    enterprise = await service.edit_enterprise(uow.session, principal, enterprise_id, body.to_draft())
     return render_enterprise(enterprise, await consents_of(uow.session, enterprise.id))
 
 

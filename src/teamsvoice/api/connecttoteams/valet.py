@@ -35,7 +35,8 @@ async def configure_valet_service_account(request: Request, uow: UnitOfWorkDep, 
 
 @router.post("/configureValetUser", summary="Configure a CallApp user (spec 002 Part II); directRouteId -1 allowed",
              description="Spec 002's body (the same as enterprise/configureUser). With `directRouteId` -1 "
-             "the user gets no Teams Direct Routing number; the PBX side and the Unified App still apply.",
+             "the user gets no Teams Direct Routing number; the PBX side and the Unified App still apply. Its "
+             "`pbxUserId` follows configureUser's rule (one user's at a PBX).",
              responses=docs.ok(docs.PbxUserInfo, "The configured user") | docs.MICROSOFT,
     openapi_extra=body_example(docs.CONFIGURE_USER_EXAMPLE | {"directRouteId": -1}),
 )

@@ -1,12 +1,13 @@
 """ConnecttoTeams wire schemas and renderers (field names exactly as the vendor's documents)."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr,
+                      ValidationInfo)
 
-from teamsvoice.core.errors import ValidationFailed
-from teamsvoice.core.limits import Long, Name, check_name, parse_json
+from teamsvoice.core.errors import NotFound, ValidationFailed
+from teamsvoice.core.limits import INTEGER_MAX, Long, Name, check_name, is_digits, name_problem, parse_json, shown
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft
@@ -14,6 +15,67 @@ from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCreden
 
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+# --- ids ------------------------------------------------------------------------------------------------
+# Our rows' ids are INTEGER columns. An id past that range (2147483648, 99999999999999999999) is the id of no row:
+# it is answered as an id that does not exist, the family's 404, before any query. PostgreSQL refused to compare it
+# with the column (a 400 naming no field) where SQLite found nothing (404), and one past 64 bits was SQLite's
+# driver's 400. Every id the family's requests name goes through `row_id`: the `Id` type for a path, a query or a
+# body model's field, `body_id` for a hand-parsed body.
+INTEGER_MIN = -INTEGER_MAX - 1
+
+
+def row_id(field: str | None, value: int) -> int:
+    """`value` when a row may have it as its id; otherwise the 404 of an id that does not exist (naming `field`)."""
+    if not INTEGER_MIN <= value <= INTEGER_MAX:
+        text = str(value) if value.bit_length() <= 256 else "a number of over 70 digits"  # (str() fails past 4300)
+        raise NotFound(f"{f'{field}: ' if field else ''}{text} not found (no id is that large)")
+    return value
+
+
+def _id_text(value: object, info: ValidationInfo) -> object:
+    """A path's or a query's id: ASCII digits, after a minus for a negative one (pydantic's own reading of text took
+    "1_0" as 10, "1.0" as 1 and " 3" as 3). A body's (a strict model's) is left to its strict integer check."""
+    if not isinstance(value, str) or (info.config or {}).get("strict"):
+        return value
+    digits = value.removeprefix("-")
+    if not is_digits(digits):
+        raise ValueError("Input should be a whole number (ASCII digits)")
+    if len(digits.lstrip("0")) > 20:  # (past any id, and int() refuses text of over 4300 digits)
+        raise NotFound(f"{shown(value)} not found (no id is that large)")
+    return int(value)
+
+
+def _id_rule(value: int, info: ValidationInfo) -> int:
+    return row_id(info.field_name, value)  # (a path's or a query's parameter has no name here: the answer's path shows it)
+
+
+# An id as the family's requests name one: any integer (strict in a body; a path's or a query's ASCII digits), one
+# past the range of our ids answered 404 by `row_id` (a DomainError raised while the request is read).
+Id = Annotated[int, BeforeValidator(_id_text), AfterValidator(_id_rule)]
+
+
+def _job_key_rule(value: str) -> str:
+    if name_problem(value, JOB_KEY_LENGTH):
+        raise NotFound(f"Job {shown(value)} not found")
+    return value
+
+
+# A calling job's key (`CallingJob.job_key`, a UUID) as a path names it: text that no key can be (longer than a key,
+# a control character) is the 404 of a job that does not exist. PostgreSQL refused a NUL (a 400 naming nothing)
+# where SQLite found nothing.
+JOB_KEY_LENGTH = 36
+JobKey = Annotated[str, AfterValidator(_job_key_rule)]
+
+
+def body_id(body: dict[str, Any], field: str) -> Any:
+    """`body[field]` as it came (the domain checks its type and names the field), except that an integer past the
+    range of our ids is answered as `row_id` answers it."""
+    value = body.get(field)
+    if isinstance(value, int) and not isinstance(value, bool):
+        row_id(field, value)
+    return value
 
 
 class ConfigDetails(Strict):
@@ -47,14 +109,14 @@ class EnterpriseBody(Strict):
     canResellerManageEnterpriseProvisioning: StrictBool | None = None
     countryName: StrictStr | None = None
     entConfigInfos: list[EntConfigInfo] | None = None
-    enterpriseId: Long | None = None
+    enterpriseId: StrictInt | None = None  # editEnterprise's row: `row_id` there (newEnterprise does not read it)
     enterpriseName: Name | None = None
     federated: StrictBool | None = None
     federationDomain: StrictStr | None = None
     pbxId: list[Long] | None = None
     pbxMOH: StrictBool | None = None
     registeredBy: StrictStr | None = None
-    resellerId: Long | None = None
+    resellerId: Id | None = None
     restrictAdminAccess: StrictBool | None = None
     sbcGateways: list[Long] | None = None
     secureSMSEnabled: StrictBool | None = None
@@ -82,12 +144,12 @@ class ActionItemBody(Strict):
     enterpriseName: Name
     redirectUrl: StrictStr
     consentType: StrictStr | None = None
-    enterpriseId: Long | None = Field(default=None, description="teamsvoice: which enterprise, when enterprises of "
+    enterpriseId: Id | None = Field(default=None, description="teamsvoice: which enterprise, when enterprises of "
                                       "two resellers in the caller's scope share `enterpriseName`")
 
 
 class CompleteRegistrationBody(Strict):
-    enterpriseId: Long
+    enterpriseId: Id
     tenantId: StrictStr
     givenName: StrictStr | None = None
     familyName: StrictStr | None = None

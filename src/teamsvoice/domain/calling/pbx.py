@@ -100,21 +100,25 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
     if draft.presence_package_type not in PRESENCE_PACKAGE_TYPES:
         raise ValidationFailed(f"presencePackageType: must be one of {list(PRESENCE_PACKAGE_TYPES)}")
     pbx_type = await _pbx_type(session, enterprise, draft.pbx_type)
+    domain = draft.canonical_pbx_sip_domain.lower()
     if location_id is None:
         location = await repository.location_named(session, enterprise.id, name)
         if location is None:
             location = PbxLocation(enterprise_id=enterprise.id, pbx_location=name)
             session.add(location)
+        else:
+            location = await _moved_with_its_extensions(session, enterprise, location, domain)
     else:
         location = await session.get(PbxLocation, location_id)
         if location is None or location.enterprise_id != enterprise.id:
             raise NotFound(f"PBX location {location_id} not found")
         if await repository.location_name_taken(session, enterprise.id, name, other_than=location.id):
             raise Conflict(f"pbxLocation: another PBX location is named '{name}'")
+        location = await _moved_with_its_extensions(session, enterprise, location, domain)
         location.pbx_location = name
     location.pbx_type_id = pbx_type.id
     location.pbx_label = draft.pbx_label or pbx_type.pbx_label
-    location.canonical_pbx_sip_domain = draft.canonical_pbx_sip_domain.lower()
+    location.canonical_pbx_sip_domain = domain
     location.proxy_domain_port = draft.proxy_domain_port
     location.presence_package_type = draft.presence_package_type
     location.reg_expires_value = draft.reg_expires_value
@@ -122,6 +126,38 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
     location.flags = {k: bool((draft.flags or {}).get(k, False)) for k in LOCATION_FLAGS}
     await session.flush()
     return location
+
+
+async def _moved_with_its_extensions(session: AsyncSession, enterprise: Enterprise, location: PbxLocation,
+                                     domain: str) -> PbxLocation:
+    """The location read afresh with the PBX at `domain` locked (`repository.lock_pbx`); 409 when it moves there
+    (from another canonicalPbxSIPDomain) with a user whose extension another user of that PBX has."""
+    await repository.lock_pbx(session, domain, location.id)
+    location = await repository.location_read_afresh(session, location.id)
+    if location is None:  # deleted meanwhile
+        raise NotFound("PBX location not found (deleted meanwhile)")
+    if location.canonical_pbx_sip_domain != domain:
+        clash = await repository.extension_clash(session, location.id, domain)
+        if clash is not None:
+            mine, holder, holder_location = clash
+            raise _extension_taken(enterprise, "canonicalPbxSIPDomain", mine.pbx_user_id, domain, holder, holder_location,
+                                   moving=f"{mine.teams_user_id} of this location")
+    return location
+
+
+def _extension_taken(enterprise: Enterprise, field: str, extension: str, domain: str, holder: PbxUser,
+                     holder_location: PbxLocation, *, moving: str | None = None) -> Conflict:
+    """An extension is one user's at a PBX (its canonicalPbxSIPDomain, whichever locations and enterprises have it):
+    the SBC registers each user as extension@domain, and two registrations of one extension made the PBX ring both
+    Teams users. The holder is named to its own enterprise only."""
+    if holder.enterprise_id != enterprise.id:
+        whose = "another enterprise's user's PBX extension"
+    else:
+        whose = (f"{holder.teams_user_id}'s PBX extension (at PBX location '{holder_location.pbx_location}', "
+                 f"id {holder_location.id})")
+    wanted = f", and {moving} has it" if moving else ""
+    return Conflict(f"{field}: extension {extension} is already {whose}{wanted}; the locations at {domain} are one PBX, "
+                    "where an extension is one user's")
 
 
 async def locations_of(session: AsyncSession, enterprise: Enterprise) -> list[PbxLocation]:
@@ -177,6 +213,20 @@ async def _location_for(session: AsyncSession, enterprise: Enterprise, reference
     if location is None:
         raise NotFound(f"pbxLocation: no PBX location '{reference}' in enterprise {enterprise.id}")
     return location
+
+
+async def _pbx_locked(session: AsyncSession, location: PbxLocation) -> PbxLocation:
+    """The location read afresh with its PBX locked until commit (`repository.lock_pbx`), so that two requests giving
+    one extension at once see each other's user: read again, had another request moved it to another PBX meanwhile."""
+    domain = location.canonical_pbx_sip_domain
+    while True:
+        await repository.lock_pbx(session, domain, location.id)
+        fresh = await repository.location_read_afresh(session, location.id)
+        if fresh is None:
+            raise NotFound(f"pbxLocation: PBX location {location.id} was deleted meanwhile")
+        if fresh.canonical_pbx_sip_domain == domain:
+            return fresh
+        domain = fresh.canonical_pbx_sip_domain  # (its row is locked now: it moves no more)
 
 
 def check_user_draft(draft: UserDraft) -> str:
@@ -236,7 +286,7 @@ async def configure_user(session: AsyncSession, keyring: Keyring, enterprise: En
 async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: Enterprise, draft: UserDraft,
                           number: str, microsoft_user_id: str) -> ConfiguredUser:
     upn = draft.teams_user_id.strip().lower()
-    location = await _location_for(session, enterprise, draft.pbx_location)
+    location = await _pbx_locked(session, await _location_for(session, enterprise, draft.pbx_location))
     route: DirectRoute | None = None
     if draft.direct_route_id >= 0:
         route = await session.get(DirectRoute, draft.direct_route_id)
@@ -245,10 +295,10 @@ async def _configure_user(session: AsyncSession, keyring: Keyring, enterprise: E
     user = await repository.pbx_user_by_upn(session, enterprise.id, upn)
     voice = await voice_users.find(session, enterprise.id, upn)
     await _check_number_free(session, enterprise, number, user, voice)
-    holder = await repository.pbx_user_at_location(session, location.id, draft.pbx_user_id.strip())
-    if holder is not None and (user is None or holder.id != user.id):  # (both registered: the PBX rang both Teams users)
-        raise Conflict(f"pbxUserId: {draft.pbx_user_id.strip()} at {location.pbx_location} is already "
-                       f"{holder.teams_user_id}'s PBX extension")
+    extension, domain = draft.pbx_user_id.strip(), location.canonical_pbx_sip_domain
+    held = await repository.extension_holder(session, domain, extension, other_than_user=user.id if user else None)
+    if held is not None:
+        raise _extension_taken(enterprise, "pbxUserId", extension, domain, *held)
     if user is None:
         if enterprise.user_limit:
             if await repository.pbx_user_count(session, enterprise.id) >= enterprise.user_limit:

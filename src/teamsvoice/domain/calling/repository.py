@@ -6,9 +6,9 @@ functions take an `AsyncSession`; the job steps' (`calling/workflows.py`, in `co
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from teamsvoice.core.limits import INTEGER_MAX, whole_number
 from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser,
@@ -133,10 +133,54 @@ async def pbx_user_by_upn(session: AsyncSession, enterprise_id: int, upn: str) -
                                                       PbxUser.teams_user_id == upn))
 
 
-async def pbx_user_at_location(session: AsyncSession, location_id: int, pbx_user_id: str) -> PbxUser | None:
-    """The PBX user registered at that location as that extension, if any."""
-    return await session.scalar(select(PbxUser).where(PbxUser.pbx_location_id == location_id,
-                                                      PbxUser.pbx_user_id == pbx_user_id).limit(1))
+# PostgreSQL's advisory locks of a PBX: (this class, the hash of its SIP domain). Keys of two integers are apart
+# from the one-integer keys (core/db's migration lock); two domains of one hash only wait for each other.
+PBX_LOCK_CLASS = 3003
+
+
+async def lock_pbx(session: AsyncSession, sip_domain: str, location_id: int) -> None:
+    """Locks until commit the PBX at `sip_domain` (whatever locations, of whichever enterprises, it has: none yet
+    too) and the location `location_id` (which is there, or about to move there). PostgreSQL: an advisory lock of the
+    domain and the location's row; SQLite: the UPDATE that changes nothing takes the database's write lock, before
+    anything is read."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(PBX_LOCK_CLASS, func.hashtext(sip_domain))))
+    await session.execute(update(PbxLocation).where(PbxLocation.id == location_id)
+                          .values(id=PbxLocation.id, updated_at=PbxLocation.updated_at)
+                          .execution_options(synchronize_session=False))
+
+
+async def location_read_afresh(session: AsyncSession, location_id: int) -> PbxLocation | None:
+    """The location as the database holds it now (what the session read before is replaced)."""
+    return await session.scalar(select(PbxLocation).where(PbxLocation.id == location_id)
+                                .execution_options(populate_existing=True))
+
+
+async def extension_holder(session: AsyncSession, sip_domain: str, extension: str,
+                           other_than_user: int | None) -> tuple[PbxUser, PbxLocation] | None:
+    """The PBX user (other than `other_than_user`), with its location, registered as `extension` at any location
+    of the PBX at `sip_domain`, whichever enterprise's; the oldest first."""
+    query = (select(PbxUser, PbxLocation).join(PbxLocation, PbxLocation.id == PbxUser.pbx_location_id)
+             .where(PbxLocation.canonical_pbx_sip_domain == sip_domain, PbxUser.pbx_user_id == extension))
+    if other_than_user is not None:
+        query = query.where(PbxUser.id != other_than_user)
+    row = (await session.execute(query.order_by(PbxUser.id).limit(1))).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def extension_clash(session: AsyncSession, location_id: int,
+                          sip_domain: str) -> tuple[PbxUser, PbxUser, PbxLocation] | None:
+    """Were the location to move to the PBX at `sip_domain`: a user of it (first), the user of another location of
+    that PBX (second) registered as the same extension, and that location; None when no extension would be twice."""
+    mine, theirs, their_location = aliased(PbxUser), aliased(PbxUser), aliased(PbxLocation)
+    row = (await session.execute(
+        select(mine, theirs, their_location)
+        .join(theirs, theirs.pbx_user_id == mine.pbx_user_id)
+        .join(their_location, their_location.id == theirs.pbx_location_id)
+        .where(mine.pbx_location_id == location_id, their_location.canonical_pbx_sip_domain == sip_domain,
+               their_location.id != location_id)
+        .order_by(mine.id, theirs.id).limit(1))).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def pbx_user_count(session: AsyncSession, enterprise_id: int) -> int:

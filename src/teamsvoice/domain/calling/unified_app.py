@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import PreconditionFailed, ValidationFailed
+from teamsvoice.core.limits import check_name
 from teamsvoice.domain.calling import repository
 from teamsvoice.domain.calling.models import TeamsAppTemplate
 from teamsvoice.domain.orgs import repository as orgs_repository
@@ -112,6 +113,8 @@ def _https_url(field: str, value: str | None) -> str | None:
         raise ValidationFailed(f"{field}: must be an https URL (this one does not parse)") from None
     if parsed.scheme != "https" or not parsed.hostname:
         raise ValidationFailed(f"{field}: must be an https URL")
+    if any(c.isspace() for c in value):
+        raise ValidationFailed(f"{field}: must be an https URL (spaces escaped as %20)")
     return value
 
 
@@ -129,6 +132,8 @@ def checked_settings(fields: dict[str, Any]) -> dict[str, Any]:
     icon_file_names(fields)
     for field in ("teamName", "portalTabName", "portalURL", "ssoURL"):
         _within_manifest_limit(field, fields.get(field))
+        if fields.get(field):  # (a NUL or a line break went into the app's manifest as it came, its URL's host too)
+            check_name(field, fields[field], text_limit(field))
     _https_url("portalURL", fields.get("portalURL"))
     _https_url("ssoURL", fields.get("ssoURL"))
     if not fields.get("portalURL"):
