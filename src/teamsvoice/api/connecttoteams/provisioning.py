@@ -129,7 +129,7 @@ async def sync_teams_registrations(
         return await _accept_job(uow, request, container, access.enterprise, workflows.SYNC_TEAMS_USERS)
     results: list[service.Reconciled] = []
     with answer_if_stopping(lambda: _sync_stopped(access.enterprise.id, users, results)):
-        await service.sync_registrations(uow.session, access, container.settings.number_quarantine_seconds, results)
+        await workflows.sync_registrations(uow.session, access, container.settings.number_quarantine_seconds, results)
     counts = {status: sum(1 for r in results if r.status == status) for status in ("UPDATED", "UNCHANGED", "FAILED")}
     return {"enterpriseId": access.enterprise.id, "results": [calling_wire.render_reconciled(r) for r in results],
             "updated": counts["UPDATED"], "unchanged": counts["UNCHANGED"], "failed": counts["FAILED"]}

@@ -95,11 +95,13 @@ async def _start_sync(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids
     uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
 
 
-async def _start_refresh(uow: UnitOfWorkDep, access: SubscriptionAccess, record_ids: list[int] | None = None) -> None:
-    """Refreshes the enterprise's records from Teams in the background (Teams read, never written), or only those of
-    `record_ids` (TeamsVoiceUser ids) when given."""
-    job_id = await calling_jobs.add_users_refresh(uow.session, access.enterprise.id, record_ids)
-    uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
+async def _start_refresh(uow: UnitOfWorkDep, access: SubscriptionAccess) -> None:
+    """Refreshes the enterprise's records from Teams in the background (Teams read, never written), unless a refresh
+    of them all waits or runs already (`calling_jobs.start_users_refresh`: the scroll's every page asked for it, a
+    whole-tenant job each, and two at the same moment each recorded one)."""
+    job_id = await calling_jobs.start_users_refresh(uow.session, access.enterprise.id)
+    if job_id is not None:
+        uow.after_commit(lambda: calling_workflows.enqueue(job_id), swept=True)
 
 
 @router.get("/msteams/users", summary="MS Teams users, enriched with Fusion data (infinite scrolling with `next`)",
@@ -123,9 +125,7 @@ async def list_users(
                                        next_token=next, search=search, group=group, filters=parsed)
     if refresh:  # started once the list is answered: a refused list (a bad next, page_size, group) starts nothing
         await uow.end_transaction()  # (the list's reads; the job is recorded in a transaction of its own)
-        # None while one waits or runs: the scroll's every page asked for it, a whole-tenant job each.
-        if await calling_jobs.users_refresh_waiting(uow.session, access.enterprise.id) is None:
-            await _start_refresh(uow, access)
+        await _start_refresh(uow, access)
     return page
 
 

@@ -68,6 +68,24 @@ async def users_refresh_waiting(session: AsyncSession, enterprise_id: int) -> in
     return next((job_id for job_id, detail in rows if "voiceUserIds" not in (detail or {})), None)
 
 
+async def start_users_refresh(session: AsyncSession, enterprise_id: int) -> int | None:
+    """Records a refresh of all the enterprise's records (`add_users_refresh`) unless one waits or runs
+    (`users_refresh_waiting`), and answers its id; None, recording nothing, while one waits or runs, or once the
+    enterprise's tenant is unlinked (its records went with it: nothing to refresh). The caller enqueues the job once
+    committed. Finding none waiting, it locks the enterprise until that commit and looks again: two lists' `refresh`
+    at the same moment each found none waiting and each recorded a whole-tenant job; the second now waits for the
+    first's commit and finds its job (and an unlink and a refresh wait for each other, as for any work started in the
+    tenant). Finding one (the scroll's every page), it takes no lock."""
+    if await users_refresh_waiting(session, enterprise_id) is not None:
+        return None
+    enterprise = await repository.locked_enterprise(session, enterprise_id)
+    if enterprise is None or enterprise.tenant_id is None:
+        return None
+    if await users_refresh_waiting(session, enterprise_id) is not None:
+        return None
+    return await add_users_refresh(session, enterprise_id)
+
+
 async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str) -> CallingJob:
     job = await jobs.job_by_key(session, job_key)
     if job is None or await repository.get_enterprise(session, principal, job.enterprise_id) is None:

@@ -3,7 +3,9 @@ Teams Users (the records taken from Teams: Fusion's `refresh`; Teams is only rea
 handles a batch and is idempotent (reconcile and install leave matching state alone; a refresh reads Teams again and
 finds adopted what it adopted), so a step re-run after a crash does no harm; progress is stored per item in
 `calling_jobs.results` and read by the status endpoint. Steps act on the tenant with the application's own
-(admin-consented) permissions; the caller's right to start the job was checked when it was accepted."""
+(admin-consented) permissions; the caller's right to start the job was checked when it was accepted. ConnecttoTeams'
+inline Sync Teams Users (small enterprises, `sync_registrations`) syncs each user as the job does (`_synced`, over
+the same read of the tenant)."""
 
 import asyncio
 import logging
@@ -18,14 +20,15 @@ from dbos import DBOS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import sync_transaction, transaction
-from teamsvoice.core.errors import DomainError, UpstreamError
+from teamsvoice.core.db import end_transaction, sync_transaction, transaction
+from teamsvoice.core.errors import DomainError, NotFound, UpstreamError
 from teamsvoice.domain.calling import repository, unified_app
 from teamsvoice.domain.calling.jobs import GRAPH_TOKEN_PURPOSE
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning import voice_users
-from teamsvoice.domain.provisioning.service import MicrosoftUserGone, Reconciled, free_gone_user, reconcile
+from teamsvoice.domain.provisioning.service import (MicrosoftUserGone, ProvisioningAccess, Reconciled, free_gone_user,
+                                                   reconcile)
 from teamsvoice.domain.voice_state import refresh, repository as voice_state_repository
 from teamsvoice.domain.voice_state.service import plan_tenant
 from teamsvoice.jobs.runtime import (
@@ -180,27 +183,47 @@ class _TenantReads:
 _TENANT_READS = _TenantReads()
 
 
+def reads_the_tenant(users: int) -> bool:
+    """Whether a Sync Teams Users of `users` users reads the tenant's voice state once (`_read_tenant_voice`) rather
+    than each user's (TENANT_READ_ABOVE): the durable job's runs and ConnecttoTeams' inline sync alike."""
+    return users > TENANT_READ_ABOVE
+
+
+async def _read_tenant_voice(connection: TenantConnection, what: str) -> tuple[dict[str, VoiceState] | None, bool]:
+    """Every user's voice state in the tenant (`TenantVoiceAdmin.voice_users`: pages of 999, so a 5,000-user tenant
+    in 6 requests where each user's own read was 5,000), by Microsoft user id in lower case, and whether that answer
+    stands for the sync (False: a transient failure or a defect, which a later batch may read past). None when it
+    could not be read: each user is then read on its own, as before. `what`: the sync, as the log names it."""
+    try:
+        return {s.user_id.lower(): s for s in await connection.tenant_voice.voice_users()}, True
+    except DomainError as exc:
+        log.warning("%s: the tenant's voice state could not be read (%s); its users are read one by one", what,
+                    exc.message)
+        return None, not (isinstance(exc, UpstreamError) and exc.retryable)
+    except Exception:  # noqa: BLE001 - a defect of the read: the users are read as before, where it shows again
+        log.exception("%s: reading the tenant's voice state failed; its users are read one by one", what)
+        return None, False
+
+
 async def _tenant_voice(job_id: int, job_key: str, connection: TenantConnection) -> dict[str, VoiceState] | None:
-    """Every user's voice state in the tenant, read once for the job's run (`TenantVoiceAdmin.voice_users`: pages
-    of 999, so a 5,000-user tenant in 6 requests where each user's own read was 5,000). None when it could not be
-    read: the batch reads each user on its own, as before (a transient failure: the next batch tries again)."""
+    """`_read_tenant_voice`, once for the job's run (a transient failure: the next batch tries again)."""
     known, states = _TENANT_READS.get(job_id, job_key)
     if known:
         return states
-    try:
-        states = {s.user_id.lower(): s for s in await connection.tenant_voice.voice_users()}
-    except DomainError as exc:
-        log.warning("calling job %s: the tenant's voice state could not be read (%s); its users are read "
-                    "one by one", job_id, exc.message)
-        if not (isinstance(exc, UpstreamError) and exc.retryable):
-            _TENANT_READS.keep(job_id, job_key, None)
-        return None
-    except Exception:  # noqa: BLE001 - a defect of the read: the users are read as before, where it shows again
-        log.exception("calling job %s: reading the tenant's voice state failed; its users are read one by one",
-                      job_id)
-        return None
-    _TENANT_READS.keep(job_id, job_key, states)
+    states, stands = await _read_tenant_voice(connection, f"calling job {job_id}")
+    if stands:
+        _TENANT_READS.keep(job_id, job_key, states)
     return states
+
+
+async def _synced(record: Any, tenant: dict[str, VoiceState] | None,
+                  push: Callable[[], Awaitable[Reconciled]]) -> Reconciled:
+    """A user's sync in a Sync Teams Users: UNCHANGED with no request of its own when the tenant's read (None: not
+    read) finds the user as its record wants it (`_unchanged`); else `push()` (`reconcile`: its state read again,
+    then changed). A user the read lacks (deleted in Microsoft, created since) is pushed as well."""
+    known = tenant.get((record.microsoft_user_id or "").lower()) if tenant else None
+    unchanged = await _unchanged(record, known) if known is not None else None
+    return unchanged or await push()
 
 
 async def _each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], limit: int) -> None:
@@ -250,7 +273,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
         return one_at_a_time
 
     async def work(connection: Any) -> dict[str, Any]:
-        tenant = await _tenant_voice(job_id, job_key, connection) if total > TENANT_READ_ABOVE else None
+        tenant = await _tenant_voice(job_id, job_key, connection) if reads_the_tenant(total) else None
         outcomes: dict[int, dict[str, Any]] = {}
 
         async def sync(record: Any) -> None:
@@ -260,11 +283,9 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
                 outcomes[record.id] = user_result(upn, "USER_DELETED")
                 return
             try:
-                known = tenant.get((record.microsoft_user_id or "").lower()) if tenant else None
-                unchanged = await _unchanged(record, known) if known is not None else None
-                outcome = unchanged or await until_microsoft_answers(
-                    partial(reconcile, connection, record), waiting(upn), workflow="sync_teams_users")
-                outcomes[record.id] = _stored(outcome)
+                outcomes[record.id] = _stored(await _synced(record, tenant, partial(
+                    until_microsoft_answers, partial(reconcile, connection, record), waiting(upn),
+                    workflow="sync_teams_users")))
             except MicrosoftUserGone:
                 freed.add(record.id)
                 outcomes[record.id] = await _free_gone_user(enterprise_id, upn)
@@ -287,6 +308,30 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
             if record.id not in freed:
                 session.merge(record)
     _record(job_id, results)
+
+
+async def sync_registrations(session: AsyncSession, access: ProvisioningAccess, quarantine_seconds: float,
+                             results: list[Reconciled] | None = None) -> list[Reconciled]:
+    """ConnecttoTeams' inline Sync Teams Users (an enterprise of INLINE_SYNC_LIMIT users at most, answered with the
+    request): each of the enterprise's users pushed (`reconcile` changes only what differs, so a sync sent again does
+    nothing twice), its tenant read as the durable job's run reads it (`reads_the_tenant`, `_synced`: more than
+    TENANT_READ_ABOVE users cost one read of the tenant, not one per user). Each outcome is appended to `results` (a
+    new list unless given) as it comes: what was done so far, should the request be cancelled before the end."""
+    records = await voice_users.of_enterprise(session, access.enterprise.id)
+    await end_transaction(session)  # Microsoft is asked with no pooled connection held meanwhile
+    connection, results, tenant = access.connection, [] if results is None else results, None
+    if reads_the_tenant(len(records)):
+        tenant, _ = await _read_tenant_voice(connection, f"enterprise {access.enterprise.id}'s sync")
+    for record in records:
+        try:
+            results.append(await _synced(record, tenant, partial(reconcile, connection, record)))
+        except MicrosoftUserGone:
+            results.append(await free_gone_user(session, access.enterprise, record.user_principal_name,
+                                                quarantine_seconds))
+        except (UpstreamError, NotFound) as exc:
+            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
+            results.append(Reconciled(record.user_principal_name, "FAILED", [], exc.message))
+    return results
 
 
 def _reading_waits(job_id: int) -> Callable[[int, DomainError, float], Awaitable[None]]:

@@ -437,22 +437,3 @@ async def free_gone_user(session: AsyncSession, enterprise: Enterprise, upn: str
     the number goes to quarantine, as when voice state adopts a deletion. (It held its number for ever before.)"""
     number = await voice_records.free_deleted_user(session, enterprise, upn, quarantine_seconds)
     return Reconciled(upn, "USER_DELETED", [f"{number} freed (quarantine)"] if number else [])
-
-
-async def sync_registrations(session: AsyncSession, access: ProvisioningAccess, quarantine_seconds: float,
-                             results: list[Reconciled] | None = None) -> list[Reconciled]:
-    """Pushes each of the enterprise's users (`reconcile`: a user's push changes only what differs, so a sync sent
-    again does nothing twice). Each outcome is appended to `results` (a new list unless given) as it comes: what was
-    done so far, should the request be cancelled before the end."""
-    records = await voice_users.of_enterprise(session, access.enterprise.id)
-    await end_transaction(session)  # Microsoft is asked once per user: no pooled connection held meanwhile
-    results = [] if results is None else results
-    for record in records:
-        try:
-            results.append(await reconcile(access.connection, record))
-        except MicrosoftUserGone:
-            results.append(await free_gone_user(session, access.enterprise, record.user_principal_name, quarantine_seconds))
-        except (UpstreamError, NotFound) as exc:
-            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": exc.message}
-            results.append(Reconciled(record.user_principal_name, "FAILED", [], exc.message))
-    return results
