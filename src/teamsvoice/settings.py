@@ -215,7 +215,8 @@ class Settings(BaseSettings):
         default=365, ge=0, description="Audit log entries older than this many days are deleted by a scheduled "
         "durable job (0: kept for ever).")
     audit_purge_interval_seconds: float = Field(
-        default=3600.0, gt=0, description="How often worker processes delete the audit entries past their retention.")
+        default=3600.0, gt=0, description="How often worker processes delete the audit entries and the resolved drift events past "
+        "their retention.")
     drift_retention_days: int = Field(
         default=90, ge=0, description="Drift events resolved more than this many days ago are deleted by a scheduled "
         "durable job, run as often as the audit log's purge (0: kept for ever; open events always stay).")

@@ -3,8 +3,6 @@
 
 Microsoft is read only after the read transaction ended (never inside a write transaction)."""
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,14 +15,12 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
-from teamsvoice.domain.orgs.principal import Principal
-from teamsvoice.domain.voice_state import drift, repository, repository_apply
-from teamsvoice.domain.voice_state.numbers import reconcile_numbers
+from teamsvoice.domain.voice_state import repository, repository_apply
 from teamsvoice.domain.voice_state.models import VoiceApplyJob
 from teamsvoice.domain.voice_state.planner import Difference, Plan
 from teamsvoice.domain.voice_state.service import plan_tenant
 from teamsvoice.domain.voice_state.state import DesiredState, parse_document, rename_domain
-from teamsvoice.microsoft.ports import TeamsVoice, TenantVoiceAdmin, UserAccounts, VoiceState
+from teamsvoice.microsoft.ports import TeamsVoice, TenantVoiceAdmin, UserAccounts
 
 MAX_ADOPT = 10_000
 
@@ -245,36 +241,6 @@ async def restore(session: AsyncSession, enterprise: Enterprise, wanted: Desired
                     + [f"policy:{p.identity}" for p in wanted.routing.policies
                        if p.identity not in {d.identity for d in derived.policies}])
     return {"tenantId": enterprise.tenant_id, "users": len(users), "notRestored": not_restored}
-
-
-async def reconcile_numbers_in_scope(session: AsyncSession, principal: Principal,
-                                     voice_for: Callable[[str], TenantVoiceAdmin]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Number findings over every linked tenant the caller may see; a tenant Microsoft cannot answer for
-    is listed in the second part instead."""
-    ids = await drift.enterprises_in_scope(session, principal)
-    desired_states = []
-    for enterprise_id in ids:
-        enterprise = await session.get(Enterprise, enterprise_id)
-        assert enterprise is not None
-        desired_states.append(await repository.desired_state(session, enterprise))
-    await end_transaction(session)
-
-    async def held(tenant_id: str) -> list[VoiceState] | UpstreamError:
-        try:
-            return await voice_for(tenant_id).voice_users()
-        except UpstreamError as exc:
-            return exc
-
-    # Every tenant read at once (each on its own budget, paced by the scheduler), not one tenant after another.
-    answers = await asyncio.gather(*(held(desired.tenant_id) for desired in desired_states))
-    findings: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    for desired, answer in zip(desired_states, answers):
-        if isinstance(answer, UpstreamError):
-            errors.append({"tenantId": desired.tenant_id, "error": answer.message})
-        else:
-            findings.extend(f.wire() for f in reconcile_numbers(desired, answer))
-    return findings, errors
 
 
 OFFBOARDED = "OFFBOARDED"  # a voice user's record after offboarding (its last_sync_status)
