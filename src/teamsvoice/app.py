@@ -21,7 +21,7 @@ from teamsvoice.api.fusion import errors as fusion_errors
 from teamsvoice.api.forwarded import ForwardedClient
 from teamsvoice.api.stopping import ServerStopping
 from teamsvoice.api.limits import RequestLimits
-from teamsvoice.api.paths import SingleSlashes
+from teamsvoice.api.paths import EncodedSlashes, SingleSlashes
 from teamsvoice.api.security_headers import SecurityHeaders
 from teamsvoice.api.too_many import render_too_many
 from teamsvoice.api.connecttoteams.errors import describe_validation_error, render_domain_error, spring_error
@@ -196,6 +196,7 @@ def create_app(settings: Settings, *, jobs_role: Role | None = "all") -> FastAPI
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_body_bytes,  # see api/limits.py
                        max_bulk_body_bytes=settings.max_bulk_request_body_bytes, render_unexpected=unexpected)
+    app.add_middleware(EncodedSlashes)  # a %2F in a path segment: a 400 before a rule by route reads it (api/paths.py)
     app.add_middleware(SecurityHeaders, settings=settings)  # headers on every answer; /metrics access
     if settings.cors_allowed_origins:  # a browser portal on another origin (Fusion's self-care portal)
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allowed_origins, allow_credentials=False,

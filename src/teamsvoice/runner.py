@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import h11
 import uvicorn
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+from h11._receivebuffer import ReceiveBuffer
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 if TYPE_CHECKING:
@@ -202,17 +203,38 @@ def quiet_signals(server_: uvicorn.Server) -> uvicorn.Server:
     return server_
 
 
+class _HeadLines(ReceiveBuffer):
+    """h11's receive buffer, keeping the first line of the last head it handed h11 to parse: h11's error on a request
+    line it refuses holds that line only as a repr."""
+
+    first_line: bytearray | None = None
+
+    def maybe_extract_lines(self) -> list[bytearray] | None:
+        lines = super().maybe_extract_lines()
+        self.first_line = lines[0] if lines else None
+        return lines
+
+
 class _Connection(h11.Connection):
-    """h11's connection, keeping the error it raised on the request it refused: uvicorn catches it and answers 400
-    whatever it was."""
+    """h11's connection, keeping the error it raised on the request it refused (uvicorn catches it and answers 400
+    whatever it was) and, when it refused a request's head, that request's line."""
 
     refused: h11.RemoteProtocolError | None = None
+    refused_line: bytes | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._receive_buffer = _HeadLines()
 
     def next_event(self) -> Any:
+        reading_head = self.their_state is h11.IDLE
         try:
             return super().next_event()
         except h11.RemoteProtocolError as exc:
             self.refused = exc
+            if reading_head and isinstance(self._receive_buffer, _HeadLines):
+                line = self._receive_buffer.first_line
+                self.refused_line = bytes(line) if line is not None else None
             raise
 
 
@@ -289,8 +311,10 @@ class ReadDeadline(H11Protocol):
 
     def _refusal(self, msg: str) -> tuple[int, str]:
         refused: h11.RemoteProtocolError | None = getattr(self.conn, "refused", None)
-        if refused is None or refused.error_status_hint != 431:
+        if refused is None:
             return 400, msg
+        if refused.error_status_hint != 431:
+            return _unprintable_in_request_line(getattr(self.conn, "refused_line", None)) or (400, msg)
         # h11 says 431 for any head past its limit: the request line alone is too long when it has no end yet.
         received = bytes(getattr(self.conn, "_receive_buffer", b"")).lstrip(b"\r\n")
         if received and b"\n" not in received:
@@ -310,6 +334,19 @@ class ReadDeadline(H11Protocol):
         if still_reading and not self.transport.is_closing():
             self.logger.debug("closing a connection that did not send its request within %.0f s", self.read_timeout)
             self.transport.close()
+
+
+def _unprintable_in_request_line(line: bytes | None) -> tuple[int, str] | None:
+    """The answer to a request line h11 refused for a byte that is not printable ASCII (a raw "é" or 0xFF in the
+    path, a control byte): uvicorn's "Invalid HTTP request received." did not say which byte, nor what to do."""
+    if not line:
+        return None
+    at = next((index for index, byte in enumerate(line) if not 0x20 <= byte <= 0x7E), None)
+    if at is None:
+        return None
+    return 400, f"Bad Request: the request line (method, path and query string) holds a byte that is not printable " \
+                f"ASCII: 0x{line[at]:02X} at byte {at + 1}; percent-encode it in the path or query string " \
+                f"(%{line[at]:02X}).\n"
 
 
 def server(app: Any, *, log_config: dict[str, Any] | None = None, read_timeout: float = ReadDeadline.read_timeout,

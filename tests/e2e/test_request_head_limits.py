@@ -101,3 +101,47 @@ async def test_oversized_and_malformed_heads_are_answered_not_reset(monkeypatch:
     assert isinstance(second, bytes) and second.startswith(b"HTTP/1.1 431 "), second[:300]
     endless = seen["endless"]
     assert endless is not None and 0.5 <= endless < WAIT / 2, endless  # closed after linger_seconds, not held for ever
+
+
+async def test_a_byte_that_is_not_printable_ascii_in_the_request_line_is_named() -> None:
+    """uvicorn answered a raw "é" (0xC3 0xA9), 0xFF or a control byte in the path with "Invalid HTTP request
+    received.", which neither says what is wrong nor what to do."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = runner.server(echo_app, log_level="error", lifespan="off")
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+
+        def probe() -> dict[str, bytes]:
+            return {
+                "accented": answer_to(port, b"POST /api/teamsvoice/v1/tenants/\xc3\xa9/apply HTTP/1.1\r\nHost: x\r\n"
+                                            b"Content-Length: 2\r\n\r\n{}"),
+                "ff": answer_to(port, b"DELETE /api/v01/draas/draas_v1/tenants/t/subscriptions/\xff/msteams/templates/1 "
+                                      b"HTTP/1.1\r\nHost: x\r\n\r\n"),
+                "control": answer_to(port, b"GET /search?q=a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"),
+                "tab": answer_to(port, b"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n"),
+                # Printable but malformed (a space in the path, a header line without its colon): as before.
+                "space": answer_to(port, b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+                "header": answer_to(port, b"GET / HTTP/1.1\r\nHost: x\r\nno colon \xc3\xa9\r\n\r\n"),
+                "normal": answer_to(port, b"GET /caf%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            }
+
+        seen = await asyncio.to_thread(probe)
+    finally:
+        server.should_exit = True
+        await task
+
+    def named(byte: str, at: int) -> bytes:
+        return (f"\r\n\r\nBad Request: the request line (method, path and query string) holds a byte that is not "
+                f"printable ASCII: 0x{byte} at byte {at}; percent-encode it in the path or query string "
+                f"(%{byte}).\n").encode()
+
+    for name, byte, at in (("accented", "C3", 33), ("ff", "FF", 56), ("control", "01", 16), ("tab", "09", 7)):
+        assert seen[name].startswith(b"HTTP/1.1 400 "), (name, seen[name][:300])
+        assert seen[name].endswith(named(byte, at)), (name, seen[name])
+    for name in ("space", "header"):
+        assert seen[name].startswith(b"HTTP/1.1 400 ") and seen[name].endswith(b"\r\n\r\nInvalid HTTP request received."), \
+            (name, seen[name])
+    assert seen["normal"].startswith(b"HTTP/1.1 200 ") and seen["normal"].endswith("GET /café".encode()), seen["normal"]
