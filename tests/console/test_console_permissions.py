@@ -5,6 +5,7 @@ form) and the audit log, whatever its roles: a login narrowed to `users.list` re
 closest Fusion read role (README, "Provider console": who sees what); a login lacking it gets a 403 page naming the
 role, or the section and its menu entry left out, saying which role it needs."""
 
+import asyncio
 import json
 import re
 import uuid
@@ -20,9 +21,11 @@ from tests.support.database import customer_records, in_session
 MST = "tenants.instance.subscriptions.instance.msteams"
 WIZARD_READ, STATUS_READ, USERS_LIST = f"{MST}.wizard.read", f"{MST}.status.read", f"{MST}.users.list"
 ENTERPRISE_READ, WIZARD_RUN = "tenants.instance.read", f"{MST}.wizard.run"
+SUBSCRIPTION_READ, USERS_BULK, TENANTS_LIST = "tenants.instance.subscriptions.instance.read", f"{MST}.users.bulk", "tenants.list"
 # The role each narrowed login lacks (all the others of its level held)
 LACKING = {"webhook": WIZARD_READ, "drift-webhook": STATUS_READ, "sync": USERS_LIST, "enterprise": ENTERPRISE_READ,
-           "link": WIZARD_RUN}
+           "link": WIZARD_RUN, "numbers": SUBSCRIPTION_READ, "bulk": USERS_BULK, "jobs": TENANTS_LIST}
+NUMBERS = 3  # the customer's subscription's numbers, all free
 NOWHERE = "http://127.0.0.1:9"  # (should a retry or a consent link slip through, its delivery goes nowhere)
 
 
@@ -54,6 +57,7 @@ async def _world(live: Any, staff: Any) -> World:
     from teamsvoice.domain.calling.models import CallingJob
     from teamsvoice.domain.consent.models import WebhookDelivery
     from teamsvoice.domain.fusion import tenants as fusion_tenants
+    from teamsvoice.domain.fusion.models import FusionNumber
     from teamsvoice.domain.fusion.roles import default_permissions
     from teamsvoice.domain.orgs.models import Enterprise, Reseller
     from teamsvoice.domain.voice_state.models import DriftDelivery, DriftWebhook
@@ -78,6 +82,9 @@ async def _world(live: Any, staff: Any) -> World:
                               status="refused", attempts=1, last_error=errors["drift-webhook"])
         sync = CallingJob(enterprise_id=enterprise_id, kind="SYNC_TEAMS_USERS", status="FAILED", error=errors["sync"])
         session.add_all([consent, drift, sync])
+        session.add_all(FusionNumber(subscription_id=subscription_id, e164=e164, iso_code="BE", country_code="32",
+                                     nsn=e164[3:], number_type="geographic", source="numbers")
+                        for e164 in (f"+3258{int(mark, 16) % 10**6:06d}{k}" for k in range(NUMBERS)))
         for name, role in LACKING.items():
             await fusion_tenants.create_login(session, username=usernames[name], password=PASSWORD, level="reseller",
                                               reseller_id=staff.reseller_id,
@@ -187,3 +194,111 @@ async def test_a_login_narrowed_to_users_list_reads_none_of_them(live, organisat
             assert refused.status_code == 403, (path, refused.text)
             assert not any(e in refused.text for e in world.errors.values()), (path, refused.text)
         assert _menu(refused.text) == [], refused.text
+
+
+def _tabs(text: str) -> list[str]:
+    found = re.search(r'<nav aria-label="Tenant" class="tabs">(.*?)</nav>', text, re.S)
+    assert found is not None, text
+    return re.findall(r">([^<]+)</a>", found.group(1))
+
+
+async def test_number_counts_need_the_role_fusion_reads_them_with(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A subscription's number counts (Customers page, Tenant page) as the Fusion API's GET subscription answers them
+    (subscriptions.instance.read): a login lacking it saw them on both pages."""
+    from tests.console.test_console_lists import _rows
+
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    customers = f"/console/customers?q=Rights+{world.mark}"
+    table = "Customers (Fusion tenants and subscriptions)"
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        listed = await browser.get(customers)
+        assert listed.status_code == 200 and "Numbers (free / assigned)" in listed.text, listed.text
+        assert [row[-1] for row in _rows(listed.text, table)] == [f"{NUMBERS} / 0"], listed.text
+        tenant = await browser.get(world.tenant_page)
+        assert tenant.status_code == 200 and f'data-testid="free-count">{NUMBERS}<' in tenant.text, tenant.text
+        assert 'data-testid="numbers-hidden"' not in listed.text + tenant.text
+    lacking = f"lacks the right to see the subscription's number counts (role {SUBSCRIPTION_READ})"
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["numbers"], PASSWORD)
+        listed = await browser.get(customers)
+        assert listed.status_code == 200 and "Numbers (free / assigned)" not in listed.text, listed.text
+        rows = _rows(listed.text, table)
+        assert len(rows) == 1 and rows[0][1] == "voice" and f"{NUMBERS} / 0" not in rows[0], listed.text
+        assert f"lacks the right to see the subscriptions' number counts (role {SUBSCRIPTION_READ})" in listed.text
+        tenant = await browser.get(world.tenant_page)
+        assert tenant.status_code == 200 and "free-count" not in tenant.text and lacking in tenant.text, tenant.text
+
+
+async def test_the_users_and_bulk_tabs_show_to_a_login_their_pages_open_to(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """The Tenant page's Users and Bulk CSV tabs (on the Tenant page and the bulk page) only to a login holding the
+    role their pages ask for: a login lacking it was offered the tab, and the page answered 403."""
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    users, bulk = f"{world.tenant_page}/users", f"{world.tenant_page}/bulk"
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        for path in (world.tenant_page, bulk):
+            shown = await browser.get(path)
+            assert shown.status_code == 200 and _tabs(shown.text) == ["Tenant", "Users", "Bulk CSV"], (path, shown.text)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["sync"], PASSWORD)  # lacks users.list
+        for path in (world.tenant_page, bulk):
+            shown = await browser.get(path)
+            assert shown.status_code == 200 and _tabs(shown.text) == ["Tenant", "Bulk CSV"], (path, shown.text)
+        refused = await browser.get(users)
+        assert refused.status_code == 403 and USERS_LIST in refused.text, refused.text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["bulk"], PASSWORD)  # lacks users.bulk
+        shown = await browser.get(world.tenant_page)
+        assert shown.status_code == 200 and _tabs(shown.text) == ["Tenant", "Users"], shown.text
+        refused = await browser.get(bulk)
+        assert refused.status_code == 403 and USERS_BULK in refused.text, refused.text
+
+
+async def test_a_job_is_retried_or_cancelled_only_by_a_login_the_jobs_page_opens_to(  # type: ignore[no-untyped-def]
+        live, organisation, receiver) -> None:
+    """POST /console/jobs/{kind}/{id}/{action} asks for the Jobs page's role (tenants.list) too: a login lacking it,
+    refused the page, retried a refused consent webhook delivery (holding the wizard's roles). A full login still
+    retries it, and the receiver gets it."""
+    from teamsvoice.core.security import Keyring, load_or_create_master_key
+    from teamsvoice.domain.consent.models import WebhookDelivery
+    from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
+    from teamsvoice.domain.orgs.models import Reseller
+
+    staff = organisation.resellers[0]
+    world = await _world(live, staff)
+    keyring = Keyring(load_or_create_master_key(live.settings.secret_key, live.settings.data_dir))
+    path, name = f"/rights-{world.mark}", f"Rights {world.mark}"
+
+    async def make(session: Any) -> int:
+        (await session.get(Reseller, staff.reseller_id)).registered_redirect_urls = [f"{receiver.url}/"]
+        enterprise_id = int(world.enterprise_page.rsplit("/", 1)[1])
+        delivery = WebhookDelivery(enterprise_id=enterprise_id, url=f"{receiver.url}{path}", status="refused",
+                                   payload_encrypted=keyring.encrypt(json.dumps({"enterpriseName": name}),
+                                                                     purpose=WEBHOOK_PURPOSE),
+                                   attempts=1, last_error=f"HTTP 503 {world.mark}")
+        session.add(delivery)
+        await session.flush()
+        return int(delivery.id)
+
+    delivery_id = await in_session(live, make)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, world.usernames["jobs"], PASSWORD)
+        page_refused = await browser.get("/console/jobs")
+        assert page_refused.status_code == 403 and TENANTS_LIST in page_refused.text, page_refused.text
+        for action in ("retry", "cancel"):
+            refused = await browser.post(f"/console/jobs/webhook/{delivery_id}/{action}",
+                                         data={"csrf_token": _csrf(page_refused.text)})
+            assert refused.status_code == 403 and f"role {TENANTS_LIST}" in refused.text, (action, refused.text)
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, staff.username, staff.password)
+        listed = await browser.get("/console/jobs", params={"kind": "webhook"})
+        row = re.search(rf'<tr id="job-webhook-{delivery_id}">.*?data-testid="status">([^<]+)<', listed.text, re.S)
+        assert row is not None and row.group(1) == "refused", listed.text  # untouched by the refused retry
+        retried = await browser.post(f"/console/jobs/webhook/{delivery_id}/retry", data={"csrf_token": _csrf(listed.text)})
+        assert retried.status_code == 303, retried.text
+    received = await asyncio.to_thread(receiver.at, path)
+    assert [r["body"] for r in received] == [{"enterpriseName": name}], received

@@ -81,8 +81,18 @@ AUDIT_ROLE = VOICE_READ
 # The Tenant page's readiness and drift cards: the role of the Fusion API's GET msteams/status (its readiness) and of
 # teamsvoice's drift and plan (api/teamsvoice/deps.READ_ROLE).
 CARDS_ROLE = f"{_MST}.status.read"
+# The Customers page, as the Fusion API's GET tenants; the Jobs page, and a job's retry or cancel from it, as well.
+CUSTOMERS_ROLE = JOBS_ROLE = "tenants.list"
+# A subscription's number counts (the Customers page's, the Tenant page's): the role of the Fusion API's GET
+# subscription, which answers them (its phoneNumbers).
+NUMBERS_ROLE = "tenants.instance.subscriptions.instance.read"
+# The Tenant page's tabs and the role of the page each opens (its route requires it): the users grid (and its CSV) as
+# the Fusion API's GET msteams/users, the bulk CSV page (its preview and run) as PUT msteams/users/bulk.
+USERS_ROLE = f"{_MST}.users.list"
+BULK_ROLE = f"{_MST}.users.bulk"
+TENANT_TABS = (("Users", "/users", USERS_ROLE), ("Bulk CSV", "/bulk", BULK_ROLE))
 # The main menu's pages (base.html): a login is offered those its roles open.
-MENU = (("Customers", "/console/customers", "tenants.list"), ("Jobs", "/console/jobs", "tenants.list"),
+MENU = (("Customers", "/console/customers", CUSTOMERS_ROLE), ("Jobs", "/console/jobs", JOBS_ROLE),
         ("Audit log", "/console/audit", AUDIT_ROLE))
 ITEMS_PAGE = 100  # a bulk job's items per page of its job page
 PREVIEW_ROWS = 200  # a bulk CSV preview lists at most this many rows with errors, and as many ready ones
@@ -93,7 +103,13 @@ def main_menu(staff: auth.Staff) -> list[tuple[str, str]]:
     return [(label, href) for label, href, role in MENU if staff.fusion.holds(role)]
 
 
+def tenant_tabs(staff: auth.Staff) -> list[tuple[str, str]]:
+    """The Tenant page's tabs (`_tenant_tabs.html`) a login is offered: those whose page its roles open."""
+    return [(label, path) for label, path, role in TENANT_TABS if staff.fusion.holds(role)]
+
+
 templates.env.globals["main_menu"] = main_menu
+templates.env.globals["tenant_tabs"] = tenant_tabs
 
 
 async def form_of(request: Request, container: Container) -> FormData:
@@ -134,6 +150,14 @@ def _may_read(staff: auth.Staff, kind: str) -> bool:
     """Whether the console shows `staff` jobs of `kind` (READ_ROLES)."""
     role = READ_ROLES.get(kind)
     return role is None or staff.fusion.holds(role)
+
+
+def _number_counts(counts: tuple[int, int, int] | None) -> dict[str, int] | None:
+    """A subscription's numbers counted (total, free, assigned) as its pages show them; None: not read (NUMBERS_ROLE)."""
+    if counts is None:
+        return None
+    total, free, assigned = counts
+    return {"total": total, "free": free, "assigned": assigned}
 
 
 def _pages(total: int, size: int) -> int:
@@ -224,17 +248,17 @@ async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, found: list[
                                                                            SUBSCRIPTIONS_SHOWN)
     ids = [subscription.id for subscription, _enterprise in subscriptions]
     runs = await repository_onboarding.latest_wizard_runs(session, ids)
-    counts = await inventory.count_numbers_of(session, ids)
+    # The numbers' counts only with their role (NUMBERS_ROLE): not read without it
+    counts = await inventory.count_numbers_of(session, ids) if staff.fusion.holds(NUMBERS_ROLE) else {}
     by_tenant: dict[int, list[dict[str, Any]]] = {t.id: [] for t in found}
     tenant_of = {t.id: t for t in found}
     for subscription, enterprise in subscriptions:
         access = SubscriptionAccess(staff.fusion, tenant_of[subscription.fusion_tenant_id], subscription, enterprise)
         run = runs.get(subscription.id)
-        total, free, assigned = counts[subscription.id]
         by_tenant[subscription.fusion_tenant_id].append({
             "subscription": subscription, "ms_tenant": access.ms_tenant_id, "state": onboarding.status_of(access, run),
             "consent_url": run.consent_url if run and _may_read(staff, "wizard") else None,
-            "numbers": {"total": total, "free": free, "assigned": assigned}})
+            "numbers": _number_counts(counts.get(subscription.id))})
     return [{"tenant": t, "subscriptions": by_tenant[t.id]} for t in found]
 
 
@@ -267,7 +291,7 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
                     enterprise_page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     """The customers a page at a time (CUSTOMERS_PAGE), how many there are, and links to the other pages; below them
     the ConnecttoTeams enterprises a page at a time (ENTERPRISES_PAGE). The same statements however many rows."""
-    _require(staff, "tenants.list")
+    _require(staff, CUSTOMERS_ROLE)
     parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
     search = q.strip() or None
     query = tenants.TenantQuery(search, "name", "asc", parent)
@@ -285,6 +309,7 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
     # Each pager's links keep the search and the other list's page
     keep = {"q": q} if q else {}
     context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises,
+               "numbers_shown": staff.fusion.holds(NUMBERS_ROLE), "numbers_role": NUMBERS_ROLE,
                "page": page_number, "pages": pages,
                "query_string": urlencode(keep | ({"enterprise_page": enterprise_page} if enterprise_page > 1 else {})),
                "enterprise_page": enterprise_page, "enterprise_pages": enterprise_pages,
@@ -390,12 +415,14 @@ async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: Sub
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}")
 async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
     access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
-    total, free, assigned = await numbers.count_numbers(uow.session, sub_id)
+    # The number inventory card only with its role (NUMBERS_ROLE), as the Fusion API's GET subscription answers it
+    counts = await numbers.count_numbers(uow.session, sub_id) if staff.fusion.holds(NUMBERS_ROLE) else None
     jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if _may_read(staff, "bulk") else None
     # The readiness and drift cards only with their role: the readiness as last checked (asks Microsoft nothing)
     cards = access.ms_tenant_id is not None and staff.fusion.holds(CARDS_ROLE)
     return page(request, "subscription.html", {
-        **await _onboarding_context(uow, staff, access), "numbers": {"total": total, "free": free, "assigned": assigned},
+        **await _onboarding_context(uow, staff, access),
+        "numbers": _number_counts(counts), "numbers_role": NUMBERS_ROLE,
         "jobs": None if jobs is None else [bulk.job_summary(j) for j in jobs], "history_role": BULK_HISTORY,
         "cards": cards, "cards_role": CARDS_ROLE,
         "checked": READINESS.last(access, access.ms_tenant_id) if cards and access.ms_tenant_id else None})
@@ -532,7 +559,7 @@ DONE = {"number": "Number assigned", "policy": "Policy changed", "disabled": "Ca
 async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
                      container: ContainerDep, q: str = "", have_number: str = "", next: str = "",  # noqa: A002
                      done: str = "") -> Response:
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
+    access = await _access(uow, staff, uuid, sub_id, USERS_ROLE)
     if have_number not in ("", "yes", "no"):
         raise ValidationFailed("Has a number: choose yes, no or any")
     connection = container.connector.connect(access.require_ms_tenant())
@@ -550,7 +577,7 @@ async def users_grid(request: Request, uuid: str, sub_id: int, staff: StaffDep, 
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/users.csv")
 async def export_users(uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep, container: ContainerDep) -> Response:
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.list")
+    access = await _access(uow, staff, uuid, sub_id, USERS_ROLE)
     connection = container.connector.connect(access.require_ms_tenant())
     await uow.end_transaction()
     out = io.StringIO()
@@ -647,7 +674,7 @@ async def bulk_template(_staff: StaffDep) -> Response:
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}/bulk")
 async def bulk_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    access = await _access(uow, staff, uuid, sub_id, BULK_ROLE)
     return page(request, "bulk.html", {"staff": staff, "access": access, "base": _sub_url(access), "columns": COLUMNS})
 
 
@@ -665,7 +692,7 @@ async def _csv_text(upload: UploadFile | None, text: str) -> str:
 async def bulk_preview(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep,
                        file: Annotated[UploadFile | None, File()] = None, csv_text: Annotated[str, Form()] = "",
                        name: Annotated[str, Form()] = "") -> Response:
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    access = await _access(uow, staff, uuid, sub_id, BULK_ROLE)
     access.require_ms_tenant()
     htmx = bool(request.headers.get("hx-request"))
     try:
@@ -692,7 +719,7 @@ async def bulk_run(request: Request, uuid: str, sub_id: int, staff: StaffDep, uo
                    container: ContainerDep) -> Response:
     form = await form_of(request, container)  # (not Form() parameters: FastAPI would read it with the 1 MiB limit)
     csv_text, name = (value if isinstance(value := form.get(key), str) else "" for key in ("csv_text", "name"))
-    access = await _access(uow, staff, uuid, sub_id, f"{_MST}.users.bulk")
+    access = await _access(uow, staff, uuid, sub_id, BULK_ROLE)
     rows = await preview_rows(uow.session, access, csv_text)
     items = [r["item"] for r in rows if not r["errors"]]
     if not items:
@@ -788,7 +815,7 @@ async def jobs(request: Request, staff: StaffDep, uow: UnitOfWorkDep, kind: str 
     login holding the Fusion API's role for bulk job history; and their other durable work, the newest OTHER_JOBS of
     each kind, narrowed to one kind or status on request. A kind is listed only to a login holding the role its API
     reads it with (READ_ROLES); the page names the kinds left out and their roles."""
-    _require(staff, "tenants.list")
+    _require(staff, JOBS_ROLE)
     rows: list[dict[str, Any]] | None = None
     total = pages = 0
     if _may_read(staff, "bulk"):
@@ -830,7 +857,8 @@ _JOB_ROLES = {"bulk": f"{_MST}.users.bulk", "wizard": f"{_MST}.wizard.run", "web
 async def job_action(kind: str, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], action: str, staff: StaffDep,
                      uow: UnitOfWorkDep) -> Response:
     """Retry or cancel a job of any kind other than bulk (domain/jobs/catalogue.py decides and says why not);
-    scoped like the page: another reseller's job is "not found"."""
+    scoped like the page, and to a login the page opens to (JOBS_ROLE): another reseller's job is "not found"."""
+    _require(staff, JOBS_ROLE)
     if action not in ("retry", "cancel"):
         raise NotFound(f"No such action: {action}")
     if kind in READ_ROLES:  # a kind the page shows only with its read role is not acted on without it either
