@@ -12,6 +12,7 @@ from teamsvoice.domain.fusion.models import FusionNumber, FusionSubscription, Fu
 from teamsvoice.domain.fusion.numbers import NumberHolder
 from teamsvoice.domain.fusion.onboarding import ADMIN_PASSWORD_MAX, ADMIN_USERNAME_MAX
 from teamsvoice.domain.fusion.roles import ALL_ROLES
+from teamsvoice.domain.fusion.tenants import BILLING_ID_MAX_LENGTH
 from teamsvoice.domain.fusion.scope import org_uuid
 from teamsvoice.domain.orgs.models import Reseller
 
@@ -31,7 +32,7 @@ class Owner(Strict):
 
 class TenantCreateBody(Strict):
     name: Name = Field(min_length=1, max_length=200)
-    billingId: StrictStr | None = Field(default=None, max_length=200)
+    billingId: Name | None = Field(default=None, max_length=BILLING_ID_MAX_LENGTH)
     owner: Owner | None = None
     markup: StrictFloat | StrictInt | None = Field(default=None, description="A percentage from 0 to 1000 "
                                                    "(domain/fusion/tenants.check_markup)")
@@ -39,7 +40,7 @@ class TenantCreateBody(Strict):
 
 class TenantUpdateBody(Strict):
     name: Name = Field(min_length=1, max_length=200)
-    billingId: StrictStr | None = Field(default=None, max_length=200)
+    billingId: Name | None = Field(default=None, max_length=BILLING_ID_MAX_LENGTH)
     markup: StrictFloat | StrictInt | None = Field(default=None, description="A percentage from 0 to 1000 "
                                                    "(domain/fusion/tenants.check_markup)")
 
@@ -51,7 +52,7 @@ class Licenses(Strict):
 
 class SubscriptionCreateBody(Strict):
     name: Name = Field(min_length=1, max_length=200)
-    billingId: StrictStr | None = Field(default=None, max_length=200)
+    billingId: Name | None = Field(default=None, max_length=BILLING_ID_MAX_LENGTH)
     licenses: Licenses | None = None
 
 

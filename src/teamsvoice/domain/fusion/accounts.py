@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from teamsvoice.core.limits import name_problem, shown
 from teamsvoice.core.security import hash_secret, verify_secret_bounded
 from teamsvoice.domain.fusion import repository, repository_accounts as logins
 from teamsvoice.domain.fusion.models import FusionTenant, FusionUser, FusionUserProfile
@@ -70,21 +71,25 @@ class ProfileChange:
 
 
 def check_profile_value(name: str, value: str) -> str:
-    """A profile field's new value (`name` one of PROFILE_FIELDS), trimmed; blank or too long, an e-mail address
-    or a mobile number that is not one, is refused."""
-    limit = PROFILE_LIMITS[name]
-    value = value.strip()
-    if not value or len(value) > limit:
-        raise ValidationFailed(f"{name}: must be a string of at most {limit} characters")
-    if name == "email" and not _EMAIL.match(value):
-        raise ValidationFailed(f"email: '{value}' is not an e-mail address")
-    if name == "mobile_number" and not _MOBILE.fullmatch(value):
-        raise ValidationFailed(f"mobile_number: '{value}' is not a phone number")
-    return value
+    """A profile field's new value (`name` one of PROFILE_FIELDS), trimmed: a stored name (`core.limits.name_problem`:
+    at most its PROFILE_LIMITS characters, no NUL, line break or other control character, trimmed or not); blank,
+    or an e-mail address or a mobile number that is not one, is refused."""
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValidationFailed(f'{name}: must not be blank (send null or "" to clear it)')
+    # (`value` as sent too: a control character at either end, which trimming would drop unseen, is refused as well)
+    problem = name_problem(trimmed, PROFILE_LIMITS[name]) or name_problem(value, len(value))
+    if problem:
+        raise ValidationFailed(f"{name}: {problem}")
+    if name == "email" and not _EMAIL.fullmatch(trimmed):
+        raise ValidationFailed(f"email: '{shown(trimmed)}' is not an e-mail address")
+    if name == "mobile_number" and not _MOBILE.fullmatch(trimmed):
+        raise ValidationFailed(f"mobile_number: '{shown(trimmed)}' is not a phone number")
+    return trimmed
 
 
 def check_username(username: Any) -> str:
-    if not isinstance(username, str) or not _USERNAME.match(username):
+    if not isinstance(username, str) or not _USERNAME.fullmatch(username):  # (match's `$` took a final line break)
         raise ValidationFailed("username: 3 to 200 letters, digits or . _ @ + -")
     return username
 

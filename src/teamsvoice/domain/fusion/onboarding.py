@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.db import end_transaction
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, UpstreamError, ValidationFailed
-from teamsvoice.core.limits import is_user_principal_name, shown
+from teamsvoice.core.limits import is_user_principal_name, name_problem, shown
 from teamsvoice.core.security import Keyring, new_token
 from teamsvoice.domain.consent import repository as consents
 from teamsvoice.domain.consent.actions import MANAGEMENT_CONSENT
@@ -104,6 +104,8 @@ async def set_admin(session: AsyncSession, keyring: Keyring, access: Subscriptio
                                "admin@contoso.onmicrosoft.com")
     if not 0 < len(password) <= ADMIN_PASSWORD_MAX:
         raise ValidationFailed(f"msPassword: 1 to {ADMIN_PASSWORD_MAX} characters")
+    if name_problem(password, ADMIN_PASSWORD_MAX):  # (a reason of our own: nothing of the password is quoted)
+        raise ValidationFailed("msPassword: must not contain NUL, line breaks or other control characters")
     admin = await _admin_unused(session, access)
     if admin is None:
         admin = FusionMsTeamsAdmin(subscription_id=access.subscription.id, ms_username="", ms_password_encrypted="")

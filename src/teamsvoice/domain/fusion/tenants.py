@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from teamsvoice.core.limits import check_name
+from teamsvoice.core.limits import check_name, shown
 from teamsvoice.core.security import hash_secret
 from teamsvoice.domain.fusion import licences, repository, repository_accounts, repository_onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionUser
@@ -29,6 +29,7 @@ SORTABLE: dict[str, TenantOrder] = {"name": "name", "billingId": "billing_id", "
 # vendor-notes 2.3; the shared Markup object: "markup: float"); the range is ours: 0 to 1,000 %, stored in a
 # double-precision column (FLOAT on PostgreSQL, REAL on SQLite).
 MARKUP_MAX = 1000
+BILLING_ID_MAX_LENGTH = 200  # the tenants' and subscriptions' billing_id columns are VARCHAR(200)
 
 
 def check_given_name(name: str) -> str:
@@ -37,6 +38,12 @@ def check_given_name(name: str) -> str:
     if not name.strip():
         raise ValidationFailed("name: must not be blank")
     return check_name("name", name)
+
+
+def check_billing_id(billing_id: str | None) -> str | None:
+    """A tenant's or a subscription's billing reference: None (none) or a stored name (`core.limits.check_name`:
+    no NUL, line break or other control character, at most BILLING_ID_MAX_LENGTH characters)."""
+    return None if billing_id is None else check_name("billingId", billing_id, BILLING_ID_MAX_LENGTH)
 
 
 def check_markup(markup: float | None) -> float | None:
@@ -87,9 +94,9 @@ async def _owner_for(session: AsyncSession, principal: FusionPrincipal, owner: d
         return node
     node = await org_in_scope(session, principal, owner["uuid"])
     if node is None:
-        raise NotFound(f"owner: {owner['uuid']} is not a distributor or reseller under your control")
+        raise NotFound(f"owner: {shown(owner['uuid'])} is not a distributor or reseller under your control")
     if FUSION_LEVEL_OF.get(node.level) != owner["type"] or owner["type"] not in ("distributor", "reseller"):
-        raise ValidationFailed(f"owner: {owner['uuid']} is a {FUSION_LEVEL_OF.get(node.level)}, not a {owner['type']}")
+        raise ValidationFailed(f"owner: {shown(owner['uuid'])} is a {FUSION_LEVEL_OF.get(node.level)}, not a {owner['type']}")
     return node
 
 
@@ -97,7 +104,7 @@ async def create_tenant(
     session: AsyncSession, principal: FusionPrincipal, *, name: str, billing_id: str | None, markup: float | None,
     owner: dict | None,
 ) -> FusionTenant:
-    name, markup = check_given_name(name), check_markup(markup)
+    name, billing_id, markup = check_given_name(name), check_billing_id(billing_id), check_markup(markup)
     node = await _owner_for(session, principal, owner)
     tenant = FusionTenant(name=name, billing_id=billing_id, markup=markup, owner_reseller_id=node.id)
     session.add(tenant)
@@ -113,7 +120,7 @@ async def update_tenant(session: AsyncSession, tenant: FusionTenant, *, name: st
     """A tenant's new name, and its billing id and markup where given (KEEP: left as they are; None: cleared)."""
     await repository.update_tenant(
         session, tenant, name=check_given_name(name),
-        billing_id=tenant.billing_id if billing_id is KEEP else billing_id,
+        billing_id=tenant.billing_id if billing_id is KEEP else check_billing_id(billing_id),
         markup=tenant.markup if markup is KEEP else check_markup(markup))
 
 
@@ -143,7 +150,7 @@ async def create_subscription(
     session: AsyncSession, tenant: FusionTenant, *, name: str, billing_id: str | None, ms_teams_users: int,
     sip_trunk_channels: int,
 ) -> FusionSubscription:
-    name = check_given_name(name)
+    name, billing_id = check_given_name(name), check_billing_id(billing_id)
     licences.check_count(ms_teams_users, "licenses.msTeamsUsers")
     licences.check_count(sip_trunk_channels, "licenses.sipTrunkChannels")
     for _attempt in range(ENTERPRISE_NAME_ATTEMPTS):
