@@ -120,3 +120,15 @@ async def test_an_ms_teams_admin_password_holding_control_characters_is_refused(
     _refused(await client.post(admin, headers=reseller, json={"msUsername": "second@contoso.onmicrosoft.com",
                                                               "msPassword": "Secret\nPassw0rd"}), "msPassword")
     assert (await client.get(admin, headers=reseller)).json()["msUsername"] == "first@contoso.onmicrosoft.com"
+
+
+async def test_a_username_or_tenant_uuid_holding_a_nul_is_one_that_does_not_exist(world) -> None:  # type: ignore[no-untyped-def]
+    """A login with a NUL in its username fails as an unknown username does (401), a tenant uuid holding one is the
+    404 of a tenant that does not exist, quoting it printably: on both backends (PostgreSQL refused the NUL in the
+    lookup, a 400 naming nothing; SQLite's 404 echoed the raw NUL)."""
+    client, reseller = world.client, await world.as_("reseller")
+    login = await client.post("/api/v01/auth/login", json={"username": "a\u0000b", "password": "Whatever-1"})
+    assert login.status_code == 401, login.text
+    missing = await client.get(f"{BASE}/tenants/a%00b", headers=reseller)
+    assert missing.status_code == 404, missing.text
+    assert "a<U+0000>b" in missing.json()["error"]["reason"], missing.text

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from teamsvoice.core.clock import utcnow
 from teamsvoice.core.errors import AuthenticationFailed
 from teamsvoice.core.ids import new_uuid
+from teamsvoice.core.limits import name_problem
 from teamsvoice.core.security import Keyring, token_digest, verify_secret_bounded
 from teamsvoice.domain.fusion import repository_accounts as logins
 from teamsvoice.domain.fusion.models import FusionSession, FusionTenant, FusionUser
@@ -75,7 +76,9 @@ def _refresh_token(keyring: Keyring, user: FusionUser, session: FusionSession) -
 
 
 async def login(session: AsyncSession, keyring: Keyring, username: str, password: str) -> IssuedTokens:
-    user = await logins.login_by_username(session, username)
+    """A username no login can have (a control character: `accounts.check_username` refuses them) is not looked
+    up: it fails as an unknown one does (PostgreSQL refused a NUL in the lookup, a 400 naming nothing)."""
+    user = await logins.login_by_username(session, username) if name_problem(username) is None else None
     matched = await verify_secret_bounded(password, user.password_hash if user is not None else None)
     if user is None or not user.active or not matched:
         raise AuthenticationFailed("Invalid username or password")

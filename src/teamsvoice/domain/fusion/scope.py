@@ -11,6 +11,7 @@ from functools import lru_cache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.errors import NotFound
+from teamsvoice.core.limits import name_problem, shown
 from teamsvoice.domain.fusion import repository
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.principal import FusionPrincipal
@@ -35,11 +36,16 @@ async def org_in_scope(session: AsyncSession, principal: FusionPrincipal, org: s
     return None
 
 
+UUID_TEXT = 64  # longer than any tenant's uuid column holds
+
+
 async def tenant_in_scope(session: AsyncSession, principal: FusionPrincipal, tenant_uuid: str) -> FusionTenant:
-    """A tenant the caller sees (`repository.visible_tenants`)."""
-    tenant = await repository.tenant_visible_to(session, principal, tenant_uuid)
+    """A tenant the caller sees (`repository.visible_tenants`). Text no tenant's uuid can be (a control character,
+    past the column) is not looked up: PostgreSQL refused a NUL there (a 400 naming nothing), SQLite's 404 echoed it."""
+    tenant = (await repository.tenant_visible_to(session, principal, tenant_uuid)
+              if name_problem(tenant_uuid, UUID_TEXT) is None else None)
     if tenant is None:
-        raise NotFound(f"Tenant {tenant_uuid} not found")
+        raise NotFound(f"Tenant {shown(tenant_uuid)} not found")
     return tenant
 
 
