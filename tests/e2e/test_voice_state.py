@@ -144,6 +144,7 @@ async def test_out_of_band_changes_plan_drift_apply(client, live, organisation, 
                                                             f"user:{ada['userPrincipalName'].lower()}:phoneNumber"}
         await _apply(client, token, tenant_id)
         assert (await _plan(client, token, tenant_id))["empty"] is True
+        assert (await _plan(client, token, tenant_id.upper()))["empty"] is True  # a GUID, named in any case (a 404)
 
         # Out-of-band changes, as an admin would make them in PowerShell and Entra ID.
         run = microsoft.cmdlets.run

@@ -1,13 +1,15 @@
 """Wire format of the calling services (spec 002, 003, vendor-notes 1.1/1.2/1.12, and our own designs): the
 request bodies, parsed into the domain's drafts, and the answers, rendered from the domain's objects."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, StrictBool, StrictInt, StrictStr
 
-from teamsvoice.api.connecttoteams.wire import Id, Strict
-from teamsvoice.core.limits import Long, Name
-from teamsvoice.domain.calling.models import CallingJob, DirectRoute, PbxLocation, TeamsAppTemplate
+from teamsvoice.api.connecttoteams.wire import Id, Strict, TenantId
+from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import Long, Name, name_problem, shown
+from teamsvoice.domain.calling.jobs import JobProgress
+from teamsvoice.domain.calling.models import DirectRoute, PbxLocation, TeamsAppTemplate
 from teamsvoice.domain.calling.pbx import CALL_POLICY_FIELDS, LOCATION_FLAGS, ConfiguredUser, LocationDraft, UserDraft
 from teamsvoice.domain.calling.routing import Check, Readiness
 from teamsvoice.domain.calling.sms import SmsConfig
@@ -44,7 +46,7 @@ class ConfigureUserBody(Strict):
     teamsUserId: StrictStr | None = None
     teamUserId: StrictStr | None = None  # the spelling of the vendor's "Required Fields" list
     useEnterpriseDialPlan: StrictBool | None = None
-    tenantID: StrictStr | None = None
+    tenantID: TenantId | None = None
     loginID: StrictStr | None = None
     sipAutoProvisioningEnabled: StrictBool | None = None
     useAudioConferenceVRP: StrictBool | None = None
@@ -69,15 +71,30 @@ class CallPolicy(Strict):
     forwardedCallsCallerId: StrictStr | None = None
 
 
+# A PBX type's name is a VARCHAR(100) (`orgs.models.PbxType.pbx_name`): longer text, or a control character, names
+# no type (the 400 of the domain's lookup quoted it whole).
+PBX_TYPE_NAME_MAX = 100
+
+
+def _pbx_type_name_rule(value: str) -> str:
+    problem = name_problem(value, PBX_TYPE_NAME_MAX)
+    if problem:
+        raise ValidationFailed(f"pbxType: '{shown(value)}' is no PBX type's name ({problem}); send a PBX type's name "
+                               "or id (/pbx/getPBXTypesByResellerId)")
+    return value
+
+
 class PbxLocationBody(Strict):
     """POST /pbx/configurePBX (our design): the fields of getBasicPBXLocationDetailsForEnterprise; `id`
     present updates that location, absent creates (or updates the one with the same pbxLocation name)."""
 
     id: Id | None = None
     enterpriseId: Id | None = None
-    tenantId: StrictStr | None = None
+    tenantId: TenantId | None = None
     pbxLocation: Name
-    pbxType: StrictStr
+    # Spec 003 answers a location's type by its name; getPBXTypesByResellerId gives each type's id (a number, as
+    # newEnterprise's `pbxId`): either names it, the id as a number or as text (`pbx._pbx_type`).
+    pbxType: Annotated[StrictStr, AfterValidator(_pbx_type_name_rule)] | Id
     canonicalPbxSIPDomain: StrictStr
     pbxLabel: Name | None = None
     proxyDomainPort: Long = 0
@@ -99,7 +116,7 @@ class PbxLocationBody(Strict):
 
     def to_draft(self) -> LocationDraft:
         return LocationDraft(
-            pbx_location=self.pbxLocation, pbx_type=self.pbxType, canonical_pbx_sip_domain=self.canonicalPbxSIPDomain,
+            pbx_location=self.pbxLocation, pbx_type=str(self.pbxType), canonical_pbx_sip_domain=self.canonicalPbxSIPDomain,
             pbx_label=self.pbxLabel, proxy_domain_port=self.proxyDomainPort,
             presence_package_type=self.presencePackageType, reg_expires_value=self.regExpiresValue,
             call_policy=self.callPolicy.model_dump() if self.callPolicy else None,
@@ -125,7 +142,7 @@ class TeamsAppTemplateBody(Strict):
     turnOffVMCard: StrictBool | None = None
     showCard: StrictBool | None = None
     showVMCard: StrictBool | None = None
-    tenantID: StrictStr | None = None
+    tenantID: TenantId | None = None
     teamName: StrictStr | None = None  # its limit is Teams' (unified_app.TEMPLATE_TEXTS), checked at save
 
 

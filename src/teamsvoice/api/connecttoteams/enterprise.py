@@ -10,9 +10,9 @@ from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import ConfigureUserBody
 from teamsvoice.api.connecttoteams.deps import PrincipalDep, ResellerDep
-from teamsvoice.api.connecttoteams.wire import ActionItemBody, bare_text, render_credentials, render_enterprise
+from teamsvoice.api.connecttoteams.wire import (ActionItemBody, TenantId, render_credentials, render_enterprise,
+                                                 tenant_id_text)
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
-from teamsvoice.core.limits import check_name
 from teamsvoice.domain.calling import service as calling
 from teamsvoice.domain.consent import repository as consents, service as consent
 from teamsvoice.domain.orgs import service
@@ -60,7 +60,7 @@ async def get_action_item_url(
              openapi_extra=docs.TENANT_ID_TEXT,
              responses=docs.ok(docs.EnterpriseCredentials, "The new credentials", example=docs.CREDENTIALS_EXAMPLE))
 async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
-    tenant_id = await bare_text(request, "tenantId")
+    tenant_id = await tenant_id_text(request)
     return render_credentials(await service.regenerate_credentials(uow.session, principal, tenant_id))
 
 
@@ -70,14 +70,14 @@ async def regenerate_api_credentials(request: Request, uow: UnitOfWorkDep, princ
              "consented-reseller object.",
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
 async def get_enterprise_info_for_tenant(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
-    return await _enterprise_info(uow, principal, await bare_text(request, "tenantId"))
+    return await _enterprise_info(uow, principal, await tenant_id_text(request))
 
 
 @router.get("/getEnterpriseInfoForTenant", summary="The same, with ?tenantId=",
             description="As POST /enterprise/getEnterpriseInfoForTenant, the tenant id in the query.",
             responses=docs.ok(docs.EnterpriseInfo, "The enterprise"))
-async def get_enterprise_info_for_tenant_query(tenantId: str, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
-    return await _enterprise_info(uow, principal, check_name("tenantId", tenantId))  # (the POST's rule: `bare_text`)
+async def get_enterprise_info_for_tenant_query(tenantId: TenantId, uow: UnitOfWorkDep, principal: ResellerDep) -> dict[str, Any]:
+    return await _enterprise_info(uow, principal, tenantId)  # (the POST's rule: `tenant_id_text`)
 
 
 async def _enterprise_info(uow: UnitOfWorkDep, principal: ResellerDep, tenant_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from teamsvoice.api.docs import body_example
 from teamsvoice.api.connecttoteams import calling_wire, docs
 from teamsvoice.api.connecttoteams.calling_wire import PbxLocationBody
 from teamsvoice.api.connecttoteams.deps import ResellerDep
-from teamsvoice.api.connecttoteams.wire import Id, bare_text, render_pbx_type
+from teamsvoice.api.connecttoteams.wire import Id, render_pbx_type, tenant_id_text
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.domain.calling import pbx, routing
@@ -39,15 +39,16 @@ async def get_pbx_types(resellerId: Id, uow: UnitOfWorkDep, principal: ResellerD
              "shape.",
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok_list(docs.PbxLocationInfo, "The PBX locations"))
 async def get_basic_pbx_location_details(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
-    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await tenant_id_text(request))
     return [calling_wire.render_location(loc, await pbx.pbx_type_name(uow.session, loc))
             for loc in await pbx.locations_of(uow.session, enterprise)]
 
 
 @router.post("/configurePBX", summary="Create or update a PBX location ('Configure PBX'; teamsvoice's design)",
              description="Body: `enterpriseId` (or `tenantId`) plus the fields of "
-             "getBasicPBXLocationDetailsForEnterprise (`pbxLocation`, `pbxType` (a PBX type name of the "
-             "enterprise), `canonicalPbxSIPDomain` required). With `id` it updates that location; without, "
+             "getBasicPBXLocationDetailsForEnterprise (`pbxLocation`, `pbxType` (a PBX type of the enterprise: its "
+             "`pbxName`, or its `id` from getPBXTypesByResellerId, as an integer or as text), `canonicalPbxSIPDomain` "
+             "required). With `id` it updates that location; without, "
              "it creates one or updates the one with the same `pbxLocation`. A location moved to another "
              "`canonicalPbxSIPDomain` where another user has one of its users' extensions is a 409 (an extension "
              "is one user's at a PBX). Answers the location in the "
@@ -108,7 +109,7 @@ async def delete_pbx_user(userId: Id, uow: UnitOfWorkDep, container: ContainerDe
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok(docs.SbcRegistrations, "The registrations"))
 async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container: ContainerDep,
                                 principal: ResellerDep) -> dict[str, Any]:
-    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await tenant_id_text(request))
     sbc = sbc_from_settings(container.settings)
     return calling_wire.render_registrations(
         await enterprise_registration_status(uow.session, container.keyring, sbc, container.settings, enterprise.id))
@@ -119,7 +120,7 @@ async def get_sbc_registrations(request: Request, uow: UnitOfWorkDep, container:
              "`directRouteId`.",
              openapi_extra=docs.TENANT_ID_TEXT, responses=docs.ok_list(docs.DirectRouteInfo, "The direct routes"))
 async def get_direct_routes(request: Request, uow: UnitOfWorkDep, principal: ResellerDep) -> list[dict[str, Any]]:
-    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await bare_text(request, "tenantId"))
+    enterprise = await enterprise_in_scope(uow.session, principal, tenant_id=await tenant_id_text(request))
     rendered = []
     for route in await routing.routes_of(uow.session, enterprise):
         gateway = await repository.sbc_gateway(uow.session, route.sbc_gateway_id)

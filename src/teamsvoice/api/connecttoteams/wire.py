@@ -10,7 +10,7 @@ from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.limits import INTEGER_MAX, Long, Name, check_name, is_digits, name_problem, parse_json, shown
 from teamsvoice.domain.consent.models import EnterpriseConsent
 from teamsvoice.domain.orgs.models import Enterprise, PbxType, PortalUser, Reseller, SbcGateway
-from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft
+from teamsvoice.domain.orgs.service import ENTERPRISE_SETTINGS, EnterpriseCredentials, EnterpriseDraft, tenant_id_of
 
 
 class Strict(BaseModel):
@@ -139,6 +139,15 @@ class EnterpriseBody(Strict):
         )
 
 
+def _tenant_id_rule(value: str, info: ValidationInfo) -> str:
+    return tenant_id_of(info.field_name or "tenantId", value)
+
+
+# A Microsoft tenant id as the family's requests name one (`tenantId`, `tenantID`): any case, read as Microsoft writes
+# it (`orgs.service.tenant_id_of`: lower case); a bare-text body's through `tenant_id_text`.
+TenantId = Annotated[StrictStr, AfterValidator(_tenant_id_rule)]
+
+
 class ActionItemBody(Strict):
     actionType: StrictStr
     enterpriseName: Name
@@ -150,7 +159,7 @@ class ActionItemBody(Strict):
 
 class CompleteRegistrationBody(Strict):
     enterpriseId: Id
-    tenantId: StrictStr
+    tenantId: TenantId
     givenName: StrictStr | None = None
     familyName: StrictStr | None = None
 
@@ -168,6 +177,11 @@ async def bare_text(request: Request, field: str) -> str:
     if not raw:
         raise ValidationFailed(f"{field}: the request body must be the {field}")
     return check_name(field, raw)  # (a NUL was PostgreSQL's 400 naming no field, SQLite's 404)
+
+
+async def tenant_id_text(request: Request) -> str:
+    """A body that is the tenantId (bare text or a JSON string, `bare_text`), read as `TenantId` reads one."""
+    return tenant_id_of("tenantId", await bare_text(request, "tenantId"))
 
 
 async def json_object(request: Request) -> dict[str, Any]:

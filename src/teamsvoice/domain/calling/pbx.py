@@ -76,7 +76,7 @@ async def _pbx_type(session: AsyncSession, enterprise: Enterprise, name_or_id: s
     found = next((t for t in types if t.pbx_name.lower() == name_or_id.lower() or str(t.id) == name_or_id), None)
     if found is None:
         raise ValidationFailed(
-            f"pbxType: '{name_or_id}' is not a PBX type of the enterprise; allowed: {[t.pbx_name for t in types]}")
+            f"pbxType: '{shown(name_or_id)}' is not a PBX type of the enterprise; allowed: {[t.pbx_name for t in types]}")
     return found
 
 

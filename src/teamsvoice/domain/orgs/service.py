@@ -202,6 +202,15 @@ async def _new_credentials(session: AsyncSession, enterprise: Enterprise) -> Ent
     return EnterpriseCredentials(enterprise.id, username, secret, client_id, client_secret)
 
 
+def tenant_id_of(field: str, value: str) -> str:
+    """A Microsoft tenant id as a caller names one (in `field`), in the form teamsvoice keeps and compares: as
+    Microsoft writes it (its tokens' `tid`, its sign-in issuers, so every stored one), in lower case. A tenant id is a
+    GUID, which Microsoft reads in any case: "27B418D0-..." names the tenant of "27b418d0-..." (compared as sent, it
+    answered 404). Applied where a tenant id enters (the ConnecttoTeams wire's `TenantId`, the consented-reseller
+    object); text no tenant id can be (a control character, past a name's length) is a 400 naming `field`."""
+    return check_name(field, value).lower()
+
+
 async def complete_registration(
     session: AsyncSession, principal: Principal, *, enterprise_id: int, tenant_id: str,
     given_name: str | None, family_name: str | None,

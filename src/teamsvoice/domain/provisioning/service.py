@@ -26,6 +26,7 @@ from teamsvoice.domain.inventory import ownership
 from teamsvoice.domain.orgs import repository
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.orgs.principal import Principal
+from teamsvoice.domain.orgs.service import tenant_id_of
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.tenant_voice import rules
@@ -123,6 +124,7 @@ async def authorize_provisioning(
         raise ValidationFailed("tenantId: must be a non-empty string")
     if not isinstance(reseller_id, int) or isinstance(reseller_id, bool):
         raise ValidationFailed("resellerId: must be an integer")
+    tenant_id = tenant_id_of("tenantId", tenant_id)
     enterprise = await repository.get_enterprise_by_tenant(session, principal, tenant_id)
     if enterprise is None or enterprise.reseller_id != reseller_id:
         raise NotFound(f"No enterprise of reseller {reseller_id} is linked to tenant {tenant_id}")

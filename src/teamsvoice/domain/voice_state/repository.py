@@ -19,7 +19,9 @@ from teamsvoice.domain.calling.models import DirectRoute
 from teamsvoice.domain.fusion import onboarding
 from teamsvoice.domain.fusion.models import FusionSubscription
 from teamsvoice.domain.inventory import repository as inventory_repository
+from teamsvoice.core.limits import shown
 from teamsvoice.domain.orgs import repository as orgs
+from teamsvoice.domain.orgs.service import tenant_id_of
 from teamsvoice.domain.orgs.models import Enterprise, SbcGateway
 from teamsvoice.domain.orgs.principal import Principal
 from teamsvoice.domain.provisioning import voice_users
@@ -31,10 +33,11 @@ from teamsvoice.microsoft.calling_ports import PstnGateway, RoutingInventory, Vo
 
 
 async def tenant_in_scope(session: AsyncSession, principal: Principal, tenant_id: str) -> Enterprise:
-    """The enterprise linked to the Microsoft tenant, if the caller may see it; else 404."""
-    enterprise = await orgs.get_enterprise_by_tenant(session, principal, tenant_id)
+    """The enterprise linked to the Microsoft tenant (named in any case: `orgs.service.tenant_id_of`), if the caller
+    may see it; else 404."""
+    enterprise = await orgs.get_enterprise_by_tenant(session, principal, tenant_id_of("tenant", tenant_id))
     if enterprise is None:
-        raise NotFound(f"Tenant {tenant_id} not found")
+        raise NotFound(f"Tenant {shown(tenant_id)} not found")
     return enterprise
 
 
