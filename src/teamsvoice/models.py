@@ -5,7 +5,7 @@ from teamsvoice.domain.consent.models import ActionRequest, EnterpriseConsent, W
 from teamsvoice.domain.orgs.models import ApiClient, Enterprise, OAuthToken, PbxType, PortalUser, Reseller, SbcGateway
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.calling.models import (
-    CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate,
+    CallAppServiceAccount, CallingJob, CallingJobResult, DirectRoute, PbxLocation, PbxUser, TeamsAppTemplate,
 )
 from teamsvoice.domain.fusion.models import (
     FusionGroupFilter, FusionMsTeamsAdmin, FusionNumber, FusionSession, FusionSubscription, FusionTenant, FusionUser,
@@ -25,6 +25,7 @@ __all__ = [
     "ApiClient",
     "CallAppServiceAccount",
     "CallingJob",
+    "CallingJobResult",
     "DirectRoute",
     "DriftDelivery",
     "DriftEvent",

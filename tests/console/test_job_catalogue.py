@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from teamsvoice.core.errors import Conflict, NotFound
+from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.jobs import catalogue
 from teamsvoice.domain.orgs.models import Enterprise
@@ -23,11 +24,12 @@ async def test_failed_sync_and_apply_retried_then_cancelled(live, organisation) 
         enterprise = Enterprise(reseller_id=mine, enterprise_name=f"Catalogue {uuid.uuid4().hex[:6]}")
         session.add(enterprise)
         await session.flush()
-        sync = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="COMPLETED", total=2,
-                          results={"a@x": {"status": "OK"}, "b@x": {"status": "FAILED", "error": "No licence"}})
+        sync = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="COMPLETED", total=2)
         apply = VoiceApplyJob(enterprise_id=enterprise.id, status="failed", error="The tenant is no longer linked")
         session.add_all([sync, apply])
         await session.flush()
+        await calling_repository.record_results(session, sync.id, {
+            "a@x": {"status": "OK"}, "b@x": {"status": "FAILED", "error": "No licence"}})
         return f"sync:{sync.id}", f"voice-apply:{apply.id}"
 
     sync, apply = await in_session(live, make)
@@ -42,6 +44,7 @@ async def test_failed_sync_and_apply_retried_then_cancelled(live, organisation) 
 
         retried, _follow_up = await in_session(live, lambda s: catalogue.retry(s, [mine], ref))  # noqa: B023
         assert retried.status == "queued" and retried.attempts == 2 and retried.last_error is None
+        assert retried.done == 0  # (a sync's results of the run before are gone: it runs again from the start)
         assert retried.cancel_refusal is None and "still queued" in (retried.retry_refusal or "")
         with pytest.raises(Conflict, match="cannot be retried: it is still queued"):
             await in_session(live, lambda s: catalogue.retry(s, [mine], ref))  # noqa: B023
@@ -106,3 +109,34 @@ async def test_failed_wizard_run_resumes_at_its_failed_step_and_is_cancelled_in_
     assert job.retry_refusal is not None and "onboarded" in job.retry_refusal
     with pytest.raises(Conflict, match="onboarded"):
         await in_session(live, lambda s: catalogue.retry(s, [mine], ref))
+
+
+async def test_a_syncs_progress_on_the_jobs_page_comes_from_its_result_rows(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A Teams sync's users done and its last failure are its result rows, counted by the database: a batch recorded
+    again (a step run again after a crash) rewrites its users' rows, so a user counts once, with its latest result."""
+    mine = organisation.resellers[0].reseller_id
+
+    async def make(session) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        enterprise = Enterprise(reseller_id=mine, enterprise_name=f"Rows {uuid.uuid4().hex[:6]}")
+        session.add(enterprise)
+        await session.flush()
+        running = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="RUNNING", total=3)
+        empty = CallingJob(enterprise_id=enterprise.id, kind="SYNC_TEAMS_USERS", status="COMPLETED", total=0)
+        session.add_all([running, empty])
+        await session.flush()
+        return running.id, empty.id
+
+    running, empty = await in_session(live, make)
+    for batch in ({"a@x": {"status": "WAITING", "error": "Graph: throttled (try 1; retrying)"},
+                   "b@x": {"status": "FAILED", "error": "No licence"}},
+                  {"a@x": {"status": "FAILED", "error": "Graph: forbidden"}, "b@x": {"status": "UPDATED"},
+                   "c@x": {"status": "UNCHANGED"}}):
+        await in_session(live, lambda s: calling_repository.record_results(s, running, batch))  # noqa: B023
+
+    listed = {j.ref: j for j in await in_session(live, lambda s: catalogue.list_jobs(s, [mine], kind="sync"))}
+    job = listed[f"sync:{running}"]
+    assert (job.status, job.done, job.total, job.last_error) == ("running", 3, 3, "Graph: forbidden")
+    other = listed[f"sync:{empty}"]
+    assert (other.done, other.last_error) == (0, None) and "every user succeeded" in (other.retry_refusal or "")
+    found = await in_session(live, lambda s: catalogue.find(s, [mine], f"sync:{running}"))
+    assert (found.done, found.last_error) == (3, "Graph: forbidden")

@@ -5,6 +5,7 @@ the old rows back. On both backends."""
 import importlib
 import json
 import uuid
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from alembic import command
 from sqlalchemy import text
 
 from teamsvoice.api.connecttoteams.calling_wire import render_job
+from teamsvoice.domain.calling.jobs import JobProgress
 from teamsvoice.domain.calling.models import CallingJob
 from tests.conftest import BACKENDS
 from tests.support.migrations import NOW, add_enterprise, database_at
@@ -45,10 +47,13 @@ def _stored(engine) -> dict[int, tuple[object, object]]:  # type: ignore[no-unty
             "SELECT id, results, detail FROM calling_jobs ORDER BY id"))}
 
 
-def _answer(job_id: int, kind: str, results: object, detail: object) -> dict:
+def _answer(job_id: int, kind: str, results: dict, detail: object) -> dict:
+    """getSyncJobStatus' answer of the job with these results (revision 0021 moves them into rows, read in this
+    order and counted per status)."""
     job = CallingJob(id=job_id, job_key=f"k{job_id}", enterprise_id=1, kind=kind, status="COMPLETED", total=2,
-                     results=results, detail=detail, error=None, created_at=datetime(2026, 1, 1))
-    return render_job(job)
+                     results={}, detail=detail, error=None, created_at=datetime(2026, 1, 1))
+    stored = list(results.values())
+    return render_job(JobProgress(job, dict(Counter(r["status"] for r in stored)), stored))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -73,6 +73,12 @@ async def _jobs(sub: Onboarded) -> list[CallingJob]:
         await engine.dispose()
 
 
+async def _results(sub: Onboarded, job_id: int) -> dict[str, dict]:
+    """The job's per-user results (rows of `calling_job_results`) by user principal name, in the job's order."""
+    return {r["user_principal_name"]: r for r in await in_session(
+        sub.world.live, lambda session: calling_repository.results_page(session, job_id, 0, 100_000))}
+
+
 async def _completed_job(sub: Onboarded, known: int) -> CallingJob:
     deadline = time.monotonic() + 60  # (a workflow of the engine: seconds on a loaded machine)
     while time.monotonic() < deadline:
@@ -342,8 +348,8 @@ async def _sync_per_user_status_and_teams_state(sub: Onboarded) -> None:
         await asyncio.sleep(0.05)
         jobs = await _jobs(sub)
     assert [(j.status, j.error) for j in jobs[known:]] == [("COMPLETED", None), ("COMPLETED", None)]
-    assert jobs[known + 1].results == {}  # type resource_account: the normal users are not touched
-    results = {r["user_principal_name"].lower(): r for r in jobs[known].results.values()}
+    assert await _results(sub, jobs[known + 1].id) == {}  # type resource_account: the normal users are not touched
+    results = {r["user_principal_name"].lower(): r for r in (await _results(sub, jobs[known].id)).values()}
     assert set(results) == {alice_upn.lower(), bob_upn.lower()}
     assert results[bob_upn.lower()]["status"] == "UPDATED"
     assert results[bob_upn.lower()]["changes"] == [f"number set to {sub.numbers[1]}"]
@@ -382,10 +388,10 @@ async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded, monkeypat
     assert sorted(u["msTeams"]["id"] for u in refreshed.json()["users"]) == sorted(everyone)
     job = await _completed_job(sub, known)
     assert (job.kind, job.status, job.error) == ("REFRESH_TEAMS_USERS", "COMPLETED", None)
-    results = {upn.lower(): result for upn, result in job.results.items()}
+    results = {upn.lower(): result for upn, result in (await _results(sub, job.id)).items()}
     assert results[dave["userPrincipalName"].lower()]["status"] == "UPDATED", results
     assert results[eve["userPrincipalName"].lower()]["status"] == "UPDATED", results
-    assert job.total == len(job.results)
+    assert job.total == len(await _results(sub, job.id))
 
     assert await sub.teams_numbers(dave["id"]) == [sub.numbers[4]]  # nothing reverted in Teams
     assert await sub.teams_numbers(eve["id"]) == [sub.numbers[5]]
@@ -415,7 +421,7 @@ async def _users_refresh_takes_the_numbers_teams_holds(sub: Onboarded, monkeypat
     known = len(await _jobs(sub))
     assert (await client.get(f"{path}/msteams/users", headers=headers, params={"refresh": "true"})).status_code == 200
     job = await _completed_job(sub, known)
-    results = {upn.lower(): result for upn, result in job.results.items()}
+    results = {upn.lower(): result for upn, result in (await _results(sub, job.id)).items()}
     assert results[dave["userPrincipalName"].lower()]["status"] == "UPDATED", results
     assert results[eve["userPrincipalName"].lower()]["status"] == "FAILED", results
     assert "refused for the test" in results[eve["userPrincipalName"].lower()]["error"], results
@@ -485,8 +491,8 @@ async def test_resource_accounts_list_filters(sub: Onboarded) -> None:
                                                   for a in refreshed.json()["resourceAccounts"]}) == {cq, aa}
     job = await _completed_job(sub, known)
     assert (job.kind, job.status) == ("REFRESH_TEAMS_USERS", "COMPLETED"), job.error
-    outcomes = {r["user_principal_name"].lower(): r["status"] for r in job.results.values()}
-    assert outcomes.get(cq) == "UPDATED" and set(outcomes) <= {cq, aa}, (job.results, job.total, job.error)
+    outcomes = {r["user_principal_name"].lower(): r["status"] for r in (await _results(sub, job.id)).values()}
+    assert outcomes.get(cq) == "UPDATED" and set(outcomes) <= {cq, aa}, (outcomes, job.total, job.error)
     assert await sub.teams_numbers(cq_id) == []  # not put back
     assert "phoneNumber" not in (await listed())[cq]["draas"]
     # The account's wish followed Teams: its next change does not send the number back either.
@@ -518,7 +524,7 @@ async def test_a_user_deleted_in_microsoft_is_freed_by_a_sync(sub: Onboarded) ->
     known = len(await _jobs(sub))
     assert (await client.post(f"{path}/msteams/sync", headers=headers, json={"type": "normal"})).status_code == 200
     job = await _completed_job(sub, known)
-    outcome = {r["user_principal_name"].lower(): r for r in job.results.values()}[upn.lower()]
+    outcome = {r["user_principal_name"].lower(): r for r in (await _results(sub, job.id)).values()}[upn.lower()]
     assert outcome["status"] == "USER_DELETED" and outcome["changes"] == [f"{number} freed (quarantine)"], outcome
     held = (await client.get(f"{path}/numbers", headers=headers, params={"search": number[3:]})).json()["numbers"]
     assert [n["assigned"] for n in held] == [False], held

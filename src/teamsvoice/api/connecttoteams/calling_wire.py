@@ -184,15 +184,17 @@ def render_published_app(app: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"teamsAppId": app.get("app_id"), "action": app.get("action"), "version": app.get("version")}
 
 
-def render_job(job: CallingJob) -> dict[str, Any]:
-    """getSyncJobStatus (teamsvoice's design): the job, its counts per status and its per-user results."""
-    results = [render_job_result(result) for result in job.results.values()]
+def render_job(progress: JobProgress) -> dict[str, Any]:
+    """getSyncJobStatus (teamsvoice's design): the job, its counts per status and `processed` (of all its results)
+    and the page of its per-user results asked for (all of them unless the job has more than a page)."""
+    job = progress.job
     counts: dict[str, int] = {}
-    for result in results:
-        counts[result.get("status") or "?"] = counts.get(result.get("status") or "?", 0) + 1
+    for status, count in progress.counts.items():
+        counts[status or "?"] = counts.get(status or "?", 0) + count
     return {
         "jobId": job.job_key, "type": job.kind, "enterpriseId": job.enterprise_id, "status": job.status,
-        "total": job.total, "processed": len(results), "counts": counts, "results": results,
+        "total": job.total, "processed": progress.processed, "counts": counts,
+        "results": [render_job_result(result) for result in progress.results],
         "app": render_published_app(job.detail.get("app")), "error": job.error,
         "createdOn": job.created_at.strftime(TIMESTAMP),
         "finishedOn": job.finished_at.strftime(TIMESTAMP) if job.finished_at else None,

@@ -15,6 +15,7 @@ from teamsvoice.api.connecttoteams.wire import (CompleteRegistrationBody, JobKey
 from teamsvoice.api.deps import ContainerDep, UnitOfWorkDep
 from teamsvoice.api.stopping import ServerStopping, answer_if_stopping
 from teamsvoice.core.errors import ValidationFailed
+from teamsvoice.core.limits import shown, whole_number
 from teamsvoice.domain.calling import jobs, routing, unified_app, workflows
 from teamsvoice.domain.consent.repository import consents_of
 from teamsvoice.domain.orgs import repository as orgs_repository, service as orgs
@@ -161,11 +162,32 @@ async def _accept_job(uow: UnitOfWorkDep, request: Request, container: Container
 
 @router.get("/getSyncJobStatus/{jobId}", name="get_sync_job_status",
             summary="Progress of a durable sync (teamsvoice's design)",
-            description="The job of syncTeamsRegistrations or syncUnifiedApp: status, counts and per-user "
-            "results.",
+            description="The job of syncTeamsRegistrations or syncUnifiedApp: status, `counts` per status and "
+            "`processed` (of all its per-user results) and its per-user `results`, in the order the job first "
+            f"recorded each user: all of them up to {jobs.RESULTS_PAGE_MAX:,}. A larger job's are read in pages: "
+            "`offset` (default 0) skips that many, `limit` (1 to "
+            f"{jobs.RESULTS_PAGE_MAX:,}, default {jobs.RESULTS_PAGE_MAX:,}) answers at most that many; more remain "
+            "while `offset` plus the answer's number of `results` is below `processed`.",
             responses=docs.ok(docs.SyncJobStatus, "The job"))
-async def get_sync_job_status(jobId: JobKey, uow: UnitOfWorkDep, principal: PrincipalDep) -> dict[str, Any]:
-    return calling_wire.render_job(await jobs.job_in_scope(uow.session, principal, jobId))
+async def get_sync_job_status(
+    jobId: JobKey, uow: UnitOfWorkDep, principal: PrincipalDep,
+    offset: Annotated[str | None, Query(description="Results to skip (ASCII digits; default 0)")] = None,
+    limit: Annotated[str | None, Query(description="Results to answer at most (ASCII digits, 1 to "
+                                                   f"{jobs.RESULTS_PAGE_MAX}; default {jobs.RESULTS_PAGE_MAX})")] = None,
+) -> dict[str, Any]:
+    return calling_wire.render_job(await jobs.job_progress(
+        uow.session, principal, jobId, offset=_count("offset", offset, 0),
+        limit=_count("limit", limit, jobs.RESULTS_PAGE_MAX)))
+
+
+def _count(name: str, text: str | None, default: int) -> int:
+    """A query's count as sent (`default` when it is not): ASCII digits, else a 400 naming it."""
+    if text is None:
+        return default
+    number = whole_number(text)
+    if number is None:
+        raise ValidationFailed(f"{name}: must be a whole number (ASCII digits), not '{shown(text)}'")
+    return number
 
 
 @router.post(

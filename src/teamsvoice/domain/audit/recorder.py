@@ -85,6 +85,7 @@ EXEMPT = frozenset({
     "webhook_deliveries", "voice_drift_deliveries",  # outgoing notifications and their retries
     "voice_drift_events",  # what a scan saw in Microsoft, not a change made through us (the Tenant page shows them)
     "fusion_bulk_items",  # per-row progress of a bulk job; the rows' effects are recorded on the users themselves
+    "calling_job_results",  # a calling job's per-user progress; its effects are recorded on the users themselves
     "microsoft_budget_buckets",  # counters of Microsoft's request budgets (microsoft/budget.py)
 })
 

@@ -1,11 +1,13 @@
 """Accepting durable syncs and reporting their progress."""
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.errors import NotFound
+from teamsvoice.core.errors import NotFound, ValidationFailed
 from teamsvoice.core.security import Keyring
 from teamsvoice.domain.calling import repository as jobs
 from teamsvoice.domain.calling.models import CallingJob
@@ -92,3 +94,37 @@ async def job_in_scope(session: AsyncSession, principal: Principal, job_key: str
         raise NotFound(f"Job {job_key} not found")
     return job
 
+
+# A job's per-user results answered at once at most (getSyncJobStatus' `limit`, and its default: every result of a
+# job of up to this many users in one answer; a larger job's are read page after page with `offset`).
+RESULTS_PAGE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A calling job as its status reads it: how many of its results are in each status (all of them, counted by the
+    database) and a page of its per-user results (`workflows.user_result`), in the order it first recorded each
+    user."""
+
+    job: CallingJob
+    counts: dict[str, int]
+    results: list[dict[str, Any]]
+
+    @property
+    def processed(self) -> int:
+        """How many users have a result (WAITING ones too)."""
+        return sum(self.counts.values())
+
+
+async def job_progress(session: AsyncSession, principal: Principal, job_key: str, *, offset: int = 0,
+                       limit: int = RESULTS_PAGE_MAX) -> JobProgress:
+    """The job of that key, if its enterprise is in the principal's scope (else NotFound), with its results' counts
+    and at most `limit` (1 to RESULTS_PAGE_MAX) of its results from the `offset`th (0 or more)."""
+    if offset < 0:
+        raise ValidationFailed("offset: must be 0 or more")
+    if not 1 <= limit <= RESULTS_PAGE_MAX:
+        raise ValidationFailed(f"limit: must be from 1 to {RESULTS_PAGE_MAX}")
+    job = await job_in_scope(session, principal, job_key)
+    page = await jobs.results_page(session, job.id, offset, limit)
+    # Counted after the page is read: a result the job records meanwhile is counted, never shown and left uncounted.
+    return JobProgress(job, await jobs.result_counts(session, job.id), page)

@@ -130,8 +130,27 @@ class CallingJob(Base):
     # org catalog accepts only delegated tokens). Encrypted; erased when the job ends.
     graph_token_encrypted: Mapped[str | None] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer, default=0)
-    results: Mapped[dict] = mapped_column(JSON, default=dict)  # item key -> result
+    # Empty since revision 0021: each user's result is a row of `calling_job_results` (`CallingJobResult`). Kept (a
+    # released table's column is not altered; NOT NULL with no server default, so still written as {}).
+    results: Mapped[dict] = mapped_column(JSON, default=dict)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CallingJobResult(Base):
+    """One user's result of a calling job (`calling/workflows.user_result`), under the key the job records it by (the
+    user principal name): written by an upsert per result (a step run again rewrites its users' rows), counted per
+    job by the database and read in pages (`calling/repository`). The row's id keeps the order in which the job
+    first recorded each user."""
+
+    __tablename__ = "calling_job_results"
+    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_calling_job_result_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("calling_jobs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(40))  # the result's `status` ("" when it has none)
+    result: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -6,13 +6,16 @@ functions take an `AsyncSession`; the job steps' (`calling/workflows.py`, in `co
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
+from teamsvoice.core.clock import utcnow
 from teamsvoice.core.limits import INTEGER_MAX, whole_number
-from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, DirectRoute, PbxLocation, PbxUser,
-                                              TeamsAppTemplate)
+from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, CallingJobResult, DirectRoute,
+                                              PbxLocation, PbxUser, TeamsAppTemplate)
 from teamsvoice.domain.orgs.models import PbxType
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
@@ -243,3 +246,56 @@ async def app_template(session: AsyncSession, enterprise_id: int, app_type: str)
 
 def app_template_in_step(session: Session, enterprise_id: int, app_type: str) -> TeamsAppTemplate | None:
     return session.scalar(_template_query(enterprise_id, app_type))
+
+
+# --- a calling job's per-user results ----------------------------------------------------------------
+
+
+def _results_upsert(dialect: str, job_id: int, results: dict[str, dict[str, Any]]) -> Any:
+    """One INSERT of the results (key -> result) as rows of the job, each row already there (the same key: a step
+    run again, a WAITING note followed by the outcome) rewritten in place (it keeps its id, so its place in the
+    job's order); nothing of the job's other results is read."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    now = utcnow()
+    statement = insert(CallingJobResult).values([
+        {"job_id": job_id, "key": key, "status": str(result.get("status") or ""), "result": result, "updated_at": now}
+        for key, result in results.items()])
+    return statement.on_conflict_do_update(index_elements=["job_id", "key"], set_={
+        "status": statement.excluded.status, "result": statement.excluded.result,
+        "updated_at": statement.excluded.updated_at})
+
+
+def record_results_in_step(session: Session, job_id: int, results: dict[str, dict[str, Any]]) -> None:
+    """Records the job's results (key: the user principal name -> `workflows.user_result`), one row each."""
+    if results:
+        session.execute(_results_upsert(session.get_bind().dialect.name, job_id, results))
+
+
+async def record_results(session: AsyncSession, job_id: int, results: dict[str, dict[str, Any]]) -> None:
+    """`record_results_in_step` in a request's or an async step's session."""
+    if results:
+        await session.execute(_results_upsert(session.get_bind().dialect.name, job_id, results))
+
+
+async def result_keys(session: AsyncSession, job_id: int) -> set[str]:
+    """The keys (user principal names) the job has a result of."""
+    return set(await session.scalars(select(CallingJobResult.key).where(CallingJobResult.job_id == job_id)))
+
+
+async def result_counts(session: AsyncSession, job_id: int) -> dict[str, int]:
+    """How many of the job's results are in each status, counted by the database."""
+    rows = await session.execute(select(CallingJobResult.status, func.count()).where(
+        CallingJobResult.job_id == job_id).group_by(CallingJobResult.status).order_by(CallingJobResult.status))
+    return {status: count for status, count in rows}
+
+
+async def results_page(session: AsyncSession, job_id: int, offset: int, limit: int) -> list[dict[str, Any]]:
+    """At most `limit` of the job's results from the `offset`th, in the order the job first recorded each user."""
+    return list(await session.scalars(select(CallingJobResult.result).where(CallingJobResult.job_id == job_id)
+                                      .order_by(CallingJobResult.id).offset(offset).limit(limit)))
+
+
+async def clear_results(session: AsyncSession, job_id: int) -> None:
+    """The job's results deleted (a job run again from the start)."""
+    await session.execute(delete(CallingJobResult).where(CallingJobResult.job_id == job_id)
+                          .execution_options(synchronize_session=False))

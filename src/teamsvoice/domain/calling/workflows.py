@@ -1,11 +1,11 @@
 """Durable syncs (DBOS): Sync Teams Users for large enterprises (teamsvoice's records pushed to Teams), Refresh
 Teams Users (the records taken from Teams: Fusion's `refresh`; Teams is only read) and Sync Unified App. Each step
 handles a batch and is idempotent (reconcile and install leave matching state alone; a refresh reads Teams again and
-finds adopted what it adopted), so a step re-run after a crash does no harm; progress is stored per item in
-`calling_jobs.results` and read by the status endpoint. Steps act on the tenant with the application's own
-(admin-consented) permissions; the caller's right to start the job was checked when it was accepted. ConnecttoTeams'
-inline Sync Teams Users (small enterprises, `sync_registrations`) syncs each user as the job does (`_synced`, over
-the same read of the tenant)."""
+finds adopted what it adopted), so a step re-run after a crash does no harm; progress is stored per item, a row of
+`calling_job_results` per user (rewritten in place when a step runs again), and read by the status endpoint. Steps
+act on the tenant with the application's own (admin-consented) permissions; the caller's right to start the job was
+checked when it was accepted. ConnecttoTeams' inline Sync Teams Users (small enterprises, `sync_registrations`) syncs
+each user as the job does (`_synced`, over the same read of the tenant)."""
 
 import asyncio
 import logging
@@ -50,17 +50,19 @@ log = logging.getLogger(__name__)
 
 
 def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> None:
+    """Records users' results (an upsert of their rows: the job's other results are neither read nor written) and
+    changes of the job's own fields, in one transaction."""
     with sync_transaction(job_context().engine) as session:
-        job = session.get(CallingJob, job_id)
-        assert job is not None
-        if results:
-            job.results = {**job.results, **results}
-        for name, value in changes.items():
-            setattr(job, name, value)
+        repository.record_results_in_step(session, job_id, results or {})
+        if changes:
+            job = session.get(CallingJob, job_id)
+            assert job is not None
+            for name, value in changes.items():
+                setattr(job, name, value)
 
 
 def user_result(upn: str, status: str, *, changes: list[str] | None = None, error: str | None = None) -> dict[str, Any]:
-    """A user's result as the job keeps it in `calling_jobs.results` (by user principal name): the status of its
+    """A user's result as the job keeps it (a row of `calling_job_results`, by user principal name): the status of its
     item (UPDATED, UNCHANGED, INSTALLED, ..., WAITING while Microsoft is retried, FAILED) with what changed or why
     it failed. The API families render it in their own field names (ConnecttoTeams' `render_job`)."""
     result: dict[str, Any] = {"user_principal_name": upn, "status": status}
@@ -262,7 +264,7 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
         records = repository.voice_users_by_ids(session, user_ids)
         session.expunge_all()  # Microsoft is called with no transaction open
     freed: set[int] = set()  # records freed in their own transaction: not written back from here
-    waits = asyncio.Lock()  # a WAITING result is written by one user at a time (each writes the job's results)
+    waits = asyncio.Lock()  # a WAITING result is written by one user at a time (each takes a pooled connection)
 
     def waiting(upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
         record_wait = _waiting(job_id, upn)
@@ -343,8 +345,8 @@ def _reading_waits(job_id: int) -> Callable[[int, DomainError, float], Awaitable
 
 async def _refresh_users(job_id: int, users: list[refresh.UserRefresh]) -> bool:
     """Adopts each user's differences (`refresh.adopt_user`) in a savepoint of one transaction, and records their
-    results in it: the job's results are rewritten once for the batch (once per user, a 5,000-user refresh wrote
-    the growing results 5,000 times). A refusal (a number of another customer, the licences) is the user's result,
+    results in it: one upsert of the batch's rows (each user's result a row of its own: the job's other results are
+    neither read nor rewritten). A refusal (a number of another customer, the licences) is the user's result,
     its savepoint rolled back and its records left as they were; a transient database failure is raised again
     (`failure_message`), the step then running again. False, adopting nothing, once the job is no longer running
     (cancelled)."""
@@ -369,7 +371,7 @@ async def _refresh_users(job_id: int, users: list[refresh.UserRefresh]) -> bool:
                 continue
             results[upn] = (user_result(upn, "UPDATED", changes=changes) if changes is not None
                             else user_result(upn, "SKIPPED", error=refresh.CHANGED_MEANWHILE))
-        job.results = {**job.results, **results}
+        await repository.record_results(session, job_id, results)
     return True
 
 
@@ -412,7 +414,8 @@ def refresh_users_step(job_id: int) -> str | None:
         async with transaction(ctx.sessions) as session:
             job = await session.get(CallingJob, job_id)
             assert job is not None
-            job.total, job.error = len(set(job.results) | {u.user_principal_name for u in users}), None
+            recorded = await repository.result_keys(session, job_id)  # (a step run again: its results stay)
+            job.total, job.error = len(recorded | {u.user_principal_name for u in users}), None
         for batch in range(0, len(users), BATCH_SIZE):
             if not await _refresh_users(job_id, users[batch:batch + BATCH_SIZE]):
                 break

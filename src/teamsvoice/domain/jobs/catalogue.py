@@ -36,6 +36,7 @@ from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.audit import repository as audit_log
 from teamsvoice.domain.audit import service as audit
 from teamsvoice.domain.audit.recorder import Owner, acting_scope
+from teamsvoice.domain.calling import repository as calling_repository
 from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion import onboarding
@@ -236,16 +237,18 @@ def _failed_results(results: Iterable[Any]) -> list[dict[str, Any]]:
 async def _syncs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None, limit: int,
                  where: Where = None) -> list[Job]:
     jobs = []
-    for job, enterprise in await repository.calling_jobs(session, scope, ids, limit, where):
+    rows = await repository.calling_jobs(session, scope, ids, limit, where)
+    tallies = await repository.calling_result_tallies(session, [job.id for job, _ in rows])
+    for job, enterprise in rows:
         status = job.status.lower()
-        failed = _failed_results((job.results or {}).values())
+        processed, failed, last_failure = tallies.get(job.id, (0, 0, None))
         active = status in ("queued", "running")
         retry = (_still(status) if active else
                  "it completed and every user succeeded: there is nothing to retry" if status == "completed" and not failed else None)
         jobs.append(Job(f"sync:{job.id}", "sync", KINDS["sync"], job.kind.lower().replace("_", " "), enterprise.enterprise_name,
-                        enterprise.id, enterprise.reseller_id, status, len(job.results or {}), job.total, None,
-                        job.error or (failed[-1].get("error") if failed else None), job.created_at, job.finished_at,
-                        retry, None if active else _ended(status)))
+                        enterprise.id, enterprise.reseller_id, status, processed, job.total, None,
+                        job.error or (last_failure.get("error") if isinstance(last_failure, dict) else None),
+                        job.created_at, job.finished_at, retry, None if active else _ended(status)))
     return jobs
 
 
@@ -422,7 +425,8 @@ async def retry(session: AsyncSession, scope: Scope, ref: str) -> tuple[Job, Fol
 
         calling = await session.get(CallingJob, job.id)
         assert calling is not None
-        calling.status, calling.error, calling.finished_at, calling.results, calling.total = "QUEUED", None, None, {}, 0
+        calling.status, calling.error, calling.finished_at, calling.total = "QUEUED", None, None, 0
+        await calling_repository.clear_results(session, job.id)
         calling.job_key = new_uuid()
         follow = lambda: calling_workflows.enqueue(job.id)  # noqa: E731
         status = "queued"

@@ -6,11 +6,11 @@ query has one shape (`_newest`); the rules (status, retry and cancel) live in `c
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from teamsvoice.domain.calling.models import CallingJob
+from teamsvoice.domain.calling.models import CallingJob, CallingJobResult
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant, FusionWizardRun
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
@@ -142,6 +142,21 @@ async def calling_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] |
                        limit: int, where: Where = None) -> list[tuple[CallingJob, Enterprise]]:
     query = select(CallingJob, Enterprise).join(Enterprise, Enterprise.id == CallingJob.enterprise_id)
     return await _rows(session, _newest(query, CallingJob.id, scope, ids, limit, where=where))
+
+
+async def calling_result_tallies(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, tuple[int, int, Any]]:
+    """Per calling job that has results: (how many, how many FAILED, the result of its last failure or None), the
+    last failure being the one recorded latest (of one moment: the latest in the job's order). One query for all
+    the jobs, counted by the database: no job's results are read but that one failure's."""
+    if not job_ids:
+        return {}
+    result, failure = CallingJobResult, aliased(CallingJobResult)
+    failed = func.upper(result.status) == "FAILED"
+    last_failure = (select(failure.result).where(failure.job_id == result.job_id, func.upper(failure.status) == "FAILED")
+                    .order_by(failure.updated_at.desc(), failure.id.desc()).limit(1).correlate(result).scalar_subquery())
+    rows = await _rows(session, select(result.job_id, func.count(), func.sum(case((failed, 1), else_=0)), last_failure)
+                       .where(result.job_id.in_(job_ids)).group_by(result.job_id))
+    return {job_id: (count, int(failures or 0), last) for job_id, count, failures, last in rows}
 
 
 async def apply_jobs(session: AsyncSession, scope: Scope, ids: Sequence[int] | None,
