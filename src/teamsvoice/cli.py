@@ -13,12 +13,13 @@ import typer
 from teamsvoice import __version__
 from teamsvoice.cli_common import (
     APP_REGISTRATION_FILE, ID_MAX, ID_MIN, DataDir, embedded_settings, fail as _fail, microsoft_settings,
-    operator_settings, record_emulator_address, run_command, settings_for as _settings,
+    operator_keyring, operator_settings, record_emulator_address, run_command, settings_for as _settings,
 )
 from teamsvoice.runner import StartupError
 
 if TYPE_CHECKING:
     from teamsvoice import demo
+    from teamsvoice.core.security import Keyring
     from teamsvoice.settings import Settings
 
 app = typer.Typer(help="teamsvoice: control plane for Microsoft Teams calling.", no_args_is_help=True,
@@ -460,10 +461,10 @@ def apply(
     from teamsvoice import voice_state_cli
     from teamsvoice.domain.voice_state import workflows
     from teamsvoice.domain.voice_state.planner import Plan, difference_from_wire
-    from teamsvoice.operator_cli import _check_job_engine, _exit_as_ended, _follow_other, _job_engine
+    from teamsvoice.operator_cli import _exit_as_ended, _follow_other, _job_engine
 
     settings = _voice_settings(data_dir)
-    _check_job_engine(settings, "apply")
+    keyring = operator_keyring(settings)  # (for the job engine that hands the job over: checked before it is recorded)
     started = run_command(voice_state_cli.start_apply(settings, tenant, adopt or []))  # committed before it is enqueued
     job_id, job_key, ref = started["jobId"], started["jobKey"], f"voice-apply:{started['jobId']}"
     if not as_json:
@@ -471,7 +472,7 @@ def apply(
             typer.echo(f"adopted {item['id']}: {item['detail']}")
         typer.echo(f"apply job {job_id} queued; it runs in `teamsvoice serve` or a worker "
                    f"(stopping here leaves it running: `teamsvoice jobs show {ref} --follow`)")
-    _job_engine(settings, lambda: workflows.enqueue_apply(job_id, job_key))
+    _job_engine(settings, keyring, lambda: workflows.enqueue_apply(job_id, job_key))
     _follow_other(settings, ref, as_json)
     job = run_command(voice_state_cli.ended_apply(settings, job_id))
     if as_json:
@@ -521,10 +522,12 @@ def sbc_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Each PBX user's registration as the SBC reports it, and the drift between teamsvoice and the SBC.
-    Exit 0; 1 when an SBC is attached but does not answer; 2 when --enterprise-id names no enterprise, or when the
-    stored SIP passwords do not decrypt with this secret key (not the server's)."""
+    Exit 0; 1 when an SBC is attached but does not answer; 2 when --enterprise-id names no enterprise, when there is
+    no secret key here (none is created), or when the stored SIP passwords do not decrypt with this secret key (not
+    the server's)."""
     settings = operator_settings(data_dir)
-    report = run_command(asyncio.to_thread(_registration_report, settings, enterprise_id))
+    keyring = operator_keyring(settings)
+    report = run_command(asyncio.to_thread(_registration_report, settings, keyring, enterprise_id))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -533,7 +536,7 @@ def sbc_status(
         raise typer.Exit(1)
 
 
-def _registration_report(settings: "Settings", enterprise_id: int | None) -> dict[str, Any]:
+def _registration_report(settings: "Settings", keyring: "Keyring", enterprise_id: int | None) -> dict[str, Any]:
     """`sbc status`'s report, read in one transaction (in a thread of `run_command`: the SBC is asked synchronously).
     Its failures are `run_command`'s lines: a transient database failure, and the SIP passwords that do not decrypt
     with this process's secret key, which the SBC's desired state needs (both were tracebacks, exit 1)."""
@@ -542,7 +545,6 @@ def _registration_report(settings: "Settings", enterprise_id: int | None) -> dic
     from teamsvoice.api.connecttoteams.calling_wire import render_registrations
     from teamsvoice.core.db import create_blocking_engine, sync_transaction
     from teamsvoice.core.errors import NotFound, PreconditionFailed
-    from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.domain.orgs.models import Enterprise
     from teamsvoice.domain.sbc.service import registration_status
     from teamsvoice.sbc import sbc_from_settings
@@ -552,7 +554,6 @@ def _registration_report(settings: "Settings", enterprise_id: int | None) -> dic
         with sync_transaction(engine) as session:
             if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:
                 raise NotFound(f"Enterprise {enterprise_id} not found")  # (its report was an empty one, exit 0)
-            keyring = Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir))
             try:
                 report = registration_status(session, keyring, sbc_from_settings(settings), settings, enterprise_id)
             except InvalidTag:

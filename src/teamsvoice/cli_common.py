@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from teamsvoice.core.security import Keyring
     from teamsvoice.settings import Settings
 
 T = TypeVar("T")
@@ -126,6 +127,28 @@ def operator_settings(data_dir: Path | None) -> "Settings":
     except runner.StartupError as exc:
         fail(str(exc))
     return settings
+
+
+def operator_keyring(settings: "Settings") -> "Keyring":
+    """The servers' secret key, for a command that reads what they sealed (`sbc status`: the SIP passwords) or starts
+    the job engine to hand work over (`bulk import`, `jobs retry`, `jobs cancel`, `apply`): TEAMSVOICE_SECRET_KEY,
+    else the data directory's `secret.key` (`core.security.load_master_key`). Without either, refused in one line
+    (exit 2), creating nothing: the commands wrote a new key into a data directory that had none (an admin host of a
+    PostgreSQL deployment, whose key is given by the setting), one the servers do not use. Only the servers create
+    it, at their first start."""
+    from teamsvoice.core.security import Keyring, load_master_key
+
+    path = settings.data_dir / "secret.key"
+    try:
+        master = load_master_key(settings.secret_key, settings.data_dir)
+    except OSError as exc:
+        fail(f"cannot read the secret key {path}: {exc.strerror}")
+    except ValueError:
+        fail(f"{path} holds no secret key teamsvoice wrote: give the server's (TEAMSVOICE_SECRET_KEY or secret.key)")
+    if master is None:
+        fail(f"no secret key: TEAMSVOICE_SECRET_KEY is not set and {path} does not exist; run it with the server's "
+             f"TEAMSVOICE_SECRET_KEY (or, when the server has none, its --data-dir, whose secret.key it uses)")
+    return Keyring(master)
 
 
 # The embedded default's Microsoft: `serve` starts the emulator at an address it chooses at each start (--emulator-port,

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from teamsvoice.cli_common import ID_MAX, ID_MIN, DataDir, embedded_microsoft, microsoft_settings, operator_settings
+from teamsvoice.cli_common import (ID_MAX, ID_MIN, DataDir, embedded_microsoft, microsoft_settings, operator_keyring,
+                                   operator_settings)
 from teamsvoice.cli_common import fail as _fail, run_command, settings_for as _settings, sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from teamsvoice.core.security import Keyring
     from teamsvoice.settings import Settings
 
 T = TypeVar("T")
@@ -329,30 +331,17 @@ def jobs_show(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, foll
         _print_details(details)
 
 
-def _check_job_engine(settings: "Settings", command: str) -> None:
-    """Before a command records work that `_job_engine` hands over once committed: what the job engine's start needs
-    on this host, refused as `serve`, `api` and `worker` refuse it (`runner.check_microsoft`: the engine builds its
-    Microsoft connector at its start, which in cloud mode resolves Teams PowerShell, even here where it only
-    enqueues). The work was recorded, then the start failed: a traceback, exit 1, the job left queued."""
-    from teamsvoice import runner
-
-    try:
-        runner.check_microsoft(settings)
-    except runner.StartupError as exc:
-        _fail(f"{exc} (`teamsvoice {command}` starts the job engine here to hand its work over; nothing was recorded)")
-
-
-def _job_engine(settings: "Settings", follow_up: Any) -> None:
+def _job_engine(settings: "Settings", keyring: "Keyring", follow_up: Any) -> None:
     """Runs a retry's or cancel's follow-up (enqueue, or stop the workflow) as an `api` process would, on
     behalf of the operator. Should this fail, a retried job is resumed by the next `serve` or worker start. The
-    command checked first that the engine can start here (`_check_job_engine`)."""
+    engine's `api` role runs no job step, so it needs no Microsoft here (in cloud mode, no Teams PowerShell on an
+    admin host); `keyring` is the servers' (`operator_keyring`, loaded before the work was recorded)."""
     import anyio
 
-    from teamsvoice.core.security import Keyring, load_or_create_master_key
     from teamsvoice.domain.audit import context as audit
     from teamsvoice.jobs.runtime import start_jobs, stop_jobs
 
-    start_jobs(settings, Keyring(load_or_create_master_key(settings.secret_key, settings.data_dir)), role="api")
+    start_jobs(settings, keyring, role="api")
     try:
         with audit.operator_submitting():
             anyio.run(follow_up)
@@ -367,11 +356,12 @@ def jobs_cancel(ref: JobRef, data_dir: DataDir = None, as_json: Json = False) ->
     from teamsvoice.domain.jobs import catalogue
 
     settings = operator_settings(data_dir)
-    if _bulk_id(ref) is None:  # (a bulk job's cancel is only recorded: its items stop at their next try)
-        _check_job_engine(settings, "jobs cancel")
+    # Another job's workflow is stopped by the job engine here: its key checked before the cancel is recorded (a bulk
+    # job's cancel is only recorded: its items stop at their next try).
+    keyring = operator_keyring(settings) if _bulk_id(ref) is None else None
     job, follow_up = _with_session(settings, lambda s: catalogue.cancel(s, None, ref))  # committed first
     if follow_up is not None:
-        _job_engine(settings, follow_up)
+        _job_engine(settings, keyring or operator_keyring(settings), follow_up)
     if as_json:
         typer.echo(json.dumps(job.render(), indent=2))
     else:
@@ -387,7 +377,7 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
 
     settings = operator_settings(data_dir)
     job_id = _bulk_id(ref)
-    _check_job_engine(settings, "jobs retry")
+    keyring = operator_keyring(settings)  # (for the job engine that hands the retry over: before it is recorded)
 
     async def retry(session: "AsyncSession") -> tuple[Any, Any, int]:
         job, follow_up = await catalogue.retry(session, None, ref)
@@ -398,7 +388,7 @@ def jobs_retry(ref: JobRef, data_dir: DataDir = None, as_json: Json = False, fol
         return job, follow_up, count
 
     job, follow_up, count = _with_session(settings, retry)  # committed before it is enqueued
-    _job_engine(settings, follow_up)
+    _job_engine(settings, keyring, follow_up)
     if job_id is None:
         if follow:
             _report_other_ended(_follow_other(settings, job.ref, as_json), as_json)
@@ -435,6 +425,7 @@ def bulk_import(
     from teamsvoice.domain.teams_users import bulk
     from teamsvoice.domain.teams_users.bulk_csv import preview_rows
 
+    _check_job_name(name)  # (a dry run too: it said the rows were valid under a name the real run then refused)
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -443,8 +434,6 @@ def bulk_import(
     if results is not None:
         _check_writable(results)  # before anything runs: the job ran, then writing its results failed
     settings = operator_settings(data_dir)
-    if not dry_run:
-        _check_job_engine(settings, "bulk import")
 
     async def check(session: "AsyncSession") -> list[dict[str, Any]]:
         return await preview_rows(session, await bulk.load_access(session, subscription), text)
@@ -466,12 +455,25 @@ def bulk_import(
         if refused:
             raise typer.Exit(1)
         return
-    summary = _run_bulk(settings, subscription, name, [r["item"] for r in rows], as_json)
+    keyring = operator_keyring(settings)  # (for the job engine that hands the job over: checked before it is recorded)
+    summary = _run_bulk(settings, keyring, subscription, name, [r["item"] for r in rows], as_json)
     if results is not None:
         _write_results(results, ["upn", "status", "attempts", "error"],
                        [[item["upn"], item["status"], item["attempts"], (item.get("error") or {}).get("message", "")]
                         for item in summary["job_items"]])
     _report_ended(summary, as_json)
+
+
+def _check_job_name(name: str) -> None:
+    """--name as `bulk.create_job` takes a job's name (`bulk.job_name`), refused (exit 2) before anything runs, with
+    `--dry-run` too."""
+    from teamsvoice.core.errors import ValidationFailed
+    from teamsvoice.domain.teams_users.bulk import job_name
+
+    try:
+        job_name(name)
+    except ValidationFailed as exc:
+        _fail(f"--name: {exc.message.removeprefix('name: ')}")
 
 
 def _check_writable(path: Path) -> None:
@@ -499,7 +501,8 @@ def _write_results(path: Path, header: list[str], rows: list[list[Any]]) -> None
         _fail(f"cannot write the results to {path}: {exc.strerror}")
 
 
-def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[dict[str, Any]], as_json: bool) -> dict[str, Any]:
+def _run_bulk(settings: "Settings", keyring: "Keyring", subscription: int, name: str, items: list[dict[str, Any]],
+              as_json: bool) -> dict[str, Any]:
     """Records the job, enqueues it as an `api` process would (the job engine of `serve` or a worker runs it),
     and follows it to the end."""
     from teamsvoice.domain.teams_users import bulk
@@ -509,16 +512,16 @@ def _run_bulk(settings: "Settings", subscription: int, name: str, items: list[di
         return job.job_key, job.id
 
     job_key, job_id = _with_session(settings, create)
-    _enqueue_bulk(settings, job_key, job_id)
+    _enqueue_bulk(settings, keyring, job_key, job_id)
     if not as_json:
         typer.echo(f"bulk job {job_id} queued ({len(items)} users); it runs in `teamsvoice serve` or a worker")
     return _watch(settings, job_id, as_json)
 
 
-def _enqueue_bulk(settings: "Settings", job_key: str, job_id: int) -> None:
+def _enqueue_bulk(settings: "Settings", keyring: "Keyring", job_key: str, job_id: int) -> None:
     from teamsvoice.domain.teams_users import workflows
 
-    _job_engine(settings, lambda: workflows.enqueue_bulk(job_key, job_id))
+    _job_engine(settings, keyring, lambda: workflows.enqueue_bulk(job_key, job_id))
 
 
 # --- users export ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What every command checks before it works, on files only (no server): the data directory comes from
 TEAMSVOICE_DATA_DIR unless --data-dir names one."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -126,9 +127,10 @@ def test_bulk_import_checks_its_results_file_before_anything_runs(tmp_path: Path
 
 def test_sbc_status_of_an_unknown_enterprise_is_not_found(tmp_path: Path) -> None:
     assert run("migrate", "--data-dir", str(tmp_path)).exit_code == 0
-    assert one_line(run("sbc", "status", "--enterprise-id", "99", "--data-dir", str(tmp_path))) == \
+    key = {"TEAMSVOICE_SECRET_KEY": "the-servers-key"}
+    assert one_line(run("sbc", "status", "--enterprise-id", "99", "--data-dir", str(tmp_path), env=key)) == \
         "teamsvoice: Enterprise 99 not found"
-    assert run("sbc", "status", "--data-dir", str(tmp_path)).exit_code == 0  # the platform's report: no PBX users
+    assert run("sbc", "status", "--data-dir", str(tmp_path), env=key).exit_code == 0  # the platform's: no PBX users
 
 
 def test_an_id_beyond_the_databases_range_is_refused_in_words(tmp_path: Path) -> None:
@@ -338,50 +340,85 @@ def _jobs_to_hand_over(data: Path) -> dict[str, str]:
         engine.dispose()
 
 
-def test_work_for_the_job_engine_is_refused_before_it_is_recorded_without_teams_powershell(tmp_path: Path) -> None:
-    """Cloud mode on a host without pwsh: `bulk import`, `jobs retry` and `jobs cancel` recorded their change, then
-    the job engine's start (its Microsoft connector resolves pwsh) failed: a PwshUnavailable traceback, exit 1, the
-    job left queued and handed to no one. They refuse it first now, in one line, exit 2, as `serve` does, and record
-    nothing; what hands nothing to the job engine still works (a bulk job's cancel, `--dry-run`, `drift` without
-    --scan, which refused too: it built the connector it needs only to scan)."""
-    import json
+CLOUD_WITHOUT_PWSH = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app",
+                      "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+                      "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12",
+                      "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE, "TEAMSVOICE_SECRET_KEY": "the-servers-key"}
+
+
+def _process(data: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The command in a process of its own, as an operator types it: commands that hand work over start the job
+    engine (one per process; the suite's live server may hold this process's)."""
+    import os
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSVOICE_")} | env
+    environment["PYTHONUNBUFFERED"] = "1"  # (its first line read as soon as it is said)
+    return subprocess.Popen([sys.executable, "-m", "teamsvoice", *args, "--data-dir", str(data)], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _enqueued(data: Path) -> set[str]:
+    """The workflows waiting in the job engine's queues for a worker (DBOS's table, in the data directory)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(data / "teamsvoice-jobs.sqlite3")) as connection:
+        waiting = connection.execute("SELECT workflow_uuid FROM workflow_status WHERE status = 'ENQUEUED'")
+        return {row[0] for row in waiting}
+
+
+def test_work_is_handed_to_the_job_engine_without_teams_powershell(tmp_path: Path) -> None:
+    """Cloud mode on an admin host without pwsh: `bulk import`, `jobs retry` and `jobs cancel` refused ("... was not
+    found on PATH ... starts the job engine here to hand its work over"), as the job engine they start built its
+    Microsoft connector, which resolves pwsh, though it only enqueues. Its `api` role builds none now: they record
+    their work and hand it over (the workflows wait in the job engine's queues for a worker). `apply`, which asks
+    Microsoft itself (the tenant's plan), still says what it lacks, one line, recording nothing."""
+    import os
+    import signal
 
     linked_tenant(tmp_path)
     jobs = _jobs_to_hand_over(tmp_path)
     rows = tmp_path / "rows.csv"
     rows.write_text("upn,vrp\nada@contoso.example,teamsvoice\n")
-    cloud = {"TEAMSVOICE_MICROSOFT_MODE": "cloud", "TEAMSVOICE_MICROSOFT_PWSH_PATH": str(tmp_path / "no-pwsh"),
-             "TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
-             "TEAMSVOICE_MICROSOFT_CERTIFICATE_THUMBPRINT": "AB12", "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE}
+    cloud = CLOUD_WITHOUT_PWSH | {"TEAMSVOICE_MICROSOFT_PWSH_PATH": str(tmp_path / "no-pwsh")}
 
-    def listed() -> list[dict]:  # type: ignore[type-arg]
-        shown = run("jobs", "list", "--json", "--data-dir", str(tmp_path), env=cloud)
-        assert shown.exit_code == 0, shown.output
-        return [{k: job[k] for k in ("ref", "status", "attempts", "canRetry", "canCancel")}
-                for job in json.loads(shown.stdout)]
+    retried = _process(tmp_path, "jobs", "retry", jobs["failed"], env=cloud)
+    out, err = retried.communicate(timeout=120)
+    assert retried.returncode == 0, err
+    assert out.strip().startswith(f"job {jobs['failed']}: 1 item(s) queued again"), out
+    cancelled = _process(tmp_path, "jobs", "cancel", jobs["sync"], env=cloud)
+    out, err = cancelled.communicate(timeout=120)
+    assert cancelled.returncode == 0 and out.strip() == f"{jobs['sync']} cancelled (0/0 had finished)", (out, err)
+    before = _listed(tmp_path)
+    assert before == {f"bulk:{jobs['failed']}": "queued", f"bulk:{jobs['running']}": "running",
+                      jobs["webhook"]: "refused", jobs["sync"]: "cancelled"}
+    assert len(_enqueued(tmp_path)) == 1, _enqueued(tmp_path)  # the retried bulk job's workflow, for a worker
 
-    before = listed()
-    assert {job["ref"] for job in before} == {f"bulk:{jobs['failed']}", f"bulk:{jobs['running']}", jobs["webhook"],
-                                              jobs["sync"]}
-    for command, name in ((["bulk", "import", str(rows), "--subscription", "1"], "bulk import"),
-                          (["jobs", "retry", jobs["failed"]], "jobs retry"),
-                          (["jobs", "retry", jobs["webhook"]], "jobs retry"),
-                          (["jobs", "cancel", jobs["sync"]], "jobs cancel"), (["apply", "tenant-of-contoso"], "apply")):
-        line = one_line(run(*command, "--data-dir", str(tmp_path), env=cloud))
-        assert line == f"teamsvoice: TEAMSVOICE_MICROSOFT_MODE=cloud: PowerShell 7 ('{tmp_path / 'no-pwsh'}') was not " \
-                       f"found on PATH: cloud mode runs Teams cmdlets with pwsh and the MicrosoftTeams module. Install " \
-                       f"them, set TEAMSVOICE_MICROSOFT_PWSH_PATH, or use TEAMSVOICE_MICROSOFT_MODE=emulator. " \
-                       f"(`teamsvoice {name}` starts the job engine here to hand its work over; nothing was recorded)", line
-        assert listed() == before, command  # nothing recorded: no new job, none retried or cancelled
+    imported = _process(tmp_path, "bulk", "import", str(rows), "--subscription", "1", env=cloud)
+    try:
+        assert imported.stdout is not None
+        line = imported.stdout.readline()  # (said once enqueued; then it follows the job, which no worker runs here)
+        assert line.startswith("bulk job ") and "queued (1 users)" in line, line
+        assert len(_enqueued(tmp_path)) == 2, _enqueued(tmp_path)
+    finally:
+        os.kill(imported.pid, signal.SIGKILL)
+        imported.communicate()
+    assert _listed(tmp_path) == before | {f"bulk:{int(line.split()[2])}": "queued"}
 
+    before = _listed(tmp_path)
+    line = one_line(run("apply", "tenant-of-contoso", "--data-dir", str(tmp_path), env=cloud))
+    assert line.startswith(f"teamsvoice: PowerShell 7 ('{tmp_path / 'no-pwsh'}') was not found on PATH"), line
+    assert _listed(tmp_path) == before  # no apply job recorded
     checked = run("bulk", "import", str(rows), "--subscription", "1", "--dry-run", "--data-dir", str(tmp_path), env=cloud)
     assert checked.exit_code == 0 and "1 of 1 rows are valid" in checked.stdout, checked.output
     drift = run("drift", "--data-dir", str(tmp_path), env=cloud)
     assert drift.exit_code == 0 and drift.stdout.strip() == "No open drift.", drift.output
-    cancelled = run("jobs", "cancel", jobs["running"], "--data-dir", str(tmp_path), env=cloud)
-    assert cancelled.exit_code == 0, cancelled.output
-    assert cancelled.stdout.strip() == f"bulk:{jobs['running']} cancelled (0/1 had finished)"
-    assert {job["ref"]: job["status"] for job in listed()}[f"bulk:{jobs['running']}"] == "cancelled"
+    cancelled_bulk = run("jobs", "cancel", jobs["running"], "--data-dir", str(tmp_path), env=cloud)
+    assert cancelled_bulk.exit_code == 0, cancelled_bulk.output
+    assert cancelled_bulk.stdout.strip() == f"bulk:{jobs['running']} cancelled (0/1 had finished)"
+    assert _listed(tmp_path)[f"bulk:{jobs['running']}"] == "cancelled"
+    assert not (tmp_path / "secret.key").exists()
 
 
 def _pbx_user_sealed_with(data: Path, secret_key: str) -> None:
@@ -437,7 +474,71 @@ def test_sbc_status_says_in_one_line_what_gave_it_up(tmp_path: Path, monkeypatch
         raise OperationalError("SELECT pbx_users...", {}, Exception("deadlock detected"))
 
     monkeypatch.setattr(service, "user_rows", deadlocked)
-    assert one_line(run("sbc", "status", "--data-dir", str(tmp_path))) == f"teamsvoice: {DATABASE_BUSY}"
+    key = {"TEAMSVOICE_SECRET_KEY": "the-servers-key"}
+    assert one_line(run("sbc", "status", "--data-dir", str(tmp_path), env=key)) == f"teamsvoice: {DATABASE_BUSY}"
+
+
+def _listed(data: Path) -> dict[str, str]:
+    """Every job `jobs list` shows, by its ref: its status."""
+    import json
+
+    shown = run("jobs", "list", "--json", "--data-dir", str(data))
+    assert shown.exit_code == 0, shown.output
+    return {job["ref"]: job["status"] for job in json.loads(shown.stdout)}
+
+
+def test_operator_commands_create_no_secret_key(tmp_path: Path) -> None:
+    """An admin host of a PostgreSQL deployment has a data directory but no secret.key: the servers' key is given by
+    TEAMSVOICE_SECRET_KEY (or kept on their hosts). `sbc status` and the commands that start the job engine to hand
+    work over (`jobs retry`, `jobs cancel`, `bulk import`, `apply`) wrote a new key there, one the servers do not use.
+    They refuse in one line now, exit 2, naming where the key is expected and the setting, before they record
+    anything, and create no key; given the server's key, they work."""
+    linked_tenant(tmp_path)
+    jobs = _jobs_to_hand_over(tmp_path)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,vrp\nada@contoso.example,teamsvoice\n")
+    key = tmp_path / "secret.key"
+    assert not key.exists()  # (`migrate` makes none: only the servers do, at their first start)
+    microsoft = {"TEAMSVOICE_MICROSOFT_CLIENT_ID": "app", "TEAMSVOICE_MICROSOFT_CLIENT_SECRET": "secret",
+                 "TEAMSVOICE_MICROSOFT_LOGIN_URL": UNREACHABLE, "TEAMSVOICE_MICROSOFT_GRAPH_URL": f"{UNREACHABLE}/v1.0",
+                 "TEAMSVOICE_MICROSOFT_POWERSHELL_URL": f"{UNREACHABLE}/_powershell/invoke"}
+    before = _listed(tmp_path)
+    for command in (["sbc", "status"], ["jobs", "retry", jobs["failed"]], ["jobs", "retry", jobs["webhook"]],
+                    ["jobs", "cancel", jobs["sync"]], ["bulk", "import", str(rows), "--subscription", "1"],
+                    ["apply", "tenant-of-contoso"]):
+        line = one_line(run(*command, "--data-dir", str(tmp_path), env=microsoft))
+        assert line == f"teamsvoice: no secret key: TEAMSVOICE_SECRET_KEY is not set and {key} does not exist; " \
+                       f"run it with the server's TEAMSVOICE_SECRET_KEY (or, when the server has none, its " \
+                       f"--data-dir, whose secret.key it uses)", (command, line)
+        assert not key.exists(), command
+        assert _listed(tmp_path) == before, command  # nothing recorded: no job retried, cancelled or new
+    reported = run("sbc", "status", "--data-dir", str(tmp_path), env={"TEAMSVOICE_SECRET_KEY": "the-servers-key"})
+    assert reported.exit_code == 0 and "No PBX users." in reported.stdout, reported.output
+    assert not key.exists()
+    key.mkdir()  # (a key that cannot be read is one line too)
+    assert one_line(run("sbc", "status", "--data-dir", str(tmp_path))) == \
+        f"teamsvoice: cannot read the secret key {key}: Is a directory"
+
+
+def test_bulk_import_checks_its_name_with_dry_run_too(tmp_path: Path) -> None:
+    """`bulk import --dry-run --name ''` said the rows were valid, exit 0: only the real run refused the name (when
+    it recorded the job). Both refuse it now, in one line, before anything runs."""
+    linked_tenant(tmp_path)
+    _jobs_to_hand_over(tmp_path)  # (subscription 1)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("upn,vrp\nada@contoso.example,teamsvoice\n")
+    before = _listed(tmp_path)
+    required = "a bulk job descriptive name is required"
+    for name, problem in (("", required), ("  ", required), ("x" * 201, "at most 200 characters"),
+                          ("a\x01b", "must not contain NUL or other control characters")):
+        for dry_run in (["--dry-run"], []):
+            line = one_line(run("bulk", "import", str(rows), "--subscription", "1", "--name", name, *dry_run,
+                                "--data-dir", str(tmp_path), env={"TEAMSVOICE_SECRET_KEY": "the-servers-key"}))
+            assert line == f"teamsvoice: --name: {problem}", (name, dry_run, line)
+    assert _listed(tmp_path) == before
+    checked = run("bulk", "import", str(rows), "--subscription", "1", "--name", " " + "x" * 200 + " ", "--dry-run",
+                  "--data-dir", str(tmp_path))
+    assert checked.exit_code == 0 and "1 of 1 rows are valid" in checked.stdout, checked.output  # (stripped, as stored)
 
 
 def test_commands_that_ask_microsoft_say_there_is_none_to_ask(tmp_path: Path) -> None:

@@ -103,6 +103,21 @@ def load_or_create_master_key(configured: str | None, data_dir: Path) -> bytes:
     return key
 
 
+def load_master_key(configured: str | None, data_dir: Path) -> bytes | None:
+    """The master key as `load_or_create_master_key` finds it (the configured key wins, else the data directory's
+    `secret.key`), never creating one: None when there is neither. For the operator commands: a key made by one of
+    them (an admin host's data directory, where a PostgreSQL deployment's servers keep no key, having theirs from
+    TEAMSVOICE_SECRET_KEY or another host) is not the servers' key and decrypts nothing they sealed. Raises OSError
+    when the file cannot be read, ValueError when it holds no key teamsvoice wrote."""
+    if configured:
+        return load_or_create_master_key(configured, data_dir)  # (derived from the setting: nothing is written)
+    try:
+        text = (data_dir / "secret.key").read_text()
+    except FileNotFoundError:
+        return None
+    return _unb64(text.strip())
+
+
 @dataclass(frozen=True)
 class Keyring:
     """Purpose-bound keys derived from one master key."""

@@ -83,9 +83,20 @@ class JobContext:
     loop: asyncio.AbstractEventLoop
     async_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    connector: MicrosoftConnector
+    # The engine's one Microsoft connector, for job steps (`connector`); None in an `api`-role engine, which runs no
+    # step: it only enqueues (`start_jobs`), and building one resolved cloud mode's Teams PowerShell on a host that
+    # needs none (an admin host's `teamsvoice bulk import`, `jobs retry`, `jobs cancel`).
+    microsoft_connector: MicrosoftConnector | None
     loop_thread_id: int | None = None  # where a blocked loop is found (jobs/watch.py)
     system_engine: Engine | None = None  # DBOS's, on PostgreSQL (`_system_engine`); DBOS builds its own on SQLite
+
+    @property
+    def connector(self) -> MicrosoftConnector:
+        """The engine's Microsoft connector (shared pool, token cache, budget), for the job steps of a worker."""
+        if self.microsoft_connector is None:
+            raise RuntimeError(f"The job engine of role {self.role!r} has no Microsoft connector: it only enqueues, "
+                               f"and job steps run in `teamsvoice serve` and `teamsvoice worker` processes")
+        return self.microsoft_connector
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Runs async work on the engine's one event loop (shared pool, token cache and per-tenant limits)
@@ -183,7 +194,10 @@ def job_event_loop() -> asyncio.AbstractEventLoop:
 
 def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> None:
     """Launches DBOS with a fresh executor id. Workers (and `all`) listen on the queues, beat, and recover
-    the work of executors that died; `api` processes only enqueue."""
+    the work of executors that died; `api` processes only enqueue: they listen on none of teamsvoice's queues
+    (`DBOS.listen_queues([])`; DBOS's own internal queue holds only workflows started without a queue, which teamsvoice
+    never starts, and recovery finds none under a fresh executor id), so they run no step and build no Microsoft
+    connector (`JobContext.connector` says so), nor claim work (`_claim_equal_shares` is a worker's)."""
     global _context
     # Workflows must be registered before launch, so that recovery finds them.
     for name in WORKFLOW_MODULES:
@@ -199,7 +213,9 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
         settings=settings, keyring=keyring, engine=create_blocking_engine(settings.effective_database_url),
         http=httpx.Client(timeout=httpx.Timeout(15.0), follow_redirects=False), executor_id=executor_id, role=role,
         loop=loop, async_engine=async_engine, sessions=session_factory(async_engine),
-        connector=asyncio.run_coroutine_threadsafe(_connector(settings), loop).result(), loop_thread_id=loop_thread.ident,
+        microsoft_connector=(None if role == "api" else
+                             asyncio.run_coroutine_threadsafe(_connector(settings), loop).result()),
+        loop_thread_id=loop_thread.ident,
         system_engine=_system_engine(settings),
     )
     _write_ahead_log(settings)
@@ -220,7 +236,7 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
     if role == "api":
         DBOS.listen_queues([])
     DBOS.launch()
-    _replace_system_database_methods()
+    _replace_system_database_methods(claims=role != "api")
     _queues.clear()
     register_queue(JOBS_QUEUE, polling_interval_sec=0.2)
     tenant_limits: dict[str, Any] = {
@@ -250,11 +266,12 @@ def start_jobs(settings: Settings, keyring: Keyring, *, role: Role = "all") -> N
             thread.start()
 
 
-def _replace_system_database_methods() -> None:
+def _replace_system_database_methods(*, claims: bool) -> None:
     """The DBOS system database's methods the engine replaces at each start (internals of the pinned dbos release):
     `_insert_rows` (`_insert_rows_with_one_statement_per_shape`), `_is_latest_version` and `get_queue`
     (`_remember_what_rarely_changes`), `get_queue_partitions` (`_search_partitions_with_the_statement_built_first`,
-    then `_claim_equal_shares`) and `start_queued_workflows` (`_claim_equal_shares`)."""
+    then `_claim_equal_shares`) and `start_queued_workflows` (`_claim_equal_shares`). `claims`: the engine claims work
+    from the Microsoft queues (not an `api` role's: it weighs tenants in a budget it has none of)."""
     from dbos._dbos import _get_dbos_instance
 
     dbos = _get_dbos_instance()
@@ -262,7 +279,8 @@ def _replace_system_database_methods() -> None:
     _insert_rows_with_one_statement_per_shape(system)
     _remember_what_rarely_changes(system)
     _search_partitions_with_the_statement_built_first(system)
-    _claim_equal_shares(system, dbos._active_workflows_set, job_context().connector.budget.weigh)
+    if claims:
+        _claim_equal_shares(system, dbos._active_workflows_set, job_context().connector.budget.weigh)
 
 
 def _insert_rows_with_one_statement_per_shape(system: Any) -> None:
@@ -601,11 +619,13 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
     DBOS.destroy(workflow_completion_timeout_sec=0)
     _queues.clear()
     context, _context = _context, None
+    connector = context.microsoft_connector  # (none in an `api` role's engine)
     try:
         # Its connections to Microsoft closed on the loop that opened them, while it still runs: left open, an
         # HTTPS server they talk to (`serve`'s emulator, stopping after this) waited for them and logged
         # "timeout graceful shutdown exceeded" at every stop.
-        asyncio.run_coroutine_threadsafe(context.connector.aclose(), context.loop).result(timeout=5)
+        if connector is not None:
+            asyncio.run_coroutine_threadsafe(connector.aclose(), context.loop).result(timeout=5)
     except Exception:  # noqa: BLE001 - the process is stopping: what is left open closes with it
         log.warning("could not close the job engine's Microsoft connections", exc_info=True)
     context.http.close()
@@ -614,7 +634,8 @@ def stop_jobs(grace_seconds: float | None = None) -> None:
         context.system_engine.dispose()
 
     async def close() -> None:
-        await context.connector.aclose()
+        if connector is not None:
+            await connector.aclose()
         await context.async_engine.dispose()
 
     try:

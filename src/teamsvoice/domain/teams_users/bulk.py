@@ -76,17 +76,24 @@ def new_job_id() -> str:
     return f"{int(time.time())}{secrets.randbelow(10**9):09d}"
 
 
+def job_name(name: str) -> str:
+    """A bulk job's name as it is stored: required, stripped, a name as every stored one (`core.limits.check_name`: at
+    most 200 characters, no control characters); else a 400 naming `name`. The CLI checks `--name` with it before a
+    dry run too."""
+    if not name.strip():
+        raise ValidationFailed("name: a bulk job descriptive name is required")
+    return check_name("name", name.strip())
+
+
 async def create_job(session: AsyncSession, access: SubscriptionAccess, name: str, data: Any, *,
                      required: Sequence[str] = ()) -> FusionBulkJob:
     """Records the job named `name` and all its items (`data`: a list of item objects keyed as `ITEM_KEYS`
     and `upn`; not yet applied), or refuses the whole job (a 400 naming the item's index and field) before
-    anything is written: `name` is a name as every stored one (`core.limits.check_name`: at most 200 characters,
-    no control characters), every item needs `upn` and each field of `required` (Fusion's bulk: SPEC_REQUIRED).
+    anything is written: `name` as `job_name` takes it, every item needs `upn` and each field of `required` (Fusion's
+    bulk: SPEC_REQUIRED).
     The caller commits, then starts the workflow."""
     await access.lock_linked(session)
-    if not name.strip():
-        raise ValidationFailed("name: a bulk job descriptive name is required")
-    title = check_name("name", name.strip())
+    title = job_name(name)
     _check_items(data, required)
     job = FusionBulkJob(subscription_id=access.subscription.id, title=title, kind="ms_users",
                         job_id=new_job_id(), total_count=len(data), status="queued")
