@@ -3,10 +3,15 @@
 Errors carry the FullyQualifiedErrorId (errorId), the ErrorCategory and the message the MicrosoftTeams
 module shows; the cmdlet endpoint renders them as 400 {"error": {"errorId", "category", "message"}}."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from .store import Transaction
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_INT32_TEXT = re.compile(r"-?[0-9]{1,10}")  # (fullmatched; then the range is checked)
 
 
 class CmdletError(Exception):
@@ -76,9 +81,10 @@ def integer(cmdlet: str, parameters: Parameters, name: str, low: int, high: int)
     if name not in parameters:
         return None
     value = parameters[name]
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
+    # ASCII digits only: "²" passes isdigit (and int refuses it), int reads "١٠" as 10.
+    if isinstance(value, str) and _INT32_TEXT.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not INT32_MIN <= value <= INT32_MAX:
         raise _conversion(cmdlet, name, value, "System.Int32")
     if not low <= value <= high:
         raise CmdletError(

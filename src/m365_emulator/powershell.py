@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from . import application_instances, emergency_addresses, teams_voice, voice_routing
+from . import application_instances, emergency_addresses, json_input, teams_voice, voice_routing
 from .catalog import TEAMS_ADMIN_APP_ID
 from .cmdlet_support import Cmdlet, CmdletError, Parameters
 from .context import EmulatorDep
@@ -215,9 +215,10 @@ async def invoke(request: Request, emulator: EmulatorDep) -> JSONResponse:
     if claims.get("idtyp") != "app" and "user_impersonation" not in claims.get("scp", "").split():
         return _error(403, CmdletError("Forbidden", "PermissionDenied", "The token lacks the user_impersonation scope."))
     try:
-        body = await request.json()
-    except ValueError:
-        body = None
+        body = json_input.loads(await request.body())
+    except json_input.UnreadableJson as exc:  # (NaN, a lone surrogate, too deep: refused before any cmdlet)
+        message = f"The request body is not valid JSON. {exc}"
+        return _error(400, CmdletError("InvalidRequest", "InvalidArgument", message))
     if not isinstance(body, dict) or not isinstance(body.get("cmdlet"), str):
         return _error(400, CmdletError("InvalidRequest", "InvalidArgument", "Body must be {\"cmdlet\": str, \"parameters\": object}."))
     name = body["cmdlet"]

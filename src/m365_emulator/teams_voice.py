@@ -11,7 +11,7 @@ from .store import Document, Transaction
 
 NUMBER_TYPES = ("directRouting", "callingPlan", "operatorConnect")
 ASSIGNMENT_CATEGORIES = ("primary", "private", "alternate")
-_NUMBER = re.compile(r"^\+?(\d{4,15})(;ext=\d{1,10})?$")
+_NUMBER = re.compile(r"^\+?([0-9]{4,15})(;ext=[0-9]{1,10})?$")  # (ASCII digits: \d takes every script's)
 _POLICY_NAMESPACE = uuid.UUID("0f6c7c6e-3a55-4f0b-9b5e-0b9c2f1d8a21")
 # The SKUs whose service plans give a user Teams Phone (MCOEV): Teams Phone Standard itself, or a suite with it.
 _USER_PHONE_SKUS = {sku["skuId"] for sku in catalog.SKUS.values()

@@ -1,7 +1,8 @@
 """Graph JSON batching: POST /v1.0/$batch.
 
 At most 20 requests; ids required and unique (case-insensitive); relative urls (no version prefix);
-a body needs a Content-Type header. Requests run in an order that honours dependsOn (unknown or cyclic
+headers of ISO-8859-1 text; a body needs a Content-Type header (a batch breaking these is refused whole, 400,
+before any of its requests runs). Requests run in an order that honours dependsOn (unknown or cyclic
 dependencies refuse the whole batch with 400); a request whose dependency failed (status >= 400) is not
 run and answers 424 Failed Dependency. Each request goes through the emulator's Graph routes (their
 authorisation, with the batch's Authorization header, and their error answers; one that fails unexpectedly answers
@@ -56,12 +57,14 @@ def _validate(body: dict[str, Any]) -> list[dict[str, Any]]:
         seen.add(identifier.lower())
         if not isinstance(item.get("method"), str) or item["method"].upper() not in _METHODS:
             raise _bad(f"Invalid method for request '{identifier}'.")
-        url = item.get("url")
-        if not isinstance(url, str) or not url.startswith("/") or urlsplit(url).scheme:
+        if not _is_relative_url(item.get("url")):
             raise _bad(f"Invalid url for request '{identifier}': batch urls are relative, e.g. '/users'.")
         headers = item.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise _bad(f"Invalid headers for request '{identifier}'.")
+        if not all(_is_header_text(name) and _is_header_text(value) for name, value in headers.items()):
+            raise _bad(f"Invalid headers for request '{identifier}': a header's name and value are "
+                       "ISO-8859-1 text without line breaks.")
         if "body" in item and item["body"] is not None and not any(k.lower() == "content-type" for k in headers):
             raise _bad(f"Request '{identifier}' has a body but no Content-Type header.")
         depends = item.get("dependsOn", [])
@@ -73,6 +76,28 @@ def _validate(body: dict[str, Any]) -> list[dict[str, Any]]:
             if dependency.lower() not in ids or dependency.lower() == item["id"].lower():
                 raise _bad(f"Request '{item['id']}' depends on an unknown request '{dependency}'.")
     return requests
+
+
+def _is_relative_url(url: Any) -> bool:
+    """A path on the service ('/users?$top=5'), as Graph's batch takes; text a request line can carry (UTF-8,
+    which a lone surrogate is not) without an authority ('//host/...') or a scheme."""
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        return False
+    try:
+        url.encode()
+        return not urlsplit(url).scheme
+    except ValueError:  # (UnicodeEncodeError; urlsplit's own refusals)
+        return False
+
+
+def _is_header_text(text: str) -> bool:
+    """What an HTTP header's name or value can carry: ISO-8859-1 (an ASGI header is latin-1 bytes), no CR,
+    LF or NUL."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(c in text for c in "\r\n\x00")
 
 
 def _order(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,7 +142,9 @@ def _item_app(app: Any) -> Any:
     return item_app
 
 
-async def _run(request: Request, item: dict[str, Any], authorization: str | None, caller: Caller) -> dict[str, Any]:
+def _scope(request: Request, item: dict[str, Any], authorization: str | None,
+           caller: Caller) -> tuple[dict[str, Any], bytes]:
+    """The request's ASGI scope and body."""
     url = urlsplit(item["url"])
     raw_path = "/v1.0" + url.path
     path = unquote(raw_path)  # ASGI: `path` decoded (a UPN's %40 is '@'), `raw_path` as sent
@@ -146,6 +173,12 @@ async def _run(request: Request, item: dict[str, Any], authorization: str | None
     for key in _FROM_THE_BATCH:
         if key in request.scope:
             scope[key] = request.scope[key]
+    return scope, content
+
+
+async def _run(request: Request, item: dict[str, Any], authorization: str | None,
+               caller: Caller) -> dict[str, Any]:
+    content = b""
     received = False
 
     async def receive() -> dict[str, Any]:
@@ -170,7 +203,8 @@ async def _run(request: Request, item: dict[str, Any], authorization: str | None
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    try:
+    try:  # (the scope too: whatever fails in this request is its own 500, after earlier requests ran)
+        scope, content = _scope(request, item, authorization, caller)
         await _item_app(request.app)(scope, receive, send)
     except Exception:  # noqa: BLE001 - Graph answers a request's own failure inside the batch, the others unharmed
         log.exception("$batch request %s failed", item["id"])

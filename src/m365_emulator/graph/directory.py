@@ -46,6 +46,9 @@ _WRITABLE_STRINGS = frozenset(
     }
 )
 _READ_ONLY = frozenset({"id", "createdDateTime", "deletedDateTime", "assignedLicenses", "userType"})
+# Every user has them (POST /users requires them): Entra ID refuses to clear them.
+_NOT_NULL = frozenset({"userPrincipalName", "mailNickname"})
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _USAGE_LOCATION = re.compile(r"^[A-Z]{2}$")
 
 
@@ -171,7 +174,7 @@ def _validate_user_fields(body: dict[str, Any]) -> None:
             if not isinstance(value, dict) or not isinstance(value.get("password"), str) or not value["password"]:
                 raise bad_request("Invalid value specified for property 'passwordProfile' of resource 'User'.")
         elif name in _WRITABLE_STRINGS:
-            if value is not None and not isinstance(value, str):
+            if (value is None and name in _NOT_NULL) or (value is not None and not isinstance(value, str)):
                 raise bad_request(f"Invalid value specified for property '{name}' of resource 'User'.")
         else:
             raise bad_request(f"Invalid property '{name}'.")
@@ -335,13 +338,35 @@ async def license_details(user_id: str, request: Request, caller: GraphCaller, e
     )
 
 
+def _is_guid(value: Any) -> bool:
+    return isinstance(value, str) and _GUID.match(value) is not None
+
+
+def _licence_changes(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """assignLicense's parameters as its CSDL types them, checked before anything is read or written:
+    addLicenses a Collection(assignedLicense) (skuId an Edm.Guid, disabledPlans a Collection(Edm.Guid)),
+    removeLicenses a Collection(Edm.Guid)."""
+    add, remove = body.get("addLicenses"), body.get("removeLicenses")
+    if not isinstance(add, list) or not isinstance(remove, list):
+        raise bad_request("Invalid request: 'addLicenses' and 'removeLicenses' are required.")
+    if not all(_is_guid(sku_id) for sku_id in remove):
+        raise bad_request("Invalid value specified for property 'removeLicenses': a collection of GUIDs "
+                          "(skuIds).")
+    for licence in add:
+        if not isinstance(licence, dict) or not isinstance(licence.get("skuId"), str):
+            raise bad_request("Invalid value specified for property 'addLicenses' of resource 'User'.")
+        plans = licence.get("disabledPlans")
+        if plans is not None and (not isinstance(plans, list) or not all(_is_guid(plan) for plan in plans)):
+            raise bad_request("Invalid value specified for property 'disabledPlans' of resource "
+                              "'AssignedLicense': a collection of GUIDs (servicePlanIds).")
+    return add, remove
+
+
 @router.post("/users/{user_id}/assignLicense")
 async def assign_license(user_id: str, request: Request, caller: GraphCaller, emulator: EmulatorDep) -> dict[str, Any]:
     require(caller, *LICENSE_WRITE)
     body = await read_json(request)
-    add, remove = body.get("addLicenses"), body.get("removeLicenses")
-    if not isinstance(add, list) or not isinstance(remove, list):
-        raise bad_request("Invalid request: 'addLicenses' and 'removeLicenses' are required.")
+    add, remove = _licence_changes(body)
     with emulator.store.transaction() as tx:
         user = _user_or_404(tx, caller, user_id)
         assigned = {licence["skuId"]: licence for licence in user["assignedLicenses"]}
@@ -350,8 +375,6 @@ async def assign_license(user_id: str, request: Request, caller: GraphCaller, em
                 raise bad_request("User does not have a corresponding license.")
             del assigned[sku_id]
         for licence in add:
-            if not isinstance(licence, dict) or not isinstance(licence.get("skuId"), str):
-                raise bad_request("Invalid value specified for property 'addLicenses' of resource 'User'.")
             sku = tx.get("sku", f"{caller.tenant_id}_{licence['skuId']}")
             if sku is None:
                 raise bad_request(f"License {licence['skuId']} does not correspond to a valid company License.")

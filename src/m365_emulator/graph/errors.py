@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from .. import clock
+from .. import clock, json_input
 
 
 class GraphError(Exception):
@@ -72,12 +72,14 @@ async def read_json(request: Request, *, entity: str | None = None, keep: tuple[
 
 
 async def _read_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; NaN, Infinity, a lone surrogate or nesting too deep is refused (json_input)
+    before any handler stores it."""
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = json_input.loads(await request.body())
+    except json_input.UnreadableJson as exc:
         raise bad_request(
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of "
-            "valid JSON format."
+            f"valid JSON format. {exc}"
         ) from exc
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")

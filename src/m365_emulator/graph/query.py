@@ -37,7 +37,8 @@ def page_size(request: Request) -> int:
     raw = request.query_params.get("$top")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only: "²" passes isdigit (and int refuses it), "١٠" is read by int as 10.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise GraphError(
             400,
             "Request_UnsupportedQuery",
@@ -73,7 +74,14 @@ def _clause(clause: str, advanced: bool) -> Predicate:
         name, member, value = match.group(1), match.group(3), match.group(4).lower()
 
         def any_equals(doc: Document) -> bool:
-            items = doc.get(name) or []
+            items = doc.get(name)
+            if items is None:
+                return False
+            if not isinstance(items, list) or (member and not all(isinstance(item, dict) for item in items)):
+                raise unsupported_query(
+                    f"Invalid filter clause: the lambda '{name}/any(...)' needs a collection"
+                    + (f" of objects with a property '{member}'." if member else ".")
+                )
             return any(str(item.get(member) if member else item).lower() == value for item in items)
 
         return any_equals
@@ -141,10 +149,18 @@ def project(doc: Document, fields: list[str] | None, default: list[str] | None) 
 
 
 def _decode_skiptoken(token: str) -> int:
+    """The offset a token of `_encode_skiptoken` holds: a whole number >= 0, else the token is not ours."""
     try:
-        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GraphError(400, "Request_BadRequest", "The specified page token value has expired or is invalid.") from exc
+        offset = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise _bad_skiptoken() from exc
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:  # (1e400 is a float: infinity)
+        raise _bad_skiptoken()
+    return offset
+
+
+def _bad_skiptoken() -> GraphError:
+    return GraphError(400, "Request_BadRequest", "The specified page token value has expired or is invalid.")
 
 
 def _encode_skiptoken(offset: int) -> str:

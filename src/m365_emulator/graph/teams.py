@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from .. import clock, teams_voice, voice_routing
+from .. import clock, emergency_addresses, teams_voice, voice_routing
 from ..cmdlet_support import CmdletError
 from ..context import EmulatorDep
 from ..directory import find_user, number_key
@@ -199,6 +199,8 @@ def _telephone_number(body: dict[str, Any]) -> str:
 async def assign_number(request: Request, caller: GraphCaller, emulator: EmulatorDep) -> Response:
     require(caller, *NUMBER_WRITE)
     body = await read_json(request)
+    _only(body, "assignNumber", ("telephoneNumber", "assignmentTargetId", "numberType", "assignmentCategory",
+                                 "locationId"))
     target = body.get("assignmentTargetId")
     if not isinstance(target, str) or not target:
         raise bad_request("The property 'assignmentTargetId' is required.")
@@ -207,15 +209,42 @@ async def assign_number(request: Request, caller: GraphCaller, emulator: Emulato
     category = body.get("assignmentCategory") or "primary"
     if category not in teams_voice.ASSIGNMENT_CATEGORIES:
         raise bad_request(f"Invalid value '{category}' for property 'assignmentCategory'.")
+    _strings_or_null(body, ("locationId",))
     with emulator.store.transaction() as tx:
         user = find_user(tx, caller.tenant_id, target)
         if user is None:
             raise not_found(target)
+        location_id = _location(tx, caller, body.get("locationId"))
     # Whether Teams accepts the change (a number held by another user, an extension on a resource account)
     # is reported through the operation, as Graph does.
     return _start_operation(emulator, caller, "assignNumber", {
         "telephoneNumber": number, "assignmentTargetId": user["id"], "numberType": number_type,
-        "assignmentCategory": category, "locationId": body.get("locationId")})
+        "assignmentCategory": category, "locationId": location_id})
+
+
+def _only(body: dict[str, Any], action: str, parameters: tuple[str, ...]) -> None:
+    """An action's body holds its parameters (CSDL) and nothing else."""
+    unknown = sorted(set(body) - set(parameters))
+    if unknown:
+        raise bad_request(f"The property '{unknown[0]}' does not exist on type '{action}'.")
+
+
+def _strings_or_null(body: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Edm.String parameters: a string or null, nothing else."""
+    for key in names:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise bad_request(f"Invalid value for property '{key}'.")
+
+
+def _location(tx: Transaction, caller: Caller, location_id: str | None) -> str | None:
+    """A number's emergency location: none, or a location of the tenant, as Set-CsPhoneNumberAssignment
+    -LocationId requires it (emergency_addresses.require_location)."""
+    if location_id is None:
+        return None
+    try:
+        return emergency_addresses.require_location(tx, caller.tenant_id, location_id)
+    except CmdletError as exc:
+        raise bad_request(exc.message) from exc
 
 
 @router.post("/telephoneNumberManagement/numberAssignments/unassignNumber")
@@ -236,16 +265,15 @@ async def update_number(request: Request, caller: GraphCaller, emulator: Emulato
     require(caller, *NUMBER_WRITE)
     body = await read_json(request)
     number = _telephone_number(body)
-    unknown = sorted(set(body) - {"telephoneNumber", *_UPDATABLE})
-    if unknown:
-        raise bad_request(f"The property '{unknown[0]}' does not exist on type 'updateNumber'.")
+    _only(body, "updateNumber", ("telephoneNumber", *_UPDATABLE))
     options = body.get("reverseNumberLookupOptions")
     if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
         raise bad_request("The property 'reverseNumberLookupOptions' must be a collection of strings.")
-    for key in ("locationId", "networkSiteId"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise bad_request(f"Invalid value for property '{key}'.")
+    _strings_or_null(body, ("locationId", "networkSiteId"))
     changes = {key: body[key] for key in _UPDATABLE if key in body}
+    if changes.get("locationId") is not None:
+        with emulator.store.transaction() as tx:
+            changes["locationId"] = _location(tx, caller, changes["locationId"])
     return _start_operation(emulator, caller, "updateNumber", {"telephoneNumber": number, "changes": changes})
 
 
