@@ -382,21 +382,28 @@ async def test_consented_reseller_provisions_direct_routing(onboarding, live) ->
     assert any(g["Fqdn"] == f"sbc-eu-west.{tenant['domain']}" for g in voice["gateways"])
 
 
-async def test_a_policy_named_in_another_case_is_the_tenants_and_granted_once(onboarding, live) -> None:  # type: ignore[no-untyped-def]
-    """Teams reads a voice routing policy's name in any case, "Tag:" or not: updateUserDetails refused the tenant's
-    "teamsvoice" sent as "TAG:TEAMSVOICE" (a 400 naming provisionDirectRouting, where Fusion took it), and a user
-    whose record named its policy so was granted it again by every sync (reported UPDATED each time)."""
-    client = onboarding.client
+async def _with_direct_route(onboarding: Onboarding) -> tuple[str, dict, dict]:  # type: ignore[type-arg]
+    """The enterprise registered, its user-sync and presence consents given and its direct route provisioned on the
+    reseller's first gateway: its enterprise token, the MSAL object to send and the route."""
     await onboarding.register()
-    token, tenant = onboarding.token, onboarding.tenant
     ent_token = await enterprise_token(onboarding)
     msal = {"authenticationResult": onboarding.msal_object}
     for action in ("GET_USER_SYNC_CONSENT", "GET_PRESENCE_CONSENT"):
         await onboarding.consent(action)
-    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
-                               headers=bearer(token))).json()[0]["sbcGatewayId"]
-    route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
-                               json=msal | {"sbcGatewayId": sbc_id})).json()
+    sbc_id = (await onboarding.client.get(
+        f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
+        headers=bearer(onboarding.token))).json()[0]["sbcGatewayId"]
+    route = (await onboarding.client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
+                                          json=msal | {"sbcGatewayId": sbc_id})).json()
+    return ent_token, msal, route
+
+
+async def test_a_policy_named_in_another_case_is_the_tenants_and_granted_once(onboarding, live) -> None:  # type: ignore[no-untyped-def]
+    """Teams reads a voice routing policy's name in any case, "Tag:" or not: updateUserDetails refused the tenant's
+    "teamsvoice" sent as "TAG:TEAMSVOICE" (a 400 naming provisionDirectRouting, where Fusion took it), and a user
+    whose record named its policy so was granted it again by every sync (reported UPDATED each time)."""
+    ent_token, msal, route = await _with_direct_route(onboarding)
+    client, tenant = onboarding.client, onboarding.tenant
     user = licensed_users(live, onboarding.msal_object["authenticationResult"]["accessToken"],
                           tenant["globalAdmin"]["username"])[-1]
     upn = user["userPrincipalName"]
@@ -420,17 +427,8 @@ async def test_a_pbx_user_made_callapp_only_says_a_sync_is_required(onboarding, 
     """configureValetUser with directRouteId -1 on a PBX user with a direct route answered syncRequired false, yet
     the next sync removed the user's Teams number: syncRequired is true whenever a sync would change the user."""
     number = fresh_numbers()[0]
-    client = onboarding.client
-    await onboarding.register()
-    token, tenant = onboarding.token, onboarding.tenant
-    ent_token = await enterprise_token(onboarding)
-    msal = {"authenticationResult": onboarding.msal_object}
-    for action in ("GET_USER_SYNC_CONSENT", "GET_PRESENCE_CONSENT"):
-        await onboarding.consent(action)
-    sbc_id = (await client.get(f"/reseller/getAvailableSBCGatewayRegionsByResellerId/{onboarding.login.reseller_id}",
-                               headers=bearer(token))).json()[0]["sbcGatewayId"]
-    route = (await client.post("/provisioning/provisionDirectRouting", headers=bearer(ent_token),
-                               json=msal | {"sbcGatewayId": sbc_id})).json()
+    ent_token, msal, route = await _with_direct_route(onboarding)
+    client, token, tenant = onboarding.client, onboarding.token, onboarding.tenant
     location = (await client.post("/pbx/configurePBX", headers=bearer(token), json=location_body(onboarding.enterprise_id))).json()
     user = licensed_users(live, onboarding.msal_object["authenticationResult"]["accessToken"],
                           tenant["globalAdmin"]["username"])[-1]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.ctt import bearer
 from tests.support.consent import sign_in_and_consent
-from tests.support.onboarding import Onboarding, action_url
+from tests.support.onboarding import Onboarding
 from tests.support.token_endpoint import failing_code_redemption
 
 
@@ -29,9 +29,8 @@ async def test_a_token_endpoint_not_answering_the_redemption_is_not_final(onboar
     await onboarding.create()
     client, live, receiver = onboarding.client, onboarding.live, onboarding.receiver
     hook = f"/hooks/token-endpoint-{uuid.uuid4().hex[:8]}"
-    url = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, receiver.url + hook)
+    first = await onboarding.unposted_answer("REGISTRATION", hook)
     admin, ca = onboarding.tenant["globalAdmin"], str(live.emulator.ca_cert_path)
-    first = (await sign_in_and_consent(url, admin["username"], admin["password"], ca, post=False)).form_post_fields
     with failing_code_redemption(monkeypatch) as failed:
         answered = await client.post("/restricted/handleResponse", data=first)
     assert failed, "the code's redemption was not asked"

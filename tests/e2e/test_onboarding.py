@@ -116,9 +116,8 @@ async def test_microsoft_not_answering_at_the_callback_is_not_final(onboarding) 
     await onboarding.create()
     client, live, receiver = onboarding.client, onboarding.live, onboarding.receiver
     hook = f"/hooks/transient-{uuid.uuid4().hex[:8]}"
-    url = await action_url(client, onboarding.token, "REGISTRATION", onboarding.name, receiver.url + hook)
+    first = await onboarding.unposted_answer("REGISTRATION", hook)
     admin, ca = onboarding.tenant["globalAdmin"], str(live.emulator.ca_cert_path)
-    first = (await sign_in_and_consent(url, admin["username"], admin["password"], ca, post=False)).form_post_fields
     await emulator_faults(live.emulator, "PUT", storm429={"count": 1000, "retryAfterSeconds": 0})
     try:
         answered = await client.post("/restricted/handleResponse", data=first)

@@ -6,6 +6,8 @@ the kernel then reset it, and the client lost the answer (httpx: ReadError, conn
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -34,6 +36,21 @@ def answer_to(port: int, request: bytes) -> bytes:
         return received
 
 
+@asynccontextmanager
+async def served() -> AsyncIterator[int]:
+    """`echo_app` served as the servers serve (`runner.server`) on a loopback port, for the block."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = runner.server(echo_app, log_level="error", lifespan="off")
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
 def one_answer(connection: socket.socket) -> bytes:
     received = b""
     while b"\r\n\r\n" not in received:
@@ -48,13 +65,7 @@ def one_answer(connection: socket.socket) -> bytes:
 
 async def test_oversized_and_malformed_heads_are_answered_not_reset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner.ReadDeadline, "linger_seconds", 1.0)
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = runner.server(echo_app, log_level="error", lifespan="off")
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with served() as port:
 
         def probe() -> dict[str, bytes | float | None]:
             seen: dict[str, bytes | float | None] = {
@@ -83,9 +94,6 @@ async def test_oversized_and_malformed_heads_are_answered_not_reset(monkeypatch:
             return seen
 
         seen = await asyncio.to_thread(probe)
-    finally:
-        server.should_exit = True
-        await task
     query, header, malformed = seen["query"], seen["header"], seen["malformed"]
     assert isinstance(query, bytes) and query.startswith(b"HTTP/1.1 414 "), query[:300]
     assert query.endswith(b"\r\n\r\nURI Too Long: the request line (method, path and query string) is longer than "
@@ -106,13 +114,7 @@ async def test_oversized_and_malformed_heads_are_answered_not_reset(monkeypatch:
 async def test_a_byte_that_is_not_printable_ascii_in_the_request_line_is_named() -> None:
     """uvicorn answered a raw "é" (0xC3 0xA9), 0xFF or a control byte in the path with "Invalid HTTP request
     received.", which neither says what is wrong nor what to do."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = runner.server(echo_app, log_level="error", lifespan="off")
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with served() as port:
 
         def probe() -> dict[str, bytes]:
             return {
@@ -129,9 +131,6 @@ async def test_a_byte_that_is_not_printable_ascii_in_the_request_line_is_named()
             }
 
         seen = await asyncio.to_thread(probe)
-    finally:
-        server.should_exit = True
-        await task
 
     def named(byte: str, at: int) -> bytes:
         return (f"\r\n\r\nBad Request: the request line (method, path and query string) holds a byte that is not "

@@ -15,10 +15,9 @@ from teamsvoice.api.connecttoteams.errors import spring_error
 from teamsvoice.api.limits import RequestLimits
 from tests.api.fusion.support import BASE, make_world
 from tests.api.fusion.users_support import onboard
-from tests.support.ctt import bearer, token_for
+from tests.support.ctt import SPRING, bearer, token_for
 from tests.support.live import LiveServer, bound_socket
 
-SPRING = {"timestamp", "status", "error", "message", "path"}
 HUGE = 2**70
 DEEP = "[" * 5000 + "]" * 5000
 SURROGATE = "\ud800"

@@ -5,6 +5,9 @@ import httpx
 from teamsvoice.demo import Login
 
 
+SPRING = {"timestamp", "status", "error", "message", "path"}  # the keys of ConnecttoTeams' (Spring's) error body
+
+
 async def token_for(client: httpx.AsyncClient, login: Login) -> str:
     response = await client.post(
         "/oauth/token", auth=(login.client_id, login.client_secret),

@@ -43,6 +43,14 @@ class Onboarding:
         self.last = result
         return self.receiver.at(path, before + 1)[before]["body"]
 
+    async def unposted_answer(self, action: str, hook: str) -> dict:
+        """The fields Microsoft's sign-in posts to the consent callback for `action` (its webhook at `hook` on the
+        receiver), signed in and consented as the Global Administrator but not posted: the test posts them."""
+        url = await action_url(self.client, self.token, action, self.name, self.receiver.url + hook)
+        admin = self.tenant["globalAdmin"]
+        return (await sign_in_and_consent(url, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path),
+                                          post=False)).form_post_fields
+
     async def register(self) -> dict:
         await self.create()
         payload = await self.consent("REGISTRATION")

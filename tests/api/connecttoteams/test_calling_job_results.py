@@ -21,11 +21,10 @@ from teamsvoice.domain.calling.models import CallingJob
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.jobs.runtime import job_context
 from tests.conftest import BACKENDS
-from tests.support.ctt import bearer, token_for
+from tests.support.ctt import SPRING, bearer, token_for
 from tests.support.database import in_session
 from tests.support.migrations import NOW, add_enterprise, database_at
 
-SPRING = {"timestamp", "status", "error", "message", "path"}
 
 
 def _recorded(job_id: int, results: dict) -> list[str]:

@@ -2,22 +2,10 @@
 
 import base64
 
-import pytest
-
 from tests.e2e.test_calling import location_body, template_body, user_body
 from tests.support.calling import b64png, graph_get, licensed_users, png
-from tests.support.ctt import bearer, token_for
+from tests.support.ctt import SPRING, bearer, token_for
 from tests.support.onboarding import Onboarding
-
-SPRING = {"timestamp", "status", "error", "message", "path"}
-
-
-@pytest.fixture
-async def registered(client, live, organisation, receiver) -> Onboarding:
-    receiver.reset()
-    onboarding = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
-    await onboarding.register()
-    return onboarding
 
 
 def expect(response, status: int, named: str) -> None:

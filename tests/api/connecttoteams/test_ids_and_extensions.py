@@ -4,15 +4,11 @@ user's at a PBX (every location at its canonicalPbxSIPDomain), also when two req
 import asyncio
 import random
 
-import pytest
-
 from tests.e2e.test_calling import enterprise_token, location_body, user_body
 from tests.support.calling import licensed_users
-from tests.support.ctt import bearer, enterprise_body, reseller_catalogue, token_for
+from tests.support.ctt import SPRING, bearer, enterprise_body, reseller_catalogue, token_for
 from tests.support.database import in_session
-from tests.support.onboarding import Onboarding
 
-SPRING = {"timestamp", "status", "error", "message", "path"}
 PAST_THE_IDS = (2147483648, 99999999999999999999)  # past PostgreSQL's integer; past 64 bits
 
 
@@ -21,14 +17,6 @@ def expect(response, status: int, *named: str) -> None:
     body = response.json()
     assert set(body) == SPRING and body["status"] == status, response.text
     assert all(name in body["message"] for name in named), response.text
-
-
-@pytest.fixture
-async def registered(client, live, organisation, receiver) -> Onboarding:
-    receiver.reset()
-    onboarding = Onboarding(client, live, organisation, receiver, live.emulator.tenants[0])
-    await onboarding.register()
-    return onboarding
 
 
 async def test_an_id_past_the_database_range_is_not_found(client, organisation) -> None:

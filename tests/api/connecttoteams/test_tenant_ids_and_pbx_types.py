@@ -8,11 +8,10 @@ import uuid
 from tests.e2e.test_calling import location_body, user_body
 from tests.e2e.test_onboarding import voice_config
 from tests.support.calling import graph_get, licensed_users
-from tests.support.ctt import bearer, enterprise_body, reseller_catalogue, token_for
+from tests.support.ctt import SPRING, bearer, enterprise_body, reseller_catalogue, token_for
 from tests.support.emulated import emulated_tenant
 from tests.support.onboarding import Onboarding
 
-SPRING = {"timestamp", "status", "error", "message", "path"}
 
 
 def expect(response, status: int, *named: str) -> dict:  # type: ignore[no-untyped-def]
