@@ -144,6 +144,32 @@ async def test_an_extension_is_one_users_at_a_pbx(registered, live) -> None:
     assert len(at_the_pbx) == len(set(at_the_pbx)), at_the_pbx
 
 
+async def test_a_pbx_is_one_resellers(registered, organisation) -> None:  # type: ignore[no-untyped-def]
+    """A location of another reseller's enterprise at a PBX's canonicalPbxSIPDomain was made: the SBC then
+    registered its users at that PBX, and its configureUser answers told which of the first enterprise's extensions
+    existed (409 for a taken one, 200 for a free one, which it then took). A PBX is one reseller's: refused, made
+    or moved there, naming only the domain."""
+    client, token = registered.client, registered.token
+    taken = location_body(registered.enterprise_id)["canonicalPbxSIPDomain"]
+    assert (await client.post("/pbx/configurePBX", headers=bearer(token),
+                              json=location_body(registered.enterprise_id))).status_code == 200
+    other = organisation.resellers[1]
+    other_token = await token_for(client, other)
+    pbx, sbc = await reseller_catalogue(client, other_token, other.reseller_id)
+    theirs = (await client.post("/reseller/newEnterprise", headers=bearer(other_token), json=enterprise_body(
+        other.reseller_id, "Other PBX owner", pbx=pbx[:1], sbc=sbc[:1]))).json()
+    refused = await client.post("/pbx/configurePBX", headers=bearer(other_token), json=location_body(theirs, "Theirs"))
+    expect(refused, 409, "canonicalPbxSIPDomain", taken)
+    own = location_body(theirs, "Theirs") | {"canonicalPbxSIPDomain": "pbx.other-owner.example"}
+    assert (await client.post("/pbx/configurePBX", headers=bearer(other_token), json=own)).status_code == 200
+    moved = await client.post("/pbx/configurePBX", headers=bearer(other_token),
+                              json=own | {"canonicalPbxSIPDomain": taken.upper()})
+    expect(moved, 409, "canonicalPbxSIPDomain", taken)
+    # The first reseller's enterprises there are as before: another location is made at its PBX.
+    assert (await client.post("/pbx/configurePBX", headers=bearer(token),
+                              json=location_body(registered.enterprise_id, "Annex"))).status_code == 200
+
+
 async def test_text_that_names_nothing_is_answered_alike(client, organisation) -> None:
     """A job key or a tenant id with a NUL: PostgreSQL's generic 400 ("Text values must not contain NUL") where
     SQLite answered 404. An id in a path or query is ASCII digits: "1_0" read as 10, "1.0" as 1, " 3" as 3."""

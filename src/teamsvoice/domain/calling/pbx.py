@@ -104,6 +104,7 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
     if location_id is None:
         location = await repository.location_named(session, enterprise.id, name)
         if location is None:
+            await _own_pbx(session, enterprise, domain, None)
             location = PbxLocation(enterprise_id=enterprise.id, pbx_location=name)
             session.add(location)
         else:
@@ -131,18 +132,32 @@ async def save_location(session: AsyncSession, enterprise: Enterprise, draft: Lo
 async def _moved_with_its_extensions(session: AsyncSession, enterprise: Enterprise, location: PbxLocation,
                                      domain: str) -> PbxLocation:
     """The location read afresh with the PBX at `domain` locked (`repository.lock_pbx`); 409 when it moves there
-    (from another canonicalPbxSIPDomain) with a user whose extension another user of that PBX has."""
+    (from another canonicalPbxSIPDomain) and that PBX is another enterprise's (`_own_pbx`), or with a user whose
+    extension another user of that PBX has."""
     await repository.lock_pbx(session, domain, location.id)
     location = await repository.location_read_afresh(session, location.id)
     if location is None:  # deleted meanwhile
         raise NotFound("PBX location not found (deleted meanwhile)")
     if location.canonical_pbx_sip_domain != domain:
+        await _own_pbx(session, enterprise, domain, location.id)
         clash = await repository.extension_clash(session, location.id, domain)
         if clash is not None:
             mine, holder, holder_location = clash
             raise _extension_taken(enterprise, "canonicalPbxSIPDomain", mine.pbx_user_id, domain, holder, holder_location,
                                    moving=f"{mine.teams_user_id} of this location")
     return location
+
+
+async def _own_pbx(session: AsyncSession, enterprise: Enterprise, domain: str, location_id: int | None) -> None:
+    """Locks the PBX at `domain` (`repository.lock_pbx`) and refuses it (409) when it is another reseller's: a PBX
+    (its canonicalPbxSIPDomain) is one reseller's, whose enterprises may share it (a provider's hosted PBX, one
+    extension per user across them). The SBC registers each user as extension@domain: another reseller's enterprise
+    giving a location that domain registered its users at that PBX, and its configureUser answers told which of the
+    first reseller's extensions exist (and took the free ones from it). The answer names only the domain, as sent."""
+    await repository.lock_pbx(session, domain, location_id)
+    if await repository.domain_of_another_reseller(session, domain, enterprise.reseller_id):
+        raise Conflict(f"canonicalPbxSIPDomain: {domain} is another reseller's PBX; a PBX (its SIP domain) is one "
+                       "reseller's")
 
 
 def _extension_taken(enterprise: Enterprise, field: str, extension: str, domain: str, holder: PbxUser,

@@ -16,7 +16,7 @@ from teamsvoice.core.clock import utcnow
 from teamsvoice.core.limits import INTEGER_MAX, whole_number
 from teamsvoice.domain.calling.models import (CallAppServiceAccount, CallingJob, CallingJobResult, DirectRoute,
                                               PbxLocation, PbxUser, TeamsAppTemplate)
-from teamsvoice.domain.orgs.models import PbxType
+from teamsvoice.domain.orgs.models import Enterprise, PbxType
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 
 # --- calling jobs ----------------------------------------------------------------------------------
@@ -141,14 +141,14 @@ async def pbx_user_by_upn(session: AsyncSession, enterprise_id: int, upn: str) -
 PBX_LOCK_CLASS = 3003
 
 
-async def lock_pbx(session: AsyncSession, sip_domain: str, location_id: int) -> None:
+async def lock_pbx(session: AsyncSession, sip_domain: str, location_id: int | None) -> None:
     """Locks until commit the PBX at `sip_domain` (whatever locations, of whichever enterprises, it has: none yet
-    too) and the location `location_id` (which is there, or about to move there). PostgreSQL: an advisory lock of the
-    domain and the location's row; SQLite: the UPDATE that changes nothing takes the database's write lock, before
-    anything is read."""
+    too) and the location `location_id` (which is there, or about to move there; None: a location not yet made).
+    PostgreSQL: an advisory lock of the domain and the location's row; SQLite: the UPDATE that changes nothing takes
+    the database's write lock, before anything is read."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(PBX_LOCK_CLASS, func.hashtext(sip_domain))))
-    await session.execute(update(PbxLocation).where(PbxLocation.id == location_id)
+    await session.execute(update(PbxLocation).where(PbxLocation.id == (location_id or 0))
                           .values(id=PbxLocation.id, updated_at=PbxLocation.updated_at)
                           .execution_options(synchronize_session=False))
 
@@ -299,3 +299,70 @@ async def clear_results(session: AsyncSession, job_id: int) -> None:
     """The job's results deleted (a job run again from the start)."""
     await session.execute(delete(CallingJobResult).where(CallingJobResult.job_id == job_id)
                           .execution_options(synchronize_session=False))
+
+
+async def domain_of_another_reseller(session: AsyncSession, sip_domain: str, reseller_id: int) -> bool:
+    """Whether a location of an enterprise of another reseller than `reseller_id` has the PBX at `sip_domain`."""
+    return await session.scalar(select(PbxLocation.id).join(Enterprise, Enterprise.id == PbxLocation.enterprise_id).where(
+        PbxLocation.canonical_pbx_sip_domain == sip_domain, Enterprise.reseller_id != reseller_id).limit(1)) is not None
+
+
+# --- a calling job's run: its status, changed only while it runs; the voice records a Sync Teams Users pushes ------
+
+UNENDED = ("QUEUED", "RUNNING")  # a job's statuses before its end (CANCELLED, COMPLETED, FAILED)
+
+
+def _job_change(job_id: int, values: dict[str, Any], while_in: tuple[str, ...]) -> Any:
+    return (update(CallingJob).where(CallingJob.id == job_id, CallingJob.status.in_(while_in)).values(**values)
+            .execution_options(synchronize_session=False))
+
+
+def change_job_in_step(session: Session, job_id: int, values: dict[str, Any], *,
+                       while_in: tuple[str, ...] = ("RUNNING",)) -> bool:
+    """Writes `values` on the job in one UPDATE only while its status is one of `while_in` (a job cancelled meanwhile
+    keeps its end: read then written, a cancel committed between the two was overwritten); answers whether it did."""
+    return session.execute(_job_change(job_id, values, while_in)).rowcount == 1  # type: ignore[attr-defined]
+
+
+async def change_job(session: AsyncSession, job_id: int, values: dict[str, Any], *,
+                     while_in: tuple[str, ...] = ("RUNNING",)) -> bool:
+    """`change_job_in_step` in an async step's session."""
+    return (await session.execute(_job_change(job_id, values, while_in))).rowcount == 1  # type: ignore[attr-defined]
+
+
+def job_status_in_step(session: Session, job_id: int) -> str | None:
+    return session.scalar(select(CallingJob.status).where(CallingJob.id == job_id))
+
+
+async def job_status(session: AsyncSession, job_id: int) -> str | None:
+    return await session.scalar(select(CallingJob.status).where(CallingJob.id == job_id))
+
+
+async def voice_user_now(session: AsyncSession, record_id: int) -> TeamsVoiceUser | None:
+    """The voice record as the database holds it now (what the session read before is replaced)."""
+    return await session.scalar(select(TeamsVoiceUser).where(TeamsVoiceUser.id == record_id)
+                                .execution_options(populate_existing=True))
+
+
+PushedSettings = tuple[str | None, str | None, str | None, bool]
+"""What a sync pushed of a record: (microsoft_user_id, phone_number, voice_routing_policy, calling_enabled)."""
+
+
+async def record_sync_outcome(session: AsyncSession, record_id: int, status: str | None, detail: dict[str, Any] | None,
+                              synced_at: datetime | None, *, pushed: PushedSettings | None) -> bool:
+    """Writes a sync's outcome on the voice record, and nothing else of it: its last sync status and detail, and the
+    time it was synced when given. With `pushed`, only while the record still wants what was pushed (else a change
+    recorded meanwhile has its own push, and its own outcome). Answers whether the record was written (False: it
+    changed meanwhile, or is gone)."""
+    values: dict[str, Any] = {"last_sync_status": status, "last_sync_detail": detail}
+    if synced_at is not None:
+        values["last_synced_at"] = synced_at
+    statement = update(TeamsVoiceUser).where(TeamsVoiceUser.id == record_id)
+    if pushed is not None:
+        user_id, number, policy, calling = pushed
+        statement = statement.where(TeamsVoiceUser.microsoft_user_id.is_not_distinct_from(user_id),
+                                    TeamsVoiceUser.phone_number.is_not_distinct_from(number),
+                                    TeamsVoiceUser.voice_routing_policy.is_not_distinct_from(policy),
+                                    TeamsVoiceUser.calling_enabled == calling)
+    result = await session.execute(statement.values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined]
