@@ -576,6 +576,10 @@ async def set_customer_licences(session: AsyncSession, record_id: int, licences:
 
 
 Settle = Callable[[AsyncSession], Awaitable[None]]
+# Given the record's voice settings as the update read them and the update's wish, in the transaction that records
+# the wish (before its commit), answers the settings a failure puts back: a bulk item's are those before its first
+# attempt, kept with the item (`bulk.apply_item`), as a run after a crash finds the dead run's wish on the record.
+UndoTo = Callable[[AsyncSession, VoiceSettings, VoiceSettings], Awaitable[VoiceSettings]]
 
 
 async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, update: UserUpdate, policy: str | None,
@@ -599,6 +603,7 @@ async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, updat
 async def _apply_voice(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, settle: Settle | None, directory: Callable[[], Awaitable[None]] | None,
+    undo_to: UndoTo | None,
 ) -> bool:
     """Applies `update`'s voice fields and customer licences, and its directory's changes (`directory`; None: it
     changes nothing there). Answers whether `settle` ran (in the transaction of the last change, before its commit).
@@ -659,6 +664,8 @@ async def _apply_voice(
                 await session.flush()
                 await licences.check_user_quota(session, access.enterprise.id,
                                                 known=(access.subscription.id, access.subscription.ms_teams_users))
+            # What a failure puts back (`undo_to`'s answer, kept with the wish; else the record as read).
+            restore = await undo_to(session, before, (phone, vrp, calling)) if voice and undo_to is not None else before
             await end_transaction(session)  # the wish is recorded before Teams is called, outside the write transaction
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
@@ -671,12 +678,12 @@ async def _apply_voice(
             try:
                 await directory()
             except Exception:  # Teams was not asked: the settings go back, its last sync as it was (none ran)
-                put_back(record, before, wrote)
+                put_back(record, restore, wrote)
                 await end_transaction(session)
                 raise
             reading = block.enter_context(voice_state_reading(connection, user.id))
         try:
-            async with undone_on_failure(session, record, before):
+            async with undone_on_failure(session, record, restore):
                 result = await reconcile(connection, record, reading=reading)
                 if update.vrp is not UNSET and not record.calling_enabled:
                     # reconcile leaves a disabled user's policy alone; a policy sent explicitly is still applied
@@ -712,6 +719,7 @@ async def _require_policy(connection: TenantConnection, policy: str) -> None:
 async def apply_update(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None, settle: Settle | None = None,
+    undo_to: UndoTo | None = None,
 ) -> list[str]:
     """Applies every sent field; repeating it leaves the user as one run would. Returns what changed.
     Nothing is changed in Microsoft before the voice fields are checked: a number needs Teams Phone among the user's
@@ -719,7 +727,8 @@ async def apply_update(
     the licence quota with the voice change's record (`_apply_voice`).
     `settle`, when given, runs once everything succeeded, in the transaction that records the last change (the
     voice user's sync) or else in one of its own, before that commits: a bulk item's outcome lands with it, one
-    commit where there were two. Returning means it is committed; raising, that it is not."""
+    commit where there were two. Returning means it is committed; raising, that it is not.
+    `undo_to`, when given, says what a failure of the voice change puts back (`UndoTo`; else the record as read)."""
     admin = connection.directory_admin
     await _check_number_licence(admin, user, update)
     directory: Callable[[], Awaitable[None]] | None = None  # (None: the update changes nothing there)
@@ -729,7 +738,8 @@ async def apply_update(
         cache = group_cache if group_cache is not None else {}
         directory = partial(_apply_directory, admin, user, update, cache)
     try:
-        if not await _apply_voice(sessions, access, connection, user, update, settle, directory) and settle is not None:
+        if not await _apply_voice(sessions, access, connection, user, update, settle, directory, undo_to) \
+                and settle is not None:
             async with transaction(sessions) as session:
                 await settle(session)
     finally:
