@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.api.fusion.support import PASSWORD
+from tests.api.fusion.support import BASE, PASSWORD, bearer
 from tests.console.test_console_lists import _signed_in
 from tests.support.database import customer_records, in_session
 
@@ -302,3 +302,122 @@ async def test_a_job_is_retried_or_cancelled_only_by_a_login_the_jobs_page_opens
         assert retried.status_code == 303, retried.text
     received = await asyncio.to_thread(receiver.at, path)
     assert [r["body"] for r in received] == [{"enterpriseName": name}], received
+
+
+
+CUSTOMERS_TABLE = "Customers (Fusion tenants and subscriptions)"
+HIDDEN = {"subscriptions": "Your login lacks the right to see the customers' subscriptions (role "
+                           "tenants.instance.subscriptions.list).",
+          "status": "Your login lacks the right to see the subscriptions' onboarding state and Microsoft tenant "
+                    f"(role {STATUS_READ}).",
+          "enterprises": f"Your login lacks the right to see the ConnecttoTeams enterprises (role {ENTERPRISE_READ})."}
+
+
+@dataclass
+class Customers:
+    """`_world`'s customer as the Customers page lists it, and a ConnecttoTeams enterprise found by the same search."""
+    world: World
+    ms_tenant: str  # the subscription's Microsoft tenant
+    enterprise: str  # the enterprise's name
+    enterprise_tenant: str  # its Microsoft tenant (a consent, Presence, granted)
+    tenants_only: str  # a login holding tenants.list only
+
+
+async def _customers(live: Any, staff: Any) -> Customers:
+    from teamsvoice.domain.consent.models import EnterpriseConsent
+    from teamsvoice.domain.fusion import tenants as fusion_tenants
+    from teamsvoice.domain.orgs.models import Enterprise
+
+    world = await _world(live, staff)
+    mark = world.mark
+    name, tenant, tenants_only = f"Rights {mark} enterprise", f"ctt-tenant-{mark}", f"tenants-only-{mark}"
+
+    async def make(session: Any) -> str:
+        enterprise = Enterprise(reseller_id=staff.reseller_id, enterprise_name=name, tenant_id=tenant, registered=True)
+        session.add(enterprise)
+        await session.flush()
+        session.add(EnterpriseConsent(enterprise_id=enterprise.id, consent_name="Presence", tenant_id=tenant,
+                                      granted_by=f"admin@{mark}.example"))
+        await fusion_tenants.create_login(session, username=tenants_only, password=PASSWORD, level="reseller",
+                                          reseller_id=staff.reseller_id, permissions=[TENANTS_LIST])
+        await session.flush()
+        linked = await session.get(Enterprise, int(world.enterprise_page.rsplit("/", 1)[1]))
+        return str(linked.tenant_id)
+
+    return Customers(world, await in_session(live, make), name, tenant, tenants_only)
+
+
+async def _customers_seen(live: Any, customers: Customers, username: str, password: str = PASSWORD) -> list[str]:
+    """The Customers page searched for the customer, and the same search's live results (the partial alone)."""
+    path = f"/console/customers?q=Rights+{customers.world.mark}"
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
+        await _signed_in(browser, username, password)
+        shown = [await browser.get(path),
+                 await browser.get(path, headers={"HX-Request": "true", "HX-Target": "customer-results"})]
+    assert all(p.status_code == 200 for p in shown), [p.text for p in shown]
+    assert "<html" not in shown[1].text, shown[1].text
+    return [p.text for p in shown]
+
+
+async def _full_login_sees_it_all(live: Any, staff: Any, customers: Customers) -> None:
+    from tests.console.test_console_lists import _rows
+
+    mark = customers.world.mark
+    for text in await _customers_seen(live, customers, staff.username, staff.password):
+        assert _rows(text, CUSTOMERS_TABLE) == [[f"Rights {mark}", "voice", "onboarded", customers.ms_tenant,
+                                                 f"{NUMBERS} / 0"]], text
+        assert [row[:4] for row in _rows(text, "ConnecttoTeams enterprises")] == [
+            [customers.enterprise, "yes", customers.enterprise_tenant, "Presence"]], text
+        assert "lacks the right" not in text
+
+
+async def test_a_customers_subscriptions_need_the_role_fusion_lists_them_with(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """A login narrowed to tenants.list saw each customer's subscriptions (their names, onboarding state, Microsoft
+    tenant) and the ConnecttoTeams enterprises (their Microsoft tenants, consents) on the Customers page, while the
+    Fusion API refused it the subscriptions (403): now the customers' names alone, saying which roles the rest needs."""
+    from tests.console.test_console_lists import _rows
+
+    staff = organisation.resellers[0]
+    customers = await _customers(live, staff)
+    await _full_login_sees_it_all(live, staff, customers)
+    for text in await _customers_seen(live, customers, customers.tenants_only):
+        assert _rows(text, CUSTOMERS_TABLE) == [[f"Rights {customers.world.mark}"]], text
+        assert all(hidden not in text for hidden in (">voice<", "onboarded", customers.ms_tenant, customers.enterprise,
+                                                     customers.enterprise_tenant, "Presence")), text
+        assert HIDDEN["subscriptions"] in text and HIDDEN["enterprises"] in text, text
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as api:  # the same login through the Fusion API
+        signed = await api.post("/api/v01/auth/login", json={"username": customers.tenants_only, "password": PASSWORD})
+        assert signed.status_code == 200, signed.text
+        tenant_uuid = customers.world.tenant_page.split("/")[3]
+        listed = await api.get(f"{BASE}/tenants/{tenant_uuid}/subscriptions", headers=bearer(signed.json()["access_token"]))
+        assert listed.status_code == 403, listed.text
+
+
+async def test_a_subscriptions_onboarding_state_and_tenant_need_the_status_read_role(  # type: ignore[no-untyped-def]
+        live, organisation) -> None:
+    """Their onboarding state and Microsoft tenant as the Fusion API's GET msteams/status answers them (status.read):
+    a login lacking it saw both on the Customers page. (Holding wizard.read, it keeps a column for the wizard's consent
+    links, as GET msteams/wizard answers them: test_console_lists; this subscription is linked, so none.)"""
+    from tests.console.test_console_lists import _rows
+
+    staff = organisation.resellers[0]
+    customers = await _customers(live, staff)
+    for text in await _customers_seen(live, customers, customers.world.usernames["drift-webhook"]):  # no status.read
+        assert _rows(text, CUSTOMERS_TABLE) == [[f"Rights {customers.world.mark}", "voice", "", f"{NUMBERS} / 0"]], text
+        assert "onboarded" not in text and customers.ms_tenant not in text and ">Onboarding<" not in text, text
+        assert HIDDEN["status"] in text and customers.enterprise_tenant in text, text
+
+
+async def test_the_customers_pages_enterprises_need_their_pages_role(live, organisation) -> None:  # type: ignore[no-untyped-def]
+    """The ConnecttoTeams enterprises (their Microsoft tenants, consents granted and missing) as their own page reads
+    them (tenants.instance.read): a login lacking it, refused that page, saw them listed on the Customers page."""
+    from tests.console.test_console_lists import _rows
+
+    staff = organisation.resellers[0]
+    customers = await _customers(live, staff)
+    for text in await _customers_seen(live, customers, customers.world.usernames["enterprise"]):
+        assert _rows(text, CUSTOMERS_TABLE) == [[f"Rights {customers.world.mark}", "voice", "onboarded",
+                                                 customers.ms_tenant, f"{NUMBERS} / 0"]], text
+        assert all(hidden not in text for hidden in (customers.enterprise, customers.enterprise_tenant, "Presence"))
+        assert HIDDEN["enterprises"] in text and HIDDEN["status"] not in text, text

@@ -79,10 +79,15 @@ ENTERPRISE_ROLE = "tenants.instance.read"
 CONSENT_LINK_ROLE = f"{_MST}.wizard.run"
 AUDIT_ROLE = VOICE_READ
 # The Tenant page's readiness and drift cards: the role of the Fusion API's GET msteams/status (its readiness) and of
-# teamsvoice's drift and plan (api/teamsvoice/deps.READ_ROLE).
-CARDS_ROLE = f"{_MST}.status.read"
+# teamsvoice's drift and plan (api/teamsvoice/deps.READ_ROLE). The Customers page's subscriptions' onboarding state
+# and Microsoft tenant as well: GET msteams/status answers both (its status and msTenantId).
+CARDS_ROLE = STATUS_ROLE = f"{_MST}.status.read"
 # The Customers page, as the Fusion API's GET tenants; the Jobs page, and a job's retry or cancel from it, as well.
 CUSTOMERS_ROLE = JOBS_ROLE = "tenants.list"
+# A customer's subscriptions (the Customers page's rows of them, the Tenant page), as the Fusion API's GET
+# tenants/{uuid}/subscriptions lists them. The Customers page's ConnecttoTeams enterprises (their Microsoft tenants
+# and consents) are shown with the role their own page asks for (ENTERPRISE_ROLE).
+SUBSCRIPTIONS_ROLE = "tenants.instance.subscriptions.list"
 # A subscription's number counts (the Customers page's, the Tenant page's): the role of the Fusion API's GET
 # subscription, which answers them (its phoneNumbers).
 NUMBERS_ROLE = "tenants.instance.subscriptions.instance.read"
@@ -238,28 +243,48 @@ async def logout(staff: StaffDep, uow: UnitOfWorkDep) -> Response:
 # --- customers ------------------------------------------------------------------------------------------
 
 
-async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, found: list[Any]) -> list[dict[str, Any]]:
+async def _subscription_rows(uow: UnitOfWorkDep, staff: auth.Staff, found: list[Any],
+                             shown: dict[str, bool]) -> list[dict[str, Any]]:
     """Each tenant of the page with its first SUBSCRIPTIONS_SHOWN subscriptions' rows, in a statement per kind of
     read whatever the number of rows: the subscriptions with their enterprises, their latest wizard runs and their
     numbers' counts. The tenants are the caller's (`tenants.list_tenants`), so their subscriptions are in its scope as
-    `subscription_in_scope` finds them."""
+    `subscription_in_scope` finds them. Each part only if `shown` (`_customer_parts`), not read otherwise: without
+    SUBSCRIPTIONS_ROLE the tenants alone."""
+    if not shown["subscriptions"]:
+        return [{"tenant": t, "subscriptions": []} for t in found]
     session = uow.session
     subscriptions = await fusion_repository.subscriptions_with_enterprises(session, [t.id for t in found],
                                                                            SUBSCRIPTIONS_SHOWN)
     ids = [subscription.id for subscription, _enterprise in subscriptions]
-    runs = await repository_onboarding.latest_wizard_runs(session, ids)
-    # The numbers' counts only with their role (NUMBERS_ROLE): not read without it
-    counts = await inventory.count_numbers_of(session, ids) if staff.fusion.holds(NUMBERS_ROLE) else {}
+    onboarding_read = shown["status"] or shown["consent_links"]
+    runs = await repository_onboarding.latest_wizard_runs(session, ids) if onboarding_read else {}
+    counts = await inventory.count_numbers_of(session, ids) if shown["numbers"] else {}
     by_tenant: dict[int, list[dict[str, Any]]] = {t.id: [] for t in found}
     tenant_of = {t.id: t for t in found}
     for subscription, enterprise in subscriptions:
-        access = SubscriptionAccess(staff.fusion, tenant_of[subscription.fusion_tenant_id], subscription, enterprise)
-        run = runs.get(subscription.id)
-        by_tenant[subscription.fusion_tenant_id].append({
-            "subscription": subscription, "ms_tenant": access.ms_tenant_id, "state": onboarding.status_of(access, run),
-            "consent_url": run.consent_url if run and _may_read(staff, "wizard") else None,
-            "numbers": _number_counts(counts.get(subscription.id))})
+        row: dict[str, Any] = {"subscription": subscription, "numbers": _number_counts(counts.get(subscription.id))}
+        if onboarding_read:
+            access = SubscriptionAccess(staff.fusion, tenant_of[subscription.fusion_tenant_id], subscription, enterprise)
+            run = runs.get(subscription.id)
+            state = onboarding.status_of(access, run)
+            if shown["status"]:
+                row |= {"ms_tenant": access.ms_tenant_id, "state": state}
+            if shown["consent_links"] and run and state != "onboarded":
+                row["consent_url"] = run.consent_url
+        by_tenant[subscription.fusion_tenant_id].append(row)
     return [{"tenant": t, "subscriptions": by_tenant[t.id]} for t in found]
+
+
+def _customer_parts(staff: auth.Staff) -> dict[str, bool]:
+    """Which parts of the Customers page `staff` is shown, each as the API reading it allows: a customer's
+    subscriptions (SUBSCRIPTIONS_ROLE), and of them their onboarding state and Microsoft tenant (STATUS_ROLE), the
+    consent link of a wizard run waiting for consent (READ_ROLES["wizard"], as GET msteams/wizard answers it) and their
+    number counts (NUMBERS_ROLE); the ConnecttoTeams enterprises (ENTERPRISE_ROLE)."""
+    holds = staff.fusion.holds
+    subscriptions = holds(SUBSCRIPTIONS_ROLE)
+    return {"subscriptions": subscriptions, "status": subscriptions and holds(STATUS_ROLE),
+            "consent_links": subscriptions and _may_read(staff, "wizard"),
+            "numbers": subscriptions and holds(NUMBERS_ROLE), "enterprises": holds(ENTERPRISE_ROLE)}
 
 
 async def _enterprise_rows(uow: UnitOfWorkDep, staff: auth.Staff, backing: set[int], search: str | None,
@@ -290,7 +315,8 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
                     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
                     enterprise_page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     """The customers a page at a time (CUSTOMERS_PAGE), how many there are, and links to the other pages; below them
-    the ConnecttoTeams enterprises a page at a time (ENTERPRISES_PAGE). The same statements however many rows."""
+    the ConnecttoTeams enterprises a page at a time (ENTERPRISES_PAGE). The same statements however many rows. Each
+    part only to a login holding its role (`_customer_parts`); the page says which role a part left out needs."""
     _require(staff, CUSTOMERS_ROLE)
     parent = org_uuid(staff.reseller_id) if staff.fusion.level == "system" else None
     search = q.strip() or None
@@ -302,14 +328,17 @@ async def customers(request: Request, staff: StaffDep, uow: UnitOfWorkDep, q: st
         page_number = pages
         found, total = await tenants.list_tenants(uow.session, staff.fusion, query, (pages - 1) * CUSTOMERS_PAGE,
                                                   CUSTOMERS_PAGE)
-    fusion_rows = await _subscription_rows(uow, staff, found)
+    shown = _customer_parts(staff)
+    fusion_rows = await _subscription_rows(uow, staff, found, shown)
     backing = {row["subscription"].enterprise_id for entry in fusion_rows for row in entry["subscriptions"]}
-    enterprises, enterprise_page, enterprise_pages, enterprise_total = await _enterprise_rows(
-        uow, staff, backing, search, enterprise_page)
+    # The enterprises only with their role (ENTERPRISE_ROLE): not read without it
+    enterprises, enterprise_page, enterprise_pages, enterprise_total = (
+        await _enterprise_rows(uow, staff, backing, search, enterprise_page) if shown["enterprises"] else ([], 1, 1, 0))
     # Each pager's links keep the search and the other list's page
     keep = {"q": q} if q else {}
     context = {"staff": staff, "q": q, "tenants": fusion_rows, "total": total, "enterprises": enterprises,
-               "numbers_shown": staff.fusion.holds(NUMBERS_ROLE), "numbers_role": NUMBERS_ROLE,
+               "shown": shown, "subscriptions_role": SUBSCRIPTIONS_ROLE, "status_role": STATUS_ROLE,
+               "numbers_role": NUMBERS_ROLE, "enterprises_role": ENTERPRISE_ROLE,
                "page": page_number, "pages": pages,
                "query_string": urlencode(keep | ({"enterprise_page": enterprise_page} if enterprise_page > 1 else {})),
                "enterprise_page": enterprise_page, "enterprise_pages": enterprise_pages,
@@ -395,7 +424,7 @@ def _sub_url(access: SubscriptionAccess) -> str:
 
 @router.get("/tenants/{uuid}")
 async def tenant_page(uuid: str, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
-    _require(staff, "tenants.instance.subscriptions.list")
+    _require(staff, SUBSCRIPTIONS_ROLE)
     tenant = await tenant_in_scope(uow.session, staff.fusion, uuid)
     subscriptions, _ = await tenants.list_subscriptions(uow.session, tenant, None, 0, 1)
     if not subscriptions:
@@ -414,7 +443,7 @@ async def _onboarding_context(uow: UnitOfWorkDep, staff: auth.Staff, access: Sub
 
 @router.get("/tenants/{uuid}/subscriptions/{sub_id}")
 async def subscription_page(request: Request, uuid: str, sub_id: int, staff: StaffDep, uow: UnitOfWorkDep) -> Response:
-    access = await _access(uow, staff, uuid, sub_id, "tenants.instance.subscriptions.list")
+    access = await _access(uow, staff, uuid, sub_id, SUBSCRIPTIONS_ROLE)
     # The number inventory card only with its role (NUMBERS_ROLE), as the Fusion API's GET subscription answers it
     counts = await numbers.count_numbers(uow.session, sub_id) if staff.fusion.holds(NUMBERS_ROLE) else None
     jobs = (await bulk.list_jobs(uow.session, access, None, 0, 10))[0] if _may_read(staff, "bulk") else None
