@@ -49,16 +49,35 @@ SYNC_UNIFIED_APP = "SYNC_UNIFIED_APP"
 log = logging.getLogger(__name__)
 
 
-def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> None:
+def _record(job_id: int, results: dict[str, Any] | None = None, **changes: Any) -> bool:
     """Records users' results (an upsert of their rows: the job's other results are neither read nor written) and
-    changes of the job's own fields, in one transaction."""
+    changes of the job's own fields, in one transaction. The job's fields change only while it runs
+    (`repository.change_job_in_step`): a job cancelled meanwhile keeps its end, should its workflow run on (the
+    cancel's stop of it lost with the process that committed it); answers whether they changed (True when none were
+    asked: the job's row is then not read). What its users' work did is recorded whatever the job's status."""
     with sync_transaction(job_context().engine) as session:
         repository.record_results_in_step(session, job_id, results or {})
-        if changes:
-            job = session.get(CallingJob, job_id)
-            assert job is not None
-            for name, value in changes.items():
-                setattr(job, name, value)
+        return repository.change_job_in_step(session, job_id, changes) if changes else True
+
+
+def _note_waiting(job_id: int, results: dict[str, Any]) -> bool:
+    """Records users' WAITING results while the job runs; answers whether it runs."""
+    with sync_transaction(job_context().engine) as session:
+        if repository.job_status_in_step(session, job_id) != "RUNNING":
+            return False
+        repository.record_results_in_step(session, job_id, results)
+        return True
+
+
+class _JobEnded(Exception):
+    """The job is no longer running (cancelled): its work, waiting for Microsoft, stops rather than try again."""
+
+
+class _RecordDeleted(Exception):
+    """The user's record was deleted while its job ran: nothing to push."""
+
+
+ENDED_MEANWHILE = "Not done: the job was cancelled"
 
 
 def user_result(upn: str, status: str, *, changes: list[str] | None = None, error: str | None = None) -> dict[str, Any]:
@@ -78,10 +97,12 @@ def _stored(outcome: Reconciled) -> dict[str, Any]:
 
 
 def _waiting(job_id: int, upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
-    """Microsoft failed transiently for this user: its result says so while the step waits to retry."""
+    """Microsoft failed transiently for this user: its result says so while the step waits to retry (`_JobEnded`,
+    trying no more, once the job is no longer running)."""
     async def record(failures: int, exc: DomainError, wait: float) -> None:
-        await asyncio.to_thread(_record, job_id, {upn: user_result(
-            upn, "WAITING", error=f"{exc.message} (try {failures}; retrying)")})
+        if not await asyncio.to_thread(_note_waiting, job_id, {upn: user_result(
+                upn, "WAITING", error=f"{exc.message} (try {failures}; retrying)")}):
+            raise _JobEnded(job_id)
     return record
 
 
@@ -103,7 +124,8 @@ def _with_connection(tenant_id: str, work: Any, graph_token: str | None = None) 
 
 @durable_step("calling_job_start")
 def start_step(job_id: int) -> list[int]:
-    """Marks the job running and fixes the list of items it covers (user record ids)."""
+    """Marks the job running and fixes the list of items it covers (user record ids); none once the job has ended
+    (cancelled before it started: it stays so)."""
     with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
@@ -111,8 +133,9 @@ def start_step(job_id: int) -> list[int]:
             ids = repository.voice_user_ids(session, job.enterprise_id, (job.detail or {}).get("voiceUserIds"))
         else:
             ids = repository.pbx_user_ids(session, job.enterprise_id)
-        job.status, job.total = "RUNNING", len(ids)
-        return ids
+        started = repository.change_job_in_step(session, job_id, {"status": "RUNNING", "total": len(ids)},
+                                                while_in=repository.UNENDED)
+        return ids if started else []
 
 
 async def _free_gone_user(enterprise_id: int, upn: str) -> dict[str, Any]:
@@ -218,14 +241,19 @@ async def _tenant_voice(job_id: int, job_key: str, connection: TenantConnection)
     return states
 
 
+async def _unchanged_in(record: Any, tenant: dict[str, VoiceState] | None) -> Reconciled | None:
+    """`_unchanged` with the user's state in the tenant's read (None: not read); None when the read lacks the user
+    (deleted in Microsoft, created since)."""
+    known = tenant.get((record.microsoft_user_id or "").lower()) if tenant else None
+    return await _unchanged(record, known) if known is not None else None
+
+
 async def _synced(record: Any, tenant: dict[str, VoiceState] | None,
                   push: Callable[[], Awaitable[Reconciled]]) -> Reconciled:
     """A user's sync in a Sync Teams Users: UNCHANGED with no request of its own when the tenant's read (None: not
     read) finds the user as its record wants it (`_unchanged`); else `push()` (`reconcile`: its state read again,
     then changed). A user the read lacks (deleted in Microsoft, created since) is pushed as well."""
-    known = tenant.get((record.microsoft_user_id or "").lower()) if tenant else None
-    unchanged = await _unchanged(record, known) if known is not None else None
-    return unchanged or await push()
+    return await _unchanged_in(record, tenant) or await push()
 
 
 async def _each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], limit: int) -> None:
@@ -247,23 +275,59 @@ async def _each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], li
         raise
 
 
+# How many times a Sync Teams Users pushes a user whose record changes while it is pushed (each time the record as it
+# is then) before it gives up on the user (FAILED: Teams may miss the record's latest change; a sync sent again does it).
+PUSHES_PER_USER = 3
+
+
+def _pushed(record: Any) -> repository.PushedSettings:
+    """What a push of the record asks of Teams (the user it names, and its voice settings)."""
+    return record.microsoft_user_id, record.phone_number, record.voice_routing_policy, record.calling_enabled
+
+
+async def _fresh(job_id: int, record_id: int) -> tuple[bool, Any]:
+    """Whether the job still runs and, if it does, the record as it is now (None: deleted), read in one transaction
+    just before its user is pushed: a batch may wait minutes on Microsoft, and a change recorded meanwhile (a
+    Fusion PUT of the user's number) was pushed back to its old value from the batch's first read."""
+    async with transaction(job_context().sessions) as session:
+        if await repository.job_status(session, job_id) != "RUNNING":
+            return False, None
+        return True, await repository.voice_user_now(session, record_id)
+
+
+async def _outcome_written(record: Any, pushed: repository.PushedSettings | None) -> bool:
+    """Writes the sync's outcome that `reconcile` (or the user's failure) set on the record's copy (its last sync
+    status, detail and, once synced, time), and nothing else of the record; with `pushed`, only while the record
+    still wants what was pushed (`repository.record_sync_outcome`). Answers whether it was written."""
+    synced_at = None if record.last_sync_status == "FAILED" else record.last_synced_at
+    async with transaction(job_context().sessions) as session:
+        return await repository.record_sync_outcome(session, record.id, record.last_sync_status,
+                                                    record.last_sync_detail, synced_at, pushed=pushed)
+
+
 @durable_step("sync_teams_users_batch")
-def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
+def sync_users_batch(job_id: int, user_ids: list[int]) -> bool | None:
     """Pushes a batch of the job's records to Teams. A job of more than TENANT_READ_ABOVE users reads the tenant's
     voice state once for its run (`_tenant_voice`): a user found there as its record wants it is UNCHANGED with no
     request of its own; one that differs, or is not found there (deleted in Microsoft, created since), is synced
     as before (its state read, then changed). The users of a batch are synced together, at most as many at once as
     a job may keep in flight to the tenant (TEAMSVOICE_MICROSOFT_TENANT_CONCURRENCY; the budget still schedules
-    every request); their reads share a `$batch`. Results are recorded in the records' order."""
+    every request); their reads share a `$batch`. Results are recorded in the records' order.
+    Each user is pushed from its record as read just before (`_fresh`), and only the sync's outcome is written back
+    (`_outcome_written`): a change recorded while the user was pushed is never undone, and the user is pushed again
+    with it (its own push may have reached Teams before this one). Answers True once the job is no longer running
+    (cancelled: no user is pushed after its cancel is read; the workflow starts no further batch)."""
     ctx = job_context()
     tenant_id, enterprise_id = _tenant_of(job_id)
     with sync_transaction(ctx.engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
-        job_key, total = job.job_key, job.total
+        job_key, total, status = job.job_key, job.total, job.status
         records = repository.voice_users_by_ids(session, user_ids)
         session.expunge_all()  # Microsoft is called with no transaction open
-    freed: set[int] = set()  # records freed in their own transaction: not written back from here
+    if status != "RUNNING":
+        return True
+    stopped = False
     waits = asyncio.Lock()  # a WAITING result is written by one user at a time (each takes a pooled connection)
 
     def waiting(upn: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
@@ -277,27 +341,70 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     async def work(connection: Any) -> dict[str, Any]:
         tenant = await _tenant_voice(job_id, job_key, connection) if reads_the_tenant(total) else None
         outcomes: dict[int, dict[str, Any]] = {}
+        matching: list[Any] = []  # users found in the tenant's read as their records want them
+
+        async def push(listed: Any) -> dict[str, Any]:
+            """The user pushed from its record as it is at each try, and the sync's outcome written on it."""
+            nonlocal stopped
+            upn, record = listed.user_principal_name, None
+
+            async def pushed_now() -> Reconciled:
+                nonlocal record
+                running, record = await _fresh(job_id, listed.id)  # (a try may come minutes after the one before)
+                if not running:
+                    raise _JobEnded(job_id)
+                if record is None:
+                    raise _RecordDeleted(upn)
+                return await reconcile(connection, record)
+
+            for _ in range(PUSHES_PER_USER):
+                try:
+                    outcome = _stored(await until_microsoft_answers(pushed_now, waiting(upn), workflow="sync_teams_users"))
+                except MicrosoftUserGone:
+                    return await _free_gone_user(enterprise_id, upn)
+                except _JobEnded:
+                    stopped = True
+                    return user_result(upn, "SKIPPED", error=ENDED_MEANWHILE)
+                except _RecordDeleted:
+                    return user_result(upn, "SKIPPED", error="Its record was deleted while the job ran")
+                except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
+                    message = failure_message(exc, f"calling job {job_id}: user {upn}")
+                    if record is None:
+                        return user_result(upn, "FAILED", error=message)
+                    record.last_sync_status, record.last_sync_detail = "FAILED", {"error": message}
+                    outcome = user_result(upn, "FAILED", error=message)
+                if await _outcome_written(record, _pushed(record)):
+                    return outcome
+                # Its record changed while it was pushed: that change's own push may have reached Teams first.
+            error = (f"Its record changed while it was pushed, {PUSHES_PER_USER} times: Teams may not hold its latest "
+                     "change; sync the user again")
+            assert record is not None
+            record.last_sync_status, record.last_sync_detail = "FAILED", {"error": error}
+            await _outcome_written(record, None)
+            return user_result(upn, "FAILED", error=error)
 
         async def sync(record: Any) -> None:
             upn = record.user_principal_name
             if record.microsoft_user_id is None and record.last_sync_status == "USER_DELETED":  # (a step run again)
-                freed.add(record.id)
                 outcomes[record.id] = user_result(upn, "USER_DELETED")
                 return
-            try:
-                outcomes[record.id] = _stored(await _synced(record, tenant, partial(
-                    until_microsoft_answers, partial(reconcile, connection, record), waiting(upn),
-                    workflow="sync_teams_users")))
-            except MicrosoftUserGone:
-                freed.add(record.id)
-                outcomes[record.id] = await _free_gone_user(enterprise_id, upn)
-            except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
-                message = failure_message(exc, f"calling job {job_id}: user {upn}")
-                record.last_sync_status, record.last_sync_detail = "FAILED", {"error": message}
-                outcomes[record.id] = user_result(upn, "FAILED", error=message)
+            if stopped:
+                return
+            unchanged = await _unchanged_in(record, tenant)
+            if unchanged is not None:
+                matching.append(record)
+                outcomes[record.id] = _stored(unchanged)
+                return
+            outcomes[record.id] = await push(record)
 
         await _each(records, sync, max(1, min(BATCH_SIZE, ctx.settings.microsoft_tenant_concurrency)))
-        return {r.user_principal_name: outcomes[r.id] for r in records}
+        if matching:  # (their outcomes together; a record changed since it was read keeps its own)
+            async with transaction(ctx.sessions) as session:
+                for record in matching:
+                    await repository.record_sync_outcome(session, record.id, record.last_sync_status,
+                                                         record.last_sync_detail, record.last_synced_at,
+                                                         pushed=_pushed(record))
+        return {r.user_principal_name: outcomes[r.id] for r in records if r.id in outcomes}
 
     try:
         with in_flight():  # (its requests are the job's in the budget's shares between a tenant's jobs)
@@ -305,11 +412,8 @@ def sync_users_batch(job_id: int, user_ids: list[int]) -> None:
     except DomainError as exc:  # the tenant could not be reached at all: every user of the batch failed
         results = {r.user_principal_name: user_result(r.user_principal_name, "FAILED", error=exc.message)
                    for r in records}
-    with sync_transaction(ctx.engine) as session:
-        for record in records:
-            if record.id not in freed:
-                session.merge(record)
     _record(job_id, results)
+    return True if stopped else None  # (a job cancelled after: the next batch finds it so at its start)
 
 
 async def sync_registrations(session: AsyncSession, access: ProvisioningAccess, quarantine_seconds: float,
@@ -336,10 +440,12 @@ async def sync_registrations(session: AsyncSession, access: ProvisioningAccess, 
     return results
 
 
-def _reading_waits(job_id: int) -> Callable[[int, DomainError, float], Awaitable[None]]:
-    """Microsoft failed transiently while the tenant was read: the job's error says so while the step waits to retry."""
+def _job_waits(job_id: int, what: str) -> Callable[[int, DomainError, float], Awaitable[None]]:
+    """Microsoft failed transiently while the step did `what` (reading Teams, publishing the app): the job's error
+    says so while the step waits to retry (`_JobEnded`, trying no more, once the job is no longer running)."""
     async def record(failures: int, exc: DomainError, wait: float) -> None:
-        await asyncio.to_thread(_record, job_id, error=f"Reading Teams: {exc.message} (try {failures}; retrying)")
+        if not await asyncio.to_thread(_record, job_id, error=f"{what}: {exc.message} (try {failures}; retrying)"):
+            raise _JobEnded(job_id)
     return record
 
 
@@ -395,9 +501,10 @@ def refresh_users_step(job_id: int) -> str | None:
             assert job is not None
             enterprise = await session.get(Enterprise, job.enterprise_id)
             assert enterprise is not None
+            if not await repository.change_job(session, job_id, {"status": "RUNNING"}, while_in=repository.UNENDED):
+                return None  # cancelled before it started: it stays so (`finish_step` changes only a running job)
             if enterprise.tenant_id is None:
                 return "The tenant is no longer linked"
-            job.status = "RUNNING"
             ids = (job.detail or {}).get("voiceUserIds")
             only = None if ids is None else await _names_of(session, enterprise.id, set(ids))
             read = await voice_state_repository.desired_state(session, enterprise)
@@ -406,16 +513,18 @@ def refresh_users_step(job_id: int) -> str | None:
             return None  # no record to refresh: Teams is not read
         voice = ctx.connector.connect(tenant_id).tenant_voice
         try:
-            plan = await until_microsoft_answers(lambda: plan_tenant(voice, read), _reading_waits(job_id),
+            plan = await until_microsoft_answers(lambda: plan_tenant(voice, read), _job_waits(job_id, "Reading Teams"),
                                                  workflow="refresh_teams_users")
+        except _JobEnded:
+            return None
         except DomainError as exc:
             return f"Teams could not be read: {exc.message}"
         users = refresh.refreshable(read, plan, only)
         async with transaction(ctx.sessions) as session:
-            job = await session.get(CallingJob, job_id)
-            assert job is not None
             recorded = await repository.result_keys(session, job_id)  # (a step run again: its results stay)
-            job.total, job.error = len(recorded | {u.user_principal_name for u in users}), None
+            total = len(recorded | {u.user_principal_name for u in users})
+            if not await repository.change_job(session, job_id, {"total": total, "error": None}):
+                return None  # cancelled meanwhile: nothing is adopted
         for batch in range(0, len(users), BATCH_SIZE):
             if not await _refresh_users(job_id, users[batch:batch + BATCH_SIZE]):
                 break
@@ -429,9 +538,15 @@ def refresh_users_step(job_id: int) -> str | None:
 
 @durable_step("publish_unified_app")
 def publish_step(job_id: int) -> dict[str, Any]:
+    """The app published in the tenant's catalog (or updated, or found as it is: `unified_app.publish`), as the job
+    stores it. A transient Microsoft failure is tried again, the job's error saying so meanwhile; Microsoft's
+    refusal, a template Teams would refuse, or the job's end (cancelled) before it is published is answered as
+    `{"error"}`."""
     with sync_transaction(job_context().engine) as session:
         job = session.get(CallingJob, job_id)
         assert job is not None
+        if job.status != "RUNNING":
+            return {"error": "the job is no longer running"}
         enterprise = session.get(Enterprise, job.enterprise_id)
         template = repository.app_template_in_step(session, job.enterprise_id, "UNIFIED")
         assert enterprise is not None and template is not None and enterprise.tenant_id is not None
@@ -445,31 +560,53 @@ def publish_step(job_id: int) -> dict[str, Any]:
         return {"error": exc.message}
 
     async def work(connection: Any) -> dict[str, str]:
-        return (await unified_app.publish(connection.teams_apps, source)).stored()
+        return (await until_microsoft_answers(lambda: unified_app.publish(connection.teams_apps, source),
+                                              _job_waits(job_id, "Publishing the app"),
+                                              workflow="sync_unified_app")).stored()
 
     try:
-        published = _with_connection(tenant_id, work, token)
+        with in_flight():
+            published = _with_connection(tenant_id, work, token)
+    except _JobEnded:
+        return {"error": "the job is no longer running"}
     except DomainError as exc:  # returned, not raised: step outcomes are stored, and plain data stores safely
         hint = "" if token else (" (publishing to the org catalog needs the Global Administrator's MSAL object: "
                                  "call syncUnifiedApp with an enterprise token and the LOGIN_ENTERPRISE_ADMIN result)")
         return {"error": exc.message + hint}
-    _record(job_id, detail={"app": published})
+    _record(job_id, detail={"app": published}, error=None)  # (a cancelled job's install batches stop at their start)
     return published
 
 
 @durable_step("install_unified_app_batch")
-def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> None:
+def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -> bool | None:
+    """Installs (or upgrades) the app for a batch of the job's users. Answers True once the job is no longer running
+    (cancelled: no user is installed after its cancel is read; the workflow starts no further batch)."""
     tenant_id, _ = _tenant_of(job_id)
     with sync_transaction(job_context().engine) as session:
         users = [(u.teams_user_id, u.microsoft_user_id) for u in repository.pbx_users_by_ids(session, user_ids)]
+        if repository.job_status_in_step(session, job_id) != "RUNNING":
+            return True
+    stopped = False
+
+    async def running() -> bool:
+        async with transaction(job_context().sessions) as session:
+            return await repository.job_status(session, job_id) == "RUNNING"
 
     async def work(connection: Any) -> dict[str, Any]:
+        nonlocal stopped
         apps, results = connection.teams_apps, {}
         for upn, user_id in users:
+            if not await running():
+                stopped = True
+                break
             try:
                 results[upn] = user_result(upn, await until_microsoft_answers(
                     partial(unified_app.install_for, apps, app_id, version, user_id), _waiting(job_id, upn),
                     workflow="sync_unified_app"))
+            except _JobEnded:
+                stopped = True
+                results[upn] = user_result(upn, "SKIPPED", error=ENDED_MEANWHILE)
+                break
             except Exception as exc:  # noqa: BLE001 - one user's failure, whatever it is, is that user's outcome
                 message = failure_message(exc, f"calling job {job_id}: user {upn}")
                 results[upn] = user_result(upn, "FAILED", error=message)
@@ -480,10 +617,12 @@ def install_batch(job_id: int, app_id: str, version: str, user_ids: list[int]) -
     except DomainError as exc:
         results = {upn: user_result(upn, "FAILED", error=exc.message) for upn, _ in users}
     _record(job_id, results)
+    return True if stopped else None  # (a job cancelled after: the next batch finds it so at its start)
 
 
 @durable_step("calling_job_finish")
 def finish_step(job_id: int, error: str | None) -> None:
+    """Ends the job, COMPLETED or FAILED with `error`: a running job only (one cancelled keeps its end)."""
     _record(job_id, status="FAILED" if error else "COMPLETED", error=error, finished_at=utcnow(),
             graph_token_encrypted=None)
     _TENANT_READS.forget(job_id)  # (a Sync Teams Users run's read of the tenant)
@@ -493,19 +632,21 @@ def _batches(ids: list[int]) -> list[list[int]]:
     return [ids[i:i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE)]
 
 
-@DBOS.workflow(name="sync_teams_users")
+# Each workflow's recovery is never given up (DBOS's default, 100 attempts, dead-lettered a job left RUNNING for ever).
+@DBOS.workflow(name="sync_teams_users", max_recovery_attempts=None)
 def sync_teams_users(job_id: int) -> None:
     for batch in _batches(start_step(job_id)):
-        sync_users_batch(job_id, batch)
+        if sync_users_batch(job_id, batch):  # (the job ended: cancelled; an earlier release's steps answered None)
+            break
     finish_step(job_id, None)
 
 
-@DBOS.workflow(name="refresh_teams_users")
+@DBOS.workflow(name="refresh_teams_users", max_recovery_attempts=None)
 def refresh_teams_users(job_id: int) -> None:
     finish_step(job_id, refresh_users_step(job_id))
 
 
-@DBOS.workflow(name="sync_unified_app")
+@DBOS.workflow(name="sync_unified_app", max_recovery_attempts=None)
 def sync_unified_app(job_id: int) -> None:
     ids = start_step(job_id)
     published = publish_step(job_id)
@@ -514,7 +655,8 @@ def sync_unified_app(job_id: int) -> None:
         return
     for batch in _batches(ids):
         # (a workflow recorded before revision 0012 replays this step's output under the old name `teamsAppId`)
-        install_batch(job_id, published.get("app_id") or published["teamsAppId"], published["version"], batch)
+        if install_batch(job_id, published.get("app_id") or published["teamsAppId"], published["version"], batch):
+            break  # (the job ended: cancelled)
     finish_step(job_id, None)
 
 
