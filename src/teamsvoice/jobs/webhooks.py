@@ -13,9 +13,11 @@ from teamsvoice.core.errors import ValidationFailed
 from teamsvoice.domain.consent import repository as consent_repository
 from teamsvoice.domain.consent.models import WebhookDelivery
 from teamsvoice.domain.consent.redirects import check_redirect_url
-from teamsvoice.domain.consent.service import WEBHOOK_PURPOSE
+from teamsvoice.domain.consent.service import WEBHOOK_KEY_HEADER, WEBHOOK_PURPOSE
 from teamsvoice.domain.orgs.models import Enterprise, Reseller
-from teamsvoice.jobs.runtime import delivery_attempt, durable_step, job_context, start_once, until_delivered
+from teamsvoice.jobs.runtime import (
+    delivery_attempt, durable_step, job_context, retrying_transient, start_once, until_delivered,
+)
 
 logger = logging.getLogger("teamsvoice.security")
 
@@ -26,7 +28,9 @@ def post_webhook(delivery_id: int) -> bool:
     registered, or its host resolves to an internal address the deployment does not allow, or the receiver
     redirected (the payload carries a Microsoft token: it goes nowhere else). An attempt that fails with a defect
     (a payload the keyring cannot decrypt, say) is a failed try like any other, its error recorded: it ended the
-    delivery's workflow, and the delivery stayed pending with no try ever again."""
+    delivery's workflow, and the delivery stayed pending with no try ever again. Every POST carries the delivery's
+    key (`WEBHOOK_KEY_HEADER`): a try whose outcome was lost after the receiver answered (the worker died) is sent
+    again, and the receiver tells it by the key it has seen."""
     return delivery_attempt(_post_webhook, WebhookDelivery, delivery_id, "webhook delivery")
 
 
@@ -47,11 +51,12 @@ def _post_webhook(delivery_id: int) -> bool:
             logger.warning("security: webhook delivery %s refused at delivery time: %s", delivery_id, exc.message)
             return True
         body = ctx.keyring.decrypt(delivery.payload_encrypted, purpose=WEBHOOK_PURPOSE)
+        key = delivery.job_key
     error: str | None = None
     final = sent = False
     try:
         response = destinations.post(ctx.http, url, allow_internal=ctx.settings.allow_loopback_redirects, content=body,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", WEBHOOK_KEY_HEADER: key})
         sent = True
         if response.is_redirect:
             error, final = f"HTTP {response.status_code}: redirects are not followed", True
@@ -62,7 +67,15 @@ def _post_webhook(delivery_id: int) -> bool:
         logger.warning("security: webhook delivery %s refused at delivery time: %s", delivery_id, exc.message)
     except httpx.HTTPError as exc:
         error, sent = f"{type(exc).__name__}: {exc}", True
-    with sync_transaction(ctx.engine) as session:
+    _record_try(delivery_id, error, sent=sent, final=final)
+    return error is None or final
+
+
+@retrying_transient("post_webhook_outcome")
+def _record_try(delivery_id: int, error: str | None, *, sent: bool, final: bool) -> None:
+    """A try's outcome. A transient database failure runs this again, not the whole try: the step run again POSTed
+    the delivery a second time, though the receiver had answered."""
+    with sync_transaction(job_context().engine) as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         assert delivery is not None
         delivery.attempts += 1 if sent else 0
@@ -71,7 +84,6 @@ def _post_webhook(delivery_id: int) -> bool:
             delivery.status, delivery.delivered_at = "delivered", utcnow()
         elif final:
             delivery.status = "refused"
-    return error is None or final
 
 
 @DBOS.workflow(name="deliver_webhook", max_recovery_attempts=None)

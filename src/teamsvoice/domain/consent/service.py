@@ -27,6 +27,10 @@ from teamsvoice.microsoft.ports import TEAMS_ADMIN_RESOURCE, TRANSIENT_SIGN_IN_E
 
 STATE_PURPOSE = "consent-state"
 WEBHOOK_PURPOSE = "webhook-payload"
+# Sent with every POST of a consent webhook: the delivery's key, the same at each try of one delivery and another for
+# each delivery, so a receiver can tell a delivery sent again (a try whose outcome was lost: a worker died or the
+# database failed after the receiver answered) from a new one. A header: the vendor's body has no field for it.
+WEBHOOK_KEY_HEADER = "Idempotency-Key"
 
 
 class InvalidState(DomainError):

@@ -233,12 +233,17 @@ async def modify(session: AsyncSession, access: SubscriptionAccess, account: Fus
 async def delete(session: AsyncSession, access: SubscriptionAccess, connection: TenantConnection | None,
                  resource_account_id: str) -> FusionResourceAccount | None:
     """Marks the account for deletion, one only Microsoft has adopted first (`connection`: None when no tenant is
-    linked); None when there is nothing to delete: 204 either way."""
+    linked); None when there is nothing to delete: 204 either way. An account whose creation is under way (its
+    job may be creating it in Teams this moment) is refused until the creation has ended: deleted then, the row
+    went and the job went on to create the account in Teams, where it stayed with no row."""
     await access.lock(session)
     account = (await _account(session, access, resource_account_id)
                or await _adopted(session, access, connection, resource_account_id))
     if account is None or account.status == "deleting":
         return None
+    if account.status == "creating" or (account.status == "updating" and account.microsoft_user_id is None):
+        raise Conflict(f"Resource account {account.id} is being created in Microsoft Teams: delete it once its "
+                       "creation has ended (retry in a moment)")
     account.status = "deleting"
     account.generation += 1
     return account
@@ -271,7 +276,8 @@ async def _voice_record(session: AsyncSession, access: SubscriptionAccess, accou
 async def _remove(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
     async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
-        assert account is not None
+        if account is None:  # removed by another run of its deletion
+            return {"status": "deleted"}
         record = await session.get(TeamsVoiceUser, account.voice_user_id) if account.voice_user_id else None
         if record is not None and record.microsoft_user_id:
             record.phone_number, record.calling_enabled = None, False
@@ -319,26 +325,42 @@ async def converge_in_teams(connection: TenantConnection, ms_id: str, app_id: st
         await admin.assign_licences(ms_id, add=[sku.sku_id])
 
 
+async def _current(session: AsyncSession, access: SubscriptionAccess, account_id: int) -> FusionResourceAccount | None:
+    """The account's row read afresh under the enterprise's lock (the one a delete or a modify takes), so a change
+    of it committed meanwhile is seen, and none is committed until this transaction ends."""
+    await access.lock(session)
+    return await session.get(FusionResourceAccount, account_id)
+
+
 async def converge(sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection, account_id: int) -> dict[str, Any]:
+    """Brings Microsoft to the account's row, or deletes it (`_remove`). After each Microsoft step the row is read
+    again (`_current`): an account deleted meanwhile keeps nothing this run made (an account it has just created in
+    Teams is deleted again), and one changed or deleted meanwhile (its generation moved on) is ended by that
+    change's run, not marked active by this one."""
     async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
         if account is None:
             return {"status": "gone"}
         if account.status == "deleting":
             return await _remove(sessions, access, connection, account_id)
-        upn, ms_id = account.user_principal_name, account.microsoft_user_id
+        upn, ms_id, generation = account.user_principal_name, account.microsoft_user_id, account.generation
         app_id, display_name, location = APPLICATION_IDS[account.account_type], account.display_name, account.location
         desired = dict(account.desired)
     if ms_id is None:
         ms_id = await find_or_create_in_teams(connection, upn, app_id, display_name)
         async with transaction(sessions) as session:
-            account = await session.get(FusionResourceAccount, account_id)
-            assert account is not None
-            account.microsoft_user_id = ms_id
+            account = await _current(session, access, account_id)
+            if account is not None:  # (being deleted too: its deletion's run then finds what to delete)
+                account.microsoft_user_id = ms_id
+            deleted = account is None or account.status == "deleting"
+        if deleted:
+            await connection.directory_admin.delete_user(ms_id, missing_ok=True)
+            return {"status": "deleted"}
     await converge_in_teams(connection, ms_id, app_id, display_name, location)
     async with transaction(sessions) as session:
-        account = await session.get(FusionResourceAccount, account_id)
-        assert account is not None
+        account = await _current(session, access, account_id)
+        if account is None or account.generation != generation:
+            return {"status": "superseded"}
         record = await _voice_record(session, access, account)
         record.microsoft_user_id = ms_id
         if desired.get("phoneNumber"):
@@ -349,6 +371,10 @@ async def converge(sessions: async_sessionmaker[AsyncSession], access: Subscript
         await service.set_customer_licences(session, record.id, account.customer_licenses)
         await end_transaction(session)
         await reconcile(connection, record)
+    async with transaction(sessions) as session:
+        account = await _current(session, access, account_id)
+        if account is None or account.generation != generation:
+            return {"status": "superseded"}
         account.status, account.error = "active", None
     return {"status": "active", "id": ms_id}
 

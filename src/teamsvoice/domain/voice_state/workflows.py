@@ -36,6 +36,11 @@ from teamsvoice.jobs.runtime import (
 from teamsvoice.microsoft.ports import TenantVoiceAdmin
 
 CHUNK = 50  # operations per step of the apply of earlier releases (`voice_apply`)
+# A tenant Microsoft fails transiently (throttled, 5xx) while it is scanned: waited for up to SCAN_PATIENCE_SECONDS
+# (until_microsoft_answers' backoff), then left for the scan's next pass, the other tenants scanned meanwhile; after
+# SCAN_PASSES passes the scan leaves it to the next scan. A transient failure is never a scan's outcome.
+SCAN_PATIENCE_SECONDS = 120.0
+SCAN_PASSES = 5
 RECORD_SECONDS = 0.5  # the results of the operations ended meanwhile are recorded together, at most this often
 T = TypeVar("T")
 
@@ -257,7 +262,8 @@ def rescan_step(job_id: int) -> list[tuple[int, str]]:
     if enterprise_id is None:
         return []
     with in_flight():
-        return _run(lambda: _scan(enterprise_id, auto_apply=False))["deliveries"]
+        return _run(lambda: _scan(enterprise_id, auto_apply=False,
+                                  patience=SCAN_PATIENCE_SECONDS * SCAN_PASSES))["deliveries"]
 
 
 @DBOS.workflow(name="voice_apply_scheduled", max_recovery_attempts=None)
@@ -317,14 +323,40 @@ def resume_orphaned() -> int:
 @durable_step("voice_drift_scan_tenant")
 def scan_tenant_step(enterprise_id: int) -> dict[str, Any]:
     """Plans one tenant and records what differs. Answers the deliveries to send and the auto-apply job
-    to start. A tenant Microsoft cannot be read from is recorded as such; the scan goes on."""
+    to start, and `unanswered` when Microsoft kept failing transiently (the scan comes back to it). A tenant
+    Microsoft refuses to be read (or a defect) is recorded as such; the scan goes on."""
     with in_flight():
-        return _run(lambda: _scan(enterprise_id, auto_apply=True))
+        return _run(lambda: _scan(enterprise_id, auto_apply=True, patience=SCAN_PATIENCE_SECONDS))
 
 
-async def _scan(enterprise_id: int, *, auto_apply: bool) -> dict[str, Any]:
+class _Unanswered(Exception):
+    """Microsoft kept failing a tenant's scan transiently past the scan's patience."""
+
+
+def _scan_waiting(enterprise_id: int, patience: float) -> Callable[[int, UpstreamError, float], Awaitable[None]]:
+    """`until_microsoft_answers`' `on_wait` of a tenant's scan: why it waits is the tenant's `lastScanError` (its
+    `lastScanAt` stays its last scan's); past `patience` seconds of waiting the scan gives the tenant up for now."""
+    started = time.monotonic()
+
+    async def on_wait(tries: int, exc: UpstreamError, delay: float) -> None:
+        later = time.monotonic() - started + delay > patience
+        note = (f"Not scanned yet: Microsoft failed transiently (try {tries}): {exc.message}; "
+                + ("the tenant is scanned again later" if later else f"trying again in {delay:.0f} s"))
+        async with transaction(job_context().sessions) as session:
+            enterprise = await session.get(Enterprise, enterprise_id)
+            if enterprise is not None:
+                (await drift.settings_of(session, enterprise)).last_scan_error = note
+        if later:
+            raise _Unanswered(note)
+
+    return on_wait
+
+
+async def _scan(enterprise_id: int, *, auto_apply: bool, patience: float) -> dict[str, Any]:
     """One tenant's scan: its drift events recorded; an auto-apply job made when the tenant opted in and
-    `auto_apply` (not after an apply: one that left a failure would start another, and so on)."""
+    `auto_apply` (not after an apply: one that left a failure would start another, and so on). Microsoft failing
+    transiently is waited for (`_scan_waiting`), up to `patience` seconds: then `unanswered`, nothing recorded as the
+    scan's outcome."""
     ctx = job_context()
     async with transaction(ctx.sessions) as session:
         enterprise = await session.get(Enterprise, enterprise_id)
@@ -334,7 +366,10 @@ async def _scan(enterprise_id: int, *, auto_apply: bool) -> dict[str, Any]:
         tenant_id = enterprise.tenant_id
     voice = ctx.connector.connect(tenant_id).tenant_voice
     try:
-        plan = await plan_tenant(voice, desired)
+        plan = await until_microsoft_answers(lambda: plan_tenant(voice, desired), _scan_waiting(enterprise_id, patience),
+                                             workflow="voice_drift_scan")
+    except _Unanswered:
+        return {"deliveries": [], "apply": None, "unanswered": True}
     except Exception as exc:  # noqa: BLE001 - one tenant's failure is its own: the scan goes on to the next
         message = failure_message(exc, f"drift scan of enterprise {enterprise_id}")
         async with transaction(ctx.sessions) as session:
@@ -359,14 +394,24 @@ async def _scan(enterprise_id: int, *, auto_apply: bool) -> dict[str, Any]:
 
 @DBOS.workflow(name="voice_drift_scan", max_recovery_attempts=None)
 def scan_tenants(scan_key: str, enterprise_ids: list[int]) -> int:
-    sent = 0
-    for enterprise_id in enterprise_ids:
-        outcome = scan_tenant_step(enterprise_id)
-        for delivery_id, job_key in outcome["deliveries"]:
-            start_delivery(delivery_id, job_key)
-            sent += 1
-        if outcome["apply"] is not None:
-            _start(*outcome["apply"])
+    """Each tenant in turn; those Microsoft left unanswered (`scan_tenant_step`) again after the others, up to
+    SCAN_PASSES passes in all."""
+    sent, waiting = 0, list(enterprise_ids)
+    for _ in range(SCAN_PASSES):
+        unanswered = []
+        for enterprise_id in waiting:
+            outcome = scan_tenant_step(enterprise_id)
+            if outcome.get("unanswered"):  # (absent from the outcomes recorded by earlier releases)
+                unanswered.append(enterprise_id)
+                continue
+            for delivery_id, job_key in outcome["deliveries"]:
+                start_delivery(delivery_id, job_key)
+                sent += 1
+            if outcome["apply"] is not None:
+                _start(*outcome["apply"])
+        if not unanswered:
+            break
+        waiting = unanswered
     return sent
 
 
