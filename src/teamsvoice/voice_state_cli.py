@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy import or_, select
 
 from teamsvoice.core.db import create_engine, session_factory, transaction
-from teamsvoice.core.errors import DomainError, NotFound
+from teamsvoice.core.errors import DomainError, NotFound, UpstreamError
 from teamsvoice.core.limits import whole_number
 from teamsvoice.domain.orgs.models import Enterprise
 from teamsvoice.domain.voice_state import apply as applying
@@ -131,7 +131,8 @@ async def ended_apply(settings: Settings, job_id: int) -> dict[str, Any]:
 
 async def drift_command(settings: Settings, scan: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """The open drift events; with `scan`, every linked tenant scanned first, and the tenants whose scan failed, each
-    with Microsoft's reason (their events are those of their last scan that worked). Microsoft's connector is built
+    with Microsoft's reason (their events are those of their last scan that worked; a transient failure is not recorded
+    as the tenant's scan, as the scheduled scans wait it out). Microsoft's connector is built
     for a scan only: the events are the database's (in cloud mode, `drift` refused them on a host without Teams
     PowerShell)."""
     connector = MicrosoftConnector(settings) if scan else None
@@ -148,8 +149,11 @@ async def drift_command(settings: Settings, scan: bool) -> tuple[list[dict[str, 
                     try:
                         _, plan = await applying.current_plan(session, enterprise, tenant_voice(connector.connect(enterprise.tenant_id)))
                     except DomainError as exc:
-                        await drift.record_scan_failure(session, enterprise, exc.message)
-                        failed.append(f"tenant {enterprise.tenant_id} ({enterprise.enterprise_name}): {exc.message}")
+                        transient = isinstance(exc, UpstreamError) and exc.retryable and not exc.is_refusal
+                        if not transient:  # (a transient failure is not the scan's outcome: its last scan stands)
+                            await drift.record_scan_failure(session, enterprise, exc.message)
+                        failed.append(f"tenant {enterprise.tenant_id} ({enterprise.enterprise_name}): {exc.message}"
+                                      + (" (Microsoft failed transiently: not recorded; run it again)" if transient else ""))
                     else:
                         await drift.record_scan(session, enterprise, plan, notify=False)
         async with transaction(sessions) as session:

@@ -181,7 +181,20 @@ def test_a_drift_scan_that_could_not_ask_microsoft_fails(tmp_path: Path) -> None
         assert scanned.exit_code == 1 and not isinstance(scanned.exception, Exception), repr(scanned.exception)
         assert "teamsvoice: could not scan tenant tenant-of-contoso (Contoso): Microsoft sign-in service unavailable" \
             in scanned.stderr, scanned.stderr
+        assert "(Microsoft failed transiently: not recorded; run it again)" in scanned.stderr, scanned.stderr
     assert scanned.stdout.strip() == "[]"  # (--json: stdout stays the list of events)
+    # Microsoft not answering is no scan of the tenant: nothing recorded as its last scan (as the scheduled scans).
+    from sqlalchemy import select
+
+    from teamsvoice.core.db import create_blocking_engine, sync_transaction
+    from teamsvoice.domain.voice_state.models import TenantDriftSettings
+
+    engine = create_blocking_engine(f"sqlite:///{tmp_path}/teamsvoice.sqlite3")
+    try:
+        with sync_transaction(engine) as session:
+            assert [e for e in session.scalars(select(TenantDriftSettings.last_scan_error)) if e] == []
+    finally:
+        engine.dispose()
     assert run("drift", "--data-dir", str(tmp_path), env=unreachable).exit_code == 0  # no scan: nothing failed
     line = one_line(run("plan", "tenant-of-contoso", "--data-dir", str(tmp_path), env=unreachable))
     assert line.startswith("teamsvoice: Microsoft sign-in service unavailable"), line

@@ -134,7 +134,8 @@ async def modify_resource_account(resource_account_id: str, body: Annotated[Any,
 
 @router.delete("/msteams/resource_accounts/{resource_account_id}", status_code=204, response_model=None,
                summary="Delete a resource account: its licence, number and customer licences are released",
-    description="Spec 004.", responses=docs.NO_CONTENT,
+    description="Spec 004. An account whose creation has not ended yet is refused (400, code 1009, \"being "
+    "created\"): send the DELETE again once the list shows it `active` or `error`.", responses=docs.NO_CONTENT,
 )
 async def delete_resource_account(resource_account_id: str, access: _access("instance.delete"), uow: UnitOfWorkDep,
                                   container: ContainerDep) -> None:
