@@ -93,3 +93,30 @@ async def test_an_account_whose_row_goes_while_it_is_created_is_not_left_in_team
         assert time.monotonic() < deadline and status in ("ENQUEUED", "PENDING"), status
         await asyncio.sleep(0.1)
     assert not await _in_teams(sub, upn)
+
+
+async def test_a_failure_of_an_older_run_is_not_recorded_over_a_newer_change(sub: Onboarded) -> None:
+    """A run whose generation moved on (a change or a delete accepted meanwhile) does not record its failure: it turned
+    a pending delete's `deleting` into `error`, and the delete's own run then brought the account back up."""
+    from teamsvoice.core.db import create_engine, session_factory
+
+    account_id, _ = await _create(sub, "Older")
+    assert (await sub.resource_account_settled(account_id))["draas"]["status"] == "active"  # its own run ended
+    engine = create_engine(sub.world.live.settings.effective_database_url)
+    try:
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            account = await session.get(FusionResourceAccount, account_id)
+            account.status, account.generation = "deleting", account.generation + 1
+            newer = account.generation
+            await session.commit()
+        await resource_accounts.record_failure(sessions, account_id, "the older run failed", newer - 1)
+        async with sessions() as session:
+            account = await session.get(FusionResourceAccount, account_id)
+            assert (account.status, account.error) == ("deleting", None)
+        await resource_accounts.record_failure(sessions, account_id, "this run failed", newer)
+        async with sessions() as session:
+            account = await session.get(FusionResourceAccount, account_id)
+            assert (account.status, account.error) == ("error", "this run failed")
+    finally:
+        await engine.dispose()

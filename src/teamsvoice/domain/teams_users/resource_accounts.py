@@ -249,10 +249,14 @@ async def delete(session: AsyncSession, access: SubscriptionAccess, connection: 
     return account
 
 
-async def record_failure(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str) -> None:
+async def record_failure(sessions: async_sessionmaker[AsyncSession], account_id: int, message: str,
+                         generation: int | None = None) -> None:
+    """The account's run failed: `error` with why, unless its generation moved on (a change or a delete accepted
+    meanwhile, whose own run records its outcome: a failure recorded over a pending delete turned `deleting` into
+    `error`, and the delete's run then brought the account back up)."""
     async with transaction(sessions) as session:
         account = await session.get(FusionResourceAccount, account_id)
-        if account is not None:
+        if account is not None and (generation is None or account.generation == generation):
             account.status, account.error = "error", message
 
 

@@ -262,7 +262,9 @@ async def enqueue_bulk(job_key: str, job_id: int) -> None:
 
 
 @durable_step("fusion_resource_account_apply")
-def resource_account_step(account_id: int) -> dict[str, Any]:
+def resource_account_step(account_id: int, generation: int | None = None) -> dict[str, Any]:
+    """Converges the account to its row; a failure is its outcome, unless a newer change or a delete of it was
+    accepted meanwhile (`generation` moved on: that run records its own; None, a run of an older release: always)."""
     async def subscription_of(sessions: async_sessionmaker[AsyncSession]) -> int | None:
         async with transaction(sessions) as session:
             account = await session.get(FusionResourceAccount, account_id)
@@ -285,7 +287,7 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
             result = _run(subscription_id, work)
     except Exception as exc:  # noqa: BLE001 - whatever failed it is the account's outcome: it never stays in flight
         message = failure_message(exc, f"resource account {account_id}")
-        _simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message))
+        _simple(lambda sessions: resource_accounts.record_failure(sessions, account_id, message, generation))
         result = {"status": "error", "error": message}
     park_if_stopping()
     return result
@@ -293,7 +295,7 @@ def resource_account_step(account_id: int) -> dict[str, Any]:
 
 @DBOS.workflow(name="fusion_resource_account", max_recovery_attempts=None)
 def resource_account_workflow(account_id: int, generation: int) -> dict[str, Any]:
-    return resource_account_step(account_id)
+    return resource_account_step(account_id, generation)
 
 
 def _start_resource_account(job_key: str, account_id: int, generation: int) -> None:
