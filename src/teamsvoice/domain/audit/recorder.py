@@ -45,7 +45,7 @@ AGGREGATES: dict[str, Aggregate] = {
     "pbx_types": Aggregate("pbx_type", ("pbx_name",)),
     "sbc_gateways": Aggregate("sbc_gateway", ("fqdn",)),
     "teams_voice_users": Aggregate("teams_user", ("user_principal_name",), _STAMPS | {
-        "last_sync_status", "last_sync_detail", "last_synced_at"}),
+        "last_sync_status", "last_sync_detail", "last_synced_at", "pending_change"}),
     "enterprise_consents": Aggregate("consent", ("consent_name",)),
     "action_requests": Aggregate("consent_link", ("action_type",)),
     "direct_routes": Aggregate("direct_route", ("gateway_fqdn",), frozenset({"last_changes", "provisioned_at"})),

@@ -358,6 +358,8 @@ async def record_sync_outcome(session: AsyncSession, record_id: int, status: str
     if synced_at is not None:
         values["last_synced_at"] = synced_at
     statement = update(TeamsVoiceUser).where(TeamsVoiceUser.id == record_id)
+    if pushed is not None and status in ("UPDATED", "UNCHANGED"):
+        values["pending_change"] = None  # Teams holds what the record wants: a change left pending has its outcome
     if pushed is not None:
         user_id, number, policy, calling = pushed
         statement = statement.where(TeamsVoiceUser.microsoft_user_id.is_not_distinct_from(user_id),

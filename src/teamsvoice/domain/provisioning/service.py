@@ -287,6 +287,7 @@ async def reconcile(connection: TenantConnection, record: TeamsVoiceUser, *,
     record.last_sync_status = "UPDATED" if changes else "UNCHANGED"
     record.last_sync_detail = {"changes": changes}
     record.last_synced_at = utcnow()
+    record.settle()  # Teams holds what the record wants: a change left pending (`record_wish`) has its outcome
     return Reconciled(upn, record.last_sync_status, changes)
 
 
@@ -330,16 +331,54 @@ VoiceSettings = tuple[str | None, str | None, bool]
 _VOICE_SETTINGS = ("phone_number", "voice_routing_policy", "calling_enabled")  # a VoiceSettings' attributes
 
 
+NO_VOICE: VoiceSettings = (None, None, False)  # a user without a record
+
+
 def voice_settings(record: TeamsVoiceUser) -> VoiceSettings:
     return record.phone_number, record.voice_routing_policy, record.calling_enabled
 
 
+def pending_change(before: VoiceSettings, wish: VoiceSettings) -> dict[str, list[Any]] | None:
+    """A record's `pending_change` for a change from `before` to `wish` (None: a change of nothing, nothing to undo)."""
+    return None if before == wish else {"before": list(before), "wish": list(wish)}
+
+
+def _settings_before(read: VoiceSettings, pending: Any) -> VoiceSettings:
+    """The settings before a change that read `read`: each setting the record still holds as the wish of an attempt
+    left pending (`pending`: its process died after recording it) goes back to what it was before that attempt; one
+    changed since by another request stays as read."""
+    if not (isinstance(pending, dict) and all(isinstance(pending.get(k), list) and len(pending[k]) == len(read)
+                                              for k in ("before", "wish"))):
+        return read
+    number, policy, calling = (was if now == wished else now
+                               for now, was, wished in zip(read, pending["before"], pending["wish"]))
+    return number, policy, bool(calling)
+
+
+def record_wish(record: TeamsVoiceUser, wish: VoiceSettings) -> VoiceSettings:
+    """Writes a one-user change's wish on the record, with the change as pending (`pending_change`), in the transaction
+    that records it (every path: ConnecttoTeams' updateUserDetails and calling switches, Fusion's user writes, bulk
+    items, templates, the console); its outcome clears it (`undone_on_failure`, `put_back`). Answers the settings a
+    failure puts back: the record as read, but where the record still holds the wish of an attempt that never ended
+    (its process died once the wish was committed: the client sends the change again, recovery runs a bulk item
+    again), what it held before that attempt (`_settings_before`). Taking that wish for "before", Teams then refusing
+    the number (another user's), the refused number stayed on the record, the user's own was listed free and syncs
+    pushed the refused one."""
+    before = _settings_before(voice_settings(record), record.pending_change)
+    record.phone_number, record.voice_routing_policy, record.calling_enabled = wish
+    change = pending_change(before, wish)
+    if record.pending_change != change:
+        record.pending_change = change
+    return before
+
+
 def put_back(record: TeamsVoiceUser, before: VoiceSettings, wrote: VoiceSettings) -> None:
-    """The voice settings a change wrote (`wrote`) go back to `before`: only those it changed, so another request's
-    change of another setting, committed meanwhile, stays."""
+    """The voice settings a change wrote (`wrote`) go back to `before` (`record_wish`'s answer): only those it changed,
+    so another request's change of another setting, committed meanwhile, stays. The change is no longer pending."""
     for setting, was, written in zip(_VOICE_SETTINGS, before, wrote):
         if written != was:
             setattr(record, setting, was)
+    record.settle()
 
 
 @asynccontextmanager
@@ -354,10 +393,12 @@ async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, befor
     Only the settings this change wrote (the record's on entry, compared with `before`) go back: another request's
     change of another setting, committed meanwhile, stays. (The ORM leaves a column set back to its committed value
     out of its UPDATE, so that held already while the record's copy was the one this change wrote; now it holds
-    should the record be read again meanwhile.)"""
+    should the record be read again meanwhile.)
+    Either way the change is no longer pending (`record_wish`): cleared here, committed with its outcome."""
     wrote = voice_settings(record)
     try:
         yield
+        record.settle()
     except DomainError as exc:
         put_back(record, before, wrote)
         if pbx_before is not None:
@@ -370,8 +411,7 @@ async def undone_on_failure(session: AsyncSession, record: TeamsVoiceUser, befor
 
 async def set_calling(session: AsyncSession, access: ProvisioningAccess, upn: str, enabled: bool) -> Reconciled:
     record = await _ensure_voice_user(session, access, upn)
-    before = voice_settings(record)
-    record.calling_enabled = enabled
+    before = record_wish(record, (record.phone_number, record.voice_routing_policy, enabled))
     await end_transaction(session)  # the wish is recorded before Microsoft is called, outside the write transaction
     async with undone_on_failure(session, record, before):
         return await reconcile(access.connection, record)
@@ -402,24 +442,25 @@ async def update_user_details(
         await _require_teams_phone(access.connection, upn)
         await ownership.require_assignable(session, access.enterprise.id, number)
     record = await _ensure_voice_user(session, access, upn)
-    before = voice_settings(record)
-    pbx_before: tuple[PbxUser, str] | None = None  # the PBX user and its number, when it changes with the Teams one
+    read = voice_settings(record)
+    pbx_user: PbxUser | None = None
     if phone_number is not ...:
         pbx_user = await calling_repository.pbx_user_of_voice_user(session, record.id)
         if number:
             await ownership.require_free(session, access.enterprise.id, number, voice_user_id=record.id,
                                          pbx_user_id=pbx_user.id if pbx_user else None)
-            if pbx_user is not None:
-                pbx_before = pbx_user, pbx_user.phone_number
-                pbx_user.phone_number = number  # the PBX user's number is the Teams number
-        gains_number = bool(number) and not record.phone_number
-        record.phone_number = number
-        if gains_number:  # a newly voice-enabled user of a Fusion subscription takes a licence
-            await session.flush()
-            await licences.check_user_quota(session, access.enterprise.id)
-    if voice_routing_policy is not ...:
-        record.voice_routing_policy = voice_routing_policy  # type: ignore[assignment]
-    record.calling_enabled = True
+    policy = read[1] if voice_routing_policy is ... else voice_routing_policy
+    before = record_wish(record, (read[0] if phone_number is ... else number, policy, True))  # type: ignore[arg-type]
+    pbx_before: tuple[PbxUser, str] | None = None  # the PBX user and its number, when it changes with the Teams one
+    if number and pbx_user is not None:
+        # Its number before the change: the record's (`record_wish`'s) where it held the record's, as it does after
+        # an attempt that died once its wish was committed.
+        was = before[0] if pbx_user.phone_number == read[0] and before[0] else pbx_user.phone_number
+        pbx_before = pbx_user, was
+        pbx_user.phone_number = number  # the PBX user's number is the Teams number
+    if number and not read[0]:  # a newly voice-enabled user of a Fusion subscription takes a licence
+        await session.flush()
+        await licences.check_user_quota(session, access.enterprise.id)
     await end_transaction(session)
     async with undone_on_failure(session, record, before, pbx_before=pbx_before):
         return await reconcile(access.connection, record)

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +26,6 @@ from teamsvoice.core.limits import check_name
 from teamsvoice.domain.fusion.models import FusionSubscription, FusionTenant
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.orgs.models import Enterprise
-from teamsvoice.domain.provisioning.service import VoiceSettings
 from teamsvoice.domain.teams_users import repository_bulk, repository_bulk_run, service, templates
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.jobs.runtime import unit_failure
@@ -204,8 +202,7 @@ async def apply_item(
         # commit where there were two. apply_update returning means that commit happened.
         succeeded = {"status": "success", "details": {}, "error": None}
         await service.apply_update(sessions, access, connection, user, changes, group_cache=group_cache,
-                                   settle=lambda session: _settle(session, item.job_id, item_id, succeeded, attempted=True),
-                                   undo_to=partial(_undo_to, item_id=item_id))
+                                   settle=lambda session: _settle(session, item.job_id, item_id, succeeded, attempted=True))
 
     async def waiting(failures: int, exc: Any, wait: float) -> None:
         async with transaction(sessions) as session:
@@ -234,27 +231,6 @@ async def apply_item(
             await _record_outcome(sessions, job_id, item_id, outcome, attempted=False)
     on_end(str(outcome["status"]))
     return str(outcome["status"])
-
-
-async def _undo_to(session: AsyncSession, read: VoiceSettings, wish: VoiceSettings, *, item_id: int) -> VoiceSettings:
-    """The voice settings a failure of the item's change puts back (`service.UndoTo`), kept with the item in the
-    transaction that records its wish. At its first attempt, the user's record as read. A run after a crash
-    (recovery's) reads the dead run's wish on the record: each setting the record still holds as the item's last
-    attempt wished goes back to what it was before that attempt, not to that wish (Teams refusing the number left
-    the refused number on the record, and the user's own counted free); one changed since by another request stays."""
-    item = await session.get(FusionBulkItem, item_id)
-    if item is None:  # (gone with its job)
-        return read
-    kept = item.voice_undo
-    before = read
-    if isinstance(kept, dict):
-        number, policy, calling = (was if now == wished else now
-                                   for now, was, wished in zip(read, kept["before"], kept["wish"]))
-        before = (number, policy, bool(calling))
-    new = {"before": list(before), "wish": list(wish)}
-    if before != wish and kept != new:  # (a change of nothing has nothing to undo)
-        item.voice_undo = new
-    return before
 
 
 async def _record_outcome(sessions: async_sessionmaker[AsyncSession], job_id: int, item_id: int, outcome: dict[str, Any],

@@ -74,9 +74,6 @@ class FusionBulkItem(Base):
     error: Mapped[dict | None] = mapped_column(JSON)  # core.errors.describe: {"kind", "code", "message", ...}
     details: Mapped[dict | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # The user's voice settings before the item's first attempt and those it recorded, written with its wish
-    # ({"before": [number, policy, calling], "wish": [...]}): a run after a crash undoes to them (`bulk.apply_item`).
-    voice_undo: Mapped[dict | None] = mapped_column(JSON)
     created_on: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_on: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

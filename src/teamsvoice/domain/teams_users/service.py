@@ -35,7 +35,8 @@ from teamsvoice.domain.inventory import repository as inventory_repository
 from teamsvoice.domain.provisioning import voice_users
 from teamsvoice.domain.provisioning.models import TeamsVoiceUser
 from teamsvoice.domain.provisioning.service import (
-    VoiceSettings, per_user_policy, put_back, reconcile, undone_on_failure, voice_settings, voice_state_reading,
+    NO_VOICE, VoiceSettings, pending_change, per_user_policy, put_back, reconcile, record_wish, undone_on_failure,
+    voice_settings, voice_state_reading,
 )
 from teamsvoice.domain.teams_users import repository
 from teamsvoice.domain.teams_users.models import FusionUserLicences
@@ -576,10 +577,6 @@ async def set_customer_licences(session: AsyncSession, record_id: int, licences:
 
 
 Settle = Callable[[AsyncSession], Awaitable[None]]
-# Given the record's voice settings as the update read them and the update's wish, in the transaction that records
-# the wish (before its commit), answers the settings a failure puts back: a bulk item's are those before its first
-# attempt, kept with the item (`bulk.apply_item`), as a run after a crash finds the dead run's wish on the record.
-UndoTo = Callable[[AsyncSession, VoiceSettings, VoiceSettings], Awaitable[VoiceSettings]]
 
 
 async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, update: UserUpdate, policy: str | None,
@@ -603,7 +600,6 @@ async def _wanted_voice(session: AsyncSession, access: SubscriptionAccess, updat
 async def _apply_voice(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, settle: Settle | None, directory: Callable[[], Awaitable[None]] | None,
-    undo_to: UndoTo | None,
 ) -> bool:
     """Applies `update`'s voice fields and customer licences, and its directory's changes (`directory`; None: it
     changes nothing there). Answers whether `settle` ran (in the transaction of the last change, before its commit).
@@ -612,7 +608,9 @@ async def _apply_voice(
     part of the write that takes the number (a unique number per user; the quota counted under the subscription's
     lock), so a refusal changes nothing in Microsoft (a licence, a paid seat, was assigned and the groups changed,
     then the number refused). The directory's changes follow, once that is committed (should they fail, the voice
-    settings recorded go back), then Teams (`reconcile`)."""
+    settings recorded go back), then Teams (`reconcile`). The change is pending on the record meanwhile
+    (`record_wish`): sent again after its process died (a bulk item's recovery too), a failure goes back to the
+    settings before its first attempt."""
     voice = update.phone_number is not UNSET or update.vrp is not UNSET
     if not voice and directory is not None:
         await directory()  # no voice check to make first
@@ -624,9 +622,9 @@ async def _apply_voice(
         audit.known_rows(session.sync_session, access.enterprise)  # the entries' owner, as the caller read it
         record = await voice_users.find(session, access.enterprise.id, user.user_principal_name, user.id)  # (renamed too)
         while True:
-            before: VoiceSettings = (None, None, False) if record is None else voice_settings(record)
+            read: VoiceSettings = NO_VOICE if record is None else voice_settings(record)
             try:
-                phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, before)
+                phone, vrp, calling = await _wanted_voice(session, access, update, policy, record, read)
             except Conflict as exc:
                 # Another transaction may have added this user's record since it was looked for, with the number (the
                 # same bulk item run twice: a run cut off by a cancel still in flight when the item is retried): the
@@ -638,7 +636,8 @@ async def _apply_voice(
                     raise
                 continue
             if record is not None:
-                record.phone_number, record.voice_routing_policy, record.calling_enabled = phone, vrp, calling
+                # What a failure puts back (customer licences only: the settings stay as read)
+                restore = record_wish(record, (phone, vrp, calling)) if voice else read
                 voice_users.known_as(record, user.id)
                 break
             # A user seen for the first time: its record is added with what it is given, one INSERT and one audit
@@ -646,11 +645,13 @@ async def _apply_voice(
             # (two jobs changing the same user at once), the change is decided again against that record.
             try:
                 record, added = await voice_users.add(session, access.enterprise.id, user.user_principal_name, user.id,
-                                                      phone_number=phone, voice_routing_policy=vrp, calling_enabled=calling)
+                                                      phone_number=phone, voice_routing_policy=vrp, calling_enabled=calling,
+                                                      pending_change=pending_change(NO_VOICE, (phone, vrp, calling)))
             except IntegrityError:
                 raise Conflict(f"{update.phone_number} is already assigned to another user",
                                code=numbers.NUMBER_ASSIGNED) from None
             if added:
+                restore = NO_VOICE
                 break
         # Teams' view of the user is read while the wish is recorded: a read changes nothing, so it need not wait for
         # that commit (an item's first Teams request came a transaction later). Not for a change refused above, nor
@@ -660,12 +661,10 @@ async def _apply_voice(
             await set_customer_licences(session, record.id, update.customer_licenses)
             update.changes.append("customerLicenses")
         try:
-            if record.phone_number and not before[0]:  # a newly voice-enabled user takes a licence
+            if record.phone_number and not read[0]:  # a newly voice-enabled user takes a licence
                 await session.flush()
                 await licences.check_user_quota(session, access.enterprise.id,
                                                 known=(access.subscription.id, access.subscription.ms_teams_users))
-            # What a failure puts back (`undo_to`'s answer, kept with the wish; else the record as read).
-            restore = await undo_to(session, before, (phone, vrp, calling)) if voice and undo_to is not None else before
             await end_transaction(session)  # the wish is recorded before Teams is called, outside the write transaction
         except IntegrityError:
             raise Conflict(f"{update.phone_number} is already assigned to another user", code=numbers.NUMBER_ASSIGNED) from None
@@ -719,7 +718,6 @@ async def _require_policy(connection: TenantConnection, policy: str) -> None:
 async def apply_update(
     sessions: async_sessionmaker[AsyncSession], access: SubscriptionAccess, connection: TenantConnection,
     user: DirectoryUser, update: UserUpdate, *, group_cache: dict[str, str] | None = None, settle: Settle | None = None,
-    undo_to: UndoTo | None = None,
 ) -> list[str]:
     """Applies every sent field; repeating it leaves the user as one run would. Returns what changed.
     Nothing is changed in Microsoft before the voice fields are checked: a number needs Teams Phone among the user's
@@ -727,8 +725,7 @@ async def apply_update(
     the licence quota with the voice change's record (`_apply_voice`).
     `settle`, when given, runs once everything succeeded, in the transaction that records the last change (the
     voice user's sync) or else in one of its own, before that commits: a bulk item's outcome lands with it, one
-    commit where there were two. Returning means it is committed; raising, that it is not.
-    `undo_to`, when given, says what a failure of the voice change puts back (`UndoTo`; else the record as read)."""
+    commit where there were two. Returning means it is committed; raising, that it is not."""
     admin = connection.directory_admin
     await _check_number_licence(admin, user, update)
     directory: Callable[[], Awaitable[None]] | None = None  # (None: the update changes nothing there)
@@ -738,8 +735,7 @@ async def apply_update(
         cache = group_cache if group_cache is not None else {}
         directory = partial(_apply_directory, admin, user, update, cache)
     try:
-        if not await _apply_voice(sessions, access, connection, user, update, settle, directory, undo_to) \
-                and settle is not None:
+        if not await _apply_voice(sessions, access, connection, user, update, settle, directory) and settle is not None:
             async with transaction(sessions) as session:
                 await settle(session)
     finally:

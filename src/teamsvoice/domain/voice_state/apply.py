@@ -112,6 +112,8 @@ async def adopt(session: AsyncSession, enterprise: Enterprise, current: Plan, ra
     adopted: list[TeamsVoiceUser] = []
     done = [{"id": i, "detail": await _adopt_one(session, enterprise, by_id[i], quarantine_seconds, gained, adopted)}
             for i in ids]
+    for record in adopted:
+        record.settle()  # (its settings are Teams' now: a change left pending has nothing to undo to)
     await session.flush()
     if gained:
         await licences.check_user_quota(session, enterprise.id)

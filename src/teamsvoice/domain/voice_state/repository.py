@@ -99,6 +99,7 @@ async def free_deleted_user(session: AsyncSession, enterprise: Enterprise, upn: 
         return None
     number = record.phone_number
     record.phone_number, record.calling_enabled, record.microsoft_user_id = None, False, None
+    record.settle()
     record.last_sync_status = status
     record.last_sync_detail = {"changes": [f"{number} freed"] if number else [], **(detail or {})}
     if number and quarantine_seconds > 0:
