@@ -1,10 +1,11 @@
 """Database engines, the request-scoped session, and migrations."""
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -44,6 +45,26 @@ def is_transient_database_error(exc: BaseException) -> bool:
             text_ = str(exc.orig).lower()
             return any(message in text_ for message in _TRANSIENT_MESSAGES)
     return False
+
+
+T = TypeVar("T")
+STREAMED_READ_TRIES = 6  # a page of a streamed answer read again this many times at most (0.2 s, doubling: about 6 s)
+
+
+async def read_again_while_transient(read: Callable[[], Awaitable[T]]) -> T:
+    """`read()`, run again after a short backoff while it fails transiently (`is_transient_database_error`), at most
+    STREAMED_READ_TRIES times. For the pages of an answer already streaming: its status and first bytes are sent, so
+    a failure then can no longer be a 503; the client got a body cut short (a 200 whose JSON never ended)."""
+    delay = 0.2
+    for attempt in range(STREAMED_READ_TRIES):
+        try:
+            return await read()
+        except Exception as exc:
+            if attempt == STREAMED_READ_TRIES - 1 or not is_transient_database_error(exc):
+                raise
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
 
 
 # What a person or client is told when such a failure gave their request or command up (the API's 503 with

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from teamsvoice.core.clock import utcnow
-from teamsvoice.core.db import single_statement, transaction
+from teamsvoice.core.db import read_again_while_transient, single_statement, transaction
 from teamsvoice.core.errors import Conflict, DomainError, NotFound, ValidationFailed, describe
 from teamsvoice.core.ids import new_uuid
 from teamsvoice.core.limits import check_name
@@ -408,10 +408,15 @@ def job_summary(job: FusionBulkJob) -> JobSummary:
 
 async def items(sessions: async_sessionmaker[AsyncSession], job_id: int, *, errors_only: bool = False,
                 page: int = 500, after: int = -1) -> AsyncIterator[FusionBulkItem]:
-    """The job's items in order (those after position `after`), read a page at a time."""
-    while True:
+    """The job's items in order (those after position `after`), read a page at a time; a page read when the database
+    failed transiently is read again (`read_again_while_transient`: the answers these pages stream are already sent
+    in part)."""
+    async def read() -> list[FusionBulkItem]:
         async with transaction(sessions) as session:
-            rows = await repository_bulk.items_after(session, job_id, after, page, errors_only=errors_only)
+            return list(await repository_bulk.items_after(session, job_id, after, page, errors_only=errors_only))
+
+    while True:
+        rows = await read_again_while_transient(read)
         if not rows:
             return
         for row in rows:
