@@ -219,9 +219,11 @@ OWN_SERVER_MODULES = ("tests/e2e/test_serve.py", "tests/e2e/test_shutdown.py", "
 # two 405 and 401 s; the fuzz module 22 and 26 s per backend). Sending the whole console and fuzz directories apart
 # (about 150 s per backend) overshot: the other two workers became the longest path. The Fusion users and MS Teams
 # tenant modules joined it (2026-12-06, a run of 570 s: the backends' workers 558 and 516 s of tests, the other two
-# 319 s each; the two modules 61 and 54 s per backend).
+# 319 s each; the two modules 61 and 54 s per backend), then the groups-and-sync and templates-and-resource-accounts
+# modules (a run of 556 s: 543 and 497 s, the other two 394 s; the two 52 and 48 s per backend).
 APART_MODULES = ("tests/cli/test_bulk_import_1000.py", "tests/cli/test_jobs_catalogue.py", "tests/fuzz/test_openapi_fuzz.py",
-                 "tests/api/fusion/test_users.py", "tests/api/fusion/test_msteams_tenant.py")
+                 "tests/api/fusion/test_users.py", "tests/api/fusion/test_msteams_tenant.py",
+                 "tests/api/fusion/test_groups_and_sync.py", "tests/api/fusion/test_templates_and_resource_accounts.py")
 
 
 def xdist_group_of(nodeid: str) -> str:
