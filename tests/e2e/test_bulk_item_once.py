@@ -10,19 +10,14 @@ from teamsvoice.core.db import create_engine, session_factory, transaction
 from teamsvoice.domain.teams_users import bulk, repository_bulk_run
 from teamsvoice.domain.teams_users.models import FusionBulkItem
 from teamsvoice.jobs.runtime import until_microsoft_answers
-from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import onboard
 
 
 async def test_an_item_ended_before_is_not_reported_again(client, live, organisation) -> None:  # type: ignore[no-untyped-def]
     sub = await onboard(client, live, organisation, count=1)
     user = next(u["msTeams"] for u in await sub.users(3) if not u["msTeams"]["userPrincipalName"].startswith("admin@"))
-    engine = create_engine(live.settings.effective_database_url)
-    sessions = session_factory(engine)
-    connector = MicrosoftConnector(live.settings)
-    try:
+    async with sub.as_a_worker() as (sessions, access, connector):
         async with transaction(sessions) as session:
-            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
             job = await bulk.create_job(session, access, "once", [{"upn": user["userPrincipalName"], "number": sub.numbers[0]}])
             await repository_bulk_run.start_job(session, job.id)  # running: the job engine's sweep leaves it alone
         async with transaction(sessions) as session:
@@ -32,9 +27,6 @@ async def test_an_item_ended_before_is_not_reported_again(client, live, organisa
         ended: list[str] = []
         first = await bulk.apply_item(sessions, access, connection, item_id, {}, retry, ended.append)
         again = await bulk.apply_item(sessions, access, connection, item_id, {}, retry, ended.append)  # recovery's run
-    finally:
-        await connector.aclose()
-        await engine.dispose()
     assert (first, again) == ("success", "success")
     assert ended == ["success"]  # reported by the run that ended it only
     assert await sub.teams_numbers(user["id"]) == [sub.numbers[0]]

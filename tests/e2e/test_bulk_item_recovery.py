@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
-from teamsvoice.core.db import create_engine, session_factory, transaction
+from teamsvoice.core.db import transaction
 from teamsvoice.domain.teams_users import bulk, repository_bulk_run
 from teamsvoice.domain.teams_users.models import FusionBulkItem
 from teamsvoice.jobs.runtime import until_microsoft_answers
@@ -28,28 +28,12 @@ async def _put_number(client, sub: Onboarded, user_id: str, number: str) -> None
     assert put.status_code == 204, put.text
 
 
-async def _recorded_number(client, sub: Onboarded, user_id: str) -> str | None:  # type: ignore[no-untyped-def]
-    got = await client.get(f"{sub.path}/msteams/user/{user_id}", headers=sub.headers)
-    assert got.status_code == 200, got.text
-    return got.json().get("draas", {}).get("phoneNumber")
-
-
-async def _free(client, sub: Onboarded) -> list[str]:  # type: ignore[no-untyped-def]
-    free = await client.get(f"{sub.path}/free_numbers", headers=sub.headers, params={"page_size": 100})
-    assert free.status_code == 200, free.text
-    return free.json()["freeNumbers"]
-
-
 async def _run_items(live, sub: Onboarded, items: list[dict], die) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Records a job of `items` and runs each item as its workflow would: a first run on a connection that
     `die(connection)` makes die mid-way, then recovery's run on a connection of its own. Answers each item as the
     job's details show it afterwards, by upn."""
-    engine = create_engine(live.settings.effective_database_url)
-    sessions = session_factory(engine)
-    connector = MicrosoftConnector(live.settings)
-    try:
+    async with sub.as_a_worker() as (sessions, access, connector):
         async with transaction(sessions) as session:
-            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
             job = await bulk.create_job(session, access, "recovered", items)
             await repository_bulk_run.start_job(session, job.id)  # running: the job engine's sweep leaves it alone
         async with transaction(sessions) as session:
@@ -63,9 +47,6 @@ async def _run_items(live, sub: Onboarded, items: list[dict], die) -> dict[str, 
                 await bulk.apply_item(sessions, access, dying, item_id, {}, retry)
         recovering = connector.connect(access.require_ms_tenant())
         statuses = [await bulk.apply_item(sessions, access, recovering, item_id, {}, retry) for item_id in ids]
-    finally:
-        await connector.aclose()
-        await engine.dispose()
     details = (await sub.world.client.get(f"{sub.path}/msteams/users/bulk/{job.id}", headers=sub.headers)).json()
     assert [i["status"] for i in details["job_items"]] == statuses, details
     return {i["upn"]: i for i in details["job_items"]}  # type: ignore[misc]
@@ -93,7 +74,7 @@ async def test_a_recovered_item_refused_goes_back_to_the_settings_before_it(clie
         connection.directory_admin.update_user = killed
 
     # (carol as she is before the job: the emulated tenant's users are shared with the tests before this one)
-    carol_before = await _recorded_number(client, sub, carol["id"]), await sub.teams_numbers(carol["id"])
+    carol_before = await sub.recorded_number(carol["id"]), await sub.teams_numbers(carol["id"])
     items = await _run_items(live, sub, [
         {"upn": alice["userPrincipalName"], "number": refused},
         {"upn": carol["userPrincipalName"], "number": carols, "displayName": f"Carol Recovered {uuid.uuid4().hex[:6]}",
@@ -104,10 +85,10 @@ async def test_a_recovered_item_refused_goes_back_to_the_settings_before_it(clie
     assert alice_item["status"] == "error" and "already been assigned" in alice_item["error"]["reason"], alice_item
     assert carol_item["status"] == "error" and "no such group" in carol_item["error"]["reason"], carol_item
     # alice keeps her own number, in teamsvoice and in Teams; carol is as before the job
-    assert await _recorded_number(client, sub, alice["id"]) == own
+    assert await sub.recorded_number(alice["id"]) == own
     assert await sub.teams_numbers(alice["id"]) == [own]
-    assert (await _recorded_number(client, sub, carol["id"]), await sub.teams_numbers(carol["id"])) == carol_before
-    free = await _free(client, sub)
+    assert (await sub.recorded_number(carol["id"]), await sub.teams_numbers(carol["id"])) == carol_before
+    free = await sub.free_numbers()
     assert own not in free and carols in free, free
 
 
@@ -128,7 +109,7 @@ async def test_a_recovered_item_whose_change_reached_teams_succeeds(client, live
     items = await _run_items(live, sub, [{"upn": user["userPrincipalName"], "number": new}], die)
 
     assert items[user["userPrincipalName"]]["status"] == "success", items
-    assert await _recorded_number(client, sub, user["id"]) == new
+    assert await sub.recorded_number(user["id"]) == new
     assert await sub.teams_numbers(user["id"]) == [new]
-    free = await _free(client, sub)
+    free = await sub.free_numbers()
     assert new not in free and old in free, free

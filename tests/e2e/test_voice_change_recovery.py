@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from teamsvoice.core.db import create_engine, session_factory, transaction
+from teamsvoice.core.db import transaction
 from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.domain.provisioning import service as provisioning
 from teamsvoice.domain.teams_users import bulk, service
@@ -35,19 +35,11 @@ Attempt = Callable[[async_sessionmaker[AsyncSession], SubscriptionAccess, Tenant
 async def _dies_once_recorded(live, sub: Onboarded, attempt: Attempt) -> None:  # type: ignore[no-untyped-def]
     """Runs `attempt(sessions, access, connection)` on a connection whose first change in Teams (removing the
     user's number) kills the process: the wish is committed, Teams not changed."""
-    engine = create_engine(live.settings.effective_database_url)
-    sessions = session_factory(engine)
-    connector = MicrosoftConnector(live.settings)
-    try:
-        async with transaction(sessions) as session:
-            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
+    async with sub.as_a_worker() as (sessions, access, connector):
         dying = connector.connect(sub.tenant["tenantId"])  # (this connection only: the live server runs on)
         dying.voice.remove_numbers = _killed  # type: ignore[method-assign]
         with pytest.raises(Killed):
             await attempt(sessions, access, dying)
-    finally:
-        await connector.aclose()
-        await engine.dispose()
 
 
 async def _held_in_teams_by(live, sub: Onboarded, upn: str, number: str) -> None:
@@ -57,18 +49,6 @@ async def _held_in_teams_by(live, sub: Onboarded, upn: str, number: str) -> None
         await connector.connect(sub.tenant["tenantId"]).voice.assign_number(upn, number)
     finally:
         await connector.aclose()
-
-
-async def _recorded_number(sub: Onboarded, user_id: str) -> str | None:
-    got = await sub.world.client.get(f"{sub.path}/msteams/user/{user_id}", headers=sub.headers)
-    assert got.status_code == 200, got.text
-    return got.json().get("draas", {}).get("phoneNumber")
-
-
-async def _free(sub: Onboarded) -> list[str]:
-    free = await sub.world.client.get(f"{sub.path}/free_numbers", headers=sub.headers, params={"page_size": 100})
-    assert free.status_code == 200, free.text
-    return free.json()["freeNumbers"]
 
 
 async def _put_number(sub: Onboarded, user_id: str, number: str) -> int:
@@ -100,18 +80,18 @@ async def test_a_fusion_put_sent_again_after_a_crash_and_refused_keeps_the_users
     again = await client.put(f"{sub.path}/msteams/users/{ada['id']}/phone_number", headers=sub.headers,
                              json={"phoneNumber": held})
     assert again.status_code == 400 and "already been assigned" in again.json()["error"]["reason"], again.text
-    assert await _recorded_number(sub, ada["id"]) == own
+    assert await sub.recorded_number(ada["id"]) == own
     assert await sub.teams_numbers(ada["id"]) == [own]
-    assert own not in await _free(sub)
+    assert own not in await sub.free_numbers()
 
     # A change that succeeds is no longer pending: a later refusal goes back to it, not to the settings before a
     # dead attempt of it.
     await _dies_once_recorded(live, sub, put(other))
     assert await _put_number(sub, ada["id"], other) == 204
     assert await _put_number(sub, ada["id"], held) == 400
-    assert await _recorded_number(sub, ada["id"]) == other
+    assert await sub.recorded_number(ada["id"]) == other
     assert await sub.teams_numbers(ada["id"]) == [other]
-    free = await _free(sub)
+    free = await sub.free_numbers()
     assert other not in free and own in free, free
 
 
@@ -137,6 +117,6 @@ async def test_a_connecttoteams_update_sent_again_after_a_crash_and_refused_keep
     await _dies_once_recorded(live, sub, attempt)
     again = await update(held)
     assert again.status_code == 409 and "already been assigned" in again.json()["message"], again.text
-    assert await _recorded_number(sub, ada["id"]) == own
+    assert await sub.recorded_number(ada["id"]) == own
     assert await sub.teams_numbers(ada["id"]) == [own]
-    assert own not in await _free(sub)
+    assert own not in await sub.free_numbers()

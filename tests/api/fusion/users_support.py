@@ -3,8 +3,13 @@
 import asyncio
 import json
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from teamsvoice.domain.fusion.scope import SubscriptionAccess
 from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.support import BASE, FusionWorld, make_world
 
@@ -45,6 +50,35 @@ class Onboarded:
     async def teams_numbers(self, user_id: str) -> list[str]:
         config = await self.graph(f"/admin/teams/userConfigurations/{user_id}")
         return [n["telephoneNumber"] for n in config.get("telephoneNumbers") or []]
+
+    async def recorded_number(self, user_id: str) -> str | None:
+        """The user's number as teamsvoice records it (the API's `draas.phoneNumber`)."""
+        got = await self.world.client.get(f"{self.path}/msteams/user/{user_id}", headers=self.headers)
+        assert got.status_code == 200, got.text
+        return got.json().get("draas", {}).get("phoneNumber")
+
+    async def free_numbers(self) -> list[str]:
+        free = await self.world.client.get(f"{self.path}/free_numbers", headers=self.headers, params={"page_size": 100})
+        assert free.status_code == 200, free.text
+        return free.json()["freeNumbers"]
+
+    @asynccontextmanager
+    async def as_a_worker(self) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], SubscriptionAccess, MicrosoftConnector]]:
+        """The subscription's database and Microsoft as a job's process reaches them, beside the live server (whose
+        job engine runs on meanwhile): sessions, the subscription's access and a connector of the block's own."""
+        from teamsvoice.core.db import create_engine, session_factory, transaction
+        from teamsvoice.domain.teams_users import bulk
+
+        engine = create_engine(self.world.live.settings.effective_database_url)
+        sessions = session_factory(engine)
+        connector = MicrosoftConnector(self.world.live.settings)
+        try:
+            async with transaction(sessions) as session:
+                access = await bulk.load_access(session, int(self.path.rsplit("/", 1)[1]))
+            yield sessions, access, connector
+        finally:
+            await connector.aclose()
+            await engine.dispose()
 
 
 async def onboard(client, live, organisation, *, tenant_index: int = 0, count: int = 20,  # type: ignore[no-untyped-def]
