@@ -15,12 +15,11 @@ from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from teamsvoice.core.db import create_engine, session_factory, transaction
+from teamsvoice.core.db import transaction
 from teamsvoice.domain.teams_users import bulk, repository_bulk_run
 from teamsvoice.domain.teams_users.bulk_csv import results_csv
 from teamsvoice.domain.teams_users.models import FusionBulkItem, FusionBulkJob
 from teamsvoice.jobs.runtime import job_context, until_microsoft_answers
-from teamsvoice.microsoft.connector import MicrosoftConnector
 from tests.api.fusion.users_support import Onboarded, onboard
 from tests.support.postgres import end_sessions
 
@@ -133,12 +132,8 @@ async def test_an_item_done_when_the_cancel_lands_ends_in_success(sub: Onboarded
     not started, is the one cancelled and applies nothing. (The items run here one after the other, as the job's
     workflow would run them, so that the cancel lands at a known point.)"""
     first, second = [u["msTeams"] for u in await sub.users(20) if not u["msTeams"]["userPrincipalName"].startswith("admin@")][:2]
-    engine = create_engine(sub.world.live.settings.effective_database_url)
-    sessions = session_factory(engine)
-    connector = MicrosoftConnector(sub.world.live.settings)
-    try:
+    async with sub.as_a_worker() as (sessions, access, connector):
         async with transaction(sessions) as session:
-            access = await bulk.load_access(session, int(sub.path.rsplit("/", 1)[1]))
             job = await bulk.create_job(session, access, "cancel in flight", [
                 {"upn": user["userPrincipalName"], "number": number, "vrp": "teamsvoice"}
                 for user, number in zip((first, second), sub.numbers[:2])])
@@ -158,9 +153,6 @@ async def test_an_item_done_when_the_cancel_lands_ends_in_success(sub: Onboarded
         retry = partial(until_microsoft_answers, workflow="test_job_outage")
         outcomes = [await bulk.apply_item(sessions, access, connection, item_id, {}, retry) for item_id in ids]
         results = list(csv.DictReader(io.StringIO("".join([c async for c in results_csv(bulk.items(sessions, job.id))]))))
-    finally:
-        await connector.aclose()
-        await engine.dispose()
     assert len(cancels) == 1 and cancels[0].status_code == 200, cancels
     assert outcomes == ["success", "cancelled"]
     details = await _details(sub, job.id)

@@ -51,6 +51,26 @@ class Onboarding:
         return (await sign_in_and_consent(url, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path),
                                           post=False)).form_post_fields
 
+    async def registered_at_the_link(self, page: str, first: dict, hook: str):  # type: ignore[no-untyped-def]
+        """After a callback `page` that linked a new sign-in for the answer `first`: the link is the same consent's
+        (its state), signed in there the registration completes, the provider gets its webhook at `hook` and the
+        enterprise its tenant. Answers the second sign-in's result."""
+        import html
+        import re
+        from urllib.parse import parse_qs, urlparse
+
+        link = html.unescape(re.search(r"<a href='([^']+)'>Sign in again</a>", page).group(1))  # type: ignore[union-attr]
+        assert parse_qs(urlparse(link).query)["state"] == [first["state"]]  # the same consent, a fresh sign-in
+        admin = self.tenant["globalAdmin"]
+        second = await sign_in_and_consent(link, admin["username"], admin["password"], str(self.live.emulator.ca_cert_path))
+        assert second.callback.status_code == 200 and "Registration consent" in second.callback.text, second.callback.text
+        webhooks = self.receiver.at(hook)
+        assert webhooks[0]["body"]["officeUserType"] == "GLOBAL_ADMIN" and "error" not in webhooks[0]["body"], webhooks
+        info = await self.client.get(f"/reseller/getEnterprisesForReseller/{self.login.reseller_id}",
+                                     headers=bearer(self.token))
+        assert info.json()[0]["tenantId"] == self.tenant["tenantId"]
+        return second
+
     async def register(self) -> dict:
         await self.create()
         payload = await self.consent("REGISTRATION")
